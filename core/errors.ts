@@ -1,0 +1,47 @@
+/**
+ * Every error a user can meet has a stable code (documented in docs/errors.md; a test keeps the
+ * two in step). A code, once retired, is never reused.
+ */
+export const errorCodes = {
+  DF_ERR_CONFIG_INVALID: 'The configuration file does not match its schema; fix the fields named.',
+  DF_ERR_CONFIG_READ: 'The configuration file could not be read or is not JSON.',
+  DF_ERR_DATASET_MALFORMED: 'The received dataset could not be parsed; the sender must resend a valid object.',
+  DF_ERR_DATASET_MISMATCH: 'The dataset contradicts its C-STORE command (SOP Class/Instance UID).',
+  DF_ERR_UID_INVALID: 'A UID is empty, longer than 64 characters or holds characters a UID cannot.',
+  DF_ERR_DUPLICATE_REJECTED: 'An object with this SOP Instance UID is already stored and the duplicate policy is "reject".',
+  DF_ERR_STORE_FULL: 'The storage root is out of space; free space or move the data directory.',
+  DF_ERR_STORE_WRITE: 'Writing or syncing the object to disk failed.',
+  DF_ERR_DATABASE_UNKNOWN: 'No database of that name is configured.',
+  DF_ERR_AE_UNKNOWN: 'The calling AE title is not on the allow-list of this server.',
+  DF_ERR_CALLED_AE_UNKNOWN: 'The called AE title is not one this server answers to.',
+  DF_ERR_QUERY_INVALID: 'The C-FIND identifier is not valid for the query level or model.',
+  DF_ERR_USAGE: 'The command line is not valid; see `dicomflow --help`.',
+  DF_ERR_PIPELINE_INVALID: 'A pipeline definition does not match its schema or refers to unknown parts.',
+} as const;
+
+export type ErrorCode = keyof typeof errorCodes;
+
+export class DfError extends Error {
+  readonly code: ErrorCode;
+  readonly details?: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super(`${code}: ${message}`, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'DfError';
+    this.code = code;
+    this.details = options?.details;
+  }
+}
+
+/** The one factory for user-facing errors. */
+export function dfError(
+  code: ErrorCode,
+  message: string,
+  options?: { cause?: unknown; details?: Record<string, unknown> },
+): DfError {
+  return new DfError(code, message, options);
+}
+
+export function isDfError(err: unknown, code?: ErrorCode): err is DfError {
+  return err instanceof DfError && (code === undefined || err.code === code);
+}
