@@ -7,6 +7,7 @@ export const errorCodes = {
   DF_ERR_CONFIG_READ: 'The configuration file could not be read or is not JSON.',
   DF_ERR_DATASET_MALFORMED: 'The received dataset could not be parsed; the sender must resend a valid object.',
   DF_ERR_DATASET_MISMATCH: 'The dataset contradicts its C-STORE command (SOP Class/Instance UID).',
+  DF_ERR_DATASET_INCOMPLETE: 'The dataset lacks an attribute every stored object needs (Study, Series or SOP Instance UID).',
   DF_ERR_UID_INVALID: 'A UID is empty, longer than 64 characters or holds characters a UID cannot.',
   DF_ERR_DUPLICATE_REJECTED: 'An object with this SOP Instance UID is already stored and the duplicate policy is "reject".',
   DF_ERR_STORE_FULL: 'The storage root is out of space; free space or move the data directory.',
@@ -14,8 +15,10 @@ export const errorCodes = {
   DF_ERR_DATABASE_UNKNOWN: 'No database of that name is configured.',
   DF_ERR_AE_UNKNOWN: 'The calling AE title is not on the allow-list of this server.',
   DF_ERR_CALLED_AE_UNKNOWN: 'The called AE title is not one this server answers to.',
+  DF_ERR_PDU_INVALID: 'A peer sent a PDU of unknown type or larger than negotiated; the association was aborted.',
   DF_ERR_QUERY_INVALID: 'The C-FIND identifier is not valid for the query level or model.',
   DF_ERR_USAGE: 'The command line is not valid; see `dicomflow --help`.',
+  DF_ERR_UNAUTHORIZED: 'The HTTP request has no valid bearer token (see <dataDir>/admin-token).',
   DF_ERR_PIPELINE_INVALID: 'A pipeline definition does not match its schema or refers to unknown parts.',
 } as const;
 

@@ -1,0 +1,81 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Ajv, type ErrorObject } from 'ajv';
+import { dfError } from '../errors.ts';
+import { configSchema, type Config } from './schema.ts';
+
+export type ResolvedConfig = Config & { dataDir: string; configFile?: string };
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true });
+const validate = ajv.compile(configSchema);
+
+export function describeAjvErrors(errors: ErrorObject[] | null | undefined): string[] {
+  return (errors ?? []).map((e) => {
+    const at = e.instancePath === '' ? '/' : e.instancePath;
+    const extra = e.keyword === 'additionalProperties' ? ` (${String(e.params.additionalProperty)})` : '';
+    return `${at}: ${e.message ?? e.keyword}${extra}`;
+  });
+}
+
+/** Overrides from the command line, applied after the file and before validation. */
+export interface ConfigOverrides {
+  dataDir?: string;
+  port?: number;
+  httpPort?: number;
+  aeTitle?: string;
+}
+
+/**
+ * Reads, overrides, defaults and validates the configuration. Relative paths in a file resolve
+ * against the file's directory; those given on the command line against the working directory.
+ */
+export function loadConfig(file: string | undefined, overrides: ConfigOverrides = {}, cwd = process.cwd()): ResolvedConfig {
+  let raw: Record<string, any> = {};
+  let baseDir = cwd;
+  if (file !== undefined) {
+    try {
+      raw = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (err) {
+      throw dfError('DF_ERR_CONFIG_READ', `cannot read configuration ${file}: ${(err as Error).message}`, { cause: err });
+    }
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+      throw dfError('DF_ERR_CONFIG_INVALID', `${file}: the configuration must be a JSON object`);
+    }
+    baseDir = path.dirname(path.resolve(cwd, file));
+  }
+  raw.dimse ??= {};
+  raw.http ??= {};
+  if (overrides.port !== undefined) raw.dimse.port = overrides.port;
+  if (overrides.aeTitle !== undefined) raw.dimse.aeTitle = overrides.aeTitle;
+  if (overrides.httpPort !== undefined) raw.http.port = overrides.httpPort;
+  if (!validate(raw)) {
+    const where = file ?? 'configuration';
+    throw dfError('DF_ERR_CONFIG_INVALID', `${where}:\n  ${describeAjvErrors(validate.errors).join('\n  ')}`, {
+      details: { errors: validate.errors },
+    });
+  }
+  const config = raw as Config;
+  const dataDir =
+    overrides.dataDir !== undefined ? path.resolve(cwd, overrides.dataDir) : path.resolve(baseDir, config.dataDir);
+  checkSemantics(config, file ?? 'configuration');
+  return { ...config, dataDir, configFile: file === undefined ? undefined : path.resolve(cwd, file) };
+}
+
+function checkSemantics(config: Config, where: string): void {
+  const problems: string[] = [];
+  const names = new Set<string>();
+  config.databases.forEach((db, i) => {
+    if (names.has(db.name)) problems.push(`/databases/${i}/name: duplicate database name "${db.name}"`);
+    names.add(db.name);
+  });
+  if (!names.has(config.defaultDatabase)) {
+    problems.push(`/defaultDatabase: "${config.defaultDatabase}" is not one of the databases (${[...names].join(', ')})`);
+  }
+  const aes = new Map<string, number>();
+  config.databases.forEach((db, i) => {
+    if (db.aeTitle === undefined) return;
+    if (aes.has(db.aeTitle)) problems.push(`/databases/${i}/aeTitle: "${db.aeTitle}" is already used by /databases/${aes.get(db.aeTitle)}`);
+    aes.set(db.aeTitle, i);
+  });
+  if (problems.length > 0) throw dfError('DF_ERR_CONFIG_INVALID', `${where}:\n  ${problems.join('\n  ')}`);
+}

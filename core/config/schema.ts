@@ -1,0 +1,130 @@
+import type { FromSchema } from 'json-schema-to-ts';
+
+const aeTitle = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 16,
+  // PS3.5 6.2: AE is 16 characters of the default repertoire, no backslash or control characters.
+  pattern: '^[ -\\[\\]-~]*[!-\\[\\]-~][ -\\[\\]-~]*$',
+} as const;
+
+/**
+ * The server configuration. Defaults live here (ajv `useDefaults`), not in code, so that the
+ * published schema (schemas/config.schema.json) documents exactly what a missing field means.
+ */
+export const configSchema = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  $id: 'https://dicomflow.dev/schemas/config.schema.json',
+  title: 'dicomflow server configuration',
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    $schema: { type: 'string' },
+    dataDir: {
+      type: 'string',
+      default: './data',
+      description: 'Root of everything dicomflow keeps: objects, index, spool. Relative paths resolve against the configuration file (or the working directory without one).',
+    },
+    dimse: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        aeTitle: { ...aeTitle, default: 'DICOMFLOW', description: 'The AE title this server answers to.' },
+        host: { type: 'string', default: '0.0.0.0', description: 'Interface to listen on.' },
+        port: { type: 'integer', minimum: 0, maximum: 65535, default: 11112 },
+        maxPduLength: {
+          type: 'integer',
+          minimum: 4096,
+          maximum: 262144,
+          default: 262144,
+          description: 'Largest P-DATA-TF PDU this server accepts (bytes); announced in A-ASSOCIATE-AC.',
+        },
+        maxAssociations: { type: 'integer', minimum: 1, default: 64, description: 'Associations open at once; more are rejected with "local limit exceeded".' },
+        checkCalledAeTitle: {
+          type: 'boolean',
+          default: false,
+          description: 'Reject associations whose called AE title is neither dimse.aeTitle nor a database AE title.',
+        },
+        allowedCallers: {
+          description: 'If set, only these calling AE titles (optionally from these hosts) may associate; others get A-ASSOCIATE-RJ "calling AE title not recognized".',
+          type: 'array',
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['aeTitle'],
+            properties: {
+              aeTitle,
+              host: { type: 'string', description: 'IP address the caller must come from.' },
+            },
+          },
+        },
+        acceptUnknownSopClasses: {
+          type: 'boolean',
+          default: false,
+          description: 'Also accept private/unknown SOP classes for storage (their objects are kept byte for byte like any other).',
+        },
+        associationTimeoutSeconds: { type: 'integer', minimum: 1, default: 60 },
+        pduTimeoutSeconds: { type: 'integer', minimum: 1, default: 60 },
+      },
+    },
+    http: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        host: { type: 'string', default: '0.0.0.0' },
+        port: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
+      },
+    },
+    storage: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        duplicatePolicy: {
+          enum: ['keep-first', 'replace', 'reject'],
+          default: 'keep-first',
+          description: 'What a second object with a SOP Instance UID already in the database does: keep-first acknowledges it, keeps the first and records the duplicate; replace indexes the new one instead (the old bytes stay on disk, recorded); reject answers C-STORE with a failure status.',
+        },
+        indexSynchronous: {
+          enum: ['FULL', 'NORMAL'],
+          default: 'FULL',
+          description: 'SQLite synchronous mode of the index. FULL survives power loss; NORMAL survives a process crash only.',
+        },
+        minFreeMegabytes: {
+          type: 'integer',
+          minimum: 0,
+          default: 512,
+          description: 'Refuse new objects (C-STORE status A700, out of resources) when the storage root has less free space.',
+        },
+      },
+    },
+    defaultDatabase: { type: 'string', default: 'Import', description: 'Database used when the called AE title maps to none.' },
+    databases: {
+      type: 'array',
+      default: [{ name: 'Import' }],
+      minItems: 1,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name'],
+        properties: {
+          name: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' },
+          aeTitle: { ...aeTitle, description: 'Called AE title that stores into / queries this database.' },
+          description: { type: 'string' },
+        },
+      },
+    },
+    log: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+      },
+    },
+  },
+} as const;
+
+export type Config = FromSchema<typeof configSchema, { keepDefaultedPropertiesOptional: false }>;

@@ -1,0 +1,242 @@
+import { dfError } from '../errors.ts';
+
+/**
+ * Walks a DICOM dataset's bytes as they stream in, in constant memory: it checks that the
+ * encoding is well formed (every element, sequence and item complete; the dataset ends on an
+ * element boundary) and captures the small top-level elements the index needs. The bytes
+ * themselves are never changed or kept whole: receive writes them to disk as they come.
+ *
+ * Sequences and items of defined length are skipped by length; undefined-length ones are
+ * descended into to find their delimiters (PS3.5 7.5). Encapsulated pixel data (PS3.5 A.4) is
+ * a sequence of defined-length fragments and is walked the same way.
+ */
+
+export interface CapturedElement {
+  vr: string;
+  value: Buffer;
+}
+
+export interface WalkerOptions {
+  explicitVr: boolean;
+  littleEndian: boolean;
+  /** Top-level elements up to this many bytes are captured for indexing. */
+  captureMaxBytes?: number;
+}
+
+const ITEM = 0xfffee000;
+const ITEM_DELIMITER = 0xfffee00d;
+const SEQUENCE_DELIMITER = 0xfffee0dd;
+const UNDEFINED = 0xffffffff;
+const PIXEL_DATA = 0x7fe00010;
+
+// PS3.5 7.1.2: these VRs have a 2-byte reserved field and a 4-byte length in explicit VR.
+const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
+const KNOWN_VRS = new Set([
+  'AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FD', 'FL', 'IS', 'LO', 'LT', 'OB', 'OD', 'OF', 'OL', 'OV', 'OW',
+  'PN', 'SH', 'SL', 'SQ', 'SS', 'ST', 'SV', 'TM', 'UC', 'UI', 'UL', 'UN', 'UR', 'US', 'UT', 'UV',
+]);
+
+/** What the walker is inside: the dataset, an undefined-length sequence, or an undefined-length item. */
+interface Frame {
+  kind: 'dataset' | 'sequence' | 'item';
+  explicitVr: boolean;
+  /** The tag that opened a sequence frame, for messages. */
+  tag?: number;
+}
+
+export function tagString(tag: number): string {
+  const hex = tag.toString(16).toUpperCase().padStart(8, '0');
+  return `(${hex.slice(0, 4)},${hex.slice(4)})`;
+}
+
+export class DatasetWalker {
+  readonly elements = new Map<number, CapturedElement>();
+  private readonly littleEndian: boolean;
+  private readonly captureMaxBytes: number;
+  private readonly stack: Frame[];
+  private offset = 0;
+  /** Partial header bytes carried over between chunks. */
+  private header: Buffer = Buffer.alloc(0);
+  /** Bytes of the current element value still to skip or capture. */
+  private valueRemaining = 0;
+  private valueTag = 0;
+  private captureParts: Buffer[] | undefined;
+  private captureVr = '';
+  private lastTopLevelTag = -1;
+
+  constructor(options: WalkerOptions) {
+    this.littleEndian = options.littleEndian;
+    this.captureMaxBytes = options.captureMaxBytes ?? 1024;
+    this.stack = [{ kind: 'dataset', explicitVr: options.explicitVr }];
+  }
+
+  get bytesSeen(): number {
+    return this.offset;
+  }
+
+  push(chunk: Buffer): void {
+    let pos = 0;
+    while (pos < chunk.length) {
+      if (this.valueRemaining > 0) {
+        const take = Math.min(this.valueRemaining, chunk.length - pos);
+        if (this.captureParts) this.captureParts.push(Buffer.from(chunk.subarray(pos, pos + take)));
+        this.valueRemaining -= take;
+        pos += take;
+        this.offset += take;
+        if (this.valueRemaining === 0) this.finishValue();
+        continue;
+      }
+      pos = this.readHeader(chunk, pos);
+    }
+  }
+
+  /** Call once every byte has been pushed; throws if the dataset is incomplete. */
+  end(): Map<number, CapturedElement> {
+    if (this.valueRemaining > 0) {
+      throw malformed(`dataset ends inside the value of ${tagString(this.valueTag)}, ${this.valueRemaining} bytes short`, this.offset);
+    }
+    if (this.header.length > 0) {
+      throw malformed(`dataset ends inside an element header (${this.header.length} bytes)`, this.offset);
+    }
+    if (this.stack.length > 1) {
+      const open = this.stack[this.stack.length - 1];
+      const what = open.kind === 'item' ? 'an item' : `sequence ${tagString(open.tag ?? 0)}`;
+      throw malformed(`dataset ends inside ${what} that was never delimited`, this.offset);
+    }
+    return this.elements;
+  }
+
+  private finishValue(): void {
+    if (this.captureParts) {
+      const value = this.captureParts.length === 1 ? this.captureParts[0] : Buffer.concat(this.captureParts);
+      this.elements.set(this.valueTag, { vr: this.captureVr, value });
+      this.captureParts = undefined;
+    }
+  }
+
+  private readHeader(chunk: Buffer, pos: number): number {
+    const frame = this.stack[this.stack.length - 1];
+    // Read the tag first: item tags have no VR field whatever the transfer syntax.
+    let p = this.fill(chunk, pos, 4);
+    if (p === -1) return chunk.length;
+    const tag = this.readTag(this.header);
+    const explicit = frame.explicitVr && tag >>> 16 !== 0xfffe;
+    let headerLength = 8;
+    if (explicit) {
+      p = this.fill(chunk, p, 6);
+      if (p === -1) return chunk.length;
+      headerLength = LONG_VRS.has(this.header.toString('latin1', 4, 6)) ? 12 : 8;
+    }
+    p = this.fill(chunk, p, headerLength);
+    if (p === -1) return chunk.length;
+    const h = this.header;
+    this.header = Buffer.alloc(0);
+    this.offset += headerLength;
+    let vr = '';
+    let length: number;
+    if (explicit) {
+      vr = h.toString('latin1', 4, 6);
+      if (!KNOWN_VRS.has(vr)) throw malformed(`element ${tagString(tag)} has an invalid VR "${printable(vr)}"`, this.offset - headerLength);
+      length = headerLength === 12 ? this.readU32(h, 8) : this.readU16(h, 6);
+    } else {
+      length = this.readU32(h, 4);
+    }
+    this.onElement(frame, tag, vr, length);
+    return p;
+  }
+
+  /**
+   * Appends bytes from the chunk to the carried header until it holds `n` bytes. Returns the
+   * chunk position after the bytes used, or -1 if the chunk ran out first.
+   */
+  private fill(chunk: Buffer, pos: number, n: number): number {
+    if (this.header.length >= n) return pos;
+    const missing = n - this.header.length;
+    if (chunk.length - pos < missing) {
+      this.header = Buffer.concat([this.header, chunk.subarray(pos)]);
+      return -1;
+    }
+    this.header = this.header.length === 0 ? chunk.subarray(pos, pos + n) : Buffer.concat([this.header, chunk.subarray(pos, pos + missing)]);
+    return pos + missing;
+  }
+
+  private onElement(frame: Frame, tag: number, vr: string, length: number): void {
+    const at = this.offset;
+    if (tag === ITEM_DELIMITER) {
+      if (frame.kind !== 'item') throw malformed('item delimiter outside an undefined-length item', at);
+      this.stack.pop();
+      return;
+    }
+    if (tag === SEQUENCE_DELIMITER) {
+      if (frame.kind !== 'sequence') throw malformed('sequence delimiter outside an undefined-length sequence', at);
+      this.stack.pop();
+      return;
+    }
+    if (tag === ITEM) {
+      if (frame.kind !== 'sequence') throw malformed(`item tag (FFFE,E000) outside a sequence`, at);
+      if (length === UNDEFINED) {
+        this.stack.push({ kind: 'item', explicitVr: frame.explicitVr });
+        return;
+      }
+      this.skip(tag, length);
+      return;
+    }
+    if (frame.kind === 'sequence') throw malformed(`element ${tagString(tag)} inside a sequence but outside any item`, at);
+
+    if (length === UNDEFINED) {
+      // PS3.5 6.2.2: an undefined-length UN is a sequence encoded in implicit VR little endian.
+      const isSequence = !frame.explicitVr || vr === 'SQ' || vr === 'UN';
+      const isEncapsulatedPixels = tag === PIXEL_DATA && (vr === 'OB' || vr === 'OW');
+      if (!isSequence && !isEncapsulatedPixels) throw malformed(`element ${tagString(tag)} (${vr}) has undefined length`, at);
+      const explicitInside = vr === 'UN' ? false : frame.explicitVr;
+      this.stack.push({ kind: 'sequence', explicitVr: explicitInside, tag });
+      this.noteTopLevel(frame, tag, at);
+      return;
+    }
+    this.noteTopLevel(frame, tag, at);
+    const capture = frame.kind === 'dataset' && length <= this.captureMaxBytes && vr !== 'SQ' && tag !== PIXEL_DATA;
+    if (capture) {
+      this.captureParts = [];
+      this.captureVr = vr;
+    }
+    this.skip(tag, length);
+  }
+
+  private noteTopLevel(frame: Frame, tag: number, at: number): void {
+    if (frame.kind !== 'dataset') return;
+    // PS3.5 7.1: elements appear in increasing tag order; a repeat or a step back means the
+    // bytes are not one dataset (e.g. two concatenated objects or garbage after a truncation).
+    if (tag <= this.lastTopLevelTag) {
+      throw malformed(`element ${tagString(tag)} is out of order after ${tagString(this.lastTopLevelTag)}`, at);
+    }
+    this.lastTopLevelTag = tag;
+  }
+
+  private skip(tag: number, length: number): void {
+    this.valueTag = tag;
+    this.valueRemaining = length;
+    if (length === 0) this.finishValue();
+  }
+
+  private readTag(b: Buffer): number {
+    const group = this.readU16(b, 0);
+    const element = this.readU16(b, 2);
+    return ((group << 16) | element) >>> 0;
+  }
+
+  private readU16(b: Buffer, at: number): number {
+    return this.littleEndian ? b.readUInt16LE(at) : b.readUInt16BE(at);
+  }
+
+  private readU32(b: Buffer, at: number): number {
+    return this.littleEndian ? b.readUInt32LE(at) : b.readUInt32BE(at);
+  }
+}
+
+function printable(s: string): string {
+  return s.replace(/[^ -~]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+function malformed(reason: string, offset: number) {
+  return dfError('DF_ERR_DATASET_MALFORMED', `${reason} (at byte ${offset} of the dataset)`, { details: { offset } });
+}

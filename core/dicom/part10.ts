@@ -1,0 +1,55 @@
+/**
+ * The Part 10 file meta information (PS3.10 7.1): a 128-byte preamble, "DICM", then group 0002
+ * in explicit VR little endian. Receive writes this first and then the dataset bytes exactly as
+ * they arrived, so the stored file is the sender's object plus a header, never a re-encoding.
+ */
+
+// A UID under 2.25 (ISO/IEC 9834-8, from a random UUID) identifying dicomflow's implementation.
+export const IMPLEMENTATION_CLASS_UID = '2.25.335144947945496701036114997447415247764';
+export const IMPLEMENTATION_VERSION_NAME = 'DICOMFLOW_010';
+
+export interface FileMeta {
+  sopClassUid: string;
+  sopInstanceUid: string;
+  transferSyntaxUid: string;
+  sourceAeTitle?: string;
+}
+
+function element(group: number, element: number, vr: string, value: Buffer): Buffer {
+  const long = vr === 'OB';
+  const header = Buffer.alloc(long ? 12 : 8);
+  header.writeUInt16LE(group, 0);
+  header.writeUInt16LE(element, 2);
+  header.write(vr, 4, 'latin1');
+  if (long) header.writeUInt32LE(value.length, 8);
+  else header.writeUInt16LE(value.length, 6);
+  return Buffer.concat([header, value]);
+}
+
+function padded(value: string, pad: '\0' | ' '): Buffer {
+  const b = Buffer.from(value, 'latin1');
+  return b.length % 2 === 0 ? b : Buffer.concat([b, Buffer.from(pad, 'latin1')]);
+}
+
+export function fileMetaHeader(meta: FileMeta): Buffer {
+  const elements = [
+    element(0x0002, 0x0001, 'OB', Buffer.from([0x00, 0x01])),
+    element(0x0002, 0x0002, 'UI', padded(meta.sopClassUid, '\0')),
+    element(0x0002, 0x0003, 'UI', padded(meta.sopInstanceUid, '\0')),
+    element(0x0002, 0x0010, 'UI', padded(meta.transferSyntaxUid, '\0')),
+    element(0x0002, 0x0012, 'UI', padded(IMPLEMENTATION_CLASS_UID, '\0')),
+    element(0x0002, 0x0013, 'SH', padded(IMPLEMENTATION_VERSION_NAME, ' ')),
+  ];
+  if (meta.sourceAeTitle) elements.push(element(0x0002, 0x0016, 'AE', padded(meta.sourceAeTitle, ' ')));
+  const body = Buffer.concat(elements);
+  const groupLength = Buffer.alloc(4);
+  groupLength.writeUInt32LE(body.length, 0);
+  return Buffer.concat([Buffer.alloc(128), Buffer.from('DICM', 'latin1'), element(0x0002, 0x0000, 'UL', groupLength), body]);
+}
+
+/** Where the dataset starts in a Part 10 file written by fileMetaHeader (or any Part 10 file). */
+export function datasetOffset(file: Buffer): number {
+  if (file.length < 144 || file.toString('latin1', 128, 132) !== 'DICM') throw new Error('not a Part 10 file');
+  const groupLength = file.readUInt32LE(140);
+  return 144 + groupLength;
+}

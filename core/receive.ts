@@ -1,0 +1,241 @@
+import zlib from 'node:zlib';
+import type { Logger } from 'pino';
+import { DatasetWalker } from './dicom/dataset-walker.ts';
+import { readIndexedAttributes } from './dicom/indexed-attributes.ts';
+import { fileMetaHeader } from './dicom/part10.ts';
+import { DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_BE, IMPLICIT_VR_LE } from './dicom/transfer-syntaxes.ts';
+import { dfError, isDfError, type DfError } from './errors.ts';
+import type { DicomflowEvents } from './events.ts';
+import type { ArrivalSource, DuplicatePolicy, IndexStore, RecordResult } from './store/index-store.ts';
+import type { ObjectStore, ObjectWriter } from './store/object-store.ts';
+
+
+export interface IncomingObject {
+  sopClassUid: string;
+  sopInstanceUid: string;
+  transferSyntaxUid: string;
+  sourceAeTitle?: string;
+}
+
+export interface Provenance {
+  source: ArrivalSource;
+  database: string;
+  createdBy: string;
+  callingAeTitle?: string;
+  calledAeTitle?: string;
+  peerAddress?: string;
+  userName?: string;
+  associationId?: string;
+}
+
+export type ReceptionResult =
+  | { ok: true; record: RecordResult; size: number; path: string }
+  | { ok: false; error: DfError };
+
+export interface ReceiverOptions {
+  objects: ObjectStore;
+  index: IndexStore;
+  events: DicomflowEvents;
+  duplicatePolicy: DuplicatePolicy;
+  log: Logger;
+  /** Checked before an object is accepted; true means the store is too full. */
+  storeIsFull: () => boolean;
+}
+
+/** Counters for the status page; kept in memory since start. */
+export class ReceiveStats {
+  objectsReceived = 0;
+  bytesReceived = 0;
+  failures = 0;
+  duplicates = 0;
+  lastArrivalAt: string | undefined;
+}
+
+// PS3.5 9.1 UIDs are digits and dots; real modalities sometimes send worse, and since no path is
+// made from a UID we keep those too. What we refuse is what no UID can be: empty, too long,
+// control characters, or a backslash (which would make it multi-valued).
+const ACCEPTABLE_UID = /^[!-[\]-~]{1,64}$/;
+
+/**
+ * The one way into storage, whatever the source: the Part 10 header and the dataset's bytes go
+ * to disk as they come, the dataset is checked while it streams, and only after fsync and the
+ * index commit is the object acknowledged and announced.
+ */
+export class Receiver {
+  readonly stats = new ReceiveStats();
+  private readonly options: ReceiverOptions;
+
+  constructor(options: ReceiverOptions) {
+    this.options = options;
+  }
+
+  begin(incoming: IncomingObject): Reception {
+    return new Reception(this, this.options, incoming);
+  }
+}
+
+export class Reception {
+  private readonly receiver: Receiver;
+  private readonly options: ReceiverOptions;
+  private readonly incoming: IncomingObject;
+  private readonly writer: ObjectWriter | undefined;
+  private readonly walker: DatasetWalker | undefined;
+  private readonly inflater: zlib.InflateRaw | undefined;
+  private earlyError: DfError | undefined;
+  private datasetBytes = 0;
+
+  constructor(receiver: Receiver, options: ReceiverOptions, incoming: IncomingObject) {
+    this.receiver = receiver;
+    this.options = options;
+    this.incoming = incoming;
+    if (options.storeIsFull()) {
+      this.earlyError = dfError('DF_ERR_STORE_FULL', 'the storage root is below its free-space reserve (storage.minFreeMegabytes)');
+      return;
+    }
+    const ts = incoming.transferSyntaxUid;
+    this.walker = new DatasetWalker({ explicitVr: ts !== IMPLICIT_VR_LE, littleEndian: ts !== EXPLICIT_VR_BE });
+    if (ts === DEFLATED_EXPLICIT_VR_LE) {
+      // The bytes are kept deflated as they came; the walker checks the inflated stream.
+      this.inflater = zlib.createInflateRaw();
+      this.inflater.on('data', (chunk: Buffer) => this.walk(chunk));
+      this.inflater.on('error', (err) => {
+        this.earlyError ??= dfError('DF_ERR_DATASET_MALFORMED', `deflated dataset does not inflate: ${err.message}`, { cause: err });
+      });
+    }
+    this.writer = options.objects.beginWrite();
+    this.writer.write(fileMetaHeader(incoming));
+  }
+
+  write(chunk: Buffer): void {
+    if (this.earlyError || !this.writer) return;
+    this.datasetBytes += chunk.length;
+    this.writer.write(chunk);
+    if (this.inflater) this.inflater.write(chunk);
+    else this.walk(chunk);
+  }
+
+  private walk(chunk: Buffer): void {
+    if (this.earlyError || !this.walker) return;
+    try {
+      this.walker.push(chunk);
+    } catch (err) {
+      this.earlyError = toDfError(err);
+    }
+  }
+
+  /** Completes the object; resolves with what to answer the sender. Never rejects. */
+  async finish(provenance: Provenance): Promise<ReceptionResult> {
+    const { log } = this.options;
+    const stats = this.receiver.stats;
+    const logContext = { sopInstanceUid: this.incoming.sopInstanceUid, associationId: provenance.associationId, source: provenance.source };
+    try {
+      if (this.inflater) await new Promise<void>((resolve) => this.inflater!.end(resolve));
+      if (this.earlyError) throw this.earlyError;
+      if (!this.writer || !this.walker) throw dfError('DF_ERR_STORE_WRITE', 'no writer');
+      if (this.writer.error) throw this.writer.error;
+      const elements = this.walker.end();
+      const attributes = readIndexedAttributes(elements, this.incoming.transferSyntaxUid !== EXPLICIT_VR_BE);
+      this.checkIdentity(attributes);
+      const relativePath = await this.writer.seal();
+      const receivedAt = new Date().toISOString();
+      const [indexed, synced] = await Promise.allSettled([
+        this.options.index.recordReceived(
+          {
+            objectId: this.writer.id,
+            path: relativePath,
+            size: this.writer.size,
+            transferSyntaxUid: this.incoming.transferSyntaxUid,
+            sopClassUid: this.incoming.sopClassUid,
+            sopInstanceUid: this.incoming.sopInstanceUid,
+            attributes,
+            receivedAt,
+            ...provenance,
+          },
+          this.options.duplicatePolicy,
+        ),
+        this.options.objects.syncPlacement(relativePath),
+      ]);
+      if (indexed.status === 'rejected') {
+        await this.options.objects.remove(relativePath);
+        throw dfError('DF_ERR_STORE_WRITE', `cannot index the object: ${(indexed.reason as Error).message}`, { cause: indexed.reason });
+      }
+      // Indexed but its directory entry not synced: keep it (it is valid), but do not claim
+      // durability to the sender, who will resend and meet the duplicate policy.
+      if (synced.status === 'rejected') {
+        throw dfError('DF_ERR_STORE_WRITE', `cannot sync the object's directory: ${(synced.reason as Error).message}`, { cause: synced.reason });
+      }
+      const record = indexed.value;
+      if (record.outcome === 'duplicate-kept-first' || record.outcome === 'duplicate-rejected') {
+        // The first copy is the one kept; the arrival stays on record, its bytes need not.
+        await this.options.objects.remove(relativePath);
+        stats.duplicates++;
+        log.info({ ...logContext, outcome: record.outcome }, 'duplicate SOP Instance UID');
+      }
+      stats.objectsReceived++;
+      stats.bytesReceived += this.datasetBytes;
+      stats.lastArrivalAt = receivedAt;
+      if (record.outcome === 'duplicate-rejected') {
+        return { ok: false, error: dfError('DF_ERR_DUPLICATE_REJECTED', `SOP Instance ${this.incoming.sopInstanceUid} is already stored`) };
+      }
+      this.options.events.emit('InstanceReceived', {
+        id: record.arrivalId,
+        objectId: this.writer.id,
+        path: relativePath,
+        absolutePath: this.options.objects.absolutePath(relativePath),
+        receivedAt,
+        source: provenance.source,
+        callingAeTitle: provenance.callingAeTitle,
+        calledAeTitle: provenance.calledAeTitle,
+        peerAddress: provenance.peerAddress,
+        database: provenance.database,
+        associationId: provenance.associationId,
+        userName: provenance.userName,
+        outcome: record.outcome,
+        sopClassUid: this.incoming.sopClassUid,
+        sopInstanceUid: this.incoming.sopInstanceUid,
+        seriesInstanceUid: attributes.SeriesInstanceUID,
+        studyInstanceUid: attributes.StudyInstanceUID,
+        attributes,
+      });
+      return { ok: true, record, size: this.writer.size, path: relativePath };
+    } catch (err) {
+      const error = toDfError(err);
+      stats.failures++;
+      await this.writer?.discard();
+      log.warn({ ...logContext, code: error.code, err: error.message }, 'object refused');
+      return { ok: false, error };
+    }
+  }
+
+  /** The association or import broke off: nothing was acknowledged, nothing is kept. */
+  async abort(): Promise<void> {
+    this.inflater?.destroy();
+    await this.writer?.discard();
+  }
+
+  private checkIdentity(attributes: Record<string, string>): void {
+    const { sopClassUid, sopInstanceUid } = this.incoming;
+    for (const [name, uid] of [
+      ['SOP Instance UID', sopInstanceUid],
+      ['SOP Class UID', sopClassUid],
+      ['Study Instance UID', attributes.StudyInstanceUID],
+      ['Series Instance UID', attributes.SeriesInstanceUID],
+    ] as const) {
+      if (uid === undefined || uid === '') {
+        throw dfError('DF_ERR_DATASET_INCOMPLETE', `the dataset has no ${name}`);
+      }
+      if (!ACCEPTABLE_UID.test(uid)) throw dfError('DF_ERR_UID_INVALID', `${name} "${uid.slice(0, 80)}" is not a usable UID`);
+    }
+    if (attributes.SOPInstanceUID !== sopInstanceUid) {
+      throw dfError('DF_ERR_DATASET_MISMATCH', `the dataset's SOP Instance UID "${attributes.SOPInstanceUID ?? ''}" differs from the command's "${sopInstanceUid}"`);
+    }
+    if (attributes.SOPClassUID !== sopClassUid) {
+      throw dfError('DF_ERR_DATASET_MISMATCH', `the dataset's SOP Class UID "${attributes.SOPClassUID ?? ''}" differs from the command's "${sopClassUid}"`);
+    }
+  }
+}
+
+function toDfError(err: unknown): DfError {
+  if (isDfError(err)) return err;
+  return dfError('DF_ERR_STORE_WRITE', (err as Error).message ?? String(err), { cause: err });
+}

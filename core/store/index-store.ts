@@ -1,0 +1,121 @@
+/**
+ * The index behind every database: what the rest of dicomflow may ask of it. SQLite is the
+ * embedded implementation (sqlite-index.ts); nothing outside the adapter sees SQL.
+ */
+
+export type ArrivalSource = 'network' | 'folder' | 'import' | 'move' | 'replication' | 'pipeline';
+export type DuplicatePolicy = 'keep-first' | 'replace' | 'reject';
+export type ArrivalOutcome = 'stored' | 'duplicate-kept-first' | 'duplicate-replaced' | 'duplicate-rejected';
+
+export interface ReceivedObject {
+  objectId: string;
+  /** Relative to the object store root. */
+  path: string;
+  size: number;
+  transferSyntaxUid: string;
+  sopClassUid: string;
+  sopInstanceUid: string;
+  /** Indexed attributes decoded from the dataset (keyword → DICOM string). */
+  attributes: Record<string, string>;
+  source: ArrivalSource;
+  callingAeTitle?: string;
+  calledAeTitle?: string;
+  peerAddress?: string;
+  userName?: string;
+  associationId?: string;
+  database: string;
+  /** Who is recorded as creator: the calling AE title for the network, the user for imports. */
+  createdBy: string;
+  receivedAt: string;
+}
+
+export interface RecordResult {
+  arrivalId: string;
+  outcome: ArrivalOutcome;
+  /** The instance row the database now holds for this SOP Instance UID. */
+  instanceId?: string;
+}
+
+export type Attributes = Record<string, string>;
+
+export interface PatientRow {
+  attributes: Attributes;
+  numberOfStudies: number;
+  numberOfSeries: number;
+  numberOfInstances: number;
+}
+
+export interface StudyRow {
+  patient: Attributes;
+  study: Attributes;
+  numberOfSeries: number;
+  numberOfInstances: number;
+  modalitiesInStudy: string[];
+  sopClassesInStudy: string[];
+}
+
+export interface SeriesRow {
+  patient: Attributes;
+  study: Attributes;
+  series: Attributes;
+  numberOfInstances: number;
+}
+
+export interface InstanceRow {
+  patient: Attributes;
+  study: Attributes;
+  series: Attributes;
+  instance: Attributes;
+  objectPath: string;
+  transferSyntaxUid: string;
+  createdBy: string;
+  createdAt: string;
+  source: ArrivalSource;
+}
+
+/** Prefilters by unique keys; the C-FIND matcher does the rest. */
+export interface HierarchyFilter {
+  patientId?: string;
+  studyInstanceUids?: string[];
+  seriesInstanceUids?: string[];
+  sopInstanceUids?: string[];
+}
+
+export interface IndexTotals {
+  patients: number;
+  studies: number;
+  series: number;
+  instances: number;
+  arrivals: number;
+  duplicates: number;
+  bytes: number;
+}
+
+export interface ArrivalRecord {
+  id: string;
+  objectId: string;
+  path: string;
+  receivedAt: string;
+  source: ArrivalSource;
+  callingAeTitle?: string;
+  calledAeTitle?: string;
+  peerAddress?: string;
+  database?: string;
+  outcome: ArrivalOutcome;
+  sopClassUid: string;
+  sopInstanceUid: string;
+  seriesInstanceUid?: string;
+  studyInstanceUid?: string;
+  attributes: Attributes;
+}
+
+export interface IndexStore {
+  recordReceived(object: ReceivedObject, policy: DuplicatePolicy): Promise<RecordResult>;
+  patients(database: string, filter: HierarchyFilter): PatientRow[];
+  studies(database: string, filter: HierarchyFilter): StudyRow[];
+  series(database: string, filter: HierarchyFilter): SeriesRow[];
+  instances(database: string, filter: HierarchyFilter): InstanceRow[];
+  totals(database?: string): IndexTotals;
+  recentArrivals(limit: number): ArrivalRecord[];
+  close(): void;
+}

@@ -1,0 +1,188 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { dfError } from '../errors.ts';
+import { newId } from '../ids.ts';
+
+/**
+ * Original objects, byte for byte, as immutable files named by an id dicomflow makes: no path
+ * ever contains a value from a dataset, so a hostile UID cannot reach outside the root.
+ *
+ *   <root>/incoming/<id>.part    being received (removed at start-up: never acknowledged)
+ *   <root>/objects/YYYY/MM/DD/HH/<id>.dcm kept; indexes refer to it by its relative path
+ */
+export class ObjectStore {
+  readonly root: string;
+  private readonly incomingDir: string;
+  private readonly knownDirs = new Set<string>();
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+    this.incomingDir = path.join(this.root, 'incoming');
+    fs.mkdirSync(this.incomingDir, { recursive: true });
+    fs.mkdirSync(path.join(this.root, 'objects'), { recursive: true });
+  }
+
+  /** Half-received objects from before a crash were never acknowledged: drop them. */
+  removeIncoming(): number {
+    let removed = 0;
+    for (const name of fs.readdirSync(this.incomingDir)) {
+      fs.rmSync(path.join(this.incomingDir, name), { force: true });
+      removed++;
+    }
+    return removed;
+  }
+
+  beginWrite(): ObjectWriter {
+    const id = newId();
+    return new ObjectWriter(this, id, path.join(this.incomingDir, `${id}.part`));
+  }
+
+  absolutePath(relativePath: string): string {
+    const resolved = path.resolve(this.root, relativePath);
+    if (!resolved.startsWith(this.root + path.sep)) throw new Error(`object path ${relativePath} is outside the storage root`);
+    return resolved;
+  }
+
+  /** Moves a fully written, synced file into objects/; its directory entry is synced by syncPlacement. */
+  place(id: string, tempPath: string): string {
+    // Objects of the same hour share a directory: the directory fsync that makes a placement
+    // durable then hits one hot directory instead of creating a fresh one per object.
+    const now = new Date();
+    const hour = [now.getUTCFullYear(), now.getUTCMonth() + 1, now.getUTCDate(), now.getUTCHours()].map((n) => String(n).padStart(2, '0'));
+    const relative = path.join('objects', ...hour, `${id}.dcm`);
+    const dir = path.dirname(path.join(this.root, relative));
+    if (!this.knownDirs.has(dir)) this.makeDurableDirectory(dir);
+    // A rename is metadata only (microseconds); doing it synchronously saves a thread-pool hop
+    // on the path every acknowledgement waits for.
+    fs.renameSync(tempPath, path.join(this.root, relative));
+    return relative;
+  }
+
+  /** Creates dir and its missing parents, syncing each parent so the new entries survive a crash. */
+  private makeDurableDirectory(dir: string): void {
+    if (!fs.existsSync(dir)) {
+      this.makeDurableDirectory(path.dirname(dir));
+      fs.mkdirSync(dir);
+      const fd = fs.openSync(path.dirname(dir), 'r');
+      try {
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    this.knownDirs.add(dir);
+  }
+
+  /** PS: a rename is durable only once its directory is synced (POSIX fsync on the directory). */
+  async syncPlacement(relativePath: string): Promise<void> {
+    await fsyncDirectory(path.dirname(this.absolutePath(relativePath)));
+  }
+
+  async freeBytes(): Promise<number> {
+    const s = await fs.promises.statfs(this.root);
+    return s.bavail * s.bsize;
+  }
+
+  async remove(relativePath: string): Promise<void> {
+    await fs.promises.rm(this.absolutePath(relativePath), { force: true });
+  }
+}
+
+async function fsyncDirectory(dir: string): Promise<void> {
+  const handle = await fs.promises.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * One object being received. Writes are synchronous: each chunk goes straight to the page cache
+ * (tens of microseconds for a PDU), so nothing piles up in memory and the socket's own flow
+ * control is the only backpressure needed. The slow part, fsync, is asynchronous in commit().
+ */
+export class ObjectWriter {
+  readonly id: string;
+  readonly tempPath: string;
+  private readonly store: ObjectStore;
+  private fd: number | undefined;
+  private written = 0;
+  private failure: Error | undefined;
+
+  constructor(store: ObjectStore, id: string, tempPath: string) {
+    this.store = store;
+    this.id = id;
+    this.tempPath = tempPath;
+    try {
+      this.fd = fs.openSync(tempPath, 'wx');
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  get size(): number {
+    return this.written;
+  }
+
+  get error(): Error | undefined {
+    return this.failure;
+  }
+
+  write(chunk: Buffer): void {
+    if (this.failure || this.fd === undefined) return;
+    try {
+      let off = 0;
+      while (off < chunk.length) off += fs.writeSync(this.fd, chunk, off, chunk.length - off);
+      this.written += chunk.length;
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  /**
+   * fsync, close and move into objects/; returns the path relative to the store root. The
+   * caller syncs the directory (syncPlacement) alongside the index commit, so the two waits
+   * overlap. A crash before the index commit leaves an unindexed, unacknowledged file.
+   */
+  async seal(): Promise<string> {
+    if (this.failure || this.fd === undefined) throw this.failure ?? new Error('object writer has no file');
+    const fd = this.fd;
+    this.fd = undefined;
+    try {
+      await new Promise<void>((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
+      fs.closeSync(fd);
+      return this.store.place(this.id, this.tempPath);
+    } catch (err) {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        // closed above before the failing step
+      }
+      this.fail(err);
+      await this.discard();
+      throw this.failure;
+    }
+  }
+
+  async discard(): Promise<void> {
+    if (this.fd !== undefined) {
+      try {
+        fs.closeSync(this.fd);
+      } catch {
+        // already closed or never opened: nothing to release
+      }
+      this.fd = undefined;
+    }
+    await fs.promises.rm(this.tempPath, { force: true });
+  }
+
+  private fail(err: unknown): void {
+    if (this.failure) return;
+    const e = err as NodeJS.ErrnoException;
+    this.failure =
+      e.code === 'ENOSPC' || e.code === 'EDQUOT'
+        ? dfError('DF_ERR_STORE_FULL', `no space left to store the object: ${e.message}`, { cause: err })
+        : dfError('DF_ERR_STORE_WRITE', `cannot write the object: ${e.message}`, { cause: err });
+  }
+}

@@ -1,0 +1,363 @@
+import Database from 'better-sqlite3';
+import { newId } from '../../ids.ts';
+import { attributesOfLevel } from '../../dicom/indexed-attributes.ts';
+import type {
+  ArrivalOutcome,
+  ArrivalRecord,
+  ArrivalSource,
+  Attributes,
+  DuplicatePolicy,
+  HierarchyFilter,
+  IndexStore,
+  IndexTotals,
+  InstanceRow,
+  PatientRow,
+  ReceivedObject,
+  RecordResult,
+  SeriesRow,
+  StudyRow,
+} from '../index-store.ts';
+import { migrations } from './migrations.ts';
+
+interface Pending {
+  object: ReceivedObject;
+  policy: DuplicatePolicy;
+  resolve: (r: RecordResult) => void;
+  reject: (e: unknown) => void;
+}
+
+/** Patients are told apart by issuer and ID; without an ID, by name and birth date. */
+export function patientKey(a: Attributes): string {
+  const id = a.PatientID ?? '';
+  if (id !== '') return `${a.IssuerOfPatientID ?? ''}|${id}`;
+  return `~${a.PatientName ?? ''}|${a.PatientBirthDate ?? ''}`;
+}
+
+const parse = (json: string): Attributes => JSON.parse(json) as Attributes;
+
+export class SqliteIndex implements IndexStore {
+  private readonly db: Database.Database;
+  private queue: Pending[] = [];
+  private flushScheduled = false;
+  private readonly statements;
+
+  constructor(file: string, options: { synchronous: 'FULL' | 'NORMAL' }) {
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${options.synchronous}`);
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+    this.migrate();
+    const db = this.db;
+    this.statements = {
+      insertObject: db.prepare(
+        'INSERT INTO objects (id, path, size, transfer_syntax_uid, sop_class_uid, sop_instance_uid, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      insertArrival: db.prepare(`INSERT INTO arrivals (id, object_id, received_at, source, calling_ae_title, called_ae_title,
+        peer_address, user_name, association_id, database_name, outcome, sop_class_uid, sop_instance_uid, series_instance_uid,
+        study_instance_uid, patient_id, modality, attributes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      patientByKey: db.prepare('SELECT id, attributes FROM patients WHERE database_name = ? AND patient_key = ?'),
+      insertPatient: db.prepare(
+        'INSERT INTO patients (id, database_name, patient_key, patient_id, attributes, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      updatePatient: db.prepare('UPDATE patients SET attributes = ? WHERE id = ?'),
+      studyByUid: db.prepare('SELECT id, attributes FROM studies WHERE database_name = ? AND study_instance_uid = ?'),
+      insertStudy: db.prepare(
+        'INSERT INTO studies (id, database_name, patient_row_id, study_instance_uid, study_date, attributes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      updateStudy: db.prepare('UPDATE studies SET attributes = ? WHERE id = ?'),
+      seriesByUid: db.prepare('SELECT id, attributes FROM series WHERE database_name = ? AND series_instance_uid = ?'),
+      insertSeries: db.prepare(
+        'INSERT INTO series (id, database_name, study_row_id, series_instance_uid, modality, attributes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      updateSeries: db.prepare('UPDATE series SET attributes = ? WHERE id = ?'),
+      instanceByUid: db.prepare('SELECT id FROM instances WHERE database_name = ? AND sop_instance_uid = ?'),
+      insertInstance: db.prepare(`INSERT INTO instances (id, database_name, series_row_id, sop_instance_uid, sop_class_uid, object_id,
+        attributes, created_by, created_at, source, arrival_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      replaceInstance: db.prepare(`UPDATE instances SET series_row_id = ?, sop_class_uid = ?, object_id = ?, attributes = ?,
+        created_by = ?, created_at = ?, source = ?, arrival_id = ? WHERE id = ?`),
+      insertDuplicate: db.prepare(
+        'INSERT INTO duplicates (id, database_name, sop_instance_uid, arrival_id, kept_instance_id, action, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+    };
+  }
+
+  private migrate(): void {
+    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
+    const applied = new Set(
+      (this.db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version),
+    );
+    for (const m of migrations) {
+      if (applied.has(m.version)) continue;
+      this.db.transaction(() => {
+        this.db.exec(m.sql);
+        this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, new Date().toISOString());
+      })();
+    }
+  }
+
+  /**
+   * Objects that arrive together (several associations) are committed in one transaction: one
+   * WAL sync for the group instead of one each. Every caller is answered after that commit.
+   */
+  recordReceived(object: ReceivedObject, policy: DuplicatePolicy): Promise<RecordResult> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ object, policy, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    let results: RecordResult[];
+    try {
+      results = this.db.transaction(() => batch.map((p) => this.recordOne(p.object, p.policy)))();
+    } catch (err) {
+      // A batch fails as a whole; retry each alone so one bad row cannot fail its neighbours.
+      if (batch.length > 1) {
+        for (const p of batch) {
+          try {
+            p.resolve(this.db.transaction(() => this.recordOne(p.object, p.policy))());
+          } catch (e) {
+            p.reject(e);
+          }
+        }
+      } else {
+        batch[0]?.reject(err);
+      }
+      return;
+    }
+    batch.forEach((p, i) => p.resolve(results[i]));
+  }
+
+  private recordOne(o: ReceivedObject, policy: DuplicatePolicy): RecordResult {
+    const s = this.statements;
+    const a = o.attributes;
+    const arrivalId = newId();
+    const existing = s.instanceByUid.get(o.database, o.sopInstanceUid) as { id: string } | undefined;
+    let outcome: ArrivalOutcome = 'stored';
+    if (existing) {
+      outcome = policy === 'keep-first' ? 'duplicate-kept-first' : policy === 'replace' ? 'duplicate-replaced' : 'duplicate-rejected';
+    }
+    // The object row exists for every arrival whose bytes are kept; a rejected or kept-first
+    // duplicate's bytes are removed by the caller, yet its arrival is still on record.
+    s.insertObject.run(o.objectId, o.path, o.size, o.transferSyntaxUid, o.sopClassUid, o.sopInstanceUid, o.receivedAt);
+    s.insertArrival.run(
+      arrivalId, o.objectId, o.receivedAt, o.source, o.callingAeTitle ?? null, o.calledAeTitle ?? null, o.peerAddress ?? null,
+      o.userName ?? null, o.associationId ?? null, o.database, outcome, o.sopClassUid, o.sopInstanceUid,
+      a.SeriesInstanceUID ?? null, a.StudyInstanceUID ?? null, a.PatientID ?? null, a.Modality ?? null, JSON.stringify(a),
+    );
+    if (existing && policy !== 'replace') {
+      s.insertDuplicate.run(newId(), o.database, o.sopInstanceUid, arrivalId, existing.id, outcome, o.receivedAt);
+      return { arrivalId, outcome, instanceId: policy === 'keep-first' ? existing.id : undefined };
+    }
+    const patientRowId = this.upsertLevel(s.patientByKey, s.insertPatient, s.updatePatient, [o.database, patientKey(a)], attributesOfLevel(a, 'PATIENT'), (id, json) => [
+      id, o.database, patientKey(a), a.PatientID ?? null, json, o.receivedAt,
+    ]);
+    const studyRowId = this.upsertLevel(s.studyByUid, s.insertStudy, s.updateStudy, [o.database, a.StudyInstanceUID], attributesOfLevel(a, 'STUDY'), (id, json) => [
+      id, o.database, patientRowId, a.StudyInstanceUID, a.StudyDate ?? null, json, o.receivedAt,
+    ]);
+    const seriesRowId = this.upsertLevel(s.seriesByUid, s.insertSeries, s.updateSeries, [o.database, a.SeriesInstanceUID], attributesOfLevel(a, 'SERIES'), (id, json) => [
+      id, o.database, studyRowId, a.SeriesInstanceUID, a.Modality ?? null, json, o.receivedAt,
+    ]);
+    const instanceAttributes = JSON.stringify(attributesOfLevel(a, 'IMAGE'));
+    if (existing) {
+      s.replaceInstance.run(seriesRowId, o.sopClassUid, o.objectId, instanceAttributes, o.createdBy, o.receivedAt, o.source, arrivalId, existing.id);
+      s.insertDuplicate.run(newId(), o.database, o.sopInstanceUid, arrivalId, existing.id, outcome, o.receivedAt);
+      return { arrivalId, outcome, instanceId: existing.id };
+    }
+    const instanceId = newId();
+    s.insertInstance.run(instanceId, o.database, seriesRowId, o.sopInstanceUid, o.sopClassUid, o.objectId, instanceAttributes, o.createdBy, o.receivedAt, o.source, arrivalId);
+    return { arrivalId, outcome, instanceId };
+  }
+
+  /** First object wins for level attributes; later ones only fill what was missing. */
+  private upsertLevel(
+    select: Database.Statement,
+    insert: Database.Statement,
+    update: Database.Statement,
+    key: unknown[],
+    attributes: Attributes,
+    insertArgs: (id: string, json: string) => unknown[],
+  ): string {
+    const row = select.get(...key) as { id: string; attributes: string } | undefined;
+    if (!row) {
+      const id = newId();
+      insert.run(...insertArgs(id, JSON.stringify(attributes)));
+      return id;
+    }
+    const current = parse(row.attributes);
+    let changed = false;
+    for (const [k, v] of Object.entries(attributes)) {
+      if ((current[k] === undefined || current[k] === '') && v !== '') {
+        current[k] = v;
+        changed = true;
+      }
+    }
+    if (changed) update.run(JSON.stringify(current), row.id);
+    return row.id;
+  }
+
+  patients(database: string, filter: HierarchyFilter): PatientRow[] {
+    const where = ['p.database_name = ?'];
+    const args: unknown[] = [database];
+    if (filter.patientId !== undefined) {
+      where.push('p.patient_id = ?');
+      args.push(filter.patientId);
+    }
+    const rows = this.db
+      .prepare(
+        `SELECT p.attributes,
+           (SELECT COUNT(*) FROM studies st WHERE st.patient_row_id = p.id) AS studies,
+           (SELECT COUNT(*) FROM series se JOIN studies st ON se.study_row_id = st.id WHERE st.patient_row_id = p.id) AS series,
+           (SELECT COUNT(*) FROM instances i JOIN series se ON i.series_row_id = se.id JOIN studies st ON se.study_row_id = st.id
+              WHERE st.patient_row_id = p.id) AS instances
+         FROM patients p WHERE ${where.join(' AND ')} ORDER BY p.id`,
+      )
+      .all(...args) as { attributes: string; studies: number; series: number; instances: number }[];
+    return rows.map((r) => ({
+      attributes: parse(r.attributes),
+      numberOfStudies: r.studies,
+      numberOfSeries: r.series,
+      numberOfInstances: r.instances,
+    }));
+  }
+
+  studies(database: string, filter: HierarchyFilter): StudyRow[] {
+    const { where, args } = this.hierarchyWhere(database, filter, 'STUDY');
+    const rows = this.db
+      .prepare(
+        `SELECT p.attributes AS patient, st.attributes AS study,
+           (SELECT COUNT(*) FROM series se WHERE se.study_row_id = st.id) AS series,
+           (SELECT COUNT(*) FROM instances i JOIN series se ON i.series_row_id = se.id WHERE se.study_row_id = st.id) AS instances,
+           (SELECT group_concat(DISTINCT se.modality) FROM series se WHERE se.study_row_id = st.id) AS modalities,
+           (SELECT group_concat(DISTINCT i.sop_class_uid) FROM instances i JOIN series se ON i.series_row_id = se.id
+              WHERE se.study_row_id = st.id) AS sop_classes
+         FROM studies st JOIN patients p ON st.patient_row_id = p.id WHERE ${where} ORDER BY st.id`,
+      )
+      .all(...args) as { patient: string; study: string; series: number; instances: number; modalities: string | null; sop_classes: string | null }[];
+    return rows.map((r) => ({
+      patient: parse(r.patient),
+      study: parse(r.study),
+      numberOfSeries: r.series,
+      numberOfInstances: r.instances,
+      modalitiesInStudy: (r.modalities ?? '').split(',').filter((m) => m !== ''),
+      sopClassesInStudy: (r.sop_classes ?? '').split(',').filter((m) => m !== ''),
+    }));
+  }
+
+  series(database: string, filter: HierarchyFilter): SeriesRow[] {
+    const { where, args } = this.hierarchyWhere(database, filter, 'SERIES');
+    const rows = this.db
+      .prepare(
+        `SELECT p.attributes AS patient, st.attributes AS study, se.attributes AS series,
+           (SELECT COUNT(*) FROM instances i WHERE i.series_row_id = se.id) AS instances
+         FROM series se JOIN studies st ON se.study_row_id = st.id JOIN patients p ON st.patient_row_id = p.id
+         WHERE ${where} ORDER BY se.id`,
+      )
+      .all(...args) as { patient: string; study: string; series: string; instances: number }[];
+    return rows.map((r) => ({ patient: parse(r.patient), study: parse(r.study), series: parse(r.series), numberOfInstances: r.instances }));
+  }
+
+  instances(database: string, filter: HierarchyFilter): InstanceRow[] {
+    const { where, args } = this.hierarchyWhere(database, filter, 'IMAGE');
+    const rows = this.db
+      .prepare(
+        `SELECT p.attributes AS patient, st.attributes AS study, se.attributes AS series, i.attributes AS instance,
+           o.path, o.transfer_syntax_uid, i.created_by, i.created_at, i.source
+         FROM instances i JOIN series se ON i.series_row_id = se.id JOIN studies st ON se.study_row_id = st.id
+           JOIN patients p ON st.patient_row_id = p.id JOIN objects o ON i.object_id = o.id
+         WHERE ${where} ORDER BY i.id`,
+      )
+      .all(...args) as {
+      patient: string; study: string; series: string; instance: string; path: string; transfer_syntax_uid: string;
+      created_by: string; created_at: string; source: ArrivalSource;
+    }[];
+    return rows.map((r) => ({
+      patient: parse(r.patient),
+      study: parse(r.study),
+      series: parse(r.series),
+      instance: parse(r.instance),
+      objectPath: r.path,
+      transferSyntaxUid: r.transfer_syntax_uid,
+      createdBy: r.created_by,
+      createdAt: r.created_at,
+      source: r.source,
+    }));
+  }
+
+  private hierarchyWhere(database: string, filter: HierarchyFilter, level: 'STUDY' | 'SERIES' | 'IMAGE') {
+    const where = ['st.database_name = ?'];
+    const args: unknown[] = [database];
+    const inList = (column: string, values: string[]) => {
+      where.push(`${column} IN (${values.map(() => '?').join(', ')})`);
+      args.push(...values);
+    };
+    if (filter.patientId !== undefined) {
+      where.push('p.patient_id = ?');
+      args.push(filter.patientId);
+    }
+    if (filter.studyInstanceUids?.length) inList('st.study_instance_uid', filter.studyInstanceUids);
+    if (level !== 'STUDY' && filter.seriesInstanceUids?.length) inList('se.series_instance_uid', filter.seriesInstanceUids);
+    if (level === 'IMAGE' && filter.sopInstanceUids?.length) inList('i.sop_instance_uid', filter.sopInstanceUids);
+    return { where: where.join(' AND '), args };
+  }
+
+  totals(database?: string): IndexTotals {
+    const where = database === undefined ? '' : 'WHERE database_name = ?';
+    const args = database === undefined ? [] : [database];
+    const count = (table: string) => (this.db.prepare(`SELECT COUNT(*) AS n FROM ${table} ${where}`).get(...args) as { n: number }).n;
+    const bytes = (
+      this.db
+        .prepare(`SELECT COALESCE(SUM(o.size), 0) AS n FROM instances i JOIN objects o ON i.object_id = o.id ${database === undefined ? '' : 'WHERE i.database_name = ?'}`)
+        .get(...args) as { n: number }
+    ).n;
+    return {
+      patients: count('patients'),
+      studies: count('studies'),
+      series: count('series'),
+      instances: count('instances'),
+      arrivals: count('arrivals'),
+      duplicates: count('duplicates'),
+      bytes,
+    };
+  }
+
+  recentArrivals(limit: number): ArrivalRecord[] {
+    const rows = this.db
+      .prepare(
+        `SELECT a.*, o.path FROM arrivals a JOIN objects o ON a.object_id = o.id ORDER BY a.id DESC LIMIT ?`,
+      )
+      .all(limit) as Record<string, string>[];
+    return rows.map(toArrivalRecord);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+export function toArrivalRecord(r: Record<string, string>): ArrivalRecord {
+  return {
+    id: r.id,
+    objectId: r.object_id,
+    path: r.path,
+    receivedAt: r.received_at,
+    source: r.source as ArrivalSource,
+    callingAeTitle: r.calling_ae_title ?? undefined,
+    calledAeTitle: r.called_ae_title ?? undefined,
+    peerAddress: r.peer_address ?? undefined,
+    database: r.database_name ?? undefined,
+    outcome: r.outcome as ArrivalOutcome,
+    sopClassUid: r.sop_class_uid,
+    sopInstanceUid: r.sop_instance_uid,
+    seriesInstanceUid: r.series_instance_uid ?? undefined,
+    studyInstanceUid: r.study_instance_uid ?? undefined,
+    attributes: parse(r.attributes),
+  };
+}

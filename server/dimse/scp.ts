@@ -1,0 +1,254 @@
+import { Writable } from 'node:stream';
+import type { Socket } from 'node:net';
+import dimse from 'dcmjs-dimse';
+import type { Logger } from 'pino';
+import { newId } from '../../core/ids.ts';
+import type { ErrorCode } from '../../core/errors.ts';
+import type { Reception, Receiver } from '../../core/receive.ts';
+import { decideContext } from './negotiation.ts';
+import { FramedSocket, type DatasetSink } from './pdu-framer.ts';
+import type { FindService } from './find.ts';
+
+const { Scp, constants, responses } = dimse;
+const { PresentationContextResult, RejectResult, RejectSource, RejectReason, Status } = constants;
+const { CEchoResponse, CStoreResponse, CFindResponse } = responses;
+
+type Association = InstanceType<typeof dimse.association.Association>;
+type PresentationContext = InstanceType<typeof dimse.association.PresentationContext>;
+type CStoreRequest = InstanceType<typeof dimse.requests.CStoreRequest>;
+type CEchoRequest = InstanceType<typeof dimse.requests.CEchoRequest>;
+type CFindRequest = InstanceType<typeof dimse.requests.CFindRequest>;
+type CStoreResponseT = InstanceType<typeof CStoreResponse>;
+type CFindResponseT = InstanceType<typeof CFindResponse>;
+
+export interface AllowedCaller {
+  aeTitle: string;
+  host?: string;
+}
+
+export interface ScpSettings {
+  aeTitle: string;
+  maxPduLength: number;
+  maxAssociations: number;
+  checkCalledAeTitle: boolean;
+  allowedCallers?: AllowedCaller[];
+  acceptUnknownSopClasses: boolean;
+  /** Called AE title → database name; others go to the default database. */
+  databaseByAeTitle: Map<string, string>;
+  defaultDatabase: string;
+}
+
+/** Association counters for the status page. */
+export class AssociationStats {
+  open = 0;
+  total = 0;
+  rejected = 0;
+  aborted = 0;
+}
+
+export interface ScpContext {
+  settings: ScpSettings;
+  receiver: Receiver;
+  find: FindService;
+  stats: AssociationStats;
+  log: Logger;
+}
+
+// PS3.4 Annex B.2.3 / PS3.7 C: the C-STORE status that fits each way receive can refuse.
+const STORE_STATUS: Partial<Record<ErrorCode, number>> = {
+  DF_ERR_STORE_FULL: 0xa700,
+  DF_ERR_DATASET_MALFORMED: 0xc000,
+  DF_ERR_DATASET_MISMATCH: 0xa900,
+  DF_ERR_DATASET_INCOMPLETE: 0xa900,
+  DF_ERR_UID_INVALID: 0xa900,
+  // 0111 "Duplicate SOP Instance" (PS3.7 C.4.2), as dcm4chee answers under a reject policy.
+  DF_ERR_DUPLICATE_REJECTED: 0x0111,
+};
+const PROCESSING_FAILURE = 0x0110;
+
+/**
+ * One association. dcmjs-dimse parses PDUs and DIMSE commands; this class decides, and hands
+ * every C-STORE dataset to the receiver as a stream so that nothing is re-encoded or held whole.
+ */
+export class DicomflowScp extends Scp {
+  private readonly ctx: ScpContext;
+  private readonly associationId = newId();
+  private readonly log: Logger;
+  private readonly peerAddress: string | undefined;
+  private readonly receptions = new WeakMap<CStoreRequest, Reception>();
+  private inFlight: Reception | undefined;
+  private pendingSink: DatasetSink | undefined;
+  private counted = false;
+  private callingAeTitle = '';
+  private calledAeTitle = '';
+  private database: string;
+
+  constructor(socket: Socket, ctx: ScpContext, timeouts: { associationTimeoutMs: number; pduTimeoutMs: number }) {
+    const peerAddress = socket.remoteAddress?.replace(/^::ffff:/, '');
+    const log = ctx.log.child({ associationId: undefined as string | undefined, peer: peerAddress });
+    let self: DicomflowScp | undefined;
+    const framed = new FramedSocket(socket, ctx.settings.maxPduLength, () => self?.takeDatasetSink(), (v) => {
+      ctx.stats.aborted++;
+      log.warn({ code: 'DF_ERR_PDU_INVALID', reason: v.message }, 'association aborted: invalid PDU');
+    });
+    super(framed as unknown as Socket, { associationTimeout: timeouts.associationTimeoutMs, pduTimeout: timeouts.pduTimeoutMs });
+    self = this;
+    this.ctx = ctx;
+    this.peerAddress = peerAddress;
+    this.log = ctx.log.child({ associationId: this.associationId, peer: this.peerAddress });
+    this.database = ctx.settings.defaultDatabase;
+    socket.on('close', () => this.closed());
+    // dcmjs-dimse reports protocol errors and timeouts but leaves the connection open.
+    this.on('networkError', (err: Error) => {
+      this.log.warn({ err: err.message }, 'association ended on a network error');
+      socket.destroy();
+    });
+  }
+
+  override associationRequested(association: Association): void {
+    const s = this.ctx.settings;
+    this.callingAeTitle = association.getCallingAeTitle().trim();
+    this.calledAeTitle = association.getCalledAeTitle().trim();
+    const log = this.log.child({ callingAeTitle: this.callingAeTitle, calledAeTitle: this.calledAeTitle });
+
+    if (s.allowedCallers && !s.allowedCallers.some((c) => c.aeTitle === this.callingAeTitle && (!c.host || c.host === this.peerAddress))) {
+      log.warn({ code: 'DF_ERR_AE_UNKNOWN' }, 'association rejected: calling AE title not allowed');
+      return this.reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CallingAeNotRecognized);
+    }
+    const knownCalled = this.calledAeTitle === s.aeTitle || s.databaseByAeTitle.has(this.calledAeTitle);
+    if (s.checkCalledAeTitle && !knownCalled) {
+      log.warn({ code: 'DF_ERR_CALLED_AE_UNKNOWN' }, 'association rejected: called AE title unknown');
+      return this.reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CalledAeNotRecognized);
+    }
+    if (this.ctx.stats.open >= s.maxAssociations) {
+      log.warn({ open: this.ctx.stats.open }, 'association rejected: too many open associations');
+      // PS3.8 9.3.4: source 3 (presentation provider), reason 2 = local limit exceeded.
+      return this.reject(RejectResult.Transient, RejectSource.ServiceProviderPresentation, 2);
+    }
+    this.database = s.databaseByAeTitle.get(this.calledAeTitle) ?? s.defaultDatabase;
+
+    let accepted = 0;
+    for (const { id } of association.getPresentationContexts() as { id: number }[]) {
+      const context = association.getPresentationContext(id);
+      const decision = decideContext(
+        { id, abstractSyntax: context.getAbstractSyntaxUid(), transferSyntaxes: context.getTransferSyntaxUids() },
+        { acceptUnknownSopClasses: s.acceptUnknownSopClasses },
+      );
+      accepted += decision.accept ? 1 : 0;
+      if (decision.accept) context.setResult(PresentationContextResult.Accept, decision.transferSyntax);
+      else if (decision.reason === 'transfer-syntax') context.setResult(PresentationContextResult.RejectTransferSyntaxesNotSupported);
+      else context.setResult(PresentationContextResult.RejectAbstractSyntaxNotSupported);
+    }
+    // dcmjs-dimse keeps one max-PDU field: what the peer can take is overwritten by what we
+    // announce. Our responses to C-ECHO/C-STORE/C-FIND are far below any peer's limit.
+    association.setMaxPduLength(s.maxPduLength);
+    this.ctx.stats.open++;
+    this.ctx.stats.total++;
+    this.counted = true;
+    log.info({ acceptedContexts: accepted, database: this.database }, 'association accepted');
+    this.sendAssociationAccept();
+  }
+
+  private reject(result: number, source: number, reason: number): void {
+    this.ctx.stats.rejected++;
+    this.sendAssociationReject(result, source, reason);
+  }
+
+  override associationReleaseRequested(): void {
+    this.sendAssociationReleaseResponse();
+  }
+
+  override cEchoRequest(request: CEchoRequest, callback: (response: InstanceType<typeof CEchoResponse>) => void): void {
+    const response = CEchoResponse.fromRequest(request);
+    response.setStatus(Status.Success);
+    callback(response);
+  }
+
+  override createStoreWritableStream(context: PresentationContext, request: CStoreRequest): Writable {
+    const reception = this.ctx.receiver.begin({
+      sopClassUid: request.getAffectedSopClassUid(),
+      sopInstanceUid: request.getAffectedSopInstanceUid(),
+      transferSyntaxUid: context.getAcceptedTransferSyntaxUid() ?? '1.2.840.10008.1.2',
+      sourceAeTitle: this.callingAeTitle,
+    });
+    this.receptions.set(request, reception);
+    this.inFlight = reception;
+    // The framed socket takes this sink and writes the dataset's bytes to it directly; the
+    // stream returned to dcmjs-dimse only ever sees empty fragments.
+    this.pendingSink = (bytes) => reception.write(bytes);
+    return new Writable({
+      highWaterMark: 1 << 30,
+      write(chunk: Buffer, _encoding, done) {
+        if (chunk.length > 0) reception.write(chunk);
+        done();
+      },
+    });
+  }
+
+  /** Called by the framed socket right after the first dataset fragment of a command. */
+  takeDatasetSink(): DatasetSink | undefined {
+    const sink = this.pendingSink;
+    this.pendingSink = undefined;
+    return sink;
+  }
+
+  override createDatasetFromStoreWritableStream(
+    _writable: Writable,
+    _context: PresentationContext,
+    callback: (dataset: any) => void,
+  ): void {
+    // The dataset stays on disk; cStoreRequest finds its reception by the request.
+    callback(undefined);
+  }
+
+  override cStoreRequest(request: CStoreRequest, callback: (response: CStoreResponseT) => void): void {
+    const reception = this.receptions.get(request);
+    const response = CStoreResponse.fromRequest(request);
+    if (!reception) {
+      response.setStatus(PROCESSING_FAILURE);
+      callback(response);
+      return;
+    }
+    this.receptions.delete(request);
+    // From here the object completes even if the peer goes away; unanswered, it will be resent
+    // and met by the duplicate policy.
+    if (this.inFlight === reception) this.inFlight = undefined;
+    void reception
+      .finish({
+        source: 'network',
+        database: this.database,
+        createdBy: this.callingAeTitle,
+        callingAeTitle: this.callingAeTitle,
+        calledAeTitle: this.calledAeTitle,
+        peerAddress: this.peerAddress,
+        associationId: this.associationId,
+      })
+      .then((result) => {
+        if (result.ok) {
+          response.setStatus(Status.Success);
+        } else {
+          response.setStatus(STORE_STATUS[result.error.code] ?? PROCESSING_FAILURE);
+          // (0000,0902) Error Comment is at most 64 characters (PS3.7 E.1).
+          response.setErrorComment(result.error.message.slice(0, 64));
+        }
+        callback(response);
+      });
+  }
+
+  override cFindRequest(request: CFindRequest, callback: (responses: CFindResponseT[]) => void): void {
+    callback(this.ctx.find.answer(request, this.database, this.log));
+  }
+
+  private closed(): void {
+    if (this.counted) {
+      this.ctx.stats.open--;
+      this.counted = false;
+    }
+    if (this.inFlight) {
+      // The sender never got a response for this object: it is not kept.
+      this.ctx.stats.aborted++;
+      void this.inFlight.abort();
+      this.inFlight = undefined;
+    }
+  }
+}

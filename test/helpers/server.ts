@@ -1,0 +1,58 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { loadConfig } from '../../core/config/load.ts';
+import { startServer, type RunningServer } from '../../server/app.ts';
+
+export function tempDir(prefix = 'dicomflow-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** A real server in this process on free ports, with its own data directory. */
+export async function startTestServer(config: Record<string, unknown> = {}): Promise<RunningServer & { dataDir: string }> {
+  const dataDir = tempDir();
+  const file = path.join(dataDir, 'config.json');
+  const base = { dataDir, dimse: { port: 0, host: '127.0.0.1' }, http: { port: 0, host: '127.0.0.1' }, storage: { minFreeMegabytes: 16 }, log: { level: 'warn' } };
+  fs.writeFileSync(file, JSON.stringify(merge(base, config)));
+  const server = await startServer(loadConfig(file), pino({ level: process.env.DF_TEST_LOG ?? 'silent' }));
+  return Object.assign(server, { dataDir });
+}
+
+function merge(a: Record<string, any>, b: Record<string, any>): Record<string, any> {
+  const out = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    out[k] = v && typeof v === 'object' && !Array.isArray(v) && a[k] && typeof a[k] === 'object' ? merge(a[k], v) : v;
+  }
+  return out;
+}
+
+const repoRoot = path.resolve(import.meta.dirname, '../..');
+const nodeBin = path.join(repoRoot, 'node_modules/.bin/node');
+
+/** `dicomflow serve` as its own process, for tests that kill it. */
+export async function spawnServer(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; output: () => string }> {
+  const child = spawn(fs.existsSync(nodeBin) ? nodeBin : process.execPath, [path.join(repoRoot, 'server/cli.ts'), 'serve', ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 20_000);
+    const check = () => {
+      if (out.includes('dicomflow is ready')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', check);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code}:\n${out}`));
+    });
+  });
+  return { child, output: () => out };
+}

@@ -1,0 +1,2 @@
+// dcmjs ships no type declarations; its API is used through small typed wrappers.
+declare module 'dcmjs';
