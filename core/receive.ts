@@ -128,6 +128,7 @@ export class Reception {
     const { log } = this.options;
     const stats = this.receiver.stats;
     const logContext = { sopInstanceUid: this.incoming.sopInstanceUid, associationId: provenance.associationId, source: provenance.source };
+    let indexed = false;
     try {
       if (this.inflater) await new Promise<void>((resolve) => this.inflater!.end(resolve));
       if (this.earlyError) throw this.earlyError;
@@ -136,10 +137,14 @@ export class Reception {
       const elements = this.walker.end();
       const attributes = readIndexedAttributes(elements, this.incoming.transferSyntaxUid !== EXPLICIT_VR_BE);
       this.checkIdentity(attributes);
-      const relativePath = await this.writer.seal();
+      const relativePath = this.writer.place();
+      // The object's fsync starts now and runs while the index commits.
+      const objectSynced = this.writer.sync();
+      objectSynced.catch(() => {});
       const receivedAt = new Date().toISOString();
-      const [indexed, synced] = await Promise.allSettled([
-        this.options.index.recordReceived(
+      let record: RecordResult;
+      try {
+        record = await this.options.index.recordReceived(
           {
             objectId: this.writer.id,
             path: relativePath,
@@ -152,22 +157,18 @@ export class Reception {
             ...provenance,
           },
           this.options.duplicatePolicy,
-        ),
-        this.options.objects.syncPlacement(relativePath),
-      ]);
-      if (indexed.status === 'rejected') {
-        await this.options.objects.remove(relativePath);
-        throw dfError('DF_ERR_STORE_WRITE', `cannot index the object: ${(indexed.reason as Error).message}`, { cause: indexed.reason });
+        );
+      } catch (err) {
+        throw dfError('DF_ERR_STORE_WRITE', `cannot index the object: ${(err as Error).message}`, { cause: err });
       }
-      // Indexed but its directory entry not synced: keep it (it is valid), but do not claim
-      // durability to the sender, who will resend and meet the duplicate policy.
-      if (synced.status === 'rejected') {
-        throw dfError('DF_ERR_STORE_WRITE', `cannot sync the object's directory: ${(synced.reason as Error).message}`, { cause: synced.reason });
-      }
-      const record = indexed.value;
-      if (record.outcome === 'duplicate-kept-first' || record.outcome === 'duplicate-rejected') {
-        // The first copy is the one kept; the arrival stays on record, its bytes need not.
-        await this.options.objects.remove(relativePath);
+      indexed = true;
+      const keepsBytes = record.outcome === 'stored' || record.outcome === 'duplicate-replaced';
+      // The object, its directory entry and the index row reach the disk together; only then
+      // is the sender told Success. A crash in between leaves an unacknowledged row whose file
+      // may be short after a power loss: start-up checks recent objects (verifyRecent).
+      await Promise.all([objectSynced, this.options.index.syncDurable()]);
+      if (!keepsBytes) await this.writer.discard();
+      if (!keepsBytes) {
         stats.duplicates++;
         log.info({ ...logContext, outcome: record.outcome }, 'duplicate SOP Instance UID');
       }
@@ -179,9 +180,9 @@ export class Reception {
       }
       this.options.events.emit('InstanceReceived', {
         id: record.arrivalId,
-        objectId: this.writer.id,
-        path: relativePath,
-        absolutePath: this.options.objects.absolutePath(relativePath),
+        objectId: record.objectId,
+        path: record.path,
+        absolutePath: this.options.objects.absolutePath(record.path),
         receivedAt,
         source: provenance.source,
         callingAeTitle: provenance.callingAeTitle,
@@ -197,11 +198,12 @@ export class Reception {
         studyInstanceUid: attributes.StudyInstanceUID,
         attributes,
       });
-      return { ok: true, record, size: this.writer.size, path: relativePath };
+      return { ok: true, record, size: this.writer.size, path: record.path };
     } catch (err) {
       const error = toDfError(err);
       stats.failures++;
-      await this.writer?.discard();
+      // Once indexed, the object is valid and stays; the sender is told of the failure and resends.
+      if (!indexed) await this.writer?.discard();
       log.warn({ ...logContext, code: error.code, err: error.message }, 'object refused');
       return { ok: false, error };
     }

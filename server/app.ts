@@ -31,7 +31,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
   const objects = new ObjectStore(path.join(config.dataDir, 'storage'));
   const removed = objects.removeIncoming();
   if (removed > 0) log.warn({ removed }, 'removed half-received objects left by an interrupted run (never acknowledged)');
-  const index = new SqliteIndex(path.join(config.dataDir, 'index.sqlite'), { synchronous: config.storage.indexSynchronous });
+  const index = new SqliteIndex(path.join(config.dataDir, 'index.sqlite'));
   const events = new DicomflowEvents();
 
   // Free space is polled, not checked per object: statfs per C-STORE would cost more than it saves.

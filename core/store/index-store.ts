@@ -34,6 +34,9 @@ export interface RecordResult {
   outcome: ArrivalOutcome;
   /** The instance row the database now holds for this SOP Instance UID. */
   instanceId?: string;
+  /** The object the arrival refers to: the new one, or for a dropped duplicate the one kept. */
+  objectId: string;
+  path: string;
 }
 
 export type Attributes = Record<string, string>;
@@ -110,7 +113,9 @@ export interface ArrivalRecord {
 }
 
 export interface IndexStore {
+  /** Commits the arrival (visible at once); durable only after syncDurable() resolves. */
   recordReceived(object: ReceivedObject, policy: DuplicatePolicy): Promise<RecordResult>;
+  syncDurable(): Promise<void>;
   patients(database: string, filter: HierarchyFilter): PatientRow[];
   studies(database: string, filter: HierarchyFilter): StudyRow[];
   series(database: string, filter: HierarchyFilter): SeriesRow[];

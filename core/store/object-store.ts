@@ -73,7 +73,7 @@ export class ObjectStore {
     this.knownDirs.add(dir);
   }
 
-  /** PS: a rename is durable only once its directory is synced (POSIX fsync on the directory). */
+  /** A rename is durable only once its directory is synced (POSIX: fsync on the directory). */
   async syncPlacement(relativePath: string): Promise<void> {
     await fsyncDirectory(path.dirname(this.absolutePath(relativePath)));
   }
@@ -108,6 +108,7 @@ export class ObjectWriter {
   private readonly store: ObjectStore;
   private fd: number | undefined;
   private written = 0;
+  private placedPath: string | undefined;
   private failure: Error | undefined;
 
   constructor(store: ObjectStore, id: string, tempPath: string) {
@@ -141,27 +142,36 @@ export class ObjectWriter {
   }
 
   /**
-   * fsync, close and move into objects/; returns the path relative to the store root. The
-   * caller syncs the directory (syncPlacement) alongside the index commit, so the two waits
-   * overlap. A crash before the index commit leaves an unindexed, unacknowledged file.
+   * Moves the complete file into objects/ (a synchronous rename: metadata only, microseconds)
+   * and returns its path relative to the store root. Durability comes from sync(), which the
+   * receiver runs alongside the index's own sync so that the waits overlap.
    */
-  async seal(): Promise<string> {
+  place(): string {
     if (this.failure || this.fd === undefined) throw this.failure ?? new Error('object writer has no file');
+    try {
+      this.placedPath = this.store.place(this.id, this.tempPath);
+      return this.placedPath;
+    } catch (err) {
+      this.fail(err);
+      throw this.failure;
+    }
+  }
+
+  /** fsync the file and its directory entry, then close it. */
+  async sync(): Promise<void> {
     const fd = this.fd;
+    if (fd === undefined || this.placedPath === undefined) throw new Error('sync() before place()');
     this.fd = undefined;
     try {
-      await new Promise<void>((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
-      fs.closeSync(fd);
-      return this.store.place(this.id, this.tempPath);
+      await Promise.all([
+        new Promise<void>((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve()))),
+        this.store.syncPlacement(this.placedPath),
+      ]);
     } catch (err) {
-      try {
-        fs.closeSync(fd);
-      } catch {
-        // closed above before the failing step
-      }
       this.fail(err);
-      await this.discard();
       throw this.failure;
+    } finally {
+      fs.close(fd, () => {});
     }
   }
 
@@ -175,6 +185,7 @@ export class ObjectWriter {
       this.fd = undefined;
     }
     await fs.promises.rm(this.tempPath, { force: true });
+    if (this.placedPath !== undefined) await this.store.remove(this.placedPath);
   }
 
   private fail(err: unknown): void {

@@ -145,16 +145,17 @@ export function parseDump(text: string): DumpDataset[] {
 function parseDumpValue(valueText: string): string {
   const text = valueText.trim();
   if (text === '(no value available)') return '';
-  // Values are padded to even length with a space; the padding is not part of the value.
-  if (text.startsWith("[") && text.endsWith("]")) return text.slice(1, -1).trimEnd();
+  // Values are padded to even length (a space, or NUL for UIDs); the padding is not part of the value.
+  if (text.startsWith('[') && text.endsWith(']')) return text.slice(1, -1).replace(/[\0 ]+$/, '');
   // "=CTImageStorage" is dcmdump naming a well-known UID: keep the name.
   return text;
 }
 
 /**
- * The C-FIND responses in findscu's log output (run it with `-v` or `+sr`; DCMTK logs to
- * stderr or stdout depending on the version, so pass both joined). The request identifiers,
- * also logged as a data set, are skipped: only data sets after "Find Response:" count.
+ * The C-FIND responses in findscu's log output. findscu logs every response unless it extracts
+ * them to files (-X; +sr forces the log); DCMTK 3.6.7 writes its log to stderr, so pass stderr
+ * (or both streams joined). The request identifiers, which `-v` also logs as a data set, are
+ * skipped: only data sets after "Find Response:" count.
  */
 export function parseFindscuResponses(logText: string): DumpDataset[] {
   const responses: DumpDataset[] = [];

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { newId } from '../../ids.ts';
 import { attributesOfLevel } from '../../dicom/indexed-attributes.ts';
@@ -41,10 +42,17 @@ export class SqliteIndex implements IndexStore {
   private flushScheduled = false;
   private readonly statements;
 
-  constructor(file: string, options: { synchronous: 'FULL' | 'NORMAL' }) {
+  private walFd: number | undefined;
+
+  /**
+   * Commits run with synchronous=NORMAL (no fsync on the event loop); syncDurable() then fsyncs
+   * the WAL on the thread pool, in parallel with the object's own fsync. An acknowledgement
+   * waits for both, which gives FULL's guarantee without serializing the two disk waits.
+   */
+  constructor(file: string) {
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${options.synchronous}`);
+    this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
@@ -71,7 +79,9 @@ export class SqliteIndex implements IndexStore {
         'INSERT INTO series (id, database_name, study_row_id, series_instance_uid, modality, attributes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
       updateSeries: db.prepare('UPDATE series SET attributes = ? WHERE id = ?'),
-      instanceByUid: db.prepare('SELECT id FROM instances WHERE database_name = ? AND sop_instance_uid = ?'),
+      instanceByUid: db.prepare(
+        'SELECT i.id, i.object_id, o.path FROM instances i JOIN objects o ON i.object_id = o.id WHERE i.database_name = ? AND i.sop_instance_uid = ?',
+      ),
       insertInstance: db.prepare(`INSERT INTO instances (id, database_name, series_row_id, sop_instance_uid, sop_class_uid, object_id,
         attributes, created_by, created_at, source, arrival_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       replaceInstance: db.prepare(`UPDATE instances SET series_row_id = ?, sop_class_uid = ?, object_id = ?, attributes = ?,
@@ -80,6 +90,13 @@ export class SqliteIndex implements IndexStore {
         'INSERT INTO duplicates (id, database_name, sop_instance_uid, arrival_id, kept_instance_id, action, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
     };
+  }
+
+  /** Makes every commit so far durable. */
+  syncDurable(): Promise<void> {
+    if (this.walFd === undefined) this.walFd = fs.openSync(`${this.db.name}-wal`, 'r');
+    const fd = this.walFd;
+    return new Promise((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
   }
 
   private migrate(): void {
@@ -139,22 +156,25 @@ export class SqliteIndex implements IndexStore {
     const s = this.statements;
     const a = o.attributes;
     const arrivalId = newId();
-    const existing = s.instanceByUid.get(o.database, o.sopInstanceUid) as { id: string } | undefined;
+    const existing = s.instanceByUid.get(o.database, o.sopInstanceUid) as { id: string; object_id: string; path: string } | undefined;
     let outcome: ArrivalOutcome = 'stored';
     if (existing) {
       outcome = policy === 'keep-first' ? 'duplicate-kept-first' : policy === 'replace' ? 'duplicate-replaced' : 'duplicate-rejected';
     }
-    // The object row exists for every arrival whose bytes are kept; a rejected or kept-first
-    // duplicate's bytes are removed by the caller, yet its arrival is still on record.
-    s.insertObject.run(o.objectId, o.path, o.size, o.transferSyntaxUid, o.sopClassUid, o.sopInstanceUid, o.receivedAt);
+    const keepsBytes = outcome === 'stored' || outcome === 'duplicate-replaced';
+    // A duplicate whose bytes are dropped has its arrival point at the object the database keeps.
+    const objectId = keepsBytes ? o.objectId : existing!.object_id;
+    if (keepsBytes) {
+      s.insertObject.run(o.objectId, o.path, o.size, o.transferSyntaxUid, o.sopClassUid, o.sopInstanceUid, o.receivedAt);
+    }
     s.insertArrival.run(
-      arrivalId, o.objectId, o.receivedAt, o.source, o.callingAeTitle ?? null, o.calledAeTitle ?? null, o.peerAddress ?? null,
+      arrivalId, objectId, o.receivedAt, o.source, o.callingAeTitle ?? null, o.calledAeTitle ?? null, o.peerAddress ?? null,
       o.userName ?? null, o.associationId ?? null, o.database, outcome, o.sopClassUid, o.sopInstanceUid,
       a.SeriesInstanceUID ?? null, a.StudyInstanceUID ?? null, a.PatientID ?? null, a.Modality ?? null, JSON.stringify(a),
     );
-    if (existing && policy !== 'replace') {
-      s.insertDuplicate.run(newId(), o.database, o.sopInstanceUid, arrivalId, existing.id, outcome, o.receivedAt);
-      return { arrivalId, outcome, instanceId: policy === 'keep-first' ? existing.id : undefined };
+    if (!keepsBytes) {
+      s.insertDuplicate.run(newId(), o.database, o.sopInstanceUid, arrivalId, existing!.id, outcome, o.receivedAt);
+      return { arrivalId, outcome, instanceId: existing!.id, objectId, path: existing!.path };
     }
     const patientRowId = this.upsertLevel(s.patientByKey, s.insertPatient, s.updatePatient, [o.database, patientKey(a)], attributesOfLevel(a, 'PATIENT'), (id, json) => [
       id, o.database, patientKey(a), a.PatientID ?? null, json, o.receivedAt,
@@ -169,11 +189,11 @@ export class SqliteIndex implements IndexStore {
     if (existing) {
       s.replaceInstance.run(seriesRowId, o.sopClassUid, o.objectId, instanceAttributes, o.createdBy, o.receivedAt, o.source, arrivalId, existing.id);
       s.insertDuplicate.run(newId(), o.database, o.sopInstanceUid, arrivalId, existing.id, outcome, o.receivedAt);
-      return { arrivalId, outcome, instanceId: existing.id };
+      return { arrivalId, outcome, instanceId: existing.id, objectId, path: o.path };
     }
     const instanceId = newId();
     s.insertInstance.run(instanceId, o.database, seriesRowId, o.sopInstanceUid, o.sopClassUid, o.objectId, instanceAttributes, o.createdBy, o.receivedAt, o.source, arrivalId);
-    return { arrivalId, outcome, instanceId };
+    return { arrivalId, outcome, instanceId, objectId, path: o.path };
   }
 
   /** First object wins for level attributes; later ones only fill what was missing. */
@@ -338,6 +358,8 @@ export class SqliteIndex implements IndexStore {
   }
 
   close(): void {
+    if (this.walFd !== undefined) fs.closeSync(this.walFd);
+    this.walFd = undefined;
     this.db.close();
   }
 }
