@@ -19,6 +19,12 @@ export const errorCodes = {
   DF_ERR_QUERY_INVALID: 'The C-FIND identifier is not valid for the query level or model.',
   DF_ERR_USAGE: 'The command line is not valid; see `dicomflow --help`.',
   DF_ERR_UNAUTHORIZED: 'The HTTP request has no valid bearer token (see <dataDir>/admin-token).',
+  DF_ERR_PLUGIN_INVALID: 'A plugin failed its registration checks (name, version, kinds, engine range, options schema).',
+  DF_ERR_STEP_FAILED: 'A pipeline step threw, timed out or crashed its worker; the job failed (see its log and cause).',
+  DF_ERR_STEP_TIMEOUT: 'A pipeline step ran longer than its timeoutSeconds and was stopped.',
+  DF_ERR_PROGRAM_FAILED: 'An external program exited non-zero, was killed, or could not be started.',
+  DF_ERR_JOB_UNKNOWN: 'No job has that id.',
+  DF_ERR_PIPELINE_UNKNOWN: 'No loaded pipeline has that name.',
   DF_ERR_PIPELINE_INVALID: 'A pipeline definition does not match its schema or refers to unknown parts.',
 } as const;
 

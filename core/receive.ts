@@ -1,8 +1,10 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import zlib from 'node:zlib';
 import type { Logger } from 'pino';
 import { DatasetWalker } from './dicom/dataset-walker.ts';
 import { readIndexedAttributes } from './dicom/indexed-attributes.ts';
-import { fileMetaHeader } from './dicom/part10.ts';
+import { fileMetaHeader, readFileMeta } from './dicom/part10.ts';
 import { DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_BE, IMPLICIT_VR_LE } from './dicom/transfer-syntaxes.ts';
 import { dfError, isDfError, type DfError } from './errors.ts';
 import type { DicomflowEvents } from './events.ts';
@@ -29,7 +31,7 @@ export interface Provenance {
 }
 
 export type ReceptionResult =
-  | { ok: true; record: RecordResult; size: number; path: string }
+  | { ok: true; record: RecordResult; size: number; path: string; sopInstanceUid: string }
   | { ok: false; error: DfError };
 
 export interface ReceiverOptions {
@@ -71,6 +73,31 @@ export class Receiver {
 
   begin(incoming: IncomingObject): Reception {
     return new Reception(this, this.options, incoming);
+  }
+
+  /**
+   * A Part 10 file from disk (import, watch folder, pipeline output) through the same path as
+   * the network: its dataset bytes are kept as they are, after a fresh file meta header.
+   */
+  async receiveFile(file: string, provenance: Provenance): Promise<ReceptionResult> {
+    let meta: ReturnType<typeof readFileMeta>;
+    const handle = await fs.promises.open(file, 'r');
+    try {
+      const head = Buffer.alloc(64 * 1024);
+      const { bytesRead } = await handle.read(head, 0, head.length, 0);
+      try {
+        meta = readFileMeta(head.subarray(0, bytesRead));
+      } catch (err) {
+        return { ok: false, error: dfError('DF_ERR_DATASET_MALFORMED', `${path.basename(file)}: ${(err as Error).message}`, { cause: err }) };
+      }
+      const reception = this.begin({ ...meta, sourceAeTitle: provenance.callingAeTitle });
+      for await (const chunk of handle.createReadStream({ start: meta.datasetOffset, autoClose: false, highWaterMark: 256 * 1024 })) {
+        reception.write(chunk as Buffer);
+      }
+      return await reception.finish(provenance);
+    } finally {
+      await handle.close();
+    }
   }
 }
 
@@ -162,10 +189,10 @@ export class Reception {
         throw dfError('DF_ERR_STORE_WRITE', `cannot index the object: ${(err as Error).message}`, { cause: err });
       }
       indexed = true;
-      const keepsBytes = record.outcome === 'stored' || record.outcome === 'duplicate-replaced';
+      const keepsBytes = record.outcome === 'received';
       // The object, its directory entry and the index row reach the disk together; only then
-      // is the sender told Success. A crash in between leaves an unacknowledged row whose file
-      // may be short after a power loss: start-up checks recent objects (verifyRecent).
+      // is the sender told Success. A power loss in between can leave an unacknowledged row
+      // whose file is short: start-up after an unclean stop checks recent objects.
       await Promise.all([objectSynced, this.options.index.syncDurable()]);
       if (!keepsBytes) await this.writer.discard();
       if (!keepsBytes) {
@@ -198,7 +225,7 @@ export class Reception {
         studyInstanceUid: attributes.StudyInstanceUID,
         attributes,
       });
-      return { ok: true, record, size: this.writer.size, path: record.path };
+      return { ok: true, record, size: this.writer.size, path: record.path, sopInstanceUid: this.incoming.sopInstanceUid };
     } catch (err) {
       const error = toDfError(err);
       stats.failures++;

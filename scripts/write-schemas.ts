@@ -2,7 +2,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { configSchema } from '../core/config/schema.ts';
+import { pipelineSchema } from '../core/pipeline/schema.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
-fs.writeFileSync(path.join(root, 'schemas/config.schema.json'), `${JSON.stringify(configSchema, null, 2)}\n`);
-console.log('wrote schemas/config.schema.json');
+for (const [file, schema] of [
+  ['config.schema.json', configSchema],
+  ['pipeline.schema.json', pipelineSchema],
+] as const) {
+  fs.writeFileSync(path.join(root, 'schemas', file), `${JSON.stringify(schema, null, 2)}\n`);
+  console.log(`wrote schemas/${file}`);
+}

@@ -11,6 +11,15 @@ import { FindService } from './dimse/find.ts';
 import { AssociationStats } from './dimse/scp.ts';
 import { loadOrCreateAdminToken } from './http/auth.ts';
 import { startHttpServer } from './http/http-server.ts';
+import { Engine } from '../core/jobs/engine.ts';
+import type { EngineServices } from '../core/jobs/services.ts';
+import { PipelineSet } from '../core/pipeline/pipeline-set.ts';
+import { formatProblem } from '../core/pipeline/load.ts';
+import { PluginRegistry } from '../core/plugin-registry.ts';
+import { SqliteJobs } from '../core/store/sqlite/sqlite-jobs.ts';
+import { createStepPool } from '../workers/pool.ts';
+
+const builtInPlugins = path.resolve(import.meta.dirname, '../plugins');
 
 export interface RunningServer {
   config: ResolvedConfig;
@@ -18,6 +27,9 @@ export interface RunningServer {
   httpPort: number;
   adminToken: string;
   events: DicomflowEvents;
+  engine: Engine;
+  pipelines: PipelineSet;
+  jobs: SqliteJobs;
   index: SqliteIndex;
   objects: ObjectStore;
   log: Logger;
@@ -50,6 +62,53 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
     log: log.child({ component: 'receive' }),
     storeIsFull: () => freeBytes < minFree,
   });
+  const jobs = new SqliteJobs(index.connection);
+  const plugins = new PluginRegistry();
+  await plugins.loadDirectory(builtInPlugins);
+  for (const dir of config.plugins.directories) await plugins.loadDirectory(dir);
+  for (const pkg of config.plugins.packages) await plugins.loadPackage(pkg, config.configFile ? path.dirname(config.configFile) : process.cwd());
+  const databaseNames = config.databases.map((db) => db.name);
+  const pipelines = new PipelineSet(config.pipelinesDir, plugins, { databases: databaseNames });
+  const engineLog = log.child({ component: 'engine' });
+  const reportPipelines = () => {
+    const loaded = pipelines.all().map((p) => p.definition.name);
+    for (const p of pipelines.problems()) engineLog.error({ code: 'DF_ERR_PIPELINE_INVALID' }, formatProblem(p));
+    engineLog.info({ pipelinesDir: config.pipelinesDir, loaded }, 'pipelines loaded');
+    if (pipelines.enabled().length === 0) engineLog.warn('no pipeline is enabled: received objects are kept in storage but filed into no database');
+  };
+  pipelines.on('PipelinesReloaded', reportPipelines);
+  pipelines.reload();
+  pipelines.watch((err) => engineLog.error({ err }, 'pipeline directory watch failed'));
+  const pool = createStepPool({ threads: config.engine.workerThreads, maxOldGenerationSizeMb: config.engine.workerMaxMemoryMb });
+  const services: EngineServices = {
+    index,
+    jobs,
+    databases: databaseNames,
+    defaultDatabase: config.defaultDatabase,
+    duplicatePolicy: config.storage.duplicatePolicy,
+  };
+  const engine = new Engine({
+    jobs,
+    pipelines,
+    pool,
+    jobsDir: path.join(config.dataDir, 'jobs'),
+    log: engineLog,
+    concurrency: config.engine.concurrency,
+    services,
+    removeObject: (p) => objects.remove(p),
+    storeEmittedInstance: async (file, job) => {
+      const result = await receiver.receiveFile(file, {
+        source: 'pipeline',
+        database: config.defaultDatabase,
+        createdBy: `pipeline ${job.pipeline}`,
+        userName: job.createdBy,
+      });
+      if (!result.ok) throw result.error;
+      return result.sopInstanceUid;
+    },
+  });
+  events.on('InstanceReceived', () => engine.notifyArrival());
+
   const associations = new AssociationStats();
   const dimseLog = log.child({ component: 'dimse' });
   const d = config.dimse;
@@ -73,6 +132,8 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
     { host: d.host, port: d.port, associationTimeoutMs: d.associationTimeoutSeconds * 1000, pduTimeoutMs: d.pduTimeoutSeconds * 1000 },
   );
 
+  engine.start();
+
   const { token, file: tokenFile, created } = loadOrCreateAdminToken(config.dataDir);
   if (created) log.info({ tokenFile }, 'created the administrator API token');
 
@@ -94,6 +155,20 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
       lastArrivalAt: receiver.stats.lastArrivalAt ?? null,
     },
     storage: { dataDir: config.dataDir, freeBytes, minFreeBytes: minFree, refusingNewObjects: freeBytes < minFree },
+    pipelines: {
+      dir: config.pipelinesDir,
+      loaded: pipelines.all().map((p) => ({ name: p.definition.name, enabled: p.definition.enabled, trigger: p.definition.trigger.on, file: p.file })),
+      problems: pipelines.problems().map(formatProblem),
+    },
+    engine: {
+      nodeId: engine.nodeId,
+      jobs: jobs.counts(),
+      running: engine.runningJobs,
+      arrivalsProcessed: engine.stats.arrivalsProcessed,
+      arrivalsWithoutPipeline: engine.stats.arrivalsWithoutPipeline,
+      lastUnmatched: engine.stats.lastUnmatched,
+      pool: pool.utilization(),
+    },
     databases: config.databases.map((db) => ({ name: db.name, aeTitle: db.aeTitle ?? null, ...index.totals(db.name) })),
   });
   const http = await startHttpServer(
@@ -111,6 +186,9 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
     httpPort: http.port,
     adminToken: token,
     events,
+    engine,
+    pipelines,
+    jobs,
     index,
     objects,
     log,
@@ -118,6 +196,9 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
       clearInterval(freeSpacePoll);
       await http.close();
       await dicom.close();
+      pipelines.close();
+      await engine.close();
+      await pool.destroy();
       index.close();
     },
   };

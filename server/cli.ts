@@ -1,40 +1,54 @@
 #!/usr/bin/env node
+import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../core/config/load.ts';
+import { loadConfig, type ConfigOverrides } from '../core/config/load.ts';
 import { isDfError } from '../core/errors.ts';
 import { startServer } from './app.ts';
+import { forceComplete, listJobs, rerunJob, showJob } from './cli/jobs.ts';
+import { validateFiles } from './cli/validate.ts';
 
 const USAGE = `dicomflow — DICOM arrival turned into processing
 
 Usage:
   dicomflow serve [--config FILE] [--data DIR] [--port N] [--http-port N] [--aet TITLE]
-  dicomflow validate FILE...      check configuration files against the published schema
+  dicomflow validate [--config FILE] FILE...   check configuration and pipeline files
+  dicomflow jobs [--config FILE | --data DIR] [--json] [--status S] [--pipeline P] [--limit N]
+  dicomflow job ID [--config FILE | --data DIR] [--json]
+  dicomflow rerun ID [--config FILE | --data DIR] [--user NAME]
+  dicomflow force-complete (--series UID | --study UID) [--config FILE | --data DIR]
   dicomflow --help
 
 serve runs the DICOM SCP (default port 11112, AE title DICOMFLOW) and the HTTP API (default 8080)
-with data under ./data unless the configuration says otherwise.`;
+with data under ./data unless the configuration says otherwise. The job commands work on the
+data directory whether or not the server runs; a running server picks up reruns within a second.`;
 
-function intOption(value: string | undefined, name: string): number | undefined {
+const common = {
+  config: { type: 'string', short: 'c' },
+  data: { type: 'string' },
+} as const;
+
+function usageError(message: string): Error {
+  return Object.assign(new Error(`DF_ERR_USAGE: ${message}`), { usage: true });
+}
+
+function intOption(value: string | undefined, name: string, max = 65535): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`DF_ERR_USAGE: --${name} must be a port number, got "${value}"`);
+  if (!Number.isInteger(n) || n < 0 || n > max) throw usageError(`--${name} must be an integer from 0 to ${max}, got "${value}"`);
   return n;
+}
+
+function configFrom(values: { config?: string; data?: string }, overrides: ConfigOverrides = {}) {
+  return loadConfig(values.config, { dataDir: values.data, ...overrides });
 }
 
 async function serve(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
-    options: {
-      config: { type: 'string', short: 'c' },
-      data: { type: 'string' },
-      port: { type: 'string' },
-      'http-port': { type: 'string' },
-      aet: { type: 'string' },
-    },
+    options: { ...common, port: { type: 'string' }, 'http-port': { type: 'string' }, aet: { type: 'string' } },
     strict: true,
   });
-  const config = loadConfig(values.config, {
-    dataDir: values.data,
+  const config = configFrom(values, {
     port: intOption(values.port, 'port'),
     httpPort: intOption(values['http-port'], 'http-port'),
     aeTitle: values.aet,
@@ -57,29 +71,47 @@ async function serve(args: string[]): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
 }
 
-function validate(files: string[]): number {
-  if (files.length === 0) throw new Error('DF_ERR_USAGE: validate needs at least one file');
-  let failed = 0;
-  for (const file of files) {
-    try {
-      loadConfig(file);
-      console.log(`${file}: valid configuration`);
-    } catch (err) {
-      failed++;
-      console.error((err as Error).message);
-    }
-  }
-  return failed === 0 ? 0 : 1;
-}
-
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'serve':
       return serve(rest);
-    case 'validate':
-      process.exitCode = validate(rest);
+    case 'validate': {
+      const { values, positionals } = parseArgs({ args: rest, options: { config: common.config }, allowPositionals: true, strict: true });
+      if (positionals.length === 0) throw usageError('validate needs at least one file');
+      process.exitCode = await validateFiles(positionals, values.config);
       return;
+    }
+    case 'jobs': {
+      const { values } = parseArgs({
+        args: rest,
+        options: { ...common, json: { type: 'boolean' }, status: { type: 'string' }, pipeline: { type: 'string' }, limit: { type: 'string' } },
+        strict: true,
+      });
+      listJobs(configFrom(values), { json: values.json === true, status: values.status, pipeline: values.pipeline, limit: intOption(values.limit, 'limit', 100000) });
+      return;
+    }
+    case 'job': {
+      const { values, positionals } = parseArgs({ args: rest, options: { ...common, json: { type: 'boolean' } }, allowPositionals: true, strict: true });
+      if (positionals.length !== 1) throw usageError('job needs one job id');
+      showJob(configFrom(values), positionals[0], values.json === true);
+      return;
+    }
+    case 'rerun': {
+      const { values, positionals } = parseArgs({ args: rest, options: { ...common, user: { type: 'string' } }, allowPositionals: true, strict: true });
+      if (positionals.length !== 1) throw usageError('rerun needs one job id');
+      const id = rerunJob(configFrom(values), positionals[0], values.user ?? os.userInfo().username);
+      console.log(id);
+      return;
+    }
+    case 'force-complete': {
+      const { values } = parseArgs({ args: rest, options: { ...common, series: { type: 'string' }, study: { type: 'string' } }, strict: true });
+      if ((values.series === undefined) === (values.study === undefined)) throw usageError('force-complete needs exactly one of --series UID or --study UID');
+      const level = values.series !== undefined ? 'series' : 'study';
+      const n = forceComplete(configFrom(values), level, (values.series ?? values.study)!);
+      console.log(n > 0 ? `${level} marked complete: its job is queued within a second` : `no pending ${level} trigger for that UID`);
+      return;
+    }
     case undefined:
     case '--help':
     case '-h':
@@ -87,12 +119,12 @@ async function main(argv: string[]): Promise<void> {
       console.log(USAGE);
       return;
     default:
-      console.error(`DF_ERR_USAGE: unknown command "${command}"\n\n${USAGE}`);
-      process.exitCode = 2;
+      throw usageError(`unknown command "${command}"\n\n${USAGE}`);
   }
 }
 
 main(process.argv.slice(2)).catch((err) => {
-  console.error(isDfError(err) ? err.message : (err as Error).message ?? err);
-  process.exitCode = (err as Error).message?.startsWith('DF_ERR_USAGE') ? 2 : 1;
+  console.error(isDfError(err) ? err.message : ((err as Error).message ?? String(err)));
+  const usage = (err as { usage?: boolean }).usage === true || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+  process.exitCode = usage ? 2 : 1;
 });

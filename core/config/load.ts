@@ -4,7 +4,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { dfError } from '../errors.ts';
 import { configSchema, type Config } from './schema.ts';
 
-export type ResolvedConfig = Config & { dataDir: string; configFile?: string };
+export type ResolvedConfig = Config & { dataDir: string; pipelinesDir: string; configFile?: string };
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true });
 const validate = ajv.compile(configSchema);
@@ -58,7 +58,13 @@ export function loadConfig(file: string | undefined, overrides: ConfigOverrides 
   const dataDir =
     overrides.dataDir !== undefined ? path.resolve(cwd, overrides.dataDir) : path.resolve(baseDir, config.dataDir);
   checkSemantics(config, file ?? 'configuration');
-  return { ...config, dataDir, configFile: file === undefined ? undefined : path.resolve(cwd, file) };
+  return {
+    ...config,
+    dataDir,
+    pipelinesDir: path.resolve(baseDir, config.pipelinesDir),
+    plugins: { ...config.plugins, directories: config.plugins.directories.map((d) => path.resolve(baseDir, d)) },
+    configFile: file === undefined ? undefined : path.resolve(cwd, file),
+  };
 }
 
 function checkSemantics(config: Config, where: string): void {

@@ -97,6 +97,30 @@ export const configSchema = {
         },
       },
     },
+    pipelinesDir: {
+      type: 'string',
+      default: './pipelines',
+      description: 'Directory of pipeline definitions (*.json), reloaded when they change. Relative to the configuration file, or the working directory.',
+    },
+    plugins: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        directories: { type: 'array', items: { type: 'string' }, default: [], description: 'Extra plugin folders (each subfolder with an index.ts/js).' },
+        packages: { type: 'array', items: { type: 'string' }, default: [], description: 'npm packages whose default export is a plugin or a list of plugins.' },
+      },
+    },
+    engine: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        concurrency: { type: 'integer', minimum: 1, default: 4, description: 'Jobs run at once on this node.' },
+        workerThreads: { type: 'integer', minimum: 1, description: 'Threads of the step worker pool; default: the number of CPU cores.' },
+        workerMaxMemoryMb: { type: 'integer', minimum: 64, default: 4096, description: 'V8 heap limit of each worker thread.' },
+      },
+    },
     defaultDatabase: { type: 'string', default: 'Import', description: 'Database used when the called AE title maps to none.' },
     databases: {
       type: 'array',

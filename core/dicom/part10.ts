@@ -53,3 +53,31 @@ export function datasetOffset(file: Buffer): number {
   const groupLength = file.readUInt32LE(140);
   return 144 + groupLength;
 }
+
+/** Reads the file meta information of a Part 10 file's first bytes (PS3.10 7.1). */
+export function readFileMeta(head: Buffer): FileMeta & { datasetOffset: number } {
+  if (head.length < 144 || head.toString('latin1', 128, 132) !== 'DICM') throw new Error('not a DICOM Part 10 file (no DICM prefix)');
+  let at = 132;
+  const values = new Map<number, string>();
+  let end = Infinity;
+  while (at + 8 <= head.length && at < end) {
+    const group = head.readUInt16LE(at);
+    if (group !== 0x0002) break;
+    const elementNumber = head.readUInt16LE(at + 2);
+    const vr = head.toString('latin1', at + 4, at + 6);
+    const long = ['OB', 'OW', 'OF', 'SQ', 'UT', 'UN', 'UC', 'UR'].includes(vr);
+    const length = long ? head.readUInt32LE(at + 8) : head.readUInt16LE(at + 6);
+    const valueAt = at + (long ? 12 : 8);
+    if (valueAt + length > head.length) throw new Error('file meta information is truncated');
+    if (elementNumber === 0x0000) end = valueAt + 4 + head.readUInt32LE(valueAt);
+    else values.set(elementNumber, head.toString('latin1', valueAt, valueAt + length).replace(/[\0 ]+$/, ''));
+    at = valueAt + length;
+  }
+  const sopClassUid = values.get(0x0002);
+  const sopInstanceUid = values.get(0x0003);
+  const transferSyntaxUid = values.get(0x0010);
+  if (!sopClassUid || !sopInstanceUid || !transferSyntaxUid) {
+    throw new Error('file meta information lacks Media Storage SOP Class/Instance UID or Transfer Syntax UID');
+  }
+  return { sopClassUid, sopInstanceUid, transferSyntaxUid, sourceAeTitle: values.get(0x0016), datasetOffset: at };
+}

@@ -5,7 +5,7 @@
 
 export type ArrivalSource = 'network' | 'folder' | 'import' | 'move' | 'replication' | 'pipeline';
 export type DuplicatePolicy = 'keep-first' | 'replace' | 'reject';
-export type ArrivalOutcome = 'stored' | 'duplicate-kept-first' | 'duplicate-replaced' | 'duplicate-rejected';
+export type ArrivalOutcome = 'received' | 'duplicate-rejected';
 
 export interface ReceivedObject {
   objectId: string;
@@ -23,6 +23,7 @@ export interface ReceivedObject {
   peerAddress?: string;
   userName?: string;
   associationId?: string;
+  /** The database the object is addressed to (by called AE title); the store step files it there. */
   database: string;
   /** Who is recorded as creator: the calling AE title for the network, the user for imports. */
   createdBy: string;
@@ -32,14 +33,32 @@ export interface ReceivedObject {
 export interface RecordResult {
   arrivalId: string;
   outcome: ArrivalOutcome;
-  /** The instance row the database now holds for this SOP Instance UID. */
-  instanceId?: string;
-  /** The object the arrival refers to: the new one, or for a dropped duplicate the one kept. */
+  /** The object the arrival refers to: the new one, or for a rejected duplicate the one kept. */
   objectId: string;
   path: string;
 }
 
 export type Attributes = Record<string, string>;
+
+/** An object to file into a database. */
+export interface FileItem {
+  objectId: string;
+  sopClassUid: string;
+  sopInstanceUid: string;
+  attributes: Attributes;
+  /** Provenance: the calling AE title for network arrivals, the user for imports and moves. */
+  createdBy: string;
+  createdAt: string;
+  source: ArrivalSource;
+  arrivalId?: string;
+}
+
+export interface FileResult {
+  outcome: 'filed' | 'already-filed' | 'duplicate-kept-first' | 'duplicate-replaced' | 'duplicate-rejected';
+  instanceId: string;
+  /** For a replacement: the object the database no longer refers to. */
+  replacedObjectId?: string;
+}
 
 export interface PatientRow {
   attributes: Attributes;
@@ -116,6 +135,8 @@ export interface IndexStore {
   /** Commits the arrival (visible at once); durable only after syncDurable() resolves. */
   recordReceived(object: ReceivedObject, policy: DuplicatePolicy): Promise<RecordResult>;
   syncDurable(): Promise<void>;
+  fileInstance(database: string, item: FileItem, policy: DuplicatePolicy): FileResult;
+  instanceExists(database: string, sopInstanceUid: string): boolean;
   patients(database: string, filter: HierarchyFilter): PatientRow[];
   studies(database: string, filter: HierarchyFilter): StudyRow[];
   series(database: string, filter: HierarchyFilter): SeriesRow[];

@@ -6,6 +6,8 @@ import pino from 'pino';
 import { loadConfig } from '../../core/config/load.ts';
 import { startServer, type RunningServer } from '../../server/app.ts';
 
+const repoRoot = path.resolve(import.meta.dirname, '../..');
+
 export function tempDir(prefix = 'dicomflow-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
@@ -14,7 +16,7 @@ export function tempDir(prefix = 'dicomflow-test-'): string {
 export async function startTestServer(config: Record<string, unknown> = {}): Promise<RunningServer & { dataDir: string }> {
   const dataDir = tempDir();
   const file = path.join(dataDir, 'config.json');
-  const base = { dataDir, dimse: { port: 0, host: '127.0.0.1' }, http: { port: 0, host: '127.0.0.1' }, storage: { minFreeMegabytes: 16 }, log: { level: 'warn' } };
+  const base = { dataDir, pipelinesDir: path.join(repoRoot, 'pipelines'), dimse: { port: 0, host: '127.0.0.1' }, http: { port: 0, host: '127.0.0.1' }, storage: { minFreeMegabytes: 16 }, log: { level: 'warn' } };
   fs.writeFileSync(file, JSON.stringify(merge(base, config)));
   const server = await startServer(loadConfig(file), pino({ level: process.env.DF_TEST_LOG ?? 'silent' }));
   return Object.assign(server, { dataDir });
@@ -28,7 +30,6 @@ function merge(a: Record<string, any>, b: Record<string, any>): Record<string, a
   return out;
 }
 
-const repoRoot = path.resolve(import.meta.dirname, '../..');
 const nodeBin = path.join(repoRoot, 'node_modules/.bin/node');
 
 /** `dicomflow serve` as its own process, for tests that kill it. */

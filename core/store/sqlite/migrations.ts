@@ -99,4 +99,82 @@ export const migrations: readonly { version: number; name: string; sql: string }
       CREATE INDEX duplicates_sop ON duplicates(sop_instance_uid);
     `,
   },
+  {
+    version: 2,
+    name: 'pipeline engine: arrival processing, jobs, steps, stable-trigger groups, released objects',
+    sql: `
+      ALTER TABLE arrivals ADD COLUMN processed_at TEXT;
+      CREATE INDEX arrivals_unprocessed ON arrivals(id) WHERE processed_at IS NULL;
+      ALTER TABLE objects ADD COLUMN deleted_at TEXT;
+      CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        pipeline TEXT NOT NULL,
+        pipeline_hash TEXT,
+        status TEXT NOT NULL,
+        trigger_on TEXT NOT NULL,
+        trigger_uid TEXT,
+        contributors TEXT NOT NULL,
+        inputs TEXT NOT NULL,
+        priority INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER NOT NULL,
+        backoff_seconds REAL NOT NULL DEFAULT 10,
+        not_before TEXT,
+        rerun_of TEXT,
+        created_by TEXT,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT,
+        progress REAL NOT NULL DEFAULT 0,
+        progress_message TEXT,
+        error_code TEXT,
+        error TEXT,
+        stop_reason TEXT,
+        lease_owner TEXT,
+        lease_expires_at TEXT
+      );
+      CREATE INDEX jobs_queue ON jobs(status, priority DESC, id);
+      CREATE INDEX jobs_pipeline ON jobs(pipeline, id);
+      CREATE TABLE job_steps (
+        job_id TEXT NOT NULL REFERENCES jobs(id),
+        attempt INTEGER NOT NULL,
+        step_index INTEGER NOT NULL,
+        step_id TEXT NOT NULL,
+        plugin TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT,
+        duration_ms REAL,
+        log TEXT NOT NULL DEFAULT '[]',
+        outputs TEXT NOT NULL DEFAULT '[]',
+        error TEXT,
+        PRIMARY KEY (job_id, attempt, step_index)
+      );
+      CREATE TABLE trigger_groups (
+        id TEXT PRIMARY KEY,
+        pipeline TEXT NOT NULL,
+        level TEXT NOT NULL,
+        uid TEXT NOT NULL,
+        generation INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        late_arrivals TEXT NOT NULL,
+        first_arrival_at TEXT NOT NULL,
+        last_arrival_at TEXT NOT NULL,
+        fire_at TEXT NOT NULL,
+        job_id TEXT,
+        UNIQUE (pipeline, level, uid, generation)
+      );
+      CREATE INDEX trigger_groups_due ON trigger_groups(state, fire_at);
+      CREATE TABLE trigger_group_members (
+        group_id TEXT NOT NULL REFERENCES trigger_groups(id),
+        arrival_id TEXT NOT NULL REFERENCES arrivals(id),
+        PRIMARY KEY (group_id, arrival_id)
+      );
+      CREATE TABLE object_releases (
+        object_id TEXT PRIMARY KEY REFERENCES objects(id),
+        released_at TEXT NOT NULL,
+        released_by_job TEXT
+      );
+    `,
+  },
 ];

@@ -8,6 +8,8 @@ import type {
   ArrivalSource,
   Attributes,
   DuplicatePolicy,
+  FileItem,
+  FileResult,
   HierarchyFilter,
   IndexStore,
   IndexTotals,
@@ -92,6 +94,11 @@ export class SqliteIndex implements IndexStore {
     };
   }
 
+  /** The open database, for the other SQLite adapters that share the file (jobs). */
+  get connection(): Database.Database {
+    return this.db;
+  }
+
   /** Makes every commit so far durable. */
   syncDurable(): Promise<void> {
     if (this.walFd === undefined) this.walFd = fs.openSync(`${this.db.name}-wal`, 'r');
@@ -152,48 +159,75 @@ export class SqliteIndex implements IndexStore {
     batch.forEach((p, i) => p.resolve(results[i]));
   }
 
+  /**
+   * The arrival: the object's row and the arrival's. Filing into a database is the job of the
+   * `store` step; only the "reject" duplicate policy is decided here, since it must answer
+   * the sender.
+   */
   private recordOne(o: ReceivedObject, policy: DuplicatePolicy): RecordResult {
     const s = this.statements;
     const a = o.attributes;
     const arrivalId = newId();
-    const existing = s.instanceByUid.get(o.database, o.sopInstanceUid) as { id: string; object_id: string; path: string } | undefined;
-    let outcome: ArrivalOutcome = 'stored';
-    if (existing) {
-      outcome = policy === 'keep-first' ? 'duplicate-kept-first' : policy === 'replace' ? 'duplicate-replaced' : 'duplicate-rejected';
-    }
-    const keepsBytes = outcome === 'stored' || outcome === 'duplicate-replaced';
-    // A duplicate whose bytes are dropped has its arrival point at the object the database keeps.
-    const objectId = keepsBytes ? o.objectId : existing!.object_id;
-    if (keepsBytes) {
-      s.insertObject.run(o.objectId, o.path, o.size, o.transferSyntaxUid, o.sopClassUid, o.sopInstanceUid, o.receivedAt);
-    }
+    const existing =
+      policy === 'reject'
+        ? (s.instanceByUid.get(o.database, o.sopInstanceUid) as { id: string; object_id: string; path: string } | undefined)
+        : undefined;
+    const outcome: ArrivalOutcome = existing ? 'duplicate-rejected' : 'received';
+    // A rejected duplicate's arrival points at the object the database keeps.
+    const objectId = existing ? existing.object_id : o.objectId;
+    if (!existing) s.insertObject.run(o.objectId, o.path, o.size, o.transferSyntaxUid, o.sopClassUid, o.sopInstanceUid, o.receivedAt);
     s.insertArrival.run(
       arrivalId, objectId, o.receivedAt, o.source, o.callingAeTitle ?? null, o.calledAeTitle ?? null, o.peerAddress ?? null,
       o.userName ?? null, o.associationId ?? null, o.database, outcome, o.sopClassUid, o.sopInstanceUid,
       a.SeriesInstanceUID ?? null, a.StudyInstanceUID ?? null, a.PatientID ?? null, a.Modality ?? null, JSON.stringify(a),
     );
-    if (!keepsBytes) {
-      s.insertDuplicate.run(newId(), o.database, o.sopInstanceUid, arrivalId, existing!.id, outcome, o.receivedAt);
-      return { arrivalId, outcome, instanceId: existing!.id, objectId, path: existing!.path };
+    if (existing) {
+      s.insertDuplicate.run(newId(), o.database, o.sopInstanceUid, arrivalId, existing.id, outcome, o.receivedAt);
+      return { arrivalId, outcome, objectId, path: existing.path };
     }
-    const patientRowId = this.upsertLevel(s.patientByKey, s.insertPatient, s.updatePatient, [o.database, patientKey(a)], attributesOfLevel(a, 'PATIENT'), (id, json) => [
-      id, o.database, patientKey(a), a.PatientID ?? null, json, o.receivedAt,
+    return { arrivalId, outcome, objectId, path: o.path };
+  }
+
+  /**
+   * Files an object into a database (the `store` step): patient, study, series and instance
+   * rows, provenance, and the duplicate policy for a SOP Instance UID the database already has.
+   */
+  fileInstance(database: string, item: FileItem, policy: DuplicatePolicy): FileResult {
+    return this.db.transaction(() => this.fileOne(database, item, policy))();
+  }
+
+  instanceExists(database: string, sopInstanceUid: string): boolean {
+    return this.statements.instanceByUid.get(database, sopInstanceUid) !== undefined;
+  }
+
+  private fileOne(database: string, o: FileItem, policy: DuplicatePolicy): FileResult {
+    const s = this.statements;
+    const a = o.attributes;
+    const existing = s.instanceByUid.get(database, o.sopInstanceUid) as { id: string; object_id: string; path: string } | undefined;
+    if (existing?.object_id === o.objectId) return { outcome: 'already-filed', instanceId: existing.id };
+    if (existing && policy !== 'replace') {
+      const outcome = policy === 'keep-first' ? 'duplicate-kept-first' : 'duplicate-rejected';
+      s.insertDuplicate.run(newId(), database, o.sopInstanceUid, o.arrivalId ?? '', existing.id, outcome, o.createdAt);
+      return { outcome, instanceId: existing.id };
+    }
+    const patientRowId = this.upsertLevel(s.patientByKey, s.insertPatient, s.updatePatient, [database, patientKey(a)], attributesOfLevel(a, 'PATIENT'), (id, json) => [
+      id, database, patientKey(a), a.PatientID ?? null, json, o.createdAt,
     ]);
-    const studyRowId = this.upsertLevel(s.studyByUid, s.insertStudy, s.updateStudy, [o.database, a.StudyInstanceUID], attributesOfLevel(a, 'STUDY'), (id, json) => [
-      id, o.database, patientRowId, a.StudyInstanceUID, a.StudyDate ?? null, json, o.receivedAt,
+    const studyRowId = this.upsertLevel(s.studyByUid, s.insertStudy, s.updateStudy, [database, a.StudyInstanceUID], attributesOfLevel(a, 'STUDY'), (id, json) => [
+      id, database, patientRowId, a.StudyInstanceUID, a.StudyDate ?? null, json, o.createdAt,
     ]);
-    const seriesRowId = this.upsertLevel(s.seriesByUid, s.insertSeries, s.updateSeries, [o.database, a.SeriesInstanceUID], attributesOfLevel(a, 'SERIES'), (id, json) => [
-      id, o.database, studyRowId, a.SeriesInstanceUID, a.Modality ?? null, json, o.receivedAt,
+    const seriesRowId = this.upsertLevel(s.seriesByUid, s.insertSeries, s.updateSeries, [database, a.SeriesInstanceUID], attributesOfLevel(a, 'SERIES'), (id, json) => [
+      id, database, studyRowId, a.SeriesInstanceUID, a.Modality ?? null, json, o.createdAt,
     ]);
     const instanceAttributes = JSON.stringify(attributesOfLevel(a, 'IMAGE'));
     if (existing) {
-      s.replaceInstance.run(seriesRowId, o.sopClassUid, o.objectId, instanceAttributes, o.createdBy, o.receivedAt, o.source, arrivalId, existing.id);
-      s.insertDuplicate.run(newId(), o.database, o.sopInstanceUid, arrivalId, existing.id, outcome, o.receivedAt);
-      return { arrivalId, outcome, instanceId: existing.id, objectId, path: o.path };
+      s.replaceInstance.run(seriesRowId, o.sopClassUid, o.objectId, instanceAttributes, o.createdBy, o.createdAt, o.source, o.arrivalId ?? null, existing.id);
+      s.insertDuplicate.run(newId(), database, o.sopInstanceUid, o.arrivalId ?? '', existing.id, 'duplicate-replaced', o.createdAt);
+      return { outcome: 'duplicate-replaced', instanceId: existing.id, replacedObjectId: existing.object_id };
     }
     const instanceId = newId();
-    s.insertInstance.run(instanceId, o.database, seriesRowId, o.sopInstanceUid, o.sopClassUid, o.objectId, instanceAttributes, o.createdBy, o.receivedAt, o.source, arrivalId);
-    return { arrivalId, outcome, instanceId, objectId, path: o.path };
+    s.insertInstance.run(instanceId, database, seriesRowId, o.sopInstanceUid, o.sopClassUid, o.objectId, instanceAttributes, o.createdBy, o.createdAt, o.source, o.arrivalId ?? null);
+    return { outcome: 'filed', instanceId };
   }
 
   /** First object wins for level attributes; later ones only fill what was missing. */

@@ -1,0 +1,361 @@
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { dfError } from '../errors.ts';
+import { newId } from '../ids.ts';
+import type { LoadedPipeline } from '../pipeline/load.ts';
+import type { PipelineSet } from '../pipeline/pipeline-set.ts';
+import type { ArrivalRecord } from '../store/index-store.ts';
+import type { GroupJoin, JobRecord, JobStore, NewJob } from './job-store.ts';
+import { runJob, type RunJobDeps, type StepPool } from './run-job.ts';
+
+export interface EngineOptions {
+  jobs: JobStore;
+  pipelines: PipelineSet;
+  pool: StepPool;
+  jobsDir: string;
+  log: Logger;
+  /** Jobs run at once on this node. */
+  concurrency: number;
+  services: unknown;
+  storeEmittedInstance: RunJobDeps['storeEmittedInstance'];
+  /** Deletes the files of released objects nothing needs any more. */
+  removeObject(path: string): Promise<void>;
+}
+
+interface EngineEvents {
+  ArrivalProcessed: [{ arrivalId: string; pipelines: string[] }];
+  JobQueued: [{ jobId: string; pipeline: string }];
+  JobStarted: [{ jobId: string; pipeline: string; attempt: number }];
+  JobProgressed: [{ jobId: string; progress: number; message?: string }];
+  JobFinished: [{ jobId: string; pipeline: string; status: string; error?: string }];
+}
+
+const LEASE_MS = 10 * 60 * 1000;
+const PROGRESS_WRITE_MS = 250;
+
+/**
+ * The engine: arrivals in, jobs out. Each arrival is matched against the enabled pipelines
+ * once (durably: the decision and the arrival's "processed" mark commit together); instance
+ * triggers queue a job at once, series/study triggers join a group that fires once nothing new
+ * arrived for stableSeconds. Jobs run here, CPU-heavy steps in the worker pool.
+ */
+export class Engine extends EventEmitter<EngineEvents> {
+  readonly nodeId = newId();
+  private readonly o: EngineOptions;
+  private readonly running = new Map<string, AbortController>();
+  private arrivalsScheduled = false;
+  private processingArrivals = false;
+  private groupTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private collectionTimer: NodeJS.Timeout | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private closed = false;
+  private idleWaiters: (() => void)[] = [];
+  private lastProgressWrite = new Map<string, number>();
+  readonly stats = { arrivalsProcessed: 0, arrivalsWithoutPipeline: 0, lastUnmatched: [] as { arrivalId: string; sopInstanceUid: string; at: string }[] };
+
+  constructor(options: EngineOptions) {
+    super();
+    this.o = options;
+  }
+
+  start(): void {
+    const requeued = this.o.jobs.requeueInterrupted();
+    if (requeued > 0) this.o.log.warn({ requeued }, 'jobs interrupted by a stop or crash are queued again');
+    this.notifyArrival();
+    this.scheduleGroups();
+    this.pump();
+    // Other processes write here too (the CLI's rerun and force-complete, imports): look once a
+    // second for what they queued.
+    this.heartbeat = setInterval(() => this.beat(), 1000);
+    this.heartbeat.unref();
+  }
+
+  private beat(): void {
+    try {
+      const next = this.o.jobs.nextGroupFireAt();
+      if (next !== undefined && Date.parse(next) <= Date.now()) this.fireDueGroups();
+      if (this.o.jobs.unprocessedArrivals(1).length > 0) this.notifyArrival();
+      this.pump();
+    } catch (err) {
+      this.o.log.error({ err }, 'engine heartbeat failed');
+    }
+  }
+
+  /** Something arrived (the arrival row is committed): process the queue soon. */
+  notifyArrival(): void {
+    if (this.arrivalsScheduled || this.closed) return;
+    this.arrivalsScheduled = true;
+    setImmediate(() => {
+      this.arrivalsScheduled = false;
+      this.processArrivals();
+    });
+  }
+
+  private processArrivals(): void {
+    if (this.processingArrivals || this.closed) return;
+    this.processingArrivals = true;
+    let queued = false;
+    let joined = false;
+    try {
+      for (;;) {
+        const batch = this.o.jobs.unprocessedArrivals(500);
+        if (batch.length === 0) break;
+        for (const arrival of batch) {
+          const { jobs, joins, names } = this.decide(arrival);
+          const ids = this.o.jobs.recordTriggerDecisions(arrival.id, new Date().toISOString(), jobs, joins);
+          ids.forEach((jobId, i) => this.emit('JobQueued', { jobId, pipeline: jobs[i].pipeline }));
+          queued ||= ids.length > 0;
+          joined ||= joins.length > 0;
+          this.stats.arrivalsProcessed++;
+          if (names.length === 0) {
+            this.stats.arrivalsWithoutPipeline++;
+            this.stats.lastUnmatched.unshift({ arrivalId: arrival.id, sopInstanceUid: arrival.sopInstanceUid, at: arrival.receivedAt });
+            this.stats.lastUnmatched.length = Math.min(this.stats.lastUnmatched.length, 20);
+          }
+          this.emit('ArrivalProcessed', { arrivalId: arrival.id, pipelines: names });
+        }
+      }
+    } catch (err) {
+      this.o.log.error({ err }, 'arrival processing failed; retrying in 1 s');
+      setTimeout(() => this.notifyArrival(), 1000).unref();
+    } finally {
+      this.processingArrivals = false;
+    }
+    if (joined) this.scheduleGroups();
+    if (queued) this.pump();
+    this.checkIdle();
+  }
+
+  private decide(arrival: ArrivalRecord): { jobs: NewJob[]; joins: GroupJoin[]; names: string[] } {
+    const jobs: NewJob[] = [];
+    const joins: GroupJoin[] = [];
+    const names: string[] = [];
+    const subject = { ...arrival, source: arrival.source };
+    for (const p of this.o.pipelines.enabled()) {
+      const t = p.definition.trigger;
+      if (arrival.source === 'pipeline' && !t.includePipelineOutput) continue;
+      if (arrival.outcome === 'duplicate-rejected' && !t.includeDuplicates) continue;
+      if (!p.when(subject)) continue;
+      names.push(p.definition.name);
+      if (t.on === 'instance') {
+        jobs.push(this.newJob(p, { triggerOn: 'instance', triggerUid: arrival.sopInstanceUid, inputs: [arrival.id] }));
+        continue;
+      }
+      const uid = t.on === 'series' ? arrival.seriesInstanceUid : arrival.studyInstanceUid;
+      if (!uid) continue;
+      // Stability counts from the last arrival, by the clock of the node that processes it.
+      const fireAt = new Date(Date.now() + t.stableSeconds * 1000).toISOString();
+      joins.push({ pipeline: p.definition.name, level: t.on, uid, fireAt, lateArrivals: t.lateArrivals });
+    }
+    return { jobs, joins, names };
+  }
+
+  private newJob(p: LoadedPipeline, extra: Pick<NewJob, 'triggerOn' | 'triggerUid' | 'inputs'> & Partial<NewJob>): NewJob {
+    return {
+      pipeline: p.definition.name,
+      pipelineHash: p.hash,
+      priority: p.definition.priority,
+      maxAttempts: p.definition.retry.maxAttempts,
+      backoffSeconds: p.definition.retry.backoffSeconds,
+      ...extra,
+    };
+  }
+
+  private scheduleGroups(): void {
+    if (this.closed) return;
+    clearTimeout(this.groupTimer);
+    const next = this.o.jobs.nextGroupFireAt();
+    if (next === undefined) return;
+    const delay = Math.min(Math.max(0, Date.parse(next) - Date.now()), 2 ** 31 - 1);
+    this.groupTimer = setTimeout(() => this.fireDueGroups(), delay);
+  }
+
+  private fireDueGroups(): void {
+    try {
+      for (const g of this.o.jobs.dueGroups(new Date().toISOString())) {
+        const p = this.o.pipelines.get(g.pipeline);
+        const jobId = this.o.jobs.fireGroup(g.id, {
+          pipeline: g.pipeline,
+          pipelineHash: p?.hash,
+          priority: p?.definition.priority ?? 0,
+          maxAttempts: p?.definition.retry.maxAttempts ?? 1,
+          backoffSeconds: p?.definition.retry.backoffSeconds ?? 10,
+        });
+        if (jobId) {
+          this.o.log.info({ jobId, pipeline: g.pipeline, level: g.level, uid: g.uid }, `${g.level} stable: job queued`);
+          this.emit('JobQueued', { jobId, pipeline: g.pipeline });
+        }
+      }
+    } catch (err) {
+      this.o.log.error({ err }, 'firing stable groups failed');
+    }
+    this.scheduleGroups();
+    this.pump();
+  }
+
+  /** Operator's "this series/study is complete": fire its pending group now. */
+  forceComplete(level: 'series' | 'study', uid: string): number {
+    const n = this.o.jobs.forceComplete(level, uid);
+    if (n > 0) this.fireDueGroups();
+    return n;
+  }
+
+  /** A new job over the same inputs, linked to the one it repeats. */
+  rerun(jobId: string, user?: string): string {
+    const original = this.o.jobs.getJob(jobId);
+    if (!original) throw dfError('DF_ERR_JOB_UNKNOWN', `no job ${jobId}`);
+    const p = this.o.pipelines.get(original.pipeline);
+    const id = this.o.jobs.createJob({
+      pipeline: original.pipeline,
+      pipelineHash: p?.hash,
+      triggerOn: 'rerun',
+      triggerUid: original.triggerUid,
+      inputs: original.inputs,
+      priority: p?.definition.priority ?? original.priority,
+      maxAttempts: p?.definition.retry.maxAttempts ?? original.maxAttempts,
+      backoffSeconds: p?.definition.retry.backoffSeconds ?? original.backoffSeconds,
+      rerunOf: original.id,
+      createdBy: user,
+    });
+    this.emit('JobQueued', { jobId: id, pipeline: original.pipeline });
+    this.pump();
+    return id;
+  }
+
+  cancel(jobId: string): boolean {
+    const cancelled = this.o.jobs.cancelJob(jobId);
+    this.running.get(jobId)?.abort();
+    return cancelled;
+  }
+
+  pump(): void {
+    if (this.closed) return;
+    clearTimeout(this.retryTimer);
+    while (this.running.size < this.o.concurrency) {
+      const job = this.o.jobs.claimNextJob(this.nodeId, LEASE_MS, new Date().toISOString());
+      if (!job) break;
+      const controller = new AbortController();
+      this.running.set(job.id, controller);
+      void this.execute(job, controller).finally(() => {
+        this.running.delete(job.id);
+        this.pump();
+        this.checkIdle();
+      });
+    }
+    // Jobs waiting for a retry backoff, or queued by another process (the CLI): look again.
+    if (this.running.size < this.o.concurrency) {
+      const next = this.o.jobs.nextQueuedAt();
+      const delay = next === undefined ? 1000 : Math.min(1000, Math.max(10, Date.parse(next) - Date.now()));
+      this.retryTimer = setTimeout(() => this.pump(), delay);
+      this.retryTimer.unref();
+    }
+  }
+
+  private async execute(job: JobRecord, controller: AbortController): Promise<void> {
+    const log = this.o.log.child({ jobId: job.id, pipeline: job.pipeline, attempt: job.attempts });
+    this.emit('JobStarted', { jobId: job.id, pipeline: job.pipeline, attempt: job.attempts });
+    const pipeline = this.o.pipelines.get(job.pipeline);
+    if (!pipeline) {
+      this.o.jobs.finishJob(job.id, 'failed', { errorCode: 'DF_ERR_PIPELINE_UNKNOWN', error: `pipeline "${job.pipeline}" is not loaded` });
+      this.emit('JobFinished', { jobId: job.id, pipeline: job.pipeline, status: 'failed', error: 'pipeline not loaded' });
+      return;
+    }
+    let outcome;
+    try {
+      outcome = await runJob(job, pipeline, controller.signal, {
+        jobs: this.o.jobs,
+        pool: this.o.pool,
+        jobsDir: this.o.jobsDir,
+        log,
+        services: this.o.services,
+        storeEmittedInstance: this.o.storeEmittedInstance,
+        onProgress: (j, progress, message) => this.progress(j.id, progress, message),
+      });
+    } catch (err) {
+      outcome = { status: 'failed' as const, error: dfError('DF_ERR_STEP_FAILED', `job ${job.id} failed outside its steps: ${(err as Error).message}`, { cause: err }) };
+    }
+    this.lastProgressWrite.delete(job.id);
+    // Stopping the server is not the job's fault: left 'running', it is queued again at start.
+    if (this.closed) return;
+    if (outcome.status === 'succeeded') {
+      this.o.jobs.finishJob(job.id, 'succeeded', { stopReason: outcome.stopReason });
+      log.debug({ stopReason: outcome.stopReason }, 'job succeeded');
+    } else if (outcome.status === 'cancelled' || this.o.jobs.isCancelled(job.id)) {
+      this.o.jobs.finishJob(job.id, 'cancelled');
+      log.info('job cancelled');
+    } else if (job.attempts < job.maxAttempts) {
+      const delayMs = job.backoffSeconds * 1000 * 2 ** (job.attempts - 1);
+      this.o.jobs.retryLater(job.id, new Date(Date.now() + delayMs).toISOString(), outcome.error.code, outcome.error.message);
+      log.warn({ code: outcome.error.code, err: outcome.error.message, retryInMs: delayMs }, 'job attempt failed; will retry');
+    } else {
+      this.o.jobs.finishJob(job.id, 'failed', { errorCode: outcome.error.code, error: outcome.error.message });
+      log.warn({ code: outcome.error.code, err: outcome.error.message }, 'job failed');
+    }
+    const finished = this.o.jobs.getJob(job.id);
+    this.emit('JobFinished', { jobId: job.id, pipeline: job.pipeline, status: finished?.status ?? 'unknown', error: finished?.error });
+    this.scheduleCollection();
+  }
+
+  private progress(jobId: string, progress: number, message?: string): void {
+    this.emit('JobProgressed', { jobId, progress, message });
+    const now = Date.now();
+    if (now - (this.lastProgressWrite.get(jobId) ?? 0) < PROGRESS_WRITE_MS && progress < 1) return;
+    this.lastProgressWrite.set(jobId, now);
+    this.o.jobs.setProgress(jobId, progress, message);
+  }
+
+  /**
+   * Released objects are collected a little after jobs end, in one pass: the query looks at
+   * every unfinished job, which is too much to run after each of hundreds of small jobs.
+   */
+  private scheduleCollection(): void {
+    if (this.collectionTimer || this.closed || !this.o.jobs.hasReleasedObjects()) return;
+    this.collectionTimer = setTimeout(() => {
+      this.collectionTimer = undefined;
+      void this.collectObjects();
+    }, 200);
+  }
+
+  /** Deletes the bytes of released objects that no database, job or open group needs. */
+  private async collectObjects(): Promise<void> {
+    for (const o of this.o.jobs.collectableObjects()) {
+      try {
+        await this.o.removeObject(o.path);
+        this.o.jobs.markObjectDeleted(o.id);
+      } catch (err) {
+        this.o.log.warn({ err, objectId: o.id }, 'cannot delete a released object');
+      }
+    }
+  }
+
+  /** Resolves once no arrival waits to be matched and no job is queued or running here. */
+  idle(): Promise<void> {
+    return new Promise((resolve) => {
+      this.idleWaiters.push(resolve);
+      this.checkIdle();
+    });
+  }
+
+  private checkIdle(): void {
+    if (this.idleWaiters.length === 0) return;
+    const busy = this.running.size > 0 || this.o.jobs.nextQueuedAt() !== undefined || this.arrivalsScheduled || this.processingArrivals || this.o.jobs.unprocessedArrivals(1).length > 0;
+    if (busy) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    waiters.forEach((w) => w());
+  }
+
+  get runningJobs(): number {
+    return this.running.size;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.groupTimer);
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.collectionTimer);
+    clearInterval(this.heartbeat);
+    for (const c of this.running.values()) c.abort();
+  }
+}

@@ -1,0 +1,132 @@
+import type { StepInput, StepOutput } from '../plugin.ts';
+import type { ArrivalRecord } from '../store/index-store.ts';
+
+export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+export type TriggerOn = 'instance' | 'series' | 'study' | 'manual' | 'rerun';
+
+export interface Contributors {
+  callingAeTitles: string[];
+  peerAddresses: string[];
+}
+
+export interface NewJob {
+  pipeline: string;
+  pipelineHash?: string;
+  triggerOn: TriggerOn;
+  triggerUid?: string;
+  inputs: string[];
+  priority: number;
+  maxAttempts: number;
+  backoffSeconds: number;
+  rerunOf?: string;
+  createdBy?: string;
+}
+
+export interface StepLogLine {
+  at: string;
+  level: 'debug' | 'info' | 'warn' | 'error';
+  message: string;
+  data?: Record<string, unknown>;
+}
+
+export interface StepRecord {
+  attempt: number;
+  index: number;
+  id: string;
+  plugin: string;
+  status: 'running' | 'succeeded' | 'failed' | 'skipped';
+  startedAt?: string;
+  finishedAt?: string;
+  durationMs?: number;
+  log: StepLogLine[];
+  outputs: StepOutput[];
+  error?: string;
+}
+
+export interface JobRecord {
+  id: string;
+  pipeline: string;
+  pipelineHash?: string;
+  status: JobStatus;
+  triggerOn: TriggerOn;
+  triggerUid?: string;
+  contributors: Contributors;
+  inputs: string[];
+  priority: number;
+  attempts: number;
+  maxAttempts: number;
+  backoffSeconds: number;
+  notBefore?: string;
+  rerunOf?: string;
+  createdBy?: string;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  progress: number;
+  progressMessage?: string;
+  errorCode?: string;
+  error?: string;
+  stopReason?: string;
+  steps?: StepRecord[];
+}
+
+export interface GroupJoin {
+  pipeline: string;
+  level: 'series' | 'study';
+  uid: string;
+  fireAt: string;
+  lateArrivals: 'whole' | 'late-only' | 'ignore';
+}
+
+export interface DueGroup {
+  id: string;
+  pipeline: string;
+  level: 'series' | 'study';
+  uid: string;
+}
+
+export interface JobFilter {
+  status?: JobStatus;
+  pipeline?: string;
+  limit?: number;
+  /** Jobs with ids below this (paging backwards in time). */
+  before?: string;
+}
+
+/**
+ * Everything durable the engine keeps: the arrival queue, stable-trigger groups, jobs and their
+ * steps. SQLite implements it (sqlite-jobs.ts); no SQL leaks out.
+ */
+export interface JobStore {
+  unprocessedArrivals(limit: number): ArrivalRecord[];
+  /** In one transaction: the instance jobs, the group joins, and the arrival marked processed. */
+  recordTriggerDecisions(arrivalId: string, receivedAt: string, jobs: NewJob[], joins: GroupJoin[]): string[];
+  dueGroups(now: string): DueGroup[];
+  nextGroupFireAt(): string | undefined;
+  /** Fires an open group: a job over its members. Returns the job id, or undefined if already fired. */
+  fireGroup(groupId: string, job: Omit<NewJob, 'inputs' | 'triggerOn' | 'triggerUid'>): string | undefined;
+  /** Makes open groups of this series/study due now; returns how many. */
+  forceComplete(level: 'series' | 'study', uid: string): number;
+  createJob(job: NewJob): string;
+  claimNextJob(owner: string, leaseMs: number, now: string): JobRecord | undefined;
+  /** When the earliest queued job may run (its retry time, or its creation), if any is queued. */
+  nextQueuedAt(): string | undefined;
+  requeueInterrupted(): number;
+  startStep(jobId: string, attempt: number, index: number, id: string, plugin: string): void;
+  finishStep(jobId: string, attempt: number, index: number, result: Pick<StepRecord, 'status' | 'durationMs' | 'log' | 'outputs' | 'error'>): void;
+  setProgress(jobId: string, progress: number, message?: string): void;
+  finishJob(jobId: string, status: 'succeeded' | 'failed' | 'cancelled', outcome?: { errorCode?: string; error?: string; stopReason?: string }): void;
+  retryLater(jobId: string, notBefore: string, errorCode: string, error: string): void;
+  cancelJob(jobId: string): boolean;
+  isCancelled(jobId: string): boolean;
+  getJob(jobId: string): JobRecord | undefined;
+  listJobs(filter: JobFilter): JobRecord[];
+  counts(): Record<JobStatus, number>;
+  stepInputs(arrivalIds: string[]): StepInput[];
+  releaseObjects(objectIds: string[], jobId: string): void;
+  /** Whether any released object still awaits collection. */
+  hasReleasedObjects(): boolean;
+  /** Released objects no database holds and no unfinished job or open group needs. */
+  collectableObjects(): { id: string; path: string }[];
+  markObjectDeleted(objectId: string): void;
+}

@@ -1,0 +1,164 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { MessageChannel } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import { dfError, isDfError, type DfError } from '../errors.ts';
+import type { LoadedPipeline, ResolvedStep } from '../pipeline/load.ts';
+import type { StepInput, StepOutput } from '../plugin.ts';
+import type { JobRecord, JobStore } from './job-store.ts';
+import { createStepContext, type StepContextSeed, type StepEffects } from './step-context.ts';
+
+/** Runs worker steps: implemented by the piscina pool in workers/pool.ts. */
+export interface StepPool {
+  run(task: Record<string, unknown>, options: { signal: AbortSignal; transferList: any[] }): Promise<Omit<StepEffects, 'log'>>;
+}
+
+export interface RunJobDeps {
+  jobs: JobStore;
+  pool: StepPool;
+  jobsDir: string;
+  log: Logger;
+  services: unknown;
+  /** Stores an instance a step emitted as pipeline output; returns its SOP Instance UID. */
+  storeEmittedInstance(file: string, job: JobRecord): Promise<string>;
+  onProgress(job: JobRecord, progress: number, message?: string): void;
+}
+
+export type JobOutcome =
+  | { status: 'succeeded'; stopReason?: string }
+  | { status: 'failed'; error: DfError }
+  | { status: 'cancelled' };
+
+/**
+ * One attempt of a job: its steps in order, each seeing the inputs (as narrowed by earlier
+ * steps) and the outputs before it. A step that throws, times out or kills its worker fails
+ * the attempt with DF_ERR_STEP_FAILED naming plugin, step and job, the original as its cause.
+ */
+export async function runJob(job: JobRecord, pipeline: LoadedPipeline, cancel: AbortSignal, deps: RunJobDeps): Promise<JobOutcome> {
+  let inputs: StepInput[] = deps.jobs.stepInputs(job.inputs);
+  const previousOutputs: StepOutput[] = [];
+  const jobDir = path.join(deps.jobsDir, job.id);
+  const outputDir = path.join(jobDir, 'outputs');
+  const steps = pipeline.steps;
+  for (const step of steps) {
+    if (cancel.aborted) return { status: 'cancelled' };
+    const scratchDir = path.join(jobDir, 'scratch', `${job.attempts}-${step.index}-${step.id}`);
+    // A previous attempt's leftovers must not leak into this one.
+    if (fs.existsSync(scratchDir)) fs.rmSync(scratchDir, { recursive: true, force: true });
+    if (step.registered.plugin.runsIn === 'worker') {
+      fs.mkdirSync(scratchDir, { recursive: true });
+      fs.mkdirSync(outputDir, { recursive: true });
+    }
+    const seed: StepContextSeed = {
+      job: {
+        id: job.id,
+        pipeline: job.pipeline,
+        attempt: job.attempts,
+        trigger: { on: job.triggerOn, uid: job.triggerUid, ...job.contributors },
+      },
+      step: { id: step.id, index: step.index },
+      inputs,
+      previousOutputs: [...previousOutputs],
+      scratchDir,
+      outputDir,
+    };
+    const progress = (fraction: number, message?: string) =>
+      deps.onProgress(job, (step.index + fraction) / steps.length, message ?? `${step.id}`);
+    deps.jobs.startStep(job.id, job.attempts, step.index, step.id, step.pluginRef);
+    progress(0);
+    const started = performance.now();
+    let effects: StepEffects = { log: [], outputs: [] };
+    try {
+      effects = await runStep(step, seed, cancel, progress, deps);
+      for (const output of effects.outputs) {
+        if (output.kind === 'instance' && output.path) output.sopInstanceUid = await deps.storeEmittedInstance(output.path, job);
+      }
+    } catch (err) {
+      const cancelled = cancel.aborted;
+      const error = cancelled ? undefined : stepError(err, step, job);
+      deps.jobs.finishStep(job.id, job.attempts, step.index, {
+        status: 'failed',
+        durationMs: performance.now() - started,
+        log: effects.log.length > 0 ? effects.log : (err as { stepLog?: StepEffects['log'] }).stepLog ?? [],
+        outputs: effects.outputs,
+        error: cancelled ? 'cancelled' : error!.message,
+      });
+      return cancelled ? { status: 'cancelled' } : { status: 'failed', error: error! };
+    }
+    deps.jobs.finishStep(job.id, job.attempts, step.index, {
+      status: 'succeeded',
+      durationMs: performance.now() - started,
+      log: effects.log,
+      outputs: effects.outputs,
+    });
+    previousOutputs.push(...effects.outputs);
+    if (effects.keep) {
+      const keep = new Set(effects.keep);
+      inputs = inputs.filter((i) => keep.has(i.arrivalId));
+    }
+    if (effects.stopReason !== undefined) return { status: 'succeeded', stopReason: effects.stopReason };
+  }
+  return { status: 'succeeded' };
+}
+
+async function runStep(
+  step: ResolvedStep,
+  seed: StepContextSeed,
+  cancel: AbortSignal,
+  progress: (fraction: number, message?: string) => void,
+  deps: RunJobDeps,
+): Promise<StepEffects> {
+  const timeoutMs = step.timeoutSeconds * 1000;
+  const timeout = AbortSignal.timeout(timeoutMs);
+  const signal = AbortSignal.any([cancel, timeout]);
+  const { plugin, moduleUrl } = step.registered;
+  if (plugin.runsIn === 'main') {
+    const { ctx, effects } = createStepContext(seed, signal, progress, undefined, deps.services);
+    // A main-thread step cannot be killed; it is abandoned at its timeout (its signal tells it
+    // to stop) and the job moves on.
+    const aborted = new Promise<never>((_, reject) => {
+      const fail = () => reject(timeout.aborted ? timeoutError(step) : new Error('cancelled'));
+      if (signal.aborted) fail();
+      else signal.addEventListener('abort', fail, { once: true });
+    });
+    try {
+      await Promise.race([Promise.resolve().then(() => plugin.run(ctx, step.options)), aborted]);
+    } catch (err) {
+      Object.assign(err as object, { stepLog: effects.log });
+      throw err;
+    }
+    return effects;
+  }
+  const { port1, port2 } = new MessageChannel();
+  const log: StepEffects['log'] = [];
+  port1.on('message', (m: { type: string; fraction?: number; message?: string; line?: StepEffects['log'][number] }) => {
+    if (m.type === 'progress') progress(m.fraction ?? 0, m.message);
+    else if (m.type === 'log' && m.line && log.length <= 2000) log.push(m.line);
+  });
+  try {
+    const result = await deps.pool.run(
+      { moduleUrl, pluginName: plugin.name, pluginVersion: plugin.version, options: step.options, seed, port: port2 },
+      { signal, transferList: [port2] },
+    );
+    return { ...result, log };
+  } catch (err) {
+    const e = timeout.aborted ? timeoutError(step) : err;
+    Object.assign(e as object, { stepLog: log });
+    throw e;
+  } finally {
+    port1.close();
+  }
+}
+
+function timeoutError(step: ResolvedStep): DfError {
+  return dfError('DF_ERR_STEP_TIMEOUT', `step "${step.id}" exceeded its timeout of ${step.timeoutSeconds} s`);
+}
+
+function stepError(err: unknown, step: ResolvedStep, job: JobRecord): DfError {
+  if (isDfError(err, 'DF_ERR_STEP_FAILED')) return err;
+  const message = (err as Error)?.message ?? String(err);
+  return dfError('DF_ERR_STEP_FAILED', `step "${step.id}" (plugin ${step.registered.plugin.name}@${step.registered.plugin.version}) of job ${job.id} failed: ${message}`, {
+    cause: err,
+    details: { plugin: step.registered.plugin.name, step: step.id, job: job.id, causeCode: isDfError(err) ? err.code : undefined },
+  });
+}

@@ -1,0 +1,114 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { EventEmitter } from 'node:events';
+import type { PluginRegistry } from '../plugin-registry.ts';
+import { loadPipeline, type LoadedPipeline, type PipelineEnvironment, type PipelineProblem } from './load.ts';
+
+interface FileState {
+  /** The pipeline in force for this file: the last valid version. */
+  pipeline?: LoadedPipeline;
+  problems: PipelineProblem[];
+}
+
+/**
+ * The pipelines of a directory, one per *.json file, reloaded when files change. A file that
+ * becomes invalid keeps its last valid version in force and reports its problems; a removed
+ * file's pipeline is withdrawn. Emits 'PipelinesReloaded' after each reload.
+ */
+export class PipelineSet extends EventEmitter {
+  readonly dir: string;
+  private readonly plugins: PluginRegistry;
+  private readonly env: PipelineEnvironment;
+  private readonly files = new Map<string, FileState>();
+  private watcher: fs.FSWatcher | undefined;
+  private reloadTimer: NodeJS.Timeout | undefined;
+
+  constructor(dir: string, plugins: PluginRegistry, env: PipelineEnvironment) {
+    super();
+    this.dir = dir;
+    this.plugins = plugins;
+    this.env = env;
+  }
+
+  reload(): { loaded: string[]; problems: PipelineProblem[] } {
+    const present = new Set<string>();
+    if (fs.existsSync(this.dir)) {
+      for (const name of fs.readdirSync(this.dir).filter((f) => f.endsWith('.json')).sort()) {
+        const file = path.join(this.dir, name);
+        present.add(file);
+        let text: string;
+        try {
+          text = fs.readFileSync(file, 'utf8');
+        } catch (err) {
+          const state = this.files.get(file) ?? { problems: [] };
+          state.problems = [{ file, pointer: '', line: 1, column: 1, message: `cannot read: ${(err as Error).message}` }];
+          this.files.set(file, state);
+          continue;
+        }
+        const { pipeline, problems } = loadPipeline(text, file, this.plugins, this.env);
+        const state = this.files.get(file) ?? { problems: [] };
+        state.problems = problems;
+        if (pipeline) state.pipeline = pipeline;
+        this.files.set(file, state);
+      }
+    }
+    for (const file of [...this.files.keys()]) if (!present.has(file)) this.files.delete(file);
+    this.checkNameClashes();
+    const result = { loaded: this.all().map((p) => p.definition.name), problems: this.problems() };
+    this.emit('PipelinesReloaded', result);
+    return result;
+  }
+
+  /** Two files may not define the same pipeline name: the later file (by name) is not used. */
+  private checkNameClashes(): void {
+    const seen = new Map<string, string>();
+    for (const [file, state] of this.files) {
+      const name = state.pipeline?.definition.name;
+      if (!name) continue;
+      const first = seen.get(name);
+      if (first) {
+        state.problems.push({ file, pointer: '/name', line: 1, column: 1, message: `pipeline name "${name}" is already defined in ${first}` });
+        state.pipeline = undefined;
+      } else {
+        seen.set(name, file);
+      }
+    }
+  }
+
+  all(): LoadedPipeline[] {
+    return [...this.files.values()].flatMap((s) => (s.pipeline ? [s.pipeline] : []));
+  }
+
+  enabled(): LoadedPipeline[] {
+    return this.all().filter((p) => p.definition.enabled);
+  }
+
+  get(name: string): LoadedPipeline | undefined {
+    return this.all().find((p) => p.definition.name === name);
+  }
+
+  problems(): PipelineProblem[] {
+    return [...this.files.values()].flatMap((s) => s.problems);
+  }
+
+  /** Reload on changes in the directory (debounced: editors write files in several steps). */
+  watch(onError: (err: Error) => void): void {
+    if (!fs.existsSync(this.dir)) return;
+    this.watcher = fs.watch(this.dir, () => {
+      clearTimeout(this.reloadTimer);
+      this.reloadTimer = setTimeout(() => {
+        try {
+          this.reload();
+        } catch (err) {
+          onError(err as Error);
+        }
+      }, 200);
+    });
+    this.watcher.on('error', onError);
+  }
+
+  close(): void {
+    clearTimeout(this.reloadTimer);
+    this.watcher?.close();
+  }
+}

@@ -1,0 +1,121 @@
+import type { FromSchema, JSONSchema } from 'json-schema-to-ts';
+
+/**
+ * The plugin contract: a step is a plain object (no base class, no registration at import).
+ *
+ * Steps must be idempotent: after a crash a job runs again from its first step (at-least-once),
+ * so a step that already wrote its output must be able to write it again without harm (write
+ * to the job's directories, overwrite rather than append, key database rows by UID).
+ */
+
+/** One instance a job runs over. */
+export interface StepInput {
+  arrivalId: string;
+  objectId: string;
+  /** Absolute path of the original Part 10 file. */
+  path: string;
+  sopClassUid: string;
+  sopInstanceUid: string;
+  seriesInstanceUid?: string;
+  studyInstanceUid?: string;
+  attributes: Record<string, string>;
+  source: string;
+  callingAeTitle?: string;
+  calledAeTitle?: string;
+  peerAddress?: string;
+  /** The database the arrival was addressed to (by called AE title). */
+  database?: string;
+  receivedAt: string;
+}
+
+export type OutputKind = 'file' | 'instance' | 'table';
+
+export interface StepOutput {
+  kind: OutputKind;
+  /** Files and instances: absolute path; tables: the table name. */
+  path?: string;
+  name?: string;
+  description?: string;
+  rows?: Record<string, unknown>[];
+  /** Instances: the identifying UIDs, filled by the engine. */
+  sopInstanceUid?: string;
+}
+
+export interface StepLogger {
+  debug(message: string, data?: Record<string, unknown>): void;
+  info(message: string, data?: Record<string, unknown>): void;
+  warn(message: string, data?: Record<string, unknown>): void;
+  error(message: string, data?: Record<string, unknown>): void;
+}
+
+export interface JobInfo {
+  id: string;
+  pipeline: string;
+  attempt: number;
+  /** What fired the job: the level and UID for grouped triggers, and who contributed. */
+  trigger: {
+    on: 'instance' | 'series' | 'study' | 'manual' | 'rerun';
+    uid?: string;
+    callingAeTitles: string[];
+    peerAddresses: string[];
+  };
+}
+
+export interface StepContext {
+  job: JobInfo;
+  step: { id: string; index: number };
+  /** The instances this step works on (earlier filter steps may have narrowed them). */
+  inputs: StepInput[];
+  /** Outputs of the earlier steps of this job, in order. */
+  previousOutputs: StepOutput[];
+  /** Private to this step and attempt; emptied before the step runs. */
+  scratchDir: string;
+  /** Where emitted files should be written so that they outlive the job's scratch space. */
+  outputDir: string;
+  signal: AbortSignal;
+  /** Fraction done, 0–1. */
+  progress(fraction: number, message?: string): void;
+  log: StepLogger;
+  emitFile(path: string, description?: string): void;
+  /** A new DICOM object (Part 10 file) for later steps; the engine stores it as pipeline output. */
+  emitInstance(path: string, description?: string): void;
+  emitTable(name: string, rows: Record<string, unknown>[], description?: string): void;
+  /** Narrow the inputs of the following steps (a filter step). */
+  keepInputs(arrivalIds: string[]): void;
+  /** End the pipeline here, successfully (nothing left to do). */
+  stopPipeline(reason: string): void;
+  /** Main-thread steps only: the engine's services (stores). Undefined in workers. */
+  services?: unknown;
+}
+
+export type PluginKind = 'instances' | 'files' | 'tables';
+
+export interface PluginDefinition<Options = Record<string, unknown>> {
+  name: string;
+  version: string;
+  description: string;
+  /** JSON Schema of the options; pipelines are validated against it when they load. */
+  options: JSONSchema;
+  /** 'worker' for CPU-heavy steps (run in the piscina pool), 'main' for quick I/O steps. */
+  runsIn: 'main' | 'worker';
+  consumes: PluginKind[];
+  produces: PluginKind[];
+  /** Semver range of dicomflow versions this plugin works with. */
+  engine?: string;
+  defaultTimeoutSeconds?: number;
+  /** Semantic checks at load time, beyond the schema (e.g. the database exists). */
+  check?(options: Options, env: { databases: string[] }): { pointer: string; message: string }[];
+  run(ctx: StepContext, options: Options): Promise<void> | void;
+}
+
+/**
+ * Types the options from the schema, so the two can never drift apart. The schema is inferred
+ * as a literal; the options type is derived from it once.
+ */
+export function definePlugin<const S extends JSONSchema, O = FromSchema<S>>(
+  plugin: PluginSpec<S, O>,
+): PluginDefinition<O> {
+  return plugin as unknown as PluginDefinition<O>;
+}
+
+type PluginSpec<S, O> = Omit<PluginDefinition<O>, 'options'> & { options: S };

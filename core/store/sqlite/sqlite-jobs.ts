@@ -1,0 +1,372 @@
+import type Database from 'better-sqlite3';
+import { newId } from '../../ids.ts';
+import type {
+  Contributors,
+  DueGroup,
+  GroupJoin,
+  JobFilter,
+  JobRecord,
+  JobStatus,
+  JobStore,
+  NewJob,
+  StepRecord,
+} from '../../jobs/job-store.ts';
+import type { StepInput } from '../../plugin.ts';
+import type { ArrivalRecord } from '../index-store.ts';
+import { toArrivalRecord } from './sqlite-index.ts';
+
+type Row = Record<string, any>;
+
+function toJob(r: Row): JobRecord {
+  return {
+    id: r.id,
+    pipeline: r.pipeline,
+    pipelineHash: r.pipeline_hash ?? undefined,
+    status: r.status,
+    triggerOn: r.trigger_on,
+    triggerUid: r.trigger_uid ?? undefined,
+    contributors: JSON.parse(r.contributors),
+    inputs: JSON.parse(r.inputs),
+    priority: r.priority,
+    attempts: r.attempts,
+    maxAttempts: r.max_attempts,
+    backoffSeconds: r.backoff_seconds,
+    notBefore: r.not_before ?? undefined,
+    rerunOf: r.rerun_of ?? undefined,
+    createdBy: r.created_by ?? undefined,
+    createdAt: r.created_at,
+    startedAt: r.started_at ?? undefined,
+    finishedAt: r.finished_at ?? undefined,
+    progress: r.progress,
+    progressMessage: r.progress_message ?? undefined,
+    errorCode: r.error_code ?? undefined,
+    error: r.error ?? undefined,
+    stopReason: r.stop_reason ?? undefined,
+  };
+}
+
+/** Jobs, stable-trigger groups and the arrival queue, in the index's SQLite file. */
+export class SqliteJobs implements JobStore {
+  private readonly db: Database.Database;
+
+  private readonly statements = new Map<string, Database.Statement>();
+
+  constructor(db: Database.Database) {
+    this.db = db;
+  }
+
+  /** Prepared once per SQL text: preparing costs more than running these small statements. */
+  private sql(text: string): Database.Statement {
+    let statement = this.statements.get(text);
+    if (!statement) {
+      statement = this.db.prepare(text);
+      this.statements.set(text, statement);
+    }
+    return statement;
+  }
+
+  unprocessedArrivals(limit: number): ArrivalRecord[] {
+    const rows = this.db
+      .prepare('SELECT a.*, o.path FROM arrivals a JOIN objects o ON a.object_id = o.id WHERE a.processed_at IS NULL ORDER BY a.id LIMIT ?')
+      .all(limit) as Record<string, string>[];
+    return rows.map(toArrivalRecord);
+  }
+
+  recordTriggerDecisions(arrivalId: string, receivedAt: string, jobs: NewJob[], joins: GroupJoin[]): string[] {
+    return this.db.transaction(() => {
+      const processed = this.sql('UPDATE arrivals SET processed_at = ? WHERE id = ? AND processed_at IS NULL').run(new Date().toISOString(), arrivalId);
+      // Processed already (by another node, or before a crash): the decisions were made then.
+      if (processed.changes === 0) return [];
+      const ids = jobs.map((j) => this.insertJob(j));
+      for (const join of joins) this.joinGroup(arrivalId, receivedAt, join);
+      return ids;
+    })();
+  }
+
+  /**
+   * The newest generation of a group takes the arrival while open (its timer restarts from this
+   * arrival). Once fired, a late arrival opens the next generation, per the pipeline's policy:
+   * 'whole' carries the earlier members over, 'late-only' starts empty, 'ignore' records the
+   * arrival in a group that never fires.
+   */
+  private joinGroup(arrivalId: string, receivedAt: string, join: GroupJoin): void {
+    const latest = this.db
+      .prepare('SELECT * FROM trigger_groups WHERE pipeline = ? AND level = ? AND uid = ? ORDER BY generation DESC LIMIT 1')
+      .get(join.pipeline, join.level, join.uid) as Row | undefined;
+    let groupId: string;
+    if (latest && latest.state === 'open') {
+      groupId = latest.id;
+      this.sql('UPDATE trigger_groups SET last_arrival_at = ?, fire_at = max(fire_at, ?) WHERE id = ?').run(receivedAt, join.fireAt, groupId);
+    } else {
+      groupId = newId();
+      const state = latest && join.lateArrivals === 'ignore' ? 'ignored' : 'open';
+      this.db
+        .prepare(
+          `INSERT INTO trigger_groups (id, pipeline, level, uid, generation, state, late_arrivals, first_arrival_at, last_arrival_at, fire_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(groupId, join.pipeline, join.level, join.uid, (latest?.generation ?? 0) + 1, state, join.lateArrivals, receivedAt, receivedAt, join.fireAt);
+      if (latest && join.lateArrivals === 'whole') {
+        this.db
+          .prepare('INSERT OR IGNORE INTO trigger_group_members (group_id, arrival_id) SELECT ?, arrival_id FROM trigger_group_members WHERE group_id = ?')
+          .run(groupId, latest.id);
+      }
+    }
+    this.sql('INSERT OR IGNORE INTO trigger_group_members (group_id, arrival_id) VALUES (?, ?)').run(groupId, arrivalId);
+  }
+
+  dueGroups(now: string): DueGroup[] {
+    return this.db
+      .prepare("SELECT id, pipeline, level, uid FROM trigger_groups WHERE state = 'open' AND fire_at <= ? ORDER BY fire_at")
+      .all(now) as DueGroup[];
+  }
+
+  nextGroupFireAt(): string | undefined {
+    const r = this.sql("SELECT min(fire_at) AS t FROM trigger_groups WHERE state = 'open'").get() as { t: string | null };
+    return r.t ?? undefined;
+  }
+
+  fireGroup(groupId: string, job: Omit<NewJob, 'inputs' | 'triggerOn' | 'triggerUid'>): string | undefined {
+    return this.db.transaction(() => {
+      const group = this.sql("SELECT * FROM trigger_groups WHERE id = ? AND state = 'open'").get(groupId) as Row | undefined;
+      if (!group) return undefined;
+      const inputs = (
+        this.sql('SELECT arrival_id FROM trigger_group_members WHERE group_id = ? ORDER BY arrival_id').all(groupId) as { arrival_id: string }[]
+      ).map((r) => r.arrival_id);
+      const jobId = this.insertJob({ ...job, inputs, triggerOn: group.level, triggerUid: group.uid });
+      this.sql("UPDATE trigger_groups SET state = 'fired', job_id = ? WHERE id = ?").run(jobId, groupId);
+      return jobId;
+    })();
+  }
+
+  forceComplete(level: 'series' | 'study', uid: string): number {
+    return this.db
+      .prepare("UPDATE trigger_groups SET fire_at = ? WHERE state = 'open' AND level = ? AND uid = ?")
+      .run(new Date(0).toISOString(), level, uid).changes;
+  }
+
+  createJob(job: NewJob): string {
+    return this.db.transaction(() => this.insertJob(job))();
+  }
+
+  private insertJob(job: NewJob): string {
+    const id = newId();
+    this.db
+      .prepare(
+        `INSERT INTO jobs (id, pipeline, pipeline_hash, status, trigger_on, trigger_uid, contributors, inputs, priority, max_attempts,
+           backoff_seconds, rerun_of, created_by, created_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        id, job.pipeline, job.pipelineHash ?? null, job.triggerOn, job.triggerUid ?? null, JSON.stringify(this.contributorsOf(job.inputs)),
+        JSON.stringify(job.inputs), job.priority, job.maxAttempts, job.backoffSeconds, job.rerunOf ?? null, job.createdBy ?? null,
+        new Date().toISOString(),
+      );
+    return id;
+  }
+
+  /** Every calling AE title and peer that sent part of the job's inputs. */
+  private contributorsOf(arrivalIds: string[]): Contributors {
+    const callingAeTitles = new Set<string>();
+    const peerAddresses = new Set<string>();
+    const get = this.sql('SELECT calling_ae_title, peer_address FROM arrivals WHERE id = ?');
+    for (const id of arrivalIds) {
+      const r = get.get(id) as Row | undefined;
+      if (r?.calling_ae_title) callingAeTitles.add(r.calling_ae_title);
+      if (r?.peer_address) peerAddresses.add(r.peer_address);
+    }
+    return { callingAeTitles: [...callingAeTitles].sort(), peerAddresses: [...peerAddresses].sort() };
+  }
+
+  claimNextJob(owner: string, leaseMs: number, now: string): JobRecord | undefined {
+    return this.db.transaction(() => {
+      const r = this.db
+        .prepare(
+          `SELECT * FROM jobs WHERE status = 'queued' AND (not_before IS NULL OR not_before <= ?)
+           ORDER BY priority DESC, id LIMIT 1`,
+        )
+        .get(now) as Row | undefined;
+      if (!r) return undefined;
+      const leaseUntil = new Date(Date.parse(now) + leaseMs).toISOString();
+      this.db
+        .prepare(
+          `UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?, lease_owner = ?, lease_expires_at = ?,
+             progress = 0, progress_message = NULL WHERE id = ?`,
+        )
+        .run(now, owner, leaseUntil, r.id);
+      return toJob({ ...r, status: 'running', attempts: r.attempts + 1, started_at: now, progress: 0, progress_message: null });
+    })();
+  }
+
+  nextQueuedAt(): string | undefined {
+    const r = this.sql("SELECT min(coalesce(not_before, created_at)) AS t FROM jobs WHERE status = 'queued'").get() as { t: string | null };
+    return r.t ?? undefined;
+  }
+
+  requeueInterrupted(): number {
+    return this.sql("UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL WHERE status = 'running'").run().changes;
+  }
+
+  startStep(jobId: string, attempt: number, index: number, id: string, plugin: string): void {
+    this.db
+      .prepare(
+        `INSERT OR REPLACE INTO job_steps (job_id, attempt, step_index, step_id, plugin, status, started_at)
+         VALUES (?, ?, ?, ?, ?, 'running', ?)`,
+      )
+      .run(jobId, attempt, index, id, plugin, new Date().toISOString());
+  }
+
+  finishStep(jobId: string, attempt: number, index: number, result: Pick<StepRecord, 'status' | 'durationMs' | 'log' | 'outputs' | 'error'>): void {
+    this.db
+      .prepare(
+        `UPDATE job_steps SET status = ?, finished_at = ?, duration_ms = ?, log = ?, outputs = ?, error = ?
+         WHERE job_id = ? AND attempt = ? AND step_index = ?`,
+      )
+      .run(
+        result.status, new Date().toISOString(), result.durationMs ?? null, JSON.stringify(result.log), JSON.stringify(result.outputs),
+        result.error ?? null, jobId, attempt, index,
+      );
+  }
+
+  setProgress(jobId: string, progress: number, message?: string): void {
+    this.sql('UPDATE jobs SET progress = ?, progress_message = ? WHERE id = ?').run(progress, message ?? null, jobId);
+  }
+
+  finishJob(jobId: string, status: 'succeeded' | 'failed' | 'cancelled', outcome: { errorCode?: string; error?: string; stopReason?: string } = {}): void {
+    this.db
+      .prepare(
+        `UPDATE jobs SET status = ?, finished_at = ?, error_code = ?, error = ?, stop_reason = ?, lease_owner = NULL, lease_expires_at = NULL,
+           progress = CASE WHEN ? = 'succeeded' THEN 1 ELSE progress END WHERE id = ?`,
+      )
+      .run(status, new Date().toISOString(), outcome.errorCode ?? null, outcome.error ?? null, outcome.stopReason ?? null, status, jobId);
+  }
+
+  retryLater(jobId: string, notBefore: string, errorCode: string, error: string): void {
+    this.db
+      .prepare(
+        "UPDATE jobs SET status = 'queued', not_before = ?, error_code = ?, error = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ?",
+      )
+      .run(notBefore, errorCode, error, jobId);
+  }
+
+  cancelJob(jobId: string): boolean {
+    return (
+      this.db
+        .prepare("UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE id = ? AND status IN ('queued', 'running')")
+        .run(new Date().toISOString(), jobId).changes > 0
+    );
+  }
+
+  isCancelled(jobId: string): boolean {
+    const r = this.sql('SELECT status FROM jobs WHERE id = ?').get(jobId) as { status: string } | undefined;
+    return r?.status === 'cancelled';
+  }
+
+  getJob(jobId: string): JobRecord | undefined {
+    const r = this.sql('SELECT * FROM jobs WHERE id = ?').get(jobId) as Row | undefined;
+    if (!r) return undefined;
+    const job = toJob(r);
+    job.steps = (
+      this.sql('SELECT * FROM job_steps WHERE job_id = ? ORDER BY attempt, step_index').all(jobId) as Row[]
+    ).map((s) => ({
+      attempt: s.attempt,
+      index: s.step_index,
+      id: s.step_id,
+      plugin: s.plugin,
+      status: s.status,
+      startedAt: s.started_at ?? undefined,
+      finishedAt: s.finished_at ?? undefined,
+      durationMs: s.duration_ms ?? undefined,
+      log: JSON.parse(s.log),
+      outputs: JSON.parse(s.outputs),
+      error: s.error ?? undefined,
+    }));
+    return job;
+  }
+
+  listJobs(filter: JobFilter): JobRecord[] {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (filter.status) {
+      where.push('status = ?');
+      args.push(filter.status);
+    }
+    if (filter.pipeline) {
+      where.push('pipeline = ?');
+      args.push(filter.pipeline);
+    }
+    if (filter.before) {
+      where.push('id < ?');
+      args.push(filter.before);
+    }
+    const sql = `SELECT * FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
+    return (this.sql(sql).all(...args, filter.limit ?? 100) as Row[]).map(toJob);
+  }
+
+  counts(): Record<JobStatus, number> {
+    const out: Record<JobStatus, number> = { queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
+    for (const r of this.sql('SELECT status, COUNT(*) AS n FROM jobs GROUP BY status').all() as { status: JobStatus; n: number }[]) {
+      out[r.status] = r.n;
+    }
+    return out;
+  }
+
+  stepInputs(arrivalIds: string[]): StepInput[] {
+    const get = this.sql('SELECT a.*, o.path FROM arrivals a JOIN objects o ON a.object_id = o.id WHERE a.id = ?');
+    return arrivalIds.flatMap((id) => {
+      const r = get.get(id) as Record<string, string> | undefined;
+      if (!r) return [];
+      const a = toArrivalRecord(r);
+      return [
+        {
+          arrivalId: a.id,
+          objectId: a.objectId,
+          path: a.path,
+          sopClassUid: a.sopClassUid,
+          sopInstanceUid: a.sopInstanceUid,
+          seriesInstanceUid: a.seriesInstanceUid,
+          studyInstanceUid: a.studyInstanceUid,
+          attributes: a.attributes,
+          source: a.source,
+          callingAeTitle: a.callingAeTitle,
+          calledAeTitle: a.calledAeTitle,
+          peerAddress: a.peerAddress,
+          database: a.database,
+          receivedAt: a.receivedAt,
+        },
+      ];
+    });
+  }
+
+  releaseObjects(objectIds: string[], jobId: string): void {
+    const insert = this.sql('INSERT OR IGNORE INTO object_releases (object_id, released_at, released_by_job) VALUES (?, ?, ?)');
+    const now = new Date().toISOString();
+    this.db.transaction(() => objectIds.forEach((id) => insert.run(id, now, jobId)))();
+  }
+
+  hasReleasedObjects(): boolean {
+    return this.sql('SELECT 1 FROM object_releases r JOIN objects o ON o.id = r.object_id WHERE o.deleted_at IS NULL LIMIT 1').get() !== undefined;
+  }
+
+  collectableObjects(): { id: string; path: string }[] {
+    return this.db
+      .prepare(
+        `SELECT o.id, o.path FROM object_releases r JOIN objects o ON o.id = r.object_id
+         WHERE o.deleted_at IS NULL
+           AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.object_id = o.id)
+           AND NOT EXISTS (SELECT 1 FROM arrivals a WHERE a.object_id = o.id AND a.processed_at IS NULL)
+           AND NOT EXISTS (
+             SELECT 1 FROM arrivals a JOIN jobs j ON j.status IN ('queued', 'running')
+               AND EXISTS (SELECT 1 FROM json_each(j.inputs) e WHERE e.value = a.id)
+             WHERE a.object_id = o.id)
+           AND NOT EXISTS (
+             SELECT 1 FROM arrivals a JOIN trigger_group_members m ON m.arrival_id = a.id
+               JOIN trigger_groups g ON g.id = m.group_id AND g.state = 'open'
+             WHERE a.object_id = o.id)`,
+      )
+      .all() as { id: string; path: string }[];
+  }
+
+  markObjectDeleted(objectId: string): void {
+    this.sql('UPDATE objects SET deleted_at = ? WHERE id = ?').run(new Date().toISOString(), objectId);
+  }
+}

@@ -1,0 +1,53 @@
+import type { MessagePort } from 'node:worker_threads';
+import { createStepContext, type StepContextSeed, type StepEffects } from '../core/jobs/step-context.ts';
+import type { PluginDefinition } from '../core/plugin.ts';
+
+export interface WorkerTask {
+  moduleUrl: string;
+  pluginName: string;
+  pluginVersion: string;
+  options: Record<string, unknown>;
+  seed: StepContextSeed;
+  /** Progress and log lines go back to the main thread as they happen. */
+  port: MessagePort;
+}
+
+export type WorkerMessage = { type: 'progress'; fraction: number; message?: string } | { type: 'log'; line: StepEffects['log'][number] };
+
+const modules = new Map<string, Promise<PluginDefinition<any>>>();
+
+function loadPlugin(url: string, name: string, version: string): Promise<PluginDefinition<any>> {
+  const key = `${url}#${name}@${version}`;
+  let p = modules.get(key);
+  if (!p) {
+    p = import(url).then((mod) => {
+      const exported = mod.default ?? mod.plugin;
+      const found = (Array.isArray(exported) ? exported : [exported]).find((x: PluginDefinition) => x?.name === name && x.version === version);
+      if (!found) throw new Error(`${url} does not export plugin ${name}@${version}`);
+      return found;
+    });
+    modules.set(key, p);
+  }
+  return p;
+}
+
+/**
+ * The piscina worker: runs one step of a job. A timeout or cancel terminates the whole thread
+ * (piscina replaces it), so the signal here never fires; the step simply stops existing.
+ */
+export default async function runStep(task: WorkerTask): Promise<Omit<StepEffects, 'log'>> {
+  const plugin = await loadPlugin(task.moduleUrl, task.pluginName, task.pluginVersion);
+  const { ctx, effects } = createStepContext(
+    task.seed,
+    new AbortController().signal,
+    (fraction, message) => task.port.postMessage({ type: 'progress', fraction, message } satisfies WorkerMessage),
+    (line) => task.port.postMessage({ type: 'log', line } satisfies WorkerMessage),
+  );
+  try {
+    await plugin.run(ctx, task.options);
+  } finally {
+    task.port.close();
+  }
+  // The log already travelled line by line; do not send it twice.
+  return { outputs: effects.outputs, keep: effects.keep, stopReason: effects.stopReason };
+}
