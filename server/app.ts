@@ -96,6 +96,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
     concurrency: config.engine.concurrency,
     services,
     removeObject: (p) => objects.remove(p),
+    objectPath: (p) => objects.absolutePath(p),
     storeEmittedInstance: async (file, job) => {
       const result = await receiver.receiveFile(file, {
         source: 'pipeline',

@@ -35,8 +35,12 @@ function loadPlugin(url: string, name: string, version: string): Promise<PluginD
  * The piscina worker: runs one step of a job. A timeout or cancel terminates the whole thread
  * (piscina replaces it), so the signal here never fires; the step simply stops existing.
  */
-export default async function runStep(task: WorkerTask): Promise<Omit<StepEffects, 'log'>> {
-  const plugin = await loadPlugin(task.moduleUrl, task.pluginName, task.pluginVersion);
+export type WorkerResult = Omit<StepEffects, 'log'> & {
+  /** The step threw: its error, and the whole log (port messages may not have arrived yet). */
+  failure?: { message: string; stack?: string; code?: string; log: StepEffects['log'] };
+};
+
+export default async function runStep(task: WorkerTask): Promise<WorkerResult> {
   const { ctx, effects } = createStepContext(
     task.seed,
     new AbortController().signal,
@@ -44,7 +48,11 @@ export default async function runStep(task: WorkerTask): Promise<Omit<StepEffect
     (line) => task.port.postMessage({ type: 'log', line } satisfies WorkerMessage),
   );
   try {
+    const plugin = await loadPlugin(task.moduleUrl, task.pluginName, task.pluginVersion);
     await plugin.run(ctx, task.options);
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    return { outputs: effects.outputs, failure: { message: e?.message ?? String(err), stack: e?.stack, code: e?.code, log: effects.log } };
   } finally {
     task.port.close();
   }

@@ -18,6 +18,7 @@ export interface EngineOptions {
   concurrency: number;
   services: unknown;
   storeEmittedInstance: RunJobDeps['storeEmittedInstance'];
+  objectPath: RunJobDeps['objectPath'];
   /** Deletes the files of released objects nothing needs any more. */
   removeObject(path: string): Promise<void>;
 }
@@ -270,6 +271,7 @@ export class Engine extends EventEmitter<EngineEvents> {
         log,
         services: this.o.services,
         storeEmittedInstance: this.o.storeEmittedInstance,
+        objectPath: this.o.objectPath,
         onProgress: (j, progress, message) => this.progress(j.id, progress, message),
       });
     } catch (err) {

@@ -10,7 +10,10 @@ import { createStepContext, type StepContextSeed, type StepEffects } from './ste
 
 /** Runs worker steps: implemented by the piscina pool in workers/pool.ts. */
 export interface StepPool {
-  run(task: Record<string, unknown>, options: { signal: AbortSignal; transferList: any[] }): Promise<Omit<StepEffects, 'log'>>;
+  run(
+    task: Record<string, unknown>,
+    options: { signal: AbortSignal; transferList: any[] },
+  ): Promise<Omit<StepEffects, 'log'> & { failure?: { message: string; stack?: string; code?: string; log: StepEffects['log'] } }>;
 }
 
 export interface RunJobDeps {
@@ -19,6 +22,8 @@ export interface RunJobDeps {
   jobsDir: string;
   log: Logger;
   services: unknown;
+  /** The absolute path of an object from its path relative to the object store. */
+  objectPath(relative: string): string;
   /** Stores an instance a step emitted as pipeline output; returns its SOP Instance UID. */
   storeEmittedInstance(file: string, job: JobRecord): Promise<string>;
   onProgress(job: JobRecord, progress: number, message?: string): void;
@@ -35,7 +40,7 @@ export type JobOutcome =
  * the attempt with DF_ERR_STEP_FAILED naming plugin, step and job, the original as its cause.
  */
 export async function runJob(job: JobRecord, pipeline: LoadedPipeline, cancel: AbortSignal, deps: RunJobDeps): Promise<JobOutcome> {
-  let inputs: StepInput[] = deps.jobs.stepInputs(job.inputs);
+  let inputs: StepInput[] = deps.jobs.stepInputs(job.inputs).map((i) => ({ ...i, path: deps.objectPath(i.path) }));
   const previousOutputs: StepOutput[] = [];
   const jobDir = path.join(deps.jobsDir, job.id);
   const outputDir = path.join(jobDir, 'outputs');
@@ -140,10 +145,14 @@ async function runStep(
       { moduleUrl, pluginName: plugin.name, pluginVersion: plugin.version, options: step.options, seed, port: port2 },
       { signal, transferList: [port2] },
     );
+    if (result.failure) {
+      const { message, stack, code, log: fullLog } = result.failure;
+      throw Object.assign(new Error(message), { stack, code, stepLog: fullLog });
+    }
     return { ...result, log };
   } catch (err) {
     const e = timeout.aborted ? timeoutError(step) : err;
-    Object.assign(e as object, { stepLog: log });
+    if (!(e as { stepLog?: unknown }).stepLog) Object.assign(e as object, { stepLog: log });
     throw e;
   } finally {
     port1.close();

@@ -3,6 +3,8 @@ import dcmjs from 'dcmjs';
 import type { Logger } from 'pino';
 import { queryRetrieveSopClasses } from '../../core/dicom/sop-classes.ts';
 import { isDfError } from '../../core/errors.ts';
+import { DatasetWalker } from '../../core/dicom/dataset-walker.ts';
+import { IMPLICIT_VR_LE } from '../../core/dicom/transfer-syntaxes.ts';
 import { parseIdentifier, type ParsedQuery } from '../../core/query/identifier.ts';
 import { buildResponse, matchesRow } from '../../core/query/match.ts';
 import type { HierarchyFilter, IndexStore } from '../../core/store/index-store.ts';
@@ -32,11 +34,11 @@ export class FindService {
     this.index = index;
   }
 
-  answer(request: CFindRequest, database: string, log: Logger): CFindResponseT[] {
+  answer(request: CFindRequest, database: string, log: Logger, raw?: { dataset: Buffer; transferSyntaxUid: string }): CFindResponseT[] {
     const model = request.getAffectedSopClassUid() === queryRetrieveSopClasses.PatientRootQueryRetrieveInformationModelFind ? 'PATIENT' : 'STUDY';
     let parsed: ParsedQuery;
     try {
-      const identifier = request.getDataset()?.getElements() ?? {};
+      const identifier = { ...(request.getDataset()?.getElements() ?? {}), ...(raw ? rawUidValues(raw.dataset, raw.transferSyntaxUid) : {}) };
       parsed = parseIdentifier(identifier, model, { vrOf });
     } catch (err) {
       log.warn({ code: isDfError(err) ? err.code : undefined, err: (err as Error).message }, 'C-FIND refused');
@@ -118,6 +120,34 @@ export class FindService {
     }
     return out;
   }
+}
+
+// dcmjs's tag-keyed dictionary does not enumerate; its keyword-keyed nameMap does.
+const uiTags = new Map<number, string>(
+  Object.values(dictionary.nameMap as Record<string, { name: string; vr: string; tag: string }>)
+    .filter((entry) => entry.vr === 'UI' && /^\([0-9A-F]{4},[0-9A-F]{4}\)$/.test(entry.tag))
+    .map((entry) => [parseInt(entry.tag.slice(1, 5) + entry.tag.slice(6, 10), 16), entry.name]),
+);
+
+/**
+ * The identifier's UI values as sent. dcmjs drops every character of a UID but digits and dots
+ * when it parses, which would turn a query for a non-conforming stored UID (or a malformed one
+ * that should be refused) into a different query.
+ */
+function rawUidValues(dataset: Buffer, transferSyntaxUid: string): Record<string, string> {
+  const walker = new DatasetWalker({ explicitVr: transferSyntaxUid !== IMPLICIT_VR_LE, littleEndian: true, captureMaxBytes: 64 * 1024 });
+  try {
+    walker.push(dataset);
+    walker.end();
+  } catch {
+    return {};
+  }
+  const out: Record<string, string> = {};
+  for (const [tag, element] of walker.elements) {
+    const keyword = uiTags.get(tag);
+    if (keyword && (element.vr === '' || element.vr === 'UI')) out[keyword] = element.value.toString('latin1').replace(/[\0 ]+$/, '');
+  }
+  return out;
 }
 
 function final(request: CFindRequest, status: number, comment?: string): CFindResponseT {

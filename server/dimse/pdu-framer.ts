@@ -23,6 +23,10 @@ export type DatasetSink = (bytes: Buffer) => void;
 /** What the framer hands on: whole small PDUs for dcmjs-dimse, dataset bytes for the sink. */
 export interface FramerOutput {
   pdu(pdu: Buffer): void;
+  /** A complete command set, before the library is handed its last fragment. */
+  command?(command: Buffer): void;
+  /** A complete dataset relayed to the library (a C-FIND identifier), before its last fragment. */
+  relayedDataset?(contextId: number, dataset: Buffer): void;
   /** The first fragment of a dataset begins: returns the sink of a C-STORE, or undefined. */
   datasetStarts(contextId: number): DatasetSink | undefined;
   /** The last fragment of a dataset streamed to a sink has ended. */
@@ -57,6 +61,8 @@ export class PduFramer {
   private relayingDataset = false;
   /** The sink of a C-STORE dataset whose last fragment has not come yet. */
   private continuingSink: DatasetSink | undefined;
+  private commandParts: Buffer[] = [];
+  private relayedParts: Buffer[] = [];
 
   constructor(maxPduLength: number, out: FramerOutput) {
     this.maxPduLength = maxPduLength;
@@ -154,6 +160,10 @@ export class PduFramer {
     if (st.sink) {
       if (isLast) this.out.datasetEnds(st.contextId, st.control);
     } else {
+      const parts = isCommand ? this.commandParts : this.relayedParts;
+      parts.push(Buffer.concat(st.parts!));
+      if (isLast && isCommand) this.out.command?.(Buffer.concat(parts.splice(0)));
+      if (isLast && !isCommand) this.out.relayedDataset?.(st.contextId, Buffer.concat(parts.splice(0)));
       this.out.pdu(pDataPdu(pdvItem(st.contextId, st.control, Buffer.concat(st.parts!))));
       if (!isCommand && isLast) this.relayingDataset = false;
     }
@@ -171,11 +181,20 @@ export class PduFramer {
 export class FramedSocket extends EventEmitter {
   readonly socket: Socket;
 
-  constructor(socket: Socket, maxPduLength: number, takeSink: () => DatasetSink | undefined, onViolation: (v: PduViolation) => void) {
+  constructor(
+    socket: Socket,
+    maxPduLength: number,
+    takeSink: () => DatasetSink | undefined,
+    onCommand: (command: Buffer) => void,
+    onViolation: (v: PduViolation) => void,
+    onRelayedDataset?: (contextId: number, dataset: Buffer) => void,
+  ) {
     super();
     this.socket = socket;
     const framer = new PduFramer(maxPduLength, {
       pdu: (pdu) => this.emit('data', pdu),
+      command: onCommand,
+      relayedDataset: onRelayedDataset,
       datasetStarts: (contextId) => {
         // An empty, non-last first fragment makes dcmjs-dimse open its store stream.
         this.emit('data', pDataPdu(pdvItem(contextId, 0x00, Buffer.alloc(0))));

@@ -78,6 +78,12 @@ export class DicomflowScp extends Scp {
   private readonly receptions = new WeakMap<CStoreRequest, Reception>();
   private inFlight: Reception | undefined;
   private pendingSink: DatasetSink | undefined;
+  /** (0000,1000) of the last command, as sent: dcmjs drops every character of a UI but digits and dots. */
+  private commandSopInstanceUid: string | undefined;
+  private readonly sopInstanceUids = new WeakMap<CStoreRequest, string>();
+  /** The raw bytes of the last C-FIND identifier (dcmjs rewrites UIDs when it parses them). */
+  private lastIdentifier: { contextId: number; dataset: Buffer } | undefined;
+  private negotiated: Association | undefined;
   private counted = false;
   private callingAeTitle = '';
   private calledAeTitle = '';
@@ -87,9 +93,14 @@ export class DicomflowScp extends Scp {
     const peerAddress = socket.remoteAddress?.replace(/^::ffff:/, '');
     const log = ctx.log.child({ associationId: undefined as string | undefined, peer: peerAddress });
     let self: DicomflowScp | undefined;
-    const framed = new FramedSocket(socket, ctx.settings.maxPduLength, () => self?.takeDatasetSink(), (v) => {
+    const onCommand = (command: Buffer) => {
+      if (self) self.commandSopInstanceUid = affectedSopInstanceUid(command);
+    };
+    const framed = new FramedSocket(socket, ctx.settings.maxPduLength, () => self?.takeDatasetSink(), onCommand, (v) => {
       ctx.stats.aborted++;
       log.warn({ code: 'DF_ERR_PDU_INVALID', reason: v.message }, 'association aborted: invalid PDU');
+    }, (contextId, dataset) => {
+      if (self) self.lastIdentifier = { contextId, dataset };
     });
     super(framed as unknown as Socket, { associationTimeout: timeouts.associationTimeoutMs, pduTimeout: timeouts.pduTimeoutMs });
     self = this;
@@ -126,6 +137,7 @@ export class DicomflowScp extends Scp {
       return this.reject(RejectResult.Transient, RejectSource.ServiceProviderPresentation, 2);
     }
     this.database = s.databaseByAeTitle.get(this.calledAeTitle) ?? s.defaultDatabase;
+    this.negotiated = association;
 
     let accepted = 0;
     for (const { id } of association.getPresentationContexts() as { id: number }[]) {
@@ -138,6 +150,10 @@ export class DicomflowScp extends Scp {
       if (decision.accept) context.setResult(PresentationContextResult.Accept, decision.transferSyntax);
       else if (decision.reason === 'transfer-syntax') context.setResult(PresentationContextResult.RejectTransferSyntaxesNotSupported);
       else context.setResult(PresentationContextResult.RejectAbstractSyntaxNotSupported);
+    }
+    if (accepted === 0) {
+      log.warn('association rejected: no acceptable presentation context');
+      return this.reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.NoReasonGiven);
     }
     // dcmjs-dimse keeps one max-PDU field: what the peer can take is overwritten by what we
     // announce. Our responses to C-ECHO/C-STORE/C-FIND are far below any peer's limit.
@@ -165,9 +181,11 @@ export class DicomflowScp extends Scp {
   }
 
   override createStoreWritableStream(context: PresentationContext, request: CStoreRequest): Writable {
+    const sopInstanceUid = this.commandSopInstanceUid ?? request.getAffectedSopInstanceUid();
+    this.sopInstanceUids.set(request, sopInstanceUid);
     const reception = this.ctx.receiver.begin({
       sopClassUid: request.getAffectedSopClassUid(),
-      sopInstanceUid: request.getAffectedSopInstanceUid(),
+      sopInstanceUid,
       transferSyntaxUid: context.getAcceptedTransferSyntaxUid() ?? '1.2.840.10008.1.2',
       sourceAeTitle: this.callingAeTitle,
     });
@@ -204,6 +222,8 @@ export class DicomflowScp extends Scp {
   override cStoreRequest(request: CStoreRequest, callback: (response: CStoreResponseT) => void): void {
     const reception = this.receptions.get(request);
     const response = CStoreResponse.fromRequest(request);
+    const sopInstanceUid = this.sopInstanceUids.get(request);
+    if (sopInstanceUid !== undefined) response.setAffectedSopInstanceUid(sopInstanceUid);
     if (!reception) {
       response.setStatus(PROCESSING_FAILURE);
       callback(response);
@@ -236,7 +256,10 @@ export class DicomflowScp extends Scp {
   }
 
   override cFindRequest(request: CFindRequest, callback: (responses: CFindResponseT[]) => void): void {
-    callback(this.ctx.find.answer(request, this.database, this.log));
+    const raw = this.lastIdentifier;
+    this.lastIdentifier = undefined;
+    const transferSyntaxUid = raw ? this.negotiated?.getPresentationContext(raw.contextId)?.getAcceptedTransferSyntaxUid() : undefined;
+    callback(this.ctx.find.answer(request, this.database, this.log, raw && transferSyntaxUid ? { dataset: raw.dataset, transferSyntaxUid } : undefined));
   }
 
   private closed(): void {
@@ -251,4 +274,16 @@ export class DicomflowScp extends Scp {
       this.inFlight = undefined;
     }
   }
+}
+
+/** (0000,1000) Affected SOP Instance UID of a command set (implicit VR little endian, PS3.7 6.3.1). */
+function affectedSopInstanceUid(command: Buffer): string | undefined {
+  for (let offset = 0; offset + 8 <= command.length; ) {
+    const length = command.readUInt32LE(offset + 4);
+    if (command.readUInt16LE(offset) === 0x0000 && command.readUInt16LE(offset + 2) === 0x1000) {
+      return command.toString('latin1', offset + 8, offset + 8 + length).replace(/[\0 ]+$/, '');
+    }
+    offset += 8 + length;
+  }
+  return undefined;
 }

@@ -1,0 +1,298 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ctSeries, mrSeries } from '../fixtures/builder.ts';
+import { echoscu, storescu } from '../helpers/dcmtk.ts';
+import { freePort } from '../helpers/net.ts';
+import { spawnServer, startTestServer, tempDir } from '../helpers/server.ts';
+
+const run = promisify(execFile);
+const repo = path.resolve(import.meta.dirname, '../..');
+const node = path.join(repo, 'node_modules/.bin/node');
+const cli = path.join(repo, 'server/cli.ts');
+const testPlugins = path.join(repo, 'test/fixtures/plugins');
+const servers: { close(): Promise<void> }[] = [];
+afterAll(async () => {
+  for (const s of servers) await s.close();
+});
+
+function pipelinesDir(pipelines: Record<string, unknown>[]): string {
+  const dir = tempDir('df-pipelines-');
+  for (const p of pipelines) fs.writeFileSync(path.join(dir, `${(p as { name: string }).name}.json`), JSON.stringify(p, null, 2));
+  return dir;
+}
+
+async function server(pipelines: Record<string, unknown>[], extra: Record<string, unknown> = {}) {
+  const s = await startTestServer({ pipelinesDir: pipelinesDir(pipelines), plugins: { directories: [testPlugins] }, engine: { workerThreads: 2 }, ...extra });
+  servers.push(s);
+  return s;
+}
+
+const send = (port: number, files: string[], aet = 'STORESCU', aec = 'DICOMFLOW') => storescu(['-aet', aet, '-aec', aec, '127.0.0.1', String(port), ...files]);
+
+async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 20_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('triggers', () => {
+  it('instance trigger with conditions on SOP class and calling AE title', async () => {
+    const s = await server([
+      {
+        name: 'ct-from-ctscu',
+        trigger: { on: 'instance', when: { sopClass: { equals: 'CTImageStorage' }, callingAeTitle: { oneOf: ['CTSCU'] } } },
+        steps: [{ plugin: 'test-writes-file' }],
+      },
+    ]);
+    const dir = tempDir();
+    const ct = await ctSeries(path.join(dir, 'ct'), { slices: 3, rows: 32, cols: 32 });
+    const mr = await mrSeries(path.join(dir, 'mr'), { slices: 2, rows: 32, cols: 32 });
+    expect((await send(s.dicomPort, [...ct.files, ...mr.files], 'CTSCU')).code).toBe(0);
+    expect((await send(s.dicomPort, ct.files, 'OTHERSCU')).code).toBe(0);
+    await s.engine.idle();
+    const jobs = s.jobs.listJobs({ pipeline: 'ct-from-ctscu' });
+    expect(jobs).toHaveLength(3);
+    expect(jobs.every((j) => j.status === 'succeeded' && j.contributors.callingAeTitles.join() === 'CTSCU')).toBe(true);
+    const detail = s.jobs.getJob(jobs[0].id)!;
+    const file = detail.steps![0].outputs[0].path!;
+    expect(ct.sopInstanceUids).toContain(fs.readFileSync(file, 'utf8').trim());
+    // Arrivals that match no pipeline are fine and visible.
+    expect(s.engine.stats.arrivalsWithoutPipeline).toBe(5);
+  });
+
+  it('series trigger fires once after stableSeconds, knows every contributor, and handles late arrivals', async () => {
+    const s = await server([
+      { name: 'series-late-only', trigger: { on: 'series', stableSeconds: 1.5, lateArrivals: 'late-only' }, steps: [{ plugin: 'test-writes-file' }] },
+      { name: 'series-whole', trigger: { on: 'series', stableSeconds: 1.5, lateArrivals: 'whole' }, steps: [{ plugin: 'test-writes-file' }] },
+    ]);
+    const ct = await ctSeries(tempDir(), { slices: 6, rows: 32, cols: 32 });
+    expect((await send(s.dicomPort, ct.files.slice(0, 3), 'SCU_A')).code).toBe(0);
+    await new Promise((r) => setTimeout(r, 700));
+    expect(s.jobs.listJobs({})).toHaveLength(0);
+    expect((await send(s.dicomPort, ct.files.slice(3, 5), 'SCU_B')).code).toBe(0);
+    // Counted from the last arrival: nothing yet 1 s after the first batch's window would have closed.
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(s.jobs.listJobs({})).toHaveLength(0);
+    const first = await until('series jobs', () => {
+      const j = s.jobs.listJobs({ pipeline: 'series-late-only' });
+      return j.length === 1 && j[0].status === 'succeeded' ? j[0] : undefined;
+    });
+    expect(first.inputs).toHaveLength(5);
+    expect(first.triggerOn).toBe('series');
+    expect(first.triggerUid).toBe(ct.seriesInstanceUid);
+    expect(first.contributors.callingAeTitles).toEqual(['SCU_A', 'SCU_B']);
+    expect(first.contributors.peerAddresses).toEqual(['127.0.0.1']);
+    // A late slice: a new job over the late object only, or over the whole series.
+    expect((await send(s.dicomPort, ct.files.slice(5), 'SCU_C')).code).toBe(0);
+    const late = await until('late jobs', () => {
+      const lateOnly = s.jobs.listJobs({ pipeline: 'series-late-only', status: 'succeeded' });
+      const whole = s.jobs.listJobs({ pipeline: 'series-whole', status: 'succeeded' });
+      return lateOnly.length === 2 && whole.length === 2 ? { lateOnly, whole } : undefined;
+    });
+    expect(late.lateOnly[0].inputs).toHaveLength(1);
+    expect(late.whole[0].inputs).toHaveLength(6);
+  });
+
+  it('an operator can force a series complete', async () => {
+    const s = await server([{ name: 'slow-series', trigger: { on: 'series', stableSeconds: 3600 }, steps: [{ plugin: 'test-writes-file' }] }]);
+    const ct = await ctSeries(tempDir(), { slices: 2, rows: 32, cols: 32 });
+    expect((await send(s.dicomPort, ct.files)).code).toBe(0);
+    await s.engine.idle();
+    expect(s.jobs.listJobs({})).toHaveLength(0);
+    expect(s.engine.forceComplete('series', ct.seriesInstanceUid)).toBe(1);
+    await s.engine.idle();
+    const jobs = s.jobs.listJobs({});
+    expect(jobs.map((j) => [j.status, j.inputs.length])).toEqual([['succeeded', 2]]);
+  });
+
+  it('a study half received before a restart fires once after it', async () => {
+    const data = tempDir();
+    const pipelines = pipelinesDir([{ name: 'study-stable', trigger: { on: 'study', stableSeconds: 2 }, steps: [{ plugin: 'test-writes-file' }] }]);
+    const config = { dataDir: data, pipelinesDir: pipelines, plugins: { directories: [testPlugins] } };
+    const ct = await ctSeries(tempDir(), { slices: 4, rows: 32, cols: 32, patientId: 'RESTART' });
+    const mr = await mrSeries(tempDir(), { slices: 2, rows: 32, cols: 32, studyUid: ct.studyInstanceUid, patientId: 'RESTART' });
+    const first = await startTestServer(config);
+    expect((await send(first.dicomPort, ct.files)).code).toBe(0);
+    await first.engine.idle();
+    await first.close();
+    const second = await startTestServer(config);
+    servers.push(second);
+    expect((await send(second.dicomPort, mr.files)).code).toBe(0);
+    const job = await until('the study job', () => second.jobs.listJobs({ status: 'succeeded' })[0]);
+    expect(job.inputs).toHaveLength(6);
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(second.jobs.listJobs({})).toHaveLength(1);
+  });
+});
+
+describe('external programs', () => {
+  it('fills placeholders and environment, and a value with shell metacharacters stays inert text', async () => {
+    const dir = tempDir('df-script-');
+    const canary = path.join(dir, 'pwned');
+    const script = path.join(dir, 'record.sh');
+    fs.writeFileSync(script, '#!/bin/sh\nprintf "%s\\n" "$@" > "$DF_OUTPUT_DIR/args.txt"\nenv | grep "^DF_" | sort > "$DF_OUTPUT_DIR/env.txt"\nls "$DF_FOLDER" > "$DF_OUTPUT_DIR/folder.txt"\n');
+    fs.chmodSync(script, 0o755);
+    const s = await server([
+      {
+        name: 'script',
+        trigger: { on: 'instance' },
+        steps: [
+          {
+            plugin: 'run-program',
+            options: {
+              program: script,
+              forEach: 'instance',
+              args: ['--file', '{file}', '--from', '{callingAeTitle}', '--to', '{calledAeTitle}', '--peer', '{peerHost}', '--study', '{studyInstanceUid}', '--series', '{seriesInstanceUid}', '--sop', '{sopInstanceUid}', '--patient', '{patientId}'],
+              collectOutputs: true,
+            },
+          },
+        ],
+      },
+    ]);
+    const hostile = `x"; touch ${canary}; $(touch ${canary}) \`touch ${canary}\``.slice(0, 64);
+    const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32, patientId: hostile });
+    expect((await send(s.dicomPort, ct.files, 'SCRIPTSCU')).code).toBe(0);
+    await s.engine.idle();
+    const [job] = s.jobs.listJobs({ pipeline: 'script' });
+    expect(job.status).toBe('succeeded');
+    const outputs = s.jobs.getJob(job.id)!.steps![0].outputs.map((o) => o.path!);
+    const args = fs.readFileSync(outputs.find((p) => p.endsWith('args.txt'))!, 'utf8').trim().split('\n');
+    const arg = (flag: string) => args[args.indexOf(flag) + 1];
+    expect(arg('--from')).toBe('SCRIPTSCU');
+    expect(arg('--to')).toBe('DICOMFLOW');
+    expect(arg('--peer')).toBe('127.0.0.1');
+    expect(arg('--study')).toBe(ct.studyInstanceUid);
+    expect(arg('--series')).toBe(ct.seriesInstanceUid);
+    expect(arg('--sop')).toBe(ct.sopInstanceUids[0]);
+    expect(arg('--patient')).toBe(hostile);
+    expect(fs.existsSync(arg('--file'))).toBe(true);
+    const env = fs.readFileSync(outputs.find((p) => p.endsWith('env.txt'))!, 'utf8');
+    expect(env).toContain(`DF_CALLING_AE_TITLE=SCRIPTSCU`);
+    expect(env).toContain(`DF_SOP_INSTANCE_UID=${ct.sopInstanceUids[0]}`);
+    expect(env).toContain(`DF_PATIENT_ID=${hostile}`);
+    expect(fs.readFileSync(outputs.find((p) => p.endsWith('folder.txt'))!, 'utf8').trim()).toBe('00001.dcm');
+    expect(fs.existsSync(canary)).toBe(false);
+  });
+
+  it('a non-zero exit fails the job with the exit code and stderr in its log', async () => {
+    const s = await server([
+      {
+        name: 'fails',
+        trigger: { on: 'instance' },
+        retry: { maxAttempts: 1 },
+        steps: [{ plugin: 'run-program', options: { program: '/bin/sh', args: ['-c', 'echo broken pipe >&2; exit 7'] } }],
+      },
+    ]);
+    const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
+    await send(s.dicomPort, ct.files);
+    await s.engine.idle();
+    const job = s.jobs.getJob(s.jobs.listJobs({})[0].id)!;
+    expect(job.status).toBe('failed');
+    expect(job.errorCode).toBe('DF_ERR_STEP_FAILED');
+    expect(job.error).toMatch(/exited with code 7: broken pipe/);
+    expect(job.steps![0].log.some((l) => l.message === 'program ended' && l.data?.exitCode === 7)).toBe(true);
+  });
+});
+
+describe('failing steps never take the server down', () => {
+  it('a step that throws, one that times out and one that kills its worker each fail their job clearly', async () => {
+    const s = await server([
+      { name: 'throws', trigger: { on: 'instance' }, retry: { maxAttempts: 1 }, steps: [{ plugin: 'test-throws', options: { message: 'kaputt' } }] },
+      { name: 'throws-main', trigger: { on: 'instance' }, retry: { maxAttempts: 1 }, steps: [{ plugin: 'test-throws-main' }] },
+      { name: 'times-out', trigger: { on: 'instance' }, retry: { maxAttempts: 1 }, steps: [{ plugin: 'test-sleeps', options: { ms: 60000 }, timeoutSeconds: 1 }] },
+      { name: 'kills-worker', trigger: { on: 'instance' }, retry: { maxAttempts: 1 }, steps: [{ plugin: 'test-kills-worker' }] },
+      { name: 'works', trigger: { on: 'instance' }, steps: [{ plugin: 'test-burns-cpu', options: { slices: 2, size: 1000 } }] },
+    ]);
+    const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
+    expect((await send(s.dicomPort, ct.files)).code).toBe(0);
+    await s.engine.idle();
+    const byPipeline = Object.fromEntries(s.jobs.listJobs({}).map((j) => [j.pipeline, j]));
+    expect(byPipeline.throws).toMatchObject({ status: 'failed', errorCode: 'DF_ERR_STEP_FAILED' });
+    expect(byPipeline.throws.error).toMatch(/step "test-throws" \(plugin test-throws@1\.0\.0\) of job .* failed: kaputt/);
+    expect(s.jobs.getJob(byPipeline.throws.id)!.steps![0].log.map((l) => l.message)).toContain('about to throw');
+    expect(byPipeline['throws-main']).toMatchObject({ status: 'failed', errorCode: 'DF_ERR_STEP_FAILED' });
+    expect(byPipeline['times-out'].error).toMatch(/exceeded its timeout of 1 s/);
+    expect(byPipeline['kills-worker']).toMatchObject({ status: 'failed', errorCode: 'DF_ERR_STEP_FAILED' });
+    expect(byPipeline.works.status).toBe('succeeded');
+    // The pool and the server go on.
+    expect((await echoscu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort)])).code).toBe(0);
+    const again = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
+    await send(s.dicomPort, again.files);
+    await s.engine.idle();
+    expect(s.jobs.listJobs({ pipeline: 'works', status: 'succeeded' })).toHaveLength(2);
+  });
+
+  it('retries a failing job per the pipeline’s policy', async () => {
+    const s = await server([{ name: 'flaky', trigger: { on: 'instance' }, retry: { maxAttempts: 2, backoffSeconds: 0.2 }, steps: [{ plugin: 'test-throws-main' }] }]);
+    const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
+    await send(s.dicomPort, ct.files);
+    await s.engine.idle();
+    const job = s.jobs.getJob(s.jobs.listJobs({})[0].id)!;
+    expect(job).toMatchObject({ status: 'failed', attempts: 2 });
+    expect(job.steps!.map((st) => st.attempt)).toEqual([1, 2]);
+  });
+});
+
+describe('durability and operations', () => {
+  it('a job interrupted by kill -9 runs again after restart', async () => {
+    const data = tempDir();
+    const pipelines = pipelinesDir([{ name: 'slow', trigger: { on: 'instance' }, steps: [{ plugin: 'test-sleeps', options: { ms: 2500 } }] }]);
+    fs.writeFileSync(path.join(data, 'config.json'), JSON.stringify({ pipelinesDir: pipelines, plugins: { directories: [testPlugins] }, log: { level: 'info' } }));
+    const args = async () => ['--config', path.join(data, 'config.json'), '--data', data, '--port', String(await freePort()), '--http-port', String(await freePort())];
+    const firstArgs = await args();
+    const first = await spawnServer(firstArgs);
+    const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
+    expect((await send(Number(firstArgs[5]), ct.files)).code).toBe(0);
+    const db = new Database(path.join(data, 'index.sqlite'), { readonly: true });
+    await until('the job to run', () => (db.prepare("SELECT 1 FROM jobs WHERE status = 'running'").get() ? true : undefined));
+    first.child.kill('SIGKILL');
+    await new Promise((r) => first.child.once('exit', r));
+    const second = await spawnServer(await args());
+    try {
+      const job = await until('the job to finish', () => db.prepare("SELECT * FROM jobs WHERE status = 'succeeded'").get() as { attempts: number } | undefined);
+      expect(job.attempts).toBe(2);
+    } finally {
+      db.close();
+      second.child.kill('SIGTERM');
+    }
+  });
+
+  it('reruns a job from the CLI while the server runs, linked to the original', async () => {
+    const s = await server([{ name: 'rerunnable', trigger: { on: 'instance' }, steps: [{ plugin: 'test-writes-file' }] }]);
+    const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
+    await send(s.dicomPort, ct.files);
+    await s.engine.idle();
+    const [original] = s.jobs.listJobs({});
+    const { stdout } = await run(node, [cli, 'rerun', original.id, '--data', s.dataDir, '--user', 'alice']);
+    const rerunId = stdout.trim();
+    const rerun = await until('the rerun', () => {
+      const j = s.jobs.getJob(rerunId);
+      return j?.status === 'succeeded' ? j : undefined;
+    });
+    expect(rerun).toMatchObject({ rerunOf: original.id, triggerOn: 'rerun', createdBy: 'alice', inputs: original.inputs });
+    const { stdout: listed } = await run(node, [cli, 'jobs', '--data', s.dataDir, '--json']);
+    expect(JSON.parse(listed).map((j: { id: string }) => j.id)).toEqual([rerunId, original.id]);
+  });
+
+  it('an invalid pipeline file is reported with pointer and line, and never replaces the valid one', async () => {
+    const s = await server([{ name: 'editable', trigger: { on: 'instance' }, steps: [{ plugin: 'test-writes-file' }] }]);
+    const file = path.join(s.config.pipelinesDir, 'editable.json');
+    fs.writeFileSync(file, '{\n  "name": "editable",\n  "trigger": { "on": "instance" },\n  "steps": [{ "plugin": "test-writes-file", "timeoutSeconds": "soon" }]\n}\n');
+    await until('the reload', () => (s.pipelines.problems().length > 0 ? true : undefined));
+    const [problem] = s.pipelines.problems();
+    expect(problem).toMatchObject({ pointer: '/steps/0/timeoutSeconds', line: 4 });
+    expect(s.pipelines.get('editable')?.steps[0].timeoutSeconds).toBe(600);
+    const result = await run(node, [cli, 'validate', file]).catch((e: { code: number; stderr: string }) => e);
+    expect((result as { code: number }).code).toBe(1);
+    expect((result as { stderr: string }).stderr).toContain(`${file}:4:`);
+    expect((result as { stderr: string }).stderr).toContain('/steps/0/timeoutSeconds: must be number');
+  });
+});
