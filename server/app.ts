@@ -36,6 +36,40 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+const CLEAN_STOP_MARKER = '.clean-stop';
+// Objects acknowledged were synced; only unacknowledged ones, written in the seconds before a
+// power loss, can be short. Ten minutes covers any association's in-flight objects.
+const UNCLEAN_STOP_WINDOW_MS = 10 * 60 * 1000;
+
+/**
+ * After a crash or power loss (no clean-stop marker), checks that the objects written just
+ * before it have their full size on disk. A kill -9 cannot cut a file short (the page cache
+ * survives it); a power loss can, for objects whose Success was never sent.
+ */
+function verifyAfterUncleanStop(dataDir: string, index: SqliteIndex, objects: ObjectStore, log: Logger): void {
+  const marker = path.join(dataDir, CLEAN_STOP_MARKER);
+  if (fs.existsSync(marker)) {
+    fs.rmSync(marker);
+    return;
+  }
+  let lost = 0;
+  const recent = index.recentObjects(UNCLEAN_STOP_WINDOW_MS);
+  for (const o of recent) {
+    let size = -1;
+    try {
+      size = fs.statSync(objects.absolutePath(o.path)).size;
+    } catch {
+      // missing: counted below
+    }
+    if (size === o.size) continue;
+    lost++;
+    log.error({ objectId: o.id, path: o.path, expected: o.size, found: size }, 'object cut short by an unclean stop; it was never acknowledged and is withdrawn');
+    index.markObjectLost(o.id);
+    void objects.remove(o.path);
+  }
+  log.info({ checked: recent.length, lost }, 'checked recent objects after an unclean stop');
+}
+
 /** Starts everything `dicomflow serve` runs, wired in the one direction of the flow. */
 export async function startServer(config: ResolvedConfig, log: Logger = pino({ level: config.log.level })): Promise<RunningServer> {
   const startedAt = Date.now();
@@ -44,6 +78,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
   const removed = objects.removeIncoming();
   if (removed > 0) log.warn({ removed }, 'removed half-received objects left by an interrupted run (never acknowledged)');
   const index = new SqliteIndex(path.join(config.dataDir, 'index.sqlite'));
+  verifyAfterUncleanStop(config.dataDir, index, objects, log);
   const events = new DicomflowEvents();
 
   // Free space is polled, not checked per object: statfs per C-STORE would cost more than it saves.
@@ -195,6 +230,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
     log,
     async close() {
       clearInterval(freeSpacePoll);
+      fs.writeFileSync(path.join(config.dataDir, CLEAN_STOP_MARKER), new Date().toISOString());
       await http.close();
       await dicom.close();
       pipelines.close();

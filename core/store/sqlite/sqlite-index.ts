@@ -94,6 +94,23 @@ export class SqliteIndex implements IndexStore {
     };
   }
 
+  /** Objects written in the last `windowMs` before the newest one: what a power loss could have cut short. */
+  recentObjects(windowMs: number): { id: string; path: string; size: number }[] {
+    const newest = (this.db.prepare('SELECT max(created_at) AS t FROM objects WHERE deleted_at IS NULL').get() as { t: string | null }).t;
+    if (!newest) return [];
+    const since = new Date(Date.parse(newest) - windowMs).toISOString();
+    return this.db.prepare('SELECT id, path, size FROM objects WHERE deleted_at IS NULL AND created_at >= ?').all(since) as { id: string; path: string; size: number }[];
+  }
+
+  /** An object whose file was lost: no job may start on its arrivals, no database may serve it. */
+  markObjectLost(objectId: string): void {
+    this.db.transaction(() => {
+      this.db.prepare('UPDATE objects SET deleted_at = ? WHERE id = ?').run(new Date().toISOString(), objectId);
+      this.db.prepare('UPDATE arrivals SET processed_at = coalesce(processed_at, ?) WHERE object_id = ?').run(new Date().toISOString(), objectId);
+      this.db.prepare('DELETE FROM instances WHERE object_id = ?').run(objectId);
+    })();
+  }
+
   /** The open database, for the other SQLite adapters that share the file (jobs). */
   get connection(): Database.Database {
     return this.db;
