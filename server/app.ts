@@ -236,6 +236,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
       pipelines.close();
       await engine.close();
       await pool.destroy();
+      objects.close();
       index.close();
     },
   };

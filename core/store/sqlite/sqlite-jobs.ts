@@ -66,8 +66,7 @@ export class SqliteJobs implements JobStore {
   }
 
   unprocessedArrivals(limit: number): ArrivalRecord[] {
-    const rows = this.db
-      .prepare('SELECT a.*, o.path FROM arrivals a JOIN objects o ON a.object_id = o.id WHERE a.processed_at IS NULL ORDER BY a.id LIMIT ?')
+    const rows = this.sql('SELECT a.*, o.path FROM arrivals a JOIN objects o ON a.object_id = o.id WHERE a.processed_at IS NULL ORDER BY a.id LIMIT ?')
       .all(limit) as Record<string, string>[];
     return rows.map(toArrivalRecord);
   }
@@ -90,8 +89,7 @@ export class SqliteJobs implements JobStore {
    * arrival in a group that never fires.
    */
   private joinGroup(arrivalId: string, receivedAt: string, join: GroupJoin): void {
-    const latest = this.db
-      .prepare('SELECT * FROM trigger_groups WHERE pipeline = ? AND level = ? AND uid = ? ORDER BY generation DESC LIMIT 1')
+    const latest = this.sql('SELECT * FROM trigger_groups WHERE pipeline = ? AND level = ? AND uid = ? ORDER BY generation DESC LIMIT 1')
       .get(join.pipeline, join.level, join.uid) as Row | undefined;
     let groupId: string;
     if (latest && latest.state === 'open') {
@@ -100,15 +98,13 @@ export class SqliteJobs implements JobStore {
     } else {
       groupId = newId();
       const state = latest && join.lateArrivals === 'ignore' ? 'ignored' : 'open';
-      this.db
-        .prepare(
+      this.sql(
           `INSERT INTO trigger_groups (id, pipeline, level, uid, generation, state, late_arrivals, first_arrival_at, last_arrival_at, fire_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
         .run(groupId, join.pipeline, join.level, join.uid, (latest?.generation ?? 0) + 1, state, join.lateArrivals, receivedAt, receivedAt, join.fireAt);
       if (latest && join.lateArrivals === 'whole') {
-        this.db
-          .prepare('INSERT OR IGNORE INTO trigger_group_members (group_id, arrival_id) SELECT ?, arrival_id FROM trigger_group_members WHERE group_id = ?')
+        this.sql('INSERT OR IGNORE INTO trigger_group_members (group_id, arrival_id) SELECT ?, arrival_id FROM trigger_group_members WHERE group_id = ?')
           .run(groupId, latest.id);
       }
     }
@@ -116,8 +112,7 @@ export class SqliteJobs implements JobStore {
   }
 
   dueGroups(now: string): DueGroup[] {
-    return this.db
-      .prepare("SELECT id, pipeline, level, uid FROM trigger_groups WHERE state = 'open' AND fire_at <= ? ORDER BY fire_at")
+    return this.sql("SELECT id, pipeline, level, uid FROM trigger_groups WHERE state = 'open' AND fire_at <= ? ORDER BY fire_at")
       .all(now) as DueGroup[];
   }
 
@@ -140,8 +135,7 @@ export class SqliteJobs implements JobStore {
   }
 
   forceComplete(level: 'series' | 'study', uid: string): number {
-    return this.db
-      .prepare("UPDATE trigger_groups SET fire_at = ? WHERE state = 'open' AND level = ? AND uid = ?")
+    return this.sql("UPDATE trigger_groups SET fire_at = ? WHERE state = 'open' AND level = ? AND uid = ?")
       .run(new Date(0).toISOString(), level, uid).changes;
   }
 
@@ -151,8 +145,7 @@ export class SqliteJobs implements JobStore {
 
   private insertJob(job: NewJob): string {
     const id = newId();
-    this.db
-      .prepare(
+    this.sql(
         `INSERT INTO jobs (id, pipeline, pipeline_hash, status, trigger_on, trigger_uid, contributors, inputs, priority, max_attempts,
            backoff_seconds, rerun_of, created_by, created_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
@@ -179,16 +172,14 @@ export class SqliteJobs implements JobStore {
 
   claimNextJob(owner: string, leaseMs: number, now: string): JobRecord | undefined {
     return this.db.transaction(() => {
-      const r = this.db
-        .prepare(
+      const r = this.sql(
           `SELECT * FROM jobs WHERE status = 'queued' AND (not_before IS NULL OR not_before <= ?)
            ORDER BY priority DESC, id LIMIT 1`,
         )
         .get(now) as Row | undefined;
       if (!r) return undefined;
       const leaseUntil = new Date(Date.parse(now) + leaseMs).toISOString();
-      this.db
-        .prepare(
+      this.sql(
           `UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?, lease_owner = ?, lease_expires_at = ?,
              progress = 0, progress_message = NULL WHERE id = ?`,
         )
@@ -207,8 +198,7 @@ export class SqliteJobs implements JobStore {
   }
 
   startStep(jobId: string, attempt: number, index: number, id: string, plugin: string): void {
-    this.db
-      .prepare(
+    this.sql(
         `INSERT OR REPLACE INTO job_steps (job_id, attempt, step_index, step_id, plugin, status, started_at)
          VALUES (?, ?, ?, ?, ?, 'running', ?)`,
       )
@@ -216,8 +206,7 @@ export class SqliteJobs implements JobStore {
   }
 
   finishStep(jobId: string, attempt: number, index: number, result: Pick<StepRecord, 'status' | 'durationMs' | 'log' | 'outputs' | 'error'>): void {
-    this.db
-      .prepare(
+    this.sql(
         `UPDATE job_steps SET status = ?, finished_at = ?, duration_ms = ?, log = ?, outputs = ?, error = ?
          WHERE job_id = ? AND attempt = ? AND step_index = ?`,
       )
@@ -232,8 +221,7 @@ export class SqliteJobs implements JobStore {
   }
 
   finishJob(jobId: string, status: 'succeeded' | 'failed' | 'cancelled', outcome: { errorCode?: string; error?: string; stopReason?: string } = {}): void {
-    this.db
-      .prepare(
+    this.sql(
         `UPDATE jobs SET status = ?, finished_at = ?, error_code = ?, error = ?, stop_reason = ?, lease_owner = NULL, lease_expires_at = NULL,
            progress = CASE WHEN ? = 'succeeded' THEN 1 ELSE progress END WHERE id = ?`,
       )
@@ -241,8 +229,7 @@ export class SqliteJobs implements JobStore {
   }
 
   retryLater(jobId: string, notBefore: string, errorCode: string, error: string): void {
-    this.db
-      .prepare(
+    this.sql(
         "UPDATE jobs SET status = 'queued', not_before = ?, error_code = ?, error = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ?",
       )
       .run(notBefore, errorCode, error, jobId);
@@ -250,8 +237,7 @@ export class SqliteJobs implements JobStore {
 
   cancelJob(jobId: string): boolean {
     return (
-      this.db
-        .prepare("UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE id = ? AND status IN ('queued', 'running')")
+      this.sql("UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE id = ? AND status IN ('queued', 'running')")
         .run(new Date().toISOString(), jobId).changes > 0
     );
   }
@@ -348,8 +334,7 @@ export class SqliteJobs implements JobStore {
   }
 
   collectableObjects(): { id: string; path: string }[] {
-    return this.db
-      .prepare(
+    return this.sql(
         `SELECT o.id, o.path FROM object_releases r JOIN objects o ON o.id = r.object_id
          WHERE o.deleted_at IS NULL
            AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.object_id = o.id)
