@@ -210,7 +210,10 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
   const http = await startHttpServer(
     {
       status,
-      health: () => ({ ok: true, dicom: true, index: true }),
+      health: () => {
+        const checks = { dicom: dicom.listening(), index: index.healthy(), storage: freeBytes >= minFree };
+        return { ok: checks.dicom && checks.index && checks.storage, ...checks };
+      },
     },
     { host: config.http.host, port: config.http.port, adminToken: token, log },
   );

@@ -7,6 +7,7 @@ dimse.log.setLevel('warn');
 
 export interface DicomServer {
   port: number;
+  listening(): boolean;
   close(): Promise<void>;
 }
 
@@ -39,6 +40,7 @@ export async function startDicomServer(
   const address = server.address() as net.AddressInfo;
   return {
     port: address.port,
+    listening: () => server.listening,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();

@@ -4,7 +4,7 @@ import { bearerToken, tokenMatches } from './auth.ts';
 
 export interface StatusSource {
   status(): Record<string, unknown>;
-  health(): { ok: boolean; dicom: boolean; index: boolean };
+  health(): { ok: boolean; dicom: boolean; index: boolean; storage: boolean };
 }
 
 /**

@@ -111,6 +111,15 @@ export class SqliteIndex implements IndexStore {
     })();
   }
 
+  /** The index answers a trivial query. */
+  healthy(): boolean {
+    try {
+      return this.db.prepare('SELECT 1 AS ok').get() !== undefined;
+    } catch {
+      return false;
+    }
+  }
+
   /** The open database, for the other SQLite adapters that share the file (jobs). */
   get connection(): Database.Database {
     return this.db;
