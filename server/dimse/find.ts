@@ -42,7 +42,10 @@ export class FindService {
       parsed = parseIdentifier(identifier, model, { vrOf });
     } catch (err) {
       log.warn({ code: isDfError(err) ? err.code : undefined, err: (err as Error).message }, 'C-FIND refused');
-      return [final(request, IDENTIFIER_DOES_NOT_MATCH, (err as Error).message)];
+      // (0000,0902) holds 64 characters: lead with the problem itself, not the code and model.
+      const problems = (isDfError(err) ? (err.details?.problems as { message: string }[] | undefined) : undefined) ?? [];
+      const comment = problems.length > 0 ? `DF_ERR_QUERY_INVALID: ${problems.map((p) => p.message).join('; ')}` : (err as Error).message;
+      return [final(request, IDENTIFIER_DOES_NOT_MATCH, comment)];
     }
     try {
       const matches = this.matches(parsed, database);

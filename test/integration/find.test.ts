@@ -3,7 +3,7 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ctSeries, mrSeries, newUid, petSeries, secondaryCaptureRgb, type BuiltSeries, type PatientStudyOptions } from '../fixtures/builder.ts';
+import { ctSeries, mrSeries, newUid, petSeries, secondaryCaptureRgb, type BuiltSeries, type PatientStudyOptions, type PetOptions } from '../fixtures/builder.ts';
 import { findscu, hasTool, parseFindscuResponses, storescu, type DumpDataset } from '../helpers/dcmtk.ts';
 import { startTestServer, tempDir } from '../helpers/server.ts';
 
@@ -101,7 +101,7 @@ describe.skipIf(!hasTool('findscu') || !hasTool('storescu'))('C-FIND SCP with fi
       const series = await Promise.all(build(path.join(fixtureDir, name), options));
       studies[name] = { uid, ...fields, series };
     }
-    const staticPet = { frameDurationsSec: [300], seriesType: 'STATIC' } as const;
+    const staticPet: PetOptions = { frameDurationsSec: [300], seriesType: 'STATIC' };
 
     await study('chestCt', patients.john, { date: '20240105', time: '083000', description: 'CT CHEST', accessionNumber: 'A1001' }, (dir, o) => [
       ctSeries(path.join(dir, 'ct'), { ...o, ...SMALL, slices: 4, seriesNumber: 1 }),
@@ -406,8 +406,8 @@ describe.skipIf(!hasTool('findscu') || !hasTool('storescu'))('C-FIND SCP with fi
       ['an instance key in a series query', 'patient', ['QueryRetrieveLevel=SERIES', 'SOPInstanceUID', 'SeriesInstanceUID']],
       ['the PATIENT level in Study Root', 'study', ['QueryRetrieveLevel=PATIENT', 'PatientID']],
       ['a malformed date', 'study', ['QueryRetrieveLevel=STUDY', 'StudyDate=2024-01-05', 'StudyInstanceUID']],
-      // Fails today: dcmjs strips every character but digits and dots from a UI value it reads, so
-      // the request arrives as the exact UID "2.25.1" and is answered Success with no match.
+      // dcmjs strips every character but digits and dots from a UI value it reads: read naively,
+      // this request would arrive as the exact UID "2.25.1" and be answered Success, no match.
       ['a wildcard in a UID', 'study', ['QueryRetrieveLevel=STUDY', 'StudyInstanceUID=2.25.*1']],
     ] as const)('refuses %s with A900', async (_, model, keys) => {
       const { responses, finalStatusCode, log } = await find(model, [...keys], { debug: true });
@@ -424,8 +424,8 @@ describe.skipIf(!hasTool('findscu') || !hasTool('storescu'))('C-FIND SCP with fi
       expect(responses).toEqual([{ QueryRetrieveLevel: 'STUDY', StudyInstanceUID: studies.oddUid.uid, PatientID: 'FIND-O1' }]);
     });
 
-    // Fails today, same cause as the wildcard UID above: the request's UID loses its letters
-    // ("….A1" arrives as "….1") before the matcher sees it, so the study is never found by its UID.
+    // Read through dcmjs, the request's UID would lose its letters ("….A1" arriving as "….1")
+    // before the matcher sees it, and the study would never be found by its UID.
     it('finds a study by a stored UID that is not all digits and dots', async () => {
       const responses = await query('study', ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${studies.oddUid.uid}`, 'PatientID'], 'ODDUIDS');
       expect(responses).toEqual([{ QueryRetrieveLevel: 'STUDY', StudyInstanceUID: studies.oddUid.uid, PatientID: 'FIND-O1' }]);
