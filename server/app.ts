@@ -103,7 +103,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
   for (const dir of config.plugins.directories) await plugins.loadDirectory(dir);
   for (const pkg of config.plugins.packages) await plugins.loadPackage(pkg, config.configFile ? path.dirname(config.configFile) : process.cwd());
   const databaseNames = config.databases.map((db) => db.name);
-  const pipelines = new PipelineSet(config.pipelinesDir, plugins, { databases: databaseNames });
+  const pipelines = new PipelineSet(config.pipelinesDir, plugins, { databases: databaseNames }, { defaultPipeline: config.defaultPipeline });
   const engineLog = log.child({ component: 'engine' });
   const reportPipelines = () => {
     const loaded = pipelines.all().map((p) => p.definition.name);

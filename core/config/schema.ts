@@ -102,6 +102,11 @@ export const configSchema = {
       default: './pipelines',
       description: 'Directory of pipeline definitions (*.json), reloaded when they change. Relative to the configuration file, or the working directory.',
     },
+    defaultPipeline: {
+      type: 'boolean',
+      default: true,
+      description: 'Run the built-in pipeline "store-received" (file every arrival into the database of its called AE title) unless a pipeline file of that name replaces it. Off: received objects are filed only where pipelines say.',
+    },
     plugins: {
       type: 'object',
       additionalProperties: false,

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import type { PluginRegistry } from '../plugin-registry.ts';
+import { DEFAULT_PIPELINE_NAME, DEFAULT_PIPELINE_SOURCE, defaultPipelineText } from './default-pipeline.ts';
 import { loadPipeline, type LoadedPipeline, type PipelineEnvironment, type PipelineProblem } from './load.ts';
 
 interface FileState {
@@ -23,11 +24,14 @@ export class PipelineSet extends EventEmitter {
   private watcher: fs.FSWatcher | undefined;
   private reloadTimer: NodeJS.Timeout | undefined;
 
-  constructor(dir: string, plugins: PluginRegistry, env: PipelineEnvironment) {
+  private readonly withDefault: boolean;
+
+  constructor(dir: string, plugins: PluginRegistry, env: PipelineEnvironment, options: { defaultPipeline: boolean } = { defaultPipeline: true }) {
     super();
     this.dir = dir;
     this.plugins = plugins;
     this.env = env;
+    this.withDefault = options.defaultPipeline;
   }
 
   reload(): { loaded: string[]; problems: PipelineProblem[] } {
@@ -54,9 +58,17 @@ export class PipelineSet extends EventEmitter {
     }
     for (const file of [...this.files.keys()]) if (!present.has(file)) this.files.delete(file);
     this.checkNameClashes();
+    this.addDefault();
     const result = { loaded: this.all().map((p) => p.definition.name), problems: this.problems() };
     this.emit('PipelinesReloaded', result);
     return result;
+  }
+
+  private addDefault(): void {
+    this.files.delete(DEFAULT_PIPELINE_SOURCE);
+    if (!this.withDefault || this.all().some((p) => p.definition.name === DEFAULT_PIPELINE_NAME)) return;
+    const { pipeline, problems } = loadPipeline(defaultPipelineText, DEFAULT_PIPELINE_SOURCE, this.plugins, this.env);
+    this.files.set(DEFAULT_PIPELINE_SOURCE, { pipeline, problems });
   }
 
   /** Two files may not define the same pipeline name: the later file (by name) is not used. */

@@ -13,6 +13,8 @@ import { newId } from '../ids.ts';
 export class ObjectStore {
   readonly root: string;
   private readonly incomingDir: string;
+  /** Empty files made ahead of need; moved into incoming/ when an object starts to arrive. */
+  private readonly spareDir: string;
   private readonly knownDirs = new Set<string>();
   private readonly spares: { id: string; tempPath: string; fd: number }[] = [];
   private sparesOpening = 0;
@@ -21,7 +23,9 @@ export class ObjectStore {
   constructor(root: string) {
     this.root = path.resolve(root);
     this.incomingDir = path.join(this.root, 'incoming');
+    this.spareDir = path.join(this.root, 'spare');
     fs.mkdirSync(this.incomingDir, { recursive: true });
+    fs.mkdirSync(this.spareDir, { recursive: true });
     fs.mkdirSync(path.join(this.root, 'objects'), { recursive: true });
   }
 
@@ -32,13 +36,23 @@ export class ObjectStore {
       fs.rmSync(path.join(this.incomingDir, name), { force: true });
       removed++;
     }
+    for (const name of fs.readdirSync(this.spareDir)) fs.rmSync(path.join(this.spareDir, name), { force: true });
     return removed;
   }
 
   beginWrite(): ObjectWriter {
     const spare = this.spares.pop();
     this.refillSpares();
-    if (spare) return new ObjectWriter(this, spare.id, spare.tempPath, spare.fd);
+    if (spare) {
+      // A rename within one file system is metadata only; the open descriptor follows the file.
+      const tempPath = path.join(this.incomingDir, `${spare.id}.part`);
+      try {
+        fs.renameSync(spare.tempPath, tempPath);
+        return new ObjectWriter(this, spare.id, tempPath, spare.fd);
+      } catch {
+        fs.close(spare.fd, () => {});
+      }
+    }
     const id = newId();
     return new ObjectWriter(this, id, path.join(this.incomingDir, `${id}.part`));
   }
@@ -52,7 +66,7 @@ export class ObjectStore {
     while (this.spares.length + this.sparesOpening < 2) {
       this.sparesOpening++;
       const id = newId();
-      const tempPath = path.join(this.incomingDir, `${id}.part`);
+      const tempPath = path.join(this.spareDir, `${id}.part`);
       fs.open(tempPath, 'wx', (err, fd) => {
         this.sparesOpening--;
         if (err) return;

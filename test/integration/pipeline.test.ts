@@ -26,7 +26,7 @@ function pipelinesDir(pipelines: Record<string, unknown>[]): string {
 }
 
 async function server(pipelines: Record<string, unknown>[], extra: Record<string, unknown> = {}) {
-  const s = await startTestServer({ pipelinesDir: pipelinesDir(pipelines), plugins: { directories: [testPlugins] }, engine: { workerThreads: 2 }, ...extra });
+  const s = await startTestServer({ pipelinesDir: pipelinesDir(pipelines), defaultPipeline: false, plugins: { directories: [testPlugins] }, engine: { workerThreads: 2 }, ...extra });
   servers.push(s);
   return s;
 }
@@ -116,7 +116,7 @@ describe('triggers', () => {
   it('a study half received before a restart fires once after it', async () => {
     const data = tempDir();
     const pipelines = pipelinesDir([{ name: 'study-stable', trigger: { on: 'study', stableSeconds: 2 }, steps: [{ plugin: 'test-writes-file' }] }]);
-    const config = { dataDir: data, pipelinesDir: pipelines, plugins: { directories: [testPlugins] } };
+    const config = { dataDir: data, pipelinesDir: pipelines, defaultPipeline: false, plugins: { directories: [testPlugins] } };
     const ct = await ctSeries(tempDir(), { slices: 4, rows: 32, cols: 32, patientId: 'RESTART' });
     const mr = await mrSeries(tempDir(), { slices: 2, rows: 32, cols: 32, studyUid: ct.studyInstanceUid, patientId: 'RESTART' });
     const first = await startTestServer(config);
@@ -245,7 +245,7 @@ describe('durability and operations', () => {
   it('a job interrupted by kill -9 runs again after restart', async () => {
     const data = tempDir();
     const pipelines = pipelinesDir([{ name: 'slow', trigger: { on: 'instance' }, steps: [{ plugin: 'test-sleeps', options: { ms: 2500 } }] }]);
-    fs.writeFileSync(path.join(data, 'config.json'), JSON.stringify({ pipelinesDir: pipelines, plugins: { directories: [testPlugins] }, log: { level: 'info' } }));
+    fs.writeFileSync(path.join(data, 'config.json'), JSON.stringify({ pipelinesDir: pipelines, defaultPipeline: false, plugins: { directories: [testPlugins] }, log: { level: 'info' } }));
     const args = async () => ['--config', path.join(data, 'config.json'), '--data', data, '--port', String(await freePort()), '--http-port', String(await freePort())];
     const firstArgs = await args();
     const first = await spawnServer(firstArgs);
