@@ -23,6 +23,8 @@ export interface StepInput {
   callingAeTitle?: string;
   calledAeTitle?: string;
   peerAddress?: string;
+  /** The user who imported or moved the object, when a person did. */
+  userName?: string;
   /** The database the arrival was addressed to (by called AE title). */
   database?: string;
   receivedAt: string;

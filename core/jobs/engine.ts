@@ -33,6 +33,7 @@ interface EngineEvents {
 
 const LEASE_MS = 10 * 60 * 1000;
 const PROGRESS_WRITE_MS = 250;
+const ARRIVAL_BATCH_MS = 5;
 
 /**
  * The engine: arrivals in, jobs out. Each arrival is matched against the enabled pipelines
@@ -83,14 +84,19 @@ export class Engine extends EventEmitter<EngineEvents> {
     }
   }
 
-  /** Something arrived (the arrival row is committed): process the queue soon. */
+  /**
+   * Something arrived (the arrival row is committed): process the queue shortly. The short
+   * delay batches arrivals that come in a stream, and lets the work fall into the moments the
+   * receiving side waits on fsync instead of delaying the next object (measured with storescu:
+   * 400 objects took 2.1 s with immediate processing).
+   */
   notifyArrival(): void {
     if (this.arrivalsScheduled || this.closed) return;
     this.arrivalsScheduled = true;
-    setImmediate(() => {
+    setTimeout(() => {
       this.arrivalsScheduled = false;
       this.processArrivals();
-    });
+    }, ARRIVAL_BATCH_MS);
   }
 
   private processArrivals(): void {

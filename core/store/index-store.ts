@@ -122,6 +122,7 @@ export interface ArrivalRecord {
   callingAeTitle?: string;
   calledAeTitle?: string;
   peerAddress?: string;
+  userName?: string;
   database?: string;
   outcome: ArrivalOutcome;
   sopClassUid: string;

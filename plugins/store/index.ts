@@ -41,7 +41,8 @@ export default definePlugin({
           sopClassUid: input.sopClassUid,
           sopInstanceUid: input.sopInstanceUid,
           attributes: input.attributes,
-          createdBy: input.callingAeTitle ?? input.source,
+          // PMOD's rule: the network's creator is the calling AE title, an import's the user.
+          createdBy: input.userName ?? input.callingAeTitle ?? input.source,
           createdAt: input.receivedAt,
           source: input.source as never,
           arrivalId: input.arrivalId,

@@ -434,6 +434,7 @@ export function toArrivalRecord(r: Record<string, string>): ArrivalRecord {
     callingAeTitle: r.calling_ae_title ?? undefined,
     calledAeTitle: r.called_ae_title ?? undefined,
     peerAddress: r.peer_address ?? undefined,
+    userName: r.user_name ?? undefined,
     database: r.database_name ?? undefined,
     outcome: r.outcome as ArrivalOutcome,
     sopClassUid: r.sop_class_uid,

@@ -316,6 +316,7 @@ export class SqliteJobs implements JobStore {
           callingAeTitle: a.callingAeTitle,
           calledAeTitle: a.calledAeTitle,
           peerAddress: a.peerAddress,
+          userName: a.userName,
           database: a.database,
           receivedAt: a.receivedAt,
         },
