@@ -25,6 +25,8 @@ export interface StepInput {
   peerAddress?: string;
   /** The user who imported or moved the object, when a person did. */
   userName?: string;
+  /** Who is recorded as the creator (PMOD's rule: the calling AE title, the importing user…). */
+  createdBy?: string;
   /** The database the arrival was addressed to (by called AE title). */
   database?: string;
   receivedAt: string;

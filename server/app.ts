@@ -18,6 +18,7 @@ import { formatProblem } from '../core/pipeline/load.ts';
 import { PluginRegistry } from '../core/plugin-registry.ts';
 import { SqliteJobs } from '../core/store/sqlite/sqlite-jobs.ts';
 import { createStepPool } from '../workers/pool.ts';
+import { WatchFolder } from './import/watch-folder.ts';
 
 const builtInPlugins = path.resolve(import.meta.dirname, '../plugins');
 
@@ -30,6 +31,7 @@ export interface RunningServer {
   engine: Engine;
   pipelines: PipelineSet;
   jobs: SqliteJobs;
+  watchFolders: WatchFolder[];
   index: SqliteIndex;
   objects: ObjectStore;
   log: Logger;
@@ -169,6 +171,10 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
   );
 
   engine.start();
+  const watchFolders = config.watchFolders.map(
+    (w) => new WatchFolder({ path: w.path, database: w.database ?? config.defaultDatabase, stableSeconds: w.stableSeconds, pollSeconds: w.pollSeconds }, receiver, log.child({ component: 'import' })),
+  );
+  watchFolders.forEach((w) => w.start());
 
   const { token, file: tokenFile, created } = loadOrCreateAdminToken(config.dataDir);
   if (created) log.info({ tokenFile }, 'created the administrator API token');
@@ -191,6 +197,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
       lastArrivalAt: receiver.stats.lastArrivalAt ?? null,
     },
     storage: { dataDir: config.dataDir, freeBytes, minFreeBytes: minFree, refusingNewObjects: freeBytes < minFree },
+    watchFolders: watchFolders.map((w, i) => ({ path: config.watchFolders[i].path, ...w.stats })),
     pipelines: {
       dir: config.pipelinesDir,
       loaded: pipelines.all().map((p) => ({ name: p.definition.name, enabled: p.definition.enabled, trigger: p.definition.trigger.on, file: p.file })),
@@ -231,8 +238,10 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
     index,
     objects,
     log,
+    watchFolders,
     async close() {
       clearInterval(freeSpacePoll);
+      watchFolders.forEach((w) => w.stop());
       fs.writeFileSync(path.join(config.dataDir, CLEAN_STOP_MARKER), new Date().toISOString());
       await http.close();
       await dicom.close();

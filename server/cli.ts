@@ -6,6 +6,7 @@ import { isDfError } from '../core/errors.ts';
 import { startServer } from './app.ts';
 import { forceComplete, listJobs, rerunJob, showJob } from './cli/jobs.ts';
 import { validateFiles } from './cli/validate.ts';
+import { importCommand, printSummary } from './cli/import.ts';
 
 const USAGE = `dicomflow — DICOM arrival turned into processing
 
@@ -16,11 +17,13 @@ Usage:
   dicomflow job ID [--config FILE | --data DIR] [--json]
   dicomflow rerun ID [--config FILE | --data DIR] [--user NAME]
   dicomflow force-complete (--series UID | --study UID) [--config FILE | --data DIR]
+  dicomflow import PATH [--db NAME] [--user NAME] [--config FILE | --data DIR]
   dicomflow --help
 
 serve runs the DICOM SCP (default port 11112, AE title DICOMFLOW) and the HTTP API (default 8080)
 with data under ./data unless the configuration says otherwise. The job commands work on the
-data directory whether or not the server runs; a running server picks up reruns within a second.`;
+data directory whether or not the server runs; a running server picks up reruns and imports
+within a second. import exits with 3 if some files were refused (the others are imported).`;
 
 const common = {
   config: { type: 'string', short: 'c' },
@@ -110,6 +113,19 @@ async function main(argv: string[]): Promise<void> {
       const level = values.series !== undefined ? 'series' : 'study';
       const n = forceComplete(configFrom(values), level, (values.series ?? values.study)!);
       console.log(n > 0 ? `${level} marked complete: its job is queued within a second` : `no pending ${level} trigger for that UID`);
+      return;
+    }
+    case 'import': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        options: { ...common, db: { type: 'string' }, user: { type: 'string' } },
+        allowPositionals: true,
+        strict: true,
+      });
+      if (positionals.length !== 1) throw usageError('import needs one folder or file');
+      const summary = await importCommand(configFrom(values), positionals[0], values.db, values.user ?? os.userInfo().username);
+      printSummary(summary);
+      if (summary.refused.length > 0) process.exitCode = 3;
       return;
     }
     case undefined:

@@ -63,6 +63,7 @@ export function loadConfig(file: string | undefined, overrides: ConfigOverrides 
     dataDir,
     pipelinesDir: path.resolve(baseDir, config.pipelinesDir),
     plugins: { ...config.plugins, directories: config.plugins.directories.map((d) => path.resolve(baseDir, d)) },
+    watchFolders: config.watchFolders.map((w) => ({ ...w, path: path.resolve(baseDir, w.path) })),
     configFile: file === undefined ? undefined : path.resolve(cwd, file),
   };
 }
@@ -73,6 +74,9 @@ function checkSemantics(config: Config, where: string): void {
   config.databases.forEach((db, i) => {
     if (names.has(db.name)) problems.push(`/databases/${i}/name: duplicate database name "${db.name}"`);
     names.add(db.name);
+  });
+  config.watchFolders.forEach((w, i) => {
+    if (w.database !== undefined && !names.has(w.database)) problems.push(`/watchFolders/${i}/database: unknown database "${w.database}"`);
   });
   if (!names.has(config.defaultDatabase)) {
     problems.push(`/defaultDatabase: "${config.defaultDatabase}" is not one of the databases (${[...names].join(', ')})`);

@@ -142,6 +142,22 @@ export const configSchema = {
         },
       },
     },
+    watchFolders: {
+      type: 'array',
+      default: [],
+      description: 'Folders scanned continuously; a file is imported once it stopped growing, then moved to done/ (or failed/ with a reason).',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['path'],
+        properties: {
+          path: { type: 'string', description: 'Relative to the configuration file, or the working directory.' },
+          database: { type: 'string', description: 'Database the arrivals are addressed to; default: defaultDatabase.' },
+          stableSeconds: { type: 'number', minimum: 0, default: 2, description: 'A file is imported once its size and time stayed the same this long.' },
+          pollSeconds: { type: 'number', exclusiveMinimum: 0, default: 1 },
+        },
+      },
+    },
     log: {
       type: 'object',
       additionalProperties: false,

@@ -123,6 +123,8 @@ export interface ArrivalRecord {
   calledAeTitle?: string;
   peerAddress?: string;
   userName?: string;
+  /** Provenance: the calling AE title, the importing user, the watch folder… */
+  createdBy?: string;
   database?: string;
   outcome: ArrivalOutcome;
   sopClassUid: string;

@@ -177,4 +177,9 @@ export const migrations: readonly { version: number; name: string; sql: string }
       );
     `,
   },
+  {
+    version: 3,
+    name: 'the creator an arrival records (calling AE title, user, watch folder)',
+    sql: `ALTER TABLE arrivals ADD COLUMN created_by TEXT;`,
+  },
 ];

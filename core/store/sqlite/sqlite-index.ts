@@ -65,7 +65,7 @@ export class SqliteIndex implements IndexStore {
       ),
       insertArrival: db.prepare(`INSERT INTO arrivals (id, object_id, received_at, source, calling_ae_title, called_ae_title,
         peer_address, user_name, association_id, database_name, outcome, sop_class_uid, sop_instance_uid, series_instance_uid,
-        study_instance_uid, patient_id, modality, attributes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+        study_instance_uid, patient_id, modality, attributes, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       patientByKey: db.prepare('SELECT id, attributes FROM patients WHERE database_name = ? AND patient_key = ?'),
       insertPatient: db.prepare(
         'INSERT INTO patients (id, database_name, patient_key, patient_id, attributes, created_at) VALUES (?, ?, ?, ?, ?, ?)',
@@ -88,6 +88,10 @@ export class SqliteIndex implements IndexStore {
         attributes, created_by, created_at, source, arrival_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       replaceInstance: db.prepare(`UPDATE instances SET series_row_id = ?, sop_class_uid = ?, object_id = ?, attributes = ?,
         created_by = ?, created_at = ?, source = ?, arrival_id = ? WHERE id = ?`),
+      receivedArrivalByUid: db.prepare(
+        `SELECT a.id, a.object_id, o.path FROM arrivals a JOIN objects o ON a.object_id = o.id
+         WHERE a.database_name = ? AND a.sop_instance_uid = ? AND a.outcome = 'received' AND o.deleted_at IS NULL LIMIT 1`,
+      ),
       insertDuplicate: db.prepare(
         'INSERT INTO duplicates (id, database_name, sop_instance_uid, arrival_id, kept_instance_id, action, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
@@ -194,9 +198,13 @@ export class SqliteIndex implements IndexStore {
     const s = this.statements;
     const a = o.attributes;
     const arrivalId = newId();
+    // Under "reject", an earlier copy counts whether the store step has filed it yet or not:
+    // otherwise a duplicate sent right after the original would slip through.
     const existing =
       policy === 'reject'
-        ? (s.instanceByUid.get(o.database, o.sopInstanceUid) as { id: string; object_id: string; path: string } | undefined)
+        ? ((s.instanceByUid.get(o.database, o.sopInstanceUid) ?? s.receivedArrivalByUid.get(o.database, o.sopInstanceUid)) as
+            | { id: string; object_id: string; path: string }
+            | undefined)
         : undefined;
     const outcome: ArrivalOutcome = existing ? 'duplicate-rejected' : 'received';
     // A rejected duplicate's arrival points at the object the database keeps.
@@ -205,7 +213,7 @@ export class SqliteIndex implements IndexStore {
     s.insertArrival.run(
       arrivalId, objectId, o.receivedAt, o.source, o.callingAeTitle ?? null, o.calledAeTitle ?? null, o.peerAddress ?? null,
       o.userName ?? null, o.associationId ?? null, o.database, outcome, o.sopClassUid, o.sopInstanceUid,
-      a.SeriesInstanceUID ?? null, a.StudyInstanceUID ?? null, a.PatientID ?? null, a.Modality ?? null, JSON.stringify(a),
+      a.SeriesInstanceUID ?? null, a.StudyInstanceUID ?? null, a.PatientID ?? null, a.Modality ?? null, JSON.stringify(a), o.createdBy,
     );
     if (existing) {
       s.insertDuplicate.run(newId(), o.database, o.sopInstanceUid, arrivalId, existing.id, outcome, o.receivedAt);
@@ -435,6 +443,7 @@ export function toArrivalRecord(r: Record<string, string>): ArrivalRecord {
     calledAeTitle: r.called_ae_title ?? undefined,
     peerAddress: r.peer_address ?? undefined,
     userName: r.user_name ?? undefined,
+    createdBy: r.created_by ?? undefined,
     database: r.database_name ?? undefined,
     outcome: r.outcome as ArrivalOutcome,
     sopClassUid: r.sop_class_uid,

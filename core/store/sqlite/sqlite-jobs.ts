@@ -317,6 +317,7 @@ export class SqliteJobs implements JobStore {
           calledAeTitle: a.calledAeTitle,
           peerAddress: a.peerAddress,
           userName: a.userName,
+          createdBy: a.createdBy,
           database: a.database,
           receivedAt: a.receivedAt,
         },

@@ -1,0 +1,141 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { Receiver } from '../../core/receive.ts';
+
+export interface WatchFolderOptions {
+  path: string;
+  database: string;
+  stableSeconds: number;
+  pollSeconds: number;
+}
+
+interface Seen {
+  size: number;
+  mtimeMs: number;
+  changedAt: number;
+}
+
+const DONE = 'done';
+const FAILED = 'failed';
+
+/**
+ * A folder scanned continuously (PMOD's third way in). A file is imported once it has stopped
+ * growing for stableSeconds, through the same spool → arrival → pipelines path as the network;
+ * then moved to done/, or to failed/ with a <name>.reason.txt saying why.
+ */
+export class WatchFolder {
+  private readonly o: WatchFolderOptions;
+  private readonly receiver: Receiver;
+  private readonly log: Logger;
+  private readonly seen = new Map<string, Seen>();
+  private timer: NodeJS.Timeout | undefined;
+  private scanning = false;
+  private stopped = false;
+  readonly stats = { imported: 0, failed: 0, lastScanAt: undefined as string | undefined };
+
+  constructor(options: WatchFolderOptions, receiver: Receiver, log: Logger) {
+    this.o = options;
+    this.receiver = receiver;
+    this.log = log.child({ watchFolder: options.path });
+  }
+
+  start(): void {
+    fs.mkdirSync(path.join(this.o.path, DONE), { recursive: true });
+    fs.mkdirSync(path.join(this.o.path, FAILED), { recursive: true });
+    this.schedule(0);
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => void this.scan(), delayMs);
+  }
+
+  /** One pass; exported for tests and the operator's "scan now". */
+  async scan(): Promise<void> {
+    if (this.scanning) return;
+    this.scanning = true;
+    try {
+      const now = Date.now();
+      const present = new Set<string>();
+      for (const file of this.listFiles()) {
+        present.add(file);
+        let stat: fs.Stats;
+        try {
+          stat = fs.statSync(file);
+        } catch {
+          continue;
+        }
+        const before = this.seen.get(file);
+        if (!before || before.size !== stat.size || before.mtimeMs !== stat.mtimeMs) {
+          this.seen.set(file, { size: stat.size, mtimeMs: stat.mtimeMs, changedAt: now });
+          continue;
+        }
+        if (now - before.changedAt < this.o.stableSeconds * 1000) continue;
+        await this.importFile(file);
+        this.seen.delete(file);
+        if (this.stopped) return;
+      }
+      for (const file of [...this.seen.keys()]) if (!present.has(file)) this.seen.delete(file);
+      this.stats.lastScanAt = new Date().toISOString();
+    } catch (err) {
+      this.log.error({ err }, 'watch folder scan failed');
+    } finally {
+      this.scanning = false;
+      this.schedule(this.o.pollSeconds * 1000);
+    }
+  }
+
+  private listFiles(): string[] {
+    const out: string[] = [];
+    const walk = (dir: string, top: boolean) => {
+      let entries: fs.Dirent[];
+      try {
+        entries = fs.readdirSync(dir, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const e of entries) {
+        // Hidden files are editors' and copiers' temporaries; done/ and failed/ are ours.
+        if (e.name.startsWith('.') || (top && (e.name === DONE || e.name === FAILED))) continue;
+        const full = path.join(dir, e.name);
+        if (e.isDirectory()) walk(full, false);
+        else if (e.isFile()) out.push(full);
+      }
+    };
+    walk(this.o.path, true);
+    return out.sort();
+  }
+
+  private async importFile(file: string): Promise<void> {
+    const result = await this.receiver.receiveFile(file, {
+      source: 'folder',
+      database: this.o.database,
+      createdBy: `watch folder ${this.o.path}`,
+    });
+    const relative = path.relative(this.o.path, file);
+    if (result.ok) {
+      this.stats.imported++;
+      moveInto(file, path.join(this.o.path, DONE, relative));
+      return;
+    }
+    this.stats.failed++;
+    const target = moveInto(file, path.join(this.o.path, FAILED, relative));
+    fs.writeFileSync(`${target}.reason.txt`, `${result.error.code}: ${result.error.message}\n`);
+    this.log.warn({ file: relative, code: result.error.code, reason: result.error.message }, 'watch folder refused a file');
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+}
+
+/** Moves a file, never overwriting: a name already taken gets .1, .2, … */
+function moveInto(file: string, target: string): string {
+  fs.mkdirSync(path.dirname(target), { recursive: true });
+  let candidate = target;
+  for (let n = 1; fs.existsSync(candidate); n++) candidate = `${target}.${n}`;
+  fs.renameSync(file, candidate);
+  return candidate;
+}
