@@ -42,7 +42,7 @@ export default definePlugin({
           sopInstanceUid: input.sopInstanceUid,
           attributes: input.attributes,
           // PMOD's rule: the network's creator is the calling AE title, an import's the user.
-          createdBy: input.userName ?? input.callingAeTitle ?? input.source,
+          createdBy: input.createdBy ?? input.userName ?? input.callingAeTitle ?? input.source,
           createdAt: input.receivedAt,
           source: input.source as never,
           arrivalId: input.arrivalId,
