@@ -25,6 +25,8 @@ export const errorCodes = {
   DF_ERR_PROGRAM_FAILED: 'An external program exited non-zero, was killed, or could not be started.',
   DF_ERR_JOB_UNKNOWN: 'No job has that id.',
   DF_ERR_PIPELINE_UNKNOWN: 'No loaded pipeline has that name.',
+  DF_ERR_FORBIDDEN: 'The user lacks the role or the database right this action needs; an administrator can grant it in "users".',
+  DF_ERR_NOT_FOUND: 'No study, series or patient with that UID or ID in the database.',
   DF_ERR_PIPELINE_INVALID: 'A pipeline definition does not match its schema or refers to unknown parts.',
 } as const;
 

@@ -7,6 +7,7 @@ import { startServer } from './app.ts';
 import { forceComplete, listJobs, rerunJob, showJob } from './cli/jobs.ts';
 import { validateFiles } from './cli/validate.ts';
 import { importCommand, printSummary } from './cli/import.ts';
+import { transferCommand } from './cli/databases.ts';
 
 const USAGE = `dicomflow — DICOM arrival turned into processing
 
@@ -18,6 +19,9 @@ Usage:
   dicomflow rerun ID [--config FILE | --data DIR] [--user NAME]
   dicomflow force-complete (--series UID | --study UID) [--config FILE | --data DIR]
   dicomflow import PATH [--db NAME] [--user NAME] [--config FILE | --data DIR]
+  dicomflow move --from DB --to DB (STUDY_UID | --series UID | --patient ID) [--user NAME] [--config FILE]
+  dicomflow copy --from DB --to DB (STUDY_UID | --series UID | --patient ID) [--user NAME] [--config FILE]
+  dicomflow replicate --from DB --to DB (--study UID | --patient ID | --all) [--user NAME] [--config FILE]
   dicomflow --help
 
 serve runs the DICOM SCP (default port 11112, AE title DICOMFLOW) and the HTTP API (default 8080)
@@ -126,6 +130,40 @@ async function main(argv: string[]): Promise<void> {
       const summary = await importCommand(configFrom(values), positionals[0], values.db, values.user ?? os.userInfo().username);
       printSummary(summary);
       if (summary.refused.length > 0) process.exitCode = 3;
+      return;
+    }
+    case 'move':
+    case 'copy':
+    case 'replicate': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        options: {
+          ...common,
+          from: { type: 'string' },
+          to: { type: 'string' },
+          study: { type: 'string' },
+          series: { type: 'string' },
+          patient: { type: 'string' },
+          all: { type: 'boolean' },
+          user: { type: 'string' },
+        },
+        allowPositionals: true,
+        strict: true,
+      });
+      if (!values.from || !values.to) throw usageError(`${command} needs --from DB and --to DB`);
+      const study = values.study ?? positionals[0];
+      const chosen = [study, values.series, values.patient, values.all ? 'all' : undefined].filter((v) => v !== undefined);
+      if (chosen.length !== 1 || positionals.length > 1) throw usageError(`${command} needs exactly one of STUDY_UID, --series UID, --patient ID${command === 'replicate' ? ', --all' : ''}`);
+      const level = values.all ? 'database' : values.series ? 'series' : values.patient ? 'patient' : 'study';
+      const result = transferCommand(configFrom(values), {
+        mode: command,
+        from: values.from,
+        to: values.to,
+        level,
+        uid: values.series ?? values.patient ?? study,
+        user: values.user ?? os.userInfo().username,
+      });
+      console.log(`${command}: ${result.instances} instance(s) from ${values.from} to ${values.to}: ${result.filed} filed, ${result.duplicates} already there`);
       return;
     }
     case undefined:

@@ -142,6 +142,21 @@ export const configSchema = {
         },
       },
     },
+    users: {
+      type: 'array',
+      default: [],
+      description: 'Users, their role and their rights per database ("*" for all); write includes read. Moving or copying needs manager or admin, read on the source (write to move) and write on the target.',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'role'],
+        properties: {
+          name: { type: 'string', minLength: 1, maxLength: 64 },
+          role: { enum: ['admin', 'manager', 'operator', 'reader'] },
+          databases: { type: 'object', additionalProperties: { enum: ['read', 'write'] } },
+        },
+      },
+    },
     watchFolders: {
       type: 'array',
       default: [],

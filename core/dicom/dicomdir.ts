@@ -125,19 +125,27 @@ export function placeInstances(fileSet: FileSet, instances: readonly FileSetInst
   const seriesFolders = new Map<string, string[]>();
   // Highest number used under each parent folder ('' for the patients' level).
   const highest = new Map<string, number>();
+  // A folder belongs to the patient, study or series of the first instance filed in it (the one
+  // that made it); instances filed there later because of their study or series do not claim it.
+  const owned = new Set<string>();
   const remember = (entry: FileSetEntry) => {
     const [, patient, study, series, instance] = entry.fileId;
     bySop.set(entry.sopInstanceUid, entry);
-    if (!patientFolder.has(entry.patientKey)) patientFolder.set(entry.patientKey, patient);
-    if (!studyFolders.has(entry.studyInstanceUid)) studyFolders.set(entry.studyInstanceUid, [patient, study]);
-    if (!seriesFolders.has(entry.seriesInstanceUid)) seriesFolders.set(entry.seriesInstanceUid, [patient, study, series]);
+    const claim = <V>(folder: string, map: Map<string, V>, key: string, value: V) => {
+      if (owned.has(folder)) return;
+      owned.add(folder);
+      if (!map.has(key)) map.set(key, value);
+    };
+    claim(patient, patientFolder, entry.patientKey, patient);
+    claim(`${patient}/${study}`, studyFolders, entry.studyInstanceUid, [patient, study]);
+    claim(`${patient}/${study}/${series}`, seriesFolders, entry.seriesInstanceUid, [patient, study, series]);
     const parents = ['', patient, `${patient}/${study}`, `${patient}/${study}/${series}`];
     [patient, study, series, instance].forEach((folder, level) => {
       const n = folderNumber(folder);
       if (n > (highest.get(parents[level]) ?? 0)) highest.set(parents[level], n);
     });
   };
-  entries.forEach(remember);
+  [...entries].sort(byFileId).forEach(remember);
   const next = (parent: string, prefix: string): string => {
     const n = (highest.get(parent) ?? 0) + 1;
     if (n > MAX_NUMBER) throw new Error(`file-set folder ${parent || '(root)'} is full (${MAX_NUMBER} entries)`);
@@ -351,7 +359,6 @@ const us = (tag: number, value: number): Element => {
  */
 function textKeys(keys: { tag: number; vr: string; value: string }[]): Element[] {
   const all = keys.map((k) => k.value).join('');
-  // eslint-disable-next-line no-control-regex
   const charset = /^[\u0000-\u007f]*$/.test(all) ? undefined : /^[\u0000-\u00ff]*$/.test(all) ? 'ISO_IR 100' : 'ISO_IR 192';
   const encoding: BufferEncoding = charset === 'ISO_IR 192' ? 'utf8' : 'latin1';
   const elements = keys.map((k) => ({ tag: k.tag, vr: k.vr, value: padded(Buffer.from(k.value, encoding), 0x20) }));
@@ -361,7 +368,7 @@ function textKeys(keys: { tag: number; vr: string; value: string }[]): Element[]
 
 /** The directory records of a file-set: patients, their studies, series and images, in File ID order. */
 function directoryRecords(fileSet: FileSet): DirectoryRecord[] {
-  const sorted = [...fileSet.entries].sort((x, y) => compare(x.fileId.join('/'), y.fileId.join('/')));
+  const sorted = [...fileSet.entries].sort(byFileId);
   const patients: DirectoryRecord[] = [];
   let last: FileSetEntry | undefined;
   let patient: DirectoryRecord | undefined;
@@ -415,7 +422,9 @@ function directoryRecords(fileSet: FileSet): DirectoryRecord[] {
   return patients;
 }
 
-function compare(a: string, b: string): number {
+function byFileId(x: FileSetEntry, y: FileSetEntry): number {
+  const a = x.fileId.join('/');
+  const b = y.fileId.join('/');
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
@@ -464,8 +473,7 @@ export function buildDicomdir(fileSet: FileSet, options: DicomdirOptions): Buffe
       encodeElement(ul(0x00041202, last)),
       // PS3.3 F.3.2.1: 0000H, no known inconsistencies.
       encodeElement(us(0x00041212, 0)),
-      encodeElement({ tag: 0x00041220, vr: 'SQ', value: Buffer.alloc(0) }).subarray(0, 8),
-      lengthBytes(sequenceLength),
+      sequenceHeader(0x00041220, sequenceLength),
     ]);
   // The offsets' values do not change any length: size everything first, then place it.
   const sizes = order.map(({ record }) => ITEM_HEADER + recordElements(record, 0, 0).reduce((n, e) => n + elementLength(e), 0));
@@ -489,8 +497,12 @@ export function buildDicomdir(fileSet: FileSet, options: DicomdirOptions): Buffe
   return Buffer.concat([meta, head(offsetOf(patients[0]), offsetOf(patients.at(-1)), sequenceLength), ...items]);
 }
 
-function lengthBytes(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n, 0);
-  return b;
+/** An SQ element's header with an explicit length (tag, VR, two reserved bytes, length). */
+function sequenceHeader(tag: number, length: number): Buffer {
+  const header = Buffer.alloc(12);
+  header.writeUInt16LE(tag >>> 16, 0);
+  header.writeUInt16LE(tag & 0xffff, 2);
+  header.write('SQ', 4, 'latin1');
+  header.writeUInt32LE(length, 8);
+  return header;
 }

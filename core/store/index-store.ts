@@ -103,6 +103,26 @@ export interface HierarchyFilter {
   sopInstanceUids?: string[];
 }
 
+export interface TransferRequest {
+  from: string;
+  to: string;
+  level: 'patient' | 'study' | 'series' | 'database';
+  /** PatientID, Study or Series Instance UID; unused for a whole database. */
+  uid?: string;
+  mode: 'move' | 'copy';
+  user: string;
+  source: 'move' | 'replication';
+  /** Provenance of the target's rows. */
+  createdBy: string;
+}
+
+export interface TransferResult {
+  instances: number;
+  filed: number;
+  /** Already in the target (kept as they were). */
+  duplicates: number;
+}
+
 export interface IndexTotals {
   patients: number;
   studies: number;
@@ -140,6 +160,7 @@ export interface IndexStore {
   syncDurable(): Promise<void>;
   fileInstance(database: string, item: FileItem, policy: DuplicatePolicy): FileResult;
   instanceExists(database: string, sopInstanceUid: string): boolean;
+  transfer(request: TransferRequest): TransferResult;
   patients(database: string, filter: HierarchyFilter): PatientRow[];
   studies(database: string, filter: HierarchyFilter): StudyRow[];
   series(database: string, filter: HierarchyFilter): SeriesRow[];

@@ -182,4 +182,18 @@ export const migrations: readonly { version: number; name: string; sql: string }
     name: 'the creator an arrival records (calling AE title, user, watch folder)',
     sql: `ALTER TABLE arrivals ADD COLUMN created_by TEXT;`,
   },
+  {
+    version: 4,
+    name: 'audit log of what people did (moves, copies, reruns)',
+    sql: `
+      CREATE TABLE audit_log (
+        id TEXT PRIMARY KEY,
+        at TEXT NOT NULL,
+        user_name TEXT NOT NULL,
+        action TEXT NOT NULL,
+        details TEXT NOT NULL
+      );
+      CREATE INDEX audit_log_user ON audit_log(user_name, id);
+    `,
+  },
 ];

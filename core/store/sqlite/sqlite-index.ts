@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { newId } from '../../ids.ts';
+import { dfError } from '../../errors.ts';
 import { attributesOfLevel } from '../../dicom/indexed-attributes.ts';
 import type {
   ArrivalOutcome,
@@ -19,6 +20,8 @@ import type {
   RecordResult,
   SeriesRow,
   StudyRow,
+  TransferRequest,
+  TransferResult,
 } from '../index-store.ts';
 import { migrations } from './migrations.ts';
 
@@ -228,6 +231,63 @@ export class SqliteIndex implements IndexStore {
    */
   fileInstance(database: string, item: FileItem, policy: DuplicatePolicy): FileResult {
     return this.db.transaction(() => this.fileOne(database, item, policy))();
+  }
+
+  /**
+   * Moves or copies a patient, study or series (or a whole database) between databases. The
+   * original objects are shared, never copied or changed; the target's rows record who did it.
+   * One transaction: either everything moves, or nothing does.
+   */
+  transfer(t: TransferRequest): TransferResult {
+    return this.db.transaction(() => {
+      const column = { patient: 'p.patient_id', study: 'st.study_instance_uid', series: 'se.series_instance_uid', database: undefined }[t.level];
+      const rows = this.db
+        .prepare(
+          `SELECT i.id, i.object_id, i.sop_instance_uid, i.sop_class_uid, i.attributes AS instance, se.attributes AS series,
+             st.attributes AS study, p.attributes AS patient
+           FROM instances i JOIN series se ON i.series_row_id = se.id JOIN studies st ON se.study_row_id = st.id
+             JOIN patients p ON st.patient_row_id = p.id
+           WHERE i.database_name = ? ${column ? `AND ${column} = ?` : ''} ORDER BY i.id`,
+        )
+        .all(...(column ? [t.from, t.uid] : [t.from])) as Record<string, string>[];
+      if (rows.length === 0) {
+        throw dfError('DF_ERR_NOT_FOUND', `no ${t.level}${t.uid ? ` ${t.uid}` : ''} in database "${t.from}"`);
+      }
+      const now = new Date().toISOString();
+      const result: TransferResult = { instances: rows.length, filed: 0, duplicates: 0 };
+      for (const r of rows) {
+        const attributes = { ...parse(r.patient), ...parse(r.study), ...parse(r.series), ...parse(r.instance) };
+        const filed = this.fileOne(
+          t.to,
+          { objectId: r.object_id, sopClassUid: r.sop_class_uid, sopInstanceUid: r.sop_instance_uid, attributes, createdBy: t.createdBy, createdAt: now, source: t.source },
+          'keep-first',
+        );
+        if (filed.outcome === 'filed' || filed.outcome === 'already-filed') result.filed++;
+        else result.duplicates++;
+        if (t.mode === 'move') this.db.prepare('DELETE FROM instances WHERE id = ?').run(r.id);
+      }
+      if (t.mode === 'move') this.pruneEmpty(t.from);
+      this.db
+        .prepare('INSERT INTO audit_log (id, at, user_name, action, details) VALUES (?, ?, ?, ?, ?)')
+        .run(newId(), now, t.user, t.mode, JSON.stringify({ from: t.from, to: t.to, level: t.level, uid: t.uid, ...result, source: t.source }));
+      return result;
+    })();
+  }
+
+  /** Series, studies and patients left without instances go with them. */
+  private pruneEmpty(database: string): void {
+    this.db.prepare('DELETE FROM series WHERE database_name = ? AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.series_row_id = series.id)').run(database);
+    this.db.prepare('DELETE FROM studies WHERE database_name = ? AND NOT EXISTS (SELECT 1 FROM series se WHERE se.study_row_id = studies.id)').run(database);
+    this.db.prepare('DELETE FROM patients WHERE database_name = ? AND NOT EXISTS (SELECT 1 FROM studies st WHERE st.patient_row_id = patients.id)').run(database);
+  }
+
+  auditLog(limit: number): { at: string; user: string; action: string; details: Record<string, unknown> }[] {
+    return (this.db.prepare('SELECT * FROM audit_log ORDER BY id DESC LIMIT ?').all(limit) as Record<string, string>[]).map((r) => ({
+      at: r.at,
+      user: r.user_name,
+      action: r.action,
+      details: JSON.parse(r.details),
+    }));
   }
 
   instanceExists(database: string, sopInstanceUid: string): boolean {
