@@ -1,4 +1,4 @@
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { Logger } from 'pino';
 import { bearerToken, tokenMatches } from './auth.ts';
 
@@ -17,7 +17,8 @@ export async function startHttpServer(
 ): Promise<{ port: number; close: () => Promise<void> }> {
   const app = Fastify({
     loggerInstance: options.log.child({ component: 'http' }),
-    disableRequestLogging: true,
+    // Per-request lines would drown the DICOM logs; errors are logged where they are handled.
+    logController: new LogController({ disableRequestLogging: true }),
     // Fastify's default Ajv strips unknown properties silently; an API should refuse them.
     ajv: { customOptions: { removeAdditional: false, allErrors: true } },
   });
