@@ -27,6 +27,13 @@ export const errorCodes = {
   DF_ERR_PIPELINE_UNKNOWN: 'No loaded pipeline has that name.',
   DF_ERR_FORBIDDEN: 'The user lacks the role or the database right this action needs; an administrator can grant it in "users".',
   DF_ERR_NOT_FOUND: 'No study, series or patient with that UID or ID in the database.',
+  DF_ERR_PEER_UNREACHABLE: 'The peer could not be reached (connection refused, unknown host, TLS handshake failed or connect timeout); check host, port, TLS settings and that the peer runs.',
+  DF_ERR_ASSOCIATION_REJECTED: 'The peer rejected the association (A-ASSOCIATE-RJ); check the called and calling AE titles configured on both sides.',
+  DF_ERR_ASSOCIATION_ABORTED: 'The peer aborted the association or closed the connection before answering; objects not acknowledged were not stored, send them again.',
+  DF_ERR_PEER_TIMEOUT: 'The peer did not answer, or stopped reading, within the response timeout; the association was aborted.',
+  DF_ERR_CONTEXT_REJECTED: "The peer accepted no presentation context for the object's SOP class in its transfer syntax; dicomflow does not transcode yet.",
+  DF_ERR_FILE_READ: 'A stored file to be sent could not be opened or read.',
+  DF_ERR_AE_TITLE_INVALID: 'An AE title is empty, longer than 16 characters, or holds a backslash or control characters.',
   DF_ERR_PIPELINE_INVALID: 'A pipeline definition does not match its schema or refers to unknown parts.',
 } as const;
 

@@ -222,16 +222,20 @@ function directoryKeys(instance: FileSetInstance, fileId: string[], notes: strin
   const a = instance.attributes;
   const [, patient, study, series, image] = fileId;
   const received = instance.receivedAt.replace(/[-:]/g, '');
+  const problem = (keyword: string) => `${keyword} ${a[keyword] ? `"${a[keyword]}" is not valid` : 'is missing'}`;
+  // The first valid value among the keywords; taking another attribute's value is worth a note.
   const firstOf = (keywords: string[], valid: (v: string) => string | undefined): string | undefined => {
     for (const k of keywords) {
       const v = valid(firstValue(a[k]));
-      if (v !== undefined) return v;
+      if (v === undefined) continue;
+      if (k !== keywords[0]) notes.push(`${problem(keywords[0])}; wrote the ${k} "${v}"`);
+      return v;
     }
     return undefined;
   };
   const required = (keyword: string, value: string | undefined, standIn: string): string => {
     if (value !== undefined) return value;
-    notes.push(`${keyword} ${a[keyword] ? `"${a[keyword]}" is not valid` : 'is missing'}; wrote "${standIn}"`);
+    notes.push(`${problem(keyword)}; wrote "${standIn}"`);
     return standIn;
   };
   const date = (v: string) => (DATE.test(v) ? v : /^\d{4}\.\d{2}\.\d{2}$/.test(v) && DATE.test(v.replace(/\./g, '')) ? v.replace(/\./g, '') : undefined);

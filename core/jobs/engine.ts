@@ -53,6 +53,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   private heartbeat: NodeJS.Timeout | undefined;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
+  private readonly settled = new Set<Promise<unknown>>();
   private lastProgressWrite = new Map<string, number>();
   readonly stats = { arrivalsProcessed: 0, arrivalsWithoutPipeline: 0, lastUnmatched: [] as { arrivalId: string; sopInstanceUid: string; at: string }[] };
 
@@ -244,11 +245,15 @@ export class Engine extends EventEmitter<EngineEvents> {
       if (!job) break;
       const controller = new AbortController();
       this.running.set(job.id, controller);
-      void this.execute(job, controller).finally(() => {
-        this.running.delete(job.id);
-        this.pump();
-        this.checkIdle();
-      });
+      const done = this.execute(job, controller)
+        .catch((err) => this.o.log.error({ err, jobId: job.id }, 'job bookkeeping failed'))
+        .finally(() => {
+          this.running.delete(job.id);
+          this.settled.delete(done);
+          this.pump();
+          this.checkIdle();
+        });
+      this.settled.add(done);
     }
     // Jobs waiting for a retry backoff, or queued by another process (the CLI): look again.
     if (this.running.size < this.o.concurrency) {
@@ -346,7 +351,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   }
 
   private checkIdle(): void {
-    if (this.idleWaiters.length === 0) return;
+    if (this.idleWaiters.length === 0 || this.closed) return;
     const busy = this.running.size > 0 || this.o.jobs.nextQueuedAt() !== undefined || this.arrivalsScheduled || this.processingArrivals || this.o.jobs.unprocessedArrivals(1).length > 0;
     if (busy) return;
     const waiters = this.idleWaiters;
@@ -365,5 +370,8 @@ export class Engine extends EventEmitter<EngineEvents> {
     clearTimeout(this.collectionTimer);
     clearInterval(this.heartbeat);
     for (const c of this.running.values()) c.abort();
+    // Let running jobs notice and stop touching the stores before these close (bounded: a
+    // main-thread step that ignores its signal cannot hold the shutdown).
+    await Promise.race([Promise.allSettled([...this.settled]), new Promise((r) => setTimeout(r, 2000))]);
   }
 }
