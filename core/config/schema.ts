@@ -121,7 +121,12 @@ export const configSchema = {
       additionalProperties: false,
       default: {},
       properties: {
-        concurrency: { type: 'integer', minimum: 1, default: 4, description: 'Jobs run at once on this node.' },
+        concurrency: {
+          type: 'integer',
+          minimum: 1,
+          default: 16,
+          description: 'Jobs in progress at once on this node. CPU-heavy steps wait for a pool thread without holding up quick jobs, so this can exceed the pool size.',
+        },
         workerThreads: { type: 'integer', minimum: 1, description: 'Threads of the step worker pool; default: the number of CPU cores.' },
         workerMaxMemoryMb: { type: 'integer', minimum: 64, default: 4096, description: 'V8 heap limit of each worker thread.' },
       },

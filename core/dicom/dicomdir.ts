@@ -23,6 +23,10 @@ const MAX_FILE_ID_COMPONENTS = 8;
 // PS3.10 8.2 limits a File-set ID to 16 characters of the same repertoire (ISO 9660 d-characters).
 const FILE_SET_ID = /^[A-Z0-9_]{0,16}$/;
 
+// PS3.5 9.1; leading zeros within a component are tolerated, as most readers do.
+const UID = /^[0-9]+(\.[0-9]+)*$/;
+const MAX_UID_LENGTH = 64;
+
 const TOP_FOLDER = 'DICOM';
 const NUMBER_DIGITS = 7;
 const MAX_NUMBER = 10 ** NUMBER_DIGITS - 1;
@@ -155,8 +159,9 @@ export function placeInstances(fileSet: FileSet, instances: readonly FileSetInst
 
   const placements: Placement[] = [];
   for (const instance of instances) {
-    for (const uid of ['sopInstanceUid', 'studyInstanceUid', 'seriesInstanceUid'] as const) {
-      if (!instance[uid]) throw new Error(`cannot file an instance without ${uid}`);
+    for (const uid of ['sopClassUid', 'sopInstanceUid', 'transferSyntaxUid', 'studyInstanceUid', 'seriesInstanceUid'] as const) {
+      // The DICOMDIR repeats these UIDs; one that is not a UID would make the whole file invalid.
+      if (!UID.test(instance[uid] ?? '') || instance[uid].length > MAX_UID_LENGTH) throw new Error(`cannot file SOP Instance ${JSON.stringify(instance.sopInstanceUid)}: its ${uid} ${JSON.stringify(instance[uid])} is not a UID (PS3.5 9.1: digits and dots, at most 64)`);
     }
     const existing = bySop.get(instance.sopInstanceUid);
     if (existing) {

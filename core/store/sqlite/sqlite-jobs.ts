@@ -193,7 +193,16 @@ export class SqliteJobs implements JobStore {
     return r.t ?? undefined;
   }
 
+  /**
+   * Jobs left running by a stop or crash run again (at-least-once), unless they have used all
+   * their attempts: a job that keeps taking the server down must not do so forever.
+   */
   requeueInterrupted(): number {
+    this.sql(
+      `UPDATE jobs SET status = 'failed', finished_at = ?, error_code = 'DF_ERR_STEP_FAILED',
+         error = 'interrupted by a stop or crash in each of its ' || attempts || ' attempt(s)', lease_owner = NULL, lease_expires_at = NULL
+       WHERE status = 'running' AND attempts >= max_attempts`,
+    ).run(new Date().toISOString());
     return this.sql("UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL WHERE status = 'running'").run().changes;
   }
 
