@@ -8,6 +8,7 @@ import { ObjectStore } from '../core/store/object-store.ts';
 import { SqliteIndex } from '../core/store/sqlite/sqlite-index.ts';
 import { startDicomServer, type DicomServer } from './dimse/dicom-server.ts';
 import { FindService } from './dimse/find.ts';
+import { MoveService } from './dimse/move.ts';
 import { AssociationStats } from './dimse/scp.ts';
 import { loadOrCreateAdminToken } from './http/auth.ts';
 import { startHttpServer } from './http/http-server.ts';
@@ -164,6 +165,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
       },
       receiver,
       find: new FindService(index),
+      move: new MoveService(index, objects, config.remoteNodes, d.aeTitle),
       stats: associations,
       log: dimseLog,
     },

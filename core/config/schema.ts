@@ -147,6 +147,23 @@ export const configSchema = {
         },
       },
     },
+    remoteNodes: {
+      type: 'array',
+      default: [],
+      description: 'DICOM nodes this server sends to: C-MOVE destinations, replication sources, routing targets.',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['aeTitle', 'host', 'port'],
+        properties: {
+          aeTitle,
+          host: { type: 'string', minLength: 1 },
+          port: { type: 'integer', minimum: 1, maximum: 65535 },
+          tls: { type: 'boolean', default: false, description: 'DICOM over TLS (PS3.15 B.1), verifying the peer against the system CAs.' },
+          description: { type: 'string' },
+        },
+      },
+    },
     users: {
       type: 'array',
       default: [],

@@ -131,13 +131,13 @@ export function placeInstances(fileSet: FileSet, instances: readonly FileSetInst
   const highest = new Map<string, number>();
   // A folder belongs to the patient, study or series of the first instance filed in it (the one
   // that made it); instances filed there later because of their study or series do not claim it.
-  const owned = new Set<string>();
+  const owner = new Map<string, string>();
   const remember = (entry: FileSetEntry) => {
     const [, patient, study, series, instance] = entry.fileId;
     bySop.set(entry.sopInstanceUid, entry);
     const claim = <V>(folder: string, map: Map<string, V>, key: string, value: V) => {
-      if (owned.has(folder)) return;
-      owned.add(folder);
+      if (owner.has(folder)) return;
+      owner.set(folder, key);
       if (!map.has(key)) map.set(key, value);
     };
     claim(patient, patientFolder, entry.patientKey, patient);
@@ -171,15 +171,9 @@ export function placeInstances(fileSet: FileSet, instances: readonly FileSetInst
     const notes: string[] = [];
     const patientKey = patientKeyOf(instance.attributes);
     let folders = seriesFolders.get(instance.seriesInstanceUid);
-    if (folders) {
-      if (studyFolders.get(instance.studyInstanceUid)?.join('/') !== folders.slice(0, 2).join('/')) {
-        notes.push(`series ${instance.seriesInstanceUid} is already filed under another study; filed with its series`);
-      }
-    } else {
+    if (!folders) {
       let study = studyFolders.get(instance.studyInstanceUid);
-      if (study) {
-        if (patientFolder.get(patientKey) !== study[0]) notes.push(`study ${instance.studyInstanceUid} is already filed under another patient; filed with its study`);
-      } else {
+      if (!study) {
         const patient = patientFolder.get(patientKey) ?? next('', 'P');
         study = [patient, next(patient, 'S')];
       }
@@ -198,6 +192,13 @@ export function placeInstances(fileSet: FileSet, instances: readonly FileSetInst
     };
     entries.push(entry);
     remember(entry);
+    // Folders just made are this instance's own; an older one may belong to another study or patient.
+    const [, patient, study] = fileId;
+    if (owner.get(`${patient}/${study}`) !== instance.studyInstanceUid) {
+      notes.push(`series ${instance.seriesInstanceUid} is already filed under study ${owner.get(`${patient}/${study}`)}; filed with its series`);
+    } else if (owner.get(patient) !== patientKey) {
+      notes.push(`study ${instance.studyInstanceUid} is already filed under another patient; filed with its study`);
+    }
     placements.push({ entry, added: true, notes });
   }
   return { fileSet: { ...fileSet, entries }, placements };

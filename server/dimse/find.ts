@@ -137,7 +137,7 @@ const uiTags = new Map<number, string>(
  * when it parses, which would turn a query for a non-conforming stored UID (or a malformed one
  * that should be refused) into a different query.
  */
-function rawUidValues(dataset: Buffer, transferSyntaxUid: string): Record<string, string> {
+export function rawUidValues(dataset: Buffer, transferSyntaxUid: string): Record<string, string> {
   const walker = new DatasetWalker({ explicitVr: transferSyntaxUid !== IMPLICIT_VR_LE, littleEndian: true, captureMaxBytes: 64 * 1024 });
   try {
     walker.push(dataset);

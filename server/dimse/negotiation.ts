@@ -14,12 +14,17 @@ export interface ProposedContext {
 }
 
 export type ContextDecision =
-  | { id: number; accept: true; transferSyntax: string; service: 'verification' | 'storage' | 'find' }
+  | { id: number; accept: true; transferSyntax: string; service: 'verification' | 'storage' | 'find' | 'move' }
   | { id: number; accept: false; reason: 'abstract-syntax' | 'transfer-syntax' };
 
 export interface NegotiationPolicy {
   acceptUnknownSopClasses: boolean;
 }
+
+const MOVE_CLASSES = new Set<string>([
+  queryRetrieveSopClasses.PatientRootQueryRetrieveInformationModelMove,
+  queryRetrieveSopClasses.StudyRootQueryRetrieveInformationModelMove,
+]);
 
 const FIND_CLASSES = new Set<string>([
   queryRetrieveSopClasses.PatientRootQueryRetrieveInformationModelFind,
@@ -33,9 +38,10 @@ const FIND_CLASSES = new Set<string>([
  */
 export function decideContext(proposed: ProposedContext, policy: NegotiationPolicy): ContextDecision {
   const { id, abstractSyntax, transferSyntaxes } = proposed;
-  let service: 'verification' | 'storage' | 'find' | undefined;
+  let service: 'verification' | 'storage' | 'find' | 'move' | undefined;
   if (abstractSyntax === VERIFICATION) service = 'verification';
   else if (FIND_CLASSES.has(abstractSyntax)) service = 'find';
+  else if (MOVE_CLASSES.has(abstractSyntax)) service = 'move';
   else if (isStorageSopClass(abstractSyntax) || abstractSyntax.startsWith(STORAGE_ROOT) || policy.acceptUnknownSopClasses) service = 'storage';
   if (!service) return { id, accept: false, reason: 'abstract-syntax' };
   if (service === 'storage') {

@@ -7,11 +7,12 @@ import type { ErrorCode } from '../../core/errors.ts';
 import type { Reception, Receiver } from '../../core/receive.ts';
 import { decideContext } from './negotiation.ts';
 import { FramedSocket, type DatasetSink } from './pdu-framer.ts';
-import type { FindService } from './find.ts';
+import { rawUidValues, type FindService } from './find.ts';
+import type { MoveService } from './move.ts';
 
 const { Scp, constants, responses } = dimse;
 const { PresentationContextResult, RejectResult, RejectSource, RejectReason, Status } = constants;
-const { CEchoResponse, CStoreResponse, CFindResponse } = responses;
+const { CEchoResponse, CStoreResponse, CFindResponse, CMoveResponse } = responses;
 
 type Association = InstanceType<typeof dimse.association.Association>;
 type PresentationContext = InstanceType<typeof dimse.association.PresentationContext>;
@@ -20,6 +21,8 @@ type CEchoRequest = InstanceType<typeof dimse.requests.CEchoRequest>;
 type CFindRequest = InstanceType<typeof dimse.requests.CFindRequest>;
 type CStoreResponseT = InstanceType<typeof CStoreResponse>;
 type CFindResponseT = InstanceType<typeof CFindResponse>;
+type CMoveRequest = InstanceType<typeof dimse.requests.CMoveRequest>;
+type CMoveResponseT = InstanceType<typeof CMoveResponse>;
 
 export interface AllowedCaller {
   aeTitle: string;
@@ -50,6 +53,7 @@ export interface ScpContext {
   settings: ScpSettings;
   receiver: Receiver;
   find: FindService;
+  move: MoveService;
   stats: AssociationStats;
   log: Logger;
 }
@@ -80,6 +84,8 @@ export class DicomflowScp extends Scp {
   private pendingSink: DatasetSink | undefined;
   /** (0000,1000) of the last command, as sent: dcmjs drops every character of a UI but digits and dots. */
   private commandSopInstanceUid: string | undefined;
+  /** (0000,0600) of the last command: read raw, so an AE title is never altered. */
+  private commandMoveDestination: string | undefined;
   private readonly sopInstanceUids = new WeakMap<CStoreRequest, string>();
   /** The raw bytes of the last C-FIND identifier (dcmjs rewrites UIDs when it parses them). */
   private lastIdentifier: { contextId: number; dataset: Buffer } | undefined;
@@ -94,7 +100,9 @@ export class DicomflowScp extends Scp {
     const log = ctx.log.child({ associationId: undefined as string | undefined, peer: peerAddress });
     let self: DicomflowScp | undefined;
     const onCommand = (command: Buffer) => {
-      if (self) self.commandSopInstanceUid = affectedSopInstanceUid(command);
+      if (!self) return;
+      self.commandSopInstanceUid = commandString(command, 0x1000);
+      self.commandMoveDestination = commandString(command, 0x0600);
     };
     const framed = new FramedSocket(socket, ctx.settings.maxPduLength, () => self?.takeDatasetSink(), onCommand, (v) => {
       ctx.stats.aborted++;
@@ -256,10 +264,45 @@ export class DicomflowScp extends Scp {
   }
 
   override cFindRequest(request: CFindRequest, callback: (responses: CFindResponseT[]) => void): void {
+    callback(this.ctx.find.answer(request, this.database, this.log, this.takeRawIdentifier()));
+  }
+
+  override cMoveRequest(request: CMoveRequest, callback: (responses: CMoveResponseT[]) => void): void {
+    const raw = this.takeRawIdentifier();
+    const identifier = { ...(request.getDataset()?.getElements() ?? {}), ...(raw ? rawUidValues(raw.dataset, raw.transferSyntaxUid) : {}) };
+    const destination = this.commandMoveDestination;
+    this.log.info({ destination, level: identifier.QueryRetrieveLevel }, 'C-MOVE requested');
+    // dcmjs-dimse's callback may be called once (it ends the request); pending responses go
+    // out as they happen through the library's own DIMSE writer, on the request's context.
+    const context = this.negotiated?.getAcceptedPresentationContextFromRequest(request);
+    let finished = false;
+    const send = {
+      pending: (response: CMoveResponseT) => {
+        if (!finished && context) (this as unknown as { _sendDimse(d: unknown): void })._sendDimse({ context, command: response });
+      },
+      final: (response: CMoveResponseT) => {
+        if (finished) return;
+        finished = true;
+        callback([response]);
+      },
+    };
+    void this.ctx.move
+      .answer(request, { database: this.database, destination, callingAeTitle: this.callingAeTitle, identifier, log: this.log }, send)
+      .catch((err) => {
+        this.log.error({ err }, 'C-MOVE failed');
+        const r = CMoveResponse.fromRequest(request);
+        r.setStatus(0xc000);
+        r.setErrorComment(String((err as Error).message).slice(0, 64));
+        send.final(r);
+      });
+  }
+
+  /** The raw bytes of the identifier that came with the current request (dcmjs rewrites UIDs). */
+  private takeRawIdentifier(): { dataset: Buffer; transferSyntaxUid: string } | undefined {
     const raw = this.lastIdentifier;
     this.lastIdentifier = undefined;
     const transferSyntaxUid = raw ? this.negotiated?.getPresentationContext(raw.contextId)?.getAcceptedTransferSyntaxUid() : undefined;
-    callback(this.ctx.find.answer(request, this.database, this.log, raw && transferSyntaxUid ? { dataset: raw.dataset, transferSyntaxUid } : undefined));
+    return raw && transferSyntaxUid ? { dataset: raw.dataset, transferSyntaxUid } : undefined;
   }
 
   private closed(): void {
@@ -276,12 +319,12 @@ export class DicomflowScp extends Scp {
   }
 }
 
-/** (0000,1000) Affected SOP Instance UID of a command set (implicit VR little endian, PS3.7 6.3.1). */
-function affectedSopInstanceUid(command: Buffer): string | undefined {
+/** A string element (0000,eeee) of a command set (implicit VR little endian, PS3.7 6.3.1). */
+function commandString(command: Buffer, element: number): string | undefined {
   for (let offset = 0; offset + 8 <= command.length; ) {
     const length = command.readUInt32LE(offset + 4);
-    if (command.readUInt16LE(offset) === 0x0000 && command.readUInt16LE(offset + 2) === 0x1000) {
-      return command.toString('latin1', offset + 8, offset + 8 + length).replace(/[\0 ]+$/, '');
+    if (command.readUInt16LE(offset) === 0x0000 && command.readUInt16LE(offset + 2) === element) {
+      return command.toString('latin1', offset + 8, offset + 8 + length).replace(/[\0 ]+$/, '').trim();
     }
     offset += 8 + length;
   }

@@ -689,6 +689,8 @@ async function readMetaOf(handle: fs.FileHandle, file: string): Promise<FileMeta
 
 export interface SendFilesOptions extends PeerAddress {
   files: readonly string[];
+  /** C-MOVE sub-operations name the C-MOVE that caused them (PS3.7 9.1.1.1). */
+  moveOriginator?: { aeTitle: string; messageId: number };
   /** After each file, in order. */
   onProgress?: (progress: { done: number; total: number; result: SendFileResult }) => void;
 }
@@ -800,7 +802,7 @@ export async function sendFiles(options: SendFilesOptions): Promise<SendFileResu
         continue;
       }
       try {
-        const r = await association.store({ file: f.file });
+        const r = await association.store({ file: f.file, moveOriginator: options.moveOriginator });
         settle(f.index, { file: f.file, ...idOf(r), outcome: r.outcome, status: r.status, ...(r.errorComment ? { errorComment: r.errorComment } : {}) });
       } catch (err) {
         settle(f.index, { file: f.file, ...idOf(f.meta), outcome: 'error', error: err as Error });

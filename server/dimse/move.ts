@@ -1,0 +1,152 @@
+import dimse from 'dcmjs-dimse';
+import type { Logger } from 'pino';
+import { queryRetrieveSopClasses } from '../../core/dicom/sop-classes.ts';
+import type { HierarchyFilter, IndexStore } from '../../core/store/index-store.ts';
+import type { ObjectStore } from '../../core/store/object-store.ts';
+import { sendFiles } from './store-scu.ts';
+
+const { responses, Dataset } = dimse;
+const { CMoveResponse } = responses;
+type CMoveRequest = InstanceType<typeof dimse.requests.CMoveRequest>;
+type CMoveResponseT = InstanceType<typeof CMoveResponse>;
+
+// PS3.4 C.4.2.1.5 C-MOVE statuses.
+const PENDING = 0xff00;
+const SUCCESS = 0x0000;
+const SUB_OPERATIONS_WITH_FAILURES = 0xb000;
+const UNABLE_TO_PERFORM_SUB_OPERATIONS = 0xa702;
+const MOVE_DESTINATION_UNKNOWN = 0xa801;
+const IDENTIFIER_DOES_NOT_MATCH = 0xa900;
+const UNABLE_TO_PROCESS = 0xc000;
+const EXPLICIT_VR_LE = '1.2.840.10008.1.2.1';
+
+export interface RemoteNode {
+  aeTitle: string;
+  host: string;
+  port: number;
+  tls: boolean;
+}
+
+const KEY_OF_LEVEL: Record<string, keyof HierarchyFilter> = {
+  PATIENT: 'patientId',
+  STUDY: 'studyInstanceUids',
+  SERIES: 'seriesInstanceUids',
+  IMAGE: 'sopInstanceUids',
+};
+
+/**
+ * The retrieve side of Query/Retrieve: which stored objects an identifier names (unique keys
+ * only, PS3.4 C.4.2.2.1: no matching on other keys) — shared by C-MOVE and C-GET.
+ */
+export function selectObjects(
+  index: IndexStore,
+  objects: ObjectStore,
+  database: string,
+  model: 'PATIENT' | 'STUDY',
+  identifier: Record<string, unknown>,
+): { files: string[] } | { error: string } {
+  const level = String(identifier.QueryRetrieveLevel ?? '').trim();
+  if (!(level in KEY_OF_LEVEL) || (model === 'STUDY' && level === 'PATIENT')) return { error: `QueryRetrieveLevel "${level}" is not valid here` };
+  const uids = (keyword: string) =>
+    String(identifier[keyword] ?? '')
+      .split('\\')
+      .map((u) => u.trim())
+      .filter((u) => u !== '');
+  const filter: HierarchyFilter = {};
+  const patientId = uids('PatientID')[0];
+  if (patientId !== undefined) filter.patientId = patientId;
+  const study = uids('StudyInstanceUID');
+  const series = uids('SeriesInstanceUID');
+  const sop = uids('SOPInstanceUID');
+  if (study.length > 0) filter.studyInstanceUids = study;
+  if (series.length > 0) filter.seriesInstanceUids = series;
+  if (sop.length > 0) filter.sopInstanceUids = sop;
+  if (filter[KEY_OF_LEVEL[level]] === undefined) return { error: `a ${level}-level retrieve needs its unique key` };
+  return { files: index.instances(database, filter).map((r) => objects.absolutePath(r.objectPath)) };
+}
+
+/**
+ * C-MOVE SCP: the selected objects go to a destination named in the configuration, as their
+ * original bytes (sub-operations through our own C-STORE SCU), with a pending response after
+ * each and the counts PS3.4 asks for.
+ */
+export class MoveService {
+  private readonly index: IndexStore;
+  private readonly objects: ObjectStore;
+  private readonly nodes: Map<string, RemoteNode>;
+  private readonly aeTitle: string;
+
+  constructor(index: IndexStore, objects: ObjectStore, nodes: RemoteNode[], aeTitle: string) {
+    this.index = index;
+    this.objects = objects;
+    this.nodes = new Map(nodes.map((n) => [n.aeTitle, n]));
+    this.aeTitle = aeTitle;
+  }
+
+  async answer(
+    request: CMoveRequest,
+    c: { database: string; destination: string | undefined; callingAeTitle: string; identifier: Record<string, unknown>; log: Logger },
+    send: { pending(response: CMoveResponseT): void; final(response: CMoveResponseT): void },
+  ): Promise<void> {
+    const final = (status: number, counts: { completed: number; failed: number; warnings: number }, comment?: string, failedUids?: string[]) => {
+      const r = CMoveResponse.fromRequest(request);
+      r.setStatus(status);
+      r.setRemaining(0);
+      r.setCompleted(counts.completed);
+      r.setFailures(counts.failed);
+      r.setWarnings(counts.warnings);
+      if (comment) r.setErrorComment(comment.slice(0, 64));
+      // PS3.4 C.4.2.1.4.2: a response with failures lists them in Failed SOP Instance UID List.
+      if (failedUids && failedUids.length > 0) r.setDataset(new Dataset({ FailedSOPInstanceUIDList: failedUids }, EXPLICIT_VR_LE));
+      send.final(r);
+    };
+    const zero = { completed: 0, failed: 0, warnings: 0 };
+    const node = c.destination ? this.nodes.get(c.destination) : undefined;
+    if (!node) {
+      c.log.warn({ destination: c.destination }, 'C-MOVE refused: destination unknown');
+      return final(MOVE_DESTINATION_UNKNOWN, zero, `unknown move destination "${c.destination ?? ''}"`);
+    }
+    const model = request.getAffectedSopClassUid() === queryRetrieveSopClasses.PatientRootQueryRetrieveInformationModelMove ? 'PATIENT' : 'STUDY';
+    let selected;
+    try {
+      selected = selectObjects(this.index, this.objects, c.database, model, c.identifier);
+    } catch (err) {
+      return final(UNABLE_TO_PROCESS, zero, (err as Error).message);
+    }
+    if ('error' in selected) return final(IDENTIFIER_DOES_NOT_MATCH, zero, selected.error);
+    const total = selected.files.length;
+    const counts = { completed: 0, failed: 0, warnings: 0 };
+    const failedUids: string[] = [];
+    const results = await sendFiles({
+      host: node.host,
+      port: node.port,
+      callingAeTitle: this.aeTitle,
+      calledAeTitle: node.aeTitle,
+      tls: node.tls ? {} : undefined,
+      files: selected.files,
+      moveOriginator: { aeTitle: c.callingAeTitle, messageId: request.getMessageId() },
+      onProgress: ({ done, result }) => {
+        if (result.outcome === 'success') counts.completed++;
+        else if (result.outcome === 'warning') counts.warnings++;
+        else {
+          counts.failed++;
+          if (result.sopInstanceUid) failedUids.push(result.sopInstanceUid);
+        }
+        if (done < total) {
+          const pending = CMoveResponse.fromRequest(request);
+          pending.setStatus(PENDING);
+          pending.setRemaining(total - done);
+          pending.setCompleted(counts.completed);
+          pending.setFailures(counts.failed);
+          pending.setWarnings(counts.warnings);
+          send.pending(pending);
+        }
+      },
+    });
+    const firstError = results.find((r) => r.error)?.error?.message;
+    c.log.info({ destination: node.aeTitle, ...counts, total }, 'C-MOVE done');
+    if (counts.failed === 0 && counts.warnings === 0) return final(SUCCESS, counts);
+    if (counts.completed + counts.warnings === 0) return final(UNABLE_TO_PERFORM_SUB_OPERATIONS, counts, firstError, failedUids);
+    return final(SUB_OPERATIONS_WITH_FAILURES, counts, firstError, failedUids);
+  }
+}
