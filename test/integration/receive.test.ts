@@ -383,7 +383,7 @@ describe.skipIf(!hasTool('storescu'))('receive over DICOM', () => {
     await assoc.release();
     expect(first.status).toBe(STATUS.success);
     expect(second.status).toBe(STATUS.duplicateRejected);
-    await eventually(() => objectFiles(server.dataDir), (files) => files.length === 1).catch(() => undefined);
+    await server.engine.idle();
     expect(objectFiles(server.dataDir)).toHaveLength(1);
     expect(server.index.totals()).toMatchObject({ instances: 1, duplicates: 1 });
   });
