@@ -313,7 +313,10 @@ export class Engine extends EventEmitter<EngineEvents> {
   private progress(jobId: string, progress: number, message?: string): void {
     this.emit('JobProgressed', { jobId, progress, message });
     const now = Date.now();
-    if (now - (this.lastProgressWrite.get(jobId) ?? 0) < PROGRESS_WRITE_MS && progress < 1) return;
+    // Progress is written at most every PROGRESS_WRITE_MS, the first time only once a job has
+    // run that long: finishing writes 1 anyway, so quick jobs never write progress at all.
+    if (!this.lastProgressWrite.has(jobId)) this.lastProgressWrite.set(jobId, now);
+    if (progress >= 1 || now - this.lastProgressWrite.get(jobId)! < PROGRESS_WRITE_MS) return;
     this.lastProgressWrite.set(jobId, now);
     this.o.jobs.setProgress(jobId, progress, message);
   }

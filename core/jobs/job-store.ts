@@ -43,6 +43,8 @@ export interface StepRecord {
   error?: string;
 }
 
+export type FinishedStep = Pick<StepRecord, 'id' | 'plugin' | 'status' | 'durationMs' | 'log' | 'outputs' | 'error'> & { startedAt: string };
+
 export interface JobRecord {
   id: string;
   pipeline: string;
@@ -113,7 +115,7 @@ export interface JobStore {
   nextQueuedAt(): string | undefined;
   requeueInterrupted(): number;
   startStep(jobId: string, attempt: number, index: number, id: string, plugin: string): void;
-  finishStep(jobId: string, attempt: number, index: number, result: Pick<StepRecord, 'status' | 'durationMs' | 'log' | 'outputs' | 'error'>): void;
+  finishStep(jobId: string, attempt: number, index: number, result: FinishedStep): void;
   setProgress(jobId: string, progress: number, message?: string): void;
   finishJob(jobId: string, status: 'succeeded' | 'failed' | 'cancelled', outcome?: { errorCode?: string; error?: string; stopReason?: string }): void;
   retryLater(jobId: string, notBefore: string, errorCode: string, error: string): void;

@@ -69,9 +69,15 @@ export async function runJob(job: JobRecord, pipeline: LoadedPipeline, cancel: A
     };
     const progress = (fraction: number, message?: string) =>
       deps.onProgress(job, (step.index + fraction) / steps.length, message ?? `${step.id}`);
-    deps.jobs.startStep(job.id, job.attempts, step.index, step.id, step.pluginRef);
-    progress(0);
+    // Worker steps take long enough to show as running; quick main-thread steps are recorded
+    // once, when they end (a job of the default pipeline costs a few writes, not a dozen).
+    const startedAt = new Date().toISOString();
+    if (step.registered.plugin.runsIn === 'worker') {
+      deps.jobs.startStep(job.id, job.attempts, step.index, step.id, step.pluginRef);
+      progress(0);
+    }
     const started = performance.now();
+    const record = { id: step.id, plugin: step.pluginRef, startedAt };
     let effects: StepEffects = { log: [], outputs: [] };
     try {
       effects = await runStep(step, seed, cancel, progress, deps);
@@ -82,6 +88,7 @@ export async function runJob(job: JobRecord, pipeline: LoadedPipeline, cancel: A
       const cancelled = cancel.aborted;
       const error = cancelled ? undefined : stepError(err, step, job);
       deps.jobs.finishStep(job.id, job.attempts, step.index, {
+        ...record,
         status: 'failed',
         durationMs: performance.now() - started,
         log: effects.log.length > 0 ? effects.log : (err as { stepLog?: StepEffects['log'] }).stepLog ?? [],
@@ -91,6 +98,7 @@ export async function runJob(job: JobRecord, pipeline: LoadedPipeline, cancel: A
       return cancelled ? { status: 'cancelled' } : { status: 'failed', error: error! };
     }
     deps.jobs.finishStep(job.id, job.attempts, step.index, {
+      ...record,
       status: 'succeeded',
       durationMs: performance.now() - started,
       log: effects.log,

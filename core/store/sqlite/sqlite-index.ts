@@ -58,6 +58,9 @@ export class SqliteIndex implements IndexStore {
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
+    // A checkpoint fsyncs the database file; run inside a commit it would block the event loop
+    // for every association. Checkpoints run on a worker thread instead (checkpointer.ts).
+    this.db.pragma('wal_autocheckpoint = 0');
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
     this.migrate();

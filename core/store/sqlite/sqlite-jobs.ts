@@ -9,7 +9,7 @@ import type {
   JobStatus,
   JobStore,
   NewJob,
-  StepRecord,
+  FinishedStep,
 } from '../../jobs/job-store.ts';
 import type { StepInput } from '../../plugin.ts';
 import type { ArrivalRecord } from '../index-store.ts';
@@ -214,15 +214,17 @@ export class SqliteJobs implements JobStore {
       .run(jobId, attempt, index, id, plugin, new Date().toISOString());
   }
 
-  finishStep(jobId: string, attempt: number, index: number, result: Pick<StepRecord, 'status' | 'durationMs' | 'log' | 'outputs' | 'error'>): void {
+  finishStep(jobId: string, attempt: number, index: number, result: FinishedStep): void {
+    // One statement whether or not the start was recorded: quick steps are written once.
     this.sql(
-        `UPDATE job_steps SET status = ?, finished_at = ?, duration_ms = ?, log = ?, outputs = ?, error = ?
-         WHERE job_id = ? AND attempt = ? AND step_index = ?`,
-      )
-      .run(
-        result.status, new Date().toISOString(), result.durationMs ?? null, JSON.stringify(result.log), JSON.stringify(result.outputs),
-        result.error ?? null, jobId, attempt, index,
-      );
+      `INSERT INTO job_steps (job_id, attempt, step_index, step_id, plugin, status, started_at, finished_at, duration_ms, log, outputs, error)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (job_id, attempt, step_index) DO UPDATE SET status = excluded.status, finished_at = excluded.finished_at,
+         duration_ms = excluded.duration_ms, log = excluded.log, outputs = excluded.outputs, error = excluded.error`,
+    ).run(
+      jobId, attempt, index, result.id, result.plugin, result.status, result.startedAt, new Date().toISOString(), result.durationMs ?? null,
+      JSON.stringify(result.log), JSON.stringify(result.outputs), result.error ?? null,
+    );
   }
 
   setProgress(jobId: string, progress: number, message?: string): void {
