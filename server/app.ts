@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { ResolvedConfig } from '../core/config/load.ts';
@@ -9,6 +10,7 @@ import { SqliteIndex } from '../core/store/sqlite/sqlite-index.ts';
 import { startDicomServer, type DicomServer } from './dimse/dicom-server.ts';
 import { FindService } from './dimse/find.ts';
 import { MoveService } from './dimse/move.ts';
+import { GetService } from './dimse/get.ts';
 import { AssociationStats } from './dimse/scp.ts';
 import { loadOrCreateAdminToken } from './http/auth.ts';
 import { startHttpServer } from './http/http-server.ts';
@@ -134,6 +136,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
     jobsDir: path.join(config.dataDir, 'jobs'),
     log: engineLog,
     concurrency: config.engine.concurrency,
+    workerThreads: config.engine.workerThreads ?? os.availableParallelism(),
     services,
     removeObject: (p) => objects.remove(p),
     objectPath: (p) => objects.absolutePath(p),
@@ -168,6 +171,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
       receiver,
       find: new FindService(index),
       move: new MoveService(index, objects, config.remoteNodes, d.aeTitle),
+      get: new GetService(index, objects),
       stats: associations,
       log: dimseLog,
     },

@@ -16,6 +16,8 @@ export interface EngineOptions {
   log: Logger;
   /** Jobs run at once on this node. */
   concurrency: number;
+  /** Threads of the step pool; jobs with worker steps get a lane of twice that. */
+  workerThreads: number;
   services: unknown;
   storeEmittedInstance: RunJobDeps['storeEmittedInstance'];
   objectPath: RunJobDeps['objectPath'];
@@ -45,6 +47,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   readonly nodeId = newId();
   private readonly o: EngineOptions;
   private readonly running = new Map<string, AbortController>();
+  private readonly runningPipelines = new Map<string, string>();
   private arrivalsScheduled = false;
   private processingArrivals = false;
   private groupTimer: NodeJS.Timeout | undefined;
@@ -237,18 +240,28 @@ export class Engine extends EventEmitter<EngineEvents> {
     return cancelled;
   }
 
+  /**
+   * Claims queued jobs while there is room. Jobs of pipelines with a worker step have their own,
+   * smaller lane (twice the pool's threads: enough to keep the pool busy), so a backlog of
+   * CPU-heavy jobs waiting for threads never holds every slot while quick jobs wait behind them.
+   */
   pump(): void {
     if (this.closed) return;
     clearTimeout(this.retryTimer);
+    const heavy = this.o.pipelines.all().filter((p) => p.steps.some((s) => s.registered.plugin.runsIn === 'worker')).map((p) => p.definition.name);
+    const heavyLimit = Math.max(1, this.o.workerThreads * 2);
     while (this.running.size < this.o.concurrency) {
-      const job = this.o.jobs.claimNextJob(this.nodeId, LEASE_MS, new Date().toISOString());
+      const heavyRunning = [...this.runningPipelines.values()].filter((name) => heavy.includes(name)).length;
+      const job = this.o.jobs.claimNextJob(this.nodeId, LEASE_MS, new Date().toISOString(), heavyRunning >= heavyLimit ? heavy : []);
       if (!job) break;
       const controller = new AbortController();
       this.running.set(job.id, controller);
+      this.runningPipelines.set(job.id, job.pipeline);
       const done = this.execute(job, controller)
         .catch((err) => this.o.log.error({ err, jobId: job.id }, 'job bookkeeping failed'))
         .finally(() => {
           this.running.delete(job.id);
+          this.runningPipelines.delete(job.id);
           this.settled.delete(done);
           this.pump();
           this.checkIdle();

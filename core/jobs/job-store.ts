@@ -110,7 +110,8 @@ export interface JobStore {
   /** Makes open groups of this series/study due now; returns how many. */
   forceComplete(level: 'series' | 'study', uid: string): number;
   createJob(job: NewJob): string;
-  claimNextJob(owner: string, leaseMs: number, now: string): JobRecord | undefined;
+  /** The next runnable job, skipping the pipelines named in `exceptPipelines`. */
+  claimNextJob(owner: string, leaseMs: number, now: string, exceptPipelines?: string[]): JobRecord | undefined;
   /** When the earliest queued job may run (its retry time, or its creation), if any is queued. */
   nextQueuedAt(): string | undefined;
   requeueInterrupted(): number;

@@ -170,13 +170,13 @@ export class SqliteJobs implements JobStore {
     return { callingAeTitles: [...callingAeTitles].sort(), peerAddresses: [...peerAddresses].sort() };
   }
 
-  claimNextJob(owner: string, leaseMs: number, now: string): JobRecord | undefined {
+  claimNextJob(owner: string, leaseMs: number, now: string, exceptPipelines: string[] = []): JobRecord | undefined {
     return this.db.transaction(() => {
+      const except = exceptPipelines.length > 0 ? `AND pipeline NOT IN (${exceptPipelines.map(() => '?').join(', ')})` : '';
       const r = this.sql(
-          `SELECT * FROM jobs WHERE status = 'queued' AND (not_before IS NULL OR not_before <= ?)
-           ORDER BY priority DESC, id LIMIT 1`,
-        )
-        .get(now) as Row | undefined;
+        `SELECT * FROM jobs WHERE status = 'queued' AND (not_before IS NULL OR not_before <= ?) ${except}
+         ORDER BY priority DESC, id LIMIT 1`,
+      ).get(now, ...exceptPipelines) as Row | undefined;
       if (!r) return undefined;
       const leaseUntil = new Date(Date.parse(now) + leaseMs).toISOString();
       this.sql(
