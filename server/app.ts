@@ -20,7 +20,6 @@ import { PipelineSet } from '../core/pipeline/pipeline-set.ts';
 import { formatProblem } from '../core/pipeline/load.ts';
 import { PluginRegistry } from '../core/plugin-registry.ts';
 import { SqliteJobs } from '../core/store/sqlite/sqlite-jobs.ts';
-import { startCheckpointer } from '../core/store/sqlite/checkpointer.ts';
 import { createStepPool } from '../workers/pool.ts';
 import { WatchFolder } from './import/watch-folder.ts';
 
@@ -85,7 +84,6 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
   if (removed > 0) log.warn({ removed }, 'removed half-received objects left by an interrupted run (never acknowledged)');
   const index = new SqliteIndex(path.join(config.dataDir, 'index.sqlite'));
   verifyAfterUncleanStop(config.dataDir, index, objects, log);
-  const checkpointer = startCheckpointer(path.join(config.dataDir, 'index.sqlite'));
   const events = new DicomflowEvents();
 
   // Free space is polled, not checked per object: statfs per C-STORE would cost more than it saves.
@@ -257,7 +255,6 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
       await engine.close();
       await pool.destroy();
       objects.close();
-      await checkpointer.stop();
       index.close();
     },
   };

@@ -74,6 +74,8 @@ async function serve(args: string[]): Promise<void> {
       },
     );
   };
+  // A rejection nobody handled is a bug to fix, not a reason to drop every association.
+  process.on('unhandledRejection', (reason) => server.log.error({ err: reason }, 'unhandled rejection'));
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
 }

@@ -176,7 +176,14 @@ export class Engine extends EventEmitter<EngineEvents> {
   private scheduleGroups(): void {
     if (this.closed) return;
     clearTimeout(this.groupTimer);
-    const next = this.o.jobs.nextGroupFireAt();
+    let next: string | undefined;
+    try {
+      next = this.o.jobs.nextGroupFireAt();
+    } catch (err) {
+      // The heartbeat looks again within a second.
+      this.o.log.error({ err }, 'reading stable-trigger timers failed');
+      return;
+    }
     if (next === undefined) return;
     const delay = Math.min(Math.max(0, Date.parse(next) - Date.now()), 2 ** 31 - 1);
     this.groupTimer = setTimeout(() => this.fireDueGroups(), delay);
@@ -248,6 +255,17 @@ export class Engine extends EventEmitter<EngineEvents> {
   pump(): void {
     if (this.closed) return;
     clearTimeout(this.retryTimer);
+    try {
+      this.claimJobs();
+    } catch (err) {
+      // A busy or failing store must not take the server down: try again shortly.
+      this.o.log.error({ err }, 'claiming jobs failed; retrying in 1 s');
+      this.retryTimer = setTimeout(() => this.pump(), 1000);
+      this.retryTimer.unref();
+    }
+  }
+
+  private claimJobs(): void {
     const heavy = this.o.pipelines.all().filter((p) => p.steps.some((s) => s.registered.plugin.runsIn === 'worker')).map((p) => p.definition.name);
     const heavyLimit = Math.max(1, this.o.workerThreads * 2);
     while (this.running.size < this.o.concurrency) {
@@ -339,7 +357,7 @@ export class Engine extends EventEmitter<EngineEvents> {
    * every unfinished job, which is too much to run after each of hundreds of small jobs.
    */
   private scheduleCollection(): void {
-    if (this.collectionTimer || this.closed || !this.o.jobs.hasReleasedObjects()) return;
+    if (this.collectionTimer || this.closed) return;
     this.collectionTimer = setTimeout(() => {
       this.collectionTimer = undefined;
       void this.collectObjects();
@@ -348,7 +366,14 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   /** Deletes the bytes of released objects that no database, job or open group needs. */
   private async collectObjects(): Promise<void> {
-    for (const o of this.o.jobs.collectableObjects()) {
+    let collectable: { id: string; path: string }[];
+    try {
+      collectable = this.o.jobs.collectableObjects();
+    } catch (err) {
+      this.o.log.error({ err }, 'finding released objects failed; next job end tries again');
+      return;
+    }
+    for (const o of collectable) {
       try {
         await this.o.removeObject(o.path);
         this.o.jobs.markObjectDeleted(o.id);
@@ -368,7 +393,12 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   private checkIdle(): void {
     if (this.idleWaiters.length === 0 || this.closed) return;
-    const busy = this.running.size > 0 || this.o.jobs.nextQueuedAt() !== undefined || this.arrivalsScheduled || this.processingArrivals || this.o.jobs.unprocessedArrivals(1).length > 0;
+    let busy: boolean;
+    try {
+      busy = this.running.size > 0 || this.o.jobs.nextQueuedAt() !== undefined || this.arrivalsScheduled || this.processingArrivals || this.o.jobs.unprocessedArrivals(1).length > 0;
+    } catch {
+      busy = true;
+    }
     if (busy) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];

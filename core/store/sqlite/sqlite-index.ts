@@ -58,9 +58,10 @@ export class SqliteIndex implements IndexStore {
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
-    // A checkpoint fsyncs the database file; run inside a commit it would block the event loop
-    // for every association. Checkpoints run on a worker thread instead (checkpointer.ts).
-    this.db.pragma('wal_autocheckpoint = 0');
+    // Truncate the WAL after a checkpoint resets it, so it does not stay at its largest size.
+    // (Checkpoints from a second connection on a worker thread were tried: their locks made the
+    // server's own writes fail with "database is locked" under load.)
+    this.db.pragma('journal_size_limit = 67108864');
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
