@@ -14,8 +14,10 @@ export interface ProposedContext {
 }
 
 export type ContextDecision =
-  | { id: number; accept: true; transferSyntax: string; service: 'verification' | 'storage' | 'find' | 'move' }
+  | { id: number; accept: true; transferSyntax: string; service: Service }
   | { id: number; accept: false; reason: 'abstract-syntax' | 'transfer-syntax' };
+
+export type Service = 'verification' | 'storage' | 'find' | 'move' | 'get';
 
 export interface NegotiationPolicy {
   acceptUnknownSopClasses: boolean;
@@ -24,6 +26,11 @@ export interface NegotiationPolicy {
 const MOVE_CLASSES = new Set<string>([
   queryRetrieveSopClasses.PatientRootQueryRetrieveInformationModelMove,
   queryRetrieveSopClasses.StudyRootQueryRetrieveInformationModelMove,
+]);
+
+const GET_CLASSES = new Set<string>([
+  queryRetrieveSopClasses.PatientRootQueryRetrieveInformationModelGet,
+  queryRetrieveSopClasses.StudyRootQueryRetrieveInformationModelGet,
 ]);
 
 const FIND_CLASSES = new Set<string>([
@@ -38,10 +45,11 @@ const FIND_CLASSES = new Set<string>([
  */
 export function decideContext(proposed: ProposedContext, policy: NegotiationPolicy): ContextDecision {
   const { id, abstractSyntax, transferSyntaxes } = proposed;
-  let service: 'verification' | 'storage' | 'find' | 'move' | undefined;
+  let service: Service | undefined;
   if (abstractSyntax === VERIFICATION) service = 'verification';
   else if (FIND_CLASSES.has(abstractSyntax)) service = 'find';
   else if (MOVE_CLASSES.has(abstractSyntax)) service = 'move';
+  else if (GET_CLASSES.has(abstractSyntax)) service = 'get';
   else if (isStorageSopClass(abstractSyntax) || abstractSyntax.startsWith(STORAGE_ROOT) || policy.acceptUnknownSopClasses) service = 'storage';
   if (!service) return { id, accept: false, reason: 'abstract-syntax' };
   if (service === 'storage') {
@@ -50,4 +58,19 @@ export function decideContext(proposed: ProposedContext, policy: NegotiationPoli
   }
   const ts = [EXPLICIT_VR_LE, IMPLICIT_VR_LE].find((t) => transferSyntaxes.includes(t));
   return ts ? { id, accept: true, transferSyntax: ts, service } : { id, accept: false, reason: 'transfer-syntax' };
+}
+
+/** What an SCP/SCU Role Selection item proposes or answers for one SOP class (PS3.7 D.3.3.4). */
+export interface Roles {
+  scu: boolean;
+  scp: boolean;
+}
+
+/**
+ * The answer to a proposed role selection. The requestor may always be SCU. It may be SCP only
+ * for storage, where C-GET sends its sub-operations back on the same association (PS3.4 C.4.3);
+ * for any other service we stay SCP ourselves, so the proposal is declined.
+ */
+export function answerRoles(service: Service | undefined, proposed: Roles): Roles {
+  return { scu: proposed.scu, scp: proposed.scp && service === 'storage' };
 }

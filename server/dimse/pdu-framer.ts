@@ -25,6 +25,11 @@ export interface FramerOutput {
   pdu(pdu: Buffer): void;
   /** A complete command set, before the library is handed its last fragment. */
   command?(command: Buffer): void;
+  /**
+   * A complete command set, first of all: true keeps it from the library (and from `command`),
+   * e.g. a C-STORE-RSP answering a C-STORE we sent ourselves on this association.
+   */
+  consumeCommand?(command: Buffer): boolean;
   /** A complete dataset relayed to the library (a C-FIND identifier), before its last fragment. */
   relayedDataset?(contextId: number, dataset: Buffer): void;
   /** The first fragment of a dataset begins: returns the sink of a C-STORE, or undefined. */
@@ -62,6 +67,8 @@ export class PduFramer {
   /** The sink of a C-STORE dataset whose last fragment has not come yet. */
   private continuingSink: DatasetSink | undefined;
   private commandParts: Buffer[] = [];
+  /** The command's PDUs for the library, held until the command is whole (see consumeCommand). */
+  private commandPdus: Buffer[] = [];
   private relayedParts: Buffer[] = [];
 
   constructor(maxPduLength: number, out: FramerOutput) {
@@ -160,12 +167,25 @@ export class PduFramer {
     if (st.sink) {
       if (isLast) this.out.datasetEnds(st.contextId, st.control);
     } else {
-      const parts = isCommand ? this.commandParts : this.relayedParts;
-      parts.push(Buffer.concat(st.parts!));
-      if (isLast && isCommand) this.out.command?.(Buffer.concat(parts.splice(0)));
-      if (isLast && !isCommand) this.out.relayedDataset?.(st.contextId, Buffer.concat(parts.splice(0)));
-      this.out.pdu(pDataPdu(pdvItem(st.contextId, st.control, Buffer.concat(st.parts!))));
-      if (!isCommand && isLast) this.relayingDataset = false;
+      const value = Buffer.concat(st.parts!);
+      const pdu = pDataPdu(pdvItem(st.contextId, st.control, value));
+      if (isCommand) {
+        this.commandParts.push(value);
+        this.commandPdus.push(pdu);
+        if (isLast) {
+          const command = Buffer.concat(this.commandParts.splice(0));
+          const pdus = this.commandPdus.splice(0);
+          if (!this.out.consumeCommand?.(command)) {
+            this.out.command?.(command);
+            for (const p of pdus) this.out.pdu(p);
+          }
+        }
+      } else {
+        this.relayedParts.push(value);
+        if (isLast) this.out.relayedDataset?.(st.contextId, Buffer.concat(this.relayedParts.splice(0)));
+        this.out.pdu(pdu);
+        if (isLast) this.relayingDataset = false;
+      }
     }
     // A dataset sink stays with the dataset across PDVs and PDUs until its last fragment.
     const sink = isLast ? undefined : st.sink;
@@ -188,12 +208,14 @@ export class FramedSocket extends EventEmitter {
     onCommand: (command: Buffer) => void,
     onViolation: (v: PduViolation) => void,
     onRelayedDataset?: (contextId: number, dataset: Buffer) => void,
+    consumeCommand?: (command: Buffer) => boolean,
   ) {
     super();
     this.socket = socket;
     const framer = new PduFramer(maxPduLength, {
       pdu: (pdu) => this.emit('data', pdu),
       command: onCommand,
+      consumeCommand,
       relayedDataset: onRelayedDataset,
       datasetStarts: (contextId) => {
         // An empty, non-last first fragment makes dcmjs-dimse open its store stream.
@@ -219,6 +241,20 @@ export class FramedSocket extends EventEmitter {
   write(data: Buffer): boolean {
     if (this.socket.destroyed || !this.socket.writable) return false;
     return this.socket.write(data);
+  }
+
+  /** Resolves once the socket can take more (after a write returned false), or has closed. */
+  drained(): Promise<void> {
+    if (this.socket.destroyed || !this.socket.writableNeedDrain) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        resolve();
+      };
+      this.socket.on('drain', done);
+      this.socket.on('close', done);
+    });
   }
 
   setTimeout(ms: number): this {

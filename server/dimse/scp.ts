@@ -5,14 +5,15 @@ import type { Logger } from 'pino';
 import { newId } from '../../core/ids.ts';
 import type { ErrorCode } from '../../core/errors.ts';
 import type { Reception, Receiver } from '../../core/receive.ts';
-import { decideContext } from './negotiation.ts';
-import { FramedSocket, type DatasetSink } from './pdu-framer.ts';
+import { answerRoles, decideContext } from './negotiation.ts';
+import { FramedSocket, abortPdu, type DatasetSink } from './pdu-framer.ts';
 import { rawUidValues, type FindService } from './find.ts';
 import type { MoveService } from './move.ts';
+import { GetStoreChannel, type GetService, type StorageContext } from './get.ts';
 
 const { Scp, constants, responses } = dimse;
 const { PresentationContextResult, RejectResult, RejectSource, RejectReason, Status } = constants;
-const { CEchoResponse, CStoreResponse, CFindResponse, CMoveResponse } = responses;
+const { CEchoResponse, CStoreResponse, CFindResponse, CMoveResponse, CGetResponse } = responses;
 
 type Association = InstanceType<typeof dimse.association.Association>;
 type PresentationContext = InstanceType<typeof dimse.association.PresentationContext>;
@@ -23,6 +24,9 @@ type CStoreResponseT = InstanceType<typeof CStoreResponse>;
 type CFindResponseT = InstanceType<typeof CFindResponse>;
 type CMoveRequest = InstanceType<typeof dimse.requests.CMoveRequest>;
 type CMoveResponseT = InstanceType<typeof CMoveResponse>;
+type CGetRequest = InstanceType<typeof dimse.requests.CGetRequest>;
+type CGetResponseT = InstanceType<typeof CGetResponse>;
+type CCancelRequest = InstanceType<typeof dimse.requests.CCancelRequest>;
 
 export interface AllowedCaller {
   aeTitle: string;
@@ -54,6 +58,7 @@ export interface ScpContext {
   receiver: Receiver;
   find: FindService;
   move: MoveService;
+  get: GetService;
   stats: AssociationStats;
   log: Logger;
 }
@@ -94,6 +99,10 @@ export class DicomflowScp extends Scp {
   private callingAeTitle = '';
   private calledAeTitle = '';
   private database: string;
+  private readonly framed: FramedSocket;
+  /** C-GET sub-operations: our C-STORE requests back to the peer on this association. */
+  private getChannel: GetStoreChannel | undefined;
+  private runningGet: { messageId: number; cancelled: boolean } | undefined;
 
   constructor(socket: Socket, ctx: ScpContext, timeouts: { associationTimeoutMs: number; pduTimeoutMs: number }) {
     const peerAddress = socket.remoteAddress?.replace(/^::ffff:/, '');
@@ -109,9 +118,10 @@ export class DicomflowScp extends Scp {
       log.warn({ code: 'DF_ERR_PDU_INVALID', reason: v.message }, 'association aborted: invalid PDU');
     }, (contextId, dataset) => {
       if (self) self.lastIdentifier = { contextId, dataset };
-    });
+    }, (command) => self?.getChannel?.consume(command) ?? false);
     super(framed as unknown as Socket, { associationTimeout: timeouts.associationTimeoutMs, pduTimeout: timeouts.pduTimeoutMs });
     self = this;
+    this.framed = framed;
     this.ctx = ctx;
     this.peerAddress = peerAddress;
     this.log = ctx.log.child({ associationId: this.associationId, peer: this.peerAddress });
@@ -148,24 +158,45 @@ export class DicomflowScp extends Scp {
     this.negotiated = association;
 
     let accepted = 0;
+    const storage: StorageContext[] = [];
+    const peerScpClasses = new Set<string>();
     for (const { id } of association.getPresentationContexts() as { id: number }[]) {
       const context = association.getPresentationContext(id);
+      const abstractSyntax = context.getAbstractSyntaxUid();
       const decision = decideContext(
-        { id, abstractSyntax: context.getAbstractSyntaxUid(), transferSyntaxes: context.getTransferSyntaxUids() },
+        { id, abstractSyntax, transferSyntaxes: context.getTransferSyntaxUids() },
         { acceptUnknownSopClasses: s.acceptUnknownSopClasses },
       );
       accepted += decision.accept ? 1 : 0;
       if (decision.accept) context.setResult(PresentationContextResult.Accept, decision.transferSyntax);
       else if (decision.reason === 'transfer-syntax') context.setResult(PresentationContextResult.RejectTransferSyntaxesNotSupported);
       else context.setResult(PresentationContextResult.RejectAbstractSyntaxNotSupported);
+      if (decision.accept && decision.service === 'storage') storage.push({ id, abstractSyntax, transferSyntax: decision.transferSyntax });
+      // dcmjs-dimse puts a proposed SCP/SCU Role Selection item (PS3.7 D.3.3.4) on the first
+      // context of its SOP class and writes back whatever roles that context then holds.
+      const proposedScu = context.getUserRole();
+      const proposedScp = context.getProviderRole();
+      if (proposedScu !== undefined || proposedScp !== undefined) {
+        const roles = answerRoles(decision.accept ? decision.service : undefined, { scu: proposedScu === true, scp: proposedScp === true });
+        context.setUserRole(roles.scu);
+        context.setProviderRole(roles.scp);
+        if (roles.scp) peerScpClasses.add(abstractSyntax);
+      }
     }
     if (accepted === 0) {
       log.warn('association rejected: no acceptable presentation context');
       return this.reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.NoReasonGiven);
     }
     // dcmjs-dimse keeps one max-PDU field: what the peer can take is overwritten by what we
-    // announce. Our responses to C-ECHO/C-STORE/C-FIND are far below any peer's limit.
+    // announce. Our responses to C-ECHO/C-STORE/C-FIND are far below any peer's limit; C-GET's
+    // sub-operations are sent by us, within the peer's limit read here first.
+    const peerMaxPduLength = association.getMaxPduLength();
     association.setMaxPduLength(s.maxPduLength);
+    this.getChannel = new GetStoreChannel({
+      write: (parts) => this.writeOwn(parts),
+      peerMaxPduLength,
+      contexts: storage.filter((c) => peerScpClasses.has(c.abstractSyntax)),
+    });
     this.ctx.stats.open++;
     this.ctx.stats.total++;
     this.counted = true;
@@ -297,6 +328,67 @@ export class DicomflowScp extends Scp {
       });
   }
 
+  override cGetRequest(request: CGetRequest, callback: (responses: CGetResponseT[]) => void): void {
+    const raw = this.takeRawIdentifier();
+    const identifier = { ...(request.getDataset()?.getElements() ?? {}), ...(raw ? rawUidValues(raw.dataset, raw.transferSyntaxUid) : {}) };
+    this.log.info({ level: identifier.QueryRetrieveLevel }, 'C-GET requested');
+    // As for C-MOVE: pending responses through the library's DIMSE writer, the final one (which
+    // ends the request) through the callback, once.
+    const context = this.negotiated?.getAcceptedPresentationContextFromRequest(request);
+    const running = { messageId: request.getMessageId(), cancelled: false };
+    this.runningGet = running;
+    let finished = false;
+    const send = {
+      pending: (response: CGetResponseT) => {
+        if (!finished && context) (this as unknown as { _sendDimse(d: unknown): void })._sendDimse({ context, command: response });
+      },
+      final: (response: CGetResponseT) => {
+        if (finished) return;
+        finished = true;
+        callback([response]);
+      },
+    };
+    const channel = this.getChannel!;
+    void this.ctx.get
+      .answer(request, { database: this.database, identifier, log: this.log, cancelled: () => running.cancelled }, channel, send)
+      .catch((err) => {
+        // The association closed, or a C-STORE broke off half sent: no response can follow.
+        this.log.warn({ err: (err as Error).message }, 'C-GET ended: association aborted');
+        channel.close(err as Error);
+        const socket = this.framed.socket;
+        if (socket.destroyed) return;
+        this.ctx.stats.aborted++;
+        socket.end(abortPdu(0));
+        setTimeout(() => socket.destroy(), 1000).unref();
+      })
+      .finally(() => {
+        if (this.runningGet === running) this.runningGet = undefined;
+      });
+  }
+
+  override abort(source: number, reason: number): void {
+    // PS3.8 9.2.2 (AA-3): the peer's A-ABORT ends the association; close the connection, which a
+    // requestor such as DCMTK otherwise waits for until its ACSE timeout.
+    this.log.info({ source, reason }, 'association aborted by the peer');
+    this.framed.socket.destroy();
+  }
+
+  override cCancelRequest(request: CCancelRequest): void {
+    // PS3.4 C.4.3.2: a cancelled C-GET stops after the sub-operation under way.
+    if (this.runningGet?.messageId === request.getMessageIdBeingRespondedTo()) this.runningGet.cancelled = true;
+    else super.cCancelRequest(request);
+  }
+
+  /** Our own P-DATA-TFs (C-GET's C-STORE requests), written where the library writes its own. */
+  private async writeOwn(parts: Buffer[]): Promise<void> {
+    for (const part of parts) {
+      if (!this.framed.write(part)) {
+        if (this.framed.socket.destroyed || !this.framed.socket.writable) throw new Error('the association closed while a C-STORE sub-operation was sent');
+      }
+    }
+    await this.framed.drained();
+  }
+
   /** The raw bytes of the identifier that came with the current request (dcmjs rewrites UIDs). */
   private takeRawIdentifier(): { dataset: Buffer; transferSyntaxUid: string } | undefined {
     const raw = this.lastIdentifier;
@@ -306,6 +398,7 @@ export class DicomflowScp extends Scp {
   }
 
   private closed(): void {
+    this.getChannel?.close(new Error('the association closed'));
     if (this.counted) {
       this.ctx.stats.open--;
       this.counted = false;
