@@ -4,7 +4,7 @@ import zlib from 'node:zlib';
 import type { Logger } from 'pino';
 import { DatasetWalker } from './dicom/dataset-walker.ts';
 import { readIndexedAttributes } from './dicom/indexed-attributes.ts';
-import { fileMetaHeader, readFileMeta } from './dicom/part10.ts';
+import { fileMetaHeader, readFileMetaOf } from './dicom/part10.ts';
 import { DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_BE, IMPLICIT_VR_LE } from './dicom/transfer-syntaxes.ts';
 import { dfError, isDfError, type DfError } from './errors.ts';
 import type { DicomflowEvents } from './events.ts';
@@ -80,13 +80,11 @@ export class Receiver {
    * the network: its dataset bytes are kept as they are, after a fresh file meta header.
    */
   async receiveFile(file: string, provenance: Provenance): Promise<ReceptionResult> {
-    let meta: ReturnType<typeof readFileMeta>;
+    let meta: Awaited<ReturnType<typeof readFileMetaOf>>;
     const handle = await fs.promises.open(file, 'r');
     try {
-      const head = Buffer.alloc(64 * 1024);
-      const { bytesRead } = await handle.read(head, 0, head.length, 0);
       try {
-        meta = readFileMeta(head.subarray(0, bytesRead));
+        meta = await readFileMetaOf(handle);
       } catch (err) {
         return { ok: false, error: dfError('DF_ERR_DATASET_MALFORMED', `${path.basename(file)}: ${(err as Error).message}`, { cause: err }) };
       }

@@ -1,3 +1,4 @@
+import type { FileHandle } from 'node:fs/promises';
 /**
  * The Part 10 file meta information (PS3.10 7.1): a 128-byte preamble, "DICM", then group 0002
  * in explicit VR little endian. Receive writes this first and then the dataset bytes exactly as
@@ -80,4 +81,22 @@ export function readFileMeta(head: Buffer): FileMeta & { datasetOffset: number }
     throw new Error('file meta information lacks Media Storage SOP Class/Instance UID or Transfer Syntax UID');
   }
   return { sopClassUid, sopInstanceUid, transferSyntaxUid, sourceAeTitle: values.get(0x0016), datasetOffset: at };
+}
+
+// A file meta group larger than this is not one (the usual is a few hundred bytes).
+const MAX_FILE_META_BYTES = 1 << 20;
+
+/** The file meta group of an open file, read to the size its group length gives. */
+export async function readFileMetaOf(handle: FileHandle): Promise<FileMeta & { datasetOffset: number }> {
+  const start = Buffer.alloc(144);
+  const { bytesRead } = await handle.read(start, 0, start.length, 0);
+  let want = 64 * 1024;
+  // (0002,0000) UL FileMetaInformationGroupLength comes first and gives the group's size.
+  if (bytesRead === 144 && start.readUInt16LE(132) === 0x0002 && start.readUInt16LE(134) === 0x0000 && start.toString('latin1', 136, 138) === 'UL') {
+    want = 144 + start.readUInt32LE(140);
+  }
+  if (want > MAX_FILE_META_BYTES) throw new Error(`its file meta group claims ${want} bytes`);
+  const head = Buffer.alloc(want);
+  const { bytesRead: headBytes } = await handle.read(head, 0, want, 0);
+  return readFileMeta(head.subarray(0, headBytes));
 }

@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import dimse from 'dcmjs-dimse';
 import type { Logger } from 'pino';
-import { readFileMeta, type FileMeta } from '../../core/dicom/part10.ts';
+import { readFileMetaOf, type FileMeta } from '../../core/dicom/part10.ts';
 import { queryRetrieveSopClasses } from '../../core/dicom/sop-classes.ts';
 import type { IndexStore } from '../../core/store/index-store.ts';
 import type { ObjectStore } from '../../core/store/object-store.ts';
@@ -28,7 +28,6 @@ const PDV_HEADER_BYTES = 6;
 // A peer announcing no max PDU (0, PS3.8 D.1) still gets fragments of a sane size.
 const UNLIMITED_PEER_FRAGMENT_BYTES = 1 << 20;
 const READ_BLOCK_BYTES = 1 << 20;
-const MAX_FILE_META_BYTES = 1 << 20;
 // Our requests' message IDs live in the upper half: the peer numbers its own requests, and
 // only responses to ours are taken from the stream before dcmjs-dimse sees it.
 const FIRST_MESSAGE_ID = 0x8000;
@@ -101,7 +100,7 @@ export class GetStoreChannel implements SubOperationChannel {
     let started = false;
     try {
       handle = await fs.open(file, 'r');
-      meta = await readMeta(handle);
+      meta = await readFileMetaOf(handle);
       const { size } = await handle.stat();
       const context = this.contexts.find((c) => c.abstractSyntax === meta!.sopClassUid && c.transferSyntax === meta!.transferSyntaxUid);
       if (!context) {
@@ -175,20 +174,6 @@ export class GetStoreChannel implements SubOperationChannel {
       sent += bytesRead;
     }
   }
-}
-
-/** The file meta group (PS3.10 7.1), sized by its group length. */
-async function readMeta(handle: fs.FileHandle): Promise<FileMeta & { datasetOffset: number }> {
-  const start = Buffer.alloc(144);
-  const { bytesRead } = await handle.read(start, 0, start.length, 0);
-  let want = 64 * 1024;
-  if (bytesRead === 144 && start.readUInt16LE(132) === 0x0002 && start.readUInt16LE(134) === 0x0000 && start.toString('latin1', 136, 138) === 'UL') {
-    want = 144 + start.readUInt32LE(140);
-  }
-  if (want > MAX_FILE_META_BYTES) throw new Error(`its file meta group claims ${want} bytes`);
-  const head = Buffer.alloc(want);
-  const { bytesRead: headBytes } = await handle.read(head, 0, want, 0);
-  return readFileMeta(head.subarray(0, headBytes));
 }
 
 /**

@@ -13,7 +13,7 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
-import { readFileMeta, type FileMeta } from '../../core/dicom/part10.ts';
+import { readFileMetaOf, type FileMeta } from '../../core/dicom/part10.ts';
 import { queryRetrieveSopClasses, sopClassKeyword } from '../../core/dicom/sop-classes.ts';
 import { EXPLICIT_VR_LE, IMPLICIT_VR_LE, transferSyntaxByUid } from '../../core/dicom/transfer-syntaxes.ts';
 import { dfError, isDfError, type DfError, type ErrorCode } from '../../core/errors.ts';
@@ -83,7 +83,6 @@ const UNLIMITED_PEER_FRAGMENT_BYTES = 1 << 20;
 // Dataset bytes are read in blocks of whole fragments, then written fragment by fragment.
 const READ_BLOCK_BYTES = 256 * 1024;
 // The meta group of a real file is a few hundred bytes; a larger one is not a file we send.
-const MAX_FILE_META_BYTES = 1 << 20;
 // PS3.8 9.3.2.2: odd context ids 1–255.
 const MAX_CONTEXTS = 128;
 // After A-ABORT or A-RELEASE-RP, give the bytes a moment to leave before the socket is destroyed.
@@ -667,17 +666,7 @@ function outcomeOf(status: number): Outcome {
 /** Reads and parses the file meta group (PS3.10 7.1), sized by its group length when present. */
 async function readMetaOf(handle: fs.FileHandle, file: string): Promise<FileMeta & { datasetOffset: number }> {
   try {
-    const start = Buffer.alloc(144);
-    const { bytesRead } = await handle.read(start, 0, start.length, 0);
-    let want = 64 * 1024;
-    // (0002,0000) UL FileMetaInformationGroupLength comes first and gives the group's size.
-    if (bytesRead === 144 && start.readUInt16LE(132) === 0x0002 && start.readUInt16LE(134) === 0x0000 && start.toString('latin1', 136, 138) === 'UL') {
-      want = 144 + start.readUInt32LE(140);
-    }
-    if (want > MAX_FILE_META_BYTES) throw new Error(`its file meta group claims ${want} bytes`);
-    const head = Buffer.alloc(want);
-    const { bytesRead: headBytes } = await handle.read(head, 0, want, 0);
-    return readFileMeta(head.subarray(0, headBytes));
+    return await readFileMetaOf(handle);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== undefined) throw scuError('DF_ERR_FILE_READ', `cannot read ${file}: ${(err as Error).message}`, { cause: err });
     throw dfError('DF_ERR_DATASET_MALFORMED', `${file} cannot be sent: ${(err as Error).message}`, { cause: err });
