@@ -16,6 +16,7 @@ export async function validateFiles(files: string[], configFile?: string): Promi
   const plugins = new PluginRegistry();
   await plugins.loadDirectory(builtInPlugins);
   for (const dir of config.plugins.directories) await plugins.loadDirectory(dir);
+  for (const pkg of config.plugins.packages) await plugins.loadPackage(pkg, config.configFile ? path.dirname(config.configFile) : process.cwd());
   const env = { databases: config.databases.map((d) => d.name) };
   let failed = 0;
   for (const file of files) {
