@@ -42,6 +42,8 @@ export interface ReceiverOptions {
   log: Logger;
   /** Checked before an object is accepted; true means the store is too full. */
   storeIsFull: () => boolean;
+  /** Attributes to decode into each arrival beside the indexed ones (what conditions test). */
+  extraAttributes?: () => ReadonlyMap<number, { keyword: string; vr: string }>;
 }
 
 /** Counters for the status page; kept in memory since start. */
@@ -160,7 +162,7 @@ export class Reception {
       if (!this.writer || !this.walker) throw dfError('DF_ERR_STORE_WRITE', 'no writer');
       if (this.writer.error) throw this.writer.error;
       const elements = this.walker.end();
-      const attributes = readIndexedAttributes(elements, this.incoming.transferSyntaxUid !== EXPLICIT_VR_BE);
+      const attributes = readIndexedAttributes(elements, this.incoming.transferSyntaxUid !== EXPLICIT_VR_BE, this.options.extraAttributes?.());
       this.checkIdentity(attributes);
       const relativePath = this.writer.place();
       // The object's fsync starts now and runs while the index commits.

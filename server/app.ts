@@ -101,6 +101,8 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
     duplicatePolicy: config.storage.duplicatePolicy,
     log: log.child({ component: 'receive' }),
     storeIsFull: () => freeBytes < minFree,
+    // Called on receive only, after the pipelines below are loaded.
+    extraAttributes: () => pipelines.conditionAttributes(),
   });
   const jobs = new SqliteJobs(index.connection);
   const plugins = new PluginRegistry();

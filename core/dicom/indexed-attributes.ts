@@ -104,12 +104,33 @@ function decoderFor(specificCharacterSet: string | undefined): TextDecoder {
 }
 
 function decodeValue(vr: string, value: Buffer, littleEndian: boolean, text: TextDecoder): string {
+  const numbers = (size: number, read: (at: number) => number) => {
+    const out: number[] = [];
+    for (let i = 0; i + size <= value.length; i += size) out.push(read(i));
+    return out.join('\\');
+  };
   switch (vr) {
-    case 'US': {
-      const out: number[] = [];
-      for (let i = 0; i + 2 <= value.length; i += 2) out.push(littleEndian ? value.readUInt16LE(i) : value.readUInt16BE(i));
-      return out.join('\\');
-    }
+    case 'US':
+      return numbers(2, (i) => (littleEndian ? value.readUInt16LE(i) : value.readUInt16BE(i)));
+    case 'SS':
+      return numbers(2, (i) => (littleEndian ? value.readInt16LE(i) : value.readInt16BE(i)));
+    case 'UL':
+      return numbers(4, (i) => (littleEndian ? value.readUInt32LE(i) : value.readUInt32BE(i)));
+    case 'SL':
+      return numbers(4, (i) => (littleEndian ? value.readInt32LE(i) : value.readInt32BE(i)));
+    case 'FL':
+      return numbers(4, (i) => (littleEndian ? value.readFloatLE(i) : value.readFloatBE(i)));
+    case 'FD':
+      return numbers(8, (i) => (littleEndian ? value.readDoubleLE(i) : value.readDoubleBE(i)));
+    case 'OB':
+    case 'OW':
+    case 'OF':
+    case 'OD':
+    case 'OL':
+    case 'OV':
+    case 'UN':
+    case 'SQ':
+      return '';
     case 'UI':
       return value.toString('latin1').replace(/[\0 ]+$/, '');
     default: {
@@ -122,13 +143,17 @@ function decodeValue(vr: string, value: Buffer, littleEndian: boolean, text: Tex
 }
 
 /** Decodes the indexed attributes from a walker's captured top-level elements. */
-export function readIndexedAttributes(elements: Map<number, CapturedElement>, littleEndian: boolean): Record<string, string> {
+export function readIndexedAttributes(
+  elements: Map<number, CapturedElement>,
+  littleEndian: boolean,
+  extra?: ReadonlyMap<number, { keyword: string; vr: string }>,
+): Record<string, string> {
   const charsetElement = elements.get(0x00080005);
   const charset = charsetElement ? charsetElement.value.toString('latin1').replace(/[\0 ]+$/, '') : undefined;
   const text = decoderFor(charset);
   const out: Record<string, string> = {};
   for (const [tag, element] of elements) {
-    const attribute = byTag.get(tag);
+    const attribute = byTag.get(tag) ?? extra?.get(tag);
     if (!attribute) continue;
     // In implicit VR the walker has no VR; the dictionary's is the right one for these keys.
     const vr = element.vr === '' || element.vr === 'UN' ? attribute.vr : element.vr;

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import type { PluginRegistry } from '../plugin-registry.ts';
 import { DEFAULT_PIPELINE_NAME, DEFAULT_PIPELINE_SOURCE, defaultPipelineText } from './default-pipeline.ts';
+import { conditionAttributes } from './condition-attributes.ts';
 import { loadPipeline, type LoadedPipeline, type PipelineEnvironment, type PipelineProblem } from './load.ts';
 
 interface FileState {
@@ -25,6 +26,7 @@ export class PipelineSet extends EventEmitter {
   private reloadTimer: NodeJS.Timeout | undefined;
 
   private readonly withDefault: boolean;
+  private attributesOfConditions: ReadonlyMap<number, { keyword: string; vr: string }> = new Map();
 
   constructor(dir: string, plugins: PluginRegistry, env: PipelineEnvironment, options: { defaultPipeline: boolean } = { defaultPipeline: true }) {
     super();
@@ -59,6 +61,7 @@ export class PipelineSet extends EventEmitter {
     for (const file of [...this.files.keys()]) if (!present.has(file)) this.files.delete(file);
     this.checkNameClashes();
     this.addDefault();
+    this.attributesOfConditions = conditionAttributes(this.all());
     const result = { loaded: this.all().map((p) => p.definition.name), problems: this.problems() };
     this.emit('PipelinesReloaded', result);
     return result;
@@ -85,6 +88,15 @@ export class PipelineSet extends EventEmitter {
         seen.set(name, file);
       }
     }
+  }
+
+  /**
+   * The attributes the loaded pipelines' conditions look at (trigger `when`, and any step option
+   * named `when`, such as filter's), by tag: receive decodes these into each arrival beside the
+   * indexed ones, so a condition on any top-level attribute works.
+   */
+  conditionAttributes(): ReadonlyMap<number, { keyword: string; vr: string }> {
+    return this.attributesOfConditions;
   }
 
   all(): LoadedPipeline[] {

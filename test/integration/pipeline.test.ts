@@ -68,6 +68,22 @@ describe('triggers', () => {
     expect(s.engine.stats.arrivalsWithoutPipeline).toBe(5);
   });
 
+  it('conditions may test any top-level attribute, not only the indexed ones', async () => {
+    const s = await server([
+      {
+        name: 'thin-slices',
+        trigger: { on: 'instance', when: { attributes: { SliceThickness: { range: { max: 2 } }, KVP: { exists: true } } } },
+        steps: [{ plugin: 'test-writes-file' }],
+      },
+    ]);
+    const thin = await ctSeries(tempDir(), { slices: 2, rows: 32, cols: 32, sliceThicknessMm: 1.25 });
+    const thick = await ctSeries(tempDir(), { slices: 2, rows: 32, cols: 32, sliceThicknessMm: 5 });
+    expect((await send(s.dicomPort, [...thin.files, ...thick.files])).code).toBe(0);
+    await s.engine.idle();
+    const jobs = s.jobs.listJobs({ pipeline: 'thin-slices' });
+    expect(jobs.map((j) => j.triggerUid).sort()).toEqual([...thin.sopInstanceUids].sort());
+  });
+
   it('series trigger fires once after stableSeconds, knows every contributor, and handles late arrivals', async () => {
     const s = await server([
       { name: 'series-late-only', trigger: { on: 'series', stableSeconds: 1.5, lateArrivals: 'late-only' }, steps: [{ plugin: 'test-writes-file' }] },
