@@ -106,12 +106,30 @@ export function loadPipeline(
       timeoutSeconds: step.timeoutSeconds ?? registered.plugin.defaultTimeoutSeconds ?? 600,
     });
   });
+  checkChain(steps, at);
   if (problems.length > 0) return { problems };
   const hash = createHash('sha256').update(JSON.stringify(definition)).digest('hex').slice(0, 16);
   return { pipeline: { file, definition, when: compileCondition(definition.trigger.when), steps, hash }, problems };
 }
 
 type At = (pointer: string, message: string) => void;
+
+/**
+ * What each step consumes must be there before it runs: the job's instances from the start,
+ * files and tables once an earlier step produces them (MONAI Deploy checks its operators' ports
+ * the same way), so a pipeline that cannot work is refused when it loads, not when a job fails.
+ */
+function checkChain(steps: ResolvedStep[], at: At): void {
+  const available = new Set<string>(['instances']);
+  for (const step of steps) {
+    const { consumes, produces } = step.registered.plugin;
+    const missing = consumes.filter((kind) => !available.has(kind));
+    if (missing.length > 0) {
+      at(`/steps/${step.index}/plugin`, `${step.registered.plugin.name} consumes ${missing.join(' and ')}, which no earlier step produces`);
+    }
+    produces.forEach((kind) => available.add(kind));
+  }
+}
 
 function checkCondition(condition: Condition | undefined, pointer: string, at: At): void {
   if (!condition) return;

@@ -7,6 +7,7 @@ import { formatProblem, loadPipeline } from './load.ts';
 const plugins = new PluginRegistry();
 beforeAll(async () => {
   await plugins.loadDirectory(path.resolve(import.meta.dirname, '../../plugins'));
+  await plugins.loadDirectory(path.resolve(import.meta.dirname, '../../test/fixtures/plugins'));
 });
 const env = { databases: ['Import', 'StudyA'] };
 
@@ -107,6 +108,14 @@ describe('pipeline loading', () => {
     expect(problems.some((p) => p.pointer === '/steps/2/options' && /required property "program"/.test(p.message))).toBe(true);
     expect(byPointer['/steps/2/options/args'].message).toMatch(/must be array/);
     expect(byPointer['/steps/3/options/when'].message).toMatch(/invalid condition: Invalid regular expression/);
+  });
+
+  it('refuses a chain whose step consumes what no earlier step produces', () => {
+    const bad = JSON.stringify({ name: 'p', trigger: { on: 'instance' }, steps: [{ plugin: 'test-reads-tables' }] }, null, 2);
+    const { problems } = loadPipeline(bad, 'chain.json', plugins, env);
+    expect(problems.map((p) => `${p.pointer}: ${p.message}`)).toEqual(['/steps/0/plugin: test-reads-tables consumes tables, which no earlier step produces']);
+    const good = JSON.stringify({ name: 'p', trigger: { on: 'instance' }, steps: [{ plugin: 'test-burns-cpu' }, { plugin: 'test-reads-tables' }] });
+    expect(loadPipeline(good, 'chain.json', plugins, env).problems).toEqual([]);
   });
 
   it('reports JSON syntax errors with their line', () => {
