@@ -109,9 +109,28 @@ export async function runJob(job: JobRecord, pipeline: LoadedPipeline, cancel: A
       const keep = new Set(effects.keep);
       inputs = inputs.filter((i) => keep.has(i.arrivalId));
     }
-    if (effects.stopReason !== undefined) return { status: 'succeeded', stopReason: effects.stopReason };
+    if (effects.stopReason !== undefined) {
+      removeScratch(jobDir, previousOutputs);
+      return { status: 'succeeded', stopReason: effects.stopReason };
+    }
   }
+  removeScratch(jobDir, previousOutputs);
   return { status: 'succeeded' };
+}
+
+/**
+ * A succeeded job's scratch space goes (a failed one's stays, to look at), unless an output
+ * lives in it; a job directory left empty goes too.
+ */
+function removeScratch(jobDir: string, outputs: StepOutput[]): void {
+  const scratch = path.join(jobDir, 'scratch');
+  if (outputs.some((o) => o.path?.startsWith(scratch + path.sep))) return;
+  fs.rmSync(scratch, { recursive: true, force: true });
+  try {
+    fs.rmdirSync(jobDir);
+  } catch {
+    // not empty (outputs) or never made: either way it stays as it is
+  }
 }
 
 async function runStep(
