@@ -20,6 +20,7 @@ import { PipelineSet } from '../core/pipeline/pipeline-set.ts';
 import { formatProblem } from '../core/pipeline/load.ts';
 import { PluginRegistry } from '../core/plugin-registry.ts';
 import { SqliteJobs } from '../core/store/sqlite/sqlite-jobs.ts';
+import { DicomdirStore } from '../core/store/dicomdir-store.ts';
 import { createStepPool } from '../workers/pool.ts';
 import { WatchFolder } from './import/watch-folder.ts';
 
@@ -169,9 +170,11 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
         defaultDatabase: config.defaultDatabase,
       },
       receiver,
-      find: new FindService(index),
-      move: new MoveService(index, objects, config.remoteNodes, d.aeTitle),
-      get: new GetService(index, objects),
+      find: new FindService(),
+      index,
+      dicomdirStores: new Map(config.dicomdirStores.map((d) => [d.aeTitle, new DicomdirStore(d.root)])),
+      move: new MoveService(objects, config.remoteNodes, d.aeTitle),
+      get: new GetService(objects),
       stats: associations,
       log: dimseLog,
     },

@@ -64,6 +64,7 @@ export function loadConfig(file: string | undefined, overrides: ConfigOverrides 
     pipelinesDir: path.resolve(baseDir, config.pipelinesDir),
     plugins: { ...config.plugins, directories: config.plugins.directories.map((d) => path.resolve(baseDir, d)) },
     watchFolders: config.watchFolders.map((w) => ({ ...w, path: path.resolve(baseDir, w.path) })),
+    dicomdirStores: config.dicomdirStores.map((d) => ({ ...d, root: path.resolve(baseDir, d.root) })),
     configFile: file === undefined ? undefined : path.resolve(cwd, file),
   };
 }
@@ -81,11 +82,13 @@ function checkSemantics(config: Config, where: string): void {
   if (!names.has(config.defaultDatabase)) {
     problems.push(`/defaultDatabase: "${config.defaultDatabase}" is not one of the databases (${[...names].join(', ')})`);
   }
-  const aes = new Map<string, number>();
-  config.databases.forEach((db, i) => {
-    if (db.aeTitle === undefined) return;
-    if (aes.has(db.aeTitle)) problems.push(`/databases/${i}/aeTitle: "${db.aeTitle}" is already used by /databases/${aes.get(db.aeTitle)}`);
-    aes.set(db.aeTitle, i);
-  });
+  const aes = new Map<string, string>();
+  const claim = (title: string | undefined, where: string) => {
+    if (title === undefined) return;
+    if (aes.has(title)) problems.push(`${where}: "${title}" is already used by ${aes.get(title)}`);
+    else aes.set(title, where);
+  };
+  config.databases.forEach((db, i) => claim(db.aeTitle, `/databases/${i}/aeTitle`));
+  config.dicomdirStores.forEach((d, i) => claim(d.aeTitle, `/dicomdirStores/${i}/aeTitle`));
   if (problems.length > 0) throw dfError('DF_ERR_CONFIG_INVALID', `${where}:\n  ${problems.join('\n  ')}`);
 }

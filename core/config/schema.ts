@@ -147,6 +147,20 @@ export const configSchema = {
         },
       },
     },
+    dicomdirStores: {
+      type: 'array',
+      default: [],
+      description: 'DICOM file-sets kept by the dicomdir step that answer C-FIND, C-MOVE and C-GET under their own called AE title.',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['aeTitle', 'root'],
+        properties: {
+          aeTitle,
+          root: { type: 'string', description: "The file-set's root, as in the dicomdir step's options; relative to the configuration file, or the working directory." },
+        },
+      },
+    },
     remoteNodes: {
       type: 'array',
       default: [],

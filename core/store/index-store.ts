@@ -89,6 +89,8 @@ export interface InstanceRow {
   series: Attributes;
   instance: Attributes;
   objectPath: string;
+  /** Absolute path, for sources whose files are not in the object store (a DICOMDIR file-set). */
+  filePath?: string;
   transferSyntaxUid: string;
   createdBy: string;
   createdAt: string;
@@ -121,6 +123,23 @@ export interface TransferResult {
   filed: number;
   /** Already in the target (kept as they were). */
   duplicates: number;
+}
+
+/** What Query/Retrieve reads: one database of the index, or a DICOMDIR file-set. */
+export interface QuerySource {
+  patients(filter: HierarchyFilter): PatientRow[];
+  studies(filter: HierarchyFilter): StudyRow[];
+  series(filter: HierarchyFilter): SeriesRow[];
+  instances(filter: HierarchyFilter): InstanceRow[];
+}
+
+export function databaseSource(index: IndexStore, database: string): QuerySource {
+  return {
+    patients: (f) => index.patients(database, f),
+    studies: (f) => index.studies(database, f),
+    series: (f) => index.series(database, f),
+    instances: (f) => index.instances(database, f),
+  };
 }
 
 export interface IndexTotals {

@@ -7,7 +7,7 @@ import { DatasetWalker } from '../../core/dicom/dataset-walker.ts';
 import { IMPLICIT_VR_LE } from '../../core/dicom/transfer-syntaxes.ts';
 import { parseIdentifier, type ParsedQuery } from '../../core/query/identifier.ts';
 import { buildResponse, matchesRow } from '../../core/query/match.ts';
-import type { HierarchyFilter, IndexStore } from '../../core/store/index-store.ts';
+import type { HierarchyFilter, QuerySource } from '../../core/store/index-store.ts';
 
 const { Dataset, constants, responses } = dimse;
 const { CFindResponse } = responses;
@@ -28,13 +28,7 @@ const vrOf = (keyword: string): string | undefined => dictionary.nameMap[keyword
  * each match becomes one pending response holding exactly the requested keys.
  */
 export class FindService {
-  private readonly index: IndexStore;
-
-  constructor(index: IndexStore) {
-    this.index = index;
-  }
-
-  answer(request: CFindRequest, database: string, log: Logger, raw?: { dataset: Buffer; transferSyntaxUid: string }): CFindResponseT[] {
+  answer(request: CFindRequest, source: QuerySource, log: Logger, raw?: { dataset: Buffer; transferSyntaxUid: string }): CFindResponseT[] {
     const model = request.getAffectedSopClassUid() === queryRetrieveSopClasses.PatientRootQueryRetrieveInformationModelFind ? 'PATIENT' : 'STUDY';
     let parsed: ParsedQuery;
     try {
@@ -48,7 +42,7 @@ export class FindService {
       return [final(request, IDENTIFIER_DOES_NOT_MATCH, comment)];
     }
     try {
-      const matches = this.matches(parsed, database);
+      const matches = this.matches(parsed, source);
       const charset = matches.some((m) => Object.values(m).some((v) => typeof v === 'string' && /[^\x00-\x7f]/.test(v)))
         ? 'ISO_IR 192'
         : undefined;
@@ -58,7 +52,7 @@ export class FindService {
         response.setDataset(new Dataset(charset ? { SpecificCharacterSet: charset, ...elements } : elements, EXPLICIT_VR_LE));
         return response;
       });
-      log.info({ level: parsed.level, model, database, matches: pending.length }, 'C-FIND answered');
+      log.info({ level: parsed.level, model, matches: pending.length }, 'C-FIND answered');
       return [...pending, final(request, Status.Success)];
     } catch (err) {
       log.error({ err }, 'C-FIND failed');
@@ -66,7 +60,7 @@ export class FindService {
     }
   }
 
-  private matches(parsed: ParsedQuery, database: string): Record<string, unknown>[] {
+  private matches(parsed: ParsedQuery, source: QuerySource): Record<string, unknown>[] {
     const filter: HierarchyFilter = {};
     for (const f of parsed.uniqueKeyFilters) {
       if (f.keyword === 'PatientID') filter.patientId = f.uids[0];
@@ -77,7 +71,7 @@ export class FindService {
     const out: Record<string, unknown>[] = [];
     switch (parsed.level) {
       case 'PATIENT':
-        for (const p of this.index.patients(database, filter)) {
+        for (const p of source.patients(filter)) {
           const rows = { patient: p.attributes };
           if (matchesRow(parsed, rows)) {
             out.push(
@@ -91,7 +85,7 @@ export class FindService {
         }
         break;
       case 'STUDY':
-        for (const s of this.index.studies(database, filter)) {
+        for (const s of source.studies(filter)) {
           const rows = {
             patient: s.patient,
             study: { ...s.study, ModalitiesInStudy: s.modalitiesInStudy.join('\\'), SOPClassesInStudy: s.sopClassesInStudy.join('\\') },
@@ -107,7 +101,7 @@ export class FindService {
         }
         break;
       case 'SERIES':
-        for (const s of this.index.series(database, filter)) {
+        for (const s of source.series(filter)) {
           const rows = { patient: s.patient, study: s.study, series: s.series };
           if (matchesRow(parsed, rows)) {
             out.push(buildResponse(parsed, rows, { NumberOfSeriesRelatedInstances: String(s.numberOfInstances) }));
@@ -115,7 +109,7 @@ export class FindService {
         }
         break;
       case 'IMAGE':
-        for (const i of this.index.instances(database, filter)) {
+        for (const i of source.instances(filter)) {
           const rows = { patient: i.patient, study: i.study, series: i.series, instance: i.instance };
           if (matchesRow(parsed, rows)) out.push(buildResponse(parsed, rows, {}));
         }

@@ -3,7 +3,7 @@ import dimse from 'dcmjs-dimse';
 import type { Logger } from 'pino';
 import { readFileMetaOf, type FileMeta } from '../../core/dicom/part10.ts';
 import { queryRetrieveSopClasses } from '../../core/dicom/sop-classes.ts';
-import type { IndexStore } from '../../core/store/index-store.ts';
+import type { QuerySource } from '../../core/store/index-store.ts';
 import type { ObjectStore } from '../../core/store/object-store.ts';
 import { selectObjects } from './move.ts';
 import { CommandField, PdvControl, Priority, decodeCommand, encodeCommand, encodePData, pDataHeader, statusCategory, type DimseCommand } from './upper-layer.ts';
@@ -181,17 +181,15 @@ export class GetStoreChannel implements SubOperationChannel {
  * association, one C-STORE sub-operation each, with a pending response after each.
  */
 export class GetService {
-  private readonly index: IndexStore;
   private readonly objects: ObjectStore;
 
-  constructor(index: IndexStore, objects: ObjectStore) {
-    this.index = index;
+  constructor(objects: ObjectStore) {
     this.objects = objects;
   }
 
   async answer(
     request: CGetRequest,
-    c: { database: string; identifier: Record<string, unknown>; log: Logger; cancelled(): boolean },
+    c: { source: QuerySource; identifier: Record<string, unknown>; log: Logger; cancelled(): boolean },
     channel: SubOperationChannel,
     send: { pending(response: CGetResponseT): void; final(response: CGetResponseT): void },
   ): Promise<void> {
@@ -215,7 +213,7 @@ export class GetService {
     const model = request.getAffectedSopClassUid() === queryRetrieveSopClasses.PatientRootQueryRetrieveInformationModelGet ? 'PATIENT' : 'STUDY';
     let selected;
     try {
-      selected = selectObjects(this.index, this.objects, c.database, model, c.identifier);
+      selected = selectObjects(c.source, this.objects, model, c.identifier);
     } catch (err) {
       return final(UNABLE_TO_PROCESS, counts, (err as Error).message);
     }

@@ -1,7 +1,7 @@
 import dimse from 'dcmjs-dimse';
 import type { Logger } from 'pino';
 import { queryRetrieveSopClasses } from '../../core/dicom/sop-classes.ts';
-import type { HierarchyFilter, IndexStore } from '../../core/store/index-store.ts';
+import type { HierarchyFilter, QuerySource } from '../../core/store/index-store.ts';
 import type { ObjectStore } from '../../core/store/object-store.ts';
 import { sendFiles } from './store-scu.ts';
 
@@ -39,9 +39,8 @@ const KEY_OF_LEVEL: Record<string, keyof HierarchyFilter> = {
  * only, PS3.4 C.4.2.2.1: no matching on other keys) — shared by C-MOVE and C-GET.
  */
 export function selectObjects(
-  index: IndexStore,
+  source: QuerySource,
   objects: ObjectStore,
-  database: string,
   model: 'PATIENT' | 'STUDY',
   identifier: Record<string, unknown>,
 ): { files: string[] } | { error: string } {
@@ -62,7 +61,7 @@ export function selectObjects(
   if (series.length > 0) filter.seriesInstanceUids = series;
   if (sop.length > 0) filter.sopInstanceUids = sop;
   if (filter[KEY_OF_LEVEL[level]] === undefined) return { error: `a ${level}-level retrieve needs its unique key` };
-  return { files: index.instances(database, filter).map((r) => objects.absolutePath(r.objectPath)) };
+  return { files: source.instances(filter).map((r) => r.filePath ?? objects.absolutePath(r.objectPath)) };
 }
 
 /**
@@ -71,13 +70,11 @@ export function selectObjects(
  * each and the counts PS3.4 asks for.
  */
 export class MoveService {
-  private readonly index: IndexStore;
   private readonly objects: ObjectStore;
   private readonly nodes: Map<string, RemoteNode>;
   private readonly aeTitle: string;
 
-  constructor(index: IndexStore, objects: ObjectStore, nodes: RemoteNode[], aeTitle: string) {
-    this.index = index;
+  constructor(objects: ObjectStore, nodes: RemoteNode[], aeTitle: string) {
     this.objects = objects;
     this.nodes = new Map(nodes.map((n) => [n.aeTitle, n]));
     this.aeTitle = aeTitle;
@@ -85,7 +82,7 @@ export class MoveService {
 
   async answer(
     request: CMoveRequest,
-    c: { database: string; destination: string | undefined; callingAeTitle: string; identifier: Record<string, unknown>; log: Logger },
+    c: { source: QuerySource; destination: string | undefined; callingAeTitle: string; identifier: Record<string, unknown>; log: Logger },
     send: { pending(response: CMoveResponseT): void; final(response: CMoveResponseT): void },
   ): Promise<void> {
     const final = (status: number, counts: { completed: number; failed: number; warnings: number }, comment?: string, failedUids?: string[]) => {
@@ -109,7 +106,7 @@ export class MoveService {
     const model = request.getAffectedSopClassUid() === queryRetrieveSopClasses.PatientRootQueryRetrieveInformationModelMove ? 'PATIENT' : 'STUDY';
     let selected;
     try {
-      selected = selectObjects(this.index, this.objects, c.database, model, c.identifier);
+      selected = selectObjects(c.source, this.objects, model, c.identifier);
     } catch (err) {
       return final(UNABLE_TO_PROCESS, zero, (err as Error).message);
     }

@@ -4,6 +4,7 @@ import dimse from 'dcmjs-dimse';
 import type { Logger } from 'pino';
 import { newId } from '../../core/ids.ts';
 import type { ErrorCode } from '../../core/errors.ts';
+import { databaseSource, type IndexStore, type QuerySource } from '../../core/store/index-store.ts';
 import type { Reception, Receiver } from '../../core/receive.ts';
 import { answerRoles, decideContext } from './negotiation.ts';
 import { FramedSocket, abortPdu, type DatasetSink } from './pdu-framer.ts';
@@ -58,6 +59,10 @@ export interface ScpContext {
   receiver: Receiver;
   find: FindService;
   move: MoveService;
+  /** Databases for Query/Retrieve. */
+  index: IndexStore;
+  /** Called AE title → a DICOMDIR file-set answering Query/Retrieve in its place. */
+  dicomdirStores: Map<string, QuerySource>;
   get: GetService;
   stats: AssociationStats;
   log: Logger;
@@ -144,7 +149,7 @@ export class DicomflowScp extends Scp {
       log.warn({ code: 'DF_ERR_AE_UNKNOWN' }, 'association rejected: calling AE title not allowed');
       return this.reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CallingAeNotRecognized);
     }
-    const knownCalled = this.calledAeTitle === s.aeTitle || s.databaseByAeTitle.has(this.calledAeTitle);
+    const knownCalled = this.calledAeTitle === s.aeTitle || s.databaseByAeTitle.has(this.calledAeTitle) || this.ctx.dicomdirStores.has(this.calledAeTitle);
     if (s.checkCalledAeTitle && !knownCalled) {
       log.warn({ code: 'DF_ERR_CALLED_AE_UNKNOWN' }, 'association rejected: called AE title unknown');
       return this.reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CalledAeNotRecognized);
@@ -295,7 +300,7 @@ export class DicomflowScp extends Scp {
   }
 
   override cFindRequest(request: CFindRequest, callback: (responses: CFindResponseT[]) => void): void {
-    callback(this.ctx.find.answer(request, this.database, this.log, this.takeRawIdentifier()));
+    callback(this.ctx.find.answer(request, this.querySource(), this.log, this.takeRawIdentifier()));
   }
 
   override cMoveRequest(request: CMoveRequest, callback: (responses: CMoveResponseT[]) => void): void {
@@ -318,7 +323,7 @@ export class DicomflowScp extends Scp {
       },
     };
     void this.ctx.move
-      .answer(request, { database: this.database, destination, callingAeTitle: this.callingAeTitle, identifier, log: this.log }, send)
+      .answer(request, { source: this.querySource(), destination, callingAeTitle: this.callingAeTitle, identifier, log: this.log }, send)
       .catch((err) => {
         this.log.error({ err }, 'C-MOVE failed');
         const r = CMoveResponse.fromRequest(request);
@@ -350,7 +355,7 @@ export class DicomflowScp extends Scp {
     };
     const channel = this.getChannel!;
     void this.ctx.get
-      .answer(request, { database: this.database, identifier, log: this.log, cancelled: () => running.cancelled }, channel, send)
+      .answer(request, { source: this.querySource(), identifier, log: this.log, cancelled: () => running.cancelled }, channel, send)
       .catch((err) => {
         // The association closed, or a C-STORE broke off half sent: no response can follow.
         this.log.warn({ err: (err as Error).message }, 'C-GET ended: association aborted');
@@ -387,6 +392,11 @@ export class DicomflowScp extends Scp {
       }
     }
     await this.framed.drained();
+  }
+
+  /** Query/Retrieve answers from the DICOMDIR store of the called AE title, else its database. */
+  private querySource(): QuerySource {
+    return this.ctx.dicomdirStores.get(this.calledAeTitle) ?? databaseSource(this.ctx.index, this.database);
   }
 
   /** The raw bytes of the identifier that came with the current request (dcmjs rewrites UIDs). */
