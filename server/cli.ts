@@ -7,7 +7,7 @@ import { startServer } from './app.ts';
 import { forceComplete, listJobs, rerunJob, showJob } from './cli/jobs.ts';
 import { validateFiles } from './cli/validate.ts';
 import { importCommand, printSummary } from './cli/import.ts';
-import { transferCommand } from './cli/databases.ts';
+import { replicateFromNode, transferCommand } from './cli/databases.ts';
 
 const USAGE = `dicomflow — DICOM arrival turned into processing
 
@@ -22,6 +22,7 @@ Usage:
   dicomflow move --from DB --to DB (STUDY_UID | --series UID | --patient ID) [--user NAME] [--config FILE]
   dicomflow copy --from DB --to DB (STUDY_UID | --series UID | --patient ID) [--user NAME] [--config FILE]
   dicomflow replicate --from DB --to DB (--study UID | --patient ID | --all) [--user NAME] [--config FILE]
+  dicomflow replicate --from-node AE --to DB (--study UID | --series UID [--study UID] | --patient ID | --all) [--user NAME] [--config FILE]
   dicomflow --help
 
 serve runs the DICOM SCP (default port 11112, AE title DICOMFLOW) and the HTTP API (default 8080)
@@ -148,10 +149,26 @@ async function main(argv: string[]): Promise<void> {
           patient: { type: 'string' },
           all: { type: 'boolean' },
           user: { type: 'string' },
+          'from-node': { type: 'string' },
         },
         allowPositionals: true,
         strict: true,
       });
+      if (command === 'replicate' && values['from-node']) {
+        const chosen = [values.series ?? values.study, values.patient, values.all ? 'all' : undefined].filter((v) => v !== undefined);
+        if (!values.to || chosen.length !== 1) throw usageError('replicate --from-node needs --to DB and one of --study UID, --series UID, --patient ID, --all');
+        const result = await replicateFromNode(configFrom(values), {
+          node: values['from-node'],
+          to: values.to,
+          level: values.series !== undefined ? 'series' : values.study !== undefined ? 'study' : values.patient !== undefined ? 'patient' : 'all',
+          uid: values.series ?? values.study ?? values.patient,
+          studyUid: values.series !== undefined ? values.study : undefined,
+          user: values.user ?? os.userInfo().username,
+        });
+        console.log(`replicate from ${values['from-node']}: ${result.completed} received, ${result.failed} failed, ${result.warnings} warnings (final status 0x${result.status.toString(16).padStart(4, '0')})`);
+        if (result.failed > 0 || (result.status !== 0 && result.status !== 0xb000)) process.exitCode = 1;
+        return;
+      }
       if (!values.from || !values.to) throw usageError(`${command} needs --from DB and --to DB`);
       const study = values.study ?? positionals[0];
       const chosen = [study, values.series, values.patient, values.all ? 'all' : undefined].filter((v) => v !== undefined);

@@ -4,6 +4,11 @@ import { dfError } from '../../core/errors.ts';
 import type { TransferRequest, TransferResult } from '../../core/store/index-store.ts';
 import { SqliteIndex } from '../../core/store/sqlite/sqlite-index.ts';
 import { Users } from '../../core/users.ts';
+import pino from 'pino';
+import { DicomflowEvents } from '../../core/events.ts';
+import { Receiver } from '../../core/receive.ts';
+import { ObjectStore } from '../../core/store/object-store.ts';
+import { findStudyUids, retrieveWithGet } from '../dimse/get-scu.ts';
 
 export interface TransferCommand {
   mode: 'move' | 'copy' | 'replicate';
@@ -43,6 +48,60 @@ export function transferCommand(config: ResolvedConfig, c: TransferCommand): Tra
       createdBy: c.mode === 'replicate' ? `${c.user} (replication from ${c.from})` : c.user,
     });
   } finally {
+    index.close();
+  }
+}
+
+/**
+ * `dicomflow replicate --from-node AE --to DB (--study UID | --series UID)`: copies from a remote
+ * DICOM node with C-GET, the objects arriving through the same spool → arrival → pipelines path,
+ * with the initiating user as creator ("user (replication from AE)").
+ */
+export async function replicateFromNode(
+  config: ResolvedConfig,
+  c: { node: string; to: string; level: 'study' | 'series' | 'patient' | 'all'; uid?: string; studyUid?: string; user: string },
+): Promise<{ status: number; completed: number; failed: number; warnings: number }> {
+  if (!config.databases.some((d) => d.name === c.to)) throw dfError('DF_ERR_DATABASE_UNKNOWN', `no database "${c.to}"`);
+  const node = config.remoteNodes.find((n) => n.aeTitle === c.node);
+  if (!node) throw dfError('DF_ERR_USAGE', `no remote node "${c.node}" in remoteNodes (configured: ${config.remoteNodes.map((n) => n.aeTitle).join(', ') || 'none'})`);
+  const users = new Users(config.users);
+  users.requireRole(c.user, ['admin', 'manager']);
+  users.require(c.user, 'write', c.to);
+  const objects = new ObjectStore(path.join(config.dataDir, 'storage'));
+  const index = new SqliteIndex(path.join(config.dataDir, 'index.sqlite'));
+  const receiver = new Receiver({
+    objects,
+    index,
+    events: new DicomflowEvents(),
+    duplicatePolicy: config.storage.duplicatePolicy,
+    log: pino({ level: 'silent' }),
+    storeIsFull: () => false,
+  });
+  try {
+    const address = { host: node.host, port: node.port, callingAeTitle: config.dimse.aeTitle, calledAeTitle: node.aeTitle };
+    // A patient or a whole node goes study by study: C-FIND lists them, C-GET fetches each.
+    const identifiers: Record<string, string>[] =
+      c.level === 'study'
+        ? [{ QueryRetrieveLevel: 'STUDY', StudyInstanceUID: c.uid! }]
+        : c.level === 'series'
+          ? [{ QueryRetrieveLevel: 'SERIES', ...(c.studyUid ? { StudyInstanceUID: c.studyUid } : {}), SeriesInstanceUID: c.uid! }]
+          : (await findStudyUids({ ...address, patientId: c.level === 'patient' ? c.uid : undefined })).map((uid) => ({ QueryRetrieveLevel: 'STUDY', StudyInstanceUID: uid }));
+    const total = { status: 0, completed: 0, failed: 0, warnings: 0 };
+    for (const identifier of identifiers) {
+      const r = await retrieveWithGet({
+        ...address,
+        identifier,
+        receiver,
+        provenance: { source: 'replication', database: c.to, createdBy: `${c.user} (replication from ${c.node})`, userName: c.user },
+      });
+      total.completed += r.completed;
+      total.failed += r.failed;
+      total.warnings += r.warnings;
+      if (r.status !== 0) total.status = r.status;
+    }
+    return total;
+  } finally {
+    objects.close();
     index.close();
   }
 }
