@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig, type ConfigOverrides } from '../core/config/load.ts';
 import { isDfError } from '../core/errors.ts';
 import { startServer } from './app.ts';
-import { forceComplete, listJobs, rerunJob, showJob } from './cli/jobs.ts';
+import { cancelJob, forceComplete, listJobs, rerunJob, showJob } from './cli/jobs.ts';
 import { validateFiles } from './cli/validate.ts';
 import { importCommand, printSummary } from './cli/import.ts';
 import { replicateFromNode, transferCommand } from './cli/databases.ts';
@@ -17,6 +17,7 @@ Usage:
   dicomflow jobs [--config FILE | --data DIR] [--json] [--status S] [--pipeline P] [--limit N]
   dicomflow job ID [--config FILE | --data DIR] [--json]
   dicomflow rerun ID [--config FILE | --data DIR] [--user NAME]
+  dicomflow cancel ID [--config FILE | --data DIR]
   dicomflow force-complete (--series UID | --study UID) [--config FILE | --data DIR]
   dicomflow import PATH [--db NAME] [--user NAME] [--config FILE | --data DIR]
   dicomflow move --from DB --to DB (STUDY_UID | --series UID | --patient ID) [--user NAME] [--config FILE]
@@ -112,6 +113,13 @@ async function main(argv: string[]): Promise<void> {
       if (positionals.length !== 1) throw usageError('rerun needs one job id');
       const id = rerunJob(configFrom(values), positionals[0], values.user ?? os.userInfo().username);
       console.log(id);
+      return;
+    }
+    case 'cancel': {
+      const { values, positionals } = parseArgs({ args: rest, options: { ...common }, allowPositionals: true, strict: true });
+      if (positionals.length !== 1) throw usageError('cancel needs one job id');
+      const cancelled = cancelJob(configFrom(values), positionals[0]);
+      console.log(cancelled ? `job ${positionals[0]} cancelled` : `job ${positionals[0]} had already ended`);
       return;
     }
     case 'force-complete': {

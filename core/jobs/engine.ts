@@ -82,6 +82,8 @@ export class Engine extends EventEmitter<EngineEvents> {
       const next = this.o.jobs.nextGroupFireAt();
       if (next !== undefined && Date.parse(next) <= Date.now()) this.fireDueGroups();
       if (this.o.jobs.unprocessedArrivals(1).length > 0) this.notifyArrival();
+      // A job cancelled by another process (the CLI) stops here too.
+      for (const [jobId, controller] of this.running) if (this.o.jobs.isCancelled(jobId)) controller.abort();
       this.pump();
     } catch (err) {
       this.o.log.error({ err }, 'engine heartbeat failed');

@@ -77,6 +77,17 @@ export function rerunJob(config: ResolvedConfig, id: string, user: string | unde
   }
 }
 
+/** Cancels a queued or running job; a running server stops it within a second. */
+export function cancelJob(config: ResolvedConfig, id: string): boolean {
+  const { jobs, close } = openJobs(config);
+  try {
+    if (!jobs.getJob(id)) throw dfError('DF_ERR_JOB_UNKNOWN', `no job ${id} in ${config.dataDir}`);
+    return jobs.cancelJob(id);
+  } finally {
+    close();
+  }
+}
+
 export function forceComplete(config: ResolvedConfig, level: 'series' | 'study', uid: string): number {
   const { jobs, close } = openJobs(config);
   try {

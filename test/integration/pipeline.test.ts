@@ -281,6 +281,18 @@ describe('durability and operations', () => {
     }
   });
 
+  it('cancels a running job from the CLI; the worker step is stopped and the server goes on', async () => {
+    const s = await server([{ name: 'long', trigger: { on: 'instance' }, steps: [{ plugin: 'test-sleeps', options: { ms: 60000 } }] }]);
+    const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
+    await send(s.dicomPort, ct.files);
+    const job = await until('the job to run', () => s.jobs.listJobs({ status: 'running' })[0]);
+    const { stdout } = await run(node, [cli, 'cancel', job.id, '--data', s.dataDir]);
+    expect(stdout).toContain(`job ${job.id} cancelled`);
+    await s.engine.idle();
+    expect(s.jobs.getJob(job.id)).toMatchObject({ status: 'cancelled' });
+    expect((await echoscu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort)])).code).toBe(0);
+  });
+
   it('reruns a job from the CLI while the server runs, linked to the original', async () => {
     const s = await server([{ name: 'rerunnable', trigger: { on: 'instance' }, steps: [{ plugin: 'test-writes-file' }] }]);
     const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
