@@ -4,11 +4,8 @@ import { dfError } from '../../core/errors.ts';
 import type { TransferRequest, TransferResult } from '../../core/store/index-store.ts';
 import { SqliteIndex } from '../../core/store/sqlite/sqlite-index.ts';
 import { Users } from '../../core/users.ts';
-import pino from 'pino';
-import { DicomflowEvents } from '../../core/events.ts';
-import { Receiver } from '../../core/receive.ts';
-import { ObjectStore } from '../../core/store/object-store.ts';
 import { findStudyUids, retrieveWithGet } from '../dimse/get-scu.ts';
+import { openStandaloneReceiver } from './standalone-receiver.ts';
 
 export interface TransferCommand {
   mode: 'move' | 'copy' | 'replicate';
@@ -67,16 +64,7 @@ export async function replicateFromNode(
   const users = new Users(config.users);
   users.requireRole(c.user, ['admin', 'manager']);
   users.require(c.user, 'write', c.to);
-  const objects = new ObjectStore(path.join(config.dataDir, 'storage'));
-  const index = new SqliteIndex(path.join(config.dataDir, 'index.sqlite'));
-  const receiver = new Receiver({
-    objects,
-    index,
-    events: new DicomflowEvents(),
-    duplicatePolicy: config.storage.duplicatePolicy,
-    log: pino({ level: 'silent' }),
-    storeIsFull: () => false,
-  });
+  const { receiver, index, close } = openStandaloneReceiver(config);
   try {
     const address = { host: node.host, port: node.port, callingAeTitle: config.dimse.aeTitle, calledAeTitle: node.aeTitle };
     // A patient or a whole node goes study by study: C-FIND lists them, C-GET fetches each.
@@ -101,7 +89,6 @@ export async function replicateFromNode(
     }
     return total;
   } finally {
-    objects.close();
-    index.close();
+    close();
   }
 }

@@ -1,13 +1,9 @@
 import path from 'node:path';
 import cliProgress from 'cli-progress';
-import pino from 'pino';
 import type { ResolvedConfig } from '../../core/config/load.ts';
 import { dfError } from '../../core/errors.ts';
-import { DicomflowEvents } from '../../core/events.ts';
-import { Receiver } from '../../core/receive.ts';
-import { ObjectStore } from '../../core/store/object-store.ts';
-import { SqliteIndex } from '../../core/store/sqlite/sqlite-index.ts';
 import { collectFiles, importFiles, type ImportSummary } from '../import/importer.ts';
+import { openStandaloneReceiver } from './standalone-receiver.ts';
 
 /**
  * `dicomflow import PATH --db NAME --user NAME`: imports a folder or disc into the data
@@ -19,16 +15,7 @@ export async function importCommand(config: ResolvedConfig, source: string, data
   if (!config.databases.some((d) => d.name === db)) {
     throw dfError('DF_ERR_DATABASE_UNKNOWN', `no database "${db}" (configured: ${config.databases.map((d) => d.name).join(', ')})`);
   }
-  const objects = new ObjectStore(path.join(config.dataDir, 'storage'));
-  const index = new SqliteIndex(path.join(config.dataDir, 'index.sqlite'));
-  const receiver = new Receiver({
-    objects,
-    index,
-    events: new DicomflowEvents(),
-    duplicatePolicy: config.storage.duplicatePolicy,
-    log: pino({ level: 'silent' }),
-    storeIsFull: () => false,
-  });
+  const { receiver, index, close } = openStandaloneReceiver(config);
   try {
     const { files, viaDicomdir } = collectFiles(path.resolve(source));
     console.error(`${files.length} file(s) to import from ${source}${viaDicomdir ? ' (listed by its DICOMDIR)' : ''} into ${db} as ${user}`);
@@ -53,8 +40,7 @@ export async function importCommand(config: ResolvedConfig, source: string, data
     bar?.stop();
     return summary;
   } finally {
-    objects.close();
-    index.close();
+    close();
   }
 }
 
