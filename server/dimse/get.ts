@@ -6,6 +6,7 @@ import { queryRetrieveSopClasses } from '../../core/dicom/sop-classes.ts';
 import type { QuerySource } from '../../core/store/index-store.ts';
 import type { ObjectStore } from '../../core/store/object-store.ts';
 import { selectObjects } from './move.ts';
+import { RetrieveStatus } from './retrieve-status.ts';
 import { CommandField, PdvControl, Priority, decodeCommand, encodeCommand, encodePData, pDataHeader, statusCategory, type DimseCommand } from './upper-layer.ts';
 
 const { responses, Dataset } = dimse;
@@ -13,14 +14,6 @@ const { CGetResponse } = responses;
 type CGetRequest = InstanceType<typeof dimse.requests.CGetRequest>;
 type CGetResponseT = InstanceType<typeof CGetResponse>;
 
-// PS3.4 C.4.3.1.4 C-GET statuses.
-const PENDING = 0xff00;
-const SUCCESS = 0x0000;
-const CANCEL = 0xfe00;
-const SUB_OPERATIONS_WITH_FAILURES = 0xb000;
-const UNABLE_TO_PERFORM_SUB_OPERATIONS = 0xa702;
-const IDENTIFIER_DOES_NOT_MATCH = 0xa900;
-const UNABLE_TO_PROCESS = 0xc000;
 const EXPLICIT_VR_LE = '1.2.840.10008.1.2.1';
 
 // PS3.8 9.3.5: a P-DATA-TF's length counts the PDV item header (4 + 2 bytes) and the value.
@@ -125,12 +118,12 @@ export class GetStoreChannel implements SubOperationChannel {
         AffectedSOPInstanceUID: meta.sopInstanceUid,
       });
       // Nothing else is written meanwhile: with no asynchronous operations negotiated the peer
-      // sends no other request during a C-GET, and its C-CANCEL is answered by the final response.
+      // sends no other request during a C-GET, and its C-RetrieveStatus.Cancel is answered by the final response.
       started = true;
       await this.write([encodePData(context.id, PdvControl.Command | PdvControl.Last, command)]);
       await this.sendDataset(handle, context.id, meta.datasetOffset, size - meta.datasetOffset);
       const answer = await response;
-      const status = answer.Status ?? UNABLE_TO_PROCESS;
+      const status = answer.Status ?? RetrieveStatus.UnableToProcess;
       const category = statusCategory(status);
       const outcome = category === 'success' || category === 'warning' ? category : 'failure';
       return {
@@ -215,16 +208,16 @@ export class GetService {
     try {
       selected = selectObjects(c.source, this.objects, model, c.identifier);
     } catch (err) {
-      return final(UNABLE_TO_PROCESS, counts, (err as Error).message);
+      return final(RetrieveStatus.UnableToProcess, counts, (err as Error).message);
     }
-    if ('error' in selected) return final(IDENTIFIER_DOES_NOT_MATCH, counts, selected.error);
+    if ('error' in selected) return final(RetrieveStatus.IdentifierDoesNotMatch, counts, selected.error);
     const total = selected.files.length;
     const failedUids: string[] = [];
     let firstError: string | undefined;
     for (const [i, file] of selected.files.entries()) {
       if (c.cancelled()) {
         c.log.info({ ...counts, total }, 'C-GET cancelled');
-        return final(CANCEL, { ...counts, remaining: total - i }, undefined, failedUids);
+        return final(RetrieveStatus.Cancel, { ...counts, remaining: total - i }, undefined, failedUids);
       }
       const result = await channel.store(file);
       if (result.outcome === 'success') counts.completed++;
@@ -235,11 +228,11 @@ export class GetService {
         firstError ??= result.error;
         c.log.warn({ code: result.code, sopInstanceUid: result.sopInstanceUid, reason: result.error }, 'C-GET sub-operation failed');
       }
-      if (i + 1 < total) send.pending(response(PENDING, { ...counts, remaining: total - i - 1 }));
+      if (i + 1 < total) send.pending(response(RetrieveStatus.Pending, { ...counts, remaining: total - i - 1 }));
     }
     c.log.info({ ...counts, total }, 'C-GET done');
-    if (counts.failed === 0 && counts.warnings === 0) return final(SUCCESS, counts);
-    if (counts.completed + counts.warnings === 0) return final(UNABLE_TO_PERFORM_SUB_OPERATIONS, counts, firstError, failedUids);
-    return final(SUB_OPERATIONS_WITH_FAILURES, counts, firstError, failedUids);
+    if (counts.failed === 0 && counts.warnings === 0) return final(RetrieveStatus.Success, counts);
+    if (counts.completed + counts.warnings === 0) return final(RetrieveStatus.UnableToPerformSubOperations, counts, firstError, failedUids);
+    return final(RetrieveStatus.SubOperationsWithFailures, counts, firstError, failedUids);
   }
 }

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { queryRetrieveSopClasses } from '../../core/dicom/sop-classes.ts';
 import type { HierarchyFilter, QuerySource } from '../../core/store/index-store.ts';
 import type { ObjectStore } from '../../core/store/object-store.ts';
+import { RetrieveStatus } from './retrieve-status.ts';
 import { sendFiles } from './store-scu.ts';
 
 const { responses, Dataset } = dimse;
@@ -10,14 +11,6 @@ const { CMoveResponse } = responses;
 type CMoveRequest = InstanceType<typeof dimse.requests.CMoveRequest>;
 type CMoveResponseT = InstanceType<typeof CMoveResponse>;
 
-// PS3.4 C.4.2.1.5 C-MOVE statuses.
-const PENDING = 0xff00;
-const SUCCESS = 0x0000;
-const SUB_OPERATIONS_WITH_FAILURES = 0xb000;
-const UNABLE_TO_PERFORM_SUB_OPERATIONS = 0xa702;
-const MOVE_DESTINATION_UNKNOWN = 0xa801;
-const IDENTIFIER_DOES_NOT_MATCH = 0xa900;
-const UNABLE_TO_PROCESS = 0xc000;
 const EXPLICIT_VR_LE = '1.2.840.10008.1.2.1';
 
 export interface RemoteNode {
@@ -101,16 +94,16 @@ export class MoveService {
     const node = c.destination ? this.nodes.get(c.destination) : undefined;
     if (!node) {
       c.log.warn({ destination: c.destination }, 'C-MOVE refused: destination unknown');
-      return final(MOVE_DESTINATION_UNKNOWN, zero, `unknown move destination "${c.destination ?? ''}"`);
+      return final(RetrieveStatus.MoveDestinationUnknown, zero, `unknown move destination "${c.destination ?? ''}"`);
     }
     const model = request.getAffectedSopClassUid() === queryRetrieveSopClasses.PatientRootQueryRetrieveInformationModelMove ? 'PATIENT' : 'STUDY';
     let selected;
     try {
       selected = selectObjects(c.source, this.objects, model, c.identifier);
     } catch (err) {
-      return final(UNABLE_TO_PROCESS, zero, (err as Error).message);
+      return final(RetrieveStatus.UnableToProcess, zero, (err as Error).message);
     }
-    if ('error' in selected) return final(IDENTIFIER_DOES_NOT_MATCH, zero, selected.error);
+    if ('error' in selected) return final(RetrieveStatus.IdentifierDoesNotMatch, zero, selected.error);
     const total = selected.files.length;
     const counts = { completed: 0, failed: 0, warnings: 0 };
     const failedUids: string[] = [];
@@ -131,7 +124,7 @@ export class MoveService {
         }
         if (done < total) {
           const pending = CMoveResponse.fromRequest(request);
-          pending.setStatus(PENDING);
+          pending.setStatus(RetrieveStatus.Pending);
           pending.setRemaining(total - done);
           pending.setCompleted(counts.completed);
           pending.setFailures(counts.failed);
@@ -142,8 +135,8 @@ export class MoveService {
     });
     const firstError = results.find((r) => r.error)?.error?.message;
     c.log.info({ destination: node.aeTitle, ...counts, total }, 'C-MOVE done');
-    if (counts.failed === 0 && counts.warnings === 0) return final(SUCCESS, counts);
-    if (counts.completed + counts.warnings === 0) return final(UNABLE_TO_PERFORM_SUB_OPERATIONS, counts, firstError, failedUids);
-    return final(SUB_OPERATIONS_WITH_FAILURES, counts, firstError, failedUids);
+    if (counts.failed === 0 && counts.warnings === 0) return final(RetrieveStatus.Success, counts);
+    if (counts.completed + counts.warnings === 0) return final(RetrieveStatus.UnableToPerformSubOperations, counts, firstError, failedUids);
+    return final(RetrieveStatus.SubOperationsWithFailures, counts, firstError, failedUids);
   }
 }
