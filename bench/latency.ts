@@ -4,18 +4,18 @@
 // sends small CT slices; the timings are read from the server's own SQLite index afterwards
 // (arrivals.received_at, jobs.created_at/started_at/finished_at), so the bench measures what the
 // server recorded, not what a client guessed. Targets from issue 3: p50 < 30 ms, p99 < 150 ms.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
-import { configSchema } from '../core/config/schema.ts';
 import { createStepContext } from '../core/jobs/step-context.ts';
 import burnsCpu from '../test/fixtures/plugins/burns-cpu/index.ts';
 import { ctSeries } from '../test/fixtures/builder.ts';
 import { hasTool, storescu } from '../test/helpers/dcmtk.ts';
-import { cleanUp, makeTempDir, removeTempDir, stopChild, trackChild } from './support/cleanup.ts';
+import { cleanUp, makeTempDir, removeTempDir, stopChild } from './support/cleanup.ts';
+import { spawnDicomflow } from './support/dicomflow-process.ts';
 import { formatTable, median } from './support/table.ts';
 
 export const description = 'arrival-to-job-done latency of a trivial instance pipeline (p50/p90/p99), pool idle and busy; jobs/s of a worker step';
@@ -34,7 +34,6 @@ const testPlugins = path.join(repoRoot, 'test/fixtures/plugins');
 const TARGET_P50_MS = 30;
 const TARGET_P99_MS = 150;
 const WARM_UP_OBJECTS = 5;
-const LOG_LINES_KEPT = 40;
 
 // ---------------------------------------------------------------------------------------------
 // The server under test
@@ -74,50 +73,19 @@ async function startServer(label: string, pipelines: Record<string, unknown>[], 
   for (const p of pipelines) fs.writeFileSync(path.join(pipelinesDir, `${p.name as string}.json`), JSON.stringify(p, null, 2));
   const configFile = path.join(root, 'config.json');
   const config: Record<string, unknown> = { dataDir, pipelinesDir, dimse: { host: '127.0.0.1', port: 0 }, http: { host: '127.0.0.1', port: 0 }, plugins: { directories: [testPlugins] } };
-  // Only the bench's pipelines run: no built-in store-received beside them (the option is new;
-  // the configuration schema refuses unknown fields, so it is set only where it exists).
-  if ('defaultPipeline' in configSchema.properties) config.defaultPipeline = false;
+  // Only the bench's pipelines run: no built-in store-received beside them.
+  config.defaultPipeline = false;
   if (workerThreads !== undefined) config.engine = { workerThreads };
   fs.writeFileSync(configFile, JSON.stringify(config));
-  const nodeBin = fs.existsSync(path.join(repoRoot, 'node_modules/.bin/node')) ? path.join(repoRoot, 'node_modules/.bin/node') : process.execPath;
-  const child = trackChild(spawn(nodeBin, [path.join(repoRoot, 'server/cli.ts'), 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] }));
-  const problems: string[] = [];
-  const lastLines: string[] = [];
-  let partial = '';
-  let onReady: (ports: { dicomPort: number; httpPort: number }) => void = () => {};
-  const ready = new Promise<{ dicomPort: number; httpPort: number }>((resolve) => (onReady = resolve));
-  const onData = (text: string) => {
-    const lines = (partial + text).split('\n');
-    partial = lines.pop() ?? '';
-    for (const line of lines) {
-      lastLines.push(line);
-      if (lastLines.length > LOG_LINES_KEPT) lastLines.shift();
-      let entry: { level?: number; msg?: string; dicomPort?: number; httpPort?: number };
-      try {
-        entry = JSON.parse(line);
-      } catch {
-        if (line.trim() !== '' && problems.length < LOG_LINES_KEPT) problems.push(line);
-        continue;
-      }
-      if (entry.msg === 'dicomflow is ready' && entry.dicomPort !== undefined && entry.httpPort !== undefined) onReady({ dicomPort: entry.dicomPort, httpPort: entry.httpPort });
-      if ((entry.level ?? 0) >= 40 && problems.length < LOG_LINES_KEPT) problems.push(line);
-    }
-  };
-  child.stdout!.setEncoding('utf8').on('data', onData);
-  child.stderr!.setEncoding('utf8').on('data', onData);
-  const failed = new Promise<never>((_resolve, reject) => {
-    child.once('exit', (code, signal) => reject(new Error(`dicomflow exited (${code ?? signal}) before it was ready:\n${lastLines.join('\n')}`)));
-    setTimeout(() => reject(new Error(`dicomflow did not log "dicomflow is ready" within 30 s:\n${lastLines.join('\n')}`)), 30_000).unref();
-  });
-  let ports: { dicomPort: number; httpPort: number };
+  let process_;
   try {
-    ports = await Promise.race([ready, failed]);
+    process_ = await spawnDicomflow(configFile);
   } catch (error) {
-    await stopChild(child);
     removeTempDir(root);
     throw error;
   }
-  failed.catch(() => {});
+  const { child, problems, lastLines } = process_;
+  const ports = { dicomPort: process_.dicomPort, httpPort: process_.httpPort };
   const token = fs.readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
   const server: BenchServer = {
     dataDir,

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { freePort, waitForPort } from '../../test/helpers/net.ts';
 import { isRunning, makeTempDir, removeTempDir, stopChild, trackChild } from './cleanup.ts';
+import { spawnDicomflow } from './dicomflow-process.ts';
 
 export interface StoredCount {
   stored: number;
@@ -36,7 +37,6 @@ export interface TargetKind {
   start(): Promise<RunningTarget>;
 }
 
-const repoRoot = path.resolve(import.meta.dirname, '../..');
 const LOG_LINES_KEPT = 60;
 // Debian's DCMTK leaves Nagle's algorithm on unless this is set; Orthanc links the same library.
 const DCMTK_ENV = { ...process.env, TCP_NODELAY: '1' };
@@ -109,43 +109,24 @@ export function dicomflowTarget(): TargetKind {
       const configFile = path.join(root, 'config.json');
       // Port 0: the server picks free ports and logs them in its ready line (no race with freePort).
       fs.writeFileSync(configFile, JSON.stringify({ dataDir, dimse: { host: '127.0.0.1', port: 0 }, http: { host: '127.0.0.1', port: 0 } }));
-      const nodeBin = fs.existsSync(path.join(repoRoot, 'node_modules/.bin/node')) ? path.join(repoRoot, 'node_modules/.bin/node') : process.execPath;
-      const child = trackChild(spawn(nodeBin, [path.join(repoRoot, 'server/cli.ts'), 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] }));
-      const log = new LogTail();
-      const problems: string[] = [];
-      let stopping = false;
-      let shutdownBeforeStop: string | undefined;
-      let onReady: (ports: { dicomPort: number; httpPort: number }) => void = () => {};
-      const ready = new Promise<{ dicomPort: number; httpPort: number }>((resolve) => (onReady = resolve));
-      const onLines = (lines: string[]) => {
-        for (const line of lines) {
-          let entry: { level?: number; msg?: string; dicomPort?: number; httpPort?: number };
-          try {
-            entry = JSON.parse(line);
-          } catch {
-            if (line.trim() !== '' && problems.length < LOG_LINES_KEPT) problems.push(line);
-            continue;
-          }
-          // cli.ts logs this when it gets SIGINT/SIGTERM; before stop() that signal came from elsewhere.
-          if (entry.msg === 'shutting down' && !stopping) shutdownBeforeStop ??= `logged "shutting down" (${String((entry as { signal?: string }).signal)}) before the bench stopped it: something outside the bench signalled it`;
-          if (entry.msg === 'dicomflow is ready' && entry.dicomPort !== undefined && entry.httpPort !== undefined) onReady({ dicomPort: entry.dicomPort, httpPort: entry.httpPort });
-          // pino levels: 40 warn, 50 error, 60 fatal.
-          if ((entry.level ?? 0) >= 40 && problems.length < LOG_LINES_KEPT) problems.push(line);
-        }
-      };
-      child.stdout!.setEncoding('utf8').on('data', (text: string) => onLines(log.feed(text)));
-      child.stderr!.setEncoding('utf8').on('data', (text: string) => onLines(log.feed(text)));
-      const timeout = new Promise<never>((_r, reject) => setTimeout(() => reject(new Error(`dicomflow did not log "dicomflow is ready" within 30 s:\n${log.lines.join('\n')}`)), 30_000).unref());
-      const ports = await readyOrStop(child, Promise.race([ready, timeout]), 'dicomflow', log);
+      let server;
+      try {
+        server = await spawnDicomflow(configFile);
+      } catch (error) {
+        removeTempDir(root);
+        throw error;
+      }
+      const { child } = server;
+      const ports = { dicomPort: server.dicomPort, httpPort: server.httpPort };
       const token = fs.readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
       return {
         aeTitle: 'DICOMFLOW',
         port: ports.dicomPort,
         pid: child.pid!,
         child,
-        problems: () => problems,
-        log: () => log.lines,
-        exitStatus: () => [exitStatus(child), shutdownBeforeStop].filter((s) => s !== undefined).join('; ') || undefined,
+        problems: () => server.problems,
+        log: () => server.lastLines,
+        exitStatus: () => [exitStatus(child), server.shutdownBeforeStop()].filter((s) => s !== undefined).join('; ') || undefined,
         async storedCount() {
           const response = await fetch(`http://127.0.0.1:${ports.httpPort}/api/status`, { headers: { authorization: `Bearer ${token}` } });
           if (!response.ok) throw new Error(`GET /api/status answered ${response.status}: ${await response.text()}`);
@@ -156,7 +137,7 @@ export function dicomflowTarget(): TargetKind {
           return { stored: files === objects ? objects : Math.min(files, objects), detail };
         },
         async stop() {
-          stopping = true;
+          server.stopping();
           await stopChild(child);
           removeTempDir(root);
         },
