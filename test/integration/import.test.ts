@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ctSeries, encodePart10, mrSeries } from '../fixtures/builder.ts';
 import { runDcmtk } from '../helpers/dcmtk.ts';
+import { until } from '../helpers/wait.ts';
 import { startTestServer, tempDir } from '../helpers/server.ts';
 
 const run = promisify(execFile);
@@ -16,15 +17,6 @@ afterAll(async () => {
   for (const c of closers) await c();
 });
 
-async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('watch folder', () => {
   it('imports a file once it stopped growing, moves it to done/, and refuses a non-DICOM file with a reason', async () => {

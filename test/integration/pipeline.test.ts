@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ctSeries, mrSeries } from '../fixtures/builder.ts';
 import { echoscu, storescu } from '../helpers/dcmtk.ts';
 import { freePort } from '../helpers/net.ts';
+import { until } from '../helpers/wait.ts';
 import { spawnServer, startTestServer, tempDir } from '../helpers/server.ts';
 
 const run = promisify(execFile);
@@ -33,15 +34,6 @@ async function server(pipelines: Record<string, unknown>[], extra: Record<string
 
 const send = (port: number, files: string[], aet = 'STORESCU', aec = 'DICOMFLOW') => storescu(['-aet', aet, '-aec', aec, '127.0.0.1', String(port), ...files]);
 
-async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('triggers', () => {
   it('instance trigger with conditions on SOP class and calling AE title', async () => {

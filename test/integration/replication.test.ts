@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { ctSeries, mrSeries } from '../fixtures/builder.ts';
 import { storescu } from '../helpers/dcmtk.ts';
 import { splitPart10 } from '../helpers/part10.ts';
+import { until } from '../helpers/wait.ts';
 import { startTestServer, tempDir } from '../helpers/server.ts';
 
 const run = promisify(execFile);
@@ -13,15 +14,6 @@ const repo = path.resolve(import.meta.dirname, '../..');
 const node = path.join(repo, 'node_modules/.bin/node');
 const cli = path.join(repo, 'server/cli.ts');
 
-async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('replication from a remote DICOM node', () => {
   it('copies a study from a second dicomflow with C-GET, the initiating user recorded as creator', async () => {
