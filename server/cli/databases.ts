@@ -66,7 +66,7 @@ export async function replicateFromNode(
   users.require(c.user, 'write', c.to);
   const { receiver, index, close } = openStandaloneReceiver(config);
   try {
-    const address = { host: node.host, port: node.port, callingAeTitle: config.dimse.aeTitle, calledAeTitle: node.aeTitle };
+    const address = { host: node.host, port: node.port, callingAeTitle: config.dimse.aeTitle, calledAeTitle: node.aeTitle, tls: node.tls ? {} : undefined };
     // A patient or a whole node goes study by study: C-FIND lists them, C-GET fetches each.
     const identifiers: Record<string, string>[] =
       c.level === 'study'

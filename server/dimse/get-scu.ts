@@ -1,4 +1,4 @@
-import net from 'node:net';
+import type { Socket } from 'node:net';
 import { queryRetrieveSopClasses, storageSopClasses } from '../../core/dicom/sop-classes.ts';
 import { EXPLICIT_VR_LE, IMPLICIT_VR_LE } from '../../core/dicom/transfer-syntaxes.ts';
 import { dfError } from '../../core/errors.ts';
@@ -23,12 +23,9 @@ import {
   encodeReleaseRq,
   type ProposedContext,
 } from './upper-layer.ts';
+import { checkAeTitle, connect, peerLabel, type PeerAddress } from './store-scu.ts';
 
-export interface GetRequest {
-  host: string;
-  port: number;
-  callingAeTitle: string;
-  calledAeTitle: string;
+export interface GetRequest extends PeerAddress {
   /** Unique keys only (PS3.4 C.4.3.2.1), e.g. { QueryRetrieveLevel: 'STUDY', StudyInstanceUID }. */
   identifier: Record<string, string>;
   receiver: Receiver;
@@ -74,6 +71,13 @@ function proposals(): { contexts: ProposedContext[]; storageClasses: string[] } 
   return { contexts, storageClasses };
 }
 
+/** The C-STORE SCU's connection: AE titles checked, connect timeout, TLS, errors in words. */
+async function openSocket(r: PeerAddress): Promise<Socket> {
+  checkAeTitle('calling', r.callingAeTitle);
+  checkAeTitle('called', r.calledAeTitle);
+  return connect(r, peerLabel(r));
+}
+
 /** A tiny little endian writer for the identifier's string keys (UIDs, CS, LO). */
 function encodeIdentifier(identifier: Record<string, string>, implicitVr = false): Buffer {
   const keys: Record<string, [number, string, string]> = {
@@ -112,12 +116,11 @@ function encodeIdentifier(identifier: Record<string, string>, implicitVr = false
  * C-STORE sub-operations ourselves (SCP role) and writing each object through the receiver, as
  * its bytes came, with the provenance given (replication by a user).
  */
-export function retrieveWithGet(r: GetRequest): Promise<GetResult> {
+export async function retrieveWithGet(r: GetRequest): Promise<GetResult> {
   const { contexts, storageClasses } = proposals();
   const timeoutMs = r.timeoutMs ?? 60_000;
+  const socket = await openSocket(r);
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: r.host, port: r.port });
-    socket.setNoDelay(true);
     const reader = new PduReader(0);
     const counts = { completed: 0, failed: 0, warnings: 0 };
     const transferSyntaxOf = new Map<number, string>();
@@ -140,18 +143,16 @@ export function retrieveWithGet(r: GetRequest): Promise<GetResult> {
       clearTimeout(timer);
       timer = setTimeout(() => fail(dfError('DF_ERR_PEER_TIMEOUT', `${r.calledAeTitle} did not answer within ${timeoutMs} ms`)), timeoutMs);
     };
-    socket.on('connect', () => {
-      socket.write(
-        encodeAssociateRq({
-          callingAeTitle: r.callingAeTitle,
-          calledAeTitle: r.calledAeTitle,
-          contexts,
-          maxPduLength: 0,
-          roleSelections: storageClasses.map((sopClassUid) => ({ sopClassUid, scuRole: false, scpRole: true })),
-        }),
-      );
-    });
-    socket.on('error', (err) => fail(dfError('DF_ERR_PEER_UNREACHABLE', `cannot reach ${r.calledAeTitle} at ${r.host}:${r.port}: ${err.message}`, { cause: err })));
+    socket.write(
+      encodeAssociateRq({
+        callingAeTitle: r.callingAeTitle,
+        calledAeTitle: r.calledAeTitle,
+        contexts,
+        maxPduLength: 0,
+        roleSelections: storageClasses.map((sopClassUid) => ({ sopClassUid, scuRole: false, scpRole: true })),
+      }),
+    );
+    socket.on('error', (err) => fail(dfError('DF_ERR_ASSOCIATION_ABORTED', `the connection to ${peerLabel(r)} failed: ${err.message}`, { cause: err })));
     socket.on('close', () => {
       if (!settled && phase !== 'releasing') fail(dfError('DF_ERR_ASSOCIATION_ABORTED', `${r.calledAeTitle} closed the connection during the retrieve`));
     });
@@ -253,14 +254,13 @@ export function retrieveWithGet(r: GetRequest): Promise<GetResult> {
  * C-FIND SCU at STUDY level (Study Root): the Study Instance UIDs a remote node holds, all of them
  * or a patient's. Used to replicate a patient or a whole node study by study.
  */
-export function findStudyUids(r: { host: string; port: number; callingAeTitle: string; calledAeTitle: string; patientId?: string; timeoutMs?: number }): Promise<string[]> {
+export async function findStudyUids(r: PeerAddress & { patientId?: string; timeoutMs?: number }): Promise<string[]> {
   const contexts: ProposedContext[] = [
     { id: 1, abstractSyntax: queryRetrieveSopClasses.StudyRootQueryRetrieveInformationModelFind, transferSyntaxes: [EXPLICIT_VR_LE, IMPLICIT_VR_LE] },
   ];
   const timeoutMs = r.timeoutMs ?? 30_000;
+  const socket = await openSocket(r);
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: r.host, port: r.port });
-    socket.setNoDelay(true);
     const reader = new PduReader(0);
     const uids: string[] = [];
     let transferSyntax = EXPLICIT_VR_LE;
@@ -275,8 +275,8 @@ export function findStudyUids(r: { host: string; port: number; callingAeTitle: s
       socket.destroy();
       reject(err);
     }
-    socket.on('connect', () => socket.write(encodeAssociateRq({ callingAeTitle: r.callingAeTitle, calledAeTitle: r.calledAeTitle, contexts, maxPduLength: 0 })));
-    socket.on('error', (err) => fail(dfError('DF_ERR_PEER_UNREACHABLE', `cannot reach ${r.calledAeTitle} at ${r.host}:${r.port}: ${err.message}`, { cause: err })));
+    socket.write(encodeAssociateRq({ callingAeTitle: r.callingAeTitle, calledAeTitle: r.calledAeTitle, contexts, maxPduLength: 0 }));
+    socket.on('error', (err) => fail(dfError('DF_ERR_ASSOCIATION_ABORTED', `the connection to ${peerLabel(r)} failed: ${err.message}`, { cause: err })));
     socket.on('close', () => fail(dfError('DF_ERR_ASSOCIATION_ABORTED', `${r.calledAeTitle} closed the connection during the C-FIND`)));
     socket.on('data', (chunk: Buffer) => {
       let pdus;

@@ -143,7 +143,7 @@ export interface EchoResult {
 // ---------------------------------------------------------------------------------------------
 // Connecting
 
-function peerLabel(o: { host: string; port: number; calledAeTitle: string }): string {
+export function peerLabel(o: { host: string; port: number; calledAeTitle: string }): string {
   return `${o.calledAeTitle.trim()} at ${o.host}:${o.port}`;
 }
 
@@ -157,7 +157,8 @@ const connectErrorText: Record<string, string> = {
   ECONNRESET: 'connection reset by the peer',
 };
 
-function connect(o: PeerAddress, label: string): Promise<net.Socket> {
+/** TCP (or TLS) connection to a peer, with a connect timeout and errors in words. */
+export function connect(o: PeerAddress, label: string): Promise<net.Socket> {
   const timeoutMs = o.connectTimeoutMs ?? storeScuDefaults.connectTimeoutMs;
   return new Promise((resolve, reject) => {
     const socket = o.tls === undefined ? net.connect({ host: o.host, port: o.port }) : tls.connect({ ...o.tls, host: o.host, port: o.port });
@@ -182,7 +183,7 @@ function connect(o: PeerAddress, label: string): Promise<net.Socket> {
   });
 }
 
-function checkAeTitle(role: string, title: string): void {
+export function checkAeTitle(role: string, title: string): void {
   const problem = aeTitleProblem(title);
   if (problem !== undefined) throw scuError('DF_ERR_AE_TITLE_INVALID', `the ${role} AE title "${title}" is not valid: ${problem}`);
 }
