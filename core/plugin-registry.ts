@@ -34,6 +34,7 @@ export class PluginRegistry {
     if (!semver.valid(plugin?.version)) problems.push(`version "${plugin?.version}" is not semver`);
     if (typeof plugin?.run !== 'function') problems.push('run must be a function');
     if (plugin?.runsIn !== 'main' && plugin?.runsIn !== 'worker') problems.push('runsIn must be "main" or "worker"');
+    if (plugin?.usesPool !== undefined && typeof plugin.usesPool !== 'boolean') problems.push('usesPool must be a boolean');
     for (const k of [...(plugin?.consumes ?? []), ...(plugin?.produces ?? [])]) {
       if (!KINDS.has(k)) problems.push(`unknown input/output kind "${k}"`);
     }

@@ -90,7 +90,19 @@ export interface StepContext {
   stopPipeline(reason: string): void;
   /** Main-thread steps only: the engine's services (stores). Undefined in workers. */
   services?: unknown;
+  /**
+   * Runs `exportName` of the module at `moduleUrl` (a file URL) with `arg` and resolves with its
+   * result: parallel work inside one step (the frames of a series). A main-thread step with
+   * `usesPool` runs it in the worker pool, under the job's timeout and cancel; a worker step
+   * runs it inline on its own thread (a worker waiting for the pool could deadlock it).
+   * Typed arrays in `arg` are moved when listed in `transferList`; those in the result
+   * (top level, or one level down in an array or object) are moved back.
+   */
+  runTask<R = unknown>(moduleUrl: string, exportName: string, arg: unknown, options?: { transferList?: Transferable[] }): Promise<R>;
 }
+
+/** How a step's runTask calls reach a thread. */
+export type TaskRunner = (call: { moduleUrl: string; exportName: string; arg: unknown }, transferList: Transferable[]) => Promise<unknown>;
 
 export type PluginKind = 'instances' | 'files' | 'tables';
 
@@ -102,6 +114,11 @@ export interface PluginDefinition<Options = Record<string, unknown>> {
   options: JSONSchema;
   /** 'worker' for CPU-heavy steps (run in the piscina pool), 'main' for quick I/O steps. */
   runsIn: 'main' | 'worker';
+  /**
+   * A main-thread step that orchestrates and fans its CPU work out to the pool with
+   * ctx.runTask: its jobs share the lane of worker steps.
+   */
+  usesPool?: boolean;
   consumes: PluginKind[];
   produces: PluginKind[];
   /** Semver range of dicomflow versions this plugin works with. */

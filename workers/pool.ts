@@ -59,6 +59,14 @@ export function createStepPool(options: { threads?: number; maxOldGenerationSize
         release();
       }
     },
+    runTask: async (call, { signal, transferList }) => {
+      await acquire(signal);
+      try {
+        return await pool.run(call, { name: 'runTask', signal, transferList: transferList as any[] });
+      } finally {
+        release();
+      }
+    },
     destroy: () => pool.destroy(),
     utilization: () => ({ threads: pool.threads.length, running, queued: waiting.length, utilization: pool.utilization }),
   };

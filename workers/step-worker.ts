@@ -1,5 +1,7 @@
+import { types } from 'node:util';
 import type { MessagePort } from 'node:worker_threads';
-import { createStepContext, type StepContextSeed, type StepEffects } from '../core/jobs/step-context.ts';
+import { Piscina } from 'piscina';
+import { createStepContext, runTaskInline, type StepContextSeed, type StepEffects } from '../core/jobs/step-context.ts';
 import type { PluginDefinition } from '../core/plugin.ts';
 
 export interface WorkerTask {
@@ -58,4 +60,24 @@ export default async function runStep(task: WorkerTask): Promise<WorkerResult> {
   }
   // The log already travelled line by line; do not send it twice.
   return { outputs: effects.outputs, keep: effects.keep, stopReason: effects.stopReason };
+}
+
+/**
+ * One ctx.runTask call of a main-thread step. The typed arrays of the result are moved, not
+ * copied, back to the main thread (a frame of 64 MB: about 1 ms instead of about 100).
+ */
+export async function runTask(call: { moduleUrl: string; exportName: string; arg: unknown }): Promise<unknown> {
+  const result = await runTaskInline(call);
+  const buffers = new Set<ArrayBuffer>();
+  const collect = (value: unknown, depth: number) => {
+    // Only views that own their whole buffer: a small Node Buffer shares a pool slab with others.
+    if (types.isArrayBufferView(value)) {
+      if (value.buffer instanceof ArrayBuffer && value.byteOffset === 0 && value.byteLength === value.buffer.byteLength) buffers.add(value.buffer);
+    }
+    else if (value instanceof ArrayBuffer) buffers.add(value);
+    else if (depth > 0 && value && typeof value === 'object') for (const v of Object.values(value)) collect(v, depth - 1);
+  };
+  collect(result, 2);
+  if (buffers.size === 0) return result;
+  return Piscina.move({ [Piscina.transferableSymbol]: [...buffers], [Piscina.valueSymbol]: result } as any);
 }

@@ -268,7 +268,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   }
 
   private claimJobs(): void {
-    const heavy = this.o.pipelines.all().filter((p) => p.steps.some((s) => s.registered.plugin.runsIn === 'worker')).map((p) => p.definition.name);
+    const heavy = this.o.pipelines.all().filter((p) => p.steps.some((s) => s.registered.plugin.runsIn === 'worker' || s.registered.plugin.usesPool)).map((p) => p.definition.name);
     const heavyLimit = Math.max(1, this.o.workerThreads * 2);
     while (this.running.size < this.o.concurrency) {
       const heavyRunning = [...this.runningPipelines.values()].filter((name) => heavy.includes(name)).length;

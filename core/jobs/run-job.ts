@@ -14,6 +14,8 @@ export interface StepPool {
     task: Record<string, unknown>,
     options: { signal: AbortSignal; transferList: any[] },
   ): Promise<Omit<StepEffects, 'log'> & { failure?: { message: string; stack?: string; code?: string; log: StepEffects['log'] } }>;
+  /** One ctx.runTask call of a main-thread step, on a pool thread. */
+  runTask(call: { moduleUrl: string; exportName: string; arg: unknown }, options: { signal: AbortSignal; transferList: Transferable[] }): Promise<unknown>;
 }
 
 export interface RunJobDeps {
@@ -145,7 +147,9 @@ async function runStep(
   const signal = AbortSignal.any([cancel, timeout]);
   const { plugin, moduleUrl } = step.registered;
   if (plugin.runsIn === 'main') {
-    const { ctx, effects } = createStepContext(seed, signal, progress, undefined, deps.services);
+    const runTask = (call: { moduleUrl: string; exportName: string; arg: unknown }, transferList: Transferable[]) =>
+      deps.pool.runTask(call, { signal, transferList });
+    const { ctx, effects } = createStepContext(seed, signal, progress, undefined, deps.services, runTask);
     // A main-thread step cannot be killed; it is abandoned at its timeout (its signal tells it
     // to stop) and the job moves on.
     const aborted = new Promise<never>((_, reject) => {

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import type { JobInfo, StepContext, StepInput, StepLogger, StepOutput } from '../plugin.ts';
+import type { JobInfo, StepContext, StepInput, StepLogger, StepOutput, TaskRunner } from '../plugin.ts';
 import type { StepLogLine } from './job-store.ts';
 
 // A step's log is kept with the job; cap it so a chatty step cannot bloat the database.
@@ -33,6 +33,7 @@ export function createStepContext(
   onProgress: (fraction: number, message?: string) => void,
   onLog?: (line: StepLogLine) => void,
   services?: unknown,
+  runTask: TaskRunner = runTaskInline,
 ): { ctx: StepContext; effects: StepEffects } {
   const effects: StepEffects = { log: [], outputs: [] };
   const write = (level: StepLogLine['level']) => (message: string, data?: Record<string, unknown>) => {
@@ -73,6 +74,18 @@ export function createStepContext(
       effects.stopReason = reason;
     },
     services,
+    runTask: async <R>(moduleUrl: string, exportName: string, arg: unknown, options?: { transferList?: Transferable[] }) => {
+      signal.throwIfAborted();
+      return (await runTask({ moduleUrl, exportName, arg }, options?.transferList ?? [])) as R;
+    },
   };
   return { ctx, effects };
+}
+
+/** Calls a task function on this thread: in workers, and in tests without a pool. */
+export async function runTaskInline(call: { moduleUrl: string; exportName: string; arg: unknown }): Promise<unknown> {
+  const mod = (await import(call.moduleUrl)) as Record<string, unknown>;
+  const fn = mod[call.exportName];
+  if (typeof fn !== 'function') throw new Error(`${call.moduleUrl} has no exported function "${call.exportName}"`);
+  return fn(call.arg);
 }

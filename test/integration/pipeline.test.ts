@@ -238,6 +238,28 @@ describe('failing steps never take the server down', () => {
     expect(s.jobs.listJobs({ pipeline: 'works', status: 'succeeded' })).toHaveLength(2);
   });
 
+  it('a main-thread step fans its parts out to the pool with ctx.runTask; a failing part fails the job', async () => {
+    const s = await server([
+      { name: 'fans-out', trigger: { on: 'instance' }, steps: [{ plugin: 'test-fans-out', options: { parts: 4 } }] },
+      { name: 'part-fails', trigger: { on: 'instance' }, retry: { maxAttempts: 1 }, steps: [{ plugin: 'test-fans-out', options: { parts: 2, fail: true } }] },
+    ]);
+    const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
+    expect((await send(s.dicomPort, ct.files)).code).toBe(0);
+    await s.engine.idle();
+    const byPipeline = Object.fromEntries(s.jobs.listJobs({}).map((j) => [j.pipeline, s.jobs.getJob(j.id)!]));
+    expect(byPipeline['fans-out'].status).toBe('succeeded');
+    const rows = byPipeline['fans-out'].steps![0].outputs.find((o) => o.kind === 'table')!.rows as { part: number; sum: number; isFloat32: boolean; threadId: number }[];
+    for (const row of rows) {
+      const expected = Array.from({ length: 1000 }, (_, i) => (row.part + i / 1000) ** 2).reduce((a, b) => a + b, 0);
+      expect(row.sum).toBeCloseTo(expected, -1);
+      expect(row.isFloat32).toBe(true);
+      // Pool threads, not the main thread (threadId 0).
+      expect(row.threadId).toBeGreaterThan(0);
+    }
+    expect(byPipeline['part-fails']).toMatchObject({ status: 'failed', errorCode: 'DF_ERR_STEP_FAILED' });
+    expect(byPipeline['part-fails'].error).toMatch(/task failed on purpose/);
+  });
+
   it('retries a failing job per the pipeline’s policy', async () => {
     const s = await server([{ name: 'flaky', trigger: { on: 'instance' }, retry: { maxAttempts: 2, backoffSeconds: 0.2 }, steps: [{ plugin: 'test-throws-main' }] }]);
     const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
