@@ -160,6 +160,7 @@ export class Reception {
       if (this.inflater) await new Promise<void>((resolve) => this.inflater!.end(resolve));
       if (this.earlyError) throw this.earlyError;
       if (!this.writer || !this.walker) throw dfError('DF_ERR_STORE_WRITE', 'no writer');
+      await this.writer.allWritten();
       if (this.writer.error) throw this.writer.error;
       const elements = this.walker.end();
       const attributes = readIndexedAttributes(elements, this.incoming.transferSyntaxUid !== EXPLICIT_VR_BE, this.options.extraAttributes?.());

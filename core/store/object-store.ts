@@ -145,10 +145,17 @@ async function fsyncDirectory(dir: string): Promise<void> {
   }
 }
 
+// Bytes handed to the thread pool and not yet written; beyond this, writes block the event loop
+// (a synchronous pwrite), which stops reading from the socket: TCP's flow control then holds
+// the sender back, so a fast sender and a slow disk cannot pile the object up in memory.
+const MAX_PENDING_BYTES = 4 * 1024 * 1024;
+
 /**
- * One object being received. Writes are synchronous: each chunk goes straight to the page cache
- * (tens of microseconds for a PDU), so nothing piles up in memory and the socket's own flow
- * control is the only backpressure needed. The slow part, fsync, is asynchronous in commit().
+ * One object being received. Each chunk is written at its offset (pwrite) on the thread pool:
+ * written synchronously, the page-cache copies cost about 1 ms of the event loop per 512 KB
+ * object here, a fifth of everything the receive path does. The writes are awaited (written())
+ * before the object is placed and indexed, so an indexed object's bytes are all in its file;
+ * the slow part, fsync, is asynchronous in sync().
  */
 export class ObjectWriter {
   readonly id: string;
@@ -156,6 +163,9 @@ export class ObjectWriter {
   private readonly store: ObjectStore;
   private fd: number | undefined;
   private written = 0;
+  private pendingBytes = 0;
+  private pendingWrites = 0;
+  private whenWritten: (() => void)[] = [];
   private placedPath: string | undefined;
   private failure: Error | undefined;
 
@@ -183,14 +193,36 @@ export class ObjectWriter {
   }
 
   write(chunk: Buffer): void {
-    if (this.failure || this.fd === undefined) return;
-    try {
-      let off = 0;
-      while (off < chunk.length) off += fs.writeSync(this.fd, chunk, off, chunk.length - off);
-      this.written += chunk.length;
-    } catch (err) {
-      this.fail(err);
+    if (this.failure || this.fd === undefined || chunk.length === 0) return;
+    const position = this.written;
+    this.written += chunk.length;
+    if (this.pendingBytes + chunk.length > MAX_PENDING_BYTES) {
+      try {
+        let off = 0;
+        while (off < chunk.length) off += fs.writeSync(this.fd, chunk, off, chunk.length - off, position + off);
+      } catch (err) {
+        this.fail(err);
+      }
+      return;
     }
+    this.pendingBytes += chunk.length;
+    this.pendingWrites++;
+    this.writeAt(this.fd, chunk, 0, position, chunk.length);
+  }
+
+  private writeAt(fd: number, chunk: Buffer, offset: number, position: number, total: number): void {
+    fs.write(fd, chunk, offset, chunk.length - offset, position, (err, bytes) => {
+      if (!err && offset + bytes < chunk.length) return this.writeAt(fd, chunk, offset + bytes, position + bytes, total);
+      if (err) this.fail(err);
+      this.pendingBytes -= total;
+      if (--this.pendingWrites === 0) for (const resolve of this.whenWritten.splice(0)) resolve();
+    });
+  }
+
+  /** Resolves once every chunk handed to write() is in the file (or has failed: see error). */
+  allWritten(): Promise<void> {
+    if (this.pendingWrites === 0) return Promise.resolve();
+    return new Promise((resolve) => this.whenWritten.push(resolve));
   }
 
   /**
@@ -228,6 +260,7 @@ export class ObjectWriter {
   }
 
   async discard(): Promise<void> {
+    await this.allWritten();
     if (this.fd !== undefined) {
       try {
         fs.closeSync(this.fd);

@@ -29,7 +29,7 @@ export interface FramerOutput {
    * A complete command set, first of all: true keeps it from the library (and from `command`),
    * e.g. a C-STORE-RSP answering a C-STORE we sent ourselves on this association.
    */
-  consumeCommand?(command: Buffer): boolean;
+  consumeCommand?(command: Buffer, contextId: number): boolean;
   /** A complete dataset relayed to the library (a C-FIND identifier), before its last fragment. */
   relayedDataset?(contextId: number, dataset: Buffer): void;
   /** The first fragment of a dataset begins: returns the sink of a C-STORE, or undefined. */
@@ -175,7 +175,7 @@ export class PduFramer {
         if (isLast) {
           const command = Buffer.concat(this.commandParts.splice(0));
           const pdus = this.commandPdus.splice(0);
-          if (!this.out.consumeCommand?.(command)) {
+          if (!this.out.consumeCommand?.(command, st.contextId)) {
             this.out.command?.(command);
             for (const p of pdus) this.out.pdu(p);
           }
@@ -198,36 +198,61 @@ export class PduFramer {
  * What dcmjs-dimse needs of a socket (write, setTimeout, events), fed by the PduFramer. On a
  * violation it sends A-ABORT and closes the connection.
  */
+/** A C-STORE dataset the SCP receives itself, without the library: its bytes and its end. */
+export interface OwnDataset {
+  write: DatasetSink;
+  end(): void;
+}
+
+export interface FramedSocketOptions {
+  maxPduLength: number;
+  /** The sink the library's store stream opened for the dataset just started (library path). */
+  takeSink(): DatasetSink | undefined;
+  /** A dataset of a command the SCP consumed itself (consumeCommand): checked first. */
+  takeOwnDataset?(): OwnDataset | undefined;
+  onCommand(command: Buffer): void;
+  onViolation(v: PduViolation): void;
+  onRelayedDataset?(contextId: number, dataset: Buffer): void;
+  consumeCommand?(command: Buffer, contextId: number): boolean;
+}
+
+/**
+ * What dcmjs-dimse needs of a socket (write, setTimeout, events), fed by the PduFramer. On a
+ * violation it sends A-ABORT and closes the connection.
+ */
 export class FramedSocket extends EventEmitter {
   readonly socket: Socket;
 
-  constructor(
-    socket: Socket,
-    maxPduLength: number,
-    takeSink: () => DatasetSink | undefined,
-    onCommand: (command: Buffer) => void,
-    onViolation: (v: PduViolation) => void,
-    onRelayedDataset?: (contextId: number, dataset: Buffer) => void,
-    consumeCommand?: (command: Buffer) => boolean,
-  ) {
+  constructor(socket: Socket, o: FramedSocketOptions) {
     super();
     this.socket = socket;
-    const framer = new PduFramer(maxPduLength, {
+    let ownEnd: (() => void) | undefined;
+    const framer = new PduFramer(o.maxPduLength, {
       pdu: (pdu) => this.emit('data', pdu),
-      command: onCommand,
-      consumeCommand,
-      relayedDataset: onRelayedDataset,
+      command: o.onCommand,
+      consumeCommand: o.consumeCommand,
+      relayedDataset: o.onRelayedDataset,
       datasetStarts: (contextId) => {
+        const own = o.takeOwnDataset?.();
+        if (own) {
+          ownEnd = own.end;
+          return own.write;
+        }
         // An empty, non-last first fragment makes dcmjs-dimse open its store stream.
         this.emit('data', pDataPdu(pdvItem(contextId, 0x00, Buffer.alloc(0))));
-        return takeSink();
+        return o.takeSink();
       },
-      datasetEnds: (contextId, control) => this.emit('data', pDataPdu(pdvItem(contextId, control, Buffer.alloc(0)))),
+      datasetEnds: (contextId, control) => {
+        const end = ownEnd;
+        ownEnd = undefined;
+        if (end) end();
+        else this.emit('data', pDataPdu(pdvItem(contextId, control, Buffer.alloc(0))));
+      },
     });
     socket.on('data', (chunk: Buffer) => {
       const problem = framer.push(chunk);
       if (!problem) return;
-      onViolation(problem);
+      o.onViolation(problem);
       socket.pause();
       socket.removeAllListeners('data');
       socket.end(abortPdu(problem.abortReason));

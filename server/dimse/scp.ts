@@ -7,7 +7,8 @@ import type { ErrorCode } from '../../core/errors.ts';
 import { databaseSource, type IndexStore, type QuerySource } from '../../core/store/index-store.ts';
 import type { Reception, Receiver } from '../../core/receive.ts';
 import { answerRoles, decideContext } from './negotiation.ts';
-import { FramedSocket, abortPdu, type DatasetSink } from './pdu-framer.ts';
+import { FramedSocket, abortPdu, type DatasetSink, type OwnDataset } from './pdu-framer.ts';
+import { CommandField, NO_DATA_SET, PdvControl, decodeCommand, encodeCommand, encodePData } from './upper-layer.ts';
 import { rawUidValues, type FindService } from './find.ts';
 import type { MoveService } from './move.ts';
 import { GetStoreChannel, type GetService, type StorageContext } from './get.ts';
@@ -107,6 +108,10 @@ export class DicomflowScp extends Scp {
   private readonly framed: FramedSocket;
   /** C-GET sub-operations: our C-STORE requests back to the peer on this association. */
   private getChannel: GetStoreChannel | undefined;
+  /** Accepted storage contexts by id: their C-STOREs are received here, not by the library. */
+  private readonly storageContexts = new Map<number, StorageContext>();
+  /** The C-STORE whose command came and whose dataset comes next. */
+  private ownStore: OwnDataset | undefined;
   private runningGet: { messageId: number; cancelled: boolean } | undefined;
 
   constructor(socket: Socket, ctx: ScpContext, timeouts: { associationTimeoutMs: number; pduTimeoutMs: number }) {
@@ -118,12 +123,20 @@ export class DicomflowScp extends Scp {
       self.commandSopInstanceUid = commandString(command, 0x1000);
       self.commandMoveDestination = commandString(command, 0x0600);
     };
-    const framed = new FramedSocket(socket, ctx.settings.maxPduLength, () => self?.takeDatasetSink(), onCommand, (v) => {
-      ctx.stats.aborted++;
-      log.warn({ code: 'DF_ERR_PDU_INVALID', reason: v.message }, 'association aborted: invalid PDU');
-    }, (contextId, dataset) => {
-      if (self) self.lastIdentifier = { contextId, dataset };
-    }, (command) => self?.getChannel?.consume(command) ?? false);
+    const framed = new FramedSocket(socket, {
+      maxPduLength: ctx.settings.maxPduLength,
+      takeSink: () => self?.takeDatasetSink(),
+      takeOwnDataset: () => self?.takeOwnDataset(),
+      onCommand,
+      onViolation: (v) => {
+        ctx.stats.aborted++;
+        log.warn({ code: 'DF_ERR_PDU_INVALID', reason: v.message }, 'association aborted: invalid PDU');
+      },
+      onRelayedDataset: (contextId, dataset) => {
+        if (self) self.lastIdentifier = { contextId, dataset };
+      },
+      consumeCommand: (command, contextId) => (self?.getChannel?.consume(command) ?? false) || (self?.takeStoreCommand(command, contextId) ?? false),
+    });
     super(framed as unknown as Socket, { associationTimeout: timeouts.associationTimeoutMs, pduTimeout: timeouts.pduTimeoutMs });
     self = this;
     this.framed = framed;
@@ -197,6 +210,7 @@ export class DicomflowScp extends Scp {
     // sub-operations are sent by us, within the peer's limit read here first.
     const peerMaxPduLength = association.getMaxPduLength();
     association.setMaxPduLength(s.maxPduLength);
+    for (const c of storage) this.storageContexts.set(c.id, c);
     this.getChannel = new GetStoreChannel({
       write: (parts) => this.writeOwn(parts),
       peerMaxPduLength,
@@ -247,6 +261,78 @@ export class DicomflowScp extends Scp {
     });
   }
 
+  /**
+   * C-STOREs on an accepted storage context are answered here, without dcmjs-dimse: its
+   * handling of a request (parsing, emitters, response objects) cost about 1.5 ms of the event
+   * loop per object, as much as everything else the receive path does. Anything unusual (an
+   * unaccepted context, a SOP class that does not match it) goes to the library, which answers
+   * with its own errors.
+   */
+  takeStoreCommand(bytes: Buffer, contextId: number): boolean {
+    const context = this.storageContexts.get(contextId);
+    if (!context || bytes.length < 8) return false;
+    let command;
+    try {
+      command = decodeCommand(bytes);
+    } catch {
+      return false;
+    }
+    if (command.CommandField !== CommandField.CStoreRq || command.CommandDataSetType === NO_DATA_SET) return false;
+    const sopClassUid = command.AffectedSOPClassUID;
+    if (sopClassUid !== context.abstractSyntax || command.MessageID === undefined) return false;
+    // The library's PDU timeout counts from the last PDU it saw; these it never sees.
+    (this as unknown as { lastPduTime: number }).lastPduTime = Date.now();
+    const sopInstanceUid = command.AffectedSOPInstanceUID ?? '';
+    const messageId = command.MessageID;
+    const reception = this.ctx.receiver.begin({
+      sopClassUid,
+      sopInstanceUid,
+      transferSyntaxUid: context.transferSyntax,
+      sourceAeTitle: this.callingAeTitle,
+    });
+    this.inFlight = reception;
+    this.ownStore = {
+      write: (chunk) => reception.write(chunk),
+      end: () => {
+        (this as unknown as { lastPduTime: number }).lastPduTime = Date.now();
+        if (this.inFlight === reception) this.inFlight = undefined;
+        void reception.finish(this.provenance()).then((result) => {
+          const status = result.ok ? Status.Success : (STORE_STATUS[result.error.code] ?? PROCESSING_FAILURE);
+          const response = encodeCommand({
+            AffectedSOPClassUID: sopClassUid,
+            CommandField: CommandField.CStoreRsp,
+            MessageIDBeingRespondedTo: messageId,
+            CommandDataSetType: NO_DATA_SET,
+            Status: status,
+            // (0000,0902) Error Comment is at most 64 characters (PS3.7 E.1).
+            ErrorComment: result.ok ? undefined : result.error.message.slice(0, 64),
+            AffectedSOPInstanceUID: sopInstanceUid,
+          });
+          this.framed.write(encodePData(contextId, PdvControl.Command | PdvControl.Last, response));
+        });
+      },
+    };
+    return true;
+  }
+
+  takeOwnDataset(): OwnDataset | undefined {
+    const own = this.ownStore;
+    this.ownStore = undefined;
+    return own;
+  }
+
+  private provenance() {
+    return {
+      source: 'network' as const,
+      database: this.database,
+      createdBy: this.callingAeTitle,
+      callingAeTitle: this.callingAeTitle,
+      calledAeTitle: this.calledAeTitle,
+      peerAddress: this.peerAddress,
+      associationId: this.associationId,
+    };
+  }
+
   /** Called by the framed socket right after the first dataset fragment of a command. */
   takeDatasetSink(): DatasetSink | undefined {
     const sink = this.pendingSink;
@@ -278,15 +364,7 @@ export class DicomflowScp extends Scp {
     // and met by the duplicate policy.
     if (this.inFlight === reception) this.inFlight = undefined;
     void reception
-      .finish({
-        source: 'network',
-        database: this.database,
-        createdBy: this.callingAeTitle,
-        callingAeTitle: this.callingAeTitle,
-        calledAeTitle: this.calledAeTitle,
-        peerAddress: this.peerAddress,
-        associationId: this.associationId,
-      })
+      .finish(this.provenance())
       .then((result) => {
         if (result.ok) {
           response.setStatus(Status.Success);
