@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadConfig, type ConfigOverrides } from '../core/config/load.ts';

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { stopChild, trackChild } from './cleanup.ts';
+import { SERVER_NODE_FLAGS } from '../../server/node-flags.ts';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 const LOG_LINES_KEPT = 60;
@@ -26,7 +27,7 @@ export interface DicomflowProcess {
  */
 export async function spawnDicomflow(configFile: string): Promise<DicomflowProcess> {
   const nodeBin = fs.existsSync(path.join(repoRoot, 'node_modules/.bin/node')) ? path.join(repoRoot, 'node_modules/.bin/node') : process.execPath;
-  const child = trackChild(spawn(nodeBin, [path.join(repoRoot, 'server/cli.ts'), 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const child = trackChild(spawn(nodeBin, [...SERVER_NODE_FLAGS, path.join(repoRoot, 'server/cli.ts'), 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] }));
   const problems: string[] = [];
   const lastLines: string[] = [];
   let partial = '';

@@ -5,6 +5,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { loadConfig } from '../../core/config/load.ts';
 import { startServer, type RunningServer } from '../../server/app.ts';
+import { SERVER_NODE_FLAGS } from '../../server/node-flags.ts';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 
@@ -34,7 +35,7 @@ const nodeBin = path.join(repoRoot, 'node_modules/.bin/node');
 
 /** `dicomflow serve` as its own process, for tests that kill it. */
 export async function spawnServer(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; output: () => string }> {
-  const child = spawn(fs.existsSync(nodeBin) ? nodeBin : process.execPath, [path.join(repoRoot, 'server/cli.ts'), 'serve', ...args], {
+  const child = spawn(fs.existsSync(nodeBin) ? nodeBin : process.execPath, [...SERVER_NODE_FLAGS, path.join(repoRoot, 'server/cli.ts'), 'serve', ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
