@@ -1,0 +1,153 @@
+// NIfTI conversion time: the same dynamic PET series converted by dicomflow (loadVolume and
+// writeNifti in a fresh Node process, bench/support/nifti-convert.ts) and by dcm2niix, in the same
+// run, round-robin, .nii and .nii.gz. Target from issue 5: dicomflow within 1.5× of dcm2niix.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import * as niftiReader from 'nifti-reader-js';
+import { petSeries } from '../test/fixtures/builder.ts';
+import { hasTool } from '../test/helpers/dcmtk.ts';
+import { makeTempDir, removeTempDir, trackChild } from './support/cleanup.ts';
+import { formatTable, median } from './support/table.ts';
+
+export const description = 'one dynamic PET series to NIfTI (.nii and .nii.gz) by dicomflow and by dcm2niix: seconds side by side';
+
+const USAGE = `npm run bench -- nifti [--frames N] [--slices N] [--size N] [--runs R]
+
+  --frames N   time frames of the dynamic PET series (default 24)
+  --slices N   slices per frame (default 47)
+  --size N     rows and columns (default 128)
+  --runs R     timed conversions per tool and format (default 3); the median counts`;
+
+const TARGET_RATIO = 1.5;
+
+interface Tool {
+  name: string;
+  /** Converts `dir` into `out`; the process is timed from spawn to exit. */
+  command(dir: string, out: string, gzip: boolean): string[];
+}
+
+const tools: Tool[] = [
+  {
+    name: 'dicomflow',
+    command: (dir, out, gzip) => [process.execPath, path.join(import.meta.dirname, 'support', 'nifti-convert.ts'), dir, path.join(out, `series.nii${gzip ? '.gz' : ''}`)],
+  },
+  { name: 'dcm2niix', command: (dir, out, gzip) => ['dcm2niix', '-z', gzip ? 'y' : 'n', '-b', 'y', '-f', 'series', '-o', out, dir] },
+];
+
+export async function main(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { frames: { type: 'string' }, slices: { type: 'string' }, size: { type: 'string' }, runs: { type: 'string' }, help: { type: 'boolean' } } });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (!hasTool('dcm2niix')) {
+    console.error('dcm2niix is not installed (Debian: apt-get install dcm2niix); this bench compares against it');
+    return 1;
+  }
+  const frames = Number(values.frames ?? 24);
+  const slices = Number(values.slices ?? 47);
+  const size = Number(values.size ?? 128);
+  const runs = Number(values.runs ?? 3);
+  const work = makeTempDir('df-bench-nifti-');
+  try {
+    const started = performance.now();
+    const durations = Array.from({ length: frames }, (_, f) => (f < 8 ? 15 : f < 16 ? 60 : 300));
+    const series = await petSeries(path.join(work, 'series'), { frameDurationsSec: durations, slices, rows: size, cols: size, uidSeed: 'bench nifti' });
+    let bytes = 0;
+    for (const file of series.files) bytes += (await fs.promises.readFile(file)).length; // warm the page cache
+    console.log(`generated a dynamic PET series: ${frames} frames × ${slices} slices of ${size}×${size}, ${series.files.length} files, ${(bytes / 1e6).toFixed(0)} MB, in ${((performance.now() - started) / 1000).toFixed(1)} s (page cache warmed)`);
+
+    let failed = false;
+    const seconds = new Map<string, number[]>();
+    for (let run = 1; run <= runs; run++) {
+      for (const gzip of [false, true]) {
+        for (const tool of tools) {
+          const out = path.join(work, `${tool.name}-${gzip ? 'gz' : 'nii'}-${run}`);
+          fs.mkdirSync(out);
+          const result = await timed(tool.command(series.dir, out, gzip));
+          const key = `${tool.name}|${gzip}`;
+          if (result.error) {
+            failed = true;
+            console.log(`run ${run} ${tool.name} ${gzip ? '.nii.gz' : '.nii'}: FAILED ${result.error}`);
+            continue;
+          }
+          seconds.set(key, [...(seconds.get(key) ?? []), result.seconds]);
+          console.log(`run ${run} ${tool.name.padEnd(9)} ${(gzip ? '.nii.gz' : '.nii').padEnd(7)} ${result.seconds.toFixed(2)} s`);
+        }
+        // Correctness in passing: the two files of this run hold the same voxels.
+        const check = sameVoxels(path.join(work, `dicomflow-${gzip ? 'gz' : 'nii'}-${run}`), path.join(work, `dcm2niix-${gzip ? 'gz' : 'nii'}-${run}`));
+        if (check !== undefined) {
+          failed = true;
+          console.log(`run ${run} ${gzip ? '.nii.gz' : '.nii'}: outputs differ: ${check}`);
+        }
+        for (const tool of tools) fs.rmSync(path.join(work, `${tool.name}-${gzip ? 'gz' : 'nii'}-${run}`), { recursive: true, force: true });
+      }
+    }
+
+    const rows: string[][] = [];
+    for (const gzip of [false, true]) {
+      const reference = median(seconds.get(`dcm2niix|${gzip}`) ?? []);
+      for (const tool of tools) {
+        const all = seconds.get(`${tool.name}|${gzip}`) ?? [];
+        const m = median(all);
+        const ratio = m / reference;
+        rows.push([
+          gzip ? '.nii.gz' : '.nii',
+          tool.name,
+          String(all.length),
+          m.toFixed(2),
+          all.length ? `${Math.min(...all).toFixed(2)}–${Math.max(...all).toFixed(2)}` : '–',
+          ((bytes / 1e6) / m).toFixed(0),
+          tool.name === 'dcm2niix' ? '1.00×' : `${ratio.toFixed(2)}×${ratio <= TARGET_RATIO ? '' : ' (target ≤ 1.5× missed)'}`,
+        ]);
+      }
+    }
+    console.log('');
+    console.log(formatTable(['output', 'tool', 'runs', 'median s', 'min–max s', 'DICOM MB/s', 'vs dcm2niix'], rows));
+    console.log(`\ndicomflow: node bench/support/nifti-convert.ts (process start-up and module loading included, as dcm2niix's are): loadVolume + writeNifti, no sidecar; dcm2niix -z n|y -b y.`);
+    return failed ? 1 : 0;
+  } finally {
+    removeTempDir(work);
+  }
+}
+
+function timed(command: string[]): Promise<{ seconds: number; error?: string }> {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const child = trackChild(spawn(command[0], command.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] }));
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (text: string) => {
+      if (stderr.length < 20_000) stderr += text;
+    });
+    child.once('exit', (code, signal) => {
+      const seconds = (performance.now() - started) / 1000;
+      resolve(code === 0 ? { seconds } : { seconds, error: `exited with ${code ?? signal}: ${stderr.trim()}` });
+    });
+  });
+}
+
+/** undefined when both directories' one NIfTI file hold the same voxels (within float rounding). */
+function sameVoxels(oursDir: string, theirsDir: string): string | undefined {
+  const read = (dir: string) => {
+    const name = fs.readdirSync(dir).find((f) => /\.nii(\.gz)?$/.test(f));
+    if (name === undefined) return undefined;
+    const bytes = fs.readFileSync(path.join(dir, name));
+    let data: ArrayBuffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length);
+    if (niftiReader.isCompressed(data)) data = niftiReader.decompress(data) as ArrayBuffer;
+    const header = niftiReader.readHeader(data);
+    const image = niftiReader.readImage(header, data);
+    if (header.datatypeCode !== 16) return { dims: header.dims, values: undefined };
+    return { dims: header.dims, values: new Float32Array(image) };
+  };
+  const a = read(oursDir);
+  const b = read(theirsDir);
+  if (a === undefined || b === undefined) return 'a NIfTI file is missing';
+  if (a.dims.join() !== b.dims.join()) return `dims ${a.dims.slice(0, 5)} vs ${b.dims.slice(0, 5)}`;
+  if (a.values === undefined || b.values === undefined) return 'not both float32';
+  for (let i = 0; i < a.values.length; i++) {
+    if (Math.abs(a.values[i] - b.values[i]) > 1e-6 * Math.max(1, Math.abs(b.values[i]))) return `voxel ${i}: ${a.values[i]} vs ${b.values[i]}`;
+  }
+  return undefined;
+}
