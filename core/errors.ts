@@ -16,6 +16,8 @@ export const errorCodes = {
   DF_ERR_AE_UNKNOWN: 'The calling AE title is not on the allow-list of this server.',
   DF_ERR_CALLED_AE_UNKNOWN: 'The called AE title is not one this server answers to.',
   DF_ERR_PDU_INVALID: 'A peer sent a PDU of unknown type or larger than negotiated; the association was aborted.',
+  DF_ERR_NO_ACCEPTABLE_CONTEXT: 'The association proposed no presentation context this server accepts (SOP classes or transfer syntaxes it does not support, or malformed ones); it was rejected.',
+  DF_ERR_TOO_MANY_ASSOCIATIONS: 'More associations were open than dimse.maxAssociations allows; the new one was rejected as transient, the sender should retry later.',
   DF_ERR_QUERY_INVALID: 'The C-FIND identifier is not valid for the query level or model.',
   DF_ERR_USAGE: 'The command line is not valid; see `dicomflow --help`.',
   DF_ERR_UNAUTHORIZED: 'The HTTP request has no valid bearer token (see <dataDir>/admin-token).',

@@ -125,7 +125,7 @@ export interface PluginDefinition<Options = Record<string, unknown>> {
   engine?: string;
   defaultTimeoutSeconds?: number;
   /** Semantic checks at load time, beyond the schema (e.g. the database exists). */
-  check?(options: Options, env: { databases: string[] }): { pointer: string; message: string }[];
+  check?(options: Options, env: { databases: string[]; remoteNodes?: string[]; printers?: string[] }): { pointer: string; message: string }[];
   run(ctx: StepContext, options: Options): Promise<void> | void;
 }
 

@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { dfError } from './errors.ts';
 
 /**
@@ -21,6 +22,19 @@ export class Users {
 
   constructor(users: UserDefinition[]) {
     this.byName = new Map(users.map((u) => [u.name, u]));
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  list(): UserDefinition[] {
+    return [...this.byName.values()];
+  }
+
+  /** The databases (of those given) the user may read. */
+  readable(name: string, databases: string[]): string[] {
+    return databases.filter((db) => this.may(name, 'read', db));
   }
 
   get(name: string): UserDefinition {
@@ -48,4 +62,43 @@ export class Users {
     const user = this.get(name);
     if (!roles.includes(user.role)) throw dfError('DF_ERR_FORBIDDEN', `user "${name}" is a ${user.role}; this needs ${roles.join(' or ')}`);
   }
+}
+
+/**
+ * The user of the administrator token that dicomflow writes to <dataDir>/admin-token at first
+ * start, unless the configuration defines a user of that name itself.
+ */
+export const BOOTSTRAP_ADMIN: UserDefinition = { name: 'admin', role: 'admin' };
+
+export interface ApiToken {
+  id: string;
+  user: string;
+  description?: string;
+  createdAt: string;
+  lastUsedAt?: string;
+}
+
+/** API tokens, kept only as hashes: a stolen index does not hand out working tokens. */
+export interface ApiTokenStore {
+  create(user: string, tokenHash: string, description?: string): ApiToken;
+  /** The token's record if the hash is known and not revoked; notes the use. */
+  findByHash(tokenHash: string): ApiToken | undefined;
+  list(user?: string): ApiToken[];
+  revoke(id: string): boolean;
+}
+
+/** A token is random (192 bits), so one SHA-256 is enough: there is nothing to brute-force. */
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+export function newTokenSecret(): string {
+  return `dft_${randomBytes(24).toString('base64url')}`;
+}
+
+/** Makes a token for a configured user; the secret is returned once and never stored. */
+export function issueToken(store: ApiTokenStore, users: Users, user: string, description?: string): { token: string; record: ApiToken } {
+  users.get(user);
+  const token = newTokenSecret();
+  return { token, record: store.create(user, hashToken(token), description) };
 }

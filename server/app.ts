@@ -14,12 +14,18 @@ import { GetService } from './dimse/get.ts';
 import { AssociationStats } from './dimse/scp.ts';
 import { loadOrCreateAdminToken } from './http/auth.ts';
 import { startHttpServer } from './http/http-server.ts';
+import { webRoot } from './http/web.ts';
+import { SqliteApiTokens } from '../core/store/sqlite/sqlite-tokens.ts';
+import { BOOTSTRAP_ADMIN, Users } from '../core/users.ts';
+import { loadPipeline } from '../core/pipeline/load.ts';
 import { Engine } from '../core/jobs/engine.ts';
 import type { EngineServices } from '../core/jobs/services.ts';
 import { PipelineSet } from '../core/pipeline/pipeline-set.ts';
 import { formatProblem } from '../core/pipeline/load.ts';
 import { PluginRegistry } from '../core/plugin-registry.ts';
 import { SqliteJobs } from '../core/store/sqlite/sqlite-jobs.ts';
+import { SqliteOutbox } from '../core/store/sqlite/sqlite-outbox.ts';
+import { OutboxSender } from './route/outbox-sender.ts';
 import { DicomdirStore } from '../core/store/dicomdir-store.ts';
 import { createStepPool } from '../workers/pool.ts';
 import { WatchFolder } from './import/watch-folder.ts';
@@ -38,6 +44,10 @@ export interface RunningServer {
   watchFolders: WatchFolder[];
   index: SqliteIndex;
   objects: ObjectStore;
+  /** Routing: delivers the outbox to remoteNodes (status(): per-destination figures). */
+  outbox: OutboxSender;
+  users: Users;
+  tokens: SqliteApiTokens;
   log: Logger;
   close(): Promise<void>;
 }
@@ -111,11 +121,13 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
   for (const dir of config.plugins.directories) await plugins.loadDirectory(dir);
   for (const pkg of config.plugins.packages) await plugins.loadPackage(pkg, config.configFile ? path.dirname(config.configFile) : process.cwd());
   const databaseNames = config.databases.map((db) => db.name);
-  const pipelines = new PipelineSet(config.pipelinesDir, plugins, { databases: databaseNames }, { defaultPipeline: config.defaultPipeline });
+  const remoteNodeNames = config.remoteNodes.map((n) => n.aeTitle);
+  const pipelines = new PipelineSet(config.pipelinesDir, plugins, { databases: databaseNames, remoteNodes: remoteNodeNames, printers: config.printers.map((p) => p.name) }, { defaultPipeline: config.defaultPipeline });
   const engineLog = log.child({ component: 'engine' });
   const reportPipelines = () => {
     const loaded = pipelines.all().map((p) => p.definition.name);
     for (const p of pipelines.problems()) engineLog.error({ code: 'DF_ERR_PIPELINE_INVALID' }, formatProblem(p));
+    for (const p of pipelines.warnings()) engineLog.warn(`${formatProblem(p)} (disabled pipeline: configure this before enabling it)`);
     engineLog.info({ pipelinesDir: config.pipelinesDir, loaded }, 'pipelines loaded');
     if (pipelines.enabled().length === 0) engineLog.warn('no pipeline is enabled: received objects are kept in storage but filed into no database');
   };
@@ -123,12 +135,24 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
   pipelines.reload();
   pipelines.watch((err) => engineLog.error({ err }, 'pipeline directory watch failed'));
   const pool = createStepPool({ threads: config.engine.workerThreads, maxOldGenerationSizeMb: config.engine.workerMaxMemoryMb });
+  // Routing: the route step queues into the outbox, the sender delivers (started before the engine).
+  const outbox = new SqliteOutbox(index.connection, path.join(config.dataDir, 'outbox'), () => index.syncDurable());
+  const outboxSender = new OutboxSender({
+    outbox,
+    destinations: config.remoteNodes,
+    callingAeTitle: config.dimse.aeTitle,
+    log: log.child({ component: 'outbox' }),
+    workDir: path.join(config.dataDir, 'outbox-work'),
+  });
   const services: EngineServices = {
     index,
     jobs,
     databases: databaseNames,
     defaultDatabase: config.defaultDatabase,
     duplicatePolicy: config.storage.duplicatePolicy,
+    outbox,
+    remoteNodes: remoteNodeNames,
+    printers: config.printers.map(({ name, uri }) => ({ name, uri })),
   };
   const engine = new Engine({
     jobs,
@@ -181,6 +205,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
     { host: d.host, port: d.port, associationTimeoutMs: d.associationTimeoutSeconds * 1000, pduTimeoutMs: d.pduTimeoutSeconds * 1000 },
   );
 
+  await outboxSender.start();
   engine.start();
   const watchFolders = config.watchFolders.map(
     (w) => new WatchFolder({ path: w.path, database: w.database ?? config.defaultDatabase, stableSeconds: w.stableSeconds, pollSeconds: w.pollSeconds }, receiver, log.child({ component: 'import' })),
@@ -192,6 +217,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
 
   const status = () => ({
     dicom: {
+      listening: dicom.listening(),
       aeTitle: d.aeTitle,
       host: d.host,
       port: dicom.port,
@@ -224,17 +250,47 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
       pool: pool.utilization(),
     },
     databases: config.databases.map((db) => ({ name: db.name, aeTitle: db.aeTitle ?? null, ...index.totals(db.name) })),
+    outbox: outboxSender.status(),
   });
+  // The bootstrap token's user is an admin unless the configuration defines "admin" itself.
+  const users = new Users(config.users.some((u) => u.name === BOOTSTRAP_ADMIN.name) ? config.users : [...config.users, BOOTSTRAP_ADMIN]);
+  const tokens = new SqliteApiTokens(index.connection);
   const http = await startHttpServer(
     {
-      status,
-      health: () => {
-        const checks = { dicom: dicom.listening(), index: index.healthy(), storage: freeBytes >= minFree };
-        return { ok: checks.dicom && checks.index && checks.storage, ...checks };
+      status: {
+        status,
+        health: () => {
+          const checks = { dicom: dicom.listening(), index: index.healthy(), storage: freeBytes >= minFree };
+          return { ok: checks.dicom && checks.index && checks.storage, ...checks };
+        },
       },
+      metrics: () => ({
+        receivedObjects: receiver.stats.objectsReceived,
+        receivedBytes: receiver.stats.bytesReceived,
+        receiveFailures: receiver.stats.failures,
+        associationsOpen: associations.open,
+        associationsTotal: associations.total,
+        jobs: jobs.counts(),
+        pool: pool.utilization(),
+      }),
+      users,
+      tokens,
+      adminToken: token,
+      engine,
+      jobs,
+      pipelines,
+      validatePipeline: (text) => loadPipeline(text, '(posted)', plugins, { databases: databaseNames }).problems,
+      index,
+      databases: config.databases,
+      events,
+      webRoot: webRoot(),
+      log,
     },
-    { host: config.http.host, port: config.http.port, adminToken: token, log },
+    { host: config.http.host, port: config.http.port },
   );
+  // Lets the CLI on this machine find the API of the server that owns this data directory.
+  const endpointFile = path.join(config.dataDir, 'server.json');
+  fs.writeFileSync(endpointFile, JSON.stringify({ pid: process.pid, httpPort: http.port, httpHost: config.http.host }));
   log.info({ aeTitle: d.aeTitle, dicomPort: dicom.port, httpPort: http.port, dataDir: config.dataDir }, 'dicomflow is ready');
 
   return {
@@ -248,16 +304,21 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
     jobs,
     index,
     objects,
+    outbox: outboxSender,
+    users,
+    tokens,
     log,
     watchFolders,
     async close() {
       clearInterval(freeSpacePoll);
       watchFolders.forEach((w) => w.stop());
       fs.writeFileSync(path.join(config.dataDir, CLEAN_STOP_MARKER), new Date().toISOString());
+      fs.rmSync(endpointFile, { force: true });
       await http.close();
       await dicom.close();
       pipelines.close();
       await engine.close();
+      await outboxSender.close();
       await pool.destroy();
       objects.close();
       index.close();

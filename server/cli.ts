@@ -3,9 +3,13 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadConfig, type ConfigOverrides } from '../core/config/load.ts';
 import { isDfError } from '../core/errors.ts';
-import { startServer } from './app.ts';
 import { cancelJob, forceComplete, listJobs, rerunJob, showJob } from './cli/jobs.ts';
+import { findApi } from './cli/api-client.ts';
+import { reportEnd, runCommand, startAndFollow } from './cli/run.ts';
+import { createToken, listTokens, revokeToken } from './cli/token.ts';
+import { ensureWebBuilt } from './http/web.ts';
 import { validateFiles } from './cli/validate.ts';
+import { printOutbox, retryOutbox } from './cli/outbox.ts';
 import { importCommand, printSummary } from './cli/import.ts';
 import { replicateFromNode, transferCommand } from './cli/databases.ts';
 
@@ -16,24 +20,36 @@ Usage:
   dicomflow validate [--config FILE] FILE...   check configuration and pipeline files
   dicomflow jobs [--config FILE | --data DIR] [--json] [--status S] [--pipeline P] [--limit N]
   dicomflow job ID [--config FILE | --data DIR] [--json]
-  dicomflow rerun ID [--config FILE | --data DIR] [--user NAME]
+  dicomflow rerun ID [--config FILE | --data DIR] [--user NAME] [--wait]
   dicomflow cancel ID [--config FILE | --data DIR]
+  dicomflow run PIPELINE (--study UID | --series UID) [--db NAME] [--wait] [--config FILE | --data DIR]
+  dicomflow token create --user NAME [--description TEXT] | token list [--user NAME] [--json] | token revoke ID
   dicomflow force-complete (--series UID | --study UID) [--config FILE | --data DIR]
   dicomflow import PATH [--db NAME] [--user NAME] [--config FILE | --data DIR]
   dicomflow move --from DB --to DB (STUDY_UID | --series UID | --patient ID) [--user NAME] [--config FILE]
   dicomflow copy --from DB --to DB (STUDY_UID | --series UID | --patient ID) [--user NAME] [--config FILE]
   dicomflow replicate --from DB --to DB (--study UID | --patient ID | --all) [--user NAME] [--config FILE]
   dicomflow replicate --from-node AE --to DB (--study UID | --series UID [--study UID] | --patient ID | --all) [--user NAME] [--config FILE]
+  dicomflow outbox [--config FILE | --data DIR] [--json]        routing outbox per destination
+  dicomflow outbox retry DESTINATION (--all | ID...) [--config FILE | --data DIR]
   dicomflow --help
 
 serve runs the DICOM SCP (default port 11112, AE title DICOMFLOW) and the HTTP API (default 8080)
-with data under ./data unless the configuration says otherwise. The job commands work on the
-data directory whether or not the server runs; a running server picks up reruns and imports
-within a second. import exits with 3 if some files were refused (the others are imported).`;
+with data under ./data unless the configuration says otherwise. jobs, job, rerun, cancel and run
+talk to the server running on the data directory through its HTTP API (--server URL and
+--token TOKEN, or DICOMFLOW_URL and DICOMFLOW_TOKEN, else data/admin-token); with no server
+running, all but run work on the data directory directly. --wait follows the job with a
+progress bar and exits 1 unless it succeeds. import exits with 3 if some files were refused (the others are imported).`;
 
 const common = {
   config: { type: 'string', short: 'c' },
   data: { type: 'string' },
+} as const;
+
+/** Where the commands that can use the running server's API find it. */
+const apiOptions = {
+  server: { type: 'string' },
+  token: { type: 'string' },
 } as const;
 
 function usageError(message: string): Error {
@@ -62,7 +78,13 @@ async function serve(args: string[]): Promise<void> {
     httpPort: intOption(values['http-port'], 'http-port'),
     aeTitle: values.aet,
   });
+  // A clone where `npm ci` ran without scripts has no built page yet: build it once here.
+  const web = await ensureWebBuilt();
+  // Loaded here, not at the top: the other commands need none of the server and start faster.
+  const { startServer } = await import('./app.ts');
   const server = await startServer(config);
+  if (web.built) server.log.info('built the web page');
+  if (web.error) server.log.warn({ err: web.error }, 'the web page is not built (npm run build:web); the API runs without it');
   let closing = false;
   const shutdown = (signal: string) => {
     if (closing) return;
@@ -96,29 +118,40 @@ async function main(argv: string[]): Promise<void> {
     case 'jobs': {
       const { values } = parseArgs({
         args: rest,
-        options: { ...common, json: { type: 'boolean' }, status: { type: 'string' }, pipeline: { type: 'string' }, limit: { type: 'string' } },
+        options: { ...common, ...apiOptions, json: { type: 'boolean' }, status: { type: 'string' }, pipeline: { type: 'string' }, limit: { type: 'string' } },
         strict: true,
       });
-      listJobs(configFrom(values), { json: values.json === true, status: values.status, pipeline: values.pipeline, limit: intOption(values.limit, 'limit', 100000) });
+      await listJobs(configFrom(values), { ...values, json: values.json === true, limit: intOption(values.limit, 'limit', 100000) });
       return;
     }
     case 'job': {
-      const { values, positionals } = parseArgs({ args: rest, options: { ...common, json: { type: 'boolean' } }, allowPositionals: true, strict: true });
+      const { values, positionals } = parseArgs({ args: rest, options: { ...common, ...apiOptions, json: { type: 'boolean' } }, allowPositionals: true, strict: true });
       if (positionals.length !== 1) throw usageError('job needs one job id');
-      showJob(configFrom(values), positionals[0], values.json === true);
+      await showJob(configFrom(values), positionals[0], values.json === true, values);
       return;
     }
     case 'rerun': {
-      const { values, positionals } = parseArgs({ args: rest, options: { ...common, user: { type: 'string' } }, allowPositionals: true, strict: true });
+      const { values, positionals } = parseArgs({
+        args: rest,
+        options: { ...common, ...apiOptions, user: { type: 'string' }, wait: { type: 'boolean' } },
+        allowPositionals: true,
+        strict: true,
+      });
       if (positionals.length !== 1) throw usageError('rerun needs one job id');
-      const id = rerunJob(configFrom(values), positionals[0], values.user ?? os.userInfo().username);
-      console.log(id);
+      const config = configFrom(values);
+      const api = values.wait ? findApi(config, values) : undefined;
+      if (api) {
+        const start = async () => (await api.post<{ jobId: string }>(`/api/jobs/${encodeURIComponent(positionals[0])}/rerun`, values.user ? { onBehalfOf: values.user } : {})).jobId;
+        reportEnd(await startAndFollow(api, start, (id) => console.log(id)));
+        return;
+      }
+      console.log(await rerunJob(config, positionals[0], values.user, values, os.userInfo().username));
       return;
     }
     case 'cancel': {
-      const { values, positionals } = parseArgs({ args: rest, options: { ...common }, allowPositionals: true, strict: true });
+      const { values, positionals } = parseArgs({ args: rest, options: { ...common, ...apiOptions }, allowPositionals: true, strict: true });
       if (positionals.length !== 1) throw usageError('cancel needs one job id');
-      const cancelled = cancelJob(configFrom(values), positionals[0]);
+      const cancelled = await cancelJob(configFrom(values), positionals[0], values);
       console.log(cancelled ? `job ${positionals[0]} cancelled` : `job ${positionals[0]} had already ended`);
       return;
     }
@@ -192,6 +225,61 @@ async function main(argv: string[]): Promise<void> {
       });
       console.log(`${command}: ${result.instances} instance(s) from ${values.from} to ${values.to}: ${result.filed} filed, ${result.duplicates} already there`);
       return;
+    }
+    case 'outbox': {
+      const { values, positionals } = parseArgs({ args: rest, options: { ...common, json: { type: 'boolean' }, all: { type: 'boolean' } }, allowPositionals: true, strict: true });
+      if (positionals.length === 0) {
+        if (values.all) throw usageError('--all goes with outbox retry DESTINATION');
+        printOutbox(configFrom(values), values.json === true);
+        return;
+      }
+      const [sub, destination, ...ids] = positionals;
+      if (sub !== 'retry' || destination === undefined) throw usageError('outbox takes no argument, or retry DESTINATION (--all | ID...)');
+      if ((values.all === true) === ids.length > 0) throw usageError('outbox retry needs --all or entry ids (not both)');
+      const n = retryOutbox(configFrom(values), destination, values.all ? 'all' : ids);
+      console.log(`${n} dead letter(s) for ${destination} queued again${n > 0 ? '; a running server sends them within a second' : ''}`);
+      if (n === 0 && ids.length > 0) process.exitCode = 1;
+      return;
+    }
+    case 'run': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        options: { ...common, ...apiOptions, study: { type: 'string' }, series: { type: 'string' }, db: { type: 'string' }, wait: { type: 'boolean' } },
+        allowPositionals: true,
+        strict: true,
+      });
+      if (positionals.length !== 1) throw usageError('run needs one pipeline name');
+      if ((values.study === undefined) === (values.series === undefined)) throw usageError('run needs exactly one of --study UID or --series UID');
+      await runCommand(configFrom(values), { ...values, pipeline: positionals[0], database: values.db, wait: values.wait === true });
+      return;
+    }
+    case 'token': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        options: { ...common, user: { type: 'string' }, description: { type: 'string' }, json: { type: 'boolean' } },
+        allowPositionals: true,
+        strict: true,
+      });
+      const [sub, ...args] = positionals;
+      if (sub === 'create' && args.length === 0) {
+        if (!values.user) throw usageError('token create needs --user NAME');
+        const { token, record } = createToken(configFrom(values), values.user, values.description);
+        console.error(`token ${record.id} for ${record.user}; it is shown this once, keep it safe:`);
+        console.log(token);
+        return;
+      }
+      if (sub === 'list' && args.length === 0) {
+        const list = listTokens(configFrom(values), values.user);
+        if (values.json) console.log(JSON.stringify(list, null, 2));
+        else for (const t of list) console.log(`${t.id}  ${t.user}  created ${t.createdAt}  last used ${t.lastUsedAt ?? 'never'}${t.description ? `  ${t.description}` : ''}`);
+        return;
+      }
+      if (sub === 'revoke' && args.length === 1) {
+        revokeToken(configFrom(values), args[0]);
+        console.log(`token ${args[0]} revoked`);
+        return;
+      }
+      throw usageError('token create --user NAME [--description TEXT] | token list [--user NAME] [--json] | token revoke ID');
     }
     case undefined:
     case '--help':

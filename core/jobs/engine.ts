@@ -243,6 +243,16 @@ export class Engine extends EventEmitter<EngineEvents> {
     return id;
   }
 
+  /** An operator's run of a pipeline over objects they chose (a study or series of a database). */
+  runManual(pipelineName: string, inputs: string[], options: { user: string; triggerUid?: string }): string {
+    const p = this.o.pipelines.get(pipelineName);
+    if (!p) throw dfError('DF_ERR_PIPELINE_UNKNOWN', `no loaded pipeline "${pipelineName}"`);
+    const id = this.o.jobs.createJob(this.newJob(p, { triggerOn: 'manual', triggerUid: options.triggerUid, inputs, createdBy: options.user }));
+    this.emit('JobQueued', { jobId: id, pipeline: pipelineName });
+    this.pump();
+    return id;
+  }
+
   cancel(jobId: string): boolean {
     const cancelled = this.o.jobs.cancelJob(jobId);
     this.running.get(jobId)?.abort();

@@ -93,6 +93,8 @@ export interface JobFilter {
   limit?: number;
   /** Jobs with ids below this (paging backwards in time). */
   before?: string;
+  /** Only jobs this user made, or with an input addressed to one of these databases. */
+  visibleTo?: { user: string; databases: string[] };
 }
 
 /**
@@ -123,6 +125,8 @@ export interface JobStore {
   cancelJob(jobId: string): boolean;
   isCancelled(jobId: string): boolean;
   getJob(jobId: string): JobRecord | undefined;
+  /** The databases the job's inputs were addressed to. */
+  jobDatabases(jobId: string): string[];
   listJobs(filter: JobFilter): JobRecord[];
   counts(): Record<JobStatus, number>;
   stepInputs(arrivalIds: string[]): StepInput[];

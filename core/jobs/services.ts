@@ -1,4 +1,5 @@
 import type { DuplicatePolicy, IndexStore } from '../store/index-store.ts';
+import type { OutboxStore } from '../store/outbox-store.ts';
 import type { JobStore } from './job-store.ts';
 
 /** What main-thread steps may use (ctx.services). Worker steps get none: they work on files. */
@@ -8,6 +9,12 @@ export interface EngineServices {
   databases: string[];
   defaultDatabase: string;
   duplicatePolicy: DuplicatePolicy;
+  /** The routing outbox (the route step queues into it; server/route delivers). */
+  outbox: OutboxStore;
+  /** AE titles of remoteNodes: the destinations the outbox delivers to. */
+  remoteNodes: string[];
+  /** The configured printers (the print-report step prints to them by name). */
+  printers: { name: string; uri: string }[];
 }
 
 export function engineServices(services: unknown): EngineServices {

@@ -37,6 +37,10 @@ export interface LoadedPipeline {
 /** What semantic checks may look up: the configuration's names. */
 export interface PipelineEnvironment {
   databases: string[];
+  /** AE titles of remoteNodes (routing destinations); absent, destinations are not checked. */
+  remoteNodes?: string[];
+  /** Names of the configured printers; absent, no printer is known. */
+  printers?: string[];
 }
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
@@ -58,15 +62,17 @@ export function loadPipeline(
   file: string,
   plugins: PluginRegistry,
   env: PipelineEnvironment,
-): { pipeline?: LoadedPipeline; problems: PipelineProblem[] } {
+): { pipeline?: LoadedPipeline; problems: PipelineProblem[]; warnings: PipelineProblem[] } {
   const problems: PipelineProblem[] = [];
+  const warnings: PipelineProblem[] = [];
   const syntaxErrors: ParseError[] = [];
   const tree = parseTree(text, syntaxErrors, { disallowComments: true, allowTrailingComma: false });
   const at = (pointer: string, message: string, offset?: number) => problems.push({ file, pointer, message, ...lineOf(text, offset ?? offsetOf(tree, pointer)) });
+  const warn = (pointer: string, message: string) => warnings.push({ file, pointer, message, ...lineOf(text, offsetOf(tree, pointer)) });
   if (syntaxErrors.length > 0 || !tree) {
     for (const e of syntaxErrors) at('', `JSON syntax: ${printParseErrorCode(e.error)}`, e.offset);
     if (!tree) at('', 'the file is empty');
-    return { problems };
+    return { problems, warnings };
   }
   const raw = getNodeValue(tree);
   if (!validatePipeline(raw)) {
@@ -74,7 +80,7 @@ export function loadPipeline(
       const pointer = errorPointer(e);
       at(pointer, describe(e));
     }
-    return { problems };
+    return { problems, warnings };
   }
   const definition = raw as PipelineDefinition;
 
@@ -96,7 +102,10 @@ export function loadPipeline(
       for (const e of registered.validateOptions.errors ?? []) at(`${base}/options${errorPointer(e)}`, describe(e));
       return;
     }
-    for (const p of registered.plugin.check?.(options, env) ?? []) at(`${base}/options${p.pointer}`, p.message);
+    // What check() finds depends on the server's configuration (databases, printers, remote
+    // nodes): in a disabled pipeline, an example waiting to be configured, it is a warning.
+    const report = definition.enabled ? at : warn;
+    for (const p of registered.plugin.check?.(options, env) ?? []) report(`${base}/options${p.pointer}`, p.message);
     steps.push({
       id,
       index,
@@ -107,9 +116,9 @@ export function loadPipeline(
     });
   });
   checkChain(steps, at);
-  if (problems.length > 0) return { problems };
+  if (problems.length > 0) return { problems, warnings };
   const hash = createHash('sha256').update(JSON.stringify(definition)).digest('hex').slice(0, 16);
-  return { pipeline: { file, definition, when: compileCondition(definition.trigger.when), steps, hash }, problems };
+  return { pipeline: { file, definition, when: compileCondition(definition.trigger.when), steps, hash }, problems, warnings };
 }
 
 type At = (pointer: string, message: string) => void;

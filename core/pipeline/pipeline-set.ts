@@ -10,6 +10,8 @@ interface FileState {
   /** The pipeline in force for this file: the last valid version. */
   pipeline?: LoadedPipeline;
   problems: PipelineProblem[];
+  /** What a disabled pipeline still needs configured (see loadPipeline). */
+  warnings?: PipelineProblem[];
 }
 
 /**
@@ -51,9 +53,10 @@ export class PipelineSet extends EventEmitter {
           this.files.set(file, state);
           continue;
         }
-        const { pipeline, problems } = loadPipeline(text, file, this.plugins, this.env);
+        const { pipeline, problems, warnings } = loadPipeline(text, file, this.plugins, this.env);
         const state = this.files.get(file) ?? { problems: [] };
         state.problems = problems;
+        state.warnings = warnings;
         if (pipeline) state.pipeline = pipeline;
         this.files.set(file, state);
       }
@@ -113,6 +116,10 @@ export class PipelineSet extends EventEmitter {
 
   problems(): PipelineProblem[] {
     return [...this.files.values()].flatMap((s) => s.problems);
+  }
+
+  warnings(): PipelineProblem[] {
+    return [...this.files.values()].flatMap((s) => s.warnings ?? []);
   }
 
   /** Reload on changes in the directory (debounced: editors write files in several steps). */

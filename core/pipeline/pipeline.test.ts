@@ -110,6 +110,17 @@ describe('pipeline loading', () => {
     expect(byPointer['/steps/3/options/when'].message).toMatch(/invalid condition: Invalid regular expression/);
   });
 
+  it('a disabled pipeline naming a database the configuration lacks loads with a warning; enabled, it is refused', () => {
+    const definition = { name: 'p', enabled: false, trigger: { on: 'instance' }, steps: [{ plugin: 'store', options: { database: 'Nowhere' } }] };
+    const disabled = loadPipeline(JSON.stringify(definition, null, 2), 'd.json', plugins, env);
+    expect(disabled.pipeline?.definition.enabled).toBe(false);
+    expect(disabled.problems).toEqual([]);
+    expect(disabled.warnings.map((w) => `${w.pointer}: ${w.message}`)).toEqual([expect.stringMatching(/^\/steps\/0\/options\/database: unknown database "Nowhere"/)]);
+    const enabled = loadPipeline(JSON.stringify({ ...definition, enabled: true }, null, 2), 'e.json', plugins, env);
+    expect(enabled.pipeline).toBeUndefined();
+    expect(enabled.problems.map((p) => p.pointer)).toEqual(['/steps/0/options/database']);
+  });
+
   it('refuses a chain whose step consumes what no earlier step produces', () => {
     const bad = JSON.stringify({ name: 'p', trigger: { on: 'instance' }, steps: [{ plugin: 'test-reads-tables' }] }, null, 2);
     const { problems } = loadPipeline(bad, 'chain.json', plugins, env);

@@ -48,7 +48,7 @@ function seed(name: string, inputs: StepInput[]): StepContextSeed {
   };
 }
 
-type Options = { gzip: boolean; fileName: string; sidecar: boolean; onInconsistent: 'fail' | 'skip' };
+type Options = { gzip: boolean; fileName: string; sidecar: boolean; onInconsistent: 'fail' | 'skip'; folder?: string };
 
 function options(given: Record<string, unknown>): Options {
   const o = structuredClone(given);
@@ -94,6 +94,16 @@ describe('convert-nifti', () => {
     await runOnce();
     expect(fs.readFileSync(path.join(out, 'PT_7_Dynamic_FDG.nii.gz')).equals(first)).toBe(true);
     expect(fs.readdirSync(out).some((f) => f.endsWith('.partial'))).toBe(false);
+  });
+
+  it('writes into a configured folder, file names free of anything a DICOM value could steer', async () => {
+    const folder = path.join(root, 'nifti-folder');
+    const hostile = { ...stepInputs(pet)[0], attributes: { ...stepInputs(pet)[0].attributes, PatientID: '../../etc/x' } };
+    const inputs = [hostile, ...stepInputs(pet).slice(1)];
+    const { ctx, effects } = createStepContext(seed('folder', inputs), new AbortController().signal, () => {});
+    await plugin.run(ctx, options({ folder, fileName: '{PatientID}_{SeriesNumber}', sidecar: false }));
+    expect(effects.outputs.map((o) => o.path)).toEqual([path.join(folder, 'etc_x_7.nii.gz')]);
+    expect(fs.readdirSync(folder)).toEqual(['etc_x_7.nii.gz']);
   });
 
   it('fails on a series that is not a volume, or skips it with a warning when asked', async () => {

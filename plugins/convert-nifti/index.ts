@@ -34,6 +34,12 @@ export default definePlugin({
         description:
           'Name of each series’ files, without extension. Placeholders: {PatientID}, {StudyDate}, {Modality}, {SeriesNumber}, {SeriesDescription}, {ProtocolName}, {SeriesInstanceUID}. Characters other than letters, digits, ".", "-" and "_" become "_".',
       },
+      folder: {
+        type: 'string',
+        minLength: 1,
+        description:
+          'Write the files into this folder instead of the job’s output directory (relative: against the server’s working directory). A file of the same name is replaced, so give fileName placeholders that keep series apart (e.g. {PatientID} and {SeriesInstanceUID}).',
+      },
       sidecar: { type: 'boolean', default: true, description: 'Also write <name>.json, the BIDS-style sidecar (FrameTimesStart, FrameDuration, Units, tracer…).' },
       onInconsistent: {
         type: 'string',
@@ -45,6 +51,8 @@ export default definePlugin({
   },
   async run(ctx, options) {
     const series = groupBySeries(ctx.inputs);
+    const outDir = options.folder === undefined ? ctx.outputDir : path.resolve(options.folder);
+    await fs.mkdir(outDir, { recursive: true });
     const used = new Set<string>();
     let converted = 0;
     for (const [index, group] of series.entries()) {
@@ -60,12 +68,12 @@ export default definePlugin({
         throw err;
       }
       const base = uniqueName(expandName(options.fileName, group[0], volume), used);
-      const niftiFile = path.join(ctx.outputDir, `${base}${options.gzip ? '.nii.gz' : '.nii'}`);
+      const niftiFile = path.join(outDir, `${base}${options.gzip ? '.nii.gz' : '.nii'}`);
       await writeNifti(volume, niftiFile, { gzip: options.gzip, description: `dicomflow ${volume.series.modality} ${volume.series.seriesDescription ?? ''}`.trim() });
       const shape = `${volume.dims.join('×')}${volume.frames.length > 1 ? `×${volume.frames.length}` : ''}`;
       ctx.emitFile(niftiFile, `NIfTI of series ${volume.series.seriesNumber ?? ''} ${volume.series.seriesDescription ?? ''} (${shape})`.replace(/\s+/g, ' '));
       if (options.sidecar) {
-        const jsonFile = path.join(ctx.outputDir, `${base}.json`);
+        const jsonFile = path.join(outDir, `${base}.json`);
         await fs.writeFile(jsonFile, `${JSON.stringify(bidsSidecar(volume, { name: 'dicomflow convert-nifti', version: VERSION }), null, 2)}\n`);
         ctx.emitFile(jsonFile, `BIDS sidecar of ${path.basename(niftiFile)}`);
       }

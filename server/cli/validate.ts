@@ -17,7 +17,7 @@ export async function validateFiles(files: string[], configFile?: string): Promi
   await plugins.loadDirectory(builtInPlugins);
   for (const dir of config.plugins.directories) await plugins.loadDirectory(dir);
   for (const pkg of config.plugins.packages) await plugins.loadPackage(pkg, config.configFile ? path.dirname(config.configFile) : process.cwd());
-  const env = { databases: config.databases.map((d) => d.name) };
+  const env = { databases: config.databases.map((d) => d.name), remoteNodes: config.remoteNodes.map((n) => n.aeTitle), printers: config.printers.map((p) => p.name) };
   let failed = 0;
   for (const file of files) {
     let text: string;
@@ -29,8 +29,9 @@ export async function validateFiles(files: string[], configFile?: string): Promi
       continue;
     }
     if (/"steps"\s*:/.test(text)) {
-      const { pipeline, problems } = loadPipeline(text, file, plugins, env);
-      if (pipeline) console.log(`${file}: valid pipeline "${pipeline.definition.name}" (${pipeline.steps.length} step(s), trigger ${pipeline.definition.trigger.on})`);
+      const { pipeline, problems, warnings } = loadPipeline(text, file, plugins, env);
+      for (const w of warnings) console.error(`warning: ${formatProblem(w)} (the pipeline is disabled; enabling it needs this configured)`);
+      if (pipeline) console.log(`${file}: valid pipeline "${pipeline.definition.name}" (${pipeline.steps.length} step(s), trigger ${pipeline.definition.trigger.on}${pipeline.definition.enabled ? '' : ', disabled'})`);
       else {
         failed++;
         for (const p of problems) console.error(`DF_ERR_PIPELINE_INVALID: ${formatProblem(p)}`);

@@ -1,10 +1,12 @@
 import { randomBytes, createHash, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { dfError } from '../../core/errors.ts';
+import { BOOTSTRAP_ADMIN, hashToken, type ApiTokenStore, type Role, type UserDefinition, type Users } from '../../core/users.ts';
 
 /**
- * Until users and roles exist, one administrator token guards the API: made at first start,
- * kept in <dataDir>/admin-token (mode 0600), compared by hash in constant time.
+ * The bootstrap token: made at first start, kept in <dataDir>/admin-token (mode 0600), so the
+ * one who runs the server can make the other users' tokens (`dicomflow token create`).
  */
 export function loadOrCreateAdminToken(dataDir: string): { token: string; file: string; created: boolean } {
   const file = path.join(dataDir, 'admin-token');
@@ -25,3 +27,22 @@ export function bearerToken(header: string | undefined): string | undefined {
   const m = /^Bearer\s+(\S+)$/i.exec(header ?? '');
   return m?.[1];
 }
+
+/** The user a bearer token stands for; throws DF_ERR_UNAUTHORIZED. */
+export function authenticate(header: string | undefined, o: { adminToken: string; tokens: ApiTokenStore; users: Users }): UserDefinition {
+  const presented = bearerToken(header);
+  if (!presented) throw dfError('DF_ERR_UNAUTHORIZED', 'send "Authorization: Bearer <token>" (a token from `dicomflow token create --user NAME`, or data/admin-token)');
+  if (tokenMatches(presented, o.adminToken)) return o.users.has(BOOTSTRAP_ADMIN.name) ? o.users.get(BOOTSTRAP_ADMIN.name) : BOOTSTRAP_ADMIN;
+  const record = o.tokens.findByHash(hashToken(presented));
+  if (!record) throw dfError('DF_ERR_UNAUTHORIZED', 'the bearer token is unknown or revoked');
+  // A token outlives a user removed from the configuration, but no longer opens anything.
+  if (!o.users.has(record.user)) throw dfError('DF_ERR_UNAUTHORIZED', `the token's user "${record.user}" is no longer configured`);
+  return o.users.get(record.user);
+}
+
+export function requireRole(user: UserDefinition, roles: Role[], action: string): void {
+  if (!roles.includes(user.role)) throw dfError('DF_ERR_FORBIDDEN', `user "${user.name}" is a ${user.role}; ${action} needs ${roles.join(' or ')}`);
+}
+
+/** Who may start, rerun and cancel jobs. */
+export const RUNS_JOBS: Role[] = ['admin', 'manager', 'operator'];

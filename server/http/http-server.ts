@@ -1,44 +1,127 @@
-import Fastify, { LogController } from 'fastify';
-import type { Logger } from 'pino';
-import { bearerToken, tokenMatches } from './auth.ts';
+import fs from 'node:fs';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import fastifySwagger from '@fastify/swagger';
+import fastifyStatic from '@fastify/static';
+import { isDfError, type ErrorCode } from '../../core/errors.ts';
+import type { UserDefinition } from '../../core/users.ts';
+import { authenticate } from './auth.ts';
+import type { HttpDeps } from './context.ts';
+import { checkResponses } from './response-check.ts';
+import { statusRoutes } from './routes/status.ts';
+import { jobRoutes } from './routes/jobs.ts';
+import { pipelineRoutes } from './routes/pipelines.ts';
+import { databaseRoutes } from './routes/databases.ts';
+import { eventRoutes } from './routes/events.ts';
+import { metricsRoutes } from './routes/metrics.ts';
+import { tokenRoutes } from './routes/tokens.ts';
+import { openapiRoutes, openapiOptions } from './routes/openapi.ts';
 
-export interface StatusSource {
-  status(): Record<string, unknown>;
-  health(): { ok: boolean; dicom: boolean; index: boolean; storage: boolean };
+export type { StatusSource, HttpDeps } from './context.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by the authentication hook on every /api route but the health probe. */
+    user: UserDefinition;
+  }
 }
 
-/**
- * The HTTP API. Every route but the health probe needs the bearer token; errors are
- * `{ code, message }` with stable DF_ERR_* codes.
- */
-export async function startHttpServer(
-  source: StatusSource,
-  options: { host: string; port: number; adminToken: string; log: Logger },
-): Promise<{ port: number; close: () => Promise<void> }> {
+const httpStatusOf: Partial<Record<ErrorCode, number>> = {
+  DF_ERR_UNAUTHORIZED: 401,
+  DF_ERR_FORBIDDEN: 403,
+  DF_ERR_JOB_UNKNOWN: 404,
+  DF_ERR_PIPELINE_UNKNOWN: 404,
+  DF_ERR_DATABASE_UNKNOWN: 404,
+  DF_ERR_NOT_FOUND: 404,
+  DF_ERR_OUTPUT_UNKNOWN: 404,
+  DF_ERR_TOKEN_UNKNOWN: 404,
+  DF_ERR_ROUTE_UNKNOWN: 404,
+  DF_ERR_REQUEST_INVALID: 400,
+  DF_ERR_USAGE: 400,
+  DF_ERR_PIPELINE_INVALID: 422,
+  DF_ERR_STORE_FULL: 507,
+};
+
+const OPEN_ROUTES = new Set(['/api/health']);
+
+/** Ajv's errors as one line naming each field: 'body has an unknown property "force"', 'querystring/limit must be >= 1'. */
+function validationMessage(err: FastifyError): string {
+  const parts = (err.validation ?? []).map((v) => {
+    const where = `${err.validationContext ?? 'request'}${v.instancePath || ''}`;
+    const extra = (v.params as { additionalProperty?: string }).additionalProperty;
+    return extra ? `${where} has an unknown property "${extra}"` : `${where} ${v.message}`;
+  });
+  return parts.length > 0 ? parts.join('; ') : err.message;
+}
+
+/** Builds the API (and the web page when built) without listening: tests can inject requests. */
+export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
   const app = Fastify({
-    loggerInstance: options.log.child({ component: 'http' }),
+    loggerInstance: deps.log.child({ component: 'http' }) as FastifyBaseLogger,
     // Per-request lines would drown the DICOM logs; errors are logged where they are handled.
     logController: new LogController({ disableRequestLogging: true }),
     // Fastify's default Ajv strips unknown properties silently; an API should refuse them.
     ajv: { customOptions: { removeAdditional: false, allErrors: true } },
   });
+  app.decorateRequest('user', null as unknown as UserDefinition);
+  const webRoot = deps.webRoot && fs.existsSync(deps.webRoot) ? deps.webRoot : undefined;
 
-  app.addHook('onRequest', async (request, reply) => {
-    if (request.url === '/api/health') return;
-    if (!tokenMatches(bearerToken(request.headers.authorization), options.adminToken)) {
-      await reply.code(401).header('www-authenticate', 'Bearer').send({ code: 'DF_ERR_UNAUTHORIZED', message: 'a valid bearer token is required' });
+  await app.register(fastifySwagger, openapiOptions);
+
+  app.addHook('onRequest', async (request) => {
+    const url = request.url.split('?')[0];
+    if (!url.startsWith('/api/') || OPEN_ROUTES.has(url)) return;
+    request.user = authenticate(request.headers.authorization, deps);
+  });
+
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    if (err.validation) return reply.code(400).send({ code: 'DF_ERR_REQUEST_INVALID', message: validationMessage(err) });
+    if (isDfError(err)) {
+      const status = httpStatusOf[err.code] ?? 500;
+      if (status === 401) reply.header('www-authenticate', 'Bearer');
+      if (status >= 500) request.log.error({ err, url: request.url }, 'request failed');
+      return reply.code(status).send({ code: err.code, message: err.message.replace(/^DF_ERR_[A-Z_]+: /, '') });
     }
+    // Fastify's own client errors: bad JSON, wrong content type, body too large…
+    if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+      return reply.code(err.statusCode).send({ code: 'DF_ERR_REQUEST_INVALID', message: err.message });
+    }
+    request.log.error({ err, url: request.url, reqId: request.id }, 'request failed');
+    return reply.code(500).send({ code: 'DF_ERR_INTERNAL', message: `internal error (request ${request.id})` });
   });
 
-  app.get('/api/health', async (_request, reply) => {
-    const health = source.health();
-    return reply.code(health.ok ? 200 : 503).send(health);
+  app.setNotFoundHandler((request, reply) => {
+    const url = request.url.split('?')[0];
+    // The web page routes on the client: unknown non-API paths get its index.html.
+    if (webRoot && request.method === 'GET' && !url.startsWith('/api/')) return reply.sendFile('index.html');
+    return reply.code(404).send({ code: 'DF_ERR_ROUTE_UNKNOWN', message: `no route ${request.method} ${url}` });
   });
 
-  app.get('/api/status', async () => source.status());
+  checkResponses(app);
 
+  await app.register(statusRoutes, deps);
+  await app.register(pipelineRoutes, deps);
+  await app.register(jobRoutes, deps);
+  await app.register(databaseRoutes, deps);
+  await app.register(eventRoutes, deps);
+  await app.register(metricsRoutes, deps);
+  await app.register(tokenRoutes, deps);
+  await app.register(openapiRoutes);
+
+  if (webRoot) await app.register(fastifyStatic, { root: webRoot, prefix: '/', index: ['index.html'] });
+  return app;
+}
+
+/**
+ * The HTTP API. Every /api route but the health probe needs a bearer token; errors are
+ * `{ code, message }` with stable DF_ERR_* codes.
+ */
+export async function startHttpServer(
+  deps: HttpDeps,
+  options: { host: string; port: number },
+): Promise<{ port: number; app: FastifyInstance; close: () => Promise<void> }> {
+  const app = await buildHttpApp(deps);
   await app.listen({ host: options.host, port: options.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
-  return { port, close: () => app.close() };
+  return { port, app, close: () => app.close() };
 }

@@ -52,6 +52,8 @@ export interface StorescpOptions {
   outDir?: string;
   /** Extra storescp options, e.g. ['--refuse'] or ['--abort-after']. */
   args?: string[];
+  /** Listen on this port (a destination configured before its peer starts); default a free one. */
+  port?: number;
 }
 
 /**
@@ -59,7 +61,7 @@ export interface StorescpOptions {
  * after a new meta group, so a test can compare bytes.
  */
 export async function startStorescp(options: StorescpOptions = {}): Promise<DcmtkPeer> {
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const aeTitle = options.aeTitle ?? 'STORESCP';
   const dir = options.outDir ?? (await mkdtemp(path.join(os.tmpdir(), 'dicomflow-storescp-')));
   const args = ['-aet', aeTitle, '+B', '-od', dir, ...(options.args ?? []), String(port)];

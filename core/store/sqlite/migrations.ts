@@ -196,4 +196,53 @@ export const migrations: readonly { version: number; name: string; sql: string }
       CREATE INDEX audit_log_user ON audit_log(user_name, id);
     `,
   },
+  {
+    version: 5,
+    name: 'routing outbox: objects waiting for, delivered to or given up on by remote nodes',
+    sql: `
+      CREATE TABLE outbox (
+        id TEXT PRIMARY KEY,
+        destination TEXT NOT NULL,
+        path TEXT NOT NULL,
+        sop_class_uid TEXT NOT NULL,
+        sop_instance_uid TEXT NOT NULL,
+        transfer_syntax_uid TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        source_key TEXT NOT NULL,
+        job_id TEXT,
+        step_id TEXT,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        next_attempt_at TEXT NOT NULL,
+        last_attempt_at TEXT,
+        delivered_at TEXT,
+        status INTEGER,
+        sent_transfer_syntax_uid TEXT,
+        last_error_code TEXT,
+        last_error TEXT,
+        lease_owner TEXT,
+        lease_expires_at TEXT,
+        UNIQUE (destination, source_key, job_id, step_id)
+      );
+      CREATE INDEX outbox_due ON outbox(destination, state, next_attempt_at);
+      CREATE INDEX outbox_job ON outbox(job_id);
+    `,
+  },
+  {
+    version: 6,
+    name: 'API tokens, kept as SHA-256 hashes',
+    sql: `
+      CREATE TABLE api_tokens (
+        id TEXT PRIMARY KEY,
+        user_name TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        description TEXT,
+        created_at TEXT NOT NULL,
+        last_used_at TEXT,
+        revoked_at TEXT
+      );
+      CREATE INDEX api_tokens_user ON api_tokens(user_name);
+    `,
+  },
 ];

@@ -294,6 +294,28 @@ export class SqliteIndex implements IndexStore {
     }));
   }
 
+  /** What a person did through the API or the CLI (reruns, cancels, manual runs). */
+  recordAudit(user: string, action: string, details: Record<string, unknown>): void {
+    this.db.prepare('INSERT INTO audit_log (id, at, user_name, action, details) VALUES (?, ?, ?, ?, ?)').run(newId(), new Date().toISOString(), user, action, JSON.stringify(details));
+  }
+
+  /**
+   * The arrivals that brought the objects of a study or series of a database: what a manual run
+   * works on. Objects moved or copied in have no arrival of that database, so the object's own
+   * first received arrival is used.
+   */
+  arrivalIdsIn(database: string, level: 'study' | 'series', uid: string): string[] {
+    const column = level === 'study' ? 'st.study_instance_uid' : 'se.series_instance_uid';
+    const rows = this.db
+      .prepare(
+        `SELECT (SELECT a.id FROM arrivals a WHERE a.object_id = i.object_id AND a.outcome = 'received' ORDER BY a.id LIMIT 1) AS arrival_id
+         FROM instances i JOIN series se ON i.series_row_id = se.id JOIN studies st ON se.study_row_id = st.id
+         WHERE i.database_name = ? AND ${column} = ? ORDER BY i.id`,
+      )
+      .all(database, uid) as { arrival_id: string | null }[];
+    return rows.flatMap((r) => (r.arrival_id ? [r.arrival_id] : []));
+  }
+
   instanceExists(database: string, sopInstanceUid: string): boolean {
     return this.statements.instanceByUid.get(database, sopInstanceUid) !== undefined;
   }

@@ -280,6 +280,14 @@ export class SqliteJobs implements JobStore {
     return job;
   }
 
+  jobDatabases(jobId: string): string[] {
+    const rows = this.sql(
+      `SELECT DISTINCT a.database_name AS db FROM jobs j, json_each(j.inputs) je JOIN arrivals a ON a.id = je.value
+       WHERE j.id = ? AND a.database_name IS NOT NULL`,
+    ).all(jobId) as { db: string }[];
+    return rows.map((r) => r.db);
+  }
+
   listJobs(filter: JobFilter): JobRecord[] {
     const where: string[] = [];
     const args: unknown[] = [];
@@ -294,6 +302,13 @@ export class SqliteJobs implements JobStore {
     if (filter.before) {
       where.push('id < ?');
       args.push(filter.before);
+    }
+    if (filter.visibleTo) {
+      const dbs = filter.visibleTo.databases;
+      where.push(`(created_by = ? OR json_array_length(inputs) = 0${
+        dbs.length ? ` OR EXISTS (SELECT 1 FROM json_each(jobs.inputs) je JOIN arrivals a ON a.id = je.value WHERE a.database_name IN (${dbs.map(() => '?').join(', ')}))` : ''
+      })`);
+      args.push(filter.visibleTo.user, ...dbs);
     }
     const sql = `SELECT * FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
     return (this.sql(sql).all(...args, filter.limit ?? 100) as Row[]).map(toJob);

@@ -1,0 +1,166 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EngineServices } from '../../core/jobs/services.ts';
+import { createStepContext, type StepContextSeed } from '../../core/jobs/step-context.ts';
+import { loadPipeline } from '../../core/pipeline/load.ts';
+import type { StepInput } from '../../core/plugin.ts';
+import { PluginRegistry } from '../../core/plugin-registry.ts';
+import { SqliteIndex } from '../../core/store/sqlite/sqlite-index.ts';
+import { SqliteOutbox } from '../../core/store/sqlite/sqlite-outbox.ts';
+import { ctSeries, type BuiltSeries } from '../../test/fixtures/builder.ts';
+import plugin from './index.ts';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'df-route-'));
+let index: SqliteIndex;
+let outbox: SqliteOutbox;
+let ct: BuiltSeries;
+let inputs: StepInput[];
+const registry = new PluginRegistry();
+
+beforeAll(async () => {
+  registry.register(plugin, new URL('./index.ts', import.meta.url).href);
+  index = new SqliteIndex(path.join(root, 'index.sqlite'));
+  outbox = new SqliteOutbox(index.connection, path.join(root, 'outbox'), () => index.syncDurable());
+  ct = await ctSeries(path.join(root, 'ct'), { slices: 2, rows: 16, cols: 16 });
+  inputs = ct.files.map((file, i) => ({
+    arrivalId: `a${i}`,
+    objectId: `o${i}`,
+    path: file,
+    sopClassUid: ct.sopClassUid,
+    sopInstanceUid: ct.sopInstanceUids[i],
+    attributes: {},
+    source: 'network',
+    receivedAt: new Date().toISOString(),
+  }));
+});
+
+afterAll(() => {
+  index.close();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+function services(): EngineServices {
+  return { outbox, remoteNodes: ['PACS', 'ARCHIVE'] } as unknown as EngineServices;
+}
+
+function seed(jobId: string): StepContextSeed {
+  return {
+    job: { id: jobId, pipeline: 'forward', attempt: 1, trigger: { on: 'instance', callingAeTitles: [], peerAddresses: [] } },
+    step: { id: 'route', index: 0 },
+    inputs,
+    previousOutputs: [],
+    scratchDir: path.join(root, 'jobs', jobId, 'scratch'),
+    outputDir: path.join(root, 'jobs', jobId, 'outputs'),
+  };
+}
+
+async function route(jobId: string, options: Record<string, unknown>) {
+  const registered = registry.resolve('route')!;
+  expect(registered.validateOptions(options)).toBe(true);
+  const { ctx, effects } = createStepContext(seed(jobId), new AbortController().signal, () => {}, undefined, services());
+  await plugin.run(ctx, options as never);
+  return effects;
+}
+
+describe('route step', () => {
+  it('queues every input for every destination, each entry with its own hard link', async () => {
+    const effects = await route('job-1', { destination: ['PACS', 'ARCHIVE'] });
+    const entries = outbox.list({ jobId: 'job-1' });
+    expect(entries).toHaveLength(4);
+    expect(new Set(entries.map((e) => e.destination))).toEqual(new Set(['PACS', 'ARCHIVE']));
+    for (const e of entries) {
+      expect(e).toMatchObject({ state: 'queued', attempts: 0, transferSyntaxUid: '1.2.840.10008.1.2.1', stepId: 'route' });
+      const source = inputs.find((i) => i.sopInstanceUid === e.sopInstanceUid)!.path;
+      // Same inode: the bytes are shared, and outlive the received copy.
+      expect(fs.statSync(e.path).ino).toBe(fs.statSync(source).ino);
+    }
+    expect(effects.outputs[0]).toMatchObject({ kind: 'table', name: 'routed' });
+    expect(effects.outputs[0].rows).toHaveLength(4);
+  });
+
+  it('queues nothing twice when the same job step runs again (at least once)', async () => {
+    await route('job-1', { destination: ['PACS', 'ARCHIVE'] });
+    expect(outbox.list({ jobId: 'job-1' })).toHaveLength(4);
+    // A rerun is a new job: it sends again.
+    await route('job-2', { destination: 'PACS' });
+    expect(outbox.list({ jobId: 'job-2' })).toHaveLength(2);
+  });
+
+  it('queues the DICOM objects earlier steps emitted with objects: "emitted"', async () => {
+    const registered = registry.resolve('route')!;
+    const options = { destination: 'PACS', objects: 'emitted' };
+    expect(registered.validateOptions(options)).toBe(true);
+    const emitted = path.join(root, 'emitted.dcm');
+    fs.copyFileSync(ct.files[1], emitted);
+    const s = { ...seed('job-4'), previousOutputs: [{ kind: 'instance' as const, path: emitted, sopInstanceUid: ct.sopInstanceUids[1] }] };
+    const { ctx } = createStepContext(s, new AbortController().signal, () => {}, undefined, services());
+    await plugin.run(ctx, options as never);
+    const entries = outbox.list({ jobId: 'job-4' });
+    expect(entries.map((e) => e.sopInstanceUid)).toEqual([ct.sopInstanceUids[1]]);
+    expect(fs.statSync(entries[0].path).ino).toBe(fs.statSync(emitted).ino);
+  });
+
+  it('queues an object listed twice once', async () => {
+    const registered = registry.resolve('route')!;
+    const options = { destination: 'PACS' };
+    registered.validateOptions(options);
+    const s = { ...seed('job-5'), inputs: [inputs[0], { ...inputs[0], arrivalId: 'again' }] };
+    const { ctx, effects } = createStepContext(s, new AbortController().signal, () => {}, undefined, services());
+    await plugin.run(ctx, options as never);
+    expect(outbox.list({ jobId: 'job-5' })).toHaveLength(1);
+    expect(new Set(effects.outputs[0].rows!.map((r) => r.outboxId)).size).toBe(1);
+  });
+
+  it('refuses a destination the configuration no longer has', async () => {
+    await expect(route('job-3', { destination: 'GONE' })).rejects.toThrow(/DF_ERR_DESTINATION_UNKNOWN: no remote node "GONE"/);
+  });
+
+  it('reports unknown destinations with their pointer when the pipeline loads', () => {
+    const text = JSON.stringify({ name: 'p', trigger: { on: 'instance' }, steps: [{ plugin: 'route', options: { destination: 'NOWHERE' } }] }, null, 2);
+    const { problems } = loadPipeline(text, 'p.json', registry, { databases: ['Import'], remoteNodes: ['PACS'] });
+    expect(problems.map((p) => [p.pointer, p.message])).toEqual([['/steps/0/options/destination', 'unknown destination "NOWHERE" (remoteNodes: PACS)']]);
+    expect(loadPipeline(text.replace('NOWHERE', 'PACS'), 'p.json', registry, { databases: ['Import'], remoteNodes: ['PACS'] }).problems).toEqual([]);
+  });
+});
+
+// The store behind the step (core/store/sqlite/sqlite-outbox.ts), on the entries queued above.
+describe('SQLite outbox', () => {
+  it('claims due entries under a lease, retries with backoff, then dead-letters; retryDead reschedules', () => {
+    const now = new Date().toISOString();
+    const claimed = outbox.claim('ARCHIVE', 'node-a', 60_000, now, 10);
+    expect(claimed).toHaveLength(2);
+    expect(claimed.every((e) => e.state === 'sending' && e.attempts === 1)).toBe(true);
+    // Leased: nobody else takes them.
+    expect(outbox.claim('ARCHIVE', 'node-b', 60_000, now, 10)).toEqual([]);
+    const later = new Date(Date.now() + 60_000).toISOString();
+    outbox.markFailed(claimed[0].id, { errorCode: 'DF_ERR_PEER_UNREACHABLE', error: 'connection refused', retryAt: later });
+    outbox.markFailed(claimed[1].id, { errorCode: 'DF_ERR_PEER_UNREACHABLE', error: 'connection refused' });
+    expect(outbox.get([claimed[0].id])[0]).toMatchObject({ state: 'queued', nextAttemptAt: later, lastError: 'connection refused' });
+    expect(outbox.get([claimed[1].id])[0].state).toBe('dead');
+    // Not due yet.
+    expect(outbox.claim('ARCHIVE', 'node-a', 60_000, now, 10)).toEqual([]);
+    expect(outbox.claim('ARCHIVE', 'node-a', 60_000, later, 10).map((e) => e.id)).toEqual([claimed[0].id]);
+    // An expired lease is taken over (a node that died mid-send).
+    const afterLease = new Date(Date.parse(later) + 61_000).toISOString();
+    expect(outbox.claim('ARCHIVE', 'node-b', 60_000, afterLease, 10).map((e) => e.attempts)).toEqual([3]);
+    expect(outbox.counts().find((c) => c.destination === 'ARCHIVE')).toMatchObject({ queued: 0, sending: 1, dead: 1, delivered: 0 });
+    expect(outbox.retryDead('ARCHIVE')).toBe(1);
+    expect(outbox.get([claimed[1].id])[0]).toMatchObject({ state: 'queued', attempts: 0 });
+    expect(outbox.requeueInterrupted()).toBe(1);
+  });
+
+  it('drops the bytes once delivered; removes files no entry refers to', async () => {
+    const [entry] = outbox.claim('PACS', 'node-a', 60_000, new Date().toISOString(), 1);
+    await outbox.markDelivered(entry.id, { status: 0, sentTransferSyntaxUid: entry.transferSyntaxUid });
+    expect(fs.existsSync(entry.path)).toBe(false);
+    expect(outbox.get([entry.id])[0]).toMatchObject({ state: 'delivered', status: 0 });
+    const orphan = path.join(root, 'outbox', 'zz', 'left-by-a-crash.dcm');
+    fs.mkdirSync(path.dirname(orphan), { recursive: true });
+    fs.writeFileSync(orphan, 'x');
+    expect(await outbox.removeOrphans()).toBe(1);
+    expect(fs.existsSync(orphan)).toBe(false);
+    expect(outbox.list({ state: 'queued' }).every((e) => fs.existsSync(e.path))).toBe(true);
+  });
+});

@@ -1,0 +1,70 @@
+import path from 'node:path';
+import type { ResolvedConfig } from '../../core/config/load.ts';
+import { dfError } from '../../core/errors.ts';
+import type { DestinationCounts } from '../../core/store/outbox-store.ts';
+import { SqliteIndex } from '../../core/store/sqlite/sqlite-index.ts';
+import { SqliteOutbox } from '../../core/store/sqlite/sqlite-outbox.ts';
+
+/**
+ * `dicomflow outbox` and `dicomflow outbox retry`: on the data directory directly, whether or not
+ * the server runs (a running server picks rescheduled entries up within a second).
+ */
+function openOutbox(config: ResolvedConfig): { outbox: SqliteOutbox; close: () => void } {
+  const index = new SqliteIndex(path.join(config.dataDir, 'index.sqlite'));
+  return { outbox: new SqliteOutbox(index.connection, path.join(config.dataDir, 'outbox')), close: () => index.close() };
+}
+
+/** Per destination (every configured one, and any with entries): the figures and the dead letters' ids. */
+export function outboxStatus(config: ResolvedConfig): (DestinationCounts & { configured: boolean; deadIds: string[] })[] {
+  const { outbox, close } = openOutbox(config);
+  try {
+    const counts = new Map(outbox.counts().map((c) => [c.destination, c]));
+    const names = [...new Set([...config.remoteNodes.map((n) => n.aeTitle), ...counts.keys()])];
+    return names.map((name) => ({
+      ...(counts.get(name) ?? { destination: name, queued: 0, sending: 0, delivered: 0, dead: 0, nextAttemptAt: null, lastError: null, lastErrorAt: null, lastDeliveredAt: null }),
+      configured: config.remoteNodes.some((n) => n.aeTitle === name),
+      deadIds: outbox.list({ destination: name, state: 'dead', limit: 100 }).map((e) => e.id),
+    }));
+  } finally {
+    close();
+  }
+}
+
+export function printOutbox(config: ResolvedConfig, json: boolean): void {
+  const rows = outboxStatus(config);
+  if (json) {
+    console.log(JSON.stringify(rows, null, 2));
+    return;
+  }
+  if (rows.length === 0) {
+    console.log('no remote nodes configured and nothing in the outbox');
+    return;
+  }
+  const header = ['destination', 'queued', 'in flight', 'delivered', 'dead', 'next attempt', 'last error'];
+  const table = rows.map((r) => [
+    r.configured ? r.destination : `${r.destination} (not configured)`,
+    String(r.queued),
+    String(r.sending),
+    String(r.delivered),
+    String(r.dead),
+    r.nextAttemptAt ?? '-',
+    r.lastError ? `${r.lastErrorAt ?? ''} ${r.lastError}`.trim() : '-',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ');
+  console.log(line(header));
+  for (const t of table) console.log(line(t));
+  for (const r of rows) if (r.dead > 0) console.log(`dead letters for ${r.destination}: ${r.deadIds.join(' ')}${r.dead > r.deadIds.length ? ' …' : ''}`);
+}
+
+/** Queues dead letters of a destination again (all, or the given ids); returns how many. */
+export function retryOutbox(config: ResolvedConfig, destination: string, ids: string[] | 'all'): number {
+  const { outbox, close } = openOutbox(config);
+  try {
+    const known = config.remoteNodes.some((n) => n.aeTitle === destination) || outbox.counts().some((c) => c.destination === destination);
+    if (!known) throw dfError('DF_ERR_DESTINATION_UNKNOWN', `no remote node "${destination}" in remoteNodes and no outbox entries for it (configured: ${config.remoteNodes.map((n) => n.aeTitle).join(', ') || 'none'})`);
+    return outbox.retryDead(destination, ids === 'all' ? undefined : ids);
+  } finally {
+    close();
+  }
+}

@@ -1,0 +1,51 @@
+import os from 'node:os';
+import path from 'node:path';
+import type { ResolvedConfig } from '../../core/config/load.ts';
+import { dfError } from '../../core/errors.ts';
+import { SqliteIndex } from '../../core/store/sqlite/sqlite-index.ts';
+import { SqliteApiTokens } from '../../core/store/sqlite/sqlite-tokens.ts';
+import { BOOTSTRAP_ADMIN, issueToken, Users, type ApiToken } from '../../core/users.ts';
+
+/**
+ * `dicomflow token create|list|revoke`: API tokens, on the data directory itself (who may write
+ * there may already read data/admin-token). A running server sees a new or revoked token at
+ * its next request.
+ */
+function open(config: ResolvedConfig) {
+  const index = new SqliteIndex(path.join(config.dataDir, 'index.sqlite'));
+  const users = new Users(config.users.some((u) => u.name === BOOTSTRAP_ADMIN.name) ? config.users : [...config.users, BOOTSTRAP_ADMIN]);
+  return { index, tokens: new SqliteApiTokens(index.connection), users };
+}
+
+const actor = () => `${os.userInfo().username} (command line)`;
+
+export function createToken(config: ResolvedConfig, user: string, description?: string): { token: string; record: ApiToken } {
+  const { index, tokens, users } = open(config);
+  try {
+    if (!users.has(user)) throw dfError('DF_ERR_USAGE', `unknown user "${user}": add it to "users" in the configuration (configured: ${users.list().map((u) => u.name).join(', ')})`);
+    const made = issueToken(tokens, users, user, description);
+    index.recordAudit(actor(), 'token-create', { tokenId: made.record.id, for: user });
+    return made;
+  } finally {
+    index.close();
+  }
+}
+
+export function listTokens(config: ResolvedConfig, user?: string): ApiToken[] {
+  const { index, tokens } = open(config);
+  try {
+    return tokens.list(user);
+  } finally {
+    index.close();
+  }
+}
+
+export function revokeToken(config: ResolvedConfig, id: string): void {
+  const { index, tokens } = open(config);
+  try {
+    if (!tokens.revoke(id)) throw dfError('DF_ERR_TOKEN_UNKNOWN', `no token ${id} in force`);
+    index.recordAudit(actor(), 'token-revoke', { tokenId: id });
+  } finally {
+    index.close();
+  }
+}

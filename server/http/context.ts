@@ -1,0 +1,52 @@
+import type { Logger } from 'pino';
+import type { DicomflowEvents } from '../../core/events.ts';
+import type { Engine } from '../../core/jobs/engine.ts';
+import type { JobStore } from '../../core/jobs/job-store.ts';
+import type { PipelineProblem } from '../../core/pipeline/load.ts';
+import type { PipelineSet } from '../../core/pipeline/pipeline-set.ts';
+import type { ArrivalRecord, IndexStore } from '../../core/store/index-store.ts';
+import type { ApiTokenStore, Users } from '../../core/users.ts';
+
+export interface StatusSource {
+  status(): Record<string, unknown>;
+  health(): { ok: boolean; dicom: boolean; index: boolean; storage: boolean };
+}
+
+/** Figures the metrics endpoint reads at each scrape. */
+export interface MetricsSource {
+  receivedObjects: number;
+  receivedBytes: number;
+  receiveFailures: number;
+  associationsOpen: number;
+  associationsTotal: number;
+  jobs: Record<string, number>;
+  pool: { threads: number; running: number; queued: number; utilization: number };
+}
+
+/** The index as the API uses it: the store plus its audit log and the arrivals behind a study. */
+export type ApiIndex = IndexStore & {
+  recordAudit(user: string, action: string, details: Record<string, unknown>): void;
+  auditLog(limit: number): { at: string; user: string; action: string; details: Record<string, unknown> }[];
+  arrivalIdsIn(database: string, level: 'study' | 'series', uid: string): string[];
+  recentArrivals(limit: number): ArrivalRecord[];
+};
+
+/** Everything the routes need, handed in by server/app.ts. */
+export interface HttpDeps {
+  status: StatusSource;
+  metrics(): MetricsSource;
+  users: Users;
+  tokens: ApiTokenStore;
+  adminToken: string;
+  engine: Engine;
+  jobs: JobStore;
+  pipelines: PipelineSet;
+  /** Checks a pipeline definition (JSON text) as the loader would, without loading it. */
+  validatePipeline(text: string): PipelineProblem[];
+  index: ApiIndex;
+  databases: { name: string; aeTitle?: string }[];
+  events: DicomflowEvents;
+  /** The built web page (index.html and assets); none: the API only. */
+  webRoot?: string;
+  log: Logger;
+}

@@ -1,0 +1,192 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FromSchema } from 'json-schema-to-ts';
+import { dfError } from '../../../core/errors.ts';
+import type { HierarchyFilter } from '../../../core/store/index-store.ts';
+import { requireRole } from '../auth.ts';
+import type { HttpDeps } from '../context.ts';
+import { attributes, authErrors, databaseName, errorReply, limitQuery, uid } from '../schemas.ts';
+
+const dbParams = { type: 'object', required: ['db'], additionalProperties: false, properties: { db: databaseName } } as const;
+const studyParams = { type: 'object', required: ['db', 'study'], additionalProperties: false, properties: { db: databaseName, study: uid } } as const;
+const seriesParams = {
+  type: 'object',
+  required: ['db', 'study', 'series'],
+  additionalProperties: false,
+  properties: { db: databaseName, study: uid, series: uid },
+} as const;
+const studyQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { patientId: { type: 'string', minLength: 1, maxLength: 64 }, limit: limitQuery(5000, 500) },
+} as const;
+const limitOnly = { type: 'object', additionalProperties: false, properties: { limit: limitQuery(5000, 500) } } as const;
+
+const transferBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['to', 'mode', 'level', 'uid'],
+  properties: {
+    to: databaseName,
+    mode: { enum: ['move', 'copy'] },
+    level: { enum: ['patient', 'study', 'series'] },
+    uid: { type: 'string', minLength: 1, maxLength: 64, description: 'Patient ID, Study or Series Instance UID.' },
+  },
+} as const;
+
+const count = { type: 'integer', minimum: 0 } as const;
+const patientRow = {
+  type: 'object',
+  required: ['attributes', 'numberOfStudies', 'numberOfSeries', 'numberOfInstances'],
+  properties: { attributes, numberOfStudies: count, numberOfSeries: count, numberOfInstances: count },
+} as const;
+const studyRow = {
+  type: 'object',
+  required: ['patient', 'study', 'numberOfSeries', 'numberOfInstances', 'modalitiesInStudy'],
+  properties: {
+    patient: attributes,
+    study: attributes,
+    numberOfSeries: count,
+    numberOfInstances: count,
+    modalitiesInStudy: { type: 'array', items: { type: 'string' } },
+    sopClassesInStudy: { type: 'array', items: { type: 'string' } },
+  },
+} as const;
+const seriesRow = {
+  type: 'object',
+  required: ['series', 'numberOfInstances'],
+  properties: { patient: attributes, study: attributes, series: attributes, numberOfInstances: count },
+} as const;
+const instanceRow = {
+  type: 'object',
+  required: ['instance', 'transferSyntaxUid', 'createdBy', 'createdAt', 'source'],
+  properties: { instance: attributes, transferSyntaxUid: { type: 'string' }, createdBy: { type: 'string' }, createdAt: { type: 'string' }, source: { type: 'string' } },
+} as const;
+const totals = {
+  type: 'object',
+  required: ['patients', 'studies', 'series', 'instances', 'bytes'],
+  properties: { patients: count, studies: count, series: count, instances: count, arrivals: count, duplicates: count, bytes: count },
+} as const;
+
+/** Databases: browse patients, studies, series and instances; move or copy between them. */
+export async function databaseRoutes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
+  /** The database named in the path, checked to exist and to be readable by the user. */
+  const readable = (request: FastifyRequest, db: string) => {
+    if (!deps.databases.some((d) => d.name === db)) throw dfError('DF_ERR_DATABASE_UNKNOWN', `no database "${db}"`);
+    deps.users.require(request.user.name, 'read', db);
+    return db;
+  };
+  const errors = { ...authErrors, 404: errorReply };
+
+  app.get('/api/databases', {
+    schema: {
+      summary: 'The databases the user may read, with their totals and the right held',
+      tags: ['databases'],
+      response: {
+        200: {
+          type: 'array',
+          items: {
+            type: 'object',
+            required: ['name', 'right', 'totals'],
+            additionalProperties: false,
+            properties: { name: { type: 'string' }, aeTitle: { type: 'string' }, right: { enum: ['read', 'write'] }, totals },
+          },
+        },
+        ...authErrors,
+      },
+    },
+    handler: async (request) =>
+      deps.databases
+        .filter((db) => deps.users.may(request.user.name, 'read', db.name))
+        .map((db) => ({
+          name: db.name,
+          ...(db.aeTitle ? { aeTitle: db.aeTitle } : {}),
+          right: deps.users.may(request.user.name, 'write', db.name) ? 'write' : 'read',
+          totals: deps.index.totals(db.name),
+        })),
+  });
+
+  app.get('/api/databases/:db/patients', {
+    schema: { summary: 'Patients of a database', tags: ['databases'], params: dbParams, querystring: limitOnly, response: { 200: { type: 'array', items: patientRow }, ...errors } },
+    handler: async (request) => {
+      const db = readable(request, (request.params as FromSchema<typeof dbParams>).db);
+      return deps.index.patients(db, {}).slice(0, (request.query as { limit: number }).limit);
+    },
+  });
+
+  app.get('/api/databases/:db/studies', {
+    schema: {
+      summary: 'Studies of a database, optionally of one patient',
+      tags: ['databases'],
+      params: dbParams,
+      querystring: studyQuery,
+      response: { 200: { type: 'array', items: studyRow }, ...errors },
+    },
+    handler: async (request) => {
+      const db = readable(request, (request.params as FromSchema<typeof dbParams>).db);
+      const q = request.query as { patientId?: string; limit: number };
+      const filter: HierarchyFilter = q.patientId ? { patientId: q.patientId } : {};
+      return deps.index.studies(db, filter).slice(0, q.limit);
+    },
+  });
+
+  app.get('/api/databases/:db/studies/:study/series', {
+    schema: { summary: 'Series of a study', tags: ['databases'], params: studyParams, querystring: limitOnly, response: { 200: { type: 'array', items: seriesRow }, ...errors } },
+    handler: async (request) => {
+      const p = request.params as FromSchema<typeof studyParams>;
+      const db = readable(request, p.db);
+      const rows = deps.index.series(db, { studyInstanceUids: [p.study] });
+      if (rows.length === 0) throw dfError('DF_ERR_NOT_FOUND', `no study ${p.study} in database "${db}"`);
+      return rows.slice(0, (request.query as { limit: number }).limit);
+    },
+  });
+
+  app.get('/api/databases/:db/studies/:study/series/:series/instances', {
+    schema: {
+      summary: 'Instances of a series, with their provenance',
+      tags: ['databases'],
+      params: seriesParams,
+      querystring: limitOnly,
+      response: { 200: { type: 'array', items: instanceRow }, ...errors },
+    },
+    handler: async (request) => {
+      const p = request.params as FromSchema<typeof seriesParams>;
+      const db = readable(request, p.db);
+      const rows = deps.index.instances(db, { studyInstanceUids: [p.study], seriesInstanceUids: [p.series] });
+      if (rows.length === 0) throw dfError('DF_ERR_NOT_FOUND', `no series ${p.series} of study ${p.study} in database "${db}"`);
+      return rows
+        .slice(0, (request.query as { limit: number }).limit)
+        .map((r) => ({ instance: r.instance, transferSyntaxUid: r.transferSyntaxUid, createdBy: r.createdBy, createdAt: r.createdAt, source: r.source }));
+    },
+  });
+
+  app.post('/api/databases/:db/transfer', {
+    schema: {
+      summary: 'Moves or copies a patient, study or series to another database (manager or admin; move: write on both, copy: read on the source, write on the target)',
+      tags: ['databases'],
+      params: dbParams,
+      body: transferBody,
+      response: {
+        200: {
+          type: 'object',
+          required: ['instances', 'filed', 'duplicates'],
+          additionalProperties: false,
+          properties: { instances: count, filed: count, duplicates: { ...count, description: 'Already in the target, kept as they were.' } },
+        },
+        400: errorReply,
+        ...errors,
+      },
+    },
+    handler: async (request) => {
+      const from = (request.params as FromSchema<typeof dbParams>).db;
+      const body = request.body as FromSchema<typeof transferBody>;
+      for (const db of [from, body.to]) if (!deps.databases.some((d) => d.name === db)) throw dfError('DF_ERR_DATABASE_UNKNOWN', `no database "${db}"`);
+      if (from === body.to) throw dfError('DF_ERR_USAGE', 'source and target database are the same');
+      const user = request.user.name;
+      requireRole(request.user, ['admin', 'manager'], `${body.mode === 'move' ? 'moving' : 'copying'} between databases`);
+      deps.users.require(user, body.mode === 'move' ? 'write' : 'read', from);
+      deps.users.require(user, 'write', body.to);
+      // The index records the action in the audit log, in the same transaction.
+      return deps.index.transfer({ from, to: body.to, level: body.level, uid: body.uid, mode: body.mode, user, source: 'move', createdBy: user });
+    },
+  });
+}

@@ -1,0 +1,203 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FromSchema } from 'json-schema-to-ts';
+import { dfError } from '../../../core/errors.ts';
+import type { JobRecord, JobStatus } from '../../../core/jobs/job-store.ts';
+import type { UserDefinition } from '../../../core/users.ts';
+import { RUNS_JOBS, requireRole } from '../auth.ts';
+import type { HttpDeps } from '../context.ts';
+import { authErrors, errorReply, job, jobId, jobQueued, jobStatus, limitQuery, output } from '../schemas.ts';
+
+const idParams = { type: 'object', required: ['id'], additionalProperties: false, properties: { id: jobId } } as const;
+const outputParams = {
+  type: 'object',
+  required: ['id', 'index'],
+  additionalProperties: false,
+  properties: { id: jobId, index: { type: 'integer', minimum: 0 } },
+} as const;
+const listQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    status: jobStatus,
+    pipeline: { type: 'string', minLength: 1 },
+    limit: limitQuery(500, 50),
+    before: { type: 'string', minLength: 1, description: 'Paging: jobs older than this job id (the `next` of the previous page).' },
+  },
+} as const;
+const rerunBody = {
+  type: ['object', 'null'],
+  additionalProperties: false,
+  properties: { onBehalfOf: { type: 'string', minLength: 1, description: 'Admins only: record this user as the creator (the CLI passes --user).' } },
+} as const;
+
+const listedOutput = {
+  ...output,
+  required: ['index', 'step', 'attempt', 'kind', 'downloadable'],
+  properties: { ...output.properties, index: { type: 'integer' }, step: { type: 'string' }, attempt: { type: 'integer' }, downloadable: { type: 'boolean' }, size: { type: 'integer' } },
+} as const;
+
+/** Every output of a job, in step order, numbered: the number names it in the download URL. */
+function outputsOf(j: JobRecord) {
+  return (j.steps ?? []).flatMap((s) => s.outputs.map((o) => ({ ...o, step: s.id, attempt: s.attempt }))).map((o, index) => {
+    let size: number | undefined;
+    if (o.kind !== 'table' && o.path) {
+      try {
+        size = fs.statSync(o.path).size;
+      } catch {
+        // gone (a scratch file, or collected): listed, not downloadable
+      }
+    }
+    return { ...o, index, downloadable: size !== undefined, ...(size !== undefined ? { size } : {}) };
+  });
+}
+
+/** Jobs: list with filters and paging, detail, logs, outputs, cancel, rerun. */
+export async function jobRoutes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
+  /**
+   * Jobs show what was received (logs, tables, UIDs): a user sees the jobs they made and those
+   * with an input addressed to a database they may read; admins see all.
+   */
+  const visibleTo = (user: UserDefinition) =>
+    user.role === 'admin' ? undefined : { user: user.name, databases: deps.users.readable(user.name, deps.databases.map((d) => d.name)) };
+  const getJob = (request: FastifyRequest, id: string) => {
+    const j = deps.jobs.getJob(id);
+    if (!j) throw dfError('DF_ERR_JOB_UNKNOWN', `no job ${id}`);
+    const v = visibleTo(request.user);
+    if (v && j.createdBy !== v.user && j.inputs.length > 0 && !deps.jobs.jobDatabases(id).some((db) => v.databases.includes(db))) {
+      throw dfError('DF_ERR_FORBIDDEN', `user "${v.user}" may read none of the databases job ${id} works on`);
+    }
+    return j;
+  };
+
+  app.get('/api/jobs', {
+    schema: {
+      summary: 'Jobs the user may see (made by them, or on a readable database), newest first, with filters; page with `before`=`next`',
+      tags: ['jobs'],
+      querystring: listQuery,
+      response: {
+        200: {
+          type: 'object',
+          required: ['jobs'],
+          additionalProperties: false,
+          properties: { jobs: { type: 'array', items: job }, next: { type: 'string', description: 'Pass as `before` for the next page; absent on the last.' } },
+        },
+        ...authErrors,
+      },
+    },
+    handler: async (request) => {
+      const q = request.query as { status?: JobStatus; pipeline?: string; limit: number; before?: string };
+      const jobs = deps.jobs.listJobs({ status: q.status, pipeline: q.pipeline, before: q.before, limit: q.limit + 1, visibleTo: visibleTo(request.user) });
+      const page = jobs.slice(0, q.limit);
+      return { jobs: page, ...(jobs.length > q.limit ? { next: page[page.length - 1].id } : {}) };
+    },
+  });
+
+  app.get('/api/jobs/:id', {
+    schema: { summary: 'One job with its steps, timings, logs and outputs', tags: ['jobs'], params: idParams, response: { 200: job, ...authErrors, 404: errorReply } },
+    handler: async (request) => getJob(request, (request.params as FromSchema<typeof idParams>).id),
+  });
+
+  app.get('/api/jobs/:id/logs', {
+    schema: {
+      summary: "The job's log lines, all steps and attempts in order",
+      tags: ['jobs'],
+      params: idParams,
+      response: {
+        200: {
+          type: 'array',
+          items: {
+            type: 'object',
+            required: ['attempt', 'step', 'at', 'level', 'message'],
+            properties: {
+              attempt: { type: 'integer' },
+              step: { type: 'string' },
+              at: { type: 'string' },
+              level: { type: 'string' },
+              message: { type: 'string' },
+              data: { type: 'object', additionalProperties: true },
+            },
+          },
+        },
+        ...authErrors,
+        404: errorReply,
+      },
+    },
+    handler: async (request) => {
+      const j = getJob(request, (request.params as FromSchema<typeof idParams>).id);
+      return (j.steps ?? []).flatMap((s) => s.log.map((l) => ({ attempt: s.attempt, step: s.id, ...l })));
+    },
+  });
+
+  app.get('/api/jobs/:id/outputs', {
+    schema: {
+      summary: "The job's outputs (files, instances, tables); files and instances can be downloaded by index",
+      tags: ['jobs'],
+      params: idParams,
+      response: { 200: { type: 'array', items: listedOutput }, ...authErrors, 404: errorReply },
+    },
+    handler: async (request) => outputsOf(getJob(request, (request.params as FromSchema<typeof idParams>).id)),
+  });
+
+  app.get('/api/jobs/:id/outputs/:index', {
+    schema: {
+      summary: 'Downloads one file or instance output',
+      tags: ['jobs'],
+      params: outputParams,
+      response: { 200: { description: 'The file, as application/octet-stream (DICOM: application/dicom).' }, ...authErrors, 404: errorReply },
+    },
+    handler: async (request, reply) => {
+      const { id, index } = request.params as FromSchema<typeof outputParams>;
+      const o = outputsOf(getJob(request, id))[index];
+      if (!o || !o.downloadable || !o.path) throw dfError('DF_ERR_OUTPUT_UNKNOWN', `job ${id} has no downloadable output ${index}`);
+      const name = path.basename(o.path).replace(/[^\w.-]/g, '_');
+      return reply
+        .type(o.kind === 'instance' ? 'application/dicom' : 'application/octet-stream')
+        .header('content-disposition', `attachment; filename="${name}"`)
+        .header('content-length', o.size)
+        .send(fs.createReadStream(o.path));
+    },
+  });
+
+  app.post('/api/jobs/:id/cancel', {
+    schema: {
+      summary: 'Cancels a queued or running job (operator, manager or admin)',
+      tags: ['jobs'],
+      params: idParams,
+      response: {
+        200: { type: 'object', required: ['cancelled'], additionalProperties: false, properties: { cancelled: { type: 'boolean', description: 'false: the job had already ended' } } },
+        ...authErrors,
+        404: errorReply,
+      },
+    },
+    handler: async (request) => {
+      requireRole(request.user, RUNS_JOBS, 'cancelling a job');
+      const { id } = request.params as FromSchema<typeof idParams>;
+      getJob(request, id);
+      const cancelled = deps.engine.cancel(id);
+      deps.index.recordAudit(request.user.name, 'cancel', { jobId: id, cancelled });
+      return { cancelled };
+    },
+  });
+
+  app.post('/api/jobs/:id/rerun', {
+    schema: {
+      summary: 'A new job over the same inputs, linked to this one (operator, manager or admin)',
+      tags: ['jobs'],
+      params: idParams,
+      body: rerunBody,
+      response: { 202: jobQueued, ...authErrors, 404: errorReply },
+    },
+    handler: async (request, reply) => {
+      requireRole(request.user, RUNS_JOBS, 'rerunning a job');
+      const { id } = request.params as FromSchema<typeof idParams>;
+      const onBehalfOf = (request.body as { onBehalfOf?: string } | null)?.onBehalfOf;
+      if (onBehalfOf !== undefined) requireRole(request.user, ['admin'], 'rerunning on behalf of another user');
+      getJob(request, id);
+      const jobId = deps.engine.rerun(id, onBehalfOf ?? request.user.name);
+      deps.index.recordAudit(request.user.name, 'rerun', { jobId: id, newJobId: jobId, ...(onBehalfOf ? { onBehalfOf } : {}) });
+      return reply.code(202).send({ jobId });
+    },
+  });
+}

@@ -1,0 +1,130 @@
+import type { FastifyInstance } from 'fastify';
+import { requireRole } from '../auth.ts';
+import type { HttpDeps } from '../context.ts';
+import { arrival, authErrors, errorReply, limitQuery } from '../schemas.ts';
+
+const health = {
+  type: 'object',
+  required: ['ok', 'dicom', 'index', 'storage'],
+  additionalProperties: false,
+  properties: { ok: { type: 'boolean' }, dicom: { type: 'boolean' }, index: { type: 'boolean' }, storage: { type: 'boolean' } },
+} as const;
+
+const me = {
+  type: 'object',
+  required: ['name', 'role', 'databases'],
+  additionalProperties: false,
+  properties: {
+    name: { type: 'string' },
+    role: { enum: ['admin', 'manager', 'operator', 'reader'] },
+    databases: {
+      type: 'array',
+      items: { type: 'object', required: ['name', 'right'], additionalProperties: false, properties: { name: { type: 'string' }, right: { enum: ['read', 'write'] } } },
+    },
+  },
+} as const;
+
+/** Health, status at a glance, who am I, recent arrivals, the audit log. */
+export async function statusRoutes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
+  app.get('/api/health', {
+    schema: {
+      summary: 'Liveness and readiness: DICOM listener, index and storage (no token needed)',
+      tags: ['status'],
+      security: [],
+      response: { 200: health, 503: health },
+    },
+    handler: async (_request, reply) => {
+      const h = deps.status.health();
+      return reply.code(h.ok ? 200 : 503).send(h);
+    },
+  });
+
+  app.get('/api/status', {
+    schema: {
+      summary: 'SCP state, associations, counts, queue depths, pool utilisation, per-database totals',
+      tags: ['status'],
+      response: {
+        200: {
+          type: 'object',
+          // Sections are added as the server grows (the routing outbox, say): the document names
+          // the stable ones and lets others through.
+          additionalProperties: true,
+          required: ['dicom', 'uptimeSeconds', 'received', 'storage', 'pipelines', 'engine', 'databases'],
+          properties: {
+            dicom: { type: 'object', additionalProperties: true },
+            uptimeSeconds: { type: 'integer' },
+            startedAt: { type: 'string' },
+            received: { type: 'object', additionalProperties: true },
+            storage: { type: 'object', additionalProperties: true },
+            watchFolders: { type: 'array' },
+            pipelines: { type: 'object', additionalProperties: true },
+            engine: { type: 'object', additionalProperties: true },
+            databases: { type: 'array' },
+          },
+        },
+        ...authErrors,
+      },
+    },
+    handler: async (request) => {
+      const status = deps.status.status();
+      // A reader sees the totals of the databases they may read only.
+      const dbs = status.databases as { name: string }[] | undefined;
+      if (Array.isArray(dbs)) status.databases = dbs.filter((db) => deps.users.may(request.user.name, 'read', db.name));
+      return status;
+    },
+  });
+
+  app.get('/api/me', {
+    schema: { summary: 'The user of the token: role and database rights', tags: ['status'], response: { 200: me, ...authErrors } },
+    handler: async (request) => {
+      const u = request.user;
+      const databases = deps.databases.flatMap((db) => {
+        const right = deps.users.may(u.name, 'write', db.name) ? 'write' : deps.users.may(u.name, 'read', db.name) ? 'read' : undefined;
+        return right ? [{ name: db.name, right }] : [];
+      });
+      return { name: u.name, role: u.role, databases };
+    },
+  });
+
+  app.get('/api/arrivals', {
+    schema: {
+      summary: 'Recent arrivals, newest first, of the databases the user may read',
+      tags: ['status'],
+      querystring: { type: 'object', additionalProperties: false, properties: { limit: limitQuery(500, 50) } },
+      response: { 200: { type: 'array', items: arrival }, ...authErrors },
+    },
+    handler: async (request) => {
+      const { limit } = request.query as { limit: number };
+      // Read a wider window, then keep what the user may see.
+      return deps.index
+        .recentArrivals(limit * 4)
+        .filter((a) => a.database === undefined || deps.users.may(request.user.name, 'read', a.database))
+        .slice(0, limit)
+        .map(({ objectId: _o, path: _p, ...a }) => a);
+    },
+  });
+
+  app.get('/api/audit', {
+    schema: {
+      summary: 'What people did (moves, copies, runs, reruns, cancels, tokens), newest first; admin only',
+      tags: ['status'],
+      querystring: { type: 'object', additionalProperties: false, properties: { limit: limitQuery(1000, 100) } },
+      response: {
+        200: {
+          type: 'array',
+          items: {
+            type: 'object',
+            required: ['at', 'user', 'action', 'details'],
+            properties: { at: { type: 'string' }, user: { type: 'string' }, action: { type: 'string' }, details: { type: 'object', additionalProperties: true } },
+          },
+        },
+        ...authErrors,
+        404: errorReply,
+      },
+    },
+    handler: async (request) => {
+      requireRole(request.user, ['admin'], 'reading the audit log');
+      return deps.index.auditLog((request.query as { limit: number }).limit);
+    },
+  });
+}

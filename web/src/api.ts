@@ -1,0 +1,196 @@
+/** The HTTP API as the page uses it: the token from the login form on every request. */
+
+export interface Me {
+  name: string;
+  role: 'admin' | 'manager' | 'operator' | 'reader';
+  databases: { name: string; right: 'read' | 'write' }[];
+}
+
+export interface Job {
+  id: string;
+  pipeline: string;
+  status: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+  triggerOn: string;
+  triggerUid?: string;
+  inputs: string[];
+  attempts: number;
+  maxAttempts: number;
+  rerunOf?: string;
+  createdBy?: string;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  progress: number;
+  progressMessage?: string;
+  errorCode?: string;
+  error?: string;
+  steps?: Step[];
+}
+
+export interface Step {
+  attempt: number;
+  index: number;
+  id: string;
+  plugin: string;
+  status: string;
+  durationMs?: number;
+  error?: string;
+  log: { at: string; level: string; message: string; data?: Record<string, unknown> }[];
+}
+
+export interface Output {
+  index: number;
+  step: string;
+  kind: 'file' | 'instance' | 'table';
+  name?: string;
+  path?: string;
+  description?: string;
+  rows?: Record<string, unknown>[];
+  downloadable: boolean;
+  size?: number;
+}
+
+export interface Arrival {
+  id: string;
+  receivedAt: string;
+  source: string;
+  callingAeTitle?: string;
+  database?: string;
+  sopInstanceUid: string;
+  attributes: Record<string, string>;
+}
+
+export interface StudyRow {
+  patient: Record<string, string>;
+  study: Record<string, string>;
+  numberOfSeries: number;
+  numberOfInstances: number;
+  modalitiesInStudy: string[];
+}
+
+export interface SeriesRow {
+  series: Record<string, string>;
+  numberOfInstances: number;
+}
+
+export interface Database {
+  name: string;
+  aeTitle?: string;
+  right: 'read' | 'write';
+  totals: { patients: number; studies: number; series: number; instances: number; bytes: number };
+}
+
+export class ApiError extends Error {
+  readonly code: string;
+  readonly status: number;
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+const TOKEN_KEY = 'dicomflow.token';
+
+export const session = {
+  get token(): string | null {
+    return sessionStorage.getItem(TOKEN_KEY);
+  },
+  set token(value: string | null) {
+    if (value) sessionStorage.setItem(TOKEN_KEY, value);
+    else sessionStorage.removeItem(TOKEN_KEY);
+  },
+};
+
+async function request<T>(method: string, route: string, body?: unknown, token = session.token): Promise<T> {
+  const headers: Record<string, string> = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(route, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  if (!res.ok) {
+    const err = (await res.json().catch(() => ({}))) as { code?: string; message?: string };
+    throw new ApiError(res.status, err.code ?? 'DF_ERR_INTERNAL', err.message ?? res.statusText);
+  }
+  if (res.status === 204) return undefined as T;
+  return (await res.json()) as T;
+}
+
+export const api = {
+  me: (token?: string) => request<Me>('GET', '/api/me', undefined, token),
+  status: () => request<Record<string, any>>('GET', '/api/status'),
+  arrivals: (limit = 20) => request<Arrival[]>('GET', `/api/arrivals?limit=${limit}`),
+  jobs: (limit = 30) => request<{ jobs: Job[]; next?: string }>('GET', `/api/jobs?limit=${limit}`),
+  job: (id: string) => request<Job>('GET', `/api/jobs/${encodeURIComponent(id)}`),
+  outputs: (id: string) => request<Output[]>('GET', `/api/jobs/${encodeURIComponent(id)}/outputs`),
+  rerun: (id: string) => request<{ jobId: string }>('POST', `/api/jobs/${encodeURIComponent(id)}/rerun`, {}),
+  cancel: (id: string) => request<{ cancelled: boolean }>('POST', `/api/jobs/${encodeURIComponent(id)}/cancel`),
+  pipelines: () => request<{ pipelines: { name: string; enabled: boolean; description?: string }[] }>('GET', '/api/pipelines'),
+  run: (pipeline: string, body: { database: string; study: string }) => request<{ jobId: string }>('POST', `/api/pipelines/${encodeURIComponent(pipeline)}/run`, body),
+  databases: () => request<Database[]>('GET', '/api/databases'),
+  studies: (db: string) => request<StudyRow[]>('GET', `/api/databases/${encodeURIComponent(db)}/studies`),
+  series: (db: string, study: string) => request<SeriesRow[]>('GET', `/api/databases/${encodeURIComponent(db)}/studies/${encodeURIComponent(study)}/series`),
+  transfer: (from: string, body: { to: string; mode: 'move' | 'copy'; level: 'study'; uid: string }) =>
+    request<{ instances: number; filed: number; duplicates: number }>('POST', `/api/databases/${encodeURIComponent(from)}/transfer`, body),
+};
+
+/** Downloads an output through fetch (the token is a header, so a plain link cannot). */
+export async function download(jobId: string, output: Output): Promise<void> {
+  const res = await fetch(`/api/jobs/${encodeURIComponent(jobId)}/outputs/${output.index}`, { headers: { authorization: `Bearer ${session.token}` } });
+  if (!res.ok) throw new ApiError(res.status, 'DF_ERR_OUTPUT_UNKNOWN', res.statusText);
+  const url = URL.createObjectURL(await res.blob());
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = (output.path ?? `output-${output.index}`).split('/').pop()!;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+export type LiveEvent =
+  | { event: 'arrival'; data: Arrival }
+  | { event: 'job'; data: { type: 'queued' | 'started' | 'progress' | 'finished'; jobId: string; pipeline?: string; progress?: number; message?: string; status?: string } };
+
+/**
+ * Follows /api/events. EventSource cannot send the Authorization header, so this reads the
+ * stream with fetch and parses the text/event-stream blocks itself; it reconnects after a drop.
+ */
+export function followEvents(onEvent: (e: LiveEvent) => void, onState: (connected: boolean) => void): () => void {
+  let stopped = false;
+  let controller: AbortController | undefined;
+  const connect = async (delayMs: number) => {
+    while (!stopped) {
+      controller = new AbortController();
+      try {
+        const res = await fetch('/api/events', { headers: { authorization: `Bearer ${session.token}` }, signal: controller.signal });
+        if (!res.ok || !res.body) throw new Error(`events: HTTP ${res.status}`);
+        onState(true);
+        delayMs = 500;
+        const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = '';
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += value;
+          let end: number;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            const event = /^event: (.*)$/m.exec(block)?.[1];
+            const data = /^data: (.*)$/m.exec(block)?.[1];
+            if (event && data) onEvent({ event, data: JSON.parse(data) } as LiveEvent);
+          }
+        }
+      } catch {
+        // dropped or refused: try again below
+      }
+      onState(false);
+      if (stopped) return;
+      await new Promise((r) => setTimeout(r, delayMs));
+      delayMs = Math.min(delayMs * 2, 10_000);
+    }
+  };
+  void connect(500);
+  return () => {
+    stopped = true;
+    controller?.abort();
+  };
+}

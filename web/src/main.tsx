@@ -1,0 +1,144 @@
+import { render } from 'preact';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { api, ApiError, followEvents, session, type Arrival, type Job, type LiveEvent, type Me } from './api.ts';
+import { Arrivals } from './Arrivals.tsx';
+import { JobDetail } from './JobDetail.tsx';
+import { Jobs } from './Jobs.tsx';
+import { Login } from './Login.tsx';
+import { StatusPanel } from './StatusPanel.tsx';
+import { Studies } from './Studies.tsx';
+import './style.css';
+
+type Live = Record<string, Partial<Job>>;
+
+function useHash(): string {
+  const [hash, setHash] = useState(location.hash);
+  useEffect(() => {
+    const on = () => setHash(location.hash);
+    addEventListener('hashchange', on);
+    return () => removeEventListener('hashchange', on);
+  }, []);
+  return hash;
+}
+
+function Dashboard({ me, onLogout }: { me: Me; onLogout: () => void }) {
+  const hash = useHash();
+  const [status, setStatus] = useState<Record<string, any>>();
+  const [arrivals, setArrivals] = useState<Arrival[]>([]);
+  const [jobs, setJobs] = useState<Job[]>([]);
+  const [live, setLive] = useState<Live>({});
+  const [connected, setConnected] = useState(false);
+  const [message, setMessage] = useState<{ kind: 'error' | 'notice'; text: string }>();
+  const refresh = useRef<number | undefined>(undefined);
+
+  const onError = (text: string) => setMessage({ kind: 'error', text });
+  const loadJobs = () => api.jobs().then((r) => setJobs(r.jobs), (err) => onError(err.message));
+  const loadStatus = () => api.status().then(setStatus, (err) => (err instanceof ApiError && err.status === 401 ? onLogout() : onError(err.message)));
+  // Many events in a burst (a series arriving) make one reload, not one each.
+  const reloadSoon = () => {
+    clearTimeout(refresh.current);
+    refresh.current = window.setTimeout(() => void Promise.all([loadJobs(), loadStatus()]), 250);
+  };
+
+  useEffect(() => {
+    void loadStatus();
+    void loadJobs();
+    api.arrivals().then(setArrivals, (err) => onError(err.message));
+    const timer = setInterval(loadStatus, 5000);
+    const stop = followEvents(
+      (e: LiveEvent) => {
+        if (e.event === 'arrival') {
+          setArrivals((list) => [e.data, ...list].slice(0, 50));
+          reloadSoon();
+          return;
+        }
+        const d = e.data;
+        const patch: Partial<Job> =
+          d.type === 'progress'
+            ? { status: 'running', progress: d.progress ?? 0, progressMessage: d.message }
+            : d.type === 'started'
+              ? { status: 'running' }
+              : d.type === 'finished'
+                ? { status: d.status as Job['status'], ...(d.status === 'succeeded' ? { progress: 1 } : {}) }
+                : { status: 'queued', progress: 0 };
+        setLive((l) => ({ ...l, [d.jobId]: { ...l[d.jobId], ...patch } }));
+        setJobs((list) => list.map((j) => (j.id === d.jobId ? { ...j, ...patch } : j)));
+        if (d.type !== 'progress') reloadSoon();
+      },
+      (on) => {
+        setConnected(on);
+        if (on) reloadSoon();
+      },
+    );
+    return () => {
+      stop();
+      clearInterval(timer);
+    };
+  }, []);
+
+  const jobId = /^#\/jobs\/(.+)$/.exec(hash)?.[1];
+  const view = jobId ? 'job' : hash === '#/studies' ? 'studies' : 'home';
+  return (
+    <>
+      <header>
+        <strong>dicomflow</strong>
+        <nav>
+          <a href="#/" class={view === 'home' ? 'active' : ''}>
+            Overview
+          </a>
+          <a href="#/studies" class={view === 'studies' ? 'active' : ''}>
+            Studies
+          </a>
+        </nav>
+        <span class="user" data-testid="user">
+          {me.name} ({me.role})
+        </span>
+        <button type="button" class="link" onClick={onLogout}>
+          Log out
+        </button>
+      </header>
+      {message && (
+        <p class={message.kind} role={message.kind === 'error' ? 'alert' : 'status'} onClick={() => setMessage(undefined)}>
+          {message.text}
+        </p>
+      )}
+      <main>
+        {view === 'home' && (
+          <>
+            <StatusPanel status={status} connected={connected} />
+            <div class="columns">
+              <Jobs jobs={jobs} />
+              <Arrivals arrivals={arrivals} />
+            </div>
+          </>
+        )}
+        {view === 'job' && <JobDetail id={decodeURIComponent(jobId!)} me={me} live={live[decodeURIComponent(jobId!)]} onError={onError} />}
+        {view === 'studies' && <Studies me={me} onError={onError} onNotice={(text) => setMessage({ kind: 'notice', text })} />}
+      </main>
+    </>
+  );
+}
+
+function App() {
+  const [me, setMe] = useState<Me | null>();
+  useEffect(() => {
+    if (!session.token) return setMe(null);
+    api.me().then(setMe, () => {
+      session.token = null;
+      setMe(null);
+    });
+  }, []);
+  if (me === undefined) return null;
+  if (me === null) return <Login onLogin={setMe} />;
+  return (
+    <Dashboard
+      me={me}
+      onLogout={() => {
+        session.token = null;
+        setMe(null);
+      }}
+    />
+  );
+}
+
+render(<App />, document.getElementById('app')!);
