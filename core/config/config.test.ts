@@ -2,10 +2,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tempDir } from '../../test/helpers/temp.ts';
 import { loadConfig } from './load.ts';
 import { configSchema } from './schema.ts';
 
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'df-config-'));
+const tmp = () => tempDir('df-config-');
 
 describe('configuration', () => {
   it('has the documented defaults without a file', () => {

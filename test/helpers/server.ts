@@ -9,9 +9,8 @@ import { SERVER_NODE_FLAGS } from '../../server/node-flags.ts';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 
-export function tempDir(prefix = 'dicomflow-test-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-}
+export { tempDir } from './temp.ts';
+import { tempDir } from './temp.ts';
 
 /** A real server in this process on free ports, with its own data directory. */
 export async function startTestServer(config: Record<string, unknown> = {}): Promise<RunningServer & { dataDir: string }> {
