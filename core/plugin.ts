@@ -43,6 +43,8 @@ export interface StepOutput {
   rows?: Record<string, unknown>[];
   /** Instances: the identifying UIDs, filled by the engine. */
   sopInstanceUid?: string;
+  /** Instances: the arrival the engine recorded when it stored the object (source "pipeline"). */
+  arrivalId?: string;
 }
 
 export interface StepLogger {

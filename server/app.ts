@@ -173,7 +173,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
         userName: job.createdBy,
       });
       if (!result.ok) throw result.error;
-      return result.sopInstanceUid;
+      return { sopInstanceUid: result.sopInstanceUid, arrivalId: result.record.arrivalId };
     },
   });
   events.on('InstanceReceived', () => engine.notifyArrival());

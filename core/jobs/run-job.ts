@@ -27,7 +27,7 @@ export interface RunJobDeps {
   /** The absolute path of an object from its path relative to the object store. */
   objectPath(relative: string): string;
   /** Stores an instance a step emitted as pipeline output; returns its SOP Instance UID. */
-  storeEmittedInstance(file: string, job: JobRecord): Promise<string>;
+  storeEmittedInstance(file: string, job: JobRecord): Promise<{ sopInstanceUid: string; arrivalId: string }>;
   onProgress(job: JobRecord, progress: number, message?: string): void;
 }
 
@@ -84,7 +84,7 @@ export async function runJob(job: JobRecord, pipeline: LoadedPipeline, cancel: A
     try {
       effects = await runStep(step, seed, cancel, progress, deps);
       for (const output of effects.outputs) {
-        if (output.kind === 'instance' && output.path) output.sopInstanceUid = await deps.storeEmittedInstance(output.path, job);
+        if (output.kind === 'instance' && output.path) Object.assign(output, await deps.storeEmittedInstance(output.path, job));
       }
     } catch (err) {
       const cancelled = cancel.aborted;

@@ -19,6 +19,12 @@ export default definePlugin({
     properties: {
       database: { type: 'string', description: 'Database name; omitted: the one the called AE title maps to, else the default database.' },
       duplicatePolicy: { enum: ['keep-first', 'replace', 'reject'], description: 'Default: storage.duplicatePolicy of the configuration.' },
+      objects: {
+        enum: ['inputs', 'emitted', 'all'],
+        default: 'inputs',
+        description:
+          'inputs: the instances the step works on; emitted: the DICOM objects earlier steps of the job created (e.g. a motion-corrected series), filed by default into the database of the job’s inputs; all: both.',
+      },
     },
   },
   check(options, env) {
@@ -32,8 +38,13 @@ export default definePlugin({
     const policy = options.duplicatePolicy ?? services.duplicatePolicy;
     const counts: Record<string, number> = {};
     const release: string[] = [];
-    ctx.inputs.forEach((input, i) => {
-      const database = options.database ?? input.database ?? services.defaultDatabase;
+    const emittedArrivals = ctx.previousOutputs.flatMap((o) => (o.kind === 'instance' && o.arrivalId ? [o.arrivalId] : []));
+    const emitted = options.objects === 'inputs' ? [] : services.jobs.stepInputs(emittedArrivals);
+    const instances = [...(options.objects === 'emitted' ? [] : ctx.inputs), ...emitted];
+    const inputsDatabase = ctx.inputs.find((i) => i.database)?.database;
+    const isEmitted = new Set(emittedArrivals);
+    instances.forEach((input, i) => {
+      const database = options.database ?? (isEmitted.has(input.arrivalId) ? inputsDatabase : input.database) ?? services.defaultDatabase;
       const result = services.index.fileInstance(
         database,
         {
@@ -55,7 +66,7 @@ export default definePlugin({
       if (result.outcome === 'duplicate-kept-first' || result.outcome === 'duplicate-rejected') release.push(input.objectId);
       if (result.replacedObjectId) release.push(result.replacedObjectId);
       if (result.outcome.startsWith('duplicate')) ctx.log.info(`${result.outcome}: ${input.sopInstanceUid} in ${database}`);
-      ctx.progress((i + 1) / ctx.inputs.length);
+      ctx.progress((i + 1) / instances.length);
     });
     if (release.length > 0) services.jobs.releaseObjects(release, ctx.job.id);
     ctx.log.info('filed', counts);

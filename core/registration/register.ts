@@ -1,0 +1,232 @@
+import { minimize, type StopReason } from './optimizer.ts';
+import { buildPyramid, fullResolutionLevel, gradientImages, pyramidPlan, type ImageLevel } from './pyramid.ts';
+import { rigidMatrix, type Matrix4, type RigidParameters, type Vector3 } from './rigid.ts';
+import { createCost, robustRange, type CostKind, type SampleSet } from './similarity.ts';
+import { gaussianSmooth } from './smoothing.ts';
+
+/**
+ * Rigid registration of one frame to a reference, coarse to fine. Both images are on the same grid
+ * (frames of one series); positions are in the grid's mm space (voxel (i, j, k) at
+ * (i·sx, j·sy, k·sz)), rotations about the volume's centre.
+ *
+ * The result maps a point of the reference to where the same anatomy lies in the frame.
+ */
+export interface RigidRegistrationOptions {
+  cost: CostKind;
+  /** Gaussian pre-smoothing of reference and frame, FWHM in mm (0: none). */
+  fwhmMm: number;
+  /** Resolution levels, each halving the finest axes (fewer when the image is small). */
+  levels: number;
+  /** Histogram bins per image for 'nmi'. */
+  bins: number;
+  /** Iterations per level at most. */
+  maxIterations: number;
+  /** Stop at the finest level when a step moves no point by more than this (mm). */
+  toleranceMm: number;
+  /** At most this many reference voxels per level take part in the cost (a fixed random subset). */
+  maxSamples: number;
+  /** Reference voxels below this fraction of its (robust) maximum, beyond a margin, are left out. */
+  maskFraction: number;
+  /** Above these the result is implausible and reported as failed. */
+  maxTranslationMm: number;
+  maxRotationDeg: number;
+}
+
+export const DEFAULT_REGISTRATION_OPTIONS: RigidRegistrationOptions = {
+  cost: 'nmi',
+  fwhmMm: 5,
+  levels: 3,
+  bins: 32,
+  maxIterations: 100,
+  toleranceMm: 0.005,
+  maxSamples: 150_000,
+  maskFraction: 0.05,
+  maxTranslationMm: 30,
+  maxRotationDeg: 20,
+};
+
+export interface PreparedReference {
+  dims: [number, number, number];
+  spacingMm: [number, number, number];
+  centre: Vector3;
+  plan: boolean[][];
+  samples: SampleSet[];
+  /** RMS distance of the finest samples from the centre, mm. */
+  radiusMm: number;
+  options: RigidRegistrationOptions;
+}
+
+export interface LevelReport {
+  spacingMm: [number, number, number];
+  samples: number;
+  iterations: number;
+  evaluations: number;
+  stop: StopReason;
+  value: number;
+}
+
+export interface RegistrationResult {
+  /** Grid-space parameters: translations mm, rotations radians about the volume centre. */
+  parameters: RigidParameters;
+  /** Grid mm (reference) → grid mm (frame). */
+  matrix: Matrix4;
+  /** The finest level stopped on a step below tolerance (or no further decrease) within bounds. */
+  converged: boolean;
+  /**
+   * False when the result must not be applied: the cost became non-finite, the motion is beyond
+   * the bounds, or the similarity ended below that of no correction at all.
+   */
+  plausible: boolean;
+  /** Why not, when not converged. */
+  problem?: string;
+  /** The similarity at the end (NMI or NCC, larger is more similar). */
+  similarity: number;
+  levels: LevelReport[];
+}
+
+export function volumeCentre(dims: readonly [number, number, number], spacingMm: readonly [number, number, number]): Vector3 {
+  return [((dims[0] - 1) * spacingMm[0]) / 2, ((dims[1] - 1) * spacingMm[1]) / 2, ((dims[2] - 1) * spacingMm[2]) / 2];
+}
+
+/** Smooths the reference, builds its pyramid and the sample set of each level (once per series). */
+export function prepareReference(
+  reference: Float32Array,
+  dims: [number, number, number],
+  spacingMm: [number, number, number],
+  options: RigidRegistrationOptions = DEFAULT_REGISTRATION_OPTIONS,
+): PreparedReference {
+  const plan = pyramidPlan(dims, spacingMm, options.levels);
+  const smoothed = options.fwhmMm > 0 ? gaussianSmooth(reference, dims, spacingMm, options.fwhmMm) : reference;
+  const levels = buildPyramid(fullResolutionLevel(smoothed, dims, spacingMm), plan);
+  const centre = volumeCentre(dims, spacingMm);
+  const samples = levels.map((level, index) => sampleSet(level, centre, options, index));
+  const finest = samples[samples.length - 1];
+  let sumSq = 0;
+  for (let n = 0; n < finest.count; n++) sumSq += finest.x[n] ** 2 + finest.y[n] ** 2 + finest.z[n] ** 2;
+  const radiusMm = Math.max(10, Math.sqrt(sumSq / Math.max(1, finest.count)));
+  return { dims, spacingMm, centre, plan, samples, radiusMm, options };
+}
+
+export function registerFrame(reference: PreparedReference, frame: Float32Array, initial: Readonly<RigidParameters> = [0, 0, 0, 0, 0, 0]): RegistrationResult {
+  const { options, dims, spacingMm } = reference;
+  const smoothed = options.fwhmMm > 0 ? gaussianSmooth(frame, dims, spacingMm, options.fwhmMm) : frame;
+  const levels = buildPyramid(fullResolutionLevel(smoothed, dims, spacingMm), reference.plan);
+  let parameters: RigidParameters = [...initial] as RigidParameters;
+  const reports: LevelReport[] = [];
+  let value = 0;
+  let problem: string | undefined;
+  let plausible = true;
+  for (let index = 0; index < levels.length && problem === undefined; index++) {
+    const level = levels[index];
+    const finest = index === levels.length - 1;
+    const cost = createCost(options.cost, reference.samples[index], { level, gradient: gradientImages(level) }, { bins: options.bins, initial: parameters });
+    const coarsestSpacing = Math.min(...level.spacingMm);
+    try {
+      const result = minimize(cost, parameters, {
+        radiusMm: reference.radiusMm,
+        maxIterations: options.maxIterations,
+        // Coarse levels only need to bring the fine ones within their capture range.
+        toleranceMm: finest ? options.toleranceMm : Math.max(options.toleranceMm, 0.02 * coarsestSpacing),
+        initialStepMm: 0.5 * coarsestSpacing,
+      });
+      parameters = result.parameters;
+      value = result.value;
+      reports.push({ spacingMm: level.spacingMm, samples: reference.samples[index].count, iterations: result.iterations, evaluations: result.evaluations, stop: result.stop, value: -result.value });
+      // A coarse level can lead astray: the end must beat no correction at the finest level.
+      const uncorrected = finest ? cost.evaluate(initial) : Infinity;
+      if (value > uncorrected) {
+        problem = `the registered frame is less similar to the reference than the uncorrected one (${(-value).toFixed(4)} < ${(-uncorrected).toFixed(4)})`;
+        plausible = false;
+      }
+    } catch (err) {
+      problem = `${(err as Error).message} at level ${index + 1} of ${levels.length}`;
+      plausible = false;
+    }
+  }
+  const last = reports[reports.length - 1];
+  const translation = Math.hypot(parameters[0], parameters[1], parameters[2]);
+  const rotationDeg = (Math.max(Math.abs(parameters[3]), Math.abs(parameters[4]), Math.abs(parameters[5])) * 180) / Math.PI;
+  if (problem === undefined && parameters.some((p) => !Number.isFinite(p))) {
+    problem = 'the parameters are not finite';
+    plausible = false;
+  } else if (problem === undefined && translation > options.maxTranslationMm) {
+    problem = `translation ${translation.toFixed(1)} mm exceeds ${options.maxTranslationMm} mm`;
+    plausible = false;
+  } else if (problem === undefined && rotationDeg > options.maxRotationDeg) {
+    problem = `rotation ${rotationDeg.toFixed(1)}° exceeds ${options.maxRotationDeg}°`;
+    plausible = false;
+  } else if (problem === undefined && last?.stop === 'max-iterations') {
+    problem = `no convergence within ${options.maxIterations} iterations at the finest level`;
+  }
+  return {
+    parameters,
+    matrix: rigidMatrix(parameters, reference.centre),
+    converged: problem === undefined,
+    plausible,
+    ...(problem === undefined ? {} : { problem }),
+    similarity: -value,
+    levels: reports,
+  };
+}
+
+/**
+ * The reference voxels a level's cost is evaluated at: those above maskFraction of the robust
+ * maximum, grown by two voxels so the object's edges (where the alignment information is) are in,
+ * then a fixed pseudo-random subset of at most maxSamples.
+ */
+function sampleSet(level: ImageLevel, centre: Vector3, options: RigidRegistrationOptions, levelIndex: number): SampleSet {
+  const { data, dims, spacingMm, originMm } = level;
+  const [nx, ny, nz] = dims;
+  const [, high] = robustRange(data, 0.995);
+  const threshold = options.maskFraction * high;
+  let mask: Uint8Array = new Uint8Array(data.length);
+  for (let n = 0; n < data.length; n++) mask[n] = data[n] > threshold ? 1 : 0;
+  for (let pass = 0; pass < 2; pass++) mask = dilate(mask, dims);
+  let inMask = 0;
+  for (let n = 0; n < mask.length; n++) inMask += mask[n];
+  const keep = Math.min(1, options.maxSamples / Math.max(1, inMask));
+  let seed = 0x9e3779b9 ^ levelIndex;
+  const random = (): number => {
+    seed = (seed + 0x6d2b79f5) >>> 0;
+    let t = seed;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const xs: number[] = [], ys: number[] = [], zs: number[] = [], values: number[] = [];
+  for (let k = 0; k < nz; k++) {
+    for (let j = 0; j < ny; j++) {
+      for (let i = 0; i < nx; i++) {
+        const n = i + nx * (j + ny * k);
+        if (mask[n] === 0) continue;
+        if (keep < 1 && random() >= keep) continue;
+        xs.push(originMm[0] + i * spacingMm[0] - centre[0]);
+        ys.push(originMm[1] + j * spacingMm[1] - centre[1]);
+        zs.push(originMm[2] + k * spacingMm[2] - centre[2]);
+        values.push(data[n]);
+      }
+    }
+  }
+  return { count: xs.length, x: Float32Array.from(xs), y: Float32Array.from(ys), z: Float32Array.from(zs), fixed: Float32Array.from(values), centre };
+}
+
+/** One voxel of 6-neighbourhood dilation. */
+function dilate(mask: Uint8Array, dims: readonly [number, number, number]): Uint8Array {
+  const [nx, ny, nz] = dims;
+  const out = Uint8Array.from(mask);
+  for (let k = 0; k < nz; k++) {
+    for (let j = 0; j < ny; j++) {
+      for (let i = 0; i < nx; i++) {
+        const n = i + nx * (j + ny * k);
+        if (mask[n] === 0) continue;
+        if (i > 0) out[n - 1] = 1;
+        if (i < nx - 1) out[n + 1] = 1;
+        if (j > 0) out[n - nx] = 1;
+        if (j < ny - 1) out[n + nx] = 1;
+        if (k > 0) out[n - nx * ny] = 1;
+        if (k < nz - 1) out[n + nx * ny] = 1;
+      }
+    }
+  }
+  return out;
+}
