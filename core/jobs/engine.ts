@@ -48,6 +48,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   private readonly o: EngineOptions;
   private readonly running = new Map<string, AbortController>();
   private readonly runningPipelines = new Map<string, string>();
+  /** A suspect job running alone: nothing else is claimed until it ends. */
+  private isolatedJob: string | undefined;
   private arrivalsScheduled = false;
   private processingArrivals = false;
   private groupTimer: NodeJS.Timeout | undefined;
@@ -280,16 +282,21 @@ export class Engine extends EventEmitter<EngineEvents> {
   private claimJobs(): void {
     const heavy = this.o.pipelines.all().filter((p) => p.steps.some((s) => s.registered.plugin.runsIn === 'worker' || s.registered.plugin.usesPool)).map((p) => p.definition.name);
     const heavyLimit = Math.max(1, this.o.workerThreads * 2);
-    while (this.running.size < this.o.concurrency) {
+    while (this.running.size < this.o.concurrency && this.isolatedJob === undefined) {
       const heavyRunning = [...this.runningPipelines.values()].filter((name) => heavy.includes(name)).length;
-      const job = this.o.jobs.claimNextJob(this.nodeId, LEASE_MS, new Date().toISOString(), heavyRunning >= heavyLimit ? heavy : []);
+      const job = this.o.jobs.claimNextJob(this.nodeId, LEASE_MS, new Date().toISOString(), heavyRunning >= heavyLimit ? heavy : [], this.running.size);
       if (!job) break;
+      if (job.isolated) {
+        this.isolatedJob = job.id;
+        this.o.log.warn({ jobId: job.id, pipeline: job.pipeline, interruptions: job.interruptions }, 'job interrupted by several stops or crashes runs alone');
+      }
       const controller = new AbortController();
       this.running.set(job.id, controller);
       this.runningPipelines.set(job.id, job.pipeline);
       const done = this.execute(job, controller)
         .catch((err) => this.o.log.error({ err, jobId: job.id }, 'job bookkeeping failed'))
         .finally(() => {
+          if (this.isolatedJob === job.id) this.isolatedJob = undefined;
           this.running.delete(job.id);
           this.runningPipelines.delete(job.id);
           this.settled.delete(done);
@@ -340,8 +347,8 @@ export class Engine extends EventEmitter<EngineEvents> {
     } else if (outcome.status === 'cancelled' || this.o.jobs.isCancelled(job.id)) {
       this.o.jobs.finishJob(job.id, 'cancelled');
       log.info('job cancelled');
-    } else if (job.attempts < job.maxAttempts) {
-      const delayMs = job.backoffSeconds * 1000 * 2 ** (job.attempts - 1);
+    } else if (job.attempts - job.interruptions < job.maxAttempts) {
+      const delayMs = job.backoffSeconds * 1000 * 2 ** (job.attempts - job.interruptions - 1);
       this.o.jobs.retryLater(job.id, new Date(Date.now() + delayMs).toISOString(), outcome.error.code, outcome.error.message);
       log.warn({ code: outcome.error.code, err: outcome.error.message, retryInMs: delayMs }, 'job attempt failed; will retry');
     } else {
@@ -380,6 +387,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   private async collectObjects(): Promise<void> {
     let collectable: { id: string; path: string }[];
     try {
+      if (!this.o.jobs.hasReleasedObjects()) return;
       collectable = this.o.jobs.collectableObjects();
     } catch (err) {
       this.o.log.error({ err }, 'finding released objects failed; next job end tries again');

@@ -45,6 +45,12 @@ export interface StepRecord {
 
 export type FinishedStep = Pick<StepRecord, 'id' | 'plugin' | 'status' | 'durationMs' | 'log' | 'outputs' | 'error'> & { startedAt: string };
 
+/**
+ * A job interrupted this many times while other jobs ran beside it is suspected of taking the
+ * server down: it then runs alone, and an interruption while alone counts as one of its attempts.
+ */
+export const SUSPECT_AFTER_INTERRUPTIONS = 3;
+
 export interface JobRecord {
   id: string;
   pipeline: string;
@@ -55,7 +61,12 @@ export interface JobRecord {
   contributors: Contributors;
   inputs: string[];
   priority: number;
+  /** Attempts started, including those a stop or crash cut short. */
   attempts: number;
+  /** Attempts cut short by a stop or crash while other jobs ran too: they do not use up maxAttempts. */
+  interruptions: number;
+  /** The current attempt runs alone on its node (the job is suspect: see SUSPECT_AFTER_INTERRUPTIONS). */
+  isolated: boolean;
   maxAttempts: number;
   backoffSeconds: number;
   notBefore?: string;
@@ -112,10 +123,18 @@ export interface JobStore {
   /** Makes open groups of this series/study due now; returns how many. */
   forceComplete(level: 'series' | 'study', uid: string): number;
   createJob(job: NewJob): string;
-  /** The next runnable job, skipping the pipelines named in `exceptPipelines`. */
-  claimNextJob(owner: string, leaseMs: number, now: string, exceptPipelines?: string[]): JobRecord | undefined;
+  /**
+   * The next runnable job, skipping the pipelines named in `exceptPipelines`. A suspect job is
+   * claimed only when `runningHere` is 0, and then runs isolated; until then nothing is claimed.
+   */
+  claimNextJob(owner: string, leaseMs: number, now: string, exceptPipelines?: string[], runningHere?: number): JobRecord | undefined;
   /** When the earliest queued job may run (its retry time, or its creation), if any is queued. */
   nextQueuedAt(): string | undefined;
+  /**
+   * At start: jobs a stop or crash left running are queued again. Cut short beside other jobs,
+   * the attempt is not counted (an interruption); cut short while running alone, it is, and a
+   * job with no attempt left fails.
+   */
   requeueInterrupted(): number;
   startStep(jobId: string, attempt: number, index: number, id: string, plugin: string): void;
   finishStep(jobId: string, attempt: number, index: number, result: FinishedStep): void;

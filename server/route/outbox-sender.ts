@@ -187,18 +187,19 @@ export class OutboxSender {
       return;
     }
     this.associations.add(association);
-    let ended: Error | undefined;
+    let ended: { err: Error; attempts: number } | undefined;
     try {
       for (const [i, { entry, meta }] of fits.entries()) {
         if (this.closing || !association.isOpen) {
+          // Not sent because the association ended before them: queued again without charging
+          // an attempt (charged, a peer that drops every association after a few objects sent
+          // the objects at the back of the batch to the dead letters without one try). The peer
+          // that dropped it is left alone until the failed object's retry time.
           const rest = fits.slice(i).map((b) => b.entry);
-          if (this.closing) this.o.outbox.release(rest.map((e) => e.id));
-          else {
-            // Not sent because an earlier object's failure ended the association: retried (even
-            // when that object's own failure, an unreadable file say, was permanent).
-            const why = ended?.message ?? 'it ended';
-            const err = Object.assign(new Error(`not sent: the association with ${association.peer} ended before (${why})`), { code: 'DF_ERR_ASSOCIATION_ABORTED' });
-            for (const e of rest) this.fail(d, e, err, log);
+          this.o.outbox.release(rest.map((e) => e.id));
+          if (!this.closing && ended !== undefined && !PERMANENT.has(errorCode(ended.err))) {
+            const state = this.states.get(d.aeTitle)!;
+            state.holdUntil = Math.max(state.holdUntil, Date.now() + retryDelaySeconds(ended.attempts, d.outbox) * 1000);
           }
           return;
         }
@@ -217,7 +218,7 @@ export class OutboxSender {
             return;
           }
           this.fail(d, entry, err as Error, log);
-          if (!association.isOpen) ended = err as Error;
+          if (!association.isOpen) ended = { err: err as Error, attempts: entry.attempts };
         }
       }
       await association.release().catch(() => association.abort());

@@ -114,6 +114,43 @@ async function blackhole(): Promise<number> {
   return (b.address() as net.AddressInfo).port;
 }
 
+/**
+ * A destination whose connection drops mid-association: a TCP proxy in front of `targetPort`
+ * that forwards the n-th connection until the sender has sent `cutAfterBytes[n]` bytes, then
+ * passes those on, closes the way to the peer and drops the sender. Connections past the list
+ * are forwarded whole.
+ */
+async function droppingProxy(targetPort: number, cutAfterBytes: number[]): Promise<{ port: number; cuts: () => number }> {
+  let connections = 0;
+  let cuts = 0;
+  const sockets: net.Socket[] = [];
+  const proxy = net.createServer((sender) => {
+    const limit = cutAfterBytes[connections++];
+    const peer = net.connect(targetPort, '127.0.0.1');
+    sockets.push(sender, peer);
+    let forwarded = 0;
+    sender.on('data', (chunk: Buffer) => {
+      if (limit !== undefined && forwarded + chunk.length >= limit) {
+        cuts++;
+        peer.end(chunk.subarray(0, limit - forwarded));
+        sender.destroy();
+        return;
+      }
+      forwarded += chunk.length;
+      peer.write(chunk);
+    });
+    peer.on('data', (chunk: Buffer) => sender.write(chunk));
+    for (const [a, b] of [[sender, peer], [peer, sender]]) {
+      a.on('error', () => b.destroy());
+      a.on('close', () => b.destroy());
+    }
+  });
+  proxy.on('close', () => sockets.forEach((s) => s.destroy()));
+  blackholes.push(proxy);
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  return { port: (proxy.address() as net.AddressInfo).port, cuts: () => cuts };
+}
+
 describe('outbox backoff', () => {
   it('doubles the wait after each failed attempt, up to the cap', () => {
     const o = { concurrency: 1, maxAttempts: 10, initialRetrySeconds: 10, maxRetrySeconds: 300, batchSize: 10 };
@@ -175,6 +212,39 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     expect(figures(s, 'HUNG').delivered).toBe(0);
     expect(figures(s, 'HUNG').queued + figures(s, 'HUNG').sending).toBe(3);
     await expectSameDatasets(ct.files, live.dir);
+  });
+
+  it('a destination that drops the connection mid-association still gets every object, none left sending (issue 8)', async () => {
+    const series = await ctSeries(path.join(fixtures, 'dropped'), { slices: 12, rows: 64, cols: 64 });
+    const peer = await storescp({ aeTitle: 'DROPPY' });
+    // Cut in the association request, in the first object, a few objects in, and late in the batch.
+    const proxy = await droppingProxy(peer.port, [200, 3_000, 30_000, 80_000]);
+    const s = await server([{ plugin: 'route', options: { destination: 'DROPPY' } }], [node_('DROPPY', proxy.port, { ...fast, maxAttempts: 20 })]);
+    await send(s.dicomPort, series.files);
+    await until('12 objects delivered', () => figures(s, 'DROPPY').delivered === 12 || undefined, 30_000);
+    expect(proxy.cuts()).toBe(4);
+    expect(figures(s, 'DROPPY')).toMatchObject({ queued: 0, sending: 0, dead: 0, delivered: 12 });
+    await expectSameDatasets(series.files, peer.dir);
+    // Each object is stored once at the destination (storescp names files by SOP Instance UID).
+    expect(receivedFiles(peer.dir)).toHaveLength(12);
+    // The drops cost attempts: the outbox retried, and recorded why.
+    const db = new Database(path.join(s.dataDir, 'index.sqlite'), { readonly: true });
+    const rows = db.prepare("SELECT attempts, last_error FROM outbox WHERE destination = 'DROPPY'").all() as { attempts: number }[];
+    db.close();
+    expect(Math.max(...rows.map((r) => r.attempts))).toBeGreaterThanOrEqual(4);
+  });
+
+  it('objects behind a drop are not charged an attempt: a peer that drops every association after two objects still gets all', async () => {
+    const series = await ctSeries(path.join(fixtures, 'dropped-often'), { slices: 12, rows: 64, cols: 64 });
+    const peer = await storescp({ aeTitle: 'CRASHY' });
+    // About two and a half objects per association, every time, for longer than it takes.
+    const proxy = await droppingProxy(peer.port, Array(20).fill(25_000));
+    const s = await server([{ plugin: 'route', options: { destination: 'CRASHY' } }], [node_('CRASHY', proxy.port, { ...fast, maxAttempts: 3 })]);
+    await send(s.dicomPort, series.files);
+    await until('12 objects delivered or dead', () => figures(s, 'CRASHY').delivered + figures(s, 'CRASHY').dead === 12 || undefined, 30_000);
+    expect(figures(s, 'CRASHY')).toMatchObject({ queued: 0, sending: 0, dead: 0, delivered: 12 });
+    expect(proxy.cuts()).toBeGreaterThanOrEqual(4);
+    await expectSameDatasets(series.files, peer.dir);
   });
 
   it('moves objects to the dead letters after maxAttempts; `outbox retry` sends them again', async () => {

@@ -1,0 +1,65 @@
+// Jobs a stop or crash cuts short (issue 8's kill -9 fault injection found jobs failed for it):
+// an interruption beside other jobs does not use up an attempt; a job interrupted again and
+// again runs alone, and only an interruption while alone counts against it.
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { tempDir } from '../../../test/helpers/temp.ts';
+import { SUSPECT_AFTER_INTERRUPTIONS } from '../../jobs/job-store.ts';
+import { SqliteIndex } from './sqlite-index.ts';
+import { SqliteJobs } from './sqlite-jobs.ts';
+
+const open: SqliteIndex[] = [];
+afterEach(() => open.splice(0).forEach((i) => i.close()));
+
+function store(): SqliteJobs {
+  const index = new SqliteIndex(path.join(tempDir(), 'index.sqlite'));
+  open.push(index);
+  return new SqliteJobs(index.connection);
+}
+
+const now = () => new Date().toISOString();
+const newJob = (maxAttempts: number) => ({ pipeline: 'p', triggerOn: 'manual' as const, inputs: [], priority: 0, maxAttempts, backoffSeconds: 0 });
+
+describe('jobs interrupted by a stop or crash', () => {
+  it('runs a job cut short beside others again however often that happens, without using up its attempts', () => {
+    const jobs = store();
+    const id = jobs.createJob(newJob(2));
+    jobs.createJob(newJob(2));
+    for (let kill = 1; kill <= SUSPECT_AFTER_INTERRUPTIONS; kill++) {
+      expect(jobs.claimNextJob('node', 60_000, now(), [], 0)?.id).toBe(id);
+      expect(jobs.claimNextJob('node', 60_000, now(), [], 1)).toBeDefined();
+      expect(jobs.requeueInterrupted()).toBe(2);
+      expect(jobs.getJob(id)).toMatchObject({ status: 'queued', attempts: kill, interruptions: kill });
+    }
+  });
+
+  it('claims a suspect job only when nothing else runs on the node, and then alone', () => {
+    const jobs = store();
+    const id = jobs.createJob(newJob(3));
+    for (let kill = 0; kill < SUSPECT_AFTER_INTERRUPTIONS; kill++) {
+      jobs.claimNextJob('node', 60_000, now(), [], 1);
+      jobs.requeueInterrupted();
+    }
+    // Its place in the queue is kept: nothing behind it is claimed meanwhile.
+    jobs.createJob(newJob(3));
+    expect(jobs.claimNextJob('node', 60_000, now(), [], 1)).toBeUndefined();
+    expect(jobs.claimNextJob('node', 60_000, now(), [], 0)).toMatchObject({ id, isolated: true });
+  });
+
+  it('counts an interruption while running alone, and fails a job that keeps taking the server down', () => {
+    const jobs = store();
+    const id = jobs.createJob(newJob(2));
+    for (let kill = 0; kill < SUSPECT_AFTER_INTERRUPTIONS; kill++) {
+      jobs.claimNextJob('node', 60_000, now(), [], 1);
+      jobs.requeueInterrupted();
+    }
+    jobs.claimNextJob('node', 60_000, now(), [], 0);
+    jobs.requeueInterrupted();
+    expect(jobs.getJob(id)).toMatchObject({ status: 'queued', attempts: SUSPECT_AFTER_INTERRUPTIONS + 1, interruptions: SUSPECT_AFTER_INTERRUPTIONS });
+    jobs.claimNextJob('node', 60_000, now(), [], 0);
+    expect(jobs.requeueInterrupted()).toBe(0);
+    const job = jobs.getJob(id)!;
+    expect(job).toMatchObject({ status: 'failed', errorCode: 'DF_ERR_STEP_FAILED' });
+    expect(job.error).toBe('the server stopped while this job ran alone, in its last allowed attempt (2 of 2): it is taken to be what brings the server down');
+  });
+});

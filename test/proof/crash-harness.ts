@@ -1,0 +1,590 @@
+// Issue 8, crash safety: SIGKILL the server at seeded random moments while several storescu
+// senders push their studies and the pipelines run (store, DICOMDIR, route to a real storescp,
+// a worker step), restart it on the same data directory, and check what a user relies on:
+// every acknowledged object stored once, byte for byte; the DICOMDIR valid and complete; the
+// outbox delivers what it owed; interrupted jobs complete. Used by the short CI test
+// (test/integration/crash-pipelines.test.ts) and the long run of `npm run proof`:
+//
+//   node test/proof/crash-harness.ts --kill-points 20 --senders 6 --seed 42 [--json]
+//
+// The seed fixes the kill moments (a fifth of them within 200 ms of start-up, when the jobs the
+// last kill interrupted run again) and each sender's association sizes; the scheduling of the
+// processes still varies from run to run, so a replay hits the same moments, not the same bytes.
+//
+// Delivery to the destination is at least once: an object sent while the server was killed
+// before the outbox row was marked delivered is sent again after the restart, and an object a
+// sender sent again (its Success never came) is a second arrival the route pipeline forwards
+// too. storescp names received files by SOP Instance UID, so a second copy replaces the first:
+// the destination holds each object once. Wire sends above one per object are counted
+// (`outbox.wireSends`), not treated as failures.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import Database from 'better-sqlite3';
+import { ctSeries, type BuiltSeries } from '../fixtures/builder.ts';
+import { startStorescp, type DcmtkPeer } from '../helpers/dcmtk-peers.ts';
+import { dcmdump, runDcmtk } from '../helpers/dcmtk.ts';
+import { freePort } from '../helpers/net.ts';
+import { splitPart10 } from '../helpers/part10.ts';
+import { spawnServer } from '../helpers/server.ts';
+import { SERVER_NODE_FLAGS } from '../../server/node-flags.ts';
+
+const repo = path.resolve(import.meta.dirname, '../..');
+const nodeBin = fs.existsSync(path.join(repo, 'node_modules/.bin/node')) ? path.join(repo, 'node_modules/.bin/node') : process.execPath;
+
+export interface CrashProofOptions {
+  /** SIGKILLs, each followed by a restart. */
+  killPoints: number;
+  /** storescu processes sending at once, each its own study. */
+  senders: number;
+  /** Seeds the kill moments and the chunking of the sends: the same seed replays the run. */
+  seed: number;
+  /** Instances in each sender's study (default 60). */
+  instancesPerSender?: number;
+  /** A kill lands this many ms after the server became ready (uniform in [min, max]; one in five within 200 ms). */
+  killDelayMs?: [number, number];
+  /** How long the pipelines may take to settle after the last sends (default 180 s). */
+  settleTimeoutMs?: number;
+  /** Progress lines (the seed first, so a failure can be replayed). */
+  log?: (line: string) => void;
+  /** Keep the data, fixtures and destination directories (printed) instead of removing them. */
+  keep?: boolean;
+}
+
+export interface CrashProofFigures {
+  seed: number;
+  killPoints: number;
+  senders: number;
+  /** Restarts after which every acknowledged object was durable and incoming/ empty. */
+  killsSurvived: number;
+  /** Extra SIGKILLs of a restarting server (before or just after it was ready), not in killPoints. */
+  killsDuringStartup: number;
+  objectsSent: number;
+  objectsAcknowledged: number;
+  /** Sends whose Success never came (the kill cut them off); sent again in a later round. */
+  sendsCutOff: number;
+  /** Acknowledged, but not in the Import database at the end. */
+  lost: number;
+  /** SOP Instance UIDs indexed more than once in a database. */
+  duplicatedInIndex: number;
+  /** Indexed objects whose stored dataset differs from what was sent, or whose file is short or missing. */
+  corrupt: number;
+  jobs: { total: number; interrupted: number; interruptedCompleted: number; failed: number; stuck: number };
+  outbox: { owed: number; delivered: number; dead: number; stuck: number; atDestination: number; missingAtDestination: number; wireSends: number };
+  dicomdir: { valid: boolean; listed: number; missing: number };
+  workerStep: { images: number; missing: number };
+  durationMs: number;
+  /** Every broken invariant, in words; empty when the run passed. */
+  problems: string[];
+}
+
+/** mulberry32: small, fast and good enough to place kill moments reproducibly. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * One modality: sends its study in associations of a few objects each, like a scanner sending
+ * as it reconstructs, and sends again whatever was not acknowledged. storescu -v logs
+ * "Sending file: F" before each request and "Received Store Response (Success)" after it.
+ */
+class Sender {
+  readonly name: string;
+  readonly series: BuiltSeries;
+  private readonly uidByFile: Map<string, string>;
+  /** Files not yet acknowledged, in sending order. */
+  readonly pending: string[];
+  readonly acknowledged = new Set<string>();
+  sendsCutOff = 0;
+  otherResponses: string[] = [];
+  private child: ChildProcess | undefined;
+
+  /** Its own stream, so that the kill moments do not depend on how many associations a sender made. */
+  private readonly random: () => number;
+
+  constructor(name: string, series: BuiltSeries, random: () => number) {
+    this.name = name;
+    this.series = series;
+    this.random = random;
+    this.uidByFile = new Map(series.instances.map((i) => [path.resolve(i.file), i.sopInstanceUid]));
+    this.pending = series.instances.map((i) => path.resolve(i.file));
+  }
+
+  async sendUntil(port: number, stop: { stopped: boolean }): Promise<void> {
+    while (!stop.stopped && this.pending.length > 0) {
+      const chunk = this.pending.slice(0, 4 + Math.floor(this.random() * 16));
+      const done = await this.storescu(port, chunk);
+      if (!done && !stop.stopped) await sleep(100);
+    }
+  }
+
+  /** Kills a storescu still running (it normally ends by itself when the server dies). */
+  abort(): void {
+    if (this.child && this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+  }
+
+  private async storescu(port: number, files: string[]): Promise<boolean> {
+    const child = spawn('storescu', ['-v', '-aet', this.name, '-aec', 'DICOMFLOW', '127.0.0.1', String(port), ...files], {
+      env: { ...process.env, TCP_NODELAY: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    let sending: string | undefined;
+    let rest = '';
+    const onText = (text: string): void => {
+      rest += text;
+      const lines = rest.split('\n');
+      rest = lines.pop() ?? '';
+      for (const line of lines) {
+        const file = /Sending file: (.*)$/.exec(line)?.[1];
+        if (file !== undefined) sending = path.resolve(file.trim());
+        const response = /Received Store Response \(([^)]*)\)/.exec(line)?.[1];
+        if (response === undefined) continue;
+        if (response === 'Success' && sending !== undefined) {
+          this.acknowledged.add(this.uidByFile.get(sending)!);
+          const at = this.pending.indexOf(sending);
+          if (at >= 0) this.pending.splice(at, 1);
+        } else this.otherResponses.push(response);
+        sending = undefined;
+      }
+    };
+    child.stdout.setEncoding('utf8').on('data', onText);
+    child.stderr.setEncoding('utf8').on('data', onText);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    await exited(child);
+    clearTimeout(timer);
+    // A request sent whose response never came: the object may or may not be stored.
+    if (sending !== undefined) this.sendsCutOff++;
+    return child.exitCode === 0;
+  }
+}
+
+type Row = Record<string, any>;
+
+/** A snapshot of the index as the killed server left it (copied: opening it must not change it). */
+function snapshotIndex(dataDir: string, into: string): Database.Database {
+  fs.mkdirSync(into, { recursive: true });
+  for (const suffix of ['', '-wal', '-shm']) {
+    const from = path.join(dataDir, `index.sqlite${suffix}`);
+    if (fs.existsSync(from)) fs.copyFileSync(from, path.join(into, `index.sqlite${suffix}`));
+  }
+  return new Database(path.join(into, 'index.sqlite'));
+}
+
+function readOnlyIndex(dataDir: string): Database.Database {
+  return new Database(path.join(dataDir, 'index.sqlite'), { readonly: true, fileMustExist: true });
+}
+
+function pipelineFiles(dir: string, dicomdirRoot: string, imagesDir: string): void {
+  fs.mkdirSync(dir, { recursive: true });
+  const write = (name: string, definition: Record<string, unknown>) => fs.writeFileSync(path.join(dir, `${name}.json`), JSON.stringify({ name, ...definition }, null, 2));
+  // store-received is the built-in default pipeline (store step into Import).
+  write('media', { trigger: { on: 'instance' }, steps: [{ plugin: 'dicomdir', options: { root: dicomdirRoot, fileSetId: 'CRASHTEST' } }], retry: { maxAttempts: 5, backoffSeconds: 1 } });
+  write('forward', { trigger: { on: 'instance' }, steps: [{ plugin: 'route', options: { destination: 'PACS' } }], retry: { maxAttempts: 5, backoffSeconds: 1 } });
+  // A worker step over each series once it is quiet: every image rendered to a JPEG.
+  write('images', {
+    trigger: { on: 'series', stableSeconds: 1 },
+    steps: [{ plugin: 'convert-image', options: { folder: imagesDir, window: 'soft-tissue' } }],
+    retry: { maxAttempts: 5, backoffSeconds: 1 },
+  });
+}
+
+/**
+ * Runs the fault injection and returns its figures; never throws for a broken invariant (they
+ * are listed in `problems`), only when the run itself cannot be made (no DCMTK, a server that
+ * does not start).
+ */
+export async function runCrashProof(options: CrashProofOptions): Promise<CrashProofFigures> {
+  const started = Date.now();
+  const log = options.log ?? (() => {});
+  const random = seededRandom(options.seed);
+  const [minDelay, maxDelay] = options.killDelayMs ?? [300, 2500];
+  const perSender = options.instancesPerSender ?? 60;
+  log(`crash proof: seed ${options.seed}, ${options.killPoints} kill points, ${options.senders} senders × ${perSender} objects`);
+
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dicomflow-crash-proof-'));
+  const dataDir = path.join(work, 'data');
+  const dicomdirRoot = path.join(work, 'dicomdir');
+  const imagesDir = path.join(work, 'images');
+  const pipelinesDir = path.join(work, 'pipelines');
+  fs.mkdirSync(dataDir);
+  pipelineFiles(pipelinesDir, dicomdirRoot, imagesDir);
+  const problems: string[] = [];
+  let server: Awaited<ReturnType<typeof spawnServer>> | undefined;
+  let peer: DcmtkPeer | undefined;
+  const senders: Sender[] = [];
+  try {
+    for (let i = 0; i < options.senders; i++) {
+      const series = await ctSeries(path.join(work, 'fixtures', `s${i}`), { slices: perSender, rows: 64, cols: 64, patientId: `CRASH-${i}`, seed: options.seed * 100 + i + 1 });
+      senders.push(new Sender(`SENDER${i}`, series, seededRandom(options.seed * 7919 + i + 1)));
+    }
+    const sourceDataset = new Map<string, Buffer>();
+    for (const s of senders) for (const inst of s.series.instances) sourceDataset.set(inst.sopInstanceUid, Buffer.from(splitPart10(fs.readFileSync(inst.file)).dataset));
+
+    peer = await startStorescp({ aeTitle: 'PACS', args: ['-v'] });
+    const [dicomPort, httpPort] = [await freePort(), await freePort()];
+    const config = path.join(work, 'config.json');
+    fs.writeFileSync(
+      config,
+      JSON.stringify({
+        dataDir,
+        pipelinesDir,
+        dimse: { port: dicomPort, host: '127.0.0.1' },
+        http: { port: httpPort, host: '127.0.0.1' },
+        storage: { minFreeMegabytes: 16 },
+        engine: { workerThreads: 1 },
+        remoteNodes: [{ aeTitle: 'PACS', host: '127.0.0.1', port: peer.port, outbox: { maxAttempts: 100, initialRetrySeconds: 0.5, maxRetrySeconds: 2 } }],
+      }),
+    );
+    const interrupted = new Set<string>();
+    let outboxSendingAtKill = 0;
+    let killsSurvived = 0;
+    let killsDuringStartup = 0;
+    // What a kill interrupted, read from a copy of the index as the server left it.
+    const noteInterrupted = (): Row[] => {
+      const snapshotDir = path.join(work, 'snapshot');
+      const snapshot = snapshotIndex(dataDir, snapshotDir);
+      try {
+        const running = snapshot.prepare("SELECT id, pipeline FROM jobs WHERE status = 'running'").all() as Row[];
+        outboxSendingAtKill += (snapshot.prepare("SELECT count(*) AS n FROM outbox WHERE state = 'sending'").get() as Row).n;
+        running.forEach((j) => interrupted.add(j.id));
+        return running;
+      } finally {
+        snapshot.close();
+        fs.rmSync(snapshotDir, { recursive: true, force: true });
+      }
+    };
+
+    server = await spawnServer(['--config', config]);
+    for (let kill = 1; kill <= options.killPoints; kill++) {
+      const stop = { stopped: false };
+      const sending = senders.map((s) => s.sendUntil(dicomPort, stop));
+      // One kill in five comes right after start-up, while the jobs a kill interrupted run again.
+      const delay = Math.round(random() < 0.2 ? random() * 200 : minDelay + random() * (maxDelay - minDelay));
+      await sleep(delay);
+      stop.stopped = true;
+      server.child.kill('SIGKILL');
+      await exited(server.child);
+      const abortTimer = setTimeout(() => senders.forEach((s) => s.abort()), 10_000);
+      await Promise.all(sending);
+      clearTimeout(abortTimer);
+
+      const runningJobs = noteInterrupted();
+      const acknowledged = senders.reduce((n, s) => n + s.acknowledged.size, 0);
+      log(`kill ${kill}/${options.killPoints} after ${delay} ms: ${acknowledged} acknowledged so far, ${runningJobs.length} job(s) running (${[...new Set(runningJobs.map((j) => j.pipeline))].join(', ') || '-'})`);
+
+      // Now and then the restart itself is killed, anywhere from loading the code to the
+      // recovery (incoming/, the unclean-stop check, requeued jobs and outbox entries).
+      if (random() < 0.15) {
+        const at = Math.round(random() * 2500);
+        const reachedReady = await killDuringStartup(config, at);
+        killsDuringStartup++;
+        const more = noteInterrupted();
+        log(`  and the restart killed after ${at} ms (${reachedReady ? 'it was ready' : 'before it was ready'}; ${more.length} job(s) running)`);
+      }
+
+      server = await spawnServer(['--config', config]);
+      const found = durableAfterRestart(dataDir, senders);
+      if (found.length === 0) killsSurvived++;
+      else problems.push(...found.map((p) => `after kill ${kill}: ${p}`));
+    }
+
+    // The last round: everything not yet acknowledged, with no kill.
+    const stop = { stopped: false };
+    await Promise.all(senders.map((s) => s.sendUntil(dicomPort, stop)));
+    for (const s of senders) {
+      if (s.pending.length > 0) problems.push(`${s.name}: ${s.pending.length} object(s) never acknowledged without a kill`);
+      if (s.otherResponses.length > 0) problems.push(`${s.name}: responses other than Success: ${[...new Set(s.otherResponses)].join(', ')}`);
+    }
+    const settled = await settle(dataDir, options.settleTimeoutMs ?? 180_000);
+    if (settled !== undefined) problems.push(`not settled: ${settled}`);
+
+    const acknowledgedUids = new Set(senders.flatMap((s) => [...s.acknowledged]));
+    const index = checkIndex(dataDir, acknowledgedUids, sourceDataset);
+    const jobs = await checkJobs(config, dataDir, interrupted);
+    const outbox = checkOutbox(dataDir, peer, acknowledgedUids, sourceDataset);
+    const dicomdir = await checkDicomdir(dicomdirRoot, acknowledgedUids);
+    const images = new Set(fs.existsSync(imagesDir) ? fs.readdirSync(imagesDir).filter((n) => n.endsWith('.jpg')).map((n) => n.slice(0, -4)) : []);
+    const missingImages = [...acknowledgedUids].filter((uid) => !images.has(uid));
+    problems.push(...index.problems, ...jobs.problems, ...outbox.problems, ...dicomdir.problems);
+    if (missingImages.length > 0) problems.push(`worker step: ${missingImages.length} acknowledged object(s) without a JPEG (first ${missingImages[0]})`);
+    if (outboxSendingAtKill > 0) log(`${outboxSendingAtKill} outbox entr(ies) were being sent at a kill`);
+
+    const figures: CrashProofFigures = {
+      seed: options.seed,
+      killPoints: options.killPoints,
+      senders: options.senders,
+      killsSurvived,
+      killsDuringStartup,
+      objectsSent: senders.reduce((n, s) => n + s.series.instances.length, 0),
+      objectsAcknowledged: acknowledgedUids.size,
+      sendsCutOff: senders.reduce((n, s) => n + s.sendsCutOff, 0),
+      lost: index.lost,
+      duplicatedInIndex: index.duplicated,
+      corrupt: index.corrupt,
+      jobs: jobs.figures,
+      outbox: outbox.figures,
+      dicomdir: dicomdir.figures,
+      workerStep: { images: images.size, missing: missingImages.length },
+      durationMs: Date.now() - started,
+      problems,
+    };
+    if (problems.length > 0) log(`server output (last 4000 characters):\n${server.output().slice(-4000)}`);
+    return figures;
+  } finally {
+    if (server && server.child.exitCode === null && server.child.signalCode === null) {
+      server.child.kill('SIGTERM');
+      const timer = setTimeout(() => server!.child.kill('SIGKILL'), 15_000);
+      await exited(server.child);
+      clearTimeout(timer);
+    }
+    senders.forEach((s) => s.abort());
+    await peer?.stop();
+    if (options.keep || problems.length > 0) log(`kept for inspection: ${work} (destination ${peer?.dir})`);
+    else {
+      fs.rmSync(work, { recursive: true, force: true });
+      if (peer) fs.rmSync(peer.dir, { recursive: true, force: true });
+    }
+  }
+}
+
+/** Starts the server and SIGKILLs it `afterMs` later, ready or not; says whether it was ready. */
+async function killDuringStartup(config: string, afterMs: number): Promise<boolean> {
+  const child = spawn(nodeBin, [...SERVER_NODE_FLAGS, path.join(repo, 'server/cli.ts'), 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
+  await Promise.race([sleep(afterMs), exited(child)]);
+  if (child.exitCode !== null) throw new Error(`the server exited by itself while starting (code ${child.exitCode}):\n${output.slice(-3000)}`);
+  child.kill('SIGKILL');
+  await exited(child);
+  return output.includes('dicomflow is ready');
+}
+
+/**
+ * Right after a restart: incoming/ is empty, each acknowledged object has a complete, durable
+ * arrival (its store job may still be queued), and what is indexed already is whole and indexed once.
+ */
+function durableAfterRestart(dataDir: string, senders: Sender[]): string[] {
+  const problems: string[] = [];
+  const incoming = fs.readdirSync(path.join(dataDir, 'storage', 'incoming'));
+  if (incoming.length > 0) problems.push(`storage/incoming holds ${incoming.length} file(s) after the restart`);
+  const db = readOnlyIndex(dataDir);
+  try {
+    const indexed = db.prepare('SELECT i.database_name, i.sop_instance_uid, o.path, o.size FROM instances i JOIN objects o ON o.id = i.object_id').all() as Row[];
+    const seen = new Set<string>();
+    for (const r of indexed) {
+      const key = `${r.database_name}|${r.sop_instance_uid}`;
+      if (seen.has(key)) problems.push(`${r.sop_instance_uid} indexed twice in ${r.database_name}`);
+      seen.add(key);
+      const size = fs.statSync(path.join(dataDir, 'storage', r.path), { throwIfNoEntry: false })?.size;
+      if (size !== r.size) problems.push(`${r.sop_instance_uid} indexed, but its file has ${size ?? 'no'} bytes of ${r.size}`);
+    }
+    const arrival = db.prepare(
+      "SELECT o.path, o.size FROM arrivals a JOIN objects o ON o.id = a.object_id WHERE a.sop_instance_uid = ? AND a.outcome = 'received' AND o.deleted_at IS NULL",
+    );
+    for (const s of senders) {
+      for (const uid of s.acknowledged) {
+        const rows = arrival.all(uid) as Row[];
+        const whole = rows.filter((r) => fs.statSync(path.join(dataDir, 'storage', r.path), { throwIfNoEntry: false })?.size === r.size);
+        if (whole.length === 0) problems.push(`${uid} (${s.name}) acknowledged but no complete object holds it`);
+      }
+    }
+  } finally {
+    db.close();
+  }
+  return problems;
+}
+
+/** Waits until no arrival, job, stable group or outbox entry has work left; returns what is left on timeout. */
+async function settle(dataDir: string, timeoutMs: number): Promise<string | undefined> {
+  const end = Date.now() + timeoutMs;
+  let left = '';
+  while (Date.now() < end) {
+    const db = readOnlyIndex(dataDir);
+    try {
+      const n = (sql: string) => (db.prepare(sql).get() as Row).n as number;
+      const figures = {
+        arrivals: n('SELECT count(*) AS n FROM arrivals WHERE processed_at IS NULL'),
+        jobs: n("SELECT count(*) AS n FROM jobs WHERE status IN ('queued', 'running')"),
+        groups: n("SELECT count(*) AS n FROM trigger_groups WHERE state = 'open'"),
+        outbox: n("SELECT count(*) AS n FROM outbox WHERE state IN ('queued', 'sending')"),
+      };
+      left = Object.entries(figures).filter(([, v]) => v > 0).map(([k, v]) => `${v} ${k}`).join(', ');
+    } finally {
+      db.close();
+    }
+    if (left === '') return undefined;
+    await sleep(500);
+  }
+  return `after ${timeoutMs / 1000} s still ${left}`;
+}
+
+function checkIndex(dataDir: string, acknowledged: Set<string>, sent: Map<string, Buffer>) {
+  const problems: string[] = [];
+  const db = readOnlyIndex(dataDir);
+  let rows: Row[];
+  try {
+    rows = db.prepare('SELECT i.database_name, i.sop_instance_uid, o.path, o.size, o.deleted_at FROM instances i JOIN objects o ON o.id = i.object_id').all() as Row[];
+  } finally {
+    db.close();
+  }
+  const count = new Map<string, number>();
+  let corrupt = 0;
+  for (const r of rows) {
+    const key = `${r.database_name}|${r.sop_instance_uid}`;
+    count.set(key, (count.get(key) ?? 0) + 1);
+    const file = path.join(dataDir, 'storage', r.path);
+    let bytes: Buffer | undefined;
+    try {
+      bytes = fs.readFileSync(file);
+    } catch {
+      // missing: below
+    }
+    const what =
+      r.deleted_at !== null ? 'indexed but its object is marked deleted'
+      : bytes === undefined ? `its file ${r.path} is missing`
+      : bytes.length !== r.size ? `its file has ${bytes.length} bytes, ${r.size} indexed`
+      : !splitPart10(bytes).dataset.equals(sent.get(r.sop_instance_uid) ?? Buffer.alloc(0)) ? 'its stored dataset differs from what was sent'
+      : undefined;
+    if (what !== undefined) {
+      corrupt++;
+      problems.push(`index ${r.database_name}: ${r.sop_instance_uid} ${what}`);
+    }
+  }
+  const duplicated = [...count.values()].filter((n) => n > 1).length;
+  if (duplicated > 0) problems.push(`${duplicated} SOP Instance UID(s) indexed more than once`);
+  const lostUids = [...acknowledged].filter((uid) => !count.has(`Import|${uid}`));
+  if (lostUids.length > 0) problems.push(`${lostUids.length} acknowledged object(s) not in the Import database (first ${lostUids[0]})`);
+  return { lost: lostUids.length, duplicated, corrupt, problems };
+}
+
+async function checkJobs(config: string, dataDir: string, interrupted: Set<string>) {
+  const problems: string[] = [];
+  const db = readOnlyIndex(dataDir);
+  let rows: Row[];
+  try {
+    rows = db.prepare('SELECT id, pipeline, status, attempts, error FROM jobs').all() as Row[];
+  } finally {
+    db.close();
+  }
+  const failed = rows.filter((r) => r.status === 'failed' || r.status === 'cancelled');
+  const stuck = rows.filter((r) => r.status === 'queued' || r.status === 'running');
+  for (const f of failed.slice(0, 5)) problems.push(`job ${f.id} (${f.pipeline}) ${f.status} after ${f.attempts} attempt(s): ${f.error}`);
+  if (failed.length > 5) problems.push(`… ${failed.length} jobs failed in all`);
+  if (stuck.length > 0) problems.push(`${stuck.length} job(s) still queued or running`);
+  // What an operator sees: `dicomflow jobs` lists the interrupted jobs as succeeded.
+  const listed = await new Promise<string>((resolve, reject) => {
+    const child = spawn(nodeBin, [path.join(repo, 'server/cli.ts'), 'jobs', '--config', config, '--json', '--limit', '100000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`dicomflow jobs exited with ${code}: ${err}`))));
+  });
+  const status = new Map((JSON.parse(listed) as { id: string; status: string }[]).map((j) => [j.id, j.status]));
+  const notCompleted = [...interrupted].filter((id) => status.get(id) !== 'succeeded');
+  if (notCompleted.length > 0) problems.push(`${notCompleted.length} interrupted job(s) not shown succeeded by \`dicomflow jobs\`: ${notCompleted.slice(0, 3).map((id) => `${id} ${status.get(id) ?? 'not listed'}`).join(', ')}`);
+  return {
+    figures: { total: rows.length, interrupted: interrupted.size, interruptedCompleted: interrupted.size - notCompleted.length, failed: failed.length, stuck: stuck.length },
+    problems,
+  };
+}
+
+function checkOutbox(dataDir: string, peer: DcmtkPeer, acknowledged: Set<string>, sent: Map<string, Buffer>) {
+  const problems: string[] = [];
+  const db = readOnlyIndex(dataDir);
+  let states: Row[];
+  let owedUids: Set<string>;
+  try {
+    states = db.prepare("SELECT state, count(*) AS n FROM outbox WHERE destination = 'PACS' GROUP BY state").all() as Row[];
+    owedUids = new Set((db.prepare("SELECT DISTINCT sop_instance_uid AS uid FROM outbox WHERE destination = 'PACS'").all() as Row[]).map((r) => r.uid));
+  } finally {
+    db.close();
+  }
+  const by = (state: string) => states.find((s) => s.state === state)?.n ?? 0;
+  const owed = states.reduce((n, s) => n + s.n, 0);
+  if (by('dead') > 0) problems.push(`outbox: ${by('dead')} dead letter(s)`);
+  if (by('queued') + by('sending') > 0) problems.push(`outbox: ${by('queued') + by('sending')} entr(ies) not delivered`);
+  const notOwed = [...acknowledged].filter((uid) => !owedUids.has(uid));
+  if (notOwed.length > 0) problems.push(`outbox: ${notOwed.length} acknowledged object(s) never queued for PACS (first ${notOwed[0]})`);
+  // What the destination holds: each acknowledged object once (storescp names files by UID), byte for byte.
+  const atDestination = new Map<string, number>();
+  for (const name of fs.readdirSync(peer.dir)) {
+    if (name.startsWith('.')) continue;
+    const parts = splitPart10(fs.readFileSync(path.join(peer.dir, name)));
+    atDestination.set(parts.sopInstanceUid, (atDestination.get(parts.sopInstanceUid) ?? 0) + 1);
+    if (!parts.dataset.equals(sent.get(parts.sopInstanceUid) ?? Buffer.alloc(0))) problems.push(`destination: ${name} differs from what was sent`);
+  }
+  const missing = [...acknowledged].filter((uid) => !atDestination.has(uid));
+  if (missing.length > 0) problems.push(`destination: ${missing.length} acknowledged object(s) missing (first ${missing[0]})`);
+  const twice = [...atDestination.values()].filter((n) => n > 1).length;
+  if (twice > 0) problems.push(`destination: ${twice} object(s) stored in more than one file`);
+  const wireSends = (peer.log().match(/Received Store Request/g) ?? []).length;
+  return {
+    figures: { owed, delivered: by('delivered'), dead: by('dead'), stuck: by('queued') + by('sending'), atDestination: atDestination.size, missingAtDestination: missing.length, wireSends },
+    problems,
+  };
+}
+
+async function checkDicomdir(root: string, acknowledged: Set<string>) {
+  const problems: string[] = [];
+  const file = path.join(root, 'DICOMDIR');
+  if (!fs.existsSync(file)) return { figures: { valid: false, listed: 0, missing: acknowledged.size }, problems: ['no DICOMDIR was written'] };
+  const dump = await dcmdump([file]);
+  if (dump.code !== 0 || dump.stderr !== '' || /^[WE]: /m.test(dump.stdout)) problems.push(`DICOMDIR: dcmdump complains: ${(dump.stderr || dump.stdout.match(/^[WE]: .*$/m)?.[0] || `exit ${dump.code}`).slice(0, 300)}`);
+  const vfy = await runDcmtk('dciodvfy', [file]);
+  const errors = `${vfy.stdout}${vfy.stderr}`.split('\n').filter((l) => /^Error/.test(l));
+  if (errors.length > 0) problems.push(`DICOMDIR: dciodvfy: ${errors.slice(0, 3).join('; ')}`);
+  const search = await dcmdump(['-Un', '+P', 'ReferencedSOPInstanceUIDInFile', '+P', 'ReferencedFileID', file]);
+  const listed = [...search.stdout.matchAll(/\(0004,1511\) UI \[([^\]]*)\]/g)].map((m) => m[1].replace(/\0+$/, ''));
+  const fileIds = [...search.stdout.matchAll(/\(0004,1500\) CS \[([^\]]*)\]/g)].map((m) => m[1].trim());
+  const listedSet = new Set(listed);
+  if (listedSet.size !== listed.length) problems.push(`DICOMDIR: ${listed.length - listedSet.size} instance(s) listed more than once`);
+  const missing = [...acknowledged].filter((uid) => !listedSet.has(uid));
+  if (missing.length > 0) problems.push(`DICOMDIR: ${missing.length} acknowledged instance(s) not listed (first ${missing[0]})`);
+  const absent = fileIds.filter((id) => !fs.existsSync(path.join(root, ...id.split('\\'))));
+  if (absent.length > 0) problems.push(`DICOMDIR: ${absent.length} referenced file(s) missing (first ${absent[0]})`);
+  return { figures: { valid: problems.length === 0, listed: listedSet.size, missing: missing.length }, problems };
+}
+
+// `node test/proof/crash-harness.ts --kill-points 20 --senders 6 --seed 7 [--per-sender 80] [--json] [--keep]`
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({
+    options: {
+      'kill-points': { type: 'string', default: '20' },
+      senders: { type: 'string', default: '6' },
+      seed: { type: 'string', default: String(Date.now() % 1_000_000) },
+      'per-sender': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      keep: { type: 'boolean', default: false },
+    },
+  });
+  const figures = await runCrashProof({
+    killPoints: Number(values['kill-points']),
+    senders: Number(values.senders),
+    seed: Number(values.seed),
+    instancesPerSender: values['per-sender'] === undefined ? undefined : Number(values['per-sender']),
+    keep: values.keep,
+    log: (line) => console.error(line),
+  });
+  console.log(values.json ? JSON.stringify(figures, null, 2) : figures);
+  process.exitCode = figures.problems.length === 0 ? 0 : 1;
+}
