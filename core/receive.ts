@@ -55,10 +55,11 @@ export class ReceiveStats {
   lastArrivalAt: string | undefined;
 }
 
-// PS3.5 9.1 UIDs are digits and dots; real modalities sometimes send worse, and since no path is
-// made from a UID we keep those too. What we refuse is what no UID can be: empty, too long,
-// control characters, or a backslash (which would make it multi-valued).
-const ACCEPTABLE_UID = /^[!-[\]-~]{1,64}$/;
+// PS3.5 9.1 UIDs are digits and dots; real modalities sometimes send worse (letters, a trailing
+// dot), and we keep those too. What we refuse is what no UID can be: empty, too long, control
+// characters, a backslash (which would make it multi-valued), and what reads as a path: a slash,
+// or dots alone ("..") — steps such as motion-correction name output folders after series UIDs.
+const ACCEPTABLE_UID = /^(?!\.+$)[!-.0-[\]-~]{1,64}$/;
 
 /**
  * The one way into storage, whatever the source: the Part 10 header and the dataset's bytes go

@@ -9,12 +9,18 @@ export type ResolvedConfig = Config & { dataDir: string; pipelinesDir: string; c
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true });
 const validate = ajv.compile(configSchema);
 
+// A hostile file can hold a million wrong items: the first problems say what is wrong.
+const MAX_DESCRIBED_ERRORS = 50;
+const MAX_CONFIG_BYTES = 1 << 20;
+
 export function describeAjvErrors(errors: ErrorObject[] | null | undefined): string[] {
-  return (errors ?? []).map((e) => {
+  const all = errors ?? [];
+  const more = all.length > MAX_DESCRIBED_ERRORS ? [`… and ${all.length - MAX_DESCRIBED_ERRORS} more problems`] : [];
+  return all.slice(0, MAX_DESCRIBED_ERRORS).map((e) => {
     const at = e.instancePath === '' ? '/' : e.instancePath;
     const extra = e.keyword === 'additionalProperties' ? ` (${String(e.params.additionalProperty)})` : '';
     return `${at}: ${e.message ?? e.keyword}${extra}`;
-  });
+  }).concat(more);
 }
 
 /** Overrides from the command line, applied after the file and before validation. */
@@ -34,7 +40,9 @@ export function loadConfig(file: string | undefined, overrides: ConfigOverrides 
   let baseDir = cwd;
   if (file !== undefined) {
     try {
-      raw = JSON.parse(readFileSync(file, 'utf8'));
+      const text = readFileSync(file, 'utf8');
+      if (text.length > MAX_CONFIG_BYTES) throw new Error(`the file has ${text.length} characters, more than the ${MAX_CONFIG_BYTES} a configuration may have`);
+      raw = JSON.parse(text);
     } catch (err) {
       throw dfError('DF_ERR_CONFIG_READ', `cannot read configuration ${file}: ${(err as Error).message}`, { cause: err });
     }
@@ -65,6 +73,7 @@ export function loadConfig(file: string | undefined, overrides: ConfigOverrides 
     plugins: { ...config.plugins, directories: config.plugins.directories.map((d) => path.resolve(baseDir, d)) },
     watchFolders: config.watchFolders.map((w) => ({ ...w, path: path.resolve(baseDir, w.path) })),
     dicomdirStores: config.dicomdirStores.map((d) => ({ ...d, root: path.resolve(baseDir, d.root) })),
+    ...resolveTlsFiles(config, baseDir),
     configFile: file === undefined ? undefined : path.resolve(cwd, file),
   };
 }
@@ -91,4 +100,15 @@ function checkSemantics(config: Config, where: string): void {
   config.databases.forEach((db, i) => claim(db.aeTitle, `/databases/${i}/aeTitle`));
   config.dicomdirStores.forEach((d, i) => claim(d.aeTitle, `/dicomdirStores/${i}/aeTitle`));
   if (problems.length > 0) throw dfError('DF_ERR_CONFIG_INVALID', `${where}:\n  ${problems.join('\n  ')}`);
+}
+
+/** Certificate and key paths, like every path in the file, are relative to it. */
+function resolveTlsFiles(config: Config, baseDir: string): Pick<Config, 'dimse' | 'http' | 'remoteNodes'> {
+  const at = (file: string | undefined) => (file === undefined ? undefined : path.resolve(baseDir, file));
+  const { dimse, http } = config;
+  return {
+    dimse: dimse.tls ? { ...dimse, tls: { ...dimse.tls, certFile: at(dimse.tls.certFile)!, keyFile: at(dimse.tls.keyFile)!, caFile: at(dimse.tls.caFile) } } : dimse,
+    http: http.tls ? { ...http, tls: { certFile: at(http.tls.certFile)!, keyFile: at(http.tls.keyFile)! } } : http,
+    remoteNodes: config.remoteNodes.map((n) => ({ ...n, tlsCaFile: at(n.tlsCaFile), tlsCertFile: at(n.tlsCertFile), tlsKeyFile: at(n.tlsKeyFile) })),
+  };
 }

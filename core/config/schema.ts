@@ -68,6 +68,25 @@ export const configSchema = {
         },
         associationTimeoutSeconds: { type: 'integer', minimum: 1, default: 60 },
         pduTimeoutSeconds: { type: 'integer', minimum: 1, default: 60 },
+        tls: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['port', 'certFile', 'keyFile'],
+          description: 'DICOM over TLS (PS3.15 B.1): a second listener beside the plain port (or instead of it, with "only"). Paths are relative to the configuration file.',
+          properties: {
+            port: { type: 'integer', minimum: 0, maximum: 65535, description: 'TLS port (2762 is the registered DICOM TLS port).' },
+            certFile: { type: 'string', description: "PEM file with the server's certificate (and its chain)." },
+            keyFile: { type: 'string', description: "PEM file with the server's private key." },
+            caFile: { type: 'string', description: 'PEM file of the CAs client certificates must chain to.' },
+            requireClientCertificate: { type: 'boolean', default: false, description: 'Mutual TLS: refuse peers without a certificate signed by caFile.' },
+            only: { type: 'boolean', default: false, description: 'Do not open the plain (non-TLS) port.' },
+          },
+        },
+        requireUserIdentity: {
+          enum: ['off', 'username', 'passcode'],
+          default: 'off',
+          description: 'User Identity Negotiation (PS3.7 D.3.3.7): "username" requires the name of a configured user; "passcode" also its passcode, an API token of that user (`dicomflow token create --user NAME`). Others get A-ASSOCIATE-RJ; the user is recorded with each arrival.',
+        },
       },
     },
     http: {
@@ -77,6 +96,16 @@ export const configSchema = {
       properties: {
         host: { type: 'string', default: '0.0.0.0' },
         port: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
+        tls: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['certFile', 'keyFile'],
+          description: 'Serve the HTTP API and web page over HTTPS. Paths are relative to the configuration file.',
+          properties: {
+            certFile: { type: 'string', description: 'PEM certificate (and chain).' },
+            keyFile: { type: 'string', description: 'PEM private key.' },
+          },
+        },
       },
     },
     storage: {
@@ -173,7 +202,10 @@ export const configSchema = {
           aeTitle,
           host: { type: 'string', minLength: 1 },
           port: { type: 'integer', minimum: 1, maximum: 65535 },
-          tls: { type: 'boolean', default: false, description: 'DICOM over TLS (PS3.15 B.1), verifying the peer against the system CAs.' },
+          tls: { type: 'boolean', default: false, description: 'DICOM over TLS (PS3.15 B.1), verifying the peer against the system CAs, or tlsCaFile.' },
+          tlsCaFile: { type: 'string', description: "PEM file of the CAs the node's certificate must chain to (instead of the system CAs)." },
+          tlsCertFile: { type: 'string', description: 'PEM certificate presented to the node (mutual TLS); with tlsKeyFile.' },
+          tlsKeyFile: { type: 'string', description: 'PEM private key of tlsCertFile.' },
           description: { type: 'string' },
           outbox: {
             type: 'object',

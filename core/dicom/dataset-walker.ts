@@ -6,9 +6,11 @@ import { dfError } from '../errors.ts';
  * element boundary) and captures the small top-level elements the index needs. The bytes
  * themselves are never changed or kept whole: receive writes them to disk as they come.
  *
- * Sequences and items of defined length are skipped by length; undefined-length ones are
- * descended into to find their delimiters (PS3.5 7.5). Encapsulated pixel data (PS3.5 A.4) is
- * a sequence of defined-length fragments and is walked the same way.
+ * Sequences (explicit VR SQ) and items are descended into whatever their length, so that an
+ * item or element reaching past the end of what contains it is caught here, not by whoever
+ * reads the object later; undefined-length ones end at their delimiters (PS3.5 7.5). In implicit
+ * VR a defined-length sequence cannot be told from a value without a dictionary and is skipped
+ * by length. Encapsulated pixel data (PS3.5 A.4) is a sequence of fragments, skipped by length.
  */
 
 export interface CapturedElement {
@@ -42,6 +44,10 @@ interface Frame {
   explicitVr: boolean;
   /** The tag that opened a sequence frame, for messages. */
   tag?: number;
+  /** Dataset offset where a defined-length sequence or item ends. */
+  end?: number;
+  /** The nearest end among this frame and those around it: nothing inside may pass it. */
+  limit: number;
 }
 
 export function tagString(tag: number): string {
@@ -67,7 +73,7 @@ export class DatasetWalker {
   constructor(options: WalkerOptions) {
     this.littleEndian = options.littleEndian;
     this.captureMaxBytes = options.captureMaxBytes ?? 1024;
-    this.stack = [{ kind: 'dataset', explicitVr: options.explicitVr }];
+    this.stack = [{ kind: 'dataset', explicitVr: options.explicitVr, limit: Infinity }];
   }
 
   get bytesSeen(): number {
@@ -83,7 +89,10 @@ export class DatasetWalker {
         this.valueRemaining -= take;
         pos += take;
         this.offset += take;
-        if (this.valueRemaining === 0) this.finishValue();
+        if (this.valueRemaining === 0) {
+          this.finishValue();
+          this.closeDefinedFrames();
+        }
         continue;
       }
       pos = this.readHeader(chunk, pos);
@@ -101,6 +110,7 @@ export class DatasetWalker {
     if (this.stack.length > 1) {
       const open = this.stack[this.stack.length - 1];
       const what = open.kind === 'item' ? 'an item' : `sequence ${tagString(open.tag ?? 0)}`;
+      if (open.end !== undefined) throw malformed(`dataset ends inside ${what}, ${open.end - this.offset} bytes before its declared end`, this.offset);
       throw malformed(`dataset ends inside ${what} that was never delimited`, this.offset);
     }
     return this.elements;
@@ -162,23 +172,25 @@ export class DatasetWalker {
 
   private onElement(frame: Frame, tag: number, vr: string, length: number): void {
     const at = this.offset;
-    if (tag === ITEM_DELIMITER) {
-      if (frame.kind !== 'item') throw malformed('item delimiter outside an undefined-length item', at);
-      this.stack.pop();
-      return;
+    if (at > frame.limit) throw malformed(`element ${tagString(tag)} starts past the end of the item or sequence holding it`, at);
+    if (length !== UNDEFINED && at + length > frame.limit) {
+      throw malformed(`element ${tagString(tag)} declares ${length} bytes, past the end of the item or sequence holding it`, at);
     }
-    if (tag === SEQUENCE_DELIMITER) {
-      if (frame.kind !== 'sequence') throw malformed('sequence delimiter outside an undefined-length sequence', at);
-      this.stack.pop();
+    if (tag === ITEM_DELIMITER || tag === SEQUENCE_DELIMITER) {
+      const kind = tag === ITEM_DELIMITER ? 'item' : 'sequence';
+      if (frame.kind !== kind) throw malformed(`${kind} delimiter outside an undefined-length ${kind}`, at);
+      // Some writers close defined-length ones with a delimiter too: tolerated, the length rules.
+      if (frame.end === undefined) this.stack.pop();
+      this.closeDefinedFrames();
       return;
     }
     if (tag === ITEM) {
       if (frame.kind !== 'sequence') throw malformed(`item tag (FFFE,E000) outside a sequence`, at);
-      if (length === UNDEFINED) {
-        this.stack.push({ kind: 'item', explicitVr: frame.explicitVr });
+      if (frame.tag === PIXEL_DATA) {
+        this.skip(tag, length);
         return;
       }
-      this.skip(tag, length);
+      this.open({ kind: 'item', explicitVr: frame.explicitVr }, frame, length);
       return;
     }
     if (frame.kind === 'sequence') throw malformed(`element ${tagString(tag)} inside a sequence but outside any item`, at);
@@ -189,17 +201,39 @@ export class DatasetWalker {
       const isEncapsulatedPixels = tag === PIXEL_DATA && (vr === 'OB' || vr === 'OW');
       if (!isSequence && !isEncapsulatedPixels) throw malformed(`element ${tagString(tag)} (${vr}) has undefined length`, at);
       const explicitInside = vr === 'UN' ? false : frame.explicitVr;
-      this.stack.push({ kind: 'sequence', explicitVr: explicitInside, tag });
+      this.stack.push({ kind: 'sequence', explicitVr: explicitInside, tag, limit: frame.limit });
       this.noteTopLevel(frame, tag, at);
       return;
     }
     this.noteTopLevel(frame, tag, at);
+    if (vr === 'SQ') {
+      this.open({ kind: 'sequence', explicitVr: frame.explicitVr, tag }, frame, length);
+      return;
+    }
     const capture = frame.kind === 'dataset' && length <= this.captureMaxBytes && vr !== 'SQ' && tag !== PIXEL_DATA;
     if (capture) {
       this.captureParts = [];
       this.captureVr = vr;
     }
     this.skip(tag, length);
+  }
+
+  /** Enters a sequence or item (defined or undefined length). */
+  private open(frame: Omit<Frame, 'limit'>, parent: Frame, length: number): void {
+    if (length === UNDEFINED) {
+      this.stack.push({ ...frame, limit: parent.limit });
+      return;
+    }
+    const end = this.offset + length;
+    this.stack.push({ ...frame, end, limit: Math.min(end, parent.limit) });
+    this.closeDefinedFrames();
+  }
+
+  /** Leaves every defined-length sequence or item whose last byte has been read. */
+  private closeDefinedFrames(): void {
+    for (let top = this.stack[this.stack.length - 1]; top.end !== undefined && this.offset >= top.end; top = this.stack[this.stack.length - 1]) {
+      this.stack.pop();
+    }
   }
 
   private noteTopLevel(frame: Frame, tag: number, at: number): void {
@@ -215,7 +249,10 @@ export class DatasetWalker {
   private skip(tag: number, length: number): void {
     this.valueTag = tag;
     this.valueRemaining = length;
-    if (length === 0) this.finishValue();
+    if (length === 0) {
+      this.finishValue();
+      this.closeDefinedFrames();
+    }
   }
 
   private readTag(b: Buffer): number {

@@ -44,6 +44,10 @@ export interface PipelineEnvironment {
 }
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
+// The largest pipelines in use are a few kilobytes and a handful of levels deep.
+const MAX_PIPELINE_BYTES = 1 << 20;
+const MAX_PIPELINE_DEPTH = 64;
+const MAX_PROBLEMS = 50;
 const validatePipeline = ajv.compile(pipelineSchema);
 const dictionary = dcmjs.data.DicomMetaDictionary;
 
@@ -65,6 +69,17 @@ export function loadPipeline(
 ): { pipeline?: LoadedPipeline; problems: PipelineProblem[]; warnings: PipelineProblem[] } {
   const problems: PipelineProblem[] = [];
   const warnings: PipelineProblem[] = [];
+  // A hostile or broken file must cost little: jsonc-parser recurses per nesting level (a deep
+  // file overflows the stack), and each problem's line is found by a scan of the text.
+  if (text.length > MAX_PIPELINE_BYTES) {
+    problems.push({ file, pointer: '', line: 1, column: 1, message: `the file has ${text.length} characters, more than the ${MAX_PIPELINE_BYTES} a pipeline may have` });
+    return { problems, warnings };
+  }
+  const tooDeep = nestingBeyond(text, MAX_PIPELINE_DEPTH);
+  if (tooDeep) {
+    problems.push({ file, pointer: tooDeep.pointer, ...lineOf(text, tooDeep.offset), message: `nested more than ${MAX_PIPELINE_DEPTH} levels deep` });
+    return { problems, warnings };
+  }
   const syntaxErrors: ParseError[] = [];
   const tree = parseTree(text, syntaxErrors, { disallowComments: true, allowTrailingComma: false });
   const at = (pointer: string, message: string, offset?: number) => problems.push({ file, pointer, message, ...lineOf(text, offset ?? offsetOf(tree, pointer)) });
@@ -76,7 +91,9 @@ export function loadPipeline(
   }
   const raw = getNodeValue(tree);
   if (!validatePipeline(raw)) {
-    for (const e of validatePipeline.errors ?? []) {
+    const errors = validatePipeline.errors ?? [];
+    if (errors.length > MAX_PROBLEMS) at('', `${errors.length} problems; the first ${MAX_PROBLEMS} follow`);
+    for (const e of errors.slice(0, MAX_PROBLEMS)) {
       const pointer = errorPointer(e);
       at(pointer, describe(e));
     }
@@ -207,6 +224,33 @@ function offsetOf(tree: Node | undefined, pointer: string): number {
     // A property that does not exist as a value (unknown key with a value) still has a key node.
   }
   return 0;
+}
+
+/**
+ * Where the JSON text nests deeper than `max` objects and arrays, as a JSON pointer to the
+ * container that goes one level too far (a scan of the text: no recursion, no parse tree).
+ */
+export function nestingBeyond(text: string, max: number): { pointer: string; offset: number } | undefined {
+  const path: (string | number)[] = [];
+  let key: string | undefined;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      const start = i;
+      for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === '\\') i++;
+      key = text.slice(start + 1, i);
+    } else if (c === '{' || c === '[') {
+      const top = path.length === 0 ? undefined : path[path.length - 1];
+      if (path.length > 0) path[path.length - 1] = typeof top === 'number' ? top : (key ?? '');
+      if (path.length >= max) return { pointer: '/' + path.map((p) => String(p).replace(/~/g, '~0').replace(/\//g, '~1')).join('/'), offset: i };
+      path.push(c === '[' ? 0 : '');
+    } else if (c === '}' || c === ']') {
+      path.pop();
+    } else if (c === ',' && typeof path[path.length - 1] === 'number') {
+      path[path.length - 1] = (path[path.length - 1] as number) + 1;
+    }
+  }
+  return undefined;
 }
 
 function lineOf(text: string, offset: number): { line: number; column: number } {

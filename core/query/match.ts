@@ -13,7 +13,7 @@ export type Rows = Readonly<Partial<Record<RowName, Row>>>;
 /** A test of one stored string. Values are already trimmed (and, for PN, normalized). */
 export type StringTest =
   | { readonly kind: 'exact'; readonly value: string }
-  | { readonly kind: 'wildcard'; readonly pattern: string; readonly regex: RegExp };
+  | { readonly kind: 'wildcard'; readonly pattern: string; readonly glob: { test(value: string): boolean } };
 
 /** One PN component group; `components` is how many `^`-separated parts the query wrote. */
 export type PersonNameGroupTest = StringTest & { readonly components: number };
@@ -141,14 +141,43 @@ function compileValue(vr: string, value: string, invalid: (problem: string) => D
 
 function compileStringTest(value: string): StringTest {
   if (!hasWildcard(value)) return { kind: 'exact', value };
-  return { kind: 'wildcard', pattern: value, regex: wildcardRegex(value) };
+  return { kind: 'wildcard', pattern: value, glob: wildcardMatcher(value) };
 }
 
-/** `*` is any run of characters, `?` exactly one; everything else is literal (`A.B+C` is not a regex). */
-function wildcardRegex(pattern: string): RegExp {
-  const body = pattern.replace(/[\\^$.|+()[\]{}/]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  // `u` so `?` stands for one code point, not one UTF-16 unit; `s` so `.` also takes line breaks.
-  return new RegExp(`^${body}$`, 'us');
+/**
+ * `*` is any run of characters, `?` exactly one; everything else is literal (`A.B+C` is not a
+ * regex). Matched greedily with one backtrack point, in time proportional to the pattern's length
+ * times the value's: a RegExp of `.*` groups backtracks exponentially, and `a*a*a*a*a*a*a*a*a*a*a*b` against
+ * a stored value of 40 a's held the event loop for 26 s (issue 8's fuzzing).
+ */
+function wildcardMatcher(pattern: string): { test(value: string): boolean } {
+  // Code points, so `?` stands for one character, not one UTF-16 unit.
+  const p = Array.from(pattern);
+  return {
+    test(value: string): boolean {
+      const v = Array.from(value);
+      let i = 0;
+      let j = 0;
+      let star = -1;
+      let resumeAt = 0;
+      while (i < v.length) {
+        if (j < p.length && p[j] === '*') {
+          star = j++;
+          resumeAt = i;
+        } else if (j < p.length && (p[j] === '?' || p[j] === v[i])) {
+          i++;
+          j++;
+        } else if (star !== -1) {
+          j = star + 1;
+          i = ++resumeAt;
+        } else {
+          return false;
+        }
+      }
+      while (j < p.length && p[j] === '*') j++;
+      return j === p.length;
+    },
+  };
 }
 
 // ---- Person names -------------------------------------------------------------------------------
@@ -191,7 +220,7 @@ function personNameGroupMatches(test: PersonNameGroupTest, storedGroup: string):
   // Pad the stored name to the components the query wrote, so `Doe^*` matches a bare `Doe`.
   let padded = storedGroup;
   for (let n = storedGroup.split('^').length; n < test.components; n++) padded += '^';
-  return test.regex.test(padded);
+  return test.glob.test(padded);
 }
 
 // ---- Dates and times ----------------------------------------------------------------------------
@@ -392,7 +421,7 @@ function valueMatches(matcher: ValueMatcher, stored: string): boolean {
     case 'exact':
       return stored === matcher.value;
     case 'wildcard':
-      return matcher.regex.test(stored);
+      return matcher.glob.test(stored);
     case 'personName':
       return personNameMatches(matcher.groups, stored);
     case 'number':

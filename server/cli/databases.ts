@@ -5,6 +5,7 @@ import type { TransferRequest, TransferResult } from '../../core/store/index-sto
 import { SqliteIndex } from '../../core/store/sqlite/sqlite-index.ts';
 import { Users } from '../../core/users.ts';
 import { findStudyUids, retrieveWithGet } from '../dimse/get-scu.ts';
+import { tlsOptionsForNode } from '../dimse/store-scu.ts';
 import { openStandaloneReceiver } from './standalone-receiver.ts';
 
 export interface TransferCommand {
@@ -66,7 +67,7 @@ export async function replicateFromNode(
   users.require(c.user, 'write', c.to);
   const { receiver, index, close } = openStandaloneReceiver(config);
   try {
-    const address = { host: node.host, port: node.port, callingAeTitle: config.dimse.aeTitle, calledAeTitle: node.aeTitle, tls: node.tls ? {} : undefined };
+    const address = { host: node.host, port: node.port, callingAeTitle: config.dimse.aeTitle, calledAeTitle: node.aeTitle, tls: tlsOptionsForNode(node) };
     // A patient or a whole node goes study by study: C-FIND lists them, C-GET fetches each.
     const identifiers: Record<string, string>[] =
       c.level === 'study'

@@ -208,9 +208,14 @@ export class GetService {
     try {
       selected = selectObjects(c.source, this.objects, model, c.identifier);
     } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      c.log.warn({ code: typeof code === 'string' && code.startsWith('DF_ERR_') ? code : 'DF_ERR_QUERY_INVALID', err: (err as Error).message }, 'C-GET refused: cannot select the objects');
       return final(RetrieveStatus.UnableToProcess, counts, (err as Error).message);
     }
-    if ('error' in selected) return final(RetrieveStatus.IdentifierDoesNotMatch, counts, selected.error);
+    if ('error' in selected) {
+      c.log.warn({ code: 'DF_ERR_QUERY_INVALID', reason: selected.error }, 'C-GET refused: identifier does not match');
+      return final(RetrieveStatus.IdentifierDoesNotMatch, counts, selected.error);
+    }
     const total = selected.files.length;
     const failedUids: string[] = [];
     let firstError: string | undefined;

@@ -4,7 +4,7 @@ import { queryRetrieveSopClasses } from '../../core/dicom/sop-classes.ts';
 import type { HierarchyFilter, QuerySource } from '../../core/store/index-store.ts';
 import type { ObjectStore } from '../../core/store/object-store.ts';
 import { RetrieveStatus } from './retrieve-status.ts';
-import { sendFiles } from './store-scu.ts';
+import { sendFiles, tlsOptionsForNode, type NodeTls } from './store-scu.ts';
 
 const { responses, Dataset } = dimse;
 const { CMoveResponse } = responses;
@@ -13,11 +13,10 @@ type CMoveResponseT = InstanceType<typeof CMoveResponse>;
 
 const EXPLICIT_VR_LE = '1.2.840.10008.1.2.1';
 
-export interface RemoteNode {
+export interface RemoteNode extends NodeTls {
   aeTitle: string;
   host: string;
   port: number;
-  tls: boolean;
 }
 
 const KEY_OF_LEVEL: Record<string, keyof HierarchyFilter> = {
@@ -93,7 +92,7 @@ export class MoveService {
     const zero = { completed: 0, failed: 0, warnings: 0 };
     const node = c.destination ? this.nodes.get(c.destination) : undefined;
     if (!node) {
-      c.log.warn({ destination: c.destination }, 'C-MOVE refused: destination unknown');
+      c.log.warn({ code: 'DF_ERR_DESTINATION_UNKNOWN', destination: c.destination }, 'C-MOVE refused: destination unknown');
       return final(RetrieveStatus.MoveDestinationUnknown, zero, `unknown move destination "${c.destination ?? ''}"`);
     }
     const model = request.getAffectedSopClassUid() === queryRetrieveSopClasses.PatientRootQueryRetrieveInformationModelMove ? 'PATIENT' : 'STUDY';
@@ -101,9 +100,14 @@ export class MoveService {
     try {
       selected = selectObjects(c.source, this.objects, model, c.identifier);
     } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      c.log.warn({ code: typeof code === 'string' && code.startsWith('DF_ERR_') ? code : 'DF_ERR_QUERY_INVALID', err: (err as Error).message }, 'C-MOVE refused: cannot select the objects');
       return final(RetrieveStatus.UnableToProcess, zero, (err as Error).message);
     }
-    if ('error' in selected) return final(RetrieveStatus.IdentifierDoesNotMatch, zero, selected.error);
+    if ('error' in selected) {
+      c.log.warn({ code: 'DF_ERR_QUERY_INVALID', reason: selected.error }, 'C-MOVE refused: identifier does not match');
+      return final(RetrieveStatus.IdentifierDoesNotMatch, zero, selected.error);
+    }
     const total = selected.files.length;
     const counts = { completed: 0, failed: 0, warnings: 0 };
     const failedUids: string[] = [];
@@ -112,7 +116,7 @@ export class MoveService {
       port: node.port,
       callingAeTitle: this.aeTitle,
       calledAeTitle: node.aeTitle,
-      tls: node.tls ? {} : undefined,
+      tls: tlsOptionsForNode(node),
       files: selected.files,
       moveOriginator: { aeTitle: c.callingAeTitle, messageId: request.getMessageId() },
       onProgress: ({ done, result }) => {

@@ -12,8 +12,8 @@ const MAX_ASSOCIATE_RQ = 1 << 20;
 const MAX_OTHER = 1 << 16;
 
 export interface PduViolation {
-  /** PS3.8 9.3.8 A-ABORT reason: 1 unrecognized PDU, 6 invalid PDU parameter value. */
-  abortReason: 1 | 6;
+  /** PS3.8 9.3.8 A-ABORT reason: 1 unrecognized PDU, 2 unexpected PDU, 6 invalid PDU parameter value. */
+  abortReason: 1 | 2 | 6;
   message: string;
 }
 
@@ -70,6 +70,7 @@ export class PduFramer {
   /** The command's PDUs for the library, held until the command is whole (see consumeCommand). */
   private commandPdus: Buffer[] = [];
   private relayedParts: Buffer[] = [];
+  private sawAssociateRq = false;
 
   constructor(maxPduLength: number, out: FramerOutput) {
     this.maxPduLength = maxPduLength;
@@ -118,6 +119,11 @@ export class PduFramer {
       const type = bytes[0];
       const length = bytes.readUInt32BE(2);
       if (!KNOWN_TYPES.has(type)) return { abortReason: 1, message: `unrecognized PDU type 0x${type.toString(16)}` };
+      // PS3.8 9.2 (state table): an acceptor takes A-ASSOCIATE-RQ first and once; it never receives
+      // -AC, -RJ or A-RELEASE-RP, since it requests nothing itself. dcmjs-dimse would answer some.
+      const expected = this.sawAssociateRq ? type !== 0x01 && type !== 0x02 && type !== 0x03 && type !== 0x06 : type === A_ASSOCIATE_RQ || type === 0x07;
+      if (!expected) return { abortReason: 2, message: `unexpected PDU type 0x${type.toString(16)} ${this.sawAssociateRq ? 'on an open association' : 'before A-ASSOCIATE-RQ'}` };
+      if (type === A_ASSOCIATE_RQ) this.sawAssociateRq = true;
       const limit = type === P_DATA_TF ? this.maxPduLength : type === A_ASSOCIATE_RQ ? MAX_ASSOCIATE_RQ : MAX_OTHER;
       if (length > limit) {
         return { abortReason: 6, message: `PDU of type 0x${type.toString(16)} declares ${length} bytes, more than the ${limit} allowed` };

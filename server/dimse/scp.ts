@@ -29,6 +29,7 @@ type CMoveResponseT = InstanceType<typeof CMoveResponse>;
 type CGetRequest = InstanceType<typeof dimse.requests.CGetRequest>;
 type CGetResponseT = InstanceType<typeof CGetResponse>;
 type CCancelRequest = InstanceType<typeof dimse.requests.CCancelRequest>;
+type BaseScp = InstanceType<typeof Scp>;
 
 export interface AllowedCaller {
   aeTitle: string;
@@ -45,7 +46,15 @@ export interface ScpSettings {
   /** Called AE title → database name; others go to the default database. */
   databaseByAeTitle: Map<string, string>;
   defaultDatabase: string;
+  /** PS3.7 D.3.3.7 User Identity Negotiation: what an association must present. */
+  requireUserIdentity?: 'off' | 'username' | 'passcode';
+  /** Whether a presented identity is a configured user (with its passcode, when one is required). */
+  verifyUser?: (name: string, passcode: string | undefined) => boolean;
 }
+
+// PS3.7 D.3.3.7.1: user identity types 1 (username) and 2 (username and passcode).
+const IDENTITY_USERNAME = 1;
+const IDENTITY_USERNAME_PASSCODE = 2;
 
 /** Association counters for the status page. */
 export class AssociationStats {
@@ -104,6 +113,8 @@ export class DicomflowScp extends Scp {
   private counted = false;
   private callingAeTitle = '';
   private calledAeTitle = '';
+  /** The user the association identified itself as (verified), recorded with each arrival. */
+  private userName: string | undefined;
   private database: string;
   private readonly framed: FramedSocket;
   /** C-GET sub-operations: our C-STORE requests back to the peer on this association. */
@@ -116,7 +127,9 @@ export class DicomflowScp extends Scp {
 
   constructor(socket: Socket, ctx: ScpContext, timeouts: { associationTimeoutMs: number; pduTimeoutMs: number }) {
     const peerAddress = socket.remoteAddress?.replace(/^::ffff:/, '');
-    const log = ctx.log.child({ associationId: undefined as string | undefined, peer: peerAddress });
+    // The peer's port tells apart associations from one host (a log line is traced to its sender).
+    const peerPort = socket.remotePort;
+    const log = ctx.log.child({ associationId: undefined as string | undefined, peer: peerAddress, peerPort });
     let self: DicomflowScp | undefined;
     const onCommand = (command: Buffer) => {
       if (!self) return;
@@ -142,13 +155,23 @@ export class DicomflowScp extends Scp {
     this.framed = framed;
     this.ctx = ctx;
     this.peerAddress = peerAddress;
-    this.log = ctx.log.child({ associationId: this.associationId, peer: this.peerAddress });
+    this.log = ctx.log.child({ associationId: this.associationId, peer: this.peerAddress, peerPort });
     this.database = ctx.settings.defaultDatabase;
     socket.on('close', () => this.closed());
-    // dcmjs-dimse reports protocol errors and timeouts but leaves the connection open.
+    // dcmjs-dimse reports protocol errors (a PDU or command it cannot parse) and timeouts but
+    // leaves the connection open. PS3.8 9.2.3 (AA-8): an invalid PDU is answered with A-ABORT
+    // before the connection closes, so the peer learns why.
     this.on('networkError', (err: Error) => {
-      this.log.warn({ err: err.message }, 'association ended on a network error');
-      socket.destroy();
+      if (socket.destroyed) return;
+      ctx.stats.aborted++;
+      const timedOut = /timeout/i.test(err.message);
+      this.log.warn({ code: timedOut ? 'DF_ERR_PEER_TIMEOUT' : 'DF_ERR_PDU_INVALID', err: err.message }, timedOut ? 'association aborted: the peer went quiet' : 'association aborted: the peer sent what cannot be parsed');
+      if (socket.writable) {
+        socket.end(abortPdu(0));
+        setTimeout(() => socket.destroy(), 1000).unref();
+      } else {
+        socket.destroy();
+      }
     });
   }
 
@@ -162,13 +185,31 @@ export class DicomflowScp extends Scp {
       log.warn({ code: 'DF_ERR_AE_UNKNOWN' }, 'association rejected: calling AE title not allowed');
       return this.reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CallingAeNotRecognized);
     }
+    const mode = s.requireUserIdentity ?? 'off';
+    if (mode !== 'off') {
+      const presented = association.getNegotiateUserIdentity();
+      const type = presented ? association.getUserIdentityType() : undefined;
+      const user = presented ? association.getUserIdentityPrimaryField() : undefined;
+      const passcode = type === IDENTITY_USERNAME_PASSCODE ? association.getUserIdentitySecondaryField() : undefined;
+      const usable = mode === 'username' ? type === IDENTITY_USERNAME || type === IDENTITY_USERNAME_PASSCODE : type === IDENTITY_USERNAME_PASSCODE;
+      if (!usable || !user || !s.verifyUser?.(user, mode === 'passcode' ? passcode : undefined)) {
+        log.warn({ code: 'DF_ERR_USER_IDENTITY', identityType: type ?? null, user: user ?? null }, 'association rejected: user identity missing or not accepted');
+        return this.reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.NoReasonGiven);
+      }
+      this.userName = user;
+      // D.3.3.7.2: for types 1 and 2 the server response, when asked for, is empty.
+      if (association.getUserIdentityPositiveResponseRequested()) {
+        association.setNegotiateUserIdentityServerResponse(true);
+        association.setUserIdentityServerResponse('');
+      }
+    }
     const knownCalled = this.calledAeTitle === s.aeTitle || s.databaseByAeTitle.has(this.calledAeTitle) || this.ctx.dicomdirStores.has(this.calledAeTitle);
     if (s.checkCalledAeTitle && !knownCalled) {
       log.warn({ code: 'DF_ERR_CALLED_AE_UNKNOWN' }, 'association rejected: called AE title unknown');
       return this.reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CalledAeNotRecognized);
     }
     if (this.ctx.stats.open >= s.maxAssociations) {
-      log.warn({ open: this.ctx.stats.open }, 'association rejected: too many open associations');
+      log.warn({ code: 'DF_ERR_TOO_MANY_ASSOCIATIONS', open: this.ctx.stats.open }, 'association rejected: too many open associations');
       // PS3.8 9.3.4: source 3 (presentation provider), reason 2 = local limit exceeded.
       return this.reject(RejectResult.Transient, RejectSource.ServiceProviderPresentation, 2);
     }
@@ -202,7 +243,7 @@ export class DicomflowScp extends Scp {
       }
     }
     if (accepted === 0) {
-      log.warn('association rejected: no acceptable presentation context');
+      log.warn({ code: 'DF_ERR_NO_ACCEPTABLE_CONTEXT' }, 'association rejected: no acceptable presentation context');
       return this.reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.NoReasonGiven);
     }
     // dcmjs-dimse keeps one max-PDU field: what the peer can take is overwritten by what we
@@ -219,8 +260,18 @@ export class DicomflowScp extends Scp {
     this.ctx.stats.open++;
     this.ctx.stats.total++;
     this.counted = true;
-    log.info({ acceptedContexts: accepted, database: this.database }, 'association accepted');
-    this.sendAssociationAccept();
+    log.info({ acceptedContexts: accepted, database: this.database, user: this.userName }, 'association accepted');
+    try {
+      this.sendAssociationAccept();
+    } catch (err) {
+      // dcmjs-dimse cannot encode an answer to some malformed requests (e.g. more than 128
+      // presentation contexts, whose ids then pass 255): abort instead of leaving the peer waiting.
+      this.ctx.stats.aborted++;
+      log.warn({ code: 'DF_ERR_PDU_INVALID', err: (err as Error).message }, 'association aborted: the request cannot be answered');
+      const socket = this.framed.socket;
+      socket.end(abortPdu(6));
+      setTimeout(() => socket.destroy(), 1000).unref();
+    }
   }
 
   private reject(result: number, source: number, reason: number): void {
@@ -330,6 +381,7 @@ export class DicomflowScp extends Scp {
       calledAeTitle: this.calledAeTitle,
       peerAddress: this.peerAddress,
       associationId: this.associationId,
+      userName: this.userName,
     };
   }
 
@@ -355,7 +407,10 @@ export class DicomflowScp extends Scp {
     const sopInstanceUid = this.sopInstanceUids.get(request);
     if (sopInstanceUid !== undefined) response.setAffectedSopInstanceUid(sopInstanceUid);
     if (!reception) {
-      response.setStatus(PROCESSING_FAILURE);
+      // A C-STORE-RQ whose command says no data set follows, or on a context not accepted for storage.
+      this.log.warn({ code: 'DF_ERR_DATASET_MALFORMED', sopInstanceUid }, 'C-STORE refused: no data set came with it');
+      response.setStatus(STORE_STATUS.DF_ERR_DATASET_MALFORMED!);
+      response.setErrorComment('DF_ERR_DATASET_MALFORMED: no data set');
       callback(response);
       return;
     }
@@ -447,6 +502,40 @@ export class DicomflowScp extends Scp {
       .finally(() => {
         if (this.runningGet === running) this.runningGet = undefined;
       });
+  }
+
+  // The N-services (PS3.7 10) are not offered; a request for one comes only on a context of
+  // another service (or from a mangled command). dcmjs-dimse answers 0110 and says nothing: it is
+  // refused as an unrecognized operation (0211), and logged.
+  override nCreateRequest(...[request, callback]: Parameters<BaseScp['nCreateRequest']>): void {
+    callback(this.refuseOperation(request, responses.NCreateResponse, 'N-CREATE'));
+  }
+
+  override nSetRequest(...[request, callback]: Parameters<BaseScp['nSetRequest']>): void {
+    callback(this.refuseOperation(request, responses.NSetResponse, 'N-SET'));
+  }
+
+  override nGetRequest(...[request, callback]: Parameters<BaseScp['nGetRequest']>): void {
+    callback(this.refuseOperation(request, responses.NGetResponse, 'N-GET'));
+  }
+
+  override nActionRequest(...[request, callback]: Parameters<BaseScp['nActionRequest']>): void {
+    callback(this.refuseOperation(request, responses.NActionResponse, 'N-ACTION'));
+  }
+
+  override nDeleteRequest(...[request, callback]: Parameters<BaseScp['nDeleteRequest']>): void {
+    callback(this.refuseOperation(request, responses.NDeleteResponse, 'N-DELETE'));
+  }
+
+  override nEventReportRequest(...[request, callback]: Parameters<BaseScp['nEventReportRequest']>): void {
+    callback(this.refuseOperation(request, responses.NEventReportResponse, 'N-EVENT-REPORT'));
+  }
+
+  private refuseOperation<R, T extends { setStatus(status: number): void }>(request: R, type: { fromRequest(request: R): T }, name: string): T {
+    this.log.warn({ code: 'DF_ERR_OPERATION_UNSUPPORTED', operation: name }, `${name} refused: not a service of this server`);
+    const response = type.fromRequest(request);
+    response.setStatus(Status.UnrecognizedOperation);
+    return response;
   }
 
   override abort(source: number, reason: number): void {

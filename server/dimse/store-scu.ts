@@ -12,6 +12,7 @@
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import { readFileMetaOf, type FileMeta } from '../../core/dicom/part10.ts';
 import { queryRetrieveSopClasses, sopClassKeyword } from '../../core/dicom/sop-classes.ts';
@@ -156,6 +157,25 @@ const connectErrorText: Record<string, string> = {
   ETIMEDOUT: 'connect timed out',
   ECONNRESET: 'connection reset by the peer',
 };
+
+/** What remoteNodes[] says about TLS to a node. */
+export interface NodeTls {
+  tls: boolean;
+  tlsCaFile?: string;
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+}
+
+/**
+ * The tls.connect options for a remote node, or undefined for plain TCP: its own CAs instead of
+ * the system ones, and a client certificate for mutual TLS. Read per association, so renewed
+ * certificates are picked up without a restart.
+ */
+export function tlsOptionsForNode(node: NodeTls): tls.ConnectionOptions | undefined {
+  if (!node.tls) return undefined;
+  const read = (file: string | undefined) => (file === undefined ? undefined : readFileSync(file));
+  return { ca: read(node.tlsCaFile), cert: read(node.tlsCertFile), key: read(node.tlsKeyFile), minVersion: 'TLSv1.2' };
+}
 
 /** TCP (or TLS) connection to a peer, with a connect timeout and errors in words. */
 export function connect(o: PeerAddress, label: string): Promise<net.Socket> {

@@ -54,8 +54,10 @@ function validationMessage(err: FastifyError): string {
 }
 
 /** Builds the API (and the web page when built) without listening: tests can inject requests. */
-export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
+export async function buildHttpApp(deps: HttpDeps, https?: { key: Buffer; cert: Buffer }): Promise<FastifyInstance> {
   const app = Fastify({
+    // http.tls in the configuration: HTTPS with the given certificate.
+    ...(https ? { https } : {}),
     loggerInstance: deps.log.child({ component: 'http' }) as FastifyBaseLogger,
     // Per-request lines would drown the DICOM logs; errors are logged where they are handled.
     logController: new LogController({ disableRequestLogging: true }),
@@ -117,9 +119,9 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
  */
 export async function startHttpServer(
   deps: HttpDeps,
-  options: { host: string; port: number },
+  options: { host: string; port: number; https?: { key: Buffer; cert: Buffer } },
 ): Promise<{ port: number; app: FastifyInstance; close: () => Promise<void> }> {
-  const app = await buildHttpApp(deps);
+  const app = await buildHttpApp(deps, options.https);
   await app.listen({ host: options.host, port: options.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;

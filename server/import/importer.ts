@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import dcmjs from 'dcmjs';
 import { readFileMeta } from '../../core/dicom/part10.ts';
+import { dfError } from '../../core/errors.ts';
 import type { Provenance, Receiver } from '../../core/receive.ts';
 import type { IndexStore } from '../../core/store/index-store.ts';
 
@@ -119,7 +120,7 @@ async function importOne(file: string, options: ImportOptions, seen: Set<string>
     }
     sopInstanceUid = readFileMeta(head.subarray(0, bytesRead)).sopInstanceUid;
   } catch (err) {
-    return { reason: (err as Error).message };
+    return { reason: dfError('DF_ERR_DATASET_MALFORMED', (err as Error).message).message };
   }
   if (seen.has(sopInstanceUid) || options.index.instanceExists(options.provenance.database, sopInstanceUid)) return 'duplicate';
   seen.add(sopInstanceUid);

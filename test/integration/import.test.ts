@@ -90,7 +90,7 @@ describe('import from disk or CD', () => {
     expect((result as { code: number }).code).toBe(3);
     const out = (result as { stdout: string }).stdout;
     expect(out).toContain('files: 4  imported: 2  duplicates: 0  refused: 2');
-    expect(out).toMatch(/refused .*readme\.txt: not a DICOM Part 10 file/);
+    expect(out).toMatch(/refused .*readme\.txt: DF_ERR_DATASET_MALFORMED: not a DICOM Part 10 file/);
     expect(out).toMatch(/refused .*cut\.dcm: DF_ERR_DATASET_MALFORMED/);
   });
 });

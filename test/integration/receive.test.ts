@@ -242,7 +242,7 @@ describe.skipIf(!hasTool('storescu'))('receive over DICOM', () => {
     expect((await getJson(server.httpPort, '/api/health')).status).toBe(200);
   });
 
-  it('stores an object whose SOP Instance UID looks like a path like any other, under a name of its own', async () => {
+  it('refuses with A900 an object whose SOP Instance UID looks like a path, and writes nothing where the path points', async () => {
     const storageDir = path.join(shared.dataDir, 'storage');
     for (const [i, hostileUid] of ['../../x', '1.2/../../../tmp/x'].entries()) {
       const object = await ctSliceWithUid(`hostile-${i}`, hostileUid);
@@ -254,14 +254,12 @@ describe.skipIf(!hasTool('storescu'))('receive over DICOM', () => {
       const assoc = await associate(shared);
       const response = await assoc.sendCStore({ sopClassUid: object.sopClassUid, sopInstanceUid: hostileUid, datasetBytes: object.dataset });
       await assoc.release();
-      // Policy: no path is made from a DICOM value, so such a UID is no reason to refuse the object.
-      expect({ status: response.status, errorComment: response.errorComment }, hostileUid).toEqual({ status: STATUS.success, errorComment: undefined });
+      // Storage makes no path from a DICOM value, but steps may (an output folder per series):
+      // a UID with a slash or of dots alone is no UID (PS3.5 9.1) and is refused (issue 8).
+      expect(response.status, hostileUid).toBe(0xa900);
+      expect(response.errorComment, hostileUid).toMatch(/^DF_ERR_UID_INVALID/);
       // PS3.7 Table 9.1-1: the response names the SOP Instance of the request (=).
       expect(response.affectedSopInstanceUid, hostileUid).toBe(hostileUid);
-
-      const stored = await storedObject(shared, hostileUid);
-      expect(stored.part10.dataset.equals(object.dataset)).toBe(true);
-      expect(stored.file.startsWith(path.join(storageDir, 'objects') + path.sep)).toBe(true);
       expect(naivePaths.filter((p) => existsSync(p))).toEqual(existedBefore);
     }
     // The whole data directory: objects only under storage/objects, named by id; nothing

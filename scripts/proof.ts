@@ -1,0 +1,128 @@
+/**
+ * `npm run proof`: the long version of issue 8's attacks, with the figures for the README.
+ *
+ *   - the DIMSE and file fuzzers (test/fuzz/run.ts): thousands of generated hostile cases
+ *     against a real server process;
+ *   - the full-disk, worker-out-of-memory, hostile-configuration and TLS tests (vitest);
+ *   - further suites when present (the kill -9 fault injection, the load bench).
+ *
+ * Options: --seed N (default: today's date, printed, so a run is replayed with it), --cases N
+ * (DIMSE cases, default 5000), --files N (hostile files, default 800), --out FILE (JSON report).
+ * Exits 1 if anything failed.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+
+const repo = path.resolve(import.meta.dirname, '..');
+const node = fs.existsSync(path.join(repo, 'node_modules/.bin/node')) ? path.join(repo, 'node_modules/.bin/node') : process.execPath;
+const today = Number(new Date().toISOString().slice(0, 10).replace(/-/g, ''));
+const { values } = parseArgs({
+  options: {
+    seed: { type: 'string', default: String(today) },
+    cases: { type: 'string', default: '5000' },
+    files: { type: 'string', default: '800' },
+    out: { type: 'string', default: path.join(os.tmpdir(), 'dicomflow-proof-report.json') },
+  },
+});
+
+function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string; seconds: number }> {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(node, args, { cwd: repo, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      process.stderr.write(d);
+    });
+    child.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr, seconds: Math.round((Date.now() - started) / 1000) }));
+  });
+}
+
+interface VitestSummary {
+  passed: number;
+  failed: number;
+  skipped: number;
+  failures: string[];
+}
+
+async function vitest(files: string[], env: NodeJS.ProcessEnv = {}): Promise<VitestSummary & { seconds: number }> {
+  const report = path.join(os.tmpdir(), `dicomflow-proof-${process.pid}-${Date.now()}.json`);
+  const r = await run([path.join(repo, 'node_modules/vitest/vitest.mjs'), 'run', ...files, '--reporter=json', `--outputFile=${report}`], env);
+  try {
+    const json = JSON.parse(fs.readFileSync(report, 'utf8')) as {
+      numPassedTests: number;
+      numFailedTests: number;
+      numPendingTests: number;
+      testResults: { assertionResults: { fullName: string; status: string; failureMessages: string[] }[] }[];
+    };
+    const failures = json.testResults.flatMap((f) => f.assertionResults.filter((a) => a.status === 'failed').map((a) => `${a.fullName}: ${a.failureMessages[0]?.split('\n')[0]}`));
+    return { passed: json.numPassedTests, failed: json.numFailedTests, skipped: json.numPendingTests, failures, seconds: r.seconds };
+  } catch {
+    return { passed: 0, failed: 1, skipped: 0, failures: [`vitest did not report (exit ${r.code}): ${r.stderr.slice(-400)}`], seconds: r.seconds };
+  } finally {
+    fs.rmSync(report, { force: true });
+  }
+}
+
+const seed = Number(values.seed);
+console.error(`proof: seed ${seed}, ${values.cases} DIMSE cases, ${values.files} files`);
+const figuresDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dicomflow-proof-'));
+
+const fuzzRun = await run([path.join(repo, 'test/fuzz/run.ts'), '--seed', String(seed), '--cases', values.cases, '--files', values.files]);
+let fuzz: { dimse: Record<string, any>; files: Record<string, any> } | undefined;
+try {
+  fuzz = JSON.parse(fuzzRun.stdout);
+} catch {
+  fuzz = undefined;
+}
+
+const suites: Record<string, string[]> = {
+  'full disk and worker out of memory': ['test/integration/full-disk.test.ts', 'test/integration/worker-oom.test.ts'],
+  'hostile configuration and pipelines': ['test/integration/hostile-config.test.ts'],
+  'transport security (TLS, user identity)': ['test/integration/tls.test.ts'],
+};
+// Other parts of issue 8 (kill -9 fault injection, hostile HTTP), run when they are there.
+const proofDir = path.join(repo, 'test/proof');
+for (const file of fs.existsSync(proofDir) ? fs.readdirSync(proofDir).filter((f) => f.endsWith('.test.ts')) : []) {
+  suites[file.replace(/\.test\.ts$/, '')] = [path.join('test/proof', file)];
+}
+for (const file of ['test/integration/hostile-http.test.ts']) {
+  if (fs.existsSync(path.join(repo, file))) suites[path.basename(file, '.test.ts')] = [file];
+}
+const results: Record<string, VitestSummary & { seconds: number }> = {};
+for (const [name, files] of Object.entries(suites)) results[name] = await vitest(files, { DF_PROOF_DIR: figuresDir });
+const fullDisk = fs.existsSync(path.join(figuresDir, 'full-disk.json')) ? JSON.parse(fs.readFileSync(path.join(figuresDir, 'full-disk.json'), 'utf8')) : undefined;
+fs.rmSync(figuresDir, { recursive: true, force: true });
+
+const d = fuzz?.dimse;
+const f = fuzz?.files;
+const lines = [
+  `## Proof (seed ${seed}, ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores)`,
+  '',
+  '| attack | figures |',
+  '|---|---|',
+  d
+    ? `| DIMSE fuzz (${Object.keys(d.byFamily).length} families) | ${d.cases} cases in ${Math.round(d.ms / 1000)} s: answers ${Object.entries(d.answers).map(([k, v]) => `${k} ${v}`).join(', ')}; crashes ${d.crashes}; findings ${d.findings.length}; objects acknowledged ${d.acknowledged}, lost ${d.lost}, duplicated ${d.duplicated}; refused but indexed ${d.refusedButIndexed}; files outside roots ${d.filesOutsideRoots.length} |`
+    : `| DIMSE fuzz | did not report (exit ${fuzzRun.code}) |`,
+  f
+    ? `| hostile files (import + watch folder) | ${f.files} files in ${Math.round(f.ms / 1000)} s: imported ${f.imported}, refused with a DF_ERR code ${f.refused}; crashes ${f.crashes}; findings ${f.findings.length}; files outside roots ${f.filesOutsideRoots.length} |`
+    : '| hostile files | did not report |',
+  fullDisk
+    ? `| full disk (tmpfs) | ${fullDisk.sent} objects sent: ${fullDisk.acknowledged} acknowledged, ${fullDisk.refusedA7xx} refused A700 (${fullDisk.refusedByReserve} by the free-space reserve, ${fullDisk.refusedByEnospc} on ENOSPC), lost ${fullDisk.lost}; ${fullDisk.acceptedAfterSpaceReturned} accepted after space returned |`
+    : '| full disk (tmpfs) | no figures (not root, or the test failed) |',
+  ...Object.entries(results).map(([name, r]) => `| ${name} | ${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped (${r.seconds} s) |`),
+];
+console.log(lines.join('\n'));
+const findings = [...(d?.findings ?? []), ...(f?.findings ?? [])];
+for (const x of findings.slice(0, 30)) console.log(`finding: seed ${x.seed} case ${x.index} (${x.family}: ${x.what}): ${x.problem}`);
+for (const [name, r] of Object.entries(results)) for (const failure of r.failures) console.log(`failed (${name}): ${failure}`);
+fs.writeFileSync(values.out, JSON.stringify({ seed, fuzz, fullDisk, suites: results }, null, 2));
+console.error(`report written to ${values.out}`);
+
+const ok = fuzz !== undefined && findings.length === 0 && d!.filesOutsideRoots.length === 0 && f!.filesOutsideRoots.length === 0 && Object.values(results).every((r) => r.failed === 0);
+process.exitCode = ok ? 0 : 1;
