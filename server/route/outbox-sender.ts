@@ -9,15 +9,14 @@ import { EXPLICIT_VR_LE, IMPLICIT_VR_LE, transferSyntaxByUid } from '../../core/
 import { dfError, isDfError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import type { DestinationCounts, OutboxEntry, OutboxStore } from '../../core/store/outbox-store.ts';
-import { openAssociation, type ContextProposal, type StoreAssociation, type StoreResult } from '../dimse/store-scu.ts';
+import { openAssociation, tlsOptionsForNode, type ContextProposal, type NodeTls, type StoreAssociation, type StoreResult } from '../dimse/store-scu.ts';
 import { ContextResult, describeContextResult } from '../dimse/upper-layer.ts';
 
 /** A remote node as the configuration gives it (remoteNodes[]), with its outbox settings. */
-export interface RouteDestination {
+export interface RouteDestination extends NodeTls {
   aeTitle: string;
   host: string;
   port: number;
-  tls: boolean;
   outbox: { concurrency: number; maxAttempts: number; initialRetrySeconds: number; maxRetrySeconds: number; batchSize: number };
 }
 
@@ -175,7 +174,7 @@ export class OutboxSender {
         port: d.port,
         callingAeTitle: this.o.callingAeTitle,
         calledAeTitle: d.aeTitle,
-        tls: d.tls ? {} : undefined,
+        tls: tlsOptionsForNode(d),
         contexts,
         connectTimeoutMs: this.o.connectTimeoutMs,
         responseTimeoutMs: this.o.responseTimeoutMs,

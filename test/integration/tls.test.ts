@@ -150,6 +150,29 @@ describe.skipIf(!hasTool('storescp'))('DICOM TLS on the SCU', () => {
   }, 60_000);
 });
 
+describe.skipIf(!hasTool('storescp'))('routing over DICOM TLS', () => {
+  it('the outbox delivers to a storescp +tls requiring a client certificate, with the node’s TLS files', async () => {
+    const peer = await startStorescp({ aeTitle: 'SECUREPACS', args: ['+tls', pki.serverKey, pki.serverCert, '-pw', '+cf', pki.caCert, '--require-peer-cert'] });
+    closers.push(() => peer.stop());
+    const pipelines = tempDir('df-tls-route-');
+    fs.writeFileSync(path.join(pipelines, 'forward.json'), JSON.stringify({ name: 'forward', trigger: { on: 'instance' }, steps: [{ plugin: 'route', options: { destination: 'SECUREPACS' } }] }));
+    const s = await startTestServer({
+      pipelinesDir: pipelines,
+      defaultPipeline: false,
+      remoteNodes: [{ aeTitle: 'SECUREPACS', host: '127.0.0.1', port: peer.port, tls: true, tlsCaFile: pki.caCert, tlsCertFile: pki.clientCert, tlsKeyFile: pki.clientKey }],
+    });
+    closers.push(() => s.close());
+    const sent = await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...series.files]);
+    expect(sent.code, sent.stderr).toBe(0);
+    const deadline = Date.now() + 20_000;
+    while (s.outbox.status().find((d) => d.destination === 'SECUREPACS')?.delivered !== series.files.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(s.outbox.status().find((d) => d.destination === 'SECUREPACS')).toMatchObject({ delivered: series.files.length });
+    const arrived = fs.readdirSync(peer.dir).filter((n) => !n.startsWith('.'));
+    expect(arrived).toHaveLength(series.files.length);
+    for (const name of arrived) expect((await readPart10(path.join(peer.dir, name))).dataset.length).toBeGreaterThan(0);
+  }, 60_000);
+});
+
 describe('HTTPS for the API', () => {
   it('serves the API over TLS with http.tls, and its bearer tokens still rule', async () => {
     const s = await startTestServer({ http: { tls: { certFile: pki.serverCert, keyFile: pki.serverKey } } });
