@@ -96,9 +96,10 @@ export interface StepContext {
    * Runs `exportName` of the module at `moduleUrl` (a file URL) with `arg` and resolves with its
    * result: parallel work inside one step (the frames of a series). A main-thread step with
    * `usesPool` runs it in the worker pool, under the job's timeout and cancel; a worker step
-   * runs it inline on its own thread (a worker waiting for the pool could deadlock it).
-   * Typed arrays in `arg` are moved when listed in `transferList`; those in the result
-   * (top level, or one level down in an array or object) are moved back.
+   * runs it inline in its own worker (a worker waiting for the pool could deadlock it).
+   * Worker processes (the default isolation) copy `arg` and the result; with thread isolation,
+   * typed arrays in `arg` are moved when listed in `transferList`, and those in the result (top
+   * level, or one level down in an array or object) are moved back.
    */
   runTask<R = unknown>(moduleUrl: string, exportName: string, arg: unknown, options?: { transferList?: Transferable[] }): Promise<R>;
 }

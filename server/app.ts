@@ -147,7 +147,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
   pipelines.on('PipelinesReloaded', reportPipelines);
   pipelines.reload();
   pipelines.watch((err) => engineLog.error({ err }, 'pipeline directory watch failed'));
-  const pool = createStepPool({ threads: config.engine.workerThreads, maxOldGenerationSizeMb: config.engine.workerMaxMemoryMb });
+  const pool = createStepPool({ threads: config.engine.workerThreads, maxOldGenerationSizeMb: config.engine.workerMaxMemoryMb, isolation: config.engine.isolation });
   // Routing: the route step queues into the outbox, the sender delivers (started before the engine).
   const outbox = new SqliteOutbox(index.connection, path.join(config.dataDir, 'outbox'), () => index.syncDurable());
   const outboxSender = new OutboxSender({

@@ -157,7 +157,13 @@ export const configSchema = {
           description: 'Jobs in progress at once on this node. CPU-heavy steps wait for a pool thread without holding up quick jobs, so this can exceed the pool size.',
         },
         workerThreads: { type: 'integer', minimum: 1, description: 'Threads of the step worker pool; default: the number of CPU cores.' },
-        workerMaxMemoryMb: { type: 'integer', minimum: 64, default: 4096, description: 'V8 heap limit of each worker thread.' },
+        workerMaxMemoryMb: { type: 'integer', minimum: 64, default: 4096, description: 'V8 heap limit of each worker (process or thread).' },
+        isolation: {
+          enum: ['process', 'thread'],
+          default: 'process',
+          description:
+            'How CPU-heavy steps are kept apart from the server: worker processes (a step that exhausts its memory cannot take the server down) or threads (no process start-up, typed arrays moved instead of copied; a thread that exhausts its heap can abort the whole server, Node issue #47224).',
+        },
       },
     },
     defaultDatabase: { type: 'string', default: 'Import', description: 'Database used when the called AE title maps to none.' },

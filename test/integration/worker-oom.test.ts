@@ -13,10 +13,9 @@ afterAll(async () => {
 });
 
 describe('a worker out of memory', () => {
-  // About one run in eight, V8 aborts the whole process instead of ending the worker ("FATAL
-  // ERROR: Reached heap limit"; nodejs/node#47224: resourceLimits are best-effort). That is a
-  // real hazard for the server (a thread pool cannot contain it; child processes could), so this
-  // test is left to fail when it happens rather than retried into silence.
+  // With worker threads, about one run in eight V8 aborted the whole process instead of ending
+  // the worker ("FATAL ERROR: Reached heap limit"; nodejs/node#47224): hence worker processes,
+  // the default isolation, where the abort ends only the step's own process.
   it('fails its job with DF_ERR_STEP_FAILED naming the cause, and the pool and server go on', { timeout: 120_000 }, async () => {
     const pipelinesDir = tempDir('df-oom-pipelines-');
     fs.writeFileSync(path.join(pipelinesDir, 'oom.json'), JSON.stringify({ name: 'oom', trigger: { on: 'instance' }, retry: { maxAttempts: 1 }, steps: [{ plugin: 'test-allocates-memory' }] }));
