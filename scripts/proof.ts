@@ -4,10 +4,13 @@
  *   - the DIMSE and file fuzzers (test/fuzz/run.ts): thousands of generated hostile cases
  *     against a real server process;
  *   - the full-disk, worker-out-of-memory, hostile-configuration and TLS tests (vitest);
- *   - further suites when present (the kill -9 fault injection, the load bench).
+ *   - the kill -9 fault injection (test/proof/crash-harness.ts): SIGKILLs at seeded random
+ *     moments while senders push and store, DICOMDIR, route and a worker step run;
+ *   - the sustained load (bench/load.ts): 8 senders with a series trigger firing.
  *
  * Options: --seed N (default: today's date, printed, so a run is replayed with it), --cases N
- * (DIMSE cases, default 5000), --files N (hostile files, default 800), --out FILE (JSON report).
+ * (DIMSE cases, default 5000), --files N (hostile files, default 800), --kill-points N (default
+ * 20), --load-minutes M (default 10; 0 skips it), --out FILE (JSON report).
  * Exits 1 if anything failed.
  */
 import { spawn } from 'node:child_process';
@@ -24,6 +27,8 @@ const { values } = parseArgs({
     seed: { type: 'string', default: String(today) },
     cases: { type: 'string', default: '5000' },
     files: { type: 'string', default: '800' },
+    'kill-points': { type: 'string', default: '20' },
+    'load-minutes': { type: 'string', default: '10' },
     out: { type: 'string', default: path.join(os.tmpdir(), 'dicomflow-proof-report.json') },
   },
 });
@@ -94,6 +99,16 @@ for (const file of fs.existsSync(proofDir) ? fs.readdirSync(proofDir).filter((f)
 for (const file of ['test/integration/hostile-http.test.ts']) {
   if (fs.existsSync(path.join(repo, file))) suites[path.basename(file, '.test.ts')] = [file];
 }
+const crashRun = await run([path.join(repo, 'test/proof/crash-harness.ts'), '--kill-points', values['kill-points'], '--senders', '6', '--per-sender', '200', '--seed', String(seed), '--json']);
+let crash: Record<string, any> | undefined;
+try {
+  crash = JSON.parse(crashRun.stdout);
+} catch {
+  crash = undefined;
+}
+const loadMinutes = Number(values['load-minutes']);
+const loadRun = loadMinutes > 0 ? await run([path.join(repo, 'bench/run.ts'), 'load', '--minutes', String(loadMinutes)]) : undefined;
+
 const results: Record<string, VitestSummary & { seconds: number }> = {};
 for (const [name, files] of Object.entries(suites)) results[name] = await vitest(files, { DF_PROOF_DIR: figuresDir });
 const fullDisk = fs.existsSync(path.join(figuresDir, 'full-disk.json')) ? JSON.parse(fs.readFileSync(path.join(figuresDir, 'full-disk.json'), 'utf8')) : undefined;
@@ -115,14 +130,28 @@ const lines = [
   fullDisk
     ? `| full disk (tmpfs) | ${fullDisk.sent} objects sent: ${fullDisk.acknowledged} acknowledged, ${fullDisk.refusedA7xx} refused A700 (${fullDisk.refusedByReserve} by the free-space reserve, ${fullDisk.refusedByEnospc} on ENOSPC), lost ${fullDisk.lost}; ${fullDisk.acceptedAfterSpaceReturned} accepted after space returned |`
     : '| full disk (tmpfs) | no figures (not root, or the test failed) |',
+  crash
+    ? `| kill -9 while 6 senders push and store, DICOMDIR, route and a worker step run | ${crash.killPoints} kills (+${crash.killsDuringStartup} during restarts) in ${Math.round(crash.durationMs / 1000)} s: ${crash.objectsAcknowledged} objects acknowledged, lost ${crash.lost}, indexed twice ${crash.duplicatedInIndex}, corrupt ${crash.corrupt}; jobs interrupted ${crash.jobs.interrupted}, completed ${crash.jobs.interruptedCompleted}, stuck ${crash.jobs.stuck}; outbox owed ${crash.outbox.owed}, delivered ${crash.outbox.delivered}; DICOMDIR ${crash.dicomdir.valid ? 'valid' : 'INVALID'}, missing ${crash.dicomdir.missing}; problems ${crash.problems.length} |`
+    : `| kill -9 fault injection | did not report (exit ${crashRun.code}) |`,
+  loadRun ? `| sustained load, ${loadMinutes} min (bench/load.ts) | exit ${loadRun.code}; its table is printed below |` : '| sustained load | skipped (--load-minutes 0) |',
   ...Object.entries(results).map(([name, r]) => `| ${name} | ${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped (${r.seconds} s) |`),
 ];
+if (loadRun) lines.push('', loadRun.stdout.trim());
 console.log(lines.join('\n'));
 const findings = [...(d?.findings ?? []), ...(f?.findings ?? [])];
 for (const x of findings.slice(0, 30)) console.log(`finding: seed ${x.seed} case ${x.index} (${x.family}: ${x.what}): ${x.problem}`);
 for (const [name, r] of Object.entries(results)) for (const failure of r.failures) console.log(`failed (${name}): ${failure}`);
-fs.writeFileSync(values.out, JSON.stringify({ seed, fuzz, fullDisk, suites: results }, null, 2));
+for (const problem of crash?.problems ?? []) console.log(`failed (kill -9): ${problem}`);
+fs.writeFileSync(values.out, JSON.stringify({ seed, fuzz, fullDisk, crash, load: loadRun?.stdout, suites: results }, null, 2));
 console.error(`report written to ${values.out}`);
 
-const ok = fuzz !== undefined && findings.length === 0 && d!.filesOutsideRoots.length === 0 && f!.filesOutsideRoots.length === 0 && Object.values(results).every((r) => r.failed === 0);
+const ok =
+  fuzz !== undefined &&
+  findings.length === 0 &&
+  d!.filesOutsideRoots.length === 0 &&
+  f!.filesOutsideRoots.length === 0 &&
+  crash !== undefined &&
+  crash.problems.length === 0 &&
+  (loadRun === undefined || loadRun.code === 0) &&
+  Object.values(results).every((r) => r.failed === 0);
 process.exitCode = ok ? 0 : 1;
