@@ -31,6 +31,7 @@ import { freePort } from '../helpers/net.ts';
 import { splitPart10 } from '../helpers/part10.ts';
 import { spawnServer } from '../helpers/server.ts';
 import { SERVER_NODE_FLAGS } from '../../server/node-flags.ts';
+import { seededRandom } from '../fixtures/phantom.ts';
 
 const repo = path.resolve(import.meta.dirname, '../..');
 const nodeBin = fs.existsSync(path.join(repo, 'node_modules/.bin/node')) ? path.join(repo, 'node_modules/.bin/node') : process.execPath;
@@ -79,18 +80,6 @@ export interface CrashProofFigures {
   durationMs: number;
   /** Every broken invariant, in words; empty when the run passed. */
   problems: string[];
-}
-
-/** mulberry32: small, fast and good enough to place kill moments reproducibly. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function exited(child: ChildProcess): Promise<void> {
