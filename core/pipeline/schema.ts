@@ -105,6 +105,12 @@ export const pipelineSchema = {
       },
     },
     priority: { type: 'integer', default: 0, description: 'Higher runs first among queued jobs.' },
+    maxConcurrentJobs: {
+      type: 'integer',
+      minimum: 1,
+      description:
+        'At most this many jobs of the pipeline run at once on a server (default: no limit but engine.concurrency). Keeps a pipeline whose jobs wait on one resource (a DICOMDIR file-set, a slow destination) from holding every job slot.',
+    },
   },
 } as const;
 
@@ -136,4 +142,5 @@ export interface PipelineDefinition {
   steps: StepDefinition[];
   retry: { maxAttempts: number; backoffSeconds: number };
   priority: number;
+  maxConcurrentJobs?: number;
 }

@@ -260,6 +260,23 @@ describe('failing steps never take the server down', () => {
     expect(byPipeline['part-fails'].error).toMatch(/task failed on purpose/);
   });
 
+  it('maxConcurrentJobs keeps a pipeline to that many running jobs while others run freely', async () => {
+    const s = await server([
+      { name: 'limited', trigger: { on: 'instance' }, maxConcurrentJobs: 1, steps: [{ plugin: 'test-waits', options: { ms: 300 } }] },
+      { name: 'free', trigger: { on: 'instance' }, steps: [{ plugin: 'test-waits', options: { ms: 300 } }] },
+    ]);
+    const ct = await ctSeries(tempDir(), { slices: 3, rows: 32, cols: 32 });
+    expect((await send(s.dicomPort, ct.files)).code).toBe(0);
+    await s.engine.idle();
+    const mostAtOnce = (pipeline: string) => {
+      const jobs = s.jobs.listJobs({ pipeline }).map((j) => ({ start: Date.parse(j.startedAt!), end: Date.parse(j.finishedAt!) }));
+      expect(jobs).toHaveLength(3);
+      return Math.max(...jobs.map((a) => jobs.filter((b) => b.start < a.end && a.start < b.end).length));
+    };
+    expect(mostAtOnce('limited')).toBe(1);
+    expect(mostAtOnce('free')).toBeGreaterThan(1);
+  });
+
   it('retries a failing job per the pipeline’s policy', async () => {
     const s = await server([{ name: 'flaky', trigger: { on: 'instance' }, retry: { maxAttempts: 2, backoffSeconds: 0.2 }, steps: [{ plugin: 'test-throws-main' }] }]);
     const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
