@@ -324,7 +324,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
   );
   // Lets the CLI on this machine find the API of the server that owns this data directory.
   const endpointFile = path.join(config.dataDir, 'server.json');
-  fs.writeFileSync(endpointFile, JSON.stringify({ pid: process.pid, httpPort: http.port, httpHost: config.http.host }));
+  fs.writeFileSync(endpointFile, JSON.stringify({ pid: process.pid, httpPort: http.port, httpHost: config.http.host, scheme: config.http.tls ? 'https' : 'http' }));
   log.info({ aeTitle: d.aeTitle, dicomPort: dicom.port, httpPort: http.port, dataDir: config.dataDir }, 'dicomflow is ready');
 
   return {

@@ -31,7 +31,7 @@ function alive(pid: number): boolean {
 function serverUrl(config: ResolvedConfig, flags: ApiFlags): string | undefined {
   const explicit = flags.server ?? process.env.DICOMFLOW_URL;
   if (explicit) return explicit.replace(/\/+$/, '');
-  let endpoint: { pid: number; httpPort: number; httpHost: string };
+  let endpoint: { pid: number; httpPort: number; httpHost: string; scheme?: 'http' | 'https' };
   try {
     endpoint = JSON.parse(fs.readFileSync(path.join(config.dataDir, 'server.json'), 'utf8'));
   } catch {
@@ -39,7 +39,8 @@ function serverUrl(config: ResolvedConfig, flags: ApiFlags): string | undefined 
   }
   if (!alive(endpoint.pid)) return undefined;
   const host = ['0.0.0.0', '::', ''].includes(endpoint.httpHost) ? '127.0.0.1' : endpoint.httpHost;
-  return `http://${host.includes(':') ? `[${host}]` : host}:${endpoint.httpPort}`;
+  // HTTPS with a private CA: the CLI trusts it through NODE_EXTRA_CA_CERTS (docs/http-api.md).
+  return `${endpoint.scheme ?? 'http'}://${host.includes(':') ? `[${host}]` : host}:${endpoint.httpPort}`;
 }
 
 function tokenFor(config: ResolvedConfig, flags: ApiFlags): string | undefined {
