@@ -1,9 +1,11 @@
 // Issue 8, transport security: DICOM TLS on the SCP (PS3.15 B.1) tested with DCMTK's TLS options,
 // mutual TLS with a throwaway CA, calling-AE allow-lists and User Identity Negotiation
 // (PS3.7 D.3.3.7) over it; the SCU side presenting its own certificate to a TLS storescp.
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueToken } from '../../core/users.ts';
 import { sendFiles, tlsOptionsForNode } from '../../server/dimse/store-scu.ts';
@@ -196,6 +198,18 @@ describe('HTTPS for the API', () => {
     await expect(get(`${base}/api/health`, undefined, pki.strangerCaCert)).rejects.toThrow(/certificate/i);
     const plain = await fetch(`http://127.0.0.1:${s.httpPort}/api/health`).then((r) => r.status, (e: Error) => e.message);
     expect(plain).not.toBe(200);
+    // The CLI finds it through server.json and speaks HTTPS, trusting the CA it is given.
+    const cli = await promisify(execFile)(path.resolve(import.meta.dirname, '../../node_modules/.bin/node'), [path.resolve(import.meta.dirname, '../../server/cli.ts'), 'jobs', '--data', s.config.dataDir, '--json'], {
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: pki.caCert, DICOMFLOW_TOKEN: s.adminToken },
+      timeout: 30_000,
+    });
+    expect(JSON.parse(cli.stdout)).toEqual(expect.any(Array));
+    // It did ask the server (the data directory itself takes no token): a wrong token is refused.
+    const refused = await promisify(execFile)(path.resolve(import.meta.dirname, '../../node_modules/.bin/node'), [path.resolve(import.meta.dirname, '../../server/cli.ts'), 'jobs', '--data', s.config.dataDir, '--json'], {
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: pki.caCert, DICOMFLOW_TOKEN: 'dft_forged' },
+      timeout: 30_000,
+    }).then(() => 'accepted', (err: { stderr?: string }) => err.stderr ?? 'failed');
+    expect(refused).toMatch(/DF_ERR_UNAUTHORIZED/);
   }, 60_000);
 });
 
