@@ -129,11 +129,13 @@ export function* niftiChunks(volume: Volume & { rescale?: { slope: number; inter
 
 /** Copies a frame with its rows in reverse order in each slice (dcm2niix's layout). */
 function flipRows(to: Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Float32Array, from: Float32Array, nx: number, ny: number, nz: number): void {
+  // Row by row with set(): a native copy (and conversion, for the integer types, whose values
+  // chooseEncoding has checked to be exact) instead of an element loop over mixed array types.
   let o = 0;
   for (let k = 0; k < nz; k++) {
     for (let jStored = 0; jStored < ny; jStored++) {
       const start = nx * (ny - 1 - jStored + ny * k);
-      for (let i = 0; i < nx; i++) to[o + i] = from[start + i];
+      to.set(from.subarray(start, start + nx), o);
       o += nx;
     }
   }
