@@ -15,6 +15,7 @@ import {
 import type { StepInput } from '../../plugin.ts';
 import type { ArrivalRecord } from '../index-store.ts';
 import { toArrivalRecord } from './sqlite-index.ts';
+import { preparedStatements } from './statements.ts';
 
 type Row = Record<string, any>;
 
@@ -51,22 +52,13 @@ function toJob(r: Row): JobRecord {
 /** Jobs, stable-trigger groups and the arrival queue, in the index's SQLite file. */
 export class SqliteJobs implements JobStore {
   private readonly db: Database.Database;
-
-  private readonly statements = new Map<string, Database.Statement>();
+  private readonly sql: (text: string) => Database.Statement;
 
   constructor(db: Database.Database) {
     this.db = db;
+    this.sql = preparedStatements(db);
   }
 
-  /** Prepared once per SQL text: preparing costs more than running these small statements. */
-  private sql(text: string): Database.Statement {
-    let statement = this.statements.get(text);
-    if (!statement) {
-      statement = this.db.prepare(text);
-      this.statements.set(text, statement);
-    }
-    return statement;
-  }
 
   unprocessedArrivals(limit: number): ArrivalRecord[] {
     const rows = this.sql('SELECT a.*, o.path FROM arrivals a JOIN objects o ON a.object_id = o.id WHERE a.processed_at IS NULL ORDER BY a.id LIMIT ?')

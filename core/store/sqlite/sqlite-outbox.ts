@@ -3,6 +3,7 @@ import path from 'node:path';
 import type Database from 'better-sqlite3';
 import { newId } from '../../ids.ts';
 import type { DestinationCounts, NewOutboxEntry, OutboxEntry, OutboxFailure, OutboxState, OutboxStore } from '../outbox-store.ts';
+import { preparedStatements } from './statements.ts';
 
 type Row = Record<string, any>;
 
@@ -15,22 +16,14 @@ export class SqliteOutbox implements OutboxStore {
   private readonly db: Database.Database;
   private readonly dir: string;
   private readonly syncDurable: () => Promise<void>;
-  private readonly statements = new Map<string, Database.Statement>();
+  private readonly sql: (text: string) => Database.Statement;
 
   /** `syncDurable` makes committed rows survive a power loss (the index's WAL fsync). */
   constructor(db: Database.Database, dir: string, syncDurable: () => Promise<void> = async () => {}) {
     this.db = db;
+    this.sql = preparedStatements(db);
     this.dir = dir;
     this.syncDurable = syncDurable;
-  }
-
-  private sql(text: string): Database.Statement {
-    let statement = this.statements.get(text);
-    if (!statement) {
-      statement = this.db.prepare(text);
-      this.statements.set(text, statement);
-    }
-    return statement;
   }
 
   private toEntry = (r: Row): OutboxEntry => ({
