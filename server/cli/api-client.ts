@@ -97,27 +97,7 @@ export class ApiClient {
   async events(onEvent: (e: ApiEvent) => void, signal: AbortSignal): Promise<void> {
     const res = await fetch(`${this.url}/api/events`, { headers: { authorization: `Bearer ${this.token}` }, signal });
     if (!res.ok || !res.body) throw dfError('DF_ERR_SERVER_UNREACHABLE', `events: HTTP ${res.status} from ${this.url}`);
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-    void (async () => {
-      let buffer = '';
-      try {
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) return;
-          buffer += value;
-          let end: number;
-          while ((end = buffer.indexOf('\n\n')) >= 0) {
-            const block = buffer.slice(0, end);
-            buffer = buffer.slice(end + 2);
-            const event = /^event: (.*)$/m.exec(block)?.[1];
-            const data = /^data: (.*)$/m.exec(block)?.[1];
-            if (event && data) onEvent({ event, data: JSON.parse(data) });
-          }
-        }
-      } catch {
-        // aborted
-      }
-    })();
+    void readServerSentEvents(res.body, onEvent);
   }
 }
 
@@ -144,5 +124,31 @@ export async function viaApiOr<T>(config: ResolvedConfig, flags: ApiFlags, viaAp
     // A server named on purpose must answer; one found through server.json may have just stopped.
     if (flags.server ?? process.env.DICOMFLOW_URL) throw dfError('DF_ERR_SERVER_UNREACHABLE', `${api.url} does not answer`, { cause: err });
     return direct();
+  }
+}
+
+/**
+ * Reads a text/event-stream body (event and data lines, blocks ending in a blank line) until it
+ * ends or is aborted; data is JSON, as /api/events sends it.
+ */
+export async function readServerSentEvents(body: NonNullable<Response['body']>, onEvent: (e: ApiEvent) => void): Promise<void> {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value;
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const event = /^event: (.*)$/m.exec(block)?.[1];
+        const data = /^data: (.*)$/m.exec(block)?.[1];
+        if (event && data) onEvent({ event, data: JSON.parse(data) });
+      }
+    }
+  } catch {
+    // aborted
   }
 }

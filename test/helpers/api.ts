@@ -1,3 +1,4 @@
+import { readServerSentEvents, type ApiEvent } from '../../server/cli/api-client.ts';
 /** A small client for the HTTP API in tests: each call returns the status and the parsed body. */
 export interface ApiReply<T = any> {
   status: number;
@@ -26,10 +27,7 @@ export function apiClient(port: number, token?: string) {
   };
 }
 
-export interface SseEvent {
-  event: string;
-  data: any;
-}
+export type SseEvent = ApiEvent;
 
 /** Reads /api/events into an array until closed. */
 export async function openEvents(port: number, token: string): Promise<{ events: SseEvent[]; status: number; close: () => void }> {
@@ -37,27 +35,7 @@ export async function openEvents(port: number, token: string): Promise<{ events:
   const res = await fetch(`http://127.0.0.1:${port}/api/events`, { headers: { authorization: `Bearer ${token}` }, signal: controller.signal });
   const events: SseEvent[] = [];
   if (res.ok && res.body) {
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = '';
-    void (async () => {
-      try {
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) return;
-          buffer += value;
-          let end: number;
-          while ((end = buffer.indexOf('\n\n')) >= 0) {
-            const block = buffer.slice(0, end);
-            buffer = buffer.slice(end + 2);
-            const event = /^event: (.*)$/m.exec(block)?.[1];
-            const data = /^data: (.*)$/m.exec(block)?.[1];
-            if (event && data) events.push({ event, data: JSON.parse(data) });
-          }
-        }
-      } catch {
-        // aborted
-      }
-    })();
+    void readServerSentEvents(res.body, (e) => events.push(e));
   }
   return { events, status: res.status, close: () => controller.abort() };
 }
