@@ -282,14 +282,12 @@ export class Engine extends EventEmitter<EngineEvents> {
   private claimJobs(): void {
     const heavy = this.o.pipelines.all().filter((p) => p.steps.some((s) => s.registered.plugin.runsIn === 'worker' || s.registered.plugin.usesPool)).map((p) => p.definition.name);
     const heavyLimit = Math.max(1, this.o.workerThreads * 2);
+    const limited = this.o.pipelines.all().flatMap((p) => (p.definition.maxConcurrentJobs === undefined ? [] : [[p.definition.name, p.definition.maxConcurrentJobs] as const]));
     while (this.running.size < this.o.concurrency && this.isolatedJob === undefined) {
       const runningOf = new Map<string, number>();
       for (const name of this.runningPipelines.values()) runningOf.set(name, (runningOf.get(name) ?? 0) + 1);
       const heavyRunning = heavy.reduce((n, name) => n + (runningOf.get(name) ?? 0), 0);
-      const atTheirLimit = this.o.pipelines
-        .all()
-        .filter((p) => p.definition.maxConcurrentJobs !== undefined && (runningOf.get(p.definition.name) ?? 0) >= p.definition.maxConcurrentJobs)
-        .map((p) => p.definition.name);
+      const atTheirLimit = limited.filter(([name, max]) => (runningOf.get(name) ?? 0) >= max).map(([name]) => name);
       const except = [...new Set([...(heavyRunning >= heavyLimit ? heavy : []), ...atTheirLimit])];
       const job = this.o.jobs.claimNextJob(this.nodeId, LEASE_MS, new Date().toISOString(), except, this.running.size);
       if (!job) break;
