@@ -331,8 +331,7 @@ export class DicomflowScp extends Scp {
     if (command.CommandField !== CommandField.CStoreRq || command.CommandDataSetType === NO_DATA_SET) return false;
     const sopClassUid = command.AffectedSOPClassUID;
     if (sopClassUid !== context.abstractSyntax || command.MessageID === undefined) return false;
-    // The library's PDU timeout counts from the last PDU it saw; these it never sees.
-    (this as unknown as { lastPduTime: number }).lastPduTime = Date.now();
+    this.pduSeen();
     const sopInstanceUid = command.AffectedSOPInstanceUID ?? '';
     const messageId = command.MessageID;
     const reception = this.ctx.receiver.begin({
@@ -345,7 +344,7 @@ export class DicomflowScp extends Scp {
     this.ownStore = {
       write: (chunk) => reception.write(chunk),
       end: () => {
-        (this as unknown as { lastPduTime: number }).lastPduTime = Date.now();
+        this.pduSeen();
         if (this.inFlight === reception) this.inFlight = undefined;
         void reception.finish(this.provenance()).then((result) => {
           const status = result.ok ? Status.Success : (STORE_STATUS[result.error.code] ?? PROCESSING_FAILURE);
@@ -364,6 +363,11 @@ export class DicomflowScp extends Scp {
       },
     };
     return true;
+  }
+
+  /** The library's PDU timeout counts from the last PDU it saw; our own C-STOREs it never sees. */
+  private pduSeen(): void {
+    (this as unknown as { lastPduTime: number }).lastPduTime = Date.now();
   }
 
   takeOwnDataset(): OwnDataset | undefined {
