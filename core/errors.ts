@@ -12,6 +12,7 @@ export const errorCodes = {
   DF_ERR_DUPLICATE_REJECTED: 'An object with this SOP Instance UID is already stored and the duplicate policy is "reject".',
   DF_ERR_STORE_FULL: 'The storage root is out of space; free space or move the data directory.',
   DF_ERR_STORE_WRITE: 'Writing or syncing the object to disk failed.',
+  DF_ERR_DATABASE: 'The index database (SQLite file or PostgreSQL server) failed a statement or cannot be reached; the message names the reason. Received objects are not acknowledged until it answers again.',
   DF_ERR_DATABASE_UNKNOWN: 'No database of that name is configured.',
   DF_ERR_AE_UNKNOWN: 'The calling AE title is not on the allow-list of this server.',
   DF_ERR_CALLED_AE_UNKNOWN: 'The called AE title is not one this server answers to.',

@@ -6,7 +6,9 @@ import type { ResolvedConfig } from '../core/config/load.ts';
 import { DicomflowEvents } from '../core/events.ts';
 import { Receiver } from '../core/receive.ts';
 import { ObjectStore } from '../core/store/object-store.ts';
-import { SqliteIndex } from '../core/store/sqlite/sqlite-index.ts';
+import { SqlIndex } from '../core/store/sql/sql-index.ts';
+import { openIndexDatabase } from '../core/store/sql/open.ts';
+import { SqlNodes } from '../core/store/sql/sql-nodes.ts';
 import { startDicomServer, type DicomServer } from './dimse/dicom-server.ts';
 import { FindService } from './dimse/find.ts';
 import { MoveService } from './dimse/move.ts';
@@ -16,7 +18,7 @@ import { userIdentityVerifier } from './dimse/user-identity.ts';
 import { loadOrCreateAdminToken } from './http/auth.ts';
 import { startHttpServer } from './http/http-server.ts';
 import { webRoot } from './http/web.ts';
-import { SqliteApiTokens } from '../core/store/sqlite/sqlite-tokens.ts';
+import { SqlApiTokens } from '../core/store/sql/sql-tokens.ts';
 import { BOOTSTRAP_ADMIN, Users } from '../core/users.ts';
 import { loadPipeline } from '../core/pipeline/load.ts';
 import { Engine } from '../core/jobs/engine.ts';
@@ -24,8 +26,9 @@ import type { EngineServices } from '../core/jobs/services.ts';
 import { PipelineSet } from '../core/pipeline/pipeline-set.ts';
 import { formatProblem } from '../core/pipeline/load.ts';
 import { PluginRegistry } from '../core/plugin-registry.ts';
-import { SqliteJobs } from '../core/store/sqlite/sqlite-jobs.ts';
-import { SqliteOutbox } from '../core/store/sqlite/sqlite-outbox.ts';
+import { SqlJobs } from '../core/store/sql/sql-jobs.ts';
+import { SqlOutbox } from '../core/store/sql/sql-outbox.ts';
+import { ClusterNode } from './cluster-node.ts';
 import { OutboxSender } from './route/outbox-sender.ts';
 import { DicomdirStore } from '../core/store/dicomdir-store.ts';
 import { createStepPool } from '../workers/pool.ts';
@@ -41,14 +44,16 @@ export interface RunningServer {
   events: DicomflowEvents;
   engine: Engine;
   pipelines: PipelineSet;
-  jobs: SqliteJobs;
+  jobs: SqlJobs;
   watchFolders: WatchFolder[];
-  index: SqliteIndex;
+  index: SqlIndex;
   objects: ObjectStore;
   /** Routing: delivers the outbox to remoteNodes (status(): per-destination figures). */
   outbox: OutboxSender;
   users: Users;
-  tokens: SqliteApiTokens;
+  tokens: SqlApiTokens;
+  /** This node among those sharing the index (one, on SQLite). */
+  cluster: ClusterNode;
   log: Logger;
   close(): Promise<void>;
 }
@@ -63,8 +68,7 @@ const UNCLEAN_STOP_WINDOW_MS = 10 * 60 * 1000;
  * before it have their full size on disk. A kill -9 cannot cut a file short (the page cache
  * survives it); a power loss can, for objects whose Success was never sent.
  */
-function verifyAfterUncleanStop(dataDir: string, index: SqliteIndex, objects: ObjectStore, log: Logger): void {
-  const marker = path.join(dataDir, CLEAN_STOP_MARKER);
+function verifyAfterUncleanStop(marker: string, index: SqlIndex, objects: ObjectStore, log: Logger): void {
   if (fs.existsSync(marker)) {
     fs.rmSync(marker);
     return;
@@ -87,15 +91,28 @@ function verifyAfterUncleanStop(dataDir: string, index: SqliteIndex, objects: Ob
   log.info({ checked: recent.length, lost }, 'checked recent objects after an unclean stop');
 }
 
+/** Unique among nodes on one host: the host name and the DICOM port (or, on port 0, the pid). */
+function defaultNodeName(config: ResolvedConfig): string {
+  const host = os.hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 48);
+  return `${host}-${config.dimse.port === 0 ? `pid${process.pid}` : config.dimse.port}`;
+}
+
 /** Starts everything `dicomflow serve` runs, wired in the one direction of the flow. */
 export async function startServer(config: ResolvedConfig, log: Logger = pino({ level: config.log.level })): Promise<RunningServer> {
   const startedAt = Date.now();
   fs.mkdirSync(config.dataDir, { recursive: true });
-  const objects = new ObjectStore(path.join(config.dataDir, 'storage'));
+  // On PostgreSQL several nodes may share the data directory: each keeps its own incoming
+  // folder, clean-stop marker and endpoint file there, and its own leases in the index.
+  const clustered = config.index.backend === 'postgres';
+  const nodeName = config.cluster.nodeName ?? defaultNodeName(config);
+  log = log.child({ node: nodeName });
+  const objects = new ObjectStore(path.join(config.dataDir, 'storage'), { node: clustered ? nodeName : undefined });
   const removed = objects.removeIncoming();
   if (removed > 0) log.warn({ removed }, 'removed half-received objects left by an interrupted run (never acknowledged)');
-  const index = new SqliteIndex(path.join(config.dataDir, 'index.sqlite'));
-  verifyAfterUncleanStop(config.dataDir, index, objects, log);
+  const db = openIndexDatabase({ dataDir: config.dataDir, index: config.index, nodeName });
+  const index = new SqlIndex(db);
+  const cleanStopMarker = path.join(config.dataDir, clustered ? `${CLEAN_STOP_MARKER}.${nodeName}` : CLEAN_STOP_MARKER);
+  verifyAfterUncleanStop(cleanStopMarker, index, objects, log);
   const events = new DicomflowEvents();
 
   // Free space is polled, not checked per object: statfs per C-STORE would cost more than it saves.
@@ -128,7 +145,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
     // Called on receive only, after the pipelines below are loaded.
     extraAttributes: () => pipelines.conditionAttributes(),
   });
-  const jobs = new SqliteJobs(index.connection);
+  const jobs = new SqlJobs(db);
   const plugins = new PluginRegistry();
   await plugins.loadDirectory(builtInPlugins);
   for (const dir of config.plugins.directories) await plugins.loadDirectory(dir);
@@ -149,13 +166,15 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
   pipelines.watch((err) => engineLog.error({ err }, 'pipeline directory watch failed'));
   const pool = createStepPool({ threads: config.engine.workerThreads, maxOldGenerationSizeMb: config.engine.workerMaxMemoryMb, isolation: config.engine.isolation });
   // Routing: the route step queues into the outbox, the sender delivers (started before the engine).
-  const outbox = new SqliteOutbox(index.connection, path.join(config.dataDir, 'outbox'), () => index.syncDurable());
+  const outbox = new SqlOutbox(db, path.join(config.dataDir, 'outbox'));
   const outboxSender = new OutboxSender({
     outbox,
+    owner: nodeName,
+    shared: clustered,
     destinations: config.remoteNodes,
     callingAeTitle: config.dimse.aeTitle,
     log: log.child({ component: 'outbox' }),
-    workDir: path.join(config.dataDir, 'outbox-work'),
+    workDir: path.join(config.dataDir, 'outbox-work', ...(clustered ? [nodeName] : [])),
   });
   const services: EngineServices = {
     index,
@@ -168,6 +187,9 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
     printers: config.printers.map(({ name, uri }) => ({ name, uri })),
   };
   const engine = new Engine({
+    nodeId: nodeName,
+    leaseMs: config.cluster.leaseSeconds * 1000,
+    shared: clustered,
     jobs,
     pipelines,
     pool,
@@ -195,7 +217,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
   if (created) log.info({ tokenFile }, 'created the administrator API token');
   // The bootstrap token's user is an admin unless the configuration defines "admin" itself.
   const users = new Users(config.users.some((u) => u.name === BOOTSTRAP_ADMIN.name) ? config.users : [...config.users, BOOTSTRAP_ADMIN]);
-  const tokens = new SqliteApiTokens(index.connection);
+  const tokens = new SqlApiTokens(db);
 
   const associations = new AssociationStats();
   const dimseLog = log.child({ component: 'dimse' });
@@ -239,8 +261,26 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
     },
   );
 
+  const cluster = new ClusterNode({
+    nodes: new SqlNodes(db),
+    name: nodeName,
+    backend: config.index.backend,
+    location: db.location,
+    log,
+    report: () => ({
+      dicom: { aeTitle: d.aeTitle, host: d.host, port: dicom.port },
+      http: { host: config.http.host, port: httpPort },
+      jobs: { running: engine.runningJobs, concurrency: config.engine.concurrency },
+      pool: pool.utilization(),
+      received: { objects: receiver.stats.objectsReceived, bytes: receiver.stats.bytesReceived },
+      associationsOpen: associations.open,
+    }),
+  });
+  let httpPort = 0;
+
   await outboxSender.start();
   engine.start();
+  cluster.start();
   const watchFolders = config.watchFolders.map(
     (w) => new WatchFolder({ path: w.path, database: w.database ?? config.defaultDatabase, stableSeconds: w.stableSeconds, pollSeconds: w.pollSeconds }, receiver, log.child({ component: 'import' })),
   );
@@ -273,9 +313,11 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
       loaded: pipelines.all().map((p) => ({ name: p.definition.name, enabled: p.definition.enabled, trigger: p.definition.trigger.on, file: p.file })),
       problems: pipelines.problems().map(formatProblem),
     },
+    cluster: cluster.view(),
     engine: {
       nodeId: engine.nodeId,
       jobs: jobs.counts(),
+      queuedByPipeline: jobs.queuedByPipeline(),
       running: engine.runningJobs,
       arrivalsProcessed: engine.stats.arrivalsProcessed,
       arrivalsWithoutPipeline: engine.stats.arrivalsWithoutPipeline,
@@ -322,9 +364,12 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
       https: config.http.tls && { key: fs.readFileSync(config.http.tls.keyFile), cert: fs.readFileSync(config.http.tls.certFile) },
     },
   );
+  httpPort = http.port;
   // Lets the CLI on this machine find the API of the server that owns this data directory.
-  const endpointFile = path.join(config.dataDir, 'server.json');
-  fs.writeFileSync(endpointFile, JSON.stringify({ pid: process.pid, httpPort: http.port, httpHost: config.http.host, scheme: config.http.tls ? 'https' : 'http' }));
+  const endpointFile = clustered ? path.join(config.dataDir, 'servers', `${nodeName}.json`) : path.join(config.dataDir, 'server.json');
+  fs.mkdirSync(path.dirname(endpointFile), { recursive: true });
+  const endpoint = { pid: process.pid, hostname: os.hostname(), node: nodeName, httpPort: http.port, httpHost: config.http.host, scheme: config.http.tls ? 'https' : 'http' };
+  fs.writeFileSync(endpointFile, JSON.stringify(endpoint));
   log.info({ aeTitle: d.aeTitle, dicomPort: dicom.port, httpPort: http.port, dataDir: config.dataDir }, 'dicomflow is ready');
 
   return {
@@ -341,12 +386,13 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
     outbox: outboxSender,
     users,
     tokens,
+    cluster,
     log,
     watchFolders,
     async close() {
       clearInterval(freeSpacePoll);
       watchFolders.forEach((w) => w.stop());
-      fs.writeFileSync(path.join(config.dataDir, CLEAN_STOP_MARKER), new Date().toISOString());
+      fs.writeFileSync(cleanStopMarker, new Date().toISOString());
       fs.rmSync(endpointFile, { force: true });
       await http.close();
       await dicom.close();
@@ -355,6 +401,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
       await outboxSender.close();
       await pool.destroy();
       objects.close();
+      cluster.stop();
       index.close();
     },
   };

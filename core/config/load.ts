@@ -88,6 +88,9 @@ function checkSemantics(config: Config, where: string): void {
   config.watchFolders.forEach((w, i) => {
     if (w.database !== undefined && !names.has(w.database)) problems.push(`/watchFolders/${i}/database: unknown database "${w.database}"`);
   });
+  if (config.index.backend === 'postgres' && config.index.url === undefined) {
+    problems.push('/index/url: backend "postgres" needs the server\'s URL, e.g. postgres://dicomflow@db.example.org/dicomflow');
+  }
   if (!names.has(config.defaultDatabase)) {
     problems.push(`/defaultDatabase: "${config.defaultDatabase}" is not one of the databases (${[...names].join(', ')})`);
   }

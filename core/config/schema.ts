@@ -166,6 +166,43 @@ export const configSchema = {
         },
       },
     },
+    index: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description: 'Where the index lives: the database of objects, arrivals, jobs, stable-trigger timers, the routing outbox and API tokens.',
+      properties: {
+        backend: {
+          enum: ['sqlite', 'postgres'],
+          default: 'sqlite',
+          description: 'sqlite: one file, <dataDir>/index.sqlite, for one node. postgres: a PostgreSQL server that several nodes share (with one shared dataDir); see docs/deployment.md.',
+        },
+        url: {
+          type: 'string',
+          pattern: '^postgres(ql)?://',
+          description: 'PostgreSQL connection URL (backend "postgres"), e.g. postgres://dicomflow@db.example.org/dicomflow. A password may come from PGPASSWORD or ~/.pgpass instead of the URL.',
+        },
+        statementTimeoutSeconds: { type: 'integer', minimum: 1, default: 60, description: 'PostgreSQL cancels a statement that runs longer.' },
+      },
+    },
+    cluster: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        nodeName: {
+          type: 'string',
+          pattern: '^[A-Za-z0-9_.:-]{1,64}$',
+          description: "This node's name among the nodes sharing a PostgreSQL index: it owns the leases of the jobs it runs. Unique per node; default: host name and DICOM port.",
+        },
+        leaseSeconds: {
+          type: 'integer',
+          minimum: 3,
+          default: 30,
+          description: "A running job's lease; renewed every third of it. When a node dies, another node takes its jobs over once their leases expire.",
+        },
+      },
+    },
     defaultDatabase: { type: 'string', default: 'Import', description: 'Database used when the called AE title maps to none.' },
     databases: {
       type: 'array',

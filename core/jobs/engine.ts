@@ -9,6 +9,15 @@ import type { GroupJoin, JobRecord, JobStore, NewJob } from './job-store.ts';
 import { runJob, type RunJobDeps, type StepPool } from './run-job.ts';
 
 export interface EngineOptions {
+  /** This node's name: it owns the leases of the jobs it runs. */
+  nodeId?: string;
+  /** A running job's lease, renewed every third of it. */
+  leaseMs?: number;
+  /**
+   * Other nodes share the job store (PostgreSQL): at start only this node's own interrupted
+   * jobs are requeued, and other nodes' jobs are taken over once their leases expire.
+   */
+  shared?: boolean;
   jobs: JobStore;
   pipelines: PipelineSet;
   pool: StepPool;
@@ -33,7 +42,7 @@ interface EngineEvents {
   JobFinished: [{ jobId: string; pipeline: string; status: string; error?: string }];
 }
 
-const LEASE_MS = 10 * 60 * 1000;
+const DEFAULT_LEASE_MS = 30_000;
 const PROGRESS_WRITE_MS = 250;
 const ARRIVAL_BATCH_MS = 5;
 
@@ -44,7 +53,10 @@ const ARRIVAL_BATCH_MS = 5;
  * arrived for stableSeconds. Jobs run here, CPU-heavy steps in the worker pool.
  */
 export class Engine extends EventEmitter<EngineEvents> {
-  readonly nodeId = newId();
+  readonly nodeId: string;
+  private readonly leaseMs: number;
+  private lastLeaseRenewal = 0;
+  private unsubscribe: (() => void) | undefined;
   private readonly o: EngineOptions;
   private readonly running = new Map<string, AbortController>();
   private readonly runningPipelines = new Map<string, string>();
@@ -60,16 +72,25 @@ export class Engine extends EventEmitter<EngineEvents> {
   private idleWaiters: (() => void)[] = [];
   private readonly settled = new Set<Promise<unknown>>();
   private lastProgressWrite = new Map<string, number>();
+  /** Jobs this node ran until another node took them over: their outcome here is not recorded. */
+  private readonly lostLeases = new Set<string>();
   readonly stats = { arrivalsProcessed: 0, arrivalsWithoutPipeline: 0, lastUnmatched: [] as { arrivalId: string; sopInstanceUid: string; at: string }[] };
 
   constructor(options: EngineOptions) {
     super();
     this.o = options;
+    this.nodeId = options.nodeId ?? newId();
+    this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
   }
 
   start(): void {
-    const requeued = this.o.jobs.requeueInterrupted();
+    const requeued = this.o.jobs.requeueInterrupted(this.o.shared ? { owner: this.nodeId } : {});
     if (requeued > 0) this.o.log.warn({ requeued }, 'jobs interrupted by a stop or crash are queued again');
+    // Another node queued, requeued or fired something: claim now rather than at the next beat.
+    this.unsubscribe = this.o.jobs.onChange(() => {
+      this.pump();
+      this.scheduleGroups();
+    });
     this.notifyArrival();
     this.scheduleGroups();
     this.pump();
@@ -81,6 +102,7 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   private beat(): void {
     try {
+      this.keepLeases();
       const next = this.o.jobs.nextGroupFireAt();
       if (next !== undefined && Date.parse(next) <= Date.now()) this.fireDueGroups();
       if (this.o.jobs.unprocessedArrivals(1).length > 0) this.notifyArrival();
@@ -90,6 +112,26 @@ export class Engine extends EventEmitter<EngineEvents> {
     } catch (err) {
       this.o.log.error({ err }, 'engine heartbeat failed');
     }
+  }
+
+  /**
+   * Every third of a lease: renews this node's leases (a job whose lease another node took over
+   * after it expired stops here), and, on a shared store, takes over other nodes' jobs whose
+   * leases expired (their node died or lost the database).
+   */
+  private keepLeases(): void {
+    const now = Date.now();
+    if (now - this.lastLeaseRenewal < this.leaseMs / 3) return;
+    this.lastLeaseRenewal = now;
+    const lost = this.o.jobs.renewLeases(this.nodeId, [...this.running.keys()], new Date(now + this.leaseMs).toISOString());
+    for (const jobId of lost) {
+      this.o.log.warn({ jobId }, 'job lease lost (another node took the job over after it expired): stopping it here');
+      this.lostLeases.add(jobId);
+      this.running.get(jobId)?.abort();
+    }
+    if (!this.o.shared) return;
+    const takenOver = this.o.jobs.requeueInterrupted({ expiredBefore: new Date(now).toISOString() });
+    if (takenOver > 0) this.o.log.warn({ takenOver }, 'jobs whose node stopped renewing their leases are queued again');
   }
 
   /**
@@ -289,7 +331,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       const heavyRunning = heavy.reduce((n, name) => n + (runningOf.get(name) ?? 0), 0);
       const atTheirLimit = limited.filter(([name, max]) => (runningOf.get(name) ?? 0) >= max).map(([name]) => name);
       const except = [...new Set([...(heavyRunning >= heavyLimit ? heavy : []), ...atTheirLimit])];
-      const job = this.o.jobs.claimNextJob(this.nodeId, LEASE_MS, new Date().toISOString(), except, this.running.size);
+      const job = this.o.jobs.claimNextJob(this.nodeId, this.leaseMs, new Date().toISOString(), except, this.running.size);
       if (!job) break;
       if (job.isolated) {
         this.isolatedJob = job.id;
@@ -346,19 +388,27 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.lastProgressWrite.delete(job.id);
     // Stopping the server is not the job's fault: left 'running', it is queued again at start.
     if (this.closed) return;
-    if (outcome.status === 'succeeded') {
-      this.o.jobs.finishJob(job.id, 'succeeded', { stopReason: outcome.stopReason });
-      log.debug({ stopReason: outcome.stopReason }, 'job succeeded');
+    const owner = this.nodeId;
+    let recorded: boolean;
+    if (this.lostLeases.delete(job.id)) {
+      recorded = false;
+    } else if (outcome.status === 'succeeded') {
+      recorded = this.o.jobs.finishJob(job.id, 'succeeded', { stopReason: outcome.stopReason }, owner);
+      if (recorded) log.debug({ stopReason: outcome.stopReason }, 'job succeeded');
     } else if (outcome.status === 'cancelled' || this.o.jobs.isCancelled(job.id)) {
-      this.o.jobs.finishJob(job.id, 'cancelled');
-      log.info('job cancelled');
+      recorded = this.o.jobs.finishJob(job.id, 'cancelled', {}, owner);
+      if (recorded) log.info('job cancelled');
     } else if (job.attempts - job.interruptions < job.maxAttempts) {
       const delayMs = job.backoffSeconds * 1000 * 2 ** (job.attempts - job.interruptions - 1);
-      this.o.jobs.retryLater(job.id, new Date(Date.now() + delayMs).toISOString(), outcome.error.code, outcome.error.message);
-      log.warn({ code: outcome.error.code, err: outcome.error.message, retryInMs: delayMs }, 'job attempt failed; will retry');
+      recorded = this.o.jobs.retryLater(job.id, new Date(Date.now() + delayMs).toISOString(), outcome.error.code, outcome.error.message, owner);
+      if (recorded) log.warn({ code: outcome.error.code, err: outcome.error.message, retryInMs: delayMs }, 'job attempt failed; will retry');
     } else {
-      this.o.jobs.finishJob(job.id, 'failed', { errorCode: outcome.error.code, error: outcome.error.message });
-      log.warn({ code: outcome.error.code, err: outcome.error.message }, 'job failed');
+      recorded = this.o.jobs.finishJob(job.id, 'failed', { errorCode: outcome.error.code, error: outcome.error.message }, owner);
+      if (recorded) log.warn({ code: outcome.error.code, err: outcome.error.message }, 'job failed');
+    }
+    if (!recorded) {
+      log.warn({ status: outcome.status }, 'job attempt ended after another node took the job over: its outcome here is dropped');
+      return;
     }
     const finished = this.o.jobs.getJob(job.id);
     this.emit('JobFinished', { jobId: job.id, pipeline: job.pipeline, status: finished?.status ?? 'unknown', error: finished?.error });
@@ -436,6 +486,7 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.unsubscribe?.();
     clearTimeout(this.groupTimer);
     clearTimeout(this.retryTimer);
     clearTimeout(this.collectionTimer);

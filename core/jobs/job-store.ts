@@ -110,9 +110,11 @@ export interface JobFilter {
 
 /**
  * Everything durable the engine keeps: the arrival queue, stable-trigger groups, jobs and their
- * steps. SQLite implements it (sqlite-jobs.ts); no SQL leaks out.
+ * steps. SQL implements it on SQLite or PostgreSQL (sql-jobs.ts); no SQL leaks out.
  */
 export interface JobStore {
+  /** Another process queued, requeued or fired something (PostgreSQL nodes notify each other). */
+  onChange(listener: () => void): () => void;
   unprocessedArrivals(limit: number): ArrivalRecord[];
   /** In one transaction: the instance jobs, the group joins, and the arrival marked processed. */
   recordTriggerDecisions(arrivalId: string, receivedAt: string, jobs: NewJob[], joins: GroupJoin[]): string[];
@@ -131,16 +133,23 @@ export interface JobStore {
   /** When the earliest queued job may run (its retry time, or its creation), if any is queued. */
   nextQueuedAt(): string | undefined;
   /**
-   * At start: jobs a stop or crash left running are queued again. Cut short beside other jobs,
-   * the attempt is not counted (an interruption); cut short while running alone, it is, and a
-   * job with no attempt left fails.
+   * Jobs a stop or crash left running are queued again: at start, this node's own (or, on one
+   * SQLite file, all); on a cluster, any node's whose lease expired. Cut short beside other
+   * jobs, the attempt is not counted (an interruption); cut short while running alone, it is,
+   * and a job with no attempt left fails.
    */
-  requeueInterrupted(): number;
+  requeueInterrupted(scope?: { owner?: string; expiredBefore?: string }): number;
+  /** Extends this node's leases; returns the jobs among them it no longer holds. */
+  renewLeases(owner: string, jobIds: string[], until: string): string[];
   startStep(jobId: string, attempt: number, index: number, id: string, plugin: string): void;
   finishStep(jobId: string, attempt: number, index: number, result: FinishedStep): void;
   setProgress(jobId: string, progress: number, message?: string): void;
-  finishJob(jobId: string, status: 'succeeded' | 'failed' | 'cancelled', outcome?: { errorCode?: string; error?: string; stopReason?: string }): void;
-  retryLater(jobId: string, notBefore: string, errorCode: string, error: string): void;
+  /**
+   * Ends a job. With `owner`, only while that node holds its lease (false: another node took
+   * it over after the lease expired, and its outcome is the one that counts).
+   */
+  finishJob(jobId: string, status: 'succeeded' | 'failed' | 'cancelled', outcome?: { errorCode?: string; error?: string; stopReason?: string }, owner?: string): boolean;
+  retryLater(jobId: string, notBefore: string, errorCode: string, error: string, owner?: string): boolean;
   cancelJob(jobId: string): boolean;
   isCancelled(jobId: string): boolean;
   getJob(jobId: string): JobRecord | undefined;
@@ -148,6 +157,7 @@ export interface JobStore {
   jobDatabases(jobId: string): string[];
   listJobs(filter: JobFilter): JobRecord[];
   counts(): Record<JobStatus, number>;
+  queuedByPipeline(): Record<string, number>;
   stepInputs(arrivalIds: string[]): StepInput[];
   releaseObjects(objectIds: string[], jobId: string): void;
   /** Whether any released object still awaits collection. */

@@ -7,7 +7,8 @@ import { newId } from '../ids.ts';
  * Original objects, byte for byte, as immutable files named by an id dicomflow makes: no path
  * ever contains a value from a dataset, so a hostile UID cannot reach outside the root.
  *
- *   <root>/incoming/<id>.part    being received (removed at start-up: never acknowledged)
+ *   <root>/incoming/<id>.part    being received (removed at start-up: never acknowledged);
+ *                                on a cluster each node has its own, incoming/<node>/
  *   <root>/objects/YYYY/MM/DD/HH/<id>.dcm kept; indexes refer to it by its relative path
  */
 export class ObjectStore {
@@ -20,10 +21,11 @@ export class ObjectStore {
   private sparesOpening = 0;
   private closed = false;
 
-  constructor(root: string) {
+  /** `node`: on a shared root, this node's own incoming and spare folders (others' are in use). */
+  constructor(root: string, options: { node?: string } = {}) {
     this.root = path.resolve(root);
-    this.incomingDir = path.join(this.root, 'incoming');
-    this.spareDir = path.join(this.root, 'spare');
+    this.incomingDir = path.join(this.root, 'incoming', ...(options.node ? [options.node] : []));
+    this.spareDir = path.join(this.root, 'spare', ...(options.node ? [options.node] : []));
     fs.mkdirSync(this.incomingDir, { recursive: true });
     fs.mkdirSync(this.spareDir, { recursive: true });
     fs.mkdirSync(path.join(this.root, 'objects'), { recursive: true });
@@ -32,11 +34,15 @@ export class ObjectStore {
   /** Half-received objects from before a crash were never acknowledged: drop them. */
   removeIncoming(): number {
     let removed = 0;
-    for (const name of fs.readdirSync(this.incomingDir)) {
-      fs.rmSync(path.join(this.incomingDir, name), { force: true });
+    // Folders are other nodes' own incoming folders (a shared root): not ours to clear.
+    for (const entry of fs.readdirSync(this.incomingDir, { withFileTypes: true })) {
+      if (entry.isDirectory()) continue;
+      fs.rmSync(path.join(this.incomingDir, entry.name), { force: true });
       removed++;
     }
-    for (const name of fs.readdirSync(this.spareDir)) fs.rmSync(path.join(this.spareDir, name), { force: true });
+    for (const entry of fs.readdirSync(this.spareDir, { withFileTypes: true })) {
+      if (!entry.isDirectory()) fs.rmSync(path.join(this.spareDir, entry.name), { force: true });
+    }
     return removed;
   }
 

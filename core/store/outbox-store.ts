@@ -84,13 +84,16 @@ export interface OutboxStore {
   markFailed(id: string, failure: OutboxFailure): void;
   /** Claimed but never tried (shutdown): queued again, the attempt not counted. */
   release(ids: string[]): void;
-  /** After a crash or stop: entries left sending are queued again (at least once). */
-  requeueInterrupted(): number;
+  /** After a crash or stop: entries left sending (by this owner, or by anyone) are queued again (at least once). */
+  requeueInterrupted(owner?: string): number;
   /** Dead entries of a destination (all, or these ids) queued again now with fresh attempts. */
   retryDead(destination: string, ids?: string[]): number;
   get(ids: string[]): OutboxEntry[];
   list(filter: { destination?: string; state?: OutboxState; jobId?: string; limit?: number }): OutboxEntry[];
   counts(): DestinationCounts[];
-  /** Removes outbox files no entry refers to (left by a crash between link and commit). */
-  removeOrphans(): Promise<number>;
+  /**
+   * Removes outbox files no entry refers to (left by a crash between link and commit). With
+   * other nodes writing, only files linked more than `graceMs` ago (one may be committing now).
+   */
+  removeOrphans(graceMs?: number): Promise<number>;
 }

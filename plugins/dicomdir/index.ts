@@ -1,13 +1,13 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import fsp from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { buildDicomdir, emptyFileSet, fileIdPath, parseFileSet, placeInstances, type FileSet, type FileSetEntry, type FileSetInstance } from '../../core/dicom/dicomdir.ts';
 import { readFileMeta } from '../../core/dicom/part10.ts';
 import { definePlugin, type StepContext, type StepInput } from '../../core/plugin.ts';
+import { acquireLock } from './lock.ts';
 
 /**
  * Copies each instance, byte for byte, into a DICOM file-set (PS3.10 8) under a numbered File ID
@@ -50,11 +50,9 @@ export default definePlugin({
 const DICOMDIR = 'DICOMDIR';
 // The step's own files in the root start with a dot: leave them out when burning the file-set.
 const INDEX = '.dicomflow-fileset.json';
-const LOCK = '.dicomflow-fileset.lock';
 const TMP = '.dicomflow-tmp';
 // Enough for any File Meta Information group (PS3.10 7.1) of a real object.
 const META_HEAD_BYTES = 64 * 1024;
-const LOCK_WAIT_LOG_MS = 5000;
 
 export interface FilingResult {
   added: number;
@@ -318,102 +316,4 @@ async function exists(file: string): Promise<boolean> {
 /** PS3.5 B.2: a UID from a random UUID, 2.25.<the UUID as one decimal integer>. */
 function newFileSetUid(): string {
   return `2.25.${BigInt(`0x${randomUUID().replace(/-/g, '')}`).toString(10)}`;
-}
-
-// ---------------------------------------------------------------------------------------------
-// The lock between processes: a file created with O_EXCL. A lock whose owner is gone (same host,
-// process not running, or another boot) is stale and taken over.
-
-interface LockOwner {
-  pid: number;
-  hostname: string;
-  bootId?: string;
-  since: string;
-}
-
-let bootId: string | undefined | null = null;
-function currentBootId(): string | undefined {
-  if (bootId === null) {
-    try {
-      bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-    } catch {
-      bootId = undefined;
-    }
-  }
-  return bootId;
-}
-
-/**
- * Waits for the root's lock while `wanted()` (some request still waits). Returns its release,
- * or undefined when nobody wants it any more.
- */
-async function acquireLock(root: string, wanted: () => boolean, warn: (message: string) => void): Promise<(() => Promise<void>) | undefined> {
-  const file = path.join(root, LOCK);
-  const me: LockOwner = { pid: process.pid, hostname: os.hostname(), bootId: currentBootId(), since: new Date().toISOString() };
-  const started = Date.now();
-  let warned = false;
-  for (let delayMs = 5; ; delayMs = Math.min(delayMs * 2, 200)) {
-    if (!wanted()) return undefined;
-    try {
-      const handle = await fsp.open(file, 'wx');
-      try {
-        await handle.writeFile(JSON.stringify(me));
-      } finally {
-        await handle.close();
-      }
-      return () => fsp.rm(file, { force: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    const held = await readLock(file);
-    if (held.stale) {
-      await takeOver(file, held.text);
-      continue;
-    }
-    if (!warned && Date.now() - started > LOCK_WAIT_LOG_MS) {
-      warned = true;
-      warn(`waiting for the file-set lock ${file}, held by ${held.text || 'an unknown writer'}; if no dicomflow process writes to this file-set, remove the lock file`);
-    }
-    await new Promise((r) => setTimeout(r, delayMs));
-  }
-}
-
-async function readLock(file: string): Promise<{ text: string; stale: boolean }> {
-  let text: string;
-  let mtimeMs: number;
-  try {
-    [text, { mtimeMs }] = await Promise.all([fsp.readFile(file, 'utf8'), fsp.stat(file)]);
-  } catch {
-    return { text: '', stale: false }; // released meanwhile
-  }
-  let owner: LockOwner;
-  try {
-    owner = JSON.parse(text) as LockOwner;
-  } catch {
-    // Its writer may be between creating and filling it; empty for long, it crashed there.
-    return { text, stale: Date.now() - mtimeMs > 10_000 };
-  }
-  if (owner.hostname !== os.hostname()) return { text, stale: false };
-  if (owner.bootId && currentBootId() && owner.bootId !== currentBootId()) return { text, stale: true };
-  if (owner.pid === process.pid) return { text, stale: false };
-  try {
-    process.kill(owner.pid, 0);
-    return { text, stale: false };
-  } catch (err) {
-    return { text, stale: (err as NodeJS.ErrnoException).code === 'ESRCH' };
-  }
-}
-
-/** Moves a stale lock aside; if another process replaced it in between, puts theirs back. */
-async function takeOver(file: string, staleText: string): Promise<void> {
-  const aside = `${file}.${process.pid}.${randomUUID()}`;
-  try {
-    await fsp.rename(file, aside);
-  } catch {
-    return; // someone else took it over first
-  }
-  if ((await fsp.readFile(aside, 'utf8').catch(() => '')) !== staleText) {
-    await fsp.link(aside, file).catch(() => undefined);
-  }
-  await fsp.rm(aside, { force: true });
 }

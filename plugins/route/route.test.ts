@@ -7,22 +7,23 @@ import { createStepContext, type StepContextSeed } from '../../core/jobs/step-co
 import { loadPipeline } from '../../core/pipeline/load.ts';
 import type { StepInput } from '../../core/plugin.ts';
 import { PluginRegistry } from '../../core/plugin-registry.ts';
-import { SqliteIndex } from '../../core/store/sqlite/sqlite-index.ts';
-import { SqliteOutbox } from '../../core/store/sqlite/sqlite-outbox.ts';
+import { SqlIndex } from '../../core/store/sql/sql-index.ts';
+import { openIndexDatabase } from '../../core/store/sql/open.ts';
+import { SqlOutbox } from '../../core/store/sql/sql-outbox.ts';
 import { ctSeries, type BuiltSeries } from '../../test/fixtures/builder.ts';
 import plugin from './index.ts';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'df-route-'));
-let index: SqliteIndex;
-let outbox: SqliteOutbox;
+let index: SqlIndex;
+let outbox: SqlOutbox;
 let ct: BuiltSeries;
 let inputs: StepInput[];
 const registry = new PluginRegistry();
 
 beforeAll(async () => {
   registry.register(plugin, new URL('./index.ts', import.meta.url).href);
-  index = new SqliteIndex(path.join(root, 'index.sqlite'));
-  outbox = new SqliteOutbox(index.connection, path.join(root, 'outbox'), () => index.syncDurable());
+  index = new SqlIndex(openIndexDatabase({ dataDir: root }));
+  outbox = new SqlOutbox(index.connection, path.join(root, 'outbox'));
   ct = await ctSeries(path.join(root, 'ct'), { slices: 2, rows: 16, cols: 16 });
   inputs = ct.files.map((file, i) => ({
     arrivalId: `a${i}`,
@@ -125,7 +126,7 @@ describe('route step', () => {
   });
 });
 
-// The store behind the step (core/store/sqlite/sqlite-outbox.ts), on the entries queued above.
+// The store behind the step (core/store/sql/sql-outbox.ts), on the entries queued above.
 describe('SQLite outbox', () => {
   it('claims due entries under a lease, retries with backoff, then dead-letters; retryDead reschedules', () => {
     const now = new Date().toISOString();

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { ResolvedConfig } from '../../core/config/load.ts';
 import { DfError, dfError, type ErrorCode } from '../../core/errors.ts';
@@ -31,13 +32,23 @@ function alive(pid: number): boolean {
 function serverUrl(config: ResolvedConfig, flags: ApiFlags): string | undefined {
   const explicit = flags.server ?? process.env.DICOMFLOW_URL;
   if (explicit) return explicit.replace(/\/+$/, '');
-  let endpoint: { pid: number; httpPort: number; httpHost: string; scheme?: 'http' | 'https' };
-  try {
-    endpoint = JSON.parse(fs.readFileSync(path.join(config.dataDir, 'server.json'), 'utf8'));
-  } catch {
-    return undefined;
+  // One node: server.json. Nodes sharing the data directory: servers/<node>.json each; any
+  // running on this host will do.
+  const serversDir = path.join(config.dataDir, 'servers');
+  const candidates = [path.join(config.dataDir, 'server.json'), ...(fs.existsSync(serversDir) ? fs.readdirSync(serversDir).map((f) => path.join(serversDir, f)) : [])];
+  let endpoint: { pid: number; httpPort: number; httpHost: string; scheme?: 'http' | 'https'; hostname?: string } | undefined;
+  for (const file of candidates) {
+    try {
+      const found = JSON.parse(fs.readFileSync(file, 'utf8'));
+      if ((found.hostname === undefined || found.hostname === os.hostname()) && alive(found.pid)) {
+        endpoint = found;
+        break;
+      }
+    } catch {
+      // gone or half-written: the next
+    }
   }
-  if (!alive(endpoint.pid)) return undefined;
+  if (!endpoint) return undefined;
   const host = ['0.0.0.0', '::', ''].includes(endpoint.httpHost) ? '127.0.0.1' : endpoint.httpHost;
   // HTTPS with a private CA: the CLI trusts it through NODE_EXTRA_CA_CERTS (docs/http-api.md).
   return `${endpoint.scheme ?? 'http'}://${host.includes(':') ? `[${host}]` : host}:${endpoint.httpPort}`;

@@ -2,7 +2,8 @@ import path from 'node:path';
 import type { ResolvedConfig } from '../../core/config/load.ts';
 import { dfError } from '../../core/errors.ts';
 import type { TransferRequest, TransferResult } from '../../core/store/index-store.ts';
-import { SqliteIndex } from '../../core/store/sqlite/sqlite-index.ts';
+import { SqlIndex } from '../../core/store/sql/sql-index.ts';
+import { openIndexDatabase } from '../../core/store/sql/open.ts';
 import { Users } from '../../core/users.ts';
 import { findStudyUids, retrieveWithGet } from '../dimse/get-scu.ts';
 import { tlsOptionsForNode } from '../dimse/store-scu.ts';
@@ -32,7 +33,7 @@ export function transferCommand(config: ResolvedConfig, c: TransferCommand): Tra
   users.requireRole(c.user, ['admin', 'manager']);
   users.require(c.user, c.mode === 'move' ? 'write' : 'read', c.from);
   users.require(c.user, 'write', c.to);
-  const index = new SqliteIndex(path.join(config.dataDir, 'index.sqlite'));
+  const index = new SqlIndex(openIndexDatabase(config));
   try {
     return index.transfer({
       from: c.from,

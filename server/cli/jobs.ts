@@ -2,8 +2,9 @@ import path from 'node:path';
 import type { ResolvedConfig } from '../../core/config/load.ts';
 import { dfError } from '../../core/errors.ts';
 import type { JobRecord } from '../../core/jobs/job-store.ts';
-import { SqliteIndex } from '../../core/store/sqlite/sqlite-index.ts';
-import { SqliteJobs } from '../../core/store/sqlite/sqlite-jobs.ts';
+import { SqlIndex } from '../../core/store/sql/sql-index.ts';
+import { openIndexDatabase } from '../../core/store/sql/open.ts';
+import { SqlJobs } from '../../core/store/sql/sql-jobs.ts';
 import { viaApiOr, type ApiClient, type ApiFlags } from './api-client.ts';
 
 /**
@@ -11,9 +12,9 @@ import { viaApiOr, type ApiClient, type ApiFlags } from './api-client.ts';
  * (the same rights and audit log as the web page), else on the data directory directly (SQLite
  * in WAL mode; a server started later picks the new jobs up).
  */
-function openJobs(config: ResolvedConfig): { jobs: SqliteJobs; close: () => void } {
-  const index = new SqliteIndex(path.join(config.dataDir, 'index.sqlite'));
-  return { jobs: new SqliteJobs(index.connection), close: () => index.close() };
+function openJobs(config: ResolvedConfig): { jobs: SqlJobs; close: () => void } {
+  const index = new SqlIndex(openIndexDatabase(config));
+  return { jobs: new SqlJobs(index.connection), close: () => index.close() };
 }
 
 const seconds = (j: JobRecord) =>

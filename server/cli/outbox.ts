@@ -2,16 +2,17 @@ import path from 'node:path';
 import type { ResolvedConfig } from '../../core/config/load.ts';
 import { dfError } from '../../core/errors.ts';
 import type { DestinationCounts } from '../../core/store/outbox-store.ts';
-import { SqliteIndex } from '../../core/store/sqlite/sqlite-index.ts';
-import { SqliteOutbox } from '../../core/store/sqlite/sqlite-outbox.ts';
+import { SqlIndex } from '../../core/store/sql/sql-index.ts';
+import { openIndexDatabase } from '../../core/store/sql/open.ts';
+import { SqlOutbox } from '../../core/store/sql/sql-outbox.ts';
 
 /**
  * `dicomflow outbox` and `dicomflow outbox retry`: on the data directory directly, whether or not
  * the server runs (a running server picks rescheduled entries up within a second).
  */
-function openOutbox(config: ResolvedConfig): { outbox: SqliteOutbox; close: () => void } {
-  const index = new SqliteIndex(path.join(config.dataDir, 'index.sqlite'));
-  return { outbox: new SqliteOutbox(index.connection, path.join(config.dataDir, 'outbox')), close: () => index.close() };
+function openOutbox(config: ResolvedConfig): { outbox: SqlOutbox; close: () => void } {
+  const index = new SqlIndex(openIndexDatabase(config));
+  return { outbox: new SqlOutbox(index.connection, path.join(config.dataDir, 'outbox')), close: () => index.close() };
 }
 
 /** Per destination (every configured one, and any with entries): the figures and the dead letters' ids. */

@@ -4,15 +4,16 @@ import type { ResolvedConfig } from '../../core/config/load.ts';
 import { DicomflowEvents } from '../../core/events.ts';
 import { Receiver } from '../../core/receive.ts';
 import { ObjectStore } from '../../core/store/object-store.ts';
-import { SqliteIndex } from '../../core/store/sqlite/sqlite-index.ts';
+import { SqlIndex } from '../../core/store/sql/sql-index.ts';
+import { openIndexDatabase } from '../../core/store/sql/open.ts';
 
 /**
  * The receive path for commands that write arrivals into a data directory themselves (import,
  * replication): the running server's engine (or the next one to start) runs the pipelines on them.
  */
-export function openStandaloneReceiver(config: ResolvedConfig): { receiver: Receiver; index: SqliteIndex; close(): void } {
+export function openStandaloneReceiver(config: ResolvedConfig): { receiver: Receiver; index: SqlIndex; close(): void } {
   const objects = new ObjectStore(path.join(config.dataDir, 'storage'));
-  const index = new SqliteIndex(path.join(config.dataDir, 'index.sqlite'));
+  const index = new SqlIndex(openIndexDatabase(config));
   const receiver = new Receiver({
     objects,
     index,

@@ -2,8 +2,9 @@ import os from 'node:os';
 import path from 'node:path';
 import type { ResolvedConfig } from '../../core/config/load.ts';
 import { dfError } from '../../core/errors.ts';
-import { SqliteIndex } from '../../core/store/sqlite/sqlite-index.ts';
-import { SqliteApiTokens } from '../../core/store/sqlite/sqlite-tokens.ts';
+import { SqlIndex } from '../../core/store/sql/sql-index.ts';
+import { openIndexDatabase } from '../../core/store/sql/open.ts';
+import { SqlApiTokens } from '../../core/store/sql/sql-tokens.ts';
 import { BOOTSTRAP_ADMIN, issueToken, Users, type ApiToken } from '../../core/users.ts';
 
 /**
@@ -12,9 +13,9 @@ import { BOOTSTRAP_ADMIN, issueToken, Users, type ApiToken } from '../../core/us
  * its next request.
  */
 function open(config: ResolvedConfig) {
-  const index = new SqliteIndex(path.join(config.dataDir, 'index.sqlite'));
+  const index = new SqlIndex(openIndexDatabase(config));
   const users = new Users(config.users.some((u) => u.name === BOOTSTRAP_ADMIN.name) ? config.users : [...config.users, BOOTSTRAP_ADMIN]);
-  return { index, tokens: new SqliteApiTokens(index.connection), users };
+  return { index, tokens: new SqlApiTokens(index.connection), users };
 }
 
 const actor = () => `${os.userInfo().username} (command line)`;

@@ -12,7 +12,18 @@ export function loadOrCreateAdminToken(dataDir: string): { token: string; file: 
   const file = path.join(dataDir, 'admin-token');
   if (fs.existsSync(file)) return { token: fs.readFileSync(file, 'utf8').trim(), file, created: false };
   const token = `dft_${randomBytes(24).toString('base64url')}`;
-  fs.writeFileSync(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
+  // Written aside and linked into place: nodes starting together on one data directory agree
+  // on the first token, and none reads a half-written file.
+  const aside = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  fs.writeFileSync(aside, `${token}\n`, { mode: 0o600, flag: 'wx' });
+  try {
+    fs.linkSync(aside, file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return { token: fs.readFileSync(file, 'utf8').trim(), file, created: false };
+  } finally {
+    fs.rmSync(aside, { force: true });
+  }
   return { token, file, created: true };
 }
 

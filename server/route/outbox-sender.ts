@@ -27,6 +27,10 @@ export interface OutboxSenderOptions {
   log: Logger;
   /** Where transcoded copies live while they are sent. */
   workDir: string;
+  /** The name this sender's leases carry (the node's). */
+  owner?: string;
+  /** Other nodes send from the same outbox (PostgreSQL): recover only this node's own entries. */
+  shared?: boolean;
   /** How often due entries are looked for (new entries, retries, `outbox retry` from the CLI). */
   pollMs?: number;
   leaseMs?: number;
@@ -34,6 +38,7 @@ export interface OutboxSenderOptions {
   responseTimeoutMs?: number;
 }
 
+const ORPHAN_GRACE_MS = 10 * 60_000;
 // PS3.8 9.3.2.2: at most 128 presentation contexts in one A-ASSOCIATE-RQ.
 const MAX_CONTEXTS = 128;
 // Errors that no later attempt can cure: the entry goes to the dead letters at once.
@@ -61,7 +66,7 @@ export function retryDelaySeconds(attempts: number, o: RouteDestination['outbox'
  * SOP class only in Explicit or Implicit VR Little Endian, a transcoded copy is sent instead.
  */
 export class OutboxSender {
-  readonly owner = newId();
+  readonly owner: string;
   private readonly o: OutboxSenderOptions;
   private readonly states = new Map<string, DestinationState>();
   private readonly inFlight = new Set<Promise<void>>();
@@ -72,13 +77,15 @@ export class OutboxSender {
 
   constructor(options: OutboxSenderOptions) {
     this.o = options;
+    this.owner = options.owner ?? newId();
     for (const d of options.destinations) this.states.set(d.aeTitle, { active: 0, holdUntil: 0 });
   }
 
   /** Entries a stop or crash left sending are queued again; files without an entry go. */
   async start(): Promise<void> {
-    const requeued = this.o.outbox.requeueInterrupted();
-    const orphans = await this.o.outbox.removeOrphans();
+    const requeued = this.o.outbox.requeueInterrupted(this.o.shared ? this.owner : undefined);
+    // Another node may be between linking a file and committing its row: only old orphans go.
+    const orphans = await this.o.outbox.removeOrphans(this.o.shared ? ORPHAN_GRACE_MS : 0);
     if (requeued > 0 || orphans > 0) this.o.log.info({ requeued, orphans }, 'outbox recovered after a stop');
     // Transcoded copies are made per attempt; any left by a crash are of no use.
     fs.rmSync(this.o.workDir, { recursive: true, force: true });

@@ -1,4 +1,3 @@
-import type Database from 'better-sqlite3';
 import { newId } from '../../ids.ts';
 import {
   SUSPECT_AFTER_INTERRUPTIONS,
@@ -14,10 +13,8 @@ import {
 } from '../../jobs/job-store.ts';
 import type { StepInput } from '../../plugin.ts';
 import type { ArrivalRecord } from '../index-store.ts';
-import { toArrivalRecord } from './sqlite-index.ts';
-import { preparedStatements } from './statements.ts';
-
-type Row = Record<string, any>;
+import { toArrivalRecord } from './sql-index.ts';
+import { dialectOf, type Dialect, type Row, type SqlDb, type SqlStatement } from './sql-db.ts';
 
 function toJob(r: Row): JobRecord {
   return {
@@ -49,14 +46,32 @@ function toJob(r: Row): JobRecord {
   };
 }
 
-/** Jobs, stable-trigger groups and the arrival queue, in the index's SQLite file. */
-export class SqliteJobs implements JobStore {
-  private readonly db: Database.Database;
-  private readonly sql: (text: string) => Database.Statement;
+/**
+ * Jobs, stable-trigger groups and the arrival queue, in the index's database. On PostgreSQL
+ * several nodes share them: claims skip rows another node holds (FOR UPDATE SKIP LOCKED), a
+ * group is locked while it takes an arrival or fires, and changes are notified ('jobs').
+ */
+/** Which running jobs a requeue takes: one node's, those with expired leases, or (neither) all. */
+export interface LeaseScope {
+  owner?: string;
+  expiredBefore?: string;
+}
 
-  constructor(db: Database.Database) {
+export class SqlJobs implements JobStore {
+  private readonly db: SqlDb;
+  private readonly d: Dialect;
+
+  constructor(db: SqlDb) {
     this.db = db;
-    this.sql = preparedStatements(db);
+    this.d = dialectOf(db.dialect);
+  }
+
+  private sql(text: string): SqlStatement {
+    return this.db.prepare(text);
+  }
+
+  onChange(listener: () => void): () => void {
+    return this.db.onNotify('jobs', listener);
   }
 
 
@@ -73,6 +88,7 @@ export class SqliteJobs implements JobStore {
       if (processed.changes === 0) return [];
       const ids = jobs.map((j) => this.insertJob(j));
       for (const join of joins) this.joinGroup(arrivalId, receivedAt, join);
+      if (ids.length > 0 || joins.length > 0) this.db.notify('jobs');
       return ids;
     })();
   }
@@ -84,12 +100,13 @@ export class SqliteJobs implements JobStore {
    * arrival in a group that never fires.
    */
   private joinGroup(arrivalId: string, receivedAt: string, join: GroupJoin): void {
-    const latest = this.sql('SELECT * FROM trigger_groups WHERE pipeline = ? AND level = ? AND uid = ? ORDER BY generation DESC LIMIT 1')
+    // Locked: a node firing this group meanwhile waits, or has fired it and we open the next.
+    const latest = this.sql(`SELECT * FROM trigger_groups WHERE pipeline = ? AND level = ? AND uid = ? ORDER BY generation DESC LIMIT 1 ${this.d.forUpdate}`)
       .get(join.pipeline, join.level, join.uid) as Row | undefined;
     let groupId: string;
     if (latest && latest.state === 'open') {
       groupId = latest.id;
-      this.sql('UPDATE trigger_groups SET last_arrival_at = ?, fire_at = max(fire_at, ?) WHERE id = ?').run(receivedAt, join.fireAt, groupId);
+      this.sql(`UPDATE trigger_groups SET last_arrival_at = ?, fire_at = ${this.d.greatest('fire_at', '?')} WHERE id = ?`).run(receivedAt, join.fireAt, groupId);
     } else {
       groupId = newId();
       const state = latest && join.lateArrivals === 'ignore' ? 'ignored' : 'open';
@@ -99,11 +116,11 @@ export class SqliteJobs implements JobStore {
         )
         .run(groupId, join.pipeline, join.level, join.uid, (latest?.generation ?? 0) + 1, state, join.lateArrivals, receivedAt, receivedAt, join.fireAt);
       if (latest && join.lateArrivals === 'whole') {
-        this.sql('INSERT OR IGNORE INTO trigger_group_members (group_id, arrival_id) SELECT ?, arrival_id FROM trigger_group_members WHERE group_id = ?')
+        this.sql('INSERT INTO trigger_group_members (group_id, arrival_id) SELECT ?, arrival_id FROM trigger_group_members WHERE group_id = ? ON CONFLICT DO NOTHING')
           .run(groupId, latest.id);
       }
     }
-    this.sql('INSERT OR IGNORE INTO trigger_group_members (group_id, arrival_id) VALUES (?, ?)').run(groupId, arrivalId);
+    this.sql('INSERT INTO trigger_group_members (group_id, arrival_id) VALUES (?, ?) ON CONFLICT DO NOTHING').run(groupId, arrivalId);
   }
 
   dueGroups(now: string): DueGroup[] {
@@ -118,24 +135,33 @@ export class SqliteJobs implements JobStore {
 
   fireGroup(groupId: string, job: Omit<NewJob, 'inputs' | 'triggerOn' | 'triggerUid'>): string | undefined {
     return this.db.transaction(() => {
-      const group = this.sql("SELECT * FROM trigger_groups WHERE id = ? AND state = 'open'").get(groupId) as Row | undefined;
+      // Exactly once for the cluster: the group is locked, and a node that waited finds it fired.
+      const group = this.sql(`SELECT * FROM trigger_groups WHERE id = ? AND state = 'open' ${this.d.forUpdate}`).get(groupId) as Row | undefined;
       if (!group) return undefined;
       const inputs = (
         this.sql('SELECT arrival_id FROM trigger_group_members WHERE group_id = ? ORDER BY arrival_id').all(groupId) as { arrival_id: string }[]
       ).map((r) => r.arrival_id);
       const jobId = this.insertJob({ ...job, inputs, triggerOn: group.level, triggerUid: group.uid });
       this.sql("UPDATE trigger_groups SET state = 'fired', job_id = ? WHERE id = ?").run(jobId, groupId);
+      this.db.notify('jobs');
       return jobId;
     })();
   }
 
   forceComplete(level: 'series' | 'study', uid: string): number {
-    return this.sql("UPDATE trigger_groups SET fire_at = ? WHERE state = 'open' AND level = ? AND uid = ?")
-      .run(new Date(0).toISOString(), level, uid).changes;
+    return this.db.transaction(() => {
+      const n = this.sql("UPDATE trigger_groups SET fire_at = ? WHERE state = 'open' AND level = ? AND uid = ?").run(new Date(0).toISOString(), level, uid).changes;
+      if (n > 0) this.db.notify('jobs');
+      return n;
+    })();
   }
 
   createJob(job: NewJob): string {
-    return this.db.transaction(() => this.insertJob(job))();
+    return this.db.transaction(() => {
+      const id = this.insertJob(job);
+      this.db.notify('jobs');
+      return id;
+    })();
   }
 
   private insertJob(job: NewJob): string {
@@ -170,7 +196,7 @@ export class SqliteJobs implements JobStore {
       const except = exceptPipelines.length > 0 ? `AND pipeline NOT IN (${exceptPipelines.map(() => '?').join(', ')})` : '';
       const r = this.sql(
         `SELECT * FROM jobs WHERE status = 'queued' AND (not_before IS NULL OR not_before <= ?) ${except}
-         ORDER BY priority DESC, id LIMIT 1`,
+         ORDER BY priority DESC, id LIMIT 1 ${this.d.skipLocked}`,
       ).get(now, ...exceptPipelines) as Row | undefined;
       if (!r) return undefined;
       // A suspect waits, in its place in the queue, until it can run alone.
@@ -198,23 +224,51 @@ export class SqliteJobs implements JobStore {
    * for it). A job interrupted often runs alone (claimNextJob); cut short then, it is the likely
    * cause, the attempt counts, and a job that keeps taking the server down fails.
    */
-  requeueInterrupted(): number {
+  requeueInterrupted(scope: LeaseScope = {}): number {
+    const where: string[] = ["status = 'running'"];
+    const args: unknown[] = [];
+    if (scope.owner !== undefined) {
+      where.push('lease_owner = ?');
+      args.push(scope.owner);
+    }
+    if (scope.expiredBefore !== undefined) {
+      where.push('lease_expires_at < ?');
+      args.push(scope.expiredBefore);
+    }
+    const running = where.join(' AND ');
     return this.db.transaction(() => {
-      this.sql("UPDATE jobs SET interruptions = interruptions + 1 WHERE status = 'running' AND isolated = 0").run();
+      // The rows are locked first, in one order: two nodes sweeping at once cannot deadlock.
+      const ids = this.sql(`SELECT id FROM jobs WHERE ${running} ORDER BY id ${this.d.forUpdate}`).all(...args).map((r) => r.id as string);
+      if (ids.length === 0) return 0;
+      const these = `id IN (${ids.map(() => '?').join(', ')})`;
+      this.sql(`UPDATE jobs SET interruptions = interruptions + 1 WHERE ${these} AND isolated = 0`).run(...ids);
       this.sql(
         `UPDATE jobs SET status = 'failed', finished_at = ?, error_code = 'DF_ERR_STEP_FAILED',
            error = 'the server stopped while this job ran alone, in its last allowed attempt (' || (attempts - interruptions) || ' of ' || max_attempts || '): it is taken to be what brings the server down',
            isolated = 0, lease_owner = NULL, lease_expires_at = NULL
-         WHERE status = 'running' AND isolated = 1 AND attempts - interruptions >= max_attempts`,
-      ).run(new Date().toISOString());
-      return this.sql("UPDATE jobs SET status = 'queued', isolated = 0, lease_owner = NULL, lease_expires_at = NULL WHERE status = 'running'").run().changes;
+         WHERE ${these} AND isolated = 1 AND attempts - interruptions >= max_attempts`,
+      ).run(new Date().toISOString(), ...ids);
+      const requeued = this.sql(`UPDATE jobs SET status = 'queued', isolated = 0, lease_owner = NULL, lease_expires_at = NULL WHERE ${these} AND status = 'running'`).run(...ids).changes;
+      if (requeued > 0) this.db.notify('jobs');
+      return requeued;
     })();
+  }
+
+  /**
+   * Extends the leases of the jobs this node runs. Returns the jobs whose lease it no longer
+   * holds (it expired and another node took the job over): those must stop here.
+   */
+  renewLeases(owner: string, jobIds: string[], until: string): string[] {
+    if (jobIds.length === 0) return [];
+    const renew = this.sql("UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND status = 'running'");
+    return this.db.transaction(() => jobIds.filter((id) => renew.run(until, id, owner).changes === 0))();
   }
 
   startStep(jobId: string, attempt: number, index: number, id: string, plugin: string): void {
     this.sql(
-        `INSERT OR REPLACE INTO job_steps (job_id, attempt, step_index, step_id, plugin, status, started_at)
-         VALUES (?, ?, ?, ?, ?, 'running', ?)`,
+        `INSERT INTO job_steps (job_id, attempt, step_index, step_id, plugin, status, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?)
+         ON CONFLICT (job_id, attempt, step_index) DO UPDATE SET step_id = excluded.step_id, plugin = excluded.plugin, status = excluded.status,
+           started_at = excluded.started_at, finished_at = NULL, duration_ms = NULL, log = '[]', outputs = '[]', error = NULL`,
       )
       .run(jobId, attempt, index, id, plugin, new Date().toISOString());
   }
@@ -236,19 +290,30 @@ export class SqliteJobs implements JobStore {
     this.sql('UPDATE jobs SET progress = ?, progress_message = ? WHERE id = ?').run(progress, message ?? null, jobId);
   }
 
-  finishJob(jobId: string, status: 'succeeded' | 'failed' | 'cancelled', outcome: { errorCode?: string; error?: string; stopReason?: string } = {}): void {
-    this.sql(
+  finishJob(
+    jobId: string,
+    status: 'succeeded' | 'failed' | 'cancelled',
+    outcome: { errorCode?: string; error?: string; stopReason?: string } = {},
+    owner?: string,
+  ): boolean {
+    return (
+      this.sql(
         `UPDATE jobs SET status = ?, finished_at = ?, error_code = ?, error = ?, stop_reason = ?, lease_owner = NULL, lease_expires_at = NULL,
-           progress = CASE WHEN ? = 'succeeded' THEN 1 ELSE progress END WHERE id = ?`,
-      )
-      .run(status, new Date().toISOString(), outcome.errorCode ?? null, outcome.error ?? null, outcome.stopReason ?? null, status, jobId);
+           progress = CASE WHEN ? = 'succeeded' THEN 1 ELSE progress END WHERE id = ? AND (CAST(? AS TEXT) IS NULL OR lease_owner = ?)`,
+      ).run(status, new Date().toISOString(), outcome.errorCode ?? null, outcome.error ?? null, outcome.stopReason ?? null, status, jobId, owner ?? null, owner ?? null)
+        .changes > 0
+    );
   }
 
-  retryLater(jobId: string, notBefore: string, errorCode: string, error: string): void {
-    this.sql(
-        "UPDATE jobs SET status = 'queued', not_before = ?, error_code = ?, error = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ?",
-      )
-      .run(notBefore, errorCode, error, jobId);
+  retryLater(jobId: string, notBefore: string, errorCode: string, error: string, owner?: string): boolean {
+    return this.db.transaction(() => {
+      const n = this.sql(
+        `UPDATE jobs SET status = 'queued', not_before = ?, error_code = ?, error = ?, lease_owner = NULL, lease_expires_at = NULL
+         WHERE id = ? AND (CAST(? AS TEXT) IS NULL OR lease_owner = ?)`,
+      ).run(notBefore, errorCode, error, jobId, owner ?? null, owner ?? null).changes;
+      if (n > 0) this.db.notify('jobs');
+      return n > 0;
+    })();
   }
 
   cancelJob(jobId: string): boolean {
@@ -287,7 +352,7 @@ export class SqliteJobs implements JobStore {
 
   jobDatabases(jobId: string): string[] {
     const rows = this.sql(
-      `SELECT DISTINCT a.database_name AS db FROM jobs j, json_each(j.inputs) je JOIN arrivals a ON a.id = je.value
+      `SELECT DISTINCT a.database_name AS db FROM jobs j CROSS JOIN ${this.d.jsonElements('j.inputs', 'je')} JOIN arrivals a ON a.id = je.value
        WHERE j.id = ? AND a.database_name IS NOT NULL`,
     ).all(jobId) as { db: string }[];
     return rows.map((r) => r.db);
@@ -310,8 +375,8 @@ export class SqliteJobs implements JobStore {
     }
     if (filter.visibleTo) {
       const dbs = filter.visibleTo.databases;
-      where.push(`(created_by = ? OR json_array_length(inputs) = 0${
-        dbs.length ? ` OR EXISTS (SELECT 1 FROM json_each(jobs.inputs) je JOIN arrivals a ON a.id = je.value WHERE a.database_name IN (${dbs.map(() => '?').join(', ')}))` : ''
+      where.push(`(created_by = ? OR ${this.d.jsonArrayLength('inputs')} = 0${
+        dbs.length ? ` OR EXISTS (SELECT 1 FROM ${this.d.jsonElements('jobs.inputs', 'je')} JOIN arrivals a ON a.id = je.value WHERE a.database_name IN (${dbs.map(() => '?').join(', ')}))` : ''
       })`);
       args.push(filter.visibleTo.user, ...dbs);
     }
@@ -324,6 +389,12 @@ export class SqliteJobs implements JobStore {
     for (const r of this.sql('SELECT status, COUNT(*) AS n FROM jobs GROUP BY status').all() as { status: JobStatus; n: number }[]) {
       out[r.status] = r.n;
     }
+    return out;
+  }
+
+  queuedByPipeline(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const r of this.sql("SELECT pipeline, COUNT(*) AS n FROM jobs WHERE status = 'queued' GROUP BY pipeline ORDER BY pipeline").all()) out[r.pipeline] = r.n;
     return out;
   }
 
@@ -357,7 +428,7 @@ export class SqliteJobs implements JobStore {
   }
 
   releaseObjects(objectIds: string[], jobId: string): void {
-    const insert = this.sql('INSERT OR IGNORE INTO object_releases (object_id, released_at, released_by_job) VALUES (?, ?, ?)');
+    const insert = this.sql('INSERT INTO object_releases (object_id, released_at, released_by_job) VALUES (?, ?, ?) ON CONFLICT DO NOTHING');
     const now = new Date().toISOString();
     this.db.transaction(() => objectIds.forEach((id) => insert.run(id, now, jobId)))();
   }
@@ -376,7 +447,7 @@ export class SqliteJobs implements JobStore {
            AND NOT EXISTS (SELECT 1 FROM arrivals a WHERE a.object_id = o.id AND a.processed_at IS NULL)
            AND NOT EXISTS (
              SELECT 1 FROM arrivals a JOIN jobs j ON j.status IN ('queued', 'running')
-               AND EXISTS (SELECT 1 FROM json_each(j.inputs) e WHERE e.value = a.id)
+               AND EXISTS (SELECT 1 FROM ${this.d.jsonElements('j.inputs', 'e')} WHERE e.value = a.id)
              WHERE a.object_id = o.id)
            AND NOT EXISTS (
              SELECT 1 FROM arrivals a JOIN trigger_group_members m ON m.arrival_id = a.id

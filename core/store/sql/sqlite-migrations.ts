@@ -3,7 +3,9 @@
  * transaction; a released migration is never edited, only followed by a new one.
  * Ids are text (UUIDv7) so that rows made by several nodes never collide.
  */
-export const migrations: readonly { version: number; name: string; sql: string }[] = [
+import type { Migration } from './migrate.ts';
+
+export const sqliteMigrations: readonly Migration[] = [
   {
     version: 1,
     name: 'objects, arrivals and the four-level index',
@@ -254,6 +256,19 @@ export const migrations: readonly { version: number; name: string; sql: string }
       -- Released-object collection looks arrivals up by object; without this SQLite built an
       -- automatic index on every run (a fifth of the main thread's time under load).
       CREATE INDEX arrivals_object ON arrivals(object_id);
+    `,
+  },
+  {
+    version: 8,
+    name: 'nodes: the servers on this index, their heartbeat and load',
+    sql: `
+      CREATE TABLE nodes (
+        name TEXT PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        heartbeat_at TEXT NOT NULL,
+        stopped_at TEXT,
+        status TEXT NOT NULL
+      );
     `,
   },
 ];

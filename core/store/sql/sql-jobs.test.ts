@@ -5,16 +5,17 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir } from '../../../test/helpers/temp.ts';
 import { SUSPECT_AFTER_INTERRUPTIONS } from '../../jobs/job-store.ts';
-import { SqliteIndex } from './sqlite-index.ts';
-import { SqliteJobs } from './sqlite-jobs.ts';
+import { SqlIndex } from './sql-index.ts';
+import { openIndexDatabase } from './open.ts';
+import { SqlJobs } from './sql-jobs.ts';
 
-const open: SqliteIndex[] = [];
+const open: SqlIndex[] = [];
 afterEach(() => open.splice(0).forEach((i) => i.close()));
 
-function store(): SqliteJobs {
-  const index = new SqliteIndex(path.join(tempDir(), 'index.sqlite'));
+function store(): SqlJobs {
+  const index = new SqlIndex(openIndexDatabase({ dataDir: tempDir() }));
   open.push(index);
-  return new SqliteJobs(index.connection);
+  return new SqlJobs(index.connection);
 }
 
 const now = () => new Date().toISOString();

@@ -1,29 +1,27 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type Database from 'better-sqlite3';
 import { newId } from '../../ids.ts';
 import type { DestinationCounts, NewOutboxEntry, OutboxEntry, OutboxFailure, OutboxState, OutboxStore } from '../outbox-store.ts';
-import { preparedStatements } from './statements.ts';
-
-type Row = Record<string, any>;
+import { dialectOf, type Dialect, type Row, type SqlDb, type SqlStatement } from './sql-db.ts';
 
 /**
- * The outbox in the index's SQLite file, its files under `<dataDir>/outbox/`. An entry's file is
+ * The outbox in the index's database, its files under `<dataDir>/outbox/`. An entry's file is
  * made (and its directory synced) before its row commits, so a row always has its bytes; a crash
  * in between leaves a file without a row, which removeOrphans() deletes at start-up.
  */
-export class SqliteOutbox implements OutboxStore {
-  private readonly db: Database.Database;
+export class SqlOutbox implements OutboxStore {
+  private readonly db: SqlDb;
+  private readonly d: Dialect;
   private readonly dir: string;
-  private readonly syncDurable: () => Promise<void>;
-  private readonly sql: (text: string) => Database.Statement;
 
-  /** `syncDurable` makes committed rows survive a power loss (the index's WAL fsync). */
-  constructor(db: Database.Database, dir: string, syncDurable: () => Promise<void> = async () => {}) {
+  constructor(db: SqlDb, dir: string) {
     this.db = db;
-    this.sql = preparedStatements(db);
+    this.d = dialectOf(db.dialect);
     this.dir = dir;
-    this.syncDurable = syncDurable;
+  }
+
+  private sql(text: string): SqlStatement {
+    return this.db.prepare(text);
   }
 
   private toEntry = (r: Row): OutboxEntry => ({
@@ -49,7 +47,7 @@ export class SqliteOutbox implements OutboxStore {
   });
 
   async enqueue(entries: NewOutboxEntry[]): Promise<OutboxEntry[]> {
-    const existing = this.sql('SELECT * FROM outbox WHERE destination = ? AND source_key = ? AND job_id IS ? AND step_id IS ?');
+    const existing = this.sql('SELECT * FROM outbox WHERE destination = ? AND source_key = ? AND job_id IS NOT DISTINCT FROM ? AND step_id IS NOT DISTINCT FROM ?');
     const result: OutboxEntry[] = [];
     const fresh: { entry: NewOutboxEntry; id: string; relative: string; size: number; at: number; twin?: boolean }[] = [];
     const dirs = new Set<string>();
@@ -94,7 +92,7 @@ export class SqliteOutbox implements OutboxStore {
         insert.run(f.id, e.destination, f.relative, e.sopClassUid, e.sopInstanceUid, e.transferSyntaxUid, f.size, e.sourceKey, e.jobId ?? null, e.stepId ?? null, now, now);
       }
     })();
-    await this.syncDurable();
+    await this.db.syncDurable();
     for (const f of fresh) result[f.at] = this.toEntry(this.sql('SELECT * FROM outbox WHERE id = ?').get(f.id) as Row);
     return result;
   }
@@ -103,7 +101,7 @@ export class SqliteOutbox implements OutboxStore {
     return this.db.transaction(() => {
       const rows = this.sql(
         `SELECT * FROM outbox WHERE destination = ? AND ((state = 'queued' AND next_attempt_at <= ?) OR (state = 'sending' AND lease_expires_at < ?))
-         ORDER BY next_attempt_at, id LIMIT ?`,
+         ORDER BY next_attempt_at, id LIMIT ? ${this.d.skipLocked}`,
       ).all(destination, now, now, limit) as Row[];
       const leaseUntil = new Date(Date.parse(now) + leaseMs).toISOString();
       const update = this.sql("UPDATE outbox SET state = 'sending', attempts = attempts + 1, last_attempt_at = ?, lease_owner = ?, lease_expires_at = ? WHERE id = ?");
@@ -132,11 +130,14 @@ export class SqliteOutbox implements OutboxStore {
   }
 
   release(ids: string[]): void {
-    const update = this.sql("UPDATE outbox SET state = 'queued', attempts = max(0, attempts - 1), lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND state = 'sending'");
+    const update = this.sql(`UPDATE outbox SET state = 'queued', attempts = ${this.d.greatest('0', 'attempts - 1')}, lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND state = 'sending'`);
     this.db.transaction(() => ids.forEach((id) => update.run(id)))();
   }
 
-  requeueInterrupted(): number {
+  requeueInterrupted(owner?: string): number {
+    if (owner !== undefined) {
+      return this.sql("UPDATE outbox SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL WHERE state = 'sending' AND lease_owner = ?").run(owner).changes;
+    }
     return this.sql("UPDATE outbox SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL WHERE state = 'sending'").run().changes;
   }
 
@@ -170,7 +171,7 @@ export class SqliteOutbox implements OutboxStore {
   counts(): DestinationCounts[] {
     const rows = this.sql(
       `SELECT destination,
-         sum(state = 'queued') AS queued, sum(state = 'sending') AS sending, sum(state = 'delivered') AS delivered, sum(state = 'dead') AS dead,
+         ${['queued', 'sending', 'delivered', 'dead'].map((state) => `sum(CASE WHEN state = '${state}' THEN 1 ELSE 0 END) AS ${state}`).join(', ')},
          min(CASE WHEN state = 'queued' THEN next_attempt_at END) AS next_attempt_at,
          max(delivered_at) AS last_delivered_at
        FROM outbox GROUP BY destination ORDER BY destination`,
@@ -195,7 +196,7 @@ export class SqliteOutbox implements OutboxStore {
     });
   }
 
-  async removeOrphans(): Promise<number> {
+  async removeOrphans(graceMs = 0): Promise<number> {
     let removed = 0;
     const known = this.sql("SELECT 1 FROM outbox WHERE path = ? AND state <> 'delivered'");
     let shards: string[];
@@ -208,6 +209,11 @@ export class SqliteOutbox implements OutboxStore {
       const names = await fs.promises.readdir(path.join(this.dir, shard)).catch(() => [] as string[]);
       for (const name of names) {
         if (known.get(path.join(shard, name)) !== undefined) continue;
+        // A link changes its file's ctime: a file linked within the grace may be committing.
+        if (graceMs > 0) {
+          const stat = await fs.promises.stat(path.join(this.dir, shard, name)).catch(() => undefined);
+          if (!stat || Date.now() - stat.ctimeMs < graceMs) continue;
+        }
         await fs.promises.rm(path.join(this.dir, shard, name), { force: true });
         removed++;
       }

@@ -1,6 +1,6 @@
-import type Database from 'better-sqlite3';
 import { newId } from '../../ids.ts';
 import type { ApiToken, ApiTokenStore } from '../../users.ts';
+import type { SqlDb } from './sql-db.ts';
 
 interface Row {
   id: string;
@@ -21,11 +21,11 @@ const toToken = (r: Row): ApiToken => ({
 // A token used many times a second would write as often; once a minute is enough to tell use.
 const LAST_USED_RESOLUTION_MS = 60_000;
 
-/** API tokens in the index database (migration 6), shared with the CLI's `dicomflow token`. */
-export class SqliteApiTokens implements ApiTokenStore {
-  private readonly db: Database.Database;
+/** API tokens in the index database, shared with the CLI's `dicomflow token`. */
+export class SqlApiTokens implements ApiTokenStore {
+  private readonly db: SqlDb;
 
-  constructor(db: Database.Database) {
+  constructor(db: SqlDb) {
     this.db = db;
   }
 

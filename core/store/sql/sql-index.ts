@@ -1,5 +1,3 @@
-import fs from 'node:fs';
-import Database from 'better-sqlite3';
 import { newId } from '../../ids.ts';
 import { dfError } from '../../errors.ts';
 import { attributesOfLevel } from '../../dicom/indexed-attributes.ts';
@@ -23,7 +21,7 @@ import type {
   TransferRequest,
   TransferResult,
 } from '../index-store.ts';
-import { migrations } from './migrations.ts';
+import { dialectOf, type Dialect, type SqlDb, type SqlStatement } from './sql-db.ts';
 
 interface Pending {
   object: ReceivedObject;
@@ -41,31 +39,18 @@ export function patientKey(a: Attributes): string {
 
 const parse = (json: string): Attributes => JSON.parse(json) as Attributes;
 
-export class SqliteIndex implements IndexStore {
-  private readonly db: Database.Database;
+/** The index (objects, arrivals, the databases' four levels, audit log) on SQLite or PostgreSQL. */
+export class SqlIndex implements IndexStore {
+  private readonly db: SqlDb;
+  private readonly dialect: Dialect;
   private queue: Pending[] = [];
   private flushScheduled = false;
   private readonly statements;
 
-  private walFd: number | undefined;
-
-  /**
-   * Commits run with synchronous=NORMAL (no fsync on the event loop); syncDurable() then fsyncs
-   * the WAL on the thread pool, in parallel with the object's own fsync. An acknowledgement
-   * waits for both, which gives FULL's guarantee without serializing the two disk waits.
-   */
-  constructor(file: string) {
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    // Truncate the WAL after a checkpoint resets it, so it does not stay at its largest size.
-    // (Checkpoints from a second connection on a worker thread were tried: their locks made the
-    // server's own writes fail with "database is locked" under load.)
-    this.db.pragma('journal_size_limit = 67108864');
-    this.db.pragma('foreign_keys = ON');
-    this.db.pragma('busy_timeout = 5000');
-    this.migrate();
-    const db = this.db;
+  /** `db` is migrated already (openIndexDatabase). */
+  constructor(db: SqlDb) {
+    this.db = db;
+    this.dialect = dialectOf(db.dialect);
     this.statements = {
       insertObject: db.prepare(
         'INSERT INTO objects (id, path, size, transfer_syntax_uid, sop_class_uid, sop_instance_uid, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
@@ -131,30 +116,14 @@ export class SqliteIndex implements IndexStore {
     }
   }
 
-  /** The open database, for the other SQLite adapters that share the file (jobs). */
-  get connection(): Database.Database {
+  /** The open database, for the other stores that share it (jobs, outbox, tokens). */
+  get connection(): SqlDb {
     return this.db;
   }
 
   /** Makes every commit so far durable. */
   syncDurable(): Promise<void> {
-    if (this.walFd === undefined) this.walFd = fs.openSync(`${this.db.name}-wal`, 'r');
-    const fd = this.walFd;
-    return new Promise((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
-  }
-
-  private migrate(): void {
-    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
-    const applied = new Set(
-      (this.db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version),
-    );
-    for (const m of migrations) {
-      if (applied.has(m.version)) continue;
-      this.db.transaction(() => {
-        this.db.exec(m.sql);
-        this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, new Date().toISOString());
-      })();
-    }
+    return this.db.syncDurable();
   }
 
   /**
@@ -352,9 +321,9 @@ export class SqliteIndex implements IndexStore {
 
   /** First object wins for level attributes; later ones only fill what was missing. */
   private upsertLevel(
-    select: Database.Statement,
-    insert: Database.Statement,
-    update: Database.Statement,
+    select: SqlStatement,
+    insert: SqlStatement,
+    update: SqlStatement,
     key: unknown[],
     attributes: Attributes,
     insertArgs: (id: string, json: string) => unknown[],
@@ -409,8 +378,8 @@ export class SqliteIndex implements IndexStore {
         `SELECT p.attributes AS patient, st.attributes AS study,
            (SELECT COUNT(*) FROM series se WHERE se.study_row_id = st.id) AS series,
            (SELECT COUNT(*) FROM instances i JOIN series se ON i.series_row_id = se.id WHERE se.study_row_id = st.id) AS instances,
-           (SELECT group_concat(DISTINCT se.modality) FROM series se WHERE se.study_row_id = st.id) AS modalities,
-           (SELECT group_concat(DISTINCT i.sop_class_uid) FROM instances i JOIN series se ON i.series_row_id = se.id
+           (SELECT ${this.dialect.groupConcatDistinct('se.modality')} FROM series se WHERE se.study_row_id = st.id) AS modalities,
+           (SELECT ${this.dialect.groupConcatDistinct('i.sop_class_uid')} FROM instances i JOIN series se ON i.series_row_id = se.id
               WHERE se.study_row_id = st.id) AS sop_classes
          FROM studies st JOIN patients p ON st.patient_row_id = p.id WHERE ${where} ORDER BY st.id`,
       )
@@ -512,8 +481,6 @@ export class SqliteIndex implements IndexStore {
   }
 
   close(): void {
-    if (this.walFd !== undefined) fs.closeSync(this.walFd);
-    this.walFd = undefined;
     this.db.close();
   }
 }

@@ -1,0 +1,101 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { freePort } from './net.ts';
+
+/**
+ * A throwaway PostgreSQL cluster for tests and benches: initdb and pg_ctl of the machine's
+ * PostgreSQL, on a free loopback port, run as the `postgres` user when we are root (initdb
+ * refuses root). Trust authentication on loopback only; removed by stop().
+ */
+export interface PostgresCluster {
+  port: number;
+  /** The URL of the maintenance database; databaseUrl(name) for another. */
+  url: string;
+  databaseUrl(name: string): string;
+  createDatabase(name?: string): Promise<string>;
+  stop(): void;
+}
+
+export function postgresBinDir(): string | undefined {
+  const onPath = spawnSync('sh', ['-c', 'command -v pg_ctl'], { encoding: 'utf8' }).stdout.trim();
+  if (onPath) return path.dirname(onPath);
+  const root = '/usr/lib/postgresql';
+  if (!fs.existsSync(root)) return undefined;
+  const versions = fs.readdirSync(root).sort((a, b) => Number(b) - Number(a));
+  for (const v of versions) if (fs.existsSync(path.join(root, v, 'bin', 'pg_ctl'))) return path.join(root, v, 'bin');
+  return undefined;
+}
+
+const asRoot = process.getuid?.() === 0;
+
+function run(bin: string, args: string[]): string {
+  const command = asRoot ? 'runuser' : bin;
+  const argv = asRoot ? ['-u', 'postgres', '--', bin, ...args] : args;
+  return execFileSync(command, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export async function startPostgres(): Promise<PostgresCluster> {
+  const bin = postgresBinDir();
+  if (!bin) throw new Error('PostgreSQL is not installed (no pg_ctl on PATH or under /usr/lib/postgresql)');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'df-pg-'));
+  const dataDir = path.join(dir, 'data');
+  if (asRoot) execFileSync('chown', ['-R', 'postgres:postgres', dir]);
+  run(path.join(bin, 'initdb'), ['-D', dataDir, '-U', 'dicomflow', '--auth=trust', '--encoding=UTF8', '--locale=C', '--no-instructions']);
+  const port = await freePort();
+  const options = [
+    `-p ${port}`,
+    `-k ${dir}`,
+    "-c listen_addresses='127.0.0.1'",
+    '-c max_connections=200',
+    '-c shared_buffers=64MB',
+    '-c log_min_messages=warning',
+  ].join(' ');
+  run(path.join(bin, 'pg_ctl'), ['-D', dataDir, '-o', options, '-l', path.join(dir, 'log'), '-w', '-t', '30', 'start']);
+  const url = `postgres://dicomflow@127.0.0.1:${port}/postgres`;
+  let stopped = false;
+  const stop = () => {
+    if (stopped) return;
+    stopped = true;
+    try {
+      run(path.join(bin, 'pg_ctl'), ['-D', dataDir, '-m', 'immediate', '-w', 'stop']);
+    } catch {
+      // already gone
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  const databaseUrl = (name: string) => `postgres://dicomflow@127.0.0.1:${port}/${name}`;
+  return {
+    port,
+    url,
+    databaseUrl,
+    async createDatabase(name = `df_${Math.random().toString(36).slice(2, 10)}`) {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        await client.query(`CREATE DATABASE ${name}`);
+      } finally {
+        await client.end();
+      }
+      return databaseUrl(name);
+    },
+    stop,
+  };
+}
+
+/** A fresh, empty database in the cluster the test run started (DF_TEST_POSTGRES_URL). */
+export async function freshTestDatabase(): Promise<string> {
+  const url = process.env.DF_TEST_POSTGRES_URL;
+  if (!url) throw new Error('DF_TEST_POSTGRES_URL is not set: run the postgres test project');
+  const name = `df_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await client.end();
+  }
+  return url.replace(/\/[^/]*$/, `/${name}`);
+}
