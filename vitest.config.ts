@@ -1,13 +1,44 @@
 import { defineConfig } from 'vitest/config';
 
+// The suites that touch the index run twice: on SQLite (the embedded default) and on a
+// throwaway PostgreSQL cluster (test/postgres-global-setup.ts), as several nodes use it.
+const onBothBackends = [
+  'core/store/**/*.test.ts',
+  'plugins/route/*.test.ts',
+  'test/integration/pipeline.test.ts',
+  'test/integration/route.test.ts',
+  'test/integration/receive.test.ts',
+  'test/integration/recovery.test.ts',
+  'test/integration/databases.test.ts',
+  'test/integration/http-api.test.ts',
+];
+
 // Integration tests start real servers and DCMTK peers; 2 cores, so keep parallelism low.
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts', 'plugins/**/*.test.ts', 'core/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     maxWorkers: 2,
     pool: 'forks',
     setupFiles: ['test/setup.ts'],
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'sqlite',
+          include: ['test/**/*.test.ts', 'plugins/**/*.test.ts', 'core/**/*.test.ts'],
+          exclude: ['test/integration/cluster.test.ts'],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'postgres',
+          include: [...onBothBackends, 'test/integration/cluster.test.ts'],
+          env: { DF_TEST_BACKEND: 'postgres' },
+          globalSetup: ['test/postgres-global-setup.ts'],
+        },
+      },
+    ],
   },
 });

@@ -91,10 +91,9 @@ function verifyAfterUncleanStop(marker: string, index: SqlIndex, objects: Object
   log.info({ checked: recent.length, lost }, 'checked recent objects after an unclean stop');
 }
 
-/** Unique among nodes on one host: the host name and the DICOM port (or, on port 0, the pid). */
-function defaultNodeName(config: ResolvedConfig): string {
-  const host = os.hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 48);
-  return `${host}-${config.dimse.port === 0 ? `pid${process.pid}` : config.dimse.port}`;
+/** One node per host is the usual deployment; several on one host set cluster.nodeName each. */
+function defaultNodeName(): string {
+  return os.hostname().replace(/[^A-Za-z0-9_.:-]/g, '-').slice(0, 64) || 'dicomflow';
 }
 
 /** Starts everything `dicomflow serve` runs, wired in the one direction of the flow. */
@@ -104,7 +103,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
   // On PostgreSQL several nodes may share the data directory: each keeps its own incoming
   // folder, clean-stop marker and endpoint file there, and its own leases in the index.
   const clustered = config.index.backend === 'postgres';
-  const nodeName = config.cluster.nodeName ?? defaultNodeName(config);
+  const nodeName = config.cluster.nodeName ?? defaultNodeName();
   log = log.child({ node: nodeName });
   const objects = new ObjectStore(path.join(config.dataDir, 'storage'), { node: clustered ? nodeName : undefined });
   const removed = objects.removeIncoming();

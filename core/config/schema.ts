@@ -193,7 +193,7 @@ export const configSchema = {
         nodeName: {
           type: 'string',
           pattern: '^[A-Za-z0-9_.:-]{1,64}$',
-          description: "This node's name among the nodes sharing a PostgreSQL index: it owns the leases of the jobs it runs. Unique per node; default: host name and DICOM port.",
+          description: "This node's name among the nodes sharing a PostgreSQL index: it owns the leases of the jobs it runs. Unique per node; default: the host name (several nodes on one host must each set one).",
         },
         leaseSeconds: {
           type: 'integer',

@@ -8,7 +8,7 @@ import { loadPipeline } from '../../core/pipeline/load.ts';
 import type { StepInput } from '../../core/plugin.ts';
 import { PluginRegistry } from '../../core/plugin-registry.ts';
 import { SqlIndex } from '../../core/store/sql/sql-index.ts';
-import { openIndexDatabase } from '../../core/store/sql/open.ts';
+import { openTestIndexDatabase } from '../../test/helpers/test-index.ts';
 import { SqlOutbox } from '../../core/store/sql/sql-outbox.ts';
 import { ctSeries, type BuiltSeries } from '../../test/fixtures/builder.ts';
 import plugin from './index.ts';
@@ -22,7 +22,7 @@ const registry = new PluginRegistry();
 
 beforeAll(async () => {
   registry.register(plugin, new URL('./index.ts', import.meta.url).href);
-  index = new SqlIndex(openIndexDatabase({ dataDir: root }));
+  index = new SqlIndex(await openTestIndexDatabase(root));
   outbox = new SqlOutbox(index.connection, path.join(root, 'outbox'));
   ct = await ctSeries(path.join(root, 'ct'), { slices: 2, rows: 16, cols: 16 });
   inputs = ct.files.map((file, i) => ({

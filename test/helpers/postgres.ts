@@ -84,18 +84,3 @@ export async function startPostgres(): Promise<PostgresCluster> {
     stop,
   };
 }
-
-/** A fresh, empty database in the cluster the test run started (DF_TEST_POSTGRES_URL). */
-export async function freshTestDatabase(): Promise<string> {
-  const url = process.env.DF_TEST_POSTGRES_URL;
-  if (!url) throw new Error('DF_TEST_POSTGRES_URL is not set: run the postgres test project');
-  const name = `df_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await client.end();
-  }
-  return url.replace(/\/[^/]*$/, `/${name}`);
-}

@@ -11,13 +11,21 @@ const repoRoot = path.resolve(import.meta.dirname, '../..');
 
 export { tempDir } from './temp.ts';
 import { tempDir } from './temp.ts';
+import { testIndexConfig } from './test-index.ts';
+
+const indexOfDataDir = new Map<string, unknown>();
 
 /** A real server in this process on free ports, with its own data directory. */
 export async function startTestServer(config: Record<string, unknown> = {}): Promise<RunningServer & { dataDir: string }> {
   const dataDir = tempDir();
   const file = path.join(dataDir, 'config.json');
   const base = { dataDir, pipelinesDir: path.join(repoRoot, 'pipelines'), dimse: { port: 0, host: '127.0.0.1' }, http: { port: 0, host: '127.0.0.1' }, storage: { minFreeMegabytes: 16 }, log: { level: 'warn' } };
-  fs.writeFileSync(file, JSON.stringify(merge(base, config)));
+  // The postgres test project runs each server on a database of its own; a server restarted on
+  // the same data directory finds the index it left.
+  const given = typeof config.dataDir === 'string' ? indexOfDataDir.get(config.dataDir) : undefined;
+  const index = config.index !== undefined ? {} : given ? { index: given } : await testIndexConfig();
+  if (index.index) indexOfDataDir.set(typeof config.dataDir === 'string' ? config.dataDir : dataDir, index.index);
+  fs.writeFileSync(file, JSON.stringify(merge({ ...base, ...index }, config)));
   const server = await startServer(loadConfig(file), pino({ level: process.env.DF_TEST_LOG ?? 'silent' }));
   return Object.assign(server, { dataDir });
 }

@@ -26,7 +26,7 @@ describe('moving studies between databases (PMOD ATL_Manager)', () => {
     const s = await startTestServer(config);
     try {
       const configFile = path.join(tempDir(), 'config.json');
-      fs.writeFileSync(configFile, JSON.stringify({ ...config, dataDir: s.dataDir }));
+      fs.writeFileSync(configFile, JSON.stringify({ ...config, dataDir: s.dataDir, index: s.config.index }));
       const ct = await ctSeries(tempDir(), { slices: 2, rows: 32, cols: 32, patientId: 'ATL1' });
       const mr = await mrSeries(tempDir(), { slices: 1, rows: 32, cols: 32, patientId: 'ATL1', studyUid: ct.studyInstanceUid });
       expect((await storescu(['-aet', 'SCANNER', '-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...ct.files, ...mr.files])).code).toBe(0);
@@ -70,7 +70,7 @@ describe('moving studies between databases (PMOD ATL_Manager)', () => {
     const s = await startTestServer(config);
     try {
       const configFile = path.join(tempDir(), 'config.json');
-      fs.writeFileSync(configFile, JSON.stringify({ ...config, dataDir: s.dataDir }));
+      fs.writeFileSync(configFile, JSON.stringify({ ...config, dataDir: s.dataDir, index: s.config.index }));
       const ct = await ctSeries(tempDir(), { slices: 2, rows: 32, cols: 32 });
       await storescu(['-aec', 'STUDYA', '127.0.0.1', String(s.dicomPort), ...ct.files]);
       await s.engine.idle();

@@ -2,7 +2,8 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import Database from 'better-sqlite3';
+import { openIndexDatabase } from '../../core/store/sql/open.ts';
+import { testIndexConfig } from '../helpers/test-index.ts';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ctSeries, mrSeries } from '../fixtures/builder.ts';
 import { echoscu, storescu } from '../helpers/dcmtk.ts';
@@ -292,13 +293,14 @@ describe('durability and operations', () => {
   it('a job interrupted by kill -9 runs again after restart', async () => {
     const data = tempDir();
     const pipelines = pipelinesDir([{ name: 'slow', trigger: { on: 'instance' }, steps: [{ plugin: 'test-sleeps', options: { ms: 2500 } }] }]);
-    fs.writeFileSync(path.join(data, 'config.json'), JSON.stringify({ pipelinesDir: pipelines, defaultPipeline: false, plugins: { directories: [testPlugins] }, log: { level: 'info' } }));
+    const index = await testIndexConfig();
+    fs.writeFileSync(path.join(data, 'config.json'), JSON.stringify({ pipelinesDir: pipelines, defaultPipeline: false, plugins: { directories: [testPlugins] }, log: { level: 'info' }, ...index }));
     const args = async () => ['--config', path.join(data, 'config.json'), '--data', data, '--port', String(await freePort()), '--http-port', String(await freePort())];
     const firstArgs = await args();
     const first = await spawnServer(firstArgs);
     const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
     expect((await send(Number(firstArgs[5]), ct.files)).code).toBe(0);
-    const db = new Database(path.join(data, 'index.sqlite'), { readonly: true });
+    const db = openIndexDatabase({ dataDir: data, ...index });
     await until('the job to run', () => (db.prepare("SELECT 1 FROM jobs WHERE status = 'running'").get() ? true : undefined));
     first.child.kill('SIGKILL');
     await new Promise((r) => first.child.once('exit', r));

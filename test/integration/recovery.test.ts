@@ -16,7 +16,7 @@ describe('start-up after an unclean stop', () => {
     expect(rows).toHaveLength(3);
     await first.close();
     // Simulate the power loss: no clean-stop marker, and one file short of its bytes.
-    fs.rmSync(path.join(data, '.clean-stop'));
+    for (const marker of fs.readdirSync(data).filter((n) => n.startsWith('.clean-stop'))) fs.rmSync(path.join(data, marker));
     const victim = path.join(data, 'storage', rows[0].objectPath);
     fs.truncateSync(victim, 200);
     const second = await startTestServer({ dataDir: data });

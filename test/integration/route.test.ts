@@ -8,7 +8,6 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../server/app.ts';
 import { sendFiles } from '../../server/dimse/store-scu.ts';
@@ -228,9 +227,7 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     // Each object is stored once at the destination (storescp names files by SOP Instance UID).
     expect(receivedFiles(peer.dir)).toHaveLength(12);
     // The drops cost attempts: the outbox retried, and recorded why.
-    const db = new Database(path.join(s.dataDir, 'index.sqlite'), { readonly: true });
-    const rows = db.prepare("SELECT attempts, last_error FROM outbox WHERE destination = 'DROPPY'").all() as { attempts: number }[];
-    db.close();
+    const rows = s.index.connection.prepare("SELECT attempts, last_error FROM outbox WHERE destination = 'DROPPY'").all() as { attempts: number }[];
     expect(Math.max(...rows.map((r) => r.attempts))).toBeGreaterThanOrEqual(4);
   });
 
@@ -263,16 +260,16 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     expect(table).toMatch(/FLAKY\s+0\s+0\s+0\s+3/);
     const peer = await storescp({ aeTitle: 'FLAKY', port });
     // One by id, then the rest.
-    const one = await run(node, [cli, 'outbox', 'retry', 'FLAKY', listed.deadIds[0], '--data', s.dataDir]);
+    const one = await run(node, [cli, 'outbox', 'retry', 'FLAKY', listed.deadIds[0], '--config', path.join(s.dataDir, 'config.json')]);
     expect(one.stdout).toMatch(/^1 dead letter/);
     await until('the one delivered', () => figures(s, 'FLAKY').delivered === 1 || undefined);
     expect(figures(s, 'FLAKY').dead).toBe(2);
-    const rest = await run(node, [cli, 'outbox', 'retry', 'FLAKY', '--all', '--data', s.dataDir]);
+    const rest = await run(node, [cli, 'outbox', 'retry', 'FLAKY', '--all', '--config', path.join(s.dataDir, 'config.json')]);
     expect(rest.stdout).toMatch(/^2 dead letter/);
     await until('all delivered', () => figures(s, 'FLAKY').delivered === 3 || undefined);
     await expectSameDatasets(ct.files, peer.dir);
     // Unknown destinations are refused.
-    const unknown = await run(node, [cli, 'outbox', 'retry', 'NOPE', '--all', '--data', s.dataDir]).catch((e: { stderr: string; code: number }) => e);
+    const unknown = await run(node, [cli, 'outbox', 'retry', 'NOPE', '--all', '--config', path.join(s.dataDir, 'config.json')]).catch((e: { stderr: string; code: number }) => e);
     expect((unknown as { stderr: string }).stderr).toMatch(/DF_ERR_DESTINATION_UNKNOWN/);
   });
 
@@ -304,9 +301,7 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     await send(s.dicomPort, [jls], ['-xt']); // propose JPEG-LS lossless: arrives compressed
     await until('delivered', () => figures(s, 'PLAIN').delivered === 1 || undefined);
     // Stored as it came (JPEG-LS), sent transcoded.
-    const db = new Database(path.join(s.dataDir, 'index.sqlite'), { readonly: true });
-    const row = db.prepare("SELECT transfer_syntax_uid, sent_transfer_syntax_uid, state FROM outbox WHERE destination = 'PLAIN'").get();
-    db.close();
+    const row = s.index.connection.prepare("SELECT transfer_syntax_uid, sent_transfer_syntax_uid, state FROM outbox WHERE destination = 'PLAIN'").get();
     expect(row).toEqual({ transfer_syntax_uid: '1.2.840.10008.1.2.4.80', sent_transfer_syntax_uid: '1.2.840.10008.1.2.1', state: 'delivered' });
     const [arrived] = receivedFiles(peer.dir);
     const got = await readPart10(arrived);

@@ -1,19 +1,18 @@
 // Jobs a stop or crash cuts short (issue 8's kill -9 fault injection found jobs failed for it):
 // an interruption beside other jobs does not use up an attempt; a job interrupted again and
 // again runs alone, and only an interruption while alone counts against it.
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir } from '../../../test/helpers/temp.ts';
 import { SUSPECT_AFTER_INTERRUPTIONS } from '../../jobs/job-store.ts';
 import { SqlIndex } from './sql-index.ts';
-import { openIndexDatabase } from './open.ts';
+import { openTestIndexDatabase } from '../../../test/helpers/test-index.ts';
 import { SqlJobs } from './sql-jobs.ts';
 
 const open: SqlIndex[] = [];
 afterEach(() => open.splice(0).forEach((i) => i.close()));
 
-function store(): SqlJobs {
-  const index = new SqlIndex(openIndexDatabase({ dataDir: tempDir() }));
+async function store(): Promise<SqlJobs> {
+  const index = new SqlIndex(await openTestIndexDatabase(tempDir()));
   open.push(index);
   return new SqlJobs(index.connection);
 }
@@ -22,8 +21,8 @@ const now = () => new Date().toISOString();
 const newJob = (maxAttempts: number) => ({ pipeline: 'p', triggerOn: 'manual' as const, inputs: [], priority: 0, maxAttempts, backoffSeconds: 0 });
 
 describe('jobs interrupted by a stop or crash', () => {
-  it('runs a job cut short beside others again however often that happens, without using up its attempts', () => {
-    const jobs = store();
+  it('runs a job cut short beside others again however often that happens, without using up its attempts', async () => {
+    const jobs = await store();
     const id = jobs.createJob(newJob(2));
     jobs.createJob(newJob(2));
     for (let kill = 1; kill <= SUSPECT_AFTER_INTERRUPTIONS; kill++) {
@@ -34,8 +33,8 @@ describe('jobs interrupted by a stop or crash', () => {
     }
   });
 
-  it('claims a suspect job only when nothing else runs on the node, and then alone', () => {
-    const jobs = store();
+  it('claims a suspect job only when nothing else runs on the node, and then alone', async () => {
+    const jobs = await store();
     const id = jobs.createJob(newJob(3));
     for (let kill = 0; kill < SUSPECT_AFTER_INTERRUPTIONS; kill++) {
       jobs.claimNextJob('node', 60_000, now(), [], 1);
@@ -47,8 +46,8 @@ describe('jobs interrupted by a stop or crash', () => {
     expect(jobs.claimNextJob('node', 60_000, now(), [], 0)).toMatchObject({ id, isolated: true });
   });
 
-  it('counts an interruption while running alone, and fails a job that keeps taking the server down', () => {
-    const jobs = store();
+  it('counts an interruption while running alone, and fails a job that keeps taking the server down', async () => {
+    const jobs = await store();
     const id = jobs.createJob(newJob(2));
     for (let kill = 0; kill < SUSPECT_AFTER_INTERRUPTIONS; kill++) {
       jobs.claimNextJob('node', 60_000, now(), [], 1);
