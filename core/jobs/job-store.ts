@@ -63,6 +63,8 @@ export interface JobRecord {
   priority: number;
   /** Attempts started, including those a stop or crash cut short. */
   attempts: number;
+  /** The node that claimed the latest attempt. */
+  node?: string;
   /** Attempts cut short by a stop or crash while other jobs ran too: they do not use up maxAttempts. */
   interruptions: number;
   /** The current attempt runs alone on its node (the job is suspect: see SUSPECT_AFTER_INTERRUPTIONS). */

@@ -85,6 +85,7 @@ export const job = {
     inputs: { type: 'array', items: { type: 'string' }, description: 'Arrival ids the job runs over.' },
     priority: { type: 'number' },
     attempts: { type: 'integer', description: 'Attempts started, interrupted ones included.' },
+    node: { type: 'string', description: 'The node that started the latest attempt (cluster.nodeName).' },
     interruptions: { type: 'integer', description: 'Attempts cut short by a stop or crash while other jobs ran: not counted against maxAttempts.' },
     maxAttempts: { type: 'integer' },
     backoffSeconds: { type: 'number' },

@@ -234,4 +234,9 @@ export const postgresMigrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'jobs: the node that claimed the latest attempt',
+    sql: `ALTER TABLE jobs ADD COLUMN node text COLLATE "C";`,
+  },
 ];

@@ -28,6 +28,7 @@ function toJob(r: Row): JobRecord {
     inputs: JSON.parse(r.inputs),
     priority: r.priority,
     attempts: r.attempts,
+    node: r.node ?? undefined,
     interruptions: r.interruptions,
     isolated: r.isolated === 1,
     maxAttempts: r.max_attempts,
@@ -205,10 +206,10 @@ export class SqlJobs implements JobStore {
       const leaseUntil = new Date(Date.parse(now) + leaseMs).toISOString();
       this.sql(
           `UPDATE jobs SET status = 'running', attempts = attempts + 1, isolated = ?, started_at = ?, lease_owner = ?, lease_expires_at = ?,
-             progress = 0, progress_message = NULL WHERE id = ?`,
+             node = ?, progress = 0, progress_message = NULL WHERE id = ?`,
         )
-        .run(isolated, now, owner, leaseUntil, r.id);
-      return toJob({ ...r, status: 'running', attempts: r.attempts + 1, isolated, started_at: now, progress: 0, progress_message: null });
+        .run(isolated, now, owner, leaseUntil, owner, r.id);
+      return toJob({ ...r, status: 'running', attempts: r.attempts + 1, isolated, started_at: now, node: owner, progress: 0, progress_message: null });
     })();
   }
 

@@ -47,8 +47,14 @@ export class SqliteDb implements SqlDb {
     this.raw.exec(text);
   }
 
+  /**
+   * BEGIN IMMEDIATE: the write lock is taken at the start. A deferred transaction that read
+   * first fails at once with "database is locked" when another process (the CLI) wrote
+   * meanwhile; waiting for the lock up front lets busy_timeout do its work.
+   */
   transaction<T>(fn: () => T): () => T {
-    return this.raw.transaction(fn);
+    const wrapped = this.raw.transaction(fn);
+    return () => wrapped.immediate();
   }
 
   syncDurable(): Promise<void> {

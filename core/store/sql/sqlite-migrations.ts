@@ -271,4 +271,9 @@ export const sqliteMigrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 9,
+    name: 'jobs: the node that claimed the latest attempt',
+    sql: `ALTER TABLE jobs ADD COLUMN node TEXT;`,
+  },
 ];

@@ -1,0 +1,70 @@
+// Several nodes on one job store at once (issue 9): a job is claimed by one node only, and a
+// stable group fires once for all of them. Each node is a worker thread with its own connection
+// (its own SQLite connection, or its own PostgreSQL session), racing the others for real.
+import { Worker } from 'node:worker_threads';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { tempDir } from '../../../test/helpers/temp.ts';
+import { testIndexConfig } from '../../../test/helpers/test-index.ts';
+import { openIndexDatabase, type IndexLocation } from './open.ts';
+import type { SqlDb } from './sql-db.ts';
+import { SqlIndex } from './sql-index.ts';
+import { SqlJobs } from './sql-jobs.ts';
+
+const worker = path.resolve(import.meta.dirname, '../../../test/fixtures/store-race-worker.ts');
+const NODES = 4;
+const open: SqlDb[] = [];
+afterEach(() => open.splice(0).forEach((db) => db.close()));
+
+async function store(): Promise<{ where: IndexLocation; db: SqlDb; jobs: SqlJobs }> {
+  const where = { dataDir: tempDir(), ...(await testIndexConfig()) };
+  const db = openIndexDatabase(where);
+  open.push(db);
+  return { where, db, jobs: new SqlJobs(db) };
+}
+
+function race(where: IndexLocation, task: 'claim' | 'fire'): Promise<string[][]> {
+  return Promise.all(
+    Array.from({ length: NODES }, (_, i) =>
+      new Promise<string[]>((resolve, reject) => {
+        const w = new Worker(worker, { workerData: { where, name: `node-${i}`, task } });
+        w.once('message', (m: { got?: string[]; error?: string }) => (m.error ? reject(new Error(m.error)) : resolve(m.got!)));
+        w.once('error', reject);
+      }),
+    ),
+  );
+}
+
+describe('nodes racing on one job store', () => {
+  it('hands every queued job to exactly one node', async () => {
+    const { where, jobs } = await store();
+    const ids = Array.from({ length: 200 }, () => jobs.createJob({ pipeline: 'p', triggerOn: 'manual', inputs: [], priority: 0, maxAttempts: 1, backoffSeconds: 0 }));
+    const got = await race(where, 'claim');
+    const all = got.flat();
+    expect(all).toHaveLength(ids.length);
+    expect(new Set(all).size).toBe(ids.length);
+    expect(jobs.counts()).toMatchObject({ queued: 0, running: ids.length });
+  });
+
+  it('fires each due stable group once, whichever node gets there first', async () => {
+    const { where, db, jobs } = await store();
+    const index = new SqlIndex(db);
+    const past = new Date(Date.now() - 1000).toISOString();
+    for (let i = 0; i < 40; i++) {
+      const received = await index.recordReceived(
+        {
+          objectId: `object-${i}`, path: `o/${i}.dcm`, size: 1, transferSyntaxUid: '1.2.840.10008.1.2.1', sopClassUid: '1.2.840.10008.5.1.4.1.1.2',
+          sopInstanceUid: `1.2.3.${i}`, receivedAt: past, source: 'network', database: 'Import', createdBy: 'test', attributes: { SeriesInstanceUID: `1.2.${i % 20}` },
+        },
+        'keep-first',
+      );
+      jobs.recordTriggerDecisions(received.arrivalId, past, [], [{ pipeline: 'p', level: 'series', uid: `1.2.${i % 20}`, fireAt: past, lateArrivals: 'whole' }]);
+    }
+    const fired = (await race(where, 'fire')).flat();
+    expect(fired).toHaveLength(20);
+    expect(new Set(fired).size).toBe(20);
+    const made = jobs.listJobs({ limit: 100 });
+    expect(made).toHaveLength(20);
+    expect(made.every((j) => j.inputs.length === 2)).toBe(true);
+  });
+});

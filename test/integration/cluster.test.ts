@@ -1,0 +1,129 @@
+// Several nodes on one PostgreSQL index and one data directory (issue 9): any node receives,
+// any node runs any job, a stable study fires once for the cluster, a file-set has one writer at
+// a time, and a node killed mid-job has its job taken over once the lease expires.
+// Runs in the postgres test project only (vitest.config.ts).
+import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DicomdirStore } from '../../core/store/dicomdir-store.ts';
+import { openIndexDatabase } from '../../core/store/sql/open.ts';
+import type { SqlDb } from '../../core/store/sql/sql-db.ts';
+import { ctSeries } from '../fixtures/builder.ts';
+import { storescu } from '../helpers/dcmtk.ts';
+import { freePort } from '../helpers/net.ts';
+import { spawnServer, tempDir } from '../helpers/server.ts';
+import { freshPostgresDatabase } from '../helpers/test-index.ts';
+import { until } from '../helpers/wait.ts';
+
+const repo = path.resolve(import.meta.dirname, '../..');
+const testPlugins = path.join(repo, 'test/fixtures/plugins');
+const LEASE_SECONDS = 3;
+
+interface Node {
+  name: string;
+  dicomPort: number;
+  httpPort: number;
+  child: ChildProcess;
+  output: () => string;
+}
+
+const started: ChildProcess[] = [];
+const opened: SqlDb[] = [];
+afterAll(() => {
+  for (const child of started) if (child.exitCode === null) child.kill('SIGKILL');
+  for (const db of opened) db.close();
+});
+
+async function cluster(pipelines: Record<string, unknown>[], names: string[]) {
+  const dataDir = tempDir();
+  const pipelinesDir = tempDir('df-pipelines-');
+  for (const p of pipelines) fs.writeFileSync(path.join(pipelinesDir, `${(p as { name: string }).name}.json`), JSON.stringify(p));
+  const index = { backend: 'postgres' as const, url: await freshPostgresDatabase() };
+  const nodes: Node[] = [];
+  for (const name of names) {
+    const config = path.join(tempDir(), 'config.json');
+    fs.writeFileSync(
+      config,
+      JSON.stringify({
+        dataDir,
+        pipelinesDir,
+        defaultPipeline: false,
+        plugins: { directories: [testPlugins] },
+        engine: { workerThreads: 1, concurrency: 4 },
+        index,
+        cluster: { nodeName: name, leaseSeconds: LEASE_SECONDS },
+        log: { level: 'info' },
+      }),
+    );
+    const [dicomPort, httpPort] = [await freePort(), await freePort()];
+    const { child, output } = await spawnServer(['--config', config, '--port', String(dicomPort), '--http-port', String(httpPort)]);
+    started.push(child);
+    nodes.push({ name, dicomPort, httpPort, child, output });
+  }
+  const db = openIndexDatabase({ dataDir, index });
+  opened.push(db);
+  return { dataDir, nodes, db };
+}
+
+const send = (port: number, files: string[]) => storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(port), ...files]);
+
+describe('several nodes on one PostgreSQL index', () => {
+  it('receives on any node, fires a study split across nodes once, and keeps one writer per file-set', async () => {
+    const fileSet = path.join(tempDir(), 'fileset');
+    const { nodes, db } = await cluster(
+      [
+        { name: 'study-done', trigger: { on: 'study', stableSeconds: 2 }, steps: [{ plugin: 'test-writes-file' }] },
+        { name: 'burn', trigger: { on: 'instance' }, steps: [{ plugin: 'dicomdir', options: { root: fileSet } }] },
+      ],
+      ['node-a', 'node-b'],
+    );
+    const ct = await ctSeries(tempDir(), { slices: 8, rows: 32, cols: 32 });
+    // Half the study to each node, at the same time.
+    const [a, b] = await Promise.all([send(nodes[0].dicomPort, ct.files.slice(0, 4)), send(nodes[1].dicomPort, ct.files.slice(4))]);
+    expect([a.code, b.code]).toEqual([0, 0]);
+    const jobs = () => db.prepare('SELECT pipeline, status, inputs FROM jobs ORDER BY id').all();
+    await until('every job done', () => {
+      const all = jobs();
+      return all.length === 9 && all.every((j) => j.status === 'succeeded') && all;
+    }, 40_000);
+    const study = jobs().filter((j) => j.pipeline === 'study-done');
+    expect(study).toHaveLength(1);
+    expect(JSON.parse(study[0].inputs)).toHaveLength(8);
+    // Both nodes took jobs from the shared queue.
+    const ranOn = db.prepare('SELECT node, COUNT(*) AS n FROM jobs GROUP BY node ORDER BY node').all();
+    expect(ranOn.map((r) => r.node)).toEqual(['node-a', 'node-b']);
+    // The file-set written by both nodes holds every instance once.
+    const filed = new DicomdirStore(fileSet).instances({});
+    expect(filed.map((i) => i.instance.SOPInstanceUID).sort()).toEqual([...ct.sopInstanceUids].sort());
+    const view = db.prepare('SELECT name, stopped_at FROM nodes ORDER BY name').all();
+    expect(view).toEqual([
+      { name: 'node-a', stopped_at: null },
+      { name: 'node-b', stopped_at: null },
+    ]);
+  });
+
+  it('takes over the job of a node killed mid-job once its lease expires', async () => {
+    const { nodes, db } = await cluster(
+      [{ name: 'slow', trigger: { on: 'instance' }, retry: { maxAttempts: 1 }, steps: [{ plugin: 'test-sleeps', options: { ms: 4000 } }] }],
+      ['node-a', 'node-b'],
+    );
+    const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
+    expect((await send(nodes[0].dicomPort, ct.files)).code).toBe(0);
+    const running = await until('the job to run', () => db.prepare("SELECT id, lease_owner FROM jobs WHERE status = 'running'").get(), 20_000);
+    const victim = nodes.find((n) => n.name === running.lease_owner)!;
+    const survivor = nodes.find((n) => n !== victim)!;
+    victim.child.kill('SIGKILL');
+    const killedAt = Date.now();
+    const job = await until('the job to finish on the other node', () => db.prepare("SELECT * FROM jobs WHERE id = ? AND status IN ('succeeded', 'failed')").get(running.id), 30_000);
+    // Taken over only after the lease ran out, and the kill did not use up its one attempt.
+    expect(Date.now() - killedAt).toBeGreaterThanOrEqual(LEASE_SECONDS * 1000 - 1500);
+    expect(job).toMatchObject({ status: 'succeeded', attempts: 2, interruptions: 1, node: survivor.name });
+    expect(survivor.output()).toContain('jobs whose node stopped renewing their leases are queued again');
+    const steps = db.prepare('SELECT attempt, status FROM job_steps WHERE job_id = ? ORDER BY attempt').all(running.id);
+    expect(steps).toEqual([
+      { attempt: 1, status: 'running' },
+      { attempt: 2, status: 'succeeded' },
+    ]);
+  });
+});
