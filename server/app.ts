@@ -109,7 +109,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
   const removed = objects.removeIncoming();
   if (removed > 0) log.warn({ removed }, 'removed half-received objects left by an interrupted run (never acknowledged)');
   const db = openIndexDatabase({ dataDir: config.dataDir, index: config.index, nodeName });
-  const index = new SqlIndex(db);
+  const index = new SqlIndex(db, { node: clustered ? nodeName : undefined });
   const cleanStopMarker = path.join(config.dataDir, clustered ? `${CLEAN_STOP_MARKER}.${nodeName}` : CLEAN_STOP_MARKER);
   verifyAfterUncleanStop(cleanStopMarker, index, objects, log);
   const events = new DicomflowEvents();
@@ -343,6 +343,8 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
         associationsTotal: associations.total,
         jobs: jobs.counts(),
         pool: pool.utilization(),
+        cluster: cluster.view(),
+        queuedByPipeline: jobs.queuedByPipeline(),
       }),
       users,
       tokens,

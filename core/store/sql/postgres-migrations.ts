@@ -236,7 +236,10 @@ export const postgresMigrations: readonly Migration[] = [
   },
   {
     version: 2,
-    name: 'jobs: the node that claimed the latest attempt',
-    sql: `ALTER TABLE jobs ADD COLUMN node text COLLATE "C";`,
+    name: 'the node that received an object, and the node that claimed the latest attempt of a job',
+    sql: `
+      ALTER TABLE objects ADD COLUMN node text COLLATE "C";
+      ALTER TABLE jobs ADD COLUMN node text COLLATE "C";
+    `,
   },
 ];

@@ -47,13 +47,16 @@ export class SqlIndex implements IndexStore {
   private flushScheduled = false;
   private readonly statements;
 
-  /** `db` is migrated already (openIndexDatabase). */
-  constructor(db: SqlDb) {
+  private readonly node: string | null;
+
+  /** `db` is migrated already (openIndexDatabase); `node` is stamped on the objects received here. */
+  constructor(db: SqlDb, options: { node?: string } = {}) {
     this.db = db;
+    this.node = options.node ?? null;
     this.dialect = dialectOf(db.dialect);
     this.statements = {
       insertObject: db.prepare(
-        'INSERT INTO objects (id, path, size, transfer_syntax_uid, sop_class_uid, sop_instance_uid, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO objects (id, path, size, transfer_syntax_uid, sop_class_uid, sop_instance_uid, created_at, node) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       insertArrival: db.prepare(`INSERT INTO arrivals (id, object_id, received_at, source, calling_ae_title, called_ae_title,
         peer_address, user_name, association_id, database_name, outcome, sop_class_uid, sop_instance_uid, series_instance_uid,
@@ -90,12 +93,16 @@ export class SqlIndex implements IndexStore {
     };
   }
 
-  /** Objects written in the last `windowMs` before the newest one: what a power loss could have cut short. */
+  /**
+   * Objects this node wrote in the last `windowMs` before its newest one: what a power loss could
+   * have cut short. Other nodes' objects are theirs to check (one may be writing one now).
+   */
   recentObjects(windowMs: number): { id: string; path: string; size: number }[] {
-    const newest = (this.db.prepare('SELECT max(created_at) AS t FROM objects WHERE deleted_at IS NULL').get() as { t: string | null }).t;
+    const mine = 'deleted_at IS NULL AND (CAST(? AS TEXT) IS NULL OR node = ?)';
+    const newest = (this.db.prepare(`SELECT max(created_at) AS t FROM objects WHERE ${mine}`).get(this.node, this.node) as { t: string | null }).t;
     if (!newest) return [];
     const since = new Date(Date.parse(newest) - windowMs).toISOString();
-    return this.db.prepare('SELECT id, path, size FROM objects WHERE deleted_at IS NULL AND created_at >= ?').all(since) as { id: string; path: string; size: number }[];
+    return this.db.prepare(`SELECT id, path, size FROM objects WHERE ${mine} AND created_at >= ?`).all(this.node, this.node, since) as { id: string; path: string; size: number }[];
   }
 
   /** An object whose file was lost: no job may start on its arrivals, no database may serve it. */
@@ -185,7 +192,7 @@ export class SqlIndex implements IndexStore {
     const outcome: ArrivalOutcome = existing ? 'duplicate-rejected' : 'received';
     // A rejected duplicate's arrival points at the object the database keeps.
     const objectId = existing ? existing.object_id : o.objectId;
-    if (!existing) s.insertObject.run(o.objectId, o.path, o.size, o.transferSyntaxUid, o.sopClassUid, o.sopInstanceUid, o.receivedAt);
+    if (!existing) s.insertObject.run(o.objectId, o.path, o.size, o.transferSyntaxUid, o.sopClassUid, o.sopInstanceUid, o.receivedAt, this.node);
     s.insertArrival.run(
       arrivalId, objectId, o.receivedAt, o.source, o.callingAeTitle ?? null, o.calledAeTitle ?? null, o.peerAddress ?? null,
       o.userName ?? null, o.associationId ?? null, o.database, outcome, o.sopClassUid, o.sopInstanceUid,

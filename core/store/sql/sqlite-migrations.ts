@@ -273,7 +273,10 @@ export const sqliteMigrations: readonly Migration[] = [
   },
   {
     version: 9,
-    name: 'jobs: the node that claimed the latest attempt',
-    sql: `ALTER TABLE jobs ADD COLUMN node TEXT;`,
+    name: 'the node that received an object, and the node that claimed the latest attempt of a job',
+    sql: `
+      ALTER TABLE objects ADD COLUMN node TEXT;
+      ALTER TABLE jobs ADD COLUMN node TEXT;
+    `,
   },
 ];
