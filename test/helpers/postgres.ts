@@ -16,6 +16,9 @@ export interface PostgresCluster {
   url: string;
   databaseUrl(name: string): string;
   createDatabase(name?: string): Promise<string>;
+  /** Stops the server, keeping its data (an outage); start() brings it back on the same port. */
+  halt(): void;
+  start(): void;
   stop(): void;
 }
 
@@ -53,7 +56,8 @@ export async function startPostgres(): Promise<PostgresCluster> {
     '-c shared_buffers=64MB',
     '-c log_min_messages=warning',
   ].join(' ');
-  run(path.join(bin, 'pg_ctl'), ['-D', dataDir, '-o', options, '-l', path.join(dir, 'log'), '-w', '-t', '30', 'start']);
+  const start = () => run(path.join(bin, 'pg_ctl'), ['-D', dataDir, '-o', options, '-l', path.join(dir, 'log'), '-w', '-t', '30', 'start']);
+  start();
   const url = `postgres://dicomflow@127.0.0.1:${port}/postgres`;
   let stopped = false;
   const stop = () => {
@@ -81,6 +85,8 @@ export async function startPostgres(): Promise<PostgresCluster> {
       }
       return databaseUrl(name);
     },
+    halt: () => run(path.join(bin, 'pg_ctl'), ['-D', dataDir, '-m', 'fast', '-w', 'stop']),
+    start,
     stop,
   };
 }

@@ -12,7 +12,8 @@ import type { SqlDb } from '../../core/store/sql/sql-db.ts';
 import { ctSeries } from '../fixtures/builder.ts';
 import { storescu } from '../helpers/dcmtk.ts';
 import { freePort } from '../helpers/net.ts';
-import { spawnServer, tempDir } from '../helpers/server.ts';
+import { startPostgres } from '../helpers/postgres.ts';
+import { spawnServer, startTestServer, tempDir } from '../helpers/server.ts';
 import { freshPostgresDatabase } from '../helpers/test-index.ts';
 import { until } from '../helpers/wait.ts';
 
@@ -67,6 +68,33 @@ async function cluster(pipelines: Record<string, unknown>[], names: string[]) {
 }
 
 const send = (port: number, files: string[]) => storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(port), ...files]);
+
+describe('PostgreSQL unavailable', () => {
+  it('refuses objects with a failure status while the index is down, stays up, and takes them again once it is back', async () => {
+    const postgres = await startPostgres();
+    try {
+      const s = await startTestServer({ index: { backend: 'postgres', url: await postgres.createDatabase() } });
+      try {
+        const ct = await ctSeries(tempDir(), { slices: 3, rows: 32, cols: 32 });
+        expect((await send(s.dicomPort, ct.files.slice(0, 1))).code).toBe(0);
+        postgres.halt();
+        const refused = await send(s.dicomPort, ct.files.slice(1, 2));
+        // storescu reports the failure status; nothing was acknowledged.
+        expect(refused.code).not.toBe(0);
+        const health = await fetch(`http://127.0.0.1:${s.httpPort}/api/health`);
+        expect(await health.json()).toMatchObject({ ok: false, index: false });
+        postgres.start();
+        expect((await send(s.dicomPort, ct.files.slice(1))).code).toBe(0);
+        await s.engine.idle();
+        expect(s.index.instances('Import', {}).map((r) => r.instance.SOPInstanceUID).sort()).toEqual([...ct.sopInstanceUids].sort());
+      } finally {
+        await s.close();
+      }
+    } finally {
+      postgres.stop();
+    }
+  });
+});
 
 describe('several nodes on one PostgreSQL index', () => {
   it('receives on any node, fires a study split across nodes once, and keeps one writer per file-set', async () => {
