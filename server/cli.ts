@@ -9,6 +9,7 @@ import { reportEnd, runCommand, startAndFollow } from './cli/run.ts';
 import { createToken, listTokens, revokeToken } from './cli/token.ts';
 import { ensureWebBuilt } from './http/web.ts';
 import { validateFiles } from './cli/validate.ts';
+import { printNodes } from './cli/nodes.ts';
 import { printOutbox, retryOutbox } from './cli/outbox.ts';
 import { importCommand, printSummary } from './cli/import.ts';
 import { replicateFromNode, transferCommand } from './cli/databases.ts';
@@ -32,6 +33,7 @@ Usage:
   dicomflow replicate --from-node AE --to DB (--study UID | --series UID [--study UID] | --patient ID | --all) [--user NAME] [--config FILE]
   dicomflow outbox [--config FILE | --data DIR] [--json]        routing outbox per destination
   dicomflow outbox retry DESTINATION (--all | ID...) [--config FILE | --data DIR]
+  dicomflow nodes [--config FILE | --data DIR] [--json]          the nodes on this index, their load, the queue
   dicomflow --help
 
 serve runs the DICOM SCP (default port 11112, AE title DICOMFLOW) and the HTTP API (default 8080)
@@ -239,6 +241,11 @@ async function main(argv: string[]): Promise<void> {
       const n = retryOutbox(configFrom(values), destination, values.all ? 'all' : ids);
       console.log(`${n} dead letter(s) for ${destination} queued again${n > 0 ? '; a running server sends them within a second' : ''}`);
       if (n === 0 && ids.length > 0) process.exitCode = 1;
+      return;
+    }
+    case 'nodes': {
+      const { values } = parseArgs({ args: rest, options: { ...common, json: { type: 'boolean' } }, strict: true });
+      printNodes(configFrom(values), values.json === true);
       return;
     }
     case 'run': {

@@ -14,6 +14,13 @@ export interface ClusterNodeOptions {
   intervalMs?: number;
 }
 
+export const HEARTBEAT_MS = 2000;
+
+/** Alive: not stopped, and a heartbeat within three intervals. */
+export function nodeAlive(n: NodeRecord, intervalMs = HEARTBEAT_MS, now = Date.now()): boolean {
+  return n.stoppedAt === undefined && now - Date.parse(n.heartbeatAt) < 3 * intervalMs;
+}
+
 export interface ClusterView {
   backend: 'sqlite' | 'postgres';
   location: string;
@@ -36,7 +43,7 @@ export class ClusterNode {
 
   constructor(options: ClusterNodeOptions) {
     this.o = options;
-    this.intervalMs = options.intervalMs ?? 2000;
+    this.intervalMs = options.intervalMs ?? HEARTBEAT_MS;
   }
 
   get name(): string {
@@ -83,7 +90,7 @@ export class ClusterNode {
       heartbeatSeconds: this.intervalMs / 1000,
       nodes: this.o.nodes.list().map((n) => ({
         ...n,
-        alive: n.stoppedAt === undefined && now - Date.parse(n.heartbeatAt) < 3 * this.intervalMs,
+        alive: nodeAlive(n, this.intervalMs, now),
         self: n.name === this.o.name,
       })),
     };

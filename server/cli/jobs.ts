@@ -51,8 +51,8 @@ export async function listJobs(config: ResolvedConfig, options: ApiFlags & { jso
     console.log(JSON.stringify(list.map((j) => ({ ...j, durationSeconds: seconds(j) === '' ? null : Number(seconds(j)) })), null, 2));
     return;
   }
-  const rows = list.map((j) => [j.id, j.pipeline, j.status, `${Math.round(j.progress * 100)}%`, String(j.inputs.length), j.createdAt, seconds(j), j.error ?? j.stopReason ?? '']);
-  printTable(['id', 'pipeline', 'status', 'progress', 'inputs', 'created', 'seconds', 'note'], rows);
+  const rows = list.map((j) => [j.id, j.pipeline, j.status, `${Math.round(j.progress * 100)}%`, String(j.inputs.length), j.node ?? '', j.createdAt, seconds(j), j.error ?? j.stopReason ?? '']);
+  printTable(['id', 'pipeline', 'status', 'progress', 'inputs', 'node', 'created', 'seconds', 'note'], rows);
 }
 
 export async function showJob(config: ResolvedConfig, id: string, json: boolean, flags: ApiFlags = {}): Promise<void> {
@@ -140,7 +140,7 @@ export function forceComplete(config: ResolvedConfig, level: 'series' | 'study',
   }
 }
 
-function printTable(header: string[], rows: string[][]): void {
+export function printTable(header: string[], rows: string[][]): void {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
   console.log(line(header));

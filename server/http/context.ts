@@ -6,6 +6,7 @@ import type { PipelineProblem } from '../../core/pipeline/load.ts';
 import type { PipelineSet } from '../../core/pipeline/pipeline-set.ts';
 import type { ArrivalRecord, IndexStore } from '../../core/store/index-store.ts';
 import type { ApiTokenStore, Users } from '../../core/users.ts';
+import type { ClusterView } from '../cluster-node.ts';
 
 export interface StatusSource {
   status(): Record<string, unknown>;
@@ -21,6 +22,10 @@ export interface MetricsSource {
   associationsTotal: number;
   jobs: Record<string, number>;
   pool: { threads: number; running: number; queued: number; utilization: number };
+  /** The nodes sharing the index, with what each last reported. */
+  cluster: ClusterView;
+  /** Queued jobs by pipeline, all nodes. */
+  queuedByPipeline: Record<string, number>;
 }
 
 /** The index as the API uses it: the store plus its audit log and the arrivals behind a study. */

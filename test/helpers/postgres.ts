@@ -40,6 +40,18 @@ function run(bin: string, args: string[]): string {
   return execFileSync(command, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
+/** A new, empty database beside the one `url` names; returns its URL. */
+export async function createDatabase(url: string, name = `df_${process.pid}_${Math.random().toString(36).slice(2, 10)}`): Promise<string> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await client.end();
+  }
+  return url.replace(/\/[^/]*$/, `/${name}`);
+}
+
 export async function startPostgres(): Promise<PostgresCluster> {
   const bin = postgresBinDir();
   if (!bin) throw new Error('PostgreSQL is not installed (no pg_ctl on PATH or under /usr/lib/postgresql)');
@@ -75,16 +87,7 @@ export async function startPostgres(): Promise<PostgresCluster> {
     port,
     url,
     databaseUrl,
-    async createDatabase(name = `df_${Math.random().toString(36).slice(2, 10)}`) {
-      const client = new pg.Client({ connectionString: url });
-      await client.connect();
-      try {
-        await client.query(`CREATE DATABASE ${name}`);
-      } finally {
-        await client.end();
-      }
-      return databaseUrl(name);
-    },
+    createDatabase: (name?: string) => createDatabase(url, name),
     halt: () => run(path.join(bin, 'pg_ctl'), ['-D', dataDir, '-m', 'fast', '-w', 'stop']),
     start,
     stop,

@@ -1,23 +1,14 @@
 import { inject } from 'vitest';
 import { openIndexDatabase } from '../../core/store/sql/open.ts';
 import type { SqlDb } from '../../core/store/sql/sql-db.ts';
-import pg from 'pg';
+import { createDatabase } from './postgres.ts';
 
 /** The index backend this test project runs on: SQLite, or PostgreSQL (the postgres project). */
 export const testBackend = (): 'sqlite' | 'postgres' => (process.env.DF_TEST_BACKEND === 'postgres' ? 'postgres' : 'sqlite');
 
 /** A new, empty database in the project's PostgreSQL cluster. */
-export async function freshPostgresDatabase(): Promise<string> {
-  const url = inject('postgresUrl');
-  const name = `df_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await client.end();
-  }
-  return url.replace(/\/[^/]*$/, `/${name}`);
+export function freshPostgresDatabase(): Promise<string> {
+  return createDatabase(inject('postgresUrl'));
 }
 
 /** The `index` part of a server configuration for this project: nothing on SQLite, a fresh database on PostgreSQL. */

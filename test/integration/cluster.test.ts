@@ -2,7 +2,8 @@
 // any node runs any job, a stable study fires once for the cluster, a file-set has one writer at
 // a time, and a node killed mid-job has its job taken over once the lease expires.
 // Runs in the postgres test project only (vitest.config.ts).
-import type { ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -20,9 +21,11 @@ import { until } from '../helpers/wait.ts';
 const repo = path.resolve(import.meta.dirname, '../..');
 const testPlugins = path.join(repo, 'test/fixtures/plugins');
 const LEASE_SECONDS = 3;
+const run = promisify(execFile);
 
 interface Node {
   name: string;
+  config: string;
   dicomPort: number;
   httpPort: number;
   child: ChildProcess;
@@ -60,7 +63,7 @@ async function cluster(pipelines: Record<string, unknown>[], names: string[]) {
     const [dicomPort, httpPort] = [await freePort(), await freePort()];
     const { child, output } = await spawnServer(['--config', config, '--port', String(dicomPort), '--http-port', String(httpPort)]);
     started.push(child);
-    nodes.push({ name, dicomPort, httpPort, child, output });
+    nodes.push({ name, config, dicomPort, httpPort, child, output });
   }
   const db = openIndexDatabase({ dataDir, index });
   opened.push(db);
@@ -124,11 +127,11 @@ describe('several nodes on one PostgreSQL index', () => {
     // The file-set written by both nodes holds every instance once.
     const filed = new DicomdirStore(fileSet).instances({});
     expect(filed.map((i) => i.instance.SOPInstanceUID).sort()).toEqual([...ct.sopInstanceUids].sort());
-    const view = db.prepare('SELECT name, stopped_at FROM nodes ORDER BY name').all();
-    expect(view).toEqual([
-      { name: 'node-a', stopped_at: null },
-      { name: 'node-b', stopped_at: null },
-    ]);
+    // What an operator sees from any host with the configuration: both nodes, alive.
+    const { stdout } = await run(path.join(repo, 'node_modules/.bin/node'), [path.join(repo, 'server/cli.ts'), 'nodes', '--config', nodes[0].config, '--json']);
+    const listed = JSON.parse(stdout) as { backend: string; nodes: { name: string; alive: boolean; status: { dicom: { port: number } } }[] };
+    expect(listed.backend).toBe('postgres');
+    expect(listed.nodes.map((n) => [n.name, n.alive, n.status.dicom.port])).toEqual(nodes.map((n) => [n.name, true, n.dicomPort]));
   });
 
   it('takes over the job of a node killed mid-job once its lease expires', async () => {

@@ -84,13 +84,19 @@ describe('HTTP API', () => {
     expect(await as('olga').get('/api/nothing-here')).toMatchObject({ status: 404, body: { code: 'DF_ERR_ROUTE_UNKNOWN' } });
   });
 
-  it('shows status, the user and recent arrivals within the rights of the token', async () => {
+  it('shows status (with the nodes sharing the index), the user and recent arrivals within the rights of the token', async () => {
     const status = await as('olga').get('/api/status');
     expect(status.status).toBe(200);
     expect(status.body.received).toMatchObject({ objects: 2 });
     expect(status.body.engine.pool).toHaveProperty('utilization');
     expect(status.body.databases.map((d: { name: string }) => d.name)).toEqual(['Import']);
     expect((await as('admin').get('/api/status')).body.databases).toHaveLength(3);
+    // One node on SQLite: this one, alive, with the load it reported at its last heartbeat.
+    expect(status.body.cluster).toMatchObject({ backend: expect.stringMatching(/^(sqlite|postgres)$/), node: s.cluster.name, heartbeatSeconds: expect.any(Number) });
+    expect(status.body.cluster.nodes).toEqual([
+      expect.objectContaining({ name: s.cluster.name, alive: true, self: true, status: expect.objectContaining({ pid: process.pid, dicom: expect.objectContaining({ port: s.dicomPort }) }) }),
+    ]);
+    expect(status.body.engine.queuedByPipeline).toEqual({});
     expect((await as('rita').get('/api/me')).body).toEqual({ name: 'rita', role: 'reader', databases: [{ name: 'StudyB', right: 'read' }] });
     expect((await as('admin').get('/api/me')).body).toMatchObject({ name: 'admin', role: 'admin' });
     const arrivals = await as('olga').get('/api/arrivals?limit=10');
@@ -258,7 +264,7 @@ describe('HTTP API', () => {
     }
   });
 
-  it('exposes Prometheus metrics: arrivals, bytes, job durations by pipeline, failures', async () => {
+  it('exposes Prometheus metrics: arrivals, bytes, job durations by pipeline, failures, the nodes sharing the index', async () => {
     const text = (await as('sam').get('/api/metrics')).body as string;
     expect(text).toMatch(/^dicomflow_arrivals_total\{source="network",database="Import"\} 3$/m);
     expect(text).toMatch(/^dicomflow_received_objects_total 3$/m);
@@ -267,6 +273,11 @@ describe('HTTP API', () => {
     expect(text).toMatch(/^# TYPE dicomflow_job_failures_total counter$/m);
     expect(text).toMatch(/^dicomflow_jobs\{status="queued"\} 0$/m);
     expect(text).toMatch(/^dicomflow_associations_open 0$/m);
+    expect(text).toContain(`dicomflow_node_alive{node="${s.cluster.name}"} 1`);
+    const node = (metric: string) => text.split('\n').find((l) => l.startsWith(`${metric}{node="${s.cluster.name}"} `));
+    expect(node('dicomflow_node_running_jobs')).toMatch(/ \d+$/);
+    expect(node('dicomflow_node_pool_utilization_ratio')).toMatch(/ [\d.]+$/);
+    expect(text).toMatch(/^# TYPE dicomflow_jobs_queued gauge$/m);
   });
 
   it('lets admins make and revoke tokens; a revoked token opens nothing', async () => {

@@ -13,8 +13,9 @@ const CHROMIUM = '/usr/bin/chromium';
 
 /**
  * The web page in headless Chromium (Debian's, driven by playwright-core; no browser download):
- * log in with a token, see an arrival appear, watch a job's progress bar run to the end, open it
- * (log, plot of its time-activity curve), rerun it; a manager moves the study to a study database.
+ * log in with a token, see this node in the nodes panel and an arrival appear, watch a job's
+ * progress bar run to the end, open it (log, plot of its time-activity curve), rerun it; a
+ * manager moves the study to a study database.
  */
 describe('web page in Chromium', () => {
   let s: Awaited<ReturnType<typeof startTestServer>>;
@@ -64,10 +65,15 @@ describe('web page in Chromium', () => {
     return page;
   }
 
-  it('logs in, shows an arrival, a job with live progress to the end, its detail with a plot, and reruns it', async () => {
+  it('logs in, shows this node, an arrival, a job with live progress to the end, its detail with a plot, and reruns it', async () => {
     const page = await logIn('olga');
     expect(await page.textContent('[data-testid=user]')).toBe('olga (operator)');
     await page.waitForSelector('[data-testid=status] .live.on');
+    // The nodes panel: this one, alive, on the test's index.
+    const self = `[data-testid=nodes] tr[data-node="${s.cluster.name}"]`;
+    await page.waitForSelector(`${self}[data-state=alive]`);
+    expect(await page.textContent(self)).toContain(`${s.cluster.name} this node`);
+    expect(await page.textContent('[data-testid=index-location]')).toMatch(/^(SQLite|PostgreSQL) \S/);
 
     const ct = await ctSeries(tempDir(), { slices: 2, rows: 16, cols: 16 });
     expect((await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...ct.files])).code).toBe(0);

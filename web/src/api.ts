@@ -80,6 +80,44 @@ export interface Database {
   totals: { patients: number; studies: number; series: number; instances: number; bytes: number };
 }
 
+/** What a node last wrote with its heartbeat (a node of another version may leave fields out). */
+export interface NodeReport {
+  hostname?: string;
+  pid?: number;
+  cpus?: number;
+  /** 1, 5 and 15 minutes. */
+  loadAverage?: number[];
+  /** Since the previous heartbeat; 100 = one core. */
+  processCpuPercent?: number;
+  rssBytes?: number;
+  dicom?: { aeTitle?: string; host?: string; port?: number };
+  http?: { host?: string; port?: number };
+  jobs?: { running: number; concurrency: number };
+  pool?: { threads: number; running: number; queued: number; utilization: number };
+  received?: { objects: number; bytes: number };
+  associationsOpen?: number;
+}
+
+export interface ClusterNode {
+  name: string;
+  startedAt: string;
+  heartbeatAt: string;
+  stoppedAt?: string;
+  status: NodeReport;
+  /** Not stopped, and a heartbeat within three intervals (judged by the server's clock). */
+  alive: boolean;
+  self: boolean;
+}
+
+/** `cluster` in /api/status: the nodes sharing the index. */
+export interface Cluster {
+  backend: 'sqlite' | 'postgres';
+  location: string;
+  node: string;
+  heartbeatSeconds: number;
+  nodes: ClusterNode[];
+}
+
 export class ApiError extends Error {
   readonly code: string;
   readonly status: number;

@@ -5,6 +5,7 @@ import { Arrivals } from './Arrivals.tsx';
 import { JobDetail } from './JobDetail.tsx';
 import { Jobs } from './Jobs.tsx';
 import { Login } from './Login.tsx';
+import { Nodes } from './Nodes.tsx';
 import { StatusPanel } from './StatusPanel.tsx';
 import { Studies } from './Studies.tsx';
 import './style.css';
@@ -106,6 +107,7 @@ function Dashboard({ me, onLogout }: { me: Me; onLogout: () => void }) {
         {view === 'home' && (
           <>
             <StatusPanel status={status} connected={connected} />
+            <Nodes status={status} />
             <div class="columns">
               <Jobs jobs={jobs} />
               <Arrivals arrivals={arrivals} />

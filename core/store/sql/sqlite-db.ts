@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import type { SqlDb, SqlStatement } from './sql-db.ts';
@@ -15,7 +14,6 @@ export class SqliteDb implements SqlDb {
   /** The better-sqlite3 handle, for tests that read the file directly. */
   readonly raw: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
-  private readonly topics = new EventEmitter();
   private walFd: number | undefined;
 
   constructor(file: string, options: { readonly?: boolean } = {}) {
@@ -30,7 +28,6 @@ export class SqliteDb implements SqlDb {
     this.raw.pragma('journal_size_limit = 67108864');
     this.raw.pragma('foreign_keys = ON');
     this.raw.pragma('busy_timeout = 5000');
-    this.topics.setMaxListeners(0);
   }
 
   /** Preparing costs more than running the small statements the stores run on every object. */
@@ -63,13 +60,15 @@ export class SqliteDb implements SqlDb {
     return new Promise((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
   }
 
-  notify(topic: string): void {
-    this.topics.emit(topic);
-  }
+  /**
+   * One server runs on a SQLite file, and it acts on its own changes itself; the CLI's writes are
+   * found by the engine's once-a-second look. (Telling listeners here, inside the writer's
+   * transaction, made the engine start a job before the writer had announced it.)
+   */
+  notify(_topic: string): void {}
 
-  onNotify(topic: string, listener: () => void): () => void {
-    this.topics.on(topic, listener);
-    return () => this.topics.off(topic, listener);
+  onNotify(_topic: string, _listener: () => void): () => void {
+    return () => {};
   }
 
   close(): void {

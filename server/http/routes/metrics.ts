@@ -1,16 +1,19 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { HttpDeps } from '../context.ts';
+import type { HttpDeps, MetricsSource } from '../context.ts';
 import { authErrors } from '../schemas.ts';
 
 /**
  * Prometheus metrics. Counters that the receiver already keeps are read at scrape time; the
  * rest count the events as they happen. One registry per server, so tests (several servers
- * in one process) do not share figures.
+ * in one process) do not share figures. The figures are read once per scrape (some are index
+ * queries), not once per metric.
  */
 export async function metricsRoutes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  let scrape: MetricsSource | undefined;
+  const figures = (): MetricsSource => (scrape ??= deps.metrics());
   const fromSource = (name: string, help: string, read: () => number) =>
     new Counter({
       name,
@@ -21,16 +24,16 @@ export async function metricsRoutes(app: FastifyInstance, deps: HttpDeps): Promi
         this.inc(read());
       },
     });
-  fromSource('dicomflow_received_objects_total', 'Objects received and acknowledged (all sources of this process).', () => deps.metrics().receivedObjects);
-  fromSource('dicomflow_received_bytes_total', 'Dataset bytes of the objects received.', () => deps.metrics().receivedBytes);
-  fromSource('dicomflow_receive_failures_total', 'Objects refused or failed while receiving.', () => deps.metrics().receiveFailures);
-  fromSource('dicomflow_associations_total', 'DICOM associations accepted since start.', () => deps.metrics().associationsTotal);
+  fromSource('dicomflow_received_objects_total', 'Objects received and acknowledged (all sources of this process).', () => figures().receivedObjects);
+  fromSource('dicomflow_received_bytes_total', 'Dataset bytes of the objects received.', () => figures().receivedBytes);
+  fromSource('dicomflow_receive_failures_total', 'Objects refused or failed while receiving.', () => figures().receiveFailures);
+  fromSource('dicomflow_associations_total', 'DICOM associations accepted since start.', () => figures().associationsTotal);
   new Gauge({
     name: 'dicomflow_associations_open',
     help: 'DICOM associations open now.',
     registers: [registry],
     collect() {
-      this.set(deps.metrics().associationsOpen);
+      this.set(figures().associationsOpen);
     },
   });
   new Gauge({
@@ -39,7 +42,7 @@ export async function metricsRoutes(app: FastifyInstance, deps: HttpDeps): Promi
     labelNames: ['status'],
     registers: [registry],
     collect() {
-      for (const [status, n] of Object.entries(deps.metrics().jobs)) this.set({ status }, n);
+      for (const [status, n] of Object.entries(figures().jobs)) this.set({ status }, n);
     },
   });
   new Gauge({
@@ -48,7 +51,7 @@ export async function metricsRoutes(app: FastifyInstance, deps: HttpDeps): Promi
     labelNames: ['state'],
     registers: [registry],
     collect() {
-      const p = deps.metrics().pool;
+      const p = figures().pool;
       this.set({ state: 'running' }, p.running);
       this.set({ state: 'queued' }, p.queued);
     },
@@ -58,9 +61,49 @@ export async function metricsRoutes(app: FastifyInstance, deps: HttpDeps): Promi
     help: "The worker pool's utilisation (0-1).",
     registers: [registry],
     collect() {
-      this.set(deps.metrics().pool.utilization);
+      this.set(figures().pool.utilization);
     },
   });
+
+  new Gauge({
+    name: 'dicomflow_jobs_queued',
+    help: 'Queued jobs by pipeline (all nodes sharing the index).',
+    labelNames: ['pipeline'],
+    registers: [registry],
+    collect() {
+      // Reset first: a pipeline whose queue emptied is no longer listed.
+      this.reset();
+      for (const [pipeline, n] of Object.entries(figures().queuedByPipeline)) this.set({ pipeline }, n);
+    },
+  });
+  // Every node reports all nodes sharing the index (from their heartbeats), so one scrape shows
+  // the cluster; load figures only for live nodes, since a dead node's last report is stale.
+  new Gauge({
+    name: 'dicomflow_node_alive',
+    help: 'Whether the node is running: not stopped, heartbeat within three intervals (1) or not (0).',
+    labelNames: ['node'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const n of figures().cluster.nodes) this.set({ node: n.name }, n.alive ? 1 : 0);
+    },
+  });
+  const nodeFigure = (name: string, help: string, section: string, field: string) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['node'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const n of figures().cluster.nodes) {
+          const value = (n.status[section] as Record<string, unknown> | undefined)?.[field];
+          if (n.alive && typeof value === 'number') this.set({ node: n.name }, value);
+        }
+      },
+    });
+  nodeFigure('dicomflow_node_running_jobs', 'Jobs running on the node, as of its last heartbeat.', 'jobs', 'running');
+  nodeFigure('dicomflow_node_pool_utilization_ratio', "The node's worker pool utilisation (0-1), as of its last heartbeat.", 'pool', 'utilization');
 
   const arrivals = new Counter({ name: 'dicomflow_arrivals_total', help: 'Arrivals by source and addressed database.', labelNames: ['source', 'database'], registers: [registry] });
   const durations = new Histogram({
@@ -94,6 +137,12 @@ export async function metricsRoutes(app: FastifyInstance, deps: HttpDeps): Promi
       produces: ['text/plain'],
       response: { 200: { description: 'Prometheus text format 0.0.4.', type: 'string' }, ...authErrors },
     },
-    handler: async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()),
+    handler: async (_request, reply) => {
+      try {
+        return reply.type(registry.contentType).send(await registry.metrics());
+      } finally {
+        scrape = undefined;
+      }
+    },
   });
 }

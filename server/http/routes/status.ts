@@ -24,6 +24,60 @@ const me = {
   },
 } as const;
 
+/** What a node last wrote with its heartbeat; nodes of other versions may write more, or less. */
+const nodeReport = {
+  type: 'object',
+  additionalProperties: true,
+  properties: {
+    hostname: { type: 'string' },
+    pid: { type: 'integer' },
+    cpus: { type: 'integer' },
+    loadAverage: { type: 'array', items: { type: 'number' }, minItems: 3, maxItems: 3, description: '1, 5 and 15 minutes.' },
+    processCpuPercent: { type: 'number', description: 'CPU of the process since the previous heartbeat (100 = one core).' },
+    rssBytes: { type: 'integer' },
+    dicom: { type: 'object', additionalProperties: true, properties: { aeTitle: { type: 'string' }, host: { type: 'string' }, port: { type: 'integer' } } },
+    http: { type: 'object', additionalProperties: true, properties: { host: { type: 'string' }, port: { type: 'integer' } } },
+    jobs: { type: 'object', additionalProperties: true, properties: { running: { type: 'integer' }, concurrency: { type: 'integer' } } },
+    pool: {
+      type: 'object',
+      additionalProperties: true,
+      properties: { threads: { type: 'integer' }, running: { type: 'integer' }, queued: { type: 'integer' }, utilization: { type: 'number' } },
+    },
+    received: { type: 'object', additionalProperties: true, properties: { objects: { type: 'integer' }, bytes: { type: 'integer' } } },
+    associationsOpen: { type: 'integer' },
+  },
+} as const;
+
+const cluster = {
+  type: 'object',
+  description: 'The nodes sharing the index (on SQLite: this one).',
+  required: ['backend', 'location', 'node', 'heartbeatSeconds', 'nodes'],
+  additionalProperties: false,
+  properties: {
+    backend: { enum: ['sqlite', 'postgres'] },
+    location: { type: 'string', description: 'The index file, or the database URL without its password.' },
+    node: { type: 'string', description: 'The name of the node that answered.' },
+    heartbeatSeconds: { type: 'number' },
+    nodes: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['name', 'startedAt', 'heartbeatAt', 'status', 'alive', 'self'],
+        additionalProperties: false,
+        properties: {
+          name: { type: 'string' },
+          startedAt: { type: 'string' },
+          heartbeatAt: { type: 'string' },
+          stoppedAt: { type: 'string', description: 'Set at a clean stop.' },
+          status: nodeReport,
+          alive: { type: 'boolean', description: 'Not stopped, and a heartbeat within three intervals.' },
+          self: { type: 'boolean' },
+        },
+      },
+    },
+  },
+} as const;
+
 /** Health, status at a glance, who am I, recent arrivals, the audit log. */
 export async function statusRoutes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
   app.get('/api/health', {
@@ -41,7 +95,7 @@ export async function statusRoutes(app: FastifyInstance, deps: HttpDeps): Promis
 
   app.get('/api/status', {
     schema: {
-      summary: 'SCP state, associations, counts, queue depths, pool utilisation, per-database totals',
+      summary: 'SCP state, associations, counts, queue depths, pool utilisation, the nodes sharing the index, per-database totals',
       tags: ['status'],
       response: {
         200: {
@@ -49,7 +103,7 @@ export async function statusRoutes(app: FastifyInstance, deps: HttpDeps): Promis
           // Sections are added as the server grows (the routing outbox, say): the document names
           // the stable ones and lets others through.
           additionalProperties: true,
-          required: ['dicom', 'uptimeSeconds', 'received', 'storage', 'pipelines', 'engine', 'databases'],
+          required: ['dicom', 'uptimeSeconds', 'received', 'storage', 'pipelines', 'cluster', 'engine', 'databases'],
           properties: {
             dicom: { type: 'object', additionalProperties: true },
             uptimeSeconds: { type: 'integer' },
@@ -58,7 +112,14 @@ export async function statusRoutes(app: FastifyInstance, deps: HttpDeps): Promis
             storage: { type: 'object', additionalProperties: true },
             watchFolders: { type: 'array' },
             pipelines: { type: 'object', additionalProperties: true },
-            engine: { type: 'object', additionalProperties: true },
+            cluster,
+            engine: {
+              type: 'object',
+              additionalProperties: true,
+              properties: {
+                queuedByPipeline: { type: 'object', additionalProperties: { type: 'integer' }, description: 'Queued jobs by pipeline, all nodes.' },
+              },
+            },
             databases: { type: 'array' },
           },
         },
