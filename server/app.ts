@@ -105,6 +105,8 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
   const clustered = config.index.backend === 'postgres';
   const nodeName = config.cluster.nodeName ?? defaultNodeName();
   log = log.child({ node: nodeName });
+  // Named in the file-set locks the dicomdir step takes (plugins/dicomdir/lock.ts), for operators.
+  process.env.DF_NODE_NAME ??= nodeName;
   const objects = new ObjectStore(path.join(config.dataDir, 'storage'), { node: clustered ? nodeName : undefined });
   const removed = objects.removeIncoming();
   if (removed > 0) log.warn({ removed }, 'removed half-received objects left by an interrupted run (never acknowledged)');
@@ -162,7 +164,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
   };
   pipelines.on('PipelinesReloaded', reportPipelines);
   pipelines.reload();
-  pipelines.watch((err) => engineLog.error({ err }, 'pipeline directory watch failed'));
+  pipelines.watch((err) => engineLog.error({ err }, 'pipeline directory watch failed'), { pollMs: clustered ? 5000 : undefined });
   const pool = createStepPool({ threads: config.engine.workerThreads, maxOldGenerationSizeMb: config.engine.workerMaxMemoryMb, isolation: config.engine.isolation });
   // Routing: the route step queues into the outbox, the sender delivers (started before the engine).
   const outbox = new SqlOutbox(db, path.join(config.dataDir, 'outbox'));
@@ -170,6 +172,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
     outbox,
     owner: nodeName,
     shared: clustered,
+    leaseMs: config.cluster.leaseSeconds * 1000,
     destinations: config.remoteNodes,
     callingAeTitle: config.dimse.aeTitle,
     log: log.child({ component: 'outbox' }),

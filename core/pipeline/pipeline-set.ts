@@ -25,6 +25,7 @@ export class PipelineSet extends EventEmitter {
   private readonly env: PipelineEnvironment;
   private readonly files = new Map<string, FileState>();
   private watcher: fs.FSWatcher | undefined;
+  private poller: NodeJS.Timeout | undefined;
   private reloadTimer: NodeJS.Timeout | undefined;
 
   private readonly withDefault: boolean;
@@ -122,10 +123,14 @@ export class PipelineSet extends EventEmitter {
     return [...this.files.values()].flatMap((s) => s.warnings ?? []);
   }
 
-  /** Reload on changes in the directory (debounced: editors write files in several steps). */
-  watch(onError: (err: Error) => void): void {
+  /**
+   * Reload on changes in the directory (debounced: editors write files in several steps). With
+   * `pollMs`, also look at the files' sizes and times that often: on a shared file system (NFS)
+   * an edit made on another host raises no event here.
+   */
+  watch(onError: (err: Error) => void, options: { pollMs?: number } = {}): void {
     if (!fs.existsSync(this.dir)) return;
-    this.watcher = fs.watch(this.dir, () => {
+    const changed = () => {
       clearTimeout(this.reloadTimer);
       this.reloadTimer = setTimeout(() => {
         try {
@@ -134,12 +139,38 @@ export class PipelineSet extends EventEmitter {
           onError(err as Error);
         }
       }, 200);
-    });
+    };
+    this.watcher = fs.watch(this.dir, changed);
     this.watcher.on('error', onError);
+    if (options.pollMs === undefined) return;
+    let seen = this.signature();
+    this.poller = setInterval(() => {
+      const now = this.signature();
+      if (now !== seen) changed();
+      seen = now;
+    }, options.pollMs);
+    this.poller.unref();
+  }
+
+  private signature(): string {
+    try {
+      return fs
+        .readdirSync(this.dir)
+        .filter((f) => f.endsWith('.json'))
+        .sort()
+        .map((f) => {
+          const st = fs.statSync(path.join(this.dir, f));
+          return `${f}:${st.size}:${st.mtimeMs}`;
+        })
+        .join('|');
+    } catch {
+      return '';
+    }
   }
 
   close(): void {
     clearTimeout(this.reloadTimer);
+    clearInterval(this.poller);
     this.watcher?.close();
   }
 }

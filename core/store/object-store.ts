@@ -116,7 +116,12 @@ export class ObjectStore {
   private makeDurableDirectory(dir: string): void {
     if (!fs.existsSync(dir)) {
       this.makeDurableDirectory(path.dirname(dir));
-      fs.mkdirSync(dir);
+      try {
+        fs.mkdirSync(dir);
+      } catch (err) {
+        // Another node sharing the data directory created it between the check and here.
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
       const fd = fs.openSync(path.dirname(dir), 'r');
       try {
         fs.fsyncSync(fd);

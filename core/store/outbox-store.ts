@@ -82,6 +82,8 @@ export interface OutboxStore {
   markDelivered(id: string, result: { status: number; sentTransferSyntaxUid: string }): Promise<void>;
   /** A failed attempt: queued again at retryAt, or dead. */
   markFailed(id: string, failure: OutboxFailure): void;
+  /** Extends the leases `owner` holds on these entries (sends still under way). */
+  renewLeases(owner: string, ids: string[], until: string): void;
   /** Claimed but never tried (shutdown): queued again, the attempt not counted. */
   release(ids: string[]): void;
   /** After a crash or stop: entries left sending (by this owner, or by anyone) are queued again (at least once). */

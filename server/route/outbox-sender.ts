@@ -72,8 +72,15 @@ export class OutboxSender {
   private readonly inFlight = new Set<Promise<void>>();
   private readonly associations = new Set<StoreAssociation>();
   private timer: NodeJS.Timeout | undefined;
+  private leaseTimer: NodeJS.Timeout | undefined;
+  /** Entries claimed by sends under way: their leases are renewed until the sends end. */
+  private readonly claimed = new Set<string>();
   private closing = false;
   private transcoder: Piscina | undefined;
+
+  private get leaseMs(): number {
+    return this.o.leaseMs ?? 30_000;
+  }
 
   constructor(options: OutboxSenderOptions) {
     this.o = options;
@@ -91,6 +98,16 @@ export class OutboxSender {
     fs.rmSync(this.o.workDir, { recursive: true, force: true });
     fs.mkdirSync(this.o.workDir, { recursive: true });
     this.schedule(0);
+    // A slow peer can take longer than a lease over one batch; another node takes over only
+    // the entries of a sender that stopped renewing (it died).
+    this.leaseTimer = setInterval(() => {
+      try {
+        this.o.outbox.renewLeases(this.owner, [...this.claimed], new Date(Date.now() + this.leaseMs).toISOString());
+      } catch (err) {
+        this.o.log.error({ err }, 'renewing outbox leases failed');
+      }
+    }, this.leaseMs / 3);
+    this.leaseTimer.unref();
   }
 
   /** Look for due entries now (a step queued some). */
@@ -112,6 +129,7 @@ export class OutboxSender {
   async close(): Promise<void> {
     this.closing = true;
     clearTimeout(this.timer);
+    clearInterval(this.leaseTimer);
     // Sends under way get a moment to finish; then their associations are aborted and the entries
     // not acknowledged are queued again, their attempt not counted.
     const settled = Promise.allSettled([...this.inFlight]);
@@ -136,12 +154,14 @@ export class OutboxSender {
         const state = this.states.get(d.aeTitle)!;
         if (state.holdUntil > now) continue;
         while (state.active < d.outbox.concurrency) {
-          const batch = this.o.outbox.claim(d.aeTitle, this.owner, this.o.leaseMs ?? 30 * 60_000, new Date(now).toISOString(), d.outbox.batchSize);
+          const batch = this.o.outbox.claim(d.aeTitle, this.owner, this.leaseMs, new Date(now).toISOString(), d.outbox.batchSize);
           if (batch.length === 0) break;
           state.active++;
+          for (const e of batch) this.claimed.add(e.id);
           const delivery: Promise<void> = this.deliver(d, batch)
             .catch((err) => this.o.log.error({ err, destination: d.aeTitle }, 'outbox delivery failed unexpectedly'))
             .finally(() => {
+              for (const e of batch) this.claimed.delete(e.id);
               state.active--;
               this.inFlight.delete(delivery);
               this.wake();

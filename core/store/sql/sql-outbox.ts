@@ -129,6 +129,12 @@ export class SqlOutbox implements OutboxStore {
     ).run(failure.retryAt === undefined ? 'dead' : 'queued', failure.retryAt ?? null, failure.status ?? null, failure.errorCode, failure.error.slice(0, 4000), id);
   }
 
+  renewLeases(owner: string, ids: string[], until: string): void {
+    if (ids.length === 0) return;
+    const renew = this.sql("UPDATE outbox SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND state = 'sending'");
+    this.db.transaction(() => ids.forEach((id) => renew.run(until, id, owner)))();
+  }
+
   release(ids: string[]): void {
     const update = this.sql(`UPDATE outbox SET state = 'queued', attempts = ${this.d.greatest('0', 'attempts - 1')}, lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND state = 'sending'`);
     this.db.transaction(() => ids.forEach((id) => update.run(id)))();
