@@ -1,3 +1,4 @@
+import { dfError } from '../../errors.ts';
 import type { SqlDb } from './sql-db.ts';
 import { postgresMigrations } from './postgres-migrations.ts';
 import { sqliteMigrations } from './sqlite-migrations.ts';
@@ -23,7 +24,7 @@ export function migrate(db: SqlDb): number[] {
     const newest = Math.max(0, ...done);
     const known = Math.max(...migrations.map((m) => m.version));
     if (newest > known) {
-      throw new Error(`the database's schema is version ${newest}, newer than this dicomflow knows (${known}): upgrade dicomflow, or restore the backup taken before the upgrade`);
+      throw dfError('DF_ERR_DATABASE', `the index's schema is version ${newest}, newer than this dicomflow knows (${known}): upgrade dicomflow, or restore the backup taken before the upgrade`);
     }
     for (const m of migrations) {
       if (done.has(m.version)) continue;
