@@ -1,6 +1,6 @@
 /**
- * The index behind every database: what the rest of dicomflow may ask of it. SQLite is the
- * embedded implementation (sqlite-index.ts); nothing outside the adapter sees SQL.
+ * The index behind every database: what the rest of dicomflow may ask of it, implemented on
+ * SQLite or PostgreSQL (sql/sql-index.ts); nothing outside the adapter sees SQL.
  */
 
 export type ArrivalSource = 'network' | 'folder' | 'import' | 'move' | 'replication' | 'pipeline';
