@@ -39,12 +39,13 @@ interface EngineEvents {
   JobQueued: [{ jobId: string; pipeline: string }];
   JobStarted: [{ jobId: string; pipeline: string; attempt: number }];
   JobProgressed: [{ jobId: string; progress: number; message?: string }];
-  JobFinished: [{ jobId: string; pipeline: string; status: string; error?: string }];
+  JobFinished: [{ jobId: string; pipeline: string; status: string; error?: string; durationSeconds?: number }];
 }
 
 const DEFAULT_LEASE_MS = 30_000;
 const PROGRESS_WRITE_MS = 250;
 const ARRIVAL_BATCH_MS = 5;
+const ARRIVAL_BATCH = 500;
 
 /**
  * The engine: arrivals in, jobs out. Each arrival is matched against the enabled pipelines
@@ -57,6 +58,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   private readonly leaseMs: number;
   private lastLeaseRenewal = 0;
   private unsubscribe: (() => void) | undefined;
+  /** Notifications from other nodes come in bursts: one claiming pass answers a burst. */
+  private changeScheduled = false;
   private readonly o: EngineOptions;
   private readonly running = new Map<string, AbortController>();
   private readonly runningPipelines = new Map<string, string>();
@@ -88,8 +91,13 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (requeued > 0) this.o.log.warn({ requeued }, 'jobs interrupted by a stop or crash are queued again');
     // Another node queued, requeued or fired something: claim now rather than at the next beat.
     this.unsubscribe = this.o.jobs.onChange(() => {
-      this.pump();
-      this.scheduleGroups();
+      if (this.changeScheduled) return;
+      this.changeScheduled = true;
+      setImmediate(() => {
+        this.changeScheduled = false;
+        this.pump();
+        this.scheduleGroups();
+      });
     });
     this.notifyArrival();
     this.scheduleGroups();
@@ -156,7 +164,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     let joined = false;
     try {
       for (;;) {
-        const batch = this.o.jobs.unprocessedArrivals(500);
+        const batch = this.o.jobs.unprocessedArrivals(ARRIVAL_BATCH);
         if (batch.length === 0) break;
         for (const arrival of batch) {
           const { jobs, joins, names } = this.decide(arrival);
@@ -172,6 +180,9 @@ export class Engine extends EventEmitter<EngineEvents> {
           }
           this.emit('ArrivalProcessed', { arrivalId: arrival.id, pipelines: names });
         }
+        // A short batch was all there was (this loop is synchronous: nothing arrived meanwhile;
+        // what arrives next schedules its own pass).
+        if (batch.length < ARRIVAL_BATCH) break;
       }
     } catch (err) {
       this.o.log.error({ err }, 'arrival processing failed; retrying in 1 s');
@@ -196,7 +207,8 @@ export class Engine extends EventEmitter<EngineEvents> {
       if (!p.when(subject)) continue;
       names.push(p.definition.name);
       if (t.on === 'instance') {
-        jobs.push(this.newJob(p, { triggerOn: 'instance', triggerUid: arrival.sopInstanceUid, inputs: [arrival.id] }));
+        const contributors = { callingAeTitles: arrival.callingAeTitle ? [arrival.callingAeTitle] : [], peerAddresses: arrival.peerAddress ? [arrival.peerAddress] : [] };
+        jobs.push(this.newJob(p, { triggerOn: 'instance', triggerUid: arrival.sopInstanceUid, inputs: [arrival.id], contributors }));
         continue;
       }
       const uid = t.on === 'series' ? arrival.seriesInstanceUid : arrival.studyInstanceUid;
@@ -390,19 +402,26 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (this.closed) return;
     const owner = this.nodeId;
     let recorded: boolean;
+    // What was recorded, announced without reading it back (a round trip per job on PostgreSQL).
+    let status: 'succeeded' | 'cancelled' | 'queued' | 'failed' = 'failed';
+    let error: string | undefined;
     if (this.lostLeases.delete(job.id)) {
       recorded = false;
     } else if (outcome.status === 'succeeded') {
+      status = 'succeeded';
       recorded = this.o.jobs.finishJob(job.id, 'succeeded', { stopReason: outcome.stopReason }, owner);
       if (recorded) log.debug({ stopReason: outcome.stopReason }, 'job succeeded');
     } else if (outcome.status === 'cancelled' || this.o.jobs.isCancelled(job.id)) {
+      status = 'cancelled';
       recorded = this.o.jobs.finishJob(job.id, 'cancelled', {}, owner);
       if (recorded) log.info('job cancelled');
     } else if (job.attempts - job.interruptions < job.maxAttempts) {
       const delayMs = job.backoffSeconds * 1000 * 2 ** (job.attempts - job.interruptions - 1);
+      [status, error] = ['queued', outcome.error.message];
       recorded = this.o.jobs.retryLater(job.id, new Date(Date.now() + delayMs).toISOString(), outcome.error.code, outcome.error.message, owner);
       if (recorded) log.warn({ code: outcome.error.code, err: outcome.error.message, retryInMs: delayMs }, 'job attempt failed; will retry');
     } else {
+      [status, error] = ['failed', outcome.error.message];
       recorded = this.o.jobs.finishJob(job.id, 'failed', { errorCode: outcome.error.code, error: outcome.error.message }, owner);
       if (recorded) log.warn({ code: outcome.error.code, err: outcome.error.message }, 'job failed');
     }
@@ -410,8 +429,8 @@ export class Engine extends EventEmitter<EngineEvents> {
       log.warn({ status: outcome.status }, 'job attempt ended after another node took the job over: its outcome here is dropped');
       return;
     }
-    const finished = this.o.jobs.getJob(job.id);
-    this.emit('JobFinished', { jobId: job.id, pipeline: job.pipeline, status: finished?.status ?? 'unknown', error: finished?.error });
+    const durationSeconds = job.startedAt ? (Date.now() - Date.parse(job.startedAt)) / 1000 : undefined;
+    this.emit('JobFinished', { jobId: job.id, pipeline: job.pipeline, status, error, durationSeconds });
     this.scheduleCollection();
   }
 

@@ -20,6 +20,8 @@ export interface NewJob {
   backoffSeconds: number;
   rerunOf?: string;
   createdBy?: string;
+  /** Who sent the inputs, when the caller knows already (else read from the arrivals). */
+  contributors?: Contributors;
 }
 
 export interface StepLogLine {

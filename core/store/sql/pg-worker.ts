@@ -14,6 +14,13 @@ export interface PgRequest {
   text?: string;
   values?: unknown[];
   name?: string;
+  /** Sent without waiting (BEGIN): no answer; a failure is the next statement's answer. */
+  noAnswer?: boolean;
+}
+
+/** A flush: answered on the asynchronous port, the calling thread does not wait for it. */
+export interface PgFlushRequest {
+  seq: number;
 }
 
 export interface PgResponse {
@@ -23,27 +30,61 @@ export interface PgResponse {
   error?: { message: string; code?: string; detail?: string };
 }
 
-const { url, flag: sharedFlag, port, statementTimeoutMs, applicationName } = workerData as {
+const { url, flag: sharedFlag, port, flushPort, statementTimeoutMs, applicationName } = workerData as {
   url: string;
   flag: SharedArrayBuffer;
   port: MessagePort;
+  flushPort: MessagePort;
   statementTimeoutMs: number;
   applicationName: string;
 };
 const flag = new Int32Array(sharedFlag);
 let client: pg.Client | undefined;
+let flusher: pg.Client | undefined;
 
-async function connection(): Promise<pg.Client> {
-  if (client) return client;
-  const c = new pg.Client({ connectionString: url, statement_timeout: statementTimeoutMs, application_name: applicationName });
-  // A broken connection is replaced at the next statement; the error reaches the caller then.
-  c.on('error', () => {
-    if (client === c) client = undefined;
+// The statements' connection commits without waiting for the WAL to reach the disk (as SQLite
+// does with synchronous=NORMAL); what must be durable asks for a flush afterwards (syncDurable),
+// on a second connection, so the calling thread goes on meanwhile.
+async function open(synchronousCommit: 'on' | 'off', onBroken: (c: pg.Client) => void): Promise<pg.Client> {
+  const c = new pg.Client({
+    connectionString: url,
+    statement_timeout: statementTimeoutMs,
+    application_name: applicationName,
+    options: `-c synchronous_commit=${synchronousCommit}`,
+    keepAlive: true,
   });
+  // A broken connection is replaced at the next statement; the error reaches the caller then.
+  c.on('error', () => onBroken(c));
   await c.connect();
-  client = c;
   return c;
 }
+
+async function connection(): Promise<pg.Client> {
+  client ??= await open('off', (c) => {
+    if (client === c) client = undefined;
+  });
+  return client;
+}
+
+/**
+ * A commit with synchronous_commit=on flushes the WAL up to its own record, and so every
+ * commit before it, on any connection: txid_current() makes this one a transaction that commits.
+ */
+flushPort.on('message', async (request: PgFlushRequest) => {
+  try {
+    flusher ??= await open('on', (c) => {
+      if (flusher === c) flusher = undefined;
+    });
+    await flusher.query('SELECT txid_current()');
+    flushPort.postMessage({ seq: request.seq });
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    const broken = flusher;
+    flusher = undefined;
+    broken?.end().catch(() => undefined);
+    flushPort.postMessage({ seq: request.seq, error: { message: e.message, code: e.code } });
+  }
+});
 
 function answer(response: PgResponse): void {
   port.postMessage(response);
@@ -51,17 +92,34 @@ function answer(response: PgResponse): void {
   Atomics.notify(flag, 0);
 }
 
-port.on('message', async (request: PgRequest) => {
+// Requests are handled one after another, in order: a statement sent without waiting for its
+// answer (BEGIN) must reach the connection before the next one.
+let serial: Promise<void> = Promise.resolve();
+// The failure of a statement nobody waited for, reported as the answer to the next one.
+let unreported: PgResponse['error'] | undefined;
+
+port.on('message', (request: PgRequest) => {
+  serial = serial.then(() => handle(request));
+});
+
+async function handle(request: PgRequest): Promise<void> {
   if (request.op === 'close') {
-    await client?.end().catch(() => undefined);
+    await Promise.all([client?.end().catch(() => undefined), flusher?.end().catch(() => undefined)]);
     client = undefined;
+    flusher = undefined;
     answer({ seq: request.seq });
+    return;
+  }
+  if (unreported && !request.noAnswer) {
+    const error = unreported;
+    unreported = undefined;
+    answer({ seq: request.seq, error });
     return;
   }
   try {
     const c = await connection();
     const result = await c.query({ text: request.text!, values: request.values, name: request.name });
-    answer({ seq: request.seq, rows: result.rows, rowCount: result.rowCount ?? 0 });
+    if (!request.noAnswer) answer({ seq: request.seq, rows: result.rows, rowCount: result.rowCount ?? 0 });
   } catch (err) {
     const e = err as Error & { code?: string; detail?: string };
     // A connection that failed mid-statement is not reused.
@@ -70,6 +128,8 @@ port.on('message', async (request: PgRequest) => {
       client = undefined;
       broken?.end().catch(() => undefined);
     }
-    answer({ seq: request.seq, error: { message: e.message, code: e.code, detail: e.detail } });
+    const error = { message: e.message, code: e.code, detail: e.detail };
+    if (request.noAnswer) unreported = error;
+    else answer({ seq: request.seq, error });
   }
-});
+}

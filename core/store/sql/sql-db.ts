@@ -34,8 +34,8 @@ export interface SqlDb {
   /** Makes every commit so far survive a power loss. */
   syncDurable(): Promise<void>;
   /**
-   * Tells every process on this database that `topic` changed (PostgreSQL NOTIFY; inside a
-   * transaction, at its commit). Other processes on one SQLite file are not told: they look.
+   * Tells the other processes on this database that `topic` changed (PostgreSQL NOTIFY; inside
+   * a transaction, at its commit). Other processes on one SQLite file are not told: they look.
    */
   notify(topic: string): void;
   /** Calls back when any process notified `topic`. Returns the unsubscribe. */
@@ -56,6 +56,8 @@ export interface Dialect {
   groupConcatDistinct(expression: string): string;
   /** The larger of two values (SQLite's scalar max()). */
   greatest(a: string, b: string): string;
+  /** RETURNING the updated table's row, in an UPDATE … FROM. */
+  returningRow(table: string): string;
 }
 
 export function dialectOf(name: DialectName): Dialect {
@@ -67,6 +69,7 @@ export function dialectOf(name: DialectName): Dialect {
       jsonArrayLength: (column) => `jsonb_array_length(${column}::jsonb)`,
       groupConcatDistinct: (e) => `string_agg(DISTINCT ${e}, ',')`,
       greatest: (a, b) => `greatest(${a}, ${b})`,
+      returningRow: (table) => `RETURNING ${table}.*`,
     };
   }
   return {
@@ -77,5 +80,7 @@ export function dialectOf(name: DialectName): Dialect {
     jsonArrayLength: (column) => `json_array_length(${column})`,
     groupConcatDistinct: (e) => `group_concat(DISTINCT ${e})`,
     greatest: (a, b) => `max(${a}, ${b})`,
+    // SQLite returns the updated table's columns only, and refuses table.*.
+    returningRow: () => 'RETURNING *',
   };
 }

@@ -172,7 +172,7 @@ export class SqlJobs implements JobStore {
            backoff_seconds, rerun_of, created_by, created_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
-        id, job.pipeline, job.pipelineHash ?? null, job.triggerOn, job.triggerUid ?? null, JSON.stringify(this.contributorsOf(job.inputs)),
+        id, job.pipeline, job.pipelineHash ?? null, job.triggerOn, job.triggerUid ?? null, JSON.stringify(job.contributors ?? this.contributorsOf(job.inputs)),
         JSON.stringify(job.inputs), job.priority, job.maxAttempts, job.backoffSeconds, job.rerunOf ?? null, job.createdBy ?? null,
         new Date().toISOString(),
       );
@@ -192,25 +192,25 @@ export class SqlJobs implements JobStore {
     return { callingAeTitles: [...callingAeTitles].sort(), peerAddresses: [...peerAddresses].sort() };
   }
 
+  /**
+   * One statement (one round trip to PostgreSQL): the first runnable job, locked and skipped by
+   * other nodes' claims until this one commits, is marked running. A suspect at the head of the
+   * queue waits there, claiming nothing, until this node runs no other job.
+   */
   claimNextJob(owner: string, leaseMs: number, now: string, exceptPipelines: string[] = [], runningHere = 0): JobRecord | undefined {
-    return this.db.transaction(() => {
-      const except = exceptPipelines.length > 0 ? `AND pipeline NOT IN (${exceptPipelines.map(() => '?').join(', ')})` : '';
-      const r = this.sql(
-        `SELECT * FROM jobs WHERE status = 'queued' AND (not_before IS NULL OR not_before <= ?) ${except}
-         ORDER BY priority DESC, id LIMIT 1 ${this.d.skipLocked}`,
-      ).get(now, ...exceptPipelines) as Row | undefined;
-      if (!r) return undefined;
-      // A suspect waits, in its place in the queue, until it can run alone.
-      const isolated = r.interruptions >= SUSPECT_AFTER_INTERRUPTIONS ? 1 : 0;
-      if (isolated && runningHere > 0) return undefined;
-      const leaseUntil = new Date(Date.parse(now) + leaseMs).toISOString();
-      this.sql(
-          `UPDATE jobs SET status = 'running', attempts = attempts + 1, isolated = ?, started_at = ?, lease_owner = ?, lease_expires_at = ?,
-             node = ?, progress = 0, progress_message = NULL WHERE id = ?`,
-        )
-        .run(isolated, now, owner, leaseUntil, owner, r.id);
-      return toJob({ ...r, status: 'running', attempts: r.attempts + 1, isolated, started_at: now, node: owner, progress: 0, progress_message: null });
-    })();
+    const except = exceptPipelines.length > 0 ? `AND pipeline NOT IN (${exceptPipelines.map(() => '?').join(', ')})` : '';
+    const leaseUntil = new Date(Date.parse(now) + leaseMs).toISOString();
+    const r = this.sql(
+      `WITH next AS (
+         SELECT id, interruptions FROM jobs WHERE status = 'queued' AND (not_before IS NULL OR not_before <= ?) ${except}
+         ORDER BY priority DESC, id LIMIT 1 ${this.d.skipLocked}
+       )
+       UPDATE jobs SET status = 'running', attempts = attempts + 1, isolated = CASE WHEN next.interruptions >= ? THEN 1 ELSE 0 END,
+         started_at = ?, lease_owner = ?, lease_expires_at = ?, node = ?, progress = 0, progress_message = NULL
+       FROM next WHERE jobs.id = next.id AND (next.interruptions < ? OR ? = 0)
+       ${this.d.returningRow('jobs')}`,
+    ).get(now, ...exceptPipelines, SUSPECT_AFTER_INTERRUPTIONS, now, owner, leaseUntil, owner, SUSPECT_AFTER_INTERRUPTIONS, runningHere) as Row | undefined;
+    return r ? toJob(r) : undefined;
   }
 
   nextQueuedAt(): string | undefined {

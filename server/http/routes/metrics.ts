@@ -116,11 +116,10 @@ export async function metricsRoutes(app: FastifyInstance, deps: HttpDeps): Promi
   const failures = new Counter({ name: 'dicomflow_job_failures_total', help: 'Jobs that failed for good (after their retries), by pipeline.', labelNames: ['pipeline'], registers: [registry] });
 
   const onArrival = (a: { source: string; database?: string }) => arrivals.inc({ source: a.source, database: a.database ?? '' });
-  const onFinished = (e: { jobId: string; pipeline: string; status: string }) => {
+  const onFinished = (e: { jobId: string; pipeline: string; status: string; durationSeconds?: number }) => {
     // A failed attempt that will be retried ends as 'queued': not a result yet.
     if (e.status !== 'succeeded' && e.status !== 'failed' && e.status !== 'cancelled') return;
-    const j = deps.jobs.getJob(e.jobId);
-    if (j?.startedAt && j.finishedAt) durations.observe({ pipeline: e.pipeline, status: e.status }, (Date.parse(j.finishedAt) - Date.parse(j.startedAt)) / 1000);
+    if (e.durationSeconds !== undefined) durations.observe({ pipeline: e.pipeline, status: e.status }, e.durationSeconds);
     if (e.status === 'failed') failures.inc({ pipeline: e.pipeline });
   };
   deps.events.on('InstanceReceived', onArrival);
