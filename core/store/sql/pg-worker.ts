@@ -70,21 +70,37 @@ async function connection(): Promise<pg.Client> {
  * A commit with synchronous_commit=on flushes the WAL up to its own record, and so every
  * commit before it, on any connection: txid_current() makes this one a transaction that commits.
  */
-flushPort.on('message', async (request: PgFlushRequest) => {
-  try {
-    flusher ??= await open('on', (c) => {
-      if (flusher === c) flusher = undefined;
-    });
-    await flusher.query('SELECT txid_current()');
-    flushPort.postMessage({ seq: request.seq });
-  } catch (err) {
-    const e = err as Error & { code?: string };
-    const broken = flusher;
-    flusher = undefined;
-    broken?.end().catch(() => undefined);
-    flushPort.postMessage({ seq: request.seq, error: { message: e.message, code: e.code } });
-  }
+let waiting: number[] = [];
+let flushing = false;
+
+flushPort.on('message', (request: PgFlushRequest) => {
+  waiting.push(request.seq);
+  if (!flushing) void flushWaiting();
 });
+
+/** One flush at a time; the requests that came in during one are all answered by the next. */
+async function flushWaiting(): Promise<void> {
+  flushing = true;
+  while (waiting.length > 0) {
+    const batch = waiting;
+    waiting = [];
+    let error: PgResponse['error'];
+    try {
+      flusher ??= await open('on', (c) => {
+        if (flusher === c) flusher = undefined;
+      });
+      await flusher.query('SELECT txid_current()');
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      const broken = flusher;
+      flusher = undefined;
+      broken?.end().catch(() => undefined);
+      error = { message: e.message, code: e.code };
+    }
+    for (const seq of batch) flushPort.postMessage({ seq, error } satisfies PgResponse);
+  }
+  flushing = false;
+}
 
 function answer(response: PgResponse): void {
   port.postMessage(response);
