@@ -18,6 +18,8 @@ export interface PostgresCluster {
   createDatabase(name?: string): Promise<string>;
   /** Stops the server, keeping its data (an outage); start() brings it back on the same port. */
   halt(): void;
+  /** Stops it as a crash or power cut would: no checkpoint, recovery from the WAL at start(). */
+  crash(): void;
   start(): void;
   stop(): void;
 }
@@ -89,6 +91,7 @@ export async function startPostgres(): Promise<PostgresCluster> {
     databaseUrl,
     createDatabase: (name?: string) => createDatabase(url, name),
     halt: () => run(path.join(bin, 'pg_ctl'), ['-D', dataDir, '-m', 'fast', '-w', 'stop']),
+    crash: () => run(path.join(bin, 'pg_ctl'), ['-D', dataDir, '-m', 'immediate', '-w', 'stop']),
     start,
     stop,
   };

@@ -99,6 +99,31 @@ describe('PostgreSQL unavailable', () => {
   });
 });
 
+describe('PostgreSQL crashing', () => {
+  it('keeps every object it acknowledged: commits are asynchronous, but a Success waits for the WAL flush', async () => {
+    const postgres = await startPostgres();
+    try {
+      const url = await postgres.createDatabase();
+      const s = await startTestServer({ index: { backend: 'postgres', url } });
+      const ct = await ctSeries(tempDir(), { slices: 40, rows: 32, cols: 32 });
+      try {
+        expect((await send(s.dicomPort, ct.files)).code).toBe(0);
+        // At once, while the engine still writes its jobs: whatever was acknowledged must survive.
+        postgres.crash();
+      } finally {
+        await s.close().catch(() => undefined);
+      }
+      postgres.start();
+      const db = openIndexDatabase({ dataDir: tempDir(), index: { backend: 'postgres', url } });
+      opened.push(db);
+      const kept = db.prepare("SELECT sop_instance_uid FROM arrivals WHERE outcome = 'received'").all().map((r) => r.sop_instance_uid);
+      expect(kept.sort()).toEqual([...ct.sopInstanceUids].sort());
+    } finally {
+      postgres.stop();
+    }
+  });
+});
+
 describe('several nodes on one PostgreSQL index', () => {
   it('receives on any node, fires a study split across nodes once, and keeps one writer per file-set', async () => {
     const fileSet = path.join(tempDir(), 'fileset');
