@@ -18,6 +18,8 @@ export interface PostgresOptions {
   statementTimeoutMs?: number;
   /** Shown in pg_stat_activity (the node's name). */
   applicationName?: string;
+  /** How long to wait for any answer before the connection is taken to hang (default: the statement timeout + 30 s). */
+  answerTimeoutMs?: number;
 }
 
 /** A failed statement: DF_ERR_DATABASE with PostgreSQL's SQLSTATE kept for retry decisions. */
@@ -62,9 +64,11 @@ const toParam = (v: unknown): unknown => (v === undefined ? null : typeof v === 
 export class PostgresDb implements SqlDb {
   readonly dialect = 'postgres' as const;
   readonly location: string;
-  private readonly worker: Worker;
-  private readonly port: MessagePort;
+  private worker!: Worker;
+  private port!: MessagePort;
+  private flushPort!: MessagePort;
   private readonly flag: Int32Array;
+  private readonly workerData: Record<string, unknown>;
   private readonly waitMs: number;
   private seq = 0;
   private depth = 0;
@@ -76,7 +80,6 @@ export class PostgresDb implements SqlDb {
   private listenerRetry: NodeJS.Timeout | undefined;
   private readonly url: string;
   private readonly instance = randomUUID();
-  private readonly flushPort: MessagePort;
   private flushSeq = 0;
   private readonly flushes = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
   /** Callers of syncDurable in this turn of the event loop share one flush, sent at its end. */
@@ -87,38 +90,51 @@ export class PostgresDb implements SqlDb {
     this.location = redact(options.url);
     const statementTimeoutMs = options.statementTimeoutMs ?? 60_000;
     // A statement PostgreSQL has not answered well after its own timeout: the connection hangs.
-    this.waitMs = statementTimeoutMs + 30_000;
+    this.waitMs = options.answerTimeoutMs ?? statementTimeoutMs + 30_000;
     const shared = new SharedArrayBuffer(4);
     this.flag = new Int32Array(shared);
+    this.workerData = { url: options.url, flag: shared, statementTimeoutMs, applicationName: options.applicationName ?? 'dicomflow' };
+    this.startWorker();
+    this.topics.setMaxListeners(0);
+    // Fails early, with the reason, when the server is unreachable or refuses us.
+    this.call('SELECT 1');
+  }
+
+  private startWorker(): void {
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
     const flushChannel = new MessageChannel();
-    this.flushPort = flushChannel.port1;
-    this.flushPort.on('message', (r: PgResponse) => {
+    const flushPort = flushChannel.port1;
+    this.flushPort = flushPort;
+    flushPort.on('message', (r: PgResponse) => {
       const waiter = this.flushes.get(r.seq);
       if (!waiter) return;
       this.flushes.delete(r.seq);
-      if (this.flushes.size === 0) this.flushPort.unref();
+      if (this.flushes.size === 0) flushPort.unref();
       if (r.error) waiter.reject(databaseError(`flushing the WAL: ${r.error.message}`, r.error.code));
       else waiter.resolve();
     });
-    this.flushPort.unref();
+    flushPort.unref();
     this.worker = new Worker(new URL('./pg-worker.ts', import.meta.url), {
-      workerData: {
-        url: options.url,
-        flag: shared,
-        port: port2,
-        flushPort: flushChannel.port2,
-        statementTimeoutMs,
-        applicationName: options.applicationName ?? 'dicomflow',
-      },
+      workerData: { ...this.workerData, port: port2, flushPort: flushChannel.port2 },
       transferList: [port2, flushChannel.port2],
     });
     this.worker.unref();
     this.worker.on('error', () => undefined);
-    this.topics.setMaxListeners(0);
-    // Fails early, with the reason, when the server is unreachable or refuses us.
-    this.call('SELECT 1');
+  }
+
+  /**
+   * A connection that stopped answering (a network that drops packets silently, a stuck
+   * thread) is abandoned with its thread: the next statement gets a new one, and PostgreSQL rolls
+   * back what the old one had open when it notices the disconnection.
+   */
+  private replaceWorker(): void {
+    void this.worker.terminate();
+    this.port.close();
+    this.flushPort.close();
+    for (const waiter of this.flushes.values()) waiter.reject(databaseError('the connection stopped answering; replaced'));
+    this.flushes.clear();
+    this.startWorker();
   }
 
   private request(request: Omit<PgRequest, 'seq'>): PgResponse {
@@ -130,7 +146,8 @@ export class PostgresDb implements SqlDb {
     for (;;) {
       const left = deadline - Date.now();
       if (left <= 0 || Atomics.wait(this.flag, 0, 0, left) === 'timed-out') {
-        throw databaseError(`no answer within ${Math.round(this.waitMs / 1000)} s`);
+        this.replaceWorker();
+        throw databaseError(`no answer within ${Math.round(this.waitMs / 1000)} s; the connection is replaced`);
       }
       // An answer to an earlier, timed-out request is dropped.
       for (let m = receiveMessageOnPort(this.port); m; m = receiveMessageOnPort(this.port)) {
