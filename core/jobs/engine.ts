@@ -46,6 +46,8 @@ const DEFAULT_LEASE_MS = 30_000;
 const PROGRESS_WRITE_MS = 250;
 const ARRIVAL_BATCH_MS = 5;
 const ARRIVAL_BATCH = 500;
+// An arrival another node has not matched for this long: that node stopped; any node takes it.
+const ORPHANED_ARRIVAL_MS = 10_000;
 
 /**
  * The engine: arrivals in, jobs out. Each arrival is matched against the enabled pipelines
@@ -113,7 +115,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       this.keepLeases();
       const next = this.o.jobs.nextGroupFireAt();
       if (next !== undefined && Date.parse(next) <= Date.now()) this.fireDueGroups();
-      if (this.o.jobs.unprocessedArrivals(1).length > 0) this.notifyArrival();
+      if (this.o.jobs.unprocessedArrivals(1, this.arrivalScope()).length > 0) this.notifyArrival();
       // A job cancelled by another process (the CLI) stops here too.
       for (const [jobId, controller] of this.running) if (this.o.jobs.isCancelled(jobId)) controller.abort();
       this.pump();
@@ -143,6 +145,14 @@ export class Engine extends EventEmitter<EngineEvents> {
   }
 
   /**
+   * On a shared store each node matches the arrivals it received; another node's are left to it
+   * (matching them too only made both wait on the same rows) unless they wait too long.
+   */
+  private arrivalScope(): { node: string; orphanedBefore: string } | undefined {
+    return this.o.shared ? { node: this.nodeId, orphanedBefore: new Date(Date.now() - ORPHANED_ARRIVAL_MS).toISOString() } : undefined;
+  }
+
+  /**
    * Something arrived (the arrival row is committed): process the queue shortly. The short
    * delay batches arrivals that come in a stream, and lets the work fall into the moments the
    * receiving side waits on fsync instead of delaying the next object (measured with storescu:
@@ -164,7 +174,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     let joined = false;
     try {
       for (;;) {
-        const batch = this.o.jobs.unprocessedArrivals(ARRIVAL_BATCH);
+        const batch = this.o.jobs.unprocessedArrivals(ARRIVAL_BATCH, this.arrivalScope());
         if (batch.length === 0) break;
         for (const arrival of batch) {
           const { jobs, joins, names } = this.decide(arrival);
@@ -489,7 +499,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (this.idleWaiters.length === 0 || this.closed) return;
     let busy: boolean;
     try {
-      busy = this.running.size > 0 || this.o.jobs.nextQueuedAt() !== undefined || this.arrivalsScheduled || this.processingArrivals || this.o.jobs.unprocessedArrivals(1).length > 0;
+      busy = this.running.size > 0 || this.o.jobs.nextQueuedAt() !== undefined || this.arrivalsScheduled || this.processingArrivals || this.o.jobs.unprocessedArrivals(1, this.arrivalScope()).length > 0;
     } catch {
       busy = true;
     }

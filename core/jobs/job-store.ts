@@ -119,7 +119,12 @@ export interface JobFilter {
 export interface JobStore {
   /** Another process queued, requeued or fired something (PostgreSQL nodes notify each other). */
   onChange(listener: () => void): () => void;
-  unprocessedArrivals(limit: number): ArrivalRecord[];
+  /**
+   * Arrivals not matched against the pipelines yet. With `scope` (nodes sharing the store): those
+   * whose object this node received or no node did (the CLI's imports), and any node's left
+   * unprocessed since `orphanedBefore` (its node stopped before processing them).
+   */
+  unprocessedArrivals(limit: number, scope?: { node: string; orphanedBefore: string }): ArrivalRecord[];
   /** In one transaction: the instance jobs, the group joins, and the arrival marked processed. */
   recordTriggerDecisions(arrivalId: string, receivedAt: string, jobs: NewJob[], joins: GroupJoin[]): string[];
   dueGroups(now: string): DueGroup[];

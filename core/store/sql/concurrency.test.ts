@@ -67,4 +67,21 @@ describe('nodes racing on one job store', () => {
     expect(made).toHaveLength(20);
     expect(made.every((j) => j.inputs.length === 2)).toBe(true);
   });
+
+  it("leaves another node's fresh arrivals to it, and takes them once they are orphaned", async () => {
+    const { db, jobs } = await store();
+    const receivedAt = new Date(Date.now() - 5000).toISOString();
+    const object = (i: number) => ({
+      objectId: `object-${i}`, path: `o/${i}.dcm`, size: 1, transferSyntaxUid: '1.2.840.10008.1.2.1', sopClassUid: '1.2.840.10008.5.1.4.1.1.2',
+      sopInstanceUid: `1.2.3.${i}`, receivedAt, source: 'network' as const, database: 'Import', createdBy: 'test', attributes: {},
+    });
+    await new SqlIndex(db, { node: 'node-a' }).recordReceived(object(1), 'keep-first');
+    await new SqlIndex(db, { node: 'node-b' }).recordReceived(object(2), 'keep-first');
+    await new SqlIndex(db).recordReceived(object(3), 'keep-first'); // the CLI's import: no node
+    const seen = (node: string, orphanedBefore: string) => jobs.unprocessedArrivals(10, { node, orphanedBefore }).map((a) => a.sopInstanceUid);
+    const longAgo = new Date(Date.now() - 60_000).toISOString();
+    expect(seen('node-a', longAgo)).toEqual(['1.2.3.1', '1.2.3.3']);
+    expect(seen('node-b', longAgo)).toEqual(['1.2.3.2', '1.2.3.3']);
+    expect(seen('node-c', new Date().toISOString())).toEqual(['1.2.3.1', '1.2.3.2', '1.2.3.3']);
+  });
 });

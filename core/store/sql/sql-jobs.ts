@@ -76,10 +76,14 @@ export class SqlJobs implements JobStore {
   }
 
 
-  unprocessedArrivals(limit: number): ArrivalRecord[] {
-    const rows = this.sql('SELECT a.*, o.path FROM arrivals a JOIN objects o ON a.object_id = o.id WHERE a.processed_at IS NULL ORDER BY a.id LIMIT ?')
-      .all(limit) as Record<string, string>[];
-    return rows.map(toArrivalRecord);
+  unprocessedArrivals(limit: number, scope?: { node: string; orphanedBefore: string }): ArrivalRecord[] {
+    const rows = scope
+      ? this.sql(
+          `SELECT a.*, o.path FROM arrivals a JOIN objects o ON a.object_id = o.id
+           WHERE a.processed_at IS NULL AND (o.node = ? OR o.node IS NULL OR a.received_at < ?) ORDER BY a.id LIMIT ?`,
+        ).all(scope.node, scope.orphanedBefore, limit)
+      : this.sql('SELECT a.*, o.path FROM arrivals a JOIN objects o ON a.object_id = o.id WHERE a.processed_at IS NULL ORDER BY a.id LIMIT ?').all(limit);
+    return (rows as Record<string, string>[]).map(toArrivalRecord);
   }
 
   recordTriggerDecisions(arrivalId: string, receivedAt: string, jobs: NewJob[], joins: GroupJoin[]): string[] {
