@@ -3,6 +3,12 @@
  * transactions, as better-sqlite3 offers them. SQLite (embedded, the default) and PostgreSQL
  * (several nodes) implement it; the stores' SQL is portable and asks `dialect` where the two
  * differ (row locking, JSON arrays, string aggregation).
+ *
+ * Why synchronous on PostgreSQL too: a store's transaction then runs on one connection with
+ * nothing else of this process in between, as on SQLite, and no caller changed. The price is
+ * that the calling thread waits out each round trip (about 20 per received object with the
+ * default pipeline). An asynchronous contract with a connection per transaction would let one
+ * node overlap them; it means rewriting every caller of the stores.
  */
 export type Row = Record<string, any>;
 
