@@ -1,7 +1,8 @@
 // Scale-out on one machine: 1, 2 and 3 dicomflow nodes sharing one PostgreSQL index and one data
 // directory. For each node count (fresh database, fresh data directory, one PostgreSQL cluster for
 // the whole bench): ingest images/s with one storescu per node in parallel, and motion-correction
-// jobs/hour with the same jobs queued for the cluster. Machine CPU, the CPU seconds of the nodes
+// jobs/hour with the same jobs queued for the cluster. One node on the default embedded SQLite
+// index takes the same two phases first, so the table shows what the shared index costs a node. Machine CPU, the CPU seconds of the nodes
 // (worker processes included), of PostgreSQL and of the senders, and disk writes are measured over
 // each phase, so the table shows what limits the scaling. DCMTK storescp takes the same ingest
 // load in the same run, as the ceiling beside the ingest figures.
@@ -10,7 +11,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
+import { openIndexDatabase, type IndexLocation } from '../core/store/sql/open.ts';
+import type { SqlDb } from '../core/store/sql/sql-db.ts';
 import { ctSeries } from '../test/fixtures/builder.ts';
 import { dynamicPetWithKnownMotion } from '../test/fixtures/dynamic-brain-phantom.ts';
 import { hasTool } from '../test/helpers/dcmtk.ts';
@@ -21,11 +23,12 @@ import { findProcesses, snapshot, usageBetween, type ProcSnapshot, type Usage } 
 import { formatTable } from './support/table.ts';
 import { storescpTarget } from './support/targets.ts';
 
-export const description = '1, 2, 3 nodes on one PostgreSQL index: ingest images/s and motion-correction jobs/h, with the CPU/disk use that limits them';
+export const description = '1 node on SQLite, then 1, 2, 3 nodes on one PostgreSQL index: ingest images/s and motion-correction jobs/h, with the CPU/disk use that limits them';
 
 const USAGE = `npm run bench -- scale [--nodes 1,2,3] [--slices N] [--size N] [--jobs K] [--pet-size CxRxS]
 
-  --nodes     node counts to measure, comma-separated (default 1,2,3)
+  --nodes     node counts to measure on the PostgreSQL index, comma-separated (default 1,2,3);
+              one node on the default SQLite index is always measured first
   --slices    CT slices sent per node count, split evenly over the nodes (default 900)
   --size      rows = columns of each 16-bit CT slice (default 512: 525 KB per object)
   --jobs      motion-correction jobs queued per node count (default 18)
@@ -69,8 +72,12 @@ interface MotionResult extends Phase {
   derivedPerJob: number;
 }
 
+/** Which index the row's nodes use; the reference row is DCMTK storescp. */
+type RowKind = 'reference' | 'sqlite' | 'postgres';
+
 interface Row {
   label: string;
+  kind: RowKind;
   ingest?: IngestResult;
   motion?: MotionResult;
   errors: string[];
@@ -148,8 +155,9 @@ function postmasterPids(cluster: PostgresCluster): number[] {
 /**
  * Starts `count` nodes on one data directory and one database, one after the other (the first
  * creates the schema). Each has its own name and free ports; the rest is the default configuration.
+ * Without `indexUrl`, one node on the default index: SQLite in the data directory.
  */
-async function startNodes(count: number, root: string, indexUrl: string): Promise<Node[]> {
+async function startNodes(count: number, root: string, indexUrl: string | undefined): Promise<Node[]> {
   const dataDir = path.join(root, 'data');
   const pipelinesDir = path.join(root, 'pipelines');
   fs.mkdirSync(pipelinesDir, { recursive: true });
@@ -175,8 +183,7 @@ async function startNodes(count: number, root: string, indexUrl: string): Promis
         pipelinesDir,
         dimse: { host: '127.0.0.1', port: 0 },
         http: { host: '127.0.0.1', port: 0 },
-        index: { backend: 'postgres', url: indexUrl },
-        cluster: { nodeName: name, leaseSeconds: 30 },
+        ...(indexUrl === undefined ? {} : { index: { backend: 'postgres', url: indexUrl }, cluster: { nodeName: name, leaseSeconds: 30 } }),
       }),
     );
     nodes.push({ name, process: await spawnDicomflow(configFile) });
@@ -195,16 +202,28 @@ async function api<T>(node: Node, token: string, route: string, body?: unknown):
   return (route === '/api/metrics' ? text : JSON.parse(text)) as T;
 }
 
-/** Objects filed in Import, and jobs not finished yet / failed, straight from the shared index. */
-async function indexCounts(db: pg.Client, seriesUid: string): Promise<{ filed: number; pending: number; failed: number }> {
-  const { rows } = await db.query(
-    `SELECT (SELECT count(*) FROM instances i JOIN series s ON s.id = i.series_row_id WHERE s.database_name = 'Import' AND s.series_instance_uid = $1) AS filed,
-            (SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')) AS pending,
-            (SELECT count(*) FROM jobs WHERE status = 'failed') AS failed`,
-    [seriesUid],
-  );
-  return { filed: Number(rows[0].filed), pending: Number(rows[0].pending), failed: Number(rows[0].failed) };
+/** Objects filed in Import, and jobs not finished yet / failed, straight from the nodes' index. */
+function indexCounts(db: SqlDb, seriesUid: string): { filed: number; pending: number; failed: number } {
+  const row = db
+    .prepare(
+      `SELECT (SELECT count(*) FROM instances i JOIN series s ON s.id = i.series_row_id WHERE s.database_name = 'Import' AND s.series_instance_uid = ?) AS filed,
+              (SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')) AS pending,
+              (SELECT count(*) FROM jobs WHERE status = 'failed') AS failed`,
+    )
+    .get(seriesUid)!;
+  return { filed: Number(row.filed), pending: Number(row.pending), failed: Number(row.failed) };
 }
+
+/** The middle value (mean of the two middle ones for an even count); NaN for none. */
+function median(values: number[]): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** Seconds between two ISO timestamps as the index stores them. */
+const secondsBetween = (from: string, to: string) => (Date.parse(to) - Date.parse(from)) / 1000;
 
 /** `sync`, so that one phase's write-back does not land in the next one's figures. */
 function flush(): void {
@@ -219,7 +238,7 @@ function endPhase(before: ProcSnapshot, groups: Record<string, number[]>): Usage
   return usage;
 }
 
-async function measureIngest(nodes: Node[], token: string, db: pg.Client, ct: { files: string[]; seriesUid: string }, groups: () => Record<string, number[]>): Promise<IngestResult> {
+async function measureIngest(nodes: Node[], token: string, db: SqlDb, ct: { files: string[]; seriesUid: string }, groups: () => Record<string, number[]>): Promise<IngestResult> {
   const parts = split(ct.files, nodes.length);
   const timeoutMs = Math.max(60_000, ct.files.length * 50 + 30_000);
   flush();
@@ -233,7 +252,7 @@ async function measureIngest(nodes: Node[], token: string, db: pg.Client, ct: { 
   const final = await poll(
     'every CT object filed into Import',
     async () => {
-      const c = await indexCounts(db, ct.seriesUid);
+      const c = indexCounts(db, ct.seriesUid);
       return c.failed > 0 || (c.filed >= ct.files.length && c.pending === 0) ? c : undefined;
     },
     timeoutMs,
@@ -258,7 +277,7 @@ async function jobsFinishedOn(node: Node, token: string): Promise<number> {
 async function measureMotion(
   nodes: Node[],
   token: string,
-  db: pg.Client,
+  db: SqlDb,
   pet: { files: string[]; seriesUid: string },
   jobs: number,
   groups: () => Record<string, number[]>,
@@ -269,7 +288,7 @@ async function measureMotion(
   await poll(
     'the PET series filed into Import',
     async () => {
-      const c = await indexCounts(db, pet.seriesUid);
+      const c = indexCounts(db, pet.seriesUid);
       return c.filed >= pet.files.length && c.pending === 0 ? c : undefined;
     },
     60_000,
@@ -286,7 +305,7 @@ async function measureMotion(
   const done = await poll(
     `${jobs} motion-correction jobs finished`,
     async () => {
-      const { rows } = await db.query(`SELECT status, count(*) AS n FROM jobs WHERE pipeline = $1 GROUP BY status`, [MOCO_PIPELINE]);
+      const rows = db.prepare('SELECT status, count(*) AS n FROM jobs WHERE pipeline = ? GROUP BY status').all(MOCO_PIPELINE);
       const by = Object.fromEntries(rows.map((r) => [r.status as string, Number(r.n)]));
       return (by.failed ?? 0) > 0 || (by.succeeded ?? 0) >= jobs ? by : undefined;
     },
@@ -296,37 +315,55 @@ async function measureMotion(
   const seconds = (performance.now() - started) / 1000;
   const usage = endPhase(before, groups());
   if ((done.failed ?? 0) > 0) {
-    const { rows } = await db.query(`SELECT error FROM jobs WHERE pipeline = $1 AND status = 'failed' LIMIT 1`, [MOCO_PIPELINE]);
-    throw new Error(`${done.failed} motion-correction job(s) failed: ${rows[0]?.error}`);
+    const failed = db.prepare("SELECT error FROM jobs WHERE pipeline = ? AND status = 'failed' LIMIT 1").get(MOCO_PIPELINE);
+    throw new Error(`${done.failed} motion-correction job(s) failed: ${failed?.error}`);
   }
-  const { rows } = await db.query(
-    `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM (finished_at::timestamptz - started_at::timestamptz))) AS median FROM jobs WHERE pipeline = $1 AND id = ANY($2)`,
-    [MOCO_PIPELINE, ids],
-  );
-  // Each job's derived series has UIDs of its own: its arrivals' first and last times.
-  const { rows: storing } = await db.query(
-    `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY span) AS median, percentile_cont(0.5) WITHIN GROUP (ORDER BY n) AS n FROM (
-       SELECT extract(epoch FROM (max(received_at)::timestamptz - min(received_at)::timestamptz)) AS span, count(*) AS n
-         FROM arrivals WHERE source = 'pipeline' AND created_by = $1 GROUP BY series_instance_uid) AS per_job`,
-    [`pipeline ${MOCO_PIPELINE}`],
-  );
+  // Medians in JS: the same statements run on SQLite and PostgreSQL (no percentile_cont there).
+  const queued = new Set(ids);
+  const jobSeconds = db
+    .prepare('SELECT id, started_at, finished_at FROM jobs WHERE pipeline = ?')
+    .all(MOCO_PIPELINE)
+    .filter((r) => queued.has(r.id as string))
+    .map((r) => secondsBetween(r.started_at as string, r.finished_at as string));
+  // Each job's derived series has UIDs of its own: its arrivals' first and last times. ISO
+  // timestamps of one format sort as text, so min/max are the first and last.
+  const perJob = db
+    .prepare(
+      `SELECT min(received_at) AS first, max(received_at) AS last, count(*) AS n
+         FROM arrivals WHERE source = 'pipeline' AND created_by = ? GROUP BY series_instance_uid`,
+    )
+    .all(`pipeline ${MOCO_PIPELINE}`);
   const perNodeJobs = await Promise.all(nodes.map((n) => jobsFinishedOn(n, token)));
   const counted = perNodeJobs.reduce((a, b) => a + b, 0);
   if (counted !== jobs) throw new Error(`the nodes' metrics count ${counted} succeeded motion-correction jobs, not ${jobs}`);
-  return { seconds, usage, perNodeJobs, jobSecondsMedian: Number(rows[0].median), storingSecondsMedian: Number(storing[0].median), derivedPerJob: Number(storing[0].n) };
+  return {
+    seconds,
+    usage,
+    perNodeJobs,
+    jobSecondsMedian: median(jobSeconds),
+    storingSecondsMedian: median(perJob.map((r) => secondsBetween(r.first as string, r.last as string))),
+    derivedPerJob: median(perJob.map((r) => Number(r.n))),
+  };
 }
 
-async function measureCluster(count: number, cluster: PostgresCluster, ct: { files: string[]; seriesUid: string }, pet: { files: string[]; seriesUid: string }, options: Options): Promise<Row> {
-  const row: Row = { label: `${count} node${count === 1 ? '' : 's'}`, errors: [], problems: [] };
-  const root = makeTempDir(`dicomflow-bench-scale-${count}-`);
-  const indexUrl = await cluster.createDatabase(`scale_${count}_${Date.now().toString(36)}`);
-  const db = new pg.Client({ connectionString: indexUrl });
+/**
+ * `count` nodes on a fresh database of the PostgreSQL cluster, or, without a cluster, one node on
+ * the default SQLite index; a fresh data directory either way.
+ */
+async function measureNodes(count: number, cluster: PostgresCluster | undefined, ct: { files: string[]; seriesUid: string }, pet: { files: string[]; seriesUid: string }, options: Options): Promise<Row> {
+  const kind: RowKind = cluster === undefined ? 'sqlite' : 'postgres';
+  const row: Row = { label: `${count} node${count === 1 ? '' : 's'}${kind === 'sqlite' ? ', SQLite' : ''}`, kind, errors: [], problems: [] };
+  const root = makeTempDir(`dicomflow-bench-scale-${kind}-${count}-`);
+  const indexUrl = cluster && (await cluster.createDatabase(`scale_${count}_${Date.now().toString(36)}`));
+  const where: IndexLocation = { dataDir: path.join(root, 'data'), index: indexUrl === undefined ? undefined : { backend: 'postgres', url: indexUrl } };
+  let db: SqlDb | undefined;
   let nodes: Node[] = [];
   try {
     nodes = await startNodes(count, root, indexUrl);
-    await db.connect();
+    // Opened once the nodes have created the schema; the nodes' own index, read the same way on both back ends.
+    db = openIndexDatabase(where);
     const token = fs.readFileSync(path.join(root, 'data', 'admin-token'), 'utf8').trim();
-    const groups = () => ({ dicomflow: nodes.map((n) => n.process.child.pid!), postgres: postmasterPids(cluster) });
+    const groups = (): Record<string, number[]> => ({ dicomflow: nodes.map((n) => n.process.child.pid!), ...(cluster && { postgres: postmasterPids(cluster) }) });
     try {
       row.ingest = await measureIngest(nodes, token, db, ct, groups);
       const i = row.ingest;
@@ -354,7 +391,7 @@ async function measureCluster(count: number, cluster: PostgresCluster, ct: { fil
     console.log(`  ${row.label} failed: ${(error as Error).message}`);
   } finally {
     for (const n of nodes) row.problems.push(...n.process.problems.map((line) => `${n.name}: ${line}`));
-    await db.end().catch(() => {});
+    db?.close();
     for (const n of nodes) n.process.stopping();
     await Promise.all(nodes.map((n) => stopChild(n.process.child)));
     removeTempDir(root);
@@ -364,7 +401,7 @@ async function measureCluster(count: number, cluster: PostgresCluster, ct: { fil
 
 /** The same CT load, on one association, to DCMTK storescp: the ceiling beside the ingest rows. */
 async function measureStorescp(ct: { files: string[]; dir: string }): Promise<Row> {
-  const row: Row = { label: 'storescp (reference)', errors: [], problems: [] };
+  const row: Row = { label: 'storescp (reference)', kind: 'reference', errors: [], problems: [] };
   const target = await storescpTarget('storescp', ['--max-pdu', '65536']).start();
   try {
     flush();
@@ -389,11 +426,14 @@ const cpuPercent = (u: Usage) => `${u.busyPercent.toFixed(0)} % (${u.corePercent
 
 const pair = (a: string | undefined, b: string | undefined) => `${a ?? '–'} / ${b ?? '–'}`;
 
+/** The row speed-ups are measured against: the first PostgreSQL node count (1 node by default). */
+const baselineOf = (rows: Row[], phase: 'ingest' | 'motion') => rows.find((r) => r.kind === 'postgres' && r[phase] !== undefined);
+
 function tableRows(rows: Row[], slices: number, jobs: number): string[][] {
-  const baseline = rows.find((r) => r.label !== 'storescp (reference)' && r.ingest !== undefined);
-  const baselineMotion = rows.find((r) => r.motion !== undefined);
+  const baseline = baselineOf(rows, 'ingest');
+  const baselineMotion = baselineOf(rows, 'motion');
   return rows.map((r) => {
-    const reference = r.label === 'storescp (reference)';
+    const reference = r.kind === 'reference';
     const ips = r.ingest && slices / r.ingest.ackSeconds;
     const filed = r.ingest && !reference ? (slices / r.ingest.filedSeconds).toFixed(0) : '–';
     const jph = r.motion && (jobs / r.motion.seconds) * 3600;
@@ -413,7 +453,7 @@ function tableRows(rows: Row[], slices: number, jobs: number): string[][] {
       pair(i?.busyPercent.toFixed(0), m?.busyPercent.toFixed(0)),
       pair(i?.iowaitPercent.toFixed(0), m?.iowaitPercent.toFixed(0)),
       reference ? `${cpu(i, 'storescp')} (storescp) / –` : pair(cpu(i, 'dicomflow'), cpu(m, 'dicomflow')),
-      reference ? '– / –' : pair(cpu(i, 'postgres'), cpu(m, 'postgres')),
+      r.kind === 'postgres' ? pair(cpu(i, 'postgres'), cpu(m, 'postgres')) : '– / –',
       i === undefined ? '–' : i.exitedChildrenCpuSeconds.toFixed(1),
       pair(i && (i.diskWrittenBytes / MB).toFixed(0), m && (m.diskWrittenBytes / MB).toFixed(0)),
     ];
@@ -441,14 +481,14 @@ const SATURATED_PERCENT = 85;
 
 /** Why a phase below saturation does not fill the cores: what its nodes wait for. */
 function waitsFor(row: Row, phase: 'ingest' | 'motion'): string {
-  if (phase === 'ingest') return 'each association waits for its object\'s fsyncs and PostgreSQL commits before the next';
+  if (phase === 'ingest') return `each association waits for its object's fsyncs and ${row.kind === 'sqlite' ? 'SQLite' : 'PostgreSQL'} commits before the next`;
   const m = row.motion!;
   return `each job spends ${m.storingSecondsMedian.toFixed(1)} of its ${m.jobSecondsMedian.toFixed(1)} s storing its ${m.derivedPerJob} derived instances one after another`;
 }
 
-/** One line per phase naming its limit, from the machine's CPU and I/O-wait figures. */
+/** One line per phase naming the PostgreSQL rows' limit, from the machine's CPU and I/O-wait figures. */
 function verdict(rows: Row[], phase: 'ingest' | 'motion', cores: number): string {
-  const measured = rows.filter((r) => r.label !== 'storescp (reference)' && r[phase] !== undefined);
+  const measured = rows.filter((r) => r.kind === 'postgres' && r[phase] !== undefined);
   const name = phase === 'ingest' ? 'ingest' : 'motion correction';
   if (measured.length === 0) return `${name}: not measured`;
   const rate = (r: Row) => (phase === 'ingest' ? 1 / r.ingest!.ackSeconds : 1 / r.motion!.seconds);
@@ -467,6 +507,24 @@ function verdict(rows: Row[], phase: 'ingest' | 'motion', cores: number): string
   const u = last[phase]!.usage;
   if (u.iowaitPercent >= 20) return `${name}: disk-bound: ${u.iowaitPercent.toFixed(0)} % I/O wait at ${last.label}, CPU ${busy(last)} %${scaling}`;
   return `${name}: neither CPU (${busy(last)} % at ${last.label}) nor disk (${u.iowaitPercent.toFixed(0)} % I/O wait) saturated: latency-bound, ${waitsFor(last, phase)}${scaling}`;
+}
+
+/** What the shared PostgreSQL index costs one node: the SQLite row beside the first PostgreSQL row. */
+function indexCost(rows: Row[], slices: number, jobs: number): string {
+  const sqlite = rows.find((r) => r.kind === 'sqlite');
+  const postgres = rows.find((r) => r.kind === 'postgres');
+  if (sqlite === undefined || postgres === undefined) return 'SQLite against PostgreSQL: not measured';
+  const compare = (name: string, unit: string, a: number | undefined, b: number | undefined, busyA: number | undefined, busyB: number | undefined) =>
+    a === undefined || b === undefined
+      ? `${name} not measured`
+      : `${name} ${a.toFixed(0)} against ${b.toFixed(0)} ${unit} (PostgreSQL ${(b / a).toFixed(2)}× of SQLite; machine CPU ${busyA!.toFixed(0)} % against ${busyB!.toFixed(0)} %)`;
+  const ips = (r: Row) => r.ingest && slices / r.ingest.ackSeconds;
+  const jph = (r: Row) => r.motion && (jobs / r.motion.seconds) * 3600;
+  return (
+    `${sqlite.label} against ${postgres.label} (PostgreSQL): ` +
+    `${compare('ingest', 'img/s', ips(sqlite), ips(postgres), sqlite.ingest?.usage.busyPercent, postgres.ingest?.usage.busyPercent)}; ` +
+    `${compare('motion correction', 'jobs/h', jph(sqlite), jph(postgres), sqlite.motion?.usage.busyPercent, postgres.motion?.usage.busyPercent)}`
+  );
 }
 
 export async function main(args: string[]): Promise<number> {
@@ -518,7 +576,8 @@ export async function main(args: string[]): Promise<number> {
     console.log(`PostgreSQL cluster on port ${cluster.port} (one for the whole bench; a fresh database per node count), started in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 
     rows.push(await measureStorescp(ct));
-    for (const count of options.nodeCounts) rows.push(await measureCluster(count, cluster, ct, pet, options));
+    rows.push(await measureNodes(1, undefined, ct, pet, options));
+    for (const count of options.nodeCounts) rows.push(await measureNodes(count, cluster, ct, pet, options));
   } finally {
     await cleanUp();
     stopCluster();
@@ -546,13 +605,15 @@ export async function main(args: string[]): Promise<number> {
   console.log(`Limit (saturated = machine CPU ≥ ${SATURATED_PERCENT} % over the phase):`);
   console.log(`  ${verdict(rows, 'ingest', cores)}`);
   console.log(`  ${verdict(rows, 'motion', cores)}`);
+  console.log(`  ${indexCost(rows, options.slices, options.jobs)}`);
   console.log('');
   console.log(
     `Ingest: ${options.slices} CT slices of ${options.size}×${options.size}×16 bit split evenly over the nodes, one storescu association per node, all at once; ` +
       `img/s = slices ÷ (first storescu start → last storescu exit); filed img/s = slices ÷ (start → every object filed into Import by the default pipeline's jobs, any node running them). ` +
       `Motion: ${options.jobs} runs of a motion-correction pipeline (seed-dynamic-pet's step options) on one dynamic PET phantom, queued through the nodes' APIs in turn; jobs/h from the first POST to the last job succeeded. ` +
-      `Cells "a / b" are the ingest / motion phases. CPU s: the node processes with their worker processes; the PostgreSQL postmaster with its backends; storescu as reaped by the bench. ` +
-      `Disk MB: sectors written to the machine's disks over the phase, a sync included. Every node count runs on a fresh database and data directory.`,
+      `Speed-ups are against the first PostgreSQL row (${baselineOf(rows, 'ingest')?.label ?? 'none'}), the SQLite row's too. ` +
+      `Cells "a / b" are the ingest / motion phases. CPU s: the node processes with their worker processes; the PostgreSQL postmaster with its backends (– for SQLite, which runs inside the node); storescu as reaped by the bench. ` +
+      `Disk MB: sectors written to the machine's disks over the phase, a sync included. "1 node, SQLite" runs on the default embedded index; every PostgreSQL node count on a fresh database; each row on a fresh data directory.`,
   );
   const loadAfter = os.loadavg()[0];
   console.log(
