@@ -60,6 +60,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   private readonly leaseMs: number;
   private lastLeaseRenewal = 0;
   private unsubscribe: (() => void) | undefined;
+  /** The earliest retry time of a job this node put back in the queue. */
+  private nextRetryAt: number | undefined;
   /** Notifications from other nodes come in bursts: one claiming pass answers a burst. */
   private changeScheduled = false;
   private readonly o: EngineOptions;
@@ -374,10 +376,13 @@ export class Engine extends EventEmitter<EngineEvents> {
         });
       this.settled.add(done);
     }
-    // Jobs waiting for a retry backoff, or queued by another process (the CLI): look again.
+    // Look again at this node's next retry time, and at least every second (jobs queued by the
+    // CLI on a SQLite file; anything a lost notification hid). Jobs held back by a lane or a
+    // pipeline's cap are claimed when a job ends here, not by polling.
     if (this.running.size < this.o.concurrency) {
-      const next = this.o.jobs.nextQueuedAt();
-      const delay = next === undefined ? 1000 : Math.min(1000, Math.max(10, Date.parse(next) - Date.now()));
+      const now = Date.now();
+      if (this.nextRetryAt !== undefined && this.nextRetryAt <= now) this.nextRetryAt = undefined;
+      const delay = this.nextRetryAt === undefined ? 1000 : Math.min(1000, Math.max(10, this.nextRetryAt - now));
       this.retryTimer = setTimeout(() => this.pump(), delay);
       this.retryTimer.unref();
     }
@@ -428,7 +433,9 @@ export class Engine extends EventEmitter<EngineEvents> {
     } else if (job.attempts - job.interruptions < job.maxAttempts) {
       const delayMs = job.backoffSeconds * 1000 * 2 ** (job.attempts - job.interruptions - 1);
       [status, error] = ['queued', outcome.error.message];
-      recorded = this.o.jobs.retryLater(job.id, new Date(Date.now() + delayMs).toISOString(), outcome.error.code, outcome.error.message, owner);
+      const retryAt = Date.now() + delayMs;
+      recorded = this.o.jobs.retryLater(job.id, new Date(retryAt).toISOString(), outcome.error.code, outcome.error.message, owner);
+      if (recorded) this.nextRetryAt = Math.min(this.nextRetryAt ?? Infinity, retryAt);
       if (recorded) log.warn({ code: outcome.error.code, err: outcome.error.message, retryInMs: delayMs }, 'job attempt failed; will retry');
     } else {
       [status, error] = ['failed', outcome.error.message];
