@@ -284,7 +284,12 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
   engine.start();
   cluster.start();
   const watchFolders = config.watchFolders.map(
-    (w) => new WatchFolder({ path: w.path, database: w.database ?? config.defaultDatabase, stableSeconds: w.stableSeconds, pollSeconds: w.pollSeconds }, receiver, log.child({ component: 'import' })),
+    (w) =>
+      new WatchFolder(
+        { path: w.path, database: w.database ?? config.defaultDatabase, stableSeconds: w.stableSeconds, pollSeconds: w.pollSeconds, node: nodeName },
+        receiver,
+        log.child({ component: 'import' }),
+      ),
   );
   watchFolders.forEach((w) => w.start());
 

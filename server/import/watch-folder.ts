@@ -8,6 +8,8 @@ export interface WatchFolderOptions {
   database: string;
   stableSeconds: number;
   pollSeconds: number;
+  /** This node's name: nodes sharing the folder claim each file by renaming it into .claimed/<node>/. */
+  node?: string;
 }
 
 interface Seen {
@@ -18,6 +20,9 @@ interface Seen {
 
 const DONE = 'done';
 const FAILED = 'failed';
+// Hidden, so no scan lists it: a file renamed in here belongs to one node (rename is atomic, one
+// node wins), which makes a folder watched by several nodes import each file once.
+const CLAIMED = '.claimed';
 
 /**
  * A folder scanned continuously (PMOD's third way in). A file is imported once it has stopped
@@ -43,7 +48,30 @@ export class WatchFolder {
   start(): void {
     fs.mkdirSync(path.join(this.o.path, DONE), { recursive: true });
     fs.mkdirSync(path.join(this.o.path, FAILED), { recursive: true });
+    this.returnClaimed();
     this.schedule(0);
+  }
+
+  private get claimedDir(): string {
+    return path.join(this.o.path, CLAIMED, this.o.node ?? 'local');
+  }
+
+  /** Files this node claimed and never finished (a stop or crash) go back to be imported again. */
+  private returnClaimed(): void {
+    const walk = (dir: string) => {
+      let entries: fs.Dirent[];
+      try {
+        entries = fs.readdirSync(dir, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const e of entries) {
+        const full = path.join(dir, e.name);
+        if (e.isDirectory()) walk(full);
+        else moveInto(full, path.join(this.o.path, path.relative(this.claimedDir, full)));
+      }
+    };
+    walk(this.claimedDir);
   }
 
   private schedule(delayMs: number): void {
@@ -107,13 +135,21 @@ export class WatchFolder {
     return out.sort();
   }
 
-  private async importFile(file: string): Promise<void> {
+  private async importFile(found: string): Promise<void> {
+    const relative = path.relative(this.o.path, found);
+    const file = path.join(this.claimedDir, relative);
+    try {
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.renameSync(found, file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // another node claimed it
+      throw err;
+    }
     const result = await this.receiver.receiveFile(file, {
       source: 'folder',
       database: this.o.database,
       createdBy: `watch folder ${this.o.path}`,
     });
-    const relative = path.relative(this.o.path, file);
     if (result.ok) {
       this.stats.imported++;
       moveInto(file, path.join(this.o.path, DONE, relative));
