@@ -63,3 +63,45 @@ describe('jobs interrupted by a stop or crash', () => {
     expect(job.error).toBe('the server stopped while this job ran alone, in its last allowed attempt (2 of 2): it is taken to be what brings the server down');
   });
 });
+
+describe('leases, as nodes sharing the store use them', () => {
+  it('renews the holder, hands an expired lease to another node, and ignores the late outcome of the old holder', async () => {
+    const jobs = await store();
+    const id = jobs.createJob(newJob(2));
+    const t0 = Date.now();
+    const at = (ms: number) => new Date(t0 + ms).toISOString();
+    expect(jobs.claimNextJob('node-a', 1000, at(0))?.id).toBe(id);
+    expect(jobs.renewLeases('node-a', [id], at(2000))).toEqual([]);
+    // Not expired yet at 1.5 s (renewed to 2 s): nothing to take over.
+    expect(jobs.requeueInterrupted({ expiredBefore: at(1500) })).toBe(0);
+    // node-a stops renewing; at 2.5 s another node takes the job over.
+    expect(jobs.requeueInterrupted({ expiredBefore: at(2500) })).toBe(1);
+    expect(jobs.claimNextJob('node-b', 1000, at(2500))).toMatchObject({ id, node: 'node-b', attempts: 2, interruptions: 1 });
+    // node-a comes back: its lease is gone, and what it finishes is not recorded.
+    expect(jobs.renewLeases('node-a', [id], at(5000))).toEqual([id]);
+    expect(jobs.finishJob(id, 'failed', { error: 'late' }, 'node-a')).toBe(false);
+    expect(jobs.finishJob(id, 'succeeded', {}, 'node-b')).toBe(true);
+    expect(jobs.getJob(id)).toMatchObject({ status: 'succeeded', node: 'node-b' });
+  });
+
+  it('keeps the lease of a job cancelled while it runs, for its node to wind it down', async () => {
+    const jobs = await store();
+    const id = jobs.createJob(newJob(1));
+    expect(jobs.claimNextJob('node-a', 60_000, now())?.id).toBe(id);
+    expect(jobs.cancelJob(id)).toBe(true);
+    expect(jobs.renewLeases('node-a', [id], new Date(Date.now() + 60_000).toISOString())).toEqual([]);
+    expect(jobs.finishJob(id, 'cancelled', {}, 'node-a')).toBe(true);
+  });
+
+  it("requeues at start only this node's running jobs when others share the store", async () => {
+    const jobs = await store();
+    const mine = jobs.createJob(newJob(2));
+    const theirs = jobs.createJob(newJob(2));
+    jobs.claimNextJob('node-a', 60_000, now());
+    jobs.claimNextJob('node-b', 60_000, now());
+    expect(jobs.requeueInterrupted({ owner: 'node-a' })).toBe(1);
+    expect(jobs.getJob(mine)?.status).toBe('queued');
+    expect(jobs.getJob(theirs)?.status).toBe('running');
+  });
+});
+

@@ -261,11 +261,12 @@ export class SqlJobs implements JobStore {
 
   /**
    * Extends the leases of the jobs this node runs. Returns the jobs whose lease it no longer
-   * holds (it expired and another node took the job over): those must stop here.
+   * holds (it expired and another node took the job over): those must stop here. A job
+   * cancelled meanwhile is still this node's to wind down.
    */
   renewLeases(owner: string, jobIds: string[], until: string): string[] {
     if (jobIds.length === 0) return [];
-    const renew = this.sql("UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND status = 'running'");
+    const renew = this.sql("UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND status IN ('running', 'cancelled')");
     return this.db.transaction(() => jobIds.filter((id) => renew.run(until, id, owner).changes === 0))();
   }
 
