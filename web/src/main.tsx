@@ -1,6 +1,6 @@
 import { render } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api, ApiError, followEvents, session, type Arrival, type Job, type LiveEvent, type Me } from './api.ts';
+import { api, ApiError, followEvents, session, type Arrival, type Cluster, type Job, type LiveEvent, type Me } from './api.ts';
 import { Arrivals } from './Arrivals.tsx';
 import { JobDetail } from './JobDetail.tsx';
 import { Jobs } from './Jobs.tsx';
@@ -45,7 +45,14 @@ function Dashboard({ me, onLogout }: { me: Me; onLogout: () => void }) {
     void loadStatus();
     void loadJobs();
     api.arrivals().then(setArrivals, (err) => onError(err.message));
-    const timer = setInterval(loadStatus, 5000);
+    // Jobs that other nodes run send no events to this one: on a cluster the list is reloaded too.
+    const timer = setInterval(() => {
+      void api.status().then((s) => {
+        setStatus(s);
+        const alive = ((s.cluster as Cluster | undefined)?.nodes ?? []).filter((n) => n.alive).length;
+        if (alive > 1) void loadJobs();
+      }, (err) => (err instanceof ApiError && err.status === 401 ? onLogout() : onError(err.message)));
+    }, 5000);
     const stop = followEvents(
       (e: LiveEvent) => {
         if (e.event === 'arrival') {
