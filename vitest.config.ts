@@ -27,14 +27,14 @@ export default defineConfig({
         test: {
           name: 'sqlite',
           include: ['test/**/*.test.ts', 'plugins/**/*.test.ts', 'core/**/*.test.ts'],
-          exclude: ['test/integration/cluster.test.ts'],
+          exclude: ['test/integration/cluster.test.ts', 'test/integration/cluster-crash.test.ts'],
         },
       },
       {
         extends: true,
         test: {
           name: 'postgres',
-          include: [...onBothBackends, 'test/integration/cluster.test.ts'],
+          include: [...onBothBackends, 'test/integration/cluster.test.ts', 'test/integration/cluster-crash.test.ts'],
           env: { DF_TEST_BACKEND: 'postgres' },
           globalSetup: ['test/postgres-global-setup.ts'],
         },

@@ -5,12 +5,15 @@
  *     against a real server process;
  *   - the full-disk, worker-out-of-memory, hostile-configuration and TLS tests (vitest);
  *   - the kill -9 fault injection (test/proof/crash-harness.ts): SIGKILLs at seeded random
- *     moments while senders push and store, DICOMDIR, route and a worker step run;
+ *     moments while senders push and store, DICOMDIR, route and a worker step run; then the
+ *     same on a cluster (2 nodes on one PostgreSQL index of its own and one data directory, a
+ *     3 s lease): each kill takes a random node, which restarts under its name a while later;
  *   - the sustained load (bench/load.ts): 8 senders with a series trigger firing.
  *
  * Options: --seed N (default: today's date, printed, so a run is replayed with it), --cases N
  * (DIMSE cases, default 5000), --files N (hostile files, default 800), --kill-points N (default
- * 20), --load-minutes M (default 10; 0 skips it), --out FILE (JSON report).
+ * 20), --cluster-kill-points N (default 12), --load-minutes M (default 10; 0 skips it), --out
+ * FILE (JSON report).
  * Exits 1 if anything failed.
  */
 import { spawn } from 'node:child_process';
@@ -28,6 +31,7 @@ const { values } = parseArgs({
     cases: { type: 'string', default: '5000' },
     files: { type: 'string', default: '800' },
     'kill-points': { type: 'string', default: '20' },
+    'cluster-kill-points': { type: 'string', default: '12' },
     'load-minutes': { type: 'string', default: '10' },
     out: { type: 'string', default: path.join(os.tmpdir(), 'dicomflow-proof-report.json') },
   },
@@ -46,6 +50,20 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: numbe
     });
     child.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr, seconds: Math.round((Date.now() - started) / 1000) }));
   });
+}
+
+/** The "cluster kills" row: test/proof/crash-harness.ts --nodes, its figures in words. */
+function clusterCrashRow(c: Record<string, any>): string {
+  const byNode = Object.entries(c.killsByNode as Record<string, number>).map(([node, n]) => `${node} ${n}`).join(', ');
+  const j = c.jobs;
+  const t = c.triggers;
+  return (
+    `| cluster kills: kill -9 of a random node of 2 (one PostgreSQL index, one data directory, lease 3 s) while 4 senders push to both and the same pipelines run | ` +
+    `${c.killPoints} kills (${byNode}; +${c.killsDuringStartup} during restarts) in ${Math.round(c.durationMs / 1000)} s: ${c.objectsAcknowledged} objects acknowledged, lost ${c.lost}, indexed twice ${c.duplicatedInIndex}, corrupt ${c.corrupt}; ` +
+    `jobs ${j.total}, interrupted ${j.interrupted} (taken over by the other node ${j.takenOver}, requeued at restart ${j.requeuedAtRestart}), completed ${j.interruptedCompleted}, failed ${j.failed}, stuck ${j.stuck}; ` +
+    `series groups fired ${t.seriesGroupsFired} (jobs ${t.seriesJobs}, fired twice ${t.seriesRefired}), arrivals matched twice ${t.instanceJobsTwice}; ` +
+    `outbox owed ${c.outbox.owed}, delivered ${c.outbox.delivered}; DICOMDIR ${c.dicomdir.valid ? 'valid' : 'INVALID'}, missing ${c.dicomdir.missing}; JPEGs missing ${c.workerStep.missing}; problems ${c.problems.length} |`
+  );
 }
 
 interface VitestSummary {
@@ -100,12 +118,19 @@ for (const file of ['test/integration/hostile-http.test.ts']) {
   if (fs.existsSync(path.join(repo, file))) suites[path.basename(file, '.test.ts')] = [file];
 }
 const crashRun = await run([path.join(repo, 'test/proof/crash-harness.ts'), '--kill-points', values['kill-points'], '--senders', '6', '--per-sender', '200', '--seed', String(seed), '--json']);
-let crash: Record<string, any> | undefined;
-try {
-  crash = JSON.parse(crashRun.stdout);
-} catch {
-  crash = undefined;
-}
+const clusterCrashRun = await run([
+  path.join(repo, 'test/proof/crash-harness.ts'),
+  ...['--nodes', 'node-a,node-b', '--lease-seconds', '3', '--kill-points', values['cluster-kill-points'], '--senders', '4', '--per-sender', '150', '--seed', String(seed), '--json'],
+]);
+const figuresOf = (r: { stdout: string }): Record<string, any> | undefined => {
+  try {
+    return JSON.parse(r.stdout);
+  } catch {
+    return undefined;
+  }
+};
+const crash = figuresOf(crashRun);
+const clusterCrash = figuresOf(clusterCrashRun);
 const loadMinutes = Number(values['load-minutes']);
 const loadRun = loadMinutes > 0 ? await run([path.join(repo, 'bench/run.ts'), 'load', '--minutes', String(loadMinutes)]) : undefined;
 
@@ -133,6 +158,7 @@ const lines = [
   crash
     ? `| kill -9 while 6 senders push and store, DICOMDIR, route and a worker step run | ${crash.killPoints} kills (+${crash.killsDuringStartup} during restarts) in ${Math.round(crash.durationMs / 1000)} s: ${crash.objectsAcknowledged} objects acknowledged, lost ${crash.lost}, indexed twice ${crash.duplicatedInIndex}, corrupt ${crash.corrupt}; jobs interrupted ${crash.jobs.interrupted}, completed ${crash.jobs.interruptedCompleted}, stuck ${crash.jobs.stuck}; outbox owed ${crash.outbox.owed}, delivered ${crash.outbox.delivered}; DICOMDIR ${crash.dicomdir.valid ? 'valid' : 'INVALID'}, missing ${crash.dicomdir.missing}; problems ${crash.problems.length} |`
     : `| kill -9 fault injection | did not report (exit ${crashRun.code}) |`,
+  clusterCrash ? clusterCrashRow(clusterCrash) : `| cluster kills | did not report (exit ${clusterCrashRun.code}) |`,
   loadRun ? `| sustained load, ${loadMinutes} min (bench/load.ts) | exit ${loadRun.code}; its table is printed below |` : '| sustained load | skipped (--load-minutes 0) |',
   ...Object.entries(results).map(([name, r]) => `| ${name} | ${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped (${r.seconds} s) |`),
 ];
@@ -142,7 +168,8 @@ const findings = [...(d?.findings ?? []), ...(f?.findings ?? [])];
 for (const x of findings.slice(0, 30)) console.log(`finding: seed ${x.seed} case ${x.index} (${x.family}: ${x.what}): ${x.problem}`);
 for (const [name, r] of Object.entries(results)) for (const failure of r.failures) console.log(`failed (${name}): ${failure}`);
 for (const problem of crash?.problems ?? []) console.log(`failed (kill -9): ${problem}`);
-fs.writeFileSync(values.out, JSON.stringify({ seed, fuzz, fullDisk, crash, load: loadRun?.stdout, suites: results }, null, 2));
+for (const problem of clusterCrash?.problems ?? []) console.log(`failed (cluster kills): ${problem}`);
+fs.writeFileSync(values.out, JSON.stringify({ seed, fuzz, fullDisk, crash, clusterCrash, load: loadRun?.stdout, suites: results }, null, 2));
 console.error(`report written to ${values.out}`);
 
 const ok =
@@ -152,6 +179,8 @@ const ok =
   f!.filesOutsideRoots.length === 0 &&
   crash !== undefined &&
   crash.problems.length === 0 &&
+  clusterCrash !== undefined &&
+  clusterCrash.problems.length === 0 &&
   (loadRun === undefined || loadRun.code === 0) &&
   Object.values(results).every((r) => r.failed === 0);
 process.exitCode = ok ? 0 : 1;

@@ -1,15 +1,25 @@
 // Issue 8, crash safety: SIGKILL the server at seeded random moments while several storescu
 // senders push their studies and the pipelines run (store, DICOMDIR, route to a real storescp,
-// a worker step), restart it on the same data directory, and check what a user relies on:
-// every acknowledged object stored once, byte for byte; the DICOMDIR valid and complete; the
-// outbox delivers what it owed; interrupted jobs complete. Used by the short CI test
-// (test/integration/crash-pipelines.test.ts) and the long run of `npm run proof`:
+// a worker step over each stable series), restart it on the same data directory, and check what
+// a user relies on: every acknowledged object stored once, byte for byte; the DICOMDIR valid and
+// complete; the outbox delivers what it owed; interrupted jobs complete; each stable group fired
+// one job. Used by the short CI tests (test/integration/crash-pipelines.test.ts,
+// test/integration/cluster-crash.test.ts) and the long runs of `npm run proof`:
 //
 //   node test/proof/crash-harness.ts --kill-points 20 --senders 6 --seed 42 [--json]
+//   node test/proof/crash-harness.ts --nodes node-a,node-b --lease-seconds 3 --kill-points 10 …
+//
+// With --nodes (issue 9) several nodes share one PostgreSQL index (a PostgreSQL of the
+// harness's own unless `cluster.indexUrl` names a fresh database) and one data directory. Each
+// kill takes a random node; it stays down a random while (its jobs are taken over by another
+// node once their lease runs out, or requeued by its own restart, whichever comes first) and
+// restarts under the same name. The senders never stop: each association goes to a random live
+// node, so while one node is down the others receive.
 //
 // The seed fixes the kill moments (a fifth of them within 200 ms of start-up, when the jobs the
-// last kill interrupted run again) and each sender's association sizes; the scheduling of the
-// processes still varies from run to run, so a replay hits the same moments, not the same bytes.
+// last kill interrupted run again), the nodes killed and each sender's association sizes; the
+// scheduling of the processes still varies from run to run, so a replay hits the same moments,
+// not the same bytes.
 //
 // Delivery to the destination is at least once: an object sent while the server was killed
 // before the outbox row was marked delivered is sent again after the restart, and an object a
@@ -24,17 +34,30 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
+import { openIndexDatabase } from '../../core/store/sql/open.ts';
 import { ctSeries, type BuiltSeries } from '../fixtures/builder.ts';
 import { startStorescp, type DcmtkPeer } from '../helpers/dcmtk-peers.ts';
 import { dcmdump, runDcmtk } from '../helpers/dcmtk.ts';
 import { freePort } from '../helpers/net.ts';
 import { splitPart10 } from '../helpers/part10.ts';
+import { startPostgres, type PostgresCluster } from '../helpers/postgres.ts';
 import { spawnServer } from '../helpers/server.ts';
 import { SERVER_NODE_FLAGS } from '../../server/node-flags.ts';
 import { seededRandom } from '../fixtures/phantom.ts';
 
 const repo = path.resolve(import.meta.dirname, '../..');
 const nodeBin = fs.existsSync(path.join(repo, 'node_modules/.bin/node')) ? path.join(repo, 'node_modules/.bin/node') : process.execPath;
+
+export interface ClusterProofOptions {
+  /** cluster.nodeName of each node; all share the data directory and the index. */
+  nodes: string[];
+  /** cluster.leaseSeconds: how long after a kill the other nodes take its jobs over. */
+  leaseSeconds: number;
+  /** A fresh, empty PostgreSQL database; without it the harness runs a PostgreSQL of its own. */
+  indexUrl?: string;
+  /** How long a killed node stays down before its restart (uniform in ms; default 100 ms to two leases). */
+  downMs?: [number, number];
+}
 
 export interface CrashProofOptions {
   /** SIGKILLs, each followed by a restart. */
@@ -49,6 +72,8 @@ export interface CrashProofOptions {
   killDelayMs?: [number, number];
   /** How long the pipelines may take to settle after the last sends (default 180 s). */
   settleTimeoutMs?: number;
+  /** Several nodes on one PostgreSQL index instead of one server on SQLite. */
+  cluster?: ClusterProofOptions;
   /** Progress lines (the seed first, so a failure can be replayed). */
   log?: (line: string) => void;
   /** Keep the data, fixtures and destination directories (printed) instead of removing them. */
@@ -59,7 +84,11 @@ export interface CrashProofFigures {
   seed: number;
   killPoints: number;
   senders: number;
-  /** Restarts after which every acknowledged object was durable and incoming/ empty. */
+  /** Node names; one unnamed node for a lone server. */
+  nodes: string[];
+  /** SIGKILLs by node (the kill points, not the kills during restarts). */
+  killsByNode: Record<string, number>;
+  /** Restarts after which every acknowledged object was durable and the node's incoming/ cleared. */
   killsSurvived: number;
   /** Extra SIGKILLs of a restarting server (before or just after it was ready), not in killPoints. */
   killsDuringStartup: number;
@@ -73,7 +102,19 @@ export interface CrashProofFigures {
   duplicatedInIndex: number;
   /** Indexed objects whose stored dataset differs from what was sent, or whose file is short or missing. */
   corrupt: number;
-  jobs: { total: number; interrupted: number; interruptedCompleted: number; failed: number; stuck: number };
+  jobs: {
+    total: number;
+    interrupted: number;
+    interruptedCompleted: number;
+    /** Running jobs of a killed node queued again by another node once their lease expired. */
+    takenOver: number;
+    /** Running jobs a node queued again at its own restart. */
+    requeuedAtRestart: number;
+    failed: number;
+    stuck: number;
+  };
+  /** Stable-series groups: each generation fires one job; an arrival is matched once. */
+  triggers: { seriesGroupsFired: number; seriesJobs: number; seriesRefired: number; seriesWithLateGenerations: number; instanceJobsTwice: number };
   outbox: { owed: number; delivered: number; dead: number; stuck: number; atDestination: number; missingAtDestination: number; wireSends: number };
   dicomdir: { valid: boolean; listed: number; missing: number };
   workerStep: { images: number; missing: number };
@@ -88,6 +129,9 @@ function exited(child: ChildProcess): Promise<void> {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A live node's DICOM port for the next association (drawn with the sender's random), or none. */
+type PickPort = (random: () => number) => number | undefined;
 
 /**
  * One modality: sends its study in associations of a few objects each, like a scanner sending
@@ -116,11 +160,22 @@ class Sender {
     this.pending = series.instances.map((i) => path.resolve(i.file));
   }
 
-  async sendUntil(port: number, stop: { stopped: boolean }): Promise<void> {
+  /**
+   * Sends until stopped or all is acknowledged, holding back the last `leave()` objects for
+   * later, and pausing up to twice `gapMs()` after each association (a scanner reconstructing).
+   */
+  async sendUntil(port: PickPort, stop: { stopped: boolean }, leave: () => number = () => 0, gapMs: () => number = () => 0): Promise<void> {
     while (!stop.stopped && this.pending.length > 0) {
-      const chunk = this.pending.slice(0, 4 + Math.floor(this.random() * 16));
-      const done = await this.storescu(port, chunk);
+      const room = this.pending.length - leave();
+      const to = room > 0 ? port(this.random) : undefined;
+      if (to === undefined) {
+        await sleep(100);
+        continue;
+      }
+      const chunk = this.pending.slice(0, Math.min(room, 4 + Math.floor(this.random() * 16)));
+      const done = await this.storescu(to, chunk);
       if (!done && !stop.stopped) await sleep(100);
+      else if (gapMs() > 0) await sleep(this.random() * 2 * gapMs());
     }
   }
 
@@ -167,18 +222,115 @@ class Sender {
 
 type Row = Record<string, any>;
 
-/** A snapshot of the index as the killed server left it (copied: opening it must not change it). */
-function snapshotIndex(dataDir: string, into: string): Database.Database {
-  fs.mkdirSync(into, { recursive: true });
-  for (const suffix of ['', '-wal', '-shm']) {
-    const from = path.join(dataDir, `index.sqlite${suffix}`);
-    if (fs.existsSync(from)) fs.copyFileSync(from, path.join(into, `index.sqlite${suffix}`));
-  }
-  return new Database(path.join(into, 'index.sqlite'));
+/** Reads of the index, the same SQL on SQLite and PostgreSQL (`?` placeholders). */
+interface Query {
+  all(sql: string, ...params: unknown[]): Row[];
+  get(sql: string, ...params: unknown[]): Row | undefined;
 }
 
-function readOnlyIndex(dataDir: string): Database.Database {
-  return new Database(path.join(dataDir, 'index.sqlite'), { readonly: true, fileMustExist: true });
+interface IndexAccess {
+  /** The index as it is now. */
+  read<T>(fn: (q: Query) => T): T;
+  /** The index as a killed server left it, before anything recovers it. */
+  readAsLeft<T>(fn: (q: Query) => T): T;
+  close(): void;
+}
+
+function queryOf(db: { prepare(sql: string): { all(...params: any[]): unknown[]; get(...params: any[]): unknown } }): Query {
+  return { all: (sql, ...params) => db.prepare(sql).all(...params) as Row[], get: (sql, ...params) => db.prepare(sql).get(...params) as Row | undefined };
+}
+
+/** The lone server's index.sqlite, opened read-only for each read; what a kill left is read from a copy (opening it must not change it). */
+function sqliteIndex(dataDir: string, work: string): IndexAccess {
+  const file = path.join(dataDir, 'index.sqlite');
+  const using = <T>(db: Database.Database, fn: (q: Query) => T): T => {
+    try {
+      return fn(queryOf(db));
+    } finally {
+      db.close();
+    }
+  };
+  return {
+    read: (fn) => using(new Database(file, { readonly: true, fileMustExist: true }), fn),
+    readAsLeft: (fn) => {
+      const copy = path.join(work, 'snapshot');
+      fs.mkdirSync(copy, { recursive: true });
+      try {
+        for (const suffix of ['', '-wal', '-shm']) if (fs.existsSync(`${file}${suffix}`)) fs.copyFileSync(`${file}${suffix}`, path.join(copy, `index.sqlite${suffix}`));
+        return using(new Database(path.join(copy, 'index.sqlite')), fn);
+      } finally {
+        fs.rmSync(copy, { recursive: true, force: true });
+      }
+    },
+    close: () => {},
+  };
+}
+
+/** The cluster's PostgreSQL index, through the store contract; nothing there changes by reading it. */
+function postgresIndex(dataDir: string, url: string): IndexAccess {
+  const db = openIndexDatabase({ dataDir, index: { backend: 'postgres', url } });
+  const q = queryOf(db);
+  return { read: (fn) => fn(q), readAsLeft: (fn) => fn(q), close: () => db.close() };
+}
+
+/** One server of the run: a lone one, or a cluster node (restarted under its name after each kill). */
+interface ServerNode {
+  /** cluster.nodeName; undefined for a lone server. */
+  name: string | undefined;
+  config: string;
+  dicomPort: number;
+  server?: Awaited<ReturnType<typeof spawnServer>>;
+  live: boolean;
+  /** The output of every process it ran, the killed ones too. */
+  outputs: (() => string)[];
+}
+
+const nodeLabel = (n: ServerNode) => n.name ?? 'server';
+
+async function startNode(n: ServerNode): Promise<void> {
+  n.server = await spawnServer(['--config', n.config]);
+  n.outputs.push(n.server.output);
+  n.live = true;
+}
+
+async function killNode(n: ServerNode): Promise<void> {
+  n.live = false;
+  n.server!.child.kill('SIGKILL');
+  await exited(n.server!.child);
+}
+
+async function stopNode(n: ServerNode): Promise<void> {
+  const child = n.server?.child;
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  n.live = false;
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await exited(child);
+  clearTimeout(timer);
+}
+
+/** The sum of `field` over the log lines whose message is `msg`, in every process's output. */
+function loggedTotal(nodes: ServerNode[], msg: string, field: string): number {
+  let total = 0;
+  for (const output of nodes.flatMap((n) => n.outputs)) {
+    for (const line of output().split('\n')) {
+      if (!line.includes(msg)) continue;
+      try {
+        const entry = JSON.parse(line) as Row;
+        if (entry.msg === msg && typeof entry[field] === 'number') total += entry[field];
+      } catch {
+        // not a log line
+      }
+    }
+  }
+  return total;
+}
+
+/** Files of a node's incoming/ folder (its own subfolder on a cluster). */
+function incomingFiles(dataDir: string, n: ServerNode): string[] {
+  const dir = path.join(dataDir, 'storage', 'incoming', ...(n.name ? [n.name] : []));
+  if (!fs.existsSync(dir)) return [];
+  return fs.readdirSync(dir, { withFileTypes: true }).filter((e) => !e.isDirectory()).map((e) => path.join(dir, e.name));
 }
 
 function pipelineFiles(dir: string, dicomdirRoot: string, imagesDir: string): void {
@@ -206,7 +358,12 @@ export async function runCrashProof(options: CrashProofOptions): Promise<CrashPr
   const random = seededRandom(options.seed);
   const [minDelay, maxDelay] = options.killDelayMs ?? [300, 2500];
   const perSender = options.instancesPerSender ?? 60;
-  log(`crash proof: seed ${options.seed}, ${options.killPoints} kill points, ${options.senders} senders × ${perSender} objects`);
+  const cluster = options.cluster;
+  const [minDown, maxDown] = cluster?.downMs ?? [100, (cluster?.leaseSeconds ?? 0) * 2000];
+  log(
+    `crash proof: seed ${options.seed}, ${options.killPoints} kill points, ${options.senders} senders × ${perSender} objects` +
+      (cluster ? `, nodes ${cluster.nodes.join(', ')} on PostgreSQL, lease ${cluster.leaseSeconds} s` : ''),
+  );
 
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dicomflow-crash-proof-'));
   const dataDir = path.join(work, 'data');
@@ -216,9 +373,13 @@ export async function runCrashProof(options: CrashProofOptions): Promise<CrashPr
   fs.mkdirSync(dataDir);
   pipelineFiles(pipelinesDir, dicomdirRoot, imagesDir);
   const problems: string[] = [];
-  let server: Awaited<ReturnType<typeof spawnServer>> | undefined;
+  const nodes: ServerNode[] = [];
   let peer: DcmtkPeer | undefined;
+  let postgres: PostgresCluster | undefined;
+  let index: IndexAccess | undefined;
   const senders: Sender[] = [];
+  // Ends the cluster's senders, which otherwise wait for a live node for ever.
+  const stopSenders = { stopped: false };
   try {
     for (let i = 0; i < options.senders; i++) {
       const series = await ctSeries(path.join(work, 'fixtures', `s${i}`), { slices: perSender, rows: 64, cols: 64, patientId: `CRASH-${i}`, seed: options.seed * 100 + i + 1 });
@@ -228,91 +389,129 @@ export async function runCrashProof(options: CrashProofOptions): Promise<CrashPr
     for (const s of senders) for (const inst of s.series.instances) sourceDataset.set(inst.sopInstanceUid, Buffer.from(splitPart10(fs.readFileSync(inst.file)).dataset));
 
     peer = await startStorescp({ aeTitle: 'PACS', args: ['-v'] });
-    const [dicomPort, httpPort] = [await freePort(), await freePort()];
-    const config = path.join(work, 'config.json');
-    fs.writeFileSync(
-      config,
-      JSON.stringify({
-        dataDir,
-        pipelinesDir,
-        dimse: { port: dicomPort, host: '127.0.0.1' },
-        http: { port: httpPort, host: '127.0.0.1' },
-        storage: { minFreeMegabytes: 16 },
-        engine: { workerThreads: 1 },
-        remoteNodes: [{ aeTitle: 'PACS', host: '127.0.0.1', port: peer.port, outbox: { maxAttempts: 100, initialRetrySeconds: 0.5, maxRetrySeconds: 2 } }],
-      }),
-    );
+    let indexUrl = cluster?.indexUrl;
+    if (cluster && indexUrl === undefined) {
+      postgres = await startPostgres();
+      indexUrl = await postgres.createDatabase();
+    }
+    for (const name of cluster?.nodes ?? [undefined]) {
+      const [dicomPort, httpPort] = [await freePort(), await freePort()];
+      const config = path.join(work, name ? `config-${name}.json` : 'config.json');
+      fs.writeFileSync(
+        config,
+        JSON.stringify({
+          dataDir,
+          pipelinesDir,
+          dimse: { port: dicomPort, host: '127.0.0.1' },
+          http: { port: httpPort, host: '127.0.0.1' },
+          storage: { minFreeMegabytes: 16 },
+          engine: { workerThreads: 1 },
+          remoteNodes: [{ aeTitle: 'PACS', host: '127.0.0.1', port: peer.port, outbox: { maxAttempts: 100, initialRetrySeconds: 0.5, maxRetrySeconds: 2 } }],
+          ...(cluster ? { index: { backend: 'postgres', url: indexUrl }, cluster: { nodeName: name, leaseSeconds: cluster.leaseSeconds } } : {}),
+        }),
+      );
+      nodes.push({ name, config, dicomPort, live: false, outputs: [] });
+    }
     const interrupted = new Set<string>();
     let outboxSendingAtKill = 0;
     let killsSurvived = 0;
     let killsDuringStartup = 0;
-    // What a kill interrupted, read from a copy of the index as the server left it.
-    const noteInterrupted = (): Row[] => {
-      const snapshotDir = path.join(work, 'snapshot');
-      const snapshot = snapshotIndex(dataDir, snapshotDir);
-      try {
-        const running = snapshot.prepare("SELECT id, pipeline FROM jobs WHERE status = 'running'").all() as Row[];
-        outboxSendingAtKill += (snapshot.prepare("SELECT count(*) AS n FROM outbox WHERE state = 'sending'").get() as Row).n;
+    const killsByNode: Record<string, number> = Object.fromEntries(nodes.map((n) => [nodeLabel(n), 0]));
+    // What a kill interrupted: the jobs and outbox entries the node held, as it left them.
+    const noteInterrupted = (n: ServerNode): Row[] =>
+      index!.readAsLeft((q) => {
+        const mine = n.name === undefined ? '' : ' AND lease_owner = ?';
+        const owner = n.name === undefined ? [] : [n.name];
+        const running = q.all(`SELECT id, pipeline FROM jobs WHERE status = 'running'${mine}`, ...owner);
+        outboxSendingAtKill += q.get(`SELECT count(*) AS n FROM outbox WHERE state = 'sending'${mine}`, ...owner)!.n;
         running.forEach((j) => interrupted.add(j.id));
         return running;
-      } finally {
-        snapshot.close();
-        fs.rmSync(snapshotDir, { recursive: true, force: true });
-      }
+      });
+    // Each association goes to a live node; none while a lone server is down.
+    const pickPort: PickPort = (r) => {
+      const live = nodes.filter((n) => n.live);
+      return live.length <= 1 ? live[0]?.dicomPort : live[Math.floor(r() * live.length)].dicomPort;
     };
 
-    server = await spawnServer(['--config', config]);
+    for (const n of nodes) await startNode(n);
+    index = cluster ? postgresIndex(dataDir, indexUrl!) : sqliteIndex(dataDir, work);
+    let lastStarted = nodes[nodes.length - 1];
+    // On a cluster the senders never stop (the live nodes receive while one is down): round k of
+    // the kills sends up to its share of each study, the rest is held back for later rounds, and
+    // the associations are spread over a round (its length roughly: the kill delay, the time
+    // down and a restart) so that kills land while objects arrive.
+    let round = 1;
+    const holdBack = (s: Sender) => Math.floor(s.series.instances.length * (1 - round / (options.killPoints + 1)));
+    const roundMs = (minDelay + maxDelay) / 2 + (minDown + maxDown) / 2 + 1500;
+    // 11.5: the mean association, 4 + 0…15 objects.
+    const associationsPerRound = perSender / (options.killPoints + 1) / 11.5;
+    const gap = () => (round <= options.killPoints ? roundMs / Math.max(1, associationsPerRound) / 2 : 0);
+    const sendingThroughout = cluster ? senders.map((s) => s.sendUntil(pickPort, stopSenders, () => holdBack(s), gap)) : [];
     for (let kill = 1; kill <= options.killPoints; kill++) {
+      round = kill;
       const stop = { stopped: false };
-      const sending = senders.map((s) => s.sendUntil(dicomPort, stop));
+      const sending = cluster ? [] : senders.map((s) => s.sendUntil(pickPort, stop));
       // One kill in five comes right after start-up, while the jobs a kill interrupted run again.
-      const delay = Math.round(random() < 0.2 ? random() * 200 : minDelay + random() * (maxDelay - minDelay));
+      const early = random() < 0.2;
+      const victim = early || nodes.length === 1 ? lastStarted : nodes[Math.floor(random() * nodes.length)];
+      const delay = Math.round(early ? random() * 200 : minDelay + random() * (maxDelay - minDelay));
       await sleep(delay);
       stop.stopped = true;
-      server.child.kill('SIGKILL');
-      await exited(server.child);
+      await killNode(victim);
+      killsByNode[nodeLabel(victim)]++;
       const abortTimer = setTimeout(() => senders.forEach((s) => s.abort()), 10_000);
       await Promise.all(sending);
       clearTimeout(abortTimer);
 
-      const runningJobs = noteInterrupted();
+      const runningJobs = noteInterrupted(victim);
       const acknowledged = senders.reduce((n, s) => n + s.acknowledged.size, 0);
-      log(`kill ${kill}/${options.killPoints} after ${delay} ms: ${acknowledged} acknowledged so far, ${runningJobs.length} job(s) running (${[...new Set(runningJobs.map((j) => j.pipeline))].join(', ') || '-'})`);
+      log(
+        `kill ${kill}/${options.killPoints}${cluster ? ` (${victim.name})` : ''} after ${delay} ms: ${acknowledged} acknowledged so far, ` +
+          `${runningJobs.length} job(s) running (${[...new Set(runningJobs.map((j) => j.pipeline))].join(', ') || '-'})`,
+      );
+      if (cluster) {
+        const down = Math.round(minDown + random() * (maxDown - minDown));
+        await sleep(down);
+        log(`  down ${down} ms`);
+      }
 
       // Now and then the restart itself is killed, anywhere from loading the code to the
       // recovery (incoming/, the unclean-stop check, requeued jobs and outbox entries).
       if (random() < 0.15) {
         const at = Math.round(random() * 2500);
-        const reachedReady = await killDuringStartup(config, at);
+        const reachedReady = await killDuringStartup(victim, at);
         killsDuringStartup++;
-        const more = noteInterrupted();
+        const more = noteInterrupted(victim);
         log(`  and the restart killed after ${at} ms (${reachedReady ? 'it was ready' : 'before it was ready'}; ${more.length} job(s) running)`);
       }
 
-      server = await spawnServer(['--config', config]);
-      const found = durableAfterRestart(dataDir, senders);
+      const leftInIncoming = incomingFiles(dataDir, victim);
+      await startNode(victim);
+      lastStarted = victim;
+      const found = durableAfterRestart(index, dataDir, senders, leftInIncoming);
       if (found.length === 0) killsSurvived++;
       else problems.push(...found.map((p) => `after kill ${kill}: ${p}`));
     }
 
     // The last round: everything not yet acknowledged, with no kill.
-    const stop = { stopped: false };
-    await Promise.all(senders.map((s) => s.sendUntil(dicomPort, stop)));
+    round = options.killPoints + 1;
+    await Promise.all(cluster ? sendingThroughout : senders.map((s) => s.sendUntil(pickPort, { stopped: false })));
     for (const s of senders) {
       if (s.pending.length > 0) problems.push(`${s.name}: ${s.pending.length} object(s) never acknowledged without a kill`);
       if (s.otherResponses.length > 0) problems.push(`${s.name}: responses other than Success: ${[...new Set(s.otherResponses)].join(', ')}`);
     }
-    const settled = await settle(dataDir, options.settleTimeoutMs ?? 180_000);
+    const settled = await settle(index, options.settleTimeoutMs ?? 180_000);
     if (settled !== undefined) problems.push(`not settled: ${settled}`);
 
     const acknowledgedUids = new Set(senders.flatMap((s) => [...s.acknowledged]));
-    const index = checkIndex(dataDir, acknowledgedUids, sourceDataset);
-    const jobs = await checkJobs(config, dataDir, interrupted);
-    const outbox = checkOutbox(dataDir, peer, acknowledgedUids, sourceDataset);
+    const stored = checkIndex(index, dataDir, acknowledgedUids, sourceDataset);
+    const jobs = await checkJobs(index, nodes[0].config, interrupted);
+    const triggers = checkTriggers(index);
+    const outbox = checkOutbox(index, peer, acknowledgedUids, sourceDataset);
     const dicomdir = await checkDicomdir(dicomdirRoot, acknowledgedUids);
     const images = new Set(fs.existsSync(imagesDir) ? fs.readdirSync(imagesDir).filter((n) => n.endsWith('.jpg')).map((n) => n.slice(0, -4)) : []);
     const missingImages = [...acknowledgedUids].filter((uid) => !images.has(uid));
-    problems.push(...index.problems, ...jobs.problems, ...outbox.problems, ...dicomdir.problems);
+    problems.push(...stored.problems, ...jobs.problems, ...triggers.problems, ...outbox.problems, ...dicomdir.problems);
     if (missingImages.length > 0) problems.push(`worker step: ${missingImages.length} acknowledged object(s) without a JPEG (first ${missingImages[0]})`);
     if (outboxSendingAtKill > 0) log(`${outboxSendingAtKill} outbox entr(ies) were being sent at a kill`);
 
@@ -320,33 +519,38 @@ export async function runCrashProof(options: CrashProofOptions): Promise<CrashPr
       seed: options.seed,
       killPoints: options.killPoints,
       senders: options.senders,
+      nodes: nodes.map(nodeLabel),
+      killsByNode,
       killsSurvived,
       killsDuringStartup,
       objectsSent: senders.reduce((n, s) => n + s.series.instances.length, 0),
       objectsAcknowledged: acknowledgedUids.size,
       sendsCutOff: senders.reduce((n, s) => n + s.sendsCutOff, 0),
-      lost: index.lost,
-      duplicatedInIndex: index.duplicated,
-      corrupt: index.corrupt,
-      jobs: jobs.figures,
+      lost: stored.lost,
+      duplicatedInIndex: stored.duplicated,
+      corrupt: stored.corrupt,
+      jobs: {
+        ...jobs.figures,
+        takenOver: loggedTotal(nodes, 'jobs whose node stopped renewing their leases are queued again', 'takenOver'),
+        requeuedAtRestart: loggedTotal(nodes, 'jobs interrupted by a stop or crash are queued again', 'requeued'),
+      },
+      triggers: triggers.figures,
       outbox: outbox.figures,
       dicomdir: dicomdir.figures,
       workerStep: { images: images.size, missing: missingImages.length },
       durationMs: Date.now() - started,
       problems,
     };
-    if (problems.length > 0) log(`server output (last 4000 characters):\n${server.output().slice(-4000)}`);
+    if (problems.length > 0) for (const n of nodes) log(`${nodeLabel(n)} output (last 4000 characters):\n${n.server?.output().slice(-4000)}`);
     return figures;
   } finally {
-    if (server && server.child.exitCode === null && server.child.signalCode === null) {
-      server.child.kill('SIGTERM');
-      const timer = setTimeout(() => server!.child.kill('SIGKILL'), 15_000);
-      await exited(server.child);
-      clearTimeout(timer);
-    }
+    stopSenders.stopped = true;
+    await Promise.all(nodes.map(stopNode));
     senders.forEach((s) => s.abort());
+    index?.close();
+    postgres?.stop();
     await peer?.stop();
-    if (options.keep || problems.length > 0) log(`kept for inspection: ${work} (destination ${peer?.dir})`);
+    if (options.keep || problems.length > 0) log(`kept for inspection: ${work} (destination ${peer?.dir}${cluster && !postgres ? `, index ${cluster.indexUrl}` : ''})`);
     else {
       fs.rmSync(work, { recursive: true, force: true });
       if (peer) fs.rmSync(peer.dir, { recursive: true, force: true });
@@ -354,12 +558,14 @@ export async function runCrashProof(options: CrashProofOptions): Promise<CrashPr
   }
 }
 
-/** Starts the server and SIGKILLs it `afterMs` later, ready or not; says whether it was ready. */
-async function killDuringStartup(config: string, afterMs: number): Promise<boolean> {
+/** Starts the node's server and SIGKILLs it `afterMs` later, ready or not; says whether it was ready. */
+async function killDuringStartup(n: ServerNode, afterMs: number): Promise<boolean> {
+  const config = n.config;
   const child = spawn(nodeBin, [...SERVER_NODE_FLAGS, path.join(repo, 'server/cli.ts'), 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
+  n.outputs.push(() => output);
   await Promise.race([sleep(afterMs), exited(child)]);
   if (child.exitCode !== null) throw new Error(`the server exited by itself while starting (code ${child.exitCode}):\n${output.slice(-3000)}`);
   child.kill('SIGKILL');
@@ -368,16 +574,18 @@ async function killDuringStartup(config: string, afterMs: number): Promise<boole
 }
 
 /**
- * Right after a restart: incoming/ is empty, each acknowledged object has a complete, durable
- * arrival (its store job may still be queued), and what is indexed already is whole and indexed once.
+ * Right after a restart: the half-received files the kill left in the node's incoming/ are gone,
+ * each object acknowledged so far has a complete, durable arrival (its store job may still be
+ * queued), and what is indexed already is whole and indexed once.
  */
-function durableAfterRestart(dataDir: string, senders: Sender[]): string[] {
+function durableAfterRestart(index: IndexAccess, dataDir: string, senders: Sender[], leftInIncoming: string[]): string[] {
   const problems: string[] = [];
-  const incoming = fs.readdirSync(path.join(dataDir, 'storage', 'incoming'));
-  if (incoming.length > 0) problems.push(`storage/incoming holds ${incoming.length} file(s) after the restart`);
-  const db = readOnlyIndex(dataDir);
-  try {
-    const indexed = db.prepare('SELECT i.database_name, i.sop_instance_uid, o.path, o.size FROM instances i JOIN objects o ON o.id = i.object_id').all() as Row[];
+  const stillThere = leftInIncoming.filter((f) => fs.existsSync(f));
+  if (stillThere.length > 0) problems.push(`${stillThere.length} half-received file(s) still in ${path.dirname(stillThere[0])} after the restart`);
+  // Taken before reading: on a cluster the other nodes acknowledge more meanwhile.
+  const acknowledged = senders.map((s) => ({ name: s.name, uids: [...s.acknowledged] }));
+  index.read((q) => {
+    const indexed = q.all('SELECT i.database_name, i.sop_instance_uid, o.path, o.size FROM instances i JOIN objects o ON o.id = i.object_id');
     const seen = new Set<string>();
     for (const r of indexed) {
       const key = `${r.database_name}|${r.sop_instance_uid}`;
@@ -386,55 +594,41 @@ function durableAfterRestart(dataDir: string, senders: Sender[]): string[] {
       const size = fs.statSync(path.join(dataDir, 'storage', r.path), { throwIfNoEntry: false })?.size;
       if (size !== r.size) problems.push(`${r.sop_instance_uid} indexed, but its file has ${size ?? 'no'} bytes of ${r.size}`);
     }
-    const arrival = db.prepare(
-      "SELECT o.path, o.size FROM arrivals a JOIN objects o ON o.id = a.object_id WHERE a.sop_instance_uid = ? AND a.outcome = 'received' AND o.deleted_at IS NULL",
-    );
-    for (const s of senders) {
-      for (const uid of s.acknowledged) {
-        const rows = arrival.all(uid) as Row[];
-        const whole = rows.filter((r) => fs.statSync(path.join(dataDir, 'storage', r.path), { throwIfNoEntry: false })?.size === r.size);
+    const arrival = "SELECT o.path, o.size FROM arrivals a JOIN objects o ON o.id = a.object_id WHERE a.sop_instance_uid = ? AND a.outcome = 'received' AND o.deleted_at IS NULL";
+    for (const s of acknowledged) {
+      for (const uid of s.uids) {
+        const whole = q.all(arrival, uid).filter((r) => fs.statSync(path.join(dataDir, 'storage', r.path), { throwIfNoEntry: false })?.size === r.size);
         if (whole.length === 0) problems.push(`${uid} (${s.name}) acknowledged but no complete object holds it`);
       }
     }
-  } finally {
-    db.close();
-  }
+  });
   return problems;
 }
 
 /** Waits until no arrival, job, stable group or outbox entry has work left; returns what is left on timeout. */
-async function settle(dataDir: string, timeoutMs: number): Promise<string | undefined> {
+async function settle(index: IndexAccess, timeoutMs: number): Promise<string | undefined> {
   const end = Date.now() + timeoutMs;
   let left = '';
   while (Date.now() < end) {
-    const db = readOnlyIndex(dataDir);
-    try {
-      const n = (sql: string) => (db.prepare(sql).get() as Row).n as number;
-      const figures = {
+    const figures = index.read((q) => {
+      const n = (sql: string) => q.get(sql)!.n as number;
+      return {
         arrivals: n('SELECT count(*) AS n FROM arrivals WHERE processed_at IS NULL'),
         jobs: n("SELECT count(*) AS n FROM jobs WHERE status IN ('queued', 'running')"),
         groups: n("SELECT count(*) AS n FROM trigger_groups WHERE state = 'open'"),
         outbox: n("SELECT count(*) AS n FROM outbox WHERE state IN ('queued', 'sending')"),
       };
-      left = Object.entries(figures).filter(([, v]) => v > 0).map(([k, v]) => `${v} ${k}`).join(', ');
-    } finally {
-      db.close();
-    }
+    });
+    left = Object.entries(figures).filter(([, v]) => v > 0).map(([k, v]) => `${v} ${k}`).join(', ');
     if (left === '') return undefined;
     await sleep(500);
   }
   return `after ${timeoutMs / 1000} s still ${left}`;
 }
 
-function checkIndex(dataDir: string, acknowledged: Set<string>, sent: Map<string, Buffer>) {
+function checkIndex(index: IndexAccess, dataDir: string, acknowledged: Set<string>, sent: Map<string, Buffer>) {
   const problems: string[] = [];
-  const db = readOnlyIndex(dataDir);
-  let rows: Row[];
-  try {
-    rows = db.prepare('SELECT i.database_name, i.sop_instance_uid, o.path, o.size, o.deleted_at FROM instances i JOIN objects o ON o.id = i.object_id').all() as Row[];
-  } finally {
-    db.close();
-  }
+  const rows = index.read((q) => q.all('SELECT i.database_name, i.sop_instance_uid, o.path, o.size, o.deleted_at FROM instances i JOIN objects o ON o.id = i.object_id'));
   const count = new Map<string, number>();
   let corrupt = 0;
   for (const r of rows) {
@@ -465,15 +659,9 @@ function checkIndex(dataDir: string, acknowledged: Set<string>, sent: Map<string
   return { lost: lostUids.length, duplicated, corrupt, problems };
 }
 
-async function checkJobs(config: string, dataDir: string, interrupted: Set<string>) {
+async function checkJobs(index: IndexAccess, config: string, interrupted: Set<string>) {
   const problems: string[] = [];
-  const db = readOnlyIndex(dataDir);
-  let rows: Row[];
-  try {
-    rows = db.prepare('SELECT id, pipeline, status, attempts, error FROM jobs').all() as Row[];
-  } finally {
-    db.close();
-  }
+  const rows = index.read((q) => q.all('SELECT id, pipeline, status, attempts, error FROM jobs'));
   const failed = rows.filter((r) => r.status === 'failed' || r.status === 'cancelled');
   const stuck = rows.filter((r) => r.status === 'queued' || r.status === 'running');
   for (const f of failed.slice(0, 5)) problems.push(`job ${f.id} (${f.pipeline}) ${f.status} after ${f.attempts} attempt(s): ${f.error}`);
@@ -497,17 +685,46 @@ async function checkJobs(config: string, dataDir: string, interrupted: Set<strin
   };
 }
 
-function checkOutbox(dataDir: string, peer: DcmtkPeer, acknowledged: Set<string>, sent: Map<string, Buffer>) {
+/**
+ * Exactly once, whichever node decided: an arrival is matched once (one job per instance
+ * pipeline), and each generation of a stable group fires one job (a later generation is a late
+ * arrival after the group fired, which the default `lateArrivals: whole` answers with a new job).
+ */
+function checkTriggers(index: IndexAccess) {
   const problems: string[] = [];
-  const db = readOnlyIndex(dataDir);
-  let states: Row[];
-  let owedUids: Set<string>;
-  try {
-    states = db.prepare("SELECT state, count(*) AS n FROM outbox WHERE destination = 'PACS' GROUP BY state").all() as Row[];
-    owedUids = new Set((db.prepare("SELECT DISTINCT sop_instance_uid AS uid FROM outbox WHERE destination = 'PACS'").all() as Row[]).map((r) => r.uid));
-  } finally {
-    db.close();
-  }
+  const { groups, jobs } = index.read((q) => ({
+    groups: q.all("SELECT pipeline, uid, generation, state, job_id FROM trigger_groups WHERE level = 'series'"),
+    jobs: q.all("SELECT id, pipeline, trigger_on, trigger_uid, inputs FROM jobs WHERE rerun_of IS NULL AND trigger_on IN ('instance', 'series')"),
+  }));
+  const fired = groups.filter((g) => g.state === 'fired');
+  const seriesJobs = jobs.filter((j) => j.trigger_on === 'series');
+  const firedJob = new Map<string, number>();
+  for (const g of fired) firedJob.set(g.job_id, (firedJob.get(g.job_id) ?? 0) + 1);
+  const seriesJobIds = new Set(seriesJobs.map((j) => j.id));
+  const withoutJob = fired.filter((g) => !seriesJobIds.has(g.job_id));
+  if (withoutJob.length > 0) problems.push(`${withoutJob.length} fired series group(s) whose job is not there (first ${withoutJob[0].pipeline} ${withoutJob[0].uid} generation ${withoutJob[0].generation})`);
+  const shared = [...firedJob.values()].filter((n) => n > 1).length;
+  if (shared > 0) problems.push(`${shared} job(s) recorded as the firing of several series groups`);
+  // A group fired twice leaves a job no group names (the second firing overwrote job_id).
+  const refired = seriesJobs.filter((j) => !firedJob.has(j.id));
+  if (refired.length > 0) problems.push(`${refired.length} series job(s) beyond one per fired generation (first ${refired[0].pipeline} ${refired[0].trigger_uid})`);
+  const byArrival = new Map<string, number>();
+  for (const j of jobs.filter((j) => j.trigger_on === 'instance')) byArrival.set(`${j.pipeline}|${j.inputs}`, (byArrival.get(`${j.pipeline}|${j.inputs}`) ?? 0) + 1);
+  const instanceJobsTwice = [...byArrival.values()].filter((n) => n > 1).length;
+  if (instanceJobsTwice > 0) problems.push(`${instanceJobsTwice} arrival(s) matched more than once (an instance pipeline queued several jobs for one arrival)`);
+  const lateGenerations = new Set(fired.filter((g) => g.generation > 1).map((g) => `${g.pipeline}|${g.uid}`));
+  return {
+    figures: { seriesGroupsFired: fired.length, seriesJobs: seriesJobs.length, seriesRefired: refired.length, seriesWithLateGenerations: lateGenerations.size, instanceJobsTwice },
+    problems,
+  };
+}
+
+function checkOutbox(index: IndexAccess, peer: DcmtkPeer, acknowledged: Set<string>, sent: Map<string, Buffer>) {
+  const problems: string[] = [];
+  const { states, owedUids } = index.read((q) => ({
+    states: q.all("SELECT state, count(*) AS n FROM outbox WHERE destination = 'PACS' GROUP BY state"),
+    owedUids: new Set(q.all("SELECT DISTINCT sop_instance_uid AS uid FROM outbox WHERE destination = 'PACS'").map((r) => r.uid)),
+  }));
   const by = (state: string) => states.find((s) => s.state === state)?.n ?? 0;
   const owed = states.reduce((n, s) => n + s.n, 0);
   if (by('dead') > 0) problems.push(`outbox: ${by('dead')} dead letter(s)`);
@@ -554,7 +771,8 @@ async function checkDicomdir(root: string, acknowledged: Set<string>) {
   return { figures: { valid: problems.length === 0, listed: listedSet.size, missing: missing.length }, problems };
 }
 
-// `node test/proof/crash-harness.ts --kill-points 20 --senders 6 --seed 7 [--per-sender 80] [--json] [--keep]`
+// `node test/proof/crash-harness.ts --kill-points 20 --senders 6 --seed 7 [--per-sender 80] [--json] [--keep]
+//    [--nodes node-a,node-b [--lease-seconds 3] [--index-url postgres://…/fresh-database]]`
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const { values } = parseArgs({
     options: {
@@ -562,6 +780,9 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
       senders: { type: 'string', default: '6' },
       seed: { type: 'string', default: String(Date.now() % 1_000_000) },
       'per-sender': { type: 'string' },
+      nodes: { type: 'string' },
+      'lease-seconds': { type: 'string', default: '3' },
+      'index-url': { type: 'string' },
       json: { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
     },
@@ -571,6 +792,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     senders: Number(values.senders),
     seed: Number(values.seed),
     instancesPerSender: values['per-sender'] === undefined ? undefined : Number(values['per-sender']),
+    cluster: values.nodes === undefined ? undefined : { nodes: values.nodes.split(','), leaseSeconds: Number(values['lease-seconds']), indexUrl: values['index-url'] },
     keep: values.keep,
     log: (line) => console.error(line),
   });

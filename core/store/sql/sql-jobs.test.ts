@@ -105,3 +105,40 @@ describe('leases, as nodes sharing the store use them', () => {
   });
 });
 
+
+// The cluster kill -9 harness found series jobs failing on a missing file: a sender's second copy
+// of an object (its first Success was cut off) joined the series group, the store step released
+// its bytes, they were collected once the group's job ended, and the next generation of the
+// group (lateArrivals: whole) carried the copy over into a job that could not read it.
+describe('a stable group firing again for late arrivals (lateArrivals: whole)', () => {
+  it('carries the earlier members over, except copies whose bytes were released and are filed nowhere', async () => {
+    const index = new SqlIndex(await openTestIndexDatabase(tempDir()));
+    open.push(index);
+    const jobs = new SqlJobs(index.connection);
+    const past = new Date(Date.now() - 1000).toISOString();
+    const attributes = { SeriesInstanceUID: '1.2.9', StudyInstanceUID: '1.2.8', PatientID: 'P' };
+    const object = (objectId: string, sopInstanceUid: string) => ({
+      objectId, path: `o/${objectId}.dcm`, size: 1, transferSyntaxUid: '1.2.840.10008.1.2.1', sopClassUid: '1.2.840.10008.5.1.4.1.1.2', sopInstanceUid,
+      receivedAt: past, source: 'network' as const, database: 'Import', createdBy: 'test', attributes,
+    });
+    const arrive = async (objectId: string, sopInstanceUid: string) => {
+      const { arrivalId } = await index.recordReceived(object(objectId, sopInstanceUid), 'keep-first');
+      jobs.recordTriggerDecisions(arrivalId, past, [], [{ pipeline: 'p', level: 'series', uid: '1.2.9', fireAt: past, lateArrivals: 'whole' }]);
+      return arrivalId;
+    };
+    const fire = () => {
+      const due = jobs.dueGroups(now());
+      expect(due).toHaveLength(1);
+      return jobs.getJob(jobs.fireGroup(due[0].id, { pipeline: 'p', priority: 0, maxAttempts: 1, backoffSeconds: 0 })!)!.inputs.sort();
+    };
+    const first = await arrive('object-1', '1.2.3.1');
+    const again = await arrive('object-1b', '1.2.3.1');
+    // What the store step does: files the first copy, releases the second (keep-first); a
+    // delete-source step released the filed copy too, which its database keeps.
+    index.fileInstance('Import', { ...object('object-1', '1.2.3.1'), createdAt: past, arrivalId: first }, 'keep-first');
+    jobs.releaseObjects(['object-1b', 'object-1'], 'store-job');
+    expect(fire()).toEqual([first, again].sort());
+    const late = await arrive('object-2', '1.2.3.2');
+    expect(fire()).toEqual([first, late].sort());
+  });
+});

@@ -121,8 +121,17 @@ export class SqlJobs implements JobStore {
         )
         .run(groupId, join.pipeline, join.level, join.uid, (latest?.generation ?? 0) + 1, state, join.lateArrivals, receivedAt, receivedAt, join.fireAt);
       if (latest && join.lateArrivals === 'whole') {
-        this.sql('INSERT INTO trigger_group_members (group_id, arrival_id) SELECT ?, arrival_id FROM trigger_group_members WHERE group_id = ? ON CONFLICT DO NOTHING')
-          .run(groupId, latest.id);
+        // Not the members whose bytes were released and are filed in no database (a duplicate
+        // kept out by keep-first, a replaced or delete-source copy): they are deleted once the
+        // fired generation's job ends, and a job over them would fail on the missing file.
+        this.sql(
+          `INSERT INTO trigger_group_members (group_id, arrival_id)
+           SELECT ?, m.arrival_id FROM trigger_group_members m JOIN arrivals a ON a.id = m.arrival_id
+           WHERE m.group_id = ?
+             AND NOT (EXISTS (SELECT 1 FROM object_releases r WHERE r.object_id = a.object_id)
+                      AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.object_id = a.object_id))
+           ON CONFLICT DO NOTHING`,
+        ).run(groupId, latest.id);
       }
     }
     this.sql('INSERT INTO trigger_group_members (group_id, arrival_id) VALUES (?, ?) ON CONFLICT DO NOTHING').run(groupId, arrivalId);
