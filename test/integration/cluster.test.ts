@@ -166,7 +166,12 @@ describe('several nodes on one PostgreSQL index', () => {
     );
     const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
     expect((await send(nodes[0].dicomPort, ct.files)).code).toBe(0);
-    const running = await until('the job to run', () => db.prepare("SELECT id, lease_owner FROM jobs WHERE status = 'running'").get(), 20_000);
+    // Killed once its step is under way (its start is recorded), not between claim and start.
+    const running = await until(
+      "the job's step to run",
+      () => db.prepare("SELECT j.id, j.lease_owner FROM jobs j JOIN job_steps s ON s.job_id = j.id AND s.attempt = j.attempts WHERE j.status = 'running' AND s.status = 'running'").get(),
+      20_000,
+    );
     const victim = nodes.find((n) => n.name === running.lease_owner)!;
     const survivor = nodes.find((n) => n !== victim)!;
     victim.child.kill('SIGKILL');
