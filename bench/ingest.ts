@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ctSeries } from '../test/fixtures/builder.ts';
-import { hasTool } from '../test/helpers/dcmtk.ts';
+import { missingDcmtkTool } from '../test/helpers/dcmtk.ts';
 import { cleanUp, makeTempDir, removeTempDir, trackChild } from './support/cleanup.ts';
 import { RssSampler } from './support/memory.ts';
 import { formatTable, median } from './support/table.ts';
@@ -285,11 +285,10 @@ export async function main(args: string[]): Promise<number> {
     console.error(`${(error as Error).message}\n\n${USAGE}`);
     return 2;
   }
-  for (const tool of ['storescu', 'storescp']) {
-    if (!hasTool(tool)) {
-      console.error(`${tool} is not on PATH: install DCMTK (apt-get install dcmtk)`);
-      return 1;
-    }
+  const missing = missingDcmtkTool(['storescu', 'storescp']);
+  if (missing !== undefined) {
+    console.error(missing);
+    return 1;
   }
 
   const kinds: TargetKind[] = [storescpTarget(STORESCP_REFERENCE, ['--max-pdu', '65536']), storescpTarget('storescp (default max PDU 16384)', []), dicomflowTarget()];

@@ -13,7 +13,7 @@ import Database from 'better-sqlite3';
 import { createStepContext } from '../core/jobs/step-context.ts';
 import burnsCpu from '../test/fixtures/plugins/burns-cpu/index.ts';
 import { ctSeries } from '../test/fixtures/builder.ts';
-import { hasTool, storescu } from '../test/helpers/dcmtk.ts';
+import { missingDcmtkTool, storescu } from '../test/helpers/dcmtk.ts';
 import { cleanUp, makeTempDir, removeTempDir, stopChild } from './support/cleanup.ts';
 import { spawnDicomflow } from './support/dicomflow-process.ts';
 import { formatTable, median } from './support/table.ts';
@@ -434,8 +434,9 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   const step = values.step as 'filter' | 'store';
-  if (!hasTool('storescu')) {
-    console.error('storescu is not on PATH: install DCMTK (apt-get install dcmtk)');
+  const missing = missingDcmtkTool(['storescu']);
+  if (missing !== undefined) {
+    console.error(missing);
     return 1;
   }
 

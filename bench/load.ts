@@ -9,7 +9,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { ctSeries } from '../test/fixtures/builder.ts';
-import { hasTool, storescu } from '../test/helpers/dcmtk.ts';
+import { missingDcmtkTool, storescu } from '../test/helpers/dcmtk.ts';
 import { makeTempDir, removeTempDir, stopChild } from './support/cleanup.ts';
 import { spawnDicomflow } from './support/dicomflow-process.ts';
 import { procStatusBytes } from './support/memory.ts';
@@ -75,8 +75,9 @@ export async function main(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  if (!hasTool('storescu')) {
-    console.error('storescu (DCMTK) is needed: apt-get install dcmtk');
+  const missing = missingDcmtkTool(['storescu']);
+  if (missing !== undefined) {
+    console.error(missing);
     return 1;
   }
   const minutes = Number(values.minutes);

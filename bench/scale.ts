@@ -15,7 +15,7 @@ import { openIndexDatabase, type IndexLocation } from '../core/store/sql/open.ts
 import type { SqlDb } from '../core/store/sql/sql-db.ts';
 import { ctSeries } from '../test/fixtures/builder.ts';
 import { dynamicPetWithKnownMotion } from '../test/fixtures/dynamic-brain-phantom.ts';
-import { hasTool } from '../test/helpers/dcmtk.ts';
+import { missingDcmtkTool } from '../test/helpers/dcmtk.ts';
 import { postgresBinDir, startPostgres, type PostgresCluster } from '../test/helpers/postgres.ts';
 import { cleanUp, makeTempDir, removeTempDir, stopChild, trackChild } from './support/cleanup.ts';
 import { spawnDicomflow, type DicomflowProcess } from './support/dicomflow-process.ts';
@@ -540,11 +540,10 @@ export async function main(args: string[]): Promise<number> {
     console.error(`${(error as Error).message}\n\n${USAGE}`);
     return 2;
   }
-  for (const tool of ['storescu', 'storescp']) {
-    if (!hasTool(tool)) {
-      console.error(`${tool} is not on PATH: install DCMTK (apt-get install dcmtk)`);
-      return 1;
-    }
+  const missing = missingDcmtkTool(['storescu', 'storescp']);
+  if (missing !== undefined) {
+    console.error(missing);
+    return 1;
   }
   if (postgresBinDir() === undefined) {
     console.error('PostgreSQL is not installed (no pg_ctl on PATH or under /usr/lib/postgresql)');

@@ -104,15 +104,18 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
   // folder, clean-stop marker and endpoint file there, and its own leases in the index.
   const clustered = config.index.backend === 'postgres';
   const nodeName = config.cluster.nodeName ?? defaultNodeName();
+  // What is kept per node on a shared data directory, named by the node.
+  const ownFolder = clustered ? nodeName : undefined;
+  const leaseMs = config.cluster.leaseSeconds * 1000;
   log = log.child({ node: nodeName });
   // Named in the file-set locks the dicomdir step takes (plugins/dicomdir/lock.ts), for operators.
   process.env.DF_NODE_NAME ??= nodeName;
-  const objects = new ObjectStore(path.join(config.dataDir, 'storage'), { node: clustered ? nodeName : undefined });
+  const objects = new ObjectStore(path.join(config.dataDir, 'storage'), { node: ownFolder });
   const removed = objects.removeIncoming();
   if (removed > 0) log.warn({ removed }, 'removed half-received objects left by an interrupted run (never acknowledged)');
   const db = openIndexDatabase({ dataDir: config.dataDir, index: config.index, nodeName });
-  const index = new SqlIndex(db, { node: clustered ? nodeName : undefined });
-  const cleanStopMarker = path.join(config.dataDir, clustered ? `${CLEAN_STOP_MARKER}.${nodeName}` : CLEAN_STOP_MARKER);
+  const index = new SqlIndex(db, { node: ownFolder });
+  const cleanStopMarker = path.join(config.dataDir, ownFolder ? `${CLEAN_STOP_MARKER}.${ownFolder}` : CLEAN_STOP_MARKER);
   verifyAfterUncleanStop(cleanStopMarker, index, objects, log);
   const events = new DicomflowEvents();
 
@@ -172,11 +175,11 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
     outbox,
     owner: nodeName,
     shared: clustered,
-    leaseMs: config.cluster.leaseSeconds * 1000,
+    leaseMs,
     destinations: config.remoteNodes,
     callingAeTitle: config.dimse.aeTitle,
     log: log.child({ component: 'outbox' }),
-    workDir: path.join(config.dataDir, 'outbox-work', ...(clustered ? [nodeName] : [])),
+    workDir: path.join(config.dataDir, 'outbox-work', ownFolder ?? ''),
   });
   const services: EngineServices = {
     index,
@@ -190,7 +193,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
   };
   const engine = new Engine({
     nodeId: nodeName,
-    leaseMs: config.cluster.leaseSeconds * 1000,
+    leaseMs,
     shared: clustered,
     jobs,
     pipelines,

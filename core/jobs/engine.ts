@@ -5,7 +5,7 @@ import { newId } from '../ids.ts';
 import type { LoadedPipeline } from '../pipeline/load.ts';
 import type { PipelineSet } from '../pipeline/pipeline-set.ts';
 import type { ArrivalRecord } from '../store/index-store.ts';
-import type { GroupJoin, JobRecord, JobStore, NewJob } from './job-store.ts';
+import type { ArrivalScope, GroupJoin, JobRecord, JobStore, NewJob } from './job-store.ts';
 import { runJob, type RunJobDeps, type StepPool } from './run-job.ts';
 
 export interface EngineOptions {
@@ -150,7 +150,7 @@ export class Engine extends EventEmitter<EngineEvents> {
    * On a shared store each node matches the arrivals it received; another node's are left to it
    * (matching them too only made both wait on the same rows) unless they wait too long.
    */
-  private arrivalScope(): { node: string; orphanedBefore: string } | undefined {
+  private arrivalScope(): ArrivalScope | undefined {
     return this.o.shared ? { node: this.nodeId, orphanedBefore: new Date(Date.now() - ORPHANED_ARRIVAL_MS).toISOString() } : undefined;
   }
 

@@ -9,6 +9,18 @@ export interface Contributors {
   peerAddresses: string[];
 }
 
+/** Which running jobs a requeue takes: one node's, those with expired leases, or (neither) all. */
+export interface LeaseScope {
+  owner?: string;
+  expiredBefore?: string;
+}
+
+/** A node's share of the unmatched arrivals, on a store shared by several nodes (unprocessedArrivals). */
+export interface ArrivalScope {
+  node: string;
+  orphanedBefore: string;
+}
+
 export interface NewJob {
   pipeline: string;
   pipelineHash?: string;
@@ -124,7 +136,7 @@ export interface JobStore {
    * whose object this node received or no node did (the CLI's imports), and any node's left
    * unprocessed since `orphanedBefore` (its node stopped before processing them).
    */
-  unprocessedArrivals(limit: number, scope?: { node: string; orphanedBefore: string }): ArrivalRecord[];
+  unprocessedArrivals(limit: number, scope?: ArrivalScope): ArrivalRecord[];
   /** In one transaction: the instance jobs, the group joins, and the arrival marked processed. */
   recordTriggerDecisions(arrivalId: string, receivedAt: string, jobs: NewJob[], joins: GroupJoin[]): string[];
   dueGroups(now: string): DueGroup[];
@@ -147,7 +159,7 @@ export interface JobStore {
    * jobs, the attempt is not counted (an interruption); cut short while running alone, it is,
    * and a job with no attempt left fails.
    */
-  requeueInterrupted(scope?: { owner?: string; expiredBefore?: string }): number;
+  requeueInterrupted(scope?: LeaseScope): number;
   /** Extends this node's leases; returns the jobs among them it no longer holds. */
   renewLeases(owner: string, jobIds: string[], until: string): string[];
   startStep(jobId: string, attempt: number, index: number, id: string, plugin: string): void;

@@ -147,7 +147,8 @@ export class ObjectStore {
   }
 }
 
-async function fsyncDirectory(dir: string): Promise<void> {
+/** Makes a directory's entries (a new link or rename in it) durable. */
+export async function fsyncDirectory(dir: string): Promise<void> {
   const handle = await fs.promises.open(dir, 'r');
   try {
     await handle.sync();

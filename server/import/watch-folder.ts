@@ -58,20 +58,7 @@ export class WatchFolder {
 
   /** Files this node claimed and never finished (a stop or crash) go back to be imported again. */
   private returnClaimed(): void {
-    const walk = (dir: string) => {
-      let entries: fs.Dirent[];
-      try {
-        entries = fs.readdirSync(dir, { withFileTypes: true });
-      } catch {
-        return;
-      }
-      for (const e of entries) {
-        const full = path.join(dir, e.name);
-        if (e.isDirectory()) walk(full);
-        else moveInto(full, path.join(this.o.path, path.relative(this.claimedDir, full)));
-      }
-    };
-    walk(this.claimedDir);
+    for (const file of filesUnder(this.claimedDir, () => false)) moveInto(file, path.join(this.o.path, path.relative(this.claimedDir, file)));
   }
 
   private schedule(delayMs: number): void {
@@ -115,24 +102,8 @@ export class WatchFolder {
   }
 
   private listFiles(): string[] {
-    const out: string[] = [];
-    const walk = (dir: string, top: boolean) => {
-      let entries: fs.Dirent[];
-      try {
-        entries = fs.readdirSync(dir, { withFileTypes: true });
-      } catch {
-        return;
-      }
-      for (const e of entries) {
-        // Hidden files are editors' and copiers' temporaries; done/ and failed/ are ours.
-        if (e.name.startsWith('.') || (top && (e.name === DONE || e.name === FAILED))) continue;
-        const full = path.join(dir, e.name);
-        if (e.isDirectory()) walk(full, false);
-        else if (e.isFile()) out.push(full);
-      }
-    };
-    walk(this.o.path, true);
-    return out.sort();
+    // Hidden files are editors' and copiers' temporaries; done/ and failed/ are ours.
+    return filesUnder(this.o.path, (name, top) => name.startsWith('.') || (top && (name === DONE || name === FAILED))).sort();
   }
 
   private async importFile(found: string): Promise<void> {
@@ -165,6 +136,27 @@ export class WatchFolder {
     this.stopped = true;
     clearTimeout(this.timer);
   }
+}
+
+/** The files below `root`, leaving out the entries `skip` names (`top`: directly in `root`). */
+function filesUnder(root: string, skip: (name: string, top: boolean) => boolean): string[] {
+  const out: string[] = [];
+  const walk = (dir: string, top: boolean) => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (skip(e.name, top)) continue;
+      const full = path.join(dir, e.name);
+      if (e.isDirectory()) walk(full, false);
+      else if (e.isFile()) out.push(full);
+    }
+  };
+  walk(root, true);
+  return out;
 }
 
 /** Moves a file, never overwriting: a name already taken gets .1, .2, … */

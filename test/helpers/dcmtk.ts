@@ -67,6 +67,12 @@ export const findscu = (args: readonly string[], options?: ToolOptions): Promise
 export const echoscu = (args: readonly string[], options?: ToolOptions): Promise<ToolResult> => runDcmtk('echoscu', args, options);
 export const dcmdump = (args: readonly string[], options?: ToolOptions): Promise<ToolResult> => runDcmtk('dcmdump', args, options);
 
+/** The message for the first of these DCMTK tools missing from PATH (benches refuse to start without it). */
+export function missingDcmtkTool(names: readonly string[]): string | undefined {
+  const missing = names.find((name) => !hasTool(name));
+  return missing === undefined ? undefined : `${missing} is not on PATH: install DCMTK (apt-get install dcmtk)`;
+}
+
 /** True when an executable of that name is on PATH (synchronous, for `describe.skipIf`). */
 export function hasTool(name: string): boolean {
   for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {

@@ -12,9 +12,8 @@ import { freePort } from './net.ts';
  */
 export interface PostgresCluster {
   port: number;
-  /** The URL of the maintenance database; databaseUrl(name) for another. */
+  /** The URL of the maintenance database. */
   url: string;
-  databaseUrl(name: string): string;
   createDatabase(name?: string): Promise<string>;
   /** Stops the server, keeping its data (an outage); start() brings it back on the same port. */
   halt(): void;
@@ -84,11 +83,9 @@ export async function startPostgres(): Promise<PostgresCluster> {
     }
     fs.rmSync(dir, { recursive: true, force: true });
   };
-  const databaseUrl = (name: string) => `postgres://dicomflow@127.0.0.1:${port}/${name}`;
   return {
     port,
     url,
-    databaseUrl,
     createDatabase: (name?: string) => createDatabase(url, name),
     halt: () => run(path.join(bin, 'pg_ctl'), ['-D', dataDir, '-m', 'fast', '-w', 'stop']),
     crash: () => run(path.join(bin, 'pg_ctl'), ['-D', dataDir, '-m', 'immediate', '-w', 'stop']),

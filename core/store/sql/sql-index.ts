@@ -46,7 +46,6 @@ export class SqlIndex implements IndexStore {
   private queue: Pending[] = [];
   private flushScheduled = false;
   private readonly statements;
-
   private readonly node: string | null;
 
   /** `db` is migrated already (openIndexDatabase); `node` is stamped on the objects received here. */

@@ -8,6 +8,8 @@ import {
   type JobRecord,
   type JobStatus,
   type JobStore,
+  type ArrivalScope,
+  type LeaseScope,
   type NewJob,
   type FinishedStep,
 } from '../../jobs/job-store.ts';
@@ -52,12 +54,6 @@ function toJob(r: Row): JobRecord {
  * several nodes share them: claims skip rows another node holds (FOR UPDATE SKIP LOCKED), a
  * group is locked while it takes an arrival or fires, and changes are notified ('jobs').
  */
-/** Which running jobs a requeue takes: one node's, those with expired leases, or (neither) all. */
-export interface LeaseScope {
-  owner?: string;
-  expiredBefore?: string;
-}
-
 export class SqlJobs implements JobStore {
   private readonly db: SqlDb;
   private readonly d: Dialect;
@@ -76,7 +72,7 @@ export class SqlJobs implements JobStore {
   }
 
 
-  unprocessedArrivals(limit: number, scope?: { node: string; orphanedBefore: string }): ArrivalRecord[] {
+  unprocessedArrivals(limit: number, scope?: ArrivalScope): ArrivalRecord[] {
     const rows = scope
       ? this.sql(
           `SELECT a.*, o.path FROM arrivals a JOIN objects o ON a.object_id = o.id

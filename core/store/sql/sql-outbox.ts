@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { newId } from '../../ids.ts';
+import { fsyncDirectory } from '../object-store.ts';
 import type { DestinationCounts, NewOutboxEntry, OutboxEntry, OutboxFailure, OutboxState, OutboxStore } from '../outbox-store.ts';
 import { dialectOf, type Dialect, type Row, type SqlDb, type SqlStatement } from './sql-db.ts';
 
@@ -248,14 +249,5 @@ function keepReference(source: string, target: string): void {
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
-  }
-}
-
-async function fsyncDirectory(dir: string): Promise<void> {
-  const handle = await fs.promises.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

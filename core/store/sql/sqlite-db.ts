@@ -11,15 +11,13 @@ import type { SqlDb, SqlStatement } from './sql-db.ts';
 export class SqliteDb implements SqlDb {
   readonly dialect = 'sqlite' as const;
   readonly location: string;
-  /** The better-sqlite3 handle, for tests that read the file directly. */
-  readonly raw: Database.Database;
+  private readonly raw: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
   private walFd: number | undefined;
 
-  constructor(file: string, options: { readonly?: boolean } = {}) {
+  constructor(file: string) {
     this.location = file;
-    this.raw = new Database(file, options.readonly ? { readonly: true, fileMustExist: true } : {});
-    if (options.readonly) return;
+    this.raw = new Database(file);
     this.raw.pragma('journal_mode = WAL');
     this.raw.pragma('synchronous = NORMAL');
     // Truncate the WAL after a checkpoint resets it, so it does not stay at its largest size.
