@@ -207,7 +207,7 @@ export class Reception {
       if (record.outcome === 'duplicate-rejected') {
         return { ok: false, error: dfError('DF_ERR_DUPLICATE_REJECTED', `SOP Instance ${this.incoming.sopInstanceUid} is already stored`) };
       }
-      this.options.events.emit('InstanceReceived', {
+      this.options.events.announce('InstanceReceived', {
         id: record.arrivalId,
         objectId: record.objectId,
         path: record.path,

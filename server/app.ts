@@ -117,7 +117,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
   const index = new SqlIndex(db, { node: ownFolder });
   const cleanStopMarker = path.join(config.dataDir, ownFolder ? `${CLEAN_STOP_MARKER}.${ownFolder}` : CLEAN_STOP_MARKER);
   verifyAfterUncleanStop(cleanStopMarker, index, objects, log);
-  const events = new DicomflowEvents();
+  const events = new DicomflowEvents(log.child({ component: 'events' }));
 
   // Free space is polled, not checked per object: statfs per C-STORE would cost more than it saves.
   // Five times a second, and what was received since counts against it: a fast sender (measured:

@@ -14,12 +14,13 @@ import { openIndexDatabase } from '../../core/store/sql/open.ts';
 export function openStandaloneReceiver(config: ResolvedConfig): { receiver: Receiver; index: SqlIndex; close(): void } {
   const objects = new ObjectStore(path.join(config.dataDir, 'storage'));
   const index = new SqlIndex(openIndexDatabase(config));
+  const log = pino({ level: 'silent' });
   const receiver = new Receiver({
     objects,
     index,
-    events: new DicomflowEvents(),
+    events: new DicomflowEvents(log),
     duplicatePolicy: config.storage.duplicatePolicy,
-    log: pino({ level: 'silent' }),
+    log,
     storeIsFull: () => false,
   });
   return {
