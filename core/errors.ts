@@ -14,6 +14,7 @@ export const errorCodes = {
   DF_ERR_STORE_WRITE: 'Writing or syncing the object to disk failed.',
   DF_ERR_DATABASE: 'The index database (SQLite file or PostgreSQL server) failed a statement or cannot be reached; the message names the reason. Received objects are not acknowledged until it answers again.',
   DF_ERR_DATABASE_UNKNOWN: 'No database of that name is configured.',
+  DF_ERR_INDEX_MISSING: 'The data directory has no index (index.sqlite): a command that reads or changes what a server recorded (jobs, nodes, the outbox, tokens, moves between databases) does not create one. Name the data directory the server uses (--data DIR, or dataDir in --config FILE).',
   DF_ERR_AE_UNKNOWN: 'The calling AE title is not on the allow-list of this server.',
   DF_ERR_CALLED_AE_UNKNOWN: 'The called AE title is not one this server answers to.',
   DF_ERR_PDU_INVALID: 'A peer sent a PDU of unknown type or larger than negotiated; the association was aborted.',

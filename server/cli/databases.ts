@@ -33,7 +33,7 @@ export function transferCommand(config: ResolvedConfig, c: TransferCommand): Tra
   users.requireRole(c.user, ['admin', 'manager']);
   users.require(c.user, c.mode === 'move' ? 'write' : 'read', c.from);
   users.require(c.user, 'write', c.to);
-  const index = new SqlIndex(openIndexDatabase(config));
+  const index = new SqlIndex(openIndexDatabase(config, { existing: true }));
   try {
     return index.transfer({
       from: c.from,

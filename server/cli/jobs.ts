@@ -13,7 +13,7 @@ import { viaApiOr, type ApiClient, type ApiFlags } from './api-client.ts';
  * in WAL mode; a server started later picks the new jobs up).
  */
 function openJobs(config: ResolvedConfig): { jobs: SqlJobs; close: () => void } {
-  const index = new SqlIndex(openIndexDatabase(config));
+  const index = new SqlIndex(openIndexDatabase(config, { existing: true }));
   return { jobs: new SqlJobs(index.connection), close: () => index.close() };
 }
 

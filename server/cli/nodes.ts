@@ -10,7 +10,7 @@ import { printTable } from './jobs.ts';
  * cluster's queue, read from the index itself (no server needed: it works with nodes down).
  */
 export function printNodes(config: ResolvedConfig, json: boolean): void {
-  const db = openIndexDatabase(config);
+  const db = openIndexDatabase(config, { existing: true });
   try {
     const nodes = new SqlNodes(db).list().map((n) => ({ ...n, alive: nodeAlive(n) }));
     const jobs = new SqlJobs(db);

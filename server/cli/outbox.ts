@@ -11,7 +11,7 @@ import { SqlOutbox } from '../../core/store/sql/sql-outbox.ts';
  * the server runs (a running server picks rescheduled entries up within a second).
  */
 function openOutbox(config: ResolvedConfig): { outbox: SqlOutbox; close: () => void } {
-  const index = new SqlIndex(openIndexDatabase(config));
+  const index = new SqlIndex(openIndexDatabase(config, { existing: true }));
   return { outbox: new SqlOutbox(index.connection, path.join(config.dataDir, 'outbox')), close: () => index.close() };
 }
 

@@ -10,10 +10,10 @@ import { BOOTSTRAP_ADMIN, issueToken, Users, type ApiToken } from '../../core/us
 /**
  * `dicomflow token create|list|revoke`: API tokens, on the data directory itself (who may write
  * there may already read data/admin-token). A running server sees a new or revoked token at
- * its next request.
+ * its next request. Listing and revoking need an index already; a first token may come before it.
  */
-function open(config: ResolvedConfig) {
-  const index = new SqlIndex(openIndexDatabase(config));
+function open(config: ResolvedConfig, existing = false) {
+  const index = new SqlIndex(openIndexDatabase(config, { existing }));
   const users = new Users(config.users.some((u) => u.name === BOOTSTRAP_ADMIN.name) ? config.users : [...config.users, BOOTSTRAP_ADMIN]);
   return { index, tokens: new SqlApiTokens(index.connection), users };
 }
@@ -33,7 +33,7 @@ export function createToken(config: ResolvedConfig, user: string, description?: 
 }
 
 export function listTokens(config: ResolvedConfig, user?: string): ApiToken[] {
-  const { index, tokens } = open(config);
+  const { index, tokens } = open(config, true);
   try {
     return tokens.list(user);
   } finally {
@@ -42,7 +42,7 @@ export function listTokens(config: ResolvedConfig, user?: string): ApiToken[] {
 }
 
 export function revokeToken(config: ResolvedConfig, id: string): void {
-  const { index, tokens } = open(config);
+  const { index, tokens } = open(config, true);
   try {
     if (!tokens.revoke(id)) throw dfError('DF_ERR_TOKEN_UNKNOWN', `no token ${id} in force`);
     index.recordAudit(actor(), 'token-revoke', { tokenId: id });

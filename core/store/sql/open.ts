@@ -1,4 +1,6 @@
+import fs from 'node:fs';
 import path from 'node:path';
+import { dfError } from '../../errors.ts';
 import { migrate } from './migrate.ts';
 import { PostgresDb } from './pg-db.ts';
 import type { SqlDb } from './sql-db.ts';
@@ -11,8 +13,16 @@ export interface IndexLocation {
   nodeName?: string;
 }
 
-/** The index database the configuration names, migrated to the newest schema. */
-export function openIndexDatabase(where: IndexLocation): SqlDb {
+/**
+ * The index database the configuration names, migrated to the newest schema. `existing`: the
+ * SQLite file must be there already (a command that only reads must not leave an empty index in
+ * a mistyped directory).
+ */
+export function openIndexDatabase(where: IndexLocation, options: { existing?: boolean } = {}): SqlDb {
+  const file = path.join(where.dataDir, 'index.sqlite');
+  if (options.existing && where.index?.backend !== 'postgres' && !fs.existsSync(file)) {
+    throw dfError('DF_ERR_INDEX_MISSING', `no index at ${file}: is ${where.dataDir} the server's data directory?`);
+  }
   const db: SqlDb =
     where.index?.backend === 'postgres'
       ? new PostgresDb({
@@ -20,7 +30,7 @@ export function openIndexDatabase(where: IndexLocation): SqlDb {
           statementTimeoutMs: (where.index.statementTimeoutSeconds ?? 60) * 1000,
           applicationName: where.nodeName ? `dicomflow ${where.nodeName}` : 'dicomflow',
         })
-      : new SqliteDb(path.join(where.dataDir, 'index.sqlite'));
+      : new SqliteDb(file);
   try {
     migrate(db);
   } catch (err) {
