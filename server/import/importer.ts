@@ -5,6 +5,7 @@ import { readFileMeta } from '../../core/dicom/part10.ts';
 import { dfError } from '../../core/errors.ts';
 import type { Provenance, Receiver } from '../../core/receive.ts';
 import type { IndexStore } from '../../core/store/index-store.ts';
+import { unreadableDataset } from './readable-dataset.ts';
 
 export interface ImportSummary {
   files: number;
@@ -108,7 +109,7 @@ export async function importFiles(files: string[], options: ImportOptions): Prom
 }
 
 async function importOne(file: string, options: ImportOptions, seen: Set<string>): Promise<'imported' | 'duplicate' | { reason: string }> {
-  let sopInstanceUid: string;
+  let meta: ReturnType<typeof readFileMeta>;
   try {
     const head = Buffer.alloc(64 * 1024);
     const fd = fs.openSync(file, 'r');
@@ -118,13 +119,19 @@ async function importOne(file: string, options: ImportOptions, seen: Set<string>
     } finally {
       fs.closeSync(fd);
     }
-    sopInstanceUid = readFileMeta(head.subarray(0, bytesRead)).sopInstanceUid;
+    meta = readFileMeta(head.subarray(0, bytesRead));
   } catch (err) {
     return { reason: dfError('DF_ERR_DATASET_MALFORMED', (err as Error).message).message };
   }
-  if (seen.has(sopInstanceUid) || options.index.instanceExists(options.provenance.database, sopInstanceUid)) return 'duplicate';
-  seen.add(sopInstanceUid);
+  const { sopInstanceUid } = meta;
+  if (seen.has(sopInstanceUid) || options.index.instanceExists(options.provenance.database, sopInstanceUid)) {
+    // Only a readable object is a duplicate; the receive path checks the others as it stores them.
+    const problem = await unreadableDataset(file, meta);
+    return problem === undefined ? 'duplicate' : { reason: problem.message };
+  }
   const result = await options.receiver.receiveFile(file, options.provenance);
   if (!result.ok) return { reason: result.error.message };
+  // A refused file does not make a later copy of its UID a duplicate.
+  seen.add(sopInstanceUid);
   return result.record.outcome === 'duplicate-rejected' ? 'duplicate' : 'imported';
 }

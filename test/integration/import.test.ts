@@ -93,4 +93,30 @@ describe('import from disk or CD', () => {
     expect(out).toMatch(/refused .*readme\.txt: DF_ERR_DATASET_MALFORMED: not a DICOM Part 10 file/);
     expect(out).toMatch(/refused .*cut\.dcm: DF_ERR_DATASET_MALFORMED/);
   });
+
+  it('refuses a malformed file as malformed, not as a duplicate, whether its SOP Instance UID came before or is stored already', async () => {
+    const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
+    const bytes = fs.readFileSync(ct.files[0]);
+    // The same file meta (so the same SOP Instance UID), the dataset cut short.
+    const cut = bytes.subarray(0, bytes.length - 100);
+    const data = tempDir();
+    // In one import: the cut copy comes first; the good one after it is not its "duplicate".
+    const first = tempDir('df-cut-first-');
+    fs.writeFileSync(path.join(first, 'a-cut.dcm'), cut);
+    fs.writeFileSync(path.join(first, 'b-good.dcm'), bytes);
+    const one = await run(node, [cli, 'import', first, '--data', data, '--user', 'dave']).catch((e: { code: number; stdout: string }) => e);
+    expect((one as { stdout: string }).stdout).toContain('files: 2  imported: 1  duplicates: 0  refused: 1');
+    expect((one as { stdout: string }).stdout).toMatch(/refused .*a-cut\.dcm: DF_ERR_DATASET_MALFORMED: dataset ends inside the value of \(7FE0,0010\)/);
+    // Once the object is stored, a cut copy of it is refused, a good copy is a duplicate.
+    const s = await startTestServer({ dataDir: data });
+    closers.push(() => s.close());
+    await until('the imported object to be filed', () => s.index.instances(s.config.defaultDatabase, {}).length === 1);
+    const again = tempDir('df-cut-again-');
+    fs.writeFileSync(path.join(again, 'cut.dcm'), cut);
+    fs.writeFileSync(path.join(again, 'good.dcm'), bytes);
+    const two = await run(node, [cli, 'import', again, '--data', data, '--user', 'dave']).catch((e: { code: number; stdout: string }) => e);
+    expect((two as { code: number }).code).toBe(3);
+    expect((two as { stdout: string }).stdout).toContain('files: 2  imported: 0  duplicates: 1  refused: 1');
+    expect((two as { stdout: string }).stdout).toMatch(/refused .*\/cut\.dcm: DF_ERR_DATASET_MALFORMED: dataset ends inside the value of \(7FE0,0010\)/);
+  });
 });
