@@ -58,6 +58,8 @@ export const errorCodes = {
   DF_ERR_PRINT_FAILED: 'The printer could not be reached, refused the job, or the job ended aborted or canceled; the step log has the IPP status.',
   DF_ERR_PRINT_TIMEOUT: 'The print job did not complete within waitSeconds; it stays on the printer, and a rerun finds it by its job name instead of printing again.',
   DF_ERR_MOTION_CORRECTION: 'Motion correction cannot run on these inputs (a series with one frame, a reference frame or time window with no frame in it), or a frame failed its checks with requireConvergence set; the message says which.',
+  DF_ERR_NOT_ACCEPTABLE: 'The Accept header of a DICOMweb request names no media type or transfer syntax this server can send for the resource (HTTP 406); the message lists what it can send.',
+  DF_ERR_MEDIA_TYPE_UNSUPPORTED: 'A DICOMweb STOW-RS request body is not multipart/related with type application/dicom and a boundary (HTTP 415).',
 } as const;
 
 export type ErrorCode = keyof typeof errorCodes;

@@ -31,7 +31,7 @@ export interface Provenance {
 }
 
 export type ReceptionResult =
-  | { ok: true; record: RecordResult; size: number; path: string; sopInstanceUid: string }
+  | { ok: true; record: RecordResult; size: number; path: string; sopInstanceUid: string; attributes: Readonly<Record<string, string>> }
   | { ok: false; error: DfError };
 
 export interface ReceiverOptions {
@@ -151,8 +151,11 @@ export class Reception {
     }
   }
 
-  /** Completes the object; resolves with what to answer the sender. Never rejects. */
-  async finish(provenance: Provenance): Promise<ReceptionResult> {
+  /**
+   * Completes the object; resolves with what to answer the sender. Never rejects. `check` may
+   * refuse the object on its attributes before anything is indexed (STOW-RS to one study).
+   */
+  async finish(provenance: Provenance, check?: (attributes: Readonly<Record<string, string>>) => DfError | undefined): Promise<ReceptionResult> {
     const { log } = this.options;
     const stats = this.receiver.stats;
     const logContext = { sopInstanceUid: this.incoming.sopInstanceUid, associationId: provenance.associationId, source: provenance.source };
@@ -166,6 +169,8 @@ export class Reception {
       const elements = this.walker.end();
       const attributes = readIndexedAttributes(elements, this.incoming.transferSyntaxUid !== EXPLICIT_VR_BE, this.options.extraAttributes?.());
       this.checkIdentity(attributes);
+      const refusal = check?.(attributes);
+      if (refusal) throw refusal;
       const relativePath = this.writer.place();
       // The object's fsync starts now and runs while the index commits.
       const objectSynced = this.writer.sync();
@@ -227,7 +232,7 @@ export class Reception {
         studyInstanceUid: attributes.StudyInstanceUID,
         attributes,
       });
-      return { ok: true, record, size: this.writer.size, path: record.path, sopInstanceUid: this.incoming.sopInstanceUid };
+      return { ok: true, record, size: this.writer.size, path: record.path, sopInstanceUid: this.incoming.sopInstanceUid, attributes };
     } catch (err) {
       const error = toDfError(err);
       stats.failures++;

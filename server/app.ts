@@ -367,6 +367,8 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
       index,
       databases: config.databases,
       events,
+      receiver,
+      objectPath: (p) => objects.absolutePath(p),
       webRoot: webRoot(),
       log,
     },

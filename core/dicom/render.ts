@@ -36,7 +36,7 @@ export const WINDOW_PRESET_NAMES = Object.keys(WINDOW_PRESETS) as WindowPresetNa
  * (the 0.5th–99.5th percentile, robust to a few extreme pixels, or the full min–max range), or
  * an explicit centre and width.
  */
-export type WindowChoice = 'object' | 'auto' | 'min-max' | WindowPresetName | { center: number; width: number };
+export type WindowChoice = 'object' | 'auto' | 'min-max' | WindowPresetName | { center: number; width: number; function?: 'LINEAR' | 'LINEAR_EXACT' | 'SIGMOID' };
 
 /** The JSON Schema of a WindowChoice, for plugins' options. */
 export const windowOptionSchema = {
@@ -348,7 +348,8 @@ export function modalityValues(stored: ArrayLike<number>, t: Pick<FrameTransform
 
 /** The window of a WindowChoice for these modality values. */
 export function chooseWindow(choice: WindowChoice, values: Float64Array, t: Pick<FrameTransforms, 'windows' | 'voiFunction'>, ignore?: (i: number) => boolean): AppliedWindow {
-  if (typeof choice === 'object') return { ...choice, function: 'LINEAR', source: 'explicit' };
+  // DICOMweb's `window=center,width,function` names the VOI LUT function too (PS3.18 8.3.5.1.4).
+  if (typeof choice === 'object') return { center: choice.center, width: choice.width, function: choice.function ?? 'LINEAR', source: 'explicit' };
   if (choice === 'object') {
     if (t.windows.length > 0) return { ...t.windows[0], function: t.voiFunction, source: 'object' };
     return chooseWindow('auto', values, t, ignore);

@@ -3,7 +3,7 @@
  * SQLite or PostgreSQL (sql/sql-index.ts); nothing outside the adapter sees SQL.
  */
 
-export type ArrivalSource = 'network' | 'folder' | 'import' | 'move' | 'replication' | 'pipeline';
+export type ArrivalSource = 'network' | 'folder' | 'import' | 'move' | 'replication' | 'pipeline' | 'dicomweb';
 export type DuplicatePolicy = 'keep-first' | 'replace' | 'reject';
 export type ArrivalOutcome = 'received' | 'duplicate-rejected';
 

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { DicomflowEvents } from '../../core/events.ts';
 import type { Engine } from '../../core/jobs/engine.ts';
+import type { Receiver } from '../../core/receive.ts';
 import type { JobStore } from '../../core/jobs/job-store.ts';
 import type { PipelineProblem } from '../../core/pipeline/load.ts';
 import type { PipelineSet } from '../../core/pipeline/pipeline-set.ts';
@@ -51,6 +52,10 @@ export interface HttpDeps {
   index: ApiIndex;
   databases: { name: string; aeTitle?: string }[];
   events: DicomflowEvents;
+  /** The one way into storage: STOW-RS stores through it like a C-STORE. */
+  receiver: Receiver;
+  /** A stored object's absolute path from its path relative to the object store. */
+  objectPath(relativePath: string): string;
   /** The built web page (index.html and assets); none: the API only. */
   webRoot?: string;
   log: Logger;

@@ -15,12 +15,13 @@ import { eventRoutes } from './routes/events.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 import { openapiRoutes, openapiOptions } from './routes/openapi.ts';
+import { dicomwebRoutes } from './dicomweb/routes.ts';
 
 export type { StatusSource, HttpDeps } from './context.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** Set by the authentication hook on every /api route but the health probe. */
+    /** Set by the authentication hook on every /api route but the health probe, and on every /dicomweb route. */
     user: UserDefinition;
   }
 }
@@ -39,6 +40,10 @@ const httpStatusOf: Partial<Record<ErrorCode, number>> = {
   DF_ERR_USAGE: 400,
   DF_ERR_PIPELINE_INVALID: 422,
   DF_ERR_STORE_FULL: 507,
+  DF_ERR_QUERY_INVALID: 400,
+  DF_ERR_NOT_ACCEPTABLE: 406,
+  DF_ERR_MEDIA_TYPE_UNSUPPORTED: 415,
+  DF_ERR_PIXEL_DECODE: 422,
 };
 
 const OPEN_ROUTES = new Set(['/api/health']);
@@ -108,6 +113,8 @@ export async function buildHttpApp(deps: HttpDeps, https?: { key: Buffer; cert: 
   await app.register(metricsRoutes, deps);
   await app.register(tokenRoutes, deps);
   await app.register(openapiRoutes);
+  // Encapsulated: its access hook and its streaming body parser apply to its own routes only.
+  await app.register(dicomwebRoutes, deps);
 
   if (webRoot) await app.register(fastifyStatic, { root: webRoot, prefix: '/', index: ['index.html'] });
   return app;
