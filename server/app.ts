@@ -15,6 +15,8 @@ import { MoveService } from './dimse/move.ts';
 import { GetService } from './dimse/get.ts';
 import { AssociationStats } from './dimse/scp.ts';
 import { userIdentityVerifier } from './dimse/user-identity.ts';
+import { accessPolicy, decideAccess, describeAccess, hostsOf } from './dimse/access.ts';
+import { PeerHosts } from './dimse/peer-hosts.ts';
 import { loadOrCreateAdminToken } from './http/auth.ts';
 import { startHttpServer } from './http/http-server.ts';
 import { webRoot } from './http/web.ts';
@@ -59,6 +61,8 @@ export interface RunningServer {
 }
 
 const CLEAN_STOP_MARKER = '.clean-stop';
+// Host names in the DICOM access rules are looked up again this often.
+const PEER_HOSTS_REFRESH_MS = 60_000;
 // Objects acknowledged were synced; only unacknowledged ones, written in the seconds before a
 // power loss, can be short. Ten minutes covers any association's in-flight objects.
 const UNCLEAN_STOP_WINDOW_MS = 10 * 60 * 1000;
@@ -227,6 +231,9 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
   const associations = new AssociationStats();
   const dimseLog = log.child({ component: 'dimse' });
   const d = config.dimse;
+  const access = accessPolicy(config);
+  const peerHosts = new PeerHosts(hostsOf(access), dimseLog);
+  await peerHosts.start(PEER_HOSTS_REFRESH_MS);
   const dicom: DicomServer = await startDicomServer(
     {
       settings: {
@@ -240,6 +247,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
         defaultDatabase: config.defaultDatabase,
         requireUserIdentity: d.requireUserIdentity,
         verifyUser: userIdentityVerifier({ users, tokens, adminToken: token }),
+        access: (caller, target) => decideAccess(access, target, caller, peerHosts.addressesOf),
       },
       receiver,
       find: new FindService(),
@@ -306,6 +314,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
       tlsPort: dicom.tlsPort ?? null,
       maxPduLength: d.maxPduLength,
       associations: { open: associations.open, total: associations.total, rejected: associations.rejected, aborted: associations.aborted },
+      access: describeAccess(access),
     },
     uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
     startedAt: new Date(startedAt).toISOString(),
@@ -410,6 +419,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
       fs.rmSync(endpointFile, { force: true });
       await http.close();
       await dicom.close();
+      peerHosts.stop();
       pipelines.close();
       await engine.close();
       await outboxSender.close();

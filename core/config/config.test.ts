@@ -15,7 +15,8 @@ describe('configuration', () => {
     expect(c.dimse.port).toBe(11112);
     expect(c.http.port).toBe(8080);
     expect(c.dataDir).toBe('/srv/x/data');
-    expect(c.databases).toEqual([{ name: 'Import' }]);
+    const known = [{ remoteNodes: true }, { loopback: true }];
+    expect(c.databases).toEqual([{ name: 'Import', dicomAccess: { store: [{ anyone: true }], query: known, retrieve: known } }]);
     expect(c.storage.duplicatePolicy).toBe('keep-first');
   });
 

@@ -8,6 +8,58 @@ const aeTitle = {
   pattern: '^[ -\\[\\]-~]*[!-\\[\\]-~][ -\\[\\]-~]*$',
 } as const;
 
+// Who may use a database over DICOM (databases[].dicomAccess, dicomdirStores[].dicomAccess).
+const dicomCaller = {
+  anyOf: [
+    { ...aeTitle, description: 'A calling AE title, from any host; one that names a remote node is admitted from that node’s host only.' },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['aeTitle', 'host'],
+      properties: { aeTitle, host: { type: 'string', minLength: 1, description: 'Host name or IP address the caller must connect from (names are resolved).' } },
+    },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['remoteNodes'],
+      properties: { remoteNodes: { const: true, description: 'Every AE title of remoteNodes, each from its own host.' } },
+    },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['loopback'],
+      properties: { loopback: { const: true, description: 'Any AE title connecting from this machine (127.0.0.0/8, ::1).' } },
+    },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['anyone'],
+      properties: { anyone: { const: true, description: 'Any AE title from any host.' } },
+    },
+  ],
+} as const;
+
+const queryCallers = {
+  type: 'array',
+  items: dicomCaller,
+  default: [{ remoteNodes: true }, { loopback: true }],
+  description: 'Who may C-FIND. Default: the remote nodes (each from its host) and any AE title on this machine. A list replaces the default: only what it names, loopback included.',
+} as const;
+
+const retrieveCallers = {
+  type: 'array',
+  items: dicomCaller,
+  default: [{ remoteNodes: true }, { loopback: true }],
+  description: 'Who may C-MOVE and C-GET. Default: the remote nodes (each from its host) and any AE title on this machine. A list replaces the default: only what it names, loopback included.',
+} as const;
+
+const storeCallers = {
+  type: 'array',
+  items: dicomCaller,
+  default: [{ anyone: true }],
+  description: 'Who may C-STORE into the database. Default: anyone. A list replaces the default: only what it names.',
+} as const;
+
 /**
  * The server configuration. Defaults live here (ajv `useDefaults`), not in code, so that the
  * published schema (schemas/config.schema.json) documents exactly what a missing field means.
@@ -31,7 +83,7 @@ export const configSchema = {
       default: {},
       properties: {
         aeTitle: { ...aeTitle, default: 'DICOMFLOW', description: 'The AE title this server answers to.' },
-        host: { type: 'string', default: '0.0.0.0', description: 'Interface to listen on.' },
+        host: { type: 'string', default: '0.0.0.0', description: 'Address the DICOM listener binds: 0.0.0.0 every IPv4 interface, 127.0.0.1 this machine only, or one interface’s address.' },
         port: { type: 'integer', minimum: 0, maximum: 65535, default: 11112 },
         maxPduLength: {
           type: 'integer',
@@ -94,7 +146,7 @@ export const configSchema = {
       additionalProperties: false,
       default: {},
       properties: {
-        host: { type: 'string', default: '0.0.0.0' },
+        host: { type: 'string', default: '0.0.0.0', description: 'Address the HTTP API and web page bind: 0.0.0.0 every IPv4 interface, 127.0.0.1 this machine only, or one interface’s address.' },
         port: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
         tls: {
           type: 'object',
@@ -216,6 +268,13 @@ export const configSchema = {
           name: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' },
           aeTitle: { ...aeTitle, description: 'Called AE title that stores into / queries this database.' },
           description: { type: 'string' },
+          dicomAccess: {
+            type: 'object',
+            additionalProperties: false,
+            default: {},
+            description: 'Who may store, query and retrieve this database over DICOM (as Orthanc since 1.9: storing open, query and retrieve for known nodes). A caller allowed none of them is rejected at association (A-ASSOCIATE-RJ, calling AE title not recognized); a refused request gets status 0124 (Refused: Not Authorized).',
+            properties: { store: storeCallers, query: queryCallers, retrieve: retrieveCallers },
+          },
         },
       },
     },
@@ -230,6 +289,13 @@ export const configSchema = {
         properties: {
           aeTitle,
           root: { type: 'string', description: "The file-set's root, as in the dicomdir step's options; relative to the configuration file, or the working directory." },
+          dicomAccess: {
+            type: 'object',
+            additionalProperties: false,
+            default: {},
+            description: 'Who may query and retrieve this file-set over DICOM, as for a database (C-STOREs to its AE title go to defaultDatabase and follow its rule).',
+            properties: { query: queryCallers, retrieve: retrieveCallers },
+          },
         },
       },
     },

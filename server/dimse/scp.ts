@@ -12,6 +12,7 @@ import { CommandField, NO_DATA_SET, PdvControl, decodeCommand, encodeCommand, en
 import { rawUidValues, type FindService } from './find.ts';
 import type { MoveService } from './move.ts';
 import { GetStoreChannel, type GetService, type StorageContext } from './get.ts';
+import type { Caller, DicomService, Rights } from './access.ts';
 
 const { Scp, constants, responses } = dimse;
 const { PresentationContextResult, RejectResult, RejectSource, RejectReason, Status } = constants;
@@ -50,6 +51,8 @@ export interface ScpSettings {
   requireUserIdentity?: 'off' | 'username' | 'passcode';
   /** Whether a presented identity is a configured user (with its passcode, when one is required). */
   verifyUser?: (name: string, passcode: string | undefined) => boolean;
+  /** What the caller may do where its called AE title leads (server/dimse/access.ts). */
+  access: (caller: Caller, target: { database: string; dicomdirAeTitle?: string }) => Rights;
 }
 
 // PS3.7 D.3.3.7.1: user identity types 1 (username) and 2 (username and passcode).
@@ -89,6 +92,8 @@ const STORE_STATUS: Partial<Record<ErrorCode, number>> = {
   DF_ERR_DUPLICATE_REJECTED: 0x0111,
 };
 const PROCESSING_FAILURE = 0x0110;
+// PS3.7 C.5 (general status): the caller is not authorized for the operation.
+const NOT_AUTHORIZED = 0x0124;
 
 /**
  * One association. dcmjs-dimse parses PDUs and DIMSE commands; this class decides, and hands
@@ -116,6 +121,8 @@ export class DicomflowScp extends Scp {
   /** The user the association identified itself as (verified), recorded with each arrival. */
   private userName: string | undefined;
   private database: string;
+  /** Decided once, when the association is accepted. */
+  private rights: Rights = { store: false, query: false, retrieve: false };
   private readonly framed: FramedSocket;
   /** C-GET sub-operations: our C-STORE requests back to the peer on this association. */
   private getChannel: GetStoreChannel | undefined;
@@ -214,6 +221,12 @@ export class DicomflowScp extends Scp {
       return this.reject(RejectResult.Transient, RejectSource.ServiceProviderPresentation, 2);
     }
     this.database = s.databaseByAeTitle.get(this.calledAeTitle) ?? s.defaultDatabase;
+    const dicomdirAeTitle = this.ctx.dicomdirStores.has(this.calledAeTitle) ? this.calledAeTitle : undefined;
+    this.rights = s.access({ callingAeTitle: this.callingAeTitle, peerAddress: this.peerAddress }, { database: this.database, dicomdirAeTitle });
+    if (!this.rights.store && !this.rights.query && !this.rights.retrieve) {
+      log.warn({ code: 'DF_ERR_DICOM_ACCESS_DENIED', database: this.database }, 'association rejected: the calling AE title may not store, query or retrieve here');
+      return this.reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CallingAeNotRecognized);
+    }
     this.negotiated = association;
 
     let accepted = 0;
@@ -290,6 +303,7 @@ export class DicomflowScp extends Scp {
   }
 
   override createStoreWritableStream(context: PresentationContext, request: CStoreRequest): Writable {
+    if (!this.rights.store) return new Writable({ write: (_chunk, _encoding, done) => done() });
     const sopInstanceUid = this.commandSopInstanceUid ?? request.getAffectedSopInstanceUid();
     this.sopInstanceUids.set(request, sopInstanceUid);
     const reception = this.ctx.receiver.begin({
@@ -321,7 +335,8 @@ export class DicomflowScp extends Scp {
    */
   takeStoreCommand(bytes: Buffer, contextId: number): boolean {
     const context = this.storageContexts.get(contextId);
-    if (!context || bytes.length < 8) return false;
+    // A refused C-STORE is answered by cStoreRequest, through the library.
+    if (!context || bytes.length < 8 || !this.rights.store) return false;
     let command;
     try {
       command = decodeCommand(bytes);
@@ -410,6 +425,7 @@ export class DicomflowScp extends Scp {
     const response = CStoreResponse.fromRequest(request);
     const sopInstanceUid = this.sopInstanceUids.get(request);
     if (sopInstanceUid !== undefined) response.setAffectedSopInstanceUid(sopInstanceUid);
+    if (this.refused('store', 'C-STORE', response)) return callback(response);
     if (!reception) {
       // A C-STORE-RQ whose command says no data set follows, or on a context not accepted for storage.
       this.log.warn({ code: 'DF_ERR_DATASET_MALFORMED', sopInstanceUid }, 'C-STORE refused: no data set came with it');
@@ -437,11 +453,16 @@ export class DicomflowScp extends Scp {
   }
 
   override cFindRequest(request: CFindRequest, callback: (responses: CFindResponseT[]) => void): void {
-    callback(this.ctx.find.answer(request, this.querySource(), this.log, this.takeRawIdentifier()));
+    const raw = this.takeRawIdentifier();
+    const refusal = CFindResponse.fromRequest(request);
+    if (this.refused('query', 'C-FIND', refusal)) return callback([refusal]);
+    callback(this.ctx.find.answer(request, this.querySource(), this.log, raw));
   }
 
   override cMoveRequest(request: CMoveRequest, callback: (responses: CMoveResponseT[]) => void): void {
     const raw = this.takeRawIdentifier();
+    const refusal = CMoveResponse.fromRequest(request);
+    if (this.refused('retrieve', 'C-MOVE', refusal)) return callback([refusal]);
     const identifier = { ...(request.getDataset()?.getElements() ?? {}), ...(raw ? rawUidValues(raw.dataset, raw.transferSyntaxUid) : {}) };
     const destination = this.commandMoveDestination;
     this.log.info({ destination, level: identifier.QueryRetrieveLevel }, 'C-MOVE requested');
@@ -472,6 +493,8 @@ export class DicomflowScp extends Scp {
 
   override cGetRequest(request: CGetRequest, callback: (responses: CGetResponseT[]) => void): void {
     const raw = this.takeRawIdentifier();
+    const refusal = CGetResponse.fromRequest(request);
+    if (this.refused('retrieve', 'C-GET', refusal)) return callback([refusal]);
     const identifier = { ...(request.getDataset()?.getElements() ?? {}), ...(raw ? rawUidValues(raw.dataset, raw.transferSyntaxUid) : {}) };
     this.log.info({ level: identifier.QueryRetrieveLevel }, 'C-GET requested');
     // As for C-MOVE: pending responses through the library's DIMSE writer, the final one (which
@@ -533,6 +556,16 @@ export class DicomflowScp extends Scp {
 
   override nEventReportRequest(...[request, callback]: Parameters<BaseScp['nEventReportRequest']>): void {
     callback(this.refuseOperation(request, responses.NEventReportResponse, 'N-EVENT-REPORT'));
+  }
+
+  /** Sets 0124 on the response when the association's rights lack the service; true if so. */
+  private refused(service: DicomService, operation: string, response: { setStatus(status: number): void; setErrorComment(comment: string): void }): boolean {
+    if (this.rights[service]) return false;
+    this.log.warn({ code: 'DF_ERR_DICOM_ACCESS_DENIED', service, database: this.database }, `${operation} refused: the calling AE title may not ${service} here`);
+    response.setStatus(NOT_AUTHORIZED);
+    // (0000,0902) Error Comment is at most 64 characters (PS3.7 E.1).
+    response.setErrorComment(`DF_ERR_DICOM_ACCESS_DENIED: no ${service} for ${this.callingAeTitle}`.slice(0, 64));
+    return true;
   }
 
   private refuseOperation<R, T extends { setStatus(status: number): void }>(request: R, type: { fromRequest(request: R): T }, name: string): T {

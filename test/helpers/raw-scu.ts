@@ -78,9 +78,10 @@ export class RawConnection {
     });
   }
 
-  static connect(host: string, port: number, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<RawConnection> {
+  /** localAddress: the source address to connect from (e.g. 127.0.0.2, another host as the server sees it). */
+  static connect(host: string, port: number, timeoutMs = DEFAULT_TIMEOUT_MS, localAddress?: string): Promise<RawConnection> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host, port });
+      const socket = net.connect({ host, port, localAddress });
       const timer = setTimeout(() => {
         socket.destroy();
         reject(new Error(`could not connect to ${host}:${port} within ${timeoutMs} ms`));
@@ -336,6 +337,7 @@ function toResponse(elements: Map<number, Buffer>): DimseResponse {
 export interface RawAssociateOptions extends AssociateRqOptions {
   host?: string;
   port: number;
+  localAddress?: string;
   timeoutMs?: number;
 }
 
@@ -529,7 +531,7 @@ function parseItems(body: Buffer, from: number): Array<{ type: number; value: Bu
  */
 export async function rawAssociate(options: RawAssociateOptions): Promise<RawAssociation> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const connection = await RawConnection.connect(options.host ?? '127.0.0.1', options.port, timeoutMs);
+  const connection = await RawConnection.connect(options.host ?? '127.0.0.1', options.port, timeoutMs, options.localAddress);
   try {
     await connection.sendRawBytes(encodeAssociateRq(options));
     const reply = await connection.readPdu(timeoutMs);

@@ -78,6 +78,53 @@ const cluster = {
   },
 } as const;
 
+const accessRule = {
+  type: 'object',
+  required: ['anyone', 'loopback', 'callers'],
+  additionalProperties: false,
+  properties: {
+    anyone: { type: 'boolean', description: 'Any AE title from any host.' },
+    loopback: { type: 'boolean', description: 'Any AE title connecting from this machine.' },
+    callers: {
+      type: 'array',
+      description: 'These calling AE titles (the remote nodes spelt out).',
+      items: {
+        type: 'object',
+        required: ['aeTitle'],
+        additionalProperties: false,
+        properties: { aeTitle: { type: 'string' }, host: { type: 'string', description: 'Only from this host (resolved); absent: from any host.' } },
+      },
+    },
+  },
+} as const;
+
+const dicomAccess = {
+  type: 'object',
+  description: 'Who may store, query (C-FIND) and retrieve (C-MOVE, C-GET) over DICOM: databases[].dicomAccess and dicomdirStores[].dicomAccess of the configuration.',
+  required: ['databases', 'dicomdirStores'],
+  additionalProperties: false,
+  properties: {
+    databases: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['name', 'store', 'query', 'retrieve'],
+        additionalProperties: false,
+        properties: { name: { type: 'string' }, store: accessRule, query: accessRule, retrieve: accessRule },
+      },
+    },
+    dicomdirStores: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['aeTitle', 'query', 'retrieve'],
+        additionalProperties: false,
+        properties: { aeTitle: { type: 'string' }, query: accessRule, retrieve: accessRule },
+      },
+    },
+  },
+} as const;
+
 /** Health, status at a glance, who am I, recent arrivals, the audit log. */
 export async function statusRoutes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
   app.get('/api/health', {
@@ -105,7 +152,7 @@ export async function statusRoutes(app: FastifyInstance, deps: HttpDeps): Promis
           additionalProperties: true,
           required: ['dicom', 'uptimeSeconds', 'received', 'storage', 'pipelines', 'cluster', 'engine', 'databases'],
           properties: {
-            dicom: { type: 'object', additionalProperties: true },
+            dicom: { type: 'object', additionalProperties: true, properties: { access: dicomAccess } },
             uptimeSeconds: { type: 'integer' },
             startedAt: { type: 'string' },
             received: { type: 'object', additionalProperties: true },
@@ -131,6 +178,8 @@ export async function statusRoutes(app: FastifyInstance, deps: HttpDeps): Promis
       // A reader sees the totals of the databases they may read only.
       const dbs = status.databases as { name: string }[] | undefined;
       if (Array.isArray(dbs)) status.databases = dbs.filter((db) => deps.users.may(request.user.name, 'read', db.name));
+      const access = (status.dicom as { access?: { databases: { name: string }[] } } | undefined)?.access;
+      if (access) access.databases = access.databases.filter((db) => deps.users.may(request.user.name, 'read', db.name));
       return status;
     },
   });
