@@ -1,5 +1,7 @@
 #!/usr/bin/env -S node --max-semi-space-size=4
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig, type ConfigOverrides } from '../core/config/load.ts';
 import { isDfError } from '../core/errors.ts';
@@ -14,34 +16,81 @@ import { printOutbox, retryOutbox } from './cli/outbox.ts';
 import { importCommand, printSummary } from './cli/import.ts';
 import { replicateFromNode, transferCommand } from './cli/databases.ts';
 
+/** One entry per command: its synopsis lines and what it does, for `dicomflow <command> --help`. */
+const COMMANDS: Record<string, { synopsis: string[]; about: string }> = {
+  serve: {
+    synopsis: ['serve [--config FILE] [--data DIR] [--port N] [--http-port N] [--aet TITLE]'],
+    about: 'runs the DICOM SCP (default port 11112, AE title DICOMFLOW) and the HTTP API (default 8080) with data under ./data unless the configuration says otherwise.',
+  },
+  validate: { synopsis: ['validate [--config FILE] FILE...'], about: 'checks configuration and pipeline files; errors name file, line, column and JSON pointer.' },
+  jobs: {
+    synopsis: ['jobs [--config FILE | --data DIR] [--json] [--status S] [--pipeline P] [--limit N]'],
+    about: 'lists jobs, newest first.',
+  },
+  job: { synopsis: ['job ID [--config FILE | --data DIR] [--json]'], about: 'shows one job: steps, timings, outputs and logs.' },
+  rerun: { synopsis: ['rerun ID [--config FILE | --data DIR] [--user NAME] [--wait]'], about: 'queues a new job over the same inputs, linked to the one it repeats.' },
+  cancel: { synopsis: ['cancel ID [--config FILE | --data DIR]'], about: 'cancels a queued or running job.' },
+  run: {
+    synopsis: ['run PIPELINE (--study UID | --series UID) [--db NAME] [--wait] [--config FILE | --data DIR]'],
+    about: 'runs a pipeline on a stored study or series (needs the running server).',
+  },
+  token: {
+    synopsis: ['token create --user NAME [--description TEXT]', 'token list [--user NAME] [--json]', 'token revoke ID'],
+    about: 'API tokens: create prints only the token on standard output (shown this once), list and revoke manage them.',
+  },
+  'force-complete': {
+    synopsis: ['force-complete (--series UID | --study UID) [--config FILE | --data DIR]'],
+    about: 'fires a pending series or study trigger now instead of waiting for stableSeconds.',
+  },
+  import: {
+    synopsis: ['import PATH [--db NAME] [--user NAME] [--config FILE | --data DIR]'],
+    about: 'imports a folder, file or disc (the files its DICOMDIR lists when it has one); exits with 3 if some files were refused (the others are imported).',
+  },
+  move: {
+    synopsis: ['move --from DB --to DB (STUDY_UID | --series UID | --patient ID) [--user NAME] [--config FILE]'],
+    about: 'moves a study, series or patient between databases, sharing the original bytes; audited.',
+  },
+  copy: {
+    synopsis: ['copy --from DB --to DB (STUDY_UID | --series UID | --patient ID) [--user NAME] [--config FILE]'],
+    about: 'copies a study, series or patient between databases, sharing the original bytes; audited.',
+  },
+  replicate: {
+    synopsis: [
+      'replicate --from DB --to DB (--study UID | --patient ID | --all) [--user NAME] [--config FILE]',
+      'replicate --from-node AE --to DB (--study UID | --series UID [--study UID] | --patient ID | --all) [--user NAME] [--config FILE]',
+    ],
+    about: 'copies from another database, or from a node of remoteNodes with C-FIND + C-GET.',
+  },
+  outbox: {
+    synopsis: ['outbox [--config FILE | --data DIR] [--json]', 'outbox retry DESTINATION (--all | ID...) [--config FILE | --data DIR]'],
+    about: 'the routing outbox per destination; retry queues dead letters again.',
+  },
+  nodes: { synopsis: ['nodes [--config FILE | --data DIR] [--json]'], about: 'the nodes on this index, their load, the queue.' },
+};
+
 const USAGE = `dicomflow — DICOM arrival turned into processing
 
 Usage:
-  dicomflow serve [--config FILE] [--data DIR] [--port N] [--http-port N] [--aet TITLE]
-  dicomflow validate [--config FILE] FILE...   check configuration and pipeline files
-  dicomflow jobs [--config FILE | --data DIR] [--json] [--status S] [--pipeline P] [--limit N]
-  dicomflow job ID [--config FILE | --data DIR] [--json]
-  dicomflow rerun ID [--config FILE | --data DIR] [--user NAME] [--wait]
-  dicomflow cancel ID [--config FILE | --data DIR]
-  dicomflow run PIPELINE (--study UID | --series UID) [--db NAME] [--wait] [--config FILE | --data DIR]
-  dicomflow token create --user NAME [--description TEXT] | token list [--user NAME] [--json] | token revoke ID
-  dicomflow force-complete (--series UID | --study UID) [--config FILE | --data DIR]
-  dicomflow import PATH [--db NAME] [--user NAME] [--config FILE | --data DIR]
-  dicomflow move --from DB --to DB (STUDY_UID | --series UID | --patient ID) [--user NAME] [--config FILE]
-  dicomflow copy --from DB --to DB (STUDY_UID | --series UID | --patient ID) [--user NAME] [--config FILE]
-  dicomflow replicate --from DB --to DB (--study UID | --patient ID | --all) [--user NAME] [--config FILE]
-  dicomflow replicate --from-node AE --to DB (--study UID | --series UID [--study UID] | --patient ID | --all) [--user NAME] [--config FILE]
-  dicomflow outbox [--config FILE | --data DIR] [--json]        routing outbox per destination
-  dicomflow outbox retry DESTINATION (--all | ID...) [--config FILE | --data DIR]
-  dicomflow nodes [--config FILE | --data DIR] [--json]          the nodes on this index, their load, the queue
-  dicomflow --help
+${Object.values(COMMANDS)
+  .flatMap((c) => c.synopsis)
+  .map((line) => `  dicomflow ${line}`)
+  .join('\n')}
+  dicomflow <command> --help
+  dicomflow --version
 
-serve runs the DICOM SCP (default port 11112, AE title DICOMFLOW) and the HTTP API (default 8080)
-with data under ./data unless the configuration says otherwise. jobs, job, rerun, cancel and run
-talk to the server running on the data directory through its HTTP API (--server URL and
---token TOKEN, or DICOMFLOW_URL and DICOMFLOW_TOKEN, else data/admin-token); with no server
-running, all but run work on the data directory directly. --wait follows the job with a
-progress bar and exits 1 unless it succeeds. import exits with 3 if some files were refused (the others are imported).`;
+jobs, job, rerun, cancel and run talk to the server running on the data directory through its
+HTTP API (--server URL and --token TOKEN, or DICOMFLOW_URL and DICOMFLOW_TOKEN, else
+data/admin-token); with no server running, all but run work on the data directory directly.
+--wait follows the job with a progress bar and exits 1 unless it succeeds.`;
+
+function commandHelp(name: string): string {
+  const c = COMMANDS[name];
+  return `Usage:\n${c.synopsis.map((line) => `  dicomflow ${line}`).join('\n')}\n\n${name} ${c.about}`;
+}
+
+function packageVersion(): string {
+  return (JSON.parse(fs.readFileSync(path.join(import.meta.dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
+}
 
 const common = {
   config: { type: 'string', short: 'c' },
@@ -108,7 +157,17 @@ async function serve(args: string[]): Promise<void> {
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
+  // Before parsing: `dicomflow jobs --help` must not depend on the command's own options.
+  if (command !== undefined && Object.hasOwn(COMMANDS, command) && (rest.includes('--help') || rest.includes('-h'))) {
+    console.log(commandHelp(command));
+    return;
+  }
   switch (command) {
+    case '--version':
+    case '-V':
+    case 'version':
+      console.log(packageVersion());
+      return;
     case 'serve':
       return serve(rest);
     case 'validate': {
