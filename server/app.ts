@@ -77,6 +77,8 @@ function verifyAfterUncleanStop(marker: string, index: SqlIndex, objects: Object
     fs.rmSync(marker);
     return;
   }
+  // A first start has no marker either, and nothing of this node's to check.
+  if (objects.firstUse) return;
   let lost = 0;
   const recent = index.recentObjects(UNCLEAN_STOP_WINDOW_MS);
   for (const o of recent) {
@@ -165,8 +167,12 @@ export async function startServer(config: ResolvedConfig, log: Logger = pino({ l
   const reportPipelines = () => {
     const loaded = pipelines.all().map((p) => p.definition.name);
     for (const p of pipelines.problems()) engineLog.error({ code: 'DF_ERR_PIPELINE_INVALID' }, formatProblem(p));
-    for (const p of pipelines.warnings()) engineLog.warn(`${formatProblem(p)} (disabled pipeline: configure this before enabling it)`);
-    engineLog.info({ pipelinesDir: config.pipelinesDir, loaded }, 'pipelines loaded');
+    // A disabled pipeline's gaps (an example waiting for a printer or a PACS) are no fault: they
+    // become errors when it is enabled; until then they are named once in the line below.
+    const warnings = pipelines.warnings();
+    for (const p of warnings) engineLog.debug(`${formatProblem(p)} (disabled pipeline: configure this before enabling it)`);
+    const needConfiguration = [...new Set(warnings.map((p) => path.basename(p.file, '.json')))];
+    engineLog.info({ pipelinesDir: config.pipelinesDir, loaded, ...(needConfiguration.length > 0 && { disabledNeedConfiguration: needConfiguration }) }, 'pipelines loaded');
     if (pipelines.enabled().length === 0) engineLog.warn('no pipeline is enabled: received objects are kept in storage but filed into no database');
   };
   pipelines.on('PipelinesReloaded', reportPipelines);

@@ -20,12 +20,15 @@ export class ObjectStore {
   private readonly spares: { id: string; tempPath: string; fd: number }[] = [];
   private sparesOpening = 0;
   private closed = false;
+  /** This node had never used this root before (its incoming folder did not exist). */
+  readonly firstUse: boolean;
 
   /** `node`: on a shared root, this node's own incoming and spare folders (others' are in use). */
   constructor(root: string, options: { node?: string } = {}) {
     this.root = path.resolve(root);
     this.incomingDir = path.join(this.root, 'incoming', ...(options.node ? [options.node] : []));
     this.spareDir = path.join(this.root, 'spare', ...(options.node ? [options.node] : []));
+    this.firstUse = !fs.existsSync(this.incomingDir);
     fs.mkdirSync(this.incomingDir, { recursive: true });
     fs.mkdirSync(this.spareDir, { recursive: true });
     fs.mkdirSync(path.join(this.root, 'objects'), { recursive: true });

@@ -1,0 +1,50 @@
+// Issue 17: what an operator reads at start is true. A first start is not an unclean stop, and
+// the disabled example pipelines (waiting for a printer or a PACS) are not warnings every time.
+import { Writable } from 'node:stream';
+import fs from 'node:fs';
+import path from 'node:path';
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../core/config/load.ts';
+import { startServer } from '../../server/app.ts';
+import { tempDir } from '../helpers/temp.ts';
+
+const repoRoot = path.resolve(import.meta.dirname, '../..');
+
+async function startAndStop(dataDir: string, stop: 'clean' | 'none'): Promise<Array<Record<string, unknown>>> {
+  const lines: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  const file = path.join(dataDir, 'config.json');
+  fs.writeFileSync(file, JSON.stringify({ dataDir, pipelinesDir: path.join(repoRoot, 'pipelines'), dimse: { port: 0, host: '127.0.0.1' }, http: { port: 0, host: '127.0.0.1' }, storage: { minFreeMegabytes: 16 } }));
+  const server = await startServer(loadConfig(file), pino({ level: 'info' }, sink));
+  if (stop === 'clean') await server.close();
+  else {
+    // As after kill -9: the server goes, its clean-stop marker is never written.
+    const marker = path.join(dataDir, '.clean-stop');
+    await server.close();
+    fs.rmSync(marker, { force: true });
+  }
+  return lines;
+}
+
+describe('start-up logs', () => {
+  it('a first start reports no unclean stop and no warning for the disabled examples; an unclean stop is reported', async () => {
+    const dataDir = tempDir('df-start-');
+    const first = await startAndStop(dataDir, 'clean');
+    expect(first.filter((l) => /unclean stop/.test(String(l.msg)))).toEqual([]);
+    expect(first.filter((l) => (l.level as number) >= 40)).toEqual([]);
+    const loaded = first.find((l) => l.msg === 'pipelines loaded');
+    expect(loaded?.disabledNeedConfiguration).toContain('seed-secondary-capture-print');
+
+    const second = await startAndStop(dataDir, 'none');
+    expect(second.filter((l) => /unclean stop/.test(String(l.msg)))).toEqual([]);
+
+    const third = await startAndStop(dataDir, 'clean');
+    expect(third.filter((l) => /unclean stop/.test(String(l.msg))).length).toBe(1);
+  });
+});
