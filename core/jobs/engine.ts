@@ -271,7 +271,7 @@ export class Engine extends EventEmitter<EngineEvents> {
           backoffSeconds: p?.definition.retry.backoffSeconds ?? 10,
         });
         if (jobId) {
-          this.o.log.info({ jobId, pipeline: g.pipeline, level: g.level, uid: g.uid }, `${g.level} stable: job queued`);
+          this.o.log.info({ jobId, pipeline: g.pipeline, triggerLevel: g.level, uid: g.uid }, `${g.level} stable: job queued`);
           this.emit('JobQueued', { jobId, pipeline: g.pipeline });
         }
       }

@@ -52,7 +52,7 @@ export class FindService {
         response.setDataset(new Dataset(charset ? { SpecificCharacterSet: charset, ...elements } : elements, EXPLICIT_VR_LE));
         return response;
       });
-      log.info({ level: parsed.level, model, matches: pending.length }, 'C-FIND answered');
+      log.info({ queryLevel: parsed.level, model, matches: pending.length }, 'C-FIND answered');
       return [...pending, final(request, Status.Success)];
     } catch (err) {
       log.error({ err }, 'C-FIND failed');

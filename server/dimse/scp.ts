@@ -465,7 +465,7 @@ export class DicomflowScp extends Scp {
     if (this.refused('retrieve', 'C-MOVE', refusal)) return callback([refusal]);
     const identifier = { ...(request.getDataset()?.getElements() ?? {}), ...(raw ? rawUidValues(raw.dataset, raw.transferSyntaxUid) : {}) };
     const destination = this.commandMoveDestination;
-    this.log.info({ destination, level: identifier.QueryRetrieveLevel }, 'C-MOVE requested');
+    this.log.info({ destination, queryLevel: identifier.QueryRetrieveLevel }, 'C-MOVE requested');
     // dcmjs-dimse's callback may be called once (it ends the request); pending responses go
     // out as they happen through the library's own DIMSE writer, on the request's context.
     const context = this.negotiated?.getAcceptedPresentationContextFromRequest(request);
@@ -496,7 +496,7 @@ export class DicomflowScp extends Scp {
     const refusal = CGetResponse.fromRequest(request);
     if (this.refused('retrieve', 'C-GET', refusal)) return callback([refusal]);
     const identifier = { ...(request.getDataset()?.getElements() ?? {}), ...(raw ? rawUidValues(raw.dataset, raw.transferSyntaxUid) : {}) };
-    this.log.info({ level: identifier.QueryRetrieveLevel }, 'C-GET requested');
+    this.log.info({ queryLevel: identifier.QueryRetrieveLevel }, 'C-GET requested');
     // As for C-MOVE: pending responses through the library's DIMSE writer, the final one (which
     // ends the request) through the callback, once.
     const context = this.negotiated?.getAcceptedPresentationContextFromRequest(request);

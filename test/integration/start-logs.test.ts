@@ -32,7 +32,27 @@ async function startAndStop(dataDir: string, stop: 'clean' | 'none'): Promise<Ar
   return lines;
 }
 
+/** Log call sites whose bindings name a `level` key: pino writes its own level first, and a second
+ * `"level"` (the query level of a C-FIND) overrides it for every reader, so level filters break. */
+function logCallsBindingLevel(dir: string): string[] {
+  const found: string[] = [];
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile() || !entry.name.endsWith('.ts') || entry.name.endsWith('.test.ts')) continue;
+    const file = path.join(entry.parentPath, entry.name);
+    const text = fs.readFileSync(file, 'utf8');
+    for (const m of text.matchAll(/\b(?:log|logger|engineLog)\w*\s*\.\s*(?:trace|debug|info|warn|error|fatal|child)\s*\(\s*\{([^}]*)\}/g)) {
+      if (/(^|[{,])\s*(?:level\s*[:,]|level\s*$)/.test(m[1])) found.push(`${path.relative(repoRoot, file)}: ${m[0]}`);
+    }
+  }
+  return found;
+}
+
 describe('start-up logs', () => {
+  it('no log line binds a second "level" key', () => {
+    const found = ['server', 'core', 'plugins', 'workers'].flatMap((d) => logCallsBindingLevel(path.join(repoRoot, d)));
+    expect(found).toEqual([]);
+  });
+
   it('a first start reports no unclean stop and no warning for the disabled examples; an unclean stop is reported', async () => {
     const dataDir = tempDir('df-start-');
     const first = await startAndStop(dataDir, 'clean');
