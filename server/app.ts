@@ -6,6 +6,7 @@ import type { ResolvedConfig } from '../core/config/load.ts';
 import { DicomflowEvents } from '../core/events.ts';
 import { Receiver } from '../core/receive.ts';
 import { ObjectStore } from '../core/store/object-store.ts';
+import { prepareDataDir } from '../core/store/data-dir.ts';
 import { SqlIndex } from '../core/store/sql/sql-index.ts';
 import { openIndexDatabase } from '../core/store/sql/open.ts';
 import { SqlNodes } from '../core/store/sql/sql-nodes.ts';
@@ -105,7 +106,13 @@ function defaultNodeName(): string {
 /** Starts everything `dicomflow serve` runs, wired in the one direction of the flow. */
 export async function startServer(config: ResolvedConfig, log: Logger = pino({ level: config.log.level })): Promise<RunningServer> {
   const startedAt = Date.now();
-  fs.mkdirSync(config.dataDir, { recursive: true });
+  // Patient data is not for other local users: whatever umask the server was started with, what
+  // it and its steps' worker processes create is 0600 (directories 0700), as PostgreSQL does.
+  process.umask(0o077);
+  const dataDir = prepareDataDir(config.dataDir);
+  if (dataDir.openMode !== undefined) {
+    log.warn({ code: 'DF_ERR_DATA_DIR_PERMISSIONS', dataDir: config.dataDir, mode: dataDir.openMode.toString(8).padStart(4, '0') }, 'the data directory can be read or entered by other users; chmod 700 it');
+  }
   // On PostgreSQL several nodes may share the data directory: each keeps its own incoming
   // folder, clean-stop marker and endpoint file there, and its own leases in the index.
   const clustered = config.index.backend === 'postgres';

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { dfError } from '../errors.ts';
 import { newId } from '../ids.ts';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './data-dir.ts';
 
 /**
  * Original objects, byte for byte, as immutable files named by an id dicomflow makes: no path
@@ -29,9 +30,10 @@ export class ObjectStore {
     this.incomingDir = path.join(this.root, 'incoming', ...(options.node ? [options.node] : []));
     this.spareDir = path.join(this.root, 'spare', ...(options.node ? [options.node] : []));
     this.firstUse = !fs.existsSync(this.incomingDir);
-    fs.mkdirSync(this.incomingDir, { recursive: true });
-    fs.mkdirSync(this.spareDir, { recursive: true });
-    fs.mkdirSync(path.join(this.root, 'objects'), { recursive: true });
+    // Modes stated, not left to the umask: the CLI (import) writes here too.
+    fs.mkdirSync(this.incomingDir, { recursive: true, mode: PRIVATE_DIR_MODE });
+    fs.mkdirSync(this.spareDir, { recursive: true, mode: PRIVATE_DIR_MODE });
+    fs.mkdirSync(path.join(this.root, 'objects'), { recursive: true, mode: PRIVATE_DIR_MODE });
   }
 
   /** Half-received objects from before a crash were never acknowledged: drop them. */
@@ -76,7 +78,7 @@ export class ObjectStore {
       this.sparesOpening++;
       const id = newId();
       const tempPath = path.join(this.spareDir, `${id}.part`);
-      fs.open(tempPath, 'wx', (err, fd) => {
+      fs.open(tempPath, 'wx', PRIVATE_FILE_MODE, (err, fd) => {
         this.sparesOpening--;
         if (err) return;
         if (this.closed) fs.close(fd, () => fs.rm(tempPath, { force: true }, () => {}));
@@ -120,7 +122,7 @@ export class ObjectStore {
     if (!fs.existsSync(dir)) {
       this.makeDurableDirectory(path.dirname(dir));
       try {
-        fs.mkdirSync(dir);
+        fs.mkdirSync(dir, { mode: PRIVATE_DIR_MODE });
       } catch (err) {
         // Another node sharing the data directory created it between the check and here.
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -199,7 +201,7 @@ export class ObjectWriter {
       return;
     }
     try {
-      this.fd = fs.openSync(tempPath, 'wx');
+      this.fd = fs.openSync(tempPath, 'wx', PRIVATE_FILE_MODE);
     } catch (err) {
       this.fail(err);
     }

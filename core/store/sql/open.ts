@@ -5,6 +5,7 @@ import { migrate } from './migrate.ts';
 import { PostgresDb } from './pg-db.ts';
 import type { SqlDb } from './sql-db.ts';
 import { SqliteDb } from './sqlite-db.ts';
+import { createPrivateFile } from '../data-dir.ts';
 
 export interface IndexLocation {
   dataDir: string;
@@ -30,7 +31,7 @@ export function openIndexDatabase(where: IndexLocation, options: { existing?: bo
           statementTimeoutMs: (where.index.statementTimeoutSeconds ?? 60) * 1000,
           applicationName: where.nodeName ? `dicomflow ${where.nodeName}` : 'dicomflow',
         })
-      : new SqliteDb(file);
+      : new SqliteDb(privateFile(file));
   try {
     migrate(db);
   } catch (err) {
@@ -38,4 +39,10 @@ export function openIndexDatabase(where: IndexLocation, options: { existing?: bo
     throw err;
   }
   return db;
+}
+
+/** SQLite creates its -wal and -shm files with the database file's mode: 0600 for all three. */
+function privateFile(file: string): string {
+  if (!fs.existsSync(file)) createPrivateFile(file);
+  return file;
 }
