@@ -26,7 +26,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'sqlite',
-          include: ['test/**/*.test.ts', 'plugins/**/*.test.ts', 'core/**/*.test.ts'],
+          include: ['test/**/*.test.ts', 'plugins/**/*.test.ts', 'core/**/*.test.ts', 'server/**/*.test.ts', 'workers/**/*.test.ts'],
           exclude: ['test/integration/cluster.test.ts', 'test/integration/cluster-crash.test.ts'],
         },
       },

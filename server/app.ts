@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { serverLogger } from './logger.ts';
 import type { ResolvedConfig } from '../core/config/load.ts';
 import { DicomflowEvents } from '../core/events.ts';
 import { Receiver } from '../core/receive.ts';
@@ -104,7 +105,7 @@ function defaultNodeName(): string {
 }
 
 /** Starts everything `dicomflow serve` runs, wired in the one direction of the flow. */
-export async function startServer(config: ResolvedConfig, log: Logger = pino({ level: config.log.level })): Promise<RunningServer> {
+export async function startServer(config: ResolvedConfig, log: Logger = serverLogger(config.log)): Promise<RunningServer> {
   const startedAt = Date.now();
   // Patient data is not for other local users: whatever umask the server was started with, what
   // it and its steps' worker processes create is 0600 (directories 0700), as PostgreSQL does.

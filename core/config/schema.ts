@@ -384,6 +384,11 @@ export const configSchema = {
       default: {},
       properties: {
         level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+        format: {
+          enum: ['json', 'pretty'],
+          default: 'json',
+          description: 'json: one pino JSON object a line, for log shippers. pretty: coloured, one readable line an entry, for a terminal (pino-pretty).',
+        },
       },
     },
   },
