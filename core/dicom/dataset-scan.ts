@@ -111,6 +111,17 @@ function stringValue(bytes: Uint8Array, element: Element | undefined): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset + element.dataOffset, end - element.dataOffset).toString('latin1');
 }
 
+// Tag → dicom-parser's key ("x0020000d"), made once per tag rather than once per element.
+const tagKeys = new Map<number, string>();
+function tagKey(tag: number): string {
+  let key = tagKeys.get(tag);
+  if (key === undefined) {
+    key = `x${(tag >>> 0).toString(16).padStart(8, '0')}`;
+    if (tagKeys.size < 65536) tagKeys.set(tag, key);
+  }
+  return key;
+}
+
 /** Scans elements from `at` to the end (or while the group is `onlyGroup`); returns where it stopped. */
 function scanElements(bytes: Uint8Array, view: DataView, at: number, explicit: boolean, out: Record<string, Element>, onlyGroup?: number): number {
   while (at + 8 <= bytes.length) {
@@ -118,7 +129,7 @@ function scanElements(bytes: Uint8Array, view: DataView, at: number, explicit: b
     if (onlyGroup !== undefined && group !== onlyGroup) break;
     const tag = (group << 16) | view.getUint16(at + 2, true);
     const header = readHeader(bytes, view, at, explicit);
-    const key = `x${(tag >>> 0).toString(16).padStart(8, '0')}`;
+    const key = tagKey(tag);
     let next: number;
     let length = header.length;
     if (header.length === UNDEFINED) {
@@ -133,14 +144,13 @@ function scanElements(bytes: Uint8Array, view: DataView, at: number, explicit: b
       next = header.dataOffset + header.length;
       if (next > bytes.length) throw new Error(`element ${key} runs past the end of the file`);
     }
-    out[key] = {
-      tag: key,
-      vr: header.vr,
-      length,
-      dataOffset: header.dataOffset,
-      ...(header.length === UNDEFINED ? { hadUndefinedLength: true } : {}),
-      ...(tag === PIXEL_DATA && header.length === UNDEFINED ? { encapsulatedPixelData: true } : {}),
-    };
+    // One object per element, of one shape: a series of thousands of files makes millions.
+    const element: Element = { tag: key, vr: header.vr, length, dataOffset: header.dataOffset };
+    if (header.length === UNDEFINED) {
+      element.hadUndefinedLength = true;
+      if (tag === PIXEL_DATA) element.encapsulatedPixelData = true;
+    }
+    out[key] = element;
     at = next;
   }
   return at;

@@ -1,9 +1,8 @@
-import { closeSync, createWriteStream, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
-import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
-import { createGzip } from 'node:zlib';
-import type { LoadedVolume, Volume } from './volume.ts';
+import { writeAll, writeGzip } from './parallel-gzip.ts';
+import { imagePixelModule, type PixelArray } from './pixel-data.ts';
+import { decodePlane, decodeVolume, type LoadedVolume, type Volume, type VolumePlan } from './volume.ts';
 
 /**
  * NIfTI-1 single files (.nii, .nii.gz) from a volume, laid out as dcm2niix lays them out so the
@@ -58,22 +57,78 @@ export function chooseEncoding(volume: Volume & { rescale?: { slope: number; int
 }
 
 /**
- * The NIfTI (RAS) voxel-to-world matrix, row-major 4×4, for the stored (row-flipped) layout:
- * voxel (i, j', k) is the volume's (i, rows − 1 − j', k).
+ * How the volume's voxels are laid out in the file: file axis a runs along the volume's axis
+ * `axes[a]` (0 columns, 1 rows, 2 slices), backwards when `reversed[a]`.
  */
-export function niftiAffine(volume: Pick<Volume, 'affine' | 'dims'>): Float64Array {
+export interface NiftiLayout {
+  axes: [number, number, number];
+  reversed: [boolean, boolean, boolean];
+}
+
+/** dcm2niix's usual layout (nii_flipY): rows in reverse order, columns and slices as they are. */
+export const ROWS_FLIPPED: NiftiLayout = { axes: [0, 1, 2], reversed: [false, true, false] };
+const AS_STORED: NiftiLayout = { axes: [0, 1, 2], reversed: [false, false, false] };
+
+/**
+ * The layout dcm2niix (v1.0.2022x, default `-x n`) writes a volume in. Rows flipped, except for a
+ * 3D MR acquisition (MRAcquisitionType 3D) of one time point, which it turns to the orthogonal
+ * orientation nearest RAS instead (nii_ortho.cpp, nii_setOrtho): the corner of the volume
+ * nearest the most left-posterior-inferior point becomes voxel 0, and the axes are permuted so
+ * the matrix is as close to a positive diagonal as possible. An already canonical volume, or
+ * one whose best permutation is the identity without flips, keeps DICOM's row order.
+ */
+export function niftiLayout(volume: Pick<Volume, 'affine' | 'dims'> & { series?: { mrAcquisitionType?: string } }, frameCount: number): NiftiLayout {
+  const threeD = volume.series?.mrAcquisitionType?.toUpperCase().startsWith('3D') === true;
+  if (!threeD || volume.dims[2] < 2 || frameCount > 1) return ROWS_FLIPPED;
+  const ras = niftiAffine(volume, AS_STORED);
+  const m = (r: number, c: number) => ras[r * 4 + c];
+  let canonical = true;
+  for (let r = 0; r < 3; r++) for (let c = 0; c < 3; c++) if (r === c ? m(r, c) <= 0 : m(r, c) !== 0) canonical = false;
+  if (canonical) return AS_STORED;
+  // minCornerFlip: of the 8 corners, the one nearest the per-axis minimum of all of them.
+  const corners = Array.from({ length: 8 }, (_, n) => {
+    const flips = [n & 1, n & 2, n & 4].map(Boolean) as [boolean, boolean, boolean];
+    const voxel = flips.map((f, a) => (f ? volume.dims[a] - 1 : 0));
+    return { flips, world: [0, 1, 2].map((r) => m(r, 0) * voxel[0] + m(r, 1) * voxel[1] + m(r, 2) * voxel[2] + m(r, 3)) };
+  });
+  const min = [0, 1, 2].map((r) => Math.min(...corners.map((c) => c.world[r])));
+  let nearest = corners[0];
+  for (const c of corners) if (Math.hypot(...c.world.map((v, r) => v - min[r])) < Math.hypot(...nearest.world.map((v, r) => v - min[r]))) nearest = c;
+  // getBestOrient: the axis permutation (with those flips) that maximises trace(R · P).
+  const permutations: [number, number, number][] = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [2, 0, 1], [1, 2, 0], [2, 1, 0]];
+  let best: [number, number, number] = [0, 1, 2];
+  let bestScore = 0;
+  for (const axes of permutations) {
+    // File axis a is volume axis axes[a]; P[axes[a]][a] = ±1.
+    const score = [0, 1, 2].reduce((sum, a) => sum + m(a, axes[a]) * (nearest.flips[axes[a]] ? -1 : 1), 0);
+    if (score > bestScore) [best, bestScore] = [axes, score];
+  }
+  const reversed = best.map((axis) => nearest.flips[axis]) as [boolean, boolean, boolean];
+  if (best.join() === '0,1,2' && !reversed.some(Boolean)) return AS_STORED;
+  return { axes: best, reversed };
+}
+
+/**
+ * The NIfTI (RAS) voxel-to-world matrix, row-major 4×4, of the volume written in `layout`
+ * (NIfTI's world is diag(−1, −1, 1) · LPS).
+ */
+export function niftiAffine(volume: Pick<Volume, 'affine' | 'dims'>, layout: NiftiLayout = ROWS_FLIPPED): Float64Array {
   const a = volume.affine;
-  const rows = volume.dims[1];
   const out = new Float64Array(16);
   for (let r = 0; r < 3; r++) {
     const sign = r < 2 ? -1 : 1;
-    out[r * 4 + 0] = sign * a[r * 4 + 0];
-    out[r * 4 + 1] = -sign * a[r * 4 + 1];
-    out[r * 4 + 2] = sign * a[r * 4 + 2];
-    out[r * 4 + 3] = sign * (a[r * 4 + 3] + (rows - 1) * a[r * 4 + 1]);
+    // File voxel 0 is the volume voxel at the far end of every reversed axis.
+    let origin = a[r * 4 + 3];
+    for (let axis = 0; axis < 3; axis++) if (layout.reversed[layout.axes.indexOf(axis)]) origin += (volume.dims[axis] - 1) * a[r * 4 + axis];
+    for (let c = 0; c < 3; c++) out[r * 4 + c] = sign * (layout.reversed[c] ? -1 : 1) * a[r * 4 + layout.axes[c]];
+    out[r * 4 + 3] = sign * origin;
   }
   out[15] = 1;
   return out;
+}
+
+function fileDims(dims: [number, number, number], layout: NiftiLayout): [number, number, number] {
+  return layout.axes.map((axis) => dims[axis]) as [number, number, number];
 }
 
 export interface NiftiOptions {
@@ -87,75 +142,90 @@ export interface NiftiOptions {
   encoding?: NiftiEncoding;
 }
 
+type Volumeish = Volume & { rescale?: { slope: number; intercept: number }; series?: { mrAcquisitionType?: string } };
+type OutArray = Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Float32Array;
+
+const BYTES_PER: Record<NiftiDatatype, number> = { uint8: 1, int8: 1, int16: 2, uint16: 2, int32: 4, float32: 4 };
+
 /** The whole .nii file (header, extension flag, voxels) in memory. */
-export function encodeNifti(volume: Volume & { rescale?: { slope: number; intercept: number } }, options: NiftiOptions = {}): Buffer {
+export function encodeNifti(volume: Volumeish, options: NiftiOptions = {}): Buffer {
   return Buffer.concat([...niftiChunks(volume, options)]);
 }
 
 /**
  * The .nii file as chunks: the 352-byte header, then one chunk per frame (so a writer never
- * holds a second copy of the whole volume). With `reuseChunk` every frame comes in the same
- * buffer: for a consumer that is done with a chunk before asking for the next.
+ * holds a second copy of the whole volume).
  */
-export function* niftiChunks(volume: Volume & { rescale?: { slope: number; intercept: number } }, options: NiftiOptions = {}, reuseChunk = false): Generator<Buffer> {
+export function* niftiChunks(volume: Volumeish, options: NiftiOptions = {}): Generator<Buffer> {
   const encoding = options.encoding ?? chooseEncoding(volume);
+  const layout = niftiLayout(volume, volume.frames.length);
   const [nx, ny, nz] = volume.dims;
-  const bytesPer = encoding.datatype === 'uint8' || encoding.datatype === 'int8' ? 1 : encoding.datatype === 'int16' || encoding.datatype === 'uint16' ? 2 : 4;
   const header = Buffer.alloc(VOX_OFFSET);
-  writeHeader(header, volume, encoding, options.description);
+  writeHeader(header, volume, volume.frames.length, layout, encoding, options.description);
   yield header;
   const { sclSlope, sclInter } = encoding;
   const scaled = encoding.datatype !== 'float32' && (sclSlope !== 1 || sclInter !== 0);
-  let chunk: Buffer | undefined;
   for (const frame of volume.frames) {
     // Every byte is written below: no need to zero it first.
-    if (chunk === undefined || !reuseChunk) chunk = Buffer.allocUnsafeSlow(nx * ny * nz * bytesPer);
+    const chunk = Buffer.allocUnsafeSlow(nx * ny * nz * BYTES_PER[encoding.datatype]);
     const view = typedView(chunk, encoding.datatype);
-    if (encoding.datatype === 'float32') flipRows(view as Float32Array, frame, nx, ny, nz);
-    else if (!scaled) flipRows(view, frame, nx, ny, nz);
-    else {
-      let o = 0;
-      for (let k = 0; k < nz; k++) {
-        for (let jStored = 0; jStored < ny; jStored++) {
-          const from = nx * (ny - 1 - jStored + ny * k);
-          for (let i = 0; i < nx; i++) view[o + i] = Math.round((frame[from + i] - sclInter) / sclSlope);
-          o += nx;
-        }
-      }
-    }
+    const source = scaled ? frame.map((v) => Math.round((v - sclInter) / sclSlope)) : frame;
+    reorder(view, source, volume.dims, layout);
     yield chunk;
   }
 }
 
-/** Copies a frame with its rows in reverse order in each slice (dcm2niix's layout). */
-function flipRows(to: Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Float32Array, from: Float32Array, nx: number, ny: number, nz: number): void {
-  // Row by row with set(): a native copy (and conversion, for the integer types, whose values
-  // chooseEncoding has checked to be exact) instead of an element loop over mixed array types.
+/** Copies a frame into the file's voxel order. */
+function reorder(to: OutArray, from: Float32Array, dims: [number, number, number], layout: NiftiLayout): void {
+  const [nx, ny] = dims;
+  const stride = [1, nx, nx * ny];
+  const [n0, n1, n2] = fileDims(dims, layout);
+  // Start and step, in the source, of each file axis.
+  const step = layout.axes.map((axis, a) => (layout.reversed[a] ? -stride[axis] : stride[axis]));
+  let start = 0;
+  layout.axes.forEach((axis, a) => {
+    if (layout.reversed[a]) start += (dims[axis] - 1) * stride[axis];
+  });
   let o = 0;
-  for (let k = 0; k < nz; k++) {
-    for (let jStored = 0; jStored < ny; jStored++) {
-      const start = nx * (ny - 1 - jStored + ny * k);
-      to.set(from.subarray(start, start + nx), o);
-      o += nx;
+  if (step[0] === 1) {
+    // Whole rows with set(): a native copy (and conversion, for the integer types, whose values
+    // chooseEncoding has checked to be exact) instead of an element loop over mixed array types.
+    for (let c = 0; c < n2; c++) {
+      for (let b = 0; b < n1; b++) {
+        const s = start + c * step[2] + b * step[1];
+        to.set(from.subarray(s, s + n0), o);
+        o += n0;
+      }
+    }
+    return;
+  }
+  for (let c = 0; c < n2; c++) {
+    for (let b = 0; b < n1; b++) {
+      let s = start + c * step[2] + b * step[1];
+      for (let a = 0; a < n0; a++, s += step[0]) to[o++] = from[s];
     }
   }
 }
 
 /** Writes a .nii or .nii.gz file (whole, through a temporary name, so a rerun never leaves half a file). */
-export async function writeNifti(volume: Volume & { rescale?: { slope: number; intercept: number } }, filePath: string, options: NiftiOptions = {}): Promise<void> {
+export async function writeNifti(volume: Volumeish, filePath: string, options: NiftiOptions = {}): Promise<void> {
+  await writeChunks(filePath, niftiChunks(volume, options), options);
+}
+
+/**
+ * Writes the chunks to a .nii or, gzipped, to a .nii.gz, through a temporary name. gzip: the
+ * chunks are deflated in parallel on libuv's thread pool, as pigz does (see parallel-gzip.ts).
+ */
+export async function writeChunks(filePath: string, chunks: Iterable<Buffer> | AsyncIterable<Buffer>, options: Pick<NiftiOptions, 'gzip' | 'gzipLevel'> = {}): Promise<void> {
   const gzip = options.gzip ?? filePath.endsWith('.gz');
   const partial = `${filePath}.partial`;
+  const fd = openSync(partial, 'w');
   try {
-    if (gzip) {
-      await pipeline(Readable.from(niftiChunks(volume, options), { objectMode: false }), createGzip({ level: options.gzipLevel ?? 6 }), createWriteStream(partial));
-    } else {
-      // Plain writes, one per frame: a stream's round trips cost more than the copy (this runs in a worker).
-      const fd = openSync(partial, 'w');
-      try {
-        for (const chunk of niftiChunks(volume, options, true)) writeSync(fd, chunk);
-      } finally {
-        closeSync(fd);
-      }
+    try {
+      if (gzip) await writeGzip(fd, chunks, options.gzipLevel ?? 6);
+      else for await (const chunk of chunks) writeAll(fd, chunk);
+    } finally {
+      closeSync(fd);
     }
     await rename(partial, filePath);
   } catch (err) {
@@ -164,7 +234,7 @@ export async function writeNifti(volume: Volume & { rescale?: { slope: number; i
   }
 }
 
-function typedView(bytes: Buffer, datatype: NiftiDatatype): Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Float32Array {
+function typedView(bytes: Buffer, datatype: NiftiDatatype): OutArray {
   // allocUnsafeSlow gives a buffer of its own, aligned at offset 0.
   const { buffer, byteOffset, byteLength } = bytes;
   switch (datatype) {
@@ -183,12 +253,11 @@ function typedView(bytes: Buffer, datatype: NiftiDatatype): Int8Array | Uint8Arr
   }
 }
 
-function writeHeader(out: Buffer, volume: Volume, encoding: NiftiEncoding, description = ''): void {
-  const [nx, ny, nz] = volume.dims;
-  const nt = volume.frames.length;
+function writeHeader(out: Buffer, volume: Pick<Volume, 'affine' | 'dims' | 'timing'>, nt: number, layout: NiftiLayout, encoding: NiftiEncoding, description = ''): void {
+  const [nx, ny, nz] = fileDims(volume.dims, layout);
   const h = new DataView(out.buffer, out.byteOffset, VOX_OFFSET);
-  const bitpix = { uint8: 8, int8: 8, int16: 16, uint16: 16, int32: 32, float32: 32 }[encoding.datatype];
-  const sform = niftiAffine(volume);
+  const bitpix = 8 * BYTES_PER[encoding.datatype];
+  const sform = niftiAffine(volume, layout);
   const { quaternion, offset, qfac, spacing } = qform(sform);
 
   h.setInt32(0, HEADER_BYTES, true);
@@ -277,7 +346,7 @@ const round = (v: number, digits = 6) => Number(v.toFixed(digits));
  * The JSON sidecar in the BIDS style (PET-BIDS for PET): times in seconds, keys as BIDS names
  * them, plus the DICOM-named keys dcm2niix writes, so tools reading either find theirs.
  */
-export function bidsSidecar(volume: LoadedVolume, software: { name: string; version: string } = { name: 'dicomflow', version: '0' }): Record<string, unknown> {
+export function bidsSidecar(volume: Omit<LoadedVolume, 'frames'>, software: { name: string; version: string } = { name: 'dicomflow', version: '0' }): Record<string, unknown> {
   const s = volume.series;
   const sidecar: Record<string, unknown> = {
     Modality: s.modality,
@@ -323,7 +392,7 @@ export function bidsSidecar(volume: LoadedVolume, software: { name: string; vers
       ImageDecayCorrected: decayCorrected,
       // START: to the scan start (TimeZero); ADMIN: to the injection.
       ImageDecayCorrectionTime: pet.decayCorrection === 'START' ? 0 : pet.decayCorrection === 'ADMIN' ? pet.injectionStartSec : undefined,
-      DecayCorrectionFactor: pet.decayFactors.length === volume.frames.length ? pet.decayFactors : undefined,
+      DecayCorrectionFactor: pet.decayFactors.length === volume.sources.length ? pet.decayFactors : undefined,
       ReconMethodName: pet.reconstructionMethod,
       AttenuationCorrection: pet.attenuationCorrectionMethod,
       ScatterCorrectionMethod: pet.scatterCorrectionMethod,
@@ -332,7 +401,7 @@ export function bidsSidecar(volume: LoadedVolume, software: { name: string; vers
       RadionuclideTotalDose: pet.injectedDoseBq,
       RadionuclideHalfLife: pet.radionuclideHalfLifeSec,
       DecayCorrection: pet.decayCorrection,
-      FrameReferenceTime: pet.frameReferenceTimesMs.length === volume.frames.length ? pet.frameReferenceTimesMs.map((t) => round(t / 1000)) : undefined,
+      FrameReferenceTime: pet.frameReferenceTimesMs.length === volume.sources.length ? pet.frameReferenceTimesMs.map((t) => round(t / 1000)) : undefined,
     });
   }
   sidecar.ConversionSoftware = software.name;
@@ -340,9 +409,99 @@ export function bidsSidecar(volume: LoadedVolume, software: { name: string; vers
   return Object.fromEntries(Object.entries(sidecar).filter(([, v]) => v !== undefined));
 }
 
-function orientationOf(volume: Volume): number[] {
+function orientationOf(volume: Pick<Volume, 'affine' | 'spacingMm'>): number[] {
   const a = volume.affine;
   const row = [a[0], a[4], a[8]].map((v) => v / volume.spacingMm[0]);
   const column = [a[1], a[5], a[9]].map((v) => v / volume.spacingMm[1]);
   return [...row, ...column].map((v) => round(v, 8));
+}
+
+// ---------------------------------------------------------------------------------------------
+// A series straight from its files
+
+/**
+ * The encoding a series' stored values go into the file with, unchanged: int16 with the common
+ * rescale (16-bit signed data, or unsigned with at most 15 bits stored), or float32 with each
+ * plane's own rescale applied. undefined where only the decoded values tell (8-bit data,
+ * unsigned data using all 16 bits): those go through chooseEncoding.
+ */
+function storedEncoding(plan: VolumePlan): NiftiEncoding | undefined {
+  if (plan.varyingRescale) return { datatype: 'float32', sclSlope: 1, sclInter: 0 };
+  const { slope, intercept } = plan.rescale ?? { slope: 1, intercept: 0 };
+  if (slope === 0) return undefined;
+  const pixel = imagePixelModule(plan.planes[0][0].dataSet);
+  const fits16 = pixel.samplesPerPixel === 1 && pixel.bitsAllocated === 16 && (pixel.pixelRepresentation === 1 || pixel.bitsStored <= 15);
+  return fits16 ? { datatype: 'int16', sclSlope: slope, sclInter: intercept } : undefined;
+}
+
+const CHUNK_BYTES = 4 << 20;
+
+/** stored × slope + intercept, as loadVolume computes it (so both give the same float32). */
+function rescaleRow(to: Float32Array, at: number, raw: PixelArray, from: number, n: number, slope: number, intercept: number): void {
+  for (let x = 0; x < n; x++) to[at + x] = raw[from + x] * slope + intercept;
+}
+
+/**
+ * Writes a planned series (planVolume) as NIfTI in dcm2niix's layout, each plane's stored values
+ * copied from its file straight into the file's voxel order: no float32 volume in between, and
+ * memory for a few MiB of output at a time. A layout that permutes the axes (a reoriented 3D MR)
+ * or data whose type depends on its values is decoded as a volume first (writeNifti).
+ * Returns the encoding written.
+ */
+export async function writeSeriesNifti(plan: VolumePlan, filePath: string, options: NiftiOptions & { onProgress?: (fraction: number) => void; signal?: AbortSignal } = {}): Promise<NiftiEncoding> {
+  const nt = plan.planes.length;
+  const layout = niftiLayout(plan, nt);
+  const encoding = options.encoding ?? storedEncoding(plan);
+  if (encoding === undefined || layout.axes.join() !== '0,1,2' || layout.reversed[0]) {
+    const volume = await decodeVolume(plan, options);
+    const chosen = options.encoding ?? chooseEncoding(volume);
+    await writeNifti(volume, filePath, { ...options, encoding: chosen });
+    return chosen;
+  }
+  const gzip = options.gzip ?? filePath.endsWith('.gz');
+  await writeChunks(filePath, planChunks(plan, layout, encoding, options, !gzip), options);
+  return encoding;
+}
+
+async function* planChunks(plan: VolumePlan, layout: NiftiLayout, encoding: NiftiEncoding, options: NiftiOptions & { onProgress?: (fraction: number) => void; signal?: AbortSignal }, reuseChunk: boolean): AsyncGenerator<Buffer> {
+  const [nx, ny, nz] = plan.dims;
+  const header = Buffer.alloc(VOX_OFFSET);
+  writeHeader(header, plan, plan.planes.length, layout, encoding, options.description);
+  yield header;
+  const sliceBytes = nx * ny * BYTES_PER[encoding.datatype];
+  const slicesPerChunk = Math.max(1, Math.floor(CHUNK_BYTES / sliceBytes));
+  const total = plan.planes.length * nz;
+  let chunk: Buffer | undefined;
+  let view: OutArray | undefined;
+  let filled = 0;
+  let done = 0;
+  for (const frame of plan.planes) {
+    for (let z = 0; z < nz; z++) {
+      options.signal?.throwIfAborted();
+      if (chunk === undefined || view === undefined) {
+        chunk = reuseChunk && chunk !== undefined ? chunk : Buffer.allocUnsafeSlow(slicesPerChunk * sliceBytes);
+        view = typedView(chunk, encoding.datatype);
+      }
+      const plane = frame[layout.reversed[2] ? nz - 1 - z : z];
+      const raw = await decodePlane(plane);
+      const base = filled * nx * ny;
+      for (let y = 0; y < ny; y++) {
+        const from = (layout.reversed[1] ? ny - 1 - y : y) * nx;
+        const to = base + y * nx;
+        if (encoding.datatype === 'float32') {
+          rescaleRow(view as Float32Array, to, raw, from, nx, plane.slope, plane.intercept);
+        } else {
+          view.set(raw.subarray(from, from + nx), to);
+        }
+      }
+      options.onProgress?.(++done / total);
+      if (++filled === slicesPerChunk) {
+        yield chunk;
+        filled = 0;
+        if (!reuseChunk) chunk = undefined;
+        view = reuseChunk ? view : undefined;
+      }
+    }
+  }
+  if (filled > 0 && chunk !== undefined) yield chunk.subarray(0, filled * sliceBytes);
 }

@@ -66,10 +66,12 @@ export interface SeriesInfo {
   patientPosition?: string;
   /** SeriesDate + SeriesTime as 'YYYY-MM-DDTHH:MM:SS(.ffffff)', when present. */
   seriesDateTime?: string;
-  /** First slice's AcquisitionDate + AcquisitionTime, same form. */
+  /** The earliest plane's AcquisitionDate + AcquisitionTime (or frame acquisition DT), same form. */
   acquisitionDateTime?: string;
   sliceThicknessMm?: number;
   /** MR */
+  /** MRAcquisitionType (0018,0023): 2D or 3D. */
+  mrAcquisitionType?: string;
   echoTimeMs?: number;
   repetitionTimeMs?: number;
   flipAngleDeg?: number;
@@ -164,6 +166,27 @@ const SPACING_RELATIVE_TOLERANCE = 0.01;
 /** In-plane drift per mm along the normal above which slices are sheared (≈0.06°). */
 const TILT_TOLERANCE = 1e-3;
 
+/** Where one plane's pixels are: decoded on demand (see decodePlane). */
+export interface VolumePlane {
+  path: string;
+  dataSet: DataSetLike;
+  transferSyntaxUid: string;
+  /** 0-based frame in its file. */
+  frameIndex: number;
+  slope: number;
+  intercept: number;
+}
+
+/**
+ * A series checked to be one regular volume, with its geometry, timing and series attributes,
+ * but no voxels yet: `planes[frame][k]` say where each plane's stored values are. A consumer
+ * that wants the stored values as they are (NIfTI conversion) reads them from there without
+ * a float copy; loadVolume decodes and rescales them all.
+ */
+export interface VolumePlan extends Omit<LoadedVolume, 'frames'> {
+  planes: VolumePlane[][];
+}
+
 /**
  * Reads a series of Part 10 files into one volume: grouped into frames (PET time frames,
  * temporal positions, or repeated positions), slices sorted along the normal, spacing, size and
@@ -172,6 +195,45 @@ const TILT_TOLERANCE = 1e-3;
  * CPU-bound and reading synchronously: call it from a worker thread, not the server's event loop.
  */
 export async function loadVolume(inputs: (string | VolumeInput)[], options: LoadVolumeOptions = {}): Promise<LoadedVolume> {
+  const progress = options.onProgress ?? (() => {});
+  const plan = planVolume(inputs, { ...options, onProgress: (f) => progress(0.5 * f) });
+  return decodeVolume(plan, { ...options, onProgress: (f) => progress(0.5 + 0.5 * f) });
+}
+
+/** The second half of loadVolume: every plane of a plan decoded and rescaled to float32. */
+export async function decodeVolume({ planes, ...plan }: VolumePlan, options: Pick<LoadVolumeOptions, 'signal' | 'onProgress'> = {}): Promise<LoadedVolume> {
+  const progress = options.onProgress ?? (() => {});
+  // Pixels: decoded and rescaled one plane at a time into each frame's array.
+  const [columns, rows, n] = plan.dims;
+  const plane = rows * columns;
+  const data: Float32Array[] = [];
+  const total = planes.length * n;
+  let decoded = 0;
+  for (const frame of planes) {
+    const out = new Float32Array(plane * n);
+    for (let k = 0; k < n; k++) {
+      options.signal?.throwIfAborted();
+      const s = frame[k];
+      rescaleInto(out, k * plane, await decodePlane(s), s.slope, s.intercept);
+      progress(++decoded / total);
+    }
+    data.push(out);
+  }
+  return { ...plan, frames: data };
+}
+
+/** One plane's stored values (a view into the file's bytes when they are native and aligned). */
+export async function decodePlane(plane: VolumePlane): Promise<PixelArray> {
+  const { frames: pixels, pixel } = await decodeFrames(plane.dataSet, plane.transferSyntaxUid, [plane.frameIndex]);
+  if (pixel.samplesPerPixel !== 1) throw inconsistent('colour', `${plane.path} has ${pixel.samplesPerPixel} samples per pixel; a volume holds grey values only`);
+  return pixels[0];
+}
+
+/**
+ * The first half of loadVolume: every file read and parsed, the planes grouped into frames,
+ * sorted and checked, geometry and series attributes worked out; no pixel decoded.
+ */
+export function planVolume(inputs: (string | VolumeInput)[], options: LoadVolumeOptions = {}): VolumePlan {
   const files = inputs.map((i) => (typeof i === 'string' ? { path: i } : i));
   if (files.length === 0) throw inconsistent('no-images', 'no images to make a volume of');
   const progress = options.onProgress ?? (() => {});
@@ -180,7 +242,7 @@ export async function loadVolume(inputs: (string | VolumeInput)[], options: Load
   const parsed = files.map((file, i) => {
     options.signal?.throwIfAborted();
     const dataSet = parsePart10(file.bytes ?? readFileSync(file.path));
-    progress((0.5 * (i + 1)) / files.length);
+    progress((i + 1) / files.length);
     return dataSet;
   });
 
@@ -192,14 +254,17 @@ export async function loadVolume(inputs: (string | VolumeInput)[], options: Load
   } else if (seriesUids.length > 1) {
     throw inconsistent('mixed-series', `the inputs hold ${seriesUids.length} series (${seriesUids.join(', ')}); load one at a time`, { seriesInstanceUids: seriesUids });
   }
-  const first = slices[0];
   checkSameGrid(slices);
-  const normal = unit(cross(first.orientation.slice(0, 3), first.orientation.slice(3, 6)));
+  const sample = slices[0];
+  const normal = unit(cross(sample.orientation.slice(0, 3), sample.orientation.slice(3, 6)));
   for (const s of slices) s.along = dot(s.position, normal);
 
-  const frames = groupFrames(slices, first.dataSet);
+  const frames = groupFrames(slices, sample.dataSet);
   for (const frame of frames) frame.sort((a, b) => a.along - b.along);
   checkFramesAlike(frames);
+  // From here on the series' first plane (first frame, lowest along the normal), not the first
+  // file given: what a series-level value is taken from must not depend on the input order.
+  const first = frames[0][0];
   const sliceStep = checkSpacing(frames[0], normal, first.dataSet);
 
   const [rowSpacing, columnSpacing] = first.pixelSpacing;
@@ -214,31 +279,13 @@ export async function loadVolume(inputs: (string | VolumeInput)[], options: Load
     0, 0, 0, 1,
   ]);
 
-  // Pixels: decoded and rescaled one plane at a time into each frame's array.
-  const plane = first.rows * first.columns;
-  const data: Float32Array[] = [];
-  const total = frames.length * n;
-  let decoded = 0;
-  for (const frame of frames) {
-    const out = new Float32Array(plane * n);
-    for (let k = 0; k < n; k++) {
-      options.signal?.throwIfAborted();
-      const s = frame[k];
-      const { frames: pixels, pixel } = await decodeFrames(s.dataSet, s.transferSyntaxUid, [s.frameIndex]);
-      if (pixel.samplesPerPixel !== 1) throw inconsistent('colour', `${s.path} has ${pixel.samplesPerPixel} samples per pixel; a volume holds grey values only`);
-      rescaleInto(out, k * plane, pixels[0], s.slope, s.intercept);
-      progress(0.5 + (0.5 * ++decoded) / total);
-    }
-    data.push(out);
-  }
-
   const varyingRescale = slices.some((s) => s.slope !== first.slope || s.intercept !== first.intercept);
-  const series = seriesInfo(first, frames);
+  const series = seriesInfo(first, frames, slices);
   return {
     dims: [first.columns, first.rows, n],
     spacingMm: [columnSpacing, rowSpacing, Math.hypot(sliceStep[0], sliceStep[1], sliceStep[2])],
     affine,
-    frames: data,
+    planes: frames.map((frame) => frame.map((s) => ({ path: s.path, dataSet: s.dataSet, transferSyntaxUid: s.transferSyntaxUid, frameIndex: s.frameIndex, slope: s.slope, intercept: s.intercept }))),
     timing: frameTiming(frames, first),
     units: series.pet?.units ?? (series.modality === 'CT' ? (text(first.dataSet, 'x00281054') ?? 'HU') : text(first.dataSet, 'x00281054')),
     sources: frames.map((frame) => frame.map((s) => ({ sopInstanceUid: s.sopInstanceUid, path: s.path, ...(s.multiFrame ? { frameNumber: s.frameIndex + 1 } : {}) }))),
@@ -349,6 +396,14 @@ function isoOf(date: string | undefined, time: string | undefined): string | und
   if (ms === undefined) return undefined;
   const iso = new Date(ms).toISOString().replace('Z', '');
   return date === undefined ? iso.slice(11) : iso;
+}
+
+/** A plane's acquisition start as isoOf gives it (time only when the file has no date). */
+function acquisitionIso(s: Slice): string | undefined {
+  if (s.acquisitionMs === undefined) return undefined;
+  const iso = new Date(s.acquisitionMs).toISOString().replace('Z', '');
+  // dateTimeMs puts a time without a date on 1970-01-01.
+  return iso.startsWith('1970-01-01') ? iso.slice(11) : iso;
 }
 
 const TAG = {
@@ -629,8 +684,12 @@ export function checkedFrameTiming(timing: FrameTiming[], referenceTimesMs: numb
   return starts.map((startMs, f) => ({ startMs, durationMs: durations[f] }));
 }
 
-function seriesInfo(first: Slice, frames: Slice[][]): SeriesInfo {
+function seriesInfo(first: Slice, frames: Slice[][], slices: Slice[]): SeriesInfo {
   const ds = first.dataSet;
+  // The series' acquisition began with its earliest plane (a PET's first frame, an MR's first
+  // slice in time), whichever file that is.
+  let earliest = first;
+  for (const s of slices) if (s.acquisitionMs !== undefined && (earliest.acquisitionMs === undefined || s.acquisitionMs < earliest.acquisitionMs)) earliest = s;
   const modality = text(ds, 'x00080060') ?? 'OT';
   const info: SeriesInfo = {
     modality,
@@ -645,8 +704,9 @@ function seriesInfo(first: Slice, frames: Slice[][]): SeriesInfo {
     bodyPartExamined: text(ds, 'x00180015'),
     patientPosition: text(ds, 'x00185100'),
     seriesDateTime: isoOf(text(ds, 'x00080021'), text(ds, 'x00080031')),
-    acquisitionDateTime: isoOf(text(ds, 'x00080022'), text(ds, 'x00080032')),
+    acquisitionDateTime: acquisitionIso(earliest),
     sliceThicknessMm: number(ds, TAG.sliceThickness),
+    mrAcquisitionType: text(ds, 'x00180023'),
     echoTimeMs: number(ds, 'x00180081'),
     repetitionTimeMs: number(ds, 'x00180080'),
     flipAngleDeg: number(ds, 'x00181314'),

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
 import * as niftiReader from 'nifti-reader-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parsePart10 } from '../../core/dicom/pixel-data.ts';
 import { isDfError } from '../../core/errors.ts';
 import { createStepContext, type StepContextSeed } from '../../core/jobs/step-context.ts';
 import { loadPipeline } from '../../core/pipeline/load.ts';
@@ -94,6 +95,27 @@ describe('convert-nifti', () => {
     await runOnce();
     expect(fs.readFileSync(path.join(out, 'PT_7_Dynamic_FDG.nii.gz')).equals(first)).toBe(true);
     expect(fs.readdirSync(out).some((f) => f.endsWith('.partial'))).toBe(false);
+  });
+
+  it('takes series-level times from the earliest frame, whatever order the files come in', async () => {
+    // Every frame's files carry that frame's AcquisitionDate/Time: the series began with the earliest.
+    const stamps = pet.files.map((file) => {
+      const ds = parsePart10(fs.readFileSync(file));
+      return `${ds.string('x00080022')}${ds.string('x00080032')}`;
+    });
+    const earliest = [...stamps].sort()[0];
+    expect(stamps[stamps.length - 1] > earliest).toBe(true);
+    const expected = `${earliest.slice(0, 4)}-${earliest.slice(4, 6)}-${earliest.slice(6, 8)}T${earliest.slice(8, 10)}:${earliest.slice(10, 12)}:${earliest.slice(12, 14)}`;
+    const sidecars = [];
+    for (const [name, inputs] of [['in-order', stepInputs(pet)], ['reversed', stepInputs(pet).reverse()], ['last-frame-first', [...stepInputs(pet).slice(8), ...stepInputs(pet).slice(0, 8)]]] as const) {
+      const { ctx } = createStepContext(seed(`order-${name}`, [...inputs]), new AbortController().signal, () => {});
+      await plugin.run(ctx, options({ gzip: false }));
+      const sidecar = JSON.parse(fs.readFileSync(path.join(seed(`order-${name}`, []).outputDir, 'PT_7_Dynamic_FDG.json'), 'utf8'));
+      expect(sidecar.AcquisitionDateTime, name).toMatch(new RegExp(`^${expected}(\\.0+)?$`));
+      sidecars.push(sidecar);
+    }
+    expect(sidecars[1]).toEqual(sidecars[0]);
+    expect(sidecars[2]).toEqual(sidecars[0]);
   });
 
   it('writes into a configured folder, file names free of anything a DICOM value could steer', async () => {

@@ -1,8 +1,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { isDfError } from '../../core/errors.ts';
-import { bidsSidecar, writeNifti } from '../../core/dicom/nifti.ts';
-import { loadVolume, type LoadedVolume } from '../../core/dicom/volume.ts';
+import { bidsSidecar, writeSeriesNifti } from '../../core/dicom/nifti.ts';
+import { planVolume, type VolumePlan } from '../../core/dicom/volume.ts';
 import { definePlugin, type StepInput } from '../../core/plugin.ts';
 
 const VERSION = '1.0.0';
@@ -57,9 +57,18 @@ export default definePlugin({
     let converted = 0;
     for (const [index, group] of series.entries()) {
       const share = (fraction: number) => ctx.progress((index + fraction) / series.length);
-      let volume: LoadedVolume;
+      let volume: VolumePlan;
+      let encoding: Awaited<ReturnType<typeof writeSeriesNifti>>;
+      let niftiFile: string;
       try {
-        volume = await loadVolume(group, { onProgress: (f) => share(0.8 * f) });
+        volume = planVolume(group, { onProgress: (f) => share(0.3 * f) });
+        niftiFile = path.join(outDir, `${uniqueName(expandName(options.fileName, group[0], volume), used)}${options.gzip ? '.nii.gz' : '.nii'}`);
+        // Stored values go from each file into the NIfTI file, decoded plane by plane.
+        encoding = await writeSeriesNifti(volume, niftiFile, {
+          gzip: options.gzip,
+          description: `dicomflow ${volume.series.modality} ${volume.series.seriesDescription ?? ''}`.trim(),
+          onProgress: (f) => share(0.3 + 0.7 * f),
+        });
       } catch (err) {
         if (options.onInconsistent === 'skip' && (isDfError(err, 'DF_ERR_VOLUME_INCONSISTENT') || isDfError(err, 'DF_ERR_PIXEL_DECODE'))) {
           ctx.log.warn(`series skipped: ${(err as Error).message}`, { seriesInstanceUid: group[0].seriesInstanceUid });
@@ -67,18 +76,15 @@ export default definePlugin({
         }
         throw err;
       }
-      const base = uniqueName(expandName(options.fileName, group[0], volume), used);
-      const niftiFile = path.join(outDir, `${base}${options.gzip ? '.nii.gz' : '.nii'}`);
-      await writeNifti(volume, niftiFile, { gzip: options.gzip, description: `dicomflow ${volume.series.modality} ${volume.series.seriesDescription ?? ''}`.trim() });
-      const shape = `${volume.dims.join('×')}${volume.frames.length > 1 ? `×${volume.frames.length}` : ''}`;
+      const shape = `${volume.dims.join('×')}${volume.sources.length > 1 ? `×${volume.sources.length}` : ''}`;
       ctx.emitFile(niftiFile, `NIfTI of series ${volume.series.seriesNumber ?? ''} ${volume.series.seriesDescription ?? ''} (${shape})`.replace(/\s+/g, ' '));
       if (options.sidecar) {
-        const jsonFile = path.join(outDir, `${base}.json`);
+        const jsonFile = niftiFile.replace(/\.nii(\.gz)?$/, '.json');
         await fs.writeFile(jsonFile, `${JSON.stringify(bidsSidecar(volume, { name: 'dicomflow convert-nifti', version: VERSION }), null, 2)}\n`);
         ctx.emitFile(jsonFile, `BIDS sidecar of ${path.basename(niftiFile)}`);
       }
       converted++;
-      ctx.log.info(`wrote ${path.basename(niftiFile)} (${shape}, ${volume.varyingRescale ? 'float32, rescale varies per slice' : 'lossless'})`, { seriesInstanceUid: volume.series.seriesInstanceUid });
+      ctx.log.info(`wrote ${path.basename(niftiFile)} (${shape}, ${encoding.datatype}${volume.varyingRescale ? ', rescale varies per slice' : ''})`, { seriesInstanceUid: volume.series.seriesInstanceUid });
       share(1);
     }
     ctx.log.info(`${converted} of ${series.length} series converted`);
@@ -97,7 +103,7 @@ function groupBySeries(inputs: StepInput[]): StepInput[][] {
   return [...bySeries.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([, instances]) => [...instances.values()]);
 }
 
-function expandName(pattern: string, input: StepInput, volume: LoadedVolume): string {
+function expandName(pattern: string, input: StepInput, volume: VolumePlan): string {
   const values: Record<string, string | number | undefined> = {
     PatientID: input.attributes.PatientID,
     StudyDate: input.attributes.StudyDate,

@@ -1,5 +1,8 @@
 // dicomflow's NIfTI against dcm2niix's on the same generated series: both files read back with
-// nifti-reader-js, voxel values equal within float rounding, affines within 1e-3 mm.
+// nifti-reader-js, the raw voxel arrays in the same order and equal within float rounding, same
+// data type, sform and qform within 1e-3 mm: the same layout, not only the same image in space.
+// Both writers are checked: the step's (planVolume + writeSeriesNifti, files in shuffled order)
+// and writeNifti of a loaded volume.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -7,8 +10,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import * as niftiReader from 'nifti-reader-js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { bidsSidecar, writeNifti } from '../../core/dicom/nifti.ts';
-import { loadVolume } from '../../core/dicom/volume.ts';
+import { bidsSidecar, writeNifti, writeSeriesNifti } from '../../core/dicom/nifti.ts';
+import { loadVolume, planVolume } from '../../core/dicom/volume.ts';
 import { ctSeries, mrSeries, petSeries, type BuiltSeries } from '../fixtures/builder.ts';
 import { compressSeries, obliqueMrSeries } from '../fixtures/volumes.ts';
 import { hasTool } from '../helpers/dcmtk.ts';
@@ -58,13 +61,29 @@ async function dcm2niix(series: BuiltSeries, out: string, gzip: boolean): Promis
   return { nifti: path.join(out, nifti[0]), sidecar };
 }
 
+/** The files in a fixed scrambled order (reversed halves interleaved): no converter may rely on input order. */
+function shuffled(files: string[]): string[] {
+  const reversed = [...files].reverse();
+  const half = Math.ceil(reversed.length / 2);
+  return reversed.slice(0, half).flatMap((f, i) => (reversed[half + i] === undefined ? [f] : [f, reversed[half + i]]));
+}
+
 async function compare(name: string, series: BuiltSeries, gzip = true) {
   const reference = await dcm2niix(series, path.join(root, `${name}-dcm2niix`), gzip);
+  const b = readNifti(reference.nifti);
   const volume = await loadVolume(series.files);
   const ours = path.join(root, `${name}.nii${gzip ? '.gz' : ''}`);
   await writeNifti(volume, ours);
-  const a = readNifti(ours);
-  const b = readNifti(reference.nifti);
+  const step = path.join(root, `${name}-step.nii${gzip ? '.gz' : ''}`);
+  await writeSeriesNifti(planVolume(shuffled(series.files)), step);
+  const fromStep = sameAsReference(readNifti(step), b);
+  const a = sameAsReference(readNifti(ours), b);
+  expect(fromStep.datatype).toBe(a.datatype);
+  return { volume, ours: a, reference: b, referenceSidecar: reference.sidecar };
+}
+
+function sameAsReference(a: ReadNifti, b: ReadNifti): ReadNifti {
+  expect(a.datatype, 'data type').toBe(b.datatype);
   expect(a.dims, 'dims').toEqual(b.dims);
   for (let r = 0; r < 4; r++) for (let c = 0; c < 4; c++) expect(Math.abs(a.affine[r][c] - b.affine[r][c]), `affine[${r}][${c}]`).toBeLessThan(1e-3);
   a.qform.forEach((v, i) => expect(Math.abs(v - b.qform[i]), `qform parameter ${i}: ${a.qform} vs ${b.qform}`).toBeLessThan(1e-3));
@@ -77,7 +96,26 @@ async function compare(name: string, series: BuiltSeries, gzip = true) {
   }
   // Float32 rounding: both compute stored × slope + intercept, each in its own order.
   expect(worst, `worst relative difference at voxel ${worstAt}: ${a.values[worstAt]} vs ${b.values[worstAt]}`).toBeLessThan(1e-6);
-  return { volume, ours: a, reference: b, referenceSidecar: reference.sidecar };
+  return a;
+}
+
+/** An MR series with the given row and column cosines (LPS), slices stacked along their normal. */
+function orientedMrSeries(dir: string, row: number[], column: number[], acquisition: '2D' | '3D', options: { slices?: number; rows?: number; cols?: number } = {}): Promise<BuiltSeries> {
+  const { slices = 6, rows = 10, cols = 12 } = options;
+  const normal = [row[1] * column[2] - row[2] * column[1], row[2] * column[0] - row[0] * column[2], row[0] * column[1] - row[1] * column[0]];
+  // Instance numbers against the normal: the files' order is not the slices' order.
+  return mrSeries(dir, {
+    slices,
+    rows,
+    cols,
+    pixelSpacingMm: [1.5, 1.25],
+    sliceSpacingMm: 3,
+    extra: (index) => ({
+      MRAcquisitionType: acquisition,
+      ImageOrientationPatient: [...row, ...column],
+      ImagePositionPatient: normal.map((n, a) => Number((n * (slices - 1 - index) * 3 + [12, -40, 25][a]).toFixed(4))),
+    }),
+  });
 }
 
 describe.skipIf(!hasTool('dcm2niix'))('NIfTI like dcm2niix', () => {
@@ -96,6 +134,29 @@ describe.skipIf(!hasTool('dcm2niix'))('NIfTI like dcm2niix', () => {
     const mr = await obliqueMrSeries(path.join(root, 'oblique'), 25, { slices: 10, rows: 40, cols: 36 });
     await compare('oblique', mr);
   });
+
+  // dcm2niix flips the rows of every series, except a 3D MR acquisition, which it turns to the
+  // orthogonal orientation nearest RAS (nii_setOrtho): x flipped for axial planes, axes permuted
+  // for sagittal and coronal ones.
+  const planes: Record<string, [number[], number[]]> = {
+    axial: [[1, 0, 0], [0, 1, 0]],
+    sagittal: [[0, 1, 0], [0, 0, -1]],
+    coronal: [[1, 0, 0], [0, 0, -1]],
+    'sagittal, rows to the front': [[0, -1, 0], [0, 0, -1]],
+    'axial seen from below': [[-1, 0, 0], [0, 1, 0]],
+    'axial, RAS already': [[-1, 0, 0], [0, -1, 0]],
+    oblique: [[0.866025, 0.5, 0], [-0.353553, 0.612372, -0.707107]],
+  };
+  for (const acquisition of ['2D', '3D'] as const) {
+    it(`${acquisition} MR in every orientation: the raw array and sform are dcm2niix’s`, async () => {
+      for (const [plane, [row, column]] of Object.entries(planes)) {
+        const name = `mr-${acquisition}-${plane.replace(/\W+/g, '-')}`;
+        const mr = await orientedMrSeries(path.join(root, name), row, column, acquisition);
+        const { ours, reference } = await compare(name, mr, false);
+        expect(ours.dims, plane).toEqual(reference.dims);
+      }
+    });
+  }
 
   it('static PET: float32 because each slice has its own slope', async () => {
     const pet = await petSeries(path.join(root, 'pet-static'), { slices: 10, rows: 32, cols: 32, seriesType: 'STATIC', frameDurationsSec: [600] });
