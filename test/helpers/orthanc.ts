@@ -25,7 +25,15 @@ export function hasOrthanc(): boolean {
   }
 }
 
-export async function startOrthanc(options: { aeTitle?: string; port?: number } = {}): Promise<OrthancPeer> {
+/** Orthanc's DICOMweb plugin (Debian package `orthanc-dicomweb`). */
+export const ORTHANC_DICOMWEB_PLUGIN = '/usr/share/orthanc/plugins/libOrthancDicomWeb.so';
+
+export function hasOrthancDicomWeb(): boolean {
+  return hasOrthanc() && fs.existsSync(ORTHANC_DICOMWEB_PLUGIN);
+}
+
+/** `config`: more of Orthanc's configuration (Plugins, DicomWeb…), merged over the defaults. */
+export async function startOrthanc(options: { aeTitle?: string; port?: number; config?: Record<string, unknown> } = {}): Promise<OrthancPeer> {
   const aeTitle = options.aeTitle ?? 'ORTHANC';
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'df-orthanc-'));
   const port = options.port ?? (await freePort());
@@ -44,6 +52,7 @@ export async function startOrthanc(options: { aeTitle?: string; port?: number } 
       AuthenticationEnabled: false,
       // Any calling AE may store (Orthanc's default when DicomCheckCalledAet is off).
       DicomCheckCalledAet: false,
+      ...options.config,
     }),
   );
   const child = spawn('Orthanc', [configFile], { cwd: root, env: { ...process.env, TCP_NODELAY: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });

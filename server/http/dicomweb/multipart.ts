@@ -93,7 +93,8 @@ export class MultipartReader {
   private state: 'preamble' | 'afterDelimiter' | 'headers' | 'body' | 'done' = 'preamble';
 
   constructor(boundary: string) {
-    if (!/^[ -~]{1,70}$/.test(boundary)) throw dfError('DF_ERR_REQUEST_INVALID', 'the multipart boundary is missing or not 1–70 printable characters (RFC 2046 5.1.1)');
+    // RFC 2046 5.1.1 says at most 70 characters, but Orthanc's DICOMweb plugin sends 73: be liberal.
+    if (!/^[ -~]{1,200}$/.test(boundary)) throw dfError('DF_ERR_REQUEST_INVALID', 'the multipart boundary is missing or not 1–200 printable characters (RFC 2046 5.1.1)');
     this.delimiter = Buffer.from(`\r\n--${boundary}`, 'latin1');
     // The first delimiter may open the body without the CRLF before it.
     this.pending = Buffer.from('\r\n');
