@@ -10,9 +10,26 @@ const KILL_GRACE_MS = 5000;
 /** The documented placeholders; each is also passed as environment variable DF_<NAME>. */
 export const placeholderNames = [
   'file', 'folder', 'callingAeTitle', 'calledAeTitle', 'peerHost', 'studyInstanceUid', 'seriesInstanceUid',
-  'sopInstanceUid', 'sopClassUid', 'patientId', 'modality', 'jobId', 'pipeline', 'outputDir', 'scratchDir',
+  'sopInstanceUid', 'sopClassUid', 'patientId', 'modality', 'studyDescription', 'seriesDescription', 'jobId', 'pipeline', 'outputDir', 'scratchDir',
 ] as const;
 type PlaceholderName = (typeof placeholderNames)[number];
+
+/** Paths dicomflow chose: the only placeholders kept as they are inside a longer argument. */
+const pathPlaceholders: ReadonlySet<string> = new Set<PlaceholderName>(['file', 'folder', 'outputDir', 'scratchDir']);
+
+/**
+ * A value from the data or the peer as one path segment that stays in its directory and cannot
+ * pass for an option: '/', NUL and control characters become '_', every '..' becomes '__', and
+ * a leading '-' becomes '_'. ('MR/T1 ..' → 'MR_T1 __', '../../etc' → '______etc', '-rf' → '_rf'.)
+ */
+export function safePathSegment(value: string): string {
+  const segment = value.replace(/[\u0000-\u001f\u007f-\u009f/]/g, '_').replace(/\.{2,}/g, (dots) => '_'.repeat(dots.length));
+  if (segment === '.') return '_';
+  return segment.startsWith('-') ? `_${segment.slice(1)}` : segment;
+}
+
+/** NUL cannot be passed in an argument or the environment at all. */
+const withoutNul = (value: string) => value.replaceAll('\0', '_');
 
 /** callingAeTitle → DF_CALLING_AE_TITLE */
 export const envName = (name: string) => `DF_${name.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase()}`;
@@ -40,7 +57,7 @@ export default definePlugin({
         type: 'array',
         items: { type: 'string' },
         default: [],
-        description: 'Arguments; {file}, {folder}, {callingAeTitle}, … are replaced; an argument that is exactly "{files}" becomes one argument per input file.',
+        description: 'Arguments; {file}, {folder}, {callingAeTitle}, … are replaced; an argument that is exactly "{files}" becomes one argument per input file. Inside a longer argument (a path), a value from the data becomes one safe path segment; put "--" before values passed as whole arguments.',
       },
       env: { type: 'object', additionalProperties: { type: 'string' }, default: {}, description: 'Extra environment variables.' },
       forEach: {
@@ -60,7 +77,7 @@ export default definePlugin({
       const values = placeholderValues(ctx, inputs, folder);
       const args = options.args.flatMap((arg) => (arg === '{files}' ? inputs.map((i) => i.path) : [fill(arg, values)]));
       const env: NodeJS.ProcessEnv = { ...process.env, ...options.env };
-      for (const name of placeholderNames) env[envName(name)] = values[name];
+      for (const name of placeholderNames) env[envName(name)] = withoutNul(values[name]);
       env.DF_FILES = inputs.map((i) => i.path).join('\n');
       ctx.log.info(`running ${options.program}`, { args });
       await runProgram(ctx, options.program, args, env, options.cwd ?? ctx.scratchDir);
@@ -98,6 +115,8 @@ function placeholderValues(ctx: StepContext, inputs: StepInput[], folder: string
     sopClassUid: common((i) => i.sopClassUid),
     patientId: common((i) => i.attributes.PatientID),
     modality: common((i) => i.attributes.Modality),
+    studyDescription: common((i) => i.attributes.StudyDescription),
+    seriesDescription: common((i) => i.attributes.SeriesDescription),
     jobId: ctx.job.id,
     pipeline: ctx.job.pipeline,
     outputDir: ctx.outputDir,
@@ -105,8 +124,20 @@ function placeholderValues(ctx: StepContext, inputs: StepInput[], folder: string
   };
 }
 
+/**
+ * An argument that is exactly one placeholder gets the value as it is (a program takes values
+ * after '--', so one starting with '-' is not read as an option). Inside a longer argument, such
+ * as '{outputDir}/{patientId}/{seriesDescription}.nii', a value from the data is made one safe
+ * path segment: a hostile Patient ID cannot lead the path out of the directory.
+ */
 function fill(arg: string, values: Record<PlaceholderName, string>): string {
-  return arg.replace(/\{([A-Za-z]+)\}/g, (whole, name: string) => (name in values ? values[name as PlaceholderName] : whole));
+  const whole = /^\{([A-Za-z]+)\}$/.exec(arg);
+  if (whole && whole[1] in values) return withoutNul(values[whole[1] as PlaceholderName]);
+  return arg.replace(/\{([A-Za-z]+)\}/g, (placeholder, name: string) => {
+    if (!(name in values)) return placeholder;
+    const value = values[name as PlaceholderName];
+    return pathPlaceholders.has(name) ? value : safePathSegment(value);
+  });
 }
 
 function runProgram(ctx: StepContext, program: string, args: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<void> {
