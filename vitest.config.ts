@@ -19,6 +19,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     maxWorkers: 2,
+    // The run ends with what it skipped and why (a missing peer must not hide coverage).
+    reporters: ['default', './test/skip-reporter.ts'],
     pool: 'forks',
     setupFiles: ['test/setup.ts'],
     projects: [

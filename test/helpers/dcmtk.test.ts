@@ -180,7 +180,7 @@ describe.skipIf(!hasTool('dcmdump') || !hasTool('storescp'))('runDcmtk', () => {
 
   it('rejects when the program does not exist', async () => {
     await expect(runDcmtk('no-such-dcmtk-tool', [])).rejects.toThrow(/cannot run no-such-dcmtk-tool: ENOENT/);
-    expect(hasTool('no-such-dcmtk-tool')).toBe(false);
+    expect(hasTool('no-such-dcmtk-tool', { probeOnly: true })).toBe(false);
     expect(hasTool('dcmdump')).toBe(true);
   });
 });

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
+import { recordMissing } from './skip-reasons.ts';
 
 export interface ToolResult {
   /** Exit code; null when the process was killed (timeout or signal). */
@@ -73,8 +74,11 @@ export function missingDcmtkTool(names: readonly string[]): string | undefined {
   return missing === undefined ? undefined : `${missing} is not on PATH: install DCMTK (apt-get install dcmtk)`;
 }
 
-/** True when an executable of that name is on PATH (synchronous, for `describe.skipIf`). */
-export function hasTool(name: string): boolean {
+/**
+ * True when an executable of that name is on PATH (synchronous, for `describe.skipIf`). A tool
+ * found missing is named at the end of the run as a reason for skips, unless only probed.
+ */
+export function hasTool(name: string, options: { probeOnly?: boolean } = {}): boolean {
   for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
     if (dir === '') continue;
     try {
@@ -84,6 +88,7 @@ export function hasTool(name: string): boolean {
       // not in this directory
     }
   }
+  if (!options.probeOnly) recordMissing(`${name} is not on PATH`);
   return false;
 }
 

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort, waitForPort } from './net.ts';
+import { recordMissing } from './skip-reasons.ts';
 
 export interface IppPrinter {
   /** ipp://localhost:PORT/ipp/print */
@@ -27,6 +28,12 @@ const TOOLS = ['ippeveprinter', 'avahi-daemon', 'dbus-daemon'];
 
 /** Why the printer cannot run here, or undefined when it can. */
 export function ippPrinterUnavailable(): string | undefined {
+  const why = ippPrinterProblem();
+  if (why) recordMissing(`IPP printer: ${why}`);
+  return why;
+}
+
+function ippPrinterProblem(): string | undefined {
   for (const tool of TOOLS) {
     if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `${tool} is not installed (Debian: cups-ipp-utils, avahi-daemon, dbus)`;
   }

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort, waitForPort } from './net.ts';
+import { recordMissing } from './skip-reasons.ts';
 
 export interface OrthancPeer {
   aeTitle: string;
@@ -21,6 +22,7 @@ export function hasOrthanc(): boolean {
     execFileSync('Orthanc', ['--version'], { stdio: 'ignore', timeout: 10_000 });
     return true;
   } catch {
+    recordMissing('Orthanc is not installed (Debian: orthanc)');
     return false;
   }
 }

@@ -11,6 +11,7 @@ import { instanceDataset } from '../fuzz/dicom-bytes.ts';
 import { findscu, hasTool, parseFindscuResponses } from '../helpers/dcmtk.ts';
 import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, rawAssociate, VERIFICATION_SOP_CLASS, type RawAssociation } from '../helpers/raw-scu.ts';
 import { startTestServer, tempDir } from '../helpers/server.ts';
+import { recordMissing } from '../helpers/skip-reasons.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterAll(async () => {
@@ -30,6 +31,7 @@ function smallDisk(mb: number): string {
 
 // Mounting a tmpfs needs root (CI containers and this machine run tests as root).
 const canMount = process.getuid?.() === 0 && fs.existsSync('/bin/mount');
+if (!canMount) recordMissing('mounting a tmpfs (full-disk tests) needs root and /bin/mount');
 
 /** A 128 KiB CT object (256 × 256 16-bit pixels). */
 function objectFor(n: number) {

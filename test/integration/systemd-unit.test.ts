@@ -5,6 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/temp.ts';
+import { recordMissing } from '../helpers/skip-reasons.ts';
 
 const repo = path.resolve(import.meta.dirname, '../..');
 const hasSystemd = (() => {
@@ -12,6 +13,7 @@ const hasSystemd = (() => {
     execFileSync('systemd-analyze', ['--version'], { stdio: 'ignore' });
     return true;
   } catch {
+    recordMissing('systemd-analyze is not installed (Debian: systemd)');
     return false;
   }
 })();
