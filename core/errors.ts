@@ -29,6 +29,8 @@ export const errorCodes = {
   DF_ERR_QUERY_INVALID: 'The C-FIND identifier is not valid for the query level or model.',
   DF_ERR_USAGE: 'The command line is not valid; see `dicomflow --help`.',
   DF_ERR_UNAUTHORIZED: 'The HTTP request has no valid bearer token (see <dataDir>/admin-token).',
+  DF_ERR_TOO_MANY_EVENT_STREAMS: 'The user already holds http.eventStreams.perUser live event streams (HTTP 429); close one (a browser tab) or raise the limit.',
+  DF_ERR_EVENT_STREAMS_FULL: 'The server already serves http.eventStreams.total live event streams (HTTP 503); retry later or raise the limit.',
   DF_ERR_PLUGIN_INVALID: 'A plugin failed its registration checks (name, version, kinds, engine range, options schema).',
   DF_ERR_STEP_FAILED: 'A pipeline step threw, timed out or crashed its worker; the job failed (see its log and cause).',
   DF_ERR_STEP_TIMEOUT: 'A pipeline step ran longer than its timeoutSeconds and was stopped.',

@@ -1,3 +1,4 @@
+import type { FastifyInstance } from 'fastify';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -44,6 +45,8 @@ export interface RunningServer {
   config: ResolvedConfig;
   dicomPort: number;
   httpPort: number;
+  /** The HTTP API's Fastify instance (its routes, for the tests that check each one's access). */
+  httpApp: FastifyInstance;
   adminToken: string;
   events: DicomflowEvents;
   engine: Engine;
@@ -392,6 +395,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
       events,
       receiver,
       objectPath: (p) => objects.absolutePath(p),
+      eventStreams: config.http.eventStreams,
       webRoot: webRoot(),
       log,
     },
@@ -413,6 +417,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
     config,
     dicomPort: dicom.port,
     httpPort: http.port,
+    httpApp: http.app,
     adminToken: token,
     events,
     engine,

@@ -148,6 +148,16 @@ export const configSchema = {
       properties: {
         host: { type: 'string', default: '0.0.0.0', description: 'Address the HTTP API and web page bind: 0.0.0.0 every IPv4 interface, 127.0.0.1 this machine only, or one interface’s address.' },
         port: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
+        eventStreams: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          description: 'Open live event streams (GET /api/events) allowed at once; one more is refused until one closes.',
+          properties: {
+            perUser: { type: 'integer', minimum: 1, default: 8, description: 'Per user (a browser tab holds one): more get 429 DF_ERR_TOO_MANY_EVENT_STREAMS.' },
+            total: { type: 'integer', minimum: 1, default: 100, description: 'All users together: more get 503 DF_ERR_EVENT_STREAMS_FULL.' },
+          },
+        },
         tls: {
           type: 'object',
           additionalProperties: false,

@@ -56,6 +56,8 @@ export interface HttpDeps {
   receiver: Receiver;
   /** A stored object's absolute path from its path relative to the object store. */
   objectPath(relativePath: string): string;
+  /** Live event streams allowed open at once (http.eventStreams). */
+  eventStreams: { perUser: number; total: number };
   /** The built web page (index.html and assets); none: the API only. */
   webRoot?: string;
   log: Logger;

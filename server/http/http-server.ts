@@ -1,10 +1,9 @@
 import fs from 'node:fs';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import fastifySwagger from '@fastify/swagger';
 import fastifyStatic from '@fastify/static';
 import { isDfError, type ErrorCode } from '../../core/errors.ts';
-import type { UserDefinition } from '../../core/users.ts';
-import { authenticate } from './auth.ts';
+import { guardRoutes, publicScope } from './access.ts';
 import type { HttpDeps } from './context.ts';
 import { checkResponses } from './response-check.ts';
 import { statusRoutes } from './routes/status.ts';
@@ -18,13 +17,6 @@ import { openapiRoutes, openapiOptions } from './routes/openapi.ts';
 import { dicomwebRoutes } from './dicomweb/routes.ts';
 
 export type { StatusSource, HttpDeps } from './context.ts';
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** Set by the authentication hook on every /api route but the health probe, and on every /dicomweb route. */
-    user: UserDefinition;
-  }
-}
 
 const httpStatusOf: Partial<Record<ErrorCode, number>> = {
   DF_ERR_UNAUTHORIZED: 401,
@@ -44,9 +36,12 @@ const httpStatusOf: Partial<Record<ErrorCode, number>> = {
   DF_ERR_NOT_ACCEPTABLE: 406,
   DF_ERR_MEDIA_TYPE_UNSUPPORTED: 415,
   DF_ERR_PIXEL_DECODE: 422,
+  DF_ERR_TOO_MANY_EVENT_STREAMS: 429,
+  DF_ERR_EVENT_STREAMS_FULL: 503,
 };
 
-const OPEN_ROUTES = new Set(['/api/health']);
+/** The reply to a request no route matched: the same whatever was asked, so it tells nothing. */
+const noRoute = { code: 'DF_ERR_ROUTE_UNKNOWN', message: 'no such route (the routes are listed in GET /api/openapi.json)' } as const;
 
 /** Ajv's errors as one line naming each field: 'body has an unknown property "force"', 'querystring/limit must be >= 1'. */
 function validationMessage(err: FastifyError): string {
@@ -68,24 +63,26 @@ export async function buildHttpApp(deps: HttpDeps, https?: { key: Buffer; cert: 
     logController: new LogController({ disableRequestLogging: true }),
     // Fastify's default Ajv strips unknown properties silently; an API should refuse them.
     ajv: { customOptions: { removeAdditional: false, allErrors: true } },
+    // A path the router cannot decode (`/api/%zz`) names no route.
+    frameworkErrors: (err: FastifyError, _request: FastifyRequest, reply: FastifyReply) => {
+      if (err.code === 'FST_ERR_BAD_URL') return reply.code(404).send(noRoute);
+      return reply.code(400).send({ code: 'DF_ERR_REQUEST_INVALID', message: err.message });
+    },
   });
-  app.decorateRequest('user', null as unknown as UserDefinition);
   const webRoot = deps.webRoot && fs.existsSync(deps.webRoot) ? deps.webRoot : undefined;
 
   await app.register(fastifySwagger, openapiOptions);
 
-  app.addHook('onRequest', async (request) => {
-    const url = request.url.split('?')[0];
-    if (!url.startsWith('/api/') || OPEN_ROUTES.has(url)) return;
-    request.user = authenticate(request.headers.authorization, deps);
-  });
+  guardRoutes(app, deps);
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
     if (err.validation) return reply.code(400).send({ code: 'DF_ERR_REQUEST_INVALID', message: validationMessage(err) });
     if (isDfError(err)) {
       const status = httpStatusOf[err.code] ?? 500;
       if (status === 401) reply.header('www-authenticate', 'Bearer');
-      if (status >= 500) request.log.error({ err, url: request.url }, 'request failed');
+      // A cap refusing one more stream is the server working as configured, not failing.
+      if (status === 503) request.log.warn({ code: err.code, url: request.url }, 'request refused');
+      else if (status >= 500) request.log.error({ err, url: request.url }, 'request failed');
       return reply.code(status).send({ code: err.code, message: err.message.replace(/^DF_ERR_[A-Z_]+: /, '') });
     }
     // Fastify's own client errors: bad JSON, wrong content type, body too large…
@@ -96,12 +93,8 @@ export async function buildHttpApp(deps: HttpDeps, https?: { key: Buffer; cert: 
     return reply.code(500).send({ code: 'DF_ERR_INTERNAL', message: `internal error (request ${request.id})` });
   });
 
-  app.setNotFoundHandler((request, reply) => {
-    const url = request.url.split('?')[0];
-    // The web page routes on the client: unknown non-API paths get its index.html.
-    if (webRoot && request.method === 'GET' && !url.startsWith('/api/')) return reply.sendFile('index.html');
-    return reply.code(404).send({ code: 'DF_ERR_ROUTE_UNKNOWN', message: `no route ${request.method} ${url}` });
-  });
+  // The web page routes on the client with #/… locations: an unknown path is nothing to it either.
+  app.setNotFoundHandler((_request, reply) => reply.code(404).send(noRoute));
 
   checkResponses(app);
 
@@ -116,12 +109,19 @@ export async function buildHttpApp(deps: HttpDeps, https?: { key: Buffer; cert: 
   // Encapsulated: its access hook and its streaming body parser apply to its own routes only.
   await app.register(dicomwebRoutes, deps);
 
-  if (webRoot) await app.register(fastifyStatic, { root: webRoot, prefix: '/', index: ['index.html'] });
+  if (webRoot) {
+    // One route per file of the build (no wildcard): a path that is not a file of the page
+    // reaches the not-found reply, never a file lookup.
+    await app.register(async (page) => {
+      publicScope(page);
+      await page.register(fastifyStatic, { root: webRoot, prefix: '/', index: ['index.html'], wildcard: false });
+    });
+  }
   return app;
 }
 
 /**
- * The HTTP API. Every /api route but the health probe needs a bearer token; errors are
+ * The HTTP API. Every route but the health probe and the web page's files needs a bearer token; errors are
  * `{ code, message }` with stable DF_ERR_* codes.
  */
 export async function startHttpServer(

@@ -11,7 +11,6 @@ import { WINDOW_PRESET_NAMES, type WindowChoice } from '../../../core/dicom/rend
 import { dfError, type ErrorCode } from '../../../core/errors.ts';
 import { databaseSource, type InstanceRow } from '../../../core/store/index-store.ts';
 import type { DatabaseRight } from '../../../core/users.ts';
-import { authenticate } from '../auth.ts';
 import type { HttpDeps } from '../context.ts';
 import { errorReply } from '../schemas.ts';
 import { negotiateDicomJson, negotiateFrames, negotiateInstances, negotiateRendered } from './accept.ts';
@@ -98,10 +97,10 @@ export async function dicomwebRoutes(app: FastifyInstance, deps: HttpDeps): Prom
   };
 
   // Access is decided on the matched route's declared needs; a route that declares none is closed.
+  // The user was admitted by the server-wide hook (access.ts), which runs first.
   app.addHook('onRequest', async (request) => {
     const access = request.routeOptions.config.access;
     if (!access) throw dfError('DF_ERR_FORBIDDEN', `${request.method} ${request.routeOptions.url ?? request.url} declares no access rule`);
-    request.user = authenticate(request.headers.authorization, deps);
     const name = (request.params as Params).db;
     if (!deps.databases.some((d) => d.name === name)) throw dfError('DF_ERR_DATABASE_UNKNOWN', `no database "${name}"`);
     deps.users.require(request.user.name, access.database, name);

@@ -1,19 +1,23 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
+import { dfError } from '../../../core/errors.ts';
 import type { InstanceReceived } from '../../../core/events.ts';
 import type { UserDefinition } from '../../../core/users.ts';
 import type { HttpDeps } from '../context.ts';
-import { authErrors } from '../schemas.ts';
+import { maySeeJob, type JobAudience } from '../job-access.ts';
+import { authErrors, errorReply } from '../schemas.ts';
 
 // Progress can be reported hundreds of times a second; a screen needs a few updates a second.
 const PROGRESS_INTERVAL_MS = 200;
 // Proxies close idle connections; a comment line now and then keeps the stream open.
 const KEEPALIVE_MS = 15_000;
+// Jobs whose end this node never saw (another node finished them) leave their audience behind.
+const MAX_AUDIENCES = 10_000;
 
 /**
  * Live events as server-sent events: `arrival` (an object received, for users who may read its
- * database), `job` (queued, started, progress, finished). Browsers read it with fetch and a
- * stream reader, since EventSource cannot send the Authorization header.
+ * database), `job` (queued, started, progress, finished, for users who may see the job). Browsers
+ * read it with fetch and a stream reader, since EventSource cannot send the Authorization header.
  */
 interface Client {
   res: ServerResponse;
@@ -26,9 +30,31 @@ const write = (res: ServerResponse, event: string, data: unknown) => res.write(`
 export async function eventRoutes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
   // One listener per event fans out to every stream, not one per stream per event.
   const clients = new Set<Client>();
-  const toAll = (event: string, data: unknown) => {
-    for (const c of clients) write(c.res, event, data);
+  const openPerUser = new Map<string, number>();
+
+  // Who may see a job is looked up once per job (its inputs do not change), not per event:
+  // progress can come hundreds of times a second.
+  const audiences = new Map<string, JobAudience | null>();
+  const audienceOf = (jobId: string): JobAudience | null => {
+    let audience = audiences.get(jobId);
+    if (audience === undefined) {
+      const job = deps.jobs.getJob(jobId);
+      audience = job ? { createdBy: job.createdBy, inputs: job.inputs, databases: job.inputs.length > 0 ? deps.jobs.jobDatabases(jobId) : [] } : null;
+      if (audiences.size >= MAX_AUDIENCES) audiences.clear();
+      audiences.set(jobId, audience);
+    }
+    return audience;
   };
+  /** The streams that may see this job's events: none but admins' if the job is unknown. */
+  const watchersOf = (jobId: string): Client[] => {
+    if (clients.size === 0) return [];
+    const audience = audienceOf(jobId);
+    return [...clients].filter((c) => (audience ? maySeeJob(deps.users, c.user, audience) : c.user.role === 'admin'));
+  };
+  const toWatchers = (jobId: string, data: unknown) => {
+    for (const c of watchersOf(jobId)) write(c.res, 'job', data);
+  };
+
   const onArrival = (a: InstanceReceived) => {
     const data = {
       id: a.id,
@@ -43,11 +69,11 @@ export async function eventRoutes(app: FastifyInstance, deps: HttpDeps): Promise
     };
     for (const c of clients) if (a.database === undefined || deps.users.may(c.user.name, 'read', a.database)) write(c.res, 'arrival', data);
   };
-  const onQueued = (e: { jobId: string; pipeline: string }) => toAll('job', { type: 'queued', ...e });
-  const onStarted = (e: { jobId: string; pipeline: string; attempt: number }) => toAll('job', { type: 'started', ...e });
+  const onQueued = (e: { jobId: string; pipeline: string }) => toWatchers(e.jobId, { type: 'queued', ...e });
+  const onStarted = (e: { jobId: string; pipeline: string; attempt: number }) => toWatchers(e.jobId, { type: 'started', ...e });
   const onProgress = (e: { jobId: string; progress: number; message?: string }) => {
     const now = Date.now();
-    for (const c of clients) {
+    for (const c of watchersOf(e.jobId)) {
       if (e.progress < 1 && now - (c.lastProgress.get(e.jobId) ?? 0) < PROGRESS_INTERVAL_MS) continue;
       c.lastProgress.set(e.jobId, now);
       write(c.res, 'job', { type: 'progress', ...e });
@@ -55,7 +81,8 @@ export async function eventRoutes(app: FastifyInstance, deps: HttpDeps): Promise
   };
   const onFinished = (e: { jobId: string; pipeline: string; status: string; error?: string }) => {
     for (const c of clients) c.lastProgress.delete(e.jobId);
-    toAll('job', { type: 'finished', ...e });
+    toWatchers(e.jobId, { type: 'finished', ...e });
+    audiences.delete(e.jobId);
   };
   deps.events.on('InstanceReceived', onArrival);
   deps.engine.on('JobQueued', onQueued);
@@ -82,19 +109,35 @@ export async function eventRoutes(app: FastifyInstance, deps: HttpDeps): Promise
     schema: {
       summary: 'Server-sent events: arrival, job (queued | started | progress | finished)',
       description:
-        'text/event-stream. Each event has `event:` arrival or job and a JSON `data:` line. arrival: {id, receivedAt, source, callingAeTitle, database, sopInstanceUid, seriesInstanceUid, studyInstanceUid, attributes}, only for databases the user may read. job: {type, jobId, pipeline?, attempt?, status?, progress?, message?, error?}.',
+        'text/event-stream. Each event has `event:` arrival or job and a JSON `data:` line. arrival: {id, receivedAt, source, callingAeTitle, database, sopInstanceUid, seriesInstanceUid, studyInstanceUid, attributes}, only for databases the user may read. job: {type, jobId, pipeline?, attempt?, status?, progress?, message?, error?}, only for jobs the user may see (as in GET /api/jobs/{id}). Streams open at once are capped per user (429 DF_ERR_TOO_MANY_EVENT_STREAMS) and in all (503 DF_ERR_EVENT_STREAMS_FULL): http.eventStreams.',
       tags: ['events'],
       produces: ['text/event-stream'],
-      response: { 200: { description: 'An endless text/event-stream.', type: 'string' }, ...authErrors },
+      response: { 200: { description: 'An endless text/event-stream.', type: 'string' }, ...authErrors, 429: errorReply, 503: errorReply },
     },
     handler: async (request, reply) => {
+      const user = request.user;
+      const own = openPerUser.get(user.name) ?? 0;
+      if (own >= deps.eventStreams.perUser) {
+        reply.header('retry-after', '10');
+        throw dfError('DF_ERR_TOO_MANY_EVENT_STREAMS', `user "${user.name}" already has ${own} event streams open (http.eventStreams.perUser)`);
+      }
+      if (clients.size >= deps.eventStreams.total) {
+        reply.header('retry-after', '10');
+        throw dfError('DF_ERR_EVENT_STREAMS_FULL', `${clients.size} event streams are open, the most this server serves (http.eventStreams.total)`);
+      }
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
       res.write(': dicomflow events\n\n');
-      const client: Client = { res, user: request.user, lastProgress: new Map() };
+      const client: Client = { res, user, lastProgress: new Map() };
       clients.add(client);
-      res.on('close', () => clients.delete(client));
+      openPerUser.set(user.name, own + 1);
+      res.on('close', () => {
+        clients.delete(client);
+        const left = (openPerUser.get(user.name) ?? 1) - 1;
+        if (left > 0) openPerUser.set(user.name, left);
+        else openPerUser.delete(user.name);
+      });
     },
   });
 }

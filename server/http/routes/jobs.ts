@@ -7,6 +7,7 @@ import type { JobRecord, JobStatus } from '../../../core/jobs/job-store.ts';
 import type { UserDefinition } from '../../../core/users.ts';
 import { RUNS_JOBS, requireRole } from '../auth.ts';
 import type { HttpDeps } from '../context.ts';
+import { maySeeJob } from '../job-access.ts';
 import { authErrors, errorReply, job, jobId, jobQueued, jobStatus, limitQuery, output } from '../schemas.ts';
 
 const idParams = { type: 'object', required: ['id'], additionalProperties: false, properties: { id: jobId } } as const;
@@ -55,18 +56,14 @@ function outputsOf(j: JobRecord) {
 
 /** Jobs: list with filters and paging, detail, logs, outputs, cancel, rerun. */
 export async function jobRoutes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
-  /**
-   * Jobs show what was received (logs, tables, UIDs): a user sees the jobs they made and those
-   * with an input addressed to a database they may read; admins see all.
-   */
+  // The list's filter in SQL; one job's check is maySeeJob (the same rule).
   const visibleTo = (user: UserDefinition) =>
     user.role === 'admin' ? undefined : { user: user.name, databases: deps.users.readable(user.name, deps.databases.map((d) => d.name)) };
   const getJob = (request: FastifyRequest, id: string) => {
     const j = deps.jobs.getJob(id);
     if (!j) throw dfError('DF_ERR_JOB_UNKNOWN', `no job ${id}`);
-    const v = visibleTo(request.user);
-    if (v && j.createdBy !== v.user && j.inputs.length > 0 && !deps.jobs.jobDatabases(id).some((db) => v.databases.includes(db))) {
-      throw dfError('DF_ERR_FORBIDDEN', `user "${v.user}" may read none of the databases job ${id} works on`);
+    if (!maySeeJob(deps.users, request.user, { ...j, databases: j.inputs.length > 0 ? deps.jobs.jobDatabases(id) : [] })) {
+      throw dfError('DF_ERR_FORBIDDEN', `user "${request.user.name}" may read none of the databases job ${id} works on`);
     }
     return j;
   };

@@ -128,6 +128,7 @@ const dicomAccess = {
 /** Health, status at a glance, who am I, recent arrivals, the audit log. */
 export async function statusRoutes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
   app.get('/api/health', {
+    config: { public: true },
     schema: {
       summary: 'Liveness and readiness: DICOM listener, index and storage (no token needed)',
       tags: ['status'],

@@ -1,0 +1,159 @@
+// Issue 14, HTTP: the live event stream sends a job's events (queued, started, progress,
+// finished with its error) only to users who may see the job, as it does arrivals; open
+// streams are capped per user and in all.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { issueToken } from '../../core/users.ts';
+import { ctSeries } from '../fixtures/builder.ts';
+import { openEvents, type SseEvent } from '../helpers/api.ts';
+import { storescu } from '../helpers/dcmtk.ts';
+import { startTestServer, tempDir } from '../helpers/server.ts';
+import { until } from '../helpers/wait.ts';
+
+const databases = [
+  { name: 'Import' },
+  { name: 'StudyA', aeTitle: 'STUDYA' },
+  { name: 'StudyB', aeTitle: 'STUDYB' },
+];
+const users = [
+  { name: 'ann', role: 'reader', databases: { StudyA: 'read' } },
+  { name: 'bea', role: 'operator', databases: { StudyB: 'read' } },
+  { name: 'cid', role: 'reader', databases: { StudyA: 'read' } },
+  { name: 'dan', role: 'reader', databases: { StudyB: 'read' } },
+];
+
+type Server = Awaited<ReturnType<typeof startTestServer>>;
+
+/** Sends one object to the database behind `calledAe`; returns its SOP Instance UID. */
+async function sendTo(s: Server, calledAe: string): Promise<string> {
+  return (await sendStudyTo(s, calledAe)).sopInstanceUids[0];
+}
+
+async function sendStudyTo(s: Server, calledAe: string) {
+  const ct = await ctSeries(tempDir(), { slices: 1, rows: 8, cols: 8 });
+  expect((await storescu(['-aec', calledAe, '127.0.0.1', String(s.dicomPort), ...ct.files])).code).toBe(0);
+  return ct;
+}
+
+const jobEvents = (events: SseEvent[]) => events.filter((e) => e.event === 'job');
+const finishedJob = (events: SseEvent[], sopInstanceUid: string, arrivals: SseEvent[]) => {
+  // The arrival names the object; the job that filed it is the one queued right after it.
+  const arrival = arrivals.find((e) => e.event === 'arrival' && e.data.sopInstanceUid === sopInstanceUid);
+  if (!arrival) return undefined;
+  const queued = arrivals.slice(arrivals.indexOf(arrival)).find((e) => e.event === 'job' && e.data.type === 'queued');
+  return queued && events.find((e) => e.event === 'job' && e.data.type === 'finished' && e.data.jobId === queued.data.jobId) ? (queued.data.jobId as string) : undefined;
+};
+
+describe('job events on the live stream follow the rights on the job’s database', () => {
+  let s: Server;
+  const token: Record<string, string> = {};
+  beforeAll(async () => {
+    s = await startTestServer({ databases, users });
+    token.admin = s.adminToken;
+    for (const u of users) token[u.name] = issueToken(s.tokens, s.users, u.name).token;
+  });
+  afterAll(() => s?.close());
+
+  it('sends a job’s events only to readers of its database (and admins)', async () => {
+    const admin = await openEvents(s.httpPort, token.admin);
+    const ann = await openEvents(s.httpPort, token.ann);
+    const bea = await openEvents(s.httpPort, token.bea);
+    try {
+      expect([admin.status, ann.status, bea.status]).toEqual([200, 200, 200]);
+      // One job on StudyA, then one on StudyB, then another on StudyA: each stream is in order,
+      // so once a user has the events of a later job, the earlier ones it was sent are there too.
+      const a1 = await sendTo(s, 'STUDYA');
+      const jobA1 = await until('the StudyA job to finish', () => finishedJob(admin.events, a1, admin.events));
+      const b1 = await sendTo(s, 'STUDYB');
+      const jobB1 = await until('the StudyB job to finish', () => finishedJob(admin.events, b1, admin.events));
+      const a2 = await sendTo(s, 'STUDYA');
+      const jobA2 = await until('the second StudyA job to finish', () => finishedJob(admin.events, a2, admin.events));
+
+      await until('ann to see the second StudyA job end', () => ann.events.some((e) => e.event === 'job' && e.data.type === 'finished' && e.data.jobId === jobA2));
+      await until('bea to see the StudyB job end', () => bea.events.some((e) => e.event === 'job' && e.data.type === 'finished' && e.data.jobId === jobB1));
+      const jobsSeen = (events: SseEvent[]) => new Set(jobEvents(events).map((e) => e.data.jobId));
+      expect(jobsSeen(ann.events)).toEqual(new Set([jobA1, jobA2]));
+      expect(jobsSeen(admin.events)).toEqual(new Set([jobA1, jobB1, jobA2]));
+      // bea's stream has jobB1's end, written after all of jobA1's events: none of those came.
+      expect(jobsSeen(bea.events).has(jobB1)).toBe(true);
+      expect(jobsSeen(bea.events).has(jobA1)).toBe(false);
+      const typesA1 = jobEvents(ann.events).filter((e) => e.data.jobId === jobA1).map((e) => e.data.type);
+      expect([typesA1[0], typesA1.at(-1), typesA1.includes('started'), typesA1.includes('progress')]).toEqual(['queued', 'finished', true, true]);
+      // Arrivals keep following the same rights.
+      expect(ann.events.filter((e) => e.event === 'arrival').map((e) => e.data.sopInstanceUid)).toEqual([a1, a2]);
+      expect(bea.events.filter((e) => e.event === 'arrival').map((e) => e.data.sopInstanceUid)).toEqual([b1]);
+    } finally {
+      admin.close();
+      ann.close();
+      bea.close();
+    }
+  });
+
+  it('sends the events of a job run by hand to its maker, not to readers of other databases', async () => {
+    // bea runs the default pipeline on a StudyB study by hand; a reader of StudyA sees none of it.
+    const b = await sendStudyTo(s, 'STUDYB');
+    await until('the StudyB object to be filed', () => s.index.studies('StudyB', {}).some((r) => r.study.StudyInstanceUID === b.studyInstanceUid));
+    await s.engine.idle();
+    const bea = await openEvents(s.httpPort, token.bea);
+    const cid = await openEvents(s.httpPort, token.cid);
+    try {
+      const study = b.studyInstanceUid;
+      const run = await fetch(`http://127.0.0.1:${s.httpPort}/api/pipelines/store-received/run`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token.bea}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ database: 'StudyB', study }),
+      });
+      expect(run.status).toBe(202);
+      const { jobId } = (await run.json()) as { jobId: string };
+      await until('bea to see her job end', () => bea.events.some((e) => e.event === 'job' && e.data.type === 'finished' && e.data.jobId === jobId));
+      // A marker cid may see, sent after bea's job ended: cid's stream has everything before it.
+      const a = await sendTo(s, 'STUDYA');
+      await until('cid to see the StudyA arrival', () => cid.events.some((e) => e.event === 'arrival' && e.data.sopInstanceUid === a));
+      expect(jobEvents(cid.events).filter((e) => e.data.jobId === jobId)).toEqual([]);
+    } finally {
+      bea.close();
+      cid.close();
+    }
+  });
+});
+
+describe('live event streams are capped', () => {
+  let s: Server;
+  const token: Record<string, string> = {};
+  beforeAll(async () => {
+    s = await startTestServer({ databases, users, http: { eventStreams: { perUser: 2, total: 3 } } });
+    for (const u of users) token[u.name] = issueToken(s.tokens, s.users, u.name).token;
+  });
+  afterAll(() => s?.close());
+
+  async function open(user: string) {
+    const controller = new AbortController();
+    const res = await fetch(`http://127.0.0.1:${s.httpPort}/api/events`, { headers: { authorization: `Bearer ${token[user]}` }, signal: controller.signal });
+    const body = res.ok ? undefined : await res.json();
+    return { status: res.status, body, retryAfter: res.headers.get('retry-after'), close: () => controller.abort() };
+  }
+
+  it('refuses a user’s stream beyond http.eventStreams.perUser with 429, and any beyond .total with 503, until one closes', async () => {
+    const ann1 = await open('ann');
+    const ann2 = await open('ann');
+    expect([ann1.status, ann2.status]).toEqual([200, 200]);
+    const ann3 = await open('ann');
+    expect(ann3).toMatchObject({ status: 429, body: { code: 'DF_ERR_TOO_MANY_EVENT_STREAMS' }, retryAfter: expect.any(String) });
+    const bea1 = await open('bea');
+    expect(bea1.status).toBe(200);
+    const cid1 = await open('cid');
+    expect(cid1).toMatchObject({ status: 503, body: { code: 'DF_ERR_EVENT_STREAMS_FULL' } });
+    expect(cid1.body.message).toContain('http.eventStreams.total');
+
+    // A closed stream frees its place (the server notices the close: poll for it).
+    ann1.close();
+    let cid2: Awaited<ReturnType<typeof open>> | undefined;
+    for (const deadline = Date.now() + 20_000; !cid2; ) {
+      const attempt = await open('cid');
+      if (attempt.status === 200) cid2 = attempt;
+      else if (Date.now() > deadline) throw new Error(`no place for cid after ann's stream closed: ${attempt.status}`);
+      else await new Promise((r) => setTimeout(r, 100));
+    }
+    expect((await open('ann')).status).toBe(503);
+    for (const stream of [ann2, bea1, cid2]) stream.close();
+  });
+});
