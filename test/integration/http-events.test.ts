@@ -35,13 +35,13 @@ async function sendStudyTo(s: Server, calledAe: string) {
 }
 
 const jobEvents = (events: SseEvent[]) => events.filter((e) => e.event === 'job');
-const finishedJob = (events: SseEvent[], sopInstanceUid: string, arrivals: SseEvent[]) => {
-  // The arrival names the object; the job that filed it is the one queued right after it.
-  const arrival = arrivals.find((e) => e.event === 'arrival' && e.data.sopInstanceUid === sopInstanceUid);
+/** The job that filed the object, once its end is on `events` (the admin's stream). */
+function finishedJob(s: Server, events: SseEvent[], sopInstanceUid: string): string | undefined {
+  const arrival = events.find((e) => e.event === 'arrival' && e.data.sopInstanceUid === sopInstanceUid);
   if (!arrival) return undefined;
-  const queued = arrivals.slice(arrivals.indexOf(arrival)).find((e) => e.event === 'job' && e.data.type === 'queued');
-  return queued && events.find((e) => e.event === 'job' && e.data.type === 'finished' && e.data.jobId === queued.data.jobId) ? (queued.data.jobId as string) : undefined;
-};
+  const job = s.jobs.listJobs({ limit: 100 }).find((j) => j.inputs.includes(arrival.data.id));
+  return job && events.some((e) => e.event === 'job' && e.data.type === 'finished' && e.data.jobId === job.id) ? job.id : undefined;
+}
 
 describe('job events on the live stream follow the rights on the job’s database', () => {
   let s: Server;
@@ -62,11 +62,11 @@ describe('job events on the live stream follow the rights on the job’s databas
       // One job on StudyA, then one on StudyB, then another on StudyA: each stream is in order,
       // so once a user has the events of a later job, the earlier ones it was sent are there too.
       const a1 = await sendTo(s, 'STUDYA');
-      const jobA1 = await until('the StudyA job to finish', () => finishedJob(admin.events, a1, admin.events));
+      const jobA1 = await until('the StudyA job to finish', () => finishedJob(s, admin.events, a1));
       const b1 = await sendTo(s, 'STUDYB');
-      const jobB1 = await until('the StudyB job to finish', () => finishedJob(admin.events, b1, admin.events));
+      const jobB1 = await until('the StudyB job to finish', () => finishedJob(s, admin.events, b1));
       const a2 = await sendTo(s, 'STUDYA');
-      const jobA2 = await until('the second StudyA job to finish', () => finishedJob(admin.events, a2, admin.events));
+      const jobA2 = await until('the second StudyA job to finish', () => finishedJob(s, admin.events, a2));
 
       await until('ann to see the second StudyA job end', () => ann.events.some((e) => e.event === 'job' && e.data.type === 'finished' && e.data.jobId === jobA2));
       await until('bea to see the StudyB job end', () => bea.events.some((e) => e.event === 'job' && e.data.type === 'finished' && e.data.jobId === jobB1));
@@ -79,6 +79,7 @@ describe('job events on the live stream follow the rights on the job’s databas
       const typesA1 = jobEvents(ann.events).filter((e) => e.data.jobId === jobA1).map((e) => e.data.type);
       expect([typesA1[0], typesA1.at(-1), typesA1.includes('started'), typesA1.includes('progress')]).toEqual(['queued', 'finished', true, true]);
       // Arrivals keep following the same rights.
+      await until('the arrival events', () => ann.events.some((e) => e.data.sopInstanceUid === a2) && bea.events.some((e) => e.data.sopInstanceUid === b1));
       expect(ann.events.filter((e) => e.event === 'arrival').map((e) => e.data.sopInstanceUid)).toEqual([a1, a2]);
       expect(bea.events.filter((e) => e.event === 'arrival').map((e) => e.data.sopInstanceUid)).toEqual([b1]);
     } finally {
