@@ -173,6 +173,8 @@ describe.skipIf(!hasTool('findscu') || !hasTool('getscu') || !hasTool('movescu')
 
     const viewer = await storescu(['-v', '-aet', 'VIEWER', '-aec', 'LOCKED', '127.0.0.1', String(server.dicomPort), ...ct.files]);
     expect(viewer.stderr).toMatch(/0x0?124|Not authorized/i);
+    await server.engine.idle();
+    expect(server.index.instances('Locked', {})).toHaveLength(0);
     const modality = await storescu(['-aet', 'MODALITY', '-aec', 'LOCKED', '127.0.0.1', String(server.dicomPort), ...ct.files]);
     expect(modality.code, modality.stderr).toBe(0);
     await server.engine.idle();
