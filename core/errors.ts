@@ -65,6 +65,7 @@ export const errorCodes = {
   DF_ERR_MOTION_CORRECTION: 'Motion correction cannot run on these inputs (a series with one frame, a reference frame or time window with no frame in it), or a frame failed its checks with requireConvergence set; the message says which.',
   DF_ERR_NOT_ACCEPTABLE: 'The Accept header of a DICOMweb request names no media type or transfer syntax this server can send for the resource (HTTP 406); the message lists what it can send.',
   DF_ERR_MEDIA_TYPE_UNSUPPORTED: 'A DICOMweb STOW-RS request body is not multipart/related with type application/dicom and a boundary (HTTP 415).',
+  DF_ERR_DEIDENTIFY_REFUSED: 'The deidentify step met an object that may show identifying text or a face in its pixels (Burned In Annotation or Recognizable Visual Features YES, or a secondary capture, ultrasound or camera image without Burned In Annotation NO) while its burnedInAnnotation option is "fail"; take the object out, or let the step leave such objects out ("refuse").',
 } as const;
 
 export type ErrorCode = keyof typeof errorCodes;

@@ -11,6 +11,7 @@ import { ObjectStore } from '../core/store/object-store.ts';
 import { prepareDataDir } from '../core/store/data-dir.ts';
 import { SqlIndex } from '../core/store/sql/sql-index.ts';
 import { openIndexDatabase } from '../core/store/sql/open.ts';
+import { SqlPseudonyms } from '../core/store/sql/sql-pseudonyms.ts';
 import { SqlNodes } from '../core/store/sql/sql-nodes.ts';
 import { startDicomServer, type DicomServer } from './dimse/dicom-server.ts';
 import { FindService } from './dimse/find.ts';
@@ -211,6 +212,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
     outbox,
     remoteNodes: remoteNodeNames,
     printers: config.printers.map(({ name, uri }) => ({ name, uri })),
+    pseudonyms: new SqlPseudonyms(db),
   };
   const engine = new Engine({
     nodeId: nodeName,

@@ -5,13 +5,14 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig, type ConfigOverrides } from '../core/config/load.ts';
 import { isDfError } from '../core/errors.ts';
-import { cancelJob, forceComplete, listJobs, rerunJob, showJob } from './cli/jobs.ts';
+import { cancelJob, forceComplete, listJobs, printTable, rerunJob, showJob } from './cli/jobs.ts';
 import { findApi } from './cli/api-client.ts';
 import { reportEnd, runCommand, startAndFollow } from './cli/run.ts';
 import { createToken, listTokens, revokeToken } from './cli/token.ts';
 import { ensureWebBuilt } from './http/web.ts';
 import { validateFiles } from './cli/validate.ts';
 import { printNodes } from './cli/nodes.ts';
+import { lookupPseudonyms } from './cli/pseudonyms.ts';
 import { printOutbox, retryOutbox } from './cli/outbox.ts';
 import { importCommand, printSummary } from './cli/import.ts';
 import { replicateFromNode, transferCommand } from './cli/databases.ts';
@@ -66,6 +67,10 @@ const COMMANDS: Record<string, { synopsis: string[]; about: string }> = {
     about: 'the routing outbox per destination; retry queues dead letters again.',
   },
   nodes: { synopsis: ['nodes [--config FILE | --data DIR] [--json]'], about: 'the nodes on this index, their load, the queue.' },
+  pseudonyms: {
+    synopsis: ['pseudonyms VALUE --user ADMIN [--kind patient|study|series] [--json] [--config FILE | --data DIR]'],
+    about: "re-identifies: looks a pseudonym, an original Patient ID (\"ID\\\\ISSUER\") or a UID up in the deidentify step's pseudonym table, either way round; needs an admin, and every lookup is audited.",
+  },
 };
 
 const USAGE = `dicomflow — DICOM arrival turned into processing
@@ -305,6 +310,18 @@ async function main(argv: string[]): Promise<void> {
     case 'nodes': {
       const { values } = parseArgs({ args: rest, options: { ...common, json: { type: 'boolean' } }, strict: true });
       printNodes(configFrom(values), values.json === true);
+      return;
+    }
+    case 'pseudonyms': {
+      const { values, positionals } = parseArgs({ args: rest, options: { ...common, user: { type: 'string' }, kind: { type: 'string' }, json: { type: 'boolean' } }, allowPositionals: true, strict: true });
+      if (positionals.length !== 1) throw usageError('pseudonyms needs one value: a pseudonym, an original Patient ID ("ID\\ISSUER") or a UID');
+      if (!values.user) throw usageError('pseudonyms needs --user NAME of an admin (the lookup is audited under it)');
+      const rows = lookupPseudonyms(configFrom(values), positionals[0], values.user, values.kind);
+      if (values.json) console.log(JSON.stringify(rows, null, 2));
+      else {
+        printTable(['kind', 'original', 'pseudonym', 'name', 'date offset', 'created', 'by'], rows.map((r) => [r.kind, r.original, r.pseudonym, r.originalName ?? '', r.dateOffsetDays === undefined ? '' : `${r.dateOffsetDays} d`, r.createdAt, r.createdBy ?? '']));
+        if (rows.length === 0) process.exitCode = 1;
+      }
       return;
     }
     case 'run': {

@@ -1,5 +1,6 @@
 import type { DuplicatePolicy, IndexStore } from '../store/index-store.ts';
 import type { OutboxStore } from '../store/outbox-store.ts';
+import type { PseudonymStore } from '../store/pseudonym-store.ts';
 import type { JobStore } from './job-store.ts';
 
 /** What main-thread steps may use (ctx.services). Worker steps get none: they work on files. */
@@ -15,6 +16,8 @@ export interface EngineServices {
   remoteNodes: string[];
   /** The configured printers (the print-report step prints to them by name). */
   printers: { name: string; uri: string }[];
+  /** The deidentify step's pseudonym table and installation secret. */
+  pseudonyms?: PseudonymStore;
 }
 
 export function engineServices(services: unknown): EngineServices {

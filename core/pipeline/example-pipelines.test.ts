@@ -15,13 +15,13 @@ beforeAll(async () => {
 });
 
 describe('example pipelines', () => {
-  it.each(files)('%s loads with the default configuration, and without warnings once its printer and PACS are configured', (file) => {
+  it.each(files)('%s loads with the default configuration, and without warnings once its printer, PACS and research node are configured', (file) => {
     const text = fs.readFileSync(path.join(dir, file), 'utf8');
     const plain = loadPipeline(text, file, plugins, { databases: ['Import'] });
     expect(plain.problems.map(formatProblem)).toEqual([]);
     // The examples that need configuring are shipped disabled.
     if (plain.warnings.length > 0) expect(plain.pipeline!.definition.enabled).toBe(false);
-    const configured = loadPipeline(text, file, plugins, { databases: ['Import'], printers: ['reports'], remoteNodes: ['PACS'] });
+    const configured = loadPipeline(text, file, plugins, { databases: ['Import'], printers: ['reports'], remoteNodes: ['PACS', 'RESEARCH'] });
     expect([...configured.problems, ...configured.warnings].map(formatProblem)).toEqual([]);
   });
 });

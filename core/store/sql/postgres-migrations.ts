@@ -242,4 +242,26 @@ export const postgresMigrations: readonly Migration[] = [
       ALTER TABLE jobs ADD COLUMN node text COLLATE "C";
     `,
   },
+  {
+    version: 3,
+    name: 'pseudonyms of the deidentify step (re-identification table) and the installation secret its UIDs derive from',
+    sql: `
+      CREATE TABLE pseudonyms (
+        kind text COLLATE "C" NOT NULL,
+        original text COLLATE "C" NOT NULL,
+        pseudonym text COLLATE "C" NOT NULL,
+        date_offset_days integer,
+        original_name text,
+        created_at text COLLATE "C" NOT NULL,
+        created_by text,
+        PRIMARY KEY (kind, original)
+      );
+      CREATE INDEX pseudonyms_pseudonym ON pseudonyms(kind, pseudonym);
+      CREATE TABLE installation_secrets (
+        name text COLLATE "C" PRIMARY KEY,
+        value text NOT NULL,
+        created_at text COLLATE "C" NOT NULL
+      );
+    `,
+  },
 ];

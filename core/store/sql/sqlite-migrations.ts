@@ -279,4 +279,26 @@ export const sqliteMigrations: readonly Migration[] = [
       ALTER TABLE jobs ADD COLUMN node TEXT;
     `,
   },
+  {
+    version: 10,
+    name: 'pseudonyms of the deidentify step (re-identification table) and the installation secret its UIDs derive from',
+    sql: `
+      CREATE TABLE pseudonyms (
+        kind TEXT NOT NULL,
+        original TEXT NOT NULL,
+        pseudonym TEXT NOT NULL,
+        date_offset_days INTEGER,
+        original_name TEXT,
+        created_at TEXT NOT NULL,
+        created_by TEXT,
+        PRIMARY KEY (kind, original)
+      );
+      CREATE INDEX pseudonyms_pseudonym ON pseudonyms(kind, pseudonym);
+      CREATE TABLE installation_secrets (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        created_at TEXT NOT NULL
+      );
+    `,
+  },
 ];
