@@ -54,7 +54,7 @@ describe.skipIf(!hasTool('storescu') || !hasTool('storescp'))('seed: de-identify
     const sent = await storescu(['-aet', 'SCANNER', '-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...pet.files, ...ct.files, ...sc.files]);
     expect(sent.code, sent.stderr).toBe(0);
 
-    const job = await until('the seed job', () => s.jobs.listJobs({ pipeline: seed.name }).find((j) => j.status === 'succeeded' || j.status === 'failed'), 60_000);
+    const job = await until('the seed job', () => s.jobs.listJobs({ pipeline: seed.name }).find((j) => j.status === 'succeeded' || j.status === 'failed'), 180_000);
     const detail = s.jobs.getJob(job.id)!;
     expect(detail.status, JSON.stringify(detail.steps?.map((st) => [st.id, st.status, st.error]))).toBe('succeeded');
     const [deid, route] = detail.steps!;
@@ -93,5 +93,5 @@ describe.skipIf(!hasTool('storescu') || !hasTool('storescp'))('seed: de-identify
     const refused = await promisify(execFile)(node, [cli, 'pseudonyms', pseudonym, '--user', 'rita', '--config', config], { timeout: 30_000 }).catch((e) => e);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/DF_ERR_FORBIDDEN/);
-  });
+  }, 240_000);
 });
