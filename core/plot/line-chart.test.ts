@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { lineChartPng, lineChartSvg, niceTicks } from './line-chart.ts';
+import { lineChartPng, lineChartSvg, niceTicks, seriesStyle } from './line-chart.ts';
 
 describe('line chart', () => {
   it('puts ticks at round steps covering the data', () => {
@@ -26,8 +26,22 @@ describe('line chart', () => {
     expect(svg).toContain('>Translation (mm)</text>');
     // Series 1 is broken by its null: two pieces, of which only the first has two points.
     expect(svg.match(/<polyline/g)!.length).toBe(2);
-    expect(svg).toContain('stroke-dasharray="6 4"');
-    expect(svg.match(/<circle/g)!.length).toBe(3 + 1); // three points and the legend's marker
+    expect(svg).toContain('stroke-dasharray="7 4"');
+    expect(svg.match(/<path d="M/g)!.length).toBe(3 + 4 + 2); // series 1: three points, series 2: four, and a marker in each legend entry
+  });
+
+  it('gives up to 28 series each their own look (colour, marker, line), and a legend that fits', () => {
+    const styles = Array.from({ length: 28 }, (_, i) => seriesStyle(i));
+    expect(new Set(styles.map((s) => `${s.color} ${s.marker} ${s.line}`)).size).toBe(28);
+    // Curves of the same colour differ in marker and in line pattern, not in one alone.
+    for (const [i, a] of styles.entries()) for (const b of styles.slice(i + 1)) if (a.color === b.color) expect([a.marker === b.marker, a.line === b.line]).toEqual([false, false]);
+    const series = Array.from({ length: 20 }, (_, i) => ({ name: `VOI ${i + 1}`, x: [0, 1, 2], y: [i, i + 1, i + 2] }));
+    const svg = lineChartSvg({ xLabel: 'Time (min)', yLabel: 'Activity (kBq/ml)', title: 'TAC', series });
+    expect(svg.match(/<polyline/g)!.length).toBe(20);
+    expect(svg).toContain('stroke-dasharray="2 3"'); // series 15–20: dotted
+    // The legend (right of the plot) has room for all 20 rows: the chart grew to hold them.
+    const height = Number(/height="(\d+)"/.exec(svg)![1]);
+    expect(height).toBeGreaterThanOrEqual(44 + 58 + 20 * 20 + 8);
   });
 
   it('renders the same picture as PNG at the SVG pixel size', async () => {

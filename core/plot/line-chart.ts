@@ -1,4 +1,5 @@
 import sharp from 'sharp';
+import { DASHARRAY, markerPath, seriesStyle, type LinePattern, type Marker } from './series-style.ts';
 
 /**
  * A small SVG line chart (axes with "nice" ticks, labels with units, legend, optional markers),
@@ -15,12 +16,19 @@ export interface LineSeries {
   x: ArrayLike<number>;
   /** null, undefined or non-finite values leave a gap in the line. */
   y: ArrayLike<number | null | undefined>;
-  /** Any SVG colour; default from a colour-blind-safe palette (Okabe–Ito), by position. */
+  /**
+   * Any SVG colour. Default by position (series-style.ts): seven colour-blind-safe colours,
+   * then again with another marker and line pattern, so up to 28 curves each look different.
+   */
   color?: string;
-  /** Default: the chart's `markers`. */
-  marker?: 'circle' | 'square' | 'triangle' | 'none';
+  /** Default: by position when the chart's `markers` is 'circle' (the default), else none. */
+  marker?: Marker | 'none';
+  /** Default: by position (solid for the first seven). `dashed: true` is 'dashed'. */
+  line?: LinePattern;
   dashed?: boolean;
 }
+
+export { seriesStyle, type LinePattern, type Marker } from './series-style.ts';
 
 export interface LineChartOptions {
   series: LineSeries[];
@@ -31,7 +39,7 @@ export interface LineChartOptions {
   /** Pixels; default 800 × 500. */
   width?: number;
   height?: number;
-  /** Draw a marker at each point: 'circle' (default), or none. Per series with LineSeries.marker. */
+  /** Draw a marker at each point ('circle', the default: each series' own shape, see seriesStyle), or none. Per series with LineSeries.marker. */
   markers?: 'circle' | 'none';
   /** Fixed axis ranges; default from the data (y includes 0 when `yFromZero`, the default). */
   xRange?: [number, number];
@@ -39,13 +47,17 @@ export interface LineChartOptions {
   yFromZero?: boolean;
   /** Include 0 on the x axis (time curves); default false. */
   xFromZero?: boolean;
-  /** Legend position; default top-right inside the plot when there are several series. */
+  /** Legend position; default top-right inside the plot for 2–8 series, right of it for more (the chart grows taller to fit it). */
   legend?: 'inside' | 'right' | 'none';
 }
 
-const PALETTE = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#F0E442', '#000000'];
 const FONT = 'DejaVu Sans, Arial, Helvetica, sans-serif';
 
+function styleOf(s: LineSeries, index: number, markers: 'circle' | 'none' | undefined): { color: string; marker: Marker | 'none'; dash: string | undefined } {
+  const auto = seriesStyle(index);
+  const line = s.line ?? (s.dashed ? 'dashed' : auto.line);
+  return { color: s.color ?? auto.color, marker: s.marker ?? (markers === 'none' ? 'none' : auto.marker), dash: DASHARRAY[line] };
+}
 /** Ticks at a round step (1, 2 or 5 × 10ⁿ), about `count` intervals, from at or below min to at or above max. */
 export function niceTicks(min: number, max: number, count = 6): number[] {
   if (!(max > min)) {
@@ -78,10 +90,13 @@ function extent(values: number[], fallback: [number, number]): [number, number] 
 /** The chart as an SVG document (UTF-8 text). */
 export function lineChartSvg(options: LineChartOptions): string {
   const width = options.width ?? 800;
-  const height = options.height ?? 500;
-  const legend = options.legend ?? (options.series.length > 1 ? 'inside' : 'none');
-  const legendWidth = legend === 'right' ? 40 + 7.5 * Math.max(0, ...options.series.map((s) => s.name.length)) : 0;
+  const legend = options.legend ?? (options.series.length > 8 ? 'right' : options.series.length > 1 ? 'inside' : 'none');
+  const legendWidth = legend === 'right' ? 50 + 7.5 * Math.max(0, ...options.series.map((s) => s.name.length)) : 0;
   const margin = { left: 80, right: 24 + legendWidth, top: options.title ? 44 : 20, bottom: 58 };
+  const rowH = 20;
+  // Taller than asked when the legend needs it: every entry stays readable.
+  const legendH = legend === 'none' ? 0 : options.series.length * rowH + 28;
+  const height = Math.max(options.height ?? 500, margin.top + margin.bottom + legendH);
   const plotW = width - margin.left - margin.right;
   const plotH = height - margin.top - margin.bottom;
 
@@ -125,8 +140,7 @@ export function lineChartSvg(options: LineChartOptions): string {
   out.push(`<clipPath id="plot"><rect x="${margin.left}" y="${margin.top}" width="${plotW}" height="${plotH}"/></clipPath>`);
   out.push('<g clip-path="url(#plot)">');
   options.series.forEach((s, index) => {
-    const color = s.color ?? PALETTE[index % PALETTE.length];
-    const marker = s.marker ?? options.markers ?? 'circle';
+    const { color, marker, dash } = styleOf(s, index, options.markers);
     const segments: string[][] = [[]];
     const points: [number, number][] = [];
     for (let p = 0; p < s.x.length; p++) {
@@ -139,36 +153,31 @@ export function lineChartSvg(options: LineChartOptions): string {
       points.push([px(s.x[p]), py(y)]);
     }
     for (const segment of segments.filter((seg) => seg.length > 1)) {
-      out.push(`<polyline points="${segment.join(' ')}" fill="none" stroke="${escapeXml(color)}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
+      out.push(`<polyline points="${segment.join(' ')}" fill="none" stroke="${escapeXml(color)}" stroke-width="2"${dash ? ` stroke-dasharray="${dash}"` : ''}/>`);
     }
     if (marker !== 'none') for (const [x, y] of points) out.push(markerSvg(marker, x, y, color));
   });
   out.push('</g>');
 
   if (legend !== 'none' && options.series.length > 0) {
-    const rowH = 20;
-    const boxW = legend === 'right' ? legendWidth - 16 : 36 + 7.5 * Math.max(...options.series.map((s) => s.name.length));
+    const boxW = legend === 'right' ? legendWidth - 16 : 46 + 7.5 * Math.max(...options.series.map((s) => s.name.length));
     const lx = legend === 'right' ? width - legendWidth - 8 : margin.left + plotW - boxW - 10;
     const ly = margin.top + 10;
     out.push(`<rect x="${f(lx)}" y="${ly}" width="${f(boxW)}" height="${options.series.length * rowH + 8}" fill="#ffffff" fill-opacity="0.85" stroke="#999999"/>`);
     options.series.forEach((s, index) => {
-      const color = s.color ?? PALETTE[index % PALETTE.length];
+      const { color, marker, dash } = styleOf(s, index, options.markers);
       const y = ly + 14 + index * rowH;
-      out.push(`<line x1="${f(lx + 6)}" y1="${y}" x2="${f(lx + 26)}" y2="${y}" stroke="${escapeXml(color)}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
-      const marker = s.marker ?? options.markers ?? 'circle';
-      if (marker !== 'none') out.push(markerSvg(marker, lx + 16, y, color));
-      out.push(`<text x="${f(lx + 32)}" y="${y + 4}">${escapeXml(s.name)}</text>`);
+      out.push(`<line x1="${f(lx + 6)}" y1="${y}" x2="${f(lx + 36)}" y2="${y}" stroke="${escapeXml(color)}" stroke-width="2"${dash ? ` stroke-dasharray="${dash}"` : ''}/>`);
+      if (marker !== 'none') out.push(markerSvg(marker, lx + 21, y, color));
+      out.push(`<text x="${f(lx + 42)}" y="${y + 4}">${escapeXml(s.name)}</text>`);
     });
   }
   out.push('</svg>');
   return out.join('\n') + '\n';
 }
 
-function markerSvg(kind: 'circle' | 'square' | 'triangle', x: number, y: number, color: string): string {
-  const c = escapeXml(color);
-  if (kind === 'square') return `<rect x="${(x - 3.5).toFixed(2)}" y="${(y - 3.5).toFixed(2)}" width="7" height="7" fill="${c}"/>`;
-  if (kind === 'triangle') return `<polygon points="${x.toFixed(2)},${(y - 4.5).toFixed(2)} ${(x - 4).toFixed(2)},${(y + 3).toFixed(2)} ${(x + 4).toFixed(2)},${(y + 3).toFixed(2)}" fill="${c}"/>`;
-  return `<circle cx="${x.toFixed(2)}" cy="${y.toFixed(2)}" r="3.5" fill="${c}"/>`;
+function markerSvg(kind: Marker, x: number, y: number, color: string): string {
+  return `<path d="${markerPath(kind, x, y)}" fill="${escapeXml(color)}"/>`;
 }
 
 /** Renders an SVG chart to PNG (sharp's librsvg); `density` 72 (dpi) keeps the SVG's pixel size, 144 doubles it. */

@@ -116,7 +116,8 @@ export default definePlugin({
     const svg = lineChartSvg(tacChart(result, `Time-activity curves: ${volume.series.seriesDescription ?? volume.series.seriesInstanceUid}`));
     if (options.plot.includes('svg')) write('tac.svg', svg, 'Time-activity curves (SVG)');
     if (options.plot.includes('png')) write('tac.png', await lineChartPng(svg), 'Time-activity curves (PNG)');
-    ctx.emitTable(options.table, rows, 'VOI statistics per VOI and frame');
+    // The unit of mean…peak (DICOM Units, e.g. BQML) in each row: the web page labels its axis with it.
+    ctx.emitTable(options.table, rows.map((r) => ({ ...r, unit: result.units ?? null })), 'VOI statistics per VOI and frame');
     ctx.progress(1);
   },
 });

@@ -93,7 +93,12 @@ describe('web page in Chromium', () => {
     await page.waitForSelector(`[data-testid=job-detail][data-job-id="${jobId}"][data-status=succeeded]`);
     expect(await page.textContent('[data-testid=log]')).toContain('curve written');
     expect(await page.locator('[data-testid=plot][data-table=time-activity-curve] polyline').count()).toBe(2);
-    expect(await page.textContent('[data-testid=plot]')).toContain('timeSeconds');
+    // Axes in words with units, curves named in words: no field names (timeSeconds, wholeBrainKbqPerMl).
+    const plot = (await page.textContent('[data-testid=plot][data-table=time-activity-curve]'))!;
+    expect(plot).toContain('Time (min)'); // 0–330 s
+    expect(plot).toContain('Activity concentration (kBq/ml)');
+    expect(plot).toContain('whole brain');
+    expect(plot).not.toMatch(/timeSeconds|KbqPerMl/);
 
     await page.click('button:has-text("Rerun")');
     await page.waitForFunction((original) => {
