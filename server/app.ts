@@ -144,7 +144,9 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
   let freeBytes = await objects.freeBytes();
   let receivedAtPoll = 0;
   const minFree = config.storage.minFreeMegabytes * 1024 * 1024;
-  const storeIsFull = () => freeBytes - (receiver.stats.bytesReceived - receivedAtPoll) < minFree;
+  // At or below, not below: with a reserve of 0 a disk with no byte free is full too (the health
+  // probe said storage ok at 100 %).
+  const storeIsFull = () => freeBytes - (receiver.stats.bytesReceived - receivedAtPoll) <= minFree;
   const freeSpacePoll = setInterval(() => {
     const received = receiver.stats.bytesReceived;
     objects.freeBytes().then(
