@@ -561,7 +561,7 @@ export class DicomflowScp extends Scp {
   /** Sets 0124 on the response when the association's rights lack the service; true if so. */
   private refused(service: DicomService, operation: string, response: { setStatus(status: number): void; setErrorComment(comment: string): void }): boolean {
     if (this.rights[service]) return false;
-    this.log.warn({ code: 'DF_ERR_DICOM_ACCESS_DENIED', service, database: this.database }, `${operation} refused: the calling AE title may not ${service} here`);
+    this.log.warn({ code: 'DF_ERR_DICOM_ACCESS_DENIED', service, callingAeTitle: this.callingAeTitle, calledAeTitle: this.calledAeTitle, database: this.database }, `${operation} refused: the calling AE title may not ${service} here`);
     response.setStatus(NOT_AUTHORIZED);
     // (0000,0902) Error Comment is at most 64 characters (PS3.7 E.1).
     response.setErrorComment(`DF_ERR_DICOM_ACCESS_DENIED: no ${service} for ${this.callingAeTitle}`.slice(0, 64));
