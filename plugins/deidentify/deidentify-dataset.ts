@@ -318,7 +318,7 @@ export class DatasetDeidentifier {
     let after = this.identifierPattern ? value.replace(this.identifierPattern, '') : value;
     if (names) after = after.replace(names, '');
     // What was around a removed name stays readable: "CT of <name>, follow-up" → "CT of, follow-up".
-    return after === value ? value : after.replace(/\s{2,}/g, ' ').replace(/\s+([,.;:])/g, '$1').trim();
+    return after === value ? value : after.replace(/\(\s*\)|\[\s*\]/g, '').replace(/\s{2,}/g, ' ').replace(/\s+([,.;:])/g, '$1').trim();
   }
 
   private scrub(el: DcmjsElement): void {

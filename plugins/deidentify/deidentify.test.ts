@@ -10,7 +10,7 @@ import { PluginRegistry, type RegisteredPlugin } from '../../core/plugin-registr
 import { openIndexDatabase } from '../../core/store/sql/open.ts';
 import type { SqlDb } from '../../core/store/sql/sql-db.ts';
 import { SqlPseudonyms } from '../../core/store/sql/sql-pseudonyms.ts';
-import { ctSeries, petSeries, secondaryCaptureRgb, SopClass, type BuiltSeries } from '../../test/fixtures/builder.ts';
+import { compress, ctSeries, petSeries, secondaryCaptureRgb, SopClass, TransferSyntax, type BuiltSeries } from '../../test/fixtures/builder.ts';
 import { hasTool, runDcmtk } from '../../test/helpers/dcmtk.ts';
 import voiStats from '../voi-stats/index.ts';
 import plugin from './index.ts';
@@ -67,6 +67,9 @@ async function deidentify(name: string, inputs: StepInput[], given: Record<strin
 function readDict(file: string): Record<string, any> {
   const b = fs.readFileSync(file);
   return DicomMessage.readFile(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength), { ignoreErrors: true }).dict;
+}
+function readDictMeta(b: Buffer): Record<string, any> {
+  return DicomMessage.readFile(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength), { ignoreErrors: true, untilTag: '00080005' }).meta;
 }
 const value = (dict: Record<string, any>, tag: string) => {
   const v = dict[tag]?.Value?.[0];
@@ -239,6 +242,37 @@ describe('deidentify', () => {
     const failed = await deidentify('sc-fail', inputsOf(sc), { burnedInAnnotation: 'fail' }).catch((e) => e);
     expect(isDfError(failed, 'DF_ERR_DEIDENTIFY_REFUSED')).toBe(true);
     expect(emitted((await deidentify('sc-allow', inputsOf(sc), { burnedInAnnotation: 'allow' })).outputs)).toHaveLength(1);
+  });
+
+  it('keeps the pixel data element byte for byte, in the transfer syntax it came in', async () => {
+    const implicit = await ctSeries(path.join(root, 'implicit'), { ...PATIENT, slices: 1, rows: 16, cols: 16, uidSeed: 'deid-implicit', transferSyntaxUid: TransferSyntax.ImplicitVRLittleEndian, withPrivateTags: true });
+    const sources = [ct.files[0], implicit.files[0]];
+    const kinds = hasTool('dcmcrle') && hasTool('dcmcjpls') ? (['rle', 'jpeg-ls'] as const) : [];
+    // Other objects than the first: one SOP Instance UID gives one output file.
+    if (kinds.length > 0) sources.push((await compress(ct.files[1], kinds[0], path.join(root, 'rle.dcm'))).file, (await compress(derived.files[0], kinds[1], path.join(root, 'jls.dcm'))).file);
+    const pixelElement = (file: string) => {
+      const bytes = fs.readFileSync(file);
+      // (7FE0,0010) is the last element of these objects: its header (explicit OB/OW, or an
+      // implicit length reaching the end) and value run to the end of the file.
+      const tag = Buffer.from([0xe0, 0x7f, 0x10, 0x00]);
+      for (let p = bytes.indexOf(tag); p >= 0; p = bytes.indexOf(tag, p + 1)) {
+        const vr = bytes.toString('latin1', p + 4, p + 6);
+        if (((vr === 'OB' || vr === 'OW') && bytes.readUInt16LE(p + 6) === 0) || bytes.readUInt32LE(p + 4) === bytes.length - p - 8) return bytes.subarray(p);
+      }
+      throw new Error(`no pixel data element in ${file}`);
+    };
+    const out = emitted((await deidentify('pixels', sources.map((f, i) => input(f, `pixels-${i}`, ct.studyInstanceUid)))).outputs);
+    expect(out).toHaveLength(sources.length);
+    for (let i = 0; i < sources.length; i++) {
+      const before = fs.readFileSync(sources[i]);
+      const after = fs.readFileSync(out[i]);
+      expect(pixelElement(out[i]).length, sources[i]).toBeGreaterThan(i < 2 ? 16 * 16 * 2 : 16);
+      expect(pixelElement(out[i]).equals(pixelElement(sources[i])), sources[i]).toBe(true);
+      // The transfer syntax of the meta group is the one the object came in.
+      const tsOf = (b: Buffer) => readDictMeta(b)['00020010'].Value[0];
+      expect(tsOf(after)).toBe(tsOf(before));
+      for (const s of FORBIDDEN) expect(after.indexOf(Buffer.from(s, 'latin1')), `${s} in ${out[i]}`).toBe(-1);
+    }
   });
 
   it.skipIf(!hasTool('dciodvfy'))('passes dciodvfy with no error the original did not have', async () => {
