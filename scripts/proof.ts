@@ -4,6 +4,9 @@
  *   - the DIMSE and file fuzzers (test/fuzz/run.ts): thousands of generated hostile cases
  *     against a real server process;
  *   - the full-disk, worker-out-of-memory, hostile-configuration and TLS tests (vitest);
+ *   - HTTP access (test/integration/http-access.test.ts): every registered route without a
+ *     token, and each API path spelt 44 ways, as sent and as HEAD; a reply other than 401 or
+ *     the fixed 404, or no reply, is a failure;
  *   - the kill -9 fault injection (test/proof/crash-harness.ts): SIGKILLs at seeded random
  *     moments while senders push and store, DICOMDIR, route and a worker step run; then the
  *     same on a cluster (2 nodes on one PostgreSQL index of its own and one data directory, a
@@ -66,6 +69,16 @@ function clusterCrashRow(c: Record<string, any>): string {
   );
 }
 
+/**
+ * The "API paths spelt many ways" row (test/integration/http-access.test.ts): each guarded API
+ * route in 44 spellings, as sent and as HEAD, without a token. Refused means 401, or the fixed
+ * 404 with nothing of the request in it; any other answer, and no answer, is a failure.
+ */
+function httpSpellingsRow(h: { routes: number; requests: number; byStatus: Record<string, number>; failures: string[] }): string {
+  const statuses = Object.entries(h.byStatus).map(([status, n]) => `${status === 'none' ? 'no reply' : status} ${n}`).join(', ');
+  return `| API paths spelt many ways without a token (percent-escapes, double escapes, escaped slashes, case, dot segments, trailing and doubled slashes, \`;\` parameters, queries, the absolute form) on every guarded route | ${h.requests} requests over ${h.routes} routes: ${statuses}; not refused ${h.failures.length} |`;
+}
+
 interface VitestSummary {
   passed: number;
   failed: number;
@@ -108,6 +121,7 @@ const suites: Record<string, string[]> = {
   'full disk and worker out of memory': ['test/integration/full-disk.test.ts', 'test/integration/worker-oom.test.ts'],
   'hostile configuration and pipelines': ['test/integration/hostile-config.test.ts'],
   'transport security (TLS, user identity)': ['test/integration/tls.test.ts'],
+  'HTTP access on the matched route': ['test/integration/http-access.test.ts'],
 };
 // Other parts of issue 8 (kill -9 fault injection, hostile HTTP), run when they are there.
 const proofDir = path.join(repo, 'test/proof');
@@ -137,6 +151,7 @@ const loadRun = loadMinutes > 0 ? await run([path.join(repo, 'bench/run.ts'), 'l
 const results: Record<string, VitestSummary & { seconds: number }> = {};
 for (const [name, files] of Object.entries(suites)) results[name] = await vitest(files, { DF_PROOF_DIR: figuresDir });
 const fullDisk = fs.existsSync(path.join(figuresDir, 'full-disk.json')) ? JSON.parse(fs.readFileSync(path.join(figuresDir, 'full-disk.json'), 'utf8')) : undefined;
+const httpSpellings = fs.existsSync(path.join(figuresDir, 'http-spellings.json')) ? JSON.parse(fs.readFileSync(path.join(figuresDir, 'http-spellings.json'), 'utf8')) : undefined;
 fs.rmSync(figuresDir, { recursive: true, force: true });
 
 const d = fuzz?.dimse;
@@ -155,6 +170,7 @@ const lines = [
   fullDisk
     ? `| full disk (tmpfs) | ${fullDisk.sent} objects sent: ${fullDisk.acknowledged} acknowledged, ${fullDisk.refusedA7xx} refused A700 (${fullDisk.refusedByReserve} by the free-space reserve, ${fullDisk.refusedByEnospc} on ENOSPC), lost ${fullDisk.lost}; ${fullDisk.acceptedAfterSpaceReturned} accepted after space returned |`
     : '| full disk (tmpfs) | no figures (not root, or the test failed) |',
+  httpSpellings ? httpSpellingsRow(httpSpellings) : '| API paths spelt many ways, no token | did not report (the test failed before its figures) |',
   crash
     ? `| kill -9 while 6 senders push and store, DICOMDIR, route and a worker step run | ${crash.killPoints} kills (+${crash.killsDuringStartup} during restarts) in ${Math.round(crash.durationMs / 1000)} s: ${crash.objectsAcknowledged} objects acknowledged, lost ${crash.lost}, indexed twice ${crash.duplicatedInIndex}, corrupt ${crash.corrupt}; jobs interrupted ${crash.jobs.interrupted}, completed ${crash.jobs.interruptedCompleted}, stuck ${crash.jobs.stuck}; outbox owed ${crash.outbox.owed}, delivered ${crash.outbox.delivered}; DICOMDIR ${crash.dicomdir.valid ? 'valid' : 'INVALID'}, missing ${crash.dicomdir.missing}; problems ${crash.problems.length} |`
     : `| kill -9 fault injection | did not report (exit ${crashRun.code}) |`,
@@ -167,9 +183,10 @@ console.log(lines.join('\n'));
 const findings = [...(d?.findings ?? []), ...(f?.findings ?? [])];
 for (const x of findings.slice(0, 30)) console.log(`finding: seed ${x.seed} case ${x.index} (${x.family}: ${x.what}): ${x.problem}`);
 for (const [name, r] of Object.entries(results)) for (const failure of r.failures) console.log(`failed (${name}): ${failure}`);
+for (const failure of httpSpellings?.failures.slice(0, 30) ?? []) console.log(`failed (API path without a token): ${failure}`);
 for (const problem of crash?.problems ?? []) console.log(`failed (kill -9): ${problem}`);
 for (const problem of clusterCrash?.problems ?? []) console.log(`failed (cluster kills): ${problem}`);
-fs.writeFileSync(values.out, JSON.stringify({ seed, fuzz, fullDisk, crash, clusterCrash, load: loadRun?.stdout, suites: results }, null, 2));
+fs.writeFileSync(values.out, JSON.stringify({ seed, fuzz, fullDisk, httpSpellings, crash, clusterCrash, load: loadRun?.stdout, suites: results }, null, 2));
 console.error(`report written to ${values.out}`);
 
 const ok =
@@ -177,6 +194,8 @@ const ok =
   findings.length === 0 &&
   d!.filesOutsideRoots.length === 0 &&
   f!.filesOutsideRoots.length === 0 &&
+  httpSpellings !== undefined &&
+  httpSpellings.failures.length === 0 &&
   crash !== undefined &&
   crash.problems.length === 0 &&
   clusterCrash !== undefined &&
