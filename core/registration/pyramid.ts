@@ -78,30 +78,3 @@ export function buildPyramid(finest: ImageLevel, plan: readonly (readonly boolea
   for (const halve of plan) levels.push(downsample(levels[levels.length - 1], halve));
   return levels.reverse();
 }
-
-/** Central differences (one-sided at the borders), per mm: ∂/∂x, ∂/∂y, ∂/∂z. */
-export function gradientImages(level: ImageLevel): [Float32Array, Float32Array, Float32Array] {
-  const { data, dims } = level;
-  const [nx, ny, nz] = dims;
-  const out: [Float32Array, Float32Array, Float32Array] = [new Float32Array(data.length), new Float32Array(data.length), new Float32Array(data.length)];
-  const strides = [1, nx, nx * ny];
-  for (let axis = 0; axis < 3; axis++) {
-    const n = dims[axis];
-    const stride = strides[axis];
-    const g = out[axis];
-    const h = level.spacingMm[axis];
-    if (n < 2) continue;
-    for (let k = 0; k < nz; k++) {
-      for (let j = 0; j < ny; j++) {
-        for (let i = 0; i < nx; i++) {
-          const index = i + nx * (j + ny * k);
-          const pos = axis === 0 ? i : axis === 1 ? j : k;
-          if (pos === 0) g[index] = (data[index + stride] - data[index]) / h;
-          else if (pos === n - 1) g[index] = (data[index] - data[index - stride]) / h;
-          else g[index] = (data[index + stride] - data[index - stride]) / (2 * h);
-        }
-      }
-    }
-  }
-  return out;
-}

@@ -1,5 +1,5 @@
 import { minimize, type StopReason } from './optimizer.ts';
-import { buildPyramid, fullResolutionLevel, gradientImages, pyramidPlan, type ImageLevel } from './pyramid.ts';
+import { buildPyramid, fullResolutionLevel, pyramidPlan, type ImageLevel } from './pyramid.ts';
 import { rigidMatrix, type Matrix4, type RigidParameters, type Vector3 } from './rigid.ts';
 import { createCost, robustRange, type CostKind, type SampleSet } from './similarity.ts';
 import { gaussianSmooth } from './smoothing.ts';
@@ -119,7 +119,7 @@ export function registerFrame(reference: PreparedReference, frame: Float32Array,
   for (let index = 0; index < levels.length && problem === undefined; index++) {
     const level = levels[index];
     const finest = index === levels.length - 1;
-    const cost = createCost(options.cost, reference.samples[index], { level, gradient: gradientImages(level) }, { bins: options.bins, initial: parameters });
+    const cost = createCost(options.cost, reference.samples[index], { level }, { bins: options.bins, initial: parameters });
     const coarsestSpacing = Math.min(...level.spacingMm);
     try {
       const result = minimize(cost, parameters, {
@@ -170,9 +170,18 @@ export function registerFrame(reference: PreparedReference, frame: Float32Array,
 }
 
 /**
- * The reference voxels a level's cost is evaluated at: those above maskFraction of the robust
+ * The points a level's cost is evaluated at: reference voxels above maskFraction of the robust
  * maximum, grown by two voxels so the object's edges (where the alignment information is) are in,
- * then a fixed pseudo-random subset of at most maxSamples.
+ * a fixed pseudo-random subset of at most maxSamples, each moved to a random point within its
+ * voxel (the reference's value there interpolated).
+ *
+ * Off the grid because of trilinear interpolation's bias: at points on the grid, a transform
+ * that keeps them on the frame's grid (no rotation, whole-voxel shifts) samples the frame's noise
+ * unsmoothed, one that puts them halfway between voxels averages eight voxels' noise, and the
+ * mutual information prefers the latter by more than the anatomy's signal at sub-millimetre
+ * offsets: it pulls the rotations to zero and the shifts to half voxels. Points at random
+ * offsets meet every fractional position equally under any transform, so the pull averages out
+ * (elastix's random-coordinate sampler, for the same reason).
  */
 function sampleSet(level: ImageLevel, centre: Vector3, options: RigidRegistrationOptions, levelIndex: number): SampleSet {
   const { data, dims, spacingMm, originMm } = level;
@@ -193,21 +202,35 @@ function sampleSet(level: ImageLevel, centre: Vector3, options: RigidRegistratio
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-  const xs: number[] = [], ys: number[] = [], zs: number[] = [], values: number[] = [];
-  for (let k = 0; k < nz; k++) {
-    for (let j = 0; j < ny; j++) {
-      for (let i = 0; i < nx; i++) {
+  const capacity = Math.min(inMask, Math.ceil(keep * inMask * 1.05) + 64);
+  const x = new Float32Array(capacity), y = new Float32Array(capacity), z = new Float32Array(capacity), fixed = new Float32Array(capacity);
+  const plane = nx * ny;
+  const dx = nx > 1 ? 1 : 0, dy = ny > 1 ? nx : 0, dz = nz > 1 ? plane : 0;
+  // Offsets within ±½ voxel, kept inside the grid (an axis of one voxel stays on it).
+  const jitter = (index: number, n: number): number => (n > 1 ? Math.min(n - 1, Math.max(0, index + random() - 0.5)) : index);
+  let count = 0;
+  for (let k = 0; k < nz && count < capacity; k++) {
+    for (let j = 0; j < ny && count < capacity; j++) {
+      for (let i = 0; i < nx && count < capacity; i++) {
         const n = i + nx * (j + ny * k);
         if (mask[n] === 0) continue;
         if (keep < 1 && random() >= keep) continue;
-        xs.push(originMm[0] + i * spacingMm[0] - centre[0]);
-        ys.push(originMm[1] + j * spacingMm[1] - centre[1]);
-        zs.push(originMm[2] + k * spacingMm[2] - centre[2]);
-        values.push(data[n]);
+        const u = jitter(i, nx), v = jitter(j, ny), w = jitter(k, nz);
+        const i0 = Math.min(Math.floor(u), Math.max(0, nx - 2)), j0 = Math.min(Math.floor(v), Math.max(0, ny - 2)), k0 = Math.min(Math.floor(w), Math.max(0, nz - 2));
+        const fx = u - i0, fy = v - j0, fz = w - k0;
+        const b = i0 + nx * j0 + plane * k0;
+        const c00 = data[b] + fx * (data[b + dx] - data[b]), c10 = data[b + dy] + fx * (data[b + dy + dx] - data[b + dy]);
+        const c01 = data[b + dz] + fx * (data[b + dz + dx] - data[b + dz]), c11 = data[b + dz + dy] + fx * (data[b + dz + dy + dx] - data[b + dz + dy]);
+        const c0 = c00 + fy * (c10 - c00), c1 = c01 + fy * (c11 - c01);
+        x[count] = originMm[0] + u * spacingMm[0] - centre[0];
+        y[count] = originMm[1] + v * spacingMm[1] - centre[1];
+        z[count] = originMm[2] + w * spacingMm[2] - centre[2];
+        fixed[count] = c0 + fz * (c1 - c0);
+        count++;
       }
     }
   }
-  return { count: xs.length, x: Float32Array.from(xs), y: Float32Array.from(ys), z: Float32Array.from(zs), fixed: Float32Array.from(values), centre };
+  return { count, x: x.subarray(0, count), y: y.subarray(0, count), z: z.subarray(0, count), fixed: fixed.subarray(0, count), centre };
 }
 
 /** One voxel of 6-neighbourhood dilation. */

@@ -32,7 +32,6 @@ export interface SampleSet {
 
 export interface MovingImage {
   level: ImageLevel;
-  gradient: [Float32Array, Float32Array, Float32Array];
 }
 
 export interface Cost {
@@ -53,8 +52,11 @@ export function createCost(kind: CostKind, samples: SampleSet, moving: MovingIma
 }
 
 /**
- * The moving image and its gradient at each sample's transformed position (trilinear), written
- * into reusable arrays, and the six-vector ∂position/∂parameter dotted with the gradient.
+ * The moving image at each sample's transformed position (trilinear) and the exact gradient of
+ * that interpolant (from the same eight voxels), written into reusable arrays, and the six-vector
+ * ∂position/∂parameter dotted with the gradient. The exact derivative, not interpolated
+ * finite-difference images: on noisy, lightly smoothed data those differ enough from the cost's
+ * true slope that the line search finds no descent and the finest level stops where it started.
  */
 class MovingSampler {
   readonly value: Float32Array;
@@ -88,7 +90,6 @@ class MovingSampler {
     if (withGradient) this.omega = angularVelocities(r, rotationDerivatives(alpha, beta, gamma));
     const { x, y, z, count, centre } = this.samples;
     const { data, dims, spacingMm, originMm } = this.moving.level;
-    const [gradX, gradY, gradZ] = this.moving.gradient;
     const [nx, ny, nz] = dims;
     const plane = nx * ny;
     // Sample position → moving voxel index: ((R·d + c + t) − origin) / spacing.
@@ -116,12 +117,12 @@ class MovingSampler {
       if (k0 >= maxZ) k0 = Math.max(0, maxZ - 1);
       const fx = u - i0, fy = v - j0, fz = w - k0;
       const b = i0 + nx * j0 + plane * k0;
-      const w000 = (1 - fx) * (1 - fy) * (1 - fz), w100 = fx * (1 - fy) * (1 - fz);
-      const w010 = (1 - fx) * fy * (1 - fz), w110 = fx * fy * (1 - fz);
-      const w001 = (1 - fx) * (1 - fy) * fz, w101 = fx * (1 - fy) * fz;
-      const w011 = (1 - fx) * fy * fz, w111 = fx * fy * fz;
       const b1 = b + dx, b2 = b + dy, b3 = b + dy + dx, b4 = b + dz, b5 = b + dz + dx, b6 = b + dz + dy, b7 = b + dz + dy + dx;
-      value[n] = w000 * data[b] + w100 * data[b1] + w010 * data[b2] + w110 * data[b3] + w001 * data[b4] + w101 * data[b5] + w011 * data[b6] + w111 * data[b7];
+      const v0 = data[b], v1 = data[b1], v2 = data[b2], v3 = data[b3], v4 = data[b4], v5 = data[b5], v6 = data[b6], v7 = data[b7];
+      // Along x first, then y, then z (the same value as the weighted sum of the eight).
+      const c00 = v0 + fx * (v1 - v0), c10 = v2 + fx * (v3 - v2), c01 = v4 + fx * (v5 - v4), c11 = v6 + fx * (v7 - v6);
+      const c0 = c00 + fy * (c10 - c00), c1 = c01 + fy * (c11 - c01);
+      value[n] = c0 + fz * (c1 - c0);
       if (!withGradient) continue;
       rx[n] = r[0] * px + r[1] * py + r[2] * pz;
       ry[n] = r[3] * px + r[4] * py + r[5] * pz;
@@ -130,9 +131,10 @@ class MovingSampler {
         gx[n] = 0; gy[n] = 0; gz[n] = 0;
         continue;
       }
-      gx[n] = w000 * gradX[b] + w100 * gradX[b1] + w010 * gradX[b2] + w110 * gradX[b3] + w001 * gradX[b4] + w101 * gradX[b5] + w011 * gradX[b6] + w111 * gradX[b7];
-      gy[n] = w000 * gradY[b] + w100 * gradY[b1] + w010 * gradY[b2] + w110 * gradY[b3] + w001 * gradY[b4] + w101 * gradY[b5] + w011 * gradY[b6] + w111 * gradY[b7];
-      gz[n] = w000 * gradZ[b] + w100 * gradZ[b1] + w010 * gradZ[b2] + w110 * gradZ[b3] + w001 * gradZ[b4] + w101 * gradZ[b5] + w011 * gradZ[b6] + w111 * gradZ[b7];
+      const ey = 1 - fy, ez = 1 - fz;
+      gx[n] = (ez * (ey * (v1 - v0) + fy * (v3 - v2)) + fz * (ey * (v5 - v4) + fy * (v7 - v6))) * ix;
+      gy[n] = (ez * (c10 - c00) + fz * (c11 - c01)) * iy;
+      gz[n] = (c1 - c0) * iz;
     }
   }
 
