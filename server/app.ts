@@ -261,6 +261,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
         aeTitle: d.aeTitle,
         maxPduLength: d.maxPduLength,
         maxAssociations: d.maxAssociations,
+        maxAssociationsPerPeer: d.maxAssociationsPerPeer,
         checkCalledAeTitle: d.checkCalledAeTitle,
         allowedCallers: d.allowedCallers,
         acceptUnknownSopClasses: d.acceptUnknownSopClasses,
@@ -282,8 +283,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
     {
       host: d.host,
       port: d.port,
-      associationTimeoutMs: d.associationTimeoutSeconds * 1000,
-      pduTimeoutMs: d.pduTimeoutSeconds * 1000,
+      timeouts: { artimMs: d.artimTimeoutSeconds * 1000, idleMs: d.associationTimeoutSeconds * 1000, dimseMs: d.pduTimeoutSeconds * 1000 },
       tls: d.tls && {
         port: d.tls.port,
         key: fs.readFileSync(d.tls.keyFile),

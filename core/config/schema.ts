@@ -95,6 +95,12 @@ export const configSchema = {
           description: 'Largest P-DATA-TF PDU this server accepts (bytes); announced in A-ASSOCIATE-AC.',
         },
         maxAssociations: { type: 'integer', minimum: 1, default: 64, description: 'Associations open at once; more are rejected with "local limit exceeded".' },
+        maxAssociationsPerPeer: {
+          type: 'integer',
+          minimum: 1,
+          default: 16,
+          description: 'Associations open at once from one peer IP address (so one host cannot take every slot); more are rejected with "local limit exceeded".',
+        },
         checkCalledAeTitle: {
           type: 'boolean',
           default: false,
@@ -118,8 +124,24 @@ export const configSchema = {
           default: false,
           description: 'Also accept private/unknown SOP classes for storage (their objects are kept byte for byte like any other).',
         },
-        associationTimeoutSeconds: { type: 'integer', minimum: 1, default: 60 },
-        pduTimeoutSeconds: { type: 'integer', minimum: 1, default: 60 },
+        associationTimeoutSeconds: {
+          type: 'integer',
+          minimum: 1,
+          default: 60,
+          description: 'Idle association timeout: an open association with nothing in progress (no message coming, no request being answered) and no PDU either way for this long is aborted (A-ABORT) and closed.',
+        },
+        pduTimeoutSeconds: {
+          type: 'integer',
+          minimum: 1,
+          default: 60,
+          description: "DIMSE timeout: while a peer's message is in progress (a PDU, command or data set begun), or a C-STORE of C-GET waits for its response, the peer's next bytes must come within this time; else the association is aborted and a partly received object removed.",
+        },
+        artimTimeoutSeconds: {
+          type: 'integer',
+          minimum: 1,
+          default: 30,
+          description: 'ARTIM (PS3.8 9.1.5): a connection that sends no A-ASSOCIATE-RQ within this time, or that stays open this long after its association was rejected, released or aborted, is closed. Also bounds the TLS handshake.',
+        },
         tls: {
           type: 'object',
           additionalProperties: false,

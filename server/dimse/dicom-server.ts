@@ -1,6 +1,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import dimse from 'dcmjs-dimse';
+import type { DimseTimeouts } from './association-timers.ts';
 import { DicomflowScp, type ScpContext } from './scp.ts';
 
 // dcmjs-dimse logs every PDU at info level; our own structured logs say what matters.
@@ -32,7 +33,7 @@ export interface DicomTlsListener {
  */
 export async function startDicomServer(
   ctx: ScpContext,
-  options: { host: string; port: number; associationTimeoutMs: number; pduTimeoutMs: number; tls?: DicomTlsListener },
+  options: { host: string; port: number; timeouts: DimseTimeouts; tls?: DicomTlsListener },
 ): Promise<DicomServer> {
   const sockets = new Set<net.Socket>();
   const onConnection = (socket: net.Socket) => {
@@ -42,7 +43,7 @@ export async function startDicomServer(
     // A reset from the peer must end its association only, never the server.
     socket.on('error', (err) => ctx.log.debug({ err: err.message }, 'socket error'));
     try {
-      new DicomflowScp(socket, ctx, options);
+      new DicomflowScp(socket, ctx, options.timeouts);
     } catch (err) {
       ctx.log.error({ err }, 'cannot set up association');
       socket.destroy();
@@ -71,7 +72,8 @@ export async function startDicomServer(
         rejectUnauthorized: t.requireClientCertificate,
         // PS3.15 B.1 and BCP 195: TLS 1.2 at least.
         minVersion: 'TLSv1.2',
-        handshakeTimeout: options.pduTimeoutMs,
+        // A handshake is part of setting up the association: ARTIM bounds it too.
+        handshakeTimeout: options.timeouts.artimMs,
       },
       onConnection,
     );

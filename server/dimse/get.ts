@@ -80,6 +80,11 @@ export class GetStoreChannel implements SubOperationChannel {
     return true;
   }
 
+  /** Whether a C-STORE of ours waits for the peer's response (the association's DIMSE timer runs then). */
+  awaitingPeer(): boolean {
+    return this.waiting.size > 0;
+  }
+
   /** The association is gone: what is outstanding fails, and nothing more is sent. */
   close(reason: Error): void {
     this.closedBecause ??= reason;

@@ -1,4 +1,3 @@
-import { Writable } from 'node:stream';
 import type { Socket } from 'node:net';
 import dimse from 'dcmjs-dimse';
 import type { Logger } from 'pino';
@@ -6,24 +5,22 @@ import { newId } from '../../core/ids.ts';
 import type { ErrorCode } from '../../core/errors.ts';
 import { databaseSource, type IndexStore, type QuerySource } from '../../core/store/index-store.ts';
 import type { Reception, Receiver } from '../../core/receive.ts';
+import type { Caller, DicomService, Rights } from './access.ts';
+import type { DimseTimeouts, TimerKind, AssociationPhase } from './association-timers.ts';
 import { answerRoles, decideContext } from './negotiation.ts';
-import { FramedSocket, abortPdu, type DatasetSink, type OwnDataset } from './pdu-framer.ts';
-import { CommandField, NO_DATA_SET, PdvControl, decodeCommand, encodeCommand, encodePData } from './upper-layer.ts';
+import { APPLICATION_CONTEXT_NAME, FramedSocket, type CommandRoute } from './pdu-framer.ts';
+import { CommandField, NO_DATA_SET, PdvControl, encodeCommand, encodePData, type DimseCommand } from './upper-layer.ts';
 import { rawUidValues, type FindService } from './find.ts';
 import type { MoveService } from './move.ts';
 import { GetStoreChannel, type GetService, type StorageContext } from './get.ts';
-import type { Caller, DicomService, Rights } from './access.ts';
 
 const { Scp, constants, responses } = dimse;
 const { PresentationContextResult, RejectResult, RejectSource, RejectReason, Status } = constants;
-const { CEchoResponse, CStoreResponse, CFindResponse, CMoveResponse, CGetResponse } = responses;
+const { CEchoResponse, CFindResponse, CMoveResponse, CGetResponse } = responses;
 
 type Association = InstanceType<typeof dimse.association.Association>;
-type PresentationContext = InstanceType<typeof dimse.association.PresentationContext>;
-type CStoreRequest = InstanceType<typeof dimse.requests.CStoreRequest>;
 type CEchoRequest = InstanceType<typeof dimse.requests.CEchoRequest>;
 type CFindRequest = InstanceType<typeof dimse.requests.CFindRequest>;
-type CStoreResponseT = InstanceType<typeof CStoreResponse>;
 type CFindResponseT = InstanceType<typeof CFindResponse>;
 type CMoveRequest = InstanceType<typeof dimse.requests.CMoveRequest>;
 type CMoveResponseT = InstanceType<typeof CMoveResponse>;
@@ -41,6 +38,8 @@ export interface ScpSettings {
   aeTitle: string;
   maxPduLength: number;
   maxAssociations: number;
+  /** Associations open at once from one peer address, so that one host cannot take every slot. */
+  maxAssociationsPerPeer: number;
   checkCalledAeTitle: boolean;
   allowedCallers?: AllowedCaller[];
   acceptUnknownSopClasses: boolean;
@@ -65,6 +64,8 @@ export class AssociationStats {
   total = 0;
   rejected = 0;
   aborted = 0;
+  /** Open associations by peer address (for dimse.maxAssociationsPerPeer). */
+  readonly openByPeer = new Map<string, number>();
 }
 
 export interface ScpContext {
@@ -94,6 +95,13 @@ const STORE_STATUS: Partial<Record<ErrorCode, number>> = {
 const PROCESSING_FAILURE = 0x0110;
 // PS3.7 C.5 (general status): the caller is not authorized for the operation.
 const NOT_AUTHORIZED = 0x0124;
+const CANNOT_UNDERSTAND = 0xc000;
+// PS3.7 C.5.x (general statuses): the SOP class is not served on this presentation context.
+const SOP_CLASS_NOT_SUPPORTED = 0x0122;
+// PS3.8 9.3.4: A-ASSOCIATE-RJ reason 2 from the service user, "application-context-name-not-supported".
+const APPLICATION_CONTEXT_NOT_SUPPORTED = 2;
+// PS3.8 9.3.4: reason 2 from the presentation provider, "local-limit-exceeded".
+const LOCAL_LIMIT_EXCEEDED = 2;
 
 /**
  * One association. dcmjs-dimse parses PDUs and DIMSE commands; this class decides, and hands
@@ -104,14 +112,11 @@ export class DicomflowScp extends Scp {
   private readonly associationId = newId();
   private readonly log: Logger;
   private readonly peerAddress: string | undefined;
-  private readonly receptions = new WeakMap<CStoreRequest, Reception>();
+  private readonly timeouts: DimseTimeouts;
+  /** The reception whose data set is coming; ended (its partial file removed) if the association ends first. */
   private inFlight: Reception | undefined;
-  private pendingSink: DatasetSink | undefined;
-  /** (0000,1000) of the last command, as sent: dcmjs drops every character of a UI but digits and dots. */
-  private commandSopInstanceUid: string | undefined;
   /** (0000,0600) of the last command: read raw, so an AE title is never altered. */
   private commandMoveDestination: string | undefined;
-  private readonly sopInstanceUids = new WeakMap<CStoreRequest, string>();
   /** The raw bytes of the last C-FIND identifier (dcmjs rewrites UIDs when it parses them). */
   private lastIdentifier: { contextId: number; dataset: Buffer } | undefined;
   private negotiated: Association | undefined;
@@ -121,65 +126,91 @@ export class DicomflowScp extends Scp {
   /** The user the association identified itself as (verified), recorded with each arrival. */
   private userName: string | undefined;
   private database: string;
-  /** Decided once, when the association is accepted. */
-  private rights: Rights = { store: false, query: false, retrieve: false };
   private readonly framed: FramedSocket;
   /** C-GET sub-operations: our C-STORE requests back to the peer on this association. */
   private getChannel: GetStoreChannel | undefined;
   /** Accepted storage contexts by id: their C-STOREs are received here, not by the library. */
   private readonly storageContexts = new Map<number, StorageContext>();
-  /** The C-STORE whose command came and whose dataset comes next. */
-  private ownStore: OwnDataset | undefined;
   private runningGet: { messageId: number; cancelled: boolean } | undefined;
+  /** Decided once, when the association is accepted. */
+  private rights: Rights = { store: false, query: false, retrieve: false };
 
-  constructor(socket: Socket, ctx: ScpContext, timeouts: { associationTimeoutMs: number; pduTimeoutMs: number }) {
+  constructor(socket: Socket, ctx: ScpContext, timeouts: DimseTimeouts) {
     const peerAddress = socket.remoteAddress?.replace(/^::ffff:/, '');
     // The peer's port tells apart associations from one host (a log line is traced to its sender).
     const peerPort = socket.remotePort;
     const log = ctx.log.child({ associationId: undefined as string | undefined, peer: peerAddress, peerPort });
     let self: DicomflowScp | undefined;
-    const onCommand = (command: Buffer) => {
-      if (!self) return;
-      self.commandSopInstanceUid = commandString(command, 0x1000);
-      self.commandMoveDestination = commandString(command, 0x0600);
-    };
     const framed = new FramedSocket(socket, {
       maxPduLength: ctx.settings.maxPduLength,
-      takeSink: () => self?.takeDatasetSink(),
-      takeOwnDataset: () => self?.takeOwnDataset(),
-      onCommand,
+      timeouts,
+      onCommand: (command, contextId, decoded) => self?.route(command, contextId, decoded) ?? { to: 'abort', message: 'no association' },
       onViolation: (v) => {
         ctx.stats.aborted++;
-        log.warn({ code: 'DF_ERR_PDU_INVALID', reason: v.message }, 'association aborted: invalid PDU');
+        (self?.log ?? log).warn({ code: v.code, reason: v.message }, v.code === 'DF_ERR_PDU_INVALID' ? 'association aborted: invalid PDU' : 'association aborted: a command that cannot be served');
       },
+      onTimeout: (kind, phase) => self?.timedOut(kind, phase),
       onRelayedDataset: (contextId, dataset) => {
         if (self) self.lastIdentifier = { contextId, dataset };
       },
-      consumeCommand: (command, contextId) => (self?.getChannel?.consume(command) ?? false) || (self?.takeStoreCommand(command, contextId) ?? false),
+      awaitingPeer: () => self?.getChannel?.awaitingPeer() ?? false,
     });
-    super(framed as unknown as Socket, { associationTimeout: timeouts.associationTimeoutMs, pduTimeout: timeouts.pduTimeoutMs });
+    // The library's own timers stay off (no 'connect' event on an accepted socket); ours run in the framed socket.
+    super(framed as unknown as Socket);
     self = this;
     this.framed = framed;
     this.ctx = ctx;
+    this.timeouts = timeouts;
     this.peerAddress = peerAddress;
     this.log = ctx.log.child({ associationId: this.associationId, peer: this.peerAddress, peerPort });
     this.database = ctx.settings.defaultDatabase;
     socket.on('close', () => this.closed());
-    // dcmjs-dimse reports protocol errors (a PDU or command it cannot parse) and timeouts but
-    // leaves the connection open. PS3.8 9.2.3 (AA-8): an invalid PDU is answered with A-ABORT
-    // before the connection closes, so the peer learns why.
+    // dcmjs-dimse reports protocol errors (a PDU or command it cannot parse) but leaves the
+    // connection open. PS3.8 9.2.3 (AA-8): an invalid PDU is answered with A-ABORT before the
+    // connection closes, so the peer learns why.
     this.on('networkError', (err: Error) => {
       if (socket.destroyed) return;
       ctx.stats.aborted++;
-      const timedOut = /timeout/i.test(err.message);
-      this.log.warn({ code: timedOut ? 'DF_ERR_PEER_TIMEOUT' : 'DF_ERR_PDU_INVALID', err: err.message }, timedOut ? 'association aborted: the peer went quiet' : 'association aborted: the peer sent what cannot be parsed');
-      if (socket.writable) {
-        socket.end(abortPdu(0));
-        setTimeout(() => socket.destroy(), 1000).unref();
-      } else {
-        socket.destroy();
-      }
+      this.log.warn({ code: 'DF_ERR_PDU_INVALID', err: err.message }, 'association aborted: the peer sent what cannot be parsed');
+      framed.abortAndClose(0);
     });
+  }
+
+  /**
+   * Every complete command comes here first. C-STOREs are received by the SCP itself, C-STORE
+   * responses to C-GET's sub-operations go to their channel, other requests to the library;
+   * what none of them can serve ends the association rather than waiting for an answer.
+   */
+  private route(command: Buffer, contextId: number, decoded: DimseCommand): CommandRoute {
+    if (this.getChannel?.consume(command)) return { to: 'scp' };
+    if (!this.negotiated || !this.counted) return { to: 'abort', message: 'a command before the association was accepted' };
+    // getPresentationContext throws for an id never proposed.
+    const proposed = (this.negotiated.getPresentationContexts() as { id: number }[]).some((c) => c.id === contextId);
+    const context = proposed ? this.negotiated.getPresentationContext(contextId) : undefined;
+    if (!context || context.getResult() !== PresentationContextResult.Accept) {
+      return { to: 'abort', message: `a command on presentation context ${contextId}, which was not accepted` };
+    }
+    const field = decoded.CommandField!;
+    if ((field & 0x8000) !== 0) return { to: 'abort', message: `a response (command field 0x${field.toString(16)}) to no request of ours` };
+    if (field === CommandField.CStoreRq) return this.takeStoreCommand(decoded, contextId);
+    this.commandMoveDestination = commandString(command, 0x0600);
+    return { to: 'library' };
+  }
+
+  private timedOut(kind: TimerKind, phase: AssociationPhase): void {
+    const seconds = (ms: number) => ms / 1000;
+    const t = this.timeouts;
+    if (kind === 'artim') {
+      const message = phase === 'closing' ? 'connection closed: the peer did not close it after the association ended' : 'connection closed: no A-ASSOCIATE-RQ came';
+      this.log.warn({ code: 'DF_ERR_ASSOCIATION_TIMEOUT', timer: 'artim', seconds: seconds(t.artimMs) }, message);
+      return;
+    }
+    this.ctx.stats.aborted++;
+    if (kind === 'idle') {
+      this.log.warn({ code: 'DF_ERR_ASSOCIATION_TIMEOUT', timer: 'idle', seconds: seconds(t.idleMs) }, 'association aborted: idle');
+    } else {
+      this.log.warn({ code: 'DF_ERR_ASSOCIATION_TIMEOUT', timer: 'dimse', seconds: seconds(t.dimseMs) }, 'association aborted: the peer did not continue its message');
+    }
   }
 
   override associationRequested(association: Association): void {
@@ -188,6 +219,12 @@ export class DicomflowScp extends Scp {
     this.calledAeTitle = association.getCalledAeTitle().trim();
     const log = this.log.child({ callingAeTitle: this.callingAeTitle, calledAeTitle: this.calledAeTitle });
 
+    // PS3.7 A.2.1: DICOM has one application context; dcmjs-dimse does not look at it.
+    const applicationContextName = this.framed.applicationContextName;
+    if (applicationContextName !== APPLICATION_CONTEXT_NAME) {
+      log.warn({ code: 'DF_ERR_APPLICATION_CONTEXT_UNSUPPORTED', applicationContextName: applicationContextName?.slice(0, 80) ?? null }, 'association rejected: application context name not supported');
+      return this.reject(RejectResult.Permanent, RejectSource.ServiceUser, APPLICATION_CONTEXT_NOT_SUPPORTED);
+    }
     if (s.allowedCallers && !s.allowedCallers.some((c) => c.aeTitle === this.callingAeTitle && (!c.host || c.host === this.peerAddress))) {
       log.warn({ code: 'DF_ERR_AE_UNKNOWN' }, 'association rejected: calling AE title not allowed');
       return this.reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CallingAeNotRecognized);
@@ -217,8 +254,12 @@ export class DicomflowScp extends Scp {
     }
     if (this.ctx.stats.open >= s.maxAssociations) {
       log.warn({ code: 'DF_ERR_TOO_MANY_ASSOCIATIONS', open: this.ctx.stats.open }, 'association rejected: too many open associations');
-      // PS3.8 9.3.4: source 3 (presentation provider), reason 2 = local limit exceeded.
-      return this.reject(RejectResult.Transient, RejectSource.ServiceProviderPresentation, 2);
+      return this.reject(RejectResult.Transient, RejectSource.ServiceProviderPresentation, LOCAL_LIMIT_EXCEEDED);
+    }
+    const openFromPeer = this.ctx.stats.openByPeer.get(this.peerKey()) ?? 0;
+    if (openFromPeer >= s.maxAssociationsPerPeer) {
+      log.warn({ code: 'DF_ERR_TOO_MANY_ASSOCIATIONS', openFromPeer }, 'association rejected: too many open associations from this peer address');
+      return this.reject(RejectResult.Transient, RejectSource.ServiceProviderPresentation, LOCAL_LIMIT_EXCEEDED);
     }
     this.database = s.databaseByAeTitle.get(this.calledAeTitle) ?? s.defaultDatabase;
     const dicomdirAeTitle = this.ctx.dicomdirStores.has(this.calledAeTitle) ? this.calledAeTitle : undefined;
@@ -259,9 +300,9 @@ export class DicomflowScp extends Scp {
       log.warn({ code: 'DF_ERR_NO_ACCEPTABLE_CONTEXT' }, 'association rejected: no acceptable presentation context');
       return this.reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.NoReasonGiven);
     }
-    // dcmjs-dimse keeps one max-PDU field: what the peer can take is overwritten by what we
-    // announce. Our responses to C-ECHO/C-STORE/C-FIND are far below any peer's limit; C-GET's
-    // sub-operations are sent by us, within the peer's limit read here first.
+    // dcmjs-dimse keeps one max-PDU field, for what it announces and for how it cuts what it
+    // sends: ours goes into the A-ASSOCIATE-AC, then the peer's is put back for the responses
+    // (and the framed socket holds every P-DATA-TF to it too).
     const peerMaxPduLength = association.getMaxPduLength();
     association.setMaxPduLength(s.maxPduLength);
     for (const c of storage) this.storageContexts.set(c.id, c);
@@ -272,6 +313,7 @@ export class DicomflowScp extends Scp {
     });
     this.ctx.stats.open++;
     this.ctx.stats.total++;
+    this.ctx.stats.openByPeer.set(this.peerKey(), openFromPeer + 1);
     this.counted = true;
     log.info({ acceptedContexts: accepted, database: this.database, user: this.userName }, 'association accepted');
     try {
@@ -281,10 +323,15 @@ export class DicomflowScp extends Scp {
       // presentation contexts, whose ids then pass 255): abort instead of leaving the peer waiting.
       this.ctx.stats.aborted++;
       log.warn({ code: 'DF_ERR_PDU_INVALID', err: (err as Error).message }, 'association aborted: the request cannot be answered');
-      const socket = this.framed.socket;
-      socket.end(abortPdu(6));
-      setTimeout(() => socket.destroy(), 1000).unref();
+      this.framed.abortAndClose(6);
+      return;
     }
+    association.setMaxPduLength(peerMaxPduLength);
+    this.framed.peerMaxPduLength = peerMaxPduLength;
+  }
+
+  private peerKey(): string {
+    return this.peerAddress ?? '';
   }
 
   private reject(result: number, source: number, reason: number): void {
@@ -302,53 +349,43 @@ export class DicomflowScp extends Scp {
     callback(response);
   }
 
-  override createStoreWritableStream(context: PresentationContext, request: CStoreRequest): Writable {
-    if (!this.rights.store) return new Writable({ write: (_chunk, _encoding, done) => done() });
-    const sopInstanceUid = this.commandSopInstanceUid ?? request.getAffectedSopInstanceUid();
-    this.sopInstanceUids.set(request, sopInstanceUid);
-    const reception = this.ctx.receiver.begin({
-      sopClassUid: request.getAffectedSopClassUid(),
-      sopInstanceUid,
-      transferSyntaxUid: context.getAcceptedTransferSyntaxUid() ?? '1.2.840.10008.1.2',
-      sourceAeTitle: this.callingAeTitle,
-    });
-    this.receptions.set(request, reception);
-    this.inFlight = reception;
-    // The framed socket takes this sink and writes the dataset's bytes to it directly; the
-    // stream returned to dcmjs-dimse only ever sees empty fragments.
-    this.pendingSink = (bytes) => reception.write(bytes);
-    return new Writable({
-      highWaterMark: 1 << 30,
-      write(chunk: Buffer, _encoding, done) {
-        if (chunk.length > 0) reception.write(chunk);
-        done();
-      },
-    });
-  }
-
   /**
-   * C-STOREs on an accepted storage context are answered here, without dcmjs-dimse: its
-   * handling of a request (parsing, emitters, response objects) cost about 1.5 ms of the event
-   * loop per object, as much as everything else the receive path does. Anything unusual (an
-   * unaccepted context, a SOP class that does not match it) goes to the library, which answers
-   * with its own errors.
+   * C-STOREs are answered here, never by dcmjs-dimse: its handling of a request (parsing,
+   * emitters, response objects) cost about 1.5 ms of the event loop per object, as much as
+   * everything else the receive path does, and it re-encodes data sets. Every C-STORE gets an
+   * answer: stored, refused after its data set was read, or refused at once without one.
    */
-  takeStoreCommand(bytes: Buffer, contextId: number): boolean {
+  private takeStoreCommand(command: DimseCommand, contextId: number): CommandRoute {
     const context = this.storageContexts.get(contextId);
-    // A refused C-STORE is answered by cStoreRequest, through the library.
-    if (!context || bytes.length < 8 || !this.rights.store) return false;
-    let command;
-    try {
-      command = decodeCommand(bytes);
-    } catch {
-      return false;
-    }
-    if (command.CommandField !== CommandField.CStoreRq || command.CommandDataSetType === NO_DATA_SET) return false;
     const sopClassUid = command.AffectedSOPClassUID;
-    if (sopClassUid !== context.abstractSyntax || command.MessageID === undefined) return false;
-    this.pduSeen();
     const sopInstanceUid = command.AffectedSOPInstanceUID ?? '';
-    const messageId = command.MessageID;
+    const answer = this.storeAnswerer(contextId, command.MessageID!, sopClassUid, sopInstanceUid);
+    if (command.CommandDataSetType === NO_DATA_SET) {
+      this.log.warn({ code: 'DF_ERR_DATASET_MALFORMED', sopInstanceUid }, 'C-STORE refused: no data set came with it');
+      answer(CANNOT_UNDERSTAND, 'DF_ERR_DATASET_MALFORMED: no data set');
+      return { to: 'scp' };
+    }
+    if (!context || !sopClassUid || !this.rights.store) {
+      // The data set is read and dropped; then the request is answered.
+      const refusal = !this.rights.store
+        ? { code: 'DF_ERR_DICOM_ACCESS_DENIED', status: NOT_AUTHORIZED, why: `the calling AE title may not store here`, comment: `DF_ERR_DICOM_ACCESS_DENIED: no store for ${this.callingAeTitle}` }
+        : !context
+          ? { code: 'DF_ERR_OPERATION_UNSUPPORTED', status: SOP_CLASS_NOT_SUPPORTED, why: 'not a storage context', comment: 'C-STORE refused: not a storage context' }
+          : { code: 'DF_ERR_DATASET_MALFORMED', status: CANNOT_UNDERSTAND, why: 'no Affected SOP Class UID', comment: 'C-STORE refused: no Affected SOP Class UID' };
+      return {
+        to: 'scp',
+        dataset: {
+          write: () => {},
+          end: () => {
+            this.log.warn({ code: refusal.code, sopInstanceUid, contextId, callingAeTitle: this.callingAeTitle, calledAeTitle: this.calledAeTitle, database: this.database }, `C-STORE refused: ${refusal.why}`);
+            answer(refusal.status, refusal.comment);
+          },
+          abandon: (why) => {
+            if (why === 'next-command') answer(CANNOT_UNDERSTAND, 'DF_ERR_DATASET_MALFORMED: the data set did not end');
+          },
+        },
+      };
+    }
     const reception = this.ctx.receiver.begin({
       sopClassUid,
       sopInstanceUid,
@@ -356,39 +393,52 @@ export class DicomflowScp extends Scp {
       sourceAeTitle: this.callingAeTitle,
     });
     this.inFlight = reception;
-    this.ownStore = {
-      write: (chunk) => reception.write(chunk),
-      end: () => {
-        this.pduSeen();
-        if (this.inFlight === reception) this.inFlight = undefined;
-        void reception.finish(this.provenance()).then((result) => {
-          const status = result.ok ? Status.Success : (STORE_STATUS[result.error.code] ?? PROCESSING_FAILURE);
-          const response = encodeCommand({
-            AffectedSOPClassUID: sopClassUid,
-            CommandField: CommandField.CStoreRsp,
-            MessageIDBeingRespondedTo: messageId,
-            CommandDataSetType: NO_DATA_SET,
-            Status: status,
-            // (0000,0902) Error Comment is at most 64 characters (PS3.7 E.1).
-            ErrorComment: result.ok ? undefined : result.error.message.slice(0, 64),
-            AffectedSOPInstanceUID: sopInstanceUid,
+    const ended = () => {
+      const current = this.inFlight === reception;
+      if (current) this.inFlight = undefined;
+      return current;
+    };
+    return {
+      to: 'scp',
+      dataset: {
+        write: (chunk) => reception.write(chunk),
+        end: () => {
+          ended();
+          // From here the object completes even if the peer goes away; unanswered, it will be
+          // resent and met by the duplicate policy.
+          void reception.finish(this.provenance()).then((result) => {
+            if (result.ok) answer(Status.Success);
+            else answer(STORE_STATUS[result.error.code] ?? PROCESSING_FAILURE, result.error.message);
           });
-          this.framed.write(encodePData(contextId, PdvControl.Command | PdvControl.Last, response));
-        });
+        },
+        abandon: (why) => {
+          // A new command before the last fragment: nothing of the object is kept, its
+          // descriptor is closed and its partial file removed now. (At the association's end,
+          // closed() does the same.)
+          if (why !== 'next-command' || !ended()) return;
+          void reception.abort();
+          this.log.warn({ code: 'DF_ERR_DATASET_MALFORMED', sopInstanceUid }, 'C-STORE refused: the next command came before its data set ended');
+          answer(CANNOT_UNDERSTAND, 'DF_ERR_DATASET_MALFORMED: the data set did not end');
+        },
       },
     };
-    return true;
   }
 
-  /** The library's PDU timeout counts from the last PDU it saw; our own C-STOREs it never sees. */
-  private pduSeen(): void {
-    (this as unknown as { lastPduTime: number }).lastPduTime = Date.now();
-  }
-
-  takeOwnDataset(): OwnDataset | undefined {
-    const own = this.ownStore;
-    this.ownStore = undefined;
-    return own;
+  /** Writes the C-STORE-RSP to one request (once the socket is still open). */
+  private storeAnswerer(contextId: number, messageId: number, sopClassUid: string | undefined, sopInstanceUid: string) {
+    return (status: number, errorComment?: string) => {
+      const response = encodeCommand({
+        AffectedSOPClassUID: sopClassUid,
+        CommandField: CommandField.CStoreRsp,
+        MessageIDBeingRespondedTo: messageId,
+        CommandDataSetType: NO_DATA_SET,
+        Status: status,
+        // (0000,0902) Error Comment is at most 64 characters (PS3.7 E.1).
+        ErrorComment: status === Status.Success ? undefined : errorComment?.slice(0, 64),
+        AffectedSOPInstanceUID: sopInstanceUid,
+      });
+      this.framed.write(encodePData(contextId, PdvControl.Command | PdvControl.Last, response));
+    };
   }
 
   private provenance() {
@@ -402,54 +452,6 @@ export class DicomflowScp extends Scp {
       associationId: this.associationId,
       userName: this.userName,
     };
-  }
-
-  /** Called by the framed socket right after the first dataset fragment of a command. */
-  takeDatasetSink(): DatasetSink | undefined {
-    const sink = this.pendingSink;
-    this.pendingSink = undefined;
-    return sink;
-  }
-
-  override createDatasetFromStoreWritableStream(
-    _writable: Writable,
-    _context: PresentationContext,
-    callback: (dataset: any) => void,
-  ): void {
-    // The dataset stays on disk; cStoreRequest finds its reception by the request.
-    callback(undefined);
-  }
-
-  override cStoreRequest(request: CStoreRequest, callback: (response: CStoreResponseT) => void): void {
-    const reception = this.receptions.get(request);
-    const response = CStoreResponse.fromRequest(request);
-    const sopInstanceUid = this.sopInstanceUids.get(request);
-    if (sopInstanceUid !== undefined) response.setAffectedSopInstanceUid(sopInstanceUid);
-    if (this.refused('store', 'C-STORE', response)) return callback(response);
-    if (!reception) {
-      // A C-STORE-RQ whose command says no data set follows, or on a context not accepted for storage.
-      this.log.warn({ code: 'DF_ERR_DATASET_MALFORMED', sopInstanceUid }, 'C-STORE refused: no data set came with it');
-      response.setStatus(STORE_STATUS.DF_ERR_DATASET_MALFORMED!);
-      response.setErrorComment('DF_ERR_DATASET_MALFORMED: no data set');
-      callback(response);
-      return;
-    }
-    this.receptions.delete(request);
-    // From here the object completes even if the peer goes away; unanswered, it will be resent
-    // and met by the duplicate policy.
-    if (this.inFlight === reception) this.inFlight = undefined;
-    void reception
-      .finish(this.provenance())
-      .then((result) => {
-        if (result.ok) {
-          response.setStatus(Status.Success);
-        } else {
-          response.setStatus(STORE_STATUS[result.error.code] ?? PROCESSING_FAILURE);
-          // (0000,0902) Error Comment is at most 64 characters (PS3.7 E.1).
-          response.setErrorComment(result.error.message.slice(0, 64));
-        }
-        callback(response);
-      });
   }
 
   override cFindRequest(request: CFindRequest, callback: (responses: CFindResponseT[]) => void): void {
@@ -520,11 +522,9 @@ export class DicomflowScp extends Scp {
         // The association closed, or a C-STORE broke off half sent: no response can follow.
         this.log.warn({ err: (err as Error).message }, 'C-GET ended: association aborted');
         channel.close(err as Error);
-        const socket = this.framed.socket;
-        if (socket.destroyed) return;
+        if (this.framed.socket.destroyed) return;
         this.ctx.stats.aborted++;
-        socket.end(abortPdu(0));
-        setTimeout(() => socket.destroy(), 1000).unref();
+        this.framed.abortAndClose(0);
       })
       .finally(() => {
         if (this.runningGet === running) this.runningGet = undefined;
@@ -591,12 +591,13 @@ export class DicomflowScp extends Scp {
   /** Our own P-DATA-TFs (C-GET's C-STORE requests), written where the library writes its own. */
   private async writeOwn(parts: Buffer[]): Promise<void> {
     for (const part of parts) {
-      if (!this.framed.write(part)) {
+      if (!this.framed.writeStream(part)) {
         if (this.framed.socket.destroyed || !this.framed.socket.writable) throw new Error('the association closed while a C-STORE sub-operation was sent');
       }
     }
     await this.framed.drained();
   }
+
 
   /** Query/Retrieve answers from the DICOMDIR store of the called AE title, else its database. */
   private querySource(): QuerySource {
@@ -615,6 +616,9 @@ export class DicomflowScp extends Scp {
     this.getChannel?.close(new Error('the association closed'));
     if (this.counted) {
       this.ctx.stats.open--;
+      const fromPeer = (this.ctx.stats.openByPeer.get(this.peerKey()) ?? 1) - 1;
+      if (fromPeer > 0) this.ctx.stats.openByPeer.set(this.peerKey(), fromPeer);
+      else this.ctx.stats.openByPeer.delete(this.peerKey());
       this.counted = false;
     }
     if (this.inFlight) {

@@ -76,11 +76,17 @@ export async function runDimseFuzz(server: FuzzServer, options: DimseFuzzOptions
         continue;
       }
       outcomes.push(outcome);
+      if (server.exited()) break;
+    }
+    // Silence is never an answer: each case met with it waits (in parallel) for the server's
+    // timers to end what it left open.
+    await Promise.all(outcomes.map((o) => o.settle?.()));
+    for (const outcome of outcomes) {
+      const c = outcome.case;
       report.cases++;
       report.byFamily[c.family] = (report.byFamily[c.family] ?? 0) + 1;
       report.answers[outcome.answer] = (report.answers[outcome.answer] ?? 0) + 1;
       if (outcome.problem) find(c, outcome.problem);
-      if (server.exited()) break;
     }
 
     // The invariants, once per batch.

@@ -19,6 +19,12 @@ export interface CaseOutcome {
   localPort: number;
   /** Set when the answer breaks a rule; the run fails on it. */
   problem?: string;
+  /**
+   * For a case the server met with silence: waits for its timers to end the connection (an
+   * incomplete message is aborted by the DIMSE timer, a connection with no A-ASSOCIATE-RQ closed
+   * by ARTIM) and updates answer and problem. Silence to the end is a problem: no reply.
+   */
+  settle?: () => Promise<void>;
   /** The server answered C-STORE with Success or a warning: the object must be kept, once. */
   acknowledged: boolean;
   /** Whether the server should have logged a DF_ERR code for this case. */
@@ -33,6 +39,13 @@ export interface Target {
 
 // Long enough for a server on a busy 2-core machine to answer; a silent server costs this per case.
 const SILENCE_MS = 500;
+/**
+ * How long a silent server has to end the connection itself: its ARTIM and DIMSE timers (2 s in
+ * the fuzz server's configuration, harness.ts) and a margin for a loaded machine. Its idle timer
+ * is long there, so only an incomplete message or request can end this way: a complete request
+ * met with silence is never rescued by it.
+ */
+export const TIMER_END_MS = 6_000;
 
 export const FUZZ_CONTEXTS = [
   { id: CONTEXT.echo, abstractSyntax: VERIFICATION_SOP_CLASS, transferSyntaxes: [IMPLICIT_VR_LITTLE_ENDIAN] },
@@ -113,18 +126,32 @@ export async function runCase(c: DimseCase, target: Target): Promise<CaseOutcome
     const localPort = conn.socket.localPort ?? 0;
     await conn.sendRawBytes(c.bytes).catch(() => undefined);
     const { answer } = classify(await nextPdu(conn, SILENCE_MS));
-    conn.destroy();
     let problem: string | undefined;
     // PS3.8 9.2.3 (AA-3): a peer's A-ABORT is answered by closing the connection.
     if (answer === 'closed' && c.bytes[0] !== 0x07) problem = 'closed the connection without A-ASSOCIATE-RJ or A-ABORT';
     if (answer === 'silent' && firstPduComplete(c.bytes)) problem = `no answer within ${SILENCE_MS} ms to a complete PDU`;
     if (answer === 'response') problem = 'answered an association request with something other than AC/RJ/ABORT';
-    return done({ answer, localPort, problem, acknowledged: false, refused: answer === 'rejected' || answer === 'aborted' });
+    const outcome = done({ answer, localPort, problem, acknowledged: false, refused: answer === 'rejected' || answer === 'aborted' });
+    if (answer !== 'silent' || problem) {
+      conn.destroy();
+      return outcome;
+    }
+    // An incomplete request: ARTIM must close the connection (PS3.8 9.2.3, AA-2: no A-ABORT needed).
+    outcome.settle = async () => {
+      const late = classify(await nextPdu(conn, TIMER_END_MS));
+      conn.destroy();
+      outcome.answer = late.answer;
+      outcome.refused = late.answer === 'rejected' || late.answer === 'aborted';
+      if (late.answer === 'silent') outcome.problem = `no reply: an incomplete A-ASSOCIATE-RQ kept the connection open for ${SILENCE_MS + TIMER_END_MS} ms (ARTIM did not close it)`;
+      else if (late.answer === 'response' || late.answer === 'accepted') outcome.problem = 'answered an incomplete association request';
+    };
+    return outcome;
   }
 
   const assoc = await open(target);
   const conn = assoc.connection;
   const localPort = conn.socket.localPort ?? 0;
+  let settling = false;
   try {
     if (c.kind === 'stream') {
       await conn.sendRawBytes(c.bytes).catch(() => undefined);
@@ -133,7 +160,12 @@ export async function runCase(c: DimseCase, target: Target): Promise<CaseOutcome
       if (answer === 'closed' && c.bytes[0] !== 0x07) problem = 'closed the connection without A-ABORT';
       if (answer === 'accepted' || answer === 'rejected') problem = `sent A-ASSOCIATE-${answer === 'accepted' ? 'AC' : 'RJ'} on an open association`;
       const refused = answer === 'aborted' || (answer === 'response' && status !== undefined && !isSuccessOrWarning(status));
-      return done({ answer, status, localPort, problem, acknowledged: false, refused });
+      const outcome = done({ answer, status, localPort, problem, acknowledged: false, refused });
+      if (answer === 'silent') {
+        settling = true;
+        outcome.settle = () => settleByTimer(assoc, outcome, 'what it was sent');
+      }
+      return outcome;
     }
 
     // C-STORE with a hostile dataset.
@@ -157,7 +189,33 @@ export async function runCase(c: DimseCase, target: Target): Promise<CaseOutcome
     else if (c.expect === 'fail' && acknowledged) problem = `acknowledged a bad object with status 0x${status!.toString(16)}`;
     else if (c.expect === 'succeed' && !acknowledged) problem = `refused a valid object (${answer}${status === undefined ? '' : ` 0x${status.toString(16)}`})`;
     const refused = answer === 'aborted' || (answer === 'response' && !acknowledged);
-    return done({ answer, status, localPort, problem, acknowledged, refused });
+    const outcome = done({ answer, status, localPort, problem, acknowledged, refused });
+    if (answer === 'silent' && !problem) {
+      settling = true;
+      outcome.settle = () => settleByTimer(assoc, outcome, 'a C-STORE whose data set never ended');
+    }
+    return outcome;
+  } finally {
+    if (!settling && !conn.closed) await assoc.abort();
+  }
+}
+
+/**
+ * After silence on an open association: the message the case left unfinished must be ended by
+ * the server's DIMSE timer with A-ABORT (a late response counts as an answer). Silence to the
+ * end, or a close without A-ABORT, is a problem.
+ */
+async function settleByTimer(assoc: RawAssociation, outcome: CaseOutcome, what: string): Promise<void> {
+  const conn = assoc.connection;
+  try {
+    const late = classify(await nextPdu(conn, TIMER_END_MS));
+    outcome.answer = late.answer;
+    outcome.status = late.status;
+    if (late.answer === 'aborted') outcome.refused = true;
+    if (late.answer === 'response') outcome.refused = late.status !== undefined && !isSuccessOrWarning(late.status);
+    if (late.answer === 'silent') outcome.problem = `no reply: neither an answer to ${what} nor an A-ABORT within ${SILENCE_MS + TIMER_END_MS} ms`;
+    else if (late.answer === 'closed') outcome.problem = `closed the connection without A-ABORT after ${what}`;
+    else if (late.answer === 'accepted' || late.answer === 'rejected') outcome.problem = `sent A-ASSOCIATE-${late.answer === 'accepted' ? 'AC' : 'RJ'} on an open association`;
   } finally {
     if (!conn.closed) await assoc.abort();
   }

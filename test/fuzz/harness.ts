@@ -51,7 +51,10 @@ export async function startFuzzServer(extraConfig: Record<string, unknown> = {})
   const config = {
     dataDir,
     pipelinesDir,
-    dimse: { host: '127.0.0.1', port, maxPduLength: 16384, pduTimeoutSeconds: 2, associationTimeoutSeconds: 5, maxAssociations: 64 },
+    // Short ARTIM and DIMSE timers end what a case leaves unfinished (dimse-runner.ts waits for
+    // them); a long idle timer, so that a request met with silence is not ended by it. One host
+    // plays every peer: it may hold every slot.
+    dimse: { host: '127.0.0.1', port, maxPduLength: 16384, artimTimeoutSeconds: 2, pduTimeoutSeconds: 2, associationTimeoutSeconds: 120, maxAssociations: 64, maxAssociationsPerPeer: 64 },
     http: { host: '127.0.0.1', port: httpPort },
     storage: { minFreeMegabytes: 16 },
     engine: { workerThreads: 1, concurrency: 4 },

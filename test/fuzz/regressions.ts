@@ -20,4 +20,8 @@ export const DIMSE_REGRESSIONS: { seed: number; index: number; found: string }[]
   { seed: 11, index: 151, found: 'C-GET whose identifier does not match: refused A900 with no DF_ERR code in the log' },
   { seed: 11, index: 1187, found: 'a command mangled into N-EVENT-REPORT-RQ: dcmjs-dimse answered 0110 and nothing was logged' },
   { seed: 3, index: 2481, found: 'a command element length pointing past the set, read as a C-STORE-RQ without data set: as above' },
+  { seed: 20261123, index: 29, found: 'an A-ASSOCIATE-RQ cut short: the connection stayed open for as long as the peer liked (no ARTIM)' },
+  { seed: 20261123, index: 34, found: 'a C-ECHO command with bytes inserted: neither an answer nor an A-ABORT, ever (silence counted as fine)' },
+  { seed: 20261123, index: 48, found: 'a command element length pointing far past the set: as above' },
+  { seed: 20261123, index: 108, found: 'a C-STORE whose last fragment never comes: its partial file and descriptor held until the peer went away (no DIMSE timer)' },
 ];

@@ -55,6 +55,8 @@ interface PduWaiter {
 /** A TCP connection cut into PDUs: type byte, reserved byte, 4-byte big-endian length. */
 export class RawConnection {
   readonly socket: net.Socket;
+  /** Every PDU the peer sent, in order (type and the length its header declares). */
+  readonly received: Array<{ type: number; length: number }> = [];
   #buffered: Buffer = Buffer.alloc(0);
   readonly #pdus: Pdu[] = [];
   readonly #waiters: PduWaiter[] = [];
@@ -109,6 +111,7 @@ export class RawConnection {
       const length = this.#buffered.readUInt32BE(2);
       if (this.#buffered.length < 6 + length) break;
       const pdu: Pdu = { type: this.#buffered[0], body: this.#buffered.subarray(6, 6 + length) };
+      this.received.push({ type: pdu.type, length });
       this.#buffered = this.#buffered.subarray(6 + length);
       const waiter = this.#waiters.shift();
       if (waiter === undefined) this.#pdus.push(pdu);
@@ -305,8 +308,8 @@ export function decodeCommandSet(bytes: Buffer): Map<number, Buffer> {
   return elements;
 }
 
-export const CommandField = { CStoreRq: 0x0001, CStoreRsp: 0x8001, CEchoRq: 0x0030, CEchoRsp: 0x8030 } as const;
-const NO_DATA_SET = 0x0101;
+export const CommandField = { CStoreRq: 0x0001, CStoreRsp: 0x8001, CFindRq: 0x0020, CFindRsp: 0x8020, CEchoRq: 0x0030, CEchoRsp: 0x8030 } as const;
+export const NO_DATA_SET = 0x0101;
 
 export interface DimseResponse {
   status: number;
@@ -472,6 +475,33 @@ export class RawAssociation {
     for (let offset = 0; offset < data.length; offset += fragmentSize) {
       const end = Math.min(offset + fragmentSize, data.length);
       await this.connection.sendRawBytes(encodePData(pcId, false, lastFragment && end === data.length, data.subarray(offset, end)));
+    }
+  }
+
+  /**
+   * Any command set as given (valid or not) on a context, then an optional data set: in
+   * fragments of `fragmentBytes`, the last-fragment bit on its end unless `lastFragment` is false.
+   */
+  async writeMessage(pcId: number, command: Buffer, dataset?: { bytes: Uint8Array; fragmentBytes?: number; lastFragment?: boolean }): Promise<void> {
+    await this.connection.sendRawBytes(encodePData(pcId, true, true, command));
+    if (!dataset) return;
+    const fragmentSize = dataset.fragmentBytes ?? (this.peerMaxPdu > 6 ? this.peerMaxPdu - 6 : 65536);
+    const last = dataset.lastFragment ?? true;
+    const data = dataset.bytes;
+    for (let offset = 0; offset < data.length || offset === 0; offset += fragmentSize) {
+      const end = Math.min(offset + fragmentSize, data.length);
+      await this.connection.sendRawBytes(encodePData(pcId, false, last && end === data.length, data.subarray(offset, end)));
+      if (end === data.length) break;
+    }
+  }
+
+  /** Responses until one that is not pending (FF00/FF01): e.g. every C-FIND match and the final status. */
+  async readResponsesUntilFinal(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<DimseResponse[]> {
+    const responses: DimseResponse[] = [];
+    for (;;) {
+      const response = await this.readDimseResponse(timeoutMs);
+      responses.push(response);
+      if (response.status !== 0xff00 && response.status !== 0xff01) return responses;
     }
   }
 
