@@ -2,7 +2,9 @@ import { createHmac } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import dcmjs from 'dcmjs';
+import { scanPart10 } from '../../core/dicom/dataset-scan.ts';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../../core/dicom/part10.ts';
+import { DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_BE, IMPLICIT_VR_LE } from '../../core/dicom/transfer-syntaxes.ts';
 import { dfError } from '../../core/errors.ts';
 import { burnedInReason } from './burned-in.ts';
 import { DatasetDeidentifier, uidFor, type DcmjsDict, type DcmjsElement, type SafePrivateTag } from './deidentify-dataset.ts';
@@ -11,9 +13,12 @@ import { Profile, type ProfileOptions } from './profile.ts';
 /**
  * The deidentify step's work in the worker pool (ctx.runTask): read who each object's patient
  * is, then, with the pseudonyms the main thread took from the index, rewrite the objects. The
- * data set is parsed whole with its private elements (dcmjs's tag dictionary, not its
- * naturalized form, which drops them) and written back in its own transfer syntax; the pixel
- * data element is carried over as read.
+ * data set is parsed with its private elements (dcmjs's tag dictionary, not its naturalized
+ * form, which drops them) and written back in its own transfer syntax. When the pixel data
+ * element ends the data set (as it does but for trailing padding, which the profile removes),
+ * only the elements before it are parsed and rewritten, and its bytes are copied after them as
+ * they are: untouched, and never decoded or held twice (a 2 GB multi-frame object costs no more
+ * than its header). Otherwise the whole data set goes through dcmjs.
  */
 
 interface DcmjsDicomDict {
@@ -98,6 +103,31 @@ export function pseudonymFor(secretHex: string, key: string): PatientPseudonym {
   return { pseudonym: `ANON${code}`, dateOffsetDays };
 }
 
+/**
+ * The byte range of the pixel data element (header and value) when nothing but Data Set Trailing
+ * Padding follows it, in a transfer syntax whose bytes are the file's (not deflated, not big
+ * endian); else undefined.
+ */
+export function pixelDataRange(bytes: Buffer): { start: number; end: number } | undefined {
+  let scan;
+  try {
+    scan = scanPart10(bytes);
+  } catch {
+    return undefined;
+  }
+  const syntax = (scan.string('x00020010') ?? '').replace(/\0/g, '').trim();
+  if (syntax === '' || syntax === EXPLICIT_VR_BE || syntax === DEFLATED_EXPLICIT_VR_LE) return undefined;
+  const pixel = scan.elements.x7fe00010;
+  if (!pixel) return undefined;
+  const after = Object.entries(scan.elements).filter(([, e]) => e.dataOffset > pixel.dataOffset);
+  if (after.some(([tag]) => tag !== 'xfffcfffc')) return undefined;
+  const headerLength = syntax === IMPLICIT_VR_LE ? 8 : 12;
+  const start = pixel.dataOffset - headerLength;
+  if (start < 0 || bytes.readUInt32LE(start) !== 0x00107fe0) return undefined;
+  const padding = scan.elements.xfffcfffc;
+  return { start, end: padding ? padding.dataOffset - headerLength : bytes.length };
+}
+
 function read(bytes: Buffer, untilPixelData: boolean): DcmjsDicomDict {
   const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
   return DicomMessage.readFile(buffer, untilPixelData ? { ignoreErrors: true, untilTag: '7FE00010' } : { ignoreErrors: true });
@@ -147,8 +177,12 @@ export async function deidentifyFiles(arg: DeidentifyFilesArg): Promise<Deidenti
   await mkdir(arg.outDir, { recursive: true });
   const results: DeidentifiedFile[] = [];
   for (const file of arg.files) {
-    const dicom = read(await readFile(file), false);
+    const bytes = await readFile(file);
+    const pixels = pixelDataRange(bytes);
+    const dicom = read(bytes, pixels !== undefined);
     const { dict, meta } = dicom;
+    // dcmjs leaves a stub for the tag it stopped at.
+    if (pixels) delete dict['7FE00010'];
     const originalSop = str(dict, '00080018');
     const reason = burnedInReason({ burnedInAnnotation: str(dict, '00280301'), recognizableVisualFeatures: str(dict, '00280302'), modality: str(dict, '00080060'), sopClassUid: str(dict, '00080016') });
     if (reason !== undefined && arg.burnedIn !== 'allow') {
@@ -183,7 +217,8 @@ export async function deidentifyFiles(arg: DeidentifyFilesArg): Promise<Deidenti
     // Who sent it, and any private meta information, would say where it came from.
     for (const tag of ['00020016', '00020017', '00020018', '00020100', '00020102']) delete meta[tag];
     const out = path.join(arg.outDir, `${sopInstanceUid}.dcm`);
-    await writeFile(out, Buffer.from(dicom.write()));
+    const head = Buffer.from(dicom.write());
+    await writeFile(out, pixels ? [head, bytes.subarray(pixels.start, pixels.end)] : head);
     results.push({
       source: file,
       status: 'written',
