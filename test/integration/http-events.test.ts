@@ -115,6 +115,32 @@ describe('job events on the live stream follow the rights on the job’s databas
       cid.close();
     }
   });
+  it('shows an arrival with no database recorded to admins only, on the stream and in /api/arrivals', async () => {
+    const sop = await sendTo(s, 'STUDYA');
+    const stored = await until('the arrival', () => s.index.recentArrivals(50).find((a) => a.sopInstanceUid === sop));
+    expect(stored.database).toBe('StudyA');
+    // Rows from before databases have none.
+    s.index.connection.prepare('UPDATE arrivals SET database_name = NULL WHERE id = ?').run(stored.id);
+    const list = async (user: string) =>
+      ((await (await fetch(`http://127.0.0.1:${s.httpPort}/api/arrivals?limit=500`, { headers: { authorization: `Bearer ${token[user]}` } })).json()) as { sopInstanceUid: string }[]).map((a) => a.sopInstanceUid);
+    expect(await list('admin')).toContain(sop);
+    expect(await list('ann')).not.toContain(sop);
+
+    const admin = await openEvents(s.httpPort, token.admin);
+    const ann = await openEvents(s.httpPort, token.ann);
+    try {
+      const { database: _d, ...withoutDatabase } = stored;
+      s.events.announce('InstanceReceived', { ...withoutDatabase, sopInstanceUid: '1.2.3.999.1', absolutePath: '/nowhere' });
+      // Announced after it, to ann's database: once ann has this one, she was sent the first if ever.
+      s.events.announce('InstanceReceived', { ...stored, sopInstanceUid: '1.2.3.999.2', absolutePath: '/nowhere' });
+      await until('ann to get the second announcement', () => ann.events.some((e) => e.data.sopInstanceUid === '1.2.3.999.2'));
+      await until('admin to get both', () => admin.events.filter((e) => e.event === 'arrival' && String(e.data.sopInstanceUid).startsWith('1.2.3.999.')).length === 2);
+      expect(ann.events.filter((e) => e.event === 'arrival').map((e) => e.data.sopInstanceUid)).toEqual(['1.2.3.999.2']);
+    } finally {
+      admin.close();
+      ann.close();
+    }
+  });
 });
 
 describe('live event streams are capped', () => {

@@ -4,7 +4,7 @@ import { dfError } from '../../../core/errors.ts';
 import type { InstanceReceived } from '../../../core/events.ts';
 import type { UserDefinition } from '../../../core/users.ts';
 import type { HttpDeps } from '../context.ts';
-import { maySeeJob, type JobAudience } from '../job-access.ts';
+import { maySeeArrival, maySeeJob, type JobAudience } from '../visibility.ts';
 import { authErrors, errorReply } from '../schemas.ts';
 
 // Progress can be reported hundreds of times a second; a screen needs a few updates a second.
@@ -67,7 +67,7 @@ export async function eventRoutes(app: FastifyInstance, deps: HttpDeps): Promise
       studyInstanceUid: a.studyInstanceUid,
       attributes: a.attributes,
     };
-    for (const c of clients) if (a.database === undefined || deps.users.may(c.user.name, 'read', a.database)) write(c.res, 'arrival', data);
+    for (const c of clients) if (maySeeArrival(deps.users, c.user, a.database)) write(c.res, 'arrival', data);
   };
   const onQueued = (e: { jobId: string; pipeline: string }) => toWatchers(e.jobId, { type: 'queued', ...e });
   const onStarted = (e: { jobId: string; pipeline: string; attempt: number }) => toWatchers(e.jobId, { type: 'started', ...e });

@@ -7,7 +7,7 @@ import type { JobRecord, JobStatus } from '../../../core/jobs/job-store.ts';
 import type { UserDefinition } from '../../../core/users.ts';
 import { RUNS_JOBS, requireRole } from '../auth.ts';
 import type { HttpDeps } from '../context.ts';
-import { maySeeJob } from '../job-access.ts';
+import { maySeeJob } from '../visibility.ts';
 import { authErrors, errorReply, job, jobId, jobQueued, jobStatus, limitQuery, output } from '../schemas.ts';
 
 const idParams = { type: 'object', required: ['id'], additionalProperties: false, properties: { id: jobId } } as const;

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { requireRole } from '../auth.ts';
 import type { HttpDeps } from '../context.ts';
+import { maySeeArrival } from '../visibility.ts';
 import { arrival, authErrors, errorReply, limitQuery } from '../schemas.ts';
 
 const health = {
@@ -209,7 +210,7 @@ export async function statusRoutes(app: FastifyInstance, deps: HttpDeps): Promis
       // Read a wider window, then keep what the user may see.
       return deps.index
         .recentArrivals(limit * 4)
-        .filter((a) => a.database === undefined || deps.users.may(request.user.name, 'read', a.database))
+        .filter((a) => maySeeArrival(deps.users, request.user, a.database))
         .slice(0, limit)
         .map(({ objectId: _o, path: _p, ...a }) => a);
     },

@@ -16,3 +16,12 @@ export function maySeeJob(users: Users, user: UserDefinition, job: JobAudience):
   if (user.role === 'admin' || job.createdBy === user.name || job.inputs.length === 0) return true;
   return job.databases.some((db) => users.may(user.name, 'read', db));
 }
+
+/**
+ * An arrival carries patient attributes: it is shown to users who may read its database, and
+ * one with no database recorded (rows from before databases) to admins only.
+ */
+export function maySeeArrival(users: Users, user: UserDefinition, database: string | undefined): boolean {
+  if (user.role === 'admin') return true;
+  return database !== undefined && users.may(user.name, 'read', database);
+}
