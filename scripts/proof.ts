@@ -7,6 +7,9 @@
  *   - HTTP access (test/integration/http-access.test.ts): every registered route without a
  *     token, and each API path spelt 44 ways, as sent and as HEAD; a reply other than 401 or
  *     the fixed 404, or no reply, is a failure;
+ *   - the DICOM port's doors (test/proof/dimse-doors.ts): connections that never associate,
+ *     idle associations from one host, commands without their data sets (or cut short, or
+ *     unreadable), a throwing arrival listener; no reply is a failure in each;
  *   - the kill -9 fault injection (test/proof/crash-harness.ts): SIGKILLs at seeded random
  *     moments while senders push and store, DICOMDIR, route and a worker step run; then the
  *     same on a cluster (2 nodes on one PostgreSQL index of its own and one data directory, a
@@ -53,6 +56,21 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: numbe
     });
     child.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr, seconds: Math.round((Date.now() - started) / 1000) }));
   });
+}
+
+/**
+ * The DICOM port's rows (test/proof/dimse-doors.ts): what each kind of careless or hostile peer
+ * met, counted; "no reply" (still open and silent at the deadline) is a failure there.
+ */
+function dimseDoorsRows(x: Record<string, any>): string[] {
+  const counts = (o: Record<string, number>) => Object.entries(o).map(([k, n]) => `${k} ${n}`).join(', ');
+  const kinds = Object.entries(x.commands.byCase as Record<string, Record<string, number>>).map(([name, o]) => `${name}: ${counts(o)}`).join('; ');
+  return [
+    `| slow connections: ${x.slow.connections} that never associate (${x.slow.silent} silent, ${x.slow.partialRequest} with part of an A-ASSOCIATE-RQ), ARTIM ${x.timerSeconds} s | ${counts(x.slow.endings)}; all closed after ${x.slow.secondsToAllClosed} s |`,
+    `| idle associations: one host opens ${x.idle.associations} and sends nothing (idle timer ${x.timerSeconds} s, ${x.maxAssociationsPerPeer} per peer of ${x.maxAssociations}) | accepted ${x.idle.accepted}, rejected "local limit exceeded" ${x.idle.rejectedLocalLimit}, otherwise ${x.idle.rejectedOtherwise}; another host let in meanwhile: ${x.idle.otherHostAccepted ? 'yes' : 'NO'}; ended: ${counts(x.idle.endings)} after ${x.idle.secondsToAllEnded} s |`,
+    `| commands without their data sets, cut short or unreadable (${x.commands.cases} kinds × ${x.commands.rounds}, DIMSE timer ${x.timerSeconds} s) | ${kinds}; partial files left ${x.commands.partialFilesLeft} |`,
+    `| an arrival listener that throws, ${x.listener.objects} C-STOREs | statuses ${counts(x.listener.statuses)}; indexed ${x.listener.indexed}; the listener threw ${x.listener.listenerThrew} times |`,
+  ];
 }
 
 /** The "cluster kills" row: test/proof/crash-harness.ts --nodes, its figures in words. */
@@ -131,6 +149,7 @@ for (const file of fs.existsSync(proofDir) ? fs.readdirSync(proofDir).filter((f)
 for (const file of ['test/integration/hostile-http.test.ts']) {
   if (fs.existsSync(path.join(repo, file))) suites[path.basename(file, '.test.ts')] = [file];
 }
+const doorsRun = await run([path.join(repo, 'test/proof/dimse-doors.ts'), '--json']);
 const crashRun = await run([path.join(repo, 'test/proof/crash-harness.ts'), '--kill-points', values['kill-points'], '--senders', '6', '--per-sender', '200', '--seed', String(seed), '--json']);
 const clusterCrashRun = await run([
   path.join(repo, 'test/proof/crash-harness.ts'),
@@ -143,6 +162,7 @@ const figuresOf = (r: { stdout: string }): Record<string, any> | undefined => {
     return undefined;
   }
 };
+const doors = figuresOf(doorsRun);
 const crash = figuresOf(crashRun);
 const clusterCrash = figuresOf(clusterCrashRun);
 const loadMinutes = Number(values['load-minutes']);
@@ -171,6 +191,7 @@ const lines = [
     ? `| full disk (tmpfs) | ${fullDisk.sent} objects sent: ${fullDisk.acknowledged} acknowledged, ${fullDisk.refusedA7xx} refused A700 (${fullDisk.refusedByReserve} by the free-space reserve, ${fullDisk.refusedByEnospc} on ENOSPC), lost ${fullDisk.lost}; ${fullDisk.acceptedAfterSpaceReturned} accepted after space returned |`
     : '| full disk (tmpfs) | no figures (not root, or the test failed) |',
   httpSpellings ? httpSpellingsRow(httpSpellings) : '| API paths spelt many ways, no token | did not report (the test failed before its figures) |',
+  ...(doors ? dimseDoorsRows(doors) : [`| DICOM port: slow and idle connections, commands without data sets, a throwing listener | did not report (exit ${doorsRun.code}) |`]),
   crash
     ? `| kill -9 while 6 senders push and store, DICOMDIR, route and a worker step run | ${crash.killPoints} kills (+${crash.killsDuringStartup} during restarts) in ${Math.round(crash.durationMs / 1000)} s: ${crash.objectsAcknowledged} objects acknowledged, lost ${crash.lost}, indexed twice ${crash.duplicatedInIndex}, corrupt ${crash.corrupt}; jobs interrupted ${crash.jobs.interrupted}, completed ${crash.jobs.interruptedCompleted}, stuck ${crash.jobs.stuck}; outbox owed ${crash.outbox.owed}, delivered ${crash.outbox.delivered}; DICOMDIR ${crash.dicomdir.valid ? 'valid' : 'INVALID'}, missing ${crash.dicomdir.missing}; problems ${crash.problems.length} |`
     : `| kill -9 fault injection | did not report (exit ${crashRun.code}) |`,
@@ -184,9 +205,10 @@ const findings = [...(d?.findings ?? []), ...(f?.findings ?? [])];
 for (const x of findings.slice(0, 30)) console.log(`finding: seed ${x.seed} case ${x.index} (${x.family}: ${x.what}): ${x.problem}`);
 for (const [name, r] of Object.entries(results)) for (const failure of r.failures) console.log(`failed (${name}): ${failure}`);
 for (const failure of httpSpellings?.failures.slice(0, 30) ?? []) console.log(`failed (API path without a token): ${failure}`);
+for (const problem of doors?.problems ?? []) console.log(`failed (DICOM port): ${problem}`);
 for (const problem of crash?.problems ?? []) console.log(`failed (kill -9): ${problem}`);
 for (const problem of clusterCrash?.problems ?? []) console.log(`failed (cluster kills): ${problem}`);
-fs.writeFileSync(values.out, JSON.stringify({ seed, fuzz, fullDisk, httpSpellings, crash, clusterCrash, load: loadRun?.stdout, suites: results }, null, 2));
+fs.writeFileSync(values.out, JSON.stringify({ seed, fuzz, fullDisk, httpSpellings, doors, crash, clusterCrash, load: loadRun?.stdout, suites: results }, null, 2));
 console.error(`report written to ${values.out}`);
 
 const ok =
@@ -196,6 +218,8 @@ const ok =
   f!.filesOutsideRoots.length === 0 &&
   httpSpellings !== undefined &&
   httpSpellings.failures.length === 0 &&
+  doors !== undefined &&
+  doors.problems.length === 0 &&
   crash !== undefined &&
   crash.problems.length === 0 &&
   clusterCrash !== undefined &&

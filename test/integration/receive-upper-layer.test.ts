@@ -86,9 +86,10 @@ const STATUS = { success: 0x0000, cannotUnderstand: 0xc000 } as const;
 // Long enough for a loaded 2-core machine to see a 1 s timer fire; the checks poll, never sleep.
 const DEADLINE_MS = 15_000;
 
-function associate(server: TestServer, options: { maxPdu?: number; applicationContextName?: string } = {}): Promise<RawAssociation> {
+function associate(server: TestServer, options: { maxPdu?: number; applicationContextName?: string; localAddress?: string } = {}): Promise<RawAssociation> {
   return rawAssociate({
     port: server.dicomPort,
+    localAddress: options.localAddress,
     calledAe: AE_TITLE,
     callingAe: 'RAWSCU',
     maxPdu: options.maxPdu,
@@ -198,6 +199,9 @@ describe('limits', () => {
     expect(third.accepted).toBe(false);
     // PS3.8 9.3.4: rejected-transient (2), service-provider presentation (3), local-limit-exceeded (2).
     expect(third.rejection).toEqual({ result: 2, source: 3, reason: 2 });
+    // Another host still gets in (on Linux every 127.x.y.z is the loopback interface).
+    const otherHost = await accepted(server, { localAddress: '127.0.0.2' });
+    await otherHost.release();
     await first.release();
     const fourth = await eventually(() => associate(server), (a) => a.accepted);
     expect((await fourth.sendEcho()).status).toBe(STATUS.success);
