@@ -2,7 +2,6 @@
 // with an out-of-resources status (A7xx) while the server stays up and keeps answering C-ECHO
 // and C-FIND; nothing refused is indexed or left half written; once space returns, objects are
 // accepted again.
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -10,7 +9,8 @@ import { caseIds, CT_IMAGE_STORAGE } from '../fuzz/corpus.ts';
 import { instanceDataset } from '../fuzz/dicom-bytes.ts';
 import { findscu, hasTool, parseFindscuResponses } from '../helpers/dcmtk.ts';
 import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, rawAssociate, VERIFICATION_SOP_CLASS, type RawAssociation } from '../helpers/raw-scu.ts';
-import { startTestServer, tempDir } from '../helpers/server.ts';
+import { canMount, smallDisk as mountSmallDisk } from '../helpers/small-disk.ts';
+import { startTestServer } from '../helpers/server.ts';
 import { recordMissing } from '../helpers/skip-reasons.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -18,19 +18,11 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-/** A tmpfs of `mb` MiB at a fresh directory (needs root), unmounted after the file. */
 function smallDisk(mb: number): string {
-  const dir = tempDir('df-full-disk-');
-  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${mb}m`, 'tmpfs', dir], { stdio: 'pipe' });
-  cleanups.push(() => {
-    execFileSync('umount', ['-l', dir], { stdio: 'pipe' });
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  return dir;
+  const disk = mountSmallDisk(mb, 'df-full-disk-');
+  cleanups.push(disk.unmount);
+  return disk.dir;
 }
-
-// Mounting a tmpfs needs root (CI containers and this machine run tests as root).
-const canMount = process.getuid?.() === 0 && fs.existsSync('/bin/mount');
 if (!canMount) recordMissing('mounting a tmpfs (full-disk tests) needs root and /bin/mount');
 
 /** A 128 KiB CT object (256 × 256 16-bit pixels). */

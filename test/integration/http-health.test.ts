@@ -1,11 +1,11 @@
 // Issue 14, HTTP: /api/health reports storage as not ok when the free space under the storage
 // root is at or below the reserve (storage.minFreeMegabytes), a full disk included when the
 // reserve is 0; it said ok at 100 % full.
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startTestServer, tempDir } from '../helpers/server.ts';
+import { canMount, smallDisk as mountSmallDisk } from '../helpers/small-disk.ts';
+import { startTestServer } from '../helpers/server.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterAll(async () => {
@@ -15,19 +15,11 @@ afterAll(async () => {
   if (errors.length > 0) throw errors[0];
 });
 
-/** A tmpfs of `mb` MiB at a fresh directory (needs root), unmounted after the file. */
 function smallDisk(mb: number): string {
-  const dir = tempDir('df-health-disk-');
-  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${mb}m`, 'tmpfs', dir], { stdio: 'pipe' });
-  cleanups.push(() => {
-    execFileSync('umount', ['-l', dir], { stdio: 'pipe' });
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  return dir;
+  const disk = mountSmallDisk(mb, 'df-health-disk-');
+  cleanups.push(disk.unmount);
+  return disk.dir;
 }
-
-// Mounting a tmpfs needs root (CI containers and this machine run tests as root).
-const canMount = process.getuid?.() === 0 && fs.existsSync('/bin/mount');
 
 /** Another program's file grows until the disk has `leaveBytes` or less free (0: until ENOSPC). */
 function fill(disk: string, leaveBytes: number): string {
