@@ -69,7 +69,7 @@ const COMMANDS: Record<string, { synopsis: string[]; about: string }> = {
   nodes: { synopsis: ['nodes [--config FILE | --data DIR] [--json]'], about: 'the nodes on this index, their load, the queue.' },
   pseudonyms: {
     synopsis: ['pseudonyms VALUE --user ADMIN [--kind patient|study|series] [--json] [--config FILE | --data DIR]'],
-    about: "re-identifies: looks a pseudonym, an original Patient ID (\"ID\\\\ISSUER\") or a UID up in the deidentify step's pseudonym table, either way round; needs an admin, and every lookup is audited.",
+    about: "re-identifies: looks a pseudonym, an original Patient ID (\"ID\\ISSUER\" when it has an issuer) or a UID up in the deidentify step's pseudonym table, either way round; needs an admin, and every lookup is audited.",
   },
 };
 
@@ -314,8 +314,9 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'pseudonyms': {
       const { values, positionals } = parseArgs({ args: rest, options: { ...common, user: { type: 'string' }, kind: { type: 'string' }, json: { type: 'boolean' } }, allowPositionals: true, strict: true });
-      if (positionals.length !== 1) throw usageError('pseudonyms needs one value: a pseudonym, an original Patient ID ("ID\\ISSUER") or a UID');
+      if (positionals.length !== 1) throw usageError('pseudonyms needs one value: a pseudonym, an original Patient ID ("ID\\ISSUER" when it has an issuer) or a UID');
       if (!values.user) throw usageError('pseudonyms needs --user NAME of an admin (the lookup is audited under it)');
+      if (values.kind !== undefined && !['patient', 'study', 'series'].includes(values.kind)) throw usageError(`--kind must be patient, study or series, got "${values.kind}"`);
       const rows = lookupPseudonyms(configFrom(values), positionals[0], values.user, values.kind);
       if (values.json) console.log(JSON.stringify(rows, null, 2));
       else {

@@ -38,6 +38,6 @@ export interface PseudonymStore {
   secret(name: string): string;
   /** Records each row unless its (kind, original) is already there; returns the rows as stored. */
   record(rows: NewPseudonym[], createdBy: string): PseudonymRecord[];
-  /** The rows whose original or pseudonym equals `value` (either way round), of a kind or all. */
+  /** The rows whose original or pseudonym equals `value` (either way round; a Patient ID alone matches "ID\\"), of a kind or all. */
   find(value: string, kind?: PseudonymKind): PseudonymRecord[];
 }

@@ -90,8 +90,14 @@ describe.skipIf(!hasTool('storescu') || !hasTool('storescp'))('seed: de-identify
     const lookup = await promisify(execFile)(node, [cli, 'pseudonyms', pseudonym, '--user', 'admin', '--json', '--config', config], { timeout: 30_000 });
     const rows = JSON.parse(lookup.stdout);
     expect(rows).toMatchObject([{ kind: 'patient', original: `${PATIENT.patientId}\\`, pseudonym, originalName: PATIENT.patientName }]);
+    const byId = await promisify(execFile)(node, [cli, 'pseudonyms', PATIENT.patientId, '--user', 'admin', '--json', '--config', config], { timeout: 30_000 });
+    expect(JSON.parse(byId.stdout)).toMatchObject([{ kind: 'patient', pseudonym }]);
     const refused = await promisify(execFile)(node, [cli, 'pseudonyms', pseudonym, '--user', 'rita', '--config', config], { timeout: 30_000 }).catch((e) => e);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/DF_ERR_FORBIDDEN/);
+    // Each lookup that was allowed is in the audit log, with what was asked for.
+    const audited = s.index.auditLog(20).filter((a) => a.action === 'pseudonym-read');
+    expect(audited.map((a) => a.details.value).sort()).toEqual([PATIENT.patientId, pseudonym].sort());
+    expect(audited.every((a) => /\(command line\) as admin$/.test(a.user))).toBe(true);
   }, 240_000);
 });

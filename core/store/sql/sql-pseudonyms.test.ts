@@ -35,5 +35,7 @@ describe('pseudonym table', () => {
     expect(s.find('PID1\\HOSP', 'patient').map((r) => r.pseudonym)).toEqual(['ANONAAAA']);
     expect(s.find('2.25.99')).toMatchObject([{ kind: 'study', original: '1.2.3' }]);
     expect(s.find('1.2.3', 'series')).toEqual([]);
+    s.record([{ kind: 'patient', original: 'PID2\\', pseudonym: 'ANONCCCC', dateOffsetDays: -500 }], 'pipeline p, job 3');
+    expect(s.find('PID2').map((r) => r.pseudonym)).toEqual(['ANONCCCC']);
   });
 });

@@ -41,9 +41,11 @@ export class SqlPseudonyms implements PseudonymStore {
   }
 
   find(value: string, kind?: PseudonymKind): PseudonymRecord[] {
+    // A Patient ID alone finds the patient recorded without an Issuer of Patient ID ("ID\\").
+    const withoutIssuer = `${value}\\`;
     const rows = kind
-      ? this.db.prepare('SELECT * FROM pseudonyms WHERE kind = ? AND (original = ? OR pseudonym = ?) ORDER BY kind, original').all(kind, value, value)
-      : this.db.prepare('SELECT * FROM pseudonyms WHERE original = ? OR pseudonym = ? ORDER BY kind, original').all(value, value);
+      ? this.db.prepare('SELECT * FROM pseudonyms WHERE kind = ? AND (original = ? OR original = ? OR pseudonym = ?) ORDER BY kind, original').all(kind, value, withoutIssuer, value)
+      : this.db.prepare('SELECT * FROM pseudonyms WHERE original = ? OR original = ? OR pseudonym = ? ORDER BY kind, original').all(value, withoutIssuer, value);
     return rows.map(toRecord);
   }
 }
