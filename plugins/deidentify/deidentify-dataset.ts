@@ -205,7 +205,7 @@ export class DatasetDeidentifier {
       }
       const action = profile.actionFor(tag);
       if (action === undefined) this.unlisted(tag, el);
-      else if (this.act(dict, key, tag, el, action)) continue;
+      else this.act(dict, key, tag, el, action);
     }
     for (const creatorTag of creators.keys()) {
       if (!keptBlocks.has(creatorTag)) this.remove(dict, creatorTag.toString(16).toUpperCase().padStart(8, '0'));
@@ -213,43 +213,35 @@ export class DatasetDeidentifier {
     for (const key of Object.keys(dict)) this.scrub(dict[key]);
   }
 
-  /** Applies a table action; returns true when the element was removed. */
-  private act(dict: DcmjsDict, key: string, tag: number, el: DcmjsElement, action: Action): boolean {
-    if (tag === PATIENT_NAME && (action === 'Z' || action === 'D')) {
-      this.set(el, [{ Alphabetic: `${this.ctx.pseudonym}^` }]);
-      return false;
-    }
-    if (tag === PATIENT_ID && (action === 'Z' || action === 'D')) {
-      this.set(el, [this.ctx.pseudonym]);
-      return false;
+  /** Applies a table action. */
+  private act(dict: DcmjsDict, key: string, tag: number, el: DcmjsElement, action: Action): void {
+    if ((tag === PATIENT_NAME || tag === PATIENT_ID) && (action === 'Z' || action === 'D')) {
+      this.set(el, [tag === PATIENT_NAME ? { Alphabetic: `${this.ctx.pseudonym}^` } : this.ctx.pseudonym]);
+      return;
     }
     switch (action) {
       case 'X':
         this.remove(dict, key);
-        return true;
+        return;
       case 'Z':
         this.set(el, []);
-        return false;
+        return;
       case 'D':
         if (el.vr === 'SQ') this.items(el);
         else if (el.vr === 'UI') this.replaceUids(tag, el, true);
-        else if (el.vr === 'DA' && this.ctx.dateOffsetDays !== undefined) this.clean(tag, el);
         else this.set(el, [dummyValue(el.vr)]);
-        return false;
+        return;
       case 'K':
         this.keep(tag, el, true);
-        return false;
+        return;
       case 'C':
         this.clean(tag, el);
-        return false;
+        return;
       case 'U':
-        if (el.vr === 'SQ') this.items(el);
-        else this.replaceUids(tag, el, true);
-        return false;
       case 'U*':
         if (el.vr === 'SQ') this.items(el);
         else this.replaceUids(tag, el, true);
-        return false;
+        return;
     }
   }
 
