@@ -92,8 +92,14 @@ export class Receiver {
         return { ok: false, error: dfError('DF_ERR_DATASET_MALFORMED', `${path.basename(file)}: ${(err as Error).message}`, { cause: err }) };
       }
       const reception = this.begin({ ...meta, sourceAeTitle: provenance.callingAeTitle });
-      for await (const chunk of handle.createReadStream({ start: meta.datasetOffset, autoClose: false, highWaterMark: 256 * 1024 })) {
-        reception.write(chunk as Buffer);
+      try {
+        for await (const chunk of handle.createReadStream({ start: meta.datasetOffset, autoClose: false, highWaterMark: 256 * 1024 })) {
+          reception.write(chunk as Buffer);
+        }
+      } catch (err) {
+        // A read that fails half way leaves no partial file behind (nor its descriptor).
+        await reception.abort();
+        throw err;
       }
       return await reception.finish(provenance);
     } finally {
