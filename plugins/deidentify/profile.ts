@@ -48,7 +48,6 @@ export interface ProfileOptions {
   cleanStructuredContent: boolean;
 }
 
-
 export function loadTable(file: URL = new URL('./table-e1-1.tsv', import.meta.url)): TableEntry[] {
   const entries: TableEntry[] = [];
   for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
