@@ -1,6 +1,9 @@
 // Issue 14, HTTP: the live event stream sends a job's events (queued, started, progress,
 // finished with its error) only to users who may see the job, as it does arrivals; open
 // streams are capped per user and in all.
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueToken } from '../../core/users.ts';
 import { ctSeries } from '../fixtures/builder.ts';
@@ -8,6 +11,8 @@ import { openEvents, type SseEvent } from '../helpers/api.ts';
 import { storescu } from '../helpers/dcmtk.ts';
 import { startTestServer, tempDir } from '../helpers/server.ts';
 import { until } from '../helpers/wait.ts';
+
+const repo = path.resolve(import.meta.dirname, '../..');
 
 const databases = [
   { name: 'Import' },
@@ -184,3 +189,58 @@ describe('live event streams are capped', () => {
     for (const stream of [ann2, bea1, cid2]) stream.close();
   });
 });
+
+describe('a live event stream whose reader stopped reading', () => {
+  let s: Server;
+  // Each failed job's end event carries its 200 KB error: a few dozen fill any socket buffer.
+  const message = 'x'.repeat(200_000);
+  beforeAll(async () => {
+    const pipelinesDir = tempDir();
+    fs.writeFileSync(
+      path.join(pipelinesDir, 'loud-failure.json'),
+      JSON.stringify({ name: 'loud-failure', trigger: { on: 'instance' }, retry: { maxAttempts: 1 }, steps: [{ plugin: 'test-throws', options: { message } }] }),
+    );
+    s = await startTestServer({ pipelinesDir, plugins: { directories: [path.join(repo, 'test/fixtures/plugins')] }, defaultPipeline: false });
+  });
+  afterAll(() => s?.close());
+
+  it('is closed once more than 1 MiB waits unsent to it, while readers that read get every event', async () => {
+    const reader = await openEvents(s.httpPort, s.adminToken);
+    // A stream opened on a raw socket that reads the reply's head, then nothing more.
+    const stalled = net.connect({ port: s.httpPort, host: '127.0.0.1' });
+    let head = '';
+    await new Promise<void>((resolve) => {
+      const onHead = (d: Buffer) => {
+        head += d.toString('latin1');
+        if (!head.includes('\r\n\r\n')) return;
+        stalled.pause();
+        stalled.off('data', onHead);
+        resolve();
+      };
+      stalled.on('data', onHead);
+      stalled.write(`GET /api/events HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${s.adminToken}\r\n\r\n`);
+    });
+    expect(head).toMatch(/^HTTP\/1\.1 200/);
+    let stalledClosed = false;
+    stalled.on('close', () => (stalledClosed = true));
+    stalled.on('error', () => (stalledClosed = true));
+    try {
+      // 60 failed jobs: 12 MB of end events, more than the socket buffers hold.
+      const ct = await ctSeries(tempDir(), { slices: 60, rows: 8, cols: 8 });
+      expect((await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...ct.files])).code).toBe(0);
+      const ends = await until('the reading stream to get all 60 job ends', () => {
+        const finished = reader.events.filter((e) => e.event === 'job' && e.data.type === 'finished');
+        return finished.length >= 60 && finished;
+      }, 120_000);
+      expect(ends.every((e) => String(e.data.error).endsWith(message))).toBe(true);
+      // The stalled stream was dropped by the server: reading it now reaches its end.
+      stalled.on('data', () => {});
+      stalled.resume();
+      await until('the stalled stream to be closed', () => stalledClosed);
+    } finally {
+      reader.close();
+      stalled.destroy();
+    }
+  }, 180_000);
+});
+

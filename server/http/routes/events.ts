@@ -25,9 +25,23 @@ interface Client {
   lastProgress: Map<string, number>;
 }
 
-const write = (res: ServerResponse, event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+// A reader that stops reading leaves everything written to its stream in this process's memory:
+// past this much unsent the stream is closed (the web page reconnects by itself).
+const MAX_UNSENT_BYTES = 1 << 20;
 
 export async function eventRoutes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
+  const log = deps.log.child({ component: 'http-events' });
+  /** Writes to one stream, or closes it if its reader is too far behind. */
+  const send = (c: Client, text: string) => {
+    if (c.res.destroyed) return;
+    if (c.res.writableLength > MAX_UNSENT_BYTES) {
+      log.warn({ user: c.user.name, unsentBytes: c.res.writableLength }, 'event stream closed: its reader fell behind');
+      c.res.destroy();
+      return;
+    }
+    c.res.write(text);
+  };
+  const write = (c: Client, event: string, data: unknown) => send(c, `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   // One listener per event fans out to every stream, not one per stream per event.
   const clients = new Set<Client>();
   const openPerUser = new Map<string, number>();
@@ -52,7 +66,7 @@ export async function eventRoutes(app: FastifyInstance, deps: HttpDeps): Promise
     return [...clients].filter((c) => (audience ? maySeeJob(deps.users, c.user, audience) : c.user.role === 'admin'));
   };
   const toWatchers = (jobId: string, data: unknown) => {
-    for (const c of watchersOf(jobId)) write(c.res, 'job', data);
+    for (const c of watchersOf(jobId)) write(c, 'job', data);
   };
 
   const onArrival = (a: InstanceReceived) => {
@@ -67,7 +81,7 @@ export async function eventRoutes(app: FastifyInstance, deps: HttpDeps): Promise
       studyInstanceUid: a.studyInstanceUid,
       attributes: a.attributes,
     };
-    for (const c of clients) if (maySeeArrival(deps.users, c.user, a.database)) write(c.res, 'arrival', data);
+    for (const c of clients) if (maySeeArrival(deps.users, c.user, a.database)) write(c, 'arrival', data);
   };
   const onQueued = (e: { jobId: string; pipeline: string }) => toWatchers(e.jobId, { type: 'queued', ...e });
   const onStarted = (e: { jobId: string; pipeline: string; attempt: number }) => toWatchers(e.jobId, { type: 'started', ...e });
@@ -76,7 +90,7 @@ export async function eventRoutes(app: FastifyInstance, deps: HttpDeps): Promise
     for (const c of watchersOf(e.jobId)) {
       if (e.progress < 1 && now - (c.lastProgress.get(e.jobId) ?? 0) < PROGRESS_INTERVAL_MS) continue;
       c.lastProgress.set(e.jobId, now);
-      write(c.res, 'job', { type: 'progress', ...e });
+      write(c, 'job', { type: 'progress', ...e });
     }
   };
   const onFinished = (e: { jobId: string; pipeline: string; status: string; error?: string }) => {
@@ -90,7 +104,7 @@ export async function eventRoutes(app: FastifyInstance, deps: HttpDeps): Promise
   deps.engine.on('JobProgressed', onProgress);
   deps.engine.on('JobFinished', onFinished);
   const keepalive = setInterval(() => {
-    for (const c of clients) c.res.write(': keepalive\n\n');
+    for (const c of clients) send(c, ': keepalive\n\n');
   }, KEEPALIVE_MS);
   keepalive.unref();
 
