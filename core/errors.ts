@@ -40,6 +40,7 @@ export const errorCodes = {
   DF_ERR_PROGRAM_FAILED: 'An external program exited non-zero, was killed, or could not be started.',
   DF_ERR_JOB_UNKNOWN: 'No job has that id.',
   DF_ERR_PIPELINE_UNKNOWN: 'No loaded pipeline has that name.',
+  DF_ERR_PIPELINE_VERSION_UNKNOWN: 'The job was queued before dicomflow kept the pipeline version of each job, so its version cannot run again: rerun it with the pipeline as loaded now (`dicomflow rerun ID --pipeline-version current`, or `{"pipelineVersion": "current"}` in the API).',
   DF_ERR_FORBIDDEN: 'The user lacks the role or the database right this action needs; an administrator can grant it in "users".',
   DF_ERR_NOT_FOUND: 'No study, series or patient with that UID or ID in the database.',
   DF_ERR_PEER_UNREACHABLE: 'The peer could not be reached (connection refused, unknown host, TLS handshake failed or connect timeout); check host, port, TLS settings and that the peer runs.',

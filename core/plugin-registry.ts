@@ -6,8 +6,10 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import semver from 'semver';
 import { dfError } from './errors.ts';
 import type { PluginDefinition, PluginKind } from './plugin.ts';
+import type { ResolvedConfig } from './config/load.ts';
 
 export const ENGINE_VERSION = '0.1.0';
+const BUILT_IN_PLUGINS = path.resolve(import.meta.dirname, '../plugins');
 const KINDS: ReadonlySet<PluginKind> = new Set(['instances', 'files', 'tables']);
 
 export interface RegisteredPlugin {
@@ -91,4 +93,16 @@ export class PluginRegistry {
     const exported = mod.default ?? mod.plugin;
     for (const p of Array.isArray(exported) ? exported : [exported]) this.register(p, url);
   }
+}
+
+/**
+ * The plugins a configuration uses: the built-in ones, then plugins.directories, then
+ * plugins.packages (resolved from the configuration file's folder).
+ */
+export async function configuredPlugins(config: Pick<ResolvedConfig, 'plugins' | 'configFile'>): Promise<PluginRegistry> {
+  const plugins = new PluginRegistry();
+  await plugins.loadDirectory(BUILT_IN_PLUGINS);
+  for (const dir of config.plugins.directories) await plugins.loadDirectory(dir);
+  for (const pkg of config.plugins.packages) await plugins.loadPackage(pkg, config.configFile ? path.dirname(config.configFile) : process.cwd());
+  return plugins;
 }

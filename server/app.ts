@@ -31,7 +31,7 @@ import { Engine } from '../core/jobs/engine.ts';
 import type { EngineServices } from '../core/jobs/services.ts';
 import { PipelineSet } from '../core/pipeline/pipeline-set.ts';
 import { formatProblem } from '../core/pipeline/load.ts';
-import { PluginRegistry } from '../core/plugin-registry.ts';
+import { configuredPlugins } from '../core/plugin-registry.ts';
 import { SqlJobs } from '../core/store/sql/sql-jobs.ts';
 import { SqlOutbox } from '../core/store/sql/sql-outbox.ts';
 import { ClusterNode } from './cluster-node.ts';
@@ -40,7 +40,6 @@ import { DicomdirStore } from '../core/store/dicomdir-store.ts';
 import { createStepPool } from '../workers/pool.ts';
 import { WatchFolder } from './import/watch-folder.ts';
 
-const builtInPlugins = path.resolve(import.meta.dirname, '../plugins');
 
 export interface RunningServer {
   config: ResolvedConfig;
@@ -170,10 +169,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
     extraAttributes: () => pipelines.conditionAttributes(),
   });
   const jobs = new SqlJobs(db);
-  const plugins = new PluginRegistry();
-  await plugins.loadDirectory(builtInPlugins);
-  for (const dir of config.plugins.directories) await plugins.loadDirectory(dir);
-  for (const pkg of config.plugins.packages) await plugins.loadPackage(pkg, config.configFile ? path.dirname(config.configFile) : process.cwd());
+  const plugins = await configuredPlugins(config);
   const databaseNames = config.databases.map((db) => db.name);
   const remoteNodeNames = config.remoteNodes.map((n) => n.aeTitle);
   const pipelines = new PipelineSet(config.pipelinesDir, plugins, { databases: databaseNames, remoteNodes: remoteNodeNames, printers: config.printers.map((p) => p.name) }, { defaultPipeline: config.defaultPipeline });

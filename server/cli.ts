@@ -5,7 +5,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig, type ConfigOverrides } from '../core/config/load.ts';
 import { isDfError } from '../core/errors.ts';
-import { cancelJob, forceComplete, listJobs, printTable, rerunJob, showJob } from './cli/jobs.ts';
+import { cancelJob, forceComplete, listJobs, printTable, rerunBody, rerunJob, showJob } from './cli/jobs.ts';
 import { findApi } from './cli/api-client.ts';
 import { reportEnd, runCommand, startAndFollow } from './cli/run.ts';
 import { createToken, listTokens, revokeToken } from './cli/token.ts';
@@ -29,7 +29,10 @@ const COMMANDS: Record<string, { synopsis: string[]; about: string }> = {
     about: 'lists jobs, newest first.',
   },
   job: { synopsis: ['job ID [--config FILE | --data DIR] [--json]'], about: 'shows one job: steps, timings, outputs and logs.' },
-  rerun: { synopsis: ['rerun ID [--config FILE | --data DIR] [--user NAME] [--wait]'], about: 'queues a new job over the same inputs, linked to the one it repeats.' },
+  rerun: {
+    synopsis: ['rerun ID [--config FILE | --data DIR] [--user NAME] [--pipeline-version original|current] [--wait]'],
+    about: 'queues a new job over the same inputs, linked to the one it repeats, running the pipeline version the original ran (default) or the pipeline as loaded now (--pipeline-version current).',
+  },
   cancel: { synopsis: ['cancel ID [--config FILE | --data DIR]'], about: 'cancels a queued or running job.' },
   run: {
     synopsis: ['run PIPELINE (--study UID | --series UID) [--db NAME] [--wait] [--config FILE | --data DIR]'],
@@ -199,19 +202,26 @@ async function main(argv: string[]): Promise<void> {
     case 'rerun': {
       const { values, positionals } = parseArgs({
         args: rest,
-        options: { ...common, ...apiOptions, user: { type: 'string' }, wait: { type: 'boolean' } },
+        options: { ...common, ...apiOptions, user: { type: 'string' }, wait: { type: 'boolean' }, 'pipeline-version': { type: 'string' } },
         allowPositionals: true,
         strict: true,
       });
       if (positionals.length !== 1) throw usageError('rerun needs one job id');
+      const pipelineVersion = values['pipeline-version'];
+      if (pipelineVersion !== undefined && pipelineVersion !== 'original' && pipelineVersion !== 'current') throw usageError('--pipeline-version is "original" or "current"');
       const config = configFrom(values);
       const api = values.wait ? findApi(config, values) : undefined;
+      // The new job's id on stdout (scripts read it); which version it runs on stderr.
+      const says = (queued: { jobId: string; pipelineVersion: string }) => {
+        console.error(`rerun of ${positionals[0]} runs pipeline version ${queued.pipelineVersion} (${pipelineVersion ?? 'original'})`);
+        return queued.jobId;
+      };
       if (api) {
-        const start = async () => (await api.post<{ jobId: string }>(`/api/jobs/${encodeURIComponent(positionals[0])}/rerun`, values.user ? { onBehalfOf: values.user } : {})).jobId;
+        const start = async () => says(await api.post<{ jobId: string; pipelineVersion: string }>(`/api/jobs/${encodeURIComponent(positionals[0])}/rerun`, rerunBody(values.user, pipelineVersion)));
         reportEnd(await startAndFollow(api, start, (id) => console.log(id)));
         return;
       }
-      console.log(await rerunJob(config, positionals[0], values.user, values, os.userInfo().username));
+      console.log(says(await rerunJob(config, positionals[0], { user: values.user, defaultUser: os.userInfo().username, pipelineVersion }, values)));
       return;
     }
     case 'cancel': {

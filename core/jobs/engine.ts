@@ -1,12 +1,13 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { dfError } from '../errors.ts';
+import { dfError, isDfError } from '../errors.ts';
 import { newId } from '../ids.ts';
 import type { LoadedPipeline } from '../pipeline/load.ts';
 import type { PipelineSet } from '../pipeline/pipeline-set.ts';
 import type { ArrivalRecord } from '../store/index-store.ts';
 import type { ArrivalScope, GroupJoin, JobRecord, JobStore, NewJob } from './job-store.ts';
-import { runJob, type RunJobDeps, type StepPool } from './run-job.ts';
+import { PipelineVersions, type RerunVersion } from './pipeline-versions.ts';
+import { runJob, type JobOutcome, type RunJobDeps, type StepPool } from './run-job.ts';
 
 export interface EngineOptions {
   /** This node's name: it owns the leases of the jobs it runs. */
@@ -49,6 +50,19 @@ const ARRIVAL_BATCH = 500;
 // An arrival another node has not matched for this long: that node stopped; any node takes it.
 const ORPHANED_ARRIVAL_MS = 10_000;
 
+/** A job of this pipeline version, its definition kept with it, with the version's priority and retry policy. */
+export function newJobOf(p: LoadedPipeline, extra: Pick<NewJob, 'triggerOn' | 'triggerUid' | 'inputs'> & Partial<NewJob>): NewJob {
+  return {
+    pipeline: p.definition.name,
+    pipelineHash: p.hash,
+    pipelineDefinition: p.definitionJson,
+    priority: p.definition.priority,
+    maxAttempts: p.definition.retry.maxAttempts,
+    backoffSeconds: p.definition.retry.backoffSeconds,
+    ...extra,
+  };
+}
+
 /**
  * The engine: arrivals in, jobs out. Each arrival is matched against the enabled pipelines
  * once (durably: the decision and the arrival's "processed" mark commit together); instance
@@ -81,6 +95,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   private lastProgressWrite = new Map<string, number>();
   /** Jobs this node ran until another node took them over: their outcome here is not recorded. */
   private readonly lostLeases = new Set<string>();
+  private readonly versions: PipelineVersions;
   readonly stats = { arrivalsProcessed: 0, arrivalsWithoutPipeline: 0, lastUnmatched: [] as { arrivalId: string; sopInstanceUid: string; at: string }[] };
 
   constructor(options: EngineOptions) {
@@ -88,6 +103,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.o = options;
     this.nodeId = options.nodeId ?? newId();
     this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+    this.versions = new PipelineVersions(options.pipelines, options.jobs);
   }
 
   start(): void {
@@ -220,7 +236,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       names.push(p.definition.name);
       if (t.on === 'instance') {
         const contributors = { callingAeTitles: arrival.callingAeTitle ? [arrival.callingAeTitle] : [], peerAddresses: arrival.peerAddress ? [arrival.peerAddress] : [] };
-        jobs.push(this.newJob(p, { triggerOn: 'instance', triggerUid: arrival.sopInstanceUid, inputs: [arrival.id], contributors }));
+        jobs.push(newJobOf(p, { triggerOn: 'instance', triggerUid: arrival.sopInstanceUid, inputs: [arrival.id], contributors }));
         continue;
       }
       const uid = t.on === 'series' ? arrival.seriesInstanceUid : arrival.studyInstanceUid;
@@ -230,17 +246,6 @@ export class Engine extends EventEmitter<EngineEvents> {
       joins.push({ pipeline: p.definition.name, level: t.on, uid, fireAt, lateArrivals: t.lateArrivals });
     }
     return { jobs, joins, names };
-  }
-
-  private newJob(p: LoadedPipeline, extra: Pick<NewJob, 'triggerOn' | 'triggerUid' | 'inputs'> & Partial<NewJob>): NewJob {
-    return {
-      pipeline: p.definition.name,
-      pipelineHash: p.hash,
-      priority: p.definition.priority,
-      maxAttempts: p.definition.retry.maxAttempts,
-      backoffSeconds: p.definition.retry.backoffSeconds,
-      ...extra,
-    };
   }
 
   private scheduleGroups(): void {
@@ -266,6 +271,7 @@ export class Engine extends EventEmitter<EngineEvents> {
         const jobId = this.o.jobs.fireGroup(g.id, {
           pipeline: g.pipeline,
           pipelineHash: p?.hash,
+          pipelineDefinition: p?.definitionJson,
           priority: p?.definition.priority ?? 0,
           maxAttempts: p?.definition.retry.maxAttempts ?? 1,
           backoffSeconds: p?.definition.retry.backoffSeconds ?? 10,
@@ -289,33 +295,27 @@ export class Engine extends EventEmitter<EngineEvents> {
     return n;
   }
 
-  /** A new job over the same inputs, linked to the one it repeats. */
-  rerun(jobId: string, user?: string): string {
+  /**
+   * A new job over the same inputs, linked to the one it repeats. It runs the pipeline version
+   * the original ran ('original', the default) or the pipeline as loaded now ('current').
+   */
+  rerun(jobId: string, user?: string, version: RerunVersion = 'original'): { jobId: string; pipelineVersion: string } {
     const original = this.o.jobs.getJob(jobId);
     if (!original) throw dfError('DF_ERR_JOB_UNKNOWN', `no job ${jobId}`);
-    const p = this.o.pipelines.get(original.pipeline);
-    const id = this.o.jobs.createJob({
-      pipeline: original.pipeline,
-      pipelineHash: p?.hash,
-      triggerOn: 'rerun',
-      triggerUid: original.triggerUid,
-      inputs: original.inputs,
-      priority: p?.definition.priority ?? original.priority,
-      maxAttempts: p?.definition.retry.maxAttempts ?? original.maxAttempts,
-      backoffSeconds: p?.definition.retry.backoffSeconds ?? original.backoffSeconds,
-      rerunOf: original.id,
-      createdBy: user,
-    });
+    const p = this.versions.forRerun(original, version);
+    const id = this.o.jobs.createJob(
+      newJobOf(p, { triggerOn: 'rerun', triggerUid: original.triggerUid, inputs: original.inputs, rerunOf: original.id, createdBy: user }),
+    );
     this.emit('JobQueued', { jobId: id, pipeline: original.pipeline });
     this.pump();
-    return id;
+    return { jobId: id, pipelineVersion: p.hash };
   }
 
   /** An operator's run of a pipeline over objects they chose (a study or series of a database). */
   runManual(pipelineName: string, inputs: string[], options: { user: string; triggerUid?: string }): string {
     const p = this.o.pipelines.get(pipelineName);
     if (!p) throw dfError('DF_ERR_PIPELINE_UNKNOWN', `no loaded pipeline "${pipelineName}"`);
-    const id = this.o.jobs.createJob(this.newJob(p, { triggerOn: 'manual', triggerUid: options.triggerUid, inputs, createdBy: options.user }));
+    const id = this.o.jobs.createJob(newJobOf(p, { triggerOn: 'manual', triggerUid: options.triggerUid, inputs, createdBy: options.user }));
     this.emit('JobQueued', { jobId: id, pipeline: pipelineName });
     this.pump();
     return id;
@@ -391,14 +391,14 @@ export class Engine extends EventEmitter<EngineEvents> {
   private async execute(job: JobRecord, controller: AbortController): Promise<void> {
     const log = this.o.log.child({ jobId: job.id, pipeline: job.pipeline, attempt: job.attempts });
     this.emit('JobStarted', { jobId: job.id, pipeline: job.pipeline, attempt: job.attempts });
-    const pipeline = this.o.pipelines.get(job.pipeline);
-    if (!pipeline) {
-      this.o.jobs.finishJob(job.id, 'failed', { errorCode: 'DF_ERR_PIPELINE_UNKNOWN', error: `pipeline "${job.pipeline}" is not loaded` });
-      this.emit('JobFinished', { jobId: job.id, pipeline: job.pipeline, status: 'failed', error: 'pipeline not loaded' });
-      return;
-    }
-    let outcome;
+    let outcome: JobOutcome;
     try {
+      const pipeline = this.pipelineToRun(job, log);
+      if (!pipeline) {
+        this.o.jobs.finishJob(job.id, 'failed', { errorCode: 'DF_ERR_PIPELINE_UNKNOWN', error: `pipeline "${job.pipeline}" is not loaded` });
+        this.emit('JobFinished', { jobId: job.id, pipeline: job.pipeline, status: 'failed', error: 'pipeline not loaded' });
+        return;
+      }
       outcome = await runJob(job, pipeline, controller.signal, {
         jobs: this.o.jobs,
         pool: this.o.pool,
@@ -410,7 +410,9 @@ export class Engine extends EventEmitter<EngineEvents> {
         onProgress: (j, progress, message) => this.progress(j.id, progress, message),
       });
     } catch (err) {
-      outcome = { status: 'failed' as const, error: dfError('DF_ERR_STEP_FAILED', `job ${job.id} failed outside its steps: ${(err as Error).message}`, { cause: err }) };
+      // A version that no longer loads fails the attempt like a step would (and is retried).
+      const error = isDfError(err, 'DF_ERR_PIPELINE_INVALID') ? err : dfError('DF_ERR_STEP_FAILED', `job ${job.id} failed outside its steps: ${(err as Error).message}`, { cause: err });
+      outcome = { status: 'failed', error };
     }
     this.lastProgressWrite.delete(job.id);
     // Stopping the server is not the job's fault: left 'running', it is queued again at start.
@@ -449,6 +451,21 @@ export class Engine extends EventEmitter<EngineEvents> {
     const durationSeconds = job.startedAt ? (Date.now() - Date.parse(job.startedAt)) / 1000 : undefined;
     this.emit('JobFinished', { jobId: job.id, pipeline: job.pipeline, status, error, durationSeconds });
     this.scheduleCollection();
+  }
+
+  /**
+   * Every attempt, retry and takeover runs the version the job was queued with. A job queued
+   * before versions were kept (an upgrade) runs the pipeline as loaded now, as it always did.
+   */
+  private pipelineToRun(job: JobRecord, log: Logger): LoadedPipeline | undefined {
+    try {
+      return this.versions.of(job);
+    } catch (err) {
+      if (!isDfError(err, 'DF_ERR_PIPELINE_VERSION_UNKNOWN')) throw err;
+      const current = this.o.pipelines.get(job.pipeline);
+      log.warn({ pipelineVersion: job.pipelineHash, runs: current?.hash }, 'the pipeline version this job was queued with was not kept: it runs the pipeline as loaded now');
+      return current;
+    }
   }
 
   private progress(jobId: string, progress: number, message?: string): void {

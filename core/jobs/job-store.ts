@@ -23,7 +23,13 @@ export interface ArrivalScope {
 
 export interface NewJob {
   pipeline: string;
+  /** The pipeline version the job runs: the content hash of its definition (pipeline_versions). */
   pipelineHash?: string;
+  /**
+   * The validated definition (JSON) behind pipelineHash, kept with the job unless this version
+   * is kept already. Absent: the version is known to be kept (a rerun of the original).
+   */
+  pipelineDefinition?: string;
   triggerOn: TriggerOn;
   triggerUid?: string;
   inputs: string[];
@@ -99,6 +105,15 @@ export interface JobRecord {
   steps?: StepRecord[];
 }
 
+/** A pipeline definition as a job was queued with it, kept once per content hash. */
+export interface StoredPipelineVersion {
+  hash: string;
+  pipeline: string;
+  /** The validated definition, as JSON. */
+  definition: string;
+  createdAt: string;
+}
+
 export interface GroupJoin {
   pipeline: string;
   level: 'series' | 'study';
@@ -146,6 +161,8 @@ export interface JobStore {
   /** Makes open groups of this series/study due now; returns how many. */
   forceComplete(level: 'series' | 'study', uid: string): number;
   createJob(job: NewJob): string;
+  /** The definition of a pipeline version jobs were queued with (undefined: not kept, e.g. a job from before versions were kept). */
+  pipelineVersion(hash: string): StoredPipelineVersion | undefined;
   /**
    * The next runnable job, skipping the pipelines named in `exceptPipelines`. A suspect job is
    * claimed only when `runningHere` is 0, and then runs isolated; until then nothing is claimed.

@@ -30,8 +30,10 @@ export interface LoadedPipeline {
   definition: PipelineDefinition;
   when: CompiledCondition;
   steps: ResolvedStep[];
-  /** Identifies this exact definition in job records. */
+  /** Identifies this exact definition in job records: the content hash of definitionJson. */
   hash: string;
+  /** The validated definition (defaults filled in) as JSON: what a job of this version runs. */
+  definitionJson: string;
 }
 
 /** What semantic checks may look up: the configuration's names. */
@@ -134,8 +136,9 @@ export function loadPipeline(
   });
   checkChain(steps, at);
   if (problems.length > 0) return { problems, warnings };
-  const hash = createHash('sha256').update(JSON.stringify(definition)).digest('hex').slice(0, 16);
-  return { pipeline: { file, definition, when: compileCondition(definition.trigger.when), steps, hash }, problems, warnings };
+  const definitionJson = JSON.stringify(definition);
+  const hash = createHash('sha256').update(definitionJson).digest('hex').slice(0, 16);
+  return { pipeline: { file, definition, when: compileCondition(definition.trigger.when), steps, hash, definitionJson }, problems, warnings };
 }
 
 type At = (pointer: string, message: string) => void;

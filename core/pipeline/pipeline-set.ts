@@ -115,6 +115,16 @@ export class PipelineSet extends EventEmitter {
     return this.all().find((p) => p.definition.name === name);
   }
 
+  /**
+   * A version jobs were queued with, as kept in the job store, resolved against the plugins
+   * loaded now. It keeps its own hash (the job's), even should the schema's defaults have grown
+   * since. Undefined with the problems when it no longer loads (a plugin it uses is gone).
+   */
+  loadVersion(version: { hash: string; pipeline: string; definition: string }): { pipeline?: LoadedPipeline; problems: PipelineProblem[] } {
+    const { pipeline, problems } = loadPipeline(version.definition, `${version.pipeline} (version ${version.hash})`, this.plugins, this.env);
+    return { pipeline: pipeline && { ...pipeline, hash: version.hash, definitionJson: version.definition }, problems };
+  }
+
   problems(): PipelineProblem[] {
     return [...this.files.values()].flatMap((s) => s.problems);
   }

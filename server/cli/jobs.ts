@@ -1,7 +1,11 @@
 import path from 'node:path';
 import type { ResolvedConfig } from '../../core/config/load.ts';
 import { dfError } from '../../core/errors.ts';
+import { newJobOf } from '../../core/jobs/engine.ts';
 import type { JobRecord } from '../../core/jobs/job-store.ts';
+import { PipelineVersions, type RerunVersion } from '../../core/jobs/pipeline-versions.ts';
+import { PipelineSet } from '../../core/pipeline/pipeline-set.ts';
+import { configuredPlugins } from '../../core/plugin-registry.ts';
 import { SqlIndex } from '../../core/store/sql/sql-index.ts';
 import { openIndexDatabase } from '../../core/store/sql/open.ts';
 import { SqlJobs } from '../../core/store/sql/sql-jobs.ts';
@@ -55,13 +59,16 @@ export async function listJobs(config: ResolvedConfig, options: ApiFlags & { jso
   printTable(['id', 'pipeline', 'status', 'progress', 'inputs', 'node', 'created', 'seconds', 'note'], rows);
 }
 
+/** A job as GET /api/jobs/ID shows it: with its pipeline version beside the one loaded now. */
+type JobDetail = JobRecord & { pipelineVersion?: string; currentPipelineVersion?: string; pipelineVersionIsCurrent?: boolean };
+
 export async function showJob(config: ResolvedConfig, id: string, json: boolean, flags: ApiFlags = {}): Promise<void> {
-  const job = await viaApiOr(config, flags, (api) => api.get<JobRecord>(`/api/jobs/${encodeURIComponent(id)}`), () => {
+  const job: JobDetail = await viaApiOr(config, flags, (api) => api.get<JobDetail>(`/api/jobs/${encodeURIComponent(id)}`), () => {
     const { jobs, close } = openJobs(config);
     try {
       const found = jobs.getJob(id);
       if (!found) throw dfError('DF_ERR_JOB_UNKNOWN', `no job ${id} in ${config.dataDir}`);
-      return found;
+      return { ...found, ...(found.pipelineHash !== undefined && { pipelineVersion: found.pipelineHash }) };
     } finally {
       close();
     }
@@ -72,6 +79,7 @@ export async function showJob(config: ResolvedConfig, id: string, json: boolean,
   }
   console.log(`job ${job.id}  pipeline ${job.pipeline}  ${job.status}  ${Math.round(job.progress * 100)}%  attempt ${job.attempts}/${job.maxAttempts}`);
   console.log(`trigger ${job.triggerOn}${job.triggerUid ? ` ${job.triggerUid}` : ''}  from ${job.contributors.callingAeTitles.join(', ') || '-'} (${job.contributors.peerAddresses.join(', ') || '-'})`);
+  if (job.pipelineVersion) console.log(`pipeline version ${job.pipelineVersion}${versionNote(job)}`);
   if (job.rerunOf) console.log(`rerun of ${job.rerunOf}`);
   if (job.error) console.log(`error ${job.errorCode}: ${job.error}`);
   for (const s of job.steps ?? []) {
@@ -81,36 +89,48 @@ export async function showJob(config: ResolvedConfig, id: string, json: boolean,
   }
 }
 
+function versionNote(job: JobDetail): string {
+  if (job.pipelineVersionIsCurrent === true) return ' (the one loaded now)';
+  if (job.pipelineVersionIsCurrent === false) return job.currentPipelineVersion ? ` (edited since: loaded now is ${job.currentPipelineVersion})` : ' (the pipeline is not loaded now)';
+  return '';
+}
+
 /**
  * Through the API the job's creator is the token's user; --user (`onBehalfOf`) is for admins,
  * as the CLI with the data directory's admin token is. Directly, --user or the login name.
+ * The rerun runs the original's pipeline version, or with `current` the pipeline as loaded now.
  */
-export async function rerunJob(config: ResolvedConfig, id: string, user: string | undefined, flags: ApiFlags = {}, defaultUser?: string): Promise<string> {
+export async function rerunJob(
+  config: ResolvedConfig,
+  id: string,
+  options: { user?: string; defaultUser?: string; pipelineVersion?: RerunVersion },
+  flags: ApiFlags = {},
+): Promise<{ jobId: string; pipelineVersion: string }> {
   return viaApiOr(
     config,
     flags,
-    async (api) => (await api.post<{ jobId: string }>(`/api/jobs/${encodeURIComponent(id)}/rerun`, user ? { onBehalfOf: user } : {})).jobId,
-    () => rerunDirect(config, id, user ?? defaultUser),
+    (api) => api.post<{ jobId: string; pipelineVersion: string }>(`/api/jobs/${encodeURIComponent(id)}/rerun`, rerunBody(options.user, options.pipelineVersion)),
+    () => rerunDirect(config, id, options.user ?? options.defaultUser, options.pipelineVersion ?? 'original'),
   );
 }
 
-function rerunDirect(config: ResolvedConfig, id: string, user: string | undefined): string {
+export const rerunBody = (user: string | undefined, pipelineVersion: RerunVersion | undefined) => ({
+  ...(user ? { onBehalfOf: user } : {}),
+  ...(pipelineVersion ? { pipelineVersion } : {}),
+});
+
+/** Without a server: the pipelines are loaded here to find the version (the server loads the same files). */
+async function rerunDirect(config: ResolvedConfig, id: string, user: string | undefined, version: RerunVersion): Promise<{ jobId: string; pipelineVersion: string }> {
+  const env = { databases: config.databases.map((d) => d.name), remoteNodes: config.remoteNodes.map((n) => n.aeTitle), printers: config.printers.map((p) => p.name) };
+  const pipelines = new PipelineSet(config.pipelinesDir, await configuredPlugins(config), env, { defaultPipeline: config.defaultPipeline });
+  pipelines.reload();
   const { jobs, close } = openJobs(config);
   try {
     const original = jobs.getJob(id);
     if (!original) throw dfError('DF_ERR_JOB_UNKNOWN', `no job ${id} in ${config.dataDir}`);
-    return jobs.createJob({
-      pipeline: original.pipeline,
-      pipelineHash: original.pipelineHash,
-      triggerOn: 'rerun',
-      triggerUid: original.triggerUid,
-      inputs: original.inputs,
-      priority: original.priority,
-      maxAttempts: original.maxAttempts,
-      backoffSeconds: original.backoffSeconds,
-      rerunOf: original.id,
-      createdBy: user,
-    });
+    const p = new PipelineVersions(pipelines, jobs).forRerun(original, version);
+    const jobId = jobs.createJob(newJobOf(p, { triggerOn: 'rerun', triggerUid: original.triggerUid, inputs: original.inputs, rerunOf: original.id, createdBy: user }));
+    return { jobId, pipelineVersion: p.hash };
   } finally {
     close();
   }

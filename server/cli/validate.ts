@@ -1,10 +1,7 @@
 import fs from 'node:fs';
-import path from 'node:path';
 import { loadConfig } from '../../core/config/load.ts';
 import { formatProblem, loadPipeline } from '../../core/pipeline/load.ts';
-import { PluginRegistry } from '../../core/plugin-registry.ts';
-
-const builtInPlugins = path.resolve(import.meta.dirname, '../../plugins');
+import { configuredPlugins } from '../../core/plugin-registry.ts';
 
 /**
  * `dicomflow validate FILE…`: configuration files and pipeline files (told apart by content:
@@ -13,10 +10,7 @@ const builtInPlugins = path.resolve(import.meta.dirname, '../../plugins');
  */
 export async function validateFiles(files: string[], configFile?: string): Promise<number> {
   const config = loadConfig(configFile);
-  const plugins = new PluginRegistry();
-  await plugins.loadDirectory(builtInPlugins);
-  for (const dir of config.plugins.directories) await plugins.loadDirectory(dir);
-  for (const pkg of config.plugins.packages) await plugins.loadPackage(pkg, config.configFile ? path.dirname(config.configFile) : process.cwd());
+  const plugins = await configuredPlugins(config);
   const env = { databases: config.databases.map((d) => d.name), remoteNodes: config.remoteNodes.map((n) => n.aeTitle), printers: config.printers.map((p) => p.name) };
   let failed = 0;
   for (const file of files) {

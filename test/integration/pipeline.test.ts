@@ -9,6 +9,7 @@ import { ctSeries, mrSeries } from '../fixtures/builder.ts';
 import { echoscu, storescu } from '../helpers/dcmtk.ts';
 import { freePort } from '../helpers/net.ts';
 import { until } from '../helpers/wait.ts';
+import { apiClient } from '../helpers/api.ts';
 import { spawnServer, startTestServer, tempDir } from '../helpers/server.ts';
 
 const run = promisify(execFile);
@@ -355,5 +356,75 @@ describe('durability and operations', () => {
     expect((result as { code: number }).code).toBe(1);
     expect((result as { stderr: string }).stderr).toContain(`${file}:4:`);
     expect((result as { stderr: string }).stderr).toContain('/steps/0/timeoutSeconds: must be number');
+  });
+});
+
+describe('pipeline versions', () => {
+  // Which file the test-writes-file step of an attempt wrote: the option the version gave it.
+  const written = (job: { steps?: { attempt: number; index: number; outputs: { path?: string }[] }[] } | undefined, attempt: number) =>
+    job?.steps?.filter((st) => st.attempt === attempt && st.index === 0).flatMap((st) => st.outputs.map((o) => path.basename(o.path ?? '')));
+  const versioned = (name: string, gate: string) => ({
+    name: 'versioned',
+    trigger: { on: 'instance' },
+    retry: { maxAttempts: 2, backoffSeconds: 0 },
+    steps: [{ plugin: 'test-writes-file', options: { name } }, { plugin: 'test-waits-for-file', options: { path: gate } }, { plugin: 'test-throws-main' }],
+  });
+
+  it('a retry runs the version the job was queued with after the file is edited; a rerun runs it, or the current one when asked, also after a restart', async () => {
+    const gate = path.join(tempDir(), 'open');
+    const dir = pipelinesDir([versioned('v1.txt', gate)]);
+    const file = path.join(dir, 'versioned.json');
+    const config = { pipelinesDir: dir, defaultPipeline: false, plugins: { directories: [testPlugins] }, engine: { workerThreads: 1 } };
+    const s = await startTestServer(config);
+    servers.push(s);
+    const v1 = s.pipelines.get('versioned')!.hash;
+    const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
+    expect((await send(s.dicomPort, ct.files)).code).toBe(0);
+    const job = await until('the first attempt to wait at the gate', () => s.jobs.listJobs({ status: 'running' })[0]);
+    // Edited while its first attempt runs: the retry must not pick this up.
+    fs.writeFileSync(file, JSON.stringify(versioned('v2.txt', gate)));
+    const v2 = await until('the edit to load', () => (s.pipelines.get('versioned')!.hash !== v1 ? s.pipelines.get('versioned')!.hash : undefined));
+    fs.writeFileSync(gate, '');
+    const failed = await until('both attempts', () => (s.jobs.getJob(job.id)?.status === 'failed' ? s.jobs.getJob(job.id) : undefined));
+    expect(failed).toMatchObject({ attempts: 2, pipelineHash: v1 });
+    expect(written(failed, 1)).toEqual(['v1.txt']);
+    expect(written(failed, 2)).toEqual(['v1.txt']);
+
+    const api = apiClient(s.httpPort, s.adminToken);
+    expect((await api.get(`/api/jobs/${job.id}`)).body).toMatchObject({ pipelineVersion: v1, currentPipelineVersion: v2, pipelineVersionIsCurrent: false });
+    const original = await api.post(`/api/jobs/${job.id}/rerun`, {});
+    expect(original).toMatchObject({ status: 202, body: { pipelineVersion: v1 } });
+    const current = await api.post(`/api/jobs/${job.id}/rerun`, { pipelineVersion: 'current' });
+    expect(current).toMatchObject({ status: 202, body: { pipelineVersion: v2 } });
+    const ended = (id: string) => until(`job ${id}`, () => (s.jobs.getJob(id)?.status === 'failed' ? s.jobs.getJob(id) : undefined));
+    expect(written(await ended(original.body.jobId), 1)).toEqual(['v1.txt']);
+    expect(written(await ended(current.body.jobId), 1)).toEqual(['v2.txt']);
+    expect((await api.get(`/api/jobs/${current.body.jobId}`)).body).toMatchObject({ pipelineVersion: v2, pipelineVersionIsCurrent: true });
+    expect(await api.post(`/api/jobs/${job.id}/rerun`, { pipelineVersion: 'newest' })).toMatchObject({ status: 400, body: { code: 'DF_ERR_REQUEST_INVALID' } });
+
+    // A fresh process knows the edited file only; the original version comes from the index.
+    await s.close();
+    servers.splice(servers.indexOf(s), 1);
+    const again = await startTestServer({ ...config, dataDir: s.dataDir });
+    servers.push(again);
+    const { stdout, stderr } = await run(node, [cli, 'rerun', job.id, '--data', s.dataDir]);
+    expect(stderr).toContain(`runs pipeline version ${v1} (original)`);
+    expect(written(await until('the rerun after restart', () => (again.jobs.getJob(stdout.trim())?.status === 'failed' ? again.jobs.getJob(stdout.trim()) : undefined)), 1)).toEqual(['v1.txt']);
+    const shown = await run(node, [cli, 'job', job.id, '--data', s.dataDir]);
+    expect(shown.stdout).toContain(`pipeline version ${v1} (edited since: loaded now is ${v2})`);
+    const fromCurrent = await run(node, [cli, 'rerun', job.id, '--data', s.dataDir, '--pipeline-version', 'current']);
+    expect(fromCurrent.stderr).toContain(`runs pipeline version ${v2} (current)`);
+
+    // With no server running, the CLI loads the pipelines and the kept version itself.
+    await again.close();
+    servers.splice(servers.indexOf(again), 1);
+    const configFile = path.join(again.dataDir, 'config.json');
+    const direct = await run(node, [cli, 'rerun', job.id, '--config', configFile]);
+    expect(direct.stderr).toContain(`runs pipeline version ${v1} (original)`);
+    const directCurrent = await run(node, [cli, 'rerun', job.id, '--config', configFile, '--pipeline-version', 'current']);
+    expect(directCurrent.stderr).toContain(`runs pipeline version ${v2} (current)`);
+    const listed = JSON.parse((await run(node, [cli, 'jobs', '--config', configFile, '--json'])).stdout) as { id: string; pipelineHash: string }[];
+    expect(listed.find((j) => j.id === direct.stdout.trim())?.pipelineHash).toBe(v1);
+    expect(listed.find((j) => j.id === directCurrent.stdout.trim())?.pipelineHash).toBe(v2);
   });
 });

@@ -71,6 +71,15 @@ export function JobDetail({ id, me, live, onError }: { id: string; me: Me; live?
           {time(job.createdAt)}
           {job.createdBy ? ` by ${job.createdBy}` : ''}
         </dd>
+        {job.pipelineVersion && (
+          <>
+            <dt>Pipeline version</dt>
+            <dd>
+              {job.pipelineVersion}
+              {job.pipelineVersionIsCurrent ? ' (the one loaded now)' : job.currentPipelineVersion ? ` (edited since: loaded now is ${job.currentPipelineVersion})` : ' (the pipeline is not loaded now)'}
+            </dd>
+          </>
+        )}
         <dt>Attempt</dt>
         <dd>
           {job.attempts} of {job.maxAttempts}

@@ -16,6 +16,10 @@ export interface Job {
   attempts: number;
   maxAttempts: number;
   rerunOf?: string;
+  /** Job detail only: the pipeline version the job runs, and the one loaded now. */
+  pipelineVersion?: string;
+  currentPipelineVersion?: string;
+  pipelineVersionIsCurrent?: boolean;
   createdBy?: string;
   createdAt: string;
   startedAt?: string;

@@ -264,4 +264,16 @@ export const postgresMigrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: 'pipeline versions: the definition each job was queued with, kept once per content hash',
+    sql: `
+      CREATE TABLE pipeline_versions (
+        hash text COLLATE "C" PRIMARY KEY,
+        pipeline text COLLATE "C" NOT NULL,
+        definition text NOT NULL,
+        created_at text COLLATE "C" NOT NULL
+      );
+    `,
+  },
 ];

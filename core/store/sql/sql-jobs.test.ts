@@ -142,3 +142,19 @@ describe('a stable group firing again for late arrivals (lateArrivals: whole)', 
     expect(fire()).toEqual([first, late].sort());
   });
 });
+
+describe('pipeline versions', () => {
+  it('keeps the definition a job was queued with once per hash, however many jobs share it', async () => {
+    const jobs = await store();
+    const v1 = { ...newJob(1), pipelineHash: 'aaaa', pipelineDefinition: '{"name":"p","steps":[{"plugin":"a"}]}' };
+    const ids = [jobs.createJob(v1), jobs.createJob(v1), jobs.createJob({ ...v1, pipelineHash: 'bbbb', pipelineDefinition: '{"name":"p","steps":[]}' })];
+    expect(ids.map((id) => jobs.getJob(id)?.pipelineHash)).toEqual(['aaaa', 'aaaa', 'bbbb']);
+    expect(jobs.pipelineVersion('aaaa')).toMatchObject({ hash: 'aaaa', pipeline: 'p', definition: v1.pipelineDefinition });
+    expect(jobs.pipelineVersion('bbbb')?.definition).toBe('{"name":"p","steps":[]}');
+    // A second store on the same index (another node) finds the row there and adds none.
+    const other = new SqlJobs(open.at(-1)!.connection);
+    other.createJob(v1);
+    expect(other.pipelineVersion('aaaa')?.definition).toBe(v1.pipelineDefinition);
+    expect(jobs.pipelineVersion('cccc')).toBeUndefined();
+  });
+});

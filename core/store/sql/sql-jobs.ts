@@ -12,6 +12,7 @@ import {
   type LeaseScope,
   type NewJob,
   type FinishedStep,
+  type StoredPipelineVersion,
 } from '../../jobs/job-store.ts';
 import type { StepInput } from '../../plugin.ts';
 import type { ArrivalRecord } from '../index-store.ts';
@@ -57,6 +58,12 @@ function toJob(r: Row): JobRecord {
 export class SqlJobs implements JobStore {
   private readonly db: SqlDb;
   private readonly d: Dialect;
+  /**
+   * Pipeline versions known to be kept: a job of a known version costs no write for it (thousands
+   * of jobs share one row). Hashes written in a transaction count once it commits.
+   */
+  private readonly keptVersions = new Set<string>();
+  private versionsInTransaction: string[] = [];
 
   constructor(db: SqlDb) {
     this.db = db;
@@ -83,7 +90,7 @@ export class SqlJobs implements JobStore {
   }
 
   recordTriggerDecisions(arrivalId: string, receivedAt: string, jobs: NewJob[], joins: GroupJoin[]): string[] {
-    return this.db.transaction(() => {
+    return this.queueing(() => {
       const processed = this.sql('UPDATE arrivals SET processed_at = ? WHERE id = ? AND processed_at IS NULL').run(new Date().toISOString(), arrivalId);
       // Processed already (by another node, or before a crash): the decisions were made then.
       if (processed.changes === 0) return [];
@@ -91,7 +98,7 @@ export class SqlJobs implements JobStore {
       for (const join of joins) this.joinGroup(arrivalId, receivedAt, join);
       if (ids.length > 0 || joins.length > 0) this.db.notify('jobs');
       return ids;
-    })();
+    });
   }
 
   /**
@@ -144,7 +151,7 @@ export class SqlJobs implements JobStore {
   }
 
   fireGroup(groupId: string, job: Omit<NewJob, 'inputs' | 'triggerOn' | 'triggerUid'>): string | undefined {
-    return this.db.transaction(() => {
+    return this.queueing(() => {
       // Exactly once for the cluster: the group is locked, and a node that waited finds it fired.
       const group = this.sql(`SELECT * FROM trigger_groups WHERE id = ? AND state = 'open' ${this.d.forUpdate}`).get(groupId) as Row | undefined;
       if (!group) return undefined;
@@ -155,7 +162,7 @@ export class SqlJobs implements JobStore {
       this.sql("UPDATE trigger_groups SET state = 'fired', job_id = ? WHERE id = ?").run(jobId, groupId);
       this.db.notify('jobs');
       return jobId;
-    })();
+    });
   }
 
   forceComplete(level: 'series' | 'study', uid: string): number {
@@ -167,15 +174,37 @@ export class SqlJobs implements JobStore {
   }
 
   createJob(job: NewJob): string {
-    return this.db.transaction(() => {
+    return this.queueing(() => {
       const id = this.insertJob(job);
       this.db.notify('jobs');
       return id;
-    })();
+    });
+  }
+
+  /** A transaction that may queue jobs: the versions it keeps count as kept once it commits. */
+  private queueing<T>(fn: () => T): T {
+    this.versionsInTransaction = [];
+    try {
+      const result = this.db.transaction(fn)();
+      for (const hash of this.versionsInTransaction) this.keptVersions.add(hash);
+      return result;
+    } finally {
+      this.versionsInTransaction = [];
+    }
+  }
+
+  pipelineVersion(hash: string): StoredPipelineVersion | undefined {
+    const r = this.sql('SELECT hash, pipeline, definition, created_at FROM pipeline_versions WHERE hash = ?').get(hash) as Row | undefined;
+    return r ? { hash: r.hash, pipeline: r.pipeline, definition: r.definition, createdAt: r.created_at } : undefined;
   }
 
   private insertJob(job: NewJob): string {
     const id = newId();
+    if (job.pipelineHash !== undefined && job.pipelineDefinition !== undefined && !this.keptVersions.has(job.pipelineHash)) {
+      this.sql('INSERT INTO pipeline_versions (hash, pipeline, definition, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING')
+        .run(job.pipelineHash, job.pipeline, job.pipelineDefinition, new Date().toISOString());
+      this.versionsInTransaction.push(job.pipelineHash);
+    }
     this.sql(
         `INSERT INTO jobs (id, pipeline, pipeline_hash, status, trigger_on, trigger_uid, contributors, inputs, priority, max_attempts,
            backoff_seconds, rerun_of, created_by, created_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,

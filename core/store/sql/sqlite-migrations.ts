@@ -301,4 +301,16 @@ export const sqliteMigrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 11,
+    name: 'pipeline versions: the definition each job was queued with, kept once per content hash',
+    sql: `
+      CREATE TABLE pipeline_versions (
+        hash TEXT PRIMARY KEY,
+        pipeline TEXT NOT NULL,
+        definition TEXT NOT NULL,
+        created_at TEXT NOT NULL
+      );
+    `,
+  },
 ];

@@ -30,7 +30,29 @@ const listQuery = {
 const rerunBody = {
   type: ['object', 'null'],
   additionalProperties: false,
-  properties: { onBehalfOf: { type: 'string', minLength: 1, description: 'Admins only: record this user as the creator (the CLI passes --user).' } },
+  properties: {
+    onBehalfOf: { type: 'string', minLength: 1, description: 'Admins only: record this user as the creator (the CLI passes --user).' },
+    pipelineVersion: {
+      enum: ['original', 'current'],
+      default: 'original',
+      description: 'original: the pipeline version the job ran (its definition as then); current: the pipeline as loaded now.',
+    },
+  },
+} as const;
+const rerunQueued = {
+  ...jobQueued,
+  required: [...jobQueued.required, 'pipelineVersion'],
+  properties: { ...jobQueued.properties, pipelineVersion: { type: 'string', description: 'The pipeline version (content hash of its definition) the new job runs.' } },
+} as const;
+/** One job, with the pipeline version it runs beside the one loaded now. */
+const jobDetail = {
+  ...job,
+  properties: {
+    ...job.properties,
+    pipelineVersion: { type: 'string', description: 'The pipeline version the job runs: the content hash of the definition it was queued with.' },
+    currentPipelineVersion: { type: 'string', description: 'The version of the pipeline as loaded now; absent when it is not loaded.' },
+    pipelineVersionIsCurrent: { type: 'boolean', description: 'false: the pipeline was edited since the job was queued (the job runs its own version).' },
+  },
 } as const;
 
 const listedOutput = {
@@ -92,8 +114,21 @@ export async function jobRoutes(app: FastifyInstance, deps: HttpDeps): Promise<v
   });
 
   app.get('/api/jobs/:id', {
-    schema: { summary: 'One job with its steps, timings, logs and outputs', tags: ['jobs'], params: idParams, response: { 200: job, ...authErrors, 404: errorReply } },
-    handler: async (request) => getJob(request, (request.params as FromSchema<typeof idParams>).id),
+    schema: {
+      summary: 'One job with its steps, timings, logs and outputs, and its pipeline version beside the one loaded now',
+      tags: ['jobs'],
+      params: idParams,
+      response: { 200: jobDetail, ...authErrors, 404: errorReply },
+    },
+    handler: async (request) => {
+      const j = getJob(request, (request.params as FromSchema<typeof idParams>).id);
+      const current = deps.pipelines.get(j.pipeline)?.hash;
+      return {
+        ...j,
+        ...(j.pipelineHash !== undefined && { pipelineVersion: j.pipelineHash, pipelineVersionIsCurrent: j.pipelineHash === current }),
+        ...(current !== undefined && { currentPipelineVersion: current }),
+      };
+    },
   });
 
   app.get('/api/jobs/:id/logs', {
@@ -180,21 +215,27 @@ export async function jobRoutes(app: FastifyInstance, deps: HttpDeps): Promise<v
 
   app.post('/api/jobs/:id/rerun', {
     schema: {
-      summary: 'A new job over the same inputs, linked to this one (operator, manager or admin)',
+      summary: 'A new job over the same inputs, linked to this one, running its pipeline version or the current one (operator, manager or admin)',
       tags: ['jobs'],
       params: idParams,
       body: rerunBody,
-      response: { 202: jobQueued, ...authErrors, 404: errorReply },
+      response: { 202: rerunQueued, ...authErrors, 404: errorReply, 409: errorReply },
     },
     handler: async (request, reply) => {
       requireRole(request.user, RUNS_JOBS, 'rerunning a job');
       const { id } = request.params as FromSchema<typeof idParams>;
-      const onBehalfOf = (request.body as { onBehalfOf?: string } | null)?.onBehalfOf;
+      const body = request.body as { onBehalfOf?: string; pipelineVersion?: 'original' | 'current' } | null;
+      const onBehalfOf = body?.onBehalfOf;
       if (onBehalfOf !== undefined) requireRole(request.user, ['admin'], 'rerunning on behalf of another user');
       getJob(request, id);
-      const jobId = deps.engine.rerun(id, onBehalfOf ?? request.user.name);
-      deps.index.recordAudit(request.user.name, 'rerun', { jobId: id, newJobId: jobId, ...(onBehalfOf ? { onBehalfOf } : {}) });
-      return reply.code(202).send({ jobId });
+      const queued = deps.engine.rerun(id, onBehalfOf ?? request.user.name, body?.pipelineVersion ?? 'original');
+      deps.index.recordAudit(request.user.name, 'rerun', {
+        jobId: id,
+        newJobId: queued.jobId,
+        pipelineVersion: queued.pipelineVersion,
+        ...(onBehalfOf ? { onBehalfOf } : {}),
+      });
+      return reply.code(202).send(queued);
     },
   });
 }
