@@ -61,13 +61,14 @@ export default definePlugin({
       let encoding: Awaited<ReturnType<typeof writeSeriesNifti>>;
       let niftiFile: string;
       try {
-        volume = planVolume(group, { onProgress: (f) => share(0.3 * f) });
+        volume = planVolume(group, { signal: ctx.signal, onProgress: (f) => share(0.3 * f) });
         niftiFile = path.join(outDir, `${uniqueName(expandName(options.fileName, group[0], volume), used)}${options.gzip ? '.nii.gz' : '.nii'}`);
         // Stored values go from each file into the NIfTI file, decoded plane by plane.
         encoding = await writeSeriesNifti(volume, niftiFile, {
           gzip: options.gzip,
           description: `dicomflow ${volume.series.modality} ${volume.series.seriesDescription ?? ''}`.trim(),
           onProgress: (f) => share(0.3 + 0.7 * f),
+          signal: ctx.signal,
         });
       } catch (err) {
         if (options.onInconsistent === 'skip' && (isDfError(err, 'DF_ERR_VOLUME_INCONSISTENT') || isDfError(err, 'DF_ERR_PIXEL_DECODE'))) {
