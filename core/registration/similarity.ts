@@ -225,12 +225,14 @@ function nccCost(samples: SampleSet, sampler: MovingSampler): Cost {
  * clearly smaller errors on early frames than the 99.5th, and no worse on late ones.
  */
 export function robustRange(values: Float32Array, upperQuantile = 0.95): [number, number] {
-  const step = Math.max(1, Math.floor(values.length / 100_000));
-  const picked: number[] = [];
+  // A quantile from ~20 000 evenly spread values is within a fraction of a bin of the exact one;
+  // a typed array sorts numerically without a comparator call per pair.
+  const step = Math.max(1, Math.floor(values.length / 20_000));
+  const picked = new Float32Array(Math.ceil(values.length / step));
   let min = Infinity;
   for (let n = 0; n < values.length; n++) if (values[n] < min) min = values[n];
-  for (let n = 0; n < values.length; n += step) picked.push(values[n]);
-  picked.sort((a, b) => a - b);
+  for (let n = 0, i = 0; n < values.length; n += step, i++) picked[i] = values[n];
+  picked.sort();
   const high = picked[Math.min(picked.length - 1, Math.floor(upperQuantile * picked.length))];
   return [min, high > min ? high : min + 1];
 }

@@ -12,15 +12,17 @@ export function sigmaOfFwhm(fwhmMm: number): number {
 /** Returns a new array; an axis with FWHM 0 (or below a tenth of a voxel) is left as it is. */
 export function gaussianSmooth(data: Float32Array, dims: readonly [number, number, number], spacingMm: readonly [number, number, number], fwhmMm: number | readonly [number, number, number]): Float32Array {
   const fwhm = typeof fwhmMm === 'number' ? [fwhmMm, fwhmMm, fwhmMm] : fwhmMm;
-  let current = Float32Array.from(data);
-  let scratch = new Float32Array(data.length);
+  let current = data;
+  let spare: Float32Array | undefined;
   for (let axis = 0; axis < 3; axis++) {
     const sigmaVoxels = sigmaOfFwhm(fwhm[axis]) / spacingMm[axis];
     if (!(sigmaVoxels > 0.1) || dims[axis] < 2) continue;
-    smoothAxis(current, scratch, dims, axis, gaussianKernel(sigmaVoxels));
-    [current, scratch] = [scratch, current];
+    const target = spare ?? new Float32Array(data.length);
+    smoothAxis(current, target, dims, axis, gaussianKernel(sigmaVoxels));
+    spare = current === data ? undefined : current;
+    current = target;
   }
-  return current;
+  return current === data ? Float32Array.from(data) : current;
 }
 
 function gaussianKernel(sigmaVoxels: number): Float64Array {
@@ -30,31 +32,53 @@ function gaussianKernel(sigmaVoxels: number): Float64Array {
   return kernel;
 }
 
+/**
+ * One axis. The kernel's weight that falls inside the image depends only on the position along
+ * the axis, so each position's normaliser is computed once; the y and z passes then run along
+ * whole rows (contiguous memory), the x pass along each row.
+ */
 function smoothAxis(input: Float32Array, output: Float32Array, dims: readonly [number, number, number], axis: number, kernel: Float64Array): void {
   const [nx, ny, nz] = dims;
   const n = dims[axis];
-  const stride = axis === 0 ? 1 : axis === 1 ? nx : nx * ny;
   const radius = (kernel.length - 1) / 2;
-  const line = new Float64Array(n);
-  // Every line along the axis: iterate over the two other axes.
-  const outerA = axis === 2 ? ny : nz;
-  const outerB = axis === 0 ? ny : nx;
-  for (let a = 0; a < outerA; a++) {
-    for (let b = 0; b < outerB; b++) {
-      const start = axis === 0 ? nx * (b + ny * a) : axis === 1 ? b + nx * ny * a : b + nx * a;
-      for (let i = 0; i < n; i++) line[i] = input[start + i * stride];
-      for (let i = 0; i < n; i++) {
-        const lo = Math.max(0, i - radius);
-        const hi = Math.min(n - 1, i + radius);
+  const inverseWeight = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    let weight = 0;
+    for (let j = Math.max(0, i - radius); j <= Math.min(n - 1, i + radius); j++) weight += kernel[j - i + radius];
+    inverseWeight[i] = 1 / weight;
+  }
+  if (axis === 0) {
+    for (let row = 0; row < ny * nz; row++) {
+      const start = row * nx;
+      for (let i = 0; i < nx; i++) {
+        const lo = Math.max(0, i - radius), hi = Math.min(nx - 1, i + radius);
         let sum = 0;
-        let weight = 0;
-        for (let j = lo; j <= hi; j++) {
-          const w = kernel[j - i + radius];
-          sum += w * line[j];
-          weight += w;
-        }
-        output[start + i * stride] = sum / weight;
+        for (let j = lo; j <= hi; j++) sum += kernel[j - i + radius] * input[start + j];
+        output[start + i] = sum * inverseWeight[i];
       }
+    }
+    return;
+  }
+  // y: lines of nx within each slice; z: planes of nx·ny. Either way a "row" of `width` values
+  // is contiguous and rows `stride` apart are neighbours along the axis.
+  const width = axis === 1 ? nx : nx * ny;
+  const stride = width;
+  const blocks = axis === 1 ? nz : 1;
+  const blockSize = nx * ny;
+  const row = new Float64Array(width);
+  for (let block = 0; block < blocks; block++) {
+    const base = block * blockSize;
+    for (let i = 0; i < n; i++) {
+      row.fill(0);
+      const lo = Math.max(0, i - radius), hi = Math.min(n - 1, i + radius);
+      for (let j = lo; j <= hi; j++) {
+        const w = kernel[j - i + radius];
+        const from = base + j * stride;
+        for (let x = 0; x < width; x++) row[x] += w * input[from + x];
+      }
+      const to = base + i * stride;
+      const scale = inverseWeight[i];
+      for (let x = 0; x < width; x++) output[to + x] = row[x] * scale;
     }
   }
 }

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { dfError } from '../../core/errors.ts';
 import { definePlugin, type StepContext, type StepInput } from '../../core/plugin.ts';
-import { DEFAULT_REGISTRATION_OPTIONS, type RigidRegistrationOptions } from '../../core/registration/register.ts';
+import { DEFAULT_REGISTRATION_OPTIONS, resolvedFwhmMm, resolvedLevels, type RigidRegistrationOptions } from '../../core/registration/register.ts';
 import type { ReferenceSpec } from '../../core/registration/reference.ts';
 import { uidFromName } from './derived-series.ts';
 import type { CorrectFrameArg, FrameResult, PreparedSeries, PrepareSeriesArg, WriteResultsArg, WrittenResults } from './tasks.ts';
@@ -55,8 +55,16 @@ const plugin = definePlugin({
         default: DEFAULTS.cost,
         description: '"nmi" (normalised mutual information) copes with a tracer distribution that changes between frames; "ncc" (normalised cross-correlation) is faster but assumes the frames look like the reference.',
       },
-      fwhmMm: { type: 'number', minimum: 0, maximum: 30, default: DEFAULTS.fwhmMm, description: 'Gaussian pre-smoothing of the reference and every frame before registration (FWHM, mm); the corrected frames are resampled from the unsmoothed data.' },
-      levels: { type: 'integer', minimum: 1, maximum: 5, default: DEFAULTS.levels, description: 'Resolution levels (coarse to fine), each halving the finest axes.' },
+      fwhmMm: {
+        oneOf: [{ type: 'number', minimum: 0, maximum: 30 }, { const: 'auto' }],
+        default: DEFAULTS.fwhmMm,
+        description: 'Gaussian pre-smoothing of the reference and every frame before registration (FWHM, mm); "auto": two voxels along the coarsest axis (about the image\'s own resolution). The corrected frames are resampled from the unsmoothed data.',
+      },
+      levels: {
+        oneOf: [{ type: 'integer', minimum: 1, maximum: 5 }, { const: 'auto' }],
+        default: DEFAULTS.levels,
+        description: 'Resolution levels (coarse to fine), each halving the finest axes; "auto": as many as keep at least 32 voxels in plane (3 for a 128 matrix, 2 for 64).',
+      },
       bins: { type: 'integer', minimum: 8, maximum: 256, default: DEFAULTS.bins, description: 'Joint histogram bins per image, for "nmi".' },
       maxIterations: { type: 'integer', minimum: 1, maximum: 1000, default: DEFAULTS.maxIterations, description: 'Optimizer iterations per level at most.' },
       toleranceMm: { type: 'number', exclusiveMinimum: 0, default: DEFAULTS.toleranceMm, description: 'Converged when a step moves no point by more than this (mm).' },
@@ -134,7 +142,7 @@ async function correctSeries(
   // Same job and source, same UIDs: a retried attempt rewrites the same instances.
   const uidSeed = `dicomflow motion-correction ${VERSION}/${ctx.job.id}/${source.seriesInstanceUid}`;
   const seriesInstanceUid = uidFromName(uidSeed);
-  const derivationDescription = `Rigid (6 DOF) motion correction by dicomflow motion-correction ${VERSION}: each frame registered to the ${prepared.referenceDescription} (${options.cost.toUpperCase()}, pre-smoothing ${options.fwhmMm} mm FWHM, ${options.levels} levels) and resampled trilinearly; frames starting before ${options.startSec} s left uncorrected.`;
+  const derivationDescription = `Rigid (6 DOF) motion correction by dicomflow motion-correction ${VERSION}: each frame registered to the ${prepared.referenceDescription} (${options.cost.toUpperCase()}, pre-smoothing ${+resolvedFwhmMm(registration, prepared.grid.spacingMm).toFixed(2)} mm FWHM, ${resolvedLevels(registration, prepared.grid.dims)} levels) and resampled trilinearly; frames starting before ${options.startSec} s left uncorrected.`;
   ctx.log.info(`correcting ${frameCount} frames, reference: ${prepared.referenceDescription}`, { seriesInstanceUid: source.seriesInstanceUid });
   // The derived objects copy their source slice's data set: that needs one image per file.
   const multiFrameSources = prepared.sources.some((slices) => slices.some((slice) => slice.frameNumber !== undefined));
