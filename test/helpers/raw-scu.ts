@@ -211,6 +211,8 @@ export interface AssociateRqOptions {
   implementationClassUid?: string | null;
   implementationVersionName?: string | null;
   applicationContextName?: string;
+  /** SCP/SCU Role Selection sub-items (PS3.7 D.3.3.4), e.g. the SCP role for storage under C-GET. */
+  roles?: Array<{ abstractSyntax: string; scu: boolean; scp: boolean }>;
 }
 
 /** The bytes of an A-ASSOCIATE-RQ (PS3.8 9.3.2), e.g. to corrupt before sending. */
@@ -231,6 +233,12 @@ export function encodeAssociateRq(options: AssociateRqOptions): Buffer {
   const classUid = options.implementationClassUid === undefined ? DEFAULT_IMPLEMENTATION_CLASS_UID : options.implementationClassUid;
   if (classUid !== null) userItems.push(item(0x52, Buffer.from(classUid, 'latin1')));
   const versionName = options.implementationVersionName === undefined ? DEFAULT_IMPLEMENTATION_VERSION : options.implementationVersionName;
+  for (const role of options.roles ?? []) {
+    const uid = Buffer.from(role.abstractSyntax, 'latin1');
+    const uidLength = Buffer.alloc(2);
+    uidLength.writeUInt16BE(uid.length);
+    userItems.push(item(0x54, Buffer.concat([uidLength, uid, Buffer.from([role.scu ? 1 : 0, role.scp ? 1 : 0])])));
+  }
   if (versionName !== null) userItems.push(item(0x55, Buffer.from(versionName, 'latin1')));
   items.push(item(0x50, Buffer.concat(userItems)));
   return pdu(PduType.AssociateRq, Buffer.concat([fixed, ...items]));

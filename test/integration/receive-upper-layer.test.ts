@@ -81,6 +81,7 @@ describe.skipIf(!hasTool('storescu'))('arrival listeners cannot touch the result
 
 const CT_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.2';
 const STUDY_ROOT_FIND = '1.2.840.10008.5.1.4.1.2.2.1';
+const STUDY_ROOT_GET = '1.2.840.10008.5.1.4.1.2.2.3';
 const CONTEXT = { echo: 1, ct: 3, find: 5 } as const;
 const STATUS = { success: 0x0000, cannotUnderstand: 0xc000 } as const;
 // Long enough for a loaded 2-core machine to see a 1 s timer fire; the checks poll, never sleep.
@@ -187,6 +188,43 @@ describe('the timers of an association (ARTIM, idle, DIMSE)', () => {
     await assoc.connection.waitClosed(DEADLINE_MS);
     await eventually(() => incomingFiles(server.dataDir), (files) => files.length === 0);
     expect(await server.index.instances('Import', { sopInstanceUids: [object.sopInstanceUid] })).toEqual([]);
+  });
+  it("aborts a C-GET whose peer never answers its C-STORE sub-operation within dimse.pduTimeoutSeconds", async () => {
+    const server = await start({ dimse: { pduTimeoutSeconds: 1 } });
+    const object = ids('get-never-answered');
+    const storer = await accepted(server);
+    expect((await storer.sendCStore({ pcId: CONTEXT.ct, sopClassUid: CT_IMAGE_STORAGE, sopInstanceUid: object.sopInstanceUid, datasetBytes: instanceDataset(object) })).status).toBe(STATUS.success);
+    await storer.release();
+    await storedObject(server, object.sopInstanceUid);
+
+    // PS3.4 C.4.3: the C-STOREs of a C-GET come back on its own association, to the SCP role.
+    const assoc = await rawAssociate({
+      port: server.dicomPort,
+      calledAe: AE_TITLE,
+      callingAe: 'RAWSCU',
+      contexts: [
+        { id: 1, abstractSyntax: CT_IMAGE_STORAGE, transferSyntaxes: [EXPLICIT_VR_LITTLE_ENDIAN] },
+        { id: 3, abstractSyntax: STUDY_ROOT_GET, transferSyntaxes: [EXPLICIT_VR_LITTLE_ENDIAN] },
+      ],
+      roles: [{ abstractSyntax: CT_IMAGE_STORAGE, scu: true, scp: true }],
+    });
+    expect(assoc.accepted).toBe(true);
+    const getCommand = encodeCommandSet([
+      [0x0002, { ui: STUDY_ROOT_GET }],
+      [0x0100, { us: 0x0010 }],
+      [0x0110, { us: 1 }],
+      [0x0700, { us: 0 }],
+      [0x0800, { us: 0x0000 }],
+    ]);
+    await assoc.writeMessage(3, getCommand, { bytes: Buffer.concat([element(0x00080052, 'CS', 'STUDY'), element(0x0020000d, 'UI', object.studyInstanceUid)]) });
+    const subOperation = await assoc.readDimseResponse();
+    expect(subOperation.commandField).toBe(CommandField.CStoreRq);
+    // No C-STORE-RSP from us: the rest of its data set, then A-ABORT.
+    let last;
+    do last = await assoc.readPdu(DEADLINE_MS);
+    while (last.type === PduType.PData);
+    expect(last.type).toBe(PduType.Abort);
+    await assoc.connection.waitClosed(DEADLINE_MS);
   });
 });
 
