@@ -189,6 +189,21 @@ describe('the timers of an association (ARTIM, idle, DIMSE)', () => {
     await eventually(() => incomingFiles(server.dataDir), (files) => files.length === 0);
     expect(await server.index.instances('Import', { sopInstanceUids: [object.sopInstanceUid] })).toEqual([]);
   });
+  it('removes the partial file of a C-STORE whose peer aborts or just closes mid data set, while the server runs', async () => {
+    const server = await start();
+    for (const end of ['abort', 'close'] as const) {
+      const assoc = await accepted(server);
+      const object = ids(`peer-${end}s`);
+      const dataset = instanceDataset(object, { size: 64 });
+      await assoc.writeMessage(CONTEXT.ct, storeCommand(object.sopInstanceUid, 1), { bytes: dataset.subarray(0, 4000), lastFragment: false });
+      await eventually(() => incomingFiles(server.dataDir).length, (n) => n === 1);
+      if (end === 'abort') await assoc.abort();
+      else assoc.connection.destroy();
+      await eventually(() => incomingFiles(server.dataDir), (files) => files.length === 0);
+      expect(await server.index.instances('Import', { sopInstanceUids: [object.sopInstanceUid] })).toEqual([]);
+    }
+  });
+
   it("aborts a C-GET whose peer never answers its C-STORE sub-operation within dimse.pduTimeoutSeconds", async () => {
     const server = await start({ dimse: { pduTimeoutSeconds: 1 } });
     const object = ids('get-never-answered');
