@@ -436,9 +436,22 @@ function storedEncoding(plan: VolumePlan): NiftiEncoding | undefined {
 
 const CHUNK_BYTES = 4 << 20;
 
-/** stored × slope + intercept, as loadVolume computes it (so both give the same float32). */
-function rescaleRow(to: Float32Array, at: number, raw: PixelArray, from: number, n: number, slope: number, intercept: number): void {
-  for (let x = 0; x < n; x++) to[at + x] = raw[from + x] * slope + intercept;
+/**
+ * One plane's stored values into the output at `at`, rows reversed when asked; with `rescale`,
+ * as float32 stored × slope + intercept (as loadVolume computes it, so both give the same
+ * values). A plain function: the generator calling it is never optimised, this is.
+ */
+function copyPlane(to: OutArray, at: number, raw: PixelArray, nx: number, ny: number, flipRows: boolean, rescale: { slope: number; intercept: number } | undefined): void {
+  for (let y = 0; y < ny; y++) {
+    const from = (flipRows ? ny - 1 - y : y) * nx;
+    const o = at + y * nx;
+    if (rescale === undefined) {
+      to.set(raw.subarray(from, from + nx), o);
+      continue;
+    }
+    const { slope, intercept } = rescale;
+    for (let x = 0; x < nx; x++) to[o + x] = raw[from + x] * slope + intercept;
+  }
 }
 
 /**
@@ -483,17 +496,7 @@ async function* planChunks(plan: VolumePlan, layout: NiftiLayout, encoding: Nift
         view = typedView(chunk, encoding.datatype);
       }
       const plane = frame[layout.reversed[2] ? nz - 1 - z : z];
-      const raw = await decodePlane(plane);
-      const base = filled * nx * ny;
-      for (let y = 0; y < ny; y++) {
-        const from = (layout.reversed[1] ? ny - 1 - y : y) * nx;
-        const to = base + y * nx;
-        if (encoding.datatype === 'float32') {
-          rescaleRow(view as Float32Array, to, raw, from, nx, plane.slope, plane.intercept);
-        } else {
-          view.set(raw.subarray(from, from + nx), to);
-        }
-      }
+      copyPlane(view, filled * nx * ny, await decodePlane(plane), nx, ny, layout.reversed[1], encoding.datatype === 'float32' ? plane : undefined);
       options.onProgress?.(++done / total);
       if (++filled === slicesPerChunk) {
         yield chunk;
