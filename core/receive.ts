@@ -46,10 +46,16 @@ export interface ReceiverOptions {
   extraAttributes?: () => ReadonlyMap<number, { keyword: string; vr: string }>;
 }
 
-/** Counters for the status page; kept in memory since start. */
+/**
+ * Counters for the status page; kept in memory since start. "Received" is what came in from
+ * outside (network, import, watch folders, replication, DICOMweb STOW); objects a pipeline
+ * produced and filed are counted apart, so derived instances do not inflate what was sent.
+ */
 export class ReceiveStats {
   objectsReceived = 0;
   bytesReceived = 0;
+  objectsProduced = 0;
+  bytesProduced = 0;
   failures = 0;
   duplicates = 0;
   lastArrivalAt: string | undefined;
@@ -212,8 +218,13 @@ export class Reception {
         stats.duplicates++;
         log.info({ ...logContext, outcome: record.outcome }, 'duplicate SOP Instance UID');
       }
-      stats.objectsReceived++;
-      stats.bytesReceived += this.datasetBytes;
+      if (provenance.source === 'pipeline') {
+        stats.objectsProduced++;
+        stats.bytesProduced += this.datasetBytes;
+      } else {
+        stats.objectsReceived++;
+        stats.bytesReceived += this.datasetBytes;
+      }
       stats.lastArrivalAt = receivedAt;
       if (record.outcome === 'duplicate-rejected') {
         return { ok: false, error: dfError('DF_ERR_DUPLICATE_REJECTED', `SOP Instance ${this.incoming.sopInstanceUid} is already stored`) };

@@ -145,9 +145,10 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
   const minFree = config.storage.minFreeMegabytes * 1024 * 1024;
   // At or below, not below: with a reserve of 0 a disk with no byte free is full too (the health
   // probe said storage ok at 100 %).
-  const storeIsFull = () => freeBytes - (receiver.stats.bytesReceived - receivedAtPoll) <= minFree;
+  const bytesWritten = () => receiver.stats.bytesReceived + receiver.stats.bytesProduced;
+  const storeIsFull = () => freeBytes - (bytesWritten() - receivedAtPoll) <= minFree;
   const freeSpacePoll = setInterval(() => {
-    const received = receiver.stats.bytesReceived;
+    const received = bytesWritten();
     objects.freeBytes().then(
       (b) => {
         freeBytes = b;
@@ -303,6 +304,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
       jobs: { running: engine.runningJobs, concurrency: config.engine.concurrency },
       pool: pool.utilization(),
       received: { objects: receiver.stats.objectsReceived, bytes: receiver.stats.bytesReceived },
+      produced: { objects: receiver.stats.objectsProduced, bytes: receiver.stats.bytesProduced },
       associationsOpen: associations.open,
     }),
   });
@@ -342,6 +344,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
       duplicates: receiver.stats.duplicates,
       lastArrivalAt: receiver.stats.lastArrivalAt ?? null,
     },
+    produced: { objects: receiver.stats.objectsProduced, bytes: receiver.stats.bytesProduced },
     storage: { dataDir: config.dataDir, freeBytes, minFreeBytes: minFree, refusingNewObjects: storeIsFull() },
     watchFolders: watchFolders.map((w, i) => ({ path: config.watchFolders[i].path, ...w.stats })),
     pipelines: {
@@ -375,6 +378,8 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
       metrics: () => ({
         receivedObjects: receiver.stats.objectsReceived,
         receivedBytes: receiver.stats.bytesReceived,
+        producedObjects: receiver.stats.objectsProduced,
+        producedBytes: receiver.stats.bytesProduced,
         receiveFailures: receiver.stats.failures,
         associationsOpen: associations.open,
         associationsTotal: associations.total,

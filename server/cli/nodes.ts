@@ -30,6 +30,7 @@ export function printNodes(config: ResolvedConfig, json: boolean): void {
         processCpuPercent?: number;
         loadAverage?: number[];
         received?: { objects?: number };
+        produced?: { objects?: number };
       };
       return [
         n.name,
@@ -41,10 +42,11 @@ export function printNodes(config: ResolvedConfig, json: boolean): void {
         `${s.processCpuPercent ?? ''}%`,
         (s.loadAverage ?? []).join(' '),
         String(s.received?.objects ?? ''),
+        String(s.produced?.objects ?? ''),
         `${Math.round((now - Date.parse(n.heartbeatAt)) / 1000)} s`,
       ];
     });
-    printTable(['node', 'state', 'host', 'dicom', 'jobs', 'pool', 'cpu', 'load', 'received', 'heartbeat'], rows);
+    printTable(['node', 'state', 'host', 'dicom', 'jobs', 'pool', 'cpu', 'load', 'received', 'produced', 'heartbeat'], rows);
     const queued = Object.entries(queue.queuedByPipeline).map(([p, n]) => `${p} ${n}`).join(', ');
     console.log(`jobs: ${queue.counts.queued} queued${queued ? ` (${queued})` : ''}, ${queue.counts.running} running, ${queue.counts.failed} failed`);
   } finally {

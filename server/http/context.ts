@@ -18,6 +18,9 @@ export interface StatusSource {
 export interface MetricsSource {
   receivedObjects: number;
   receivedBytes: number;
+  /** Objects pipelines produced and filed (not counted as received). */
+  producedObjects: number;
+  producedBytes: number;
   receiveFailures: number;
   associationsOpen: number;
   associationsTotal: number;

@@ -63,6 +63,21 @@ describe.skipIf(!hasTool('storescu') || !hasTool('storescp'))('seed: de-identify
     expect(table.filter((r) => r.status === 'refused')).toHaveLength(1); // the secondary capture
     const emitted = deid.outputs.filter((o) => o.kind === 'instance').map((o) => o.sopInstanceUid!);
     expect(emitted).toHaveLength(pet.files.length + ct.files.length);
+    // "Received" is what the scanner sent; the de-identified copies are counted as produced,
+    // in the status, the node's heartbeat row and Prometheus alike.
+    const sentCount = pet.files.length + ct.files.length + sc.files.length;
+    const status = await fetch(`http://127.0.0.1:${s.httpPort}/api/status`, { headers: { authorization: `Bearer ${s.adminToken}` } }).then((r) => r.json());
+    expect(status.received.objects).toBe(sentCount);
+    expect(status.produced.objects).toBe(emitted.length);
+    const selfRow = async () => {
+      const st = await fetch(`http://127.0.0.1:${s.httpPort}/api/status`, { headers: { authorization: `Bearer ${s.adminToken}` } }).then((r) => r.json());
+      return st.cluster.nodes.find((n: { self: boolean }) => n.self)?.status;
+    };
+    await expect.poll(async () => (await selfRow())?.produced?.objects, { timeout: 30_000, interval: 200 }).toBe(emitted.length);
+    expect((await selfRow()).received.objects).toBe(sentCount);
+    const metrics = await fetch(`http://127.0.0.1:${s.httpPort}/api/metrics`, { headers: { authorization: `Bearer ${s.adminToken}` } }).then((r) => r.text());
+    expect(metrics).toMatch(new RegExp(`^dicomflow_received_objects_total ${sentCount}$`, 'm'));
+    expect(metrics).toMatch(new RegExp(`^dicomflow_produced_objects_total ${emitted.length}$`, 'm'));
 
     // The research node has exactly the de-identified copies, and nothing of the patient.
     const received = fs.readdirSync(research.dir).filter((n) => !n.startsWith('.')).map((n) => path.join(research.dir, n));

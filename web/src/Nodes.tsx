@@ -50,6 +50,7 @@ export function Nodes({ status }: { status?: Record<string, any> }) {
             <th>Load average</th>
             <th>Memory</th>
             <th>Received</th>
+            <th title="Objects pipelines produced and filed">Produced</th>
             <th>Heartbeat</th>
           </tr>
         </thead>
@@ -78,6 +79,7 @@ export function Nodes({ status }: { status?: Record<string, any> }) {
                 </td>
                 <td>{r.rssBytes === undefined ? '—' : bytes(r.rssBytes)}</td>
                 <td>{r.received ? `${r.received.objects} objects` : '—'}</td>
+                <td>{r.produced ? `${r.produced.objects} objects` : '—'}</td>
                 <td title={n.heartbeatAt}>{age((serverNow - Date.parse(n.heartbeatAt)) / 1000)} ago</td>
               </tr>
             );

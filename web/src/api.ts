@@ -99,6 +99,8 @@ export interface NodeReport {
   jobs?: { running: number; concurrency: number };
   pool?: { threads: number; running: number; queued: number; utilization: number };
   received?: { objects: number; bytes: number };
+  /** Objects pipelines produced and filed (not counted as received). */
+  produced?: { objects: number; bytes: number };
   associationsOpen?: number;
 }
 

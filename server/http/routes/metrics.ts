@@ -24,8 +24,14 @@ export async function metricsRoutes(app: FastifyInstance, deps: HttpDeps): Promi
         this.inc(read());
       },
     });
-  fromSource('dicomflow_received_objects_total', 'Objects received and acknowledged (all sources of this process).', () => figures().receivedObjects);
+  fromSource(
+    'dicomflow_received_objects_total',
+    'Objects received and acknowledged from outside (network, import, watch folders, replication, DICOMweb STOW); not those pipelines produced.',
+    () => figures().receivedObjects,
+  );
   fromSource('dicomflow_received_bytes_total', 'Dataset bytes of the objects received.', () => figures().receivedBytes);
+  fromSource('dicomflow_produced_objects_total', 'Objects pipelines produced and filed into a database (derived instances).', () => figures().producedObjects);
+  fromSource('dicomflow_produced_bytes_total', 'Dataset bytes of the objects pipelines produced.', () => figures().producedBytes);
   fromSource('dicomflow_receive_failures_total', 'Objects refused or failed while receiving.', () => figures().receiveFailures);
   fromSource('dicomflow_associations_total', 'DICOM associations accepted since start.', () => figures().associationsTotal);
   new Gauge({
