@@ -222,7 +222,13 @@ describe('motion-correction on a dynamic brain phantom with known motion', () =>
     expect(csv).toHaveLength(10);
     const png = fs.readFileSync(path.join(jobDir, 'outputs', 'motion.png'));
     expect(png.subarray(1, 4).toString('latin1')).toBe('PNG');
-    expect(fs.readFileSync(path.join(jobDir, 'outputs', 'motion.svg'), 'utf8')).toMatch(/^<svg/);
+    const svg = fs.readFileSync(path.join(jobDir, 'outputs', 'motion.svg'), 'utf8');
+    expect(svg).toMatch(/^<svg/);
+    // Time in minutes for a 27 min series, units on the y axes, no raw field names.
+    expect(svg).toContain('Frame midpoint (min)');
+    expect(svg).toContain('Translation (mm)');
+    expect(svg).toContain('Rotation (°)');
+    expect(svg).not.toMatch(/txMm|rxDeg|Mm\b/);
     expect(outputs.some((o) => o.kind === 'table' && o.name === 'motion' && o.rows?.length === 9)).toBe(true);
   });
 

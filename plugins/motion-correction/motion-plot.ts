@@ -3,7 +3,8 @@ import { lineChartPng, lineChartSvg } from '../../core/plot/line-chart.ts';
 
 /**
  * The six motion parameters over time, with the shared line chart: translations (mm) above,
- * rotations (degrees) below, one line per axis at each frame's midpoint, stacked into one SVG.
+ * rotations (degrees) below, one line per axis at each frame's midpoint (s, or min past 10 min),
+ * stacked into one SVG.
  * The PNG is sharp's rendering of the same SVG.
  */
 export interface MotionPoint {
@@ -17,11 +18,13 @@ const PANEL_HEIGHT = 380;
 const AXES = ['x (L)', 'y (P)', 'z (S)'];
 
 export function motionPlotSvg(points: readonly MotionPoint[], title: string): string {
-  const x = points.map((p) => p.midSec);
+  // Minutes once the series is longer than 10 min (a dynamic FDG scan), seconds below.
+  const inMinutes = Math.max(0, ...points.map((p) => p.midSec)) > 600;
+  const x = points.map((p) => (inMinutes ? p.midSec / 60 : p.midSec));
   const panel = (label: string, values: (p: MotionPoint) => number[], panelTitle?: string): string =>
     lineChartSvg({
       ...(panelTitle === undefined ? {} : { title: panelTitle }),
-      xLabel: 'Frame midpoint (s)',
+      xLabel: inMinutes ? 'Frame midpoint (min)' : 'Frame midpoint (s)',
       yLabel: label,
       width: WIDTH,
       height: PANEL_HEIGHT,
