@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openIndexDatabase } from '../../core/store/sql/open.ts';
 import { ctSeries, type BuiltSeries } from '../fixtures/builder.ts';
 import { storescu } from '../helpers/dcmtk.ts';
 import { freePort } from '../helpers/net.ts';
@@ -114,7 +115,9 @@ describe('dicomflow CLI through the HTTP API', () => {
   it('without a running server, jobs and job read the data directory and run says no server answers', async () => {
     const dataDir = tempDir();
     const closedPort = await freePort();
-    // A server that stopped without removing its file (kill -9): its pid is gone.
+    // A server ran here (its index is there) and stopped without removing its file (kill -9):
+    // its pid is gone.
+    openIndexDatabase({ dataDir }).close();
     fs.writeFileSync(path.join(dataDir, 'server.json'), JSON.stringify({ pid: 2 ** 22 + 12345, httpPort: closedPort, httpHost: '127.0.0.1' }));
     const listed = await dicomflow(['jobs', '--data', dataDir, '--json']);
     expect(listed).toMatchObject({ code: 0 });
