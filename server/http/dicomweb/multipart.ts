@@ -21,20 +21,49 @@ export function newBoundary(): string {
   return `dicomflow-${randomBytes(12).toString('hex')}`;
 }
 
+/** Files up to this size are read whole, in one go; larger ones are streamed in chunks. */
+const WHOLE_FILE_MAX_BYTES = 8 * 1024 * 1024;
+
+async function readIfSmall(file: string): Promise<Buffer | undefined> {
+  const handle = await fs.promises.open(file, 'r');
+  try {
+    const { size } = await handle.stat();
+    return size <= WHOLE_FILE_MAX_BYTES ? await handle.readFile() : undefined;
+  } finally {
+    await handle.close();
+  }
+}
+
 /**
  * The body of a multipart/related reply. Parts come from an async iterable so that a study is
- * read (or transcoded) one instance at a time, as the client takes the bytes.
+ * read (or transcoded) one instance at a time, as the client takes the bytes; the next part is
+ * read while the current one is sent, so the disk's latency is hidden behind the network's.
+ * At most two files of up to 8 MiB are in memory at a time; a larger file is streamed.
  */
 export function multipartBody(boundary: string, parts: AsyncIterable<OutgoingPart>): Readable {
+  const iterator = parts[Symbol.asyncIterator]();
+  const prepare = async (): Promise<{ part: OutgoingPart; bytes: Uint8Array | undefined } | undefined> => {
+    const next = await iterator.next();
+    if (next.done) return undefined;
+    const part = next.value;
+    return { part, bytes: part.bytes ?? (part.file ? await readIfSmall(part.file) : undefined) };
+  };
   return Readable.from(
     (async function* () {
-      for await (const part of parts) {
+      let ahead = prepare();
+      for (;;) {
+        const current = await ahead;
+        if (!current) break;
+        ahead = prepare();
+        // Awaited on the next turn; until then its failure must not count as unhandled.
+        ahead.catch(() => {});
+        const { part, bytes } = current;
         let head = `--${boundary}\r\nContent-Type: ${part.contentType}\r\n`;
         for (const [name, value] of Object.entries(part.headers ?? {})) head += `${name}: ${value}\r\n`;
-        if (part.bytes) head += `Content-Length: ${part.bytes.byteLength}\r\n`;
+        if (bytes) head += `Content-Length: ${bytes.byteLength}\r\n`;
         yield Buffer.from(`${head}\r\n`, 'latin1');
-        if (part.bytes) yield Buffer.from(part.bytes.buffer, part.bytes.byteOffset, part.bytes.byteLength);
-        else if (part.file) yield* fs.createReadStream(part.file, { highWaterMark: 256 * 1024 });
+        if (bytes) yield Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+        else if (part.file) yield* fs.createReadStream(part.file, { highWaterMark: 1024 * 1024 });
         yield Buffer.from('\r\n', 'latin1');
       }
       yield Buffer.from(`--${boundary}--\r\n`, 'latin1');

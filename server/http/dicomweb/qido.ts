@@ -78,6 +78,7 @@ export function search(source: QuerySource, request: QidoRequest): QidoResult {
   if (fuzzy !== undefined && fuzzy !== 'false' && fuzzy !== 'true') throw dfError('DF_ERR_QUERY_INVALID', `fuzzymatching must be true or false, not ${JSON.stringify(fuzzy)}`);
   // PS3.18 8.3.4.6: a server without fuzzy matching matches exactly and says so.
   if (fuzzy === 'true') warnings.push('fuzzymatching is not supported; person names were matched literally');
+  if (query.orderby !== undefined) warnings.push('orderby is not supported; matches are in index order');
 
   const identifier: Record<string, string> = { QueryRetrieveLevel: level };
   const returnKeys = new Set<string>();
