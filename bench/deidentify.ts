@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import type { EngineServices } from '../core/jobs/services.ts';
 import { createStepContext } from '../core/jobs/step-context.ts';
 import type { StepInput } from '../core/plugin.ts';
 import { PluginRegistry } from '../core/plugin-registry.ts';
@@ -56,13 +57,13 @@ export async function main(args: string[]): Promise<number> {
     const options = {};
     registered.validateOptions(options);
     const inputs: StepInput[] = ct.files.map((file, i) => ({ arrivalId: `a${i}`, objectId: `o${i}`, path: file, sopClassUid: ct.sopClassUid, sopInstanceUid: ct.sopInstanceUids[i], studyInstanceUid: ct.studyInstanceUid, attributes: {}, source: 'bench', receivedAt: new Date().toISOString() }));
-    const services = { pseudonyms: new SqlPseudonyms(db) };
+    const services = { pseudonyms: new SqlPseudonyms(db) } as unknown as EngineServices;
     let n = 0;
     const dicomflowRun = async (): Promise<number> => {
       const jobDir = path.join(work, 'jobs', String(n++));
       const signal = new AbortController().signal;
       const { ctx, effects } = createStepContext(
-        { job: { id: `bench-${n}`, pipeline: 'bench', attempt: 1, trigger: { on: 'study', callingAeTitles: [], peerAddresses: [] } }, step: { id: 'deidentify', index: 0 }, inputs, previousOutputs: [], scratchDir: path.join(jobDir, 'scratch'), outputDir: path.join(jobDir, 'outputs') },
+        { job: { id: `bench-${n}`, pipeline: 'bench', pipelineVersion: '0123456789abcdef', database: 'default', attempt: 1, trigger: { on: 'study', callingAeTitles: [], peerAddresses: [] } }, node: { name: 'test-node' }, step: { id: 'deidentify', index: 0 }, inputs, previousOutputs: [], scratchDir: path.join(jobDir, 'scratch'), outputDir: path.join(jobDir, 'outputs') },
         signal,
         () => {},
         undefined,

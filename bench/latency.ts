@@ -356,7 +356,7 @@ async function phaseTwo(root: string, step: 'filter' | 'store', sends: number, b
  */
 async function burnReferenceMs(burnSize: number): Promise<number> {
   const seed = {
-    job: { id: 'reference', pipeline: 'reference', attempt: 1, trigger: { on: 'manual' as const, callingAeTitles: [], peerAddresses: [] } },
+    job: { id: 'reference', pipeline: 'reference', pipelineVersion: '0123456789abcdef', database: 'default', attempt: 1, trigger: { on: 'manual' as const, callingAeTitles: [], peerAddresses: [] } }, node: { name: 'test-node' },
     step: { id: 'burn', index: 0 },
     inputs: [],
     previousOutputs: [],

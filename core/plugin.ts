@@ -1,4 +1,5 @@
 import type { FromSchema, JSONSchema } from 'json-schema-to-ts';
+import type { EngineServices } from './jobs/services.ts';
 
 /**
  * The plugin contract: a step is a plain object (no base class, no registration at import).
@@ -57,6 +58,13 @@ export interface StepLogger {
 export interface JobInfo {
   id: string;
   pipeline: string;
+  /** The pipeline version this job runs: the content hash of the definition it was queued with. */
+  pipelineVersion: string;
+  /**
+   * The database the job works on: the one its inputs were addressed to (the first input that
+   * names one), else the configured default database.
+   */
+  database: string;
   attempt: number;
   /** What fired the job: the level and UID for grouped triggers, and who contributed. */
   trigger: {
@@ -67,8 +75,14 @@ export interface JobInfo {
   };
 }
 
+/** The dicomflow node running the step (cluster.nodeName; one node on SQLite). */
+export interface NodeInfo {
+  name: string;
+}
+
 export interface StepContext {
   job: JobInfo;
+  node: NodeInfo;
   step: { id: string; index: number };
   /** The instances this step works on (earlier filter steps may have narrowed them). */
   inputs: StepInput[];
@@ -91,7 +105,7 @@ export interface StepContext {
   /** End the pipeline here, successfully (nothing left to do). */
   stopPipeline(reason: string): void;
   /** Main-thread steps only: the engine's services (stores). Undefined in workers. */
-  services?: unknown;
+  services?: EngineServices;
   /**
    * Runs `exportName` of the module at `moduleUrl` (a file URL) with `arg` and resolves with its
    * result: parallel work inside one step (the frames of a series). A main-thread step with
@@ -101,7 +115,7 @@ export interface StepContext {
    * typed arrays in `arg` are moved when listed in `transferList`, and those in the result (top
    * level, or one level down in an array or object) are moved back.
    */
-  runTask<R = unknown>(moduleUrl: string, exportName: string, arg: unknown, options?: { transferList?: Transferable[] }): Promise<R>;
+  runTask<R = unknown, A = unknown>(moduleUrl: string, exportName: string, arg: A, options?: { transferList?: Transferable[] }): Promise<R>;
 }
 
 /** How a step's runTask calls reach a thread. */

@@ -125,8 +125,6 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
   const ownFolder = clustered ? nodeName : undefined;
   const leaseMs = config.cluster.leaseSeconds * 1000;
   log = log.child({ node: nodeName });
-  // Named in the file-set locks the dicomdir step takes (plugins/dicomdir/lock.ts), for operators.
-  process.env.DF_NODE_NAME ??= nodeName;
   const objects = new ObjectStore(path.join(config.dataDir, 'storage'), { node: ownFolder });
   const removed = objects.removeIncoming();
   if (removed > 0) log.warn({ removed }, 'removed half-received objects left by an interrupted run (never acknowledged)');

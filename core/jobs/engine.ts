@@ -7,6 +7,7 @@ import type { PipelineSet } from '../pipeline/pipeline-set.ts';
 import type { ArrivalRecord } from '../store/index-store.ts';
 import type { ArrivalScope, GroupJoin, JobRecord, JobStore, NewJob } from './job-store.ts';
 import { PipelineVersions, type RerunVersion } from './pipeline-versions.ts';
+import type { EngineServices } from './services.ts';
 import { runJob, type JobOutcome, type RunJobDeps, type StepPool } from './run-job.ts';
 
 export interface EngineOptions {
@@ -28,7 +29,7 @@ export interface EngineOptions {
   concurrency: number;
   /** Threads of the step pool; jobs with worker steps get a lane of twice that. */
   workerThreads: number;
-  services: unknown;
+  services: EngineServices;
   storeEmittedInstance: RunJobDeps['storeEmittedInstance'];
   objectPath: RunJobDeps['objectPath'];
   /** Deletes the files of released objects nothing needs any more. */
@@ -405,6 +406,7 @@ export class Engine extends EventEmitter<EngineEvents> {
         jobsDir: this.o.jobsDir,
         log,
         services: this.o.services,
+        node: this.nodeId,
         storeEmittedInstance: this.o.storeEmittedInstance,
         objectPath: this.o.objectPath,
         onProgress: (j, progress, message) => this.progress(j.id, progress, message),

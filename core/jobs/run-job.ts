@@ -6,6 +6,7 @@ import { dfError, isDfError, type DfError } from '../errors.ts';
 import type { LoadedPipeline, ResolvedStep } from '../pipeline/load.ts';
 import type { StepInput, StepOutput } from '../plugin.ts';
 import type { JobRecord, JobStore } from './job-store.ts';
+import type { EngineServices } from './services.ts';
 import { createStepContext, type StepContextSeed, type StepEffects } from './step-context.ts';
 
 /** Runs worker steps: implemented by the piscina pool in workers/pool.ts. */
@@ -23,7 +24,9 @@ export interface RunJobDeps {
   pool: StepPool;
   jobsDir: string;
   log: Logger;
-  services: unknown;
+  services: EngineServices;
+  /** This node's name (ctx.node.name). */
+  node: string;
   /** The absolute path of an object from its path relative to the object store. */
   objectPath(relative: string): string;
   /** Stores an instance a step emitted as pipeline output; returns its SOP Instance UID. */
@@ -47,6 +50,7 @@ export async function runJob(job: JobRecord, pipeline: LoadedPipeline, cancel: A
   const jobDir = path.join(deps.jobsDir, job.id);
   const outputDir = path.join(jobDir, 'outputs');
   const steps = pipeline.steps;
+  const database = inputs.find((i) => i.database)?.database ?? deps.services.defaultDatabase;
   for (const step of steps) {
     if (cancel.aborted) return { status: 'cancelled' };
     const scratchDir = path.join(jobDir, 'scratch', `${job.attempts}-${step.index}-${step.id}`);
@@ -60,9 +64,12 @@ export async function runJob(job: JobRecord, pipeline: LoadedPipeline, cancel: A
       job: {
         id: job.id,
         pipeline: job.pipeline,
+        pipelineVersion: pipeline.hash,
+        database,
         attempt: job.attempts,
         trigger: { on: job.triggerOn, uid: job.triggerUid, ...job.contributors },
       },
+      node: { name: deps.node },
       step: { id: step.id, index: step.index },
       inputs,
       previousOutputs: [...previousOutputs],

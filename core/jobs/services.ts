@@ -20,7 +20,8 @@ export interface EngineServices {
   pseudonyms?: PseudonymStore;
 }
 
-export function engineServices(services: unknown): EngineServices {
+/** ctx.services, or a clear error when the step ran in a worker (which gets none). */
+export function engineServices(services: EngineServices | undefined): EngineServices {
   if (!services) throw new Error('this step must run on the main thread (runsIn: "main")');
-  return services as EngineServices;
+  return services;
 }

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
-import type { JobInfo, StepContext, StepInput, StepLogger, StepOutput, TaskRunner } from '../plugin.ts';
+import type { JobInfo, NodeInfo, StepContext, StepInput, StepLogger, StepOutput, TaskRunner } from '../plugin.ts';
+import type { EngineServices } from './services.ts';
 import type { StepLogLine } from './job-store.ts';
 
 // A step's log is kept with the job; cap it so a chatty step cannot bloat the database.
@@ -16,6 +17,7 @@ export interface StepEffects {
 
 export interface StepContextSeed {
   job: JobInfo;
+  node: NodeInfo;
   step: { id: string; index: number };
   inputs: StepInput[];
   previousOutputs: StepOutput[];
@@ -32,7 +34,7 @@ export function createStepContext(
   signal: AbortSignal,
   onProgress: (fraction: number, message?: string) => void,
   onLog?: (line: StepLogLine) => void,
-  services?: unknown,
+  services?: EngineServices,
   runTask: TaskRunner = runTaskInline,
 ): { ctx: StepContext; effects: StepEffects } {
   const effects: StepEffects = { log: [], outputs: [] };
@@ -52,6 +54,7 @@ export function createStepContext(
   const outputDir = lazyDir(seed.outputDir);
   const ctx: StepContext = {
     job: seed.job,
+    node: seed.node,
     step: seed.step,
     inputs: seed.inputs,
     previousOutputs: seed.previousOutputs,
@@ -74,7 +77,7 @@ export function createStepContext(
       effects.stopReason = reason;
     },
     services,
-    runTask: async <R>(moduleUrl: string, exportName: string, arg: unknown, options?: { transferList?: Transferable[] }) => {
+    runTask: async <R, A>(moduleUrl: string, exportName: string, arg: A, options?: { transferList?: Transferable[] }) => {
       signal.throwIfAborted();
       return (await runTask({ moduleUrl, exportName, arg }, options?.transferList ?? [])) as R;
     },

@@ -72,7 +72,7 @@ beforeAll(async () => {
 function seed(name: string, inputs: StepInput[]): StepContextSeed {
   const jobDir = path.join(root, 'jobs', name);
   return {
-    job: { id: name, pipeline: 'images', attempt: 1, trigger: { on: 'series', callingAeTitles: [], peerAddresses: [] } },
+    job: { id: name, pipeline: 'images', pipelineVersion: '0123456789abcdef', database: 'default', attempt: 1, trigger: { on: 'series', callingAeTitles: [], peerAddresses: [] } }, node: { name: 'test-node' },
     step: { id: 'convert-image', index: 0 },
     inputs,
     previousOutputs: [],

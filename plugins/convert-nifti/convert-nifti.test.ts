@@ -40,7 +40,7 @@ function stepInputs(series: BuiltSeries): StepInput[] {
 function seed(name: string, inputs: StepInput[]): StepContextSeed {
   const jobDir = path.join(root, 'jobs', name);
   return {
-    job: { id: name, pipeline: 'nifti', attempt: 1, trigger: { on: 'series', callingAeTitles: [], peerAddresses: [] } },
+    job: { id: name, pipeline: 'nifti', pipelineVersion: '0123456789abcdef', database: 'default', attempt: 1, trigger: { on: 'series', callingAeTitles: [], peerAddresses: [] } }, node: { name: 'test-node' },
     step: { id: 'convert-nifti', index: 0 },
     inputs,
     previousOutputs: [],

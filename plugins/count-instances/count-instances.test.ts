@@ -50,7 +50,7 @@ beforeAll(async () => {
 function seed(name: string): StepContextSeed {
   const jobDir = path.join(root, 'jobs', name);
   return {
-    job: { id: name, pipeline: 'count', attempt: 1, trigger: { on: 'study', uid: ct.studyInstanceUid, callingAeTitles: ['MODALITY'], peerAddresses: [] } },
+    job: { id: name, pipeline: 'count', pipelineVersion: '0123456789abcdef', database: 'default', attempt: 1, trigger: { on: 'study', uid: ct.studyInstanceUid, callingAeTitles: ['MODALITY'], peerAddresses: [] } }, node: { name: 'test-node' },
     step: { id: 'count-instances', index: 0 },
     inputs,
     previousOutputs: [],

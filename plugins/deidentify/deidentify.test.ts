@@ -4,6 +4,7 @@ import path from 'node:path';
 import dcmjs from 'dcmjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isDfError } from '../../core/errors.ts';
+import type { EngineServices } from '../../core/jobs/services.ts';
 import { createStepContext, type StepContextSeed } from '../../core/jobs/step-context.ts';
 import type { StepInput, StepOutput } from '../../core/plugin.ts';
 import { PluginRegistry, type RegisteredPlugin } from '../../core/plugin-registry.ts';
@@ -45,7 +46,7 @@ const empty = (d: Record<string, any>, tag: string) => (d[tag]?.Value ?? []).eve
 function seed(name: string, inputs: StepInput[], previousOutputs: StepOutput[] = []): StepContextSeed {
   const jobDir = path.join(root, 'jobs', name);
   return {
-    job: { id: name, pipeline: 'research', attempt: 1, trigger: { on: 'study', callingAeTitles: ['SCANNER'], peerAddresses: [] } },
+    job: { id: name, pipeline: 'research', pipelineVersion: '0123456789abcdef', database: 'default', attempt: 1, trigger: { on: 'study', callingAeTitles: ['SCANNER'], peerAddresses: [] } }, node: { name: 'test-node' },
     step: { id: 'deidentify', index: 0 },
     inputs,
     previousOutputs,
@@ -61,7 +62,7 @@ function optionsFor(r: RegisteredPlugin, given: Record<string, unknown>): any {
 }
 
 async function deidentify(name: string, inputs: StepInput[], given: Record<string, unknown> = {}) {
-  const { ctx, effects } = createStepContext(seed(name, inputs), new AbortController().signal, () => {}, undefined, { pseudonyms });
+  const { ctx, effects } = createStepContext(seed(name, inputs), new AbortController().signal, () => {}, undefined, { pseudonyms } as unknown as EngineServices);
   await plugin.run(ctx, optionsFor(registered, given));
   return effects;
 }

@@ -402,7 +402,7 @@ describe('the DICOMDIR', () => {
 function seed(name: string, inputs: StepInput[]): StepContextSeed {
   const jobDir = path.join(tmp, 'jobs', name);
   return {
-    job: { id: name, pipeline: 'dicomdir', attempt: 1, trigger: { on: 'instance', callingAeTitles: ['MODALITY'], peerAddresses: [] } },
+    job: { id: name, pipeline: 'dicomdir', pipelineVersion: '0123456789abcdef', database: 'default', attempt: 1, trigger: { on: 'instance', callingAeTitles: ['MODALITY'], peerAddresses: [] } }, node: { name: 'test-node' },
     step: { id: 'dicomdir', index: 0 },
     inputs,
     previousOutputs: [],

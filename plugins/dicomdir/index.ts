@@ -112,7 +112,7 @@ async function commit(root: string, batch: Request[]): Promise<void> {
   };
   let release: (() => Promise<void>) | undefined;
   try {
-    release = await acquireLock(root, dropAborted, (message) => open().forEach((r) => r.ctx.log.warn(message)));
+    release = await acquireLock(root, dropAborted, (message) => open().forEach((r) => r.ctx.log.warn(message)), batch[0]?.ctx.node.name);
     if (release) {
       let fileSet = await loadFileSet(root);
       const tmpDir = path.join(root, TMP);

@@ -38,9 +38,10 @@ describe('file-set lock lease', () => {
   it('takes over a lock of another host whose lease ran out', async () => {
     const { root, lock } = freshRoot();
     foreignLock(lock, 10 * LEASE_MS);
-    const release = await acquireLock(root, () => true, () => undefined);
+    const release = await acquireLock(root, () => true, () => undefined, 'node-a');
     expect(release).toBeDefined();
-    expect(JSON.parse(fs.readFileSync(lock, 'utf8'))).toMatchObject({ pid: process.pid, hostname: os.hostname() });
+    // The node comes from the step context (ctx.node.name), not from the environment.
+    expect(JSON.parse(fs.readFileSync(lock, 'utf8'))).toMatchObject({ pid: process.pid, hostname: os.hostname(), node: 'node-a' });
     await release!();
     expect(fs.existsSync(lock)).toBe(false);
     // Nothing left beside it: the stale lock moved aside was removed.

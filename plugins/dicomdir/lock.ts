@@ -19,7 +19,7 @@ interface LockOwner {
   pid: number;
   hostname: string;
   bootId?: string;
-  /** The dicomflow node, when DF_NODE_NAME names it: tells the holder apart in a cluster. */
+  /** The dicomflow node (the step context's node name): tells the holder apart in a cluster. */
   node?: string;
   since: string;
   /** The holder's lease: waiters honour it, whatever their own. */
@@ -57,13 +57,18 @@ function currentBootId(): string | undefined {
  * or undefined when nobody wants it any more. The release rejects when the lock was taken over
  * meanwhile (the holder went longer than its lease without renewing it).
  */
-export async function acquireLock(root: string, wanted: () => boolean, warn: (message: string) => void): Promise<(() => Promise<void>) | undefined> {
+export async function acquireLock(
+  root: string,
+  wanted: () => boolean,
+  warn: (message: string) => void,
+  node?: string,
+): Promise<(() => Promise<void>) | undefined> {
   const file = path.join(root, LOCK_FILE);
   const me: LockOwner = {
     pid: process.pid,
     hostname: os.hostname(),
     bootId: currentBootId(),
-    node: process.env.DF_NODE_NAME || undefined,
+    node,
     since: new Date().toISOString(),
     leaseMs,
   };

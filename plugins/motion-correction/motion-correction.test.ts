@@ -143,7 +143,7 @@ describe('motion-correction on a dynamic brain phantom with known motion', () =>
       receivedAt: new Date().toISOString(),
     }));
     const seed: StepContextSeed = {
-      job: { id: 'job-motion', pipeline: 'moco', attempt: 1, trigger: { on: 'series', uid: series.seriesInstanceUid, callingAeTitles: [], peerAddresses: [] } },
+      job: { id: 'job-motion', pipeline: 'moco', pipelineVersion: '0123456789abcdef', database: 'default', attempt: 1, trigger: { on: 'series', uid: series.seriesInstanceUid, callingAeTitles: [], peerAddresses: [] } }, node: { name: 'test-node' },
       step: { id: 'motion-correction', index: 0 },
       inputs,
       previousOutputs: [],

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EngineServices } from '../../core/jobs/services.ts';
 import { createStepContext, type StepContextSeed } from '../../core/jobs/step-context.ts';
 import { loadPipeline } from '../../core/pipeline/load.ts';
 import type { StepInput, StepOutput } from '../../core/plugin.ts';
@@ -65,7 +66,7 @@ function inputsOf(series: BuiltSeries, description: string): StepInput[] {
 function seed(name: string, inputs: StepInput[], previousOutputs: StepOutput[] = [], index = 1): StepContextSeed {
   const jobDir = path.join(root, 'jobs', name);
   return {
-    job: { id: `job-${name}`, pipeline: 'sc-print', attempt: 1, trigger: { on: 'series', callingAeTitles: [], peerAddresses: [] } },
+    job: { id: `job-${name}`, pipeline: 'sc-print', pipelineVersion: '0123456789abcdef', database: 'default', attempt: 1, trigger: { on: 'series', callingAeTitles: [], peerAddresses: [] } }, node: { name: 'test-node' },
     step: { id: index === 0 ? 'convert-image' : 'print-report', index },
     inputs,
     previousOutputs,
@@ -88,7 +89,7 @@ async function convertStep(name: string, inputs: StepInput[], folder: string): P
 }
 
 async function printStep(name: string, inputs: StepInput[], previous: StepOutput[], given: Record<string, unknown>) {
-  const services = { printers: printer ? [{ name: 'ward-printer', uri: printer.uri }, { name: 'nowhere', uri: 'ipp://127.0.0.1:9/ipp/print' }] : [] };
+  const services = { printers: printer ? [{ name: 'ward-printer', uri: printer.uri }, { name: 'nowhere', uri: 'ipp://127.0.0.1:9/ipp/print' }] : [] } as unknown as EngineServices;
   const { ctx, effects } = createStepContext(seed(name, inputs, previous), new AbortController().signal, () => {}, undefined, services);
   await plugin.run(ctx, options(registered, given));
   return effects;

@@ -48,7 +48,7 @@ function services(): EngineServices {
 
 function seed(jobId: string): StepContextSeed {
   return {
-    job: { id: jobId, pipeline: 'forward', attempt: 1, trigger: { on: 'instance', callingAeTitles: [], peerAddresses: [] } },
+    job: { id: jobId, pipeline: 'forward', pipelineVersion: '0123456789abcdef', database: 'default', attempt: 1, trigger: { on: 'instance', callingAeTitles: [], peerAddresses: [] } }, node: { name: 'test-node' },
     step: { id: 'route', index: 0 },
     inputs,
     previousOutputs: [],

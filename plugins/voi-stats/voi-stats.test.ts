@@ -52,7 +52,7 @@ beforeAll(async () => {
 function seed(name: string, inputs: StepInput[], previousOutputs: StepOutput[] = []): StepContextSeed {
   const jobDir = path.join(root, 'jobs', name);
   return {
-    job: { id: name, pipeline: 'dynamic-pet', attempt: 1, trigger: { on: 'series', uid: pet.seriesInstanceUid, callingAeTitles: ['SCANNER'], peerAddresses: [] } },
+    job: { id: name, pipeline: 'dynamic-pet', pipelineVersion: '0123456789abcdef', database: 'default', attempt: 1, trigger: { on: 'series', uid: pet.seriesInstanceUid, callingAeTitles: ['SCANNER'], peerAddresses: [] } }, node: { name: 'test-node' },
     step: { id: 'voi-stats', index: 0 },
     inputs,
     previousOutputs,
