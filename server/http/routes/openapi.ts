@@ -12,7 +12,7 @@ export const openapiOptions: FastifyDynamicSwaggerOptions = {
       title: 'dicomflow HTTP API',
       version,
       description:
-        'Every /api route but /api/health needs `Authorization: Bearer <token>`. Errors are `{ code, message }` with stable DF_ERR_* codes (docs/errors.md); requests with unknown properties are refused (DF_ERR_REQUEST_INVALID).',
+        "Every route but /api/health and the web page's files needs `Authorization: Bearer <token>`, decided on the matched route. Errors are `{ code, message }` with stable DF_ERR_* codes (docs/errors.md); requests with unknown properties are refused (DF_ERR_REQUEST_INVALID).",
     },
     components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A token from `dicomflow token create --user NAME`, or <dataDir>/admin-token.' } } },
     security: [{ bearer: [] }],
