@@ -187,4 +187,46 @@ describe('several nodes on one PostgreSQL index', () => {
       { attempt: 2, status: 'succeeded' },
     ]);
   });
+
+  it('a job taken over by another node runs the pipeline version it was queued with, though that node loaded an edit', async () => {
+    const gate = path.join(tempDir(), 'open');
+    const versioned = (name: string) => ({
+      name: 'versioned',
+      trigger: { on: 'instance' },
+      retry: { maxAttempts: 1 },
+      steps: [{ plugin: 'test-writes-file', options: { name } }, { plugin: 'test-waits-for-file', options: { path: gate } }],
+    });
+    const { dataDir, nodes, db } = await cluster([versioned('v1.txt')], ['node-a', 'node-b']);
+    const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
+    expect((await send(nodes[0].dicomPort, ct.files)).code).toBe(0);
+    // Waiting at the gate: its first step wrote v1.txt.
+    const running = await until(
+      'the job to wait at the gate',
+      () => db.prepare("SELECT j.id, j.lease_owner, j.pipeline_hash FROM jobs j JOIN job_steps s ON s.job_id = j.id AND s.attempt = 1 AND s.step_index = 0 WHERE j.status = 'running' AND s.status = 'succeeded'").get(),
+      20_000,
+    );
+    const victim = nodes.find((n) => n.name === running.lease_owner)!;
+    const survivor = nodes.find((n) => n !== victim)!;
+    const { pipelinesDir } = JSON.parse(fs.readFileSync(survivor.config, 'utf8')) as { pipelinesDir: string };
+    fs.writeFileSync(path.join(pipelinesDir, 'versioned.json'), JSON.stringify(versioned('v2.txt')));
+    // The node that takes the job over has the edit loaded before it can take it.
+    const token = fs.readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
+    const loadedThere = async () => {
+      const res = await fetch(`http://127.0.0.1:${survivor.httpPort}/api/pipelines/versioned`, { headers: { authorization: `Bearer ${token}` } });
+      return ((await res.json()) as { definition: { steps: { options: { name: string } }[] } }).definition.steps[0].options.name;
+    };
+    for (const end = Date.now() + 20_000; (await loadedThere()) !== 'v2.txt'; await new Promise((r) => setTimeout(r, 100))) {
+      if (Date.now() > end) throw new Error('timed out waiting for the other node to load the edit');
+    }
+    victim.child.kill('SIGKILL');
+    await until('the other node to take the job over', () => db.prepare("SELECT 1 FROM jobs WHERE id = ? AND attempts = 2 AND status = 'running'").get(running.id), 30_000);
+    fs.writeFileSync(gate, '');
+    const job = await until('the job to finish', () => db.prepare("SELECT * FROM jobs WHERE id = ? AND status IN ('succeeded', 'failed')").get(running.id), 30_000);
+    expect(job).toMatchObject({ status: 'succeeded', attempts: 2, node: survivor.name, pipeline_hash: running.pipeline_hash });
+    const outputs = db.prepare('SELECT attempt, outputs FROM job_steps WHERE job_id = ? AND step_index = 0 ORDER BY attempt').all(running.id);
+    expect(outputs.map((r) => [r.attempt, (JSON.parse(r.outputs) as { path: string }[]).map((o) => path.basename(o.path))])).toEqual([
+      [1, ['v1.txt']],
+      [2, ['v1.txt']],
+    ]);
+  });
 });
