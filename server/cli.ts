@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadConfig, type ConfigOverrides } from '../core/config/load.ts';
+import { loadConfig, type ConfigOverrides, type ResolvedConfig } from '../core/config/load.ts';
 import { isDfError } from '../core/errors.ts';
 import { cancelJob, forceComplete, listJobs, printTable, rerunBody, rerunJob, showJob } from './cli/jobs.ts';
 import { findApi } from './cli/api-client.ts';
@@ -52,11 +52,11 @@ const COMMANDS: Record<string, { synopsis: string[]; about: string }> = {
   },
   move: {
     synopsis: ['move --from DB --to DB (STUDY_UID | --series UID | --patient ID) [--user NAME] [--config FILE]'],
-    about: 'moves a study, series or patient between databases, sharing the original bytes; audited.',
+    about: 'moves a study, series or patient between databases, sharing the original bytes; audited. --user defaults to your login name when that is a user of the configuration.',
   },
   copy: {
     synopsis: ['copy --from DB --to DB (STUDY_UID | --series UID | --patient ID) [--user NAME] [--config FILE]'],
-    about: 'copies a study, series or patient between databases, sharing the original bytes; audited.',
+    about: 'copies a study, series or patient between databases, sharing the original bytes; audited. --user defaults to your login name when that is a user of the configuration.',
   },
   replicate: {
     synopsis: [
@@ -120,6 +120,19 @@ function intOption(value: string | undefined, name: string, max = 65535): number
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > max) throw usageError(`--${name} must be an integer from 0 to ${max}, got "${value}"`);
   return n;
+}
+
+/**
+ * Who moves, copies or replicates: --user, else the login name, which must then be a user of the
+ * configuration (rights decide; root is no exception), so the audit log names a real user.
+ */
+function actingUser(config: ResolvedConfig, given: string | undefined): string {
+  if (given !== undefined) return given;
+  const login = os.userInfo().username;
+  if (!config.users.some((u) => u.name === login)) {
+    throw usageError(`--user NAME is needed: your login name "${login}" is not a user of the configuration (users: ${config.users.map((u) => u.name).join(', ') || 'none'})`);
+  }
+  return login;
 }
 
 function configFrom(values: { config?: string; data?: string }, overrides: ConfigOverrides = {}) {
@@ -280,7 +293,7 @@ async function main(argv: string[]): Promise<void> {
           level: values.series !== undefined ? 'series' : values.study !== undefined ? 'study' : values.patient !== undefined ? 'patient' : 'all',
           uid: values.series ?? values.study ?? values.patient,
           studyUid: values.series !== undefined ? values.study : undefined,
-          user: values.user ?? os.userInfo().username,
+          user: actingUser(configFrom(values), values.user),
         });
         console.log(`replicate from ${values['from-node']}: ${result.completed} received, ${result.failed} failed, ${result.warnings} warnings (final status 0x${result.status.toString(16).padStart(4, '0')})`);
         if (result.failed > 0 || (result.status !== 0 && result.status !== 0xb000)) process.exitCode = 1;
@@ -297,7 +310,7 @@ async function main(argv: string[]): Promise<void> {
         to: values.to,
         level,
         uid: values.series ?? values.patient ?? study,
-        user: values.user ?? os.userInfo().username,
+        user: actingUser(configFrom(values), values.user),
       });
       console.log(`${command}: ${result.instances} instance(s) from ${values.from} to ${values.to}: ${result.filed} filed, ${result.duplicates} already there`);
       return;

@@ -3,7 +3,9 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import os from 'node:os';
 import { describe, expect, it } from 'vitest';
+import { tempDir } from '../helpers/temp.ts';
 
 const run = promisify(execFile);
 const repo = path.resolve(import.meta.dirname, '../..');
@@ -28,5 +30,14 @@ describe('CLI help and version', () => {
   it('lists every command in the general usage', async () => {
     const { stdout } = await run(node, [cli, '--help']);
     for (const c of commands) expect(stdout).toContain(`dicomflow ${c} `);
+  });
+
+  it('move without --user, as a login that is no configured user, says --user is needed (usage, exit 2)', async () => {
+    const dir = tempDir('df-cli-user-');
+    const config = path.join(dir, 'config.json');
+    fs.writeFileSync(config, JSON.stringify({ dataDir: path.join(dir, 'data'), databases: [{ name: 'Import' }, { name: 'StudyA' }] }));
+    const failed = (await run(node, [cli, 'move', '--config', config, '--from', 'Import', '--to', 'StudyA', '1.2.3']).catch((e) => e)) as { code: number; stderr: string };
+    expect(failed.code).toBe(2);
+    expect(failed.stderr).toContain(`--user NAME is needed: your login name "${os.userInfo().username}" is not a user of the configuration`);
   });
 });
