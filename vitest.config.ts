@@ -12,6 +12,7 @@ const onBothBackends = [
   'test/integration/recovery.test.ts',
   'test/integration/databases.test.ts',
   'test/integration/http-api.test.ts',
+  'test/integration/dicomweb.test.ts',
 ];
 
 // Integration tests start real servers and DCMTK peers; 2 cores, so keep parallelism low.
