@@ -437,7 +437,6 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
     async close() {
       clearInterval(freeSpacePoll);
       watchFolders.forEach((w) => w.stop());
-      fs.writeFileSync(cleanStopMarker, new Date().toISOString());
       fs.rmSync(endpointFile, { force: true });
       await http.close();
       await dicom.close();
@@ -449,6 +448,13 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
       objects.close();
       cluster.stop();
       index.close();
+      // Last, once nothing is received or written any more. A marker that cannot be written
+      // (a full disk) only means the next start checks recent objects: the safe side.
+      try {
+        fs.writeFileSync(cleanStopMarker, new Date().toISOString());
+      } catch (err) {
+        log.error({ err, code: 'DF_ERR_STORE_WRITE' }, 'could not write the clean-stop marker; the next start checks recent objects');
+      }
     },
   };
 }

@@ -206,7 +206,7 @@ export const configSchema = {
           type: 'integer',
           minimum: 0,
           default: 512,
-          description: 'Refuse new objects (C-STORE status A700, out of resources) when the storage root has less free space.',
+          description: 'Refuse new objects (C-STORE status A700, out of resources) when the storage root has this much free space or less; /api/health then reports storage as not ok.',
         },
       },
     },

@@ -11,7 +11,6 @@ import { findscu, hasTool, parseFindscuResponses } from '../helpers/dcmtk.ts';
 import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, rawAssociate, VERIFICATION_SOP_CLASS, type RawAssociation } from '../helpers/raw-scu.ts';
 import { canMount, smallDisk as mountSmallDisk } from '../helpers/small-disk.ts';
 import { startTestServer } from '../helpers/server.ts';
-import { recordMissing } from '../helpers/skip-reasons.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterAll(async () => {
@@ -23,7 +22,6 @@ function smallDisk(mb: number): string {
   cleanups.push(disk.unmount);
   return disk.dir;
 }
-if (!canMount) recordMissing('mounting a tmpfs (full-disk tests) needs root and /bin/mount');
 
 /** A 128 KiB CT object (256 × 256 16-bit pixels). */
 function objectFor(n: number) {

@@ -67,4 +67,23 @@ describe('start-up logs', () => {
     const third = await startAndStop(dataDir, 'clean');
     expect(third.filter((l) => /unclean stop/.test(String(l.msg))).length).toBe(1);
   });
+
+  it('a clean stop whose marker cannot be written (a full disk) still stops everything, and says so', async () => {
+    const dataDir = tempDir('df-stop-');
+    const lines: Array<Record<string, unknown>> = [];
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    const file = path.join(dataDir, 'config.json');
+    fs.writeFileSync(file, JSON.stringify({ dataDir, pipelinesDir: path.join(repoRoot, 'pipelines'), dimse: { port: 0, host: '127.0.0.1' }, http: { port: 0, host: '127.0.0.1' }, storage: { minFreeMegabytes: 16 } }));
+    const server = await startServer(loadConfig(file), pino({ level: 'info' }, sink));
+    // What ENOSPC would do, without filling a disk: the marker's path cannot be written.
+    fs.mkdirSync(path.join(dataDir, '.clean-stop'));
+    await server.close();
+    await expect(fetch(`http://127.0.0.1:${server.httpPort}/api/health`)).rejects.toThrow();
+    expect(lines.some((l) => l.code === 'DF_ERR_STORE_WRITE' && /clean-stop marker/.test(String(l.msg)))).toBe(true);
+  });
 });
