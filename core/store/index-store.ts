@@ -60,14 +60,28 @@ export interface FileResult {
   replacedObjectId?: string;
 }
 
-export interface PatientRow {
+/**
+ * One page of a level's rows, in the index's stable order: `limit` rows after the row whose
+ * `key` was `after`. An answer that streams (C-FIND) reads page by page instead of all at once.
+ */
+export interface PageRequest {
+  after?: string;
+  limit: number;
+}
+
+/** `key`: where the next page starts (rows of a paged source carry it; a DICOMDIR's do not). */
+interface Keyed {
+  key?: string;
+}
+
+export interface PatientRow extends Keyed {
   attributes: Attributes;
   numberOfStudies: number;
   numberOfSeries: number;
   numberOfInstances: number;
 }
 
-export interface StudyRow {
+export interface StudyRow extends Keyed {
   patient: Attributes;
   study: Attributes;
   numberOfSeries: number;
@@ -76,14 +90,14 @@ export interface StudyRow {
   sopClassesInStudy: string[];
 }
 
-export interface SeriesRow {
+export interface SeriesRow extends Keyed {
   patient: Attributes;
   study: Attributes;
   series: Attributes;
   numberOfInstances: number;
 }
 
-export interface InstanceRow {
+export interface InstanceRow extends Keyed {
   patient: Attributes;
   study: Attributes;
   series: Attributes;
@@ -125,20 +139,23 @@ export interface TransferResult {
   duplicates: number;
 }
 
-/** What Query/Retrieve reads: one database of the index, or a DICOMDIR file-set. */
+/**
+ * What Query/Retrieve reads: one database of the index, or a DICOMDIR file-set. With `page`, a
+ * source that pages returns that page; one that does not (a DICOMDIR) returns every row.
+ */
 export interface QuerySource {
-  patients(filter: HierarchyFilter): PatientRow[];
-  studies(filter: HierarchyFilter): StudyRow[];
-  series(filter: HierarchyFilter): SeriesRow[];
-  instances(filter: HierarchyFilter): InstanceRow[];
+  patients(filter: HierarchyFilter, page?: PageRequest): PatientRow[];
+  studies(filter: HierarchyFilter, page?: PageRequest): StudyRow[];
+  series(filter: HierarchyFilter, page?: PageRequest): SeriesRow[];
+  instances(filter: HierarchyFilter, page?: PageRequest): InstanceRow[];
 }
 
 export function databaseSource(index: IndexStore, database: string): QuerySource {
   return {
-    patients: (f) => index.patients(database, f),
-    studies: (f) => index.studies(database, f),
-    series: (f) => index.series(database, f),
-    instances: (f) => index.instances(database, f),
+    patients: (f, p) => index.patients(database, f, p),
+    studies: (f, p) => index.studies(database, f, p),
+    series: (f, p) => index.series(database, f, p),
+    instances: (f, p) => index.instances(database, f, p),
   };
 }
 
@@ -180,10 +197,10 @@ export interface IndexStore {
   fileInstance(database: string, item: FileItem, policy: DuplicatePolicy): FileResult;
   instanceExists(database: string, sopInstanceUid: string): boolean;
   transfer(request: TransferRequest): TransferResult;
-  patients(database: string, filter: HierarchyFilter): PatientRow[];
-  studies(database: string, filter: HierarchyFilter): StudyRow[];
-  series(database: string, filter: HierarchyFilter): SeriesRow[];
-  instances(database: string, filter: HierarchyFilter): InstanceRow[];
+  patients(database: string, filter: HierarchyFilter, page?: PageRequest): PatientRow[];
+  studies(database: string, filter: HierarchyFilter, page?: PageRequest): StudyRow[];
+  series(database: string, filter: HierarchyFilter, page?: PageRequest): SeriesRow[];
+  instances(database: string, filter: HierarchyFilter, page?: PageRequest): InstanceRow[];
   totals(database?: string): IndexTotals;
   recentArrivals(limit: number): ArrivalRecord[];
   close(): void;

@@ -134,6 +134,8 @@ export class DicomflowScp extends Scp {
   private runningGet: { messageId: number; cancelled: boolean } | undefined;
   /** Decided once, when the association is accepted. */
   private rights: Rights = { store: false, query: false, retrieve: false };
+  /** C-FINDs being answered (a peer may ask several at once, PS3.7 asynchronous operations). */
+  private readonly runningFinds = new Set<{ messageId: number; cancelled: boolean }>();
 
   constructor(socket: Socket, ctx: ScpContext, timeouts: DimseTimeouts) {
     const peerAddress = socket.remoteAddress?.replace(/^::ffff:/, '');
@@ -158,6 +160,9 @@ export class DicomflowScp extends Scp {
     // The library's own timers stay off (no 'connect' event on an accepted socket); ours run in the framed socket.
     super(framed as unknown as Socket);
     self = this;
+    // dcmjs-dimse merges a name map given here into a copy of the whole dictionary for every
+    // dataset it sends (its default, {}, included): without one, each C-FIND match costs ~1 ms less.
+    (this as unknown as { datasetNameMap?: object }).datasetNameMap = undefined;
     this.framed = framed;
     this.ctx = ctx;
     this.timeouts = timeouts;
@@ -458,7 +463,26 @@ export class DicomflowScp extends Scp {
     const raw = this.takeRawIdentifier();
     const refusal = CFindResponse.fromRequest(request);
     if (this.refused('query', 'C-FIND', refusal)) return callback([refusal]);
-    callback(this.ctx.find.answer(request, this.querySource(), this.log, raw));
+    // As for C-MOVE: pending responses through the library's DIMSE writer, one at a time, each
+    // once the socket took the one before; the final one (which ends the request) through the
+    // callback, which may be called once.
+    const context = this.negotiated?.getAcceptedPresentationContextFromRequest(request);
+    const running = { messageId: request.getMessageId(), cancelled: false };
+    this.runningFinds.add(running);
+    const socket = this.framed.socket;
+    const channel = {
+      send: async (response: CFindResponseT) => {
+        if (socket.destroyed) return;
+        if (response.getStatus() !== Status.Pending) return callback([response]);
+        if (context) (this as unknown as { _sendDimse(d: unknown): void })._sendDimse({ context, command: response });
+        await this.framed.drained();
+      },
+      cancelled: () => running.cancelled || socket.destroyed,
+    };
+    void this.ctx.find
+      .answer(request, this.querySource(), this.log, raw, channel)
+      .catch((err) => this.log.error({ err }, 'C-FIND failed'))
+      .finally(() => this.runningFinds.delete(running));
   }
 
   override cMoveRequest(request: CMoveRequest, callback: (responses: CMoveResponseT[]) => void): void {
@@ -583,8 +607,12 @@ export class DicomflowScp extends Scp {
   }
 
   override cCancelRequest(request: CCancelRequest): void {
+    const id = request.getMessageIdBeingRespondedTo();
+    const find = [...this.runningFinds].find((f) => f.messageId === id);
+    // PS3.4 C.4.1.2.3: a cancelled C-FIND sends no more matches and ends with Cancel.
+    if (find) find.cancelled = true;
     // PS3.4 C.4.3.2: a cancelled C-GET stops after the sub-operation under way.
-    if (this.runningGet?.messageId === request.getMessageIdBeingRespondedTo()) this.runningGet.cancelled = true;
+    else if (this.runningGet?.messageId === id) this.runningGet.cancelled = true;
     else super.cCancelRequest(request);
   }
 

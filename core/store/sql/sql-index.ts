@@ -13,6 +13,7 @@ import type {
   IndexStore,
   IndexTotals,
   InstanceRow,
+  PageRequest,
   PatientRow,
   ReceivedObject,
   RecordResult,
@@ -352,24 +353,26 @@ export class SqlIndex implements IndexStore {
     return row.id;
   }
 
-  patients(database: string, filter: HierarchyFilter): PatientRow[] {
+  patients(database: string, filter: HierarchyFilter, page?: PageRequest): PatientRow[] {
     const where = ['p.database_name = ?'];
     const args: unknown[] = [database];
     if (filter.patientId !== undefined) {
       where.push('p.patient_id = ?');
       args.push(filter.patientId);
     }
+    const { after, limit } = pageClauses('p.id', page, args);
     const rows = this.db
       .prepare(
-        `SELECT p.attributes,
+        `SELECT p.id AS key, p.attributes,
            (SELECT COUNT(*) FROM studies st WHERE st.patient_row_id = p.id) AS studies,
            (SELECT COUNT(*) FROM series se JOIN studies st ON se.study_row_id = st.id WHERE st.patient_row_id = p.id) AS series,
            (SELECT COUNT(*) FROM instances i JOIN series se ON i.series_row_id = se.id JOIN studies st ON se.study_row_id = st.id
               WHERE st.patient_row_id = p.id) AS instances
-         FROM patients p WHERE ${where.join(' AND ')} ORDER BY p.id`,
+         FROM patients p WHERE ${where.join(' AND ')}${after} ORDER BY p.id${limit}`,
       )
-      .all(...args) as { attributes: string; studies: number; series: number; instances: number }[];
+      .all(...args) as { key: string; attributes: string; studies: number; series: number; instances: number }[];
     return rows.map((r) => ({
+      key: r.key,
       attributes: parse(r.attributes),
       numberOfStudies: r.studies,
       numberOfSeries: r.series,
@@ -377,20 +380,21 @@ export class SqlIndex implements IndexStore {
     }));
   }
 
-  studies(database: string, filter: HierarchyFilter): StudyRow[] {
-    const { where, args } = this.hierarchyWhere(database, filter, 'STUDY');
+  studies(database: string, filter: HierarchyFilter, page?: PageRequest): StudyRow[] {
+    const { where, args, after, limit } = this.hierarchyWhere(database, filter, 'STUDY', page);
     const rows = this.db
       .prepare(
-        `SELECT p.attributes AS patient, st.attributes AS study,
+        `SELECT st.id AS key, p.attributes AS patient, st.attributes AS study,
            (SELECT COUNT(*) FROM series se WHERE se.study_row_id = st.id) AS series,
            (SELECT COUNT(*) FROM instances i JOIN series se ON i.series_row_id = se.id WHERE se.study_row_id = st.id) AS instances,
            (SELECT ${this.dialect.groupConcatDistinct('se.modality')} FROM series se WHERE se.study_row_id = st.id) AS modalities,
            (SELECT ${this.dialect.groupConcatDistinct('i.sop_class_uid')} FROM instances i JOIN series se ON i.series_row_id = se.id
               WHERE se.study_row_id = st.id) AS sop_classes
-         FROM studies st JOIN patients p ON st.patient_row_id = p.id WHERE ${where} ORDER BY st.id`,
+         FROM studies st JOIN patients p ON st.patient_row_id = p.id WHERE ${where}${after} ORDER BY st.id${limit}`,
       )
-      .all(...args) as { patient: string; study: string; series: number; instances: number; modalities: string | null; sop_classes: string | null }[];
+      .all(...args) as { key: string; patient: string; study: string; series: number; instances: number; modalities: string | null; sop_classes: string | null }[];
     return rows.map((r) => ({
+      key: r.key,
       patient: parse(r.patient),
       study: parse(r.study),
       numberOfSeries: r.series,
@@ -400,34 +404,35 @@ export class SqlIndex implements IndexStore {
     }));
   }
 
-  series(database: string, filter: HierarchyFilter): SeriesRow[] {
-    const { where, args } = this.hierarchyWhere(database, filter, 'SERIES');
+  series(database: string, filter: HierarchyFilter, page?: PageRequest): SeriesRow[] {
+    const { where, args, after, limit } = this.hierarchyWhere(database, filter, 'SERIES', page);
     const rows = this.db
       .prepare(
-        `SELECT p.attributes AS patient, st.attributes AS study, se.attributes AS series,
+        `SELECT se.id AS key, p.attributes AS patient, st.attributes AS study, se.attributes AS series,
            (SELECT COUNT(*) FROM instances i WHERE i.series_row_id = se.id) AS instances
          FROM series se JOIN studies st ON se.study_row_id = st.id JOIN patients p ON st.patient_row_id = p.id
-         WHERE ${where} ORDER BY se.id`,
+         WHERE ${where}${after} ORDER BY se.id${limit}`,
       )
-      .all(...args) as { patient: string; study: string; series: string; instances: number }[];
-    return rows.map((r) => ({ patient: parse(r.patient), study: parse(r.study), series: parse(r.series), numberOfInstances: r.instances }));
+      .all(...args) as { key: string; patient: string; study: string; series: string; instances: number }[];
+    return rows.map((r) => ({ key: r.key, patient: parse(r.patient), study: parse(r.study), series: parse(r.series), numberOfInstances: r.instances }));
   }
 
-  instances(database: string, filter: HierarchyFilter): InstanceRow[] {
-    const { where, args } = this.hierarchyWhere(database, filter, 'IMAGE');
+  instances(database: string, filter: HierarchyFilter, page?: PageRequest): InstanceRow[] {
+    const { where, args, after, limit } = this.hierarchyWhere(database, filter, 'IMAGE', page);
     const rows = this.db
       .prepare(
-        `SELECT p.attributes AS patient, st.attributes AS study, se.attributes AS series, i.attributes AS instance,
+        `SELECT i.id AS key, p.attributes AS patient, st.attributes AS study, se.attributes AS series, i.attributes AS instance,
            o.path, o.transfer_syntax_uid, i.created_by, i.created_at, i.source
          FROM instances i JOIN series se ON i.series_row_id = se.id JOIN studies st ON se.study_row_id = st.id
            JOIN patients p ON st.patient_row_id = p.id JOIN objects o ON i.object_id = o.id
-         WHERE ${where} ORDER BY i.id`,
+         WHERE ${where}${after} ORDER BY i.id${limit}`,
       )
       .all(...args) as {
-      patient: string; study: string; series: string; instance: string; path: string; transfer_syntax_uid: string;
+      key: string; patient: string; study: string; series: string; instance: string; path: string; transfer_syntax_uid: string;
       created_by: string; created_at: string; source: ArrivalSource;
     }[];
     return rows.map((r) => ({
+      key: r.key,
       patient: parse(r.patient),
       study: parse(r.study),
       series: parse(r.series),
@@ -440,7 +445,7 @@ export class SqlIndex implements IndexStore {
     }));
   }
 
-  private hierarchyWhere(database: string, filter: HierarchyFilter, level: 'STUDY' | 'SERIES' | 'IMAGE') {
+  private hierarchyWhere(database: string, filter: HierarchyFilter, level: 'STUDY' | 'SERIES' | 'IMAGE', page?: PageRequest) {
     const where = ['st.database_name = ?'];
     const args: unknown[] = [database];
     const inList = (column: string, values: string[]) => {
@@ -454,7 +459,8 @@ export class SqlIndex implements IndexStore {
     if (filter.studyInstanceUids?.length) inList('st.study_instance_uid', filter.studyInstanceUids);
     if (level !== 'STUDY' && filter.seriesInstanceUids?.length) inList('se.series_instance_uid', filter.seriesInstanceUids);
     if (level === 'IMAGE' && filter.sopInstanceUids?.length) inList('i.sop_instance_uid', filter.sopInstanceUids);
-    return { where: where.join(' AND '), args };
+    const { after, limit } = pageClauses({ STUDY: 'st.id', SERIES: 'se.id', IMAGE: 'i.id' }[level], page, args);
+    return { where: where.join(' AND '), args, after, limit };
   }
 
   totals(database?: string): IndexTotals {
@@ -489,6 +495,21 @@ export class SqlIndex implements IndexStore {
   close(): void {
     this.db.close();
   }
+}
+
+/**
+ * Keyset paging: rows after the last one seen, in id order (an OFFSET would rescan every page
+ * before it). `after` goes after the WHERE, `limit` after the ORDER BY; their arguments last.
+ */
+function pageClauses(idColumn: string, page: PageRequest | undefined, args: unknown[]): { after: string; limit: string } {
+  if (!page) return { after: '', limit: '' };
+  let after = '';
+  if (page.after !== undefined) {
+    after = ` AND ${idColumn} > ?`;
+    args.push(page.after);
+  }
+  args.push(page.limit);
+  return { after, limit: ' LIMIT ?' };
 }
 
 export function toArrivalRecord(r: Record<string, string>): ArrivalRecord {
