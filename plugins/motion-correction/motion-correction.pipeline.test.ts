@@ -42,8 +42,12 @@ describe('motion-correction in a pipeline', () => {
     expect(outputs.filter((o) => o.kind === 'file').map((o) => path.basename(o.path!)).sort()).toEqual(['motion-corrected.json', 'motion-corrected.nii.gz', 'motion.csv', 'motion.json', 'motion.png', 'motion.svg']);
     const motion = JSON.parse(fs.readFileSync(outputs.find((o) => o.path?.endsWith('motion.json'))!.path!, 'utf8'));
     expect(motion.frames[0].translationMm[0]).toBeCloseTo(2, 0);
-    // The derived series does not fire the pipeline again (pipeline output is not an arrival for triggers).
-    await new Promise((r) => setTimeout(r, 1500));
+    // The derived series does not fire the pipeline again (pipeline output is not an arrival for
+    // triggers): once every arrival is processed, no trigger group is open and one job ran.
+    const unprocessed = s.index.connection.prepare('SELECT count(*) AS n FROM arrivals WHERE processed_at IS NULL');
+    await until('every arrival processed', () => (unprocessed.get() as { n: number }).n === 0);
+    await s.engine.idle();
+    expect(s.jobs.nextGroupFireAt()).toBeUndefined();
     expect(s.jobs.listJobs({ pipeline: 'moco' })).toHaveLength(1);
   }, 90_000);
 });

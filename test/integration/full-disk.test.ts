@@ -10,6 +10,7 @@ import { instanceDataset } from '../fuzz/dicom-bytes.ts';
 import { findscu, hasTool, parseFindscuResponses } from '../helpers/dcmtk.ts';
 import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, rawAssociate, VERIFICATION_SOP_CLASS, type RawAssociation } from '../helpers/raw-scu.ts';
 import { canMount, smallDisk as mountSmallDisk } from '../helpers/small-disk.ts';
+import { eventually } from '../helpers/receive-checks.ts';
 import { startTestServer } from '../helpers/server.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -82,13 +83,14 @@ describe.skipIf(!canMount)('a full disk', () => {
     for (const r of refused) expect((count.get(caseIds(8, r.n).sopInstanceUid) as { n: number }).n).toBe(0);
     expect(fs.readdirSync(path.join(disk, 'storage', 'incoming'))).toEqual([]);
     // The status page says so once the free-space poll (every second) has looked.
-    await new Promise((r) => setTimeout(r, 1200));
-    const status = await fetch(`http://127.0.0.1:${s.httpPort}/api/status`, { headers: { authorization: `Bearer ${s.adminToken}` } }).then((r) => r.json());
-    expect(status.storage.refusingNewObjects).toBe(true);
+    const refusing = async () =>
+      ((await fetch(`http://127.0.0.1:${s.httpPort}/api/status`, { headers: { authorization: `Bearer ${s.adminToken}` } }).then((r) => r.json())) as { storage: { refusingNewObjects: boolean } }).storage
+        .refusingNewObjects;
+    await eventually(refusing, (r) => r === true);
 
-    // Space returns: the other program's file goes.
+    // Space returns: the other program's file goes, and the next free-space poll sees it.
     fs.rmSync(filler);
-    await new Promise((r) => setTimeout(r, 1500));
+    await eventually(refusing, (r) => r === false);
     const again = await associate(s.dicomPort);
     for (let n = 1000; n < 1010; n++) {
       const { ids, dataset } = objectFor(n);

@@ -80,22 +80,21 @@ describe('triggers', () => {
 
   it('series trigger fires once after stableSeconds, knows every contributor, and handles late arrivals', async () => {
     const s = await server([
-      { name: 'series-late-only', trigger: { on: 'series', stableSeconds: 1.5, lateArrivals: 'late-only' }, steps: [{ plugin: 'test-writes-file' }] },
-      { name: 'series-whole', trigger: { on: 'series', stableSeconds: 1.5, lateArrivals: 'whole' }, steps: [{ plugin: 'test-writes-file' }] },
+      { name: 'series-late-only', trigger: { on: 'series', stableSeconds: 3, lateArrivals: 'late-only' }, steps: [{ plugin: 'test-writes-file' }] },
+      { name: 'series-whole', trigger: { on: 'series', stableSeconds: 3, lateArrivals: 'whole' }, steps: [{ plugin: 'test-writes-file' }] },
     ]);
     const ct = await ctSeries(tempDir(), { slices: 6, rows: 32, cols: 32 });
+    // Two senders one after the other, well within the window.
     expect((await send(s.dicomPort, ct.files.slice(0, 3), 'SCU_A')).code).toBe(0);
-    await new Promise((r) => setTimeout(r, 700));
-    expect(s.jobs.listJobs({})).toHaveLength(0);
     expect((await send(s.dicomPort, ct.files.slice(3, 5), 'SCU_B')).code).toBe(0);
-    // Counted from the last arrival: nothing yet 1 s after the first batch's window would have closed.
-    await new Promise((r) => setTimeout(r, 1000));
-    expect(s.jobs.listJobs({})).toHaveLength(0);
     const first = await until('series jobs', () => {
       const j = s.jobs.listJobs({ pipeline: 'series-late-only' });
       return j.length === 1 && j[0].status === 'succeeded' ? j[0] : undefined;
     });
     expect(first.inputs).toHaveLength(5);
+    // Counted from the last arrival, by the server's own clock: the job came stableSeconds after it.
+    const lastArrivalMs = Math.max(...s.index.recentArrivals(10).map((a) => Date.parse(a.receivedAt)));
+    expect(Date.parse(first.createdAt) - lastArrivalMs).toBeGreaterThanOrEqual(3000);
     expect(first.triggerOn).toBe('series');
     expect(first.triggerUid).toBe(ct.seriesInstanceUid);
     expect(first.contributors.callingAeTitles).toEqual(['SCU_A', 'SCU_B']);
@@ -138,7 +137,9 @@ describe('triggers', () => {
     expect((await send(second.dicomPort, mr.files)).code).toBe(0);
     const job = await until('the study job', () => second.jobs.listJobs({ status: 'succeeded' })[0]);
     expect(job.inputs).toHaveLength(6);
-    await new Promise((r) => setTimeout(r, 2500));
+    // Once: no trigger group of the study is left open to fire again.
+    expect(second.engine.forceComplete('study', ct.studyInstanceUid)).toBe(0);
+    await second.engine.idle();
     expect(second.jobs.listJobs({})).toHaveLength(1);
   });
 });

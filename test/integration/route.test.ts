@@ -226,9 +226,11 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     await expectSameDatasets(series.files, peer.dir);
     // Each object is stored once at the destination (storescp names files by SOP Instance UID).
     expect(receivedFiles(peer.dir)).toHaveLength(12);
-    // The drops cost attempts: the outbox retried, and recorded why.
-    const rows = s.index.connection.prepare("SELECT attempts, last_error FROM outbox WHERE destination = 'DROPPY'").all() as { attempts: number }[];
-    expect(Math.max(...rows.map((r) => r.attempts))).toBeGreaterThanOrEqual(4);
+    // The drops cost attempts: each charged the object in flight (a drop in the association
+    // request, the whole batch), and each object's delivery one more. Which object a drop hits
+    // depends on how the arrivals were batched, so the attempts are counted over all of them.
+    const rows = s.index.connection.prepare("SELECT attempts FROM outbox WHERE destination = 'DROPPY'").all() as { attempts: number }[];
+    expect(rows.reduce((sum, r) => sum + r.attempts, 0)).toBeGreaterThanOrEqual(12 + proxy.cuts());
   });
 
   it('objects behind a drop are not charged an attempt: a peer that drops every association after two objects still gets all', async () => {
