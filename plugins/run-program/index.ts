@@ -10,7 +10,8 @@ const KILL_GRACE_MS = 5000;
 /** The documented placeholders; each is also passed as environment variable DF_<NAME>. */
 export const placeholderNames = [
   'file', 'folder', 'callingAeTitle', 'calledAeTitle', 'peerHost', 'studyInstanceUid', 'seriesInstanceUid',
-  'sopInstanceUid', 'sopClassUid', 'patientId', 'modality', 'studyDescription', 'seriesDescription', 'jobId', 'pipeline', 'outputDir', 'scratchDir',
+  'sopInstanceUid', 'sopClassUid', 'patientId', 'modality', 'studyDescription', 'seriesDescription', 'jobId', 'pipeline', 'pipelineVersion',
+  'database', 'nodeName', 'outputDir', 'scratchDir',
 ] as const;
 type PlaceholderName = (typeof placeholderNames)[number];
 
@@ -119,6 +120,9 @@ function placeholderValues(ctx: StepContext, inputs: StepInput[], folder: string
     seriesDescription: common((i) => i.attributes.SeriesDescription),
     jobId: ctx.job.id,
     pipeline: ctx.job.pipeline,
+    pipelineVersion: ctx.job.pipelineVersion,
+    database: ctx.job.database,
+    nodeName: ctx.node.name,
     outputDir: ctx.outputDir,
     scratchDir: ctx.scratchDir,
   };

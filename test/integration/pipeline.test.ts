@@ -189,6 +189,10 @@ describe('external programs', () => {
     expect(env).toContain(`DF_CALLING_AE_TITLE=SCRIPTSCU`);
     expect(env).toContain(`DF_SOP_INSTANCE_UID=${ct.sopInstanceUids[0]}`);
     expect(env).toContain(`DF_PATIENT_ID=${hostile}`);
+    // The job's context, from the step context (the node name no longer leaks in from the server's environment).
+    expect(env).toContain(`DF_NODE_NAME=${s.engine.nodeId}\n`);
+    expect(env).toContain(`DF_PIPELINE_VERSION=${s.pipelines.get('script')!.hash}\n`);
+    expect(env).toContain(`DF_DATABASE=${s.config.defaultDatabase}\n`);
     expect(fs.readFileSync(outputs.find((p) => p.endsWith('folder.txt'))!, 'utf8').trim()).toBe('00001.dcm');
     expect(fs.existsSync(canary)).toBe(false);
   });
