@@ -400,18 +400,15 @@ describe.skipIf(!hasTool('storescp'))('C-STORE SCU against DCMTK storescp', () =
 describe('C-STORE SCU against peers that fail', () => {
   it('a peer that does not listen gives DF_ERR_PEER_UNREACHABLE at once', async () => {
     const port = await freePort();
-    const started = Date.now();
     await expectRejects(echoPeer(to({ port })), 'DF_ERR_PEER_UNREACHABLE', /could not connect to ANY-SCP at 127\.0\.0\.1:\d+: connection refused/);
     const results = await sendFiles({ ...to({ port }), files: files.ct.slice(0, 2) });
+    // Refused, not retried: each file says so (a hang would end the test at its timeout).
     for (const r of results) expectError(r, 'DF_ERR_PEER_UNREACHABLE', /was not sent: could not connect/);
-    expect(Date.now() - started).toBeLessThan(2000);
   });
 
   it('a peer that accepts the connection but never answers the A-ASSOCIATE-RQ times out', async () => {
     const { port } = await fakePeer({ associate: false });
-    const started = Date.now();
     await expectRejects(echoPeer({ ...to({ port }), responseTimeoutMs: 400 }), 'DF_ERR_PEER_TIMEOUT', /ANY-SCP at 127\.0\.0\.1:\d+ did not answer within 400 ms after the A-ASSOCIATE-RQ/);
-    expect(Date.now() - started).toBeLessThan(2000);
   });
 
   it('a peer that accepts the association but never sends the C-STORE-RSP times out per response', async () => {
@@ -422,9 +419,7 @@ describe('C-STORE SCU against peers that fail', () => {
       contexts: [{ abstractSyntax: SopClass.CtImageStorage, transferSyntaxes: [TransferSyntax.ExplicitVRLittleEndian] }],
     });
     expect(association.peerMaxPduLength).toBe(16384);
-    const started = Date.now();
     await expectRejects(association.store({ file: files.ct[0] }), 'DF_ERR_PEER_TIMEOUT', /did not answer within 400 ms while waiting for the C-STORE-RSP of SOP instance/);
-    expect(Date.now() - started).toBeLessThan(2000);
     expect(association.isOpen).toBe(false);
   });
 
@@ -435,10 +430,8 @@ describe('C-STORE SCU against peers that fail', () => {
       responseTimeoutMs: 400,
       contexts: [{ abstractSyntax: SopClass.CtImageStorage, transferSyntaxes: [TransferSyntax.ExplicitVRLittleEndian] }],
     });
-    const started = Date.now();
     // 32 MiB: more than loopback socket buffers take in, so the writes stall.
     await expectRejects(association.store({ file: files.huge }), 'DF_ERR_PEER_TIMEOUT', /read nothing for 400 ms while sending SOP instance/);
-    expect(Date.now() - started).toBeLessThan(3000);
   });
 
   it('reports warning statuses as success with a warning and failure statuses with their comment', async () => {
