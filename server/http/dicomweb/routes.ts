@@ -174,19 +174,20 @@ export async function dicomwebRoutes(app: FastifyInstance, deps: HttpDeps): Prom
       config: read,
       schema: { summary, tags: TAG, params, response: { ...multipart('The instances as application/dicom parts, as stored unless a transfer-syntax was asked for'), ...errors } },
       handler: async (request, reply) => {
-        const rows = instancesOf(request.params as Params);
-        const encodingOf = negotiateInstances(request.headers.accept, rows.map((r) => r.transferSyntaxUid));
+        // Only what the stream needs is kept while it runs, not every row's attributes.
+        const objects = instancesOf(request.params as Params).map((row) => ({ file: fileOf(row), transferSyntaxUid: row.transferSyntaxUid }));
+        const encodingOf = negotiateInstances(request.headers.accept, objects.map((o) => o.transferSyntaxUid));
         return sendMultipart(
           reply,
           'application/dicom',
           (async function* () {
-            for (const row of rows) {
-              const encoding = encodingOf(row.transferSyntaxUid);
+            for (const object of objects) {
+              const encoding = encodingOf(object.transferSyntaxUid);
               if (encoding.kind === 'original') {
-                yield { contentType: `application/dicom; transfer-syntax=${row.transferSyntaxUid}`, file: fileOf(row) };
+                yield { contentType: `application/dicom; transfer-syntax=${object.transferSyntaxUid}`, file: object.file };
                 continue;
               }
-              const bytes = await work<Uint8Array>({ name: 'transcoded', arg: { path: fileOf(row), transferSyntaxUid: encoding.transferSyntaxUid } });
+              const bytes = await work<Uint8Array>({ name: 'transcoded', arg: { path: object.file, transferSyntaxUid: encoding.transferSyntaxUid } });
               yield { contentType: `application/dicom; transfer-syntax=${encoding.transferSyntaxUid}`, bytes };
             }
           })(),
