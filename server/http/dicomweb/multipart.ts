@@ -134,8 +134,20 @@ export class MultipartReader {
   }
 
   push(chunk: Buffer): MultipartEvent[] {
-    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
     const events: MultipartEvent[] = [];
+    const held = this.pending;
+    const reach = this.delimiter.length - 1;
+    if (this.state === 'body' && held.length > 0 && chunk.length >= reach) {
+      // Inside a part, the held-back bytes are data unless a delimiter starts among them, which
+      // the seam (them and this chunk's first bytes) shows. Most chunks are then taken as they
+      // are: copying each into a joined buffer doubled what a large body left for the GC.
+      const at = Buffer.concat([held, chunk.subarray(0, reach)]).indexOf(this.delimiter);
+      if (at >= 0 && at < held.length) this.pending = Buffer.concat([held, chunk]);
+      else {
+        events.push({ kind: 'data', bytes: held });
+        this.pending = chunk;
+      }
+    } else this.pending = held.length === 0 ? chunk : Buffer.concat([held, chunk]);
     for (;;) {
       if (this.state === 'done') {
         this.pending = Buffer.alloc(0);
