@@ -13,6 +13,7 @@ const onBothBackends = [
   'test/integration/databases.test.ts',
   'test/integration/http-api.test.ts',
   'test/integration/dicomweb.test.ts',
+  'test/integration/filing.test.ts',
 ];
 
 // Integration tests start real servers and DCMTK peers; 2 cores, so keep parallelism low.

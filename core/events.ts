@@ -8,6 +8,8 @@ export interface InstanceReceived extends ArrivalRecord {
   absolutePath: string;
   associationId?: string;
   userName?: string;
+  /** Filed in its arrival's commit and taken by no other pipeline: the engine has nothing to do. */
+  settled?: boolean;
 }
 
 interface EventMap {

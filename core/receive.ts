@@ -8,7 +8,7 @@ import { fileMetaHeader, readFileMetaOf } from './dicom/part10.ts';
 import { DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_BE, IMPLICIT_VR_LE } from './dicom/transfer-syntaxes.ts';
 import { dfError, isDfError, type DfError } from './errors.ts';
 import type { DicomflowEvents } from './events.ts';
-import type { ArrivalSource, DuplicatePolicy, IndexStore, RecordResult } from './store/index-store.ts';
+import type { ArrivalFiling, ArrivalSource, DuplicatePolicy, IndexStore, RecordResult } from './store/index-store.ts';
 import type { ObjectStore, ObjectWriter } from './store/object-store.ts';
 
 
@@ -44,6 +44,8 @@ export interface ReceiverOptions {
   storeIsFull: () => boolean;
   /** Attributes to decode into each arrival beside the indexed ones (what conditions test). */
   extraAttributes?: () => ReadonlyMap<number, { keyword: string; vr: string }>;
+  /** Filing on arrival (the engine's filing-only pipelines): filed in the arrival's own commit. */
+  filing?: ArrivalFiling;
 }
 
 /**
@@ -203,6 +205,7 @@ export class Reception {
             ...provenance,
           },
           this.options.duplicatePolicy,
+          this.options.filing,
         );
       } catch (err) {
         throw dfError('DF_ERR_STORE_WRITE', `cannot index the object: ${(err as Error).message}`, { cause: err });
@@ -243,6 +246,8 @@ export class Reception {
         associationId: provenance.associationId,
         userName: provenance.userName,
         outcome: record.outcome,
+        filedBy: record.filedBy,
+        settled: record.settled,
         sopClassUid: this.incoming.sopClassUid,
         sopInstanceUid: this.incoming.sopInstanceUid,
         seriesInstanceUid: attributes.SeriesInstanceUID,

@@ -166,6 +166,8 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
     storeIsFull,
     // Called on receive only, after the pipelines below are loaded.
     extraAttributes: () => pipelines.conditionAttributes(),
+    // The engine's filing-only pipelines (the default store-received) file in the arrival's commit.
+    filing: { decide: (arrival) => engine.arrivalFiling.decide(arrival), committed: (outcome) => engine.arrivalFiling.committed(outcome) },
   });
   const jobs = new SqlJobs(db);
   const plugins = await configuredPlugins(config);
@@ -236,7 +238,9 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
       return { sopInstanceUid: result.sopInstanceUid, arrivalId: result.record.arrivalId };
     },
   });
-  events.on('InstanceReceived', () => engine.notifyArrival());
+  events.on('InstanceReceived', (arrival) => {
+    if (!arrival.settled) engine.notifyArrival();
+  });
 
   const { token, file: tokenFile, created } = loadOrCreateAdminToken(config.dataDir);
   if (created) log.info({ tokenFile }, 'created the administrator API token');

@@ -4,7 +4,8 @@ import { dfError, isDfError } from '../errors.ts';
 import { newId } from '../ids.ts';
 import type { LoadedPipeline } from '../pipeline/load.ts';
 import type { PipelineSet } from '../pipeline/pipeline-set.ts';
-import type { ArrivalRecord } from '../store/index-store.ts';
+import type { ArrivalFiling, ArrivalRecord } from '../store/index-store.ts';
+import { filingOnArrival, pipelineTakes } from './arrival-filing.ts';
 import type { ArrivalScope, GroupJoin, JobRecord, JobStore, NewJob } from './job-store.ts';
 import { PipelineVersions, type RerunVersion } from './pipeline-versions.ts';
 import type { EngineServices } from './services.ts';
@@ -48,6 +49,7 @@ const DEFAULT_LEASE_MS = 30_000;
 const PROGRESS_WRITE_MS = 250;
 const ARRIVAL_BATCH_MS = 5;
 const ARRIVAL_BATCH = 500;
+const COLLECTION_BEATS = 10;
 // An arrival another node has not matched for this long: that node stopped; any node takes it.
 const ORPHANED_ARRIVAL_MS = 10_000;
 
@@ -85,6 +87,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   /** A suspect job running alone: nothing else is claimed until it ends. */
   private isolatedJob: string | undefined;
   private arrivalsScheduled = false;
+  private beats = 0;
   private processingArrivals = false;
   private groupTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -97,6 +100,18 @@ export class Engine extends EventEmitter<EngineEvents> {
   /** Jobs this node ran until another node took them over: their outcome here is not recorded. */
   private readonly lostLeases = new Set<string>();
   private readonly versions: PipelineVersions;
+  /**
+   * For the receiver: the filing of a filing-only pipeline commits with the arrival (and an
+   * arrival no other pipeline takes is processed in that commit too): no job, no queue entry,
+   * and the object is in its database, visible to C-FIND, before the sender is answered.
+   */
+  readonly arrivalFiling: ArrivalFiling = {
+    decide: (arrival) => (this.closed ? undefined : filingOnArrival(this.o.pipelines.enabled(), arrival, this.o.services)),
+    committed: ({ settled, released }) => {
+      if (settled) this.stats.arrivalsProcessed++;
+      if (released) this.scheduleCollection();
+    },
+  };
   readonly stats = { arrivalsProcessed: 0, arrivalsWithoutPipeline: 0, lastUnmatched: [] as { arrivalId: string; sopInstanceUid: string; at: string }[] };
 
   constructor(options: EngineOptions) {
@@ -131,6 +146,9 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   private beat(): void {
     try {
+      // Objects released by filings in other processes' commits (import, replication): no job
+      // end here schedules their collection.
+      if (++this.beats % COLLECTION_BEATS === 0) this.scheduleCollection();
       this.keepLeases();
       const next = this.o.jobs.nextGroupFireAt();
       if (next !== undefined && Date.parse(next) <= Date.now()) this.fireDueGroups();
@@ -228,13 +246,12 @@ export class Engine extends EventEmitter<EngineEvents> {
     const jobs: NewJob[] = [];
     const joins: GroupJoin[] = [];
     const names: string[] = [];
-    const subject = { ...arrival, source: arrival.source };
     for (const p of this.o.pipelines.enabled()) {
       const t = p.definition.trigger;
-      if (arrival.source === 'pipeline' && !t.includePipelineOutput) continue;
-      if (arrival.outcome === 'duplicate-rejected' && !t.includeDuplicates) continue;
-      if (!p.when(subject)) continue;
+      if (!pipelineTakes(p, arrival)) continue;
       names.push(p.definition.name);
+      // Filed in the arrival's own commit already.
+      if (arrival.filedBy === p.definition.name) continue;
       if (t.on === 'instance') {
         const contributors = { callingAeTitles: arrival.callingAeTitle ? [arrival.callingAeTitle] : [], peerAddresses: arrival.peerAddress ? [arrival.peerAddress] : [] };
         jobs.push(newJobOf(p, { triggerOn: 'instance', triggerUid: arrival.sopInstanceUid, inputs: [arrival.id], contributors }));

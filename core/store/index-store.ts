@@ -36,6 +36,10 @@ export interface RecordResult {
   /** The object the arrival refers to: the new one, or for a rejected duplicate the one kept. */
   objectId: string;
   path: string;
+  /** The filing-only pipeline that filed it in this commit. */
+  filedBy?: string;
+  /** Filed, and no other pipeline takes it: processed in this commit (nothing for the engine). */
+  settled?: boolean;
 }
 
 export type Attributes = Record<string, string>;
@@ -188,11 +192,35 @@ export interface ArrivalRecord {
   seriesInstanceUid?: string;
   studyInstanceUid?: string;
   attributes: Attributes;
+  /** The filing-only pipeline whose filing committed with the arrival: no job files it again. */
+  filedBy?: string;
+}
+
+/** A filing decided when the arrival is recorded, committed in the same transaction. */
+export interface ArrivalFilingDecision {
+  /** The filing-only pipeline this filing stands for (recorded on the arrival). */
+  pipeline: string;
+  database: string;
+  policy: DuplicatePolicy;
+  /** No other pipeline takes the arrival: it is marked processed in the same commit. */
+  settled: boolean;
+}
+
+/**
+ * Filing on arrival (the engine answers): which filing, if any, commits with an arrival, and
+ * what to do once it committed. A filing that fails there is left to a job of its pipeline.
+ */
+export interface ArrivalFiling {
+  decide(arrival: ArrivalRecord): ArrivalFilingDecision | undefined;
+  committed(outcome: { settled: boolean; released: boolean }): void;
 }
 
 export interface IndexStore {
-  /** Commits the arrival (visible at once); durable only after syncDurable() resolves. */
-  recordReceived(object: ReceivedObject, policy: DuplicatePolicy): Promise<RecordResult>;
+  /**
+   * Commits the arrival (visible at once); durable only after syncDurable() resolves. With
+   * `filing`, the arrival is filed into its database in the same commit where it decides so.
+   */
+  recordReceived(object: ReceivedObject, policy: DuplicatePolicy, filing?: ArrivalFiling): Promise<RecordResult>;
   syncDurable(): Promise<void>;
   fileInstance(database: string, item: FileItem, policy: DuplicatePolicy): FileResult;
   instanceExists(database: string, sopInstanceUid: string): boolean;

@@ -66,7 +66,7 @@ export async function replicateFromNode(
   const users = new Users(config.users);
   users.requireRole(c.user, ['admin', 'manager']);
   users.require(c.user, 'write', c.to);
-  const { receiver, index, close } = openStandaloneReceiver(config);
+  const { receiver, index, close } = await openStandaloneReceiver(config);
   try {
     const address = { host: node.host, port: node.port, callingAeTitle: config.dimse.aeTitle, calledAeTitle: node.aeTitle, tls: tlsOptionsForNode(node) };
     // A patient or a whole node goes study by study: C-FIND lists them, C-GET fetches each.

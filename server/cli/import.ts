@@ -15,7 +15,7 @@ export async function importCommand(config: ResolvedConfig, source: string, data
   if (!config.databases.some((d) => d.name === db)) {
     throw dfError('DF_ERR_DATABASE_UNKNOWN', `no database "${db}" (configured: ${config.databases.map((d) => d.name).join(', ')})`);
   }
-  const { receiver, index, close } = openStandaloneReceiver(config);
+  const { receiver, index, close } = await openStandaloneReceiver(config);
   try {
     const { files, viaDicomdir } = collectFiles(path.resolve(source));
     console.error(`${files.length} file(s) to import from ${source}${viaDicomdir ? ' (listed by its DICOMDIR)' : ''} into ${db} as ${user}`);

@@ -4,9 +4,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ctSeries, mrSeries } from '../fixtures/builder.ts';
-import { storescu } from '../helpers/dcmtk.ts';
+import { findscu, parseFindscuResponses, storescu } from '../helpers/dcmtk.ts';
 import { splitPart10 } from '../helpers/part10.ts';
-import { until } from '../helpers/wait.ts';
 import { startTestServer, tempDir } from '../helpers/server.ts';
 
 const run = promisify(execFile);
@@ -37,16 +36,22 @@ describe('replication from a remote DICOM node', () => {
 
       const out = await run(node, [cli, 'replicate', '--config', configFile, '--from-node', 'NODEB', '--to', 'Import', '--study', ct.studyInstanceUid, '--user', 'ATL_Manager']);
       expect(out.stdout).toContain('replicate from NODEB: 5 received, 0 failed, 0 warnings (final status 0x0000)');
-      const rows = await until('the replicated objects to be filed', () => {
-        const r = local.index.instances('Import', {});
-        return r.length === 5 ? r : undefined;
-      });
+      // Filed in each arrival's commit: C-FIND finds them as soon as the command exits.
+      const found = await findscu([
+        '-S', '-v', '-aec', 'DICOMFLOW', '-k', 'QueryRetrieveLevel=SERIES', '-k', `StudyInstanceUID=${ct.studyInstanceUid}`,
+        '-k', 'SeriesInstanceUID', '-k', 'NumberOfSeriesRelatedInstances', '127.0.0.1', String(local.dicomPort),
+      ]);
+      expect(found.code, found.stderr).toBe(0);
+      const series = parseFindscuResponses(`${found.stdout}${found.stderr}`).map((r) => [r.SeriesInstanceUID, Number(r.NumberOfSeriesRelatedInstances)]);
+      expect(new Map(series as [string, number][])).toEqual(new Map([[ct.seriesInstanceUid, 3], [mr.seriesInstanceUid, 2]]));
+      const rows = local.index.instances('Import', {});
+      expect(rows).toHaveLength(5);
       expect(new Set(rows.map((r) => `${r.createdBy}/${r.source}`))).toEqual(new Set(['ATL_Manager (replication from NODEB)/replication']));
       // The bytes are the remote's stored objects, unchanged.
       // A patient: C-FIND lists its studies on the node, C-GET fetches each.
       const patient = await run(node, [cli, 'replicate', '--config', configFile, '--from-node', 'NODEB', '--to', 'Import', '--patient', 'OTHER-PATIENT', '--user', 'ATL_Manager']);
       expect(patient.stdout).toContain('replicate from NODEB: 2 received, 0 failed');
-      await until('the patient to be filed', () => local.index.instances('Import', {}).length === 7);
+      expect(local.index.instances('Import', {})).toHaveLength(7);
       // The whole node: everything again (already here: kept as it was by the duplicate policy).
       const all = await run(node, [cli, 'replicate', '--config', configFile, '--from-node', 'NODEB', '--to', 'Import', '--all', '--user', 'ATL_Manager']);
       expect(all.stdout).toContain('replicate from NODEB: 7 received, 0 failed');

@@ -84,6 +84,11 @@ export class PostgresDb implements SqlDb {
   private readonly flushes = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
   /** Callers of syncDurable in this turn of the event loop share one flush, sent at its end. */
   private nextFlush: Promise<void> | undefined;
+  /**
+   * Round trips so far (what tests and benches count per received object): `waited` the
+   * statements the calling thread blocked on, `flushes` the durability flushes (not waited on).
+   */
+  readonly roundTrips = { waited: 0, flushes: 0 };
 
   constructor(options: PostgresOptions) {
     this.url = options.url;
@@ -140,6 +145,7 @@ export class PostgresDb implements SqlDb {
   private request(request: Omit<PgRequest, 'seq'>): PgResponse {
     if (this.closed) throw databaseError('the connection is closed');
     const seq = ++this.seq;
+    this.roundTrips.waited++;
     Atomics.store(this.flag, 0, 0);
     this.port.postMessage({ ...request, seq });
     const deadline = Date.now() + this.waitMs;
@@ -242,6 +248,7 @@ export class PostgresDb implements SqlDb {
       setImmediate(() => {
         this.nextFlush = undefined;
         const seq = ++this.flushSeq;
+        this.roundTrips.flushes++;
         this.flushes.set(seq, { resolve, reject });
         this.flushPort.ref();
         this.flushPort.postMessage({ seq } satisfies PgFlushRequest);

@@ -276,4 +276,11 @@ export const postgresMigrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 5,
+    name: 'filing on arrival: the pipeline whose filing committed with the arrival (no job for it)',
+    sql: `
+      ALTER TABLE arrivals ADD COLUMN filed_by text COLLATE "C";
+    `,
+  },
 ];

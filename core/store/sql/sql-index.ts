@@ -2,6 +2,8 @@ import { newId } from '../../ids.ts';
 import { dfError } from '../../errors.ts';
 import { attributesOfLevel } from '../../dicom/indexed-attributes.ts';
 import type {
+  ArrivalFiling,
+  ArrivalFilingDecision,
   ArrivalOutcome,
   ArrivalRecord,
   ArrivalSource,
@@ -27,8 +29,27 @@ import { dialectOf, type Dialect, type SqlDb, type SqlStatement } from './sql-db
 interface Pending {
   object: ReceivedObject;
   policy: DuplicatePolicy;
+  filing?: ArrivalFiling;
   resolve: (r: RecordResult) => void;
   reject: (e: unknown) => void;
+}
+
+/** What one recorded arrival's filing did, reported once its transaction committed. */
+interface Recorded {
+  result: RecordResult;
+  filed?: { settled: boolean; released: boolean };
+}
+
+/** A database's rows on the way to an instance, looked up in one statement (one round trip). */
+interface LevelRows {
+  patient_row_id: string | null;
+  patient_attributes: string | null;
+  study_row_id: string | null;
+  study_attributes: string | null;
+  series_row_id: string | null;
+  series_attributes: string | null;
+  instance_id: string | null;
+  instance_object_id: string | null;
 }
 
 /** Patients are told apart by issuer and ID; without an ID, by name and birth date. */
@@ -55,23 +76,32 @@ export class SqlIndex implements IndexStore {
     this.node = options.node ?? null;
     this.dialect = dialectOf(db.dialect);
     this.statements = {
-      insertObject: db.prepare(
-        'INSERT INTO objects (id, path, size, transfer_syntax_uid, sop_class_uid, sop_instance_uid, created_at, node) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      insertObject: db.prepare(`INSERT INTO objects (${OBJECT_COLUMNS}) VALUES (${OBJECT_VALUES})`),
+      insertArrival: db.prepare(`INSERT INTO arrivals (${ARRIVAL_COLUMNS}) VALUES (${ARRIVAL_VALUES})`),
+      // PostgreSQL: the object's row and its arrival's in one statement (one round trip, not two).
+      insertObjectAndArrival:
+        db.dialect === 'postgres'
+          ? db.prepare(`WITH o AS (INSERT INTO objects (${OBJECT_COLUMNS}) VALUES (${OBJECT_VALUES}))
+              INSERT INTO arrivals (${ARRIVAL_COLUMNS}) VALUES (${ARRIVAL_VALUES})`)
+          : undefined,
+      levelRows: db.prepare(
+        `SELECT p.id AS patient_row_id, p.attributes AS patient_attributes, st.id AS study_row_id, st.attributes AS study_attributes,
+           se.id AS series_row_id, se.attributes AS series_attributes, i.id AS instance_id, i.object_id AS instance_object_id
+         FROM (SELECT 1 AS one) k
+           LEFT JOIN patients p ON p.database_name = ? AND p.patient_key = ?
+           LEFT JOIN studies st ON st.database_name = ? AND st.study_instance_uid = ?
+           LEFT JOIN series se ON se.database_name = ? AND se.series_instance_uid = ?
+           LEFT JOIN instances i ON i.database_name = ? AND i.sop_instance_uid = ?`,
       ),
-      insertArrival: db.prepare(`INSERT INTO arrivals (id, object_id, received_at, source, calling_ae_title, called_ae_title,
-        peer_address, user_name, association_id, database_name, outcome, sop_class_uid, sop_instance_uid, series_instance_uid,
-        study_instance_uid, patient_id, modality, attributes, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-      patientByKey: db.prepare('SELECT id, attributes FROM patients WHERE database_name = ? AND patient_key = ?'),
+      insertRelease: db.prepare('INSERT INTO object_releases (object_id, released_at, released_by_job) VALUES (?, ?, NULL) ON CONFLICT DO NOTHING'),
       insertPatient: db.prepare(
         'INSERT INTO patients (id, database_name, patient_key, patient_id, attributes, created_at) VALUES (?, ?, ?, ?, ?, ?)',
       ),
       updatePatient: db.prepare('UPDATE patients SET attributes = ? WHERE id = ?'),
-      studyByUid: db.prepare('SELECT id, attributes FROM studies WHERE database_name = ? AND study_instance_uid = ?'),
       insertStudy: db.prepare(
         'INSERT INTO studies (id, database_name, patient_row_id, study_instance_uid, study_date, attributes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
       updateStudy: db.prepare('UPDATE studies SET attributes = ? WHERE id = ?'),
-      seriesByUid: db.prepare('SELECT id, attributes FROM series WHERE database_name = ? AND series_instance_uid = ?'),
       insertSeries: db.prepare(
         'INSERT INTO series (id, database_name, study_row_id, series_instance_uid, modality, attributes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
@@ -137,9 +167,9 @@ export class SqlIndex implements IndexStore {
    * Objects that arrive together (several associations) are committed in one transaction: one
    * WAL sync for the group instead of one each. Every caller is answered after that commit.
    */
-  recordReceived(object: ReceivedObject, policy: DuplicatePolicy): Promise<RecordResult> {
+  recordReceived(object: ReceivedObject, policy: DuplicatePolicy, filing?: ArrivalFiling): Promise<RecordResult> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ object, policy, resolve, reject });
+      this.queue.push({ object, policy, filing, resolve, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => this.flush());
@@ -151,33 +181,53 @@ export class SqlIndex implements IndexStore {
     this.flushScheduled = false;
     const batch = this.queue;
     this.queue = [];
-    let results: RecordResult[];
+    let recorded: Recorded[];
     try {
-      results = this.db.transaction(() => batch.map((p) => this.recordOne(p.object, p.policy)))();
+      recorded = this.db.transaction(() => batch.map((p) => this.recordOne(p.object, p.policy, p.filing)))();
     } catch (err) {
       // A batch fails as a whole; retry each alone so one bad row cannot fail its neighbours.
-      if (batch.length > 1) {
-        for (const p of batch) {
-          try {
-            p.resolve(this.db.transaction(() => this.recordOne(p.object, p.policy))());
-          } catch (e) {
-            p.reject(e);
-          }
-        }
-      } else {
-        batch[0]?.reject(err);
-      }
+      for (const p of batch) this.recordAlone(p, batch.length > 1 ? undefined : err);
       return;
     }
-    batch.forEach((p, i) => p.resolve(results[i]));
+    batch.forEach((p, i) => this.answer(p, recorded[i]));
+  }
+
+  /**
+   * One arrival in its own transaction. A filing that fails here must not refuse an object
+   * that is safely on disk: the arrival commits unfiled, and its pipeline's job files it (with
+   * that job's retries, and a failed job the operator sees if it keeps failing).
+   */
+  private recordAlone(p: Pending, failedAlready: unknown): void {
+    if (failedAlready === undefined || !p.filing) {
+      try {
+        this.answer(p, this.db.transaction(() => this.recordOne(p.object, p.policy, p.filing))());
+        return;
+      } catch (err) {
+        if (!p.filing) {
+          p.reject(err);
+          return;
+        }
+      }
+    }
+    try {
+      this.answer(p, this.db.transaction(() => this.recordOne(p.object, p.policy, undefined))());
+    } catch (err) {
+      p.reject(err);
+    }
+  }
+
+  private answer(p: Pending, recorded: Recorded): void {
+    if (recorded.filed) p.filing?.committed(recorded.filed);
+    p.resolve(recorded.result);
   }
 
   /**
    * The arrival: the object's row and the arrival's. Filing into a database is the job of the
-   * `store` step; only the "reject" duplicate policy is decided here, since it must answer
-   * the sender.
+   * `store` step, or done here in the same commit where `filing` decides so (a filing-only
+   * pipeline: no job per instance). The "reject" duplicate policy is decided here either way,
+   * since it must answer the sender.
    */
-  private recordOne(o: ReceivedObject, policy: DuplicatePolicy): RecordResult {
+  private recordOne(o: ReceivedObject, policy: DuplicatePolicy, filing: ArrivalFiling | undefined): Recorded {
     const s = this.statements;
     const a = o.attributes;
     const arrivalId = newId();
@@ -192,17 +242,57 @@ export class SqlIndex implements IndexStore {
     const outcome: ArrivalOutcome = existing ? 'duplicate-rejected' : 'received';
     // A rejected duplicate's arrival points at the object the database keeps.
     const objectId = existing ? existing.object_id : o.objectId;
-    if (!existing) s.insertObject.run(o.objectId, o.path, o.size, o.transferSyntaxUid, o.sopClassUid, o.sopInstanceUid, o.receivedAt, this.node);
-    s.insertArrival.run(
+    const path = existing ? existing.path : o.path;
+    const decision = filing?.decide({
+      id: arrivalId, objectId, path, receivedAt: o.receivedAt, source: o.source, callingAeTitle: o.callingAeTitle,
+      calledAeTitle: o.calledAeTitle, peerAddress: o.peerAddress, userName: o.userName, createdBy: o.createdBy, database: o.database,
+      outcome, sopClassUid: o.sopClassUid, sopInstanceUid: o.sopInstanceUid, seriesInstanceUid: a.SeriesInstanceUID,
+      studyInstanceUid: a.StudyInstanceUID, attributes: a,
+    });
+    const arrivalValues = [
       arrivalId, objectId, o.receivedAt, o.source, o.callingAeTitle ?? null, o.calledAeTitle ?? null, o.peerAddress ?? null,
       o.userName ?? null, o.associationId ?? null, o.database, outcome, o.sopClassUid, o.sopInstanceUid,
       a.SeriesInstanceUID ?? null, a.StudyInstanceUID ?? null, a.PatientID ?? null, a.Modality ?? null, JSON.stringify(a), o.createdBy,
-    );
+      decision?.settled ? new Date().toISOString() : null, decision?.pipeline ?? null,
+    ];
+    const objectValues = [o.objectId, o.path, o.size, o.transferSyntaxUid, o.sopClassUid, o.sopInstanceUid, o.receivedAt, this.node];
     if (existing) {
+      s.insertArrival.run(...arrivalValues);
       s.insertDuplicate.run(newId(), o.database, o.sopInstanceUid, arrivalId, existing.id, outcome, o.receivedAt);
-      return { arrivalId, outcome, objectId, path: existing.path };
+    } else if (s.insertObjectAndArrival) {
+      s.insertObjectAndArrival.run(...objectValues, ...arrivalValues);
+    } else {
+      s.insertObject.run(...objectValues);
+      s.insertArrival.run(...arrivalValues);
     }
-    return { arrivalId, outcome, objectId, path: o.path };
+    if (!decision) return { result: { arrivalId, outcome, objectId, path } };
+    const released = this.fileArrival(decision, o, objectId, arrivalId);
+    return { result: { arrivalId, outcome, objectId, path, filedBy: decision.pipeline, settled: decision.settled }, filed: { settled: decision.settled, released } };
+  }
+
+  /** The store step's work on one input, in the arrival's commit; true if it released objects. */
+  private fileArrival(decision: ArrivalFilingDecision, o: ReceivedObject, objectId: string, arrivalId: string): boolean {
+    const filed = this.fileOne(
+      decision.database,
+      {
+        objectId,
+        sopClassUid: o.sopClassUid,
+        sopInstanceUid: o.sopInstanceUid,
+        attributes: o.attributes,
+        // PMOD's rule (as the store step): the network's creator is the calling AE title, an import's the user.
+        createdBy: o.createdBy,
+        createdAt: o.receivedAt,
+        source: o.source,
+        arrivalId,
+      },
+      decision.policy,
+    );
+    // Bytes the database did not take are released (deleted once nothing else needs them).
+    const released = filed.outcome === 'duplicate-kept-first' || filed.outcome === 'duplicate-rejected' ? [objectId] : [];
+    if (filed.replacedObjectId) released.push(filed.replacedObjectId);
+    const now = new Date().toISOString();
+    for (const id of released) this.statements.insertRelease.run(id, now);
+    return released.length > 0;
   }
 
   /**
@@ -299,20 +389,21 @@ export class SqlIndex implements IndexStore {
   private fileOne(database: string, o: FileItem, policy: DuplicatePolicy): FileResult {
     const s = this.statements;
     const a = o.attributes;
-    const existing = s.instanceByUid.get(database, o.sopInstanceUid) as { id: string; object_id: string; path: string } | undefined;
+    const rows = s.levelRows.get(database, patientKey(a), database, a.StudyInstanceUID, database, a.SeriesInstanceUID, database, o.sopInstanceUid) as LevelRows;
+    const existing = rows.instance_id === null ? undefined : { id: rows.instance_id, object_id: rows.instance_object_id! };
     if (existing?.object_id === o.objectId) return { outcome: 'already-filed', instanceId: existing.id };
     if (existing && policy !== 'replace') {
       const outcome = policy === 'keep-first' ? 'duplicate-kept-first' : 'duplicate-rejected';
       s.insertDuplicate.run(newId(), database, o.sopInstanceUid, o.arrivalId ?? '', existing.id, outcome, o.createdAt);
       return { outcome, instanceId: existing.id };
     }
-    const patientRowId = this.upsertLevel(s.patientByKey, s.insertPatient, s.updatePatient, [database, patientKey(a)], attributesOfLevel(a, 'PATIENT'), (id, json) => [
+    const patientRowId = this.upsertLevel(rows.patient_row_id, rows.patient_attributes, s.insertPatient, s.updatePatient, attributesOfLevel(a, 'PATIENT'), (id, json) => [
       id, database, patientKey(a), a.PatientID ?? null, json, o.createdAt,
     ]);
-    const studyRowId = this.upsertLevel(s.studyByUid, s.insertStudy, s.updateStudy, [database, a.StudyInstanceUID], attributesOfLevel(a, 'STUDY'), (id, json) => [
+    const studyRowId = this.upsertLevel(rows.study_row_id, rows.study_attributes, s.insertStudy, s.updateStudy, attributesOfLevel(a, 'STUDY'), (id, json) => [
       id, database, patientRowId, a.StudyInstanceUID, a.StudyDate ?? null, json, o.createdAt,
     ]);
-    const seriesRowId = this.upsertLevel(s.seriesByUid, s.insertSeries, s.updateSeries, [database, a.SeriesInstanceUID], attributesOfLevel(a, 'SERIES'), (id, json) => [
+    const seriesRowId = this.upsertLevel(rows.series_row_id, rows.series_attributes, s.insertSeries, s.updateSeries, attributesOfLevel(a, 'SERIES'), (id, json) => [
       id, database, studyRowId, a.SeriesInstanceUID, a.Modality ?? null, json, o.createdAt,
     ]);
     const instanceAttributes = JSON.stringify(attributesOfLevel(a, 'IMAGE'));
@@ -328,20 +419,20 @@ export class SqlIndex implements IndexStore {
 
   /** First object wins for level attributes; later ones only fill what was missing. */
   private upsertLevel(
-    select: SqlStatement,
+    rowId: string | null,
+    rowAttributes: string | null,
     insert: SqlStatement,
     update: SqlStatement,
-    key: unknown[],
     attributes: Attributes,
     insertArgs: (id: string, json: string) => unknown[],
   ): string {
-    const row = select.get(...key) as { id: string; attributes: string } | undefined;
-    if (!row) {
+    if (rowId === null) {
       const id = newId();
       insert.run(...insertArgs(id, JSON.stringify(attributes)));
       return id;
     }
-    const current = parse(row.attributes);
+    const row = { id: rowId };
+    const current = parse(rowAttributes ?? '{}');
     let changed = false;
     for (const [k, v] of Object.entries(attributes)) {
       if ((current[k] === undefined || current[k] === '') && v !== '') {
@@ -531,5 +622,13 @@ export function toArrivalRecord(r: Record<string, string>): ArrivalRecord {
     seriesInstanceUid: r.series_instance_uid ?? undefined,
     studyInstanceUid: r.study_instance_uid ?? undefined,
     attributes: parse(r.attributes),
+    filedBy: r.filed_by ?? undefined,
   };
 }
+
+const OBJECT_COLUMNS = 'id, path, size, transfer_syntax_uid, sop_class_uid, sop_instance_uid, created_at, node';
+const OBJECT_VALUES = OBJECT_COLUMNS.split(',').map(() => '?').join(', ');
+const ARRIVAL_COLUMNS = `id, object_id, received_at, source, calling_ae_title, called_ae_title, peer_address, user_name,
+  association_id, database_name, outcome, sop_class_uid, sop_instance_uid, series_instance_uid, study_instance_uid, patient_id,
+  modality, attributes, created_by, processed_at, filed_by`;
+const ARRIVAL_VALUES = ARRIVAL_COLUMNS.split(',').map(() => '?').join(', ');

@@ -313,4 +313,11 @@ export const sqliteMigrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 12,
+    name: 'filing on arrival: the pipeline whose filing committed with the arrival (no job for it)',
+    sql: `
+      ALTER TABLE arrivals ADD COLUMN filed_by TEXT;
+    `,
+  },
 ];

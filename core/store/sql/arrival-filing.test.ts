@@ -1,0 +1,90 @@
+// Filing in the arrival's commit (the default pipeline's work without a job per instance): the
+// arrival and its database rows commit together; a filing that fails there leaves the arrival
+// unfiled and unprocessed, for its pipeline's job to file (retried, and visible if it fails).
+import { afterEach, describe, expect, it } from 'vitest';
+import { tempDir } from '../../../test/helpers/temp.ts';
+import { testIndexConfig } from '../../../test/helpers/test-index.ts';
+import type { ArrivalFiling, ArrivalFilingDecision, DuplicatePolicy, ReceivedObject } from '../index-store.ts';
+import { openIndexDatabase } from './open.ts';
+import type { SqlDb } from './sql-db.ts';
+import { SqlIndex } from './sql-index.ts';
+import { SqlJobs } from './sql-jobs.ts';
+
+const open: SqlDb[] = [];
+afterEach(() => open.splice(0).forEach((db) => db.close()));
+
+async function stores(): Promise<{ index: SqlIndex; jobs: SqlJobs }> {
+  const db = openIndexDatabase({ dataDir: tempDir(), ...(await testIndexConfig()) });
+  open.push(db);
+  return { index: new SqlIndex(db), jobs: new SqlJobs(db) };
+}
+
+const object = (n: number, sopInstanceUid = `1.2.3.${n}`): ReceivedObject => ({
+  objectId: `object-${n}`, path: `o/${n}.dcm`, size: 1, transferSyntaxUid: '1.2.840.10008.1.2.1', sopClassUid: '1.2.840.10008.5.1.4.1.1.2',
+  sopInstanceUid, receivedAt: new Date().toISOString(), source: 'network', database: 'Import', createdBy: 'MODALITY',
+  attributes: { PatientID: 'P1', StudyInstanceUID: '1.2.9', SeriesInstanceUID: `1.2.9.${n % 2}`, SOPInstanceUID: sopInstanceUid, Modality: 'CT' },
+});
+
+function filing(policy: DuplicatePolicy, settled = true): ArrivalFiling & { commits: { settled: boolean; released: boolean }[] } {
+  const commits: { settled: boolean; released: boolean }[] = [];
+  return {
+    commits,
+    decide: (): ArrivalFilingDecision => ({ pipeline: 'store-received', database: 'Import', policy, settled }),
+    committed: (outcome) => commits.push(outcome),
+  };
+}
+
+describe('filing in the arrival commit', () => {
+  it('files the arrival into its database in the same commit, processed when no other pipeline takes it', async () => {
+    const { index, jobs } = await stores();
+    const f = filing('keep-first');
+    const results = await Promise.all([1, 2, 3, 4].map((n) => index.recordReceived(object(n), 'keep-first', f)));
+    expect(results.map((r) => [r.filedBy, r.settled])).toEqual(Array(4).fill(['store-received', true]));
+    expect(index.totals()).toMatchObject({ arrivals: 4, instances: 4, series: 2, studies: 1, patients: 1 });
+    expect(jobs.unprocessedArrivals(10)).toEqual([]);
+    expect(f.commits).toEqual(Array(4).fill({ settled: true, released: false }));
+    // Another pipeline takes it too: filed, left for the engine (which queues no filing job).
+    await index.recordReceived(object(5), 'keep-first', filing('keep-first', false));
+    expect(jobs.unprocessedArrivals(10).map((a) => [a.sopInstanceUid, a.filedBy])).toEqual([['1.2.3.5', 'store-received']]);
+  });
+
+  it('keeps the duplicate policies: keep-first releases the copy, replace the old object, reject answers the sender', async () => {
+    const { index, jobs } = await stores();
+    const keep = filing('keep-first');
+    await index.recordReceived(object(1, '1.2.3.100'), 'keep-first', keep);
+    await index.recordReceived(object(2, '1.2.3.100'), 'keep-first', keep);
+    expect(keep.commits.map((c) => c.released)).toEqual([false, true]);
+    expect(index.instances('Import', {}).map((r) => r.objectPath)).toEqual(['o/1.dcm']);
+    expect(jobs.collectableObjects().map((o) => o.id)).toEqual(['object-2']);
+
+    const replace = filing('replace');
+    await index.recordReceived(object(3, '1.2.3.300'), 'replace', replace);
+    await index.recordReceived(object(4, '1.2.3.300'), 'replace', replace);
+    expect(index.instances('Import', { sopInstanceUids: ['1.2.3.300'] }).map((r) => r.objectPath)).toEqual(['o/4.dcm']);
+    expect(jobs.collectableObjects().map((o) => o.id).sort()).toEqual(['object-2', 'object-3']);
+
+    const reject = filing('reject');
+    await index.recordReceived(object(5, '1.2.3.500'), 'reject', reject);
+    const second = await index.recordReceived(object(6, '1.2.3.500'), 'reject', reject);
+    expect(second.outcome).toBe('duplicate-rejected');
+    expect(index.instances('Import', { sopInstanceUids: ['1.2.3.500'] }).map((r) => r.objectPath)).toEqual(['o/5.dcm']);
+    expect(index.totals().duplicates).toBe(3);
+  });
+
+  it('records the arrival unfiled when its filing fails, for the pipeline job to file', async () => {
+    const { index, jobs } = await stores();
+    const failing: ArrivalFiling = {
+      decide: (arrival) => {
+        if (arrival.sopInstanceUid === '1.2.3.2') throw new Error('filing broke');
+        return { pipeline: 'store-received', database: 'Import', policy: 'keep-first', settled: true };
+      },
+      committed: () => {},
+    };
+    // Together in one batch: the failure does not take its neighbours' filing with it.
+    const results = await Promise.all([1, 2, 3].map((n) => index.recordReceived(object(n), 'keep-first', failing)));
+    expect(results.map((r) => r.outcome)).toEqual(['received', 'received', 'received']);
+    expect(results.map((r) => r.filedBy)).toEqual(['store-received', undefined, 'store-received']);
+    expect(jobs.unprocessedArrivals(10).map((a) => [a.sopInstanceUid, a.filedBy])).toEqual([['1.2.3.2', undefined]]);
+    expect(index.totals()).toMatchObject({ arrivals: 3, instances: 2 });
+  });
+});
