@@ -43,6 +43,9 @@ interface Series {
 }
 
 interface Run {
+  /** VmRSS at rest before the STOW and before the WADO. */
+  idleBytes: number;
+  restBeforeWadoBytes: number;
   stowSeconds: number;
   stowPeakBytes: number;
   wadoSeconds: number;
@@ -144,6 +147,7 @@ async function measure(service: Service, series: Series, timeoutMs: number): Pro
   const boundary = 'dicomflow-bench-boundary';
   resetPeak(service.pid);
   let sampler = new RssSampler(service.pid);
+  const idleBytes = sampler.startBytes;
   let started = performance.now();
   const stow = await fetch(`${service.root}/studies`, {
     method: 'POST',
@@ -169,6 +173,7 @@ async function measure(service: Service, series: Series, timeoutMs: number): Pro
 
   resetPeak(service.pid);
   sampler = new RssSampler(service.pid);
+  const restBeforeWadoBytes = sampler.startBytes;
   started = performance.now();
   const wado = await fetch(`${service.root}/studies/${series.studyInstanceUid}`, {
     headers: { ...service.headers, accept: 'multipart/related; type="application/dicom"' },
@@ -186,7 +191,7 @@ async function measure(service: Service, series: Series, timeoutMs: number): Pro
   const wadoPeakBytes = sampler.stop().peakBytes;
   const parts = delimiters.count - 1;
   if (wado.status !== 200 || parts !== series.files.length || wadoBytes < series.bytes) problems.push(`WADO answered ${wado.status} with ${parts}/${series.files.length} parts, ${wadoBytes} bytes`);
-  return { stowSeconds, stowPeakBytes, wadoSeconds, wadoPeakBytes, wadoBytes, problems };
+  return { idleBytes, restBeforeWadoBytes, stowSeconds, stowPeakBytes, wadoSeconds, wadoPeakBytes, wadoBytes, problems };
 }
 
 async function makeSeries(dir: string, slices: number): Promise<Series> {
@@ -267,9 +272,11 @@ export async function main(args: string[]): Promise<number> {
       return [
         name,
         String(rs.length),
+        (Math.max(...rs.map((r) => r.idleBytes)) / MB).toFixed(0),
         stow.toFixed(2),
         (bytes / MB / stow).toFixed(0),
         (Math.max(...rs.map((r) => r.stowPeakBytes)) / MB).toFixed(0),
+        (Math.max(...rs.map((r) => r.restBeforeWadoBytes)) / MB).toFixed(0),
         wado.toFixed(2),
         (bytes / MB / wado).toFixed(0),
         (Math.max(...rs.map((r) => r.wadoPeakBytes)) / MB).toFixed(0),
@@ -278,7 +285,7 @@ export async function main(args: string[]): Promise<number> {
     for (const server of servers) if (server.runs.length > 0) rows.push(row(server.name, server.runs, series.bytes));
     if (big) rows.push(row(`dicomflow, ${bigSlices} slices (--big)`, [big], bigBytes));
     console.log('');
-    console.log(formatTable(['server', 'runs', 'STOW s', 'STOW MB/s', 'STOW peak RSS MB', 'WADO s', 'WADO MB/s', 'WADO peak RSS MB'], rows));
+    console.log(formatTable(['server', 'runs', 'idle RSS MB', 'STOW s', 'STOW MB/s', 'STOW peak RSS MB', 'RSS before WADO MB', 'WADO s', 'WADO MB/s', 'WADO peak RSS MB'], rows));
     console.log('');
     if (big) {
       const peak = Math.max(big.stowPeakBytes, big.wadoPeakBytes);
