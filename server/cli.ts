@@ -25,10 +25,13 @@ const COMMANDS: Record<string, { synopsis: string[]; about: string }> = {
   },
   validate: { synopsis: ['validate [--config FILE] FILE...'], about: 'checks configuration and pipeline files; errors name file, line, column and JSON pointer.' },
   jobs: {
-    synopsis: ['jobs [--config FILE | --data DIR] [--json] [--status S] [--pipeline P] [--limit N]'],
-    about: 'lists jobs, newest first.',
+    synopsis: ['jobs [--config FILE | --data DIR] [--json] [--status S] [--pipeline P] [--trigger instance|series|study|manual|rerun] [--patient TEXT] [--study UID] [--since TIME] [--until TIME] [--limit N]'],
+    about: "lists jobs, newest first; --patient matches a Patient ID or Patient's Name containing TEXT, --since/--until take ISO times.",
   },
-  job: { synopsis: ['job ID [--config FILE | --data DIR] [--json]'], about: 'shows one job: steps, timings, outputs and logs.' },
+  job: {
+    synopsis: ['job ID [--config FILE | --data DIR] [--all] [--json]'],
+    about: 'shows one job in summary: inputs per series, steps with timings, files listed, derived instances counted, warnings; --all adds every log line and output, --json all of it as JSON.',
+  },
   rerun: {
     synopsis: ['rerun ID [--config FILE | --data DIR] [--user NAME] [--pipeline-version original|current] [--wait]'],
     about: 'queues a new job over the same inputs, linked to the one it repeats, running the pipeline version the original ran (default) or the pipeline as loaded now (--pipeline-version current).',
@@ -200,16 +203,28 @@ async function main(argv: string[]): Promise<void> {
     case 'jobs': {
       const { values } = parseArgs({
         args: rest,
-        options: { ...common, ...apiOptions, json: { type: 'boolean' }, status: { type: 'string' }, pipeline: { type: 'string' }, limit: { type: 'string' } },
+        options: {
+          ...common,
+          ...apiOptions,
+          json: { type: 'boolean' },
+          status: { type: 'string' },
+          pipeline: { type: 'string' },
+          trigger: { type: 'string' },
+          patient: { type: 'string' },
+          study: { type: 'string' },
+          since: { type: 'string' },
+          until: { type: 'string' },
+          limit: { type: 'string' },
+        },
         strict: true,
       });
       await listJobs(configFrom(values), { ...values, json: values.json === true, limit: intOption(values.limit, 'limit', 100000) });
       return;
     }
     case 'job': {
-      const { values, positionals } = parseArgs({ args: rest, options: { ...common, ...apiOptions, json: { type: 'boolean' } }, allowPositionals: true, strict: true });
+      const { values, positionals } = parseArgs({ args: rest, options: { ...common, ...apiOptions, json: { type: 'boolean' }, all: { type: 'boolean' } }, allowPositionals: true, strict: true });
       if (positionals.length !== 1) throw usageError('job needs one job id');
-      await showJob(configFrom(values), positionals[0], values.json === true, values);
+      await showJob(configFrom(values), positionals[0], { json: values.json === true, all: values.all === true }, values);
       return;
     }
     case 'rerun': {

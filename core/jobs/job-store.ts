@@ -132,11 +132,40 @@ export interface DueGroup {
 export interface JobFilter {
   status?: JobStatus;
   pipeline?: string;
+  triggerOn?: TriggerOn;
+  /** An input of this study / series. */
+  study?: string;
+  series?: string;
+  /** An input whose Patient ID or Patient's Name contains this, ignoring case. */
+  patient?: string;
+  /** Created at or after / before these ISO times. */
+  since?: string;
+  until?: string;
   limit?: number;
   /** Jobs with ids below this (paging backwards in time). */
   before?: string;
   /** Only jobs this user made, or with an input addressed to one of these databases. */
   visibleTo?: { user: string; databases: string[] };
+}
+
+export interface JobSubject {
+  patientId?: string;
+  patientName?: string;
+  studyInstanceUid?: string;
+  seriesInstanceUid?: string;
+  modality?: string;
+  seriesDescription?: string;
+  database?: string;
+}
+
+export interface InputSeries {
+  seriesInstanceUid: string;
+  studyInstanceUid?: string;
+  database?: string;
+  instances: number;
+  firstReceivedAt: string;
+  lastReceivedAt: string;
+  attributes: Record<string, string>;
 }
 
 /**
@@ -194,6 +223,13 @@ export interface JobStore {
   /** The databases the job's inputs were addressed to. */
   jobDatabases(jobId: string): string[];
   listJobs(filter: JobFilter): JobRecord[];
+  /** What each job works on, read from its first input (a job's inputs share a study). */
+  jobSubjects(jobIds: string[]): Map<string, JobSubject>;
+  /**
+   * A job's inputs summed up per series: count, and the attributes of the series (from its
+   * first input), in the order the series first appear.
+   */
+  inputSeries(jobId: string): InputSeries[];
   counts(): Record<JobStatus, number>;
   queuedByPipeline(): Record<string, number>;
   stepInputs(arrivalIds: string[]): StepInput[];

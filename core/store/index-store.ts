@@ -3,6 +3,21 @@
  * SQLite or PostgreSQL (sql/sql-index.ts); nothing outside the adapter sees SQL.
  */
 
+/** Arrivals of one series into one database. */
+export interface SeriesArrivals {
+  seriesInstanceUid: string;
+  studyInstanceUid?: string;
+  database?: string;
+  count: number;
+  firstReceivedAt: string;
+  lastReceivedAt: string;
+  /** Calling AE titles of the senders, and the sources (network, import, …), distinct. */
+  senders: string[];
+  sources: string[];
+  /** Patient, study and series attributes of the latest arrival. */
+  attributes: Record<string, string>;
+}
+
 export type ArrivalSource = 'network' | 'folder' | 'import' | 'move' | 'replication' | 'pipeline' | 'dicomweb';
 export type DuplicatePolicy = 'keep-first' | 'replace' | 'reject';
 export type ArrivalOutcome = 'received' | 'duplicate-rejected';
@@ -231,5 +246,10 @@ export interface IndexStore {
   instances(database: string, filter: HierarchyFilter, page?: PageRequest): InstanceRow[];
   totals(database?: string): IndexTotals;
   recentArrivals(limit: number): ArrivalRecord[];
+  /**
+   * Recent arrivals summed up per series and database, the latest first: among the newest
+   * `window` arrivals, those addressed to `databases` (undefined: all, with none recorded too).
+   */
+  arrivalsBySeries(options: { limit: number; window: number; databases?: string[] }): SeriesArrivals[];
   close(): void;
 }

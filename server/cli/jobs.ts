@@ -3,6 +3,7 @@ import type { ResolvedConfig } from '../../core/config/load.ts';
 import { dfError } from '../../core/errors.ts';
 import { newJobOf } from '../../core/jobs/engine.ts';
 import type { JobRecord } from '../../core/jobs/job-store.ts';
+import { summariseJob, type JobSummary } from '../../core/jobs/job-summary.ts';
 import { PipelineVersions, type RerunVersion } from '../../core/jobs/pipeline-versions.ts';
 import { PipelineSet } from '../../core/pipeline/pipeline-set.ts';
 import { configuredPlugins } from '../../core/plugin-registry.ts';
@@ -25,13 +26,26 @@ const seconds = (j: JobRecord) =>
   j.startedAt && j.finishedAt ? ((Date.parse(j.finishedAt) - Date.parse(j.startedAt)) / 1000).toFixed(2) : '';
 
 /** Pages through /api/jobs (at most 500 a page) until `limit` jobs. */
-async function listViaApi(api: ApiClient, options: { status?: string; pipeline?: string; limit: number }): Promise<JobRecord[]> {
+/** The list's filters, as the CLI's options and /api/jobs's query name them. */
+export interface JobListFilter {
+  status?: string;
+  pipeline?: string;
+  trigger?: string;
+  patient?: string;
+  study?: string;
+  since?: string;
+  until?: string;
+}
+
+async function listViaApi(api: ApiClient, options: JobListFilter & { limit: number }): Promise<JobRecord[]> {
   const out: JobRecord[] = [];
   let before: string | undefined;
   while (out.length < options.limit) {
     const query = new URLSearchParams({ limit: String(Math.min(500, options.limit - out.length)) });
     if (options.status) query.set('status', options.status);
     if (options.pipeline) query.set('pipeline', options.pipeline);
+    if (options.trigger) query.set('triggerOn', options.trigger);
+    for (const key of ['patient', 'study', 'since', 'until'] as const) if (options[key]) query.set(key, options[key]!);
     if (before) query.set('before', before);
     const page = await api.get<{ jobs: JobRecord[]; next?: string }>(`/api/jobs?${query}`);
     out.push(...page.jobs);
@@ -41,12 +55,30 @@ async function listViaApi(api: ApiClient, options: { status?: string; pipeline?:
   return out;
 }
 
-export async function listJobs(config: ResolvedConfig, options: ApiFlags & { json: boolean; status?: string; pipeline?: string; limit?: number }): Promise<void> {
+export async function listJobs(config: ResolvedConfig, options: ApiFlags & JobListFilter & { json: boolean; limit?: number }): Promise<void> {
   const limit = options.limit ?? 50;
   const list = await viaApiOr(config, options, (api) => listViaApi(api, { ...options, limit }), () => {
     const { jobs, close } = openJobs(config);
     try {
-      return jobs.listJobs({ status: options.status as JobRecord['status'] | undefined, pipeline: options.pipeline, limit });
+      const iso = (t: string | undefined) => {
+        if (t === undefined) return undefined;
+        const at = new Date(t);
+        if (Number.isNaN(at.getTime())) throw dfError('DF_ERR_USAGE', `not a time: "${t}" (an ISO 8601 date or date-time, e.g. 2026-03-01T08:00:00Z)`);
+        return at.toISOString();
+      };
+      if (options.trigger && !['instance', 'series', 'study', 'manual', 'rerun'].includes(options.trigger)) {
+        throw dfError('DF_ERR_USAGE', `--trigger is one of instance, series, study, manual, rerun (not "${options.trigger}")`);
+      }
+      return jobs.listJobs({
+        status: options.status as JobRecord['status'] | undefined,
+        pipeline: options.pipeline,
+        triggerOn: options.trigger as JobRecord['triggerOn'] | undefined,
+        patient: options.patient,
+        study: options.study,
+        since: iso(options.since),
+        until: iso(options.until),
+        limit,
+      });
     } finally {
       close();
     }
@@ -62,19 +94,29 @@ export async function listJobs(config: ResolvedConfig, options: ApiFlags & { jso
 /** A job as GET /api/jobs/ID shows it: with its pipeline version beside the one loaded now. */
 type JobDetail = JobRecord & { pipelineVersion?: string; currentPipelineVersion?: string; pipelineVersionIsCurrent?: boolean };
 
-export async function showJob(config: ResolvedConfig, id: string, json: boolean, flags: ApiFlags = {}): Promise<void> {
-  const job: JobDetail = await viaApiOr(config, flags, (api) => api.get<JobDetail>(`/api/jobs/${encodeURIComponent(id)}`), () => {
-    const { jobs, close } = openJobs(config);
-    try {
-      const found = jobs.getJob(id);
-      if (!found) throw dfError('DF_ERR_JOB_UNKNOWN', `no job ${id} in ${config.dataDir}`);
-      return { ...found, ...(found.pipelineHash !== undefined && { pipelineVersion: found.pipelineHash }) };
-    } finally {
-      close();
-    }
-  });
-  if (json) {
-    console.log(JSON.stringify(job, null, 2));
+export async function showJob(config: ResolvedConfig, id: string, options: { json: boolean; all: boolean }, flags: ApiFlags = {}): Promise<void> {
+  const { job, summary } = await viaApiOr(
+    config,
+    flags,
+    async (api) => {
+      const path = `/api/jobs/${encodeURIComponent(id)}`;
+      const [detail, sum] = await Promise.all([api.get<JobDetail>(path), api.get<JobSummary>(`${path}/summary`)]);
+      return { job: detail, summary: sum };
+    },
+    () => {
+      const { jobs, close } = openJobs(config);
+      try {
+        const found = jobs.getJob(id);
+        if (!found) throw dfError('DF_ERR_JOB_UNKNOWN', `no job ${id} in ${config.dataDir}`);
+        const detail: JobDetail = { ...found, ...(found.pipelineHash !== undefined && { pipelineVersion: found.pipelineHash }) };
+        return { job: detail, summary: summariseJob(found, jobs.inputSeries(id)) };
+      } finally {
+        close();
+      }
+    },
+  );
+  if (options.json) {
+    console.log(JSON.stringify({ ...job, summary }, null, 2));
     return;
   }
   console.log(`job ${job.id}  pipeline ${job.pipeline}  ${job.status}  ${Math.round(job.progress * 100)}%  attempt ${job.attempts}/${job.maxAttempts}`);
@@ -82,11 +124,39 @@ export async function showJob(config: ResolvedConfig, id: string, json: boolean,
   if (job.pipelineVersion) console.log(`pipeline version ${job.pipelineVersion}${versionNote(job)}`);
   if (job.rerunOf) console.log(`rerun of ${job.rerunOf}`);
   if (job.error) console.log(`error ${job.errorCode}: ${job.error}`);
-  for (const s of job.steps ?? []) {
-    console.log(`  [${s.attempt}] ${s.index + 1}. ${s.id} (${s.plugin}) ${s.status} ${s.durationMs !== undefined ? `${s.durationMs.toFixed(1)} ms` : ''}${s.error ? ` — ${s.error}` : ''}`);
-    for (const line of s.log) console.log(`        ${line.at} ${line.level} ${line.message}${line.data ? ` ${JSON.stringify(line.data)}` : ''}`);
-    for (const o of s.outputs) console.log(`        output ${o.kind} ${o.path ?? o.name ?? ''}`);
+  printSummary(job, summary, options.all);
+}
+
+const SHORT_LOG_LINES = 30;
+
+/**
+ * The same summary as the job page: inputs per series, steps with their log counts, files
+ * listed, derived instances counted. `all` adds every log line and every output.
+ */
+function printSummary(job: JobDetail, summary: JobSummary, all: boolean): void {
+  const series = summary.inputs.series;
+  console.log(`inputs ${summary.inputs.instances} instance(s) in ${series.length} series`);
+  for (const s of series) {
+    const a = s.attributes;
+    const who = [a.PatientName, a.PatientID && `(${a.PatientID})`].filter(Boolean).join(' ');
+    console.log(`  ${String(s.instances).padStart(6)}  ${a.Modality ?? '--'}  #${a.SeriesNumber ?? '-'} ${a.SeriesDescription ?? ''}  ${who}  ${s.database ?? ''}  ${s.seriesInstanceUid}`.replace(/ {3,}/g, '  '));
   }
+  console.log('steps');
+  for (const s of job.steps ?? []) {
+    const warnings = s.log.filter((l) => l.level === 'warn' || l.level === 'error').length;
+    const timing = s.durationMs !== undefined ? ` ${s.durationMs.toFixed(1)} ms` : '';
+    console.log(`  [${s.attempt}] ${s.index + 1}. ${s.id} (${s.plugin}) ${s.status}${timing}  ${s.log.length} log line(s)${warnings ? `, ${warnings} warning(s)/error(s)` : ''}${s.error ? ` — ${s.error}` : ''}`);
+    // A short log is shown whole; a long one by its warnings and errors (the first five).
+    const shown = all || summary.log.lines <= SHORT_LOG_LINES ? s.log : s.log.filter((l) => l.level === 'warn' || l.level === 'error').slice(0, 5);
+    for (const line of shown) console.log(`        ${line.at} ${line.level} ${line.message}${line.data ? ` ${JSON.stringify(line.data)}` : ''}`);
+    if (all) for (const o of s.outputs) console.log(`        output ${o.kind} ${o.path ?? o.name ?? ''}`);
+  }
+  const { files, instances, tables } = summary.outputs;
+  console.log(`outputs ${files.length} file(s), ${instances.count} derived instance(s), ${tables.length} table(s)`);
+  for (const f of files) console.log(`  file  ${f.step}/${f.name}${f.description ? ` — ${f.description}` : ''}`);
+  for (const g of instances.groups) console.log(`  ${String(g.count).padStart(4)} instance(s) from ${g.step}${g.description ? ` — ${g.description}` : ''}`);
+  for (const t of tables) console.log(`  table ${t.step}/${t.name} (${t.rows} rows)`);
+  if (!all && summary.log.lines > SHORT_LOG_LINES) console.log(`(${summary.log.lines} log lines: --all shows them and every output, --json everything as JSON)`);
 }
 
 function versionNote(job: JobDetail): string {

@@ -77,7 +77,8 @@ describe('web page in Chromium', () => {
 
     const ct = await ctSeries(tempDir(), { slices: 2, rows: 16, cols: 16 });
     expect((await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...ct.files])).code).toBe(0);
-    await page.waitForSelector(`[data-testid=arrivals] tr[data-sop-instance-uid="${ct.sopInstanceUids[0]}"]`);
+    // Arrivals per series: both slices on one row.
+    await page.waitForSelector(`[data-testid=arrivals] tr[data-series="${ct.seriesInstanceUid}"][data-count="2"]`);
 
     // The bar moves while the job runs (between 1 and 99 %), then the row reads succeeded at 100 %.
     const row = '[data-testid=jobs] tr[data-pipeline=tac]';

@@ -29,6 +29,56 @@ export interface Job {
   errorCode?: string;
   error?: string;
   steps?: Step[];
+  /** Lists only: what the job works on, from its first input. */
+  subject?: { patientId?: string; patientName?: string; studyInstanceUid?: string; seriesInstanceUid?: string; modality?: string; seriesDescription?: string; database?: string };
+}
+
+/** The job list's filters (/api/jobs's query). */
+export interface JobFilter {
+  pipeline?: string;
+  status?: Job['status'];
+  triggerOn?: 'instance' | 'series' | 'study' | 'manual' | 'rerun';
+  patient?: string;
+  study?: string;
+  series?: string;
+  since?: string;
+  until?: string;
+}
+
+/** GET /api/jobs/ID/summary: a job at any size. */
+export interface JobSummary {
+  inputs: {
+    instances: number;
+    series: { seriesInstanceUid: string; studyInstanceUid?: string; database?: string; instances: number; firstReceivedAt: string; lastReceivedAt: string; attributes: Record<string, string> }[];
+  };
+  outputs: {
+    files: { index: number; step: string; name: string; description?: string }[];
+    instances: { count: number; groups: { step: string; description?: string; count: number; firstIndex: number }[] };
+    tables: { index: number; step: string; name: string; rows: number }[];
+  };
+  log: { lines: number; levels: Record<string, number> };
+}
+
+export interface LogLine {
+  attempt: number;
+  step: string;
+  at: string;
+  level: string;
+  message: string;
+  data?: Record<string, unknown>;
+}
+
+/** GET /api/arrivals/series: arrivals of one series into one database. */
+export interface SeriesArrivals {
+  seriesInstanceUid: string;
+  studyInstanceUid?: string;
+  database?: string;
+  count: number;
+  firstReceivedAt: string;
+  lastReceivedAt: string;
+  senders: string[];
+  sources: string[];
+  attributes: Record<string, string>;
 }
 
 export interface Step {
@@ -40,6 +90,7 @@ export interface Step {
   durationMs?: number;
   error?: string;
   log: { at: string; level: string; message: string; data?: Record<string, unknown> }[];
+  outputs: { kind: string; path?: string; name?: string; description?: string }[];
 }
 
 export interface Output {
@@ -163,8 +214,20 @@ export const api = {
   me: (token?: string) => request<Me>('GET', '/api/me', undefined, token),
   status: () => request<Record<string, any>>('GET', '/api/status'),
   arrivals: (limit = 20) => request<Arrival[]>('GET', `/api/arrivals?limit=${limit}`),
-  jobs: (limit = 30) => request<{ jobs: Job[]; next?: string }>('GET', `/api/jobs?limit=${limit}`),
+  arrivalSeries: (limit = 30) => request<SeriesArrivals[]>('GET', `/api/arrivals/series?limit=${limit}`),
+  jobs: (filter: JobFilter = {}, limit = 100, before?: string) => {
+    const q = new URLSearchParams({ limit: String(limit), ...(filter as Record<string, string>), ...(before ? { before } : {}) });
+    return request<{ jobs: Job[]; next?: string }>('GET', `/api/jobs?${q}`);
+  },
   job: (id: string) => request<Job>('GET', `/api/jobs/${encodeURIComponent(id)}`),
+  jobSummary: (id: string) => request<JobSummary>('GET', `/api/jobs/${encodeURIComponent(id)}/summary`),
+  /** One page of a job's log, and how many lines there are in all. */
+  jobLog: async (id: string, offset: number, limit: number, level?: string) => {
+    const q = new URLSearchParams({ offset: String(offset), limit: String(limit), ...(level ? { level } : {}) });
+    const res = await fetch(`/api/jobs/${encodeURIComponent(id)}/logs?${q}`, { headers: { authorization: `Bearer ${session.token}` } });
+    if (!res.ok) throw new ApiError(res.status, 'DF_ERR_JOB_UNKNOWN', res.statusText);
+    return { lines: (await res.json()) as LogLine[], total: Number(res.headers.get('x-total-count') ?? 0) };
+  },
   outputs: (id: string) => request<Output[]>('GET', `/api/jobs/${encodeURIComponent(id)}/outputs`),
   rerun: (id: string) => request<{ jobId: string }>('POST', `/api/jobs/${encodeURIComponent(id)}/rerun`, {}),
   cancel: (id: string) => request<{ cancelled: boolean }>('POST', `/api/jobs/${encodeURIComponent(id)}/cancel`),
@@ -178,13 +241,25 @@ export const api = {
 };
 
 /** Downloads an output through fetch (the token is a header, so a plain link cannot). */
-export async function download(jobId: string, output: Output): Promise<void> {
-  const res = await fetch(`/api/jobs/${encodeURIComponent(jobId)}/outputs/${output.index}`, { headers: { authorization: `Bearer ${session.token}` } });
-  if (!res.ok) throw new ApiError(res.status, 'DF_ERR_OUTPUT_UNKNOWN', res.statusText);
+export async function download(jobId: string, output: Pick<Output, 'index' | 'path'>): Promise<void> {
+  await save(`/api/jobs/${encodeURIComponent(jobId)}/outputs/${output.index}`, (output.path ?? `output-${output.index}`).split('/').pop()!);
+}
+
+/** All of a job's file and instance outputs as one tar archive. */
+export async function downloadArchive(jobId: string): Promise<void> {
+  await save(`/api/jobs/${encodeURIComponent(jobId)}/archive`, `job-${jobId}.tar`);
+}
+
+async function save(route: string, name: string): Promise<void> {
+  const res = await fetch(route, { headers: { authorization: `Bearer ${session.token}` } });
+  if (!res.ok) {
+    const err = (await res.json().catch(() => ({}))) as { code?: string; message?: string };
+    throw new ApiError(res.status, err.code ?? 'DF_ERR_OUTPUT_UNKNOWN', err.message ?? res.statusText);
+  }
   const url = URL.createObjectURL(await res.blob());
   const a = document.createElement('a');
   a.href = url;
-  a.download = (output.path ?? `output-${output.index}`).split('/').pop()!;
+  a.download = name;
   a.click();
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }

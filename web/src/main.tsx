@@ -1,6 +1,6 @@
 import { render } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api, ApiError, followEvents, session, type Arrival, type Cluster, type Job, type LiveEvent, type Me } from './api.ts';
+import { api, ApiError, followEvents, session, type Cluster, type Job, type JobFilter, type LiveEvent, type Me, type SeriesArrivals } from './api.ts';
 import { Arrivals } from './Arrivals.tsx';
 import { JobDetail } from './JobDetail.tsx';
 import { Jobs } from './Jobs.tsx';
@@ -25,26 +25,54 @@ function useHash(): string {
 function Dashboard({ me, onLogout }: { me: Me; onLogout: () => void }) {
   const hash = useHash();
   const [status, setStatus] = useState<Record<string, any>>();
-  const [arrivals, setArrivals] = useState<Arrival[]>([]);
+  const [arrivals, setArrivals] = useState<SeriesArrivals[]>([]);
   const [jobs, setJobs] = useState<Job[]>([]);
+  const [nextJobs, setNextJobs] = useState<string>();
+  const [filter, setFilter] = useState<JobFilter>({});
+  const filterRef = useRef<JobFilter>({});
+  const [pipelineNames, setPipelineNames] = useState<string[]>([]);
   const [live, setLive] = useState<Live>({});
   const [connected, setConnected] = useState(false);
   const [message, setMessage] = useState<{ kind: 'error' | 'notice'; text: string }>();
   const refresh = useRef<number | undefined>(undefined);
 
   const onError = (text: string) => setMessage({ kind: 'error', text });
-  const loadJobs = () => api.jobs().then((r) => setJobs(r.jobs), (err) => onError(err.message));
+  // The filter is read through a ref: the event handlers below were made with the first render's.
+  const loadJobs = () =>
+    api.jobs(filterRef.current).then(
+      (r) => {
+        setJobs(r.jobs);
+        setNextJobs(r.next);
+      },
+      (err) => onError(err.message),
+    );
+  const loadArrivals = () => api.arrivalSeries().then(setArrivals, (err) => onError(err.message));
+  const applyFilter = (f: JobFilter) => {
+    filterRef.current = f;
+    setFilter(f);
+    void loadJobs();
+  };
+  const moreJobs = () =>
+    nextJobs &&
+    api.jobs(filterRef.current, 100, nextJobs).then(
+      (r) => {
+        setJobs((list) => [...list, ...r.jobs]);
+        setNextJobs(r.next);
+      },
+      (err) => onError(err.message),
+    );
   const loadStatus = () => api.status().then(setStatus, (err) => (err instanceof ApiError && err.status === 401 ? onLogout() : onError(err.message)));
   // Many events in a burst (a series arriving) make one reload, not one each.
   const reloadSoon = () => {
     clearTimeout(refresh.current);
-    refresh.current = window.setTimeout(() => void Promise.all([loadJobs(), loadStatus()]), 250);
+    refresh.current = window.setTimeout(() => void Promise.all([loadJobs(), loadStatus(), loadArrivals()]), 250);
   };
 
   useEffect(() => {
     void loadStatus();
     void loadJobs();
-    api.arrivals().then(setArrivals, (err) => onError(err.message));
+    void loadArrivals();
+    api.pipelines().then((r) => setPipelineNames(r.pipelines.map((p) => p.name)), (err) => onError(err.message));
     // Jobs that other nodes run send no events to this one: on a cluster the list is reloaded too.
     const timer = setInterval(() => {
       void api.status().then((s) => {
@@ -56,7 +84,6 @@ function Dashboard({ me, onLogout }: { me: Me; onLogout: () => void }) {
     const stop = followEvents(
       (e: LiveEvent) => {
         if (e.event === 'arrival') {
-          setArrivals((list) => [e.data, ...list].slice(0, 50));
           reloadSoon();
           return;
         }
@@ -115,10 +142,8 @@ function Dashboard({ me, onLogout }: { me: Me; onLogout: () => void }) {
           <>
             <StatusPanel status={status} connected={connected} />
             <Nodes status={status} />
-            <div class="columns">
-              <Jobs jobs={jobs} />
-              <Arrivals arrivals={arrivals} />
-            </div>
+            <Jobs jobs={jobs} filter={filter} pipelines={pipelineNames} onFilter={applyFilter} onMore={nextJobs ? () => void moreJobs() : undefined} />
+            <Arrivals series={arrivals} onJobsOf={(series) => applyFilter({ series })} />
           </>
         )}
         {view === 'job' && <JobDetail id={decodeURIComponent(jobId!)} me={me} live={live[decodeURIComponent(jobId!)]} onError={onError} />}

@@ -58,6 +58,8 @@ export interface Dialect {
   /** A FROM item giving `alias.value` for each element of a JSON text array column. */
   jsonElements(column: string, alias: string): string;
   jsonArrayLength(column: string): string;
+  /** The text of one member of a JSON object column (`key`, a constant of ours) or array element. */
+  jsonText(column: string, key: string | number): string;
   /** Distinct values joined with commas. */
   groupConcatDistinct(expression: string): string;
   /** The larger of two values (SQLite's scalar max()). */
@@ -73,6 +75,7 @@ export function dialectOf(name: DialectName): Dialect {
       forUpdate: 'FOR UPDATE',
       jsonElements: (column, alias) => `jsonb_array_elements_text(${column}::jsonb) AS ${alias}(value)`,
       jsonArrayLength: (column) => `jsonb_array_length(${column}::jsonb)`,
+      jsonText: (column, key) => `(${column}::jsonb ->> ${typeof key === 'number' ? key : `'${key}'`})`,
       groupConcatDistinct: (e) => `string_agg(DISTINCT ${e}, ',')`,
       greatest: (a, b) => `greatest(${a}, ${b})`,
       returningRow: (table) => `RETURNING ${table}.*`,
@@ -84,6 +87,7 @@ export function dialectOf(name: DialectName): Dialect {
     forUpdate: '',
     jsonElements: (column, alias) => `json_each(${column}) AS ${alias}`,
     jsonArrayLength: (column) => `json_array_length(${column})`,
+    jsonText: (column, key) => `json_extract(${column}, '${typeof key === 'number' ? `$[${key}]` : `$.${key}`}')`,
     groupConcatDistinct: (e) => `group_concat(DISTINCT ${e})`,
     greatest: (a, b) => `max(${a}, ${b})`,
     // SQLite returns the updated table's columns only, and refuses table.*.

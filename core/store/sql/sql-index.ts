@@ -19,6 +19,7 @@ import type {
   PatientRow,
   ReceivedObject,
   RecordResult,
+  SeriesArrivals,
   SeriesRow,
   StudyRow,
   TransferRequest,
@@ -572,6 +573,34 @@ export class SqlIndex implements IndexStore {
       duplicates: count('duplicates'),
       bytes,
     };
+  }
+
+  arrivalsBySeries(options: { limit: number; window: number; databases?: string[] }): SeriesArrivals[] {
+    const dbs = options.databases;
+    if (dbs && dbs.length === 0) return [];
+    const rows = this.db
+      .prepare(
+        `SELECT a.series_instance_uid AS series, a.database_name AS db, MAX(a.study_instance_uid) AS study, COUNT(*) AS n,
+                MIN(a.received_at) AS first_at, MAX(a.received_at) AS last_at, MAX(a.id) AS last_id,
+                ${this.dialect.groupConcatDistinct('a.calling_ae_title')} AS senders, ${this.dialect.groupConcatDistinct('a.source')} AS sources
+         FROM (SELECT * FROM arrivals ORDER BY id DESC LIMIT ?) a
+         ${dbs ? `WHERE a.database_name IN (${dbs.map(() => '?').join(', ')})` : ''}
+         GROUP BY a.series_instance_uid, a.database_name ORDER BY MAX(a.id) DESC LIMIT ?`,
+      )
+      .all(options.window, ...(dbs ?? []), options.limit) as Record<string, string | number | null>[];
+    const attributesOf = this.db.prepare('SELECT attributes FROM arrivals WHERE id = ?');
+    const list = (v: string | number | null) => (v ? String(v).split(',').sort() : []);
+    return rows.map((r) => ({
+      seriesInstanceUid: String(r.series ?? ''),
+      ...(r.study ? { studyInstanceUid: String(r.study) } : {}),
+      ...(r.db ? { database: String(r.db) } : {}),
+      count: Number(r.n),
+      firstReceivedAt: String(r.first_at),
+      lastReceivedAt: String(r.last_at),
+      senders: list(r.senders),
+      sources: list(r.sources),
+      attributes: JSON.parse((attributesOf.get(r.last_id) as { attributes: string }).attributes),
+    }));
   }
 
   recentArrivals(limit: number): ArrivalRecord[] {

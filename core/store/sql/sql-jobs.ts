@@ -13,6 +13,8 @@ import {
   type NewJob,
   type FinishedStep,
   type StoredPipelineVersion,
+  type InputSeries,
+  type JobSubject,
 } from '../../jobs/job-store.ts';
 import type { StepInput } from '../../plugin.ts';
 import type { ArrivalRecord } from '../index-store.ts';
@@ -413,6 +415,36 @@ export class SqlJobs implements JobStore {
       where.push('id < ?');
       args.push(filter.before);
     }
+    if (filter.triggerOn) {
+      where.push('trigger_on = ?');
+      args.push(filter.triggerOn);
+    }
+    if (filter.since) {
+      where.push('created_at >= ?');
+      args.push(filter.since);
+    }
+    if (filter.until) {
+      where.push('created_at < ?');
+      args.push(filter.until);
+    }
+    // What the inputs are: one EXISTS over them (the arrivals carry study, series and patient).
+    const inputTests: string[] = [];
+    if (filter.study) {
+      inputTests.push('a.study_instance_uid = ?');
+      args.push(filter.study);
+    }
+    if (filter.series) {
+      inputTests.push('a.series_instance_uid = ?');
+      args.push(filter.series);
+    }
+    if (filter.patient) {
+      const like = `%${filter.patient.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      inputTests.push(`(LOWER(a.patient_id) LIKE ? ESCAPE '\\' OR LOWER(${this.d.jsonText('a.attributes', 'PatientName')}) LIKE ? ESCAPE '\\')`);
+      args.push(like, like);
+    }
+    if (inputTests.length > 0) {
+      where.push(`EXISTS (SELECT 1 FROM ${this.d.jsonElements('jobs.inputs', 'ie')} JOIN arrivals a ON a.id = ie.value WHERE ${inputTests.join(' AND ')})`);
+    }
     if (filter.visibleTo) {
       const dbs = filter.visibleTo.databases;
       where.push(`(created_by = ? OR ${this.d.jsonArrayLength('inputs')} = 0${
@@ -422,6 +454,47 @@ export class SqlJobs implements JobStore {
     }
     const sql = `SELECT * FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
     return (this.sql(sql).all(...args, filter.limit ?? 100) as Row[]).map(toJob);
+  }
+
+  jobSubjects(jobIds: string[]): Map<string, JobSubject> {
+    const out = new Map<string, JobSubject>();
+    if (jobIds.length === 0) return out;
+    const rows = this.sql(
+      `SELECT j.id AS job_id, a.patient_id, a.study_instance_uid, a.series_instance_uid, a.modality, a.database_name, a.attributes
+       FROM jobs j JOIN arrivals a ON a.id = ${this.d.jsonText('j.inputs', 0)} WHERE j.id IN (${jobIds.map(() => '?').join(', ')})`,
+    ).all(...jobIds) as Row[];
+    for (const r of rows) {
+      const attributes = JSON.parse(r.attributes) as Record<string, string>;
+      out.set(r.job_id, {
+        patientId: r.patient_id ?? undefined,
+        patientName: attributes.PatientName,
+        studyInstanceUid: r.study_instance_uid ?? undefined,
+        seriesInstanceUid: r.series_instance_uid ?? undefined,
+        modality: r.modality ?? undefined,
+        seriesDescription: attributes.SeriesDescription,
+        database: r.database_name ?? undefined,
+      });
+    }
+    return out;
+  }
+
+  inputSeries(jobId: string): InputSeries[] {
+    const rows = this.sql(
+      `SELECT a.series_instance_uid AS series, MAX(a.study_instance_uid) AS study, MAX(a.database_name) AS db, COUNT(*) AS n,
+              MIN(a.received_at) AS first_at, MAX(a.received_at) AS last_at, MIN(a.id) AS first_id
+       FROM jobs j CROSS JOIN ${this.d.jsonElements('j.inputs', 'ie')} JOIN arrivals a ON a.id = ie.value
+       WHERE j.id = ? GROUP BY a.series_instance_uid ORDER BY MIN(a.id)`,
+    ).all(jobId) as Row[];
+    const attributesOf = this.sql('SELECT attributes FROM arrivals WHERE id = ?');
+    return rows.map((r) => ({
+      seriesInstanceUid: r.series ?? '',
+      ...(r.study ? { studyInstanceUid: r.study } : {}),
+      ...(r.db ? { database: r.db } : {}),
+      instances: Number(r.n),
+      firstReceivedAt: r.first_at,
+      lastReceivedAt: r.last_at,
+      attributes: JSON.parse((attributesOf.get(r.first_id) as { attributes: string }).attributes),
+    }));
   }
 
   counts(): Record<JobStatus, number> {

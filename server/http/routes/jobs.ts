@@ -7,6 +7,8 @@ import type { JobRecord, JobStatus } from '../../../core/jobs/job-store.ts';
 import type { UserDefinition } from '../../../core/users.ts';
 import { RUNS_JOBS, requireRole } from '../auth.ts';
 import type { HttpDeps } from '../context.ts';
+import { numberedOutputs, summariseJob } from '../../../core/jobs/job-summary.ts';
+import { archiveNames, tarStream } from '../tar-stream.ts';
 import { maySeeJob } from '../visibility.ts';
 import { authErrors, errorReply, job, jobId, jobQueued, jobStatus, limitQuery, output } from '../schemas.ts';
 
@@ -23,6 +25,12 @@ const listQuery = {
   properties: {
     status: jobStatus,
     pipeline: { type: 'string', minLength: 1 },
+    triggerOn: { enum: ['instance', 'series', 'study', 'manual', 'rerun'], description: 'The trigger level (or manual run, rerun).' },
+    patient: { type: 'string', minLength: 1, maxLength: 64, description: "An input's Patient ID or Patient's Name contains this (case ignored)." },
+    study: { type: 'string', minLength: 1, maxLength: 64, description: 'An input of this Study Instance UID.' },
+    series: { type: 'string', minLength: 1, maxLength: 64, description: 'An input of this Series Instance UID.' },
+    since: { type: 'string', format: 'date-time', description: 'Created at or after this time (ISO 8601).' },
+    until: { type: 'string', format: 'date-time', description: 'Created before this time (ISO 8601).' },
     limit: limitQuery(500, 50),
     before: { type: 'string', minLength: 1, description: 'Paging: jobs older than this job id (the `next` of the previous page).' },
   },
@@ -55,6 +63,102 @@ const jobDetail = {
   },
 } as const;
 
+/** What a listed job works on, read from its first input: lets a list show patient and series, and group instance jobs. */
+const jobSubject = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    patientId: { type: 'string' },
+    patientName: { type: 'string' },
+    studyInstanceUid: { type: 'string' },
+    seriesInstanceUid: { type: 'string' },
+    modality: { type: 'string' },
+    seriesDescription: { type: 'string' },
+    database: { type: 'string' },
+  },
+} as const;
+const listedJob = { ...job, properties: { ...job.properties, subject: jobSubject } } as const;
+
+const logQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    offset: { type: 'integer', minimum: 0, default: 0, description: 'Paging: lines to skip.' },
+    limit: { type: 'integer', minimum: 1, maximum: 10000, description: 'Paging: at most this many lines (all when absent); the total is in the `x-total-count` header.' },
+    level: { enum: ['debug', 'info', 'warn', 'error'], description: 'Only lines of this level or above.' },
+  },
+} as const;
+const LEVELS = ['debug', 'info', 'warn', 'error'];
+
+const jobSummary = {
+  type: 'object',
+  required: ['inputs', 'outputs', 'log'],
+  additionalProperties: false,
+  properties: {
+    inputs: {
+      type: 'object',
+      required: ['instances', 'series'],
+      properties: {
+        instances: { type: 'integer' },
+        series: {
+          type: 'array',
+          items: {
+            type: 'object',
+            required: ['seriesInstanceUid', 'instances', 'firstReceivedAt', 'lastReceivedAt', 'attributes'],
+            properties: {
+              seriesInstanceUid: { type: 'string' },
+              studyInstanceUid: { type: 'string' },
+              database: { type: 'string' },
+              instances: { type: 'integer' },
+              firstReceivedAt: { type: 'string' },
+              lastReceivedAt: { type: 'string' },
+              attributes: { type: 'object', additionalProperties: { type: 'string' } },
+            },
+          },
+        },
+      },
+    },
+    outputs: {
+      type: 'object',
+      required: ['files', 'instances', 'tables'],
+      properties: {
+        files: {
+          type: 'array',
+          items: {
+            type: 'object',
+            required: ['index', 'step', 'name'],
+            properties: { index: { type: 'integer' }, step: { type: 'string' }, name: { type: 'string' }, description: { type: 'string' } },
+          },
+        },
+        instances: {
+          type: 'object',
+          required: ['count', 'groups'],
+          properties: {
+            count: { type: 'integer' },
+            groups: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['step', 'count', 'firstIndex'],
+                properties: { step: { type: 'string' }, description: { type: 'string' }, count: { type: 'integer' }, firstIndex: { type: 'integer' } },
+              },
+            },
+          },
+        },
+        tables: {
+          type: 'array',
+          items: { type: 'object', required: ['index', 'step', 'name', 'rows'], properties: { index: { type: 'integer' }, step: { type: 'string' }, name: { type: 'string' }, rows: { type: 'integer' } } },
+        },
+      },
+    },
+    log: {
+      type: 'object',
+      required: ['lines', 'levels'],
+      properties: { lines: { type: 'integer' }, levels: { type: 'object', additionalProperties: { type: 'integer' } } },
+    },
+  },
+} as const;
+
 const listedOutput = {
   ...output,
   required: ['index', 'step', 'attempt', 'kind', 'downloadable'],
@@ -63,7 +167,7 @@ const listedOutput = {
 
 /** Every output of a job, in step order, numbered: the number names it in the download URL. */
 function outputsOf(j: JobRecord) {
-  return (j.steps ?? []).flatMap((s) => s.outputs.map((o) => ({ ...o, step: s.id, attempt: s.attempt }))).map((o, index) => {
+  return numberedOutputs(j).map((o) => {
     let size: number | undefined;
     if (o.kind !== 'table' && o.path) {
       try {
@@ -72,7 +176,7 @@ function outputsOf(j: JobRecord) {
         // gone (a scratch file, or collected): listed, not downloadable
       }
     }
-    return { ...o, index, downloadable: size !== undefined, ...(size !== undefined ? { size } : {}) };
+    return { ...o, downloadable: size !== undefined, ...(size !== undefined ? { size } : {}) };
   });
 }
 
@@ -100,16 +204,33 @@ export async function jobRoutes(app: FastifyInstance, deps: HttpDeps): Promise<v
           type: 'object',
           required: ['jobs'],
           additionalProperties: false,
-          properties: { jobs: { type: 'array', items: job }, next: { type: 'string', description: 'Pass as `before` for the next page; absent on the last.' } },
+          properties: { jobs: { type: 'array', items: listedJob }, next: { type: 'string', description: 'Pass as `before` for the next page; absent on the last.' } },
         },
         ...authErrors,
       },
     },
     handler: async (request) => {
-      const q = request.query as { status?: JobStatus; pipeline?: string; limit: number; before?: string };
-      const jobs = deps.jobs.listJobs({ status: q.status, pipeline: q.pipeline, before: q.before, limit: q.limit + 1, visibleTo: visibleTo(request.user) });
+      const q = request.query as FromSchema<typeof listQuery> & { limit: number };
+      const iso = (t: string | undefined) => (t === undefined ? undefined : new Date(t).toISOString());
+      const jobs = deps.jobs.listJobs({
+        status: q.status as JobStatus | undefined,
+        pipeline: q.pipeline,
+        triggerOn: q.triggerOn,
+        patient: q.patient,
+        study: q.study,
+        series: q.series,
+        since: iso(q.since),
+        until: iso(q.until),
+        before: q.before,
+        limit: q.limit + 1,
+        visibleTo: visibleTo(request.user),
+      });
       const page = jobs.slice(0, q.limit);
-      return { jobs: page, ...(jobs.length > q.limit ? { next: page[page.length - 1].id } : {}) };
+      const subjects = deps.jobs.jobSubjects(page.map((j) => j.id));
+      return {
+        jobs: page.map((j) => (subjects.has(j.id) ? { ...j, subject: subjects.get(j.id) } : j)),
+        ...(jobs.length > q.limit ? { next: page[page.length - 1].id } : {}),
+      };
     },
   });
 
@@ -131,11 +252,25 @@ export async function jobRoutes(app: FastifyInstance, deps: HttpDeps): Promise<v
     },
   });
 
-  app.get('/api/jobs/:id/logs', {
+  app.get('/api/jobs/:id/summary', {
     schema: {
-      summary: "The job's log lines, all steps and attempts in order",
+      summary: "What a job did, at any size: inputs per series, output files listed, derived instances counted, tables named, log lines by level",
       tags: ['jobs'],
       params: idParams,
+      response: { 200: jobSummary, ...authErrors, 404: errorReply },
+    },
+    handler: async (request) => {
+      const { id } = request.params as FromSchema<typeof idParams>;
+      return summariseJob(getJob(request, id), deps.jobs.inputSeries(id));
+    },
+  });
+
+  app.get('/api/jobs/:id/logs', {
+    schema: {
+      summary: "The job's log lines, all steps and attempts in order; paged with `offset` and `limit` (the total in `x-total-count`)",
+      tags: ['jobs'],
+      params: idParams,
+      querystring: logQuery,
       response: {
         200: {
           type: 'array',
@@ -156,9 +291,13 @@ export async function jobRoutes(app: FastifyInstance, deps: HttpDeps): Promise<v
         404: errorReply,
       },
     },
-    handler: async (request) => {
+    handler: async (request, reply) => {
       const j = getJob(request, (request.params as FromSchema<typeof idParams>).id);
-      return (j.steps ?? []).flatMap((s) => s.log.map((l) => ({ attempt: s.attempt, step: s.id, ...l })));
+      const q = request.query as { offset: number; limit?: number; level?: string };
+      const least = LEVELS.indexOf(q.level ?? 'debug');
+      const lines = (j.steps ?? []).flatMap((s) => s.log.filter((l) => LEVELS.indexOf(l.level) >= least).map((l) => ({ attempt: s.attempt, step: s.id, ...l })));
+      reply.header('x-total-count', lines.length);
+      return lines.slice(q.offset, q.limit === undefined ? undefined : q.offset + q.limit);
     },
   });
 
@@ -189,6 +328,33 @@ export async function jobRoutes(app: FastifyInstance, deps: HttpDeps): Promise<v
         .header('content-disposition', `attachment; filename="${name}"`)
         .header('content-length', o.size)
         .send(fs.createReadStream(o.path));
+    },
+  });
+
+  app.get('/api/jobs/:id/archive', {
+    schema: {
+      summary: "All of a job's file and instance outputs as one tar archive (step/name inside), streamed",
+      tags: ['jobs'],
+      params: idParams,
+      response: { 200: { description: 'application/x-tar' }, ...authErrors, 404: errorReply },
+    },
+    handler: async (request, reply) => {
+      const { id } = request.params as FromSchema<typeof idParams>;
+      const j = getJob(request, id);
+      const candidates = numberedOutputs(j).filter((o) => o.kind !== 'table' && o.path);
+      // Stat off the event loop's critical path: a job may have a thousand outputs.
+      const stats = await Promise.all(candidates.map((o) => fs.promises.stat(o.path!).catch(() => undefined)));
+      const present = candidates.flatMap((o, i) => (stats[i]?.isFile() ? [{ o, size: stats[i].size, mtimeMs: stats[i].mtimeMs }] : []));
+      if (present.length === 0) throw dfError('DF_ERR_OUTPUT_UNKNOWN', `job ${id} has no file or instance output left to download`);
+      const names = archiveNames(present.map(({ o }) => ({ step: o.step, name: path.basename(o.path!) })));
+      const entries = present.map(({ o, size, mtimeMs }, i) => ({ name: `${id}/${names[i]}`, path: o.path!, size, mtimeMs }));
+      const length = entries.reduce((n, e) => n + 512 + Math.ceil(e.size / 512) * 512, 1024);
+      deps.index.recordAudit(request.user.name, 'download', { jobId: id, files: entries.length });
+      return reply
+        .type('application/x-tar')
+        .header('content-disposition', `attachment; filename="job-${id.replace(/[^\w.-]/g, '_')}.tar"`)
+        .header('content-length', length)
+        .send(tarStream(entries));
     },
   });
 

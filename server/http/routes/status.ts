@@ -228,6 +228,43 @@ export async function statusRoutes(app: FastifyInstance, deps: HttpDeps): Promis
     },
   });
 
+  app.get('/api/arrivals/series', {
+    schema: {
+      summary: 'Recent arrivals per series and database, the latest first: count, first and last arrival, senders (of the newest 50,000 arrivals)',
+      tags: ['status'],
+      querystring: { type: 'object', additionalProperties: false, properties: { limit: limitQuery(500, 50) } },
+      response: {
+        200: {
+          type: 'array',
+          items: {
+            type: 'object',
+            required: ['seriesInstanceUid', 'count', 'firstReceivedAt', 'lastReceivedAt', 'senders', 'sources', 'attributes'],
+            additionalProperties: false,
+            properties: {
+              seriesInstanceUid: { type: 'string' },
+              studyInstanceUid: { type: 'string' },
+              database: { type: 'string' },
+              count: { type: 'integer' },
+              firstReceivedAt: { type: 'string' },
+              lastReceivedAt: { type: 'string' },
+              senders: { type: 'array', items: { type: 'string' }, description: 'Calling AE titles.' },
+              sources: { type: 'array', items: { type: 'string' }, description: 'network, import, folder, replication, dicomweb, pipeline, move.' },
+              attributes: { type: 'object', additionalProperties: { type: 'string' } },
+            },
+          },
+        },
+        ...authErrors,
+      },
+    },
+    handler: async (request) => {
+      const { limit } = request.query as { limit: number };
+      const u = request.user;
+      // The same rule as maySeeArrival: admins all (none recorded too), others their readable databases.
+      const databases = u.role === 'admin' ? undefined : deps.users.readable(u.name, deps.databases.map((d) => d.name));
+      return deps.index.arrivalsBySeries({ limit, window: 50_000, databases });
+    },
+  });
+
   app.get('/api/audit', {
     schema: {
       summary: 'What people did (moves, copies, runs, reruns, cancels, tokens), newest first; admin only',
