@@ -54,7 +54,8 @@ describe.skipIf(!hasTool('storescu') || !fs.existsSync(CHROMIUM))('jobs and arri
       path.join(pipelinesDir, 'whole-study.json'),
       JSON.stringify({
         name: 'whole-study',
-        trigger: { on: 'study', stableSeconds: 1 },
+        // Quiet long enough that a loaded machine's pauses in sending do not split the study.
+        trigger: { on: 'study', stableSeconds: 4 },
         steps: [{ plugin: 'test-logs-and-plots' }, { plugin: 'deidentify', options: { burnedInAnnotation: 'refuse' } }],
       }),
     );
@@ -77,6 +78,7 @@ describe.skipIf(!hasTool('storescu') || !fs.existsSync(CHROMIUM))('jobs and arri
     const sent = await storescu(['-aet', 'SCANNER', '-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...ct.files, ...mr.files]);
     expect(sent.code, sent.stderr).toBe(0);
     const study = await until('the study job', () => s.jobs.listJobs({ pipeline: 'whole-study' }).find((j) => j.status === 'succeeded' || j.status === 'failed'), 120_000);
+    expect(study.inputs).toHaveLength(INPUTS);
     expect(s.jobs.getJob(study.id)?.error).toBeUndefined();
     expect(study.status).toBe('succeeded');
     studyJobId = study.id;
@@ -96,10 +98,8 @@ describe.skipIf(!hasTool('storescu') || !fs.existsSync(CHROMIUM))('jobs and arri
     };
     expect(await ids('pipeline=per-instance')).toHaveLength(INPUTS);
     expect(await ids('triggerOn=study')).toEqual([expect.objectContaining({ id: studyJobId, subject: expect.objectContaining({ patientName: 'Quillon^Marisa', studyInstanceUid: ct.studyInstanceUid }) })]);
-    // Instance jobs: store-received (the built-in pipeline) and per-instance, one per object each.
-    expect(await ids(`triggerOn=instance&series=${mr.seriesInstanceUid}&pipeline=per-instance`)).toHaveLength(MR_SLICES);
-    expect(await ids(`triggerOn=instance&series=${mr.seriesInstanceUid}`)).toHaveLength(2 * MR_SLICES);
-    expect(await ids('patient=quillon')).toHaveLength(2 * INPUTS + 1);
+    expect(await ids(`triggerOn=instance&series=${mr.seriesInstanceUid}`)).toHaveLength(MR_SLICES);
+    expect(await ids('patient=quillon')).toHaveLength(INPUTS + 1);
     expect(await ids('patient=qm44&pipeline=per-instance')).toHaveLength(INPUTS);
     expect(await ids('patient=nobody')).toEqual([]);
     expect(await ids(`study=${ct.studyInstanceUid}&pipeline=whole-study`)).toHaveLength(1);
@@ -125,7 +125,7 @@ describe.skipIf(!hasTool('storescu') || !fs.existsSync(CHROMIUM))('jobs and arri
     expect(summary.body.outputs.files).toEqual([expect.objectContaining({ step: 'test-logs-and-plots', name: 'instances-per-series.png' })]);
     expect(summary.body.outputs.instances).toMatchObject({ count: INPUTS, groups: [expect.objectContaining({ step: 'deidentify', count: INPUTS })] });
     expect(summary.body.outputs.tables).toEqual([expect.objectContaining({ name: 'series-counts', rows: 2 }), expect.objectContaining({ step: 'deidentify', rows: INPUTS })]);
-    expect(summary.body.log.levels.warn).toBe(1);
+    expect(summary.body.log.levels.warn, JSON.stringify(summary.body.log)).toBe(1);
     expect(summary.body.log.lines).toBeGreaterThan(INPUTS);
 
     const page = await api('olga', `/api/jobs/${studyJobId}/logs?offset=200&limit=50`);
