@@ -46,31 +46,63 @@ export const DEFAULT_REGISTRATION_OPTIONS: RigidRegistrationOptions = {
 };
 
 /**
- * The pre-smoothing that follows from the grid: two voxels along its coarsest axis, isotropic.
- * Reconstructions are sampled at about half their resolution, so this is about the image's own
- * point spread, and smoothing by the point spread is the matched filter for locating its edges
- * in noise: less leaves the noise (and trilinear interpolation's dependence on where a point
- * falls between voxels) in the cost, more flattens the edges the alignment comes from. Measured
- * on three phantoms of 3.5–6 mm resolution (bench/motion.ts): within the best 10–20 % of a 0–7 mm
- * sweep on each, where a fixed 5 mm was 20 % worse on the finest.
+ * The pre-smoothing that follows from the data: two voxels along the grid's coarsest axis,
+ * scaled by the square root of the reference's noise relative to 7 % (within 0.75–1.25×: the
+ * estimate also counts anatomy as noise where voxels are coarse next to its edges, so it is
+ * trusted for a moderate correction only). Reconstructions are sampled
+ * at about half their resolution, so two voxels is about the image's own point spread, the
+ * matched filter for locating its edges in noise; noisier data (a lower dose, shorter frames)
+ * needs more, cleaner data less: less smoothing leaves noise (and trilinear interpolation's
+ * dependence on where a point falls between voxels) in the cost, more flattens the edges the
+ * alignment comes from. Measured on three phantoms (bench/motion.ts): the best factor of the
+ * voxel size was ≥ 2.5 at 10 % reference noise, 2–2.5 at 7 %, ≤ 1.5 at 4 %.
  */
-export function autoFwhmMm(spacingMm: readonly [number, number, number]): number {
-  return 2 * Math.max(...spacingMm);
+export function autoFwhmMm(spacingMm: readonly [number, number, number], relativeNoise: number): number {
+  const scale = Math.min(1.25, Math.max(0.75, Math.sqrt(relativeNoise / 0.07)));
+  return 2 * Math.max(...spacingMm) * (Number.isFinite(scale) ? scale : 1);
 }
 
 /**
- * Levels that follow from the image size: halve while the in-plane axes keep at least 32 voxels
- * (a head still spans some 20 of them, enough for the cost to see its shape): 3 levels for a
- * 128 matrix, 2 for 64.
+ * The noise of an image relative to its signal: the median absolute difference between a voxel
+ * and the mean of its six neighbours (× 1.4826 for a normal SD), over voxels above 20 % of the
+ * maximum, divided by their median. The neighbours' mean keeps the anatomy (smooth at the voxel
+ * scale in a reconstruction), so the difference is mostly noise.
+ */
+export function relativeNoise(data: Float32Array, dims: readonly [number, number, number]): number {
+  const [nx, ny, nz] = dims;
+  if (nx < 3 || ny < 3 || nz < 3) return Number.NaN;
+  let max = 0;
+  for (let n = 0; n < data.length; n++) if (data[n] > max) max = data[n];
+  const plane = nx * ny;
+  // Every voxel of a large image is not needed for two medians: a regular subset of ~100 000.
+  const step = Math.max(1, Math.floor(data.length / 100_000));
+  const residuals: number[] = [];
+  const signal: number[] = [];
+  for (let q = plane + nx + 1; q < data.length - plane - nx - 1; q += step) {
+    const i = q % nx, j = Math.floor(q / nx) % ny;
+    if (i === 0 || i === nx - 1 || j === 0 || j === ny - 1 || !(data[q] >= 0.2 * max)) continue;
+    const mean = (data[q - 1] + data[q + 1] + data[q - nx] + data[q + nx] + data[q - plane] + data[q + plane]) / 6;
+    residuals.push(Math.abs(data[q] - mean));
+    signal.push(data[q]);
+  }
+  if (signal.length === 0) return Number.NaN;
+  const median = (values: number[]): number => Float64Array.from(values).sort()[values.length >> 1];
+  return (1.4826 * median(residuals)) / median(signal);
+}
+
+/**
+ * Levels that follow from the image size: halve while the in-plane axes keep at least 20 voxels
+ * (a head still spans a dozen of them, enough for the cost to see its shape): 3 levels for a 128
+ * matrix, 2 for 40–79.
  */
 export function autoLevels(dims: readonly [number, number, number]): number {
   let levels = 1;
-  for (let n = Math.min(dims[0], dims[1]); n >= 64 && levels < 5; n = Math.ceil(n / 2)) levels++;
+  for (let n = Math.min(dims[0], dims[1]); n >= 40 && levels < 5; n = Math.ceil(n / 2)) levels++;
   return levels;
 }
 
-export function resolvedFwhmMm(options: RigidRegistrationOptions, spacingMm: readonly [number, number, number]): number {
-  return options.fwhmMm === 'auto' ? autoFwhmMm(spacingMm) : options.fwhmMm;
+export function resolvedFwhmMm(options: RigidRegistrationOptions, reference: Float32Array, dims: readonly [number, number, number], spacingMm: readonly [number, number, number]): number {
+  return options.fwhmMm === 'auto' ? autoFwhmMm(spacingMm, relativeNoise(reference, dims)) : options.fwhmMm;
 }
 
 export function resolvedLevels(options: RigidRegistrationOptions, dims: readonly [number, number, number]): number {
@@ -130,7 +162,7 @@ export function prepareReference(
   spacingMm: [number, number, number],
   options: RigidRegistrationOptions = DEFAULT_REGISTRATION_OPTIONS,
 ): PreparedReference {
-  const fwhmMm = resolvedFwhmMm(options, spacingMm);
+  const fwhmMm = resolvedFwhmMm(options, reference, dims, spacingMm);
   const plan = pyramidPlan(dims, spacingMm, resolvedLevels(options, dims));
   const smoothed = fwhmMm > 0 ? gaussianSmooth(reference, dims, spacingMm, fwhmMm) : reference;
   const levels = buildPyramid(fullResolutionLevel(smoothed, dims, spacingMm), plan);

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { dfError } from '../../core/errors.ts';
 import { definePlugin, type StepContext, type StepInput } from '../../core/plugin.ts';
-import { DEFAULT_REGISTRATION_OPTIONS, resolvedFwhmMm, resolvedLevels, type RigidRegistrationOptions } from '../../core/registration/register.ts';
+import { DEFAULT_REGISTRATION_OPTIONS, type RigidRegistrationOptions } from '../../core/registration/register.ts';
 import type { ReferenceSpec } from '../../core/registration/reference.ts';
 import { uidFromName } from './derived-series.ts';
 import type { CorrectFrameArg, FrameResult, PreparedSeries, PrepareSeriesArg, WriteResultsArg, WrittenResults } from './tasks.ts';
@@ -58,12 +58,12 @@ const plugin = definePlugin({
       fwhmMm: {
         oneOf: [{ type: 'number', minimum: 0, maximum: 30 }, { const: 'auto' }],
         default: DEFAULTS.fwhmMm,
-        description: 'Gaussian pre-smoothing of the reference and every frame before registration (FWHM, mm); "auto": two voxels along the coarsest axis (about the image\'s own resolution). The corrected frames are resampled from the unsmoothed data.',
+        description: 'Gaussian pre-smoothing of the reference and every frame before registration (FWHM, mm); "auto": two voxels along the coarsest axis (about the image\'s own resolution), times the square root of the reference\'s relative noise over 7 % (0.75–1.25×). The corrected frames are resampled from the unsmoothed data.',
       },
       levels: {
         oneOf: [{ type: 'integer', minimum: 1, maximum: 5 }, { const: 'auto' }],
         default: DEFAULTS.levels,
-        description: 'Resolution levels (coarse to fine), each halving the finest axes; "auto": as many as keep at least 32 voxels in plane (3 for a 128 matrix, 2 for 64).',
+        description: 'Resolution levels (coarse to fine), each halving the finest axes; "auto": as many as keep at least 20 voxels in plane (3 for a 128 matrix, 2 for 40–79).',
       },
       bins: { type: 'integer', minimum: 8, maximum: 256, default: DEFAULTS.bins, description: 'Joint histogram bins per image, for "nmi".' },
       maxIterations: { type: 'integer', minimum: 1, maximum: 1000, default: DEFAULTS.maxIterations, description: 'Optimizer iterations per level at most.' },
@@ -110,6 +110,7 @@ const plugin = definePlugin({
         scratchDir: path.join(ctx.scratchDir, String(index)),
         reference: referenceSpec,
         startSec: options.startSec,
+        registration,
       } satisfies PrepareSeriesArg);
       if ('static' in prepared) {
         ctx.log.info('series skipped: one frame, nothing to correct', { seriesInstanceUid: prepared.seriesInstanceUid });
@@ -117,7 +118,7 @@ const plugin = definePlugin({
       }
       share(0.1, 'series loaded, reference built');
       const outDir = groups.length === 1 ? ctx.outputDir : path.join(ctx.outputDir, prepared.series.seriesInstanceUid);
-      await correctSeries(ctx, options, registration, prepared, outDir, path.join(ctx.scratchDir, String(index)), share);
+      await correctSeries(ctx, options, prepared.registration, prepared, outDir, path.join(ctx.scratchDir, String(index)), share);
       corrected++;
     }
     if (corrected === 0) throw dfError('DF_ERR_MOTION_CORRECTION', 'no dynamic series among the inputs: motion correction needs a series with several frames');
@@ -142,7 +143,7 @@ async function correctSeries(
   // Same job and source, same UIDs: a retried attempt rewrites the same instances.
   const uidSeed = `dicomflow motion-correction ${VERSION}/${ctx.job.id}/${source.seriesInstanceUid}`;
   const seriesInstanceUid = uidFromName(uidSeed);
-  const derivationDescription = `Rigid (6 DOF) motion correction by dicomflow motion-correction ${VERSION}: each frame registered to the ${prepared.referenceDescription} (${options.cost.toUpperCase()}, pre-smoothing ${+resolvedFwhmMm(registration, prepared.grid.spacingMm).toFixed(2)} mm FWHM, ${resolvedLevels(registration, prepared.grid.dims)} levels) and resampled trilinearly; frames starting before ${options.startSec} s left uncorrected.`;
+  const derivationDescription = `Rigid (6 DOF) motion correction by dicomflow motion-correction ${VERSION}: each frame registered to the ${prepared.referenceDescription} (${options.cost.toUpperCase()}, pre-smoothing ${+Number(registration.fwhmMm).toFixed(2)} mm FWHM, ${registration.levels} levels) and resampled trilinearly; frames starting before ${options.startSec} s left uncorrected.`;
   ctx.log.info(`correcting ${frameCount} frames, reference: ${prepared.referenceDescription}`, { seriesInstanceUid: source.seriesInstanceUid });
   // The derived objects copy their source slice's data set: that needs one image per file.
   const multiFrameSources = prepared.sources.some((slices) => slices.some((slice) => slice.frameNumber !== undefined));

@@ -5,7 +5,7 @@ import { loadVolume, type FrameTiming, type SeriesInfo, type Volume } from '../.
 import { dfError } from '../../core/errors.ts';
 import { motionInPatientSpace, motionParameters } from '../../core/registration/patient-space.ts';
 import { chooseReferenceFrames, combineFrames, type ReferenceSpec } from '../../core/registration/reference.ts';
-import { prepareReference, registerFrame, type LevelReport, type PreparedReference, type RigidRegistrationOptions } from '../../core/registration/register.ts';
+import { prepareReference, registerFrame, resolvedFwhmMm, resolvedLevels, type LevelReport, type PreparedReference, type RigidRegistrationOptions } from '../../core/registration/register.ts';
 import { resampleTrilinear } from '../../core/registration/resample.ts';
 import { rigidMatrix } from '../../core/registration/rigid.ts';
 import { writeDerivedFrame, type DerivedSeriesSpec } from './derived-series.ts';
@@ -29,6 +29,7 @@ export interface PrepareSeriesArg {
   scratchDir: string;
   reference: ReferenceSpec;
   startSec: number;
+  registration: RigidRegistrationOptions;
 }
 
 export interface PreparedSeries {
@@ -43,6 +44,8 @@ export interface PreparedSeries {
   sources: Volume['sources'];
   series: SeriesInfo;
   units?: string;
+  /** The step's registration options with "auto" resolved from this series' grid and reference. */
+  registration: RigidRegistrationOptions;
 }
 
 /** Loads the series, writes its frames and the reference to scratch; a static series is only named. */
@@ -76,6 +79,11 @@ export async function prepareSeries(arg: PrepareSeriesArg): Promise<PreparedSeri
     sources: volume.sources,
     series: volume.series,
     ...(volume.units === undefined ? {} : { units: volume.units }),
+    registration: {
+      ...arg.registration,
+      fwhmMm: resolvedFwhmMm(arg.registration, reference, volume.dims, volume.spacingMm),
+      levels: resolvedLevels(arg.registration, volume.dims),
+    },
   };
 }
 
