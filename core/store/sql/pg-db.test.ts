@@ -60,6 +60,21 @@ describe('numberPlaceholders', () => {
 });
 
 describe.skipIf(testBackend() !== 'postgres')('PostgresDb', () => {
+  it('syncDurable flushes the WAL past the commits before it (which are asynchronous)', async () => {
+    const db = new PostgresDb({ url: await freshPostgresDatabase() });
+    open.push(db);
+    db.exec('CREATE TABLE t (x integer)');
+    const flushedPast = (lsn: string) => (db.prepare('SELECT pg_current_wal_flush_lsn() >= CAST(? AS pg_lsn) AS ok').get(lsn) as { ok: boolean }).ok;
+    for (let i = 0; i < 5; i++) {
+      db.transaction(() => db.prepare('INSERT INTO t VALUES (?)').run(i))();
+      // The end of what was inserted so far: the commit above is before it.
+      const written = (db.prepare('SELECT CAST(pg_current_wal_insert_lsn() AS text) AS lsn').get() as { lsn: string }).lsn;
+      await db.syncDurable();
+      expect(flushedPast(written)).toBe(true);
+    }
+    expect(db.roundTrips.flushes).toBe(5);
+  });
+
   it('rolls back a transaction that throws, and runs nested ones as savepoints', async () => {
     const db = new PostgresDb({ url: await freshPostgresDatabase() });
     open.push(db);

@@ -68,7 +68,10 @@ async function connection(): Promise<pg.Client> {
 
 /**
  * A commit with synchronous_commit=on flushes the WAL up to its own record, and so every
- * commit before it, on any connection: txid_current() makes this one a transaction that commits.
+ * commit before it, on any connection, but only if the transaction wrote WAL: one that merely
+ * took a transaction ID (txid_current(), used until now) commits asynchronously (PostgreSQL's
+ * RecordTransactionCommit; measured: pg_stat_wal.wal_sync stays 0). A transactional logical
+ * message writes WAL and takes an ID, so its commit waits for the flush (wal_sync counts it).
  */
 let waiting: number[] = [];
 let flushing = false;
@@ -89,7 +92,7 @@ async function flushWaiting(): Promise<void> {
       flusher ??= await open('on', (c) => {
         if (flusher === c) flusher = undefined;
       });
-      await flusher.query('SELECT txid_current()');
+      await flusher.query("SELECT pg_logical_emit_message(true, 'dicomflow', '')");
     } catch (err) {
       const e = err as Error & { code?: string };
       const broken = flusher;
