@@ -396,6 +396,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
       engine,
       jobs,
       pipelines,
+      outbox: { status: () => outboxSender.status(), store: outbox, wake: () => outboxSender.wake() },
       validatePipeline: (text) => loadPipeline(text, '(posted)', plugins, { databases: databaseNames }).problems,
       index,
       databases: config.databases,

@@ -93,6 +93,8 @@ export interface OutboxStore {
   get(ids: string[]): OutboxEntry[];
   list(filter: { destination?: string; state?: OutboxState; jobId?: string; limit?: number }): OutboxEntry[];
   counts(): DestinationCounts[];
+  /** Queued entries that were tried and failed at least once (waiting for their retry), per destination. */
+  retryingCounts(): Record<string, number>;
   /**
    * Removes outbox files no entry refers to (left by a crash between link and commit). With
    * other nodes writing, only files linked more than `graceMs` ago (one may be committing now).

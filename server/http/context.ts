@@ -1,3 +1,4 @@
+import type { DestinationCounts, OutboxStore } from '../../core/store/outbox-store.ts';
 import type { Logger } from 'pino';
 import type { DicomflowEvents } from '../../core/events.ts';
 import type { Engine } from '../../core/jobs/engine.ts';
@@ -61,6 +62,12 @@ export interface HttpDeps {
   objectPath(relativePath: string): string;
   /** Live event streams allowed open at once (http.eventStreams). */
   eventStreams: { perUser: number; total: number };
+  /** The routing outbox: per-destination figures, entries, and rescheduling dead letters. */
+  outbox?: {
+    status(): (DestinationCounts & { associations: number; host: string; port: number })[];
+    store: Pick<OutboxStore, 'list' | 'retryDead' | 'retryingCounts'>;
+    wake(): void;
+  };
   /** The built web page (index.html and assets); none: the API only. */
   webRoot?: string;
   log: Logger;

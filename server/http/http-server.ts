@@ -13,6 +13,7 @@ import { databaseRoutes } from './routes/databases.ts';
 import { eventRoutes } from './routes/events.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { tokenRoutes } from './routes/tokens.ts';
+import { outboxRoutes } from './routes/outbox.ts';
 import { openapiRoutes, openapiOptions } from './routes/openapi.ts';
 import { dicomwebRoutes } from './dicomweb/routes.ts';
 
@@ -22,6 +23,7 @@ const httpStatusOf: Partial<Record<ErrorCode, number>> = {
   DF_ERR_UNAUTHORIZED: 401,
   DF_ERR_FORBIDDEN: 403,
   DF_ERR_JOB_UNKNOWN: 404,
+  DF_ERR_DESTINATION_UNKNOWN: 404,
   DF_ERR_PIPELINE_UNKNOWN: 404,
   DF_ERR_PIPELINE_VERSION_UNKNOWN: 409,
   DF_ERR_DATABASE_UNKNOWN: 404,
@@ -106,6 +108,7 @@ export async function buildHttpApp(deps: HttpDeps, https?: { key: Buffer; cert: 
   await app.register(eventRoutes, deps);
   await app.register(metricsRoutes, deps);
   await app.register(tokenRoutes, deps);
+  await app.register(outboxRoutes, deps);
   await app.register(openapiRoutes);
   // Encapsulated: its access hook and its streaming body parser apply to its own routes only.
   await app.register(dicomwebRoutes, deps);

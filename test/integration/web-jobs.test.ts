@@ -1,6 +1,5 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -11,14 +10,13 @@ import { ctSeries, mrSeries } from '../fixtures/builder.ts';
 import { hasTool, storescu } from '../helpers/dcmtk.ts';
 import { startTestServer, tempDir } from '../helpers/server.ts';
 import { until } from '../helpers/wait.ts';
+import { SCREENS } from '../helpers/screens.ts';
 
 const run = promisify(execFile);
 const repo = path.resolve(import.meta.dirname, '../..');
 const node = path.join(repo, 'node_modules/.bin/node');
 const cli = path.join(repo, 'server/cli.ts');
 const CHROMIUM = '/usr/bin/chromium';
-/** Kept after the run, to be looked at. */
-export const SCREENS = path.join(os.tmpdir(), 'dicomflow-web-screens');
 
 const CT_SLICES = 150;
 const MR_SLICES = 70;

@@ -23,7 +23,7 @@ export function Arrivals({ series, onJobsOf }: { series: SeriesArrivals[]; onJob
               <th>Patient</th>
               <th>Modality</th>
               <th>Series</th>
-              <th>Objects</th>
+              <th class="number">Objects</th>
               <th>First arrival</th>
               <th>From</th>
               <th>Database</th>

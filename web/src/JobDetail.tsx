@@ -132,7 +132,7 @@ export function JobDetail({ id, me, live, onError }: { id: string; me: Me; live?
                   <th>Patient</th>
                   <th>Modality</th>
                   <th>Series</th>
-                  <th>Instances</th>
+                  <th class="number">Instances</th>
                   <th>Received</th>
                   <th>Database</th>
                 </tr>

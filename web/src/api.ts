@@ -68,6 +68,30 @@ export interface LogLine {
   data?: Record<string, unknown>;
 }
 
+/** GET /api/outbox: one remote node's outbox. */
+export interface OutboxDestination {
+  destination: string;
+  host: string;
+  port: number;
+  queued: number;
+  inFlight: number;
+  retrying: number;
+  dead: number;
+  delivered: number;
+  lastError?: string | null;
+  lastErrorAt?: string | null;
+}
+
+export interface OutboxEntry {
+  id: string;
+  sopInstanceUid: string;
+  state: string;
+  attempts: number;
+  jobId?: string;
+  lastErrorCode?: string;
+  lastError?: string;
+}
+
 /** GET /api/arrivals/series: arrivals of one series into one database. */
 export interface SeriesArrivals {
   seriesInstanceUid: string;
@@ -220,6 +244,9 @@ export const api = {
     return request<{ jobs: Job[]; next?: string }>('GET', `/api/jobs?${q}`);
   },
   job: (id: string) => request<Job>('GET', `/api/jobs/${encodeURIComponent(id)}`),
+  outbox: () => request<OutboxDestination[]>('GET', '/api/outbox'),
+  outboxEntries: (destination: string, state: string) => request<OutboxEntry[]>('GET', `/api/outbox/${encodeURIComponent(destination)}/entries?state=${state}`),
+  retryOutbox: (destination: string) => request<{ rescheduled: number }>('POST', `/api/outbox/${encodeURIComponent(destination)}/retry`, {}),
   jobSummary: (id: string) => request<JobSummary>('GET', `/api/jobs/${encodeURIComponent(id)}/summary`),
   /** One page of a job's log, and how many lines there are in all. */
   jobLog: async (id: string, offset: number, limit: number, level?: string) => {

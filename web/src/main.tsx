@@ -6,6 +6,7 @@ import { JobDetail } from './JobDetail.tsx';
 import { Jobs } from './Jobs.tsx';
 import { Login } from './Login.tsx';
 import { Nodes } from './Nodes.tsx';
+import { Outbox } from './Outbox.tsx';
 import { StatusPanel } from './StatusPanel.tsx';
 import { Studies } from './Studies.tsx';
 import './style.css';
@@ -142,6 +143,7 @@ function Dashboard({ me, onLogout }: { me: Me; onLogout: () => void }) {
           <>
             <StatusPanel status={status} connected={connected} />
             <Nodes status={status} />
+            <Outbox me={me} refreshKey={status} onError={onError} onNotice={(text) => setMessage({ kind: 'notice', text })} />
             <Jobs jobs={jobs} filter={filter} pipelines={pipelineNames} onFilter={applyFilter} onMore={nextJobs ? () => void moreJobs() : undefined} />
             <Arrivals series={arrivals} onJobsOf={(series) => applyFilter({ series })} />
           </>

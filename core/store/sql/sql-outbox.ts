@@ -175,6 +175,14 @@ export class SqlOutbox implements OutboxStore {
     return (this.sql(sql).all(...args, filter.limit ?? 1000) as Row[]).map(this.toEntry);
   }
 
+  retryingCounts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const r of this.sql("SELECT destination, COUNT(*) AS n FROM outbox WHERE state = 'queued' AND attempts > 0 GROUP BY destination").all() as Row[]) {
+      out[r.destination] = Number(r.n);
+    }
+    return out;
+  }
+
   counts(): DestinationCounts[] {
     const rows = this.sql(
       `SELECT destination,
