@@ -247,4 +247,38 @@ describe.skipIf(!hasTool('storescu') || !fs.existsSync(CHROMIUM))('jobs and arri
     expect(errors).toEqual([]);
     await page.context().close();
   });
+
+  it('the study browser searches by patient, date, modality and accession, and shows each series by its first, middle and last image and its jobs', async () => {
+    const found = async (query: string) => ((await api('olga', `/api/databases/Import/studies?${query}`)).body as { study: Record<string, string> }[]).map((r) => r.study.StudyInstanceUID);
+    expect(await found('patient=marisa%20quillon')).toEqual([]);
+    expect(await found('patient=quillon%5Emarisa')).toEqual([ct.studyInstanceUid]);
+    expect(await found('patient=QM44&modality=mr')).toEqual([ct.studyInstanceUid]);
+    expect(await found('patient=QM44&modality=PT')).toEqual([]);
+    expect(await found('patient=QM44&dateFrom=29990101')).toEqual([]);
+    expect(await found('patient=QM44&dateTo=29990101')).toEqual([ct.studyInstanceUid]);
+    expect((await api('olga', '/api/databases/Import/studies?dateFrom=2024')).status).toBe(400);
+
+    const { page, errors } = await logIn('olga');
+    await page.click('a[href="#/studies"]');
+    await page.waitForSelector('[data-testid=studies] tr[data-study-uid]');
+    await page.fill('[data-testid=study-search] input[name=patient]', 'Quillon');
+    await page.fill('[data-testid=study-search] input[name=modality]', 'CT');
+    await page.click('[data-testid=study-search] button[type=submit]');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=studies] tr[data-study-uid]').length === 1);
+    const row = `[data-testid=studies] tr[data-study-uid="${ct.studyInstanceUid}"]`;
+    await page.click(`${row} button.link`);
+    const ctItem = `[data-testid=studies] li[data-series="${ct.seriesInstanceUid}"]`;
+    await page.waitForSelector(`[data-testid=studies] li[data-series="${mr.seriesInstanceUid}"]`);
+    // Three rendered images per series (the worker pool renders them through the display pipeline).
+    await page.waitForFunction((sel) => {
+      const imgs = [...document.querySelectorAll(`${sel} [data-testid=previews] img`)] as HTMLImageElement[];
+      return imgs.length === 3 && imgs.every((i) => i.complete && i.naturalWidth > 0);
+    }, ctItem);
+    expect(await page.$$eval(`${ctItem} figcaption`, (c) => c.map((x) => x.textContent))).toEqual(['#1', `#${Math.floor((CT_SLICES - 1) / 2) + 1}`, `#${CT_SLICES}`]);
+    await page.waitForSelector(`${ctItem} [data-testid=series-jobs] a[data-job-id]`);
+    expect(await page.textContent(`${ctItem} [data-testid=series-jobs]`)).toContain(`per-instance succeeded ×${CT_SLICES}`);
+    await page.screenshot({ path: path.join(SCREENS, 'studies-previews.png'), fullPage: true });
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
 });

@@ -126,6 +126,10 @@ describe('web page in Chromium', () => {
     await page.click('a[href="#/studies"]');
     await page.waitForSelector(study);
     await page.click(`${study} button:has-text("Move to StudyA")`);
+    // Nothing moves before the confirmation, which names what moves and where.
+    expect(await page.textContent('[data-testid=confirm]')).toMatch(/^Move the study .*\(.*1 series, 2 instance\(s\)\) from Import to StudyA\? It leaves Import\./);
+    expect(s.index.studies('StudyA', {})).toEqual([]);
+    await page.click('[data-testid=confirm] button:has-text("Move")');
     await expect.poll(() => page.textContent('[role=status]')).toContain('Moved 2 instance(s) to StudyA');
     await page.click('.tabs button:has-text("StudyA")');
     await page.waitForSelector(`[data-testid=studies] tr[data-study-uid="${uid}"]`);

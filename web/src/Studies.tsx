@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { api, type Database, type Me, type SeriesRow, type StudyRow } from './api.ts';
+import { api, session, type Database, type Job, type Me, type SeriesRow, type StudyRow, type StudySearch } from './api.ts';
 import { dicomDate, personName } from './format.ts';
 
 const MOVES = ['admin', 'manager'];
@@ -13,13 +13,15 @@ export function Studies({ me, onError, onNotice }: { me: Me; onError: (m: string
   const [open, setOpen] = useState<{ uid: string; series: SeriesRow[] }>();
   const [pipelines, setPipelines] = useState<string[]>([]);
   const [pipeline, setPipeline] = useState<string>();
+  const [search, setSearch] = useState<StudySearch>({});
+  const [confirm, setConfirm] = useState<{ uid: string; mode: 'move' | 'copy'; to: string; what: string }>();
 
   const loadDatabases = () =>
     api.databases().then((list) => {
       setDatabases(list);
       setDb((current) => current ?? list[0]?.name);
     }, (err) => onError(err.message));
-  const loadStudies = (name: string) => api.studies(name).then(setStudies, (err) => onError(err.message));
+  const loadStudies = (name: string, q: StudySearch = search) => api.studies(name, q).then(setStudies, (err) => onError(err.message));
   useEffect(() => {
     void loadDatabases();
     if (RUNS.includes(me.role)) {
@@ -38,6 +40,7 @@ export function Studies({ me, onError, onNotice }: { me: Me; onError: (m: string
   const targets = me.databases.filter((d) => d.right === 'write' && d.name !== db).map((d) => d.name);
   const canWrite = me.databases.some((d) => d.name === db && d.right === 'write');
   const transfer = async (uid: string, mode: 'move' | 'copy', to: string) => {
+    setConfirm(undefined);
     try {
       const r = await api.transfer(db!, { to, mode, level: 'study', uid });
       onNotice(`${mode === 'move' ? 'Moved' : 'Copied'} ${r.instances} instance(s) to ${to}${r.duplicates ? ` (${r.duplicates} already there)` : ''}.`);
@@ -63,6 +66,10 @@ export function Studies({ me, onError, onNotice }: { me: Me; onError: (m: string
     }
   };
 
+  const describe = (mode: 'move' | 'copy', s: StudyRow, to: string) =>
+    `${mode === 'move' ? 'Move' : 'Copy'} the study ${s.study.StudyDescription ? `"${s.study.StudyDescription}" ` : ''}of ${personName(s.patient.PatientName) || s.patient.PatientID || '(no name)'}` +
+    ` (${dicomDate(s.study.StudyDate) || 'no date'}; ${s.numberOfSeries} series, ${s.numberOfInstances} instance(s)) from ${db} to ${to}?` +
+    (mode === 'move' ? ` It leaves ${db}.` : '');
   return (
     <section class="panel" data-testid="studies">
       <h2>Studies</h2>
@@ -75,6 +82,46 @@ export function Studies({ me, onError, onNotice }: { me: Me; onError: (m: string
             ))}
           </select>
         </label>
+      )}
+      <form
+        class="filters"
+        data-testid="study-search"
+        onSubmit={(e) => {
+          e.preventDefault();
+          const f = new FormData(e.currentTarget);
+          const text = (k: string) => String(f.get(k) ?? '').trim();
+          const date = (k: string) => text(k).replaceAll('-', '');
+          const q: StudySearch = {};
+          if (text('patient')) q.patient = text('patient');
+          if (date('dateFrom')) q.dateFrom = date('dateFrom');
+          if (date('dateTo')) q.dateTo = date('dateTo');
+          if (text('modality')) q.modality = text('modality');
+          if (text('accession')) q.accession = text('accession');
+          setSearch(q);
+          if (db) void loadStudies(db, q);
+        }}
+      >
+        <input name="patient" placeholder="patient name or ID" />
+        <label>
+          from <input type="date" name="dateFrom" />
+        </label>
+        <label>
+          to <input type="date" name="dateTo" />
+        </label>
+        <input name="modality" placeholder="modality" size={6} />
+        <input name="accession" placeholder="accession" size={12} />
+        <button type="submit">Search</button>
+      </form>
+      {confirm && (
+        <div class="confirm" role="dialog" data-testid="confirm">
+          <p>{confirm.what}</p>
+          <button type="button" onClick={() => transfer(confirm.uid, confirm.mode, confirm.to)}>
+            {confirm.mode === 'move' ? 'Move' : 'Copy'}
+          </button>{' '}
+          <button type="button" onClick={() => setConfirm(undefined)}>
+            Cancel
+          </button>
+        </div>
       )}
       <nav class="tabs">
         {databases.map((d) => (
@@ -128,11 +175,11 @@ export function Studies({ me, onError, onNotice }: { me: Me; onError: (m: string
                       {targets.map((to) => (
                         <span key={to}>
                           {canWrite && (
-                            <button type="button" onClick={() => transfer(uid, 'move', to)}>
+                            <button type="button" onClick={() => setConfirm({ uid, mode: 'move', to, what: describe('move', s, to) })}>
                               Move to {to}
                             </button>
                           )}
-                          <button type="button" onClick={() => transfer(uid, 'copy', to)}>
+                          <button type="button" onClick={() => setConfirm({ uid, mode: 'copy', to, what: describe('copy', s, to) })}>
                             Copy to {to}
                           </button>
                         </span>
@@ -143,11 +190,9 @@ export function Studies({ me, onError, onNotice }: { me: Me; onError: (m: string
                 open?.uid === uid && (
                   <tr key={`${uid}-series`} class="series">
                     <td colSpan={8}>
-                      <ul>
+                      <ul class="series-list">
                         {open.series.map((se) => (
-                          <li key={se.series.SeriesInstanceUID}>
-                            {se.series.Modality} #{se.series.SeriesNumber} {se.series.SeriesDescription} — {se.numberOfInstances} image(s)
-                          </li>
+                          <SeriesItem key={se.series.SeriesInstanceUID} db={db!} study={uid} row={se} onError={onError} />
                         ))}
                       </ul>
                     </td>
@@ -159,5 +204,68 @@ export function Studies({ me, onError, onNotice }: { me: Me; onError: (m: string
         </table>
       )}
     </section>
+  );
+}
+
+/** A series of the open study: the first, middle and last image as the display pipeline renders them, and its jobs. */
+function SeriesItem({ db, study, row, onError }: { db: string; study: string; row: SeriesRow; onError: (m: string) => void }) {
+  const series = row.series.SeriesInstanceUID;
+  const [images, setImages] = useState<{ n: string; url?: string }[]>([]);
+  const [jobs, setJobs] = useState<Job[]>();
+  useEffect(() => {
+    let stop = false;
+    const made: string[] = [];
+    void (async () => {
+      try {
+        const instances = await api.instances(db, study, series);
+        const byNumber = [...instances].sort((a, b) => Number(a.instance.InstanceNumber ?? 0) - Number(b.instance.InstanceNumber ?? 0));
+        const picks = [...new Set([0, Math.floor((byNumber.length - 1) / 2), byNumber.length - 1])].map((i) => byNumber[i]);
+        setImages(picks.map((p) => ({ n: p.instance.InstanceNumber ?? '?' })));
+        for (const [k, p] of picks.entries()) {
+          const route = `/dicomweb/${encodeURIComponent(db)}/studies/${study}/series/${series}/instances/${p.instance.SOPInstanceUID}/thumbnail`;
+          const res = await fetch(route, { headers: { authorization: `Bearer ${session.token}`, accept: 'image/png' } });
+          if (stop) return;
+          if (!res.ok) continue;
+          const url = URL.createObjectURL(await res.blob());
+          made.push(url);
+          setImages((list) => list.map((x, j) => (j === k ? { ...x, url } : x)));
+        }
+      } catch (err) {
+        if (!stop) onError((err as Error).message);
+      }
+    })();
+    api.jobs({ series }, 200).then((r) => !stop && setJobs(r.jobs), (err) => !stop && onError(err.message));
+    return () => {
+      stop = true;
+      made.forEach((u) => URL.revokeObjectURL(u));
+    };
+  }, [db, study, series]);
+  return (
+    <li data-series={series}>
+      <div>
+        {row.series.Modality} #{row.series.SeriesNumber} {row.series.SeriesDescription} — {row.numberOfInstances} image(s)
+      </div>
+      <div class="previews" data-testid="previews">
+        {images.map((im, k) => (
+          <figure key={k}>
+            {im.url ? <img src={im.url} alt={`image ${im.n}`} width={96} height={96} /> : <span class="placeholder" />}
+            <figcaption>#{im.n}</figcaption>
+          </figure>
+        ))}
+      </div>
+      <div class="series-jobs" data-testid="series-jobs">
+        {jobs === undefined ? null : jobs.length === 0 ? (
+          <span class="hint">no jobs</span>
+        ) : (
+          // Instance pipelines make a job per image: one badge per pipeline and status, with the count.
+          [...jobs.reduce((m, j) => m.set(`${j.pipeline} ${j.status}`, [...(m.get(`${j.pipeline} ${j.status}`) ?? []), j]), new Map<string, Job[]>()).values()].map((group) => (
+            <a key={group[0].id} href={`#/jobs/${group[0].id}`} class={`badge ${group[0].status}`} data-job-id={group[0].id} title="the latest of these jobs">
+              {group[0].pipeline} {group[0].status}
+              {group.length > 1 ? ` ×${group.length}${jobs.length === 200 ? '+' : ''}` : ''}
+            </a>
+          ))
+        )}
+      </div>
+    </li>
   );
 }

@@ -147,6 +147,15 @@ export interface StudyRow {
   modalitiesInStudy: string[];
 }
 
+/** The study browser's search (GET /api/databases/DB/studies). */
+export interface StudySearch {
+  patient?: string;
+  dateFrom?: string;
+  dateTo?: string;
+  modality?: string;
+  accession?: string;
+}
+
 export interface SeriesRow {
   series: Record<string, string>;
   numberOfInstances: number;
@@ -261,7 +270,13 @@ export const api = {
   pipelines: () => request<{ pipelines: { name: string; enabled: boolean; description?: string }[] }>('GET', '/api/pipelines'),
   run: (pipeline: string, body: { database: string; study: string }) => request<{ jobId: string }>('POST', `/api/pipelines/${encodeURIComponent(pipeline)}/run`, body),
   databases: () => request<Database[]>('GET', '/api/databases'),
-  studies: (db: string) => request<StudyRow[]>('GET', `/api/databases/${encodeURIComponent(db)}/studies`),
+  studies: (db: string, search: StudySearch = {}) =>
+    request<StudyRow[]>('GET', `/api/databases/${encodeURIComponent(db)}/studies?${new URLSearchParams(search as Record<string, string>)}`),
+  instances: (db: string, study: string, series: string) =>
+    request<{ instance: Record<string, string> }[]>(
+      'GET',
+      `/api/databases/${encodeURIComponent(db)}/studies/${encodeURIComponent(study)}/series/${encodeURIComponent(series)}/instances?limit=5000`,
+    ),
   series: (db: string, study: string) => request<SeriesRow[]>('GET', `/api/databases/${encodeURIComponent(db)}/studies/${encodeURIComponent(study)}/series`),
   transfer: (from: string, body: { to: string; mode: 'move' | 'copy'; level: 'study'; uid: string }) =>
     request<{ instances: number; filed: number; duplicates: number }>('POST', `/api/databases/${encodeURIComponent(from)}/transfer`, body),

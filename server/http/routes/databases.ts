@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { FromSchema } from 'json-schema-to-ts';
 import { dfError } from '../../../core/errors.ts';
-import type { HierarchyFilter } from '../../../core/store/index-store.ts';
+import type { HierarchyFilter, StudyRow } from '../../../core/store/index-store.ts';
 import { requireRole } from '../auth.ts';
 import type { HttpDeps } from '../context.ts';
 import { attributes, authErrors, databaseName, errorReply, limitQuery, uid } from '../schemas.ts';
@@ -17,8 +17,32 @@ const seriesParams = {
 const studyQuery = {
   type: 'object',
   additionalProperties: false,
-  properties: { patientId: { type: 'string', minLength: 1, maxLength: 64 }, limit: limitQuery(5000, 500) },
+  properties: {
+    patientId: { type: 'string', minLength: 1, maxLength: 64, description: 'Exactly this Patient ID.' },
+    patient: { type: 'string', minLength: 1, maxLength: 64, description: "Patient's Name or Patient ID contains this (case ignored; ^ and spaces alike)." },
+    dateFrom: { type: 'string', pattern: '^\\d{8}$', description: 'Study Date on or after (YYYYMMDD).' },
+    dateTo: { type: 'string', pattern: '^\\d{8}$', description: 'Study Date on or before (YYYYMMDD).' },
+    modality: { type: 'string', minLength: 1, maxLength: 16, description: 'A series of this modality in the study.' },
+    accession: { type: 'string', minLength: 1, maxLength: 16, description: 'Accession Number contains this.' },
+    limit: limitQuery(5000, 500),
+  },
 } as const;
+
+type StudySearch = { patient?: string; dateFrom?: string; dateTo?: string; modality?: string; accession?: string };
+/** The study browser's search, applied to a database's study rows. */
+function matchesStudy(r: StudyRow, q: StudySearch): boolean {
+  const norm = (v: string | undefined) => (v ?? '').toLowerCase().replace(/[\^\s,]+/g, ' ').trim();
+  if (q.patient) {
+    const want = norm(q.patient);
+    if (!norm(r.patient.PatientName).includes(want) && !norm(r.patient.PatientID).includes(want)) return false;
+  }
+  const date = r.study.StudyDate ?? '';
+  if (q.dateFrom && !(date >= q.dateFrom)) return false;
+  if (q.dateTo && !(date && date <= q.dateTo)) return false;
+  if (q.modality && !r.modalitiesInStudy.some((m) => m.toUpperCase() === q.modality!.toUpperCase())) return false;
+  if (q.accession && !norm(r.study.AccessionNumber).includes(norm(q.accession))) return false;
+  return true;
+}
 const limitOnly = { type: 'object', additionalProperties: false, properties: { limit: limitQuery(5000, 500) } } as const;
 
 const transferBody = {
@@ -115,7 +139,7 @@ export async function databaseRoutes(app: FastifyInstance, deps: HttpDeps): Prom
 
   app.get('/api/databases/:db/studies', {
     schema: {
-      summary: 'Studies of a database, optionally of one patient',
+      summary: 'Studies of a database, searched by patient name or ID, study date range, modality and accession number',
       tags: ['databases'],
       params: dbParams,
       querystring: studyQuery,
@@ -123,9 +147,12 @@ export async function databaseRoutes(app: FastifyInstance, deps: HttpDeps): Prom
     },
     handler: async (request) => {
       const db = readable(request, (request.params as FromSchema<typeof dbParams>).db);
-      const q = request.query as { patientId?: string; limit: number };
+      const q = request.query as StudySearch & { patientId?: string; limit: number };
       const filter: HierarchyFilter = q.patientId ? { patientId: q.patientId } : {};
-      return deps.index.studies(db, filter).slice(0, q.limit);
+      return deps.index
+        .studies(db, filter)
+        .filter((r) => matchesStudy(r, q))
+        .slice(0, q.limit);
     },
   });
 
