@@ -5,6 +5,7 @@ import { DEFAULT_REGISTRATION_OPTIONS, type RigidRegistrationOptions } from '../
 import type { ReferenceSpec } from '../../core/registration/reference.ts';
 import { uidFromName } from './derived-series.ts';
 import type { CorrectFrameArg, FrameResult, PreparedSeries, PrepareSeriesArg, WriteResultsArg, WrittenResults } from './tasks.ts';
+import { frameTimesSec } from './frame-times.ts';
 
 const VERSION = '1.0.0';
 const TASKS = new URL('./tasks.ts', import.meta.url).href;
@@ -214,6 +215,8 @@ async function correctSeries(
     'motion',
     results.map((r) => ({
       frame: r.frame + 1,
+      // Frame times put the web page's motion plot on a time axis, as the step's own plot is.
+      ...frameTimesSec(prepared.timing[r.frame]),
       registered: r.registered,
       converged: r.converged,
       txMm: r.translationMm[0],

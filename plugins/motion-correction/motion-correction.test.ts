@@ -229,7 +229,10 @@ describe('motion-correction on a dynamic brain phantom with known motion', () =>
     expect(svg).toContain('Translation (mm)');
     expect(svg).toContain('Rotation (°)');
     expect(svg).not.toMatch(/txMm|rxDeg|Mm\b/);
-    expect(outputs.some((o) => o.kind === 'table' && o.name === 'motion' && o.rows?.length === 9)).toBe(true);
+    const motionTable = outputs.find((o) => o.kind === 'table' && o.name === 'motion');
+    expect(motionTable?.rows).toHaveLength(9);
+    // Frame times, so the web page plots motion against time as the PNG does.
+    for (const row of motionTable!.rows!) expect(row).toMatchObject({ startSec: expect.any(Number), midSec: expect.any(Number), durationSec: expect.any(Number) });
   });
 
   it('fills the defaults from the schema and refuses a "mean" reference without a window when the pipeline loads', () => {

@@ -10,6 +10,7 @@ import { resampleTrilinear } from '../../core/registration/resample.ts';
 import { rigidMatrix } from '../../core/registration/rigid.ts';
 import { writeDerivedFrame, type DerivedSeriesSpec } from './derived-series.ts';
 import { writeMotionPlot } from './motion-plot.ts';
+import { frameTimesSec } from './frame-times.ts';
 
 /**
  * The motion-correction step's work, as functions the worker pool runs (ctx.runTask): load the
@@ -197,10 +198,9 @@ export interface WrittenResults {
 export async function writeResults(arg: WriteResultsArg): Promise<WrittenResults> {
   await mkdir(arg.outDir, { recursive: true });
   const frames = arg.results.map((r) => {
-    const timing = arg.timing[r.frame];
     return {
       frame: r.frame + 1,
-      ...(timing === undefined ? {} : { startSec: timing.startMs / 1000, durationSec: timing.durationMs / 1000, midSec: (timing.startMs + timing.durationMs / 2) / 1000 }),
+      ...frameTimesSec(arg.timing[r.frame]),
       registered: r.registered,
       converged: r.converged,
       ...(r.problem === undefined ? {} : { problem: r.problem }),
