@@ -35,6 +35,7 @@ describe.skipIf(!hasTool('storescu') || !fs.existsSync(CHROMIUM))('jobs and arri
   let ct: Awaited<ReturnType<typeof ctSeries>>;
   let mr: Awaited<ReturnType<typeof mrSeries>>;
   let studyJobId: string;
+  let pipelinesDir: string;
 
   const api = async (user: string, route: string) => {
     const res = await fetch(`http://127.0.0.1:${s.httpPort}${route}`, { headers: { authorization: `Bearer ${token[user]}` } });
@@ -46,7 +47,7 @@ describe.skipIf(!hasTool('storescu') || !fs.existsSync(CHROMIUM))('jobs and arri
     const built = await ensureWebBuilt({ rebuild: true });
     if (built.error) throw new Error(`building the web page failed: ${built.error}`);
     fs.mkdirSync(SCREENS, { recursive: true });
-    const pipelinesDir = tempDir();
+    pipelinesDir = tempDir();
     fs.writeFileSync(path.join(pipelinesDir, 'per-instance.json'), JSON.stringify({ name: 'per-instance', trigger: { on: 'instance' }, steps: [{ plugin: 'count-instances' }] }));
     fs.writeFileSync(
       path.join(pipelinesDir, 'whole-study.json'),
@@ -278,6 +279,35 @@ describe.skipIf(!hasTool('storescu') || !fs.existsSync(CHROMIUM))('jobs and arri
     await page.waitForSelector(`${ctItem} [data-testid=series-jobs] a[data-job-id]`);
     expect(await page.textContent(`${ctItem} [data-testid=series-jobs]`)).toContain(`per-instance succeeded ×${CT_SLICES}`);
     await page.screenshot({ path: path.join(SCREENS, 'studies-previews.png'), fullPage: true });
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
+
+  it('the pipelines panel: enabled or not, trigger, last runs, files that did not load with line and pointer, and a manual run on a series', async () => {
+    // A broken file and a disabled pipeline appear after a reload.
+    fs.writeFileSync(path.join(pipelinesDir, 'broken.json'), '{\n  "name": "broken",\n  "trigger": { "on": "sometimes" },\n  "steps": []\n}\n');
+    fs.writeFileSync(path.join(pipelinesDir, 'off.json'), JSON.stringify({ name: 'off', enabled: false, trigger: { on: 'series' }, steps: [{ plugin: 'count-instances' }] }));
+    const reload = await fetch(`http://127.0.0.1:${s.httpPort}/api/pipelines/reload`, { method: 'POST', headers: { authorization: `Bearer ${token.admin}` } });
+    expect(reload.status).toBe(200);
+    const { page, errors } = await logIn('olga');
+    await page.click('a[href="#/pipelines"]');
+    await page.waitForSelector('[data-testid=pipelines] tr[data-pipeline=whole-study]');
+    await page.waitForSelector('[data-testid=pipelines] tr[data-pipeline=whole-study] .runs a[data-job-id]');
+    expect(await page.getAttribute('[data-testid=pipelines] tr[data-pipeline=off]', 'data-enabled')).toBe('false');
+    expect(await page.textContent('[data-testid=pipelines] tr[data-pipeline=whole-study]')).toContain('study, 4 s quiet');
+    const problem = (await page.textContent('[data-testid=pipeline-problems] li'))!;
+    expect(problem).toMatch(/broken\.json:3:\d+ at \/trigger\/on/);
+    await page.screenshot({ path: path.join(SCREENS, 'pipelines.png'), fullPage: true });
+    // A manual run of per-instance on the MR series, followed on the job's page.
+    const row = '[data-testid=pipelines] tr[data-pipeline=per-instance]';
+    await page.selectOption(`${row} select[name=database]`, 'Import');
+    await page.selectOption(`${row} select[name=level]`, 'series');
+    await page.fill(`${row} input[name=uid]`, mr.seriesInstanceUid);
+    await page.click(`${row} button[type=submit]`);
+    await page.waitForSelector('[data-testid=job-detail][data-status=succeeded]');
+    const jobId = (await page.getAttribute('[data-testid=job-detail]', 'data-job-id'))!;
+    expect(s.jobs.getJob(jobId)).toMatchObject({ pipeline: 'per-instance', triggerOn: 'manual', triggerUid: mr.seriesInstanceUid, createdBy: 'olga' });
+    expect(s.jobs.getJob(jobId)!.inputs).toHaveLength(MR_SLICES);
     expect(errors).toEqual([]);
     await page.context().close();
   });

@@ -147,6 +147,26 @@ export interface StudyRow {
   modalitiesInStudy: string[];
 }
 
+/** GET /api/pipelines: one loaded pipeline. */
+export interface PipelineInfo {
+  name: string;
+  description?: string;
+  enabled: boolean;
+  trigger: { on: string; stableSeconds?: number; [k: string]: unknown };
+  steps: { id: string; plugin: string; version?: string }[];
+  file: string;
+  hash: string;
+}
+
+/** A pipeline file that did not load: where (line, column, JSON pointer) and why. */
+export interface PipelineProblem {
+  file: string;
+  pointer: string;
+  line: number;
+  column: number;
+  message: string;
+}
+
 /** The study browser's search (GET /api/databases/DB/studies). */
 export interface StudySearch {
   patient?: string;
@@ -267,7 +287,7 @@ export const api = {
   outputs: (id: string) => request<Output[]>('GET', `/api/jobs/${encodeURIComponent(id)}/outputs`),
   rerun: (id: string) => request<{ jobId: string }>('POST', `/api/jobs/${encodeURIComponent(id)}/rerun`, {}),
   cancel: (id: string) => request<{ cancelled: boolean }>('POST', `/api/jobs/${encodeURIComponent(id)}/cancel`),
-  pipelines: () => request<{ pipelines: { name: string; enabled: boolean; description?: string }[] }>('GET', '/api/pipelines'),
+  pipelines: () => request<{ pipelines: PipelineInfo[]; problems: PipelineProblem[] }>('GET', '/api/pipelines'),
   run: (pipeline: string, body: { database: string; study: string }) => request<{ jobId: string }>('POST', `/api/pipelines/${encodeURIComponent(pipeline)}/run`, body),
   databases: () => request<Database[]>('GET', '/api/databases'),
   studies: (db: string, search: StudySearch = {}) =>

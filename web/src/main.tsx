@@ -7,6 +7,7 @@ import { Jobs } from './Jobs.tsx';
 import { Login } from './Login.tsx';
 import { Nodes } from './Nodes.tsx';
 import { Outbox } from './Outbox.tsx';
+import { Pipelines } from './Pipelines.tsx';
 import { StatusPanel } from './StatusPanel.tsx';
 import { Studies } from './Studies.tsx';
 import './style.css';
@@ -113,7 +114,7 @@ function Dashboard({ me, onLogout }: { me: Me; onLogout: () => void }) {
   }, []);
 
   const jobId = /^#\/jobs\/(.+)$/.exec(hash)?.[1];
-  const view = jobId ? 'job' : hash === '#/studies' ? 'studies' : 'home';
+  const view = jobId ? 'job' : hash === '#/studies' ? 'studies' : hash === '#/pipelines' ? 'pipelines' : 'home';
   return (
     <>
       <header>
@@ -124,6 +125,9 @@ function Dashboard({ me, onLogout }: { me: Me; onLogout: () => void }) {
           </a>
           <a href="#/studies" class={view === 'studies' ? 'active' : ''}>
             Studies
+          </a>
+          <a href="#/pipelines" class={view === 'pipelines' ? 'active' : ''}>
+            Pipelines
           </a>
         </nav>
         <span class="user" data-testid="user">
@@ -149,6 +153,7 @@ function Dashboard({ me, onLogout }: { me: Me; onLogout: () => void }) {
           </>
         )}
         {view === 'job' && <JobDetail id={decodeURIComponent(jobId!)} me={me} live={live[decodeURIComponent(jobId!)]} onError={onError} />}
+        {view === 'pipelines' && <Pipelines me={me} onError={onError} />}
         {view === 'studies' && <Studies me={me} onError={onError} onNotice={(text) => setMessage({ kind: 'notice', text })} />}
       </main>
     </>
