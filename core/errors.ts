@@ -30,6 +30,7 @@ export const errorCodes = {
   DF_ERR_APPLICATION_CONTEXT_UNSUPPORTED: 'The A-ASSOCIATE-RQ named an application context other than DICOM\'s (1.2.840.10008.3.1.1.1); it was rejected (permanent, "application context name not supported").',
   DF_ERR_TOO_MANY_ASSOCIATIONS: 'More associations were open than dimse.maxAssociations allows, or than dimse.maxAssociationsPerPeer allows from the peer\'s address; the new one was rejected as transient (local limit exceeded), the sender should retry later.',
   DF_ERR_QUERY_INVALID: 'The C-FIND identifier is not valid for the query level or model.',
+  DF_ERR_QUERY_RESPONSE_FAILED: 'A C-FIND match could not be made into a response (its identifier could not be encoded, or building it failed): the C-FIND ended with status C000 (Unable to process) after the matches before it, its error comment saying which match and why. Stored values longer than their VR allows are not a cause: they are returned as stored.',
   DF_ERR_USAGE: 'The command line is not valid; see `dicomflow --help`.',
   DF_ERR_UNAUTHORIZED: 'The HTTP request has no valid bearer token (see <dataDir>/admin-token).',
   DF_ERR_TOO_MANY_EVENT_STREAMS: 'The user already holds http.eventStreams.perUser live event streams (HTTP 429); close one (a browser tab) or raise the limit.',

@@ -2,7 +2,7 @@ import dimse from 'dcmjs-dimse';
 import dcmjs from 'dcmjs';
 import type { Logger } from 'pino';
 import { queryRetrieveSopClasses } from '../../core/dicom/sop-classes.ts';
-import { isDfError } from '../../core/errors.ts';
+import { dfError, isDfError } from '../../core/errors.ts';
 import { DatasetWalker } from '../../core/dicom/dataset-walker.ts';
 import { IMPLICIT_VR_LE } from '../../core/dicom/transfer-syntaxes.ts';
 import { parseIdentifier, type ParsedQuery } from '../../core/query/identifier.ts';
@@ -31,6 +31,8 @@ export interface FindChannel {
   /** Sends one response; resolves once the connection can take more. */
   send(response: CFindResponseT): Promise<void>;
   cancelled(): boolean;
+  /** The transfer syntax accepted for the request's presentation context: responses are encoded in it. */
+  transferSyntaxUid?: string;
 }
 
 /**
@@ -44,7 +46,7 @@ export class FindService {
     const model = request.getAffectedSopClassUid() === queryRetrieveSopClasses.PatientRootQueryRetrieveInformationModelFind ? 'PATIENT' : 'STUDY';
     let parsed: ParsedQuery;
     try {
-      const identifier = { ...(request.getDataset()?.getElements() ?? {}), ...(raw ? rawUidValues(raw.dataset, raw.transferSyntaxUid) : {}) };
+      const identifier = { ...(request.getDataset()?.getElements() ?? {}), ...(raw ? rawIdentifierValues(raw.dataset, raw.transferSyntaxUid) : {}) };
       parsed = parseIdentifier(identifier, model, { vrOf });
     } catch (err) {
       log.warn({ code: isDfError(err) ? err.code : undefined, err: (err as Error).message }, 'C-FIND refused');
@@ -55,18 +57,23 @@ export class FindService {
     }
     let matches = 0;
     try {
+      const transferSyntaxUid = channel.transferSyntaxUid ?? EXPLICIT_VR_LE;
       for await (const elements of this.matches(parsed, source, channel)) {
         // A value outside ASCII is declared in the response that holds it (PS3.4 C.4.1.1.3.1).
         const charset = Object.values(elements).some((v) => typeof v === 'string' && /[^\x00-\x7f]/.test(v)) ? 'ISO_IR 192' : undefined;
+        const identifier = charset ? { SpecificCharacterSet: charset, ...elements } : elements;
         const response = CFindResponse.fromRequest(request);
         response.setStatus(Status.Pending);
-        response.setDataset(new Dataset(charset ? { SpecificCharacterSet: charset, ...elements } : elements, EXPLICIT_VR_LE));
+        // Encoded here, before anything is sent: the library writes the command first and encodes
+        // the data set after, so a failure there would leave the peer half a message and an abort.
+        response.setDataset(new EncodedIdentifier(identifier, transferSyntaxUid, encodeMatch(identifier, transferSyntaxUid, matches)));
         await channel.send(response);
         matches++;
       }
     } catch (err) {
-      log.error({ err, matches }, 'C-FIND failed');
-      return channel.send(final(request, UNABLE_TO_PROCESS, (err as Error).message));
+      const code = isDfError(err) ? err.code : 'DF_ERR_QUERY_RESPONSE_FAILED';
+      log.error({ code, err, matches, queryLevel: parsed.level, model }, 'C-FIND failed');
+      return channel.send(final(request, UNABLE_TO_PROCESS, isDfError(err) ? err.message : `${code}: ${(err as Error).message}`));
     }
     if (channel.cancelled()) {
       log.info({ queryLevel: parsed.level, model, matches }, 'C-FIND cancelled');
@@ -147,18 +154,20 @@ async function* pages<R extends { key?: string }>(read: (page: PageRequest) => R
 }
 
 // dcmjs's tag-keyed dictionary does not enumerate; its keyword-keyed nameMap does.
-const uiTags = new Map<number, string>(
+const keywordsByTag = new Map<number, { keyword: string; vr: string }>(
   Object.values(dictionary.nameMap as Record<string, { name: string; vr: string; tag: string }>)
-    .filter((entry) => entry.vr === 'UI' && /^\([0-9A-F]{4},[0-9A-F]{4}\)$/.test(entry.tag))
-    .map((entry) => [parseInt(entry.tag.slice(1, 5) + entry.tag.slice(6, 10), 16), entry.name]),
+    .filter((entry) => /^\([0-9A-F]{4},[0-9A-F]{4}\)$/.test(entry.tag))
+    .map((entry) => [parseInt(entry.tag.slice(1, 5) + entry.tag.slice(6, 10), 16), { keyword: entry.name, vr: entry.vr }]),
 );
+const BINARY_NUMBER_VRS = new Set(['US', 'SS', 'UL', 'SL', 'FL', 'FD', 'UV', 'SV']);
 
 /**
- * The identifier's UI values as sent. dcmjs drops every character of a UID but digits and dots
- * when it parses, which would turn a query for a non-conforming stored UID (or a malformed one
- * that should be refused) into a different query.
+ * The identifier's values that dcmjs reads differently from what was sent. It drops every
+ * character of a UID but digits and dots, which would turn a query for a non-conforming stored
+ * UID (or a malformed one that should be refused) into a different query; and it reads a
+ * zero-length binary number (an empty Rows, asking for it to be returned) as 0, a match on 0.
  */
-export function rawUidValues(dataset: Buffer, transferSyntaxUid: string): Record<string, string> {
+export function rawIdentifierValues(dataset: Buffer, transferSyntaxUid: string): Record<string, string> {
   const walker = new DatasetWalker({ explicitVr: transferSyntaxUid !== IMPLICIT_VR_LE, littleEndian: true, captureMaxBytes: 64 * 1024 });
   try {
     walker.push(dataset);
@@ -168,10 +177,71 @@ export function rawUidValues(dataset: Buffer, transferSyntaxUid: string): Record
   }
   const out: Record<string, string> = {};
   for (const [tag, element] of walker.elements) {
-    const keyword = uiTags.get(tag);
-    if (keyword && (element.vr === '' || element.vr === 'UI')) out[keyword] = element.value.toString('latin1').replace(/[\0 ]+$/, '');
+    const known = keywordsByTag.get(tag);
+    if (!known || (element.vr !== '' && element.vr !== known.vr)) continue;
+    if (known.vr === 'UI') out[known.keyword] = element.value.toString('latin1').replace(/[\0 ]+$/, '');
+    else if (BINARY_NUMBER_VRS.has(known.vr) && element.value.length === 0) out[known.keyword] = '';
   }
   return out;
+}
+
+/**
+ * A response identifier holding stored values as they are. An object is stored as received, so a
+ * value can be longer than its VR allows (a 1000-character name); a C-FIND response may carry the
+ * stored value (PS3.4 C.4.1.1.3.2; DCMTK's dcmqrscp does), and findscu and dcmdump read it. dcmjs
+ * would refuse such a PN, DA, DT or TM on write and silently cut a CS, IS, DS, AS or AE while
+ * denaturalizing, so the elements are denaturalized here and written without its length checks.
+ */
+export function encodeIdentifier(elements: Record<string, unknown>, transferSyntaxUid: string): Buffer {
+  const stream = new dcmjs.data.WriteBufferStream(1024);
+  dcmjs.data.DicomMessage.write(denaturalize(elements), stream, transferSyntaxUid, { allowInvalidVRLength: true });
+  return Buffer.from(stream.getBuffer());
+}
+
+/** VRs whose one value may hold a backslash (PS3.5 6.2): every other string VR splits on it. */
+const SINGLE_VALUED_VRS = new Set(['LT', 'ST', 'UT', 'UR']);
+
+function denaturalize(elements: Record<string, unknown>): Record<string, { vr: string; Value: unknown[] }> {
+  const out: Record<string, { vr: string; Value: unknown[] }> = {};
+  for (const [keyword, value] of Object.entries(elements)) {
+    const entry = dictionary.nameMap[keyword] as { tag: string; vr: string } | undefined;
+    if (entry === undefined || !/^[A-Z]{2}$/.test(entry.vr) || value === undefined || value === null) {
+      // Keywords of ambiguous VR (US or SS) and private ones: the library's own rules, as before.
+      Object.assign(out, dictionary.denaturalizeDataset({ [keyword]: value }));
+      continue;
+    }
+    const tag = entry.tag.replace(/[(),]/g, '');
+    if (entry.vr === 'SQ') out[tag] = { vr: 'SQ', Value: (value as Record<string, unknown>[]).map(denaturalize) };
+    else if (typeof value === 'string' && !SINGLE_VALUED_VRS.has(entry.vr)) out[tag] = { vr: entry.vr, Value: value === '' ? [] : value.split('\\') };
+    else out[tag] = { vr: entry.vr, Value: Array.isArray(value) ? value : [value] };
+  }
+  return out;
+}
+
+/** One match's identifier, or why it cannot be sent (the C-FIND then ends with C000). */
+function encodeMatch(identifier: Record<string, unknown>, transferSyntaxUid: string, index: number): Buffer {
+  try {
+    return encodeIdentifier(identifier, transferSyntaxUid);
+  } catch (err) {
+    // The error comment holds 64 characters: the reason goes there, which match goes to the log.
+    const keys = ['PatientID', 'StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID'].filter((k) => typeof identifier[k] === 'string' && identifier[k] !== '');
+    throw dfError('DF_ERR_QUERY_RESPONSE_FAILED', `match ${index + 1} cannot be encoded: ${(err as Error).message}`, {
+      cause: err,
+      details: Object.fromEntries(keys.map((k) => [k, identifier[k]])),
+    });
+  }
+}
+
+/** A data set whose bytes were encoded before sending; the library writes them as they are. */
+class EncodedIdentifier extends Dataset {
+  readonly #bytes: Buffer;
+  constructor(elements: Record<string, unknown>, transferSyntaxUid: string, bytes: Buffer) {
+    super(elements, transferSyntaxUid);
+    this.#bytes = bytes;
+  }
+  override getDenaturalizedDataset(): Buffer {
+    return this.#bytes;
+  }
 }
 
 function final(request: CFindRequest, status: number, comment?: string): CFindResponseT {

@@ -10,7 +10,7 @@ import type { DimseTimeouts, TimerKind, AssociationPhase } from './association-t
 import { answerRoles, decideContext } from './negotiation.ts';
 import { APPLICATION_CONTEXT_NAME, FramedSocket, type CommandRoute } from './pdu-framer.ts';
 import { CommandField, NO_DATA_SET, PdvControl, encodeCommand, encodePData, type DimseCommand } from './upper-layer.ts';
-import { rawUidValues, type FindService } from './find.ts';
+import { rawIdentifierValues, type FindService } from './find.ts';
 import type { MoveService } from './move.ts';
 import { GetStoreChannel, type GetService, type StorageContext } from './get.ts';
 
@@ -478,6 +478,7 @@ export class DicomflowScp extends Scp {
         await this.framed.drained();
       },
       cancelled: () => running.cancelled || socket.destroyed,
+      transferSyntaxUid: context?.getAcceptedTransferSyntaxUid(),
     };
     void this.ctx.find
       .answer(request, this.querySource(), this.log, raw, channel)
@@ -489,7 +490,7 @@ export class DicomflowScp extends Scp {
     const raw = this.takeRawIdentifier();
     const refusal = CMoveResponse.fromRequest(request);
     if (this.refused('retrieve', 'C-MOVE', refusal)) return callback([refusal]);
-    const identifier = { ...(request.getDataset()?.getElements() ?? {}), ...(raw ? rawUidValues(raw.dataset, raw.transferSyntaxUid) : {}) };
+    const identifier = { ...(request.getDataset()?.getElements() ?? {}), ...(raw ? rawIdentifierValues(raw.dataset, raw.transferSyntaxUid) : {}) };
     const destination = this.commandMoveDestination;
     this.log.info({ destination, queryLevel: identifier.QueryRetrieveLevel }, 'C-MOVE requested');
     // dcmjs-dimse's callback may be called once (it ends the request); pending responses go
@@ -521,7 +522,7 @@ export class DicomflowScp extends Scp {
     const raw = this.takeRawIdentifier();
     const refusal = CGetResponse.fromRequest(request);
     if (this.refused('retrieve', 'C-GET', refusal)) return callback([refusal]);
-    const identifier = { ...(request.getDataset()?.getElements() ?? {}), ...(raw ? rawUidValues(raw.dataset, raw.transferSyntaxUid) : {}) };
+    const identifier = { ...(request.getDataset()?.getElements() ?? {}), ...(raw ? rawIdentifierValues(raw.dataset, raw.transferSyntaxUid) : {}) };
     this.log.info({ queryLevel: identifier.QueryRetrieveLevel }, 'C-GET requested');
     // As for C-MOVE: pending responses through the library's DIMSE writer, the final one (which
     // ends the request) through the callback, once.

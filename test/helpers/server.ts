@@ -16,7 +16,7 @@ import { testIndexConfig } from './test-index.ts';
 const indexOfDataDir = new Map<string, unknown>();
 
 /** A real server in this process on free ports, with its own data directory. */
-export async function startTestServer(config: Record<string, unknown> = {}): Promise<RunningServer & { dataDir: string }> {
+export async function startTestServer(config: Record<string, unknown> = {}, logger?: pino.Logger): Promise<RunningServer & { dataDir: string }> {
   const dataDir = tempDir();
   const file = path.join(dataDir, 'config.json');
   const base = { dataDir, pipelinesDir: path.join(repoRoot, 'pipelines'), dimse: { port: 0, host: '127.0.0.1' }, http: { port: 0, host: '127.0.0.1' }, storage: { minFreeMegabytes: 16 }, log: { level: 'warn' } };
@@ -26,7 +26,7 @@ export async function startTestServer(config: Record<string, unknown> = {}): Pro
   const index = config.index !== undefined ? {} : given ? { index: given } : await testIndexConfig();
   if (index.index) indexOfDataDir.set(typeof config.dataDir === 'string' ? config.dataDir : dataDir, index.index);
   fs.writeFileSync(file, JSON.stringify(merge({ ...base, ...index }, config)));
-  const server = await startServer(loadConfig(file), pino({ level: process.env.DF_TEST_LOG ?? 'silent' }));
+  const server = await startServer(loadConfig(file), logger ?? pino({ level: process.env.DF_TEST_LOG ?? 'silent' }));
   return Object.assign(server, { dataDir });
 }
 
