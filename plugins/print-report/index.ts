@@ -151,26 +151,46 @@ interface PlacedImage {
   caption: string;
 }
 
-/** Image files emitted by earlier steps, in their order, captioned from an images table when there is one. */
+/** Where an instance goes on the page: series by number, then instance by number (what the reader counts by). */
+function instanceOrder(attributes: Record<string, string> | undefined): [number, number] {
+  const n = (v: string | undefined) => (v !== undefined && Number.isFinite(Number(v)) ? Number(v) : Number.MAX_SAFE_INTEGER);
+  return [n(attributes?.SeriesNumber), n(attributes?.InstanceNumber)];
+}
+
+function byInstanceOrder<T>(items: T[], key: (item: T) => [number, number, number]): T[] {
+  return items
+    .map((item, index) => ({ item, index, k: key(item) }))
+    .sort((a, b) => a.k[0] - b.k[0] || a.k[1] - b.k[1] || a.k[2] - b.k[2] || a.index - b.index)
+    .map((x) => x.item);
+}
+
+/**
+ * Image files emitted by earlier steps, in instance order (series number, instance number,
+ * frame; as emitted where those are unknown), captioned from an images table when there is one.
+ */
 function earlierImages(ctx: StepContext): PlacedImage[] {
   const rows = new Map<string, Record<string, unknown>>();
   for (const output of ctx.previousOutputs) {
     if (output.kind !== 'table') continue;
     for (const row of output.rows ?? []) if (typeof row.file === 'string') rows.set(row.file, row);
   }
+  const inputs = new Map(ctx.inputs.map((i) => [i.sopInstanceUid, i]));
   const seen = new Set<string>();
-  const out: PlacedImage[] = [];
+  const out: (PlacedImage & { order: [number, number, number] })[] = [];
   for (const output of ctx.previousOutputs) {
     if (output.kind !== 'file' || !output.path || !IMAGE_FILE.test(output.path) || seen.has(output.path)) continue;
     seen.add(output.path);
-    out.push({ file: output.path, caption: captionOf(rows.get(output.path)) ?? path.basename(output.path) });
+    const row = rows.get(output.path);
+    const input = typeof row?.sopInstanceUid === 'string' ? inputs.get(row.sopInstanceUid) : undefined;
+    const caption = captionOf(row && { ...row, instanceNumber: input?.attributes.InstanceNumber }) ?? path.basename(output.path);
+    out.push({ file: output.path, caption, order: [...instanceOrder(input?.attributes), Number(row?.frame) || 1] });
   }
-  return out;
+  return byInstanceOrder(out, (i) => i.order).map(({ file, caption }) => ({ file, caption }));
 }
 
 async function renderInstances(ctx: StepContext, window: WindowChoice, frames: 'all' | 'middle' | 'first'): Promise<PlacedImage[]> {
   const outDir = path.join(ctx.scratchDir, 'images');
-  const unique = [...new Map(ctx.inputs.map((i) => [i.sopInstanceUid, i])).values()];
+  const unique = byInstanceOrder([...new Map(ctx.inputs.map((i) => [i.sopInstanceUid, i])).values()], (i) => [...instanceOrder(i.attributes), 0]);
   let done = 0;
   const rendered = await Promise.all(
     unique.map(async (input) => {
@@ -195,6 +215,7 @@ function captionOf(row: Record<string, unknown> | undefined): string | undefined
   const parts = [
     row.seriesNumber ? `S${row.seriesNumber}` : undefined,
     typeof row.seriesDescription === 'string' && row.seriesDescription ? row.seriesDescription : undefined,
+    row.instanceNumber !== undefined && row.instanceNumber !== null && row.instanceNumber !== '' ? `#${row.instanceNumber}` : undefined,
     Number(row.numberOfFrames) > 1 ? `frame ${row.frame}` : undefined,
     row.windowWidth !== null && row.windowWidth !== undefined ? `W ${round(row.windowCenter)}/${round(row.windowWidth)}` : undefined,
   ].filter(Boolean);
@@ -206,6 +227,7 @@ function captionOfInput(input: StepInput, image: ExportedImage): string {
     captionOf({
       seriesNumber: input.attributes.SeriesNumber,
       seriesDescription: input.attributes.SeriesDescription,
+      instanceNumber: input.attributes.InstanceNumber,
       frame: image.frame,
       numberOfFrames: image.numberOfFrames,
       windowCenter: image.window?.center,
@@ -237,7 +259,7 @@ function identification(ctx: StepContext): [string, string][] {
   );
   const printed = new Date();
   const pad = (n: number) => String(n).padStart(2, '0');
-  return [
+  const rows: [string, string][] = [
     ['Patient', `${personName(first.PatientName)}${patients.length > 1 ? ` (and ${patients.length - 1} other patient(s))` : ''}`],
     ['Patient ID', patients.join(', ')],
     ['Birth date', dicomDate(first.PatientBirthDate)],
@@ -246,6 +268,8 @@ function identification(ctx: StepContext): [string, string][] {
     ['Institution', distinct((a) => a.InstitutionName).join(', ')],
     ['Printed', `${printed.getFullYear()}-${pad(printed.getMonth() + 1)}-${pad(printed.getDate())} ${pad(printed.getHours())}:${pad(printed.getMinutes())} (dicomflow job ${ctx.job.id})`],
   ];
+  // A row with no value (no institution recorded, say) is left out, not printed empty.
+  return rows.filter(([, value]) => value.trim() !== '');
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -57,6 +57,7 @@ function inputsOf(series: BuiltSeries, description: string): StepInput[] {
       SeriesNumber: String(series.seriesNumber),
       SeriesDescription: description,
       Modality: series.modality,
+      InstanceNumber: String(i + 1),
     },
     source: 'network',
     receivedAt: new Date().toISOString(),
@@ -160,6 +161,30 @@ describe('print-report', () => {
     expectValidPdf(pdf, 1);
     expect(pdfStreams(pdf).filter((s) => /\/Subtype \/Image/.test(s.dict))).toHaveLength(2);
     expect(pdfText(pdf)).toContain('W -600/1500');
+  });
+
+  it('lays the images out in instance order with the instance number in each caption, and leaves out identification rows without a value', async () => {
+    // Arrived in reverse order, without an institution.
+    const inputs = inputsOf(ct, 'Axial')
+      .reverse()
+      .map((i) => ({ ...i, attributes: Object.fromEntries(Object.entries(i.attributes).filter(([k]) => k !== 'InstitutionName')) }));
+    const rendered = fs.readFileSync((await printStep('order', inputs, [], { columns: 2, rows: 1 })).outputs[0].path!);
+    const text = pdfText(rendered);
+    expect(text.indexOf('#1')).toBeGreaterThan(-1);
+    expect(text.indexOf('#1')).toBeLessThan(text.indexOf('#2'));
+    expect(text).not.toContain('Institution');
+    expect(text).toContain('Patient ID');
+    // Images an earlier step made are ordered the same way, whatever order they were emitted in.
+    const sc3 = inputsOf(sc, 'Screen capture');
+    const previous = await convertStep('order-sc', sc3, path.join(root, 'jpeg-order'));
+    const files = previous.filter((o) => o.kind === 'file');
+    const tables = previous.filter((o) => o.kind === 'table');
+    const effects = await printStep('order-sc', [...sc3].reverse(), [...files].reverse().concat(tables), { columns: 3, rows: 1 });
+    const pdf = fs.readFileSync(effects.outputs[0].path!);
+    const images = pdfStreams(pdf).filter((s) => /\/Subtype \/Image/.test(s.dict));
+    expect(images.map((s) => s.data)).toEqual(files.map((o) => fs.readFileSync(o.path!)));
+    const captions = pdfText(pdf);
+    expect([captions.indexOf('S9 · Screen capture · #1'), captions.indexOf('#2'), captions.indexOf('#3')].every((v, k, a) => v > -1 && (k === 0 || v > a[k - 1]))).toBe(true);
   });
 
   it.skipIf(noPrinter)('prints on the IPP printer, records the job, deletes the JPEGs, and never prints twice on a rerun', async () => {
