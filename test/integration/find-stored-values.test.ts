@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SopClass, encodePart10, newUid } from '../fixtures/builder.ts';
 import { writeFile } from 'node:fs/promises';
 import { dumpDataset, findscu, hasTool, storescu, type DumpDataset } from '../helpers/dcmtk.ts';
+import { dicomwebClient } from '../helpers/dicomweb.ts';
 import { startTestServer, tempDir } from '../helpers/server.ts';
 
 type Server = Awaited<ReturnType<typeof startTestServer>>;
@@ -94,9 +95,9 @@ describe.skipIf(!hasTool('findscu') || !hasTool('storescu') || !hasTool('dcmdump
   });
 
   /** findscu extracting every response to a file, each read back completely by dcmdump (+L). */
-  async function find(keys: string[], verbosity: '-v' | '-d' = '-v') {
+  async function find(keys: string[], verbosity: '-v' | '-d' = '-v', transferSyntax: string[] = []) {
     const out = tempDir('df-find-long-rsp-');
-    const result = await findscu(['-S', verbosity, '-X', '-od', out, '-aet', 'LONGTEST', '-aec', 'DICOMFLOW', ...keys.flatMap((k) => ['-k', k]), '127.0.0.1', String(server.dicomPort)]);
+    const result = await findscu(['-S', verbosity, ...transferSyntax, '-X', '-od', out, '-aet', 'LONGTEST', '-aec', 'DICOMFLOW', ...keys.flatMap((k) => ['-k', k]), '127.0.0.1', String(server.dicomPort)]);
     const log = `${result.stdout}${result.stderr}`;
     const files = readdirSync(out).filter((f) => f.startsWith('rsp')).sort();
     const responses: DumpDataset[] = [];
@@ -127,6 +128,27 @@ describe.skipIf(!hasTool('findscu') || !hasTool('storescu') || !hasTool('dcmdump
       if (level === 'IMAGE') expect(good.SOPInstanceUID).toBe(uids.good.sop);
     });
   }
+
+  it('an association on Implicit VR Little Endian gets the same values', async () => {
+    const { log, responses, final } = await find(['QueryRetrieveLevel=STUDY', ...LEVEL_KEYS.STUDY], '-v', ['-xi']);
+    expect(final, log).toBe('Success');
+    const long = responses.find((r) => r.StudyInstanceUID === uids.long.study)!;
+    for (const key of ['PatientName', 'PatientID', 'StudyDescription', 'AccessionNumber', 'StudyDate', 'StudyTime'] as const) expect(long[key], key).toBe(LONG[key].value);
+    expect(responses.find((r) => r.StudyInstanceUID === uids.good.study)?.PatientName).toBe(GOOD.PatientName);
+  });
+
+  it('QIDO-RS returns the same stored values: DICOM JSON has no length limit', async () => {
+    const qido = dicomwebClient(server.httpPort, server.adminToken);
+    const studies = await qido.get(`/Import/studies?StudyInstanceUID=${uids.long.study}&includefield=StudyDescription`);
+    expect(studies.status).toBe(200);
+    const [study] = studies.json();
+    expect(study['00100010'].Value[0].Alphabetic).toBe(LONG.PatientName.value);
+    expect(study['00081030'].Value[0]).toBe(LONG.StudyDescription.value);
+    expect(study['00080050'].Value[0]).toBe(LONG.AccessionNumber.value);
+    const series = await qido.get(`/Import/studies/${uids.long.study}/series`);
+    expect(series.status).toBe(200);
+    expect(series.json()[0]['00080060'].Value[0]).toBe(LONG.Modality.value);
+  });
 
   it('a match whose identifier cannot be encoded ends the C-FIND with C000 and a coded log line, not an A-ABORT', async () => {
     // Rows is US: a stored "abc" (which the indexer never writes) cannot be encoded; filed
