@@ -608,7 +608,7 @@ export async function main(args: string[]): Promise<number> {
   console.log('');
   console.log(
     `Ingest: ${options.slices} CT slices of ${options.size}×${options.size}×16 bit split evenly over the nodes, one storescu association per node, all at once; ` +
-      `img/s = slices ÷ (first storescu start → last storescu exit); filed img/s = slices ÷ (start → every object filed into Import by the default pipeline's jobs, any node running them). ` +
+      `img/s = slices ÷ (first storescu start → last storescu exit); filed img/s = slices ÷ (start → every object filed into Import by the default pipeline, which files in each arrival's own commit: the same as img/s unless that filing failed and fell back to a job). ` +
       `Motion: ${options.jobs} runs of a motion-correction pipeline (seed-dynamic-pet's step options) on one dynamic PET phantom, queued through the nodes' APIs in turn; jobs/h from the first POST to the last job succeeded. ` +
       `Speed-ups are against the first PostgreSQL row (${baselineOf(rows, 'ingest')?.label ?? 'none'}), the SQLite row's too. ` +
       `Cells "a / b" are the ingest / motion phases. CPU s: the node processes with their worker processes; the PostgreSQL postmaster with its backends (– for SQLite, which runs inside the node); storescu as reaped by the bench. ` +
