@@ -311,4 +311,25 @@ describe.skipIf(!hasTool('storescu') || !fs.existsSync(CHROMIUM))('jobs and arri
     expect(errors).toEqual([]);
     await page.context().close();
   });
+
+  it('serves an API reference to logged-in users from the OpenAPI document, which stays behind the token', async () => {
+    expect((await fetch(`http://127.0.0.1:${s.httpPort}/api/openapi.json`)).status).toBe(401);
+    const { page, errors } = await logIn('olga');
+    await page.click('a[href="#/api"]');
+    await page.waitForSelector('[data-testid=api-reference] [data-tag=jobs]');
+    for (const tag of ['status', 'jobs', 'databases', 'outbox', 'dicomweb']) expect(await page.locator(`[data-testid=api-reference] [data-tag=${tag}]`).count()).toBe(1);
+    const route = '[data-testid=api-reference] details[data-route="GET /api/jobs/{id}/logs"]';
+    await page.click(`${route} summary`);
+    const text = (await page.textContent(route))!;
+    expect(text).toContain('offset');
+    expect(text).toContain('x-total-count');
+    await page.fill('[data-testid=api-reference] input[name=find]', 'archive');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=api-reference] details').length === 1);
+    await page.fill('[data-testid=api-reference] input[name=find]', '');
+    await page.click(route + ' summary');
+    await page.click(`${route} summary`);
+    await page.screenshot({ path: path.join(SCREENS, 'api-reference.png') });
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
 });

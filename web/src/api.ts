@@ -273,6 +273,7 @@ export const api = {
     return request<{ jobs: Job[]; next?: string }>('GET', `/api/jobs?${q}`);
   },
   job: (id: string) => request<Job>('GET', `/api/jobs/${encodeURIComponent(id)}`),
+  openapi: () => request<Record<string, unknown>>('GET', '/api/openapi.json'),
   outbox: () => request<OutboxDestination[]>('GET', '/api/outbox'),
   outboxEntries: (destination: string, state: string) => request<OutboxEntry[]>('GET', `/api/outbox/${encodeURIComponent(destination)}/entries?state=${state}`),
   retryOutbox: (destination: string) => request<{ rescheduled: number }>('POST', `/api/outbox/${encodeURIComponent(destination)}/retry`, {}),

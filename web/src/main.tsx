@@ -8,6 +8,7 @@ import { Login } from './Login.tsx';
 import { Nodes } from './Nodes.tsx';
 import { Outbox } from './Outbox.tsx';
 import { Pipelines } from './Pipelines.tsx';
+import { ApiReference } from './ApiReference.tsx';
 import { StatusPanel } from './StatusPanel.tsx';
 import { Studies } from './Studies.tsx';
 import './style.css';
@@ -114,7 +115,7 @@ function Dashboard({ me, onLogout }: { me: Me; onLogout: () => void }) {
   }, []);
 
   const jobId = /^#\/jobs\/(.+)$/.exec(hash)?.[1];
-  const view = jobId ? 'job' : hash === '#/studies' ? 'studies' : hash === '#/pipelines' ? 'pipelines' : 'home';
+  const view = jobId ? 'job' : hash === '#/studies' ? 'studies' : hash === '#/pipelines' ? 'pipelines' : hash === '#/api' ? 'api' : 'home';
   return (
     <>
       <header>
@@ -128,6 +129,9 @@ function Dashboard({ me, onLogout }: { me: Me; onLogout: () => void }) {
           </a>
           <a href="#/pipelines" class={view === 'pipelines' ? 'active' : ''}>
             Pipelines
+          </a>
+          <a href="#/api" class={view === 'api' ? 'active' : ''}>
+            API
           </a>
         </nav>
         <span class="user" data-testid="user">
@@ -154,6 +158,7 @@ function Dashboard({ me, onLogout }: { me: Me; onLogout: () => void }) {
         )}
         {view === 'job' && <JobDetail id={decodeURIComponent(jobId!)} me={me} live={live[decodeURIComponent(jobId!)]} onError={onError} />}
         {view === 'pipelines' && <Pipelines me={me} onError={onError} />}
+        {view === 'api' && <ApiReference onError={onError} />}
         {view === 'studies' && <Studies me={me} onError={onError} onNotice={(text) => setMessage({ kind: 'notice', text })} />}
       </main>
     </>

@@ -23,6 +23,7 @@ export const openapiOptions: FastifyDynamicSwaggerOptions = {
       { name: 'databases', description: 'Browsing and moving studies' },
       { name: 'events', description: 'Live events' },
       { name: 'users', description: 'API tokens' },
+      { name: 'outbox', description: 'The routing outbox per remote node: queued, in flight, retrying, dead letters' },
       { name: 'dicomweb', description: 'DICOMweb (PS3.18) per database at /dicomweb/<database>: QIDO-RS, WADO-RS, STOW-RS' },
     ],
   },
