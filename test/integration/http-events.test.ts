@@ -40,7 +40,7 @@ async function sendStudyTo(s: Server, calledAe: string) {
 }
 
 const jobEvents = (events: SseEvent[]) => events.filter((e) => e.event === 'job');
-/** The job that filed the object, once its end is on `events` (the admin's stream). */
+/** The job over the object, once its end is on `events` (the admin's stream). */
 function finishedJob(s: Server, events: SseEvent[], sopInstanceUid: string): string | undefined {
   const arrival = events.find((e) => e.event === 'arrival' && e.data.sopInstanceUid === sopInstanceUid);
   if (!arrival) return undefined;
@@ -52,7 +52,14 @@ describe('job events on the live stream follow the rights on the job’s databas
   let s: Server;
   const token: Record<string, string> = {};
   beforeAll(async () => {
-    s = await startTestServer({ databases, users });
+    // A job per object: the default pipeline files in each arrival's commit and makes none, so a
+    // pipeline that processes each object (filing it again is a no-op with progress) makes them.
+    const pipelinesDir = tempDir();
+    fs.writeFileSync(
+      path.join(pipelinesDir, 'per-object.json'),
+      JSON.stringify({ name: 'per-object', trigger: { on: 'instance' }, steps: [{ id: 'file', plugin: 'store' }, { id: 'again', plugin: 'store' }] }),
+    );
+    s = await startTestServer({ databases, users, pipelinesDir });
     token.admin = s.adminToken;
     for (const u of users) token[u.name] = issueToken(s.tokens, s.users, u.name).token;
   });
