@@ -65,7 +65,7 @@ export interface HttpDeps {
   /** The routing outbox: per-destination figures, entries, and rescheduling dead letters. */
   outbox?: {
     status(): (DestinationCounts & { associations: number; host: string; port: number })[];
-    store: Pick<OutboxStore, 'list' | 'retryDead' | 'retryingCounts'>;
+    store: Pick<OutboxStore, 'list' | 'retryDead' | 'retryingCounts' | 'enqueue'>;
     wake(): void;
   };
   /** The built web page (index.html and assets); none: the API only. */

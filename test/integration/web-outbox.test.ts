@@ -106,4 +106,29 @@ describe.skipIf(!hasTool('storescu') || !hasTool('storescp') || !fs.existsSync(C
     expect(errors).toEqual([]);
     await page.context().close();
   });
+
+  it('the study browser sends a study to the remote node through the outbox, after a confirmation naming it; audited, readers refused', async () => {
+    const study = s.index.studies('Import', {})[0].study.StudyInstanceUID;
+    expect((await api('rita', 'POST', '/api/databases/Import/send', { destination: 'RESEARCH', level: 'study', uid: study })).status).toBe(403);
+    expect((await api('olga', 'POST', '/api/databases/Import/send', { destination: 'NOWHERE', level: 'study', uid: study })).body.code).toBe('DF_ERR_DESTINATION_UNKNOWN');
+    expect((await api('olga', 'POST', '/api/databases/Import/send', { destination: 'RESEARCH', level: 'series', uid: '1.2.3' })).body.code).toBe('DF_ERR_NOT_FOUND');
+    const page = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage();
+    page.setDefaultTimeout(20_000);
+    const errors: string[] = [];
+    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+    await page.goto(`http://127.0.0.1:${s.httpPort}/`);
+    await page.fill('input[name=token]', token.olga);
+    await page.click('button[type=submit]');
+    await page.click('a[href="#/studies"]');
+    const row = `[data-testid=studies] tr[data-study-uid="${study}"]`;
+    await page.click(`${row} button:has-text("Send to RESEARCH")`);
+    expect(await page.textContent('[data-testid=confirm-send]')).toMatch(new RegExp(`^Send the study of Phantom, Seed1 \\(\\d{4}-\\d{2}-\\d{2}; 1 series, ${SLICES} instance\\(s\\)\\) from Import to RESEARCH\\?`));
+    await page.screenshot({ path: path.join(SCREENS, 'studies-send-confirm.png'), fullPage: true });
+    await page.click('[data-testid=confirm-send] button:has-text("Send")');
+    await expect.poll(() => page.textContent('[role=status]')).toContain(`Queued ${SLICES} instance(s) for RESEARCH`);
+    await expect.poll(async () => (await api('olga', 'GET', '/api/outbox')).body[0].delivered, { timeout: 30_000, interval: 200 }).toBe(2 * SLICES);
+    expect(s.index.auditLog(10)).toContainEqual(expect.objectContaining({ user: 'olga', action: 'send', details: expect.objectContaining({ destination: 'RESEARCH', level: 'study', instances: SLICES }) }));
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
 });

@@ -15,6 +15,8 @@ export function Studies({ me, onError, onNotice }: { me: Me; onError: (m: string
   const [pipeline, setPipeline] = useState<string>();
   const [search, setSearch] = useState<StudySearch>({});
   const [confirm, setConfirm] = useState<{ uid: string; mode: 'move' | 'copy'; to: string; what: string }>();
+  const [nodes, setNodes] = useState<string[]>([]);
+  const [sendTo, setSendTo] = useState<{ uid: string; destination: string; what: string }>();
 
   const loadDatabases = () =>
     api.databases().then((list) => {
@@ -25,6 +27,7 @@ export function Studies({ me, onError, onNotice }: { me: Me; onError: (m: string
   useEffect(() => {
     void loadDatabases();
     if (RUNS.includes(me.role)) {
+      api.outbox().then((list) => setNodes(list.map((d) => d.destination)), (err) => onError(err.message));
       api.pipelines().then((r) => {
         const names = r.pipelines.map((p) => p.name);
         setPipelines(names);
@@ -45,6 +48,15 @@ export function Studies({ me, onError, onNotice }: { me: Me; onError: (m: string
       const r = await api.transfer(db!, { to, mode, level: 'study', uid });
       onNotice(`${mode === 'move' ? 'Moved' : 'Copied'} ${r.instances} instance(s) to ${to}${r.duplicates ? ` (${r.duplicates} already there)` : ''}.`);
       await Promise.all([loadStudies(db!), loadDatabases()]);
+    } catch (err) {
+      onError((err as Error).message);
+    }
+  };
+  const send = async (uid: string, destination: string) => {
+    setSendTo(undefined);
+    try {
+      const { queued } = await api.send(db!, { destination, level: 'study', uid });
+      onNotice(`Queued ${queued} instance(s) for ${destination}: the outbox panel follows their delivery.`);
     } catch (err) {
       onError((err as Error).message);
     }
@@ -123,6 +135,17 @@ export function Studies({ me, onError, onNotice }: { me: Me; onError: (m: string
           </button>
         </div>
       )}
+      {sendTo && (
+        <div class="confirm" role="dialog" data-testid="confirm-send">
+          <p>{sendTo.what}</p>
+          <button type="button" onClick={() => send(sendTo.uid, sendTo.destination)}>
+            Send
+          </button>{' '}
+          <button type="button" onClick={() => setSendTo(undefined)}>
+            Cancel
+          </button>
+        </div>
+      )}
       <nav class="tabs">
         {databases.map((d) => (
           <button type="button" key={d.name} class={d.name === db ? 'active' : ''} onClick={() => setDb(d.name)}>
@@ -143,6 +166,7 @@ export function Studies({ me, onError, onNotice }: { me: Me; onError: (m: string
               <th>Modalities</th>
               <th>Series / images</th>
               {RUNS.includes(me.role) && <th />}
+              {RUNS.includes(me.role) && nodes.length > 0 && <th>Send to</th>}
               {MOVES.includes(me.role) && <th>Move or copy to</th>}
             </tr>
           </thead>
@@ -168,6 +192,25 @@ export function Studies({ me, onError, onNotice }: { me: Me; onError: (m: string
                       <button type="button" disabled={!pipeline} onClick={() => run(uid)}>
                         Run {pipeline}
                       </button>
+                    </td>
+                  )}
+                  {RUNS.includes(me.role) && nodes.length > 0 && (
+                    <td class="transfer">
+                      {nodes.map((n) => (
+                        <button
+                          type="button"
+                          key={n}
+                          onClick={() =>
+                            setSendTo({
+                              uid,
+                              destination: n,
+                              what: `Send the study of ${personName(s.patient.PatientName) || s.patient.PatientID || '(no name)'} (${dicomDate(s.study.StudyDate) || 'no date'}; ${s.numberOfSeries} series, ${s.numberOfInstances} instance(s)) from ${db} to ${n}?`,
+                            })
+                          }
+                        >
+                          Send to {n}
+                        </button>
+                      ))}
                     </td>
                   )}
                   {MOVES.includes(me.role) && (

@@ -299,6 +299,8 @@ export const api = {
       `/api/databases/${encodeURIComponent(db)}/studies/${encodeURIComponent(study)}/series/${encodeURIComponent(series)}/instances?limit=5000`,
     ),
   series: (db: string, study: string) => request<SeriesRow[]>('GET', `/api/databases/${encodeURIComponent(db)}/studies/${encodeURIComponent(study)}/series`),
+  send: (db: string, body: { destination: string; level: 'study' | 'series'; uid: string }) =>
+    request<{ queued: number }>('POST', `/api/databases/${encodeURIComponent(db)}/send`, body),
   transfer: (from: string, body: { to: string; mode: 'move' | 'copy'; level: 'study'; uid: string }) =>
     request<{ instances: number; filed: number; duplicates: number }>('POST', `/api/databases/${encodeURIComponent(from)}/transfer`, body),
 };

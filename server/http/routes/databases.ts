@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { FromSchema } from 'json-schema-to-ts';
 import { dfError } from '../../../core/errors.ts';
 import type { HierarchyFilter, StudyRow } from '../../../core/store/index-store.ts';
-import { requireRole } from '../auth.ts';
+import { RUNS_JOBS, requireRole } from '../auth.ts';
 import type { HttpDeps } from '../context.ts';
 import { attributes, authErrors, databaseName, errorReply, limitQuery, uid } from '../schemas.ts';
 
@@ -43,6 +43,16 @@ function matchesStudy(r: StudyRow, q: StudySearch): boolean {
   if (q.accession && !norm(r.study.AccessionNumber).includes(norm(q.accession))) return false;
   return true;
 }
+const sendBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['destination', 'level', 'uid'],
+  properties: {
+    destination: { type: 'string', minLength: 1, maxLength: 16, description: 'A remote node’s AE title (remoteNodes).' },
+    level: { enum: ['study', 'series'] },
+    uid,
+  },
+} as const;
 const limitOnly = { type: 'object', additionalProperties: false, properties: { limit: limitQuery(5000, 500) } } as const;
 
 const transferBody = {
@@ -214,6 +224,52 @@ export async function databaseRoutes(app: FastifyInstance, deps: HttpDeps): Prom
       deps.users.require(user, 'write', body.to);
       // The index records the action in the audit log, in the same transaction.
       return deps.index.transfer({ from, to: body.to, level: body.level, uid: body.uid, mode: body.mode, user, source: 'move', createdBy: user });
+    },
+  });
+
+  app.post('/api/databases/:db/send', {
+    schema: {
+      summary: 'Sends a study or series to a remote node (remoteNodes) through the outbox (operator, manager or admin with read on the database); audited',
+      tags: ['databases', 'outbox'],
+      params: dbParams,
+      body: sendBody,
+      response: {
+        202: {
+          type: 'object',
+          required: ['queued'],
+          additionalProperties: false,
+          properties: { queued: { ...count, description: 'Objects queued in the outbox; the outbox panel follows their delivery.' } },
+        },
+        400: errorReply,
+        ...errors,
+      },
+    },
+    handler: async (request, reply) => {
+      const db = (request.params as FromSchema<typeof dbParams>).db;
+      const body = request.body as FromSchema<typeof sendBody>;
+      requireRole(request.user, RUNS_JOBS, 'sending to a remote node');
+      readable(request, db);
+      if (!deps.outbox?.status().some((d) => d.destination === body.destination)) {
+        throw dfError('DF_ERR_DESTINATION_UNKNOWN', `no remote node "${body.destination}" in remoteNodes`);
+      }
+      const filter: HierarchyFilter = body.level === 'study' ? { studyInstanceUids: [body.uid] } : { seriesInstanceUids: [body.uid] };
+      const rows = deps.index.instances(db, filter);
+      if (rows.length === 0) throw dfError('DF_ERR_NOT_FOUND', `no ${body.level} ${body.uid} in database "${db}"`);
+      // Each request is its own sending: the same study sent twice is sent twice.
+      const sending = request.id;
+      const queued = await deps.outbox.store.enqueue(
+        rows.map((r) => ({
+          destination: body.destination,
+          file: r.filePath ?? deps.objectPath(r.objectPath),
+          sopClassUid: r.instance.SOPClassUID,
+          sopInstanceUid: r.instance.SOPInstanceUID,
+          transferSyntaxUid: r.transferSyntaxUid,
+          sourceKey: `send:${sending}:${r.key}`,
+        })),
+      );
+      deps.index.recordAudit(request.user.name, 'send', { database: db, level: body.level, uid: body.uid, destination: body.destination, instances: queued.length });
+      deps.outbox.wake();
+      return reply.code(202).send({ queued: queued.length });
     },
   });
 }
