@@ -41,5 +41,7 @@ describe('plots of table outputs', () => {
     expect([spec.xLabel, spec.yLabel, spec.lines.map((l) => l.label)]).toEqual(['Time (s)', 'Activity concentration (kBq/ml)', ['whole brain', 'cerebellum']]);
     expect(plotSpecs('routed', [{ destination: 'PACS', sopInstanceUid: '1.2' }, { destination: 'PACS', sopInstanceUid: '1.3' }])).toEqual([]);
     expect(plotSpecs('one', [{ t: 1, v: 2 }])).toEqual([]);
+    // A per-object tally (deidentify's table) has no time or frame axis: not a curve.
+    expect(plotSpecs('deidentified', [{ sopInstanceUid: '1.2', removed: 12, replaced: 3, scrubbed: 0 }, { sopInstanceUid: '1.3', removed: 11, replaced: 3, scrubbed: 1 }])).toEqual([]);
   });
 });

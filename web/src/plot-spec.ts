@@ -85,8 +85,9 @@ function xAxis(numeric: string[], rows: Row[]): XAxis | undefined {
   }
   const frame = numeric.find((k) => /^frame(number)?$/i.test(k));
   if (frame) return { column: frame, label: 'Frame', fromZero: false, value: (r) => r[frame] as number };
-  const first = numeric[0];
-  return first === undefined ? undefined : { column: first, label: words(splitUnit(first).stem), fromZero: false, value: (r) => r[first] as number };
+  // Without time or frames the rows are not a curve (a per-object tally such as deidentify's
+  // counts of removed and replaced elements): the table is listed, not plotted.
+  return undefined;
 }
 
 export function plotSpecs(name: string, rows: Row[]): PlotSpec[] {
