@@ -31,6 +31,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'sqlite',
+          globalSetup: ['test/web-global-setup.ts'],
           include: ['test/**/*.test.ts', 'plugins/**/*.test.ts', 'core/**/*.test.ts', 'server/**/*.test.ts', 'workers/**/*.test.ts'],
           exclude: ['test/integration/cluster.test.ts', 'test/integration/cluster-crash.test.ts'],
         },

@@ -10,7 +10,7 @@ export function webRoot(): string {
 
 /**
  * Builds the web page if it is missing (a clone where `npm ci` ran with scripts off), or always
- * with `rebuild` (the browser test, so it never tests a stale build). Sources edited since the
+ * with `rebuild` (once per test run, test/web-global-setup.ts, so no test sees a stale build). Sources edited since the
  * last build are not otherwise detected: run `npm run build:web`. Vite is a development
  * dependency: without it the API still runs, and the reason is returned.
  */

@@ -44,7 +44,7 @@ describe.skipIf(!hasTool('storescu') || !fs.existsSync(CHROMIUM))('jobs and arri
   };
 
   beforeAll(async () => {
-    const built = await ensureWebBuilt({ rebuild: true });
+    const built = await ensureWebBuilt();
     if (built.error) throw new Error(`building the web page failed: ${built.error}`);
     fs.mkdirSync(SCREENS, { recursive: true });
     pipelinesDir = tempDir();

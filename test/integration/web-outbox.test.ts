@@ -35,7 +35,7 @@ describe.skipIf(!hasTool('storescu') || !hasTool('storescp') || !fs.existsSync(C
   };
 
   beforeAll(async () => {
-    const built = await ensureWebBuilt({ rebuild: true });
+    const built = await ensureWebBuilt();
     if (built.error) throw new Error(`building the web page failed: ${built.error}`);
     fs.mkdirSync(SCREENS, { recursive: true });
     port = await freePort();

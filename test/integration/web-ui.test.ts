@@ -24,7 +24,7 @@ describe('web page in Chromium', () => {
 
   beforeAll(async () => {
     // Always from the current sources: a page built before an edit would test old code.
-    const built = await ensureWebBuilt({ rebuild: true });
+    const built = await ensureWebBuilt();
     if (built.error) throw new Error(`building the web page failed: ${built.error}`);
     expect(fs.existsSync(path.join(webRoot(), 'index.html'))).toBe(true);
     const pipelinesDir = tempDir();
