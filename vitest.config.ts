@@ -12,6 +12,7 @@ const onBothBackends = [
   'test/integration/recovery.test.ts',
   'test/integration/databases.test.ts',
   'test/integration/http-api.test.ts',
+  'test/integration/delete-study.test.ts',
   'test/integration/dicomweb.test.ts',
   'test/integration/filing.test.ts',
 ];

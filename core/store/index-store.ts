@@ -138,6 +138,21 @@ export interface HierarchyFilter {
   sopInstanceUids?: string[];
 }
 
+/** Removes a study or series from one database; objects no other database holds are released. */
+export interface RemovalRequest {
+  database: string;
+  level: 'study' | 'series';
+  uid: string;
+  user: string;
+}
+
+export interface RemovalResult {
+  /** Instances removed from the database. */
+  instances: number;
+  /** Of their objects, those released: deleted once no database, job or open group needs them. */
+  released: number;
+}
+
 export interface TransferRequest {
   from: string;
   to: string;
@@ -240,6 +255,7 @@ export interface IndexStore {
   fileInstance(database: string, item: FileItem, policy: DuplicatePolicy): FileResult;
   instanceExists(database: string, sopInstanceUid: string): boolean;
   transfer(request: TransferRequest): TransferResult;
+  remove(request: RemovalRequest): RemovalResult;
   patients(database: string, filter: HierarchyFilter, page?: PageRequest): PatientRow[];
   studies(database: string, filter: HierarchyFilter, page?: PageRequest): StudyRow[];
   series(database: string, filter: HierarchyFilter, page?: PageRequest): SeriesRow[];

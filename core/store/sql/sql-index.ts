@@ -22,6 +22,8 @@ import type {
   SeriesArrivals,
   SeriesRow,
   StudyRow,
+  RemovalRequest,
+  RemovalResult,
   TransferRequest,
   TransferResult,
 } from '../index-store.ts';
@@ -341,6 +343,36 @@ export class SqlIndex implements IndexStore {
       this.db
         .prepare('INSERT INTO audit_log (id, at, user_name, action, details) VALUES (?, ?, ?, ?, ?)')
         .run(newId(), now, t.user, t.mode, JSON.stringify({ from: t.from, to: t.to, level: t.level, uid: t.uid, ...result, source: t.source }));
+      return result;
+    })();
+  }
+
+  /**
+   * Removes a study or series from a database (an operator's delete), audited in the same
+   * transaction. The original objects are released, not deleted here: the engine's collection
+   * deletes each one's bytes once no database, job, open trigger group or arrival needs it, so an
+   * object another database still holds, or a job still reads, keeps its file.
+   */
+  remove(r: RemovalRequest): RemovalResult {
+    return this.db.transaction(() => {
+      const column = r.level === 'study' ? 'st.study_instance_uid' : 'se.series_instance_uid';
+      const rows = this.db
+        .prepare(
+          `SELECT i.id, i.object_id FROM instances i JOIN series se ON i.series_row_id = se.id JOIN studies st ON se.study_row_id = st.id
+           WHERE i.database_name = ? AND ${column} = ? ORDER BY i.id`,
+        )
+        .all(r.database, r.uid) as { id: string; object_id: string }[];
+      if (rows.length === 0) throw dfError('DF_ERR_NOT_FOUND', `no ${r.level} ${r.uid} in database "${r.database}"`);
+      const now = new Date().toISOString();
+      const remove = this.db.prepare('DELETE FROM instances WHERE id = ?');
+      for (const row of rows) remove.run(row.id);
+      this.pruneEmpty(r.database);
+      const objects = [...new Set(rows.map((row) => row.object_id))];
+      for (const id of objects) this.statements.insertRelease.run(id, now);
+      const result: RemovalResult = { instances: rows.length, released: objects.length };
+      this.db
+        .prepare('INSERT INTO audit_log (id, at, user_name, action, details) VALUES (?, ?, ?, ?, ?)')
+        .run(newId(), now, r.user, 'delete', JSON.stringify({ database: r.database, level: r.level, uid: r.uid, ...result }));
       return result;
     })();
   }

@@ -227,6 +227,54 @@ export async function databaseRoutes(app: FastifyInstance, deps: HttpDeps): Prom
     },
   });
 
+  const removed = {
+    type: 'object',
+    required: ['instances', 'released'],
+    additionalProperties: false,
+    properties: {
+      instances: { ...count, description: 'Instances removed from the database.' },
+      released: { ...count, description: 'Their objects, deleted once no other database, job or open trigger group needs them.' },
+    },
+  } as const;
+  /** Deleting from a database: a manager's or admin's act, with write on it; audited by the index. */
+  const mayDelete = (request: FastifyRequest, db: string) => {
+    if (!deps.databases.some((d) => d.name === db)) throw dfError('DF_ERR_DATABASE_UNKNOWN', `no database "${db}"`);
+    requireRole(request.user, ['admin', 'manager'], 'deleting from a database');
+    deps.users.require(request.user.name, 'write', db);
+  };
+
+  app.delete('/api/databases/:db/studies/:study', {
+    schema: {
+      summary: 'Deletes a study from a database (manager or admin with write on it); its objects are deleted once nothing else holds them; audited',
+      tags: ['databases'],
+      params: studyParams,
+      response: { 200: removed, ...errors },
+    },
+    handler: async (request) => {
+      const p = request.params as FromSchema<typeof studyParams>;
+      mayDelete(request, p.db);
+      return deps.index.remove({ database: p.db, level: 'study', uid: p.study, user: request.user.name });
+    },
+  });
+
+  app.delete('/api/databases/:db/studies/:study/series/:series', {
+    schema: {
+      summary: 'Deletes a series from a database (manager or admin with write on it); its objects are deleted once nothing else holds them; audited',
+      tags: ['databases'],
+      params: seriesParams,
+      response: { 200: removed, ...errors },
+    },
+    handler: async (request) => {
+      const p = request.params as FromSchema<typeof seriesParams>;
+      mayDelete(request, p.db);
+      // The series must be of that study: a delete names exactly what goes.
+      if (deps.index.series(p.db, { studyInstanceUids: [p.study], seriesInstanceUids: [p.series] }).length === 0) {
+        throw dfError('DF_ERR_NOT_FOUND', `no series ${p.series} of study ${p.study} in database "${p.db}"`);
+      }
+      return deps.index.remove({ database: p.db, level: 'series', uid: p.series, user: request.user.name });
+    },
+  });
+
   app.post('/api/databases/:db/send', {
     schema: {
       summary: 'Sends a study or series to a remote node (remoteNodes) through the outbox (operator, manager or admin with read on the database); audited',
