@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -134,6 +135,19 @@ describe('web page in Chromium', () => {
     await page.click('.tabs button:has-text("StudyA")');
     await page.waitForSelector(`[data-testid=studies] tr[data-study-uid="${uid}"]`);
     expect(s.index.studies('StudyA', {}).map((r) => r.study.StudyInstanceUID)).toEqual([uid]);
+
+    // Delete asks first, naming the study, its size and the database; Cancel deletes nothing.
+    await page.click(`[data-testid=studies] tr[data-study-uid="${uid}"] button:has-text("Delete")`);
+    expect(await page.textContent('[data-testid=confirm-delete]')).toMatch(/^Delete the study .*\(.*1 series, 2 instance\(s\)\) from StudyA\? Its files are deleted unless another database holds them\./);
+    fs.mkdirSync(path.join(os.tmpdir(), 'dicomflow-web-screens'), { recursive: true });
+    await page.screenshot({ path: path.join(os.tmpdir(), 'dicomflow-web-screens', 'studies-delete-confirm.png'), fullPage: true });
+    await page.click('[data-testid=confirm-delete] button:has-text("Cancel")');
+    expect(s.index.studies('StudyA', {})).toHaveLength(1);
+    await page.click(`[data-testid=studies] tr[data-study-uid="${uid}"] button:has-text("Delete")`);
+    await page.click('[data-testid=confirm-delete] button:has-text("Delete")');
+    await expect.poll(() => page.textContent('[role=status]')).toContain('Deleted 2 instance(s) from StudyA');
+    expect(s.index.studies('StudyA', {})).toEqual([]);
+    expect(s.index.auditLog(5).find((a) => a.action === 'delete')).toMatchObject({ user: 'alice', details: { database: 'StudyA', level: 'study', uid } });
     await page.context().close();
   });
 });

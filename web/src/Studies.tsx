@@ -17,6 +17,7 @@ export function Studies({ me, onError, onNotice }: { me: Me; onError: (m: string
   const [confirm, setConfirm] = useState<{ uid: string; mode: 'move' | 'copy'; to: string; what: string }>();
   const [nodes, setNodes] = useState<string[]>([]);
   const [sendTo, setSendTo] = useState<{ uid: string; destination: string; what: string }>();
+  const [deleting, setDeleting] = useState<{ uid: string; what: string }>();
 
   const loadDatabases = () =>
     api.databases().then((list) => {
@@ -57,6 +58,16 @@ export function Studies({ me, onError, onNotice }: { me: Me; onError: (m: string
     try {
       const { queued } = await api.send(db!, { destination, level: 'study', uid });
       onNotice(`Queued ${queued} instance(s) for ${destination}: the outbox panel follows their delivery.`);
+    } catch (err) {
+      onError((err as Error).message);
+    }
+  };
+  const remove = async (uid: string) => {
+    setDeleting(undefined);
+    try {
+      const r = await api.deleteStudy(db!, uid);
+      onNotice(`Deleted ${r.instances} instance(s) from ${db}; the files of ${r.released} object(s) go once no other database holds them.`);
+      await Promise.all([loadStudies(db!), loadDatabases()]);
     } catch (err) {
       onError((err as Error).message);
     }
@@ -135,6 +146,17 @@ export function Studies({ me, onError, onNotice }: { me: Me; onError: (m: string
           </button>
         </div>
       )}
+      {deleting && (
+        <div class="confirm" role="dialog" data-testid="confirm-delete">
+          <p>{deleting.what}</p>
+          <button type="button" class="danger" onClick={() => remove(deleting.uid)}>
+            Delete
+          </button>{' '}
+          <button type="button" onClick={() => setDeleting(undefined)}>
+            Cancel
+          </button>
+        </div>
+      )}
       {sendTo && (
         <div class="confirm" role="dialog" data-testid="confirm-send">
           <p>{sendTo.what}</p>
@@ -168,6 +190,7 @@ export function Studies({ me, onError, onNotice }: { me: Me; onError: (m: string
               {RUNS.includes(me.role) && <th />}
               {RUNS.includes(me.role) && nodes.length > 0 && <th>Send to</th>}
               {MOVES.includes(me.role) && <th>Move or copy to</th>}
+              {MOVES.includes(me.role) && canWrite && <th />}
             </tr>
           </thead>
           <tbody>
@@ -229,10 +252,28 @@ export function Studies({ me, onError, onNotice }: { me: Me; onError: (m: string
                       ))}
                     </td>
                   )}
+                  {MOVES.includes(me.role) && canWrite && (
+                    <td>
+                      <button
+                        type="button"
+                        class="danger"
+                        onClick={() =>
+                          setDeleting({
+                            uid,
+                            what:
+                              `Delete the study ${s.study.StudyDescription ? `"${s.study.StudyDescription}" ` : ''}of ${personName(s.patient.PatientName) || s.patient.PatientID || '(no name)'}` +
+                              ` (${dicomDate(s.study.StudyDate) || 'no date'}; ${s.numberOfSeries} series, ${s.numberOfInstances} instance(s)) from ${db}? Its files are deleted unless another database holds them.`,
+                          })
+                        }
+                      >
+                        Delete
+                      </button>
+                    </td>
+                  )}
                 </tr>,
                 open?.uid === uid && (
                   <tr key={`${uid}-series`} class="series">
-                    <td colSpan={8}>
+                    <td colSpan={9}>
                       <ul class="series-list">
                         {open.series.map((se) => (
                           <SeriesItem key={se.series.SeriesInstanceUID} db={db!} study={uid} row={se} onError={onError} />

@@ -301,6 +301,8 @@ export const api = {
   series: (db: string, study: string) => request<SeriesRow[]>('GET', `/api/databases/${encodeURIComponent(db)}/studies/${encodeURIComponent(study)}/series`),
   send: (db: string, body: { destination: string; level: 'study' | 'series'; uid: string }) =>
     request<{ queued: number }>('POST', `/api/databases/${encodeURIComponent(db)}/send`, body),
+  deleteStudy: (db: string, uid: string) =>
+    request<{ instances: number; released: number }>('DELETE', `/api/databases/${encodeURIComponent(db)}/studies/${encodeURIComponent(uid)}`),
   transfer: (from: string, body: { to: string; mode: 'move' | 'copy'; level: 'study'; uid: string }) =>
     request<{ instances: number; filed: number; duplicates: number }>('POST', `/api/databases/${encodeURIComponent(from)}/transfer`, body),
 };
