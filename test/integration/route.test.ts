@@ -221,7 +221,10 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     const s = await server([{ plugin: 'route', options: { destination: 'DROPPY' } }], [node_('DROPPY', proxy.port, { ...fast, maxAttempts: 20 })]);
     await send(s.dicomPort, series.files);
     await until('12 objects delivered', () => figures(s, 'DROPPY').delivered === 12 || undefined, 30_000);
-    expect(proxy.cuts()).toBe(4);
+    // The first two cuts always happen (one in the association request, one in the first
+    // object); the later ones only if a connection carries that many bytes, which depends on
+    // how the arrivals were batched into sends: the behaviour under test is the delivery.
+    expect(proxy.cuts()).toBeGreaterThanOrEqual(2);
     expect(figures(s, 'DROPPY')).toMatchObject({ queued: 0, sending: 0, dead: 0, delivered: 12 });
     await expectSameDatasets(series.files, peer.dir);
     // Each object is stored once at the destination (storescp names files by SOP Instance UID).
