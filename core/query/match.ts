@@ -5,6 +5,7 @@
 import { dfError, type DfError } from '../errors.ts';
 import { queryKey, queryLevels, rowOf, type RowName } from './keys.ts';
 import type { ParsedQuery } from './identifier.ts';
+import type { HierarchyFilter } from '../store/index-store.ts';
 
 export type StoredValue = string | null | undefined;
 export type Row = Readonly<Record<string, StoredValue>>;
@@ -460,6 +461,18 @@ export function matches(condition: Condition, storedValue: StoredValue): boolean
     return condition.anyOf.every((matcher) => stored.some((value) => valueMatches(matcher, value)));
   }
   return stored.some((value) => condition.anyOf.some((matcher) => valueMatches(matcher, value)));
+}
+
+/** What the index prefilters by: the unique keys of the query (the matcher decides the rest). */
+export function hierarchyFilterOf(parsed: ParsedQuery): HierarchyFilter {
+  const filter: HierarchyFilter = {};
+  for (const f of parsed.uniqueKeyFilters) {
+    if (f.keyword === 'PatientID') filter.patientId = f.uids[0];
+    if (f.keyword === 'StudyInstanceUID') filter.studyInstanceUids = [...f.uids];
+    if (f.keyword === 'SeriesInstanceUID') filter.seriesInstanceUids = [...f.uids];
+    if (f.keyword === 'SOPInstanceUID') filter.sopInstanceUids = [...f.uids];
+  }
+  return filter;
 }
 
 /**

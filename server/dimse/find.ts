@@ -6,8 +6,8 @@ import { dfError, isDfError } from '../../core/errors.ts';
 import { DatasetWalker } from '../../core/dicom/dataset-walker.ts';
 import { IMPLICIT_VR_LE } from '../../core/dicom/transfer-syntaxes.ts';
 import { parseIdentifier, type ParsedQuery } from '../../core/query/identifier.ts';
-import { buildResponse, matchesRow } from '../../core/query/match.ts';
-import type { HierarchyFilter, PageRequest, QuerySource } from '../../core/store/index-store.ts';
+import { buildResponse, hierarchyFilterOf, matchesRow } from '../../core/query/match.ts';
+import type { PageRequest, QuerySource } from '../../core/store/index-store.ts';
 
 const { Dataset, constants, responses } = dimse;
 const { CFindResponse } = responses;
@@ -86,13 +86,7 @@ export class FindService {
 
   /** The identifiers to answer with, one match at a time; ends early once cancelled. */
   private async *matches(parsed: ParsedQuery, source: QuerySource, channel: FindChannel): AsyncGenerator<Record<string, unknown>> {
-    const filter: HierarchyFilter = {};
-    for (const f of parsed.uniqueKeyFilters) {
-      if (f.keyword === 'PatientID') filter.patientId = f.uids[0];
-      if (f.keyword === 'StudyInstanceUID') filter.studyInstanceUids = [...f.uids];
-      if (f.keyword === 'SeriesInstanceUID') filter.seriesInstanceUids = [...f.uids];
-      if (f.keyword === 'SOPInstanceUID') filter.sopInstanceUids = [...f.uids];
-    }
+    const filter = hierarchyFilterOf(parsed);
     switch (parsed.level) {
       case 'PATIENT':
         for await (const p of pages((page) => source.patients(filter, page), channel)) {

@@ -11,17 +11,24 @@ import { tempDir } from '../helpers/temp.ts';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 
-async function startAndStop(dataDir: string, stop: 'clean' | 'none'): Promise<Array<Record<string, unknown>>> {
-  const lines: Array<Record<string, unknown>> = [];
+type LogLine = Record<string, unknown>;
+
+/** A server on `dataDir` with the example pipelines, its log lines collected as parsed JSON. */
+async function startLogged(dataDir: string): Promise<{ server: Awaited<ReturnType<typeof startServer>>; lines: LogLine[] }> {
+  const lines: LogLine[] = [];
   const sink = new Writable({
     write(chunk, _enc, done) {
-      for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+      for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line) as LogLine);
       done();
     },
   });
   const file = path.join(dataDir, 'config.json');
   fs.writeFileSync(file, JSON.stringify({ dataDir, pipelinesDir: path.join(repoRoot, 'pipelines'), dimse: { port: 0, host: '127.0.0.1' }, http: { port: 0, host: '127.0.0.1' }, storage: { minFreeMegabytes: 16 } }));
-  const server = await startServer(loadConfig(file), pino({ level: 'info' }, sink));
+  return { server: await startServer(loadConfig(file), pino({ level: 'info' }, sink)), lines };
+}
+
+async function startAndStop(dataDir: string, stop: 'clean' | 'none'): Promise<LogLine[]> {
+  const { server, lines } = await startLogged(dataDir);
   if (stop === 'clean') await server.close();
   else {
     // As after kill -9: the server goes, its clean-stop marker is never written.
@@ -70,16 +77,7 @@ describe('start-up logs', () => {
 
   it('a clean stop whose marker cannot be written (a full disk) still stops everything, and says so', async () => {
     const dataDir = tempDir('df-stop-');
-    const lines: Array<Record<string, unknown>> = [];
-    const sink = new Writable({
-      write(chunk, _enc, done) {
-        for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
-        done();
-      },
-    });
-    const file = path.join(dataDir, 'config.json');
-    fs.writeFileSync(file, JSON.stringify({ dataDir, pipelinesDir: path.join(repoRoot, 'pipelines'), dimse: { port: 0, host: '127.0.0.1' }, http: { port: 0, host: '127.0.0.1' }, storage: { minFreeMegabytes: 16 } }));
-    const server = await startServer(loadConfig(file), pino({ level: 'info' }, sink));
+    const { server, lines } = await startLogged(dataDir);
     // What ENOSPC would do, without filling a disk: the marker's path cannot be written.
     fs.mkdirSync(path.join(dataDir, '.clean-stop'));
     await server.close();

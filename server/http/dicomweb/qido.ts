@@ -7,8 +7,8 @@ import { indexedAttributeByKeyword } from '../../../core/dicom/indexed-attribute
 import { dfError } from '../../../core/errors.ts';
 import { parseIdentifier, type ParsedQuery } from '../../../core/query/identifier.ts';
 import { isEntityKey, keyLevelIn, queryKey, queryKeys, type QueryLevel } from '../../../core/query/keys.ts';
-import { buildResponse, matchesRow, type Rows } from '../../../core/query/match.ts';
-import type { HierarchyFilter, QuerySource, StudyRow } from '../../../core/store/index-store.ts';
+import { buildResponse, hierarchyFilterOf, matchesRow, type Rows } from '../../../core/query/match.ts';
+import type { QuerySource, StudyRow } from '../../../core/store/index-store.ts';
 import { attributeOf, datasetFromStrings, type DicomJsonDataset } from './dicom-json.ts';
 
 export type QidoLevel = 'STUDY' | 'SERIES' | 'IMAGE';
@@ -180,13 +180,7 @@ const studyExtras = (s: StudyRow) => ({
 
 /** The index prefilters by unique keys; the C-FIND matcher decides. */
 function matchRows(source: QuerySource, parsed: ParsedQuery): Match[] {
-  const filter: HierarchyFilter = {};
-  for (const f of parsed.uniqueKeyFilters) {
-    if (f.keyword === 'PatientID') filter.patientId = f.uids[0];
-    if (f.keyword === 'StudyInstanceUID') filter.studyInstanceUids = [...f.uids];
-    if (f.keyword === 'SeriesInstanceUID') filter.seriesInstanceUids = [...f.uids];
-    if (f.keyword === 'SOPInstanceUID') filter.sopInstanceUids = [...f.uids];
-  }
+  const filter = hierarchyFilterOf(parsed);
   const studies = new Map<string, StudyRow>();
   for (const s of source.studies(filter.studyInstanceUids ? { studyInstanceUids: filter.studyInstanceUids } : filter.patientId ? { patientId: filter.patientId } : {})) {
     studies.set(s.study.StudyInstanceUID ?? '', s);
