@@ -14,6 +14,7 @@ import { spawnDicomflow } from './support/dicomflow-process.ts';
 import { RssSampler } from './support/memory.ts';
 import { formatTable, median } from './support/table.ts';
 import { orthancVersion } from './support/targets.ts';
+import { positiveInt } from './support/args.ts';
 
 export const description = 'a CT series in with STOW-RS and out with WADO-RS, dicomflow beside Orthanc’s DICOMweb plugin: seconds, MB/s, peak RSS (--big: 2 GB through dicomflow)';
 
@@ -200,13 +201,6 @@ async function makeSeries(dir: string, slices: number): Promise<Series> {
   for (const file of series.files) bytes += (await fs.promises.readFile(file)).length;
   console.log(`generated ${slices} CT slices 512×512×16 bit, ${(bytes / MB).toFixed(0)} MB (page cache warmed)`);
   return { files: series.files, bytes, studyInstanceUid: series.studyInstanceUid };
-}
-
-function positiveInt(value: string | undefined, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got "${value}"`);
-  return n;
 }
 
 export async function main(args: string[]): Promise<number> {

@@ -13,6 +13,7 @@ import { cleanUp, makeTempDir, removeTempDir, trackChild } from './support/clean
 import { RssSampler } from './support/memory.ts';
 import { formatTable, median } from './support/table.ts';
 import { dicomflowTarget, orthancTarget, orthancVersion, storescpTarget, type RunningTarget, type TargetKind } from './support/targets.ts';
+import { positiveInt } from './support/args.ts';
 
 export const description = 'storescu sends one CT series to dicomflow, storescp and Orthanc: images/s side by side, dicomflow peak RSS';
 
@@ -251,13 +252,6 @@ function targetLines(results: TargetResult[], big: TargetResult | undefined, big
     lines.push(`${verdict(undefined)} peak RSS < 300 MB while receiving a 2 GB series: run with --big (${bigRequested ? 'failed' : 'not requested'}; ${(dicomflow.bytes / MB).toFixed(0)} MB series above: ${(peak / MB).toFixed(0)} MB)`);
   }
   return lines;
-}
-
-function positiveInt(value: string | undefined, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got "${value}"`);
-  return n;
 }
 
 export async function main(args: string[]): Promise<number> {
