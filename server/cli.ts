@@ -302,13 +302,14 @@ async function main(argv: string[]): Promise<void> {
       if (command === 'replicate' && values['from-node']) {
         const chosen = [values.series ?? values.study, values.patient, values.all ? 'all' : undefined].filter((v) => v !== undefined);
         if (!values.to || chosen.length !== 1) throw usageError('replicate --from-node needs --to DB and one of --study UID, --series UID, --patient ID, --all');
-        const result = await replicateFromNode(configFrom(values), {
+        const config = configFrom(values);
+        const result = await replicateFromNode(config, {
           node: values['from-node'],
           to: values.to,
           level: values.series !== undefined ? 'series' : values.study !== undefined ? 'study' : values.patient !== undefined ? 'patient' : 'all',
           uid: values.series ?? values.study ?? values.patient,
           studyUid: values.series !== undefined ? values.study : undefined,
-          user: actingUser(configFrom(values), values.user),
+          user: actingUser(config, values.user),
         });
         console.log(`replicate from ${values['from-node']}: ${result.completed} received, ${result.failed} failed, ${result.warnings} warnings (final status 0x${result.status.toString(16).padStart(4, '0')})`);
         if (result.failed > 0 || (result.status !== 0 && result.status !== 0xb000)) process.exitCode = 1;
@@ -319,13 +320,14 @@ async function main(argv: string[]): Promise<void> {
       const chosen = [study, values.series, values.patient, values.all ? 'all' : undefined].filter((v) => v !== undefined);
       if (chosen.length !== 1 || positionals.length > 1) throw usageError(`${command} needs exactly one of STUDY_UID, --series UID, --patient ID${command === 'replicate' ? ', --all' : ''}`);
       const level = values.all ? 'database' : values.series ? 'series' : values.patient ? 'patient' : 'study';
-      const result = transferCommand(configFrom(values), {
+      const config = configFrom(values);
+      const result = transferCommand(config, {
         mode: command,
         from: values.from,
         to: values.to,
         level,
         uid: values.series ?? values.patient ?? study,
-        user: actingUser(configFrom(values), values.user),
+        user: actingUser(config, values.user),
       });
       console.log(`${command}: ${result.instances} instance(s) from ${values.from} to ${values.to}: ${result.filed} filed, ${result.duplicates} already there`);
       return;
