@@ -17,6 +17,6 @@ export type {
 } from './plugin.ts';
 export { engineServices, type EngineServices } from './jobs/services.ts';
 export type { DuplicatePolicy, IndexStore } from './store/index-store.ts';
-export type { JobStore } from './jobs/job-store.ts';
+export type { JobStore } from './store/job-store.ts';
 export type { OutboxStore } from './store/outbox-store.ts';
 export type { PseudonymStore } from './store/pseudonym-store.ts';

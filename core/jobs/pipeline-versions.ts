@@ -1,7 +1,7 @@
 import { dfError } from '../errors.ts';
 import { formatProblem, type LoadedPipeline } from '../pipeline/load.ts';
-import type { PipelineSet } from '../pipeline/pipeline-set.ts';
-import type { JobRecord, JobStore } from './job-store.ts';
+import type { PipelineSet } from '../trigger/pipeline-set.ts';
+import type { JobRecord, JobStore } from '../store/job-store.ts';
 
 // Earlier versions stay resolved for the jobs that run them (retries, reruns of the original).
 const VERSIONS_KEPT_LOADED = 32;

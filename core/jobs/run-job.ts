@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { dfError, isDfError, type DfError } from '../errors.ts';
 import type { LoadedPipeline, ResolvedStep } from '../pipeline/load.ts';
 import type { StepInput, StepOutput } from '../plugin.ts';
-import type { JobRecord, JobStore } from './job-store.ts';
+import type { JobRecord, JobStore } from '../store/job-store.ts';
 import type { EngineServices } from './services.ts';
 import { createStepContext, type StepContextSeed, type StepEffects } from './step-context.ts';
 

@@ -1,7 +1,7 @@
 import type { DuplicatePolicy, IndexStore } from '../store/index-store.ts';
 import type { OutboxStore } from '../store/outbox-store.ts';
 import type { PseudonymStore } from '../store/pseudonym-store.ts';
-import type { JobStore } from './job-store.ts';
+import type { JobStore } from '../store/job-store.ts';
 
 /** What main-thread steps may use (ctx.services). Worker steps get none: they work on files. */
 export interface EngineServices {

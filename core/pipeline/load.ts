@@ -4,7 +4,7 @@ import dcmjs from 'dcmjs';
 import { findNodeAtLocation, getNodeValue, parseTree, printParseErrorCode, type Node, type ParseError } from 'jsonc-parser';
 import { sopClassUidFromNameOrUid } from '../dicom/sop-classes.ts';
 import type { PluginRegistry, RegisteredPlugin } from '../plugin-registry.ts';
-import { compileCondition, type CompiledCondition } from './conditions.ts';
+import { compileCondition, type CompiledCondition } from '../trigger/conditions.ts';
 import { pipelineSchema, type Condition, type PipelineDefinition, type StringTest } from './schema.ts';
 
 export interface PipelineProblem {

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PluginRegistry } from '../plugin-registry.ts';
-import { compileCondition } from './conditions.ts';
+import { compileCondition } from '../trigger/conditions.ts';
 import { formatProblem, loadPipeline } from './load.ts';
 
 const plugins = new PluginRegistry();

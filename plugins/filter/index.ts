@@ -1,5 +1,5 @@
 import { definePlugin } from '../../core/plugin.ts';
-import { compileCondition } from '../../core/pipeline/conditions.ts';
+import { compileCondition } from '../../core/trigger/conditions.ts';
 import { conditionSchema, type Condition } from '../../core/pipeline/schema.ts';
 
 // The condition language is recursive (any/not), which json-schema-to-ts cannot type; the

@@ -1,15 +1,15 @@
 import path from 'node:path';
 import { dfError } from '../../core/errors.ts';
 import { definePlugin, type StepContext, type StepInput } from '../../core/plugin.ts';
-import { DEFAULT_REGISTRATION_OPTIONS, type RigidRegistrationOptions } from '../../core/registration/register.ts';
-import type { ReferenceSpec } from '../../core/registration/reference.ts';
+import { DEFAULT_REGISTRATION_OPTIONS, type RigidRegistrationOptions } from './registration/register.ts';
+import type { ReferenceSpec } from './registration/reference.ts';
 import { uidFromName } from './derived-series.ts';
 import type { CorrectFrameArg, FrameResult, PreparedSeries, PrepareSeriesArg, WriteResultsArg, WrittenResults } from './tasks.ts';
 import { frameTimesSec } from './frame-times.ts';
 
 const VERSION = '1.0.0';
 const TASKS = new URL('./tasks.ts', import.meta.url).href;
-// The registration's own defaults, so the schema and core/registration cannot drift apart.
+// The registration's own defaults, so the schema and registration/ cannot drift apart.
 const DEFAULTS = DEFAULT_REGISTRATION_OPTIONS;
 
 /**

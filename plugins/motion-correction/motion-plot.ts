@@ -1,5 +1,5 @@
 import { writeFile } from 'node:fs/promises';
-import { lineChartPng, lineChartSvg } from '../../core/plot/line-chart.ts';
+import { lineChartPng, lineChartSvg } from '../shared/plot/line-chart.ts';
 
 /**
  * The six motion parameters over time, with the shared line chart: translations (mm) above,

@@ -4,13 +4,13 @@ import { loadVolume } from '../../core/dicom/volume.ts';
 import { readNifti } from '../../core/dicom/nifti-read.ts';
 import { dfError } from '../../core/errors.ts';
 import { definePlugin, type StepContext } from '../../core/plugin.ts';
-import { lineChartPng, lineChartSvg } from '../../core/plot/line-chart.ts';
-import { labelMapOf, labelVois, parseLabelTable, resampleLabels } from '../../core/voi/label-map.ts';
-import { readPetDoseInfo } from '../../core/voi/pet-attributes.ts';
-import { computeVoiStatistics, rowsToCsv, statisticsRows, tacChart, toPmodTac, type VoiStatisticsResult } from '../../core/voi/report.ts';
-import { readSegmentation, segmentationVois, SEGMENTATION_STORAGE } from '../../core/voi/seg.ts';
-import { PEAK_SPHERE_RADIUS_MM } from '../../core/voi/statistics.ts';
-import { shapeVoi, type ShapeVoi, type Voi } from '../../core/voi/voi.ts';
+import { lineChartPng, lineChartSvg } from '../shared/plot/line-chart.ts';
+import { labelMapOf, labelVois, parseLabelTable, resampleLabels } from './voi/label-map.ts';
+import { readPetDoseInfo } from './voi/pet-attributes.ts';
+import { computeVoiStatistics, rowsToCsv, statisticsRows, tacChart, toPmodTac, type VoiStatisticsResult } from './voi/report.ts';
+import { readSegmentation, segmentationVois, SEGMENTATION_STORAGE } from './voi/seg.ts';
+import { PEAK_SPHERE_RADIUS_MM } from './voi/statistics.ts';
+import { shapeVoi, type ShapeVoi, type Voi } from './voi/voi.ts';
 
 const PET_SOP_CLASSES = new Set(['1.2.840.10008.5.1.4.1.1.128', '1.2.840.10008.5.1.4.1.1.130', '1.2.840.10008.5.1.4.1.1.128.1']);
 

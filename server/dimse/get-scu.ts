@@ -3,7 +3,7 @@ import { queryRetrieveSopClasses, storageSopClasses } from '../../core/dicom/sop
 import { EXPLICIT_VR_LE, IMPLICIT_VR_LE } from '../../core/dicom/transfer-syntaxes.ts';
 import { dfError } from '../../core/errors.ts';
 import { DatasetWalker } from '../../core/dicom/dataset-walker.ts';
-import type { Provenance, Receiver } from '../../core/receive.ts';
+import type { Provenance, Receiver } from '../../core/receive/receive.ts';
 import {
   CommandField,
   NO_DATA_SET,

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { newId } from '../../core/ids.ts';
 import type { ErrorCode } from '../../core/errors.ts';
 import { databaseSource, type IndexStore, type QuerySource } from '../../core/store/index-store.ts';
-import type { Reception, Receiver } from '../../core/receive.ts';
+import type { Reception, Receiver } from '../../core/receive/receive.ts';
 import type { Caller, DicomService, Rights } from './access.ts';
 import type { DimseTimeouts, TimerKind, AssociationPhase } from './association-timers.ts';
 import { answerRoles, decideContext } from './negotiation.ts';

@@ -2,10 +2,10 @@ import type { DestinationCounts, OutboxStore } from '../../core/store/outbox-sto
 import type { Logger } from 'pino';
 import type { DicomflowEvents } from '../../core/events.ts';
 import type { Engine } from '../../core/jobs/engine.ts';
-import type { Receiver } from '../../core/receive.ts';
-import type { JobStore } from '../../core/jobs/job-store.ts';
+import type { Receiver } from '../../core/receive/receive.ts';
+import type { JobStore } from '../../core/store/job-store.ts';
 import type { PipelineProblem } from '../../core/pipeline/load.ts';
-import type { PipelineSet } from '../../core/pipeline/pipeline-set.ts';
+import type { PipelineSet } from '../../core/trigger/pipeline-set.ts';
 import type { ArrivalRecord, IndexStore } from '../../core/store/index-store.ts';
 import type { ApiTokenStore, Users } from '../../core/users.ts';
 import type { ClusterView } from '../cluster-node.ts';

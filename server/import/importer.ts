@@ -3,7 +3,7 @@ import path from 'node:path';
 import dcmjs from 'dcmjs';
 import { readFileMeta } from '../../core/dicom/part10.ts';
 import { dfError } from '../../core/errors.ts';
-import type { Provenance, Receiver } from '../../core/receive.ts';
+import type { Provenance, Receiver } from '../../core/receive/receive.ts';
 import type { IndexStore } from '../../core/store/index-store.ts';
 import { unreadableDataset } from './readable-dataset.ts';
 

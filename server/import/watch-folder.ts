@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { Receiver } from '../../core/receive.ts';
+import type { Receiver } from '../../core/receive/receive.ts';
 
 export interface WatchFolderOptions {
   path: string;

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import type { Receiver } from '../../core/receive.ts';
+import type { Receiver } from '../../core/receive/receive.ts';
 import { WatchFolder } from '../../server/import/watch-folder.ts';
 import { tempDir } from '../helpers/temp.ts';
 

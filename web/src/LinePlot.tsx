@@ -1,4 +1,4 @@
-import { DASHARRAY, markerPath, seriesStyle } from '../../core/plot/series-style.ts';
+import { DASHARRAY, markerPath, seriesStyle } from '../../plugins/shared/plot/series-style.ts';
 import { plotSpecs, type PlotSpec, type Row } from './plot-spec.ts';
 
 /** Table outputs as SVG line plots (see plot-spec.ts for which lines, axes and units). */

@@ -3,7 +3,7 @@
 // again runs alone, and only an interruption while alone counts against it.
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir } from '../../../test/helpers/temp.ts';
-import { SUSPECT_AFTER_INTERRUPTIONS } from '../../jobs/job-store.ts';
+import { SUSPECT_AFTER_INTERRUPTIONS } from '../job-store.ts';
 import { SqlIndex } from './sql-index.ts';
 import { openTestIndexDatabase } from '../../../test/helpers/test-index.ts';
 import { SqlJobs } from './sql-jobs.ts';

@@ -15,7 +15,7 @@ import {
   type StoredPipelineVersion,
   type InputSeries,
   type JobSubject,
-} from '../../jobs/job-store.ts';
+} from '../job-store.ts';
 import type { StepInput } from '../../plugin.ts';
 import type { ArrivalRecord } from '../index-store.ts';
 import { toArrivalRecord } from './sql-index.ts';

@@ -1,13 +1,13 @@
 /**
  * STOW-RS (PS3.18 10.5): each application/dicom part of the body goes through the same
- * reception as a C-STORE (core/receive.ts), written to the spool as it streams in and answered
+ * reception as a C-STORE (core/receive/receive.ts), written to the spool as it streams in and answered
  * only once its file is fsync'ed and its arrival committed. A part that cannot be stored leaves
  * nothing behind and is listed in FailedSOPSequence with its reason.
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { readFileMeta } from '../../../core/dicom/part10.ts';
 import { dfError, type DfError, type ErrorCode } from '../../../core/errors.ts';
-import type { Provenance, Reception, Receiver } from '../../../core/receive.ts';
+import type { Provenance, Reception, Receiver } from '../../../core/receive/receive.ts';
 import { attributeFromString, type DicomJsonDataset } from './dicom-json.ts';
 import { mediaTypeParameters, MultipartReader } from './multipart.ts';
 

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { FromSchema } from 'json-schema-to-ts';
 import { dfError } from '../../../core/errors.ts';
-import type { JobRecord, JobStatus } from '../../../core/jobs/job-store.ts';
+import type { JobRecord, JobStatus } from '../../../core/store/job-store.ts';
 import type { UserDefinition } from '../../../core/users.ts';
 import { RUNS_JOBS, requireRole } from '../auth.ts';
 import type { HttpDeps } from '../context.ts';

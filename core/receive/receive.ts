@@ -2,14 +2,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import type { Logger } from 'pino';
-import { DatasetWalker } from './dicom/dataset-walker.ts';
-import { readIndexedAttributes } from './dicom/indexed-attributes.ts';
-import { fileMetaHeader, readFileMetaOf } from './dicom/part10.ts';
-import { DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_BE, IMPLICIT_VR_LE } from './dicom/transfer-syntaxes.ts';
-import { dfError, isDfError, type DfError } from './errors.ts';
-import type { DicomflowEvents } from './events.ts';
-import type { ArrivalFiling, ArrivalSource, DuplicatePolicy, IndexStore, RecordResult } from './store/index-store.ts';
-import type { ObjectStore, ObjectWriter } from './store/object-store.ts';
+import { DatasetWalker } from '../dicom/dataset-walker.ts';
+import { readIndexedAttributes } from '../dicom/indexed-attributes.ts';
+import { fileMetaHeader, readFileMetaOf } from '../dicom/part10.ts';
+import { DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_BE, IMPLICIT_VR_LE } from '../dicom/transfer-syntaxes.ts';
+import { dfError, isDfError, type DfError } from '../errors.ts';
+import type { DicomflowEvents } from '../events.ts';
+import type { ArrivalFiling, ArrivalSource, DuplicatePolicy, IndexStore, RecordResult } from '../store/index-store.ts';
+import type { ObjectStore, ObjectWriter } from '../store/object-store.ts';
 
 
 export interface IncomingObject {

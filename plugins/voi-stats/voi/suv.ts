@@ -1,4 +1,4 @@
-import type { FrameTiming } from '../dicom/volume.ts';
+import type { FrameTiming } from '../../../core/dicom/volume.ts';
 
 /**
  * Standardised uptake values. SUV is linear in the concentration C (Bq/ml), so each frame gets a

@@ -1,4 +1,4 @@
-import type { Grid } from '../dicom/volume.ts';
+import type { Grid } from '../../../core/dicom/volume.ts';
 import { voxelVolumeMm3 } from './grid-space.ts';
 
 /** Statistics of one VOI in one frame, in the image's units. Empty VOIs have nulls. */

@@ -1,6 +1,6 @@
 import dcmjs from 'dcmjs';
-import type { LoadedPipeline } from './load.ts';
-import type { Condition } from './schema.ts';
+import type { LoadedPipeline } from '../pipeline/load.ts';
+import type { Condition } from '../pipeline/schema.ts';
 
 const nameMap = dcmjs.data.DicomMetaDictionary.nameMap as Record<string, { tag: string; vr: string }>;
 

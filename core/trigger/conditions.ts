@@ -1,5 +1,5 @@
 import { sopClassUidFromNameOrUid } from '../dicom/sop-classes.ts';
-import type { Condition, StringTest } from './schema.ts';
+import type { Condition, StringTest } from '../pipeline/schema.ts';
 
 /** What a condition can look at: one arrival. */
 export interface ConditionSubject {

@@ -1,5 +1,5 @@
-import { checkedFrameTiming, type FrameTiming, type Volume } from '../dicom/volume.ts';
-import type { LineChartOptions } from '../plot/line-chart.ts';
+import { checkedFrameTiming, type FrameTiming, type Volume } from '../../../core/dicom/volume.ts';
+import type { LineChartOptions } from '../../shared/plot/line-chart.ts';
 import { maskIndices, peakKernel, voiFrameStatistics, type VoiFrameStatistics } from './statistics.ts';
 import { suvFactors, type LbmFormula, type PetDoseInfo, type SuvFactors } from './suv.ts';
 import type { Voi } from './voi.ts';

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import dcmjs from 'dcmjs';
-import type { Grid } from '../dicom/volume.ts';
+import type { Grid } from '../../../core/dicom/volume.ts';
 import { applyAffine, voxelCount, type Vec3 } from './grid-space.ts';
 import type { Voi } from './voi.ts';
 

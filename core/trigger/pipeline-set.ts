@@ -2,9 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import type { PluginRegistry } from '../plugin-registry.ts';
-import { DEFAULT_PIPELINE_NAME, DEFAULT_PIPELINE_SOURCE, defaultPipelineText } from './default-pipeline.ts';
+import { DEFAULT_PIPELINE_NAME, DEFAULT_PIPELINE_SOURCE, defaultPipelineText } from '../pipeline/default-pipeline.ts';
 import { conditionAttributes } from './condition-attributes.ts';
-import { loadPipeline, type LoadedPipeline, type PipelineEnvironment, type PipelineProblem } from './load.ts';
+import { loadPipeline, type LoadedPipeline, type PipelineEnvironment, type PipelineProblem } from '../pipeline/load.ts';
 
 interface FileState {
   /** The pipeline in force for this file: the last valid version. */

@@ -1,4 +1,4 @@
-import type { Grid } from '../dicom/volume.ts';
+import type { Grid } from '../../../core/dicom/volume.ts';
 import { eulerAngles, invertAffine, multiply, type Matrix4, type Vector3 } from './rigid.ts';
 
 /**

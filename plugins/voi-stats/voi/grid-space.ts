@@ -1,4 +1,4 @@
-import type { Grid } from '../dicom/volume.ts';
+import type { Grid } from '../../../core/dicom/volume.ts';
 
 /**
  * Index ↔ patient-space maths on a Grid's 4×4 row-major affine (voxel index → LPS mm).

@@ -1,4 +1,4 @@
-import type { Grid } from '../dicom/volume.ts';
+import type { Grid } from '../../../core/dicom/volume.ts';
 import { applyAffine, invertAffine, voxelCount, type Vec3 } from './grid-space.ts';
 
 /**

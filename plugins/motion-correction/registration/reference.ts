@@ -1,4 +1,4 @@
-import type { FrameTiming } from '../dicom/volume.ts';
+import type { FrameTiming } from '../../../core/dicom/volume.ts';
 
 /**
  * Which frames make the reference a dynamic series is registered to, and how they are combined.

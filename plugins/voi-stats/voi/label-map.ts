@@ -1,4 +1,4 @@
-import type { Grid } from '../dicom/volume.ts';
+import type { Grid } from '../../../core/dicom/volume.ts';
 import { applyAffine, invertAffine, multiplyAffine, voxelCount } from './grid-space.ts';
 import type { Voi } from './voi.ts';
 

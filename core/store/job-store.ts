@@ -1,5 +1,5 @@
 import type { StepInput, StepOutput } from '../plugin.ts';
-import type { ArrivalRecord } from '../store/index-store.ts';
+import type { ArrivalRecord } from './index-store.ts';
 
 export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export type TriggerOn = 'instance' | 'series' | 'study' | 'manual' | 'rerun';
