@@ -6,7 +6,7 @@
 // (worker processes included), of PostgreSQL and of the senders, and disk writes are measured over
 // each phase, so the table shows what limits the scaling. DCMTK storescp takes the same ingest
 // load in the same run, as the ceiling beside the ingest figures.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,10 +17,11 @@ import { ctSeries } from '../test/fixtures/builder.ts';
 import { dynamicPetWithKnownMotion } from '../test/fixtures/dynamic-brain-phantom.ts';
 import { missingDcmtkTool } from '../test/helpers/dcmtk.ts';
 import { postgresBinDir, startPostgres, type PostgresCluster } from '../test/helpers/postgres.ts';
-import { cleanUp, makeTempDir, removeTempDir, stopChild, trackChild } from './support/cleanup.ts';
+import { cleanUp, makeTempDir, removeTempDir, stopChild } from './support/cleanup.ts';
 import { spawnDicomflow, type DicomflowProcess } from './support/dicomflow-process.ts';
 import { findProcesses, snapshot, usageBetween, type ProcSnapshot, type Usage } from './support/proc-usage.ts';
 import { formatTable } from './support/table.ts';
+import { split, storescu } from './support/storescu.ts';
 import { storescpTarget } from './support/targets.ts';
 
 export const description = '1 node on SQLite, then 1, 2, 3 nodes on one PostgreSQL index: ingest images/s and motion-correction jobs/h, with the CPU/disk use that limits them';
@@ -116,25 +117,9 @@ function parseOptions(args: string[]): Options | 'help' {
   };
 }
 
-/** The slices split into `parts` contiguous runs of nearly equal length. */
-function split<T>(items: readonly T[], parts: number): T[][] {
-  return Array.from({ length: parts }, (_, i) => items.slice(Math.floor((i * items.length) / parts), Math.floor(((i + 1) * items.length) / parts)));
-}
-
-/** One storescu association with the given files; resolves with its complaint, if any. */
-function storescu(port: number, files: string[], timeoutMs: number): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const child = trackChild(spawn('storescu', ['-aet', 'BENCHSCU', '-aec', AE_TITLE, '127.0.0.1', String(port), ...files], { env: { ...process.env, TCP_NODELAY: '1' }, stdio: ['ignore', 'ignore', 'pipe'] }));
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (text: string) => {
-      if (stderr.length < 20_000) stderr += text;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve(code === 0 && stderr.trim() === '' ? undefined : `storescu to port ${port} ${signal === 'SIGKILL' ? `killed after ${timeoutMs / 1000} s` : `exited with ${code ?? signal}`}: ${stderr.trim().split('\n').slice(0, 3).join(' | ')}`);
-    });
-  });
+/** One storescu association with the given files; resolves with its complaint (first lines), if any. */
+async function sendFiles(port: number, files: string[], timeoutMs: number): Promise<string | undefined> {
+  return (await storescu(AE_TITLE, port, files, timeoutMs))?.split('\n').slice(0, 4).join(' | ');
 }
 
 async function poll<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, intervalMs = 100): Promise<T> {
@@ -244,7 +229,7 @@ async function measureIngest(nodes: Node[], token: string, db: SqlDb, ct: { file
   flush();
   const before = snapshot();
   const started = performance.now();
-  const complaints = await Promise.all(parts.map((files, i) => storescu(nodes[i].process.dicomPort, files, timeoutMs)));
+  const complaints = await Promise.all(parts.map((files, i) => sendFiles(nodes[i].process.dicomPort, files, timeoutMs)));
   const ackSeconds = (performance.now() - started) / 1000;
   const failed = complaints.filter((c) => c !== undefined);
   if (failed.length > 0) throw new Error(failed.join('\n'));
@@ -283,7 +268,7 @@ async function measureMotion(
   groups: () => Record<string, number[]>,
 ): Promise<MotionResult> {
   // Untimed: the series arrives at the first node and is filed into Import.
-  const complaint = await storescu(nodes[0].process.dicomPort, pet.files, 120_000);
+  const complaint = await sendFiles(nodes[0].process.dicomPort, pet.files, 120_000);
   if (complaint !== undefined) throw new Error(complaint);
   await poll(
     'the PET series filed into Import',
@@ -407,7 +392,7 @@ async function measureStorescp(ct: { files: string[]; dir: string }): Promise<Ro
     flush();
     const before = snapshot();
     const started = performance.now();
-    const complaint = await storescu(target.port, ct.files, Math.max(60_000, ct.files.length * 50 + 30_000));
+    const complaint = await sendFiles(target.port, ct.files, Math.max(60_000, ct.files.length * 50 + 30_000));
     const seconds = (performance.now() - started) / 1000;
     const usage = endPhase(before, { dicomflow: [], storescp: [target.pid] });
     const { stored, detail } = await target.storedCount();

@@ -97,18 +97,39 @@ function countFiles(dir: string, suffix = ''): number {
   return fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && e.name.endsWith(suffix)).length;
 }
 
-/** dicomflow serve with its default (durable) settings; only the addresses and data directory are set. */
-export function dicomflowTarget(): TargetKind {
+export interface DicomflowTargetOptions {
+  /** The row's name (default "dicomflow"). */
+  name?: string;
+  /**
+   * A fresh PostgreSQL database's URL for each start (`index: { backend: "postgres" }`); without
+   * it, the default index: SQLite in the data directory.
+   */
+  postgresDatabase?: () => Promise<string>;
+}
+
+/** dicomflow serve with its default (durable) settings; only the addresses, data directory and index are set. */
+export function dicomflowTarget(options: DicomflowTargetOptions = {}): TargetKind {
+  const { name = 'dicomflow', postgresDatabase } = options;
+  const index =
+    postgresDatabase === undefined
+      ? "its object and arrival rows are committed with the SQLite WAL fsync'ed (synchronous=FULL's guarantee)"
+      : "its rows are committed to PostgreSQL (defaults: fsync on, synchronous_commit on, so the commit's WAL is flushed)";
   return {
-    name: 'dicomflow',
-    durability:
-      'Success after the object file is fsync\'ed and renamed into place (directory fsync\'ed) and its object and arrival rows are committed with the SQLite WAL fsync\'ed (synchronous=FULL\'s guarantee)',
+    name,
+    durability: `Success after the object file is fsync'ed and renamed into place (directory fsync'ed) and ${index}`,
     async start() {
       const root = makeTempDir('dicomflow-bench-df-');
       const dataDir = path.join(root, 'data');
       const configFile = path.join(root, 'config.json');
+      let indexConfig = {};
+      try {
+        if (postgresDatabase !== undefined) indexConfig = { index: { backend: 'postgres', url: await postgresDatabase() } };
+      } catch (error) {
+        removeTempDir(root);
+        throw error;
+      }
       // Port 0: the server picks free ports and logs them in its ready line (no race with freePort).
-      fs.writeFileSync(configFile, JSON.stringify({ dataDir, dimse: { host: '127.0.0.1', port: 0 }, http: { host: '127.0.0.1', port: 0 } }));
+      fs.writeFileSync(configFile, JSON.stringify({ dataDir, dimse: { host: '127.0.0.1', port: 0 }, http: { host: '127.0.0.1', port: 0 }, ...indexConfig }));
       let server;
       try {
         server = await spawnDicomflow(configFile);
