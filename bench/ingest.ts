@@ -16,6 +16,7 @@ import { postgresBinDir, startPostgres, type PostgresCluster } from '../test/hel
 import { cleanUp, makeTempDir, removeTempDir } from './support/cleanup.ts';
 import { filesystemOf, measureDurableWrite, type DurableWriteRun } from './support/durable-write.ts';
 import { RssSampler } from './support/memory.ts';
+import { postmasterPids, snapshot, usageBetween } from './support/proc-usage.ts';
 import { formatTable, median } from './support/table.ts';
 import { dicomflowTarget, orthancTarget, orthancVersion, storescpTarget, type RunningTarget, type TargetKind } from './support/targets.ts';
 import { positiveInt } from './support/args.ts';
@@ -62,6 +63,12 @@ interface RunResult {
   peakRssBytes: number;
   /** RSS of the started target just before the send. */
   idleRssBytes: number;
+  /** CPU seconds the target's processes spent during the send (dicomflow: with its worker processes). */
+  cpuSeconds: number;
+  /** dicomflow on PostgreSQL: the CPU seconds of the PostgreSQL server (postmaster and backends) meanwhile. */
+  postgresCpuSeconds?: number;
+  /** How busy the machine's cores were during the send, 0–100: the bench's figures are only as steady as this is low. */
+  machineBusyPercent: number;
   /** storescu's complaint, when one did not exit cleanly. */
   sendError?: string;
   /** Warnings and errors the target logged. */
@@ -119,7 +126,10 @@ async function runOnce(kind: TargetKind, series: Series, associations: number, t
   const target = await kind.start();
   try {
     const sampler = new RssSampler(target.pid);
+    // Outside the timed send: reading /proc takes a few milliseconds.
+    const before = snapshot();
     const sent = await sendSeries(target, series, associations, timeoutMs);
+    const usage = usageBetween(before, snapshot(), target.processGroups());
     const { peakBytes } = sampler.stop();
     let counted: { stored: number; detail: string };
     try {
@@ -139,7 +149,18 @@ async function runOnce(kind: TargetKind, series: Series, associations: number, t
     const { stored } = counted;
     const status = target.exitStatus();
     const detail = status === undefined ? counted.detail : `${counted.detail}; the target ${status}`;
-    return { seconds: sent.seconds, stored, detail, peakRssBytes: peakBytes, idleRssBytes: sampler.startBytes, sendError: sent.error, problems: [...target.problems()] };
+    return {
+      seconds: sent.seconds,
+      stored,
+      detail,
+      peakRssBytes: peakBytes,
+      idleRssBytes: sampler.startBytes,
+      cpuSeconds: usage.cpuSeconds.target ?? 0,
+      postgresCpuSeconds: usage.cpuSeconds.postgres,
+      machineBusyPercent: usage.busyPercent,
+      sendError: sent.error,
+      problems: [...target.problems()],
+    };
   } finally {
     await target.stop();
     // storescp leaves its files dirty in the page cache; flush what remains so that its write-back
@@ -190,7 +211,14 @@ function describeError(error: unknown): string {
 function describeRun(name: string, index: number, count: number, slices: number, bytes: number, run: RunResult): string {
   const ips = slices / run.seconds;
   const check = run.stored === slices ? `${run.stored}/${slices} stored` : `ONLY ${run.stored}/${slices} STORED (${run.detail})`;
-  return `  ${name} run ${index}/${count}: ${run.seconds.toFixed(2)} s, ${ips.toFixed(0)} images/s, ${(bytes / MB / run.seconds).toFixed(0)} MB/s, RSS ${(run.idleRssBytes / MB).toFixed(0)} MB idle → ${(run.peakRssBytes / MB).toFixed(0)} MB peak, ${check}`;
+  const cpu = `CPU ${cpuCell(slices, run.cpuSeconds, run.postgresCpuSeconds)} ms/image, machine ${run.machineBusyPercent.toFixed(0)} % busy`;
+  return `  ${name} run ${index}/${count}: ${run.seconds.toFixed(2)} s, ${ips.toFixed(0)} images/s, ${(bytes / MB / run.seconds).toFixed(0)} MB/s, ${cpu}, RSS ${(run.idleRssBytes / MB).toFixed(0)} MB idle → ${(run.peakRssBytes / MB).toFixed(0)} MB peak, ${check}`;
+}
+
+/** The target's CPU milliseconds per image; dicomflow on PostgreSQL: "node + server". */
+function cpuCell(slices: number, cpuSeconds: number, postgresCpuSeconds: number | undefined): string {
+  const perImage = (seconds: number) => ((seconds * 1000) / slices).toFixed(1);
+  return postgresCpuSeconds === undefined ? perImage(cpuSeconds) : `${perImage(cpuSeconds)} + ${perImage(postgresCpuSeconds)} PG`;
 }
 
 function medianSeconds(result: TargetResult): number {
@@ -265,7 +293,7 @@ function durableCeiling(results: TargetResult[], durable: DurableResult): Ceilin
 
 function tableRows(results: TargetResult[]): string[][] {
   return results.map((r) => {
-    if (r.runs.length === 0) return [r.name, '0', '–', '–', '–', '–', '–', '–', '–', `failed: ${firstLine(r.errors[0])}`];
+    if (r.runs.length === 0) return [r.name, '0', '–', '–', '–', '–', '–', '–', '–', '–', '–', `failed: ${firstLine(r.errors[0])}`];
     const ips = imagesPerSecond(r);
     // Against storescp over as many associations: --fork when there are several.
     const reference = measuredRow(results, r.associations === 1 ? 'storescp' : 'storescp-fork');
@@ -279,6 +307,8 @@ function tableRows(results: TargetResult[]): string[][] {
       ips.toFixed(0),
       (r.bytes / MB / medianSeconds(r)).toFixed(0),
       ratio,
+      cpuCell(r.slices, median(r.runs.map((run) => run.cpuSeconds)), r.runs[0].postgresCpuSeconds === undefined ? undefined : median(r.runs.map((run) => run.postgresCpuSeconds ?? 0))),
+      median(r.runs.map((run) => run.machineBusyPercent)).toFixed(0),
       (median(r.runs.map((run) => run.idleRssBytes)) / MB).toFixed(0),
       (peak / MB).toFixed(0),
       storedCell(r) + (r.errors.length === 0 ? '' : `; ${r.errors.length} run(s) failed: ${firstLine(r.errors[0])}`),
@@ -455,7 +485,8 @@ export async function main(args: string[]): Promise<number> {
     if (cluster === undefined) throw new Error(`no PostgreSQL cluster: ${clusterProblem ?? 'not started'}`);
     return cluster.createDatabase();
   };
-  const dicomflowKind = (backend: Backend, name: string) => dicomflowTarget({ name, ...(backend === 'postgres' && { postgresDatabase }) });
+  const postgresPids = () => (cluster === undefined ? [] : postmasterPids(cluster.port));
+  const dicomflowKind = (backend: Backend, name: string) => dicomflowTarget({ name, ...(backend === 'postgres' && { postgresDatabase, postgresPids }) });
   const version = orthancVersion();
   const planned: { role: Role; kind: TargetKind; associations: number }[] = [
     { role: 'storescp', kind: storescpTarget(STORESCP_REFERENCE, ['--max-pdu', '65536']), associations: 1 },
@@ -518,7 +549,7 @@ export async function main(args: string[]): Promise<number> {
   const loadAfter = os.loadavg()[0];
   const ceiling = durableCeiling(results, durable);
 
-  const headers = ['target', 'runs', 'median s', 'min–max s', 'images/s', 'MB/s', 'vs storescp (same associations)', 'idle RSS MB', 'peak RSS MB', 'stored'];
+  const headers = ['target', 'runs', 'median s', 'min–max s', 'images/s', 'MB/s', 'vs storescp (same associations)', 'CPU ms/image', 'machine busy %', 'idle RSS MB', 'peak RSS MB', 'stored'];
   console.log('');
   console.log(formatTable(headers, tableRows(all)));
   console.log('');

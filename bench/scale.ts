@@ -19,7 +19,7 @@ import { missingDcmtkTool } from '../test/helpers/dcmtk.ts';
 import { postgresBinDir, startPostgres, type PostgresCluster } from '../test/helpers/postgres.ts';
 import { cleanUp, makeTempDir, removeTempDir, stopChild } from './support/cleanup.ts';
 import { spawnDicomflow, type DicomflowProcess } from './support/dicomflow-process.ts';
-import { findProcesses, snapshot, usageBetween, type ProcSnapshot, type Usage } from './support/proc-usage.ts';
+import { postmasterPids, snapshot, usageBetween, type ProcSnapshot, type Usage } from './support/proc-usage.ts';
 import { formatTable } from './support/table.ts';
 import { split, storescu } from './support/storescu.ts';
 import { storescpTarget } from './support/targets.ts';
@@ -130,11 +130,6 @@ async function poll<T>(what: string, probe: () => Promise<T | undefined>, timeou
     if (Date.now() > end) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
-}
-
-/** The PostgreSQL cluster's processes: its postmaster, found by the port on its command line. */
-function postmasterPids(cluster: PostgresCluster): number[] {
-  return findProcesses('postgres', new RegExp(`-p ${cluster.port}(\\s|$)`));
 }
 
 /**
@@ -348,7 +343,7 @@ async function measureNodes(count: number, cluster: PostgresCluster | undefined,
     // Opened once the nodes have created the schema; the nodes' own index, read the same way on both back ends.
     db = openIndexDatabase(where);
     const token = fs.readFileSync(path.join(root, 'data', 'admin-token'), 'utf8').trim();
-    const groups = (): Record<string, number[]> => ({ dicomflow: nodes.map((n) => n.process.child.pid!), ...(cluster && { postgres: postmasterPids(cluster) }) });
+    const groups = (): Record<string, number[]> => ({ dicomflow: nodes.map((n) => n.process.child.pid!), ...(cluster && { postgres: postmasterPids(cluster.port) }) });
     try {
       row.ingest = await measureIngest(nodes, token, db, ct, groups);
       const i = row.ingest;

@@ -129,6 +129,11 @@ export function findProcesses(comm: string, pattern: RegExp): number[] {
   return found;
 }
 
+/** A PostgreSQL cluster's postmaster (its backends descend from it), found by the port on its command line. */
+export function postmasterPids(port: number): number[] {
+  return findProcesses('postgres', new RegExp(`-p ${port}(\\s|$)`));
+}
+
 /** CPU ticks of the live processes that are one of `roots` or descend from one. */
 function treeTicks(snap: ProcSnapshot, roots: readonly number[]): number {
   const inTree = new Map<number, boolean>();

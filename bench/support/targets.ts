@@ -19,6 +19,11 @@ export interface RunningTarget {
   port: number;
   pid: number;
   child: ChildProcess;
+  /**
+   * The process trees whose CPU time is the target's work: `target`, its own (with its worker or
+   * forked processes), and `postgres`, the database server dicomflow on PostgreSQL commits to.
+   */
+  processGroups(): Record<string, number[]>;
   storedCount(): Promise<StoredCount>;
   /** Warnings and errors the target logged (bounded), for a report when a check fails. */
   problems(): string[];
@@ -105,11 +110,13 @@ export interface DicomflowTargetOptions {
    * it, the default index: SQLite in the data directory.
    */
   postgresDatabase?: () => Promise<string>;
+  /** The PostgreSQL server's processes, whose CPU time the node's commits cost. */
+  postgresPids?: () => number[];
 }
 
 /** dicomflow serve with its default (durable) settings; only the addresses, data directory and index are set. */
 export function dicomflowTarget(options: DicomflowTargetOptions = {}): TargetKind {
-  const { name = 'dicomflow', postgresDatabase } = options;
+  const { name = 'dicomflow', postgresDatabase, postgresPids } = options;
   const index =
     postgresDatabase === undefined
       ? "its object and arrival rows are committed with the SQLite WAL fsync'ed (synchronous=FULL's guarantee)"
@@ -145,6 +152,7 @@ export function dicomflowTarget(options: DicomflowTargetOptions = {}): TargetKin
         port: ports.dicomPort,
         pid: child.pid!,
         child,
+        processGroups: () => ({ target: [child.pid!], ...(postgresPids !== undefined && { postgres: postgresPids() }) }),
         problems: () => server.problems,
         log: () => server.lastLines,
         exitStatus: () => [exitStatus(child), server.shutdownBeforeStop()].filter((s) => s !== undefined).join('; ') || undefined,
@@ -185,6 +193,7 @@ export function storescpTarget(name: string, extraArgs: string[]): TargetKind {
         port,
         pid: child.pid!,
         child,
+        processGroups: () => ({ target: [child.pid!] }),
         problems: () => log.lines,
         log: () => log.lines,
         exitStatus: () => exitStatus(child),
@@ -273,6 +282,7 @@ export function orthancTarget(version: string): TargetKind {
         port: dicomPort,
         pid: child.pid!,
         child,
+        processGroups: () => ({ target: [child.pid!] }),
         problems: () => problems,
         log: () => log.lines,
         exitStatus: () => exitStatus(child),
