@@ -6,8 +6,9 @@ import { queryRetrieveSopClasses } from '../../core/dicom/sop-classes.ts';
 import type { QuerySource } from '../../core/store/index-store.ts';
 import type { ObjectStore } from '../../core/store/object-store.ts';
 import { selectObjects } from './move.ts';
+import { DatasetPdvSender } from './dataset-pdvs.ts';
 import { RetrieveStatus } from './retrieve-status.ts';
-import { CommandField, PdvControl, Priority, decodeCommand, encodeCommand, encodePData, pDataHeader, statusCategory, type DimseCommand } from './upper-layer.ts';
+import { CommandField, PdvControl, Priority, decodeCommand, encodeCommand, encodePData, statusCategory, type DimseCommand } from './upper-layer.ts';
 
 const { responses, Dataset } = dimse;
 const { CGetResponse } = responses;
@@ -51,16 +52,17 @@ export interface SubOperationChannel {
  * they are on disk, and the C-STORE-RSPs are taken from the PDU framer by `consume`.
  */
 export class GetStoreChannel implements SubOperationChannel {
-  private readonly write: (parts: Buffer[]) => Promise<void>;
-  private readonly fragmentBytes: number;
+  private readonly write: (parts: Buffer[], written?: () => void) => Promise<void>;
+  private readonly datasetSender: DatasetPdvSender;
   private readonly contexts: readonly StorageContext[];
   private readonly waiting = new Map<number, { resolve(command: DimseCommand): void; reject(err: Error): void }>();
   private nextMessageId = FIRST_MESSAGE_ID;
   private closedBecause: Error | undefined;
 
-  constructor(o: { write(parts: Buffer[]): Promise<void>; peerMaxPduLength: number; contexts: readonly StorageContext[] }) {
+  /** `write` calls `written` once the socket is done with the last part (or at once if it writes nothing). */
+  constructor(o: { write(parts: Buffer[], written?: () => void): Promise<void>; peerMaxPduLength: number; contexts: readonly StorageContext[] }) {
     this.write = o.write;
-    this.fragmentBytes = o.peerMaxPduLength === 0 ? UNLIMITED_PEER_FRAGMENT_BYTES : o.peerMaxPduLength - PDV_HEADER_BYTES;
+    this.datasetSender = new DatasetPdvSender(o.peerMaxPduLength === 0 ? UNLIMITED_PEER_FRAGMENT_BYTES : o.peerMaxPduLength - PDV_HEADER_BYTES, READ_BLOCK_BYTES);
     this.contexts = o.contexts;
   }
 
@@ -153,24 +155,7 @@ export class GetStoreChannel implements SubOperationChannel {
 
   /** Bytes [offset, offset+length) of the file as data PDVs within the peer's max PDU. */
   private async sendDataset(handle: fs.FileHandle, contextId: number, offset: number, length: number): Promise<void> {
-    if (length <= 0) {
-      await this.write([pDataHeader(contextId, PdvControl.Last, 0)]);
-      return;
-    }
-    const blockBytes = Math.max(1, Math.floor(READ_BLOCK_BYTES / this.fragmentBytes)) * this.fragmentBytes;
-    for (let sent = 0; sent < length; ) {
-      const block = Buffer.allocUnsafe(Math.min(blockBytes, length - sent));
-      const { bytesRead } = await handle.read(block, 0, block.length, offset + sent);
-      if (bytesRead === 0) throw new Error(`the file became shorter while it was sent (${sent} of ${length} dataset bytes)`);
-      const parts: Buffer[] = [];
-      for (let at = 0; at < bytesRead; at += this.fragmentBytes) {
-        const fragment = block.subarray(at, Math.min(at + this.fragmentBytes, bytesRead));
-        const last = sent + at + fragment.length === length;
-        parts.push(pDataHeader(contextId, last ? PdvControl.Last : 0, fragment.length), fragment);
-      }
-      await this.write(parts);
-      sent += bytesRead;
-    }
+    await this.datasetSender.send({ handle, contextId, offset, length, write: this.write, readError: (message, cause) => new Error(message, { cause }) });
   }
 }
 

@@ -429,12 +429,18 @@ export class FramedSocket extends EventEmitter {
     return flushed;
   }
 
-  /** Bytes of a message the SCP streams itself (C-GET's sub-operations), already within the peer's limit. */
-  writeStream(bytes: Buffer): boolean {
-    if (this.socket.destroyed || !this.socket.writable) return false;
+  /**
+   * Bytes of a message the SCP streams itself (C-GET's sub-operations), already within the peer's
+   * limit. `written` runs once the socket is done with them, or at once if they are not written.
+   */
+  writeStream(bytes: Buffer, written?: () => void): boolean {
+    if (this.socket.destroyed || !this.socket.writable) {
+      written?.();
+      return false;
+    }
     this.lastActivityAt = Date.now();
     this.timers.reschedule(this.lastActivityAt);
-    return this.socket.write(bytes);
+    return this.socket.write(bytes, written);
   }
 
   /** Sends A-ABORT (service provider) and closes the connection. */

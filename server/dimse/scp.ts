@@ -312,7 +312,7 @@ export class DicomflowScp extends Scp {
     association.setMaxPduLength(s.maxPduLength);
     for (const c of storage) this.storageContexts.set(c.id, c);
     this.getChannel = new GetStoreChannel({
-      write: (parts) => this.writeOwn(parts),
+      write: (parts, written) => this.writeOwn(parts, written),
       peerMaxPduLength,
       contexts: storage.filter((c) => peerScpClasses.has(c.abstractSyntax)),
     });
@@ -618,10 +618,14 @@ export class DicomflowScp extends Scp {
   }
 
   /** Our own P-DATA-TFs (C-GET's C-STORE requests), written where the library writes its own. */
-  private async writeOwn(parts: Buffer[]): Promise<void> {
-    for (const part of parts) {
-      if (!this.framed.writeStream(part)) {
-        if (this.framed.socket.destroyed || !this.framed.socket.writable) throw new Error('the association closed while a C-STORE sub-operation was sent');
+  private async writeOwn(parts: Buffer[], written?: () => void): Promise<void> {
+    for (const [i, part] of parts.entries()) {
+      const last = i === parts.length - 1;
+      if (!this.framed.writeStream(part, last ? written : undefined)) {
+        if (this.framed.socket.destroyed || !this.framed.socket.writable) {
+          if (!last) written?.();
+          throw new Error('the association closed while a C-STORE sub-operation was sent');
+        }
       }
     }
     await this.framed.drained();

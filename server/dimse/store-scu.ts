@@ -39,7 +39,6 @@ import {
   hex4,
   NO_DATA_SET,
   P_DATA_HEADER_BYTES,
-  pDataHeader,
   PduReader,
   PduType,
   PdvControl,
@@ -53,6 +52,7 @@ import {
   type ProposedContext,
   type RoleSelection,
 } from './upper-layer.ts';
+import { DatasetPdvSender } from './dataset-pdvs.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -256,6 +256,8 @@ export class StoreAssociation {
   /** What the association is doing, for error messages ("while sending …"). */
   #activity = 'after the A-ASSOCIATE-RQ';
   #nextMessageId = 1;
+  /** Made with the first data set sent, once the peer's max PDU is known. */
+  #datasetSender: DatasetPdvSender | undefined;
   #queue: Promise<unknown> = Promise.resolve();
 
   private constructor(socket: net.Socket, label: string, options: OpenAssociationOptions, maxPduLength: number, proposed: readonly ProposedContext[]) {
@@ -487,33 +489,15 @@ export class StoreAssociation {
   /** Streams bytes [offset, offset+length) of the file as data PDVs of at most the peer's max PDU. */
   async #sendDataset(handle: fs.FileHandle, contextId: number, offset: number, length: number, file: string): Promise<void> {
     // PS3.8 9.3.5: the PDU length counts the PDV item (4 + 2 header bytes) and its value.
-    const fragmentBytes = this.peerMaxPduLength === 0 ? UNLIMITED_PEER_FRAGMENT_BYTES : this.peerMaxPduLength - (P_DATA_HEADER_BYTES - 6);
-    if (length === 0) {
-      await this.#write([pDataHeader(contextId, PdvControl.Last, 0)]);
-      return;
-    }
-    const blockBytes = Math.max(1, Math.floor(READ_BLOCK_BYTES / fragmentBytes)) * fragmentBytes;
-    let sent = 0;
-    while (sent < length) {
-      const block = Buffer.allocUnsafe(Math.min(blockBytes, length - sent));
-      let bytesRead: number;
-      try {
-        ({ bytesRead } = await handle.read(block, 0, block.length, offset + sent));
-      } catch (err) {
-        throw this.#abortFor(scuError('DF_ERR_FILE_READ', `reading ${file} failed ${this.#activity}: ${(err as Error).message}`, { cause: err }));
-      }
-      if (bytesRead === 0) {
-        throw this.#abortFor(scuError('DF_ERR_FILE_READ', `${file} became shorter while it was sent (${sent} of ${length} dataset bytes)`));
-      }
-      const parts: Buffer[] = [];
-      for (let at = 0; at < bytesRead; at += fragmentBytes) {
-        const fragment = block.subarray(at, Math.min(at + fragmentBytes, bytesRead));
-        const last = sent + at + fragment.length === length;
-        parts.push(pDataHeader(contextId, last ? PdvControl.Last : 0, fragment.length), fragment);
-      }
-      await this.#write(parts);
-      sent += bytesRead;
-    }
+    this.#datasetSender ??= new DatasetPdvSender(this.peerMaxPduLength === 0 ? UNLIMITED_PEER_FRAGMENT_BYTES : this.peerMaxPduLength - (P_DATA_HEADER_BYTES - 6), READ_BLOCK_BYTES);
+    await this.#datasetSender.send({
+      handle,
+      contextId,
+      offset,
+      length,
+      write: (parts, written) => this.#write(parts, written),
+      readError: (message, cause) => this.#abortFor(scuError('DF_ERR_FILE_READ', `reading ${file} failed ${this.#activity}: ${message}`, cause === undefined ? undefined : { cause })),
+    });
   }
 
   /** A message half sent cannot be taken back (PS3.8 has no cancel for it): abort, then report. */
@@ -633,12 +617,19 @@ export class StoreAssociation {
     });
   }
 
-  /** Writes (as one writev); if the socket's buffer is full, waits for it to drain, at most responseTimeoutMs. */
-  #write(buffers: Buffer[]): Promise<void> {
-    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+  /**
+   * Writes (as one writev); if the socket's buffer is full, waits for it to drain, at most
+   * responseTimeoutMs. `written` runs once the socket is done with the buffers (written out, or
+   * failed), and at once when nothing is written.
+   */
+  #write(buffers: Buffer[], written?: () => void): Promise<void> {
+    if (this.#failure !== undefined) {
+      written?.();
+      return Promise.reject(this.#failure);
+    }
     this.#socket.cork();
     let flushed = true;
-    for (const b of buffers) flushed = this.#socket.write(b);
+    for (const [i, b] of buffers.entries()) flushed = this.#socket.write(b, i === buffers.length - 1 ? written : undefined);
     this.#socket.uncork();
     if (flushed) return Promise.resolve();
     return new Promise((resolve, reject) => {

@@ -370,13 +370,18 @@ export const PdvControl = { Command: 0x01, Last: 0x02 } as const;
  * then the value itself, which is never copied.
  */
 export function pDataHeader(contextId: number, control: number, valueLength: number): Buffer {
-  const header = Buffer.alloc(P_DATA_HEADER_BYTES);
+  return writePDataHeader(Buffer.alloc(P_DATA_HEADER_BYTES), contextId, control, valueLength);
+}
+
+/** pDataHeader written into `header` (its first 12 bytes), for senders that reuse their buffers. */
+export function writePDataHeader(header: Buffer, contextId: number, control: number, valueLength: number): Buffer {
   header[0] = PduType.PData;
+  header[1] = 0;
   header.writeUInt32BE(6 + valueLength, 2);
   header.writeUInt32BE(2 + valueLength, 6);
   header[10] = contextId;
   header[11] = control;
-  return header;
+  return header.subarray(0, P_DATA_HEADER_BYTES);
 }
 
 /** A whole one-PDV P-DATA-TF, for small values (command sets). */

@@ -4,9 +4,11 @@
  * constant memory.
  */
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import fs from 'node:fs';
-import { Readable } from 'node:stream';
+import type { ServerResponse } from 'node:http';
 import { dfError } from '../../../core/errors.ts';
+import { SendBlocks } from '../../send-blocks.ts';
 
 export interface OutgoingPart {
   contentType: string;
@@ -21,55 +23,55 @@ export function newBoundary(): string {
   return `dicomflow-${randomBytes(12).toString('hex')}`;
 }
 
-/** Files up to this size are read whole, in one go; larger ones are streamed in chunks. */
-const WHOLE_FILE_MAX_BYTES = 8 * 1024 * 1024;
-
-async function readIfSmall(file: string): Promise<Buffer | undefined> {
-  const handle = await fs.promises.open(file, 'r');
-  try {
-    const { size } = await handle.stat();
-    return size <= WHOLE_FILE_MAX_BYTES ? await handle.readFile() : undefined;
-  } finally {
-    await handle.close();
-  }
-}
+/** File parts are read in blocks of this size, two of them reused for the whole reply. */
+const FILE_BLOCK_BYTES = 256 * 1024;
 
 /**
- * The body of a multipart/related reply. Parts come from an async iterable so that a study is
- * read (or transcoded) one instance at a time, as the client takes the bytes; the next part is
- * read while the current one is sent, so the disk's latency is hidden behind the network's.
- * At most two files of up to 8 MiB are in memory at a time; a larger file is streamed.
+ * Writes a multipart/related reply body to `res` and ends it. Parts come from an async iterable
+ * so that a study is read (or transcoded) one instance at a time, as the client takes the bytes.
+ * Files go out through two reused read blocks (server/send-blocks.ts): the next block is read
+ * while the socket writes the last, and a whole study passes through in constant memory with no
+ * allocation per file or per read. Rejects if a file cannot be read or the client went away; the
+ * caller then destroys the response, which is all HTTP can say once the status line is sent.
  */
-export function multipartBody(boundary: string, parts: AsyncIterable<OutgoingPart>): Readable {
-  const iterator = parts[Symbol.asyncIterator]();
-  const prepare = async (): Promise<{ part: OutgoingPart; bytes: Uint8Array | undefined } | undefined> => {
-    const next = await iterator.next();
-    if (next.done) return undefined;
-    const part = next.value;
-    return { part, bytes: part.bytes ?? (part.file ? await readIfSmall(part.file) : undefined) };
+export async function writeMultipart(res: ServerResponse, boundary: string, parts: AsyncIterable<OutgoingPart>): Promise<void> {
+  const blocks = new SendBlocks(FILE_BLOCK_BYTES);
+  const closed = new Promise<never>((_, reject) => res.once('close', () => reject(new Error('the client closed the connection'))));
+  closed.catch(() => {});
+  const send = async (bytes: Uint8Array, written?: () => void): Promise<void> => {
+    if (res.destroyed) {
+      written?.();
+      throw new Error('the client closed the connection');
+    }
+    if (!res.write(bytes, written)) await Promise.race([once(res, 'drain'), closed]);
   };
-  return Readable.from(
-    (async function* () {
-      let ahead = prepare();
-      for (;;) {
-        const current = await ahead;
-        if (!current) break;
-        ahead = prepare();
-        // Awaited on the next turn; until then its failure must not count as unhandled.
-        ahead.catch(() => {});
-        const { part, bytes } = current;
-        let head = `--${boundary}\r\nContent-Type: ${part.contentType}\r\n`;
-        for (const [name, value] of Object.entries(part.headers ?? {})) head += `${name}: ${value}\r\n`;
-        if (bytes) head += `Content-Length: ${bytes.byteLength}\r\n`;
-        yield Buffer.from(`${head}\r\n`, 'latin1');
-        if (bytes) yield Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-        else if (part.file) yield* fs.createReadStream(part.file, { highWaterMark: 1024 * 1024 });
-        yield Buffer.from('\r\n', 'latin1');
+  for await (const part of parts) {
+    let head = `--${boundary}\r\nContent-Type: ${part.contentType}\r\n`;
+    for (const [name, value] of Object.entries(part.headers ?? {})) head += `${name}: ${value}\r\n`;
+    const handle = part.bytes ? undefined : part.file ? await fs.promises.open(part.file, 'r') : undefined;
+    try {
+      const length = part.bytes ? part.bytes.byteLength : handle ? (await handle.stat()).size : 0;
+      await send(Buffer.from(`${head}Content-Length: ${length}\r\n\r\n`, 'latin1'));
+      if (part.bytes) await send(part.bytes);
+      for (let at = 0; handle && at < length; ) {
+        const { block, release } = await Promise.race([blocks.take(), closed]);
+        let bytesRead = 0;
+        try {
+          ({ bytesRead } = await handle.read(block, 0, Math.min(block.length, length - at), at));
+        } finally {
+          if (bytesRead === 0) release();
+        }
+        if (bytesRead === 0) throw new Error(`${part.file} became shorter while it was sent`);
+        await send(block.subarray(0, bytesRead), release);
+        at += bytesRead;
       }
-      yield Buffer.from(`--${boundary}--\r\n`, 'latin1');
-    })(),
-    { objectMode: false },
-  );
+    } finally {
+      await handle?.close();
+    }
+    await send(Buffer.from('\r\n', 'latin1'));
+  }
+  await send(Buffer.from(`--${boundary}--\r\n`, 'latin1'));
+  res.end();
 }
 
 /** The parameters of a Content-Type or Accept media range: `type`, `boundary`, `transfer-syntax`… */

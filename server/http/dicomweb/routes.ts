@@ -16,7 +16,7 @@ import { errorReply } from '../schemas.ts';
 import { negotiateDicomJson, negotiateFrames, negotiateInstances, negotiateRendered } from './accept.ts';
 import { dicomJsonDatasetSchema } from './dicom-json.ts';
 import type { FramesResult, RenderTask, WorkerCall, WorkerReply } from './dicomweb-worker.ts';
-import { multipartBody, newBoundary, type OutgoingPart } from './multipart.ts';
+import { newBoundary, writeMultipart, type OutgoingPart } from './multipart.ts';
 import { search, type QidoLevel } from './qido.ts';
 import { storeInstances } from './stow.ts';
 
@@ -164,9 +164,25 @@ export async function dicomwebRoutes(app: FastifyInstance, deps: HttpDeps): Prom
   const fileOf = (row: InstanceRow) => row.filePath ?? deps.objectPath(row.objectPath);
   const instanceUrl = (request: FastifyRequest, p: Params, row: InstanceRow) =>
     `${serviceUrl(request, p.db)}/studies/${row.study.StudyInstanceUID}/series/${row.series.SeriesInstanceUID}/instances/${row.instance.SOPInstanceUID}`;
-  const sendMultipart = (reply: FastifyReply, type: string, parts: AsyncIterable<OutgoingPart>) => {
+  /**
+   * The reply is written here rather than piped from a stream by Fastify: only the socket's write
+   * callbacks tell when a reused read block may be read into again (writeMultipart).
+   */
+  const sendMultipart = (request: FastifyRequest, reply: FastifyReply, type: string, parts: AsyncIterable<OutgoingPart>) => {
     const boundary = newBoundary();
-    return reply.type(`multipart/related; type="${type}"; boundary=${boundary}`).send(multipartBody(boundary, parts));
+    reply.hijack();
+    const res = reply.raw;
+    for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) res.setHeader(name, value);
+    res.writeHead(200, { 'content-type': `multipart/related; type="${type}"; boundary=${boundary}` });
+    if (request.method === 'HEAD') {
+      res.end();
+      return reply;
+    }
+    writeMultipart(res, boundary, parts).catch((err: Error) => {
+      request.log.warn({ err: err.message, url: request.url }, 'WADO-RS reply broken off');
+      res.destroy();
+    });
+    return reply;
   };
 
   const retrieve = (url: string, summary: string, params: ReturnType<typeof paramsOf>) =>
@@ -178,6 +194,7 @@ export async function dicomwebRoutes(app: FastifyInstance, deps: HttpDeps): Prom
         const objects = instancesOf(request.params as Params).map((row) => ({ file: fileOf(row), transferSyntaxUid: row.transferSyntaxUid }));
         const encodingOf = negotiateInstances(request.headers.accept, objects.map((o) => o.transferSyntaxUid));
         return sendMultipart(
+          request,
           reply,
           'application/dicom',
           (async function* () {
@@ -224,6 +241,7 @@ export async function dicomwebRoutes(app: FastifyInstance, deps: HttpDeps): Prom
     const result = await work<FramesResult>({ name: 'frames', arg: { path: fileOf(row), numbers, decode } });
     const contentType = `${result.mediaType}; transfer-syntax=${result.transferSyntaxUid}`;
     return sendMultipart(
+      request,
       reply,
       result.mediaType,
       (async function* () {
@@ -265,6 +283,7 @@ export async function dicomwebRoutes(app: FastifyInstance, deps: HttpDeps): Prom
       }
       const bytes = await work<Uint8Array>({ name: 'bulkValue', arg: { path: fileOf(row), tag } });
       return sendMultipart(
+        request,
         reply,
         'application/octet-stream',
         (async function* () {
