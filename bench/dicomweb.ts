@@ -1,32 +1,38 @@
 // DICOMweb in and out (issue 18): a CT series stored with one STOW-RS request and retrieved with
 // one WADO-RS study request, by dicomflow and by Orthanc with its DICOMweb plugin, in the same
 // run: seconds, MB/s and the server's peak RSS per direction. --big sends a ~2 GB series through
-// dicomflow alone (target: under 300 MB RSS in and out).
+// dicomflow alone, several times, in with STOW-RS and out with WADO-RS, C-GET and C-MOVE (target:
+// under 300 MB RSS in and out, every run).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ctSeries } from '../test/fixtures/builder.ts';
+import { missingDcmtkTool, runDcmtk } from '../test/helpers/dcmtk.ts';
 import { freePort, waitForPort } from '../test/helpers/net.ts';
 import { ORTHANC_DICOMWEB_PLUGIN } from '../test/helpers/orthanc.ts';
 import { cleanUp, makeTempDir, removeTempDir, stopChild, trackChild } from './support/cleanup.ts';
 import { spawnDicomflow } from './support/dicomflow-process.ts';
-import { RssSampler } from './support/memory.ts';
+import { procStatusBytes, RssSampler } from './support/memory.ts';
 import { formatTable, median } from './support/table.ts';
 import { orthancVersion } from './support/targets.ts';
 import { positiveInt } from './support/args.ts';
 
 export const description = 'a CT series in with STOW-RS and out with WADO-RS, dicomflow beside Orthanc’s DICOMweb plugin: seconds, MB/s, peak RSS (--big: 2 GB through dicomflow)';
 
-const USAGE = `npm run bench -- dicomweb [--slices N] [--runs R] [--big] [--big-slices N]
+const USAGE = `npm run bench -- dicomweb [--slices N] [--runs R] [--big] [--big-slices N] [--big-runs R]
 
   --slices N      slices of 512×512×16 bit in the series (default 400, about 210 MB)
   --runs R        runs per server, round-robin (default 3); the median counts
-  --big           also a ~2 GB series (--big-slices) in and out of dicomflow once: peak RSS < 300 MB
-  --big-slices N  slices of the big series (default 4000, about 2.1 GB)`;
+  --big           also a ~2 GB series (--big-slices) through dicomflow, --big-runs times, each on a
+                  fresh server: in with STOW-RS, out with WADO-RS, C-GET (getscu) and C-MOVE
+                  (movescu); the peak RSS of every direction in every run against < 300 MB
+  --big-slices N  slices of the big series (default 4000, about 2.1 GB)
+  --big-runs R    runs of the big series (default 3)`;
 
 const MB = 1e6;
 const RSS_TARGET_BYTES = 300 * MB;
+const MOVE_DESTINATION = 'BENCHMOVE';
 
 interface Service {
   name: string;
@@ -34,6 +40,9 @@ interface Service {
   root: string;
   headers: Record<string, string>;
   pid: number;
+  /** dicomflow's DICOM port, and the port of the C-MOVE destination MOVEDEST it knows. */
+  dicomPort?: number;
+  moveDestinationPort?: number;
   stop(): Promise<void>;
 }
 
@@ -59,7 +68,9 @@ async function startDicomflow(): Promise<Service> {
   const root = makeTempDir('dicomflow-bench-dw-');
   const dataDir = path.join(root, 'data');
   const configFile = path.join(root, 'config.json');
-  fs.writeFileSync(configFile, JSON.stringify({ dataDir, dimse: { host: '127.0.0.1', port: 0 }, http: { host: '127.0.0.1', port: 0 } }));
+  const moveDestinationPort = await freePort();
+  const remoteNodes = [{ aeTitle: MOVE_DESTINATION, host: '127.0.0.1', port: moveDestinationPort }];
+  fs.writeFileSync(configFile, JSON.stringify({ dataDir, dimse: { host: '127.0.0.1', port: 0 }, http: { host: '127.0.0.1', port: 0 }, remoteNodes }));
   const server = await spawnDicomflow(configFile);
   const token = fs.readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
   return {
@@ -67,6 +78,8 @@ async function startDicomflow(): Promise<Service> {
     root: `http://127.0.0.1:${server.httpPort}/dicomweb/Import`,
     headers: { authorization: `Bearer ${token}` },
     pid: server.child.pid!,
+    dicomPort: server.dicomPort,
+    moveDestinationPort,
     async stop() {
       server.stopping();
       await stopChild(server.child);
@@ -195,6 +208,55 @@ async function measure(service: Service, series: Series, timeoutMs: number): Pro
   return { idleBytes, restBeforeWadoBytes, stowSeconds, stowPeakBytes, wadoSeconds, wadoPeakBytes, wadoBytes, problems };
 }
 
+/** One direction of a big run: seconds, the server's RSS at rest before it and its peak during it. */
+interface Direction {
+  name: string;
+  seconds: number;
+  restBytes: number;
+  peakBytes: number;
+  problem?: string;
+}
+
+/** Runs `transfer` with a fresh peak (VmHWM reset, 50 ms samples) of the server process. */
+async function direction(name: string, pid: number, transfer: () => Promise<string | undefined>): Promise<Direction> {
+  resetPeak(pid);
+  const sampler = new RssSampler(pid);
+  const started = performance.now();
+  const problem = await transfer();
+  const seconds = (performance.now() - started) / 1000;
+  return { name, seconds, restBytes: sampler.startBytes, peakBytes: sampler.stop().peakBytes, problem };
+}
+
+/**
+ * The study out through DICOM: C-GET with getscu, or C-MOVE to movescu as the destination, both
+ * receiving without storing (--ignore). A problem when not every instance arrived.
+ */
+async function dimseRetrieve(service: Service, series: Series, kind: 'C-GET' | 'C-MOVE', timeoutMs: number): Promise<string | undefined> {
+  const keys = ['-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${series.studyInstanceUid}`];
+  const peer = ['127.0.0.1', String(service.dicomPort)];
+  const r =
+    kind === 'C-GET'
+      ? await runDcmtk('getscu', ['-v', '-aet', 'BENCHGET', '-aec', 'DICOMFLOW', '--ignore', ...keys, ...peer], { timeoutMs })
+      : await runDcmtk('movescu', ['-v', '-aet', MOVE_DESTINATION, '-aem', MOVE_DESTINATION, '-aec', 'DICOMFLOW', '--port', String(service.moveDestinationPort), '--ignore', ...keys, ...peer], { timeoutMs });
+  const output = r.stdout + r.stderr;
+  const received = kind === 'C-GET' ? Number(/Number of Completed Suboperations\s*:\s*(\d+)/.exec(output)?.[1] ?? 0) : (output.match(/Received Store Request/g) ?? []).length;
+  if (r.code === 0 && received === series.files.length) return undefined;
+  return `${kind} ended with ${r.timedOut ? 'a timeout' : `exit ${r.code}`}, ${received}/${series.files.length} instances received`;
+}
+
+/** The big series on a fresh dicomflow: in with STOW-RS, out with WADO-RS, C-GET and C-MOVE. */
+async function measureBig(service: Service, series: Series, timeoutMs: number): Promise<{ idleBytes: number; directions: Direction[] }> {
+  const idleBytes = procStatusBytes(service.pid, 'VmRSS') ?? 0;
+  const run = await measure(service, series, timeoutMs);
+  const directions: Direction[] = [
+    { name: 'in: STOW-RS', seconds: run.stowSeconds, restBytes: run.idleBytes, peakBytes: run.stowPeakBytes, problem: run.problems.find((p) => !p.startsWith('WADO')) },
+    { name: 'out: WADO-RS', seconds: run.wadoSeconds, restBytes: run.restBeforeWadoBytes, peakBytes: run.wadoPeakBytes, problem: run.problems.find((p) => p.startsWith('WADO')) },
+  ];
+  directions.push(await direction('out: C-GET', service.pid, () => dimseRetrieve(service, series, 'C-GET', timeoutMs)));
+  directions.push(await direction('out: C-MOVE', service.pid, () => dimseRetrieve(service, series, 'C-MOVE', timeoutMs)));
+  return { idleBytes, directions };
+}
+
 async function makeSeries(dir: string, slices: number): Promise<Series> {
   const series = await ctSeries(dir, { slices, rows: 512, cols: 512, uidSeed: `bench dicomweb ${slices}` });
   let bytes = 0;
@@ -205,16 +267,17 @@ async function makeSeries(dir: string, slices: number): Promise<Series> {
 
 export async function main(args: string[]): Promise<number> {
   let values;
-  let slices: number, runs: number, bigSlices: number;
+  let slices: number, runs: number, bigSlices: number, bigRuns: number;
   try {
     ({ values } = parseArgs({
       args,
-      options: { slices: { type: 'string' }, runs: { type: 'string' }, big: { type: 'boolean', default: false }, 'big-slices': { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
+      options: { slices: { type: 'string' }, runs: { type: 'string' }, big: { type: 'boolean', default: false }, 'big-slices': { type: 'string' }, 'big-runs': { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
       strict: true,
     }));
     slices = positiveInt(values.slices, 'slices', 400);
     runs = positiveInt(values.runs, 'runs', 3);
     bigSlices = positiveInt(values['big-slices'], 'big-slices', 4000);
+    bigRuns = positiveInt(values['big-runs'], 'big-runs', 3);
   } catch (error) {
     console.error(`${(error as Error).message}\n\n${USAGE}`);
     return 2;
@@ -223,11 +286,16 @@ export async function main(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  const missing = values.big ? missingDcmtkTool(['getscu', 'movescu']) : undefined;
+  if (missing !== undefined) {
+    console.error(missing);
+    return 1;
+  }
   const version = orthancVersion();
   const withOrthanc = version !== undefined && fs.existsSync(ORTHANC_DICOMWEB_PLUGIN);
   const servers: { name: string; start: () => Promise<Service>; runs: Run[] }[] = [{ name: 'dicomflow', start: startDicomflow, runs: [] }];
   if (withOrthanc) servers.push({ name: `Orthanc ${version} + DICOMweb plugin`, start: () => startOrthanc(version), runs: [] });
-  let big: Run | undefined;
+  const big: { idleBytes: number; directions: Direction[] }[] = [];
   let bigBytes = 0;
   let failed = false;
   const root = makeTempDir('dicomflow-bench-dicomweb-');
@@ -250,12 +318,22 @@ export async function main(args: string[]): Promise<number> {
     if (values.big) {
       const bigSeries = await makeSeries(path.join(root, 'big'), bigSlices);
       bigBytes = bigSeries.bytes;
-      const service = await startDicomflow();
       try {
-        big = await measure(service, bigSeries, Math.max(600_000, bigSlices * 200));
-        failed ||= big.problems.length > 0;
+        for (let run = 1; run <= bigRuns; run++) {
+          const service = await startDicomflow();
+          try {
+            const result = await measureBig(service, bigSeries, Math.max(600_000, bigSlices * 200));
+            big.push(result);
+            console.log(
+              `big run ${run}/${bigRuns}: idle ${(result.idleBytes / MB).toFixed(0)} MB; ` +
+                result.directions.map((d) => `${d.name} ${d.seconds.toFixed(1)} s, peak ${(d.peakBytes / MB).toFixed(0)} MB${d.problem ? ` (${d.problem})` : ''}`).join('; '),
+            );
+            failed ||= result.directions.some((d) => d.problem !== undefined);
+          } finally {
+            await service.stop();
+          }
+        }
       } finally {
-        await service.stop();
         removeTempDir(path.join(root, 'big'));
       }
     }
@@ -277,19 +355,36 @@ export async function main(args: string[]): Promise<number> {
       ];
     };
     for (const server of servers) if (server.runs.length > 0) rows.push(row(server.name, server.runs, series.bytes));
-    if (big) rows.push(row(`dicomflow, ${bigSlices} slices (--big)`, [big], bigBytes));
     console.log('');
     console.log(formatTable(['server', 'runs', 'idle RSS MB', 'STOW s', 'STOW MB/s', 'STOW peak RSS MB', 'RSS before WADO MB', 'WADO s', 'WADO MB/s', 'WADO peak RSS MB'], rows));
     console.log('');
-    if (big) {
-      const peak = Math.max(big.stowPeakBytes, big.wadoPeakBytes);
-      console.log(`${peak < RSS_TARGET_BYTES ? 'met' : 'NOT met'}: peak RSS < 300 MB with a ${(bigBytes / 1e9).toFixed(1)} GB series in and out: ${(peak / MB).toFixed(0)} MB`);
+    if (big.length > 0) {
+      const names = big[0].directions.map((d) => d.name);
+      const bigRows = names.map((name) => {
+        const ds = big.map((b) => b.directions.find((d) => d.name === name)!);
+        const peaks = ds.map((d) => d.peakBytes);
+        return [
+          name,
+          String(ds.length),
+          median(ds.map((d) => d.seconds)).toFixed(1),
+          (bigBytes / MB / median(ds.map((d) => d.seconds))).toFixed(0),
+          ds.map((d) => (d.restBytes / MB).toFixed(0)).join(' / '),
+          peaks.map((p) => (p / MB).toFixed(0)).join(' / '),
+          (Math.max(...peaks) / MB).toFixed(0),
+          Math.max(...peaks) < RSS_TARGET_BYTES ? 'met' : 'NOT MET',
+        ];
+      });
+      console.log(`dicomflow, ${bigSlices} slices (${(bigBytes / 1e9).toFixed(1)} GB), ${big.length} run(s), each on a fresh server (idle ${big.map((b) => (b.idleBytes / MB).toFixed(0)).join(' / ')} MB):`);
+      console.log(formatTable(['direction', 'runs', 'median s', 'MB/s', 'RSS before, per run MB', 'peak RSS, per run MB', 'highest MB', 'target < 300 MB'], bigRows));
+      const peak = Math.max(...big.flatMap((b) => b.directions.map((d) => d.peakBytes)));
+      console.log(`${peak < RSS_TARGET_BYTES ? 'met' : 'NOT met'}: peak RSS < 300 MB with a ${(bigBytes / 1e9).toFixed(1)} GB series in and out, in every direction of ${big.length} run(s): highest ${(peak / MB).toFixed(0)} MB`);
     } else console.log('target: peak RSS < 300 MB with a 2 GB series in and out: run with --big');
     if (!withOrthanc) console.log('Orthanc with its DICOMweb plugin: not installed (apt-get install orthanc orthanc-dicomweb), not measured');
     console.log(
       'One STOW-RS request with the whole series (multipart/related, read from the files as it is sent) and one WADO-RS request for the study, ' +
         'read as it streams; each run on a fresh server with empty storage, round-robin. dicomflow answers STOW once every object is fsync\'ed and indexed; ' +
-        'its WADO waits until the store pipeline has filed the study. Peak RSS: VmHWM (reset before each direction) or the highest 50 ms VmRSS sample of the server process. MB = 10^6 bytes.',
+        'its WADO waits until the store pipeline has filed the study. --big: then C-GET (getscu --ignore) and C-MOVE (to movescu --ignore) of the same study, one after the other on the same server. ' +
+        'Peak RSS: VmHWM (reset before each direction) or the highest 50 ms VmRSS sample of the server process. MB = 10^6 bytes.',
     );
   } finally {
     await cleanUp();

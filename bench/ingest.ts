@@ -25,7 +25,7 @@ import { split, storescu } from './support/storescu.ts';
 export const description =
   'storescu sends one CT series to dicomflow (SQLite, PostgreSQL), storescp and Orthanc, over 1 and N associations; the durable ceiling: images/s side by side';
 
-const USAGE = `npm run bench -- ingest [--slices N] [--runs R] [--backends LIST] [--associations N] [--durable-objects N] [--big] [--big-slices N]
+const USAGE = `npm run bench -- ingest [--slices N] [--runs R] [--backends LIST] [--associations N] [--durable-objects N] [--big] [--big-slices N] [--big-runs R]
 
   --slices N           slices of 512×512×16 bit in the series sent to every target (default 400)
   --runs R             timed sends per target, each to a freshly started target (default 3); the median counts
@@ -34,8 +34,10 @@ const USAGE = `npm run bench -- ingest [--slices N] [--runs R] [--backends LIST]
   --associations N     also send the series split into N parts by N storescu at once, to dicomflow (each
                        back end) and to storescp --fork (default 4; 1 leaves these rows out)
   --durable-objects N  files written per run for the disk's fsync(file) + rename + fsync(directory) cost (default 100)
-  --big                also send a ~2 GB series (--big-slices, default 4000) to dicomflow once and report its peak RSS
-  --big-slices N       slices of the big series (default 4000, about 2.1 GB)`;
+  --big                also send a ~2 GB series (--big-slices, default 4000) to dicomflow --big-runs times, each to a
+                       fresh server, and report its peak RSS in every run against < 300 MB
+  --big-slices N       slices of the big series (default 4000, about 2.1 GB)
+  --big-runs R         runs of the big series (default 3)`;
 
 const MB = 1e6;
 const RSS_TARGET_BYTES = 300 * MB;
@@ -381,15 +383,18 @@ function targetRows(context: TargetContext): string[][] {
   );
   const rssWanted = `< ${(RSS_TARGET_BYTES / MB).toFixed(0)} MB`;
   if (big !== undefined && big.runs.length > 0) {
-    const run = big.runs[0];
-    const ok = run.stored === big.slices;
+    // Every run counts: one run's peak depends on when V8 happened to collect (bench/README.md).
+    const peak = Math.max(...big.runs.map((r) => r.peakRssBytes));
+    const short = big.runs.filter((r) => r.stored !== big.slices).length;
     rows.push([
-      `2: peak RSS receiving a ${(big.bytes / 1e9).toFixed(1)} GB series`,
-      `${(run.peakRssBytes / MB).toFixed(0)} MB${ok ? '' : ` (only ${run.stored}/${big.slices} stored)`}`,
+      `2: peak RSS receiving a ${(big.bytes / 1e9).toFixed(1)} GB series, every run`,
+      `${big.runs.map((r) => (r.peakRssBytes / MB).toFixed(0)).join(' / ')} MB` +
+        (big.errors.length > 0 ? `, ${big.errors.length} run(s) failed` : '') +
+        (short === 0 ? '' : ` (${short} run(s) did not store every object)`),
       '–',
       '–',
       rssWanted,
-      verdict(run.peakRssBytes < RSS_TARGET_BYTES),
+      verdict(peak < RSS_TARGET_BYTES),
     ]);
   } else {
     const why =
@@ -437,6 +442,7 @@ export async function main(args: string[]): Promise<number> {
         'durable-objects': { type: 'string' },
         big: { type: 'boolean', default: false },
         'big-slices': { type: 'string' },
+        'big-runs': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -449,11 +455,12 @@ export async function main(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  let slices: number, runs: number, bigSlices: number, associations: number, durableObjects: number, backends: Backend[];
+  let slices: number, runs: number, bigSlices: number, bigRuns: number, associations: number, durableObjects: number, backends: Backend[];
   try {
     slices = positiveInt(values.slices, 'slices', 400);
     runs = positiveInt(values.runs, 'runs', 3);
     bigSlices = positiveInt(values['big-slices'], 'big-slices', 4000);
+    bigRuns = positiveInt(values['big-runs'], 'big-runs', 3);
     associations = positiveInt(values.associations, 'associations', 4);
     durableObjects = positiveInt(values['durable-objects'], 'durable-objects', 100);
     backends = parseBackends(values.backends);
@@ -537,7 +544,7 @@ export async function main(args: string[]): Promise<number> {
       const bigSeries = await makeSeries(bigDir, bigSlices);
       const kind = dicomflowTarget({ name: `dicomflow SQLite, ${bigSlices} slices (--big)` });
       big = { role: 'big', name: kind.name, kind, associations: 1, slices: bigSlices, bytes: bigSeries.bytes, runs: [], errors: [], logged: new Set() };
-      await measure(big, bigSeries, 1, 1, Math.max(120_000, bigSlices * 20 + 60_000));
+      for (let run = 1; run <= bigRuns; run++) await measure(big, bigSeries, run, bigRuns, Math.max(120_000, bigSlices * 20 + 60_000));
       removeTempDir(bigDir);
     }
   } finally {

@@ -5,9 +5,10 @@
  * collected. Most of them live long enough to reach the old generation, whose collection V8
  * starts once about 64 MB of such memory has piled up. Measured while a 2.1 GB study went out
  * with C-GET, C-MOVE or WADO-RS, that garbage was 30–70 MB, and the malloc heap it fragmented
- * stayed resident afterwards (notes in bench/README.md, § memory). A block is read into again
- * only after the socket has written out everything taken from it (the write's callback), so the
- * bytes a peer receives are never overwritten while they wait in the socket's queue.
+ * stayed resident afterwards (bench/README.md, "Peak RSS of a 2 GB transfer"). A block is read
+ * into again only after the socket has written out everything taken from it (the write's
+ * callback), so the bytes a peer receives are never overwritten while they wait in the socket's
+ * queue.
  */
 export class SendBlocks {
   readonly blockBytes: number;

