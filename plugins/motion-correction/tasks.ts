@@ -5,7 +5,9 @@ import { loadVolume, type FrameTiming, type SeriesInfo, type Volume } from '../.
 import { dfError } from '../../core/errors.ts';
 import { motionInPatientSpace, motionParameters } from './registration/patient-space.ts';
 import { chooseReferenceFrames, combineFrames, type ReferenceSpec } from './registration/reference.ts';
-import { prepareReference, registerFrame, resolvedFwhmMm, resolvedLevels, type LevelReport, type PreparedReference, type RigidRegistrationOptions } from './registration/register.ts';
+import { predictedReferences } from './registration/predicted-reference.ts';
+import { prepareReference, registerFrame, resolvedFwhmMm, resolvedLevels, type LevelReport, type PreparedReference, type RegistrationResult, type RigidRegistrationOptions } from './registration/register.ts';
+import { firstPass, predictionMask, secondPass, smoothedCorrected } from './registration/register-series.ts';
 import { resampleTrilinear } from './registration/resample.ts';
 import { rigidMatrix } from './registration/rigid.ts';
 import { writeDerivedFrame, type DerivedSeriesSpec } from './derived-series.ts';
@@ -15,7 +17,10 @@ import { frameTimesSec } from './frame-times.ts';
 /**
  * The motion-correction step's work, as functions the worker pool runs (ctx.runTask): load the
  * series and build the reference once, then one task per frame (register, resample, write its
- * derived instances), then the summary files. Frames travel between tasks as raw float32 files
+ * derived instances), then the summary files. With a predicted reference per frame
+ * (registration/register-series.ts) the registration takes two rounds of frame tasks: the first
+ * pass per frame, one task predicting every frame's reference from the others, then the
+ * second pass with the resampling and writing. Frames travel between tasks as raw float32 files
  * in the step's scratch directory, so no task holds the whole series but the first.
  */
 
@@ -88,6 +93,57 @@ export async function prepareSeries(arg: PrepareSeriesArg): Promise<PreparedSeri
   };
 }
 
+export interface FirstPassArg {
+  frameFile: string;
+  referenceFile: string;
+  grid: GridData;
+  registration: RigidRegistrationOptions;
+  /** Where the smoothed frame goes, and the smoothed frame in the reference's pose (when plausible). */
+  smoothedFile: string;
+  smoothedCorrectedFile: string;
+}
+
+export interface FirstPassResult {
+  result: RegistrationResult;
+  /** The smoothed corrected frame was written (the first pass is plausible). */
+  corrected: boolean;
+  seconds: number;
+}
+
+/** The first of two passes for one frame: registered to the series' reference. */
+export async function firstPassFrame(arg: FirstPassArg): Promise<FirstPassResult> {
+  const started = performance.now();
+  const frame = await readFloat32(arg.frameFile);
+  const prepared = await seriesReference(arg.referenceFile, arg.grid, arg.registration);
+  const pass = firstPass(prepared, frame);
+  await writeFloat32(arg.smoothedFile, pass.smoothedFrame);
+  const moved = smoothedCorrected(prepared, pass);
+  if (moved !== undefined) await writeFloat32(arg.smoothedCorrectedFile, moved);
+  return { result: pass.result, corrected: moved !== undefined, seconds: (performance.now() - started) / 1000 };
+}
+
+export interface PredictReferencesArg {
+  referenceFile: string;
+  maskFraction: number;
+  /** Per frame, its smoothed corrected file, or null when it has none. */
+  smoothedCorrectedFiles: (string | null)[];
+  /** Per frame, where its predicted reference goes. */
+  predictedFiles: string[];
+}
+
+/** Every frame's predicted reference from the others' first passes; per frame, whether one was written. */
+export async function predictFrameReferences(arg: PredictReferencesArg): Promise<boolean[]> {
+  const images = await Promise.all(arg.smoothedCorrectedFiles.map((file) => (file === null ? undefined : readFloat32(file))));
+  const predicted = predictedReferences(images, predictionMask(await readFloat32(arg.referenceFile), arg.maskFraction));
+  return Promise.all(
+    predicted.map(async (image, f) => {
+      if (image === undefined) return false;
+      await writeFloat32(arg.predictedFiles[f], image);
+      return true;
+    }),
+  );
+}
+
 export interface CorrectFrameArg {
   frame: number;
   register: boolean;
@@ -96,6 +152,8 @@ export interface CorrectFrameArg {
   correctedFile: string;
   grid: GridData;
   registration: RigidRegistrationOptions;
+  /** The frame's first pass (firstPassFrame) and its predicted reference (none: the first pass stands). */
+  firstPass?: { result: RegistrationResult; seconds: number; smoothedFile: string; predictedFile?: string };
   /** Write the frame's derived DICOM instances (omit to skip). */
   derived?: DerivedSeriesSpec & { sources: Volume['sources'][number] };
 }
@@ -118,6 +176,16 @@ export interface FrameResult {
 // One prepared reference per worker thread: every frame task of a job reuses it.
 let cachedReference: { key: string; prepared: PreparedReference } | undefined;
 
+async function seriesReference(referenceFile: string, grid: GridData, registration: RigidRegistrationOptions): Promise<PreparedReference> {
+  const key = `${referenceFile}\n${JSON.stringify(registration)}`;
+  if (cachedReference?.key !== key) cachedReference = { key, prepared: prepareReference(await readFloat32(referenceFile), grid.dims, grid.spacingMm, registration) };
+  return cachedReference.prepared;
+}
+
+async function writeFloat32(file: string, data: Float32Array): Promise<void> {
+  await writeFile(file, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+}
+
 async function readFloat32(file: string): Promise<Float32Array> {
   const bytes = await readFile(file);
   // A fresh, aligned copy: Buffer pools may start at an odd offset.
@@ -136,9 +204,12 @@ export async function correctFrame(arg: CorrectFrameArg): Promise<FrameResult> {
   let similarity: number | undefined;
   let levels: LevelReport[] | undefined;
   if (arg.register) {
-    const key = `${arg.referenceFile}\n${JSON.stringify(arg.registration)}`;
-    if (cachedReference?.key !== key) cachedReference = { key, prepared: prepareReference(await readFloat32(arg.referenceFile), dims, spacingMm, arg.registration) };
-    const result = registerFrame(cachedReference.prepared, frame);
+    const prepared = await seriesReference(arg.referenceFile, arg.grid, arg.registration);
+    const first = arg.firstPass;
+    let result: RegistrationResult;
+    if (first === undefined) result = registerFrame(prepared, frame);
+    else if (first.predictedFile === undefined || !first.result.plausible) result = first.result;
+    else result = secondPass(prepared, await readFloat32(first.predictedFile), frame, first.result, await readFloat32(first.smoothedFile));
     similarity = result.similarity;
     levels = result.levels;
     converged = result.converged;
@@ -166,7 +237,7 @@ export async function correctFrame(arg: CorrectFrameArg): Promise<FrameResult> {
     ...(problem === undefined ? {} : { problem }),
     ...(similarity === undefined ? {} : { similarity }),
     ...(levels === undefined ? {} : { levels }),
-    seconds: (performance.now() - started) / 1000,
+    seconds: (performance.now() - started) / 1000 + (arg.firstPass?.seconds ?? 0),
     instances,
   };
 }

@@ -27,9 +27,17 @@ export interface RigidRegistrationOptions {
   maxSamples: number;
   /** Reference voxels below this fraction of its (robust) maximum, beyond a margin, are left out. */
   maskFraction: number;
+  /** Seed of the sample positions (a different seed, an equally valid draw: the bench reports the spread). */
+  samplingSeed: number;
   /** Above these the result is implausible and reported as failed. */
   maxTranslationMm: number;
   maxRotationDeg: number;
+  /**
+   * A second pass: each frame refined at the finest level against a reference predicted from the
+   * other frames once the first pass has corrected them (predicted-reference.ts), instead of
+   * only the series' one reference.
+   */
+  predictedReference: boolean;
 }
 
 export const DEFAULT_REGISTRATION_OPTIONS: RigidRegistrationOptions = {
@@ -41,8 +49,10 @@ export const DEFAULT_REGISTRATION_OPTIONS: RigidRegistrationOptions = {
   toleranceMm: 0.005,
   maxSamples: 150_000,
   maskFraction: 0.05,
+  samplingSeed: 0,
   maxTranslationMm: 30,
   maxRotationDeg: 20,
+  predictedReference: true,
 };
 
 /**
@@ -115,8 +125,11 @@ export interface PreparedReference {
   /** The pre-smoothing applied (FWHM, mm) and the number of levels, 'auto' resolved. */
   fwhmMm: number;
   levels: number;
+  /** The coarsest level prepared (0: all; levels − 1: the finest alone). */
+  firstLevel: number;
   centre: Vector3;
   plan: boolean[][];
+  /** Sample sets of levels firstLevel… (coarsest first). */
   samples: SampleSet[];
   /** RMS distance of the finest samples from the centre, mm. */
   radiusMm: number;
@@ -155,30 +168,82 @@ export function volumeCentre(dims: readonly [number, number, number], spacingMm:
   return [((dims[0] - 1) * spacingMm[0]) / 2, ((dims[1] - 1) * spacingMm[1]) / 2, ((dims[2] - 1) * spacingMm[2]) / 2];
 }
 
-/** Smooths the reference, builds its pyramid and the sample set of each level (once per series). */
+/** Which resolution levels a registration runs: all, or the finest alone (a refinement from an estimate already within a fraction of a voxel). */
+export type LevelStages = 'all' | 'finest';
+
+/** Smooths the reference, builds its pyramid and the sample set of each level it is needed for (once per series). */
 export function prepareReference(
   reference: Float32Array,
   dims: [number, number, number],
   spacingMm: [number, number, number],
   options: RigidRegistrationOptions = DEFAULT_REGISTRATION_OPTIONS,
+  how: { stages?: LevelStages; /** The reference is already smoothed by options.fwhmMm (a number). */ smoothed?: boolean } = {},
 ): PreparedReference {
+  const stages = how.stages ?? 'all';
   const fwhmMm = resolvedFwhmMm(options, reference, dims, spacingMm);
   const plan = pyramidPlan(dims, spacingMm, resolvedLevels(options, dims));
-  const smoothed = fwhmMm > 0 ? gaussianSmooth(reference, dims, spacingMm, fwhmMm) : reference;
-  const levels = buildPyramid(fullResolutionLevel(smoothed, dims, spacingMm), plan);
+  const smoothed = fwhmMm > 0 && how.smoothed !== true ? gaussianSmooth(reference, dims, spacingMm, fwhmMm) : reference;
+  const full = fullResolutionLevel(smoothed, dims, spacingMm);
+  const levels = stages === 'finest' ? [full] : buildPyramid(full, plan);
+  const firstLevel = plan.length + 1 - levels.length;
   const centre = volumeCentre(dims, spacingMm);
-  const samples = levels.map((level, index) => sampleSet(level, centre, options, index));
+  const samples = levels.map((level, index) => sampleSet(level, centre, options, firstLevel + index));
   const finest = samples[samples.length - 1];
   let sumSq = 0;
   for (let n = 0; n < finest.count; n++) sumSq += finest.x[n] ** 2 + finest.y[n] ** 2 + finest.z[n] ** 2;
   const radiusMm = Math.max(10, Math.sqrt(sumSq / Math.max(1, finest.count)));
-  return { dims, spacingMm, fwhmMm, levels: plan.length + 1, centre, plan, samples, radiusMm, options };
+  return { dims, spacingMm, fwhmMm, levels: plan.length + 1, firstLevel, centre, plan, samples, radiusMm, options };
 }
 
-export function registerFrame(reference: PreparedReference, frame: Float32Array, initial: Readonly<RigidParameters> = [0, 0, 0, 0, 0, 0]): RegistrationResult {
+/**
+ * The finest level of a prepared reference with another image's values at the same sample
+ * points: a reference of a different contrast over the same head (predicted-reference.ts),
+ * already smoothed as `prepared` smooths. Only a finest-stage registration can use it.
+ */
+export function withFinestImage(prepared: PreparedReference, smoothedImage: Float32Array): PreparedReference {
+  const finest = prepared.samples[prepared.samples.length - 1];
+  const [nx, ny, nz] = prepared.dims;
+  const [sx, sy, sz] = prepared.spacingMm;
+  const plane = nx * ny;
+  const dx = nx > 1 ? 1 : 0, dy = ny > 1 ? nx : 0, dz = nz > 1 ? plane : 0;
+  const fixed = new Float32Array(finest.count);
+  for (let n = 0; n < finest.count; n++) {
+    // The points lie within the grid (sampleSet keeps them there).
+    const u = (finest.x[n] + finest.centre[0]) / sx, v = (finest.y[n] + finest.centre[1]) / sy, w = (finest.z[n] + finest.centre[2]) / sz;
+    const i0 = Math.max(0, Math.min(Math.floor(u), nx - 2)), j0 = Math.max(0, Math.min(Math.floor(v), ny - 2)), k0 = Math.max(0, Math.min(Math.floor(w), nz - 2));
+    const fx = nx > 1 ? u - i0 : 0, fy = ny > 1 ? v - j0 : 0, fz = nz > 1 ? w - k0 : 0;
+    const b = i0 + nx * j0 + plane * k0;
+    const d = smoothedImage;
+    const c00 = d[b] + fx * (d[b + dx] - d[b]), c10 = d[b + dy] + fx * (d[b + dy + dx] - d[b + dy]);
+    const c01 = d[b + dz] + fx * (d[b + dz + dx] - d[b + dz]), c11 = d[b + dz + dy] + fx * (d[b + dz + dy + dx] - d[b + dz + dy]);
+    const c0 = c00 + fy * (c10 - c00), c1 = c01 + fy * (c11 - c01);
+    fixed[n] = c0 + fz * (c1 - c0);
+  }
+  return { ...prepared, firstLevel: prepared.levels - 1, samples: [{ ...finest, fixed }] };
+}
+
+/** The frame as the registration sees it: smoothed by the reference's pre-smoothing. */
+export function smoothForRegistration(reference: PreparedReference, frame: Float32Array): Float32Array {
+  return reference.fwhmMm > 0 ? gaussianSmooth(frame, reference.dims, reference.spacingMm, reference.fwhmMm) : frame;
+}
+
+export interface RegistrationRun {
+  /** Where the parameters start (default: no motion). */
+  initial?: Readonly<RigidParameters>;
+  stages?: LevelStages;
+  /** smoothForRegistration(reference, frame), when the caller has it already. */
+  smoothedFrame?: Float32Array;
+}
+
+export function registerFrame(reference: PreparedReference, frame: Float32Array, run: RegistrationRun = {}): RegistrationResult {
   const { options, dims, spacingMm } = reference;
-  const smoothed = reference.fwhmMm > 0 ? gaussianSmooth(frame, dims, spacingMm, reference.fwhmMm) : frame;
-  const levels = buildPyramid(fullResolutionLevel(smoothed, dims, spacingMm), reference.plan);
+  const stages = run.stages ?? 'all';
+  const initial = run.initial ?? [0, 0, 0, 0, 0, 0];
+  const smoothed = run.smoothedFrame ?? smoothForRegistration(reference, frame);
+  const full = fullResolutionLevel(smoothed, dims, spacingMm);
+  const levels = stages === 'finest' ? [full] : buildPyramid(full, reference.plan);
+  const firstLevel = reference.levels - levels.length;
+  if (firstLevel < reference.firstLevel) throw new Error(`the reference was prepared from level ${reference.firstLevel + 1} of ${reference.levels} only`);
   let parameters: RigidParameters = [...initial] as RigidParameters;
   const reports: LevelReport[] = [];
   let value = 0;
@@ -186,8 +251,10 @@ export function registerFrame(reference: PreparedReference, frame: Float32Array,
   let plausible = true;
   for (let index = 0; index < levels.length && problem === undefined; index++) {
     const level = levels[index];
-    const finest = index === levels.length - 1;
-    const cost = createCost(options.cost, reference.samples[index], { level }, { bins: options.bins, initial: parameters });
+    const levelIndex = firstLevel + index;
+    const finest = levelIndex === reference.levels - 1;
+    const samples = reference.samples[levelIndex - reference.firstLevel];
+    const cost = createCost(options.cost, samples, { level }, { bins: options.bins, initial: parameters });
     const coarsestSpacing = Math.min(...level.spacingMm);
     try {
       const result = minimize(cost, parameters, {
@@ -199,15 +266,15 @@ export function registerFrame(reference: PreparedReference, frame: Float32Array,
       });
       parameters = result.parameters;
       value = result.value;
-      reports.push({ spacingMm: level.spacingMm, samples: reference.samples[index].count, iterations: result.iterations, evaluations: result.evaluations, stop: result.stop, value: -result.value });
+      reports.push({ spacingMm: level.spacingMm, samples: samples.count, iterations: result.iterations, evaluations: result.evaluations, stop: result.stop, value: -result.value });
       // A coarse level can lead astray: the end must beat no correction at the finest level.
-      const uncorrected = finest ? cost.evaluate(initial) : Infinity;
+      const uncorrected = finest ? cost.evaluate([0, 0, 0, 0, 0, 0]) : Infinity;
       if (value > uncorrected) {
         problem = `the registered frame is less similar to the reference than the uncorrected one (${(-value).toFixed(4)} < ${(-uncorrected).toFixed(4)})`;
         plausible = false;
       }
     } catch (err) {
-      problem = `${(err as Error).message} at level ${index + 1} of ${levels.length}`;
+      problem = `${(err as Error).message} at level ${levelIndex + 1} of ${reference.levels}`;
       plausible = false;
     }
   }
@@ -262,7 +329,7 @@ function sampleSet(level: ImageLevel, centre: Vector3, options: RigidRegistratio
   let inMask = 0;
   for (let n = 0; n < mask.length; n++) inMask += mask[n];
   const keep = Math.min(1, options.maxSamples / Math.max(1, inMask));
-  let seed = 0x9e3779b9 ^ levelIndex;
+  let seed = ((0x9e3779b9 ^ levelIndex) + Math.imul(options.samplingSeed, 0x632be5ab)) >>> 0;
   const random = (): number => {
     seed = (seed + 0x6d2b79f5) >>> 0;
     let t = seed;
@@ -299,6 +366,16 @@ function sampleSet(level: ImageLevel, centre: Vector3, options: RigidRegistratio
     }
   }
   return { count, x: x.subarray(0, count), y: y.subarray(0, count), z: z.subarray(0, count), fixed: fixed.subarray(0, count), centre };
+}
+
+/** Indexes of the voxels above maskFraction of the image's robust maximum: the head. */
+export function headVoxels(image: Float32Array, maskFraction: number): Uint32Array {
+  const threshold = maskFraction * robustRange(image, 0.995)[1];
+  let count = 0;
+  for (let n = 0; n < image.length; n++) if (image[n] > threshold) count++;
+  const out = new Uint32Array(count);
+  for (let n = 0, q = 0; n < image.length; n++) if (image[n] > threshold) out[q++] = n;
+  return out;
 }
 
 /** One voxel of 6-neighbourhood dilation. */
