@@ -23,6 +23,8 @@ export interface WalkerOptions {
   littleEndian: boolean;
   /** Top-level elements up to this many bytes are captured for indexing. */
   captureMaxBytes?: number;
+  /** Which of those to capture (default: all): a received object keeps only what its index row needs. */
+  capture?: (tag: number) => boolean;
 }
 
 const ITEM = 0xfffee000;
@@ -30,6 +32,7 @@ const ITEM_DELIMITER = 0xfffee00d;
 const SEQUENCE_DELIMITER = 0xfffee0dd;
 const UNDEFINED = 0xffffffff;
 const PIXEL_DATA = 0x7fe00010;
+const NO_BYTES = Buffer.alloc(0);
 
 // PS3.5 7.1.2: these VRs have a 2-byte reserved field and a 4-byte length in explicit VR.
 const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
@@ -59,10 +62,11 @@ export class DatasetWalker {
   readonly elements = new Map<number, CapturedElement>();
   private readonly littleEndian: boolean;
   private readonly captureMaxBytes: number;
+  private readonly captureTag: ((tag: number) => boolean) | undefined;
   private readonly stack: Frame[];
   private offset = 0;
   /** Partial header bytes carried over between chunks. */
-  private header: Buffer = Buffer.alloc(0);
+  private header: Buffer = NO_BYTES;
   /** Bytes of the current element value still to skip or capture. */
   private valueRemaining = 0;
   private valueTag = 0;
@@ -73,6 +77,7 @@ export class DatasetWalker {
   constructor(options: WalkerOptions) {
     this.littleEndian = options.littleEndian;
     this.captureMaxBytes = options.captureMaxBytes ?? 1024;
+    this.captureTag = options.capture;
     this.stack = [{ kind: 'dataset', explicitVr: options.explicitVr, limit: Infinity }];
   }
 
@@ -126,10 +131,13 @@ export class DatasetWalker {
 
   private readHeader(chunk: Buffer, pos: number): number {
     const frame = this.stack[this.stack.length - 1];
+    // Most headers lie whole within a chunk: read there, with no buffer made per element (the
+    // carried-header path made five, a fifth of what receiving an object allocated).
+    if (this.header.length === 0 && chunk.length - pos >= 12) return pos + this.element(frame, chunk, pos);
     // Read the tag first: item tags have no VR field whatever the transfer syntax.
     let p = this.fill(chunk, pos, 4);
     if (p === -1) return chunk.length;
-    const tag = this.readTag(this.header);
+    const tag = this.readTag(this.header, 0);
     const explicit = frame.explicitVr && tag >>> 16 !== 0xfffe;
     let headerLength = 8;
     if (explicit) {
@@ -140,19 +148,30 @@ export class DatasetWalker {
     p = this.fill(chunk, p, headerLength);
     if (p === -1) return chunk.length;
     const h = this.header;
-    this.header = Buffer.alloc(0);
-    this.offset += headerLength;
+    this.header = NO_BYTES;
+    this.element(frame, h, 0);
+    return p;
+  }
+
+  /** The element header at `at` in `bytes` (all of it there): acts on it, returns its length. */
+  private element(frame: Frame, bytes: Buffer, at: number): number {
+    const tag = this.readTag(bytes, at);
+    const explicit = frame.explicitVr && tag >>> 16 !== 0xfffe;
     let vr = '';
+    let headerLength = 8;
     let length: number;
     if (explicit) {
-      vr = h.toString('latin1', 4, 6);
+      vr = bytes.toString('latin1', at + 4, at + 6);
+      headerLength = LONG_VRS.has(vr) ? 12 : 8;
+      this.offset += headerLength;
       if (!KNOWN_VRS.has(vr)) throw malformed(`element ${tagString(tag)} has an invalid VR "${printable(vr)}"`, this.offset - headerLength);
-      length = headerLength === 12 ? this.readU32(h, 8) : this.readU16(h, 6);
+      length = headerLength === 12 ? this.readU32(bytes, at + 8) : this.readU16(bytes, at + 6);
     } else {
-      length = this.readU32(h, 4);
+      this.offset += headerLength;
+      length = this.readU32(bytes, at + 4);
     }
     this.onElement(frame, tag, vr, length);
-    return p;
+    return headerLength;
   }
 
   /**
@@ -210,7 +229,7 @@ export class DatasetWalker {
       this.open({ kind: 'sequence', explicitVr: frame.explicitVr, tag }, frame, length);
       return;
     }
-    const capture = frame.kind === 'dataset' && length <= this.captureMaxBytes && vr !== 'SQ' && tag !== PIXEL_DATA;
+    const capture = frame.kind === 'dataset' && length <= this.captureMaxBytes && vr !== 'SQ' && tag !== PIXEL_DATA && (this.captureTag?.(tag) ?? true);
     if (capture) {
       this.captureParts = [];
       this.captureVr = vr;
@@ -255,9 +274,9 @@ export class DatasetWalker {
     }
   }
 
-  private readTag(b: Buffer): number {
-    const group = this.readU16(b, 0);
-    const element = this.readU16(b, 2);
+  private readTag(b: Buffer, at: number): number {
+    const group = this.readU16(b, at);
+    const element = this.readU16(b, at + 2);
     return ((group << 16) | element) >>> 0;
   }
 

@@ -62,6 +62,12 @@ export const indexedAttributes: readonly IndexedAttribute[] = [
 ];
 
 const byTag = new Map(indexedAttributes.map((a) => [a.tag, a]));
+const SPECIFIC_CHARACTER_SET = 0x00080005;
+
+/** Whether readIndexedAttributes reads this top-level element (an indexed attribute, or the character set). */
+export function isIndexedTag(tag: number): boolean {
+  return byTag.has(tag) || tag === SPECIFIC_CHARACTER_SET;
+}
 export const indexedAttributeByKeyword = new Map(indexedAttributes.map((a) => [a.keyword, a]));
 
 const TEXT_VRS = new Set(['PN', 'LO', 'SH', 'LT', 'ST', 'UT', 'UC']);
@@ -90,17 +96,25 @@ const CHARSETS: Record<string, string> = {
   GBK: 'gbk',
 };
 
+/** One decoder per label, made once: every received object decodes its attributes. */
+const decoders = new Map<string, TextDecoder>();
+
 function decoderFor(specificCharacterSet: string | undefined): TextDecoder {
   // With code extensions (several values) the first names the default repertoire; ISO 2022
   // escape handling beyond that is left to the decoder of the extension, which is what most
   // archives do too.
   const terms = (specificCharacterSet ?? '').split('\\').map((t) => t.trim().replace(/^ISO_IR (\d+)$/, 'ISO_IR_$1'));
   const label = CHARSETS[terms.find((t) => t !== '') ?? ''] ?? 'latin1';
-  try {
-    return new TextDecoder(label);
-  } catch {
-    return new TextDecoder('latin1');
+  let decoder = decoders.get(label);
+  if (!decoder) {
+    try {
+      decoder = new TextDecoder(label);
+    } catch {
+      decoder = new TextDecoder('latin1');
+    }
+    decoders.set(label, decoder);
   }
+  return decoder;
 }
 
 function decodeValue(vr: string, value: Buffer, littleEndian: boolean, text: TextDecoder): string {
@@ -148,7 +162,7 @@ export function readIndexedAttributes(
   littleEndian: boolean,
   extra?: ReadonlyMap<number, { keyword: string; vr: string }>,
 ): Record<string, string> {
-  const charsetElement = elements.get(0x00080005);
+  const charsetElement = elements.get(SPECIFIC_CHARACTER_SET);
   const charset = charsetElement ? charsetElement.value.toString('latin1').replace(/[\0 ]+$/, '') : undefined;
   const text = decoderFor(charset);
   const out: Record<string, string> = {};

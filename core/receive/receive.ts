@@ -3,7 +3,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import type { Logger } from 'pino';
 import { DatasetWalker } from '../dicom/dataset-walker.ts';
-import { readIndexedAttributes } from '../dicom/indexed-attributes.ts';
+import { isIndexedTag, readIndexedAttributes } from '../dicom/indexed-attributes.ts';
 import { fileMetaHeader, readFileMetaOf } from '../dicom/part10.ts';
 import { DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_BE, IMPLICIT_VR_LE } from '../dicom/transfer-syntaxes.ts';
 import { dfError, isDfError, type DfError } from '../errors.ts';
@@ -125,6 +125,7 @@ export class Reception {
   private readonly inflater: zlib.InflateRaw | undefined;
   private earlyError: DfError | undefined;
   private datasetBytes = 0;
+  private extraAttributes: ReadonlyMap<number, { keyword: string; vr: string }> | undefined;
 
   constructor(receiver: Receiver, options: ReceiverOptions, incoming: IncomingObject) {
     this.receiver = receiver;
@@ -135,7 +136,10 @@ export class Reception {
       return;
     }
     const ts = incoming.transferSyntaxUid;
-    this.walker = new DatasetWalker({ explicitVr: ts !== IMPLICIT_VR_LE, littleEndian: ts !== EXPLICIT_VR_BE });
+    const extra = options.extraAttributes?.();
+    this.extraAttributes = extra;
+    // Only what the index row and conditions read is kept of the dataset (the rest is garbage per object).
+    this.walker = new DatasetWalker({ explicitVr: ts !== IMPLICIT_VR_LE, littleEndian: ts !== EXPLICIT_VR_BE, capture: (tag) => isIndexedTag(tag) || (extra?.has(tag) ?? false) });
     if (ts === DEFLATED_EXPLICIT_VR_LE) {
       // The bytes are kept deflated as they came; the walker checks the inflated stream.
       this.inflater = zlib.createInflateRaw();
@@ -181,7 +185,7 @@ export class Reception {
       await this.writer.allWritten();
       if (this.writer.error) throw this.writer.error;
       const elements = this.walker.end();
-      const attributes = readIndexedAttributes(elements, this.incoming.transferSyntaxUid !== EXPLICIT_VR_BE, this.options.extraAttributes?.());
+      const attributes = readIndexedAttributes(elements, this.incoming.transferSyntaxUid !== EXPLICIT_VR_BE, this.extraAttributes);
       this.checkIdentity(attributes);
       const refusal = check?.(attributes);
       if (refusal) throw refusal;
