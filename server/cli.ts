@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=4
+#!/usr/bin/env -S node --max-semi-space-size=4 --optimize-for-size
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
