@@ -4,8 +4,8 @@
  *
  * Why: registering an early frame (blood pool and perfusion) to a late, metabolic reference
  * leaves mutual information a different contrast to match, and its optimum moves with the
- * contrast (on the phantoms: 0.05–0.10 mm with a noise-free frame, against 0.01–0.02 mm for a
- * reference of the frame's own contrast). The prediction is a least-squares fit of the frame,
+ * contrast (on the phantoms: 0.05–0.10 mm mean error with noise-free frames, against 0.01–0.045 mm
+ * against references of their own contrast). The prediction is a least-squares fit of the frame,
  * after the registration's smoothing and over the head, by the other corrected frames and a
  * constant: the fit picks the frames of similar contrast and weighs their noise against that
  * (noisier neighbours leave a larger residual, so they get less weight) without a parameter.

@@ -202,23 +202,11 @@ export function prepareReference(
  */
 export function withFinestImage(prepared: PreparedReference, smoothedImage: Float32Array): PreparedReference {
   const finest = prepared.samples[prepared.samples.length - 1];
-  const [nx, ny, nz] = prepared.dims;
   const [sx, sy, sz] = prepared.spacingMm;
-  const plane = nx * ny;
-  const dx = nx > 1 ? 1 : 0, dy = ny > 1 ? nx : 0, dz = nz > 1 ? plane : 0;
+  const [cx, cy, cz] = finest.centre;
   const fixed = new Float32Array(finest.count);
-  for (let n = 0; n < finest.count; n++) {
-    // The points lie within the grid (sampleSet keeps them there).
-    const u = (finest.x[n] + finest.centre[0]) / sx, v = (finest.y[n] + finest.centre[1]) / sy, w = (finest.z[n] + finest.centre[2]) / sz;
-    const i0 = Math.max(0, Math.min(Math.floor(u), nx - 2)), j0 = Math.max(0, Math.min(Math.floor(v), ny - 2)), k0 = Math.max(0, Math.min(Math.floor(w), nz - 2));
-    const fx = nx > 1 ? u - i0 : 0, fy = ny > 1 ? v - j0 : 0, fz = nz > 1 ? w - k0 : 0;
-    const b = i0 + nx * j0 + plane * k0;
-    const d = smoothedImage;
-    const c00 = d[b] + fx * (d[b + dx] - d[b]), c10 = d[b + dy] + fx * (d[b + dy + dx] - d[b + dy]);
-    const c01 = d[b + dz] + fx * (d[b + dz + dx] - d[b + dz]), c11 = d[b + dz + dy] + fx * (d[b + dz + dy + dx] - d[b + dz + dy]);
-    const c0 = c00 + fy * (c10 - c00), c1 = c01 + fy * (c11 - c01);
-    fixed[n] = c0 + fz * (c1 - c0);
-  }
+  // The finest level is the full-resolution grid (origin 0); its points lie within it.
+  for (let n = 0; n < finest.count; n++) fixed[n] = interpolateAt(smoothedImage, prepared.dims, (finest.x[n] + cx) / sx, (finest.y[n] + cy) / sy, (finest.z[n] + cz) / sz);
   return { ...prepared, firstLevel: prepared.levels - 1, samples: [{ ...finest, fixed }] };
 }
 
@@ -339,8 +327,6 @@ function sampleSet(level: ImageLevel, centre: Vector3, options: RigidRegistratio
   };
   const capacity = Math.min(inMask, Math.ceil(keep * inMask * 1.05) + 64);
   const x = new Float32Array(capacity), y = new Float32Array(capacity), z = new Float32Array(capacity), fixed = new Float32Array(capacity);
-  const plane = nx * ny;
-  const dx = nx > 1 ? 1 : 0, dy = ny > 1 ? nx : 0, dz = nz > 1 ? plane : 0;
   // Offsets within ±½ voxel, kept inside the grid (an axis of one voxel stays on it).
   const jitter = (index: number, n: number): number => (n > 1 ? Math.min(n - 1, Math.max(0, index + random() - 0.5)) : index);
   let count = 0;
@@ -351,16 +337,10 @@ function sampleSet(level: ImageLevel, centre: Vector3, options: RigidRegistratio
         if (mask[n] === 0) continue;
         if (keep < 1 && random() >= keep) continue;
         const u = jitter(i, nx), v = jitter(j, ny), w = jitter(k, nz);
-        const i0 = Math.min(Math.floor(u), Math.max(0, nx - 2)), j0 = Math.min(Math.floor(v), Math.max(0, ny - 2)), k0 = Math.min(Math.floor(w), Math.max(0, nz - 2));
-        const fx = u - i0, fy = v - j0, fz = w - k0;
-        const b = i0 + nx * j0 + plane * k0;
-        const c00 = data[b] + fx * (data[b + dx] - data[b]), c10 = data[b + dy] + fx * (data[b + dy + dx] - data[b + dy]);
-        const c01 = data[b + dz] + fx * (data[b + dz + dx] - data[b + dz]), c11 = data[b + dz + dy] + fx * (data[b + dz + dy + dx] - data[b + dz + dy]);
-        const c0 = c00 + fy * (c10 - c00), c1 = c01 + fy * (c11 - c01);
         x[count] = originMm[0] + u * spacingMm[0] - centre[0];
         y[count] = originMm[1] + v * spacingMm[1] - centre[1];
         z[count] = originMm[2] + w * spacingMm[2] - centre[2];
-        fixed[count] = c0 + fz * (c1 - c0);
+        fixed[count] = interpolateAt(data, dims, u, v, w);
         count++;
       }
     }
@@ -376,6 +356,20 @@ export function headVoxels(image: Float32Array, maskFraction: number): Uint32Arr
   const out = new Uint32Array(count);
   for (let n = 0, q = 0; n < image.length; n++) if (image[n] > threshold) out[q++] = n;
   return out;
+}
+
+/** Trilinear value at voxel coordinates (u, v, w) within the grid (an axis of one voxel: its value). */
+function interpolateAt(data: Float32Array, dims: readonly [number, number, number], u: number, v: number, w: number): number {
+  const [nx, ny, nz] = dims;
+  const plane = nx * ny;
+  const dx = nx > 1 ? 1 : 0, dy = ny > 1 ? nx : 0, dz = nz > 1 ? plane : 0;
+  const i0 = Math.max(0, Math.min(Math.floor(u), nx - 2)), j0 = Math.max(0, Math.min(Math.floor(v), ny - 2)), k0 = Math.max(0, Math.min(Math.floor(w), nz - 2));
+  const fx = nx > 1 ? u - i0 : 0, fy = ny > 1 ? v - j0 : 0, fz = nz > 1 ? w - k0 : 0;
+  const b = i0 + nx * j0 + plane * k0;
+  const c00 = data[b] + fx * (data[b + dx] - data[b]), c10 = data[b + dy] + fx * (data[b + dy + dx] - data[b + dy]);
+  const c01 = data[b + dz] + fx * (data[b + dz + dx] - data[b + dz]), c11 = data[b + dz + dy] + fx * (data[b + dz + dy + dx] - data[b + dz + dy]);
+  const c0 = c00 + fy * (c10 - c00), c1 = c01 + fy * (c11 - c01);
+  return c0 + fz * (c1 - c0);
 }
 
 /** One voxel of 6-neighbourhood dilation. */
