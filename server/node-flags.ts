@@ -10,7 +10,7 @@
  *   received or sent object allocates (a few hundred KB of short-lived JS objects) partly
  *   outlives two scavenges on a busy machine and is promoted; without this flag that garbage
  *   reached 80–170 MB of heap before V8 collected it, and a 2.1 GB series in (C-STORE) and out
- *   (C-GET, C-MOVE, WADO-RS) peaked at 262–325 MB RSS; with it the heap stayed under 60 MB and
+ *   (C-GET, C-MOVE, WADO-RS) peaked at 209–325 MB RSS; with it the heap stayed under 60 MB and
  *   the peaks at 182–205 MB, at the same speed, in runs side by side on the same machine.
  *
  * Also in package.json's start script, server/cli.ts's shebang (which cannot import this) and
