@@ -5,6 +5,7 @@
 // under 300 MB RSS in and out, every run).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ctSeries } from '../test/fixtures/builder.ts';
@@ -298,6 +299,7 @@ export async function main(args: string[]): Promise<number> {
   const big: { idleBytes: number; directions: Direction[] }[] = [];
   let bigBytes = 0;
   let failed = false;
+  const loadBefore = os.loadavg()[0];
   const root = makeTempDir('dicomflow-bench-dicomweb-');
   try {
     const series = await makeSeries(path.join(root, 'series'), slices);
@@ -386,6 +388,8 @@ export async function main(args: string[]): Promise<number> {
         'its WADO waits until the store pipeline has filed the study. --big: then C-GET (getscu --ignore) and C-MOVE (to movescu --ignore) of the same study, one after the other on the same server. ' +
         'Peak RSS: VmHWM (reset before each direction) or the highest 50 ms VmRSS sample of the server process. MB = 10^6 bytes.',
     );
+    // The peaks depend on when V8 collects, which a busy machine shifts (bench/README.md).
+    console.log(`Machine: ${os.availableParallelism()} cores, 1-minute load average ${loadBefore.toFixed(2)} before the bench, ${os.loadavg()[0].toFixed(2)} after.`);
   } finally {
     await cleanUp();
   }
