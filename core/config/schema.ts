@@ -267,6 +267,13 @@ export const configSchema = {
           description: 'PostgreSQL connection URL (backend "postgres"), e.g. postgres://dicomflow@db.example.org/dicomflow. A password may come from PGPASSWORD or ~/.pgpass instead of the URL.',
         },
         statementTimeoutSeconds: { type: 'integer', minimum: 1, default: 60, description: 'PostgreSQL cancels a statement that runs longer.' },
+        poolSize: {
+          type: 'integer',
+          minimum: 2,
+          maximum: 200,
+          default: 10,
+          description: 'PostgreSQL connections this node keeps for its statements (a transaction holds one while it runs); two more flush the WAL and answer the health probe.',
+        },
       },
     },
     cluster: {

@@ -14,13 +14,13 @@ export interface Migration {
 const MIGRATION_LOCK = 4_815_162_342;
 
 /** Brings the schema to the newest version; returns the versions it applied. */
-export function migrate(db: SqlDb): number[] {
+export async function migrate(db: SqlDb): Promise<number[]> {
   const migrations = db.dialect === 'postgres' ? postgresMigrations : sqliteMigrations;
-  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
+  await db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
   const applied: number[] = [];
-  db.transaction(() => {
-    if (db.dialect === 'postgres') db.prepare('SELECT pg_advisory_xact_lock(?)').get(MIGRATION_LOCK);
-    const done = new Set(db.prepare('SELECT version FROM schema_migrations').all().map((r) => Number(r.version)));
+  await db.transaction(async (tx) => {
+    if (db.dialect === 'postgres') await tx.get('SELECT pg_advisory_xact_lock(?)', MIGRATION_LOCK);
+    const done = new Set((await tx.all('SELECT version FROM schema_migrations')).map((r) => Number(r.version)));
     const newest = Math.max(0, ...done);
     const known = Math.max(...migrations.map((m) => m.version));
     if (newest > known) {
@@ -28,10 +28,10 @@ export function migrate(db: SqlDb): number[] {
     }
     for (const m of migrations) {
       if (done.has(m.version)) continue;
-      db.exec(m.sql);
-      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, new Date().toISOString());
+      await tx.exec(m.sql);
+      await tx.run('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', m.version, m.name, new Date().toISOString());
       applied.push(m.version);
     }
-  })();
+  });
   return applied;
 }

@@ -9,7 +9,7 @@ import { createPrivateFile } from '../data-dir.ts';
 
 export interface IndexLocation {
   dataDir: string;
-  index?: { backend: 'sqlite' | 'postgres'; url?: string; statementTimeoutSeconds?: number };
+  index?: { backend: 'sqlite' | 'postgres'; url?: string; statementTimeoutSeconds?: number; poolSize?: number };
   /** Shown to PostgreSQL as the connection's application name. */
   nodeName?: string;
 }
@@ -19,23 +19,24 @@ export interface IndexLocation {
  * SQLite file must be there already (a command that only reads must not leave an empty index in
  * a mistyped directory).
  */
-export function openIndexDatabase(where: IndexLocation, options: { existing?: boolean } = {}): SqlDb {
+export async function openIndexDatabase(where: IndexLocation, options: { existing?: boolean } = {}): Promise<SqlDb> {
   const file = path.join(where.dataDir, 'index.sqlite');
   if (options.existing && where.index?.backend !== 'postgres' && !fs.existsSync(file)) {
     throw dfError('DF_ERR_INDEX_MISSING', `no index at ${file}: is ${where.dataDir} the server's data directory?`);
   }
   const db: SqlDb =
     where.index?.backend === 'postgres'
-      ? new PostgresDb({
+      ? await PostgresDb.open({
           url: where.index.url!,
+          poolSize: where.index.poolSize,
           statementTimeoutMs: (where.index.statementTimeoutSeconds ?? 60) * 1000,
           applicationName: where.nodeName ? `dicomflow ${where.nodeName}` : 'dicomflow',
         })
       : new SqliteDb(privateFile(file));
   try {
-    migrate(db);
+    await migrate(db);
   } catch (err) {
-    db.close();
+    await db.close();
     throw err;
   }
   return db;

@@ -1,6 +1,6 @@
 // The PostgreSQL adapter's own guarantees, beyond the store suites that run on it: placeholders,
-// transactions that roll back, and a connection that hangs being replaced instead of blocking
-// the server for good.
+// transactions that roll back, pooled connections, and a connection that hangs failing its
+// statement without blocking the server.
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freshPostgresDatabase, testBackend } from '../../../test/helpers/test-index.ts';
@@ -9,13 +9,13 @@ import { numberPlaceholders, PostgresDb } from './pg-db.ts';
 const open: PostgresDb[] = [];
 const relays: Worker[] = [];
 afterEach(async () => {
-  open.splice(0).forEach((db) => db.close());
+  await Promise.all(open.splice(0).map((db) => db.close()));
   await Promise.all(relays.splice(0).map((w) => w.terminate()));
 });
 
 /**
- * A TCP relay to PostgreSQL whose open connections can be frozen (packets silently dropped). It
- * runs on a thread of its own: the adapter blocks this one while it waits for an answer.
+ * A TCP relay to PostgreSQL whose open connections can be frozen (packets silently dropped), on a
+ * thread of its own.
  */
 const RELAY = `
 const net = require('node:net');
@@ -61,46 +61,89 @@ describe('numberPlaceholders', () => {
 
 describe.skipIf(testBackend() !== 'postgres')('PostgresDb', () => {
   it('syncDurable flushes the WAL past the commits before it (which are asynchronous)', async () => {
-    const db = new PostgresDb({ url: await freshPostgresDatabase() });
+    const db = await PostgresDb.open({ url: await freshPostgresDatabase() });
     open.push(db);
-    db.exec('CREATE TABLE t (x integer)');
-    const flushedPast = (lsn: string) => (db.prepare('SELECT pg_current_wal_flush_lsn() >= CAST(? AS pg_lsn) AS ok').get(lsn) as { ok: boolean }).ok;
+    await db.exec('CREATE TABLE t (x integer)');
+    const flushedPast = async (lsn: string) => (await db.get<{ ok: boolean }>('SELECT pg_current_wal_flush_lsn() >= CAST(? AS pg_lsn) AS ok', lsn))!.ok;
     for (let i = 0; i < 5; i++) {
-      db.transaction(() => db.prepare('INSERT INTO t VALUES (?)').run(i))();
+      await db.transaction((tx) => tx.run('INSERT INTO t VALUES (?)', i));
       // The end of what was inserted so far: the commit above is before it.
-      const written = (db.prepare('SELECT CAST(pg_current_wal_insert_lsn() AS text) AS lsn').get() as { lsn: string }).lsn;
+      const written = (await db.get<{ lsn: string }>('SELECT CAST(pg_current_wal_insert_lsn() AS text) AS lsn'))!.lsn;
       await db.syncDurable();
-      expect(flushedPast(written)).toBe(true);
+      expect(await flushedPast(written)).toBe(true);
     }
     expect(db.roundTrips.flushes).toBe(5);
   });
 
-  it('rolls back a transaction that throws, and runs nested ones as savepoints', async () => {
-    const db = new PostgresDb({ url: await freshPostgresDatabase() });
+  it('rolls back a transaction that throws, and a savepoint alone', async () => {
+    const db = await PostgresDb.open({ url: await freshPostgresDatabase() });
     open.push(db);
-    db.exec('CREATE TABLE t (v integer)');
-    expect(() => db.transaction(() => {
-      db.prepare('INSERT INTO t VALUES (?)').run(1);
-      throw new Error('no');
-    })()).toThrow('no');
-    db.transaction(() => {
-      db.prepare('INSERT INTO t VALUES (?)').run(2);
-      expect(() => db.transaction(() => {
-        db.prepare('INSERT INTO t VALUES (?)').run(3);
-        throw new Error('inner');
-      })()).toThrow('inner');
-    })();
-    expect(db.prepare('SELECT v FROM t ORDER BY v').all()).toEqual([{ v: 2 }]);
+    await db.exec('CREATE TABLE t (v integer)');
+    await expect(
+      db.transaction(async (tx) => {
+        await tx.run('INSERT INTO t VALUES (?)', 1);
+        throw new Error('no');
+      }),
+    ).rejects.toThrow('no');
+    await db.transaction(async (tx) => {
+      await tx.run('INSERT INTO t VALUES (?)', 2);
+      await expect(
+        tx.savepoint(async (sp) => {
+          await sp.run('INSERT INTO t VALUES (?)', 3);
+          throw new Error('inner');
+        }),
+      ).rejects.toThrow('inner');
+    });
+    expect(await db.all('SELECT v FROM t ORDER BY v')).toEqual([{ v: 2 }]);
   });
 
-  it('replaces a connection that stops answering, with an error, and goes on with a new one', async () => {
-    const proxy = await relay(new URL(await freshPostgresDatabase()));
-    const db = new PostgresDb({ url: proxy.url, answerTimeoutMs: 1500 });
+  it('refuses a statement on the database inside one of its transactions (it would run outside it)', async () => {
+    const db = await PostgresDb.open({ url: await freshPostgresDatabase() });
     open.push(db);
-    expect(db.prepare('SELECT 1 AS one').get()).toEqual({ one: 1 });
+    await expect(db.transaction(() => db.get('SELECT 1'))).rejects.toThrow(/DF_ERR_INTERNAL|transaction's handle/);
+    // After the transaction, the same call is fine.
+    expect(await db.get('SELECT 1 AS one')).toEqual({ one: 1 });
+  });
+
+  it('runs transactions of different callers side by side on pooled connections', async () => {
+    const db = await PostgresDb.open({ url: await freshPostgresDatabase(), poolSize: 4 });
+    open.push(db);
+    await db.exec('CREATE TABLE t (v integer)');
+    // Two transactions that each wait for the other's row: they can only finish if both are open at once.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const first = db.transaction(async (tx) => {
+      await tx.run('INSERT INTO t VALUES (1)');
+      await gate;
+    });
+    const second = db.transaction(async (tx) => {
+      await tx.run('INSERT INTO t VALUES (2)');
+      release();
+    });
+    await Promise.all([first, second]);
+    expect(await db.all('SELECT v FROM t ORDER BY v')).toEqual([{ v: 1 }, { v: 2 }]);
+  });
+
+  it('a connection that stops answering fails its statement, leaves the event loop free, and the next statement gets a new one', async () => {
+    const proxy = await relay(new URL(await freshPostgresDatabase()));
+    const db = await PostgresDb.open({ url: proxy.url, answerTimeoutMs: 1500 });
+    open.push(db);
+    expect(await db.get('SELECT 1 AS one')).toEqual({ one: 1 });
+    // The health probe's own connection is open before the freeze, like the statements'.
+    expect(await db.ping(5000)).toBe(true);
     await proxy.freeze();
-    // Frozen, the statement never answers: only the answer timeout can end it (else the test times out).
-    expect(() => db.prepare('SELECT 2 AS two').get()).toThrow(/DF_ERR_DATABASE|no answer within/);
-    expect(db.prepare('SELECT 3 AS three').get()).toEqual({ three: 3 });
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 10);
+    try {
+      // Frozen, the statement never answers: only the answer timeout can end it (else the test times out).
+      const stalled = db.get('SELECT 2 AS two');
+      expect(await db.ping(200)).toBe(false);
+      await expect(stalled).rejects.toThrow(/DF_ERR_DATABASE/);
+      // The loop kept turning while the statement waited.
+      expect(ticks).toBeGreaterThan(0);
+    } finally {
+      clearInterval(ticker);
+    }
+    expect(await db.get('SELECT 3 AS three')).toEqual({ three: 3 });
   });
 });

@@ -1,10 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import pg from 'pg';
 import { dfError } from '../../errors.ts';
-import type { PgFlushRequest, PgRequest, PgResponse } from './pg-worker.ts';
-import type { Row, RunResult, SqlDb, SqlStatement } from './sql-db.ts';
+import type { Row, RunResult, SqlDb, SqlTransaction } from './sql-db.ts';
+import { insideTransaction, refuseInsideTransaction } from './transaction-scope.ts';
+
+// Counts and sizes arrive as int8 and numeric: numbers, as SQLite gives them.
+pg.types.setTypeParser(20, (v) => Number.parseInt(v, 10));
+pg.types.setTypeParser(1700, (v) => Number.parseFloat(v));
 
 const CHANNEL = 'dicomflow';
 // SQLSTATEs of a transaction that lost a race with another node: running it again is correct.
@@ -14,6 +17,8 @@ const NAMED_STATEMENTS_MAX = 1000;
 
 export interface PostgresOptions {
   url: string;
+  /** Connections of the statements' pool (default 10). */
+  poolSize?: number;
   /** How long one statement may run before PostgreSQL cancels it. */
   statementTimeoutMs?: number;
   /** Shown in pg_stat_activity (the node's name). */
@@ -25,6 +30,13 @@ export interface PostgresOptions {
 /** A failed statement: DF_ERR_DATABASE with PostgreSQL's SQLSTATE kept for retry decisions. */
 function databaseError(message: string, sqlState?: string, detail?: string): Error {
   return Object.assign(dfError('DF_ERR_DATABASE', `PostgreSQL: ${message}${detail ? ` (${detail})` : ''}`), { sqlState });
+}
+
+/** node-postgres' error, as ours; `fromServer`: PostgreSQL answered (the connection is fine). */
+function translate(err: unknown): { error: Error; fromServer: boolean } {
+  const e = err as Error & { code?: string; detail?: string; severity?: string };
+  const fromServer = typeof e.severity === 'string' && typeof e.code === 'string';
+  return { error: databaseError(e.message, fromServer ? e.code : undefined, e.detail), fromServer };
 }
 
 /** `?` placeholders to `$1, $2, …`, leaving quoted text and comments alone. */
@@ -55,211 +67,323 @@ export function numberPlaceholders(text: string): string {
 /** Dates and booleans as SQLite would store them, so both back ends hold the same values. */
 const toParam = (v: unknown): unknown => (v === undefined ? null : typeof v === 'boolean' ? (v ? 1 : 0) : v);
 
+interface Translated {
+  text: string;
+  /** Named statements are parsed and planned once per connection. */
+  name?: string;
+}
+
 /**
- * PostgreSQL behind the synchronous store contract. One connection, on a worker thread; the
- * calling thread blocks on each statement like it does on SQLite, so a store's transaction runs
- * uninterrupted on its connection. A second, asynchronous connection LISTENs for other nodes'
- * notifications.
+ * PostgreSQL on a pool of connections (node-postgres' pg.Pool). A statement borrows a connection
+ * for its round trip; a transaction holds one until it ends. Nothing waits synchronously: a
+ * stalled server stalls the callers that need it and nothing else. Two more connections of
+ * their own: one flushes the WAL for durability, one LISTENs for other nodes' notifications.
  */
 export class PostgresDb implements SqlDb {
   readonly dialect = 'postgres' as const;
   readonly location: string;
-  private worker!: Worker;
-  private port!: MessagePort;
-  private flushPort!: MessagePort;
-  private readonly flag: Int32Array;
-  private readonly workerData: Record<string, unknown>;
-  private readonly waitMs: number;
-  private seq = 0;
-  private depth = 0;
+  private readonly pool: pg.Pool;
+  private readonly url: string;
+  private readonly answerTimeoutMs: number;
+  private readonly statementTimeoutMs: number;
+  private readonly applicationName: string;
+  private readonly translated = new Map<string, Translated>();
   private closed = false;
-  private readonly statements = new Map<string, SqlStatement>();
-  private named = 0;
   private readonly topics = new EventEmitter();
   private listener: pg.Client | undefined;
   private listenerRetry: NodeJS.Timeout | undefined;
-  private readonly url: string;
   private readonly instance = randomUUID();
-  private flushSeq = 0;
-  private readonly flushes = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
+  private flusher: Promise<pg.Client> | undefined;
+  private flushing = false;
+  private flushWaiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
   /** Callers of syncDurable in this turn of the event loop share one flush, sent at its end. */
-  private nextFlush: Promise<void> | undefined;
+  private flushScheduled = false;
+  private pinger: Promise<pg.Client> | undefined;
+  private pingInFlight: Promise<boolean> | undefined;
   /**
-   * Round trips so far (what tests and benches count per received object): `waited` the
-   * statements the calling thread blocked on, `flushes` the durability flushes (not waited on).
+   * Round trips so far (what tests and benches count per received object): `waited` every
+   * statement a caller waited for (BEGIN and COMMIT included), `flushes` the durability flushes.
    */
   readonly roundTrips = { waited: 0, flushes: 0 };
 
-  constructor(options: PostgresOptions) {
+  private constructor(options: PostgresOptions) {
     this.url = options.url;
     this.location = redact(options.url);
-    const statementTimeoutMs = options.statementTimeoutMs ?? 60_000;
+    this.statementTimeoutMs = options.statementTimeoutMs ?? 60_000;
     // A statement PostgreSQL has not answered well after its own timeout: the connection hangs.
-    this.waitMs = options.answerTimeoutMs ?? statementTimeoutMs + 30_000;
-    const shared = new SharedArrayBuffer(4);
-    this.flag = new Int32Array(shared);
-    this.workerData = { url: options.url, flag: shared, statementTimeoutMs, applicationName: options.applicationName ?? 'dicomflow' };
-    this.startWorker();
+    this.answerTimeoutMs = options.answerTimeoutMs ?? this.statementTimeoutMs + 30_000;
+    this.applicationName = options.applicationName ?? 'dicomflow';
+    this.pool = new pg.Pool({
+      ...this.connectionOptions('off'),
+      max: options.poolSize ?? 10,
+      idleTimeoutMillis: 30_000,
+      // Idle connections must not keep a finished CLI command alive.
+      allowExitOnIdle: true,
+    });
+    // An idle connection that breaks is dropped by the pool; the next statement gets a new one.
+    this.pool.on('error', () => undefined);
     this.topics.setMaxListeners(0);
-    // Fails early, with the reason, when the server is unreachable or refuses us.
-    this.call('SELECT 1');
   }
 
-  private startWorker(): void {
-    const { port1, port2 } = new MessageChannel();
-    this.port = port1;
-    const flushChannel = new MessageChannel();
-    const flushPort = flushChannel.port1;
-    this.flushPort = flushPort;
-    flushPort.on('message', (r: PgResponse) => {
-      const waiter = this.flushes.get(r.seq);
-      if (!waiter) return;
-      this.flushes.delete(r.seq);
-      if (this.flushes.size === 0) flushPort.unref();
-      if (r.error) waiter.reject(databaseError(`flushing the WAL: ${r.error.message}`, r.error.code));
-      else waiter.resolve();
-    });
-    flushPort.unref();
-    this.worker = new Worker(new URL('./pg-worker.ts', import.meta.url), {
-      workerData: { ...this.workerData, port: port2, flushPort: flushChannel.port2 },
-      transferList: [port2, flushChannel.port2],
-    });
-    this.worker.unref();
-    this.worker.on('error', () => undefined);
+  /** Connects, and fails early, with the reason, when the server is unreachable or refuses us. */
+  static async open(options: PostgresOptions): Promise<PostgresDb> {
+    const db = new PostgresDb(options);
+    try {
+      await db.run('SELECT 1');
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
+    return db;
   }
 
   /**
-   * A connection that stopped answering (a network that drops packets silently, a stuck
-   * thread) is abandoned with its thread: the next statement gets a new one, and PostgreSQL rolls
-   * back what the old one had open when it notices the disconnection.
+   * The statements' connections commit without waiting for the WAL to reach the disk (as SQLite
+   * does with synchronous=NORMAL); what must be durable asks for a flush afterwards (syncDurable).
    */
-  private replaceWorker(): void {
-    void this.worker.terminate();
-    this.port.close();
-    this.flushPort.close();
-    for (const waiter of this.flushes.values()) waiter.reject(databaseError('the connection stopped answering; replaced'));
-    this.flushes.clear();
-    this.startWorker();
+  private connectionOptions(synchronousCommit: 'on' | 'off'): pg.ClientConfig {
+    return {
+      connectionString: this.url,
+      statement_timeout: this.statementTimeoutMs,
+      query_timeout: this.answerTimeoutMs,
+      connectionTimeoutMillis: this.answerTimeoutMs,
+      application_name: this.applicationName,
+      options: `-c synchronous_commit=${synchronousCommit}`,
+      keepAlive: true,
+    };
   }
 
-  private request(request: Omit<PgRequest, 'seq'>): PgResponse {
-    if (this.closed) throw databaseError('the connection is closed');
-    const seq = ++this.seq;
+  private statement(text: string): Translated {
+    let t = this.translated.get(text);
+    if (!t) {
+      t = { text: numberPlaceholders(text), name: this.translated.size < NAMED_STATEMENTS_MAX ? `df${this.translated.size + 1}` : undefined };
+      this.translated.set(text, t);
+    }
+    return t;
+  }
+
+  /** One statement on a connection; a connection that failed (not PostgreSQL refusing the statement) is dropped. */
+  private async query(client: pg.PoolClient, text: string, params: unknown[]): Promise<pg.QueryResult> {
+    if (this.closed) throw databaseError('the database is closed');
+    const t = this.statement(text);
     this.roundTrips.waited++;
-    Atomics.store(this.flag, 0, 0);
-    this.port.postMessage({ ...request, seq });
-    const deadline = Date.now() + this.waitMs;
-    for (;;) {
-      const left = deadline - Date.now();
-      if (left <= 0 || Atomics.wait(this.flag, 0, 0, left) === 'timed-out') {
-        this.replaceWorker();
-        throw databaseError(`no answer within ${Math.round(this.waitMs / 1000)} s; the connection is replaced`);
-      }
-      // An answer to an earlier, timed-out request is dropped.
-      for (let m = receiveMessageOnPort(this.port); m; m = receiveMessageOnPort(this.port)) {
-        const response = m.message as PgResponse;
-        if (response.seq === seq) return response;
-      }
-      Atomics.store(this.flag, 0, 0);
+    try {
+      return await client.query({ text: t.text, values: params.map(toParam), name: t.name });
+    } catch (err) {
+      const { error, fromServer } = translate(err);
+      if (!fromServer) (client as pg.PoolClient & { broken?: Error }).broken = error;
+      throw error;
     }
   }
 
-  private send(text: string): void {
-    if (this.closed) throw databaseError('the connection is closed');
-    this.port.postMessage({ op: 'query', text, values: [], seq: ++this.seq, noAnswer: true } satisfies PgRequest);
+  private async connect(): Promise<pg.PoolClient> {
+    if (this.closed) throw databaseError('the database is closed');
+    try {
+      return await this.pool.connect();
+    } catch (err) {
+      throw translate(err).error;
+    }
   }
 
-  private call(text: string, values: unknown[] = [], name?: string): { rows: Row[]; rowCount: number } {
-    const r = this.request({ op: 'query', text, values: values.map(toParam), name });
-    if (r.error) throw databaseError(r.error.message, r.error.code, r.error.detail);
-    return { rows: (r.rows ?? []) as Row[], rowCount: r.rowCount ?? 0 };
+  /** Back to the pool, or destroyed when its connection failed (it may still owe an answer). */
+  private release(client: pg.PoolClient): void {
+    const broken = (client as pg.PoolClient & { broken?: Error }).broken;
+    client.release(broken ?? undefined);
   }
 
-  prepare(text: string): SqlStatement {
-    const known = this.statements.get(text);
-    if (known) return known;
-    const translated = numberPlaceholders(text);
-    // Named statements are parsed and planned once per connection.
-    const name = this.named < NAMED_STATEMENTS_MAX ? `df${++this.named}` : undefined;
-    const statement: SqlStatement = {
-      run: (...params): RunResult => ({ changes: this.call(translated, params, name).rowCount }),
-      get: (...params) => this.call(translated, params, name).rows[0],
-      all: (...params) => this.call(translated, params, name).rows,
-    };
-    this.statements.set(text, statement);
-    return statement;
+  private async alone(text: string, params: unknown[]): Promise<pg.QueryResult> {
+    refuseInsideTransaction(this, 'a statement');
+    const client = await this.connect();
+    try {
+      return await this.query(client, text, params);
+    } finally {
+      this.release(client);
+    }
   }
 
-  exec(text: string): void {
-    this.call(text);
+  async run(text: string, ...params: unknown[]): Promise<RunResult> {
+    return { changes: (await this.alone(text, params)).rowCount ?? 0 };
   }
 
-  transaction<T>(fn: () => T): () => T {
-    return () => {
-      if (this.depth > 0) return this.savepoint(fn);
-      for (let attempt = 1; ; attempt++) {
-        // Not waited for: BEGIN fails only with its connection, and then so does the next
-        // statement, which reports it. One round trip fewer per transaction.
-        this.send('BEGIN');
-        this.depth++;
+  async get<R extends Row = Row>(text: string, ...params: unknown[]): Promise<R | undefined> {
+    return (await this.alone(text, params)).rows[0] as R | undefined;
+  }
+
+  async all<R extends Row = Row>(text: string, ...params: unknown[]): Promise<R[]> {
+    return (await this.alone(text, params)).rows as R[];
+  }
+
+  read<R extends Row = Row>(text: string, ...params: unknown[]): Promise<R[]> {
+    return this.all<R>(text, ...params);
+  }
+
+  async exec(text: string): Promise<void> {
+    refuseInsideTransaction(this, 'exec');
+    const client = await this.connect();
+    try {
+      await this.execOn(client, text);
+    } finally {
+      this.release(client);
+    }
+  }
+
+  /** Statements without parameters, several at once (the simple query protocol). */
+  private async execOn(client: pg.PoolClient, text: string): Promise<void> {
+    this.roundTrips.waited++;
+    try {
+      await client.query(text);
+    } catch (err) {
+      const { error, fromServer } = translate(err);
+      if (!fromServer) (client as pg.PoolClient & { broken?: Error }).broken = error;
+      throw error;
+    }
+  }
+
+  async transaction<T>(fn: (tx: SqlTransaction) => Promise<T>): Promise<T> {
+    refuseInsideTransaction(this, 'a nested transaction');
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.connect();
+      const topics = new Set<string>();
+      try {
+        await this.query(client, 'BEGIN', []);
+        const result = await insideTransaction(this, () => fn(this.handle(client, topics)));
+        // NOTIFY inside the transaction: PostgreSQL delivers it at the commit, and only then.
+        for (const topic of topics) await this.query(client, 'SELECT pg_notify(?, ?)', [CHANNEL, `${topic} ${this.instance}`]);
+        await this.query(client, 'COMMIT', []);
+        return result;
+      } catch (err) {
         try {
-          const result = fn();
-          this.call('COMMIT');
+          if (!(client as pg.PoolClient & { broken?: Error }).broken) await this.query(client, 'ROLLBACK', []);
+        } catch {
+          // the connection broke: the server rolls back when it notices
+        }
+        const state = (err as { sqlState?: string }).sqlState;
+        if (attempt >= MAX_TRANSACTION_ATTEMPTS || !state || !RETRYABLE.has(state)) throw err;
+      } finally {
+        this.release(client);
+      }
+    }
+  }
+
+  private handle(client: pg.PoolClient, topics: Set<string>): SqlTransaction {
+    let savepoints = 0;
+    const tx: SqlTransaction = {
+      dialect: 'postgres',
+      run: async (text, ...params) => ({ changes: (await this.query(client, text, params)).rowCount ?? 0 }),
+      get: async <R extends Row = Row>(text: string, ...params: unknown[]) => (await this.query(client, text, params)).rows[0] as R | undefined,
+      all: async <R extends Row = Row>(text: string, ...params: unknown[]) => (await this.query(client, text, params)).rows as R[],
+      exec: (text) => this.execOn(client, text),
+      savepoint: async (fn) => {
+        const name = `sp${++savepoints}`;
+        await this.execOn(client, `SAVEPOINT ${name}`);
+        try {
+          const result = await fn(tx);
+          await this.execOn(client, `RELEASE SAVEPOINT ${name}`);
           return result;
         } catch (err) {
-          try {
-            this.call('ROLLBACK');
-          } catch {
-            // the connection broke: the server rolled back
-          }
-          const state = (err as { sqlState?: string }).sqlState;
-          if (attempt >= MAX_TRANSACTION_ATTEMPTS || !state || !RETRYABLE.has(state)) throw err;
-        } finally {
-          this.depth--;
+          await this.execOn(client, `ROLLBACK TO SAVEPOINT ${name}`);
+          throw err;
         }
-      }
+      },
+      notify: (topic) => {
+        topics.add(topic);
+      },
     };
-  }
-
-  private savepoint<T>(fn: () => T): T {
-    const name = `sp${this.depth}`;
-    this.call(`SAVEPOINT ${name}`);
-    this.depth++;
-    try {
-      const result = fn();
-      this.call(`RELEASE SAVEPOINT ${name}`);
-      return result;
-    } catch (err) {
-      this.call(`ROLLBACK TO SAVEPOINT ${name}`);
-      throw err;
-    } finally {
-      this.depth--;
-    }
+    return tx;
   }
 
   /**
-   * Commits here do not wait for the disk (synchronous_commit=off, like SQLite's NORMAL): this
-   * makes every commit so far durable with one synchronous commit on a second connection, while
-   * the calling thread goes on. Calls in one turn of the event loop share the flush.
+   * Makes every commit so far durable: a commit with synchronous_commit=on flushes the WAL up to
+   * its own record, and so every commit before it, on any connection, but only if the
+   * transaction wrote WAL: one that merely took a transaction ID commits asynchronously
+   * (PostgreSQL's RecordTransactionCommit; measured: pg_stat_wal.wal_sync stays 0). A
+   * transactional logical message writes WAL and takes an ID, so its commit waits for the flush.
+   * Calls in one turn of the event loop share a flush; one flush runs at a time, and the calls
+   * that came during it share the next.
    */
   syncDurable(): Promise<void> {
-    if (this.closed) return Promise.reject(databaseError('the connection is closed'));
-    this.nextFlush ??= new Promise<void>((resolve, reject) => {
+    if (this.closed) return Promise.reject(databaseError('the database is closed'));
+    return new Promise((resolve, reject) => {
+      this.flushWaiters.push({ resolve, reject });
+      if (this.flushScheduled) return;
+      this.flushScheduled = true;
       setImmediate(() => {
-        this.nextFlush = undefined;
-        const seq = ++this.flushSeq;
-        this.roundTrips.flushes++;
-        this.flushes.set(seq, { resolve, reject });
-        this.flushPort.ref();
-        this.flushPort.postMessage({ seq } satisfies PgFlushRequest);
+        this.flushScheduled = false;
+        if (!this.flushing) void this.flushWaiting();
       });
     });
-    return this.nextFlush;
+  }
+
+  private async flushWaiting(): Promise<void> {
+    this.flushing = true;
+    while (this.flushWaiters.length > 0) {
+      const batch = this.flushWaiters;
+      this.flushWaiters = [];
+      this.roundTrips.flushes++;
+      let error: Error | undefined;
+      try {
+        this.flusher ??= this.dedicatedClient('on', () => (this.flusher = undefined));
+        await (await this.flusher).query("SELECT pg_logical_emit_message(true, 'dicomflow', '')");
+      } catch (err) {
+        const broken = this.flusher;
+        this.flusher = undefined;
+        broken?.then((c) => c.end()).catch(() => undefined);
+        error = databaseError(`flushing the WAL: ${(err as Error).message}`, (err as { code?: string }).code);
+      }
+      for (const waiter of batch) (error ? waiter.reject(error) : waiter.resolve());
+    }
+    this.flushing = false;
+  }
+
+  /** A connection of its own (flush, ping), forgotten when it breaks. */
+  private async dedicatedClient(synchronousCommit: 'on' | 'off', forget: () => void): Promise<pg.Client> {
+    const client = new pg.Client(this.connectionOptions(synchronousCommit));
+    client.on('error', forget);
+    client.on('end', forget);
+    try {
+      await client.connect();
+    } catch (err) {
+      forget();
+      throw err;
+    }
+    (client as unknown as { connection?: { stream?: { unref?: () => void } } }).connection?.stream?.unref?.();
+    return client;
+  }
+
+  /**
+   * One ping at a time, on a connection of its own: while PostgreSQL stalls, probes asked every
+   * second share the one in flight instead of taking the pool's connections.
+   */
+  async ping(timeoutMs: number): Promise<boolean> {
+    if (this.closed) return false;
+    this.pingInFlight ??= (async () => {
+      try {
+        this.pinger ??= this.dedicatedClient('off', () => (this.pinger = undefined));
+        await (await this.pinger).query('SELECT 1');
+        return true;
+      } catch {
+        const broken = this.pinger;
+        this.pinger = undefined;
+        broken?.then((c) => c.end()).catch(() => undefined);
+        return false;
+      } finally {
+        this.pingInFlight = undefined;
+      }
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.pingInFlight, late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** The payload names the sender: a process acts on its own changes itself, and skips their echo. */
-  notify(topic: string): void {
-    this.prepare('SELECT pg_notify(?, ?)').get(CHANNEL, `${topic} ${this.instance}`);
+  async notify(topic: string): Promise<void> {
+    await this.run('SELECT pg_notify(?, ?)', CHANNEL, `${topic} ${this.instance}`);
   }
 
   onNotify(topic: string, listener: () => void): () => void {
@@ -270,7 +394,7 @@ export class PostgresDb implements SqlDb {
 
   private listen(): void {
     if (this.listener || this.closed || this.listenerRetry) return;
-    const client = new pg.Client({ connectionString: this.url, application_name: 'dicomflow-listen' });
+    const client = new pg.Client({ connectionString: this.url, application_name: 'dicomflow-listen', keepAlive: true });
     this.listener = client;
     const lost = () => {
       if (this.listener !== client) return;
@@ -302,22 +426,16 @@ export class PostgresDb implements SqlDb {
       .catch(lost);
   }
 
-  close(): void {
+  async close(): Promise<void> {
     if (this.closed) return;
-    try {
-      this.request({ op: 'close' });
-    } catch {
-      // closing anyway
-    }
     this.closed = true;
-    for (const waiter of this.flushes.values()) waiter.reject(databaseError('the connection is closed'));
-    this.flushes.clear();
-    this.flushPort.close();
+    for (const waiter of this.flushWaiters) waiter.reject(databaseError('the database is closed'));
+    this.flushWaiters = [];
     clearTimeout(this.listenerRetry);
     const listener = this.listener;
     this.listener = undefined;
-    listener?.end().catch(() => undefined);
-    void this.worker.terminate();
+    const end = (c: Promise<pg.Client> | undefined) => c?.then((client) => client.end()).catch(() => undefined);
+    await Promise.all([listener?.end().catch(() => undefined), end(this.flusher), end(this.pinger), this.pool.end().catch(() => undefined)]);
   }
 }
 

@@ -1,14 +1,16 @@
 /**
- * The one database contract every durable store is written against: synchronous statements and
- * transactions, as better-sqlite3 offers them. SQLite (embedded, the default) and PostgreSQL
- * (several nodes) implement it; the stores' SQL is portable and asks `dialect` where the two
- * differ (row locking, JSON arrays, string aggregation).
+ * The one database contract every durable store is written against: asynchronous statements,
+ * and transactions that run on an explicit handle. SQLite (embedded, the default) and
+ * PostgreSQL (several nodes) implement it; the stores' SQL is portable and asks `dialect` where
+ * the two differ (row locking, JSON arrays, string aggregation).
  *
- * Why synchronous on PostgreSQL too: a store's transaction then runs on one connection with
- * nothing else of this process in between, as on SQLite, and no caller changed. The price is
- * that the calling thread waits out each round trip (about 20 per received object with the
- * default pipeline). An asynchronous contract with a connection per transaction would let one
- * node overlap them; it means rewriting every caller of the stores.
+ * Why asynchronous: one event loop answers DICOM and HTTP. Nothing on it may wait for a
+ * database: PostgreSQL runs on a pool of connections (a stalled server stalls the callers that
+ * need it, never C-ECHO or the health probe), and SQLite's long reads run on reader threads.
+ * SQLite's writes stay on the loop (microseconds each), one transaction at a time.
+ *
+ * Placeholders are `?`. A statement text is prepared once per connection and kept, so stores
+ * pass the same constant texts again and again.
  */
 export type Row = Record<string, any>;
 
@@ -16,37 +18,58 @@ export interface RunResult {
   changes: number;
 }
 
-export interface SqlStatement {
-  run(...params: unknown[]): RunResult;
-  get(...params: unknown[]): Row | undefined;
-  all(...params: unknown[]): Row[];
-}
-
 export type DialectName = 'sqlite' | 'postgres';
 
-export interface SqlDb {
+/** What a database and a transaction handle both run. */
+export interface SqlRunner {
   readonly dialect: DialectName;
+  run(text: string, ...params: unknown[]): Promise<RunResult>;
+  get<R extends Row = Row>(text: string, ...params: unknown[]): Promise<R | undefined>;
+  all<R extends Row = Row>(text: string, ...params: unknown[]): Promise<R[]>;
+}
+
+/** A transaction in progress: its statements run on its one connection, in order. */
+export interface SqlTransaction extends SqlRunner {
+  /** Runs statements without parameters (DDL, migrations). */
+  exec(text: string): Promise<void>;
+  /** Nested work that rolls back alone when it throws (a savepoint). */
+  savepoint<T>(fn: (tx: SqlTransaction) => Promise<T>): Promise<T>;
+  /** Tells the other processes on this database that `topic` changed, once this transaction commits. */
+  notify(topic: string): void;
+}
+
+export interface SqlDb extends SqlRunner {
   /** Where the data lives, for logs and status (a file, or the URL without its password). */
   readonly location: string;
-  /** A statement for this text, prepared once and kept. Placeholders are `?`. */
-  prepare(text: string): SqlStatement;
   /** Runs statements without parameters (DDL). */
-  exec(text: string): void;
+  exec(text: string): Promise<void>;
   /**
-   * Wraps fn in a transaction (nested calls use savepoints). On PostgreSQL a transaction that
-   * lost a race with another node (serialization failure, deadlock, unique violation) runs again.
+   * Runs fn in a transaction on one connection, and commits when it resolves (rolls back when
+   * it throws). fn must run every statement of the transaction on `tx`: a statement on the
+   * database itself from inside fn is refused (DF_ERR_INTERNAL), since it would run outside the
+   * transaction (PostgreSQL) or wait for it forever (SQLite). On PostgreSQL, a transaction that
+   * lost a race with another node (serialization failure, deadlock, unique violation) runs again,
+   * so fn must not have effects outside the database.
    */
-  transaction<T>(fn: () => T): () => T;
+  transaction<T>(fn: (tx: SqlTransaction) => Promise<T>): Promise<T>;
+  /**
+   * A read that may take long (C-FIND pages, listings, scans): on SQLite it runs on a reader
+   * thread with its own read-only connection (WAL lets it read beside the writer), never on the
+   * event loop; on PostgreSQL on a pooled connection like any statement.
+   */
+  read<R extends Row = Row>(text: string, ...params: unknown[]): Promise<R[]>;
   /** Makes every commit so far survive a power loss. */
   syncDurable(): Promise<void>;
   /**
-   * Tells the other processes on this database that `topic` changed (PostgreSQL NOTIFY; inside
-   * a transaction, at its commit). Other processes on one SQLite file are not told: they look.
+   * Tells the other processes on this database that `topic` changed (PostgreSQL NOTIFY). Other
+   * processes on one SQLite file are not told: they look.
    */
-  notify(topic: string): void;
-  /** Calls back when any process notified `topic`. Returns the unsubscribe. */
+  notify(topic: string): Promise<void>;
+  /** Calls back when another process notified `topic`. Returns the unsubscribe. */
   onNotify(topic: string, listener: () => void): () => void;
-  close(): void;
+  /** Whether the database answers a trivial query within `timeoutMs` (the health probe). */
+  ping(timeoutMs: number): Promise<boolean>;
+  close(): Promise<void>;
 }
 
 /** Dialect-specific SQL fragments, kept in one place. */
