@@ -34,14 +34,14 @@ export default defineConfig({
           name: 'sqlite',
           globalSetup: ['test/web-global-setup.ts'],
           include: ['test/**/*.test.ts', 'plugins/**/*.test.ts', 'core/**/*.test.ts', 'server/**/*.test.ts', 'workers/**/*.test.ts'],
-          exclude: ['test/integration/cluster.test.ts', 'test/integration/cluster-crash.test.ts'],
+          exclude: ['test/integration/cluster.test.ts', 'test/integration/cluster-crash.test.ts', 'test/integration/index-stall.test.ts'],
         },
       },
       {
         extends: true,
         test: {
           name: 'postgres',
-          include: [...onBothBackends, 'test/integration/cluster.test.ts', 'test/integration/cluster-crash.test.ts'],
+          include: [...onBothBackends, 'test/integration/cluster.test.ts', 'test/integration/cluster-crash.test.ts', 'test/integration/index-stall.test.ts'],
           env: { DF_TEST_BACKEND: 'postgres' },
           globalSetup: ['test/postgres-global-setup.ts'],
         },

@@ -21,6 +21,31 @@ export interface PostgresCluster {
   crash(): void;
   start(): void;
   stop(): void;
+  /**
+   * Freezes every process of the server (SIGSTOP), as a hung disk or a partition would: nothing
+   * answers, connections stay open, new ones are not accepted. thaw() lets it go on.
+   */
+  freeze(): void;
+  thaw(): void;
+}
+
+/** The postmaster and every process under it. */
+function processTree(root: number): number[] {
+  const parents = new Map<number, number[]>();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // "pid (comm) state ppid …": comm may hold spaces and parentheses, so read after the last ")".
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      parents.set(ppid, [...(parents.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const tree = [root];
+  for (let i = 0; i < tree.length; i++) tree.push(...(parents.get(tree[i]) ?? []));
+  return tree;
 }
 
 export function postgresBinDir(): string | undefined {
@@ -83,11 +108,14 @@ export async function startPostgres(): Promise<PostgresCluster> {
     }
     fs.rmSync(dir, { recursive: true, force: true });
   };
+  const postmaster = () => Number(fs.readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
   return {
     port,
     url,
     createDatabase: (name?: string) => createDatabase(url, name),
     halt: () => run(path.join(bin, 'pg_ctl'), ['-D', dataDir, '-m', 'fast', '-w', 'stop']),
+    freeze: () => processTree(postmaster()).forEach((pid) => process.kill(pid, 'SIGSTOP')),
+    thaw: () => processTree(postmaster()).forEach((pid) => process.kill(pid, 'SIGCONT')),
     crash: () => run(path.join(bin, 'pg_ctl'), ['-D', dataDir, '-m', 'immediate', '-w', 'stop']),
     start,
     stop,
