@@ -1,8 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
+import type { PipelineProblem } from './pipeline/load.ts';
 import type { ArrivalRecord } from './store/index-store.ts';
 
-/** One received object, as the pipeline engine sees it. */
+/** One received object, as the pipeline engine sees it (its arrival row is committed). */
 export interface InstanceReceived extends ArrivalRecord {
   /** Absolute path of the original bytes (Part 10 file). */
   absolutePath: string;
@@ -12,22 +13,74 @@ export interface InstanceReceived extends ArrivalRecord {
   settled?: boolean;
 }
 
-interface EventMap {
-  InstanceReceived: [InstanceReceived];
+export interface ArrivalProcessed {
+  arrivalId: string;
+  /** The pipelines that took the arrival (none: kept in storage, filed nowhere). */
+  pipelines: string[];
 }
 
-type Announcement = { [K in keyof EventMap]: { name: K; args: EventMap[K] } }[keyof EventMap];
+export interface JobQueued {
+  jobId: string;
+  pipeline: string;
+}
+
+export interface JobStarted {
+  jobId: string;
+  pipeline: string;
+  attempt: number;
+}
+
+export interface JobProgressed {
+  jobId: string;
+  progress: number;
+  message?: string;
+}
+
+export interface JobFinished {
+  jobId: string;
+  pipeline: string;
+  /** What was recorded: 'queued' is a failed attempt that will be retried. */
+  status: 'succeeded' | 'failed' | 'cancelled' | 'queued';
+  error?: string;
+  durationSeconds?: number;
+}
+
+export interface PipelinesReloaded {
+  loaded: string[];
+  problems: PipelineProblem[];
+}
+
+/** Every event of the flow, by name: each names something that has happened. */
+export interface EventMap {
+  InstanceReceived: [InstanceReceived];
+  ArrivalProcessed: [ArrivalProcessed];
+  JobQueued: [JobQueued];
+  JobStarted: [JobStarted];
+  JobProgressed: [JobProgressed];
+  JobFinished: [JobFinished];
+  PipelinesReloaded: [PipelinesReloaded];
+}
+
+export type EventName = keyof EventMap;
+
+/** What announces: the rooms of the flow get this much of the bus, never its listeners. */
+export interface Announcer {
+  announce<K extends EventName>(name: K, ...args: EventMap[K]): void;
+}
+
+type Announcement = { [K in EventName]: { name: K; args: EventMap[K] } }[EventName];
 
 /**
- * News travels up the flow only as events named in the past tense.
+ * The one bus: news travels up the flow only as events named in the past tense.
  *
- * The receive path announces (`announce`), it never emits: announcements are queued and their
+ * Nothing emits: everything announces (`announce`). Announcements are queued and their
  * listeners run on a later tick, one by one, each guarded, so nothing a listener does (a throw,
- * a rejected promise, slowness) reaches the C-STORE whose object it is about. The object was
+ * a rejected promise, slowness) reaches the C-STORE or the job whose news it is. The object was
  * durable and acknowledged first; a listener's failure is logged and changes nothing else
- * (Orthanc runs its change callbacks the same way, on a thread of their own).
+ * (Orthanc runs its change callbacks the same way, on a thread of their own). Listeners see the
+ * events in the order they were announced.
  */
-export class DicomflowEvents extends EventEmitter<EventMap> {
+export class DicomflowEvents extends EventEmitter<EventMap> implements Announcer {
   private readonly log: Logger;
   private readonly queue: Announcement[] = [];
   private draining = false;
@@ -37,7 +90,7 @@ export class DicomflowEvents extends EventEmitter<EventMap> {
     this.log = log;
   }
 
-  announce<K extends keyof EventMap>(name: K, ...args: EventMap[K]): void {
+  announce<K extends EventName>(name: K, ...args: EventMap[K]): void {
     this.queue.push({ name, args } as Announcement);
     if (this.draining) return;
     this.draining = true;

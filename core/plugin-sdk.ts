@@ -17,6 +17,7 @@ export type {
 } from './plugin.ts';
 export { engineServices, type EngineServices } from './jobs/services.ts';
 export type { DuplicatePolicy, IndexStore } from './store/index-store.ts';
-export type { JobStore } from './store/job-store.ts';
+export type { JobQueue } from './store/job-queue.ts';
+export type { ObjectLifecycle } from './store/object-lifecycle.ts';
 export type { OutboxStore } from './store/outbox-store.ts';
 export type { PseudonymStore } from './store/pseudonym-store.ts';

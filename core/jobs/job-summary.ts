@@ -1,5 +1,5 @@
 import type { StepOutput } from '../plugin.ts';
-import type { InputSeries, JobRecord, StepLogLine } from '../store/job-store.ts';
+import type { InputSeries, JobRecord, StepLogLine } from '../store/job-queue.ts';
 
 /** One output of a job, numbered in step order: the number names it in the download URL. */
 export type NumberedOutput = StepOutput & { index: number; step: string; attempt: number };

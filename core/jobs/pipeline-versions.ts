@@ -1,12 +1,19 @@
 import { dfError } from '../errors.ts';
-import { formatProblem, type LoadedPipeline } from '../pipeline/load.ts';
-import type { PipelineSet } from '../trigger/pipeline-set.ts';
-import type { JobRecord, JobStore } from '../store/job-store.ts';
+import { formatProblem, type LoadedPipeline, type PipelineProblem } from '../pipeline/load.ts';
+import type { JobQueue, JobRecord } from '../store/job-queue.ts';
 
 // Earlier versions stay resolved for the jobs that run them (retries, reruns of the original).
 const VERSIONS_KEPT_LOADED = 32;
 
 export type RerunVersion = 'original' | 'current';
+
+/** The pipelines loaded now, as jobs need them (the trigger's PipelineSet is one). */
+export interface LoadedPipelines {
+  all(): LoadedPipeline[];
+  get(name: string): LoadedPipeline | undefined;
+  /** A kept version resolved against the plugins loaded now (undefined with problems: it no longer loads). */
+  loadVersion(version: { hash: string; pipeline: string; definition: string }): { pipeline?: LoadedPipeline; problems: PipelineProblem[] };
+}
 
 /**
  * The pipeline version each job runs: the definition it was queued with, kept in the job store
@@ -14,12 +21,12 @@ export type RerunVersion = 'original' | 'current';
  * an edit made meanwhile.
  */
 export class PipelineVersions {
-  private readonly pipelines: PipelineSet;
-  private readonly jobs: JobStore;
+  private readonly pipelines: LoadedPipelines;
+  private readonly jobs: JobQueue;
   /** Earlier versions loaded from the job store, by hash (oldest first). */
   private readonly loaded = new Map<string, LoadedPipeline>();
 
-  constructor(pipelines: PipelineSet, jobs: JobStore) {
+  constructor(pipelines: LoadedPipelines, jobs: JobQueue) {
     this.pipelines = pipelines;
     this.jobs = jobs;
   }
@@ -31,13 +38,13 @@ export class PipelineVersions {
    * not kept (queued before versions were kept) and DF_ERR_PIPELINE_INVALID for one that no
    * longer loads (a plugin it uses is gone).
    */
-  of(job: Pick<JobRecord, 'id' | 'pipeline' | 'pipelineHash'>): LoadedPipeline | undefined {
+  async of(job: Pick<JobRecord, 'id' | 'pipeline' | 'pipelineHash'>): Promise<LoadedPipeline | undefined> {
     const current = this.pipelines.get(job.pipeline);
     const hash = job.pipelineHash;
     if (hash === undefined || current?.hash === hash) return current;
     const loaded = this.loaded.get(hash);
     if (loaded) return loaded;
-    const stored = this.jobs.pipelineVersion(hash);
+    const stored = await this.jobs.pipelineVersion(hash);
     if (!stored) {
       throw dfError('DF_ERR_PIPELINE_VERSION_UNKNOWN', `job ${job.id} ran version ${hash} of pipeline "${job.pipeline}", which was not kept (it was queued before dicomflow kept pipeline versions)`);
     }
@@ -49,8 +56,8 @@ export class PipelineVersions {
   }
 
   /** What a rerun of `original` runs: its own version, or the pipeline as loaded now. */
-  forRerun(original: JobRecord, version: RerunVersion): LoadedPipeline {
-    const p = version === 'current' ? this.pipelines.get(original.pipeline) : this.of(original);
+  async forRerun(original: JobRecord, version: RerunVersion): Promise<LoadedPipeline> {
+    const p = version === 'current' ? this.pipelines.get(original.pipeline) : await this.of(original);
     if (!p) throw dfError('DF_ERR_PIPELINE_UNKNOWN', `no loaded pipeline "${original.pipeline}"`);
     return p;
   }

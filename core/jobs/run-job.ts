@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { dfError, isDfError, type DfError } from '../errors.ts';
 import type { LoadedPipeline, ResolvedStep } from '../pipeline/load.ts';
 import type { StepInput, StepOutput } from '../plugin.ts';
-import type { JobRecord, JobStore } from '../store/job-store.ts';
+import type { JobQueue, JobRecord } from '../store/job-queue.ts';
 import type { EngineServices } from './services.ts';
 import { createStepContext, type StepContextSeed, type StepEffects } from './step-context.ts';
 
@@ -20,7 +20,7 @@ export interface StepPool {
 }
 
 export interface RunJobDeps {
-  jobs: JobStore;
+  queue: JobQueue;
   pool: StepPool;
   jobsDir: string;
   log: Logger;
@@ -45,7 +45,7 @@ export type JobOutcome =
  * the attempt with DF_ERR_STEP_FAILED naming plugin, step and job, the original as its cause.
  */
 export async function runJob(job: JobRecord, pipeline: LoadedPipeline, cancel: AbortSignal, deps: RunJobDeps): Promise<JobOutcome> {
-  let inputs: StepInput[] = deps.jobs.stepInputs(job.inputs).map((i) => ({ ...i, path: deps.objectPath(i.path) }));
+  let inputs: StepInput[] = (await deps.queue.stepInputs(job.inputs)).map((i) => ({ ...i, path: deps.objectPath(i.path) }));
   const previousOutputs: StepOutput[] = [];
   const jobDir = path.join(deps.jobsDir, job.id);
   const outputDir = path.join(jobDir, 'outputs');
@@ -82,7 +82,7 @@ export async function runJob(job: JobRecord, pipeline: LoadedPipeline, cancel: A
     // once, when they end (a job of the default pipeline costs a few writes, not a dozen).
     const startedAt = new Date().toISOString();
     if (step.registered.plugin.runsIn === 'worker') {
-      deps.jobs.startStep(job.id, job.attempts, step.index, step.id, step.pluginRef);
+      await deps.queue.startStep(job.id, job.attempts, step.index, step.id, step.pluginRef);
       progress(0);
     }
     const started = performance.now();
@@ -96,7 +96,7 @@ export async function runJob(job: JobRecord, pipeline: LoadedPipeline, cancel: A
     } catch (err) {
       const cancelled = cancel.aborted;
       const error = cancelled ? undefined : stepError(err, step, job);
-      deps.jobs.finishStep(job.id, job.attempts, step.index, {
+      await deps.queue.finishStep(job.id, job.attempts, step.index, {
         ...record,
         status: 'failed',
         durationMs: performance.now() - started,
@@ -106,7 +106,7 @@ export async function runJob(job: JobRecord, pipeline: LoadedPipeline, cancel: A
       });
       return cancelled ? { status: 'cancelled' } : { status: 'failed', error: error! };
     }
-    deps.jobs.finishStep(job.id, job.attempts, step.index, {
+    await deps.queue.finishStep(job.id, job.attempts, step.index, {
       ...record,
       status: 'succeeded',
       durationMs: performance.now() - started,

@@ -1,12 +1,16 @@
 import type { DuplicatePolicy, IndexStore } from '../store/index-store.ts';
 import type { OutboxStore } from '../store/outbox-store.ts';
 import type { PseudonymStore } from '../store/pseudonym-store.ts';
-import type { JobStore } from '../store/job-store.ts';
+import type { JobQueue } from '../store/job-queue.ts';
+import type { ObjectLifecycle } from '../store/object-lifecycle.ts';
 
 /** What main-thread steps may use (ctx.services). Worker steps get none: they work on files. */
 export interface EngineServices {
   index: IndexStore;
-  jobs: JobStore;
+  /** The job queue (a step reads the inputs of the instances it stored). */
+  jobs: JobQueue;
+  /** Objects a step no longer needs filed (delete-source, a duplicate kept out) are released here. */
+  lifecycle: ObjectLifecycle;
   databases: string[];
   defaultDatabase: string;
   duplicatePolicy: DuplicatePolicy;

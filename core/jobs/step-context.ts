@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type { JobInfo, NodeInfo, StepContext, StepInput, StepLogger, StepOutput, TaskRunner } from '../plugin.ts';
 import type { EngineServices } from './services.ts';
-import type { StepLogLine } from '../store/job-store.ts';
+import type { StepLogLine } from '../store/job-queue.ts';
 
 // A step's log is kept with the job; cap it so a chatty step cannot bloat the database.
 const MAX_LOG_LINES = 2000;

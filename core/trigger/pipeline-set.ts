@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { EventEmitter } from 'node:events';
+import type { Announcer } from '../events.ts';
 import type { PluginRegistry } from '../plugin-registry.ts';
 import { DEFAULT_PIPELINE_NAME, DEFAULT_PIPELINE_SOURCE, defaultPipelineText } from '../pipeline/default-pipeline.ts';
 import { conditionAttributes } from './condition-attributes.ts';
@@ -17,9 +17,9 @@ interface FileState {
 /**
  * The pipelines of a directory, one per *.json file, reloaded when files change. A file that
  * becomes invalid keeps its last valid version in force and reports its problems; a removed
- * file's pipeline is withdrawn. Emits 'PipelinesReloaded' after each reload.
+ * file's pipeline is withdrawn. Announces PipelinesReloaded after each reload (on the bus it is given).
  */
-export class PipelineSet extends EventEmitter {
+export class PipelineSet {
   readonly dir: string;
   private readonly plugins: PluginRegistry;
   private readonly env: PipelineEnvironment;
@@ -29,14 +29,15 @@ export class PipelineSet extends EventEmitter {
   private reloadTimer: NodeJS.Timeout | undefined;
 
   private readonly withDefault: boolean;
+  private readonly events: Announcer | undefined;
   private attributesOfConditions: ReadonlyMap<number, { keyword: string; vr: string }> = new Map();
 
-  constructor(dir: string, plugins: PluginRegistry, env: PipelineEnvironment, options: { defaultPipeline: boolean } = { defaultPipeline: true }) {
-    super();
+  constructor(dir: string, plugins: PluginRegistry, env: PipelineEnvironment, options: { defaultPipeline: boolean; events?: Announcer } = { defaultPipeline: true }) {
     this.dir = dir;
     this.plugins = plugins;
     this.env = env;
     this.withDefault = options.defaultPipeline;
+    this.events = options.events;
   }
 
   reload(): { loaded: string[]; problems: PipelineProblem[] } {
@@ -67,7 +68,7 @@ export class PipelineSet extends EventEmitter {
     this.addDefault();
     this.attributesOfConditions = conditionAttributes(this.all());
     const result = { loaded: this.all().map((p) => p.definition.name), problems: this.problems() };
-    this.emit('PipelinesReloaded', result);
+    this.events?.announce('PipelinesReloaded', result);
     return result;
   }
 

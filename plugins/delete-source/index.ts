@@ -14,9 +14,9 @@ export default definePlugin({
   consumes: ['instances'],
   produces: [],
   options: { type: 'object', additionalProperties: false, properties: {} },
-  run(ctx) {
+  async run(ctx) {
     const services = engineServices(ctx.services);
-    services.jobs.releaseObjects(ctx.inputs.map((i) => i.objectId), ctx.job.id);
+    await services.lifecycle.releaseObjects(ctx.inputs.map((i) => i.objectId), ctx.job.id);
     ctx.log.info(`released ${ctx.inputs.length} received object(s)`);
   },
 });

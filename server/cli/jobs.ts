@@ -1,15 +1,15 @@
 import path from 'node:path';
 import type { ResolvedConfig } from '../../core/config/load.ts';
 import { dfError } from '../../core/errors.ts';
-import { newJobOf } from '../../core/jobs/engine.ts';
-import type { JobRecord } from '../../core/store/job-store.ts';
+import { newJobOf } from '../../core/jobs/new-job.ts';
+import type { JobRecord } from '../../core/store/job-queue.ts';
 import { summariseJob, type JobSummary } from '../../core/jobs/job-summary.ts';
 import { PipelineVersions, type RerunVersion } from '../../core/jobs/pipeline-versions.ts';
 import { PipelineSet } from '../../core/trigger/pipeline-set.ts';
 import { configuredPlugins } from '../../core/plugin-registry.ts';
-import { SqlIndex } from '../../core/store/sql/sql-index.ts';
 import { openIndexDatabase } from '../../core/store/sql/open.ts';
-import { SqlJobs } from '../../core/store/sql/sql-jobs.ts';
+import type { JobStores } from '../../core/store/job-store.ts';
+import { sqlJobStores } from '../../core/store/sql/sql-job-stores.ts';
 import { viaApiOr, type ApiClient, type ApiFlags } from './api-client.ts';
 
 /**
@@ -17,9 +17,9 @@ import { viaApiOr, type ApiClient, type ApiFlags } from './api-client.ts';
  * (the same rights and audit log as the web page), else on the data directory directly (SQLite
  * in WAL mode; a server started later picks the new jobs up).
  */
-function openJobs(config: ResolvedConfig): { jobs: SqlJobs; close: () => void } {
-  const index = new SqlIndex(openIndexDatabase(config, { existing: true }));
-  return { jobs: new SqlJobs(index.connection), close: () => index.close() };
+async function openJobs(config: ResolvedConfig): Promise<JobStores & { close: () => Promise<void> }> {
+  const db = await openIndexDatabase(config, { existing: true });
+  return { ...sqlJobStores(db), close: () => db.close() };
 }
 
 const seconds = (j: JobRecord) =>
@@ -57,8 +57,8 @@ async function listViaApi(api: ApiClient, options: JobListFilter & { limit: numb
 
 export async function listJobs(config: ResolvedConfig, options: ApiFlags & JobListFilter & { json: boolean; limit?: number }): Promise<void> {
   const limit = options.limit ?? 50;
-  const list = await viaApiOr(config, options, (api) => listViaApi(api, { ...options, limit }), () => {
-    const { jobs, close } = openJobs(config);
+  const list = await viaApiOr(config, options, (api) => listViaApi(api, { ...options, limit }), async () => {
+    const { queue: jobs, close } = await openJobs(config);
     try {
       const iso = (t: string | undefined) => {
         if (t === undefined) return undefined;
@@ -69,7 +69,7 @@ export async function listJobs(config: ResolvedConfig, options: ApiFlags & JobLi
       if (options.trigger && !['instance', 'series', 'study', 'manual', 'rerun'].includes(options.trigger)) {
         throw dfError('DF_ERR_USAGE', `--trigger is one of instance, series, study, manual, rerun (not "${options.trigger}")`);
       }
-      return jobs.listJobs({
+      return await jobs.listJobs({
         status: options.status as JobRecord['status'] | undefined,
         pipeline: options.pipeline,
         triggerOn: options.trigger as JobRecord['triggerOn'] | undefined,
@@ -80,7 +80,7 @@ export async function listJobs(config: ResolvedConfig, options: ApiFlags & JobLi
         limit,
       });
     } finally {
-      close();
+      await close();
     }
   });
   if (options.json) {
@@ -103,15 +103,15 @@ export async function showJob(config: ResolvedConfig, id: string, options: { jso
       const [detail, sum] = await Promise.all([api.get<JobDetail>(path), api.get<JobSummary>(`${path}/summary`)]);
       return { job: detail, summary: sum };
     },
-    () => {
-      const { jobs, close } = openJobs(config);
+    async () => {
+      const { queue: jobs, close } = await openJobs(config);
       try {
-        const found = jobs.getJob(id);
+        const found = await jobs.getJob(id);
         if (!found) throw dfError('DF_ERR_JOB_UNKNOWN', `no job ${id} in ${config.dataDir}`);
         const detail: JobDetail = { ...found, ...(found.pipelineHash !== undefined && { pipelineVersion: found.pipelineHash }) };
-        return { job: detail, summary: summariseJob(found, jobs.inputSeries(id)) };
+        return { job: detail, summary: summariseJob(found, await jobs.inputSeries(id)) };
       } finally {
-        close();
+        await close();
       }
     },
   );
@@ -194,15 +194,15 @@ async function rerunDirect(config: ResolvedConfig, id: string, user: string | un
   const env = { databases: config.databases.map((d) => d.name), remoteNodes: config.remoteNodes.map((n) => n.aeTitle), printers: config.printers.map((p) => p.name) };
   const pipelines = new PipelineSet(config.pipelinesDir, await configuredPlugins(config), env, { defaultPipeline: config.defaultPipeline });
   pipelines.reload();
-  const { jobs, close } = openJobs(config);
+  const { queue: jobs, close } = await openJobs(config);
   try {
-    const original = jobs.getJob(id);
+    const original = await jobs.getJob(id);
     if (!original) throw dfError('DF_ERR_JOB_UNKNOWN', `no job ${id} in ${config.dataDir}`);
-    const p = new PipelineVersions(pipelines, jobs).forRerun(original, version);
-    const jobId = jobs.createJob(newJobOf(p, { triggerOn: 'rerun', triggerUid: original.triggerUid, inputs: original.inputs, rerunOf: original.id, createdBy: user }));
+    const p = await new PipelineVersions(pipelines, jobs).forRerun(original, version);
+    const jobId = await jobs.createJob(newJobOf(p, { triggerOn: 'rerun', triggerUid: original.triggerUid, inputs: original.inputs, rerunOf: original.id, createdBy: user }));
     return { jobId, pipelineVersion: p.hash };
   } finally {
-    close();
+    await close();
   }
 }
 
@@ -211,22 +211,22 @@ export async function cancelJob(config: ResolvedConfig, id: string, flags: ApiFl
   return viaApiOr(config, flags, async (api) => (await api.post<{ cancelled: boolean }>(`/api/jobs/${encodeURIComponent(id)}/cancel`)).cancelled, () => cancelDirect(config, id));
 }
 
-function cancelDirect(config: ResolvedConfig, id: string): boolean {
-  const { jobs, close } = openJobs(config);
+async function cancelDirect(config: ResolvedConfig, id: string): Promise<boolean> {
+  const { queue: jobs, close } = await openJobs(config);
   try {
-    if (!jobs.getJob(id)) throw dfError('DF_ERR_JOB_UNKNOWN', `no job ${id} in ${config.dataDir}`);
-    return jobs.cancelJob(id);
+    if (!(await jobs.getJob(id))) throw dfError('DF_ERR_JOB_UNKNOWN', `no job ${id} in ${config.dataDir}`);
+    return await jobs.cancelJob(id);
   } finally {
-    close();
+    await close();
   }
 }
 
-export function forceComplete(config: ResolvedConfig, level: 'series' | 'study', uid: string): number {
-  const { jobs, close } = openJobs(config);
+export async function forceComplete(config: ResolvedConfig, level: 'series' | 'study', uid: string): Promise<number> {
+  const { groups, close } = await openJobs(config);
   try {
-    return jobs.forceComplete(level, uid);
+    return await groups.forceComplete(level, uid);
   } finally {
-    close();
+    await close();
   }
 }
 

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { dfError } from '../../../core/errors.ts';
-import type { InstanceReceived } from '../../../core/events.ts';
+import type { InstanceReceived, JobFinished, JobProgressed, JobQueued, JobStarted } from '../../../core/events.ts';
 import type { UserDefinition } from '../../../core/users.ts';
 import type { HttpDeps } from '../context.ts';
 import { maySeeArrival, maySeeJob, type JobAudience } from '../visibility.ts';
@@ -47,27 +47,32 @@ export async function eventRoutes(app: FastifyInstance, deps: HttpDeps): Promise
   const openPerUser = new Map<string, number>();
 
   // Who may see a job is looked up once per job (its inputs do not change), not per event:
-  // progress can come hundreds of times a second.
-  const audiences = new Map<string, JobAudience | null>();
-  const audienceOf = (jobId: string): JobAudience | null => {
+  // progress can come hundreds of times a second. One promise per job, so a job's events are
+  // written in the order they came, whenever the lookup answers.
+  const audiences = new Map<string, Promise<JobAudience | null>>();
+  const lookUp = async (jobId: string): Promise<JobAudience | null> => {
+    const job = await deps.jobs.getJob(jobId);
+    return job ? { createdBy: job.createdBy, inputs: job.inputs, databases: job.inputs.length > 0 ? await deps.jobs.jobDatabases(jobId) : [] } : null;
+  };
+  const audienceOf = (jobId: string): Promise<JobAudience | null> => {
     let audience = audiences.get(jobId);
     if (audience === undefined) {
-      const job = deps.jobs.getJob(jobId);
-      audience = job ? { createdBy: job.createdBy, inputs: job.inputs, databases: job.inputs.length > 0 ? deps.jobs.jobDatabases(jobId) : [] } : null;
+      audience = lookUp(jobId).catch((err: unknown) => {
+        log.warn({ err, jobId }, 'looking up who may see a job failed: its events go to admins only');
+        audiences.delete(jobId);
+        return null;
+      });
       if (audiences.size >= MAX_AUDIENCES) audiences.clear();
       audiences.set(jobId, audience);
     }
     return audience;
   };
-  /** The streams that may see this job's events: none but admins' if the job is unknown. */
-  const watchersOf = (jobId: string): Client[] => {
-    if (clients.size === 0) return [];
-    const audience = audienceOf(jobId);
-    return [...clients].filter((c) => (audience ? maySeeJob(deps.users, c.user, audience) : c.user.role === 'admin'));
+  /** Calls `each` with the streams that may see this job's events: none but admins' if the job is unknown. */
+  const withWatchers = (jobId: string, each: (watchers: Client[]) => void): void => {
+    if (clients.size === 0) return;
+    void audienceOf(jobId).then((audience) => each([...clients].filter((c) => (audience ? maySeeJob(deps.users, c.user, audience) : c.user.role === 'admin'))));
   };
-  const toWatchers = (jobId: string, data: unknown) => {
-    for (const c of watchersOf(jobId)) write(c, 'job', data);
-  };
+  const toWatchers = (jobId: string, data: unknown) => withWatchers(jobId, (watchers) => watchers.forEach((c) => write(c, 'job', data)));
 
   const onArrival = (a: InstanceReceived) => {
     const data = {
@@ -83,26 +88,31 @@ export async function eventRoutes(app: FastifyInstance, deps: HttpDeps): Promise
     };
     for (const c of clients) if (maySeeArrival(deps.users, c.user, a.database)) write(c, 'arrival', data);
   };
-  const onQueued = (e: { jobId: string; pipeline: string }) => toWatchers(e.jobId, { type: 'queued', ...e });
-  const onStarted = (e: { jobId: string; pipeline: string; attempt: number }) => toWatchers(e.jobId, { type: 'started', ...e });
-  const onProgress = (e: { jobId: string; progress: number; message?: string }) => {
+  const onQueued = (e: JobQueued) => toWatchers(e.jobId, { type: 'queued', ...e });
+  const onStarted = (e: JobStarted) => toWatchers(e.jobId, { type: 'started', ...e });
+  const onProgress = (e: JobProgressed) => {
     const now = Date.now();
-    for (const c of watchersOf(e.jobId)) {
-      if (e.progress < 1 && now - (c.lastProgress.get(e.jobId) ?? 0) < PROGRESS_INTERVAL_MS) continue;
-      c.lastProgress.set(e.jobId, now);
-      write(c, 'job', { type: 'progress', ...e });
-    }
+    withWatchers(e.jobId, (watchers) => {
+      for (const c of watchers) {
+        if (e.progress < 1 && now - (c.lastProgress.get(e.jobId) ?? 0) < PROGRESS_INTERVAL_MS) continue;
+        c.lastProgress.set(e.jobId, now);
+        write(c, 'job', { type: 'progress', ...e });
+      }
+    });
   };
-  const onFinished = (e: { jobId: string; pipeline: string; status: string; error?: string }) => {
-    for (const c of clients) c.lastProgress.delete(e.jobId);
-    toWatchers(e.jobId, { type: 'finished', ...e });
-    audiences.delete(e.jobId);
+  const onFinished = (e: JobFinished) => {
+    withWatchers(e.jobId, (watchers) => {
+      for (const c of clients) c.lastProgress.delete(e.jobId);
+      for (const c of watchers) write(c, 'job', { type: 'finished', ...e });
+      audiences.delete(e.jobId);
+    });
+    if (clients.size === 0) audiences.delete(e.jobId);
   };
   deps.events.on('InstanceReceived', onArrival);
-  deps.engine.on('JobQueued', onQueued);
-  deps.engine.on('JobStarted', onStarted);
-  deps.engine.on('JobProgressed', onProgress);
-  deps.engine.on('JobFinished', onFinished);
+  deps.events.on('JobQueued', onQueued);
+  deps.events.on('JobStarted', onStarted);
+  deps.events.on('JobProgressed', onProgress);
+  deps.events.on('JobFinished', onFinished);
   const keepalive = setInterval(() => {
     for (const c of clients) send(c, ': keepalive\n\n');
   }, KEEPALIVE_MS);
@@ -113,10 +123,10 @@ export async function eventRoutes(app: FastifyInstance, deps: HttpDeps): Promise
     clearInterval(keepalive);
     for (const c of clients) c.res.end();
     deps.events.off('InstanceReceived', onArrival);
-    deps.engine.off('JobQueued', onQueued);
-    deps.engine.off('JobStarted', onStarted);
-    deps.engine.off('JobProgressed', onProgress);
-    deps.engine.off('JobFinished', onFinished);
+    deps.events.off('JobQueued', onQueued);
+    deps.events.off('JobStarted', onStarted);
+    deps.events.off('JobProgressed', onProgress);
+    deps.events.off('JobFinished', onFinished);
   });
 
   app.get('/api/events', {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { FromSchema } from 'json-schema-to-ts';
 import { dfError } from '../../../core/errors.ts';
-import type { JobRecord, JobStatus } from '../../../core/store/job-store.ts';
+import type { JobRecord, JobStatus } from '../../../core/store/job-queue.ts';
 import type { UserDefinition } from '../../../core/users.ts';
 import { RUNS_JOBS, requireRole } from '../auth.ts';
 import type { HttpDeps } from '../context.ts';
@@ -185,10 +185,10 @@ export async function jobRoutes(app: FastifyInstance, deps: HttpDeps): Promise<v
   // The list's filter in SQL; one job's check is maySeeJob (the same rule).
   const visibleTo = (user: UserDefinition) =>
     user.role === 'admin' ? undefined : { user: user.name, databases: deps.users.readable(user.name, deps.databases.map((d) => d.name)) };
-  const getJob = (request: FastifyRequest, id: string) => {
-    const j = deps.jobs.getJob(id);
+  const getJob = async (request: FastifyRequest, id: string) => {
+    const j = await deps.jobs.getJob(id);
     if (!j) throw dfError('DF_ERR_JOB_UNKNOWN', `no job ${id}`);
-    if (!maySeeJob(deps.users, request.user, { ...j, databases: j.inputs.length > 0 ? deps.jobs.jobDatabases(id) : [] })) {
+    if (!maySeeJob(deps.users, request.user, { ...j, databases: j.inputs.length > 0 ? await deps.jobs.jobDatabases(id) : [] })) {
       throw dfError('DF_ERR_FORBIDDEN', `user "${request.user.name}" may read none of the databases job ${id} works on`);
     }
     return j;
@@ -212,7 +212,7 @@ export async function jobRoutes(app: FastifyInstance, deps: HttpDeps): Promise<v
     handler: async (request) => {
       const q = request.query as FromSchema<typeof listQuery> & { limit: number };
       const iso = (t: string | undefined) => (t === undefined ? undefined : new Date(t).toISOString());
-      const jobs = deps.jobs.listJobs({
+      const jobs = await deps.jobs.listJobs({
         status: q.status as JobStatus | undefined,
         pipeline: q.pipeline,
         triggerOn: q.triggerOn,
@@ -226,7 +226,7 @@ export async function jobRoutes(app: FastifyInstance, deps: HttpDeps): Promise<v
         visibleTo: visibleTo(request.user),
       });
       const page = jobs.slice(0, q.limit);
-      const subjects = deps.jobs.jobSubjects(page.map((j) => j.id));
+      const subjects = await deps.jobs.jobSubjects(page.map((j) => j.id));
       return {
         jobs: page.map((j) => (subjects.has(j.id) ? { ...j, subject: subjects.get(j.id) } : j)),
         ...(jobs.length > q.limit ? { next: page[page.length - 1].id } : {}),
@@ -242,7 +242,7 @@ export async function jobRoutes(app: FastifyInstance, deps: HttpDeps): Promise<v
       response: { 200: jobDetail, ...authErrors, 404: errorReply },
     },
     handler: async (request) => {
-      const j = getJob(request, (request.params as FromSchema<typeof idParams>).id);
+      const j = await getJob(request, (request.params as FromSchema<typeof idParams>).id);
       const current = deps.pipelines.get(j.pipeline)?.hash;
       return {
         ...j,
@@ -261,7 +261,7 @@ export async function jobRoutes(app: FastifyInstance, deps: HttpDeps): Promise<v
     },
     handler: async (request) => {
       const { id } = request.params as FromSchema<typeof idParams>;
-      return summariseJob(getJob(request, id), deps.jobs.inputSeries(id));
+      return summariseJob(await getJob(request, id), await deps.jobs.inputSeries(id));
     },
   });
 
@@ -292,7 +292,7 @@ export async function jobRoutes(app: FastifyInstance, deps: HttpDeps): Promise<v
       },
     },
     handler: async (request, reply) => {
-      const j = getJob(request, (request.params as FromSchema<typeof idParams>).id);
+      const j = await getJob(request, (request.params as FromSchema<typeof idParams>).id);
       const q = request.query as { offset: number; limit?: number; level?: string };
       const least = LEVELS.indexOf(q.level ?? 'debug');
       const lines = (j.steps ?? []).flatMap((s) => s.log.filter((l) => LEVELS.indexOf(l.level) >= least).map((l) => ({ attempt: s.attempt, step: s.id, ...l })));
@@ -308,7 +308,7 @@ export async function jobRoutes(app: FastifyInstance, deps: HttpDeps): Promise<v
       params: idParams,
       response: { 200: { type: 'array', items: listedOutput }, ...authErrors, 404: errorReply },
     },
-    handler: async (request) => outputsOf(getJob(request, (request.params as FromSchema<typeof idParams>).id)),
+    handler: async (request) => outputsOf(await getJob(request, (request.params as FromSchema<typeof idParams>).id)),
   });
 
   app.get('/api/jobs/:id/outputs/:index', {
@@ -320,7 +320,7 @@ export async function jobRoutes(app: FastifyInstance, deps: HttpDeps): Promise<v
     },
     handler: async (request, reply) => {
       const { id, index } = request.params as FromSchema<typeof outputParams>;
-      const o = outputsOf(getJob(request, id))[index];
+      const o = outputsOf(await getJob(request, id))[index];
       if (!o || !o.downloadable || !o.path) throw dfError('DF_ERR_OUTPUT_UNKNOWN', `job ${id} has no downloadable output ${index}`);
       const name = path.basename(o.path).replace(/[^\w.-]/g, '_');
       return reply
@@ -340,7 +340,7 @@ export async function jobRoutes(app: FastifyInstance, deps: HttpDeps): Promise<v
     },
     handler: async (request, reply) => {
       const { id } = request.params as FromSchema<typeof idParams>;
-      const j = getJob(request, id);
+      const j = await getJob(request, id);
       const candidates = numberedOutputs(j).filter((o) => o.kind !== 'table' && o.path);
       // Stat off the event loop's critical path: a job may have a thousand outputs.
       const stats = await Promise.all(candidates.map((o) => fs.promises.stat(o.path!).catch(() => undefined)));
@@ -349,7 +349,7 @@ export async function jobRoutes(app: FastifyInstance, deps: HttpDeps): Promise<v
       const names = archiveNames(present.map(({ o }) => ({ step: o.step, name: path.basename(o.path!) })));
       const entries = present.map(({ o, size, mtimeMs }, i) => ({ name: `${id}/${names[i]}`, path: o.path!, size, mtimeMs }));
       const length = entries.reduce((n, e) => n + 512 + Math.ceil(e.size / 512) * 512, 1024);
-      deps.index.recordAudit(request.user.name, 'download', { jobId: id, files: entries.length });
+      await deps.index.recordAudit(request.user.name, 'download', { jobId: id, files: entries.length });
       return reply
         .type('application/x-tar')
         .header('content-disposition', `attachment; filename="job-${id.replace(/[^\w.-]/g, '_')}.tar"`)
@@ -372,9 +372,9 @@ export async function jobRoutes(app: FastifyInstance, deps: HttpDeps): Promise<v
     handler: async (request) => {
       requireRole(request.user, RUNS_JOBS, 'cancelling a job');
       const { id } = request.params as FromSchema<typeof idParams>;
-      getJob(request, id);
-      const cancelled = deps.engine.cancel(id);
-      deps.index.recordAudit(request.user.name, 'cancel', { jobId: id, cancelled });
+      await getJob(request, id);
+      const cancelled = await deps.engine.cancel(id);
+      await deps.index.recordAudit(request.user.name, 'cancel', { jobId: id, cancelled });
       return { cancelled };
     },
   });
@@ -393,9 +393,9 @@ export async function jobRoutes(app: FastifyInstance, deps: HttpDeps): Promise<v
       const body = request.body as { onBehalfOf?: string; pipelineVersion?: 'original' | 'current' } | null;
       const onBehalfOf = body?.onBehalfOf;
       if (onBehalfOf !== undefined) requireRole(request.user, ['admin'], 'rerunning on behalf of another user');
-      getJob(request, id);
-      const queued = deps.engine.rerun(id, onBehalfOf ?? request.user.name, body?.pipelineVersion ?? 'original');
-      deps.index.recordAudit(request.user.name, 'rerun', {
+      await getJob(request, id);
+      const queued = await deps.engine.rerun(id, onBehalfOf ?? request.user.name, body?.pipelineVersion ?? 'original');
+      await deps.index.recordAudit(request.user.name, 'rerun', {
         jobId: id,
         newJobId: queued.jobId,
         pipelineVersion: queued.pipelineVersion,
