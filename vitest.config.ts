@@ -5,6 +5,7 @@ import { defineConfig } from 'vitest/config';
 const onBothBackends = [
   'core/store/**/*.test.ts',
   'plugins/route/*.test.ts',
+  'plugins/deidentify/deidentify.test.ts',
   'test/integration/seed-deidentify-and-route.test.ts',
   'test/integration/pipeline.test.ts',
   'test/integration/route.test.ts',

@@ -80,11 +80,11 @@ export interface ApiToken {
 
 /** API tokens, kept only as hashes: a stolen index does not hand out working tokens. */
 export interface ApiTokenStore {
-  create(user: string, tokenHash: string, description?: string): ApiToken;
+  create(user: string, tokenHash: string, description?: string): Promise<ApiToken>;
   /** The token's record if the hash is known and not revoked; notes the use. */
-  findByHash(tokenHash: string): ApiToken | undefined;
-  list(user?: string): ApiToken[];
-  revoke(id: string): boolean;
+  findByHash(tokenHash: string): Promise<ApiToken | undefined>;
+  list(user?: string): Promise<ApiToken[]>;
+  revoke(id: string): Promise<boolean>;
 }
 
 /** A token is random (192 bits), so one SHA-256 is enough: there is nothing to brute-force. */
@@ -97,8 +97,8 @@ export function newTokenSecret(): string {
 }
 
 /** Makes a token for a configured user; the secret is returned once and never stored. */
-export function issueToken(store: ApiTokenStore, users: Users, user: string, description?: string): { token: string; record: ApiToken } {
+export async function issueToken(store: ApiTokenStore, users: Users, user: string, description?: string): Promise<{ token: string; record: ApiToken }> {
   users.get(user);
   const token = newTokenSecret();
-  return { token, record: store.create(user, hashToken(token), description) };
+  return { token, record: await store.create(user, hashToken(token), description) };
 }

@@ -314,7 +314,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
 
   await outboxSender.start();
   engine.start();
-  cluster.start();
+  await cluster.start();
   const watchFolders = config.watchFolders.map(
     (w) =>
       new WatchFolder(
@@ -354,7 +354,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
       loaded: pipelines.all().map((p) => ({ name: p.definition.name, enabled: p.definition.enabled, trigger: p.definition.trigger.on, file: p.file })),
       problems: pipelines.problems().map(formatProblem),
     },
-    cluster: cluster.view(),
+    cluster: await cluster.view(),
     engine: {
       nodeId: engine.nodeId,
       jobs: jobs.counts(),
@@ -387,7 +387,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
         associationsTotal: associations.total,
         jobs: jobs.counts(),
         pool: pool.utilization(),
-        cluster: cluster.view(),
+        cluster: await cluster.view(),
         queuedByPipeline: jobs.queuedByPipeline(),
       }),
       users,
@@ -396,7 +396,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
       engine,
       jobs,
       pipelines,
-      outbox: { status: () => outboxSender.status(), store: outbox, wake: () => outboxSender.wake() },
+      outbox: { status: () => outboxSender.status(), isDestination: (aeTitle) => outboxSender.isDestination(aeTitle), store: outbox, wake: () => outboxSender.wake() },
       validatePipeline: (text) => loadPipeline(text, '(posted)', plugins, { databases: databaseNames }).problems,
       index,
       databases: config.databases,
@@ -451,7 +451,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
       await outboxSender.close();
       await pool.destroy();
       objects.close();
-      cluster.stop();
+      await cluster.stop();
       index.close();
       // Last, once nothing is received or written any more. A marker that cannot be written
       // (a full disk) only means the next start checks recent objects: the safe side.

@@ -336,20 +336,20 @@ async function main(argv: string[]): Promise<void> {
       const { values, positionals } = parseArgs({ args: rest, options: { ...common, json: { type: 'boolean' }, all: { type: 'boolean' } }, allowPositionals: true, strict: true });
       if (positionals.length === 0) {
         if (values.all) throw usageError('--all goes with outbox retry DESTINATION');
-        printOutbox(configFrom(values), values.json === true);
+        await printOutbox(configFrom(values), values.json === true);
         return;
       }
       const [sub, destination, ...ids] = positionals;
       if (sub !== 'retry' || destination === undefined) throw usageError('outbox takes no argument, or retry DESTINATION (--all | ID...)');
       if ((values.all === true) === ids.length > 0) throw usageError('outbox retry needs --all or entry ids (not both)');
-      const n = retryOutbox(configFrom(values), destination, values.all ? 'all' : ids);
+      const n = await retryOutbox(configFrom(values), destination, values.all ? 'all' : ids);
       console.log(`${n} dead letter(s) for ${destination} queued again${n > 0 ? '; a running server sends them within a second' : ''}`);
       if (n === 0 && ids.length > 0) process.exitCode = 1;
       return;
     }
     case 'nodes': {
       const { values } = parseArgs({ args: rest, options: { ...common, json: { type: 'boolean' } }, strict: true });
-      printNodes(configFrom(values), values.json === true);
+      await printNodes(configFrom(values), values.json === true);
       return;
     }
     case 'pseudonyms': {
@@ -357,7 +357,7 @@ async function main(argv: string[]): Promise<void> {
       if (positionals.length !== 1) throw usageError('pseudonyms needs one value: a pseudonym, an original Patient ID ("ID\\ISSUER" when it has an issuer) or a UID');
       if (!values.user) throw usageError('pseudonyms needs --user NAME of an admin (the lookup is audited under it)');
       if (values.kind !== undefined && !['patient', 'study', 'series'].includes(values.kind)) throw usageError(`--kind must be patient, study or series, got "${values.kind}"`);
-      const rows = lookupPseudonyms(configFrom(values), positionals[0], values.user, values.kind);
+      const rows = await lookupPseudonyms(configFrom(values), positionals[0], values.user, values.kind);
       if (values.json) console.log(JSON.stringify(rows, null, 2));
       else {
         printTable(['kind', 'original', 'pseudonym', 'name', 'date offset', 'created', 'by'], rows.map((r) => [r.kind, r.original, r.pseudonym, r.originalName ?? '', r.dateOffsetDays === undefined ? '' : `${r.dateOffsetDays} d`, r.createdAt, r.createdBy ?? '']));
@@ -387,19 +387,19 @@ async function main(argv: string[]): Promise<void> {
       const [sub, ...args] = positionals;
       if (sub === 'create' && args.length === 0) {
         if (!values.user) throw usageError('token create needs --user NAME');
-        const { token, record } = createToken(configFrom(values), values.user, values.description);
+        const { token, record } = await createToken(configFrom(values), values.user, values.description);
         console.error(`token ${record.id} for ${record.user}; it is shown this once, keep it safe:`);
         console.log(token);
         return;
       }
       if (sub === 'list' && args.length === 0) {
-        const list = listTokens(configFrom(values), values.user);
+        const list = await listTokens(configFrom(values), values.user);
         if (values.json) console.log(JSON.stringify(list, null, 2));
         else for (const t of list) console.log(`${t.id}  ${t.user}  created ${t.createdAt}  last used ${t.lastUsedAt ?? 'never'}${t.description ? `  ${t.description}` : ''}`);
         return;
       }
       if (sub === 'revoke' && args.length === 1) {
-        revokeToken(configFrom(values), args[0]);
+        await revokeToken(configFrom(values), args[0]);
         console.log(`token ${args[0]} revoked`);
         return;
       }

@@ -33,6 +33,10 @@ export interface ClusterView {
  * This node in the list of nodes sharing the index: registered at start, a heartbeat with its
  * load every few seconds, marked stopped at a clean stop. A node whose heartbeat is older than
  * three intervals is shown as not alive (its jobs are taken over when their leases expire).
+ *
+ * A heartbeat is a statement like any other: when the database stalls it resolves late (or
+ * fails, and is logged), and no second one is sent while the first is still waiting, so a
+ * stall never piles writes up on the pool.
  */
 export class ClusterNode {
   private readonly o: ClusterNodeOptions;
@@ -40,6 +44,10 @@ export class ClusterNode {
   private timer: NodeJS.Timeout | undefined;
   private lastCpu = process.cpuUsage();
   private lastAt = process.hrtime.bigint();
+  /** The heartbeat under way, if one is. */
+  private beating: Promise<void> | undefined;
+  /** A beat was skipped waiting for the one under way (logged once per stall). */
+  private skipped = false;
 
   constructor(options: ClusterNodeOptions) {
     this.o = options;
@@ -50,16 +58,33 @@ export class ClusterNode {
     return this.o.name;
   }
 
-  start(): void {
-    this.o.nodes.started(this.o.name, this.sample());
-    this.timer = setInterval(() => {
-      try {
-        this.o.nodes.heartbeat(this.o.name, this.sample());
-      } catch (err) {
-        this.o.log.error({ err }, 'writing the node heartbeat failed');
-      }
-    }, this.intervalMs);
+  async start(): Promise<void> {
+    await this.o.nodes.started(this.o.name, this.sample());
+    this.timer = setInterval(() => this.beat(), this.intervalMs);
     this.timer.unref();
+  }
+
+  private beat(): void {
+    if (this.beating) {
+      if (!this.skipped) {
+        this.skipped = true;
+        this.o.log.warn({ intervalMs: this.intervalMs }, 'the node heartbeat waits for the index; beats are skipped until it answers');
+      }
+      return;
+    }
+    const sentAt = Date.now();
+    this.beating = this.o.nodes
+      .heartbeat(this.o.name, this.sample())
+      .then(
+        () => {
+          if (this.skipped) this.o.log.info({ waitedMs: Date.now() - sentAt }, 'the node heartbeat was written again');
+        },
+        (err: unknown) => this.o.log.error({ err, waitedMs: Date.now() - sentAt }, 'writing the node heartbeat failed'),
+      )
+      .finally(() => {
+        this.beating = undefined;
+        this.skipped = false;
+      });
   }
 
   /** The process's own figures beside what the server reports. */
@@ -81,14 +106,15 @@ export class ClusterNode {
     };
   }
 
-  view(): ClusterView {
+  async view(): Promise<ClusterView> {
+    const list = await this.o.nodes.list();
     const now = Date.now();
     return {
       backend: this.o.backend,
       location: this.o.location,
       node: this.o.name,
       heartbeatSeconds: this.intervalMs / 1000,
-      nodes: this.o.nodes.list().map((n) => ({
+      nodes: list.map((n) => ({
         ...n,
         alive: nodeAlive(n, this.intervalMs, now),
         self: n.name === this.o.name,
@@ -96,10 +122,12 @@ export class ClusterNode {
     };
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     clearInterval(this.timer);
+    // After the last heartbeat, so none lands on a closed database.
+    await this.beating;
     try {
-      this.o.nodes.stopped(this.o.name);
+      await this.o.nodes.stopped(this.o.name);
     } catch (err) {
       this.o.log.warn({ err }, 'marking this node stopped failed');
     }

@@ -3,7 +3,8 @@
  * own reference to the bytes (a hard link, or a copy across file systems, under the outbox
  * directory), so a pipeline may delete the received copy before delivery happens. Entries move
  * queued → sending → delivered, or back to queued with a later attempt time, or to dead after
- * the destination's maxAttempts; a dead entry waits for an operator to reschedule it.
+ * the destination's maxAttempts; a dead entry waits for an operator to reschedule it. Every
+ * method returns a promise: the outbox lives in the index database (SQLite or PostgreSQL).
  */
 
 export type OutboxState = 'queued' | 'sending' | 'delivered' | 'dead';
@@ -77,24 +78,26 @@ export interface OutboxStore {
    */
   enqueue(entries: NewOutboxEntry[]): Promise<OutboxEntry[]>;
   /** Due entries of one destination, marked sending under a lease (expired leases are taken over). */
-  claim(destination: string, owner: string, leaseMs: number, now: string, limit: number): OutboxEntry[];
+  claim(destination: string, owner: string, leaseMs: number, now: string, limit: number): Promise<OutboxEntry[]>;
   /** Acknowledged by the peer: the outbox's copy of the bytes is removed. */
   markDelivered(id: string, result: { status: number; sentTransferSyntaxUid: string }): Promise<void>;
   /** A failed attempt: queued again at retryAt, or dead. */
-  markFailed(id: string, failure: OutboxFailure): void;
+  markFailed(id: string, failure: OutboxFailure): Promise<void>;
   /** Extends the leases `owner` holds on these entries (sends still under way). */
-  renewLeases(owner: string, ids: string[], until: string): void;
+  renewLeases(owner: string, ids: string[], until: string): Promise<void>;
   /** Claimed but never tried (shutdown): queued again, the attempt not counted. */
-  release(ids: string[]): void;
+  release(ids: string[]): Promise<void>;
   /** After a crash or stop: entries left sending (by this owner, or by anyone) are queued again (at least once). */
-  requeueInterrupted(owner?: string): number;
+  requeueInterrupted(owner?: string): Promise<number>;
   /** Dead entries of a destination (all, or these ids) queued again now with fresh attempts. */
-  retryDead(destination: string, ids?: string[]): number;
-  get(ids: string[]): OutboxEntry[];
-  list(filter: { destination?: string; state?: OutboxState; jobId?: string; limit?: number }): OutboxEntry[];
-  counts(): DestinationCounts[];
+  retryDead(destination: string, ids?: string[]): Promise<number>;
+  /** The entries of these ids, in their order (unknown ids left out). */
+  get(ids: string[]): Promise<OutboxEntry[]>;
+  /** A listing (oldest first, `limit` default 1000); a long read, off the event loop on SQLite. */
+  list(filter: { destination?: string; state?: OutboxState; jobId?: string; limit?: number }): Promise<OutboxEntry[]>;
+  counts(): Promise<DestinationCounts[]>;
   /** Queued entries that were tried and failed at least once (waiting for their retry), per destination. */
-  retryingCounts(): Record<string, number>;
+  retryingCounts(): Promise<Record<string, number>>;
   /**
    * Removes outbox files no entry refers to (left by a crash between link and commit). With
    * other nodes writing, only files linked more than `graceMs` ago (one may be committing now).

@@ -35,9 +35,9 @@ export interface PseudonymStore {
    * A per-installation secret (32 random bytes, hex), created on first use and shared by every
    * node on the index: replacement UIDs derive from it, so runs and nodes agree.
    */
-  secret(name: string): string;
+  secret(name: string): Promise<string>;
   /** Records each row unless its (kind, original) is already there; returns the rows as stored. */
-  record(rows: NewPseudonym[], createdBy: string): PseudonymRecord[];
+  record(rows: NewPseudonym[], createdBy: string): Promise<PseudonymRecord[]>;
   /** The rows whose original or pseudonym equals `value` (either way round; a Patient ID alone matches "ID\\"), of a kind or all. */
-  find(value: string, kind?: PseudonymKind): PseudonymRecord[];
+  find(value: string, kind?: PseudonymKind): Promise<PseudonymRecord[]>;
 }

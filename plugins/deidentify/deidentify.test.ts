@@ -8,7 +8,7 @@ import type { EngineServices } from '../../core/jobs/services.ts';
 import { createStepContext, type StepContextSeed } from '../../core/jobs/step-context.ts';
 import type { StepInput, StepOutput } from '../../core/plugin.ts';
 import { PluginRegistry, type RegisteredPlugin } from '../../core/plugin-registry.ts';
-import { openIndexDatabase } from '../../core/store/sql/open.ts';
+import { openTestIndexDatabase } from '../../test/helpers/test-index.ts';
 import type { SqlDb } from '../../core/store/sql/sql-db.ts';
 import { SqlPseudonyms } from '../../core/store/sql/sql-pseudonyms.ts';
 import { compress, ctSeries, petSeries, secondaryCaptureRgb, SopClass, TransferSyntax, type BuiltSeries } from '../../test/fixtures/builder.ts';
@@ -27,8 +27,8 @@ let db: SqlDb;
 let pseudonyms: SqlPseudonyms;
 let registered: RegisteredPlugin;
 let voiRegistered: RegisteredPlugin;
-afterAll(() => {
-  db?.close();
+afterAll(async () => {
+  await db?.close();
   if (!process.env.DF_KEEP) fs.rmSync(root, { recursive: true, force: true });
 });
 
@@ -81,7 +81,7 @@ const value = (dict: Record<string, any>, tag: string) => {
 const emitted = (outputs: StepOutput[]) => outputs.filter((o) => o.kind === 'instance').map((o) => o.path!);
 
 beforeAll(async () => {
-  db = openIndexDatabase({ dataDir: root });
+  db = await openTestIndexDatabase(root);
   pseudonyms = new SqlPseudonyms(db);
   const registry = new PluginRegistry();
   registry.register(plugin, new URL('./index.ts', import.meta.url).href);
@@ -185,8 +185,8 @@ describe('deidentify', () => {
     for (const s of FORBIDDEN) expect(original).toContain(s);
   });
 
-  it('gives a pseudonym from the table, keeps what SUV needs, shifts dates by one offset and keeps times', () => {
-    const [patient] = pseudonyms.find(PATIENT.patientId + '\\', 'patient');
+  it('gives a pseudonym from the table, keeps what SUV needs, shifts dates by one offset and keeps times', async () => {
+    const [patient] = await pseudonyms.find(PATIENT.patientId + '\\', 'patient');
     expect(patient).toMatchObject({ originalName: PATIENT.patientName, createdBy: 'pipeline research, job first' });
     expect(patient.pseudonym).toMatch(/^ANON[A-Z2-7]{12}$/);
     expect(patient.dateOffsetDays).toBeLessThanOrEqual(-365);
@@ -226,7 +226,7 @@ describe('deidentify', () => {
     expect(value(d, '00191002')).toBe('SAFE VALUE');
   });
 
-  it('replaces every instance UID consistently, so references between objects still match', () => {
+  it('replaces every instance UID consistently, so references between objects still match', async () => {
     const [a, b, m] = files.map(readDict);
     for (const d of [a, b, m]) {
       for (const tag of ['00080018', '0020000D', '0020000E', '00200052']) expect(value(d, tag)).toMatch(/^2\.25\.\d+$/);
@@ -243,7 +243,7 @@ describe('deidentify', () => {
     expect(series['0020000E'].Value[0]).toBe(value(a, '0020000E'));
     expect(series['0008114A'].Value[0]['00081155'].Value[0]).toBe(value(b, '00080018'));
     // The study and series mapping is in the table for people allowed to re-identify.
-    expect(pseudonyms.find(value(a, '0020000D'), 'study')).toMatchObject([{ original: ct.studyInstanceUid }]);
+    expect(await pseudonyms.find(value(a, '0020000D'), 'study')).toMatchObject([{ original: ct.studyInstanceUid }]);
   });
 
   it('gives the same pseudonym and UIDs in another run and another study of the patient', async () => {
@@ -255,7 +255,7 @@ describe('deidentify', () => {
     const d = readDict(otherFile);
     expect(value(d, '00100020')).toBe(value(readDict(files[0]), '00100020'));
     expect(value(d, '0020000D')).not.toBe(value(readDict(files[0]), '0020000D'));
-    expect(pseudonyms.find(PATIENT.patientId + '\\', 'patient')).toHaveLength(1);
+    expect(await pseudonyms.find(PATIENT.patientId + '\\', 'patient')).toHaveLength(1);
   });
 
   it('leaves out objects that may have burned-in annotation, or fails on them when asked', async () => {

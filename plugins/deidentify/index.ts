@@ -90,12 +90,12 @@ export default definePlugin({
     }
     const batches: string[][] = [];
     for (let i = 0; i < files.length; i += options.batchSize) batches.push(files.slice(i, i + options.batchSize));
-    const secretHex = store.secret(SECRET_NAME);
+    const secretHex = await store.secret(SECRET_NAME);
 
     const identities = (await Promise.all(batches.map((b) => ctx.runTask<PatientIdentity[]>(TASKS, 'identifyPatients', { files: b })))).flat();
     const names = new Map(identities.map((i) => [i.key, i.name]));
     const createdBy = `pipeline ${ctx.job.pipeline}, job ${ctx.job.id}`;
-    const recorded = store.record(
+    const recorded = await store.record(
       [...names].map(([key, name]) => ({ kind: 'patient' as const, original: key, ...pseudonymFor(secretHex, key), originalName: name })),
       createdBy,
     );
@@ -133,7 +133,7 @@ export default definePlugin({
       if (r.studyInstanceUid) uidRows.set(`study ${r.studyInstanceUid[0]}`, { kind: 'study', original: r.studyInstanceUid[0], pseudonym: r.studyInstanceUid[1] });
       if (r.seriesInstanceUid) uidRows.set(`series ${r.seriesInstanceUid[0]}`, { kind: 'series', original: r.seriesInstanceUid[0], pseudonym: r.seriesInstanceUid[1] });
     }
-    store.record([...uidRows.values()], createdBy);
+    await store.record([...uidRows.values()], createdBy);
     for (const r of written) ctx.emitInstance(r.path!, 'de-identified');
     const refused = results.filter((r) => r.status === 'refused');
     for (const r of refused) ctx.log.warn(`left out ${r.originalSopInstanceUid}: it may have burned-in annotation (${r.reason})`, { file: r.source });

@@ -100,7 +100,7 @@ export default definePlugin({
     }
     const ids = queued.map((e) => e.id);
     for (;;) {
-      const now = services.outbox.get(ids);
+      const now = await services.outbox.get(ids);
       const delivered = now.filter((e) => e.state === 'delivered').length;
       const dead = now.filter((e) => e.state === 'dead');
       ctx.progress((delivered + dead.length) / ids.length, `${delivered} of ${ids.length} delivered`);

@@ -1,6 +1,6 @@
 import type { ResolvedConfig } from '../../core/config/load.ts';
 import { openIndexDatabase } from '../../core/store/sql/open.ts';
-import { SqlJobs } from '../../core/store/sql/sql-jobs.ts';
+import { sqlJobStores } from '../../core/store/sql/sql-job-stores.ts';
 import { SqlNodes } from '../../core/store/sql/sql-nodes.ts';
 import { nodeAlive } from '../cluster-node.ts';
 import { printTable } from './jobs.ts';
@@ -9,12 +9,12 @@ import { printTable } from './jobs.ts';
  * `dicomflow nodes`: the nodes on this index with their last heartbeat and load, and the
  * cluster's queue, read from the index itself (no server needed: it works with nodes down).
  */
-export function printNodes(config: ResolvedConfig, json: boolean): void {
-  const db = openIndexDatabase(config, { existing: true });
+export async function printNodes(config: ResolvedConfig, json: boolean): Promise<void> {
+  const db = await openIndexDatabase(config, { existing: true });
   try {
-    const nodes = new SqlNodes(db).list().map((n) => ({ ...n, alive: nodeAlive(n) }));
-    const jobs = new SqlJobs(db);
-    const queue = { counts: jobs.counts(), queuedByPipeline: jobs.queuedByPipeline() };
+    const nodes = (await new SqlNodes(db).list()).map((n) => ({ ...n, alive: nodeAlive(n) }));
+    const jobs = sqlJobStores(db).queue;
+    const queue = { counts: await jobs.counts(), queuedByPipeline: await jobs.queuedByPipeline() };
     if (json) {
       console.log(JSON.stringify({ backend: db.dialect, location: db.location, nodes, queue }, null, 2));
       return;
@@ -50,6 +50,6 @@ export function printNodes(config: ResolvedConfig, json: boolean): void {
     const queued = Object.entries(queue.queuedByPipeline).map(([p, n]) => `${p} ${n}`).join(', ');
     console.log(`jobs: ${queue.counts.queued} queued${queued ? ` (${queued})` : ''}, ${queue.counts.running} running, ${queue.counts.failed} failed`);
   } finally {
-    db.close();
+    await db.close();
   }
 }

@@ -10,29 +10,31 @@ import { SqlOutbox } from '../../core/store/sql/sql-outbox.ts';
  * `dicomflow outbox` and `dicomflow outbox retry`: on the data directory directly, whether or not
  * the server runs (a running server picks rescheduled entries up within a second).
  */
-function openOutbox(config: ResolvedConfig): { outbox: SqlOutbox; close: () => void } {
-  const index = new SqlIndex(openIndexDatabase(config, { existing: true }));
+async function openOutbox(config: ResolvedConfig): Promise<{ outbox: SqlOutbox; close: () => Promise<void> }> {
+  const index = new SqlIndex(await openIndexDatabase(config, { existing: true }));
   return { outbox: new SqlOutbox(index.connection, path.join(config.dataDir, 'outbox')), close: () => index.close() };
 }
 
 /** Per destination (every configured one, and any with entries): the figures and the dead letters' ids. */
-export function outboxStatus(config: ResolvedConfig): (DestinationCounts & { configured: boolean; deadIds: string[] })[] {
-  const { outbox, close } = openOutbox(config);
+export async function outboxStatus(config: ResolvedConfig): Promise<(DestinationCounts & { configured: boolean; deadIds: string[] })[]> {
+  const { outbox, close } = await openOutbox(config);
   try {
-    const counts = new Map(outbox.counts().map((c) => [c.destination, c]));
+    const counts = new Map((await outbox.counts()).map((c) => [c.destination, c]));
     const names = [...new Set([...config.remoteNodes.map((n) => n.aeTitle), ...counts.keys()])];
-    return names.map((name) => ({
-      ...(counts.get(name) ?? { destination: name, queued: 0, sending: 0, delivered: 0, dead: 0, nextAttemptAt: null, lastError: null, lastErrorAt: null, lastDeliveredAt: null }),
-      configured: config.remoteNodes.some((n) => n.aeTitle === name),
-      deadIds: outbox.list({ destination: name, state: 'dead', limit: 100 }).map((e) => e.id),
-    }));
+    return await Promise.all(
+      names.map(async (name) => ({
+        ...(counts.get(name) ?? { destination: name, queued: 0, sending: 0, delivered: 0, dead: 0, nextAttemptAt: null, lastError: null, lastErrorAt: null, lastDeliveredAt: null }),
+        configured: config.remoteNodes.some((n) => n.aeTitle === name),
+        deadIds: (await outbox.list({ destination: name, state: 'dead', limit: 100 })).map((e) => e.id),
+      })),
+    );
   } finally {
-    close();
+    await close();
   }
 }
 
-export function printOutbox(config: ResolvedConfig, json: boolean): void {
-  const rows = outboxStatus(config);
+export async function printOutbox(config: ResolvedConfig, json: boolean): Promise<void> {
+  const rows = await outboxStatus(config);
   if (json) {
     console.log(JSON.stringify(rows, null, 2));
     return;
@@ -59,13 +61,13 @@ export function printOutbox(config: ResolvedConfig, json: boolean): void {
 }
 
 /** Queues dead letters of a destination again (all, or the given ids); returns how many. */
-export function retryOutbox(config: ResolvedConfig, destination: string, ids: string[] | 'all'): number {
-  const { outbox, close } = openOutbox(config);
+export async function retryOutbox(config: ResolvedConfig, destination: string, ids: string[] | 'all'): Promise<number> {
+  const { outbox, close } = await openOutbox(config);
   try {
-    const known = config.remoteNodes.some((n) => n.aeTitle === destination) || outbox.counts().some((c) => c.destination === destination);
+    const known = config.remoteNodes.some((n) => n.aeTitle === destination) || (await outbox.counts()).some((c) => c.destination === destination);
     if (!known) throw dfError('DF_ERR_DESTINATION_UNKNOWN', `no remote node "${destination}" in remoteNodes and no outbox entries for it (configured: ${config.remoteNodes.map((n) => n.aeTitle).join(', ') || 'none'})`);
-    return outbox.retryDead(destination, ids === 'all' ? undefined : ids);
+    return await outbox.retryDead(destination, ids === 'all' ? undefined : ids);
   } finally {
-    close();
+    await close();
   }
 }

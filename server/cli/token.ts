@@ -12,41 +12,41 @@ import { BOOTSTRAP_ADMIN, issueToken, Users, type ApiToken } from '../../core/us
  * there may already read data/admin-token). A running server sees a new or revoked token at
  * its next request. Listing and revoking need an index already; a first token may come before it.
  */
-function open(config: ResolvedConfig, existing = false) {
-  const index = new SqlIndex(openIndexDatabase(config, { existing }));
+async function open(config: ResolvedConfig, existing = false) {
+  const index = new SqlIndex(await openIndexDatabase(config, { existing }));
   const users = new Users(config.users.some((u) => u.name === BOOTSTRAP_ADMIN.name) ? config.users : [...config.users, BOOTSTRAP_ADMIN]);
   return { index, tokens: new SqlApiTokens(index.connection), users };
 }
 
 const actor = () => `${os.userInfo().username} (command line)`;
 
-export function createToken(config: ResolvedConfig, user: string, description?: string): { token: string; record: ApiToken } {
-  const { index, tokens, users } = open(config);
+export async function createToken(config: ResolvedConfig, user: string, description?: string): Promise<{ token: string; record: ApiToken }> {
+  const { index, tokens, users } = await open(config);
   try {
     if (!users.has(user)) throw dfError('DF_ERR_USAGE', `unknown user "${user}": add it to "users" in the configuration (configured: ${users.list().map((u) => u.name).join(', ')})`);
-    const made = issueToken(tokens, users, user, description);
-    index.recordAudit(actor(), 'token-create', { tokenId: made.record.id, for: user });
+    const made = await issueToken(tokens, users, user, description);
+    await index.recordAudit(actor(), 'token-create', { tokenId: made.record.id, for: user });
     return made;
   } finally {
-    index.close();
+    await index.close();
   }
 }
 
-export function listTokens(config: ResolvedConfig, user?: string): ApiToken[] {
-  const { index, tokens } = open(config, true);
+export async function listTokens(config: ResolvedConfig, user?: string): Promise<ApiToken[]> {
+  const { index, tokens } = await open(config, true);
   try {
-    return tokens.list(user);
+    return await tokens.list(user);
   } finally {
-    index.close();
+    await index.close();
   }
 }
 
-export function revokeToken(config: ResolvedConfig, id: string): void {
-  const { index, tokens } = open(config, true);
+export async function revokeToken(config: ResolvedConfig, id: string): Promise<void> {
+  const { index, tokens } = await open(config, true);
   try {
-    if (!tokens.revoke(id)) throw dfError('DF_ERR_TOKEN_UNKNOWN', `no token ${id} in force`);
-    index.recordAudit(actor(), 'token-revoke', { tokenId: id });
+    if (!(await tokens.revoke(id))) throw dfError('DF_ERR_TOKEN_UNKNOWN', `no token ${id} in force`);
+    await index.recordAudit(actor(), 'token-revoke', { tokenId: id });
   } finally {
-    index.close();
+    await index.close();
   }
 }

@@ -49,7 +49,8 @@ export interface ScpSettings {
   /** PS3.7 D.3.3.7 User Identity Negotiation: what an association must present. */
   requireUserIdentity?: 'off' | 'username' | 'passcode';
   /** Whether a presented identity is a configured user (with its passcode, when one is required). */
-  verifyUser?: (name: string, passcode: string | undefined) => boolean;
+  /** Looks the user (and token) up in the index: the negotiation resumes when it answers. */
+  verifyUser?: (name: string, passcode: string | undefined) => Promise<boolean>;
   /** What the caller may do where its called AE title leads (server/dimse/access.ts). */
   access: (caller: Caller, target: { database: string; dicomdirAeTitle?: string }) => Rights;
 }
@@ -125,6 +126,8 @@ export class DicomflowScp extends Scp {
   private calledAeTitle = '';
   /** The user the association identified itself as (verified), recorded with each arrival. */
   private userName: string | undefined;
+  /** The index's answer on the A-ASSOCIATE-RQ's user identity, once it came. */
+  private identityVerdict: 'accepted' | 'refused' | 'unavailable' | undefined;
   private database: string;
   private readonly framed: FramedSocket;
   /** C-GET sub-operations: our C-STORE requests back to the peer on this association. */
@@ -241,7 +244,15 @@ export class DicomflowScp extends Scp {
       const user = presented ? association.getUserIdentityPrimaryField() : undefined;
       const passcode = type === IDENTITY_USERNAME_PASSCODE ? association.getUserIdentitySecondaryField() : undefined;
       const usable = mode === 'username' ? type === IDENTITY_USERNAME || type === IDENTITY_USERNAME_PASSCODE : type === IDENTITY_USERNAME_PASSCODE;
-      if (!usable || !user || !s.verifyUser?.(user, mode === 'passcode' ? passcode : undefined)) {
+      if (usable && user && s.verifyUser && this.identityVerdict === undefined) {
+        void this.verifyIdentity(association, s.verifyUser, user, mode === 'passcode' ? passcode : undefined);
+        return;
+      }
+      if (this.identityVerdict === 'unavailable') {
+        log.warn({ code: 'DF_ERR_USER_IDENTITY', user: user ?? null }, 'association rejected: the user identity could not be checked (index unavailable)');
+        return this.reject(RejectResult.Transient, RejectSource.ServiceUser, RejectReason.NoReasonGiven);
+      }
+      if (!usable || !user || this.identityVerdict !== 'accepted') {
         log.warn({ code: 'DF_ERR_USER_IDENTITY', identityType: type ?? null, user: user ?? null }, 'association rejected: user identity missing or not accepted');
         return this.reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.NoReasonGiven);
       }
@@ -333,6 +344,21 @@ export class DicomflowScp extends Scp {
     }
     association.setMaxPduLength(peerMaxPduLength);
     this.framed.peerMaxPduLength = peerMaxPduLength;
+  }
+
+  /**
+   * The token lookup awaits the index (never the event loop); the negotiation then runs again
+   * from the start with the verdict, unless the peer went away meanwhile.
+   */
+  private async verifyIdentity(association: Association, verify: (name: string, passcode: string | undefined) => Promise<boolean>, user: string, passcode: string | undefined): Promise<void> {
+    try {
+      this.identityVerdict = (await verify(user, passcode)) ? 'accepted' : 'refused';
+    } catch (err) {
+      this.log.error({ err, user }, 'checking the user identity failed');
+      this.identityVerdict = 'unavailable';
+    }
+    if (this.framed.socket.destroyed) return;
+    this.associationRequested(association);
   }
 
   private peerKey(): string {

@@ -3,7 +3,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isDfError } from '../../core/errors.ts';
-import { Users } from '../../core/users.ts';
+import { hashToken, Users, type ApiToken } from '../../core/users.ts';
 import { guardRoutes, publicScope } from './access.ts';
 
 describe('guardRoutes', () => {
@@ -11,10 +11,21 @@ describe('guardRoutes', () => {
   let base: string;
   const ran: string[] = [];
   const adminToken = 'dft_test-admin-token';
+  const aliceToken = 'dft_test-alice-token';
+  /** Token hashes looked up in the (asynchronous) store, in order. */
+  const lookedUp: string[] = [];
+  const tokens = {
+    async findByHash(hash: string): Promise<ApiToken | undefined> {
+      lookedUp.push(hash);
+      // An index that answers a little later, as PostgreSQL does.
+      await new Promise((resolve) => setImmediate(resolve));
+      return hash === hashToken(aliceToken) ? { id: 't1', user: 'alice', createdAt: '2026-01-01T00:00:00.000Z' } : undefined;
+    },
+  };
 
   beforeAll(async () => {
     app = Fastify();
-    guardRoutes(app, { adminToken, users: new Users([]), tokens: { findByHash: () => undefined } as never });
+    guardRoutes(app, { adminToken, users: new Users([{ name: 'alice', role: 'reader' }]), tokens: tokens as never });
     app.setErrorHandler((err, _request, reply) => reply.code(isDfError(err, 'DF_ERR_UNAUTHORIZED') ? 401 : 500).send({ code: isDfError(err) ? err.code : 'other' }));
     app.get('/api/guarded', async (request) => {
       ran.push('guarded');
@@ -47,6 +58,21 @@ describe('guardRoutes', () => {
     }
     expect(ran).toEqual([]);
     expect(await get('/api/guarded', adminToken)).toEqual({ status: 200, body: JSON.stringify({ user: 'admin' }) });
+  });
+
+  it('admits a token the store finds (awaited), on the matched route whatever the spelling', async () => {
+    for (const route of ['/api/guarded', '/%61pi/guarded']) {
+      expect(await get(route, aliceToken)).toEqual({ status: 200, body: JSON.stringify({ user: 'alice' }) });
+    }
+    expect(lookedUp.filter((h) => h === hashToken(aliceToken))).toHaveLength(2);
+  });
+
+  it('never looks a token up for a public route or an unknown one (the health probe does not wait for the index)', async () => {
+    lookedUp.length = 0;
+    expect(await get('/api/public', aliceToken)).toMatchObject({ status: 200 });
+    expect(await get('/page.js', aliceToken)).toMatchObject({ status: 200 });
+    expect(await get('/api/no-such-route', aliceToken)).toMatchObject({ status: 404 });
+    expect(lookedUp).toEqual([]);
   });
 
   it('answers public routes and a public scope without a token, and a public handler that reads the user gets 401', async () => {

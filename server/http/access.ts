@@ -36,7 +36,8 @@ export function guardRoutes(app: FastifyInstance, deps: Pick<HttpDeps, 'adminTok
   });
   app.addHook('onRequest', async (request: AdmittedRequest) => {
     if (request.is404 || request.routeOptions.config.public === true) return;
-    request[admittedUser] = authenticate(request.headers.authorization, deps);
+    // The token lookup awaits the index; the route (and whether it is public) is already decided.
+    request[admittedUser] = await authenticate(request.headers.authorization, deps);
   });
 }
 

@@ -39,12 +39,12 @@ export function bearerToken(header: string | undefined): string | undefined {
   return m?.[1];
 }
 
-/** The user a bearer token stands for; throws DF_ERR_UNAUTHORIZED. */
-export function authenticate(header: string | undefined, o: { adminToken: string; tokens: ApiTokenStore; users: Users }): UserDefinition {
+/** The user a bearer token stands for; rejects with DF_ERR_UNAUTHORIZED. */
+export async function authenticate(header: string | undefined, o: { adminToken: string; tokens: ApiTokenStore; users: Users }): Promise<UserDefinition> {
   const presented = bearerToken(header);
   if (!presented) throw dfError('DF_ERR_UNAUTHORIZED', 'send "Authorization: Bearer <token>" (a token from `dicomflow token create --user NAME`, or data/admin-token)');
   if (tokenMatches(presented, o.adminToken)) return o.users.has(BOOTSTRAP_ADMIN.name) ? o.users.get(BOOTSTRAP_ADMIN.name) : BOOTSTRAP_ADMIN;
-  const record = o.tokens.findByHash(hashToken(presented));
+  const record = await o.tokens.findByHash(hashToken(presented));
   if (!record) throw dfError('DF_ERR_UNAUTHORIZED', 'the bearer token is unknown or revoked');
   // A token outlives a user removed from the configuration, but no longer opens anything.
   if (!o.users.has(record.user)) throw dfError('DF_ERR_UNAUTHORIZED', `the token's user "${record.user}" is no longer configured`);

@@ -64,7 +64,9 @@ export interface HttpDeps {
   eventStreams: { perUser: number; total: number };
   /** The routing outbox: per-destination figures, entries, and rescheduling dead letters. */
   outbox?: {
-    status(): (DestinationCounts & { associations: number; host: string; port: number })[];
+    status(): Promise<(DestinationCounts & { associations: number; host: string; port: number })[]>;
+    /** Whether a remote node of this AE title is configured (no index read). */
+    isDestination(aeTitle: string): boolean;
     store: Pick<OutboxStore, 'list' | 'retryDead' | 'retryingCounts' | 'enqueue'>;
     wake(): void;
   };

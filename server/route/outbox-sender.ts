@@ -77,6 +77,12 @@ export class OutboxSender {
   private readonly claimed = new Set<string>();
   private closing = false;
   private transcoder: Piscina | undefined;
+  /** The look for due entries under way (claims await the index): one at a time. */
+  private ticking: Promise<void> | undefined;
+  /** Woken while a look was under way: look again as soon as it ends. */
+  private tickAgain = false;
+  /** The lease renewal under way: none is sent while one still waits for the index. */
+  private renewing: Promise<void> | undefined;
 
   private get leaseMs(): number {
     return this.o.leaseMs ?? 30_000;
@@ -90,24 +96,38 @@ export class OutboxSender {
 
   /** Entries a stop or crash left sending are queued again; files without an entry go. */
   async start(): Promise<void> {
-    const requeued = this.o.outbox.requeueInterrupted(this.o.shared ? this.owner : undefined);
+    const requeued = await this.o.outbox.requeueInterrupted(this.o.shared ? this.owner : undefined);
     // Another node may be between linking a file and committing its row: only old orphans go.
     const orphans = await this.o.outbox.removeOrphans(this.o.shared ? ORPHAN_GRACE_MS : 0);
     if (requeued > 0 || orphans > 0) this.o.log.info({ requeued, orphans }, 'outbox recovered after a stop');
     // Transcoded copies are made per attempt; any left by a crash are of no use.
-    fs.rmSync(this.o.workDir, { recursive: true, force: true });
-    fs.mkdirSync(this.o.workDir, { recursive: true });
+    await fs.promises.rm(this.o.workDir, { recursive: true, force: true });
+    await fs.promises.mkdir(this.o.workDir, { recursive: true });
     this.schedule(0);
     // A slow peer can take longer than a lease over one batch; another node takes over only
     // the entries of a sender that stopped renewing (it died).
-    this.leaseTimer = setInterval(() => {
-      try {
-        this.o.outbox.renewLeases(this.owner, [...this.claimed], new Date(Date.now() + this.leaseMs).toISOString());
-      } catch (err) {
-        this.o.log.error({ err }, 'renewing outbox leases failed');
-      }
-    }, this.leaseMs / 3);
+    this.leaseTimer = setInterval(() => this.renewLeases(), this.leaseMs / 3);
     this.leaseTimer.unref();
+  }
+
+  /**
+   * A renewal that waits for a stalled index resolves late or fails (logged); the next one is
+   * only sent once it ended, so a stall does not pile renewals up on the pool.
+   */
+  private renewLeases(): void {
+    if (this.renewing || this.claimed.size === 0) return;
+    const sentAt = Date.now();
+    this.renewing = this.o.outbox
+      .renewLeases(this.owner, [...this.claimed], new Date(sentAt + this.leaseMs).toISOString())
+      .catch((err: unknown) => this.o.log.error({ err, waitedMs: Date.now() - sentAt }, 'renewing outbox leases failed'))
+      .finally(() => {
+        this.renewing = undefined;
+      });
+  }
+
+  /** Whether this remote node is configured (remoteNodes): a destination the sender delivers to. */
+  isDestination(aeTitle: string): boolean {
+    return this.states.has(aeTitle);
   }
 
   /** Look for due entries now (a step queued some). */
@@ -116,8 +136,8 @@ export class OutboxSender {
   }
 
   /** Per destination: the outbox's counts and the associations open now. */
-  status(): (DestinationCounts & { associations: number; host: string; port: number })[] {
-    const counts = new Map(this.o.outbox.counts().map((c) => [c.destination, c]));
+  async status(): Promise<(DestinationCounts & { associations: number; host: string; port: number })[]> {
+    const counts = new Map((await this.o.outbox.counts()).map((c) => [c.destination, c]));
     return this.o.destinations.map((d) => ({
       ...(counts.get(d.aeTitle) ?? { destination: d.aeTitle, queued: 0, sending: 0, delivered: 0, dead: 0, nextAttemptAt: null, lastError: null, lastErrorAt: null, lastDeliveredAt: null }),
       associations: this.states.get(d.aeTitle)!.active,
@@ -130,6 +150,8 @@ export class OutboxSender {
     this.closing = true;
     clearTimeout(this.timer);
     clearInterval(this.leaseTimer);
+    // A look under way may still start sends: they are among those waited for.
+    await this.ticking;
     // Sends under way get a moment to finish; then their associations are aborted and the entries
     // not acknowledged are queued again, their attempt not counted.
     const settled = Promise.allSettled([...this.inFlight]);
@@ -137,6 +159,7 @@ export class OutboxSender {
     await Promise.race([settled, grace]);
     for (const a of this.associations) a.abort();
     await settled;
+    await this.renewing;
     await this.transcoder?.destroy();
   }
 
@@ -148,14 +171,34 @@ export class OutboxSender {
 
   private tick(): void {
     if (this.closing) return;
+    if (this.ticking) {
+      this.tickAgain = true;
+      return;
+    }
+    this.ticking = this.claimDue().finally(() => {
+      this.ticking = undefined;
+      if (this.closing) return;
+      const again = this.tickAgain;
+      this.tickAgain = false;
+      this.schedule(again ? 0 : (this.o.pollMs ?? 500));
+    });
+  }
+
+  /** Claims due entries for every destination with room, and starts their sends. */
+  private async claimDue(): Promise<void> {
     try {
       const now = Date.now();
       for (const d of this.o.destinations) {
         const state = this.states.get(d.aeTitle)!;
         if (state.holdUntil > now) continue;
         while (state.active < d.outbox.concurrency) {
-          const batch = this.o.outbox.claim(d.aeTitle, this.owner, this.leaseMs, new Date(now).toISOString(), d.outbox.batchSize);
+          const batch = await this.o.outbox.claim(d.aeTitle, this.owner, this.leaseMs, new Date(now).toISOString(), d.outbox.batchSize);
           if (batch.length === 0) break;
+          if (this.closing) {
+            // Stopping began while the claim waited: nothing is sent, the attempt not counted.
+            await this.o.outbox.release(batch.map((e) => e.id));
+            return;
+          }
           state.active++;
           for (const e of batch) this.claimed.add(e.id);
           const delivery: Promise<void> = this.deliver(d, batch)
@@ -172,7 +215,6 @@ export class OutboxSender {
     } catch (err) {
       this.o.log.error({ err }, 'outbox claim failed');
     }
-    this.schedule(this.o.pollMs ?? 500);
   }
 
   private async deliver(d: RouteDestination, claimed: OutboxEntry[]): Promise<void> {
@@ -188,11 +230,11 @@ export class OutboxSender {
           await handle.close();
         }
       } catch (err) {
-        this.fail(d, entry, Object.assign(err as Error, { code: (err as NodeJS.ErrnoException).code ? 'DF_ERR_FILE_READ' : 'DF_ERR_DATASET_MALFORMED' }), log);
+        await this.fail(d, entry, Object.assign(err as Error, { code: (err as NodeJS.ErrnoException).code ? 'DF_ERR_FILE_READ' : 'DF_ERR_DATASET_MALFORMED' }), log);
       }
     }
     const { contexts, fits, over } = proposals(batch);
-    if (over.length > 0) this.o.outbox.release(over.map((b) => b.entry.id));
+    if (over.length > 0) await this.o.outbox.release(over.map((b) => b.entry.id));
     if (fits.length === 0) return;
     let association: StoreAssociation;
     try {
@@ -208,7 +250,7 @@ export class OutboxSender {
       });
     } catch (err) {
       if (this.closing) return this.o.outbox.release(fits.map((b) => b.entry.id));
-      for (const b of fits) this.fail(d, b.entry, err as Error, log);
+      for (const b of fits) await this.fail(d, b.entry, err as Error, log);
       this.holdIfDown(d, err as Error, fits);
       return;
     }
@@ -222,7 +264,7 @@ export class OutboxSender {
           // the objects at the back of the batch to the dead letters without one try). The peer
           // that dropped it is left alone until the failed object's retry time.
           const rest = fits.slice(i).map((b) => b.entry);
-          this.o.outbox.release(rest.map((e) => e.id));
+          await this.o.outbox.release(rest.map((e) => e.id));
           if (!this.closing && ended !== undefined && !PERMANENT.has(errorCode(ended.err))) {
             const state = this.states.get(d.aeTitle)!;
             state.holdUntil = Math.max(state.holdUntil, Date.now() + retryDelaySeconds(ended.attempts, d.outbox) * 1000);
@@ -233,17 +275,17 @@ export class OutboxSender {
           const { result, sentTransferSyntaxUid } = await this.storeOne(association, entry, meta);
           if (result.outcome === 'failure') {
             const text = `${association.peer} answered C-STORE with failure status 0x${result.status.toString(16).padStart(4, '0')}${result.errorComment ? ` (${result.errorComment})` : ''}`;
-            this.fail(d, entry, Object.assign(new Error(text), { code: 'DF_ERR_STORE_REFUSED' }), log, result.status);
+            await this.fail(d, entry, Object.assign(new Error(text), { code: 'DF_ERR_STORE_REFUSED' }), log, result.status);
           } else {
             await this.o.outbox.markDelivered(entry.id, { status: result.status, sentTransferSyntaxUid });
             log.debug({ outboxId: entry.id, sopInstanceUid: entry.sopInstanceUid, status: result.status, sentTransferSyntaxUid }, 'delivered');
           }
         } catch (err) {
           if (this.closing) {
-            this.o.outbox.release(fits.slice(i).map((b) => b.entry.id));
+            await this.o.outbox.release(fits.slice(i).map((b) => b.entry.id));
             return;
           }
-          this.fail(d, entry, err as Error, log);
+          await this.fail(d, entry, err as Error, log);
           if (!association.isOpen) ended = { err: err as Error, attempts: entry.attempts };
         }
       }
@@ -276,13 +318,13 @@ export class OutboxSender {
     }
   }
 
-  private fail(d: RouteDestination, entry: OutboxEntry, err: Error, log: Logger, status?: number): void {
+  private async fail(d: RouteDestination, entry: OutboxEntry, err: Error, log: Logger, status?: number): Promise<void> {
     const code = errorCode(err);
     const permanent = PERMANENT.has(code);
     const dead = permanent || entry.attempts >= d.outbox.maxAttempts;
     const retryAt = dead ? undefined : new Date(Date.now() + retryDelaySeconds(entry.attempts, d.outbox) * 1000).toISOString();
     const error = err.message.startsWith('DF_ERR_') ? err.message : `${code}: ${err.message}`;
-    this.o.outbox.markFailed(entry.id, { errorCode: code, error, status, retryAt });
+    await this.o.outbox.markFailed(entry.id, { errorCode: code, error, status, retryAt });
     const data = { outboxId: entry.id, sopInstanceUid: entry.sopInstanceUid, attempts: entry.attempts, code, err: err.message };
     if (dead) log.error({ ...data, permanent }, 'outbox entry moved to the dead letters');
     else log.warn({ ...data, retryAt }, 'delivery failed; will retry');

@@ -26,7 +26,7 @@ describe('deleting from a database', () => {
         { name: 'rita', role: 'manager', databases: { Import: 'read' } },
       ],
     });
-    for (const user of ['alice', 'olga', 'rita']) token[user] = issueToken(s.tokens, s.users, user).token;
+    for (const user of ['alice', 'olga', 'rita']) token[user] = (await issueToken(s.tokens, s.users, user)).token;
     ct = await ctSeries(tempDir(), { slices: 3, rows: 16, cols: 16, patientId: 'DEL1' });
     mr = await mrSeries(tempDir(), { slices: 2, rows: 16, cols: 16, patientId: 'DEL2' });
     expect((await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...ct.files, ...mr.files])).code).toBe(0);

@@ -36,7 +36,7 @@ describe('DICOMweb with the dicomweb-client package', () => {
   it('stores, searches and retrieves a series', async () => {
     const client = new dicomweb.DICOMwebClient({
       url: `http://127.0.0.1:${s.httpPort}/dicomweb/Import`,
-      headers: { Authorization: `Bearer ${issueToken(s.tokens, s.users, 'viewer').token}` },
+      headers: { Authorization: `Bearer ${(await issueToken(s.tokens, s.users, 'viewer')).token}` },
       verbose: false,
       singlepart: false,
     }) as unknown as Client;

@@ -26,7 +26,7 @@ describe.skipIf(!hasOrthancDicomWeb())('DICOMweb with Orthanc as the client', ()
   it('answers QIDO through Orthanc, is retrieved into Orthanc byte for byte, and takes Orthanc’s STOW', async () => {
     const s = await startTestServer({ users: [{ name: 'orthanc', role: 'operator', databases: { Import: 'write' } }] });
     servers.push(s);
-    const token = issueToken(s.tokens, s.users, 'orthanc').token;
+    const token = (await issueToken(s.tokens, s.users, 'orthanc')).token;
     const ct = await ctSeries(tempDir(), { slices: 3, rows: 32, cols: 32, patientId: 'OR-CT', patientName: 'ORTHANC^CT', studyDate: '20240301' });
     const other = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32, patientId: 'OR-JLS' });
     const jlsOther = await compress(other.files[0], 'jpeg-ls', path.join(tempDir(), 'other-jls.dcm'));

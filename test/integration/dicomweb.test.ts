@@ -32,7 +32,7 @@ beforeAll(async () => {
       { name: 'rita', role: 'reader', databases: { Import: 'read' } },
     ],
   });
-  for (const user of ['wendy', 'rita']) token[user] = issueToken(s.tokens, s.users, user).token;
+  for (const user of ['wendy', 'rita']) token[user] = (await issueToken(s.tokens, s.users, user)).token;
   ct = await ctSeries(tempDir(), { slices: 3, rows: 32, cols: 32, patientId: 'PID-CT', patientName: 'DOE^JOHN', studyDate: '20240105', studyDescription: 'CT HEAD' });
   mr = await mrSeries(tempDir(), { slices: 2, rows: 16, cols: 16, patientId: 'PID-MR', patientName: 'SMITH^ANNA', studyDate: '20231201' });
   const other = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32, patientId: 'PID-JLS', patientName: 'LEE^KIM', studyDate: '20220202' });

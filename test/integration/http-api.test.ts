@@ -41,7 +41,7 @@ describe('HTTP API', () => {
       engine: { workerThreads: 1 },
     });
     token.admin = s.adminToken;
-    for (const user of ['alice', 'olga', 'rita', 'sam']) token[user] = issueToken(s.tokens, s.users, user).token;
+    for (const user of ['alice', 'olga', 'rita', 'sam']) token[user] = (await issueToken(s.tokens, s.users, user)).token;
     ct = await ctSeries(tempDir(), { slices: 2, rows: 16, cols: 16 });
     expect((await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...ct.files])).code).toBe(0);
     await until('the tac job', () => s.jobs.listJobs({ pipeline: 'tac', status: 'succeeded' })[0]);

@@ -61,7 +61,7 @@ describe('job events on the live stream follow the rights on the job’s databas
     );
     s = await startTestServer({ databases, users, pipelinesDir });
     token.admin = s.adminToken;
-    for (const u of users) token[u.name] = issueToken(s.tokens, s.users, u.name).token;
+    for (const u of users) token[u.name] = (await issueToken(s.tokens, s.users, u.name)).token;
   });
   afterAll(() => s?.close());
 
@@ -160,7 +160,7 @@ describe('live event streams are capped', () => {
   const token: Record<string, string> = {};
   beforeAll(async () => {
     s = await startTestServer({ databases, users, http: { eventStreams: { perUser: 2, total: 3 } } });
-    for (const u of users) token[u.name] = issueToken(s.tokens, s.users, u.name).token;
+    for (const u of users) token[u.name] = (await issueToken(s.tokens, s.users, u.name)).token;
   });
   afterAll(() => s?.close());
 

@@ -106,7 +106,7 @@ describe.skipIf(unavailable)('Secondary Capture → JPEG → report page → IPP
     // The JPEGs are kept in the folder.
     expect(fs.readdirSync(graphic).filter((f) => f.endsWith('.jpg'))).toHaveLength(2);
     // The PACS gets the Secondary Captures, byte for byte, and nothing else.
-    await until('both delivered', () => server.outbox.status().find((d) => d.destination === 'PACS' && d.delivered === 2));
+    await until('both delivered', async () => (await server.outbox.status()).find((d) => d.destination === 'PACS' && d.delivered === 2));
     const arrived = new Map<string, Buffer>();
     for (const name of fs.readdirSync(pacs.dir).filter((n) => !n.startsWith('.'))) {
       const parts = await readPart10(path.join(pacs.dir, name));

@@ -48,11 +48,11 @@ describe.skipIf(!hasOrthanc())('routing to Orthanc', () => {
     }
     await s.engine.idle();
     // Down: the objects wait, having failed at least one attempt.
-    await until('a failed attempt', () => s.outbox.status().find((d) => d.destination === 'ORTHANC' && d.lastError));
+    await until('a failed attempt', async () => (await s.outbox.status()).find((d) => d.destination === 'ORTHANC' && d.lastError));
 
     const orthanc = await startOrthanc({ port: orthancPort });
     peers.push(orthanc);
-    await until('every object delivered', () => s.outbox.status().find((d) => d.destination === 'ORTHANC' && d.delivered === files.length), 30_000);
+    await until('every object delivered', async () => (await s.outbox.status()).find((d) => d.destination === 'ORTHANC' && d.delivered === files.length), 30_000);
 
     const stored = await orthanc.instances();
     expect(stored.size).toBe(files.length);

@@ -74,7 +74,7 @@ async function send(port: number, files: string[], proposal: string[] = []): Pro
   expect(r.code, r.stderr).toBe(0);
 }
 
-const figures = (s: RunningServer, destination: string) => s.outbox.status().find((d) => d.destination === destination)!;
+const figures = async (s: RunningServer, destination: string) => (await s.outbox.status()).find((d) => d.destination === destination)!;
 
 function receivedFiles(dir: string): string[] {
   return fs.readdirSync(dir).filter((n) => !n.startsWith('.')).map((n) => path.join(dir, n));
@@ -162,9 +162,9 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     const peer = await storescp({ aeTitle: 'PACS' });
     const s = await server([{ plugin: 'route', options: { destination: 'PACS' } }], [node_('PACS', peer.port)]);
     await send(s.dicomPort, ct.files);
-    await until('3 objects delivered', () => figures(s, 'PACS').delivered === 3 || undefined);
+    await until('3 objects delivered', async () => (await figures(s, 'PACS')).delivered === 3 || undefined);
     await expectSameDatasets(ct.files, peer.dir);
-    expect(figures(s, 'PACS')).toMatchObject({ queued: 0, sending: 0, dead: 0 });
+    expect(await figures(s, 'PACS')).toMatchObject({ queued: 0, sending: 0, dead: 0 });
     // The job recorded what it queued.
     await s.engine.idle();
     const job = s.jobs.getJob(s.jobs.listJobs({ pipeline: 'forward' })[0].id)!;
@@ -184,15 +184,15 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     const port = await freePort();
     const s = await server([{ plugin: 'route', options: { destination: 'LATER' } }], [node_('LATER', port, { ...fast, maxAttempts: 50 })]);
     await send(s.dicomPort, ct.files);
-    await until('a failed attempt', () => (figures(s, 'LATER').lastError ?? '').includes('connection refused') || undefined);
-    expect(figures(s, 'LATER').delivered).toBe(0);
+    await until('a failed attempt', async () => ((await figures(s, 'LATER')).lastError ?? '').includes('connection refused') || undefined);
+    expect((await figures(s, 'LATER')).delivered).toBe(0);
     const jobs = s.jobs.listJobs({ pipeline: 'forward' });
     await s.engine.idle();
     // The route step succeeded: queuing is its work, delivery the sender's.
     expect(s.jobs.listJobs({ pipeline: 'forward' }).every((j) => j.status === 'succeeded')).toBe(true);
     expect(jobs.length).toBe(3);
     const peer = await storescp({ aeTitle: 'LATER', port });
-    await until('delivered after the destination came up', () => figures(s, 'LATER').delivered === 3 || undefined);
+    await until('delivered after the destination came up', async () => (await figures(s, 'LATER')).delivered === 3 || undefined);
     await expectSameDatasets(ct.files, peer.dir);
   });
 
@@ -204,12 +204,12 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
       [node_('HUNG', hung, { ...fast, concurrency: 1 }), node_('LIVE', live.port)],
     );
     await send(s.dicomPort, ct.files);
-    await until('delivered to LIVE', () => figures(s, 'LIVE').delivered === 3 || undefined);
+    await until('delivered to LIVE', async () => (await figures(s, 'LIVE')).delivered === 3 || undefined);
     // The hung peer holds its association until the response timeout (30 s): LIVE did not wait
     // for it, since HUNG's first attempt has not ended yet (no error recorded).
-    expect(figures(s, 'HUNG').lastError).toBeNull();
-    expect(figures(s, 'HUNG').delivered).toBe(0);
-    expect(figures(s, 'HUNG').queued + figures(s, 'HUNG').sending).toBe(3);
+    expect((await figures(s, 'HUNG')).lastError).toBeNull();
+    expect((await figures(s, 'HUNG')).delivered).toBe(0);
+    expect((await figures(s, 'HUNG')).queued + (await figures(s, 'HUNG')).sending).toBe(3);
     await expectSameDatasets(ct.files, live.dir);
   });
 
@@ -220,12 +220,12 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     const proxy = await droppingProxy(peer.port, [200, 3_000, 30_000, 80_000]);
     const s = await server([{ plugin: 'route', options: { destination: 'DROPPY' } }], [node_('DROPPY', proxy.port, { ...fast, maxAttempts: 20 })]);
     await send(s.dicomPort, series.files);
-    await until('12 objects delivered', () => figures(s, 'DROPPY').delivered === 12 || undefined, 30_000);
+    await until('12 objects delivered', async () => (await figures(s, 'DROPPY')).delivered === 12 || undefined, 30_000);
     // The first two cuts always happen (one in the association request, one in the first
     // object); the later ones only if a connection carries that many bytes, which depends on
     // how the arrivals were batched into sends: the behaviour under test is the delivery.
     expect(proxy.cuts()).toBeGreaterThanOrEqual(2);
-    expect(figures(s, 'DROPPY')).toMatchObject({ queued: 0, sending: 0, dead: 0, delivered: 12 });
+    expect(await figures(s, 'DROPPY')).toMatchObject({ queued: 0, sending: 0, dead: 0, delivered: 12 });
     await expectSameDatasets(series.files, peer.dir);
     // Each object is stored once at the destination (storescp names files by SOP Instance UID).
     expect(receivedFiles(peer.dir)).toHaveLength(12);
@@ -243,8 +243,8 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     const proxy = await droppingProxy(peer.port, Array(20).fill(25_000));
     const s = await server([{ plugin: 'route', options: { destination: 'CRASHY' } }], [node_('CRASHY', proxy.port, { ...fast, maxAttempts: 3 })]);
     await send(s.dicomPort, series.files);
-    await until('12 objects delivered or dead', () => figures(s, 'CRASHY').delivered + figures(s, 'CRASHY').dead === 12 || undefined, 30_000);
-    expect(figures(s, 'CRASHY')).toMatchObject({ queued: 0, sending: 0, dead: 0, delivered: 12 });
+    await until('12 objects delivered or dead', async () => (await figures(s, 'CRASHY')).delivered + (await figures(s, 'CRASHY')).dead === 12 || undefined, 30_000);
+    expect(await figures(s, 'CRASHY')).toMatchObject({ queued: 0, sending: 0, dead: 0, delivered: 12 });
     expect(proxy.cuts()).toBeGreaterThanOrEqual(4);
     await expectSameDatasets(series.files, peer.dir);
   });
@@ -253,7 +253,7 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     const port = await freePort();
     const s = await server([{ plugin: 'route', options: { destination: 'FLAKY' } }], [node_('FLAKY', port)]);
     await send(s.dicomPort, ct.files);
-    await until('3 dead letters', () => figures(s, 'FLAKY').dead === 3 || undefined);
+    await until('3 dead letters', async () => (await figures(s, 'FLAKY')).dead === 3 || undefined);
     const config = path.join(s.dataDir, 'config.json');
     const { stdout: json } = await run(node, [cli, 'outbox', '--json', '--config', config]);
     const listed = (JSON.parse(json) as { destination: string; dead: number; deadIds: string[]; lastError: string }[]).find((d) => d.destination === 'FLAKY')!;
@@ -267,11 +267,11 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     // One by id, then the rest.
     const one = await run(node, [cli, 'outbox', 'retry', 'FLAKY', listed.deadIds[0], '--config', path.join(s.dataDir, 'config.json')]);
     expect(one.stdout).toMatch(/^1 dead letter/);
-    await until('the one delivered', () => figures(s, 'FLAKY').delivered === 1 || undefined);
-    expect(figures(s, 'FLAKY').dead).toBe(2);
+    await until('the one delivered', async () => (await figures(s, 'FLAKY')).delivered === 1 || undefined);
+    expect((await figures(s, 'FLAKY')).dead).toBe(2);
     const rest = await run(node, [cli, 'outbox', 'retry', 'FLAKY', '--all', '--config', path.join(s.dataDir, 'config.json')]);
     expect(rest.stdout).toMatch(/^2 dead letter/);
-    await until('all delivered', () => figures(s, 'FLAKY').delivered === 3 || undefined);
+    await until('all delivered', async () => (await figures(s, 'FLAKY')).delivered === 3 || undefined);
     await expectSameDatasets(ct.files, peer.dir);
     // Unknown destinations are refused.
     const unknown = await run(node, [cli, 'outbox', 'retry', 'NOPE', '--all', '--config', path.join(s.dataDir, 'config.json')]).catch((e: { stderr: string; code: number }) => e);
@@ -291,10 +291,10 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     await s.engine.idle();
     // The received copies are gone (no database holds them)…
     await until('received copies deleted', () => fs.readdirSync(path.join(s.dataDir, 'storage', 'objects'), { recursive: true }).filter((n) => String(n).endsWith('.dcm')).length === 0 || undefined);
-    expect(figures(s, 'ARCHIVE').delivered).toBe(0);
+    expect((await figures(s, 'ARCHIVE')).delivered).toBe(0);
     // …and the outbox still delivers them, byte for byte.
     const peer = await storescp({ aeTitle: 'ARCHIVE', port });
-    await until('delivered', () => figures(s, 'ARCHIVE').delivered === 3 || undefined);
+    await until('delivered', async () => (await figures(s, 'ARCHIVE')).delivered === 3 || undefined);
     await expectSameDatasets(ct.files, peer.dir);
   });
 
@@ -304,7 +304,7 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     const peer = await storescp({ aeTitle: 'PLAIN' }); // storescp's default: uncompressed only
     const s = await server([{ plugin: 'route', options: { destination: 'PLAIN' } }], [node_('PLAIN', peer.port)]);
     await send(s.dicomPort, [jls], ['-xt']); // propose JPEG-LS lossless: arrives compressed
-    await until('delivered', () => figures(s, 'PLAIN').delivered === 1 || undefined);
+    await until('delivered', async () => (await figures(s, 'PLAIN')).delivered === 1 || undefined);
     // Stored as it came (JPEG-LS), sent transcoded.
     const row = s.index.connection.prepare("SELECT transfer_syntax_uid, sent_transfer_syntax_uid, state FROM outbox WHERE destination = 'PLAIN'").get();
     expect(row).toEqual({ transfer_syntax_uid: '1.2.840.10008.1.2.4.80', sent_transfer_syntax_uid: '1.2.840.10008.1.2.1', state: 'delivered' });
@@ -326,7 +326,7 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     const peer = await storescp({ aeTitle: 'IMPLICIT', args: ['+xi'] });
     const s = await server([{ plugin: 'route', options: { destination: 'IMPLICIT' } }], [node_('IMPLICIT', peer.port)]);
     await send(s.dicomPort, withPrivate.files);
-    await until('delivered', () => figures(s, 'IMPLICIT').delivered === 1 || undefined);
+    await until('delivered', async () => (await figures(s, 'IMPLICIT')).delivered === 1 || undefined);
     const [arrived] = receivedFiles(peer.dir);
     expect((await readPart10(arrived)).transferSyntaxUid).toBe('1.2.840.10008.1.2');
     // Same elements and values (private ones shown as raw bytes in Implicit VR), same character set.
@@ -383,8 +383,8 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     // storescu refuses unknown SOP classes; our own SCU sends whatever the file holds.
     const [sent] = await sendFiles({ host: '127.0.0.1', port: s.dicomPort, callingAeTitle: 'MODALITY', calledAeTitle: 'DICOMFLOW', files: [privateClass] });
     expect(sent.outcome).toBe('success');
-    await until('dead letter', () => figures(s, 'STRICT').dead === 1 || undefined);
-    expect(figures(s, 'STRICT').lastError).toMatch(
+    await until('dead letter', async () => (await figures(s, 'STRICT')).dead === 1 || undefined);
+    expect((await figures(s, 'STRICT')).lastError).toMatch(
       /^DF_ERR_CONTEXT_REJECTED: STRICT at 127\.0\.0\.1:\d+ did not accept SOP class 1\.2\.826\.0\.1\.3680043\.9\.7433\.1\.1 in ExplicitVRLittleEndian, nor Explicit or Implicit VR Little Endian to transcode to \(it answered: ExplicitVRLittleEndian refused \(abstract syntax \(SOP class\) not supported\), ImplicitVRLittleEndian refused/,
     );
     expect(receivedFiles(peer.dir)).toEqual([]);

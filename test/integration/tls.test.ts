@@ -95,7 +95,7 @@ describe.skipIf(!hasTool('storescu'))('user identity negotiation', () => {
       dimse: { requireUserIdentity: 'passcode', tls: { port: tlsPort, certFile: pki.serverCert, keyFile: pki.serverKey, caFile: pki.caCert, requireClientCertificate: true } },
     });
     closers.push(() => s.close());
-    const { token } = issueToken(s.tokens, s.users, 'alice', 'modality');
+    const { token } = await issueToken(s.tokens, s.users, 'alice', 'modality');
     const at = ['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort)];
 
     const ok = await storescu(['--user', 'alice', '--password', token, '-aet', 'CT1', ...at, series.files[0]]);
@@ -167,8 +167,8 @@ describe.skipIf(!hasTool('storescp'))('routing over DICOM TLS', () => {
     const sent = await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...series.files]);
     expect(sent.code, sent.stderr).toBe(0);
     const deadline = Date.now() + 20_000;
-    while (s.outbox.status().find((d) => d.destination === 'SECUREPACS')?.delivered !== series.files.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-    expect(s.outbox.status().find((d) => d.destination === 'SECUREPACS')).toMatchObject({ delivered: series.files.length });
+    while ((await s.outbox.status()).find((d) => d.destination === 'SECUREPACS')?.delivered !== series.files.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect((await s.outbox.status()).find((d) => d.destination === 'SECUREPACS')).toMatchObject({ delivered: series.files.length });
     const arrived = fs.readdirSync(peer.dir).filter((n) => !n.startsWith('.'));
     expect(arrived).toHaveLength(series.files.length);
     for (const name of arrived) expect((await readPart10(path.join(peer.dir, name))).dataset.length).toBeGreaterThan(0);

@@ -68,7 +68,7 @@ describe.skipIf(!hasTool('storescu') || !fs.existsSync(CHROMIUM))('jobs and arri
       ],
     });
     expect(s.pipelines.problems()).toEqual([]);
-    for (const user of ['olga', 'rita']) token[user] = issueToken(s.tokens, s.users, user).token;
+    for (const user of ['olga', 'rita']) token[user] = (await issueToken(s.tokens, s.users, user)).token;
     token.admin = s.adminToken;
     const dir = tempDir();
     const patient = { patientName: 'Quillon^Marisa', patientId: 'QM4471' };

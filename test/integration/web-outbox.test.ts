@@ -52,7 +52,7 @@ describe.skipIf(!hasTool('storescu') || !hasTool('storescp') || !fs.existsSync(C
         { name: 'rita', role: 'reader', databases: { '*': 'read' } },
       ],
     });
-    for (const user of ['olga', 'rita']) token[user] = issueToken(s.tokens, s.users, user).token;
+    for (const user of ['olga', 'rita']) token[user] = (await issueToken(s.tokens, s.users, user)).token;
     const ct = await ctSeries(tempDir(), { slices: SLICES, rows: 8, cols: 8 });
     expect((await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...ct.files])).code).toBe(0);
     for (const end = Date.now() + 60_000; (await api('rita', 'GET', '/api/outbox')).body[0]?.dead !== SLICES; ) {

@@ -42,7 +42,7 @@ describe('web page in Chromium', () => {
         { name: 'alice', role: 'manager', databases: { Import: 'write', StudyA: 'write' } },
       ],
     });
-    for (const user of ['olga', 'alice']) token[user] = issueToken(s.tokens, s.users, user).token;
+    for (const user of ['olga', 'alice']) token[user] = (await issueToken(s.tokens, s.users, user)).token;
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],

@@ -9,6 +9,12 @@ export interface NodeRecord {
   status: Record<string, unknown>;
 }
 
+const STARTED = `INSERT INTO nodes (name, started_at, heartbeat_at, stopped_at, status) VALUES (?, ?, ?, NULL, ?)
+  ON CONFLICT (name) DO UPDATE SET started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, stopped_at = NULL, status = excluded.status`;
+const HEARTBEAT = 'UPDATE nodes SET heartbeat_at = ?, status = ? WHERE name = ?';
+const STOPPED = 'UPDATE nodes SET stopped_at = ? WHERE name = ?';
+const LIST = 'SELECT * FROM nodes ORDER BY name';
+
 /** The nodes that share this index, each writing its heartbeat and load every few seconds. */
 export class SqlNodes {
   private readonly db: SqlDb;
@@ -17,34 +23,27 @@ export class SqlNodes {
     this.db = db;
   }
 
-  started(name: string, status: Record<string, unknown>): void {
+  async started(name: string, status: Record<string, unknown>): Promise<void> {
     const now = new Date().toISOString();
-    this.db
-      .prepare(
-        `INSERT INTO nodes (name, started_at, heartbeat_at, stopped_at, status) VALUES (?, ?, ?, NULL, ?)
-         ON CONFLICT (name) DO UPDATE SET started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, stopped_at = NULL, status = excluded.status`,
-      )
-      .run(name, now, now, JSON.stringify(status));
+    await this.db.run(STARTED, name, now, now, JSON.stringify(status));
   }
 
-  heartbeat(name: string, status: Record<string, unknown>): void {
-    this.db.prepare('UPDATE nodes SET heartbeat_at = ?, status = ? WHERE name = ?').run(new Date().toISOString(), JSON.stringify(status), name);
+  async heartbeat(name: string, status: Record<string, unknown>): Promise<void> {
+    await this.db.run(HEARTBEAT, new Date().toISOString(), JSON.stringify(status), name);
   }
 
-  stopped(name: string): void {
-    this.db.prepare('UPDATE nodes SET stopped_at = ? WHERE name = ?').run(new Date().toISOString(), name);
+  async stopped(name: string): Promise<void> {
+    await this.db.run(STOPPED, new Date().toISOString(), name);
   }
 
-  list(): NodeRecord[] {
-    return this.db
-      .prepare('SELECT * FROM nodes ORDER BY name')
-      .all()
-      .map((r) => ({
-        name: r.name,
-        startedAt: r.started_at,
-        heartbeatAt: r.heartbeat_at,
-        stoppedAt: r.stopped_at ?? undefined,
-        status: JSON.parse(r.status),
-      }));
+  /** Every node that ever registered (their reports can be large): a read off the event loop. */
+  async list(): Promise<NodeRecord[]> {
+    return (await this.db.read(LIST)).map((r) => ({
+      name: r.name,
+      startedAt: r.started_at,
+      heartbeatAt: r.heartbeat_at,
+      stoppedAt: r.stopped_at ?? undefined,
+      status: JSON.parse(r.status),
+    }));
   }
 }

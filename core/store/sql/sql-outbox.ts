@@ -3,26 +3,78 @@ import path from 'node:path';
 import { newId } from '../../ids.ts';
 import { fsyncDirectory } from '../object-store.ts';
 import type { DestinationCounts, NewOutboxEntry, OutboxEntry, OutboxFailure, OutboxState, OutboxStore } from '../outbox-store.ts';
-import { dialectOf, type Dialect, type Row, type SqlDb, type SqlStatement } from './sql-db.ts';
+import { dialectOf, type Row, type SqlDb } from './sql-db.ts';
+
+const SELECT_EXISTING = 'SELECT * FROM outbox WHERE destination = ? AND source_key = ? AND job_id IS NOT DISTINCT FROM ? AND step_id IS NOT DISTINCT FROM ?';
+const INSERT = `INSERT INTO outbox (id, destination, path, sop_class_uid, sop_instance_uid, transfer_syntax_uid, size, source_key, job_id, step_id,
+   state, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)`;
+const DELIVERED = `UPDATE outbox SET state = 'delivered', delivered_at = ?, status = ?, sent_transfer_syntax_uid = ?, last_error_code = NULL, last_error = NULL,
+   lease_owner = NULL, lease_expires_at = NULL WHERE id = ? RETURNING path`;
+const FAILED = `UPDATE outbox SET state = ?, next_attempt_at = coalesce(?, next_attempt_at), status = coalesce(?, status), last_error_code = ?, last_error = ?,
+   lease_owner = NULL, lease_expires_at = NULL WHERE id = ?`;
+const REQUEUE_OWNED = "UPDATE outbox SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL WHERE state = 'sending' AND lease_owner = ?";
+const REQUEUE_ALL = "UPDATE outbox SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL WHERE state = 'sending'";
+const RETRY_DEAD_ALL = "UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = ? WHERE state = 'dead' AND destination = ?";
+const RETRYING = "SELECT destination, COUNT(*) AS n FROM outbox WHERE state = 'queued' AND attempts > 0 GROUP BY destination";
+const COUNTS = `SELECT destination,
+   ${(['queued', 'sending', 'delivered', 'dead'] as const).map((state) => `sum(CASE WHEN state = '${state}' THEN 1 ELSE 0 END) AS ${state}`).join(', ')},
+   min(CASE WHEN state = 'queued' THEN next_attempt_at END) AS next_attempt_at,
+   max(delivered_at) AS last_delivered_at
+ FROM outbox GROUP BY destination ORDER BY destination`;
+const LAST_ERROR = `SELECT last_error, last_attempt_at FROM outbox WHERE destination = ? AND last_error IS NOT NULL AND state <> 'delivered'
+ ORDER BY last_attempt_at DESC LIMIT 1`;
+const KNOWN_PATHS = "SELECT path FROM outbox WHERE state <> 'delivered'";
+
+type ListFilter = { destination?: string; state?: OutboxState; jobId?: string; limit?: number };
+const LIST_COLUMNS = [['destination', 'destination'], ['state', 'state'], ['job_id', 'jobId']] as const;
+/** One text per combination of filters given (eight at most), so each is prepared once. */
+const LIST_TEXTS = new Map<string, string>();
+function listText(filter: ListFilter): string {
+  const used = LIST_COLUMNS.filter(([, key]) => filter[key] !== undefined);
+  const key = used.map(([column]) => column).join(',');
+  let text = LIST_TEXTS.get(key);
+  if (text === undefined) {
+    text = `SELECT * FROM outbox ${used.length ? `WHERE ${used.map(([column]) => `${column} = ?`).join(' AND ')}` : ''} ORDER BY id LIMIT ?`;
+    LIST_TEXTS.set(key, text);
+  }
+  return text;
+}
 
 /**
  * The outbox in the index's database, its files under `<dataDir>/outbox/`. An entry's file is
  * made (and its directory synced) before its row commits, so a row always has its bytes; a crash
  * in between leaves a file without a row, which removeOrphans() deletes at start-up.
+ *
+ * Statements that name several entries pass their ids as one JSON array (one round trip, one
+ * statement text whatever the count).
  */
 export class SqlOutbox implements OutboxStore {
   private readonly db: SqlDb;
-  private readonly d: Dialect;
   private readonly dir: string;
+  private readonly byIds: string;
+  private readonly claimDue: string;
+  private readonly renew: string;
+  private readonly releaseIds: string;
+  private readonly retryDeadIds: string;
 
   constructor(db: SqlDb, dir: string) {
     this.db = db;
-    this.d = dialectOf(db.dialect);
     this.dir = dir;
-  }
-
-  private sql(text: string): SqlStatement {
-    return this.db.prepare(text);
+    const d = dialectOf(db.dialect);
+    const inIds = `id IN (SELECT ids.value FROM ${d.jsonElements('?', 'ids')})`;
+    this.byIds = `SELECT * FROM outbox WHERE ${inIds}`;
+    // One statement: the due entries are locked (other nodes skip them) and leased at once.
+    this.claimDue = `WITH due AS (
+        SELECT id FROM outbox WHERE destination = ? AND ((state = 'queued' AND next_attempt_at <= ?) OR (state = 'sending' AND lease_expires_at < ?))
+        ORDER BY next_attempt_at, id LIMIT ? ${d.skipLocked}
+      )
+      UPDATE outbox SET state = 'sending', attempts = attempts + 1, last_attempt_at = ?, lease_owner = ?, lease_expires_at = ?
+      FROM due WHERE outbox.id = due.id
+      ${d.returningRow('outbox')}`;
+    this.renew = `UPDATE outbox SET lease_expires_at = ? WHERE lease_owner = ? AND state = 'sending' AND ${inIds}`;
+    this.releaseIds = `UPDATE outbox SET state = 'queued', attempts = ${d.greatest('0', 'attempts - 1')}, lease_owner = NULL, lease_expires_at = NULL
+      WHERE state = 'sending' AND ${inIds}`;
+    this.retryDeadIds = `UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = ? WHERE state = 'dead' AND destination = ? AND ${inIds}`;
   }
 
   private toEntry = (r: Row): OutboxEntry => ({
@@ -32,7 +84,7 @@ export class SqlOutbox implements OutboxStore {
     sopClassUid: r.sop_class_uid,
     sopInstanceUid: r.sop_instance_uid,
     transferSyntaxUid: r.transfer_syntax_uid,
-    size: r.size,
+    size: Number(r.size),
     jobId: r.job_id ?? undefined,
     stepId: r.step_id ?? undefined,
     state: r.state,
@@ -48,13 +100,12 @@ export class SqlOutbox implements OutboxStore {
   });
 
   async enqueue(entries: NewOutboxEntry[]): Promise<OutboxEntry[]> {
-    const existing = this.sql('SELECT * FROM outbox WHERE destination = ? AND source_key = ? AND job_id IS NOT DISTINCT FROM ? AND step_id IS NOT DISTINCT FROM ?');
     const result: OutboxEntry[] = [];
     const fresh: { entry: NewOutboxEntry; id: string; relative: string; size: number; at: number; twin?: boolean }[] = [];
     const dirs = new Set<string>();
     const inBatch = new Map<string, number>();
     for (const entry of entries) {
-      const found = existing.get(entry.destination, entry.sourceKey, entry.jobId ?? null, entry.stepId ?? null) as Row | undefined;
+      const found = await this.db.get(SELECT_EXISTING, entry.destination, entry.sourceKey, entry.jobId ?? null, entry.stepId ?? null);
       if (found) {
         result.push(this.toEntry(found));
         continue;
@@ -72,166 +123,135 @@ export class SqlOutbox implements OutboxStore {
       // The id's last characters are random: 256 directories, evenly filled.
       const relative = path.join(id.slice(-2), `${id}.dcm`);
       const target = path.join(this.dir, relative);
-      fs.mkdirSync(path.dirname(target), { recursive: true });
-      keepReference(entry.file, target);
+      await fs.promises.mkdir(path.dirname(target), { recursive: true });
+      await keepReference(entry.file, target);
       dirs.add(path.dirname(target));
-      fresh.push({ entry, id, relative, size: fs.statSync(target).size, at: result.length });
+      fresh.push({ entry, id, relative, size: (await fs.promises.stat(target)).size, at: result.length });
       result.push(undefined as unknown as OutboxEntry);
     }
     if (fresh.length === 0) return result;
     // The links must be durable before the rows that promise them.
     await Promise.all([...dirs].map(fsyncDirectory));
     const now = new Date().toISOString();
-    const insert = this.sql(
-      `INSERT INTO outbox (id, destination, path, sop_class_uid, sop_instance_uid, transfer_syntax_uid, size, source_key, job_id, step_id,
-         state, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)`,
-    );
-    this.db.transaction(() => {
+    await this.db.transaction(async (tx) => {
       for (const f of fresh) {
         if (f.twin) continue;
         const e = f.entry;
-        insert.run(f.id, e.destination, f.relative, e.sopClassUid, e.sopInstanceUid, e.transferSyntaxUid, f.size, e.sourceKey, e.jobId ?? null, e.stepId ?? null, now, now);
+        await tx.run(INSERT, f.id, e.destination, f.relative, e.sopClassUid, e.sopInstanceUid, e.transferSyntaxUid, f.size, e.sourceKey, e.jobId ?? null, e.stepId ?? null, now, now);
       }
-    })();
+    });
     await this.db.syncDurable();
-    for (const f of fresh) result[f.at] = this.toEntry(this.sql('SELECT * FROM outbox WHERE id = ?').get(f.id) as Row);
+    const stored = new Map((await this.get(fresh.map((f) => f.id))).map((e) => [e.id, e]));
+    for (const f of fresh) result[f.at] = stored.get(f.id)!;
     return result;
   }
 
-  claim(destination: string, owner: string, leaseMs: number, now: string, limit: number): OutboxEntry[] {
-    return this.db.transaction(() => {
-      const rows = this.sql(
-        `SELECT * FROM outbox WHERE destination = ? AND ((state = 'queued' AND next_attempt_at <= ?) OR (state = 'sending' AND lease_expires_at < ?))
-         ORDER BY next_attempt_at, id LIMIT ? ${this.d.skipLocked}`,
-      ).all(destination, now, now, limit) as Row[];
-      const leaseUntil = new Date(Date.parse(now) + leaseMs).toISOString();
-      const update = this.sql("UPDATE outbox SET state = 'sending', attempts = attempts + 1, last_attempt_at = ?, lease_owner = ?, lease_expires_at = ? WHERE id = ?");
-      return rows.map((r) => {
-        update.run(now, owner, leaseUntil, r.id);
-        return this.toEntry({ ...r, state: 'sending', attempts: r.attempts + 1, last_attempt_at: now });
-      });
-    })();
+  async claim(destination: string, owner: string, leaseMs: number, now: string, limit: number): Promise<OutboxEntry[]> {
+    const leaseUntil = new Date(Date.parse(now) + leaseMs).toISOString();
+    const rows = await this.db.all(this.claimDue, destination, now, now, limit, now, owner, leaseUntil);
+    // RETURNING keeps no order: due first, as selected.
+    rows.sort((a, b) => (a.next_attempt_at < b.next_attempt_at ? -1 : a.next_attempt_at > b.next_attempt_at ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return rows.map(this.toEntry);
   }
 
   async markDelivered(id: string, result: { status: number; sentTransferSyntaxUid: string }): Promise<void> {
-    const r = this.sql('SELECT path FROM outbox WHERE id = ?').get(id) as { path: string } | undefined;
-    this.sql(
-      `UPDATE outbox SET state = 'delivered', delivered_at = ?, status = ?, sent_transfer_syntax_uid = ?, last_error_code = NULL, last_error = NULL,
-         lease_owner = NULL, lease_expires_at = NULL WHERE id = ?`,
-    ).run(new Date().toISOString(), result.status, result.sentTransferSyntaxUid, id);
+    const r = await this.db.get<{ path: string }>(DELIVERED, new Date().toISOString(), result.status, result.sentTransferSyntaxUid, id);
     // The row is committed first: a crash before the removal leaves a file removeOrphans() takes.
     if (r) await fs.promises.rm(path.join(this.dir, r.path), { force: true });
   }
 
-  markFailed(id: string, failure: OutboxFailure): void {
-    this.sql(
-      `UPDATE outbox SET state = ?, next_attempt_at = coalesce(?, next_attempt_at), status = coalesce(?, status), last_error_code = ?, last_error = ?,
-         lease_owner = NULL, lease_expires_at = NULL WHERE id = ?`,
-    ).run(failure.retryAt === undefined ? 'dead' : 'queued', failure.retryAt ?? null, failure.status ?? null, failure.errorCode, failure.error.slice(0, 4000), id);
+  async markFailed(id: string, failure: OutboxFailure): Promise<void> {
+    await this.db.run(FAILED, failure.retryAt === undefined ? 'dead' : 'queued', failure.retryAt ?? null, failure.status ?? null, failure.errorCode, failure.error.slice(0, 4000), id);
   }
 
-  renewLeases(owner: string, ids: string[], until: string): void {
+  async renewLeases(owner: string, ids: string[], until: string): Promise<void> {
     if (ids.length === 0) return;
-    const renew = this.sql("UPDATE outbox SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND state = 'sending'");
-    this.db.transaction(() => ids.forEach((id) => renew.run(until, id, owner)))();
+    await this.db.run(this.renew, until, owner, JSON.stringify(ids));
   }
 
-  release(ids: string[]): void {
-    const update = this.sql(`UPDATE outbox SET state = 'queued', attempts = ${this.d.greatest('0', 'attempts - 1')}, lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND state = 'sending'`);
-    this.db.transaction(() => ids.forEach((id) => update.run(id)))();
+  async release(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.db.run(this.releaseIds, JSON.stringify(ids));
   }
 
-  requeueInterrupted(owner?: string): number {
-    if (owner !== undefined) {
-      return this.sql("UPDATE outbox SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL WHERE state = 'sending' AND lease_owner = ?").run(owner).changes;
-    }
-    return this.sql("UPDATE outbox SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL WHERE state = 'sending'").run().changes;
+  async requeueInterrupted(owner?: string): Promise<number> {
+    const r = owner !== undefined ? await this.db.run(REQUEUE_OWNED, owner) : await this.db.run(REQUEUE_ALL);
+    return r.changes;
   }
 
-  retryDead(destination: string, ids?: string[]): number {
+  async retryDead(destination: string, ids?: string[]): Promise<number> {
     const now = new Date().toISOString();
-    const update = this.sql("UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = ? WHERE state = 'dead' AND destination = ? AND id = ?");
-    if (ids !== undefined) return this.db.transaction(() => ids.reduce((n, id) => n + update.run(now, destination, id).changes, 0))();
-    return this.sql("UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = ? WHERE state = 'dead' AND destination = ?").run(now, destination).changes;
+    if (ids === undefined) return (await this.db.run(RETRY_DEAD_ALL, now, destination)).changes;
+    if (ids.length === 0) return 0;
+    return (await this.db.run(this.retryDeadIds, now, destination, JSON.stringify(ids))).changes;
   }
 
-  get(ids: string[]): OutboxEntry[] {
-    const get = this.sql('SELECT * FROM outbox WHERE id = ?');
+  async get(ids: string[]): Promise<OutboxEntry[]> {
+    if (ids.length === 0) return [];
+    const byId = new Map((await this.db.all(this.byIds, JSON.stringify(ids))).map((r) => [r.id as string, r]));
     return ids.flatMap((id) => {
-      const r = get.get(id) as Row | undefined;
+      const r = byId.get(id);
       return r ? [this.toEntry(r)] : [];
     });
   }
 
-  list(filter: { destination?: string; state?: OutboxState; jobId?: string; limit?: number }): OutboxEntry[] {
-    const where: string[] = [];
-    const args: unknown[] = [];
-    for (const [column, value] of [['destination', filter.destination], ['state', filter.state], ['job_id', filter.jobId]] as const) {
-      if (value === undefined) continue;
-      where.push(`${column} = ?`);
-      args.push(value);
-    }
-    const sql = `SELECT * FROM outbox ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT ?`;
-    return (this.sql(sql).all(...args, filter.limit ?? 1000) as Row[]).map(this.toEntry);
+  async list(filter: ListFilter): Promise<OutboxEntry[]> {
+    const args = LIST_COLUMNS.flatMap(([, key]) => (filter[key] === undefined ? [] : [filter[key]]));
+    return (await this.db.read(listText(filter), ...args, filter.limit ?? 1000)).map(this.toEntry);
   }
 
-  retryingCounts(): Record<string, number> {
+  async retryingCounts(): Promise<Record<string, number>> {
     const out: Record<string, number> = {};
-    for (const r of this.sql("SELECT destination, COUNT(*) AS n FROM outbox WHERE state = 'queued' AND attempts > 0 GROUP BY destination").all() as Row[]) {
-      out[r.destination] = Number(r.n);
-    }
+    for (const r of await this.db.read(RETRYING)) out[r.destination] = Number(r.n);
     return out;
   }
 
-  counts(): DestinationCounts[] {
-    const rows = this.sql(
-      `SELECT destination,
-         ${['queued', 'sending', 'delivered', 'dead'].map((state) => `sum(CASE WHEN state = '${state}' THEN 1 ELSE 0 END) AS ${state}`).join(', ')},
-         min(CASE WHEN state = 'queued' THEN next_attempt_at END) AS next_attempt_at,
-         max(delivered_at) AS last_delivered_at
-       FROM outbox GROUP BY destination ORDER BY destination`,
-    ).all() as Row[];
-    const lastError = this.sql(
-      `SELECT last_error, last_attempt_at FROM outbox WHERE destination = ? AND last_error IS NOT NULL AND state <> 'delivered'
-       ORDER BY last_attempt_at DESC LIMIT 1`,
+  async counts(): Promise<DestinationCounts[]> {
+    const rows = await this.db.read(COUNTS);
+    return Promise.all(
+      rows.map(async (r) => {
+        const e = await this.db.get(LAST_ERROR, r.destination);
+        return {
+          destination: r.destination,
+          queued: Number(r.queued),
+          sending: Number(r.sending),
+          delivered: Number(r.delivered),
+          dead: Number(r.dead),
+          nextAttemptAt: r.next_attempt_at ?? null,
+          lastError: e?.last_error ?? null,
+          lastErrorAt: e?.last_attempt_at ?? null,
+          lastDeliveredAt: r.last_delivered_at ?? null,
+        };
+      }),
     );
-    return rows.map((r) => {
-      const e = lastError.get(r.destination) as Row | undefined;
-      return {
-        destination: r.destination,
-        queued: r.queued,
-        sending: r.sending,
-        delivered: r.delivered,
-        dead: r.dead,
-        nextAttemptAt: r.next_attempt_at ?? null,
-        lastError: e?.last_error ?? null,
-        lastErrorAt: e?.last_attempt_at ?? null,
-        lastDeliveredAt: r.last_delivered_at ?? null,
-      };
-    });
   }
 
   async removeOrphans(graceMs = 0): Promise<number> {
-    let removed = 0;
-    const known = this.sql("SELECT 1 FROM outbox WHERE path = ? AND state <> 'delivered'");
     let shards: string[];
     try {
       shards = await fs.promises.readdir(this.dir);
     } catch {
       return 0; // no outbox yet
     }
+    const files: string[] = [];
     for (const shard of shards) {
       const names = await fs.promises.readdir(path.join(this.dir, shard)).catch(() => [] as string[]);
-      for (const name of names) {
-        if (known.get(path.join(shard, name)) !== undefined) continue;
-        // A link changes its file's ctime: a file linked within the grace may be committing.
-        if (graceMs > 0) {
-          const stat = await fs.promises.stat(path.join(this.dir, shard, name)).catch(() => undefined);
-          if (!stat || Date.now() - stat.ctimeMs < graceMs) continue;
-        }
-        await fs.promises.rm(path.join(this.dir, shard, name), { force: true });
-        removed++;
+      for (const name of names) files.push(path.join(shard, name));
+    }
+    if (files.length === 0) return 0;
+    // Listed before the rows are read: a file whose row commits after this read was linked
+    // after the listing, or within the grace (other nodes), and is kept either way.
+    const known = new Set((await this.db.read<{ path: string }>(KNOWN_PATHS)).map((r) => r.path));
+    let removed = 0;
+    for (const relative of files) {
+      if (known.has(relative)) continue;
+      // A link changes its file's ctime: a file linked within the grace may be committing.
+      if (graceMs > 0) {
+        const stat = await fs.promises.stat(path.join(this.dir, relative)).catch(() => undefined);
+        if (!stat || Date.now() - stat.ctimeMs < graceMs) continue;
       }
+      await fs.promises.rm(path.join(this.dir, relative), { force: true });
+      removed++;
     }
     return removed;
   }
@@ -241,21 +261,21 @@ export class SqlOutbox implements OutboxStore {
  * A hard link shares the bytes at no cost and outlives the removal of the original; across file
  * systems (EXDEV) or where links are not allowed, a synced copy does the same.
  */
-function keepReference(source: string, target: string): void {
+async function keepReference(source: string, target: string): Promise<void> {
   // A file already there is a leftover of an attempt that never committed its row.
-  fs.rmSync(target, { force: true });
+  await fs.promises.rm(target, { force: true });
   try {
-    fs.linkSync(source, target);
+    await fs.promises.link(source, target);
     return;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EMLINK') throw err;
   }
-  fs.copyFileSync(source, target);
-  const fd = fs.openSync(target, 'r');
+  await fs.promises.copyFile(source, target);
+  const handle = await fs.promises.open(target, 'r');
   try {
-    fs.fsyncSync(fd);
+    await handle.sync();
   } finally {
-    fs.closeSync(fd);
+    await handle.close();
   }
 }

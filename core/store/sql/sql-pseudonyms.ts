@@ -12,40 +12,60 @@ const toRecord = (r: Row): PseudonymRecord => ({
   ...(r.created_by ? { createdBy: r.created_by } : {}),
 });
 
+const INSERT_SECRET = 'INSERT INTO installation_secrets (name, value, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING';
+const SECRET = 'SELECT value FROM installation_secrets WHERE name = ?';
+const INSERT = `INSERT INTO pseudonyms (kind, original, pseudonym, date_offset_days, original_name, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT (kind, original) DO NOTHING`;
+const ONE = 'SELECT * FROM pseudonyms WHERE kind = ? AND original = ?';
+const FIND_OF_KIND = 'SELECT * FROM pseudonyms WHERE kind = ? AND (original = ? OR original = ? OR pseudonym = ?) ORDER BY kind, original';
+// No index serves a pseudonym of any kind: a scan, so a read off the event loop.
+const FIND = 'SELECT * FROM pseudonyms WHERE original = ? OR original = ? OR pseudonym = ? ORDER BY kind, original';
+
 /** The pseudonym table and installation secrets in the index (SQLite or PostgreSQL). */
 export class SqlPseudonyms implements PseudonymStore {
   private readonly db: SqlDb;
+  /** A secret never changes once stored: read once per process. */
+  private readonly secrets = new Map<string, Promise<string>>();
 
   constructor(db: SqlDb) {
     this.db = db;
   }
 
-  secret(name: string): string {
+  secret(name: string): Promise<string> {
+    let secret = this.secrets.get(name);
+    if (secret === undefined) {
+      secret = this.loadSecret(name);
+      this.secrets.set(name, secret);
+      // A failure (the database away) is not kept: the next call asks again.
+      secret.catch(() => this.secrets.delete(name));
+    }
+    return secret;
+  }
+
+  private async loadSecret(name: string): Promise<string> {
     // Two nodes creating it at once: the first insert wins and both read that one.
-    this.db.prepare('INSERT INTO installation_secrets (name, value, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING').run(name, randomBytes(32).toString('hex'), new Date().toISOString());
-    return String(this.db.prepare('SELECT value FROM installation_secrets WHERE name = ?').get(name)!.value);
+    await this.db.run(INSERT_SECRET, name, randomBytes(32).toString('hex'), new Date().toISOString());
+    const r = await this.db.get<{ value: string }>(SECRET, name);
+    return String(r!.value);
   }
 
-  record(rows: NewPseudonym[], createdBy: string): PseudonymRecord[] {
-    return this.db.transaction(() => {
+  record(rows: NewPseudonym[], createdBy: string): Promise<PseudonymRecord[]> {
+    if (rows.length === 0) return Promise.resolve([]);
+    return this.db.transaction(async (tx) => {
       const now = new Date().toISOString();
-      const insert = this.db.prepare(
-        'INSERT INTO pseudonyms (kind, original, pseudonym, date_offset_days, original_name, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, original) DO NOTHING',
-      );
-      const select = this.db.prepare('SELECT * FROM pseudonyms WHERE kind = ? AND original = ?');
-      return rows.map((r) => {
-        insert.run(r.kind, r.original, r.pseudonym, r.dateOffsetDays ?? null, r.originalName ?? null, now, createdBy);
-        return toRecord(select.get(r.kind, r.original)!);
-      });
-    })();
+      const out: PseudonymRecord[] = [];
+      for (const r of rows) {
+        await tx.run(INSERT, r.kind, r.original, r.pseudonym, r.dateOffsetDays ?? null, r.originalName ?? null, now, createdBy);
+        out.push(toRecord((await tx.get(ONE, r.kind, r.original))!));
+      }
+      return out;
+    });
   }
 
-  find(value: string, kind?: PseudonymKind): PseudonymRecord[] {
+  async find(value: string, kind?: PseudonymKind): Promise<PseudonymRecord[]> {
     // A Patient ID alone finds the patient recorded without an Issuer of Patient ID ("ID\\").
     const withoutIssuer = `${value}\\`;
-    const rows = kind
-      ? this.db.prepare('SELECT * FROM pseudonyms WHERE kind = ? AND (original = ? OR original = ? OR pseudonym = ?) ORDER BY kind, original').all(kind, value, withoutIssuer, value)
-      : this.db.prepare('SELECT * FROM pseudonyms WHERE original = ? OR original = ? OR pseudonym = ? ORDER BY kind, original').all(value, withoutIssuer, value);
+    const rows = kind ? await this.db.read(FIND_OF_KIND, kind, value, withoutIssuer, value) : await this.db.read(FIND, value, withoutIssuer, value);
     return rows.map(toRecord);
   }
 }

@@ -297,7 +297,7 @@ export async function databaseRoutes(app: FastifyInstance, deps: HttpDeps): Prom
       const body = request.body as FromSchema<typeof sendBody>;
       requireRole(request.user, RUNS_JOBS, 'sending to a remote node');
       readable(request, db);
-      if (!deps.outbox?.status().some((d) => d.destination === body.destination)) {
+      if (!deps.outbox?.isDestination(body.destination)) {
         throw dfError('DF_ERR_DESTINATION_UNKNOWN', `no remote node "${body.destination}" in remoteNodes`);
       }
       const filter: HierarchyFilter = body.level === 'study' ? { studyInstanceUids: [body.uid] } : { seriesInstanceUids: [body.uid] };

@@ -57,7 +57,7 @@ export async function outboxRoutes(app: FastifyInstance, deps: HttpDeps): Promis
     return deps.outbox;
   };
   const known = (destination: string) => {
-    if (!outbox().status().some((d) => d.destination === destination)) throw dfError('DF_ERR_DESTINATION_UNKNOWN', `no remote node "${destination}" in remoteNodes`);
+    if (!outbox().isDestination(destination)) throw dfError('DF_ERR_DESTINATION_UNKNOWN', `no remote node "${destination}" in remoteNodes`);
     return destination;
   };
 
@@ -69,8 +69,8 @@ export async function outboxRoutes(app: FastifyInstance, deps: HttpDeps): Promis
     },
     handler: async () => {
       if (!deps.outbox) return [];
-      const retrying = deps.outbox.store.retryingCounts();
-      return deps.outbox.status().map(({ sending, ...d }) => ({ ...d, inFlight: sending, retrying: retrying[d.destination] ?? 0 }));
+      const [retrying, status] = await Promise.all([deps.outbox.store.retryingCounts(), deps.outbox.status()]);
+      return status.map(({ sending, ...d }) => ({ ...d, inFlight: sending, retrying: retrying[d.destination] ?? 0 }));
     },
   });
 
@@ -90,7 +90,7 @@ export async function outboxRoutes(app: FastifyInstance, deps: HttpDeps): Promis
       requireRole(request.user, RUNS_JOBS, 'reading outbox entries');
       const destination = known((request.params as FromSchema<typeof destinationParams>).destination);
       const q = request.query as { state: 'queued' | 'sending' | 'delivered' | 'dead'; limit: number };
-      return outbox().store.list({ destination, state: q.state, limit: q.limit });
+      return await outbox().store.list({ destination, state: q.state, limit: q.limit });
     },
   });
 
@@ -114,8 +114,8 @@ export async function outboxRoutes(app: FastifyInstance, deps: HttpDeps): Promis
       requireRole(request.user, RUNS_JOBS, 'retrying outbox entries');
       const destination = known((request.params as FromSchema<typeof destinationParams>).destination);
       const ids = (request.body as { ids?: string[] } | null)?.ids;
-      const rescheduled = outbox().store.retryDead(destination, ids);
-      deps.index.recordAudit(request.user.name, 'outbox-retry', { destination, rescheduled, ...(ids ? { ids: ids.length } : {}) });
+      const rescheduled = await outbox().store.retryDead(destination, ids);
+      await deps.index.recordAudit(request.user.name, 'outbox-retry', { destination, rescheduled, ...(ids ? { ids: ids.length } : {}) });
       if (rescheduled > 0) outbox().wake();
       return { rescheduled };
     },

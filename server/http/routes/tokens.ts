@@ -26,7 +26,7 @@ export async function tokenRoutes(app: FastifyInstance, deps: HttpDeps): Promise
     schema: { summary: 'The API tokens in force (never their secrets)', tags: ['users'], response: { 200: { type: 'array', items: tokenRecord }, ...authErrors } },
     handler: async (request) => {
       requireRole(request.user, ['admin'], 'listing tokens');
-      return deps.tokens.list();
+      return await deps.tokens.list();
     },
   });
 
@@ -45,8 +45,8 @@ export async function tokenRoutes(app: FastifyInstance, deps: HttpDeps): Promise
       requireRole(request.user, ['admin'], 'making tokens');
       const body = request.body as FromSchema<typeof createBody>;
       if (!deps.users.has(body.user)) throw dfError('DF_ERR_USAGE', `unknown user "${body.user}": add it to "users" in the configuration`);
-      const { token, record } = issueToken(deps.tokens, deps.users, body.user, body.description);
-      deps.index.recordAudit(request.user.name, 'token-create', { tokenId: record.id, for: body.user });
+      const { token, record } = await issueToken(deps.tokens, deps.users, body.user, body.description);
+      await deps.index.recordAudit(request.user.name, 'token-create', { tokenId: record.id, for: body.user });
       return reply.code(201).send({ ...record, token });
     },
   });
@@ -61,8 +61,8 @@ export async function tokenRoutes(app: FastifyInstance, deps: HttpDeps): Promise
     handler: async (request, reply) => {
       requireRole(request.user, ['admin'], 'revoking tokens');
       const { id } = request.params as FromSchema<typeof idParams>;
-      if (!deps.tokens.revoke(id)) throw dfError('DF_ERR_TOKEN_UNKNOWN', `no token ${id} in force`);
-      deps.index.recordAudit(request.user.name, 'token-revoke', { tokenId: id });
+      if (!(await deps.tokens.revoke(id))) throw dfError('DF_ERR_TOKEN_UNKNOWN', `no token ${id} in force`);
+      await deps.index.recordAudit(request.user.name, 'token-revoke', { tokenId: id });
       return reply.code(204).send();
     },
   });
