@@ -83,6 +83,8 @@ export class OutboxSender {
   private tickAgain = false;
   /** The lease renewal under way: none is sent while one still waits for the index. */
   private renewing: Promise<void> | undefined;
+  /** A renewal was skipped waiting for the one under way (logged once per stall). */
+  private renewalSkipped = false;
 
   private get leaseMs(): number {
     return this.o.leaseMs ?? 30_000;
@@ -115,13 +117,24 @@ export class OutboxSender {
    * only sent once it ended, so a stall does not pile renewals up on the pool.
    */
   private renewLeases(): void {
-    if (this.renewing || this.claimed.size === 0) return;
+    if (this.renewing) {
+      if (!this.renewalSkipped) this.o.log.warn({ leaseMs: this.leaseMs }, 'the outbox lease renewal waits for the index; renewals are skipped until it answers');
+      this.renewalSkipped = true;
+      return;
+    }
+    if (this.claimed.size === 0) return;
     const sentAt = Date.now();
     this.renewing = this.o.outbox
       .renewLeases(this.owner, [...this.claimed], new Date(sentAt + this.leaseMs).toISOString())
-      .catch((err: unknown) => this.o.log.error({ err, waitedMs: Date.now() - sentAt }, 'renewing outbox leases failed'))
+      .then(
+        () => {
+          if (this.renewalSkipped) this.o.log.info({ waitedMs: Date.now() - sentAt }, 'outbox leases renewed again');
+        },
+        (err: unknown) => this.o.log.error({ err, waitedMs: Date.now() - sentAt }, 'renewing outbox leases failed'),
+      )
       .finally(() => {
         this.renewing = undefined;
+        this.renewalSkipped = false;
       });
   }
 

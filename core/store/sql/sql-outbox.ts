@@ -5,7 +5,6 @@ import { fsyncDirectory } from '../object-store.ts';
 import type { DestinationCounts, NewOutboxEntry, OutboxEntry, OutboxFailure, OutboxState, OutboxStore } from '../outbox-store.ts';
 import { dialectOf, type Row, type SqlDb } from './sql-db.ts';
 
-const SELECT_EXISTING = 'SELECT * FROM outbox WHERE destination = ? AND source_key = ? AND job_id IS NOT DISTINCT FROM ? AND step_id IS NOT DISTINCT FROM ?';
 const INSERT = `INSERT INTO outbox (id, destination, path, sop_class_uid, sop_instance_uid, transfer_syntax_uid, size, source_key, job_id, step_id,
    state, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)`;
 const DELIVERED = `UPDATE outbox SET state = 'delivered', delivered_at = ?, status = ?, sent_transfer_syntax_uid = ?, last_error_code = NULL, last_error = NULL,
@@ -52,6 +51,8 @@ export class SqlOutbox implements OutboxStore {
   private readonly db: SqlDb;
   private readonly dir: string;
   private readonly byIds: string;
+  private readonly existingOfJob: string;
+  private readonly existingWithoutJob: string;
   private readonly claimDue: string;
   private readonly renew: string;
   private readonly releaseIds: string;
@@ -63,6 +64,11 @@ export class SqlOutbox implements OutboxStore {
     const d = dialectOf(db.dialect);
     const inIds = `id IN (SELECT ids.value FROM ${d.jsonElements('?', 'ids')})`;
     this.byIds = `SELECT * FROM outbox WHERE ${inIds}`;
+    // What a step (or a send) already queued: one statement per destination and step, by the
+    // job's index (or the destination's) rather than a lookup per object.
+    const ofKeys = `step_id IS NOT DISTINCT FROM ? AND source_key IN (SELECT keys.value FROM ${d.jsonElements('?', 'keys')})`;
+    this.existingOfJob = `SELECT * FROM outbox WHERE job_id = ? AND destination = ? AND ${ofKeys}`;
+    this.existingWithoutJob = `SELECT * FROM outbox WHERE job_id IS NULL AND destination = ? AND ${ofKeys}`;
     // One statement: the due entries are locked (other nodes skip them) and leased at once.
     this.claimDue = `WITH due AS (
         SELECT id FROM outbox WHERE destination = ? AND ((state = 'queued' AND next_attempt_at <= ?) OR (state = 'sending' AND lease_expires_at < ?))
@@ -104,14 +110,15 @@ export class SqlOutbox implements OutboxStore {
     const fresh: { entry: NewOutboxEntry; id: string; relative: string; size: number; at: number; twin?: boolean }[] = [];
     const dirs = new Set<string>();
     const inBatch = new Map<string, number>();
+    const existing = await this.existing(entries);
     for (const entry of entries) {
-      const found = await this.db.get(SELECT_EXISTING, entry.destination, entry.sourceKey, entry.jobId ?? null, entry.stepId ?? null);
+      const found = existing.get(queueKey(entry));
       if (found) {
         result.push(this.toEntry(found));
         continue;
       }
       // The same object twice in one call (an input listed twice) is one entry.
-      const key = JSON.stringify([entry.destination, entry.sourceKey, entry.jobId, entry.stepId]);
+      const key = queueKey(entry);
       const twin = inBatch.get(key);
       if (twin !== undefined) {
         fresh.push({ ...fresh[twin], at: result.length, twin: true });
@@ -144,6 +151,27 @@ export class SqlOutbox implements OutboxStore {
     const stored = new Map((await this.get(fresh.map((f) => f.id))).map((e) => [e.id, e]));
     for (const f of fresh) result[f.at] = stored.get(f.id)!;
     return result;
+  }
+
+  /** The entries already queued for these, by queueKey. */
+  private async existing(entries: NewOutboxEntry[]): Promise<Map<string, Row>> {
+    const groups = new Map<string, { entry: NewOutboxEntry; keys: Set<string> }>();
+    for (const entry of entries) {
+      const group = JSON.stringify([entry.destination, entry.jobId ?? null, entry.stepId ?? null]);
+      const g = groups.get(group) ?? { entry, keys: new Set<string>() };
+      g.keys.add(entry.sourceKey);
+      groups.set(group, g);
+    }
+    const found = new Map<string, Row>();
+    for (const { entry, keys } of groups.values()) {
+      const sourceKeys = JSON.stringify([...keys]);
+      const rows =
+        entry.jobId !== undefined
+          ? await this.db.all(this.existingOfJob, entry.jobId, entry.destination, entry.stepId ?? null, sourceKeys)
+          : await this.db.all(this.existingWithoutJob, entry.destination, entry.stepId ?? null, sourceKeys);
+      for (const r of rows) found.set(queueKey({ destination: r.destination, sourceKey: r.source_key, jobId: r.job_id ?? undefined, stepId: r.step_id ?? undefined }), r);
+    }
+    return found;
   }
 
   async claim(destination: string, owner: string, leaseMs: number, now: string, limit: number): Promise<OutboxEntry[]> {
@@ -255,6 +283,11 @@ export class SqlOutbox implements OutboxStore {
     }
     return removed;
   }
+}
+
+/** What makes an entry the same as another: queued once per destination, object, job and step. */
+function queueKey(e: Pick<NewOutboxEntry, 'destination' | 'sourceKey' | 'jobId' | 'stepId'>): string {
+  return JSON.stringify([e.destination, e.sourceKey, e.jobId ?? null, e.stepId ?? null]);
 }
 
 /**
