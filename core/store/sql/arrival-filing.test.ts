@@ -8,15 +8,17 @@ import type { ArrivalFiling, ArrivalFilingDecision, DuplicatePolicy, ReceivedObj
 import { openIndexDatabase } from './open.ts';
 import type { SqlDb } from './sql-db.ts';
 import { SqlIndex } from './sql-index.ts';
-import { SqlJobs } from './sql-jobs.ts';
+import { allJobStores, type AllJobStores } from '../../../test/helpers/job-stores.ts';
 
 const open: SqlDb[] = [];
-afterEach(() => open.splice(0).forEach((db) => db.close()));
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((db) => db.close()));
+});
 
-async function stores(): Promise<{ index: SqlIndex; jobs: SqlJobs }> {
-  const db = openIndexDatabase({ dataDir: tempDir(), ...(await testIndexConfig()) });
+async function stores(): Promise<{ index: SqlIndex; jobs: AllJobStores }> {
+  const db = await openIndexDatabase({ dataDir: tempDir(), ...(await testIndexConfig()) });
   open.push(db);
-  return { index: new SqlIndex(db), jobs: new SqlJobs(db) };
+  return { index: new SqlIndex(db), jobs: allJobStores(db) };
 }
 
 const object = (n: number, sopInstanceUid = `1.2.3.${n}`): ReceivedObject => ({
@@ -40,12 +42,12 @@ describe('filing in the arrival commit', () => {
     const f = filing('keep-first');
     const results = await Promise.all([1, 2, 3, 4].map((n) => index.recordReceived(object(n), 'keep-first', f)));
     expect(results.map((r) => [r.filedBy, r.settled])).toEqual(Array(4).fill(['store-received', true]));
-    expect(index.totals()).toMatchObject({ arrivals: 4, instances: 4, series: 2, studies: 1, patients: 1 });
-    expect(jobs.unprocessedArrivals(10)).toEqual([]);
+    expect(await index.totals()).toMatchObject({ arrivals: 4, instances: 4, series: 2, studies: 1, patients: 1 });
+    expect(await jobs.unprocessedArrivals(10)).toEqual([]);
     expect(f.commits).toEqual(Array(4).fill({ settled: true, released: false }));
     // Another pipeline takes it too: filed, left for the engine (which queues no filing job).
     await index.recordReceived(object(5), 'keep-first', filing('keep-first', false));
-    expect(jobs.unprocessedArrivals(10).map((a) => [a.sopInstanceUid, a.filedBy])).toEqual([['1.2.3.5', 'store-received']]);
+    expect((await jobs.unprocessedArrivals(10)).map((a) => [a.sopInstanceUid, a.filedBy])).toEqual([['1.2.3.5', 'store-received']]);
   });
 
   it('keeps the duplicate policies: keep-first releases the copy, replace the old object, reject answers the sender', async () => {
@@ -54,21 +56,21 @@ describe('filing in the arrival commit', () => {
     await index.recordReceived(object(1, '1.2.3.100'), 'keep-first', keep);
     await index.recordReceived(object(2, '1.2.3.100'), 'keep-first', keep);
     expect(keep.commits.map((c) => c.released)).toEqual([false, true]);
-    expect(index.instances('Import', {}).map((r) => r.objectPath)).toEqual(['o/1.dcm']);
-    expect(jobs.collectableObjects().map((o) => o.id)).toEqual(['object-2']);
+    expect((await index.instances('Import', {})).map((r) => r.objectPath)).toEqual(['o/1.dcm']);
+    expect((await jobs.collectableObjects()).map((o) => o.id)).toEqual(['object-2']);
 
     const replace = filing('replace');
     await index.recordReceived(object(3, '1.2.3.300'), 'replace', replace);
     await index.recordReceived(object(4, '1.2.3.300'), 'replace', replace);
-    expect(index.instances('Import', { sopInstanceUids: ['1.2.3.300'] }).map((r) => r.objectPath)).toEqual(['o/4.dcm']);
-    expect(jobs.collectableObjects().map((o) => o.id).sort()).toEqual(['object-2', 'object-3']);
+    expect((await index.instances('Import', { sopInstanceUids: ['1.2.3.300'] })).map((r) => r.objectPath)).toEqual(['o/4.dcm']);
+    expect((await jobs.collectableObjects()).map((o) => o.id).sort()).toEqual(['object-2', 'object-3']);
 
     const reject = filing('reject');
     await index.recordReceived(object(5, '1.2.3.500'), 'reject', reject);
     const second = await index.recordReceived(object(6, '1.2.3.500'), 'reject', reject);
     expect(second.outcome).toBe('duplicate-rejected');
-    expect(index.instances('Import', { sopInstanceUids: ['1.2.3.500'] }).map((r) => r.objectPath)).toEqual(['o/5.dcm']);
-    expect(index.totals().duplicates).toBe(3);
+    expect((await index.instances('Import', { sopInstanceUids: ['1.2.3.500'] })).map((r) => r.objectPath)).toEqual(['o/5.dcm']);
+    expect((await index.totals()).duplicates).toBe(3);
   });
 
   it('records the arrival unfiled when its filing fails, for the pipeline job to file', async () => {
@@ -84,7 +86,7 @@ describe('filing in the arrival commit', () => {
     const results = await Promise.all([1, 2, 3].map((n) => index.recordReceived(object(n), 'keep-first', failing)));
     expect(results.map((r) => r.outcome)).toEqual(['received', 'received', 'received']);
     expect(results.map((r) => r.filedBy)).toEqual(['store-received', undefined, 'store-received']);
-    expect(jobs.unprocessedArrivals(10).map((a) => [a.sopInstanceUid, a.filedBy])).toEqual([['1.2.3.2', undefined]]);
-    expect(index.totals()).toMatchObject({ arrivals: 3, instances: 2 });
+    expect((await jobs.unprocessedArrivals(10)).map((a) => [a.sopInstanceUid, a.filedBy])).toEqual([['1.2.3.2', undefined]]);
+    expect(await index.totals()).toMatchObject({ arrivals: 3, instances: 2 });
   });
 });

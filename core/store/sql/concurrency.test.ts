@@ -9,18 +9,20 @@ import { testIndexConfig } from '../../../test/helpers/test-index.ts';
 import { openIndexDatabase, type IndexLocation } from './open.ts';
 import type { SqlDb } from './sql-db.ts';
 import { SqlIndex } from './sql-index.ts';
-import { SqlJobs } from './sql-jobs.ts';
+import { allJobStores, type AllJobStores } from '../../../test/helpers/job-stores.ts';
 
 const worker = path.resolve(import.meta.dirname, '../../../test/fixtures/store-race-worker.ts');
 const NODES = 4;
 const open: SqlDb[] = [];
-afterEach(() => open.splice(0).forEach((db) => db.close()));
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((db) => db.close()));
+});
 
-async function store(): Promise<{ where: IndexLocation; db: SqlDb; jobs: SqlJobs }> {
+async function store(): Promise<{ where: IndexLocation; db: SqlDb; jobs: AllJobStores }> {
   const where = { dataDir: tempDir(), ...(await testIndexConfig()) };
-  const db = openIndexDatabase(where);
+  const db = await openIndexDatabase(where);
   open.push(db);
-  return { where, db, jobs: new SqlJobs(db) };
+  return { where, db, jobs: allJobStores(db) };
 }
 
 function race(where: IndexLocation, task: 'claim' | 'fire'): Promise<string[][]> {
@@ -38,12 +40,13 @@ function race(where: IndexLocation, task: 'claim' | 'fire'): Promise<string[][]>
 describe('nodes racing on one job store', () => {
   it('hands every queued job to exactly one node', async () => {
     const { where, jobs } = await store();
-    const ids = Array.from({ length: 200 }, () => jobs.createJob({ pipeline: 'p', triggerOn: 'manual', inputs: [], priority: 0, maxAttempts: 1, backoffSeconds: 0 }));
+    const ids: string[] = [];
+    for (let i = 0; i < 200; i++) ids.push(await jobs.createJob({ pipeline: 'p', triggerOn: 'manual', inputs: [], priority: 0, maxAttempts: 1, backoffSeconds: 0 }));
     const got = await race(where, 'claim');
     const all = got.flat();
     expect(all).toHaveLength(ids.length);
     expect(new Set(all).size).toBe(ids.length);
-    expect(jobs.counts()).toMatchObject({ queued: 0, running: ids.length });
+    expect(await jobs.counts()).toMatchObject({ queued: 0, running: ids.length });
   });
 
   it('fires each due stable group once, whichever node gets there first', async () => {
@@ -58,12 +61,12 @@ describe('nodes racing on one job store', () => {
         },
         'keep-first',
       );
-      jobs.recordTriggerDecisions(received.arrivalId, past, [], [{ pipeline: 'p', level: 'series', uid: `1.2.${i % 20}`, fireAt: past, lateArrivals: 'whole' }]);
+      await jobs.recordTriggerDecisions(received.arrivalId, past, [], [{ pipeline: 'p', level: 'series', uid: `1.2.${i % 20}`, fireAt: past, lateArrivals: 'whole' }]);
     }
     const fired = (await race(where, 'fire')).flat();
     expect(fired).toHaveLength(20);
     expect(new Set(fired).size).toBe(20);
-    const made = jobs.listJobs({ limit: 100 });
+    const made = await jobs.listJobs({ limit: 100 });
     expect(made).toHaveLength(20);
     expect(made.every((j) => j.inputs.length === 2)).toBe(true);
   });
@@ -78,10 +81,10 @@ describe('nodes racing on one job store', () => {
     await new SqlIndex(db, { node: 'node-a' }).recordReceived(object(1), 'keep-first');
     await new SqlIndex(db, { node: 'node-b' }).recordReceived(object(2), 'keep-first');
     await new SqlIndex(db).recordReceived(object(3), 'keep-first'); // the CLI's import: no node
-    const seen = (node: string, orphanedBefore: string) => jobs.unprocessedArrivals(10, { node, orphanedBefore }).map((a) => a.sopInstanceUid);
+    const seen = async (node: string, orphanedBefore: string) => (await jobs.unprocessedArrivals(10, { node, orphanedBefore })).map((a) => a.sopInstanceUid);
     const longAgo = new Date(Date.now() - 60_000).toISOString();
-    expect(seen('node-a', longAgo)).toEqual(['1.2.3.1', '1.2.3.3']);
-    expect(seen('node-b', longAgo)).toEqual(['1.2.3.2', '1.2.3.3']);
-    expect(seen('node-c', new Date().toISOString())).toEqual(['1.2.3.1', '1.2.3.2', '1.2.3.3']);
+    expect(await seen('node-a', longAgo)).toEqual(['1.2.3.1', '1.2.3.3']);
+    expect(await seen('node-b', longAgo)).toEqual(['1.2.3.2', '1.2.3.3']);
+    expect(await seen('node-c', new Date().toISOString())).toEqual(['1.2.3.1', '1.2.3.2', '1.2.3.3']);
   });
 });

@@ -5,15 +5,17 @@ import { tempDir } from '../../../test/helpers/temp.ts';
 import { openTestIndexDatabase } from '../../../test/helpers/test-index.ts';
 import { newId } from '../../ids.ts';
 import { SqlIndex } from './sql-index.ts';
-import { SqlJobs } from './sql-jobs.ts';
+import { allJobStores, type AllJobStores } from '../../../test/helpers/job-stores.ts';
 
 const open: SqlIndex[] = [];
-afterEach(() => open.splice(0).forEach((i) => i.close()));
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((i) => i.close()));
+});
 
-async function stores(): Promise<{ index: SqlIndex; jobs: SqlJobs }> {
+async function stores(): Promise<{ index: SqlIndex; jobs: AllJobStores }> {
   const index = new SqlIndex(await openTestIndexDatabase(tempDir()));
   open.push(index);
-  return { index, jobs: new SqlJobs(index.connection) };
+  return { index, jobs: allJobStores(index.connection) };
 }
 
 let n = 0;
@@ -47,25 +49,25 @@ describe('job and arrival lists', () => {
     const a1 = await arrive(index, { series: 's1', study: 'st1', patientId: 'PX100', name: 'Doe^Jane', db: 'A', at: '2026-01-01T10:00:00.000Z' });
     const a2 = await arrive(index, { series: 's2', study: 'st1', patientId: 'PX100', name: 'Doe^Jane', db: 'A', at: '2026-01-01T10:00:01.000Z' });
     const b1 = await arrive(index, { series: 's3', study: 'st2', patientId: 'Q_1%', name: 'Roe^Rick', db: 'B', at: '2026-01-01T10:00:02.000Z' });
-    const i1 = jobs.createJob(job([a1], 'instance'));
-    const i2 = jobs.createJob(job([a2], 'instance'));
-    const st = jobs.createJob(job([a1, a2], 'study', 'q'));
-    const other = jobs.createJob(job([b1], 'instance'));
-    const ids = (f: Parameters<SqlJobs['listJobs']>[0]) => jobs.listJobs(f).map((j) => j.id).sort();
-    expect(ids({ triggerOn: 'instance' })).toEqual([i1, i2, other].sort());
-    expect(ids({ patient: 'jane' })).toEqual([i1, i2, st].sort());
-    expect(ids({ patient: 'px1' })).toEqual([i1, i2, st].sort());
+    const i1 = await jobs.createJob(job([a1], 'instance'));
+    const i2 = await jobs.createJob(job([a2], 'instance'));
+    const st = await jobs.createJob(job([a1, a2], 'study', 'q'));
+    const other = await jobs.createJob(job([b1], 'instance'));
+    const ids = async (f: Parameters<AllJobStores['listJobs']>[0]) => (await jobs.listJobs(f)).map((j) => j.id).sort();
+    expect(await ids({ triggerOn: 'instance' })).toEqual([i1, i2, other].sort());
+    expect(await ids({ patient: 'jane' })).toEqual([i1, i2, st].sort());
+    expect(await ids({ patient: 'px1' })).toEqual([i1, i2, st].sort());
     // % and _ are text, not wildcards.
-    expect(ids({ patient: '_1%' })).toEqual([other]);
-    expect(ids({ patient: '%' })).toEqual([other]);
-    expect(ids({ study: 'st1', pipeline: 'q' })).toEqual([st]);
-    expect(ids({ series: 's2' })).toEqual([i2, st].sort());
-    expect(ids({ since: '2999-01-01T00:00:00.000Z' })).toEqual([]);
-    expect(ids({ until: '2000-01-01T00:00:00.000Z' })).toEqual([]);
+    expect(await ids({ patient: '_1%' })).toEqual([other]);
+    expect(await ids({ patient: '%' })).toEqual([other]);
+    expect(await ids({ study: 'st1', pipeline: 'q' })).toEqual([st]);
+    expect(await ids({ series: 's2' })).toEqual([i2, st].sort());
+    expect(await ids({ since: '2999-01-01T00:00:00.000Z' })).toEqual([]);
+    expect(await ids({ until: '2000-01-01T00:00:00.000Z' })).toEqual([]);
     // Rights still apply beside the filters.
-    expect(ids({ patient: 'o', visibleTo: { user: 'u', databases: ['B'] } })).toEqual([other]);
+    expect(await ids({ patient: 'o', visibleTo: { user: 'u', databases: ['B'] } })).toEqual([other]);
 
-    expect(jobs.jobSubjects([i2, other]).get(i2)).toEqual({
+    expect((await jobs.jobSubjects([i2, other])).get(i2)).toEqual({
       patientId: 'PX100',
       patientName: 'Doe^Jane',
       studyInstanceUid: 'st1',
@@ -74,7 +76,7 @@ describe('job and arrival lists', () => {
       seriesDescription: 'series s2',
       database: 'A',
     });
-    expect(jobs.inputSeries(st)).toEqual([
+    expect(await jobs.inputSeries(st)).toEqual([
       expect.objectContaining({ seriesInstanceUid: 's1', studyInstanceUid: 'st1', database: 'A', instances: 1, attributes: expect.objectContaining({ Modality: 'CT' }) }),
       expect.objectContaining({ seriesInstanceUid: 's2', instances: 1 }),
     ]);
@@ -84,11 +86,11 @@ describe('job and arrival lists', () => {
     const { index } = await stores();
     for (let k = 0; k < 3; k++) await arrive(index, { series: 's1', study: 'st1', patientId: 'P', name: 'A^B', db: 'A', ae: k === 2 ? 'OTHER' : 'SCANNER', at: `2026-01-01T10:00:0${k}.000Z` });
     await arrive(index, { series: 's2', study: 'st1', patientId: 'P', name: 'A^B', db: 'B', at: '2026-01-01T10:00:05.000Z' });
-    expect(index.arrivalsBySeries({ limit: 10, window: 1000 }).map((r) => [r.seriesInstanceUid, r.database, r.count, r.firstReceivedAt.slice(17, 19), r.lastReceivedAt.slice(17, 19), r.senders])).toEqual([
+    expect((await index.arrivalsBySeries({ limit: 10, window: 1000 })).map((r) => [r.seriesInstanceUid, r.database, r.count, r.firstReceivedAt.slice(17, 19), r.lastReceivedAt.slice(17, 19), r.senders])).toEqual([
       ['s2', 'B', 1, '05', '05', ['SCANNER']],
       ['s1', 'A', 3, '00', '02', ['OTHER', 'SCANNER']],
     ]);
-    expect(index.arrivalsBySeries({ limit: 10, window: 1000, databases: ['A'] }).map((r) => r.seriesInstanceUid)).toEqual(['s1']);
-    expect(index.arrivalsBySeries({ limit: 10, window: 1000, databases: [] })).toEqual([]);
+    expect((await index.arrivalsBySeries({ limit: 10, window: 1000, databases: ['A'] })).map((r) => r.seriesInstanceUid)).toEqual(['s1']);
+    expect(await index.arrivalsBySeries({ limit: 10, window: 1000, databases: [] })).toEqual([]);
   });
 });
