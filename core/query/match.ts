@@ -91,7 +91,7 @@ function trimValue(vr: string, value: string): string {
   return value.trim();
 }
 
-function splitValues(vr: string, value: string): string[] {
+export function splitValues(vr: string, value: string): string[] {
   const parts = textVrs.has(vr) ? [value] : value.split('\\');
   return parts.map((part) => trimValue(vr, part)).filter((part) => part !== '');
 }
@@ -189,7 +189,7 @@ function wildcardMatcher(pattern: string): { test(value: string): boolean } {
  * names are stored and typed in either case. Components compare after trimming, and trailing
  * empty components are insignificant (`Doe^John^^` is `Doe^John`, PS3.5 6.2.1).
  */
-function normalizePersonNameGroup(group: string): string {
+export function normalizePersonNameGroup(group: string): string {
   const components = group.split('^').map((component) => component.trim().toLowerCase());
   while (components.length > 0 && components[components.length - 1] === '') components.pop();
   return components.join('^');

@@ -17,10 +17,16 @@ export class DicomdirStore implements QuerySource {
     this.root = root;
   }
 
-  private entries(filter: HierarchyFilter): FileSetEntry[] {
-    const file = path.join(this.root, INDEX_FILE);
-    if (!fs.existsSync(file)) return [];
-    const all = parseFileSet(fs.readFileSync(file, 'utf8')).entries;
+  /** The file-set's entries the filter's unique keys select, read without blocking the loop. */
+  private async entries(filter: HierarchyFilter): Promise<FileSetEntry[]> {
+    let text: string;
+    try {
+      text = await fs.promises.readFile(path.join(this.root, INDEX_FILE), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    const all = parseFileSet(text).entries;
     const inList = (values: string[] | undefined, v: string) => values === undefined || values.length === 0 || values.includes(v);
     return all.filter(
       (e) =>
@@ -31,8 +37,8 @@ export class DicomdirStore implements QuerySource {
     );
   }
 
-  patients(filter: HierarchyFilter): PatientRow[] {
-    const groups = groupBy(this.entries(filter), (e) => e.patientKey);
+  async patients(filter: HierarchyFilter): Promise<PatientRow[]> {
+    const groups = groupBy(await this.entries(filter), (e) => e.patientKey);
     return [...groups.values()].map((es) => ({
       attributes: patientOf(es[0]),
       numberOfStudies: new Set(es.map((e) => e.studyInstanceUid)).size,
@@ -41,8 +47,8 @@ export class DicomdirStore implements QuerySource {
     }));
   }
 
-  studies(filter: HierarchyFilter): StudyRow[] {
-    const groups = groupBy(this.entries(filter), (e) => e.studyInstanceUid);
+  async studies(filter: HierarchyFilter): Promise<StudyRow[]> {
+    const groups = groupBy(await this.entries(filter), (e) => e.studyInstanceUid);
     return [...groups.values()].map((es) => ({
       patient: patientOf(es[0]),
       study: studyOf(es[0]),
@@ -53,8 +59,8 @@ export class DicomdirStore implements QuerySource {
     }));
   }
 
-  series(filter: HierarchyFilter): SeriesRow[] {
-    const groups = groupBy(this.entries(filter), (e) => e.seriesInstanceUid);
+  async series(filter: HierarchyFilter): Promise<SeriesRow[]> {
+    const groups = groupBy(await this.entries(filter), (e) => e.seriesInstanceUid);
     return [...groups.values()].map((es) => ({
       patient: patientOf(es[0]),
       study: studyOf(es[0]),
@@ -63,8 +69,8 @@ export class DicomdirStore implements QuerySource {
     }));
   }
 
-  instances(filter: HierarchyFilter): InstanceRow[] {
-    return this.entries(filter).map((e) => {
+  async instances(filter: HierarchyFilter): Promise<InstanceRow[]> {
+    return (await this.entries(filter)).map((e) => {
       const filePath = fileIdPath(this.root, e.fileId);
       return {
         patient: patientOf(e),

@@ -130,12 +130,30 @@ export interface InstanceRow extends Keyed {
   source: ArrivalSource;
 }
 
-/** Prefilters by unique keys; the C-FIND matcher does the rest. */
+/**
+ * A test of a match key (core/query/match-keys.ts) that keeps every row the C-FIND matcher may
+ * accept: one of the values, a prefix, or inclusive bounds (an absent bound is open).
+ */
+export type KeyTest =
+  | { kind: 'in'; values: string[] }
+  | { kind: 'prefix'; prefix: string }
+  | { kind: 'range'; from?: string; to?: string };
+
+export interface MatchKey {
+  keyword: string;
+  test: KeyTest;
+}
+
+/**
+ * Prefilters by unique keys and match keys: a source may read fewer rows with them, never rows
+ * the C-FIND matcher then refuses to see. The matcher decides each row it is given.
+ */
 export interface HierarchyFilter {
   patientId?: string;
   studyInstanceUids?: string[];
   seriesInstanceUids?: string[];
   sopInstanceUids?: string[];
+  keys?: MatchKey[];
 }
 
 /** Removes a study or series from one database; objects no other database holds are released. */
@@ -178,12 +196,13 @@ export interface TransferResult {
  * source that pages returns that page; one that does not (a DICOMDIR) returns every row.
  */
 export interface QuerySource {
-  patients(filter: HierarchyFilter, page?: PageRequest): PatientRow[];
-  studies(filter: HierarchyFilter, page?: PageRequest): StudyRow[];
-  series(filter: HierarchyFilter, page?: PageRequest): SeriesRow[];
-  instances(filter: HierarchyFilter, page?: PageRequest): InstanceRow[];
+  patients(filter: HierarchyFilter, page?: PageRequest): Promise<PatientRow[]>;
+  studies(filter: HierarchyFilter, page?: PageRequest): Promise<StudyRow[]>;
+  series(filter: HierarchyFilter, page?: PageRequest): Promise<SeriesRow[]>;
+  instances(filter: HierarchyFilter, page?: PageRequest): Promise<InstanceRow[]>;
 }
 
+/** One database of the index as a Query/Retrieve source. */
 export function databaseSource(index: IndexStore, database: string): QuerySource {
   return {
     patients: (f, p) => index.patients(database, f, p),
@@ -252,20 +271,20 @@ export interface IndexStore {
    */
   recordReceived(object: ReceivedObject, policy: DuplicatePolicy, filing?: ArrivalFiling): Promise<RecordResult>;
   syncDurable(): Promise<void>;
-  fileInstance(database: string, item: FileItem, policy: DuplicatePolicy): FileResult;
-  instanceExists(database: string, sopInstanceUid: string): boolean;
-  transfer(request: TransferRequest): TransferResult;
-  remove(request: RemovalRequest): RemovalResult;
-  patients(database: string, filter: HierarchyFilter, page?: PageRequest): PatientRow[];
-  studies(database: string, filter: HierarchyFilter, page?: PageRequest): StudyRow[];
-  series(database: string, filter: HierarchyFilter, page?: PageRequest): SeriesRow[];
-  instances(database: string, filter: HierarchyFilter, page?: PageRequest): InstanceRow[];
-  totals(database?: string): IndexTotals;
-  recentArrivals(limit: number): ArrivalRecord[];
+  fileInstance(database: string, item: FileItem, policy: DuplicatePolicy): Promise<FileResult>;
+  instanceExists(database: string, sopInstanceUid: string): Promise<boolean>;
+  transfer(request: TransferRequest): Promise<TransferResult>;
+  remove(request: RemovalRequest): Promise<RemovalResult>;
+  patients(database: string, filter: HierarchyFilter, page?: PageRequest): Promise<PatientRow[]>;
+  studies(database: string, filter: HierarchyFilter, page?: PageRequest): Promise<StudyRow[]>;
+  series(database: string, filter: HierarchyFilter, page?: PageRequest): Promise<SeriesRow[]>;
+  instances(database: string, filter: HierarchyFilter, page?: PageRequest): Promise<InstanceRow[]>;
+  totals(database?: string): Promise<IndexTotals>;
+  recentArrivals(limit: number): Promise<ArrivalRecord[]>;
   /**
    * Recent arrivals summed up per series and database, the latest first: among the newest
    * `window` arrivals, those addressed to `databases` (undefined: all, with none recorded too).
    */
-  arrivalsBySeries(options: { limit: number; window: number; databases?: string[] }): SeriesArrivals[];
-  close(): void;
+  arrivalsBySeries(options: { limit: number; window: number; databases?: string[] }): Promise<SeriesArrivals[]>;
+  close(): Promise<void>;
 }

@@ -24,7 +24,7 @@ export interface TransferCommand {
  * Moving needs write on both databases; copying and replicating read on the source and write on
  * the target; all three need the manager or admin role.
  */
-export function transferCommand(config: ResolvedConfig, c: TransferCommand): TransferResult {
+export async function transferCommand(config: ResolvedConfig, c: TransferCommand): Promise<TransferResult> {
   for (const db of [c.from, c.to]) {
     if (!config.databases.some((d) => d.name === db)) throw dfError('DF_ERR_DATABASE_UNKNOWN', `no database "${db}" (configured: ${config.databases.map((d) => d.name).join(', ')})`);
   }
@@ -33,9 +33,9 @@ export function transferCommand(config: ResolvedConfig, c: TransferCommand): Tra
   users.requireRole(c.user, ['admin', 'manager']);
   users.require(c.user, c.mode === 'move' ? 'write' : 'read', c.from);
   users.require(c.user, 'write', c.to);
-  const index = new SqlIndex(openIndexDatabase(config, { existing: true }));
+  const index = new SqlIndex(await openIndexDatabase(config, { existing: true }));
   try {
-    return index.transfer({
+    return await index.transfer({
       from: c.from,
       to: c.to,
       level: c.level,
@@ -47,7 +47,7 @@ export function transferCommand(config: ResolvedConfig, c: TransferCommand): Tra
       createdBy: c.mode === 'replicate' ? `${c.user} (replication from ${c.from})` : c.user,
     });
   } finally {
-    index.close();
+    await index.close();
   }
 }
 
@@ -91,6 +91,6 @@ export async function replicateFromNode(
     }
     return total;
   } finally {
-    close();
+    await close();
   }
 }

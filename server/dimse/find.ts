@@ -6,7 +6,8 @@ import { dfError, isDfError } from '../../core/errors.ts';
 import { DatasetWalker } from '../../core/dicom/dataset-walker.ts';
 import { IMPLICIT_VR_LE } from '../../core/dicom/transfer-syntaxes.ts';
 import { parseIdentifier, type ParsedQuery } from '../../core/query/identifier.ts';
-import { buildResponse, hierarchyFilterOf, matchesRow } from '../../core/query/match.ts';
+import { buildResponse, matchesRow } from '../../core/query/match.ts';
+import { indexFilterOf } from '../../core/query/match-keys.ts';
 import type { PageRequest, QuerySource } from '../../core/store/index-store.ts';
 
 const { Dataset, constants, responses } = dimse;
@@ -36,7 +37,8 @@ export interface FindChannel {
 }
 
 /**
- * C-FIND SCP: the index prefilters by unique keys, the pure matcher of core/query decides, and
+ * C-FIND SCP: the index prefilters by unique keys and match keys (in SQL, over indexed columns),
+ * the pure matcher of core/query decides, and
  * each match becomes one pending response holding exactly the requested keys. The matches are
  * read a page at a time and each response is sent as it is made, waiting while the peer reads;
  * between pages the connection's input is read, so a C-CANCEL ends the answer at once (FE00).
@@ -86,7 +88,7 @@ export class FindService {
 
   /** The identifiers to answer with, one match at a time; ends early once cancelled. */
   private async *matches(parsed: ParsedQuery, source: QuerySource, channel: FindChannel): AsyncGenerator<Record<string, unknown>> {
-    const filter = hierarchyFilterOf(parsed);
+    const filter = indexFilterOf(parsed);
     switch (parsed.level) {
       case 'PATIENT':
         for await (const p of pages((page) => source.patients(filter, page), channel)) {
@@ -132,11 +134,13 @@ export class FindService {
 
 /**
  * A level's rows page after page until a short page, one without keys (a source that does not
- * page answers whole), or a cancel. Between pages the event loop reads the connection's input.
+ * page answers whole), or a cancel. Each page is read off the event loop (a reader thread or a
+ * pooled connection); between pages the loop reads the connection's input, so a C-CANCEL or a
+ * C-ECHO is answered while a long query runs.
  */
-async function* pages<R extends { key?: string }>(read: (page: PageRequest) => R[], channel: FindChannel): AsyncGenerator<R> {
+async function* pages<R extends { key?: string }>(read: (page: PageRequest) => Promise<R[]>, channel: FindChannel): AsyncGenerator<R> {
   for (let after: string | undefined; ; ) {
-    const rows = read({ after, limit: PAGE_ROWS });
+    const rows = await read({ after, limit: PAGE_ROWS });
     for (const row of rows) {
       if (channel.cancelled()) return;
       yield row;

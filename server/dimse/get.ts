@@ -196,7 +196,7 @@ export class GetService {
     const model = request.getAffectedSopClassUid() === queryRetrieveSopClasses.PatientRootQueryRetrieveInformationModelGet ? 'PATIENT' : 'STUDY';
     let selected;
     try {
-      selected = selectObjects(c.source, this.objects, model, c.identifier);
+      selected = await selectObjects(c.source, this.objects, model, c.identifier);
     } catch (err) {
       const code = (err as { code?: unknown }).code;
       c.log.warn({ code: typeof code === 'string' && code.startsWith('DF_ERR_') ? code : 'DF_ERR_QUERY_INVALID', err: (err as Error).message }, 'C-GET refused: cannot select the objects');

@@ -30,12 +30,12 @@ const KEY_OF_LEVEL: Record<string, keyof HierarchyFilter> = {
  * The retrieve side of Query/Retrieve: which stored objects an identifier names (unique keys
  * only, PS3.4 C.4.2.2.1: no matching on other keys) — shared by C-MOVE and C-GET.
  */
-export function selectObjects(
+export async function selectObjects(
   source: QuerySource,
   objects: ObjectStore,
   model: 'PATIENT' | 'STUDY',
   identifier: Record<string, unknown>,
-): { files: string[] } | { error: string } {
+): Promise<{ files: string[] } | { error: string }> {
   const level = String(identifier.QueryRetrieveLevel ?? '').trim();
   if (!(level in KEY_OF_LEVEL) || (model === 'STUDY' && level === 'PATIENT')) return { error: `QueryRetrieveLevel "${level}" is not valid here` };
   const uids = (keyword: string) =>
@@ -53,7 +53,7 @@ export function selectObjects(
   if (series.length > 0) filter.seriesInstanceUids = series;
   if (sop.length > 0) filter.sopInstanceUids = sop;
   if (filter[KEY_OF_LEVEL[level]] === undefined) return { error: `a ${level}-level retrieve needs its unique key` };
-  return { files: source.instances(filter).map((r) => r.filePath ?? objects.absolutePath(r.objectPath)) };
+  return { files: (await source.instances(filter)).map((r) => r.filePath ?? objects.absolutePath(r.objectPath)) };
 }
 
 /**
@@ -98,7 +98,7 @@ export class MoveService {
     const model = request.getAffectedSopClassUid() === queryRetrieveSopClasses.PatientRootQueryRetrieveInformationModelMove ? 'PATIENT' : 'STUDY';
     let selected;
     try {
-      selected = selectObjects(c.source, this.objects, model, c.identifier);
+      selected = await selectObjects(c.source, this.objects, model, c.identifier);
     } catch (err) {
       const code = (err as { code?: unknown }).code;
       c.log.warn({ code: typeof code === 'string' && code.startsWith('DF_ERR_') ? code : 'DF_ERR_QUERY_INVALID', err: (err as Error).message }, 'C-MOVE refused: cannot select the objects');

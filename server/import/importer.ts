@@ -124,7 +124,7 @@ async function importOne(file: string, options: ImportOptions, seen: Set<string>
     return { reason: dfError('DF_ERR_DATASET_MALFORMED', (err as Error).message).message };
   }
   const { sopInstanceUid } = meta;
-  if (seen.has(sopInstanceUid) || options.index.instanceExists(options.provenance.database, sopInstanceUid)) {
+  if (seen.has(sopInstanceUid) || (await options.index.instanceExists(options.provenance.database, sopInstanceUid))) {
     // Only a readable object is a duplicate; the receive path checks the others as it stores them.
     const problem = await unreadableDataset(file, meta);
     return problem === undefined ? 'duplicate' : { reason: problem.message };

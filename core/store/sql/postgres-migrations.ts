@@ -283,4 +283,26 @@ export const postgresMigrations: readonly Migration[] = [
       ALTER TABLE arrivals ADD COLUMN filed_by text COLLATE "C";
     `,
   },
+  {
+    version: 6,
+    name: 'match keys: the C-FIND keys users query most, in indexed columns (existing rows are keyed by the index at start)',
+    sql: `
+      ALTER TABLE patients ADD COLUMN k_patient_id text COLLATE "C", ADD COLUMN k_patient_name text COLLATE "C", ADD COLUMN keys_pending integer;
+      ALTER TABLE studies ADD COLUMN k_study_date text COLLATE "C", ADD COLUMN k_accession_number text COLLATE "C", ADD COLUMN k_study_id text COLLATE "C",
+        ADD COLUMN keys_pending integer;
+      ALTER TABLE series ADD COLUMN k_modality text COLLATE "C", ADD COLUMN k_series_number text COLLATE "C", ADD COLUMN keys_pending integer;
+      UPDATE patients SET k_patient_id = chr(1), k_patient_name = chr(1), keys_pending = 1;
+      UPDATE studies SET k_study_date = chr(1), k_accession_number = chr(1), k_study_id = chr(1), keys_pending = 1;
+      UPDATE series SET k_modality = chr(1), k_series_number = chr(1), keys_pending = 1;
+      CREATE INDEX patients_k_patient_id ON patients(database_name, k_patient_id);
+      CREATE INDEX patients_k_patient_name ON patients(database_name, k_patient_name);
+      CREATE INDEX studies_k_study_date ON studies(database_name, k_study_date);
+      CREATE INDEX studies_k_accession_number ON studies(database_name, k_accession_number);
+      CREATE INDEX studies_k_study_id ON studies(database_name, k_study_id);
+      CREATE INDEX series_k_modality ON series(database_name, k_modality);
+      CREATE INDEX patients_keys_pending ON patients(keys_pending) WHERE keys_pending IS NOT NULL;
+      CREATE INDEX studies_keys_pending ON studies(keys_pending) WHERE keys_pending IS NOT NULL;
+      CREATE INDEX series_keys_pending ON series(keys_pending) WHERE keys_pending IS NOT NULL;
+    `,
+  },
 ];

@@ -27,7 +27,8 @@ import type {
   TransferRequest,
   TransferResult,
 } from '../index-store.ts';
-import { dialectOf, type Dialect, type SqlDb, type SqlStatement } from './sql-db.ts';
+import { dialectOf, type Dialect, type SqlDb, type SqlRunner, type SqlTransaction } from './sql-db.ts';
+import { KEYED_TABLES, matchKeyClauses, matchKeysOf, PATIENT_KEY_COLUMNS, SERIES_KEY_COLUMNS, STUDY_KEY_COLUMNS, type KeyedLevel, type QueryLevel } from './match-keys.ts';
 
 interface Pending {
   object: ReceivedObject;
@@ -70,7 +71,7 @@ export class SqlIndex implements IndexStore {
   private readonly dialect: Dialect;
   private queue: Pending[] = [];
   private flushScheduled = false;
-  private readonly statements;
+  private readonly sql;
   private readonly node: string | null;
 
   /** `db` is migrated already (openIndexDatabase); `node` is stamped on the objects received here. */
@@ -78,51 +79,102 @@ export class SqlIndex implements IndexStore {
     this.db = db;
     this.node = options.node ?? null;
     this.dialect = dialectOf(db.dialect);
-    this.statements = {
-      insertObject: db.prepare(`INSERT INTO objects (${OBJECT_COLUMNS}) VALUES (${OBJECT_VALUES})`),
-      insertArrival: db.prepare(`INSERT INTO arrivals (${ARRIVAL_COLUMNS}) VALUES (${ARRIVAL_VALUES})`),
+    const d = this.dialect;
+    // Statement texts are built once here (the database prepares and caches each text).
+    this.sql = {
+      insertObject: `INSERT INTO objects (${OBJECT_COLUMNS}) VALUES (${OBJECT_VALUES})`,
+      insertArrival: `INSERT INTO arrivals (${ARRIVAL_COLUMNS}) VALUES (${ARRIVAL_VALUES})`,
       // PostgreSQL: the object's row and its arrival's in one statement (one round trip, not two).
       insertObjectAndArrival:
         db.dialect === 'postgres'
-          ? db.prepare(`WITH o AS (INSERT INTO objects (${OBJECT_COLUMNS}) VALUES (${OBJECT_VALUES}))
-              INSERT INTO arrivals (${ARRIVAL_COLUMNS}) VALUES (${ARRIVAL_VALUES})`)
+          ? `WITH o AS (INSERT INTO objects (${OBJECT_COLUMNS}) VALUES (${OBJECT_VALUES}))
+              INSERT INTO arrivals (${ARRIVAL_COLUMNS}) VALUES (${ARRIVAL_VALUES})`
           : undefined,
-      levelRows: db.prepare(
-        `SELECT p.id AS patient_row_id, p.attributes AS patient_attributes, st.id AS study_row_id, st.attributes AS study_attributes,
+      levelRows: `SELECT p.id AS patient_row_id, p.attributes AS patient_attributes, st.id AS study_row_id, st.attributes AS study_attributes,
            se.id AS series_row_id, se.attributes AS series_attributes, i.id AS instance_id, i.object_id AS instance_object_id
          FROM (SELECT 1 AS one) k
            LEFT JOIN patients p ON p.database_name = ? AND p.patient_key = ?
            LEFT JOIN studies st ON st.database_name = ? AND st.study_instance_uid = ?
            LEFT JOIN series se ON se.database_name = ? AND se.series_instance_uid = ?
            LEFT JOIN instances i ON i.database_name = ? AND i.sop_instance_uid = ?`,
-      ),
-      insertRelease: db.prepare('INSERT INTO object_releases (object_id, released_at, released_by_job) VALUES (?, ?, NULL) ON CONFLICT DO NOTHING'),
-      insertPatient: db.prepare(
-        'INSERT INTO patients (id, database_name, patient_key, patient_id, attributes, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-      ),
-      updatePatient: db.prepare('UPDATE patients SET attributes = ? WHERE id = ?'),
-      insertStudy: db.prepare(
-        'INSERT INTO studies (id, database_name, patient_row_id, study_instance_uid, study_date, attributes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      ),
-      updateStudy: db.prepare('UPDATE studies SET attributes = ? WHERE id = ?'),
-      insertSeries: db.prepare(
-        'INSERT INTO series (id, database_name, study_row_id, series_instance_uid, modality, attributes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      ),
-      updateSeries: db.prepare('UPDATE series SET attributes = ? WHERE id = ?'),
-      instanceByUid: db.prepare(
+      insertRelease: 'INSERT INTO object_releases (object_id, released_at, released_by_job) VALUES (?, ?, NULL) ON CONFLICT DO NOTHING',
+      insertPatient: `INSERT INTO patients (id, database_name, patient_key, patient_id, ${PATIENT_KEY_COLUMNS}, attributes, created_at)
+        VALUES (?, ?, ?, ?, ${placeholders(PATIENT_KEY_COLUMNS)}, ?, ?)`,
+      updatePatient: `UPDATE patients SET ${assignments(PATIENT_KEY_COLUMNS)}, keys_pending = NULL, attributes = ? WHERE id = ?`,
+      insertStudy: `INSERT INTO studies (id, database_name, patient_row_id, study_instance_uid, study_date, ${STUDY_KEY_COLUMNS}, attributes, created_at)
+        VALUES (?, ?, ?, ?, ?, ${placeholders(STUDY_KEY_COLUMNS)}, ?, ?)`,
+      updateStudy: `UPDATE studies SET ${assignments(STUDY_KEY_COLUMNS)}, keys_pending = NULL, attributes = ? WHERE id = ?`,
+      insertSeries: `INSERT INTO series (id, database_name, study_row_id, series_instance_uid, modality, ${SERIES_KEY_COLUMNS}, attributes, created_at)
+        VALUES (?, ?, ?, ?, ?, ${placeholders(SERIES_KEY_COLUMNS)}, ?, ?)`,
+      updateSeries: `UPDATE series SET ${assignments(SERIES_KEY_COLUMNS)}, keys_pending = NULL, attributes = ? WHERE id = ?`,
+      instanceByUid:
         'SELECT i.id, i.object_id, o.path FROM instances i JOIN objects o ON i.object_id = o.id WHERE i.database_name = ? AND i.sop_instance_uid = ?',
-      ),
-      insertInstance: db.prepare(`INSERT INTO instances (id, database_name, series_row_id, sop_instance_uid, sop_class_uid, object_id,
-        attributes, created_by, created_at, source, arrival_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-      replaceInstance: db.prepare(`UPDATE instances SET series_row_id = ?, sop_class_uid = ?, object_id = ?, attributes = ?,
-        created_by = ?, created_at = ?, source = ?, arrival_id = ? WHERE id = ?`),
-      receivedArrivalByUid: db.prepare(
-        `SELECT a.id, a.object_id, o.path FROM arrivals a JOIN objects o ON a.object_id = o.id
+      insertInstance: `INSERT INTO instances (id, database_name, series_row_id, sop_instance_uid, sop_class_uid, object_id,
+        attributes, created_by, created_at, source, arrival_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      replaceInstance: `UPDATE instances SET series_row_id = ?, sop_class_uid = ?, object_id = ?, attributes = ?,
+        created_by = ?, created_at = ?, source = ?, arrival_id = ? WHERE id = ?`,
+      receivedArrivalByUid: `SELECT a.id, a.object_id, o.path FROM arrivals a JOIN objects o ON a.object_id = o.id
          WHERE a.database_name = ? AND a.sop_instance_uid = ? AND a.outcome = 'received' AND o.deleted_at IS NULL LIMIT 1`,
-      ),
-      insertDuplicate: db.prepare(
+      insertDuplicate:
         'INSERT INTO duplicates (id, database_name, sop_instance_uid, arrival_id, kept_instance_id, action, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      ),
+      newestObject: `SELECT max(created_at) AS t FROM objects WHERE ${MINE}`,
+      recentObjects: `SELECT id, path, size FROM objects WHERE ${MINE} AND created_at >= ?`,
+      markObjectLost: 'UPDATE objects SET deleted_at = ? WHERE id = ?',
+      settleLostArrivals: 'UPDATE arrivals SET processed_at = coalesce(processed_at, ?) WHERE object_id = ?',
+      deleteInstancesOfObject: 'DELETE FROM instances WHERE object_id = ?',
+      deleteInstance: 'DELETE FROM instances WHERE id = ?',
+      insertAudit: 'INSERT INTO audit_log (id, at, user_name, action, details) VALUES (?, ?, ?, ?, ?)',
+      auditLog: 'SELECT * FROM audit_log ORDER BY id DESC LIMIT ?',
+      pruneSeries: 'DELETE FROM series WHERE database_name = ? AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.series_row_id = series.id)',
+      pruneStudies: 'DELETE FROM studies WHERE database_name = ? AND NOT EXISTS (SELECT 1 FROM series se WHERE se.study_row_id = studies.id)',
+      prunePatients: 'DELETE FROM patients WHERE database_name = ? AND NOT EXISTS (SELECT 1 FROM studies st WHERE st.patient_row_id = patients.id)',
+      transferRows: (column: string | undefined) => `SELECT i.id, i.object_id, i.sop_instance_uid, i.sop_class_uid, i.attributes AS instance, se.attributes AS series,
+             st.attributes AS study, p.attributes AS patient
+           FROM instances i JOIN series se ON i.series_row_id = se.id JOIN studies st ON se.study_row_id = st.id
+             JOIN patients p ON st.patient_row_id = p.id
+           WHERE i.database_name = ? ${column ? `AND ${column} = ?` : ''} ORDER BY i.id`,
+      removalRows: (column: string) => `SELECT i.id, i.object_id FROM instances i JOIN series se ON i.series_row_id = se.id JOIN studies st ON se.study_row_id = st.id
+           WHERE i.database_name = ? AND ${column} = ? ORDER BY i.id`,
+      arrivalIdsIn: (column: string) => `SELECT (SELECT a.id FROM arrivals a WHERE a.object_id = i.object_id AND a.outcome = 'received' ORDER BY a.id LIMIT 1) AS arrival_id
+         FROM instances i JOIN series se ON i.series_row_id = se.id JOIN studies st ON se.study_row_id = st.id
+         WHERE i.database_name = ? AND ${column} = ? ORDER BY i.id`,
+      patientsSelect: `SELECT p.id AS key, p.attributes,
+           (SELECT COUNT(*) FROM studies st WHERE st.patient_row_id = p.id) AS studies,
+           (SELECT COUNT(*) FROM series se JOIN studies st ON se.study_row_id = st.id WHERE st.patient_row_id = p.id) AS series,
+           (SELECT COUNT(*) FROM instances i JOIN series se ON i.series_row_id = se.id JOIN studies st ON se.study_row_id = st.id
+              WHERE st.patient_row_id = p.id) AS instances
+         FROM patients p`,
+      studiesSelect: `SELECT st.id AS key, p.attributes AS patient, st.attributes AS study,
+           (SELECT COUNT(*) FROM series se WHERE se.study_row_id = st.id) AS series,
+           (SELECT COUNT(*) FROM instances i JOIN series se ON i.series_row_id = se.id WHERE se.study_row_id = st.id) AS instances,
+           (SELECT ${d.groupConcatDistinct('se.modality')} FROM series se WHERE se.study_row_id = st.id) AS modalities,
+           (SELECT ${d.groupConcatDistinct('i.sop_class_uid')} FROM instances i JOIN series se ON i.series_row_id = se.id
+              WHERE se.study_row_id = st.id) AS sop_classes
+         FROM studies st JOIN patients p ON st.patient_row_id = p.id`,
+      seriesSelect: `SELECT se.id AS key, p.attributes AS patient, st.attributes AS study, se.attributes AS series,
+           (SELECT COUNT(*) FROM instances i WHERE i.series_row_id = se.id) AS instances
+         FROM series se JOIN studies st ON se.study_row_id = st.id JOIN patients p ON st.patient_row_id = p.id`,
+      instancesSelect: `SELECT i.id AS key, p.attributes AS patient, st.attributes AS study, se.attributes AS series, i.attributes AS instance,
+           o.path, o.transfer_syntax_uid, i.created_by, i.created_at, i.source
+         FROM instances i JOIN series se ON i.series_row_id = se.id JOIN studies st ON se.study_row_id = st.id
+           JOIN patients p ON st.patient_row_id = p.id JOIN objects o ON i.object_id = o.id`,
+      arrivalsBySeries: (databases: number) => `SELECT a.series_instance_uid AS series, a.database_name AS db, MAX(a.study_instance_uid) AS study, COUNT(*) AS n,
+                MIN(a.received_at) AS first_at, MAX(a.received_at) AS last_at, MAX(a.id) AS last_id,
+                ${d.groupConcatDistinct('a.calling_ae_title')} AS senders, ${d.groupConcatDistinct('a.source')} AS sources
+         FROM (SELECT * FROM arrivals ORDER BY id DESC LIMIT ?) a
+         ${databases > 0 ? `WHERE a.database_name IN (${new Array(databases).fill('?').join(', ')})` : ''}
+         GROUP BY a.series_instance_uid, a.database_name ORDER BY MAX(a.id) DESC LIMIT ?`,
+      arrivalAttributes: 'SELECT attributes FROM arrivals WHERE id = ?',
+      pendingKeys: Object.fromEntries(
+        KEYED_TABLES.map(({ table }) => [table, `SELECT id, attributes FROM ${table} WHERE keys_pending = 1 LIMIT ?`]),
+      ) as Record<string, string>,
+      // Only a row still pending: one a filing updated meanwhile got its keys from its newer attributes.
+      setKeys: {
+        patients: `UPDATE patients SET ${assignments(PATIENT_KEY_COLUMNS)}, keys_pending = NULL WHERE id = ? AND keys_pending = 1`,
+        studies: `UPDATE studies SET ${assignments(STUDY_KEY_COLUMNS)}, keys_pending = NULL WHERE id = ? AND keys_pending = 1`,
+        series: `UPDATE series SET ${assignments(SERIES_KEY_COLUMNS)}, keys_pending = NULL WHERE id = ? AND keys_pending = 1`,
+      } as Record<string, string>,
+      recentArrivals: 'SELECT a.*, o.path FROM arrivals a JOIN objects o ON a.object_id = o.id ORDER BY a.id DESC LIMIT ?',
     };
   }
 
@@ -130,30 +182,54 @@ export class SqlIndex implements IndexStore {
    * Objects this node wrote in the last `windowMs` before its newest one: what a power loss could
    * have cut short. Other nodes' objects are theirs to check (one may be writing one now).
    */
-  recentObjects(windowMs: number): { id: string; path: string; size: number }[] {
-    const mine = 'deleted_at IS NULL AND (CAST(? AS TEXT) IS NULL OR node = ?)';
-    const newest = (this.db.prepare(`SELECT max(created_at) AS t FROM objects WHERE ${mine}`).get(this.node, this.node) as { t: string | null }).t;
+  async recentObjects(windowMs: number): Promise<{ id: string; path: string; size: number }[]> {
+    const newest = (await this.db.get<{ t: string | null }>(this.sql.newestObject, this.node, this.node))?.t;
     if (!newest) return [];
     const since = new Date(Date.parse(newest) - windowMs).toISOString();
-    return this.db.prepare(`SELECT id, path, size FROM objects WHERE ${mine} AND created_at >= ?`).all(this.node, this.node, since) as { id: string; path: string; size: number }[];
+    return this.db.read<{ id: string; path: string; size: number }>(this.sql.recentObjects, this.node, this.node, since);
   }
 
   /** An object whose file was lost: no job may start on its arrivals, no database may serve it. */
-  markObjectLost(objectId: string): void {
-    this.db.transaction(() => {
-      this.db.prepare('UPDATE objects SET deleted_at = ? WHERE id = ?').run(new Date().toISOString(), objectId);
-      this.db.prepare('UPDATE arrivals SET processed_at = coalesce(processed_at, ?) WHERE object_id = ?').run(new Date().toISOString(), objectId);
-      this.db.prepare('DELETE FROM instances WHERE object_id = ?').run(objectId);
-    })();
+  async markObjectLost(objectId: string): Promise<void> {
+    const now = new Date().toISOString();
+    await this.db.transaction(async (tx) => {
+      await tx.run(this.sql.markObjectLost, now, objectId);
+      await tx.run(this.sql.settleLostArrivals, now, objectId);
+      await tx.run(this.sql.deleteInstancesOfObject, objectId);
+    });
   }
 
-  /** The index answers a trivial query. */
-  healthy(): boolean {
+  /**
+   * Whether the index answers a trivial query within `timeoutMs`: a stalled database makes the
+   * health probe say so, never hang it.
+   */
+  async healthy(timeoutMs = HEALTH_TIMEOUT_MS): Promise<boolean> {
     try {
-      return this.db.prepare('SELECT 1 AS ok').get() !== undefined;
+      return await this.db.ping(timeoutMs);
     } catch {
       return false;
     }
+  }
+
+  /**
+   * Computes the match keys of the rows filed before their columns existed (the migration left
+   * them OPAQUE, so queries stay right meanwhile, only slower), a batch per transaction.
+   * Returns how many rows it keyed; ends early once `stopped()` says so (the server stops).
+   */
+  async keyPendingRows(options: { batchRows?: number; stopped?: () => boolean } = {}): Promise<number> {
+    const batchRows = options.batchRows ?? 500;
+    let keyed = 0;
+    for (const { level, table } of KEYED_TABLES) {
+      while (!options.stopped?.()) {
+        const rows = await this.db.read<{ id: string; attributes: string }>(this.sql.pendingKeys[table], batchRows);
+        if (rows.length === 0) break;
+        await this.db.transaction(async (tx) => {
+          for (const r of rows) await tx.run(this.sql.setKeys[table], ...matchKeysOf(level, parse(r.attributes)), r.id);
+        });
+        keyed += rows.length;
+      }
+    }
+    return keyed;
   }
 
   /** The open database, for the other stores that share it (jobs, outbox, tokens). */
@@ -175,21 +251,25 @@ export class SqlIndex implements IndexStore {
       this.queue.push({ object, policy, filing, resolve, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
-        setImmediate(() => this.flush());
+        setImmediate(() => void this.flush());
       }
     });
   }
 
-  private flush(): void {
+  private async flush(): Promise<void> {
     this.flushScheduled = false;
     const batch = this.queue;
     this.queue = [];
     let recorded: Recorded[];
     try {
-      recorded = this.db.transaction(() => batch.map((p) => this.recordOne(p.object, p.policy, p.filing)))();
+      recorded = await this.db.transaction(async (tx) => {
+        const out: Recorded[] = [];
+        for (const p of batch) out.push(await this.recordOne(tx, p.object, p.policy, p.filing));
+        return out;
+      });
     } catch (err) {
       // A batch fails as a whole; retry each alone so one bad row cannot fail its neighbours.
-      for (const p of batch) this.recordAlone(p, batch.length > 1 ? undefined : err);
+      for (const p of batch) await this.recordAlone(p, batch.length > 1 ? undefined : err);
       return;
     }
     batch.forEach((p, i) => this.answer(p, recorded[i]));
@@ -200,10 +280,10 @@ export class SqlIndex implements IndexStore {
    * that is safely on disk: the arrival commits unfiled, and its pipeline's job files it (with
    * that job's retries, and a failed job the operator sees if it keeps failing).
    */
-  private recordAlone(p: Pending, failedAlready: unknown): void {
+  private async recordAlone(p: Pending, failedAlready: unknown): Promise<void> {
     if (failedAlready === undefined || !p.filing) {
       try {
-        this.answer(p, this.db.transaction(() => this.recordOne(p.object, p.policy, p.filing))());
+        this.answer(p, await this.db.transaction((tx) => this.recordOne(tx, p.object, p.policy, p.filing)));
         return;
       } catch (err) {
         if (!p.filing) {
@@ -213,7 +293,7 @@ export class SqlIndex implements IndexStore {
       }
     }
     try {
-      this.answer(p, this.db.transaction(() => this.recordOne(p.object, p.policy, undefined))());
+      this.answer(p, await this.db.transaction((tx) => this.recordOne(tx, p.object, p.policy, undefined)));
     } catch (err) {
       p.reject(err);
     }
@@ -228,19 +308,19 @@ export class SqlIndex implements IndexStore {
    * The arrival: the object's row and the arrival's. Filing into a database is the job of the
    * `store` step, or done here in the same commit where `filing` decides so (a filing-only
    * pipeline: no job per instance). The "reject" duplicate policy is decided here either way,
-   * since it must answer the sender.
+   * since it must answer the sender. `filing.decide` is synchronous: nothing but the
+   * transaction's statements is awaited while it holds the writer.
    */
-  private recordOne(o: ReceivedObject, policy: DuplicatePolicy, filing: ArrivalFiling | undefined): Recorded {
-    const s = this.statements;
+  private async recordOne(tx: SqlTransaction, o: ReceivedObject, policy: DuplicatePolicy, filing: ArrivalFiling | undefined): Promise<Recorded> {
+    const s = this.sql;
     const a = o.attributes;
     const arrivalId = newId();
     // Under "reject", an earlier copy counts whether the store step has filed it yet or not:
     // otherwise a duplicate sent right after the original would slip through.
+    type Kept = { id: string; object_id: string; path: string };
     const existing =
       policy === 'reject'
-        ? ((s.instanceByUid.get(o.database, o.sopInstanceUid) ?? s.receivedArrivalByUid.get(o.database, o.sopInstanceUid)) as
-            | { id: string; object_id: string; path: string }
-            | undefined)
+        ? ((await tx.get<Kept>(s.instanceByUid, o.database, o.sopInstanceUid)) ?? (await tx.get<Kept>(s.receivedArrivalByUid, o.database, o.sopInstanceUid)))
         : undefined;
     const outcome: ArrivalOutcome = existing ? 'duplicate-rejected' : 'received';
     // A rejected duplicate's arrival points at the object the database keeps.
@@ -260,22 +340,23 @@ export class SqlIndex implements IndexStore {
     ];
     const objectValues = [o.objectId, o.path, o.size, o.transferSyntaxUid, o.sopClassUid, o.sopInstanceUid, o.receivedAt, this.node];
     if (existing) {
-      s.insertArrival.run(...arrivalValues);
-      s.insertDuplicate.run(newId(), o.database, o.sopInstanceUid, arrivalId, existing.id, outcome, o.receivedAt);
+      await tx.run(s.insertArrival, ...arrivalValues);
+      await tx.run(s.insertDuplicate, newId(), o.database, o.sopInstanceUid, arrivalId, existing.id, outcome, o.receivedAt);
     } else if (s.insertObjectAndArrival) {
-      s.insertObjectAndArrival.run(...objectValues, ...arrivalValues);
+      await tx.run(s.insertObjectAndArrival, ...objectValues, ...arrivalValues);
     } else {
-      s.insertObject.run(...objectValues);
-      s.insertArrival.run(...arrivalValues);
+      await tx.run(s.insertObject, ...objectValues);
+      await tx.run(s.insertArrival, ...arrivalValues);
     }
     if (!decision) return { result: { arrivalId, outcome, objectId, path } };
-    const released = this.fileArrival(decision, o, objectId, arrivalId);
+    const released = await this.fileArrival(tx, decision, o, objectId, arrivalId);
     return { result: { arrivalId, outcome, objectId, path, filedBy: decision.pipeline, settled: decision.settled }, filed: { settled: decision.settled, released } };
   }
 
   /** The store step's work on one input, in the arrival's commit; true if it released objects. */
-  private fileArrival(decision: ArrivalFilingDecision, o: ReceivedObject, objectId: string, arrivalId: string): boolean {
-    const filed = this.fileOne(
+  private async fileArrival(tx: SqlTransaction, decision: ArrivalFilingDecision, o: ReceivedObject, objectId: string, arrivalId: string): Promise<boolean> {
+    const filed = await this.fileOne(
+      tx,
       decision.database,
       {
         objectId,
@@ -294,7 +375,7 @@ export class SqlIndex implements IndexStore {
     const released = filed.outcome === 'duplicate-kept-first' || filed.outcome === 'duplicate-rejected' ? [objectId] : [];
     if (filed.replacedObjectId) released.push(filed.replacedObjectId);
     const now = new Date().toISOString();
-    for (const id of released) this.statements.insertRelease.run(id, now);
+    for (const id of released) await tx.run(this.sql.insertRelease, id, now);
     return released.length > 0;
   }
 
@@ -302,8 +383,8 @@ export class SqlIndex implements IndexStore {
    * Files an object into a database (the `store` step): patient, study, series and instance
    * rows, provenance, and the duplicate policy for a SOP Instance UID the database already has.
    */
-  fileInstance(database: string, item: FileItem, policy: DuplicatePolicy): FileResult {
-    return this.db.transaction(() => this.fileOne(database, item, policy))();
+  fileInstance(database: string, item: FileItem, policy: DuplicatePolicy): Promise<FileResult> {
+    return this.db.transaction((tx) => this.fileOne(tx, database, item, policy));
   }
 
   /**
@@ -311,18 +392,11 @@ export class SqlIndex implements IndexStore {
    * original objects are shared, never copied or changed; the target's rows record who did it.
    * One transaction: either everything moves, or nothing does.
    */
-  transfer(t: TransferRequest): TransferResult {
-    return this.db.transaction(() => {
-      const column = { patient: 'p.patient_id', study: 'st.study_instance_uid', series: 'se.series_instance_uid', database: undefined }[t.level];
-      const rows = this.db
-        .prepare(
-          `SELECT i.id, i.object_id, i.sop_instance_uid, i.sop_class_uid, i.attributes AS instance, se.attributes AS series,
-             st.attributes AS study, p.attributes AS patient
-           FROM instances i JOIN series se ON i.series_row_id = se.id JOIN studies st ON se.study_row_id = st.id
-             JOIN patients p ON st.patient_row_id = p.id
-           WHERE i.database_name = ? ${column ? `AND ${column} = ?` : ''} ORDER BY i.id`,
-        )
-        .all(...(column ? [t.from, t.uid] : [t.from])) as Record<string, string>[];
+  transfer(t: TransferRequest): Promise<TransferResult> {
+    const column = { patient: 'p.patient_id', study: 'st.study_instance_uid', series: 'se.series_instance_uid', database: undefined }[t.level];
+    const select = this.sql.transferRows(column);
+    return this.db.transaction(async (tx) => {
+      const rows = await tx.all<Record<string, string>>(select, ...(column ? [t.from, t.uid] : [t.from]));
       if (rows.length === 0) {
         throw dfError('DF_ERR_NOT_FOUND', `no ${t.level}${t.uid ? ` ${t.uid}` : ''} in database "${t.from}"`);
       }
@@ -330,21 +404,20 @@ export class SqlIndex implements IndexStore {
       const result: TransferResult = { instances: rows.length, filed: 0, duplicates: 0 };
       for (const r of rows) {
         const attributes = { ...parse(r.patient), ...parse(r.study), ...parse(r.series), ...parse(r.instance) };
-        const filed = this.fileOne(
+        const filed = await this.fileOne(
+          tx,
           t.to,
           { objectId: r.object_id, sopClassUid: r.sop_class_uid, sopInstanceUid: r.sop_instance_uid, attributes, createdBy: t.createdBy, createdAt: now, source: t.source },
           'keep-first',
         );
         if (filed.outcome === 'filed' || filed.outcome === 'already-filed') result.filed++;
         else result.duplicates++;
-        if (t.mode === 'move') this.db.prepare('DELETE FROM instances WHERE id = ?').run(r.id);
+        if (t.mode === 'move') await tx.run(this.sql.deleteInstance, r.id);
       }
-      if (t.mode === 'move') this.pruneEmpty(t.from);
-      this.db
-        .prepare('INSERT INTO audit_log (id, at, user_name, action, details) VALUES (?, ?, ?, ?, ?)')
-        .run(newId(), now, t.user, t.mode, JSON.stringify({ from: t.from, to: t.to, level: t.level, uid: t.uid, ...result, source: t.source }));
+      if (t.mode === 'move') await this.pruneEmpty(tx, t.from);
+      await tx.run(this.sql.insertAudit, newId(), now, t.user, t.mode, JSON.stringify({ from: t.from, to: t.to, level: t.level, uid: t.uid, ...result, source: t.source }));
       return result;
-    })();
+    });
   }
 
   /**
@@ -353,39 +426,31 @@ export class SqlIndex implements IndexStore {
    * deletes each one's bytes once no database, job, open trigger group or arrival needs it, so an
    * object another database still holds, or a job still reads, keeps its file.
    */
-  remove(r: RemovalRequest): RemovalResult {
-    return this.db.transaction(() => {
-      const column = r.level === 'study' ? 'st.study_instance_uid' : 'se.series_instance_uid';
-      const rows = this.db
-        .prepare(
-          `SELECT i.id, i.object_id FROM instances i JOIN series se ON i.series_row_id = se.id JOIN studies st ON se.study_row_id = st.id
-           WHERE i.database_name = ? AND ${column} = ? ORDER BY i.id`,
-        )
-        .all(r.database, r.uid) as { id: string; object_id: string }[];
+  remove(r: RemovalRequest): Promise<RemovalResult> {
+    const select = this.sql.removalRows(r.level === 'study' ? 'st.study_instance_uid' : 'se.series_instance_uid');
+    return this.db.transaction(async (tx) => {
+      const rows = await tx.all<{ id: string; object_id: string }>(select, r.database, r.uid);
       if (rows.length === 0) throw dfError('DF_ERR_NOT_FOUND', `no ${r.level} ${r.uid} in database "${r.database}"`);
       const now = new Date().toISOString();
-      const remove = this.db.prepare('DELETE FROM instances WHERE id = ?');
-      for (const row of rows) remove.run(row.id);
-      this.pruneEmpty(r.database);
+      for (const row of rows) await tx.run(this.sql.deleteInstance, row.id);
+      await this.pruneEmpty(tx, r.database);
       const objects = [...new Set(rows.map((row) => row.object_id))];
-      for (const id of objects) this.statements.insertRelease.run(id, now);
+      for (const id of objects) await tx.run(this.sql.insertRelease, id, now);
       const result: RemovalResult = { instances: rows.length, released: objects.length };
-      this.db
-        .prepare('INSERT INTO audit_log (id, at, user_name, action, details) VALUES (?, ?, ?, ?, ?)')
-        .run(newId(), now, r.user, 'delete', JSON.stringify({ database: r.database, level: r.level, uid: r.uid, ...result }));
+      await tx.run(this.sql.insertAudit, newId(), now, r.user, 'delete', JSON.stringify({ database: r.database, level: r.level, uid: r.uid, ...result }));
       return result;
-    })();
+    });
   }
 
   /** Series, studies and patients left without instances go with them. */
-  private pruneEmpty(database: string): void {
-    this.db.prepare('DELETE FROM series WHERE database_name = ? AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.series_row_id = series.id)').run(database);
-    this.db.prepare('DELETE FROM studies WHERE database_name = ? AND NOT EXISTS (SELECT 1 FROM series se WHERE se.study_row_id = studies.id)').run(database);
-    this.db.prepare('DELETE FROM patients WHERE database_name = ? AND NOT EXISTS (SELECT 1 FROM studies st WHERE st.patient_row_id = patients.id)').run(database);
+  private async pruneEmpty(tx: SqlRunner, database: string): Promise<void> {
+    await tx.run(this.sql.pruneSeries, database);
+    await tx.run(this.sql.pruneStudies, database);
+    await tx.run(this.sql.prunePatients, database);
   }
 
-  auditLog(limit: number): { at: string; user: string; action: string; details: Record<string, unknown> }[] {
-    return (this.db.prepare('SELECT * FROM audit_log ORDER BY id DESC LIMIT ?').all(limit) as Record<string, string>[]).map((r) => ({
+  async auditLog(limit: number): Promise<{ at: string; user: string; action: string; details: Record<string, unknown> }[]> {
+    return (await this.db.read<Record<string, string>>(this.sql.auditLog, limit)).map((r) => ({
       at: r.at,
       user: r.user_name,
       action: r.action,
@@ -394,8 +459,8 @@ export class SqlIndex implements IndexStore {
   }
 
   /** What a person did through the API or the CLI (reruns, cancels, manual runs). */
-  recordAudit(user: string, action: string, details: Record<string, unknown>): void {
-    this.db.prepare('INSERT INTO audit_log (id, at, user_name, action, details) VALUES (?, ?, ?, ?, ?)').run(newId(), new Date().toISOString(), user, action, JSON.stringify(details));
+  async recordAudit(user: string, action: string, details: Record<string, unknown>): Promise<void> {
+    await this.db.run(this.sql.insertAudit, newId(), new Date().toISOString(), user, action, JSON.stringify(details));
   }
 
   /**
@@ -403,68 +468,66 @@ export class SqlIndex implements IndexStore {
    * works on. Objects moved or copied in have no arrival of that database, so the object's own
    * first received arrival is used.
    */
-  arrivalIdsIn(database: string, level: 'study' | 'series', uid: string): string[] {
-    const column = level === 'study' ? 'st.study_instance_uid' : 'se.series_instance_uid';
-    const rows = this.db
-      .prepare(
-        `SELECT (SELECT a.id FROM arrivals a WHERE a.object_id = i.object_id AND a.outcome = 'received' ORDER BY a.id LIMIT 1) AS arrival_id
-         FROM instances i JOIN series se ON i.series_row_id = se.id JOIN studies st ON se.study_row_id = st.id
-         WHERE i.database_name = ? AND ${column} = ? ORDER BY i.id`,
-      )
-      .all(database, uid) as { arrival_id: string | null }[];
+  async arrivalIdsIn(database: string, level: 'study' | 'series', uid: string): Promise<string[]> {
+    const select = this.sql.arrivalIdsIn(level === 'study' ? 'st.study_instance_uid' : 'se.series_instance_uid');
+    const rows = await this.db.read<{ arrival_id: string | null }>(select, database, uid);
     return rows.flatMap((r) => (r.arrival_id ? [r.arrival_id] : []));
   }
 
-  instanceExists(database: string, sopInstanceUid: string): boolean {
-    return this.statements.instanceByUid.get(database, sopInstanceUid) !== undefined;
+  async instanceExists(database: string, sopInstanceUid: string): Promise<boolean> {
+    return (await this.db.get(this.sql.instanceByUid, database, sopInstanceUid)) !== undefined;
   }
 
-  private fileOne(database: string, o: FileItem, policy: DuplicatePolicy): FileResult {
-    const s = this.statements;
+  private async fileOne(tx: SqlRunner, database: string, o: FileItem, policy: DuplicatePolicy): Promise<FileResult> {
+    const s = this.sql;
     const a = o.attributes;
-    const rows = s.levelRows.get(database, patientKey(a), database, a.StudyInstanceUID, database, a.SeriesInstanceUID, database, o.sopInstanceUid) as LevelRows;
+    const rows = (await tx.get<LevelRows>(s.levelRows, database, patientKey(a), database, a.StudyInstanceUID, database, a.SeriesInstanceUID, database, o.sopInstanceUid))!;
     const existing = rows.instance_id === null ? undefined : { id: rows.instance_id, object_id: rows.instance_object_id! };
     if (existing?.object_id === o.objectId) return { outcome: 'already-filed', instanceId: existing.id };
     if (existing && policy !== 'replace') {
       const outcome = policy === 'keep-first' ? 'duplicate-kept-first' : 'duplicate-rejected';
-      s.insertDuplicate.run(newId(), database, o.sopInstanceUid, o.arrivalId ?? '', existing.id, outcome, o.createdAt);
+      await tx.run(s.insertDuplicate, newId(), database, o.sopInstanceUid, o.arrivalId ?? '', existing.id, outcome, o.createdAt);
       return { outcome, instanceId: existing.id };
     }
-    const patientRowId = this.upsertLevel(rows.patient_row_id, rows.patient_attributes, s.insertPatient, s.updatePatient, attributesOfLevel(a, 'PATIENT'), (id, json) => [
-      id, database, patientKey(a), a.PatientID ?? null, json, o.createdAt,
+    const patientRowId = await this.upsertLevel(tx, 'PATIENT', rows.patient_row_id, rows.patient_attributes, s.insertPatient, s.updatePatient, attributesOfLevel(a, 'PATIENT'), (id, keys, json) => [
+      id, database, patientKey(a), a.PatientID ?? null, ...keys, json, o.createdAt,
     ]);
-    const studyRowId = this.upsertLevel(rows.study_row_id, rows.study_attributes, s.insertStudy, s.updateStudy, attributesOfLevel(a, 'STUDY'), (id, json) => [
-      id, database, patientRowId, a.StudyInstanceUID, a.StudyDate ?? null, json, o.createdAt,
+    const studyRowId = await this.upsertLevel(tx, 'STUDY', rows.study_row_id, rows.study_attributes, s.insertStudy, s.updateStudy, attributesOfLevel(a, 'STUDY'), (id, keys, json) => [
+      id, database, patientRowId, a.StudyInstanceUID, a.StudyDate ?? null, ...keys, json, o.createdAt,
     ]);
-    const seriesRowId = this.upsertLevel(rows.series_row_id, rows.series_attributes, s.insertSeries, s.updateSeries, attributesOfLevel(a, 'SERIES'), (id, json) => [
-      id, database, studyRowId, a.SeriesInstanceUID, a.Modality ?? null, json, o.createdAt,
+    const seriesRowId = await this.upsertLevel(tx, 'SERIES', rows.series_row_id, rows.series_attributes, s.insertSeries, s.updateSeries, attributesOfLevel(a, 'SERIES'), (id, keys, json) => [
+      id, database, studyRowId, a.SeriesInstanceUID, a.Modality ?? null, ...keys, json, o.createdAt,
     ]);
     const instanceAttributes = JSON.stringify(attributesOfLevel(a, 'IMAGE'));
     if (existing) {
-      s.replaceInstance.run(seriesRowId, o.sopClassUid, o.objectId, instanceAttributes, o.createdBy, o.createdAt, o.source, o.arrivalId ?? null, existing.id);
-      s.insertDuplicate.run(newId(), database, o.sopInstanceUid, o.arrivalId ?? '', existing.id, 'duplicate-replaced', o.createdAt);
+      await tx.run(s.replaceInstance, seriesRowId, o.sopClassUid, o.objectId, instanceAttributes, o.createdBy, o.createdAt, o.source, o.arrivalId ?? null, existing.id);
+      await tx.run(s.insertDuplicate, newId(), database, o.sopInstanceUid, o.arrivalId ?? '', existing.id, 'duplicate-replaced', o.createdAt);
       return { outcome: 'duplicate-replaced', instanceId: existing.id, replacedObjectId: existing.object_id };
     }
     const instanceId = newId();
-    s.insertInstance.run(instanceId, database, seriesRowId, o.sopInstanceUid, o.sopClassUid, o.objectId, instanceAttributes, o.createdBy, o.createdAt, o.source, o.arrivalId ?? null);
+    await tx.run(s.insertInstance, instanceId, database, seriesRowId, o.sopInstanceUid, o.sopClassUid, o.objectId, instanceAttributes, o.createdBy, o.createdAt, o.source, o.arrivalId ?? null);
     return { outcome: 'filed', instanceId };
   }
 
-  /** First object wins for level attributes; later ones only fill what was missing. */
-  private upsertLevel(
+  /**
+   * First object wins for level attributes; later ones only fill what was missing. The level's
+   * match keys (matchKeysOf) are written from the same attributes, so they never drift apart.
+   */
+  private async upsertLevel(
+    tx: SqlRunner,
+    level: KeyedLevel,
     rowId: string | null,
     rowAttributes: string | null,
-    insert: SqlStatement,
-    update: SqlStatement,
+    insert: string,
+    update: string,
     attributes: Attributes,
-    insertArgs: (id: string, json: string) => unknown[],
-  ): string {
+    insertArgs: (id: string, keys: (string | null)[], json: string) => unknown[],
+  ): Promise<string> {
     if (rowId === null) {
       const id = newId();
-      insert.run(...insertArgs(id, JSON.stringify(attributes)));
+      await tx.run(insert, ...insertArgs(id, matchKeysOf(level, attributes), JSON.stringify(attributes)));
       return id;
     }
-    const row = { id: rowId };
     const current = parse(rowAttributes ?? '{}');
     let changed = false;
     for (const [k, v] of Object.entries(attributes)) {
@@ -473,88 +536,57 @@ export class SqlIndex implements IndexStore {
         changed = true;
       }
     }
-    if (changed) update.run(JSON.stringify(current), row.id);
-    return row.id;
+    if (changed) await tx.run(update, ...matchKeysOf(level, current), JSON.stringify(current), rowId);
+    return rowId;
   }
 
-  patients(database: string, filter: HierarchyFilter, page?: PageRequest): PatientRow[] {
-    const where = ['p.database_name = ?'];
-    const args: unknown[] = [database];
-    if (filter.patientId !== undefined) {
-      where.push('p.patient_id = ?');
-      args.push(filter.patientId);
-    }
-    const { after, limit } = pageClauses('p.id', page, args);
-    const rows = this.db
-      .prepare(
-        `SELECT p.id AS key, p.attributes,
-           (SELECT COUNT(*) FROM studies st WHERE st.patient_row_id = p.id) AS studies,
-           (SELECT COUNT(*) FROM series se JOIN studies st ON se.study_row_id = st.id WHERE st.patient_row_id = p.id) AS series,
-           (SELECT COUNT(*) FROM instances i JOIN series se ON i.series_row_id = se.id JOIN studies st ON se.study_row_id = st.id
-              WHERE st.patient_row_id = p.id) AS instances
-         FROM patients p WHERE ${where.join(' AND ')}${after} ORDER BY p.id${limit}`,
-      )
-      .all(...args) as { key: string; attributes: string; studies: number; series: number; instances: number }[];
+  async patients(database: string, filter: HierarchyFilter, page?: PageRequest): Promise<PatientRow[]> {
+    const { where, args, after, limit } = this.hierarchyWhere(database, filter, 'PATIENT', page);
+    const rows = await this.db.read<{ key: string; attributes: string; studies: number; series: number; instances: number }>(
+      `${this.sql.patientsSelect} WHERE ${where}${after} ORDER BY p.id${limit}`,
+      ...args,
+    );
     return rows.map((r) => ({
       key: r.key,
       attributes: parse(r.attributes),
-      numberOfStudies: r.studies,
-      numberOfSeries: r.series,
-      numberOfInstances: r.instances,
+      numberOfStudies: Number(r.studies),
+      numberOfSeries: Number(r.series),
+      numberOfInstances: Number(r.instances),
     }));
   }
 
-  studies(database: string, filter: HierarchyFilter, page?: PageRequest): StudyRow[] {
+  async studies(database: string, filter: HierarchyFilter, page?: PageRequest): Promise<StudyRow[]> {
     const { where, args, after, limit } = this.hierarchyWhere(database, filter, 'STUDY', page);
-    const rows = this.db
-      .prepare(
-        `SELECT st.id AS key, p.attributes AS patient, st.attributes AS study,
-           (SELECT COUNT(*) FROM series se WHERE se.study_row_id = st.id) AS series,
-           (SELECT COUNT(*) FROM instances i JOIN series se ON i.series_row_id = se.id WHERE se.study_row_id = st.id) AS instances,
-           (SELECT ${this.dialect.groupConcatDistinct('se.modality')} FROM series se WHERE se.study_row_id = st.id) AS modalities,
-           (SELECT ${this.dialect.groupConcatDistinct('i.sop_class_uid')} FROM instances i JOIN series se ON i.series_row_id = se.id
-              WHERE se.study_row_id = st.id) AS sop_classes
-         FROM studies st JOIN patients p ON st.patient_row_id = p.id WHERE ${where}${after} ORDER BY st.id${limit}`,
-      )
-      .all(...args) as { key: string; patient: string; study: string; series: number; instances: number; modalities: string | null; sop_classes: string | null }[];
+    const rows = await this.db.read<{ key: string; patient: string; study: string; series: number; instances: number; modalities: string | null; sop_classes: string | null }>(
+      `${this.sql.studiesSelect} WHERE ${where}${after} ORDER BY st.id${limit}`,
+      ...args,
+    );
     return rows.map((r) => ({
       key: r.key,
       patient: parse(r.patient),
       study: parse(r.study),
-      numberOfSeries: r.series,
-      numberOfInstances: r.instances,
+      numberOfSeries: Number(r.series),
+      numberOfInstances: Number(r.instances),
       modalitiesInStudy: (r.modalities ?? '').split(',').filter((m) => m !== ''),
       sopClassesInStudy: (r.sop_classes ?? '').split(',').filter((m) => m !== ''),
     }));
   }
 
-  series(database: string, filter: HierarchyFilter, page?: PageRequest): SeriesRow[] {
+  async series(database: string, filter: HierarchyFilter, page?: PageRequest): Promise<SeriesRow[]> {
     const { where, args, after, limit } = this.hierarchyWhere(database, filter, 'SERIES', page);
-    const rows = this.db
-      .prepare(
-        `SELECT se.id AS key, p.attributes AS patient, st.attributes AS study, se.attributes AS series,
-           (SELECT COUNT(*) FROM instances i WHERE i.series_row_id = se.id) AS instances
-         FROM series se JOIN studies st ON se.study_row_id = st.id JOIN patients p ON st.patient_row_id = p.id
-         WHERE ${where}${after} ORDER BY se.id${limit}`,
-      )
-      .all(...args) as { key: string; patient: string; study: string; series: string; instances: number }[];
-    return rows.map((r) => ({ key: r.key, patient: parse(r.patient), study: parse(r.study), series: parse(r.series), numberOfInstances: r.instances }));
+    const rows = await this.db.read<{ key: string; patient: string; study: string; series: string; instances: number }>(
+      `${this.sql.seriesSelect} WHERE ${where}${after} ORDER BY se.id${limit}`,
+      ...args,
+    );
+    return rows.map((r) => ({ key: r.key, patient: parse(r.patient), study: parse(r.study), series: parse(r.series), numberOfInstances: Number(r.instances) }));
   }
 
-  instances(database: string, filter: HierarchyFilter, page?: PageRequest): InstanceRow[] {
+  async instances(database: string, filter: HierarchyFilter, page?: PageRequest): Promise<InstanceRow[]> {
     const { where, args, after, limit } = this.hierarchyWhere(database, filter, 'IMAGE', page);
-    const rows = this.db
-      .prepare(
-        `SELECT i.id AS key, p.attributes AS patient, st.attributes AS study, se.attributes AS series, i.attributes AS instance,
-           o.path, o.transfer_syntax_uid, i.created_by, i.created_at, i.source
-         FROM instances i JOIN series se ON i.series_row_id = se.id JOIN studies st ON se.study_row_id = st.id
-           JOIN patients p ON st.patient_row_id = p.id JOIN objects o ON i.object_id = o.id
-         WHERE ${where}${after} ORDER BY i.id${limit}`,
-      )
-      .all(...args) as {
+    const rows = await this.db.read<{
       key: string; patient: string; study: string; series: string; instance: string; path: string; transfer_syntax_uid: string;
       created_by: string; created_at: string; source: ArrivalSource;
-    }[];
+    }>(`${this.sql.instancesSelect} WHERE ${where}${after} ORDER BY i.id${limit}`, ...args);
     return rows.map((r) => ({
       key: r.key,
       patient: parse(r.patient),
@@ -569,8 +601,13 @@ export class SqlIndex implements IndexStore {
     }));
   }
 
-  private hierarchyWhere(database: string, filter: HierarchyFilter, level: 'STUDY' | 'SERIES' | 'IMAGE', page?: PageRequest) {
-    const where = ['st.database_name = ?'];
+  /**
+   * The WHERE of a level's listing: the database, the unique keys, and the match keys' tests
+   * (matchKeyClauses): each selects a superset of what the C-FIND matcher accepts, so the
+   * matcher's answer is unchanged and the index reads only the rows that may match.
+   */
+  private hierarchyWhere(database: string, filter: HierarchyFilter, level: QueryLevel, page?: PageRequest) {
+    const where = [level === 'PATIENT' ? 'p.database_name = ?' : 'st.database_name = ?'];
     const args: unknown[] = [database];
     const inList = (column: string, values: string[]) => {
       where.push(`${column} IN (${values.map(() => '?').join(', ')})`);
@@ -580,49 +617,35 @@ export class SqlIndex implements IndexStore {
       where.push('p.patient_id = ?');
       args.push(filter.patientId);
     }
-    if (filter.studyInstanceUids?.length) inList('st.study_instance_uid', filter.studyInstanceUids);
-    if (level !== 'STUDY' && filter.seriesInstanceUids?.length) inList('se.series_instance_uid', filter.seriesInstanceUids);
+    if (level !== 'PATIENT' && filter.studyInstanceUids?.length) inList('st.study_instance_uid', filter.studyInstanceUids);
+    if ((level === 'SERIES' || level === 'IMAGE') && filter.seriesInstanceUids?.length) inList('se.series_instance_uid', filter.seriesInstanceUids);
     if (level === 'IMAGE' && filter.sopInstanceUids?.length) inList('i.sop_instance_uid', filter.sopInstanceUids);
-    const { after, limit } = pageClauses({ STUDY: 'st.id', SERIES: 'se.id', IMAGE: 'i.id' }[level], page, args);
+    matchKeyClauses(level, filter.keys ?? [], where, args);
+    const { after, limit } = pageClauses({ PATIENT: 'p.id', STUDY: 'st.id', SERIES: 'se.id', IMAGE: 'i.id' }[level], page, args);
     return { where: where.join(' AND '), args, after, limit };
   }
 
-  totals(database?: string): IndexTotals {
+  async totals(database?: string): Promise<IndexTotals> {
     const where = database === undefined ? '' : 'WHERE database_name = ?';
     const args = database === undefined ? [] : [database];
-    const count = (table: string) => (this.db.prepare(`SELECT COUNT(*) AS n FROM ${table} ${where}`).get(...args) as { n: number }).n;
-    const bytes = (
-      this.db
-        .prepare(`SELECT COALESCE(SUM(o.size), 0) AS n FROM instances i JOIN objects o ON i.object_id = o.id ${database === undefined ? '' : 'WHERE i.database_name = ?'}`)
-        .get(...args) as { n: number }
-    ).n;
-    return {
-      patients: count('patients'),
-      studies: count('studies'),
-      series: count('series'),
-      instances: count('instances'),
-      arrivals: count('arrivals'),
-      duplicates: count('duplicates'),
-      bytes,
-    };
+    const count = async (table: string) => Number((await this.db.read<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table} ${where}`, ...args))[0].n);
+    const [bytes] = await this.db.read<{ n: number }>(
+      `SELECT COALESCE(SUM(o.size), 0) AS n FROM instances i JOIN objects o ON i.object_id = o.id ${database === undefined ? '' : 'WHERE i.database_name = ?'}`,
+      ...args,
+    );
+    const [patients, studies, series, instances, arrivals, duplicates] = await Promise.all(
+      ['patients', 'studies', 'series', 'instances', 'arrivals', 'duplicates'].map(count),
+    );
+    return { patients, studies, series, instances, arrivals, duplicates, bytes: Number(bytes.n) };
   }
 
-  arrivalsBySeries(options: { limit: number; window: number; databases?: string[] }): SeriesArrivals[] {
+  async arrivalsBySeries(options: { limit: number; window: number; databases?: string[] }): Promise<SeriesArrivals[]> {
     const dbs = options.databases;
     if (dbs && dbs.length === 0) return [];
-    const rows = this.db
-      .prepare(
-        `SELECT a.series_instance_uid AS series, a.database_name AS db, MAX(a.study_instance_uid) AS study, COUNT(*) AS n,
-                MIN(a.received_at) AS first_at, MAX(a.received_at) AS last_at, MAX(a.id) AS last_id,
-                ${this.dialect.groupConcatDistinct('a.calling_ae_title')} AS senders, ${this.dialect.groupConcatDistinct('a.source')} AS sources
-         FROM (SELECT * FROM arrivals ORDER BY id DESC LIMIT ?) a
-         ${dbs ? `WHERE a.database_name IN (${dbs.map(() => '?').join(', ')})` : ''}
-         GROUP BY a.series_instance_uid, a.database_name ORDER BY MAX(a.id) DESC LIMIT ?`,
-      )
-      .all(options.window, ...(dbs ?? []), options.limit) as Record<string, string | number | null>[];
-    const attributesOf = this.db.prepare('SELECT attributes FROM arrivals WHERE id = ?');
+    const rows = await this.db.read<Record<string, string | number | null>>(this.sql.arrivalsBySeries(dbs?.length ?? 0), options.window, ...(dbs ?? []), options.limit);
     const list = (v: string | number | null) => (v ? String(v).split(',').sort() : []);
-    return rows.map((r) => ({
+    const attributes = await Promise.all(rows.map((r) => this.db.get<{ attributes: string }>(this.sql.arrivalAttributes, r.last_id)));
+    return rows.map((r, i) => ({
       seriesInstanceUid: String(r.series ?? ''),
       ...(r.study ? { studyInstanceUid: String(r.study) } : {}),
       ...(r.db ? { database: String(r.db) } : {}),
@@ -631,21 +654,17 @@ export class SqlIndex implements IndexStore {
       lastReceivedAt: String(r.last_at),
       senders: list(r.senders),
       sources: list(r.sources),
-      attributes: JSON.parse((attributesOf.get(r.last_id) as { attributes: string }).attributes),
+      attributes: JSON.parse(attributes[i]!.attributes),
     }));
   }
 
-  recentArrivals(limit: number): ArrivalRecord[] {
-    const rows = this.db
-      .prepare(
-        `SELECT a.*, o.path FROM arrivals a JOIN objects o ON a.object_id = o.id ORDER BY a.id DESC LIMIT ?`,
-      )
-      .all(limit) as Record<string, string>[];
+  async recentArrivals(limit: number): Promise<ArrivalRecord[]> {
+    const rows = await this.db.read<Record<string, string>>(this.sql.recentArrivals, limit);
     return rows.map(toArrivalRecord);
   }
 
-  close(): void {
-    this.db.close();
+  close(): Promise<void> {
+    return this.db.close();
   }
 }
 
@@ -686,6 +705,13 @@ export function toArrivalRecord(r: Record<string, string>): ArrivalRecord {
     filedBy: r.filed_by ?? undefined,
   };
 }
+
+/** How long the health probe waits for the index before it reports it down. */
+const HEALTH_TIMEOUT_MS = 800;
+/** This node's objects (or every object, without a node name). */
+const MINE = 'deleted_at IS NULL AND (CAST(? AS TEXT) IS NULL OR node = ?)';
+const placeholders = (columns: string): string => columns.split(',').map(() => '?').join(', ');
+const assignments = (columns: string): string => columns.split(',').map((c) => `${c.trim()} = ?`).join(', ');
 
 const OBJECT_COLUMNS = 'id, path, size, transfer_syntax_uid, sop_class_uid, sop_instance_uid, created_at, node';
 const OBJECT_VALUES = OBJECT_COLUMNS.split(',').map(() => '?').join(', ');

@@ -320,4 +320,32 @@ export const sqliteMigrations: readonly Migration[] = [
       ALTER TABLE arrivals ADD COLUMN filed_by TEXT;
     `,
   },
+  {
+    version: 13,
+    name: 'match keys: the C-FIND keys users query most, in indexed columns (existing rows are keyed by the index at start)',
+    sql: `
+      ALTER TABLE patients ADD COLUMN k_patient_id TEXT;
+      ALTER TABLE patients ADD COLUMN k_patient_name TEXT;
+      ALTER TABLE patients ADD COLUMN keys_pending INTEGER;
+      ALTER TABLE studies ADD COLUMN k_study_date TEXT;
+      ALTER TABLE studies ADD COLUMN k_accession_number TEXT;
+      ALTER TABLE studies ADD COLUMN k_study_id TEXT;
+      ALTER TABLE studies ADD COLUMN keys_pending INTEGER;
+      ALTER TABLE series ADD COLUMN k_modality TEXT;
+      ALTER TABLE series ADD COLUMN k_series_number TEXT;
+      ALTER TABLE series ADD COLUMN keys_pending INTEGER;
+      UPDATE patients SET k_patient_id = char(1), k_patient_name = char(1), keys_pending = 1;
+      UPDATE studies SET k_study_date = char(1), k_accession_number = char(1), k_study_id = char(1), keys_pending = 1;
+      UPDATE series SET k_modality = char(1), k_series_number = char(1), keys_pending = 1;
+      CREATE INDEX patients_k_patient_id ON patients(database_name, k_patient_id);
+      CREATE INDEX patients_k_patient_name ON patients(database_name, k_patient_name);
+      CREATE INDEX studies_k_study_date ON studies(database_name, k_study_date);
+      CREATE INDEX studies_k_accession_number ON studies(database_name, k_accession_number);
+      CREATE INDEX studies_k_study_id ON studies(database_name, k_study_id);
+      CREATE INDEX series_k_modality ON series(database_name, k_modality);
+      CREATE INDEX patients_keys_pending ON patients(keys_pending) WHERE keys_pending IS NOT NULL;
+      CREATE INDEX studies_keys_pending ON studies(keys_pending) WHERE keys_pending IS NOT NULL;
+      CREATE INDEX series_keys_pending ON series(keys_pending) WHERE keys_pending IS NOT NULL;
+    `,
+  },
 ];

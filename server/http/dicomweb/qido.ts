@@ -7,7 +7,8 @@ import { indexedAttributeByKeyword } from '../../../core/dicom/indexed-attribute
 import { dfError } from '../../../core/errors.ts';
 import { parseIdentifier, type ParsedQuery } from '../../../core/query/identifier.ts';
 import { isEntityKey, keyLevelIn, queryKey, queryKeys, type QueryLevel } from '../../../core/query/keys.ts';
-import { buildResponse, hierarchyFilterOf, matchesRow, type Rows } from '../../../core/query/match.ts';
+import { buildResponse, matchesRow, type Rows } from '../../../core/query/match.ts';
+import { indexFilterOf } from '../../../core/query/match-keys.ts';
 import type { QuerySource, StudyRow } from '../../../core/store/index-store.ts';
 import { attributeOf, datasetFromStrings, type DicomJsonDataset } from './dicom-json.ts';
 
@@ -69,7 +70,7 @@ function nonNegativeInteger(name: string, value: QueryValue): number | undefined
 }
 
 /** Runs a search; throws DF_ERR_QUERY_INVALID naming every problem of the query string. */
-export function search(source: QuerySource, request: QidoRequest): QidoResult {
+export async function search(source: QuerySource, request: QidoRequest): Promise<QidoResult> {
   const { level, query } = request;
   const warnings: string[] = [];
   const limit = nonNegativeInteger('limit', query.limit);
@@ -132,7 +133,7 @@ export function search(source: QuerySource, request: QidoRequest): QidoResult {
   for (const keyword of returnKeys) if (!(keyword in identifier) && queryKey(keyword)) identifier[keyword] = '';
 
   const parsed = parseIdentifier(identifier, 'STUDY', { relational: true, combinedDateTime: true });
-  const found = matchRows(source, parsed);
+  const found = await matchRows(source, parsed);
   const page = found.slice(offset, limit === undefined ? undefined : offset + limit);
   const matches = page.map(({ rows, extras }) => {
     const response: Record<string, string | number> = { ...buildResponse(parsed, rows, extras) } as Record<string, string>;
@@ -178,11 +179,14 @@ const studyExtras = (s: StudyRow) => ({
   SOPClassesInStudy: s.sopClassesInStudy.join('\\'),
 });
 
-/** The index prefilters by unique keys; the C-FIND matcher decides. */
-function matchRows(source: QuerySource, parsed: ParsedQuery): Match[] {
-  const filter = hierarchyFilterOf(parsed);
+/** The index prefilters by unique keys and match keys; the C-FIND matcher decides. */
+async function matchRows(source: QuerySource, parsed: ParsedQuery): Promise<Match[]> {
+  const filter = indexFilterOf(parsed);
   const studies = new Map<string, StudyRow>();
-  for (const s of source.studies(filter.studyInstanceUids ? { studyInstanceUids: filter.studyInstanceUids } : filter.patientId ? { patientId: filter.patientId } : {})) {
+  // Below the study level every study of the scope is read: its row answers the study keys.
+  const studyFilter =
+    parsed.level === 'STUDY' ? filter : filter.studyInstanceUids ? { studyInstanceUids: filter.studyInstanceUids } : filter.patientId ? { patientId: filter.patientId } : {};
+  for (const s of await source.studies(studyFilter)) {
     studies.set(s.study.StudyInstanceUID ?? '', s);
   }
   const studyRow = (s: StudyRow) => ({ ...s.study, ModalitiesInStudy: s.modalitiesInStudy.join('\\'), SOPClassesInStudy: s.sopClassesInStudy.join('\\') });
@@ -199,7 +203,7 @@ function matchRows(source: QuerySource, parsed: ParsedQuery): Match[] {
     return { rows: { patient: r.patient, study: s ? studyRow(s) : r.study, series: r.series }, extras: s ? studyExtras(s) : {} };
   };
   if (parsed.level === 'SERIES') {
-    for (const r of source.series(filter)) {
+    for (const r of await source.series(filter)) {
       const { rows, extras } = rowsOf(r);
       if (matchesRow(parsed, rows)) out.push({ rows, extras: { ...extras, NumberOfSeriesRelatedInstances: String(r.numberOfInstances) } });
     }
@@ -207,8 +211,8 @@ function matchRows(source: QuerySource, parsed: ParsedQuery): Match[] {
   }
   // Counts of whole series, whatever instances the filter picks.
   const { sopInstanceUids: _picked, ...seriesFilter } = filter;
-  const seriesCounts = new Map(source.series(seriesFilter).map((r) => [r.series.SeriesInstanceUID ?? '', r.numberOfInstances]));
-  for (const i of source.instances(filter)) {
+  const seriesCounts = new Map((await source.series(seriesFilter)).map((r) => [r.series.SeriesInstanceUID ?? '', r.numberOfInstances]));
+  for (const i of await source.instances(filter)) {
     const { rows, extras } = rowsOf(i);
     const all: Rows = { ...rows, instance: i.instance };
     if (!matchesRow(parsed, all)) continue;

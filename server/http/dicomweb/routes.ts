@@ -121,7 +121,7 @@ export async function dicomwebRoutes(app: FastifyInstance, deps: HttpDeps): Prom
       handler: async (request, reply) => {
         negotiateDicomJson(request.headers.accept);
         const p = request.params as Params;
-        const result = search(databaseSource(deps.index, p.db), {
+        const result = await search(databaseSource(deps.index, p.db), {
           level,
           studyInstanceUid: p.study,
           seriesInstanceUid: p.series,
@@ -143,8 +143,8 @@ export async function dicomwebRoutes(app: FastifyInstance, deps: HttpDeps): Prom
   // ---- WADO-RS -------------------------------------------------------------------------------
 
   /** The instances a path names, in series then instance order; 404 when there are none. */
-  const instancesOf = (p: Params): InstanceRow[] => {
-    const rows = deps.index.instances(p.db, {
+  const instancesOf = async (p: Params): Promise<InstanceRow[]> => {
+    const rows = await deps.index.instances(p.db, {
       studyInstanceUids: [p.study!],
       ...(p.series ? { seriesInstanceUids: [p.series] } : {}),
       ...(p.instance ? { sopInstanceUids: [p.instance] } : {}),
@@ -191,7 +191,7 @@ export async function dicomwebRoutes(app: FastifyInstance, deps: HttpDeps): Prom
       schema: { summary, tags: TAG, params, response: { ...multipart('The instances as application/dicom parts, as stored unless a transfer-syntax was asked for'), ...errors } },
       handler: async (request, reply) => {
         // Only what the stream needs is kept while it runs, not every row's attributes.
-        const objects = instancesOf(request.params as Params).map((row) => ({ file: fileOf(row), transferSyntaxUid: row.transferSyntaxUid }));
+        const objects = (await instancesOf(request.params as Params)).map((row) => ({ file: fileOf(row), transferSyntaxUid: row.transferSyntaxUid }));
         const encodingOf = negotiateInstances(request.headers.accept, objects.map((o) => o.transferSyntaxUid));
         return sendMultipart(
           request,
@@ -222,7 +222,7 @@ export async function dicomwebRoutes(app: FastifyInstance, deps: HttpDeps): Prom
       handler: async (request, reply) => {
         negotiateDicomJson(request.headers.accept);
         const p = request.params as Params;
-        const rows = instancesOf(p);
+        const rows = await instancesOf(p);
         const out: unknown[] = [];
         // In batches: the worker parses a few dozen headers per call, the loop stays free between.
         for (let i = 0; i < rows.length; i += 32) {
@@ -260,7 +260,7 @@ export async function dicomwebRoutes(app: FastifyInstance, deps: HttpDeps): Prom
     },
     handler: async (request, reply) => {
       const p = request.params as Params;
-      const [row] = instancesOf(p);
+      const [row] = await instancesOf(p);
       return sendFrames(request, reply, row, p.frames!.split(',').map(Number));
     },
   });
@@ -275,7 +275,7 @@ export async function dicomwebRoutes(app: FastifyInstance, deps: HttpDeps): Prom
     },
     handler: async (request, reply) => {
       const p = request.params as Params;
-      const [row] = instancesOf(p);
+      const [row] = await instancesOf(p);
       const tag = p.tag!.toUpperCase();
       if (tag === '7FE00010') {
         const count = Math.max(1, Number(row.instance.NumberOfFrames) || 1);
@@ -309,7 +309,7 @@ export async function dicomwebRoutes(app: FastifyInstance, deps: HttpDeps): Prom
     app.get(`/dicomweb/:db/studies/:study/series/:series/instances/:instance/${kind}`, {
       config: read,
       schema: schema(`WADO-RS: an instance ${thumbnail ? 'as a thumbnail' : 'rendered'} (its first frame) through the display pipeline, JPEG or PNG`, paramsOf('study', 'series', 'instance')),
-      handler: async (request, reply) => renderedImage(request, reply, instancesOf(request.params as Params)[0], 1, thumbnail),
+      handler: async (request, reply) => renderedImage(request, reply, (await instancesOf(request.params as Params))[0], 1, thumbnail),
     });
     app.get(`/dicomweb/:db/studies/:study/series/:series/instances/:instance/frames/:frames/${kind}`, {
       config: read,
@@ -318,20 +318,20 @@ export async function dicomwebRoutes(app: FastifyInstance, deps: HttpDeps): Prom
         const p = request.params as Params;
         const numbers = p.frames!.split(',').map(Number);
         if (numbers.length !== 1) throw dfError('DF_ERR_REQUEST_INVALID', 'a rendered frame is one frame: give one frame number');
-        return renderedImage(request, reply, instancesOf(p)[0], numbers[0], thumbnail);
+        return renderedImage(request, reply, (await instancesOf(p))[0], numbers[0], thumbnail);
       },
     });
     // A series or study is shown by its middle image (of its first series).
     app.get(`/dicomweb/:db/studies/:study/series/:series/${kind}`, {
       config: read,
       schema: schema(`WADO-RS: a series ${thumbnail ? 'as a thumbnail' : 'rendered'} (its middle instance)`, paramsOf('study', 'series')),
-      handler: async (request, reply) => renderedImage(request, reply, middle(instancesOf(request.params as Params)), 1, thumbnail),
+      handler: async (request, reply) => renderedImage(request, reply, middle(await instancesOf(request.params as Params)), 1, thumbnail),
     });
     app.get(`/dicomweb/:db/studies/:study/${kind}`, {
       config: read,
       schema: schema(`WADO-RS: a study ${thumbnail ? 'as a thumbnail' : 'rendered'} (the middle instance of its first series)`, paramsOf('study')),
       handler: async (request, reply) => {
-        const rows = instancesOf(request.params as Params);
+        const rows = await instancesOf(request.params as Params);
         const first = rows.filter((r) => r.series.SeriesInstanceUID === rows[0].series.SeriesInstanceUID);
         return renderedImage(request, reply, middle(first), 1, thumbnail);
       },

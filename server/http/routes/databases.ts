@@ -129,21 +129,24 @@ export async function databaseRoutes(app: FastifyInstance, deps: HttpDeps): Prom
       },
     },
     handler: async (request) =>
-      deps.databases
-        .filter((db) => deps.users.may(request.user.name, 'read', db.name))
-        .map((db) => ({
-          name: db.name,
-          ...(db.aeTitle ? { aeTitle: db.aeTitle } : {}),
-          right: deps.users.may(request.user.name, 'write', db.name) ? 'write' : 'read',
-          totals: deps.index.totals(db.name),
-        })),
+      Promise.all(
+        deps.databases
+          .filter((db) => deps.users.may(request.user.name, 'read', db.name))
+          .map(async (db) => ({
+            name: db.name,
+            ...(db.aeTitle ? { aeTitle: db.aeTitle } : {}),
+            right: deps.users.may(request.user.name, 'write', db.name) ? 'write' : 'read',
+            totals: await deps.index.totals(db.name),
+          })),
+      ),
   });
 
   app.get('/api/databases/:db/patients', {
     schema: { summary: 'Patients of a database', tags: ['databases'], params: dbParams, querystring: limitOnly, response: { 200: { type: 'array', items: patientRow }, ...errors } },
     handler: async (request) => {
       const db = readable(request, (request.params as FromSchema<typeof dbParams>).db);
-      return deps.index.patients(db, {}).slice(0, (request.query as { limit: number }).limit);
+      // The index's first page is the listing's first rows: no more is read than is sent.
+      return deps.index.patients(db, {}, { limit: (request.query as { limit: number }).limit });
     },
   });
 
@@ -159,8 +162,7 @@ export async function databaseRoutes(app: FastifyInstance, deps: HttpDeps): Prom
       const db = readable(request, (request.params as FromSchema<typeof dbParams>).db);
       const q = request.query as StudySearch & { patientId?: string; limit: number };
       const filter: HierarchyFilter = q.patientId ? { patientId: q.patientId } : {};
-      return deps.index
-        .studies(db, filter)
+      return (await deps.index.studies(db, filter))
         .filter((r) => matchesStudy(r, q))
         .slice(0, q.limit);
     },
@@ -171,7 +173,7 @@ export async function databaseRoutes(app: FastifyInstance, deps: HttpDeps): Prom
     handler: async (request) => {
       const p = request.params as FromSchema<typeof studyParams>;
       const db = readable(request, p.db);
-      const rows = deps.index.series(db, { studyInstanceUids: [p.study] });
+      const rows = await deps.index.series(db, { studyInstanceUids: [p.study] });
       if (rows.length === 0) throw dfError('DF_ERR_NOT_FOUND', `no study ${p.study} in database "${db}"`);
       return rows.slice(0, (request.query as { limit: number }).limit);
     },
@@ -188,7 +190,7 @@ export async function databaseRoutes(app: FastifyInstance, deps: HttpDeps): Prom
     handler: async (request) => {
       const p = request.params as FromSchema<typeof seriesParams>;
       const db = readable(request, p.db);
-      const rows = deps.index.instances(db, { studyInstanceUids: [p.study], seriesInstanceUids: [p.series] });
+      const rows = await deps.index.instances(db, { studyInstanceUids: [p.study], seriesInstanceUids: [p.series] });
       if (rows.length === 0) throw dfError('DF_ERR_NOT_FOUND', `no series ${p.series} of study ${p.study} in database "${db}"`);
       return rows
         .slice(0, (request.query as { limit: number }).limit)
@@ -268,7 +270,7 @@ export async function databaseRoutes(app: FastifyInstance, deps: HttpDeps): Prom
       const p = request.params as FromSchema<typeof seriesParams>;
       mayDelete(request, p.db);
       // The series must be of that study: a delete names exactly what goes.
-      if (deps.index.series(p.db, { studyInstanceUids: [p.study], seriesInstanceUids: [p.series] }).length === 0) {
+      if ((await deps.index.series(p.db, { studyInstanceUids: [p.study], seriesInstanceUids: [p.series] })).length === 0) {
         throw dfError('DF_ERR_NOT_FOUND', `no series ${p.series} of study ${p.study} in database "${p.db}"`);
       }
       return deps.index.remove({ database: p.db, level: 'series', uid: p.series, user: request.user.name });
@@ -301,7 +303,7 @@ export async function databaseRoutes(app: FastifyInstance, deps: HttpDeps): Prom
         throw dfError('DF_ERR_DESTINATION_UNKNOWN', `no remote node "${body.destination}" in remoteNodes`);
       }
       const filter: HierarchyFilter = body.level === 'study' ? { studyInstanceUids: [body.uid] } : { seriesInstanceUids: [body.uid] };
-      const rows = deps.index.instances(db, filter);
+      const rows = await deps.index.instances(db, filter);
       if (rows.length === 0) throw dfError('DF_ERR_NOT_FOUND', `no ${body.level} ${body.uid} in database "${db}"`);
       // Each request is its own sending: the same study sent twice is sent twice.
       const sending = request.id;
@@ -315,7 +317,7 @@ export async function databaseRoutes(app: FastifyInstance, deps: HttpDeps): Prom
           sourceKey: `send:${sending}:${r.key}`,
         })),
       );
-      deps.index.recordAudit(request.user.name, 'send', { database: db, level: body.level, uid: body.uid, destination: body.destination, instances: queued.length });
+      await deps.index.recordAudit(request.user.name, 'send', { database: db, level: body.level, uid: body.uid, destination: body.destination, instances: queued.length });
       deps.outbox.wake();
       return reply.code(202).send({ queued: queued.length });
     },

@@ -148,7 +148,7 @@ export async function statusRoutes(app: FastifyInstance, deps: HttpDeps): Promis
       response: { 200: health, 503: health },
     },
     handler: async (_request, reply) => {
-      const h = deps.status.health();
+      const h = await deps.status.health();
       return reply.code(h.ok ? 200 : 503).send(h);
     },
   });
@@ -188,7 +188,7 @@ export async function statusRoutes(app: FastifyInstance, deps: HttpDeps): Promis
       },
     },
     handler: async (request) => {
-      const status = deps.status.status();
+      const status = await deps.status.status();
       // A reader sees the totals of the databases they may read only.
       const dbs = status.databases as { name: string }[] | undefined;
       if (Array.isArray(dbs)) status.databases = dbs.filter((db) => deps.users.may(request.user.name, 'read', db.name));
@@ -220,8 +220,7 @@ export async function statusRoutes(app: FastifyInstance, deps: HttpDeps): Promis
     handler: async (request) => {
       const { limit } = request.query as { limit: number };
       // Read a wider window, then keep what the user may see.
-      return deps.index
-        .recentArrivals(limit * 4)
+      return (await deps.index.recentArrivals(limit * 4))
         .filter((a) => maySeeArrival(deps.users, request.user, a.database))
         .slice(0, limit)
         .map(({ objectId: _o, path: _p, ...a }) => a);
