@@ -1,5 +1,6 @@
 import type { LoadedPipeline } from '../pipeline/load.ts';
 import type { ArrivalFilingDecision, ArrivalRecord, DuplicatePolicy } from '../store/index-store.ts';
+import { pipelineTakes } from '../trigger/pipeline-takes.ts';
 
 /**
  * Filing on arrival. A pipeline that only files each arrival (one `store` step of the built-in
@@ -16,14 +17,6 @@ export function filingOnly(p: LoadedPipeline): { database?: string; duplicatePol
   const builtInStore = step.registered.plugin.name === 'store' && step.registered.moduleUrl.endsWith('/plugins/store/index.ts');
   if (!builtInStore || step.options.objects === 'emitted') return undefined;
   return step.options as { database?: string; duplicatePolicy?: DuplicatePolicy };
-}
-
-/** Whether a pipeline's trigger takes this arrival. */
-export function pipelineTakes(p: LoadedPipeline, arrival: ArrivalRecord): boolean {
-  const t = p.definition.trigger;
-  if (arrival.source === 'pipeline' && !t.includePipelineOutput) return false;
-  if (arrival.outcome === 'duplicate-rejected' && !t.includeDuplicates) return false;
-  return p.when({ ...arrival, source: arrival.source });
 }
 
 /**

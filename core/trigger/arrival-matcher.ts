@@ -1,5 +1,4 @@
 import type { Logger } from 'pino';
-import { pipelineTakes } from '../arrivals/arrival-filing.ts';
 import type { Announcer } from '../events.ts';
 import { newJobOf } from '../jobs/new-job.ts';
 import type { ArrivalQueue, ArrivalScope } from '../store/arrival-queue.ts';
@@ -7,6 +6,7 @@ import type { ArrivalRecord } from '../store/index-store.ts';
 import type { NewJob } from '../store/job-queue.ts';
 import type { GroupJoin } from '../store/trigger-groups.ts';
 import type { PipelineSet } from './pipeline-set.ts';
+import { pipelineTakes } from './pipeline-takes.ts';
 
 export interface ArrivalMatcherOptions {
   arrivals: ArrivalQueue;
