@@ -61,7 +61,7 @@ describe('dicomflow CLI through the HTTP API', () => {
     expect(made.stderr).toContain('shown this once');
     const me = await fetch(`http://127.0.0.1:${s.httpPort}/api/me`, { headers: { authorization: `Bearer ${token}` } });
     expect(await me.json()).toMatchObject({ name: 'olga', role: 'operator' });
-    const stored = s.index.connection.prepare('SELECT token_hash FROM api_tokens').all() as { token_hash: string }[];
+    const stored = await s.index.connection.all<{ token_hash: string }>('SELECT token_hash FROM api_tokens');
     expect(stored.map((r) => r.token_hash)).not.toContain(token);
     expect(fs.readFileSync(path.join(s.dataDir, 'index.sqlite')).includes(Buffer.from(token))).toBe(false);
 

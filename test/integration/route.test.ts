@@ -232,7 +232,7 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     // The drops cost attempts: each charged the object in flight (a drop in the association
     // request, the whole batch), and each object's delivery one more. Which object a drop hits
     // depends on how the arrivals were batched, so the attempts are counted over all of them.
-    const rows = s.index.connection.prepare("SELECT attempts FROM outbox WHERE destination = 'DROPPY'").all() as { attempts: number }[];
+    const rows = await s.index.connection.all<{ attempts: number }>("SELECT attempts FROM outbox WHERE destination = 'DROPPY'");
     expect(rows.reduce((sum, r) => sum + r.attempts, 0)).toBeGreaterThanOrEqual(12 + proxy.cuts());
   });
 
@@ -306,7 +306,7 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     await send(s.dicomPort, [jls], ['-xt']); // propose JPEG-LS lossless: arrives compressed
     await until('delivered', async () => (await figures(s, 'PLAIN')).delivered === 1 || undefined);
     // Stored as it came (JPEG-LS), sent transcoded.
-    const row = s.index.connection.prepare("SELECT transfer_syntax_uid, sent_transfer_syntax_uid, state FROM outbox WHERE destination = 'PLAIN'").get();
+    const row = await s.index.connection.get("SELECT transfer_syntax_uid, sent_transfer_syntax_uid, state FROM outbox WHERE destination = 'PLAIN'");
     expect(row).toEqual({ transfer_syntax_uid: '1.2.840.10008.1.2.4.80', sent_transfer_syntax_uid: '1.2.840.10008.1.2.1', state: 'delivered' });
     const [arrived] = receivedFiles(peer.dir);
     const got = await readPart10(arrived);
