@@ -106,7 +106,7 @@ describe.skipIf(!hasTool('storescu'))('user identity negotiation', () => {
     const overTls = await storescu([...tlsArgs(pki.clientKey, pki.clientCert, pki.caCert), '--user', 'alice', '--password', token, '-aet', 'CT1', '-aec', 'DICOMFLOW', '127.0.0.1', String(tlsPort), series.files[2]]);
     expect(overTls.code, overTls.stderr).toBe(0);
     await s.engine.idle();
-    const rows = s.index.connection.prepare("SELECT user_name AS user FROM arrivals WHERE source = 'network'").all() as { user: string }[];
+    const rows = await s.index.connection.all<{ user: string }>("SELECT user_name AS user FROM arrivals WHERE source = 'network'");
     expect(rows.map((r) => r.user)).toEqual(['alice', 'alice', 'alice']);
 
     for (const [what, args] of [
