@@ -52,10 +52,10 @@ describe('triggers', () => {
     expect((await send(s.dicomPort, [...ct.files, ...mr.files], 'CTSCU')).code).toBe(0);
     expect((await send(s.dicomPort, ct.files, 'OTHERSCU')).code).toBe(0);
     await s.engine.idle();
-    const jobs = s.jobs.listJobs({ pipeline: 'ct-from-ctscu' });
+    const jobs = await s.jobs.listJobs({ pipeline: 'ct-from-ctscu' });
     expect(jobs).toHaveLength(3);
     expect(jobs.every((j) => j.status === 'succeeded' && j.contributors.callingAeTitles.join() === 'CTSCU')).toBe(true);
-    const detail = s.jobs.getJob(jobs[0].id)!;
+    const detail = (await s.jobs.getJob(jobs[0].id))!;
     const file = detail.steps![0].outputs[0].path!;
     expect(ct.sopInstanceUids).toContain(fs.readFileSync(file, 'utf8').trim());
     // Arrivals that match no pipeline are fine and visible.
@@ -74,7 +74,7 @@ describe('triggers', () => {
     const thick = await ctSeries(tempDir(), { slices: 2, rows: 32, cols: 32, sliceThicknessMm: 5 });
     expect((await send(s.dicomPort, [...thin.files, ...thick.files])).code).toBe(0);
     await s.engine.idle();
-    const jobs = s.jobs.listJobs({ pipeline: 'thin-slices' });
+    const jobs = await s.jobs.listJobs({ pipeline: 'thin-slices' });
     expect(jobs.map((j) => j.triggerUid).sort()).toEqual([...thin.sopInstanceUids].sort());
   });
 
@@ -87,13 +87,13 @@ describe('triggers', () => {
     // Two senders one after the other, well within the window.
     expect((await send(s.dicomPort, ct.files.slice(0, 3), 'SCU_A')).code).toBe(0);
     expect((await send(s.dicomPort, ct.files.slice(3, 5), 'SCU_B')).code).toBe(0);
-    const first = await until('series jobs', () => {
-      const j = s.jobs.listJobs({ pipeline: 'series-late-only' });
+    const first = await until('series jobs', async () => {
+      const j = await s.jobs.listJobs({ pipeline: 'series-late-only' });
       return j.length === 1 && j[0].status === 'succeeded' ? j[0] : undefined;
     });
     expect(first.inputs).toHaveLength(5);
     // Counted from the last arrival, by the server's own clock: the job came stableSeconds after it.
-    const lastArrivalMs = Math.max(...s.index.recentArrivals(10).map((a) => Date.parse(a.receivedAt)));
+    const lastArrivalMs = Math.max(...(await s.index.recentArrivals(10)).map((a) => Date.parse(a.receivedAt)));
     expect(Date.parse(first.createdAt) - lastArrivalMs).toBeGreaterThanOrEqual(3000);
     expect(first.triggerOn).toBe('series');
     expect(first.triggerUid).toBe(ct.seriesInstanceUid);
@@ -101,9 +101,9 @@ describe('triggers', () => {
     expect(first.contributors.peerAddresses).toEqual(['127.0.0.1']);
     // A late slice: a new job over the late object only, or over the whole series.
     expect((await send(s.dicomPort, ct.files.slice(5), 'SCU_C')).code).toBe(0);
-    const late = await until('late jobs', () => {
-      const lateOnly = s.jobs.listJobs({ pipeline: 'series-late-only', status: 'succeeded' });
-      const whole = s.jobs.listJobs({ pipeline: 'series-whole', status: 'succeeded' });
+    const late = await until('late jobs', async () => {
+      const lateOnly = await s.jobs.listJobs({ pipeline: 'series-late-only', status: 'succeeded' });
+      const whole = await s.jobs.listJobs({ pipeline: 'series-whole', status: 'succeeded' });
       return lateOnly.length === 2 && whole.length === 2 ? { lateOnly, whole } : undefined;
     });
     expect(late.lateOnly[0].inputs).toHaveLength(1);
@@ -115,10 +115,10 @@ describe('triggers', () => {
     const ct = await ctSeries(tempDir(), { slices: 2, rows: 32, cols: 32 });
     expect((await send(s.dicomPort, ct.files)).code).toBe(0);
     await s.engine.idle();
-    expect(s.jobs.listJobs({})).toHaveLength(0);
-    expect(s.engine.forceComplete('series', ct.seriesInstanceUid)).toBe(1);
+    expect(await s.jobs.listJobs({})).toHaveLength(0);
+    expect(await s.engine.forceComplete('series', ct.seriesInstanceUid)).toBe(1);
     await s.engine.idle();
-    const jobs = s.jobs.listJobs({});
+    const jobs = await s.jobs.listJobs({});
     expect(jobs.map((j) => [j.status, j.inputs.length])).toEqual([['succeeded', 2]]);
   });
 
@@ -138,14 +138,14 @@ describe('triggers', () => {
     servers.push(second);
     expect((await send(second.dicomPort, mr.files)).code).toBe(0);
     await second.engine.idle();
-    expect(second.jobs.listJobs({})).toHaveLength(0);
+    expect(await second.jobs.listJobs({})).toHaveLength(0);
     // The group kept across the restart holds both halves and fires once.
-    expect(second.engine.forceComplete('study', ct.studyInstanceUid)).toBe(1);
-    const job = await until('the study job', () => second.jobs.listJobs({ status: 'succeeded' })[0]);
+    expect(await second.engine.forceComplete('study', ct.studyInstanceUid)).toBe(1);
+    const job = await until('the study job', async () => (await second.jobs.listJobs({ status: 'succeeded' }))[0]);
     expect(job.inputs).toHaveLength(6);
-    expect(second.engine.forceComplete('study', ct.studyInstanceUid)).toBe(0);
+    expect(await second.engine.forceComplete('study', ct.studyInstanceUid)).toBe(0);
     await second.engine.idle();
-    expect(second.jobs.listJobs({})).toHaveLength(1);
+    expect(await second.jobs.listJobs({})).toHaveLength(1);
   });
 });
 
@@ -177,9 +177,9 @@ describe('external programs', () => {
     const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32, patientId: hostile });
     expect((await send(s.dicomPort, ct.files, 'SCRIPTSCU')).code).toBe(0);
     await s.engine.idle();
-    const [job] = s.jobs.listJobs({ pipeline: 'script' });
+    const [job] = await s.jobs.listJobs({ pipeline: 'script' });
     expect(job.status).toBe('succeeded');
-    const outputs = s.jobs.getJob(job.id)!.steps![0].outputs.map((o) => o.path!);
+    const outputs = (await s.jobs.getJob(job.id))!.steps![0].outputs.map((o) => o.path!);
     const args = fs.readFileSync(outputs.find((p) => p.endsWith('args.txt'))!, 'utf8').trim().split('\n');
     const arg = (flag: string) => args[args.indexOf(flag) + 1];
     expect(arg('--from')).toBe('SCRIPTSCU');
@@ -214,7 +214,7 @@ describe('external programs', () => {
     const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
     await send(s.dicomPort, ct.files);
     await s.engine.idle();
-    const job = s.jobs.getJob(s.jobs.listJobs({})[0].id)!;
+    const job = (await s.jobs.getJob((await s.jobs.listJobs({}))[0].id))!;
     expect(job.status).toBe('failed');
     expect(job.errorCode).toBe('DF_ERR_STEP_FAILED');
     expect(job.error).toMatch(/exited with code 7: broken pipe/);
@@ -234,10 +234,10 @@ describe('failing steps never take the server down', () => {
     const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
     expect((await send(s.dicomPort, ct.files)).code).toBe(0);
     await s.engine.idle();
-    const byPipeline = Object.fromEntries(s.jobs.listJobs({}).map((j) => [j.pipeline, j]));
+    const byPipeline = Object.fromEntries((await s.jobs.listJobs({})).map((j) => [j.pipeline, j]));
     expect(byPipeline.throws).toMatchObject({ status: 'failed', errorCode: 'DF_ERR_STEP_FAILED' });
     expect(byPipeline.throws.error).toMatch(/step "test-throws" \(plugin test-throws@1\.0\.0\) of job .* failed: kaputt/);
-    expect(s.jobs.getJob(byPipeline.throws.id)!.steps![0].log.map((l) => l.message)).toContain('about to throw');
+    expect((await s.jobs.getJob(byPipeline.throws.id))!.steps![0].log.map((l) => l.message)).toContain('about to throw');
     expect(byPipeline['throws-main']).toMatchObject({ status: 'failed', errorCode: 'DF_ERR_STEP_FAILED' });
     expect(byPipeline['times-out'].error).toMatch(/exceeded its timeout of 1 s/);
     expect(byPipeline['kills-worker']).toMatchObject({ status: 'failed', errorCode: 'DF_ERR_STEP_FAILED' });
@@ -247,7 +247,7 @@ describe('failing steps never take the server down', () => {
     const again = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
     await send(s.dicomPort, again.files);
     await s.engine.idle();
-    expect(s.jobs.listJobs({ pipeline: 'works', status: 'succeeded' })).toHaveLength(2);
+    expect(await s.jobs.listJobs({ pipeline: 'works', status: 'succeeded' })).toHaveLength(2);
   });
 
   it('a main-thread step fans its parts out to the pool with ctx.runTask; a failing part fails the job', async () => {
@@ -258,7 +258,7 @@ describe('failing steps never take the server down', () => {
     const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
     expect((await send(s.dicomPort, ct.files)).code).toBe(0);
     await s.engine.idle();
-    const byPipeline = Object.fromEntries(s.jobs.listJobs({}).map((j) => [j.pipeline, s.jobs.getJob(j.id)!]));
+    const byPipeline = Object.fromEntries(await Promise.all((await s.jobs.listJobs({})).map(async (j) => [j.pipeline, (await s.jobs.getJob(j.id))!] as const)));
     expect(byPipeline['fans-out'].status).toBe('succeeded');
     const rows = byPipeline['fans-out'].steps![0].outputs.find((o) => o.kind === 'table')!.rows as { part: number; sum: number; isFloat32: boolean; threadId: number; pid: number }[];
     for (const row of rows) {
@@ -280,13 +280,13 @@ describe('failing steps never take the server down', () => {
     const ct = await ctSeries(tempDir(), { slices: 3, rows: 32, cols: 32 });
     expect((await send(s.dicomPort, ct.files)).code).toBe(0);
     await s.engine.idle();
-    const mostAtOnce = (pipeline: string) => {
-      const jobs = s.jobs.listJobs({ pipeline }).map((j) => ({ start: Date.parse(j.startedAt!), end: Date.parse(j.finishedAt!) }));
+    const mostAtOnce = async (pipeline: string) => {
+      const jobs = (await s.jobs.listJobs({ pipeline })).map((j) => ({ start: Date.parse(j.startedAt!), end: Date.parse(j.finishedAt!) }));
       expect(jobs).toHaveLength(3);
       return Math.max(...jobs.map((a) => jobs.filter((b) => b.start < a.end && a.start < b.end).length));
     };
-    expect(mostAtOnce('limited')).toBe(1);
-    expect(mostAtOnce('free')).toBeGreaterThan(1);
+    expect(await mostAtOnce('limited')).toBe(1);
+    expect(await mostAtOnce('free')).toBeGreaterThan(1);
   });
 
   it('retries a failing job per the pipeline’s policy', async () => {
@@ -294,7 +294,7 @@ describe('failing steps never take the server down', () => {
     const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
     await send(s.dicomPort, ct.files);
     await s.engine.idle();
-    const job = s.jobs.getJob(s.jobs.listJobs({})[0].id)!;
+    const job = (await s.jobs.getJob((await s.jobs.listJobs({}))[0].id))!;
     expect(job).toMatchObject({ status: 'failed', attempts: 2 });
     expect(job.steps!.map((st) => st.attempt)).toEqual([1, 2]);
   });
@@ -311,13 +311,13 @@ describe('durability and operations', () => {
     const first = await spawnServer(firstArgs);
     const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
     expect((await send(Number(firstArgs[5]), ct.files)).code).toBe(0);
-    const db = openIndexDatabase({ dataDir: data, ...index });
-    await until('the job to run', () => (db.prepare("SELECT 1 FROM jobs WHERE status = 'running'").get() ? true : undefined));
+    const db = await openIndexDatabase({ dataDir: data, ...index });
+    await until('the job to run', async () => (await db.get("SELECT 1 FROM jobs WHERE status = 'running'") ? true : undefined));
     first.child.kill('SIGKILL');
     await new Promise((r) => first.child.once('exit', r));
     const second = await spawnServer(await args());
     try {
-      const job = await until('the job to finish', () => db.prepare("SELECT * FROM jobs WHERE status = 'succeeded'").get() as { attempts: number } | undefined);
+      const job = await until('the job to finish', async () => (await db.get("SELECT * FROM jobs WHERE status = 'succeeded'")) as { attempts: number } | undefined);
       expect(job.attempts).toBe(2);
     } finally {
       db.close();
@@ -329,11 +329,11 @@ describe('durability and operations', () => {
     const s = await server([{ name: 'long', trigger: { on: 'instance' }, steps: [{ plugin: 'test-sleeps', options: { ms: 60000 } }] }]);
     const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
     await send(s.dicomPort, ct.files);
-    const job = await until('the job to run', () => s.jobs.listJobs({ status: 'running' })[0]);
+    const job = await until('the job to run', async () => (await s.jobs.listJobs({ status: 'running' }))[0]);
     const { stdout } = await run(node, [cli, 'cancel', job.id, '--data', s.dataDir]);
     expect(stdout).toContain(`job ${job.id} cancelled`);
     await s.engine.idle();
-    expect(s.jobs.getJob(job.id)).toMatchObject({ status: 'cancelled' });
+    expect(await s.jobs.getJob(job.id)).toMatchObject({ status: 'cancelled' });
     expect((await echoscu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort)])).code).toBe(0);
   });
 
@@ -342,11 +342,11 @@ describe('durability and operations', () => {
     const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
     await send(s.dicomPort, ct.files);
     await s.engine.idle();
-    const [original] = s.jobs.listJobs({});
+    const [original] = await s.jobs.listJobs({});
     const { stdout } = await run(node, [cli, 'rerun', original.id, '--data', s.dataDir, '--user', 'alice']);
     const rerunId = stdout.trim();
-    const rerun = await until('the rerun', () => {
-      const j = s.jobs.getJob(rerunId);
+    const rerun = await until('the rerun', async () => {
+      const j = await s.jobs.getJob(rerunId);
       return j?.status === 'succeeded' ? j : undefined;
     });
     expect(rerun).toMatchObject({ rerunOf: original.id, triggerOn: 'rerun', createdBy: 'alice', inputs: original.inputs });
@@ -358,7 +358,7 @@ describe('durability and operations', () => {
     const s = await server([{ name: 'editable', trigger: { on: 'instance' }, steps: [{ plugin: 'test-writes-file' }] }]);
     const file = path.join(s.config.pipelinesDir, 'editable.json');
     fs.writeFileSync(file, '{\n  "name": "editable",\n  "trigger": { "on": "instance" },\n  "steps": [{ "plugin": "test-writes-file", "timeoutSeconds": "soon" }]\n}\n');
-    await until('the reload', () => (s.pipelines.problems().length > 0 ? true : undefined));
+    await until('the reload', async () => (s.pipelines.problems().length > 0 ? true : undefined));
     const [problem] = s.pipelines.problems();
     expect(problem).toMatchObject({ pointer: '/steps/0/timeoutSeconds', line: 4 });
     expect(s.pipelines.get('editable')?.steps[0].timeoutSeconds).toBe(600);
@@ -390,12 +390,12 @@ describe('pipeline versions', () => {
     const v1 = s.pipelines.get('versioned')!.hash;
     const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
     expect((await send(s.dicomPort, ct.files)).code).toBe(0);
-    const job = await until('the first attempt to wait at the gate', () => s.jobs.listJobs({ status: 'running' })[0]);
+    const job = await until('the first attempt to wait at the gate', async () => (await s.jobs.listJobs({ status: 'running' }))[0]);
     // Edited while its first attempt runs: the retry must not pick this up.
     fs.writeFileSync(file, JSON.stringify(versioned('v2.txt', gate)));
-    const v2 = await until('the edit to load', () => (s.pipelines.get('versioned')!.hash !== v1 ? s.pipelines.get('versioned')!.hash : undefined));
+    const v2 = await until('the edit to load', async () => (s.pipelines.get('versioned')!.hash !== v1 ? s.pipelines.get('versioned')!.hash : undefined));
     fs.writeFileSync(gate, '');
-    const failed = await until('both attempts', () => (s.jobs.getJob(job.id)?.status === 'failed' ? s.jobs.getJob(job.id) : undefined));
+    const failed = await until('both attempts', async () => ((await s.jobs.getJob(job.id))?.status === 'failed' ? await s.jobs.getJob(job.id) : undefined));
     expect(failed).toMatchObject({ attempts: 2, pipelineHash: v1 });
     expect(written(failed, 1)).toEqual(['v1.txt']);
     expect(written(failed, 2)).toEqual(['v1.txt']);
@@ -406,7 +406,7 @@ describe('pipeline versions', () => {
     expect(original).toMatchObject({ status: 202, body: { pipelineVersion: v1 } });
     const current = await api.post(`/api/jobs/${job.id}/rerun`, { pipelineVersion: 'current' });
     expect(current).toMatchObject({ status: 202, body: { pipelineVersion: v2 } });
-    const ended = (id: string) => until(`job ${id}`, () => (s.jobs.getJob(id)?.status === 'failed' ? s.jobs.getJob(id) : undefined));
+    const ended = (id: string) => until(`job ${id}`, async () => ((await s.jobs.getJob(id))?.status === 'failed' ? await s.jobs.getJob(id) : undefined));
     expect(written(await ended(original.body.jobId), 1)).toEqual(['v1.txt']);
     expect(written(await ended(current.body.jobId), 1)).toEqual(['v2.txt']);
     expect((await api.get(`/api/jobs/${current.body.jobId}`)).body).toMatchObject({ pipelineVersion: v2, pipelineVersionIsCurrent: true });
@@ -419,7 +419,7 @@ describe('pipeline versions', () => {
     servers.push(again);
     const { stdout, stderr } = await run(node, [cli, 'rerun', job.id, '--data', s.dataDir]);
     expect(stderr).toContain(`runs pipeline version ${v1} (original)`);
-    expect(written(await until('the rerun after restart', () => (again.jobs.getJob(stdout.trim())?.status === 'failed' ? again.jobs.getJob(stdout.trim()) : undefined)), 1)).toEqual(['v1.txt']);
+    expect(written(await until('the rerun after restart', async () => ((await again.jobs.getJob(stdout.trim()))?.status === 'failed' ? await again.jobs.getJob(stdout.trim()) : undefined)), 1)).toEqual(['v1.txt']);
     const shown = await run(node, [cli, 'job', job.id, '--data', s.dataDir]);
     expect(shown.stdout).toContain(`pipeline version ${v1} (edited since: loaded now is ${v2})`);
     const fromCurrent = await run(node, [cli, 'rerun', job.id, '--data', s.dataDir, '--pipeline-version', 'current']);
