@@ -247,8 +247,11 @@ export function orthancSettings(version: string): string {
   return `StorageCompression false (off), ${sync}, SQLite index WAL with synchronous=NORMAL (commits not fsync'ed), ${pdu}`;
 }
 
-/** Orthanc with a generated configuration: its own storage and index, no plugins, no remote access. */
-export function orthancTarget(version: string): TargetKind {
+/**
+ * Orthanc with a generated configuration: its own storage and index, no plugins, no remote access.
+ * `extra` adds settings (the C-FIND bench lets any AE query: DicomAlwaysAllowFind).
+ */
+export function orthancTarget(version: string, extra: Record<string, unknown> = {}): TargetKind {
   return {
     name: 'Orthanc',
     durability: orthancSettings(version),
@@ -264,6 +267,7 @@ export function orthancTarget(version: string): TargetKind {
         HttpPort: httpPort,
         RemoteAccessAllowed: false,
         AuthenticationEnabled: false,
+        ...extra,
       };
       const configFile = path.join(root, 'orthanc.json');
       fs.writeFileSync(configFile, JSON.stringify(config, null, 2));

@@ -26,6 +26,8 @@ const vrOf = (keyword: string): string | undefined => dictionary.nameMap[keyword
 
 /** Rows read from the index at a time: the answer is sent page by page, never held whole. */
 const PAGE_ROWS = 200;
+/** The longest the answer holds the event loop between two turns of it. */
+const LOOP_SLICE_MS = 10;
 
 /** Where the responses of one C-FIND go, and whether the peer asked to stop (C-CANCEL). */
 export interface FindChannel {
@@ -141,9 +143,17 @@ export class FindService {
 async function* pages<R extends { key?: string }>(read: (page: PageRequest) => Promise<R[]>, channel: FindChannel): AsyncGenerator<R> {
   for (let after: string | undefined; ; ) {
     const rows = await read({ after, limit: PAGE_ROWS });
+    let sliceStart = performance.now();
     for (const row of rows) {
       if (channel.cancelled()) return;
       yield row;
+      // Matching and encoding a page's responses is work on the loop, and a send to a peer that
+      // reads fast resolves at once: every few milliseconds the loop takes its other work
+      // (a C-ECHO, a health probe) before the next response.
+      if (performance.now() - sliceStart >= LOOP_SLICE_MS) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        sliceStart = performance.now();
+      }
     }
     after = rows.at(-1)?.key;
     if (rows.length < PAGE_ROWS || after === undefined || channel.cancelled()) return;

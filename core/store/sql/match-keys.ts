@@ -54,9 +54,10 @@ export function matchKeyClauses(level: QueryLevel, keys: readonly MatchKey[], wh
   for (const { keyword, test } of keys) {
     if (keyword === 'ModalitiesInStudy') {
       if (level === 'PATIENT') continue;
-      // The study's value is its series' modalities: some series' key passes the test.
+      // The study's value is its series' modalities: some series' key passes the test (read
+      // through the series' key index, not study by study).
       const clause = testClause('ms.k_modality', test, args);
-      if (clause) where.push(`EXISTS (SELECT 1 FROM series ms WHERE ms.study_row_id = st.id AND ${clause})`);
+      if (clause) where.push(`st.id IN (SELECT ms.study_row_id FROM series ms WHERE ${clause})`);
       continue;
     }
     const column = keyColumnOf(keyword, level);

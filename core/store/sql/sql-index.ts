@@ -28,6 +28,7 @@ import type {
   TransferResult,
 } from '../index-store.ts';
 import { dialectOf, type Dialect, type SqlDb, type SqlRunner, type SqlTransaction } from './sql-db.ts';
+import { storedMatchKey } from '../../query/match-keys.ts';
 import { KEYED_TABLES, matchKeyClauses, matchKeysOf, PATIENT_KEY_COLUMNS, SERIES_KEY_COLUMNS, STUDY_KEY_COLUMNS, type KeyedLevel, type QueryLevel } from './match-keys.ts';
 
 interface Pending {
@@ -607,7 +608,12 @@ export class SqlIndex implements IndexStore {
    * matcher's answer is unchanged and the index reads only the rows that may match.
    */
   private hierarchyWhere(database: string, filter: HierarchyFilter, level: QueryLevel, page?: PageRequest) {
-    const where = [level === 'PATIENT' ? 'p.database_name = ?' : 'st.database_name = ?'];
+    const byUid = !!filter.studyInstanceUids?.length || !!filter.seriesInstanceUids?.length || !!filter.sopInstanceUids?.length;
+    // SQLite keeps no statistics here, so it would read a whole database through the index on
+    // its name (and sort it for every page). Without UIDs to look up, `+` keeps it off that
+    // index: it reads a match key's index, or walks the level in id order a page at a time.
+    const databaseColumn = `${level === 'PATIENT' ? 'p' : 'st'}.database_name`;
+    const where = [`${this.db.dialect === 'sqlite' && !byUid ? '+' : ''}${databaseColumn} = ?`];
     const args: unknown[] = [database];
     const inList = (column: string, values: string[]) => {
       where.push(`${column} IN (${values.map(() => '?').join(', ')})`);
@@ -616,6 +622,8 @@ export class SqlIndex implements IndexStore {
     if (filter.patientId !== undefined) {
       where.push('p.patient_id = ?');
       args.push(filter.patientId);
+      // The same ID as a match key, for its index: a value that is its own key (no padding, one value).
+      if (storedMatchKey('PatientID', filter.patientId) === filter.patientId) matchKeyClauses(level, [{ keyword: 'PatientID', test: { kind: 'in', values: [filter.patientId] } }], where, args);
     }
     if (level !== 'PATIENT' && filter.studyInstanceUids?.length) inList('st.study_instance_uid', filter.studyInstanceUids);
     if ((level === 'SERIES' || level === 'IMAGE') && filter.seriesInstanceUids?.length) inList('se.series_instance_uid', filter.seriesInstanceUids);

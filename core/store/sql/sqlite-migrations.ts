@@ -337,12 +337,14 @@ export const sqliteMigrations: readonly Migration[] = [
       UPDATE patients SET k_patient_id = char(1), k_patient_name = char(1), keys_pending = 1;
       UPDATE studies SET k_study_date = char(1), k_accession_number = char(1), k_study_id = char(1), keys_pending = 1;
       UPDATE series SET k_modality = char(1), k_series_number = char(1), keys_pending = 1;
-      CREATE INDEX patients_k_patient_id ON patients(database_name, k_patient_id);
-      CREATE INDEX patients_k_patient_name ON patients(database_name, k_patient_name);
-      CREATE INDEX studies_k_study_date ON studies(database_name, k_study_date);
-      CREATE INDEX studies_k_accession_number ON studies(database_name, k_accession_number);
-      CREATE INDEX studies_k_study_id ON studies(database_name, k_study_id);
-      CREATE INDEX series_k_modality ON series(database_name, k_modality);
+      -- Without the database name: a listing without UIDs does not use its index (see SqlIndex), so
+      -- SQLite, which keeps no statistics here, reads a key's rows rather than the whole database's.
+      CREATE INDEX patients_k_patient_id ON patients(k_patient_id);
+      CREATE INDEX patients_k_patient_name ON patients(k_patient_name);
+      CREATE INDEX studies_k_study_date ON studies(k_study_date);
+      CREATE INDEX studies_k_accession_number ON studies(k_accession_number);
+      CREATE INDEX studies_k_study_id ON studies(k_study_id);
+      CREATE INDEX series_k_modality ON series(k_modality);
       CREATE INDEX patients_keys_pending ON patients(keys_pending) WHERE keys_pending IS NOT NULL;
       CREATE INDEX studies_keys_pending ON studies(keys_pending) WHERE keys_pending IS NOT NULL;
       CREATE INDEX series_keys_pending ON series(keys_pending) WHERE keys_pending IS NOT NULL;
