@@ -183,14 +183,13 @@ async function api<T>(node: Node, token: string, route: string, body?: unknown):
 }
 
 /** Objects filed in Import, and jobs not finished yet / failed, straight from the nodes' index. */
-function indexCounts(db: SqlDb, seriesUid: string): { filed: number; pending: number; failed: number } {
-  const row = db
-    .prepare(
+async function indexCounts(db: SqlDb, seriesUid: string): Promise<{ filed: number; pending: number; failed: number }> {
+  const row = (await db.get(
       `SELECT (SELECT count(*) FROM instances i JOIN series s ON s.id = i.series_row_id WHERE s.database_name = 'Import' AND s.series_instance_uid = ?) AS filed,
               (SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')) AS pending,
               (SELECT count(*) FROM jobs WHERE status = 'failed') AS failed`,
-    )
-    .get(seriesUid)!;
+    seriesUid,
+  ))!;
   return { filed: Number(row.filed), pending: Number(row.pending), failed: Number(row.failed) };
 }
 
@@ -232,7 +231,7 @@ async function measureIngest(nodes: Node[], token: string, db: SqlDb, ct: { file
   const final = await poll(
     'every CT object filed into Import',
     async () => {
-      const c = indexCounts(db, ct.seriesUid);
+      const c = await indexCounts(db, ct.seriesUid);
       return c.failed > 0 || (c.filed >= ct.files.length && c.pending === 0) ? c : undefined;
     },
     timeoutMs,
@@ -268,7 +267,7 @@ async function measureMotion(
   await poll(
     'the PET series filed into Import',
     async () => {
-      const c = indexCounts(db, pet.seriesUid);
+      const c = await indexCounts(db, pet.seriesUid);
       return c.filed >= pet.files.length && c.pending === 0 ? c : undefined;
     },
     60_000,
@@ -285,7 +284,7 @@ async function measureMotion(
   const done = await poll(
     `${jobs} motion-correction jobs finished`,
     async () => {
-      const rows = db.prepare('SELECT status, count(*) AS n FROM jobs WHERE pipeline = ? GROUP BY status').all(MOCO_PIPELINE);
+      const rows = await db.all('SELECT status, count(*) AS n FROM jobs WHERE pipeline = ? GROUP BY status', MOCO_PIPELINE);
       const by = Object.fromEntries(rows.map((r) => [r.status as string, Number(r.n)]));
       return (by.failed ?? 0) > 0 || (by.succeeded ?? 0) >= jobs ? by : undefined;
     },
@@ -295,24 +294,21 @@ async function measureMotion(
   const seconds = (performance.now() - started) / 1000;
   const usage = endPhase(before, groups());
   if ((done.failed ?? 0) > 0) {
-    const failed = db.prepare("SELECT error FROM jobs WHERE pipeline = ? AND status = 'failed' LIMIT 1").get(MOCO_PIPELINE);
+    const failed = await db.get("SELECT error FROM jobs WHERE pipeline = ? AND status = 'failed' LIMIT 1", MOCO_PIPELINE);
     throw new Error(`${done.failed} motion-correction job(s) failed: ${failed?.error}`);
   }
   // Medians in JS: the same statements run on SQLite and PostgreSQL (no percentile_cont there).
   const queued = new Set(ids);
-  const jobSeconds = db
-    .prepare('SELECT id, started_at, finished_at FROM jobs WHERE pipeline = ?')
-    .all(MOCO_PIPELINE)
+  const jobSeconds = (await db.all('SELECT id, started_at, finished_at FROM jobs WHERE pipeline = ?', MOCO_PIPELINE))
     .filter((r) => queued.has(r.id as string))
     .map((r) => secondsBetween(r.started_at as string, r.finished_at as string));
   // Each job's derived series has UIDs of its own: its arrivals' first and last times. ISO
   // timestamps of one format sort as text, so min/max are the first and last.
-  const perJob = db
-    .prepare(
-      `SELECT min(received_at) AS first, max(received_at) AS last, count(*) AS n
-         FROM arrivals WHERE source = 'pipeline' AND created_by = ? GROUP BY series_instance_uid`,
-    )
-    .all(`pipeline ${MOCO_PIPELINE}`);
+  const perJob = await db.all(
+    `SELECT min(received_at) AS first, max(received_at) AS last, count(*) AS n
+       FROM arrivals WHERE source = 'pipeline' AND created_by = ? GROUP BY series_instance_uid`,
+    `pipeline ${MOCO_PIPELINE}`,
+  );
   const perNodeJobs = await Promise.all(nodes.map((n) => jobsFinishedOn(n, token)));
   const counted = perNodeJobs.reduce((a, b) => a + b, 0);
   if (counted !== jobs) throw new Error(`the nodes' metrics count ${counted} succeeded motion-correction jobs, not ${jobs}`);
@@ -341,7 +337,7 @@ async function measureNodes(count: number, cluster: PostgresCluster | undefined,
   try {
     nodes = await startNodes(count, root, indexUrl);
     // Opened once the nodes have created the schema; the nodes' own index, read the same way on both back ends.
-    db = openIndexDatabase(where);
+    db = await openIndexDatabase(where);
     const token = fs.readFileSync(path.join(root, 'data', 'admin-token'), 'utf8').trim();
     const groups = (): Record<string, number[]> => ({ dicomflow: nodes.map((n) => n.process.child.pid!), ...(cluster && { postgres: postmasterPids(cluster.port) }) });
     try {
@@ -371,7 +367,7 @@ async function measureNodes(count: number, cluster: PostgresCluster | undefined,
     console.log(`  ${row.label} failed: ${(error as Error).message}`);
   } finally {
     for (const n of nodes) row.problems.push(...n.process.problems.map((line) => `${n.name}: ${line}`));
-    db?.close();
+    await db?.close();
     for (const n of nodes) n.process.stopping();
     await Promise.all(nodes.map((n) => stopChild(n.process.child)));
     removeTempDir(root);

@@ -78,9 +78,10 @@ describe.skipIf(!canMount)('a full disk', () => {
       expect(parseFindscuResponses(find.stdout + find.stderr).length).toBeGreaterThan(0);
     }
     // Every acknowledged object is indexed once; nothing refused is, nor left half written.
-    const count = s.index.connection.prepare('SELECT count(*) AS n FROM objects WHERE sop_instance_uid = ? AND deleted_at IS NULL');
-    for (const a of accepted) expect((count.get(caseIds(8, a.n).sopInstanceUid) as { n: number }).n).toBe(1);
-    for (const r of refused) expect((count.get(caseIds(8, r.n).sopInstanceUid) as { n: number }).n).toBe(0);
+    const count = async (uid: string) =>
+      (await s.index.connection.get<{ n: number }>('SELECT count(*) AS n FROM objects WHERE sop_instance_uid = ? AND deleted_at IS NULL', uid))!.n;
+    for (const a of accepted) expect(await count(caseIds(8, a.n).sopInstanceUid)).toBe(1);
+    for (const r of refused) expect(await count(caseIds(8, r.n).sopInstanceUid)).toBe(0);
     expect(fs.readdirSync(path.join(disk, 'storage', 'incoming'))).toEqual([]);
     // The status page says so once the free-space poll (every second) has looked.
     const refusing = async () =>

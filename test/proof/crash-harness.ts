@@ -224,52 +224,53 @@ type Row = Record<string, any>;
 
 /** Reads of the index, the same SQL on SQLite and PostgreSQL (`?` placeholders). */
 interface Query {
-  all(sql: string, ...params: unknown[]): Row[];
-  get(sql: string, ...params: unknown[]): Row | undefined;
+  all(sql: string, ...params: unknown[]): Promise<Row[]>;
+  get(sql: string, ...params: unknown[]): Promise<Row | undefined>;
 }
 
 interface IndexAccess {
   /** The index as it is now. */
-  read<T>(fn: (q: Query) => T): T;
+  read<T>(fn: (q: Query) => Promise<T>): Promise<T>;
   /** The index as a killed server left it, before anything recovers it. */
-  readAsLeft<T>(fn: (q: Query) => T): T;
-  close(): void;
+  readAsLeft<T>(fn: (q: Query) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
 }
 
-function queryOf(db: { prepare(sql: string): { all(...params: any[]): unknown[]; get(...params: any[]): unknown } }): Query {
-  return { all: (sql, ...params) => db.prepare(sql).all(...params) as Row[], get: (sql, ...params) => db.prepare(sql).get(...params) as Row | undefined };
+/** better-sqlite3 (a copy, read-only) behind the same asynchronous reads as the store contract. */
+function queryOf(db: Database.Database): Query {
+  return { all: async (sql, ...params) => db.prepare(sql).all(...params) as Row[], get: async (sql, ...params) => db.prepare(sql).get(...params) as Row | undefined };
 }
 
 /** The lone server's index.sqlite, opened read-only for each read; what a kill left is read from a copy (opening it must not change it). */
 function sqliteIndex(dataDir: string, work: string): IndexAccess {
   const file = path.join(dataDir, 'index.sqlite');
-  const using = <T>(db: Database.Database, fn: (q: Query) => T): T => {
+  const using = async <T>(db: Database.Database, fn: (q: Query) => Promise<T>): Promise<T> => {
     try {
-      return fn(queryOf(db));
+      return await fn(queryOf(db));
     } finally {
       db.close();
     }
   };
   return {
     read: (fn) => using(new Database(file, { readonly: true, fileMustExist: true }), fn),
-    readAsLeft: (fn) => {
+    readAsLeft: async (fn) => {
       const copy = path.join(work, 'snapshot');
       fs.mkdirSync(copy, { recursive: true });
       try {
         for (const suffix of ['', '-wal', '-shm']) if (fs.existsSync(`${file}${suffix}`)) fs.copyFileSync(`${file}${suffix}`, path.join(copy, `index.sqlite${suffix}`));
-        return using(new Database(path.join(copy, 'index.sqlite')), fn);
+        return await using(new Database(path.join(copy, 'index.sqlite')), fn);
       } finally {
         fs.rmSync(copy, { recursive: true, force: true });
       }
     },
-    close: () => {},
+    close: async () => {},
   };
 }
 
 /** The cluster's PostgreSQL index, through the store contract; nothing there changes by reading it. */
-function postgresIndex(dataDir: string, url: string): IndexAccess {
-  const db = openIndexDatabase({ dataDir, index: { backend: 'postgres', url } });
-  const q = queryOf(db);
+async function postgresIndex(dataDir: string, url: string): Promise<IndexAccess> {
+  const db = await openIndexDatabase({ dataDir, index: { backend: 'postgres', url } });
+  const q: Query = { all: (sql, ...params) => db.all(sql, ...params), get: (sql, ...params) => db.get(sql, ...params) };
   return { read: (fn) => fn(q), readAsLeft: (fn) => fn(q), close: () => db.close() };
 }
 
@@ -418,12 +419,12 @@ export async function runCrashProof(options: CrashProofOptions): Promise<CrashPr
     let killsDuringStartup = 0;
     const killsByNode: Record<string, number> = Object.fromEntries(nodes.map((n) => [nodeLabel(n), 0]));
     // What a kill interrupted: the jobs and outbox entries the node held, as it left them.
-    const noteInterrupted = (n: ServerNode): Row[] =>
-      index!.readAsLeft((q) => {
+    const noteInterrupted = (n: ServerNode): Promise<Row[]> =>
+      index!.readAsLeft(async (q) => {
         const mine = n.name === undefined ? '' : ' AND lease_owner = ?';
         const owner = n.name === undefined ? [] : [n.name];
-        const running = q.all(`SELECT id, pipeline FROM jobs WHERE status = 'running'${mine}`, ...owner);
-        outboxSendingAtKill += q.get(`SELECT count(*) AS n FROM outbox WHERE state = 'sending'${mine}`, ...owner)!.n;
+        const running = await q.all(`SELECT id, pipeline FROM jobs WHERE status = 'running'${mine}`, ...owner);
+        outboxSendingAtKill += (await q.get(`SELECT count(*) AS n FROM outbox WHERE state = 'sending'${mine}`, ...owner))!.n;
         running.forEach((j) => interrupted.add(j.id));
         return running;
       });
@@ -434,7 +435,7 @@ export async function runCrashProof(options: CrashProofOptions): Promise<CrashPr
     };
 
     for (const n of nodes) await startNode(n);
-    index = cluster ? postgresIndex(dataDir, indexUrl!) : sqliteIndex(dataDir, work);
+    index = cluster ? await postgresIndex(dataDir, indexUrl!) : sqliteIndex(dataDir, work);
     let lastStarted = nodes[nodes.length - 1];
     // On a cluster the senders never stop (the live nodes receive while one is down): round k of
     // the kills sends up to its share of each study, the rest is held back for later rounds, and
@@ -463,7 +464,7 @@ export async function runCrashProof(options: CrashProofOptions): Promise<CrashPr
       await Promise.all(sending);
       clearTimeout(abortTimer);
 
-      const runningJobs = noteInterrupted(victim);
+      const runningJobs = await noteInterrupted(victim);
       const acknowledged = senders.reduce((n, s) => n + s.acknowledged.size, 0);
       log(
         `kill ${kill}/${options.killPoints}${cluster ? ` (${victim.name})` : ''} after ${delay} ms: ${acknowledged} acknowledged so far, ` +
@@ -481,14 +482,14 @@ export async function runCrashProof(options: CrashProofOptions): Promise<CrashPr
         const at = Math.round(random() * 2500);
         const reachedReady = await killDuringStartup(victim, at);
         killsDuringStartup++;
-        const more = noteInterrupted(victim);
+        const more = await noteInterrupted(victim);
         log(`  and the restart killed after ${at} ms (${reachedReady ? 'it was ready' : 'before it was ready'}; ${more.length} job(s) running)`);
       }
 
       const leftInIncoming = incomingFiles(dataDir, victim);
       await startNode(victim);
       lastStarted = victim;
-      const found = durableAfterRestart(index, dataDir, senders, leftInIncoming);
+      const found = await durableAfterRestart(index, dataDir, senders, leftInIncoming);
       if (found.length === 0) killsSurvived++;
       else problems.push(...found.map((p) => `after kill ${kill}: ${p}`));
     }
@@ -504,10 +505,10 @@ export async function runCrashProof(options: CrashProofOptions): Promise<CrashPr
     if (settled !== undefined) problems.push(`not settled: ${settled}`);
 
     const acknowledgedUids = new Set(senders.flatMap((s) => [...s.acknowledged]));
-    const stored = checkIndex(index, dataDir, acknowledgedUids, sourceDataset);
+    const stored = await checkIndex(index, dataDir, acknowledgedUids, sourceDataset);
     const jobs = await checkJobs(index, nodes[0].config, interrupted);
-    const triggers = checkTriggers(index);
-    const outbox = checkOutbox(index, peer, acknowledgedUids, sourceDataset);
+    const triggers = await checkTriggers(index);
+    const outbox = await checkOutbox(index, peer, acknowledgedUids, sourceDataset);
     const dicomdir = await checkDicomdir(dicomdirRoot, acknowledgedUids);
     const images = new Set(fs.existsSync(imagesDir) ? fs.readdirSync(imagesDir).filter((n) => n.endsWith('.jpg')).map((n) => n.slice(0, -4)) : []);
     const missingImages = [...acknowledgedUids].filter((uid) => !images.has(uid));
@@ -547,7 +548,7 @@ export async function runCrashProof(options: CrashProofOptions): Promise<CrashPr
     stopSenders.stopped = true;
     await Promise.all(nodes.map(stopNode));
     senders.forEach((s) => s.abort());
-    index?.close();
+    await index?.close();
     postgres?.stop();
     await peer?.stop();
     if (options.keep || problems.length > 0) log(`kept for inspection: ${work} (destination ${peer?.dir}${cluster && !postgres ? `, index ${cluster.indexUrl}` : ''})`);
@@ -578,14 +579,14 @@ async function killDuringStartup(n: ServerNode, afterMs: number): Promise<boolea
  * each object acknowledged so far has a complete, durable arrival (its store job may still be
  * queued), and what is indexed already is whole and indexed once.
  */
-function durableAfterRestart(index: IndexAccess, dataDir: string, senders: Sender[], leftInIncoming: string[]): string[] {
+async function durableAfterRestart(index: IndexAccess, dataDir: string, senders: Sender[], leftInIncoming: string[]): Promise<string[]> {
   const problems: string[] = [];
   const stillThere = leftInIncoming.filter((f) => fs.existsSync(f));
   if (stillThere.length > 0) problems.push(`${stillThere.length} half-received file(s) still in ${path.dirname(stillThere[0])} after the restart`);
   // Taken before reading: on a cluster the other nodes acknowledge more meanwhile.
   const acknowledged = senders.map((s) => ({ name: s.name, uids: [...s.acknowledged] }));
-  index.read((q) => {
-    const indexed = q.all('SELECT i.database_name, i.sop_instance_uid, o.path, o.size FROM instances i JOIN objects o ON o.id = i.object_id');
+  await index.read(async (q) => {
+    const indexed = await q.all('SELECT i.database_name, i.sop_instance_uid, o.path, o.size FROM instances i JOIN objects o ON o.id = i.object_id');
     const seen = new Set<string>();
     for (const r of indexed) {
       const key = `${r.database_name}|${r.sop_instance_uid}`;
@@ -597,7 +598,7 @@ function durableAfterRestart(index: IndexAccess, dataDir: string, senders: Sende
     const arrival = "SELECT o.path, o.size FROM arrivals a JOIN objects o ON o.id = a.object_id WHERE a.sop_instance_uid = ? AND a.outcome = 'received' AND o.deleted_at IS NULL";
     for (const s of acknowledged) {
       for (const uid of s.uids) {
-        const whole = q.all(arrival, uid).filter((r) => fs.statSync(path.join(dataDir, 'storage', r.path), { throwIfNoEntry: false })?.size === r.size);
+        const whole = (await q.all(arrival, uid)).filter((r) => fs.statSync(path.join(dataDir, 'storage', r.path), { throwIfNoEntry: false })?.size === r.size);
         if (whole.length === 0) problems.push(`${uid} (${s.name}) acknowledged but no complete object holds it`);
       }
     }
@@ -610,13 +611,13 @@ async function settle(index: IndexAccess, timeoutMs: number): Promise<string | u
   const end = Date.now() + timeoutMs;
   let left = '';
   while (Date.now() < end) {
-    const figures = index.read((q) => {
-      const n = (sql: string) => q.get(sql)!.n as number;
+    const figures = await index.read(async (q) => {
+      const n = async (sql: string) => (await q.get(sql))!.n as number;
       return {
-        arrivals: n('SELECT count(*) AS n FROM arrivals WHERE processed_at IS NULL'),
-        jobs: n("SELECT count(*) AS n FROM jobs WHERE status IN ('queued', 'running')"),
-        groups: n("SELECT count(*) AS n FROM trigger_groups WHERE state = 'open'"),
-        outbox: n("SELECT count(*) AS n FROM outbox WHERE state IN ('queued', 'sending')"),
+        arrivals: await n('SELECT count(*) AS n FROM arrivals WHERE processed_at IS NULL'),
+        jobs: await n("SELECT count(*) AS n FROM jobs WHERE status IN ('queued', 'running')"),
+        groups: await n("SELECT count(*) AS n FROM trigger_groups WHERE state = 'open'"),
+        outbox: await n("SELECT count(*) AS n FROM outbox WHERE state IN ('queued', 'sending')"),
       };
     });
     left = Object.entries(figures).filter(([, v]) => v > 0).map(([k, v]) => `${v} ${k}`).join(', ');
@@ -626,9 +627,9 @@ async function settle(index: IndexAccess, timeoutMs: number): Promise<string | u
   return `after ${timeoutMs / 1000} s still ${left}`;
 }
 
-function checkIndex(index: IndexAccess, dataDir: string, acknowledged: Set<string>, sent: Map<string, Buffer>) {
+async function checkIndex(index: IndexAccess, dataDir: string, acknowledged: Set<string>, sent: Map<string, Buffer>) {
   const problems: string[] = [];
-  const rows = index.read((q) => q.all('SELECT i.database_name, i.sop_instance_uid, o.path, o.size, o.deleted_at FROM instances i JOIN objects o ON o.id = i.object_id'));
+  const rows = await index.read((q) => q.all('SELECT i.database_name, i.sop_instance_uid, o.path, o.size, o.deleted_at FROM instances i JOIN objects o ON o.id = i.object_id'));
   const count = new Map<string, number>();
   let corrupt = 0;
   for (const r of rows) {
@@ -661,7 +662,7 @@ function checkIndex(index: IndexAccess, dataDir: string, acknowledged: Set<strin
 
 async function checkJobs(index: IndexAccess, config: string, interrupted: Set<string>) {
   const problems: string[] = [];
-  const rows = index.read((q) => q.all('SELECT id, pipeline, status, attempts, error FROM jobs'));
+  const rows = await index.read((q) => q.all('SELECT id, pipeline, status, attempts, error FROM jobs'));
   const failed = rows.filter((r) => r.status === 'failed' || r.status === 'cancelled');
   const stuck = rows.filter((r) => r.status === 'queued' || r.status === 'running');
   for (const f of failed.slice(0, 5)) problems.push(`job ${f.id} (${f.pipeline}) ${f.status} after ${f.attempts} attempt(s): ${f.error}`);
@@ -690,11 +691,11 @@ async function checkJobs(index: IndexAccess, config: string, interrupted: Set<st
  * pipeline), and each generation of a stable group fires one job (a later generation is a late
  * arrival after the group fired, which the default `lateArrivals: whole` answers with a new job).
  */
-function checkTriggers(index: IndexAccess) {
+async function checkTriggers(index: IndexAccess) {
   const problems: string[] = [];
-  const { groups, jobs } = index.read((q) => ({
-    groups: q.all("SELECT pipeline, uid, generation, state, job_id FROM trigger_groups WHERE level = 'series'"),
-    jobs: q.all("SELECT id, pipeline, trigger_on, trigger_uid, inputs FROM jobs WHERE rerun_of IS NULL AND trigger_on IN ('instance', 'series')"),
+  const { groups, jobs } = await index.read(async (q) => ({
+    groups: await q.all("SELECT pipeline, uid, generation, state, job_id FROM trigger_groups WHERE level = 'series'"),
+    jobs: await q.all("SELECT id, pipeline, trigger_on, trigger_uid, inputs FROM jobs WHERE rerun_of IS NULL AND trigger_on IN ('instance', 'series')"),
   }));
   const fired = groups.filter((g) => g.state === 'fired');
   const seriesJobs = jobs.filter((j) => j.trigger_on === 'series');
@@ -719,11 +720,11 @@ function checkTriggers(index: IndexAccess) {
   };
 }
 
-function checkOutbox(index: IndexAccess, peer: DcmtkPeer, acknowledged: Set<string>, sent: Map<string, Buffer>) {
+async function checkOutbox(index: IndexAccess, peer: DcmtkPeer, acknowledged: Set<string>, sent: Map<string, Buffer>) {
   const problems: string[] = [];
-  const { states, owedUids } = index.read((q) => ({
-    states: q.all("SELECT state, count(*) AS n FROM outbox WHERE destination = 'PACS' GROUP BY state"),
-    owedUids: new Set(q.all("SELECT DISTINCT sop_instance_uid AS uid FROM outbox WHERE destination = 'PACS'").map((r) => r.uid)),
+  const { states, owedUids } = await index.read(async (q) => ({
+    states: await q.all("SELECT state, count(*) AS n FROM outbox WHERE destination = 'PACS' GROUP BY state"),
+    owedUids: new Set((await q.all("SELECT DISTINCT sop_instance_uid AS uid FROM outbox WHERE destination = 'PACS'")).map((r) => r.uid)),
   }));
   const by = (state: string) => states.find((s) => s.state === state)?.n ?? 0;
   const owed = states.reduce((n, s) => n + s.n, 0);
