@@ -65,7 +65,7 @@ async function cluster(pipelines: Record<string, unknown>[], names: string[]) {
     started.push(child);
     nodes.push({ name, config, dicomPort, httpPort, child, output });
   }
-  const db = openIndexDatabase({ dataDir, index });
+  const db = await openIndexDatabase({ dataDir, index });
   opened.push(db);
   return { dataDir, nodes, db };
 }
@@ -89,7 +89,7 @@ describe('PostgreSQL unavailable', () => {
         postgres.start();
         expect((await send(s.dicomPort, ct.files.slice(1))).code).toBe(0);
         await s.engine.idle();
-        expect(s.index.instances('Import', {}).map((r) => r.instance.SOPInstanceUID).sort()).toEqual([...ct.sopInstanceUids].sort());
+        expect((await s.index.instances('Import', {})).map((r) => r.instance.SOPInstanceUID).sort()).toEqual([...ct.sopInstanceUids].sort());
       } finally {
         await s.close();
       }
@@ -114,9 +114,9 @@ describe('PostgreSQL crashing', () => {
         await s.close().catch(() => undefined);
       }
       postgres.start();
-      const db = openIndexDatabase({ dataDir: tempDir(), index: { backend: 'postgres', url } });
+      const db = await openIndexDatabase({ dataDir: tempDir(), index: { backend: 'postgres', url } });
       opened.push(db);
-      const kept = db.prepare("SELECT sop_instance_uid FROM arrivals WHERE outcome = 'received'").all().map((r) => r.sop_instance_uid);
+      const kept = (await db.all("SELECT sop_instance_uid FROM arrivals WHERE outcome = 'received'")).map((r) => r.sop_instance_uid);
       expect(kept.sort()).toEqual([...ct.sopInstanceUids].sort());
     } finally {
       postgres.stop();
@@ -138,19 +138,19 @@ describe('several nodes on one PostgreSQL index', () => {
     // Half the study to each node, at the same time.
     const [a, b] = await Promise.all([send(nodes[0].dicomPort, ct.files.slice(0, 4)), send(nodes[1].dicomPort, ct.files.slice(4))]);
     expect([a.code, b.code]).toEqual([0, 0]);
-    const jobs = () => db.prepare('SELECT pipeline, status, inputs FROM jobs ORDER BY id').all();
-    await until('every job done', () => {
-      const all = jobs();
+    const jobs = () => db.all('SELECT pipeline, status, inputs FROM jobs ORDER BY id');
+    await until('every job done', async () => {
+      const all = await jobs();
       return all.length === 9 && all.every((j) => j.status === 'succeeded') && all;
     }, 40_000);
-    const study = jobs().filter((j) => j.pipeline === 'study-done');
+    const study = (await jobs()).filter((j) => j.pipeline === 'study-done');
     expect(study).toHaveLength(1);
     expect(JSON.parse(study[0].inputs)).toHaveLength(8);
     // Both nodes took jobs from the shared queue.
-    const ranOn = db.prepare('SELECT node, COUNT(*) AS n FROM jobs GROUP BY node ORDER BY node').all();
+    const ranOn = await db.all('SELECT node, COUNT(*) AS n FROM jobs GROUP BY node ORDER BY node');
     expect(ranOn.map((r) => r.node)).toEqual(['node-a', 'node-b']);
     // The file-set written by both nodes holds every instance once.
-    const filed = new DicomdirStore(fileSet).instances({});
+    const filed = await new DicomdirStore(fileSet).instances({});
     expect(filed.map((i) => i.instance.SOPInstanceUID).sort()).toEqual([...ct.sopInstanceUids].sort());
     // What an operator sees from any host with the configuration: both nodes, alive.
     const { stdout } = await run(path.join(repo, 'node_modules/.bin/node'), [path.join(repo, 'server/cli.ts'), 'nodes', '--config', nodes[0].config, '--json']);
@@ -169,19 +169,19 @@ describe('several nodes on one PostgreSQL index', () => {
     // Killed once its step is under way (its start is recorded), not between claim and start.
     const running = await until(
       "the job's step to run",
-      () => db.prepare("SELECT j.id, j.lease_owner FROM jobs j JOIN job_steps s ON s.job_id = j.id AND s.attempt = j.attempts WHERE j.status = 'running' AND s.status = 'running'").get(),
+      async () => await db.get("SELECT j.id, j.lease_owner FROM jobs j JOIN job_steps s ON s.job_id = j.id AND s.attempt = j.attempts WHERE j.status = 'running' AND s.status = 'running'"),
       20_000,
     );
     const victim = nodes.find((n) => n.name === running.lease_owner)!;
     const survivor = nodes.find((n) => n !== victim)!;
     victim.child.kill('SIGKILL');
     const killedAt = Date.now();
-    const job = await until('the job to finish on the other node', () => db.prepare("SELECT * FROM jobs WHERE id = ? AND status IN ('succeeded', 'failed')").get(running.id), 30_000);
+    const job = await until('the job to finish on the other node', async () => await db.get("SELECT * FROM jobs WHERE id = ? AND status IN ('succeeded', 'failed')", running.id), 30_000);
     // Taken over only after the lease ran out, and the kill did not use up its one attempt.
     expect(Date.now() - killedAt).toBeGreaterThanOrEqual(LEASE_SECONDS * 1000 - 1500);
     expect(job).toMatchObject({ status: 'succeeded', attempts: 2, interruptions: 1, node: survivor.name });
     expect(survivor.output()).toContain('jobs whose node stopped renewing their leases are queued again');
-    const steps = db.prepare('SELECT attempt, status FROM job_steps WHERE job_id = ? ORDER BY attempt').all(running.id);
+    const steps = await db.all('SELECT attempt, status FROM job_steps WHERE job_id = ? ORDER BY attempt', running.id);
     expect(steps).toEqual([
       { attempt: 1, status: 'running' },
       { attempt: 2, status: 'succeeded' },
@@ -202,7 +202,7 @@ describe('several nodes on one PostgreSQL index', () => {
     // Waiting at the gate: its first step wrote v1.txt.
     const running = await until(
       'the job to wait at the gate',
-      () => db.prepare("SELECT j.id, j.lease_owner, j.pipeline_hash FROM jobs j JOIN job_steps s ON s.job_id = j.id AND s.attempt = 1 AND s.step_index = 0 WHERE j.status = 'running' AND s.status = 'succeeded'").get(),
+      async () => await db.get("SELECT j.id, j.lease_owner, j.pipeline_hash FROM jobs j JOIN job_steps s ON s.job_id = j.id AND s.attempt = 1 AND s.step_index = 0 WHERE j.status = 'running' AND s.status = 'succeeded'"),
       20_000,
     );
     const victim = nodes.find((n) => n.name === running.lease_owner)!;
@@ -219,11 +219,11 @@ describe('several nodes on one PostgreSQL index', () => {
       if (Date.now() > end) throw new Error('timed out waiting for the other node to load the edit');
     }
     victim.child.kill('SIGKILL');
-    await until('the other node to take the job over', () => db.prepare("SELECT 1 FROM jobs WHERE id = ? AND attempts = 2 AND status = 'running'").get(running.id), 30_000);
+    await until('the other node to take the job over', async () => await db.get("SELECT 1 FROM jobs WHERE id = ? AND attempts = 2 AND status = 'running'", running.id), 30_000);
     fs.writeFileSync(gate, '');
-    const job = await until('the job to finish', () => db.prepare("SELECT * FROM jobs WHERE id = ? AND status IN ('succeeded', 'failed')").get(running.id), 30_000);
+    const job = await until('the job to finish', async () => await db.get("SELECT * FROM jobs WHERE id = ? AND status IN ('succeeded', 'failed')", running.id), 30_000);
     expect(job).toMatchObject({ status: 'succeeded', attempts: 2, node: survivor.name, pipeline_hash: running.pipeline_hash });
-    const outputs = db.prepare('SELECT attempt, outputs FROM job_steps WHERE job_id = ? AND step_index = 0 ORDER BY attempt').all(running.id);
+    const outputs = await db.all('SELECT attempt, outputs FROM job_steps WHERE job_id = ? AND step_index = 0 ORDER BY attempt', running.id);
     expect(outputs.map((r) => [r.attempt, (JSON.parse(r.outputs) as { path: string }[]).map((o) => path.basename(o.path))])).toEqual([
       [1, ['v1.txt']],
       [2, ['v1.txt']],

@@ -43,12 +43,12 @@ describe.skipIf(!hasTool('storescu') || !hasTool('findscu'))('filing on arrival'
         expect(waited / 40).toBeLessThanOrEqual(4.5);
       }
       await server.engine.idle();
-      expect(server.jobs.listJobs({})).toEqual([]);
+      expect(await server.jobs.listJobs({})).toEqual([]);
       expect(server.engine.stats.arrivalsProcessed).toBe(40);
-      const arrivals = server.index.recentArrivals(100);
+      const arrivals = await server.index.recentArrivals(100);
       expect(arrivals).toHaveLength(40);
       expect(new Set(arrivals.map((r) => r.filedBy))).toEqual(new Set(['store-received']));
-      expect(server.index.totals()).toMatchObject({ instances: 40, series: 2, studies: 1, arrivals: 40 });
+      expect(await server.index.totals()).toMatchObject({ instances: 40, series: 2, studies: 1, arrivals: 40 });
     } finally {
       await server.close();
     }
@@ -67,17 +67,17 @@ describe.skipIf(!hasTool('storescu') || !hasTool('findscu'))('filing on arrival'
       const a = await ctSeries(tempDir(), { slices: 5, rows: 16, cols: 16 });
       const sent = await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(server.dicomPort), ...a.files]);
       expect(sent.code, sent.stderr).toBe(0);
-      expect(server.index.instances('Import', {})).toHaveLength(5);
+      expect(await server.index.instances('Import', {})).toHaveLength(5);
       expect(server.pipelines.problems()).toEqual([]);
       expect(server.pipelines.all().map((p) => p.definition.name).sort()).toEqual(['series-copy', 'store-received']);
       // The series job fires once the series is stable (a slow sender may split it in generations;
       // the whole series is in the last one).
-      await until('the series job over all 5', () => server.jobs.listJobs({ status: 'succeeded' }).some((j) => j.inputs.length === 5));
+      await until('the series job over all 5', async () => (await server.jobs.listJobs({ status: 'succeeded' })).some((j) => j.inputs.length === 5));
       await server.engine.idle();
-      expect(new Set(server.jobs.listJobs({}).map((j) => `${j.pipeline} ${j.status}`))).toEqual(new Set(['series-copy succeeded']));
-      expect(server.index.instances('Archive', {})).toHaveLength(5);
-      expect(server.index.instances('Import', {})).toHaveLength(5);
-      expect(server.index.totals()).toMatchObject({ duplicates: 0 });
+      expect(new Set((await server.jobs.listJobs({})).map((j) => `${j.pipeline} ${j.status}`))).toEqual(new Set(['series-copy succeeded']));
+      expect(await server.index.instances('Archive', {})).toHaveLength(5);
+      expect(await server.index.instances('Import', {})).toHaveLength(5);
+      expect(await server.index.totals()).toMatchObject({ duplicates: 0 });
     } finally {
       await server.close();
     }

@@ -49,8 +49,8 @@ describe('HTTP access on the matched route', () => {
     // Something to leak: an arrival with a patient name (filed with its arrival) and a job over it.
     const ct = await ctSeries(tempDir(), { slices: 1, rows: 8, cols: 8 });
     expect((await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...ct.files])).code).toBe(0);
-    s.engine.runManual('store-received', s.index.recentArrivals(1).map((a) => a.id), { user: 'admin' });
-    await until('the job over the arrival', () => s.jobs.listJobs({ status: 'succeeded' })[0]);
+    await s.engine.runManual('store-received', (await s.index.recentArrivals(1)).map((a) => a.id), { user: 'admin' });
+    await until('the job over the arrival', async () => (await s.jobs.listJobs({ status: 'succeeded' }))[0]);
     routes = registeredRoutes(s.httpApp).map((r) => ({ ...r, public: publicUrls.has(r.url) }));
   });
   afterAll(() => s?.close());

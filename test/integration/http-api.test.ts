@@ -44,7 +44,7 @@ describe('HTTP API', () => {
     for (const user of ['alice', 'olga', 'rita', 'sam']) token[user] = (await issueToken(s.tokens, s.users, user)).token;
     ct = await ctSeries(tempDir(), { slices: 2, rows: 16, cols: 16 });
     expect((await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...ct.files])).code).toBe(0);
-    await until('the tac job', () => s.jobs.listJobs({ pipeline: 'tac', status: 'succeeded' })[0]);
+    await until('the tac job', async () => (await s.jobs.listJobs({ pipeline: 'tac', status: 'succeeded' }))[0]);
     await s.engine.idle();
   });
   afterAll(() => s?.close());
@@ -150,12 +150,12 @@ describe('HTTP API', () => {
 
     const rerun = await as('olga').post(`/api/jobs/${original.id}/rerun`, {});
     expect(rerun.status).toBe(202);
-    const done = await until('the rerun', () => (s.jobs.getJob(rerun.body.jobId)?.status === 'succeeded' ? s.jobs.getJob(rerun.body.jobId) : undefined));
+    const done = await until('the rerun', async () => ((await s.jobs.getJob(rerun.body.jobId))?.status === 'succeeded' ? await s.jobs.getJob(rerun.body.jobId) : undefined));
     expect(done).toMatchObject({ rerunOf: original.id, triggerOn: 'rerun', createdBy: 'olga', inputs: original.inputs });
     expect((await as('olga').post(`/api/jobs/${rerun.body.jobId}/cancel`)).body).toEqual({ cancelled: false });
 
     const onBehalf = await as('admin').post(`/api/jobs/${original.id}/rerun`, { onBehalfOf: 'alice' });
-    expect(s.jobs.getJob(onBehalf.body.jobId)?.createdBy).toBe('alice');
+    expect((await s.jobs.getJob(onBehalf.body.jobId))?.createdBy).toBe('alice');
     const cancelled = await as('alice').post(`/api/jobs/${onBehalf.body.jobId}/cancel`);
     expect(cancelled.status).toBe(200);
     await s.engine.idle();
@@ -196,7 +196,7 @@ describe('HTTP API', () => {
 
     const run = await as('olga').post('/api/pipelines/tac/run', { database: 'Import', series: ct.seriesInstanceUid });
     expect(run.status).toBe(202);
-    const job = await until('the manual job', () => (s.jobs.getJob(run.body.jobId)?.status === 'succeeded' ? s.jobs.getJob(run.body.jobId) : undefined));
+    const job = await until('the manual job', async () => ((await s.jobs.getJob(run.body.jobId))?.status === 'succeeded' ? await s.jobs.getJob(run.body.jobId) : undefined));
     expect(job).toMatchObject({ triggerOn: 'manual', triggerUid: ct.seriesInstanceUid, createdBy: 'olga' });
     expect(job!.inputs).toHaveLength(2);
     const audit = (await as('admin').get('/api/audit')).body;
@@ -247,9 +247,9 @@ describe('HTTP API', () => {
     try {
       const more = await ctSeries(tempDir(), { slices: 1, rows: 16, cols: 16 });
       expect((await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...more.files])).code).toBe(0);
-      const arrival = await until('the arrival event', () => olga.events.find((e) => e.event === 'arrival'));
+      const arrival = await until('the arrival event', async () => olga.events.find((e) => e.event === 'arrival'));
       expect(arrival.data).toMatchObject({ sopInstanceUid: more.sopInstanceUids[0], database: 'Import', callingAeTitle: 'STORESCU' });
-      const finished = await until('the job end event', () => olga.events.find((e) => e.event === 'job' && e.data.type === 'finished' && e.data.pipeline === 'tac'));
+      const finished = await until('the job end event', async () => olga.events.find((e) => e.event === 'job' && e.data.type === 'finished' && e.data.pipeline === 'tac'));
       expect(finished.data).toMatchObject({ pipeline: 'tac', status: 'succeeded' });
       const types = olga.events.filter((e) => e.event === 'job' && e.data.jobId === finished.data.jobId).map((e) => e.data.type);
       expect(types[0]).toBe('queued');

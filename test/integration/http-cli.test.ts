@@ -48,7 +48,7 @@ describe('dicomflow CLI through the HTTP API', () => {
     config = path.join(s.dataDir, 'config.json');
     ct = await ctSeries(tempDir(), { slices: 2, rows: 16, cols: 16 });
     expect((await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...ct.files])).code).toBe(0);
-    await until('the tac job', () => s.jobs.listJobs({ pipeline: 'tac', status: 'succeeded' })[0]);
+    await until('the tac job', async () => (await s.jobs.listJobs({ pipeline: 'tac', status: 'succeeded' }))[0]);
     await s.engine.idle();
   });
   afterAll(() => s?.close());
@@ -94,17 +94,17 @@ describe('dicomflow CLI through the HTTP API', () => {
     expect(rerun.code).toBe(0);
     const rerunId = rerun.stdout.trim();
     expect(rerun.stderr).toMatch(new RegExp(`job ${rerunId} succeeded in \\d+\\.\\d+ s`));
-    expect(s.jobs.getJob(rerunId)).toMatchObject({ rerunOf: job.id, createdBy: 'olga', status: 'succeeded' });
-    expect(s.index.auditLog(10)).toContainEqual(expect.objectContaining({ user: 'olga', action: 'rerun', details: expect.objectContaining({ newJobId: rerunId }) }));
+    expect(await s.jobs.getJob(rerunId)).toMatchObject({ rerunOf: job.id, createdBy: 'olga', status: 'succeeded' });
+    expect(await s.index.auditLog(10)).toContainEqual(expect.objectContaining({ user: 'olga', action: 'rerun', details: expect.objectContaining({ newJobId: rerunId }) }));
     expect((await dicomflow(['cancel', rerunId, '--data', s.dataDir], { DICOMFLOW_TOKEN: olga })).stdout).toContain('had already ended');
   });
 
   it('run PIPELINE --series UID --wait starts a manual job, follows it with a progress bar, and exits 0 when it succeeds', async () => {
-    s.index.transfer({ from: 'Import', to: 'StudyA', level: 'study', uid: ct.studyInstanceUid, mode: 'copy', user: 'admin', source: 'move', createdBy: 'admin' });
+    await s.index.transfer({ from: 'Import', to: 'StudyA', level: 'study', uid: ct.studyInstanceUid, mode: 'copy', user: 'admin', source: 'move', createdBy: 'admin' });
     const run = await dicomflow(['run', 'tac', '--series', ct.seriesInstanceUid, '--db', 'StudyA', '--wait', '--data', s.dataDir]);
     expect(run.code).toBe(0);
     const jobId = run.stdout.trim();
-    expect(s.jobs.getJob(jobId)).toMatchObject({ triggerOn: 'manual', triggerUid: ct.seriesInstanceUid, createdBy: 'admin', status: 'succeeded' });
+    expect(await s.jobs.getJob(jobId)).toMatchObject({ triggerOn: 'manual', triggerUid: ct.seriesInstanceUid, createdBy: 'admin', status: 'succeeded' });
     expect(run.stderr).toContain(`job ${jobId} succeeded`);
     const unknown = await dicomflow(['run', 'tac', '--study', '1.2.3', '--data', s.dataDir]);
     expect(unknown).toMatchObject({ code: 1 });
@@ -117,7 +117,7 @@ describe('dicomflow CLI through the HTTP API', () => {
     const closedPort = await freePort();
     // A server ran here (its index is there) and stopped without removing its file (kill -9):
     // its pid is gone.
-    openIndexDatabase({ dataDir }).close();
+    await (await openIndexDatabase({ dataDir })).close();
     fs.writeFileSync(path.join(dataDir, 'server.json'), JSON.stringify({ pid: 2 ** 22 + 12345, httpPort: closedPort, httpHost: '127.0.0.1' }));
     const listed = await dicomflow(['jobs', '--data', dataDir, '--json']);
     expect(listed).toMatchObject({ code: 0 });

@@ -41,10 +41,10 @@ async function sendStudyTo(s: Server, calledAe: string) {
 
 const jobEvents = (events: SseEvent[]) => events.filter((e) => e.event === 'job');
 /** The job over the object, once its end is on `events` (the admin's stream). */
-function finishedJob(s: Server, events: SseEvent[], sopInstanceUid: string): string | undefined {
+async function finishedJob(s: Server, events: SseEvent[], sopInstanceUid: string): Promise<string | undefined> {
   const arrival = events.find((e) => e.event === 'arrival' && e.data.sopInstanceUid === sopInstanceUid);
   if (!arrival) return undefined;
-  const job = s.jobs.listJobs({ limit: 100 }).find((j) => j.inputs.includes(arrival.data.id));
+  const job = (await s.jobs.listJobs({ limit: 100 })).find((j) => j.inputs.includes(arrival.data.id));
   return job && events.some((e) => e.event === 'job' && e.data.type === 'finished' && e.data.jobId === job.id) ? job.id : undefined;
 }
 
@@ -74,14 +74,14 @@ describe('job events on the live stream follow the rights on the job’s databas
       // One job on StudyA, then one on StudyB, then another on StudyA: each stream is in order,
       // so once a user has the events of a later job, the earlier ones it was sent are there too.
       const a1 = await sendTo(s, 'STUDYA');
-      const jobA1 = await until('the StudyA job to finish', () => finishedJob(s, admin.events, a1));
+      const jobA1 = await until('the StudyA job to finish', async () => finishedJob(s, admin.events, a1));
       const b1 = await sendTo(s, 'STUDYB');
-      const jobB1 = await until('the StudyB job to finish', () => finishedJob(s, admin.events, b1));
+      const jobB1 = await until('the StudyB job to finish', async () => finishedJob(s, admin.events, b1));
       const a2 = await sendTo(s, 'STUDYA');
-      const jobA2 = await until('the second StudyA job to finish', () => finishedJob(s, admin.events, a2));
+      const jobA2 = await until('the second StudyA job to finish', async () => finishedJob(s, admin.events, a2));
 
-      await until('ann to see the second StudyA job end', () => ann.events.some((e) => e.event === 'job' && e.data.type === 'finished' && e.data.jobId === jobA2));
-      await until('bea to see the StudyB job end', () => bea.events.some((e) => e.event === 'job' && e.data.type === 'finished' && e.data.jobId === jobB1));
+      await until('ann to see the second StudyA job end', async () => ann.events.some((e) => e.event === 'job' && e.data.type === 'finished' && e.data.jobId === jobA2));
+      await until('bea to see the StudyB job end', async () => bea.events.some((e) => e.event === 'job' && e.data.type === 'finished' && e.data.jobId === jobB1));
       const jobsSeen = (events: SseEvent[]) => new Set(jobEvents(events).map((e) => e.data.jobId));
       expect(jobsSeen(ann.events)).toEqual(new Set([jobA1, jobA2]));
       expect(jobsSeen(admin.events)).toEqual(new Set([jobA1, jobB1, jobA2]));
@@ -91,7 +91,7 @@ describe('job events on the live stream follow the rights on the job’s databas
       const typesA1 = jobEvents(ann.events).filter((e) => e.data.jobId === jobA1).map((e) => e.data.type);
       expect([typesA1[0], typesA1.at(-1), typesA1.includes('started'), typesA1.includes('progress')]).toEqual(['queued', 'finished', true, true]);
       // Arrivals keep following the same rights.
-      await until('the arrival events', () => ann.events.some((e) => e.data.sopInstanceUid === a2) && bea.events.some((e) => e.data.sopInstanceUid === b1));
+      await until('the arrival events', async () => ann.events.some((e) => e.data.sopInstanceUid === a2) && bea.events.some((e) => e.data.sopInstanceUid === b1));
       expect(ann.events.filter((e) => e.event === 'arrival').map((e) => e.data.sopInstanceUid)).toEqual([a1, a2]);
       expect(bea.events.filter((e) => e.event === 'arrival').map((e) => e.data.sopInstanceUid)).toEqual([b1]);
     } finally {
@@ -104,7 +104,7 @@ describe('job events on the live stream follow the rights on the job’s databas
   it('sends the events of a job run by hand to its maker, not to readers of other databases', async () => {
     // bea runs the default pipeline on a StudyB study by hand; a reader of StudyA sees none of it.
     const b = await sendStudyTo(s, 'STUDYB');
-    await until('the StudyB object to be filed', () => s.index.studies('StudyB', {}).some((r) => r.study.StudyInstanceUID === b.studyInstanceUid));
+    await until('the StudyB object to be filed', async () => (await s.index.studies('StudyB', {})).some((r) => r.study.StudyInstanceUID === b.studyInstanceUid));
     await s.engine.idle();
     const bea = await openEvents(s.httpPort, token.bea);
     const cid = await openEvents(s.httpPort, token.cid);
@@ -117,10 +117,10 @@ describe('job events on the live stream follow the rights on the job’s databas
       });
       expect(run.status).toBe(202);
       const { jobId } = (await run.json()) as { jobId: string };
-      await until('bea to see her job end', () => bea.events.some((e) => e.event === 'job' && e.data.type === 'finished' && e.data.jobId === jobId));
+      await until('bea to see her job end', async () => bea.events.some((e) => e.event === 'job' && e.data.type === 'finished' && e.data.jobId === jobId));
       // A marker cid may see, sent after bea's job ended: cid's stream has everything before it.
       const a = await sendTo(s, 'STUDYA');
-      await until('cid to see the StudyA arrival', () => cid.events.some((e) => e.event === 'arrival' && e.data.sopInstanceUid === a));
+      await until('cid to see the StudyA arrival', async () => cid.events.some((e) => e.event === 'arrival' && e.data.sopInstanceUid === a));
       expect(jobEvents(cid.events).filter((e) => e.data.jobId === jobId)).toEqual([]);
     } finally {
       bea.close();
@@ -129,10 +129,10 @@ describe('job events on the live stream follow the rights on the job’s databas
   });
   it('shows an arrival with no database recorded to admins only, on the stream and in /api/arrivals', async () => {
     const sop = await sendTo(s, 'STUDYA');
-    const stored = await until('the arrival', () => s.index.recentArrivals(50).find((a) => a.sopInstanceUid === sop));
+    const stored = await until('the arrival', async () => (await s.index.recentArrivals(50)).find((a) => a.sopInstanceUid === sop));
     expect(stored.database).toBe('StudyA');
     // Rows from before databases have none.
-    s.index.connection.prepare('UPDATE arrivals SET database_name = NULL WHERE id = ?').run(stored.id);
+    await s.index.connection.run('UPDATE arrivals SET database_name = NULL WHERE id = ?', stored.id);
     const list = async (user: string) =>
       ((await (await fetch(`http://127.0.0.1:${s.httpPort}/api/arrivals?limit=500`, { headers: { authorization: `Bearer ${token[user]}` } })).json()) as { sopInstanceUid: string }[]).map((a) => a.sopInstanceUid);
     expect(await list('admin')).toContain(sop);
@@ -145,8 +145,8 @@ describe('job events on the live stream follow the rights on the job’s databas
       s.events.announce('InstanceReceived', { ...withoutDatabase, sopInstanceUid: '1.2.3.999.1', absolutePath: '/nowhere' });
       // Announced after it, to ann's database: once ann has this one, she was sent the first if ever.
       s.events.announce('InstanceReceived', { ...stored, sopInstanceUid: '1.2.3.999.2', absolutePath: '/nowhere' });
-      await until('ann to get the second announcement', () => ann.events.some((e) => e.data.sopInstanceUid === '1.2.3.999.2'));
-      await until('admin to get both', () => admin.events.filter((e) => e.event === 'arrival' && String(e.data.sopInstanceUid).startsWith('1.2.3.999.')).length === 2);
+      await until('ann to get the second announcement', async () => ann.events.some((e) => e.data.sopInstanceUid === '1.2.3.999.2'));
+      await until('admin to get both', async () => admin.events.filter((e) => e.event === 'arrival' && String(e.data.sopInstanceUid).startsWith('1.2.3.999.')).length === 2);
       expect(ann.events.filter((e) => e.event === 'arrival').map((e) => e.data.sopInstanceUid)).toEqual(['1.2.3.999.2']);
     } finally {
       admin.close();
@@ -235,7 +235,7 @@ describe('a live event stream whose reader stopped reading', () => {
       // 60 failed jobs: 12 MB of end events, more than the socket buffers hold.
       const ct = await ctSeries(tempDir(), { slices: 60, rows: 8, cols: 8 });
       expect((await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...ct.files])).code).toBe(0);
-      const ends = await until('the reading stream to get all 60 job ends', () => {
+      const ends = await until('the reading stream to get all 60 job ends', async () => {
         const finished = reader.events.filter((e) => e.event === 'job' && e.data.type === 'finished');
         return finished.length >= 60 && finished;
       }, 120_000);
@@ -243,7 +243,7 @@ describe('a live event stream whose reader stopped reading', () => {
       // The stalled stream was dropped by the server: reading it now reaches its end.
       stalled.on('data', () => {});
       stalled.resume();
-      await until('the stalled stream to be closed', () => stalledClosed);
+      await until('the stalled stream to be closed', async () => stalledClosed);
     } finally {
       reader.close();
       stalled.destroy();
