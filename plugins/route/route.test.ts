@@ -183,6 +183,24 @@ describe('outbox store', () => {
     expect(await outbox.retryDead('LEASES', [])).toBe(0);
   });
 
+  it('queues a send without a job once per source key (a request sent again is queued again)', async () => {
+    const send = (request: string) =>
+      inputs.map((input) => ({
+        destination: 'SENDS',
+        file: input.path,
+        sopClassUid: input.sopClassUid,
+        sopInstanceUid: input.sopInstanceUid,
+        transferSyntaxUid: '1.2.840.10008.1.2.1',
+        sourceKey: `send:${request}:${input.objectId}`,
+      }));
+    const first = await outbox.enqueue(send('r1'));
+    expect(first.map((e) => e.jobId)).toEqual([undefined, undefined]);
+    expect((await outbox.enqueue(send('r1'))).map((e) => e.id)).toEqual(first.map((e) => e.id));
+    const again = await outbox.enqueue(send('r2'));
+    expect(again.map((e) => e.id).filter((id) => first.some((f) => f.id === id))).toEqual([]);
+    expect(await outbox.list({ destination: 'SENDS' })).toHaveLength(4);
+  });
+
   it('drops the bytes once delivered; removes files no entry refers to', async () => {
     const [entry] = await outbox.claim('PACS', 'node-a', 60_000, new Date().toISOString(), 1);
     await outbox.markDelivered(entry.id, { status: 0, sentTransferSyntaxUid: entry.transferSyntaxUid });

@@ -168,7 +168,8 @@ export class SqlOutbox implements OutboxStore {
       const rows =
         entry.jobId !== undefined
           ? await this.db.all(this.existingOfJob, entry.jobId, entry.destination, entry.stepId ?? null, sourceKeys)
-          : await this.db.all(this.existingWithoutJob, entry.destination, entry.stepId ?? null, sourceKeys);
+          : // Sends without a job look among all the destination's entries: a long read.
+            await this.db.read(this.existingWithoutJob, entry.destination, entry.stepId ?? null, sourceKeys);
       for (const r of rows) found.set(queueKey({ destination: r.destination, sourceKey: r.source_key, jobId: r.job_id ?? undefined, stepId: r.step_id ?? undefined }), r);
     }
     return found;
@@ -238,7 +239,8 @@ export class SqlOutbox implements OutboxStore {
     const rows = await this.db.read(COUNTS);
     return Promise.all(
       rows.map(async (r) => {
-        const e = await this.db.get(LAST_ERROR, r.destination);
+        // Among every entry of the destination (delivered ones are kept): a long read too.
+        const [e] = await this.db.read(LAST_ERROR, r.destination);
         return {
           destination: r.destination,
           queued: Number(r.queued),
