@@ -40,9 +40,9 @@ describe('dicomdir step on a real server', () => {
     await s.engine.idle();
 
     const total = series.reduce((n, x) => n + x.files.length, 0);
-    const jobs = s.jobs.listJobs({ pipeline: 'media' });
+    const jobs = await s.jobs.listJobs({ pipeline: 'media' });
     expect(jobs).toHaveLength(total);
-    expect(jobs.filter((j) => j.status !== 'succeeded').map((j) => [j.id, j.status, s.jobs.getJob(j.id)?.error])).toEqual([]);
+    expect(await Promise.all(jobs.filter((j) => j.status !== 'succeeded').map(async (j) => [j.id, j.status, (await s.jobs.getJob(j.id))?.error]))).toEqual([]);
 
     // DCMTK reads it without a complaint.
     const dicomdir = path.join(root, 'DICOMDIR');
@@ -78,7 +78,7 @@ describe('dicomdir step on a real server', () => {
     // Each referenced file exists and holds exactly the bytes dicomflow received and stored.
     const received = new Map<string, string>();
     for (const job of jobs) {
-      for (const input of s.jobs.stepInputs(job.inputs)) received.set(input.sopInstanceUid, s.objects.absolutePath(input.path));
+      for (const input of await s.jobs.stepInputs(job.inputs)) received.set(input.sopInstanceUid, s.objects.absolutePath(input.path));
     }
     const image = ofType('IMAGE');
     expect(image).toHaveLength(total);

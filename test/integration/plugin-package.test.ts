@@ -57,8 +57,8 @@ describe('a plugin from its own package', () => {
     servers.push(s);
     const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
     expect((await storescu(['-aet', 'SCANNER', '-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...ct.files])).code).toBe(0);
-    const job = await until('the job', () => s.jobs.listJobs({}).find((j) => j.status === 'succeeded' || j.status === 'failed'));
-    const detail = s.jobs.getJob(job.id)!;
+    const job = await until('the job', async () => (await s.jobs.listJobs({})).find((j) => j.status === 'succeeded' || j.status === 'failed'));
+    const detail = (await s.jobs.getJob(job.id))!;
     expect(detail, JSON.stringify(detail.steps, null, 2)).toMatchObject({ status: 'succeeded', pipeline: 'cards' });
     const [step] = detail.steps!;
     expect(step.plugin).toBe('example-job-card');

@@ -51,8 +51,8 @@ describe.skipIf(unavailable)('Secondary Capture → JPEG → report page → IPP
     const before = printer!.documents().length;
     expect((await storescu(['-aet', 'MODALITY', '-aec', 'DICOMFLOW', '127.0.0.1', String(server.dicomPort), ...sc.files, ...ct.files])).code).toBe(0);
 
-    const job = await until('the sc-print job', () => server.jobs.listJobs({ pipeline: 'sc-print' }).find((j) => j.status === 'succeeded' || j.status === 'failed'), 60_000);
-    const detail = server.jobs.getJob(job.id)!;
+    const job = await until('the sc-print job', async () => (await server.jobs.listJobs({ pipeline: 'sc-print' })).find((j) => j.status === 'succeeded' || j.status === 'failed'), 60_000);
+    const detail = (await server.jobs.getJob(job.id))!;
     expect(detail.status, JSON.stringify(detail.steps?.map((s) => [s.id, s.status, s.error]))).toBe('succeeded');
     expect(detail.inputs).toHaveLength(2);
     const [convert, print] = detail.steps!;
@@ -67,7 +67,7 @@ describe.skipIf(unavailable)('Secondary Capture → JPEG → report page → IPP
     // "the JPEGs … deleted after printing"
     expect(fs.readdirSync(graphic)).toEqual([]);
     // Only the Secondary Captures triggered it.
-    expect(server.jobs.listJobs({})).toHaveLength(1);
+    expect(await server.jobs.listJobs({})).toHaveLength(1);
   }, 90_000);
 
   it('the shipped seed pipeline: SC → JPEGs kept in a folder → printed → forwarded to the PACS → received copies released', async () => {
@@ -98,8 +98,8 @@ describe.skipIf(unavailable)('Secondary Capture → JPEG → report page → IPP
     const before = printer!.documents().length;
     expect((await storescu(['-aet', 'MODALITY', '-aec', 'DICOMFLOW', '127.0.0.1', String(server.dicomPort), ...sc.files, ...ct.files])).code).toBe(0);
 
-    const job = await until('the seed job', () => server.jobs.listJobs({ pipeline: seed.name }).find((j) => j.status === 'succeeded' || j.status === 'failed'), 60_000);
-    const detail = server.jobs.getJob(job.id)!;
+    const job = await until('the seed job', async () => (await server.jobs.listJobs({ pipeline: seed.name })).find((j) => j.status === 'succeeded' || j.status === 'failed'), 60_000);
+    const detail = (await server.jobs.getJob(job.id))!;
     expect(detail.status, JSON.stringify(detail.steps?.map((s) => [s.id, s.status, s.error]))).toBe('succeeded');
     expect(detail.steps!.map((s) => s.id)).toEqual(['convert-image', 'print-report', 'route', 'delete-source']);
     expect(printer!.documents()).toHaveLength(before + 1);

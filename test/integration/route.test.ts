@@ -167,7 +167,7 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     expect(await figures(s, 'PACS')).toMatchObject({ queued: 0, sending: 0, dead: 0 });
     // The job recorded what it queued.
     await s.engine.idle();
-    const job = s.jobs.getJob(s.jobs.listJobs({ pipeline: 'forward' })[0].id)!;
+    const job = (await s.jobs.getJob((await s.jobs.listJobs({ pipeline: 'forward' }))[0].id))!;
     expect(job.steps![0].outputs[0]).toMatchObject({ kind: 'table', name: 'routed' });
     expect(job.steps![0].outputs[0].rows![0]).toMatchObject({ destination: 'PACS' });
     // Delivered entries keep no bytes.
@@ -186,10 +186,10 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     await send(s.dicomPort, ct.files);
     await until('a failed attempt', async () => ((await figures(s, 'LATER')).lastError ?? '').includes('connection refused') || undefined);
     expect((await figures(s, 'LATER')).delivered).toBe(0);
-    const jobs = s.jobs.listJobs({ pipeline: 'forward' });
+    const jobs = await s.jobs.listJobs({ pipeline: 'forward' });
     await s.engine.idle();
     // The route step succeeded: queuing is its work, delivery the sender's.
-    expect(s.jobs.listJobs({ pipeline: 'forward' }).every((j) => j.status === 'succeeded')).toBe(true);
+    expect((await s.jobs.listJobs({ pipeline: 'forward' })).every((j) => j.status === 'succeeded')).toBe(true);
     expect(jobs.length).toBe(3);
     const peer = await storescp({ aeTitle: 'LATER', port });
     await until('delivered after the destination came up', async () => (await figures(s, 'LATER')).delivered === 3 || undefined);
@@ -290,7 +290,7 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     await send(s.dicomPort, ct.files);
     await s.engine.idle();
     // The received copies are gone (no database holds them)…
-    await until('received copies deleted', () => fs.readdirSync(path.join(s.dataDir, 'storage', 'objects'), { recursive: true }).filter((n) => String(n).endsWith('.dcm')).length === 0 || undefined);
+    await until('received copies deleted', async () => fs.readdirSync(path.join(s.dataDir, 'storage', 'objects'), { recursive: true }).filter((n) => String(n).endsWith('.dcm')).length === 0 || undefined);
     expect((await figures(s, 'ARCHIVE')).delivered).toBe(0);
     // …and the outbox still delivers them, byte for byte.
     const peer = await storescp({ aeTitle: 'ARCHIVE', port });
@@ -354,8 +354,8 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
       { retry: { maxAttempts: 1 } },
     );
     await send(s.dicomPort, [ct.files[0]]);
-    await until('the job ended', () => s.jobs.listJobs({ pipeline: 'forward' }).find((j) => j.status === 'failed' || j.status === 'succeeded'));
-    const job = s.jobs.getJob(s.jobs.listJobs({ pipeline: 'forward' })[0].id)!;
+    await until('the job ended', async () => (await s.jobs.listJobs({ pipeline: 'forward' })).find((j) => j.status === 'failed' || j.status === 'succeeded'));
+    const job = (await s.jobs.getJob((await s.jobs.listJobs({ pipeline: 'forward' }))[0].id))!;
     expect(job.status).toBe('failed');
     expect(job.error).toMatch(/step "to-dead" .*DF_ERR_DELIVERY_FAILED: 1 of 1 object\(s\) went to the dead letters \(first: NEVER: DF_ERR_PEER_UNREACHABLE/);
     const [live, dead] = job.steps!;

@@ -53,7 +53,7 @@ describe.skipIf(!hasTool('storescu'))('run-program with hostile values', () => {
     });
     expect((await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...ct.files])).code).toBe(0);
     await s.engine.idle();
-    const [job] = s.jobs.listJobs({ pipeline: 'paths' });
+    const [job] = await s.jobs.listJobs({ pipeline: 'paths' });
     expect(job.status, job.error).toBe('succeeded');
     const outputDir = path.join(s.dataDir, 'jobs', job.id, 'outputs');
     // What the program was given: the whole-argument values as they came, the path made safe.

@@ -25,13 +25,13 @@ describe('a worker out of memory', () => {
     const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
     expect((await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...ct.files])).code).toBe(0);
     await s.engine.idle();
-    const jobs = Object.fromEntries(s.jobs.listJobs({}).map((j) => [j.pipeline, j]));
+    const jobs = Object.fromEntries((await s.jobs.listJobs({})).map((j) => [j.pipeline, j]));
     expect(jobs.oom).toMatchObject({ status: 'failed', errorCode: 'DF_ERR_STEP_FAILED' });
     expect(jobs.oom.error).toMatch(/ERR_WORKER_OUT_OF_MEMORY|out of memory/i);
     expect(jobs.works.status).toBe('succeeded');
     const again = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
     expect((await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...again.files])).code).toBe(0);
     await s.engine.idle();
-    expect(s.jobs.listJobs({ pipeline: 'works', status: 'succeeded' })).toHaveLength(2);
+    expect(await s.jobs.listJobs({ pipeline: 'works', status: 'succeeded' })).toHaveLength(2);
   });
 });
