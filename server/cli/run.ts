@@ -1,7 +1,7 @@
 import cliProgress from 'cli-progress';
 import type { ResolvedConfig } from '../../core/config/load.ts';
 import { dfError } from '../../core/errors.ts';
-import type { JobRecord } from '../../core/store/job-store.ts';
+import type { JobRecord } from '../../core/store/job-queue.ts';
 import { findApi, type ApiClient, type ApiEvent, type ApiFlags } from './api-client.ts';
 
 const ENDED = new Set(['succeeded', 'failed', 'cancelled']);

@@ -1,4 +1,4 @@
-import type { JobRecord } from '../../core/store/job-store.ts';
+import type { JobRecord } from '../../core/store/job-queue.ts';
 import type { UserDefinition, Users } from '../../core/users.ts';
 
 /** What decides who may see a job; it does not change once the job is made. */

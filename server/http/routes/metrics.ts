@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { JobFinished } from '../../../core/events.ts';
 import type { HttpDeps, MetricsSource } from '../context.ts';
 import { authErrors } from '../schemas.ts';
 
@@ -12,8 +13,9 @@ import { authErrors } from '../schemas.ts';
 export async function metricsRoutes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  // Read before each scrape (the index's figures are asynchronous); the collectors read this copy.
   let scrape: MetricsSource | undefined;
-  const figures = (): MetricsSource => (scrape ??= deps.metrics());
+  const figures = (): MetricsSource => scrape!;
   const fromSource = (name: string, help: string, read: () => number) =>
     new Counter({
       name,
@@ -122,17 +124,17 @@ export async function metricsRoutes(app: FastifyInstance, deps: HttpDeps): Promi
   const failures = new Counter({ name: 'dicomflow_job_failures_total', help: 'Jobs that failed for good (after their retries), by pipeline.', labelNames: ['pipeline'], registers: [registry] });
 
   const onArrival = (a: { source: string; database?: string }) => arrivals.inc({ source: a.source, database: a.database ?? '' });
-  const onFinished = (e: { jobId: string; pipeline: string; status: string; durationSeconds?: number }) => {
+  const onFinished = (e: JobFinished) => {
     // A failed attempt that will be retried ends as 'queued': not a result yet.
     if (e.status !== 'succeeded' && e.status !== 'failed' && e.status !== 'cancelled') return;
     if (e.durationSeconds !== undefined) durations.observe({ pipeline: e.pipeline, status: e.status }, e.durationSeconds);
     if (e.status === 'failed') failures.inc({ pipeline: e.pipeline });
   };
   deps.events.on('InstanceReceived', onArrival);
-  deps.engine.on('JobFinished', onFinished);
+  deps.events.on('JobFinished', onFinished);
   app.addHook('onClose', async () => {
     deps.events.off('InstanceReceived', onArrival);
-    deps.engine.off('JobFinished', onFinished);
+    deps.events.off('JobFinished', onFinished);
   });
 
   app.get('/api/metrics', {
@@ -144,6 +146,7 @@ export async function metricsRoutes(app: FastifyInstance, deps: HttpDeps): Promi
     },
     handler: async (_request, reply) => {
       try {
+        scrape = await deps.metrics();
         return reply.type(registry.contentType).send(await registry.metrics());
       } finally {
         scrape = undefined;
