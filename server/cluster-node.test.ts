@@ -1,17 +1,10 @@
 // The node heartbeat against an index that stops answering (a frozen PostgreSQL): the beat
 // under way is waited for, not joined by more; once the index answers, beats resume.
-import type { Logger } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { NodeRecord, SqlNodes } from '../core/store/sql/sql-nodes.ts';
+import { recordingLog } from '../test/helpers/recording-log.ts';
 import { until } from '../test/helpers/wait.ts';
 import { ClusterNode } from './cluster-node.ts';
-
-function recordingLog() {
-  const lines: { level: string; msg: string }[] = [];
-  const at = (level: string) => (_data: unknown, msg: string) => void lines.push({ level, msg });
-  const log = { warn: at('warn'), info: at('info'), error: at('error'), debug: at('debug') } as unknown as Logger;
-  return { log, lines };
-}
 
 /** A node table whose heartbeats hang until released, as statements do on a frozen server. */
 function stallingNodes() {
@@ -38,10 +31,10 @@ describe('the node heartbeat', () => {
     const node = new ClusterNode({ nodes, name: 'n1', backend: 'postgres', location: 'test', report: () => ({}), log, intervalMs: 20 });
     running.push(node);
     await node.start();
-    await until('a beat skipped while the first waits', () => lines.some((l) => l.msg.includes('beats are skipped')));
+    await until('a beat skipped while the first waits', () => lines.some((l) => l.msg.includes('skipped until it answers')));
     // Several intervals passed (a beat was skipped), and still one statement waits.
     expect(beats).toHaveLength(1);
-    expect(lines.filter((l) => l.msg.includes('beats are skipped'))).toHaveLength(1);
+    expect(lines.filter((l) => l.msg.includes('skipped until it answers'))).toHaveLength(1);
 
     beats[0].resolve();
     await until('the heartbeat written again', () => lines.some((l) => l.msg.includes('written again')));
@@ -49,7 +42,7 @@ describe('the node heartbeat', () => {
 
     // A failed beat is logged, and the next one is sent all the same.
     beats[1].reject(new Error('connection terminated'));
-    await until('the failure logged', () => lines.some((l) => l.level === 'error' && l.msg.includes('heartbeat failed')));
+    await until('the failure logged', () => lines.some((l) => l.level === 'error' && l.msg === 'the node heartbeat failed'));
     await until('the next beat after a failure', () => beats.length >= 3);
     state.stalled = false;
     for (const b of beats.slice(2)) b.resolve();

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import type { Logger } from 'pino';
 import type { NodeRecord, SqlNodes } from '../core/store/sql/sql-nodes.ts';
+import { PeriodicWrite } from './periodic-write.ts';
 
 export interface ClusterNodeOptions {
   nodes: SqlNodes;
@@ -44,14 +45,12 @@ export class ClusterNode {
   private timer: NodeJS.Timeout | undefined;
   private lastCpu = process.cpuUsage();
   private lastAt = process.hrtime.bigint();
-  /** The heartbeat under way, if one is. */
-  private beating: Promise<void> | undefined;
-  /** A beat was skipped waiting for the one under way (logged once per stall). */
-  private skipped = false;
+  private readonly heartbeat: PeriodicWrite;
 
   constructor(options: ClusterNodeOptions) {
     this.o = options;
     this.intervalMs = options.intervalMs ?? HEARTBEAT_MS;
+    this.heartbeat = new PeriodicWrite('the node heartbeat', options.log);
   }
 
   get name(): string {
@@ -60,31 +59,8 @@ export class ClusterNode {
 
   async start(): Promise<void> {
     await this.o.nodes.started(this.o.name, this.sample());
-    this.timer = setInterval(() => this.beat(), this.intervalMs);
+    this.timer = setInterval(() => this.heartbeat.tick(() => this.o.nodes.heartbeat(this.o.name, this.sample())), this.intervalMs);
     this.timer.unref();
-  }
-
-  private beat(): void {
-    if (this.beating) {
-      if (!this.skipped) {
-        this.skipped = true;
-        this.o.log.warn({ intervalMs: this.intervalMs }, 'the node heartbeat waits for the index; beats are skipped until it answers');
-      }
-      return;
-    }
-    const sentAt = Date.now();
-    this.beating = this.o.nodes
-      .heartbeat(this.o.name, this.sample())
-      .then(
-        () => {
-          if (this.skipped) this.o.log.info({ waitedMs: Date.now() - sentAt }, 'the node heartbeat was written again');
-        },
-        (err: unknown) => this.o.log.error({ err, waitedMs: Date.now() - sentAt }, 'writing the node heartbeat failed'),
-      )
-      .finally(() => {
-        this.beating = undefined;
-        this.skipped = false;
-      });
   }
 
   /** The process's own figures beside what the server reports. */
@@ -125,7 +101,7 @@ export class ClusterNode {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     // After the last heartbeat, so none lands on a closed database.
-    await this.beating;
+    await this.heartbeat.settled();
     try {
       await this.o.nodes.stopped(this.o.name);
     } catch (err) {

@@ -3,10 +3,10 @@
 // the index answers. The send itself hangs on a peer that accepts and never answers.
 import net from 'node:net';
 import path from 'node:path';
-import type { Logger } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { OutboxEntry, OutboxFailure, OutboxStore } from '../../core/store/outbox-store.ts';
 import { ctSeries } from '../../test/fixtures/builder.ts';
+import { recordingLog } from '../../test/helpers/recording-log.ts';
 import { tempDir } from '../../test/helpers/temp.ts';
 import { until } from '../../test/helpers/wait.ts';
 import { OutboxSender } from './outbox-sender.ts';
@@ -18,14 +18,6 @@ const silent = net.createServer((socket) => {
   socket.on('close', () => sockets.delete(socket));
 });
 afterAll(() => silent.close());
-
-function recordingLog() {
-  const lines: { level: string; msg: string }[] = [];
-  const at = (level: string) => (_data: unknown, msg: string) => void lines.push({ level, msg });
-  const log = { warn: at('warn'), info: at('info'), error: at('error'), debug: at('debug') } as Record<string, unknown>;
-  log.child = () => log;
-  return { log: log as unknown as Logger, lines };
-}
 
 describe('the outbox sender', () => {
   it('renews its leases one renewal at a time while the index stalls, and resumes when it answers', async () => {
@@ -75,11 +67,11 @@ describe('the outbox sender', () => {
     await sender.start();
     try {
       await until('the association requested', () => sockets.size > 0);
-      await until('a renewal skipped while the first waits', () => lines.some((l) => l.msg.includes('renewals are skipped')));
+      await until('a renewal skipped while the first waits', () => lines.some((l) => l.msg === 'the outbox lease renewal waits for the index; skipped until it answers'));
       expect(renewals).toHaveLength(1);
       expect(renewals[0].ids).toEqual(['e1']);
       renewals[0].resolve();
-      await until('renewed again', () => lines.some((l) => l.msg.includes('renewed again')));
+      await until('renewed again', () => lines.some((l) => l.msg === 'the outbox lease renewal written again'));
       await until('renewals resumed', () => renewals.length >= 2);
     } finally {
       // The peer goes away: the attempt fails (and is recorded), nothing waits any more.

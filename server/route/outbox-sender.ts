@@ -11,6 +11,7 @@ import { newId } from '../../core/ids.ts';
 import type { DestinationCounts, OutboxEntry, OutboxStore } from '../../core/store/outbox-store.ts';
 import { openAssociation, tlsOptionsForNode, type ContextProposal, type NodeTls, type StoreAssociation, type StoreResult } from '../dimse/store-scu.ts';
 import { ContextResult, describeContextResult } from '../dimse/upper-layer.ts';
+import { PeriodicWrite } from '../periodic-write.ts';
 
 /** A remote node as the configuration gives it (remoteNodes[]), with its outbox settings. */
 export interface RouteDestination extends NodeTls {
@@ -81,10 +82,8 @@ export class OutboxSender {
   private ticking: Promise<void> | undefined;
   /** Woken while a look was under way: look again as soon as it ends. */
   private tickAgain = false;
-  /** The lease renewal under way: none is sent while one still waits for the index. */
-  private renewing: Promise<void> | undefined;
-  /** A renewal was skipped waiting for the one under way (logged once per stall). */
-  private renewalSkipped = false;
+  /** The lease renewal: none is sent while one still waits for the index. */
+  private readonly renewal: PeriodicWrite;
 
   private get leaseMs(): number {
     return this.o.leaseMs ?? 30_000;
@@ -93,6 +92,7 @@ export class OutboxSender {
   constructor(options: OutboxSenderOptions) {
     this.o = options;
     this.owner = options.owner ?? newId();
+    this.renewal = new PeriodicWrite('the outbox lease renewal', options.log);
     for (const d of options.destinations) this.states.set(d.aeTitle, { active: 0, holdUntil: 0 });
   }
 
@@ -112,30 +112,11 @@ export class OutboxSender {
     this.leaseTimer.unref();
   }
 
-  /**
-   * A renewal that waits for a stalled index resolves late or fails (logged); the next one is
-   * only sent once it ended, so a stall does not pile renewals up on the pool.
-   */
+  /** A renewal that waits for a stalled index resolves late or fails (logged); none overlaps it. */
   private renewLeases(): void {
-    if (this.renewing) {
-      if (!this.renewalSkipped) this.o.log.warn({ leaseMs: this.leaseMs }, 'the outbox lease renewal waits for the index; renewals are skipped until it answers');
-      this.renewalSkipped = true;
-      return;
-    }
     if (this.claimed.size === 0) return;
-    const sentAt = Date.now();
-    this.renewing = this.o.outbox
-      .renewLeases(this.owner, [...this.claimed], new Date(sentAt + this.leaseMs).toISOString())
-      .then(
-        () => {
-          if (this.renewalSkipped) this.o.log.info({ waitedMs: Date.now() - sentAt }, 'outbox leases renewed again');
-        },
-        (err: unknown) => this.o.log.error({ err, waitedMs: Date.now() - sentAt }, 'renewing outbox leases failed'),
-      )
-      .finally(() => {
-        this.renewing = undefined;
-        this.renewalSkipped = false;
-      });
+    const ids = [...this.claimed];
+    this.renewal.tick(() => this.o.outbox.renewLeases(this.owner, ids, new Date(Date.now() + this.leaseMs).toISOString()));
   }
 
   /** Whether this remote node is configured (remoteNodes): a destination the sender delivers to. */
@@ -172,7 +153,7 @@ export class OutboxSender {
     await Promise.race([settled, grace]);
     for (const a of this.associations) a.abort();
     await settled;
-    await this.renewing;
+    await this.renewal.settled();
     await this.transcoder?.destroy();
   }
 
