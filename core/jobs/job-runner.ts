@@ -173,6 +173,8 @@ export class JobRunner {
       const except = [...new Set([...(heavyRunning >= heavyLimit ? heavy : []), ...atTheirLimit])];
       const job = await this.o.queue.claimNextJob(this.o.nodeId, this.o.leaseMs, new Date().toISOString(), except, this.running.size);
       if (!job) break;
+      // Claimed as the server stopped: left running, it is queued again at the next start.
+      if (this.closed) break;
       this.run(job);
     }
     // Look again at this node's next retry time, and at least every second (jobs queued by the
