@@ -31,7 +31,7 @@ describe('moving studies between databases (PMOD ATL_Manager)', () => {
       const mr = await mrSeries(tempDir(), { slices: 1, rows: 32, cols: 32, patientId: 'ATL1', studyUid: ct.studyInstanceUid });
       expect((await storescu(['-aet', 'SCANNER', '-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...ct.files, ...mr.files])).code).toBe(0);
       await s.engine.idle();
-      const before = s.index.instances('Import', {}).map((r) => r.objectPath).sort();
+      const before = (await s.index.instances('Import', {})).map((r) => r.objectPath).sort();
       expect(before).toHaveLength(3);
 
       // Without the right: bob may only read Import, so he cannot move out of it.
@@ -43,9 +43,9 @@ describe('moving studies between databases (PMOD ATL_Manager)', () => {
 
       const moved = await run(node, [cli, 'move', '--config', configFile, '--from', 'Import', '--to', 'StudyA', ct.studyInstanceUid, '--user', 'ATL_Manager']);
       expect(moved.stdout).toContain('move: 3 instance(s) from Import to StudyA: 3 filed, 0 already there');
-      expect(s.index.instances('Import', {})).toHaveLength(0);
-      expect(s.index.studies('Import', {})).toHaveLength(0);
-      const after = s.index.instances('StudyA', {});
+      expect(await s.index.instances('Import', {})).toHaveLength(0);
+      expect(await s.index.studies('Import', {})).toHaveLength(0);
+      const after = await s.index.instances('StudyA', {});
       expect(after.map((r) => r.objectPath).sort()).toEqual(before);
       expect(new Set(after.map((r) => `${r.createdBy}/${r.source}`))).toEqual(new Set(['ATL_Manager/move']));
 
@@ -58,9 +58,9 @@ describe('moving studies between databases (PMOD ATL_Manager)', () => {
       // bob may copy the series into StudyB (read on the source, write on the target).
       const copied = await run(node, [cli, 'copy', '--config', configFile, '--from', 'StudyA', '--to', 'StudyB', '--series', ct.seriesInstanceUid, '--user', 'ATL_Manager']);
       expect(copied.stdout).toContain('2 filed');
-      expect(s.index.instances('StudyA', {})).toHaveLength(3);
-      expect(s.index.instances('StudyB', {})).toHaveLength(2);
-      expect(s.index.auditLog(10).map((a) => `${a.user} ${a.action}`)).toEqual(['ATL_Manager copy', 'ATL_Manager move']);
+      expect(await s.index.instances('StudyA', {})).toHaveLength(3);
+      expect(await s.index.instances('StudyB', {})).toHaveLength(2);
+      expect((await s.index.auditLog(10)).map((a) => `${a.user} ${a.action}`)).toEqual(['ATL_Manager copy', 'ATL_Manager move']);
     } finally {
       await s.close();
     }
@@ -76,7 +76,7 @@ describe('moving studies between databases (PMOD ATL_Manager)', () => {
       await s.engine.idle();
       const out = await run(node, [cli, 'replicate', '--config', configFile, '--from', 'StudyA', '--to', 'StudyB', '--all', '--user', 'ATL_Manager']);
       expect(out.stdout).toContain('2 filed');
-      const rows = s.index.instances('StudyB', {});
+      const rows = await s.index.instances('StudyB', {});
       expect(rows.map((r) => `${r.createdBy}/${r.source}`)).toEqual(['ATL_Manager (replication from StudyA)/replication', 'ATL_Manager (replication from StudyA)/replication']);
       const missing = await run(node, [cli, 'move', '--config', configFile, '--from', 'StudyA', '--to', 'StudyB', '1.2.3.404', '--user', 'ATL_Manager']).catch((e) => e);
       expect(missing.stderr).toContain('DF_ERR_NOT_FOUND: no study 1.2.3.404 in database "StudyA"');

@@ -15,7 +15,7 @@ describe('deleting from a database', () => {
   let mr: BuiltSeries;
   const token: Record<string, string> = {};
   const as = (user: string) => apiClient(s.httpPort, token[user]);
-  const objectPaths = (series: BuiltSeries) => s.index.instances('Import', { seriesInstanceUids: [series.seriesInstanceUid] }).map((r) => s.objects.absolutePath(r.objectPath));
+  const objectPaths = async (series: BuiltSeries) => (await s.index.instances('Import', { seriesInstanceUids: [series.seriesInstanceUid] })).map((r) => s.objects.absolutePath(r.objectPath));
 
   beforeAll(async () => {
     s = await startTestServer({
@@ -40,28 +40,28 @@ describe('deleting from a database', () => {
     expect(await as('rita').del(route)).toMatchObject({ status: 403, body: { code: 'DF_ERR_FORBIDDEN' } });
     expect(await as('alice').del('/api/databases/Import/studies/1.2.3.404')).toMatchObject({ status: 404, body: { code: 'DF_ERR_NOT_FOUND' } });
     expect(await as('alice').del(`/api/databases/Import/studies/${ct.studyInstanceUid}/series/${mr.seriesInstanceUid}`)).toMatchObject({ status: 404 });
-    expect(s.index.studies('Import', { studyInstanceUids: [ct.studyInstanceUid] })).toHaveLength(1);
+    expect(await s.index.studies('Import', { studyInstanceUids: [ct.studyInstanceUid] })).toHaveLength(1);
   });
 
   it('keeps the bytes of a study another database holds, and deletes those of one it alone held', async () => {
     const copied = await as('alice').post('/api/databases/Import/transfer', { to: 'StudyA', mode: 'copy', level: 'study', uid: ct.studyInstanceUid });
     expect(copied).toMatchObject({ status: 200, body: { instances: 3 } });
-    const ctFiles = objectPaths(ct);
-    const mrFiles = objectPaths(mr);
+    const ctFiles = await objectPaths(ct);
+    const mrFiles = await objectPaths(mr);
     expect([...ctFiles, ...mrFiles].every((f) => fs.existsSync(f))).toBe(true);
 
     expect(await as('alice').del(`/api/databases/Import/studies/${ct.studyInstanceUid}`)).toMatchObject({ status: 200, body: { instances: 3, released: 3 } });
     expect(await as('alice').del(`/api/databases/Import/studies/${mr.studyInstanceUid}/series/${mr.seriesInstanceUid}`)).toMatchObject({ status: 200, body: { instances: 2, released: 2 } });
 
     // Gone from Import at once: study, series, patient rows pruned.
-    expect(s.index.studies('Import', {})).toEqual([]);
-    expect(s.index.patients('Import', {})).toEqual([]);
+    expect(await s.index.studies('Import', {})).toEqual([]);
+    expect(await s.index.patients('Import', {})).toEqual([]);
     // The MR's bytes are collected; the CT's stay, StudyA still holds them.
-    await until('the MR objects deleted', () => mrFiles.every((f) => !fs.existsSync(f)), 30_000);
+    await until('the MR objects deleted', async () => mrFiles.every((f) => !fs.existsSync(f)), 30_000);
     expect(ctFiles.every((f) => fs.existsSync(f))).toBe(true);
-    expect(s.index.instances('StudyA', { studyInstanceUids: [ct.studyInstanceUid] })).toHaveLength(3);
+    expect(await s.index.instances('StudyA', { studyInstanceUids: [ct.studyInstanceUid] })).toHaveLength(3);
 
-    const deletes = s.index.auditLog(10).filter((a) => a.action === 'delete');
+    const deletes = (await s.index.auditLog(10)).filter((a) => a.action === 'delete');
     expect(deletes.map((a) => [a.user, a.details.level, a.details.uid])).toEqual(
       expect.arrayContaining([
         ['alice', 'study', ct.studyInstanceUid],

@@ -174,11 +174,11 @@ describe.skipIf(!hasTool('findscu') || !hasTool('getscu') || !hasTool('movescu')
     const viewer = await storescu(['-v', '-aet', 'VIEWER', '-aec', 'LOCKED', '127.0.0.1', String(server.dicomPort), ...ct.files]);
     expect(viewer.stderr).toMatch(/0x0?124|Not authorized/i);
     await server.engine.idle();
-    expect(server.index.instances('Locked', {})).toHaveLength(0);
+    expect(await server.index.instances('Locked', {})).toHaveLength(0);
     const modality = await storescu(['-aet', 'MODALITY', '-aec', 'LOCKED', '127.0.0.1', String(server.dicomPort), ...ct.files]);
     expect(modality.code, modality.stderr).toBe(0);
     await server.engine.idle();
-    expect(server.index.instances('Locked', {}).map((i) => i.instance.SOPInstanceUID)).toEqual(ct.sopInstanceUids);
+    expect((await server.index.instances('Locked', {})).map((i) => i.instance.SOPInstanceUID)).toEqual(ct.sopInstanceUids);
   });
 
   it('a DICOMDIR store follows its own rule', async () => {

@@ -44,7 +44,7 @@ describe('DICOMweb with the dicomweb-client package', () => {
     const files = ct.files.map((f) => fs.readFileSync(f));
     await client.storeInstances({ datasets: files.map((b) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)) });
     await s.engine.idle();
-    await until('filed', () => s.index.instances('Import', { studyInstanceUids: [ct.studyInstanceUid] }).length === 2);
+    await until('filed', async () => (await s.index.instances('Import', { studyInstanceUids: [ct.studyInstanceUid] })).length === 2);
 
     const studies = (await client.searchForStudies({ queryParams: { PatientName: 'CLIENT*' } })) as Record<string, { Value: unknown[] }>[];
     expect(studies.map((d) => d['0020000D'].Value[0])).toEqual([ct.studyInstanceUid]);
@@ -54,7 +54,7 @@ describe('DICOMweb with the dicomweb-client package', () => {
 
     const ids = { studyInstanceUID: ct.studyInstanceUid, seriesInstanceUID: ct.seriesInstanceUid, sopInstanceUID: ct.sopInstanceUids[0] };
     const instance = (await client.retrieveInstance(ids)) as ArrayBuffer;
-    const row = s.index.instances('Import', { sopInstanceUids: [ct.sopInstanceUids[0]] })[0];
+    const row = (await s.index.instances('Import', { sopInstanceUids: [ct.sopInstanceUids[0]] }))[0];
     expect(Buffer.from(instance).equals(fs.readFileSync(path.join(s.dataDir, 'storage', row.objectPath)))).toBe(true);
     expect(splitPart10(Buffer.from(instance)).dataset.equals(splitPart10(files[0]).dataset)).toBe(true);
 

@@ -33,7 +33,7 @@ describe.skipIf(!hasOrthancDicomWeb())('DICOMweb with Orthanc as the client', ()
     expect((await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...ct.files])).code).toBe(0);
     expect((await storescu(['-xt', '-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), jlsOther.file])).code).toBe(0);
     await s.engine.idle();
-    await until('filed', () => s.index.instances('Import', {}).length === 4);
+    await until('filed', async () => (await s.index.instances('Import', {})).length === 4);
     expect(jlsOther.transferSyntaxUid).toBe('1.2.840.10008.1.2.4.80');
 
     const orthanc = await startOrthanc({
@@ -68,13 +68,13 @@ describe.skipIf(!hasOrthancDicomWeb())('DICOMweb with Orthanc as the client', ()
     expect(series.map((x: Record<string, { Value: string }>) => x['0020000E'].Value)).toEqual([ct.seriesInstanceUid]);
 
     // WADO-RS: Orthanc retrieves the study and the compressed object; what it stores is ours, byte for byte.
-    const otherRow = s.index.instances('Import', { sopInstanceUids: [other.sopInstanceUids[0]] })[0];
+    const otherRow = (await s.index.instances('Import', { sopInstanceUids: [other.sopInstanceUids[0]] }))[0];
     await rest('POST', '/dicom-web/servers/dicomflow/retrieve', {
       Resources: [{ Study: ct.studyInstanceUid }, { Study: otherRow.study.StudyInstanceUID, Series: otherRow.series.SeriesInstanceUID }],
     });
     const inOrthanc = await orthanc.instances();
     expect(inOrthanc.size).toBe(4);
-    for (const row of s.index.instances('Import', {})) {
+    for (const row of await s.index.instances('Import', {})) {
       const ours = splitPart10(fs.readFileSync(path.join(s.dataDir, 'storage', row.objectPath)));
       const theirs = splitPart10(inOrthanc.get(row.instance.SOPInstanceUID)!);
       expect(theirs.transferSyntaxUid).toBe(row.transferSyntaxUid);
@@ -89,12 +89,12 @@ describe.skipIf(!hasOrthancDicomWeb())('DICOMweb with Orthanc as the client', ()
     const stow = await rest('POST', '/dicom-web/servers/dicomflow/stow', { Resources: uploaded, Synchronous: true });
     expect(stow).toBeDefined();
     await s.engine.idle();
-    await until('the MR series filed', () => s.index.instances('Import', { studyInstanceUids: [mr.studyInstanceUid] }).length === 2);
+    await until('the MR series filed', async () => (await s.index.instances('Import', { studyInstanceUids: [mr.studyInstanceUid] })).length === 2);
     const sent = new Map([
       [mr.sopInstanceUids[0], jlsUpload.file],
       [mr.sopInstanceUids[1], mr.files[1]],
     ]);
-    for (const row of s.index.instances('Import', { studyInstanceUids: [mr.studyInstanceUid] })) {
+    for (const row of await s.index.instances('Import', { studyInstanceUids: [mr.studyInstanceUid] })) {
       const original = splitPart10(fs.readFileSync(sent.get(row.instance.SOPInstanceUID)!));
       const ours = splitPart10(fs.readFileSync(path.join(s.dataDir, 'storage', row.objectPath)));
       expect(ours.transferSyntaxUid).toBe(original.transferSyntaxUid);

@@ -63,13 +63,13 @@ describe('DICOMweb', () => {
     expect(stored.body['00081198']).toBeUndefined();
 
     // Acknowledged means an arrival row per object, from the dicomweb source, by wendy.
-    const arrivals = s.index.recentArrivals(20).filter((a) => a.source === 'dicomweb');
+    const arrivals = (await s.index.recentArrivals(20)).filter((a) => a.source === 'dicomweb');
     expect(arrivals).toHaveLength(6);
     expect(new Set(arrivals.map((a) => `${a.userName}/${a.createdBy}/${a.database}`))).toEqual(new Set(['wendy/wendy/Import']));
     await s.engine.idle();
-    await until('filed into Import', () => s.index.instances('Import', {}).length === 6);
+    await until('filed into Import', async () => (await s.index.instances('Import', {})).length === 6);
     // The stored object is the sender's dataset, byte for byte, after a fresh file meta header.
-    for (const row of s.index.instances('Import', { studyInstanceUids: [ct.studyInstanceUid] })) {
+    for (const row of await s.index.instances('Import', { studyInstanceUids: [ct.studyInstanceUid] })) {
       const file = ct.files[ct.sopInstanceUids.indexOf(row.instance.SOPInstanceUID)];
       expect(splitPart10(fs.readFileSync(path.join(s.dataDir, 'storage', row.objectPath))).dataset.equals(splitPart10(fs.readFileSync(file)).dataset)).toBe(true);
       expect(`${row.createdBy}/${row.source}`).toBe('wendy/dicomweb');
@@ -95,7 +95,7 @@ describe('DICOMweb', () => {
     const refused = await wendy.stow(`/Import/studies/${ct.studyInstanceUid}`, wrongStudy.body, wrongStudy.contentType);
     expect(refused.status).toBe(409);
     expect(value((refused.body['00081198'].Value as Record<string, { Value?: unknown[] }>[])[0], '00081197')).toBe(0xa900);
-    const arrivals = s.index.recentArrivals(50).filter((a) => a.attributes.PatientID === 'PID-X');
+    const arrivals = (await s.index.recentArrivals(50)).filter((a) => a.attributes.PatientID === 'PID-X');
     expect(arrivals.map((a) => a.sopInstanceUid)).toEqual([extra.sopInstanceUids[0]]);
     expect(fs.readdirSync(incoming).filter((f) => f.endsWith('.part'))).toEqual([]);
   });
@@ -158,7 +158,7 @@ describe('DICOMweb', () => {
     expect(contentType).toMatch(/^multipart\/related; type="application\/dicom"; boundary=/);
     const parts = splitMultipart(contentType, study.body);
     expect(parts).toHaveLength(3);
-    const stored = new Map(s.index.instances('Import', { studyInstanceUids: [ct.studyInstanceUid] }).map((r) => [r.instance.SOPInstanceUID, fs.readFileSync(path.join(s.dataDir, 'storage', r.objectPath))]));
+    const stored = new Map((await s.index.instances('Import', { studyInstanceUids: [ct.studyInstanceUid] })).map((r) => [r.instance.SOPInstanceUID, fs.readFileSync(path.join(s.dataDir, 'storage', r.objectPath))]));
     for (const part of parts) {
       expect(part.headers['content-type']).toBe(`application/dicom; transfer-syntax=${EXPLICIT_VR_LE}`);
       expect(part.body.equals(stored.get(splitPart10(part.body).sopInstanceUid)!)).toBe(true);
@@ -213,7 +213,7 @@ describe('DICOMweb', () => {
     expect(thumb.body.subarray(0, 2).toString('hex')).toBe('ffd8');
 
     // A compressed object: frames as stored (its JPEG-LS codestream) or decoded on request.
-    const jlsRow = s.index.instances('Import', { sopInstanceUids: [jls.sopInstanceUid] })[0];
+    const jlsRow = (await s.index.instances('Import', { sopInstanceUids: [jls.sopInstanceUid] }))[0];
     const jlsPath = `/Import/studies/${jlsRow.study.StudyInstanceUID}/series/${jlsRow.series.SeriesInstanceUID}/instances/${jls.sopInstanceUid}`;
     const asStored = await rita.get(`${jlsPath}/frames/1`, 'multipart/related; type="image/jls"');
     expect(asStored.headers.get('content-type')).toMatch(/^multipart\/related; type="image\/jls"/);

@@ -41,9 +41,9 @@ async function get(keys: string[], options: { model?: '-S' | '-P'; extra?: strin
 }
 
 /** Each received file's dataset is byte for byte the one dicomflow stored. */
-function expectStoredBytes(files: string[]): void {
+async function expectStoredBytes(files: string[]): Promise<void> {
   const part10 = (f: string) => splitPart10(fs.readFileSync(f));
-  const stored = server.index.instances('Import', { patientId: 'GET1' }).concat(server.index.instances('Import', { patientId: 'GET2' })).map((r) => server.objects.absolutePath(r.objectPath));
+  const stored = (await server.index.instances('Import', { patientId: 'GET1' })).concat(await server.index.instances('Import', { patientId: 'GET2' })).map((r) => server.objects.absolutePath(r.objectPath));
   const kept = new Map(stored.map((f) => [part10(f).sopInstanceUid, part10(f).dataset]));
   for (const f of files) {
     const received = part10(f);
@@ -57,7 +57,7 @@ describe('C-GET SCP with DCMTK getscu', () => {
     const { result, files } = await get(['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${ct.studyInstanceUid}`]);
     expect(result.code, result.stderr).toBe(0);
     expect(files).toHaveLength(5);
-    expectStoredBytes(files);
+    await expectStoredBytes(files);
     const withPrivate = files.map((f) => splitPart10(fs.readFileSync(f))).find((p) => p.sopInstanceUid === ct.sopInstanceUids[0])!;
     // (0009,0010) private creator and its block, as the builder wrote them.
     expect(withPrivate.dataset.includes(Buffer.from([0x09, 0x00, 0x10, 0x00]))).toBe(true);
@@ -70,7 +70,7 @@ describe('C-GET SCP with DCMTK getscu', () => {
   it('gets a series and single images, with the patient root model too', async () => {
     const series = await get(['QueryRetrieveLevel=SERIES', `StudyInstanceUID=${ct.studyInstanceUid}`, `SeriesInstanceUID=${mr.seriesInstanceUid}`]);
     expect(series.files).toHaveLength(2);
-    expectStoredBytes(series.files);
+    await expectStoredBytes(series.files);
     const image = await get([
       'QueryRetrieveLevel=IMAGE',
       `StudyInstanceUID=${ct.studyInstanceUid}`,
@@ -78,7 +78,7 @@ describe('C-GET SCP with DCMTK getscu', () => {
       `SOPInstanceUID=${ct.sopInstanceUids[0]}\\${ct.sopInstanceUids[2]}`,
     ]);
     expect(image.files).toHaveLength(2);
-    expectStoredBytes(image.files);
+    await expectStoredBytes(image.files);
     const patient = await get(['QueryRetrieveLevel=PATIENT', 'PatientID=GET1'], { model: '-P' });
     expect(patient.result.code, patient.result.stderr).toBe(0);
     expect(patient.files).toHaveLength(5);
@@ -88,7 +88,7 @@ describe('C-GET SCP with DCMTK getscu', () => {
     const { result, files } = await get(['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${large.studyInstanceUid}`], { extra: ['-pdu', '4096'] });
     expect(result.code, result.stderr).toBe(0);
     expect(files).toHaveLength(2);
-    expectStoredBytes(files);
+    await expectStoredBytes(files);
   });
 
   it('reports the sub-operations it could not perform (B000, then A702) with their UIDs', async () => {

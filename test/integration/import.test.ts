@@ -40,12 +40,12 @@ describe('watch folder', () => {
     }
     fs.writeFileSync(path.join(watched, 'notes.txt'), 'not an image\n');
     const done = path.join(watched, 'done', 'incoming-scan', 'slice.dcm');
-    await until('the import', () => fs.existsSync(done) && fs.existsSync(path.join(watched, 'failed', 'notes.txt.reason.txt')));
+    await until('the import', async () => fs.existsSync(done) && fs.existsSync(path.join(watched, 'failed', 'notes.txt.reason.txt')));
     expect(fs.readFileSync(done).equals(bytes)).toBe(true);
     expect(fs.readdirSync(path.join(watched, 'failed'), { recursive: true }).map(String).filter((n) => n.includes('slice'))).toEqual([]);
     expect(fs.readFileSync(path.join(watched, 'failed', 'notes.txt.reason.txt'), 'utf8')).toMatch(/DF_ERR_DATASET_MALFORMED: notes.txt: not a DICOM Part 10 file/);
     await s.engine.idle();
-    const [row] = s.index.instances('Folder', {});
+    const [row] = await s.index.instances('Folder', {});
     expect(row).toMatchObject({ source: 'folder', createdBy: `watch folder ${watched}` });
     expect(row.instance.SOPInstanceUID).toBe(ct.sopInstanceUids[0]);
   });
@@ -70,8 +70,8 @@ describe('import from disk or CD', () => {
     // The server, started afterwards, runs the pipelines on the imported arrivals.
     const s = await startTestServer({ dataDir: data });
     closers.push(() => s.close());
-    await until('the imported objects to be filed', () => s.index.instances('Import', {}).length === 5);
-    const rows = s.index.instances('Import', {});
+    await until('the imported objects to be filed', async () => (await s.index.instances('Import', {})).length === 5);
+    const rows = await s.index.instances('Import', {});
     expect(new Set(rows.map((r) => r.createdBy))).toEqual(new Set(['alice']));
     expect(new Set(rows.map((r) => r.source))).toEqual(new Set(['import']));
     expect(rows.map((r) => r.instance.SOPInstanceUID).sort()).toEqual([...ct.sopInstanceUids, ...mr.sopInstanceUids].sort());
@@ -112,7 +112,7 @@ describe('import from disk or CD', () => {
     // Once the object is stored, a cut copy of it is refused, a good copy is a duplicate.
     const s = await startTestServer({ dataDir: data });
     closers.push(() => s.close());
-    await until('the imported object to be filed', () => s.index.instances(s.config.defaultDatabase, {}).length === 1);
+    await until('the imported object to be filed', async () => (await s.index.instances(s.config.defaultDatabase, {})).length === 1);
     const again = tempDir('df-cut-again-');
     fs.writeFileSync(path.join(again, 'cut.dcm'), cut);
     fs.writeFileSync(path.join(again, 'good.dcm'), bytes);

@@ -38,7 +38,7 @@ describe('C-MOVE SCP with DCMTK movescu', () => {
     expect(files).toHaveLength(5);
     // Compared with what dicomflow stored (storescu itself re-encodes sequences on the way in).
     const part10 = (f: string) => splitPart10(fs.readFileSync(f));
-    const stored = server.index.instances('Import', {}).map((r) => server.objects.absolutePath(r.objectPath));
+    const stored = (await server.index.instances('Import', {})).map((r) => server.objects.absolutePath(r.objectPath));
     const sent = new Map(stored.map((f) => [part10(f).sopInstanceUid, part10(f).dataset]));
     for (const f of files) {
       const received = part10(f);

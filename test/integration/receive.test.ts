@@ -193,7 +193,7 @@ describe.skipIf(!hasTool('storescu'))('receive over DICOM', () => {
       expect(stored.part10.dataset.equals(wire.get(uid)!)).toBe(true);
       await dcmdumpSucceeds(stored.file);
     }
-    const studies = shared.index.studies('Import', { studyInstanceUids: [ct.studyInstanceUid] });
+    const studies = await shared.index.studies('Import', { studyInstanceUids: [ct.studyInstanceUid] });
     expect(studies).toHaveLength(1);
     expect(studies[0].patient).toMatchObject({ PatientID: 'IMPLICIT01', PatientName: 'Implicit^Ivy', PatientBirthDate: '19650412' });
     expect(studies[0].study).toMatchObject({ StudyInstanceUID: ct.studyInstanceUid, StudyDate: ct.studyDate, AccessionNumber: 'ACCIMPL1' });
@@ -292,7 +292,7 @@ describe.skipIf(!hasTool('storescu'))('receive over DICOM', () => {
       await assoc.release();
       expect(response.status, what).toBe(STATUS.datasetMismatch);
       expect(response.errorComment, what).toBeTruthy();
-      expect(shared.index.recentArrivals(1000).filter((a) => a.sopInstanceUid === badUid), what).toEqual([]);
+      expect((await shared.index.recentArrivals(1000)).filter((a) => a.sopInstanceUid === badUid), what).toEqual([]);
     }
     expect(incomingFiles(shared.dataDir)).toEqual([]);
   });
@@ -308,8 +308,8 @@ describe.skipIf(!hasTool('storescu'))('receive over DICOM', () => {
     const refused = await assoc.sendCStore({ sopClassUid: truncated.sopClassUid, sopInstanceUid: truncated.sopInstanceUid, datasetBytes: cut });
     expect(refused.status).toBe(STATUS.cannotUnderstand);
     expect(refused.errorComment).toBeTruthy();
-    expect(shared.index.recentArrivals(1000).filter((a) => a.sopInstanceUid === truncated.sopInstanceUid)).toEqual([]);
-    expect(shared.index.instances('Import', { sopInstanceUids: [truncated.sopInstanceUid] })).toEqual([]);
+    expect((await shared.index.recentArrivals(1000)).filter((a) => a.sopInstanceUid === truncated.sopInstanceUid)).toEqual([]);
+    expect(await shared.index.instances('Import', { sopInstanceUids: [truncated.sopInstanceUid] })).toEqual([]);
     const newObjects = await Promise.all(objectFiles(shared.dataDir).filter((f) => !objectsBefore.has(f)).map(readPart10));
     expect(newObjects.map((p) => p.sopInstanceUid)).not.toContain(truncated.sopInstanceUid);
     expect(incomingFiles(shared.dataDir)).toEqual([]);
@@ -329,8 +329,8 @@ describe.skipIf(!hasTool('storescu'))('receive over DICOM', () => {
     expect(response.errorComment).toBeTruthy();
     await assoc.release();
     for (const uid of [commandUid, object.sopInstanceUid]) {
-      expect(shared.index.recentArrivals(1000).filter((a) => a.sopInstanceUid === uid)).toEqual([]);
-      expect(shared.index.instances('Import', { sopInstanceUids: [uid] })).toEqual([]);
+      expect((await shared.index.recentArrivals(1000)).filter((a) => a.sopInstanceUid === uid)).toEqual([]);
+      expect(await shared.index.instances('Import', { sopInstanceUids: [uid] })).toEqual([]);
     }
     expect(incomingFiles(shared.dataDir)).toEqual([]);
   });
@@ -365,8 +365,8 @@ describe.skipIf(!hasTool('storescu'))('receive over DICOM', () => {
     expectExit0(await send(server, ct.files));
     // Filing into the database (and dropping the duplicate's bytes) may follow the acknowledgement.
     await eventually(() => server.index.totals(), (totals) => totals.duplicates === 1);
-    expect(server.index.totals()).toMatchObject({ instances: 1, duplicates: 1, arrivals: 2 });
-    expect(server.index.instances('Import', { sopInstanceUids: [source.sopInstanceUid] })).toHaveLength(1);
+    expect(await server.index.totals()).toMatchObject({ instances: 1, duplicates: 1, arrivals: 2 });
+    expect(await server.index.instances('Import', { sopInstanceUids: [source.sopInstanceUid] })).toHaveLength(1);
     expect((await storedObject(server, source.sopInstanceUid)).part10.dataset.equals(source.dataset)).toBe(true);
     await eventually(() => objectFiles(server.dataDir), (files) => files.length === 1).catch(() => undefined);
     expect(objectFiles(server.dataDir)).toHaveLength(1);
@@ -383,7 +383,7 @@ describe.skipIf(!hasTool('storescu'))('receive over DICOM', () => {
     expect(second.status).toBe(STATUS.duplicateRejected);
     await server.engine.idle();
     expect(objectFiles(server.dataDir)).toHaveLength(1);
-    expect(server.index.totals()).toMatchObject({ instances: 1, duplicates: 1 });
+    expect(await server.index.totals()).toMatchObject({ instances: 1, duplicates: 1 });
   });
 
   it('indexes the newer object under the replace policy', async () => {
@@ -406,7 +406,7 @@ describe.skipIf(!hasTool('storescu'))('receive over DICOM', () => {
     expect(stored.part10.dataset.equals(second.dataset)).toBe(true);
     expect(events).toHaveLength(2);
     expect(stored.file).toBe(events[1].absolutePath);
-    expect(server.index.totals()).toMatchObject({ instances: 1, duplicates: 1, arrivals: 2 });
+    expect(await server.index.totals()).toMatchObject({ instances: 1, duplicates: 1, arrivals: 2 });
   });
 
   it('aborts an association whose P-DATA-TF is longer than negotiated, and keeps serving', async () => {
@@ -465,9 +465,9 @@ describe.skipIf(!hasTool('storescu'))('receive over DICOM', () => {
     const results = await Promise.all(series.map((s) => send(server, s.files)));
     results.forEach(expectExit0);
     await eventually(() => server.index.totals('Import'), (totals) => totals.instances >= 80);
-    expect(server.index.totals('Import')).toMatchObject({ studies: 4, series: 4, instances: 80 });
+    expect(await server.index.totals('Import')).toMatchObject({ studies: 4, series: 4, instances: 80 });
     for (const s of series) {
-      expect(server.index.instances('Import', { seriesInstanceUids: [s.seriesInstanceUid], studyInstanceUids: [s.studyInstanceUid] })).toHaveLength(20);
+      expect(await server.index.instances('Import', { seriesInstanceUids: [s.seriesInstanceUid], studyInstanceUids: [s.studyInstanceUid] })).toHaveLength(20);
     }
     expect(objectFiles(server.dataDir)).toHaveLength(80);
     expect(incomingFiles(server.dataDir)).toEqual([]);
@@ -481,10 +481,10 @@ describe.skipIf(!hasTool('storescu'))('receive over DICOM', () => {
     ]);
     expectExit0(await storescu(['-aec', 'STUDYA', '127.0.0.1', String(server.dicomPort), ...forStudyA.files]));
     expectExit0(await send(server, forImport.files));
-    await eventually(() => server.index.totals().instances, (instances) => instances >= 5);
-    expect(server.index.totals('StudyA').instances).toBe(2);
-    expect(server.index.totals('Import').instances).toBe(3);
-    expect(server.index.studies('StudyA', {}).map((s) => s.study.StudyInstanceUID)).toEqual([forStudyA.studyInstanceUid]);
-    expect(server.index.studies('Import', {}).map((s) => s.study.StudyInstanceUID)).toEqual([forImport.studyInstanceUid]);
+    await eventually(async () => (await server.index.totals()).instances, (instances) => instances >= 5);
+    expect((await server.index.totals('StudyA')).instances).toBe(2);
+    expect((await server.index.totals('Import')).instances).toBe(3);
+    expect((await server.index.studies('StudyA', {})).map((s) => s.study.StudyInstanceUID)).toEqual([forStudyA.studyInstanceUid]);
+    expect((await server.index.studies('Import', {})).map((s) => s.study.StudyInstanceUID)).toEqual([forImport.studyInstanceUid]);
   });
 });

@@ -12,7 +12,7 @@ describe('start-up after an unclean stop', () => {
     const ct = await ctSeries(tempDir(), { slices: 3, rows: 32, cols: 32 });
     expect((await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(first.dicomPort), ...ct.files])).code).toBe(0);
     await first.engine.idle();
-    const rows = first.index.instances('Import', {});
+    const rows = await first.index.instances('Import', {});
     expect(rows).toHaveLength(3);
     await first.close();
     // Simulate the power loss: no clean-stop marker, and one file short of its bytes.
@@ -21,7 +21,7 @@ describe('start-up after an unclean stop', () => {
     fs.truncateSync(victim, 200);
     const second = await startTestServer({ dataDir: data });
     try {
-      const left = second.index.instances('Import', {});
+      const left = await second.index.instances('Import', {});
       expect(left).toHaveLength(2);
       expect(left.map((r) => r.objectPath)).not.toContain(rows[0].objectPath);
       expect(fs.existsSync(victim)).toBe(false);

@@ -44,26 +44,26 @@ describe('replication from a remote DICOM node', () => {
       expect(found.code, found.stderr).toBe(0);
       const series = parseFindscuResponses(`${found.stdout}${found.stderr}`).map((r) => [r.SeriesInstanceUID, Number(r.NumberOfSeriesRelatedInstances)]);
       expect(new Map(series as [string, number][])).toEqual(new Map([[ct.seriesInstanceUid, 3], [mr.seriesInstanceUid, 2]]));
-      const rows = local.index.instances('Import', {});
+      const rows = await local.index.instances('Import', {});
       expect(rows).toHaveLength(5);
       expect(new Set(rows.map((r) => `${r.createdBy}/${r.source}`))).toEqual(new Set(['ATL_Manager (replication from NODEB)/replication']));
       // The bytes are the remote's stored objects, unchanged.
       // A patient: C-FIND lists its studies on the node, C-GET fetches each.
       const patient = await run(node, [cli, 'replicate', '--config', configFile, '--from-node', 'NODEB', '--to', 'Import', '--patient', 'OTHER-PATIENT', '--user', 'ATL_Manager']);
       expect(patient.stdout).toContain('replicate from NODEB: 2 received, 0 failed');
-      expect(local.index.instances('Import', {})).toHaveLength(7);
+      expect(await local.index.instances('Import', {})).toHaveLength(7);
       // The whole node: everything again (already here: kept as it was by the duplicate policy).
       const all = await run(node, [cli, 'replicate', '--config', configFile, '--from-node', 'NODEB', '--to', 'Import', '--all', '--user', 'ATL_Manager']);
       expect(all.stdout).toContain('replicate from NODEB: 7 received, 0 failed');
       await local.engine.idle();
-      expect(local.index.instances('Import', {})).toHaveLength(7);
+      expect(await local.index.instances('Import', {})).toHaveLength(7);
       const remoteBytes = new Map(
-        remote.index.instances('Import', {}).map((r) => {
+        (await remote.index.instances('Import', {})).map((r) => {
           const p = splitPart10(fs.readFileSync(remote.objects.absolutePath(r.objectPath)));
           return [p.sopInstanceUid, p.dataset];
         }),
       );
-      for (const r of local.index.instances('Import', {})) {
+      for (const r of await local.index.instances('Import', {})) {
         const p = splitPart10(fs.readFileSync(local.objects.absolutePath(r.objectPath)));
         expect(p.dataset.equals(remoteBytes.get(p.sopInstanceUid)!), p.sopInstanceUid).toBe(true);
       }

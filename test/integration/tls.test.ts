@@ -46,7 +46,7 @@ describe.skipIf(!hasTool('storescu'))('DICOM TLS on the SCP', () => {
     const store = await storescu([...mine, '-aet', 'MODALITY', '-aec', 'DICOMFLOW', '127.0.0.1', String(tlsPort), ...series.files]);
     expect(store.code, store.stderr).toBe(0);
     await s.engine.idle();
-    const rows = s.index.instances('Import', {});
+    const rows = await s.index.instances('Import', {});
     expect(rows.map((r) => r.instance.SOPInstanceUID).sort()).toEqual([...series.sopInstanceUids].sort());
     // Byte for byte, as over plain TCP.
     for (const row of rows) {

@@ -102,13 +102,13 @@ describe.skipIf(!hasTool('storescu') || !hasTool('storescp') || !fs.existsSync(C
     await page.waitForSelector(`${row}[data-dead="0"][data-delivered="${SLICES}"]`, { timeout: 30_000 });
     await page.screenshot({ path: path.join(SCREENS, 'outbox-delivered.png'), fullPage: true });
     expect(fs.readdirSync(research.dir).filter((n) => !n.startsWith('.'))).toHaveLength(SLICES);
-    expect(s.index.auditLog(10)).toContainEqual(expect.objectContaining({ user: 'olga', action: 'outbox-retry', details: expect.objectContaining({ destination: 'RESEARCH', rescheduled: SLICES }) }));
+    expect(await s.index.auditLog(10)).toContainEqual(expect.objectContaining({ user: 'olga', action: 'outbox-retry', details: expect.objectContaining({ destination: 'RESEARCH', rescheduled: SLICES }) }));
     expect(errors).toEqual([]);
     await page.context().close();
   });
 
   it('the study browser sends a study to the remote node through the outbox, after a confirmation naming it; audited, readers refused', async () => {
-    const study = s.index.studies('Import', {})[0].study.StudyInstanceUID;
+    const study = (await s.index.studies('Import', {}))[0].study.StudyInstanceUID;
     expect((await api('rita', 'POST', '/api/databases/Import/send', { destination: 'RESEARCH', level: 'study', uid: study })).status).toBe(403);
     expect((await api('olga', 'POST', '/api/databases/Import/send', { destination: 'NOWHERE', level: 'study', uid: study })).body.code).toBe('DF_ERR_DESTINATION_UNKNOWN');
     expect((await api('olga', 'POST', '/api/databases/Import/send', { destination: 'RESEARCH', level: 'series', uid: '1.2.3' })).body.code).toBe('DF_ERR_NOT_FOUND');
@@ -127,7 +127,7 @@ describe.skipIf(!hasTool('storescu') || !hasTool('storescp') || !fs.existsSync(C
     await page.click('[data-testid=confirm-send] button:has-text("Send")');
     await expect.poll(() => page.textContent('[role=status]')).toContain(`Queued ${SLICES} instance(s) for RESEARCH`);
     await expect.poll(async () => (await api('olga', 'GET', '/api/outbox')).body[0].delivered, { timeout: 30_000, interval: 200 }).toBe(2 * SLICES);
-    expect(s.index.auditLog(10)).toContainEqual(expect.objectContaining({ user: 'olga', action: 'send', details: expect.objectContaining({ destination: 'RESEARCH', level: 'study', instances: SLICES }) }));
+    expect(await s.index.auditLog(10)).toContainEqual(expect.objectContaining({ user: 'olga', action: 'send', details: expect.objectContaining({ destination: 'RESEARCH', level: 'study', instances: SLICES }) }));
     expect(errors).toEqual([]);
     await page.context().close();
   });
