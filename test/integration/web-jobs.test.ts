@@ -76,12 +76,12 @@ describe.skipIf(!hasTool('storescu') || !fs.existsSync(CHROMIUM))('jobs and arri
     mr = await mrSeries(path.join(dir, 'mr'), { ...patient, uidSeed: 'web-jobs', studyUid: ct.studyInstanceUid, seriesNumber: 2, slices: MR_SLICES, rows: 8, cols: 8 });
     const sent = await storescu(['-aet', 'SCANNER', '-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...ct.files, ...mr.files]);
     expect(sent.code, sent.stderr).toBe(0);
-    const study = await until('the study job', () => s.jobs.listJobs({ pipeline: 'whole-study' }).find((j) => j.status === 'succeeded' || j.status === 'failed'), 120_000);
+    const study = await until('the study job', async () => (await s.jobs.listJobs({ pipeline: 'whole-study' })).find((j) => j.status === 'succeeded' || j.status === 'failed'), 120_000);
     expect(study.inputs).toHaveLength(INPUTS);
-    expect(s.jobs.getJob(study.id)?.error).toBeUndefined();
+    expect((await s.jobs.getJob(study.id))?.error).toBeUndefined();
     expect(study.status).toBe('succeeded');
     studyJobId = study.id;
-    await until('the instance jobs', () => s.jobs.listJobs({ pipeline: 'per-instance', status: 'succeeded', limit: 1000 }).length === INPUTS, 120_000);
+    await until('the instance jobs', async () => (await s.jobs.listJobs({ pipeline: 'per-instance', status: 'succeeded', limit: 1000 })).length === INPUTS, 120_000);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
   }, 300_000);
   afterAll(async () => {
@@ -146,7 +146,7 @@ describe.skipIf(!hasTool('storescu') || !fs.existsSync(CHROMIUM))('jobs and arri
     expect(listing.filter((n) => n.startsWith(`${studyJobId}/deidentify/`))).toHaveLength(INPUTS);
     const out = tempDir();
     await run('tar', ['-xf', tarFile, '-C', out]);
-    const job = s.jobs.getJob(studyJobId)!;
+    const job = (await s.jobs.getJob(studyJobId))!;
     const png = job.steps!.flatMap((st) => st.outputs).find((o) => o.kind === 'file')!;
     expect(fs.readFileSync(path.join(out, studyJobId, 'test-logs-and-plots/instances-per-series.png')).equals(fs.readFileSync(png.path!))).toBe(true);
     // Rights: rita may read none of the job's databases.
@@ -306,8 +306,8 @@ describe.skipIf(!hasTool('storescu') || !fs.existsSync(CHROMIUM))('jobs and arri
     await page.click(`${row} button[type=submit]`);
     await page.waitForSelector('[data-testid=job-detail][data-status=succeeded]');
     const jobId = (await page.getAttribute('[data-testid=job-detail]', 'data-job-id'))!;
-    expect(s.jobs.getJob(jobId)).toMatchObject({ pipeline: 'per-instance', triggerOn: 'manual', triggerUid: mr.seriesInstanceUid, createdBy: 'olga' });
-    expect(s.jobs.getJob(jobId)!.inputs).toHaveLength(MR_SLICES);
+    expect(await s.jobs.getJob(jobId)).toMatchObject({ pipeline: 'per-instance', triggerOn: 'manual', triggerUid: mr.seriesInstanceUid, createdBy: 'olga' });
+    expect((await s.jobs.getJob(jobId))!.inputs).toHaveLength(MR_SLICES);
     expect(errors).toEqual([]);
     await page.context().close();
   });

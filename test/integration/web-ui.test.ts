@@ -108,7 +108,7 @@ describe('web page in Chromium', () => {
       return d && d.getAttribute('data-job-id') !== original && d.getAttribute('data-status') === 'succeeded';
     }, jobId);
     const rerunId = (await page.getAttribute('[data-testid=job-detail]', 'data-job-id'))!;
-    expect(s.jobs.getJob(rerunId)).toMatchObject({ rerunOf: jobId, createdBy: 'olga', status: 'succeeded' });
+    expect(await s.jobs.getJob(rerunId)).toMatchObject({ rerunOf: jobId, createdBy: 'olga', status: 'succeeded' });
     expect(await page.textContent('[data-testid=job-detail]')).toContain(`Rerun of${jobId}`);
     await page.context().close();
   });
@@ -122,19 +122,19 @@ describe('web page in Chromium', () => {
     // A manual run of the pipeline on the study, followed on the job's page.
     await page.click(`${study} button:has-text("Run tac")`);
     await page.waitForSelector('[data-testid=job-detail][data-status=succeeded]');
-    const manual = s.jobs.getJob((await page.getAttribute('[data-testid=job-detail]', 'data-job-id'))!);
+    const manual = await s.jobs.getJob((await page.getAttribute('[data-testid=job-detail]', 'data-job-id'))!);
     expect(manual).toMatchObject({ triggerOn: 'manual', triggerUid: uid, createdBy: 'alice' });
     await page.click('a[href="#/studies"]');
     await page.waitForSelector(study);
     await page.click(`${study} button:has-text("Move to StudyA")`);
     // Nothing moves before the confirmation, which names what moves and where.
     expect(await page.textContent('[data-testid=confirm]')).toMatch(/^Move the study .*\(.*1 series, 2 instance\(s\)\) from Import to StudyA\? It leaves Import\./);
-    expect(s.index.studies('StudyA', {})).toEqual([]);
+    expect(await s.index.studies('StudyA', {})).toEqual([]);
     await page.click('[data-testid=confirm] button:has-text("Move")');
     await expect.poll(() => page.textContent('[role=status]')).toContain('Moved 2 instance(s) to StudyA');
     await page.click('.tabs button:has-text("StudyA")');
     await page.waitForSelector(`[data-testid=studies] tr[data-study-uid="${uid}"]`);
-    expect(s.index.studies('StudyA', {}).map((r) => r.study.StudyInstanceUID)).toEqual([uid]);
+    expect((await s.index.studies('StudyA', {})).map((r) => r.study.StudyInstanceUID)).toEqual([uid]);
 
     // Delete asks first, naming the study, its size and the database; Cancel deletes nothing.
     await page.click(`[data-testid=studies] tr[data-study-uid="${uid}"] button:has-text("Delete")`);
@@ -142,12 +142,12 @@ describe('web page in Chromium', () => {
     fs.mkdirSync(path.join(os.tmpdir(), 'dicomflow-web-screens'), { recursive: true });
     await page.screenshot({ path: path.join(os.tmpdir(), 'dicomflow-web-screens', 'studies-delete-confirm.png'), fullPage: true });
     await page.click('[data-testid=confirm-delete] button:has-text("Cancel")');
-    expect(s.index.studies('StudyA', {})).toHaveLength(1);
+    expect(await s.index.studies('StudyA', {})).toHaveLength(1);
     await page.click(`[data-testid=studies] tr[data-study-uid="${uid}"] button:has-text("Delete")`);
     await page.click('[data-testid=confirm-delete] button:has-text("Delete")');
     await expect.poll(() => page.textContent('[role=status]')).toContain('Deleted 2 instance(s) from StudyA');
-    expect(s.index.studies('StudyA', {})).toEqual([]);
-    expect(s.index.auditLog(5).find((a) => a.action === 'delete')).toMatchObject({ user: 'alice', details: { database: 'StudyA', level: 'study', uid } });
+    expect(await s.index.studies('StudyA', {})).toEqual([]);
+    expect((await s.index.auditLog(5)).find((a) => a.action === 'delete')).toMatchObject({ user: 'alice', details: { database: 'StudyA', level: 'study', uid } });
     await page.context().close();
   });
 });
