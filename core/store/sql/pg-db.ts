@@ -178,11 +178,22 @@ export class PostgresDb implements SqlDb {
 
   private async connect(): Promise<pg.PoolClient> {
     if (this.closed) throw databaseError('the database is closed');
+    let client: pg.PoolClient & { broken?: Error; watched?: boolean };
     try {
-      return await this.pool.connect();
+      client = await this.pool.connect();
     } catch (err) {
       throw translate(err).error;
     }
+    // The pool listens for errors of idle connections only: one that breaks while checked out
+    // (the server went away mid-statement) would raise an error nobody catches and end the
+    // process. Its statement fails by itself; the connection is marked to be destroyed.
+    if (!client.watched) {
+      client.watched = true;
+      client.on('error', (err) => {
+        client.broken ??= translate(err).error;
+      });
+    }
+    return client;
   }
 
   /** Back to the pool, or destroyed when its connection failed (it may still owe an answer). */
