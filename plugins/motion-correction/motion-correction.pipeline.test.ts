@@ -31,8 +31,8 @@ describe('motion-correction in a pipeline', () => {
     });
     const sent = await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...series.files]);
     expect(sent.code).toBe(0);
-    const job = await until('the motion-correction job', () => s.jobs.listJobs({ pipeline: 'moco' }).find((j) => j.status === 'succeeded' || j.status === 'failed'), 60_000);
-    const detail = s.jobs.getJob(job.id)!;
+    const job = await until('the motion-correction job', async () => (await s.jobs.listJobs({ pipeline: 'moco' })).find((j) => j.status === 'succeeded' || j.status === 'failed'), 60_000);
+    const detail = (await s.jobs.getJob(job.id))!;
     expect(job.status, JSON.stringify(detail.steps?.[0]?.log?.slice(-5))).toBe('succeeded');
     const outputs = detail.steps![0].outputs;
     const instances = outputs.filter((o) => o.kind === 'instance');
@@ -44,10 +44,10 @@ describe('motion-correction in a pipeline', () => {
     expect(motion.frames[0].translationMm[0]).toBeCloseTo(2, 0);
     // The derived series does not fire the pipeline again (pipeline output is not an arrival for
     // triggers): once every arrival is processed, no trigger group is open and one job ran.
-    const unprocessed = s.index.connection.prepare('SELECT count(*) AS n FROM arrivals WHERE processed_at IS NULL');
-    await until('every arrival processed', () => (unprocessed.get() as { n: number }).n === 0);
+    const unprocessed = async () => Number((await s.index.connection.get<{ n: number }>('SELECT count(*) AS n FROM arrivals WHERE processed_at IS NULL'))!.n);
+    await until('every arrival processed', async () => (await unprocessed()) === 0);
     await s.engine.idle();
-    expect(s.jobs.nextGroupFireAt()).toBeUndefined();
-    expect(s.jobs.listJobs({ pipeline: 'moco' })).toHaveLength(1);
+    expect(await s.jobStores.groups.nextGroupFireAt()).toBeUndefined();
+    expect(await s.jobs.listJobs({ pipeline: 'moco' })).toHaveLength(1);
   }, 90_000);
 });
