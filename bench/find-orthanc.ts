@@ -9,7 +9,9 @@ import { parseArgs } from 'node:util';
 import { openIndexDatabase } from '../core/store/sql/open.ts';
 import { SqlIndex } from '../core/store/sql/sql-index.ts';
 import { encodePart10, newUid } from '../test/fixtures/builder.ts';
-import { echoscu, findscu, missingDcmtkTool, parseFindscuResponses, storescu } from '../test/helpers/dcmtk.ts';
+import { findscu, missingDcmtkTool, parseFindscuResponses, storescu } from '../test/helpers/dcmtk.ts';
+import { encodeCommandSet, encodePData, IMPLICIT_VR_LITTLE_ENDIAN, rawAssociate, sendEcho, VERIFICATION_SOP_CLASS } from '../test/helpers/raw-scu.ts';
+import { encodeIdentifier } from '../server/dimse/find.ts';
 import { positiveInt } from './support/args.ts';
 import { cleanUp, makeTempDir, stopChild } from './support/cleanup.ts';
 import { spawnDicomflow } from './support/dicomflow-process.ts';
@@ -56,6 +58,35 @@ const SELECTIVE: [string, string[]][] = [
   ['patient ID', ['-k', 'PatientID=P004242']],
   ['all three', ['-k', 'PatientName=FAMILY242*', '-k', 'StudyDate=20210101-20211231', '-k', 'PatientID=P004242']],
 ];
+const STUDY_ROOT_FIND = '1.2.840.10008.5.1.4.1.2.2.1';
+
+/**
+ * Associate, one STUDY C-FIND, release, from this process: the servers' own time, without the
+ * start of a findscu process (which dominates a query's time on a busy machine).
+ */
+async function rawFind(port: number, calledAe: string, keys: Record<string, string>): Promise<{ ms: number; matches: number; ok: boolean }> {
+  const t0 = performance.now();
+  const assoc = await rawAssociate({ port, callingAe: 'FINDSCU', calledAe, contexts: [{ id: 1, abstractSyntax: STUDY_ROOT_FIND, transferSyntaxes: [IMPLICIT_VR_LITTLE_ENDIAN] }] });
+  if (!assoc.accepted) return { ms: performance.now() - t0, matches: 0, ok: false };
+  const command = encodeCommandSet([
+    [0x0002, { ui: STUDY_ROOT_FIND }],
+    [0x0100, { us: 0x0020 }],
+    [0x0110, { us: assoc.nextMessageId() }],
+    [0x0700, { us: 0 }],
+    [0x0800, { us: 0x0000 }],
+  ]);
+  const identifier = { QueryRetrieveLevel: 'STUDY', StudyInstanceUID: '', StudyDate: '', AccessionNumber: '', PatientID: '', PatientName: '', ...keys };
+  await assoc.sendRawBytes(encodePData(1, true, true, command));
+  await assoc.sendRawBytes(encodePData(1, false, true, encodeIdentifier(identifier, IMPLICIT_VR_LITTLE_ENDIAN)));
+  const responses = await assoc.readResponsesUntilFinal(600_000);
+  await assoc.release();
+  return { ms: performance.now() - t0, matches: responses.length - 1, ok: responses.at(-1)?.status === 0 };
+}
+
+/** The keys of SELECTIVE's findscu arguments, for rawFind. */
+const keysOf = (args: string[]): Record<string, string> =>
+  Object.fromEntries(args.filter((a) => a !== '-k').map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]));
+
 const RETURN_KEYS = ['-k', 'QueryRetrieveLevel=STUDY', '-k', 'StudyInstanceUID', '-k', 'StudyDate', '-k', 'AccessionNumber', '-k', 'PatientID', '-k', 'PatientName'];
 
 export async function main(args: string[]): Promise<number> {
@@ -64,7 +95,7 @@ export async function main(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const missing = missingDcmtkTool(['findscu', 'storescu', 'echoscu']);
+  const missing = missingDcmtkTool(['findscu', 'storescu']);
   if (missing) {
     console.error(missing);
     return 1;
@@ -129,37 +160,59 @@ export async function main(args: string[]): Promise<number> {
     const totals = new Map<string, number>();
     const rssSamplers = targets.map((t) => new RssSampler(t.pid));
     for (const [name, keys] of SELECTIVE) {
-      const row = [name];
-      const medians: number[] = [];
-      for (const t of targets) {
-        await ask(t.port, t.aeTitle, keys);
-        const times: number[] = [];
-        let matches = 0;
-        for (let r = 0; r < runs; r++) {
+      for (const t of targets) await ask(t.port, t.aeTitle, keys);
+      // Alternating, so that what else this machine does weighs on both alike.
+      const times = targets.map((): number[] => []);
+      const matches = targets.map(() => 0);
+      for (let r = 0; r < runs; r++) {
+        for (const [k, t] of targets.entries()) {
           const a = await ask(t.port, t.aeTitle, keys);
           if (!a.ok) failed = true;
-          times.push(a.ms);
-          matches = a.matches;
+          times[k].push(a.ms);
+          matches[k] = a.matches;
         }
-        medians.push(median(times));
-        totals.set(t.name, (totals.get(t.name) ?? 0) + median(times));
-        row.push(String(matches), `${median(times).toFixed(0)} ms`);
       }
-      row.push((medians[0] / medians[1]).toFixed(2));
-      rows.push(row);
+      const medians = times.map(median);
+      targets.forEach((t, k) => totals.set(t.name, (totals.get(t.name) ?? 0) + medians[k]));
+      rows.push([name, String(matches[0]), `${medians[0].toFixed(0)} ms`, String(matches[1]), `${medians[1].toFixed(0)} ms`, (medians[0] / medians[1]).toFixed(2)]);
     }
     const [ours, theirs] = targets.map((t) => totals.get(t.name)!);
     rows.push(['sum of medians', '', `${ours.toFixed(0)} ms`, '', `${theirs.toFixed(0)} ms`, (ours / theirs).toFixed(2)]);
+    const rawRows: string[][] = [];
+    for (const [name, args] of SELECTIVE) {
+      const keys = keysOf(args);
+      for (const t of targets) await rawFind(t.port, t.aeTitle, keys);
+      const times = targets.map((): number[] => []);
+      const matches = targets.map(() => 0);
+      for (let r = 0; r < runs; r++) {
+        for (const [k, t] of targets.entries()) {
+          const a = await rawFind(t.port, t.aeTitle, keys);
+          if (!a.ok) failed = true;
+          times[k].push(a.ms);
+          matches[k] = a.matches;
+        }
+      }
+      const medians = times.map(median);
+      rawRows.push([name, String(matches[0]), `${medians[0].toFixed(1)} ms`, String(matches[1]), `${medians[1].toFixed(1)} ms`, (medians[0] / medians[1]).toFixed(2)]);
+    }
     const peaks = rssSamplers.map((s) => s.stop().peakSampledBytes);
     console.log(`\nSelective STUDY C-FIND over ${studies} studies (findscu per query; median of ${runs} after a warm-up):`);
     console.log(formatTable(['query', 'dicomflow matches', 'dicomflow', 'Orthanc matches', 'Orthanc', 'dicomflow / Orthanc'], rows));
+    console.log(`\nThe same queries from this process (associate, C-FIND, release; no process start; median of ${runs}):`);
+    console.log(formatTable(['query', 'dicomflow matches', 'dicomflow', 'Orthanc matches', 'Orthanc', 'dicomflow / Orthanc'], rawRows));
     console.log(`peak RSS while answering: dicomflow ${mb(peaks[0])}, Orthanc ${mb(peaks[1])}`);
 
-    // C-ECHO on its own association while a universal query streams its answer.
+    // C-ECHO on its own association while a universal query streams its answer: associate,
+    // C-ECHO and release from this process (no process start in the figure).
     const echo = async () => {
       const t0 = performance.now();
-      const r = await echoscu(['127.0.0.1', String(server.dicomPort)], { timeoutMs: 60_000 });
-      if (r.code !== 0) failed = true;
+      const assoc = await rawAssociate({ port: server.dicomPort, callingAe: 'ECHOSCU', calledAe: 'DICOMFLOW', contexts: [{ id: 1, abstractSyntax: VERIFICATION_SOP_CLASS, transferSyntaxes: [IMPLICIT_VR_LITTLE_ENDIAN] }] });
+      if (!assoc.accepted) failed = true;
+      else {
+        const r = await sendEcho(assoc);
+        if (r.status !== 0) failed = true;
+        await assoc.release();
+      }
       return performance.now() - t0;
     };
     const atRest = median([await echo(), await echo(), await echo()]);
@@ -169,13 +222,13 @@ export async function main(args: string[]): Promise<number> {
     void universal.finally(() => (running = false));
     const during: number[] = [];
     await new Promise((resolve) => setTimeout(resolve, 300));
-    while (running && during.length < 20) during.push(await echo());
+    while (running && during.length < 50) during.push(await echo());
     const u = await universal;
     const { peakSampledBytes } = sampler.stop();
     if (u.matches !== studies) failed = true;
     console.log(`\nUniversal STUDY C-FIND on dicomflow: ${u.matches} matches in ${(u.ms / 1000).toFixed(1)} s; peak RSS ${mb(peakSampledBytes)} (at rest ${mb(procStatusBytes(server.child.pid!, 'VmRSS') ?? 0)})`);
     console.log(
-      `C-ECHO (echoscu, process start included): at rest ${atRest.toFixed(0)} ms; during the universal query ${during.length} echoes, ` +
+      `C-ECHO (associate, echo, release, from the bench process): at rest ${atRest.toFixed(0)} ms; during the universal query ${during.length} echoes, ` +
         `median ${during.length ? median(during).toFixed(0) : '-'} ms, max ${during.length ? Math.max(...during).toFixed(0) : '-'} ms`,
     );
     if (server.problems.length > 0) console.log(`server warnings:\n${server.problems.slice(0, 10).join('\n')}`);

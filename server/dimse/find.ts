@@ -27,7 +27,7 @@ const vrOf = (keyword: string): string | undefined => dictionary.nameMap[keyword
 /** Rows read from the index at a time: the answer is sent page by page, never held whole. */
 const PAGE_ROWS = 200;
 /** The longest the answer holds the event loop between two turns of it. */
-const LOOP_SLICE_MS = 10;
+const LOOP_SLICE_MS = 2;
 
 /** Where the responses of one C-FIND go, and whether the peer asked to stop (C-CANCEL). */
 export interface FindChannel {

@@ -184,7 +184,8 @@ export class SqlIndex implements IndexStore {
    * have cut short. Other nodes' objects are theirs to check (one may be writing one now).
    */
   async recentObjects(windowMs: number): Promise<{ id: string; path: string; size: number }[]> {
-    const newest = (await this.db.get<{ t: string | null }>(this.sql.newestObject, this.node, this.node))?.t;
+    // A scan of the objects: on a reader thread, not the loop.
+    const newest = (await this.db.read<{ t: string | null }>(this.sql.newestObject, this.node, this.node))[0]?.t;
     if (!newest) return [];
     const since = new Date(Date.parse(newest) - windowMs).toISOString();
     return this.db.read<{ id: string; path: string; size: number }>(this.sql.recentObjects, this.node, this.node, since);
