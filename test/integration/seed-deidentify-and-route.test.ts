@@ -54,8 +54,8 @@ describe.skipIf(!hasTool('storescu') || !hasTool('storescp'))('seed: de-identify
     const sent = await storescu(['-aet', 'SCANNER', '-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...pet.files, ...ct.files, ...sc.files]);
     expect(sent.code, sent.stderr).toBe(0);
 
-    const job = await until('the seed job', () => s.jobs.listJobs({ pipeline: seed.name }).find((j) => j.status === 'succeeded' || j.status === 'failed'), 180_000);
-    const detail = s.jobs.getJob(job.id)!;
+    const job = await until('the seed job', async () => (await s.jobs.listJobs({ pipeline: seed.name })).find((j) => j.status === 'succeeded' || j.status === 'failed'), 180_000);
+    const detail = (await s.jobs.getJob(job.id))!;
     expect(detail.status, JSON.stringify(detail.steps?.map((st) => [st.id, st.status, st.error]))).toBe('succeeded');
     const [deid, route] = detail.steps!;
     expect([deid.id, route.id]).toEqual(['deidentify', 'route']);
@@ -111,7 +111,7 @@ describe.skipIf(!hasTool('storescu') || !hasTool('storescp'))('seed: de-identify
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/DF_ERR_FORBIDDEN/);
     // Each lookup that was allowed is in the audit log, with what was asked for.
-    const audited = s.index.auditLog(20).filter((a) => a.action === 'pseudonym-read');
+    const audited = (await s.index.auditLog(20)).filter((a) => a.action === 'pseudonym-read');
     expect(audited.map((a) => a.details.value).sort()).toEqual([PATIENT.patientId, pseudonym].sort());
     expect(audited.every((a) => /\(command line\) as admin$/.test(a.user))).toBe(true);
   }, 240_000);

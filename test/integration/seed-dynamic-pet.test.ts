@@ -37,8 +37,8 @@ describe('seed: dynamic brain PET', () => {
     const sent = await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...series.files]);
     expect(sent.code, sent.stderr).toBe(0);
 
-    const job = await until('the seed job', () => s.jobs.listJobs({ pipeline: seed.name }).find((j) => j.status === 'succeeded' || j.status === 'failed'), 90_000);
-    const detail = s.jobs.getJob(job.id)!;
+    const job = await until('the seed job', async () => (await s.jobs.listJobs({ pipeline: seed.name })).find((j) => j.status === 'succeeded' || j.status === 'failed'), 90_000);
+    const detail = (await s.jobs.getJob(job.id))!;
     expect(detail.status, JSON.stringify(detail.steps?.map((st) => [st.id, st.status, st.error]))).toBe('succeeded');
     const [moco, voi, store] = detail.steps!;
     expect([moco.id, voi.id, store.id]).toEqual(['motion-correction', 'voi-stats', 'store']);
@@ -59,11 +59,11 @@ describe('seed: dynamic brain PET', () => {
     // The corrected series is in Import beside the original, created by the pipeline.
     const emitted = moco.outputs.filter((o) => o.kind === 'instance').map((o) => o.sopInstanceUid!);
     expect(emitted).toHaveLength(series.files.length);
-    const filed = s.index.instances('Import', { sopInstanceUids: emitted });
+    const filed = await s.index.instances('Import', { sopInstanceUids: emitted });
     expect(filed).toHaveLength(emitted.length);
     expect(new Set(filed.map((r) => r.series.SeriesInstanceUID)).size).toBe(1);
     expect(filed[0].series.SeriesInstanceUID).not.toBe(series.seriesInstanceUid);
     expect(filed[0].createdBy).toBe(`pipeline ${seed.name}`);
-    expect(s.index.series('Import', { seriesInstanceUids: [series.seriesInstanceUid] })).toHaveLength(1);
+    expect(await s.index.series('Import', { seriesInstanceUids: [series.seriesInstanceUid] })).toHaveLength(1);
   }, 120_000);
 });
