@@ -27,12 +27,16 @@ import { webRoot } from './http/web.ts';
 import { SqlApiTokens } from '../core/store/sql/sql-tokens.ts';
 import { BOOTSTRAP_ADMIN, Users } from '../core/users.ts';
 import { loadPipeline } from '../core/pipeline/load.ts';
-import { Engine } from '../core/jobs/engine.ts';
+import { Engine } from '../core/engine.ts';
 import type { EngineServices } from '../core/jobs/services.ts';
 import { PipelineSet } from '../core/trigger/pipeline-set.ts';
 import { formatProblem } from '../core/pipeline/load.ts';
 import { configuredPlugins } from '../core/plugin-registry.ts';
-import { SqlJobs } from '../core/store/sql/sql-jobs.ts';
+import { sqlJobStores } from '../core/store/sql/sql-job-stores.ts';
+import type { JobQueue } from '../core/store/job-queue.ts';
+import type { JobStores } from '../core/store/job-store.ts';
+import { markCleanStop, verifyAfterUncleanStop } from '../core/lifecycle/recovery.ts';
+import { FreeSpaceGuard } from '../core/lifecycle/free-space.ts';
 import { SqlOutbox } from '../core/store/sql/sql-outbox.ts';
 import { ClusterNode } from './cluster-node.ts';
 import { OutboxSender } from './route/outbox-sender.ts';
@@ -51,7 +55,9 @@ export interface RunningServer {
   events: DicomflowEvents;
   engine: Engine;
   pipelines: PipelineSet;
-  jobs: SqlJobs;
+  jobs: JobQueue;
+  /** The engine's stores by stage (arrivals, trigger groups, the job queue, object lifecycle). */
+  jobStores: JobStores;
   watchFolders: WatchFolder[];
   index: SqlIndex;
   objects: ObjectStore;
@@ -68,40 +74,6 @@ export interface RunningServer {
 const CLEAN_STOP_MARKER = '.clean-stop';
 // Host names in the DICOM access rules are looked up again this often.
 const PEER_HOSTS_REFRESH_MS = 60_000;
-// Objects acknowledged were synced; only unacknowledged ones, written in the seconds before a
-// power loss, can be short. Ten minutes covers any association's in-flight objects.
-const UNCLEAN_STOP_WINDOW_MS = 10 * 60 * 1000;
-
-/**
- * After a crash or power loss (no clean-stop marker), checks that the objects written just
- * before it have their full size on disk. A kill -9 cannot cut a file short (the page cache
- * survives it); a power loss can, for objects whose Success was never sent.
- */
-function verifyAfterUncleanStop(marker: string, index: SqlIndex, objects: ObjectStore, log: Logger): void {
-  if (fs.existsSync(marker)) {
-    fs.rmSync(marker);
-    return;
-  }
-  // A first start has no marker either, and nothing of this node's to check.
-  if (objects.firstUse) return;
-  let lost = 0;
-  const recent = index.recentObjects(UNCLEAN_STOP_WINDOW_MS);
-  for (const o of recent) {
-    let size = -1;
-    try {
-      size = fs.statSync(objects.absolutePath(o.path)).size;
-    } catch {
-      // missing: counted below
-    }
-    if (size === o.size) continue;
-    lost++;
-    log.error({ objectId: o.id, path: o.path, expected: o.size, found: size }, 'object cut short by an unclean stop; it was never acknowledged and is withdrawn');
-    index.markObjectLost(o.id);
-    void objects.remove(o.path);
-  }
-  log.info({ checked: recent.length, lost }, 'checked recent objects after an unclean stop');
-}
-
 /** One node per host is the usual deployment; several on one host set cluster.nodeName each. */
 function defaultNodeName(): string {
   return os.hostname().replace(/[^A-Za-z0-9_.:-]/g, '-').slice(0, 64) || 'dicomflow';
@@ -128,34 +100,28 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
   const objects = new ObjectStore(path.join(config.dataDir, 'storage'), { node: ownFolder });
   const removed = objects.removeIncoming();
   if (removed > 0) log.warn({ removed }, 'removed half-received objects left by an interrupted run (never acknowledged)');
-  const db = openIndexDatabase({ dataDir: config.dataDir, index: config.index, nodeName });
+  const db = await openIndexDatabase({ dataDir: config.dataDir, index: config.index, nodeName });
   const index = new SqlIndex(db, { node: ownFolder });
   const cleanStopMarker = path.join(config.dataDir, ownFolder ? `${CLEAN_STOP_MARKER}.${ownFolder}` : CLEAN_STOP_MARKER);
-  verifyAfterUncleanStop(cleanStopMarker, index, objects, log);
+  await verifyAfterUncleanStop(cleanStopMarker, index, objects, log);
+  // Rows filed before the match-key columns existed get their keys in the background: until then
+  // C-FIND reads them and the matcher decides (right, only slower).
+  let keyingStopped = false;
+  const keying = index.keyPendingRows({ stopped: () => keyingStopped }).then(
+    (keyed) => keyed > 0 && log.info({ keyed }, 'match keys computed for rows filed before they existed'),
+    (err: unknown) => log.warn({ code: 'DF_ERR_INTERNAL', err }, 'computing the match keys of older rows failed; C-FIND reads them unkeyed'),
+  );
   const events = new DicomflowEvents(log.child({ component: 'events' }));
 
-  // Free space is polled, not checked per object: statfs per C-STORE would cost more than it saves.
-  // Five times a second, and what was received since counts against it: a fast sender (measured:
-  // 120 objects of 128 KiB in 1.5 s) otherwise ran through the reserve into ENOSPC before the
-  // next poll, and the index, on the same disk, needs the reserve to commit.
-  let freeBytes = await objects.freeBytes();
-  let receivedAtPoll = 0;
-  const minFree = config.storage.minFreeMegabytes * 1024 * 1024;
-  // At or below, not below: with a reserve of 0 a disk with no byte free is full too (the health
-  // probe said storage ok at 100 %).
-  const bytesWritten = () => receiver.stats.bytesReceived + receiver.stats.bytesProduced;
-  const storeIsFull = () => freeBytes - (bytesWritten() - receivedAtPoll) <= minFree;
-  const freeSpacePoll = setInterval(() => {
-    const received = bytesWritten();
-    objects.freeBytes().then(
-      (b) => {
-        freeBytes = b;
-        receivedAtPoll = received;
-      },
-      (err) => log.error({ err }, 'statfs failed'),
-    );
-  }, 200);
-  freeSpacePoll.unref();
+  // Bytes written count against the free space until the next poll (lifecycle/free-space.ts).
+  const freeSpace = new FreeSpaceGuard({
+    objects,
+    minFreeBytes: config.storage.minFreeMegabytes * 1024 * 1024,
+    bytesWritten: () => receiver.stats.bytesReceived + receiver.stats.bytesProduced,
+    log,
+  });
+  await freeSpace.start();
+  const storeIsFull = () => freeSpace.isFull();
 
   const receiver = new Receiver({
     objects,
@@ -169,11 +135,12 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
     // The engine's filing-only pipelines (the default store-received) file in the arrival's commit.
     filing: { decide: (arrival) => engine.arrivalFiling.decide(arrival), committed: (outcome) => engine.arrivalFiling.committed(outcome) },
   });
-  const jobs = new SqlJobs(db);
+  const jobStores = sqlJobStores(db);
+  const jobs = jobStores.queue;
   const plugins = await configuredPlugins(config);
   const databaseNames = config.databases.map((db) => db.name);
   const remoteNodeNames = config.remoteNodes.map((n) => n.aeTitle);
-  const pipelines = new PipelineSet(config.pipelinesDir, plugins, { databases: databaseNames, remoteNodes: remoteNodeNames, printers: config.printers.map((p) => p.name) }, { defaultPipeline: config.defaultPipeline });
+  const pipelines = new PipelineSet(config.pipelinesDir, plugins, { databases: databaseNames, remoteNodes: remoteNodeNames, printers: config.printers.map((p) => p.name) }, { defaultPipeline: config.defaultPipeline, events });
   const engineLog = log.child({ component: 'engine' });
   const reportPipelines = () => {
     const loaded = pipelines.all().map((p) => p.definition.name);
@@ -186,7 +153,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
     engineLog.info({ pipelinesDir: config.pipelinesDir, loaded, ...(needConfiguration.length > 0 && { disabledNeedConfiguration: needConfiguration }) }, 'pipelines loaded');
     if (pipelines.enabled().length === 0) engineLog.warn('no pipeline is enabled: received objects are kept in storage but filed into no database');
   };
-  pipelines.on('PipelinesReloaded', reportPipelines);
+  events.on('PipelinesReloaded', reportPipelines);
   pipelines.reload();
   pipelines.watch((err) => engineLog.error({ err }, 'pipeline directory watch failed'), { pollMs: clustered ? 5000 : undefined });
   const pool = createStepPool({ threads: config.engine.workerThreads, maxOldGenerationSizeMb: config.engine.workerMaxMemoryMb, isolation: config.engine.isolation });
@@ -205,6 +172,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
   const services: EngineServices = {
     index,
     jobs,
+    lifecycle: jobStores.lifecycle,
     databases: databaseNames,
     defaultDatabase: config.defaultDatabase,
     duplicatePolicy: config.storage.duplicatePolicy,
@@ -217,8 +185,9 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
     nodeId: nodeName,
     leaseMs,
     shared: clustered,
-    jobs,
+    stores: jobStores,
     pipelines,
+    events,
     pool,
     jobsDir: path.join(config.dataDir, 'jobs'),
     log: engineLog,
@@ -313,7 +282,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
   let httpPort = 0;
 
   await outboxSender.start();
-  engine.start();
+  await engine.start();
   await cluster.start();
   const watchFolders = config.watchFolders.map(
     (w) =>
@@ -325,8 +294,15 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
   );
   watchFolders.forEach((w) => w.start());
 
-
-  const status = () => ({
+  // The index's figures are read together, off the event loop where they can take long.
+  const status = async () => {
+    const [jobCounts, queuedByPipeline, totals, outbox] = await Promise.all([
+      jobs.counts(),
+      jobs.queuedByPipeline(),
+      Promise.all(config.databases.map((db) => index.totals(db.name))),
+      outboxSender.status(),
+    ]);
+    return {
     dicom: {
       listening: dicom.listening(),
       aeTitle: d.aeTitle,
@@ -347,7 +323,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
       lastArrivalAt: receiver.stats.lastArrivalAt ?? null,
     },
     produced: { objects: receiver.stats.objectsProduced, bytes: receiver.stats.bytesProduced },
-    storage: { dataDir: config.dataDir, freeBytes, minFreeBytes: minFree, refusingNewObjects: storeIsFull() },
+    storage: { dataDir: config.dataDir, freeBytes: freeSpace.freeBytes, minFreeBytes: freeSpace.minFreeBytes, refusingNewObjects: storeIsFull() },
     watchFolders: watchFolders.map((w, i) => ({ path: config.watchFolders[i].path, ...w.stats })),
     pipelines: {
       dir: config.pipelinesDir,
@@ -357,27 +333,28 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
     cluster: await cluster.view(),
     engine: {
       nodeId: engine.nodeId,
-      jobs: jobs.counts(),
-      queuedByPipeline: jobs.queuedByPipeline(),
+      jobs: jobCounts,
+      queuedByPipeline,
       running: engine.runningJobs,
       arrivalsProcessed: engine.stats.arrivalsProcessed,
       arrivalsWithoutPipeline: engine.stats.arrivalsWithoutPipeline,
       lastUnmatched: engine.stats.lastUnmatched,
       pool: pool.utilization(),
     },
-    databases: config.databases.map((db) => ({ name: db.name, aeTitle: db.aeTitle ?? null, ...index.totals(db.name) })),
-    outbox: outboxSender.status(),
-  });
+    databases: config.databases.map((db, i) => ({ name: db.name, aeTitle: db.aeTitle ?? null, ...totals[i] })),
+    outbox,
+    };
+  };
   const http = await startHttpServer(
     {
       status: {
         status,
-        health: () => {
-          const checks = { dicom: dicom.listening(), index: index.healthy(), storage: !storeIsFull() };
+        health: async () => {
+          const checks = { dicom: dicom.listening(), index: await index.healthy(), storage: !storeIsFull() };
           return { ok: checks.dicom && checks.index && checks.storage, ...checks };
         },
       },
-      metrics: () => ({
+      metrics: async () => ({
         receivedObjects: receiver.stats.objectsReceived,
         receivedBytes: receiver.stats.bytesReceived,
         producedObjects: receiver.stats.objectsProduced,
@@ -385,10 +362,10 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
         receiveFailures: receiver.stats.failures,
         associationsOpen: associations.open,
         associationsTotal: associations.total,
-        jobs: jobs.counts(),
+        jobs: await jobs.counts(),
         pool: pool.utilization(),
         cluster: await cluster.view(),
-        queuedByPipeline: jobs.queuedByPipeline(),
+        queuedByPipeline: await jobs.queuedByPipeline(),
       }),
       users,
       tokens,
@@ -431,6 +408,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
     engine,
     pipelines,
     jobs,
+    jobStores,
     index,
     objects,
     outbox: outboxSender,
@@ -440,7 +418,7 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
     log,
     watchFolders,
     async close() {
-      clearInterval(freeSpacePoll);
+      freeSpace.stop();
       watchFolders.forEach((w) => w.stop());
       fs.rmSync(endpointFile, { force: true });
       await http.close();
@@ -452,14 +430,11 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
       await pool.destroy();
       objects.close();
       await cluster.stop();
-      index.close();
-      // Last, once nothing is received or written any more. A marker that cannot be written
-      // (a full disk) only means the next start checks recent objects: the safe side.
-      try {
-        fs.writeFileSync(cleanStopMarker, new Date().toISOString());
-      } catch (err) {
-        log.error({ err, code: 'DF_ERR_STORE_WRITE' }, 'could not write the clean-stop marker; the next start checks recent objects');
-      }
+      keyingStopped = true;
+      await keying;
+      await index.close();
+      // Last, once nothing is received or written any more.
+      markCleanStop(cleanStopMarker, log);
     },
   };
 }

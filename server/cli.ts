@@ -263,7 +263,7 @@ async function main(argv: string[]): Promise<void> {
       const { values } = parseArgs({ args: rest, options: { ...common, series: { type: 'string' }, study: { type: 'string' } }, strict: true });
       if ((values.series === undefined) === (values.study === undefined)) throw usageError('force-complete needs exactly one of --series UID or --study UID');
       const level = values.series !== undefined ? 'series' : 'study';
-      const n = forceComplete(configFrom(values), level, (values.series ?? values.study)!);
+      const n = await forceComplete(configFrom(values), level, (values.series ?? values.study)!);
       console.log(n > 0 ? `${level} marked complete: its job is queued within a second` : `no pending ${level} trigger for that UID`);
       return;
     }
@@ -321,7 +321,7 @@ async function main(argv: string[]): Promise<void> {
       if (chosen.length !== 1 || positionals.length > 1) throw usageError(`${command} needs exactly one of STUDY_UID, --series UID, --patient ID${command === 'replicate' ? ', --all' : ''}`);
       const level = values.all ? 'database' : values.series ? 'series' : values.patient ? 'patient' : 'study';
       const config = configFrom(values);
-      const result = transferCommand(config, {
+      const result = await transferCommand(config, {
         mode: command,
         from: values.from,
         to: values.to,

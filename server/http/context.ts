@@ -1,9 +1,9 @@
 import type { DestinationCounts, OutboxStore } from '../../core/store/outbox-store.ts';
 import type { Logger } from 'pino';
 import type { DicomflowEvents } from '../../core/events.ts';
-import type { Engine } from '../../core/jobs/engine.ts';
+import type { Engine } from '../../core/engine.ts';
 import type { Receiver } from '../../core/receive/receive.ts';
-import type { JobStore } from '../../core/store/job-store.ts';
+import type { JobQueue } from '../../core/store/job-queue.ts';
 import type { PipelineProblem } from '../../core/pipeline/load.ts';
 import type { PipelineSet } from '../../core/trigger/pipeline-set.ts';
 import type { ArrivalRecord, IndexStore } from '../../core/store/index-store.ts';
@@ -11,8 +11,9 @@ import type { ApiTokenStore, Users } from '../../core/users.ts';
 import type { ClusterView } from '../cluster-node.ts';
 
 export interface StatusSource {
-  status(): Record<string, unknown>;
-  health(): { ok: boolean; dicom: boolean; index: boolean; storage: boolean };
+  status(): Promise<Record<string, unknown>>;
+  /** Answers within about a second whatever the index does (a stalled index reads as down). */
+  health(): Promise<{ ok: boolean; dicom: boolean; index: boolean; storage: boolean }>;
 }
 
 /** Figures the metrics endpoint reads at each scrape. */
@@ -35,21 +36,21 @@ export interface MetricsSource {
 
 /** The index as the API uses it: the store plus its audit log and the arrivals behind a study. */
 export type ApiIndex = IndexStore & {
-  recordAudit(user: string, action: string, details: Record<string, unknown>): void;
-  auditLog(limit: number): { at: string; user: string; action: string; details: Record<string, unknown> }[];
-  arrivalIdsIn(database: string, level: 'study' | 'series', uid: string): string[];
-  recentArrivals(limit: number): ArrivalRecord[];
+  recordAudit(user: string, action: string, details: Record<string, unknown>): Promise<void>;
+  auditLog(limit: number): Promise<{ at: string; user: string; action: string; details: Record<string, unknown> }[]>;
+  arrivalIdsIn(database: string, level: 'study' | 'series', uid: string): Promise<string[]>;
+  recentArrivals(limit: number): Promise<ArrivalRecord[]>;
 };
 
 /** Everything the routes need, handed in by server/app.ts. */
 export interface HttpDeps {
   status: StatusSource;
-  metrics(): MetricsSource;
+  metrics(): Promise<MetricsSource>;
   users: Users;
   tokens: ApiTokenStore;
   adminToken: string;
   engine: Engine;
-  jobs: JobStore;
+  jobs: JobQueue;
   pipelines: PipelineSet;
   /** Checks a pipeline definition (JSON text) as the loader would, without loading it. */
   validatePipeline(text: string): PipelineProblem[];

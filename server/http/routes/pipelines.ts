@@ -124,7 +124,7 @@ export async function pipelineRoutes(app: FastifyInstance, deps: HttpDeps): Prom
     handler: async (request) => {
       requireRole(request.user, ['admin'], 'reloading pipelines');
       const result = deps.pipelines.reload();
-      deps.index.recordAudit(request.user.name, 'reload-pipelines', { loaded: result.loaded, problems: result.problems.length });
+      await deps.index.recordAudit(request.user.name, 'reload-pipelines', { loaded: result.loaded, problems: result.problems.length });
       return result;
     },
   });
@@ -146,10 +146,10 @@ export async function pipelineRoutes(app: FastifyInstance, deps: HttpDeps): Prom
       if (!deps.pipelines.get(name)) throw dfError('DF_ERR_PIPELINE_UNKNOWN', `no loaded pipeline "${name}"`);
       const level = body.study !== undefined ? 'study' : 'series';
       const target = (body.study ?? body.series)!;
-      const inputs = deps.index.arrivalIdsIn(body.database, level, target);
+      const inputs = await deps.index.arrivalIdsIn(body.database, level, target);
       if (inputs.length === 0) throw dfError('DF_ERR_NOT_FOUND', `no ${level} ${target} in database "${body.database}"`);
-      const jobId = deps.engine.runManual(name, inputs, { user: request.user.name, triggerUid: target });
-      deps.index.recordAudit(request.user.name, 'run', { pipeline: name, database: body.database, level, uid: target, jobId, instances: inputs.length });
+      const jobId = await deps.engine.runManual(name, inputs, { user: request.user.name, triggerUid: target });
+      await deps.index.recordAudit(request.user.name, 'run', { pipeline: name, database: body.database, level, uid: target, jobId, instances: inputs.length });
       return reply.code(202).send({ jobId });
     },
   });
