@@ -50,9 +50,9 @@ export async function main(args: string[]): Promise<number> {
     JSON.stringify({ dataDir, pipelinesDir, defaultPipeline: false, dimse: { host: '127.0.0.1', port: 0 }, http: { host: '127.0.0.1', port: 0 } }),
   );
   const started = Date.now();
-  const index = new SqlIndex(openIndexDatabase({ dataDir }));
+  const index = new SqlIndex(await openIndexDatabase({ dataDir }));
   await fileIndexedStudies(index, 'Import', studies);
-  index.close();
+  await index.close();
   // This process stopped writing cleanly: the server has no objects of a crash to check (it
   // would find no bytes behind these rows, and withdraw them).
   fs.writeFileSync(path.join(dataDir, '.clean-stop'), new Date().toISOString());

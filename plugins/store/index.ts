@@ -33,19 +33,19 @@ export default definePlugin({
     }
     return [];
   },
-  run(ctx, options) {
+  async run(ctx, options) {
     const services = engineServices(ctx.services);
     const policy = options.duplicatePolicy ?? services.duplicatePolicy;
     const counts: Record<string, number> = {};
     const release: string[] = [];
     const emittedArrivals = ctx.previousOutputs.flatMap((o) => (o.kind === 'instance' && o.arrivalId ? [o.arrivalId] : []));
-    const emitted = options.objects === 'inputs' ? [] : services.jobs.stepInputs(emittedArrivals);
+    const emitted = options.objects === 'inputs' ? [] : await services.jobs.stepInputs(emittedArrivals);
     const instances = [...(options.objects === 'emitted' ? [] : ctx.inputs), ...emitted];
     const inputsDatabase = ctx.inputs.find((i) => i.database)?.database;
     const isEmitted = new Set(emittedArrivals);
-    instances.forEach((input, i) => {
+    for (const [i, input] of instances.entries()) {
       const database = options.database ?? (isEmitted.has(input.arrivalId) ? inputsDatabase : input.database) ?? services.defaultDatabase;
-      const result = services.index.fileInstance(
+      const result = await services.index.fileInstance(
         database,
         {
           objectId: input.objectId,
@@ -67,8 +67,8 @@ export default definePlugin({
       if (result.replacedObjectId) release.push(result.replacedObjectId);
       if (result.outcome.startsWith('duplicate')) ctx.log.info(`${result.outcome}: ${input.sopInstanceUid} in ${database}`);
       ctx.progress((i + 1) / instances.length);
-    });
-    if (release.length > 0) services.jobs.releaseObjects(release, ctx.job.id);
+    }
+    if (release.length > 0) await services.lifecycle.releaseObjects(release, ctx.job.id);
     ctx.log.info('filed', counts);
   },
 });
