@@ -43,6 +43,8 @@ function matchesStudy(r: StudyRow, q: StudySearch): boolean {
   if (q.accession && !norm(r.study.AccessionNumber).includes(norm(q.accession))) return false;
   return true;
 }
+/** Study rows read at a time by the study browser's search. */
+const STUDY_SEARCH_PAGE = 500;
 const sendBody = {
   type: 'object',
   additionalProperties: false,
@@ -162,9 +164,15 @@ export async function databaseRoutes(app: FastifyInstance, deps: HttpDeps): Prom
       const db = readable(request, (request.params as FromSchema<typeof dbParams>).db);
       const q = request.query as StudySearch & { patientId?: string; limit: number };
       const filter: HierarchyFilter = q.patientId ? { patientId: q.patientId } : {};
-      return (await deps.index.studies(db, filter))
-        .filter((r) => matchesStudy(r, q))
-        .slice(0, q.limit);
+      // Page by page until `limit` studies matched: a large database is never read whole.
+      const found: StudyRow[] = [];
+      for (let after: string | undefined; found.length < q.limit; ) {
+        const page = await deps.index.studies(db, filter, { after, limit: STUDY_SEARCH_PAGE });
+        found.push(...page.filter((r) => matchesStudy(r, q)));
+        after = page.at(-1)?.key;
+        if (page.length < STUDY_SEARCH_PAGE || after === undefined) break;
+      }
+      return found.slice(0, q.limit);
     },
   });
 
