@@ -1,18 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { isDfError } from '../errors.ts';
 import { parseIdentifier } from './identifier.ts';
-import { queryKey } from './keys.ts';
 import {
   buildResponse,
   combineDateTime,
   compileCondition,
-  conditionToSqlHint,
   matches,
   matchesRow,
   storedValueFor,
   type Condition,
   type Rows,
-  type SqlHint,
   type StoredValue,
 } from './match.ts';
 
@@ -267,88 +264,6 @@ describe('combined date-time matching (C.2.2.2.5.1)', () => {
     const time = compileCondition('StudyTime', 'TM', '1000-1800');
     expect(combineDateTime(compileCondition('StudyDate', 'DA', '20240105\\20240107'), time)).toBeUndefined();
     expect(combineDateTime(compileCondition('StudyDate', 'DA', ''), time)).toBeUndefined();
-  });
-});
-
-describe('SQL prefilter hints', () => {
-  it.each<[string, string, string, SqlHint | undefined]>([
-    ['AccessionNumber', 'SH', 'A1', { kind: 'equals', value: 'A1' }],
-    ['AccessionNumber', 'SH', 'A1\\A2', { kind: 'in', values: ['A1', 'A2'] }],
-    ['AccessionNumber', 'SH', 'A_1%*', { kind: 'like', pattern: 'A\\_1\\%%' }],
-    ['AccessionNumber', 'SH', 'A?', { kind: 'like', pattern: 'A_' }],
-    ['AccessionNumber', 'SH', 'A\\B*', undefined],
-    ['AccessionNumber', 'SH', '', undefined],
-    ['PatientName', 'PN', 'Doe^John', undefined], // case folding and components: JS only
-    ['ModalitiesInStudy', 'CS', 'CT', { kind: 'like', pattern: '%CT%' }],
-    ['ModalitiesInStudy', 'CS', 'C?', { kind: 'like', pattern: '%C_%' }],
-    ['ModalitiesInStudy', 'CS', 'CT\\MR', undefined],
-    ['SOPClassesInStudy', 'UI', '1.2', { kind: 'like', pattern: '%1.2%' }],
-    ['StudyDate', 'DA', '20240101-', { kind: 'range', from: '20240101', to: undefined }],
-    ['StudyDate', 'DA', '2024.01.05', { kind: 'range', from: '20240105', to: '20240105' }],
-    ['StudyDate', 'DA', '20240101\\20240105', undefined],
-    ['StudyTime', 'TM', '10-11', undefined],
-    ['SeriesNumber', 'IS', '1', undefined],
-    ['StudyInstanceUID', 'UI', '1.2.3', { kind: 'equals', value: '1.2.3' }],
-    ['StudyInstanceUID', 'UI', '1.2.3\\1.2.4', { kind: 'in', values: ['1.2.3', '1.2.4'] }],
-    ['NotAKnownKey', 'LO', 'A', undefined],
-  ])('%s %j → %j', (keyword, vr, query, hint) => {
-    expect(conditionToSqlHint(compileCondition(keyword, vr, query))).toEqual(hint);
-  });
-
-  it('prefilters a combined date-time on its dates', () => {
-    const condition = combineDateTime(
-      compileCondition('StudyDate', 'DA', '20240105-20240107'),
-      compileCondition('StudyTime', 'TM', '1000-1800'),
-    );
-    expect(conditionToSqlHint(condition!)).toEqual({ kind: 'range', from: '20240105', to: '20240107' });
-  });
-
-  // What an SQL engine with case-sensitive LIKE would keep; the hint must keep every match.
-  const sqlKeeps = (hint: SqlHint, stored: string): boolean => {
-    switch (hint.kind) {
-      case 'equals':
-        return stored === hint.value;
-      case 'in':
-        return hint.values.includes(stored);
-      case 'range':
-        return (hint.from === undefined || stored >= hint.from) && (hint.to === undefined || stored <= hint.to);
-      case 'like': {
-        let body = '';
-        for (let i = 0; i < hint.pattern.length; i++) {
-          const c = hint.pattern[i];
-          if (c === '\\') body += hint.pattern[++i].replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-          else if (c === '%') body += '.*';
-          else if (c === '_') body += '.';
-          else body += c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-        }
-        return new RegExp(`^${body}$`, 'us').test(stored);
-      }
-    }
-  };
-
-  it('never drops a row that JS matching accepts', () => {
-    const queries: [string, string, string][] = [
-      ['AccessionNumber', 'SH', 'A_1%*'],
-      ['AccessionNumber', 'SH', 'A_1\\A.1'],
-      ['AccessionNumber', 'SH', 'A.1'],
-      ['ModalitiesInStudy', 'CS', 'PT'],
-      ['ModalitiesInStudy', 'CS', 'P?'],
-      ['StudyDate', 'DA', '20240101-20240131'],
-      ['StudyInstanceUID', 'UI', '1.2.3\\1.2.4'],
-      ['SOPClassesInStudy', 'UI', '1.2.3'],
-    ];
-    const stored = ['A_1%x', 'A_1', 'AB1%', 'A.1', 'AX1', 'B', 'CT\\PT', 'PT', 'PET', 'MR\\PX', '20240101', '20240131',
-      '20240201', '1.2.3', '1.2.4', '1.2.3\\1.2.5', '1.2.30'];
-    for (const [keyword, vr, query] of queries) {
-      const condition = compileCondition(keyword, vr, query);
-      const hint = conditionToSqlHint(condition);
-      expect(hint).toBeDefined();
-      // A VM 1 attribute never holds a backslash, so only multi-valued keys meet `CT\PT`.
-      const multiValued = queryKey(keyword)?.multiValued === true;
-      for (const value of stored.filter((v) => multiValued || !v.includes('\\'))) {
-        if (matches(condition, value)) expect(sqlKeeps(hint!, value), `${keyword} ${query} vs ${value}`).toBe(true);
-      }
-    }
   });
 });
 

@@ -1,6 +1,7 @@
 /**
  * C-FIND attribute matching (PS3.4 C.2.2.2) over the index's rows. Pure: the store fetches rows,
- * this module decides. SQL hints only narrow what the store reads; `matches` is the authority.
+ * this module decides. The match keys (match-keys.ts) only narrow what the store reads;
+ * `matches` is the authority.
  */
 import { dfError, type DfError } from '../errors.ts';
 import { queryKey, queryLevels, rowOf, type RowName } from './keys.ts';
@@ -535,68 +536,4 @@ function responseValue(parsed: ParsedQuery, rows: Rows, extras: ResponseExtras, 
   if (keyword === 'InstanceAvailability') return 'ONLINE';
   if (key.level === 'RESPONSE' || key.computed === true) return '';
   return rows[rowOf(key.level)]?.[keyword] ?? '';
-}
-
-// ---- SQL prefilter hints ------------------------------------------------------------------------
-
-export type SqlHint =
-  | { readonly kind: 'equals'; readonly value: string }
-  | { readonly kind: 'in'; readonly values: readonly string[] }
-  /** Standard SQL LIKE (case-sensitive), with `\` as the escape character. */
-  | { readonly kind: 'like'; readonly pattern: string }
-  /** Inclusive string bounds (YYYYMMDD for dates); an absent bound is open. */
-  | { readonly kind: 'range'; readonly from?: string; readonly to?: string };
-
-const likeEscape = (text: string): string => text.replace(/[\\%_]/g, '\\$&');
-const wildcardToLike = (pattern: string): string => likeEscape(pattern).replace(/\*/g, '%').replace(/\?/g, '_');
-
-/**
- * A prefilter the store may apply in SQL. Every hint selects a superset of what `matches` accepts,
- * provided the store keeps values as dcmjs gives them (no padding), dates as YYYYMMDD and one value
- in each VM 1 attribute; anything
- * it cannot say safely (PN case folding, numeric and time comparisons, legacy forms) gets no hint.
- */
-export function conditionToSqlHint(condition: Condition): SqlHint | undefined {
-  const key = queryKey(condition.keyword);
-  if (key === undefined) return undefined;
-  const multiValued = key.multiValued === true;
-  switch (condition.kind) {
-    case 'universal':
-      return undefined;
-    case 'combinedDateTime':
-      return condition.dateFrom === undefined && condition.dateTo === undefined
-        ? undefined
-        : { kind: 'range', from: condition.dateFrom, to: condition.dateTo };
-    case 'uidList':
-      if (multiValued) {
-        return condition.uids.length === 1 ? { kind: 'like', pattern: `%${likeEscape(condition.uids[0])}%` } : undefined;
-      }
-      return condition.uids.length === 1
-        ? { kind: 'equals', value: condition.uids[0] }
-        : { kind: 'in', values: [...condition.uids] };
-    case 'values': {
-      if (condition.allValues) return undefined;
-      const [first] = condition.anyOf;
-      if (condition.anyOf.length === 1 && first.kind === 'dateRange') {
-        return { kind: 'range', from: first.from, to: first.to };
-      }
-      // A value inside `CT\PT` is a substring of it: `%CT%` is a safe superset.
-      if (multiValued) {
-        if (condition.anyOf.length !== 1) return undefined;
-        if (first.kind === 'exact') return { kind: 'like', pattern: `%${likeEscape(first.value)}%` };
-        if (first.kind === 'wildcard') return { kind: 'like', pattern: `%${wildcardToLike(first.pattern)}%` };
-        return undefined;
-      }
-      const exact: string[] = [];
-      for (const matcher of condition.anyOf) {
-        if (matcher.kind !== 'exact') {
-          return matcher.kind === 'wildcard' && condition.anyOf.length === 1
-            ? { kind: 'like', pattern: wildcardToLike(matcher.pattern) }
-            : undefined;
-        }
-        exact.push(matcher.value);
-      }
-      return exact.length === 1 ? { kind: 'equals', value: exact[0] } : { kind: 'in', values: exact };
-    }
-  }
 }
