@@ -46,7 +46,7 @@ export async function main(args: string[]): Promise<number> {
   const work = makeTempDir('df-bench-deidentify-');
   const threads = os.availableParallelism();
   const pool = createStepPool({ threads });
-  const db = openIndexDatabase({ dataDir: work });
+  const db = await openIndexDatabase({ dataDir: work });
   const orthanc = await startOrthanc();
   try {
     const ct = await ctSeries(path.join(work, 'ct'), { slices, rows: size, cols: size, withPrivateTags: true, uidSeed: 'bench-deidentify' });
