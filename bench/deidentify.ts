@@ -113,7 +113,7 @@ export async function main(args: string[]): Promise<number> {
   } finally {
     await orthanc.stop();
     await pool.destroy();
-    db.close();
+    await db.close();
     removeTempDir(work);
   }
 }
