@@ -40,7 +40,7 @@ export async function importCommand(config: ResolvedConfig, source: string, data
     bar?.stop();
     return summary;
   } finally {
-    close();
+    await close();
   }
 }
 

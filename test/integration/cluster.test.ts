@@ -34,9 +34,9 @@ interface Node {
 
 const started: ChildProcess[] = [];
 const opened: SqlDb[] = [];
-afterAll(() => {
+afterAll(async () => {
   for (const child of started) if (child.exitCode === null) child.kill('SIGKILL');
-  for (const db of opened) db.close();
+  await Promise.all(opened.map((db) => db.close()));
 });
 
 async function cluster(pipelines: Record<string, unknown>[], names: string[]) {

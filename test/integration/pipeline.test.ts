@@ -320,7 +320,7 @@ describe('durability and operations', () => {
       const job = await until('the job to finish', async () => (await db.get("SELECT * FROM jobs WHERE status = 'succeeded'")) as { attempts: number } | undefined);
       expect(job.attempts).toBe(2);
     } finally {
-      db.close();
+      await db.close();
       second.child.kill('SIGTERM');
     }
   });
