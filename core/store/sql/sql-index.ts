@@ -64,6 +64,19 @@ export function patientKey(a: Attributes): string {
   return `~${a.PatientName ?? ''}|${a.PatientBirthDate ?? ''}`;
 }
 
+/** A database's rows on the way to an instance, in one statement: (database, patient key, study, series, instance UID) × database. */
+const LEVEL_ROWS = `SELECT p.id AS patient_row_id, p.attributes AS patient_attributes, st.id AS study_row_id, st.attributes AS study_attributes,
+           se.id AS series_row_id, se.attributes AS series_attributes, i.id AS instance_id, i.object_id AS instance_object_id
+         FROM (SELECT 1 AS one) k
+           LEFT JOIN patients p ON p.database_name = ? AND p.patient_key = ?
+           LEFT JOIN studies st ON st.database_name = ? AND st.study_instance_uid = ?
+           LEFT JOIN series se ON se.database_name = ? AND se.series_instance_uid = ?
+           LEFT JOIN instances i ON i.database_name = ? AND i.sop_instance_uid = ?`;
+
+const levelRowsParams = (database: string, sopInstanceUid: string, a: Attributes): unknown[] => [
+  database, patientKey(a), database, a.StudyInstanceUID, database, a.SeriesInstanceUID, database, sopInstanceUid,
+];
+
 const parse = (json: string): Attributes => JSON.parse(json) as Attributes;
 
 /** The index (objects, arrivals, the databases' four levels, audit log) on SQLite or PostgreSQL. */
@@ -91,13 +104,16 @@ export class SqlIndex implements IndexStore {
           ? `WITH o AS (INSERT INTO objects (${OBJECT_COLUMNS}) VALUES (${OBJECT_VALUES}))
               INSERT INTO arrivals (${ARRIVAL_COLUMNS}) VALUES (${ARRIVAL_VALUES})`
           : undefined,
-      levelRows: `SELECT p.id AS patient_row_id, p.attributes AS patient_attributes, st.id AS study_row_id, st.attributes AS study_attributes,
-           se.id AS series_row_id, se.attributes AS series_attributes, i.id AS instance_id, i.object_id AS instance_object_id
-         FROM (SELECT 1 AS one) k
-           LEFT JOIN patients p ON p.database_name = ? AND p.patient_key = ?
-           LEFT JOIN studies st ON st.database_name = ? AND st.study_instance_uid = ?
-           LEFT JOIN series se ON se.database_name = ? AND se.series_instance_uid = ?
-           LEFT JOIN instances i ON i.database_name = ? AND i.sop_instance_uid = ?`,
+      levelRows: LEVEL_ROWS,
+      // PostgreSQL, filing on arrival: the object's and arrival's rows, and the database's rows on
+      // the way to the instance read back, in one round trip (the SELECT does not see the CTEs'
+      // rows, and needs none of them).
+      insertObjectAndArrivalReadingLevelRows:
+        db.dialect === 'postgres'
+          ? `WITH o AS (INSERT INTO objects (${OBJECT_COLUMNS}) VALUES (${OBJECT_VALUES})),
+              a AS (INSERT INTO arrivals (${ARRIVAL_COLUMNS}) VALUES (${ARRIVAL_VALUES}))
+              ${LEVEL_ROWS}`
+          : undefined,
       insertRelease: 'INSERT INTO object_releases (object_id, released_at, released_by_job) VALUES (?, ?, NULL) ON CONFLICT DO NOTHING',
       insertPatient: `INSERT INTO patients (id, database_name, patient_key, patient_id, ${PATIENT_KEY_COLUMNS}, attributes, created_at)
         VALUES (?, ?, ?, ?, ${placeholders(PATIENT_KEY_COLUMNS)}, ?, ?)`,
@@ -341,9 +357,12 @@ export class SqlIndex implements IndexStore {
       decision?.settled ? new Date().toISOString() : null, decision?.pipeline ?? null,
     ];
     const objectValues = [o.objectId, o.path, o.size, o.transferSyntaxUid, o.sopClassUid, o.sopInstanceUid, o.receivedAt, this.node];
+    let levelRows: LevelRows | undefined;
     if (existing) {
       await tx.run(s.insertArrival, ...arrivalValues);
       await tx.run(s.insertDuplicate, newId(), o.database, o.sopInstanceUid, arrivalId, existing.id, outcome, o.receivedAt);
+    } else if (decision && s.insertObjectAndArrivalReadingLevelRows) {
+      levelRows = await tx.get<LevelRows>(s.insertObjectAndArrivalReadingLevelRows, ...objectValues, ...arrivalValues, ...levelRowsParams(decision.database, o.sopInstanceUid, a));
     } else if (s.insertObjectAndArrival) {
       await tx.run(s.insertObjectAndArrival, ...objectValues, ...arrivalValues);
     } else {
@@ -351,12 +370,19 @@ export class SqlIndex implements IndexStore {
       await tx.run(s.insertArrival, ...arrivalValues);
     }
     if (!decision) return { result: { arrivalId, outcome, objectId, path } };
-    const released = await this.fileArrival(tx, decision, o, objectId, arrivalId);
+    const released = await this.fileArrival(tx, decision, o, objectId, arrivalId, levelRows);
     return { result: { arrivalId, outcome, objectId, path, filedBy: decision.pipeline, settled: decision.settled }, filed: { settled: decision.settled, released } };
   }
 
   /** The store step's work on one input, in the arrival's commit; true if it released objects. */
-  private async fileArrival(tx: SqlTransaction, decision: ArrivalFilingDecision, o: ReceivedObject, objectId: string, arrivalId: string): Promise<boolean> {
+  private async fileArrival(
+    tx: SqlTransaction,
+    decision: ArrivalFilingDecision,
+    o: ReceivedObject,
+    objectId: string,
+    arrivalId: string,
+    levelRows: LevelRows | undefined,
+  ): Promise<boolean> {
     const filed = await this.fileOne(
       tx,
       decision.database,
@@ -372,6 +398,7 @@ export class SqlIndex implements IndexStore {
         arrivalId,
       },
       decision.policy,
+      levelRows,
     );
     // Bytes the database did not take are released (deleted once nothing else needs them).
     const released = filed.outcome === 'duplicate-kept-first' || filed.outcome === 'duplicate-rejected' ? [objectId] : [];
@@ -480,10 +507,11 @@ export class SqlIndex implements IndexStore {
     return (await this.db.get(this.sql.instanceByUid, database, sopInstanceUid)) !== undefined;
   }
 
-  private async fileOne(tx: SqlRunner, database: string, o: FileItem, policy: DuplicatePolicy): Promise<FileResult> {
+  /** `levelRows`: read already, in the statement that recorded the arrival. */
+  private async fileOne(tx: SqlRunner, database: string, o: FileItem, policy: DuplicatePolicy, levelRows?: LevelRows): Promise<FileResult> {
     const s = this.sql;
     const a = o.attributes;
-    const rows = (await tx.get<LevelRows>(s.levelRows, database, patientKey(a), database, a.StudyInstanceUID, database, a.SeriesInstanceUID, database, o.sopInstanceUid))!;
+    const rows = levelRows ?? (await tx.get<LevelRows>(s.levelRows, ...levelRowsParams(database, o.sopInstanceUid, a)))!;
     const existing = rows.instance_id === null ? undefined : { id: rows.instance_id, object_id: rows.instance_object_id! };
     if (existing?.object_id === o.objectId) return { outcome: 'already-filed', instanceId: existing.id };
     if (existing && policy !== 'replace') {
