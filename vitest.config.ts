@@ -46,7 +46,12 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'postgres',
-          include: [...onBothBackends, 'test/integration/cluster.test.ts', 'test/integration/cluster-crash.test.ts', 'test/integration/index-stall.test.ts'],
+          include: [
+            ...onBothBackends,
+            'test/integration/cluster.test.ts',
+            'test/integration/cluster-crash.test.ts',
+            'test/integration/index-stall.test.ts',
+          ],
           env: { DF_TEST_BACKEND: 'postgres' },
           globalSetup: ['test/postgres-global-setup.ts'],
         },

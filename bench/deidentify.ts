@@ -22,7 +22,8 @@ import { createStepPool } from '../workers/pool.ts';
 import { makeTempDir, removeTempDir } from './support/cleanup.ts';
 import { formatTable, median } from './support/table.ts';
 
-export const description = 'a CT study de-identified by the deidentify step and by Orthanc (POST /studies/{id}/anonymize): seconds side by side';
+export const description =
+  'a CT study de-identified by the deidentify step and by Orthanc (POST /studies/{id}/anonymize): seconds side by side';
 
 const USAGE = `npm run bench -- deidentify [--slices N] [--size N] [--runs R]
 
@@ -31,7 +32,10 @@ const USAGE = `npm run bench -- deidentify [--slices N] [--size N] [--runs R]
   --runs R     timed runs per tool after one warm-up each (default 3); the median counts`;
 
 export async function main(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { slices: { type: 'string' }, size: { type: 'string' }, runs: { type: 'string' }, help: { type: 'boolean' } } });
+  const { values } = parseArgs({
+    args,
+    options: { slices: { type: 'string' }, size: { type: 'string' }, runs: { type: 'string' }, help: { type: 'boolean' } },
+  });
   if (values.help) {
     console.log(USAGE);
     return 0;
@@ -49,21 +53,52 @@ export async function main(args: string[]): Promise<number> {
   const db = await openIndexDatabase({ dataDir: work });
   const orthanc = await startOrthanc();
   try {
-    const ct = await ctSeries(path.join(work, 'ct'), { slices, rows: size, cols: size, withPrivateTags: true, uidSeed: 'bench-deidentify' });
+    const ct = await ctSeries(path.join(work, 'ct'), {
+      slices,
+      rows: size,
+      cols: size,
+      withPrivateTags: true,
+      uidSeed: 'bench-deidentify',
+    });
     const megabytes = ct.files.reduce((sum, f) => sum + Number(execFileSync('stat', ['-c', '%s', f], { encoding: 'utf8' })), 0) / 1e6;
     const registry = new PluginRegistry();
     registry.register(plugin, new URL('../plugins/deidentify/index.ts', import.meta.url).href);
     const registered = registry.resolve('deidentify')!;
     const options = {};
     registered.validateOptions(options);
-    const inputs: StepInput[] = ct.files.map((file, i) => ({ arrivalId: `a${i}`, objectId: `o${i}`, path: file, sopClassUid: ct.sopClassUid, sopInstanceUid: ct.sopInstanceUids[i], studyInstanceUid: ct.studyInstanceUid, attributes: {}, source: 'bench', receivedAt: new Date().toISOString() }));
+    const inputs: StepInput[] = ct.files.map((file, i) => ({
+      arrivalId: `a${i}`,
+      objectId: `o${i}`,
+      path: file,
+      sopClassUid: ct.sopClassUid,
+      sopInstanceUid: ct.sopInstanceUids[i],
+      studyInstanceUid: ct.studyInstanceUid,
+      attributes: {},
+      source: 'bench',
+      receivedAt: new Date().toISOString(),
+    }));
     const services = { pseudonyms: new SqlPseudonyms(db) } as unknown as EngineServices;
     let n = 0;
     const dicomflowRun = async (): Promise<number> => {
       const jobDir = path.join(work, 'jobs', String(n++));
       const signal = new AbortController().signal;
       const { ctx, effects } = createStepContext(
-        { job: { id: `bench-${n}`, pipeline: 'bench', pipelineVersion: '0123456789abcdef', database: 'default', attempt: 1, trigger: { on: 'study', callingAeTitles: [], peerAddresses: [] } }, node: { name: 'test-node' }, step: { id: 'deidentify', index: 0 }, inputs, previousOutputs: [], scratchDir: path.join(jobDir, 'scratch'), outputDir: path.join(jobDir, 'outputs') },
+        {
+          job: {
+            id: `bench-${n}`,
+            pipeline: 'bench',
+            pipelineVersion: '0123456789abcdef',
+            database: 'default',
+            attempt: 1,
+            trigger: { on: 'study', callingAeTitles: [], peerAddresses: [] },
+          },
+          node: { name: 'test-node' },
+          step: { id: 'deidentify', index: 0 },
+          inputs,
+          previousOutputs: [],
+          scratchDir: path.join(jobDir, 'scratch'),
+          outputDir: path.join(jobDir, 'outputs'),
+        },
         signal,
         () => {},
         undefined,
@@ -82,7 +117,10 @@ export async function main(args: string[]): Promise<number> {
     const sent = await storescu(['-aec', orthanc.aeTitle, '127.0.0.1', String(orthanc.port), ...ct.files]);
     if (sent.code !== 0) throw new Error(`storescu to Orthanc failed: ${sent.stderr}`);
     const rest = async (method: string, url: string, body?: unknown) => {
-      const response = await fetch(`http://127.0.0.1:${orthanc.httpPort}${url}`, { method, body: body === undefined ? undefined : JSON.stringify(body) });
+      const response = await fetch(`http://127.0.0.1:${orthanc.httpPort}${url}`, {
+        method,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
       if (!response.ok) throw new Error(`Orthanc ${method} ${url} answered ${response.status}: ${await response.text()}`);
       return response.json() as Promise<any>;
     };
@@ -105,9 +143,22 @@ export async function main(args: string[]): Promise<number> {
       times.orthanc.push(await orthancRun());
     }
     const version = execFileSync('Orthanc', ['--version'], { encoding: 'utf8' }).split('\n')[0];
-    const row = (name: string, t: number[]) => [name, median(t).toFixed(2), (slices / median(t)).toFixed(0), (megabytes / median(t)).toFixed(0), t.map((x) => x.toFixed(2)).join(' ')];
-    console.log(`${slices} CT slices ${size}×${size} with private tags (${megabytes.toFixed(0)} MB), ${runs} runs after a warm-up, ${threads} worker processes for dicomflow`);
-    console.log(formatTable(['tool', 'median s', 'objects/s', 'MB/s', 'runs s'], [row('dicomflow deidentify', times.dicomflow), row(version, times.orthanc)]));
+    const row = (name: string, t: number[]) => [
+      name,
+      median(t).toFixed(2),
+      (slices / median(t)).toFixed(0),
+      (megabytes / median(t)).toFixed(0),
+      t.map((x) => x.toFixed(2)).join(' '),
+    ];
+    console.log(
+      `${slices} CT slices ${size}×${size} with private tags (${megabytes.toFixed(0)} MB), ${runs} runs after a warm-up, ${threads} worker processes for dicomflow`,
+    );
+    console.log(
+      formatTable(
+        ['tool', 'median s', 'objects/s', 'MB/s', 'runs s'],
+        [row('dicomflow deidentify', times.dicomflow), row(version, times.orthanc)],
+      ),
+    );
     console.log(`dicomflow / Orthanc: ${(median(times.dicomflow) / median(times.orthanc)).toFixed(2)}× the time`);
     return 0;
   } finally {

@@ -19,7 +19,8 @@ import { formatTable, median } from './support/table.ts';
 import { orthancVersion } from './support/targets.ts';
 import { positiveInt } from './support/args.ts';
 
-export const description = 'a CT series in with STOW-RS and out with WADO-RS, dicomflow beside Orthanc’s DICOMweb plugin: seconds, MB/s, peak RSS (--big: 2 GB through dicomflow)';
+export const description =
+  'a CT series in with STOW-RS and out with WADO-RS, dicomflow beside Orthanc’s DICOMweb plugin: seconds, MB/s, peak RSS (--big: 2 GB through dicomflow)';
 
 const USAGE = `npm run bench -- dicomweb [--slices N] [--runs R] [--big] [--big-slices N] [--big-runs R]
 
@@ -71,7 +72,10 @@ async function startDicomflow(): Promise<Service> {
   const configFile = path.join(root, 'config.json');
   const moveDestinationPort = await freePort();
   const remoteNodes = [{ aeTitle: MOVE_DESTINATION, host: '127.0.0.1', port: moveDestinationPort }];
-  fs.writeFileSync(configFile, JSON.stringify({ dataDir, dimse: { host: '127.0.0.1', port: 0 }, http: { host: '127.0.0.1', port: 0 }, remoteNodes }));
+  fs.writeFileSync(
+    configFile,
+    JSON.stringify({ dataDir, dimse: { host: '127.0.0.1', port: 0 }, http: { host: '127.0.0.1', port: 0 }, remoteNodes }),
+  );
   const server = await spawnDicomflow(configFile);
   const token = fs.readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
   return {
@@ -151,7 +155,9 @@ function counter(needle: Buffer): { feed(chunk: Buffer): void; count: number } {
 }
 
 async function studyInstances(service: Service, studyInstanceUid: string): Promise<number> {
-  const res = await fetch(`${service.root}/studies?StudyInstanceUID=${studyInstanceUid}&includefield=00201208`, { headers: { ...service.headers, accept: 'application/dicom+json' } });
+  const res = await fetch(`${service.root}/studies?StudyInstanceUID=${studyInstanceUid}&includefield=00201208`, {
+    headers: { ...service.headers, accept: 'application/dicom+json' },
+  });
   if (!res.ok) return 0;
   const [study] = (await res.json()) as Record<string, { Value?: unknown[] }>[];
   return Number(study?.['00201208']?.Value?.[0] ?? 0);
@@ -166,7 +172,11 @@ async function measure(service: Service, series: Series, timeoutMs: number): Pro
   let started = performance.now();
   const stow = await fetch(`${service.root}/studies`, {
     method: 'POST',
-    headers: { ...service.headers, 'content-type': `multipart/related; type="application/dicom"; boundary=${boundary}`, accept: 'application/dicom+json' },
+    headers: {
+      ...service.headers,
+      'content-type': `multipart/related; type="application/dicom"; boundary=${boundary}`,
+      accept: 'application/dicom+json',
+    },
     body: stowBody(series.files, boundary) as unknown as BodyInit,
     duplex: 'half',
     signal: AbortSignal.timeout(timeoutMs),
@@ -175,7 +185,8 @@ async function measure(service: Service, series: Series, timeoutMs: number): Pro
   const stowSeconds = (performance.now() - started) / 1000;
   const stowPeakBytes = sampler.stop().peakBytes;
   const referenced = stowReply['00081199']?.Value?.length ?? 0;
-  if (stow.status !== 200 || referenced !== series.files.length) problems.push(`STOW answered ${stow.status} with ${referenced}/${series.files.length} instances stored`);
+  if (stow.status !== 200 || referenced !== series.files.length)
+    problems.push(`STOW answered ${stow.status} with ${referenced}/${series.files.length} instances stored`);
 
   // dicomflow files arrivals in its store pipeline after the reply: wait until the study is whole.
   const deadline = Date.now() + timeoutMs;
@@ -205,7 +216,8 @@ async function measure(service: Service, series: Series, timeoutMs: number): Pro
   const wadoSeconds = (performance.now() - started) / 1000;
   const wadoPeakBytes = sampler.stop().peakBytes;
   const parts = delimiters.count - 1;
-  if (wado.status !== 200 || parts !== series.files.length || wadoBytes < series.bytes) problems.push(`WADO answered ${wado.status} with ${parts}/${series.files.length} parts, ${wadoBytes} bytes`);
+  if (wado.status !== 200 || parts !== series.files.length || wadoBytes < series.bytes)
+    problems.push(`WADO answered ${wado.status} with ${parts}/${series.files.length} parts, ${wadoBytes} bytes`);
   return { idleBytes, restBeforeWadoBytes, stowSeconds, stowPeakBytes, wadoSeconds, wadoPeakBytes, wadoBytes, problems };
 }
 
@@ -238,9 +250,29 @@ async function dimseRetrieve(service: Service, series: Series, kind: 'C-GET' | '
   const r =
     kind === 'C-GET'
       ? await runDcmtk('getscu', ['-v', '-aet', 'BENCHGET', '-aec', 'DICOMFLOW', '--ignore', ...keys, ...peer], { timeoutMs })
-      : await runDcmtk('movescu', ['-v', '-aet', MOVE_DESTINATION, '-aem', MOVE_DESTINATION, '-aec', 'DICOMFLOW', '--port', String(service.moveDestinationPort), '--ignore', ...keys, ...peer], { timeoutMs });
+      : await runDcmtk(
+          'movescu',
+          [
+            '-v',
+            '-aet',
+            MOVE_DESTINATION,
+            '-aem',
+            MOVE_DESTINATION,
+            '-aec',
+            'DICOMFLOW',
+            '--port',
+            String(service.moveDestinationPort),
+            '--ignore',
+            ...keys,
+            ...peer,
+          ],
+          { timeoutMs },
+        );
   const output = r.stdout + r.stderr;
-  const received = kind === 'C-GET' ? Number(/Number of Completed Suboperations\s*:\s*(\d+)/.exec(output)?.[1] ?? 0) : (output.match(/Received Store Request/g) ?? []).length;
+  const received =
+    kind === 'C-GET'
+      ? Number(/Number of Completed Suboperations\s*:\s*(\d+)/.exec(output)?.[1] ?? 0)
+      : (output.match(/Received Store Request/g) ?? []).length;
   if (r.code === 0 && received === series.files.length) return undefined;
   return `${kind} ended with ${r.timedOut ? 'a timeout' : `exit ${r.code}`}, ${received}/${series.files.length} instances received`;
 }
@@ -250,8 +282,20 @@ async function measureBig(service: Service, series: Series, timeoutMs: number): 
   const idleBytes = procStatusBytes(service.pid, 'VmRSS') ?? 0;
   const run = await measure(service, series, timeoutMs);
   const directions: Direction[] = [
-    { name: 'in: STOW-RS', seconds: run.stowSeconds, restBytes: run.idleBytes, peakBytes: run.stowPeakBytes, problem: run.problems.find((p) => !p.startsWith('WADO')) },
-    { name: 'out: WADO-RS', seconds: run.wadoSeconds, restBytes: run.restBeforeWadoBytes, peakBytes: run.wadoPeakBytes, problem: run.problems.find((p) => p.startsWith('WADO')) },
+    {
+      name: 'in: STOW-RS',
+      seconds: run.stowSeconds,
+      restBytes: run.idleBytes,
+      peakBytes: run.stowPeakBytes,
+      problem: run.problems.find((p) => !p.startsWith('WADO')),
+    },
+    {
+      name: 'out: WADO-RS',
+      seconds: run.wadoSeconds,
+      restBytes: run.restBeforeWadoBytes,
+      peakBytes: run.wadoPeakBytes,
+      problem: run.problems.find((p) => p.startsWith('WADO')),
+    },
   ];
   directions.push(await direction('out: C-GET', service.pid, () => dimseRetrieve(service, series, 'C-GET', timeoutMs)));
   directions.push(await direction('out: C-MOVE', service.pid, () => dimseRetrieve(service, series, 'C-MOVE', timeoutMs)));
@@ -272,7 +316,14 @@ export async function main(args: string[]): Promise<number> {
   try {
     ({ values } = parseArgs({
       args,
-      options: { slices: { type: 'string' }, runs: { type: 'string' }, big: { type: 'boolean', default: false }, 'big-slices': { type: 'string' }, 'big-runs': { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
+      options: {
+        slices: { type: 'string' },
+        runs: { type: 'string' },
+        big: { type: 'boolean', default: false },
+        'big-slices': { type: 'string' },
+        'big-runs': { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
       strict: true,
     }));
     slices = positiveInt(values.slices, 'slices', 400);
@@ -310,7 +361,9 @@ export async function main(args: string[]): Promise<number> {
         try {
           const result = await measure(service, series, timeoutMs);
           server.runs.push(result);
-          console.log(`run ${run}/${runs} ${server.name}: STOW ${result.stowSeconds.toFixed(2)} s, WADO ${result.wadoSeconds.toFixed(2)} s${result.problems.length ? ` — ${result.problems.join('; ')}` : ''}`);
+          console.log(
+            `run ${run}/${runs} ${server.name}: STOW ${result.stowSeconds.toFixed(2)} s, WADO ${result.wadoSeconds.toFixed(2)} s${result.problems.length ? ` — ${result.problems.join('; ')}` : ''}`,
+          );
           failed ||= result.problems.length > 0;
         } finally {
           await service.stop();
@@ -328,7 +381,12 @@ export async function main(args: string[]): Promise<number> {
             big.push(result);
             console.log(
               `big run ${run}/${bigRuns}: idle ${(result.idleBytes / MB).toFixed(0)} MB; ` +
-                result.directions.map((d) => `${d.name} ${d.seconds.toFixed(1)} s, peak ${(d.peakBytes / MB).toFixed(0)} MB${d.problem ? ` (${d.problem})` : ''}`).join('; '),
+                result.directions
+                  .map(
+                    (d) =>
+                      `${d.name} ${d.seconds.toFixed(1)} s, peak ${(d.peakBytes / MB).toFixed(0)} MB${d.problem ? ` (${d.problem})` : ''}`,
+                  )
+                  .join('; '),
             );
             failed ||= result.directions.some((d) => d.problem !== undefined);
           } finally {
@@ -358,7 +416,23 @@ export async function main(args: string[]): Promise<number> {
     };
     for (const server of servers) if (server.runs.length > 0) rows.push(row(server.name, server.runs, series.bytes));
     console.log('');
-    console.log(formatTable(['server', 'runs', 'idle RSS MB', 'STOW s', 'STOW MB/s', 'STOW peak RSS MB', 'RSS before WADO MB', 'WADO s', 'WADO MB/s', 'WADO peak RSS MB'], rows));
+    console.log(
+      formatTable(
+        [
+          'server',
+          'runs',
+          'idle RSS MB',
+          'STOW s',
+          'STOW MB/s',
+          'STOW peak RSS MB',
+          'RSS before WADO MB',
+          'WADO s',
+          'WADO MB/s',
+          'WADO peak RSS MB',
+        ],
+        rows,
+      ),
+    );
     console.log('');
     if (big.length > 0) {
       const names = big[0].directions.map((d) => d.name);
@@ -376,20 +450,32 @@ export async function main(args: string[]): Promise<number> {
           Math.max(...peaks) < RSS_TARGET_BYTES ? 'met' : 'NOT MET',
         ];
       });
-      console.log(`dicomflow, ${bigSlices} slices (${(bigBytes / 1e9).toFixed(1)} GB), ${big.length} run(s), each on a fresh server (idle ${big.map((b) => (b.idleBytes / MB).toFixed(0)).join(' / ')} MB):`);
-      console.log(formatTable(['direction', 'runs', 'median s', 'MB/s', 'RSS before, per run MB', 'peak RSS, per run MB', 'highest MB', 'target < 300 MB'], bigRows));
+      console.log(
+        `dicomflow, ${bigSlices} slices (${(bigBytes / 1e9).toFixed(1)} GB), ${big.length} run(s), each on a fresh server (idle ${big.map((b) => (b.idleBytes / MB).toFixed(0)).join(' / ')} MB):`,
+      );
+      console.log(
+        formatTable(
+          ['direction', 'runs', 'median s', 'MB/s', 'RSS before, per run MB', 'peak RSS, per run MB', 'highest MB', 'target < 300 MB'],
+          bigRows,
+        ),
+      );
       const peak = Math.max(...big.flatMap((b) => b.directions.map((d) => d.peakBytes)));
-      console.log(`${peak < RSS_TARGET_BYTES ? 'met' : 'NOT met'}: peak RSS < 300 MB with a ${(bigBytes / 1e9).toFixed(1)} GB series in and out, in every direction of ${big.length} run(s): highest ${(peak / MB).toFixed(0)} MB`);
+      console.log(
+        `${peak < RSS_TARGET_BYTES ? 'met' : 'NOT met'}: peak RSS < 300 MB with a ${(bigBytes / 1e9).toFixed(1)} GB series in and out, in every direction of ${big.length} run(s): highest ${(peak / MB).toFixed(0)} MB`,
+      );
     } else console.log('target: peak RSS < 300 MB with a 2 GB series in and out: run with --big');
-    if (!withOrthanc) console.log('Orthanc with its DICOMweb plugin: not installed (apt-get install orthanc orthanc-dicomweb), not measured');
+    if (!withOrthanc)
+      console.log('Orthanc with its DICOMweb plugin: not installed (apt-get install orthanc orthanc-dicomweb), not measured');
     console.log(
       'One STOW-RS request with the whole series (multipart/related, read from the files as it is sent) and one WADO-RS request for the study, ' +
-        'read as it streams; each run on a fresh server with empty storage, round-robin. dicomflow answers STOW once every object is fsync\'ed and indexed; ' +
+        "read as it streams; each run on a fresh server with empty storage, round-robin. dicomflow answers STOW once every object is fsync'ed and indexed; " +
         'its WADO waits until the store pipeline has filed the study. --big: then C-GET (getscu --ignore) and C-MOVE (to movescu --ignore) of the same study, one after the other on the same server. ' +
         'Peak RSS: VmHWM (reset before each direction) or the highest 50 ms VmRSS sample of the server process. MB = 10^6 bytes.',
     );
     // The peaks depend on when V8 collects, which a busy machine shifts (bench/README.md).
-    console.log(`Machine: ${os.availableParallelism()} cores, 1-minute load average ${loadBefore.toFixed(2)} before the bench, ${os.loadavg()[0].toFixed(2)} after.`);
+    console.log(
+      `Machine: ${os.availableParallelism()} cores, 1-minute load average ${loadBefore.toFixed(2)} before the bench, ${os.loadavg()[0].toFixed(2)} after.`,
+    );
   } finally {
     await cleanUp();
   }

@@ -10,7 +10,14 @@ import { openIndexDatabase } from '../core/store/sql/open.ts';
 import { SqlIndex } from '../core/store/sql/sql-index.ts';
 import { encodePart10, newUid } from '../test/fixtures/builder.ts';
 import { findscu, missingDcmtkTool, parseFindscuResponses, storescu } from '../test/helpers/dcmtk.ts';
-import { encodeCommandSet, encodePData, IMPLICIT_VR_LITTLE_ENDIAN, rawAssociate, sendEcho, VERIFICATION_SOP_CLASS } from '../test/helpers/raw-scu.ts';
+import {
+  encodeCommandSet,
+  encodePData,
+  IMPLICIT_VR_LITTLE_ENDIAN,
+  rawAssociate,
+  sendEcho,
+  VERIFICATION_SOP_CLASS,
+} from '../test/helpers/raw-scu.ts';
 import { encodeIdentifier } from '../server/dimse/find.ts';
 import { positiveInt } from './support/args.ts';
 import { cleanUp, makeTempDir, stopChild } from './support/cleanup.ts';
@@ -19,7 +26,8 @@ import { procStatusBytes, RssSampler } from './support/memory.ts';
 import { formatTable, median } from './support/table.ts';
 import { orthancTarget, orthancVersion } from './support/targets.ts';
 
-export const description = 'C-FIND: selective STUDY queries on dicomflow and Orthanc (same studies, same run), C-ECHO during a universal query';
+export const description =
+  'C-FIND: selective STUDY queries on dicomflow and Orthanc (same studies, same run), C-ECHO during a universal query';
 
 const USAGE = `npm run bench -- find-orthanc [--studies N] [--runs R]
 
@@ -64,9 +72,18 @@ const STUDY_ROOT_FIND = '1.2.840.10008.5.1.4.1.2.2.1';
  * Associate, one STUDY C-FIND, release, from this process: the servers' own time, without the
  * start of a findscu process (which dominates a query's time on a busy machine).
  */
-async function rawFind(port: number, calledAe: string, keys: Record<string, string>): Promise<{ ms: number; matches: number; ok: boolean }> {
+async function rawFind(
+  port: number,
+  calledAe: string,
+  keys: Record<string, string>,
+): Promise<{ ms: number; matches: number; ok: boolean }> {
   const t0 = performance.now();
-  const assoc = await rawAssociate({ port, callingAe: 'FINDSCU', calledAe, contexts: [{ id: 1, abstractSyntax: STUDY_ROOT_FIND, transferSyntaxes: [IMPLICIT_VR_LITTLE_ENDIAN] }] });
+  const assoc = await rawAssociate({
+    port,
+    callingAe: 'FINDSCU',
+    calledAe,
+    contexts: [{ id: 1, abstractSyntax: STUDY_ROOT_FIND, transferSyntaxes: [IMPLICIT_VR_LITTLE_ENDIAN] }],
+  });
   if (!assoc.accepted) return { ms: performance.now() - t0, matches: 0, ok: false };
   const command = encodeCommandSet([
     [0x0002, { ui: STUDY_ROOT_FIND }],
@@ -75,7 +92,15 @@ async function rawFind(port: number, calledAe: string, keys: Record<string, stri
     [0x0700, { us: 0 }],
     [0x0800, { us: 0x0000 }],
   ]);
-  const identifier = { QueryRetrieveLevel: 'STUDY', StudyInstanceUID: '', StudyDate: '', AccessionNumber: '', PatientID: '', PatientName: '', ...keys };
+  const identifier = {
+    QueryRetrieveLevel: 'STUDY',
+    StudyInstanceUID: '',
+    StudyDate: '',
+    AccessionNumber: '',
+    PatientID: '',
+    PatientName: '',
+    ...keys,
+  };
   await assoc.sendRawBytes(encodePData(1, true, true, command));
   await assoc.sendRawBytes(encodePData(1, false, true, encodeIdentifier(identifier, IMPLICIT_VR_LITTLE_ENDIAN)));
   const responses = await assoc.readResponsesUntilFinal(600_000);
@@ -87,10 +112,27 @@ async function rawFind(port: number, calledAe: string, keys: Record<string, stri
 const keysOf = (args: string[]): Record<string, string> =>
   Object.fromEntries(args.filter((a) => a !== '-k').map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]));
 
-const RETURN_KEYS = ['-k', 'QueryRetrieveLevel=STUDY', '-k', 'StudyInstanceUID', '-k', 'StudyDate', '-k', 'AccessionNumber', '-k', 'PatientID', '-k', 'PatientName'];
+const RETURN_KEYS = [
+  '-k',
+  'QueryRetrieveLevel=STUDY',
+  '-k',
+  'StudyInstanceUID',
+  '-k',
+  'StudyDate',
+  '-k',
+  'AccessionNumber',
+  '-k',
+  'PatientID',
+  '-k',
+  'PatientName',
+];
 
 export async function main(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { studies: { type: 'string' }, runs: { type: 'string' }, help: { type: 'boolean' } }, strict: true });
+  const { values } = parseArgs({
+    args,
+    options: { studies: { type: 'string' }, runs: { type: 'string' }, help: { type: 'boolean' } },
+    strict: true,
+  });
   if (values.help) {
     console.log(USAGE);
     return 0;
@@ -113,7 +155,16 @@ export async function main(args: string[]): Promise<number> {
   const pipelinesDir = path.join(root, 'pipelines');
   for (const dir of [dataDir, filesDir, pipelinesDir]) fs.mkdirSync(dir, { recursive: true });
   const configFile = path.join(root, 'config.json');
-  fs.writeFileSync(configFile, JSON.stringify({ dataDir, pipelinesDir, defaultPipeline: false, dimse: { host: '127.0.0.1', port: 0 }, http: { host: '127.0.0.1', port: 0 } }));
+  fs.writeFileSync(
+    configFile,
+    JSON.stringify({
+      dataDir,
+      pipelinesDir,
+      defaultPipeline: false,
+      dimse: { host: '127.0.0.1', port: 0 },
+      http: { host: '127.0.0.1', port: 0 },
+    }),
+  );
 
   const all = Array.from({ length: studies }, (_, i) => studyAttributes(i));
   let started = Date.now();
@@ -124,10 +175,35 @@ export async function main(args: string[]): Promise<number> {
       all.slice(from, from + 1000).map(async (a, k) => {
         const objectId = `bench-${from + k}`;
         const r = await index.recordReceived(
-          { objectId, path: `indexed-only/${objectId}.dcm`, size: 1, transferSyntaxUid: '1.2.840.10008.1.2.1', sopClassUid: CT_IMAGE_STORAGE, sopInstanceUid: a.SOPInstanceUID, attributes: a, source: 'import', database: 'Import', createdBy: 'bench', receivedAt: now },
+          {
+            objectId,
+            path: `indexed-only/${objectId}.dcm`,
+            size: 1,
+            transferSyntaxUid: '1.2.840.10008.1.2.1',
+            sopClassUid: CT_IMAGE_STORAGE,
+            sopInstanceUid: a.SOPInstanceUID,
+            attributes: a,
+            source: 'import',
+            database: 'Import',
+            createdBy: 'bench',
+            receivedAt: now,
+          },
           'keep-first',
         );
-        await index.fileInstance('Import', { objectId, sopClassUid: CT_IMAGE_STORAGE, sopInstanceUid: a.SOPInstanceUID, attributes: a, createdBy: 'bench', createdAt: now, source: 'import', arrivalId: r.arrivalId }, 'keep-first');
+        await index.fileInstance(
+          'Import',
+          {
+            objectId,
+            sopClassUid: CT_IMAGE_STORAGE,
+            sopInstanceUid: a.SOPInstanceUID,
+            attributes: a,
+            createdBy: 'bench',
+            createdAt: now,
+            source: 'import',
+            arrivalId: r.arrivalId,
+          },
+          'keep-first',
+        );
       }),
     );
   }
@@ -136,11 +212,31 @@ export async function main(args: string[]): Promise<number> {
   console.log(`${studies} studies filed into dicomflow's index in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
   started = Date.now();
-  all.forEach((a, i) => fs.writeFileSync(path.join(filesDir, `${i}.dcm`), encodePart10({ ...a, Rows: 1, Columns: 1, BitsAllocated: 16, BitsStored: 12, HighBit: 11, PixelRepresentation: 0, SamplesPerPixel: 1, PhotometricInterpretation: 'MONOCHROME2', PixelData: new Uint16Array([0]).buffer })));
+  all.forEach((a, i) =>
+    fs.writeFileSync(
+      path.join(filesDir, `${i}.dcm`),
+      encodePart10({
+        ...a,
+        Rows: 1,
+        Columns: 1,
+        BitsAllocated: 16,
+        BitsStored: 12,
+        HighBit: 11,
+        PixelRepresentation: 0,
+        SamplesPerPixel: 1,
+        PhotometricInterpretation: 'MONOCHROME2',
+        PixelData: new Uint16Array([0]).buffer,
+      }),
+    ),
+  );
   const orthanc = await orthancTarget(version, { DicomAlwaysAllowFind: true }).start();
-  const sent = await storescu(['-aec', orthanc.aeTitle, '+sd', '+r', '127.0.0.1', String(orthanc.port), filesDir], { timeoutMs: 3_600_000 });
+  const sent = await storescu(['-aec', orthanc.aeTitle, '+sd', '+r', '127.0.0.1', String(orthanc.port), filesDir], {
+    timeoutMs: 3_600_000,
+  });
   const { stored } = await orthanc.storedCount();
-  console.log(`${stored} of ${studies} studies stored into Orthanc ${version} in ${((Date.now() - started) / 1000).toFixed(1)} s (storescu exit ${sent.code})`);
+  console.log(
+    `${stored} of ${studies} studies stored into Orthanc ${version} in ${((Date.now() - started) / 1000).toFixed(1)} s (storescu exit ${sent.code})`,
+  );
 
   const server = await spawnDicomflow(configFile);
   let failed = stored !== studies;
@@ -174,7 +270,14 @@ export async function main(args: string[]): Promise<number> {
       }
       const medians = times.map(median);
       targets.forEach((t, k) => totals.set(t.name, (totals.get(t.name) ?? 0) + medians[k]));
-      rows.push([name, String(matches[0]), `${medians[0].toFixed(0)} ms`, String(matches[1]), `${medians[1].toFixed(0)} ms`, (medians[0] / medians[1]).toFixed(2)]);
+      rows.push([
+        name,
+        String(matches[0]),
+        `${medians[0].toFixed(0)} ms`,
+        String(matches[1]),
+        `${medians[1].toFixed(0)} ms`,
+        (medians[0] / medians[1]).toFixed(2),
+      ]);
     }
     const [ours, theirs] = targets.map((t) => totals.get(t.name)!);
     rows.push(['sum of medians', '', `${ours.toFixed(0)} ms`, '', `${theirs.toFixed(0)} ms`, (ours / theirs).toFixed(2)]);
@@ -193,7 +296,14 @@ export async function main(args: string[]): Promise<number> {
         }
       }
       const medians = times.map(median);
-      rawRows.push([name, String(matches[0]), `${medians[0].toFixed(1)} ms`, String(matches[1]), `${medians[1].toFixed(1)} ms`, (medians[0] / medians[1]).toFixed(2)]);
+      rawRows.push([
+        name,
+        String(matches[0]),
+        `${medians[0].toFixed(1)} ms`,
+        String(matches[1]),
+        `${medians[1].toFixed(1)} ms`,
+        (medians[0] / medians[1]).toFixed(2),
+      ]);
     }
     const peaks = rssSamplers.map((s) => s.stop().peakSampledBytes);
     console.log(`\nSelective STUDY C-FIND over ${studies} studies (findscu per query; median of ${runs} after a warm-up):`);
@@ -206,7 +316,12 @@ export async function main(args: string[]): Promise<number> {
     // C-ECHO and release from this process (no process start in the figure).
     const echo = async () => {
       const t0 = performance.now();
-      const assoc = await rawAssociate({ port: server.dicomPort, callingAe: 'ECHOSCU', calledAe: 'DICOMFLOW', contexts: [{ id: 1, abstractSyntax: VERIFICATION_SOP_CLASS, transferSyntaxes: [IMPLICIT_VR_LITTLE_ENDIAN] }] });
+      const assoc = await rawAssociate({
+        port: server.dicomPort,
+        callingAe: 'ECHOSCU',
+        calledAe: 'DICOMFLOW',
+        contexts: [{ id: 1, abstractSyntax: VERIFICATION_SOP_CLASS, transferSyntaxes: [IMPLICIT_VR_LITTLE_ENDIAN] }],
+      });
       if (!assoc.accepted) failed = true;
       else {
         const r = await sendEcho(assoc);
@@ -226,7 +341,9 @@ export async function main(args: string[]): Promise<number> {
     const u = await universal;
     const { peakSampledBytes } = sampler.stop();
     if (u.matches !== studies) failed = true;
-    console.log(`\nUniversal STUDY C-FIND on dicomflow: ${u.matches} matches in ${(u.ms / 1000).toFixed(1)} s; peak RSS ${mb(peakSampledBytes)} (at rest ${mb(procStatusBytes(server.child.pid!, 'VmRSS') ?? 0)})`);
+    console.log(
+      `\nUniversal STUDY C-FIND on dicomflow: ${u.matches} matches in ${(u.ms / 1000).toFixed(1)} s; peak RSS ${mb(peakSampledBytes)} (at rest ${mb(procStatusBytes(server.child.pid!, 'VmRSS') ?? 0)})`,
+    );
     console.log(
       `C-ECHO (associate, echo, release, from the bench process): at rest ${atRest.toFixed(0)} ms; during the universal query ${during.length} echoes, ` +
         `median ${during.length ? median(during).toFixed(0) : '-'} ms, max ${during.length ? Math.max(...during).toFixed(0) : '-'} ms`,

@@ -26,7 +26,11 @@ const USAGE = `npm run bench -- find [--studies N] [--queries Q] [--cancel-after
 const mb = (bytes: number) => `${(bytes / (1 << 20)).toFixed(0)} MB`;
 
 export async function main(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { studies: { type: 'string' }, queries: { type: 'string' }, 'cancel-after': { type: 'string' }, help: { type: 'boolean' } }, strict: true });
+  const { values } = parseArgs({
+    args,
+    options: { studies: { type: 'string' }, queries: { type: 'string' }, 'cancel-after': { type: 'string' }, help: { type: 'boolean' } },
+    strict: true,
+  });
   if (values.help) {
     console.log(USAGE);
     return 0;
@@ -47,7 +51,13 @@ export async function main(args: string[]): Promise<number> {
   const configFile = path.join(root, 'config.json');
   fs.writeFileSync(
     configFile,
-    JSON.stringify({ dataDir, pipelinesDir, defaultPipeline: false, dimse: { host: '127.0.0.1', port: 0 }, http: { host: '127.0.0.1', port: 0 } }),
+    JSON.stringify({
+      dataDir,
+      pipelinesDir,
+      defaultPipeline: false,
+      dimse: { host: '127.0.0.1', port: 0 },
+      http: { host: '127.0.0.1', port: 0 },
+    }),
   );
   const started = Date.now();
   const index = new SqlIndex(await openIndexDatabase({ dataDir }));
@@ -64,9 +74,32 @@ export async function main(args: string[]): Promise<number> {
     const pid = server.child.pid!;
     const ask = async (extra: string[]) => {
       const t0 = Date.now();
-      const result = await findscu(['-S', '-v', ...extra, '-k', 'QueryRetrieveLevel=STUDY', '-k', 'StudyInstanceUID', '-k', 'PatientID', '-k', 'PatientName', '-k', 'StudyDescription', '127.0.0.1', String(server.dicomPort)], { timeoutMs: 600_000 });
+      const result = await findscu(
+        [
+          '-S',
+          '-v',
+          ...extra,
+          '-k',
+          'QueryRetrieveLevel=STUDY',
+          '-k',
+          'StudyInstanceUID',
+          '-k',
+          'PatientID',
+          '-k',
+          'PatientName',
+          '-k',
+          'StudyDescription',
+          '127.0.0.1',
+          String(server.dicomPort),
+        ],
+        { timeoutMs: 600_000 },
+      );
       const log = `${result.stdout}${result.stderr}`;
-      return { seconds: (Date.now() - t0) / 1000, responses: parseFindscuResponses(log).length, final: /Received Final Find Response \(([^)]*)\)/.exec(log)?.[1] ?? `none (exit ${result.code})` };
+      return {
+        seconds: (Date.now() - t0) / 1000,
+        responses: parseFindscuResponses(log).length,
+        final: /Received Final Find Response \(([^)]*)\)/.exec(log)?.[1] ?? `none (exit ${result.code})`,
+      };
     };
     const rows: string[][] = [];
     const atRest = procStatusBytes(pid, 'VmRSS') ?? 0;
@@ -78,7 +111,13 @@ export async function main(args: string[]): Promise<number> {
     }
     const cancelled = await ask(['--cancel', String(cancelAfter)]);
     if (!/Cancel/.test(cancelled.final)) failed = true;
-    rows.push([`cancel after ${cancelAfter}`, String(cancelled.responses), cancelled.final, cancelled.seconds.toFixed(1), mb(procStatusBytes(pid, 'VmRSS') ?? 0)]);
+    rows.push([
+      `cancel after ${cancelAfter}`,
+      String(cancelled.responses),
+      cancelled.final,
+      cancelled.seconds.toFixed(1),
+      mb(procStatusBytes(pid, 'VmRSS') ?? 0),
+    ]);
     const { peakSampledBytes } = sampler.stop();
     console.log(formatTable(['query', 'responses', 'final status', 'seconds', 'RSS after'], rows));
     console.log(`dicomflow RSS: ${mb(atRest)} at rest, ${mb(peakSampledBytes)} peak while answering (sampled every 50 ms)`);

@@ -78,7 +78,16 @@ interface RunResult {
 }
 
 /** The rows a verdict looks up; other rows have no role. */
-type Role = 'storescp' | 'storescp-16k' | 'storescp-fork' | 'dicomflow-sqlite' | 'dicomflow-postgres' | 'dicomflow-sqlite-n' | 'dicomflow-postgres-n' | 'orthanc' | 'big';
+type Role =
+  | 'storescp'
+  | 'storescp-16k'
+  | 'storescp-fork'
+  | 'dicomflow-sqlite'
+  | 'dicomflow-postgres'
+  | 'dicomflow-sqlite-n'
+  | 'dicomflow-postgres-n'
+  | 'orthanc'
+  | 'big';
 
 interface TargetResult {
   role: Role;
@@ -107,7 +116,9 @@ async function makeSeries(dir: string, slices: number): Promise<Series> {
   let bytes = 0;
   // One untimed read of every file: the sends then all start from a warm page cache.
   for (const file of series.files) bytes += (await fs.promises.readFile(file)).length;
-  console.log(`generated ${slices} CT slices 512×512×16 bit, ${(bytes / MB).toFixed(0)} MB, in ${((performance.now() - started) / 1000).toFixed(1)} s (page cache warmed)`);
+  console.log(
+    `generated ${slices} CT slices 512×512×16 bit, ${(bytes / MB).toFixed(0)} MB, in ${((performance.now() - started) / 1000).toFixed(1)} s (page cache warmed)`,
+  );
   return { dir, files: series.files, bytes };
 }
 
@@ -115,9 +126,16 @@ async function makeSeries(dir: string, slices: number): Promise<Series> {
  * The series split into `associations` parts, each sent by its own storescu, all started at once;
  * timed from the first start to the last exit (every object acknowledged).
  */
-async function sendSeries(target: RunningTarget, series: Series, associations: number, timeoutMs: number): Promise<{ seconds: number; error?: string }> {
+async function sendSeries(
+  target: RunningTarget,
+  series: Series,
+  associations: number,
+  timeoutMs: number,
+): Promise<{ seconds: number; error?: string }> {
   const started = performance.now();
-  const complaints = await Promise.all(split(series.files, associations).map((files) => storescu(target.aeTitle, target.port, files, timeoutMs)));
+  const complaints = await Promise.all(
+    split(series.files, associations).map((files) => storescu(target.aeTitle, target.port, files, timeoutMs)),
+  );
   const seconds = (performance.now() - started) / 1000;
   const errors = complaints.filter((c) => c !== undefined);
   return errors.length === 0 ? { seconds } : { seconds, error: errors.join('\n') };
@@ -142,7 +160,7 @@ async function runOnce(kind: TargetKind, series: Series, associations: number, t
       throw new Error(
         [
           `${died === undefined ? 'could not count the stored objects' : `the target ${died}`} (${describeError(error)}); storescu after ${sent.seconds.toFixed(1)} s: ${sent.error ?? 'exited 0'}`,
-          'the target\'s output:',
+          "the target's output:",
           ...target.log().map((l) => `    | ${l}`),
         ].join('\n'),
         { cause: error },
@@ -206,7 +224,8 @@ function displayName(kind: TargetKind, orthancVersion: string | undefined): stri
 /** An error with its causes: fetch's "fetch failed" says why only in `cause`. */
 function describeError(error: unknown): string {
   const parts: string[] = [];
-  for (let e = error; e instanceof Error && parts.length < 4; e = e.cause) parts.push((e as NodeJS.ErrnoException).code ? `${e.message} [${(e as NodeJS.ErrnoException).code}]` : e.message);
+  for (let e = error; e instanceof Error && parts.length < 4; e = e.cause)
+    parts.push((e as NodeJS.ErrnoException).code ? `${e.message} [${(e as NodeJS.ErrnoException).code}]` : e.message);
   return parts.join(': ');
 }
 
@@ -233,7 +252,9 @@ function imagesPerSecond(result: TargetResult): number {
 
 function storedCell(result: TargetResult): string {
   if (result.runs.length === 0) return '–';
-  const short = result.runs.map((r, i) => (r.stored === result.slices ? undefined : `run ${i + 1}: ${r.stored}/${result.slices}`)).filter((s) => s !== undefined);
+  const short = result.runs
+    .map((r, i) => (r.stored === result.slices ? undefined : `run ${i + 1}: ${r.stored}/${result.slices}`))
+    .filter((s) => s !== undefined);
   return short.length === 0 ? `all ${result.slices}` : short.join('; ');
 }
 
@@ -290,7 +311,12 @@ function durableCeiling(results: TargetResult[], durable: DurableResult): Ceilin
   if (storescp === undefined || durable.runs.length === 0) return undefined;
   const storescpSecondsPerObject = medianSeconds(storescp) / storescp.slices;
   const durableSecondsPerObject = median(durable.runs.map((r) => r.medianSeconds));
-  return { imagesPerSecond: 1 / (storescpSecondsPerObject + durableSecondsPerObject), storescp, storescpSecondsPerObject, durableSecondsPerObject };
+  return {
+    imagesPerSecond: 1 / (storescpSecondsPerObject + durableSecondsPerObject),
+    storescp,
+    storescpSecondsPerObject,
+    durableSecondsPerObject,
+  };
 }
 
 function tableRows(results: TargetResult[]): string[][] {
@@ -309,7 +335,11 @@ function tableRows(results: TargetResult[]): string[][] {
       ips.toFixed(0),
       (r.bytes / MB / medianSeconds(r)).toFixed(0),
       ratio,
-      cpuCell(r.slices, median(r.runs.map((run) => run.cpuSeconds)), r.runs[0].postgresCpuSeconds === undefined ? undefined : median(r.runs.map((run) => run.postgresCpuSeconds ?? 0))),
+      cpuCell(
+        r.slices,
+        median(r.runs.map((run) => run.cpuSeconds)),
+        r.runs[0].postgresCpuSeconds === undefined ? undefined : median(r.runs.map((run) => run.postgresCpuSeconds ?? 0)),
+      ),
       median(r.runs.map((run) => run.machineBusyPercent)).toFixed(0),
       (median(r.runs.map((run) => run.idleRssBytes)) / MB).toFixed(0),
       (peak / MB).toFixed(0),
@@ -323,11 +353,18 @@ function verdict(met: boolean | undefined): string {
 }
 
 /** A target row: ours against a reference, the ratio, the wanted ratio and the verdict (or why there is none). */
-function ratioRow(what: string, wanted: number, ours: TargetResult | undefined, against: { imagesPerSecond: number; label: string } | undefined, whyNot: () => string): string[] {
+function ratioRow(
+  what: string,
+  wanted: number,
+  ours: TargetResult | undefined,
+  against: { imagesPerSecond: number; label: string } | undefined,
+  whyNot: () => string,
+): string[] {
   const oursCell = ours === undefined ? '–' : `${imagesPerSecond(ours).toFixed(0)} (${ours.name})`;
   const againstCell = against === undefined ? '–' : `${against.imagesPerSecond.toFixed(0)} (${against.label})`;
   const wantedCell = `≥ ${wanted.toFixed(2)}×`;
-  if (ours === undefined || against === undefined) return [what, oursCell, againstCell, '–', wantedCell, `${verdict(undefined)} ${whyNot()}`];
+  if (ours === undefined || against === undefined)
+    return [what, oursCell, againstCell, '–', wantedCell, `${verdict(undefined)} ${whyNot()}`];
   const ratio = imagesPerSecond(ours) / against.imagesPerSecond;
   return [what, oursCell, againstCell, `${ratio.toFixed(2)}×`, wantedCell, verdict(ratio >= wanted)];
 }
@@ -353,22 +390,36 @@ function targetRows(context: TargetContext): string[][] {
   const sqlite = measuredRow(results, 'dicomflow-sqlite');
   const notSqlite = () => missingReason(results, 'dicomflow-sqlite', 'dicomflow on SQLite not requested (--backends)');
   const rows: string[][] = [
-    ratioRow('15: PostgreSQL node / SQLite node, 1 association', POSTGRES_VS_SQLITE_TARGET, measuredRow(results, 'dicomflow-postgres'), asReference(sqlite), () =>
-      sqlite === undefined ? notSqlite() : missingReason(results, 'dicomflow-postgres', postgresAbsent),
+    ratioRow(
+      '15: PostgreSQL node / SQLite node, 1 association',
+      POSTGRES_VS_SQLITE_TARGET,
+      measuredRow(results, 'dicomflow-postgres'),
+      asReference(sqlite),
+      () => (sqlite === undefined ? notSqlite() : missingReason(results, 'dicomflow-postgres', postgresAbsent)),
     ),
-    ratioRow(`15: SQLite node / storescp --fork, ${associations} associations`, CONCURRENT_VS_FORK_TARGET, measuredRow(results, 'dicomflow-sqlite-n'), asReference(measuredRow(results, 'storescp-fork')), () =>
-      associations === 1
-        ? 'not requested (--associations 1)'
-        : measuredRow(results, 'storescp-fork') === undefined
-          ? missingReason(results, 'storescp-fork', 'storescp --fork not measured')
-          : missingReason(results, 'dicomflow-sqlite-n', 'dicomflow on SQLite not requested (--backends)'),
+    ratioRow(
+      `15: SQLite node / storescp --fork, ${associations} associations`,
+      CONCURRENT_VS_FORK_TARGET,
+      measuredRow(results, 'dicomflow-sqlite-n'),
+      asReference(measuredRow(results, 'storescp-fork')),
+      () =>
+        associations === 1
+          ? 'not requested (--associations 1)'
+          : measuredRow(results, 'storescp-fork') === undefined
+            ? missingReason(results, 'storescp-fork', 'storescp --fork not measured')
+            : missingReason(results, 'dicomflow-sqlite-n', 'dicomflow on SQLite not requested (--backends)'),
     ),
     ratioRow(
       '15: SQLite node / durable ceiling, 1 association',
       DURABLE_CEILING_TARGET,
       sqlite,
       ceiling === undefined ? undefined : { imagesPerSecond: ceiling.imagesPerSecond, label: 'ceiling, below' },
-      () => (sqlite === undefined ? notSqlite() : durable.runs.length === 0 ? `the durable write failed: ${firstLine(durable.errors[0])}` : 'storescp failed'),
+      () =>
+        sqlite === undefined
+          ? notSqlite()
+          : durable.runs.length === 0
+            ? `the durable write failed: ${firstLine(durable.errors[0])}`
+            : 'storescp failed',
     ),
   ];
   const orthanc = measuredRow(results, 'orthanc');
@@ -379,7 +430,9 @@ function targetRows(context: TargetContext): string[][] {
   );
   const storescp = fasterStorescp(results);
   rows.push(
-    ratioRow('2: SQLite node / the faster storescp, 1 association', STORESCP_SHARE_TARGET, sqlite, asReference(storescp), () => (sqlite === undefined ? notSqlite() : 'storescp failed')),
+    ratioRow('2: SQLite node / the faster storescp, 1 association', STORESCP_SHARE_TARGET, sqlite, asReference(storescp), () =>
+      sqlite === undefined ? notSqlite() : 'storescp failed',
+    ),
   );
   const rssWanted = `< ${(RSS_TARGET_BYTES / MB).toFixed(0)} MB`;
   if (big !== undefined && big.runs.length > 0) {
@@ -425,7 +478,8 @@ function parseBackends(value: string | undefined): Backend[] {
   if (value === undefined) return [...BACKENDS];
   const names = value.split(',').map((b) => b.trim().toLowerCase());
   const unknown = names.find((b) => !(BACKENDS as readonly string[]).includes(b));
-  if (unknown !== undefined || names.length === 0) throw new Error(`--backends takes ${BACKENDS.join(', ')} separated by commas, got "${value}"`);
+  if (unknown !== undefined || names.length === 0)
+    throw new Error(`--backends takes ${BACKENDS.join(', ')} separated by commas, got "${value}"`);
   return BACKENDS.filter((b) => names.includes(b));
 }
 
@@ -493,7 +547,8 @@ export async function main(args: string[]): Promise<number> {
     return cluster.createDatabase();
   };
   const postgresPids = () => (cluster === undefined ? [] : postmasterPids(cluster.port));
-  const dicomflowKind = (backend: Backend, name: string) => dicomflowTarget({ name, ...(backend === 'postgres' && { postgresDatabase, postgresPids }) });
+  const dicomflowKind = (backend: Backend, name: string) =>
+    dicomflowTarget({ name, ...(backend === 'postgres' && { postgresDatabase, postgresPids }) });
   const version = orthancVersion();
   const planned: { role: Role; kind: TargetKind; associations: number }[] = [
     { role: 'storescp', kind: storescpTarget(STORESCP_REFERENCE, ['--max-pdu', '65536']), associations: 1 },
@@ -504,7 +559,12 @@ export async function main(args: string[]): Promise<number> {
   if (associations > 1) {
     const forkName = `storescp --fork --max-pdu 65536, ${associations} associations`;
     planned.push({ role: 'storescp-fork', kind: storescpTarget(forkName, ['--fork', '--max-pdu', '65536']), associations });
-    for (const b of backends) planned.push({ role: `dicomflow-${b}-n` as Role, kind: dicomflowKind(b, `dicomflow ${BACKEND_NAMES[b]}, ${associations} associations`), associations });
+    for (const b of backends)
+      planned.push({
+        role: `dicomflow-${b}-n` as Role,
+        kind: dicomflowKind(b, `dicomflow ${BACKEND_NAMES[b]}, ${associations} associations`),
+        associations,
+      });
   }
   const results: TargetResult[] = [];
   let big: TargetResult | undefined;
@@ -523,7 +583,9 @@ export async function main(args: string[]): Promise<number> {
       const started = performance.now();
       try {
         cluster = await startPostgres();
-        console.log(`PostgreSQL cluster on port ${cluster.port} (its defaults: fsync on; one for the whole bench, a fresh database per run), started in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+        console.log(
+          `PostgreSQL cluster on port ${cluster.port} (its defaults: fsync on; one for the whole bench, a fresh database per run), started in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+        );
       } catch (error) {
         clusterProblem = describeError(error);
         console.log(`PostgreSQL cluster did not start: ${clusterProblem}`);
@@ -543,7 +605,17 @@ export async function main(args: string[]): Promise<number> {
       const bigDir = path.join(root, 'big');
       const bigSeries = await makeSeries(bigDir, bigSlices);
       const kind = dicomflowTarget({ name: `dicomflow SQLite, ${bigSlices} slices (--big)` });
-      big = { role: 'big', name: kind.name, kind, associations: 1, slices: bigSlices, bytes: bigSeries.bytes, runs: [], errors: [], logged: new Set() };
+      big = {
+        role: 'big',
+        name: kind.name,
+        kind,
+        associations: 1,
+        slices: bigSlices,
+        bytes: bigSeries.bytes,
+        runs: [],
+        errors: [],
+        logged: new Set(),
+      };
       for (let run = 1; run <= bigRuns; run++) await measure(big, bigSeries, run, bigRuns, Math.max(120_000, bigSlices * 20 + 60_000));
       removeTempDir(bigDir);
     }
@@ -556,12 +628,30 @@ export async function main(args: string[]): Promise<number> {
   const loadAfter = os.loadavg()[0];
   const ceiling = durableCeiling(results, durable);
 
-  const headers = ['target', 'runs', 'median s', 'min–max s', 'images/s', 'MB/s', 'vs storescp (same associations)', 'CPU ms/image', 'machine busy %', 'idle RSS MB', 'peak RSS MB', 'stored'];
+  const headers = [
+    'target',
+    'runs',
+    'median s',
+    'min–max s',
+    'images/s',
+    'MB/s',
+    'vs storescp (same associations)',
+    'CPU ms/image',
+    'machine busy %',
+    'idle RSS MB',
+    'peak RSS MB',
+    'stored',
+  ];
   console.log('');
   console.log(formatTable(headers, tableRows(all)));
   console.log('');
   console.log('Targets (issue: what), images/s:');
-  console.log(formatTable(['target', 'dicomflow', 'against', 'ratio', 'wanted', 'verdict'], targetRows({ results, big, bigRequested: values.big, ceiling, durable, associations, postgresAbsent })));
+  console.log(
+    formatTable(
+      ['target', 'dicomflow', 'against', 'ratio', 'wanted', 'verdict'],
+      targetRows({ results, big, bigRequested: values.big, ceiling, durable, associations, postgresAbsent }),
+    ),
+  );
   console.log(ceilingLine(ceiling, durable));
   console.log('');
   console.log('What each target does before it answers Success:');
@@ -579,13 +669,17 @@ export async function main(args: string[]): Promise<number> {
   // other work competed for the CPU and the numbers are noisier than usual.
   const cores = os.availableParallelism();
   const busy = loadBefore > 0.5 ? ' — other processes were running: expect noisy numbers, compare targets within this run only' : '';
-  console.log(`Machine: ${cores} cores, 1-minute load average ${loadBefore.toFixed(2)} before the bench, ${loadAfter.toFixed(2)} after${busy}.`);
+  console.log(
+    `Machine: ${cores} cores, 1-minute load average ${loadBefore.toFixed(2)} before the bench, ${loadAfter.toFixed(2)} after${busy}.`,
+  );
   const logged = all.filter((r) => r.logged.size > 0);
   if (logged.length > 0) {
     console.log('');
     console.log('Warnings and errors the targets logged (each distinct line once):');
     for (const r of logged) for (const line of r.logged) console.log(`  ${r.name}: ${line}`);
   }
-  const failed = durable.errors.length > 0 || all.some((r) => r.errors.length > 0 || r.runs.some((run) => run.stored !== r.slices || run.sendError !== undefined));
+  const failed =
+    durable.errors.length > 0 ||
+    all.some((r) => r.errors.length > 0 || r.runs.some((run) => run.stored !== r.slices || run.sendError !== undefined));
   return failed ? 1 : 0;
 }

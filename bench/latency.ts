@@ -18,7 +18,8 @@ import { cleanUp, makeTempDir, removeTempDir, stopChild } from './support/cleanu
 import { spawnDicomflow } from './support/dicomflow-process.ts';
 import { formatTable, median } from './support/table.ts';
 
-export const description = 'arrival-to-job-done latency of a trivial instance pipeline (p50/p90/p99), pool idle and busy; jobs/s of a worker step';
+export const description =
+  'arrival-to-job-done latency of a trivial instance pipeline (p50/p90/p99), pool idle and busy; jobs/s of a worker step';
 
 const USAGE = `npm run bench -- latency [--sends N] [--per-association K] [--busy-sends M] [--burn-size S] [--step filter|store] [--worker-threads T]
 
@@ -72,7 +73,13 @@ async function startServer(label: string, pipelines: Record<string, unknown>[], 
   fs.mkdirSync(pipelinesDir);
   for (const p of pipelines) fs.writeFileSync(path.join(pipelinesDir, `${p.name as string}.json`), JSON.stringify(p, null, 2));
   const configFile = path.join(root, 'config.json');
-  const config: Record<string, unknown> = { dataDir, pipelinesDir, dimse: { host: '127.0.0.1', port: 0 }, http: { host: '127.0.0.1', port: 0 }, plugins: { directories: [testPlugins] } };
+  const config: Record<string, unknown> = {
+    dataDir,
+    pipelinesDir,
+    dimse: { host: '127.0.0.1', port: 0 },
+    http: { host: '127.0.0.1', port: 0 },
+    plugins: { directories: [testPlugins] },
+  };
   // Only the bench's pipelines run: no built-in store-received beside them.
   config.defaultPipeline = false;
   if (workerThreads !== undefined) config.engine = { workerThreads };
@@ -122,7 +129,8 @@ async function waitForJobs(server: BenchServer, objects: number, jobs: number, t
     const s = await server.status();
     const j = s.engine.jobs;
     const finished = j.succeeded + j.failed + j.cancelled;
-    if (s.received.objects >= objects && s.engine.arrivalsProcessed >= objects && j.queued === 0 && j.running === 0 && finished >= jobs) return s;
+    if (s.received.objects >= objects && s.engine.arrivalsProcessed >= objects && j.queued === 0 && j.running === 0 && finished >= jobs)
+      return s;
     if (Date.now() > deadline) {
       throw new Error(
         `timed out after ${timeoutMs / 1000} s waiting for ${jobs} finished jobs over ${objects} objects: received ${s.received.objects}, processed ${s.engine.arrivalsProcessed}, jobs ${JSON.stringify(j)}\n${server.lastLines.join('\n')}`,
@@ -148,7 +156,13 @@ async function sendOneAssociationEach(port: number, aeTitle: string, files: stri
 
 async function makeFiles(root: string, name: string, count: number): Promise<string[]> {
   if (count === 0) return [];
-  const series = await ctSeries(path.join(root, name), { slices: count, rows: 64, cols: 64, uidSeed: `bench latency ${name}`, seriesDescription: name });
+  const series = await ctSeries(path.join(root, name), {
+    slices: count,
+    rows: 64,
+    cols: 64,
+    uidSeed: `bench latency ${name}`,
+    seriesDescription: name,
+  });
   return series.files;
 }
 
@@ -174,7 +188,14 @@ function readTimings(dataDir: string, callingAeTitle: string): JobTiming[] {
            FROM jobs j JOIN arrivals a ON a.id = json_extract(j.inputs, '$[0]')
           WHERE j.trigger_on = 'instance' AND a.calling_ae_title = ?`,
       )
-      .all(callingAeTitle) as { pipeline: string; status: string; received_at: string; created_at: string; started_at: string | null; finished_at: string | null }[];
+      .all(callingAeTitle) as {
+      pipeline: string;
+      status: string;
+      received_at: string;
+      created_at: string;
+      started_at: string | null;
+      finished_at: string | null;
+    }[];
     return rows.map((r) => ({
       pipeline: r.pipeline,
       status: r.status,
@@ -235,13 +256,21 @@ function latencyTable(s: LatencySummary): string {
   ];
   return formatTable(
     ['ms', 'p50', 'p90', 'p99', 'max', 'mean'],
-    [row('arrival → job done', s.total), row('  arrival → job created', s.toCreated), row('  created → started', s.toStarted), row('  started → finished', s.toFinished)],
+    [
+      row('arrival → job done', s.total),
+      row('  arrival → job created', s.toCreated),
+      row('  created → started', s.toStarted),
+      row('  started → finished', s.toFinished),
+    ],
   );
 }
 
 function describeArrivals(s: LatencySummary, sent: number): string {
   const rate = s.arrivalSpanMs > 0 ? `, ${((Math.max(1, s.jobs) - 1) / (s.arrivalSpanMs / 1000)).toFixed(0)} arrivals/s` : '';
-  const check = s.succeeded === sent && s.jobs === sent ? `${s.succeeded}/${sent} jobs succeeded` : `ONLY ${s.succeeded}/${sent} JOBS SUCCEEDED (${s.jobs} jobs found)`;
+  const check =
+    s.succeeded === sent && s.jobs === sent
+      ? `${s.succeeded}/${sent} jobs succeeded`
+      : `ONLY ${s.succeeded}/${sent} JOBS SUCCEEDED (${s.jobs} jobs found)`;
   return `${sent} objects, arrivals spread over ${(s.arrivalSpanMs / 1000).toFixed(2)} s${rate}; ${check}`;
 }
 
@@ -263,7 +292,12 @@ function trivialPipeline(step: 'filter' | 'store', priority: number): Record<str
 }
 
 function busyPipeline(burnSize: number): Record<string, unknown> {
-  return { name: 'latency-busy', trigger: { on: 'instance' }, steps: [{ plugin: 'test-burns-cpu', options: { slices: 10, size: burnSize } }], retry: { maxAttempts: 1 } };
+  return {
+    name: 'latency-busy',
+    trigger: { on: 'instance' },
+    steps: [{ plugin: 'test-burns-cpu', options: { slices: 10, size: burnSize } }],
+    retry: { maxAttempts: 1 },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -290,13 +324,19 @@ async function phaseOne(root: string, step: 'filter' | 'store', sends: number, p
     await sendOneAssociation(server.dicomPort, 'LAT_BURST', burst);
     objects += burst.length;
     await waitForJobs(server, objects, objects, 60_000 + burst.length * 1000);
-    summaries.push({ summary: summarize('one association, objects back to back', readTimings(server.dataDir, 'LAT_BURST')), sent: burst.length });
+    summaries.push({
+      summary: summarize('one association, objects back to back', readTimings(server.dataDir, 'LAT_BURST')),
+      sent: burst.length,
+    });
 
     if (each.length > 0) {
       await sendOneAssociationEach(server.dicomPort, 'LAT_EACH', each);
       objects += each.length;
       await waitForJobs(server, objects, objects, 60_000 + each.length * 1000);
-      summaries.push({ summary: summarize('one association per object (a storescu process each)', readTimings(server.dataDir, 'LAT_EACH')), sent: each.length });
+      summaries.push({
+        summary: summarize('one association per object (a storescu process each)', readTimings(server.dataDir, 'LAT_EACH')),
+        sent: each.length,
+      });
     }
     return { summaries, problems: [...server.problems] };
   } finally {
@@ -315,7 +355,14 @@ interface PhaseTwoResult {
   problems: string[];
 }
 
-async function phaseTwo(root: string, step: 'filter' | 'store', sends: number, burnSize: number, trivialPriority: number, workerThreads: number | undefined): Promise<PhaseTwoResult> {
+async function phaseTwo(
+  root: string,
+  step: 'filter' | 'store',
+  sends: number,
+  burnSize: number,
+  trivialPriority: number,
+  workerThreads: number | undefined,
+): Promise<PhaseTwoResult> {
   const label = `busy-priority-${trivialPriority}`;
   const warmUp = await makeFiles(root, `warm-up-${label}`, WARM_UP_OBJECTS);
   const files = await makeFiles(root, label, sends);
@@ -329,10 +376,14 @@ async function phaseTwo(root: string, step: 'filter' | 'store', sends: number, b
     const timings = readTimings(server.dataDir, 'LAT_BUSY');
     const busyTimings = timings.filter((t) => t.pipeline === 'latency-busy');
     const busy = summarize('worker pipeline (test-burns-cpu)', busyTimings);
-    const trivial = summarize(`trivial pipeline (${step}, priority ${trivialPriority}) while the pool is busy`, timings.filter((t) => t.pipeline === 'latency-trivial'));
+    const trivial = summarize(
+      `trivial pipeline (${step}, priority ${trivialPriority}) while the pool is busy`,
+      timings.filter((t) => t.pipeline === 'latency-trivial'),
+    );
     const done = busyTimings.filter((t) => t.status === 'succeeded');
     // From the first arrival to the last worker job done: what a sender of the series sees.
-    const windowMs = done.length === 0 ? Number.NaN : Math.max(...done.map((t) => t.finishedMs)) - Math.min(...busyTimings.map((t) => t.receivedMs));
+    const windowMs =
+      done.length === 0 ? Number.NaN : Math.max(...done.map((t) => t.finishedMs)) - Math.min(...busyTimings.map((t) => t.receivedMs));
     return {
       trivialPriority,
       trivial,
@@ -356,7 +407,15 @@ async function phaseTwo(root: string, step: 'filter' | 'store', sends: number, b
  */
 async function burnReferenceMs(burnSize: number): Promise<number> {
   const seed = {
-    job: { id: 'reference', pipeline: 'reference', pipelineVersion: '0123456789abcdef', database: 'default', attempt: 1, trigger: { on: 'manual' as const, callingAeTitles: [], peerAddresses: [] } }, node: { name: 'test-node' },
+    job: {
+      id: 'reference',
+      pipeline: 'reference',
+      pipelineVersion: '0123456789abcdef',
+      database: 'default',
+      attempt: 1,
+      trigger: { on: 'manual' as const, callingAeTitles: [], peerAddresses: [] },
+    },
+    node: { name: 'test-node' },
     step: { id: 'burn', index: 0 },
     inputs: [],
     previousOutputs: [],
@@ -452,7 +511,9 @@ export async function main(args: string[]): Promise<number> {
 
     referenceMs = await burnReferenceMs(burnSize);
     console.log('');
-    console.log(`Phase 2: the same trivial pipeline plus "latency-busy" (test-burns-cpu, 10 × ${burnSize} values, ${referenceMs.toFixed(0)} ms on one thread of this process), both fired by every object`);
+    console.log(
+      `Phase 2: the same trivial pipeline plus "latency-busy" (test-burns-cpu, 10 × ${burnSize} values, ${referenceMs.toFixed(0)} ms on one thread of this process), both fired by every object`,
+    );
     for (const priority of [0, 10]) {
       const result = await phaseTwo(root, step, busySends, burnSize, priority, workerThreads);
       two.push(result);
@@ -472,17 +533,26 @@ export async function main(args: string[]): Promise<number> {
 
   console.log('');
   console.log('Targets (issue 3), arrival-to-job-done of a trivial pipeline:');
-  for (const { summary, sent } of one.summaries) for (const line of targetLines(`pool idle, ${summary.label}`, summary, sent)) console.log(`  ${line}`);
-  for (const r of two) for (const line of targetLines(`pool busy, trivial pipeline priority ${r.trivialPriority}`, r.trivial, r.sent)) console.log(`  ${line}`);
+  for (const { summary, sent } of one.summaries)
+    for (const line of targetLines(`pool idle, ${summary.label}`, summary, sent)) console.log(`  ${line}`);
+  for (const r of two)
+    for (const line of targetLines(`pool busy, trivial pipeline priority ${r.trivialPriority}`, r.trivial, r.sent))
+      console.log(`  ${line}`);
   console.log('');
   console.log(
-    'Timings come from the server\'s index (millisecond ISO timestamps): arrival = arrivals.received_at (the dataset is complete, before the fsync and the commit that precede Success); ' +
+    "Timings come from the server's index (millisecond ISO timestamps): arrival = arrivals.received_at (the dataset is complete, before the fsync and the commit that precede Success); " +
       'job created = the arrival matched and its job queued; started = claimed by the engine (engine.concurrency jobs at once, shared by every pipeline); finished = the job row closed.',
   );
   const cores = os.availableParallelism();
   const busyNote = loadBefore > 0.5 ? ' — other processes were running: expect noisy numbers' : '';
-  console.log(`Machine: ${cores} cores, 1-minute load average ${loadBefore.toFixed(2)} before the bench, ${loadAfter.toFixed(2)} after${busyNote}.`);
-  const problems = new Set([...one.problems, ...two.flatMap((r) => r.problems)].map((l) => l.replace(/"(time|pid|hostname)":("[^"]*"|\d+),?/g, '').replace(/\(node:\d+\)/, '(node)')));
+  console.log(
+    `Machine: ${cores} cores, 1-minute load average ${loadBefore.toFixed(2)} before the bench, ${loadAfter.toFixed(2)} after${busyNote}.`,
+  );
+  const problems = new Set(
+    [...one.problems, ...two.flatMap((r) => r.problems)].map((l) =>
+      l.replace(/"(time|pid|hostname)":("[^"]*"|\d+),?/g, '').replace(/\(node:\d+\)/, '(node)'),
+    ),
+  );
   if (problems.size > 0) {
     console.log('');
     console.log('Warnings and errors the server logged (each distinct line once):');

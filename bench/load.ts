@@ -15,7 +15,8 @@ import { spawnDicomflow } from './support/dicomflow-process.ts';
 import { procStatusBytes } from './support/memory.ts';
 import { formatTable, median } from './support/table.ts';
 
-export const description = '8 concurrent storescu senders for N minutes with a series-trigger pipeline: throughput, arrival-to-job latency, RSS and open files over time';
+export const description =
+  '8 concurrent storescu senders for N minutes with a series-trigger pipeline: throughput, arrival-to-job latency, RSS and open files over time';
 
 const USAGE = `npm run bench -- load [--minutes M] [--senders S] [--slices K] [--size N] [--stable-seconds T]
 
@@ -37,7 +38,9 @@ interface Sample {
 
 async function heapFigures(httpPort: number, token: string): Promise<{ heapBytes: number; externalBytes: number }> {
   try {
-    const text = await fetch(`http://127.0.0.1:${httpPort}/api/metrics`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.text());
+    const text = await fetch(`http://127.0.0.1:${httpPort}/api/metrics`, { headers: { authorization: `Bearer ${token}` } }).then((r) =>
+      r.text(),
+    );
     const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
     return { heapBytes: value('nodejs_heap_size_used_bytes'), externalBytes: value('nodejs_external_memory_bytes') };
   } catch {
@@ -90,12 +93,20 @@ export async function main(args: string[]): Promise<number> {
   const dataDir = path.join(root, 'data');
   const pipelinesDir = path.join(root, 'pipelines');
   fs.mkdirSync(pipelinesDir);
-  fs.writeFileSync(path.join(pipelinesDir, 'per-series.json'), JSON.stringify({ name: 'per-series', trigger: { on: 'series', stableSeconds }, steps: [{ plugin: 'count-instances' }] }));
+  fs.writeFileSync(
+    path.join(pipelinesDir, 'per-series.json'),
+    JSON.stringify({ name: 'per-series', trigger: { on: 'series', stableSeconds }, steps: [{ plugin: 'count-instances' }] }),
+  );
   const configFile = path.join(root, 'config.json');
-  fs.writeFileSync(configFile, JSON.stringify({ dataDir, pipelinesDir, dimse: { host: '127.0.0.1', port: 0 }, http: { host: '127.0.0.1', port: 0 } }));
+  fs.writeFileSync(
+    configFile,
+    JSON.stringify({ dataDir, pipelinesDir, dimse: { host: '127.0.0.1', port: 0 }, http: { host: '127.0.0.1', port: 0 } }),
+  );
   const server = await spawnDicomflow(configFile);
   const pid = server.child.pid!;
-  console.log(`load: ${senders} storescu senders × ${minutes} min, series of ${slices} × ${size}² 16-bit CT, series trigger stableSeconds ${stableSeconds}; server pid ${pid}`);
+  console.log(
+    `load: ${senders} storescu senders × ${minutes} min, series of ${slices} × ${size}² 16-bit CT, series trigger stableSeconds ${stableSeconds}; server pid ${pid}`,
+  );
 
   const started = Date.now();
   const endAt = started + minutes * 60_000;
@@ -126,7 +137,9 @@ export async function main(args: string[]): Promise<number> {
     while (Date.now() < endAt) {
       const dir = path.join(root, `sender-${n}-${round++}`);
       const series = await ctSeries(dir, { slices, rows: size, cols: size });
-      const r = await storescu(['-aet', `LOAD${n}`, '-aec', 'DICOMFLOW', '127.0.0.1', String(server.dicomPort), ...series.files], { timeoutMs: 300_000 });
+      const r = await storescu(['-aet', `LOAD${n}`, '-aec', 'DICOMFLOW', '127.0.0.1', String(server.dicomPort), ...series.files], {
+        timeoutMs: 300_000,
+      });
       if (r.code === 0) acknowledged += series.files.length;
       else failedSends++;
       fs.rmSync(dir, { recursive: true, force: true });
@@ -162,8 +175,12 @@ export async function main(args: string[]): Promise<number> {
   server.stopping();
   await stopChild(server.child);
 
-  const toCreated = jobs.filter((j) => j.lastArrival).map((j) => Date.parse(j.createdAt) - Date.parse(j.lastArrival!) - stableSeconds * 1000);
-  const toFinished = jobs.filter((j) => j.lastArrival && j.finishedAt).map((j) => Date.parse(j.finishedAt!) - Date.parse(j.lastArrival!) - stableSeconds * 1000);
+  const toCreated = jobs
+    .filter((j) => j.lastArrival)
+    .map((j) => Date.parse(j.createdAt) - Date.parse(j.lastArrival!) - stableSeconds * 1000);
+  const toFinished = jobs
+    .filter((j) => j.lastArrival && j.finishedAt)
+    .map((j) => Date.parse(j.finishedAt!) - Date.parse(j.lastArrival!) - stableSeconds * 1000);
   const third = Math.max(1, Math.floor(samples.length / 3));
   const early = samples.slice(1, 1 + third);
   const late = samples.slice(-third);
@@ -176,7 +193,15 @@ export async function main(args: string[]): Promise<number> {
       samples.map((s, i) => {
         const prev = samples[i - 1];
         const rate = prev ? (s.objects - prev.objects) / Math.max(1, s.atSeconds - prev.atSeconds) : 0;
-        return [String(s.atSeconds), String(s.objects), rate.toFixed(0), (s.rssBytes / 1e6).toFixed(0), (s.heapBytes / 1e6).toFixed(0), (s.externalBytes / 1e6).toFixed(0), String(s.openFiles)];
+        return [
+          String(s.atSeconds),
+          String(s.objects),
+          rate.toFixed(0),
+          (s.rssBytes / 1e6).toFixed(0),
+          (s.heapBytes / 1e6).toFixed(0),
+          (s.externalBytes / 1e6).toFixed(0),
+          String(s.openFiles),
+        ];
       }),
     ),
   );
@@ -191,14 +216,27 @@ export async function main(args: string[]): Promise<number> {
         ['storescu runs that failed', String(failedSends)],
         ['throughput while sending', `${(stored / sendSeconds).toFixed(0)} objects/s`],
         ['series / series jobs / succeeded', `${seriesCount} / ${jobs.length} / ${jobs.filter((j) => j.status === 'succeeded').length}`],
-        ['last arrival → job created, beyond stableSeconds: p50 / p99', `${median(toCreated).toFixed(0)} / ${percentile(toCreated, 99).toFixed(0)} ms`],
-        ['last arrival → job finished, beyond stableSeconds: p50 / p99', `${median(toFinished).toFixed(0)} / ${percentile(toFinished, 99).toFixed(0)} ms`],
-        ['RSS first third → last third (avg)', `${(avg(early.map((s) => s.rssBytes)) / 1e6).toFixed(0)} → ${(avg(late.map((s) => s.rssBytes)) / 1e6).toFixed(0)} MB`],
-        ['open files first third → last third (avg)', `${avg(early.map((s) => s.openFiles)).toFixed(0)} → ${avg(late.map((s) => s.openFiles)).toFixed(0)}`],
+        [
+          'last arrival → job created, beyond stableSeconds: p50 / p99',
+          `${median(toCreated).toFixed(0)} / ${percentile(toCreated, 99).toFixed(0)} ms`,
+        ],
+        [
+          'last arrival → job finished, beyond stableSeconds: p50 / p99',
+          `${median(toFinished).toFixed(0)} / ${percentile(toFinished, 99).toFixed(0)} ms`,
+        ],
+        [
+          'RSS first third → last third (avg)',
+          `${(avg(early.map((s) => s.rssBytes)) / 1e6).toFixed(0)} → ${(avg(late.map((s) => s.rssBytes)) / 1e6).toFixed(0)} MB`,
+        ],
+        [
+          'open files first third → last third (avg)',
+          `${avg(early.map((s) => s.openFiles)).toFixed(0)} → ${avg(late.map((s) => s.openFiles)).toFixed(0)}`,
+        ],
       ],
     ),
   );
-  if (server.problems.length > 0) console.log(`\nserver warnings/errors (first ${server.problems.length}):\n${server.problems.slice(0, 10).join('\n')}`);
+  if (server.problems.length > 0)
+    console.log(`\nserver warnings/errors (first ${server.problems.length}):\n${server.problems.slice(0, 10).join('\n')}`);
   removeTempDir(root);
   return acknowledged > stored || jobs.some((j) => j.status === 'failed') ? 1 : 0;
 }

@@ -12,14 +12,20 @@ import { parseArgs } from 'node:util';
 import { motionInPatientSpace } from '../plugins/motion-correction/registration/patient-space.ts';
 import { chooseReferenceFrames, combineFrames } from '../plugins/motion-correction/registration/reference.ts';
 import { predictedReferences } from '../plugins/motion-correction/registration/predicted-reference.ts';
-import { DEFAULT_REGISTRATION_OPTIONS, prepareReference, type PreparedReference, type RegistrationResult } from '../plugins/motion-correction/registration/register.ts';
+import {
+  DEFAULT_REGISTRATION_OPTIONS,
+  prepareReference,
+  type PreparedReference,
+  type RegistrationResult,
+} from '../plugins/motion-correction/registration/register.ts';
 import { firstPass, predictionMask, secondPass, smoothedCorrected } from '../plugins/motion-correction/registration/register-series.ts';
 import { displacementDifference, rigidMatrix, type Matrix4 } from '../plugins/motion-correction/registration/rigid.ts';
 import { FDG_PHANTOMS, fdgBrainPhantom, gridAffine, voxelPosition, type PhantomGrid } from '../test/fixtures/fdg-brain-phantoms.ts';
 import { cleanUp, makeTempDir, trackChild } from './support/cleanup.ts';
 import { formatTable, median } from './support/table.ts';
 
-export const description = 'rigid motion correction of 3 realistic dynamic FDG brain phantoms: dicomflow (defaults) vs tuned elastix, s/frame and error';
+export const description =
+  'rigid motion correction of 3 realistic dynamic FDG brain phantoms: dicomflow (defaults) vs tuned elastix, s/frame and error';
 
 const PHANTOM_NAMES = Object.keys(FDG_PHANTOMS) as (keyof typeof FDG_PHANTOMS)[];
 
@@ -123,7 +129,8 @@ interface Timed {
  */
 function registerSeriesTimed(prepared: PreparedReference, reference: Float32Array, frames: readonly Float32Array[]): Timed[] {
   const timer = (): (() => [number, number]) => {
-    const t0 = performance.now(), c0 = process.cpuUsage();
+    const t0 = performance.now(),
+      c0 = process.cpuUsage();
     return () => {
       const c = process.cpuUsage(c0);
       return [(performance.now() - t0) / 1000, (c.user + c.system) / 1e6];
@@ -136,9 +143,13 @@ function registerSeriesTimed(prepared: PreparedReference, reference: Float32Arra
     const [seconds, cpuSeconds] = stop();
     return { pass, moved, seconds, cpuSeconds };
   });
-  if (!prepared.options.predictedReference) return first.map(({ pass, seconds, cpuSeconds }) => ({ result: pass.result, seconds, cpuSeconds }));
+  if (!prepared.options.predictedReference)
+    return first.map(({ pass, seconds, cpuSeconds }) => ({ result: pass.result, seconds, cpuSeconds }));
   const stop = timer();
-  const predicted = predictedReferences(first.map((f) => f.moved), predictionMask(reference, prepared.options.maskFraction));
+  const predicted = predictedReferences(
+    first.map((f) => f.moved),
+    predictionMask(reference, prepared.options.maskFraction),
+  );
   const [shared, sharedCpu] = stop();
   return first.map(({ pass, seconds, cpuSeconds }, f) => {
     const own = predicted[f];
@@ -177,7 +188,9 @@ function elastixMatrix(transformFile: string): Matrix4 {
   // ITK's Euler3DTransform: R = Rz·Ry·Rx with ComputeZYX, else R = Rz·Rx·Ry (elastix 5.0 writes
   // "false" whatever the parameter file says); T(x) = R(x − c) + c + t.
   const zyx = /\(ComputeZYX "true"\)/.test(text);
-  const r = zyx ? product(rotation(2, rz), product(rotation(1, ry), rotation(0, rx))) : product(rotation(2, rz), product(rotation(0, rx), rotation(1, ry)));
+  const r = zyx
+    ? product(rotation(2, rz), product(rotation(1, ry), rotation(0, rx)))
+    : product(rotation(2, rz), product(rotation(0, rx), rotation(1, ry)));
   const m = new Float64Array(16);
   for (let row = 0; row < 3; row++) {
     let rc = 0;
@@ -193,7 +206,8 @@ function elastixMatrix(transformFile: string): Matrix4 {
 
 /** Rotation by `angle` about axis 0 (x), 1 (y) or 2 (z), row-major 3×3. */
 function rotation(axis: number, angle: number): number[] {
-  const co = Math.cos(angle), si = Math.sin(angle);
+  const co = Math.cos(angle),
+    si = Math.sin(angle);
   if (axis === 0) return [1, 0, 0, 0, co, -si, 0, si, co];
   if (axis === 1) return [co, 0, si, 0, 1, 0, -si, 0, co];
   return [co, -si, 0, si, co, 0, 0, 0, 1];
@@ -252,21 +266,37 @@ export async function main(argv: string[]): Promise<number> {
     const timing = truth.map((t, f) => ({ startMs: phantom.startsSec[f] * 1000, durationMs: t.durationSec * 1000 }));
     const choice = chooseReferenceFrames(DEFAULT_REFERENCE, timing, frames.length);
     if ('problem' in choice) throw new Error(choice.problem);
-    const reference = combineFrames(choice.frames.map((f) => frames[f]), choice.weights);
+    const reference = combineFrames(
+      choice.frames.map((f) => frames[f]),
+      choice.weights,
+    );
     const fixed = writeMhd(dir, `${name}-reference`, reference, grid);
     const gridForPatient = { dims, spacingMm, affine: gridAffine(grid) };
 
     started = performance.now();
     const prepared = prepareReference(reference, dims, spacingMm, DEFAULT_REGISTRATION_OPTIONS);
-    console.log(`reference: ${choice.description}; dicomflow's preparation (once per series, not in s/frame) ${((performance.now() - started) / 1000).toFixed(2)} s`);
+    console.log(
+      `reference: ${choice.description}; dicomflow's preparation (once per series, not in s/frame) ${((performance.now() - started) / 1000).toFixed(2)} s`,
+    );
     // dicomflow: one frame at a time on this thread, as one pool task runs it; an implausible
     // result is not applied (the frame stays uncorrected), as the step does.
     const errorOf = (f: number, result: RegistrationResult): number =>
-      displacementDifference(motionInPatientSpace(gridForPatient, result.plausible ? result.matrix : rigidMatrix([0, 0, 0, 0, 0, 0], [0, 0, 0])), truth[f].matrix, brainPoints).meanMm;
+      displacementDifference(
+        motionInPatientSpace(gridForPatient, result.plausible ? result.matrix : rigidMatrix([0, 0, 0, 0, 0, 0], [0, 0, 0])),
+        truth[f].matrix,
+        brainPoints,
+      ).meanMm;
     const ours = registerSeriesTimed(prepared, reference, frames);
     const perSeed: { seed: number; mean: number; worst: number }[] = [];
     for (let seed = 0; seed < Math.max(1, Number(values.seeds)); seed++) {
-      const results = seed === 0 ? ours.map((t) => t.result) : registerSeriesTimed(prepareReference(reference, dims, spacingMm, { ...DEFAULT_REGISTRATION_OPTIONS, samplingSeed: seed }), reference, frames).map((t) => t.result);
+      const results =
+        seed === 0
+          ? ours.map((t) => t.result)
+          : registerSeriesTimed(
+              prepareReference(reference, dims, spacingMm, { ...DEFAULT_REGISTRATION_OPTIONS, samplingSeed: seed }),
+              reference,
+              frames,
+            ).map((t) => t.result);
       const errors = phantom.scoredFrames.map((f) => errorOf(f, results[f]));
       perSeed.push({ seed, mean: errors.reduce((a, b) => a + b, 0) / errors.length, worst: Math.max(...errors) });
     }
@@ -287,10 +317,23 @@ export async function main(argv: string[]): Promise<number> {
         const elastix = fs.existsSync(GNU_TIME)
           ? await run(GNU_TIME, ['-f', '%U %S', '-o', timeFile, 'elastix', ...elastixArgs], path.join(outDir, 'stdout.log'))
           : await run('elastix', elastixArgs, path.join(outDir, 'stdout.log'));
-        const cpuSeconds = fs.existsSync(timeFile) ? fs.readFileSync(timeFile, 'utf8').trim().split('\n').at(-1)!.split(' ').map(Number).reduce((a, b) => a + b, 0) : Number.NaN;
+        const cpuSeconds = fs.existsSync(timeFile)
+          ? fs
+              .readFileSync(timeFile, 'utf8')
+              .trim()
+              .split('\n')
+              .at(-1)!
+              .split(' ')
+              .map(Number)
+              .reduce((a, b) => a + b, 0)
+          : Number.NaN;
         let errorMm = Number.NaN;
         if (elastix.code === 0) {
-          errorMm = displacementDifference(elastixMatrix(path.join(outDir, 'TransformParameters.0.txt')), truth[f].matrix, brainPoints).meanMm;
+          errorMm = displacementDifference(
+            elastixMatrix(path.join(outDir, 'TransformParameters.0.txt')),
+            truth[f].matrix,
+            brainPoints,
+          ).meanMm;
         } else {
           failures++;
           console.log(`  ${tool} ${name} frame ${f + 1} exited with ${elastix.code}; see ${path.join(outDir, 'elastix.log')}`);
@@ -305,7 +348,9 @@ export async function main(argv: string[]): Promise<number> {
         tools: figures,
       };
       rows.push(row);
-      console.log(`  frame ${row.frame} (${row.trueMotion}, ${truth[f].durationSec} s at ${truth[f].midSec} s): ${tools.map((t) => `${t} ${figures[t].seconds.toFixed(2)} s, ${figures[t].errorMm.toFixed(3)} mm`).join('; ')}`);
+      console.log(
+        `  frame ${row.frame} (${row.trueMotion}, ${truth[f].durationSec} s at ${truth[f].midSec} s): ${tools.map((t) => `${t} ${figures[t].seconds.toFixed(2)} s, ${figures[t].errorMm.toFixed(3)} mm`).join('; ')}`,
+      );
     }
   }
 
@@ -314,7 +359,12 @@ export async function main(argv: string[]): Promise<number> {
   console.log(
     formatTable(
       ['phantom', 'frame', 'true motion', ...tools.flatMap((t) => [`${t} s`, `${t} err mm`])],
-      rows.map((r) => [r.phantom, String(r.frame), r.trueMotion, ...tools.flatMap((t) => [r.tools[t].seconds.toFixed(2), r.tools[t].errorMm.toFixed(3)])]),
+      rows.map((r) => [
+        r.phantom,
+        String(r.frame),
+        r.trueMotion,
+        ...tools.flatMap((t) => [r.tools[t].seconds.toFixed(2), r.tools[t].errorMm.toFixed(3)]),
+      ]),
     ),
   );
   console.log('');
@@ -341,20 +391,37 @@ export async function main(argv: string[]): Promise<number> {
     const worst = Math.max(...ours.map((t) => t.errorMm));
     if (!(meanError <= 0.05 && worst <= 0.1 && ratio >= 4)) met = false;
   }
-  console.log(formatTable(['phantom', 'tool', 's/frame (median)', 'CPU s/frame', 'mean err mm', 'worst frame mm', 'speed-up vs tuned'], summary));
+  console.log(
+    formatTable(['phantom', 'tool', 's/frame (median)', 'CPU s/frame', 'mean err mm', 'worst frame mm', 'speed-up vs tuned'], summary),
+  );
   console.log('\ndicomflow over sampling seeds (mean / worst frame, mm; the table above is seed 0):');
   console.log(
     formatTable(
       ['phantom', ...spreads[0].perSeed.map((s) => `seed ${s.seed}`), 'range of means', 'range of worst'],
       spreads.map((sp) => {
-        const means = sp.perSeed.map((s) => s.mean), worsts = sp.perSeed.map((s) => s.worst);
-        return [sp.phantom, ...sp.perSeed.map((s) => `${s.mean.toFixed(3)} / ${s.worst.toFixed(3)}`), `${Math.min(...means).toFixed(3)}–${Math.max(...means).toFixed(3)}`, `${Math.min(...worsts).toFixed(3)}–${Math.max(...worsts).toFixed(3)}`];
+        const means = sp.perSeed.map((s) => s.mean),
+          worsts = sp.perSeed.map((s) => s.worst);
+        return [
+          sp.phantom,
+          ...sp.perSeed.map((s) => `${s.mean.toFixed(3)} / ${s.worst.toFixed(3)}`),
+          `${Math.min(...means).toFixed(3)}–${Math.max(...means).toFixed(3)}`,
+          `${Math.min(...worsts).toFixed(3)}–${Math.max(...worsts).toFixed(3)}`,
+        ];
       }),
     ),
   );
-  console.log(`\ndicomflow runs one frame on one thread (its pool runs one frame per core): both passes and a share of the prediction of the references, every frame of the series registered as the step does; elastix runs with ${values.threads} threads, its s/frame is the process's wall time (start-up and reading included).`);
-  console.log(`target: mean error ≤ 0.05 mm, worst frame ≤ 0.10 mm, ≥ 4× faster per frame than tuned elastix (median s/frame), on every phantom: ${met ? '[met]' : '[NOT MET]'}`);
-  console.log(`load average: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(
+    `\ndicomflow runs one frame on one thread (its pool runs one frame per core): both passes and a share of the prediction of the references, every frame of the series registered as the step does; elastix runs with ${values.threads} threads, its s/frame is the process's wall time (start-up and reading included).`,
+  );
+  console.log(
+    `target: mean error ≤ 0.05 mm, worst frame ≤ 0.10 mm, ≥ 4× faster per frame than tuned elastix (median s/frame), on every phantom: ${met ? '[met]' : '[NOT MET]'}`,
+  );
+  console.log(
+    `load average: ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
   if (values.keep) console.log(`kept ${dir}`);
   else await cleanUp();
   return failures === 0 ? 0 : 1;

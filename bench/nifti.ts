@@ -17,7 +17,8 @@ import { hasTool } from '../test/helpers/dcmtk.ts';
 import { makeTempDir, removeTempDir, trackChild } from './support/cleanup.ts';
 import { formatTable, median } from './support/table.ts';
 
-export const description = 'a 24-frame dynamic PET and a 400-slice CT to NIfTI (.nii and .nii.gz) by dicomflow and by dcm2niix: seconds side by side';
+export const description =
+  'a 24-frame dynamic PET and a 400-slice CT to NIfTI (.nii and .nii.gz) by dicomflow and by dcm2niix: seconds side by side';
 
 const USAGE = `npm run bench -- nifti [--frames N] [--slices N] [--size N] [--ct-slices N] [--runs R] [--only pet|ct]
 
@@ -79,7 +80,10 @@ class WarmWorker {
 function toolsWith(warm: WarmWorker): Tool[] {
   return [
     { name: 'dicomflow', run: (dir, out, gzip) => warm.run(dir, path.join(out, `series.nii${gzip ? '.gz' : ''}`)) },
-    { name: 'dicomflow (fresh process)', run: (dir, out, gzip) => timed([process.execPath, CONVERT, dir, path.join(out, `series.nii${gzip ? '.gz' : ''}`)]) },
+    {
+      name: 'dicomflow (fresh process)',
+      run: (dir, out, gzip) => timed([process.execPath, CONVERT, dir, path.join(out, `series.nii${gzip ? '.gz' : ''}`)]),
+    },
     { name: 'dcm2niix', run: (dir, out, gzip) => timed(['dcm2niix', '-z', gzip ? 'y' : 'n', '-b', 'y', '-f', 'series', '-o', out, dir]) },
   ];
 }
@@ -87,7 +91,15 @@ function toolsWith(warm: WarmWorker): Tool[] {
 export async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { frames: { type: 'string' }, slices: { type: 'string' }, size: { type: 'string' }, 'ct-slices': { type: 'string' }, runs: { type: 'string' }, only: { type: 'string' }, help: { type: 'boolean' } },
+    options: {
+      frames: { type: 'string' },
+      slices: { type: 'string' },
+      size: { type: 'string' },
+      'ct-slices': { type: 'string' },
+      runs: { type: 'string' },
+      only: { type: 'string' },
+      help: { type: 'boolean' },
+    },
   });
   if (values.help) {
     console.log(USAGE);
@@ -112,7 +124,13 @@ export async function main(args: string[]): Promise<number> {
         name: `PET ${frames}×${slices}×${size}²`,
         make: () => {
           const durations = Array.from({ length: frames }, (_, f) => (f < 8 ? 15 : f < 16 ? 60 : 300));
-          return petSeries(path.join(work, 'pet'), { frameDurationsSec: durations, slices, rows: size, cols: size, uidSeed: 'bench nifti' });
+          return petSeries(path.join(work, 'pet'), {
+            frameDurationsSec: durations,
+            slices,
+            rows: size,
+            cols: size,
+            uidSeed: 'bench nifti',
+          });
         },
       },
       { name: `CT ${ctSlices}×512²`, make: () => ctSeries(path.join(work, 'ct'), { slices: ctSlices, uidSeed: 'bench nifti ct' }) },
@@ -125,7 +143,9 @@ export async function main(args: string[]): Promise<number> {
       const series = await make();
       let bytes = 0;
       for (const file of series.files) bytes += (await fs.promises.readFile(file)).length; // warm the page cache
-      console.log(`\n${name}: ${series.files.length} files, ${(bytes / 1e6).toFixed(0)} MB, generated in ${((performance.now() - started) / 1000).toFixed(1)} s (page cache warmed)`);
+      console.log(
+        `\n${name}: ${series.files.length} files, ${(bytes / 1e6).toFixed(0)} MB, generated in ${((performance.now() - started) / 1000).toFixed(1)} s (page cache warmed)`,
+      );
       const seconds = new Map<string, number[]>();
       for (let run = 1; run <= runs; run++) {
         for (const gzip of [false, true]) {
@@ -144,13 +164,17 @@ export async function main(args: string[]): Promise<number> {
           }
           // Correctness in passing: the files of this run hold the same voxels, in the same order.
           for (const tool of tools.filter((t) => t.name !== 'dcm2niix')) {
-            const check = sameVoxels(path.join(work, `${slug(tool.name)}-${gzip ? 'gz' : 'nii'}-${run}`), path.join(work, `dcm2niix-${gzip ? 'gz' : 'nii'}-${run}`));
+            const check = sameVoxels(
+              path.join(work, `${slug(tool.name)}-${gzip ? 'gz' : 'nii'}-${run}`),
+              path.join(work, `dcm2niix-${gzip ? 'gz' : 'nii'}-${run}`),
+            );
             if (check !== undefined) {
               failed = true;
               console.log(`run ${run} ${tool.name} ${gzip ? '.nii.gz' : '.nii'}: outputs differ from dcm2niix's: ${check}`);
             }
           }
-          for (const tool of tools) fs.rmSync(path.join(work, `${slug(tool.name)}-${gzip ? 'gz' : 'nii'}-${run}`), { recursive: true, force: true });
+          for (const tool of tools)
+            fs.rmSync(path.join(work, `${slug(tool.name)}-${gzip ? 'gz' : 'nii'}-${run}`), { recursive: true, force: true });
         }
       }
       for (const gzip of [false, true]) {
@@ -167,8 +191,10 @@ export async function main(args: string[]): Promise<number> {
             String(all.length),
             m.toFixed(2),
             all.length ? `${Math.min(...all).toFixed(2)}–${Math.max(...all).toFixed(2)}` : '–',
-            ((bytes / 1e6) / m).toFixed(0),
-            tool.name === 'dcm2niix' ? '1.00×' : `${ratio.toFixed(2)}×${tool.name !== 'dicomflow' || ratio <= target ? '' : ` (target ≤ ${target.toFixed(1)}× missed)`}`,
+            (bytes / 1e6 / m).toFixed(0),
+            tool.name === 'dcm2niix'
+              ? '1.00×'
+              : `${ratio.toFixed(2)}×${tool.name !== 'dicomflow' || ratio <= target ? '' : ` (target ≤ ${target.toFixed(1)}× missed)`}`,
           ]);
         }
       }
@@ -177,7 +203,9 @@ export async function main(args: string[]): Promise<number> {
     console.log('');
     console.log(formatTable(['series', 'output', 'tool', 'runs', 'median s', 'min–max s', 'DICOM MB/s', 'vs dcm2niix'], rows));
     const gzipper = hasTool('pigz') ? 'pigz (found on PATH)' : 'its internal single-threaded deflate (no pigz on PATH)';
-    console.log(`\ndicomflow: bench/support/nifti-convert.ts, the convert-nifti step's code (planVolume, writeSeriesNifti, the sidecar): "dicomflow" in a warm process as the worker pool runs a step (the target applies to it), "fresh process" with Node start-up and module loading, as dcm2niix's start-up is counted; .nii.gz deflated at level 6 in parallel 1 MiB blocks on libuv's thread pool.`);
+    console.log(
+      `\ndicomflow: bench/support/nifti-convert.ts, the convert-nifti step's code (planVolume, writeSeriesNifti, the sidecar): "dicomflow" in a warm process as the worker pool runs a step (the target applies to it), "fresh process" with Node start-up and module loading, as dcm2niix's start-up is counted; .nii.gz deflated at level 6 in parallel 1 MiB blocks on libuv's thread pool.`,
+    );
     console.log(`dcm2niix -z n|y -b y: .nii.gz at its default level 6 with ${gzipper}.`);
     return failed ? 1 : 0;
   } finally {
@@ -223,7 +251,8 @@ function sameVoxels(oursDir: string, theirsDir: string): string | undefined {
   if (a.datatype !== b.datatype) return `data type ${a.datatype} vs ${b.datatype}`;
   if (a.values === undefined || b.values === undefined) return `data type ${a.datatype} not compared`;
   for (let i = 0; i < a.values.length; i++) {
-    if (Math.abs(a.values[i] - b.values[i]) > 1e-6 * Math.max(1, Math.abs(b.values[i]))) return `voxel ${i}: ${a.values[i]} vs ${b.values[i]}`;
+    if (Math.abs(a.values[i] - b.values[i]) > 1e-6 * Math.max(1, Math.abs(b.values[i])))
+      return `voxel ${i}: ${a.values[i]} vs ${b.values[i]}`;
   }
   return undefined;
 }

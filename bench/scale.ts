@@ -24,7 +24,8 @@ import { formatTable } from './support/table.ts';
 import { split, storescu } from './support/storescu.ts';
 import { storescpTarget } from './support/targets.ts';
 
-export const description = '1 node on SQLite, then 1, 2, 3 nodes on one PostgreSQL index: ingest images/s and motion-correction jobs/h, with the CPU/disk use that limits them';
+export const description =
+  '1 node on SQLite, then 1, 2, 3 nodes on one PostgreSQL index: ingest images/s and motion-correction jobs/h, with the CPU/disk use that limits them';
 
 const USAGE = `npm run bench -- scale [--nodes 1,2,3] [--slices N] [--size N] [--jobs K] [--pet-size CxRxS]
 
@@ -100,7 +101,14 @@ function intOption(value: string | undefined, name: string, fallback: number): n
 function parseOptions(args: string[]): Options | 'help' {
   const { values } = parseArgs({
     args,
-    options: { nodes: { type: 'string' }, slices: { type: 'string' }, size: { type: 'string' }, jobs: { type: 'string' }, 'pet-size': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      nodes: { type: 'string' },
+      slices: { type: 'string' },
+      size: { type: 'string' },
+      jobs: { type: 'string' },
+      'pet-size': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
     strict: true,
   });
   if (values.help) return 'help';
@@ -185,7 +193,7 @@ async function api<T>(node: Node, token: string, route: string, body?: unknown):
 /** Objects filed in Import, and jobs not finished yet / failed, straight from the nodes' index. */
 async function indexCounts(db: SqlDb, seriesUid: string): Promise<{ filed: number; pending: number; failed: number }> {
   const row = (await db.get(
-      `SELECT (SELECT count(*) FROM instances i JOIN series s ON s.id = i.series_row_id WHERE s.database_name = 'Import' AND s.series_instance_uid = ?) AS filed,
+    `SELECT (SELECT count(*) FROM instances i JOIN series s ON s.id = i.series_row_id WHERE s.database_name = 'Import' AND s.series_instance_uid = ?) AS filed,
               (SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')) AS pending,
               (SELECT count(*) FROM jobs WHERE status = 'failed') AS failed`,
     seriesUid,
@@ -217,7 +225,13 @@ function endPhase(before: ProcSnapshot, groups: Record<string, number[]>): Usage
   return usage;
 }
 
-async function measureIngest(nodes: Node[], token: string, db: SqlDb, ct: { files: string[]; seriesUid: string }, groups: () => Record<string, number[]>): Promise<IngestResult> {
+async function measureIngest(
+  nodes: Node[],
+  token: string,
+  db: SqlDb,
+  ct: { files: string[]; seriesUid: string },
+  groups: () => Record<string, number[]>,
+): Promise<IngestResult> {
   const parts = split(ct.files, nodes.length);
   const timeoutMs = Math.max(60_000, ct.files.length * 50 + 30_000);
   flush();
@@ -240,16 +254,21 @@ async function measureIngest(nodes: Node[], token: string, db: SqlDb, ct: { file
   const usage = endPhase(before, groups());
   if (final.failed > 0) throw new Error(`${final.failed} job(s) failed while filing the CT objects`);
   if (final.filed !== ct.files.length) throw new Error(`${final.filed} of ${ct.files.length} CT objects filed into Import`);
-  const perNodeReceived = await Promise.all(nodes.map(async (n) => (await api<{ received: { objects: number } }>(n, token, '/api/status')).received.objects));
+  const perNodeReceived = await Promise.all(
+    nodes.map(async (n) => (await api<{ received: { objects: number } }>(n, token, '/api/status')).received.objects),
+  );
   const received = perNodeReceived.reduce((a, b) => a + b, 0);
-  if (received !== ct.files.length) throw new Error(`the nodes' /api/status received.objects add up to ${received}, not ${ct.files.length}`);
+  if (received !== ct.files.length)
+    throw new Error(`the nodes' /api/status received.objects add up to ${received}, not ${ct.files.length}`);
   return { seconds: filedSeconds, ackSeconds, filedSeconds, perNodeReceived, usage };
 }
 
 /** Jobs of the motion-correction pipeline this node finished with `status`, from its own /api/metrics. */
 async function jobsFinishedOn(node: Node, token: string): Promise<number> {
   const text = await api<string>(node, token, '/api/metrics');
-  const match = new RegExp(`^dicomflow_job_duration_seconds_count\\{pipeline="${MOCO_PIPELINE}",status="succeeded"\\} (\\d+)`, 'm').exec(text);
+  const match = new RegExp(`^dicomflow_job_duration_seconds_count\\{pipeline="${MOCO_PIPELINE}",status="succeeded"\\} (\\d+)`, 'm').exec(
+    text,
+  );
   return match === null ? 0 : Number(match[1]);
 }
 
@@ -278,7 +297,10 @@ async function measureMotion(
   // Queued round-robin through the nodes' APIs; whichever node is free claims the next one.
   const ids: string[] = [];
   for (let j = 0; j < jobs; j++) {
-    const { jobId } = await api<{ jobId: string }>(nodes[j % nodes.length], token, `/api/pipelines/${MOCO_PIPELINE}/run`, { database: 'Import', series: pet.seriesUid });
+    const { jobId } = await api<{ jobId: string }>(nodes[j % nodes.length], token, `/api/pipelines/${MOCO_PIPELINE}/run`, {
+      database: 'Import',
+      series: pet.seriesUid,
+    });
     ids.push(jobId);
   }
   const done = await poll(
@@ -326,12 +348,26 @@ async function measureMotion(
  * `count` nodes on a fresh database of the PostgreSQL cluster, or, without a cluster, one node on
  * the default SQLite index; a fresh data directory either way.
  */
-async function measureNodes(count: number, cluster: PostgresCluster | undefined, ct: { files: string[]; seriesUid: string }, pet: { files: string[]; seriesUid: string }, options: Options): Promise<Row> {
+async function measureNodes(
+  count: number,
+  cluster: PostgresCluster | undefined,
+  ct: { files: string[]; seriesUid: string },
+  pet: { files: string[]; seriesUid: string },
+  options: Options,
+): Promise<Row> {
   const kind: RowKind = cluster === undefined ? 'sqlite' : 'postgres';
-  const row: Row = { label: `${count} node${count === 1 ? '' : 's'}${kind === 'sqlite' ? ', SQLite' : ''}`, kind, errors: [], problems: [] };
+  const row: Row = {
+    label: `${count} node${count === 1 ? '' : 's'}${kind === 'sqlite' ? ', SQLite' : ''}`,
+    kind,
+    errors: [],
+    problems: [],
+  };
   const root = makeTempDir(`dicomflow-bench-scale-${kind}-${count}-`);
   const indexUrl = cluster && (await cluster.createDatabase(`scale_${count}_${Date.now().toString(36)}`));
-  const where: IndexLocation = { dataDir: path.join(root, 'data'), index: indexUrl === undefined ? undefined : { backend: 'postgres', url: indexUrl } };
+  const where: IndexLocation = {
+    dataDir: path.join(root, 'data'),
+    index: indexUrl === undefined ? undefined : { backend: 'postgres', url: indexUrl },
+  };
   let db: SqlDb | undefined;
   let nodes: Node[] = [];
   try {
@@ -339,7 +375,10 @@ async function measureNodes(count: number, cluster: PostgresCluster | undefined,
     // Opened once the nodes have created the schema; the nodes' own index, read the same way on both back ends.
     db = await openIndexDatabase(where);
     const token = fs.readFileSync(path.join(root, 'data', 'admin-token'), 'utf8').trim();
-    const groups = (): Record<string, number[]> => ({ dicomflow: nodes.map((n) => n.process.child.pid!), ...(cluster && { postgres: postmasterPids(cluster.port) }) });
+    const groups = (): Record<string, number[]> => ({
+      dicomflow: nodes.map((n) => n.process.child.pid!),
+      ...(cluster && { postgres: postmasterPids(cluster.port) }),
+    });
     try {
       row.ingest = await measureIngest(nodes, token, db, ct, groups);
       const i = row.ingest;
@@ -390,7 +429,9 @@ async function measureStorescp(ct: { files: string[]; dir: string }): Promise<Ro
     if (complaint !== undefined) row.errors.push(complaint);
     if (stored !== ct.files.length) row.errors.push(`only ${stored}/${ct.files.length} stored (${detail})`);
     row.ingest = { seconds, ackSeconds: seconds, filedSeconds: seconds, perNodeReceived: [stored], usage };
-    console.log(`  storescp: ${ct.files.length} objects in ${seconds.toFixed(2)} s (${(ct.files.length / seconds).toFixed(0)} images/s), ${stored} files written; machine CPU ${cpuPercent(usage)}`);
+    console.log(
+      `  storescp: ${ct.files.length} objects in ${seconds.toFixed(2)} s (${(ct.files.length / seconds).toFixed(0)} images/s), ${stored} files written; machine CPU ${cpuPercent(usage)}`,
+    );
   } finally {
     await target.stop();
   }
@@ -413,8 +454,10 @@ function tableRows(rows: Row[], slices: number, jobs: number): string[][] {
     const ips = r.ingest && slices / r.ingest.ackSeconds;
     const filed = r.ingest && !reference ? (slices / r.ingest.filedSeconds).toFixed(0) : '–';
     const jph = r.motion && (jobs / r.motion.seconds) * 3600;
-    const ingestSpeedup = ips !== undefined && baseline?.ingest && !reference ? (ips / (slices / baseline.ingest.ackSeconds)).toFixed(2) : '–';
-    const motionSpeedup = jph !== undefined && baselineMotion?.motion ? (jph / ((jobs / baselineMotion.motion.seconds) * 3600)).toFixed(2) : '–';
+    const ingestSpeedup =
+      ips !== undefined && baseline?.ingest && !reference ? (ips / (slices / baseline.ingest.ackSeconds)).toFixed(2) : '–';
+    const motionSpeedup =
+      jph !== undefined && baselineMotion?.motion ? (jph / ((jobs / baselineMotion.motion.seconds) * 3600)).toFixed(2) : '–';
     const i = r.ingest?.usage;
     const m = r.motion?.usage;
     const cpu = (u: Usage | undefined, group: string) => (u === undefined ? undefined : u.cpuSeconds[group].toFixed(1));
@@ -457,7 +500,8 @@ const SATURATED_PERCENT = 85;
 
 /** Why a phase below saturation does not fill the cores: what its nodes wait for. */
 function waitsFor(row: Row, phase: 'ingest' | 'motion'): string {
-  if (phase === 'ingest') return `each association waits for its object's fsyncs and ${row.kind === 'sqlite' ? 'SQLite' : 'PostgreSQL'} commits before the next`;
+  if (phase === 'ingest')
+    return `each association waits for its object's fsyncs and ${row.kind === 'sqlite' ? 'SQLite' : 'PostgreSQL'} commits before the next`;
   const m = row.motion!;
   return `each job spends ${m.storingSecondsMedian.toFixed(1)} of its ${m.jobSecondsMedian.toFixed(1)} s storing its ${m.derivedPerJob} derived instances one after another`;
 }
@@ -470,18 +514,23 @@ function verdict(rows: Row[], phase: 'ingest' | 'motion', cores: number): string
   const rate = (r: Row) => (phase === 'ingest' ? 1 / r.ingest!.ackSeconds : 1 / r.motion!.seconds);
   const first = measured[0];
   const best = measured.reduce((a, b) => (rate(b) > rate(a) ? b : a));
-  const gains = measured.slice(1).map((r) => `${r.label} ${(rate(r) / rate(first)).toFixed(2)}×`).join(', ');
+  const gains = measured
+    .slice(1)
+    .map((r) => `${r.label} ${(rate(r) / rate(first)).toFixed(2)}×`)
+    .join(', ');
   const scaling = measured.length > 1 ? `; against ${first.label}: ${gains} (best: ${best.label})` : '';
   const busy = (r: Row) => r[phase]!.usage.busyPercent.toFixed(0);
   const saturated = measured.find((r) => r[phase]!.usage.busyPercent >= SATURATED_PERCENT);
   if (saturated !== undefined) {
     const u = saturated[phase]!.usage;
-    const before = saturated === first ? '' : `; ${first.label} leaves the cores ${100 - Number(busy(first))} % idle (${waitsFor(first, phase)})`;
+    const before =
+      saturated === first ? '' : `; ${first.label} leaves the cores ${100 - Number(busy(first))} % idle (${waitsFor(first, phase)})`;
     return `${name}: CPU saturated at ${saturated.label}: ${cores} cores ${u.busyPercent.toFixed(0)} % busy (${cpuShares(u, cores, phase === 'ingest')})${before}${scaling}`;
   }
   const last = measured[measured.length - 1];
   const u = last[phase]!.usage;
-  if (u.iowaitPercent >= 20) return `${name}: disk-bound: ${u.iowaitPercent.toFixed(0)} % I/O wait at ${last.label}, CPU ${busy(last)} %${scaling}`;
+  if (u.iowaitPercent >= 20)
+    return `${name}: disk-bound: ${u.iowaitPercent.toFixed(0)} % I/O wait at ${last.label}, CPU ${busy(last)} %${scaling}`;
   return `${name}: neither CPU (${busy(last)} % at ${last.label}) nor disk (${u.iowaitPercent.toFixed(0)} % I/O wait) saturated: latency-bound, ${waitsFor(last, phase)}${scaling}`;
 }
 
@@ -490,7 +539,14 @@ function indexCost(rows: Row[], slices: number, jobs: number): string {
   const sqlite = rows.find((r) => r.kind === 'sqlite');
   const postgres = rows.find((r) => r.kind === 'postgres');
   if (sqlite === undefined || postgres === undefined) return 'SQLite against PostgreSQL: not measured';
-  const compare = (name: string, unit: string, a: number | undefined, b: number | undefined, busyA: number | undefined, busyB: number | undefined) =>
+  const compare = (
+    name: string,
+    unit: string,
+    a: number | undefined,
+    b: number | undefined,
+    busyA: number | undefined,
+    busyB: number | undefined,
+  ) =>
     a === undefined || b === undefined
       ? `${name} not measured`
       : `${name} ${a.toFixed(0)} against ${b.toFixed(0)} ${unit} (PostgreSQL ${(b / a).toFixed(2)}× of SQLite; machine CPU ${busyA!.toFixed(0)} % against ${busyB!.toFixed(0)} %)`;
@@ -536,19 +592,28 @@ export async function main(args: string[]): Promise<number> {
   const root = makeTempDir('dicomflow-bench-scale-');
   try {
     let started = performance.now();
-    const ctBuilt = await ctSeries(path.join(root, 'ct'), { slices: options.slices, rows: options.size, cols: options.size, uidSeed: `bench scale ${options.slices}x${options.size}` });
+    const ctBuilt = await ctSeries(path.join(root, 'ct'), {
+      slices: options.slices,
+      rows: options.size,
+      cols: options.size,
+      uidSeed: `bench scale ${options.slices}x${options.size}`,
+    });
     let bytes = 0;
     for (const file of ctBuilt.files) bytes += (await fs.promises.readFile(file)).length; // warm the page cache
     const ct = { files: ctBuilt.files, dir: path.join(root, 'ct'), seriesUid: ctBuilt.seriesInstanceUid };
     const [c, r, s] = options.petGrid;
-    const { series: petBuilt } = await dynamicPetWithKnownMotion(path.join(root, 'pet'), { grid: { dims: [c, r, s], spacingMm: [(3 * 64) / c, (3 * 64) / r, (3.2 * 32) / s] } });
+    const { series: petBuilt } = await dynamicPetWithKnownMotion(path.join(root, 'pet'), {
+      grid: { dims: [c, r, s], spacingMm: [(3 * 64) / c, (3 * 64) / r, (3.2 * 32) / s] },
+    });
     const pet = { files: petBuilt.files, seriesUid: petBuilt.seriesInstanceUid };
     console.log(
       `generated ${options.slices} CT slices ${options.size}×${options.size}×16 bit (${(bytes / MB).toFixed(0)} MB) and a dynamic PET phantom of 9 frames × ${c}×${r}×${s} (${pet.files.length} files) in ${((performance.now() - started) / 1000).toFixed(1)} s`,
     );
     started = performance.now();
     cluster = await startPostgres();
-    console.log(`PostgreSQL cluster on port ${cluster.port} (one for the whole bench; a fresh database per node count), started in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    console.log(
+      `PostgreSQL cluster on port ${cluster.port} (one for the whole bench; a fresh database per node count), started in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+    );
 
     rows.push(await measureStorescp(ct));
     rows.push(await measureNodes(1, undefined, ct, pet, options));

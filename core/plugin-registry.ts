@@ -32,7 +32,8 @@ export class PluginRegistry {
   register(plugin: PluginDefinition<any>, moduleUrl: string): void {
     const where = `plugin ${JSON.stringify(plugin?.name)} (${moduleUrl})`;
     const problems: string[] = [];
-    if (typeof plugin?.name !== 'string' || !/^[a-z0-9][a-z0-9-]*$/.test(plugin.name)) problems.push('name must be lower-case letters, digits and dashes');
+    if (typeof plugin?.name !== 'string' || !/^[a-z0-9][a-z0-9-]*$/.test(plugin.name))
+      problems.push('name must be lower-case letters, digits and dashes');
     if (!semver.valid(plugin?.version)) problems.push(`version "${plugin?.version}" is not semver`);
     if (typeof plugin?.run !== 'function') problems.push('run must be a function');
     if (plugin?.runsIn !== 'main' && plugin?.runsIn !== 'worker') problems.push('runsIn must be "main" or "worker"');
@@ -103,6 +104,7 @@ export async function configuredPlugins(config: Pick<ResolvedConfig, 'plugins' |
   const plugins = new PluginRegistry();
   await plugins.loadDirectory(BUILT_IN_PLUGINS);
   for (const dir of config.plugins.directories) await plugins.loadDirectory(dir);
-  for (const pkg of config.plugins.packages) await plugins.loadPackage(pkg, config.configFile ? path.dirname(config.configFile) : process.cwd());
+  for (const pkg of config.plugins.packages)
+    await plugins.loadPackage(pkg, config.configFile ? path.dirname(config.configFile) : process.cwd());
   return plugins;
 }

@@ -142,7 +142,10 @@ export interface PluginDefinition<Options = Record<string, unknown>> {
   engine?: string;
   defaultTimeoutSeconds?: number;
   /** Semantic checks at load time, beyond the schema (e.g. the database exists). */
-  check?(options: Options, env: { databases: string[]; remoteNodes?: string[]; printers?: string[] }): { pointer: string; message: string }[];
+  check?(
+    options: Options,
+    env: { databases: string[]; remoteNodes?: string[]; printers?: string[] },
+  ): { pointer: string; message: string }[];
   run(ctx: StepContext, options: Options): Promise<void> | void;
 }
 
@@ -150,9 +153,7 @@ export interface PluginDefinition<Options = Record<string, unknown>> {
  * Types the options from the schema, so the two can never drift apart. The schema is inferred
  * as a literal; the options type is derived from it once.
  */
-export function definePlugin<const S extends JSONSchema, O = FromSchema<S>>(
-  plugin: PluginSpec<S, O>,
-): PluginDefinition<O> {
+export function definePlugin<const S extends JSONSchema, O = FromSchema<S>>(plugin: PluginSpec<S, O>): PluginDefinition<O> {
   return plugin as unknown as PluginDefinition<O>;
 }
 

@@ -54,7 +54,8 @@ export class Users {
   /** Throws DF_ERR_FORBIDDEN naming what is missing. */
   require(name: string, right: DatabaseRight, database: string): void {
     this.get(name);
-    if (!this.may(name, right, database)) throw dfError('DF_ERR_FORBIDDEN', `user "${name}" has no ${right} right on database "${database}"`);
+    if (!this.may(name, right, database))
+      throw dfError('DF_ERR_FORBIDDEN', `user "${name}" has no ${right} right on database "${database}"`);
   }
 
   /** Moving and copying between databases is for managers and admins. */
@@ -97,7 +98,12 @@ export function newTokenSecret(): string {
 }
 
 /** Makes a token for a configured user; the secret is returned once and never stored. */
-export async function issueToken(store: ApiTokenStore, users: Users, user: string, description?: string): Promise<{ token: string; record: ApiToken }> {
+export async function issueToken(
+  store: ApiTokenStore,
+  users: Users,
+  user: string,
+  description?: string,
+): Promise<{ token: string; record: ApiToken }> {
   users.get(user);
   const token = newTokenSecret();
   return { token, record: await store.create(user, hashToken(token), description) };

@@ -63,8 +63,13 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: numbe
  * met, counted; "no reply" (still open and silent at the deadline) is a failure there.
  */
 function dimseDoorsRows(x: Record<string, any>): string[] {
-  const counts = (o: Record<string, number>) => Object.entries(o).map(([k, n]) => `${k} ${n}`).join(', ');
-  const kinds = Object.entries(x.commands.byCase as Record<string, Record<string, number>>).map(([name, o]) => `${name}: ${counts(o)}`).join('; ');
+  const counts = (o: Record<string, number>) =>
+    Object.entries(o)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ');
+  const kinds = Object.entries(x.commands.byCase as Record<string, Record<string, number>>)
+    .map(([name, o]) => `${name}: ${counts(o)}`)
+    .join('; ');
   return [
     `| slow connections: ${x.slow.connections} that never associate (${x.slow.silent} silent, ${x.slow.partialRequest} with part of an A-ASSOCIATE-RQ), ARTIM ${x.timerSeconds} s | ${counts(x.slow.endings)}; all closed after ${x.slow.secondsToAllClosed} s |`,
     `| idle associations: one host opens ${x.idle.associations} and sends nothing (idle timer ${x.timerSeconds} s, ${x.maxAssociationsPerPeer} per peer of ${x.maxAssociations}) | accepted ${x.idle.accepted}, rejected "local limit exceeded" ${x.idle.rejectedLocalLimit}, otherwise ${x.idle.rejectedOtherwise}; another host let in meanwhile: ${x.idle.otherHostAccepted ? 'yes' : 'NO'}; ended: ${counts(x.idle.endings)} after ${x.idle.secondsToAllEnded} s |`,
@@ -75,7 +80,9 @@ function dimseDoorsRows(x: Record<string, any>): string[] {
 
 /** The "cluster kills" row: test/proof/crash-harness.ts --nodes, its figures in words. */
 function clusterCrashRow(c: Record<string, any>): string {
-  const byNode = Object.entries(c.killsByNode as Record<string, number>).map(([node, n]) => `${node} ${n}`).join(', ');
+  const byNode = Object.entries(c.killsByNode as Record<string, number>)
+    .map(([node, n]) => `${node} ${n}`)
+    .join(', ');
   const j = c.jobs;
   const t = c.triggers;
   return (
@@ -93,7 +100,9 @@ function clusterCrashRow(c: Record<string, any>): string {
  * 404 with nothing of the request in it; any other answer, and no answer, is a failure.
  */
 function httpSpellingsRow(h: { routes: number; requests: number; byStatus: Record<string, number>; failures: string[] }): string {
-  const statuses = Object.entries(h.byStatus).map(([status, n]) => `${status === 'none' ? 'no reply' : status} ${n}`).join(', ');
+  const statuses = Object.entries(h.byStatus)
+    .map(([status, n]) => `${status === 'none' ? 'no reply' : status} ${n}`)
+    .join(', ');
   return `| API paths spelt many ways without a token (percent-escapes, double escapes, escaped slashes, case, dot segments, trailing and doubled slashes, \`;\` parameters, queries, the absolute form) on every guarded route | ${h.requests} requests over ${h.routes} routes: ${statuses}; not refused ${h.failures.length} |`;
 }
 
@@ -106,7 +115,10 @@ interface VitestSummary {
 
 async function vitest(files: string[], env: NodeJS.ProcessEnv = {}): Promise<VitestSummary & { seconds: number }> {
   const report = path.join(os.tmpdir(), `dicomflow-proof-${process.pid}-${Date.now()}.json`);
-  const r = await run([path.join(repo, 'node_modules/vitest/vitest.mjs'), 'run', ...files, '--reporter=json', `--outputFile=${report}`], env);
+  const r = await run(
+    [path.join(repo, 'node_modules/vitest/vitest.mjs'), 'run', ...files, '--reporter=json', `--outputFile=${report}`],
+    env,
+  );
   try {
     const json = JSON.parse(fs.readFileSync(report, 'utf8')) as {
       numPassedTests: number;
@@ -114,10 +126,18 @@ async function vitest(files: string[], env: NodeJS.ProcessEnv = {}): Promise<Vit
       numPendingTests: number;
       testResults: { assertionResults: { fullName: string; status: string; failureMessages: string[] }[] }[];
     };
-    const failures = json.testResults.flatMap((f) => f.assertionResults.filter((a) => a.status === 'failed').map((a) => `${a.fullName}: ${a.failureMessages[0]?.split('\n')[0]}`));
+    const failures = json.testResults.flatMap((f) =>
+      f.assertionResults.filter((a) => a.status === 'failed').map((a) => `${a.fullName}: ${a.failureMessages[0]?.split('\n')[0]}`),
+    );
     return { passed: json.numPassedTests, failed: json.numFailedTests, skipped: json.numPendingTests, failures, seconds: r.seconds };
   } catch {
-    return { passed: 0, failed: 1, skipped: 0, failures: [`vitest did not report (exit ${r.code}): ${r.stderr.slice(-400)}`], seconds: r.seconds };
+    return {
+      passed: 0,
+      failed: 1,
+      skipped: 0,
+      failures: [`vitest did not report (exit ${r.code}): ${r.stderr.slice(-400)}`],
+      seconds: r.seconds,
+    };
   } finally {
     fs.rmSync(report, { force: true });
   }
@@ -150,10 +170,35 @@ for (const file of ['test/integration/hostile-http.test.ts']) {
   if (fs.existsSync(path.join(repo, file))) suites[path.basename(file, '.test.ts')] = [file];
 }
 const doorsRun = await run([path.join(repo, 'test/proof/dimse-doors.ts'), '--json']);
-const crashRun = await run([path.join(repo, 'test/proof/crash-harness.ts'), '--kill-points', values['kill-points'], '--senders', '6', '--per-sender', '200', '--seed', String(seed), '--json']);
+const crashRun = await run([
+  path.join(repo, 'test/proof/crash-harness.ts'),
+  '--kill-points',
+  values['kill-points'],
+  '--senders',
+  '6',
+  '--per-sender',
+  '200',
+  '--seed',
+  String(seed),
+  '--json',
+]);
 const clusterCrashRun = await run([
   path.join(repo, 'test/proof/crash-harness.ts'),
-  ...['--nodes', 'node-a,node-b', '--lease-seconds', '3', '--kill-points', values['cluster-kill-points'], '--senders', '4', '--per-sender', '150', '--seed', String(seed), '--json'],
+  ...[
+    '--nodes',
+    'node-a,node-b',
+    '--lease-seconds',
+    '3',
+    '--kill-points',
+    values['cluster-kill-points'],
+    '--senders',
+    '4',
+    '--per-sender',
+    '150',
+    '--seed',
+    String(seed),
+    '--json',
+  ],
 ]);
 const figuresOf = (r: { stdout: string }): Record<string, any> | undefined => {
   try {
@@ -170,8 +215,12 @@ const loadRun = loadMinutes > 0 ? await run([path.join(repo, 'bench/run.ts'), 'l
 
 const results: Record<string, VitestSummary & { seconds: number }> = {};
 for (const [name, files] of Object.entries(suites)) results[name] = await vitest(files, { DF_PROOF_DIR: figuresDir });
-const fullDisk = fs.existsSync(path.join(figuresDir, 'full-disk.json')) ? JSON.parse(fs.readFileSync(path.join(figuresDir, 'full-disk.json'), 'utf8')) : undefined;
-const httpSpellings = fs.existsSync(path.join(figuresDir, 'http-spellings.json')) ? JSON.parse(fs.readFileSync(path.join(figuresDir, 'http-spellings.json'), 'utf8')) : undefined;
+const fullDisk = fs.existsSync(path.join(figuresDir, 'full-disk.json'))
+  ? JSON.parse(fs.readFileSync(path.join(figuresDir, 'full-disk.json'), 'utf8'))
+  : undefined;
+const httpSpellings = fs.existsSync(path.join(figuresDir, 'http-spellings.json'))
+  ? JSON.parse(fs.readFileSync(path.join(figuresDir, 'http-spellings.json'), 'utf8'))
+  : undefined;
 fs.rmSync(figuresDir, { recursive: true, force: true });
 
 const d = fuzz?.dimse;
@@ -182,7 +231,13 @@ const lines = [
   '| attack | figures |',
   '|---|---|',
   d
-    ? `| DIMSE fuzz (${Object.keys(d.byFamily).length} families) | ${d.cases} cases in ${Math.round(d.ms / 1000)} s: answers ${Object.entries(d.answers).map(([k, v]) => `${k} ${v}`).join(', ')}; crashes ${d.crashes}; findings ${d.findings.length}; objects acknowledged ${d.acknowledged}, lost ${d.lost}, duplicated ${d.duplicated}; refused but indexed ${d.refusedButIndexed}; files outside roots ${d.filesOutsideRoots.length} |`
+    ? `| DIMSE fuzz (${Object.keys(d.byFamily).length} families) | ${d.cases} cases in ${Math.round(d.ms / 1000)} s: answers ${Object.entries(
+        d.answers,
+      )
+        .map(([k, v]) => `${k} ${v}`)
+        .join(
+          ', ',
+        )}; crashes ${d.crashes}; findings ${d.findings.length}; objects acknowledged ${d.acknowledged}, lost ${d.lost}, duplicated ${d.duplicated}; refused but indexed ${d.refusedButIndexed}; files outside roots ${d.filesOutsideRoots.length} |`
     : `| DIMSE fuzz | did not report (exit ${fuzzRun.code}) |`,
   f
     ? `| hostile files (import + watch folder) | ${f.files} files in ${Math.round(f.ms / 1000)} s: imported ${f.imported}, refused with a DF_ERR code ${f.refused}; crashes ${f.crashes}; findings ${f.findings.length}; files outside roots ${f.filesOutsideRoots.length} |`
@@ -190,14 +245,24 @@ const lines = [
   fullDisk
     ? `| full disk (tmpfs) | ${fullDisk.sent} objects sent: ${fullDisk.acknowledged} acknowledged, ${fullDisk.refusedA7xx} refused A700 (${fullDisk.refusedByReserve} by the free-space reserve, ${fullDisk.refusedByEnospc} on ENOSPC), lost ${fullDisk.lost}; ${fullDisk.acceptedAfterSpaceReturned} accepted after space returned |`
     : '| full disk (tmpfs) | no figures (not root, or the test failed) |',
-  httpSpellings ? httpSpellingsRow(httpSpellings) : '| API paths spelt many ways, no token | did not report (the test failed before its figures) |',
-  ...(doors ? dimseDoorsRows(doors) : [`| DICOM port: slow and idle connections, commands without data sets, a throwing listener | did not report (exit ${doorsRun.code}) |`]),
+  httpSpellings
+    ? httpSpellingsRow(httpSpellings)
+    : '| API paths spelt many ways, no token | did not report (the test failed before its figures) |',
+  ...(doors
+    ? dimseDoorsRows(doors)
+    : [
+        `| DICOM port: slow and idle connections, commands without data sets, a throwing listener | did not report (exit ${doorsRun.code}) |`,
+      ]),
   crash
     ? `| kill -9 while 6 senders push and store, DICOMDIR, route and a worker step run | ${crash.killPoints} kills (+${crash.killsDuringStartup} during restarts) in ${Math.round(crash.durationMs / 1000)} s: ${crash.objectsAcknowledged} objects acknowledged, lost ${crash.lost}, indexed twice ${crash.duplicatedInIndex}, corrupt ${crash.corrupt}; jobs interrupted ${crash.jobs.interrupted}, completed ${crash.jobs.interruptedCompleted}, stuck ${crash.jobs.stuck}; outbox owed ${crash.outbox.owed}, delivered ${crash.outbox.delivered}; DICOMDIR ${crash.dicomdir.valid ? 'valid' : 'INVALID'}, missing ${crash.dicomdir.missing}; problems ${crash.problems.length} |`
     : `| kill -9 fault injection | did not report (exit ${crashRun.code}) |`,
   clusterCrash ? clusterCrashRow(clusterCrash) : `| cluster kills | did not report (exit ${clusterCrashRun.code}) |`,
-  loadRun ? `| sustained load, ${loadMinutes} min (bench/load.ts) | exit ${loadRun.code}; its table is printed below |` : '| sustained load | skipped (--load-minutes 0) |',
-  ...Object.entries(results).map(([name, r]) => `| ${name} | ${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped (${r.seconds} s) |`),
+  loadRun
+    ? `| sustained load, ${loadMinutes} min (bench/load.ts) | exit ${loadRun.code}; its table is printed below |`
+    : '| sustained load | skipped (--load-minutes 0) |',
+  ...Object.entries(results).map(
+    ([name, r]) => `| ${name} | ${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped (${r.seconds} s) |`,
+  ),
 ];
 if (loadRun) lines.push('', loadRun.stdout.trim());
 console.log(lines.join('\n'));
@@ -208,7 +273,10 @@ for (const failure of httpSpellings?.failures.slice(0, 30) ?? []) console.log(`f
 for (const problem of doors?.problems ?? []) console.log(`failed (DICOM port): ${problem}`);
 for (const problem of crash?.problems ?? []) console.log(`failed (kill -9): ${problem}`);
 for (const problem of clusterCrash?.problems ?? []) console.log(`failed (cluster kills): ${problem}`);
-fs.writeFileSync(values.out, JSON.stringify({ seed, fuzz, fullDisk, httpSpellings, doors, crash, clusterCrash, load: loadRun?.stdout, suites: results }, null, 2));
+fs.writeFileSync(
+  values.out,
+  JSON.stringify({ seed, fuzz, fullDisk, httpSpellings, doors, crash, clusterCrash, load: loadRun?.stdout, suites: results }, null, 2),
+);
 console.error(`report written to ${values.out}`);
 
 const ok =

@@ -44,7 +44,6 @@ import { DicomdirStore } from '../core/store/dicomdir-store.ts';
 import { createStepPool } from '../workers/pool.ts';
 import { WatchFolder } from './import/watch-folder.ts';
 
-
 export interface RunningServer {
   config: ResolvedConfig;
   dicomPort: number;
@@ -76,7 +75,12 @@ const CLEAN_STOP_MARKER = '.clean-stop';
 const PEER_HOSTS_REFRESH_MS = 60_000;
 /** One node per host is the usual deployment; several on one host set cluster.nodeName each. */
 function defaultNodeName(): string {
-  return os.hostname().replace(/[^A-Za-z0-9_.:-]/g, '-').slice(0, 64) || 'dicomflow';
+  return (
+    os
+      .hostname()
+      .replace(/[^A-Za-z0-9_.:-]/g, '-')
+      .slice(0, 64) || 'dicomflow'
+  );
 }
 
 /** Starts everything `dicomflow serve` runs, wired in the one direction of the flow. */
@@ -87,7 +91,10 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
   process.umask(0o077);
   const dataDir = prepareDataDir(config.dataDir);
   if (dataDir.openMode !== undefined) {
-    log.warn({ code: 'DF_ERR_DATA_DIR_PERMISSIONS', dataDir: config.dataDir, mode: dataDir.openMode.toString(8).padStart(4, '0') }, 'the data directory can be read or entered by other users; chmod 700 it');
+    log.warn(
+      { code: 'DF_ERR_DATA_DIR_PERMISSIONS', dataDir: config.dataDir, mode: dataDir.openMode.toString(8).padStart(4, '0') },
+      'the data directory can be read or entered by other users; chmod 700 it',
+    );
   }
   // On PostgreSQL several nodes may share the data directory: each keeps its own incoming
   // folder, clean-stop marker and endpoint file there, and its own leases in the index.
@@ -109,7 +116,8 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
   let keyingStopped = false;
   const keying = index.keyPendingRows({ stopped: () => keyingStopped }).then(
     (keyed) => keyed > 0 && log.info({ keyed }, 'match keys computed for rows filed before they existed'),
-    (err: unknown) => log.warn({ code: 'DF_ERR_INTERNAL', err }, 'computing the match keys of older rows failed; C-FIND reads them unkeyed'),
+    (err: unknown) =>
+      log.warn({ code: 'DF_ERR_INTERNAL', err }, 'computing the match keys of older rows failed; C-FIND reads them unkeyed'),
   );
   const events = new DicomflowEvents(log.child({ component: 'events' }));
 
@@ -140,7 +148,12 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
   const plugins = await configuredPlugins(config);
   const databaseNames = config.databases.map((db) => db.name);
   const remoteNodeNames = config.remoteNodes.map((n) => n.aeTitle);
-  const pipelines = new PipelineSet(config.pipelinesDir, plugins, { databases: databaseNames, remoteNodes: remoteNodeNames, printers: config.printers.map((p) => p.name) }, { defaultPipeline: config.defaultPipeline, events });
+  const pipelines = new PipelineSet(
+    config.pipelinesDir,
+    plugins,
+    { databases: databaseNames, remoteNodes: remoteNodeNames, printers: config.printers.map((p) => p.name) },
+    { defaultPipeline: config.defaultPipeline, events },
+  );
   const engineLog = log.child({ component: 'engine' });
   const reportPipelines = () => {
     const loaded = pipelines.all().map((p) => p.definition.name);
@@ -150,13 +163,21 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
     const warnings = pipelines.warnings();
     for (const p of warnings) engineLog.debug(`${formatProblem(p)} (disabled pipeline: configure this before enabling it)`);
     const needConfiguration = [...new Set(warnings.map((p) => path.basename(p.file, '.json')))];
-    engineLog.info({ pipelinesDir: config.pipelinesDir, loaded, ...(needConfiguration.length > 0 && { disabledNeedConfiguration: needConfiguration }) }, 'pipelines loaded');
-    if (pipelines.enabled().length === 0) engineLog.warn('no pipeline is enabled: received objects are kept in storage but filed into no database');
+    engineLog.info(
+      { pipelinesDir: config.pipelinesDir, loaded, ...(needConfiguration.length > 0 && { disabledNeedConfiguration: needConfiguration }) },
+      'pipelines loaded',
+    );
+    if (pipelines.enabled().length === 0)
+      engineLog.warn('no pipeline is enabled: received objects are kept in storage but filed into no database');
   };
   events.on('PipelinesReloaded', reportPipelines);
   pipelines.reload();
   pipelines.watch((err) => engineLog.error({ err }, 'pipeline directory watch failed'), { pollMs: clustered ? 5000 : undefined });
-  const pool = createStepPool({ threads: config.engine.workerThreads, maxOldGenerationSizeMb: config.engine.workerMaxMemoryMb, isolation: config.engine.isolation });
+  const pool = createStepPool({
+    threads: config.engine.workerThreads,
+    maxOldGenerationSizeMb: config.engine.workerMaxMemoryMb,
+    isolation: config.engine.isolation,
+  });
   // Routing: the route step queues into the outbox, the sender delivers (started before the engine).
   const outbox = new SqlOutbox(db, path.join(config.dataDir, 'outbox'));
   const outboxSender = new OutboxSender({
@@ -287,7 +308,13 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
   const watchFolders = config.watchFolders.map(
     (w) =>
       new WatchFolder(
-        { path: w.path, database: w.database ?? config.defaultDatabase, stableSeconds: w.stableSeconds, pollSeconds: w.pollSeconds, node: nodeName },
+        {
+          path: w.path,
+          database: w.database ?? config.defaultDatabase,
+          stableSeconds: w.stableSeconds,
+          pollSeconds: w.pollSeconds,
+          node: nodeName,
+        },
         receiver,
         log.child({ component: 'import' }),
       ),
@@ -303,46 +330,58 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
       outboxSender.status(),
     ]);
     return {
-    dicom: {
-      listening: dicom.listening(),
-      aeTitle: d.aeTitle,
-      host: d.host,
-      port: dicom.port,
-      tlsPort: dicom.tlsPort ?? null,
-      maxPduLength: d.maxPduLength,
-      associations: { open: associations.open, total: associations.total, rejected: associations.rejected, aborted: associations.aborted },
-      access: describeAccess(access),
-    },
-    uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
-    startedAt: new Date(startedAt).toISOString(),
-    received: {
-      objects: receiver.stats.objectsReceived,
-      bytes: receiver.stats.bytesReceived,
-      failures: receiver.stats.failures,
-      duplicates: receiver.stats.duplicates,
-      lastArrivalAt: receiver.stats.lastArrivalAt ?? null,
-    },
-    produced: { objects: receiver.stats.objectsProduced, bytes: receiver.stats.bytesProduced },
-    storage: { dataDir: config.dataDir, freeBytes: freeSpace.freeBytes, minFreeBytes: freeSpace.minFreeBytes, refusingNewObjects: storeIsFull() },
-    watchFolders: watchFolders.map((w, i) => ({ path: config.watchFolders[i].path, ...w.stats })),
-    pipelines: {
-      dir: config.pipelinesDir,
-      loaded: pipelines.all().map((p) => ({ name: p.definition.name, enabled: p.definition.enabled, trigger: p.definition.trigger.on, file: p.file })),
-      problems: pipelines.problems().map(formatProblem),
-    },
-    cluster: await cluster.view(),
-    engine: {
-      nodeId: engine.nodeId,
-      jobs: jobCounts,
-      queuedByPipeline,
-      running: engine.runningJobs,
-      arrivalsProcessed: engine.stats.arrivalsProcessed,
-      arrivalsWithoutPipeline: engine.stats.arrivalsWithoutPipeline,
-      lastUnmatched: engine.stats.lastUnmatched,
-      pool: pool.utilization(),
-    },
-    databases: config.databases.map((db, i) => ({ name: db.name, aeTitle: db.aeTitle ?? null, ...totals[i] })),
-    outbox,
+      dicom: {
+        listening: dicom.listening(),
+        aeTitle: d.aeTitle,
+        host: d.host,
+        port: dicom.port,
+        tlsPort: dicom.tlsPort ?? null,
+        maxPduLength: d.maxPduLength,
+        associations: {
+          open: associations.open,
+          total: associations.total,
+          rejected: associations.rejected,
+          aborted: associations.aborted,
+        },
+        access: describeAccess(access),
+      },
+      uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+      startedAt: new Date(startedAt).toISOString(),
+      received: {
+        objects: receiver.stats.objectsReceived,
+        bytes: receiver.stats.bytesReceived,
+        failures: receiver.stats.failures,
+        duplicates: receiver.stats.duplicates,
+        lastArrivalAt: receiver.stats.lastArrivalAt ?? null,
+      },
+      produced: { objects: receiver.stats.objectsProduced, bytes: receiver.stats.bytesProduced },
+      storage: {
+        dataDir: config.dataDir,
+        freeBytes: freeSpace.freeBytes,
+        minFreeBytes: freeSpace.minFreeBytes,
+        refusingNewObjects: storeIsFull(),
+      },
+      watchFolders: watchFolders.map((w, i) => ({ path: config.watchFolders[i].path, ...w.stats })),
+      pipelines: {
+        dir: config.pipelinesDir,
+        loaded: pipelines
+          .all()
+          .map((p) => ({ name: p.definition.name, enabled: p.definition.enabled, trigger: p.definition.trigger.on, file: p.file })),
+        problems: pipelines.problems().map(formatProblem),
+      },
+      cluster: await cluster.view(),
+      engine: {
+        nodeId: engine.nodeId,
+        jobs: jobCounts,
+        queuedByPipeline,
+        running: engine.runningJobs,
+        arrivalsProcessed: engine.stats.arrivalsProcessed,
+        arrivalsWithoutPipeline: engine.stats.arrivalsWithoutPipeline,
+        lastUnmatched: engine.stats.lastUnmatched,
+        pool: pool.utilization(),
+      },
+      databases: config.databases.map((db, i) => ({ name: db.name, aeTitle: db.aeTitle ?? null, ...totals[i] })),
+      outbox,
     };
   };
   const http = await startHttpServer(
@@ -373,7 +412,12 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
       engine,
       jobs,
       pipelines,
-      outbox: { status: () => outboxSender.status(), isDestination: (aeTitle) => outboxSender.isDestination(aeTitle), store: outbox, wake: () => outboxSender.wake() },
+      outbox: {
+        status: () => outboxSender.status(),
+        isDestination: (aeTitle) => outboxSender.isDestination(aeTitle),
+        store: outbox,
+        wake: () => outboxSender.wake(),
+      },
       validatePipeline: (text) => loadPipeline(text, '(posted)', plugins, { databases: databaseNames }).problems,
       index,
       databases: config.databases,
@@ -394,7 +438,14 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
   // Lets the CLI on this machine find the API of the server that owns this data directory.
   const endpointFile = clustered ? path.join(config.dataDir, 'servers', `${nodeName}.json`) : path.join(config.dataDir, 'server.json');
   fs.mkdirSync(path.dirname(endpointFile), { recursive: true });
-  const endpoint = { pid: process.pid, hostname: os.hostname(), node: nodeName, httpPort: http.port, httpHost: config.http.host, scheme: config.http.tls ? 'https' : 'http' };
+  const endpoint = {
+    pid: process.pid,
+    hostname: os.hostname(),
+    node: nodeName,
+    httpPort: http.port,
+    httpHost: config.http.host,
+    scheme: config.http.tls ? 'https' : 'http',
+  };
   fs.writeFileSync(endpointFile, JSON.stringify(endpoint));
   log.info({ aeTitle: d.aeTitle, dicomPort: dicom.port, httpPort: http.port, dataDir: config.dataDir }, 'dicomflow is ready');
 

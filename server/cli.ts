@@ -21,20 +21,28 @@ import { replicateFromNode, transferCommand } from './cli/databases.ts';
 const COMMANDS: Record<string, { synopsis: string[]; about: string }> = {
   serve: {
     synopsis: ['serve [--config FILE] [--data DIR] [--port N] [--http-port N] [--aet TITLE]'],
-    about: 'runs the DICOM SCP (default port 11112, AE title DICOMFLOW) and the HTTP API (default 8080) with data under ./data unless the configuration says otherwise.',
+    about:
+      'runs the DICOM SCP (default port 11112, AE title DICOMFLOW) and the HTTP API (default 8080) with data under ./data unless the configuration says otherwise.',
   },
-  validate: { synopsis: ['validate [--config FILE] FILE...'], about: 'checks configuration and pipeline files; errors name file, line, column and JSON pointer.' },
+  validate: {
+    synopsis: ['validate [--config FILE] FILE...'],
+    about: 'checks configuration and pipeline files; errors name file, line, column and JSON pointer.',
+  },
   jobs: {
-    synopsis: ['jobs [--config FILE | --data DIR] [--json] [--status S] [--pipeline P] [--trigger instance|series|study|manual|rerun] [--patient TEXT] [--study UID] [--since TIME] [--until TIME] [--limit N]'],
+    synopsis: [
+      'jobs [--config FILE | --data DIR] [--json] [--status S] [--pipeline P] [--trigger instance|series|study|manual|rerun] [--patient TEXT] [--study UID] [--since TIME] [--until TIME] [--limit N]',
+    ],
     about: "lists jobs, newest first; --patient matches a Patient ID or Patient's Name containing TEXT, --since/--until take ISO times.",
   },
   job: {
     synopsis: ['job ID [--config FILE | --data DIR] [--all] [--json]'],
-    about: 'shows one job in summary: inputs per series, steps with timings, files listed, derived instances counted, warnings; --all adds every log line and output, --json all of it as JSON.',
+    about:
+      'shows one job in summary: inputs per series, steps with timings, files listed, derived instances counted, warnings; --all adds every log line and output, --json all of it as JSON.',
   },
   rerun: {
     synopsis: ['rerun ID [--config FILE | --data DIR] [--user NAME] [--pipeline-version original|current] [--wait]'],
-    about: 'queues a new job over the same inputs, linked to the one it repeats, running the pipeline version the original ran (default) or the pipeline as loaded now (--pipeline-version current).',
+    about:
+      'queues a new job over the same inputs, linked to the one it repeats, running the pipeline version the original ran (default) or the pipeline as loaded now (--pipeline-version current).',
   },
   cancel: { synopsis: ['cancel ID [--config FILE | --data DIR]'], about: 'cancels a queued or running job.' },
   run: {
@@ -51,15 +59,18 @@ const COMMANDS: Record<string, { synopsis: string[]; about: string }> = {
   },
   import: {
     synopsis: ['import PATH [--db NAME] [--user NAME] [--config FILE | --data DIR]'],
-    about: 'imports a folder, file or disc (the files its DICOMDIR lists when it has one); exits with 3 if some files were refused (the others are imported).',
+    about:
+      'imports a folder, file or disc (the files its DICOMDIR lists when it has one); exits with 3 if some files were refused (the others are imported).',
   },
   move: {
     synopsis: ['move --from DB --to DB (STUDY_UID | --series UID | --patient ID) [--user NAME] [--config FILE]'],
-    about: 'moves a study, series or patient between databases, sharing the original bytes; audited. --user defaults to your login name when that is a user of the configuration.',
+    about:
+      'moves a study, series or patient between databases, sharing the original bytes; audited. --user defaults to your login name when that is a user of the configuration.',
   },
   copy: {
     synopsis: ['copy --from DB --to DB (STUDY_UID | --series UID | --patient ID) [--user NAME] [--config FILE]'],
-    about: 'copies a study, series or patient between databases, sharing the original bytes; audited. --user defaults to your login name when that is a user of the configuration.',
+    about:
+      'copies a study, series or patient between databases, sharing the original bytes; audited. --user defaults to your login name when that is a user of the configuration.',
   },
   replicate: {
     synopsis: [
@@ -75,7 +86,8 @@ const COMMANDS: Record<string, { synopsis: string[]; about: string }> = {
   nodes: { synopsis: ['nodes [--config FILE | --data DIR] [--json]'], about: 'the nodes on this index, their load, the queue.' },
   pseudonyms: {
     synopsis: ['pseudonyms VALUE --user ADMIN [--kind patient|study|series] [--json] [--config FILE | --data DIR]'],
-    about: "re-identifies: looks a pseudonym, an original Patient ID (\"ID\\ISSUER\" when it has an issuer) or a UID up in the deidentify step's pseudonym table, either way round; needs an admin, and every lookup is audited.",
+    about:
+      're-identifies: looks a pseudonym, an original Patient ID ("ID\\ISSUER" when it has an issuer) or a UID up in the deidentify step\'s pseudonym table, either way round; needs an admin, and every lookup is audited.',
   },
 };
 
@@ -133,7 +145,9 @@ function actingUser(config: ResolvedConfig, given: string | undefined): string {
   if (given !== undefined) return given;
   const login = os.userInfo().username;
   if (!config.users.some((u) => u.name === login)) {
-    throw usageError(`--user NAME is needed: your login name "${login}" is not a user of the configuration (users: ${config.users.map((u) => u.name).join(', ') || 'none'})`);
+    throw usageError(
+      `--user NAME is needed: your login name "${login}" is not a user of the configuration (users: ${config.users.map((u) => u.name).join(', ') || 'none'})`,
+    );
   }
   return login;
 }
@@ -222,7 +236,12 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'job': {
-      const { values, positionals } = parseArgs({ args: rest, options: { ...common, ...apiOptions, json: { type: 'boolean' }, all: { type: 'boolean' } }, allowPositionals: true, strict: true });
+      const { values, positionals } = parseArgs({
+        args: rest,
+        options: { ...common, ...apiOptions, json: { type: 'boolean' }, all: { type: 'boolean' } },
+        allowPositionals: true,
+        strict: true,
+      });
       if (positionals.length !== 1) throw usageError('job needs one job id');
       await showJob(configFrom(values), positionals[0], { json: values.json === true, all: values.all === true }, values);
       return;
@@ -236,7 +255,8 @@ async function main(argv: string[]): Promise<void> {
       });
       if (positionals.length !== 1) throw usageError('rerun needs one job id');
       const pipelineVersion = values['pipeline-version'];
-      if (pipelineVersion !== undefined && pipelineVersion !== 'original' && pipelineVersion !== 'current') throw usageError('--pipeline-version is "original" or "current"');
+      if (pipelineVersion !== undefined && pipelineVersion !== 'original' && pipelineVersion !== 'current')
+        throw usageError('--pipeline-version is "original" or "current"');
       const config = configFrom(values);
       const api = values.wait ? findApi(config, values) : undefined;
       // The new job's id on stdout (scripts read it); which version it runs on stderr.
@@ -245,23 +265,41 @@ async function main(argv: string[]): Promise<void> {
         return queued.jobId;
       };
       if (api) {
-        const start = async () => says(await api.post<{ jobId: string; pipelineVersion: string }>(`/api/jobs/${encodeURIComponent(positionals[0])}/rerun`, rerunBody(values.user, pipelineVersion)));
+        const start = async () =>
+          says(
+            await api.post<{ jobId: string; pipelineVersion: string }>(
+              `/api/jobs/${encodeURIComponent(positionals[0])}/rerun`,
+              rerunBody(values.user, pipelineVersion),
+            ),
+          );
         reportEnd(await startAndFollow(api, start, (id) => console.log(id)));
         return;
       }
-      console.log(says(await rerunJob(config, positionals[0], { user: values.user, defaultUser: os.userInfo().username, pipelineVersion }, values)));
+      console.log(
+        says(await rerunJob(config, positionals[0], { user: values.user, defaultUser: os.userInfo().username, pipelineVersion }, values)),
+      );
       return;
     }
     case 'cancel': {
-      const { values, positionals } = parseArgs({ args: rest, options: { ...common, ...apiOptions }, allowPositionals: true, strict: true });
+      const { values, positionals } = parseArgs({
+        args: rest,
+        options: { ...common, ...apiOptions },
+        allowPositionals: true,
+        strict: true,
+      });
       if (positionals.length !== 1) throw usageError('cancel needs one job id');
       const cancelled = await cancelJob(configFrom(values), positionals[0], values);
       console.log(cancelled ? `job ${positionals[0]} cancelled` : `job ${positionals[0]} had already ended`);
       return;
     }
     case 'force-complete': {
-      const { values } = parseArgs({ args: rest, options: { ...common, series: { type: 'string' }, study: { type: 'string' } }, strict: true });
-      if ((values.series === undefined) === (values.study === undefined)) throw usageError('force-complete needs exactly one of --series UID or --study UID');
+      const { values } = parseArgs({
+        args: rest,
+        options: { ...common, series: { type: 'string' }, study: { type: 'string' } },
+        strict: true,
+      });
+      if ((values.series === undefined) === (values.study === undefined))
+        throw usageError('force-complete needs exactly one of --series UID or --study UID');
       const level = values.series !== undefined ? 'series' : 'study';
       const n = await forceComplete(configFrom(values), level, (values.series ?? values.study)!);
       console.log(n > 0 ? `${level} marked complete: its job is queued within a second` : `no pending ${level} trigger for that UID`);
@@ -301,24 +339,37 @@ async function main(argv: string[]): Promise<void> {
       });
       if (command === 'replicate' && values['from-node']) {
         const chosen = [values.series ?? values.study, values.patient, values.all ? 'all' : undefined].filter((v) => v !== undefined);
-        if (!values.to || chosen.length !== 1) throw usageError('replicate --from-node needs --to DB and one of --study UID, --series UID, --patient ID, --all');
+        if (!values.to || chosen.length !== 1)
+          throw usageError('replicate --from-node needs --to DB and one of --study UID, --series UID, --patient ID, --all');
         const config = configFrom(values);
         const result = await replicateFromNode(config, {
           node: values['from-node'],
           to: values.to,
-          level: values.series !== undefined ? 'series' : values.study !== undefined ? 'study' : values.patient !== undefined ? 'patient' : 'all',
+          level:
+            values.series !== undefined
+              ? 'series'
+              : values.study !== undefined
+                ? 'study'
+                : values.patient !== undefined
+                  ? 'patient'
+                  : 'all',
           uid: values.series ?? values.study ?? values.patient,
           studyUid: values.series !== undefined ? values.study : undefined,
           user: actingUser(config, values.user),
         });
-        console.log(`replicate from ${values['from-node']}: ${result.completed} received, ${result.failed} failed, ${result.warnings} warnings (final status 0x${result.status.toString(16).padStart(4, '0')})`);
+        console.log(
+          `replicate from ${values['from-node']}: ${result.completed} received, ${result.failed} failed, ${result.warnings} warnings (final status 0x${result.status.toString(16).padStart(4, '0')})`,
+        );
         if (result.failed > 0 || (result.status !== 0 && result.status !== 0xb000)) process.exitCode = 1;
         return;
       }
       if (!values.from || !values.to) throw usageError(`${command} needs --from DB and --to DB`);
       const study = values.study ?? positionals[0];
       const chosen = [study, values.series, values.patient, values.all ? 'all' : undefined].filter((v) => v !== undefined);
-      if (chosen.length !== 1 || positionals.length > 1) throw usageError(`${command} needs exactly one of STUDY_UID, --series UID, --patient ID${command === 'replicate' ? ', --all' : ''}`);
+      if (chosen.length !== 1 || positionals.length > 1)
+        throw usageError(
+          `${command} needs exactly one of STUDY_UID, --series UID, --patient ID${command === 'replicate' ? ', --all' : ''}`,
+        );
       const level = values.all ? 'database' : values.series ? 'series' : values.patient ? 'patient' : 'study';
       const config = configFrom(values);
       const result = await transferCommand(config, {
@@ -329,11 +380,18 @@ async function main(argv: string[]): Promise<void> {
         uid: values.series ?? values.patient ?? study,
         user: actingUser(config, values.user),
       });
-      console.log(`${command}: ${result.instances} instance(s) from ${values.from} to ${values.to}: ${result.filed} filed, ${result.duplicates} already there`);
+      console.log(
+        `${command}: ${result.instances} instance(s) from ${values.from} to ${values.to}: ${result.filed} filed, ${result.duplicates} already there`,
+      );
       return;
     }
     case 'outbox': {
-      const { values, positionals } = parseArgs({ args: rest, options: { ...common, json: { type: 'boolean' }, all: { type: 'boolean' } }, allowPositionals: true, strict: true });
+      const { values, positionals } = parseArgs({
+        args: rest,
+        options: { ...common, json: { type: 'boolean' }, all: { type: 'boolean' } },
+        allowPositionals: true,
+        strict: true,
+      });
       if (positionals.length === 0) {
         if (values.all) throw usageError('--all goes with outbox retry DESTINATION');
         await printOutbox(configFrom(values), values.json === true);
@@ -353,14 +411,32 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'pseudonyms': {
-      const { values, positionals } = parseArgs({ args: rest, options: { ...common, user: { type: 'string' }, kind: { type: 'string' }, json: { type: 'boolean' } }, allowPositionals: true, strict: true });
-      if (positionals.length !== 1) throw usageError('pseudonyms needs one value: a pseudonym, an original Patient ID ("ID\\ISSUER" when it has an issuer) or a UID');
+      const { values, positionals } = parseArgs({
+        args: rest,
+        options: { ...common, user: { type: 'string' }, kind: { type: 'string' }, json: { type: 'boolean' } },
+        allowPositionals: true,
+        strict: true,
+      });
+      if (positionals.length !== 1)
+        throw usageError('pseudonyms needs one value: a pseudonym, an original Patient ID ("ID\\ISSUER" when it has an issuer) or a UID');
       if (!values.user) throw usageError('pseudonyms needs --user NAME of an admin (the lookup is audited under it)');
-      if (values.kind !== undefined && !['patient', 'study', 'series'].includes(values.kind)) throw usageError(`--kind must be patient, study or series, got "${values.kind}"`);
+      if (values.kind !== undefined && !['patient', 'study', 'series'].includes(values.kind))
+        throw usageError(`--kind must be patient, study or series, got "${values.kind}"`);
       const rows = await lookupPseudonyms(configFrom(values), positionals[0], values.user, values.kind);
       if (values.json) console.log(JSON.stringify(rows, null, 2));
       else {
-        printTable(['kind', 'original', 'pseudonym', 'name', 'date offset', 'created', 'by'], rows.map((r) => [r.kind, r.original, r.pseudonym, r.originalName ?? '', r.dateOffsetDays === undefined ? '' : `${r.dateOffsetDays} d`, r.createdAt, r.createdBy ?? '']));
+        printTable(
+          ['kind', 'original', 'pseudonym', 'name', 'date offset', 'created', 'by'],
+          rows.map((r) => [
+            r.kind,
+            r.original,
+            r.pseudonym,
+            r.originalName ?? '',
+            r.dateOffsetDays === undefined ? '' : `${r.dateOffsetDays} d`,
+            r.createdAt,
+            r.createdBy ?? '',
+          ]),
+        );
         if (rows.length === 0) process.exitCode = 1;
       }
       return;
@@ -368,12 +444,20 @@ async function main(argv: string[]): Promise<void> {
     case 'run': {
       const { values, positionals } = parseArgs({
         args: rest,
-        options: { ...common, ...apiOptions, study: { type: 'string' }, series: { type: 'string' }, db: { type: 'string' }, wait: { type: 'boolean' } },
+        options: {
+          ...common,
+          ...apiOptions,
+          study: { type: 'string' },
+          series: { type: 'string' },
+          db: { type: 'string' },
+          wait: { type: 'boolean' },
+        },
         allowPositionals: true,
         strict: true,
       });
       if (positionals.length !== 1) throw usageError('run needs one pipeline name');
-      if ((values.study === undefined) === (values.series === undefined)) throw usageError('run needs exactly one of --study UID or --series UID');
+      if ((values.study === undefined) === (values.series === undefined))
+        throw usageError('run needs exactly one of --study UID or --series UID');
       await runCommand(configFrom(values), { ...values, pipeline: positionals[0], database: values.db, wait: values.wait === true });
       return;
     }
@@ -395,7 +479,11 @@ async function main(argv: string[]): Promise<void> {
       if (sub === 'list' && args.length === 0) {
         const list = await listTokens(configFrom(values), values.user);
         if (values.json) console.log(JSON.stringify(list, null, 2));
-        else for (const t of list) console.log(`${t.id}  ${t.user}  created ${t.createdAt}  last used ${t.lastUsedAt ?? 'never'}${t.description ? `  ${t.description}` : ''}`);
+        else
+          for (const t of list)
+            console.log(
+              `${t.id}  ${t.user}  created ${t.createdAt}  last used ${t.lastUsedAt ?? 'never'}${t.description ? `  ${t.description}` : ''}`,
+            );
         return;
       }
       if (sub === 'revoke' && args.length === 1) {

@@ -10,7 +10,10 @@ import type { ResolvedConfig } from '../core/config/load.ts';
 export function serverLogger(log: ResolvedConfig['log'], destination: NodeJS.WritableStream = process.stdout): Logger {
   if (log.format === 'pretty') {
     const colorize = (destination as { isTTY?: boolean }).isTTY === true;
-    return pino({ level: log.level }, pretty({ sync: true, destination, colorize, singleLine: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }));
+    return pino(
+      { level: log.level },
+      pretty({ sync: true, destination, colorize, singleLine: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }),
+    );
   }
   return pino({ level: log.level }, destination);
 }

@@ -11,8 +11,12 @@ describe('the server V8 flags', () => {
     const starts = {
       'package.json start': JSON.parse(read('package.json')).scripts.start as string,
       'server/cli.ts shebang': read('server/cli.ts').split('\n')[0],
-      'docs/dicomflow.service ExecStart': read('docs/dicomflow.service').split('\n').find((l) => l.startsWith('ExecStart='))!,
-      'docs/deployment.md ExecStart': read('docs/deployment.md').split('\n').find((l) => l.startsWith('ExecStart='))!,
+      'docs/dicomflow.service ExecStart': read('docs/dicomflow.service')
+        .split('\n')
+        .find((l) => l.startsWith('ExecStart='))!,
+      'docs/deployment.md ExecStart': read('docs/deployment.md')
+        .split('\n')
+        .find((l) => l.startsWith('ExecStart='))!,
     };
     for (const [where, line] of Object.entries(starts)) {
       const node = line.split(' ').findIndex((word) => /(^|\/)node$/.test(word));

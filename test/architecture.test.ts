@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 const root = path.resolve(import.meta.dirname, '..');
 
 function sources(dir: string): string[] {
-  return fs.readdirSync(path.join(root, dir), { withFileTypes: true, recursive: true })
+  return fs
+    .readdirSync(path.join(root, dir), { withFileTypes: true, recursive: true })
     .filter((e) => e.isFile() && e.name.endsWith('.ts'))
     .map((e) => path.join(e.parentPath, e.name));
 }
@@ -42,13 +43,16 @@ const roomOf = (relative: string): string | undefined => {
 describe('what importsOf sees', () => {
   it('finds static, dynamic and import.meta.url references', () => {
     const file = path.join(root, 'test', `.architecture-probe-${process.pid}.ts`);
-    fs.writeFileSync(file, [
-      "import { a } from './a.ts';",
-      "export type { B } from '../b.ts';",
-      "const c = await import('./c.ts');",
-      "const d = new Worker(new URL('../d.ts', import.meta.url));",
-      "const e = await import(somewhere);",
-    ].join('\n'));
+    fs.writeFileSync(
+      file,
+      [
+        "import { a } from './a.ts';",
+        "export type { B } from '../b.ts';",
+        "const c = await import('./c.ts');",
+        "const d = new Worker(new URL('../d.ts', import.meta.url));",
+        'const e = await import(somewhere);',
+      ].join('\n'),
+    );
     try {
       expect(importsOf(file)).toEqual(['./a.ts', '../b.ts', './c.ts', '../d.ts']);
     } finally {
@@ -70,7 +74,7 @@ describe('one direction of flow', () => {
   it('plugins/ reach the engine only through core/ (never server/)', () => {
     const offenders = sources('plugins').flatMap((file) =>
       targetsOf(file)
-        .filter((target) => target.startsWith('server' + path.sep))
+        .filter((target) => target.startsWith(`server${path.sep}`))
         .map((target) => `${rel(file)} → ${target}`),
     );
     expect(offenders).toEqual([]);
@@ -97,7 +101,8 @@ describe('one direction of flow', () => {
     for (const room of [...FLOW, 'store']) expect(fs.existsSync(path.join(root, 'core', room)), `core/${room}/`).toBe(true);
     expect(fs.existsSync(path.join(root, 'core/lifecycle/recovery.ts'))).toBe(true);
     // One interface per stage of the flow's durable state.
-    for (const stage of ['arrival-queue', 'trigger-groups', 'job-queue', 'object-lifecycle']) expect(fs.existsSync(path.join(root, `core/store/${stage}.ts`)), stage).toBe(true);
+    for (const stage of ['arrival-queue', 'trigger-groups', 'job-queue', 'object-lifecycle'])
+      expect(fs.existsSync(path.join(root, `core/store/${stage}.ts`)), stage).toBe(true);
   });
 });
 
@@ -111,13 +116,17 @@ describe('server/app.ts only wires', () => {
   });
 
   it('opens the database through the factory and constructs stores, never a driver or the stores’ SQL helpers', () => {
-    const sqlModules = targetsOf(app).filter((t) => t.startsWith(path.join('core', 'store', 'sql') + path.sep)).map((t) => path.basename(t));
+    const sqlModules = targetsOf(app)
+      .filter((t) => t.startsWith(path.join('core', 'store', 'sql') + path.sep))
+      .map((t) => path.basename(t));
     expect(sqlModules.filter((m) => !(m === 'open.ts' || /^sql-[a-z-]+\.ts$/.test(m)))).toEqual([]);
     expect(sqlModules.filter((m) => m === 'sql-db.ts')).toEqual([]);
   });
 
   it('leaves recovery and the free-space guard to core/lifecycle (it checks no file itself)', () => {
-    expect(targetsOf(app)).toEqual(expect.arrayContaining([path.join('core', 'lifecycle', 'recovery.ts'), path.join('core', 'lifecycle', 'free-space.ts')]));
+    expect(targetsOf(app)).toEqual(
+      expect.arrayContaining([path.join('core', 'lifecycle', 'recovery.ts'), path.join('core', 'lifecycle', 'free-space.ts')]),
+    );
     expect(text).not.toMatch(/\bstatSync\(|\bstatfs\(|\.freeBytes\(\)|recentObjects\(|markObjectLost\(/);
   });
 });

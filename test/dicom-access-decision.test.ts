@@ -43,7 +43,11 @@ describe('DICOM access decision', () => {
     };
     const caller = { callingAeTitle: 'X', peerAddress: '10.1.1.1' };
     expect(decideAccess(policy, { database: 'Import' }, caller, addressesOf)).toEqual({ store: true, query: true, retrieve: true });
-    expect(decideAccess(policy, { database: 'Import', dicomdirAeTitle: 'FILESET' }, caller, addressesOf)).toEqual({ store: true, query: false, retrieve: false });
+    expect(decideAccess(policy, { database: 'Import', dicomdirAeTitle: 'FILESET' }, caller, addressesOf)).toEqual({
+      store: true,
+      query: false,
+      retrieve: false,
+    });
     // A database without rules admits nobody.
     expect(decideAccess(policy, { database: 'Elsewhere' }, caller, addressesOf)).toEqual({ store: false, query: false, retrieve: false });
   });

@@ -21,7 +21,10 @@ export function createStepPool(options: { threads?: number; maxOldGenerationSize
   utilization(): { threads: number; running: number; queued: number; utilization: number };
 } {
   const threads = options.threads ?? Math.max(1, os.availableParallelism());
-  const backend = options.isolation === 'thread' ? threadBackend(threads, options.maxOldGenerationSizeMb) : processBackend(options.maxOldGenerationSizeMb);
+  const backend =
+    options.isolation === 'thread'
+      ? threadBackend(threads, options.maxOldGenerationSizeMb)
+      : processBackend(options.maxOldGenerationSizeMb);
   let running = 0;
   const waiting: (() => void)[] = [];
   const acquire = (signal: AbortSignal) =>
@@ -70,7 +73,11 @@ export function createStepPool(options: { threads?: number; maxOldGenerationSize
 
 interface Backend {
   runStep(signal: AbortSignal, task: Record<string, unknown>, transferList: unknown[]): Promise<unknown>;
-  runTask(signal: AbortSignal, call: { moduleUrl: string; exportName: string; arg: unknown }, transferList: Transferable[]): Promise<unknown>;
+  runTask(
+    signal: AbortSignal,
+    call: { moduleUrl: string; exportName: string; arg: unknown },
+    transferList: Transferable[],
+  ): Promise<unknown>;
   destroy(): Promise<void>;
 }
 

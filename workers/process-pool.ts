@@ -24,7 +24,9 @@ export class ProcessPool {
   /** A step (the port gets its progress and log lines, as a worker thread's port would). */
   runStep(task: Record<string, unknown> & { port: MessagePort }, signal: AbortSignal): Promise<unknown> {
     const { port, ...rest } = task;
-    return this.dispatch({ id: this.nextId++, kind: 'step', task: rest as never }, signal, (reply) => port.postMessage(reply)).finally(() => port.close());
+    return this.dispatch({ id: this.nextId++, kind: 'step', task: rest as never }, signal, (reply) => port.postMessage(reply)).finally(() =>
+      port.close(),
+    );
   }
 
   runTask(call: { moduleUrl: string; exportName: string; arg: unknown }, signal: AbortSignal): Promise<unknown> {
@@ -119,7 +121,11 @@ class Worker {
         const how = outOfMemory
           ? `ran out of memory (engine.workerMaxMemoryMb ${this.maxOldGenerationSizeMb ?? 'default'})`
           : `exited (${sig ? `signal ${sig}` : `code ${code}`})`;
-        reject(Object.assign(new Error(`the step's worker process ${how}`), { code: outOfMemory ? 'ERR_WORKER_OUT_OF_MEMORY' : 'ERR_WORKER_EXITED' }));
+        reject(
+          Object.assign(new Error(`the step's worker process ${how}`), {
+            code: outOfMemory ? 'ERR_WORKER_OUT_OF_MEMORY' : 'ERR_WORKER_EXITED',
+          }),
+        );
       };
       this.current = {
         id: request.id,

@@ -24,7 +24,9 @@ function loadPlugin(url: string, name: string, version: string): Promise<PluginD
   if (!p) {
     p = import(url).then((mod) => {
       const exported = mod.default ?? mod.plugin;
-      const found = (Array.isArray(exported) ? exported : [exported]).find((x: PluginDefinition) => x?.name === name && x.version === version);
+      const found = (Array.isArray(exported) ? exported : [exported]).find(
+        (x: PluginDefinition) => x?.name === name && x.version === version,
+      );
       if (!found) throw new Error(`${url} does not export plugin ${name}@${version}`);
       return found;
     });
@@ -72,9 +74,9 @@ export async function runTask(call: { moduleUrl: string; exportName: string; arg
   const collect = (value: unknown, depth: number) => {
     // Only views that own their whole buffer: a small Node Buffer shares a pool slab with others.
     if (types.isArrayBufferView(value)) {
-      if (value.buffer instanceof ArrayBuffer && value.byteOffset === 0 && value.byteLength === value.buffer.byteLength) buffers.add(value.buffer);
-    }
-    else if (value instanceof ArrayBuffer) buffers.add(value);
+      if (value.buffer instanceof ArrayBuffer && value.byteOffset === 0 && value.byteLength === value.buffer.byteLength)
+        buffers.add(value.buffer);
+    } else if (value instanceof ArrayBuffer) buffers.add(value);
     else if (depth > 0 && value && typeof value === 'object') for (const v of Object.values(value)) collect(v, depth - 1);
   };
   collect(result, 2);

@@ -62,7 +62,7 @@ export function installCleanupHandlers(): void {
     if (stopping) return;
     stopping = true;
     process.stderr.write(`\n${signal}: stopping child processes and removing temporary files…\n`);
-    cleanUp().finally(() => process.exit(exitCode));
+    void cleanUp().finally(() => process.exit(exitCode));
   };
   process.once('SIGINT', () => onSignal('SIGINT', 130));
   process.once('SIGTERM', () => onSignal('SIGTERM', 143));

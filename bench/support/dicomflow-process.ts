@@ -26,8 +26,14 @@ export interface DicomflowProcess {
  * logs "dicomflow is ready" with the ports it got (configure ports 0: no race over free ports).
  */
 export async function spawnDicomflow(configFile: string): Promise<DicomflowProcess> {
-  const nodeBin = fs.existsSync(path.join(repoRoot, 'node_modules/.bin/node')) ? path.join(repoRoot, 'node_modules/.bin/node') : process.execPath;
-  const child = trackChild(spawn(nodeBin, [...SERVER_NODE_FLAGS, path.join(repoRoot, 'server/cli.ts'), 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const nodeBin = fs.existsSync(path.join(repoRoot, 'node_modules/.bin/node'))
+    ? path.join(repoRoot, 'node_modules/.bin/node')
+    : process.execPath;
+  const child = trackChild(
+    spawn(nodeBin, [...SERVER_NODE_FLAGS, path.join(repoRoot, 'server/cli.ts'), 'serve', '--config', configFile], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
   const problems: string[] = [];
   const lastLines: string[] = [];
   let partial = '';
@@ -52,7 +58,8 @@ export async function spawnDicomflow(configFile: string): Promise<DicomflowProce
       if (entry.msg === 'shutting down' && !stopping) {
         shutdownBeforeStop ??= `logged "shutting down" (${String(entry.signal)}) before the bench stopped it: something outside the bench signalled it`;
       }
-      if (entry.msg === 'dicomflow is ready' && entry.dicomPort !== undefined && entry.httpPort !== undefined) onReady({ dicomPort: entry.dicomPort, httpPort: entry.httpPort });
+      if (entry.msg === 'dicomflow is ready' && entry.dicomPort !== undefined && entry.httpPort !== undefined)
+        onReady({ dicomPort: entry.dicomPort, httpPort: entry.httpPort });
       // pino levels: 40 warn, 50 error, 60 fatal.
       if ((entry.level ?? 0) >= 40 && problems.length < LOG_LINES_KEPT) problems.push(line);
     }
@@ -60,7 +67,9 @@ export async function spawnDicomflow(configFile: string): Promise<DicomflowProce
   child.stdout!.setEncoding('utf8').on('data', onData);
   child.stderr!.setEncoding('utf8').on('data', onData);
   const failed = new Promise<never>((_resolve, reject) => {
-    child.once('exit', (code, signal) => reject(new Error(`dicomflow exited (${code ?? signal}) before it was ready:\n${lastLines.join('\n')}`)));
+    child.once('exit', (code, signal) =>
+      reject(new Error(`dicomflow exited (${code ?? signal}) before it was ready:\n${lastLines.join('\n')}`)),
+    );
     setTimeout(() => reject(new Error(`dicomflow did not log "dicomflow is ready" within 30 s:\n${lastLines.join('\n')}`)), 30_000).unref();
   });
   failed.catch(() => {});

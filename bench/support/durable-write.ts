@@ -75,7 +75,7 @@ export function filesystemOf(file: string): string {
     for (const line of fs.readFileSync('/proc/self/mounts', 'utf8').split('\n')) {
       const [device, mount, type] = line.split(' ');
       if (mount === undefined) continue;
-      const inside = mount === '/' || file === mount || file.startsWith(mount + '/');
+      const inside = mount === '/' || file === mount || file.startsWith(`${mount}/`);
       if (inside && (best === undefined || mount.length >= best.mount.length)) best = { mount, type, device };
     }
   } catch {

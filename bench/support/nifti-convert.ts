@@ -13,7 +13,10 @@ import { planVolume } from '../../core/dicom/volume.ts';
 async function convert(dir: string, file: string): Promise<void> {
   const plan = planVolume(fs.readdirSync(dir).map((f) => path.join(dir, f)));
   await writeSeriesNifti(plan, file);
-  fs.writeFileSync(file.replace(/\.nii(\.gz)?$/, '.json'), `${JSON.stringify(bidsSidecar(plan, { name: 'dicomflow convert-nifti', version: 'bench' }), null, 2)}\n`);
+  fs.writeFileSync(
+    file.replace(/\.nii(\.gz)?$/, '.json'),
+    `${JSON.stringify(bidsSidecar(plan, { name: 'dicomflow convert-nifti', version: 'bench' }), null, 2)}\n`,
+  );
 }
 
 if (process.argv[2] === '--serve') {

@@ -110,7 +110,14 @@ function readSelfTicks(): { selfTicks: number; reapedChildrenTicks: number } {
 
 export function snapshot(): ProcSnapshot {
   const { machine, cores } = readStat();
-  return { atMs: performance.now(), machine, cores, processes: readProcesses(), diskWrittenBytes: readDiskWrittenBytes(), ...readSelfTicks() };
+  return {
+    atMs: performance.now(),
+    machine,
+    cores,
+    processes: readProcesses(),
+    diskWrittenBytes: readDiskWrittenBytes(),
+    ...readSelfTicks(),
+  };
 }
 
 /** The command line of a process, arguments joined by spaces ('' once it is gone). */
@@ -169,9 +176,11 @@ export interface Usage {
 
 /** What happened between two snapshots; `groups` names the process trees to account for. */
 export function usageBetween(before: ProcSnapshot, after: ProcSnapshot, groups: Record<string, readonly number[]>): Usage {
-  const percent = (a: CpuTimes, b: CpuTimes, field: 'busy' | 'iowait') => (b.total > a.total ? (100 * (b[field] - a[field])) / (b.total - a.total) : 0);
+  const percent = (a: CpuTimes, b: CpuTimes, field: 'busy' | 'iowait') =>
+    b.total > a.total ? (100 * (b[field] - a[field])) / (b.total - a.total) : 0;
   const cpuSeconds: Record<string, number> = {};
-  for (const [name, roots] of Object.entries(groups)) cpuSeconds[name] = Math.max(0, treeTicks(after, roots) - treeTicks(before, roots)) / TICKS_PER_SECOND;
+  for (const [name, roots] of Object.entries(groups))
+    cpuSeconds[name] = Math.max(0, treeTicks(after, roots) - treeTicks(before, roots)) / TICKS_PER_SECOND;
   return {
     seconds: (after.atMs - before.atMs) / 1000,
     busyPercent: percent(before.machine, after.machine, 'busy'),

@@ -4,7 +4,9 @@ import { trackChild } from './cleanup.ts';
 
 /** The items split into `parts` contiguous runs of nearly equal length (one per association). */
 export function split<T>(items: readonly T[], parts: number): T[][] {
-  return Array.from({ length: parts }, (_, i) => items.slice(Math.floor((i * items.length) / parts), Math.floor(((i + 1) * items.length) / parts)));
+  return Array.from({ length: parts }, (_, i) =>
+    items.slice(Math.floor((i * items.length) / parts), Math.floor(((i + 1) * items.length) / parts)),
+  );
 }
 
 /**

@@ -84,7 +84,9 @@ function exitStatus(child: ChildProcess): string | undefined {
 
 function exitedEarly(child: ChildProcess, what: string, log: LogTail): Promise<never> {
   return new Promise((_resolve, reject) => {
-    child.once('exit', (code, signal) => reject(new Error(`${what} exited (${code ?? signal}) before it was ready:\n${log.lines.join('\n')}`)));
+    child.once('exit', (code, signal) =>
+      reject(new Error(`${what} exited (${code ?? signal}) before it was ready:\n${log.lines.join('\n')}`)),
+    );
   });
 }
 
@@ -136,7 +138,10 @@ export function dicomflowTarget(options: DicomflowTargetOptions = {}): TargetKin
         throw error;
       }
       // Port 0: the server picks free ports and logs them in its ready line (no race with freePort).
-      fs.writeFileSync(configFile, JSON.stringify({ dataDir, dimse: { host: '127.0.0.1', port: 0 }, http: { host: '127.0.0.1', port: 0 }, ...indexConfig }));
+      fs.writeFileSync(
+        configFile,
+        JSON.stringify({ dataDir, dimse: { host: '127.0.0.1', port: 0 }, http: { host: '127.0.0.1', port: 0 }, ...indexConfig }),
+      );
       let server;
       try {
         server = await spawnDicomflow(configFile);
@@ -183,7 +188,12 @@ export function storescpTarget(name: string, extraArgs: string[]): TargetKind {
     async start() {
       const dir = makeTempDir('dicomflow-bench-storescp-');
       const port = await freePort();
-      const child = trackChild(spawn('storescp', ['-aet', 'STORESCP', ...extraArgs, '-od', dir, String(port)], { env: DCMTK_ENV, stdio: ['ignore', 'pipe', 'pipe'] }));
+      const child = trackChild(
+        spawn('storescp', ['-aet', 'STORESCP', ...extraArgs, '-od', dir, String(port)], {
+          env: DCMTK_ENV,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }),
+      );
       const log = new LogTail();
       child.stdout!.setEncoding('utf8').on('data', (text: string) => log.feed(text));
       child.stderr!.setEncoding('utf8').on('data', (text: string) => log.feed(text));
@@ -242,7 +252,9 @@ function versionAtLeast(version: string, wanted: [number, number, number]): bool
  * `PRAGMA SYNCHRONOUS=NORMAL;`), so an index commit is not fsync'ed before Success.
  */
 export function orthancSettings(version: string): string {
-  const sync = versionAtLeast(version, [1, 7, 4]) ? 'SyncStorageArea true (fsync of each file)' : 'no SyncStorageArea option (no fsync of files)';
+  const sync = versionAtLeast(version, [1, 7, 4])
+    ? 'SyncStorageArea true (fsync of each file)'
+    : 'no SyncStorageArea option (no fsync of files)';
   const pdu = versionAtLeast(version, [1, 9, 0]) ? 'MaximumPduLength 16384' : 'max PDU fixed by DCMTK';
   return `StorageCompression false (off), ${sync}, SQLite index WAL with synchronous=NORMAL (commits not fsync'ed), ${pdu}`;
 }

@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/helpers/temp.ts';
@@ -51,7 +50,16 @@ describe('configuration', () => {
   it('finds semantic problems: unknown default database, duplicate AE titles', () => {
     const dir = tmp();
     const file = path.join(dir, 'c.json');
-    fs.writeFileSync(file, JSON.stringify({ defaultDatabase: 'X', databases: [{ name: 'A', aeTitle: 'S' }, { name: 'B', aeTitle: 'S' }] }));
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        defaultDatabase: 'X',
+        databases: [
+          { name: 'A', aeTitle: 'S' },
+          { name: 'B', aeTitle: 'S' },
+        ],
+      }),
+    );
     expect(() => loadConfig(file)).toThrow(/defaultDatabase: "X" is not one of the databases[\s\S]*\/databases\/1\/aeTitle/);
   });
 

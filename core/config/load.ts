@@ -16,11 +16,14 @@ const MAX_CONFIG_BYTES = 1 << 20;
 export function describeAjvErrors(errors: ErrorObject[] | null | undefined): string[] {
   const all = errors ?? [];
   const more = all.length > MAX_DESCRIBED_ERRORS ? [`… and ${all.length - MAX_DESCRIBED_ERRORS} more problems`] : [];
-  return all.slice(0, MAX_DESCRIBED_ERRORS).map((e) => {
-    const at = e.instancePath === '' ? '/' : e.instancePath;
-    const extra = e.keyword === 'additionalProperties' ? ` (${String(e.params.additionalProperty)})` : '';
-    return `${at}: ${e.message ?? e.keyword}${extra}`;
-  }).concat(more);
+  return all
+    .slice(0, MAX_DESCRIBED_ERRORS)
+    .map((e) => {
+      const at = e.instancePath === '' ? '/' : e.instancePath;
+      const extra = e.keyword === 'additionalProperties' ? ` (${String(e.params.additionalProperty)})` : '';
+      return `${at}: ${e.message ?? e.keyword}${extra}`;
+    })
+    .concat(more);
 }
 
 /** Overrides from the command line, applied after the file and before validation. */
@@ -41,7 +44,8 @@ export function loadConfig(file: string | undefined, overrides: ConfigOverrides 
   if (file !== undefined) {
     try {
       const text = readFileSync(file, 'utf8');
-      if (text.length > MAX_CONFIG_BYTES) throw new Error(`the file has ${text.length} characters, more than the ${MAX_CONFIG_BYTES} a configuration may have`);
+      if (text.length > MAX_CONFIG_BYTES)
+        throw new Error(`the file has ${text.length} characters, more than the ${MAX_CONFIG_BYTES} a configuration may have`);
       raw = JSON.parse(text);
     } catch (err) {
       throw dfError('DF_ERR_CONFIG_READ', `cannot read configuration ${file}: ${(err as Error).message}`, { cause: err });
@@ -63,8 +67,7 @@ export function loadConfig(file: string | undefined, overrides: ConfigOverrides 
     });
   }
   const config = raw as Config;
-  const dataDir =
-    overrides.dataDir !== undefined ? path.resolve(cwd, overrides.dataDir) : path.resolve(baseDir, config.dataDir);
+  const dataDir = overrides.dataDir !== undefined ? path.resolve(cwd, overrides.dataDir) : path.resolve(baseDir, config.dataDir);
   checkSemantics(config, file ?? 'configuration');
   return {
     ...config,
@@ -110,8 +113,18 @@ function resolveTlsFiles(config: Config, baseDir: string): Pick<Config, 'dimse' 
   const at = (file: string | undefined) => (file === undefined ? undefined : path.resolve(baseDir, file));
   const { dimse, http } = config;
   return {
-    dimse: dimse.tls ? { ...dimse, tls: { ...dimse.tls, certFile: at(dimse.tls.certFile)!, keyFile: at(dimse.tls.keyFile)!, caFile: at(dimse.tls.caFile) } } : dimse,
+    dimse: dimse.tls
+      ? {
+          ...dimse,
+          tls: { ...dimse.tls, certFile: at(dimse.tls.certFile)!, keyFile: at(dimse.tls.keyFile)!, caFile: at(dimse.tls.caFile) },
+        }
+      : dimse,
     http: http.tls ? { ...http, tls: { certFile: at(http.tls.certFile)!, keyFile: at(http.tls.keyFile)! } } : http,
-    remoteNodes: config.remoteNodes.map((n) => ({ ...n, tlsCaFile: at(n.tlsCaFile), tlsCertFile: at(n.tlsCertFile), tlsKeyFile: at(n.tlsKeyFile) })),
+    remoteNodes: config.remoteNodes.map((n) => ({
+      ...n,
+      tlsCaFile: at(n.tlsCaFile),
+      tlsCertFile: at(n.tlsCertFile),
+      tlsKeyFile: at(n.tlsKeyFile),
+    })),
   };
 }

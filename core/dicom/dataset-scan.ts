@@ -41,7 +41,7 @@ export function scanPart10(bytes: Uint8Array): DataSetLike {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const elements: Record<string, Element> = {};
   // File meta group: always explicit VR little endian (PS3.10 7.1).
-  let at = scanElements(bytes, view, 132, true, elements, 0x0002);
+  const at = scanElements(bytes, view, 132, true, elements, 0x0002);
   const transferSyntaxUid = stringValue(bytes, elements.x00020010).replace(/\0/g, '');
   if (transferSyntaxUid === EXPLICIT_VR_BE || transferSyntaxUid === DEFLATED_EXPLICIT_VR_LE) return dicomParser().parseDicom(bytes);
   scanElements(bytes, view, at, transferSyntaxUid !== IMPLICIT_VR_LE, elements);
@@ -123,7 +123,14 @@ function tagKey(tag: number): string {
 }
 
 /** Scans elements from `at` to the end (or while the group is `onlyGroup`); returns where it stopped. */
-function scanElements(bytes: Uint8Array, view: DataView, at: number, explicit: boolean, out: Record<string, Element>, onlyGroup?: number): number {
+function scanElements(
+  bytes: Uint8Array,
+  view: DataView,
+  at: number,
+  explicit: boolean,
+  out: Record<string, Element>,
+  onlyGroup?: number,
+): number {
   while (at + 8 <= bytes.length) {
     const group = view.getUint16(at, true);
     if (onlyGroup !== undefined && group !== onlyGroup) break;
@@ -156,7 +163,12 @@ function scanElements(bytes: Uint8Array, view: DataView, at: number, explicit: b
   return at;
 }
 
-function readHeader(bytes: Uint8Array, view: DataView, at: number, explicit: boolean): { vr: string | undefined; length: number; dataOffset: number } {
+function readHeader(
+  bytes: Uint8Array,
+  view: DataView,
+  at: number,
+  explicit: boolean,
+): { vr: string | undefined; length: number; dataOffset: number } {
   const group = view.getUint16(at, true);
   // Item and delimiter tags never have a VR (PS3.5 7.5).
   if (!explicit || group === 0xfffe) return { vr: undefined, length: view.getUint32(at + 4, true), dataOffset: at + 8 };
@@ -188,7 +200,10 @@ function skipItemElements(bytes: Uint8Array, view: DataView, at: number, explici
     const tag = ((view.getUint16(at, true) << 16) | view.getUint16(at + 2, true)) >>> 0;
     if (tag === ITEM_DELIMITER) return at + 8;
     const header = readHeader(bytes, view, at, explicit);
-    at = header.length === UNDEFINED ? skipItems(bytes, view, header.dataOffset, header.vr === 'UN' ? false : explicit, false) : header.dataOffset + header.length;
+    at =
+      header.length === UNDEFINED
+        ? skipItems(bytes, view, header.dataOffset, header.vr === 'UN' ? false : explicit, false)
+        : header.dataOffset + header.length;
   }
   throw new Error('an item runs past the end of the file');
 }

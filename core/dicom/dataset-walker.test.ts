@@ -6,7 +6,11 @@ import { readIndexedAttributes } from './indexed-attributes.ts';
 const { DicomDict, DicomMetaDictionary } = dcmjs.data;
 
 function encode(natural: Record<string, unknown>, transferSyntaxUid: string): Buffer {
-  const meta = { TransferSyntaxUID: transferSyntaxUid, MediaStorageSOPClassUID: '1.2.840.10008.5.1.4.1.1.7', MediaStorageSOPInstanceUID: '1.2.3' };
+  const meta = {
+    TransferSyntaxUID: transferSyntaxUid,
+    MediaStorageSOPClassUID: '1.2.840.10008.5.1.4.1.1.7',
+    MediaStorageSOPInstanceUID: '1.2.3',
+  };
   const dict = new DicomDict(DicomMetaDictionary.denaturalizeDataset(meta));
   dict.dict = DicomMetaDictionary.denaturalizeDataset(natural);
   const part10 = Buffer.from(dict.write());
@@ -58,11 +62,17 @@ describe('DatasetWalker', () => {
     const uid = Buffer.from('1.2\0', 'latin1');
     const element = Buffer.concat([Buffer.from([0x20, 0x00, 0x0e, 0x00]), Buffer.from('UI'), Buffer.from([uid.length, 0]), uid]);
     const bytes = Buffer.concat([
-      Buffer.from([0x08, 0x00, 0x15, 0x11]), Buffer.from('SQ'), Buffer.from([0, 0, 0xff, 0xff, 0xff, 0xff]),
-      Buffer.from([0xfe, 0xff, 0x00, 0xe0, 0xff, 0xff, 0xff, 0xff]), element,
+      Buffer.from([0x08, 0x00, 0x15, 0x11]),
+      Buffer.from('SQ'),
+      Buffer.from([0, 0, 0xff, 0xff, 0xff, 0xff]),
+      Buffer.from([0xfe, 0xff, 0x00, 0xe0, 0xff, 0xff, 0xff, 0xff]),
+      element,
       Buffer.from([0xfe, 0xff, 0x0d, 0xe0, 0, 0, 0, 0]),
       Buffer.from([0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0]),
-      Buffer.from([0x20, 0x00, 0x0d, 0x00]), Buffer.from('UI'), Buffer.from([4, 0]), Buffer.from('1.23'),
+      Buffer.from([0x20, 0x00, 0x0d, 0x00]),
+      Buffer.from('UI'),
+      Buffer.from([4, 0]),
+      Buffer.from('1.23'),
     ]);
     const elements = walkInChunks(bytes, 5);
     expect(elements.get(0x0020000d)?.value.toString()).toBe('1.23');
@@ -71,9 +81,12 @@ describe('DatasetWalker', () => {
 
   it('walks encapsulated pixel data', () => {
     const bytes = Buffer.concat([
-      Buffer.from([0xe0, 0x7f, 0x10, 0x00]), Buffer.from('OB'), Buffer.from([0, 0, 0xff, 0xff, 0xff, 0xff]),
+      Buffer.from([0xe0, 0x7f, 0x10, 0x00]),
+      Buffer.from('OB'),
+      Buffer.from([0, 0, 0xff, 0xff, 0xff, 0xff]),
       Buffer.from([0xfe, 0xff, 0x00, 0xe0, 0, 0, 0, 0]),
-      Buffer.from([0xfe, 0xff, 0x00, 0xe0, 4, 0, 0, 0]), Buffer.from([1, 2, 3, 4]),
+      Buffer.from([0xfe, 0xff, 0x00, 0xe0, 4, 0, 0, 0]),
+      Buffer.from([1, 2, 3, 4]),
       Buffer.from([0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0]),
     ]);
     expect(() => walkInChunks(bytes, 3)).not.toThrow();

@@ -37,8 +37,40 @@ const NO_BYTES = Buffer.alloc(0);
 // PS3.5 7.1.2: these VRs have a 2-byte reserved field and a 4-byte length in explicit VR.
 const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
 const KNOWN_VRS = new Set([
-  'AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FD', 'FL', 'IS', 'LO', 'LT', 'OB', 'OD', 'OF', 'OL', 'OV', 'OW',
-  'PN', 'SH', 'SL', 'SQ', 'SS', 'ST', 'SV', 'TM', 'UC', 'UI', 'UL', 'UN', 'UR', 'US', 'UT', 'UV',
+  'AE',
+  'AS',
+  'AT',
+  'CS',
+  'DA',
+  'DS',
+  'DT',
+  'FD',
+  'FL',
+  'IS',
+  'LO',
+  'LT',
+  'OB',
+  'OD',
+  'OF',
+  'OL',
+  'OV',
+  'OW',
+  'PN',
+  'SH',
+  'SL',
+  'SQ',
+  'SS',
+  'ST',
+  'SV',
+  'TM',
+  'UC',
+  'UI',
+  'UL',
+  'UN',
+  'UR',
+  'US',
+  'UT',
+  'UV',
 ]);
 
 /** What the walker is inside: the dataset, an undefined-length sequence, or an undefined-length item. */
@@ -115,7 +147,8 @@ export class DatasetWalker {
     if (this.stack.length > 1) {
       const open = this.stack[this.stack.length - 1];
       const what = open.kind === 'item' ? 'an item' : `sequence ${tagString(open.tag ?? 0)}`;
-      if (open.end !== undefined) throw malformed(`dataset ends inside ${what}, ${open.end - this.offset} bytes before its declared end`, this.offset);
+      if (open.end !== undefined)
+        throw malformed(`dataset ends inside ${what}, ${open.end - this.offset} bytes before its declared end`, this.offset);
       throw malformed(`dataset ends inside ${what} that was never delimited`, this.offset);
     }
     return this.elements;
@@ -185,7 +218,8 @@ export class DatasetWalker {
       this.header = Buffer.concat([this.header, chunk.subarray(pos)]);
       return -1;
     }
-    this.header = this.header.length === 0 ? chunk.subarray(pos, pos + n) : Buffer.concat([this.header, chunk.subarray(pos, pos + missing)]);
+    this.header =
+      this.header.length === 0 ? chunk.subarray(pos, pos + n) : Buffer.concat([this.header, chunk.subarray(pos, pos + missing)]);
     return pos + missing;
   }
 
@@ -229,7 +263,8 @@ export class DatasetWalker {
       this.open({ kind: 'sequence', explicitVr: frame.explicitVr, tag }, frame, length);
       return;
     }
-    const capture = frame.kind === 'dataset' && length <= this.captureMaxBytes && vr !== 'SQ' && tag !== PIXEL_DATA && (this.captureTag?.(tag) ?? true);
+    const capture =
+      frame.kind === 'dataset' && length <= this.captureMaxBytes && vr !== 'SQ' && tag !== PIXEL_DATA && (this.captureTag?.(tag) ?? true);
     if (capture) {
       this.captureParts = [];
       this.captureVr = vr;
@@ -250,7 +285,11 @@ export class DatasetWalker {
 
   /** Leaves every defined-length sequence or item whose last byte has been read. */
   private closeDefinedFrames(): void {
-    for (let top = this.stack[this.stack.length - 1]; top.end !== undefined && this.offset >= top.end; top = this.stack[this.stack.length - 1]) {
+    for (
+      let top = this.stack[this.stack.length - 1];
+      top.end !== undefined && this.offset >= top.end;
+      top = this.stack[this.stack.length - 1]
+    ) {
       this.stack.pop();
     }
   }

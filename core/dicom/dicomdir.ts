@@ -161,7 +161,10 @@ export function placeInstances(fileSet: FileSet, instances: readonly FileSetInst
   for (const instance of instances) {
     for (const uid of ['sopClassUid', 'sopInstanceUid', 'transferSyntaxUid', 'studyInstanceUid', 'seriesInstanceUid'] as const) {
       // The DICOMDIR repeats these UIDs; one that is not a UID would make the whole file invalid.
-      if (!UID.test(instance[uid] ?? '') || instance[uid].length > MAX_UID_LENGTH) throw new Error(`cannot file SOP Instance ${JSON.stringify(instance.sopInstanceUid)}: its ${uid} ${JSON.stringify(instance[uid])} is not a UID (PS3.5 9.1: digits and dots, at most 64)`);
+      if (!UID.test(instance[uid] ?? '') || instance[uid].length > MAX_UID_LENGTH)
+        throw new Error(
+          `cannot file SOP Instance ${JSON.stringify(instance.sopInstanceUid)}: its ${uid} ${JSON.stringify(instance[uid])} is not a UID (PS3.5 9.1: digits and dots, at most 64)`,
+        );
     }
     const existing = bySop.get(instance.sopInstanceUid);
     if (existing) {
@@ -195,7 +198,9 @@ export function placeInstances(fileSet: FileSet, instances: readonly FileSetInst
     // Folders just made are this instance's own; an older one may belong to another study or patient.
     const [, patient, study] = fileId;
     if (owner.get(`${patient}/${study}`) !== instance.studyInstanceUid) {
-      notes.push(`series ${instance.seriesInstanceUid} is already filed under study ${owner.get(`${patient}/${study}`)}; filed with its series`);
+      notes.push(
+        `series ${instance.seriesInstanceUid} is already filed under study ${owner.get(`${patient}/${study}`)}; filed with its series`,
+      );
     } else if (owner.get(patient) !== patientKey) {
       notes.push(`study ${instance.studyInstanceUid} is already filed under another patient; filed with its study`);
     }
@@ -244,7 +249,8 @@ function directoryKeys(instance: FileSetInstance, fileId: string[], notes: strin
     notes.push(`${problem(keyword)}; wrote "${standIn}"`);
     return standIn;
   };
-  const date = (v: string) => (DATE.test(v) ? v : /^\d{4}\.\d{2}\.\d{2}$/.test(v) && DATE.test(v.replace(/\./g, '')) ? v.replace(/\./g, '') : undefined);
+  const date = (v: string) =>
+    DATE.test(v) ? v : /^\d{4}\.\d{2}\.\d{2}$/.test(v) && DATE.test(v.replace(/\./g, '')) ? v.replace(/\./g, '') : undefined;
   const time = (v: string) => {
     const t = v.replace(/:/g, '');
     return TIME.test(t) ? t : undefined;
@@ -254,8 +260,16 @@ function directoryKeys(instance: FileSetInstance, fileId: string[], notes: strin
   return {
     PatientName: cleanName(firstValue(a.PatientName)),
     PatientID: required('PatientID', text(64)(firstValue(a.PatientID)), patient),
-    StudyDate: required('StudyDate', firstOf(['StudyDate', 'SeriesDate', 'AcquisitionDate', 'ContentDate'], date), date(received.slice(0, 8)) ?? '19700101'),
-    StudyTime: required('StudyTime', firstOf(['StudyTime', 'SeriesTime', 'AcquisitionTime', 'ContentTime'], time), time(received.slice(9, 15)) ?? '000000'),
+    StudyDate: required(
+      'StudyDate',
+      firstOf(['StudyDate', 'SeriesDate', 'AcquisitionDate', 'ContentDate'], date),
+      date(received.slice(0, 8)) ?? '19700101',
+    ),
+    StudyTime: required(
+      'StudyTime',
+      firstOf(['StudyTime', 'SeriesTime', 'AcquisitionTime', 'ContentTime'], time),
+      time(received.slice(9, 15)) ?? '000000',
+    ),
     StudyDescription: cleanText(firstValue(a.StudyDescription), 64),
     StudyID: required('StudyID', text(16)(firstValue(a.StudyID)), study),
     AccessionNumber: cleanText(firstValue(a.AccessionNumber), 16),
@@ -291,13 +305,22 @@ function cleanName(value: string): string {
 /** Parses and checks a saved file-set (the JSON of a FileSet). Throws on anything unexpected. */
 export function parseFileSet(json: string): FileSet {
   const data = JSON.parse(json) as FileSet;
-  if (data?.format !== 'dicomflow-fileset' || data.version !== 1) throw new Error('not a dicomflow file-set index (format "dicomflow-fileset", version 1)');
+  if (data?.format !== 'dicomflow-fileset' || data.version !== 1)
+    throw new Error('not a dicomflow file-set index (format "dicomflow-fileset", version 1)');
   if (typeof data.fileSetUid !== 'string' || !Array.isArray(data.entries)) throw new Error('file-set index lacks fileSetUid or entries');
   const seen = new Set<string>();
   for (const [i, e] of data.entries.entries()) {
     const where = `file-set index entry ${i}`;
-    if (!Array.isArray(e?.fileId) || e.fileId.length !== 5 || e.fileId[0] !== TOP_FOLDER || !isFileId(e.fileId)) throw new Error(`${where}: bad fileId ${JSON.stringify(e?.fileId)}`);
-    for (const k of ['sopClassUid', 'sopInstanceUid', 'transferSyntaxUid', 'studyInstanceUid', 'seriesInstanceUid', 'patientKey'] as const) {
+    if (!Array.isArray(e?.fileId) || e.fileId.length !== 5 || e.fileId[0] !== TOP_FOLDER || !isFileId(e.fileId))
+      throw new Error(`${where}: bad fileId ${JSON.stringify(e?.fileId)}`);
+    for (const k of [
+      'sopClassUid',
+      'sopInstanceUid',
+      'transferSyntaxUid',
+      'studyInstanceUid',
+      'seriesInstanceUid',
+      'patientKey',
+    ] as const) {
       if (typeof e[k] !== 'string') throw new Error(`${where}: ${k} is not a string`);
     }
     if (typeof e.keys !== 'object' || e.keys === null) throw new Error(`${where}: keys missing`);
@@ -351,7 +374,11 @@ function padded(bytes: Buffer, pad: number): Buffer {
   return bytes.length % 2 === 0 ? bytes : Buffer.concat([bytes, Buffer.from([pad])]);
 }
 
-const ascii = (tag: number, vr: string, value: string): Element => ({ tag, vr, value: padded(Buffer.from(value, 'latin1'), vr === 'UI' ? 0 : 0x20) });
+const ascii = (tag: number, vr: string, value: string): Element => ({
+  tag,
+  vr,
+  value: padded(Buffer.from(value, 'latin1'), vr === 'UI' ? 0 : 0x20),
+});
 const ul = (tag: number, value: number): Element => {
   const b = Buffer.alloc(4);
   b.writeUInt32LE(value, 0);
@@ -385,9 +412,17 @@ function directoryRecords(fileSet: FileSet): DirectoryRecord[] {
   let study: DirectoryRecord | undefined;
   let series: DirectoryRecord | undefined;
   for (const e of sorted) {
-    const same = (level: number) => last !== undefined && last.fileId.slice(0, level + 1).join('/') === e.fileId.slice(0, level + 1).join('/');
+    const same = (level: number) =>
+      last !== undefined && last.fileId.slice(0, level + 1).join('/') === e.fileId.slice(0, level + 1).join('/');
     if (!same(1) || !patient) {
-      patient = { type: 'PATIENT', children: [], elements: textKeys([{ tag: 0x00100010, vr: 'PN', value: e.keys.PatientName }, { tag: 0x00100020, vr: 'LO', value: e.keys.PatientID }]) };
+      patient = {
+        type: 'PATIENT',
+        children: [],
+        elements: textKeys([
+          { tag: 0x00100010, vr: 'PN', value: e.keys.PatientName },
+          { tag: 0x00100020, vr: 'LO', value: e.keys.PatientID },
+        ]),
+      };
       patients.push(patient);
     }
     if (!same(2) || !study) {
@@ -411,7 +446,11 @@ function directoryRecords(fileSet: FileSet): DirectoryRecord[] {
       series = {
         type: 'SERIES',
         children: [],
-        elements: [ascii(0x00080060, 'CS', e.keys.Modality), ascii(0x0020000e, 'UI', e.seriesInstanceUid), ascii(0x00200011, 'IS', e.keys.SeriesNumber)],
+        elements: [
+          ascii(0x00080060, 'CS', e.keys.Modality),
+          ascii(0x0020000e, 'UI', e.seriesInstanceUid),
+          ascii(0x00200011, 'IS', e.keys.SeriesNumber),
+        ],
       };
       study.children.push(series);
     }
@@ -464,7 +503,11 @@ export interface DicomdirOptions {
  */
 export function buildDicomdir(fileSet: FileSet, options: DicomdirOptions): Buffer {
   if (!isFileSetId(options.fileSetId)) throw new Error(`File-set ID "${options.fileSetId}" is not up to 16 of A-Z, 0-9, _ (PS3.10 8.2)`);
-  const meta = fileMetaHeader({ sopClassUid: MEDIA_STORAGE_DIRECTORY_STORAGE, sopInstanceUid: fileSet.fileSetUid, transferSyntaxUid: EXPLICIT_VR_LE });
+  const meta = fileMetaHeader({
+    sopClassUid: MEDIA_STORAGE_DIRECTORY_STORAGE,
+    sopInstanceUid: fileSet.fileSetUid,
+    transferSyntaxUid: EXPLICIT_VR_LE,
+  });
 
   // Depth-first order: each record, then its lower-level entity, then its next sibling.
   const order: { record: DirectoryRecord; siblings: DirectoryRecord[]; index: number }[] = [];

@@ -88,5 +88,8 @@ export async function exportImages(task: ExportImagesTask): Promise<ExportedImag
 export function safeFileStem(uid: string | undefined, fallback: string): string {
   const value = (uid ?? '').trim();
   if (/^[0-9]+(\.[0-9]+)*$/.test(value) && value.length <= 64) return value;
-  return createHash('sha256').update(value || fallback).digest('hex').slice(0, 32);
+  return createHash('sha256')
+    .update(value || fallback)
+    .digest('hex')
+    .slice(0, 32);
 }

@@ -46,7 +46,8 @@ export function readNifti(file: string): NiftiImage {
   const image = nifti.readImage(header, data);
   const view = new DataView(image);
   const count = dims[0] * dims[1] * dims[2];
-  if (view.byteLength < count * reader.bytes) throw new Error(`${file}: the image holds ${view.byteLength} bytes, ${count * reader.bytes} expected`);
+  if (view.byteLength < count * reader.bytes)
+    throw new Error(`${file}: the image holds ${view.byteLength} bytes, ${count * reader.bytes} expected`);
   const slope = header.scl_slope;
   const scaled = Number.isFinite(slope) && slope !== 0 && (slope !== 1 || header.scl_inter !== 0);
   const values = new Float64Array(count);
@@ -66,14 +67,26 @@ function rasAffine(header: nifti.NIFTI1 | nifti.NIFTI2, data: ArrayBuffer): { af
   if (header.qform_code > 0) {
     const qfac = header.pixDims[0] === -1 ? -1 : 1;
     const m = header.convertNiftiQFormToNiftiSForm(
-      header.quatern_b, header.quatern_c, header.quatern_d,
-      header.qoffset_x, header.qoffset_y, header.qoffset_z,
-      header.pixDims[1], header.pixDims[2], header.pixDims[3], qfac,
+      header.quatern_b,
+      header.quatern_c,
+      header.quatern_d,
+      header.qoffset_x,
+      header.qoffset_y,
+      header.qoffset_z,
+      header.pixDims[1],
+      header.pixDims[2],
+      header.pixDims[3],
+      qfac,
     );
     return { affine: m, transform: 'qform' };
   }
   return {
-    affine: [[header.pixDims[1], 0, 0, 0], [0, header.pixDims[2], 0, 0], [0, 0, header.pixDims[3], 0], [0, 0, 0, 1]],
+    affine: [
+      [header.pixDims[1], 0, 0, 0],
+      [0, header.pixDims[2], 0, 0],
+      [0, 0, header.pixDims[3], 0],
+      [0, 0, 0, 1],
+    ],
     transform: 'pixdim',
   };
 }

@@ -50,7 +50,11 @@ describe('writeSeriesNifti', () => {
       slices: 4,
       rows: 10,
       cols: 12,
-      extra: (index) => ({ MRAcquisitionType: '3D', ImageOrientationPatient: [0, 1, 0, 0, 0, -1], ImagePositionPatient: [index * 2, -30, 40] }),
+      extra: (index) => ({
+        MRAcquisitionType: '3D',
+        ImageOrientationPatient: [0, 1, 0, 0, 0, -1],
+        ImagePositionPatient: [index * 2, -30, 40],
+      }),
     });
     const { bytes } = await bothWriters('mr-3d', sagittal.files);
     // Turned to the orientation nearest RAS: 4 sagittal slices become the x axis.

@@ -77,7 +77,10 @@ const AS_STORED: NiftiLayout = { axes: [0, 1, 2], reversed: [false, false, false
  * the matrix is as close to a positive diagonal as possible. An already canonical volume, or
  * one whose best permutation is the identity without flips, keeps DICOM's row order.
  */
-export function niftiLayout(volume: Pick<Volume, 'affine' | 'dims'> & { series?: { mrAcquisitionType?: string } }, frameCount: number): NiftiLayout {
+export function niftiLayout(
+  volume: Pick<Volume, 'affine' | 'dims'> & { series?: { mrAcquisitionType?: string } },
+  frameCount: number,
+): NiftiLayout {
   const threeD = volume.series?.mrAcquisitionType?.toUpperCase().startsWith('3D') === true;
   if (!threeD || volume.dims[2] < 2 || frameCount > 1) return ROWS_FLIPPED;
   const ras = niftiAffine(volume, AS_STORED);
@@ -93,9 +96,17 @@ export function niftiLayout(volume: Pick<Volume, 'affine' | 'dims'> & { series?:
   });
   const min = [0, 1, 2].map((r) => Math.min(...corners.map((c) => c.world[r])));
   let nearest = corners[0];
-  for (const c of corners) if (Math.hypot(...c.world.map((v, r) => v - min[r])) < Math.hypot(...nearest.world.map((v, r) => v - min[r]))) nearest = c;
+  for (const c of corners)
+    if (Math.hypot(...c.world.map((v, r) => v - min[r])) < Math.hypot(...nearest.world.map((v, r) => v - min[r]))) nearest = c;
   // getBestOrient: the axis permutation (with those flips) that maximises trace(R · P).
-  const permutations: [number, number, number][] = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [2, 0, 1], [1, 2, 0], [2, 1, 0]];
+  const permutations: [number, number, number][] = [
+    [0, 1, 2],
+    [0, 2, 1],
+    [1, 0, 2],
+    [2, 0, 1],
+    [1, 2, 0],
+    [2, 1, 0],
+  ];
   let best: [number, number, number] = [0, 1, 2];
   let bestScore = 0;
   for (const axes of permutations) {
@@ -119,7 +130,8 @@ export function niftiAffine(volume: Pick<Volume, 'affine' | 'dims'>, layout: Nif
     const sign = r < 2 ? -1 : 1;
     // File voxel 0 is the volume voxel at the far end of every reversed axis.
     let origin = a[r * 4 + 3];
-    for (let axis = 0; axis < 3; axis++) if (layout.reversed[layout.axes.indexOf(axis)]) origin += (volume.dims[axis] - 1) * a[r * 4 + axis];
+    for (let axis = 0; axis < 3; axis++)
+      if (layout.reversed[layout.axes.indexOf(axis)]) origin += (volume.dims[axis] - 1) * a[r * 4 + axis];
     for (let c = 0; c < 3; c++) out[r * 4 + c] = sign * (layout.reversed[c] ? -1 : 1) * a[r * 4 + layout.axes[c]];
     out[r * 4 + 3] = sign * origin;
   }
@@ -216,7 +228,11 @@ export async function writeNifti(volume: Volumeish, filePath: string, options: N
  * Writes the chunks to a .nii or, gzipped, to a .nii.gz, through a temporary name. gzip: the
  * chunks are deflated in parallel on libuv's thread pool, as pigz does (see parallel-gzip.ts).
  */
-export async function writeChunks(filePath: string, chunks: Iterable<Buffer> | AsyncIterable<Buffer>, options: Pick<NiftiOptions, 'gzip' | 'gzipLevel'> = {}): Promise<void> {
+export async function writeChunks(
+  filePath: string,
+  chunks: Iterable<Buffer> | AsyncIterable<Buffer>,
+  options: Pick<NiftiOptions, 'gzip' | 'gzipLevel'> = {},
+): Promise<void> {
   const gzip = options.gzip ?? filePath.endsWith('.gz');
   const partial = `${filePath}.partial`;
   const fd = openSync(partial, 'w');
@@ -253,7 +269,14 @@ function typedView(bytes: Buffer, datatype: NiftiDatatype): OutArray {
   }
 }
 
-function writeHeader(out: Buffer, volume: Pick<Volume, 'affine' | 'dims' | 'timing'>, nt: number, layout: NiftiLayout, encoding: NiftiEncoding, description = ''): void {
+function writeHeader(
+  out: Buffer,
+  volume: Pick<Volume, 'affine' | 'dims' | 'timing'>,
+  nt: number,
+  layout: NiftiLayout,
+  encoding: NiftiEncoding,
+  description = '',
+): void {
   const [nx, ny, nz] = fileDims(volume.dims, layout);
   const h = new DataView(out.buffer, out.byteOffset, VOX_OFFSET);
   const bitpix = 8 * BYTES_PER[encoding.datatype];
@@ -268,7 +291,8 @@ function writeHeader(out: Buffer, volume: Pick<Volume, 'affine' | 'dims' | 'timi
   h.setInt16(72, bitpix, true);
   // pixdim[4]: the time between frame starts (dcm2niix's "TR" for dynamic series), s.
   const timing = volume.timing;
-  const frameStepSec = timing.length > 1 ? (timing[1].startMs - timing[0].startMs) / 1000 : timing.length === 1 ? timing[0].durationMs / 1000 : 0;
+  const frameStepSec =
+    timing.length > 1 ? (timing[1].startMs - timing[0].startMs) / 1000 : timing.length === 1 ? timing[0].durationMs / 1000 : 0;
   const pixdim = [qfac, spacing[0], spacing[1], spacing[2], nt > 1 ? frameStepSec : 0, 0, 0, 0];
   pixdim.forEach((p, i) => h.setFloat32(76 + 4 * i, p, true));
   h.setFloat32(108, VOX_OFFSET, true);
@@ -287,12 +311,20 @@ function writeHeader(out: Buffer, volume: Pick<Volume, 'affine' | 'dims' | 'timi
 }
 
 /** NIfTI quaternion parameters of an affine (nifti1_io.c's nifti_mat44_to_quatern). */
-export function qform(affine: Float64Array): { quaternion: [number, number, number]; offset: [number, number, number]; qfac: number; spacing: [number, number, number] } {
+export function qform(affine: Float64Array): {
+  quaternion: [number, number, number];
+  offset: [number, number, number];
+  qfac: number;
+  spacing: [number, number, number];
+} {
   const col = (c: number) => [affine[c], affine[4 + c], affine[8 + c]];
   const spacing = [0, 1, 2].map((c) => Math.hypot(...col(c))) as [number, number, number];
   const r = [0, 1, 2].map((c) => col(c).map((v) => v / spacing[c]));
   // r[c] is column c; the determinant's sign says whether the third axis is mirrored.
-  const det = r[0][0] * (r[1][1] * r[2][2] - r[2][1] * r[1][2]) - r[1][0] * (r[0][1] * r[2][2] - r[2][1] * r[0][2]) + r[2][0] * (r[0][1] * r[1][2] - r[1][1] * r[0][2]);
+  const det =
+    r[0][0] * (r[1][1] * r[2][2] - r[2][1] * r[1][2]) -
+    r[1][0] * (r[0][1] * r[2][2] - r[2][1] * r[0][2]) +
+    r[2][0] * (r[0][1] * r[1][2] - r[1][1] * r[0][2]);
   const qfac = det < 0 ? -1 : 1;
   if (qfac < 0) r[2] = r[2].map((v) => -v);
   const m = (row: number, column: number) => r[column][row];
@@ -338,7 +370,16 @@ export function qform(affine: Float64Array): { quaternion: [number, number, numb
 // BIDS sidecar
 
 // PET-BIDS units (BIDS appendix "Units") of the DICOM Units (0054,1001) values.
-const PET_UNITS: Record<string, string> = { BQML: 'Bq/mL', CNTS: 'counts', GML: 'g/mL', PROPCNTS: 'propcounts', MGMINML: 'mg/min/mL', UMOLMINML: 'umol/min/mL', NONE: 'unitless', PERCENT: '%' };
+const PET_UNITS: Record<string, string> = {
+  BQML: 'Bq/mL',
+  CNTS: 'counts',
+  GML: 'g/mL',
+  PROPCNTS: 'propcounts',
+  MGMINML: 'mg/min/mL',
+  UMOLMINML: 'umol/min/mL',
+  NONE: 'unitless',
+  PERCENT: '%',
+};
 
 const round = (v: number, digits = 6) => Number(v.toFixed(digits));
 
@@ -346,7 +387,10 @@ const round = (v: number, digits = 6) => Number(v.toFixed(digits));
  * The JSON sidecar in the BIDS style (PET-BIDS for PET): times in seconds, keys as BIDS names
  * them, plus the DICOM-named keys dcm2niix writes, so tools reading either find theirs.
  */
-export function bidsSidecar(volume: Omit<LoadedVolume, 'frames'>, software: { name: string; version: string } = { name: 'dicomflow', version: '0' }): Record<string, unknown> {
+export function bidsSidecar(
+  volume: Omit<LoadedVolume, 'frames'>,
+  software: { name: string; version: string } = { name: 'dicomflow', version: '0' },
+): Record<string, unknown> {
   const s = volume.series;
   const sidecar: Record<string, unknown> = {
     Modality: s.modality,
@@ -401,7 +445,8 @@ export function bidsSidecar(volume: Omit<LoadedVolume, 'frames'>, software: { na
       RadionuclideTotalDose: pet.injectedDoseBq,
       RadionuclideHalfLife: pet.radionuclideHalfLifeSec,
       DecayCorrection: pet.decayCorrection,
-      FrameReferenceTime: pet.frameReferenceTimesMs.length === volume.sources.length ? pet.frameReferenceTimesMs.map((t) => round(t / 1000)) : undefined,
+      FrameReferenceTime:
+        pet.frameReferenceTimesMs.length === volume.sources.length ? pet.frameReferenceTimesMs.map((t) => round(t / 1000)) : undefined,
     });
   }
   sidecar.ConversionSoftware = software.name;
@@ -441,7 +486,15 @@ const CHUNK_BYTES = 4 << 20;
  * as float32 stored × slope + intercept (as loadVolume computes it, so both give the same
  * values). A plain function: the generator calling it is never optimised, this is.
  */
-function copyPlane(to: OutArray, at: number, raw: PixelArray, nx: number, ny: number, flipRows: boolean, rescale: { slope: number; intercept: number } | undefined): void {
+function copyPlane(
+  to: OutArray,
+  at: number,
+  raw: PixelArray,
+  nx: number,
+  ny: number,
+  flipRows: boolean,
+  rescale: { slope: number; intercept: number } | undefined,
+): void {
   for (let y = 0; y < ny; y++) {
     const from = (flipRows ? ny - 1 - y : y) * nx;
     const o = at + y * nx;
@@ -461,7 +514,11 @@ function copyPlane(to: OutArray, at: number, raw: PixelArray, nx: number, ny: nu
  * or data whose type depends on its values is decoded as a volume first (writeNifti).
  * Returns the encoding written.
  */
-export async function writeSeriesNifti(plan: VolumePlan, filePath: string, options: NiftiOptions & { onProgress?: (fraction: number) => void; signal?: AbortSignal } = {}): Promise<NiftiEncoding> {
+export async function writeSeriesNifti(
+  plan: VolumePlan,
+  filePath: string,
+  options: NiftiOptions & { onProgress?: (fraction: number) => void; signal?: AbortSignal } = {},
+): Promise<NiftiEncoding> {
   const nt = plan.planes.length;
   const layout = niftiLayout(plan, nt);
   const encoding = options.encoding ?? storedEncoding(plan);
@@ -476,7 +533,13 @@ export async function writeSeriesNifti(plan: VolumePlan, filePath: string, optio
   return encoding;
 }
 
-async function* planChunks(plan: VolumePlan, layout: NiftiLayout, encoding: NiftiEncoding, options: NiftiOptions & { onProgress?: (fraction: number) => void; signal?: AbortSignal }, reuseChunk: boolean): AsyncGenerator<Buffer> {
+async function* planChunks(
+  plan: VolumePlan,
+  layout: NiftiLayout,
+  encoding: NiftiEncoding,
+  options: NiftiOptions & { onProgress?: (fraction: number) => void; signal?: AbortSignal },
+  reuseChunk: boolean,
+): AsyncGenerator<Buffer> {
   const [nx, ny, nz] = plan.dims;
   const header = Buffer.alloc(VOX_OFFSET);
   writeHeader(header, plan, plan.planes.length, layout, encoding, options.description);
@@ -496,7 +559,15 @@ async function* planChunks(plan: VolumePlan, layout: NiftiLayout, encoding: Nift
         view = typedView(chunk, encoding.datatype);
       }
       const plane = frame[layout.reversed[2] ? nz - 1 - z : z];
-      copyPlane(view, filled * nx * ny, await decodePlane(plane), nx, ny, layout.reversed[1], encoding.datatype === 'float32' ? plane : undefined);
+      copyPlane(
+        view,
+        filled * nx * ny,
+        await decodePlane(plane),
+        nx,
+        ny,
+        layout.reversed[1],
+        encoding.datatype === 'float32' ? plane : undefined,
+      );
       options.onProgress?.(++done / total);
       if (++filled === slicesPerChunk) {
         yield chunk;

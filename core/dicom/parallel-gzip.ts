@@ -15,7 +15,10 @@ const BLOCK_BYTES = 1 << 20;
 const WINDOW_BYTES = 32 * 1024;
 // Magic, deflate, no flags, no mtime, no extra flags, OS unknown (RFC 1952 2.3).
 const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
-const deflateBlock = promisify(deflateRaw) as (data: Buffer, options: { level: number; dictionary?: Buffer; finishFlush: number }) => Promise<Buffer>;
+const deflateBlock = promisify(deflateRaw) as (
+  data: Buffer,
+  options: { level: number; dictionary?: Buffer; finishFlush: number },
+) => Promise<Buffer>;
 
 /** Writes all of `bytes` at the file's current position. */
 export function writeAll(fd: number, bytes: Uint8Array): void {
@@ -37,7 +40,13 @@ export async function writeGzip(fd: number, chunks: Iterable<Uint8Array> | Async
     crc = crc32(block, crc);
     size += block.length;
     const dictionary = previous === undefined ? undefined : previous.subarray(Math.max(0, previous.length - WINDOW_BYTES));
-    inFlight.push(deflateBlock(block, { level, ...(dictionary === undefined ? {} : { dictionary }), finishFlush: last ? constants.Z_FINISH : constants.Z_SYNC_FLUSH }));
+    inFlight.push(
+      deflateBlock(block, {
+        level,
+        ...(dictionary === undefined ? {} : { dictionary }),
+        finishFlush: last ? constants.Z_FINISH : constants.Z_SYNC_FLUSH,
+      }),
+    );
     previous = block;
     while (inFlight.length >= maxInFlight || (last && inFlight.length > 0)) writeAll(fd, await inFlight.shift()!);
   };

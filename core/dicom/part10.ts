@@ -92,7 +92,12 @@ export async function readFileMetaOf(handle: FileHandle): Promise<FileMeta & { d
   const { bytesRead } = await handle.read(start, 0, start.length, 0);
   let want = 64 * 1024;
   // (0002,0000) UL FileMetaInformationGroupLength comes first and gives the group's size.
-  if (bytesRead === 144 && start.readUInt16LE(132) === 0x0002 && start.readUInt16LE(134) === 0x0000 && start.toString('latin1', 136, 138) === 'UL') {
+  if (
+    bytesRead === 144 &&
+    start.readUInt16LE(132) === 0x0002 &&
+    start.readUInt16LE(134) === 0x0000 &&
+    start.toString('latin1', 136, 138) === 'UL'
+  ) {
     want = 144 + start.readUInt32LE(140);
   }
   if (want > MAX_FILE_META_BYTES) throw new Error(`its file meta group claims ${want} bytes`);

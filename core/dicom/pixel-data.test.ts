@@ -7,7 +7,14 @@ import { compress, ctSeries, petSeries, secondaryCaptureRgb, TransferSyntax } fr
 import { compressSeries } from '../../test/fixtures/volumes.ts';
 import { isDfError } from '../errors.ts';
 import { scanPart10, sequenceItems } from './dataset-scan.ts';
-import { decodeEncapsulatedPixelData, decodeFrames, encapsulatedFrames, imagePixelModule, parsePart10, readPixelFrames } from './pixel-data.ts';
+import {
+  decodeEncapsulatedPixelData,
+  decodeFrames,
+  encapsulatedFrames,
+  imagePixelModule,
+  parsePart10,
+  readPixelFrames,
+} from './pixel-data.ts';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'df-pixel-data-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -37,7 +44,12 @@ function encapsulate(fragments: Uint8Array[]): Uint8Array {
 describe('scanPart10', () => {
   it('finds every top-level element where dicom-parser does, in explicit and implicit VR, encapsulated too', async () => {
     const pet = await petSeries(path.join(root, 'pet'), { slices: 1, rows: 8, cols: 8, frameDurationsSec: [60], withPrivateTags: true });
-    const implicit = await ctSeries(path.join(root, 'implicit'), { slices: 1, rows: 8, cols: 8, transferSyntaxUid: TransferSyntax.ImplicitVRLittleEndian });
+    const implicit = await ctSeries(path.join(root, 'implicit'), {
+      slices: 1,
+      rows: 8,
+      cols: 8,
+      transferSyntaxUid: TransferSyntax.ImplicitVRLittleEndian,
+    });
     const rle = await compress(implicit.files[0], 'rle', path.join(root, 'rle.dcm'));
     for (const file of [pet.files[0], implicit.files[0], rle.file]) {
       const bytes = fs.readFileSync(file);

@@ -116,7 +116,9 @@ export function parsePart10(bytes: Uint8Array): DataSetLike {
     return scanPart10(bytes);
   } catch (err) {
     // dicom-parser throws strings.
-    throw dfError('DF_ERR_DATASET_MALFORMED', `not a readable DICOM Part 10 file: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw dfError('DF_ERR_DATASET_MALFORMED', `not a readable DICOM Part 10 file: ${err instanceof Error ? err.message : String(err)}`, {
+      cause: err,
+    });
   }
 }
 
@@ -139,7 +141,10 @@ export async function decodeFrames(dataSet: DataSetLike, transferSyntaxUid: stri
   if (element === undefined) throw dfError('DF_ERR_PIXEL_DECODE', 'the object has no Pixel Data (7FE0,0010)');
   const pixel = imagePixelModule(dataSet);
   const wanted = frameIndexes ?? Array.from({ length: pixel.numberOfFrames }, (_, i) => i);
-  const bytes = dataSet.byteArray.subarray(element.dataOffset, element.dataOffset + (element.length === 0xffffffff ? dataSet.byteArray.length : element.length));
+  const bytes = dataSet.byteArray.subarray(
+    element.dataOffset,
+    element.dataOffset + (element.length === 0xffffffff ? dataSet.byteArray.length : element.length),
+  );
   if (element.encapsulatedPixelData || transferSyntaxByUid(transferSyntaxUid)?.encapsulated) {
     if (transferSyntaxUid in decoders) await initPixelCodecs();
     const encapsulated = dataSet.byteArray.subarray(element.dataOffset, element.dataOffset + element.length);
@@ -151,14 +156,20 @@ export async function decodeFrames(dataSet: DataSetLike, transferSyntaxUid: stri
   const floatKind = element.tag === 'x7fe00008' ? 32 : element.tag === 'x7fe00009' ? 64 : 0;
   const frameBytes = nativeFrameBytes(pixel);
   const frames = wanted.map((f) => {
-    if ((f + 1) * frameBytes > bytes.length) throw dfError('DF_ERR_PIXEL_DECODE', `Pixel Data holds ${bytes.length} bytes, too few for frame ${f + 1} of ${pixel.numberOfFrames}`);
+    if ((f + 1) * frameBytes > bytes.length)
+      throw dfError('DF_ERR_PIXEL_DECODE', `Pixel Data holds ${bytes.length} bytes, too few for frame ${f + 1} of ${pixel.numberOfFrames}`);
     const slice = bytes.subarray(f * frameBytes, (f + 1) * frameBytes);
     const width = floatKind ? floatKind / 8 : pixel.bitsAllocated / 8;
     // A view is enough when nothing is changed in place and the samples are aligned.
-    const inPlace = transferSyntaxUid !== EXPLICIT_VR_BE && (floatKind > 0 || pixel.bitsStored === pixel.bitsAllocated) && slice.byteOffset % width === 0;
+    const inPlace =
+      transferSyntaxUid !== EXPLICIT_VR_BE && (floatKind > 0 || pixel.bitsStored === pixel.bitsAllocated) && slice.byteOffset % width === 0;
     const raw = inPlace ? slice : copyBytes(slice);
     if (transferSyntaxUid === EXPLICIT_VR_BE) swapBytes(raw, width);
-    return floatKind ? (floatKind === 32 ? new Float32Array(raw.buffer, raw.byteOffset, raw.length / 4) : new Float64Array(raw.buffer, raw.byteOffset, raw.length / 8)) : typedFrame(raw, pixel);
+    return floatKind
+      ? floatKind === 32
+        ? new Float32Array(raw.buffer, raw.byteOffset, raw.length / 4)
+        : new Float64Array(raw.buffer, raw.byteOffset, raw.length / 8)
+      : typedFrame(raw, pixel);
   });
   return { pixel, transferSyntaxUid, frames };
 }
@@ -192,17 +203,23 @@ export async function decodeEncapsulatedPixelData(
 
 /** Bytes of one native frame; PS3.5 8.1.1: frames of 1-bit data are packed without padding. */
 function nativeFrameBytes(pixel: ImagePixelModule): number {
-  if (pixel.bitsAllocated === 1) throw dfError('DF_ERR_PIXEL_DECODE', 'single-bit pixel data (Bits Allocated 1) is not an image dicomflow can process');
+  if (pixel.bitsAllocated === 1)
+    throw dfError('DF_ERR_PIXEL_DECODE', 'single-bit pixel data (Bits Allocated 1) is not an image dicomflow can process');
   return pixel.rows * pixel.columns * pixel.samplesPerPixel * (pixel.bitsAllocated / 8);
 }
 
 function frameAt(frames: Uint8Array[], index: number): Uint8Array {
   const frame = frames[index];
-  if (frame === undefined) throw dfError('DF_ERR_PIXEL_DECODE', `the encapsulated Pixel Data holds ${frames.length} frame(s); frame ${index + 1} is missing`);
+  if (frame === undefined)
+    throw dfError('DF_ERR_PIXEL_DECODE', `the encapsulated Pixel Data holds ${frames.length} frame(s); frame ${index + 1} is missing`);
   return frame;
 }
 
-function decodeFrameBytes(encoded: Uint8Array, transferSyntaxUid: string, pixel: ImagePixelModule): { frame: PixelArray; pixel: ImagePixelModule } {
+function decodeFrameBytes(
+  encoded: Uint8Array,
+  transferSyntaxUid: string,
+  pixel: ImagePixelModule,
+): { frame: PixelArray; pixel: ImagePixelModule } {
   const expected = nativeFrameBytes(pixel);
   if (transferSyntaxUid === ENCAPSULATED_UNCOMPRESSED || transferSyntaxUid === DEFLATED_IMAGE_FRAME) {
     const raw = transferSyntaxUid === DEFLATED_IMAGE_FRAME ? new Uint8Array(inflateRawSync(encoded)) : copyBytes(encoded);
@@ -228,17 +245,29 @@ function decodeFrameBytes(encoded: Uint8Array, transferSyntaxUid: string, pixel:
   try {
     decoded = NativeCodecs[decoder](context, decoder === 'decodeJpeg' ? { convertColorspaceToRgb: true } : {}).getDecodedBuffer();
   } catch (err) {
-    throw dfError('DF_ERR_PIXEL_DECODE', `the ${transferSyntaxByUid(transferSyntaxUid)?.name ?? transferSyntaxUid} frame could not be decoded`, { cause: err });
+    throw dfError(
+      'DF_ERR_PIXEL_DECODE',
+      `the ${transferSyntaxByUid(transferSyntaxUid)?.name ?? transferSyntaxUid} frame could not be decoded`,
+      { cause: err },
+    );
   }
   if (decoded === undefined || decoded.length < expected) {
-    throw dfError('DF_ERR_PIXEL_DECODE', `a ${transferSyntaxByUid(transferSyntaxUid)?.name ?? transferSyntaxUid} frame decoded to ${decoded?.length ?? 0} bytes, expected ${expected}`);
+    throw dfError(
+      'DF_ERR_PIXEL_DECODE',
+      `a ${transferSyntaxByUid(transferSyntaxUid)?.name ?? transferSyntaxUid} frame decoded to ${decoded?.length ?? 0} bytes, expected ${expected}`,
+    );
   }
   let after = pixel;
   if (pixel.samplesPerPixel === 3) {
     // JPEG colour is converted to RGB above; RLE and JPEG 2000 keep the photometric but the
     // codecs return the samples interleaved (PS3.5 8.2.2: RLE's segments are planar on the wire).
-    const photometric = decoder === 'decodeJpeg' && pixel.photometricInterpretation.startsWith('YBR') ? 'RGB' : pixel.photometricInterpretation;
-    after = { ...pixel, photometricInterpretation: photometric === 'YBR_FULL_422' ? 'YBR_FULL' : photometric, planarConfiguration: decoder === 'decodeRle' ? pixel.planarConfiguration : 0 };
+    const photometric =
+      decoder === 'decodeJpeg' && pixel.photometricInterpretation.startsWith('YBR') ? 'RGB' : pixel.photometricInterpretation;
+    after = {
+      ...pixel,
+      photometricInterpretation: photometric === 'YBR_FULL_422' ? 'YBR_FULL' : photometric,
+      planarConfiguration: decoder === 'decodeRle' ? pixel.planarConfiguration : 0,
+    };
   }
   return { frame: typedFrame(copyBytes(decoded.subarray(0, expected)), after), pixel: after };
 }
@@ -265,11 +294,14 @@ function typedFrame(raw: Uint8Array, pixel: ImagePixelModule): PixelArray {
   switch (pixel.bitsAllocated) {
     case 8: {
       const a = signed ? new Int8Array(raw.buffer, raw.byteOffset, raw.length) : raw;
-      if (spare > 0) for (let i = 0; i < a.length; i++) a[i] = signed ? ((a[i] << (24 + spare)) >> (24 + spare)) : a[i] & ((1 << pixel.bitsStored) - 1);
+      if (spare > 0)
+        for (let i = 0; i < a.length; i++) a[i] = signed ? (a[i] << (24 + spare)) >> (24 + spare) : a[i] & ((1 << pixel.bitsStored) - 1);
       return a;
     }
     case 16: {
-      const a = signed ? new Int16Array(raw.buffer, raw.byteOffset, raw.length / 2) : new Uint16Array(raw.buffer, raw.byteOffset, raw.length / 2);
+      const a = signed
+        ? new Int16Array(raw.buffer, raw.byteOffset, raw.length / 2)
+        : new Uint16Array(raw.buffer, raw.byteOffset, raw.length / 2);
       if (spare > 0) {
         const shift = 16 + spare;
         const mask = (1 << pixel.bitsStored) - 1;
@@ -278,7 +310,9 @@ function typedFrame(raw: Uint8Array, pixel: ImagePixelModule): PixelArray {
       return a;
     }
     case 32: {
-      const a = signed ? new Int32Array(raw.buffer, raw.byteOffset, raw.length / 4) : new Uint32Array(raw.buffer, raw.byteOffset, raw.length / 4);
+      const a = signed
+        ? new Int32Array(raw.buffer, raw.byteOffset, raw.length / 4)
+        : new Uint32Array(raw.buffer, raw.byteOffset, raw.length / 4);
       if (spare > 0) {
         for (let i = 0; i < a.length; i++) a[i] = signed ? (a[i] << spare) >> spare : (a[i] << spare) >>> spare;
       }
@@ -302,7 +336,12 @@ function extendedOffsets(dataSet: DataSetLike): number[] | undefined {
  * Basic Offset Table when there is one, else one fragment per frame when the counts agree, else
  * by the start-of-image markers of the codestreams (JPEG FFD8, JPEG 2000 FF4F).
  */
-export function encapsulatedFrames(encapsulated: Uint8Array, numberOfFrames: number, transferSyntaxUid: string, extendedOffsetTable?: number[]): Uint8Array[] {
+export function encapsulatedFrames(
+  encapsulated: Uint8Array,
+  numberOfFrames: number,
+  transferSyntaxUid: string,
+  extendedOffsetTable?: number[],
+): Uint8Array[] {
   const view = new DataView(encapsulated.buffer, encapsulated.byteOffset, encapsulated.byteLength);
   const items: { offset: number; bytes: Uint8Array }[] = [];
   let at = 0;
@@ -311,7 +350,8 @@ export function encapsulatedFrames(encapsulated: Uint8Array, numberOfFrames: num
     const elem = view.getUint16(at + 2, true);
     const length = view.getUint32(at + 4, true);
     if (group !== 0xfffe || elem === 0xe0dd) break;
-    if (elem !== 0xe000 || at + 8 + length > encapsulated.length) throw dfError('DF_ERR_PIXEL_DECODE', `malformed encapsulated Pixel Data at byte ${at}`);
+    if (elem !== 0xe000 || at + 8 + length > encapsulated.length)
+      throw dfError('DF_ERR_PIXEL_DECODE', `malformed encapsulated Pixel Data at byte ${at}`);
     items.push({ offset: at, bytes: encapsulated.subarray(at + 8, at + 8 + length) });
     at += 8 + length;
   }
@@ -330,7 +370,13 @@ export function encapsulatedFrames(encapsulated: Uint8Array, numberOfFrames: num
   };
   if (numberOfFrames === 1) return [join(fragments)];
   // Offsets are from the first fragment's item tag.
-  const offsets = extendedOffsetTable ?? (table.bytes.length >= 4 ? Array.from({ length: table.bytes.length / 4 }, (_, i) => view.getUint32(table.bytes.byteOffset - encapsulated.byteOffset + i * 4, true)) : undefined);
+  const offsets =
+    extendedOffsetTable ??
+    (table.bytes.length >= 4
+      ? Array.from({ length: table.bytes.length / 4 }, (_, i) =>
+          view.getUint32(table.bytes.byteOffset - encapsulated.byteOffset + i * 4, true),
+        )
+      : undefined);
   if (offsets !== undefined && offsets.length === numberOfFrames) {
     return offsets.map((start, f) => {
       const end = f + 1 < offsets.length ? offsets[f + 1] : Infinity;
@@ -346,7 +392,10 @@ export function encapsulatedFrames(encapsulated: Uint8Array, numberOfFrames: num
     else frames[frames.length - 1].push(p);
   }
   if (frames.length !== numberOfFrames) {
-    throw dfError('DF_ERR_PIXEL_DECODE', `cannot tell the ${numberOfFrames} frames apart in ${fragments.length} fragments without an offset table`);
+    throw dfError(
+      'DF_ERR_PIXEL_DECODE',
+      `cannot tell the ${numberOfFrames} frames apart in ${fragments.length} fragments without an offset table`,
+    );
   }
   return frames.map(join);
 }

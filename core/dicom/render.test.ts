@@ -10,13 +10,24 @@ import { applyWindow, readDisplayImage, renderFrame, type RenderOptions } from '
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'df-render-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-const render = (file: string, options: RenderOptions = {}, frame = 0) => renderFrame(readDisplayImage(fs.readFileSync(file)), frame, options);
+const render = (file: string, options: RenderOptions = {}, frame = 0) =>
+  renderFrame(readDisplayImage(fs.readFileSync(file)), frame, options);
 const grey = async (file: string, options: RenderOptions = {}, frame = 0) => [...(await render(file, options, frame)).pixels];
 
 // A CT-like ramp: stored values with RescaleIntercept −1024, i.e. HU −160, 0, 40, 140, 240, 241, −1024, 3071.
 const ctStored = [864, 1024, 1064, 1164, 1264, 1265, 0, 4095];
 const ct = (name: string, extra: Partial<Parameters<typeof greyImage>[1]> = {}) =>
-  greyImage(path.join(tmp, `${name}.dcm`), { rows: 2, cols: 4, frames: [ctStored], bitsStored: 12, rescaleSlope: 1, rescaleIntercept: -1024, window: { center: 40, width: 400 }, modality: 'CT', ...extra });
+  greyImage(path.join(tmp, `${name}.dcm`), {
+    rows: 2,
+    cols: 4,
+    frames: [ctStored],
+    bitsStored: 12,
+    rescaleSlope: 1,
+    rescaleIntercept: -1024,
+    window: { center: 40, width: 400 },
+    modality: 'CT',
+    ...extra,
+  });
 
 describe('grayscale pipeline, by value', () => {
   it('applies rescale then the object’s window with the LINEAR function of PS3.3 C.11.2.1.2.1', async () => {
@@ -55,7 +66,12 @@ describe('grayscale pipeline, by value', () => {
     const noWindow = await greyImage(path.join(tmp, 'nowindow.dcm'), { rows: 1, cols: 3, frames: [[0, 50, 100]] });
     expect((await render(noWindow)).window?.source).toBe('auto');
     // VOI LUT: stored 10…13 → 0, 100, 200, 255 (8 bits), clamped outside its range.
-    const voi = await greyImage(path.join(tmp, 'voilut.dcm'), { rows: 1, cols: 6, frames: [[0, 10, 11, 12, 13, 99]], voiLut: { first: 10, bits: 8, data: [0, 100, 200, 255] } });
+    const voi = await greyImage(path.join(tmp, 'voilut.dcm'), {
+      rows: 1,
+      cols: 6,
+      frames: [[0, 10, 11, 12, 13, 99]],
+      voiLut: { first: 10, bits: 8, data: [0, 100, 200, 255] },
+    });
     expect(await grey(voi)).toEqual([0, 0, 100, 200, 255, 255]);
     expect((await render(voi)).window).toBeUndefined();
   });
@@ -69,7 +85,7 @@ describe('grayscale pipeline, by value', () => {
       window: { center: 1500, width: 3001, function: 'LINEAR_EXACT' },
     });
     // LINEAR_EXACT: ((x − 1500)/3001 + 0.5)·255 for 0, 1000, 2000, 3000.
-    expect(await grey(file)).toEqual([0, 85, 170, 255].map((_, i) => Math.round((((i * 1000 - 1500) / 3001) + 0.5) * 255)));
+    expect(await grey(file)).toEqual([0, 85, 170, 255].map((_, i) => Math.round(((i * 1000 - 1500) / 3001 + 0.5) * 255)));
   });
 
   it('keeps fractional rescaled values (a PET slope): no truncation to integers', async () => {
@@ -86,7 +102,9 @@ describe('grayscale pipeline, by value', () => {
 
   it('SIGMOID follows C.11.2.1.3.1', () => {
     expect(applyWindow(40, { center: 40, width: 400, function: 'SIGMOID', source: 'object' }, 255)).toBe(128);
-    expect(applyWindow(240, { center: 40, width: 400, function: 'SIGMOID', source: 'object' }, 255)).toBe(Math.round(255 / (1 + Math.exp(-2))));
+    expect(applyWindow(240, { center: 40, width: 400, function: 'SIGMOID', source: 'object' }, 255)).toBe(
+      Math.round(255 / (1 + Math.exp(-2))),
+    );
   });
 
   it('renders 16 bits per sample for 16-bit PNG output', async () => {
@@ -96,20 +114,44 @@ describe('grayscale pipeline, by value', () => {
 
   it('signed stored values are sign-extended from Bits Stored', async () => {
     // 12 bits stored, signed: 0xFFF is −1; written as 16-bit words with only the low 12 bits meaningful.
-    const file = await greyImage(path.join(tmp, 'signed.dcm'), { rows: 1, cols: 3, frames: [[-2048, -1, 2047]], signed: true, bitsStored: 12, window: { center: 0, width: 4096, function: 'LINEAR_EXACT' } });
+    const file = await greyImage(path.join(tmp, 'signed.dcm'), {
+      rows: 1,
+      cols: 3,
+      frames: [[-2048, -1, 2047]],
+      signed: true,
+      bitsStored: 12,
+      window: { center: 0, width: 4096, function: 'LINEAR_EXACT' },
+    });
     // −1 → ((−1/4096)+0.5)·255 = 127.4; read as unsigned 4095 it would be 255.
     expect(await grey(file)).toEqual([0, 127, 255]);
   });
 
   it('renders each frame of a multi-frame object', async () => {
-    const file = await greyImage(path.join(tmp, 'frames.dcm'), { rows: 1, cols: 2, frames: [[0, 10], [20, 30], [40, 50]], window: { center: 25.5, width: 51 } });
+    const file = await greyImage(path.join(tmp, 'frames.dcm'), {
+      rows: 1,
+      cols: 2,
+      frames: [
+        [0, 10],
+        [20, 30],
+        [40, 50],
+      ],
+      window: { center: 25.5, width: 51 },
+    });
     const image = readDisplayImage(fs.readFileSync(file));
     expect(image.numberOfFrames).toBe(3);
-    expect(await Promise.all([0, 1, 2].map(async (f) => [...(await renderFrame(image, f)).pixels]))).toEqual([[0, 51], [102, 153], [204, 255]]);
+    expect(await Promise.all([0, 1, 2].map(async (f) => [...(await renderFrame(image, f)).pixels]))).toEqual([
+      [0, 51],
+      [102, 153],
+      [204, 255],
+    ]);
     // Compressed, each frame is its own fragment (or frames are found from the offset table).
     for (const kind of ['jpeg-ls', 'rle'] as const) {
       const compressed = readDisplayImage(fs.readFileSync((await compress(file, kind, path.join(tmp, `frames-${kind}.dcm`))).file));
-      expect(await Promise.all([0, 1, 2].map(async (f) => [...(await renderFrame(compressed, f)).pixels]))).toEqual([[0, 51], [102, 153], [204, 255]]);
+      expect(await Promise.all([0, 1, 2].map(async (f) => [...(await renderFrame(compressed, f)).pixels]))).toEqual([
+        [0, 51],
+        [102, 153],
+        [204, 255],
+      ]);
     }
   });
 
@@ -117,12 +159,20 @@ describe('grayscale pipeline, by value', () => {
     const file = await greyImage(path.join(tmp, 'enhanced.dcm'), {
       rows: 1,
       cols: 2,
-      frames: [[0, 100], [0, 100]],
+      frames: [
+        [0, 100],
+        [0, 100],
+      ],
       extra: {
-        SharedFunctionalGroupsSequence: [{ PixelValueTransformationSequence: [{ RescaleIntercept: 0, RescaleSlope: 1, RescaleType: 'US' }] }],
+        SharedFunctionalGroupsSequence: [
+          { PixelValueTransformationSequence: [{ RescaleIntercept: 0, RescaleSlope: 1, RescaleType: 'US' }] },
+        ],
         PerFrameFunctionalGroupsSequence: [
           { FrameVOILUTSequence: [{ WindowCenter: 50.5, WindowWidth: 101 }] },
-          { PixelValueTransformationSequence: [{ RescaleIntercept: -100, RescaleSlope: 2, RescaleType: 'US' }], FrameVOILUTSequence: [{ WindowCenter: 0.5, WindowWidth: 201 }] },
+          {
+            PixelValueTransformationSequence: [{ RescaleIntercept: -100, RescaleSlope: 2, RescaleType: 'US' }],
+            FrameVOILUTSequence: [{ WindowCenter: 0.5, WindowWidth: 201 }],
+          },
         ],
       },
     });
@@ -135,20 +185,58 @@ describe('grayscale pipeline, by value', () => {
 });
 
 describe('native layouts read here', () => {
-  const header = (extra: Record<string, unknown>) => ({ SOPClassUID: SopClass.SecondaryCaptureImageStorage, SOPInstanceUID: newUid(), Modality: 'OT', PixelRepresentation: 0, ...extra });
+  const header = (extra: Record<string, unknown>) => ({
+    SOPClassUID: SopClass.SecondaryCaptureImageStorage,
+    SOPInstanceUID: newUid(),
+    Modality: 'OT',
+    PixelRepresentation: 0,
+    ...extra,
+  });
 
   it('unpacks bit-packed frames (Bits Allocated 1), a frame starting inside a byte', async () => {
     // Frames [1,0,1,1,0,0,0,1,1,0] and [0,1,1,0,1,0,0,0,0,1], least significant bit first (PS3.5 8.1.1).
     const file = path.join(tmp, 'bits.dcm');
-    await writePart10(file, header({ NumberOfFrames: 2, SamplesPerPixel: 1, PhotometricInterpretation: 'MONOCHROME2', Rows: 1, Columns: 10, BitsAllocated: 1, BitsStored: 1, HighBit: 0, PixelData: new Uint8Array([0x8d, 0x59, 0x08]), _vrMap: { PixelData: 'OB' } }));
+    await writePart10(
+      file,
+      header({
+        NumberOfFrames: 2,
+        SamplesPerPixel: 1,
+        PhotometricInterpretation: 'MONOCHROME2',
+        Rows: 1,
+        Columns: 10,
+        BitsAllocated: 1,
+        BitsStored: 1,
+        HighBit: 0,
+        PixelData: new Uint8Array([0x8d, 0x59, 0x08]),
+        _vrMap: { PixelData: 'OB' },
+      }),
+    );
     const image = readDisplayImage(fs.readFileSync(file));
-    const frames = await Promise.all([0, 1].map(async (f) => [...(await renderFrame(image, f, { window: 'min-max' })).pixels].map((v) => v / 255)));
-    expect(frames).toEqual([[1, 0, 1, 1, 0, 0, 0, 1, 1, 0], [0, 1, 1, 0, 1, 0, 0, 0, 0, 1]]);
+    const frames = await Promise.all(
+      [0, 1].map(async (f) => [...(await renderFrame(image, f, { window: 'min-max' })).pixels].map((v) => v / 255)),
+    );
+    expect(frames).toEqual([
+      [1, 0, 1, 1, 0, 0, 0, 1, 1, 0],
+      [0, 1, 1, 0, 1, 0, 0, 0, 0, 1],
+    ]);
   });
 
   it('converts YBR_FULL_422 kept uncompressed (Y1 Y2 Cb Cr per pair of pixels)', async () => {
     const file = path.join(tmp, 'ybr422.dcm');
-    await writePart10(file, header({ SamplesPerPixel: 3, PhotometricInterpretation: 'YBR_FULL_422', PlanarConfiguration: 0, Rows: 1, Columns: 2, BitsAllocated: 8, BitsStored: 8, HighBit: 7, PixelData: new Uint8Array([76, 128, 85, 255]) }));
+    await writePart10(
+      file,
+      header({
+        SamplesPerPixel: 3,
+        PhotometricInterpretation: 'YBR_FULL_422',
+        PlanarConfiguration: 0,
+        Rows: 1,
+        Columns: 2,
+        BitsAllocated: 8,
+        BitsStored: 8,
+        HighBit: 7,
+        PixelData: new Uint8Array([76, 128, 85, 255]),
+      }),
+    );
     // (76, 85, 255) is red; (128, 85, 255) → R 306 (clipped), G 52.1, B 51.8.
     expect([...(await render(file)).pixels]).toEqual([254, 0, 0, 255, 52, 52]);
   });
@@ -163,15 +251,31 @@ describe('colour pipelines', () => {
   });
 
   it('keeps RGB as it is, interleaved or planar', async () => {
-    const triples: [number, number, number][] = [[255, 0, 0], [0, 255, 0], [0, 0, 255], [10, 20, 30]];
+    const triples: [number, number, number][] = [
+      [255, 0, 0],
+      [0, 255, 0],
+      [0, 0, 255],
+      [10, 20, 30],
+    ];
     for (const planar of [0, 1] as const) {
-      expect([...(await render(await colourImage(path.join(tmp, `rgb${planar}.dcm`), 2, 2, triples, 'RGB', planar))).pixels]).toEqual(triples.flat());
+      expect([...(await render(await colourImage(path.join(tmp, `rgb${planar}.dcm`), 2, 2, triples, 'RGB', planar))).pixels]).toEqual(
+        triples.flat(),
+      );
     }
   });
 
   it('converts YBR_FULL to RGB (PS3.3 C.7.6.3.1.2)', async () => {
     // Pure red is (Y, Cb, Cr) = (76, 85, 255); mid grey is (128, 128, 128).
-    const file = await colourImage(path.join(tmp, 'ybr.dcm'), 1, 2, [[76, 85, 255], [128, 128, 128]], 'YBR_FULL');
+    const file = await colourImage(
+      path.join(tmp, 'ybr.dcm'),
+      1,
+      2,
+      [
+        [76, 85, 255],
+        [128, 128, 128],
+      ],
+      'YBR_FULL',
+    );
     expect([...(await render(file)).pixels]).toEqual([254, 0, 0, 128, 128, 128]);
   });
 });
@@ -188,7 +292,8 @@ describe('compressed transfer syntaxes render as the uncompressed original', () 
     it(`CT, ${kind}: identical pixels`, async () => {
       const compressed = (await compress(ctFile, kind, path.join(tmp, `ct-${kind}.dcm`))).file;
       expect(readDisplayImage(fs.readFileSync(compressed)).transferSyntaxUid).not.toBe('1.2.840.10008.1.2.1');
-      for (const window of ['object', 'lung', 'auto'] as const) expect((await render(compressed, { window })).pixels).toEqual((await render(ctFile, { window })).pixels);
+      for (const window of ['object', 'lung', 'auto'] as const)
+        expect((await render(compressed, { window })).pixels).toEqual((await render(ctFile, { window })).pixels);
     });
   }
 

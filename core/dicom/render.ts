@@ -36,7 +36,12 @@ export const WINDOW_PRESET_NAMES = Object.keys(WINDOW_PRESETS) as WindowPresetNa
  * (the 0.5th–99.5th percentile, robust to a few extreme pixels, or the full min–max range), or
  * an explicit centre and width.
  */
-export type WindowChoice = 'object' | 'auto' | 'min-max' | WindowPresetName | { center: number; width: number; function?: 'LINEAR' | 'LINEAR_EXACT' | 'SIGMOID' };
+export type WindowChoice =
+  | 'object'
+  | 'auto'
+  | 'min-max'
+  | WindowPresetName
+  | { center: number; width: number; function?: 'LINEAR' | 'LINEAR_EXACT' | 'SIGMOID' };
 
 /** The JSON Schema of a WindowChoice, for plugins' options. */
 export const windowOptionSchema = {
@@ -44,7 +49,23 @@ export const windowOptionSchema = {
     'Window (VOI) of monochrome images: "object" (the image’s own window or VOI LUT; automatic when it has none), "auto" (0.5th–99.5th percentile of the frame), "min-max", a preset (brain, subdural, stroke, soft-tissue, mediastinum, abdomen, liver, lung, bone, angio; centre/width in modality units, HU for CT) or { "center", "width" }.',
   default: 'object',
   anyOf: [
-    { enum: ['object', 'auto', 'min-max', 'brain', 'subdural', 'stroke', 'soft-tissue', 'mediastinum', 'abdomen', 'liver', 'lung', 'bone', 'angio'] },
+    {
+      enum: [
+        'object',
+        'auto',
+        'min-max',
+        'brain',
+        'subdural',
+        'stroke',
+        'soft-tissue',
+        'mediastinum',
+        'abdomen',
+        'liver',
+        'lung',
+        'bone',
+        'angio',
+      ],
+    },
     {
       type: 'object',
       additionalProperties: false,
@@ -131,7 +152,8 @@ const num = (v: unknown): number | undefined => {
   const n = Number(x);
   return Number.isFinite(n) ? n : undefined;
 };
-const nums = (v: unknown): number[] => (v === undefined || v === null ? [] : (Array.isArray(v) ? v : [v]).map(Number).filter(Number.isFinite));
+const nums = (v: unknown): number[] =>
+  v === undefined || v === null ? [] : (Array.isArray(v) ? v : [v]).map(Number).filter(Number.isFinite);
 const first = <T>(v: T[] | T | undefined): T | undefined => (Array.isArray(v) ? v[0] : v);
 
 function bytesOf(value: unknown): Uint8Array {
@@ -184,13 +206,18 @@ function lutLookup(lut: Lut, x: number): number {
 /** Parses a Part 10 file's bytes for display. Throws RenderError when the object has no image. */
 export function readDisplayImage(bytes: Uint8Array): DisplayImage {
   // A Node Buffer may be a view into a shared slab (and its slice() copies nothing): copy it out.
-  const buffer = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? (bytes.buffer as ArrayBuffer) : Uint8Array.prototype.slice.call(bytes).buffer;
+  const buffer =
+    bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+      ? (bytes.buffer as ArrayBuffer)
+      : Uint8Array.prototype.slice.call(bytes).buffer;
   // dcmjs for the header (sequences, LUTs, multi-valued windows come naturalized); the pixels
   // through pixel-data.ts from its own parse.
   const file = DicomMessage.readFile(buffer, { ignoreErrors: true, untilTag: '7FE00010', includeUntilTagValue: false });
   const meta = DicomMetaDictionary.naturalizeDataset(file.meta);
   const ds = DicomMetaDictionary.naturalizeDataset(file.dict) as Record<string, any>;
-  const transferSyntaxUid: string = String(meta.TransferSyntaxUID ?? '').replace(/\0/g, '').trim();
+  const transferSyntaxUid: string = String(meta.TransferSyntaxUID ?? '')
+    .replace(/\0/g, '')
+    .trim();
   const parsed = parsePart10(bytes);
   const pixelElement = parsed.elements.x7fe00010;
   if (pixelElement === undefined) throw new RenderError('the object holds no Pixel Data (not an image)', { notAnImage: true });
@@ -210,11 +237,14 @@ export function readDisplayImage(bytes: Uint8Array): DisplayImage {
   if (encapsulated && !canDecode(transferSyntaxUid)) throw new RenderError(`transfer syntax ${transferSyntaxUid} cannot be decoded here`);
   // Two native layouts pixel-data.ts does not read: bit-packed frames (Bits Allocated 1) and
   // YBR_*_422 kept uncompressed (two samples a pixel, C.7.6.3.1.2).
-  const ownNative = !encapsulated && (bitsAllocated === 1 || photometricInterpretation === 'YBR_FULL_422' || photometricInterpretation === 'YBR_PARTIAL_422');
+  const ownNative =
+    !encapsulated &&
+    (bitsAllocated === 1 || photometricInterpretation === 'YBR_FULL_422' || photometricInterpretation === 'YBR_PARTIAL_422');
   const decode = async (index: number): Promise<DecodedFrame> => {
     if (ownNative) {
       const all = parsed.byteArray.subarray(pixelElement.dataOffset, pixelElement.dataOffset + pixelElement.length);
-      const count = rows * columns * (bitsAllocated === 1 ? samplesPerPixel : photometricInterpretation.endsWith('422') ? 2 : samplesPerPixel);
+      const count =
+        rows * columns * (bitsAllocated === 1 ? samplesPerPixel : photometricInterpretation.endsWith('422') ? 2 : samplesPerPixel);
       const startBit = index * count * bitsAllocated;
       if (startBit + count * bitsAllocated > all.length * 8) throw new RenderError(`Pixel Data too short for frame ${index + 1}`);
       return {
@@ -224,7 +254,11 @@ export function readDisplayImage(bytes: Uint8Array): DisplayImage {
       };
     }
     const decoded = await decodeFrames(parsed, transferSyntaxUid, [index]);
-    return { samples: decoded.frames[0], photometricInterpretation: decoded.pixel.photometricInterpretation.trim(), planarConfiguration: decoded.pixel.planarConfiguration };
+    return {
+      samples: decoded.frames[0],
+      photometricInterpretation: decoded.pixel.photometricInterpretation.trim(),
+      planarConfiguration: decoded.pixel.planarConfiguration,
+    };
   };
 
   const shared = first(ds.SharedFunctionalGroupsSequence) as Record<string, any> | undefined;
@@ -294,11 +328,16 @@ export function readDisplayImage(bytes: Uint8Array): DisplayImage {
 function windowsOf(centers: unknown, widths: unknown): { center: number; width: number }[] {
   const c = nums(centers);
   const w = nums(widths);
-  return c.slice(0, w.length).map((center, i) => ({ center, width: w[i] })).filter((x) => x.width > 0);
+  return c
+    .slice(0, w.length)
+    .map((center, i) => ({ center, width: w[i] }))
+    .filter((x) => x.width > 0);
 }
 
 function voiFunctionOf(v: unknown): AppliedWindow['function'] {
-  const f = String(first(v as unknown[]) ?? 'LINEAR').trim().toUpperCase();
+  const f = String(first(v as unknown[]) ?? 'LINEAR')
+    .trim()
+    .toUpperCase();
   return f === 'LINEAR_EXACT' || f === 'SIGMOID' ? f : 'LINEAR';
 }
 
@@ -313,7 +352,15 @@ export interface DecodedFrame {
 }
 
 /** Stored values of native samples, masked to Bits Stored and sign-extended (C.7.6.3.1.4). */
-export function storedValues(bytes: Uint8Array, count: number, bitsAllocated: number, bitsStored: number, highBit: number, signed: boolean, bitOffset = 0): Float64Array {
+export function storedValues(
+  bytes: Uint8Array,
+  count: number,
+  bitsAllocated: number,
+  bitsStored: number,
+  highBit: number,
+  signed: boolean,
+  bitOffset = 0,
+): Float64Array {
   const out = new Float64Array(count);
   const shift = highBit + 1 - bitsStored;
   const mask = bitsStored >= 32 ? 0xffffffff : 2 ** bitsStored - 1;
@@ -347,9 +394,15 @@ export function modalityValues(stored: ArrayLike<number>, t: Pick<FrameTransform
 }
 
 /** The window of a WindowChoice for these modality values. */
-export function chooseWindow(choice: WindowChoice, values: Float64Array, t: Pick<FrameTransforms, 'windows' | 'voiFunction'>, ignore?: (i: number) => boolean): AppliedWindow {
+export function chooseWindow(
+  choice: WindowChoice,
+  values: Float64Array,
+  t: Pick<FrameTransforms, 'windows' | 'voiFunction'>,
+  ignore?: (i: number) => boolean,
+): AppliedWindow {
   // DICOMweb's `window=center,width,function` names the VOI LUT function too (PS3.18 8.3.5.1.4).
-  if (typeof choice === 'object') return { center: choice.center, width: choice.width, function: choice.function ?? 'LINEAR', source: 'explicit' };
+  if (typeof choice === 'object')
+    return { center: choice.center, width: choice.width, function: choice.function ?? 'LINEAR', source: 'explicit' };
   if (choice === 'object') {
     if (t.windows.length > 0) return { ...t.windows[0], function: t.voiFunction, source: 'object' };
     return chooseWindow('auto', values, t, ignore);
@@ -441,7 +494,8 @@ export async function renderFrame(image: DisplayImage, index: number, options: R
     return { width, height, channels: 3, bitDepth: 8, pixels: rgb };
   }
 
-  if (image.samplesPerPixel !== 3) throw new RenderError(`photometric interpretation ${pi} with ${image.samplesPerPixel} sample(s) is not rendered`);
+  if (image.samplesPerPixel !== 3)
+    throw new RenderError(`photometric interpretation ${pi} with ${image.samplesPerPixel} sample(s) is not rendered`);
   const samples = sampleArrays(decoded, count, image);
   if (pi === 'RGB' || pi === 'YBR_ICT' || pi === 'YBR_RCT') {
     // J2K decoders undo the ICT/RCT component transform: their output is RGB.
@@ -454,7 +508,13 @@ export async function renderFrame(image: DisplayImage, index: number, options: R
     for (let i = 0; i < count; i++) ybrFullToRgb(samples[0][i], samples[1][i], samples[2][i], rgb, 3 * i);
   } else if (pi === 'YBR_PARTIAL_422' || pi === 'YBR_PARTIAL_420') {
     for (let i = 0; i < count; i++) {
-      ybrFullToRgb(((samples[0][i] - 16) * 255) / 219, ((samples[1][i] - 128) * 255) / 224 + 128, ((samples[2][i] - 128) * 255) / 224 + 128, rgb, 3 * i);
+      ybrFullToRgb(
+        ((samples[0][i] - 16) * 255) / 219,
+        ((samples[1][i] - 128) * 255) / 224 + 128,
+        ((samples[2][i] - 128) * 255) / 224 + 128,
+        rgb,
+        3 * i,
+      );
     }
   } else throw new RenderError(`photometric interpretation ${pi} is not rendered`);
   return { width, height, channels: 3, bitDepth: 8, pixels: rgb };

@@ -46,7 +46,11 @@ describe('storageSopClasses table', () => {
     ['1.2.840.10008.5.1.4.1.1.66.4', 'SegmentationStorage', 'Segmentation Storage'],
     ['1.2.840.10008.5.1.4.1.1.481.2', 'RTDoseStorage', 'RT Dose Storage'],
     ['1.2.840.10008.5.1.4.1.1.104.1', 'EncapsulatedPDFStorage', 'Encapsulated PDF Storage'],
-    ['1.2.840.10008.5.1.4.1.1.7.4', 'MultiFrameTrueColorSecondaryCaptureImageStorage', 'Multi-frame True Color Secondary Capture Image Storage'],
+    [
+      '1.2.840.10008.5.1.4.1.1.7.4',
+      'MultiFrameTrueColorSecondaryCaptureImageStorage',
+      'Multi-frame True Color Secondary Capture Image Storage',
+    ],
   ])('knows %s as %s', (uid, keyword, name) => {
     expect(sopClassByKeyword(keyword)).toEqual({ uid, keyword, name, retired: false });
   });

@@ -2,7 +2,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compress, ctSeries, ctSliceWithPrivateTags, secondaryCaptureRgb, TransferSyntax, type CompressionKind } from '../../test/fixtures/builder.ts';
+import {
+  compress,
+  ctSeries,
+  ctSliceWithPrivateTags,
+  secondaryCaptureRgb,
+  TransferSyntax,
+  type CompressionKind,
+} from '../../test/fixtures/builder.ts';
 import { dcmdump, hasTool } from '../../test/helpers/dcmtk.ts';
 import { splitPart10 } from '../../test/helpers/part10.ts';
 import { transcodeTo } from './transcode.ts';
@@ -25,7 +32,13 @@ async function elements(file: string): Promise<string[]> {
   return dump.stdout
     .split('\n')
     .filter((l) => /^\s*\([0-9a-f]{4},[0-9a-f]{4}\)/i.test(l) && !/^\s*\(0002,/.test(l))
-    .map((l) => l.replace(/#.*$/, '').replace(/^(\s*\(\w{4},\w{4}\)) \S\S /, '$1 ').replace(/\(Sequence with .*\)|\(Item with .*\)/, '').trimEnd());
+    .map((l) =>
+      l
+        .replace(/#.*$/, '')
+        .replace(/^(\s*\(\w{4},\w{4}\)) \S\S /, '$1 ')
+        .replace(/\(Sequence with .*\)|\(Item with .*\)/, '')
+        .trimEnd(),
+    );
 }
 
 function write(name: string, bytes: Buffer): string {
@@ -62,7 +75,8 @@ describe.skipIf(!hasTool('dcmdump'))('transcodeTo', () => {
     const out = await transcodeTo(fs.readFileSync(file), TransferSyntax.ExplicitVRLittleEndian);
     const native = parsePart10(out);
     expect(native.string('x00020010')).toBe(TransferSyntax.ExplicitVRLittleEndian);
-    const pixels = (d: ReturnType<typeof parsePart10>, bytes: Buffer) => bytes.subarray(d.elements.x7fe00010.dataOffset, d.elements.x7fe00010.dataOffset + d.elements.x7fe00010.length);
+    const pixels = (d: ReturnType<typeof parsePart10>, bytes: Buffer) =>
+      bytes.subarray(d.elements.x7fe00010.dataOffset, d.elements.x7fe00010.dataOffset + d.elements.x7fe00010.length);
     const originalBytes = fs.readFileSync(ct);
     expect(Buffer.compare(pixels(native, out), pixels(parsePart10(originalBytes), originalBytes))).toBe(0);
     // Everything but the pixel data is as dcmcjpls/dcmcrle/dcmcjpeg left it.

@@ -51,7 +51,9 @@ function impliedVr(tag: number, length: number, pixelRepresentation: number): st
   if (element === 0) return 'UL';
   if (group % 2 === 1) return element >= 0x10 && element <= 0xff ? 'LO' : 'UN';
   // Repeating groups (overlays 60xx, curves 50xx) are listed under their first group.
-  const entry = dictionary[tagKey(tag)] ?? ((group & 0xff00) === 0x6000 || (group & 0xff00) === 0x5000 ? dictionary[tagKey(((group & 0xff00) << 16) | element)] : undefined);
+  const entry =
+    dictionary[tagKey(tag)] ??
+    ((group & 0xff00) === 0x6000 || (group & 0xff00) === 0x5000 ? dictionary[tagKey(((group & 0xff00) << 16) | element)] : undefined);
   const vr = entry?.vr;
   if (vr === undefined || vr.length !== 2 || vr === 'na') return 'UN';
   if (vr === 'xs') return pixelRepresentation === 1 ? 'SS' : 'US';
@@ -104,7 +106,8 @@ class Reader {
         elements.push({ tag, vr: 'SQ', items });
         pos = next;
       } else {
-        if (at + length > this.src.length) throw dfError('DF_ERR_DATASET_MALFORMED', `element ${tagKey(tag)} runs past the end of the data set`);
+        if (at + length > this.src.length)
+          throw dfError('DF_ERR_DATASET_MALFORMED', `element ${tagKey(tag)} runs past the end of the data set`);
         const value = this.src.subarray(at, at + length);
         if (tag === PIXEL_REPRESENTATION && length >= 2) this.pixelRepresentation = value.readUInt16LE(0);
         elements.push({ tag, vr, value });
@@ -158,7 +161,8 @@ function header(tag: number, vr: string, length: number, explicit: boolean): Buf
 
 function write(elements: Element[], explicit: boolean, out: Buffer[]): void {
   for (const e of elements) {
-    if (e.encapsulated) throw dfError('DF_ERR_DATASET_MALFORMED', 'encapsulated pixel data cannot be written in a native transfer syntax without decoding');
+    if (e.encapsulated)
+      throw dfError('DF_ERR_DATASET_MALFORMED', 'encapsulated pixel data cannot be written in a native transfer syntax without decoding');
     if (e.items) {
       // Undefined lengths: the items' sizes change with the encoding, delimiters need no sums.
       out.push(header(e.tag, 'SQ', UNDEFINED, explicit));
@@ -191,6 +195,7 @@ function csValue(text: string): Buffer {
 /** Whether transcodeTo can turn an object of this transfer syntax into Explicit/Implicit VR LE. */
 export function canTranscode(transferSyntaxUid: string): boolean {
   const ts = transferSyntaxByUid(transferSyntaxUid);
+  // biome-ignore lint/complexity/useOptionalChain: the answer is a boolean, never undefined
   return ts !== undefined && ts.littleEndian && !ts.deflated;
 }
 
@@ -206,7 +211,10 @@ export async function transcodeTo(file: Buffer, targetTransferSyntaxUid: string)
   const meta = readFileMeta(file.subarray(0, Math.min(file.length, 1 << 20)));
   const source = transferSyntaxByUid(meta.transferSyntaxUid);
   if (source === undefined || !canTranscode(meta.transferSyntaxUid)) {
-    throw dfError('DF_ERR_PIXEL_DECODE', `cannot transcode from transfer syntax ${meta.transferSyntaxUid} (${source?.name ?? 'unknown'}): only little endian, non-deflated syntaxes are read`);
+    throw dfError(
+      'DF_ERR_PIXEL_DECODE',
+      `cannot transcode from transfer syntax ${meta.transferSyntaxUid} (${source?.name ?? 'unknown'}): only little endian, non-deflated syntaxes are read`,
+    );
   }
   const reader = new Reader(file);
   const { elements } = reader.dataset(meta.datasetOffset, file.length, source.explicitVr);
@@ -227,7 +235,14 @@ export async function transcodeTo(file: Buffer, targetTransferSyntaxUid: string)
         return e;
       });
   }
-  const out: Buffer[] = [fileMetaHeader({ sopClassUid: meta.sopClassUid, sopInstanceUid: meta.sopInstanceUid, transferSyntaxUid: targetTransferSyntaxUid, sourceAeTitle: meta.sourceAeTitle })];
+  const out: Buffer[] = [
+    fileMetaHeader({
+      sopClassUid: meta.sopClassUid,
+      sopInstanceUid: meta.sopInstanceUid,
+      transferSyntaxUid: targetTransferSyntaxUid,
+      sourceAeTitle: meta.sourceAeTitle,
+    }),
+  ];
   write(result, targetTransferSyntaxUid === EXPLICIT_VR_LE, out);
   return Buffer.concat(out);
 }

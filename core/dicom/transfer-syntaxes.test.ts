@@ -33,26 +33,44 @@ describe('transferSyntaxes table', () => {
 describe('the four native syntaxes', () => {
   it('IMPLICIT_VR_LE is the PS3.5 default', () => {
     expect(transferSyntaxByUid(IMPLICIT_VR_LE)).toEqual({
-      uid: '1.2.840.10008.1.2', keyword: 'ImplicitVRLittleEndian', name: 'Implicit VR Little Endian',
-      explicitVr: false, littleEndian: true, encapsulated: false, deflated: false, retired: false,
+      uid: '1.2.840.10008.1.2',
+      keyword: 'ImplicitVRLittleEndian',
+      name: 'Implicit VR Little Endian',
+      explicitVr: false,
+      littleEndian: true,
+      encapsulated: false,
+      deflated: false,
+      retired: false,
     });
   });
 
   it('EXPLICIT_VR_LE', () => {
     expect(transferSyntaxByUid(EXPLICIT_VR_LE)).toMatchObject({
-      uid: '1.2.840.10008.1.2.1', keyword: 'ExplicitVRLittleEndian', explicitVr: true, littleEndian: true, encapsulated: false, deflated: false,
+      uid: '1.2.840.10008.1.2.1',
+      keyword: 'ExplicitVRLittleEndian',
+      explicitVr: true,
+      littleEndian: true,
+      encapsulated: false,
+      deflated: false,
     });
   });
 
   it('EXPLICIT_VR_BE is big endian and retired', () => {
     expect(transferSyntaxByUid(EXPLICIT_VR_BE)).toMatchObject({
-      uid: '1.2.840.10008.1.2.2', keyword: 'ExplicitVRBigEndian', explicitVr: true, littleEndian: false, retired: true,
+      uid: '1.2.840.10008.1.2.2',
+      keyword: 'ExplicitVRBigEndian',
+      explicitVr: true,
+      littleEndian: false,
+      retired: true,
     });
   });
 
   it('DEFLATED_EXPLICIT_VR_LE deflates the data set, not the pixels', () => {
     expect(transferSyntaxByUid(DEFLATED_EXPLICIT_VR_LE)).toMatchObject({
-      uid: '1.2.840.10008.1.2.1.99', keyword: 'DeflatedExplicitVRLittleEndian', deflated: true, encapsulated: false,
+      uid: '1.2.840.10008.1.2.1.99',
+      keyword: 'DeflatedExplicitVRLittleEndian',
+      deflated: true,
+      encapsulated: false,
     });
   });
 });
@@ -86,8 +104,16 @@ describe('compressed syntaxes', () => {
   });
 
   it('JPIP syntaxes reference pixels instead of encapsulating them', () => {
-    expect(transferSyntaxByUid('1.2.840.10008.1.2.4.94')).toMatchObject({ keyword: 'JPIPReferenced', encapsulated: false, deflated: false });
-    expect(transferSyntaxByUid('1.2.840.10008.1.2.4.95')).toMatchObject({ keyword: 'JPIPReferencedDeflate', encapsulated: false, deflated: true });
+    expect(transferSyntaxByUid('1.2.840.10008.1.2.4.94')).toMatchObject({
+      keyword: 'JPIPReferenced',
+      encapsulated: false,
+      deflated: false,
+    });
+    expect(transferSyntaxByUid('1.2.840.10008.1.2.4.95')).toMatchObject({
+      keyword: 'JPIPReferencedDeflate',
+      encapsulated: false,
+      deflated: true,
+    });
   });
 });
 

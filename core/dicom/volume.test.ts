@@ -65,7 +65,13 @@ describe('loadVolume', () => {
     expect(volume.varyingRescale).toBe(true);
     expect(volume.rescale).toBeUndefined();
     expect(volume.units).toBe('BQML');
-    expect(volume.series.pet).toMatchObject({ decayCorrection: 'START', radionuclideHalfLifeSec: 6586.2, injectedDoseBq: 370e6, injectionStartSec: 0, frameReferenceTimesMs: [5000, 15000, 35000] });
+    expect(volume.series.pet).toMatchObject({
+      decayCorrection: 'START',
+      radionuclideHalfLifeSec: 6586.2,
+      injectedDoseBq: 370e6,
+      injectionStartSec: 0,
+      frameReferenceTimesMs: [5000, 15000, 35000],
+    });
     const instance = pet.instances[2 * 4 + 1]; // frame 3, second slice
     const stored = storedPixels(instance.file);
     const values = volume.frames[2].subarray(256, 512);
@@ -96,7 +102,11 @@ describe('loadVolume', () => {
     const volume = await loadVolume(mr.files);
     const a = volume.affine;
     expect(volume.spacingMm.map((v) => Number(v.toFixed(4)))).toEqual([2, 2, 4]);
-    expect([a[2], a[6], a[10]].map((v) => Number(v.toFixed(3)))).toEqual([0, Number((-4 * Math.sin(Math.PI / 9)).toFixed(3)), Number((4 * Math.cos(Math.PI / 9)).toFixed(3))]);
+    expect([a[2], a[6], a[10]].map((v) => Number(v.toFixed(3)))).toEqual([
+      0,
+      Number((-4 * Math.sin(Math.PI / 9)).toFixed(3)),
+      Number((4 * Math.cos(Math.PI / 9)).toFixed(3)),
+    ]);
   });
 
   it('reads an enhanced multi-frame object: frames by temporal position, planes by position, shared rescale', async () => {
@@ -104,9 +114,15 @@ describe('loadVolume', () => {
     const volume = await loadVolume([mr.file]);
     expect(volume.dims).toEqual([5, 4, 3]);
     expect(Array.from(volume.affine)).toEqual([1.5, 0, 0, 0, 0, 2, 0, 0, 0, 0, 3, 0, 0, 0, 0, 1]);
-    expect(volume.timing).toEqual([{ startMs: 0, durationMs: 60_000 }, { startMs: 60_000, durationMs: 60_000 }]);
+    expect(volume.timing).toEqual([
+      { startMs: 0, durationMs: 60_000 },
+      { startMs: 60_000, durationMs: 60_000 },
+    ]);
     // Slices were stored top down: the lowest plane of time 1 is stored frame 3.
-    expect(volume.sources.map((f) => f.map((s) => s.frameNumber))).toEqual([[3, 2, 1], [6, 5, 4]]);
+    expect(volume.sources.map((f) => f.map((s) => s.frameNumber))).toEqual([
+      [3, 2, 1],
+      [6, 5, 4],
+    ]);
     expect([volume.frames[0][0], volume.frames[1][7]]).toEqual([200 * 2 - 5, (500 + 7) * 2 - 5]);
   });
 
@@ -144,12 +160,22 @@ describe('loadVolume', () => {
   });
 
   it('refuses uneven spacing, two series at once and duplicate positions', async () => {
-    const uneven = await ctSeries(path.join(root, 'uneven'), { slices: 4, rows: 8, cols: 8, extra: (i) => (i === 3 ? { ImagePositionPatient: [-84, -84, 4.1] } : {}) });
+    const uneven = await ctSeries(path.join(root, 'uneven'), {
+      slices: 4,
+      rows: 8,
+      cols: 8,
+      extra: (i) => (i === 3 ? { ImagePositionPatient: [-84, -84, 4.1] } : {}),
+    });
     expect((await rejection(loadVolume(uneven.files))).reason).toBe('uneven-spacing');
     const other = await ctSeries(path.join(root, 'other'), { slices: 2, rows: 8, cols: 8, seriesNumber: 9 });
     expect((await rejection(loadVolume([...uneven.files, ...other.files]))).reason).toBe('mixed-series');
     expect((await loadVolume([...uneven.files, ...other.files], { seriesInstanceUid: other.seriesInstanceUid })).dims).toEqual([8, 8, 2]);
-    const duplicate = await ctSeries(path.join(root, 'dup'), { slices: 3, rows: 8, cols: 8, extra: (i) => (i === 2 ? { ImagePositionPatient: [-157.5, -157.5, 0] } : {}) });
+    const duplicate = await ctSeries(path.join(root, 'dup'), {
+      slices: 3,
+      rows: 8,
+      cols: 8,
+      extra: (i) => (i === 2 ? { ImagePositionPatient: [-157.5, -157.5, 0] } : {}),
+    });
     expect((await rejection(loadVolume(duplicate.files))).reason).toBe('duplicate-slices');
   });
 });

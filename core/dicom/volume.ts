@@ -50,7 +50,6 @@ export interface Volume extends Grid {
 // ---------------------------------------------------------------------------------------------
 // Loading a series
 
-
 /** Series-level attributes a consumer may want to carry on (NIfTI sidecar, derived series). */
 export interface SeriesInfo {
   modality: string;
@@ -201,7 +200,10 @@ export async function loadVolume(inputs: (string | VolumeInput)[], options: Load
 }
 
 /** The second half of loadVolume: every plane of a plan decoded and rescaled to float32. */
-export async function decodeVolume({ planes, ...plan }: VolumePlan, options: Pick<LoadVolumeOptions, 'signal' | 'onProgress'> = {}): Promise<LoadedVolume> {
+export async function decodeVolume(
+  { planes, ...plan }: VolumePlan,
+  options: Pick<LoadVolumeOptions, 'signal' | 'onProgress'> = {},
+): Promise<LoadedVolume> {
   const progress = options.onProgress ?? (() => {});
   // Pixels: decoded and rescaled one plane at a time into each frame's array.
   const [columns, rows, n] = plan.dims;
@@ -225,7 +227,8 @@ export async function decodeVolume({ planes, ...plan }: VolumePlan, options: Pic
 /** One plane's stored values (a view into the file's bytes when they are native and aligned). */
 export async function decodePlane(plane: VolumePlane): Promise<PixelArray> {
   const { frames: pixels, pixel } = await decodeFrames(plane.dataSet, plane.transferSyntaxUid, [plane.frameIndex]);
-  if (pixel.samplesPerPixel !== 1) throw inconsistent('colour', `${plane.path} has ${pixel.samplesPerPixel} samples per pixel; a volume holds grey values only`);
+  if (pixel.samplesPerPixel !== 1)
+    throw inconsistent('colour', `${plane.path} has ${pixel.samplesPerPixel} samples per pixel; a volume holds grey values only`);
   return pixels[0];
 }
 
@@ -252,7 +255,9 @@ export function planVolume(inputs: (string | VolumeInput)[], options: LoadVolume
     slices = slices.filter((s) => s.seriesInstanceUid === options.seriesInstanceUid);
     if (slices.length === 0) throw inconsistent('no-images', `no image of series ${options.seriesInstanceUid} among the inputs`);
   } else if (seriesUids.length > 1) {
-    throw inconsistent('mixed-series', `the inputs hold ${seriesUids.length} series (${seriesUids.join(', ')}); load one at a time`, { seriesInstanceUids: seriesUids });
+    throw inconsistent('mixed-series', `the inputs hold ${seriesUids.length} series (${seriesUids.join(', ')}); load one at a time`, {
+      seriesInstanceUids: seriesUids,
+    });
   }
   checkSameGrid(slices);
   const sample = slices[0];
@@ -273,10 +278,22 @@ export function planVolume(inputs: (string | VolumeInput)[], options: LoadVolume
   const n = frames[0].length;
   const origin = frames[0][0].position;
   const affine = new Float64Array([
-    rowCosine[0] * columnSpacing, columnCosine[0] * rowSpacing, sliceStep[0], origin[0],
-    rowCosine[1] * columnSpacing, columnCosine[1] * rowSpacing, sliceStep[1], origin[1],
-    rowCosine[2] * columnSpacing, columnCosine[2] * rowSpacing, sliceStep[2], origin[2],
-    0, 0, 0, 1,
+    rowCosine[0] * columnSpacing,
+    columnCosine[0] * rowSpacing,
+    sliceStep[0],
+    origin[0],
+    rowCosine[1] * columnSpacing,
+    columnCosine[1] * rowSpacing,
+    sliceStep[1],
+    origin[1],
+    rowCosine[2] * columnSpacing,
+    columnCosine[2] * rowSpacing,
+    sliceStep[2],
+    origin[2],
+    0,
+    0,
+    0,
+    1,
   ]);
 
   const varyingRescale = slices.some((s) => s.slope !== first.slope || s.intercept !== first.intercept);
@@ -285,10 +302,21 @@ export function planVolume(inputs: (string | VolumeInput)[], options: LoadVolume
     dims: [first.columns, first.rows, n],
     spacingMm: [columnSpacing, rowSpacing, Math.hypot(sliceStep[0], sliceStep[1], sliceStep[2])],
     affine,
-    planes: frames.map((frame) => frame.map((s) => ({ path: s.path, dataSet: s.dataSet, transferSyntaxUid: s.transferSyntaxUid, frameIndex: s.frameIndex, slope: s.slope, intercept: s.intercept }))),
+    planes: frames.map((frame) =>
+      frame.map((s) => ({
+        path: s.path,
+        dataSet: s.dataSet,
+        transferSyntaxUid: s.transferSyntaxUid,
+        frameIndex: s.frameIndex,
+        slope: s.slope,
+        intercept: s.intercept,
+      })),
+    ),
     timing: frameTiming(frames, first),
     units: series.pet?.units ?? (series.modality === 'CT' ? (text(first.dataSet, 'x00281054') ?? 'HU') : text(first.dataSet, 'x00281054')),
-    sources: frames.map((frame) => frame.map((s) => ({ sopInstanceUid: s.sopInstanceUid, path: s.path, ...(s.multiFrame ? { frameNumber: s.frameIndex + 1 } : {}) }))),
+    sources: frames.map((frame) =>
+      frame.map((s) => ({ sopInstanceUid: s.sopInstanceUid, path: s.path, ...(s.multiFrame ? { frameNumber: s.frameIndex + 1 } : {}) })),
+    ),
     varyingRescale,
     ...(varyingRescale ? {} : { rescale: { slope: first.slope, intercept: first.intercept } }),
     series,
@@ -321,7 +349,11 @@ export function voxelToPatient(grid: Grid, i: number, j: number, k: number): [nu
 /** Patient LPS mm → (fractional) voxel index, through the inverse of the affine. */
 export function patientToVoxel(grid: Grid, x: number, y: number, z: number): [number, number, number] {
   const inv = invert4(grid.affine);
-  return [inv[0] * x + inv[1] * y + inv[2] * z + inv[3], inv[4] * x + inv[5] * y + inv[6] * z + inv[7], inv[8] * x + inv[9] * y + inv[10] * z + inv[11]];
+  return [
+    inv[0] * x + inv[1] * y + inv[2] * z + inv[3],
+    inv[4] * x + inv[5] * y + inv[6] * z + inv[7],
+    inv[8] * x + inv[9] * y + inv[10] * z + inv[11],
+  ];
 }
 
 /** Inverse of a row-major 4×4 affine (last row 0 0 0 1). */
@@ -330,15 +362,33 @@ export function invert4(m: Float64Array | number[]): Float64Array {
   const det = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g);
   if (Math.abs(det) < 1e-12) throw new RangeError('the affine is singular');
   const r = [
-    (e * i - f * h) / det, (c * h - b * i) / det, (b * f - c * e) / det,
-    (f * g - d * i) / det, (a * i - c * g) / det, (c * d - a * f) / det,
-    (d * h - e * g) / det, (b * g - a * h) / det, (a * e - b * d) / det,
+    (e * i - f * h) / det,
+    (c * h - b * i) / det,
+    (b * f - c * e) / det,
+    (f * g - d * i) / det,
+    (a * i - c * g) / det,
+    (c * d - a * f) / det,
+    (d * h - e * g) / det,
+    (b * g - a * h) / det,
+    (a * e - b * d) / det,
   ];
   return new Float64Array([
-    r[0], r[1], r[2], -(r[0] * tx + r[1] * ty + r[2] * tz),
-    r[3], r[4], r[5], -(r[3] * tx + r[4] * ty + r[5] * tz),
-    r[6], r[7], r[8], -(r[6] * tx + r[7] * ty + r[8] * tz),
-    0, 0, 0, 1,
+    r[0],
+    r[1],
+    r[2],
+    -(r[0] * tx + r[1] * ty + r[2] * tz),
+    r[3],
+    r[4],
+    r[5],
+    -(r[3] * tx + r[4] * ty + r[5] * tz),
+    r[6],
+    r[7],
+    r[8],
+    -(r[6] * tx + r[7] * ty + r[8] * tz),
+    0,
+    0,
+    0,
+    1,
   ]);
 }
 
@@ -383,7 +433,10 @@ function dateTimeMs(date: string | undefined, time: string | undefined): number 
   const t = time.replace(/:/g, '');
   const d = date !== undefined && /^\d{8}$/.test(date) ? date : '19700101';
   const seconds = Number(t.slice(4) || '0');
-  return Date.UTC(Number(d.slice(0, 4)), Number(d.slice(4, 6)) - 1, Number(d.slice(6, 8)), Number(t.slice(0, 2)), Number(t.slice(2, 4) || '0')) + seconds * 1000;
+  return (
+    Date.UTC(Number(d.slice(0, 4)), Number(d.slice(4, 6)) - 1, Number(d.slice(6, 8)), Number(t.slice(0, 2)), Number(t.slice(2, 4) || '0')) +
+    seconds * 1000
+  );
 }
 
 function dateTimeMsOfDt(dt: string | undefined): number | undefined {
@@ -471,9 +524,16 @@ function slicesOf(path: string, ds: DataSetLike): Slice[] {
     // A multi-frame image without functional groups (NM tomography): planes stacked along the
     // normal by Spacing Between Slices from the first one.
     const spacing = number(ds, TAG.spacingBetweenSlices) ?? number(ds, TAG.sliceThickness);
-    if (spacing === undefined) throw inconsistent('no-geometry', `${path} has ${numberOfFrames} frames but neither functional groups nor Spacing Between Slices`, { path });
+    if (spacing === undefined)
+      throw inconsistent('no-geometry', `${path} has ${numberOfFrames} frames but neither functional groups nor Spacing Between Slices`, {
+        path,
+      });
     const normal = cross(orientation.slice(0, 3), orientation.slice(3, 6));
-    return Array.from({ length: numberOfFrames }, (_, f) => ({ ...common, frameIndex: f, position: position.map((p, a) => p + f * spacing * normal[a]) }));
+    return Array.from({ length: numberOfFrames }, (_, f) => ({
+      ...common,
+      frameIndex: f,
+      position: position.map((p, a) => p + f * spacing * normal[a]),
+    }));
   }
   // Enhanced multi-frame (PS3.3 C.7.6.16): per-frame groups, else the shared ones.
   const perFrame = sequenceItems(ds, TAG.perFrame);
@@ -485,7 +545,10 @@ function slicesOf(path: string, ds: DataSetLike): Slice[] {
     const orientation = numbers(group('x00209116'), TAG.orientation);
     const pixelSpacing = numbers(group('x00289110'), TAG.pixelSpacing);
     if (orientation?.length !== 6 || position?.length !== 3 || pixelSpacing?.length !== 2) {
-      throw inconsistent('no-geometry', `${path} frame ${f + 1} lacks Plane Position/Orientation or Pixel Measures`, { path, frameNumber: f + 1 });
+      throw inconsistent('no-geometry', `${path} frame ${f + 1} lacks Plane Position/Orientation or Pixel Measures`, {
+        path,
+        frameNumber: f + 1,
+      });
     }
     const transform = group('x00289145');
     const content = group('x00209111');
@@ -509,13 +572,25 @@ function checkSameGrid(slices: Slice[]): void {
   const first = slices[0];
   for (const s of slices) {
     if (s.rows !== first.rows || s.columns !== first.columns) {
-      throw inconsistent('mixed-sizes', `images of different sizes: ${first.columns}×${first.rows} (${first.path}) and ${s.columns}×${s.rows} (${s.path})`, { paths: [first.path, s.path] });
+      throw inconsistent(
+        'mixed-sizes',
+        `images of different sizes: ${first.columns}×${first.rows} (${first.path}) and ${s.columns}×${s.rows} (${s.path})`,
+        { paths: [first.path, s.path] },
+      );
     }
     if (s.orientation.some((v, i) => Math.abs(v - first.orientation[i]) > ORIENTATION_TOLERANCE)) {
-      throw inconsistent('mixed-orientations', `images of different orientations: [${first.orientation.join(', ')}] (${first.path}) and [${s.orientation.join(', ')}] (${s.path})`, { paths: [first.path, s.path] });
+      throw inconsistent(
+        'mixed-orientations',
+        `images of different orientations: [${first.orientation.join(', ')}] (${first.path}) and [${s.orientation.join(', ')}] (${s.path})`,
+        { paths: [first.path, s.path] },
+      );
     }
     if (s.pixelSpacing.some((v, i) => Math.abs(v - first.pixelSpacing[i]) > POSITION_TOLERANCE_MM)) {
-      throw inconsistent('mixed-spacing', `images with different Pixel Spacing: ${first.pixelSpacing.join('\\')} (${first.path}) and ${s.pixelSpacing.join('\\')} (${s.path})`, { paths: [first.path, s.path] });
+      throw inconsistent(
+        'mixed-spacing',
+        `images with different Pixel Spacing: ${first.pixelSpacing.join('\\')} (${first.path}) and ${s.pixelSpacing.join('\\')} (${s.path})`,
+        { paths: [first.path, s.path] },
+      );
     }
   }
 }
@@ -545,11 +620,14 @@ function groupFrames(slices: Slice[], firstDs: DataSetLike): Slice[][] {
   }
   // A key splits the series only if each part then holds every position once.
   const positions = distinctPositions(slices);
-  const splits = (frames: Slice[][] | undefined) => (frames?.every((f) => f.length === positions && !positionsRepeat(f)) ? frames : undefined);
+  const splits = (frames: Slice[][] | undefined) =>
+    frames?.every((f) => f.length === positions && !positionsRepeat(f)) ? frames : undefined;
   const grouped =
     (modality === 'PT' ? splits(byKey((s) => s.frameReferenceTimeMs)) : undefined) ??
     splits(byKey((s) => s.temporalPosition)) ??
-    (positionsRepeat(slices) ? (splits(byKey((s) => s.acquisitionMs)) ?? splits(byKey((s) => s.triggerTime)) ?? splits(byKey((s) => s.echoNumber))) : undefined);
+    (positionsRepeat(slices)
+      ? (splits(byKey((s) => s.acquisitionMs)) ?? splits(byKey((s) => s.triggerTime)) ?? splits(byKey((s) => s.echoNumber)))
+      : undefined);
   if (grouped) return grouped;
   if (!positionsRepeat(slices)) return [slices];
   // Same positions again, nothing to tell the repeats apart but their instance numbers.
@@ -560,10 +638,15 @@ function groupFrames(slices: Slice[], firstDs: DataSetLike): Slice[][] {
   }
   const counts = new Set([...atPosition.values()].map((l) => l.length));
   if (counts.size !== 1) {
-    throw inconsistent('duplicate-slices', `some slice positions occur ${[...counts].sort().join(' or ')} times, with nothing (time, temporal position, echo) to tell the copies apart`);
+    throw inconsistent(
+      'duplicate-slices',
+      `some slice positions occur ${[...counts].sort().join(' or ')} times, with nothing (time, temporal position, echo) to tell the copies apart`,
+    );
   }
   const repeats = [...counts][0];
-  return Array.from({ length: repeats }, (_, f) => [...atPosition.values()].map((l) => [...l].sort((a, b) => a.instanceNumber - b.instanceNumber)[f]));
+  return Array.from({ length: repeats }, (_, f) =>
+    [...atPosition.values()].map((l) => [...l].sort((a, b) => a.instanceNumber - b.instanceNumber)[f]),
+  );
 }
 
 function distinctPositions(slices: Slice[]): number {
@@ -584,11 +667,19 @@ function checkFramesAlike(frames: Slice[][]): void {
   const reference = frames[0];
   frames.forEach((frame, f) => {
     if (frame.length !== reference.length) {
-      throw inconsistent('missing-slice', `frame ${f + 1} has ${frame.length} slices, frame 1 has ${reference.length}: a slice is missing or extra`, { frame: f + 1, slices: frame.length, expected: reference.length });
+      throw inconsistent(
+        'missing-slice',
+        `frame ${f + 1} has ${frame.length} slices, frame 1 has ${reference.length}: a slice is missing or extra`,
+        { frame: f + 1, slices: frame.length, expected: reference.length },
+      );
     }
     frame.forEach((s, k) => {
       if (Math.hypot(...s.position.map((p, a) => p - reference[k].position[a])) > POSITION_TOLERANCE_MM * 10) {
-        throw inconsistent('frames-differ', `frame ${f + 1} slice ${k + 1} (${s.path}) is not at the position of frame 1's (${reference[k].path})`, { frame: f + 1, slice: k + 1 });
+        throw inconsistent(
+          'frames-differ',
+          `frame ${f + 1} slice ${k + 1} (${s.path}) is not at the position of frame 1's (${reference[k].path})`,
+          { frame: f + 1, slice: k + 1 },
+        );
       }
     });
   });
@@ -607,7 +698,11 @@ function checkSpacing(frame: Slice[], normal: number[], ds: DataSetLike): number
   const gaps = frame.slice(1).map((s, k) => s.along - frame[k].along);
   const duplicate = gaps.findIndex((g) => g < POSITION_TOLERANCE_MM);
   if (duplicate >= 0) {
-    throw inconsistent('duplicate-slices', `two slices at the same position (${frame[duplicate].along.toFixed(3)} mm along the normal): ${frame[duplicate].path} and ${frame[duplicate + 1].path}`, { paths: [frame[duplicate].path, frame[duplicate + 1].path] });
+    throw inconsistent(
+      'duplicate-slices',
+      `two slices at the same position (${frame[duplicate].along.toFixed(3)} mm along the normal): ${frame[duplicate].path} and ${frame[duplicate + 1].path}`,
+      { paths: [frame[duplicate].path, frame[duplicate + 1].path] },
+    );
   }
   const step = Math.min(...gaps);
   const tolerance = Math.max(POSITION_TOLERANCE_MM, SPACING_RELATIVE_TOLERANCE * step);
@@ -616,9 +711,17 @@ function checkSpacing(frame: Slice[], normal: number[], ds: DataSetLike): number
     const multiple = Math.round(gap / step);
     const after = frame[k];
     if (multiple >= 2 && Math.abs(gap - multiple * step) <= tolerance * multiple) {
-      throw inconsistent('missing-slice', `${multiple - 1} slice(s) missing between ${after.along.toFixed(2)} mm (${after.path}) and ${frame[k + 1].along.toFixed(2)} mm along the normal (spacing ${step.toFixed(3)} mm)`, { after: after.path, before: frame[k + 1].path, missing: multiple - 1, spacingMm: step });
+      throw inconsistent(
+        'missing-slice',
+        `${multiple - 1} slice(s) missing between ${after.along.toFixed(2)} mm (${after.path}) and ${frame[k + 1].along.toFixed(2)} mm along the normal (spacing ${step.toFixed(3)} mm)`,
+        { after: after.path, before: frame[k + 1].path, missing: multiple - 1, spacingMm: step },
+      );
     }
-    throw inconsistent('uneven-spacing', `slices are unevenly spaced: ${gap.toFixed(3)} mm after ${after.path}, ${step.toFixed(3)} mm elsewhere`, { after: after.path, gapMm: gap, spacingMm: step });
+    throw inconsistent(
+      'uneven-spacing',
+      `slices are unevenly spaced: ${gap.toFixed(3)} mm after ${after.path}, ${step.toFixed(3)} mm elsewhere`,
+      { after: after.path, gapMm: gap, spacingMm: step },
+    );
   });
   // Straight stack: each step is along the normal (a tilted gantry shears it).
   for (let k = 1; k < n; k++) {
@@ -628,7 +731,11 @@ function checkSpacing(frame: Slice[], normal: number[], ds: DataSetLike): number
     if (sideways > TILT_TOLERANCE * Math.abs(along) + POSITION_TOLERANCE_MM) {
       const tilt = number(ds, 'x00181120');
       const angle = (Math.atan2(sideways, Math.abs(along)) * 180) / Math.PI;
-      throw inconsistent('gantry-tilt', `slices are sheared by ${angle.toFixed(2)}° (gantry tilt${tilt ? ` ${tilt}°` : ''}): each slice is offset in-plane from the one before; reslice the series first`, { angleDeg: angle, gantryDetectorTilt: tilt });
+      throw inconsistent(
+        'gantry-tilt',
+        `slices are sheared by ${angle.toFixed(2)}° (gantry tilt${tilt ? ` ${tilt}°` : ''}): each slice is offset in-plane from the one before; reslice the series first`,
+        { angleDeg: angle, gantryDetectorTilt: tilt },
+      );
     }
   }
   const last = frame[n - 1].position;
@@ -679,7 +786,11 @@ export function checkedFrameTiming(timing: FrameTiming[], referenceTimesMs: numb
   const consistent = (starts: number[]) => referenceTimesMs.every((r, f) => r >= starts[f] - 1 && r <= starts[f] + durations[f] + 1);
   const given = timing.map((t) => t.startMs);
   const backToBack: number[] = [];
-  durations.reduce((sum, d) => (backToBack.push(sum), sum + d), 0);
+  let sum = 0;
+  for (const d of durations) {
+    backToBack.push(sum);
+    sum += d;
+  }
   const starts = consistent(given) ? given : consistent(backToBack) ? backToBack : referenceTimesMs.map((r, f) => r - durations[f] / 2);
   return starts.map((startMs, f) => ({ startMs, durationMs: durations[f] }));
 }
@@ -689,7 +800,8 @@ function seriesInfo(first: Slice, frames: Slice[][], slices: Slice[]): SeriesInf
   // The series' acquisition began with its earliest plane (a PET's first frame, an MR's first
   // slice in time), whichever file that is.
   let earliest = first;
-  for (const s of slices) if (s.acquisitionMs !== undefined && (earliest.acquisitionMs === undefined || s.acquisitionMs < earliest.acquisitionMs)) earliest = s;
+  for (const s of slices)
+    if (s.acquisitionMs !== undefined && (earliest.acquisitionMs === undefined || s.acquisitionMs < earliest.acquisitionMs)) earliest = s;
   const modality = text(ds, 'x00080060') ?? 'OT';
   const info: SeriesInfo = {
     modality,

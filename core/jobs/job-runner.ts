@@ -119,7 +119,9 @@ export class JobRunner {
   async runManual(pipelineName: string, inputs: string[], options: { user: string; triggerUid?: string }): Promise<string> {
     const p = this.o.pipelines.get(pipelineName);
     if (!p) throw dfError('DF_ERR_PIPELINE_UNKNOWN', `no loaded pipeline "${pipelineName}"`);
-    const id = await this.o.queue.createJob(newJobOf(p, { triggerOn: 'manual', triggerUid: options.triggerUid, inputs, createdBy: options.user }));
+    const id = await this.o.queue.createJob(
+      newJobOf(p, { triggerOn: 'manual', triggerUid: options.triggerUid, inputs, createdBy: options.user }),
+    );
     this.o.events.announce('JobQueued', { jobId: id, pipeline: pipelineName });
     this.pump();
     return id;
@@ -162,9 +164,13 @@ export class JobRunner {
 
   private async claimJobs(): Promise<void> {
     const all = this.o.pipelines.all();
-    const heavy = all.filter((p) => p.steps.some((s) => s.registered.plugin.runsIn === 'worker' || s.registered.plugin.usesPool)).map((p) => p.definition.name);
+    const heavy = all
+      .filter((p) => p.steps.some((s) => s.registered.plugin.runsIn === 'worker' || s.registered.plugin.usesPool))
+      .map((p) => p.definition.name);
     const heavyLimit = Math.max(1, this.o.workerThreads * 2);
-    const limited = all.flatMap((p) => (p.definition.maxConcurrentJobs === undefined ? [] : [[p.definition.name, p.definition.maxConcurrentJobs] as const]));
+    const limited = all.flatMap((p) =>
+      p.definition.maxConcurrentJobs === undefined ? [] : [[p.definition.name, p.definition.maxConcurrentJobs] as const],
+    );
     while (!this.closed && this.running.size < this.o.concurrency && this.isolatedJob === undefined) {
       const runningOf = new Map<string, number>();
       for (const name of this.runningPipelines.values()) runningOf.set(name, (runningOf.get(name) ?? 0) + 1);
@@ -193,7 +199,10 @@ export class JobRunner {
   private run(job: JobRecord): void {
     if (job.isolated) {
       this.isolatedJob = job.id;
-      this.o.log.warn({ jobId: job.id, pipeline: job.pipeline, interruptions: job.interruptions }, 'job interrupted by several stops or crashes runs alone');
+      this.o.log.warn(
+        { jobId: job.id, pipeline: job.pipeline, interruptions: job.interruptions },
+        'job interrupted by several stops or crashes runs alone',
+      );
     }
     const controller = new AbortController();
     this.running.set(job.id, controller);
@@ -218,7 +227,10 @@ export class JobRunner {
     try {
       const pipeline = await this.pipelineToRun(job, log);
       if (!pipeline) {
-        await this.o.queue.finishJob(job.id, 'failed', { errorCode: 'DF_ERR_PIPELINE_UNKNOWN', error: `pipeline "${job.pipeline}" is not loaded` });
+        await this.o.queue.finishJob(job.id, 'failed', {
+          errorCode: 'DF_ERR_PIPELINE_UNKNOWN',
+          error: `pipeline "${job.pipeline}" is not loaded`,
+        });
         this.o.events.announce('JobFinished', { jobId: job.id, pipeline: job.pipeline, status: 'failed', error: 'pipeline not loaded' });
         return;
       }
@@ -235,7 +247,9 @@ export class JobRunner {
       });
     } catch (err) {
       // A version that no longer loads fails the attempt like a step would (and is retried).
-      const error = isDfError(err, 'DF_ERR_PIPELINE_INVALID') ? err : dfError('DF_ERR_STEP_FAILED', `job ${job.id} failed outside its steps: ${(err as Error).message}`, { cause: err });
+      const error = isDfError(err, 'DF_ERR_PIPELINE_INVALID')
+        ? err
+        : dfError('DF_ERR_STEP_FAILED', `job ${job.id} failed outside its steps: ${(err as Error).message}`, { cause: err });
       outcome = { status: 'failed', error };
     }
     this.lastProgressWrite.delete(job.id);
@@ -263,7 +277,8 @@ export class JobRunner {
       const retryAt = Date.now() + delayMs;
       recorded = await queue.retryLater(job.id, new Date(retryAt).toISOString(), outcome.error.code, outcome.error.message, owner);
       if (recorded) this.nextRetryAt = Math.min(this.nextRetryAt ?? Infinity, retryAt);
-      if (recorded) log.warn({ code: outcome.error.code, err: outcome.error.message, retryInMs: delayMs }, 'job attempt failed; will retry');
+      if (recorded)
+        log.warn({ code: outcome.error.code, err: outcome.error.message, retryInMs: delayMs }, 'job attempt failed; will retry');
     } else {
       [status, error] = ['failed', outcome.error.message];
       recorded = await queue.finishJob(job.id, 'failed', { errorCode: outcome.error.code, error: outcome.error.message }, owner);
@@ -288,7 +303,10 @@ export class JobRunner {
     } catch (err) {
       if (!isDfError(err, 'DF_ERR_PIPELINE_VERSION_UNKNOWN')) throw err;
       const current = this.o.pipelines.get(job.pipeline);
-      log.warn({ pipelineVersion: job.pipelineHash, runs: current?.hash }, 'the pipeline version this job was queued with was not kept: it runs the pipeline as loaded now');
+      log.warn(
+        { pipelineVersion: job.pipelineHash, runs: current?.hash },
+        'the pipeline version this job was queued with was not kept: it runs the pipeline as loaded now',
+      );
       return current;
     }
   }
@@ -301,7 +319,9 @@ export class JobRunner {
     if (!this.lastProgressWrite.has(jobId)) this.lastProgressWrite.set(jobId, now);
     if (progress >= 1 || now - this.lastProgressWrite.get(jobId)! < PROGRESS_WRITE_MS) return;
     this.lastProgressWrite.set(jobId, now);
-    this.o.queue.setProgress(jobId, progress, message).catch((err: unknown) => this.o.log.warn({ err, jobId }, 'recording job progress failed'));
+    this.o.queue
+      .setProgress(jobId, progress, message)
+      .catch((err: unknown) => this.o.log.warn({ err, jobId }, 'recording job progress failed'));
   }
 
   get runningJobs(): number {

@@ -5,7 +5,16 @@ import type { InputSeries, JobRecord, StepLogLine } from '../store/job-queue.ts'
 export type NumberedOutput = StepOutput & { index: number; step: string; attempt: number };
 
 /** The attributes a person recognises a series by; the rest of the arrival's stay out of the summary. */
-const SERIES_KEYS = ['PatientName', 'PatientID', 'StudyDate', 'StudyDescription', 'AccessionNumber', 'Modality', 'SeriesNumber', 'SeriesDescription'];
+const SERIES_KEYS = [
+  'PatientName',
+  'PatientID',
+  'StudyDate',
+  'StudyDescription',
+  'AccessionNumber',
+  'Modality',
+  'SeriesNumber',
+  'SeriesDescription',
+];
 
 export interface JobSummary {
   inputs: { instances: number; series: (Omit<InputSeries, 'attributes'> & { attributes: Record<string, string> })[] };
@@ -20,7 +29,9 @@ export interface JobSummary {
 }
 
 export function numberedOutputs(job: JobRecord): NumberedOutput[] {
-  return (job.steps ?? []).flatMap((s) => s.outputs.map((o) => ({ ...o, step: s.id, attempt: s.attempt }))).map((o, index) => ({ ...o, index }));
+  return (job.steps ?? [])
+    .flatMap((s) => s.outputs.map((o) => ({ ...o, step: s.id, attempt: s.attempt })))
+    .map((o, index) => ({ ...o, index }));
 }
 
 const baseName = (p: string | undefined) => (p ?? '').split(/[\\/]/).pop() ?? '';
@@ -50,14 +61,24 @@ export function summariseJob(job: JobRecord, inputSeries: InputSeries[]): JobSum
   return {
     inputs: {
       instances: job.inputs.length,
-      series: inputSeries.map((s) => ({ ...s, attributes: Object.fromEntries(SERIES_KEYS.filter((k) => s.attributes[k] !== undefined).map((k) => [k, s.attributes[k]])) })),
+      series: inputSeries.map((s) => ({
+        ...s,
+        attributes: Object.fromEntries(SERIES_KEYS.filter((k) => s.attributes[k] !== undefined).map((k) => [k, s.attributes[k]])),
+      })),
     },
     outputs: {
       files: outputs
         .filter((o) => o.kind === 'file')
-        .map((o) => ({ index: o.index, step: o.step, name: o.name ?? baseName(o.path), ...(o.description ? { description: o.description } : {}) })),
+        .map((o) => ({
+          index: o.index,
+          step: o.step,
+          name: o.name ?? baseName(o.path),
+          ...(o.description ? { description: o.description } : {}),
+        })),
       instances: { count: [...groups.values()].reduce((n, g) => n + g.count, 0), groups: [...groups.values()] },
-      tables: outputs.filter((o) => o.kind === 'table').map((o) => ({ index: o.index, step: o.step, name: o.name ?? `table ${o.index}`, rows: o.rows?.length ?? 0 })),
+      tables: outputs
+        .filter((o) => o.kind === 'table')
+        .map((o) => ({ index: o.index, step: o.step, name: o.name ?? `table ${o.index}`, rows: o.rows?.length ?? 0 })),
     },
     log: { lines, levels },
   };

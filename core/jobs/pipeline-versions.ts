@@ -46,10 +46,17 @@ export class PipelineVersions {
     if (loaded) return loaded;
     const stored = await this.jobs.pipelineVersion(hash);
     if (!stored) {
-      throw dfError('DF_ERR_PIPELINE_VERSION_UNKNOWN', `job ${job.id} ran version ${hash} of pipeline "${job.pipeline}", which was not kept (it was queued before dicomflow kept pipeline versions)`);
+      throw dfError(
+        'DF_ERR_PIPELINE_VERSION_UNKNOWN',
+        `job ${job.id} ran version ${hash} of pipeline "${job.pipeline}", which was not kept (it was queued before dicomflow kept pipeline versions)`,
+      );
     }
     const { pipeline, problems } = this.pipelines.loadVersion(stored);
-    if (!pipeline) throw dfError('DF_ERR_PIPELINE_INVALID', `version ${hash} of pipeline "${job.pipeline}" no longer loads: ${problems.map(formatProblem).join('; ')}`);
+    if (!pipeline)
+      throw dfError(
+        'DF_ERR_PIPELINE_INVALID',
+        `version ${hash} of pipeline "${job.pipeline}" no longer loads: ${problems.map(formatProblem).join('; ')}`,
+      );
     this.loaded.set(hash, pipeline);
     if (this.loaded.size > VERSIONS_KEPT_LOADED) this.loaded.delete(this.loaded.keys().next().value!);
     return pipeline;

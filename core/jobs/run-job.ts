@@ -16,7 +16,10 @@ export interface StepPool {
     options: { signal: AbortSignal; transferList: any[] },
   ): Promise<Omit<StepEffects, 'log'> & { failure?: { message: string; stack?: string; code?: string; log: StepEffects['log'] } }>;
   /** One ctx.runTask call of a main-thread step, on a pool thread. */
-  runTask(call: { moduleUrl: string; exportName: string; arg: unknown }, options: { signal: AbortSignal; transferList: Transferable[] }): Promise<unknown>;
+  runTask(
+    call: { moduleUrl: string; exportName: string; arg: unknown },
+    options: { signal: AbortSignal; transferList: Transferable[] },
+  ): Promise<unknown>;
 }
 
 export interface RunJobDeps {
@@ -34,10 +37,7 @@ export interface RunJobDeps {
   onProgress(job: JobRecord, progress: number, message?: string): void;
 }
 
-export type JobOutcome =
-  | { status: 'succeeded'; stopReason?: string }
-  | { status: 'failed'; error: DfError }
-  | { status: 'cancelled' };
+export type JobOutcome = { status: 'succeeded'; stopReason?: string } | { status: 'failed'; error: DfError } | { status: 'cancelled' };
 
 /**
  * One attempt of a job: its steps in order, each seeing the inputs (as narrowed by earlier
@@ -100,7 +100,7 @@ export async function runJob(job: JobRecord, pipeline: LoadedPipeline, cancel: A
         ...record,
         status: 'failed',
         durationMs: performance.now() - started,
-        log: effects.log.length > 0 ? effects.log : (err as { stepLog?: StepEffects['log'] }).stepLog ?? [],
+        log: effects.log.length > 0 ? effects.log : ((err as { stepLog?: StepEffects['log'] }).stepLog ?? []),
         outputs: effects.outputs,
         error: cancelled ? 'cancelled' : error!.message,
       });
@@ -226,8 +226,12 @@ function timeoutError(step: ResolvedStep): DfError {
 function stepError(err: unknown, step: ResolvedStep, job: JobRecord): DfError {
   if (isDfError(err, 'DF_ERR_STEP_FAILED')) return err;
   const message = (err as Error)?.message ?? String(err);
-  return dfError('DF_ERR_STEP_FAILED', `step "${step.id}" (plugin ${step.registered.plugin.name}@${step.registered.plugin.version}) of job ${job.id} failed: ${message}`, {
-    cause: err,
-    details: { plugin: step.registered.plugin.name, step: step.id, job: job.id, causeCode: isDfError(err) ? err.code : undefined },
-  });
+  return dfError(
+    'DF_ERR_STEP_FAILED',
+    `step "${step.id}" (plugin ${step.registered.plugin.name}@${step.registered.plugin.version}) of job ${job.id} failed: ${message}`,
+    {
+      cause: err,
+      details: { plugin: step.registered.plugin.name, step: step.id, job: job.id, causeCode: isDfError(err) ? err.code : undefined },
+    },
+  );
 }

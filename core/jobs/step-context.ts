@@ -39,9 +39,15 @@ export function createStepContext(
 ): { ctx: StepContext; effects: StepEffects } {
   const effects: StepEffects = { log: [], outputs: [] };
   const write = (level: StepLogLine['level']) => (message: string, data?: Record<string, unknown>) => {
-    const line: StepLogLine = { at: new Date().toISOString(), level, message: String(message).slice(0, MAX_LINE_CHARS), ...(data ? { data } : {}) };
+    const line: StepLogLine = {
+      at: new Date().toISOString(),
+      level,
+      message: String(message).slice(0, MAX_LINE_CHARS),
+      ...(data ? { data } : {}),
+    };
     if (effects.log.length < MAX_LOG_LINES) effects.log.push(line);
-    else if (effects.log.length === MAX_LOG_LINES) effects.log.push({ at: line.at, level: 'warn', message: `log truncated after ${MAX_LOG_LINES} lines` });
+    else if (effects.log.length === MAX_LOG_LINES)
+      effects.log.push({ at: line.at, level: 'warn', message: `log truncated after ${MAX_LOG_LINES} lines` });
     onLog?.(line);
   };
   const log: StepLogger = { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };

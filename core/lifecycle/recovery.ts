@@ -43,7 +43,10 @@ export async function verifyAfterUncleanStop(marker: string, index: RecoveryInde
     }
     if (size === o.size) continue;
     lost++;
-    log.error({ objectId: o.id, path: o.path, expected: o.size, found: size }, 'object cut short by an unclean stop; it was never acknowledged and is withdrawn');
+    log.error(
+      { objectId: o.id, path: o.path, expected: o.size, found: size },
+      'object cut short by an unclean stop; it was never acknowledged and is withdrawn',
+    );
     await index.markObjectLost(o.id);
     void objects.remove(o.path);
   }

@@ -7,7 +7,10 @@ import { formatProblem, loadPipeline } from './load.ts';
 
 const repo = path.resolve(import.meta.dirname, '../..');
 const dir = path.join(repo, 'pipelines');
-const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+const files = fs
+  .readdirSync(dir)
+  .filter((f) => f.endsWith('.json'))
+  .sort();
 const plugins = new PluginRegistry();
 
 beforeAll(async () => {
@@ -15,13 +18,20 @@ beforeAll(async () => {
 });
 
 describe('example pipelines', () => {
-  it.each(files)('%s loads with the default configuration, and without warnings once its printer, PACS and research node are configured', (file) => {
-    const text = fs.readFileSync(path.join(dir, file), 'utf8');
-    const plain = loadPipeline(text, file, plugins, { databases: ['Import'] });
-    expect(plain.problems.map(formatProblem)).toEqual([]);
-    // The examples that need configuring are shipped disabled.
-    if (plain.warnings.length > 0) expect(plain.pipeline!.definition.enabled).toBe(false);
-    const configured = loadPipeline(text, file, plugins, { databases: ['Import'], printers: ['reports'], remoteNodes: ['PACS', 'RESEARCH'] });
-    expect([...configured.problems, ...configured.warnings].map(formatProblem)).toEqual([]);
-  });
+  it.each(files)(
+    '%s loads with the default configuration, and without warnings once its printer, PACS and research node are configured',
+    (file) => {
+      const text = fs.readFileSync(path.join(dir, file), 'utf8');
+      const plain = loadPipeline(text, file, plugins, { databases: ['Import'] });
+      expect(plain.problems.map(formatProblem)).toEqual([]);
+      // The examples that need configuring are shipped disabled.
+      if (plain.warnings.length > 0) expect(plain.pipeline!.definition.enabled).toBe(false);
+      const configured = loadPipeline(text, file, plugins, {
+        databases: ['Import'],
+        printers: ['reports'],
+        remoteNodes: ['PACS', 'RESEARCH'],
+      });
+      expect([...configured.problems, ...configured.warnings].map(formatProblem)).toEqual([]);
+    },
+  );
 });

@@ -74,17 +74,29 @@ export function loadPipeline(
   // A hostile or broken file must cost little: jsonc-parser recurses per nesting level (a deep
   // file overflows the stack), and each problem's line is found by a scan of the text.
   if (text.length > MAX_PIPELINE_BYTES) {
-    problems.push({ file, pointer: '', line: 1, column: 1, message: `the file has ${text.length} characters, more than the ${MAX_PIPELINE_BYTES} a pipeline may have` });
+    problems.push({
+      file,
+      pointer: '',
+      line: 1,
+      column: 1,
+      message: `the file has ${text.length} characters, more than the ${MAX_PIPELINE_BYTES} a pipeline may have`,
+    });
     return { problems, warnings };
   }
   const tooDeep = nestingBeyond(text, MAX_PIPELINE_DEPTH);
   if (tooDeep) {
-    problems.push({ file, pointer: tooDeep.pointer, ...lineOf(text, tooDeep.offset), message: `nested more than ${MAX_PIPELINE_DEPTH} levels deep` });
+    problems.push({
+      file,
+      pointer: tooDeep.pointer,
+      ...lineOf(text, tooDeep.offset),
+      message: `nested more than ${MAX_PIPELINE_DEPTH} levels deep`,
+    });
     return { problems, warnings };
   }
   const syntaxErrors: ParseError[] = [];
   const tree = parseTree(text, syntaxErrors, { disallowComments: true, allowTrailingComma: false });
-  const at = (pointer: string, message: string, offset?: number) => problems.push({ file, pointer, message, ...lineOf(text, offset ?? offsetOf(tree, pointer)) });
+  const at = (pointer: string, message: string, offset?: number) =>
+    problems.push({ file, pointer, message, ...lineOf(text, offset ?? offsetOf(tree, pointer)) });
   const warn = (pointer: string, message: string) => warnings.push({ file, pointer, message, ...lineOf(text, offsetOf(tree, pointer)) });
   if (syntaxErrors.length > 0 || !tree) {
     for (const e of syntaxErrors) at('', `JSON syntax: ${printParseErrorCode(e.error)}`, e.offset);
@@ -138,7 +150,11 @@ export function loadPipeline(
   if (problems.length > 0) return { problems, warnings };
   const definitionJson = JSON.stringify(definition);
   const hash = createHash('sha256').update(definitionJson).digest('hex').slice(0, 16);
-  return { pipeline: { file, definition, when: compileCondition(definition.trigger.when), steps, hash, definitionJson }, problems, warnings };
+  return {
+    pipeline: { file, definition, when: compileCondition(definition.trigger.when), steps, hash, definitionJson },
+    problems,
+    warnings,
+  };
 }
 
 type At = (pointer: string, message: string) => void;
@@ -245,7 +261,8 @@ export function nestingBeyond(text: string, max: number): { pointer: string; off
     } else if (c === '{' || c === '[') {
       const top = path.length === 0 ? undefined : path[path.length - 1];
       if (path.length > 0) path[path.length - 1] = typeof top === 'number' ? top : (key ?? '');
-      if (path.length >= max) return { pointer: '/' + path.map((p) => String(p).replace(/~/g, '~0').replace(/\//g, '~1')).join('/'), offset: i };
+      if (path.length >= max)
+        return { pointer: `/${path.map((p) => String(p).replace(/~/g, '~0').replace(/\//g, '~1')).join('/')}`, offset: i };
       path.push(c === '[' ? 0 : '');
     } else if (c === '}' || c === ']') {
       path.pop();

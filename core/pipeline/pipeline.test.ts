@@ -11,7 +11,10 @@ beforeAll(async () => {
 });
 const env = { databases: ['Import', 'StudyA'] };
 
-const subject = (attributes: Record<string, string>, extra: Partial<{ sopClassUid: string; callingAeTitle: string; calledAeTitle: string; source: string }> = {}) => ({
+const subject = (
+  attributes: Record<string, string>,
+  extra: Partial<{ sopClassUid: string; callingAeTitle: string; calledAeTitle: string; source: string }> = {},
+) => ({
   attributes,
   sopClassUid: '1.2.840.10008.5.1.4.1.1.128',
   callingAeTitle: 'PET01',
@@ -42,17 +45,23 @@ describe('trigger conditions', () => {
   });
 
   it('tests exists, includes, numeric ranges and negation', () => {
-    expect(compileCondition({ attributes: { PatientWeight: { range: { min: 40, max: 120 } } } })(subject({ PatientWeight: '72.5' }))).toBe(true);
+    expect(compileCondition({ attributes: { PatientWeight: { range: { min: 40, max: 120 } } } })(subject({ PatientWeight: '72.5' }))).toBe(
+      true,
+    );
     expect(compileCondition({ attributes: { PatientWeight: { range: { min: 80 } } } })(subject({ PatientWeight: '72.5' }))).toBe(false);
     expect(compileCondition({ attributes: { PatientWeight: { range: { min: 0 } } } })(subject({}))).toBe(false);
-    expect(compileCondition({ attributes: { ImageType: { includes: 'PRIMARY' } } })(subject({ ImageType: 'ORIGINAL\\PRIMARY\\AXIAL' }))).toBe(true);
+    expect(
+      compileCondition({ attributes: { ImageType: { includes: 'PRIMARY' } } })(subject({ ImageType: 'ORIGINAL\\PRIMARY\\AXIAL' })),
+    ).toBe(true);
     expect(compileCondition({ attributes: { AccessionNumber: { exists: false } } })(subject({ AccessionNumber: '' }))).toBe(true);
     expect(compileCondition({ attributes: { Modality: { oneOf: ['CT', 'MR'], not: true } } })(subject({ Modality: 'PT' }))).toBe(true);
   });
 
   it('anchors regexes to the whole value and never evaluates code', () => {
     expect(compileCondition({ attributes: { Modality: { matches: 'P' } } })(subject({ Modality: 'PT' }))).toBe(false);
-    expect(compileCondition({ attributes: { PatientName: { matches: '.*; rm -rf /.*' } } })(subject({ PatientName: 'x; rm -rf /' }))).toBe(true);
+    expect(compileCondition({ attributes: { PatientName: { matches: '.*; rm -rf /.*' } } })(subject({ PatientName: 'x; rm -rf /' }))).toBe(
+      true,
+    );
   });
 });
 
@@ -61,7 +70,12 @@ describe('pipeline loading', () => {
     const text = JSON.stringify({ name: 'p', trigger: { on: 'series' }, steps: [{ plugin: 'store', options: { database: 'StudyA' } }] });
     const { pipeline, problems } = loadPipeline(text, 'p.json', plugins, env);
     expect(problems).toEqual([]);
-    expect(pipeline!.definition.trigger).toMatchObject({ on: 'series', stableSeconds: 30, lateArrivals: 'whole', includePipelineOutput: false });
+    expect(pipeline!.definition.trigger).toMatchObject({
+      on: 'series',
+      stableSeconds: 30,
+      lateArrivals: 'whole',
+      includePipelineOutput: false,
+    });
     expect(pipeline!.definition.retry).toEqual({ maxAttempts: 3, backoffSeconds: 10 });
     expect(pipeline!.steps[0]).toMatchObject({ id: 'store', timeoutSeconds: 600 });
   });
@@ -111,11 +125,18 @@ describe('pipeline loading', () => {
   });
 
   it('a disabled pipeline naming a database the configuration lacks loads with a warning; enabled, it is refused', () => {
-    const definition = { name: 'p', enabled: false, trigger: { on: 'instance' }, steps: [{ plugin: 'store', options: { database: 'Nowhere' } }] };
+    const definition = {
+      name: 'p',
+      enabled: false,
+      trigger: { on: 'instance' },
+      steps: [{ plugin: 'store', options: { database: 'Nowhere' } }],
+    };
     const disabled = loadPipeline(JSON.stringify(definition, null, 2), 'd.json', plugins, env);
     expect(disabled.pipeline?.definition.enabled).toBe(false);
     expect(disabled.problems).toEqual([]);
-    expect(disabled.warnings.map((w) => `${w.pointer}: ${w.message}`)).toEqual([expect.stringMatching(/^\/steps\/0\/options\/database: unknown database "Nowhere"/)]);
+    expect(disabled.warnings.map((w) => `${w.pointer}: ${w.message}`)).toEqual([
+      expect.stringMatching(/^\/steps\/0\/options\/database: unknown database "Nowhere"/),
+    ]);
     const enabled = loadPipeline(JSON.stringify({ ...definition, enabled: true }, null, 2), 'e.json', plugins, env);
     expect(enabled.pipeline).toBeUndefined();
     expect(enabled.problems.map((p) => p.pointer)).toEqual(['/steps/0/options/database']);
@@ -124,8 +145,14 @@ describe('pipeline loading', () => {
   it('refuses a chain whose step consumes what no earlier step produces', () => {
     const bad = JSON.stringify({ name: 'p', trigger: { on: 'instance' }, steps: [{ plugin: 'test-reads-tables' }] }, null, 2);
     const { problems } = loadPipeline(bad, 'chain.json', plugins, env);
-    expect(problems.map((p) => `${p.pointer}: ${p.message}`)).toEqual(['/steps/0/plugin: test-reads-tables consumes tables, which no earlier step produces']);
-    const good = JSON.stringify({ name: 'p', trigger: { on: 'instance' }, steps: [{ plugin: 'test-burns-cpu' }, { plugin: 'test-reads-tables' }] });
+    expect(problems.map((p) => `${p.pointer}: ${p.message}`)).toEqual([
+      '/steps/0/plugin: test-reads-tables consumes tables, which no earlier step produces',
+    ]);
+    const good = JSON.stringify({
+      name: 'p',
+      trigger: { on: 'instance' },
+      steps: [{ plugin: 'test-burns-cpu' }, { plugin: 'test-reads-tables' }],
+    });
     expect(loadPipeline(good, 'chain.json', plugins, env).problems).toEqual([]);
   });
 

@@ -50,7 +50,11 @@ export const stepSchema = {
   additionalProperties: false,
   required: ['plugin'],
   properties: {
-    id: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]*$', description: 'Names the step in logs and results; defaults to the plugin name.' },
+    id: {
+      type: 'string',
+      pattern: '^[a-z0-9][a-z0-9-]*$',
+      description: 'Names the step in logs and results; defaults to the plugin name.',
+    },
     plugin: { type: 'string', description: 'A plugin name, optionally with a version: "store" or "store@1".' },
     options: { type: 'object', default: {} },
     timeoutSeconds: { type: 'number', exclusiveMinimum: 0, description: 'Default: the plugin’s own, else 600.' },
@@ -83,7 +87,8 @@ export const pipelineSchema = {
         lateArrivals: {
           enum: ['whole', 'late-only', 'ignore'],
           default: 'whole',
-          description: 'Objects of a series/study arriving after its job fired: a new job over the whole series/study, over the late objects only, or none.',
+          description:
+            'Objects of a series/study arriving after its job fired: a new job over the whole series/study, over the late objects only, or none.',
         },
         includePipelineOutput: {
           type: 'boolean',

@@ -13,8 +13,7 @@ const rejection = (identifier: Record<string, unknown>, model: QueryModel, optio
   throw new Error('the identifier was accepted');
 };
 
-const problemKeys = (err: DfError): string[] =>
-  (err.details?.problems as { keyword: string }[]).map((problem) => problem.keyword);
+const problemKeys = (err: DfError): string[] => (err.details!.problems as { keyword: string }[]).map((problem) => problem.keyword);
 
 const keywordsOf = (parsed: ParsedQuery, level: keyof ParsedQuery['conditions']): string[] =>
   parsed.conditions[level].map((condition) => condition.keyword);
@@ -62,7 +61,10 @@ describe('the Query/Retrieve Level', () => {
 
 describe('hierarchical search (PS3.4 C.4.1.2.2.1)', () => {
   it('accepts a single Patient ID above a Patient Root study query and filters on it', () => {
-    const parsed = parseIdentifier({ QueryRetrieveLevel: 'STUDY', PatientID: 'P1', StudyDate: '2024.01.01-', StudyInstanceUID: '' }, 'PATIENT');
+    const parsed = parseIdentifier(
+      { QueryRetrieveLevel: 'STUDY', PatientID: 'P1', StudyDate: '2024.01.01-', StudyInstanceUID: '' },
+      'PATIENT',
+    );
     expect(keywordsOf(parsed, 'PATIENT')).toEqual(['PatientID']);
     expect(keywordsOf(parsed, 'STUDY')).toEqual(['StudyDate']);
     expect(parsed.uniqueKeyFilters).toEqual([{ level: 'PATIENT', keyword: 'PatientID', uids: ['P1'] }]);
@@ -78,7 +80,12 @@ describe('hierarchical search (PS3.4 C.4.1.2.2.1)', () => {
     ['an empty series key in a study query', { QueryRetrieveLevel: 'STUDY', Modality: '' }, 'STUDY', ['Modality']],
     ['an instance UID in a series query', { QueryRetrieveLevel: 'SERIES', SOPInstanceUID: '1.2' }, 'PATIENT', ['SOPInstanceUID']],
     ['a study key in a patient query', { QueryRetrieveLevel: 'PATIENT', StudyInstanceUID: '' }, 'PATIENT', ['StudyInstanceUID']],
-    ['a series count in a study query', { QueryRetrieveLevel: 'STUDY', NumberOfSeriesRelatedInstances: '' }, 'STUDY', ['NumberOfSeriesRelatedInstances']],
+    [
+      'a series count in a study query',
+      { QueryRetrieveLevel: 'STUDY', NumberOfSeriesRelatedInstances: '' },
+      'STUDY',
+      ['NumberOfSeriesRelatedInstances'],
+    ],
     ['a malformed date', { QueryRetrieveLevel: 'STUDY', StudyDate: '2024-01-01' }, 'STUDY', ['StudyDate']],
     ['a sequence in a plain key', { QueryRetrieveLevel: 'STUDY', StudyDescription: [{ CodeValue: 'x' }] }, 'STUDY', ['StudyDescription']],
   ])('rejects %s', (_, identifier, model, keys) => {
@@ -87,12 +94,9 @@ describe('hierarchical search (PS3.4 C.4.1.2.2.1)', () => {
   });
 
   it('gathers every problem, with tags, in one error', () => {
-    const err = rejection(
-      { QueryRetrieveLevel: 'STUDY', PatientName: 'Doe*', StudyDate: '2024*', Modality: 'CT' },
-      'PATIENT',
-    );
+    const err = rejection({ QueryRetrieveLevel: 'STUDY', PatientName: 'Doe*', StudyDate: '2024*', Modality: 'CT' }, 'PATIENT');
     expect(problemKeys(err)).toEqual(['PatientName', 'StudyDate', 'Modality']);
-    expect((err.details?.problems as { tag: string }[]).map((problem) => problem.tag)).toEqual(['00100010', '00080020', '00080060']);
+    expect((err.details!.problems as { tag: string }[]).map((problem) => problem.tag)).toEqual(['00100010', '00080020', '00080060']);
     expect(err.message).toContain('below this STUDY-level query');
     expect(err.message).toContain('dates take no wildcards');
   });
@@ -110,7 +114,12 @@ describe('hierarchical search (PS3.4 C.4.1.2.2.1)', () => {
 
   it('accepts a list of UIDs above the level and at it', () => {
     const parsed = parseIdentifier(
-      { QueryRetrieveLevel: 'IMAGE', StudyInstanceUID: '1.2.3', SeriesInstanceUID: ['1.2.3.1', '1.2.3.2'], SOPInstanceUID: '1.2.3.1.1\\1.2.3.1.2' },
+      {
+        QueryRetrieveLevel: 'IMAGE',
+        StudyInstanceUID: '1.2.3',
+        SeriesInstanceUID: ['1.2.3.1', '1.2.3.2'],
+        SOPInstanceUID: '1.2.3.1.1\\1.2.3.1.2',
+      },
       'STUDY',
     );
     expect(parsed.uniqueKeyFilters).toEqual([
@@ -161,7 +170,12 @@ describe('return keys', () => {
       'STUDY',
     );
     expect(parsed.returnKeys).toEqual([
-      'QueryRetrieveLevel', 'InstitutionAddress', 'ReferencedStudySequence', 'ProcedureCodeSequence', 'RequestAttributesSequence', 'StudyDescription',
+      'QueryRetrieveLevel',
+      'InstitutionAddress',
+      'ReferencedStudySequence',
+      'ProcedureCodeSequence',
+      'RequestAttributesSequence',
+      'StudyDescription',
     ]);
     expect(parsed.sequenceKeys).toEqual(['ReferencedStudySequence', 'ProcedureCodeSequence']);
     expect(Object.values(parsed.conditions).flat()).toEqual([]);
@@ -169,7 +183,9 @@ describe('return keys', () => {
 
   it('recognises empty sequences when told the VR', () => {
     const vrOf = (keyword: string): string | undefined => (keyword.endsWith('Sequence') ? 'SQ' : undefined);
-    const parsed = parseIdentifier({ QueryRetrieveLevel: 'STUDY', RequestAttributesSequence: null, ReferencedStudySequence: [] }, 'STUDY', { vrOf });
+    const parsed = parseIdentifier({ QueryRetrieveLevel: 'STUDY', RequestAttributesSequence: null, ReferencedStudySequence: [] }, 'STUDY', {
+      vrOf,
+    });
     expect(parsed.sequenceKeys).toEqual(['RequestAttributesSequence', 'ReferencedStudySequence']);
   });
 
@@ -193,7 +209,9 @@ describe('negotiated matching options', () => {
   });
 
   it('matches all values of ModalitiesInStudy under multiple value matching', () => {
-    const parsed = parseIdentifier({ QueryRetrieveLevel: 'STUDY', ModalitiesInStudy: ['CT', 'PT'] }, 'STUDY', { multipleValueMatching: true });
+    const parsed = parseIdentifier({ QueryRetrieveLevel: 'STUDY', ModalitiesInStudy: ['CT', 'PT'] }, 'STUDY', {
+      multipleValueMatching: true,
+    });
     const [condition] = parsed.conditions.STUDY;
     expect(condition.kind === 'values' && condition.allValues).toBe(true);
     expect(parseIdentifier({ QueryRetrieveLevel: 'STUDY', ModalitiesInStudy: ['CT', 'PT'] }, 'STUDY').conditions.STUDY[0]).toMatchObject({

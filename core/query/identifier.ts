@@ -61,11 +61,7 @@ const multipleValueMatchingVrs: ReadonlySet<string> = new Set(['AE', 'AS', 'AT',
 const personNameGroups: readonly string[] = ['Alphabetic', 'Ideographic', 'Phonetic'];
 const modelName = (model: QueryModel): string => (model === 'PATIENT' ? 'Patient Root' : 'Study Root');
 
-export function parseIdentifier(
-  identifier: Readonly<Record<string, unknown>>,
-  model: QueryModel,
-  options: ParseOptions = {},
-): ParsedQuery {
+export function parseIdentifier(identifier: Readonly<Record<string, unknown>>, model: QueryModel, options: ParseOptions = {}): ParsedQuery {
   const levels = levelsOf(model);
   const level = parseLevel(identifier.QueryRetrieveLevel, model);
   const queryDepth = levels.indexOf(level);

@@ -1,16 +1,6 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import {
-  dateTimePairs,
-  isEntityKey,
-  keyLevelIn,
-  levelsOf,
-  queryKey,
-  queryKeys,
-  rowOf,
-  uniqueKeyOf,
-  type EntityKey,
-} from './keys.ts';
+import { dateTimePairs, isEntityKey, keyLevelIn, levelsOf, queryKey, queryKeys, rowOf, uniqueKeyOf, type EntityKey } from './keys.ts';
 
 interface DictionaryEntry {
   tag: string;

@@ -14,8 +14,33 @@ export type QueryModel = 'PATIENT' | 'STUDY';
 export type RowName = 'patient' | 'study' | 'series' | 'instance';
 
 export type Vr =
-  | 'AE' | 'AS' | 'AT' | 'CS' | 'DA' | 'DS' | 'DT' | 'FD' | 'FL' | 'IS' | 'LO' | 'LT' | 'PN' | 'SH'
-  | 'SL' | 'SQ' | 'SS' | 'ST' | 'SV' | 'TM' | 'UC' | 'UI' | 'UL' | 'UR' | 'US' | 'UT' | 'UV';
+  | 'AE'
+  | 'AS'
+  | 'AT'
+  | 'CS'
+  | 'DA'
+  | 'DS'
+  | 'DT'
+  | 'FD'
+  | 'FL'
+  | 'IS'
+  | 'LO'
+  | 'LT'
+  | 'PN'
+  | 'SH'
+  | 'SL'
+  | 'SQ'
+  | 'SS'
+  | 'ST'
+  | 'SV'
+  | 'TM'
+  | 'UC'
+  | 'UI'
+  | 'UL'
+  | 'UR'
+  | 'US'
+  | 'UT'
+  | 'UV';
 
 export interface QueryKey {
   readonly keyword: string;

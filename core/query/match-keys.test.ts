@@ -42,17 +42,28 @@ describe('match keys', () => {
   });
 
   it('combined date-time matching is narrowed by its dates', () => {
-    const condition = combineDateTime(compileCondition('StudyDate', 'DA', '20240105-20240107'), compileCondition('StudyTime', 'TM', '1000-1800'));
+    const condition = combineDateTime(
+      compileCondition('StudyDate', 'DA', '20240105-20240107'),
+      compileCondition('StudyTime', 'TM', '1000-1800'),
+    );
     expect(keyTestOf(condition!)).toEqual({ kind: 'range', from: '20240105', to: '20240107' });
   });
 
   it('never drops a stored value the matcher accepts', () => {
     const cases: [string, string, string[], string[]][] = [
       ['PatientID', 'LO', ['P1', 'P_1%*', 'P?', 'p1', 'P1\\Q'], ['P1', ' P1 ', 'p1', 'P_1%x', 'P%1', 'PX', 'P1\\P2', '']],
-      ['PatientName', 'PN', ['doe*', 'DOE^J*', 'D?E*', 'doe^*', 'A%B*', 'a_b^c', '山田*', 'X', 'Doe^John\\A_B^C'], [
-        'Doe^John', 'DOE^JANE', 'doe', 'Doe ^ John ', 'A%B^C', 'A_B^C', 'Yamada^Tarou=山田^太郎', 'X\\Y', '', 'Doe^John^^',
-      ]],
-      ['StudyDate', 'DA', ['20240101-20240131', '20240107', '-20231231', '20240301-'], ['20240105', '2024.01.07', '20231231', 'bad', '', '20240101\\20240301']],
+      [
+        'PatientName',
+        'PN',
+        ['doe*', 'DOE^J*', 'D?E*', 'doe^*', 'A%B*', 'a_b^c', '山田*', 'X', 'Doe^John\\A_B^C'],
+        ['Doe^John', 'DOE^JANE', 'doe', 'Doe ^ John ', 'A%B^C', 'A_B^C', 'Yamada^Tarou=山田^太郎', 'X\\Y', '', 'Doe^John^^'],
+      ],
+      [
+        'StudyDate',
+        'DA',
+        ['20240101-20240131', '20240107', '-20231231', '20240301-'],
+        ['20240105', '2024.01.07', '20231231', 'bad', '', '20240101\\20240301'],
+      ],
       ['AccessionNumber', 'SH', ['A%1', 'A_*', 'A?1', 'a1'], ['A1', 'a1', 'A%1', 'A_1', 'AX1', 'A1\\B1']],
       ['ModalitiesInStudy', 'CS', ['CT', 'PT\\MR', 'C*'], ['CT', ' CT', 'PT', 'MR', 'CT\\PT', 'OT', 'C,T']],
       ['SeriesNumber', 'IS', ['1', '2'], ['1', '01', ' 2', 'x', '', '1e0']],
@@ -65,9 +76,15 @@ describe('match keys', () => {
         if (test === undefined) continue;
         for (const value of stored) {
           // ModalitiesInStudy is matched on the study's joined value, keyed per series' Modality.
-          const keys = keyword === 'ModalitiesInStudy' ? value.split('\\').map((m) => storedMatchKey('Modality', m)) : [storedMatchKey(keyword, value)];
+          const keys =
+            keyword === 'ModalitiesInStudy'
+              ? value.split('\\').map((m) => storedMatchKey('Modality', m))
+              : [storedMatchKey(keyword, value)];
           if (matches(condition, value)) {
-            expect(keys.some((k) => keeps(test, k)), `${keyword} ${query} vs ${JSON.stringify(value)}`).toBe(true);
+            expect(
+              keys.some((k) => keeps(test, k)),
+              `${keyword} ${query} vs ${JSON.stringify(value)}`,
+            ).toBe(true);
             kept++;
           }
         }

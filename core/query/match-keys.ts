@@ -9,8 +9,16 @@
  */
 import type { HierarchyFilter, KeyTest, MatchKey } from '../store/index-store.ts';
 import type { ParsedQuery } from './identifier.ts';
-import { queryKey, queryLevels } from './keys.ts';
-import { hierarchyFilterOf, normalizeDate, normalizePersonNameGroup, splitValues, type Condition, type StringTest, type ValueMatcher } from './match.ts';
+import { queryLevels } from './keys.ts';
+import {
+  hierarchyFilterOf,
+  normalizeDate,
+  normalizePersonNameGroup,
+  splitValues,
+  type Condition,
+  type StringTest,
+  type ValueMatcher,
+} from './match.ts';
 
 /** Lets every test through: the row is decided by the matcher alone. */
 export const OPAQUE_KEY = '\u0001';
@@ -46,7 +54,14 @@ export function storedMatchKey(keyword: string, stored: string | null | undefine
       return keyword === 'Modality' && value.includes(',') ? OPAQUE_KEY : value;
     case 'personName': {
       // A one-group query matches any group of the stored name: one key only for one group.
-      const groups = [...new Set(value.split('=').map(normalizePersonNameGroup).filter((g) => g !== ''))];
+      const groups = [
+        ...new Set(
+          value
+            .split('=')
+            .map(normalizePersonNameGroup)
+            .filter((g) => g !== ''),
+        ),
+      ];
       if (groups.length === 0) return OPAQUE_KEY;
       return groups.length === 1 ? groups[0] : OPAQUE_KEY;
     }
@@ -88,7 +103,8 @@ export function keyTestOf(condition: Condition): KeyTest | undefined {
   if (tests.some((t) => t === undefined)) return undefined;
   if (tests.length === 1) return tests[0];
   // Several values: any of them. Only lists of exact values combine into one test.
-  if (tests.every((t) => t!.kind === 'in')) return { kind: 'in', values: [...new Set(tests.flatMap((t) => (t as { values: string[] }).values))] };
+  if (tests.every((t) => t!.kind === 'in'))
+    return { kind: 'in', values: [...new Set(tests.flatMap((t) => (t as { values: string[] }).values))] };
   return undefined;
 }
 

@@ -224,10 +224,7 @@ describe('invalid query values', () => {
 
 describe('combined date-time matching (C.2.2.2.5.1)', () => {
   const combined = (date: string, time: string): Condition => {
-    const condition = combineDateTime(
-      compileCondition('StudyDate', 'DA', date),
-      compileCondition('StudyTime', 'TM', time),
-    );
+    const condition = combineDateTime(compileCondition('StudyDate', 'DA', date), compileCondition('StudyTime', 'TM', time));
     if (condition === undefined) throw new Error('not combinable');
     return condition;
   };
@@ -338,8 +335,15 @@ describe('rows and responses', () => {
       // SpecificCharacterSet: never zero-length, left to the encoder when extras do not say
     });
     expect(Object.keys(response)).toEqual([
-      'QueryRetrieveLevel', 'PatientName', 'StudyInstanceUID', 'StudyDescription', 'InstitutionAddress',
-      'ReferencedStudySequence', 'NumberOfStudyRelatedInstances', 'InstanceAvailability', 'RetrieveAETitle',
+      'QueryRetrieveLevel',
+      'PatientName',
+      'StudyInstanceUID',
+      'StudyDescription',
+      'InstitutionAddress',
+      'ReferencedStudySequence',
+      'NumberOfStudyRelatedInstances',
+      'InstanceAvailability',
+      'RetrieveAETitle',
     ]);
     expect(buildResponse(parsed, rows, { SpecificCharacterSet: 'ISO_IR 192' }).SpecificCharacterSet).toBe('ISO_IR 192');
   });

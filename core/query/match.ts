@@ -294,8 +294,7 @@ export function parseTime(raw: string): TimeSpan | undefined {
 function compileTimeRange(value: string, invalid: (problem: string) => DfError): ValueMatcher {
   if (hasWildcard(value)) throw invalid('times take no wildcards; use a range such as 0800-1200');
   const bounds = splitRange(value);
-  const bad = (): DfError =>
-    invalid('not a time or time range; write HH, HHMM, HHMMSS or HHMMSS.FFFFFF, alone or as A-B, A- or -B');
+  const bad = (): DfError => invalid('not a time or time range; write HH, HHMM, HHMMSS or HHMMSS.FFFFFF, alone or as A-B, A- or -B');
   if (bounds === undefined) throw bad();
   const from = bounds[0] === '' ? undefined : (parseTime(bounds[0]) ?? badBound(bad));
   const to = bounds[1] === '' ? undefined : (parseTime(bounds[1]) ?? badBound(bad));
@@ -332,8 +331,7 @@ function daysFromCivil(year: number, month: number, day: number): number {
  * two values without offsets compare as written (PS3.5 6.2: they are in the same local time).
  */
 export function parseDateTime(text: string): DateTimeSpan | undefined {
-  const match =
-    /^(\d{4})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:\.(\d{0,6}))?)?)?)?)?)?([+-]\d{4})?$/.exec(text);
+  const match = /^(\d{4})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:\.(\d{0,6}))?)?)?)?)?)?([+-]\d{4})?$/.exec(text);
   if (match === null) return undefined;
   const [, yyyy, mo, dd, hh, mi, ss, fraction, offset] = match;
   const year = Number(yyyy);
@@ -344,8 +342,7 @@ export function parseDateTime(text: string): DateTimeSpan | undefined {
   const seconds = Number(ss ?? '0');
   if (month < 1 || month > 12 || day < 1 || day > 31 || hours > 23 || minutes > 59 || seconds > 60) return undefined;
   const dayStartUs = (y: number, m: number, d: number): bigint => BigInt(daysFromCivil(y, m, d)) * US_PER_DAY;
-  const timeUs =
-    BigInt(((hours * 60 + minutes) * 60 + seconds) * US_PER_SECOND) + BigInt((fraction ?? '').padEnd(6, '0'));
+  const timeUs = BigInt(((hours * 60 + minutes) * 60 + seconds) * US_PER_SECOND) + BigInt((fraction ?? '').padEnd(6, '0'));
   let startUs = dayStartUs(year, month, day) + timeUs;
   let endUs: bigint;
   if (mo === undefined) endUs = dayStartUs(year + 1, 1, 1) - 1n;

@@ -11,7 +11,6 @@ import type { DicomflowEvents } from '../events.ts';
 import type { ArrivalFiling, ArrivalSource, DuplicatePolicy, IndexStore, RecordResult } from '../store/index-store.ts';
 import type { ObjectStore, ObjectWriter } from '../store/object-store.ts';
 
-
 export interface IncomingObject {
   sopClassUid: string;
   sopInstanceUid: string;
@@ -97,7 +96,10 @@ export class Receiver {
       try {
         meta = await readFileMetaOf(handle);
       } catch (err) {
-        return { ok: false, error: dfError('DF_ERR_DATASET_MALFORMED', `${path.basename(file)}: ${(err as Error).message}`, { cause: err }) };
+        return {
+          ok: false,
+          error: dfError('DF_ERR_DATASET_MALFORMED', `${path.basename(file)}: ${(err as Error).message}`, { cause: err }),
+        };
       }
       const reception = this.begin({ ...meta, sourceAeTitle: provenance.callingAeTitle });
       try {
@@ -139,7 +141,11 @@ export class Reception {
     const extra = options.extraAttributes?.();
     this.extraAttributes = extra;
     // Only what the index row and conditions read is kept of the dataset (the rest is garbage per object).
-    this.walker = new DatasetWalker({ explicitVr: ts !== IMPLICIT_VR_LE, littleEndian: ts !== EXPLICIT_VR_BE, capture: (tag) => isIndexedTag(tag) || (extra?.has(tag) ?? false) });
+    this.walker = new DatasetWalker({
+      explicitVr: ts !== IMPLICIT_VR_LE,
+      littleEndian: ts !== EXPLICIT_VR_BE,
+      capture: (tag) => isIndexedTag(tag) || (extra?.has(tag) ?? false),
+    });
     if (ts === DEFLATED_EXPLICIT_VR_LE) {
       // The bytes are kept deflated as they came; the walker checks the inflated stream.
       this.inflater = zlib.createInflateRaw();
@@ -173,7 +179,10 @@ export class Reception {
    * Completes the object; resolves with what to answer the sender. Never rejects. `check` may
    * refuse the object on its attributes before anything is indexed (STOW-RS to one study).
    */
-  async finish(provenance: Provenance, check?: (attributes: Readonly<Record<string, string>>) => DfError | undefined): Promise<ReceptionResult> {
+  async finish(
+    provenance: Provenance,
+    check?: (attributes: Readonly<Record<string, string>>) => DfError | undefined,
+  ): Promise<ReceptionResult> {
     const { log } = this.options;
     const stats = this.receiver.stats;
     const logContext = { sopInstanceUid: this.incoming.sopInstanceUid, associationId: provenance.associationId, source: provenance.source };
@@ -289,10 +298,16 @@ export class Reception {
       if (!ACCEPTABLE_UID.test(uid)) throw dfError('DF_ERR_UID_INVALID', `${name} "${uid.slice(0, 80)}" is not a usable UID`);
     }
     if (attributes.SOPInstanceUID !== sopInstanceUid) {
-      throw dfError('DF_ERR_DATASET_MISMATCH', `the dataset's SOP Instance UID "${attributes.SOPInstanceUID ?? ''}" differs from the command's "${sopInstanceUid}"`);
+      throw dfError(
+        'DF_ERR_DATASET_MISMATCH',
+        `the dataset's SOP Instance UID "${attributes.SOPInstanceUID ?? ''}" differs from the command's "${sopInstanceUid}"`,
+      );
     }
     if (attributes.SOPClassUID !== sopClassUid) {
-      throw dfError('DF_ERR_DATASET_MISMATCH', `the dataset's SOP Class UID "${attributes.SOPClassUID ?? ''}" differs from the command's "${sopClassUid}"`);
+      throw dfError(
+        'DF_ERR_DATASET_MISMATCH',
+        `the dataset's SOP Class UID "${attributes.SOPClassUID ?? ''}" differs from the command's "${sopClassUid}"`,
+      );
     }
   }
 }

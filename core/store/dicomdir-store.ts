@@ -106,4 +106,8 @@ const studyOf = (e: FileSetEntry): Attributes => ({
   StudyID: e.keys.StudyID,
   AccessionNumber: e.keys.AccessionNumber,
 });
-const seriesOf = (e: FileSetEntry): Attributes => ({ SeriesInstanceUID: e.seriesInstanceUid, Modality: e.keys.Modality, SeriesNumber: e.keys.SeriesNumber });
+const seriesOf = (e: FileSetEntry): Attributes => ({
+  SeriesInstanceUID: e.seriesInstanceUid,
+  Modality: e.keys.Modality,
+  SeriesNumber: e.keys.SeriesNumber,
+});

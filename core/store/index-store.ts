@@ -134,10 +134,7 @@ export interface InstanceRow extends Keyed {
  * A test of a match key (core/query/match-keys.ts) that keeps every row the C-FIND matcher may
  * accept: one of the values, a prefix, or inclusive bounds (an absent bound is open).
  */
-export type KeyTest =
-  | { kind: 'in'; values: string[] }
-  | { kind: 'prefix'; prefix: string }
-  | { kind: 'range'; from?: string; to?: string };
+export type KeyTest = { kind: 'in'; values: string[] } | { kind: 'prefix'; prefix: string } | { kind: 'range'; from?: string; to?: string };
 
 export interface MatchKey {
   keyword: string;

@@ -56,7 +56,9 @@ export interface StepRecord {
   error?: string;
 }
 
-export type FinishedStep = Pick<StepRecord, 'id' | 'plugin' | 'status' | 'durationMs' | 'log' | 'outputs' | 'error'> & { startedAt: string };
+export type FinishedStep = Pick<StepRecord, 'id' | 'plugin' | 'status' | 'durationMs' | 'log' | 'outputs' | 'error'> & {
+  startedAt: string;
+};
 
 /**
  * A job interrupted this many times while other jobs ran beside it is suspected of taking the
@@ -161,7 +163,13 @@ export interface JobQueue {
    * The next runnable job, skipping the pipelines named in `exceptPipelines`. A suspect job is
    * claimed only when `runningHere` is 0, and then runs isolated; until then nothing is claimed.
    */
-  claimNextJob(owner: string, leaseMs: number, now: string, exceptPipelines?: string[], runningHere?: number): Promise<JobRecord | undefined>;
+  claimNextJob(
+    owner: string,
+    leaseMs: number,
+    now: string,
+    exceptPipelines?: string[],
+    runningHere?: number,
+  ): Promise<JobRecord | undefined>;
   /** When the earliest queued job may run (its retry time, or its creation), if any is queued. */
   nextQueuedAt(): Promise<string | undefined>;
   /**
@@ -180,7 +188,12 @@ export interface JobQueue {
    * Ends a job. With `owner`, only while that node holds its lease (false: another node took
    * it over after the lease expired, and its outcome is the one that counts).
    */
-  finishJob(jobId: string, status: 'succeeded' | 'failed' | 'cancelled', outcome?: { errorCode?: string; error?: string; stopReason?: string }, owner?: string): Promise<boolean>;
+  finishJob(
+    jobId: string,
+    status: 'succeeded' | 'failed' | 'cancelled',
+    outcome?: { errorCode?: string; error?: string; stopReason?: string },
+    owner?: string,
+  ): Promise<boolean>;
   retryLater(jobId: string, notBefore: string, errorCode: string, error: string, owner?: string): Promise<boolean>;
   cancelJob(jobId: string): Promise<boolean>;
   isCancelled(jobId: string): Promise<boolean>;

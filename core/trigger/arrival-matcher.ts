@@ -102,7 +102,10 @@ export class ArrivalMatcher {
       // Filed in the arrival's own commit already.
       if (arrival.filedBy === p.definition.name) continue;
       if (t.on === 'instance') {
-        const contributors = { callingAeTitles: arrival.callingAeTitle ? [arrival.callingAeTitle] : [], peerAddresses: arrival.peerAddress ? [arrival.peerAddress] : [] };
+        const contributors = {
+          callingAeTitles: arrival.callingAeTitle ? [arrival.callingAeTitle] : [],
+          peerAddresses: arrival.peerAddress ? [arrival.peerAddress] : [],
+        };
         jobs.push(newJobOf(p, { triggerOn: 'instance', triggerUid: arrival.sopInstanceUid, inputs: [arrival.id], contributors }));
         continue;
       }

@@ -69,6 +69,7 @@ export function compileTest(test: StringTest): (value: string | undefined) => bo
     const set = new Set(test.oneOf);
     parts.push((v) => v !== undefined && set.has(v));
   }
+  // biome-ignore lint/complexity/useOptionalChain: the test answers a boolean, never undefined
   if (test.includes !== undefined) parts.push((v) => v !== undefined && v.split('\\').includes(test.includes!));
   if (test.matches !== undefined) {
     const re = new RegExp(`^(?:${test.matches})$`, 'u');

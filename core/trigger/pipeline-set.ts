@@ -32,7 +32,12 @@ export class PipelineSet {
   private readonly events: Announcer | undefined;
   private attributesOfConditions: ReadonlyMap<number, { keyword: string; vr: string }> = new Map();
 
-  constructor(dir: string, plugins: PluginRegistry, env: PipelineEnvironment, options: { defaultPipeline: boolean; events?: Announcer } = { defaultPipeline: true }) {
+  constructor(
+    dir: string,
+    plugins: PluginRegistry,
+    env: PipelineEnvironment,
+    options: { defaultPipeline: boolean; events?: Announcer } = { defaultPipeline: true },
+  ) {
     this.dir = dir;
     this.plugins = plugins;
     this.env = env;
@@ -43,7 +48,10 @@ export class PipelineSet {
   reload(): { loaded: string[]; problems: PipelineProblem[] } {
     const present = new Set<string>();
     if (fs.existsSync(this.dir)) {
-      for (const name of fs.readdirSync(this.dir).filter((f) => f.endsWith('.json')).sort()) {
+      for (const name of fs
+        .readdirSync(this.dir)
+        .filter((f) => f.endsWith('.json'))
+        .sort()) {
         const file = path.join(this.dir, name);
         present.add(file);
         let text: string;
@@ -87,7 +95,13 @@ export class PipelineSet {
       if (!name) continue;
       const first = seen.get(name);
       if (first) {
-        state.problems.push({ file, pointer: '/name', line: 1, column: 1, message: `pipeline name "${name}" is already defined in ${first}` });
+        state.problems.push({
+          file,
+          pointer: '/name',
+          line: 1,
+          column: 1,
+          message: `pipeline name "${name}" is already defined in ${first}`,
+        });
         state.pipeline = undefined;
       } else {
         seen.set(name, file);
@@ -122,7 +136,12 @@ export class PipelineSet {
    * since. Undefined with the problems when it no longer loads (a plugin it uses is gone).
    */
   loadVersion(version: { hash: string; pipeline: string; definition: string }): { pipeline?: LoadedPipeline; problems: PipelineProblem[] } {
-    const { pipeline, problems } = loadPipeline(version.definition, `${version.pipeline} (version ${version.hash})`, this.plugins, this.env);
+    const { pipeline, problems } = loadPipeline(
+      version.definition,
+      `${version.pipeline} (version ${version.hash})`,
+      this.plugins,
+      this.env,
+    );
     return { pipeline: pipeline && { ...pipeline, hash: version.hash, definitionJson: version.definition }, problems };
   }
 

@@ -72,7 +72,15 @@ beforeAll(async () => {
 function seed(name: string, inputs: StepInput[]): StepContextSeed {
   const jobDir = path.join(root, 'jobs', name);
   return {
-    job: { id: name, pipeline: 'images', pipelineVersion: '0123456789abcdef', database: 'default', attempt: 1, trigger: { on: 'series', callingAeTitles: [], peerAddresses: [] } }, node: { name: 'test-node' },
+    job: {
+      id: name,
+      pipeline: 'images',
+      pipelineVersion: '0123456789abcdef',
+      database: 'default',
+      attempt: 1,
+      trigger: { on: 'series', callingAeTitles: [], peerAddresses: [] },
+    },
+    node: { name: 'test-node' },
     step: { id: 'convert-image', index: 0 },
     inputs,
     previousOutputs: [],
@@ -105,7 +113,11 @@ const rawOf = async (file: string, depth?: 'ushort') => {
 describe('convert-image', () => {
   it('writes PNG files whose grey levels are the display pipeline’s (window, MONOCHROME1, palette colour)', async () => {
     const { effects, rows, outputDir } = await run('png', [inputOf('ct'), inputOf('mono1'), inputOf('palette')], { format: 'png' });
-    expect(rows.map((r) => path.basename(r.file))).toEqual([`${uids.ct}.png`, `${uids.mono1}.png`, expect.stringMatching(/^[0-9a-f]{32}\.png$/)]);
+    expect(rows.map((r) => path.basename(r.file))).toEqual([
+      `${uids.ct}.png`,
+      `${uids.mono1}.png`,
+      expect.stringMatching(/^[0-9a-f]{32}\.png$/),
+    ]);
     expect(rows.every((r) => path.dirname(r.file) === outputDir)).toBe(true);
     expect(effects.outputs.filter((o) => o.kind === 'file').map((o) => o.path)).toEqual(rows.map((r) => r.file));
     const ct = await rawOf(rows[0].file);
@@ -115,7 +127,17 @@ describe('convert-image', () => {
     const palette = await rawOf(rows[2].file);
     expect(palette.info.channels).toBe(3);
     expect(palette.values).toEqual([0, 1, 128, 255].flatMap(knownPalette));
-    expect(rows[0]).toMatchObject({ sopInstanceUid: uids.ct, frame: 1, numberOfFrames: 1, width: 4, height: 2, bitDepth: 8, windowCenter: 40, windowWidth: 400, windowSource: 'object' });
+    expect(rows[0]).toMatchObject({
+      sopInstanceUid: uids.ct,
+      frame: 1,
+      numberOfFrames: 1,
+      width: 4,
+      height: 2,
+      bitDepth: 8,
+      windowCenter: 40,
+      windowWidth: 400,
+      windowSource: 'object',
+    });
     expect(rows[2]).toMatchObject({ windowCenter: null, windowSource: null });
   });
 
@@ -162,7 +184,14 @@ describe('convert-image', () => {
     const { port1, port2 } = new MessageChannel();
     try {
       const result = await pool.run(
-        { moduleUrl: registered.moduleUrl, pluginName: 'convert-image', pluginVersion: '1.0.0', options: options({ format: 'png' }), seed: seed('worker', [inputOf('ctJpegLs')]), port: port2 },
+        {
+          moduleUrl: registered.moduleUrl,
+          pluginName: 'convert-image',
+          pluginVersion: '1.0.0',
+          options: options({ format: 'png' }),
+          seed: seed('worker', [inputOf('ctJpegLs')]),
+          port: port2,
+        },
         { signal: new AbortController().signal, transferList: [port2] },
       );
       expect(result.failure).toBeUndefined();
@@ -177,7 +206,11 @@ describe('convert-image', () => {
   it('a pipeline with an unknown window preset is refused when it loads', () => {
     const registry = new PluginRegistry();
     registry.register(plugin, registered.moduleUrl);
-    const text = JSON.stringify({ name: 'jpeg', trigger: { on: 'series' }, steps: [{ plugin: 'convert-image', options: { window: 'lungs' } }] }, null, 2);
+    const text = JSON.stringify(
+      { name: 'jpeg', trigger: { on: 'series' }, steps: [{ plugin: 'convert-image', options: { window: 'lungs' } }] },
+      null,
+      2,
+    );
     const { pipeline, problems } = loadPipeline(text, 'jpeg.json', registry, { databases: ['Import'] });
     expect(pipeline).toBeUndefined();
     expect(problems.map((p) => p.pointer)).toContain('/steps/0/options/window');

@@ -30,7 +30,8 @@ export type ImageRow = {
 export default definePlugin({
   name: 'convert-image',
   version: '1.0.0',
-  description: 'Render each image (every frame, or the middle one) to JPEG or PNG with its window, into the job’s output directory or a folder.',
+  description:
+    'Render each image (every frame, or the middle one) to JPEG or PNG with its window, into the job’s output directory or a folder.',
   runsIn: 'worker',
   consumes: ['instances'],
   produces: ['files', 'tables'],
@@ -43,13 +44,23 @@ export default definePlugin({
       quality: { type: 'integer', minimum: 1, maximum: 100, default: 90, description: 'JPEG quality.' },
       window: windowOptionSchema,
       frames: { enum: ['all', 'middle', 'first'], default: 'all', description: 'Which frames of a multi-frame object to write.' },
-      pngBitDepth: { enum: [8, 16], default: 8, description: 'Bits per sample of monochrome PNG files (16 keeps the windowed values finer than 256 levels).' },
+      pngBitDepth: {
+        enum: [8, 16],
+        default: 8,
+        description: 'Bits per sample of monochrome PNG files (16 keeps the windowed values finer than 256 levels).',
+      },
       folder: {
         type: 'string',
         minLength: 1,
-        description: 'Write the images into this folder instead of the job’s output directory (relative: against the server’s working directory). Files of the same instance are overwritten.',
+        description:
+          'Write the images into this folder instead of the job’s output directory (relative: against the server’s working directory). Files of the same instance are overwritten.',
       },
-      table: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]*$', default: 'images', description: 'Name of the emitted table (one row per image file).' },
+      table: {
+        type: 'string',
+        pattern: '^[a-z0-9][a-z0-9-]*$',
+        default: 'images',
+        description: 'Name of the emitted table (one row per image file).',
+      },
     },
   },
   async run(ctx, options) {
@@ -84,7 +95,10 @@ export default definePlugin({
         throw new Error(`cannot render ${input.sopInstanceUid} (${input.path}): ${(err as Error).message}`, { cause: err });
       }
       for (const image of images) {
-        ctx.emitFile(image.path, `${options.format.toUpperCase()} of ${input.sopInstanceUid}${image.numberOfFrames > 1 ? ` frame ${image.frame}` : ''}`);
+        ctx.emitFile(
+          image.path,
+          `${options.format.toUpperCase()} of ${input.sopInstanceUid}${image.numberOfFrames > 1 ? ` frame ${image.frame}` : ''}`,
+        );
         rows.push({
           file: image.path,
           sopInstanceUid: input.sopInstanceUid,
@@ -105,7 +119,11 @@ export default definePlugin({
       }
     }
     ctx.emitTable(options.table, rows, 'Images written, one row per file');
-    ctx.log.info(`${rows.length} image(s) written to ${outDir}${skipped > 0 ? `; ${skipped} object(s) without pixels skipped` : ''}`, { outDir, images: rows.length, skipped });
+    ctx.log.info(`${rows.length} image(s) written to ${outDir}${skipped > 0 ? `; ${skipped} object(s) without pixels skipped` : ''}`, {
+      outDir,
+      images: rows.length,
+      skipped,
+    });
     ctx.progress(1);
   },
 });

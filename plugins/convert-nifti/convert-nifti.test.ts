@@ -40,7 +40,15 @@ function stepInputs(series: BuiltSeries): StepInput[] {
 function seed(name: string, inputs: StepInput[]): StepContextSeed {
   const jobDir = path.join(root, 'jobs', name);
   return {
-    job: { id: name, pipeline: 'nifti', pipelineVersion: '0123456789abcdef', database: 'default', attempt: 1, trigger: { on: 'series', callingAeTitles: [], peerAddresses: [] } }, node: { name: 'test-node' },
+    job: {
+      id: name,
+      pipeline: 'nifti',
+      pipelineVersion: '0123456789abcdef',
+      database: 'default',
+      attempt: 1,
+      trigger: { on: 'series', callingAeTitles: [], peerAddresses: [] },
+    },
+    node: { name: 'test-node' },
     step: { id: 'convert-nifti', index: 0 },
     inputs,
     previousOutputs: [],
@@ -70,7 +78,14 @@ beforeAll(async () => {
   registry.register(plugin, new URL('./index.ts', import.meta.url).href);
   registered = registry.resolve('convert-nifti@1')!;
   ct = await ctSeries(path.join(root, 'ct'), { slices: 5, rows: 16, cols: 16, seriesNumber: 2, seriesDescription: 'Chest/abd 2.5' });
-  pet = await petSeries(path.join(root, 'pet'), { slices: 4, rows: 16, cols: 16, seriesNumber: 7, frameDurationsSec: [30, 30, 60], studyUid: ct.studyInstanceUid });
+  pet = await petSeries(path.join(root, 'pet'), {
+    slices: 4,
+    rows: 16,
+    cols: 16,
+    seriesNumber: 7,
+    frameDurationsSec: [30, 30, 60],
+    studyUid: ct.studyInstanceUid,
+  });
 });
 
 describe('convert-nifti', () => {
@@ -90,7 +105,13 @@ describe('convert-nifti', () => {
     expect(niftiDims(path.join(out, 'CT_2_Chest_abd_2.5.nii.gz'))).toEqual([16, 16, 5]);
     expect(niftiDims(path.join(out, 'PT_7_Dynamic_FDG.nii.gz'))).toEqual([16, 16, 4, 3]);
     const sidecar = JSON.parse(fs.readFileSync(path.join(out, 'PT_7_Dynamic_FDG.json'), 'utf8'));
-    expect(sidecar).toMatchObject({ Modality: 'PT', FrameTimesStart: [0, 30, 60], FrameDuration: [30, 30, 60], Units: 'Bq/mL', ConversionSoftware: 'dicomflow convert-nifti' });
+    expect(sidecar).toMatchObject({
+      Modality: 'PT',
+      FrameTimesStart: [0, 30, 60],
+      FrameDuration: [30, 30, 60],
+      Units: 'Bq/mL',
+      ConversionSoftware: 'dicomflow convert-nifti',
+    });
     const first = fs.readFileSync(path.join(out, 'PT_7_Dynamic_FDG.nii.gz'));
     await runOnce();
     expect(fs.readFileSync(path.join(out, 'PT_7_Dynamic_FDG.nii.gz')).equals(first)).toBe(true);
@@ -107,7 +128,11 @@ describe('convert-nifti', () => {
     expect(stamps[stamps.length - 1] > earliest).toBe(true);
     const expected = `${earliest.slice(0, 4)}-${earliest.slice(4, 6)}-${earliest.slice(6, 8)}T${earliest.slice(8, 10)}:${earliest.slice(10, 12)}:${earliest.slice(12, 14)}`;
     const sidecars = [];
-    for (const [name, inputs] of [['in-order', stepInputs(pet)], ['reversed', stepInputs(pet).reverse()], ['last-frame-first', [...stepInputs(pet).slice(8), ...stepInputs(pet).slice(0, 8)]]] as const) {
+    for (const [name, inputs] of [
+      ['in-order', stepInputs(pet)],
+      ['reversed', stepInputs(pet).reverse()],
+      ['last-frame-first', [...stepInputs(pet).slice(8), ...stepInputs(pet).slice(0, 8)]],
+    ] as const) {
       const { ctx } = createStepContext(seed(`order-${name}`, [...inputs]), new AbortController().signal, () => {});
       await plugin.run(ctx, options({ gzip: false }));
       const sidecar = JSON.parse(fs.readFileSync(path.join(seed(`order-${name}`, []).outputDir, 'PT_7_Dynamic_FDG.json'), 'utf8'));
@@ -135,7 +160,10 @@ describe('convert-nifti', () => {
     expect(isDfError(error, 'DF_ERR_VOLUME_INCONSISTENT'), String(error)).toBe(true);
 
     const skipping = createStepContext(seed('skip', inputs), new AbortController().signal, () => {});
-    await plugin.run(skipping.ctx, options({ onInconsistent: 'skip', gzip: false, sidecar: false, fileName: '{PatientID}_{SeriesNumber}' }));
+    await plugin.run(
+      skipping.ctx,
+      options({ onInconsistent: 'skip', gzip: false, sidecar: false, fileName: '{PatientID}_{SeriesNumber}' }),
+    );
     expect(skipping.effects.outputs.map((o) => path.basename(o.path!))).toEqual([`${pet.patientId}_7.nii`]);
     expect(skipping.effects.log.find((l) => l.level === 'warn')?.message).toContain('slice(s) missing');
   });
@@ -146,7 +174,14 @@ describe('convert-nifti', () => {
     const { port1, port2 } = new MessageChannel();
     try {
       const result = await pool.run(
-        { moduleUrl: registered.moduleUrl, pluginName: 'convert-nifti', pluginVersion: '1.0.0', options: options({ sidecar: false }), seed: seed('worker', stepInputs(rle)), port: port2 },
+        {
+          moduleUrl: registered.moduleUrl,
+          pluginName: 'convert-nifti',
+          pluginVersion: '1.0.0',
+          options: options({ sidecar: false }),
+          seed: seed('worker', stepInputs(rle)),
+          port: port2,
+        },
         { signal: new AbortController().signal, transferList: [port2] },
       );
       expect(result.failure).toBeUndefined();
@@ -164,7 +199,11 @@ describe('convert-nifti', () => {
     const snippet = /## Pipeline snippet[\s\S]*?```json\n([\s\S]*?)```/.exec(readme)![1];
     const loaded = loadPipeline(snippet, 'nifti.json', registry, { databases: ['Import'] });
     expect(loaded.problems).toEqual([]);
-    const bad = JSON.stringify({ name: 'nifti', trigger: { on: 'series' }, steps: [{ plugin: 'convert-nifti', options: { onInconsistent: 'ignore' } }] });
+    const bad = JSON.stringify({
+      name: 'nifti',
+      trigger: { on: 'series' },
+      steps: [{ plugin: 'convert-nifti', options: { onInconsistent: 'ignore' } }],
+    });
     const { problems } = loadPipeline(bad, 'nifti.json', registry, { databases: ['Import'] });
     expect(problems.map((p) => p.pointer)).toEqual(['/steps/0/options/onInconsistent']);
   });

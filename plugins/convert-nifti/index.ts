@@ -40,12 +40,17 @@ export default definePlugin({
         description:
           'Write the files into this folder instead of the job’s output directory (relative: against the server’s working directory). A file of the same name is replaced, so give fileName placeholders that keep series apart (e.g. {PatientID} and {SeriesInstanceUID}).',
       },
-      sidecar: { type: 'boolean', default: true, description: 'Also write <name>.json, the BIDS-style sidecar (FrameTimesStart, FrameDuration, Units, tracer…).' },
+      sidecar: {
+        type: 'boolean',
+        default: true,
+        description: 'Also write <name>.json, the BIDS-style sidecar (FrameTimesStart, FrameDuration, Units, tracer…).',
+      },
       onInconsistent: {
         type: 'string',
         enum: ['fail', 'skip'],
         default: 'fail',
-        description: 'A series that is not one regular volume (missing slice, gantry tilt, mixed orientations, not an image): fail the step, or skip it with a warning.',
+        description:
+          'A series that is not one regular volume (missing slice, gantry tilt, mixed orientations, not an image): fail the step, or skip it with a warning.',
       },
     },
   },
@@ -62,7 +67,10 @@ export default definePlugin({
       let niftiFile: string;
       try {
         volume = planVolume(group, { signal: ctx.signal, onProgress: (f) => share(0.3 * f) });
-        niftiFile = path.join(outDir, `${uniqueName(expandName(options.fileName, group[0], volume), used)}${options.gzip ? '.nii.gz' : '.nii'}`);
+        niftiFile = path.join(
+          outDir,
+          `${uniqueName(expandName(options.fileName, group[0], volume), used)}${options.gzip ? '.nii.gz' : '.nii'}`,
+        );
         // Stored values go from each file into the NIfTI file, decoded plane by plane.
         encoding = await writeSeriesNifti(volume, niftiFile, {
           gzip: options.gzip,
@@ -78,14 +86,23 @@ export default definePlugin({
         throw err;
       }
       const shape = `${volume.dims.join('×')}${volume.sources.length > 1 ? `×${volume.sources.length}` : ''}`;
-      ctx.emitFile(niftiFile, `NIfTI of series ${volume.series.seriesNumber ?? ''} ${volume.series.seriesDescription ?? ''} (${shape})`.replace(/\s+/g, ' '));
+      ctx.emitFile(
+        niftiFile,
+        `NIfTI of series ${volume.series.seriesNumber ?? ''} ${volume.series.seriesDescription ?? ''} (${shape})`.replace(/\s+/g, ' '),
+      );
       if (options.sidecar) {
         const jsonFile = niftiFile.replace(/\.nii(\.gz)?$/, '.json');
-        await fs.writeFile(jsonFile, `${JSON.stringify(bidsSidecar(volume, { name: 'dicomflow convert-nifti', version: VERSION }), null, 2)}\n`);
+        await fs.writeFile(
+          jsonFile,
+          `${JSON.stringify(bidsSidecar(volume, { name: 'dicomflow convert-nifti', version: VERSION }), null, 2)}\n`,
+        );
         ctx.emitFile(jsonFile, `BIDS sidecar of ${path.basename(niftiFile)}`);
       }
       converted++;
-      ctx.log.info(`wrote ${path.basename(niftiFile)} (${shape}, ${encoding.datatype}${volume.varyingRescale ? ', rescale varies per slice' : ''})`, { seriesInstanceUid: volume.series.seriesInstanceUid });
+      ctx.log.info(
+        `wrote ${path.basename(niftiFile)} (${shape}, ${encoding.datatype}${volume.varyingRescale ? ', rescale varies per slice' : ''})`,
+        { seriesInstanceUid: volume.series.seriesInstanceUid },
+      );
       share(1);
     }
     ctx.log.info(`${converted} of ${series.length} series converted`);

@@ -42,7 +42,14 @@ beforeAll(async () => {
   registry.register(plugin, new URL('./index.ts', import.meta.url).href);
   registered = registry.resolve('count-instances@1')!;
   ct = await ctSeries(path.join(root, 'ct'), { slices: 3, rows: 16, cols: 16, seriesNumber: 2, seriesDescription: 'Axial "thin"' });
-  mr = await mrSeries(path.join(root, 'mr'), { slices: 2, rows: 16, cols: 16, seriesNumber: 5, studyUid: ct.studyInstanceUid, seriesDescription: 't2' });
+  mr = await mrSeries(path.join(root, 'mr'), {
+    slices: 2,
+    rows: 16,
+    cols: 16,
+    seriesNumber: 5,
+    studyUid: ct.studyInstanceUid,
+    seriesDescription: 't2',
+  });
   const again = { ...stepInputs(ct, 'Axial "thin"')[0], arrivalId: 'CT-again', objectId: 'object-CT-again' };
   inputs = [...stepInputs(ct, 'Axial "thin"'), ...stepInputs(mr, 't2'), again];
 });
@@ -50,7 +57,15 @@ beforeAll(async () => {
 function seed(name: string): StepContextSeed {
   const jobDir = path.join(root, 'jobs', name);
   return {
-    job: { id: name, pipeline: 'count', pipelineVersion: '0123456789abcdef', database: 'default', attempt: 1, trigger: { on: 'study', uid: ct.studyInstanceUid, callingAeTitles: ['MODALITY'], peerAddresses: [] } }, node: { name: 'test-node' },
+    job: {
+      id: name,
+      pipeline: 'count',
+      pipelineVersion: '0123456789abcdef',
+      database: 'default',
+      attempt: 1,
+      trigger: { on: 'study', uid: ct.studyInstanceUid, callingAeTitles: ['MODALITY'], peerAddresses: [] },
+    },
+    node: { name: 'test-node' },
     step: { id: 'count-instances', index: 0 },
     inputs,
     previousOutputs: [],
@@ -91,7 +106,9 @@ describe('count-instances', () => {
     const progress: number[] = [];
     const { ctx, effects } = createStepContext(seed('table'), new AbortController().signal, (f) => progress.push(f));
     await plugin.run(ctx, options({}));
-    expect(effects.outputs).toEqual([{ kind: 'table', name: 'instances-per-series', rows: expectedRows(), description: 'Instances per series' }]);
+    expect(effects.outputs).toEqual([
+      { kind: 'table', name: 'instances-per-series', rows: expectedRows(), description: 'Instances per series' },
+    ]);
     expect(effects.log.map((l) => l.message)).toEqual(['6 input(s) in 2 series']);
     expect(progress.at(-1)).toBe(1);
     // Nothing written when no CSV is asked for.
@@ -107,7 +124,10 @@ describe('count-instances', () => {
     };
     const first = await run();
     const file = path.join(seed('csv').outputDir, 'series-counts.csv');
-    expect(first.map((o) => [o.kind, o.name ?? o.path])).toEqual([['table', 'series-counts'], ['file', file]]);
+    expect(first.map((o) => [o.kind, o.name ?? o.path])).toEqual([
+      ['table', 'series-counts'],
+      ['file', file],
+    ]);
     const text = fs.readFileSync(file, 'utf8');
     const [header, ...lines] = text.trimEnd().split('\r\n');
     expect(header).toBe('studyInstanceUid,seriesInstanceUid,seriesNumber,modality,seriesDescription,instances,arrivals,bytes');
@@ -126,11 +146,20 @@ describe('count-instances', () => {
     const progressed = new Promise<void>((resolve) => port1.on('message', (m: { type: string }) => m.type === 'progress' && resolve()));
     try {
       const result = await pool.run(
-        { moduleUrl: registered.moduleUrl, pluginName: 'count-instances', pluginVersion: '1.0.0', options: options({}), seed: seed('worker'), port: port2 },
+        {
+          moduleUrl: registered.moduleUrl,
+          pluginName: 'count-instances',
+          pluginVersion: '1.0.0',
+          options: options({}),
+          seed: seed('worker'),
+          port: port2,
+        },
         { signal: new AbortController().signal, transferList: [port2] },
       );
       expect(result.failure).toBeUndefined();
-      expect(result.outputs).toEqual([{ kind: 'table', name: 'instances-per-series', rows: expectedRows(), description: 'Instances per series' }]);
+      expect(result.outputs).toEqual([
+        { kind: 'table', name: 'instances-per-series', rows: expectedRows(), description: 'Instances per series' },
+      ]);
       await progressed;
     } finally {
       port1.close();
@@ -141,7 +170,11 @@ describe('count-instances', () => {
   it('a pipeline with a bad table name is refused when it loads, with the option’s pointer', () => {
     const registry = new PluginRegistry();
     registry.register(plugin, registered.moduleUrl);
-    const text = JSON.stringify({ name: 'count', trigger: { on: 'series' }, steps: [{ plugin: 'count-instances', options: { table: 'Per Series' } }] }, null, 2);
+    const text = JSON.stringify(
+      { name: 'count', trigger: { on: 'series' }, steps: [{ plugin: 'count-instances', options: { table: 'Per Series' } }] },
+      null,
+      2,
+    );
     const { pipeline, problems } = loadPipeline(text, 'count.json', registry, { databases: ['Import'] });
     expect(pipeline).toBeUndefined();
     expect(problems.map((p) => [p.pointer, p.message])).toEqual([['/steps/0/options/table', 'must match pattern "^[a-z0-9][a-z0-9-]*$"']]);

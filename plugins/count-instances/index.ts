@@ -81,10 +81,19 @@ export default definePlugin({
   },
 });
 
-const columns: (keyof SeriesCount)[] = ['studyInstanceUid', 'seriesInstanceUid', 'seriesNumber', 'modality', 'seriesDescription', 'instances', 'arrivals', 'bytes'];
+const columns: (keyof SeriesCount)[] = [
+  'studyInstanceUid',
+  'seriesInstanceUid',
+  'seriesNumber',
+  'modality',
+  'seriesDescription',
+  'instances',
+  'arrivals',
+  'bytes',
+];
 
 /** RFC 4180: every text field quoted, quotes doubled (a series description may hold anything). */
 function toCsv(rows: SeriesCount[]): string {
   const cell = (v: unknown) => (typeof v === 'number' ? String(v) : v === null ? '' : `"${String(v).replace(/"/g, '""')}"`);
-  return [columns.join(','), ...rows.map((r) => columns.map((c) => cell(r[c])).join(','))].join('\r\n') + '\r\n';
+  return `${[columns.join(','), ...rows.map((r) => columns.map((c) => cell(r[c])).join(','))].join('\r\n')}\r\n`;
 }

@@ -28,6 +28,7 @@ export function burnedInReason(facts: BurnedInFacts): string | undefined {
   const modality = facts.modality?.trim().toUpperCase() ?? '';
   if (SUSPECT_MODALITIES.has(modality)) return `modality ${modality} without Burned In Annotation NO`;
   const sopClass = facts.sopClassUid?.trim() ?? '';
-  if (sopClass === SECONDARY_CAPTURE || sopClass.startsWith(`${SECONDARY_CAPTURE}.`)) return 'a Secondary Capture object without Burned In Annotation NO';
+  if (sopClass === SECONDARY_CAPTURE || sopClass.startsWith(`${SECONDARY_CAPTURE}.`))
+    return 'a Secondary Capture object without Burned In Annotation NO';
   return undefined;
 }

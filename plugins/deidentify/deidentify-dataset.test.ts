@@ -63,7 +63,7 @@ describe('DatasetDeidentifier', () => {
     expect(item['0040A123'].Value).toEqual([{ Alphabetic: 'ANONYMOUS^' }]);
     expect(item['0040A124'].Value).toEqual([uidFor(SECRET, '1.2.3.77')]);
     expect(item['0040A120'].Value).toEqual(['20240306083000']);
-    expect(((item['0040A730'].Value as DcmjsDict[])[0]['0040A160'].Value)).toEqual(['seen again:']);
+    expect((item['0040A730'].Value as DcmjsDict[])[0]['0040A160'].Value).toEqual(['seen again:']);
     expect(d['0008002A'].Value).toEqual(['20240305101500.5+0100']);
     const ref = (d['00081111'].Value as DcmjsDict[])[0];
     expect(ref['00081150'].Value).toEqual(['1.2.840.10008.3.1.2.3.3']); // a class UID stays

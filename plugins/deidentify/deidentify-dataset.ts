@@ -67,8 +67,8 @@ const WELL_KNOWN_ROOT = '1.2.840.10008.';
 // Unlisted UI elements that name a class or a scheme, not an instance: kept whatever their root
 // (a vendor's private SOP class too). Everything else of VR UI is replaced.
 const CLASS_UID_TAGS = new Set([
-  0x00020002, 0x00020010, 0x00020012, 0x00041510, 0x00041512, 0x0004151a, 0x00080016, 0x0008001a, 0x0008001b, 0x00080062, 0x0008010c, 0x0008010d, 0x00080118,
-  0x00081150, 0x0008115a,
+  0x00020002, 0x00020010, 0x00020012, 0x00041510, 0x00041512, 0x0004151a, 0x00080016, 0x0008001a, 0x0008001b, 0x00080062, 0x0008010c,
+  0x0008010d, 0x00080118, 0x00081150, 0x0008115a,
 ]);
 const PATIENT_NAME = 0x00100010;
 const PATIENT_ID = 0x00100020;
@@ -189,7 +189,9 @@ export class DatasetDeidentifier {
           profile.options.retainSafePrivate &&
           element >= 0x1000 &&
           creator !== undefined &&
-          this.ctx.safePrivate.some((s) => Number.parseInt(s.group, 16) === group && s.creator === creator && Number.parseInt(s.element, 16) === (element & 0xff));
+          this.ctx.safePrivate.some(
+            (s) => Number.parseInt(s.group, 16) === group && s.creator === creator && Number.parseInt(s.element, 16) === (element & 0xff),
+          );
         if (!safe) {
           this.remove(dict, key);
           continue;
@@ -310,7 +312,13 @@ export class DatasetDeidentifier {
     let after = this.identifierPattern ? value.replace(this.identifierPattern, '') : value;
     if (names) after = after.replace(names, '');
     // What was around a removed name stays readable: "CT of <name>, follow-up" → "CT of, follow-up".
-    return after === value ? value : after.replace(/\(\s*\)|\[\s*\]/g, '').replace(/\s{2,}/g, ' ').replace(/\s+([,.;:])/g, '$1').trim();
+    return after === value
+      ? value
+      : after
+          .replace(/\(\s*\)|\[\s*\]/g, '')
+          .replace(/\s{2,}/g, ' ')
+          .replace(/\s+([,.;:])/g, '$1')
+          .trim();
   }
 
   private scrub(el: DcmjsElement): void {

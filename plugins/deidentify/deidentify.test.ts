@@ -11,7 +11,15 @@ import { PluginRegistry, type RegisteredPlugin } from '../../core/plugin-registr
 import { openTestIndexDatabase } from '../../test/helpers/test-index.ts';
 import type { SqlDb } from '../../core/store/sql/sql-db.ts';
 import { SqlPseudonyms } from '../../core/store/sql/sql-pseudonyms.ts';
-import { compress, ctSeries, petSeries, secondaryCaptureRgb, SopClass, TransferSyntax, type BuiltSeries } from '../../test/fixtures/builder.ts';
+import {
+  compress,
+  ctSeries,
+  petSeries,
+  secondaryCaptureRgb,
+  SopClass,
+  TransferSyntax,
+  type BuiltSeries,
+} from '../../test/fixtures/builder.ts';
 import { hasTool, runDcmtk } from '../../test/helpers/dcmtk.ts';
 import voiStats from '../voi-stats/index.ts';
 import plugin from './index.ts';
@@ -33,11 +41,26 @@ afterAll(async () => {
 });
 
 // The patient's identifiers: distinctive strings, so a byte search cannot hit them by chance.
-const PATIENT = { patientName: 'Zebulonsky^Quixotica', patientId: 'MRN7731ZQX', patientBirthDate: '19580923', accessionNumber: 'ACX55102Q' };
+const PATIENT = {
+  patientName: 'Zebulonsky^Quixotica',
+  patientId: 'MRN7731ZQX',
+  patientBirthDate: '19580923',
+  accessionNumber: 'ACX55102Q',
+};
 const FORBIDDEN = ['Zebulonsky^Quixotica', 'Zebulonsky', 'Quixotica', 'MRN7731ZQX', '19580923', 'ACX55102Q'];
 
 function input(file: string, sopInstanceUid: string, studyInstanceUid: string, sopClassUid = '', modality = ''): StepInput {
-  return { arrivalId: `arrival-${sopInstanceUid}`, objectId: `object-${sopInstanceUid}`, path: file, sopClassUid, sopInstanceUid, studyInstanceUid, attributes: { Modality: modality }, source: 'network', receivedAt: new Date().toISOString() };
+  return {
+    arrivalId: `arrival-${sopInstanceUid}`,
+    objectId: `object-${sopInstanceUid}`,
+    path: file,
+    sopClassUid,
+    sopInstanceUid,
+    studyInstanceUid,
+    attributes: { Modality: modality },
+    source: 'network',
+    receivedAt: new Date().toISOString(),
+  };
 }
 const inputsOf = (s: BuiltSeries) => s.files.map((f, i) => input(f, s.sopInstanceUids[i], s.studyInstanceUid, s.sopClassUid, s.modality));
 const SAFE = { safePrivateTags: [{ group: '0019', creator: 'DICOMFLOW OTHER', element: '02' }] };
@@ -46,7 +69,15 @@ const empty = (d: Record<string, any>, tag: string) => (d[tag]?.Value ?? []).eve
 function seed(name: string, inputs: StepInput[], previousOutputs: StepOutput[] = []): StepContextSeed {
   const jobDir = path.join(root, 'jobs', name);
   return {
-    job: { id: name, pipeline: 'research', pipelineVersion: '0123456789abcdef', database: 'default', attempt: 1, trigger: { on: 'study', callingAeTitles: ['SCANNER'], peerAddresses: [] } }, node: { name: 'test-node' },
+    job: {
+      id: name,
+      pipeline: 'research',
+      pipelineVersion: '0123456789abcdef',
+      database: 'default',
+      attempt: 1,
+      trigger: { on: 'study', callingAeTitles: ['SCANNER'], peerAddresses: [] },
+    },
+    node: { name: 'test-node' },
     step: { id: 'deidentify', index: 0 },
     inputs,
     previousOutputs,
@@ -62,7 +93,9 @@ function optionsFor(r: RegisteredPlugin, given: Record<string, unknown>): any {
 }
 
 async function deidentify(name: string, inputs: StepInput[], given: Record<string, unknown> = {}) {
-  const { ctx, effects } = createStepContext(seed(name, inputs), new AbortController().signal, () => {}, undefined, { pseudonyms } as unknown as EngineServices);
+  const { ctx, effects } = createStepContext(seed(name, inputs), new AbortController().signal, () => {}, undefined, {
+    pseudonyms,
+  } as unknown as EngineServices);
   await plugin.run(ctx, optionsFor(registered, given));
   return effects;
 }
@@ -72,7 +105,8 @@ function readDict(file: string): Record<string, any> {
   return DicomMessage.readFile(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength), { ignoreErrors: true }).dict;
 }
 function readDictMeta(b: Buffer): Record<string, any> {
-  return DicomMessage.readFile(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength), { ignoreErrors: true, untilTag: '00080005' }).meta;
+  return DicomMessage.readFile(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength), { ignoreErrors: true, untilTag: '00080005' })
+    .meta;
 }
 const value = (dict: Record<string, any>, tag: string) => {
   const v = dict[tag]?.Value?.[0];
@@ -104,8 +138,13 @@ describe('the attribute table', () => {
 
   it('says which edition of PS3.15 it follows: in the table, the plugin description and the README', () => {
     expect(PS315_EDITION).toMatch(/^20\d\d[a-e]/);
-    const header = fs.readFileSync(new URL('./table-e1-1.tsv', import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('#'));
-    expect(header).toContain(`# Edition: PS3.15 ${PS315_EDITION} (the upstream scrape of the standard's then-current edition; see README.md).`);
+    const header = fs
+      .readFileSync(new URL('./table-e1-1.tsv', import.meta.url), 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('#'));
+    expect(header).toContain(
+      `# Edition: PS3.15 ${PS315_EDITION} (the upstream scrape of the standard's then-current edition; see README.md).`,
+    );
     expect(plugin.description).toContain(`PS3.15 ${PS315_EDITION}`);
     expect(fs.readFileSync(new URL('./README.md', import.meta.url), 'utf8')).toContain(`PS3.15 ${PS315_EDITION}`);
   });
@@ -116,7 +155,14 @@ describe('the attribute table', () => {
       { name: 'Accession Number', tag: '(0008,0050)', stdCompIOD: 'Y', basicProfile: 'Z', id: '00080050' },
       { name: 'Allergies', tag: '(0010,2110)', stdCompIOD: 'N', basicProfile: 'X', rtnPatCharsOpt: 'C', cleanDescOpt: 'C', id: '00102110' },
       { name: 'Icon Image Sequence\n\n(see Note 12)', tag: '(0088,0200)', stdCompIOD: 'Y', basicProfile: 'X', id: '00880200' },
-      { name: 'Private attributes', tag: '(GGGG,EEEE) WHERE GGGG IS ODD', stdCompIOD: 'N', basicProfile: 'X', rtnSafePrivOpt: 'C', id: 'ggggeeee-where-gggg-is-odd' },
+      {
+        name: 'Private attributes',
+        tag: '(GGGG,EEEE) WHERE GGGG IS ODD',
+        stdCompIOD: 'N',
+        basicProfile: 'X',
+        rtnSafePrivOpt: 'C',
+        id: 'ggggeeee-where-gggg-is-odd',
+      },
       { name: 'Overlay Data', tag: '(60XX,3000)', stdCompIOD: 'Y', basicProfile: 'X', cleanGraphOpt: 'C', id: '60xx3000' },
     ];
     const generated = tableFromSource(upstream as never, '0d01bf11dfc1d0b73b6df85bbf6e1764d3c558a3', PS315_EDITION).split('\n');
@@ -164,7 +210,14 @@ describe('deidentify', () => {
         ImageType: ['DERIVED', 'SECONDARY', 'AXIAL'],
         DerivationDescription: 'MIP of Zebulonsky',
         SourceImageSequence: [{ ReferencedSOPClassUID: SopClass.CtImageStorage, ReferencedSOPInstanceUID: ct.sopInstanceUids[0] }],
-        ReferencedSeriesSequence: [{ SeriesInstanceUID: ct.seriesInstanceUid, ReferencedInstanceSequence: [{ ReferencedSOPClassUID: SopClass.CtImageStorage, ReferencedSOPInstanceUID: ct.sopInstanceUids[1] }] }],
+        ReferencedSeriesSequence: [
+          {
+            SeriesInstanceUID: ct.seriesInstanceUid,
+            ReferencedInstanceSequence: [
+              { ReferencedSOPClassUID: SopClass.CtImageStorage, ReferencedSOPInstanceUID: ct.sopInstanceUids[1] },
+            ],
+          },
+        ],
       },
     });
     const effects = await deidentify('first', [...inputsOf(ct), ...inputsOf(derived)], SAFE);
@@ -186,7 +239,7 @@ describe('deidentify', () => {
   });
 
   it('gives a pseudonym from the table, keeps what SUV needs, shifts dates by one offset and keeps times', async () => {
-    const [patient] = await pseudonyms.find(PATIENT.patientId + '\\', 'patient');
+    const [patient] = await pseudonyms.find(`${PATIENT.patientId}\\`, 'patient');
     expect(patient).toMatchObject({ originalName: PATIENT.patientName, createdBy: 'pipeline research, job first' });
     expect(patient.pseudonym).toMatch(/^ANON[A-Z2-7]{12}$/);
     expect(patient.dateOffsetDays).toBeLessThanOrEqual(-365);
@@ -206,7 +259,15 @@ describe('deidentify', () => {
     expect(value(d, '00080031')).toBe(value(readDict(ct.files[0]), '00080031'));
     expect(value(d, '00280303')).toBe('MODIFIED');
     expect(value(d, '00120062')).toBe('YES');
-    expect(d['00120064'].Value.map((i: any) => i['00080100'].Value[0])).toEqual(['113100', '113111', '113109', '113108', '113107', '113105', '113104']);
+    expect(d['00120064'].Value.map((i: any) => i['00080100'].Value[0])).toEqual([
+      '113100',
+      '113111',
+      '113109',
+      '113108',
+      '113107',
+      '113105',
+      '113104',
+    ]);
     // Cleaned descriptors keep their meaning without the name.
     expect(value(d, '00081030')).toBe('PET-CT research');
     expect(d['00204000'].Value[0]).not.toMatch(/Zebulonsky|MRN7731ZQX/);
@@ -248,14 +309,26 @@ describe('deidentify', () => {
 
   it('gives the same pseudonym and UIDs in another run and another study of the patient', async () => {
     const again = emitted((await deidentify('second', inputsOf(ct), SAFE)).outputs);
-    expect(again.map((f) => value(readDict(f), '00080018')).sort()).toEqual(files.slice(0, 2).map((f) => value(readDict(f), '00080018')).sort());
+    expect(again.map((f) => value(readDict(f), '00080018')).sort()).toEqual(
+      files
+        .slice(0, 2)
+        .map((f) => value(readDict(f), '00080018'))
+        .sort(),
+    );
     expect(fs.readFileSync(again[0]).equals(fs.readFileSync(files.find((f) => path.basename(f) === path.basename(again[0]))!))).toBe(true);
-    const other = await ctSeries(path.join(root, 'other-study'), { ...PATIENT, accessionNumber: 'ACX99', slices: 1, rows: 8, cols: 8, uidSeed: 'deid-other' });
+    const other = await ctSeries(path.join(root, 'other-study'), {
+      ...PATIENT,
+      accessionNumber: 'ACX99',
+      slices: 1,
+      rows: 8,
+      cols: 8,
+      uidSeed: 'deid-other',
+    });
     const [otherFile] = emitted((await deidentify('third', inputsOf(other))).outputs);
     const d = readDict(otherFile);
     expect(value(d, '00100020')).toBe(value(readDict(files[0]), '00100020'));
     expect(value(d, '0020000D')).not.toBe(value(readDict(files[0]), '0020000D'));
-    expect(await pseudonyms.find(PATIENT.patientId + '\\', 'patient')).toHaveLength(1);
+    expect(await pseudonyms.find(`${PATIENT.patientId}\\`, 'patient')).toHaveLength(1);
   });
 
   it('leaves out objects that may have burned-in annotation, or fails on them when asked', async () => {
@@ -263,7 +336,9 @@ describe('deidentify', () => {
     const refused = await deidentify('sc-refuse', inputsOf(sc));
     expect(emitted(refused.outputs)).toEqual([]);
     const table = refused.outputs.find((o) => o.kind === 'table')!;
-    expect(table.rows).toMatchObject([{ status: 'refused', reason: expect.stringMatching(/Burned In Annotation|Secondary Capture|modality/) }]);
+    expect(table.rows).toMatchObject([
+      { status: 'refused', reason: expect.stringMatching(/Burned In Annotation|Secondary Capture|modality/) },
+    ]);
     expect(refused.log.some((l) => l.level === 'warn' && /burned-in/.test(l.message))).toBe(true);
     const failed = await deidentify('sc-fail', inputsOf(sc), { burnedInAnnotation: 'fail' }).catch((e) => e);
     expect(isDfError(failed, 'DF_ERR_DEIDENTIFY_REFUSED')).toBe(true);
@@ -271,11 +346,23 @@ describe('deidentify', () => {
   });
 
   it('keeps the pixel data element byte for byte, in the transfer syntax it came in', async () => {
-    const implicit = await ctSeries(path.join(root, 'implicit'), { ...PATIENT, slices: 1, rows: 16, cols: 16, uidSeed: 'deid-implicit', transferSyntaxUid: TransferSyntax.ImplicitVRLittleEndian, withPrivateTags: true });
+    const implicit = await ctSeries(path.join(root, 'implicit'), {
+      ...PATIENT,
+      slices: 1,
+      rows: 16,
+      cols: 16,
+      uidSeed: 'deid-implicit',
+      transferSyntaxUid: TransferSyntax.ImplicitVRLittleEndian,
+      withPrivateTags: true,
+    });
     const sources = [ct.files[0], implicit.files[0]];
     const kinds = hasTool('dcmcrle') && hasTool('dcmcjpls') ? (['rle', 'jpeg-ls'] as const) : [];
     // Other objects than the first: one SOP Instance UID gives one output file.
-    if (kinds.length > 0) sources.push((await compress(ct.files[1], kinds[0], path.join(root, 'rle.dcm'))).file, (await compress(derived.files[0], kinds[1], path.join(root, 'jls.dcm'))).file);
+    if (kinds.length > 0)
+      sources.push(
+        (await compress(ct.files[1], kinds[0], path.join(root, 'rle.dcm'))).file,
+        (await compress(derived.files[0], kinds[1], path.join(root, 'jls.dcm'))).file,
+      );
     const pixelElement = (file: string) => {
       const bytes = fs.readFileSync(file);
       // (7FE0,0010) is the last element of these objects: its header (explicit OB/OW, or an
@@ -283,7 +370,8 @@ describe('deidentify', () => {
       const tag = Buffer.from([0xe0, 0x7f, 0x10, 0x00]);
       for (let p = bytes.indexOf(tag); p >= 0; p = bytes.indexOf(tag, p + 1)) {
         const vr = bytes.toString('latin1', p + 4, p + 6);
-        if (((vr === 'OB' || vr === 'OW') && bytes.readUInt16LE(p + 6) === 0) || bytes.readUInt32LE(p + 4) === bytes.length - p - 8) return bytes.subarray(p);
+        if (((vr === 'OB' || vr === 'OW') && bytes.readUInt16LE(p + 6) === 0) || bytes.readUInt32LE(p + 4) === bytes.length - p - 8)
+          return bytes.subarray(p);
       }
       throw new Error(`no pixel data element in ${file}`);
     };
@@ -293,12 +381,21 @@ describe('deidentify', () => {
     pad.writeUInt32LE(0xfffcfffc, 0);
     pad.write('OB', 4, 'latin1');
     pad.writeUInt32LE(8, 8);
-    const unpadded = (await ctSeries(path.join(root, 'padded-source'), { ...PATIENT, slices: 1, rows: 16, cols: 16, uidSeed: 'deid-padded' })).files[0];
+    const unpadded = (
+      await ctSeries(path.join(root, 'padded-source'), { ...PATIENT, slices: 1, rows: 16, cols: 16, uidSeed: 'deid-padded' })
+    ).files[0];
     fs.writeFileSync(padded, Buffer.concat([fs.readFileSync(unpadded), pad]));
     sources.push(padded);
     // These objects end with their pixel data: only the elements before it are rewritten.
     for (const f of sources) expect(pixelDataRange(fs.readFileSync(f)), f).toBeDefined();
-    const out = emitted((await deidentify('pixels', sources.map((f, i) => input(f, `pixels-${i}`, ct.studyInstanceUid)))).outputs);
+    const out = emitted(
+      (
+        await deidentify(
+          'pixels',
+          sources.map((f, i) => input(f, `pixels-${i}`, ct.studyInstanceUid)),
+        )
+      ).outputs,
+    );
     expect(out).toHaveLength(sources.length);
     for (let i = 0; i < sources.length; i++) {
       const before = fs.readFileSync(sources[i]);
@@ -314,14 +411,26 @@ describe('deidentify', () => {
   });
 
   it.skipIf(!hasTool('dciodvfy'))('passes dciodvfy with no error the original did not have', async () => {
-    const pet = await petSeries(path.join(root, 'pet-vfy'), { ...PATIENT, slices: 2, rows: 16, cols: 16, frameDurationsSec: [60, 60], withPrivateTags: true, uidSeed: 'deid-vfy' });
+    const pet = await petSeries(path.join(root, 'pet-vfy'), {
+      ...PATIENT,
+      slices: 2,
+      rows: 16,
+      cols: 16,
+      frameDurationsSec: [60, 60],
+      withPrivateTags: true,
+      uidSeed: 'deid-vfy',
+    });
     const out = emitted((await deidentify('vfy', inputsOf(pet))).outputs);
     const errors = async (file: string) => {
       const r = await runDcmtk('dciodvfy', [file]);
       // Messages name elements, not values, so those of the original and the copy compare.
       return new Set(`${r.stdout}\n${r.stderr}`.split('\n').filter((l) => /^Error/.test(l)));
     };
-    for (const [original, copy] of [[pet.files[0], out[0]], [ct.files[0], files[0]], [derived.files[0], files[2]]]) {
+    for (const [original, copy] of [
+      [pet.files[0], out[0]],
+      [ct.files[0], files[0]],
+      [derived.files[0], files[2]],
+    ]) {
       const before = await errors(original);
       const after = [...(await errors(copy))].filter((e) => !before.has(e));
       expect(after, copy).toEqual([]);
@@ -332,12 +441,26 @@ describe('deidentify', () => {
     const pet = await petSeries(path.join(root, 'pet'), { ...PATIENT, slices: 4, rows: 24, cols: 24, uidSeed: 'deid-pet' });
     const out = emitted((await deidentify('pet', inputsOf(pet))).outputs);
     const stats = async (name: string, inputs: StepInput[]) => {
-      const { ctx, effects } = createStepContext({ ...seed(name, inputs), step: { id: 'voi-stats', index: 1 } }, new AbortController().signal, () => {});
-      await voiStats.run(ctx, optionsFor(voiRegistered, { series: 'inputs', shapes: [{ kind: 'box', name: 'all', cornerMm: [-500, -500, -500], oppositeCornerMm: [500, 500, 500] }], plot: [] }));
+      const { ctx, effects } = createStepContext(
+        { ...seed(name, inputs), step: { id: 'voi-stats', index: 1 } },
+        new AbortController().signal,
+        () => {},
+      );
+      await voiStats.run(
+        ctx,
+        optionsFor(voiRegistered, {
+          series: 'inputs',
+          shapes: [{ kind: 'box', name: 'all', cornerMm: [-500, -500, -500], oppositeCornerMm: [500, 500, 500] }],
+          plot: [],
+        }),
+      );
       return effects.outputs.find((o) => o.kind === 'table')!.rows!;
     };
     const before = await stats('voi-original', inputsOf(pet));
-    const after = await stats('voi-deidentified', out.map((f) => input(f, String(value(readDict(f), '00080018')), '', pet.sopClassUid, 'PT')));
+    const after = await stats(
+      'voi-deidentified',
+      out.map((f) => input(f, String(value(readDict(f), '00080018')), '', pet.sopClassUid, 'PT')),
+    );
     expect(before.length).toBe(6);
     expect(before.every((r) => typeof r.suvbwMean === 'number' && typeof r.suvlbmMean === 'number')).toBe(true);
     expect(after).toEqual(before);

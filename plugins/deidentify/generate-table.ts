@@ -55,7 +55,9 @@ export function tableFromSource(rows: SourceRow[], commit: string, edition: stri
 if (import.meta.url === `file://${process.argv[1]}`) {
   const [source, commit, edition] = process.argv.slice(2);
   if (!source || !commit || !edition) {
-    console.error('usage: node plugins/deidentify/generate-table.ts <confidentiality_profile_attributes.json> <upstream commit> <PS3.15 edition>');
+    console.error(
+      'usage: node plugins/deidentify/generate-table.ts <confidentiality_profile_attributes.json> <upstream commit> <PS3.15 edition>',
+    );
     process.exit(2);
   }
   const out = new URL('./table-e1-1.tsv', import.meta.url);

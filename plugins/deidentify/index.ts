@@ -44,18 +44,47 @@ export default definePlugin({
       longitudinalTemporal: {
         enum: ['modified', 'full', 'remove'],
         default: 'modified',
-        description: 'Retain Longitudinal Temporal Information: "modified" moves every date by one offset per patient (times kept, so intervals such as injection to scan are unchanged), "full" keeps dates as they are, "remove" applies the basic profile (dates emptied or removed).',
+        description:
+          'Retain Longitudinal Temporal Information: "modified" moves every date by one offset per patient (times kept, so intervals such as injection to scan are unchanged), "full" keeps dates as they are, "remove" applies the basic profile (dates emptied or removed).',
       },
-      retainPatientCharacteristics: { type: 'boolean', default: true, description: "Retain Patient Characteristics Option: keep the patient's age, sex, size and weight (SUV needs them), ethnic group, smoking and pregnancy status." },
-      retainDeviceIdentity: { type: 'boolean', default: true, description: 'Retain Device Identity Option: keep device serial numbers, station names and similar.' },
-      retainInstitutionIdentity: { type: 'boolean', default: false, description: 'Retain Institution Identity Option: keep the institution name, address and department.' },
-      retainUids: { type: 'boolean', default: false, description: 'Retain UIDs Option: keep the original UIDs (off: every instance UID is replaced consistently).' },
-      cleanDescriptors: { type: 'boolean', default: true, description: "Clean Descriptors Option: keep study, series and protocol descriptions and comments, cleaned of the patient's name, IDs, accession number and birth date (off: removed as the basic profile says)." },
-      cleanStructuredContent: { type: 'boolean', default: true, description: 'Clean Structured Content Option: keep SR content and acquisition context, cleaned like descriptors (off: emptied or removed).' },
+      retainPatientCharacteristics: {
+        type: 'boolean',
+        default: true,
+        description:
+          "Retain Patient Characteristics Option: keep the patient's age, sex, size and weight (SUV needs them), ethnic group, smoking and pregnancy status.",
+      },
+      retainDeviceIdentity: {
+        type: 'boolean',
+        default: true,
+        description: 'Retain Device Identity Option: keep device serial numbers, station names and similar.',
+      },
+      retainInstitutionIdentity: {
+        type: 'boolean',
+        default: false,
+        description: 'Retain Institution Identity Option: keep the institution name, address and department.',
+      },
+      retainUids: {
+        type: 'boolean',
+        default: false,
+        description: 'Retain UIDs Option: keep the original UIDs (off: every instance UID is replaced consistently).',
+      },
+      cleanDescriptors: {
+        type: 'boolean',
+        default: true,
+        description:
+          "Clean Descriptors Option: keep study, series and protocol descriptions and comments, cleaned of the patient's name, IDs, accession number and birth date (off: removed as the basic profile says).",
+      },
+      cleanStructuredContent: {
+        type: 'boolean',
+        default: true,
+        description:
+          'Clean Structured Content Option: keep SR content and acquisition context, cleaned like descriptors (off: emptied or removed).',
+      },
       safePrivateTags: {
         type: 'array',
         default: [],
-        description: 'Retain Safe Private Option: the private elements known to hold no identifying information, kept; every other private element is removed. Each names its group, private creator and element byte, e.g. { "group": "0009", "creator": "GEMS_PETD_01", "element": "05" } for (0009,xx05).',
+        description:
+          'Retain Safe Private Option: the private elements known to hold no identifying information, kept; every other private element is removed. Each names its group, private creator and element byte, e.g. { "group": "0009", "creator": "GEMS_PETD_01", "element": "05" } for (0009,xx05).',
         items: {
           type: 'object',
           additionalProperties: false,
@@ -70,7 +99,8 @@ export default definePlugin({
       burnedInAnnotation: {
         enum: ['refuse', 'fail', 'allow'],
         default: 'refuse',
-        description: 'Objects that may show identifying text or a face in their pixels (Burned In Annotation or Recognizable Visual Features YES; SC, US, XC, OT modality or a Secondary Capture SOP class without Burned In Annotation NO): "refuse" leaves them out (listed in the table and the log), "fail" fails the step, "allow" de-identifies their header only.',
+        description:
+          'Objects that may show identifying text or a face in their pixels (Burned In Annotation or Recognizable Visual Features YES; SC, US, XC, OT modality or a Secondary Capture SOP class without Burned In Annotation NO): "refuse" leaves them out (listed in the table and the log), "fail" fails the step, "allow" de-identifies their header only.',
       },
       batchSize: { type: 'integer', minimum: 1, maximum: 1000, default: 25, description: 'Objects per task in the worker pool.' },
     },
@@ -92,7 +122,9 @@ export default definePlugin({
     for (let i = 0; i < files.length; i += options.batchSize) batches.push(files.slice(i, i + options.batchSize));
     const secretHex = await store.secret(SECRET_NAME);
 
-    const identities = (await Promise.all(batches.map((b) => ctx.runTask<PatientIdentity[]>(TASKS, 'identifyPatients', { files: b })))).flat();
+    const identities = (
+      await Promise.all(batches.map((b) => ctx.runTask<PatientIdentity[]>(TASKS, 'identifyPatients', { files: b })))
+    ).flat();
     const names = new Map(identities.map((i) => [i.key, i.name]));
     const createdBy = `pipeline ${ctx.job.pipeline}, job ${ctx.job.id}`;
     const recorded = await store.record(
@@ -118,7 +150,15 @@ export default definePlugin({
     const results = (
       await Promise.all(
         batches.map(async (b) => {
-          const arg: DeidentifyFilesArg = { files: b, outDir, secretHex, patients, profile, safePrivate: options.safePrivateTags as SafePrivateTag[], burnedIn: options.burnedInAnnotation };
+          const arg: DeidentifyFilesArg = {
+            files: b,
+            outDir,
+            secretHex,
+            patients,
+            profile,
+            safePrivate: options.safePrivateTags as SafePrivateTag[],
+            burnedIn: options.burnedInAnnotation,
+          };
           const r = await ctx.runTask<DeidentifiedFile[]>(TASKS, 'deidentifyFiles', arg);
           done += b.length;
           ctx.progress(0.1 + (0.9 * done) / files.length, `${done} of ${files.length} objects`);
@@ -130,18 +170,35 @@ export default definePlugin({
     const written = results.filter((r) => r.status === 'written');
     const uidRows = new Map<string, { kind: 'study' | 'series'; original: string; pseudonym: string }>();
     for (const r of written) {
-      if (r.studyInstanceUid) uidRows.set(`study ${r.studyInstanceUid[0]}`, { kind: 'study', original: r.studyInstanceUid[0], pseudonym: r.studyInstanceUid[1] });
-      if (r.seriesInstanceUid) uidRows.set(`series ${r.seriesInstanceUid[0]}`, { kind: 'series', original: r.seriesInstanceUid[0], pseudonym: r.seriesInstanceUid[1] });
+      if (r.studyInstanceUid)
+        uidRows.set(`study ${r.studyInstanceUid[0]}`, { kind: 'study', original: r.studyInstanceUid[0], pseudonym: r.studyInstanceUid[1] });
+      if (r.seriesInstanceUid)
+        uidRows.set(`series ${r.seriesInstanceUid[0]}`, {
+          kind: 'series',
+          original: r.seriesInstanceUid[0],
+          pseudonym: r.seriesInstanceUid[1],
+        });
     }
     await store.record([...uidRows.values()], createdBy);
     for (const r of written) ctx.emitInstance(r.path!, 'de-identified');
     const refused = results.filter((r) => r.status === 'refused');
-    for (const r of refused) ctx.log.warn(`left out ${r.originalSopInstanceUid}: it may have burned-in annotation (${r.reason})`, { file: r.source });
+    for (const r of refused)
+      ctx.log.warn(`left out ${r.originalSopInstanceUid}: it may have burned-in annotation (${r.reason})`, { file: r.source });
     ctx.emitTable(
       'deidentified',
-      results.map((r) => ({ originalSopInstanceUid: r.originalSopInstanceUid, status: r.status, sopInstanceUid: r.sopInstanceUid ?? null, reason: r.reason ?? null, removed: r.removed ?? 0, replaced: r.replaced ?? 0, scrubbed: r.scrubbed ?? 0 })),
+      results.map((r) => ({
+        originalSopInstanceUid: r.originalSopInstanceUid,
+        status: r.status,
+        sopInstanceUid: r.sopInstanceUid ?? null,
+        reason: r.reason ?? null,
+        removed: r.removed ?? 0,
+        replaced: r.replaced ?? 0,
+        scrubbed: r.scrubbed ?? 0,
+      })),
       'De-identified objects (refused: may have burned-in annotation)',
     );
-    ctx.log.info(`de-identified ${written.length} object(s) of ${recorded.length} patient(s)${refused.length ? `, left out ${refused.length}` : ''}`);
+    ctx.log.info(
+      `de-identified ${written.length} object(s) of ${recorded.length} patient(s)${refused.length ? `, left out ${refused.length}` : ''}`,
+    );
   },
 });

@@ -26,7 +26,9 @@ interface DcmjsDicomDict {
   dict: DcmjsDict;
   write(options?: Record<string, unknown>): ArrayBuffer;
 }
-const { DicomMessage } = dcmjs.data as unknown as { DicomMessage: { readFile(buffer: ArrayBuffer, options?: Record<string, unknown>): DcmjsDicomDict } };
+const { DicomMessage } = dcmjs.data as unknown as {
+  DicomMessage: { readFile(buffer: ArrayBuffer, options?: Record<string, unknown>): DcmjsDicomDict };
+};
 dcmjs.log.setLevel('error');
 
 export interface PatientIdentity {
@@ -143,11 +145,22 @@ export async function identifyPatients(arg: { files: string[] }): Promise<Patien
 }
 
 function scrubTerms(dict: DcmjsDict): { identifiers: string[]; names: string[] } {
-  const identifiers = [str(dict, '00100020'), str(dict, '00080050'), str(dict, '00100030'), ...((dict['00101000']?.Value ?? []) as unknown[]).map((v) => String(v ?? '').trim())];
+  const identifiers = [
+    str(dict, '00100020'),
+    str(dict, '00080050'),
+    str(dict, '00100030'),
+    ...((dict['00101000']?.Value ?? []) as unknown[]).map((v) => String(v ?? '').trim()),
+  ];
   const fullName = str(dict, '00100010');
-  const components = fullName.split(/[\^=]/).map((c) => c.trim()).filter((c) => c.length >= 3);
+  const components = fullName
+    .split(/[\^=]/)
+    .map((c) => c.trim())
+    .filter((c) => c.length >= 3);
   // Short IDs ("1", "42") would strip digits from every value; they are replaced, not searched for.
-  return { identifiers: identifiers.filter((v) => v.length >= 4), names: [fullName, fullName.replace(/\^+/g, ' ').trim(), ...components].filter((v) => v.length >= 3) };
+  return {
+    identifiers: identifiers.filter((v) => v.length >= 4),
+    names: [fullName, fullName.replace(/\^+/g, ' ').trim(), ...components].filter((v) => v.length >= 3),
+  };
 }
 
 function methodElements(profile: ProfileOptions): { method: string[]; codes: (typeof METHOD_CODES)[keyof typeof METHOD_CODES][] } {
@@ -184,9 +197,15 @@ export async function deidentifyFiles(arg: DeidentifyFilesArg): Promise<Deidenti
     // dcmjs leaves a stub for the tag it stopped at.
     if (pixels) delete dict['7FE00010'];
     const originalSop = str(dict, '00080018');
-    const reason = burnedInReason({ burnedInAnnotation: str(dict, '00280301'), recognizableVisualFeatures: str(dict, '00280302'), modality: str(dict, '00080060'), sopClassUid: str(dict, '00080016') });
+    const reason = burnedInReason({
+      burnedInAnnotation: str(dict, '00280301'),
+      recognizableVisualFeatures: str(dict, '00280302'),
+      modality: str(dict, '00080060'),
+      sopClassUid: str(dict, '00080016'),
+    });
     if (reason !== undefined && arg.burnedIn !== 'allow') {
-      if (arg.burnedIn === 'fail') throw dfError('DF_ERR_DEIDENTIFY_REFUSED', `${file} (SOP Instance ${originalSop}) may have burned-in annotation: ${reason}`);
+      if (arg.burnedIn === 'fail')
+        throw dfError('DF_ERR_DEIDENTIFY_REFUSED', `${file} (SOP Instance ${originalSop}) may have burned-in annotation: ${reason}`);
       results.push({ source: file, status: 'refused', reason, originalSopInstanceUid: originalSop });
       continue;
     }
@@ -206,9 +225,15 @@ export async function deidentifyFiles(arg: DeidentifyFilesArg): Promise<Deidenti
     deidentifier.apply(dict);
     dict['00120062'] = el('CS', 'YES');
     dict['00120063'] = el('LO', ...method);
-    dict['00120064'] = { vr: 'SQ', Value: codes.map(([value, meaning]) => ({ '00080100': el('SH', value), '00080102': el('SH', 'DCM'), '00080104': el('LO', meaning) })) };
+    dict['00120064'] = {
+      vr: 'SQ',
+      Value: codes.map(([value, meaning]) => ({ '00080100': el('SH', value), '00080102': el('SH', 'DCM'), '00080104': el('LO', meaning) })),
+    };
     // PS3.3 C.7.1.1: whether dates and times are the real ones.
-    dict['00280303'] = el('CS', arg.profile.longitudinalTemporal === 'modified' ? 'MODIFIED' : arg.profile.longitudinalTemporal === 'full' ? 'UNMODIFIED' : 'REMOVED');
+    dict['00280303'] = el(
+      'CS',
+      arg.profile.longitudinalTemporal === 'modified' ? 'MODIFIED' : arg.profile.longitudinalTemporal === 'full' ? 'UNMODIFIED' : 'REMOVED',
+    );
 
     const sopInstanceUid = str(dict, '00080018');
     meta['00020003'] = el('UI', sopInstanceUid);

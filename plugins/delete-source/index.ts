@@ -16,7 +16,10 @@ export default definePlugin({
   options: { type: 'object', additionalProperties: false, properties: {} },
   async run(ctx) {
     const services = engineServices(ctx.services);
-    await services.lifecycle.releaseObjects(ctx.inputs.map((i) => i.objectId), ctx.job.id);
+    await services.lifecycle.releaseObjects(
+      ctx.inputs.map((i) => i.objectId),
+      ctx.job.id,
+    );
     ctx.log.info(`released ${ctx.inputs.length} received object(s)`);
   },
 });

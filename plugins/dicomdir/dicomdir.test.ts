@@ -41,7 +41,12 @@ beforeAll(async () => {
   mr = await mrSeries(path.join(tmp, 'mr'), { slices: 2, rows: 16, cols: 16, seed: 2, patientId: 'PAT_MR' });
   pt = await petSeries(path.join(tmp, 'pt'), { slices: 2, rows: 16, cols: 16, frameDurationsSec: [60], seed: 3, patientId: 'PAT_PT' });
   // Same patient and study as the CT: one more series under the same PATIENT and STUDY records.
-  sc = await secondaryCaptureRgb(path.join(tmp, 'sc'), { patientId: 'PAT_CT', patientName: 'Doe^Jane', studyUid: ct.studyInstanceUid, seriesNumber: 9 });
+  sc = await secondaryCaptureRgb(path.join(tmp, 'sc'), {
+    patientId: 'PAT_CT',
+    patientName: 'Doe^Jane',
+    studyUid: ct.studyInstanceUid,
+    seriesNumber: 9,
+  });
 });
 
 /** A step input as the engine builds it from an arrival: attributes decoded the way receive decodes them. */
@@ -134,7 +139,10 @@ function parseDicomdir(buf: Buffer): ParsedDicomdir {
 const ul = (b: Buffer | undefined) => b!.readUInt32LE(0);
 const text = (record: ParsedRecord, tag: number) => {
   const charset = record.values.get(0x00080005)?.toString('latin1').trim();
-  return record.values.get(tag)?.toString(charset === 'ISO_IR 192' ? 'utf8' : 'latin1').replace(/[\0 ]+$/, '');
+  return record.values
+    .get(tag)
+    ?.toString(charset === 'ISO_IR 192' ? 'utf8' : 'latin1')
+    .replace(/[\0 ]+$/, '');
 };
 
 interface TreeNode {
@@ -177,7 +185,10 @@ async function expectValidDicomdir(file: string): Promise<string[]> {
 }
 
 function fileSetOf(files: string[]): FileSet {
-  return placeInstances(emptyFileSet('2.25.123456789'), files.map((f) => instanceOf(inputOf(f)))).fileSet;
+  return placeInstances(
+    emptyFileSet('2.25.123456789'),
+    files.map((f) => instanceOf(inputOf(f))),
+  ).fileSet;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -206,7 +217,14 @@ describe('File IDs', () => {
         transferSyntaxUid: '1.2.840.10008.1.2.1',
         studyInstanceUid: `1.2.3.${i}`,
         seriesInstanceUid: `1.2.3.${i}.0`,
-        attributes: { PatientID: value, PatientName: value, StudyID: value, Modality: value, StudyDescription: value, AccessionNumber: value },
+        attributes: {
+          PatientID: value,
+          PatientName: value,
+          StudyID: value,
+          Modality: value,
+          StudyDescription: value,
+          AccessionNumber: value,
+        },
         receivedAt: '2024-01-02T03:04:05Z',
       })),
     );
@@ -216,7 +234,12 @@ describe('File IDs', () => {
       expect(isFileId(id)).toBe(true);
       expect(id).toHaveLength(5);
       expect(id[0]).toBe('DICOM');
-      expect(id.slice(1).map((c) => c[0]).join('')).toBe('PSEI');
+      expect(
+        id
+          .slice(1)
+          .map((c) => c[0])
+          .join(''),
+      ).toBe('PSEI');
       for (const component of id.slice(1)) expect(component).toMatch(/^[PSEI]\d{7}$/);
       expect(fileIdPath('/fs', id).startsWith('/fs/DICOM/')).toBe(true);
     }
@@ -230,11 +253,24 @@ describe('File IDs', () => {
     fs.writeFileSync(file, buildDicomdir(fileSet, { fileSetId: 'HOSTILE' }));
     // No errors; dciodvfy only remarks that a name without '^' looks like the retired PN form.
     const report = await expectValidDicomdir(file);
-    expect(report.filter((l) => l !== 'BasicDirectory' && !/^Warning - Value dubious for this VR - \(0x0010,0x0010\) PN .* Retired Person Name form$/.test(l))).toEqual([]);
+    expect(
+      report.filter(
+        (l) =>
+          l !== 'BasicDirectory' && !/^Warning - Value dubious for this VR - \(0x0010,0x0010\) PN .* Retired Person Name form$/.test(l),
+      ),
+    ).toEqual([]);
   });
 
   it('an instance whose UIDs are not UIDs is refused, not written into the DICOMDIR', () => {
-    const valid: FileSetInstance = { sopClassUid: '1.2.840.10008.5.1.4.1.1.2', sopInstanceUid: '1.2.3.4', transferSyntaxUid: '1.2.840.10008.1.2.1', studyInstanceUid: '1.2.3', seriesInstanceUid: '1.2.3.5', attributes: {}, receivedAt: '2024-01-02T03:04:05Z' };
+    const valid: FileSetInstance = {
+      sopClassUid: '1.2.840.10008.5.1.4.1.1.2',
+      sopInstanceUid: '1.2.3.4',
+      transferSyntaxUid: '1.2.840.10008.1.2.1',
+      studyInstanceUid: '1.2.3',
+      seriesInstanceUid: '1.2.3.5',
+      attributes: {},
+      receivedAt: '2024-01-02T03:04:05Z',
+    };
     for (const uid of hostile) {
       for (const key of ['sopInstanceUid', 'studyInstanceUid', 'seriesInstanceUid', 'sopClassUid', 'transferSyntaxUid'] as const) {
         expect(() => placeInstances(emptyFileSet('2.25.1'), [{ ...valid, [key]: uid }])).toThrow(new RegExp(`its ${key} .* is not a UID`));
@@ -266,16 +302,27 @@ describe('File IDs', () => {
     ]);
     // The CT's study sent again under another Patient ID: filed with its study, and said so.
     const moved = inputOf(ct.files[0]);
-    const renamed = { ...instanceOf(moved), sopInstanceUid: `${moved.sopInstanceUid}.9`, seriesInstanceUid: `${moved.seriesInstanceUid}.9`, attributes: { ...moved.attributes, PatientID: 'OTHER' } };
+    const renamed = {
+      ...instanceOf(moved),
+      sopInstanceUid: `${moved.sopInstanceUid}.9`,
+      seriesInstanceUid: `${moved.seriesInstanceUid}.9`,
+      attributes: { ...moved.attributes, PatientID: 'OTHER' },
+    };
     const { placements } = placeInstances(fileSet, [renamed]);
     expect(placements[0].entry.fileId.join('/')).toBe('DICOM/P0000001/S0000001/E0000003/I0000001');
     expect(placements[0].notes).toEqual([expect.stringMatching(/already filed under another patient/)]);
     // A series that turns up with another Study Instance UID stays in the study it was filed in.
-    const strayed = placeInstances(fileSet, [{ ...instanceOf(moved), sopInstanceUid: `${moved.sopInstanceUid}.8`, studyInstanceUid: '1.2.8' }]);
+    const strayed = placeInstances(fileSet, [
+      { ...instanceOf(moved), sopInstanceUid: `${moved.sopInstanceUid}.8`, studyInstanceUid: '1.2.8' },
+    ]);
     expect(strayed.placements[0].entry.fileId.join('/')).toBe('DICOM/P0000001/S0000001/E0000001/I0000004');
-    expect(strayed.placements[0].notes).toEqual([`series ${moved.seriesInstanceUid} is already filed under study ${ct.studyInstanceUid}; filed with its series`]);
+    expect(strayed.placements[0].notes).toEqual([
+      `series ${moved.seriesInstanceUid} is already filed under study ${ct.studyInstanceUid}; filed with its series`,
+    ]);
     // ... and that Patient ID did not take over P0000001: its next study gets a folder of its own.
-    const next = placeInstances(placeInstances(fileSet, [renamed]).fileSet, [{ ...renamed, sopInstanceUid: '1.9.1', studyInstanceUid: '1.9', seriesInstanceUid: '1.9.2' }]);
+    const next = placeInstances(placeInstances(fileSet, [renamed]).fileSet, [
+      { ...renamed, sopInstanceUid: '1.9.1', studyInstanceUid: '1.9', seriesInstanceUid: '1.9.2' },
+    ]);
     expect(next.placements[0].entry.fileId.join('/')).toBe('DICOM/P0000003/S0000001/E0000001/I0000001');
   });
 
@@ -329,7 +376,11 @@ describe('the DICOMDIR', () => {
     for (const tag of [0x00080030, 0x00200010]) expect(text(study, tag)).toMatch(/\S/);
     for (const tag of [0x00080050, 0x00081030]) expect(study.values.has(tag)).toBe(true);
     const series = ctPatient.children[0].children[0].record;
-    expect([text(series, 0x00080060), text(series, 0x0020000e), text(series, 0x00200011)]).toEqual(['CT', ct.seriesInstanceUid, String(ct.seriesNumber)]);
+    expect([text(series, 0x00080060), text(series, 0x0020000e), text(series, 0x00200011)]).toEqual([
+      'CT',
+      ct.seriesInstanceUid,
+      String(ct.seriesNumber),
+    ]);
 
     // Each IMAGE record names its file, and the file holds that SOP Instance.
     const images = parsed.records.filter((r) => text(r, 0x00041430) === 'IMAGE');
@@ -348,7 +399,9 @@ describe('the DICOMDIR', () => {
 
   it('is the same bytes for the same file-set', () => {
     const fileSet = fileSetOf(allFiles());
-    expect(buildDicomdir(parseFileSet(JSON.stringify(fileSet)), { fileSetId: 'A' }).equals(buildDicomdir(fileSet, { fileSetId: 'A' }))).toBe(true);
+    expect(
+      buildDicomdir(parseFileSet(JSON.stringify(fileSet)), { fileSetId: 'A' }).equals(buildDicomdir(fileSet, { fileSetId: 'A' })),
+    ).toBe(true);
   });
 
   it('an empty file-set has zero root offsets and an empty sequence', async () => {
@@ -361,11 +414,58 @@ describe('the DICOMDIR', () => {
   });
 
   it('stands in for missing or malformed Type 1 keys, says so, and stays valid', async () => {
-    const base = { sopClassUid: '1.2.840.10008.5.1.4.1.1.7', transferSyntaxUid: '1.2.840.10008.1.2', receivedAt: '2024-05-06T07:08:09.000Z' };
+    const base = {
+      sopClassUid: '1.2.840.10008.5.1.4.1.1.7',
+      transferSyntaxUid: '1.2.840.10008.1.2',
+      receivedAt: '2024-05-06T07:08:09.000Z',
+    };
     const { fileSet, placements } = placeInstances(emptyFileSet('2.25.7'), [
-      { ...base, sopInstanceUid: '1.2.3.1', studyInstanceUid: '1.2.3', seriesInstanceUid: '1.2.3.4', attributes: { SeriesDate: '20230102', StudyTime: '25:00', Modality: 'x-ray', InstanceNumber: 'seven', PatientName: 'A\\B', StudyDescription: `${'long '.repeat(30)}` } },
-      { ...base, sopInstanceUid: '1.2.4.2', studyInstanceUid: '1.2.4', seriesInstanceUid: '1.2.4.4', attributes: { PatientName: '山田^太郎=ヤマダ^タロウ', PatientID: 'JP1', StudyDate: '2023.01.02', StudyTime: '10:11:12', StudyID: 'S1', Modality: 'OT', SeriesNumber: '+0004', InstanceNumber: '2' } },
-      { ...base, sopInstanceUid: '1.2.5.1', studyInstanceUid: '1.2.5', seriesInstanceUid: '1.2.5.4', attributes: { PatientName: 'Müller^Jürgen', PatientID: 'DE1', StudyDate: '20230102', StudyTime: '101112', StudyID: 'S1', Modality: 'OT', SeriesNumber: '1', InstanceNumber: '1' } },
+      {
+        ...base,
+        sopInstanceUid: '1.2.3.1',
+        studyInstanceUid: '1.2.3',
+        seriesInstanceUid: '1.2.3.4',
+        attributes: {
+          SeriesDate: '20230102',
+          StudyTime: '25:00',
+          Modality: 'x-ray',
+          InstanceNumber: 'seven',
+          PatientName: 'A\\B',
+          StudyDescription: `${'long '.repeat(30)}`,
+        },
+      },
+      {
+        ...base,
+        sopInstanceUid: '1.2.4.2',
+        studyInstanceUid: '1.2.4',
+        seriesInstanceUid: '1.2.4.4',
+        attributes: {
+          PatientName: '山田^太郎=ヤマダ^タロウ',
+          PatientID: 'JP1',
+          StudyDate: '2023.01.02',
+          StudyTime: '10:11:12',
+          StudyID: 'S1',
+          Modality: 'OT',
+          SeriesNumber: '+0004',
+          InstanceNumber: '2',
+        },
+      },
+      {
+        ...base,
+        sopInstanceUid: '1.2.5.1',
+        studyInstanceUid: '1.2.5',
+        seriesInstanceUid: '1.2.5.4',
+        attributes: {
+          PatientName: 'Müller^Jürgen',
+          PatientID: 'DE1',
+          StudyDate: '20230102',
+          StudyTime: '101112',
+          StudyID: 'S1',
+          Modality: 'OT',
+          SeriesNumber: '1',
+          InstanceNumber: '1',
+        },
+      },
     ]);
     expect(placements[0].notes).toEqual([
       'PatientID is missing; wrote "P0000001"',
@@ -402,7 +502,15 @@ describe('the DICOMDIR', () => {
 function seed(name: string, inputs: StepInput[]): StepContextSeed {
   const jobDir = path.join(tmp, 'jobs', name);
   return {
-    job: { id: name, pipeline: 'dicomdir', pipelineVersion: '0123456789abcdef', database: 'default', attempt: 1, trigger: { on: 'instance', callingAeTitles: ['MODALITY'], peerAddresses: [] } }, node: { name: 'test-node' },
+    job: {
+      id: name,
+      pipeline: 'dicomdir',
+      pipelineVersion: '0123456789abcdef',
+      database: 'default',
+      attempt: 1,
+      trigger: { on: 'instance', callingAeTitles: ['MODALITY'], peerAddresses: [] },
+    },
+    node: { name: 'test-node' },
     step: { id: 'dicomdir', index: 0 },
     inputs,
     previousOutputs: [],
@@ -430,7 +538,9 @@ describe('the dicomdir step', () => {
     expect(opts.fileSetId).toBe('DICOMFLOW');
     const inputs = [...ct.files, ...mr.files].map((f) => inputOf(f));
     const effects = await runStep('a', inputs, opts);
-    expect(effects.outputs).toEqual([{ kind: 'file', path: path.join(root, 'DICOMDIR'), description: `DICOMDIR of the file-set in ${root}` }]);
+    expect(effects.outputs).toEqual([
+      { kind: 'file', path: path.join(root, 'DICOMDIR'), description: `DICOMDIR of the file-set in ${root}` },
+    ]);
     expect(effects.log.at(-1)?.message).toBe('filed 5 new instance(s), 0 already in the file-set');
     await expectValidDicomdir(path.join(root, 'DICOMDIR'));
     const index = parseFileSet(fs.readFileSync(path.join(root, '.dicomflow-fileset.json'), 'utf8'));
@@ -475,7 +585,10 @@ describe('the dicomdir step', () => {
   it('takes over a lock left by a process that is gone', async () => {
     const root = path.join(tmp, 'fileset-d');
     fs.mkdirSync(root, { recursive: true });
-    fs.writeFileSync(path.join(root, '.dicomflow-fileset.lock'), JSON.stringify({ pid: 2 ** 22 + 12345, hostname: os.hostname(), since: '2020-01-01T00:00:00Z' }));
+    fs.writeFileSync(
+      path.join(root, '.dicomflow-fileset.lock'),
+      JSON.stringify({ pid: 2 ** 22 + 12345, hostname: os.hostname(), since: '2020-01-01T00:00:00Z' }),
+    );
     await runStep('d', [inputOf(mr.files[0])], options({ root }));
     expect(fs.existsSync(path.join(root, 'DICOMDIR'))).toBe(true);
     expect(fs.existsSync(path.join(root, '.dicomflow-fileset.lock'))).toBe(false);
@@ -491,7 +604,11 @@ describe('the dicomdir step', () => {
 
   it.skipIf(!hasTool('dcmmkdir'))('DCMTK finds every file already listed (dcmmkdir --update adds no record)', async () => {
     const root = path.join(tmp, 'fileset-f');
-    await runStep('f', allFiles().map((f) => inputOf(f)), options({ root }));
+    await runStep(
+      'f',
+      allFiles().map((f) => inputOf(f)),
+      options({ root }),
+    );
     const records = async () => (await dcmdump([path.join(root, 'DICOMDIR')])).stdout.match(/"Directory Record"/g)?.length;
     const before = await records();
     const update = await runDcmtk('dcmmkdir', ['--update', '+r', '-Pgp', 'DICOM'], { cwd: root });
@@ -503,7 +620,13 @@ describe('the dicomdir step', () => {
   it('a pipeline without root, or with a bad File-set ID, is refused when it loads', () => {
     const registry = new PluginRegistry();
     registry.register(plugin, registered.moduleUrl);
-    const load = (opts: unknown) => loadPipeline(JSON.stringify({ name: 'media', trigger: { on: 'instance' }, steps: [{ plugin: 'dicomdir', options: opts }] }, null, 2), 'media.json', registry, { databases: ['Import'] });
+    const load = (opts: unknown) =>
+      loadPipeline(
+        JSON.stringify({ name: 'media', trigger: { on: 'instance' }, steps: [{ plugin: 'dicomdir', options: opts }] }, null, 2),
+        'media.json',
+        registry,
+        { databases: ['Import'] },
+      );
     expect(load({}).problems.map((p) => [p.pointer, p.message])).toEqual([['/steps/0/options', 'missing required property "root"']]);
     expect(load({ root: '/x', fileSetId: 'my cd' }).problems.map((p) => p.pointer)).toEqual(['/steps/0/options/fileSetId']);
     expect(load({ root: './data/dicomdir' }).pipeline).toBeDefined();

@@ -4,7 +4,16 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { buildDicomdir, emptyFileSet, fileIdPath, parseFileSet, placeInstances, type FileSet, type FileSetEntry, type FileSetInstance } from '../../core/dicom/dicomdir.ts';
+import {
+  buildDicomdir,
+  emptyFileSet,
+  fileIdPath,
+  parseFileSet,
+  placeInstances,
+  type FileSet,
+  type FileSetEntry,
+  type FileSetInstance,
+} from '../../core/dicom/dicomdir.ts';
 import { readFileMeta } from '../../core/dicom/part10.ts';
 import { definePlugin, type StepContext, type StepInput } from '../../core/plugin.ts';
 import { acquireLock } from './lock.ts';
@@ -29,7 +38,8 @@ export default definePlugin({
       root: {
         type: 'string',
         minLength: 1,
-        description: 'The file-set root: DICOMDIR and the DICOM folder go here. A relative path resolves against the server’s working directory.',
+        description:
+          'The file-set root: DICOMDIR and the DICOM folder go here. A relative path resolves against the server’s working directory.',
       },
       fileSetId: {
         type: 'string',
@@ -164,7 +174,12 @@ async function commit(root: string, batch: Request[]): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Filing one job's instances
 
-async function fileRequest(root: string, fileSet: FileSet, ctx: StepContext, touchedDirs: Set<string>): Promise<{ fileSet: FileSet; result: FilingResult }> {
+async function fileRequest(
+  root: string,
+  fileSet: FileSet,
+  ctx: StepContext,
+  touchedDirs: Set<string>,
+): Promise<{ fileSet: FileSet; result: FilingResult }> {
   const instances: FileSetInstance[] = [];
   for (const input of ctx.inputs) {
     // The File Meta Information says what the file holds; the arrival's attributes give the keys.
@@ -197,13 +212,16 @@ async function fileRequest(root: string, fileSet: FileSet, ctx: StepContext, tou
     } else if (!(await exists(target))) {
       ctx.log.warn(`${entry.sopInstanceUid}: ${entry.fileId.join('\\')} was missing; copied again`);
       const again = await copyInto(root, input, target, ctx.signal);
-      if (entry.sha256 !== undefined && entry.sha256 !== again.sha256) ctx.log.warn(`${entry.sopInstanceUid}: the new copy differs from the bytes first filed`);
+      if (entry.sha256 !== undefined && entry.sha256 !== again.sha256)
+        ctx.log.warn(`${entry.sopInstanceUid}: the new copy differs from the bytes first filed`);
       result.repaired++;
     } else {
       copied = false;
       result.present++;
       if (entry.sha256 !== undefined && entry.sha256 !== (await sha256Of(input.path, ctx.signal))) {
-        ctx.log.warn(`${entry.sopInstanceUid}: a different object with this SOP Instance UID is already in the file-set (${entry.fileId.join('\\')}); kept the first`);
+        ctx.log.warn(
+          `${entry.sopInstanceUid}: a different object with this SOP Instance UID is already in the file-set (${entry.fileId.join('\\')}); kept the first`,
+        );
       }
     }
     // The renamed file's directory entry, and any folders just made, must reach the disk too.
@@ -225,7 +243,12 @@ async function readHead(file: string): Promise<Buffer> {
 }
 
 /** Copies the original's bytes to a temporary file, syncs it, then renames it to its File ID. */
-async function copyInto(root: string, input: StepInput, target: string, signal: AbortSignal): Promise<Pick<FileSetEntry, 'size' | 'sha256'>> {
+async function copyInto(
+  root: string,
+  input: StepInput,
+  target: string,
+  signal: AbortSignal,
+): Promise<Pick<FileSetEntry, 'size' | 'sha256'>> {
   const tmp = path.join(root, TMP, randomUUID());
   const hash = createHash('sha256');
   let size = 0;
@@ -264,7 +287,9 @@ async function loadFileSet(root: string): Promise<FileSet> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     if (await exists(path.join(root, DICOMDIR))) {
-      throw new Error(`${root} holds a DICOMDIR that this step did not write (no ${INDEX} beside it); give the step an empty folder or one it made, so it never overwrites another file-set`);
+      throw new Error(
+        `${root} holds a DICOMDIR that this step did not write (no ${INDEX} beside it); give the step an empty folder or one it made, so it never overwrites another file-set`,
+      );
     }
     return emptyFileSet(newFileSetUid());
   }

@@ -26,7 +26,13 @@ function freshRoot(): { root: string; lock: string } {
 
 /** A lock as a node on another host writes it, last renewed `ageMs` ago. */
 function foreignLock(lock: string, ageMs: number): string {
-  const text = JSON.stringify({ pid: 4242, hostname: 'other-host.example', node: 'node-b', since: new Date().toISOString(), leaseMs: LEASE_MS });
+  const text = JSON.stringify({
+    pid: 4242,
+    hostname: 'other-host.example',
+    node: 'node-b',
+    since: new Date().toISOString(),
+    leaseMs: LEASE_MS,
+  });
   fs.writeFileSync(lock, text);
   const renewed = new Date(Date.now() - ageMs);
   fs.utimesSync(lock, renewed, renewed);
@@ -39,7 +45,12 @@ describe('file-set lock lease', () => {
   it('takes over a lock of another host whose lease ran out', async () => {
     const { root, lock } = freshRoot();
     foreignLock(lock, 10 * LEASE_MS);
-    const release = await acquireLock(root, () => true, () => undefined, 'node-a');
+    const release = await acquireLock(
+      root,
+      () => true,
+      () => undefined,
+      'node-a',
+    );
     expect(release).toBeDefined();
     // The node comes from the step context (ctx.node.name), not from the environment.
     expect(JSON.parse(fs.readFileSync(lock, 'utf8'))).toMatchObject({ pid: process.pid, hostname: os.hostname(), node: 'node-a' });
@@ -59,7 +70,11 @@ describe('file-set lock lease', () => {
     }, LEASE_MS / 4);
     const warnings: string[] = [];
     let acquired = false;
-    const waiting = acquireLock(root, () => true, (m) => warnings.push(m)).then((release) => {
+    const waiting = acquireLock(
+      root,
+      () => true,
+      (m) => warnings.push(m),
+    ).then((release) => {
       acquired = true;
       return release;
     });
@@ -87,7 +102,11 @@ describe('file-set lock lease', () => {
     const warnings: string[] = [];
     const refTimers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     const refTimersBefore = refTimers();
-    const release = (await acquireLock(root, () => true, (m) => warnings.push(m)))!;
+    const release = (await acquireLock(
+      root,
+      () => true,
+      (m) => warnings.push(m),
+    ))!;
     // The renewal timer does not keep the process alive.
     expect(refTimers()).toBe(refTimersBefore);
     // Backdate it, so that a renewal shows whatever the file system's mtime granularity.
@@ -112,7 +131,11 @@ describe('file-set lock lease', () => {
   it('tells a holder whose lock was taken over, and leaves the new holder’s lock alone', async () => {
     const { root, lock } = freshRoot();
     const warnings: string[] = [];
-    const release = (await acquireLock(root, () => true, (m) => warnings.push(m)))!;
+    const release = (await acquireLock(
+      root,
+      () => true,
+      (m) => warnings.push(m),
+    ))!;
     // As if this holder had stalled past its lease and another node had taken the lock over.
     const theirs = foreignLock(lock, 0);
     await until('the taken-over warning', () => /was taken over by .*other-host\.example/.test(warnings.join('\n')));
@@ -125,6 +148,12 @@ describe('file-set lock lease', () => {
     foreignLock(lock, 0);
     let wanted = true;
     setTimeout(() => (wanted = false), 50);
-    expect(await acquireLock(root, () => wanted, () => undefined)).toBeUndefined();
+    expect(
+      await acquireLock(
+        root,
+        () => wanted,
+        () => undefined,
+      ),
+    ).toBeUndefined();
   });
 });

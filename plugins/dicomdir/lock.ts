@@ -97,7 +97,10 @@ export async function acquireLock(
     }
     if (!warned && held.mtimeMs > 0 && Date.now() - started > warnAfterMs) {
       warned = true;
-      const until = held.staleAt === undefined ? 'it is taken over once that process ends' : `it is considered stale and taken over at ${new Date(held.staleAt).toISOString()} unless its holder renews it`;
+      const until =
+        held.staleAt === undefined
+          ? 'it is taken over once that process ends'
+          : `it is considered stale and taken over at ${new Date(held.staleAt).toISOString()} unless its holder renews it`;
       warn(`waiting for the file-set lock ${file}, held by ${held.text || 'a writer that has not filled it in yet'}; ${until}`);
     }
     await new Promise((r) => setTimeout(r, delayMs));
@@ -114,7 +117,9 @@ function holdLease(file: string, text: string, lease: number, warn: (message: st
     if (current === undefined) return;
     if (current !== text) {
       clearInterval(timer);
-      warn(`the file-set lock ${file} was taken over by ${current}: this writer went longer than its ${lease / 1000} s lease without renewing it`);
+      warn(
+        `the file-set lock ${file} was taken over by ${current}: this writer went longer than its ${lease / 1000} s lease without renewing it`,
+      );
       return;
     }
     await fsp.utimes(file, now, now).catch(() => undefined);

@@ -34,7 +34,15 @@ export default definePlugin<typeof options, { when: Condition }>({
   },
   run(ctx, options) {
     const test = compileCondition(options.when);
-    const kept = ctx.inputs.filter((i) => test({ attributes: i.attributes, sopClassUid: i.sopClassUid, callingAeTitle: i.callingAeTitle, calledAeTitle: i.calledAeTitle, source: i.source }));
+    const kept = ctx.inputs.filter((i) =>
+      test({
+        attributes: i.attributes,
+        sopClassUid: i.sopClassUid,
+        callingAeTitle: i.callingAeTitle,
+        calledAeTitle: i.calledAeTitle,
+        source: i.source,
+      }),
+    );
     ctx.keepInputs(kept.map((i) => i.arrivalId));
     ctx.log.info(`${kept.length} of ${ctx.inputs.length} instance(s) meet the condition`);
     if (kept.length === 0) ctx.stopPipeline('no instance met the filter condition');

@@ -22,12 +22,18 @@ interface DcmjsDicomDict {
   dict: DcmjsDict;
   write(options?: Record<string, unknown>): ArrayBuffer;
 }
-const { DicomMessage } = dcmjs.data as { DicomMessage: { readFile(buffer: ArrayBuffer, options?: Record<string, unknown>): DcmjsDicomDict } };
+const { DicomMessage } = dcmjs.data as {
+  DicomMessage: { readFile(buffer: ArrayBuffer, options?: Record<string, unknown>): DcmjsDicomDict };
+};
 dcmjs.log.setLevel('error');
 
 const EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1';
 /** PS3.16 CID 7202: "Source image for image processing operation". */
-const PURPOSE_SOURCE_FOR_PROCESSING = { '00080100': sh('121322'), '00080102': sh('DCM'), '00080104': lo('Source image for image processing operation') };
+const PURPOSE_SOURCE_FOR_PROCESSING = {
+  '00080100': sh('121322'),
+  '00080102': sh('DCM'),
+  '00080104': lo('Source image for image processing operation'),
+};
 
 export interface DerivedSeriesSpec {
   seriesInstanceUid: string;
@@ -67,9 +73,12 @@ export async function writeDerivedFrame(
   const written: string[] = [];
   for (let k = 0; k < slices; k++) {
     const source = sources[k];
-    if (source.frameNumber !== undefined) throw new Error('writeDerivedFrame: multi-frame sources are not supported; the series must hold one image per file');
+    if (source.frameNumber !== undefined)
+      throw new Error('writeDerivedFrame: multi-frame sources are not supported; the series must hold one image per file');
     const bytes = await readFile(source.path);
-    const dicom = DicomMessage.readFile(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer, { ignoreErrors: true });
+    const dicom = DicomMessage.readFile(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer, {
+      ignoreErrors: true,
+    });
     const dict = dicom.dict;
     const sopClassUid = String(dict['00080016']?.Value?.[0] ?? '');
     const sopInstanceUid = uidFromName(`${spec.uidSeed}/${source.sopInstanceUid}`);
@@ -85,7 +94,10 @@ export async function writeDerivedFrame(
     dict['00082111'] = { vr: 'ST', Value: [spec.derivationDescription.slice(0, 1024)] };
     const reference = { '00081150': ui(sopClassUid), '00081155': ui(source.sopInstanceUid) };
     dict['00082112'] = { vr: 'SQ', Value: [{ ...reference, '0040A170': { vr: 'SQ', Value: [PURPOSE_SOURCE_FOR_PROCESSING] } }] };
-    dict['00081115'] = { vr: 'SQ', Value: [{ '0020000E': ui(spec.sourceSeriesInstanceUid), '0008114A': { vr: 'SQ', Value: [reference] } }] };
+    dict['00081115'] = {
+      vr: 'SQ',
+      Value: [{ '0020000E': ui(spec.sourceSeriesInstanceUid), '0008114A': { vr: 'SQ', Value: [reference] } }],
+    };
 
     const slice = voxels.subarray(k * rows * columns, (k + 1) * rows * columns);
     let maxAbs = 0;
@@ -101,7 +113,19 @@ export async function writeDerivedFrame(
     dict['00281052'] = { vr: 'DS', Value: [0] };
     dict['00281053'] = { vr: 'DS', Value: [slope] };
     // Attributes about the old stored values would now be wrong.
-    for (const tag of ['00280106', '00280107', '00280108', '00280109', '00280120', '00282110', '00282112', '00282114', '7FE00001', '7FE00002']) delete dict[tag];
+    for (const tag of [
+      '00280106',
+      '00280107',
+      '00280108',
+      '00280109',
+      '00280120',
+      '00282110',
+      '00282112',
+      '00282114',
+      '7FE00001',
+      '7FE00002',
+    ])
+      delete dict[tag];
     dict['7FE00010'] = { vr: 'OW', Value: [pixels.buffer] };
 
     dicom.meta['00020002'] = ui(sopClassUid);

@@ -4,7 +4,17 @@ import { definePlugin, type StepContext, type StepInput } from '../../core/plugi
 import { DEFAULT_REGISTRATION_OPTIONS, type RigidRegistrationOptions } from './registration/register.ts';
 import type { ReferenceSpec } from './registration/reference.ts';
 import { uidFromName } from './derived-series.ts';
-import type { CorrectFrameArg, FirstPassArg, FirstPassResult, FrameResult, PredictReferencesArg, PreparedSeries, PrepareSeriesArg, WriteResultsArg, WrittenResults } from './tasks.ts';
+import type {
+  CorrectFrameArg,
+  FirstPassArg,
+  FirstPassResult,
+  FrameResult,
+  PredictReferencesArg,
+  PreparedSeries,
+  PrepareSeriesArg,
+  WriteResultsArg,
+  WrittenResults,
+} from './tasks.ts';
 import { frameTimesSec } from './frame-times.ts';
 
 const VERSION = '1.0.0';
@@ -22,7 +32,8 @@ const DEFAULTS = DEFAULT_REGISTRATION_OPTIONS;
 const plugin = definePlugin({
   name: 'motion-correction',
   version: VERSION,
-  description: 'Rigid (6 DOF) frame-by-frame motion correction of a dynamic series (PET) to a reference built from it: derived DICOM series, 4D NIfTI, motion parameters and plot.',
+  description:
+    'Rigid (6 DOF) frame-by-frame motion correction of a dynamic series (PET) to a reference built from it: derived DICOM series, 4D NIfTI, motion parameters and plot.',
   runsIn: 'main',
   usesPool: true,
   consumes: ['instances'],
@@ -42,55 +53,126 @@ const plugin = definePlugin({
             type: 'string',
             enum: ['sum-late', 'mean', 'frame'],
             default: 'sum-late',
-            description: '"sum-late": the sum of the last `lateFrames` frames; "mean": the duration-weighted mean of the frames whose midpoint lies in `windowSec`; "frame": frame number `frame`.',
+            description:
+              '"sum-late": the sum of the last `lateFrames` frames; "mean": the duration-weighted mean of the frames whose midpoint lies in `windowSec`; "frame": frame number `frame`.',
           },
           lateFrames: { type: 'integer', minimum: 1, default: 3, description: 'For "sum-late": how many of the last frames.' },
-          windowSec: { type: 'array', items: { type: 'number', minimum: 0 }, minItems: 2, maxItems: 2, description: 'For "mean": [start, end] in seconds from the series start.' },
+          windowSec: {
+            type: 'array',
+            items: { type: 'number', minimum: 0 },
+            minItems: 2,
+            maxItems: 2,
+            description: 'For "mean": [start, end] in seconds from the series start.',
+          },
           frame: { type: 'integer', minimum: 1, description: 'For "frame": the 1-based frame number.' },
         },
       },
-      startSec: { type: 'number', minimum: 0, default: 0, description: 'Frames that start before this time (s from the series start) are left uncorrected: early frames have too few counts or too different a tracer distribution.' },
+      startSec: {
+        type: 'number',
+        minimum: 0,
+        default: 0,
+        description:
+          'Frames that start before this time (s from the series start) are left uncorrected: early frames have too few counts or too different a tracer distribution.',
+      },
       cost: {
         type: 'string',
         enum: ['nmi', 'ncc'],
         default: DEFAULTS.cost,
-        description: '"nmi" (normalised mutual information) copes with a tracer distribution that changes between frames; "ncc" (normalised cross-correlation) is faster but assumes the frames look like the reference.',
+        description:
+          '"nmi" (normalised mutual information) copes with a tracer distribution that changes between frames; "ncc" (normalised cross-correlation) is faster but assumes the frames look like the reference.',
       },
       fwhmMm: {
         oneOf: [{ type: 'number', minimum: 0, maximum: 30 }, { const: 'auto' }],
         default: DEFAULTS.fwhmMm,
-        description: 'Gaussian pre-smoothing of the reference and every frame before registration (FWHM, mm); "auto": two voxels along the coarsest axis (about the image\'s own resolution), times the square root of the reference\'s relative noise over 7 % (0.75–1.25×). The corrected frames are resampled from the unsmoothed data.',
+        description:
+          'Gaussian pre-smoothing of the reference and every frame before registration (FWHM, mm); "auto": two voxels along the coarsest axis (about the image\'s own resolution), times the square root of the reference\'s relative noise over 7 % (0.75–1.25×). The corrected frames are resampled from the unsmoothed data.',
       },
       levels: {
         oneOf: [{ type: 'integer', minimum: 1, maximum: 5 }, { const: 'auto' }],
         default: DEFAULTS.levels,
-        description: 'Resolution levels (coarse to fine), each halving the finest axes; "auto": as many as keep at least 20 voxels in plane (3 for a 128 matrix, 2 for 40–79).',
+        description:
+          'Resolution levels (coarse to fine), each halving the finest axes; "auto": as many as keep at least 20 voxels in plane (3 for a 128 matrix, 2 for 40–79).',
       },
-      bins: { type: 'integer', minimum: 8, maximum: 256, default: DEFAULTS.bins, description: 'Joint histogram bins per image, for "nmi".' },
-      maxIterations: { type: 'integer', minimum: 1, maximum: 1000, default: DEFAULTS.maxIterations, description: 'Optimizer iterations per level at most.' },
-      toleranceMm: { type: 'number', exclusiveMinimum: 0, default: DEFAULTS.toleranceMm, description: 'Converged when a step moves no point by more than this (mm).' },
-      maxSamples: { type: 'integer', minimum: 1000, default: DEFAULTS.maxSamples, description: 'Reference voxels used by the cost per level at most (a fixed random subset).' },
-      maxTranslationMm: { type: 'number', exclusiveMinimum: 0, default: DEFAULTS.maxTranslationMm, description: 'A frame whose estimated translation exceeds this is left uncorrected and reported as failed.' },
-      maxRotationDeg: { type: 'number', exclusiveMinimum: 0, default: DEFAULTS.maxRotationDeg, description: 'Likewise for the rotation about any axis (degrees).' },
+      bins: {
+        type: 'integer',
+        minimum: 8,
+        maximum: 256,
+        default: DEFAULTS.bins,
+        description: 'Joint histogram bins per image, for "nmi".',
+      },
+      maxIterations: {
+        type: 'integer',
+        minimum: 1,
+        maximum: 1000,
+        default: DEFAULTS.maxIterations,
+        description: 'Optimizer iterations per level at most.',
+      },
+      toleranceMm: {
+        type: 'number',
+        exclusiveMinimum: 0,
+        default: DEFAULTS.toleranceMm,
+        description: 'Converged when a step moves no point by more than this (mm).',
+      },
+      maxSamples: {
+        type: 'integer',
+        minimum: 1000,
+        default: DEFAULTS.maxSamples,
+        description: 'Reference voxels used by the cost per level at most (a fixed random subset).',
+      },
+      maxTranslationMm: {
+        type: 'number',
+        exclusiveMinimum: 0,
+        default: DEFAULTS.maxTranslationMm,
+        description: 'A frame whose estimated translation exceeds this is left uncorrected and reported as failed.',
+      },
+      maxRotationDeg: {
+        type: 'number',
+        exclusiveMinimum: 0,
+        default: DEFAULTS.maxRotationDeg,
+        description: 'Likewise for the rotation about any axis (degrees).',
+      },
       predictedReference: {
         type: 'boolean',
         default: DEFAULTS.predictedReference,
-        description: 'A second pass: each frame refined against a reference that looks like it, predicted from the other frames once the first pass has corrected them (about twice the CPU; more precise where early frames look unlike the reference).',
+        description:
+          'A second pass: each frame refined against a reference that looks like it, predicted from the other frames once the first pass has corrected them (about twice the CPU; more precise where early frames look unlike the reference).',
       },
-      requireConvergence: { type: 'boolean', default: false, description: 'Fail the step when a frame did not converge or failed the bounds, instead of reporting it in motion.json and the log.' },
+      requireConvergence: {
+        type: 'boolean',
+        default: false,
+        description:
+          'Fail the step when a frame did not converge or failed the bounds, instead of reporting it in motion.json and the log.',
+      },
       dicom: { type: 'boolean', default: true, description: 'Emit the corrected series as derived DICOM instances.' },
-      nifti: { type: 'boolean', default: true, description: 'Write the corrected series as a 4D NIfTI (motion-corrected.nii.gz) with a BIDS sidecar.' },
+      nifti: {
+        type: 'boolean',
+        default: true,
+        description: 'Write the corrected series as a 4D NIfTI (motion-corrected.nii.gz) with a BIDS sidecar.',
+      },
       plot: { type: 'boolean', default: true, description: 'Write motion.svg and motion.png (the six parameters over time).' },
-      seriesNumberOffset: { type: 'integer', minimum: 0, default: 1000, description: 'The derived series number is the source series number plus this.' },
-      seriesDescriptionSuffix: { type: 'string', maxLength: 32, default: ' MoCo', description: 'Appended to the source series description (the result is cut to 64 characters).' },
+      seriesNumberOffset: {
+        type: 'integer',
+        minimum: 0,
+        default: 1000,
+        description: 'The derived series number is the source series number plus this.',
+      },
+      seriesDescriptionSuffix: {
+        type: 'string',
+        maxLength: 32,
+        default: ' MoCo',
+        description: 'Appended to the source series description (the result is cut to 64 characters).',
+      },
     },
   },
   check(options) {
     const problems: { pointer: string; message: string }[] = [];
     const reference = options.reference;
-    if (reference.kind === 'mean' && reference.windowSec === undefined) problems.push({ pointer: '/reference/windowSec', message: 'a "mean" reference needs windowSec: [start, end] in seconds' });
-    if (reference.kind === 'mean' && reference.windowSec !== undefined && reference.windowSec[0] > reference.windowSec[1]) problems.push({ pointer: '/reference/windowSec', message: 'the window starts after it ends' });
-    if (reference.kind === 'frame' && reference.frame === undefined) problems.push({ pointer: '/reference/frame', message: 'a "frame" reference needs frame: the 1-based frame number' });
+    if (reference.kind === 'mean' && reference.windowSec === undefined)
+      problems.push({ pointer: '/reference/windowSec', message: 'a "mean" reference needs windowSec: [start, end] in seconds' });
+    if (reference.kind === 'mean' && reference.windowSec !== undefined && reference.windowSec[0] > reference.windowSec[1])
+      problems.push({ pointer: '/reference/windowSec', message: 'the window starts after it ends' });
+    if (reference.kind === 'frame' && reference.frame === undefined)
+      problems.push({ pointer: '/reference/frame', message: 'a "frame" reference needs frame: the 1-based frame number' });
     return problems;
   },
   async run(ctx, options) {
@@ -128,7 +210,8 @@ const plugin = definePlugin({
       await correctSeries(ctx, options, prepared.registration, prepared, outDir, path.join(ctx.scratchDir, String(index)), share);
       corrected++;
     }
-    if (corrected === 0) throw dfError('DF_ERR_MOTION_CORRECTION', 'no dynamic series among the inputs: motion correction needs a series with several frames');
+    if (corrected === 0)
+      throw dfError('DF_ERR_MOTION_CORRECTION', 'no dynamic series among the inputs: motion correction needs a series with several frames');
   },
 });
 
@@ -151,12 +234,20 @@ async function correctSeries(
   const uidSeed = `dicomflow motion-correction ${VERSION}/${ctx.job.id}/${source.seriesInstanceUid}`;
   const seriesInstanceUid = uidFromName(uidSeed);
   const derivationDescription = `Rigid (6 DOF) motion correction by dicomflow motion-correction ${VERSION}: each frame registered to the ${prepared.referenceDescription} (${options.cost.toUpperCase()}, pre-smoothing ${+Number(registration.fwhmMm).toFixed(2)} mm FWHM, ${registration.levels} levels)${registration.predictedReference ? ', refined against a reference predicted from the other frames once corrected,' : ''} and resampled trilinearly; frames starting before ${options.startSec} s left uncorrected.`;
-  ctx.log.info(`correcting ${frameCount} frames, reference: ${prepared.referenceDescription}`, { seriesInstanceUid: source.seriesInstanceUid });
+  ctx.log.info(`correcting ${frameCount} frames, reference: ${prepared.referenceDescription}`, {
+    seriesInstanceUid: source.seriesInstanceUid,
+  });
   // The derived objects copy their source slice's data set: that needs one image per file.
   const multiFrameSources = prepared.sources.some((slices) => slices.some((slice) => slice.frameNumber !== undefined));
   const writeDicom = options.dicom && !multiFrameSources;
-  if (options.dicom && multiFrameSources) ctx.log.warn('no derived DICOM series: the source is a multi-frame object (only one image per file is supported); the NIfTI and motion files are written', { seriesInstanceUid: source.seriesInstanceUid });
-  const firstPasses = registration.predictedReference ? await firstPassesWithPredictions(ctx, registration, prepared, scratchDir, share) : undefined;
+  if (options.dicom && multiFrameSources)
+    ctx.log.warn(
+      'no derived DICOM series: the source is a multi-frame object (only one image per file is supported); the NIfTI and motion files are written',
+      { seriesInstanceUid: source.seriesInstanceUid },
+    );
+  const firstPasses = registration.predictedReference
+    ? await firstPassesWithPredictions(ctx, registration, prepared, scratchDir, share)
+    : undefined;
   const base = firstPasses === undefined ? 0.1 : 0.5;
   let done = 0;
   const results = await Promise.all(
@@ -191,13 +282,20 @@ async function correctSeries(
         ? 'before the start time, left uncorrected'
         : `t = [${result.translationMm.map((v) => v.toFixed(2)).join(', ')}] mm, r = [${result.rotationDeg.map((v) => v.toFixed(2)).join(', ')}]°${result.converged ? '' : ` (${result.problem})`}`;
       share(base + ((0.95 - base) * done) / frameCount, `frame ${frame + 1}/${frameCount}: ${what}`);
-      if (!result.converged) ctx.log.warn(`frame ${frame + 1}: ${result.problem}${result.registered ? '' : '; left uncorrected'}`, { seriesInstanceUid: source.seriesInstanceUid, frame: frame + 1 });
+      if (!result.converged)
+        ctx.log.warn(`frame ${frame + 1}: ${result.problem}${result.registered ? '' : '; left uncorrected'}`, {
+          seriesInstanceUid: source.seriesInstanceUid,
+          frame: frame + 1,
+        });
       return result;
     }),
   );
   const failed = results.filter((r) => !r.converged);
   if (options.requireConvergence && failed.length > 0) {
-    throw dfError('DF_ERR_MOTION_CORRECTION', `${failed.length} frame(s) failed the registration checks: ${failed.map((r) => `frame ${r.frame + 1}: ${r.problem}`).join('; ')}`);
+    throw dfError(
+      'DF_ERR_MOTION_CORRECTION',
+      `${failed.length} frame(s) failed the registration checks: ${failed.map((r) => `frame ${r.frame + 1}: ${r.problem}`).join('; ')}`,
+    );
   }
   const written = await ctx.runTask<WrittenResults>(TASKS, 'writeResults', {
     outDir,
@@ -216,7 +314,8 @@ async function correctSeries(
   for (const r of results) for (const file of r.instances) ctx.emitInstance(file, `motion-corrected frame ${r.frame + 1}`);
   ctx.emitFile(written.json, 'motion parameters and matrices per frame (JSON)');
   ctx.emitFile(written.csv, 'motion parameters and matrices per frame (CSV)');
-  if (written.nifti !== undefined) ctx.emitFile(written.nifti, `motion-corrected series, 4D NIfTI (${prepared.grid.dims.join('×')}×${frameCount})`);
+  if (written.nifti !== undefined)
+    ctx.emitFile(written.nifti, `motion-corrected series, 4D NIfTI (${prepared.grid.dims.join('×')}×${frameCount})`);
   if (written.sidecar !== undefined) ctx.emitFile(written.sidecar, 'BIDS sidecar of the motion-corrected NIfTI');
   if (written.svg !== undefined) ctx.emitFile(written.svg, 'motion plot (SVG)');
   if (written.png !== undefined) ctx.emitFile(written.png, 'motion plot (PNG)');
@@ -258,7 +357,8 @@ async function firstPassesWithPredictions(
   scratchDir: string,
   share: (fraction: number, message?: string) => void,
 ): Promise<(CorrectFrameArg['firstPass'] | undefined)[]> {
-  const file = (kind: string, frame: number): string => path.join(scratchDir, 'frames', `${kind}-${String(frame + 1).padStart(4, '0')}.f32`);
+  const file = (kind: string, frame: number): string =>
+    path.join(scratchDir, 'frames', `${kind}-${String(frame + 1).padStart(4, '0')}.f32`);
   const frameCount = prepared.frameFiles.length;
   let done = 0;
   const passes = await Promise.all(
@@ -287,7 +387,12 @@ async function firstPassesWithPredictions(
   return passes.map((pass, frame) =>
     pass === undefined
       ? undefined
-      : { result: pass.result, seconds: pass.seconds, smoothedFile: file('smoothed', frame), ...(written[frame] ? { predictedFile: file('predicted', frame) } : {}) },
+      : {
+          result: pass.result,
+          seconds: pass.seconds,
+          smoothedFile: file('smoothed', frame),
+          ...(written[frame] ? { predictedFile: file('predicted', frame) } : {}),
+        },
   );
 }
 

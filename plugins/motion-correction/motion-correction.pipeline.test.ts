@@ -18,7 +18,11 @@ describe('motion-correction in a pipeline', () => {
       path.join(pipelines, 'moco.json'),
       JSON.stringify({
         name: 'moco',
-        trigger: { on: 'series', stableSeconds: 1, when: { attributes: { Modality: { equals: 'PT' }, SeriesType: { includes: 'DYNAMIC' } } } },
+        trigger: {
+          on: 'series',
+          stableSeconds: 1,
+          when: { attributes: { Modality: { equals: 'PT' }, SeriesType: { includes: 'DYNAMIC' } } },
+        },
         steps: [{ plugin: 'motion-correction', options: { reference: { kind: 'sum-late', lateFrames: 2 }, fwhmMm: 8, levels: 2 } }],
       }),
     );
@@ -27,11 +31,19 @@ describe('motion-correction in a pipeline', () => {
     const { series } = await dynamicPetWithKnownMotion(path.join(tempDir(), 'pet'), {
       grid: { dims: [32, 32, 16], spacingMm: [6, 6, 6.4] },
       frameDurationsSec: [120, 300, 300],
-      motion: [[2, -1, 1, 2, 0, -1], [0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]],
+      motion: [
+        [2, -1, 1, 2, 0, -1],
+        [0, 0, 0, 0, 0, 0],
+        [0, 0, 0, 0, 0, 0],
+      ],
     });
     const sent = await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...series.files]);
     expect(sent.code).toBe(0);
-    const job = await until('the motion-correction job', async () => (await s.jobs.listJobs({ pipeline: 'moco' })).find((j) => j.status === 'succeeded' || j.status === 'failed'), 60_000);
+    const job = await until(
+      'the motion-correction job',
+      async () => (await s.jobs.listJobs({ pipeline: 'moco' })).find((j) => j.status === 'succeeded' || j.status === 'failed'),
+      60_000,
+    );
     const detail = (await s.jobs.getJob(job.id))!;
     expect(job.status, JSON.stringify(detail.steps?.[0]?.log?.slice(-5))).toBe('succeeded');
     const outputs = detail.steps![0].outputs;
@@ -39,12 +51,18 @@ describe('motion-correction in a pipeline', () => {
     expect(instances).toHaveLength(series.files.length);
     // Stored by the engine as pipeline output: each has its SOP Instance UID, none is a source's.
     expect(instances.every((o) => typeof o.sopInstanceUid === 'string' && !series.sopInstanceUids.includes(o.sopInstanceUid))).toBe(true);
-    expect(outputs.filter((o) => o.kind === 'file').map((o) => path.basename(o.path!)).sort()).toEqual(['motion-corrected.json', 'motion-corrected.nii.gz', 'motion.csv', 'motion.json', 'motion.png', 'motion.svg']);
+    expect(
+      outputs
+        .filter((o) => o.kind === 'file')
+        .map((o) => path.basename(o.path!))
+        .sort(),
+    ).toEqual(['motion-corrected.json', 'motion-corrected.nii.gz', 'motion.csv', 'motion.json', 'motion.png', 'motion.svg']);
     const motion = JSON.parse(fs.readFileSync(outputs.find((o) => o.path?.endsWith('motion.json'))!.path!, 'utf8'));
     expect(motion.frames[0].translationMm[0]).toBeCloseTo(2, 0);
     // The derived series does not fire the pipeline again (pipeline output is not an arrival for
     // triggers): once every arrival is processed, no trigger group is open and one job ran.
-    const unprocessed = async () => Number((await s.index.connection.get<{ n: number }>('SELECT count(*) AS n FROM arrivals WHERE processed_at IS NULL'))!.n);
+    const unprocessed = async () =>
+      Number((await s.index.connection.get<{ n: number }>('SELECT count(*) AS n FROM arrivals WHERE processed_at IS NULL'))!.n);
     await until('every arrival processed', async () => (await unprocessed()) === 0);
     await s.engine.idle();
     expect(await s.jobStores.groups.nextGroupFireAt()).toBeUndefined();

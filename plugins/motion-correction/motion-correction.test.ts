@@ -11,7 +11,14 @@ import { buildPyramid, fullResolutionLevel } from './registration/pyramid.ts';
 import { motionInPatientSpace } from './registration/patient-space.ts';
 import { prepareReference, registerFrame, DEFAULT_REGISTRATION_OPTIONS } from './registration/register.ts';
 import { resampleTrilinear } from './registration/resample.ts';
-import { displacementDifference, invertAffine, multiply, rigidMatrix, rigidParameters, type RigidParameters } from './registration/rigid.ts';
+import {
+  displacementDifference,
+  invertAffine,
+  multiply,
+  rigidMatrix,
+  rigidParameters,
+  type RigidParameters,
+} from './registration/rigid.ts';
 import { createCost } from './registration/similarity.ts';
 import { gaussianSmooth } from './registration/smoothing.ts';
 import { dynamicBrainFrames, dynamicPetWithKnownMotion, gridAffine, type MotionFrame } from '../../test/fixtures/dynamic-brain-phantom.ts';
@@ -54,7 +61,15 @@ describe('rigid transforms and resampling', () => {
   });
 
   it('has analytic gradients that match finite differences (NMI and NCC)', () => {
-    const { grid, frames } = dynamicBrainFrames({ grid: { dims: [40, 40, 20], spacingMm: [5, 5, 5.5] }, frameDurationsSec: [300, 300], motion: [[0, 0, 0, 0, 0, 0], [2, 1, -1, 2, 1, -2]], noiseAt300s: 0 });
+    const { grid, frames } = dynamicBrainFrames({
+      grid: { dims: [40, 40, 20], spacingMm: [5, 5, 5.5] },
+      frameDurationsSec: [300, 300],
+      motion: [
+        [0, 0, 0, 0, 0, 0],
+        [2, 1, -1, 2, 1, -2],
+      ],
+      noiseAt300s: 0,
+    });
     const prepared = prepareReference(frames[0], grid.dims, grid.spacingMm, { ...DEFAULT_REGISTRATION_OPTIONS, fwhmMm: 12 });
     // Smooth well beyond the voxel size, where interpolated gradient images are the true derivative.
     const smooth = gaussianSmooth(frames[1], grid.dims, grid.spacingMm, 12);
@@ -89,7 +104,10 @@ describe('accuracy on a realistic dynamic FDG phantom', () => {
     // The step's default reference: the sum of the last three frames.
     const choice = chooseReferenceFrames({ kind: 'sum-late', lateFrames: 3 }, timing, frames.length);
     if ('problem' in choice) throw new Error(choice.problem);
-    const reference = combineFrames(choice.frames.map((f) => frames[f]), choice.weights);
+    const reference = combineFrames(
+      choice.frames.map((f) => frames[f]),
+      choice.weights,
+    );
     // Every frame registered, as the step does by default: the first pass of all of them predicts each one's reference.
     const results = registerSeries(prepareReference(reference, grid.dims, grid.spacingMm), reference, frames);
     const patientGrid = { ...grid, affine: gridAffine(grid) };
@@ -125,7 +143,15 @@ describe('predicted references', () => {
 describe('convergence checks', () => {
   it('registers a large motion, and refuses to apply one beyond the bounds', () => {
     const grid = { dims: [40, 40, 20] as [number, number, number], spacingMm: [5, 5, 5.5] as [number, number, number] };
-    const { frames, truth, brainPoints } = dynamicBrainFrames({ grid, frameDurationsSec: [300, 300], motion: [[0, 0, 0, 0, 0, 0], [9, -6, 4, 3, -4, 5]], noiseAt300s: 0 });
+    const { frames, truth, brainPoints } = dynamicBrainFrames({
+      grid,
+      frameDurationsSec: [300, 300],
+      motion: [
+        [0, 0, 0, 0, 0, 0],
+        [9, -6, 4, 3, -4, 5],
+      ],
+      noiseAt300s: 0,
+    });
     const options = { ...DEFAULT_REGISTRATION_OPTIONS, maxTranslationMm: 30 };
     const found = registerFrame(prepareReference(frames[0], grid.dims, grid.spacingMm, options), frames[1]);
     expect(found.converged && found.plausible).toBe(true);
@@ -151,7 +177,10 @@ describe('motion-correction on a dynamic brain phantom with known motion', () =>
     const registry = new PluginRegistry();
     registry.register(plugin, new URL('./index.ts', import.meta.url).href);
     registered = registry.resolve('motion-correction@1')!;
-    ({ series, truth, brainPoints } = await dynamicPetWithKnownMotion(path.join(root, 'pet'), { uidSeed: 'motion test', withPrivateTags: true }));
+    ({ series, truth, brainPoints } = await dynamicPetWithKnownMotion(path.join(root, 'pet'), {
+      uidSeed: 'motion test',
+      withPrivateTags: true,
+    }));
     const inputs: StepInput[] = series.files.map((file, i) => ({
       arrivalId: `a${i}`,
       objectId: `o${i}`,
@@ -165,7 +194,15 @@ describe('motion-correction on a dynamic brain phantom with known motion', () =>
       receivedAt: new Date().toISOString(),
     }));
     const seed: StepContextSeed = {
-      job: { id: 'job-motion', pipeline: 'moco', pipelineVersion: '0123456789abcdef', database: 'default', attempt: 1, trigger: { on: 'series', uid: series.seriesInstanceUid, callingAeTitles: [], peerAddresses: [] } }, node: { name: 'test-node' },
+      job: {
+        id: 'job-motion',
+        pipeline: 'moco',
+        pipelineVersion: '0123456789abcdef',
+        database: 'default',
+        attempt: 1,
+        trigger: { on: 'series', uid: series.seriesInstanceUid, callingAeTitles: [], peerAddresses: [] },
+      },
+      node: { name: 'test-node' },
       step: { id: 'motion-correction', index: 0 },
       inputs,
       previousOutputs: [],
@@ -177,7 +214,14 @@ describe('motion-correction on a dynamic brain phantom with known motion', () =>
     const signal = new AbortController().signal;
     progress = [];
     try {
-      const { ctx, effects } = createStepContext(seed, signal, (fraction, message) => progress.push({ fraction, message }), undefined, undefined, (call, transferList) => pool.runTask(call, { signal, transferList }));
+      const { ctx, effects } = createStepContext(
+        seed,
+        signal,
+        (fraction, message) => progress.push({ fraction, message }),
+        undefined,
+        undefined,
+        (call, transferList) => pool.runTask(call, { signal, transferList }),
+      );
       // Frames starting before 40 s (the first two) stay as they are; the last two (midpoints
       // 890 s and 1190 s, where the phantom holds still) make the reference.
       const options = { startSec: 40, reference: { kind: 'mean', windowSec: [700, 1200] } };
@@ -193,7 +237,10 @@ describe('motion-correction on a dynamic brain phantom with known motion', () =>
   it('recovers the known motion to within 0.1 mm on average over the brain (worst frame ≤ 0.25 mm)', () => {
     const motion = JSON.parse(fs.readFileSync(path.join(jobDir, 'outputs', 'motion.json'), 'utf8'));
     expect(motion.frames).toHaveLength(truth.length);
-    const errors = motion.frames.map((f: { matrix: number[][] }, i: number) => displacementDifference(Float64Array.from(f.matrix.flat()), truth[i].matrix, brainPoints).meanMm);
+    const errors = motion.frames.map(
+      (f: { matrix: number[][] }, i: number) =>
+        displacementDifference(Float64Array.from(f.matrix.flat()), truth[i].matrix, brainPoints).meanMm,
+    );
     const corrected = errors.slice(2);
     const mean = corrected.reduce((a: number, b: number) => a + b, 0) / corrected.length;
     expect(mean, `errors per frame: ${errors.map((e: number) => e.toFixed(3)).join(', ')}`).toBeLessThanOrEqual(0.1);
@@ -220,7 +267,31 @@ describe('motion-correction on a dynamic brain phantom with known motion', () =>
   it('emits the corrected series as derived DICOM that keeps the timing and PET attributes', async () => {
     const instances = outputs.filter((o) => o.kind === 'instance').map((o) => o.path!);
     expect(instances).toHaveLength(series.files.length);
-    const dump = execFileSync('dcmdump', ['+P', '0008,0008', '+P', '0020,000e', '+P', '0008,2111', '+P', '0054,1300', '+P', '0018,1242', '+P', '0054,1001', '+P', '0008,1155', '+P', '0009,1001', '+P', '0008,0018', instances[5 * 32 + 10]], { encoding: 'utf8' });
+    const dump = execFileSync(
+      'dcmdump',
+      [
+        '+P',
+        '0008,0008',
+        '+P',
+        '0020,000e',
+        '+P',
+        '0008,2111',
+        '+P',
+        '0054,1300',
+        '+P',
+        '0018,1242',
+        '+P',
+        '0054,1001',
+        '+P',
+        '0008,1155',
+        '+P',
+        '0009,1001',
+        '+P',
+        '0008,0018',
+        instances[5 * 32 + 10],
+      ],
+      { encoding: 'utf8' },
+    );
     expect(dump).toMatch(/DERIVED\\PRIMARY/);
     expect(dump).toMatch(/Rigid \(6 DOF\) motion correction/);
     expect(dump).toContain(series.sopInstanceUids[5 * 32 + 10]); // the source image referenced
@@ -241,8 +312,18 @@ describe('motion-correction on a dynamic brain phantom with known motion', () =>
 
   it('writes the 4D NIfTI, the CSV and the plot', () => {
     const files = outputs.filter((o) => o.kind === 'file').map((o) => path.basename(o.path!));
-    expect(files.sort()).toEqual(['motion-corrected.json', 'motion-corrected.nii.gz', 'motion.csv', 'motion.json', 'motion.png', 'motion.svg']);
-    const csv = fs.readFileSync(path.join(jobDir, 'outputs', 'motion.csv'), 'utf8').trim().split('\n');
+    expect(files.sort()).toEqual([
+      'motion-corrected.json',
+      'motion-corrected.nii.gz',
+      'motion.csv',
+      'motion.json',
+      'motion.png',
+      'motion.svg',
+    ]);
+    const csv = fs
+      .readFileSync(path.join(jobDir, 'outputs', 'motion.csv'), 'utf8')
+      .trim()
+      .split('\n');
     expect(csv[0]).toMatch(/^frame,start_s,duration_s,mid_s,registered,converged,tx_mm,ty_mm,tz_mm,rx_deg,ry_deg,rz_deg,m00/);
     expect(csv).toHaveLength(10);
     const png = fs.readFileSync(path.join(jobDir, 'outputs', 'motion.png'));
@@ -257,15 +338,27 @@ describe('motion-correction on a dynamic brain phantom with known motion', () =>
     const motionTable = outputs.find((o) => o.kind === 'table' && o.name === 'motion');
     expect(motionTable?.rows).toHaveLength(9);
     // Frame times, so the web page plots motion against time as the PNG does.
-    for (const row of motionTable!.rows!) expect(row).toMatchObject({ startSec: expect.any(Number), midSec: expect.any(Number), durationSec: expect.any(Number) });
+    for (const row of motionTable!.rows!)
+      expect(row).toMatchObject({ startSec: expect.any(Number), midSec: expect.any(Number), durationSec: expect.any(Number) });
   });
 
   it('fills the defaults from the schema and refuses a "mean" reference without a window when the pipeline loads', () => {
     const defaults: Record<string, unknown> = {};
     expect(registered.validateOptions(defaults)).toBe(true);
-    expect(defaults).toMatchObject({ reference: { kind: 'sum-late', lateFrames: 3 }, startSec: 0, cost: 'nmi', fwhmMm: 'auto', levels: 'auto', dicom: true, nifti: true, plot: true });
+    expect(defaults).toMatchObject({
+      reference: { kind: 'sum-late', lateFrames: 3 },
+      startSec: 0,
+      cost: 'nmi',
+      fwhmMm: 'auto',
+      levels: 'auto',
+      dicom: true,
+      nifti: true,
+      plot: true,
+    });
     const options = { reference: { kind: 'mean' } };
     expect(registered.validateOptions(options)).toBe(true);
-    expect(plugin.check!(options as never, { databases: [] })).toEqual([{ pointer: '/reference/windowSec', message: 'a "mean" reference needs windowSec: [start, end] in seconds' }]);
+    expect(plugin.check!(options as never, { databases: [] })).toEqual([
+      { pointer: '/reference/windowSec', message: 'a "mean" reference needs windowSec: [start, end] in seconds' },
+    ]);
   });
 });

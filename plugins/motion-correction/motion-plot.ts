@@ -39,7 +39,10 @@ export function motionPlotSvg(points: readonly MotionPoint[], title: string): st
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${2 * PANEL_HEIGHT}" viewBox="0 0 ${WIDTH} ${2 * PANEL_HEIGHT}">`,
     top.replace('<svg ', '<svg x="0" y="0" '),
-    bottom.replace('<svg ', `<svg x="0" y="${PANEL_HEIGHT}" `).replace(/id="([^"]+)"/g, 'id="rotation-$1"').replace(/url\(#([^)]+)\)/g, 'url(#rotation-$1)'),
+    bottom
+      .replace('<svg ', `<svg x="0" y="${PANEL_HEIGHT}" `)
+      .replace(/id="([^"]+)"/g, 'id="rotation-$1"')
+      .replace(/url\(#([^)]+)\)/g, 'url(#rotation-$1)'),
     '</svg>',
   ].join('\n');
 }

@@ -6,7 +6,16 @@ import { dfError } from '../../core/errors.ts';
 import { motionInPatientSpace, motionParameters } from './registration/patient-space.ts';
 import { chooseReferenceFrames, combineFrames, type ReferenceSpec } from './registration/reference.ts';
 import { predictedReferences } from './registration/predicted-reference.ts';
-import { prepareReference, registerFrame, resolvedFwhmMm, resolvedLevels, type LevelReport, type PreparedReference, type RegistrationResult, type RigidRegistrationOptions } from './registration/register.ts';
+import {
+  prepareReference,
+  registerFrame,
+  resolvedFwhmMm,
+  resolvedLevels,
+  type LevelReport,
+  type PreparedReference,
+  type RegistrationResult,
+  type RigidRegistrationOptions,
+} from './registration/register.ts';
 import { firstPass, predictionMask, secondPass, smoothedCorrected } from './registration/register-series.ts';
 import { resampleTrilinear } from './registration/resample.ts';
 import { rigidMatrix } from './registration/rigid.ts';
@@ -70,7 +79,10 @@ export async function prepareSeries(arg: PrepareSeriesArg): Promise<PreparedSeri
       return file;
     }),
   );
-  const reference = combineFrames(choice.frames.map((f) => volume.frames[f]), choice.weights);
+  const reference = combineFrames(
+    choice.frames.map((f) => volume.frames[f]),
+    choice.weights,
+  );
   const referenceFile = path.join(dir, 'reference.f32');
   await writeFile(referenceFile, new Uint8Array(reference.buffer));
   const register = volume.frames.map((_, f) => (volume.timing[f] === undefined ? true : volume.timing[f].startMs >= arg.startSec * 1000));
@@ -178,7 +190,8 @@ let cachedReference: { key: string; prepared: PreparedReference } | undefined;
 
 async function seriesReference(referenceFile: string, grid: GridData, registration: RigidRegistrationOptions): Promise<PreparedReference> {
   const key = `${referenceFile}\n${JSON.stringify(registration)}`;
-  if (cachedReference?.key !== key) cachedReference = { key, prepared: prepareReference(await readFloat32(referenceFile), grid.dims, grid.spacingMm, registration) };
+  if (cachedReference?.key !== key)
+    cachedReference = { key, prepared: prepareReference(await readFloat32(referenceFile), grid.dims, grid.spacingMm, registration) };
   return cachedReference.prepared;
 }
 
@@ -295,11 +308,37 @@ export async function writeResults(arg: WriteResultsArg): Promise<WrittenResults
   };
   const json = path.join(arg.outDir, 'motion.json');
   await writeFile(json, `${JSON.stringify(summary, null, 2)}\n`);
-  const header = ['frame', 'start_s', 'duration_s', 'mid_s', 'registered', 'converged', 'tx_mm', 'ty_mm', 'tz_mm', 'rx_deg', 'ry_deg', 'rz_deg', ...Array.from({ length: 12 }, (_, i) => `m${Math.floor(i / 4)}${i % 4}`)];
+  const header = [
+    'frame',
+    'start_s',
+    'duration_s',
+    'mid_s',
+    'registered',
+    'converged',
+    'tx_mm',
+    'ty_mm',
+    'tz_mm',
+    'rx_deg',
+    'ry_deg',
+    'rz_deg',
+    ...Array.from({ length: 12 }, (_, i) => `m${Math.floor(i / 4)}${i % 4}`),
+  ];
   const lines = [header.join(',')];
   for (const [i, f] of frames.entries()) {
     const r = arg.results[i];
-    lines.push([f.frame, f.startSec ?? '', f.durationSec ?? '', f.midSec ?? '', f.registered, f.converged, ...f.translationMm, ...f.rotationDeg, ...r.matrix.slice(0, 12).map(round9)].join(','));
+    lines.push(
+      [
+        f.frame,
+        f.startSec ?? '',
+        f.durationSec ?? '',
+        f.midSec ?? '',
+        f.registered,
+        f.converged,
+        ...f.translationMm,
+        ...f.rotationDeg,
+        ...r.matrix.slice(0, 12).map(round9),
+      ].join(','),
+    );
   }
   const csv = path.join(arg.outDir, 'motion.csv');
   await writeFile(csv, `${lines.join('\n')}\n`);
@@ -327,7 +366,11 @@ export async function writeResults(arg: WriteResultsArg): Promise<WrittenResults
   if (arg.plot) {
     written.svg = path.join(arg.outDir, 'motion.svg');
     written.png = path.join(arg.outDir, 'motion.png');
-    const points = arg.results.map((r, i) => ({ midSec: frames[i].midSec ?? i, translationMm: r.translationMm, rotationDeg: r.rotationDeg }));
+    const points = arg.results.map((r, i) => ({
+      midSec: frames[i].midSec ?? i,
+      translationMm: r.translationMm,
+      rotationDeg: r.rotationDeg,
+    }));
     await writeMotionPlot(points, `Motion: ${arg.series.seriesDescription ?? arg.series.seriesInstanceUid}`, written.svg, written.png);
   }
   return written;
@@ -336,7 +379,9 @@ export async function writeResults(arg: WriteResultsArg): Promise<WrittenResults
 function centreOf(grid: GridData): number[] {
   const [nx, ny, nz] = grid.dims;
   const a = grid.affine;
-  const i = (nx - 1) / 2, j = (ny - 1) / 2, k = (nz - 1) / 2;
+  const i = (nx - 1) / 2,
+    j = (ny - 1) / 2,
+    k = (nz - 1) / 2;
   return [0, 1, 2].map((r) => round6(a[4 * r] * i + a[4 * r + 1] * j + a[4 * r + 2] * k + a[4 * r + 3]));
 }
 

@@ -49,25 +49,45 @@ export default definePlugin({
     additionalProperties: false,
     properties: {
       title: { type: 'string', minLength: 1, maxLength: 200, default: 'DICOM images', description: 'Heading of the report page.' },
-      printer: { type: 'string', minLength: 1, description: 'Name of a printer in the configuration’s "printers"; without it the PDF is only written.' },
+      printer: {
+        type: 'string',
+        minLength: 1,
+        description: 'Name of a printer in the configuration’s "printers"; without it the PDF is only written.',
+      },
       images: {
         enum: ['auto', 'previous-step', 'instances'],
         default: 'auto',
-        description: '"previous-step": the JPEG/PNG files earlier steps emitted (convert-image); "instances": render the instances here; "auto": the former when there are any.',
+        description:
+          '"previous-step": the JPEG/PNG files earlier steps emitted (convert-image); "instances": render the instances here; "auto": the former when there are any.',
       },
       window: { ...windowOptionSchema, description: `When rendering the instances: ${windowOptionSchema.description}` },
-      frames: { enum: ['all', 'middle', 'first'], default: 'middle', description: 'When rendering the instances: which frames of a multi-frame object.' },
+      frames: {
+        enum: ['all', 'middle', 'first'],
+        default: 'middle',
+        description: 'When rendering the instances: which frames of a multi-frame object.',
+      },
       columns: { type: 'integer', minimum: 1, maximum: 8, default: 2 },
       rows: { type: 'integer', minimum: 1, maximum: 10, default: 3 },
       pageSize: { enum: ['A4', 'LETTER'], default: 'A4' },
       landscape: { type: 'boolean', default: false },
-      fileName: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,100}\\.pdf$', default: 'report.pdf', description: 'Name of the PDF in the job’s output directory.' },
+      fileName: {
+        type: 'string',
+        pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,100}\\.pdf$',
+        default: 'report.pdf',
+        description: 'Name of the PDF in the job’s output directory.',
+      },
       afterPrinting: {
         enum: ['keep', 'delete'],
         default: 'keep',
         description: '"delete": once the printer reports the job completed, delete the image files taken from earlier steps.',
       },
-      waitSeconds: { type: 'integer', minimum: 1, maximum: 3600, default: 120, description: 'How long to wait for the printer to complete the job before the step fails.' },
+      waitSeconds: {
+        type: 'integer',
+        minimum: 1,
+        maximum: 3600,
+        default: 120,
+        description: 'How long to wait for the printer to complete the job before the step fails.',
+      },
     },
   },
   check(options, env) {
@@ -82,8 +102,12 @@ export default definePlugin({
 
     // 1. The images: an earlier step's files, or rendered here in the pool.
     const fromEarlier = options.images === 'instances' ? [] : earlierImages(ctx);
-    if (options.images === 'previous-step' && fromEarlier.length === 0) ctx.log.warn('no image files from earlier steps: the report has no images');
-    const images = fromEarlier.length > 0 || options.images === 'previous-step' ? fromEarlier : await renderInstances(ctx, options.window as WindowChoice, options.frames);
+    if (options.images === 'previous-step' && fromEarlier.length === 0)
+      ctx.log.warn('no image files from earlier steps: the report has no images');
+    const images =
+      fromEarlier.length > 0 || options.images === 'previous-step'
+        ? fromEarlier
+        : await renderInstances(ctx, options.window as WindowChoice, options.frames);
     const embedded: ReportImage[] = [];
     for (const image of images) embedded.push({ bytes: await fsp.readFile(image.file), caption: image.caption });
     ctx.progress(0.4, `${embedded.length} image(s)`);
@@ -107,23 +131,43 @@ export default definePlugin({
     const jobName = `dicomflow ${ctx.job.id} ${ctx.step.id}`;
     // At least once: a rerun after a crash must not print the page twice. The job name is the same
     // on every attempt; a job of that name that did not fail is the one to follow.
-    const earlier = (await client.getJobs(ctx.signal).catch(() => [] as IppJob[])).find((j) => j.name === jobName && j.state !== 'aborted' && j.state !== 'canceled');
+    const earlier = (await client.getJobs(ctx.signal).catch(() => [] as IppJob[])).find(
+      (j) => j.name === jobName && j.state !== 'aborted' && j.state !== 'canceled',
+    );
     let job = earlier ?? (await client.printJob(pdf, 'application/pdf', jobName, ctx.signal));
-    ctx.log.info(`${earlier ? 'found the job an earlier attempt sent' : 'sent'} to ${printer.name}: IPP job ${job.jobId} (${job.state})`, { printer: printer.name, jobId: job.jobId, state: job.state });
+    ctx.log.info(`${earlier ? 'found the job an earlier attempt sent' : 'sent'} to ${printer.name}: IPP job ${job.jobId} (${job.state})`, {
+      printer: printer.name,
+      jobId: job.jobId,
+      state: job.state,
+    });
     const deadline = Date.now() + options.waitSeconds * 1000;
     while (!FINAL_JOB_STATES.has(job.state)) {
       if (Date.now() >= deadline) {
         recordJob(ctx, printer, job, jobName, file, embedded.length, Boolean(earlier));
-        throw dfError('DF_ERR_PRINT_TIMEOUT', `IPP job ${job.jobId} on ${printer.name} is still ${job.state} (${job.reasons.join(', ')}) after ${options.waitSeconds} s`);
+        throw dfError(
+          'DF_ERR_PRINT_TIMEOUT',
+          `IPP job ${job.jobId} on ${printer.name} is still ${job.state} (${job.reasons.join(', ')}) after ${options.waitSeconds} s`,
+        );
       }
       await sleep(1000, ctx.signal);
       job = await client.getJob(job.jobId, ctx.signal);
-      ctx.progress(0.5 + 0.5 * Math.min(0.99, 1 - (deadline - Date.now()) / (options.waitSeconds * 1000)), `IPP job ${job.jobId}: ${job.state}`);
+      ctx.progress(
+        0.5 + 0.5 * Math.min(0.99, 1 - (deadline - Date.now()) / (options.waitSeconds * 1000)),
+        `IPP job ${job.jobId}: ${job.state}`,
+      );
     }
     recordJob(ctx, printer, job, jobName, file, embedded.length, Boolean(earlier));
-    ctx.log.info(`IPP job ${job.jobId} on ${printer.name}: ${job.state} (${job.reasons.join(', ')})`, { printer: printer.name, jobId: job.jobId, state: job.state, reasons: job.reasons });
+    ctx.log.info(`IPP job ${job.jobId} on ${printer.name}: ${job.state} (${job.reasons.join(', ')})`, {
+      printer: printer.name,
+      jobId: job.jobId,
+      state: job.state,
+      reasons: job.reasons,
+    });
     if (job.state !== 'completed') {
-      throw dfError('DF_ERR_PRINT_FAILED', `IPP job ${job.jobId} on ${printer.name} ended ${job.state} (${job.reasons.join(', ')}${job.message ? `: ${job.message}` : ''})`);
+      throw dfError(
+        'DF_ERR_PRINT_FAILED',
+        `IPP job ${job.jobId} on ${printer.name} ended ${job.state} (${job.reasons.join(', ')}${job.message ? `: ${job.message}` : ''})`,
+      );
     }
 
     // 4. PMOD: "the JPEGs kept or deleted after printing".
@@ -141,8 +185,26 @@ function printerOf(ctx: StepContext, name: string): { name: string; uri: string 
   return printer;
 }
 
-function recordJob(ctx: StepContext, printer: { name: string; uri: string }, job: IppJob, jobName: string, document: string, images: number, resumed: boolean): void {
-  const row: PrintJobRow = { printer: printer.name, uri: printer.uri, jobId: job.jobId, jobName, jobState: job.state, jobStateReasons: job.reasons.join(','), document, images, resumed };
+function recordJob(
+  ctx: StepContext,
+  printer: { name: string; uri: string },
+  job: IppJob,
+  jobName: string,
+  document: string,
+  images: number,
+  resumed: boolean,
+): void {
+  const row: PrintJobRow = {
+    printer: printer.name,
+    uri: printer.uri,
+    jobId: job.jobId,
+    jobName,
+    jobState: job.state,
+    jobStateReasons: job.reasons.join(','),
+    document,
+    images,
+    resumed,
+  };
   ctx.emitTable('print-jobs', [row], 'IPP print job of the report');
 }
 
@@ -190,11 +252,23 @@ function earlierImages(ctx: StepContext): PlacedImage[] {
 
 async function renderInstances(ctx: StepContext, window: WindowChoice, frames: 'all' | 'middle' | 'first'): Promise<PlacedImage[]> {
   const outDir = path.join(ctx.scratchDir, 'images');
-  const unique = byInstanceOrder([...new Map(ctx.inputs.map((i) => [i.sopInstanceUid, i])).values()], (i) => [...instanceOrder(i.attributes), 0]);
+  const unique = byInstanceOrder([...new Map(ctx.inputs.map((i) => [i.sopInstanceUid, i])).values()], (i) => [
+    ...instanceOrder(i.attributes),
+    0,
+  ]);
   let done = 0;
   const rendered = await Promise.all(
     unique.map(async (input) => {
-      const task: ExportImagesTask = { file: input.path, outDir, baseName: safeFileStem(input.sopInstanceUid, input.objectId), format: 'jpeg', quality: 92, window, frames, pngBitDepth: 8 };
+      const task: ExportImagesTask = {
+        file: input.path,
+        outDir,
+        baseName: safeFileStem(input.sopInstanceUid, input.objectId),
+        format: 'jpeg',
+        quality: 92,
+        window,
+        frames,
+        pngBitDepth: 8,
+      };
       try {
         const images = await ctx.runTask<ExportedImage[]>(exportModule, 'exportImages', task);
         return images.map((image) => ({ file: image.path, caption: captionOfInput(input, image) }));
@@ -240,7 +314,10 @@ const round = (v: unknown) => Number(Number(v).toPrecision(4));
 
 /** PS3.5 6.2 PN: Family^Given^Middle^Prefix^Suffix, first (alphabetic) group only. */
 export function personName(value: string | undefined): string {
-  const [family = '', given = '', middle = '', prefix = '', suffix = ''] = (value ?? '').split('=')[0].split('^').map((s) => s.trim());
+  const [family = '', given = '', middle = '', prefix = '', suffix = ''] = (value ?? '')
+    .split('=')[0]
+    .split('^')
+    .map((s) => s.trim());
   const rest = [prefix, given, middle].filter(Boolean).join(' ');
   return [family, rest].filter(Boolean).join(', ') + (suffix ? `, ${suffix}` : '');
 }
@@ -252,7 +329,9 @@ export function dicomDate(value: string | undefined): string {
 
 function identification(ctx: StepContext): [string, string][] {
   const first = ctx.inputs[0]?.attributes ?? {};
-  const distinct = (f: (a: Record<string, string>) => string | undefined) => [...new Set(ctx.inputs.map((i) => f(i.attributes)).filter((v): v is string => Boolean(v)))];
+  const distinct = (f: (a: Record<string, string>) => string | undefined) => [
+    ...new Set(ctx.inputs.map((i) => f(i.attributes)).filter((v): v is string => Boolean(v))),
+  ];
   const patients = distinct((a) => a.PatientID);
   const series = [...new Map(ctx.inputs.map((i) => [i.seriesInstanceUid ?? '', i.attributes])).values()].map((a) =>
     [a.SeriesNumber, a.SeriesDescription, a.Modality ? `(${a.Modality})` : undefined].filter(Boolean).join(' '),
@@ -263,10 +342,18 @@ function identification(ctx: StepContext): [string, string][] {
     ['Patient', `${personName(first.PatientName)}${patients.length > 1 ? ` (and ${patients.length - 1} other patient(s))` : ''}`],
     ['Patient ID', patients.join(', ')],
     ['Birth date', dicomDate(first.PatientBirthDate)],
-    ['Study', [dicomDate(first.StudyDate), first.StudyDescription, first.AccessionNumber ? `accession ${first.AccessionNumber}` : undefined].filter(Boolean).join('  ')],
+    [
+      'Study',
+      [dicomDate(first.StudyDate), first.StudyDescription, first.AccessionNumber ? `accession ${first.AccessionNumber}` : undefined]
+        .filter(Boolean)
+        .join('  '),
+    ],
     ['Series', series.join('; ')],
     ['Institution', distinct((a) => a.InstitutionName).join(', ')],
-    ['Printed', `${printed.getFullYear()}-${pad(printed.getMonth() + 1)}-${pad(printed.getDate())} ${pad(printed.getHours())}:${pad(printed.getMinutes())} (dicomflow job ${ctx.job.id})`],
+    [
+      'Printed',
+      `${printed.getFullYear()}-${pad(printed.getMonth() + 1)}-${pad(printed.getDate())} ${pad(printed.getHours())}:${pad(printed.getMinutes())} (dicomflow job ${ctx.job.id})`,
+    ],
   ];
   // A row with no value (no institution recorded, say) is left out, not printed empty.
   return rows.filter(([, value]) => value.trim() !== '');

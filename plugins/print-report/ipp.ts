@@ -34,7 +34,8 @@ export interface IppJob {
 /** ipp://host[:port]/path → http://host:port/path (RFC 3510: port 631 by default; ipps over TLS, RFC 7472). */
 export function httpUrlOf(printerUri: string): string {
   const url = new URL(printerUri);
-  if (url.protocol !== 'ipp:' && url.protocol !== 'ipps:') throw dfError('DF_ERR_PRINT_FAILED', `${printerUri} is not an ipp:// or ipps:// URI`);
+  if (url.protocol !== 'ipp:' && url.protocol !== 'ipps:')
+    throw dfError('DF_ERR_PRINT_FAILED', `${printerUri} is not an ipp:// or ipps:// URI`);
   return `${url.protocol === 'ipps:' ? 'https' : 'http'}://${url.hostname.includes(':') ? `[${url.hostname}]` : url.hostname}:${url.port || '631'}${url.pathname}${url.search}`;
 }
 
@@ -76,9 +77,14 @@ export class IppClient {
       });
     } catch (err) {
       if (signal.aborted) throw err;
-      throw dfError('DF_ERR_PRINT_FAILED', `${operation} to ${this.printerUri} failed: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`, { cause: err });
+      throw dfError(
+        'DF_ERR_PRINT_FAILED',
+        `${operation} to ${this.printerUri} failed: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`,
+        { cause: err },
+      );
     }
-    if (!response.ok) throw dfError('DF_ERR_PRINT_FAILED', `${operation} to ${this.printerUri}: HTTP ${response.status} ${response.statusText}`);
+    if (!response.ok)
+      throw dfError('DF_ERR_PRINT_FAILED', `${operation} to ${this.printerUri}: HTTP ${response.status} ${response.statusText}`);
     const answer = ipp.parse(Buffer.from(await response.arrayBuffer()));
     if (!String(answer.statusCode).startsWith('successful')) {
       const detail = answer['operation-attributes-tag']?.['status-message'];
@@ -94,13 +100,21 @@ export class IppClient {
   }
 
   async getJob(jobId: number, signal: AbortSignal): Promise<IppJob> {
-    const answer = await this.request('Get-Job-Attributes', { 'job-id': jobId, 'requested-attributes': ['job-id', 'job-name', 'job-state', 'job-state-reasons', 'job-state-message'] }, signal);
+    const answer = await this.request(
+      'Get-Job-Attributes',
+      { 'job-id': jobId, 'requested-attributes': ['job-id', 'job-name', 'job-state', 'job-state-reasons', 'job-state-message'] },
+      signal,
+    );
     return jobOf({ 'job-id': jobId, ...first(answer['job-attributes-tag']) });
   }
 
   /** Get-Jobs (RFC 8011 4.2.6) of every state, so a rerun can find the job an earlier attempt sent. */
   async getJobs(signal: AbortSignal): Promise<IppJob[]> {
-    const answer = await this.request('Get-Jobs', { 'which-jobs': 'all', 'requested-attributes': ['job-id', 'job-name', 'job-state', 'job-state-reasons'] }, signal);
+    const answer = await this.request(
+      'Get-Jobs',
+      { 'which-jobs': 'all', 'requested-attributes': ['job-id', 'job-name', 'job-state', 'job-state-reasons'] },
+      signal,
+    );
     const jobs = answer['job-attributes-tag'];
     return (Array.isArray(jobs) ? jobs : jobs ? [jobs] : []).map(jobOf);
   }

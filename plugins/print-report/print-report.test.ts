@@ -27,7 +27,14 @@ beforeAll(async () => {
   registry.register(plugin, new URL('./index.ts', import.meta.url).href);
   registry.register(convertImage, new URL('../convert-image/index.ts', import.meta.url).href);
   registered = registry.resolve('print-report@1')!;
-  sc = await secondaryCaptureRgb(path.join(root, 'sc'), { count: 3, rows: 64, cols: 96, patientName: 'Doe^Jane', patientId: 'PAT-42', seriesNumber: 9 });
+  sc = await secondaryCaptureRgb(path.join(root, 'sc'), {
+    count: 3,
+    rows: 64,
+    cols: 96,
+    patientName: 'Doe^Jane',
+    patientId: 'PAT-42',
+    seriesNumber: 9,
+  });
   ct = await ctSeries(path.join(root, 'ct'), { slices: 2, rows: 32, cols: 32, patientName: 'Doe^Jane', patientId: 'PAT-42' });
   if (!noPrinter) printer = await startIppPrinter();
 }, 30_000);
@@ -67,7 +74,15 @@ function inputsOf(series: BuiltSeries, description: string): StepInput[] {
 function seed(name: string, inputs: StepInput[], previousOutputs: StepOutput[] = [], index = 1): StepContextSeed {
   const jobDir = path.join(root, 'jobs', name);
   return {
-    job: { id: `job-${name}`, pipeline: 'sc-print', pipelineVersion: '0123456789abcdef', database: 'default', attempt: 1, trigger: { on: 'series', callingAeTitles: [], peerAddresses: [] } }, node: { name: 'test-node' },
+    job: {
+      id: `job-${name}`,
+      pipeline: 'sc-print',
+      pipelineVersion: '0123456789abcdef',
+      database: 'default',
+      attempt: 1,
+      trigger: { on: 'series', callingAeTitles: [], peerAddresses: [] },
+    },
+    node: { name: 'test-node' },
     step: { id: index === 0 ? 'convert-image' : 'print-report', index },
     inputs,
     previousOutputs,
@@ -90,7 +105,14 @@ async function convertStep(name: string, inputs: StepInput[], folder: string): P
 }
 
 async function printStep(name: string, inputs: StepInput[], previous: StepOutput[], given: Record<string, unknown>) {
-  const services = { printers: printer ? [{ name: 'ward-printer', uri: printer.uri }, { name: 'nowhere', uri: 'ipp://127.0.0.1:9/ipp/print' }] : [] } as unknown as EngineServices;
+  const services = {
+    printers: printer
+      ? [
+          { name: 'ward-printer', uri: printer.uri },
+          { name: 'nowhere', uri: 'ipp://127.0.0.1:9/ipp/print' },
+        ]
+      : [],
+  } as unknown as EngineServices;
   const { ctx, effects } = createStepContext(seed(name, inputs, previous), new AbortController().signal, () => {}, undefined, services);
   await plugin.run(ctx, options(registered, given));
   return effects;
@@ -116,7 +138,11 @@ function pdfText(pdf: Buffer): string {
   return pdfStreams(pdf)
     .filter((s) => !/\/Subtype \/Image/.test(s.dict))
     .map((s) => (/\/FlateDecode/.test(s.dict) ? zlib.inflateSync(s.data) : s.data).toString('latin1'))
-    .flatMap((content) => [...content.matchAll(/\[([^\]]*)\] TJ/g)].map((m) => [...m[1].matchAll(/<([0-9a-f]*)>/gi)].map((h) => Buffer.from(h[1], 'hex').toString('latin1')).join('')))
+    .flatMap((content) =>
+      [...content.matchAll(/\[([^\]]*)\] TJ/g)].map((m) =>
+        [...m[1].matchAll(/<([0-9a-f]*)>/gi)].map((h) => Buffer.from(h[1], 'hex').toString('latin1')).join(''),
+      ),
+    )
     .join('\n');
 }
 
@@ -148,7 +174,20 @@ describe('print-report', () => {
     expect(images.map((s) => /\/Filter \/DCTDecode/.test(s.dict))).toEqual([true, true, true]);
     expect(images.map((s) => s.data)).toEqual(jpegs);
     const text = pdfText(pdf);
-    for (const expected of ['Secondary captures', 'Doe, Jane', 'PAT-42', '1965-04-12', '2024-03-15', 'REPORT IMAGES', 'accession ACC0000001', '9 Screen capture (OT)', 'Fixture General Hospital', 'dicomflow job job-layout', 'S9 · Screen capture', 'page 2 of 2']) {
+    for (const expected of [
+      'Secondary captures',
+      'Doe, Jane',
+      'PAT-42',
+      '1965-04-12',
+      '2024-03-15',
+      'REPORT IMAGES',
+      'accession ACC0000001',
+      '9 Screen capture (OT)',
+      'Fixture General Hospital',
+      'dicomflow job job-layout',
+      'S9 · Screen capture',
+      'page 2 of 2',
+    ]) {
       expect(text).toContain(expected);
     }
     // Without a printer, nothing else happens: the JPEGs stay.
@@ -184,44 +223,74 @@ describe('print-report', () => {
     const images = pdfStreams(pdf).filter((s) => /\/Subtype \/Image/.test(s.dict));
     expect(images.map((s) => s.data)).toEqual(files.map((o) => fs.readFileSync(o.path!)));
     const captions = pdfText(pdf);
-    expect([captions.indexOf('S9 · Screen capture · #1'), captions.indexOf('#2'), captions.indexOf('#3')].every((v, k, a) => v > -1 && (k === 0 || v > a[k - 1]))).toBe(true);
+    expect(
+      [captions.indexOf('S9 · Screen capture · #1'), captions.indexOf('#2'), captions.indexOf('#3')].every(
+        (v, k, a) => v > -1 && (k === 0 || v > a[k - 1]),
+      ),
+    ).toBe(true);
   });
 
-  it.skipIf(noPrinter)('prints on the IPP printer, records the job, deletes the JPEGs, and never prints twice on a rerun', async () => {
-    const inputs = inputsOf(sc, 'Screen capture');
-    const folder = path.join(root, 'jpeg-print');
-    const previous = await convertStep('print', inputs, folder);
-    expect(fs.readdirSync(folder)).toHaveLength(3);
-    const before = printer!.documents().length;
-    const effects = await printStep('print', inputs, previous, { printer: 'ward-printer', title: 'Ward copy', afterPrinting: 'delete', waitSeconds: 30 });
-    const pdf = fs.readFileSync(effects.outputs.find((o) => o.kind === 'file')!.path!);
+  it.skipIf(noPrinter)(
+    'prints on the IPP printer, records the job, deletes the JPEGs, and never prints twice on a rerun',
+    async () => {
+      const inputs = inputsOf(sc, 'Screen capture');
+      const folder = path.join(root, 'jpeg-print');
+      const previous = await convertStep('print', inputs, folder);
+      expect(fs.readdirSync(folder)).toHaveLength(3);
+      const before = printer!.documents().length;
+      const effects = await printStep('print', inputs, previous, {
+        printer: 'ward-printer',
+        title: 'Ward copy',
+        afterPrinting: 'delete',
+        waitSeconds: 30,
+      });
+      const pdf = fs.readFileSync(effects.outputs.find((o) => o.kind === 'file')!.path!);
 
-    // The job arrived at the printer: its spooled document is our PDF, byte for byte.
-    const documents = printer!.documents();
-    expect(documents).toHaveLength(before + 1);
-    const arrived = documents.at(-1)!;
-    expect(arrived.file).toMatch(/\.pdf$/);
-    expect(arrived.bytes.equals(pdf)).toBe(true);
-    expectValidPdf(arrived.bytes, 1);
+      // The job arrived at the printer: its spooled document is our PDF, byte for byte.
+      const documents = printer!.documents();
+      expect(documents).toHaveLength(before + 1);
+      const arrived = documents.at(-1)!;
+      expect(arrived.file).toMatch(/\.pdf$/);
+      expect(arrived.bytes.equals(pdf)).toBe(true);
+      expectValidPdf(arrived.bytes, 1);
 
-    const table = effects.outputs.find((o) => o.kind === 'table')!;
-    expect(table.name).toBe('print-jobs');
-    const row = table.rows![0] as PrintJobRow;
-    expect(row).toMatchObject({ printer: 'ward-printer', uri: printer!.uri, jobId: arrived.jobId, jobName: 'dicomflow job-print print-report', jobState: 'completed', images: 3, resumed: false });
-    expect(row.jobStateReasons).toContain('job-completed-successfully');
-    expect(effects.log.map((l) => l.message)).toEqual(
-      expect.arrayContaining([`IPP job ${arrived.jobId} on ward-printer: completed (job-completed-successfully)`, 'deleted 3 printed image file(s)']),
-    );
-    expect(fs.readdirSync(folder)).toEqual([]);
+      const table = effects.outputs.find((o) => o.kind === 'table')!;
+      expect(table.name).toBe('print-jobs');
+      const row = table.rows![0] as PrintJobRow;
+      expect(row).toMatchObject({
+        printer: 'ward-printer',
+        uri: printer!.uri,
+        jobId: arrived.jobId,
+        jobName: 'dicomflow job-print print-report',
+        jobState: 'completed',
+        images: 3,
+        resumed: false,
+      });
+      expect(row.jobStateReasons).toContain('job-completed-successfully');
+      expect(effects.log.map((l) => l.message)).toEqual(
+        expect.arrayContaining([
+          `IPP job ${arrived.jobId} on ward-printer: completed (job-completed-successfully)`,
+          'deleted 3 printed image file(s)',
+        ]),
+      );
+      expect(fs.readdirSync(folder)).toEqual([]);
 
-    // At least once: the same job's step run again finds its printed job instead of printing again.
-    const again = await printStep('print', inputs, [], { printer: 'ward-printer', title: 'Ward copy', waitSeconds: 30 });
-    expect(printer!.documents()).toHaveLength(before + 1);
-    expect(again.outputs.find((o) => o.kind === 'table')!.rows![0]).toMatchObject({ jobId: arrived.jobId, jobState: 'completed', resumed: true });
-  }, 60_000);
+      // At least once: the same job's step run again finds its printed job instead of printing again.
+      const again = await printStep('print', inputs, [], { printer: 'ward-printer', title: 'Ward copy', waitSeconds: 30 });
+      expect(printer!.documents()).toHaveLength(before + 1);
+      expect(again.outputs.find((o) => o.kind === 'table')!.rows![0]).toMatchObject({
+        jobId: arrived.jobId,
+        jobState: 'completed',
+        resumed: true,
+      });
+    },
+    60_000,
+  );
 
   it.skipIf(noPrinter)('fails with DF_ERR_PRINT_FAILED when the printer cannot be reached', async () => {
-    await expect(printStep('unreachable', inputsOf(sc, 'Screen capture').slice(0, 1), [], { printer: 'nowhere' })).rejects.toThrow(/^DF_ERR_PRINT_FAILED: Get-Jobs|^DF_ERR_PRINT_FAILED: Print-Job/);
+    await expect(printStep('unreachable', inputsOf(sc, 'Screen capture').slice(0, 1), [], { printer: 'nowhere' })).rejects.toThrow(
+      /^DF_ERR_PRINT_FAILED: Get-Jobs|^DF_ERR_PRINT_FAILED: Print-Job/,
+    );
   });
 
   it('refuses a pipeline naming a printer the configuration lacks, with the option’s pointer', () => {
@@ -238,18 +307,26 @@ describe('print-report', () => {
       2,
     );
     const refused = loadPipeline(text, 'sc-print.json', registry, { databases: ['Import'], printers: ['ward-printer'] });
-    expect(refused.problems.map((p) => [p.pointer, p.message])).toEqual([['/steps/1/options/printer', 'unknown printer "ward-7" (configured: ward-printer)']]);
+    expect(refused.problems.map((p) => [p.pointer, p.message])).toEqual([
+      ['/steps/1/options/printer', 'unknown printer "ward-7" (configured: ward-printer)'],
+    ]);
     const accepted = loadPipeline(text, 'sc-print.json', registry, { databases: ['Import'], printers: ['ward-7'] });
     expect(accepted.problems).toEqual([]);
   });
 
-  it.skipIf(!fs.existsSync('/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf'))('embeds a Unicode font when a name is beyond Windows-1252', async () => {
-    const inputs = inputsOf(sc, 'Screen capture').map((i) => ({ ...i, attributes: { ...i.attributes, PatientName: 'Παπαδόπουλος^Ελένη' } }));
-    const effects = await printStep('greek', inputs, [], {});
-    const pdf = fs.readFileSync(effects.outputs[0].path!).toString('latin1');
-    expect(pdf).toMatch(/\/BaseFont \/[A-Z]{6}\+DejaVuSans\b/);
-    expect(pdf).toContain('/FontFile2');
-  });
+  it.skipIf(!fs.existsSync('/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf'))(
+    'embeds a Unicode font when a name is beyond Windows-1252',
+    async () => {
+      const inputs = inputsOf(sc, 'Screen capture').map((i) => ({
+        ...i,
+        attributes: { ...i.attributes, PatientName: 'Παπαδόπουλος^Ελένη' },
+      }));
+      const effects = await printStep('greek', inputs, [], {});
+      const pdf = fs.readFileSync(effects.outputs[0].path!).toString('latin1');
+      expect(pdf).toMatch(/\/BaseFont \/[A-Z]{6}\+DejaVuSans\b/);
+      expect(pdf).toContain('/FontFile2');
+    },
+  );
 
   it('formats person names and dates for the page', () => {
     expect(personName('Doe^Jane^Q^Dr^PhD')).toBe('Doe, Dr Jane Q, PhD');

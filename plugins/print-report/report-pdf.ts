@@ -30,7 +30,10 @@ const GAP = 6;
 // The standard PDF fonts (nothing embedded) cover Windows-1252 only; a patient name in Greek or
 // Cyrillic needs a TrueType font: DejaVu (Debian fonts-dejavu-core) when the machine has it.
 const STANDARD_FONTS = { regular: 'Helvetica', bold: 'Helvetica-Bold' };
-const UNICODE_FONTS = { regular: '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf', bold: '/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf' };
+const UNICODE_FONTS = {
+  regular: '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf',
+  bold: '/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf',
+};
 // Latin-1 plus the punctuation Windows-1252 adds.
 const WIN_ANSI = /^[\x20-\x7e\xa0-\xff\u2018\u2019\u201c\u201d\u2013\u2014\u2026\u2022\u20ac]*$/;
 
@@ -75,7 +78,11 @@ export async function buildReportPdf(content: ReportContent, layout: ReportLayou
       const y = top + Math.floor(i / layout.columns) * (cellH + GAP);
       const imageH = cellH - CAPTION_PT - 4;
       doc.image(image.bytes, x, y, { fit: [cellW, imageH], align: 'center', valign: 'center' });
-      doc.font(fonts.regular).fontSize(CAPTION_PT).fillColor('black').text(image.caption, x, y + imageH + 2, { width: cellW, align: 'center', lineBreak: false, ellipsis: true });
+      doc
+        .font(fonts.regular)
+        .fontSize(CAPTION_PT)
+        .fillColor('black')
+        .text(image.caption, x, y + imageH + 2, { width: cellW, align: 'center', lineBreak: false, ellipsis: true });
     });
     if (content.images.length === 0) doc.font(fonts.regular).fontSize(10).text('No images.', MARGIN, top);
   }
@@ -84,11 +91,15 @@ export async function buildReportPdf(content: ReportContent, layout: ReportLayou
     doc.switchToPage(range.start + i);
     // Text below the bottom margin would make pdfkit start a new page.
     doc.page.margins.bottom = 0;
-    doc.font(fonts.regular).fontSize(7).fillColor('gray').text(`page ${i + 1} of ${range.count}`, MARGIN, doc.page.height - MARGIN - 8, {
-      width: doc.page.width - 2 * MARGIN,
-      align: 'right',
-      lineBreak: false,
-    });
+    doc
+      .font(fonts.regular)
+      .fontSize(7)
+      .fillColor('gray')
+      .text(`page ${i + 1} of ${range.count}`, MARGIN, doc.page.height - MARGIN - 8, {
+        width: doc.page.width - 2 * MARGIN,
+        align: 'right',
+        lineBreak: false,
+      });
   }
   doc.end();
   await ended;
@@ -103,10 +114,18 @@ function header(doc: PDFKit.PDFDocument, content: ReportContent, fonts: typeof S
   const labelW = 70;
   for (const [label, value] of content.identification) {
     doc.font(fonts.bold).fontSize(9).text(label, MARGIN, y, { width: labelW, lineBreak: false });
-    doc.font(fonts.regular).fontSize(9).text(value, MARGIN + labelW, y, { width: width - labelW, lineBreak: false, ellipsis: true });
+    doc
+      .font(fonts.regular)
+      .fontSize(9)
+      .text(value, MARGIN + labelW, y, { width: width - labelW, lineBreak: false, ellipsis: true });
     y += 12;
   }
   y += 4;
-  doc.moveTo(MARGIN, y).lineTo(MARGIN + width, y).lineWidth(0.5).strokeColor('gray').stroke();
+  doc
+    .moveTo(MARGIN, y)
+    .lineTo(MARGIN + width, y)
+    .lineWidth(0.5)
+    .strokeColor('gray')
+    .stroke();
   return y + 8;
 }

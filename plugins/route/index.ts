@@ -53,7 +53,12 @@ export default definePlugin({
     return names.flatMap((name, i) =>
       env.remoteNodes!.includes(name)
         ? []
-        : [{ pointer: typeof options.destination === 'string' ? '/destination' : `/destination/${i}`, message: `unknown destination "${name}" (remoteNodes: ${env.remoteNodes!.join(', ') || 'none'})` }],
+        : [
+            {
+              pointer: typeof options.destination === 'string' ? '/destination' : `/destination/${i}`,
+              message: `unknown destination "${name}" (remoteNodes: ${env.remoteNodes!.join(', ') || 'none'})`,
+            },
+          ],
     );
   },
   async run(ctx, options) {
@@ -61,12 +66,18 @@ export default definePlugin({
     const destinations = typeof options.destination === 'string' ? [options.destination] : options.destination;
     for (const d of destinations) {
       // The configuration may have changed since the pipeline loaded.
-      if (!services.remoteNodes.includes(d)) throw dfError('DF_ERR_DESTINATION_UNKNOWN', `no remote node "${d}" in remoteNodes (configured: ${services.remoteNodes.join(', ') || 'none'})`);
+      if (!services.remoteNodes.includes(d))
+        throw dfError(
+          'DF_ERR_DESTINATION_UNKNOWN',
+          `no remote node "${d}" in remoteNodes (configured: ${services.remoteNodes.join(', ') || 'none'})`,
+        );
     }
     const objects: { file: string; sourceKey: string }[] = [];
-    if (options.objects !== 'emitted') for (const input of ctx.inputs) objects.push({ file: input.path, sourceKey: `object:${input.objectId}` });
+    if (options.objects !== 'emitted')
+      for (const input of ctx.inputs) objects.push({ file: input.path, sourceKey: `object:${input.objectId}` });
     if (options.objects !== 'inputs') {
-      for (const o of ctx.previousOutputs) if (o.kind === 'instance' && o.path) objects.push({ file: o.path, sourceKey: `emitted:${o.path}` });
+      for (const o of ctx.previousOutputs)
+        if (o.kind === 'instance' && o.path) objects.push({ file: o.path, sourceKey: `emitted:${o.path}` });
     }
     const entries: NewOutboxEntry[] = [];
     for (const o of objects) {
@@ -93,7 +104,14 @@ export default definePlugin({
     const queued = await services.outbox.enqueue(entries);
     ctx.log.info(`queued ${objects.length} object(s) for ${destinations.join(', ')}`, { entries: queued.length });
     const table = (list: OutboxEntry[]) =>
-      list.map((e) => ({ outboxId: e.id, destination: e.destination, sopInstanceUid: e.sopInstanceUid, state: e.state, attempts: e.attempts, lastError: e.lastError ?? null }));
+      list.map((e) => ({
+        outboxId: e.id,
+        destination: e.destination,
+        sopInstanceUid: e.sopInstanceUid,
+        state: e.state,
+        attempts: e.attempts,
+        lastError: e.lastError ?? null,
+      }));
     if (!options.wait || queued.length === 0) {
       ctx.emitTable('routed', table(queued), 'Objects queued in the outbox');
       return;
@@ -109,7 +127,10 @@ export default definePlugin({
         if (dead.length > 0) {
           // A failed step keeps its log, not its outputs: the dead letters are named here.
           ctx.log.error(`${dead.length} object(s) went to the dead letters`, { dead: table(dead) });
-          throw dfError('DF_ERR_DELIVERY_FAILED', `${dead.length} of ${ids.length} object(s) went to the dead letters (first: ${dead[0].destination}: ${dead[0].lastError ?? 'no error recorded'})`);
+          throw dfError(
+            'DF_ERR_DELIVERY_FAILED',
+            `${dead.length} of ${ids.length} object(s) went to the dead letters (first: ${dead[0].destination}: ${dead[0].lastError ?? 'no error recorded'})`,
+          );
         }
         ctx.log.info(`delivered ${delivered} object(s)`);
         return;

@@ -48,7 +48,15 @@ function services(): EngineServices {
 
 function seed(jobId: string): StepContextSeed {
   return {
-    job: { id: jobId, pipeline: 'forward', pipelineVersion: '0123456789abcdef', database: 'default', attempt: 1, trigger: { on: 'instance', callingAeTitles: [], peerAddresses: [] } }, node: { name: 'test-node' },
+    job: {
+      id: jobId,
+      pipeline: 'forward',
+      pipelineVersion: '0123456789abcdef',
+      database: 'default',
+      attempt: 1,
+      trigger: { on: 'instance', callingAeTitles: [], peerAddresses: [] },
+    },
+    node: { name: 'test-node' },
     step: { id: 'route', index: 0 },
     inputs,
     previousOutputs: [],
@@ -119,10 +127,18 @@ describe('route step', () => {
   });
 
   it('reports unknown destinations with their pointer when the pipeline loads', () => {
-    const text = JSON.stringify({ name: 'p', trigger: { on: 'instance' }, steps: [{ plugin: 'route', options: { destination: 'NOWHERE' } }] }, null, 2);
+    const text = JSON.stringify(
+      { name: 'p', trigger: { on: 'instance' }, steps: [{ plugin: 'route', options: { destination: 'NOWHERE' } }] },
+      null,
+      2,
+    );
     const { problems } = loadPipeline(text, 'p.json', registry, { databases: ['Import'], remoteNodes: ['PACS'] });
-    expect(problems.map((p) => [p.pointer, p.message])).toEqual([['/steps/0/options/destination', 'unknown destination "NOWHERE" (remoteNodes: PACS)']]);
-    expect(loadPipeline(text.replace('NOWHERE', 'PACS'), 'p.json', registry, { databases: ['Import'], remoteNodes: ['PACS'] }).problems).toEqual([]);
+    expect(problems.map((p) => [p.pointer, p.message])).toEqual([
+      ['/steps/0/options/destination', 'unknown destination "NOWHERE" (remoteNodes: PACS)'],
+    ]);
+    expect(
+      loadPipeline(text.replace('NOWHERE', 'PACS'), 'p.json', registry, { databases: ['Import'], remoteNodes: ['PACS'] }).problems,
+    ).toEqual([]);
   });
 });
 
@@ -139,7 +155,11 @@ describe('outbox store', () => {
     const later = new Date(Date.now() + 60_000).toISOString();
     await outbox.markFailed(claimed[0].id, { errorCode: 'DF_ERR_PEER_UNREACHABLE', error: 'connection refused', retryAt: later });
     await outbox.markFailed(claimed[1].id, { errorCode: 'DF_ERR_PEER_UNREACHABLE', error: 'connection refused' });
-    expect((await outbox.get([claimed[0].id]))[0]).toMatchObject({ state: 'queued', nextAttemptAt: later, lastError: 'connection refused' });
+    expect((await outbox.get([claimed[0].id]))[0]).toMatchObject({
+      state: 'queued',
+      nextAttemptAt: later,
+      lastError: 'connection refused',
+    });
     expect((await outbox.get([claimed[1].id]))[0].state).toBe('dead');
     // Not due yet.
     expect(await outbox.claim('ARCHIVE', 'node-a', 60_000, now, 10)).toEqual([]);
@@ -147,7 +167,12 @@ describe('outbox store', () => {
     // An expired lease is taken over (a node that died mid-send).
     const afterLease = new Date(Date.parse(later) + 61_000).toISOString();
     expect((await outbox.claim('ARCHIVE', 'node-b', 60_000, afterLease, 10)).map((e) => e.attempts)).toEqual([3]);
-    expect((await outbox.counts()).find((c) => c.destination === 'ARCHIVE')).toMatchObject({ queued: 0, sending: 1, dead: 1, delivered: 0 });
+    expect((await outbox.counts()).find((c) => c.destination === 'ARCHIVE')).toMatchObject({
+      queued: 0,
+      sending: 1,
+      dead: 1,
+      delivered: 0,
+    });
     expect(await outbox.retryDead('ARCHIVE')).toBe(1);
     expect((await outbox.get([claimed[1].id]))[0]).toMatchObject({ state: 'queued', attempts: 0 });
     expect(await outbox.requeueInterrupted()).toBe(1);

@@ -9,9 +9,26 @@ const KILL_GRACE_MS = 5000;
 
 /** The documented placeholders; each is also passed as environment variable DF_<NAME>. */
 export const placeholderNames = [
-  'file', 'folder', 'callingAeTitle', 'calledAeTitle', 'peerHost', 'studyInstanceUid', 'seriesInstanceUid',
-  'sopInstanceUid', 'sopClassUid', 'patientId', 'modality', 'studyDescription', 'seriesDescription', 'jobId', 'pipeline', 'pipelineVersion',
-  'database', 'nodeName', 'outputDir', 'scratchDir',
+  'file',
+  'folder',
+  'callingAeTitle',
+  'calledAeTitle',
+  'peerHost',
+  'studyInstanceUid',
+  'seriesInstanceUid',
+  'sopInstanceUid',
+  'sopClassUid',
+  'patientId',
+  'modality',
+  'studyDescription',
+  'seriesDescription',
+  'jobId',
+  'pipeline',
+  'pipelineVersion',
+  'database',
+  'nodeName',
+  'outputDir',
+  'scratchDir',
 ] as const;
 type PlaceholderName = (typeof placeholderNames)[number];
 
@@ -58,7 +75,8 @@ export default definePlugin({
         type: 'array',
         items: { type: 'string' },
         default: [],
-        description: 'Arguments; {file}, {folder}, {callingAeTitle}, … are replaced; an argument that is exactly "{files}" becomes one argument per input file. Inside a longer argument (a path), a value from the data becomes one safe path segment; put "--" before values passed as whole arguments.',
+        description:
+          'Arguments; {file}, {folder}, {callingAeTitle}, … are replaced; an argument that is exactly "{files}" becomes one argument per input file. Inside a longer argument (a path), a value from the data becomes one safe path segment; put "--" before values passed as whole arguments.',
       },
       env: { type: 'object', additionalProperties: { type: 'string' }, default: {}, description: 'Extra environment variables.' },
       forEach: {
@@ -67,7 +85,11 @@ export default definePlugin({
         description: 'instance: once per input instance (like --exec-on-reception); job: once for all inputs (like --exec-on-eostudy).',
       },
       cwd: { type: 'string', description: 'Working directory; default: the step’s scratch directory.' },
-      collectOutputs: { type: 'boolean', default: false, description: 'Record the files the program leaves in {outputDir} as step outputs.' },
+      collectOutputs: {
+        type: 'boolean',
+        default: false,
+        description: 'Record the files the program leaves in {outputDir} as step outputs.',
+      },
     },
   },
   async run(ctx, options) {
@@ -146,20 +168,34 @@ function fill(arg: string, values: Record<PlaceholderName, string>): string {
 
 function runProgram(ctx: StepContext, program: string, args: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = execFile(program, args, { env, cwd, maxBuffer: MAX_OUTPUT_BYTES, killSignal: 'SIGTERM', windowsHide: true }, (err, stdout, stderr) => {
-      ctx.signal.removeEventListener('abort', onAbort);
-      clearTimeout(killTimer);
-      if (stdout) ctx.log.info('stdout', { text: stdout.slice(-64 * 1024) });
-      if (stderr) ctx.log.warn('stderr', { text: stderr.slice(-64 * 1024) });
-      const code = child.exitCode;
-      ctx.log.info('program ended', { exitCode: code, signal: child.signalCode });
-      if (!err) return resolve();
-      const e = err as NodeJS.ErrnoException & { code?: unknown };
-      const why =
-        typeof e.code === 'string' ? `could not be started (${e.code})` : child.signalCode ? `was killed by ${child.signalCode}` : `exited with code ${code}`;
-      const tail = stderr ? `: ${stderr.trim().split('\n').slice(-3).join(' | ').slice(0, 500)}` : '';
-      reject(dfError('DF_ERR_PROGRAM_FAILED', `${program} ${why}${tail}`, { cause: err, details: { exitCode: code, signal: child.signalCode } }));
-    });
+    const child = execFile(
+      program,
+      args,
+      { env, cwd, maxBuffer: MAX_OUTPUT_BYTES, killSignal: 'SIGTERM', windowsHide: true },
+      (err, stdout, stderr) => {
+        ctx.signal.removeEventListener('abort', onAbort);
+        clearTimeout(killTimer);
+        if (stdout) ctx.log.info('stdout', { text: stdout.slice(-64 * 1024) });
+        if (stderr) ctx.log.warn('stderr', { text: stderr.slice(-64 * 1024) });
+        const code = child.exitCode;
+        ctx.log.info('program ended', { exitCode: code, signal: child.signalCode });
+        if (!err) return resolve();
+        const e = err as NodeJS.ErrnoException & { code?: unknown };
+        const why =
+          typeof e.code === 'string'
+            ? `could not be started (${e.code})`
+            : child.signalCode
+              ? `was killed by ${child.signalCode}`
+              : `exited with code ${code}`;
+        const tail = stderr ? `: ${stderr.trim().split('\n').slice(-3).join(' | ').slice(0, 500)}` : '';
+        reject(
+          dfError('DF_ERR_PROGRAM_FAILED', `${program} ${why}${tail}`, {
+            cause: err,
+            details: { exitCode: code, signal: child.signalCode },
+          }),
+        );
+      },
+    );
     let killTimer: NodeJS.Timeout | undefined;
     const onAbort = () => {
       child.kill('SIGTERM');

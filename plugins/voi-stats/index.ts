@@ -36,7 +36,8 @@ export default definePlugin({
       series: {
         enum: ['auto', 'inputs', 'previous'],
         default: 'auto',
-        description: 'Which PET series: "previous" the instances an earlier step emitted (e.g. motion-corrected), "inputs" the job’s PET inputs, "auto" the former when there are any.',
+        description:
+          'Which PET series: "previous" the instances an earlier step emitted (e.g. motion-corrected), "inputs" the job’s PET inputs, "auto" the former when there are any.',
       },
       labelMap: {
         type: 'object',
@@ -45,8 +46,17 @@ export default definePlugin({
         description: 'A label-map NIfTI (.nii or .nii.gz), resampled onto the PET grid by nearest neighbour through both affines.',
         properties: {
           path: { type: 'string', minLength: 1, description: 'Absolute, or relative to the directory dicomflow runs in.' },
-          labelTable: { type: 'string', minLength: 1, description: 'Label table file: JSON {"1": "name"} or lines "<value> <name> …" (FreeSurfer LUT, ITK-SNAP with quoted names).' },
-          labels: { type: 'object', propertyNames: { pattern: '^[0-9]+$' }, additionalProperties: { type: 'string', minLength: 1 }, description: 'Label names inline, {"1": "striatum"}; merged over labelTable.' },
+          labelTable: {
+            type: 'string',
+            minLength: 1,
+            description: 'Label table file: JSON {"1": "name"} or lines "<value> <name> …" (FreeSurfer LUT, ITK-SNAP with quoted names).',
+          },
+          labels: {
+            type: 'object',
+            propertyNames: { pattern: '^[0-9]+$' },
+            additionalProperties: { type: 'string', minLength: 1 },
+            description: 'Label names inline, {"1": "striatum"}; merged over labelTable.',
+          },
         },
       },
       shapes: {
@@ -59,7 +69,12 @@ export default definePlugin({
               type: 'object',
               additionalProperties: false,
               required: ['kind', 'name', 'centerMm', 'radiusMm'],
-              properties: { kind: { const: 'sphere' }, name: { type: 'string', minLength: 1 }, centerMm: vec3, radiusMm: { type: 'number', exclusiveMinimum: 0 } },
+              properties: {
+                kind: { const: 'sphere' },
+                name: { type: 'string', minLength: 1 },
+                centerMm: vec3,
+                radiusMm: { type: 'number', exclusiveMinimum: 0 },
+              },
             },
             {
               type: 'object',
@@ -70,19 +85,42 @@ export default definePlugin({
           ],
         },
       },
-      segmentations: { type: 'boolean', default: true, description: 'Use the DICOM SEG objects of the same study among the job’s inputs (each segment a VOI).' },
-      segFractionThreshold: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 0.5, description: 'A FRACTIONAL segment covers a voxel when its fraction there is at least this.' },
+      segmentations: {
+        type: 'boolean',
+        default: true,
+        description: 'Use the DICOM SEG objects of the same study among the job’s inputs (each segment a VOI).',
+      },
+      segFractionThreshold: {
+        type: 'number',
+        exclusiveMinimum: 0,
+        maximum: 1,
+        default: 0.5,
+        description: 'A FRACTIONAL segment covers a voxel when its fraction there is at least this.',
+      },
       lbmFormula: { enum: ['janmahasatian', 'james'], default: 'janmahasatian', description: 'Lean body mass formula for SUVlbm.' },
-      peakCandidates: { type: 'integer', minimum: 1, default: 20000, description: 'SUVpeak: the sphere centre is sought among this many of the hottest voxels of each VOI.' },
+      peakCandidates: {
+        type: 'integer',
+        minimum: 1,
+        default: 20000,
+        description: 'SUVpeak: the sphere centre is sought among this many of the hottest voxels of each VOI.',
+      },
       table: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]*$', default: 'voi-stats', description: 'Name of the emitted table.' },
-      plot: { type: 'array', items: { enum: ['svg', 'png'] }, uniqueItems: true, default: ['svg', 'png'], description: 'TAC plot formats (tac.svg, tac.png).' },
+      plot: {
+        type: 'array',
+        items: { enum: ['svg', 'png'] },
+        uniqueItems: true,
+        default: ['svg', 'png'],
+        description: 'TAC plot formats (tac.svg, tac.png).',
+      },
     },
   },
   async run(ctx, options) {
     const petFiles = petSeriesFiles(ctx, options.series);
     const volume = await loadVolume(petFiles, { onProgress: (f) => ctx.progress(0.4 * f, 'loading the series') });
     const header = readPetDoseInfo(volume.sources[0][0].path);
-    ctx.log.info(`${volume.series.seriesInstanceUid}: ${volume.dims.join('×')} voxels, ${volume.frames.length} frame(s), units ${volume.units ?? 'unknown'}`);
+    ctx.log.info(
+      `${volume.series.seriesInstanceUid}: ${volume.dims.join('×')} voxels, ${volume.frames.length} frame(s), units ${volume.units ?? 'unknown'}`,
+    );
 
     const vois: Voi[] = [];
     if (options.labelMap) vois.push(...labelMapVois(options.labelMap, volume));
@@ -111,13 +149,23 @@ export default definePlugin({
       ctx.emitFile(file, description);
     };
     write('voi-stats.csv', rowsToCsv(rows), 'VOI statistics per VOI and frame (CSV)');
-    write('voi-stats.json', JSON.stringify(jsonReport(result, volume.series, header, options.lbmFormula), null, 2) + '\n', 'VOI statistics, frame times and SUV parameters (JSON)');
+    write(
+      'voi-stats.json',
+      `${JSON.stringify(jsonReport(result, volume.series, header, options.lbmFormula), null, 2)}\n`,
+      'VOI statistics, frame times and SUV parameters (JSON)',
+    );
     write('tac.tac', toPmodTac(result), 'Time-activity curves, PMOD .tac format');
-    const svg = lineChartSvg(tacChart(result, `Time-activity curves: ${volume.series.seriesDescription ?? volume.series.seriesInstanceUid}`));
+    const svg = lineChartSvg(
+      tacChart(result, `Time-activity curves: ${volume.series.seriesDescription ?? volume.series.seriesInstanceUid}`),
+    );
     if (options.plot.includes('svg')) write('tac.svg', svg, 'Time-activity curves (SVG)');
     if (options.plot.includes('png')) write('tac.png', await lineChartPng(svg), 'Time-activity curves (PNG)');
     // The unit of mean…peak (DICOM Units, e.g. BQML) in each row: the web page labels its axis with it.
-    ctx.emitTable(options.table, rows.map((r) => ({ ...r, unit: result.units ?? null })), 'VOI statistics per VOI and frame');
+    ctx.emitTable(
+      options.table,
+      rows.map((r) => ({ ...r, unit: result.units ?? null })),
+      'VOI statistics per VOI and frame',
+    );
     ctx.progress(1);
   },
 });
@@ -133,12 +181,18 @@ function petSeriesFiles(ctx: StepContext, series: 'auto' | 'inputs' | 'previous'
   if (pet.length === 0) throw dfError('DF_ERR_VOI_INVALID', `no PET image among the job's ${ctx.inputs.length} input(s)`);
   const seriesUids = [...new Set(pet.map((i) => i.seriesInstanceUid))];
   if (seriesUids.length > 1) {
-    throw dfError('DF_ERR_VOI_INVALID', `the inputs hold ${seriesUids.length} PET series (${seriesUids.join(', ')}); narrow them with a filter step before voi-stats`);
+    throw dfError(
+      'DF_ERR_VOI_INVALID',
+      `the inputs hold ${seriesUids.length} PET series (${seriesUids.join(', ')}); narrow them with a filter step before voi-stats`,
+    );
   }
   return pet.map((i) => i.path);
 }
 
-function labelMapVois(options: { path: string; labelTable?: string; labels?: Record<string, string> }, volume: Parameters<typeof resampleLabels>[1]): Voi[] {
+function labelMapVois(
+  options: { path: string; labelTable?: string; labels?: Record<string, string> },
+  volume: Parameters<typeof resampleLabels>[1],
+): Voi[] {
   const file = path.resolve(options.path);
   let table: Map<number, string> | undefined;
   try {
@@ -155,8 +209,16 @@ function labelMapVois(options: { path: string; labelTable?: string; labels?: Rec
 }
 
 /** Segments of the SEG inputs of the PET's study, in the PET's frame of reference. */
-function segVois(ctx: StepContext, volume: Parameters<typeof segmentationVois>[1], header: { studyInstanceUid?: string; frameOfReferenceUid?: string }, threshold: number): Voi[] {
-  const segs = ctx.inputs.filter((i) => i.sopClassUid === SEGMENTATION_STORAGE && (header.studyInstanceUid === undefined || i.studyInstanceUid === header.studyInstanceUid));
+function segVois(
+  ctx: StepContext,
+  volume: Parameters<typeof segmentationVois>[1],
+  header: { studyInstanceUid?: string; frameOfReferenceUid?: string },
+  threshold: number,
+): Voi[] {
+  const segs = ctx.inputs.filter(
+    (i) =>
+      i.sopClassUid === SEGMENTATION_STORAGE && (header.studyInstanceUid === undefined || i.studyInstanceUid === header.studyInstanceUid),
+  );
   return segs.flatMap((input) => {
     let seg;
     try {
@@ -165,7 +227,9 @@ function segVois(ctx: StepContext, volume: Parameters<typeof segmentationVois>[1
       throw dfError('DF_ERR_VOI_INVALID', `SEG ${input.sopInstanceUid}: ${(err as Error).message}`, { cause: err });
     }
     if (seg.frameOfReferenceUid && header.frameOfReferenceUid && seg.frameOfReferenceUid !== header.frameOfReferenceUid) {
-      ctx.log.warn(`SEG ${seg.sopInstanceUid} is in another frame of reference (${seg.frameOfReferenceUid}) than the PET (${header.frameOfReferenceUid}): skipped`);
+      ctx.log.warn(
+        `SEG ${seg.sopInstanceUid} is in another frame of reference (${seg.frameOfReferenceUid}) than the PET (${header.frameOfReferenceUid}): skipped`,
+      );
       return [];
     }
     ctx.log.info(`SEG ${seg.sopInstanceUid}: ${seg.segments.length} segment(s), ${seg.frames.length} frame(s), ${seg.segmentationType}`);
@@ -173,9 +237,18 @@ function segVois(ctx: StepContext, volume: Parameters<typeof segmentationVois>[1
   });
 }
 
-function jsonReport(result: VoiStatisticsResult, series: { seriesInstanceUid: string; studyInstanceUid?: string; seriesDescription?: string }, header: ReturnType<typeof readPetDoseInfo>, lbmFormula: string) {
+function jsonReport(
+  result: VoiStatisticsResult,
+  series: { seriesInstanceUid: string; studyInstanceUid?: string; seriesDescription?: string },
+  header: ReturnType<typeof readPetDoseInfo>,
+  lbmFormula: string,
+) {
   return {
-    series: { studyInstanceUid: series.studyInstanceUid ?? null, seriesInstanceUid: series.seriesInstanceUid, seriesDescription: series.seriesDescription ?? null },
+    series: {
+      studyInstanceUid: series.studyInstanceUid ?? null,
+      seriesInstanceUid: series.seriesInstanceUid,
+      seriesDescription: series.seriesDescription ?? null,
+    },
     units: result.units ?? null,
     definitions: {
       times: 'seconds from the series reference time (SeriesDate/SeriesTime), from ActualFrameDuration and FrameReferenceTime',

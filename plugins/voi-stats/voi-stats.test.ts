@@ -8,7 +8,19 @@ import { createStepContext, type StepContextSeed } from '../../core/jobs/step-co
 import { loadPipeline } from '../../core/pipeline/load.ts';
 import type { StepInput, StepOutput } from '../../core/plugin.ts';
 import { PluginRegistry, type RegisteredPlugin } from '../../core/plugin-registry.ts';
-import { PET_SOP_CLASS, SEG_SOP_CLASS, VOI_GRID, VOI_LABEL_TABLE, VOI_TRUTH, voiLabelMapNifti, voiPetSeries, voiSegmentation, voiTruthValue, type IndexBox, type VoiPetSeries } from '../../test/fixtures/voi.ts';
+import {
+  PET_SOP_CLASS,
+  SEG_SOP_CLASS,
+  VOI_GRID,
+  VOI_LABEL_TABLE,
+  VOI_TRUTH,
+  voiLabelMapNifti,
+  voiPetSeries,
+  voiSegmentation,
+  voiTruthValue,
+  type IndexBox,
+  type VoiPetSeries,
+} from '../../test/fixtures/voi.ts';
 import { createStepPool } from '../../workers/pool.ts';
 import plugin from './index.ts';
 
@@ -52,7 +64,15 @@ beforeAll(async () => {
 function seed(name: string, inputs: StepInput[], previousOutputs: StepOutput[] = []): StepContextSeed {
   const jobDir = path.join(root, 'jobs', name);
   return {
-    job: { id: name, pipeline: 'dynamic-pet', pipelineVersion: '0123456789abcdef', database: 'default', attempt: 1, trigger: { on: 'series', uid: pet.seriesInstanceUid, callingAeTitles: ['SCANNER'], peerAddresses: [] } }, node: { name: 'test-node' },
+    job: {
+      id: name,
+      pipeline: 'dynamic-pet',
+      pipelineVersion: '0123456789abcdef',
+      database: 'default',
+      attempt: 1,
+      trigger: { on: 'series', uid: pet.seriesInstanceUid, callingAeTitles: ['SCANNER'], peerAddresses: [] },
+    },
+    node: { name: 'test-node' },
     step: { id: 'voi-stats', index: 0 },
     inputs,
     previousOutputs,
@@ -69,7 +89,12 @@ function options(given: Record<string, unknown>): any {
 
 const [x0, y0, z0] = VOI_GRID.originMm;
 /** The cold region as a box in patient mm: its outer voxel centres ± half a voxel. */
-const coldBoxMm = { kind: 'box', name: 'cold box', cornerMm: [x0 + 15 * 2 - 1, y0 + 10 * 2.5 - 1.25, z0 + 2 * 3 - 1.5], oppositeCornerMm: [x0 + 19 * 2 + 1, y0 + 15 * 2.5 + 1.25, z0 + 5 * 3 + 1.5] };
+const coldBoxMm = {
+  kind: 'box',
+  name: 'cold box',
+  cornerMm: [x0 + 15 * 2 - 1, y0 + 10 * 2.5 - 1.25, z0 + 2 * 3 - 1.5],
+  oppositeCornerMm: [x0 + 19 * 2 + 1, y0 + 15 * 2.5 + 1.25, z0 + 5 * 3 + 1.5],
+};
 /** A 4 mm sphere at the centre of hot voxel (7, 6, 5): 2 mm columns, so 3 voxels across in x. */
 const hotSphereMm = { kind: 'sphere', name: 'hot ball', centerMm: [x0 + 7 * 2, y0 + 6 * 2.5, z0 + 5 * 3], radiusMm: 4 };
 const allVois = { labelMap: { path: labelMap, labelTable }, shapes: [hotSphereMm, coldBoxMm] };
@@ -77,7 +102,8 @@ const allVois = { labelMap: { path: labelMap, labelTable }, shapes: [hotSphereMm
 /** Statistics straight from the fixture's truth, over an index box (independent of any VOI code). */
 function truthStats(box: IndexBox, f: number) {
   const values: number[] = [];
-  for (let k = box.k[0]; k <= box.k[1]; k++) for (let j = box.j[0]; j <= box.j[1]; j++) for (let i = box.i[0]; i <= box.i[1]; i++) values.push(voiTruthValue(f, i, j, k));
+  for (let k = box.k[0]; k <= box.k[1]; k++)
+    for (let j = box.j[0]; j <= box.j[1]; j++) for (let i = box.i[0]; i <= box.i[1]; i++) values.push(voiTruthValue(f, i, j, k));
   values.sort((a, b) => a - b);
   const n = values.length;
   const mean = values.reduce((a, b) => a + b, 0) / n;
@@ -105,24 +131,53 @@ describe('voi-stats', () => {
   });
 
   it('emits CSV, JSON, PMOD TAC, SVG and PNG plots and a table', () => {
-    expect(outputs.map((o) => (o.kind === 'file' ? path.basename(o.path!) : `table ${o.name}`))).toEqual(['voi-stats.csv', 'voi-stats.json', 'tac.tac', 'tac.svg', 'tac.png', 'table voi-stats']);
+    expect(outputs.map((o) => (o.kind === 'file' ? path.basename(o.path!) : `table ${o.name}`))).toEqual([
+      'voi-stats.csv',
+      'voi-stats.json',
+      'tac.tac',
+      'tac.svg',
+      'tac.png',
+      'table voi-stats',
+    ]);
     expect(report.vois.map((v: any) => [v.name, v.source, v.label ?? null])).toEqual([
-      ['hot-sphere', 'label-map', 1], ['cold-gradient', 'label-map', 2], ['hot ball', 'sphere', null], ['cold box', 'box', null], ['hot', 'seg', 1], ['cold', 'seg', 2],
+      ['hot-sphere', 'label-map', 1],
+      ['cold-gradient', 'label-map', 2],
+      ['hot ball', 'sphere', null],
+      ['cold box', 'box', null],
+      ['hot', 'seg', 1],
+      ['cold', 'seg', 2],
     ]);
   });
 
   it('takes frame start, end and mid-times from the frame timing, not AcquisitionTime', () => {
     // The fixture's AcquisitionTime is the series start in every frame.
-    expect(report.frames.map((t: any) => [t.startS, t.endS, t.midS])).toEqual([[0, 30, 15], [30, 60, 45], [60, 120, 90], [120, 240, 180]]);
+    expect(report.frames.map((t: any) => [t.startS, t.endS, t.midS])).toEqual([
+      [0, 30, 15],
+      [30, 60, 45],
+      [60, 120, 90],
+      [120, 240, 180],
+    ]);
   });
 
   it('gives every VOI source the exact statistics of its region', () => {
     const byName = Object.fromEntries(report.vois.map((v: any) => [v.name, v]));
-    for (const [name, box] of [['hot-sphere', VOI_TRUTH.hot.box], ['hot', VOI_TRUTH.hot.box], ['cold-gradient', VOI_TRUTH.cold.box], ['cold', VOI_TRUTH.cold.box], ['cold box', VOI_TRUTH.cold.box]] as const) {
+    for (const [name, box] of [
+      ['hot-sphere', VOI_TRUTH.hot.box],
+      ['hot', VOI_TRUTH.hot.box],
+      ['cold-gradient', VOI_TRUTH.cold.box],
+      ['cold', VOI_TRUTH.cold.box],
+      ['cold box', VOI_TRUTH.cold.box],
+    ] as const) {
       VOI_TRUTH.frameDurationsSec.forEach((_, f) => {
         const truth = truthStats(box, f);
         const got = byName[name].frames[f];
-        expect([got.voxels, got.mean, got.min, got.max, got.median], `${name} frame ${f + 1}`).toEqual([truth.voxels, truth.mean, truth.min, truth.max, truth.median]);
+        expect([got.voxels, got.mean, got.min, got.max, got.median], `${name} frame ${f + 1}`).toEqual([
+          truth.voxels,
+          truth.mean,
+          truth.min,
+          truth.max,
+          truth.median,
+        ]);
         expect(got.volumeMl).toBeCloseTo(truth.volumeMl, 12);
         if (truth.sd === 0) expect(got.sd).toBe(0);
         else close(got.sd, truth.sd);
@@ -138,7 +193,16 @@ describe('voi-stats', () => {
   });
 
   it('computes SUVbw, SUVlbm, SUVmax and SUVpeak against a hand computation with decay', () => {
-    expect(report.suv).toMatchObject({ decayCorrection: 'START', injectedDoseBq: 350e6, halfLifeSec: 6586.2, injectionToSeriesSec: 600, patientWeightKg: 72.5, patientSizeM: 1.76, patientSex: 'M', lbmFormula: 'janmahasatian' });
+    expect(report.suv).toMatchObject({
+      decayCorrection: 'START',
+      injectedDoseBq: 350e6,
+      halfLifeSec: 6586.2,
+      injectionToSeriesSec: 600,
+      patientWeightKg: 72.5,
+      patientSizeM: 1.76,
+      patientSex: 'M',
+      lbmFormula: 'janmahasatian',
+    });
     close(report.suv.leanBodyMassKg, leanBodyMass);
     const hot = report.vois.find((v: any) => v.name === 'hot-sphere');
     VOI_TRUTH.hot.values.forEach((value, f) => {
@@ -149,7 +213,7 @@ describe('voi-stats', () => {
       }
     });
     // Last frame, by hand: 12000 Bq/ml × 72 500 g / (350 MBq × 2^(−600/6586.2)).
-    close(hot.frames[3].suvbw.mean, (12000 * 72500) / (350e6 * Math.pow(0.5, 600 / 6586.2)));
+    close(hot.frames[3].suvbw.mean, (12000 * 72500) / (350e6 * 0.5 ** (600 / 6586.2)));
     const cold = report.vois.find((v: any) => v.name === 'cold-gradient');
     // The cold region is smaller than the sphere, which then averages in the background.
     VOI_TRUTH.cold.base.forEach((base, f) => {
@@ -165,7 +229,9 @@ describe('voi-stats', () => {
         '0\t30\t1\t0.52\t1\t0.52\t1\t0.52\n30\t60\t4\t0.84\t4\t0.84\t4\t0.84\n60\t120\t9\t1.08\t9\t1.08\t9\t1.08\n120\t240\t12\t1.2\t12\t1.2\t12\t1.2\n',
     );
     const [header, ...lines] = fs.readFileSync(out('voi-stats.csv'), 'utf8').trimEnd().split('\r\n');
-    expect(header).toBe('voi,source,label,frame,startS,endS,midS,voxels,volumeMl,mean,sd,min,max,median,peak,suvbwMean,suvbwMax,suvbwPeak,suvlbmMean,suvlbmMax,suvlbmPeak');
+    expect(header).toBe(
+      'voi,source,label,frame,startS,endS,midS,voxels,volumeMl,mean,sd,min,max,median,peak,suvbwMean,suvbwMax,suvbwPeak,suvlbmMean,suvlbmMax,suvlbmPeak',
+    );
     expect(lines.length).toBe(6 * 4);
     const cells = lines[4 * 1 + 3].split(','); // cold-gradient, frame 4
     expect(cells.slice(0, 10)).toEqual(['"cold-gradient"', '"label-map"', '2', '4', '120', '240', '180', '120', '1.8', '1200']);
@@ -176,7 +242,15 @@ describe('voi-stats', () => {
 
   it('plots the curves as SVG and PNG', async () => {
     const svg = fs.readFileSync(out('tac.svg'), 'utf8');
-    for (const name of ['hot-sphere', 'cold-gradient', 'hot ball', 'cold box', 'Mean activity concentration (kBq/ml)', 'frame mid-time (min)']) expect(svg).toContain(name);
+    for (const name of [
+      'hot-sphere',
+      'cold-gradient',
+      'hot ball',
+      'cold box',
+      'Mean activity concentration (kBq/ml)',
+      'frame mid-time (min)',
+    ])
+      expect(svg).toContain(name);
     const meta = await sharp(fs.readFileSync(out('tac.png'))).metadata();
     expect([meta.format, meta.width, meta.height]).toEqual(['png', 800, 500]);
   });
@@ -193,21 +267,34 @@ describe('voi-stats', () => {
     const { ctx, effects } = createStepContext(seed('previous', [segInput], previous), new AbortController().signal, () => {});
     await plugin.run(ctx, options({ segmentations: true }));
     const rows = effects.outputs.find((o) => o.kind === 'table')!.rows!;
-    expect(rows.map((r) => `${r.voi}:${r.frame}:${r.mean}`)).toEqual(['hot', 'cold'].flatMap((v) => [1, 2, 3, 4].map((f) => `${v}:${f}:${v === 'hot' ? VOI_TRUTH.hot.values[f - 1] : VOI_TRUTH.cold.base[f - 1] + 2 * VOI_TRUTH.cold.step[f - 1]}`)));
+    expect(rows.map((r) => `${r.voi}:${r.frame}:${r.mean}`)).toEqual(
+      ['hot', 'cold'].flatMap((v) =>
+        [1, 2, 3, 4].map(
+          (f) => `${v}:${f}:${v === 'hot' ? VOI_TRUTH.hot.values[f - 1] : VOI_TRUTH.cold.base[f - 1] + 2 * VOI_TRUTH.cold.step[f - 1]}`,
+        ),
+      ),
+    );
   });
 
   it('skips a SEG of another frame of reference, and one of another study', async () => {
     const elsewhere = path.join(root, 'seg-other-for.dcm');
     const other = await voiSegmentation(elsewhere, { ...pet, frameOfReferenceUid: '2.25.1234' });
     const otherStudy = { ...segInput, studyInstanceUid: '2.25.999' };
-    const { ctx, effects } = createStepContext(seed('other-for', [...petInputs, input(elsewhere, SEG_SOP_CLASS, other.sopInstanceUid, 'x', 'SEG'), otherStudy]), new AbortController().signal, () => {});
+    const { ctx, effects } = createStepContext(
+      seed('other-for', [...petInputs, input(elsewhere, SEG_SOP_CLASS, other.sopInstanceUid, 'x', 'SEG'), otherStudy]),
+      new AbortController().signal,
+      () => {},
+    );
     await plugin.run(ctx, options({ shapes: [hotSphereMm] }));
-    expect(effects.log.filter((l) => l.level === 'warn').map((l) => l.message)).toEqual([expect.stringMatching(/in another frame of reference \(2\.25\.1234\).*skipped/)]);
+    expect(effects.log.filter((l) => l.level === 'warn').map((l) => l.message)).toEqual([
+      expect.stringMatching(/in another frame of reference \(2\.25\.1234\).*skipped/),
+    ]);
     expect(new Set(effects.outputs.find((o) => o.kind === 'table')!.rows!.map((r) => r.voi))).toEqual(new Set(['hot ball']));
   });
 
   it('fails with DF_ERR_VOI_INVALID when there is no VOI, or no PET', async () => {
-    const run = (inputs: StepInput[]) => plugin.run(createStepContext(seed('none', inputs), new AbortController().signal, () => {}).ctx, options({}));
+    const run = (inputs: StepInput[]) =>
+      plugin.run(createStepContext(seed('none', inputs), new AbortController().signal, () => {}).ctx, options({}));
     await expect(run(petInputs)).rejects.toThrow(/DF_ERR_VOI_INVALID: no VOIs/);
     await expect(run([segInput])).rejects.toThrow(/DF_ERR_VOI_INVALID: no PET image/);
   });
@@ -219,7 +306,14 @@ describe('voi-stats', () => {
     const progressed = new Promise<void>((resolve) => port1.on('message', (m: { type: string }) => m.type === 'progress' && resolve()));
     try {
       const result = await pool.run(
-        { moduleUrl: registered.moduleUrl, pluginName: 'voi-stats', pluginVersion: '1.0.0', options: options(allVois), seed: seed('worker', [...petInputs, segInput]), port: port2 },
+        {
+          moduleUrl: registered.moduleUrl,
+          pluginName: 'voi-stats',
+          pluginVersion: '1.0.0',
+          options: options(allVois),
+          seed: seed('worker', [...petInputs, segInput]),
+          port: port2,
+        },
         { signal: new AbortController().signal, transferList: [port2] },
       );
       expect(result.failure).toBeUndefined();
@@ -235,7 +329,15 @@ describe('voi-stats', () => {
   it('a pipeline with a malformed shape is refused when it loads, with the option’s pointer', () => {
     const registry = new PluginRegistry();
     registry.register(plugin, registered.moduleUrl);
-    const text = JSON.stringify({ name: 'tac', trigger: { on: 'series' }, steps: [{ plugin: 'voi-stats', options: { shapes: [{ kind: 'sphere', name: 'x', centerMm: [0, 0] }] } }] }, null, 2);
+    const text = JSON.stringify(
+      {
+        name: 'tac',
+        trigger: { on: 'series' },
+        steps: [{ plugin: 'voi-stats', options: { shapes: [{ kind: 'sphere', name: 'x', centerMm: [0, 0] }] } }],
+      },
+      null,
+      2,
+    );
     const { pipeline, problems } = loadPipeline(text, 'tac.json', registry, { databases: ['Import'] });
     expect(pipeline).toBeUndefined();
     expect(problems.some((p) => p.pointer.startsWith('/steps/0/options/shapes/0'))).toBe(true);

@@ -35,7 +35,10 @@ function serverUrl(config: ResolvedConfig, flags: ApiFlags): string | undefined 
   // One node: server.json. Nodes sharing the data directory: servers/<node>.json each; any
   // running on this host will do.
   const serversDir = path.join(config.dataDir, 'servers');
-  const candidates = [path.join(config.dataDir, 'server.json'), ...(fs.existsSync(serversDir) ? fs.readdirSync(serversDir).map((f) => path.join(serversDir, f)) : [])];
+  const candidates = [
+    path.join(config.dataDir, 'server.json'),
+    ...(fs.existsSync(serversDir) ? fs.readdirSync(serversDir).map((f) => path.join(serversDir, f)) : []),
+  ];
   let endpoint: { pid: number; httpPort: number; httpHost: string; scheme?: 'http' | 'https'; hostname?: string } | undefined;
   for (const file of candidates) {
     try {
@@ -125,7 +128,12 @@ export function findApi(config: ResolvedConfig, flags: ApiFlags): ApiClient | un
  * Through the running server's API when there is one; otherwise (no server, or it does not
  * answer) `direct`, which works on the data directory itself.
  */
-export async function viaApiOr<T>(config: ResolvedConfig, flags: ApiFlags, viaApi: (api: ApiClient) => Promise<T>, direct: () => T | Promise<T>): Promise<T> {
+export async function viaApiOr<T>(
+  config: ResolvedConfig,
+  flags: ApiFlags,
+  viaApi: (api: ApiClient) => Promise<T>,
+  direct: () => T | Promise<T>,
+): Promise<T> {
   const api = findApi(config, flags);
   if (!api) return direct();
   try {

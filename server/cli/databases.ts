@@ -1,4 +1,3 @@
-import path from 'node:path';
 import type { ResolvedConfig } from '../../core/config/load.ts';
 import { dfError } from '../../core/errors.ts';
 import type { TransferRequest, TransferResult } from '../../core/store/index-store.ts';
@@ -26,7 +25,8 @@ export interface TransferCommand {
  */
 export async function transferCommand(config: ResolvedConfig, c: TransferCommand): Promise<TransferResult> {
   for (const db of [c.from, c.to]) {
-    if (!config.databases.some((d) => d.name === db)) throw dfError('DF_ERR_DATABASE_UNKNOWN', `no database "${db}" (configured: ${config.databases.map((d) => d.name).join(', ')})`);
+    if (!config.databases.some((d) => d.name === db))
+      throw dfError('DF_ERR_DATABASE_UNKNOWN', `no database "${db}" (configured: ${config.databases.map((d) => d.name).join(', ')})`);
   }
   if (c.from === c.to) throw dfError('DF_ERR_USAGE', 'source and target database are the same');
   const users = new Users(config.users);
@@ -62,20 +62,33 @@ export async function replicateFromNode(
 ): Promise<{ status: number; completed: number; failed: number; warnings: number }> {
   if (!config.databases.some((d) => d.name === c.to)) throw dfError('DF_ERR_DATABASE_UNKNOWN', `no database "${c.to}"`);
   const node = config.remoteNodes.find((n) => n.aeTitle === c.node);
-  if (!node) throw dfError('DF_ERR_USAGE', `no remote node "${c.node}" in remoteNodes (configured: ${config.remoteNodes.map((n) => n.aeTitle).join(', ') || 'none'})`);
+  if (!node)
+    throw dfError(
+      'DF_ERR_USAGE',
+      `no remote node "${c.node}" in remoteNodes (configured: ${config.remoteNodes.map((n) => n.aeTitle).join(', ') || 'none'})`,
+    );
   const users = new Users(config.users);
   users.requireRole(c.user, ['admin', 'manager']);
   users.require(c.user, 'write', c.to);
-  const { receiver, index, close } = await openStandaloneReceiver(config);
+  const { receiver, close } = await openStandaloneReceiver(config);
   try {
-    const address = { host: node.host, port: node.port, callingAeTitle: config.dimse.aeTitle, calledAeTitle: node.aeTitle, tls: tlsOptionsForNode(node) };
+    const address = {
+      host: node.host,
+      port: node.port,
+      callingAeTitle: config.dimse.aeTitle,
+      calledAeTitle: node.aeTitle,
+      tls: tlsOptionsForNode(node),
+    };
     // A patient or a whole node goes study by study: C-FIND lists them, C-GET fetches each.
     const identifiers: Record<string, string>[] =
       c.level === 'study'
         ? [{ QueryRetrieveLevel: 'STUDY', StudyInstanceUID: c.uid! }]
         : c.level === 'series'
           ? [{ QueryRetrieveLevel: 'SERIES', ...(c.studyUid ? { StudyInstanceUID: c.studyUid } : {}), SeriesInstanceUID: c.uid! }]
-          : (await findStudyUids({ ...address, patientId: c.level === 'patient' ? c.uid : undefined })).map((uid) => ({ QueryRetrieveLevel: 'STUDY', StudyInstanceUID: uid }));
+          : (await findStudyUids({ ...address, patientId: c.level === 'patient' ? c.uid : undefined })).map((uid) => ({
+              QueryRetrieveLevel: 'STUDY',
+              StudyInstanceUID: uid,
+            }));
     const total = { status: 0, completed: 0, failed: 0, warnings: 0 };
     for (const identifier of identifiers) {
       const r = await retrieveWithGet({

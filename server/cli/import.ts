@@ -10,7 +10,12 @@ import { openStandaloneReceiver } from './standalone-receiver.ts';
  * directory, whether or not the server runs. The arrivals are written here; the server's engine
  * (now, or at its next start) runs the pipelines on them, as for network arrivals.
  */
-export async function importCommand(config: ResolvedConfig, source: string, database: string | undefined, user: string): Promise<ImportSummary> {
+export async function importCommand(
+  config: ResolvedConfig,
+  source: string,
+  database: string | undefined,
+  user: string,
+): Promise<ImportSummary> {
   const db = database ?? config.defaultDatabase;
   if (!config.databases.some((d) => d.name === db)) {
     throw dfError('DF_ERR_DATABASE_UNKNOWN', `no database "${db}" (configured: ${config.databases.map((d) => d.name).join(', ')})`);
@@ -18,9 +23,14 @@ export async function importCommand(config: ResolvedConfig, source: string, data
   const { receiver, index, close } = await openStandaloneReceiver(config);
   try {
     const { files, viaDicomdir } = collectFiles(path.resolve(source));
-    console.error(`${files.length} file(s) to import from ${source}${viaDicomdir ? ' (listed by its DICOMDIR)' : ''} into ${db} as ${user}`);
+    console.error(
+      `${files.length} file(s) to import from ${source}${viaDicomdir ? ' (listed by its DICOMDIR)' : ''} into ${db} as ${user}`,
+    );
     const bar = process.stderr.isTTY
-      ? new cliProgress.SingleBar({ format: 'importing [{bar}] {percentage}% {value}/{total} {eta_formatted} left', stream: process.stderr }, cliProgress.Presets.shades_classic)
+      ? new cliProgress.SingleBar(
+          { format: 'importing [{bar}] {percentage}% {value}/{total} {eta_formatted} left', stream: process.stderr },
+          cliProgress.Presets.shades_classic,
+        )
       : undefined;
     bar?.start(files.length, 0);
     let lastLine = 0;
@@ -45,6 +55,8 @@ export async function importCommand(config: ResolvedConfig, source: string, data
 }
 
 export function printSummary(summary: ImportSummary): void {
-  console.log(`files: ${summary.files}  imported: ${summary.imported}  duplicates: ${summary.duplicates}  refused: ${summary.refused.length}`);
+  console.log(
+    `files: ${summary.files}  imported: ${summary.imported}  duplicates: ${summary.duplicates}  refused: ${summary.refused.length}`,
+  );
   for (const r of summary.refused) console.log(`  refused ${r.file}: ${r.reason}`);
 }

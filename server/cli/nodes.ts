@@ -47,8 +47,12 @@ export async function printNodes(config: ResolvedConfig, json: boolean): Promise
       ];
     });
     printTable(['node', 'state', 'host', 'dicom', 'jobs', 'pool', 'cpu', 'load', 'received', 'produced', 'heartbeat'], rows);
-    const queued = Object.entries(queue.queuedByPipeline).map(([p, n]) => `${p} ${n}`).join(', ');
-    console.log(`jobs: ${queue.counts.queued} queued${queued ? ` (${queued})` : ''}, ${queue.counts.running} running, ${queue.counts.failed} failed`);
+    const queued = Object.entries(queue.queuedByPipeline)
+      .map(([p, n]) => `${p} ${n}`)
+      .join(', ');
+    console.log(
+      `jobs: ${queue.counts.queued} queued${queued ? ` (${queued})` : ''}, ${queue.counts.running} running, ${queue.counts.failed} failed`,
+    );
   } finally {
     await db.close();
   }

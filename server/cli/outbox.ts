@@ -23,7 +23,17 @@ export async function outboxStatus(config: ResolvedConfig): Promise<(Destination
     const names = [...new Set([...config.remoteNodes.map((n) => n.aeTitle), ...counts.keys()])];
     return await Promise.all(
       names.map(async (name) => ({
-        ...(counts.get(name) ?? { destination: name, queued: 0, sending: 0, delivered: 0, dead: 0, nextAttemptAt: null, lastError: null, lastErrorAt: null, lastDeliveredAt: null }),
+        ...(counts.get(name) ?? {
+          destination: name,
+          queued: 0,
+          sending: 0,
+          delivered: 0,
+          dead: 0,
+          nextAttemptAt: null,
+          lastError: null,
+          lastErrorAt: null,
+          lastDeliveredAt: null,
+        }),
         configured: config.remoteNodes.some((n) => n.aeTitle === name),
         deadIds: (await outbox.list({ destination: name, state: 'dead', limit: 100 })).map((e) => e.id),
       })),
@@ -57,15 +67,21 @@ export async function printOutbox(config: ResolvedConfig, json: boolean): Promis
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ');
   console.log(line(header));
   for (const t of table) console.log(line(t));
-  for (const r of rows) if (r.dead > 0) console.log(`dead letters for ${r.destination}: ${r.deadIds.join(' ')}${r.dead > r.deadIds.length ? ' …' : ''}`);
+  for (const r of rows)
+    if (r.dead > 0) console.log(`dead letters for ${r.destination}: ${r.deadIds.join(' ')}${r.dead > r.deadIds.length ? ' …' : ''}`);
 }
 
 /** Queues dead letters of a destination again (all, or the given ids); returns how many. */
 export async function retryOutbox(config: ResolvedConfig, destination: string, ids: string[] | 'all'): Promise<number> {
   const { outbox, close } = await openOutbox(config);
   try {
-    const known = config.remoteNodes.some((n) => n.aeTitle === destination) || (await outbox.counts()).some((c) => c.destination === destination);
-    if (!known) throw dfError('DF_ERR_DESTINATION_UNKNOWN', `no remote node "${destination}" in remoteNodes and no outbox entries for it (configured: ${config.remoteNodes.map((n) => n.aeTitle).join(', ') || 'none'})`);
+    const known =
+      config.remoteNodes.some((n) => n.aeTitle === destination) || (await outbox.counts()).some((c) => c.destination === destination);
+    if (!known)
+      throw dfError(
+        'DF_ERR_DESTINATION_UNKNOWN',
+        `no remote node "${destination}" in remoteNodes and no outbox entries for it (configured: ${config.remoteNodes.map((n) => n.aeTitle).join(', ') || 'none'})`,
+      );
     return await outbox.retryDead(destination, ids === 'all' ? undefined : ids);
   } finally {
     await close();

@@ -16,13 +16,18 @@ const KINDS: readonly PseudonymKind[] = ['patient', 'study', 'series'];
  * not. Like `dicomflow token`, it works on the data directory itself.
  */
 export async function lookupPseudonyms(config: ResolvedConfig, value: string, user: string, kind?: string): Promise<PseudonymRecord[]> {
-  if (kind !== undefined && !KINDS.includes(kind as PseudonymKind)) throw dfError('DF_ERR_USAGE', `--kind must be one of ${KINDS.join(', ')}, got "${kind}"`);
+  if (kind !== undefined && !KINDS.includes(kind as PseudonymKind))
+    throw dfError('DF_ERR_USAGE', `--kind must be one of ${KINDS.join(', ')}, got "${kind}"`);
   const users = new Users(config.users.some((u) => u.name === BOOTSTRAP_ADMIN.name) ? config.users : [...config.users, BOOTSTRAP_ADMIN]);
   users.requireRole(user, ['admin']);
   const index = new SqlIndex(await openIndexDatabase(config));
   try {
     const rows = await new SqlPseudonyms(index.connection).find(value, kind as PseudonymKind | undefined);
-    await index.recordAudit(`${os.userInfo().username} (command line) as ${user}`, 'pseudonym-read', { value, kind: kind ?? null, rows: rows.length });
+    await index.recordAudit(`${os.userInfo().username} (command line) as ${user}`, 'pseudonym-read', {
+      value,
+      kind: kind ?? null,
+      rows: rows.length,
+    });
     return rows;
   } finally {
     await index.close();

@@ -51,7 +51,8 @@ export async function startAndFollow(api: ApiClient, start: () => Promise<string
 }
 
 export function reportEnd(job: JobRecord): void {
-  const took = job.startedAt && job.finishedAt ? ` in ${((Date.parse(job.finishedAt) - Date.parse(job.startedAt)) / 1000).toFixed(2)} s` : '';
+  const took =
+    job.startedAt && job.finishedAt ? ` in ${((Date.parse(job.finishedAt) - Date.parse(job.startedAt)) / 1000).toFixed(2)} s` : '';
   console.error(`job ${job.id} ${job.status}${took}${job.error ? `: ${job.errorCode}: ${job.error}` : ''}`);
   if (job.status !== 'succeeded') process.exitCode = 1;
 }
@@ -62,7 +63,11 @@ export async function runCommand(
   c: ApiFlags & { pipeline: string; database?: string; study?: string; series?: string; wait: boolean },
 ): Promise<void> {
   const api = findApi(config, c);
-  if (!api) throw dfError('DF_ERR_SERVER_UNREACHABLE', `no server runs on ${config.dataDir}: start it with \`dicomflow serve\`, or pass --server URL`);
+  if (!api)
+    throw dfError(
+      'DF_ERR_SERVER_UNREACHABLE',
+      `no server runs on ${config.dataDir}: start it with \`dicomflow serve\`, or pass --server URL`,
+    );
   const body = { database: c.database ?? config.defaultDatabase, ...(c.study ? { study: c.study } : { series: c.series }) };
   const start = async () => (await api.post<{ jobId: string }>(`/api/pipelines/${encodeURIComponent(c.pipeline)}/run`, body)).jobId;
   if (!c.wait) {

@@ -16,11 +16,17 @@ import { openIndexDatabase } from '../../core/store/sql/open.ts';
  * Filing-only pipelines (the default store-received) file here, in each arrival's commit, as the
  * server does: what the command reports as received is in its database when it exits.
  */
-export async function openStandaloneReceiver(config: ResolvedConfig): Promise<{ receiver: Receiver; index: SqlIndex; close(): Promise<void> }> {
+export async function openStandaloneReceiver(
+  config: ResolvedConfig,
+): Promise<{ receiver: Receiver; index: SqlIndex; close(): Promise<void> }> {
   const objects = new ObjectStore(path.join(config.dataDir, 'storage'));
   const index = new SqlIndex(await openIndexDatabase(config));
   const log = pino({ level: 'silent' });
-  const env = { databases: config.databases.map((d) => d.name), remoteNodes: config.remoteNodes.map((n) => n.aeTitle), printers: config.printers.map((p) => p.name) };
+  const env = {
+    databases: config.databases.map((d) => d.name),
+    remoteNodes: config.remoteNodes.map((n) => n.aeTitle),
+    printers: config.printers.map((p) => p.name),
+  };
   const pipelines = new PipelineSet(config.pipelinesDir, await configuredPlugins(config), env, { defaultPipeline: config.defaultPipeline });
   pipelines.reload();
   const defaults = { defaultDatabase: config.defaultDatabase, duplicatePolicy: config.storage.duplicatePolicy };

@@ -1,5 +1,4 @@
 import os from 'node:os';
-import path from 'node:path';
 import type { ResolvedConfig } from '../../core/config/load.ts';
 import { dfError } from '../../core/errors.ts';
 import { SqlIndex } from '../../core/store/sql/sql-index.ts';
@@ -20,10 +19,21 @@ async function open(config: ResolvedConfig, existing = false) {
 
 const actor = () => `${os.userInfo().username} (command line)`;
 
-export async function createToken(config: ResolvedConfig, user: string, description?: string): Promise<{ token: string; record: ApiToken }> {
+export async function createToken(
+  config: ResolvedConfig,
+  user: string,
+  description?: string,
+): Promise<{ token: string; record: ApiToken }> {
   const { index, tokens, users } = await open(config);
   try {
-    if (!users.has(user)) throw dfError('DF_ERR_USAGE', `unknown user "${user}": add it to "users" in the configuration (configured: ${users.list().map((u) => u.name).join(', ')})`);
+    if (!users.has(user))
+      throw dfError(
+        'DF_ERR_USAGE',
+        `unknown user "${user}": add it to "users" in the configuration (configured: ${users
+          .list()
+          .map((u) => u.name)
+          .join(', ')})`,
+      );
     const made = await issueToken(tokens, users, user, description);
     await index.recordAudit(actor(), 'token-create', { tokenId: made.record.id, for: user });
     return made;

@@ -11,7 +11,11 @@ import { configuredPlugins } from '../../core/plugin-registry.ts';
 export async function validateFiles(files: string[], configFile?: string): Promise<number> {
   const config = loadConfig(configFile);
   const plugins = await configuredPlugins(config);
-  const env = { databases: config.databases.map((d) => d.name), remoteNodes: config.remoteNodes.map((n) => n.aeTitle), printers: config.printers.map((p) => p.name) };
+  const env = {
+    databases: config.databases.map((d) => d.name),
+    remoteNodes: config.remoteNodes.map((n) => n.aeTitle),
+    printers: config.printers.map((p) => p.name),
+  };
   let failed = 0;
   for (const file of files) {
     let text: string;
@@ -25,7 +29,10 @@ export async function validateFiles(files: string[], configFile?: string): Promi
     if (/"steps"\s*:/.test(text)) {
       const { pipeline, problems, warnings } = loadPipeline(text, file, plugins, env);
       for (const w of warnings) console.error(`warning: ${formatProblem(w)} (the pipeline is disabled; enabling it needs this configured)`);
-      if (pipeline) console.log(`${file}: valid pipeline "${pipeline.definition.name}" (${pipeline.steps.length} step(s), trigger ${pipeline.definition.trigger.on}${pipeline.definition.enabled ? '' : ', disabled'})`);
+      if (pipeline)
+        console.log(
+          `${file}: valid pipeline "${pipeline.definition.name}" (${pipeline.steps.length} step(s), trigger ${pipeline.definition.trigger.on}${pipeline.definition.enabled ? '' : ', disabled'})`,
+        );
       else {
         failed++;
         for (const p of problems) console.error(`DF_ERR_PIPELINE_INVALID: ${formatProblem(p)}`);

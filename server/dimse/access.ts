@@ -86,7 +86,9 @@ export function mayUse(rule: AccessRule, caller: Caller, addressesOf: (host: str
   if (rule.anyone) return true;
   if (rule.loopback && isLoopback(caller.peerAddress)) return true;
   return rule.callers.some(
-    (c) => c.aeTitle === caller.callingAeTitle && (c.host === undefined || (caller.peerAddress !== undefined && addressesOf(c.host).has(caller.peerAddress))),
+    (c) =>
+      c.aeTitle === caller.callingAeTitle &&
+      (c.host === undefined || (caller.peerAddress !== undefined && addressesOf(c.host).has(caller.peerAddress))),
   );
 }
 
@@ -102,7 +104,8 @@ export function decideAccess(
 ): Rights {
   const database = policy.databases.get(target.database);
   const dicomdir = target.dicomdirAeTitle === undefined ? undefined : policy.dicomdirStores.get(target.dicomdirAeTitle);
-  const rule = (service: DicomService): AccessRule => (service !== 'store' && dicomdir ? dicomdir[service] : database?.[service]) ?? NOTHING;
+  const rule = (service: DicomService): AccessRule =>
+    (service !== 'store' && dicomdir ? dicomdir[service] : database?.[service]) ?? NOTHING;
   return {
     store: mayUse(rule('store'), caller, addressesOf),
     query: mayUse(rule('query'), caller, addressesOf),
@@ -121,7 +124,10 @@ export function accessPolicy(config: Pick<Config, 'databases' | 'dicomdirStores'
       ]),
     ),
     dicomdirStores: new Map(
-      config.dicomdirStores.map(({ aeTitle, dicomAccess: a }) => [aeTitle, { query: accessRule(a.query, nodes), retrieve: accessRule(a.retrieve, nodes) }]),
+      config.dicomdirStores.map(({ aeTitle, dicomAccess: a }) => [
+        aeTitle,
+        { query: accessRule(a.query, nodes), retrieve: accessRule(a.retrieve, nodes) },
+      ]),
     ),
   };
 }

@@ -4,7 +4,15 @@ import { commandProblem, fitToMaxPdu } from './pdu-framer.ts';
 import { CommandField, NO_DATA_SET } from './upper-layer.ts';
 
 const timeouts = { artimMs: 30_000, idleMs: 60_000, dimseMs: 20_000 };
-const open: TimedState = { phase: 'open', phaseSince: 1000, lastReceivedAt: 5000, lastActivityAt: 7000, messageInProgress: false, requestsOwed: 0, awaitingPeer: false };
+const open: TimedState = {
+  phase: 'open',
+  phaseSince: 1000,
+  lastReceivedAt: 5000,
+  lastActivityAt: 7000,
+  messageInProgress: false,
+  requestsOwed: 0,
+  awaitingPeer: false,
+};
 
 describe('which timer runs (PS3.8 9.1.5)', () => {
   it('ARTIM counts from the start of the state, not the last byte: a trickled request ends all the same', () => {
@@ -54,7 +62,9 @@ describe('P-DATA-TF within the peer maximum PDU length', () => {
 describe('a usable command set (PS3.7 9.3)', () => {
   it('needs a known command field, a data set type and a message id (or the one it answers)', () => {
     expect(commandProblem({ CommandField: CommandField.CEchoRq, MessageID: 1, CommandDataSetType: NO_DATA_SET })).toBeUndefined();
-    expect(commandProblem({ CommandField: CommandField.CEchoRsp, MessageIDBeingRespondedTo: 1, CommandDataSetType: NO_DATA_SET })).toBeUndefined();
+    expect(
+      commandProblem({ CommandField: CommandField.CEchoRsp, MessageIDBeingRespondedTo: 1, CommandDataSetType: NO_DATA_SET }),
+    ).toBeUndefined();
     expect(commandProblem({ CommandField: 0x0130, MessageID: 1, CommandDataSetType: 0 })).toBeUndefined(); // N-ACTION: answered 0211
     expect(commandProblem({ MessageID: 1, CommandDataSetType: NO_DATA_SET })).toMatch(/Command Field/);
     expect(commandProblem({ CommandField: 0x1234, MessageID: 1, CommandDataSetType: NO_DATA_SET })).toMatch(/unknown command field 0x1234/);

@@ -79,7 +79,10 @@ export async function startDicomServer(
     );
     server.on('tlsClientError', (err, socket) => {
       ctx.stats.rejected++;
-      ctx.log.warn({ code: 'DF_ERR_TLS_REFUSED', peer: socket.remoteAddress?.replace(/^::ffff:/, ''), peerPort: socket.remotePort, err: err.message }, 'TLS handshake refused');
+      ctx.log.warn(
+        { code: 'DF_ERR_TLS_REFUSED', peer: socket.remoteAddress?.replace(/^::ffff:/, ''), peerPort: socket.remotePort, err: err.message },
+        'TLS handshake refused',
+      );
     });
     tlsPort = await listen(server, t.port);
   }

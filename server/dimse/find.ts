@@ -46,11 +46,21 @@ export interface FindChannel {
  * between pages the connection's input is read, so a C-CANCEL ends the answer at once (FE00).
  */
 export class FindService {
-  async answer(request: CFindRequest, source: QuerySource, log: Logger, raw: { dataset: Buffer; transferSyntaxUid: string } | undefined, channel: FindChannel): Promise<void> {
-    const model = request.getAffectedSopClassUid() === queryRetrieveSopClasses.PatientRootQueryRetrieveInformationModelFind ? 'PATIENT' : 'STUDY';
+  async answer(
+    request: CFindRequest,
+    source: QuerySource,
+    log: Logger,
+    raw: { dataset: Buffer; transferSyntaxUid: string } | undefined,
+    channel: FindChannel,
+  ): Promise<void> {
+    const model =
+      request.getAffectedSopClassUid() === queryRetrieveSopClasses.PatientRootQueryRetrieveInformationModelFind ? 'PATIENT' : 'STUDY';
     let parsed: ParsedQuery;
     try {
-      const identifier = { ...(request.getDataset()?.getElements() ?? {}), ...(raw ? rawIdentifierValues(raw.dataset, raw.transferSyntaxUid) : {}) };
+      const identifier = {
+        ...(request.getDataset()?.getElements() ?? {}),
+        ...(raw ? rawIdentifierValues(raw.dataset, raw.transferSyntaxUid) : {}),
+      };
       parsed = parseIdentifier(identifier, model, { vrOf });
     } catch (err) {
       log.warn({ code: isDfError(err) ? err.code : undefined, err: (err as Error).message }, 'C-FIND refused');
@@ -220,7 +230,8 @@ function denaturalize(elements: Record<string, unknown>): Record<string, { vr: s
     }
     const tag = entry.tag.replace(/[(),]/g, '');
     if (entry.vr === 'SQ') out[tag] = { vr: 'SQ', Value: (value as Record<string, unknown>[]).map(denaturalize) };
-    else if (typeof value === 'string' && !SINGLE_VALUED_VRS.has(entry.vr)) out[tag] = { vr: entry.vr, Value: value === '' ? [] : value.split('\\') };
+    else if (typeof value === 'string' && !SINGLE_VALUED_VRS.has(entry.vr))
+      out[tag] = { vr: entry.vr, Value: value === '' ? [] : value.split('\\') };
     else out[tag] = { vr: entry.vr, Value: Array.isArray(value) ? value : [value] };
   }
   return out;
@@ -232,7 +243,9 @@ function encodeMatch(identifier: Record<string, unknown>, transferSyntaxUid: str
     return encodeIdentifier(identifier, transferSyntaxUid);
   } catch (err) {
     // The error comment holds 64 characters: the reason goes there, which match goes to the log.
-    const keys = ['PatientID', 'StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID'].filter((k) => typeof identifier[k] === 'string' && identifier[k] !== '');
+    const keys = ['PatientID', 'StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID'].filter(
+      (k) => typeof identifier[k] === 'string' && identifier[k] !== '',
+    );
     throw dfError('DF_ERR_QUERY_RESPONSE_FAILED', `match ${index + 1} cannot be encoded: ${(err as Error).message}`, {
       cause: err,
       details: Object.fromEntries(keys.map((k) => [k, identifier[k]])),

@@ -44,22 +44,49 @@ export interface GetResult {
 // Common storage SOP classes first: an association holds at most 128 presentation contexts, one
 // goes to C-GET, and each class gets two (explicit and implicit VR little endian).
 const PREFERRED = [
-  'CTImageStorage', 'MRImageStorage', 'PositronEmissionTomographyImageStorage', 'SecondaryCaptureImageStorage',
-  'EnhancedCTImageStorage', 'EnhancedMRImageStorage', 'EnhancedPETImageStorage', 'NuclearMedicineImageStorage',
-  'ComputedRadiographyImageStorage', 'DigitalXRayImageStorageForPresentation', 'UltrasoundImageStorage',
-  'UltrasoundMultiFrameImageStorage', 'XRayAngiographicImageStorage', 'DigitalMammographyXRayImageStorageForPresentation',
-  'SegmentationStorage', 'RTStructureSetStorage', 'RTDoseStorage', 'RTPlanStorage', 'RTImageStorage',
-  'GrayscaleSoftcopyPresentationStateStorage', 'BasicTextSRStorage', 'EnhancedSRStorage', 'ComprehensiveSRStorage',
-  'EncapsulatedPDFStorage', 'MultiFrameTrueColorSecondaryCaptureImageStorage', 'MultiFrameGrayscaleWordSecondaryCaptureImageStorage',
-  'MultiFrameGrayscaleByteSecondaryCaptureImageStorage', 'VLPhotographicImageStorage', 'RawDataStorage',
-  'SpatialRegistrationStorage', 'DeformableSpatialRegistrationStorage', 'KeyObjectSelectionDocumentStorage',
+  'CTImageStorage',
+  'MRImageStorage',
+  'PositronEmissionTomographyImageStorage',
+  'SecondaryCaptureImageStorage',
+  'EnhancedCTImageStorage',
+  'EnhancedMRImageStorage',
+  'EnhancedPETImageStorage',
+  'NuclearMedicineImageStorage',
+  'ComputedRadiographyImageStorage',
+  'DigitalXRayImageStorageForPresentation',
+  'UltrasoundImageStorage',
+  'UltrasoundMultiFrameImageStorage',
+  'XRayAngiographicImageStorage',
+  'DigitalMammographyXRayImageStorageForPresentation',
+  'SegmentationStorage',
+  'RTStructureSetStorage',
+  'RTDoseStorage',
+  'RTPlanStorage',
+  'RTImageStorage',
+  'GrayscaleSoftcopyPresentationStateStorage',
+  'BasicTextSRStorage',
+  'EnhancedSRStorage',
+  'ComprehensiveSRStorage',
+  'EncapsulatedPDFStorage',
+  'MultiFrameTrueColorSecondaryCaptureImageStorage',
+  'MultiFrameGrayscaleWordSecondaryCaptureImageStorage',
+  'MultiFrameGrayscaleByteSecondaryCaptureImageStorage',
+  'VLPhotographicImageStorage',
+  'RawDataStorage',
+  'SpatialRegistrationStorage',
+  'DeformableSpatialRegistrationStorage',
+  'KeyObjectSelectionDocumentStorage',
 ];
 
 function proposals(): { contexts: ProposedContext[]; storageClasses: string[] } {
   const uids = PREFERRED.map((k) => storageSopClasses.find((c) => c.keyword === k)?.uid).filter((u): u is string => u !== undefined);
   const storageClasses = uids.slice(0, 63);
   const contexts: ProposedContext[] = [
-    { id: 1, abstractSyntax: queryRetrieveSopClasses.StudyRootQueryRetrieveInformationModelGet, transferSyntaxes: [EXPLICIT_VR_LE, IMPLICIT_VR_LE] },
+    {
+      id: 1,
+      abstractSyntax: queryRetrieveSopClasses.StudyRootQueryRetrieveInformationModelGet,
+      transferSyntaxes: [EXPLICIT_VR_LE, IMPLICIT_VR_LE],
+    },
   ];
   let id = 3;
   for (const uid of storageClasses) {
@@ -138,7 +165,10 @@ export async function retrieveWithGet(r: GetRequest): Promise<GetResult> {
       socket.destroy();
       reject(err);
     };
-    let timer = setTimeout(() => fail(dfError('DF_ERR_PEER_TIMEOUT', `${r.calledAeTitle} did not answer within ${timeoutMs} ms`)), timeoutMs);
+    let timer = setTimeout(
+      () => fail(dfError('DF_ERR_PEER_TIMEOUT', `${r.calledAeTitle} did not answer within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     const alive = () => {
       clearTimeout(timer);
       timer = setTimeout(() => fail(dfError('DF_ERR_PEER_TIMEOUT', `${r.calledAeTitle} did not answer within ${timeoutMs} ms`)), timeoutMs);
@@ -152,15 +182,23 @@ export async function retrieveWithGet(r: GetRequest): Promise<GetResult> {
         roleSelections: storageClasses.map((sopClassUid) => ({ sopClassUid, scuRole: false, scpRole: true })),
       }),
     );
-    socket.on('error', (err) => fail(dfError('DF_ERR_ASSOCIATION_ABORTED', `the connection to ${peerLabel(r)} failed: ${err.message}`, { cause: err })));
+    socket.on('error', (err) =>
+      fail(dfError('DF_ERR_ASSOCIATION_ABORTED', `the connection to ${peerLabel(r)} failed: ${err.message}`, { cause: err })),
+    );
     socket.on('close', () => {
-      if (!settled && phase !== 'releasing') fail(dfError('DF_ERR_ASSOCIATION_ABORTED', `${r.calledAeTitle} closed the connection during the retrieve`));
+      if (!settled && phase !== 'releasing')
+        fail(dfError('DF_ERR_ASSOCIATION_ABORTED', `${r.calledAeTitle} closed the connection during the retrieve`));
     });
     const onStoreCommand = (command: ReturnType<typeof decodeCommand>, contextId: number) => {
       const sopClassUid = String(command.AffectedSOPClassUID ?? '');
       const sopInstanceUid = String(command.AffectedSOPInstanceUID ?? '');
       store = { contextId, messageId: Number(command.MessageID), sopClassUid, sopInstanceUid };
-      reception = r.receiver.begin({ sopClassUid, sopInstanceUid, transferSyntaxUid: transferSyntaxOf.get(contextId) ?? EXPLICIT_VR_LE, sourceAeTitle: r.calledAeTitle });
+      reception = r.receiver.begin({
+        sopClassUid,
+        sopInstanceUid,
+        transferSyntaxUid: transferSyntaxOf.get(contextId) ?? EXPLICIT_VR_LE,
+        sourceAeTitle: r.calledAeTitle,
+      });
     };
     const finishStore = async () => {
       const s = store!;
@@ -207,9 +245,16 @@ export async function retrieveWithGet(r: GetRequest): Promise<GetResult> {
           socket.write(encodePData(1, PdvControl.Command | PdvControl.Last, command));
           socket.write(encodePData(1, PdvControl.Last, encodeIdentifier(r.identifier)));
         } else if (pdu.type === PduType.AssociateRj) {
-          return fail(dfError('DF_ERR_ASSOCIATION_REJECTED', `${r.calledAeTitle} rejected the association (${describeRejection(decodeAssociateRj(pdu.body))})`));
+          return fail(
+            dfError(
+              'DF_ERR_ASSOCIATION_REJECTED',
+              `${r.calledAeTitle} rejected the association (${describeRejection(decodeAssociateRj(pdu.body))})`,
+            ),
+          );
         } else if (pdu.type === PduType.Abort) {
-          return fail(dfError('DF_ERR_ASSOCIATION_ABORTED', `${r.calledAeTitle} aborted the association (${describeAbort(decodeAbort(pdu.body))})`));
+          return fail(
+            dfError('DF_ERR_ASSOCIATION_ABORTED', `${r.calledAeTitle} aborted the association (${describeAbort(decodeAbort(pdu.body))})`),
+          );
         } else if (pdu.type === PduType.ReleaseRp) {
           phase = 'releasing';
           settled = true;
@@ -221,7 +266,8 @@ export async function retrieveWithGet(r: GetRequest): Promise<GetResult> {
             const isCommand = (pdv.control & PdvControl.Command) !== 0;
             const isLast = (pdv.control & PdvControl.Last) !== 0;
             if (!isCommand) {
-              if (!reception) return fail(dfError('DF_ERR_PDU_INVALID', `${r.calledAeTitle} sent a dataset with no C-STORE request before it`));
+              if (!reception)
+                return fail(dfError('DF_ERR_PDU_INVALID', `${r.calledAeTitle} sent a dataset with no C-STORE request before it`));
               reception.write(Buffer.from(pdv.value));
               // Sub-operations are answered in order; a slow finish must not reorder responses.
               if (isLast) queue = queue.then(finishStore).catch((err) => fail(err as Error));
@@ -256,7 +302,11 @@ export async function retrieveWithGet(r: GetRequest): Promise<GetResult> {
  */
 export async function findStudyUids(r: PeerAddress & { patientId?: string; timeoutMs?: number }): Promise<string[]> {
   const contexts: ProposedContext[] = [
-    { id: 1, abstractSyntax: queryRetrieveSopClasses.StudyRootQueryRetrieveInformationModelFind, transferSyntaxes: [EXPLICIT_VR_LE, IMPLICIT_VR_LE] },
+    {
+      id: 1,
+      abstractSyntax: queryRetrieveSopClasses.StudyRootQueryRetrieveInformationModelFind,
+      transferSyntaxes: [EXPLICIT_VR_LE, IMPLICIT_VR_LE],
+    },
   ];
   const timeoutMs = r.timeoutMs ?? 30_000;
   const socket = await openSocket(r);
@@ -267,7 +317,10 @@ export async function findStudyUids(r: PeerAddress & { patientId?: string; timeo
     let commandParts: Buffer[] = [];
     let datasetParts: Buffer[] = [];
     let done = false;
-    const timer = setTimeout(() => fail(dfError('DF_ERR_PEER_TIMEOUT', `${r.calledAeTitle} did not answer the C-FIND within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => fail(dfError('DF_ERR_PEER_TIMEOUT', `${r.calledAeTitle} did not answer the C-FIND within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     function fail(err: Error) {
       if (done) return;
       done = true;
@@ -276,7 +329,9 @@ export async function findStudyUids(r: PeerAddress & { patientId?: string; timeo
       reject(err);
     }
     socket.write(encodeAssociateRq({ callingAeTitle: r.callingAeTitle, calledAeTitle: r.calledAeTitle, contexts, maxPduLength: 0 }));
-    socket.on('error', (err) => fail(dfError('DF_ERR_ASSOCIATION_ABORTED', `the connection to ${peerLabel(r)} failed: ${err.message}`, { cause: err })));
+    socket.on('error', (err) =>
+      fail(dfError('DF_ERR_ASSOCIATION_ABORTED', `the connection to ${peerLabel(r)} failed: ${err.message}`, { cause: err })),
+    );
     socket.on('close', () => fail(dfError('DF_ERR_ASSOCIATION_ABORTED', `${r.calledAeTitle} closed the connection during the C-FIND`)));
     socket.on('data', (chunk: Buffer) => {
       let pdus;
@@ -289,7 +344,8 @@ export async function findStudyUids(r: PeerAddress & { patientId?: string; timeo
         if (pdu.type === PduType.AssociateAc) {
           const ac = decodeAssociateAc(pdu.body, contexts);
           const find = ac.contexts.find((c) => c.id === 1 && c.result === 0);
-          if (!find?.transferSyntax) return fail(dfError('DF_ERR_CONTEXT_REJECTED', `${r.calledAeTitle} does not accept Study Root C-FIND`));
+          if (!find?.transferSyntax)
+            return fail(dfError('DF_ERR_CONTEXT_REJECTED', `${r.calledAeTitle} does not accept Study Root C-FIND`));
           transferSyntax = find.transferSyntax;
           const command = encodeCommand({
             AffectedSOPClassUID: queryRetrieveSopClasses.StudyRootQueryRetrieveInformationModelFind,
@@ -299,12 +355,23 @@ export async function findStudyUids(r: PeerAddress & { patientId?: string; timeo
             CommandDataSetType: 0x0000,
           });
           socket.write(encodePData(1, PdvControl.Command | PdvControl.Last, command));
-          const identifier = { QueryRetrieveLevel: 'STUDY', StudyInstanceUID: '', ...(r.patientId !== undefined ? { PatientID: r.patientId } : {}) };
+          const identifier = {
+            QueryRetrieveLevel: 'STUDY',
+            StudyInstanceUID: '',
+            ...(r.patientId !== undefined ? { PatientID: r.patientId } : {}),
+          };
           socket.write(encodePData(1, PdvControl.Last, encodeIdentifier(identifier, transferSyntax === IMPLICIT_VR_LE)));
         } else if (pdu.type === PduType.AssociateRj) {
-          return fail(dfError('DF_ERR_ASSOCIATION_REJECTED', `${r.calledAeTitle} rejected the association (${describeRejection(decodeAssociateRj(pdu.body))})`));
+          return fail(
+            dfError(
+              'DF_ERR_ASSOCIATION_REJECTED',
+              `${r.calledAeTitle} rejected the association (${describeRejection(decodeAssociateRj(pdu.body))})`,
+            ),
+          );
         } else if (pdu.type === PduType.Abort) {
-          return fail(dfError('DF_ERR_ASSOCIATION_ABORTED', `${r.calledAeTitle} aborted the association (${describeAbort(decodeAbort(pdu.body))})`));
+          return fail(
+            dfError('DF_ERR_ASSOCIATION_ABORTED', `${r.calledAeTitle} aborted the association (${describeAbort(decodeAbort(pdu.body))})`),
+          );
         } else if (pdu.type === PduType.ReleaseRp) {
           done = true;
           clearTimeout(timer);
@@ -319,7 +386,11 @@ export async function findStudyUids(r: PeerAddress & { patientId?: string; timeo
                 const walker = new DatasetWalker({ explicitVr: transferSyntax !== IMPLICIT_VR_LE, littleEndian: true });
                 walker.push(Buffer.concat(datasetParts));
                 datasetParts = [];
-                const uid = walker.end().get(0x0020000d)?.value.toString('latin1').replace(/[\0 ]+$/, '');
+                const uid = walker
+                  .end()
+                  .get(0x0020000d)
+                  ?.value.toString('latin1')
+                  .replace(/[\0 ]+$/, '');
                 if (uid) uids.push(uid);
               }
               continue;
@@ -331,7 +402,8 @@ export async function findStudyUids(r: PeerAddress & { patientId?: string; timeo
             if (command.CommandField !== CommandField.CFindRsp) continue;
             const status = Number(command.Status);
             if (status === 0xff00 || status === 0xff01) continue;
-            if (status !== 0x0000) return fail(dfError('DF_ERR_PEER_TIMEOUT', `${r.calledAeTitle} answered the C-FIND with status 0x${status.toString(16)}`));
+            if (status !== 0x0000)
+              return fail(dfError('DF_ERR_PEER_TIMEOUT', `${r.calledAeTitle} answered the C-FIND with status 0x${status.toString(16)}`));
             socket.write(encodeReleaseRq());
           }
         }

@@ -8,7 +8,16 @@ import type { ObjectStore } from '../../core/store/object-store.ts';
 import { selectObjects } from './move.ts';
 import { DatasetPdvSender } from './dataset-pdvs.ts';
 import { RetrieveStatus } from './retrieve-status.ts';
-import { CommandField, PdvControl, Priority, decodeCommand, encodeCommand, encodePData, statusCategory, type DimseCommand } from './upper-layer.ts';
+import {
+  CommandField,
+  PdvControl,
+  Priority,
+  decodeCommand,
+  encodeCommand,
+  encodePData,
+  statusCategory,
+  type DimseCommand,
+} from './upper-layer.ts';
 
 const { responses, Dataset } = dimse;
 const { CGetResponse } = responses;
@@ -60,9 +69,16 @@ export class GetStoreChannel implements SubOperationChannel {
   private closedBecause: Error | undefined;
 
   /** `write` calls `written` once the socket is done with the last part (or at once if it writes nothing). */
-  constructor(o: { write(parts: Buffer[], written?: () => void): Promise<void>; peerMaxPduLength: number; contexts: readonly StorageContext[] }) {
+  constructor(o: {
+    write(parts: Buffer[], written?: () => void): Promise<void>;
+    peerMaxPduLength: number;
+    contexts: readonly StorageContext[];
+  }) {
     this.write = o.write;
-    this.datasetSender = new DatasetPdvSender(o.peerMaxPduLength === 0 ? UNLIMITED_PEER_FRAGMENT_BYTES : o.peerMaxPduLength - PDV_HEADER_BYTES, READ_BLOCK_BYTES);
+    this.datasetSender = new DatasetPdvSender(
+      o.peerMaxPduLength === 0 ? UNLIMITED_PEER_FRAGMENT_BYTES : o.peerMaxPduLength - PDV_HEADER_BYTES,
+      READ_BLOCK_BYTES,
+    );
     this.contexts = o.contexts;
   }
 
@@ -136,12 +152,20 @@ export class GetStoreChannel implements SubOperationChannel {
       return {
         outcome,
         sopInstanceUid: meta.sopInstanceUid,
-        error: outcome === 'success' ? undefined : `C-STORE status 0x${status.toString(16).padStart(4, '0')}${answer.ErrorComment ? `: ${answer.ErrorComment}` : ''}`,
+        error:
+          outcome === 'success'
+            ? undefined
+            : `C-STORE status 0x${status.toString(16).padStart(4, '0')}${answer.ErrorComment ? `: ${answer.ErrorComment}` : ''}`,
       };
     } catch (err) {
       // Half a message cannot be taken back (PS3.8 has no cancel for it): the caller aborts.
       if (started || err === this.closedBecause) throw err;
-      return { outcome: 'failure', sopInstanceUid: meta?.sopInstanceUid, code: 'DF_ERR_FILE_READ', error: `cannot read ${file}: ${(err as Error).message}` };
+      return {
+        outcome: 'failure',
+        sopInstanceUid: meta?.sopInstanceUid,
+        code: 'DF_ERR_FILE_READ',
+        error: `cannot read ${file}: ${(err as Error).message}`,
+      };
     } finally {
       await handle?.close();
     }
@@ -155,7 +179,14 @@ export class GetStoreChannel implements SubOperationChannel {
 
   /** Bytes [offset, offset+length) of the file as data PDVs within the peer's max PDU. */
   private async sendDataset(handle: fs.FileHandle, contextId: number, offset: number, length: number): Promise<void> {
-    await this.datasetSender.send({ handle, contextId, offset, length, write: this.write, readError: (message, cause) => new Error(message, { cause }) });
+    await this.datasetSender.send({
+      handle,
+      contextId,
+      offset,
+      length,
+      write: this.write,
+      readError: (message, cause) => new Error(message, { cause }),
+    });
   }
 }
 
@@ -185,7 +216,12 @@ export class GetService {
       r.setWarnings(counts.warnings);
       return r;
     };
-    const final = (status: number, counts: { remaining?: number; completed: number; failed: number; warnings: number }, comment?: string, failedUids?: string[]) => {
+    const final = (
+      status: number,
+      counts: { remaining?: number; completed: number; failed: number; warnings: number },
+      comment?: string,
+      failedUids?: string[],
+    ) => {
       const r = response(status, counts);
       if (comment) r.setErrorComment(comment.slice(0, 64));
       // PS3.4 C.4.3.1.3.1: a response with failures lists them in Failed SOP Instance UID List.
@@ -193,13 +229,17 @@ export class GetService {
       send.final(r);
     };
     const counts = { completed: 0, failed: 0, warnings: 0 };
-    const model = request.getAffectedSopClassUid() === queryRetrieveSopClasses.PatientRootQueryRetrieveInformationModelGet ? 'PATIENT' : 'STUDY';
+    const model =
+      request.getAffectedSopClassUid() === queryRetrieveSopClasses.PatientRootQueryRetrieveInformationModelGet ? 'PATIENT' : 'STUDY';
     let selected;
     try {
       selected = await selectObjects(c.source, this.objects, model, c.identifier);
     } catch (err) {
       const code = (err as { code?: unknown }).code;
-      c.log.warn({ code: typeof code === 'string' && code.startsWith('DF_ERR_') ? code : 'DF_ERR_QUERY_INVALID', err: (err as Error).message }, 'C-GET refused: cannot select the objects');
+      c.log.warn(
+        { code: typeof code === 'string' && code.startsWith('DF_ERR_') ? code : 'DF_ERR_QUERY_INVALID', err: (err as Error).message },
+        'C-GET refused: cannot select the objects',
+      );
       return final(RetrieveStatus.UnableToProcess, counts, (err as Error).message);
     }
     if ('error' in selected) {

@@ -37,7 +37,8 @@ export async function selectObjects(
   identifier: Record<string, unknown>,
 ): Promise<{ files: string[] } | { error: string }> {
   const level = String(identifier.QueryRetrieveLevel ?? '').trim();
-  if (!(level in KEY_OF_LEVEL) || (model === 'STUDY' && level === 'PATIENT')) return { error: `QueryRetrieveLevel "${level}" is not valid here` };
+  if (!(level in KEY_OF_LEVEL) || (model === 'STUDY' && level === 'PATIENT'))
+    return { error: `QueryRetrieveLevel "${level}" is not valid here` };
   const uids = (keyword: string) =>
     String(identifier[keyword] ?? '')
       .split('\\')
@@ -77,7 +78,12 @@ export class MoveService {
     c: { source: QuerySource; destination: string | undefined; callingAeTitle: string; identifier: Record<string, unknown>; log: Logger },
     send: { pending(response: CMoveResponseT): void; final(response: CMoveResponseT): void },
   ): Promise<void> {
-    const final = (status: number, counts: { completed: number; failed: number; warnings: number }, comment?: string, failedUids?: string[]) => {
+    const final = (
+      status: number,
+      counts: { completed: number; failed: number; warnings: number },
+      comment?: string,
+      failedUids?: string[],
+    ) => {
       const r = CMoveResponse.fromRequest(request);
       r.setStatus(status);
       r.setRemaining(0);
@@ -95,13 +101,17 @@ export class MoveService {
       c.log.warn({ code: 'DF_ERR_DESTINATION_UNKNOWN', destination: c.destination }, 'C-MOVE refused: destination unknown');
       return final(RetrieveStatus.MoveDestinationUnknown, zero, `unknown move destination "${c.destination ?? ''}"`);
     }
-    const model = request.getAffectedSopClassUid() === queryRetrieveSopClasses.PatientRootQueryRetrieveInformationModelMove ? 'PATIENT' : 'STUDY';
+    const model =
+      request.getAffectedSopClassUid() === queryRetrieveSopClasses.PatientRootQueryRetrieveInformationModelMove ? 'PATIENT' : 'STUDY';
     let selected;
     try {
       selected = await selectObjects(c.source, this.objects, model, c.identifier);
     } catch (err) {
       const code = (err as { code?: unknown }).code;
-      c.log.warn({ code: typeof code === 'string' && code.startsWith('DF_ERR_') ? code : 'DF_ERR_QUERY_INVALID', err: (err as Error).message }, 'C-MOVE refused: cannot select the objects');
+      c.log.warn(
+        { code: typeof code === 'string' && code.startsWith('DF_ERR_') ? code : 'DF_ERR_QUERY_INVALID', err: (err as Error).message },
+        'C-MOVE refused: cannot select the objects',
+      );
       return final(RetrieveStatus.UnableToProcess, zero, (err as Error).message);
     }
     if ('error' in selected) {

@@ -50,7 +50,8 @@ export function decideContext(proposed: ProposedContext, policy: NegotiationPoli
   else if (FIND_CLASSES.has(abstractSyntax)) service = 'find';
   else if (MOVE_CLASSES.has(abstractSyntax)) service = 'move';
   else if (GET_CLASSES.has(abstractSyntax)) service = 'get';
-  else if (isStorageSopClass(abstractSyntax) || abstractSyntax.startsWith(STORAGE_ROOT) || policy.acceptUnknownSopClasses) service = 'storage';
+  else if (isStorageSopClass(abstractSyntax) || abstractSyntax.startsWith(STORAGE_ROOT) || policy.acceptUnknownSopClasses)
+    service = 'storage';
   if (!service) return { id, accept: false, reason: 'abstract-syntax' };
   if (service === 'storage') {
     const ts = transferSyntaxes.find((t) => isKnownTransferSyntax(t));

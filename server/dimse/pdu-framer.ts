@@ -61,7 +61,15 @@ type State =
   | { at: 'pdu-header' }
   | { at: 'whole-pdu'; length: number }
   | { at: 'pdv-header'; pduRemaining: number }
-  | { at: 'pdv-value'; pduRemaining: number; valueRemaining: number; contextId: number; control: number; sink?: DatasetSink; parts?: Buffer[] };
+  | {
+      at: 'pdv-value';
+      pduRemaining: number;
+      valueRemaining: number;
+      contextId: number;
+      control: number;
+      sink?: DatasetSink;
+      parts?: Buffer[];
+    };
 
 /** The data set a command announced, from the command's end to the data set's last fragment. */
 interface ExpectedDataset {
@@ -167,11 +175,18 @@ export class PduFramer {
       if (!KNOWN_TYPES.has(type)) return pduViolation(1, `unrecognized PDU type 0x${type.toString(16)}`);
       // PS3.8 9.2 (state table): an acceptor takes A-ASSOCIATE-RQ first and once; it never receives
       // -AC, -RJ or A-RELEASE-RP, since it requests nothing itself. dcmjs-dimse would answer some.
-      const expected = this.sawAssociateRq ? type !== 0x01 && type !== 0x02 && type !== 0x03 && type !== 0x06 : type === PduType.AssociateRq || type === 0x07;
-      if (!expected) return pduViolation(2, `unexpected PDU type 0x${type.toString(16)} ${this.sawAssociateRq ? 'on an open association' : 'before A-ASSOCIATE-RQ'}`);
+      const expected = this.sawAssociateRq
+        ? type !== 0x01 && type !== 0x02 && type !== 0x03 && type !== 0x06
+        : type === PduType.AssociateRq || type === 0x07;
+      if (!expected)
+        return pduViolation(
+          2,
+          `unexpected PDU type 0x${type.toString(16)} ${this.sawAssociateRq ? 'on an open association' : 'before A-ASSOCIATE-RQ'}`,
+        );
       if (type === PduType.AssociateRq) this.sawAssociateRq = true;
       const limit = type === PduType.PData ? this.maxPduLength : type === PduType.AssociateRq ? MAX_ASSOCIATE_RQ : MAX_OTHER;
-      if (length > limit) return pduViolation(6, `PDU of type 0x${type.toString(16)} declares ${length} bytes, more than the ${limit} allowed`);
+      if (length > limit)
+        return pduViolation(6, `PDU of type 0x${type.toString(16)} declares ${length} bytes, more than the ${limit} allowed`);
       if (type === PduType.PData) {
         this.state = length === 0 ? { at: 'pdu-header' } : { at: 'pdv-header', pduRemaining: length };
       } else if (length === 0) {
@@ -256,7 +271,8 @@ export class PduFramer {
     }
     this.relayedParts.push(value);
     this.relayedBytes += value.length;
-    if (this.relayedBytes > MAX_RELAYED_DATASET_BYTES) return commandViolation(`a request's data set of more than ${MAX_RELAYED_DATASET_BYTES} bytes`);
+    if (this.relayedBytes > MAX_RELAYED_DATASET_BYTES)
+      return commandViolation(`a request's data set of more than ${MAX_RELAYED_DATASET_BYTES} bytes`);
     if (isLast) {
       this.out.relayedDataset?.(st.contextId, Buffer.concat(this.relayedParts.splice(0)));
       this.relayedBytes = 0;
@@ -397,7 +413,11 @@ export class FramedSocket extends EventEmitter {
         problem = this.framer.push(chunk);
       } catch (err) {
         // A bug met by a peer's bytes ends that association, never the server.
-        problem = { abortReason: 0, code: 'DF_ERR_PDU_INVALID', message: `the association failed on what the peer sent: ${(err as Error).message}` };
+        problem = {
+          abortReason: 0,
+          code: 'DF_ERR_PDU_INVALID',
+          message: `the association failed on what the peer sent: ${(err as Error).message}`,
+        };
       }
       if (!problem) {
         this.timers.reschedule(this.lastReceivedAt);

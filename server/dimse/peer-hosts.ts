@@ -34,7 +34,11 @@ export class PeerHosts {
           this.failing.delete(host);
         } catch (err) {
           // A name that stopped resolving keeps its last addresses; say so once per outage.
-          if (!this.failing.has(host)) this.log.warn({ code: 'DF_ERR_HOST_UNRESOLVED', host, err: (err as Error).message }, 'a host named in dicomAccess or remoteNodes does not resolve; callers from it are refused until it does');
+          if (!this.failing.has(host))
+            this.log.warn(
+              { code: 'DF_ERR_HOST_UNRESOLVED', host, err: (err as Error).message },
+              'a host named in dicomAccess or remoteNodes does not resolve; callers from it are refused until it does',
+            );
           this.failing.add(host);
         }
       }),

@@ -145,24 +145,25 @@ export class DicomflowScp extends Scp {
     // The peer's port tells apart associations from one host (a log line is traced to its sender).
     const peerPort = socket.remotePort;
     const log = ctx.log.child({ associationId: undefined as string | undefined, peer: peerAddress, peerPort });
-    let self: DicomflowScp | undefined;
     const framed = new FramedSocket(socket, {
       maxPduLength: ctx.settings.maxPduLength,
       timeouts,
-      onCommand: (command, contextId, decoded) => self?.route(command, contextId, decoded) ?? { to: 'abort', message: 'no association' },
+      onCommand: (command, contextId, decoded) => this?.route(command, contextId, decoded) ?? { to: 'abort', message: 'no association' },
       onViolation: (v) => {
         ctx.stats.aborted++;
-        (self?.log ?? log).warn({ code: v.code, reason: v.message }, v.code === 'DF_ERR_PDU_INVALID' ? 'association aborted: invalid PDU' : 'association aborted: a command that cannot be served');
+        (this?.log ?? log).warn(
+          { code: v.code, reason: v.message },
+          v.code === 'DF_ERR_PDU_INVALID' ? 'association aborted: invalid PDU' : 'association aborted: a command that cannot be served',
+        );
       },
-      onTimeout: (kind, phase) => self?.timedOut(kind, phase),
+      onTimeout: (kind, phase) => this?.timedOut(kind, phase),
       onRelayedDataset: (contextId, dataset) => {
-        if (self) self.lastIdentifier = { contextId, dataset };
+        if (this) this.lastIdentifier = { contextId, dataset };
       },
-      awaitingPeer: () => self?.getChannel?.awaitingPeer() ?? false,
+      awaitingPeer: () => this?.getChannel?.awaitingPeer() ?? false,
     });
     // The library's own timers stay off (no 'connect' event on an accepted socket); ours run in the framed socket.
     super(framed as unknown as Socket);
-    self = this;
     // dcmjs-dimse merges a name map given here into a copy of the whole dictionary for every
     // dataset it sends (its default, {}, included): without one, each C-FIND match costs ~1 ms less.
     (this as unknown as { datasetNameMap?: object }).datasetNameMap = undefined;
@@ -209,7 +210,10 @@ export class DicomflowScp extends Scp {
     const seconds = (ms: number) => ms / 1000;
     const t = this.timeouts;
     if (kind === 'artim') {
-      const message = phase === 'closing' ? 'connection closed: the peer did not close it after the association ended' : 'connection closed: no A-ASSOCIATE-RQ came';
+      const message =
+        phase === 'closing'
+          ? 'connection closed: the peer did not close it after the association ended'
+          : 'connection closed: no A-ASSOCIATE-RQ came';
       this.log.warn({ code: 'DF_ERR_ASSOCIATION_TIMEOUT', timer: 'artim', seconds: seconds(t.artimMs) }, message);
       return;
     }
@@ -217,7 +221,10 @@ export class DicomflowScp extends Scp {
     if (kind === 'idle') {
       this.log.warn({ code: 'DF_ERR_ASSOCIATION_TIMEOUT', timer: 'idle', seconds: seconds(t.idleMs) }, 'association aborted: idle');
     } else {
-      this.log.warn({ code: 'DF_ERR_ASSOCIATION_TIMEOUT', timer: 'dimse', seconds: seconds(t.dimseMs) }, 'association aborted: the peer did not continue its message');
+      this.log.warn(
+        { code: 'DF_ERR_ASSOCIATION_TIMEOUT', timer: 'dimse', seconds: seconds(t.dimseMs) },
+        'association aborted: the peer did not continue its message',
+      );
     }
   }
 
@@ -230,7 +237,10 @@ export class DicomflowScp extends Scp {
     // PS3.7 A.2.1: DICOM has one application context; dcmjs-dimse does not look at it.
     const applicationContextName = this.framed.applicationContextName;
     if (applicationContextName !== APPLICATION_CONTEXT_NAME) {
-      log.warn({ code: 'DF_ERR_APPLICATION_CONTEXT_UNSUPPORTED', applicationContextName: applicationContextName?.slice(0, 80) ?? null }, 'association rejected: application context name not supported');
+      log.warn(
+        { code: 'DF_ERR_APPLICATION_CONTEXT_UNSUPPORTED', applicationContextName: applicationContextName?.slice(0, 80) ?? null },
+        'association rejected: application context name not supported',
+      );
       return this.reject(RejectResult.Permanent, RejectSource.ServiceUser, APPLICATION_CONTEXT_NOT_SUPPORTED);
     }
     if (s.allowedCallers && !s.allowedCallers.some((c) => c.aeTitle === this.callingAeTitle && (!c.host || c.host === this.peerAddress))) {
@@ -243,17 +253,24 @@ export class DicomflowScp extends Scp {
       const type = presented ? association.getUserIdentityType() : undefined;
       const user = presented ? association.getUserIdentityPrimaryField() : undefined;
       const passcode = type === IDENTITY_USERNAME_PASSCODE ? association.getUserIdentitySecondaryField() : undefined;
-      const usable = mode === 'username' ? type === IDENTITY_USERNAME || type === IDENTITY_USERNAME_PASSCODE : type === IDENTITY_USERNAME_PASSCODE;
+      const usable =
+        mode === 'username' ? type === IDENTITY_USERNAME || type === IDENTITY_USERNAME_PASSCODE : type === IDENTITY_USERNAME_PASSCODE;
       if (usable && user && s.verifyUser && this.identityVerdict === undefined) {
         void this.verifyIdentity(association, s.verifyUser, user, mode === 'passcode' ? passcode : undefined);
         return;
       }
       if (this.identityVerdict === 'unavailable') {
-        log.warn({ code: 'DF_ERR_USER_IDENTITY', user: user ?? null }, 'association rejected: the user identity could not be checked (index unavailable)');
+        log.warn(
+          { code: 'DF_ERR_USER_IDENTITY', user: user ?? null },
+          'association rejected: the user identity could not be checked (index unavailable)',
+        );
         return this.reject(RejectResult.Transient, RejectSource.ServiceUser, RejectReason.NoReasonGiven);
       }
       if (!usable || !user || this.identityVerdict !== 'accepted') {
-        log.warn({ code: 'DF_ERR_USER_IDENTITY', identityType: type ?? null, user: user ?? null }, 'association rejected: user identity missing or not accepted');
+        log.warn(
+          { code: 'DF_ERR_USER_IDENTITY', identityType: type ?? null, user: user ?? null },
+          'association rejected: user identity missing or not accepted',
+        );
         return this.reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.NoReasonGiven);
       }
       this.userName = user;
@@ -263,7 +280,8 @@ export class DicomflowScp extends Scp {
         association.setUserIdentityServerResponse('');
       }
     }
-    const knownCalled = this.calledAeTitle === s.aeTitle || s.databaseByAeTitle.has(this.calledAeTitle) || this.ctx.dicomdirStores.has(this.calledAeTitle);
+    const knownCalled =
+      this.calledAeTitle === s.aeTitle || s.databaseByAeTitle.has(this.calledAeTitle) || this.ctx.dicomdirStores.has(this.calledAeTitle);
     if (s.checkCalledAeTitle && !knownCalled) {
       log.warn({ code: 'DF_ERR_CALLED_AE_UNKNOWN' }, 'association rejected: called AE title unknown');
       return this.reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CalledAeNotRecognized);
@@ -274,14 +292,23 @@ export class DicomflowScp extends Scp {
     }
     const openFromPeer = this.ctx.stats.openByPeer.get(this.peerKey()) ?? 0;
     if (openFromPeer >= s.maxAssociationsPerPeer) {
-      log.warn({ code: 'DF_ERR_TOO_MANY_ASSOCIATIONS', openFromPeer }, 'association rejected: too many open associations from this peer address');
+      log.warn(
+        { code: 'DF_ERR_TOO_MANY_ASSOCIATIONS', openFromPeer },
+        'association rejected: too many open associations from this peer address',
+      );
       return this.reject(RejectResult.Transient, RejectSource.ServiceProviderPresentation, LOCAL_LIMIT_EXCEEDED);
     }
     this.database = s.databaseByAeTitle.get(this.calledAeTitle) ?? s.defaultDatabase;
     const dicomdirAeTitle = this.ctx.dicomdirStores.has(this.calledAeTitle) ? this.calledAeTitle : undefined;
-    this.rights = s.access({ callingAeTitle: this.callingAeTitle, peerAddress: this.peerAddress }, { database: this.database, dicomdirAeTitle });
+    this.rights = s.access(
+      { callingAeTitle: this.callingAeTitle, peerAddress: this.peerAddress },
+      { database: this.database, dicomdirAeTitle },
+    );
     if (!this.rights.store && !this.rights.query && !this.rights.retrieve) {
-      log.warn({ code: 'DF_ERR_DICOM_ACCESS_DENIED', database: this.database }, 'association rejected: the calling AE title may not store, query or retrieve here');
+      log.warn(
+        { code: 'DF_ERR_DICOM_ACCESS_DENIED', database: this.database },
+        'association rejected: the calling AE title may not store, query or retrieve here',
+      );
       return this.reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CallingAeNotRecognized);
     }
     this.negotiated = association;
@@ -350,7 +377,12 @@ export class DicomflowScp extends Scp {
    * The token lookup awaits the index (never the event loop); the negotiation then runs again
    * from the start with the verdict, unless the peer went away meanwhile.
    */
-  private async verifyIdentity(association: Association, verify: (name: string, passcode: string | undefined) => Promise<boolean>, user: string, passcode: string | undefined): Promise<void> {
+  private async verifyIdentity(
+    association: Association,
+    verify: (name: string, passcode: string | undefined) => Promise<boolean>,
+    user: string,
+    passcode: string | undefined,
+  ): Promise<void> {
     try {
       this.identityVerdict = (await verify(user, passcode)) ? 'accepted' : 'refused';
     } catch (err) {
@@ -399,16 +431,41 @@ export class DicomflowScp extends Scp {
     if (!context || !sopClassUid || !this.rights.store) {
       // The data set is read and dropped; then the request is answered.
       const refusal = !this.rights.store
-        ? { code: 'DF_ERR_DICOM_ACCESS_DENIED', status: NOT_AUTHORIZED, why: `the calling AE title may not store here`, comment: `DF_ERR_DICOM_ACCESS_DENIED: no store for ${this.callingAeTitle}` }
+        ? {
+            code: 'DF_ERR_DICOM_ACCESS_DENIED',
+            status: NOT_AUTHORIZED,
+            why: `the calling AE title may not store here`,
+            comment: `DF_ERR_DICOM_ACCESS_DENIED: no store for ${this.callingAeTitle}`,
+          }
         : !context
-          ? { code: 'DF_ERR_OPERATION_UNSUPPORTED', status: SOP_CLASS_NOT_SUPPORTED, why: 'not a storage context', comment: 'C-STORE refused: not a storage context' }
-          : { code: 'DF_ERR_DATASET_MALFORMED', status: CANNOT_UNDERSTAND, why: 'no Affected SOP Class UID', comment: 'C-STORE refused: no Affected SOP Class UID' };
+          ? {
+              code: 'DF_ERR_OPERATION_UNSUPPORTED',
+              status: SOP_CLASS_NOT_SUPPORTED,
+              why: 'not a storage context',
+              comment: 'C-STORE refused: not a storage context',
+            }
+          : {
+              code: 'DF_ERR_DATASET_MALFORMED',
+              status: CANNOT_UNDERSTAND,
+              why: 'no Affected SOP Class UID',
+              comment: 'C-STORE refused: no Affected SOP Class UID',
+            };
       return {
         to: 'scp',
         dataset: {
           write: () => {},
           end: () => {
-            this.log.warn({ code: refusal.code, sopInstanceUid, contextId, callingAeTitle: this.callingAeTitle, calledAeTitle: this.calledAeTitle, database: this.database }, `C-STORE refused: ${refusal.why}`);
+            this.log.warn(
+              {
+                code: refusal.code,
+                sopInstanceUid,
+                contextId,
+                callingAeTitle: this.callingAeTitle,
+                calledAeTitle: this.calledAeTitle,
+                database: this.database,
+              },
+              `C-STORE refused: ${refusal.why}`,
+            );
             answer(refusal.status, refusal.comment);
           },
           abandon: (why) => {
@@ -448,7 +505,10 @@ export class DicomflowScp extends Scp {
           // closed() does the same.)
           if (why !== 'next-command' || !ended()) return;
           void reception.abort();
-          this.log.warn({ code: 'DF_ERR_DATASET_MALFORMED', sopInstanceUid }, 'C-STORE refused: the next command came before its data set ended');
+          this.log.warn(
+            { code: 'DF_ERR_DATASET_MALFORMED', sopInstanceUid },
+            'C-STORE refused: the next command came before its data set ended',
+          );
           answer(CANNOT_UNDERSTAND, 'DF_ERR_DATASET_MALFORMED: the data set did not end');
         },
       },
@@ -516,7 +576,10 @@ export class DicomflowScp extends Scp {
     const raw = this.takeRawIdentifier();
     const refusal = CMoveResponse.fromRequest(request);
     if (this.refused('retrieve', 'C-MOVE', refusal)) return callback([refusal]);
-    const identifier = { ...(request.getDataset()?.getElements() ?? {}), ...(raw ? rawIdentifierValues(raw.dataset, raw.transferSyntaxUid) : {}) };
+    const identifier = {
+      ...(request.getDataset()?.getElements() ?? {}),
+      ...(raw ? rawIdentifierValues(raw.dataset, raw.transferSyntaxUid) : {}),
+    };
     const destination = this.commandMoveDestination;
     this.log.info({ destination, queryLevel: identifier.QueryRetrieveLevel }, 'C-MOVE requested');
     // dcmjs-dimse's callback may be called once (it ends the request); pending responses go
@@ -548,7 +611,10 @@ export class DicomflowScp extends Scp {
     const raw = this.takeRawIdentifier();
     const refusal = CGetResponse.fromRequest(request);
     if (this.refused('retrieve', 'C-GET', refusal)) return callback([refusal]);
-    const identifier = { ...(request.getDataset()?.getElements() ?? {}), ...(raw ? rawIdentifierValues(raw.dataset, raw.transferSyntaxUid) : {}) };
+    const identifier = {
+      ...(request.getDataset()?.getElements() ?? {}),
+      ...(raw ? rawIdentifierValues(raw.dataset, raw.transferSyntaxUid) : {}),
+    };
     this.log.info({ queryLevel: identifier.QueryRetrieveLevel }, 'C-GET requested');
     // As for C-MOVE: pending responses through the library's DIMSE writer, the final one (which
     // ends the request) through the callback, once.
@@ -610,16 +676,33 @@ export class DicomflowScp extends Scp {
   }
 
   /** Sets 0124 on the response when the association's rights lack the service; true if so. */
-  private refused(service: DicomService, operation: string, response: { setStatus(status: number): void; setErrorComment(comment: string): void }): boolean {
+  private refused(
+    service: DicomService,
+    operation: string,
+    response: { setStatus(status: number): void; setErrorComment(comment: string): void },
+  ): boolean {
     if (this.rights[service]) return false;
-    this.log.warn({ code: 'DF_ERR_DICOM_ACCESS_DENIED', service, callingAeTitle: this.callingAeTitle, calledAeTitle: this.calledAeTitle, database: this.database }, `${operation} refused: the calling AE title may not ${service} here`);
+    this.log.warn(
+      {
+        code: 'DF_ERR_DICOM_ACCESS_DENIED',
+        service,
+        callingAeTitle: this.callingAeTitle,
+        calledAeTitle: this.calledAeTitle,
+        database: this.database,
+      },
+      `${operation} refused: the calling AE title may not ${service} here`,
+    );
     response.setStatus(NOT_AUTHORIZED);
     // (0000,0902) Error Comment is at most 64 characters (PS3.7 E.1).
     response.setErrorComment(`DF_ERR_DICOM_ACCESS_DENIED: no ${service} for ${this.callingAeTitle}`.slice(0, 64));
     return true;
   }
 
-  private refuseOperation<R, T extends { setStatus(status: number): void }>(request: R, type: { fromRequest(request: R): T }, name: string): T {
+  private refuseOperation<R, T extends { setStatus(status: number): void }>(
+    request: R,
+    type: { fromRequest(request: R): T },
+    name: string,
+  ): T {
     this.log.warn({ code: 'DF_ERR_OPERATION_UNSUPPORTED', operation: name }, `${name} refused: not a service of this server`);
     const response = type.fromRequest(request);
     response.setStatus(Status.UnrecognizedOperation);
@@ -677,7 +760,6 @@ export class DicomflowScp extends Scp {
     await this.framed.drained();
   }
 
-
   /** Query/Retrieve answers from the DICOMDIR store of the called AE title, else its database. */
   private querySource(): QuerySource {
     return this.ctx.dicomdirStores.get(this.calledAeTitle) ?? databaseSource(this.ctx.index, this.database);
@@ -714,7 +796,10 @@ function commandString(command: Buffer, element: number): string | undefined {
   for (let offset = 0; offset + 8 <= command.length; ) {
     const length = command.readUInt32LE(offset + 4);
     if (command.readUInt16LE(offset) === 0x0000 && command.readUInt16LE(offset + 2) === element) {
-      return command.toString('latin1', offset + 8, offset + 8 + length).replace(/[\0 ]+$/, '').trim();
+      return command
+        .toString('latin1', offset + 8, offset + 8 + length)
+        .replace(/[\0 ]+$/, '')
+        .trim();
     }
     offset += 8 + length;
   }

@@ -181,16 +181,26 @@ export function tlsOptionsForNode(node: NodeTls): tls.ConnectionOptions | undefi
 export function connect(o: PeerAddress, label: string): Promise<net.Socket> {
   const timeoutMs = o.connectTimeoutMs ?? storeScuDefaults.connectTimeoutMs;
   return new Promise((resolve, reject) => {
-    const socket = o.tls === undefined ? net.connect({ host: o.host, port: o.port }) : tls.connect({ ...o.tls, host: o.host, port: o.port });
+    const socket =
+      o.tls === undefined ? net.connect({ host: o.host, port: o.port }) : tls.connect({ ...o.tls, host: o.host, port: o.port });
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(scuError('DF_ERR_PEER_UNREACHABLE', `could not connect to ${label} within ${timeoutMs} ms`, { details: { host: o.host, port: o.port } }));
+      reject(
+        scuError('DF_ERR_PEER_UNREACHABLE', `could not connect to ${label} within ${timeoutMs} ms`, {
+          details: { host: o.host, port: o.port },
+        }),
+      );
     }, timeoutMs);
     const onError = (err: NodeJS.ErrnoException): void => {
       clearTimeout(timer);
       socket.destroy();
       const what = (err.code !== undefined && connectErrorText[err.code]) || err.message;
-      reject(scuError('DF_ERR_PEER_UNREACHABLE', `could not connect to ${label}: ${what}`, { cause: err, details: { host: o.host, port: o.port, errno: err.code } }));
+      reject(
+        scuError('DF_ERR_PEER_UNREACHABLE', `could not connect to ${label}: ${what}`, {
+          cause: err,
+          details: { host: o.host, port: o.port, errno: err.code },
+        }),
+      );
     };
     socket.once('error', onError);
     socket.once(o.tls === undefined ? 'connect' : 'secureConnect', () => {
@@ -219,7 +229,11 @@ export async function openAssociation(options: OpenAssociationOptions): Promise<
   if (options.contexts.length === 0 || options.contexts.length > MAX_CONTEXTS) {
     throw new RangeError(`an association proposes 1 to ${MAX_CONTEXTS} presentation contexts, not ${options.contexts.length}`);
   }
-  const proposed: ProposedContext[] = options.contexts.map((c, i) => ({ id: 2 * i + 1, abstractSyntax: c.abstractSyntax, transferSyntaxes: c.transferSyntaxes }));
+  const proposed: ProposedContext[] = options.contexts.map((c, i) => ({
+    id: 2 * i + 1,
+    abstractSyntax: c.abstractSyntax,
+    transferSyntaxes: c.transferSyntaxes,
+  }));
   const maxPduLength = options.maxPduLength ?? storeScuDefaults.maxPduLength;
   const label = peerLabel(options);
   const socket = await connect(options, label);
@@ -260,7 +274,13 @@ export class StoreAssociation {
   #datasetSender: DatasetPdvSender | undefined;
   #queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(socket: net.Socket, label: string, options: OpenAssociationOptions, maxPduLength: number, proposed: readonly ProposedContext[]) {
+  private constructor(
+    socket: net.Socket,
+    label: string,
+    options: OpenAssociationOptions,
+    maxPduLength: number,
+    proposed: readonly ProposedContext[],
+  ) {
     this.peer = label;
     this.#socket = socket;
     this.#proposed = proposed;
@@ -272,7 +292,11 @@ export class StoreAssociation {
     socket.on('close', () => {
       if (this.#phase === 'released' || this.#failure !== undefined) return;
       this.#fail(
-        scuError('DF_ERR_ASSOCIATION_ABORTED', `${this.peer} closed the connection ${this.#activity}${socketError ? ` (${socketError.message})` : ''}, without A-RELEASE or A-ABORT`, { cause: socketError }),
+        scuError(
+          'DF_ERR_ASSOCIATION_ABORTED',
+          `${this.peer} closed the connection ${this.#activity}${socketError ? ` (${socketError.message})` : ''}, without A-RELEASE or A-ABORT`,
+          { cause: socketError },
+        ),
         false,
       );
     });
@@ -312,7 +336,13 @@ export class StoreAssociation {
   }
 
   /** Sends the A-ASSOCIATE-RQ on a connected socket and waits for the answer (openAssociation). */
-  static async negotiate(socket: net.Socket, label: string, options: OpenAssociationOptions, maxPduLength: number, proposed: readonly ProposedContext[]): Promise<StoreAssociation> {
+  static async negotiate(
+    socket: net.Socket,
+    label: string,
+    options: OpenAssociationOptions,
+    maxPduLength: number,
+    proposed: readonly ProposedContext[],
+  ): Promise<StoreAssociation> {
     const association = new StoreAssociation(socket, label, options, maxPduLength, proposed);
     await association.#negotiate(encodeAssociateRq({ ...options, contexts: proposed, maxPduLength }));
     return association;
@@ -326,11 +356,14 @@ export class StoreAssociation {
         const rejection = decodeAssociateRj(reply.body);
         // PS3.8 9.2.3, AE-4: on A-ASSOCIATE-RJ the requestor closes the transport connection.
         this.#phase = 'failed';
-        this.#failure = scuError('DF_ERR_ASSOCIATION_REJECTED', `${this.peer} rejected the association (${describeRejection(rejection)})`, { details: { ...rejection } });
+        this.#failure = scuError('DF_ERR_ASSOCIATION_REJECTED', `${this.peer} rejected the association (${describeRejection(rejection)})`, {
+          details: { ...rejection },
+        });
         this.#socket.destroy();
         throw this.#failure;
       }
-      if (reply.type !== PduType.AssociateAc) throw this.#protocolError(`answered the A-ASSOCIATE-RQ with PDU type 0x${reply.type.toString(16)}`, 2);
+      if (reply.type !== PduType.AssociateAc)
+        throw this.#protocolError(`answered the A-ASSOCIATE-RQ with PDU type 0x${reply.type.toString(16)}`, 2);
       this.#accepted = decodeAssociateAc(reply.body, this.#proposed);
       this.#phase = 'open';
       this.#activity = 'while the association was idle';
@@ -350,7 +383,12 @@ export class StoreAssociation {
       if (context === undefined) throw this.#contextRejected(verification, undefined, 'C-ECHO');
       const messageId = this.#messageId();
       this.#activity = 'while sending a C-ECHO-RQ';
-      const command = encodeCommand({ AffectedSOPClassUID: verification, CommandField: CommandField.CEchoRq, MessageID: messageId, CommandDataSetType: NO_DATA_SET });
+      const command = encodeCommand({
+        AffectedSOPClassUID: verification,
+        CommandField: CommandField.CEchoRq,
+        MessageID: messageId,
+        CommandDataSetType: NO_DATA_SET,
+      });
       await this.#write([encodePData(context.id, PdvControl.Command | PdvControl.Last, command)]);
       this.#activity = 'while waiting for the C-ECHO-RSP';
       const response = await this.#response(CommandField.CEchoRsp, messageId, 'C-ECHO-RSP');
@@ -377,7 +415,9 @@ export class StoreAssociation {
       try {
         const meta = await readMetaOf(handle, request.file);
         const size = (await handle.stat()).size;
-        const context = this.acceptedContexts.find((c) => c.abstractSyntax === meta.sopClassUid && c.transferSyntax === meta.transferSyntaxUid);
+        const context = this.acceptedContexts.find(
+          (c) => c.abstractSyntax === meta.sopClassUid && c.transferSyntax === meta.transferSyntaxUid,
+        );
         if (context === undefined) throw this.#contextRejected(meta.sopClassUid, meta.transferSyntaxUid, name);
         const datasetBytes = size - meta.datasetOffset;
         const messageId = this.#messageId();
@@ -447,7 +487,10 @@ export class StoreAssociation {
       this.#socket.destroy();
       return;
     }
-    this.#fail(scuError('DF_ERR_ASSOCIATION_ABORTED', `the association with ${this.peer} was aborted by dicomflow ${this.#activity}`), true);
+    this.#fail(
+      scuError('DF_ERR_ASSOCIATION_ABORTED', `the association with ${this.peer} was aborted by dicomflow ${this.#activity}`),
+      true,
+    );
   }
 
   // ------------------------------------------------------------------------------------------
@@ -478,25 +521,39 @@ export class StoreAssociation {
       answers.length === 0
         ? 'no presentation context for it was proposed'
         : `for this SOP class it answered: ${answers
-            .map((c) => (c.result === ContextResult.Acceptance ? `${shortTs(c.transferSyntax)} accepted` : `${c.proposedTransferSyntaxes.map(shortTs).join('/')} refused (${describeContextResult(c.result)})`))
+            .map((c) =>
+              c.result === ContextResult.Acceptance
+                ? `${shortTs(c.transferSyntax)} accepted`
+                : `${c.proposedTransferSyntaxes.map(shortTs).join('/')} refused (${describeContextResult(c.result)})`,
+            )
             .join(', ')}`;
     const wanted = transferSyntaxUid === undefined ? '' : ` in ${tsName(transferSyntaxUid)}`;
-    return scuError('DF_ERR_CONTEXT_REJECTED', `${what}: ${this.peer} accepted no presentation context for ${sopName} (${sopClassUid})${wanted}; ${found}; dicomflow does not transcode yet`, {
-      details: { sopClassUid, transferSyntaxUid },
-    });
+    return scuError(
+      'DF_ERR_CONTEXT_REJECTED',
+      `${what}: ${this.peer} accepted no presentation context for ${sopName} (${sopClassUid})${wanted}; ${found}; dicomflow does not transcode yet`,
+      {
+        details: { sopClassUid, transferSyntaxUid },
+      },
+    );
   }
 
   /** Streams bytes [offset, offset+length) of the file as data PDVs of at most the peer's max PDU. */
   async #sendDataset(handle: fs.FileHandle, contextId: number, offset: number, length: number, file: string): Promise<void> {
     // PS3.8 9.3.5: the PDU length counts the PDV item (4 + 2 header bytes) and its value.
-    this.#datasetSender ??= new DatasetPdvSender(this.peerMaxPduLength === 0 ? UNLIMITED_PEER_FRAGMENT_BYTES : this.peerMaxPduLength - (P_DATA_HEADER_BYTES - 6), READ_BLOCK_BYTES);
+    this.#datasetSender ??= new DatasetPdvSender(
+      this.peerMaxPduLength === 0 ? UNLIMITED_PEER_FRAGMENT_BYTES : this.peerMaxPduLength - (P_DATA_HEADER_BYTES - 6),
+      READ_BLOCK_BYTES,
+    );
     await this.#datasetSender.send({
       handle,
       contextId,
       offset,
       length,
       write: (parts, written) => this.#write(parts, written),
-      readError: (message, cause) => this.#abortFor(scuError('DF_ERR_FILE_READ', `reading ${file} failed ${this.#activity}: ${message}`, cause === undefined ? undefined : { cause })),
+      readError: (message, cause) =>
+        this.#abortFor(
+          scuError('DF_ERR_FILE_READ', `reading ${file} failed ${this.#activity}: ${message}`, cause === undefined ? undefined : { cause }),
+        ),
     });
   }
 
@@ -541,7 +598,11 @@ export class StoreAssociation {
       }
       for (const pdv of pdvs) {
         const isCommand = (pdv.control & PdvControl.Command) !== 0;
-        if (isCommand !== (command === undefined)) throw this.#protocolError(`sent a ${isCommand ? 'command' : 'data'} fragment where a ${isCommand ? 'data' : 'command'} fragment belongs`, 5);
+        if (isCommand !== (command === undefined))
+          throw this.#protocolError(
+            `sent a ${isCommand ? 'command' : 'data'} fragment where a ${isCommand ? 'data' : 'command'} fragment belongs`,
+            5,
+          );
         contextId = pdv.contextId;
         (isCommand ? commandParts : datasetParts).push(pdv.value);
         if ((pdv.control & PdvControl.Last) === 0) continue;
@@ -582,7 +643,14 @@ export class StoreAssociation {
       if (pdu.type === PduType.Abort) {
         // PS3.8 9.2.3, AA-3: on A-ABORT, close the transport connection; nothing is answered.
         const abort = decodeAbort(pdu.body);
-        this.#fail(scuError('DF_ERR_ASSOCIATION_ABORTED', `${this.peer} aborted the association (A-ABORT, ${describeAbort(abort)}) ${this.#activity}`, { details: { ...abort } }), false);
+        this.#fail(
+          scuError(
+            'DF_ERR_ASSOCIATION_ABORTED',
+            `${this.peer} aborted the association (A-ABORT, ${describeAbort(abort)}) ${this.#activity}`,
+            { details: { ...abort } },
+          ),
+          false,
+        );
         this.#socket.destroy();
         return;
       }
@@ -612,7 +680,13 @@ export class StoreAssociation {
       };
       this.#waiters.add(onFailure);
       const timer = setTimeout(() => {
-        this.#fail(scuError('DF_ERR_PEER_TIMEOUT', `${this.peer} did not answer within ${this.#responseTimeoutMs} ms ${this.#activity}; the association was aborted`), true);
+        this.#fail(
+          scuError(
+            'DF_ERR_PEER_TIMEOUT',
+            `${this.peer} did not answer within ${this.#responseTimeoutMs} ms ${this.#activity}; the association was aborted`,
+          ),
+          true,
+        );
       }, this.#responseTimeoutMs);
     });
   }
@@ -649,7 +723,13 @@ export class StoreAssociation {
       this.#socket.on('drain', onDrain);
       this.#waiters.add(onFailure);
       const timer = setTimeout(() => {
-        this.#fail(scuError('DF_ERR_PEER_TIMEOUT', `${this.peer} read nothing for ${this.#responseTimeoutMs} ms ${this.#activity}; the association was aborted`), true);
+        this.#fail(
+          scuError(
+            'DF_ERR_PEER_TIMEOUT',
+            `${this.peer} read nothing for ${this.#responseTimeoutMs} ms ${this.#activity}; the association was aborted`,
+          ),
+          true,
+        );
       }, this.#responseTimeoutMs);
     });
   }
@@ -680,7 +760,8 @@ async function readMetaOf(handle: fs.FileHandle, file: string): Promise<FileMeta
   try {
     return await readFileMetaOf(handle);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== undefined) throw scuError('DF_ERR_FILE_READ', `cannot read ${file}: ${(err as Error).message}`, { cause: err });
+    if ((err as NodeJS.ErrnoException).code !== undefined)
+      throw scuError('DF_ERR_FILE_READ', `cannot read ${file}: ${(err as Error).message}`, { cause: err });
     throw dfError('DF_ERR_DATASET_MALFORMED', `${file} cannot be sent: ${(err as Error).message}`, { cause: err });
   }
 }
@@ -804,7 +885,13 @@ export async function sendFiles(options: SendFilesOptions): Promise<SendFileResu
       }
       try {
         const r = await association.store({ file: f.file, moveOriginator: options.moveOriginator });
-        settle(f.index, { file: f.file, ...idOf(r), outcome: r.outcome, status: r.status, ...(r.errorComment ? { errorComment: r.errorComment } : {}) });
+        settle(f.index, {
+          file: f.file,
+          ...idOf(r),
+          outcome: r.outcome,
+          status: r.status,
+          ...(r.errorComment ? { errorComment: r.errorComment } : {}),
+        });
       } catch (err) {
         settle(f.index, { file: f.file, ...idOf(f.meta), outcome: 'error', error: err as Error });
         if (association.isOpen) continue;
@@ -812,7 +899,11 @@ export async function sendFiles(options: SendFilesOptions): Promise<SendFileResu
         // fail for the association, not for that file.
         ended = ASSOCIATION_ENDING.has((err as ScuError).code)
           ? (err as Error)
-          : scuError('DF_ERR_ASSOCIATION_ABORTED', `the association with ${association.peer} was aborted after an earlier file failed (${(err as Error).message})`, { cause: err });
+          : scuError(
+              'DF_ERR_ASSOCIATION_ABORTED',
+              `the association with ${association.peer} was aborted after an earlier file failed (${(err as Error).message})`,
+              { cause: err },
+            );
       }
     }
     if (ended === undefined) {
@@ -823,7 +914,11 @@ export async function sendFiles(options: SendFilesOptions): Promise<SendFileResu
   return results;
 }
 
-function idOf(m: { sopClassUid: string; sopInstanceUid: string; transferSyntaxUid: string }): Pick<SendFileResult, 'sopClassUid' | 'sopInstanceUid' | 'transferSyntaxUid'> {
+function idOf(m: {
+  sopClassUid: string;
+  sopInstanceUid: string;
+  transferSyntaxUid: string;
+}): Pick<SendFileResult, 'sopClassUid' | 'sopInstanceUid' | 'transferSyntaxUid'> {
   return { sopClassUid: m.sopClassUid, sopInstanceUid: m.sopInstanceUid, transferSyntaxUid: m.transferSyntaxUid };
 }
 
@@ -836,7 +931,10 @@ function notSent(cause: Error, f: FileToSend): Error {
 
 /** C-ECHO to a peer on a fresh association (a destination's "test connection"). */
 export async function echoPeer(options: PeerAddress): Promise<EchoResult> {
-  const association = await openAssociation({ ...options, contexts: [{ abstractSyntax: queryRetrieveSopClasses.Verification, transferSyntaxes: [EXPLICIT_VR_LE, IMPLICIT_VR_LE] }] });
+  const association = await openAssociation({
+    ...options,
+    contexts: [{ abstractSyntax: queryRetrieveSopClasses.Verification, transferSyntaxes: [EXPLICIT_VR_LE, IMPLICIT_VR_LE] }],
+  });
   try {
     const result = await association.echo();
     await association.release();

@@ -63,9 +63,13 @@ export class PduReader {
         throw dfError('DF_ERR_PDU_INVALID', `the peer sent a PDU of unknown type 0x${hex2(type)}`, { details: { abortReason: 1 } });
       }
       if (length > limit) {
-        throw dfError('DF_ERR_PDU_INVALID', `the peer sent a PDU of type 0x${hex2(type)} declaring ${length} bytes, more than the ${limit} allowed`, {
-          details: { abortReason: 6 },
-        });
+        throw dfError(
+          'DF_ERR_PDU_INVALID',
+          `the peer sent a PDU of type 0x${hex2(type)} declaring ${length} bytes, more than the ${limit} allowed`,
+          {
+            details: { abortReason: 6 },
+          },
+        );
       }
       if (this.#buffered.length < PDU_HEADER_BYTES + length) break;
       pdus.push({ type, body: this.#buffered.subarray(PDU_HEADER_BYTES, PDU_HEADER_BYTES + length) });
@@ -236,7 +240,8 @@ function parseItems(body: Buffer, from: number): Array<{ type: number; value: Bu
   let offset = from;
   while (offset + 4 <= body.length) {
     const length = body.readUInt16BE(offset + 2);
-    if (offset + 4 + length > body.length) throw dfError('DF_ERR_PDU_INVALID', `an item of type 0x${hex2(body[offset])} declares ${length} bytes past the end of its PDU`);
+    if (offset + 4 + length > body.length)
+      throw dfError('DF_ERR_PDU_INVALID', `an item of type 0x${hex2(body[offset])} declares ${length} bytes past the end of its PDU`);
     items.push({ type: body[offset], value: body.subarray(offset + 4, offset + 4 + length) });
     offset += 4 + length;
   }
@@ -244,7 +249,10 @@ function parseItems(body: Buffer, from: number): Array<{ type: number; value: Bu
 }
 
 function text(value: Buffer): string {
-  return value.toString('latin1').replace(/[\0 ]+$/, '').replace(/^ +/, '');
+  return value
+    .toString('latin1')
+    .replace(/[\0 ]+$/, '')
+    .replace(/^ +/, '');
 }
 
 export function decodeAssociateAc(body: Buffer, proposed: readonly ProposedContext[]): AssociateAc {
@@ -289,7 +297,13 @@ export function decodeAssociateAc(body: Buffer, proposed: readonly ProposedConte
   // A context the peer did not answer counts as rejected without reason.
   for (const asked of proposed) {
     if (!contexts.some((c) => c.id === asked.id)) {
-      contexts.push({ id: asked.id, abstractSyntax: asked.abstractSyntax, proposedTransferSyntaxes: asked.transferSyntaxes, result: ContextResult.NoReason, transferSyntax: undefined });
+      contexts.push({
+        id: asked.id,
+        abstractSyntax: asked.abstractSyntax,
+        proposedTransferSyntaxes: asked.transferSyntaxes,
+        result: ContextResult.NoReason,
+        transferSyntax: undefined,
+      });
     }
   }
   contexts.sort((a, b) => a.id - b.id);
@@ -312,11 +326,23 @@ export function decodeAssociateRj(body: Buffer): AssociateRj {
 export function describeRejection(rj: AssociateRj): string {
   const result = rj.result === 1 ? 'permanent' : rj.result === 2 ? 'transient' : `result ${rj.result}`;
   const reasons: Record<number, Record<number, string>> = {
-    1: { 1: 'no reason given', 2: 'application context name not supported', 3: 'calling AE title not recognized', 7: 'called AE title not recognized' },
+    1: {
+      1: 'no reason given',
+      2: 'application context name not supported',
+      3: 'calling AE title not recognized',
+      7: 'called AE title not recognized',
+    },
     2: { 1: 'no reason given', 2: 'protocol version not supported' },
     3: { 1: 'temporary congestion', 2: 'local limit exceeded' },
   };
-  const source = rj.source === 1 ? 'service user' : rj.source === 2 ? 'service provider (ACSE)' : rj.source === 3 ? 'service provider (presentation)' : `source ${rj.source}`;
+  const source =
+    rj.source === 1
+      ? 'service user'
+      : rj.source === 2
+        ? 'service provider (ACSE)'
+        : rj.source === 3
+          ? 'service provider (presentation)'
+          : `source ${rj.source}`;
   return `${result}; ${source}: ${reasons[rj.source]?.[rj.reason] ?? `reason ${rj.reason}`}`;
 }
 
@@ -402,7 +428,9 @@ export function decodePData(body: Buffer): Pdv[] {
     if (offset + 6 > body.length) throw dfError('DF_ERR_PDU_INVALID', 'a P-DATA-TF ends inside a PDV item header');
     const length = body.readUInt32BE(offset);
     if (length < 2 || offset + 4 + length > body.length) {
-      throw dfError('DF_ERR_PDU_INVALID', `a PDV item declares ${length} bytes, which does not fit its P-DATA-TF`, { details: { abortReason: 6 } });
+      throw dfError('DF_ERR_PDU_INVALID', `a PDV item declares ${length} bytes, which does not fit its P-DATA-TF`, {
+        details: { abortReason: 6 },
+      });
     }
     pdvs.push({ contextId: body[offset + 4], control: body[offset + 5], value: body.subarray(offset + 6, offset + 4 + length) });
     offset += 4 + length;
@@ -534,7 +562,10 @@ export function decodeCommand(bytes: Buffer): DimseCommand {
     const length = bytes.readUInt32LE(offset + 4);
     const value = bytes.subarray(offset + 8, offset + 8 + length);
     if (group !== 0x0000 || value.length !== length) {
-      throw dfError('DF_ERR_PDU_INVALID', `the command set holds element (${hex4(group)},${hex4(element)}) of ${length} bytes, which is not a well-formed group 0000 element`);
+      throw dfError(
+        'DF_ERR_PDU_INVALID',
+        `the command set holds element (${hex4(group)},${hex4(element)}) of ${length} bytes, which is not a well-formed group 0000 element`,
+      );
     }
     offset += 8 + length;
     const keyword = keywordByElement.get(element);

@@ -7,7 +7,11 @@ import { hashToken, type ApiTokenStore, type Users } from '../../core/users.ts';
  * token for "admin"). Tokens are what dicomflow already issues and revokes; no second password
  * store to keep.
  */
-export function userIdentityVerifier(o: { users: Users; tokens: ApiTokenStore; adminToken: string }): (name: string, passcode: string | undefined) => Promise<boolean> {
+export function userIdentityVerifier(o: {
+  users: Users;
+  tokens: ApiTokenStore;
+  adminToken: string;
+}): (name: string, passcode: string | undefined) => Promise<boolean> {
   return async (name, passcode) => {
     if (!o.users.has(name)) return false;
     if (passcode === undefined) return true;

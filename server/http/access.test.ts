@@ -26,7 +26,9 @@ describe('guardRoutes', () => {
   beforeAll(async () => {
     app = Fastify();
     guardRoutes(app, { adminToken, users: new Users([{ name: 'alice', role: 'reader' }]), tokens: tokens as never });
-    app.setErrorHandler((err, _request, reply) => reply.code(isDfError(err, 'DF_ERR_UNAUTHORIZED') ? 401 : 500).send({ code: isDfError(err) ? err.code : 'other' }));
+    app.setErrorHandler((err, _request, reply) =>
+      reply.code(isDfError(err, 'DF_ERR_UNAUTHORIZED') ? 401 : 500).send({ code: isDfError(err) ? err.code : 'other' }),
+    );
     app.get('/api/guarded', async (request) => {
       ran.push('guarded');
       return { user: request.user.name };

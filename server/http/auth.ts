@@ -40,9 +40,16 @@ export function bearerToken(header: string | undefined): string | undefined {
 }
 
 /** The user a bearer token stands for; rejects with DF_ERR_UNAUTHORIZED. */
-export async function authenticate(header: string | undefined, o: { adminToken: string; tokens: ApiTokenStore; users: Users }): Promise<UserDefinition> {
+export async function authenticate(
+  header: string | undefined,
+  o: { adminToken: string; tokens: ApiTokenStore; users: Users },
+): Promise<UserDefinition> {
   const presented = bearerToken(header);
-  if (!presented) throw dfError('DF_ERR_UNAUTHORIZED', 'send "Authorization: Bearer <token>" (a token from `dicomflow token create --user NAME`, or data/admin-token)');
+  if (!presented)
+    throw dfError(
+      'DF_ERR_UNAUTHORIZED',
+      'send "Authorization: Bearer <token>" (a token from `dicomflow token create --user NAME`, or data/admin-token)',
+    );
   if (tokenMatches(presented, o.adminToken)) return o.users.has(BOOTSTRAP_ADMIN.name) ? o.users.get(BOOTSTRAP_ADMIN.name) : BOOTSTRAP_ADMIN;
   const record = await o.tokens.findByHash(hashToken(presented));
   if (!record) throw dfError('DF_ERR_UNAUTHORIZED', 'the bearer token is unknown or revoked');
@@ -52,7 +59,8 @@ export async function authenticate(header: string | undefined, o: { adminToken: 
 }
 
 export function requireRole(user: UserDefinition, roles: Role[], action: string): void {
-  if (!roles.includes(user.role)) throw dfError('DF_ERR_FORBIDDEN', `user "${user.name}" is a ${user.role}; ${action} needs ${roles.join(' or ')}`);
+  if (!roles.includes(user.role))
+    throw dfError('DF_ERR_FORBIDDEN', `user "${user.name}" is a ${user.role}; ${action} needs ${roles.join(' or ')}`);
 }
 
 /** Who may start, rerun and cancel jobs. */

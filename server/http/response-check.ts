@@ -23,8 +23,14 @@ export function checkResponses(app: FastifyInstance): void {
     }
     // Serialize-then-parse so that Dates and undefined behave as they will on the wire.
     if (validate(JSON.parse(JSON.stringify(payload)))) return payload;
-    request.log.error({ url: request.url, statusCode: reply.statusCode, errors: validate.errors }, 'reply does not match its response schema');
+    request.log.error(
+      { url: request.url, statusCode: reply.statusCode, errors: validate.errors },
+      'reply does not match its response schema',
+    );
     reply.code(500);
-    return { code: 'DF_ERR_INTERNAL', message: `reply of ${request.method} ${request.routeOptions.url} does not match its schema: ${ajv.errorsText(validate.errors)}` };
+    return {
+      code: 'DF_ERR_INTERNAL',
+      message: `reply of ${request.method} ${request.routeOptions.url} does not match its schema: ${ajv.errorsText(validate.errors)}`,
+    };
   });
 }

@@ -17,7 +17,11 @@ export const errorReply = {
 /** The error replies every authenticated route can give, merged into each route's responses. */
 export const authErrors = { 401: errorReply, 403: errorReply } as const;
 
-export const attributes = { type: 'object', additionalProperties: { type: 'string' }, description: 'DICOM attributes by keyword.' } as const;
+export const attributes = {
+  type: 'object',
+  additionalProperties: { type: 'string' },
+  description: 'DICOM attributes by keyword.',
+} as const;
 
 export const jobId = { type: 'string', minLength: 1, maxLength: 64 } as const;
 export const uid = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[0-9.]+$' } as const;
@@ -80,13 +84,19 @@ export const job = {
     contributors: {
       type: 'object',
       required: ['callingAeTitles', 'peerAddresses'],
-      properties: { callingAeTitles: { type: 'array', items: { type: 'string' } }, peerAddresses: { type: 'array', items: { type: 'string' } } },
+      properties: {
+        callingAeTitles: { type: 'array', items: { type: 'string' } },
+        peerAddresses: { type: 'array', items: { type: 'string' } },
+      },
     },
     inputs: { type: 'array', items: { type: 'string' }, description: 'Arrival ids the job runs over.' },
     priority: { type: 'number' },
     attempts: { type: 'integer', description: 'Attempts started, interrupted ones included.' },
     node: { type: 'string', description: 'The node that started the latest attempt (cluster.nodeName).' },
-    interruptions: { type: 'integer', description: 'Attempts cut short by a stop or crash while other jobs ran: not counted against maxAttempts.' },
+    interruptions: {
+      type: 'integer',
+      description: 'Attempts cut short by a stop or crash while other jobs ran: not counted against maxAttempts.',
+    },
     maxAttempts: { type: 'integer' },
     backoffSeconds: { type: 'number' },
     notBefore: { type: 'string' },
@@ -129,7 +139,13 @@ export const arrival = {
 export const problem = {
   type: 'object',
   required: ['file', 'pointer', 'line', 'column', 'message'],
-  properties: { file: { type: 'string' }, pointer: { type: 'string' }, line: { type: 'integer' }, column: { type: 'integer' }, message: { type: 'string' } },
+  properties: {
+    file: { type: 'string' },
+    pointer: { type: 'string' },
+    line: { type: 'integer' },
+    column: { type: 'integer' },
+    message: { type: 'string' },
+  },
 } as const;
 
 export const jobQueued = {

@@ -13,7 +13,7 @@ const BLOCK = 512;
 
 function octal(value: number, width: number): string {
   // width - 1 digits and a NUL, as POSIX ustar wants.
-  return value.toString(8).padStart(width - 1, '0') + '\0';
+  return `${value.toString(8).padStart(width - 1, '0')}\0`;
 }
 
 /**
@@ -75,7 +75,11 @@ export function tarStream(entries: TarEntry[]): Readable {
 export function archiveNames(files: { step: string; name: string }[]): string[] {
   const seen = new Set<string>();
   return files.map((f, i) => {
-    const clean = (s: string) => s.replace(/[^\w.-]/g, '_').replace(/^\.+/, '_').slice(0, 90) || 'file';
+    const clean = (s: string) =>
+      s
+        .replace(/[^\w.-]/g, '_')
+        .replace(/^\.+/, '_')
+        .slice(0, 90) || 'file';
     let name = `${clean(f.step)}/${clean(f.name)}`;
     if (seen.has(name)) name = `${clean(f.step)}/${i}-${clean(f.name)}`;
     seen.add(name);

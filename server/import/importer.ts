@@ -60,7 +60,9 @@ function filesOfDicomdir(dicomdir: string): string[] | undefined {
   const out: string[] = [];
   for (const r of records) {
     if (!r.ReferencedFileID) continue;
-    const components = (Array.isArray(r.ReferencedFileID) ? r.ReferencedFileID : String(r.ReferencedFileID).split('\\')).map((c) => c.trim());
+    const components = (Array.isArray(r.ReferencedFileID) ? r.ReferencedFileID : String(r.ReferencedFileID).split('\\')).map((c) =>
+      c.trim(),
+    );
     // A File ID never leaves the file-set: refuse components that would (PS3.10 8.2).
     if (components.some((c) => c === '' || c === '.' || c === '..' || c.includes('/'))) continue;
     const found = resolveCaseInsensitive(base, components);

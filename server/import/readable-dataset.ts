@@ -34,13 +34,20 @@ export async function unreadableDataset(file: string, meta: FileMeta & { dataset
   try {
     if (ts === DEFLATED_EXPLICIT_VR_LE) await pipeline(bytes, zlib.createInflateRaw(), walk);
     else await pipeline(bytes, walk);
-    uid = walker.end().get(SOP_INSTANCE_UID)?.value.toString('latin1').replace(/[\0 ]+$/, '');
+    uid = walker
+      .end()
+      .get(SOP_INSTANCE_UID)
+      ?.value.toString('latin1')
+      .replace(/[\0 ]+$/, '');
   } catch (err) {
     // The walker's own errors say where the dataset breaks, as receive reports them.
     return isDfError(err) ? err : dfError('DF_ERR_DATASET_MALFORMED', `${path.basename(file)}: ${(err as Error).message}`, { cause: err });
   }
   if (uid !== meta.sopInstanceUid) {
-    return dfError('DF_ERR_DATASET_MISMATCH', `${path.basename(file)}: the dataset's SOP Instance UID "${uid ?? ''}" differs from its file meta's "${meta.sopInstanceUid}"`);
+    return dfError(
+      'DF_ERR_DATASET_MISMATCH',
+      `${path.basename(file)}: the dataset's SOP Instance UID "${uid ?? ''}" differs from its file meta's "${meta.sopInstanceUid}"`,
+    );
   }
   return undefined;
 }

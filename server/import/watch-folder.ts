@@ -58,7 +58,8 @@ export class WatchFolder {
 
   /** Files this node claimed and never finished (a stop or crash) go back to be imported again. */
   private returnClaimed(): void {
-    for (const file of filesUnder(this.claimedDir, () => false)) moveInto(file, path.join(this.o.path, path.relative(this.claimedDir, file)));
+    for (const file of filesUnder(this.claimedDir, () => false))
+      moveInto(file, path.join(this.o.path, path.relative(this.claimedDir, file)));
   }
 
   private schedule(delayMs: number): void {

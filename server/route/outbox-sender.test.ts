@@ -47,7 +47,8 @@ describe('the outbox sender', () => {
       requeueInterrupted: async () => 0,
       removeOrphans: async () => 0,
       claim: async () => (claims++ === 0 ? [entry] : []),
-      renewLeases: (_owner: string, ids: string[]) => (index.stalled ? new Promise<void>((resolve) => renewals.push({ ids, resolve })) : Promise.resolve()),
+      renewLeases: (_owner: string, ids: string[]) =>
+        index.stalled ? new Promise<void>((resolve) => renewals.push({ ids, resolve })) : Promise.resolve(),
       markFailed: async (id: string, failure: OutboxFailure) => void failed.push({ id, failure }),
       markDelivered: async () => {},
       release: async () => {},
@@ -56,7 +57,15 @@ describe('the outbox sender', () => {
     const { log, lines } = recordingLog();
     const sender = new OutboxSender({
       outbox: store,
-      destinations: [{ aeTitle: 'SILENT', host: '127.0.0.1', port, tls: false, outbox: { concurrency: 1, maxAttempts: 3, initialRetrySeconds: 60, maxRetrySeconds: 60, batchSize: 10 } }],
+      destinations: [
+        {
+          aeTitle: 'SILENT',
+          host: '127.0.0.1',
+          port,
+          tls: false,
+          outbox: { concurrency: 1, maxAttempts: 3, initialRetrySeconds: 60, maxRetrySeconds: 60, batchSize: 10 },
+        },
+      ],
       callingAeTitle: 'DICOMFLOW',
       log,
       workDir: path.join(dir, 'work'),
@@ -67,7 +76,9 @@ describe('the outbox sender', () => {
     await sender.start();
     try {
       await until('the association requested', () => sockets.size > 0);
-      await until('a renewal skipped while the first waits', () => lines.some((l) => l.msg === 'the outbox lease renewal waits for the index; skipped until it answers'));
+      await until('a renewal skipped while the first waits', () =>
+        lines.some((l) => l.msg === 'the outbox lease renewal waits for the index; skipped until it answers'),
+      );
       expect(renewals).toHaveLength(1);
       expect(renewals[0].ids).toEqual(['e1']);
       renewals[0].resolve();

@@ -9,7 +9,14 @@ import { EXPLICIT_VR_LE, IMPLICIT_VR_LE, transferSyntaxByUid } from '../../core/
 import { dfError, isDfError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import type { DestinationCounts, OutboxEntry, OutboxStore } from '../../core/store/outbox-store.ts';
-import { openAssociation, tlsOptionsForNode, type ContextProposal, type NodeTls, type StoreAssociation, type StoreResult } from '../dimse/store-scu.ts';
+import {
+  openAssociation,
+  tlsOptionsForNode,
+  type ContextProposal,
+  type NodeTls,
+  type StoreAssociation,
+  type StoreResult,
+} from '../dimse/store-scu.ts';
 import { ContextResult, describeContextResult } from '../dimse/upper-layer.ts';
 import { PeriodicWrite } from '../periodic-write.ts';
 
@@ -133,7 +140,17 @@ export class OutboxSender {
   async status(): Promise<(DestinationCounts & { associations: number; host: string; port: number })[]> {
     const counts = new Map((await this.o.outbox.counts()).map((c) => [c.destination, c]));
     return this.o.destinations.map((d) => ({
-      ...(counts.get(d.aeTitle) ?? { destination: d.aeTitle, queued: 0, sending: 0, delivered: 0, dead: 0, nextAttemptAt: null, lastError: null, lastErrorAt: null, lastDeliveredAt: null }),
+      ...(counts.get(d.aeTitle) ?? {
+        destination: d.aeTitle,
+        queued: 0,
+        sending: 0,
+        delivered: 0,
+        dead: 0,
+        nextAttemptAt: null,
+        lastError: null,
+        lastErrorAt: null,
+        lastDeliveredAt: null,
+      }),
       associations: this.states.get(d.aeTitle)!.active,
       host: d.host,
       port: d.port,
@@ -224,7 +241,12 @@ export class OutboxSender {
           await handle.close();
         }
       } catch (err) {
-        await this.fail(d, entry, Object.assign(err as Error, { code: (err as NodeJS.ErrnoException).code ? 'DF_ERR_FILE_READ' : 'DF_ERR_DATASET_MALFORMED' }), log);
+        await this.fail(
+          d,
+          entry,
+          Object.assign(err as Error, { code: (err as NodeJS.ErrnoException).code ? 'DF_ERR_FILE_READ' : 'DF_ERR_DATASET_MALFORMED' }),
+          log,
+        );
       }
     }
     const { contexts, fits, over } = proposals(batch);
@@ -272,7 +294,10 @@ export class OutboxSender {
             await this.fail(d, entry, Object.assign(new Error(text), { code: 'DF_ERR_STORE_REFUSED' }), log, result.status);
           } else {
             await this.o.outbox.markDelivered(entry.id, { status: result.status, sentTransferSyntaxUid });
-            log.debug({ outboxId: entry.id, sopInstanceUid: entry.sopInstanceUid, status: result.status, sentTransferSyntaxUid }, 'delivered');
+            log.debug(
+              { outboxId: entry.id, sopInstanceUid: entry.sopInstanceUid, status: result.status, sentTransferSyntaxUid },
+              'delivered',
+            );
           }
         } catch (err) {
           if (this.closing) {
@@ -290,7 +315,11 @@ export class OutboxSender {
   }
 
   /** The original bytes when the peer took the object's own transfer syntax, else a transcoded copy. */
-  private async storeOne(association: StoreAssociation, entry: OutboxEntry, meta: FileMeta): Promise<{ result: StoreResult; sentTransferSyntaxUid: string }> {
+  private async storeOne(
+    association: StoreAssociation,
+    entry: OutboxEntry,
+    meta: FileMeta,
+  ): Promise<{ result: StoreResult; sentTransferSyntaxUid: string }> {
     const accepted = association.acceptedContexts.filter((c) => c.abstractSyntax === meta.sopClassUid);
     const own = accepted.some((c) => c.transferSyntax === meta.transferSyntaxUid);
     const alternative = UNCOMPRESSED.find((ts) => accepted.some((c) => c.transferSyntax === ts));
@@ -298,13 +327,27 @@ export class OutboxSender {
     if (alternative === undefined || !canTranscode(meta.transferSyntaxUid)) {
       const answers = association.contexts
         .filter((c) => c.abstractSyntax === meta.sopClassUid)
-        .map((c) => `${tsName(c.proposedTransferSyntaxes[0])} ${c.result === ContextResult.Acceptance ? 'accepted' : `refused (${describeContextResult(c.result)})`}`);
-      const why = alternative === undefined ? 'nor Explicit or Implicit VR Little Endian to transcode to' : `and objects in ${tsName(meta.transferSyntaxUid)} cannot be transcoded`;
-      throw dfError('DF_ERR_CONTEXT_REJECTED', `${association.peer} did not accept SOP class ${sopClassKeyword(meta.sopClassUid) ?? meta.sopClassUid} in ${tsName(meta.transferSyntaxUid)}, ${why} (it answered: ${answers.join(', ')})`);
+        .map(
+          (c) =>
+            `${tsName(c.proposedTransferSyntaxes[0])} ${c.result === ContextResult.Acceptance ? 'accepted' : `refused (${describeContextResult(c.result)})`}`,
+        );
+      const why =
+        alternative === undefined
+          ? 'nor Explicit or Implicit VR Little Endian to transcode to'
+          : `and objects in ${tsName(meta.transferSyntaxUid)} cannot be transcoded`;
+      throw dfError(
+        'DF_ERR_CONTEXT_REJECTED',
+        `${association.peer} did not accept SOP class ${sopClassKeyword(meta.sopClassUid) ?? meta.sopClassUid} in ${tsName(meta.transferSyntaxUid)}, ${why} (it answered: ${answers.join(', ')})`,
+      );
     }
     const copy = path.join(this.o.workDir, `${entry.id}.dcm`);
     try {
-      this.transcoder ??= new Piscina({ filename: new URL('./transcode-worker.ts', import.meta.url).href, minThreads: 0, maxThreads: 1, idleTimeout: 30_000 });
+      this.transcoder ??= new Piscina({
+        filename: new URL('./transcode-worker.ts', import.meta.url).href,
+        minThreads: 0,
+        maxThreads: 1,
+        idleTimeout: 30_000,
+      });
       await this.transcoder.run({ source: entry.path, target: copy, transferSyntaxUid: alternative });
       return { result: await association.store({ file: copy }), sentTransferSyntaxUid: alternative };
     } finally {
@@ -353,7 +396,9 @@ function proposals<T extends { meta: FileMeta }>(batch: T[]): { contexts: Contex
   const fits: T[] = [];
   const over: T[] = [];
   for (const b of batch) {
-    const wanted = [...new Set([b.meta.transferSyntaxUid, ...UNCOMPRESSED])].map((ts) => `${b.meta.sopClassUid}|${ts}`).filter((k) => !keys.has(k));
+    const wanted = [...new Set([b.meta.transferSyntaxUid, ...UNCOMPRESSED])]
+      .map((ts) => `${b.meta.sopClassUid}|${ts}`)
+      .filter((k) => !keys.has(k));
     if (contexts.length + wanted.length > MAX_CONTEXTS) {
       over.push(b);
       continue;

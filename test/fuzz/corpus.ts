@@ -2,7 +2,14 @@
  * The seeds every mutation starts from: valid upper-layer streams and datasets, as a peer that
  * follows PS3.7/PS3.8 would send them. The fuzzer corrupts copies of these.
  */
-import { encodeAssociateRq, encodeCommandSet, encodePData, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, VERIFICATION_SOP_CLASS } from '../helpers/raw-scu.ts';
+import {
+  encodeAssociateRq,
+  encodeCommandSet,
+  encodePData,
+  EXPLICIT_VR_LITTLE_ENDIAN,
+  IMPLICIT_VR_LITTLE_ENDIAN,
+  VERIFICATION_SOP_CLASS,
+} from '../helpers/raw-scu.ts';
 import { instanceDataset, type InstanceIds } from './dicom-bytes.ts';
 
 export const CT_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.2';

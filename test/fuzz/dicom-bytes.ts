@@ -64,7 +64,10 @@ export interface InstanceIds {
  * A small valid CT-like dataset in tag order (size × size 16-bit pixels, 8 by default). `middle` goes between the identifying elements
  * and the pixel data (where the fuzzer puts its sequences), `pixels` is the Pixel Data value.
  */
-export function instanceDataset(ids: InstanceIds, options: { middle?: Buffer; pixels?: Buffer; size?: number; patientName?: string; patientId?: string } = {}): Buffer {
+export function instanceDataset(
+  ids: InstanceIds,
+  options: { middle?: Buffer; pixels?: Buffer; size?: number; patientName?: string; patientId?: string } = {},
+): Buffer {
   const size = Buffer.alloc(2);
   size.writeUInt16LE(options.size ?? 8);
   const pixels = options.pixels ?? Buffer.alloc((options.size ?? 8) ** 2 * 2, 7);

@@ -50,17 +50,32 @@ function logged(lines: LogLine[], o: CaseOutcome): boolean {
     (l) =>
       typeof l.code === 'string' &&
       l.code.startsWith('DF_ERR_') &&
-      (l.peerPort === o.localPort || (l.associationId !== undefined && ids.has(l.associationId)) || (uid !== undefined && uid !== '' && l.sopInstanceUid === uid)),
+      (l.peerPort === o.localPort ||
+        (l.associationId !== undefined && ids.has(l.associationId)) ||
+        (uid !== undefined && uid !== '' && l.sopInstanceUid === uid)),
   );
 }
 
 export async function runDimseFuzz(server: FuzzServer, options: DimseFuzzOptions): Promise<FuzzReport> {
   const started = Date.now();
   const target = { host: server.host, port: server.port };
-  const report: FuzzReport = { cases: 0, byFamily: {}, answers: {}, acknowledged: 0, lost: 0, duplicated: 0, refusedButIndexed: 0, crashes: 0, filesOutsideRoots: [], findings: [], ms: 0 };
+  const report: FuzzReport = {
+    cases: 0,
+    byFamily: {},
+    answers: {},
+    acknowledged: 0,
+    lost: 0,
+    duplicated: 0,
+    refusedButIndexed: 0,
+    crashes: 0,
+    filesOutsideRoots: [],
+    findings: [],
+    ms: 0,
+  };
   const indexes = options.only ?? Array.from({ length: options.cases }, (_, i) => i);
   const batchSize = options.batch ?? 25;
-  const find = (c: DimseCase, problem: string) => report.findings.push({ seed: c.seed, index: c.index, family: c.family, what: c.what, problem });
+  const find = (c: DimseCase, problem: string) =>
+    report.findings.push({ seed: c.seed, index: c.index, family: c.family, what: c.what, problem });
 
   await storeBait(target, options.seed);
   let seenLines = 0;
@@ -94,27 +109,47 @@ export async function runDimseFuzz(server: FuzzServer, options: DimseFuzzOptions
     if (exit) {
       report.crashes++;
       const last = outcomes.at(-1)?.case;
-      report.findings.push({ seed: options.seed, index: last?.index ?? -1, family: last?.family ?? '?', what: last?.what ?? '?', problem: `the server process ended (${exit})` });
+      report.findings.push({
+        seed: options.seed,
+        index: last?.index ?? -1,
+        family: last?.family ?? '?',
+        what: last?.what ?? '?',
+        problem: `the server process ended (${exit})`,
+      });
       break;
     }
     try {
       await echo(target);
     } catch (err) {
       const last = outcomes.at(-1)?.case;
-      report.findings.push({ seed: options.seed, index: last?.index ?? -1, family: 'batch', what: `after cases ${indexes[from]}..${last?.index}`, problem: `C-ECHO failed: ${(err as Error).message}` });
+      report.findings.push({
+        seed: options.seed,
+        index: last?.index ?? -1,
+        family: 'batch',
+        what: `after cases ${indexes[from]}..${last?.index}`,
+        problem: `C-ECHO failed: ${(err as Error).message}`,
+      });
     }
     // Refusals are logged before the answer is written; a short wait lets stdout catch up.
     await new Promise((r) => setTimeout(r, 150));
     const lines = server.logs();
     // The process survives an unhandled rejection (it logs it), but such a line is a bug found.
     for (const l of lines.slice(seenLines)) {
-      if (/unhandled|uncaught/i.test(l.msg)) report.findings.push({ seed: options.seed, index: outcomes.at(-1)?.case.index ?? -1, family: 'batch', what: `cases ${indexes[from]}..`, problem: `${l.msg}: ${JSON.stringify(l.err).slice(0, 300)}` });
+      if (/unhandled|uncaught/i.test(l.msg))
+        report.findings.push({
+          seed: options.seed,
+          index: outcomes.at(-1)?.case.index ?? -1,
+          family: 'batch',
+          what: `cases ${indexes[from]}..`,
+          problem: `${l.msg}: ${JSON.stringify(l.err).slice(0, 300)}`,
+        });
     }
     seenLines = lines.length;
     const index = openIndex(server.dataDir);
     try {
       for (const o of outcomes) {
-        if (o.refused && !logged(lines, o)) find(o.case, `refused (${o.answer}${o.status === undefined ? '' : ` 0x${o.status.toString(16)}`}) with no DF_ERR log line`);
+        if (o.refused && !logged(lines, o))
+          find(o.case, `refused (${o.answer}${o.status === undefined ? '' : ` 0x${o.status.toString(16)}`}) with no DF_ERR log line`);
         if (o.case.kind !== 'store' || o.case.sopInstanceUid === '') continue;
         const n = index.objects(o.case.sopInstanceUid);
         if (o.acknowledged) {

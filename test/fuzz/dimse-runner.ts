@@ -2,8 +2,27 @@
  * Plays DIMSE fuzz cases against a server over real sockets and judges each answer. The client
  * is test/helpers/raw-scu.ts, which shares no code with the server.
  */
-import { PduType, PeerAbortError, PeerClosedError, RawConnection, rawAssociate, type Pdu, type RawAssociation } from '../helpers/raw-scu.ts';
-import { BAIT_PATIENT, CALLED_AE, CALLING_AE, CONTEXT, CT_IMAGE_STORAGE, QUERY_CONTEXT, STUDY_ROOT_FIND, STUDY_ROOT_GET, STUDY_ROOT_MOVE, caseIds } from './corpus.ts';
+import {
+  PduType,
+  PeerAbortError,
+  PeerClosedError,
+  RawConnection,
+  rawAssociate,
+  type Pdu,
+  type RawAssociation,
+} from '../helpers/raw-scu.ts';
+import {
+  BAIT_PATIENT,
+  CALLED_AE,
+  CALLING_AE,
+  CONTEXT,
+  CT_IMAGE_STORAGE,
+  QUERY_CONTEXT,
+  STUDY_ROOT_FIND,
+  STUDY_ROOT_GET,
+  STUDY_ROOT_MOVE,
+  caseIds,
+} from './corpus.ts';
 import { instanceDataset } from './dicom-bytes.ts';
 import type { DimseCase } from './dimse-cases.ts';
 import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, VERIFICATION_SOP_CLASS } from '../helpers/raw-scu.ts';
@@ -61,7 +80,12 @@ export async function storeBait(target: Target, seed: number): Promise<void> {
   const assoc = await open(target);
   try {
     const ids = caseIds(seed, 9_999_999);
-    const r = await assoc.sendCStore({ pcId: CONTEXT.ctExplicit, sopClassUid: CT_IMAGE_STORAGE, sopInstanceUid: ids.sopInstanceUid, datasetBytes: instanceDataset(ids, { patientName: BAIT_PATIENT, patientId: BAIT_PATIENT }) });
+    const r = await assoc.sendCStore({
+      pcId: CONTEXT.ctExplicit,
+      sopClassUid: CT_IMAGE_STORAGE,
+      sopInstanceUid: ids.sopInstanceUid,
+      datasetBytes: instanceDataset(ids, { patientName: BAIT_PATIENT, patientId: BAIT_PATIENT }),
+    });
     if (r.status !== 0) throw new Error(`the bait object was refused: 0x${r.status.toString(16)}`);
     await assoc.release();
   } finally {
@@ -112,7 +136,14 @@ function classify(reply: Pdu | 'closed' | 'silent'): { answer: Answer; status?: 
 }
 
 async function open(target: Target): Promise<RawAssociation> {
-  const a = await rawAssociate({ ...target, callingAe: CALLING_AE, calledAe: CALLED_AE, maxPdu: 16384, contexts: FUZZ_CONTEXTS, timeoutMs: 10_000 });
+  const a = await rawAssociate({
+    ...target,
+    callingAe: CALLING_AE,
+    calledAe: CALLED_AE,
+    maxPdu: 16384,
+    contexts: FUZZ_CONTEXTS,
+    timeoutMs: 10_000,
+  });
   if (!a.accepted) throw new Error(`the server rejected a valid association: ${JSON.stringify(a.rejection)}`);
   return a;
 }
@@ -142,7 +173,8 @@ export async function runCase(c: DimseCase, target: Target): Promise<CaseOutcome
       conn.destroy();
       outcome.answer = late.answer;
       outcome.refused = late.answer === 'rejected' || late.answer === 'aborted';
-      if (late.answer === 'silent') outcome.problem = `no reply: an incomplete A-ASSOCIATE-RQ kept the connection open for ${SILENCE_MS + TIMER_END_MS} ms (ARTIM did not close it)`;
+      if (late.answer === 'silent')
+        outcome.problem = `no reply: an incomplete A-ASSOCIATE-RQ kept the connection open for ${SILENCE_MS + TIMER_END_MS} ms (ARTIM did not close it)`;
       else if (late.answer === 'response' || late.answer === 'accepted') outcome.problem = 'answered an incomplete association request';
     };
     return outcome;
@@ -158,7 +190,8 @@ export async function runCase(c: DimseCase, target: Target): Promise<CaseOutcome
       const { answer, status } = classify(await nextPdu(conn, SILENCE_MS));
       let problem: string | undefined;
       if (answer === 'closed' && c.bytes[0] !== 0x07) problem = 'closed the connection without A-ABORT';
-      if (answer === 'accepted' || answer === 'rejected') problem = `sent A-ASSOCIATE-${answer === 'accepted' ? 'AC' : 'RJ'} on an open association`;
+      if (answer === 'accepted' || answer === 'rejected')
+        problem = `sent A-ASSOCIATE-${answer === 'accepted' ? 'AC' : 'RJ'} on an open association`;
       const refused = answer === 'aborted' || (answer === 'response' && status !== undefined && !isSuccessOrWarning(status));
       const outcome = done({ answer, status, localPort, problem, acknowledged: false, refused });
       if (answer === 'silent') {
@@ -171,7 +204,14 @@ export async function runCase(c: DimseCase, target: Target): Promise<CaseOutcome
     // C-STORE with a hostile dataset.
     let sendError: unknown;
     await assoc
-      .writeCStore({ pcId: c.contextId, sopClassUid: CT_IMAGE_STORAGE, sopInstanceUid: c.sopInstanceUid, datasetBytes: c.dataset, maxFragmentBytes: c.fragmentBytes, lastFragment: c.lastFragment })
+      .writeCStore({
+        pcId: c.contextId,
+        sopClassUid: CT_IMAGE_STORAGE,
+        sopInstanceUid: c.sopInstanceUid,
+        datasetBytes: c.dataset,
+        maxFragmentBytes: c.fragmentBytes,
+        lastFragment: c.lastFragment,
+      })
       .catch((err) => (sendError = err));
     let answer: Answer;
     let status: number | undefined;
@@ -184,10 +224,12 @@ export async function runCase(c: DimseCase, target: Target): Promise<CaseOutcome
     }
     const acknowledged = answer === 'response' && status !== undefined && isSuccessOrWarning(status);
     let problem: string | undefined;
-    if (answer === 'closed') problem = `closed the connection without a response or A-ABORT${sendError ? ` (${(sendError as Error).message})` : ''}`;
+    if (answer === 'closed')
+      problem = `closed the connection without a response or A-ABORT${sendError ? ` (${(sendError as Error).message})` : ''}`;
     else if (answer === 'silent' && c.lastFragment) problem = 'no C-STORE response for a complete message';
     else if (c.expect === 'fail' && acknowledged) problem = `acknowledged a bad object with status 0x${status!.toString(16)}`;
-    else if (c.expect === 'succeed' && !acknowledged) problem = `refused a valid object (${answer}${status === undefined ? '' : ` 0x${status.toString(16)}`})`;
+    else if (c.expect === 'succeed' && !acknowledged)
+      problem = `refused a valid object (${answer}${status === undefined ? '' : ` 0x${status.toString(16)}`})`;
     const refused = answer === 'aborted' || (answer === 'response' && !acknowledged);
     const outcome = done({ answer, status, localPort, problem, acknowledged, refused });
     if (answer === 'silent' && !problem) {
@@ -213,9 +255,11 @@ async function settleByTimer(assoc: RawAssociation, outcome: CaseOutcome, what: 
     outcome.status = late.status;
     if (late.answer === 'aborted') outcome.refused = true;
     if (late.answer === 'response') outcome.refused = late.status !== undefined && !isSuccessOrWarning(late.status);
-    if (late.answer === 'silent') outcome.problem = `no reply: neither an answer to ${what} nor an A-ABORT within ${SILENCE_MS + TIMER_END_MS} ms`;
+    if (late.answer === 'silent')
+      outcome.problem = `no reply: neither an answer to ${what} nor an A-ABORT within ${SILENCE_MS + TIMER_END_MS} ms`;
     else if (late.answer === 'closed') outcome.problem = `closed the connection without A-ABORT after ${what}`;
-    else if (late.answer === 'accepted' || late.answer === 'rejected') outcome.problem = `sent A-ASSOCIATE-${late.answer === 'accepted' ? 'AC' : 'RJ'} on an open association`;
+    else if (late.answer === 'accepted' || late.answer === 'rejected')
+      outcome.problem = `sent A-ASSOCIATE-${late.answer === 'accepted' ? 'AC' : 'RJ'} on an open association`;
   } finally {
     if (!conn.closed) await assoc.abort();
   }

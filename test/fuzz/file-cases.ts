@@ -55,7 +55,14 @@ export function fileCase(seed: number, n: number): FileCase {
       if (c.kind !== 'store') return { ...base, family: 'file-valid', what: 'a valid file', bytes: valid, expect: 'succeed' };
       const ts = c.family === 'store-wrong-encoding' ? IMPLICIT_VR_LITTLE_ENDIAN : EXPLICIT_VR_LITTLE_ENDIAN;
       const expect = c.family === 'store-never-last' ? 'succeed' : c.expect;
-      return { ...base, family: `file-${c.family.replace(/^store-/, '')}`, what: c.what, sopInstanceUid: c.sopInstanceUid, bytes: part10(c.sopInstanceUid, ts, c.dataset), expect };
+      return {
+        ...base,
+        family: `file-${c.family.replace(/^store-/, '')}`,
+        what: c.what,
+        sopInstanceUid: c.sopInstanceUid,
+        bytes: part10(c.sopInstanceUid, ts, c.dataset),
+        expect,
+      };
     }
     case 3: {
       const m = mutate(r, valid, { from: 128 });
@@ -63,14 +70,32 @@ export function fileCase(seed: number, n: number): FileCase {
     }
     case 4: {
       const length = r.hostileLength(100);
-      return { ...base, family: 'file-meta-length', what: `meta group length 0x${length.toString(16)}`, bytes: part10(ids.sopInstanceUid, EXPLICIT_VR_LITTLE_ENDIAN, seedDataset(ids), length), expect: 'either' };
+      return {
+        ...base,
+        family: 'file-meta-length',
+        what: `meta group length 0x${length.toString(16)}`,
+        bytes: part10(ids.sopInstanceUid, EXPLICIT_VR_LITTLE_ENDIAN, seedDataset(ids), length),
+        expect: 'either',
+      };
     }
     case 5: {
       const ts = r.pick(['../../x', '', '1.2.840.10008.1.2.4.50', '1.2.3.4.5.6.7', 'x'.repeat(200)]);
-      return { ...base, family: 'file-transfer-syntax', what: `transfer syntax "${ts.slice(0, 20)}"`, bytes: part10(ids.sopInstanceUid, ts, seedDataset(ids)), expect: 'either' };
+      return {
+        ...base,
+        family: 'file-transfer-syntax',
+        what: `transfer syntax "${ts.slice(0, 20)}"`,
+        bytes: part10(ids.sopInstanceUid, ts, seedDataset(ids)),
+        expect: 'either',
+      };
     }
     case 6: {
-      const bytes = r.pick([Buffer.alloc(0), Buffer.from('DICM'), Buffer.concat([Buffer.alloc(128), Buffer.from('DICM')]), valid.subarray(132), Buffer.from('not dicom at all\n')]);
+      const bytes = r.pick([
+        Buffer.alloc(0),
+        Buffer.from('DICM'),
+        Buffer.concat([Buffer.alloc(128), Buffer.from('DICM')]),
+        valid.subarray(132),
+        Buffer.from('not dicom at all\n'),
+      ]);
       return { ...base, family: 'file-not-part10', what: `${bytes.length} bytes, no usable header`, bytes, expect: 'fail' };
     }
     default: {

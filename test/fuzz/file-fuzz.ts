@@ -36,8 +36,19 @@ function judge(c: FileCase, imported: boolean, reason: string | undefined, way: 
 
 export async function runFileFuzz(server: FuzzServer, options: { seed: number; files: number; batch?: number }): Promise<FileFuzzReport> {
   const started = Date.now();
-  const report: FileFuzzReport = { files: 0, imported: 0, refused: 0, duplicates: 0, byFamily: {}, crashes: 0, filesOutsideRoots: [], findings: [], ms: 0 };
-  const find = (c: FileCase, problem: string) => report.findings.push({ seed: c.seed, index: c.index, family: c.family, what: c.what, problem });
+  const report: FileFuzzReport = {
+    files: 0,
+    imported: 0,
+    refused: 0,
+    duplicates: 0,
+    byFamily: {},
+    crashes: 0,
+    filesOutsideRoots: [],
+    findings: [],
+    ms: 0,
+  };
+  const find = (c: FileCase, problem: string) =>
+    report.findings.push({ seed: c.seed, index: c.index, family: c.family, what: c.what, problem });
   const batch = options.batch ?? 100;
   const configFile = path.join(server.root, 'config.json');
   const sourceRoot = path.join(server.root, 'data', 'fuzz-import');
@@ -53,11 +64,19 @@ export async function runFileFuzz(server: FuzzServer, options: { seed: number; f
     const dir = path.join(sourceRoot, `batch-${from}`);
     fs.mkdirSync(dir, { recursive: true });
     for (const c of viaImport) fs.writeFileSync(path.join(dir, c.name), c.bytes);
-    const result = await run(node, [cli, 'import', dir, '--config', configFile, '--user', 'fuzz'], { maxBuffer: 64 << 20 }).catch((e: { code?: number; stdout?: string; stderr?: string }) => e);
+    const result = await run(node, [cli, 'import', dir, '--config', configFile, '--user', 'fuzz'], { maxBuffer: 64 << 20 }).catch(
+      (e: { code?: number; stdout?: string; stderr?: string }) => e,
+    );
     const { code, stdout = '', stderr = '' } = result as { code?: number; stdout?: string; stderr?: string };
     if (code !== undefined && code !== 0 && code !== 3) {
       report.crashes++;
-      report.findings.push({ seed: options.seed, index: viaImport[0].index, family: 'import', what: `batch ${from}`, problem: `dicomflow import exited ${code}: ${stderr.slice(-500)}` });
+      report.findings.push({
+        seed: options.seed,
+        index: viaImport[0].index,
+        family: 'import',
+        what: `batch ${from}`,
+        problem: `dicomflow import exited ${code}: ${stderr.slice(-500)}`,
+      });
     } else {
       const refused = new Map<string, string>();
       for (const line of stdout.split('\n')) {
@@ -101,7 +120,13 @@ export async function runFileFuzz(server: FuzzServer, options: { seed: number; f
     }
     if (server.exited()) {
       report.crashes++;
-      report.findings.push({ seed: options.seed, index: viaWatch[0]?.index ?? -1, family: 'watch', what: `batch ${from}`, problem: `the server process ended (${server.exited()})` });
+      report.findings.push({
+        seed: options.seed,
+        index: viaWatch[0]?.index ?? -1,
+        family: 'watch',
+        what: `batch ${from}`,
+        problem: `the server process ended (${server.exited()})`,
+      });
       break;
     }
     // Refused files leave nothing in the index.

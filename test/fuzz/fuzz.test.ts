@@ -22,7 +22,11 @@ afterAll(async () => {
 describe('fuzzing the DIMSE port', () => {
   it('replays the cases that once found bugs', async () => {
     for (const seed of new Set(DIMSE_REGRESSIONS.map((r) => r.seed))) {
-      const report = await runDimseFuzz(server, { seed, cases: 0, only: DIMSE_REGRESSIONS.filter((r) => r.seed === seed).map((r) => r.index) });
+      const report = await runDimseFuzz(server, {
+        seed,
+        cases: 0,
+        only: DIMSE_REGRESSIONS.filter((r) => r.seed === seed).map((r) => r.index),
+      });
       expect(report.findings).toEqual([]);
     }
   }, 60_000);

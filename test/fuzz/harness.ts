@@ -44,7 +44,11 @@ export async function startFuzzServer(extraConfig: Record<string, unknown> = {})
   // built-in step that lays files out from received objects.
   fs.writeFileSync(
     path.join(pipelinesDir, 'fuzz-dicomdir.json'),
-    JSON.stringify({ name: 'fuzz-dicomdir', trigger: { on: 'instance' }, steps: [{ plugin: 'dicomdir', options: { root: path.join(dataDir, 'dicomdir'), fileSetId: 'FUZZ' } }] }),
+    JSON.stringify({
+      name: 'fuzz-dicomdir',
+      trigger: { on: 'instance' },
+      steps: [{ plugin: 'dicomdir', options: { root: path.join(dataDir, 'dicomdir'), fileSetId: 'FUZZ' } }],
+    }),
   );
   const port = await freePort();
   const httpPort = await freePort();
@@ -54,7 +58,16 @@ export async function startFuzzServer(extraConfig: Record<string, unknown> = {})
     // Short ARTIM and DIMSE timers end what a case leaves unfinished (dimse-runner.ts waits for
     // them); a long idle timer, so that a request met with silence is not ended by it. One host
     // plays every peer: it may hold every slot.
-    dimse: { host: '127.0.0.1', port, maxPduLength: 16384, artimTimeoutSeconds: 2, pduTimeoutSeconds: 2, associationTimeoutSeconds: 120, maxAssociations: 64, maxAssociationsPerPeer: 64 },
+    dimse: {
+      host: '127.0.0.1',
+      port,
+      maxPduLength: 16384,
+      artimTimeoutSeconds: 2,
+      pduTimeoutSeconds: 2,
+      associationTimeoutSeconds: 120,
+      maxAssociations: 64,
+      maxAssociationsPerPeer: 64,
+    },
     http: { host: '127.0.0.1', port: httpPort },
     storage: { minFreeMegabytes: 16 },
     engine: { workerThreads: 1, concurrency: 4 },

@@ -40,13 +40,19 @@ export function overwriteU16(r: Random, input: Buffer, from: number): Mutation {
 export function insertGarbage(r: Random, input: Buffer, from = 0): Mutation {
   const pos = r.int(Math.min(from, input.length), input.length);
   const junk = r.bytes(r.int(1, 64));
-  return { bytes: Buffer.concat([input.subarray(0, pos), junk, input.subarray(pos)]), what: `inserted ${junk.length} random bytes at ${pos}` };
+  return {
+    bytes: Buffer.concat([input.subarray(0, pos), junk, input.subarray(pos)]),
+    what: `inserted ${junk.length} random bytes at ${pos}`,
+  };
 }
 
 export function duplicateRegion(r: Random, input: Buffer, from = 0): Mutation {
   const start = r.int(Math.min(from, input.length - 1), input.length - 1);
   const end = r.int(start, Math.min(input.length, start + 256));
-  return { bytes: Buffer.concat([input.subarray(0, end), input.subarray(start, end), input.subarray(end)]), what: `duplicated bytes ${start}..${end}` };
+  return {
+    bytes: Buffer.concat([input.subarray(0, end), input.subarray(start, end), input.subarray(end)]),
+    what: `duplicated bytes ${start}..${end}`,
+  };
 }
 
 /** One random mutation out of the generic kinds. */

@@ -7,7 +7,10 @@ import { Random } from './random.ts';
 
 /** The old semantics, for comparison on small inputs. */
 function regexMatches(pattern: string, value: string): boolean {
-  const body = pattern.replace(/[\\^$.|+()[\]{}/]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const body = pattern
+    .replace(/[\\^$.|+()[\]{}/]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${body}$`, 'us').test(value);
 }
 
@@ -15,7 +18,11 @@ describe('wildcard matching', () => {
   it('answers a pathological pattern against long values (a backtracking matcher would never return)', () => {
     // 30 stars against 10,000 characters: exponential for a backtracking RegExp, so a matcher that
     // backtracks hangs this test until its timeout; no clock is read.
-    for (const [keyword, vr] of [['PatientID', 'LO'], ['PatientName', 'PN'], ['StudyDescription', 'LO']] as const) {
+    for (const [keyword, vr] of [
+      ['PatientID', 'LO'],
+      ['PatientName', 'PN'],
+      ['StudyDescription', 'LO'],
+    ] as const) {
       const condition = compileCondition(keyword, vr, `${'a*'.repeat(30)}b`);
       expect(matches(condition, 'a'.repeat(10_000)), keyword).toBe(false);
       expect(matches(condition, `${'a'.repeat(10_000)}b`), keyword).toBe(true);

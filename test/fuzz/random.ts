@@ -48,6 +48,17 @@ export class Random {
 
   /** A 32-bit length a parser must not trust: huge, "negative" as int32, or just past the end. */
   hostileLength(actual: number): number {
-    return this.pick([0xffffffff, 0xfffffffe, 0x80000000, 0x7fffffff, 0x40000000, actual + 1, actual + this.int(2, 4096), 0x10000000 + this.int(0, 99)]) >>> 0;
+    return (
+      this.pick([
+        0xffffffff,
+        0xfffffffe,
+        0x80000000,
+        0x7fffffff,
+        0x40000000,
+        actual + 1,
+        actual + this.int(2, 4096),
+        0x10000000 + this.int(0, 99),
+      ]) >>> 0
+    );
   }
 }

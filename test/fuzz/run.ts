@@ -9,7 +9,12 @@ import { runFileFuzz } from './file-fuzz.ts';
 import { startFuzzServer } from './harness.ts';
 
 const { values } = parseArgs({
-  options: { seed: { type: 'string', default: '1' }, cases: { type: 'string', default: '3000' }, files: { type: 'string', default: '400' }, only: { type: 'string' } },
+  options: {
+    seed: { type: 'string', default: '1' },
+    cases: { type: 'string', default: '3000' },
+    files: { type: 'string', default: '400' },
+    only: { type: 'string' },
+  },
 });
 const seed = Number(values.seed);
 const server = await startFuzzServer();
@@ -23,7 +28,8 @@ try {
   });
   const files = values.only ? undefined : await runFileFuzz(server, { seed, files: Number(values.files) });
   console.log(JSON.stringify({ seed, dimse, files }, null, 2));
-  const findings = dimse.findings.length + (files?.findings.length ?? 0) + dimse.filesOutsideRoots.length + (files?.filesOutsideRoots.length ?? 0);
+  const findings =
+    dimse.findings.length + (files?.findings.length ?? 0) + dimse.filesOutsideRoots.length + (files?.filesOutsideRoots.length ?? 0);
   process.exitCode = findings === 0 ? 0 : 1;
 } finally {
   await server.stop();

@@ -32,7 +32,10 @@ export type SseEvent = ApiEvent;
 /** Reads /api/events into an array until closed. */
 export async function openEvents(port: number, token: string): Promise<{ events: SseEvent[]; status: number; close: () => void }> {
   const controller = new AbortController();
-  const res = await fetch(`http://127.0.0.1:${port}/api/events`, { headers: { authorization: `Bearer ${token}` }, signal: controller.signal });
+  const res = await fetch(`http://127.0.0.1:${port}/api/events`, {
+    headers: { authorization: `Bearer ${token}` },
+    signal: controller.signal,
+  });
   const events: SseEvent[] = [];
   if (res.ok && res.body) {
     void readServerSentEvents(res.body, (e) => events.push(e));

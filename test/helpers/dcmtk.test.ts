@@ -92,7 +92,11 @@ describe('parseDump', () => {
       ImageType: 'ORIGINAL\\PRIMARY',
       '00090010': 'DICOMFLOW FIXTURE',
       '00091010': [
-        { '00090010': 'DICOMFLOW FIXTURE', '00091011': 'nested private item', '00091012': [{ CodeValue: 'DF001', CodeMeaning: 'Doubly nested' }] },
+        {
+          '00090010': 'DICOMFLOW FIXTURE',
+          '00091011': 'nested private item',
+          '00091012': [{ CodeValue: 'DF001', CodeMeaning: 'Doubly nested' }],
+        },
         { '00091011': 'second item' },
       ],
       PatientName: 'Phantom^Seed1',
@@ -143,19 +147,59 @@ describe.skipIf(!hasTool('dcmqrscp') || !hasTool('findscu') || !hasTool('storesc
   it('parses real C-FIND responses at study and series level', async () => {
     const archive = await startDcmqrscp({ baseDir: tmp });
     try {
-      const ct = await ctSeries(path.join(tmp, 'ct'), { slices: 2, rows: 32, cols: 32, patientId: 'FIND-1', patientName: 'Find^Me', studyDate: '20220202' });
+      const ct = await ctSeries(path.join(tmp, 'ct'), {
+        slices: 2,
+        rows: 32,
+        cols: 32,
+        patientId: 'FIND-1',
+        patientName: 'Find^Me',
+        studyDate: '20220202',
+      });
       const sc = await secondaryCaptureRgb(path.join(tmp, 'sc'), { rows: 8, cols: 8, patientId: 'FIND-2', patientName: 'Find^You' });
       const stored = await storescu(['-aec', archive.aeTitle, '127.0.0.1', String(archive.port), ...ct.files, ...sc.files]);
       expect(stored.code, stored.stderr).toBe(0);
 
-      const studies = await findscu(['-S', '-aec', archive.aeTitle, '-k', 'QueryRetrieveLevel=STUDY', '-k', 'StudyInstanceUID', '-k', 'PatientID', '-k', 'PatientName', '-k', 'StudyDate', '127.0.0.1', String(archive.port)]);
+      const studies = await findscu([
+        '-S',
+        '-aec',
+        archive.aeTitle,
+        '-k',
+        'QueryRetrieveLevel=STUDY',
+        '-k',
+        'StudyInstanceUID',
+        '-k',
+        'PatientID',
+        '-k',
+        'PatientName',
+        '-k',
+        'StudyDate',
+        '127.0.0.1',
+        String(archive.port),
+      ]);
       expect(studies.code, studies.stderr).toBe(0);
       const byStudy = Object.fromEntries(parseFindscuResponses(studies.stdout + studies.stderr).map((r) => [r.StudyInstanceUID, r]));
       expect(byStudy[ct.studyInstanceUid]).toMatchObject({ PatientID: 'FIND-1', PatientName: 'Find^Me', StudyDate: '20220202' });
       expect(byStudy[sc.studyInstanceUid]).toMatchObject({ PatientID: 'FIND-2', PatientName: 'Find^You' });
       expect(Object.keys(byStudy)).toHaveLength(2);
 
-      const seriesLevel = await findscu(['-v', '-S', '-aec', archive.aeTitle, '-k', 'QueryRetrieveLevel=SERIES', '-k', `StudyInstanceUID=${ct.studyInstanceUid}`, '-k', 'SeriesInstanceUID', '-k', 'Modality', '-k', 'SeriesNumber', '127.0.0.1', String(archive.port)]);
+      const seriesLevel = await findscu([
+        '-v',
+        '-S',
+        '-aec',
+        archive.aeTitle,
+        '-k',
+        'QueryRetrieveLevel=SERIES',
+        '-k',
+        `StudyInstanceUID=${ct.studyInstanceUid}`,
+        '-k',
+        'SeriesInstanceUID',
+        '-k',
+        'Modality',
+        '-k',
+        'SeriesNumber',
+        '127.0.0.1',
+        String(archive.port),
+      ]);
       const series = parseFindscuResponses(seriesLevel.stderr + seriesLevel.stdout);
       expect(series).toHaveLength(1);
       expect(series[0]).toMatchObject({ SeriesInstanceUID: ct.seriesInstanceUid, Modality: 'CT', SeriesNumber: '1' });

@@ -12,7 +12,11 @@ export function stowBody(files: Buffer[], options: { boundary?: string; partType
   const boundary = options.boundary ?? `test-${randomBytes(8).toString('hex')}`;
   const chunks: Buffer[] = [];
   for (const file of files) {
-    chunks.push(Buffer.from(`--${boundary}\r\nContent-Type: ${options.partType ?? 'application/dicom'}\r\n\r\n`), file, Buffer.from('\r\n'));
+    chunks.push(
+      Buffer.from(`--${boundary}\r\nContent-Type: ${options.partType ?? 'application/dicom'}\r\n\r\n`),
+      file,
+      Buffer.from('\r\n'),
+    );
   }
   chunks.push(Buffer.from(`--${boundary}--\r\n`));
   return { body: Buffer.concat(chunks), contentType: `multipart/related; type="application/dicom"; boundary=${boundary}` };
@@ -52,7 +56,12 @@ export function dicomwebClient(port: number, token: string) {
       return { status: res.status, headers: res.headers, body, json: () => JSON.parse(body.toString('utf8')) };
     },
     async stow(path: string, body: Buffer | ReadableStream<Uint8Array>, contentType: string) {
-      const res = await fetch(base + path, { method: 'POST', headers: { ...auth, 'content-type': contentType }, body, duplex: 'half' } as RequestInit);
+      const res = await fetch(base + path, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': contentType },
+        body,
+        duplex: 'half',
+      } as RequestInit);
       const text = await res.text();
       return { status: res.status, body: text === '' ? undefined : JSON.parse(text) };
     },

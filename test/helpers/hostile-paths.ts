@@ -82,7 +82,12 @@ export interface RawReply {
  * node:http would normalize or refuse some). Reads at most 64 KiB of the body, so an endless
  * event stream answered in error still ends.
  */
-export function rawRequest(port: number, method: string, target: string, options: { headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<RawReply> {
+export function rawRequest(
+  port: number,
+  method: string,
+  target: string,
+  options: { headers?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<RawReply> {
   return new Promise((resolve) => {
     const socket = net.connect({ port, host: '127.0.0.1' });
     const chunks: Buffer[] = [];
@@ -117,7 +122,11 @@ export function rawRequest(port: number, method: string, target: string, options
     socket.on('close', () => finish());
     socket.on('error', (err) => finish(err.message));
     const headers = { host: `127.0.0.1:${port}`, connection: 'close', ...options.headers };
-    socket.write(`${method} ${target} HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`);
+    socket.write(
+      `${method} ${target} HTTP/1.1\r\n${Object.entries(headers)
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join('')}\r\n`,
+    );
   });
 }
 
@@ -151,6 +160,7 @@ export function refusal(method: string, reply: RawReply): { refused: true } | { 
   }
   const keys = Object.keys(body).sort().join(',');
   const expected = reply.status === 401 ? 'DF_ERR_UNAUTHORIZED' : 'DF_ERR_ROUTE_UNKNOWN';
-  if (keys !== 'code,message' || body.code !== expected) return { refused: false, why: `status ${reply.status} with ${reply.body.slice(0, 120)}` };
+  if (keys !== 'code,message' || body.code !== expected)
+    return { refused: false, why: `status ${reply.status} with ${reply.body.slice(0, 120)}` };
   return { refused: true };
 }

@@ -35,7 +35,8 @@ export function ippPrinterUnavailable(): string | undefined {
 
 function ippPrinterProblem(): string | undefined {
   for (const tool of TOOLS) {
-    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `${tool} is not installed (Debian: cups-ipp-utils, avahi-daemon, dbus)`;
+    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0)
+      return `${tool} is not installed (Debian: cups-ipp-utils, avahi-daemon, dbus)`;
   }
   if (process.getuid?.() !== 0) return 'avahi-daemon needs root here';
   return undefined;
@@ -114,7 +115,19 @@ export async function startIppPrinter(options: { name?: string } = {}): Promise<
 
     const avahiArgs = ['--no-drop-root', '--no-chroot', '--no-rlimits', '--no-proc-title', '-f', path.join(dir, 'avahi.conf')];
     let avahiLog: string[] = [];
-    let avahi = start('unshare', ['-m', 'sh', '-c', 'mkdir -p /run/avahi-daemon && mount -t tmpfs tmpfs /run/avahi-daemon && exec avahi-daemon "$@"', 'sh', ...avahiArgs], env, avahiLog);
+    let avahi = start(
+      'unshare',
+      [
+        '-m',
+        'sh',
+        '-c',
+        'mkdir -p /run/avahi-daemon && mount -t tmpfs tmpfs /run/avahi-daemon && exec avahi-daemon "$@"',
+        'sh',
+        ...avahiArgs,
+      ],
+      env,
+      avahiLog,
+    );
     children.push(avahi);
     try {
       await waitFor('avahi-daemon', () => avahiLog.join('').includes('Server startup complete'), avahiLog, avahi);
@@ -132,14 +145,29 @@ export async function startIppPrinter(options: { name?: string } = {}): Promise<
     // -n localhost: with 127.0.0.1 it fails on its IPv6 listener.
     const printer = start(
       'ippeveprinter',
-      ['-p', String(port), '-n', 'localhost', '-d', spoolDir, '-k', '-f', 'application/pdf,image/jpeg', '-c', '/bin/true', options.name ?? 'dicomflow test printer'],
+      [
+        '-p',
+        String(port),
+        '-n',
+        'localhost',
+        '-d',
+        spoolDir,
+        '-k',
+        '-f',
+        'application/pdf,image/jpeg',
+        '-c',
+        '/bin/true',
+        options.name ?? 'dicomflow test printer',
+      ],
       env,
       printerLog,
     );
     children.push(printer);
     await Promise.race([
       waitForPort(port, '127.0.0.1', 10_000),
-      new Promise((_, reject) => printer.once('exit', (code) => reject(new Error(`ippeveprinter exited with ${code}: ${printerLog.join('').trim()}`)))),
+      new Promise((_, reject) =>
+        printer.once('exit', (code) => reject(new Error(`ippeveprinter exited with ${code}: ${printerLog.join('').trim()}`))),
+      ),
     ]);
     return {
       uri: `ipp://localhost:${port}/ipp/print`,

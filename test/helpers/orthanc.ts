@@ -35,7 +35,9 @@ export function hasOrthancDicomWeb(): boolean {
 }
 
 /** `config`: more of Orthanc's configuration (Plugins, DicomWeb…), merged over the defaults. */
-export async function startOrthanc(options: { aeTitle?: string; port?: number; config?: Record<string, unknown> } = {}): Promise<OrthancPeer> {
+export async function startOrthanc(
+  options: { aeTitle?: string; port?: number; config?: Record<string, unknown> } = {},
+): Promise<OrthancPeer> {
   const aeTitle = options.aeTitle ?? 'ORTHANC';
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'df-orthanc-'));
   const port = options.port ?? (await freePort());

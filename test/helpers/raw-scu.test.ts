@@ -50,7 +50,16 @@ async function onlyReceivedFile(peer: DcmtkPeer): Promise<Part10Parts> {
 beforeAll(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'dicomflow-raw-scu-'));
   privateCt = await readPart10((await ctSliceWithPrivateTags(path.join(tmp, 'private'), { rows: 128, cols: 128 })).files[0]);
-  implicitCt = await readPart10((await ctSeries(path.join(tmp, 'implicit'), { slices: 1, rows: 96, cols: 96, transferSyntaxUid: TransferSyntax.ImplicitVRLittleEndian })).files[0]);
+  implicitCt = await readPart10(
+    (
+      await ctSeries(path.join(tmp, 'implicit'), {
+        slices: 1,
+        rows: 96,
+        cols: 96,
+        transferSyntaxUid: TransferSyntax.ImplicitVRLittleEndian,
+      })
+    ).files[0],
+  );
   series = await Promise.all((await ctSeries(path.join(tmp, 'series'), { slices: 3, rows: 64, cols: 64 })).files.map(readPart10));
 });
 
@@ -74,8 +83,19 @@ describe.skipIf(!hasTool('storescp'))('raw DICOM upper-layer client against stor
     ]);
 
     expect((await sendEcho(assoc)).status).toBe(0x0000);
-    const response = await sendCStore(assoc, { pcId: 3, sopClassUid: privateCt.sopClassUid, sopInstanceUid: privateCt.sopInstanceUid, datasetBytes: privateCt.dataset, messageId: 7 });
-    expect(response).toMatchObject({ status: 0x0000, commandField: 0x8001, messageIdBeingRespondedTo: 7, affectedSopInstanceUid: privateCt.sopInstanceUid });
+    const response = await sendCStore(assoc, {
+      pcId: 3,
+      sopClassUid: privateCt.sopClassUid,
+      sopInstanceUid: privateCt.sopInstanceUid,
+      datasetBytes: privateCt.dataset,
+      messageId: 7,
+    });
+    expect(response).toMatchObject({
+      status: 0x0000,
+      commandField: 0x8001,
+      messageIdBeingRespondedTo: 7,
+      affectedSopInstanceUid: privateCt.sopInstanceUid,
+    });
     await assoc.release();
     expect(assoc.connection.closed).toBe(true);
 
@@ -91,7 +111,12 @@ describe.skipIf(!hasTool('storescp'))('raw DICOM upper-layer client against stor
       port: peer.port,
       contexts: [{ id: 5, abstractSyntax: SopClass.CtImageStorage, transferSyntaxes: [TransferSyntax.ImplicitVRLittleEndian] }],
     });
-    const response = await assoc.sendCStore({ sopClassUid: implicitCt.sopClassUid, sopInstanceUid: implicitCt.sopInstanceUid, datasetBytes: implicitCt.dataset, maxFragmentBytes: 1000 });
+    const response = await assoc.sendCStore({
+      sopClassUid: implicitCt.sopClassUid,
+      sopInstanceUid: implicitCt.sopInstanceUid,
+      datasetBytes: implicitCt.dataset,
+      maxFragmentBytes: 1000,
+    });
     expect(response.status).toBe(0x0000);
     await assoc.release();
     const received = await onlyReceivedFile(peer);
@@ -104,7 +129,9 @@ describe.skipIf(!hasTool('storescp'))('raw DICOM upper-layer client against stor
     const assoc = await rawAssociate({ port: peer.port, contexts: contexts() });
     const responses = [];
     for (const slice of series) {
-      responses.push(await assoc.sendCStore({ sopClassUid: slice.sopClassUid, sopInstanceUid: slice.sopInstanceUid, datasetBytes: slice.dataset }));
+      responses.push(
+        await assoc.sendCStore({ sopClassUid: slice.sopClassUid, sopInstanceUid: slice.sopInstanceUid, datasetBytes: slice.dataset }),
+      );
     }
     expect(responses.map((r) => [r.status, r.messageIdBeingRespondedTo])).toEqual([
       [0, 1],
@@ -128,7 +155,9 @@ describe.skipIf(!hasTool('storescp'))('raw DICOM upper-layer client against stor
       [1, 3, undefined],
       [3, 4, undefined],
     ]);
-    await expect(assoc.sendCStore({ sopClassUid: '1.2.3.4.5.6', sopInstanceUid: '1.2.3', datasetBytes: Buffer.alloc(0) })).rejects.toThrow(/no accepted presentation context/);
+    await expect(assoc.sendCStore({ sopClassUid: '1.2.3.4.5.6', sopInstanceUid: '1.2.3', datasetBytes: Buffer.alloc(0) })).rejects.toThrow(
+      /no accepted presentation context/,
+    );
     await assoc.abort();
   });
 
@@ -163,7 +192,11 @@ describe.skipIf(!hasTool('storescp'))('raw DICOM upper-layer client against stor
     const peer = await storescp();
     const assoc = await rawAssociate({ port: peer.port, contexts: contexts() });
     const slice = series[0];
-    const store = assoc.sendCStore({ sopClassUid: slice.sopClassUid, sopInstanceUid: slice.sopInstanceUid, datasetBytes: slice.dataset.subarray(0, 3001) });
+    const store = assoc.sendCStore({
+      sopClassUid: slice.sopClassUid,
+      sopInstanceUid: slice.sopInstanceUid,
+      datasetBytes: slice.dataset.subarray(0, 3001),
+    });
     await expect(store).rejects.toBeInstanceOf(PeerAbortError);
     await vi.waitFor(() => expect(peer.log()).toMatch(/Odd Fragment Length: 3001/), { timeout: 2000 });
     expect(await readdir(peer.dir)).toHaveLength(0);

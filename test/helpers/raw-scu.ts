@@ -224,7 +224,10 @@ export function encodeAssociateRq(options: AssociateRqOptions): Buffer {
   const items: Buffer[] = [item(0x10, Buffer.from(options.applicationContextName ?? APPLICATION_CONTEXT_NAME, 'latin1'))];
   for (const context of options.contexts) {
     const head = Buffer.from([context.id, 0, 0, 0]);
-    const subItems = [item(0x30, Buffer.from(context.abstractSyntax, 'latin1')), ...context.transferSyntaxes.map((ts) => item(0x40, Buffer.from(ts, 'latin1')))];
+    const subItems = [
+      item(0x30, Buffer.from(context.abstractSyntax, 'latin1')),
+      ...context.transferSyntaxes.map((ts) => item(0x40, Buffer.from(ts, 'latin1'))),
+    ];
     items.push(item(0x20, Buffer.concat([head, ...subItems])));
   }
   const maxLength = Buffer.alloc(4);
@@ -287,14 +290,16 @@ function commandValueBytes(value: CommandValue): Buffer {
 
 /** Encodes a command set; `elements` maps element numbers of group 0000 to values. */
 export function encodeCommandSet(elements: Array<[number, CommandValue]>): Buffer {
-  const parts = [...elements].sort((a, b) => a[0] - b[0]).map(([element, value]) => {
-    const bytes = commandValueBytes(value);
-    const header = Buffer.alloc(8);
-    header.writeUInt16LE(0x0000, 0);
-    header.writeUInt16LE(element, 2);
-    header.writeUInt32LE(bytes.length, 4);
-    return Buffer.concat([header, bytes]);
-  });
+  const parts = [...elements]
+    .sort((a, b) => a[0] - b[0])
+    .map(([element, value]) => {
+      const bytes = commandValueBytes(value);
+      const header = Buffer.alloc(8);
+      header.writeUInt16LE(0x0000, 0);
+      header.writeUInt16LE(element, 2);
+      header.writeUInt32LE(bytes.length, 4);
+      return Buffer.concat([header, bytes]);
+    });
   const body = Buffer.concat(parts);
   const groupLength = Buffer.alloc(12);
   groupLength.writeUInt32LE(0x00000000, 0); // (0000,0000)
@@ -316,7 +321,14 @@ export function decodeCommandSet(bytes: Buffer): Map<number, Buffer> {
   return elements;
 }
 
-export const CommandField = { CStoreRq: 0x0001, CStoreRsp: 0x8001, CFindRq: 0x0020, CFindRsp: 0x8020, CEchoRq: 0x0030, CEchoRsp: 0x8030 } as const;
+export const CommandField = {
+  CStoreRq: 0x0001,
+  CStoreRsp: 0x8001,
+  CFindRq: 0x0020,
+  CFindRsp: 0x8020,
+  CEchoRq: 0x0030,
+  CEchoRsp: 0x8030,
+} as const;
 export const NO_DATA_SET = 0x0101;
 
 export interface DimseResponse {
@@ -331,7 +343,11 @@ export interface DimseResponse {
 
 function toResponse(elements: Map<number, Buffer>): DimseResponse {
   const us = (element: number): number => elements.get(element)?.readUInt16LE(0) ?? -1;
-  const text = (element: number): string | undefined => elements.get(element)?.toString('latin1').replace(/[\0 ]+$/, '');
+  const text = (element: number): string | undefined =>
+    elements
+      .get(element)
+      ?.toString('latin1')
+      .replace(/[\0 ]+$/, '');
   return {
     status: us(0x0900),
     commandField: us(0x0100),
@@ -399,7 +415,13 @@ export class RawAssociation {
   readonly peerMaxPdu: number;
   #nextMessageId = 1;
 
-  constructor(connection: RawConnection, accepted: boolean, rejection: AssociateRejection | undefined, contexts: NegotiatedContext[], peerMaxPdu: number) {
+  constructor(
+    connection: RawConnection,
+    accepted: boolean,
+    rejection: AssociateRejection | undefined,
+    contexts: NegotiatedContext[],
+    peerMaxPdu: number,
+  ) {
     this.connection = connection;
     this.accepted = accepted;
     this.rejection = rejection;
@@ -433,7 +455,8 @@ export class RawAssociation {
     for (;;) {
       const received = await this.connection.readPdu(timeoutMs);
       if (received.type === PduType.Abort) throw this.#aborted(received, during);
-      if (received.type !== PduType.PData) throw new Error(`unexpected PDU type 0x${received.type.toString(16).padStart(2, '0')} ${during}`);
+      if (received.type !== PduType.PData)
+        throw new Error(`unexpected PDU type 0x${received.type.toString(16).padStart(2, '0')} ${during}`);
       let offset = 0;
       while (offset + 6 <= received.body.length) {
         const length = received.body.readUInt32BE(offset);
@@ -490,7 +513,11 @@ export class RawAssociation {
    * Any command set as given (valid or not) on a context, then an optional data set: in
    * fragments of `fragmentBytes`, the last-fragment bit on its end unless `lastFragment` is false.
    */
-  async writeMessage(pcId: number, command: Buffer, dataset?: { bytes: Uint8Array; fragmentBytes?: number; lastFragment?: boolean }): Promise<void> {
+  async writeMessage(
+    pcId: number,
+    command: Buffer,
+    dataset?: { bytes: Uint8Array; fragmentBytes?: number; lastFragment?: boolean },
+  ): Promise<void> {
     await this.connection.sendRawBytes(encodePData(pcId, true, true, command));
     if (!dataset) return;
     const fragmentSize = dataset.fragmentBytes ?? (this.peerMaxPdu > 6 ? this.peerMaxPdu - 6 : 65536);
@@ -537,7 +564,8 @@ export class RawAssociation {
     await this.connection.sendRawBytes(encodeReleaseRq());
     const reply = await this.connection.readPdu(timeoutMs);
     if (reply.type === PduType.Abort) throw this.#aborted(reply, 'in reply to A-RELEASE-RQ');
-    if (reply.type !== PduType.ReleaseRp) throw new Error(`expected A-RELEASE-RP, got PDU type 0x${reply.type.toString(16).padStart(2, '0')}`);
+    if (reply.type !== PduType.ReleaseRp)
+      throw new Error(`expected A-RELEASE-RP, got PDU type 0x${reply.type.toString(16).padStart(2, '0')}`);
     this.connection.socket.end();
     await this.connection.waitClosed(timeoutMs);
   }
@@ -581,17 +609,26 @@ export async function rawAssociate(options: RawAssociateOptions): Promise<RawAss
       return new RawAssociation(connection, false, rejection, [], 0);
     }
     if (reply.type === PduType.Abort) throw new PeerAbortError(reply.body[2] ?? -1, reply.body[3] ?? -1, 'in reply to A-ASSOCIATE-RQ');
-    if (reply.type !== PduType.AssociateAc) throw new Error(`expected A-ASSOCIATE-AC or -RJ, got PDU type 0x${reply.type.toString(16).padStart(2, '0')}`);
+    if (reply.type !== PduType.AssociateAc)
+      throw new Error(`expected A-ASSOCIATE-AC or -RJ, got PDU type 0x${reply.type.toString(16).padStart(2, '0')}`);
     const contexts: NegotiatedContext[] = [];
     let peerMaxPdu = 0;
     // 68 fixed bytes: protocol version, reserved, AE titles (echoed), 32 reserved (PS3.8 9.3.3).
     for (const { type, value } of parseItems(reply.body, 68)) {
       if (type === 0x21) {
         const id = value[0];
-        const transferSyntax = parseItems(value, 4).find((sub) => sub.type === 0x40)?.value.toString('latin1').replace(/[\0 ]+$/, '');
+        const transferSyntax = parseItems(value, 4)
+          .find((sub) => sub.type === 0x40)
+          ?.value.toString('latin1')
+          .replace(/[\0 ]+$/, '');
         const result = value[2];
         const requested = options.contexts.find((c) => c.id === id);
-        contexts.push({ id, abstractSyntax: requested?.abstractSyntax ?? '', result, transferSyntax: result === 0 ? transferSyntax : undefined });
+        contexts.push({
+          id,
+          abstractSyntax: requested?.abstractSyntax ?? '',
+          result,
+          transferSyntax: result === 0 ? transferSyntax : undefined,
+        });
       } else if (type === 0x50) {
         const maxLength = parseItems(value, 0).find((sub) => sub.type === 0x51);
         if (maxLength !== undefined && maxLength.value.length >= 4) peerMaxPdu = maxLength.value.readUInt32BE(0);

@@ -36,13 +36,19 @@ export interface StoredObject {
  * instance to be filed, since filing into a database may follow the acknowledgement; throws
  * unless the database then holds exactly one instance with that UID.
  */
-export async function storedObject(server: RunningServer, sopInstanceUid: string, database = 'Import', timeoutMs = 10_000): Promise<StoredObject> {
+export async function storedObject(
+  server: RunningServer,
+  sopInstanceUid: string,
+  database = 'Import',
+  timeoutMs = 10_000,
+): Promise<StoredObject> {
   const rows = await eventually(
     () => server.index.instances(database, { sopInstanceUids: [sopInstanceUid] }),
     (found) => found.length > 0,
     timeoutMs,
   ).catch(() => []);
-  if (rows.length !== 1) throw new Error(`database ${database} holds ${rows.length} instances with SOP Instance UID ${sopInstanceUid}, not 1`);
+  if (rows.length !== 1)
+    throw new Error(`database ${database} holds ${rows.length} instances with SOP Instance UID ${sopInstanceUid}, not 1`);
   const file = server.objects.absolutePath(rows[0].objectPath);
   const part10 = await readPart10(file);
   return { file, part10, transferSyntaxUid: rows[0].transferSyntaxUid };

@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { loadConfig } from '../../core/config/load.ts';
@@ -16,10 +15,20 @@ import { testIndexConfig } from './test-index.ts';
 const indexOfDataDir = new Map<string, unknown>();
 
 /** A real server in this process on free ports, with its own data directory. */
-export async function startTestServer(config: Record<string, unknown> = {}, logger?: pino.Logger): Promise<RunningServer & { dataDir: string }> {
+export async function startTestServer(
+  config: Record<string, unknown> = {},
+  logger?: pino.Logger,
+): Promise<RunningServer & { dataDir: string }> {
   const dataDir = tempDir();
   const file = path.join(dataDir, 'config.json');
-  const base = { dataDir, pipelinesDir: path.join(repoRoot, 'pipelines'), dimse: { port: 0, host: '127.0.0.1' }, http: { port: 0, host: '127.0.0.1' }, storage: { minFreeMegabytes: 16 }, log: { level: 'warn' } };
+  const base = {
+    dataDir,
+    pipelinesDir: path.join(repoRoot, 'pipelines'),
+    dimse: { port: 0, host: '127.0.0.1' },
+    http: { port: 0, host: '127.0.0.1' },
+    storage: { minFreeMegabytes: 16 },
+    log: { level: 'warn' },
+  };
   // The postgres test project runs each server on a database of its own; a server restarted on
   // the same data directory finds the index it left.
   const given = typeof config.dataDir === 'string' ? indexOfDataDir.get(config.dataDir) : undefined;
@@ -42,10 +51,14 @@ const nodeBin = path.join(repoRoot, 'node_modules/.bin/node');
 
 /** `dicomflow serve` as its own process, for tests that kill it. */
 export async function spawnServer(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; output: () => string }> {
-  const child = spawn(fs.existsSync(nodeBin) ? nodeBin : process.execPath, [...SERVER_NODE_FLAGS, path.join(repoRoot, 'server/cli.ts'), 'serve', ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    fs.existsSync(nodeBin) ? nodeBin : process.execPath,
+    [...SERVER_NODE_FLAGS, path.join(repoRoot, 'server/cli.ts'), 'serve', ...args],
+    {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));

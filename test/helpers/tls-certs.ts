@@ -26,7 +26,28 @@ function openssl(args: string[], cwd: string): void {
 function ca(dir: string, name: string): { cert: string; key: string } {
   const key = path.join(dir, `${name}.key`);
   const cert = path.join(dir, `${name}.crt`);
-  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=dicomflow test ${name}`, '-keyout', key, '-out', cert, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir);
+  openssl(
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      `/CN=dicomflow test ${name}`,
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ],
+    dir,
+  );
   return { cert, key };
 }
 
@@ -37,17 +58,35 @@ function leaf(dir: string, name: string, issuer: { cert: string; key: string }, 
   const ext = path.join(dir, `${name}.ext`);
   fs.writeFileSync(ext, extensions);
   openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${name}`, '-keyout', key, '-out', csr], dir);
-  openssl(['x509', '-req', '-in', csr, '-CA', issuer.cert, '-CAkey', issuer.key, '-CAcreateserial', '-days', '2', '-extfile', ext, '-out', cert], dir);
+  openssl(
+    ['x509', '-req', '-in', csr, '-CA', issuer.cert, '-CAkey', issuer.key, '-CAcreateserial', '-days', '2', '-extfile', ext, '-out', cert],
+    dir,
+  );
   return { cert, key };
 }
 
 export function makeTestPki(): TestPki {
   const dir = tempDir('df-pki-');
   const root = ca(dir, 'ca');
-  const server = leaf(dir, 'localhost', root, 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n');
-  const client = leaf(dir, 'modality', root, 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n');
+  const server = leaf(
+    dir,
+    'localhost',
+    root,
+    'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n',
+  );
+  const client = leaf(
+    dir,
+    'modality',
+    root,
+    'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n',
+  );
   const otherCa = ca(dir, 'other-ca');
-  const stranger = leaf(dir, 'stranger', otherCa, 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n');
+  const stranger = leaf(
+    dir,
+    'stranger',
+    otherCa,
+    'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n',
+  );
   return {
     dir,
     caCert: root.cert,

@@ -2,7 +2,11 @@
  * Polls `probe` (which may be asynchronous: the stores are) every 100 ms until it gives a value
  * (not undefined or false); throws after `timeoutMs`.
  */
-export async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
+export async function until<T>(
+  what: string,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 20_000,
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const v = await probe();

@@ -43,7 +43,14 @@ export class XhrOnFetch {
         this.status = res.status;
         this.responseHeaders = res.headers;
         const text = () => new TextDecoder().decode(bytes);
-        this.response = this.responseType === 'arraybuffer' ? bytes : this.responseType === 'json' ? (bytes.byteLength === 0 ? null : JSON.parse(text())) : text();
+        this.response =
+          this.responseType === 'arraybuffer'
+            ? bytes
+            : this.responseType === 'json'
+              ? bytes.byteLength === 0
+                ? null
+                : JSON.parse(text())
+              : text();
         this.readyState = 4;
         this.onreadystatechange?.();
         this.onload?.();

@@ -11,7 +11,23 @@ const run = promisify(execFile);
 const repo = path.resolve(import.meta.dirname, '../..');
 const node = path.join(repo, 'node_modules/.bin/node');
 const cli = path.join(repo, 'server/cli.ts');
-const commands = ['serve', 'validate', 'jobs', 'job', 'rerun', 'cancel', 'run', 'token', 'force-complete', 'import', 'move', 'copy', 'replicate', 'outbox', 'nodes'];
+const commands = [
+  'serve',
+  'validate',
+  'jobs',
+  'job',
+  'rerun',
+  'cancel',
+  'run',
+  'token',
+  'force-complete',
+  'import',
+  'move',
+  'copy',
+  'replicate',
+  'outbox',
+  'nodes',
+];
 
 describe('CLI help and version', () => {
   it('prints the package version', async () => {
@@ -36,8 +52,13 @@ describe('CLI help and version', () => {
     const dir = tempDir('df-cli-user-');
     const config = path.join(dir, 'config.json');
     fs.writeFileSync(config, JSON.stringify({ dataDir: path.join(dir, 'data'), databases: [{ name: 'Import' }, { name: 'StudyA' }] }));
-    const failed = (await run(node, [cli, 'move', '--config', config, '--from', 'Import', '--to', 'StudyA', '1.2.3']).catch((e) => e)) as { code: number; stderr: string };
+    const failed = (await run(node, [cli, 'move', '--config', config, '--from', 'Import', '--to', 'StudyA', '1.2.3']).catch((e) => e)) as {
+      code: number;
+      stderr: string;
+    };
     expect(failed.code).toBe(2);
-    expect(failed.stderr).toContain(`--user NAME is needed: your login name "${os.userInfo().username}" is not a user of the configuration`);
+    expect(failed.stderr).toContain(
+      `--user NAME is needed: your login name "${os.userInfo().username}" is not a user of the configuration`,
+    );
   });
 });

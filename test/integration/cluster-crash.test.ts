@@ -12,26 +12,33 @@ import { runCrashProof } from '../proof/crash-harness.ts';
 
 const seed = Number(process.env.DF_CRASH_SEED ?? Date.now() % 1_000_000);
 
-describe.skipIf(!hasTool('storescu') || !hasTool('storescp') || !hasTool('dcmdump') || !hasTool('dciodvfy'))('kill -9 of any node of a cluster while senders push and pipelines run (issue 9)', () => {
-  it(`keeps every acknowledged object, takes the killed nodes' jobs over and ends every job across 3 kills (seed ${seed})`, async () => {
-    const lines: string[] = [];
-    const figures = await runCrashProof({
-      killPoints: 3,
-      senders: 3,
-      seed,
-      instancesPerSender: 120,
-      cluster: { nodes: ['node-a', 'node-b'], leaseSeconds: 3, indexUrl: await freshPostgresDatabase() },
-      log: (line) => lines.push(line),
-    });
-    const context = `seed ${seed} (replay: DF_CRASH_SEED=${seed})\n${lines.join('\n')}\nfigures: ${JSON.stringify({ ...figures, problems: undefined })}`;
-    expect(figures.problems, context).toEqual([]);
-    expect(figures.killsSurvived, context).toBe(3);
-    expect(figures.objectsAcknowledged, context).toBe(360);
-    expect(figures, context).toMatchObject({ lost: 0, duplicatedInIndex: 0, corrupt: 0 });
-    expect(figures.jobs, context).toMatchObject({ failed: 0, stuck: 0, interruptedCompleted: figures.jobs.interrupted });
-    expect(figures.triggers, context).toMatchObject({ seriesRefired: 0, instanceJobsTwice: 0, seriesJobs: figures.triggers.seriesGroupsFired });
-    expect(figures.outbox.delivered, context).toBe(figures.outbox.owed);
-    expect(figures.dicomdir, context).toMatchObject({ valid: true, listed: 360, missing: 0 });
-    expect(figures.workerStep.missing, context).toBe(0);
-  }, 150_000);
-});
+describe.skipIf(!hasTool('storescu') || !hasTool('storescp') || !hasTool('dcmdump') || !hasTool('dciodvfy'))(
+  'kill -9 of any node of a cluster while senders push and pipelines run (issue 9)',
+  () => {
+    it(`keeps every acknowledged object, takes the killed nodes' jobs over and ends every job across 3 kills (seed ${seed})`, async () => {
+      const lines: string[] = [];
+      const figures = await runCrashProof({
+        killPoints: 3,
+        senders: 3,
+        seed,
+        instancesPerSender: 120,
+        cluster: { nodes: ['node-a', 'node-b'], leaseSeconds: 3, indexUrl: await freshPostgresDatabase() },
+        log: (line) => lines.push(line),
+      });
+      const context = `seed ${seed} (replay: DF_CRASH_SEED=${seed})\n${lines.join('\n')}\nfigures: ${JSON.stringify({ ...figures, problems: undefined })}`;
+      expect(figures.problems, context).toEqual([]);
+      expect(figures.killsSurvived, context).toBe(3);
+      expect(figures.objectsAcknowledged, context).toBe(360);
+      expect(figures, context).toMatchObject({ lost: 0, duplicatedInIndex: 0, corrupt: 0 });
+      expect(figures.jobs, context).toMatchObject({ failed: 0, stuck: 0, interruptedCompleted: figures.jobs.interrupted });
+      expect(figures.triggers, context).toMatchObject({
+        seriesRefired: 0,
+        instanceJobsTwice: 0,
+        seriesJobs: figures.triggers.seriesGroupsFired,
+      });
+      expect(figures.outbox.delivered, context).toBe(figures.outbox.owed);
+      expect(figures.dicomdir, context).toMatchObject({ valid: true, listed: 360, missing: 0 });
+      expect(figures.workerStep.missing, context).toBe(0);
+    }, 150_000);
+  },
+);

@@ -89,7 +89,9 @@ describe('PostgreSQL unavailable', () => {
         postgres.start();
         expect((await send(s.dicomPort, ct.files.slice(1))).code).toBe(0);
         await s.engine.idle();
-        expect((await s.index.instances('Import', {})).map((r) => r.instance.SOPInstanceUID).sort()).toEqual([...ct.sopInstanceUids].sort());
+        expect((await s.index.instances('Import', {})).map((r) => r.instance.SOPInstanceUID).sort()).toEqual(
+          [...ct.sopInstanceUids].sort(),
+        );
       } finally {
         await s.close();
       }
@@ -139,10 +141,14 @@ describe('several nodes on one PostgreSQL index', () => {
     const [a, b] = await Promise.all([send(nodes[0].dicomPort, ct.files.slice(0, 4)), send(nodes[1].dicomPort, ct.files.slice(4))]);
     expect([a.code, b.code]).toEqual([0, 0]);
     const jobs = () => db.all('SELECT pipeline, status, inputs FROM jobs ORDER BY id');
-    await until('every job done', async () => {
-      const all = await jobs();
-      return all.length === 9 && all.every((j) => j.status === 'succeeded') && all;
-    }, 40_000);
+    await until(
+      'every job done',
+      async () => {
+        const all = await jobs();
+        return all.length === 9 && all.every((j) => j.status === 'succeeded') && all;
+      },
+      40_000,
+    );
     const study = (await jobs()).filter((j) => j.pipeline === 'study-done');
     expect(study).toHaveLength(1);
     expect(JSON.parse(study[0].inputs)).toHaveLength(8);
@@ -153,8 +159,17 @@ describe('several nodes on one PostgreSQL index', () => {
     const filed = await new DicomdirStore(fileSet).instances({});
     expect(filed.map((i) => i.instance.SOPInstanceUID).sort()).toEqual([...ct.sopInstanceUids].sort());
     // What an operator sees from any host with the configuration: both nodes, alive.
-    const { stdout } = await run(path.join(repo, 'node_modules/.bin/node'), [path.join(repo, 'server/cli.ts'), 'nodes', '--config', nodes[0].config, '--json']);
-    const listed = JSON.parse(stdout) as { backend: string; nodes: { name: string; alive: boolean; status: { dicom: { port: number } } }[] };
+    const { stdout } = await run(path.join(repo, 'node_modules/.bin/node'), [
+      path.join(repo, 'server/cli.ts'),
+      'nodes',
+      '--config',
+      nodes[0].config,
+      '--json',
+    ]);
+    const listed = JSON.parse(stdout) as {
+      backend: string;
+      nodes: { name: string; alive: boolean; status: { dicom: { port: number } } }[];
+    };
     expect(listed.backend).toBe('postgres');
     expect(listed.nodes.map((n) => [n.name, n.alive, n.status.dicom.port])).toEqual(nodes.map((n) => [n.name, true, n.dicomPort]));
   });
@@ -169,14 +184,21 @@ describe('several nodes on one PostgreSQL index', () => {
     // Killed once its step is under way (its start is recorded), not between claim and start.
     const running = await until(
       "the job's step to run",
-      async () => await db.get("SELECT j.id, j.lease_owner FROM jobs j JOIN job_steps s ON s.job_id = j.id AND s.attempt = j.attempts WHERE j.status = 'running' AND s.status = 'running'"),
+      async () =>
+        await db.get(
+          "SELECT j.id, j.lease_owner FROM jobs j JOIN job_steps s ON s.job_id = j.id AND s.attempt = j.attempts WHERE j.status = 'running' AND s.status = 'running'",
+        ),
       20_000,
     );
     const victim = nodes.find((n) => n.name === running.lease_owner)!;
     const survivor = nodes.find((n) => n !== victim)!;
     victim.child.kill('SIGKILL');
     const killedAt = Date.now();
-    const job = await until('the job to finish on the other node', async () => await db.get("SELECT * FROM jobs WHERE id = ? AND status IN ('succeeded', 'failed')", running.id), 30_000);
+    const job = await until(
+      'the job to finish on the other node',
+      async () => await db.get("SELECT * FROM jobs WHERE id = ? AND status IN ('succeeded', 'failed')", running.id),
+      30_000,
+    );
     // Taken over only after the lease ran out, and the kill did not use up its one attempt.
     expect(Date.now() - killedAt).toBeGreaterThanOrEqual(LEASE_SECONDS * 1000 - 1500);
     expect(job).toMatchObject({ status: 'succeeded', attempts: 2, interruptions: 1, node: survivor.name });
@@ -194,7 +216,10 @@ describe('several nodes on one PostgreSQL index', () => {
       name: 'versioned',
       trigger: { on: 'instance' },
       retry: { maxAttempts: 1 },
-      steps: [{ plugin: 'test-writes-file', options: { name } }, { plugin: 'test-waits-for-file', options: { path: gate } }],
+      steps: [
+        { plugin: 'test-writes-file', options: { name } },
+        { plugin: 'test-waits-for-file', options: { path: gate } },
+      ],
     });
     const { dataDir, nodes, db } = await cluster([versioned('v1.txt')], ['node-a', 'node-b']);
     const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
@@ -202,7 +227,10 @@ describe('several nodes on one PostgreSQL index', () => {
     // Waiting at the gate: its first step wrote v1.txt.
     const running = await until(
       'the job to wait at the gate',
-      async () => await db.get("SELECT j.id, j.lease_owner, j.pipeline_hash FROM jobs j JOIN job_steps s ON s.job_id = j.id AND s.attempt = 1 AND s.step_index = 0 WHERE j.status = 'running' AND s.status = 'succeeded'"),
+      async () =>
+        await db.get(
+          "SELECT j.id, j.lease_owner, j.pipeline_hash FROM jobs j JOIN job_steps s ON s.job_id = j.id AND s.attempt = 1 AND s.step_index = 0 WHERE j.status = 'running' AND s.status = 'succeeded'",
+        ),
       20_000,
     );
     const victim = nodes.find((n) => n.name === running.lease_owner)!;
@@ -212,16 +240,26 @@ describe('several nodes on one PostgreSQL index', () => {
     // The node that takes the job over has the edit loaded before it can take it.
     const token = fs.readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
     const loadedThere = async () => {
-      const res = await fetch(`http://127.0.0.1:${survivor.httpPort}/api/pipelines/versioned`, { headers: { authorization: `Bearer ${token}` } });
+      const res = await fetch(`http://127.0.0.1:${survivor.httpPort}/api/pipelines/versioned`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
       return ((await res.json()) as { definition: { steps: { options: { name: string } }[] } }).definition.steps[0].options.name;
     };
     for (const end = Date.now() + 20_000; (await loadedThere()) !== 'v2.txt'; await new Promise((r) => setTimeout(r, 100))) {
       if (Date.now() > end) throw new Error('timed out waiting for the other node to load the edit');
     }
     victim.child.kill('SIGKILL');
-    await until('the other node to take the job over', async () => await db.get("SELECT 1 FROM jobs WHERE id = ? AND attempts = 2 AND status = 'running'", running.id), 30_000);
+    await until(
+      'the other node to take the job over',
+      async () => await db.get("SELECT 1 FROM jobs WHERE id = ? AND attempts = 2 AND status = 'running'", running.id),
+      30_000,
+    );
     fs.writeFileSync(gate, '');
-    const job = await until('the job to finish', async () => await db.get("SELECT * FROM jobs WHERE id = ? AND status IN ('succeeded', 'failed')", running.id), 30_000);
+    const job = await until(
+      'the job to finish',
+      async () => await db.get("SELECT * FROM jobs WHERE id = ? AND status IN ('succeeded', 'failed')", running.id),
+      30_000,
+    );
     expect(job).toMatchObject({ status: 'succeeded', attempts: 2, node: survivor.name, pipeline_hash: running.pipeline_hash });
     const outputs = await db.all('SELECT attempt, outputs FROM job_steps WHERE job_id = ? AND step_index = 0 ORDER BY attempt', running.id);
     expect(outputs.map((r) => [r.attempt, (JSON.parse(r.outputs) as { path: string }[]).map((o) => path.basename(o.path))])).toEqual([

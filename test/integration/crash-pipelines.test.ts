@@ -8,17 +8,20 @@ import { runCrashProof } from '../proof/crash-harness.ts';
 
 const seed = Number(process.env.DF_CRASH_SEED ?? Date.now() % 1_000_000);
 
-describe.skipIf(!hasTool('storescu') || !hasTool('storescp') || !hasTool('dcmdump') || !hasTool('dciodvfy'))('kill -9 while senders push and pipelines run (issue 8)', () => {
-  it(`keeps every acknowledged object, the DICOMDIR, the outbox and the jobs whole across 5 kills (seed ${seed})`, async () => {
-    const lines: string[] = [];
-    const figures = await runCrashProof({ killPoints: 5, senders: 3, seed, instancesPerSender: 120, log: (line) => lines.push(line) });
-    const context = `seed ${seed} (replay: DF_CRASH_SEED=${seed})\n${lines.join('\n')}\nfigures: ${JSON.stringify({ ...figures, problems: undefined })}`;
-    expect(figures.problems, context).toEqual([]);
-    expect(figures.killsSurvived, context).toBe(5);
-    expect(figures.objectsAcknowledged, context).toBe(360);
-    expect(figures).toMatchObject({ lost: 0, duplicatedInIndex: 0, corrupt: 0 });
-    expect(figures.jobs.interruptedCompleted).toBe(figures.jobs.interrupted);
-    expect(figures.outbox.delivered).toBe(figures.outbox.owed);
-    expect(figures.dicomdir).toMatchObject({ valid: true, listed: 360, missing: 0 });
-  }, 150_000);
-});
+describe.skipIf(!hasTool('storescu') || !hasTool('storescp') || !hasTool('dcmdump') || !hasTool('dciodvfy'))(
+  'kill -9 while senders push and pipelines run (issue 8)',
+  () => {
+    it(`keeps every acknowledged object, the DICOMDIR, the outbox and the jobs whole across 5 kills (seed ${seed})`, async () => {
+      const lines: string[] = [];
+      const figures = await runCrashProof({ killPoints: 5, senders: 3, seed, instancesPerSender: 120, log: (line) => lines.push(line) });
+      const context = `seed ${seed} (replay: DF_CRASH_SEED=${seed})\n${lines.join('\n')}\nfigures: ${JSON.stringify({ ...figures, problems: undefined })}`;
+      expect(figures.problems, context).toEqual([]);
+      expect(figures.killsSurvived, context).toBe(5);
+      expect(figures.objectsAcknowledged, context).toBe(360);
+      expect(figures).toMatchObject({ lost: 0, duplicatedInIndex: 0, corrupt: 0 });
+      expect(figures.jobs.interruptedCompleted).toBe(figures.jobs.interrupted);
+      expect(figures.outbox.delivered).toBe(figures.outbox.owed);
+      expect(figures.dicomdir).toMatchObject({ valid: true, listed: 360, missing: 0 });
+    }, 150_000);
+  },
+);

@@ -125,7 +125,10 @@ describe.skipIf(!hasTool('storescu') || !hasTool('findscu') || !hasTool('dcmdump
 
     const first = await spawnServer(args);
     const transfer = await sendAndKill(series, first.child, port, killAfterAcks);
-    const serverWarnings = first.output().split('\n').filter((line) => line !== '' && !line.includes('"level":30'));
+    const serverWarnings = first
+      .output()
+      .split('\n')
+      .filter((line) => line !== '' && !line.includes('"level":30'));
     const context = `killed after ${transfer.acknowledged.length} acknowledgements\nstorescu: …${transfer.storescuLog.slice(-600)}\nserver warnings: ${serverWarnings.join('\n').slice(-3000)}`;
     expect(transfer.endedEarly, context).toBeUndefined();
     expect(transfer.otherResponses, context).toEqual([]);
@@ -139,12 +142,20 @@ describe.skipIf(!hasTool('storescu') || !hasTool('findscu') || !hasTool('dcmdump
 
       // What a user sees: every acknowledged instance answers a C-FIND.
       const found = await findscu([
-        '-S', '-v', '-aec', 'DICOMFLOW',
-        '-k', 'QueryRetrieveLevel=IMAGE',
-        '-k', `StudyInstanceUID=${series.studyInstanceUid}`,
-        '-k', `SeriesInstanceUID=${series.seriesInstanceUid}`,
-        '-k', 'SOPInstanceUID',
-        '127.0.0.1', String(port),
+        '-S',
+        '-v',
+        '-aec',
+        'DICOMFLOW',
+        '-k',
+        'QueryRetrieveLevel=IMAGE',
+        '-k',
+        `StudyInstanceUID=${series.studyInstanceUid}`,
+        '-k',
+        `SeriesInstanceUID=${series.seriesInstanceUid}`,
+        '-k',
+        'SOPInstanceUID',
+        '127.0.0.1',
+        String(port),
       ]);
       expect(found.code, found.stderr.slice(-2000)).toBe(0);
       expect(found.stderr).toContain('Received Final Find Response (Success)');
@@ -163,14 +174,21 @@ describe.skipIf(!hasTool('storescu') || !hasTool('findscu') || !hasTool('dcmdump
         db.close();
       }
       const indexedUids = new Set(indexed.map((row) => row.sop_instance_uid));
-      expect(transfer.acknowledged.filter((uid) => !indexedUids.has(uid)), `acknowledged but not in the instances table (${context})`).toEqual([]);
+      expect(
+        transfer.acknowledged.filter((uid) => !indexedUids.has(uid)),
+        `acknowledged but not in the instances table (${context})`,
+      ).toEqual([]);
 
       const problems: string[] = [];
       const files: string[] = [];
       for (const object of indexed) {
-        if (!object.path.startsWith(`objects${path.sep}`)) problems.push(`${object.sop_instance_uid}: path ${object.path} is not under storage/objects`);
+        if (!object.path.startsWith(`objects${path.sep}`))
+          problems.push(`${object.sop_instance_uid}: path ${object.path} is not under storage/objects`);
         const file = path.join(storage, object.path);
-        const size = await stat(file).then((s) => s.size, () => undefined);
+        const size = await stat(file).then(
+          (s) => s.size,
+          () => undefined,
+        );
         if (size === undefined) {
           problems.push(`${object.sop_instance_uid}: ${object.path} is missing`);
           continue;
@@ -182,7 +200,10 @@ describe.skipIf(!hasTool('storescu') || !hasTool('findscu') || !hasTool('dcmdump
         if (stored.sopInstanceUid !== object.sop_instance_uid) problems.push(`${object.path}: meta header names ${stored.sopInstanceUid}`);
         const sent = sourceDataset.get(object.sop_instance_uid);
         if (sent === undefined) problems.push(`${object.sop_instance_uid}: indexed but never sent`);
-        else if (!stored.dataset.equals(sent)) problems.push(`${object.sop_instance_uid}: dataset differs from what was sent (${stored.dataset.length} of ${sent.length} bytes)`);
+        else if (!stored.dataset.equals(sent))
+          problems.push(
+            `${object.sop_instance_uid}: dataset differs from what was sent (${stored.dataset.length} of ${sent.length} bytes)`,
+          );
       }
       expect(problems, context).toEqual([]);
 

@@ -81,7 +81,15 @@ describe.skipIf(!hasTool('storescu'))('data directory permissions', () => {
       },
     });
     const configFile = path.join(tempDir(), 'config.json');
-    fs.writeFileSync(configFile, JSON.stringify({ dataDir, dimse: { port: 0, host: '127.0.0.1' }, http: { port: 0, host: '127.0.0.1' }, storage: { minFreeMegabytes: 16 } }));
+    fs.writeFileSync(
+      configFile,
+      JSON.stringify({
+        dataDir,
+        dimse: { port: 0, host: '127.0.0.1' },
+        http: { port: 0, host: '127.0.0.1' },
+        storage: { minFreeMegabytes: 16 },
+      }),
+    );
     const server = await startServer(loadConfig(configFile), pino({ level: 'warn' }, sink));
     servers.push(server);
     const warnings = lines.filter((l) => l.code === 'DF_ERR_DATA_DIR_PERMISSIONS');

@@ -15,7 +15,10 @@ describe('deleting from a database', () => {
   let mr: BuiltSeries;
   const token: Record<string, string> = {};
   const as = (user: string) => apiClient(s.httpPort, token[user]);
-  const objectPaths = async (series: BuiltSeries) => (await s.index.instances('Import', { seriesInstanceUids: [series.seriesInstanceUid] })).map((r) => s.objects.absolutePath(r.objectPath));
+  const objectPaths = async (series: BuiltSeries) =>
+    (await s.index.instances('Import', { seriesInstanceUids: [series.seriesInstanceUid] })).map((r) =>
+      s.objects.absolutePath(r.objectPath),
+    );
 
   beforeAll(async () => {
     s = await startTestServer({
@@ -38,20 +41,36 @@ describe('deleting from a database', () => {
     const route = `/api/databases/Import/studies/${ct.studyInstanceUid}`;
     expect(await as('olga').del(route)).toMatchObject({ status: 403, body: { code: 'DF_ERR_FORBIDDEN' } });
     expect(await as('rita').del(route)).toMatchObject({ status: 403, body: { code: 'DF_ERR_FORBIDDEN' } });
-    expect(await as('alice').del('/api/databases/Import/studies/1.2.3.404')).toMatchObject({ status: 404, body: { code: 'DF_ERR_NOT_FOUND' } });
-    expect(await as('alice').del(`/api/databases/Import/studies/${ct.studyInstanceUid}/series/${mr.seriesInstanceUid}`)).toMatchObject({ status: 404 });
+    expect(await as('alice').del('/api/databases/Import/studies/1.2.3.404')).toMatchObject({
+      status: 404,
+      body: { code: 'DF_ERR_NOT_FOUND' },
+    });
+    expect(await as('alice').del(`/api/databases/Import/studies/${ct.studyInstanceUid}/series/${mr.seriesInstanceUid}`)).toMatchObject({
+      status: 404,
+    });
     expect(await s.index.studies('Import', { studyInstanceUids: [ct.studyInstanceUid] })).toHaveLength(1);
   });
 
   it('keeps the bytes of a study another database holds, and deletes those of one it alone held', async () => {
-    const copied = await as('alice').post('/api/databases/Import/transfer', { to: 'StudyA', mode: 'copy', level: 'study', uid: ct.studyInstanceUid });
+    const copied = await as('alice').post('/api/databases/Import/transfer', {
+      to: 'StudyA',
+      mode: 'copy',
+      level: 'study',
+      uid: ct.studyInstanceUid,
+    });
     expect(copied).toMatchObject({ status: 200, body: { instances: 3 } });
     const ctFiles = await objectPaths(ct);
     const mrFiles = await objectPaths(mr);
     expect([...ctFiles, ...mrFiles].every((f) => fs.existsSync(f))).toBe(true);
 
-    expect(await as('alice').del(`/api/databases/Import/studies/${ct.studyInstanceUid}`)).toMatchObject({ status: 200, body: { instances: 3, released: 3 } });
-    expect(await as('alice').del(`/api/databases/Import/studies/${mr.studyInstanceUid}/series/${mr.seriesInstanceUid}`)).toMatchObject({ status: 200, body: { instances: 2, released: 2 } });
+    expect(await as('alice').del(`/api/databases/Import/studies/${ct.studyInstanceUid}`)).toMatchObject({
+      status: 200,
+      body: { instances: 3, released: 3 },
+    });
+    expect(await as('alice').del(`/api/databases/Import/studies/${mr.studyInstanceUid}/series/${mr.seriesInstanceUid}`)).toMatchObject({
+      status: 200,
+      body: { instances: 2, released: 2 },
+    });
 
     // Gone from Import at once: study, series, patient rows pruned.
     expect(await s.index.studies('Import', {})).toEqual([]);

@@ -19,7 +19,20 @@ const PENDING = [0xff00, 0xff01];
 
 /** findscu -v logs each response; the study UIDs matched and the final status line. */
 async function find(port: number, callingAe: string, calledAe: string, host = '127.0.0.1') {
-  const r = await findscu(['-v', '-S', '-aet', callingAe, '-aec', calledAe, '-k', 'QueryRetrieveLevel=STUDY', '-k', 'StudyInstanceUID', host, String(port)]);
+  const r = await findscu([
+    '-v',
+    '-S',
+    '-aet',
+    callingAe,
+    '-aec',
+    calledAe,
+    '-k',
+    'QueryRetrieveLevel=STUDY',
+    '-k',
+    'StudyInstanceUID',
+    host,
+    String(port),
+  ]);
   const final = /Received Final Find Response \(([^)]*)\)/.exec(r.stderr)?.[1];
   const matches = (r.stderr.match(/^(?:[FEWIDT]: )?Find Response: /gm) ?? []).length;
   return { ...r, final, matches };
@@ -27,13 +40,55 @@ async function find(port: number, callingAe: string, calledAe: string, host = '1
 
 async function get(port: number, callingAe: string, calledAe: string, studyUid: string) {
   const out = tempDir('df-get-');
-  const r = await runDcmtk('getscu', ['-v', '-S', '-aet', callingAe, '-aec', calledAe, '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${studyUid}`, '-od', out, '127.0.0.1', String(port)], { timeoutMs: 30_000, cwd: out });
+  const r = await runDcmtk(
+    'getscu',
+    [
+      '-v',
+      '-S',
+      '-aet',
+      callingAe,
+      '-aec',
+      calledAe,
+      '-k',
+      'QueryRetrieveLevel=STUDY',
+      '-k',
+      `StudyInstanceUID=${studyUid}`,
+      '-od',
+      out,
+      '127.0.0.1',
+      String(port),
+    ],
+    { timeoutMs: 30_000, cwd: out },
+  );
   return { ...r, files: fs.readdirSync(out) };
 }
 
 async function move(port: number, callingAe: string, calledAe: string, studyUid: string, destinationPort: number) {
   const out = tempDir('df-move-');
-  const r = await runDcmtk('movescu', ['-v', '-S', '-aet', callingAe, '-aem', 'MOVEDEST', '-aec', calledAe, '--port', String(destinationPort), '-od', out, '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${studyUid}`, '127.0.0.1', String(port)], { timeoutMs: 30_000, cwd: out });
+  const r = await runDcmtk(
+    'movescu',
+    [
+      '-v',
+      '-S',
+      '-aet',
+      callingAe,
+      '-aem',
+      'MOVEDEST',
+      '-aec',
+      calledAe,
+      '--port',
+      String(destinationPort),
+      '-od',
+      out,
+      '-k',
+      'QueryRetrieveLevel=STUDY',
+      '-k',
+      `StudyInstanceUID=${studyUid}`,
+      '127.0.0.1',
+      String(port),
+    ],
+    { timeoutMs: 30_000, cwd: out },
+  );
   return { ...r, files: fs.readdirSync(out) };
 }
 
@@ -49,7 +104,13 @@ function element(group: number, elementNumber: number, value: string): Buffer {
 
 /** A study-level C-FIND from a chosen source address; the final status and the matches before it. */
 async function rawFind(port: number, callingAe: string, calledAe: string, localAddress: string) {
-  const assoc = await rawAssociate({ port, localAddress, callingAe, calledAe, contexts: [{ id: 1, abstractSyntax: STUDY_ROOT_FIND, transferSyntaxes: [IMPLICIT_VR_LITTLE_ENDIAN] }] });
+  const assoc = await rawAssociate({
+    port,
+    localAddress,
+    callingAe,
+    calledAe,
+    contexts: [{ id: 1, abstractSyntax: STUDY_ROOT_FIND, transferSyntaxes: [IMPLICIT_VR_LITTLE_ENDIAN] }],
+  });
   if (!assoc.accepted) return { accepted: false as const, rejection: assoc.rejection };
   const command = encodeCommandSet([
     [0x0002, { ui: STUDY_ROOT_FIND }],
@@ -167,7 +228,12 @@ describe.skipIf(!hasTool('findscu') || !hasTool('getscu') || !hasTool('movescu')
     const stranger = await storescu(['-aet', 'STRANGER', '-aec', 'LOCKED', '127.0.0.1', String(server.dicomPort), ...ct.files]);
     expect(stranger.code).not.toBe(0);
     expect(stranger.stderr).toMatch(/Association Rejected|Calling AE Title Not Recognized/i);
-    const rejected = await rawAssociate({ port: server.dicomPort, callingAe: 'STRANGER', calledAe: 'LOCKED', contexts: [{ id: 1, abstractSyntax: STUDY_ROOT_FIND, transferSyntaxes: [IMPLICIT_VR_LITTLE_ENDIAN] }] });
+    const rejected = await rawAssociate({
+      port: server.dicomPort,
+      callingAe: 'STRANGER',
+      calledAe: 'LOCKED',
+      contexts: [{ id: 1, abstractSyntax: STUDY_ROOT_FIND, transferSyntaxes: [IMPLICIT_VR_LITTLE_ENDIAN] }],
+    });
     // PS3.8 9.3.4: rejected-permanent, service user, calling AE title not recognized.
     expect(rejected.rejection).toEqual({ result: 1, source: 1, reason: 3 });
 
@@ -189,19 +255,45 @@ describe.skipIf(!hasTool('findscu') || !hasTool('getscu') || !hasTool('movescu')
   });
 
   it('/api/status shows who may store, query and retrieve each database', async () => {
-    const res = await fetch(`http://127.0.0.1:${server.httpPort}/api/status`, { headers: { authorization: `Bearer ${server.adminToken}` } });
-    const status = (await res.json()) as { dicom: { access: { databases: ({ name: string } & Record<'store' | 'query' | 'retrieve', unknown>)[]; dicomdirStores: unknown[] } } };
+    const res = await fetch(`http://127.0.0.1:${server.httpPort}/api/status`, {
+      headers: { authorization: `Bearer ${server.adminToken}` },
+    });
+    const status = (await res.json()) as {
+      dicom: { access: { databases: ({ name: string } & Record<'store' | 'query' | 'retrieve', unknown>)[]; dicomdirStores: unknown[] } };
+    };
     const byName = Object.fromEntries(status.dicom.access.databases.map((d) => [d.name, d]));
     expect(byName.Import).toEqual({
       name: 'Import',
       store: { anyone: true, loopback: false, callers: [] },
-      query: { anyone: false, loopback: true, callers: [{ aeTitle: 'MOVEDEST', host: '127.0.0.1' }, { aeTitle: 'PACS', host: '127.0.0.1' }] },
-      retrieve: { anyone: false, loopback: true, callers: [{ aeTitle: 'MOVEDEST', host: '127.0.0.1' }, { aeTitle: 'PACS', host: '127.0.0.1' }] },
+      query: {
+        anyone: false,
+        loopback: true,
+        callers: [
+          { aeTitle: 'MOVEDEST', host: '127.0.0.1' },
+          { aeTitle: 'PACS', host: '127.0.0.1' },
+        ],
+      },
+      retrieve: {
+        anyone: false,
+        loopback: true,
+        callers: [
+          { aeTitle: 'MOVEDEST', host: '127.0.0.1' },
+          { aeTitle: 'PACS', host: '127.0.0.1' },
+        ],
+      },
     });
-    expect(byName.Research.query).toEqual({ anyone: false, loopback: false, callers: [{ aeTitle: 'VIEWER' }, { aeTitle: 'PACS', host: '127.0.0.1' }] });
+    expect(byName.Research.query).toEqual({
+      anyone: false,
+      loopback: false,
+      callers: [{ aeTitle: 'VIEWER' }, { aeTitle: 'PACS', host: '127.0.0.1' }],
+    });
     expect(byName.Locked.store).toEqual({ anyone: false, loopback: false, callers: [{ aeTitle: 'MODALITY' }] });
     expect(status.dicom.access.dicomdirStores).toEqual([
-      { aeTitle: 'FILESET', query: { anyone: false, loopback: false, callers: [{ aeTitle: 'VIEWER' }] }, retrieve: { anyone: false, loopback: false, callers: [{ aeTitle: 'VIEWER' }] } },
+      {
+        aeTitle: 'FILESET',
+        query: { anyone: false, loopback: false, callers: [{ aeTitle: 'VIEWER' }] },
+        retrieve: { anyone: false, loopback: false, callers: [{ aeTitle: 'VIEWER' }] },
+      },
     ]);
   });
 });
@@ -230,6 +322,8 @@ describe.skipIf(!hasTool('findscu') || outsideAddress === undefined)('DICOM acce
     expect(stranger.stderr).toMatch(/0x0?124|Not authorized/i);
     // Storing is open to it.
     const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
-    expect((await storescu(['-aet', 'STRANGER', '-aec', 'DICOMFLOW', outsideAddress!, String(server.dicomPort), ...ct.files])).code).toBe(0);
+    expect((await storescu(['-aet', 'STRANGER', '-aec', 'DICOMFLOW', outsideAddress!, String(server.dicomPort), ...ct.files])).code).toBe(
+      0,
+    );
   });
 });

@@ -37,19 +37,77 @@ afterAll(async () => {
 
 describe('a DICOMDIR store answering Query/Retrieve under its own AE title', () => {
   it('answers C-FIND from the file-set, with counts', async () => {
-    const r = await findscu(['-S', '-aec', 'OFFLINE', '-k', 'QueryRetrieveLevel=STUDY', '-k', 'PatientID', '-k', 'StudyInstanceUID', '-k', 'ModalitiesInStudy', '-k', 'NumberOfStudyRelatedInstances', '127.0.0.1', String(server.dicomPort)]);
+    const r = await findscu([
+      '-S',
+      '-aec',
+      'OFFLINE',
+      '-k',
+      'QueryRetrieveLevel=STUDY',
+      '-k',
+      'PatientID',
+      '-k',
+      'StudyInstanceUID',
+      '-k',
+      'ModalitiesInStudy',
+      '-k',
+      'NumberOfStudyRelatedInstances',
+      '127.0.0.1',
+      String(server.dicomPort),
+    ]);
     const studies = parseFindscuResponses(r.stderr).sort((a, b) => String(a.PatientID).localeCompare(String(b.PatientID)));
     expect(studies.map((s) => [s.PatientID, s.StudyInstanceUID, s.ModalitiesInStudy, s.NumberOfStudyRelatedInstances])).toEqual([
       ['DIR1', ct.studyInstanceUid, 'CT', '3'],
       ['DIR2', mr.studyInstanceUid, 'MR', '2'],
     ]);
-    const images = await findscu(['-S', '-aec', 'OFFLINE', '-k', 'QueryRetrieveLevel=IMAGE', '-k', `StudyInstanceUID=${ct.studyInstanceUid}`, '-k', `SeriesInstanceUID=${ct.seriesInstanceUid}`, '-k', 'SOPInstanceUID', '127.0.0.1', String(server.dicomPort)]);
-    expect(parseFindscuResponses(images.stderr).map((i) => i.SOPInstanceUID).sort()).toEqual([...ct.sopInstanceUids].sort());
+    const images = await findscu([
+      '-S',
+      '-aec',
+      'OFFLINE',
+      '-k',
+      'QueryRetrieveLevel=IMAGE',
+      '-k',
+      `StudyInstanceUID=${ct.studyInstanceUid}`,
+      '-k',
+      `SeriesInstanceUID=${ct.seriesInstanceUid}`,
+      '-k',
+      'SOPInstanceUID',
+      '127.0.0.1',
+      String(server.dicomPort),
+    ]);
+    expect(
+      parseFindscuResponses(images.stderr)
+        .map((i) => i.SOPInstanceUID)
+        .sort(),
+    ).toEqual([...ct.sopInstanceUids].sort());
   });
 
   it('moves from the file-set: the files the DICOMDIR refers to, byte for byte', async () => {
     const out = tempDir('df-moved-');
-    const r = await runDcmtk('movescu', ['-S', '-aet', 'MOVESCU', '-aem', 'MOVESCU', '-aec', 'OFFLINE', '--port', String(destinationPort), '+xa', '+B', '-od', out, '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${mr.studyInstanceUid}`, '127.0.0.1', String(server.dicomPort)], { timeoutMs: 30_000, cwd: out });
+    const r = await runDcmtk(
+      'movescu',
+      [
+        '-S',
+        '-aet',
+        'MOVESCU',
+        '-aem',
+        'MOVESCU',
+        '-aec',
+        'OFFLINE',
+        '--port',
+        String(destinationPort),
+        '+xa',
+        '+B',
+        '-od',
+        out,
+        '-k',
+        'QueryRetrieveLevel=STUDY',
+        '-k',
+        `StudyInstanceUID=${mr.studyInstanceUid}`,
+        '127.0.0.1',
+        String(server.dicomPort),
+      ],
+      { timeoutMs: 30_000, cwd: out },
+    );
     expect(r.code, r.stderr).toBe(0);
     const received = fs.readdirSync(out).map((f) => splitPart10(fs.readFileSync(path.join(out, f))));
     expect(received.map((p) => p.sopInstanceUid).sort()).toEqual([...mr.sopInstanceUids].sort());
@@ -64,7 +122,17 @@ describe('a DICOMDIR store answering Query/Retrieve under its own AE title', () 
   });
 
   it('keeps the database answering under the server AE title', async () => {
-    const r = await findscu(['-S', '-aec', 'DICOMFLOW', '-k', 'QueryRetrieveLevel=STUDY', '-k', 'StudyInstanceUID', '127.0.0.1', String(server.dicomPort)]);
+    const r = await findscu([
+      '-S',
+      '-aec',
+      'DICOMFLOW',
+      '-k',
+      'QueryRetrieveLevel=STUDY',
+      '-k',
+      'StudyInstanceUID',
+      '127.0.0.1',
+      String(server.dicomPort),
+    ]);
     expect(parseFindscuResponses(r.stderr)).toHaveLength(2);
   });
 });

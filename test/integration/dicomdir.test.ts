@@ -30,19 +30,47 @@ describe('dicomdir step on a real server', () => {
 
     const fixtures = tempDir('df-dicomdir-fixtures-');
     const [ct, mr, pt] = await Promise.all([
-      ctSeries(path.join(fixtures, 'ct'), { slices: 6, rows: 32, cols: 32, seed: 11, patientId: 'IT_CT', patientName: 'Computed^Tomography' }),
-      mrSeries(path.join(fixtures, 'mr'), { slices: 5, rows: 32, cols: 32, seed: 12, patientId: 'IT_MR', patientName: 'Magnetic^Resonance' }),
-      petSeries(path.join(fixtures, 'pt'), { slices: 2, rows: 16, cols: 16, frameDurationsSec: [30, 60], seed: 13, patientId: 'IT_PT', patientName: 'Positron^Emission' }),
+      ctSeries(path.join(fixtures, 'ct'), {
+        slices: 6,
+        rows: 32,
+        cols: 32,
+        seed: 11,
+        patientId: 'IT_CT',
+        patientName: 'Computed^Tomography',
+      }),
+      mrSeries(path.join(fixtures, 'mr'), {
+        slices: 5,
+        rows: 32,
+        cols: 32,
+        seed: 12,
+        patientId: 'IT_MR',
+        patientName: 'Magnetic^Resonance',
+      }),
+      petSeries(path.join(fixtures, 'pt'), {
+        slices: 2,
+        rows: 16,
+        cols: 16,
+        frameDurationsSec: [30, 60],
+        seed: 13,
+        patientId: 'IT_PT',
+        patientName: 'Positron^Emission',
+      }),
     ]);
     const series = [ct, mr, pt];
-    const sent = await Promise.all(series.map((x) => storescu(['-aet', `${x.modality}SCU`, '-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...x.files])));
+    const sent = await Promise.all(
+      series.map((x) => storescu(['-aet', `${x.modality}SCU`, '-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...x.files])),
+    );
     for (const r of sent) expect(r.code, r.stderr).toBe(0);
     await s.engine.idle();
 
     const total = series.reduce((n, x) => n + x.files.length, 0);
     const jobs = await s.jobs.listJobs({ pipeline: 'media' });
     expect(jobs).toHaveLength(total);
-    expect(await Promise.all(jobs.filter((j) => j.status !== 'succeeded').map(async (j) => [j.id, j.status, (await s.jobs.getJob(j.id))?.error]))).toEqual([]);
+    expect(
+      await Promise.all(
+        jobs.filter((j) => j.status !== 'succeeded').map(async (j) => [j.id, j.status, (await s.jobs.getJob(j.id))?.error]),
+      ),
+    ).toEqual([]);
 
     // DCMTK reads it without a complaint.
     const dicomdir = path.join(root, 'DICOMDIR');
@@ -71,9 +99,21 @@ describe('dicomdir step on a real server', () => {
     // Three patients, each with one study and one series, in DCMTK's reading of the records.
     const records = parseDump((await dcmdump(['-Un', dicomdir])).stdout)[0].DirectoryRecordSequence as Record<string, string>[];
     const ofType = (type: string) => records.filter((r) => r.DirectoryRecordType === type);
-    expect(ofType('PATIENT').map((r) => r.PatientID).sort()).toEqual(['IT_CT', 'IT_MR', 'IT_PT']);
-    expect(ofType('STUDY').map((r) => r.StudyInstanceUID).sort()).toEqual(series.map((x) => x.studyInstanceUid).sort());
-    expect(ofType('SERIES').map((r) => r.Modality).sort()).toEqual(['CT', 'MR', 'PT']);
+    expect(
+      ofType('PATIENT')
+        .map((r) => r.PatientID)
+        .sort(),
+    ).toEqual(['IT_CT', 'IT_MR', 'IT_PT']);
+    expect(
+      ofType('STUDY')
+        .map((r) => r.StudyInstanceUID)
+        .sort(),
+    ).toEqual(series.map((x) => x.studyInstanceUid).sort());
+    expect(
+      ofType('SERIES')
+        .map((r) => r.Modality)
+        .sort(),
+    ).toEqual(['CT', 'MR', 'PT']);
 
     // Each referenced file exists and holds exactly the bytes dicomflow received and stored.
     const received = new Map<string, string>();

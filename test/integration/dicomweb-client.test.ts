@@ -15,7 +15,15 @@ import { XhrOnFetch } from '../helpers/xhr-on-fetch.ts';
 // The package's typings come from its JSDoc and mark optional options as required.
 type Call = (options: Record<string, unknown>) => Promise<unknown>;
 type Client = Record<
-  'storeInstances' | 'searchForStudies' | 'searchForInstances' | 'retrieveInstance' | 'retrieveSeries' | 'retrieveInstanceMetadata' | 'retrieveBulkData' | 'retrieveInstanceFrames' | 'retrieveInstanceRendered',
+  | 'storeInstances'
+  | 'searchForStudies'
+  | 'searchForInstances'
+  | 'retrieveInstance'
+  | 'retrieveSeries'
+  | 'retrieveInstanceMetadata'
+  | 'retrieveBulkData'
+  | 'retrieveInstanceFrames'
+  | 'retrieveInstanceRendered',
   Call
 >;
 
@@ -49,7 +57,10 @@ describe('DICOMweb with the dicomweb-client package', () => {
     const studies = (await client.searchForStudies({ queryParams: { PatientName: 'CLIENT*' } })) as Record<string, { Value: unknown[] }>[];
     expect(studies.map((d) => d['0020000D'].Value[0])).toEqual([ct.studyInstanceUid]);
     expect(studies[0]['00201208'].Value).toEqual([2]);
-    const instances = (await client.searchForInstances({ studyInstanceUID: ct.studyInstanceUid, seriesInstanceUID: ct.seriesInstanceUid })) as Record<string, { Value: unknown[] }>[];
+    const instances = (await client.searchForInstances({
+      studyInstanceUID: ct.studyInstanceUid,
+      seriesInstanceUID: ct.seriesInstanceUid,
+    })) as Record<string, { Value: unknown[] }>[];
     expect(instances.map((d) => d['00080018'].Value[0]).sort()).toEqual([...ct.sopInstanceUids].sort());
 
     const ids = { studyInstanceUID: ct.studyInstanceUid, seriesInstanceUID: ct.seriesInstanceUid, sopInstanceUID: ct.sopInstanceUids[0] };
@@ -58,7 +69,10 @@ describe('DICOMweb with the dicomweb-client package', () => {
     expect(Buffer.from(instance).equals(fs.readFileSync(path.join(s.dataDir, 'storage', row.objectPath)))).toBe(true);
     expect(splitPart10(Buffer.from(instance)).dataset.equals(splitPart10(files[0]).dataset)).toBe(true);
 
-    const series = (await client.retrieveSeries({ studyInstanceUID: ct.studyInstanceUid, seriesInstanceUID: ct.seriesInstanceUid })) as ArrayBuffer[];
+    const series = (await client.retrieveSeries({
+      studyInstanceUID: ct.studyInstanceUid,
+      seriesInstanceUID: ct.seriesInstanceUid,
+    })) as ArrayBuffer[];
     expect(series).toHaveLength(2);
 
     const [metadata] = (await client.retrieveInstanceMetadata(ids)) as Record<string, { BulkDataURI?: string; Value?: unknown[] }>[];

@@ -112,7 +112,9 @@ describe('DICOMweb with a large study', () => {
       const stowPeak = memoryOf(pid).peak - before;
 
       const count = async () => {
-        const r = await fetch(`http://127.0.0.1:${httpPort}/dicomweb/Import/studies?StudyInstanceUID=${ct.studyInstanceUid}`, { headers: auth });
+        const r = await fetch(`http://127.0.0.1:${httpPort}/dicomweb/Import/studies?StudyInstanceUID=${ct.studyInstanceUid}`, {
+          headers: auth,
+        });
         const [study] = (await r.json()) as Record<string, { Value?: unknown[] }>[];
         return study?.['00201208']?.Value?.[0];
       };
@@ -136,8 +138,14 @@ describe('DICOMweb with a large study', () => {
       expect(received).toBeGreaterThan(bodyBytes);
       // Buffered whole, either direction would add the body's size (over 190 MiB); streamed, a
       // few chunks and write batches are in flight at a time.
-      expect(stowPeak, `STOW grew RSS by ${Math.round(stowPeak / 2 ** 20)} MiB for a ${Math.round(bodyBytes / 2 ** 20)} MiB body`).toBeLessThan(bodyBytes / 2);
-      expect(wadoPeak, `WADO grew RSS by ${Math.round(wadoPeak / 2 ** 20)} MiB for a ${Math.round(received / 2 ** 20)} MiB reply`).toBeLessThan(bodyBytes / 2);
+      expect(
+        stowPeak,
+        `STOW grew RSS by ${Math.round(stowPeak / 2 ** 20)} MiB for a ${Math.round(bodyBytes / 2 ** 20)} MiB body`,
+      ).toBeLessThan(bodyBytes / 2);
+      expect(
+        wadoPeak,
+        `WADO grew RSS by ${Math.round(wadoPeak / 2 ** 20)} MiB for a ${Math.round(received / 2 ** 20)} MiB reply`,
+      ).toBeLessThan(bodyBytes / 2);
     }
   }, 180_000);
 });

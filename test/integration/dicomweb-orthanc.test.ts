@@ -27,7 +27,14 @@ describe.skipIf(!hasOrthancDicomWeb())('DICOMweb with Orthanc as the client', ()
     const s = await startTestServer({ users: [{ name: 'orthanc', role: 'operator', databases: { Import: 'write' } }] });
     servers.push(s);
     const token = (await issueToken(s.tokens, s.users, 'orthanc')).token;
-    const ct = await ctSeries(tempDir(), { slices: 3, rows: 32, cols: 32, patientId: 'OR-CT', patientName: 'ORTHANC^CT', studyDate: '20240301' });
+    const ct = await ctSeries(tempDir(), {
+      slices: 3,
+      rows: 32,
+      cols: 32,
+      patientId: 'OR-CT',
+      patientName: 'ORTHANC^CT',
+      studyDate: '20240301',
+    });
     const other = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32, patientId: 'OR-JLS' });
     const jlsOther = await compress(other.files[0], 'jpeg-ls', path.join(tempDir(), 'other-jls.dcm'));
     expect((await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...ct.files])).code).toBe(0);
@@ -41,7 +48,9 @@ describe.skipIf(!hasOrthancDicomWeb())('DICOMweb with Orthanc as the client', ()
         Plugins: [ORTHANC_DICOMWEB_PLUGIN],
         DicomWeb: {
           Enable: true,
-          Servers: { dicomflow: { Url: `http://127.0.0.1:${s.httpPort}/dicomweb/Import/`, HttpHeaders: { Authorization: `Bearer ${token}` } } },
+          Servers: {
+            dicomflow: { Url: `http://127.0.0.1:${s.httpPort}/dicomweb/Import/`, HttpHeaders: { Authorization: `Bearer ${token}` } },
+          },
         },
       },
     });
@@ -89,7 +98,10 @@ describe.skipIf(!hasOrthancDicomWeb())('DICOMweb with Orthanc as the client', ()
     const stow = await rest('POST', '/dicom-web/servers/dicomflow/stow', { Resources: uploaded, Synchronous: true });
     expect(stow).toBeDefined();
     await s.engine.idle();
-    await until('the MR series filed', async () => (await s.index.instances('Import', { studyInstanceUids: [mr.studyInstanceUid] })).length === 2);
+    await until(
+      'the MR series filed',
+      async () => (await s.index.instances('Import', { studyInstanceUids: [mr.studyInstanceUid] })).length === 2,
+    );
     const sent = new Map([
       [mr.sopInstanceUids[0], jlsUpload.file],
       [mr.sopInstanceUids[1], mr.files[1]],

@@ -33,10 +33,28 @@ beforeAll(async () => {
     ],
   });
   for (const user of ['wendy', 'rita']) token[user] = (await issueToken(s.tokens, s.users, user)).token;
-  ct = await ctSeries(tempDir(), { slices: 3, rows: 32, cols: 32, patientId: 'PID-CT', patientName: 'DOE^JOHN', studyDate: '20240105', studyDescription: 'CT HEAD' });
+  ct = await ctSeries(tempDir(), {
+    slices: 3,
+    rows: 32,
+    cols: 32,
+    patientId: 'PID-CT',
+    patientName: 'DOE^JOHN',
+    studyDate: '20240105',
+    studyDescription: 'CT HEAD',
+  });
   mr = await mrSeries(tempDir(), { slices: 2, rows: 16, cols: 16, patientId: 'PID-MR', patientName: 'SMITH^ANNA', studyDate: '20231201' });
-  const other = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32, patientId: 'PID-JLS', patientName: 'LEE^KIM', studyDate: '20220202' });
-  jls = { file: (await compress(other.files[0], 'jpeg-ls', path.join(tempDir(), 'jls.dcm'))).file, sopInstanceUid: other.sopInstanceUids[0] };
+  const other = await ctSeries(tempDir(), {
+    slices: 1,
+    rows: 32,
+    cols: 32,
+    patientId: 'PID-JLS',
+    patientName: 'LEE^KIM',
+    studyDate: '20220202',
+  });
+  jls = {
+    file: (await compress(other.files[0], 'jpeg-ls', path.join(tempDir(), 'jls.dcm'))).file,
+    sopInstanceUid: other.sopInstanceUids[0],
+  };
 });
 
 afterAll(async () => {
@@ -58,8 +76,12 @@ describe('DICOMweb', () => {
     const stored = await wendy.stow('/Import/studies', body, contentType);
     expect(stored.status).toBe(200);
     const referenced = stored.body['00081199'].Value as Record<string, { Value?: unknown[] }>[];
-    expect(referenced.map((r) => value(r, '00081155')).sort()).toEqual([...ct.sopInstanceUids, ...mr.sopInstanceUids, jls.sopInstanceUid].sort());
-    expect(String(value(referenced[0], '00081190'))).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/dicomweb\/Import\/studies\/[0-9.]+\/series\/[0-9.]+\/instances\/[0-9.]+$/);
+    expect(referenced.map((r) => value(r, '00081155')).sort()).toEqual(
+      [...ct.sopInstanceUids, ...mr.sopInstanceUids, jls.sopInstanceUid].sort(),
+    );
+    expect(String(value(referenced[0], '00081190'))).toMatch(
+      /^http:\/\/127\.0\.0\.1:\d+\/dicomweb\/Import\/studies\/[0-9.]+\/series\/[0-9.]+\/instances\/[0-9.]+$/,
+    );
     expect(stored.body['00081198']).toBeUndefined();
 
     // Acknowledged means an arrival row per object, from the dicomweb source, by wendy.
@@ -71,7 +93,11 @@ describe('DICOMweb', () => {
     // The stored object is the sender's dataset, byte for byte, after a fresh file meta header.
     for (const row of await s.index.instances('Import', { studyInstanceUids: [ct.studyInstanceUid] })) {
       const file = ct.files[ct.sopInstanceUids.indexOf(row.instance.SOPInstanceUID)];
-      expect(splitPart10(fs.readFileSync(path.join(s.dataDir, 'storage', row.objectPath))).dataset.equals(splitPart10(fs.readFileSync(file)).dataset)).toBe(true);
+      expect(
+        splitPart10(fs.readFileSync(path.join(s.dataDir, 'storage', row.objectPath))).dataset.equals(
+          splitPart10(fs.readFileSync(file)).dataset,
+        ),
+      ).toBe(true);
       expect(`${row.createdBy}/${row.source}`).toBe('wendy/dicomweb');
     }
   });
@@ -113,7 +139,9 @@ describe('DICOMweb', () => {
     expect(uidsOf(await studies('?PatientName=DOE*'))).toEqual([ct.studyInstanceUid]);
     expect(uidsOf(await studies('?00100010=smith^anna'))).toEqual([mr.studyInstanceUid]);
     expect(uidsOf(await studies('?StudyDate=20231101-20240131'))).toEqual([ct.studyInstanceUid, mr.studyInstanceUid].sort());
-    expect(uidsOf(await studies(`?StudyInstanceUID=${ct.studyInstanceUid}\\${mr.studyInstanceUid}`))).toEqual([ct.studyInstanceUid, mr.studyInstanceUid].sort());
+    expect(uidsOf(await studies(`?StudyInstanceUID=${ct.studyInstanceUid}\\${mr.studyInstanceUid}`))).toEqual(
+      [ct.studyInstanceUid, mr.studyInstanceUid].sort(),
+    );
     expect(uidsOf(await studies('?ModalitiesInStudy=MR&fuzzymatching=false'))).toEqual([mr.studyInstanceUid]);
 
     const [study] = await studies(`?StudyInstanceUID=${ct.studyInstanceUid}`);
@@ -135,8 +163,12 @@ describe('DICOMweb', () => {
     const series = await rita.get('/Import/series?Modality=MR');
     expect(series.json().map((d: Record<string, { Value?: unknown[] }>) => value(d, '0020000E'))).toEqual([mr.seriesInstanceUid]);
     expect(value(series.json()[0], '00201209')).toBe(2);
-    const instances = (await rita.get(`/Import/studies/${ct.studyInstanceUid}/series/${ct.seriesInstanceUid}/instances?includefield=00280010`)).json();
-    expect(instances.map((d: Record<string, { Value?: unknown[] }>) => value(d, '00080018')).sort()).toEqual([...ct.sopInstanceUids].sort());
+    const instances = (
+      await rita.get(`/Import/studies/${ct.studyInstanceUid}/series/${ct.seriesInstanceUid}/instances?includefield=00280010`)
+    ).json();
+    expect(instances.map((d: Record<string, { Value?: unknown[] }>) => value(d, '00080018')).sort()).toEqual(
+      [...ct.sopInstanceUids].sort(),
+    );
     expect(value(instances[0], '00280010')).toBe(32);
     expect((await rita.get(`/Import/instances?SOPInstanceUID=${ct.sopInstanceUids[1]}`)).json()).toHaveLength(1);
 
@@ -158,7 +190,12 @@ describe('DICOMweb', () => {
     expect(contentType).toMatch(/^multipart\/related; type="application\/dicom"; boundary=/);
     const parts = splitMultipart(contentType, study.body);
     expect(parts).toHaveLength(3);
-    const stored = new Map((await s.index.instances('Import', { studyInstanceUids: [ct.studyInstanceUid] })).map((r) => [r.instance.SOPInstanceUID, fs.readFileSync(path.join(s.dataDir, 'storage', r.objectPath))]));
+    const stored = new Map(
+      (await s.index.instances('Import', { studyInstanceUids: [ct.studyInstanceUid] })).map((r) => [
+        r.instance.SOPInstanceUID,
+        fs.readFileSync(path.join(s.dataDir, 'storage', r.objectPath)),
+      ]),
+    );
     for (const part of parts) {
       expect(part.headers['content-type']).toBe(`application/dicom; transfer-syntax=${EXPLICIT_VR_LE}`);
       expect(part.body.equals(stored.get(splitPart10(part.body).sopInstanceUid)!)).toBe(true);
@@ -223,13 +260,21 @@ describe('DICOMweb', () => {
     const decoded = await rita.get(`${jlsPath}/frames/1`, 'multipart/related; type="application/octet-stream"');
     expect(splitMultipart(decoded.headers.get('content-type')!, decoded.body)[0].body.length).toBe(pixelBytes);
     const explicit = await rita.get(jlsPath, `multipart/related; type="application/dicom"; transfer-syntax=${EXPLICIT_VR_LE}`);
-    expect(splitPart10(splitMultipart(explicit.headers.get('content-type')!, explicit.body)[0].body).transferSyntaxUid).toBe(EXPLICIT_VR_LE);
+    expect(splitPart10(splitMultipart(explicit.headers.get('content-type')!, explicit.body)[0].body).transferSyntaxUid).toBe(
+      EXPLICIT_VR_LE,
+    );
     expect((await rita.get(`${jlsPath}/frames/1`, 'multipart/related; type="image/jp2"')).status).toBe(406);
   });
 
   it('is listed in the OpenAPI document', async () => {
     const res = await fetch(`http://127.0.0.1:${s.httpPort}/api/openapi.json`, { headers: { authorization: `Bearer ${s.adminToken}` } });
     const doc = (await res.json()) as { paths: Record<string, unknown> };
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/dicomweb/{db}/studies', '/dicomweb/{db}/studies/{study}/series/{series}/instances/{instance}/frames/{frames}', '/dicomweb/{db}/studies/{study}/metadata']));
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining([
+        '/dicomweb/{db}/studies',
+        '/dicomweb/{db}/studies/{study}/series/{series}/instances/{instance}/frames/{frames}',
+        '/dicomweb/{db}/studies/{study}/metadata',
+      ]),
+    );
   });
 });

@@ -14,9 +14,20 @@ type Server = Awaited<ReturnType<typeof startTestServer>>;
 /** Series of the study as C-FIND answers them, with their instance counts. */
 async function seriesFound(server: Server, studyUid: string): Promise<Map<string, number>> {
   const result = await findscu([
-    '-S', '-v', '-aec', 'DICOMFLOW',
-    '-k', 'QueryRetrieveLevel=SERIES', '-k', `StudyInstanceUID=${studyUid}`, '-k', 'SeriesInstanceUID', '-k', 'NumberOfSeriesRelatedInstances',
-    '127.0.0.1', String(server.dicomPort),
+    '-S',
+    '-v',
+    '-aec',
+    'DICOMFLOW',
+    '-k',
+    'QueryRetrieveLevel=SERIES',
+    '-k',
+    `StudyInstanceUID=${studyUid}`,
+    '-k',
+    'SeriesInstanceUID',
+    '-k',
+    'NumberOfSeriesRelatedInstances',
+    '127.0.0.1',
+    String(server.dicomPort),
   ]);
   expect(result.code, result.stderr).toBe(0);
   const responses = parseFindscuResponses(`${result.stdout}${result.stderr}`);
@@ -29,13 +40,24 @@ describe.skipIf(!hasTool('storescu') || !hasTool('findscu'))('filing on arrival'
     try {
       const dir = tempDir();
       const a = await ctSeries(path.join(dir, 'a'), { slices: 20, rows: 16, cols: 16 });
-      const b = await ctSeries(path.join(dir, 'b'), { slices: 20, rows: 16, cols: 16, studyUid: a.studyInstanceUid, patientId: a.patientId });
+      const b = await ctSeries(path.join(dir, 'b'), {
+        slices: 20,
+        rows: 16,
+        cols: 16,
+        studyUid: a.studyInstanceUid,
+        patientId: a.patientId,
+      });
       const pg = server.index.connection instanceof PostgresDb ? server.index.connection : undefined;
       const before = pg && { ...pg.roundTrips };
       const sent = await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(server.dicomPort), ...a.files, ...b.files]);
       expect(sent.code, sent.stderr).toBe(0);
       // No waiting: what the sender was told is stored is in its database now.
-      expect(await seriesFound(server, a.studyInstanceUid)).toEqual(new Map([[a.seriesInstanceUid, 20], [b.seriesInstanceUid, 20]]));
+      expect(await seriesFound(server, a.studyInstanceUid)).toEqual(
+        new Map([
+          [a.seriesInstanceUid, 20],
+          [b.seriesInstanceUid, 20],
+        ]),
+      );
       if (pg && before) {
         // Received objects on the default pipeline: at most 4 round trips each, BEGIN and COMMIT
         // included (the engine's heartbeat and the C-FIND above add a few of their own to the total).
@@ -60,7 +82,14 @@ describe.skipIf(!hasTool('storescu') || !hasTool('findscu'))('filing on arrival'
     // A store step among other steps: a job per series, the arrival filed on arrival by the default.
     fs.writeFileSync(
       path.join(pipelinesDir, 'series-copy.json'),
-      JSON.stringify({ name: 'series-copy', trigger: { on: 'series', stableSeconds: 0.2 }, steps: [{ id: 'archive', plugin: 'store', options: { database: 'Archive' } }, { id: 'file', plugin: 'store' }] }),
+      JSON.stringify({
+        name: 'series-copy',
+        trigger: { on: 'series', stableSeconds: 0.2 },
+        steps: [
+          { id: 'archive', plugin: 'store', options: { database: 'Archive' } },
+          { id: 'file', plugin: 'store' },
+        ],
+      }),
     );
     const server = await startTestServer({ pipelinesDir, databases: [{ name: 'Import' }, { name: 'Archive' }] });
     try {
@@ -69,10 +98,17 @@ describe.skipIf(!hasTool('storescu') || !hasTool('findscu'))('filing on arrival'
       expect(sent.code, sent.stderr).toBe(0);
       expect(await server.index.instances('Import', {})).toHaveLength(5);
       expect(server.pipelines.problems()).toEqual([]);
-      expect(server.pipelines.all().map((p) => p.definition.name).sort()).toEqual(['series-copy', 'store-received']);
+      expect(
+        server.pipelines
+          .all()
+          .map((p) => p.definition.name)
+          .sort(),
+      ).toEqual(['series-copy', 'store-received']);
       // The series job fires once the series is stable (a slow sender may split it in generations;
       // the whole series is in the last one).
-      await until('the series job over all 5', async () => (await server.jobs.listJobs({ status: 'succeeded' })).some((j) => j.inputs.length === 5));
+      await until('the series job over all 5', async () =>
+        (await server.jobs.listJobs({ status: 'succeeded' })).some((j) => j.inputs.length === 5),
+      );
       await server.engine.idle();
       expect(new Set((await server.jobs.listJobs({})).map((j) => `${j.pipeline} ${j.status}`))).toEqual(new Set(['series-copy succeeded']));
       expect(await server.index.instances('Archive', {})).toHaveLength(5);

@@ -16,7 +16,11 @@ describe.skipIf(!hasTool('findscu'))('C-FIND over thousands of studies', () => {
 
   beforeAll(async () => {
     // No pipeline runs on these arrivals: they are filed here, and their objects have no bytes.
-    server = await startTestServer({ databases: [{ name: 'Import' }, { name: 'Many', aeTitle: 'MANY' }], pipelinesDir: tempDir('df-no-pipelines-'), defaultPipeline: false });
+    server = await startTestServer({
+      databases: [{ name: 'Import' }, { name: 'Many', aeTitle: 'MANY' }],
+      pipelinesDir: tempDir('df-no-pipelines-'),
+      defaultPipeline: false,
+    });
     studies = await fileIndexedStudies(server.index, 'Many', STUDIES);
   });
 
@@ -25,9 +29,30 @@ describe.skipIf(!hasTool('findscu'))('C-FIND over thousands of studies', () => {
   });
 
   async function find(extra: string[]) {
-    const result = await findscu(['-S', '-v', '-aet', 'STREAMTEST', '-aec', 'MANY', ...extra, '-k', 'QueryRetrieveLevel=STUDY', '-k', 'StudyInstanceUID', '-k', 'PatientID', '127.0.0.1', String(server.dicomPort)]);
+    const result = await findscu([
+      '-S',
+      '-v',
+      '-aet',
+      'STREAMTEST',
+      '-aec',
+      'MANY',
+      ...extra,
+      '-k',
+      'QueryRetrieveLevel=STUDY',
+      '-k',
+      'StudyInstanceUID',
+      '-k',
+      'PatientID',
+      '127.0.0.1',
+      String(server.dicomPort),
+    ]);
     const log = `${result.stdout}${result.stderr}`;
-    return { code: result.code, responses: parseFindscuResponses(log), final: /Received Final Find Response \(([^)]*)\)/.exec(log)?.[1], log };
+    return {
+      code: result.code,
+      responses: parseFindscuResponses(log),
+      final: /Received Final Find Response \(([^)]*)\)/.exec(log)?.[1],
+      log,
+    };
   }
 
   it('answers a universal query with every study, once each', async () => {

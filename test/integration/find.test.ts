@@ -3,7 +3,16 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ctSeries, mrSeries, newUid, petSeries, secondaryCaptureRgb, type BuiltSeries, type PatientStudyOptions, type PetOptions } from '../fixtures/builder.ts';
+import {
+  ctSeries,
+  mrSeries,
+  newUid,
+  petSeries,
+  secondaryCaptureRgb,
+  type BuiltSeries,
+  type PatientStudyOptions,
+  type PetOptions,
+} from '../fixtures/builder.ts';
 import { findscu, hasTool, parseFindscuResponses, storescu, type DumpDataset } from '../helpers/dcmtk.ts';
 import { startTestServer, tempDir } from '../helpers/server.ts';
 
@@ -53,10 +62,13 @@ describe.skipIf(!hasTool('findscu') || !hasTool('storescu'))('C-FIND SCP with fi
     const args = [
       model === 'study' ? '-S' : '-P',
       options.debug ? '-d' : '-v',
-      '-aet', 'FINDTEST',
-      '-aec', options.aeTitle ?? 'DICOMFLOW',
+      '-aet',
+      'FINDTEST',
+      '-aec',
+      options.aeTitle ?? 'DICOMFLOW',
       ...keys.flatMap((key) => ['-k', key]),
-      '127.0.0.1', String(server.dicomPort),
+      '127.0.0.1',
+      String(server.dicomPort),
     ];
     const result = await findscu(args);
     expect(result.code, result.stderr).toBe(0);
@@ -103,27 +115,49 @@ describe.skipIf(!hasTool('findscu') || !hasTool('storescu'))('C-FIND SCP with fi
     }
     const staticPet: PetOptions = { frameDurationsSec: [300], seriesType: 'STATIC' };
 
-    await study('chestCt', patients.john, { date: '20240105', time: '083000', description: 'CT CHEST', accessionNumber: 'A1001' }, (dir, o) => [
-      ctSeries(path.join(dir, 'ct'), { ...o, ...SMALL, slices: 4, seriesNumber: 1 }),
-      petSeries(path.join(dir, 'pt'), { ...o, ...SMALL, ...staticPet, slices: 3, seriesNumber: 2 }),
-    ]);
-    await study('brainMr', patients.john, { date: '20240220', time: '141500', description: 'MR BRAIN', accessionNumber: 'A1002' }, (dir, o) => [
-      mrSeries(path.join(dir, 'mr'), { ...o, ...SMALL, slices: 3, seriesNumber: 1 }),
-    ]);
-    await study('abdomenCt', patients.jane, { date: '20240110', time: '101500', description: 'CT ABDOMEN', accessionNumber: 'A2001' }, (dir, o) => [
-      ctSeries(path.join(dir, 'ct'), { ...o, ...SMALL, slices: 2, seriesNumber: 1 }),
-      secondaryCaptureRgb(path.join(dir, 'sc'), { ...o, ...SMALL, count: 1, seriesNumber: 2 }),
-    ]);
-    await study('wholeBodyPet', patients.anna, { date: '20231231', time: '235900', description: 'PET WHOLEBODY', accessionNumber: 'A3001' }, (dir, o) => [
-      petSeries(path.join(dir, 'pt'), { ...o, ...SMALL, ...staticPet, slices: 2, seriesNumber: 1 }),
-    ]);
-    await study('kneeMr', patients.hans, { date: '20240315', time: '120000', description: 'MR KNEE', accessionNumber: 'A4001' }, (dir, o) => [
-      mrSeries(path.join(dir, 'mr'), { ...o, ...SMALL, slices: 2, seriesNumber: 1 }),
-    ]);
+    await study(
+      'chestCt',
+      patients.john,
+      { date: '20240105', time: '083000', description: 'CT CHEST', accessionNumber: 'A1001' },
+      (dir, o) => [
+        ctSeries(path.join(dir, 'ct'), { ...o, ...SMALL, slices: 4, seriesNumber: 1 }),
+        petSeries(path.join(dir, 'pt'), { ...o, ...SMALL, ...staticPet, slices: 3, seriesNumber: 2 }),
+      ],
+    );
+    await study(
+      'brainMr',
+      patients.john,
+      { date: '20240220', time: '141500', description: 'MR BRAIN', accessionNumber: 'A1002' },
+      (dir, o) => [mrSeries(path.join(dir, 'mr'), { ...o, ...SMALL, slices: 3, seriesNumber: 1 })],
+    );
+    await study(
+      'abdomenCt',
+      patients.jane,
+      { date: '20240110', time: '101500', description: 'CT ABDOMEN', accessionNumber: 'A2001' },
+      (dir, o) => [
+        ctSeries(path.join(dir, 'ct'), { ...o, ...SMALL, slices: 2, seriesNumber: 1 }),
+        secondaryCaptureRgb(path.join(dir, 'sc'), { ...o, ...SMALL, count: 1, seriesNumber: 2 }),
+      ],
+    );
+    await study(
+      'wholeBodyPet',
+      patients.anna,
+      { date: '20231231', time: '235900', description: 'PET WHOLEBODY', accessionNumber: 'A3001' },
+      (dir, o) => [petSeries(path.join(dir, 'pt'), { ...o, ...SMALL, ...staticPet, slices: 2, seriesNumber: 1 })],
+    );
+    await study(
+      'kneeMr',
+      patients.hans,
+      { date: '20240315', time: '120000', description: 'MR KNEE', accessionNumber: 'A4001' },
+      (dir, o) => [mrSeries(path.join(dir, 'mr'), { ...o, ...SMALL, slices: 2, seriesNumber: 1 })],
+    );
     // Goes to the StudyA database through its own called AE title.
-    await study('studyA', { patientId: 'FIND-A1', patientName: 'DOE^ARCHIE' }, { date: '20240105', time: '090000', description: 'CT STUDY A', accessionNumber: 'A9001' }, (dir, o) => [
-      ctSeries(path.join(dir, 'ct'), { ...o, ...SMALL, slices: 2, seriesNumber: 1 }),
-    ]);
+    await study(
+      'studyA',
+      { patientId: 'FIND-A1', patientName: 'DOE^ARCHIE' },
+      { date: '20240105', time: '090000', description: 'CT STUDY A', accessionNumber: 'A9001' },
+      (dir, o) => [ctSeries(path.join(dir, 'ct'), { ...o, ...SMALL, slices: 2, seriesNumber: 1 })],
+    );
 
     // Some modalities put letters in UIDs; dicomflow keeps such objects (no path is made from a UID).
     await study(
@@ -135,11 +169,24 @@ describe.skipIf(!hasTool('findscu') || !hasTool('storescu'))('C-FIND SCP with fi
     );
 
     const send = async (dirs: string[], aeTitle: string, expected: number) => {
-      const result = await storescu(['-v', '+sd', '+r', '-aet', 'FINDTEST', '-aec', aeTitle, '127.0.0.1', String(server.dicomPort), ...dirs]);
+      const result = await storescu([
+        '-v',
+        '+sd',
+        '+r',
+        '-aet',
+        'FINDTEST',
+        '-aec',
+        aeTitle,
+        '127.0.0.1',
+        String(server.dicomPort),
+        ...dirs,
+      ]);
       expect(result.code, result.stderr).toBe(0);
       expect(result.stderr.match(/Received Store Response \(Success\)/g)?.length ?? 0).toBe(expected);
     };
-    const importStudies = (['chestCt', 'brainMr', 'abdomenCt', 'wholeBodyPet', 'kneeMr'] as const).map((name) => path.join(fixtureDir, name));
+    const importStudies = (['chestCt', 'brainMr', 'abdomenCt', 'wholeBodyPet', 'kneeMr'] as const).map((name) =>
+      path.join(fixtureDir, name),
+    );
     await send(importStudies, 'DICOMFLOW', 4 + 3 + 3 + 2 + 1 + 2 + 2);
     await send([path.join(fixtureDir, 'studyA')], 'STUDYA', 2);
     await send([path.join(fixtureDir, 'oddUid')], 'ODDUIDS', 1);
@@ -192,7 +239,8 @@ describe.skipIf(!hasTool('findscu') || !hasTool('storescu'))('C-FIND SCP with fi
     ] as const)('matches StudyDescription %j', async (pattern, expected) => {
       const responses = await query('study', ['QueryRetrieveLevel=STUDY', `StudyDescription=${pattern}`, 'StudyInstanceUID']);
       expect(uidsOf(responses)).toEqual(studyUids(...expected));
-      for (const name of expected) expect(responses.find((r) => r.StudyInstanceUID === studies[name].uid)?.StudyDescription).toBe(studies[name].description);
+      for (const name of expected)
+        expect(responses.find((r) => r.StudyInstanceUID === studies[name].uid)?.StudyDescription).toBe(studies[name].description);
     });
 
     it('matches a single PatientID value', async () => {
@@ -202,7 +250,11 @@ describe.skipIf(!hasTool('findscu') || !hasTool('storescu'))('C-FIND SCP with fi
     });
 
     it('matches a list of Study Instance UIDs', async () => {
-      const responses = await query('study', ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${studies.chestCt.uid}\\${studies.wholeBodyPet.uid}`, 'StudyDate']);
+      const responses = await query('study', [
+        'QueryRetrieveLevel=STUDY',
+        `StudyInstanceUID=${studies.chestCt.uid}\\${studies.wholeBodyPet.uid}`,
+        'StudyDate',
+      ]);
       expect(uidsOf(responses)).toEqual(studyUids('chestCt', 'wholeBodyPet'));
     });
 
@@ -229,7 +281,13 @@ describe.skipIf(!hasTool('findscu') || !hasTool('storescu'))('C-FIND SCP with fi
     });
 
     it('combines conditions: every key must match', async () => {
-      const responses = await query('study', ['QueryRetrieveLevel=STUDY', 'PatientName=doe*', 'StudyDate=20240101-20240131', 'StudyDescription=CT C*', 'StudyInstanceUID']);
+      const responses = await query('study', [
+        'QueryRetrieveLevel=STUDY',
+        'PatientName=doe*',
+        'StudyDate=20240101-20240131',
+        'StudyDescription=CT C*',
+        'StudyInstanceUID',
+      ]);
       expect(uidsOf(responses)).toEqual(studyUids('chestCt'));
     });
 
@@ -269,7 +327,12 @@ describe.skipIf(!hasTool('findscu') || !hasTool('storescu'))('C-FIND SCP with fi
 
   describe('non-ASCII names (ISO_IR 192)', () => {
     it.each(['MÜLLER*', 'müller^hans', 'M?LLER^*'])('matches PatientName %j and answers in UTF-8', async (pattern) => {
-      const responses = await query('study', ['SpecificCharacterSet=ISO_IR 192', 'QueryRetrieveLevel=STUDY', `PatientName=${pattern}`, 'StudyInstanceUID']);
+      const responses = await query('study', [
+        'SpecificCharacterSet=ISO_IR 192',
+        'QueryRetrieveLevel=STUDY',
+        `PatientName=${pattern}`,
+        'StudyInstanceUID',
+      ]);
       expect(uidsOf(responses)).toEqual(studyUids('kneeMr'));
       expect(responses[0]).toMatchObject({ SpecificCharacterSet: 'ISO_IR 192', PatientName: 'MÜLLER^HANS' });
     });
@@ -337,7 +400,12 @@ describe.skipIf(!hasTool('findscu') || !hasTool('storescu'))('C-FIND SCP with fi
     it('lists every instance of a series', async () => {
       const { uid, series } = studies.abdomenCt;
       const ct = series.find((s) => s.modality === 'CT')!;
-      const responses = await query('study', ['QueryRetrieveLevel=IMAGE', `StudyInstanceUID=${uid}`, `SeriesInstanceUID=${ct.seriesInstanceUid}`, 'SOPInstanceUID']);
+      const responses = await query('study', [
+        'QueryRetrieveLevel=IMAGE',
+        `StudyInstanceUID=${uid}`,
+        `SeriesInstanceUID=${ct.seriesInstanceUid}`,
+        'SOPInstanceUID',
+      ]);
       expect(uidsOf(responses, 'SOPInstanceUID')).toEqual([...ct.sopInstanceUids].sort());
     });
   });
@@ -374,11 +442,23 @@ describe.skipIf(!hasTool('findscu') || !hasTool('storescu'))('C-FIND SCP with fi
     });
 
     it('walks down from a patient to its studies, series and instances', async () => {
-      const studiesOfJohn = await query('patient', ['QueryRetrieveLevel=STUDY', 'PatientID=FIND-P1', 'StudyInstanceUID', 'StudyDate', 'NumberOfStudyRelatedInstances']);
+      const studiesOfJohn = await query('patient', [
+        'QueryRetrieveLevel=STUDY',
+        'PatientID=FIND-P1',
+        'StudyInstanceUID',
+        'StudyDate',
+        'NumberOfStudyRelatedInstances',
+      ]);
       expect(uidsOf(studiesOfJohn)).toEqual(studyUids('chestCt', 'brainMr'));
 
       const { uid, series } = studies.brainMr;
-      const seriesOfStudy = await query('patient', ['QueryRetrieveLevel=SERIES', 'PatientID=FIND-P1', `StudyInstanceUID=${uid}`, 'SeriesInstanceUID', 'Modality']);
+      const seriesOfStudy = await query('patient', [
+        'QueryRetrieveLevel=SERIES',
+        'PatientID=FIND-P1',
+        `StudyInstanceUID=${uid}`,
+        'SeriesInstanceUID',
+        'Modality',
+      ]);
       expect(uidsOf(seriesOfStudy, 'SeriesInstanceUID')).toEqual([series[0].seriesInstanceUid]);
       expect(seriesOfStudy[0].Modality).toBe('MR');
 
@@ -394,7 +474,12 @@ describe.skipIf(!hasTool('findscu') || !hasTool('storescu'))('C-FIND SCP with fi
     });
 
     it('matches study keys at STUDY level under one patient', async () => {
-      const responses = await query('patient', ['QueryRetrieveLevel=STUDY', 'PatientID=FIND-P1', 'StudyDate=20240201-', 'StudyInstanceUID']);
+      const responses = await query('patient', [
+        'QueryRetrieveLevel=STUDY',
+        'PatientID=FIND-P1',
+        'StudyDate=20240201-',
+        'StudyInstanceUID',
+      ]);
       expect(uidsOf(responses)).toEqual(studyUids('brainMr'));
     });
   });
@@ -427,7 +512,11 @@ describe.skipIf(!hasTool('findscu') || !hasTool('storescu'))('C-FIND SCP with fi
     // Read through dcmjs, the request's UID would lose its letters ("….A1" arriving as "….1")
     // before the matcher sees it, and the study would never be found by its UID.
     it('finds a study by a stored UID that is not all digits and dots', async () => {
-      const responses = await query('study', ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${studies.oddUid.uid}`, 'PatientID'], 'ODDUIDS');
+      const responses = await query(
+        'study',
+        ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${studies.oddUid.uid}`, 'PatientID'],
+        'ODDUIDS',
+      );
       expect(responses).toEqual([{ QueryRetrieveLevel: 'STUDY', StudyInstanceUID: studies.oddUid.uid, PatientID: 'FIND-O1' }]);
     });
   });

@@ -8,7 +8,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { caseIds, CT_IMAGE_STORAGE } from '../fuzz/corpus.ts';
 import { instanceDataset } from '../fuzz/dicom-bytes.ts';
 import { findscu, hasTool, parseFindscuResponses } from '../helpers/dcmtk.ts';
-import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, rawAssociate, VERIFICATION_SOP_CLASS, type RawAssociation } from '../helpers/raw-scu.ts';
+import {
+  EXPLICIT_VR_LITTLE_ENDIAN,
+  IMPLICIT_VR_LITTLE_ENDIAN,
+  rawAssociate,
+  VERIFICATION_SOP_CLASS,
+  type RawAssociation,
+} from '../helpers/raw-scu.ts';
 import { canMount, smallDisk as mountSmallDisk } from '../helpers/small-disk.ts';
 import { eventually } from '../helpers/receive-checks.ts';
 import { startTestServer } from '../helpers/server.ts';
@@ -64,7 +70,11 @@ describe.skipIf(!canMount)('a full disk', () => {
     expect(accepted.length).toBeGreaterThan(5);
     expect(refused.length).toBeGreaterThan(20);
     // PS3.4 B.2.3: A7xx "Refused: Out of Resources", and nothing else.
-    for (const r of refused) expect({ status: `0x${r.status.toString(16)}`, comment: r.comment }).toMatchObject({ status: expect.stringMatching(/^0xa7/), comment: expect.stringMatching(/^DF_ERR_STORE_FULL/) });
+    for (const r of refused)
+      expect({ status: `0x${r.status.toString(16)}`, comment: r.comment }).toMatchObject({
+        status: expect.stringMatching(/^0xa7/),
+        comment: expect.stringMatching(/^DF_ERR_STORE_FULL/),
+      });
     // Once refusing, it does not flap back while the disk stays full.
     expect(statuses.slice(statuses.indexOf(refused[0])).every((x) => x.status !== 0)).toBe(true);
 
@@ -72,21 +82,37 @@ describe.skipIf(!canMount)('a full disk', () => {
     expect((await assoc.sendEcho()).status).toBe(0);
     await assoc.release();
     if (hasTool('findscu')) {
-      const find = await findscu(['-S', '-aec', 'DICOMFLOW', '-k', 'QueryRetrieveLevel=STUDY', '-k', 'StudyInstanceUID', '127.0.0.1', String(s.dicomPort)]);
+      const find = await findscu([
+        '-S',
+        '-aec',
+        'DICOMFLOW',
+        '-k',
+        'QueryRetrieveLevel=STUDY',
+        '-k',
+        'StudyInstanceUID',
+        '127.0.0.1',
+        String(s.dicomPort),
+      ]);
       expect(find.code, find.stderr).toBe(0);
       await s.engine.idle();
       expect(parseFindscuResponses(find.stdout + find.stderr).length).toBeGreaterThan(0);
     }
     // Every acknowledged object is indexed once; nothing refused is, nor left half written.
     const count = async (uid: string) =>
-      (await s.index.connection.get<{ n: number }>('SELECT count(*) AS n FROM objects WHERE sop_instance_uid = ? AND deleted_at IS NULL', uid))!.n;
+      (await s.index.connection.get<{ n: number }>(
+        'SELECT count(*) AS n FROM objects WHERE sop_instance_uid = ? AND deleted_at IS NULL',
+        uid,
+      ))!.n;
     for (const a of accepted) expect(await count(caseIds(8, a.n).sopInstanceUid)).toBe(1);
     for (const r of refused) expect(await count(caseIds(8, r.n).sopInstanceUid)).toBe(0);
     expect(fs.readdirSync(path.join(disk, 'storage', 'incoming'))).toEqual([]);
     // The status page says so once the free-space poll (every second) has looked.
     const refusing = async () =>
-      ((await fetch(`http://127.0.0.1:${s.httpPort}/api/status`, { headers: { authorization: `Bearer ${s.adminToken}` } }).then((r) => r.json())) as { storage: { refusingNewObjects: boolean } }).storage
-        .refusingNewObjects;
+      (
+        (await fetch(`http://127.0.0.1:${s.httpPort}/api/status`, { headers: { authorization: `Bearer ${s.adminToken}` } }).then((r) =>
+          r.json(),
+        )) as { storage: { refusingNewObjects: boolean } }
+      ).storage.refusingNewObjects;
     await eventually(refusing, (r) => r === true);
 
     // Space returns: the other program's file goes, and the next free-space poll sees it.
@@ -103,7 +129,9 @@ describe.skipIf(!canMount)('a full disk', () => {
     // A refused object sent again is now accepted.
     const retry = await associate(s.dicomPort);
     const { ids, dataset } = objectFor(refused[0].n);
-    expect((await retry.sendCStore({ sopClassUid: ids.sopClassUid, sopInstanceUid: ids.sopInstanceUid, datasetBytes: dataset })).status).toBe(0);
+    expect(
+      (await retry.sendCStore({ sopClassUid: ids.sopClassUid, sopInstanceUid: ids.sopInstanceUid, datasetBytes: dataset })).status,
+    ).toBe(0);
     await retry.release();
     // Figures for `npm run proof`.
     if (process.env.DF_PROOF_DIR) {
@@ -112,7 +140,15 @@ describe.skipIf(!canMount)('a full disk', () => {
       for (const a of accepted) if ((await count(caseIds(8, a.n).sopInstanceUid)) !== 1) lost++;
       fs.writeFileSync(
         path.join(process.env.DF_PROOF_DIR, 'full-disk.json'),
-        JSON.stringify({ sent: statuses.length, acknowledged: accepted.length, refusedA7xx: refused.length, refusedByReserve: byCause(/below its free/), refusedByEnospc: byCause(/no space left/), lost, acceptedAfterSpaceReturned: 11 }),
+        JSON.stringify({
+          sent: statuses.length,
+          acknowledged: accepted.length,
+          refusedA7xx: refused.length,
+          refusedByReserve: byCause(/below its free/),
+          refusedByEnospc: byCause(/no space left/),
+          lost,
+          acceptedAfterSpaceReturned: 11,
+        }),
       );
     }
   }, 120_000);

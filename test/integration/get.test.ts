@@ -22,7 +22,16 @@ beforeAll(async () => {
   const rle = await compress(two.files[1], 'rle', path.join(tempDir(), 'rle.dcm'));
   expect(rle.transferSyntaxUid).toBe(TransferSyntax.RleLossless);
   mixed = { studyInstanceUid: two.studyInstanceUid, plain: two.sopInstanceUids[0], rle: two.sopInstanceUids[1] };
-  const stored = await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(server.dicomPort), ...ct.files, ...mr.files, ...large.files, two.files[0]]);
+  const stored = await storescu([
+    '-aec',
+    'DICOMFLOW',
+    '127.0.0.1',
+    String(server.dicomPort),
+    ...ct.files,
+    ...mr.files,
+    ...large.files,
+    two.files[0],
+  ]);
   expect(stored.code, stored.stderr).toBe(0);
   const storedRle = await storescu(['-xr', '-aec', 'DICOMFLOW', '127.0.0.1', String(server.dicomPort), rle.file]);
   expect(storedRle.code, storedRle.stderr).toBe(0);
@@ -35,7 +44,19 @@ afterAll(async () => {
 /** getscu receives the sub-operations on its own association; +B writes into its cwd. */
 async function get(keys: string[], options: { model?: '-S' | '-P'; extra?: string[] } = {}) {
   const out = tempDir('df-got-');
-  const args = ['-v', options.model ?? '-S', '-aec', 'DICOMFLOW', ...(options.extra ?? []), '+B', '-od', out, ...keys.flatMap((k) => ['-k', k]), '127.0.0.1', String(server.dicomPort)];
+  const args = [
+    '-v',
+    options.model ?? '-S',
+    '-aec',
+    'DICOMFLOW',
+    ...(options.extra ?? []),
+    '+B',
+    '-od',
+    out,
+    ...keys.flatMap((k) => ['-k', k]),
+    '127.0.0.1',
+    String(server.dicomPort),
+  ];
   const result = await runDcmtk('getscu', args, { timeoutMs: 30_000, cwd: out });
   return { result, out, files: fs.readdirSync(out).map((f) => path.join(out, f)) };
 }
@@ -43,7 +64,9 @@ async function get(keys: string[], options: { model?: '-S' | '-P'; extra?: strin
 /** Each received file's dataset is byte for byte the one dicomflow stored. */
 async function expectStoredBytes(files: string[]): Promise<void> {
   const part10 = (f: string) => splitPart10(fs.readFileSync(f));
-  const stored = (await server.index.instances('Import', { patientId: 'GET1' })).concat(await server.index.instances('Import', { patientId: 'GET2' })).map((r) => server.objects.absolutePath(r.objectPath));
+  const stored = (await server.index.instances('Import', { patientId: 'GET1' }))
+    .concat(await server.index.instances('Import', { patientId: 'GET2' }))
+    .map((r) => server.objects.absolutePath(r.objectPath));
   const kept = new Map(stored.map((f) => [part10(f).sopInstanceUid, part10(f).dataset]));
   for (const f of files) {
     const received = part10(f);
@@ -68,7 +91,11 @@ describe('C-GET SCP with DCMTK getscu', () => {
   });
 
   it('gets a series and single images, with the patient root model too', async () => {
-    const series = await get(['QueryRetrieveLevel=SERIES', `StudyInstanceUID=${ct.studyInstanceUid}`, `SeriesInstanceUID=${mr.seriesInstanceUid}`]);
+    const series = await get([
+      'QueryRetrieveLevel=SERIES',
+      `StudyInstanceUID=${ct.studyInstanceUid}`,
+      `SeriesInstanceUID=${mr.seriesInstanceUid}`,
+    ]);
     expect(series.files).toHaveLength(2);
     await expectStoredBytes(series.files);
     const image = await get([
@@ -84,8 +111,10 @@ describe('C-GET SCP with DCMTK getscu', () => {
     expect(patient.files).toHaveLength(5);
   });
 
-  it('splits large datasets within the peer\'s max PDU', async () => {
-    const { result, files } = await get(['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${large.studyInstanceUid}`], { extra: ['-pdu', '4096'] });
+  it("splits large datasets within the peer's max PDU", async () => {
+    const { result, files } = await get(['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${large.studyInstanceUid}`], {
+      extra: ['-pdu', '4096'],
+    });
     expect(result.code, result.stderr).toBe(0);
     expect(files).toHaveLength(2);
     await expectStoredBytes(files);
@@ -112,11 +141,19 @@ describe('C-GET SCP with DCMTK getscu', () => {
     const echo = await echoscu(['-aec', 'DICOMFLOW', '127.0.0.1', String(server.dicomPort)]);
     expect(echo.code, echo.stderr).toBe(0);
     // The same association carries on after a C-GET: getscu repeats it on the one association.
-    const twice = await get(['QueryRetrieveLevel=IMAGE', `StudyInstanceUID=${ct.studyInstanceUid}`, `SOPInstanceUID=${ct.sopInstanceUids[2]}`], { extra: ['--repeat', '2'] });
+    const twice = await get(
+      ['QueryRetrieveLevel=IMAGE', `StudyInstanceUID=${ct.studyInstanceUid}`, `SOPInstanceUID=${ct.sopInstanceUids[2]}`],
+      { extra: ['--repeat', '2'] },
+    );
     expect(twice.result.code, twice.result.stderr).toBe(0);
     expect(twice.result.stderr.match(/Requesting Association/g)).toHaveLength(1);
     expect(twice.result.stderr.match(/Received C-GET Response \(Success\)/g)).toHaveLength(2);
-    const again = await get(['QueryRetrieveLevel=IMAGE', `StudyInstanceUID=${ct.studyInstanceUid}`, `SeriesInstanceUID=${ct.seriesInstanceUid}`, `SOPInstanceUID=${ct.sopInstanceUids[1]}`]);
+    const again = await get([
+      'QueryRetrieveLevel=IMAGE',
+      `StudyInstanceUID=${ct.studyInstanceUid}`,
+      `SeriesInstanceUID=${ct.seriesInstanceUid}`,
+      `SOPInstanceUID=${ct.sopInstanceUids[1]}`,
+    ]);
     expect(again.files).toHaveLength(1);
   });
 });

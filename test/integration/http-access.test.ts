@@ -41,7 +41,10 @@ describe('HTTP access on the matched route', () => {
   let routes: (RegisteredRoute & { public: boolean })[];
 
   // What may answer without a token: the health probe, and the files of the built page.
-  const pageFiles = fs.readdirSync(webRoot(), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => `/${path.relative(webRoot(), path.join(e.parentPath, e.name))}`);
+  const pageFiles = fs
+    .readdirSync(webRoot(), { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => `/${path.relative(webRoot(), path.join(e.parentPath, e.name))}`);
   const publicUrls = new Set(['/api/health', '/', ...pageFiles]);
 
   beforeAll(async () => {
@@ -49,7 +52,11 @@ describe('HTTP access on the matched route', () => {
     // Something to leak: an arrival with a patient name (filed with its arrival) and a job over it.
     const ct = await ctSeries(tempDir(), { slices: 1, rows: 8, cols: 8 });
     expect((await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...ct.files])).code).toBe(0);
-    await s.engine.runManual('store-received', (await s.index.recentArrivals(1)).map((a) => a.id), { user: 'admin' });
+    await s.engine.runManual(
+      'store-received',
+      (await s.index.recentArrivals(1)).map((a) => a.id),
+      { user: 'admin' },
+    );
     await until('the job over the arrival', async () => (await s.jobs.listJobs({ status: 'succeeded' }))[0]);
     routes = registeredRoutes(s.httpApp).map((r) => ({ ...r, public: publicUrls.has(r.url) }));
   });
@@ -64,9 +71,17 @@ describe('HTTP access on the matched route', () => {
     const guarded = routes.filter((r) => !r.public);
     expect(guarded.map((r) => r.url)).toContain('/api/openapi.json');
     for (const r of guarded) {
-      for (const headers of [{}, { authorization: 'Bearer dft_forged' }, { authorization: 'Basic YWRtaW46YWRtaW4=' }] as Record<string, string>[]) {
+      for (const headers of [{}, { authorization: 'Bearer dft_forged' }, { authorization: 'Basic YWRtaW46YWRtaW4=' }] as Record<
+        string,
+        string
+      >[]) {
         const reply = await rawRequest(s.httpPort, r.method, concrete(r.url), { headers });
-        expect({ ...r, headers, status: reply.status, refused: refusal(r.method, reply) }).toEqual({ ...r, headers, status: 401, refused: { refused: true } });
+        expect({ ...r, headers, status: reply.status, refused: refusal(r.method, reply) }).toEqual({
+          ...r,
+          headers,
+          status: 401,
+          refused: { refused: true },
+        });
         if (r.method !== 'HEAD') expect(JSON.parse(reply.body).code).toBe('DF_ERR_UNAUTHORIZED');
       }
     }
@@ -94,7 +109,10 @@ describe('HTTP access on the matched route', () => {
       }
     }
     if (process.env.DF_PROOF_DIR) {
-      fs.writeFileSync(path.join(process.env.DF_PROOF_DIR, 'http-spellings.json'), JSON.stringify({ routes: guarded.length, requests, byStatus, failures }));
+      fs.writeFileSync(
+        path.join(process.env.DF_PROOF_DIR, 'http-spellings.json'),
+        JSON.stringify({ routes: guarded.length, requests, byStatus, failures }),
+      );
     }
     expect(requests).toBeGreaterThan(1000);
     expect(failures).toEqual([]);

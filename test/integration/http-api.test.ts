@@ -26,7 +26,11 @@ describe('HTTP API', () => {
     const pipelinesDir = tempDir();
     fs.writeFileSync(
       path.join(pipelinesDir, 'tac.json'),
-      JSON.stringify({ name: 'tac', trigger: { on: 'series', stableSeconds: 0.3 }, steps: [{ plugin: 'test-time-activity', options: { ms: 100 } }] }),
+      JSON.stringify({
+        name: 'tac',
+        trigger: { on: 'series', stableSeconds: 0.3 },
+        steps: [{ plugin: 'test-time-activity', options: { ms: 100 } }],
+      }),
     );
     s = await startTestServer({
       pipelinesDir,
@@ -50,16 +54,27 @@ describe('HTTP API', () => {
   afterAll(() => s?.close());
 
   it('answers the health probe without a token and every other route only with a valid one', async () => {
-    expect(await apiClient(s.httpPort).get('/api/health')).toMatchObject({ status: 200, body: { ok: true, dicom: true, index: true, storage: true } });
+    expect(await apiClient(s.httpPort).get('/api/health')).toMatchObject({
+      status: 200,
+      body: { ok: true, dicom: true, index: true, storage: true },
+    });
     const doc = (await as('admin').get('/api/openapi.json')).body;
-    const routes = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([p, ops]) => Object.keys(ops).map((m) => [m.toUpperCase(), p] as const));
+    const routes = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([p, ops]) =>
+      Object.keys(ops).map((m) => [m.toUpperCase(), p] as const),
+    );
     expect(routes.length).toBeGreaterThan(25);
     for (const [method, template] of routes) {
       const route = template.replace(/\{[^}]+\}/g, '1');
       for (const client of [apiClient(s.httpPort), apiClient(s.httpPort, 'dft_not-a-token')]) {
         const reply = await client.call(method, route);
         if (template === '/api/health') expect(reply.status).toBe(200);
-        else expect({ method, route, status: reply.status, code: reply.body.code }).toEqual({ method, route, status: 401, code: 'DF_ERR_UNAUTHORIZED' });
+        else
+          expect({ method, route, status: reply.status, code: reply.body.code }).toEqual({
+            method,
+            route,
+            status: 401,
+            code: 'DF_ERR_UNAUTHORIZED',
+          });
       }
     }
   });
@@ -76,7 +91,13 @@ describe('HTTP API', () => {
   });
 
   it('refuses unknown properties and wrong types with DF_ERR_REQUEST_INVALID naming the field', async () => {
-    const extra = await as('alice').post('/api/databases/Import/transfer', { to: 'StudyA', mode: 'move', level: 'study', uid: ct.studyInstanceUid, force: true });
+    const extra = await as('alice').post('/api/databases/Import/transfer', {
+      to: 'StudyA',
+      mode: 'move',
+      level: 'study',
+      uid: ct.studyInstanceUid,
+      force: true,
+    });
     expect(extra).toMatchObject({ status: 400, body: { code: 'DF_ERR_REQUEST_INVALID' } });
     expect(extra.body.message).toContain('"force"');
     expect((await as('olga').get('/api/jobs?limit=0')).body).toMatchObject({ code: 'DF_ERR_REQUEST_INVALID' });
@@ -92,12 +113,25 @@ describe('HTTP API', () => {
     expect(status.body.databases.map((d: { name: string }) => d.name)).toEqual(['Import']);
     expect((await as('admin').get('/api/status')).body.databases).toHaveLength(3);
     // One node on SQLite: this one, alive, with the load it reported at its last heartbeat.
-    expect(status.body.cluster).toMatchObject({ backend: expect.stringMatching(/^(sqlite|postgres)$/), node: s.cluster.name, heartbeatSeconds: expect.any(Number) });
+    expect(status.body.cluster).toMatchObject({
+      backend: expect.stringMatching(/^(sqlite|postgres)$/),
+      node: s.cluster.name,
+      heartbeatSeconds: expect.any(Number),
+    });
     expect(status.body.cluster.nodes).toEqual([
-      expect.objectContaining({ name: s.cluster.name, alive: true, self: true, status: expect.objectContaining({ pid: process.pid, dicom: expect.objectContaining({ port: s.dicomPort }) }) }),
+      expect.objectContaining({
+        name: s.cluster.name,
+        alive: true,
+        self: true,
+        status: expect.objectContaining({ pid: process.pid, dicom: expect.objectContaining({ port: s.dicomPort }) }),
+      }),
     ]);
     expect(status.body.engine.queuedByPipeline).toEqual({});
-    expect((await as('rita').get('/api/me')).body).toEqual({ name: 'rita', role: 'reader', databases: [{ name: 'StudyB', right: 'read' }] });
+    expect((await as('rita').get('/api/me')).body).toEqual({
+      name: 'rita',
+      role: 'reader',
+      databases: [{ name: 'StudyB', right: 'read' }],
+    });
     expect((await as('admin').get('/api/me')).body).toMatchObject({ name: 'admin', role: 'admin' });
     const arrivals = await as('olga').get('/api/arrivals?limit=10');
     expect(arrivals.body.map((a: { sopInstanceUid: string }) => a.sopInstanceUid).sort()).toEqual([...ct.sopInstanceUids].sort());
@@ -120,18 +154,37 @@ describe('HTTP API', () => {
     expect((await as('olga').get('/api/jobs?pipeline=tac&status=failed')).body.jobs).toEqual([]);
 
     const detail = await as('olga').get(`/api/jobs/${tac[0].id}`);
-    expect(detail.body).toMatchObject({ id: tac[0].id, pipeline: 'tac', status: 'succeeded', progress: 1, triggerOn: 'series', inputs: expect.any(Array) });
+    expect(detail.body).toMatchObject({
+      id: tac[0].id,
+      pipeline: 'tac',
+      status: 'succeeded',
+      progress: 1,
+      triggerOn: 'series',
+      inputs: expect.any(Array),
+    });
     expect(detail.body.steps[0]).toMatchObject({ id: 'test-time-activity', status: 'succeeded' });
     const logs = await as('olga').get(`/api/jobs/${tac[0].id}/logs`);
     expect(logs.body).toContainEqual(expect.objectContaining({ step: 'test-time-activity', level: 'info', message: 'curve written' }));
-    const outputs = (await as('olga').get(`/api/jobs/${tac[0].id}/outputs`)).body as { index: number; kind: string; downloadable: boolean; rows?: unknown[] }[];
-    expect(outputs.find((o) => o.kind === 'table')).toMatchObject({ name: 'time-activity-curve', downloadable: false, rows: expect.arrayContaining([expect.objectContaining({ timeSeconds: 30 })]) });
+    const outputs = (await as('olga').get(`/api/jobs/${tac[0].id}/outputs`)).body as {
+      index: number;
+      kind: string;
+      downloadable: boolean;
+      rows?: unknown[];
+    }[];
+    expect(outputs.find((o) => o.kind === 'table')).toMatchObject({
+      name: 'time-activity-curve',
+      downloadable: false,
+      rows: expect.arrayContaining([expect.objectContaining({ timeSeconds: 30 })]),
+    });
     const csv = outputs.find((o) => o.kind === 'file')!;
     const download = await as('olga').get(`/api/jobs/${tac[0].id}/outputs/${csv.index}`);
     expect(download.status).toBe(200);
     expect(download.headers.get('content-disposition')).toBe('attachment; filename="tac.csv"');
     expect(download.body).toMatch(/^timeSeconds,wholeBrainKbqPerMl,cerebellumKbqPerMl\n0,0,0\n30,/);
-    expect(await as('olga').get(`/api/jobs/${tac[0].id}/outputs/99`)).toMatchObject({ status: 404, body: { code: 'DF_ERR_OUTPUT_UNKNOWN' } });
+    expect(await as('olga').get(`/api/jobs/${tac[0].id}/outputs/99`)).toMatchObject({
+      status: 404,
+      body: { code: 'DF_ERR_OUTPUT_UNKNOWN' },
+    });
     expect(await as('olga').get('/api/jobs/no-such-job')).toMatchObject({ status: 404, body: { code: 'DF_ERR_JOB_UNKNOWN' } });
 
     // Jobs show what was received: a reader of StudyB sees none of the jobs on Import's arrivals.
@@ -150,7 +203,9 @@ describe('HTTP API', () => {
 
     const rerun = await as('olga').post(`/api/jobs/${original.id}/rerun`, {});
     expect(rerun.status).toBe(202);
-    const done = await until('the rerun', async () => ((await s.jobs.getJob(rerun.body.jobId))?.status === 'succeeded' ? await s.jobs.getJob(rerun.body.jobId) : undefined));
+    const done = await until('the rerun', async () =>
+      (await s.jobs.getJob(rerun.body.jobId))?.status === 'succeeded' ? await s.jobs.getJob(rerun.body.jobId) : undefined,
+    );
     expect(done).toMatchObject({ rerunOf: original.id, triggerOn: 'rerun', createdBy: 'olga', inputs: original.inputs });
     expect((await as('olga').post(`/api/jobs/${rerun.body.jobId}/cancel`)).body).toEqual({ cancelled: false });
 
@@ -162,9 +217,19 @@ describe('HTTP API', () => {
 
     expect(await as('olga').get('/api/audit')).toMatchObject({ status: 403 });
     const audit = (await as('admin').get('/api/audit')).body as { user: string; action: string; details: Record<string, unknown> }[];
-    expect(audit).toContainEqual(expect.objectContaining({ user: 'olga', action: 'rerun', details: expect.objectContaining({ jobId: original.id, newJobId: rerun.body.jobId }) }));
-    expect(audit).toContainEqual(expect.objectContaining({ user: 'admin', action: 'rerun', details: expect.objectContaining({ onBehalfOf: 'alice' }) }));
-    expect(audit).toContainEqual(expect.objectContaining({ user: 'alice', action: 'cancel', details: expect.objectContaining({ jobId: onBehalf.body.jobId }) }));
+    expect(audit).toContainEqual(
+      expect.objectContaining({
+        user: 'olga',
+        action: 'rerun',
+        details: expect.objectContaining({ jobId: original.id, newJobId: rerun.body.jobId }),
+      }),
+    );
+    expect(audit).toContainEqual(
+      expect.objectContaining({ user: 'admin', action: 'rerun', details: expect.objectContaining({ onBehalfOf: 'alice' }) }),
+    );
+    expect(audit).toContainEqual(
+      expect.objectContaining({ user: 'alice', action: 'cancel', details: expect.objectContaining({ jobId: onBehalf.body.jobId }) }),
+    );
   });
 
   it('lists, shows, validates and reloads pipelines', async () => {
@@ -172,12 +237,25 @@ describe('HTTP API', () => {
     expect(list.pipelines.map((p: { name: string }) => p.name)).toContain('tac');
     expect(list.problems).toEqual([]);
     const tac = await as('rita').get('/api/pipelines/tac');
-    expect(tac.body).toMatchObject({ name: 'tac', enabled: true, steps: [{ id: 'test-time-activity', plugin: 'test-time-activity' }], definition: { trigger: { on: 'series' } } });
+    expect(tac.body).toMatchObject({
+      name: 'tac',
+      enabled: true,
+      steps: [{ id: 'test-time-activity', plugin: 'test-time-activity' }],
+      definition: { trigger: { on: 'series' } },
+    });
     expect(await as('rita').get('/api/pipelines/nope')).toMatchObject({ status: 404, body: { code: 'DF_ERR_PIPELINE_UNKNOWN' } });
 
-    const valid = await as('rita').post('/api/pipelines/validate', { name: 'x', trigger: { on: 'instance' }, steps: [{ plugin: 'count-instances' }] });
+    const valid = await as('rita').post('/api/pipelines/validate', {
+      name: 'x',
+      trigger: { on: 'instance' },
+      steps: [{ plugin: 'count-instances' }],
+    });
     expect(valid.body).toEqual({ valid: true, problems: [] });
-    const invalid = await as('rita').post('/api/pipelines/validate', { name: 'x', trigger: { on: 'sometimes' }, steps: [{ plugin: 'no-such-step' }] });
+    const invalid = await as('rita').post('/api/pipelines/validate', {
+      name: 'x',
+      trigger: { on: 'sometimes' },
+      steps: [{ plugin: 'no-such-step' }],
+    });
     expect(invalid.body.valid).toBe(false);
     expect(invalid.body.problems.map((p: { pointer: string }) => p.pointer)).toEqual(expect.arrayContaining(['/trigger/on']));
 
@@ -189,54 +267,103 @@ describe('HTTP API', () => {
   it('runs a pipeline by hand on a study or series of a database the user may read', async () => {
     const study = { database: 'Import', study: ct.studyInstanceUid };
     expect(await as('rita').post('/api/pipelines/tac/run', study)).toMatchObject({ status: 403 });
-    expect(await as('olga').post('/api/pipelines/tac/run', { database: 'StudyA', study: ct.studyInstanceUid })).toMatchObject({ status: 403, body: { code: 'DF_ERR_FORBIDDEN' } });
-    expect(await as('olga').post('/api/pipelines/tac/run', { ...study, series: ct.seriesInstanceUid })).toMatchObject({ status: 400, body: { code: 'DF_ERR_REQUEST_INVALID' } });
-    expect(await as('olga').post('/api/pipelines/tac/run', { database: 'Import', study: '1.2.3' })).toMatchObject({ status: 404, body: { code: 'DF_ERR_NOT_FOUND' } });
-    expect(await as('olga').post('/api/pipelines/nope/run', study)).toMatchObject({ status: 404, body: { code: 'DF_ERR_PIPELINE_UNKNOWN' } });
+    expect(await as('olga').post('/api/pipelines/tac/run', { database: 'StudyA', study: ct.studyInstanceUid })).toMatchObject({
+      status: 403,
+      body: { code: 'DF_ERR_FORBIDDEN' },
+    });
+    expect(await as('olga').post('/api/pipelines/tac/run', { ...study, series: ct.seriesInstanceUid })).toMatchObject({
+      status: 400,
+      body: { code: 'DF_ERR_REQUEST_INVALID' },
+    });
+    expect(await as('olga').post('/api/pipelines/tac/run', { database: 'Import', study: '1.2.3' })).toMatchObject({
+      status: 404,
+      body: { code: 'DF_ERR_NOT_FOUND' },
+    });
+    expect(await as('olga').post('/api/pipelines/nope/run', study)).toMatchObject({
+      status: 404,
+      body: { code: 'DF_ERR_PIPELINE_UNKNOWN' },
+    });
 
     const run = await as('olga').post('/api/pipelines/tac/run', { database: 'Import', series: ct.seriesInstanceUid });
     expect(run.status).toBe(202);
-    const job = await until('the manual job', async () => ((await s.jobs.getJob(run.body.jobId))?.status === 'succeeded' ? await s.jobs.getJob(run.body.jobId) : undefined));
+    const job = await until('the manual job', async () =>
+      (await s.jobs.getJob(run.body.jobId))?.status === 'succeeded' ? await s.jobs.getJob(run.body.jobId) : undefined,
+    );
     expect(job).toMatchObject({ triggerOn: 'manual', triggerUid: ct.seriesInstanceUid, createdBy: 'olga' });
     expect(job!.inputs).toHaveLength(2);
     const audit = (await as('admin').get('/api/audit')).body;
-    expect(audit).toContainEqual(expect.objectContaining({ user: 'olga', action: 'run', details: expect.objectContaining({ pipeline: 'tac', jobId: run.body.jobId }) }));
+    expect(audit).toContainEqual(
+      expect.objectContaining({
+        user: 'olga',
+        action: 'run',
+        details: expect.objectContaining({ pipeline: 'tac', jobId: run.body.jobId }),
+      }),
+    );
   });
 
   it('ATL_Manager: a manager moves a received study from Import to a study database; a reader of another database cannot see it', async () => {
     const uid = ct.studyInstanceUid;
     const studiesIn = async (user: string, db: string) => (await as(user).get(`/api/databases/${db}/studies`)).body;
-    expect((await studiesIn('alice', 'Import')).map((r: { study: { StudyInstanceUID: string } }) => r.study.StudyInstanceUID)).toEqual([uid]);
+    expect((await studiesIn('alice', 'Import')).map((r: { study: { StudyInstanceUID: string } }) => r.study.StudyInstanceUID)).toEqual([
+      uid,
+    ]);
 
     const move = { to: 'StudyA', mode: 'move', level: 'study', uid };
-    expect(await as('olga').post('/api/databases/Import/transfer', move)).toMatchObject({ status: 403, body: { code: 'DF_ERR_FORBIDDEN' } });
-    expect(await as('alice').post('/api/databases/Import/transfer', { ...move, to: 'StudyB' })).toMatchObject({ status: 403, body: { code: 'DF_ERR_FORBIDDEN' } });
-    expect(await as('alice').post('/api/databases/Import/transfer', { ...move, to: 'Nowhere' })).toMatchObject({ status: 404, body: { code: 'DF_ERR_DATABASE_UNKNOWN' } });
+    expect(await as('olga').post('/api/databases/Import/transfer', move)).toMatchObject({
+      status: 403,
+      body: { code: 'DF_ERR_FORBIDDEN' },
+    });
+    expect(await as('alice').post('/api/databases/Import/transfer', { ...move, to: 'StudyB' })).toMatchObject({
+      status: 403,
+      body: { code: 'DF_ERR_FORBIDDEN' },
+    });
+    expect(await as('alice').post('/api/databases/Import/transfer', { ...move, to: 'Nowhere' })).toMatchObject({
+      status: 404,
+      body: { code: 'DF_ERR_DATABASE_UNKNOWN' },
+    });
     const moved = await as('alice').post('/api/databases/Import/transfer', move);
     expect(moved).toMatchObject({ status: 200, body: { instances: 2, filed: 2, duplicates: 0 } });
 
     expect(await studiesIn('alice', 'Import')).toEqual([]);
     const inStudyA = await studiesIn('sam', 'StudyA');
     expect(inStudyA).toHaveLength(1);
-    expect(inStudyA[0]).toMatchObject({ study: { StudyInstanceUID: uid }, numberOfSeries: 1, numberOfInstances: 2, modalitiesInStudy: ['CT'] });
+    expect(inStudyA[0]).toMatchObject({
+      study: { StudyInstanceUID: uid },
+      numberOfSeries: 1,
+      numberOfInstances: 2,
+      modalitiesInStudy: ['CT'],
+    });
     // The reader of StudyB: not listed, not browsable, not in their status.
     expect((await as('rita').get('/api/databases')).body.map((d: { name: string }) => d.name)).toEqual(['StudyB']);
     expect(await as('rita').get('/api/databases/StudyA/studies')).toMatchObject({ status: 403, body: { code: 'DF_ERR_FORBIDDEN' } });
     expect(await as('rita').get(`/api/databases/StudyA/studies/${uid}/series`)).toMatchObject({ status: 403 });
 
     const series = (await as('sam').get(`/api/databases/StudyA/studies/${uid}/series`)).body;
-    expect(series).toEqual([expect.objectContaining({ series: expect.objectContaining({ SeriesInstanceUID: ct.seriesInstanceUid }), numberOfInstances: 2 })]);
+    expect(series).toEqual([
+      expect.objectContaining({ series: expect.objectContaining({ SeriesInstanceUID: ct.seriesInstanceUid }), numberOfInstances: 2 }),
+    ]);
     const instances = (await as('sam').get(`/api/databases/StudyA/studies/${uid}/series/${ct.seriesInstanceUid}/instances`)).body;
     expect(instances).toHaveLength(2);
     expect(instances[0]).toMatchObject({ createdBy: 'alice', source: 'move' });
     expect((await as('sam').get('/api/databases/StudyA/patients')).body[0]).toMatchObject({ numberOfStudies: 1, numberOfInstances: 2 });
-    expect(await as('sam').get('/api/databases/Nowhere/patients')).toMatchObject({ status: 404, body: { code: 'DF_ERR_DATABASE_UNKNOWN' } });
-    expect(await as('sam').get('/api/databases/StudyA/studies/1.2.3/series')).toMatchObject({ status: 404, body: { code: 'DF_ERR_NOT_FOUND' } });
+    expect(await as('sam').get('/api/databases/Nowhere/patients')).toMatchObject({
+      status: 404,
+      body: { code: 'DF_ERR_DATABASE_UNKNOWN' },
+    });
+    expect(await as('sam').get('/api/databases/StudyA/studies/1.2.3/series')).toMatchObject({
+      status: 404,
+      body: { code: 'DF_ERR_NOT_FOUND' },
+    });
 
     // Copy back needs read on StudyA and write on Import: alice has both.
-    expect(await as('alice').post('/api/databases/StudyA/transfer', { ...move, to: 'Import', mode: 'copy' })).toMatchObject({ status: 200, body: { filed: 2 } });
+    expect(await as('alice').post('/api/databases/StudyA/transfer', { ...move, to: 'Import', mode: 'copy' })).toMatchObject({
+      status: 200,
+      body: { filed: 2 },
+    });
     const audit = (await as('admin').get('/api/audit')).body;
-    expect(audit).toContainEqual(expect.objectContaining({ user: 'alice', action: 'move', details: expect.objectContaining({ from: 'Import', to: 'StudyA', uid }) }));
+    expect(audit).toContainEqual(
+      expect.objectContaining({ user: 'alice', action: 'move', details: expect.objectContaining({ from: 'Import', to: 'StudyA', uid }) }),
+    );
     expect(audit).toContainEqual(expect.objectContaining({ user: 'alice', action: 'copy' }));
   });
 
@@ -249,7 +376,9 @@ describe('HTTP API', () => {
       expect((await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...more.files])).code).toBe(0);
       const arrival = await until('the arrival event', async () => olga.events.find((e) => e.event === 'arrival'));
       expect(arrival.data).toMatchObject({ sopInstanceUid: more.sopInstanceUids[0], database: 'Import', callingAeTitle: 'STORESCU' });
-      const finished = await until('the job end event', async () => olga.events.find((e) => e.event === 'job' && e.data.type === 'finished' && e.data.pipeline === 'tac'));
+      const finished = await until('the job end event', async () =>
+        olga.events.find((e) => e.event === 'job' && e.data.type === 'finished' && e.data.pipeline === 'tac'),
+      );
       expect(finished.data).toMatchObject({ pipeline: 'tac', status: 'succeeded' });
       const types = olga.events.filter((e) => e.event === 'job' && e.data.jobId === finished.data.jobId).map((e) => e.data.type);
       expect(types[0]).toBe('queued');
@@ -294,7 +423,10 @@ describe('HTTP API', () => {
     expect(JSON.stringify(listed)).not.toContain(made.body.token);
     expect(await as('olga').del(`/api/tokens/${made.body.id}`)).toMatchObject({ status: 403 });
     expect((await as('admin').del(`/api/tokens/${made.body.id}`)).status).toBe(204);
-    expect(await apiClient(s.httpPort, made.body.token).get('/api/me')).toMatchObject({ status: 401, body: { code: 'DF_ERR_UNAUTHORIZED' } });
+    expect(await apiClient(s.httpPort, made.body.token).get('/api/me')).toMatchObject({
+      status: 401,
+      body: { code: 'DF_ERR_UNAUTHORIZED' },
+    });
     expect(await as('admin').del(`/api/tokens/${made.body.id}`)).toMatchObject({ status: 404, body: { code: 'DF_ERR_TOKEN_UNKNOWN' } });
   });
 });

@@ -34,7 +34,11 @@ describe('dicomflow CLI through the HTTP API', () => {
     const pipelinesDir = tempDir();
     fs.writeFileSync(
       path.join(pipelinesDir, 'tac.json'),
-      JSON.stringify({ name: 'tac', trigger: { on: 'series', stableSeconds: 0.3 }, steps: [{ plugin: 'test-time-activity', options: { ms: 800 } }] }),
+      JSON.stringify({
+        name: 'tac',
+        trigger: { on: 'series', stableSeconds: 0.3 },
+        steps: [{ plugin: 'test-time-activity', options: { ms: 800 } }],
+      }),
     );
     s = await startTestServer({
       pipelinesDir,
@@ -95,16 +99,32 @@ describe('dicomflow CLI through the HTTP API', () => {
     const rerunId = rerun.stdout.trim();
     expect(rerun.stderr).toMatch(new RegExp(`job ${rerunId} succeeded in \\d+\\.\\d+ s`));
     expect(await s.jobs.getJob(rerunId)).toMatchObject({ rerunOf: job.id, createdBy: 'olga', status: 'succeeded' });
-    expect(await s.index.auditLog(10)).toContainEqual(expect.objectContaining({ user: 'olga', action: 'rerun', details: expect.objectContaining({ newJobId: rerunId }) }));
+    expect(await s.index.auditLog(10)).toContainEqual(
+      expect.objectContaining({ user: 'olga', action: 'rerun', details: expect.objectContaining({ newJobId: rerunId }) }),
+    );
     expect((await dicomflow(['cancel', rerunId, '--data', s.dataDir], { DICOMFLOW_TOKEN: olga })).stdout).toContain('had already ended');
   });
 
   it('run PIPELINE --series UID --wait starts a manual job, follows it with a progress bar, and exits 0 when it succeeds', async () => {
-    await s.index.transfer({ from: 'Import', to: 'StudyA', level: 'study', uid: ct.studyInstanceUid, mode: 'copy', user: 'admin', source: 'move', createdBy: 'admin' });
+    await s.index.transfer({
+      from: 'Import',
+      to: 'StudyA',
+      level: 'study',
+      uid: ct.studyInstanceUid,
+      mode: 'copy',
+      user: 'admin',
+      source: 'move',
+      createdBy: 'admin',
+    });
     const run = await dicomflow(['run', 'tac', '--series', ct.seriesInstanceUid, '--db', 'StudyA', '--wait', '--data', s.dataDir]);
     expect(run.code).toBe(0);
     const jobId = run.stdout.trim();
-    expect(await s.jobs.getJob(jobId)).toMatchObject({ triggerOn: 'manual', triggerUid: ct.seriesInstanceUid, createdBy: 'admin', status: 'succeeded' });
+    expect(await s.jobs.getJob(jobId)).toMatchObject({
+      triggerOn: 'manual',
+      triggerUid: ct.seriesInstanceUid,
+      createdBy: 'admin',
+      status: 'succeeded',
+    });
     expect(run.stderr).toContain(`job ${jobId} succeeded`);
     const unknown = await dicomflow(['run', 'tac', '--study', '1.2.3', '--data', s.dataDir]);
     expect(unknown).toMatchObject({ code: 1 });
@@ -118,7 +138,10 @@ describe('dicomflow CLI through the HTTP API', () => {
     // A server ran here (its index is there) and stopped without removing its file (kill -9):
     // its pid is gone.
     await (await openIndexDatabase({ dataDir })).close();
-    fs.writeFileSync(path.join(dataDir, 'server.json'), JSON.stringify({ pid: 2 ** 22 + 12345, httpPort: closedPort, httpHost: '127.0.0.1' }));
+    fs.writeFileSync(
+      path.join(dataDir, 'server.json'),
+      JSON.stringify({ pid: 2 ** 22 + 12345, httpPort: closedPort, httpHost: '127.0.0.1' }),
+    );
     const listed = await dicomflow(['jobs', '--data', dataDir, '--json']);
     expect(listed).toMatchObject({ code: 0 });
     expect(JSON.parse(listed.stdout)).toEqual([]);

@@ -14,11 +14,7 @@ import { until } from '../helpers/wait.ts';
 
 const repo = path.resolve(import.meta.dirname, '../..');
 
-const databases = [
-  { name: 'Import' },
-  { name: 'StudyA', aeTitle: 'STUDYA' },
-  { name: 'StudyB', aeTitle: 'STUDYB' },
-];
+const databases = [{ name: 'Import' }, { name: 'StudyA', aeTitle: 'STUDYA' }, { name: 'StudyB', aeTitle: 'STUDYB' }];
 const users = [
   { name: 'ann', role: 'reader', databases: { StudyA: 'read' } },
   { name: 'bea', role: 'operator', databases: { StudyB: 'read' } },
@@ -57,7 +53,14 @@ describe('job events on the live stream follow the rights on the job’s databas
     const pipelinesDir = tempDir();
     fs.writeFileSync(
       path.join(pipelinesDir, 'per-object.json'),
-      JSON.stringify({ name: 'per-object', trigger: { on: 'instance' }, steps: [{ id: 'file', plugin: 'store' }, { id: 'again', plugin: 'store' }] }),
+      JSON.stringify({
+        name: 'per-object',
+        trigger: { on: 'instance' },
+        steps: [
+          { id: 'file', plugin: 'store' },
+          { id: 'again', plugin: 'store' },
+        ],
+      }),
     );
     s = await startTestServer({ databases, users, pipelinesDir });
     token.admin = s.adminToken;
@@ -80,18 +83,32 @@ describe('job events on the live stream follow the rights on the job’s databas
       const a2 = await sendTo(s, 'STUDYA');
       const jobA2 = await until('the second StudyA job to finish', async () => finishedJob(s, admin.events, a2));
 
-      await until('ann to see the second StudyA job end', async () => ann.events.some((e) => e.event === 'job' && e.data.type === 'finished' && e.data.jobId === jobA2));
-      await until('bea to see the StudyB job end', async () => bea.events.some((e) => e.event === 'job' && e.data.type === 'finished' && e.data.jobId === jobB1));
+      await until('ann to see the second StudyA job end', async () =>
+        ann.events.some((e) => e.event === 'job' && e.data.type === 'finished' && e.data.jobId === jobA2),
+      );
+      await until('bea to see the StudyB job end', async () =>
+        bea.events.some((e) => e.event === 'job' && e.data.type === 'finished' && e.data.jobId === jobB1),
+      );
       const jobsSeen = (events: SseEvent[]) => new Set(jobEvents(events).map((e) => e.data.jobId));
       expect(jobsSeen(ann.events)).toEqual(new Set([jobA1, jobA2]));
       expect(jobsSeen(admin.events)).toEqual(new Set([jobA1, jobB1, jobA2]));
       // bea's stream has jobB1's end, written after all of jobA1's events: none of those came.
       expect(jobsSeen(bea.events).has(jobB1)).toBe(true);
       expect(jobsSeen(bea.events).has(jobA1)).toBe(false);
-      const typesA1 = jobEvents(ann.events).filter((e) => e.data.jobId === jobA1).map((e) => e.data.type);
-      expect([typesA1[0], typesA1.at(-1), typesA1.includes('started'), typesA1.includes('progress')]).toEqual(['queued', 'finished', true, true]);
+      const typesA1 = jobEvents(ann.events)
+        .filter((e) => e.data.jobId === jobA1)
+        .map((e) => e.data.type);
+      expect([typesA1[0], typesA1.at(-1), typesA1.includes('started'), typesA1.includes('progress')]).toEqual([
+        'queued',
+        'finished',
+        true,
+        true,
+      ]);
       // Arrivals keep following the same rights.
-      await until('the arrival events', async () => ann.events.some((e) => e.data.sopInstanceUid === a2) && bea.events.some((e) => e.data.sopInstanceUid === b1));
+      await until(
+        'the arrival events',
+        async () => ann.events.some((e) => e.data.sopInstanceUid === a2) && bea.events.some((e) => e.data.sopInstanceUid === b1),
+      );
       expect(ann.events.filter((e) => e.event === 'arrival').map((e) => e.data.sopInstanceUid)).toEqual([a1, a2]);
       expect(bea.events.filter((e) => e.event === 'arrival').map((e) => e.data.sopInstanceUid)).toEqual([b1]);
     } finally {
@@ -104,7 +121,9 @@ describe('job events on the live stream follow the rights on the job’s databas
   it('sends the events of a job run by hand to its maker, not to readers of other databases', async () => {
     // bea runs the default pipeline on a StudyB study by hand; a reader of StudyA sees none of it.
     const b = await sendStudyTo(s, 'STUDYB');
-    await until('the StudyB object to be filed', async () => (await s.index.studies('StudyB', {})).some((r) => r.study.StudyInstanceUID === b.studyInstanceUid));
+    await until('the StudyB object to be filed', async () =>
+      (await s.index.studies('StudyB', {})).some((r) => r.study.StudyInstanceUID === b.studyInstanceUid),
+    );
     await s.engine.idle();
     const bea = await openEvents(s.httpPort, token.bea);
     const cid = await openEvents(s.httpPort, token.cid);
@@ -117,10 +136,14 @@ describe('job events on the live stream follow the rights on the job’s databas
       });
       expect(run.status).toBe(202);
       const { jobId } = (await run.json()) as { jobId: string };
-      await until('bea to see her job end', async () => bea.events.some((e) => e.event === 'job' && e.data.type === 'finished' && e.data.jobId === jobId));
+      await until('bea to see her job end', async () =>
+        bea.events.some((e) => e.event === 'job' && e.data.type === 'finished' && e.data.jobId === jobId),
+      );
       // A marker cid may see, sent after bea's job ended: cid's stream has everything before it.
       const a = await sendTo(s, 'STUDYA');
-      await until('cid to see the StudyA arrival', async () => cid.events.some((e) => e.event === 'arrival' && e.data.sopInstanceUid === a));
+      await until('cid to see the StudyA arrival', async () =>
+        cid.events.some((e) => e.event === 'arrival' && e.data.sopInstanceUid === a),
+      );
       expect(jobEvents(cid.events).filter((e) => e.data.jobId === jobId)).toEqual([]);
     } finally {
       bea.close();
@@ -134,7 +157,11 @@ describe('job events on the live stream follow the rights on the job’s databas
     // Rows from before databases have none.
     await s.index.connection.run('UPDATE arrivals SET database_name = NULL WHERE id = ?', stored.id);
     const list = async (user: string) =>
-      ((await (await fetch(`http://127.0.0.1:${s.httpPort}/api/arrivals?limit=500`, { headers: { authorization: `Bearer ${token[user]}` } })).json()) as { sopInstanceUid: string }[]).map((a) => a.sopInstanceUid);
+      (
+        (await (
+          await fetch(`http://127.0.0.1:${s.httpPort}/api/arrivals?limit=500`, { headers: { authorization: `Bearer ${token[user]}` } })
+        ).json()) as { sopInstanceUid: string }[]
+      ).map((a) => a.sopInstanceUid);
     expect(await list('admin')).toContain(sop);
     expect(await list('ann')).not.toContain(sop);
 
@@ -146,7 +173,11 @@ describe('job events on the live stream follow the rights on the job’s databas
       // Announced after it, to ann's database: once ann has this one, she was sent the first if ever.
       s.events.announce('InstanceReceived', { ...stored, sopInstanceUid: '1.2.3.999.2', absolutePath: '/nowhere' });
       await until('ann to get the second announcement', async () => ann.events.some((e) => e.data.sopInstanceUid === '1.2.3.999.2'));
-      await until('admin to get both', async () => admin.events.filter((e) => e.event === 'arrival' && String(e.data.sopInstanceUid).startsWith('1.2.3.999.')).length === 2);
+      await until(
+        'admin to get both',
+        async () =>
+          admin.events.filter((e) => e.event === 'arrival' && String(e.data.sopInstanceUid).startsWith('1.2.3.999.')).length === 2,
+      );
       expect(ann.events.filter((e) => e.event === 'arrival').map((e) => e.data.sopInstanceUid)).toEqual(['1.2.3.999.2']);
     } finally {
       admin.close();
@@ -166,7 +197,10 @@ describe('live event streams are capped', () => {
 
   async function open(user: string) {
     const controller = new AbortController();
-    const res = await fetch(`http://127.0.0.1:${s.httpPort}/api/events`, { headers: { authorization: `Bearer ${token[user]}` }, signal: controller.signal });
+    const res = await fetch(`http://127.0.0.1:${s.httpPort}/api/events`, {
+      headers: { authorization: `Bearer ${token[user]}` },
+      signal: controller.signal,
+    });
     const body = res.ok ? undefined : await res.json();
     return { status: res.status, body, retryAfter: res.headers.get('retry-after'), close: () => controller.abort() };
   }
@@ -205,9 +239,18 @@ describe('a live event stream whose reader stopped reading', () => {
     const pipelinesDir = tempDir();
     fs.writeFileSync(
       path.join(pipelinesDir, 'loud-failure.json'),
-      JSON.stringify({ name: 'loud-failure', trigger: { on: 'instance' }, retry: { maxAttempts: 1 }, steps: [{ plugin: 'test-throws', options: { message } }] }),
+      JSON.stringify({
+        name: 'loud-failure',
+        trigger: { on: 'instance' },
+        retry: { maxAttempts: 1 },
+        steps: [{ plugin: 'test-throws', options: { message } }],
+      }),
     );
-    s = await startTestServer({ pipelinesDir, plugins: { directories: [path.join(repo, 'test/fixtures/plugins')] }, defaultPipeline: false });
+    s = await startTestServer({
+      pipelinesDir,
+      plugins: { directories: [path.join(repo, 'test/fixtures/plugins')] },
+      defaultPipeline: false,
+    });
   });
   afterAll(() => s?.close());
 
@@ -235,10 +278,14 @@ describe('a live event stream whose reader stopped reading', () => {
       // 60 failed jobs: 12 MB of end events, more than the socket buffers hold.
       const ct = await ctSeries(tempDir(), { slices: 60, rows: 8, cols: 8 });
       expect((await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...ct.files])).code).toBe(0);
-      const ends = await until('the reading stream to get all 60 job ends', async () => {
-        const finished = reader.events.filter((e) => e.event === 'job' && e.data.type === 'finished');
-        return finished.length >= 60 && finished;
-      }, 120_000);
+      const ends = await until(
+        'the reading stream to get all 60 job ends',
+        async () => {
+          const finished = reader.events.filter((e) => e.event === 'job' && e.data.type === 'finished');
+          return finished.length >= 60 && finished;
+        },
+        120_000,
+      );
       expect(ends.every((e) => String(e.data.error).endsWith(message))).toBe(true);
       // The stalled stream was dropped by the server: reading it now reaches its end.
       stalled.on('data', () => {});
@@ -250,4 +297,3 @@ describe('a live event stream whose reader stopped reading', () => {
     }
   }, 180_000);
 });
-

@@ -11,7 +11,10 @@ const cleanups: (() => Promise<void> | void)[] = [];
 afterAll(async () => {
   // Each runs even if one before it failed: a mount must not outlive the test.
   const errors: unknown[] = [];
-  for (const c of cleanups.reverse()) await Promise.resolve().then(c).catch((err: unknown) => errors.push(err));
+  for (const c of cleanups.reverse())
+    await Promise.resolve()
+      .then(c)
+      .catch((err: unknown) => errors.push(err));
   if (errors.length > 0) throw errors[0];
 });
 

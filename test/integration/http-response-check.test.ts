@@ -14,7 +14,10 @@ describe('response check', () => {
     for (const route of ['/bad', '/missing']) {
       const reply = await app.inject(route);
       expect(reply.statusCode).toBe(500);
-      expect(reply.json()).toMatchObject({ code: 'DF_ERR_INTERNAL', message: expect.stringContaining(`GET ${route} does not match its schema`) });
+      expect(reply.json()).toMatchObject({
+        code: 'DF_ERR_INTERNAL',
+        message: expect.stringContaining(`GET ${route} does not match its schema`),
+      });
     }
     await app.close();
   });

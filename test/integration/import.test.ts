@@ -17,7 +17,6 @@ afterAll(async () => {
   for (const c of closers) await c();
 });
 
-
 describe('watch folder', () => {
   it('imports a file once it stopped growing, moves it to done/, and refuses a non-DICOM file with a reason', async () => {
     const watched = tempDir('df-watch-');
@@ -42,8 +41,15 @@ describe('watch folder', () => {
     const done = path.join(watched, 'done', 'incoming-scan', 'slice.dcm');
     await until('the import', async () => fs.existsSync(done) && fs.existsSync(path.join(watched, 'failed', 'notes.txt.reason.txt')));
     expect(fs.readFileSync(done).equals(bytes)).toBe(true);
-    expect(fs.readdirSync(path.join(watched, 'failed'), { recursive: true }).map(String).filter((n) => n.includes('slice'))).toEqual([]);
-    expect(fs.readFileSync(path.join(watched, 'failed', 'notes.txt.reason.txt'), 'utf8')).toMatch(/DF_ERR_DATASET_MALFORMED: notes.txt: not a DICOM Part 10 file/);
+    expect(
+      fs
+        .readdirSync(path.join(watched, 'failed'), { recursive: true })
+        .map(String)
+        .filter((n) => n.includes('slice')),
+    ).toEqual([]);
+    expect(fs.readFileSync(path.join(watched, 'failed', 'notes.txt.reason.txt'), 'utf8')).toMatch(
+      /DF_ERR_DATASET_MALFORMED: notes.txt: not a DICOM Part 10 file/,
+    );
     await s.engine.idle();
     const [row] = await s.index.instances('Folder', {});
     expect(row).toMatchObject({ source: 'folder', createdBy: `watch folder ${watched}` });
@@ -60,7 +66,16 @@ describe('import from disk or CD', () => {
     expect(made.code, made.stderr).toBe(0);
     // Not listed by the DICOMDIR: a viewer's leftovers on the disc are not imported.
     fs.writeFileSync(path.join(disc, 'AUTORUN.INF'), '[autorun]\n');
-    fs.writeFileSync(path.join(disc, 'extra.dcm'), encodePart10({ SOPClassUID: '1.2.840.10008.5.1.4.1.1.7', SOPInstanceUID: '1.2.3.999', StudyInstanceUID: '1.2.3', SeriesInstanceUID: '1.2.3.4', PatientID: 'X' }));
+    fs.writeFileSync(
+      path.join(disc, 'extra.dcm'),
+      encodePart10({
+        SOPClassUID: '1.2.840.10008.5.1.4.1.1.7',
+        SOPInstanceUID: '1.2.3.999',
+        StudyInstanceUID: '1.2.3',
+        SeriesInstanceUID: '1.2.3.4',
+        PatientID: 'X',
+      }),
+    );
 
     const data = tempDir();
     const first = await run(node, [cli, 'import', disc, '--data', data, '--db', 'Import', '--user', 'alice']);
@@ -83,12 +98,14 @@ describe('import from disk or CD', () => {
 
   it('imports a plain folder, refusing what is not DICOM with the reason, and exits 3', async () => {
     const folder = tempDir('df-folder-');
-    const ct = await ctSeries(path.join(folder, 'a'), { slices: 2, rows: 32, cols: 32 });
+    await ctSeries(path.join(folder, 'a'), { slices: 2, rows: 32, cols: 32 });
     fs.writeFileSync(path.join(folder, 'a', 'readme.txt'), 'hello');
     const other = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
     fs.writeFileSync(path.join(folder, 'cut.dcm'), fs.readFileSync(other.files[0]).subarray(0, 600));
     const data = tempDir();
-    const result = await run(node, [cli, 'import', folder, '--data', data, '--user', 'carol']).catch((e: { code: number; stdout: string }) => e);
+    const result = await run(node, [cli, 'import', folder, '--data', data, '--user', 'carol']).catch(
+      (e: { code: number; stdout: string }) => e,
+    );
     expect((result as { code: number }).code).toBe(3);
     const out = (result as { stdout: string }).stdout;
     expect(out).toContain('files: 4  imported: 2  duplicates: 0  refused: 2');
@@ -108,7 +125,9 @@ describe('import from disk or CD', () => {
     fs.writeFileSync(path.join(first, 'b-good.dcm'), bytes);
     const one = await run(node, [cli, 'import', first, '--data', data, '--user', 'dave']).catch((e: { code: number; stdout: string }) => e);
     expect((one as { stdout: string }).stdout).toContain('files: 2  imported: 1  duplicates: 0  refused: 1');
-    expect((one as { stdout: string }).stdout).toMatch(/refused .*a-cut\.dcm: DF_ERR_DATASET_MALFORMED: dataset ends inside the value of \(7FE0,0010\)/);
+    expect((one as { stdout: string }).stdout).toMatch(
+      /refused .*a-cut\.dcm: DF_ERR_DATASET_MALFORMED: dataset ends inside the value of \(7FE0,0010\)/,
+    );
     // Once the object is stored, a cut copy of it is refused, a good copy is a duplicate.
     const s = await startTestServer({ dataDir: data });
     closers.push(() => s.close());
@@ -119,6 +138,8 @@ describe('import from disk or CD', () => {
     const two = await run(node, [cli, 'import', again, '--data', data, '--user', 'dave']).catch((e: { code: number; stdout: string }) => e);
     expect((two as { code: number }).code).toBe(3);
     expect((two as { stdout: string }).stdout).toContain('files: 2  imported: 0  duplicates: 1  refused: 1');
-    expect((two as { stdout: string }).stdout).toMatch(/refused .*\/cut\.dcm: DF_ERR_DATASET_MALFORMED: dataset ends inside the value of \(7FE0,0010\)/);
+    expect((two as { stdout: string }).stdout).toMatch(
+      /refused .*\/cut\.dcm: DF_ERR_DATASET_MALFORMED: dataset ends inside the value of \(7FE0,0010\)/,
+    );
   });
 });

@@ -27,7 +27,29 @@ afterAll(async () => {
 /** movescu as its own move destination: it receives the sub-operations on --port. */
 async function move(keys: string[], destination = 'MOVESCU') {
   const out = tempDir('df-moved-');
-  const result = await runDcmtk('movescu', ['-v', '-S', '-aet', 'MOVESCU', '-aem', destination, '-aec', 'DICOMFLOW', '--port', String(destinationPort), '+xa', '+B', '-od', out, ...keys.flatMap((k) => ['-k', k]), '127.0.0.1', String(server.dicomPort)], { timeoutMs: 30_000, cwd: out });
+  const result = await runDcmtk(
+    'movescu',
+    [
+      '-v',
+      '-S',
+      '-aet',
+      'MOVESCU',
+      '-aem',
+      destination,
+      '-aec',
+      'DICOMFLOW',
+      '--port',
+      String(destinationPort),
+      '+xa',
+      '+B',
+      '-od',
+      out,
+      ...keys.flatMap((k) => ['-k', k]),
+      '127.0.0.1',
+      String(server.dicomPort),
+    ],
+    { timeoutMs: 30_000, cwd: out },
+  );
   return { result, out, files: fs.readdirSync(out).map((f) => path.join(out, f)) };
 }
 
@@ -51,7 +73,11 @@ describe('C-MOVE SCP with DCMTK movescu', () => {
   });
 
   it('moves a series and single images', async () => {
-    const series = await move(['QueryRetrieveLevel=SERIES', `StudyInstanceUID=${ct.studyInstanceUid}`, `SeriesInstanceUID=${mr.seriesInstanceUid}`]);
+    const series = await move([
+      'QueryRetrieveLevel=SERIES',
+      `StudyInstanceUID=${ct.studyInstanceUid}`,
+      `SeriesInstanceUID=${mr.seriesInstanceUid}`,
+    ]);
     expect(series.files).toHaveLength(2);
     const image = await move([
       'QueryRetrieveLevel=IMAGE',
@@ -77,7 +103,24 @@ describe('C-MOVE SCP with DCMTK movescu', () => {
       const c = await ctSeries(tempDir(), { slices: 2, rows: 32, cols: 32 });
       await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...c.files]);
       await s.engine.idle();
-      const r = await runDcmtk('movescu', ['-v', '-S', '-aem', 'DOWN', '-aec', 'DICOMFLOW', '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${c.studyInstanceUid}`, '127.0.0.1', String(s.dicomPort)], { timeoutMs: 30_000 });
+      const r = await runDcmtk(
+        'movescu',
+        [
+          '-v',
+          '-S',
+          '-aem',
+          'DOWN',
+          '-aec',
+          'DICOMFLOW',
+          '-k',
+          'QueryRetrieveLevel=STUDY',
+          '-k',
+          `StudyInstanceUID=${c.studyInstanceUid}`,
+          '127.0.0.1',
+          String(s.dicomPort),
+        ],
+        { timeoutMs: 30_000 },
+      );
       expect(r.stderr).toMatch(/Final Move Response \(Refused: OutOfResourcesSubOperations\)/);
     } finally {
       await s.close();

@@ -48,8 +48,23 @@ function readNifti(file: string): ReadNifti {
   }[header.datatypeCode as 2 | 4 | 8 | 16 | 512 | 768]();
   const slope = header.scl_slope === 0 ? 1 : header.scl_slope;
   const values = Float64Array.from(typed, (v) => v * slope + header.scl_inter);
-  const qform = [header.quatern_b, header.quatern_c, header.quatern_d, header.qoffset_x, header.qoffset_y, header.qoffset_z, header.pixDims[0]];
-  return { dims: header.dims.slice(0, header.dims[0] + 1), datatype: header.datatypeCode, affine: header.affine, pixdim: header.pixDims, qform, values };
+  const qform = [
+    header.quatern_b,
+    header.quatern_c,
+    header.quatern_d,
+    header.qoffset_x,
+    header.qoffset_y,
+    header.qoffset_z,
+    header.pixDims[0],
+  ];
+  return {
+    dims: header.dims.slice(0, header.dims[0] + 1),
+    datatype: header.datatypeCode,
+    affine: header.affine,
+    pixdim: header.pixDims,
+    qform,
+    values,
+  };
 }
 
 async function dcm2niix(series: BuiltSeries, out: string, gzip: boolean): Promise<{ nifti: string; sidecar: Record<string, unknown> }> {
@@ -85,7 +100,8 @@ async function compare(name: string, series: BuiltSeries, gzip = true) {
 function sameAsReference(a: ReadNifti, b: ReadNifti): ReadNifti {
   expect(a.datatype, 'data type').toBe(b.datatype);
   expect(a.dims, 'dims').toEqual(b.dims);
-  for (let r = 0; r < 4; r++) for (let c = 0; c < 4; c++) expect(Math.abs(a.affine[r][c] - b.affine[r][c]), `affine[${r}][${c}]`).toBeLessThan(1e-3);
+  for (let r = 0; r < 4; r++)
+    for (let c = 0; c < 4; c++) expect(Math.abs(a.affine[r][c] - b.affine[r][c]), `affine[${r}][${c}]`).toBeLessThan(1e-3);
   a.qform.forEach((v, i) => expect(Math.abs(v - b.qform[i]), `qform parameter ${i}: ${a.qform} vs ${b.qform}`).toBeLessThan(1e-3));
   expect(a.pixdim.slice(1, 4).map((v) => v.toFixed(4))).toEqual(b.pixdim.slice(1, 4).map((v) => v.toFixed(4)));
   let worst = 0;
@@ -100,9 +116,19 @@ function sameAsReference(a: ReadNifti, b: ReadNifti): ReadNifti {
 }
 
 /** An MR series with the given row and column cosines (LPS), slices stacked along their normal. */
-function orientedMrSeries(dir: string, row: number[], column: number[], acquisition: '2D' | '3D', options: { slices?: number; rows?: number; cols?: number } = {}): Promise<BuiltSeries> {
+function orientedMrSeries(
+  dir: string,
+  row: number[],
+  column: number[],
+  acquisition: '2D' | '3D',
+  options: { slices?: number; rows?: number; cols?: number } = {},
+): Promise<BuiltSeries> {
   const { slices = 6, rows = 10, cols = 12 } = options;
-  const normal = [row[1] * column[2] - row[2] * column[1], row[2] * column[0] - row[0] * column[2], row[0] * column[1] - row[1] * column[0]];
+  const normal = [
+    row[1] * column[2] - row[2] * column[1],
+    row[2] * column[0] - row[0] * column[2],
+    row[0] * column[1] - row[1] * column[0],
+  ];
   // Instance numbers against the normal: the files' order is not the slices' order.
   return mrSeries(dir, {
     slices,
@@ -120,7 +146,13 @@ function orientedMrSeries(dir: string, row: number[], column: number[], acquisit
 
 describe.skipIf(!hasTool('dcm2niix'))('NIfTI like dcm2niix', () => {
   it('CT: int16 with scl_inter −1024, same affine and voxels (.nii.gz)', async () => {
-    const ct = await ctSeries(path.join(root, 'ct'), { slices: 12, rows: 64, cols: 48, pixelSpacingMm: [0.9, 0.75], sliceThicknessMm: 1.5 });
+    const ct = await ctSeries(path.join(root, 'ct'), {
+      slices: 12,
+      rows: 64,
+      cols: 48,
+      pixelSpacingMm: [0.9, 0.75],
+      sliceThicknessMm: 1.5,
+    });
     const { ours } = await compare('ct', ct);
     expect(ours.datatype).toBe(4);
   });
@@ -139,13 +171,35 @@ describe.skipIf(!hasTool('dcm2niix'))('NIfTI like dcm2niix', () => {
   // orthogonal orientation nearest RAS (nii_setOrtho): x flipped for axial planes, axes permuted
   // for sagittal and coronal ones.
   const planes: Record<string, [number[], number[]]> = {
-    axial: [[1, 0, 0], [0, 1, 0]],
-    sagittal: [[0, 1, 0], [0, 0, -1]],
-    coronal: [[1, 0, 0], [0, 0, -1]],
-    'sagittal, rows to the front': [[0, -1, 0], [0, 0, -1]],
-    'axial seen from below': [[-1, 0, 0], [0, 1, 0]],
-    'axial, RAS already': [[-1, 0, 0], [0, -1, 0]],
-    oblique: [[0.866025, 0.5, 0], [-0.353553, 0.612372, -0.707107]],
+    axial: [
+      [1, 0, 0],
+      [0, 1, 0],
+    ],
+    sagittal: [
+      [0, 1, 0],
+      [0, 0, -1],
+    ],
+    coronal: [
+      [1, 0, 0],
+      [0, 0, -1],
+    ],
+    'sagittal, rows to the front': [
+      [0, -1, 0],
+      [0, 0, -1],
+    ],
+    'axial seen from below': [
+      [-1, 0, 0],
+      [0, 1, 0],
+    ],
+    'axial, RAS already': [
+      [-1, 0, 0],
+      [0, -1, 0],
+    ],
+    oblique: [
+      [0.866025, 0.5, 0],
+      // biome-ignore lint/suspicious/noApproximativeNumericConstant: an oblique MR's direction cosines as the scanner writes them
+      [-0.353553, 0.612372, -0.707107],
+    ],
   };
   for (const acquisition of ['2D', '3D'] as const) {
     it(`${acquisition} MR in every orientation: the raw array and sform are dcm2niix’s`, async () => {
@@ -159,7 +213,13 @@ describe.skipIf(!hasTool('dcm2niix'))('NIfTI like dcm2niix', () => {
   }
 
   it('static PET: float32 because each slice has its own slope', async () => {
-    const pet = await petSeries(path.join(root, 'pet-static'), { slices: 10, rows: 32, cols: 32, seriesType: 'STATIC', frameDurationsSec: [600] });
+    const pet = await petSeries(path.join(root, 'pet-static'), {
+      slices: 10,
+      rows: 32,
+      cols: 32,
+      seriesType: 'STATIC',
+      frameDurationsSec: [600],
+    });
     const { ours } = await compare('pet-static', pet);
     expect(ours.datatype).toBe(16);
   });
@@ -171,7 +231,14 @@ describe.skipIf(!hasTool('dcm2niix'))('NIfTI like dcm2niix', () => {
     const sidecar = bidsSidecar(volume);
     expect(sidecar.FrameDuration).toEqual(referenceSidecar.FrameDuration);
     expect(sidecar.FrameTimesStart).toEqual([0, 10, 20, 40, 70]);
-    expect(sidecar).toMatchObject({ Units: 'Bq/mL', DecayCorrection: 'START', ImageDecayCorrected: true, TracerName: 'Fluorodeoxyglucose', InjectedRadioactivity: 370, InjectedRadioactivityUnits: 'MBq' });
+    expect(sidecar).toMatchObject({
+      Units: 'Bq/mL',
+      DecayCorrection: 'START',
+      ImageDecayCorrected: true,
+      TracerName: 'Fluorodeoxyglucose',
+      InjectedRadioactivity: 370,
+      InjectedRadioactivityUnits: 'MBq',
+    });
     if (referenceSidecar.FrameReferenceTime !== undefined) expect(sidecar.FrameReferenceTime).toEqual(referenceSidecar.FrameReferenceTime);
   });
 

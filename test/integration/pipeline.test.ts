@@ -29,13 +29,19 @@ function pipelinesDir(pipelines: Record<string, unknown>[]): string {
 }
 
 async function server(pipelines: Record<string, unknown>[], extra: Record<string, unknown> = {}) {
-  const s = await startTestServer({ pipelinesDir: pipelinesDir(pipelines), defaultPipeline: false, plugins: { directories: [testPlugins] }, engine: { workerThreads: 2 }, ...extra });
+  const s = await startTestServer({
+    pipelinesDir: pipelinesDir(pipelines),
+    defaultPipeline: false,
+    plugins: { directories: [testPlugins] },
+    engine: { workerThreads: 2 },
+    ...extra,
+  });
   servers.push(s);
   return s;
 }
 
-const send = (port: number, files: string[], aet = 'STORESCU', aec = 'DICOMFLOW') => storescu(['-aet', aet, '-aec', aec, '127.0.0.1', String(port), ...files]);
-
+const send = (port: number, files: string[], aet = 'STORESCU', aec = 'DICOMFLOW') =>
+  storescu(['-aet', aet, '-aec', aec, '127.0.0.1', String(port), ...files]);
 
 describe('triggers', () => {
   it('instance trigger with conditions on SOP class and calling AE title', async () => {
@@ -80,7 +86,11 @@ describe('triggers', () => {
 
   it('series trigger fires once after stableSeconds, knows every contributor, and handles late arrivals', async () => {
     const s = await server([
-      { name: 'series-late-only', trigger: { on: 'series', stableSeconds: 3, lateArrivals: 'late-only' }, steps: [{ plugin: 'test-writes-file' }] },
+      {
+        name: 'series-late-only',
+        trigger: { on: 'series', stableSeconds: 3, lateArrivals: 'late-only' },
+        steps: [{ plugin: 'test-writes-file' }],
+      },
       { name: 'series-whole', trigger: { on: 'series', stableSeconds: 3, lateArrivals: 'whole' }, steps: [{ plugin: 'test-writes-file' }] },
     ]);
     const ct = await ctSeries(tempDir(), { slices: 6, rows: 32, cols: 32 });
@@ -111,7 +121,9 @@ describe('triggers', () => {
   });
 
   it('an operator can force a series complete', async () => {
-    const s = await server([{ name: 'slow-series', trigger: { on: 'series', stableSeconds: 3600 }, steps: [{ plugin: 'test-writes-file' }] }]);
+    const s = await server([
+      { name: 'slow-series', trigger: { on: 'series', stableSeconds: 3600 }, steps: [{ plugin: 'test-writes-file' }] },
+    ]);
     const ct = await ctSeries(tempDir(), { slices: 2, rows: 32, cols: 32 });
     expect((await send(s.dicomPort, ct.files)).code).toBe(0);
     await s.engine.idle();
@@ -126,7 +138,9 @@ describe('triggers', () => {
     const data = tempDir();
     // A quiet period longer than any restart takes here, so the study cannot go stable between
     // the two halves however slow the machine; it is completed by hand once the second half is in.
-    const pipelines = pipelinesDir([{ name: 'study-stable', trigger: { on: 'study', stableSeconds: 600 }, steps: [{ plugin: 'test-writes-file' }] }]);
+    const pipelines = pipelinesDir([
+      { name: 'study-stable', trigger: { on: 'study', stableSeconds: 600 }, steps: [{ plugin: 'test-writes-file' }] },
+    ]);
     const config = { dataDir: data, pipelinesDir: pipelines, defaultPipeline: false, plugins: { directories: [testPlugins] } };
     const ct = await ctSeries(tempDir(), { slices: 4, rows: 32, cols: 32, patientId: 'RESTART' });
     const mr = await mrSeries(tempDir(), { slices: 2, rows: 32, cols: 32, studyUid: ct.studyInstanceUid, patientId: 'RESTART' });
@@ -154,7 +168,10 @@ describe('external programs', () => {
     const dir = tempDir('df-script-');
     const canary = path.join(dir, 'pwned');
     const script = path.join(dir, 'record.sh');
-    fs.writeFileSync(script, '#!/bin/sh\nprintf "%s\\n" "$@" > "$DF_OUTPUT_DIR/args.txt"\nenv | grep "^DF_" | sort > "$DF_OUTPUT_DIR/env.txt"\nls "$DF_FOLDER" > "$DF_OUTPUT_DIR/folder.txt"\n');
+    fs.writeFileSync(
+      script,
+      '#!/bin/sh\nprintf "%s\\n" "$@" > "$DF_OUTPUT_DIR/args.txt"\nenv | grep "^DF_" | sort > "$DF_OUTPUT_DIR/env.txt"\nls "$DF_FOLDER" > "$DF_OUTPUT_DIR/folder.txt"\n',
+    );
     fs.chmodSync(script, 0o755);
     const s = await server([
       {
@@ -166,7 +183,24 @@ describe('external programs', () => {
             options: {
               program: script,
               forEach: 'instance',
-              args: ['--file', '{file}', '--from', '{callingAeTitle}', '--to', '{calledAeTitle}', '--peer', '{peerHost}', '--study', '{studyInstanceUid}', '--series', '{seriesInstanceUid}', '--sop', '{sopInstanceUid}', '--patient', '{patientId}'],
+              args: [
+                '--file',
+                '{file}',
+                '--from',
+                '{callingAeTitle}',
+                '--to',
+                '{calledAeTitle}',
+                '--peer',
+                '{peerHost}',
+                '--study',
+                '{studyInstanceUid}',
+                '--series',
+                '{seriesInstanceUid}',
+                '--sop',
+                '{sopInstanceUid}',
+                '--patient',
+                '{patientId}',
+              ],
               collectOutputs: true,
             },
           },
@@ -180,7 +214,10 @@ describe('external programs', () => {
     const [job] = await s.jobs.listJobs({ pipeline: 'script' });
     expect(job.status).toBe('succeeded');
     const outputs = (await s.jobs.getJob(job.id))!.steps![0].outputs.map((o) => o.path!);
-    const args = fs.readFileSync(outputs.find((p) => p.endsWith('args.txt'))!, 'utf8').trim().split('\n');
+    const args = fs
+      .readFileSync(outputs.find((p) => p.endsWith('args.txt'))!, 'utf8')
+      .trim()
+      .split('\n');
     const arg = (flag: string) => args[args.indexOf(flag) + 1];
     expect(arg('--from')).toBe('SCRIPTSCU');
     expect(arg('--to')).toBe('DICOMFLOW');
@@ -225,9 +262,19 @@ describe('external programs', () => {
 describe('failing steps never take the server down', () => {
   it('a step that throws, one that times out and one that kills its worker each fail their job clearly', async () => {
     const s = await server([
-      { name: 'throws', trigger: { on: 'instance' }, retry: { maxAttempts: 1 }, steps: [{ plugin: 'test-throws', options: { message: 'kaputt' } }] },
+      {
+        name: 'throws',
+        trigger: { on: 'instance' },
+        retry: { maxAttempts: 1 },
+        steps: [{ plugin: 'test-throws', options: { message: 'kaputt' } }],
+      },
       { name: 'throws-main', trigger: { on: 'instance' }, retry: { maxAttempts: 1 }, steps: [{ plugin: 'test-throws-main' }] },
-      { name: 'times-out', trigger: { on: 'instance' }, retry: { maxAttempts: 1 }, steps: [{ plugin: 'test-sleeps', options: { ms: 60000 }, timeoutSeconds: 1 }] },
+      {
+        name: 'times-out',
+        trigger: { on: 'instance' },
+        retry: { maxAttempts: 1 },
+        steps: [{ plugin: 'test-sleeps', options: { ms: 60000 }, timeoutSeconds: 1 }],
+      },
       { name: 'kills-worker', trigger: { on: 'instance' }, retry: { maxAttempts: 1 }, steps: [{ plugin: 'test-kills-worker' }] },
       { name: 'works', trigger: { on: 'instance' }, steps: [{ plugin: 'test-burns-cpu', options: { slices: 2, size: 1000 } }] },
     ]);
@@ -253,14 +300,27 @@ describe('failing steps never take the server down', () => {
   it('a main-thread step fans its parts out to the pool with ctx.runTask; a failing part fails the job', async () => {
     const s = await server([
       { name: 'fans-out', trigger: { on: 'instance' }, steps: [{ plugin: 'test-fans-out', options: { parts: 4 } }] },
-      { name: 'part-fails', trigger: { on: 'instance' }, retry: { maxAttempts: 1 }, steps: [{ plugin: 'test-fans-out', options: { parts: 2, fail: true } }] },
+      {
+        name: 'part-fails',
+        trigger: { on: 'instance' },
+        retry: { maxAttempts: 1 },
+        steps: [{ plugin: 'test-fans-out', options: { parts: 2, fail: true } }],
+      },
     ]);
     const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
     expect((await send(s.dicomPort, ct.files)).code).toBe(0);
     await s.engine.idle();
-    const byPipeline = Object.fromEntries(await Promise.all((await s.jobs.listJobs({})).map(async (j) => [j.pipeline, (await s.jobs.getJob(j.id))!] as const)));
+    const byPipeline = Object.fromEntries(
+      await Promise.all((await s.jobs.listJobs({})).map(async (j) => [j.pipeline, (await s.jobs.getJob(j.id))!] as const)),
+    );
     expect(byPipeline['fans-out'].status).toBe('succeeded');
-    const rows = byPipeline['fans-out'].steps![0].outputs.find((o) => o.kind === 'table')!.rows as { part: number; sum: number; isFloat32: boolean; threadId: number; pid: number }[];
+    const rows = byPipeline['fans-out'].steps![0].outputs.find((o) => o.kind === 'table')!.rows as {
+      part: number;
+      sum: number;
+      isFloat32: boolean;
+      threadId: number;
+      pid: number;
+    }[];
     for (const row of rows) {
       const expected = Array.from({ length: 1000 }, (_, i) => (row.part + i / 1000) ** 2).reduce((a, b) => a + b, 0);
       expect(row.sum).toBeCloseTo(expected, -1);
@@ -290,7 +350,14 @@ describe('failing steps never take the server down', () => {
   });
 
   it('retries a failing job per the pipeline’s policy', async () => {
-    const s = await server([{ name: 'flaky', trigger: { on: 'instance' }, retry: { maxAttempts: 2, backoffSeconds: 0.2 }, steps: [{ plugin: 'test-throws-main' }] }]);
+    const s = await server([
+      {
+        name: 'flaky',
+        trigger: { on: 'instance' },
+        retry: { maxAttempts: 2, backoffSeconds: 0.2 },
+        steps: [{ plugin: 'test-throws-main' }],
+      },
+    ]);
     const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
     await send(s.dicomPort, ct.files);
     await s.engine.idle();
@@ -303,21 +370,44 @@ describe('failing steps never take the server down', () => {
 describe('durability and operations', () => {
   it('a job interrupted by kill -9 runs again after restart', async () => {
     const data = tempDir();
-    const pipelines = pipelinesDir([{ name: 'slow', trigger: { on: 'instance' }, steps: [{ plugin: 'test-sleeps', options: { ms: 2500 } }] }]);
+    const pipelines = pipelinesDir([
+      { name: 'slow', trigger: { on: 'instance' }, steps: [{ plugin: 'test-sleeps', options: { ms: 2500 } }] },
+    ]);
     const index = await testIndexConfig();
-    fs.writeFileSync(path.join(data, 'config.json'), JSON.stringify({ pipelinesDir: pipelines, defaultPipeline: false, plugins: { directories: [testPlugins] }, log: { level: 'info' }, ...index }));
-    const args = async () => ['--config', path.join(data, 'config.json'), '--data', data, '--port', String(await freePort()), '--http-port', String(await freePort())];
+    fs.writeFileSync(
+      path.join(data, 'config.json'),
+      JSON.stringify({
+        pipelinesDir: pipelines,
+        defaultPipeline: false,
+        plugins: { directories: [testPlugins] },
+        log: { level: 'info' },
+        ...index,
+      }),
+    );
+    const args = async () => [
+      '--config',
+      path.join(data, 'config.json'),
+      '--data',
+      data,
+      '--port',
+      String(await freePort()),
+      '--http-port',
+      String(await freePort()),
+    ];
     const firstArgs = await args();
     const first = await spawnServer(firstArgs);
     const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
     expect((await send(Number(firstArgs[5]), ct.files)).code).toBe(0);
     const db = await openIndexDatabase({ dataDir: data, ...index });
-    await until('the job to run', async () => (await db.get("SELECT 1 FROM jobs WHERE status = 'running'") ? true : undefined));
+    await until('the job to run', async () => ((await db.get("SELECT 1 FROM jobs WHERE status = 'running'")) ? true : undefined));
     first.child.kill('SIGKILL');
     await new Promise((r) => first.child.once('exit', r));
     const second = await spawnServer(await args());
     try {
-      const job = await until('the job to finish', async () => (await db.get("SELECT * FROM jobs WHERE status = 'succeeded'")) as { attempts: number } | undefined);
+      const job = await until(
+        'the job to finish',
+        async () => (await db.get("SELECT * FROM jobs WHERE status = 'succeeded'")) as { attempts: number } | undefined,
+      );
       expect(job.attempts).toBe(2);
     } finally {
       await db.close();
@@ -357,7 +447,10 @@ describe('durability and operations', () => {
   it('an invalid pipeline file is reported with pointer and line, and never replaces the valid one', async () => {
     const s = await server([{ name: 'editable', trigger: { on: 'instance' }, steps: [{ plugin: 'test-writes-file' }] }]);
     const file = path.join(s.config.pipelinesDir, 'editable.json');
-    fs.writeFileSync(file, '{\n  "name": "editable",\n  "trigger": { "on": "instance" },\n  "steps": [{ "plugin": "test-writes-file", "timeoutSeconds": "soon" }]\n}\n');
+    fs.writeFileSync(
+      file,
+      '{\n  "name": "editable",\n  "trigger": { "on": "instance" },\n  "steps": [{ "plugin": "test-writes-file", "timeoutSeconds": "soon" }]\n}\n',
+    );
     await until('the reload', async () => (s.pipelines.problems().length > 0 ? true : undefined));
     const [problem] = s.pipelines.problems();
     expect(problem).toMatchObject({ pointer: '/steps/0/timeoutSeconds', line: 4 });
@@ -372,12 +465,18 @@ describe('durability and operations', () => {
 describe('pipeline versions', () => {
   // Which file the test-writes-file step of an attempt wrote: the option the version gave it.
   const written = (job: { steps?: { attempt: number; index: number; outputs: { path?: string }[] }[] } | undefined, attempt: number) =>
-    job?.steps?.filter((st) => st.attempt === attempt && st.index === 0).flatMap((st) => st.outputs.map((o) => path.basename(o.path ?? '')));
+    job?.steps
+      ?.filter((st) => st.attempt === attempt && st.index === 0)
+      .flatMap((st) => st.outputs.map((o) => path.basename(o.path ?? '')));
   const versioned = (name: string, gate: string) => ({
     name: 'versioned',
     trigger: { on: 'instance' },
     retry: { maxAttempts: 2, backoffSeconds: 0 },
-    steps: [{ plugin: 'test-writes-file', options: { name } }, { plugin: 'test-waits-for-file', options: { path: gate } }, { plugin: 'test-throws-main' }],
+    steps: [
+      { plugin: 'test-writes-file', options: { name } },
+      { plugin: 'test-waits-for-file', options: { path: gate } },
+      { plugin: 'test-throws-main' },
+    ],
   });
 
   it('a retry runs the version the job was queued with after the file is edited; a rerun runs it, or the current one when asked, also after a restart', async () => {
@@ -393,24 +492,36 @@ describe('pipeline versions', () => {
     const job = await until('the first attempt to wait at the gate', async () => (await s.jobs.listJobs({ status: 'running' }))[0]);
     // Edited while its first attempt runs: the retry must not pick this up.
     fs.writeFileSync(file, JSON.stringify(versioned('v2.txt', gate)));
-    const v2 = await until('the edit to load', async () => (s.pipelines.get('versioned')!.hash !== v1 ? s.pipelines.get('versioned')!.hash : undefined));
+    const v2 = await until('the edit to load', async () =>
+      s.pipelines.get('versioned')!.hash !== v1 ? s.pipelines.get('versioned')!.hash : undefined,
+    );
     fs.writeFileSync(gate, '');
-    const failed = await until('both attempts', async () => ((await s.jobs.getJob(job.id))?.status === 'failed' ? await s.jobs.getJob(job.id) : undefined));
+    const failed = await until('both attempts', async () =>
+      (await s.jobs.getJob(job.id))?.status === 'failed' ? await s.jobs.getJob(job.id) : undefined,
+    );
     expect(failed).toMatchObject({ attempts: 2, pipelineHash: v1 });
     expect(written(failed, 1)).toEqual(['v1.txt']);
     expect(written(failed, 2)).toEqual(['v1.txt']);
 
     const api = apiClient(s.httpPort, s.adminToken);
-    expect((await api.get(`/api/jobs/${job.id}`)).body).toMatchObject({ pipelineVersion: v1, currentPipelineVersion: v2, pipelineVersionIsCurrent: false });
+    expect((await api.get(`/api/jobs/${job.id}`)).body).toMatchObject({
+      pipelineVersion: v1,
+      currentPipelineVersion: v2,
+      pipelineVersionIsCurrent: false,
+    });
     const original = await api.post(`/api/jobs/${job.id}/rerun`, {});
     expect(original).toMatchObject({ status: 202, body: { pipelineVersion: v1 } });
     const current = await api.post(`/api/jobs/${job.id}/rerun`, { pipelineVersion: 'current' });
     expect(current).toMatchObject({ status: 202, body: { pipelineVersion: v2 } });
-    const ended = (id: string) => until(`job ${id}`, async () => ((await s.jobs.getJob(id))?.status === 'failed' ? await s.jobs.getJob(id) : undefined));
+    const ended = (id: string) =>
+      until(`job ${id}`, async () => ((await s.jobs.getJob(id))?.status === 'failed' ? await s.jobs.getJob(id) : undefined));
     expect(written(await ended(original.body.jobId), 1)).toEqual(['v1.txt']);
     expect(written(await ended(current.body.jobId), 1)).toEqual(['v2.txt']);
     expect((await api.get(`/api/jobs/${current.body.jobId}`)).body).toMatchObject({ pipelineVersion: v2, pipelineVersionIsCurrent: true });
-    expect(await api.post(`/api/jobs/${job.id}/rerun`, { pipelineVersion: 'newest' })).toMatchObject({ status: 400, body: { code: 'DF_ERR_REQUEST_INVALID' } });
+    expect(await api.post(`/api/jobs/${job.id}/rerun`, { pipelineVersion: 'newest' })).toMatchObject({
+      status: 400,
+      body: { code: 'DF_ERR_REQUEST_INVALID' },
+    });
 
     // A fresh process knows the edited file only; the original version comes from the index.
     await s.close();
@@ -419,7 +530,14 @@ describe('pipeline versions', () => {
     servers.push(again);
     const { stdout, stderr } = await run(node, [cli, 'rerun', job.id, '--data', s.dataDir]);
     expect(stderr).toContain(`runs pipeline version ${v1} (original)`);
-    expect(written(await until('the rerun after restart', async () => ((await again.jobs.getJob(stdout.trim()))?.status === 'failed' ? await again.jobs.getJob(stdout.trim()) : undefined)), 1)).toEqual(['v1.txt']);
+    expect(
+      written(
+        await until('the rerun after restart', async () =>
+          (await again.jobs.getJob(stdout.trim()))?.status === 'failed' ? await again.jobs.getJob(stdout.trim()) : undefined,
+        ),
+        1,
+      ),
+    ).toEqual(['v1.txt']);
     const shown = await run(node, [cli, 'job', job.id, '--data', s.dataDir]);
     expect(shown.stdout).toContain(`pipeline version ${v1} (edited since: loaded now is ${v2})`);
     const fromCurrent = await run(node, [cli, 'rerun', job.id, '--data', s.dataDir, '--pipeline-version', 'current']);
@@ -433,7 +551,10 @@ describe('pipeline versions', () => {
     expect(direct.stderr).toContain(`runs pipeline version ${v1} (original)`);
     const directCurrent = await run(node, [cli, 'rerun', job.id, '--config', configFile, '--pipeline-version', 'current']);
     expect(directCurrent.stderr).toContain(`runs pipeline version ${v2} (current)`);
-    const listed = JSON.parse((await run(node, [cli, 'jobs', '--config', configFile, '--json'])).stdout) as { id: string; pipelineHash: string }[];
+    const listed = JSON.parse((await run(node, [cli, 'jobs', '--config', configFile, '--json'])).stdout) as {
+      id: string;
+      pipelineHash: string;
+    }[];
     expect(listed.find((j) => j.id === direct.stdout.trim())?.pipelineHash).toBe(v1);
     expect(listed.find((j) => j.id === directCurrent.stdout.trim())?.pipelineHash).toBe(v2);
   });

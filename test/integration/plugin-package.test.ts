@@ -25,7 +25,9 @@ function siteWithPluginPackage(): string {
   const site = tempDir('df-plugin-site-');
   fs.mkdirSync(path.join(site, 'node_modules'));
   fs.symlinkSync(repo, path.join(site, 'node_modules', 'dicomflow'), 'dir');
-  fs.cpSync(path.join(repo, 'test/fixtures/plugin-package'), path.join(site, 'node_modules', 'dicomflow-example-plugin'), { recursive: true });
+  fs.cpSync(path.join(repo, 'test/fixtures/plugin-package'), path.join(site, 'node_modules', 'dicomflow-example-plugin'), {
+    recursive: true,
+  });
   return site;
 }
 
@@ -36,7 +38,11 @@ describe('a plugin from its own package', () => {
     fs.mkdirSync(pipelinesDir);
     fs.writeFileSync(
       path.join(pipelinesDir, 'cards.json'),
-      JSON.stringify({ name: 'cards', trigger: { on: 'instance' }, steps: [{ plugin: 'example-job-card', options: { title: 'arrival card' } }] }),
+      JSON.stringify({
+        name: 'cards',
+        trigger: { on: 'instance' },
+        steps: [{ plugin: 'example-job-card', options: { title: 'arrival card' } }],
+      }),
     );
     const configFile = path.join(site, 'dicomflow.json');
     fs.writeFileSync(
@@ -57,7 +63,9 @@ describe('a plugin from its own package', () => {
     servers.push(s);
     const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
     expect((await storescu(['-aet', 'SCANNER', '-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...ct.files])).code).toBe(0);
-    const job = await until('the job', async () => (await s.jobs.listJobs({})).find((j) => j.status === 'succeeded' || j.status === 'failed'));
+    const job = await until('the job', async () =>
+      (await s.jobs.listJobs({})).find((j) => j.status === 'succeeded' || j.status === 'failed'),
+    );
     const detail = (await s.jobs.getJob(job.id))!;
     expect(detail, JSON.stringify(detail.steps, null, 2)).toMatchObject({ status: 'succeeded', pipeline: 'cards' });
     const [step] = detail.steps!;

@@ -42,16 +42,27 @@ describe.skipIf(unavailable)('Secondary Capture → JPEG → report page → IPP
         ],
       }),
     );
-    const server = await startTestServer({ pipelinesDir: pipelines, defaultPipeline: false, printers: [{ name: 'ward-7', uri: printer!.uri }], engine: { workerThreads: 2 } });
+    const server = await startTestServer({
+      pipelinesDir: pipelines,
+      defaultPipeline: false,
+      printers: [{ name: 'ward-7', uri: printer!.uri }],
+      engine: { workerThreads: 2 },
+    });
     closers.push(() => server.close());
     expect(server.pipelines.problems()).toEqual([]);
 
     const sc = await secondaryCaptureRgb(path.join(dir, 'sc'), { count: 2, rows: 48, cols: 64, patientName: 'Doe^Jane' });
     const ct = await ctSeries(path.join(dir, 'ct'), { slices: 2, rows: 32, cols: 32, studyUid: sc.studyInstanceUid });
     const before = printer!.documents().length;
-    expect((await storescu(['-aet', 'MODALITY', '-aec', 'DICOMFLOW', '127.0.0.1', String(server.dicomPort), ...sc.files, ...ct.files])).code).toBe(0);
+    expect(
+      (await storescu(['-aet', 'MODALITY', '-aec', 'DICOMFLOW', '127.0.0.1', String(server.dicomPort), ...sc.files, ...ct.files])).code,
+    ).toBe(0);
 
-    const job = await until('the sc-print job', async () => (await server.jobs.listJobs({ pipeline: 'sc-print' })).find((j) => j.status === 'succeeded' || j.status === 'failed'), 60_000);
+    const job = await until(
+      'the sc-print job',
+      async () => (await server.jobs.listJobs({ pipeline: 'sc-print' })).find((j) => j.status === 'succeeded' || j.status === 'failed'),
+      60_000,
+    );
     const detail = (await server.jobs.getJob(job.id))!;
     expect(detail.status, JSON.stringify(detail.steps?.map((s) => [s.id, s.status, s.error]))).toBe('succeeded');
     expect(detail.inputs).toHaveLength(2);
@@ -63,7 +74,11 @@ describe.skipIf(unavailable)('Secondary Capture → JPEG → report page → IPP
     const documents = printer!.documents();
     expect(documents).toHaveLength(before + 1);
     expect(documents.at(-1)!.bytes.equals(pdf)).toBe(true);
-    expect(print.outputs.find((o) => o.kind === 'table')!.rows![0]).toMatchObject({ printer: 'ward-7', jobId: documents.at(-1)!.jobId, jobState: 'completed' });
+    expect(print.outputs.find((o) => o.kind === 'table')!.rows![0]).toMatchObject({
+      printer: 'ward-7',
+      jobId: documents.at(-1)!.jobId,
+      jobState: 'completed',
+    });
     // "the JPEGs … deleted after printing"
     expect(fs.readdirSync(graphic)).toEqual([]);
     // Only the Secondary Captures triggered it.
@@ -75,7 +90,9 @@ describe.skipIf(unavailable)('Secondary Capture → JPEG → report page → IPP
     const graphic = path.join(dir, 'graphic');
     const pipelines = path.join(dir, 'pipelines');
     fs.mkdirSync(pipelines);
-    const seed = JSON.parse(fs.readFileSync(path.resolve(import.meta.dirname, '../../pipelines/seed-secondary-capture-print.json'), 'utf8'));
+    const seed = JSON.parse(
+      fs.readFileSync(path.resolve(import.meta.dirname, '../../pipelines/seed-secondary-capture-print.json'), 'utf8'),
+    );
     // As an operator would: enable it; here also quicker, and the folder in the test's directory.
     seed.enabled = true;
     seed.trigger.stableSeconds = 0.5;
@@ -96,9 +113,15 @@ describe.skipIf(unavailable)('Secondary Capture → JPEG → report page → IPP
     const sc = await secondaryCaptureRgb(path.join(dir, 'sc'), { count: 2, rows: 48, cols: 64 });
     const ct = await ctSeries(path.join(dir, 'ct'), { slices: 1, rows: 32, cols: 32, studyUid: sc.studyInstanceUid });
     const before = printer!.documents().length;
-    expect((await storescu(['-aet', 'MODALITY', '-aec', 'DICOMFLOW', '127.0.0.1', String(server.dicomPort), ...sc.files, ...ct.files])).code).toBe(0);
+    expect(
+      (await storescu(['-aet', 'MODALITY', '-aec', 'DICOMFLOW', '127.0.0.1', String(server.dicomPort), ...sc.files, ...ct.files])).code,
+    ).toBe(0);
 
-    const job = await until('the seed job', async () => (await server.jobs.listJobs({ pipeline: seed.name })).find((j) => j.status === 'succeeded' || j.status === 'failed'), 60_000);
+    const job = await until(
+      'the seed job',
+      async () => (await server.jobs.listJobs({ pipeline: seed.name })).find((j) => j.status === 'succeeded' || j.status === 'failed'),
+      60_000,
+    );
     const detail = (await server.jobs.getJob(job.id))!;
     expect(detail.status, JSON.stringify(detail.steps?.map((s) => [s.id, s.status, s.error]))).toBe('succeeded');
     expect(detail.steps!.map((s) => s.id)).toEqual(['convert-image', 'print-report', 'route', 'delete-source']);

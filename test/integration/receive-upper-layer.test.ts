@@ -74,7 +74,10 @@ describe.skipIf(!hasTool('storescu'))('arrival listeners cannot touch the result
       const stored = await storedObject(server, uid);
       expect(fs.existsSync(stored.file)).toBe(true);
     }
-    await eventually(() => heard.length, (n) => n === ct.sopInstanceUids.length);
+    await eventually(
+      () => heard.length,
+      (n) => n === ct.sopInstanceUids.length,
+    );
     expect(heard.sort()).toEqual([...ct.sopInstanceUids].sort());
   });
 });
@@ -87,7 +90,10 @@ const STATUS = { success: 0x0000, cannotUnderstand: 0xc000 } as const;
 // Long enough for a loaded 2-core machine to see a 1 s timer fire; the checks poll, never sleep.
 const DEADLINE_MS = 15_000;
 
-function associate(server: TestServer, options: { maxPdu?: number; applicationContextName?: string; localAddress?: string } = {}): Promise<RawAssociation> {
+function associate(
+  server: TestServer,
+  options: { maxPdu?: number; applicationContextName?: string; localAddress?: string } = {},
+): Promise<RawAssociation> {
   return rawAssociate({
     port: server.dicomPort,
     localAddress: options.localAddress,
@@ -148,7 +154,10 @@ describe('the timers of an association (ARTIM, idle, DIMSE)', () => {
     const server = await start({ dimse: { artimTimeoutSeconds: 1 } });
     const silent = await RawConnection.connect('127.0.0.1', server.dicomPort);
     const partial = await RawConnection.connect('127.0.0.1', server.dicomPort);
-    const rq = encodeAssociateRq({ calledAe: AE_TITLE, contexts: [{ id: 1, abstractSyntax: VERIFICATION_SOP_CLASS, transferSyntaxes: [IMPLICIT_VR_LITTLE_ENDIAN] }] });
+    const rq = encodeAssociateRq({
+      calledAe: AE_TITLE,
+      contexts: [{ id: 1, abstractSyntax: VERIFICATION_SOP_CLASS, transferSyntaxes: [IMPLICIT_VR_LITTLE_ENDIAN] }],
+    });
     await partial.sendRawBytes(rq.subarray(0, 40));
     await Promise.all([silent.waitClosed(DEADLINE_MS), partial.waitClosed(DEADLINE_MS)]);
     // And it goes on serving.
@@ -173,7 +182,10 @@ describe('the timers of an association (ARTIM, idle, DIMSE)', () => {
     const pdu = await assoc.readPdu(DEADLINE_MS);
     expect(pdu.type).toBe(PduType.Abort);
     await assoc.connection.waitClosed(DEADLINE_MS);
-    await eventually(() => openAssociations(server), (open) => open === 0);
+    await eventually(
+      () => openAssociations(server),
+      (open) => open === 0,
+    );
   });
 
   it('aborts a C-STORE whose data set stops for dimse.pduTimeoutSeconds and removes its partial file while the server runs', async () => {
@@ -182,11 +194,17 @@ describe('the timers of an association (ARTIM, idle, DIMSE)', () => {
     const object = ids('dimse-timeout');
     const dataset = instanceDataset(object, { size: 64 });
     await assoc.writeMessage(CONTEXT.ct, storeCommand(object.sopInstanceUid, 1), { bytes: dataset.subarray(0, 4000), lastFragment: false });
-    await eventually(() => incomingFiles(server.dataDir).length, (n) => n === 1);
+    await eventually(
+      () => incomingFiles(server.dataDir).length,
+      (n) => n === 1,
+    );
     const pdu = await assoc.readPdu(DEADLINE_MS);
     expect(pdu.type).toBe(PduType.Abort);
     await assoc.connection.waitClosed(DEADLINE_MS);
-    await eventually(() => incomingFiles(server.dataDir), (files) => files.length === 0);
+    await eventually(
+      () => incomingFiles(server.dataDir),
+      (files) => files.length === 0,
+    );
     expect(await server.index.instances('Import', { sopInstanceUids: [object.sopInstanceUid] })).toEqual([]);
   });
   it('removes the partial file of a C-STORE whose peer aborts or just closes mid data set, while the server runs', async () => {
@@ -195,20 +213,38 @@ describe('the timers of an association (ARTIM, idle, DIMSE)', () => {
       const assoc = await accepted(server);
       const object = ids(`peer-${end}s`);
       const dataset = instanceDataset(object, { size: 64 });
-      await assoc.writeMessage(CONTEXT.ct, storeCommand(object.sopInstanceUid, 1), { bytes: dataset.subarray(0, 4000), lastFragment: false });
-      await eventually(() => incomingFiles(server.dataDir).length, (n) => n === 1);
+      await assoc.writeMessage(CONTEXT.ct, storeCommand(object.sopInstanceUid, 1), {
+        bytes: dataset.subarray(0, 4000),
+        lastFragment: false,
+      });
+      await eventually(
+        () => incomingFiles(server.dataDir).length,
+        (n) => n === 1,
+      );
       if (end === 'abort') await assoc.abort();
       else assoc.connection.destroy();
-      await eventually(() => incomingFiles(server.dataDir), (files) => files.length === 0);
+      await eventually(
+        () => incomingFiles(server.dataDir),
+        (files) => files.length === 0,
+      );
       expect(await server.index.instances('Import', { sopInstanceUids: [object.sopInstanceUid] })).toEqual([]);
     }
   });
 
-  it("aborts a C-GET whose peer never answers its C-STORE sub-operation within dimse.pduTimeoutSeconds", async () => {
+  it('aborts a C-GET whose peer never answers its C-STORE sub-operation within dimse.pduTimeoutSeconds', async () => {
     const server = await start({ dimse: { pduTimeoutSeconds: 1 } });
     const object = ids('get-never-answered');
     const storer = await accepted(server);
-    expect((await storer.sendCStore({ pcId: CONTEXT.ct, sopClassUid: CT_IMAGE_STORAGE, sopInstanceUid: object.sopInstanceUid, datasetBytes: instanceDataset(object) })).status).toBe(STATUS.success);
+    expect(
+      (
+        await storer.sendCStore({
+          pcId: CONTEXT.ct,
+          sopClassUid: CT_IMAGE_STORAGE,
+          sopInstanceUid: object.sopInstanceUid,
+          datasetBytes: instanceDataset(object),
+        })
+      ).status,
+    ).toBe(STATUS.success);
     await storer.release();
     await storedObject(server, object.sopInstanceUid);
 
@@ -231,7 +267,9 @@ describe('the timers of an association (ARTIM, idle, DIMSE)', () => {
       [0x0700, { us: 0 }],
       [0x0800, { us: 0x0000 }],
     ]);
-    await assoc.writeMessage(3, getCommand, { bytes: Buffer.concat([element(0x00080052, 'CS', 'STUDY'), element(0x0020000d, 'UI', object.studyInstanceUid)]) });
+    await assoc.writeMessage(3, getCommand, {
+      bytes: Buffer.concat([element(0x00080052, 'CS', 'STUDY'), element(0x0020000d, 'UI', object.studyInstanceUid)]),
+    });
     const subOperation = await assoc.readDimseResponse();
     expect(subOperation.commandField).toBe(CommandField.CStoreRq);
     // No C-STORE-RSP from us: the rest of its data set, then A-ABORT.
@@ -256,7 +294,10 @@ describe('limits', () => {
     const otherHost = await accepted(server, { localAddress: '127.0.0.2' });
     await otherHost.release();
     await first.release();
-    const fourth = await eventually(() => associate(server), (a) => a.accepted);
+    const fourth = await eventually(
+      () => associate(server),
+      (a) => a.accepted,
+    );
     expect((await fourth.sendEcho()).status).toBe(STATUS.success);
     await Promise.all([second.release(), fourth.release()]);
   });
@@ -271,19 +312,33 @@ describe('every message gets an answer, and an abandoned one leaves nothing behi
     const abandoned = Array.from({ length: 40 }, (_, i) => ids(`abandoned-${i}`));
     for (const [i, object] of abandoned.entries()) {
       const dataset = instanceDataset(object, { size: 32 });
-      await assoc.writeMessage(CONTEXT.ct, storeCommand(object.sopInstanceUid, 100 + i), { bytes: dataset.subarray(0, dataset.length >> 1), lastFragment: false });
+      await assoc.writeMessage(CONTEXT.ct, storeCommand(object.sopInstanceUid, 100 + i), {
+        bytes: dataset.subarray(0, dataset.length >> 1),
+        lastFragment: false,
+      });
     }
     const kept = ids('kept-after-abandoned');
-    await assoc.writeCStore({ pcId: CONTEXT.ct, sopClassUid: CT_IMAGE_STORAGE, sopInstanceUid: kept.sopInstanceUid, datasetBytes: instanceDataset(kept), messageId: 200 });
+    await assoc.writeCStore({
+      pcId: CONTEXT.ct,
+      sopClassUid: CT_IMAGE_STORAGE,
+      sopInstanceUid: kept.sopInstanceUid,
+      datasetBytes: instanceDataset(kept),
+      messageId: 200,
+    });
     // The responses come in order: the 40 refusals, each as the next command came, then Success.
     const refusals: DimseResponse[] = [];
     for (let i = 0; i < abandoned.length; i++) refusals.push(await assoc.readDimseResponse());
     const final = await assoc.readDimseResponse();
-    expect(refusals.map((r) => [r.messageIdBeingRespondedTo, r.status])).toEqual(abandoned.map((_, i) => [100 + i, STATUS.cannotUnderstand]));
+    expect(refusals.map((r) => [r.messageIdBeingRespondedTo, r.status])).toEqual(
+      abandoned.map((_, i) => [100 + i, STATUS.cannotUnderstand]),
+    );
     expect([final.messageIdBeingRespondedTo, final.status]).toEqual([200, STATUS.success]);
 
     // While the association is still open: nothing of the abandoned objects is on disk or open.
-    await eventually(() => incomingFiles(server.dataDir), (files) => files.length === 0);
+    await eventually(
+      () => incomingFiles(server.dataDir),
+      (files) => files.length === 0,
+    );
     await eventually(openFileDescriptors, (n) => n <= descriptorsBefore + 4);
     await storedObject(server, kept.sopInstanceUid);
     expect(await server.index.instances('Import', { sopInstanceUids: abandoned.map((o) => o.sopInstanceUid) })).toEqual([]);
@@ -299,12 +354,19 @@ describe('every message gets an answer, and an abandoned one leaves nothing behi
     await assoc.writeMessage(CONTEXT.echo, echoCommand(8));
     const store = await assoc.readDimseResponse();
     const echo = await assoc.readDimseResponse();
-    expect([store.commandField, store.messageIdBeingRespondedTo, store.status]).toEqual([CommandField.CStoreRsp, 7, STATUS.cannotUnderstand]);
+    expect([store.commandField, store.messageIdBeingRespondedTo, store.status]).toEqual([
+      CommandField.CStoreRsp,
+      7,
+      STATUS.cannotUnderstand,
+    ]);
     expect([echo.commandField, echo.messageIdBeingRespondedTo, echo.status]).toEqual([CommandField.CEchoRsp, 8, STATUS.success]);
     // A C-STORE that says no data set follows is refused at once.
     await assoc.writeMessage(CONTEXT.ct, storeCommand(object.sopInstanceUid, 9, false));
     expect((await assoc.readDimseResponse()).status).toBe(STATUS.cannotUnderstand);
-    await eventually(() => incomingFiles(server.dataDir), (files) => files.length === 0);
+    await eventually(
+      () => incomingFiles(server.dataDir),
+      (files) => files.length === 0,
+    );
     await assoc.release();
   });
 
@@ -368,7 +430,12 @@ describe('every message gets an answer, and an abandoned one leaves nothing behi
       element(0x0020000d, 'UI', object.studyInstanceUid),
       element(0x0020000e, 'UI', object.seriesInstanceUid),
     ]);
-    const stored = await assoc.sendCStore({ pcId: CONTEXT.ct, sopClassUid: CT_IMAGE_STORAGE, sopInstanceUid: object.sopInstanceUid, datasetBytes: dataset });
+    const stored = await assoc.sendCStore({
+      pcId: CONTEXT.ct,
+      sopClassUid: CT_IMAGE_STORAGE,
+      sopInstanceUid: object.sopInstanceUid,
+      datasetBytes: dataset,
+    });
     expect(stored.status).toBe(STATUS.success);
     await storedObject(server, object.sopInstanceUid);
     const identifier = Buffer.concat([

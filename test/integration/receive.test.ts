@@ -148,7 +148,11 @@ describe.skipIf(!hasTool('storescu'))('receive over DICOM', () => {
     // The raw client sends the file's own bytes: undefined-length sequences, private blocks and all.
     const privateCt = await readPart10((await ctSliceWithPrivateTags(path.join(tmp, 'modalities/private'), { seed: 6 })).files[0]);
     const assoc = await associate(shared);
-    const response = await assoc.sendCStore({ sopClassUid: privateCt.sopClassUid, sopInstanceUid: privateCt.sopInstanceUid, datasetBytes: privateCt.dataset });
+    const response = await assoc.sendCStore({
+      sopClassUid: privateCt.sopClassUid,
+      sopInstanceUid: privateCt.sopInstanceUid,
+      datasetBytes: privateCt.dataset,
+    });
     expect(response.status).toBe(STATUS.success);
     await assoc.release();
     const stored = await storedObject(shared, privateCt.sopInstanceUid);
@@ -184,7 +188,15 @@ describe.skipIf(!hasTool('storescu'))('receive over DICOM', () => {
   });
 
   it('stores Implicit VR Little Endian when that is all the sender proposes, and indexes patient and study', async () => {
-    const ct = await ctSeries(path.join(tmp, 'implicit'), { slices: 2, rows: 64, cols: 64, seed: 9, patientId: 'IMPLICIT01', patientName: 'Implicit^Ivy', accessionNumber: 'ACCIMPL1' });
+    const ct = await ctSeries(path.join(tmp, 'implicit'), {
+      slices: 2,
+      rows: 64,
+      cols: 64,
+      seed: 9,
+      patientId: 'IMPLICIT01',
+      patientName: 'Implicit^Ivy',
+      accessionNumber: 'ACCIMPL1',
+    });
     expectExit0(await send(shared, ct.files, ['-xi']));
     const wire = await datasetsOnTheWire(ct.files, ['-xi']);
     for (const uid of ct.sopInstanceUids) {
@@ -247,12 +259,23 @@ describe.skipIf(!hasTool('storescu'))('receive over DICOM', () => {
     for (const [i, hostileUid] of ['../../x', '1.2/../../../tmp/x'].entries()) {
       const object = await ctSliceWithUid(`hostile-${i}`, hostileUid);
       // Everywhere a naive join of a directory and the UID would land.
-      const bases = [shared.dataDir, storageDir, path.join(storageDir, 'objects'), path.join(storageDir, 'incoming'), process.cwd(), os.tmpdir()];
+      const bases = [
+        shared.dataDir,
+        storageDir,
+        path.join(storageDir, 'objects'),
+        path.join(storageDir, 'incoming'),
+        process.cwd(),
+        os.tmpdir(),
+      ];
       const naivePaths = bases.flatMap((base) => ['', '.dcm', '.part'].map((suffix) => path.resolve(base, hostileUid + suffix)));
       const existedBefore = naivePaths.filter((p) => existsSync(p));
 
       const assoc = await associate(shared);
-      const response = await assoc.sendCStore({ sopClassUid: object.sopClassUid, sopInstanceUid: hostileUid, datasetBytes: object.dataset });
+      const response = await assoc.sendCStore({
+        sopClassUid: object.sopClassUid,
+        sopInstanceUid: hostileUid,
+        datasetBytes: object.dataset,
+      });
       await assoc.release();
       // Storage makes no path from a DICOM value, but steps may (an output folder per series):
       // a UID with a slash or of dots alone is no UID (PS3.5 9.1) and is refused (issue 8).
@@ -292,29 +315,47 @@ describe.skipIf(!hasTool('storescu'))('receive over DICOM', () => {
       await assoc.release();
       expect(response.status, what).toBe(STATUS.datasetMismatch);
       expect(response.errorComment, what).toBeTruthy();
-      expect((await shared.index.recentArrivals(1000)).filter((a) => a.sopInstanceUid === badUid), what).toEqual([]);
+      expect(
+        (await shared.index.recentArrivals(1000)).filter((a) => a.sopInstanceUid === badUid),
+        what,
+      ).toEqual([]);
     }
     expect(incomingFiles(shared.dataDir)).toEqual([]);
   });
 
   it('refuses a truncated dataset with C000, keeps nothing of it, and goes on with the association', async () => {
-    const [truncated, valid] = await Promise.all([smallCt('truncated').then((s) => readPart10(s.files[0])), smallCt('after-truncated').then((s) => readPart10(s.files[0]))]);
+    const [truncated, valid] = await Promise.all([
+      smallCt('truncated').then((s) => readPart10(s.files[0])),
+      smallCt('after-truncated').then((s) => readPart10(s.files[0])),
+    ]);
     const objectsBefore = new Set(objectFiles(shared.dataDir));
     const pixelBytes = 64 * 64 * 2;
     // Cut halfway through the pixel data, which ends the dataset, and send it as complete.
     const cut = truncated.dataset.subarray(0, truncated.dataset.length - pixelBytes / 2);
 
     const assoc = await associate(shared);
-    const refused = await assoc.sendCStore({ sopClassUid: truncated.sopClassUid, sopInstanceUid: truncated.sopInstanceUid, datasetBytes: cut });
+    const refused = await assoc.sendCStore({
+      sopClassUid: truncated.sopClassUid,
+      sopInstanceUid: truncated.sopInstanceUid,
+      datasetBytes: cut,
+    });
     expect(refused.status).toBe(STATUS.cannotUnderstand);
     expect(refused.errorComment).toBeTruthy();
     expect((await shared.index.recentArrivals(1000)).filter((a) => a.sopInstanceUid === truncated.sopInstanceUid)).toEqual([]);
     expect(await shared.index.instances('Import', { sopInstanceUids: [truncated.sopInstanceUid] })).toEqual([]);
-    const newObjects = await Promise.all(objectFiles(shared.dataDir).filter((f) => !objectsBefore.has(f)).map(readPart10));
+    const newObjects = await Promise.all(
+      objectFiles(shared.dataDir)
+        .filter((f) => !objectsBefore.has(f))
+        .map(readPart10),
+    );
     expect(newObjects.map((p) => p.sopInstanceUid)).not.toContain(truncated.sopInstanceUid);
     expect(incomingFiles(shared.dataDir)).toEqual([]);
 
-    const accepted = await assoc.sendCStore({ sopClassUid: valid.sopClassUid, sopInstanceUid: valid.sopInstanceUid, datasetBytes: valid.dataset });
+    const accepted = await assoc.sendCStore({
+      sopClassUid: valid.sopClassUid,
+      sopInstanceUid: valid.sopInstanceUid,
+      datasetBytes: valid.dataset,
+    });
     expect(accepted.status).toBe(STATUS.success);
     await assoc.release();
     expect((await storedObject(shared, valid.sopInstanceUid)).part10.dataset.equals(valid.dataset)).toBe(true);
@@ -364,11 +405,17 @@ describe.skipIf(!hasTool('storescu'))('receive over DICOM', () => {
     expectExit0(await send(server, ct.files));
     expectExit0(await send(server, ct.files));
     // Filing into the database (and dropping the duplicate's bytes) may follow the acknowledgement.
-    await eventually(() => server.index.totals(), (totals) => totals.duplicates === 1);
+    await eventually(
+      () => server.index.totals(),
+      (totals) => totals.duplicates === 1,
+    );
     expect(await server.index.totals()).toMatchObject({ instances: 1, duplicates: 1, arrivals: 2 });
     expect(await server.index.instances('Import', { sopInstanceUids: [source.sopInstanceUid] })).toHaveLength(1);
     expect((await storedObject(server, source.sopInstanceUid)).part10.dataset.equals(source.dataset)).toBe(true);
-    await eventually(() => objectFiles(server.dataDir), (files) => files.length === 1).catch(() => undefined);
+    await eventually(
+      () => objectFiles(server.dataDir),
+      (files) => files.length === 1,
+    ).catch(() => undefined);
     expect(objectFiles(server.dataDir)).toHaveLength(1);
   });
 
@@ -376,8 +423,16 @@ describe.skipIf(!hasTool('storescu'))('receive over DICOM', () => {
     const server = await startFresh({ storage: { duplicatePolicy: 'reject' } });
     const source = await readPart10((await smallCt('duplicate-reject')).files[0]);
     const assoc = await associate(server);
-    const first = await assoc.sendCStore({ sopClassUid: source.sopClassUid, sopInstanceUid: source.sopInstanceUid, datasetBytes: source.dataset });
-    const second = await assoc.sendCStore({ sopClassUid: source.sopClassUid, sopInstanceUid: source.sopInstanceUid, datasetBytes: source.dataset });
+    const first = await assoc.sendCStore({
+      sopClassUid: source.sopClassUid,
+      sopInstanceUid: source.sopInstanceUid,
+      datasetBytes: source.dataset,
+    });
+    const second = await assoc.sendCStore({
+      sopClassUid: source.sopClassUid,
+      sopInstanceUid: source.sopInstanceUid,
+      datasetBytes: source.dataset,
+    });
     await assoc.release();
     expect(first.status).toBe(STATUS.success);
     expect(second.status).toBe(STATUS.duplicateRejected);
@@ -397,11 +452,18 @@ describe.skipIf(!hasTool('storescu'))('receive over DICOM', () => {
     server.events.on('InstanceReceived', (event) => events.push(event));
     const assoc = await associate(server);
     for (const object of [first, second]) {
-      const response = await assoc.sendCStore({ sopClassUid: object.sopClassUid, sopInstanceUid: object.sopInstanceUid, datasetBytes: object.dataset });
+      const response = await assoc.sendCStore({
+        sopClassUid: object.sopClassUid,
+        sopInstanceUid: object.sopInstanceUid,
+        datasetBytes: object.dataset,
+      });
       expect(response.status).toBe(STATUS.success);
     }
     await assoc.release();
-    await eventually(() => server.index.totals(), (totals) => totals.duplicates === 1);
+    await eventually(
+      () => server.index.totals(),
+      (totals) => totals.duplicates === 1,
+    );
     const stored = await storedObject(server, first.sopInstanceUid);
     expect(stored.part10.dataset.equals(second.dataset)).toBe(true);
     expect(events).toHaveLength(2);
@@ -444,9 +506,15 @@ describe.skipIf(!hasTool('storescu'))('receive over DICOM', () => {
     // PS3.8 9.3.2: protocol version bit 0 set, then an Application Context item, presentation
     // context items and a User Information item. Neither of these has any of that.
     const empty = Buffer.concat([Buffer.from([PduType.AssociateRq, 0, 0, 0, 0, 68]), Buffer.alloc(68)]);
-    const noise = Buffer.concat([Buffer.from([PduType.AssociateRq, 0, 0, 0, 0x0f, 0xfa]), Buffer.from(Array.from({ length: 4090 }, () => Math.floor(random() * 256)))]);
+    const noise = Buffer.concat([
+      Buffer.from([PduType.AssociateRq, 0, 0, 0, 0x0f, 0xfa]),
+      Buffer.from(Array.from({ length: 4090 }, () => Math.floor(random() * 256))),
+    ]);
     const outcomes: Record<string, string> = {};
-    for (const [what, request] of [['empty', empty], ['noise', noise]] as const) {
+    for (const [what, request] of [
+      ['empty', empty],
+      ['noise', noise],
+    ] as const) {
       const connection = await RawConnection.connect('127.0.0.1', shared.dicomPort);
       await connection.sendRawBytes(request);
       outcomes[what] = await serverEnded(connection).catch((error: Error) => error.message);
@@ -464,10 +532,15 @@ describe.skipIf(!hasTool('storescu'))('receive over DICOM', () => {
     );
     const results = await Promise.all(series.map((s) => send(server, s.files)));
     results.forEach(expectExit0);
-    await eventually(() => server.index.totals('Import'), (totals) => totals.instances >= 80);
+    await eventually(
+      () => server.index.totals('Import'),
+      (totals) => totals.instances >= 80,
+    );
     expect(await server.index.totals('Import')).toMatchObject({ studies: 4, series: 4, instances: 80 });
     for (const s of series) {
-      expect(await server.index.instances('Import', { seriesInstanceUids: [s.seriesInstanceUid], studyInstanceUids: [s.studyInstanceUid] })).toHaveLength(20);
+      expect(
+        await server.index.instances('Import', { seriesInstanceUids: [s.seriesInstanceUid], studyInstanceUids: [s.studyInstanceUid] }),
+      ).toHaveLength(20);
     }
     expect(objectFiles(server.dataDir)).toHaveLength(80);
     expect(incomingFiles(server.dataDir)).toEqual([]);
@@ -481,7 +554,10 @@ describe.skipIf(!hasTool('storescu'))('receive over DICOM', () => {
     ]);
     expectExit0(await storescu(['-aec', 'STUDYA', '127.0.0.1', String(server.dicomPort), ...forStudyA.files]));
     expectExit0(await send(server, forImport.files));
-    await eventually(async () => (await server.index.totals()).instances, (instances) => instances >= 5);
+    await eventually(
+      async () => (await server.index.totals()).instances,
+      (instances) => instances >= 5,
+    );
     expect((await server.index.totals('StudyA')).instances).toBe(2);
     expect((await server.index.totals('Import')).instances).toBe(3);
     expect((await server.index.studies('StudyA', {})).map((s) => s.study.StudyInstanceUID)).toEqual([forStudyA.studyInstanceUid]);

@@ -36,12 +36,22 @@ describe.skipIf(!hasOrthanc())('routing to Orthanc', () => {
     const s = await startTestServer({
       pipelinesDir: pipelines,
       defaultPipeline: false,
-      remoteNodes: [{ aeTitle: 'ORTHANC', host: '127.0.0.1', port: orthancPort, outbox: { concurrency: 1, maxAttempts: 20, initialRetrySeconds: 0.2, maxRetrySeconds: 0.5 } }],
+      remoteNodes: [
+        {
+          aeTitle: 'ORTHANC',
+          host: '127.0.0.1',
+          port: orthancPort,
+          outbox: { concurrency: 1, maxAttempts: 20, initialRetrySeconds: 0.2, maxRetrySeconds: 0.5 },
+        },
+      ],
     });
     servers.push(s);
 
     const files = [...ct.files, jpegLs.file];
-    for (const [batch, proposal] of [[ct.files, []], [[jpegLs.file], ['-xt']]] as const) {
+    for (const [batch, proposal] of [
+      [ct.files, []],
+      [[jpegLs.file], ['-xt']],
+    ] as const) {
       // -xt proposes JPEG-LS lossless: the compressed object is received, kept and sent as it is.
       const sent = await storescu([...proposal, '-aet', 'MODALITY', '-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...batch]);
       expect(sent.code, sent.stderr).toBe(0);
@@ -52,7 +62,11 @@ describe.skipIf(!hasOrthanc())('routing to Orthanc', () => {
 
     const orthanc = await startOrthanc({ port: orthancPort });
     peers.push(orthanc);
-    await until('every object delivered', async () => (await s.outbox.status()).find((d) => d.destination === 'ORTHANC' && d.delivered === files.length), 30_000);
+    await until(
+      'every object delivered',
+      async () => (await s.outbox.status()).find((d) => d.destination === 'ORTHANC' && d.delivered === files.length),
+      30_000,
+    );
 
     const stored = await orthanc.instances();
     expect(stored.size).toBe(files.length);

@@ -53,11 +53,18 @@ function node_(aeTitle: string, port: number, outbox: Record<string, unknown> = 
 
 function pipelines(steps: Record<string, unknown>[], extra: Record<string, unknown> = {}): string {
   const dir = tempDir('df-route-pipelines-');
-  fs.writeFileSync(path.join(dir, 'forward.json'), JSON.stringify({ name: 'forward', trigger: { on: 'instance' }, steps, ...extra }, null, 2));
+  fs.writeFileSync(
+    path.join(dir, 'forward.json'),
+    JSON.stringify({ name: 'forward', trigger: { on: 'instance' }, steps, ...extra }, null, 2),
+  );
   return dir;
 }
 
-async function server(steps: Record<string, unknown>[], remoteNodes: unknown[], extra: Record<string, unknown> = {}): Promise<RunningServer & { dataDir: string }> {
+async function server(
+  steps: Record<string, unknown>[],
+  remoteNodes: unknown[],
+  extra: Record<string, unknown> = {},
+): Promise<RunningServer & { dataDir: string }> {
   const s = await startTestServer({ pipelinesDir: pipelines(steps, extra), defaultPipeline: false, remoteNodes });
   servers.push(s);
   return s;
@@ -77,7 +84,10 @@ async function send(port: number, files: string[], proposal: string[] = []): Pro
 const figures = async (s: RunningServer, destination: string) => (await s.outbox.status()).find((d) => d.destination === destination)!;
 
 function receivedFiles(dir: string): string[] {
-  return fs.readdirSync(dir).filter((n) => !n.startsWith('.')).map((n) => path.join(dir, n));
+  return fs
+    .readdirSync(dir)
+    .filter((n) => !n.startsWith('.'))
+    .map((n) => path.join(dir, n));
 }
 
 async function expectSameDatasets(sources: string[], dir: string): Promise<void> {
@@ -139,7 +149,10 @@ async function droppingProxy(targetPort: number, cutAfterBytes: number[]): Promi
       peer.write(chunk);
     });
     peer.on('data', (chunk: Buffer) => sender.write(chunk));
-    for (const [a, b] of [[sender, peer], [peer, sender]]) {
+    for (const [a, b] of [
+      [sender, peer],
+      [peer, sender],
+    ]) {
       a.on('error', () => b.destroy());
       a.on('close', () => b.destroy());
     }
@@ -174,7 +187,9 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     const outboxFiles = fs.readdirSync(path.join(s.dataDir, 'outbox'), { recursive: true }).filter((n) => String(n).endsWith('.dcm'));
     expect(outboxFiles).toEqual([]);
     // GET /api/status carries the same figures.
-    const status = (await (await fetch(`http://127.0.0.1:${s.httpPort}/api/status`, { headers: { authorization: `Bearer ${s.adminToken}` } })).json()) as {
+    const status = (await (
+      await fetch(`http://127.0.0.1:${s.httpPort}/api/status`, { headers: { authorization: `Bearer ${s.adminToken}` } })
+    ).json()) as {
       outbox: { destination: string; delivered: number }[];
     };
     expect(status.outbox.find((d) => d.destination === 'PACS')?.delivered).toBe(3);
@@ -218,7 +233,10 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     const peer = await storescp({ aeTitle: 'DROPPY' });
     // Cut in the association request, in the first object, a few objects in, and late in the batch.
     const proxy = await droppingProxy(peer.port, [200, 3_000, 30_000, 80_000]);
-    const s = await server([{ plugin: 'route', options: { destination: 'DROPPY' } }], [node_('DROPPY', proxy.port, { ...fast, maxAttempts: 20 })]);
+    const s = await server(
+      [{ plugin: 'route', options: { destination: 'DROPPY' } }],
+      [node_('DROPPY', proxy.port, { ...fast, maxAttempts: 20 })],
+    );
     await send(s.dicomPort, series.files);
     await until('12 objects delivered', async () => (await figures(s, 'DROPPY')).delivered === 12 || undefined, 30_000);
     // The first two cuts always happen (one in the association request, one in the first
@@ -241,9 +259,16 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     const peer = await storescp({ aeTitle: 'CRASHY' });
     // About two and a half objects per association, every time, for longer than it takes.
     const proxy = await droppingProxy(peer.port, Array(20).fill(25_000));
-    const s = await server([{ plugin: 'route', options: { destination: 'CRASHY' } }], [node_('CRASHY', proxy.port, { ...fast, maxAttempts: 3 })]);
+    const s = await server(
+      [{ plugin: 'route', options: { destination: 'CRASHY' } }],
+      [node_('CRASHY', proxy.port, { ...fast, maxAttempts: 3 })],
+    );
     await send(s.dicomPort, series.files);
-    await until('12 objects delivered or dead', async () => (await figures(s, 'CRASHY')).delivered + (await figures(s, 'CRASHY')).dead === 12 || undefined, 30_000);
+    await until(
+      '12 objects delivered or dead',
+      async () => (await figures(s, 'CRASHY')).delivered + (await figures(s, 'CRASHY')).dead === 12 || undefined,
+      30_000,
+    );
     expect(await figures(s, 'CRASHY')).toMatchObject({ queued: 0, sending: 0, dead: 0, delivered: 12 });
     expect(proxy.cuts()).toBeGreaterThanOrEqual(4);
     await expectSameDatasets(series.files, peer.dir);
@@ -256,7 +281,9 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     await until('3 dead letters', async () => (await figures(s, 'FLAKY')).dead === 3 || undefined);
     const config = path.join(s.dataDir, 'config.json');
     const { stdout: json } = await run(node, [cli, 'outbox', '--json', '--config', config]);
-    const listed = (JSON.parse(json) as { destination: string; dead: number; deadIds: string[]; lastError: string }[]).find((d) => d.destination === 'FLAKY')!;
+    const listed = (JSON.parse(json) as { destination: string; dead: number; deadIds: string[]; lastError: string }[]).find(
+      (d) => d.destination === 'FLAKY',
+    )!;
     expect(listed.dead).toBe(3);
     expect(listed.deadIds).toHaveLength(3);
     expect(listed.lastError).toMatch(/connection refused/);
@@ -274,23 +301,27 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     await until('all delivered', async () => (await figures(s, 'FLAKY')).delivered === 3 || undefined);
     await expectSameDatasets(ct.files, peer.dir);
     // Unknown destinations are refused.
-    const unknown = await run(node, [cli, 'outbox', 'retry', 'NOPE', '--all', '--config', path.join(s.dataDir, 'config.json')]).catch((e: { stderr: string; code: number }) => e);
+    const unknown = await run(node, [cli, 'outbox', 'retry', 'NOPE', '--all', '--config', path.join(s.dataDir, 'config.json')]).catch(
+      (e: { stderr: string; code: number }) => e,
+    );
     expect((unknown as { stderr: string }).stderr).toMatch(/DF_ERR_DESTINATION_UNKNOWN/);
   });
 
   it('keeps the bytes for delivery after delete-source removed the received copy', async () => {
     const port = await freePort();
     const s = await server(
-      [
-        { plugin: 'route', options: { destination: 'ARCHIVE' } },
-        { plugin: 'delete-source' },
-      ],
+      [{ plugin: 'route', options: { destination: 'ARCHIVE' } }, { plugin: 'delete-source' }],
       [node_('ARCHIVE', port, { ...fast, maxAttempts: 50 })],
     );
     await send(s.dicomPort, ct.files);
     await s.engine.idle();
     // The received copies are gone (no database holds them)…
-    await until('received copies deleted', async () => fs.readdirSync(path.join(s.dataDir, 'storage', 'objects'), { recursive: true }).filter((n) => String(n).endsWith('.dcm')).length === 0 || undefined);
+    await until(
+      'received copies deleted',
+      async () =>
+        fs.readdirSync(path.join(s.dataDir, 'storage', 'objects'), { recursive: true }).filter((n) => String(n).endsWith('.dcm')).length ===
+          0 || undefined,
+    );
     expect((await figures(s, 'ARCHIVE')).delivered).toBe(0);
     // …and the outbox still delivers them, byte for byte.
     const peer = await storescp({ aeTitle: 'ARCHIVE', port });
@@ -306,8 +337,14 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     await send(s.dicomPort, [jls], ['-xt']); // propose JPEG-LS lossless: arrives compressed
     await until('delivered', async () => (await figures(s, 'PLAIN')).delivered === 1 || undefined);
     // Stored as it came (JPEG-LS), sent transcoded.
-    const row = await s.index.connection.get("SELECT transfer_syntax_uid, sent_transfer_syntax_uid, state FROM outbox WHERE destination = 'PLAIN'");
-    expect(row).toEqual({ transfer_syntax_uid: '1.2.840.10008.1.2.4.80', sent_transfer_syntax_uid: '1.2.840.10008.1.2.1', state: 'delivered' });
+    const row = await s.index.connection.get(
+      "SELECT transfer_syntax_uid, sent_transfer_syntax_uid, state FROM outbox WHERE destination = 'PLAIN'",
+    );
+    expect(row).toEqual({
+      transfer_syntax_uid: '1.2.840.10008.1.2.4.80',
+      sent_transfer_syntax_uid: '1.2.840.10008.1.2.1',
+      state: 'delivered',
+    });
     const [arrived] = receivedFiles(peer.dir);
     const got = await readPart10(arrived);
     expect(got.transferSyntaxUid).toBe('1.2.840.10008.1.2.1');
@@ -334,12 +371,19 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
       (await dcmdump(['-q', '+L', file])).stdout
         .split('\n')
         .filter((l) => /^\s*\(\w{4},\w{4}\)/.test(l) && !/^\s*\(0002,/.test(l))
-        .map((l) => l.replace(/#.*$/, '').replace(/^(\s*\(\w{4},\w{4}\)) \S\S /, '$1 ').trim());
+        .map((l) =>
+          l
+            .replace(/#.*$/, '')
+            .replace(/^(\s*\(\w{4},\w{4}\)) \S\S /, '$1 ')
+            .trim(),
+        );
     const sent = await values(withPrivate.files[0]);
     const got = await values(arrived);
     expect(got.length).toBe(sent.length);
     expect(got.find((l) => l.startsWith('(0008,0005)'))).toBe(sent.find((l) => l.startsWith('(0008,0005)')));
-    expect(got.filter((l) => !/^\(0009,10|^\(0019,10/.test(l)).join('\n')).toBe(sent.filter((l) => !/^\(0009,10|^\(0019,10/.test(l)).join('\n'));
+    expect(got.filter((l) => !/^\(0009,10|^\(0019,10/.test(l)).join('\n')).toBe(
+      sent.filter((l) => !/^\(0009,10|^\(0019,10/.test(l)).join('\n'),
+    );
   });
 
   it('with "wait", the job ends when its objects are delivered, and fails when they go to the dead letters', async () => {
@@ -354,10 +398,14 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
       { retry: { maxAttempts: 1 } },
     );
     await send(s.dicomPort, [ct.files[0]]);
-    await until('the job ended', async () => (await s.jobs.listJobs({ pipeline: 'forward' })).find((j) => j.status === 'failed' || j.status === 'succeeded'));
+    await until('the job ended', async () =>
+      (await s.jobs.listJobs({ pipeline: 'forward' })).find((j) => j.status === 'failed' || j.status === 'succeeded'),
+    );
     const job = (await s.jobs.getJob((await s.jobs.listJobs({ pipeline: 'forward' }))[0].id))!;
     expect(job.status).toBe('failed');
-    expect(job.error).toMatch(/step "to-dead" .*DF_ERR_DELIVERY_FAILED: 1 of 1 object\(s\) went to the dead letters \(first: NEVER: DF_ERR_PEER_UNREACHABLE/);
+    expect(job.error).toMatch(
+      /step "to-dead" .*DF_ERR_DELIVERY_FAILED: 1 of 1 object\(s\) went to the dead letters \(first: NEVER: DF_ERR_PEER_UNREACHABLE/,
+    );
     const [live, dead] = job.steps!;
     expect(live.status).toBe('succeeded');
     expect(live.outputs[0].rows![0]).toMatchObject({ destination: 'WAITED', state: 'delivered' });
@@ -366,7 +414,7 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     await expectSameDatasets([ct.files[0]], peer.dir);
   });
 
-  it('an object the peer takes in no syntax fails with the peer\'s answers and ends in the dead letters', async () => {
+  it("an object the peer takes in no syntax fails with the peer's answers and ends in the dead letters", async () => {
     // A private SOP class: dicomflow keeps it (acceptUnknownSopClasses), storescp refuses it.
     const privateClass = path.join(fixtures, 'private-class.dcm');
     fs.copyFileSync(ct.files[0], privateClass);
@@ -381,7 +429,13 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     });
     servers.push(s);
     // storescu refuses unknown SOP classes; our own SCU sends whatever the file holds.
-    const [sent] = await sendFiles({ host: '127.0.0.1', port: s.dicomPort, callingAeTitle: 'MODALITY', calledAeTitle: 'DICOMFLOW', files: [privateClass] });
+    const [sent] = await sendFiles({
+      host: '127.0.0.1',
+      port: s.dicomPort,
+      callingAeTitle: 'MODALITY',
+      calledAeTitle: 'DICOMFLOW',
+      files: [privateClass],
+    });
     expect(sent.outcome).toBe('success');
     await until('dead letter', async () => (await figures(s, 'STRICT')).dead === 1 || undefined);
     expect((await figures(s, 'STRICT')).lastError).toMatch(
@@ -416,7 +470,12 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     const first = await spawnServer(['--config', config]);
     children.push(first.child);
     await send(dicomPort, ct.files);
-    const queued = async () => JSON.parse((await run(node, [cli, 'outbox', '--json', '--config', config])).stdout)[0] as { queued: number; sending: number; lastError: string | null };
+    const queued = async () =>
+      JSON.parse((await run(node, [cli, 'outbox', '--json', '--config', config])).stdout)[0] as {
+        queued: number;
+        sending: number;
+        lastError: string | null;
+      };
     await untilAsync('3 entries queued with a failed attempt', async () => {
       const q = await queued();
       return (q.queued + q.sending === 3 && q.lastError !== null) || undefined;
@@ -426,7 +485,11 @@ describe.skipIf(!hasTool('storescp') || !hasTool('storescu'))('route (issue 5)',
     const peer = await storescp({ aeTitle: 'AFTER', port: destinationPort });
     const second = await spawnServer(['--config', config]);
     children.push(second.child);
-    await untilAsync('delivered after the restart', async () => ((await queued()) as unknown as { delivered: number }).delivered === 3 || undefined, 30_000);
+    await untilAsync(
+      'delivered after the restart',
+      async () => ((await queued()) as unknown as { delivered: number }).delivered === 3 || undefined,
+      30_000,
+    );
     await expectSameDatasets(ct.files, peer.dir);
     second.child.kill('SIGTERM');
     await new Promise((resolve) => second.child.once('exit', resolve));

@@ -34,7 +34,13 @@ describe.skipIf(!hasTool('storescu'))('run-program with hostile values', () => {
             options: {
               program: script,
               forEach: 'instance',
-              args: ['{patientId}', '{studyDescription}', '--', '{seriesDescription}', '{outputDir}/{patientId}/{studyDescription}/{seriesDescription}'],
+              args: [
+                '{patientId}',
+                '{studyDescription}',
+                '--',
+                '{seriesDescription}',
+                '{outputDir}/{patientId}/{studyDescription}/{seriesDescription}',
+              ],
             },
           },
         ],

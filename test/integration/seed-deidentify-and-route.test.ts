@@ -48,13 +48,51 @@ describe.skipIf(!hasTool('storescu') || !hasTool('storescp'))('seed: de-identify
     expect([...s.pipelines.problems(), ...s.pipelines.warnings()]).toEqual([]);
 
     const fixtures = tempDir('df-seed-deid-fixtures-');
-    const pet = await petSeries(path.join(fixtures, 'pet'), { ...PATIENT, uidSeed: 'seed-deid', slices: 2, rows: 16, cols: 16, frameDurationsSec: [60, 60], withPrivateTags: true });
-    const ct = await ctSeries(path.join(fixtures, 'ct'), { ...PATIENT, uidSeed: 'seed-deid', studyUid: pet.studyInstanceUid, frameOfReferenceUid: pet.frameOfReferenceUid, seriesNumber: 2, slices: 2, rows: 16, cols: 16 });
-    const sc = await secondaryCaptureRgb(path.join(fixtures, 'sc'), { ...PATIENT, uidSeed: 'seed-deid', studyUid: pet.studyInstanceUid, seriesNumber: 3, rows: 8, cols: 8 });
-    const sent = await storescu(['-aet', 'SCANNER', '-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...pet.files, ...ct.files, ...sc.files]);
+    const pet = await petSeries(path.join(fixtures, 'pet'), {
+      ...PATIENT,
+      uidSeed: 'seed-deid',
+      slices: 2,
+      rows: 16,
+      cols: 16,
+      frameDurationsSec: [60, 60],
+      withPrivateTags: true,
+    });
+    const ct = await ctSeries(path.join(fixtures, 'ct'), {
+      ...PATIENT,
+      uidSeed: 'seed-deid',
+      studyUid: pet.studyInstanceUid,
+      frameOfReferenceUid: pet.frameOfReferenceUid,
+      seriesNumber: 2,
+      slices: 2,
+      rows: 16,
+      cols: 16,
+    });
+    const sc = await secondaryCaptureRgb(path.join(fixtures, 'sc'), {
+      ...PATIENT,
+      uidSeed: 'seed-deid',
+      studyUid: pet.studyInstanceUid,
+      seriesNumber: 3,
+      rows: 8,
+      cols: 8,
+    });
+    const sent = await storescu([
+      '-aet',
+      'SCANNER',
+      '-aec',
+      'DICOMFLOW',
+      '127.0.0.1',
+      String(s.dicomPort),
+      ...pet.files,
+      ...ct.files,
+      ...sc.files,
+    ]);
     expect(sent.code, sent.stderr).toBe(0);
 
-    const job = await until('the seed job', async () => (await s.jobs.listJobs({ pipeline: seed.name })).find((j) => j.status === 'succeeded' || j.status === 'failed'), 180_000);
+    const job = await until(
+      'the seed job',
+      async () => (await s.jobs.listJobs({ pipeline: seed.name })).find((j) => j.status === 'succeeded' || j.status === 'failed'),
+      180_000,
+    );
     const detail = (await s.jobs.getJob(job.id))!;
     expect(detail.status, JSON.stringify(detail.steps?.map((st) => [st.id, st.status, st.error]))).toBe('succeeded');
     const [deid, route] = detail.steps!;
@@ -66,26 +104,36 @@ describe.skipIf(!hasTool('storescu') || !hasTool('storescp'))('seed: de-identify
     // "Received" is what the scanner sent; the de-identified copies are counted as produced,
     // in the status, the node's heartbeat row and Prometheus alike.
     const sentCount = pet.files.length + ct.files.length + sc.files.length;
-    const status = await fetch(`http://127.0.0.1:${s.httpPort}/api/status`, { headers: { authorization: `Bearer ${s.adminToken}` } }).then((r) => r.json());
+    const status = await fetch(`http://127.0.0.1:${s.httpPort}/api/status`, { headers: { authorization: `Bearer ${s.adminToken}` } }).then(
+      (r) => r.json(),
+    );
     expect(status.received.objects).toBe(sentCount);
     expect(status.produced.objects).toBe(emitted.length);
     const selfRow = async () => {
-      const st = await fetch(`http://127.0.0.1:${s.httpPort}/api/status`, { headers: { authorization: `Bearer ${s.adminToken}` } }).then((r) => r.json());
+      const st = await fetch(`http://127.0.0.1:${s.httpPort}/api/status`, { headers: { authorization: `Bearer ${s.adminToken}` } }).then(
+        (r) => r.json(),
+      );
       return st.cluster.nodes.find((n: { self: boolean }) => n.self)?.status;
     };
     await expect.poll(async () => (await selfRow())?.produced?.objects, { timeout: 30_000, interval: 200 }).toBe(emitted.length);
     expect((await selfRow()).received.objects).toBe(sentCount);
-    const metrics = await fetch(`http://127.0.0.1:${s.httpPort}/api/metrics`, { headers: { authorization: `Bearer ${s.adminToken}` } }).then((r) => r.text());
+    const metrics = await fetch(`http://127.0.0.1:${s.httpPort}/api/metrics`, {
+      headers: { authorization: `Bearer ${s.adminToken}` },
+    }).then((r) => r.text());
     expect(metrics).toMatch(new RegExp(`^dicomflow_received_objects_total ${sentCount}$`, 'm'));
     expect(metrics).toMatch(new RegExp(`^dicomflow_produced_objects_total ${emitted.length}$`, 'm'));
 
     // The research node has exactly the de-identified copies, and nothing of the patient.
-    const received = fs.readdirSync(research.dir).filter((n) => !n.startsWith('.')).map((n) => path.join(research.dir, n));
+    const received = fs
+      .readdirSync(research.dir)
+      .filter((n) => !n.startsWith('.'))
+      .map((n) => path.join(research.dir, n));
     expect(received).toHaveLength(emitted.length);
     const uids = new Set<string>();
     for (const file of received) {
       const bytes = fs.readFileSync(file);
-      for (const v of [PATIENT.patientName, 'Wrenfield', 'Ottoline', PATIENT.patientId, PATIENT.patientBirthDate, PATIENT.accessionNumber]) expect(bytes.indexOf(v), `${v} in ${file}`).toBe(-1);
+      for (const v of [PATIENT.patientName, 'Wrenfield', 'Ottoline', PATIENT.patientId, PATIENT.patientBirthDate, PATIENT.accessionNumber])
+        expect(bytes.indexOf(v), `${v} in ${file}`).toBe(-1);
       uids.add((await readPart10(file)).sopInstanceUid);
     }
     expect([...uids].sort()).toEqual([...emitted].sort());
@@ -102,12 +150,18 @@ describe.skipIf(!hasTool('storescu') || !hasTool('storescp'))('seed: de-identify
 
     // Re-identification through the CLI: an admin gets the original, a reader is refused.
     const config = path.join(s.dataDir, 'config.json');
-    const lookup = await promisify(execFile)(node, [cli, 'pseudonyms', pseudonym, '--user', 'admin', '--json', '--config', config], { timeout: 30_000 });
+    const lookup = await promisify(execFile)(node, [cli, 'pseudonyms', pseudonym, '--user', 'admin', '--json', '--config', config], {
+      timeout: 30_000,
+    });
     const rows = JSON.parse(lookup.stdout);
     expect(rows).toMatchObject([{ kind: 'patient', original: `${PATIENT.patientId}\\`, pseudonym, originalName: PATIENT.patientName }]);
-    const byId = await promisify(execFile)(node, [cli, 'pseudonyms', PATIENT.patientId, '--user', 'admin', '--json', '--config', config], { timeout: 30_000 });
+    const byId = await promisify(execFile)(node, [cli, 'pseudonyms', PATIENT.patientId, '--user', 'admin', '--json', '--config', config], {
+      timeout: 30_000,
+    });
     expect(JSON.parse(byId.stdout)).toMatchObject([{ kind: 'patient', pseudonym }]);
-    const refused = await promisify(execFile)(node, [cli, 'pseudonyms', pseudonym, '--user', 'rita', '--config', config], { timeout: 30_000 }).catch((e) => e);
+    const refused = await promisify(execFile)(node, [cli, 'pseudonyms', pseudonym, '--user', 'rita', '--config', config], {
+      timeout: 30_000,
+    }).catch((e) => e);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/DF_ERR_FORBIDDEN/);
     // Each lookup that was allowed is in the audit log, with what was asked for.

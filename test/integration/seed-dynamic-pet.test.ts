@@ -32,12 +32,20 @@ describe('seed: dynamic brain PET', () => {
     const { series } = await dynamicPetWithKnownMotion(path.join(tempDir(), 'pet'), {
       grid: { dims: [32, 32, 16], spacingMm: [6, 6, 6.4] },
       frameDurationsSec: [120, 300, 300],
-      motion: [[2, -1, 1, 2, 0, -1], [0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]],
+      motion: [
+        [2, -1, 1, 2, 0, -1],
+        [0, 0, 0, 0, 0, 0],
+        [0, 0, 0, 0, 0, 0],
+      ],
     });
     const sent = await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...series.files]);
     expect(sent.code, sent.stderr).toBe(0);
 
-    const job = await until('the seed job', async () => (await s.jobs.listJobs({ pipeline: seed.name })).find((j) => j.status === 'succeeded' || j.status === 'failed'), 90_000);
+    const job = await until(
+      'the seed job',
+      async () => (await s.jobs.listJobs({ pipeline: seed.name })).find((j) => j.status === 'succeeded' || j.status === 'failed'),
+      90_000,
+    );
     const detail = (await s.jobs.getJob(job.id))!;
     expect(detail.status, JSON.stringify(detail.steps?.map((st) => [st.id, st.status, st.error]))).toBe('succeeded');
     const [moco, voi, store] = detail.steps!;
@@ -51,10 +59,18 @@ describe('seed: dynamic brain PET', () => {
     const rows = voi.outputs.find((o) => o.kind === 'table')!.rows as { voi: string; frame: number; voxels: number; mean: number }[];
     for (const region of ['cortex', 'white-matter', 'striatum-right', 'striatum-left', 'cerebellum']) {
       const frames = rows.filter((r) => r.voi === region);
-      expect(frames.map((r) => r.frame), region).toEqual([1, 2, 3]);
-      expect(frames.every((r) => r.voxels > 0 && r.mean > 0), region).toBe(true);
+      expect(
+        frames.map((r) => r.frame),
+        region,
+      ).toEqual([1, 2, 3]);
+      expect(
+        frames.every((r) => r.voxels > 0 && r.mean > 0),
+        region,
+      ).toBe(true);
     }
-    expect(voi.outputs.map((o) => (o.path ? path.basename(o.path) : o.name)).sort()).toEqual(expect.arrayContaining(['tac.tac', 'tac.png', 'tac.svg', 'voi-stats.csv', 'voi-stats.json']));
+    expect(voi.outputs.map((o) => (o.path ? path.basename(o.path) : o.name)).sort()).toEqual(
+      expect.arrayContaining(['tac.tac', 'tac.png', 'tac.svg', 'voi-stats.csv', 'voi-stats.json']),
+    );
 
     // The corrected series is in Import beside the original, created by the pipeline.
     const emitted = moco.outputs.filter((o) => o.kind === 'instance').map((o) => o.sopInstanceUid!);

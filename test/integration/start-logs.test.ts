@@ -23,7 +23,16 @@ async function startLogged(dataDir: string): Promise<{ server: Awaited<ReturnTyp
     },
   });
   const file = path.join(dataDir, 'config.json');
-  fs.writeFileSync(file, JSON.stringify({ dataDir, pipelinesDir: path.join(repoRoot, 'pipelines'), dimse: { port: 0, host: '127.0.0.1' }, http: { port: 0, host: '127.0.0.1' }, storage: { minFreeMegabytes: 16 } }));
+  fs.writeFileSync(
+    file,
+    JSON.stringify({
+      dataDir,
+      pipelinesDir: path.join(repoRoot, 'pipelines'),
+      dimse: { port: 0, host: '127.0.0.1' },
+      http: { port: 0, host: '127.0.0.1' },
+      storage: { minFreeMegabytes: 16 },
+    }),
+  );
   return { server: await startServer(loadConfig(file), pino({ level: 'info' }, sink)), lines };
 }
 

@@ -18,7 +18,11 @@ describe.each(['process', 'thread'] as Isolation[])('step pool, isolation %s', (
 
   it('runs parts in parallel and brings typed arrays back', async () => {
     const results = (await Promise.all([1, 2, 3].map((n) => call('square', Float32Array.of(n, n + 1))))) as { squares: Float32Array }[];
-    expect(results.map((r) => [...r.squares])).toEqual([[1, 4], [4, 9], [9, 16]]);
+    expect(results.map((r) => [...r.squares])).toEqual([
+      [1, 4],
+      [4, 9],
+      [9, 16],
+    ]);
     expect(results[0].squares).toBeInstanceOf(Float32Array);
   });
 

@@ -10,8 +10,29 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../../core/dicom/part10.ts';
 import { isDfError } from '../../core/errors.ts';
 import { echoPeer, isScuError, openAssociation, sendFiles, type ScuErrorCode, type SendFileResult } from '../../server/dimse/store-scu.ts';
-import { CommandField, decodeCommand, decodePData, encodeCommand, encodePData, encodeReleaseRp, NO_DATA_SET, PduReader, PduType, PdvControl, statusCategory } from '../../server/dimse/upper-layer.ts';
-import { compress, ctSeries, ctSliceWithPrivateTags, mrSeries, petSeries, secondaryCaptureRgb, SopClass, TransferSyntax } from '../fixtures/builder.ts';
+import {
+  CommandField,
+  decodeCommand,
+  decodePData,
+  encodeCommand,
+  encodePData,
+  encodeReleaseRp,
+  NO_DATA_SET,
+  PduReader,
+  PduType,
+  PdvControl,
+  statusCategory,
+} from '../../server/dimse/upper-layer.ts';
+import {
+  compress,
+  ctSeries,
+  ctSliceWithPrivateTags,
+  mrSeries,
+  petSeries,
+  secondaryCaptureRgb,
+  SopClass,
+  TransferSyntax,
+} from '../fixtures/builder.ts';
 import { startStorescp, type DcmtkPeer } from '../helpers/dcmtk-peers.ts';
 import { dumpDataset, hasTool } from '../helpers/dcmtk.ts';
 import { freePort } from '../helpers/net.ts';
@@ -100,7 +121,9 @@ function acceptEverything(rq: Buffer): Buffer {
     const value = body.subarray(at + 4, at + 4 + length);
     if (type === 0x20) {
       const firstTs = value.subarray(4 + 4 + value.readUInt16BE(6)); // after the abstract syntax sub-item
-      items.push(item(0x21, Buffer.concat([Buffer.from([value[0], 0, 0, 0]), item(0x40, firstTs.subarray(4, 4 + firstTs.readUInt16BE(2)))])));
+      items.push(
+        item(0x21, Buffer.concat([Buffer.from([value[0], 0, 0, 0]), item(0x40, firstTs.subarray(4, 4 + firstTs.readUInt16BE(2)))])),
+      );
     }
     at += 4 + length;
   }
@@ -236,7 +259,14 @@ beforeAll(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'dicomflow-store-scu-'));
   const [ct, mr, pet, sc, toCompress, large, huge] = await Promise.all([
     ctSeries(path.join(tmp, 'ct'), { slices: 3, rows: 128, cols: 128, withPrivateTags: true, seed: 3 }),
-    mrSeries(path.join(tmp, 'mr'), { slices: 2, rows: 64, cols: 64, withPrivateTags: true, seed: 4, transferSyntaxUid: TransferSyntax.ImplicitVRLittleEndian }),
+    mrSeries(path.join(tmp, 'mr'), {
+      slices: 2,
+      rows: 64,
+      cols: 64,
+      withPrivateTags: true,
+      seed: 4,
+      transferSyntaxUid: TransferSyntax.ImplicitVRLittleEndian,
+    }),
     petSeries(path.join(tmp, 'pet'), { slices: 2, rows: 32, cols: 32, frameDurationsSec: [30, 60], withPrivateTags: true, seed: 5 }),
     secondaryCaptureRgb(path.join(tmp, 'sc'), { count: 2, rows: 64, cols: 64, withPrivateTags: true, seed: 6 }),
     ctSliceWithPrivateTags(path.join(tmp, 'to-compress'), { seed: 7 }),
@@ -248,10 +278,12 @@ beforeAll(async () => {
 });
 
 afterEach(async () => {
-  await Promise.all(peers.splice(0).map(async (peer) => {
-    await peer.stop();
-    await rm(peer.dir, { recursive: true, force: true });
-  }));
+  await Promise.all(
+    peers.splice(0).map(async (peer) => {
+      await peer.stop();
+      await rm(peer.dir, { recursive: true, force: true });
+    }),
+  );
   for (const server of servers.splice(0)) server.close();
 });
 
@@ -261,15 +293,38 @@ afterAll(async () => {
 
 describe('upper-layer command sets', () => {
   it('round-trips a C-STORE-RQ command set in implicit VR LE with its group length first', () => {
-    const bytes = encodeCommand({ AffectedSOPClassUID: SopClass.CtImageStorage, CommandField: 0x0001, MessageID: 7, Priority: 0, CommandDataSetType: 0, AffectedSOPInstanceUID: '1.2.3', MoveOriginatorApplicationEntityTitle: 'MOVER' });
+    const bytes = encodeCommand({
+      AffectedSOPClassUID: SopClass.CtImageStorage,
+      CommandField: 0x0001,
+      MessageID: 7,
+      Priority: 0,
+      CommandDataSetType: 0,
+      AffectedSOPInstanceUID: '1.2.3',
+      MoveOriginatorApplicationEntityTitle: 'MOVER',
+    });
     expect(bytes.readUInt32LE(0)).toBe(0x00000000); // (0000,0000)
     expect(bytes.readUInt32LE(8)).toBe(bytes.length - 12);
     expect(bytes.length % 2).toBe(0);
-    expect(decodeCommand(bytes)).toEqual({ AffectedSOPClassUID: SopClass.CtImageStorage, CommandField: 1, MessageID: 7, Priority: 0, CommandDataSetType: 0, AffectedSOPInstanceUID: '1.2.3', MoveOriginatorApplicationEntityTitle: 'MOVER' });
+    expect(decodeCommand(bytes)).toEqual({
+      AffectedSOPClassUID: SopClass.CtImageStorage,
+      CommandField: 1,
+      MessageID: 7,
+      Priority: 0,
+      CommandDataSetType: 0,
+      AffectedSOPInstanceUID: '1.2.3',
+      MoveOriginatorApplicationEntityTitle: 'MOVER',
+    });
   });
 
   it('counts 0xB000, 0xB006 and 0xB007 as warnings, 0xA700 as a failure', () => {
-    expect([0x0000, 0xb000, 0xb006, 0xb007, 0xa700, 0xc000].map(statusCategory)).toEqual(['success', 'warning', 'warning', 'warning', 'failure', 'failure']);
+    expect([0x0000, 0xb000, 0xb006, 0xb007, 0xa700, 0xc000].map(statusCategory)).toEqual([
+      'success',
+      'warning',
+      'warning',
+      'warning',
+      'failure',
+      'failure',
+    ]);
   });
 });
 
@@ -277,7 +332,10 @@ describe.skipIf(!hasTool('storescp'))('C-STORE SCU against DCMTK storescp', () =
   it('C-ECHOes on a fresh association (echoPeer) and twice on one kept open', async () => {
     const peer = await storescp();
     expect(await echoPeer(to(peer))).toEqual({ status: 0, outcome: 'success' });
-    const association = await openAssociation({ ...to(peer), contexts: [{ abstractSyntax: VERIFICATION, transferSyntaxes: [TransferSyntax.ImplicitVRLittleEndian] }] });
+    const association = await openAssociation({
+      ...to(peer),
+      contexts: [{ abstractSyntax: VERIFICATION, transferSyntaxes: [TransferSyntax.ImplicitVRLittleEndian] }],
+    });
     expect(association.acceptedContexts).toHaveLength(1);
     expect(await association.echo()).toEqual({ status: 0, outcome: 'success' });
     expect(await association.echo()).toEqual({ status: 0, outcome: 'success' });
@@ -338,7 +396,11 @@ describe.skipIf(!hasTool('storescp'))('C-STORE SCU against DCMTK storescp', () =
     await writeFile(notDicom, 'hello');
     const missing = path.join(tmp, 'missing.dcm');
     const results = await sendFiles({ ...to(peer), files: [files.jpeg, files.ct[0], notDicom, missing, files.sc[0]] });
-    expectError(results[0], 'DF_ERR_CONTEXT_REJECTED', /CTImageStorage \(1\.2\.840\.10008\.5\.1\.4\.1\.1\.2\) in JPEGLosslessSV1 \(1\.2\.840\.10008\.1\.2\.4\.70\); for this SOP class it answered: JPEGLosslessSV1 refused \(none of the proposed transfer syntaxes supported\), ExplicitVRLittleEndian accepted.*does not transcode yet$/);
+    expectError(
+      results[0],
+      'DF_ERR_CONTEXT_REJECTED',
+      /CTImageStorage \(1\.2\.840\.10008\.5\.1\.4\.1\.1\.2\) in JPEGLosslessSV1 \(1\.2\.840\.10008\.1\.2\.4\.70\); for this SOP class it answered: JPEGLosslessSV1 refused \(none of the proposed transfer syntaxes supported\), ExplicitVRLittleEndian accepted.*does not transcode yet$/,
+    );
     expect(results[1]).toMatchObject({ outcome: 'success', status: 0 });
     expectError(results[2], 'DF_ERR_DATASET_MALFORMED', /not-dicom\.dcm.*not a DICOM Part 10 file/);
     expectError(results[3], 'DF_ERR_FILE_READ', /missing\.dcm.*ENOENT/);
@@ -346,7 +408,7 @@ describe.skipIf(!hasTool('storescp'))('C-STORE SCU against DCMTK storescp', () =
     await expectSameDatasets([files.ct[0], files.sc[0]], peer.dir);
   });
 
-  it('fragments to the peer\'s max PDU: 16384 and 131072', async () => {
+  it("fragments to the peer's max PDU: 16384 and 131072", async () => {
     for (const peerMax of [16384, 131072]) {
       const peer = await storescp(['-pdu', String(peerMax)]);
       const proxy = await recordingProxy(peer.port);
@@ -373,7 +435,11 @@ describe.skipIf(!hasTool('storescp'))('C-STORE SCU against DCMTK storescp', () =
 
   it('a peer that rejects the association gives DF_ERR_ASSOCIATION_REJECTED with its reason, for every file', async () => {
     const peer = await storescp(['--refuse']);
-    await expectRejects(echoPeer(to(peer)), 'DF_ERR_ASSOCIATION_REJECTED', /STORESCP at 127\.0\.0\.1:\d+ rejected the association \(permanent; service user: no reason given\)/);
+    await expectRejects(
+      echoPeer(to(peer)),
+      'DF_ERR_ASSOCIATION_REJECTED',
+      /STORESCP at 127\.0\.0\.1:\d+ rejected the association \(permanent; service user: no reason given\)/,
+    );
     const results = await sendFiles({ ...to(peer), files: files.ct });
     for (const r of results) expectError(r, 'DF_ERR_ASSOCIATION_REJECTED', /was not sent: STORESCP .* rejected the association/);
   });
@@ -382,16 +448,29 @@ describe.skipIf(!hasTool('storescp'))('C-STORE SCU against DCMTK storescp', () =
     const peer = await storescp(['--abort-after']);
     const { sopInstanceUid } = await readPart10(files.ct[0]);
     const results = await sendFiles({ ...to(peer), files: files.ct });
-    expectError(results[0], 'DF_ERR_ASSOCIATION_ABORTED', new RegExp(`aborted the association \\(A-ABORT, source: service user\\) while waiting for the C-STORE-RSP of SOP instance ${sopInstanceUid.replaceAll('.', '\\.')}`));
+    expectError(
+      results[0],
+      'DF_ERR_ASSOCIATION_ABORTED',
+      new RegExp(
+        `aborted the association \\(A-ABORT, source: service user\\) while waiting for the C-STORE-RSP of SOP instance ${sopInstanceUid.replaceAll('.', '\\.')}`,
+      ),
+    );
     expectError(results[1], 'DF_ERR_ASSOCIATION_ABORTED', /CT0002\.dcm \(SOP instance .*\) was not sent: .*aborted the association/);
     expectError(results[2], 'DF_ERR_ASSOCIATION_ABORTED', /CT0003\.dcm .* was not sent/);
   });
 
   it('a peer that aborts while the dataset arrives gives DF_ERR_ASSOCIATION_ABORTED and a dead association', async () => {
     const peer = await storescp(['--abort-during']);
-    const association = await openAssociation({ ...to(peer), contexts: [{ abstractSyntax: SopClass.CtImageStorage, transferSyntaxes: [TransferSyntax.ExplicitVRLittleEndian] }] });
+    const association = await openAssociation({
+      ...to(peer),
+      contexts: [{ abstractSyntax: SopClass.CtImageStorage, transferSyntaxes: [TransferSyntax.ExplicitVRLittleEndian] }],
+    });
     const { sopInstanceUid } = await readPart10(files.large);
-    await expectRejects(association.store({ file: files.large }), 'DF_ERR_ASSOCIATION_ABORTED', new RegExp(`STORESCP at .* (aborted|closed).* SOP instance ${sopInstanceUid.replaceAll('.', '\\.')}`));
+    await expectRejects(
+      association.store({ file: files.large }),
+      'DF_ERR_ASSOCIATION_ABORTED',
+      new RegExp(`STORESCP at .* (aborted|closed).* SOP instance ${sopInstanceUid.replaceAll('.', '\\.')}`),
+    );
     expect(association.isOpen).toBe(false);
     await expectRejects(association.store({ file: files.ct[0] }), 'DF_ERR_ASSOCIATION_ABORTED');
   });
@@ -400,7 +479,11 @@ describe.skipIf(!hasTool('storescp'))('C-STORE SCU against DCMTK storescp', () =
 describe('C-STORE SCU against peers that fail', () => {
   it('a peer that does not listen gives DF_ERR_PEER_UNREACHABLE at once', async () => {
     const port = await freePort();
-    await expectRejects(echoPeer(to({ port })), 'DF_ERR_PEER_UNREACHABLE', /could not connect to ANY-SCP at 127\.0\.0\.1:\d+: connection refused/);
+    await expectRejects(
+      echoPeer(to({ port })),
+      'DF_ERR_PEER_UNREACHABLE',
+      /could not connect to ANY-SCP at 127\.0\.0\.1:\d+: connection refused/,
+    );
     const results = await sendFiles({ ...to({ port }), files: files.ct.slice(0, 2) });
     // Refused, not retried: each file says so (a hang would end the test at its timeout).
     for (const r of results) expectError(r, 'DF_ERR_PEER_UNREACHABLE', /was not sent: could not connect/);
@@ -408,7 +491,11 @@ describe('C-STORE SCU against peers that fail', () => {
 
   it('a peer that accepts the connection but never answers the A-ASSOCIATE-RQ times out', async () => {
     const { port } = await fakePeer({ associate: false });
-    await expectRejects(echoPeer({ ...to({ port }), responseTimeoutMs: 400 }), 'DF_ERR_PEER_TIMEOUT', /ANY-SCP at 127\.0\.0\.1:\d+ did not answer within 400 ms after the A-ASSOCIATE-RQ/);
+    await expectRejects(
+      echoPeer({ ...to({ port }), responseTimeoutMs: 400 }),
+      'DF_ERR_PEER_TIMEOUT',
+      /ANY-SCP at 127\.0\.0\.1:\d+ did not answer within 400 ms after the A-ASSOCIATE-RQ/,
+    );
   });
 
   it('a peer that accepts the association but never sends the C-STORE-RSP times out per response', async () => {
@@ -419,7 +506,11 @@ describe('C-STORE SCU against peers that fail', () => {
       contexts: [{ abstractSyntax: SopClass.CtImageStorage, transferSyntaxes: [TransferSyntax.ExplicitVRLittleEndian] }],
     });
     expect(association.peerMaxPduLength).toBe(16384);
-    await expectRejects(association.store({ file: files.ct[0] }), 'DF_ERR_PEER_TIMEOUT', /did not answer within 400 ms while waiting for the C-STORE-RSP of SOP instance/);
+    await expectRejects(
+      association.store({ file: files.ct[0] }),
+      'DF_ERR_PEER_TIMEOUT',
+      /did not answer within 400 ms while waiting for the C-STORE-RSP of SOP instance/,
+    );
     expect(association.isOpen).toBe(false);
   });
 
@@ -431,7 +522,11 @@ describe('C-STORE SCU against peers that fail', () => {
       contexts: [{ abstractSyntax: SopClass.CtImageStorage, transferSyntaxes: [TransferSyntax.ExplicitVRLittleEndian] }],
     });
     // 32 MiB: more than loopback socket buffers take in, so the writes stall.
-    await expectRejects(association.store({ file: files.huge }), 'DF_ERR_PEER_TIMEOUT', /read nothing for 400 ms while sending SOP instance/);
+    await expectRejects(
+      association.store({ file: files.huge }),
+      'DF_ERR_PEER_TIMEOUT',
+      /read nothing for 400 ms while sending SOP instance/,
+    );
   });
 
   it('reports warning statuses as success with a warning and failure statuses with their comment', async () => {
@@ -448,6 +543,10 @@ describe('C-STORE SCU against peers that fail', () => {
   });
 
   it('refuses an AE title longer than 16 characters before connecting', async () => {
-    await expectRejects(echoPeer({ ...to({ port: 1 }), calledAeTitle: 'A_VERY_LONG_AE_TITLE' }), 'DF_ERR_AE_TITLE_INVALID', /called AE title "A_VERY_LONG_AE_TITLE" is not valid: it has 20 characters/);
+    await expectRejects(
+      echoPeer({ ...to({ port: 1 }), calledAeTitle: 'A_VERY_LONG_AE_TITLE' }),
+      'DF_ERR_AE_TITLE_INVALID',
+      /called AE title "A_VERY_LONG_AE_TITLE" is not valid: it has 20 characters/,
+    );
   });
 });

@@ -30,7 +30,10 @@ describe.skipIf(!hasSystemd)('docs/dicomflow.service', () => {
 
   it('is the unit the deployment guide shows', () => {
     const guide = fs.readFileSync(path.join(repo, 'docs/deployment.md'), 'utf8');
-    const unitBody = fs.readFileSync(path.join(repo, 'docs/dicomflow.service'), 'utf8').split('\n').filter((l) => !l.startsWith('#') && l.trim() !== '');
+    const unitBody = fs
+      .readFileSync(path.join(repo, 'docs/dicomflow.service'), 'utf8')
+      .split('\n')
+      .filter((l) => !l.startsWith('#') && l.trim() !== '');
     for (const line of unitBody) expect(guide).toContain(line);
   });
 });

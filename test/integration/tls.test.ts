@@ -36,7 +36,10 @@ describe.skipIf(!hasTool('storescu'))('DICOM TLS on the SCP', () => {
   it('takes storescu +tls and echoscu +tls with a client certificate of its CA, from allowed callers only; refuses anonymous, foreign and untrusting peers', async () => {
     const tlsPort = await freePort();
     const s = await startTestServer({
-      dimse: { tls: { port: tlsPort, certFile: pki.serverCert, keyFile: pki.serverKey, caFile: pki.caCert, requireClientCertificate: true }, allowedCallers: [{ aeTitle: 'MODALITY' }] },
+      dimse: {
+        tls: { port: tlsPort, certFile: pki.serverCert, keyFile: pki.serverKey, caFile: pki.caCert, requireClientCertificate: true },
+        allowedCallers: [{ aeTitle: 'MODALITY' }],
+      },
     });
     closers.push(() => s.close());
     const mine = tlsArgs(pki.clientKey, pki.clientCert, pki.caCert);
@@ -62,22 +65,44 @@ describe.skipIf(!hasTool('storescu'))('DICOM TLS on the SCP', () => {
     // No client certificate, or one of another CA: no handshake.
     const anonymous = await echoscu(['+tla', '+cf', pki.caCert, '-aet', 'MODALITY', '-aec', 'DICOMFLOW', '127.0.0.1', String(tlsPort)]);
     expect(anonymous.code).not.toBe(0);
-    const foreign = await echoscu([...tlsArgs(pki.strangerKey, pki.strangerCert, pki.caCert), '-aet', 'MODALITY', '-aec', 'DICOMFLOW', '127.0.0.1', String(tlsPort)]);
+    const foreign = await echoscu([
+      ...tlsArgs(pki.strangerKey, pki.strangerCert, pki.caCert),
+      '-aet',
+      'MODALITY',
+      '-aec',
+      'DICOMFLOW',
+      '127.0.0.1',
+      String(tlsPort),
+    ]);
     expect(foreign.code).not.toBe(0);
     // A client that does not trust the server's CA gives up itself.
-    const untrusting = await echoscu([...tlsArgs(pki.clientKey, pki.clientCert, pki.strangerCaCert), '-aet', 'MODALITY', '-aec', 'DICOMFLOW', '127.0.0.1', String(tlsPort)]);
+    const untrusting = await echoscu([
+      ...tlsArgs(pki.clientKey, pki.clientCert, pki.strangerCaCert),
+      '-aet',
+      'MODALITY',
+      '-aec',
+      'DICOMFLOW',
+      '127.0.0.1',
+      String(tlsPort),
+    ]);
     expect(untrusting.code).not.toBe(0);
     // Plain DICOM to the TLS port is no handshake either; the plain port still serves.
-    expect((await echoscu(['-aet', 'MODALITY', '-aec', 'DICOMFLOW', '-to', '5', '-ta', '5', '127.0.0.1', String(tlsPort)])).code).not.toBe(0);
+    expect((await echoscu(['-aet', 'MODALITY', '-aec', 'DICOMFLOW', '-to', '5', '-ta', '5', '127.0.0.1', String(tlsPort)])).code).not.toBe(
+      0,
+    );
     expect((await echoscu(['-aet', 'MODALITY', '-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort)])).code).toBe(0);
-    const status = await fetch(`http://127.0.0.1:${s.httpPort}/api/status`, { headers: { authorization: `Bearer ${s.adminToken}` } }).then((r) => r.json());
+    const status = await fetch(`http://127.0.0.1:${s.httpPort}/api/status`, { headers: { authorization: `Bearer ${s.adminToken}` } }).then(
+      (r) => r.json(),
+    );
     expect(status.dicom.associations.rejected).toBeGreaterThanOrEqual(4);
   }, 120_000);
 
   it('with "only", opens no plain port', async () => {
     const tlsPort = await freePort();
     const plainPort = await freePort();
-    const s = await startTestServer({ dimse: { port: plainPort, tls: { port: tlsPort, certFile: pki.serverCert, keyFile: pki.serverKey, only: true } } });
+    const s = await startTestServer({
+      dimse: { port: plainPort, tls: { port: tlsPort, certFile: pki.serverCert, keyFile: pki.serverKey, only: true } },
+    });
     closers.push(() => s.close());
     expect(s.dicomPort).toBe(tlsPort);
     await expect(waitForPort(plainPort, '127.0.0.1', 500)).rejects.toThrow();
@@ -92,7 +117,10 @@ describe.skipIf(!hasTool('storescu'))('user identity negotiation', () => {
     const tlsPort = await freePort();
     const s = await startTestServer({
       users: [{ name: 'alice', role: 'operator' }],
-      dimse: { requireUserIdentity: 'passcode', tls: { port: tlsPort, certFile: pki.serverCert, keyFile: pki.serverKey, caFile: pki.caCert, requireClientCertificate: true } },
+      dimse: {
+        requireUserIdentity: 'passcode',
+        tls: { port: tlsPort, certFile: pki.serverCert, keyFile: pki.serverKey, caFile: pki.caCert, requireClientCertificate: true },
+      },
     });
     closers.push(() => s.close());
     const { token } = await issueToken(s.tokens, s.users, 'alice', 'modality');
@@ -103,7 +131,20 @@ describe.skipIf(!hasTool('storescu'))('user identity negotiation', () => {
     const positive = await storescu(['--user', 'alice', '--password', token, '--pos-response', '-aet', 'CT1', ...at, series.files[1]]);
     expect(positive.code, positive.stdout + positive.stderr).toBe(0);
     // Over TLS with mutual authentication too.
-    const overTls = await storescu([...tlsArgs(pki.clientKey, pki.clientCert, pki.caCert), '--user', 'alice', '--password', token, '-aet', 'CT1', '-aec', 'DICOMFLOW', '127.0.0.1', String(tlsPort), series.files[2]]);
+    const overTls = await storescu([
+      ...tlsArgs(pki.clientKey, pki.clientCert, pki.caCert),
+      '--user',
+      'alice',
+      '--password',
+      token,
+      '-aet',
+      'CT1',
+      '-aec',
+      'DICOMFLOW',
+      '127.0.0.1',
+      String(tlsPort),
+      series.files[2],
+    ]);
     expect(overTls.code, overTls.stderr).toBe(0);
     await s.engine.idle();
     const rows = await s.index.connection.all<{ user: string }>("SELECT user_name AS user FROM arrivals WHERE source = 'network'");
@@ -143,9 +184,17 @@ describe.skipIf(!hasTool('storescp'))('DICOM TLS on the SCU', () => {
     expect(results.map((r) => r.outcome)).toEqual(['success', 'success', 'success']);
     expect(fs.readdirSync(peer.dir)).toHaveLength(3);
     // Without our certificate, the peer refuses the handshake; with the system CAs, we refuse its certificate.
-    const noCert = await sendFiles({ ...address, tls: tlsOptionsForNode({ tls: true, tlsCaFile: pki.caCert }), files: series.files.slice(0, 1) });
+    const noCert = await sendFiles({
+      ...address,
+      tls: tlsOptionsForNode({ tls: true, tlsCaFile: pki.caCert }),
+      files: series.files.slice(0, 1),
+    });
     expect(noCert[0].outcome).toBe('error');
-    const systemCas = await sendFiles({ ...address, tls: tlsOptionsForNode({ tls: true, tlsCertFile: pki.clientCert, tlsKeyFile: pki.clientKey }), files: series.files.slice(0, 1) });
+    const systemCas = await sendFiles({
+      ...address,
+      tls: tlsOptionsForNode({ tls: true, tlsCertFile: pki.clientCert, tlsKeyFile: pki.clientKey }),
+      files: series.files.slice(0, 1),
+    });
     expect(systemCas[0].outcome).toBe('error');
     expect(String((systemCas[0] as { error?: Error }).error?.message)).toMatch(/DF_ERR_PEER_UNREACHABLE|certificate/i);
     expect(path.isAbsolute(peer.dir)).toBe(true);
@@ -154,20 +203,44 @@ describe.skipIf(!hasTool('storescp'))('DICOM TLS on the SCU', () => {
 
 describe.skipIf(!hasTool('storescp'))('routing over DICOM TLS', () => {
   it('the outbox delivers to a storescp +tls requiring a client certificate, with the node’s TLS files', async () => {
-    const peer = await startStorescp({ aeTitle: 'SECUREPACS', args: ['+tls', pki.serverKey, pki.serverCert, '-pw', '+cf', pki.caCert, '--require-peer-cert'] });
+    const peer = await startStorescp({
+      aeTitle: 'SECUREPACS',
+      args: ['+tls', pki.serverKey, pki.serverCert, '-pw', '+cf', pki.caCert, '--require-peer-cert'],
+    });
     closers.push(() => peer.stop());
     const pipelines = tempDir('df-tls-route-');
-    fs.writeFileSync(path.join(pipelines, 'forward.json'), JSON.stringify({ name: 'forward', trigger: { on: 'instance' }, steps: [{ plugin: 'route', options: { destination: 'SECUREPACS' } }] }));
+    fs.writeFileSync(
+      path.join(pipelines, 'forward.json'),
+      JSON.stringify({
+        name: 'forward',
+        trigger: { on: 'instance' },
+        steps: [{ plugin: 'route', options: { destination: 'SECUREPACS' } }],
+      }),
+    );
     const s = await startTestServer({
       pipelinesDir: pipelines,
       defaultPipeline: false,
-      remoteNodes: [{ aeTitle: 'SECUREPACS', host: '127.0.0.1', port: peer.port, tls: true, tlsCaFile: pki.caCert, tlsCertFile: pki.clientCert, tlsKeyFile: pki.clientKey }],
+      remoteNodes: [
+        {
+          aeTitle: 'SECUREPACS',
+          host: '127.0.0.1',
+          port: peer.port,
+          tls: true,
+          tlsCaFile: pki.caCert,
+          tlsCertFile: pki.clientCert,
+          tlsKeyFile: pki.clientKey,
+        },
+      ],
     });
     closers.push(() => s.close());
     const sent = await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...series.files]);
     expect(sent.code, sent.stderr).toBe(0);
     const deadline = Date.now() + 20_000;
-    while ((await s.outbox.status()).find((d) => d.destination === 'SECUREPACS')?.delivered !== series.files.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    while (
+      (await s.outbox.status()).find((d) => d.destination === 'SECUREPACS')?.delivered !== series.files.length &&
+      Date.now() < deadline
+    )
+      await new Promise((r) => setTimeout(r, 200));
     expect((await s.outbox.status()).find((d) => d.destination === 'SECUREPACS')).toMatchObject({ delivered: series.files.length });
     const arrived = fs.readdirSync(peer.dir).filter((n) => !n.startsWith('.'));
     expect(arrived).toHaveLength(series.files.length);
@@ -196,19 +269,33 @@ describe('HTTPS for the API', () => {
     expect(JSON.parse(status.body).dicom.port).toBe(s.dicomPort);
     // A client that does not trust the CA refuses the server; plain HTTP gets no API.
     await expect(get(`${base}/api/health`, undefined, pki.strangerCaCert)).rejects.toThrow(/certificate/i);
-    const plain = await fetch(`http://127.0.0.1:${s.httpPort}/api/health`).then((r) => r.status, (e: Error) => e.message);
+    const plain = await fetch(`http://127.0.0.1:${s.httpPort}/api/health`).then(
+      (r) => r.status,
+      (e: Error) => e.message,
+    );
     expect(plain).not.toBe(200);
     // The CLI finds it through server.json and speaks HTTPS, trusting the CA it is given.
-    const cli = await promisify(execFile)(path.resolve(import.meta.dirname, '../../node_modules/.bin/node'), [path.resolve(import.meta.dirname, '../../server/cli.ts'), 'jobs', '--data', s.config.dataDir, '--json'], {
-      env: { ...process.env, NODE_EXTRA_CA_CERTS: pki.caCert, DICOMFLOW_TOKEN: s.adminToken },
-      timeout: 30_000,
-    });
+    const cli = await promisify(execFile)(
+      path.resolve(import.meta.dirname, '../../node_modules/.bin/node'),
+      [path.resolve(import.meta.dirname, '../../server/cli.ts'), 'jobs', '--data', s.config.dataDir, '--json'],
+      {
+        env: { ...process.env, NODE_EXTRA_CA_CERTS: pki.caCert, DICOMFLOW_TOKEN: s.adminToken },
+        timeout: 30_000,
+      },
+    );
     expect(JSON.parse(cli.stdout)).toEqual(expect.any(Array));
     // It did ask the server (the data directory itself takes no token): a wrong token is refused.
-    const refused = await promisify(execFile)(path.resolve(import.meta.dirname, '../../node_modules/.bin/node'), [path.resolve(import.meta.dirname, '../../server/cli.ts'), 'jobs', '--data', s.config.dataDir, '--json'], {
-      env: { ...process.env, NODE_EXTRA_CA_CERTS: pki.caCert, DICOMFLOW_TOKEN: 'dft_forged' },
-      timeout: 30_000,
-    }).then(() => 'accepted', (err: { stderr?: string }) => err.stderr ?? 'failed');
+    const refused = await promisify(execFile)(
+      path.resolve(import.meta.dirname, '../../node_modules/.bin/node'),
+      [path.resolve(import.meta.dirname, '../../server/cli.ts'), 'jobs', '--data', s.config.dataDir, '--json'],
+      {
+        env: { ...process.env, NODE_EXTRA_CA_CERTS: pki.caCert, DICOMFLOW_TOKEN: 'dft_forged' },
+        timeout: 30_000,
+      },
+    ).then(
+      () => 'accepted',
+      (err: { stderr?: string }) => err.stderr ?? 'failed',
+    );
     expect(refused).toMatch(/DF_ERR_UNAUTHORIZED/);
   }, 60_000);
 });

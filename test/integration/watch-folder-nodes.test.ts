@@ -28,7 +28,12 @@ describe('a watch folder scanned by several nodes', () => {
     }
     const seen: string[] = [];
     const nodes = ['node-a', 'node-b', 'node-c'].map(
-      (node) => new WatchFolder({ path: folder, database: 'Import', stableSeconds: 0, pollSeconds: 60, node }, countingReceiver(seen), pino({ level: 'silent' })),
+      (node) =>
+        new WatchFolder(
+          { path: folder, database: 'Import', stableSeconds: 0, pollSeconds: 60, node },
+          countingReceiver(seen),
+          pino({ level: 'silent' }),
+        ),
     );
     nodes.forEach((n) => n.start());
     // Two passes each: the first notes the files, the second imports the stable ones.
@@ -45,7 +50,11 @@ describe('a watch folder scanned by several nodes', () => {
     fs.mkdirSync(path.dirname(claimed), { recursive: true });
     fs.writeFileSync(claimed, 'left by a crash');
     const seen: string[] = [];
-    const w = new WatchFolder({ path: folder, database: 'Import', stableSeconds: 0, pollSeconds: 60, node: 'node-a' }, countingReceiver(seen), pino({ level: 'silent' }));
+    const w = new WatchFolder(
+      { path: folder, database: 'Import', stableSeconds: 0, pollSeconds: 60, node: 'node-a' },
+      countingReceiver(seen),
+      pino({ level: 'silent' }),
+    );
     w.start();
     expect(fs.existsSync(path.join(folder, 'series', 'f.dcm'))).toBe(true);
     await w.scan();

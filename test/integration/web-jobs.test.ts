@@ -40,7 +40,11 @@ describe.skipIf(!hasTool('storescu') || !fs.existsSync(CHROMIUM))('jobs and arri
   const api = async (user: string, route: string) => {
     const res = await fetch(`http://127.0.0.1:${s.httpPort}${route}`, { headers: { authorization: `Bearer ${token[user]}` } });
     const type = res.headers.get('content-type') ?? '';
-    return { status: res.status, headers: res.headers, body: type.includes('json') ? await res.json() : Buffer.from(await res.arrayBuffer()) };
+    return {
+      status: res.status,
+      headers: res.headers,
+      body: type.includes('json') ? await res.json() : Buffer.from(await res.arrayBuffer()),
+    };
   };
 
   beforeAll(async () => {
@@ -48,7 +52,10 @@ describe.skipIf(!hasTool('storescu') || !fs.existsSync(CHROMIUM))('jobs and arri
     if (built.error) throw new Error(`building the web page failed: ${built.error}`);
     fs.mkdirSync(SCREENS, { recursive: true });
     pipelinesDir = tempDir();
-    fs.writeFileSync(path.join(pipelinesDir, 'per-instance.json'), JSON.stringify({ name: 'per-instance', trigger: { on: 'instance' }, steps: [{ plugin: 'count-instances' }] }));
+    fs.writeFileSync(
+      path.join(pipelinesDir, 'per-instance.json'),
+      JSON.stringify({ name: 'per-instance', trigger: { on: 'instance' }, steps: [{ plugin: 'count-instances' }] }),
+    );
     fs.writeFileSync(
       path.join(pipelinesDir, 'whole-study.json'),
       JSON.stringify({
@@ -73,30 +80,62 @@ describe.skipIf(!hasTool('storescu') || !fs.existsSync(CHROMIUM))('jobs and arri
     const dir = tempDir();
     const patient = { patientName: 'Quillon^Marisa', patientId: 'QM4471' };
     ct = await ctSeries(path.join(dir, 'ct'), { ...patient, uidSeed: 'web-jobs', slices: CT_SLICES, rows: 8, cols: 8 });
-    mr = await mrSeries(path.join(dir, 'mr'), { ...patient, uidSeed: 'web-jobs', studyUid: ct.studyInstanceUid, seriesNumber: 2, slices: MR_SLICES, rows: 8, cols: 8 });
+    mr = await mrSeries(path.join(dir, 'mr'), {
+      ...patient,
+      uidSeed: 'web-jobs',
+      studyUid: ct.studyInstanceUid,
+      seriesNumber: 2,
+      slices: MR_SLICES,
+      rows: 8,
+      cols: 8,
+    });
     const sent = await storescu(['-aet', 'SCANNER', '-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...ct.files, ...mr.files]);
     expect(sent.code, sent.stderr).toBe(0);
-    const study = await until('the study job', async () => (await s.jobs.listJobs({ pipeline: 'whole-study' })).find((j) => j.status === 'succeeded' || j.status === 'failed'), 120_000);
+    const study = await until(
+      'the study job',
+      async () => (await s.jobs.listJobs({ pipeline: 'whole-study' })).find((j) => j.status === 'succeeded' || j.status === 'failed'),
+      120_000,
+    );
     expect(study.inputs).toHaveLength(INPUTS);
     expect((await s.jobs.getJob(study.id))?.error).toBeUndefined();
     expect(study.status).toBe('succeeded');
     studyJobId = study.id;
-    await until('the instance jobs', async () => (await s.jobs.listJobs({ pipeline: 'per-instance', status: 'succeeded', limit: 1000 })).length === INPUTS, 120_000);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+    await until(
+      'the instance jobs',
+      async () => (await s.jobs.listJobs({ pipeline: 'per-instance', status: 'succeeded', limit: 1000 })).length === INPUTS,
+      120_000,
+    );
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
   }, 300_000);
   afterAll(async () => {
     await browser?.close();
     await s?.close();
   });
 
-  it('filters the job list by pipeline, status, trigger level, patient, study, series and time, within the user\'s rights', async () => {
+  it("filters the job list by pipeline, status, trigger level, patient, study, series and time, within the user's rights", async () => {
     const ids = async (query: string, user = 'olga') => {
       const r = await api(user, `/api/jobs?limit=500&${query}`);
       expect(r.status, JSON.stringify(r.body)).toBe(200);
-      return (r.body.jobs as { id: string; pipeline: string; triggerOn: string; subject?: Record<string, string> }[]);
+      return r.body.jobs as { id: string; pipeline: string; triggerOn: string; subject?: Record<string, string> }[];
     };
     expect(await ids('pipeline=per-instance')).toHaveLength(INPUTS);
-    expect(await ids('triggerOn=study')).toEqual([expect.objectContaining({ id: studyJobId, subject: expect.objectContaining({ patientName: 'Quillon^Marisa', studyInstanceUid: ct.studyInstanceUid }) })]);
+    expect(await ids('triggerOn=study')).toEqual([
+      expect.objectContaining({
+        id: studyJobId,
+        subject: expect.objectContaining({ patientName: 'Quillon^Marisa', studyInstanceUid: ct.studyInstanceUid }),
+      }),
+    ]);
     expect(await ids(`triggerOn=instance&series=${mr.seriesInstanceUid}`)).toHaveLength(MR_SLICES);
     expect(await ids('patient=quillon')).toHaveLength(INPUTS + 1);
     expect(await ids('patient=qm44&pipeline=per-instance')).toHaveLength(INPUTS);
@@ -117,13 +156,27 @@ describe.skipIf(!hasTool('storescu') || !fs.existsSync(CHROMIUM))('jobs and arri
     const summary = await api('olga', `/api/jobs/${studyJobId}/summary`);
     expect(summary.status).toBe(200);
     expect(summary.body.inputs.instances).toBe(INPUTS);
-    expect(summary.body.inputs.series.map((x: { seriesInstanceUid: string; instances: number; attributes: Record<string, string> }) => [x.seriesInstanceUid, x.instances, x.attributes.Modality])).toEqual([
+    expect(
+      summary.body.inputs.series.map((x: { seriesInstanceUid: string; instances: number; attributes: Record<string, string> }) => [
+        x.seriesInstanceUid,
+        x.instances,
+        x.attributes.Modality,
+      ]),
+    ).toEqual([
       [ct.seriesInstanceUid, CT_SLICES, 'CT'],
       [mr.seriesInstanceUid, MR_SLICES, 'MR'],
     ]);
-    expect(summary.body.outputs.files).toEqual([expect.objectContaining({ step: 'test-logs-and-plots', name: 'instances-per-series.png' })]);
-    expect(summary.body.outputs.instances).toMatchObject({ count: INPUTS, groups: [expect.objectContaining({ step: 'deidentify', count: INPUTS })] });
-    expect(summary.body.outputs.tables).toEqual([expect.objectContaining({ name: 'series-counts', rows: 2 }), expect.objectContaining({ step: 'deidentify', rows: INPUTS })]);
+    expect(summary.body.outputs.files).toEqual([
+      expect.objectContaining({ step: 'test-logs-and-plots', name: 'instances-per-series.png' }),
+    ]);
+    expect(summary.body.outputs.instances).toMatchObject({
+      count: INPUTS,
+      groups: [expect.objectContaining({ step: 'deidentify', count: INPUTS })],
+    });
+    expect(summary.body.outputs.tables).toEqual([
+      expect.objectContaining({ name: 'series-counts', rows: 2 }),
+      expect.objectContaining({ step: 'deidentify', rows: INPUTS }),
+    ]);
     expect(summary.body.log.levels.warn, JSON.stringify(summary.body.log)).toBe(1);
     expect(summary.body.log.lines).toBeGreaterThan(INPUTS);
 
@@ -148,7 +201,9 @@ describe.skipIf(!hasTool('storescu') || !fs.existsSync(CHROMIUM))('jobs and arri
     await run('tar', ['-xf', tarFile, '-C', out]);
     const job = (await s.jobs.getJob(studyJobId))!;
     const png = job.steps!.flatMap((st) => st.outputs).find((o) => o.kind === 'file')!;
-    expect(fs.readFileSync(path.join(out, studyJobId, 'test-logs-and-plots/instances-per-series.png')).equals(fs.readFileSync(png.path!))).toBe(true);
+    expect(
+      fs.readFileSync(path.join(out, studyJobId, 'test-logs-and-plots/instances-per-series.png')).equals(fs.readFileSync(png.path!)),
+    ).toBe(true);
     // Rights: rita may read none of the job's databases.
     for (const route of ['summary', 'archive', 'logs']) expect((await api('rita', `/api/jobs/${studyJobId}/${route}`)).status).toBe(403);
   });
@@ -158,7 +213,16 @@ describe.skipIf(!hasTool('storescu') || !fs.existsSync(CHROMIUM))('jobs and arri
     expect(status.body.received.objects).toBe(INPUTS);
     expect(status.body.produced.objects).toBe(INPUTS);
     const series = await api('olga', '/api/arrivals/series');
-    const rows = (series.body as { seriesInstanceUid: string; count: number; senders: string[]; database: string; sources: string[]; firstReceivedAt: string }[]).filter((r) => r.sources.includes('network'));
+    const rows = (
+      series.body as {
+        seriesInstanceUid: string;
+        count: number;
+        senders: string[];
+        database: string;
+        sources: string[];
+        firstReceivedAt: string;
+      }[]
+    ).filter((r) => r.sources.includes('network'));
     expect(rows.map((r) => [r.seriesInstanceUid, r.count, r.senders, r.database])).toEqual([
       [mr.seriesInstanceUid, MR_SLICES, ['SCANNER'], 'Import'],
       [ct.seriesInstanceUid, CT_SLICES, ['SCANNER'], 'Import'],
@@ -174,12 +238,26 @@ describe.skipIf(!hasTool('storescu') || !fs.existsSync(CHROMIUM))('jobs and arri
     expect(short.stdout).toContain(`outputs 1 file(s), ${INPUTS} derived instance(s), 2 table(s)`);
     expect(short.stdout).toContain('a warning for the summary to count');
     expect(short.stdout.split('\n').length).toBeLessThan(40);
-    const all = await run(node, [cli, 'job', studyJobId, '--all', '--config', path.join(s.dataDir, 'config.json')], { env, maxBuffer: 16 * 1024 * 1024 });
+    const all = await run(node, [cli, 'job', studyJobId, '--all', '--config', path.join(s.dataDir, 'config.json')], {
+      env,
+      maxBuffer: 16 * 1024 * 1024,
+    });
     expect(all.stdout.split('\n').filter((l) => l.includes(' info read ')).length).toBe(INPUTS);
-    const json = JSON.parse((await run(node, [cli, 'job', studyJobId, '--json', '--config', path.join(s.dataDir, 'config.json')], { env, maxBuffer: 64 * 1024 * 1024 })).stdout);
+    const json = JSON.parse(
+      (
+        await run(node, [cli, 'job', studyJobId, '--json', '--config', path.join(s.dataDir, 'config.json')], {
+          env,
+          maxBuffer: 64 * 1024 * 1024,
+        })
+      ).stdout,
+    );
     expect(json.inputs).toHaveLength(INPUTS);
     expect(json.summary.outputs.instances.count).toBe(INPUTS);
-    const list = await run(node, [cli, 'jobs', '--trigger', 'study', '--patient', 'quillon', '--config', path.join(s.dataDir, 'config.json')], { env });
+    const list = await run(
+      node,
+      [cli, 'jobs', '--trigger', 'study', '--patient', 'quillon', '--config', path.join(s.dataDir, 'config.json')],
+      { env },
+    );
     expect(list.stdout.trim().split('\n')).toHaveLength(2);
     expect(list.stdout).toContain(studyJobId);
   });
@@ -213,7 +291,9 @@ describe.skipIf(!hasTool('storescu') || !fs.existsSync(CHROMIUM))('jobs and arri
     expect(counts.reduce((a, b) => a + b, 0)).toBeGreaterThan(counts.length);
     expect(await page.textContent(`${group} [data-status-count=succeeded]`)).toMatch(/^\d+ succeeded$/);
     await page.waitForSelector(`[data-testid=arrivals] tr[data-series="${ct.seriesInstanceUid}"][data-count="${CT_SLICES}"]`);
-    expect(await page.textContent(`[data-testid=arrivals] tr[data-series="${ct.seriesInstanceUid}"]`)).toMatch(/\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}/);
+    expect(await page.textContent(`[data-testid=arrivals] tr[data-series="${ct.seriesInstanceUid}"]`)).toMatch(
+      /\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}/,
+    );
     await screenshot(page, 'overview-grouped');
 
     // Filters: the study job alone, by trigger level and patient.
@@ -236,7 +316,7 @@ describe.skipIf(!hasTool('storescu') || !fs.existsSync(CHROMIUM))('jobs and arri
     expect(await page.textContent('[data-testid=archive]')).toContain(`1 file(s), ${INPUTS} instance(s)`);
     await page.waitForFunction(() => {
       const img = document.querySelector('[data-testid=png-plots] img') as HTMLImageElement | null;
-      return img !== null && img.complete && img.naturalWidth > 0;
+      return img?.complete && img.naturalWidth > 0;
     });
     expect(await page.textContent('[data-testid=log-range]')).toMatch(new RegExp(`^lines 1–200 of ${INPUTS + 1}|^lines 1–200 of \\d+$`));
     await page.click('[data-testid=job-log] button:has-text("older")');
@@ -250,7 +330,10 @@ describe.skipIf(!hasTool('storescu') || !fs.existsSync(CHROMIUM))('jobs and arri
   });
 
   it('the study browser searches by patient, date, modality and accession, and shows each series by its first, middle and last image and its jobs', async () => {
-    const found = async (query: string) => ((await api('olga', `/api/databases/Import/studies?${query}`)).body as { study: Record<string, string> }[]).map((r) => r.study.StudyInstanceUID);
+    const found = async (query: string) =>
+      ((await api('olga', `/api/databases/Import/studies?${query}`)).body as { study: Record<string, string> }[]).map(
+        (r) => r.study.StudyInstanceUID,
+      );
     expect(await found('patient=marisa%20quillon')).toEqual([]);
     expect(await found('patient=quillon%5Emarisa')).toEqual([ct.studyInstanceUid]);
     expect(await found('patient=QM44&modality=mr')).toEqual([ct.studyInstanceUid]);
@@ -275,7 +358,11 @@ describe.skipIf(!hasTool('storescu') || !fs.existsSync(CHROMIUM))('jobs and arri
       const imgs = [...document.querySelectorAll(`${sel} [data-testid=previews] img`)] as HTMLImageElement[];
       return imgs.length === 3 && imgs.every((i) => i.complete && i.naturalWidth > 0);
     }, ctItem);
-    expect(await page.$$eval(`${ctItem} figcaption`, (c) => c.map((x) => x.textContent))).toEqual(['#1', `#${Math.floor((CT_SLICES - 1) / 2) + 1}`, `#${CT_SLICES}`]);
+    expect(await page.$$eval(`${ctItem} figcaption`, (c) => c.map((x) => x.textContent))).toEqual([
+      '#1',
+      `#${Math.floor((CT_SLICES - 1) / 2) + 1}`,
+      `#${CT_SLICES}`,
+    ]);
     await page.waitForSelector(`${ctItem} [data-testid=series-jobs] a[data-job-id]`);
     expect(await page.textContent(`${ctItem} [data-testid=series-jobs]`)).toContain(`per-instance succeeded ×${CT_SLICES}`);
     await page.screenshot({ path: path.join(SCREENS, 'studies-previews.png'), fullPage: true });
@@ -285,9 +372,18 @@ describe.skipIf(!hasTool('storescu') || !fs.existsSync(CHROMIUM))('jobs and arri
 
   it('the pipelines panel: enabled or not, trigger, last runs, files that did not load with line and pointer, and a manual run on a series', async () => {
     // A broken file and a disabled pipeline appear after a reload.
-    fs.writeFileSync(path.join(pipelinesDir, 'broken.json'), '{\n  "name": "broken",\n  "trigger": { "on": "sometimes" },\n  "steps": []\n}\n');
-    fs.writeFileSync(path.join(pipelinesDir, 'off.json'), JSON.stringify({ name: 'off', enabled: false, trigger: { on: 'series' }, steps: [{ plugin: 'count-instances' }] }));
-    const reload = await fetch(`http://127.0.0.1:${s.httpPort}/api/pipelines/reload`, { method: 'POST', headers: { authorization: `Bearer ${token.admin}` } });
+    fs.writeFileSync(
+      path.join(pipelinesDir, 'broken.json'),
+      '{\n  "name": "broken",\n  "trigger": { "on": "sometimes" },\n  "steps": []\n}\n',
+    );
+    fs.writeFileSync(
+      path.join(pipelinesDir, 'off.json'),
+      JSON.stringify({ name: 'off', enabled: false, trigger: { on: 'series' }, steps: [{ plugin: 'count-instances' }] }),
+    );
+    const reload = await fetch(`http://127.0.0.1:${s.httpPort}/api/pipelines/reload`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token.admin}` },
+    });
     expect(reload.status).toBe(200);
     const { page, errors } = await logIn('olga');
     await page.click('a[href="#/pipelines"]');
@@ -306,7 +402,12 @@ describe.skipIf(!hasTool('storescu') || !fs.existsSync(CHROMIUM))('jobs and arri
     await page.click(`${row} button[type=submit]`);
     await page.waitForSelector('[data-testid=job-detail][data-status=succeeded]');
     const jobId = (await page.getAttribute('[data-testid=job-detail]', 'data-job-id'))!;
-    expect(await s.jobs.getJob(jobId)).toMatchObject({ pipeline: 'per-instance', triggerOn: 'manual', triggerUid: mr.seriesInstanceUid, createdBy: 'olga' });
+    expect(await s.jobs.getJob(jobId)).toMatchObject({
+      pipeline: 'per-instance',
+      triggerOn: 'manual',
+      triggerUid: mr.seriesInstanceUid,
+      createdBy: 'olga',
+    });
     expect((await s.jobs.getJob(jobId))!.inputs).toHaveLength(MR_SLICES);
     expect(errors).toEqual([]);
     await page.context().close();
@@ -317,7 +418,8 @@ describe.skipIf(!hasTool('storescu') || !fs.existsSync(CHROMIUM))('jobs and arri
     const { page, errors } = await logIn('olga');
     await page.click('a[href="#/api"]');
     await page.waitForSelector('[data-testid=api-reference] [data-tag=jobs]');
-    for (const tag of ['status', 'jobs', 'databases', 'outbox', 'dicomweb']) expect(await page.locator(`[data-testid=api-reference] [data-tag=${tag}]`).count()).toBe(1);
+    for (const tag of ['status', 'jobs', 'databases', 'outbox', 'dicomweb'])
+      expect(await page.locator(`[data-testid=api-reference] [data-tag=${tag}]`).count()).toBe(1);
     const route = '[data-testid=api-reference] details[data-route="GET /api/jobs/{id}/logs"]';
     await page.click(`${route} summary`);
     const text = (await page.textContent(route))!;
@@ -326,7 +428,7 @@ describe.skipIf(!hasTool('storescu') || !fs.existsSync(CHROMIUM))('jobs and arri
     await page.fill('[data-testid=api-reference] input[name=find]', 'archive');
     await page.waitForFunction(() => document.querySelectorAll('[data-testid=api-reference] details').length === 1);
     await page.fill('[data-testid=api-reference] input[name=find]', '');
-    await page.click(route + ' summary');
+    await page.click(`${route} summary`);
     await page.click(`${route} summary`);
     await page.screenshot({ path: path.join(SCREENS, 'api-reference.png') });
     expect(errors).toEqual([]);

@@ -42,7 +42,11 @@ describe.skipIf(!hasTool('storescu') || !hasTool('storescp') || !fs.existsSync(C
     const pipelinesDir = tempDir();
     fs.writeFileSync(
       path.join(pipelinesDir, 'send.json'),
-      JSON.stringify({ name: 'send', trigger: { on: 'series', stableSeconds: 0.5 }, steps: [{ plugin: 'route', options: { destination: 'RESEARCH', objects: 'inputs' } }] }),
+      JSON.stringify({
+        name: 'send',
+        trigger: { on: 'series', stableSeconds: 0.5 },
+        steps: [{ plugin: 'route', options: { destination: 'RESEARCH', objects: 'inputs' } }],
+      }),
     );
     s = await startTestServer({
       pipelinesDir,
@@ -59,7 +63,18 @@ describe.skipIf(!hasTool('storescu') || !hasTool('storescp') || !fs.existsSync(C
       if (Date.now() > end) throw new Error('timed out waiting for the dead letters');
       await new Promise((r) => setTimeout(r, 200));
     }
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
   }, 120_000);
   afterAll(async () => {
     await browser?.close();
@@ -98,20 +113,34 @@ describe.skipIf(!hasTool('storescu') || !hasTool('storescp') || !fs.existsSync(C
     research = await startStorescp({ aeTitle: 'RESEARCH', port });
     await page.click(`${row} button:has-text("Retry")`);
     await expect.poll(() => page.textContent('[role=status]')).toContain(`${SLICES} dead letter(s) for RESEARCH queued again`);
-    await expect.poll(async () => (await api('olga', 'GET', '/api/outbox')).body[0].delivered, { timeout: 30_000, interval: 200 }).toBe(SLICES);
+    await expect
+      .poll(async () => (await api('olga', 'GET', '/api/outbox')).body[0].delivered, { timeout: 30_000, interval: 200 })
+      .toBe(SLICES);
     await page.waitForSelector(`${row}[data-dead="0"][data-delivered="${SLICES}"]`, { timeout: 30_000 });
     await page.screenshot({ path: path.join(SCREENS, 'outbox-delivered.png'), fullPage: true });
     expect(fs.readdirSync(research.dir).filter((n) => !n.startsWith('.'))).toHaveLength(SLICES);
-    expect(await s.index.auditLog(10)).toContainEqual(expect.objectContaining({ user: 'olga', action: 'outbox-retry', details: expect.objectContaining({ destination: 'RESEARCH', rescheduled: SLICES }) }));
+    expect(await s.index.auditLog(10)).toContainEqual(
+      expect.objectContaining({
+        user: 'olga',
+        action: 'outbox-retry',
+        details: expect.objectContaining({ destination: 'RESEARCH', rescheduled: SLICES }),
+      }),
+    );
     expect(errors).toEqual([]);
     await page.context().close();
   });
 
   it('the study browser sends a study to the remote node through the outbox, after a confirmation naming it; audited, readers refused', async () => {
     const study = (await s.index.studies('Import', {}))[0].study.StudyInstanceUID;
-    expect((await api('rita', 'POST', '/api/databases/Import/send', { destination: 'RESEARCH', level: 'study', uid: study })).status).toBe(403);
-    expect((await api('olga', 'POST', '/api/databases/Import/send', { destination: 'NOWHERE', level: 'study', uid: study })).body.code).toBe('DF_ERR_DESTINATION_UNKNOWN');
-    expect((await api('olga', 'POST', '/api/databases/Import/send', { destination: 'RESEARCH', level: 'series', uid: '1.2.3' })).body.code).toBe('DF_ERR_NOT_FOUND');
+    expect((await api('rita', 'POST', '/api/databases/Import/send', { destination: 'RESEARCH', level: 'study', uid: study })).status).toBe(
+      403,
+    );
+    expect(
+      (await api('olga', 'POST', '/api/databases/Import/send', { destination: 'NOWHERE', level: 'study', uid: study })).body.code,
+    ).toBe('DF_ERR_DESTINATION_UNKNOWN');
+    expect(
+      (await api('olga', 'POST', '/api/databases/Import/send', { destination: 'RESEARCH', level: 'series', uid: '1.2.3' })).body.code,
+    ).toBe('DF_ERR_NOT_FOUND');
     const page = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage();
     page.setDefaultTimeout(20_000);
     const errors: string[] = [];
@@ -122,12 +151,24 @@ describe.skipIf(!hasTool('storescu') || !hasTool('storescp') || !fs.existsSync(C
     await page.click('a[href="#/studies"]');
     const row = `[data-testid=studies] tr[data-study-uid="${study}"]`;
     await page.click(`${row} button:has-text("Send to RESEARCH")`);
-    expect(await page.textContent('[data-testid=confirm-send]')).toMatch(new RegExp(`^Send the study of Phantom, Seed1 \\(\\d{4}-\\d{2}-\\d{2}; 1 series, ${SLICES} instance\\(s\\)\\) from Import to RESEARCH\\?`));
+    expect(await page.textContent('[data-testid=confirm-send]')).toMatch(
+      new RegExp(
+        `^Send the study of Phantom, Seed1 \\(\\d{4}-\\d{2}-\\d{2}; 1 series, ${SLICES} instance\\(s\\)\\) from Import to RESEARCH\\?`,
+      ),
+    );
     await page.screenshot({ path: path.join(SCREENS, 'studies-send-confirm.png'), fullPage: true });
     await page.click('[data-testid=confirm-send] button:has-text("Send")');
     await expect.poll(() => page.textContent('[role=status]')).toContain(`Queued ${SLICES} instance(s) for RESEARCH`);
-    await expect.poll(async () => (await api('olga', 'GET', '/api/outbox')).body[0].delivered, { timeout: 30_000, interval: 200 }).toBe(2 * SLICES);
-    expect(await s.index.auditLog(10)).toContainEqual(expect.objectContaining({ user: 'olga', action: 'send', details: expect.objectContaining({ destination: 'RESEARCH', level: 'study', instances: SLICES }) }));
+    await expect
+      .poll(async () => (await api('olga', 'GET', '/api/outbox')).body[0].delivered, { timeout: 30_000, interval: 200 })
+      .toBe(2 * SLICES);
+    expect(await s.index.auditLog(10)).toContainEqual(
+      expect.objectContaining({
+        user: 'olga',
+        action: 'send',
+        details: expect.objectContaining({ destination: 'RESEARCH', level: 'study', instances: SLICES }),
+      }),
+    );
     expect(errors).toEqual([]);
     await page.context().close();
   });

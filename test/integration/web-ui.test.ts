@@ -31,7 +31,11 @@ describe('web page in Chromium', () => {
     const pipelinesDir = tempDir();
     fs.writeFileSync(
       path.join(pipelinesDir, 'tac.json'),
-      JSON.stringify({ name: 'tac', trigger: { on: 'series', stableSeconds: 0.3 }, steps: [{ plugin: 'test-time-activity', options: { ms: 2500 } }] }),
+      JSON.stringify({
+        name: 'tac',
+        trigger: { on: 'series', stableSeconds: 0.3 },
+        steps: [{ plugin: 'test-time-activity', options: { ms: 2500 } }],
+      }),
     );
     s = await startTestServer({
       pipelinesDir,
@@ -45,7 +49,16 @@ describe('web page in Chromium', () => {
     for (const user of ['olga', 'alice']) token[user] = (await issueToken(s.tokens, s.users, user)).token;
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   });
   afterAll(async () => {
@@ -83,10 +96,14 @@ describe('web page in Chromium', () => {
 
     // The bar moves while the job runs (between 1 and 99 %), then the row reads succeeded at 100 %.
     const row = '[data-testid=jobs] tr[data-pipeline=tac]';
-    await page.waitForFunction((sel) => [...document.querySelectorAll(`${sel} [role=progressbar]`)].some((b) => {
-      const v = Number(b.getAttribute('aria-valuenow'));
-      return v > 0 && v < 100;
-    }), row);
+    await page.waitForFunction(
+      (sel) =>
+        [...document.querySelectorAll(`${sel} [role=progressbar]`)].some((b) => {
+          const v = Number(b.getAttribute('aria-valuenow'));
+          return v > 0 && v < 100;
+        }),
+      row,
+    );
     await page.waitForSelector(`${row}[data-status=succeeded]`);
     expect(await page.getAttribute(`${row}[data-status=succeeded] [role=progressbar]`, 'aria-valuenow')).toBe('100');
     const jobId = (await page.getAttribute(`${row}[data-status=succeeded]`, 'data-job-id'))!;
@@ -128,7 +145,9 @@ describe('web page in Chromium', () => {
     await page.waitForSelector(study);
     await page.click(`${study} button:has-text("Move to StudyA")`);
     // Nothing moves before the confirmation, which names what moves and where.
-    expect(await page.textContent('[data-testid=confirm]')).toMatch(/^Move the study .*\(.*1 series, 2 instance\(s\)\) from Import to StudyA\? It leaves Import\./);
+    expect(await page.textContent('[data-testid=confirm]')).toMatch(
+      /^Move the study .*\(.*1 series, 2 instance\(s\)\) from Import to StudyA\? It leaves Import\./,
+    );
     expect(await s.index.studies('StudyA', {})).toEqual([]);
     await page.click('[data-testid=confirm] button:has-text("Move")');
     await expect.poll(() => page.textContent('[role=status]')).toContain('Moved 2 instance(s) to StudyA');
@@ -138,7 +157,9 @@ describe('web page in Chromium', () => {
 
     // Delete asks first, naming the study, its size and the database; Cancel deletes nothing.
     await page.click(`[data-testid=studies] tr[data-study-uid="${uid}"] button:has-text("Delete")`);
-    expect(await page.textContent('[data-testid=confirm-delete]')).toMatch(/^Delete the study .*\(.*1 series, 2 instance\(s\)\) from StudyA\? Its files are deleted unless another database holds them\./);
+    expect(await page.textContent('[data-testid=confirm-delete]')).toMatch(
+      /^Delete the study .*\(.*1 series, 2 instance\(s\)\) from StudyA\? Its files are deleted unless another database holds them\./,
+    );
     fs.mkdirSync(path.join(os.tmpdir(), 'dicomflow-web-screens'), { recursive: true });
     await page.screenshot({ path: path.join(os.tmpdir(), 'dicomflow-web-screens', 'studies-delete-confirm.png'), fullPage: true });
     await page.click('[data-testid=confirm-delete] button:has-text("Cancel")');
@@ -147,7 +168,10 @@ describe('web page in Chromium', () => {
     await page.click('[data-testid=confirm-delete] button:has-text("Delete")');
     await expect.poll(() => page.textContent('[role=status]')).toContain('Deleted 2 instance(s) from StudyA');
     expect(await s.index.studies('StudyA', {})).toEqual([]);
-    expect((await s.index.auditLog(5)).find((a) => a.action === 'delete')).toMatchObject({ user: 'alice', details: { database: 'StudyA', level: 'study', uid } });
+    expect((await s.index.auditLog(5)).find((a) => a.action === 'delete')).toMatchObject({
+      user: 'alice',
+      details: { database: 'StudyA', level: 'study', uid },
+    });
     await page.context().close();
   });
 });

@@ -18,9 +18,24 @@ describe('a worker out of memory', () => {
   // the default isolation, where the abort ends only the step's own process.
   it('fails its job with DF_ERR_STEP_FAILED naming the cause, and the pool and server go on', { timeout: 120_000 }, async () => {
     const pipelinesDir = tempDir('df-oom-pipelines-');
-    fs.writeFileSync(path.join(pipelinesDir, 'oom.json'), JSON.stringify({ name: 'oom', trigger: { on: 'instance' }, retry: { maxAttempts: 1 }, steps: [{ plugin: 'test-allocates-memory' }] }));
-    fs.writeFileSync(path.join(pipelinesDir, 'works.json'), JSON.stringify({ name: 'works', trigger: { on: 'instance' }, steps: [{ plugin: 'test-burns-cpu', options: { slices: 2, size: 1000 } }] }));
-    const s = await startTestServer({ pipelinesDir, defaultPipeline: false, plugins: { directories: [path.join(repo, 'test/fixtures/plugins')] }, engine: { workerThreads: 1, workerMaxMemoryMb: 64 } });
+    fs.writeFileSync(
+      path.join(pipelinesDir, 'oom.json'),
+      JSON.stringify({ name: 'oom', trigger: { on: 'instance' }, retry: { maxAttempts: 1 }, steps: [{ plugin: 'test-allocates-memory' }] }),
+    );
+    fs.writeFileSync(
+      path.join(pipelinesDir, 'works.json'),
+      JSON.stringify({
+        name: 'works',
+        trigger: { on: 'instance' },
+        steps: [{ plugin: 'test-burns-cpu', options: { slices: 2, size: 1000 } }],
+      }),
+    );
+    const s = await startTestServer({
+      pipelinesDir,
+      defaultPipeline: false,
+      plugins: { directories: [path.join(repo, 'test/fixtures/plugins')] },
+      engine: { workerThreads: 1, workerMaxMemoryMb: 64 },
+    });
     cleanups.push(() => s.close());
     const ct = await ctSeries(tempDir(), { slices: 1, rows: 32, cols: 32 });
     expect((await storescu(['-aec', 'DICOMFLOW', '127.0.0.1', String(s.dicomPort), ...ct.files])).code).toBe(0);

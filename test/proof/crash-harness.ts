@@ -114,8 +114,22 @@ export interface CrashProofFigures {
     stuck: number;
   };
   /** Stable-series groups: each generation fires one job; an arrival is matched once. */
-  triggers: { seriesGroupsFired: number; seriesJobs: number; seriesRefired: number; seriesWithLateGenerations: number; instanceJobsTwice: number };
-  outbox: { owed: number; delivered: number; dead: number; stuck: number; atDestination: number; missingAtDestination: number; wireSends: number };
+  triggers: {
+    seriesGroupsFired: number;
+    seriesJobs: number;
+    seriesRefired: number;
+    seriesWithLateGenerations: number;
+    instanceJobsTwice: number;
+  };
+  outbox: {
+    owed: number;
+    delivered: number;
+    dead: number;
+    stuck: number;
+    atDestination: number;
+    missingAtDestination: number;
+    wireSends: number;
+  };
   dicomdir: { valid: boolean; listed: number; missing: number };
   workerStep: { images: number; missing: number };
   durationMs: number;
@@ -238,7 +252,10 @@ interface IndexAccess {
 
 /** better-sqlite3 (a copy, read-only) behind the same asynchronous reads as the store contract. */
 function queryOf(db: Database.Database): Query {
-  return { all: async (sql, ...params) => db.prepare(sql).all(...params) as Row[], get: async (sql, ...params) => db.prepare(sql).get(...params) as Row | undefined };
+  return {
+    all: async (sql, ...params) => db.prepare(sql).all(...params) as Row[],
+    get: async (sql, ...params) => db.prepare(sql).get(...params) as Row | undefined,
+  };
 }
 
 /** The lone server's index.sqlite, opened read-only for each read; what a kill left is read from a copy (opening it must not change it). */
@@ -257,7 +274,8 @@ function sqliteIndex(dataDir: string, work: string): IndexAccess {
       const copy = path.join(work, 'snapshot');
       fs.mkdirSync(copy, { recursive: true });
       try {
-        for (const suffix of ['', '-wal', '-shm']) if (fs.existsSync(`${file}${suffix}`)) fs.copyFileSync(`${file}${suffix}`, path.join(copy, `index.sqlite${suffix}`));
+        for (const suffix of ['', '-wal', '-shm'])
+          if (fs.existsSync(`${file}${suffix}`)) fs.copyFileSync(`${file}${suffix}`, path.join(copy, `index.sqlite${suffix}`));
         return await using(new Database(path.join(copy, 'index.sqlite')), fn);
       } finally {
         fs.rmSync(copy, { recursive: true, force: true });
@@ -331,15 +349,27 @@ function loggedTotal(nodes: ServerNode[], msg: string, field: string): number {
 function incomingFiles(dataDir: string, n: ServerNode): string[] {
   const dir = path.join(dataDir, 'storage', 'incoming', ...(n.name ? [n.name] : []));
   if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir, { withFileTypes: true }).filter((e) => !e.isDirectory()).map((e) => path.join(dir, e.name));
+  return fs
+    .readdirSync(dir, { withFileTypes: true })
+    .filter((e) => !e.isDirectory())
+    .map((e) => path.join(dir, e.name));
 }
 
 function pipelineFiles(dir: string, dicomdirRoot: string, imagesDir: string): void {
   fs.mkdirSync(dir, { recursive: true });
-  const write = (name: string, definition: Record<string, unknown>) => fs.writeFileSync(path.join(dir, `${name}.json`), JSON.stringify({ name, ...definition }, null, 2));
+  const write = (name: string, definition: Record<string, unknown>) =>
+    fs.writeFileSync(path.join(dir, `${name}.json`), JSON.stringify({ name, ...definition }, null, 2));
   // store-received is the built-in default pipeline (store step into Import).
-  write('media', { trigger: { on: 'instance' }, steps: [{ plugin: 'dicomdir', options: { root: dicomdirRoot, fileSetId: 'CRASHTEST' } }], retry: { maxAttempts: 5, backoffSeconds: 1 } });
-  write('forward', { trigger: { on: 'instance' }, steps: [{ plugin: 'route', options: { destination: 'PACS' } }], retry: { maxAttempts: 5, backoffSeconds: 1 } });
+  write('media', {
+    trigger: { on: 'instance' },
+    steps: [{ plugin: 'dicomdir', options: { root: dicomdirRoot, fileSetId: 'CRASHTEST' } }],
+    retry: { maxAttempts: 5, backoffSeconds: 1 },
+  });
+  write('forward', {
+    trigger: { on: 'instance' },
+    steps: [{ plugin: 'route', options: { destination: 'PACS' } }],
+    retry: { maxAttempts: 5, backoffSeconds: 1 },
+  });
   // A worker step over each series once it is quiet: every image rendered to a JPEG.
   write('images', {
     trigger: { on: 'series', stableSeconds: 1 },
@@ -383,11 +413,19 @@ export async function runCrashProof(options: CrashProofOptions): Promise<CrashPr
   const stopSenders = { stopped: false };
   try {
     for (let i = 0; i < options.senders; i++) {
-      const series = await ctSeries(path.join(work, 'fixtures', `s${i}`), { slices: perSender, rows: 64, cols: 64, patientId: `CRASH-${i}`, seed: options.seed * 100 + i + 1 });
+      const series = await ctSeries(path.join(work, 'fixtures', `s${i}`), {
+        slices: perSender,
+        rows: 64,
+        cols: 64,
+        patientId: `CRASH-${i}`,
+        seed: options.seed * 100 + i + 1,
+      });
       senders.push(new Sender(`SENDER${i}`, series, seededRandom(options.seed * 7919 + i + 1)));
     }
     const sourceDataset = new Map<string, Buffer>();
-    for (const s of senders) for (const inst of s.series.instances) sourceDataset.set(inst.sopInstanceUid, Buffer.from(splitPart10(fs.readFileSync(inst.file)).dataset));
+    for (const s of senders)
+      for (const inst of s.series.instances)
+        sourceDataset.set(inst.sopInstanceUid, Buffer.from(splitPart10(fs.readFileSync(inst.file)).dataset));
 
     peer = await startStorescp({ aeTitle: 'PACS', args: ['-v'] });
     let indexUrl = cluster?.indexUrl;
@@ -407,8 +445,17 @@ export async function runCrashProof(options: CrashProofOptions): Promise<CrashPr
           http: { port: httpPort, host: '127.0.0.1' },
           storage: { minFreeMegabytes: 16 },
           engine: { workerThreads: 1 },
-          remoteNodes: [{ aeTitle: 'PACS', host: '127.0.0.1', port: peer.port, outbox: { maxAttempts: 100, initialRetrySeconds: 0.5, maxRetrySeconds: 2 } }],
-          ...(cluster ? { index: { backend: 'postgres', url: indexUrl }, cluster: { nodeName: name, leaseSeconds: cluster.leaseSeconds } } : {}),
+          remoteNodes: [
+            {
+              aeTitle: 'PACS',
+              host: '127.0.0.1',
+              port: peer.port,
+              outbox: { maxAttempts: 100, initialRetrySeconds: 0.5, maxRetrySeconds: 2 },
+            },
+          ],
+          ...(cluster
+            ? { index: { backend: 'postgres', url: indexUrl }, cluster: { nodeName: name, leaseSeconds: cluster.leaseSeconds } }
+            : {}),
         }),
       );
       nodes.push({ name, config, dicomPort, live: false, outputs: [] });
@@ -483,7 +530,9 @@ export async function runCrashProof(options: CrashProofOptions): Promise<CrashPr
         const reachedReady = await killDuringStartup(victim, at);
         killsDuringStartup++;
         const more = await noteInterrupted(victim);
-        log(`  and the restart killed after ${at} ms (${reachedReady ? 'it was ready' : 'before it was ready'}; ${more.length} job(s) running)`);
+        log(
+          `  and the restart killed after ${at} ms (${reachedReady ? 'it was ready' : 'before it was ready'}; ${more.length} job(s) running)`,
+        );
       }
 
       const leftInIncoming = incomingFiles(dataDir, victim);
@@ -499,7 +548,8 @@ export async function runCrashProof(options: CrashProofOptions): Promise<CrashPr
     await Promise.all(cluster ? sendingThroughout : senders.map((s) => s.sendUntil(pickPort, { stopped: false })));
     for (const s of senders) {
       if (s.pending.length > 0) problems.push(`${s.name}: ${s.pending.length} object(s) never acknowledged without a kill`);
-      if (s.otherResponses.length > 0) problems.push(`${s.name}: responses other than Success: ${[...new Set(s.otherResponses)].join(', ')}`);
+      if (s.otherResponses.length > 0)
+        problems.push(`${s.name}: responses other than Success: ${[...new Set(s.otherResponses)].join(', ')}`);
     }
     const settled = await settle(index, options.settleTimeoutMs ?? 180_000);
     if (settled !== undefined) problems.push(`not settled: ${settled}`);
@@ -510,10 +560,18 @@ export async function runCrashProof(options: CrashProofOptions): Promise<CrashPr
     const triggers = await checkTriggers(index);
     const outbox = await checkOutbox(index, peer, acknowledgedUids, sourceDataset);
     const dicomdir = await checkDicomdir(dicomdirRoot, acknowledgedUids);
-    const images = new Set(fs.existsSync(imagesDir) ? fs.readdirSync(imagesDir).filter((n) => n.endsWith('.jpg')).map((n) => n.slice(0, -4)) : []);
+    const images = new Set(
+      fs.existsSync(imagesDir)
+        ? fs
+            .readdirSync(imagesDir)
+            .filter((n) => n.endsWith('.jpg'))
+            .map((n) => n.slice(0, -4))
+        : [],
+    );
     const missingImages = [...acknowledgedUids].filter((uid) => !images.has(uid));
     problems.push(...stored.problems, ...jobs.problems, ...triggers.problems, ...outbox.problems, ...dicomdir.problems);
-    if (missingImages.length > 0) problems.push(`worker step: ${missingImages.length} acknowledged object(s) without a JPEG (first ${missingImages[0]})`);
+    if (missingImages.length > 0)
+      problems.push(`worker step: ${missingImages.length} acknowledged object(s) without a JPEG (first ${missingImages[0]})`);
     if (outboxSendingAtKill > 0) log(`${outboxSendingAtKill} outbox entr(ies) were being sent at a kill`);
 
     const figures: CrashProofFigures = {
@@ -542,7 +600,8 @@ export async function runCrashProof(options: CrashProofOptions): Promise<CrashPr
       durationMs: Date.now() - started,
       problems,
     };
-    if (problems.length > 0) for (const n of nodes) log(`${nodeLabel(n)} output (last 4000 characters):\n${n.server?.output().slice(-4000)}`);
+    if (problems.length > 0)
+      for (const n of nodes) log(`${nodeLabel(n)} output (last 4000 characters):\n${n.server?.output().slice(-4000)}`);
     return figures;
   } finally {
     stopSenders.stopped = true;
@@ -551,7 +610,8 @@ export async function runCrashProof(options: CrashProofOptions): Promise<CrashPr
     await index?.close();
     postgres?.stop();
     await peer?.stop();
-    if (options.keep || problems.length > 0) log(`kept for inspection: ${work} (destination ${peer?.dir}${cluster && !postgres ? `, index ${cluster.indexUrl}` : ''})`);
+    if (options.keep || problems.length > 0)
+      log(`kept for inspection: ${work} (destination ${peer?.dir}${cluster && !postgres ? `, index ${cluster.indexUrl}` : ''})`);
     else {
       fs.rmSync(work, { recursive: true, force: true });
       if (peer) fs.rmSync(peer.dir, { recursive: true, force: true });
@@ -562,13 +622,16 @@ export async function runCrashProof(options: CrashProofOptions): Promise<CrashPr
 /** Starts the node's server and SIGKILLs it `afterMs` later, ready or not; says whether it was ready. */
 async function killDuringStartup(n: ServerNode, afterMs: number): Promise<boolean> {
   const config = n.config;
-  const child = spawn(nodeBin, [...SERVER_NODE_FLAGS, path.join(repo, 'server/cli.ts'), 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(nodeBin, [...SERVER_NODE_FLAGS, path.join(repo, 'server/cli.ts'), 'serve', '--config', config], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
   n.outputs.push(() => output);
   await Promise.race([sleep(afterMs), exited(child)]);
-  if (child.exitCode !== null) throw new Error(`the server exited by itself while starting (code ${child.exitCode}):\n${output.slice(-3000)}`);
+  if (child.exitCode !== null)
+    throw new Error(`the server exited by itself while starting (code ${child.exitCode}):\n${output.slice(-3000)}`);
   child.kill('SIGKILL');
   await exited(child);
   return output.includes('dicomflow is ready');
@@ -582,11 +645,14 @@ async function killDuringStartup(n: ServerNode, afterMs: number): Promise<boolea
 async function durableAfterRestart(index: IndexAccess, dataDir: string, senders: Sender[], leftInIncoming: string[]): Promise<string[]> {
   const problems: string[] = [];
   const stillThere = leftInIncoming.filter((f) => fs.existsSync(f));
-  if (stillThere.length > 0) problems.push(`${stillThere.length} half-received file(s) still in ${path.dirname(stillThere[0])} after the restart`);
+  if (stillThere.length > 0)
+    problems.push(`${stillThere.length} half-received file(s) still in ${path.dirname(stillThere[0])} after the restart`);
   // Taken before reading: on a cluster the other nodes acknowledge more meanwhile.
   const acknowledged = senders.map((s) => ({ name: s.name, uids: [...s.acknowledged] }));
   await index.read(async (q) => {
-    const indexed = await q.all('SELECT i.database_name, i.sop_instance_uid, o.path, o.size FROM instances i JOIN objects o ON o.id = i.object_id');
+    const indexed = await q.all(
+      'SELECT i.database_name, i.sop_instance_uid, o.path, o.size FROM instances i JOIN objects o ON o.id = i.object_id',
+    );
     const seen = new Set<string>();
     for (const r of indexed) {
       const key = `${r.database_name}|${r.sop_instance_uid}`;
@@ -595,10 +661,13 @@ async function durableAfterRestart(index: IndexAccess, dataDir: string, senders:
       const size = fs.statSync(path.join(dataDir, 'storage', r.path), { throwIfNoEntry: false })?.size;
       if (size !== r.size) problems.push(`${r.sop_instance_uid} indexed, but its file has ${size ?? 'no'} bytes of ${r.size}`);
     }
-    const arrival = "SELECT o.path, o.size FROM arrivals a JOIN objects o ON o.id = a.object_id WHERE a.sop_instance_uid = ? AND a.outcome = 'received' AND o.deleted_at IS NULL";
+    const arrival =
+      "SELECT o.path, o.size FROM arrivals a JOIN objects o ON o.id = a.object_id WHERE a.sop_instance_uid = ? AND a.outcome = 'received' AND o.deleted_at IS NULL";
     for (const s of acknowledged) {
       for (const uid of s.uids) {
-        const whole = (await q.all(arrival, uid)).filter((r) => fs.statSync(path.join(dataDir, 'storage', r.path), { throwIfNoEntry: false })?.size === r.size);
+        const whole = (await q.all(arrival, uid)).filter(
+          (r) => fs.statSync(path.join(dataDir, 'storage', r.path), { throwIfNoEntry: false })?.size === r.size,
+        );
         if (whole.length === 0) problems.push(`${uid} (${s.name}) acknowledged but no complete object holds it`);
       }
     }
@@ -620,7 +689,10 @@ async function settle(index: IndexAccess, timeoutMs: number): Promise<string | u
         outbox: await n("SELECT count(*) AS n FROM outbox WHERE state IN ('queued', 'sending')"),
       };
     });
-    left = Object.entries(figures).filter(([, v]) => v > 0).map(([k, v]) => `${v} ${k}`).join(', ');
+    left = Object.entries(figures)
+      .filter(([, v]) => v > 0)
+      .map(([k, v]) => `${v} ${k}`)
+      .join(', ');
     if (left === '') return undefined;
     await sleep(500);
   }
@@ -629,7 +701,9 @@ async function settle(index: IndexAccess, timeoutMs: number): Promise<string | u
 
 async function checkIndex(index: IndexAccess, dataDir: string, acknowledged: Set<string>, sent: Map<string, Buffer>) {
   const problems: string[] = [];
-  const rows = await index.read((q) => q.all('SELECT i.database_name, i.sop_instance_uid, o.path, o.size, o.deleted_at FROM instances i JOIN objects o ON o.id = i.object_id'));
+  const rows = await index.read((q) =>
+    q.all('SELECT i.database_name, i.sop_instance_uid, o.path, o.size, o.deleted_at FROM instances i JOIN objects o ON o.id = i.object_id'),
+  );
   const count = new Map<string, number>();
   let corrupt = 0;
   for (const r of rows) {
@@ -643,11 +717,15 @@ async function checkIndex(index: IndexAccess, dataDir: string, acknowledged: Set
       // missing: below
     }
     const what =
-      r.deleted_at !== null ? 'indexed but its object is marked deleted'
-      : bytes === undefined ? `its file ${r.path} is missing`
-      : bytes.length !== r.size ? `its file has ${bytes.length} bytes, ${r.size} indexed`
-      : !splitPart10(bytes).dataset.equals(sent.get(r.sop_instance_uid) ?? Buffer.alloc(0)) ? 'its stored dataset differs from what was sent'
-      : undefined;
+      r.deleted_at !== null
+        ? 'indexed but its object is marked deleted'
+        : bytes === undefined
+          ? `its file ${r.path} is missing`
+          : bytes.length !== r.size
+            ? `its file has ${bytes.length} bytes, ${r.size} indexed`
+            : !splitPart10(bytes).dataset.equals(sent.get(r.sop_instance_uid) ?? Buffer.alloc(0))
+              ? 'its stored dataset differs from what was sent'
+              : undefined;
     if (what !== undefined) {
       corrupt++;
       problems.push(`index ${r.database_name}: ${r.sop_instance_uid} ${what}`);
@@ -670,7 +748,9 @@ async function checkJobs(index: IndexAccess, config: string, interrupted: Set<st
   if (stuck.length > 0) problems.push(`${stuck.length} job(s) still queued or running`);
   // What an operator sees: `dicomflow jobs` lists the interrupted jobs as succeeded.
   const listed = await new Promise<string>((resolve, reject) => {
-    const child = spawn(nodeBin, [path.join(repo, 'server/cli.ts'), 'jobs', '--config', config, '--json', '--limit', '100000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(nodeBin, [path.join(repo, 'server/cli.ts'), 'jobs', '--config', config, '--json', '--limit', '100000'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -679,9 +759,21 @@ async function checkJobs(index: IndexAccess, config: string, interrupted: Set<st
   });
   const status = new Map((JSON.parse(listed) as { id: string; status: string }[]).map((j) => [j.id, j.status]));
   const notCompleted = [...interrupted].filter((id) => status.get(id) !== 'succeeded');
-  if (notCompleted.length > 0) problems.push(`${notCompleted.length} interrupted job(s) not shown succeeded by \`dicomflow jobs\`: ${notCompleted.slice(0, 3).map((id) => `${id} ${status.get(id) ?? 'not listed'}`).join(', ')}`);
+  if (notCompleted.length > 0)
+    problems.push(
+      `${notCompleted.length} interrupted job(s) not shown succeeded by \`dicomflow jobs\`: ${notCompleted
+        .slice(0, 3)
+        .map((id) => `${id} ${status.get(id) ?? 'not listed'}`)
+        .join(', ')}`,
+    );
   return {
-    figures: { total: rows.length, interrupted: interrupted.size, interruptedCompleted: interrupted.size - notCompleted.length, failed: failed.length, stuck: stuck.length },
+    figures: {
+      total: rows.length,
+      interrupted: interrupted.size,
+      interruptedCompleted: interrupted.size - notCompleted.length,
+      failed: failed.length,
+      stuck: stuck.length,
+    },
     problems,
   };
 }
@@ -695,7 +787,9 @@ async function checkTriggers(index: IndexAccess) {
   const problems: string[] = [];
   const { groups, jobs } = await index.read(async (q) => ({
     groups: await q.all("SELECT pipeline, uid, generation, state, job_id FROM trigger_groups WHERE level = 'series'"),
-    jobs: await q.all("SELECT id, pipeline, trigger_on, trigger_uid, inputs FROM jobs WHERE rerun_of IS NULL AND trigger_on IN ('instance', 'series')"),
+    jobs: await q.all(
+      "SELECT id, pipeline, trigger_on, trigger_uid, inputs FROM jobs WHERE rerun_of IS NULL AND trigger_on IN ('instance', 'series')",
+    ),
   }));
   const fired = groups.filter((g) => g.state === 'fired');
   const seriesJobs = jobs.filter((j) => j.trigger_on === 'series');
@@ -703,19 +797,33 @@ async function checkTriggers(index: IndexAccess) {
   for (const g of fired) firedJob.set(g.job_id, (firedJob.get(g.job_id) ?? 0) + 1);
   const seriesJobIds = new Set(seriesJobs.map((j) => j.id));
   const withoutJob = fired.filter((g) => !seriesJobIds.has(g.job_id));
-  if (withoutJob.length > 0) problems.push(`${withoutJob.length} fired series group(s) whose job is not there (first ${withoutJob[0].pipeline} ${withoutJob[0].uid} generation ${withoutJob[0].generation})`);
+  if (withoutJob.length > 0)
+    problems.push(
+      `${withoutJob.length} fired series group(s) whose job is not there (first ${withoutJob[0].pipeline} ${withoutJob[0].uid} generation ${withoutJob[0].generation})`,
+    );
   const shared = [...firedJob.values()].filter((n) => n > 1).length;
   if (shared > 0) problems.push(`${shared} job(s) recorded as the firing of several series groups`);
   // A group fired twice leaves a job no group names (the second firing overwrote job_id).
   const refired = seriesJobs.filter((j) => !firedJob.has(j.id));
-  if (refired.length > 0) problems.push(`${refired.length} series job(s) beyond one per fired generation (first ${refired[0].pipeline} ${refired[0].trigger_uid})`);
+  if (refired.length > 0)
+    problems.push(
+      `${refired.length} series job(s) beyond one per fired generation (first ${refired[0].pipeline} ${refired[0].trigger_uid})`,
+    );
   const byArrival = new Map<string, number>();
-  for (const j of jobs.filter((j) => j.trigger_on === 'instance')) byArrival.set(`${j.pipeline}|${j.inputs}`, (byArrival.get(`${j.pipeline}|${j.inputs}`) ?? 0) + 1);
+  for (const j of jobs.filter((j) => j.trigger_on === 'instance'))
+    byArrival.set(`${j.pipeline}|${j.inputs}`, (byArrival.get(`${j.pipeline}|${j.inputs}`) ?? 0) + 1);
   const instanceJobsTwice = [...byArrival.values()].filter((n) => n > 1).length;
-  if (instanceJobsTwice > 0) problems.push(`${instanceJobsTwice} arrival(s) matched more than once (an instance pipeline queued several jobs for one arrival)`);
+  if (instanceJobsTwice > 0)
+    problems.push(`${instanceJobsTwice} arrival(s) matched more than once (an instance pipeline queued several jobs for one arrival)`);
   const lateGenerations = new Set(fired.filter((g) => g.generation > 1).map((g) => `${g.pipeline}|${g.uid}`));
   return {
-    figures: { seriesGroupsFired: fired.length, seriesJobs: seriesJobs.length, seriesRefired: refired.length, seriesWithLateGenerations: lateGenerations.size, instanceJobsTwice },
+    figures: {
+      seriesGroupsFired: fired.length,
+      seriesJobs: seriesJobs.length,
+      seriesRefired: refired.length,
+      seriesWithLateGenerations: lateGenerations.size,
+      instanceJobsTwice,
+    },
     problems,
   };
 }
@@ -738,7 +846,8 @@ async function checkOutbox(index: IndexAccess, peer: DcmtkPeer, acknowledged: Se
     if (name.startsWith('.')) continue;
     const parts = splitPart10(fs.readFileSync(path.join(peer.dir, name)));
     atDestination.set(parts.sopInstanceUid, (atDestination.get(parts.sopInstanceUid) ?? 0) + 1);
-    if (!parts.dataset.equals(sent.get(parts.sopInstanceUid) ?? Buffer.alloc(0))) problems.push(`destination: ${name} differs from what was sent`);
+    if (!parts.dataset.equals(sent.get(parts.sopInstanceUid) ?? Buffer.alloc(0)))
+      problems.push(`destination: ${name} differs from what was sent`);
   }
   const missing = [...acknowledged].filter((uid) => !atDestination.has(uid));
   if (missing.length > 0) problems.push(`destination: ${missing.length} acknowledged object(s) missing (first ${missing[0]})`);
@@ -746,7 +855,15 @@ async function checkOutbox(index: IndexAccess, peer: DcmtkPeer, acknowledged: Se
   if (twice > 0) problems.push(`destination: ${twice} object(s) stored in more than one file`);
   const wireSends = (peer.log().match(/Received Store Request/g) ?? []).length;
   return {
-    figures: { owed, delivered: by('delivered'), dead: by('dead'), stuck: by('queued') + by('sending'), atDestination: atDestination.size, missingAtDestination: missing.length, wireSends },
+    figures: {
+      owed,
+      delivered: by('delivered'),
+      dead: by('dead'),
+      stuck: by('queued') + by('sending'),
+      atDestination: atDestination.size,
+      missingAtDestination: missing.length,
+      wireSends,
+    },
     problems,
   };
 }
@@ -754,9 +871,13 @@ async function checkOutbox(index: IndexAccess, peer: DcmtkPeer, acknowledged: Se
 async function checkDicomdir(root: string, acknowledged: Set<string>) {
   const problems: string[] = [];
   const file = path.join(root, 'DICOMDIR');
-  if (!fs.existsSync(file)) return { figures: { valid: false, listed: 0, missing: acknowledged.size }, problems: ['no DICOMDIR was written'] };
+  if (!fs.existsSync(file))
+    return { figures: { valid: false, listed: 0, missing: acknowledged.size }, problems: ['no DICOMDIR was written'] };
   const dump = await dcmdump([file]);
-  if (dump.code !== 0 || dump.stderr !== '' || /^[WE]: /m.test(dump.stdout)) problems.push(`DICOMDIR: dcmdump complains: ${(dump.stderr || dump.stdout.match(/^[WE]: .*$/m)?.[0] || `exit ${dump.code}`).slice(0, 300)}`);
+  if (dump.code !== 0 || dump.stderr !== '' || /^[WE]: /m.test(dump.stdout))
+    problems.push(
+      `DICOMDIR: dcmdump complains: ${(dump.stderr || dump.stdout.match(/^[WE]: .*$/m)?.[0] || `exit ${dump.code}`).slice(0, 300)}`,
+    );
   const vfy = await runDcmtk('dciodvfy', [file]);
   const errors = `${vfy.stdout}${vfy.stderr}`.split('\n').filter((l) => /^Error/.test(l));
   if (errors.length > 0) problems.push(`DICOMDIR: dciodvfy: ${errors.slice(0, 3).join('; ')}`);
@@ -793,7 +914,10 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     senders: Number(values.senders),
     seed: Number(values.seed),
     instancesPerSender: values['per-sender'] === undefined ? undefined : Number(values['per-sender']),
-    cluster: values.nodes === undefined ? undefined : { nodes: values.nodes.split(','), leaseSeconds: Number(values['lease-seconds']), indexUrl: values['index-url'] },
+    cluster:
+      values.nodes === undefined
+        ? undefined
+        : { nodes: values.nodes.split(','), leaseSeconds: Number(values['lease-seconds']), indexUrl: values['index-url'] },
     keep: values.keep,
     log: (line) => console.error(line),
   });

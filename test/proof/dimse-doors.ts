@@ -70,8 +70,20 @@ function ids(name: string): InstanceIds {
   return { sopClassUid: CT_IMAGE_STORAGE, sopInstanceUid: `${root}.3`, studyInstanceUid: `${root}.1`, seriesInstanceUid: `${root}.2` };
 }
 
-function command(field: number, messageId: number, sopClass: string, withDataset: boolean, extra: Array<[number, { ui: string }]> = []): Buffer {
-  return encodeCommandSet([[0x0002, { ui: sopClass }], [0x0100, { us: field }], [0x0110, { us: messageId }], [0x0800, { us: withDataset ? 0 : NO_DATA_SET }], ...extra]);
+function command(
+  field: number,
+  messageId: number,
+  sopClass: string,
+  withDataset: boolean,
+  extra: Array<[number, { ui: string }]> = [],
+): Buffer {
+  return encodeCommandSet([
+    [0x0002, { ui: sopClass }],
+    [0x0100, { us: field }],
+    [0x0110, { us: messageId }],
+    [0x0800, { us: withDataset ? 0 : NO_DATA_SET }],
+    ...extra,
+  ]);
 }
 
 /** How a connection ended, or 'no reply' if it was still open and silent at the deadline. */
@@ -94,19 +106,30 @@ function tally<T extends string>(items: T[]): Record<string, number> {
 // --- slow connections --------------------------------------------------------------------------
 async function slowConnections() {
   const started = Date.now();
-  const rq = encodeAssociateRq({ calledAe: AE_TITLE, contexts: [{ id: 1, abstractSyntax: VERIFICATION_SOP_CLASS, transferSyntaxes: [IMPLICIT_VR_LITTLE_ENDIAN] }] });
+  const rq = encodeAssociateRq({
+    calledAe: AE_TITLE,
+    contexts: [{ id: 1, abstractSyntax: VERIFICATION_SOP_CLASS, transferSyntaxes: [IMPLICIT_VR_LITTLE_ENDIAN] }],
+  });
   const connections = await Promise.all(Array.from({ length: 100 }, () => RawConnection.connect('127.0.0.1', server.dicomPort)));
   await Promise.all(connections.slice(50).map((c) => c.sendRawBytes(rq.subarray(0, 40))));
-  const endings = await Promise.all(connections.map(async (c) => {
-    try {
-      await c.waitClosed(DEADLINE_MS);
-      return 'closed';
-    } catch {
-      c.destroy();
-      return 'no reply';
-    }
-  }));
-  const result = { connections: connections.length, silent: 50, partialRequest: 50, endings: tally(endings), secondsToAllClosed: Math.round((Date.now() - started) / 100) / 10 };
+  const endings = await Promise.all(
+    connections.map(async (c) => {
+      try {
+        await c.waitClosed(DEADLINE_MS);
+        return 'closed';
+      } catch {
+        c.destroy();
+        return 'no reply';
+      }
+    }),
+  );
+  const result = {
+    connections: connections.length,
+    silent: 50,
+    partialRequest: 50,
+    endings: tally(endings),
+    secondsToAllClosed: Math.round((Date.now() - started) / 100) / 10,
+  };
   if (result.endings['no reply']) problems.push(`slow connections: ${result.endings['no reply']} still open after ${DEADLINE_MS} ms`);
   return result;
 }
@@ -133,7 +156,8 @@ async function idleAssociations() {
     secondsToAllEnded: Math.round((Date.now() - started) / 100) / 10,
   };
   if (!otherHostAccepted) problems.push('idle associations: another host was refused while one host held its share');
-  if (result.rejectedOtherwise > 0) problems.push(`idle associations: ${result.rejectedOtherwise} rejected for another reason than the local limit`);
+  if (result.rejectedOtherwise > 0)
+    problems.push(`idle associations: ${result.rejectedOtherwise} rejected for another reason than the local limit`);
   const notAborted = endings.filter((e) => e !== 'abort').length;
   if (notAborted > 0) problems.push(`idle associations: ${notAborted} not ended by A-ABORT (${JSON.stringify(result.endings)})`);
   return result;
@@ -153,14 +177,21 @@ const commandCases: CommandCase[] = [
     name: 'C-STORE announcing a data set, then C-ECHO',
     responses: 2,
     send: async (a) => {
-      await a.writeMessage(CONTEXT.ct, command(CommandField.CStoreRq, 1, CT_IMAGE_STORAGE, true, [[0x1000, { ui: ids('no-data-set').sopInstanceUid }]]));
+      await a.writeMessage(
+        CONTEXT.ct,
+        command(CommandField.CStoreRq, 1, CT_IMAGE_STORAGE, true, [[0x1000, { ui: ids('no-data-set').sopInstanceUid }]]),
+      );
       await a.writeMessage(CONTEXT.echo, command(CommandField.CEchoRq, 2, VERIFICATION_SOP_CLASS, false));
     },
   },
   {
     name: 'C-STORE saying no data set follows',
     responses: 1,
-    send: (a) => a.writeMessage(CONTEXT.ct, command(CommandField.CStoreRq, 1, CT_IMAGE_STORAGE, false, [[0x1000, { ui: ids('none-follows').sopInstanceUid }]])),
+    send: (a) =>
+      a.writeMessage(
+        CONTEXT.ct,
+        command(CommandField.CStoreRq, 1, CT_IMAGE_STORAGE, false, [[0x1000, { ui: ids('none-follows').sopInstanceUid }]]),
+      ),
   },
   {
     name: 'C-STORE whose data set stops half way, then the next C-STORE',
@@ -168,14 +199,25 @@ const commandCases: CommandCase[] = [
     send: async (a) => {
       const first = ids('half-way');
       const dataset = instanceDataset(first, { size: 32 });
-      await a.writeMessage(CONTEXT.ct, command(CommandField.CStoreRq, 1, CT_IMAGE_STORAGE, true, [[0x1000, { ui: first.sopInstanceUid }]]), { bytes: dataset.subarray(0, 1000), lastFragment: false });
-      await a.writeMessage(CONTEXT.ct, command(CommandField.CStoreRq, 2, CT_IMAGE_STORAGE, true, [[0x1000, { ui: ids('next').sopInstanceUid }]]));
+      await a.writeMessage(
+        CONTEXT.ct,
+        command(CommandField.CStoreRq, 1, CT_IMAGE_STORAGE, true, [[0x1000, { ui: first.sopInstanceUid }]]),
+        { bytes: dataset.subarray(0, 1000), lastFragment: false },
+      );
+      await a.writeMessage(
+        CONTEXT.ct,
+        command(CommandField.CStoreRq, 2, CT_IMAGE_STORAGE, true, [[0x1000, { ui: ids('next').sopInstanceUid }]]),
+      );
     },
   },
   {
     name: 'C-STORE announcing a data set that never comes',
     responses: 0,
-    send: (a) => a.writeMessage(CONTEXT.ct, command(CommandField.CStoreRq, 1, CT_IMAGE_STORAGE, true, [[0x1000, { ui: ids('never').sopInstanceUid }]])),
+    send: (a) =>
+      a.writeMessage(
+        CONTEXT.ct,
+        command(CommandField.CStoreRq, 1, CT_IMAGE_STORAGE, true, [[0x1000, { ui: ids('never').sopInstanceUid }]]),
+      ),
   },
   {
     name: 'C-FIND announcing an identifier, then C-ECHO',
@@ -249,12 +291,20 @@ async function commandsWithoutDataSets() {
   );
   const byCase: Record<string, Record<string, number>> = {};
   for (const r of runs) {
-    const key = r.statuses.length > 0 ? `answered ${r.statuses.map((s) => `0x${s.toString(16).padStart(4, '0')}`).join('+')}, then ${r.answer}` : r.answer;
+    const key =
+      r.statuses.length > 0
+        ? `answered ${r.statuses.map((s) => `0x${s.toString(16).padStart(4, '0')}`).join('+')}, then ${r.answer}`
+        : r.answer;
     byCase[r.name] ??= {};
     byCase[r.name][key] = (byCase[r.name][key] ?? 0) + 1;
-    if (r.answer === 'no reply' || r.answer === 'closed' || r.answer === 'other PDU' || r.answer === 'association rejected') problems.push(`${r.name}: ${r.answer}`);
+    if (r.answer === 'no reply' || r.answer === 'closed' || r.answer === 'other PDU' || r.answer === 'association rejected')
+      problems.push(`${r.name}: ${r.answer}`);
   }
-  await eventually(() => incomingFiles(server.dataDir).length, (n) => n === 0, DEADLINE_MS).catch(() => problems.push('partial files left in incoming/'));
+  await eventually(
+    () => incomingFiles(server.dataDir).length,
+    (n) => n === 0,
+    DEADLINE_MS,
+  ).catch(() => problems.push('partial files left in incoming/'));
   return { cases: commandCases.length, rounds, byCase, partialFilesLeft: incomingFiles(server.dataDir).length };
 }
 
@@ -269,7 +319,17 @@ async function throwingListener() {
   const objects = Array.from({ length: 20 }, (_, i) => ids(`listener-${i}`));
   const assoc = await associate();
   const statuses: number[] = [];
-  for (const o of objects) statuses.push((await assoc.sendCStore({ pcId: CONTEXT.ct, sopClassUid: CT_IMAGE_STORAGE, sopInstanceUid: o.sopInstanceUid, datasetBytes: instanceDataset(o) })).status);
+  for (const o of objects)
+    statuses.push(
+      (
+        await assoc.sendCStore({
+          pcId: CONTEXT.ct,
+          sopClassUid: CT_IMAGE_STORAGE,
+          sopInstanceUid: o.sopInstanceUid,
+          datasetBytes: instanceDataset(o),
+        })
+      ).status,
+    );
   await assoc.release();
   const indexed = await eventually(
     async () => (await server.index.instances('Import', { sopInstanceUids: objects.map((o) => o.sopInstanceUid) })).length,
@@ -277,7 +337,12 @@ async function throwingListener() {
     DEADLINE_MS,
   ).catch(() => -1);
   server.events.off('InstanceReceived', listener);
-  const result = { objects: objects.length, statuses: tally(statuses.map((s) => `0x${s.toString(16).padStart(4, '0')}`)), indexed, listenerThrew: thrown };
+  const result = {
+    objects: objects.length,
+    statuses: tally(statuses.map((s) => `0x${s.toString(16).padStart(4, '0')}`)),
+    indexed,
+    listenerThrew: thrown,
+  };
   if (statuses.some((s) => s !== 0)) problems.push(`throwing listener: statuses ${JSON.stringify(result.statuses)}`);
   if (indexed !== objects.length) problems.push(`throwing listener: ${indexed} of ${objects.length} indexed`);
   return result;

@@ -1,7 +1,15 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api } from './api.ts';
 
-type Schema = { type?: string | string[]; description?: string; enum?: unknown[]; properties?: Record<string, Schema>; required?: string[]; items?: Schema; default?: unknown };
+type Schema = {
+  type?: string | string[];
+  description?: string;
+  enum?: unknown[];
+  properties?: Record<string, Schema>;
+  required?: string[];
+  items?: Schema;
+  default?: unknown;
+};
 type Parameter = { name: string; in: string; required?: boolean; description?: string; schema?: Schema };
 type Operation = {
   summary?: string;
@@ -10,12 +18,24 @@ type Operation = {
   requestBody?: { content?: Record<string, { schema?: Schema }> };
   responses?: Record<string, { description?: string }>;
 };
-type Document = { info: { title: string; version: string; description?: string }; tags?: { name: string; description?: string }[]; paths: Record<string, Record<string, Operation>> };
+type Document = {
+  info: { title: string; version: string; description?: string };
+  tags?: { name: string; description?: string }[];
+  paths: Record<string, Record<string, Operation>>;
+};
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'];
 
 const typeOf = (s: Schema | undefined): string =>
-  !s ? '' : s.enum ? s.enum.map((v) => JSON.stringify(v)).join(' | ') : s.type === 'array' ? `${typeOf(s.items)}[]` : Array.isArray(s.type) ? s.type.join(' | ') : (s.type ?? 'any');
+  !s
+    ? ''
+    : s.enum
+      ? s.enum.map((v) => JSON.stringify(v)).join(' | ')
+      : s.type === 'array'
+        ? `${typeOf(s.items)}[]`
+        : Array.isArray(s.type)
+          ? s.type.join(' | ')
+          : (s.type ?? 'any');
 
 /**
  * The HTTP API's reference, read from the server's own OpenAPI document (behind the token like
@@ -25,14 +45,21 @@ export function ApiReference({ onError }: { onError: (m: string) => void }) {
   const [doc, setDoc] = useState<Document>();
   const [filter, setFilter] = useState('');
   useEffect(() => {
-    api.openapi().then((d) => setDoc(d as Document), (err) => onError(err.message));
+    api.openapi().then(
+      (d) => setDoc(d as Document),
+      (err) => onError(err.message),
+    );
   }, []);
   if (!doc) return <section class="panel">Loading the API reference…</section>;
   const operations = Object.entries(doc.paths).flatMap(([route, ops]) =>
     METHODS.filter((m) => ops[m]).map((m) => ({ route, method: m.toUpperCase(), op: ops[m], tag: ops[m].tags?.[0] ?? 'other' })),
   );
-  const shown = operations.filter((o) => !filter || `${o.method} ${o.route} ${o.op.summary ?? ''}`.toLowerCase().includes(filter.toLowerCase()));
-  const tags = [...new Set([...(doc.tags ?? []).map((t) => t.name), ...shown.map((o) => o.tag)])].filter((t) => shown.some((o) => o.tag === t));
+  const shown = operations.filter(
+    (o) => !filter || `${o.method} ${o.route} ${o.op.summary ?? ''}`.toLowerCase().includes(filter.toLowerCase()),
+  );
+  const tags = [...new Set([...(doc.tags ?? []).map((t) => t.name), ...shown.map((o) => o.tag)])].filter((t) =>
+    shown.some((o) => o.tag === t),
+  );
   return (
     <section class="panel api-reference" data-testid="api-reference">
       <h2>
@@ -93,7 +120,12 @@ export function ApiReference({ onError }: { onError: (m: string) => void }) {
                       </table>
                     </>
                   )}
-                  <p class="hint">Answers: {Object.entries(op.responses ?? {}).map(([code, r]) => `${code}${r.description && r.description !== 'Default Response' ? ` (${r.description})` : ''}`).join(', ')}</p>
+                  <p class="hint">
+                    Answers:{' '}
+                    {Object.entries(op.responses ?? {})
+                      .map(([code, r]) => `${code}${r.description && r.description !== 'Default Response' ? ` (${r.description})` : ''}`)
+                      .join(', ')}
+                  </p>
                 </details>
               );
             })}

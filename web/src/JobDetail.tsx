@@ -81,7 +81,11 @@ export function JobDetail({ id, me, live, onError }: { id: string; me: Me; live?
             <dt>Pipeline version</dt>
             <dd>
               {job.pipelineVersion}
-              {job.pipelineVersionIsCurrent ? ' (the one loaded now)' : job.currentPipelineVersion ? ` (edited since: loaded now is ${job.currentPipelineVersion})` : ' (the pipeline is not loaded now)'}
+              {job.pipelineVersionIsCurrent
+                ? ' (the one loaded now)'
+                : job.currentPipelineVersion
+                  ? ` (edited since: loaded now is ${job.currentPipelineVersion})`
+                  : ' (the pipeline is not loaded now)'}
             </dd>
           </>
         )}
@@ -165,8 +169,10 @@ export function JobDetail({ id, me, live, onError }: { id: string; me: Me; live?
           const warnings = s.log.filter((l) => l.level === 'warn' || l.level === 'error').length;
           return (
             <li key={`${s.attempt}-${s.index}`}>
-              <strong>{s.id}</strong> ({s.plugin}) <span class={`badge ${s.status}`}>{s.status}</span> {s.durationMs !== undefined && `${s.durationMs.toFixed(0)} ms`}
-              {s.attempt > 1 && ` · attempt ${s.attempt}`} · {s.log.length} log line(s){warnings > 0 && <span class="warning"> · {warnings} warning(s)</span>} · {s.outputs.length} output(s)
+              <strong>{s.id}</strong> ({s.plugin}) <span class={`badge ${s.status}`}>{s.status}</span>{' '}
+              {s.durationMs !== undefined && `${s.durationMs.toFixed(0)} ms`}
+              {s.attempt > 1 && ` · attempt ${s.attempt}`} · {s.log.length} log line(s)
+              {warnings > 0 && <span class="warning"> · {warnings} warning(s)</span>} · {s.outputs.length} output(s)
               {s.error && <div class="error">{s.error}</div>}
             </li>
           );
@@ -193,7 +199,8 @@ export function JobDetail({ id, me, live, onError }: { id: string; me: Me; live?
               const o = outputs[f.index];
               return (
                 <li key={f.index} data-kind="file">
-                  file <strong>{f.name}</strong> <span class="hint">({f.step})</span> {f.description && `— ${f.description}`} {o?.size !== undefined && `(${bytes(o.size)})`}{' '}
+                  file <strong>{f.name}</strong> <span class="hint">({f.step})</span> {f.description && `— ${f.description}`}{' '}
+                  {o?.size !== undefined && `(${bytes(o.size)})`}{' '}
                   {o?.downloadable && (
                     <button type="button" class="link" onClick={() => download(job.id, o).catch((err) => onError(err.message))}>
                       download
@@ -261,7 +268,12 @@ function JobLog({ jobId, total, version, onError }: { jobId: string; total: numb
         </button>
       </div>
       <pre class="log" data-testid="log">
-        {page.lines.map((l) => `${time(l.at)} ${l.level.padEnd(5)} [${l.step}${l.attempt > 1 ? ` #${l.attempt}` : ''}] ${l.message}${l.data ? ` ${JSON.stringify(l.data)}` : ''}`).join('\n')}
+        {page.lines
+          .map(
+            (l) =>
+              `${time(l.at)} ${l.level.padEnd(5)} [${l.step}${l.attempt > 1 ? ` #${l.attempt}` : ''}] ${l.message}${l.data ? ` ${JSON.stringify(l.data)}` : ''}`,
+          )
+          .join('\n')}
       </pre>
     </div>
   );
@@ -275,7 +287,9 @@ function PngOutputs({ jobId, outputs }: { jobId: string; outputs: Output[] }) {
     let stop = false;
     void (async () => {
       for (const o of outputs.slice(0, 12)) {
-        const res = await fetch(`/api/jobs/${encodeURIComponent(jobId)}/outputs/${o.index}`, { headers: { authorization: `Bearer ${session.token}` } });
+        const res = await fetch(`/api/jobs/${encodeURIComponent(jobId)}/outputs/${o.index}`, {
+          headers: { authorization: `Bearer ${session.token}` },
+        });
         if (!res.ok || stop) continue;
         const url = URL.createObjectURL(await res.blob());
         made.push(url);
@@ -293,7 +307,11 @@ function PngOutputs({ jobId, outputs }: { jobId: string; outputs: Output[] }) {
     <div class="png-plots" data-testid="png-plots">
       {outputs.slice(0, 12).map((o) => (
         <figure key={o.index}>
-          {urls[o.index] ? <img src={urls[o.index]} alt={o.description ?? o.name ?? 'plot'} data-index={o.index} /> : <span class="hint">loading…</span>}
+          {urls[o.index] ? (
+            <img src={urls[o.index]} alt={o.description ?? o.name ?? 'plot'} data-index={o.index} />
+          ) : (
+            <span class="hint">loading…</span>
+          )}
           <figcaption>{o.description ?? (o.path ?? '').split('/').pop()}</figcaption>
         </figure>
       ))}

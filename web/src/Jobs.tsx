@@ -5,7 +5,14 @@ import { personName, seconds, time } from './format.ts';
 export function ProgressBar({ job }: { job: Pick<Job, 'status' | 'progress' | 'progressMessage'> }) {
   const percent = Math.round((job.status === 'succeeded' ? 1 : job.progress) * 100);
   return (
-    <div class={`progress ${job.status}`} role="progressbar" aria-valuemin={0} aria-valuemax={100} aria-valuenow={percent} title={job.progressMessage}>
+    <div
+      class={`progress ${job.status}`}
+      role="progressbar"
+      aria-valuemin={0}
+      aria-valuemax={100}
+      aria-valuenow={percent}
+      title={job.progressMessage}
+    >
       <div class="bar" style={{ width: `${percent}%` }} />
       <span>{percent} %</span>
     </div>
@@ -75,7 +82,12 @@ function Filters({ filter, pipelines, onFilter }: { filter: JobFilter; pipelines
         set({ patient: patient.trim() || undefined, study: study.trim() || undefined });
       }}
     >
-      <select name="pipeline" aria-label="Pipeline" value={filter.pipeline ?? ''} onChange={(e) => set({ pipeline: e.currentTarget.value || undefined })}>
+      <select
+        name="pipeline"
+        aria-label="Pipeline"
+        value={filter.pipeline ?? ''}
+        onChange={(e) => set({ pipeline: e.currentTarget.value || undefined })}
+      >
         <option value="">all pipelines</option>
         {pipelines.map((p) => (
           <option key={p} value={p}>
@@ -83,13 +95,23 @@ function Filters({ filter, pipelines, onFilter }: { filter: JobFilter; pipelines
           </option>
         ))}
       </select>
-      <select name="status" aria-label="Status" value={filter.status ?? ''} onChange={(e) => set({ status: (e.currentTarget.value || undefined) as JobFilter['status'] })}>
+      <select
+        name="status"
+        aria-label="Status"
+        value={filter.status ?? ''}
+        onChange={(e) => set({ status: (e.currentTarget.value || undefined) as JobFilter['status'] })}
+      >
         <option value="">any status</option>
         {STATUSES.map((s) => (
           <option key={s}>{s}</option>
         ))}
       </select>
-      <select name="triggerOn" aria-label="Trigger level" value={filter.triggerOn ?? ''} onChange={(e) => set({ triggerOn: (e.currentTarget.value || undefined) as JobFilter['triggerOn'] })}>
+      <select
+        name="triggerOn"
+        aria-label="Trigger level"
+        value={filter.triggerOn ?? ''}
+        onChange={(e) => set({ triggerOn: (e.currentTarget.value || undefined) as JobFilter['triggerOn'] })}
+      >
         <option value="">any trigger</option>
         {TRIGGERS.map((t) => (
           <option key={t}>{t}</option>
@@ -151,7 +173,13 @@ export function Jobs({
             </tr>
           </thead>
           <tbody>
-            {rows.map((r) => (r.kind === 'job' ? <JobLine key={r.job.id} j={r.job} /> : <GroupLine key={r.jobs[0].id} row={r} onFilter={onFilter} filter={filter} />))}
+            {rows.map((r) =>
+              r.kind === 'job' ? (
+                <JobLine key={r.job.id} j={r.job} />
+              ) : (
+                <GroupLine key={r.jobs[0].id} row={r} onFilter={onFilter} filter={filter} />
+              ),
+            )}
           </tbody>
         </table>
       )}
@@ -184,15 +212,32 @@ function JobLine({ j }: { j: Job }) {
   );
 }
 
-function GroupLine({ row, filter, onFilter }: { row: Extract<JobRow, { kind: 'group' }>; filter: JobFilter; onFilter: (f: JobFilter) => void }) {
+function GroupLine({
+  row,
+  filter,
+  onFilter,
+}: {
+  row: Extract<JobRow, { kind: 'group' }>;
+  filter: JobFilter;
+  onFilter: (f: JobFilter) => void;
+}) {
   const counts = STATUSES.map((s) => [s, row.jobs.filter((j) => j.status === s).length] as const).filter(([, n]) => n > 0);
   const first = row.jobs[row.jobs.length - 1];
   const last = row.jobs[0];
-  const overall = counts.some(([s]) => s === 'running' || s === 'queued') ? 'running' : counts.some(([s]) => s === 'failed') ? 'failed' : 'succeeded';
+  const overall = counts.some(([s]) => s === 'running' || s === 'queued')
+    ? 'running'
+    : counts.some(([s]) => s === 'failed')
+      ? 'failed'
+      : 'succeeded';
   return (
     <tr class="group" data-group-pipeline={row.pipeline} data-series={row.series} data-count={row.jobs.length}>
       <td>
-        <button type="button" class="link" title="Show these jobs one by one" onClick={() => onFilter({ ...filter, pipeline: row.pipeline, triggerOn: 'instance', series: row.series })}>
+        <button
+          type="button"
+          class="link"
+          title="Show these jobs one by one"
+          onClick={() => onFilter({ ...filter, pipeline: row.pipeline, triggerOn: 'instance', series: row.series })}
+        >
           {row.pipeline}
         </button>
       </td>

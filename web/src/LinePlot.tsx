@@ -50,7 +50,13 @@ export function LinePlot({ table, spec }: { table: string; spec: PlotSpec }) {
   return (
     <figure class="plot" data-testid="plot" data-table={table}>
       <figcaption>{spec.title}</figcaption>
-      <svg viewBox={`0 0 ${W} ${H}`} width={W} height={H} role="img" aria-label={`${spec.title}: ${spec.yLabel} of ${spec.lines.map((l) => l.label).join(', ')} against ${spec.xLabel}`}>
+      <svg
+        viewBox={`0 0 ${W} ${H}`}
+        width={W}
+        height={H}
+        role="img"
+        aria-label={`${spec.title}: ${spec.yLabel} of ${spec.lines.map((l) => l.label).join(', ')} against ${spec.xLabel}`}
+      >
         {niceTicks(yMin, yMax).map((t) => (
           <g key={`y${t}`}>
             <line x1={M.left} x2={W - M.right} y1={sy(t)} y2={sy(t)} class="grid" />
@@ -74,7 +80,13 @@ export function LinePlot({ table, spec }: { table: string; spec: PlotSpec }) {
           const { color, marker, line } = seriesStyle(i);
           return (
             <g key={l.label} data-line={l.label}>
-              <polyline fill="none" stroke={color} stroke-width={2} stroke-dasharray={DASHARRAY[line]} points={l.points.map(([px, py]) => `${sx(px).toFixed(1)},${sy(py).toFixed(1)}`).join(' ')} />
+              <polyline
+                fill="none"
+                stroke={color}
+                stroke-width={2}
+                stroke-dasharray={DASHARRAY[line]}
+                points={l.points.map(([px, py]) => `${sx(px).toFixed(1)},${sy(py).toFixed(1)}`).join(' ')}
+              />
               {markers && <path fill={color} d={l.points.map(([px, py]) => markerPath(marker, sx(px), sy(py), 0.8)).join('')} />}
             </g>
           );

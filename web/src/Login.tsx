@@ -19,14 +19,26 @@ export function Login({ onLogin }: { onLogin: (me: Me) => void }) {
       <h1>dicomflow</h1>
       <label>
         API token
-        <input type="password" name="token" autocomplete="off" value={token} onInput={(e) => setToken((e.target as HTMLInputElement).value)} placeholder="dft_…" />
+        <input
+          type="password"
+          name="token"
+          autocomplete="off"
+          value={token}
+          onInput={(e) => setToken((e.target as HTMLInputElement).value)}
+          placeholder="dft_…"
+        />
       </label>
       <button type="submit" disabled={token.trim() === ''}>
         Log in
       </button>
-      {error && <p class="error" role="alert">{error}</p>}
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
       <p class="hint">
-        An administrator makes tokens with <code>dicomflow token create --user NAME</code>; the first one is in <code>data/admin-token</code>.
+        An administrator makes tokens with <code>dicomflow token create --user NAME</code>; the first one is in{' '}
+        <code>data/admin-token</code>.
       </p>
     </form>
   );

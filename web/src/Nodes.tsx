@@ -12,6 +12,7 @@ function PoolMeter({ utilization }: { utilization?: number }) {
   if (utilization === undefined) return <>—</>;
   const percent = Math.round(utilization * 100);
   return (
+    // biome-ignore lint/a11y/useSemanticElements: a styled bar that carries its figure as text; <meter> cannot hold the label
     <div class="progress meter" role="meter" aria-valuemin={0} aria-valuemax={100} aria-valuenow={percent}>
       <div class="bar" style={{ width: `${percent}%` }} />
       <span>{percent} %</span>

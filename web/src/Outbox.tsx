@@ -5,7 +5,17 @@ import { dateTime } from './Arrivals.tsx';
 const RUNS_JOBS = ['admin', 'manager', 'operator'];
 
 /** The routing outbox per destination: queued, in flight, retrying, dead letters, with retry. */
-export function Outbox({ me, refreshKey, onError, onNotice }: { me: Me; refreshKey: unknown; onError: (m: string) => void; onNotice: (m: string) => void }) {
+export function Outbox({
+  me,
+  refreshKey,
+  onError,
+  onNotice,
+}: {
+  me: Me;
+  refreshKey: unknown;
+  onError: (m: string) => void;
+  onNotice: (m: string) => void;
+}) {
   const [destinations, setDestinations] = useState<OutboxDestination[]>([]);
   const [dead, setDead] = useState<{ destination: string; entries: OutboxEntry[] }>();
   const mayRetry = RUNS_JOBS.includes(me.role);

@@ -17,7 +17,11 @@ export function Pipelines({ me, onError }: { me: Me; onError: (m: string) => voi
       (r) => {
         setPipelines(r.pipelines);
         setProblems(r.problems ?? []);
-        for (const p of r.pipelines) api.jobs({ pipeline: p.name }, 5).then((j) => setRuns((all) => ({ ...all, [p.name]: j.jobs })), (err) => onError(err.message));
+        for (const p of r.pipelines)
+          api.jobs({ pipeline: p.name }, 5).then(
+            (j) => setRuns((all) => ({ ...all, [p.name]: j.jobs })),
+            (err) => onError(err.message),
+          );
       },
       (err) => onError(err.message),
     );
@@ -71,7 +75,13 @@ export function Pipelines({ me, onError }: { me: Me; onError: (m: string) => voi
                   <span class="hint">none</span>
                 ) : (
                   runs[p.name].map((j) => (
-                    <a key={j.id} href={`#/jobs/${j.id}`} class={`badge ${j.status}`} title={`${j.status} · ${time(j.createdAt)}`} data-job-id={j.id}>
+                    <a
+                      key={j.id}
+                      href={`#/jobs/${j.id}`}
+                      class={`badge ${j.status}`}
+                      title={`${j.status} · ${time(j.createdAt)}`}
+                      data-job-id={j.id}
+                    >
                       {time(j.createdAt)}
                     </a>
                   ))

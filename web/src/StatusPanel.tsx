@@ -8,7 +8,11 @@ export function StatusPanel({ status, connected }: { status?: Record<string, any
   const tiles: [string, string, string?][] = [
     ['DICOM', `${status.dicom.aeTitle} : ${status.dicom.port}`, status.dicom.listening === false ? 'not listening' : undefined],
     ['Associations', `${status.dicom.associations.open} open · ${status.dicom.associations.total} total`],
-    ['Received', `${status.received.objects} objects · ${bytes(status.received.bytes)}`, status.received.failures > 0 ? `${status.received.failures} failed` : undefined],
+    [
+      'Received',
+      `${status.received.objects} objects · ${bytes(status.received.bytes)}`,
+      status.received.failures > 0 ? `${status.received.failures} failed` : undefined,
+    ],
     ['Produced', `${status.produced?.objects ?? 0} objects · ${bytes(status.produced?.bytes ?? 0)}`],
     ['Jobs', `${jobs.running ?? 0} running · ${jobs.queued ?? 0} queued`, jobs.failed > 0 ? `${jobs.failed} failed` : undefined],
     ['Worker pool', `${pool.running ?? 0}/${pool.threads ?? 0} busy · ${Math.round((pool.utilization ?? 0) * 100)} %`],

@@ -20,20 +20,29 @@ export function Studies({ me, onError, onNotice }: { me: Me; onError: (m: string
   const [deleting, setDeleting] = useState<{ uid: string; what: string }>();
 
   const loadDatabases = () =>
-    api.databases().then((list) => {
-      setDatabases(list);
-      setDb((current) => current ?? list[0]?.name);
-    }, (err) => onError(err.message));
+    api.databases().then(
+      (list) => {
+        setDatabases(list);
+        setDb((current) => current ?? list[0]?.name);
+      },
+      (err) => onError(err.message),
+    );
   const loadStudies = (name: string, q: StudySearch = search) => api.studies(name, q).then(setStudies, (err) => onError(err.message));
   useEffect(() => {
     void loadDatabases();
     if (RUNS.includes(me.role)) {
-      api.outbox().then((list) => setNodes(list.map((d) => d.destination)), (err) => onError(err.message));
-      api.pipelines().then((r) => {
-        const names = r.pipelines.map((p) => p.name);
-        setPipelines(names);
-        setPipeline(names[0]);
-      }, (err) => onError(err.message));
+      api.outbox().then(
+        (list) => setNodes(list.map((d) => d.destination)),
+        (err) => onError(err.message),
+      );
+      api.pipelines().then(
+        (r) => {
+          const names = r.pipelines.map((p) => p.name);
+          setPipelines(names);
+          setPipeline(names[0]);
+        },
+        (err) => onError(err.message),
+      );
     }
   }, []);
   useEffect(() => {
@@ -47,7 +56,9 @@ export function Studies({ me, onError, onNotice }: { me: Me; onError: (m: string
     setConfirm(undefined);
     try {
       const r = await api.transfer(db!, { to, mode, level: 'study', uid });
-      onNotice(`${mode === 'move' ? 'Moved' : 'Copied'} ${r.instances} instance(s) to ${to}${r.duplicates ? ` (${r.duplicates} already there)` : ''}.`);
+      onNotice(
+        `${mode === 'move' ? 'Moved' : 'Copied'} ${r.instances} instance(s) to ${to}${r.duplicates ? ` (${r.duplicates} already there)` : ''}.`,
+      );
       await Promise.all([loadStudies(db!), loadDatabases()]);
     } catch (err) {
       onError((err as Error).message);
@@ -318,7 +329,10 @@ function SeriesItem({ db, study, row, onError }: { db: string; study: string; ro
         if (!stop) onError((err as Error).message);
       }
     })();
-    api.jobs({ series }, 200).then((r) => !stop && setJobs(r.jobs), (err) => !stop && onError(err.message));
+    api.jobs({ series }, 200).then(
+      (r) => !stop && setJobs(r.jobs),
+      (err) => !stop && onError(err.message),
+    );
     return () => {
       stop = true;
       made.forEach((u) => URL.revokeObjectURL(u));
@@ -332,7 +346,7 @@ function SeriesItem({ db, study, row, onError }: { db: string; study: string; ro
       <div class="previews" data-testid="previews">
         {images.map((im, k) => (
           <figure key={k}>
-            {im.url ? <img src={im.url} alt={`image ${im.n}`} width={96} height={96} /> : <span class="placeholder" />}
+            {im.url ? <img src={im.url} alt={`instance ${im.n}`} width={96} height={96} /> : <span class="placeholder" />}
             <figcaption>#{im.n}</figcaption>
           </figure>
         ))}
@@ -342,8 +356,21 @@ function SeriesItem({ db, study, row, onError }: { db: string; study: string; ro
           <span class="hint">no jobs</span>
         ) : (
           // Instance pipelines make a job per image: one badge per pipeline and status, with the count.
-          [...jobs.reduce((m, j) => m.set(`${j.pipeline} ${j.status}`, [...(m.get(`${j.pipeline} ${j.status}`) ?? []), j]), new Map<string, Job[]>()).values()].map((group) => (
-            <a key={group[0].id} href={`#/jobs/${group[0].id}`} class={`badge ${group[0].status}`} data-job-id={group[0].id} title="the latest of these jobs">
+          [
+            ...jobs
+              .reduce(
+                (m, j) => m.set(`${j.pipeline} ${j.status}`, [...(m.get(`${j.pipeline} ${j.status}`) ?? []), j]),
+                new Map<string, Job[]>(),
+              )
+              .values(),
+          ].map((group) => (
+            <a
+              key={group[0].id}
+              href={`#/jobs/${group[0].id}`}
+              class={`badge ${group[0].status}`}
+              data-job-id={group[0].id}
+              title="the latest of these jobs"
+            >
               {group[0].pipeline} {group[0].status}
               {group.length > 1 ? ` ×${group.length}${jobs.length === 200 ? '+' : ''}` : ''}
             </a>

@@ -30,7 +30,15 @@ export interface Job {
   error?: string;
   steps?: Step[];
   /** Lists only: what the job works on, from its first input. */
-  subject?: { patientId?: string; patientName?: string; studyInstanceUid?: string; seriesInstanceUid?: string; modality?: string; seriesDescription?: string; database?: string };
+  subject?: {
+    patientId?: string;
+    patientName?: string;
+    studyInstanceUid?: string;
+    seriesInstanceUid?: string;
+    modality?: string;
+    seriesDescription?: string;
+    database?: string;
+  };
 }
 
 /** The job list's filters (/api/jobs's query). */
@@ -49,7 +57,15 @@ export interface JobFilter {
 export interface JobSummary {
   inputs: {
     instances: number;
-    series: { seriesInstanceUid: string; studyInstanceUid?: string; database?: string; instances: number; firstReceivedAt: string; lastReceivedAt: string; attributes: Record<string, string> }[];
+    series: {
+      seriesInstanceUid: string;
+      studyInstanceUid?: string;
+      database?: string;
+      instances: number;
+      firstReceivedAt: string;
+      lastReceivedAt: string;
+      attributes: Record<string, string>;
+    }[];
   };
   outputs: {
     files: { index: number; step: string; name: string; description?: string }[];
@@ -275,8 +291,10 @@ export const api = {
   job: (id: string) => request<Job>('GET', `/api/jobs/${encodeURIComponent(id)}`),
   openapi: () => request<Record<string, unknown>>('GET', '/api/openapi.json'),
   outbox: () => request<OutboxDestination[]>('GET', '/api/outbox'),
-  outboxEntries: (destination: string, state: string) => request<OutboxEntry[]>('GET', `/api/outbox/${encodeURIComponent(destination)}/entries?state=${state}`),
-  retryOutbox: (destination: string) => request<{ rescheduled: number }>('POST', `/api/outbox/${encodeURIComponent(destination)}/retry`, {}),
+  outboxEntries: (destination: string, state: string) =>
+    request<OutboxEntry[]>('GET', `/api/outbox/${encodeURIComponent(destination)}/entries?state=${state}`),
+  retryOutbox: (destination: string) =>
+    request<{ rescheduled: number }>('POST', `/api/outbox/${encodeURIComponent(destination)}/retry`, {}),
   jobSummary: (id: string) => request<JobSummary>('GET', `/api/jobs/${encodeURIComponent(id)}/summary`),
   /** One page of a job's log, and how many lines there are in all. */
   jobLog: async (id: string, offset: number, limit: number, level?: string) => {
@@ -289,7 +307,8 @@ export const api = {
   rerun: (id: string) => request<{ jobId: string }>('POST', `/api/jobs/${encodeURIComponent(id)}/rerun`, {}),
   cancel: (id: string) => request<{ cancelled: boolean }>('POST', `/api/jobs/${encodeURIComponent(id)}/cancel`),
   pipelines: () => request<{ pipelines: PipelineInfo[]; problems: PipelineProblem[] }>('GET', '/api/pipelines'),
-  run: (pipeline: string, body: { database: string; study: string }) => request<{ jobId: string }>('POST', `/api/pipelines/${encodeURIComponent(pipeline)}/run`, body),
+  run: (pipeline: string, body: { database: string; study: string }) =>
+    request<{ jobId: string }>('POST', `/api/pipelines/${encodeURIComponent(pipeline)}/run`, body),
   databases: () => request<Database[]>('GET', '/api/databases'),
   studies: (db: string, search: StudySearch = {}) =>
     request<StudyRow[]>('GET', `/api/databases/${encodeURIComponent(db)}/studies?${new URLSearchParams(search as Record<string, string>)}`),
@@ -298,11 +317,15 @@ export const api = {
       'GET',
       `/api/databases/${encodeURIComponent(db)}/studies/${encodeURIComponent(study)}/series/${encodeURIComponent(series)}/instances?limit=5000`,
     ),
-  series: (db: string, study: string) => request<SeriesRow[]>('GET', `/api/databases/${encodeURIComponent(db)}/studies/${encodeURIComponent(study)}/series`),
+  series: (db: string, study: string) =>
+    request<SeriesRow[]>('GET', `/api/databases/${encodeURIComponent(db)}/studies/${encodeURIComponent(study)}/series`),
   send: (db: string, body: { destination: string; level: 'study' | 'series'; uid: string }) =>
     request<{ queued: number }>('POST', `/api/databases/${encodeURIComponent(db)}/send`, body),
   deleteStudy: (db: string, uid: string) =>
-    request<{ instances: number; released: number }>('DELETE', `/api/databases/${encodeURIComponent(db)}/studies/${encodeURIComponent(uid)}`),
+    request<{ instances: number; released: number }>(
+      'DELETE',
+      `/api/databases/${encodeURIComponent(db)}/studies/${encodeURIComponent(uid)}`,
+    ),
   transfer: (from: string, body: { to: string; mode: 'move' | 'copy'; level: 'study'; uid: string }) =>
     request<{ instances: number; filed: number; duplicates: number }>('POST', `/api/databases/${encodeURIComponent(from)}/transfer`, body),
 };
@@ -333,7 +356,17 @@ async function save(route: string, name: string): Promise<void> {
 
 export type LiveEvent =
   | { event: 'arrival'; data: Arrival }
-  | { event: 'job'; data: { type: 'queued' | 'started' | 'progress' | 'finished'; jobId: string; pipeline?: string; progress?: number; message?: string; status?: string } };
+  | {
+      event: 'job';
+      data: {
+        type: 'queued' | 'started' | 'progress' | 'finished';
+        jobId: string;
+        pipeline?: string;
+        progress?: number;
+        message?: string;
+        status?: string;
+      };
+    };
 
 /**
  * Follows /api/events. EventSource cannot send the Authorization header, so this reads the

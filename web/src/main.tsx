@@ -1,6 +1,17 @@
 import { render } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api, ApiError, followEvents, session, type Cluster, type Job, type JobFilter, type LiveEvent, type Me, type SeriesArrivals } from './api.ts';
+import {
+  api,
+  ApiError,
+  followEvents,
+  session,
+  type Cluster,
+  type Job,
+  type JobFilter,
+  type LiveEvent,
+  type Me,
+  type SeriesArrivals,
+} from './api.ts';
 import { Arrivals } from './Arrivals.tsx';
 import { JobDetail } from './JobDetail.tsx';
 import { Jobs } from './Jobs.tsx';
@@ -64,7 +75,8 @@ function Dashboard({ me, onLogout }: { me: Me; onLogout: () => void }) {
       },
       (err) => onError(err.message),
     );
-  const loadStatus = () => api.status().then(setStatus, (err) => (err instanceof ApiError && err.status === 401 ? onLogout() : onError(err.message)));
+  const loadStatus = () =>
+    api.status().then(setStatus, (err) => (err instanceof ApiError && err.status === 401 ? onLogout() : onError(err.message)));
   // Many events in a burst (a series arriving) make one reload, not one each.
   const reloadSoon = () => {
     clearTimeout(refresh.current);
@@ -75,14 +87,20 @@ function Dashboard({ me, onLogout }: { me: Me; onLogout: () => void }) {
     void loadStatus();
     void loadJobs();
     void loadArrivals();
-    api.pipelines().then((r) => setPipelineNames(r.pipelines.map((p) => p.name)), (err) => onError(err.message));
+    api.pipelines().then(
+      (r) => setPipelineNames(r.pipelines.map((p) => p.name)),
+      (err) => onError(err.message),
+    );
     // Jobs that other nodes run send no events to this one: on a cluster the list is reloaded too.
     const timer = setInterval(() => {
-      void api.status().then((s) => {
-        setStatus(s);
-        const alive = ((s.cluster as Cluster | undefined)?.nodes ?? []).filter((n) => n.alive).length;
-        if (alive > 1) void loadJobs();
-      }, (err) => (err instanceof ApiError && err.status === 401 ? onLogout() : onError(err.message)));
+      void api.status().then(
+        (s) => {
+          setStatus(s);
+          const alive = ((s.cluster as Cluster | undefined)?.nodes ?? []).filter((n) => n.alive).length;
+          if (alive > 1) void loadJobs();
+        },
+        (err) => (err instanceof ApiError && err.status === 401 ? onLogout() : onError(err.message)),
+      );
     }, 5000);
     const stop = followEvents(
       (e: LiveEvent) => {
@@ -142,8 +160,11 @@ function Dashboard({ me, onLogout }: { me: Me; onLogout: () => void }) {
         </button>
       </header>
       {message && (
-        <p class={message.kind} role={message.kind === 'error' ? 'alert' : 'status'} onClick={() => setMessage(undefined)}>
-          {message.text}
+        <p class={message.kind} role={message.kind === 'error' ? 'alert' : 'status'}>
+          {message.text}{' '}
+          <button type="button" class="dismiss" aria-label="Dismiss" onClick={() => setMessage(undefined)}>
+            ×
+          </button>
         </p>
       )}
       <main>
@@ -152,7 +173,13 @@ function Dashboard({ me, onLogout }: { me: Me; onLogout: () => void }) {
             <StatusPanel status={status} connected={connected} />
             <Nodes status={status} />
             <Outbox me={me} refreshKey={status} onError={onError} onNotice={(text) => setMessage({ kind: 'notice', text })} />
-            <Jobs jobs={jobs} filter={filter} pipelines={pipelineNames} onFilter={applyFilter} onMore={nextJobs ? () => void moreJobs() : undefined} />
+            <Jobs
+              jobs={jobs}
+              filter={filter}
+              pipelines={pipelineNames}
+              onFilter={applyFilter}
+              onMore={nextJobs ? () => void moreJobs() : undefined}
+            />
             <Arrivals series={arrivals} onJobsOf={(series) => applyFilter({ series })} />
           </>
         )}

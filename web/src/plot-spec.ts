@@ -38,7 +38,14 @@ const UNITS: Record<string, [string, string, number]> = {
 // Time suffixes → seconds per unit.
 const TIME_UNITS: Record<string, number> = { S: 1, Sec: 1, Secs: 1, Seconds: 1, Ms: 0.001, Min: 60, Minutes: 60 };
 // DICOM Units (0054,1001) of a VOI table's `unit` column → [unit shown, factor].
-const ACTIVITY_UNITS: Record<string, [string, number]> = { BQML: ['kBq/ml', 1 / 1000], CNTS: ['counts', 1], GML: ['g/ml', 1], PROPCNTS: ['proportional counts', 1], NONE: ['no unit', 1], PERCENT: ['%', 1] };
+const ACTIVITY_UNITS: Record<string, [string, number]> = {
+  BQML: ['kBq/ml', 1 / 1000],
+  CNTS: ['counts', 1],
+  GML: ['g/ml', 1],
+  PROPCNTS: ['proportional counts', 1],
+  NONE: ['no unit', 1],
+  PERCENT: ['%', 1],
+};
 // Motion parameters' stems, in words.
 const STEMS: Record<string, string> = { tx: 'x', ty: 'y', tz: 'z', rx: 'about x', ry: 'about y', rz: 'about z' };
 // Bookkeeping columns, not measurements.
@@ -47,14 +54,21 @@ const NOT_MEASURED = /^(frame|index|voxels|label|registered|converged)$/i;
 /** 'wholeBrainKbqPerMl' → { stem: 'wholeBrain', suffix: 'KbqPerMl' }; the suffix is empty when no unit is known. */
 function splitUnit(column: string): { stem: string; suffix: string } {
   for (const suffix of [...Object.keys(UNITS), ...Object.keys(TIME_UNITS)].sort((a, b) => b.length - a.length)) {
-    if (column.length > suffix.length && column.endsWith(suffix) && /[a-z0-9]$/.test(column.slice(0, -suffix.length))) return { stem: column.slice(0, -suffix.length), suffix };
+    if (column.length > suffix.length && column.endsWith(suffix) && /[a-z0-9]$/.test(column.slice(0, -suffix.length)))
+      return { stem: column.slice(0, -suffix.length), suffix };
   }
   return { stem: column, suffix: '' };
 }
 
 /** camelCase in words: 'wholeBrain' → 'whole brain'. */
 function words(stem: string): string {
-  return STEMS[stem] ?? stem.replace(/([a-z0-9])([A-Z])/g, '$1 $2').replace(/_/g, ' ').toLowerCase();
+  return (
+    STEMS[stem] ??
+    stem
+      .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+      .replace(/_/g, ' ')
+      .toLowerCase()
+  );
 }
 
 interface TimeColumn {
@@ -76,12 +90,20 @@ function timeColumn(column: string): TimeColumn | undefined {
 type XAxis = { column: string; label: string; fromZero: boolean; value: (r: Row) => number };
 
 function xAxis(numeric: string[], rows: Row[]): XAxis | undefined {
-  const times = numeric.flatMap((k) => timeColumn(k) ?? []).filter((t) => t.rank < 9).sort((a, b) => a.rank - b.rank);
+  const times = numeric
+    .flatMap((k) => timeColumn(k) ?? [])
+    .filter((t) => t.rank < 9)
+    .sort((a, b) => a.rank - b.rank);
   const time = times[0];
   if (time) {
     const maxSeconds = Math.max(...rows.map((r) => (r[time.column] as number) * time.seconds));
     const [unit, per] = maxSeconds > 300 ? ['min', 60] : ['s', 1];
-    return { column: time.column, label: `${time.mid ? 'Frame mid-time' : 'Time'} (${unit})`, fromZero: true, value: (r) => ((r[time.column] as number) * time.seconds) / per };
+    return {
+      column: time.column,
+      label: `${time.mid ? 'Frame mid-time' : 'Time'} (${unit})`,
+      fromZero: true,
+      value: (r) => ((r[time.column] as number) * time.seconds) / per,
+    };
   }
   const frame = numeric.find((k) => /^frame(number)?$/i.test(k));
   if (frame) return { column: frame, label: 'Frame', fromZero: false, value: (r) => r[frame] as number };
@@ -99,7 +121,8 @@ export function plotSpecs(name: string, rows: Row[]): PlotSpec[] {
   const strings = columns.filter((k) => rows.every((r) => typeof r[k] === 'string'));
   const distinct = (k: string) => new Set(rows.map((r) => r[k])).size;
   const category =
-    strings.find((k) => /voi|region|roi|organ/i.test(k)) ?? strings.find((k) => k !== 'unit' && distinct(k) >= 2 && distinct(k) <= 50 && distinct(k) < rows.length);
+    strings.find((k) => /voi|region|roi|organ/i.test(k)) ??
+    strings.find((k) => k !== 'unit' && distinct(k) >= 2 && distinct(k) <= 50 && distinct(k) < rows.length);
   const measured = numeric.filter((k) => k !== x.column && !NOT_MEASURED.test(k) && timeColumn(k) === undefined);
   if (category) return longSpecs(name, rows, x, category, measured);
   const byUnit = new Map<string, string[]>();
@@ -115,7 +138,10 @@ export function plotSpecs(name: string, rows: Row[]): PlotSpec[] {
       xLabel: x.label,
       xFromZero: x.fromZero,
       yLabel: unit ? `${quantity} (${unit})` : quantity,
-      lines: ys.map((y) => ({ label: words(splitUnit(y).stem), points: rows.map((r) => [x.value(r), (r[y] as number) * factor] as [number, number]) })),
+      lines: ys.map((y) => ({
+        label: words(splitUnit(y).stem),
+        points: rows.map((r) => [x.value(r), (r[y] as number) * factor] as [number, number]),
+      })),
     };
   });
 }
@@ -124,7 +150,8 @@ export function plotSpecs(name: string, rows: Row[]): PlotSpec[] {
 function longSpecs(name: string, rows: Row[], x: XAxis, category: string, measured: string[]): PlotSpec[] {
   const curves = (y: string, factor: number) => {
     const groups = new Map<string, [number, number][]>();
-    for (const r of rows) groups.set(String(r[category]), [...(groups.get(String(r[category])) ?? []), [x.value(r), (r[y] as number) * factor]]);
+    for (const r of rows)
+      groups.set(String(r[category]), [...(groups.get(String(r[category])) ?? []), [x.value(r), (r[y] as number) * factor]]);
     return [...groups].map(([label, points]) => ({ label, points }));
   };
   const specs: PlotSpec[] = [];
@@ -133,8 +160,23 @@ function longSpecs(name: string, rows: Row[], x: XAxis, category: string, measur
     const unit = typeof rows[0].unit === 'string' ? rows[0].unit : undefined;
     const [shown, factor] = unit === undefined ? ['stored units', 1] : (ACTIVITY_UNITS[unit.toUpperCase()] ?? [unit, 1]);
     const quantity = y === 'mean' ? (shown === 'kBq/ml' ? 'Mean activity concentration' : 'Mean') : words(splitUnit(y).stem);
-    specs.push({ title: `${name}: ${quantity.toLowerCase()} by ${category}`, x: x.column, xLabel: x.label, xFromZero: x.fromZero, yLabel: `${quantity} (${shown})`, lines: curves(y, factor) });
+    specs.push({
+      title: `${name}: ${quantity.toLowerCase()} by ${category}`,
+      x: x.column,
+      xLabel: x.label,
+      xFromZero: x.fromZero,
+      yLabel: `${quantity} (${shown})`,
+      lines: curves(y, factor),
+    });
   }
-  if (measured.includes('suvbwMean')) specs.push({ title: `${name}: mean SUVbw by ${category}`, x: x.column, xLabel: x.label, xFromZero: x.fromZero, yLabel: 'Mean SUVbw (g/ml)', lines: curves('suvbwMean', 1) });
+  if (measured.includes('suvbwMean'))
+    specs.push({
+      title: `${name}: mean SUVbw by ${category}`,
+      x: x.column,
+      xLabel: x.label,
+      xFromZero: x.fromZero,
+      yLabel: 'Mean SUVbw (g/ml)',
+      lines: curves('suvbwMean', 1),
+    });
   return specs;
 }

@@ -22,9 +22,23 @@ async function stores(): Promise<{ index: SqlIndex; jobs: AllJobStores }> {
 }
 
 const object = (n: number, sopInstanceUid = `1.2.3.${n}`): ReceivedObject => ({
-  objectId: `object-${n}`, path: `o/${n}.dcm`, size: 1, transferSyntaxUid: '1.2.840.10008.1.2.1', sopClassUid: '1.2.840.10008.5.1.4.1.1.2',
-  sopInstanceUid, receivedAt: new Date().toISOString(), source: 'network', database: 'Import', createdBy: 'MODALITY',
-  attributes: { PatientID: 'P1', StudyInstanceUID: '1.2.9', SeriesInstanceUID: `1.2.9.${n % 2}`, SOPInstanceUID: sopInstanceUid, Modality: 'CT' },
+  objectId: `object-${n}`,
+  path: `o/${n}.dcm`,
+  size: 1,
+  transferSyntaxUid: '1.2.840.10008.1.2.1',
+  sopClassUid: '1.2.840.10008.5.1.4.1.1.2',
+  sopInstanceUid,
+  receivedAt: new Date().toISOString(),
+  source: 'network',
+  database: 'Import',
+  createdBy: 'MODALITY',
+  attributes: {
+    PatientID: 'P1',
+    StudyInstanceUID: '1.2.9',
+    SeriesInstanceUID: `1.2.9.${n % 2}`,
+    SOPInstanceUID: sopInstanceUid,
+    Modality: 'CT',
+  },
 });
 
 function filing(policy: DuplicatePolicy, settled = true): ArrivalFiling & { commits: { settled: boolean; released: boolean }[] } {

@@ -27,12 +27,14 @@ async function store(): Promise<{ where: IndexLocation; db: SqlDb; jobs: AllJobS
 
 function race(where: IndexLocation, task: 'claim' | 'fire'): Promise<string[][]> {
   return Promise.all(
-    Array.from({ length: NODES }, (_, i) =>
-      new Promise<string[]>((resolve, reject) => {
-        const w = new Worker(worker, { workerData: { where, name: `node-${i}`, task } });
-        w.once('message', (m: { got?: string[]; error?: string }) => (m.error ? reject(new Error(m.error)) : resolve(m.got!)));
-        w.once('error', reject);
-      }),
+    Array.from(
+      { length: NODES },
+      (_, i) =>
+        new Promise<string[]>((resolve, reject) => {
+          const w = new Worker(worker, { workerData: { where, name: `node-${i}`, task } });
+          w.once('message', (m: { got?: string[]; error?: string }) => (m.error ? reject(new Error(m.error)) : resolve(m.got!)));
+          w.once('error', reject);
+        }),
     ),
   );
 }
@@ -41,7 +43,8 @@ describe('nodes racing on one job store', () => {
   it('hands every queued job to exactly one node', async () => {
     const { where, jobs } = await store();
     const ids: string[] = [];
-    for (let i = 0; i < 200; i++) ids.push(await jobs.createJob({ pipeline: 'p', triggerOn: 'manual', inputs: [], priority: 0, maxAttempts: 1, backoffSeconds: 0 }));
+    for (let i = 0; i < 200; i++)
+      ids.push(await jobs.createJob({ pipeline: 'p', triggerOn: 'manual', inputs: [], priority: 0, maxAttempts: 1, backoffSeconds: 0 }));
     const got = await race(where, 'claim');
     const all = got.flat();
     expect(all).toHaveLength(ids.length);
@@ -56,12 +59,26 @@ describe('nodes racing on one job store', () => {
     for (let i = 0; i < 40; i++) {
       const received = await index.recordReceived(
         {
-          objectId: `object-${i}`, path: `o/${i}.dcm`, size: 1, transferSyntaxUid: '1.2.840.10008.1.2.1', sopClassUid: '1.2.840.10008.5.1.4.1.1.2',
-          sopInstanceUid: `1.2.3.${i}`, receivedAt: past, source: 'network', database: 'Import', createdBy: 'test', attributes: { SeriesInstanceUID: `1.2.${i % 20}` },
+          objectId: `object-${i}`,
+          path: `o/${i}.dcm`,
+          size: 1,
+          transferSyntaxUid: '1.2.840.10008.1.2.1',
+          sopClassUid: '1.2.840.10008.5.1.4.1.1.2',
+          sopInstanceUid: `1.2.3.${i}`,
+          receivedAt: past,
+          source: 'network',
+          database: 'Import',
+          createdBy: 'test',
+          attributes: { SeriesInstanceUID: `1.2.${i % 20}` },
         },
         'keep-first',
       );
-      await jobs.recordTriggerDecisions(received.arrivalId, past, [], [{ pipeline: 'p', level: 'series', uid: `1.2.${i % 20}`, fireAt: past, lateArrivals: 'whole' }]);
+      await jobs.recordTriggerDecisions(
+        received.arrivalId,
+        past,
+        [],
+        [{ pipeline: 'p', level: 'series', uid: `1.2.${i % 20}`, fireAt: past, lateArrivals: 'whole' }],
+      );
     }
     const fired = (await race(where, 'fire')).flat();
     expect(fired).toHaveLength(20);
@@ -75,13 +92,23 @@ describe('nodes racing on one job store', () => {
     const { db, jobs } = await store();
     const receivedAt = new Date(Date.now() - 5000).toISOString();
     const object = (i: number) => ({
-      objectId: `object-${i}`, path: `o/${i}.dcm`, size: 1, transferSyntaxUid: '1.2.840.10008.1.2.1', sopClassUid: '1.2.840.10008.5.1.4.1.1.2',
-      sopInstanceUid: `1.2.3.${i}`, receivedAt, source: 'network' as const, database: 'Import', createdBy: 'test', attributes: {},
+      objectId: `object-${i}`,
+      path: `o/${i}.dcm`,
+      size: 1,
+      transferSyntaxUid: '1.2.840.10008.1.2.1',
+      sopClassUid: '1.2.840.10008.5.1.4.1.1.2',
+      sopInstanceUid: `1.2.3.${i}`,
+      receivedAt,
+      source: 'network' as const,
+      database: 'Import',
+      createdBy: 'test',
+      attributes: {},
     });
     await new SqlIndex(db, { node: 'node-a' }).recordReceived(object(1), 'keep-first');
     await new SqlIndex(db, { node: 'node-b' }).recordReceived(object(2), 'keep-first');
     await new SqlIndex(db).recordReceived(object(3), 'keep-first'); // the CLI's import: no node
-    const seen = async (node: string, orphanedBefore: string) => (await jobs.unprocessedArrivals(10, { node, orphanedBefore })).map((a) => a.sopInstanceUid);
+    const seen = async (node: string, orphanedBefore: string) =>
+      (await jobs.unprocessedArrivals(10, { node, orphanedBefore })).map((a) => a.sopInstanceUid);
     const longAgo = new Date(Date.now() - 60_000).toISOString();
     expect(await seen('node-a', longAgo)).toEqual(['1.2.3.1', '1.2.3.3']);
     expect(await seen('node-b', longAgo)).toEqual(['1.2.3.2', '1.2.3.3']);

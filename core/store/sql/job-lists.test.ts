@@ -19,7 +19,10 @@ async function stores(): Promise<{ index: SqlIndex; jobs: AllJobStores }> {
 }
 
 let n = 0;
-async function arrive(index: SqlIndex, o: { series: string; study: string; patientId: string; name: string; db: string; ae?: string; at: string; modality?: string }): Promise<string> {
+async function arrive(
+  index: SqlIndex,
+  o: { series: string; study: string; patientId: string; name: string; db: string; ae?: string; at: string; modality?: string },
+): Promise<string> {
   n++;
   const r = await index.recordReceived(
     {
@@ -29,7 +32,14 @@ async function arrive(index: SqlIndex, o: { series: string; study: string; patie
       transferSyntaxUid: '1.2.840.10008.1.2.1',
       sopClassUid: '1.2.840.10008.5.1.4.1.1.2',
       sopInstanceUid: `1.2.3.${n}`,
-      attributes: { PatientID: o.patientId, PatientName: o.name, StudyInstanceUID: o.study, SeriesInstanceUID: o.series, Modality: o.modality ?? 'CT', SeriesDescription: `series ${o.series}` },
+      attributes: {
+        PatientID: o.patientId,
+        PatientName: o.name,
+        StudyInstanceUID: o.study,
+        SeriesInstanceUID: o.series,
+        Modality: o.modality ?? 'CT',
+        SeriesDescription: `series ${o.series}`,
+      },
       source: 'network',
       callingAeTitle: o.ae ?? 'SCANNER',
       database: o.db,
@@ -41,14 +51,42 @@ async function arrive(index: SqlIndex, o: { series: string; study: string; patie
   return r.arrivalId;
 }
 
-const job = (inputs: string[], triggerOn: 'instance' | 'study', pipeline = 'p') => ({ pipeline, triggerOn, inputs, priority: 0, maxAttempts: 1, backoffSeconds: 0 });
+const job = (inputs: string[], triggerOn: 'instance' | 'study', pipeline = 'p') => ({
+  pipeline,
+  triggerOn,
+  inputs,
+  priority: 0,
+  maxAttempts: 1,
+  backoffSeconds: 0,
+});
 
 describe('job and arrival lists', () => {
   it('filters jobs by trigger level, patient (ID or name, case and wildcards ignored), study, series and time', async () => {
     const { index, jobs } = await stores();
-    const a1 = await arrive(index, { series: 's1', study: 'st1', patientId: 'PX100', name: 'Doe^Jane', db: 'A', at: '2026-01-01T10:00:00.000Z' });
-    const a2 = await arrive(index, { series: 's2', study: 'st1', patientId: 'PX100', name: 'Doe^Jane', db: 'A', at: '2026-01-01T10:00:01.000Z' });
-    const b1 = await arrive(index, { series: 's3', study: 'st2', patientId: 'Q_1%', name: 'Roe^Rick', db: 'B', at: '2026-01-01T10:00:02.000Z' });
+    const a1 = await arrive(index, {
+      series: 's1',
+      study: 'st1',
+      patientId: 'PX100',
+      name: 'Doe^Jane',
+      db: 'A',
+      at: '2026-01-01T10:00:00.000Z',
+    });
+    const a2 = await arrive(index, {
+      series: 's2',
+      study: 'st1',
+      patientId: 'PX100',
+      name: 'Doe^Jane',
+      db: 'A',
+      at: '2026-01-01T10:00:01.000Z',
+    });
+    const b1 = await arrive(index, {
+      series: 's3',
+      study: 'st2',
+      patientId: 'Q_1%',
+      name: 'Roe^Rick',
+      db: 'B',
+      at: '2026-01-01T10:00:02.000Z',
+    });
     const i1 = await jobs.createJob(job([a1], 'instance'));
     const i2 = await jobs.createJob(job([a2], 'instance'));
     const st = await jobs.createJob(job([a1, a2], 'study', 'q'));
@@ -77,16 +115,40 @@ describe('job and arrival lists', () => {
       database: 'A',
     });
     expect(await jobs.inputSeries(st)).toEqual([
-      expect.objectContaining({ seriesInstanceUid: 's1', studyInstanceUid: 'st1', database: 'A', instances: 1, attributes: expect.objectContaining({ Modality: 'CT' }) }),
+      expect.objectContaining({
+        seriesInstanceUid: 's1',
+        studyInstanceUid: 'st1',
+        database: 'A',
+        instances: 1,
+        attributes: expect.objectContaining({ Modality: 'CT' }),
+      }),
       expect.objectContaining({ seriesInstanceUid: 's2', instances: 1 }),
     ]);
   });
 
   it('sums arrivals up per series and database, the latest first, within the readable databases', async () => {
     const { index } = await stores();
-    for (let k = 0; k < 3; k++) await arrive(index, { series: 's1', study: 'st1', patientId: 'P', name: 'A^B', db: 'A', ae: k === 2 ? 'OTHER' : 'SCANNER', at: `2026-01-01T10:00:0${k}.000Z` });
+    for (let k = 0; k < 3; k++)
+      await arrive(index, {
+        series: 's1',
+        study: 'st1',
+        patientId: 'P',
+        name: 'A^B',
+        db: 'A',
+        ae: k === 2 ? 'OTHER' : 'SCANNER',
+        at: `2026-01-01T10:00:0${k}.000Z`,
+      });
     await arrive(index, { series: 's2', study: 'st1', patientId: 'P', name: 'A^B', db: 'B', at: '2026-01-01T10:00:05.000Z' });
-    expect((await index.arrivalsBySeries({ limit: 10, window: 1000 })).map((r) => [r.seriesInstanceUid, r.database, r.count, r.firstReceivedAt.slice(17, 19), r.lastReceivedAt.slice(17, 19), r.senders])).toEqual([
+    expect(
+      (await index.arrivalsBySeries({ limit: 10, window: 1000 })).map((r) => [
+        r.seriesInstanceUid,
+        r.database,
+        r.count,
+        r.firstReceivedAt.slice(17, 19),
+        r.lastReceivedAt.slice(17, 19),
+        r.senders,
+      ]),
+    ).toEqual([
       ['s2', 'B', 1, '05', '05', ['SCANNER']],
       ['s1', 'A', 3, '00', '02', ['OTHER', 'SCANNER']],
     ]);

@@ -73,15 +73,31 @@ export class JobInserts {
   private async insert(tx: SqlRunner, job: NewJob, written: string[]): Promise<string> {
     const id = newId();
     const now = new Date().toISOString();
-    if (job.pipelineHash !== undefined && job.pipelineDefinition !== undefined && !this.kept.has(job.pipelineHash) && !written.includes(job.pipelineHash)) {
+    if (
+      job.pipelineHash !== undefined &&
+      job.pipelineDefinition !== undefined &&
+      !this.kept.has(job.pipelineHash) &&
+      !written.includes(job.pipelineHash)
+    ) {
       await tx.run(INSERT_VERSION, job.pipelineHash, job.pipeline, job.pipelineDefinition, now);
       written.push(job.pipelineHash);
     }
     const contributors = job.contributors ?? (await contributorsOf(tx, job.inputs));
     await tx.run(
       INSERT_JOB,
-      id, job.pipeline, job.pipelineHash ?? null, job.triggerOn, job.triggerUid ?? null, JSON.stringify(contributors),
-      JSON.stringify(job.inputs), job.priority, job.maxAttempts, job.backoffSeconds, job.rerunOf ?? null, job.createdBy ?? null, now,
+      id,
+      job.pipeline,
+      job.pipelineHash ?? null,
+      job.triggerOn,
+      job.triggerUid ?? null,
+      JSON.stringify(contributors),
+      JSON.stringify(job.inputs),
+      job.priority,
+      job.maxAttempts,
+      job.backoffSeconds,
+      job.rerunOf ?? null,
+      job.createdBy ?? null,
+      now,
     );
     return id;
   }

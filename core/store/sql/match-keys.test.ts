@@ -22,12 +22,53 @@ const CT_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.2';
 
 /** One study per entry, one series and one instance each; unset attributes are left out. */
 const studies: Attributes[] = [
-  { PatientName: 'Doe^John', PatientID: 'P1', StudyDate: '20240105', StudyTime: '0930', AccessionNumber: 'A1', StudyID: 'S1', Modality: 'CT', SeriesNumber: '1' },
-  { PatientName: 'DOE^JANE', PatientID: 'P1 ', StudyDate: '2024.01.07', StudyTime: '1900', AccessionNumber: 'a1', StudyID: 's1', Modality: 'PT', SeriesNumber: '01' },
-  { PatientName: 'doe', PatientID: 'p1', StudyDate: '20231231', StudyTime: '235959', AccessionNumber: 'A%1', Modality: 'MR', SeriesNumber: ' 2' },
-  { PatientName: 'Smith ^ John ', PatientID: 'P%1', StudyDate: '', AccessionNumber: 'A_1', StudyID: 'S%', Modality: ' CT', SeriesNumber: '' },
+  {
+    PatientName: 'Doe^John',
+    PatientID: 'P1',
+    StudyDate: '20240105',
+    StudyTime: '0930',
+    AccessionNumber: 'A1',
+    StudyID: 'S1',
+    Modality: 'CT',
+    SeriesNumber: '1',
+  },
+  {
+    PatientName: 'DOE^JANE',
+    PatientID: 'P1 ',
+    StudyDate: '2024.01.07',
+    StudyTime: '1900',
+    AccessionNumber: 'a1',
+    StudyID: 's1',
+    Modality: 'PT',
+    SeriesNumber: '01',
+  },
+  {
+    PatientName: 'doe',
+    PatientID: 'p1',
+    StudyDate: '20231231',
+    StudyTime: '235959',
+    AccessionNumber: 'A%1',
+    Modality: 'MR',
+    SeriesNumber: ' 2',
+  },
+  {
+    PatientName: 'Smith ^ John ',
+    PatientID: 'P%1',
+    StudyDate: '',
+    AccessionNumber: 'A_1',
+    StudyID: 'S%',
+    Modality: ' CT',
+    SeriesNumber: '',
+  },
   { PatientName: 'A%B^C', PatientID: 'P_1', StudyDate: 'bad', AccessionNumber: 'AX1', StudyID: 'S_', Modality: '', SeriesNumber: 'x' },
-  { PatientName: 'A_B^C', PatientID: 'P1\\P2', StudyDate: '20240101\\20240301', AccessionNumber: 'A1\\B1', Modality: 'CT\\PT', SeriesNumber: '3' },
+  {
+    PatientName: 'A_B^C',
+    PatientID: 'P1\\P2',
+    StudyDate: '20240101\\20240301',
+    AccessionNumber: 'A1\\B1',
+    Modality: 'CT\\PT',
+    SeriesNumber: '3',
+  },
   { PatientName: 'Yamada^Tarou=山田^太郎=やまだ^たろう', PatientID: 'PY', StudyDate: '20240131', StudyTime: '1800', AccessionNumber: '' },
   { PatientName: 'X\\Y', PatientID: '', StudyDate: '20240201' },
   { PatientName: '', PatientID: 'EMPTY-NAME', StudyDate: '20240115', Modality: 'OT' },
@@ -49,14 +90,32 @@ async function fileStudies(index: IndexStore): Promise<void> {
     };
     const recorded = await index.recordReceived(
       {
-        objectId: `o-${i}`, path: `o/${i}.dcm`, size: 1, transferSyntaxUid: '1.2.840.10008.1.2.1', sopClassUid: CT_IMAGE_STORAGE,
-        sopInstanceUid: attributes.SOPInstanceUID, attributes, source: 'import', database: 'Q', createdBy: 'test', receivedAt: now,
+        objectId: `o-${i}`,
+        path: `o/${i}.dcm`,
+        size: 1,
+        transferSyntaxUid: '1.2.840.10008.1.2.1',
+        sopClassUid: CT_IMAGE_STORAGE,
+        sopInstanceUid: attributes.SOPInstanceUID,
+        attributes,
+        source: 'import',
+        database: 'Q',
+        createdBy: 'test',
+        receivedAt: now,
       },
       'keep-first',
     );
     await index.fileInstance(
       'Q',
-      { objectId: recorded.objectId, sopClassUid: CT_IMAGE_STORAGE, sopInstanceUid: attributes.SOPInstanceUID, attributes, createdBy: 'test', createdAt: now, source: 'import', arrivalId: recorded.arrivalId },
+      {
+        objectId: recorded.objectId,
+        sopClassUid: CT_IMAGE_STORAGE,
+        sopInstanceUid: attributes.SOPInstanceUID,
+        attributes,
+        createdBy: 'test',
+        createdAt: now,
+        source: 'import',
+        arrivalId: recorded.arrivalId,
+      },
       'keep-first',
     );
   }
@@ -69,7 +128,13 @@ async function answer(index: IndexStore, parsed: ParsedQuery, filter: HierarchyF
   const level = parsed.level as Level;
   if (level === 'PATIENT') {
     const rows = await index.patients('Q', filter);
-    return { matched: rows.filter((p) => matchesRow(parsed, { patient: p.attributes })).map((p) => p.key!).sort(), read: rows.length };
+    return {
+      matched: rows
+        .filter((p) => matchesRow(parsed, { patient: p.attributes }))
+        .map((p) => p.key!)
+        .sort(),
+      read: rows.length,
+    };
   }
   if (level === 'STUDY') {
     const rows = await index.studies('Q', filter);
@@ -79,7 +144,13 @@ async function answer(index: IndexStore, parsed: ParsedQuery, filter: HierarchyF
     return { matched: matched.map((s) => s.key!).sort(), read: rows.length };
   }
   const rows = await index.series('Q', filter);
-  return { matched: rows.filter((s) => matchesRow(parsed, { patient: s.patient, study: s.study, series: s.series })).map((s) => s.key!).sort(), read: rows.length };
+  return {
+    matched: rows
+      .filter((s) => matchesRow(parsed, { patient: s.patient, study: s.study, series: s.series }))
+      .map((s) => s.key!)
+      .sort(),
+    read: rows.length,
+  };
 }
 
 const queries: [Level, Record<string, string>, { combinedDateTime?: boolean }?][] = [
@@ -163,7 +234,12 @@ describe('match keys: the SQL prefilter and the matcher agree', () => {
     const expected = await Promise.all(parsedAll.map((p) => answer(index, p, hierarchyFilterOf(p))));
     // As the migration leaves rows filed before it: every key OPAQUE, pending.
     await db.run('UPDATE patients SET k_patient_id = ?, k_patient_name = ?, keys_pending = 1', OPAQUE_KEY, OPAQUE_KEY);
-    await db.run('UPDATE studies SET k_study_date = ?, k_accession_number = ?, k_study_id = ?, keys_pending = 1', OPAQUE_KEY, OPAQUE_KEY, OPAQUE_KEY);
+    await db.run(
+      'UPDATE studies SET k_study_date = ?, k_accession_number = ?, k_study_id = ?, keys_pending = 1',
+      OPAQUE_KEY,
+      OPAQUE_KEY,
+      OPAQUE_KEY,
+    );
     await db.run('UPDATE series SET k_modality = ?, k_series_number = ?, keys_pending = 1', OPAQUE_KEY, OPAQUE_KEY);
     for (const [i, p] of parsedAll.entries()) expect((await answer(index, p, indexFilterOf(p))).matched).toEqual(expected[i].matched);
     const patients = (await index.patients('Q', {})).length;

@@ -31,7 +31,12 @@ describe('schema migrations', () => {
     const where = { dataDir: tempDir(), ...(await testIndexConfig()) };
     const db = await openIndexDatabase(where);
     open.push(db);
-    await db.run('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', newest() + 1, 'from the future', new Date().toISOString());
+    await db.run(
+      'INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)',
+      newest() + 1,
+      'from the future',
+      new Date().toISOString(),
+    );
     await expect(openIndexDatabase(where)).rejects.toThrow(/schema is version \d+, newer than this dicomflow knows/);
   });
 
@@ -41,9 +46,16 @@ describe('schema migrations', () => {
     await old.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
     for (const m of sqliteMigrations.filter((m) => m.version <= 7)) {
       await old.exec(m.sql);
-      await old.run('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', m.version, m.name, new Date().toISOString());
+      await old.run(
+        'INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)',
+        m.version,
+        m.name,
+        new Date().toISOString(),
+      );
     }
-    await old.run("INSERT INTO jobs (id, pipeline, status, trigger_on, contributors, inputs, max_attempts, created_at) VALUES ('j1', 'p', 'succeeded', 'manual', '{}', '[]', 1, 'now')");
+    await old.run(
+      "INSERT INTO jobs (id, pipeline, status, trigger_on, contributors, inputs, max_attempts, created_at) VALUES ('j1', 'p', 'succeeded', 'manual', '{}', '[]', 1, 'now')",
+    );
     await old.close();
     const db = await openIndexDatabase({ dataDir });
     open.push(db);

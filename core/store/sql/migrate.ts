@@ -24,12 +24,20 @@ export async function migrate(db: SqlDb): Promise<number[]> {
     const newest = Math.max(0, ...done);
     const known = Math.max(...migrations.map((m) => m.version));
     if (newest > known) {
-      throw dfError('DF_ERR_DATABASE', `the index's schema is version ${newest}, newer than this dicomflow knows (${known}): upgrade dicomflow, or restore the backup taken before the upgrade`);
+      throw dfError(
+        'DF_ERR_DATABASE',
+        `the index's schema is version ${newest}, newer than this dicomflow knows (${known}): upgrade dicomflow, or restore the backup taken before the upgrade`,
+      );
     }
     for (const m of migrations) {
       if (done.has(m.version)) continue;
       await tx.exec(m.sql);
-      await tx.run('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', m.version, m.name, new Date().toISOString());
+      await tx.run(
+        'INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)',
+        m.version,
+        m.name,
+        new Date().toISOString(),
+      );
       applied.push(m.version);
     }
   });

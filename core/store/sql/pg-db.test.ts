@@ -55,7 +55,7 @@ async function relay(target: URL): Promise<{ url: string; freeze(): Promise<void
 
 describe('numberPlaceholders', () => {
   it('numbers ? outside quotes and comments', () => {
-    expect(numberPlaceholders("SELECT ?, '?', \"a?\" -- ?\n, ?")).toBe("SELECT $1, '?', \"a?\" -- ?\n, $2");
+    expect(numberPlaceholders('SELECT ?, \'?\', "a?" -- ?\n, ?')).toBe('SELECT $1, \'?\', "a?" -- ?\n, $2');
   });
 });
 
@@ -64,7 +64,8 @@ describe.skipIf(testBackend() !== 'postgres')('PostgresDb', () => {
     const db = await PostgresDb.open({ url: await freshPostgresDatabase() });
     open.push(db);
     await db.exec('CREATE TABLE t (x integer)');
-    const flushedPast = async (lsn: string) => (await db.get<{ ok: boolean }>('SELECT pg_current_wal_flush_lsn() >= CAST(? AS pg_lsn) AS ok', lsn))!.ok;
+    const flushedPast = async (lsn: string) =>
+      (await db.get<{ ok: boolean }>('SELECT pg_current_wal_flush_lsn() >= CAST(? AS pg_lsn) AS ok', lsn))!.ok;
     for (let i = 0; i < 5; i++) {
       await db.transaction((tx) => tx.run('INSERT INTO t VALUES (?)', i));
       // The end of what was inserted so far: the commit above is before it.

@@ -156,7 +156,10 @@ export class PostgresDb implements SqlDb {
   private statement(text: string): Translated {
     let t = this.translated.get(text);
     if (!t) {
-      t = { text: numberPlaceholders(text), name: this.translated.size < NAMED_STATEMENTS_MAX ? `df${this.translated.size + 1}` : undefined };
+      t = {
+        text: numberPlaceholders(text),
+        name: this.translated.size < NAMED_STATEMENTS_MAX ? `df${this.translated.size + 1}` : undefined,
+      };
       this.translated.set(text, t);
     }
     return t;
@@ -281,7 +284,8 @@ export class PostgresDb implements SqlDb {
     const tx: SqlTransaction = {
       dialect: 'postgres',
       run: async (text, ...params) => ({ changes: (await this.query(client, text, params)).rowCount ?? 0 }),
-      get: async <R extends Row = Row>(text: string, ...params: unknown[]) => (await this.query(client, text, params)).rows[0] as R | undefined,
+      get: async <R extends Row = Row>(text: string, ...params: unknown[]) =>
+        (await this.query(client, text, params)).rows[0] as R | undefined,
       all: async <R extends Row = Row>(text: string, ...params: unknown[]) => (await this.query(client, text, params)).rows as R[],
       exec: (text) => this.execOn(client, text),
       savepoint: async (fn) => {
@@ -341,7 +345,7 @@ export class PostgresDb implements SqlDb {
         broken?.then((c) => c.end()).catch(() => undefined);
         error = databaseError(`flushing the WAL: ${(err as Error).message}`, (err as { code?: string }).code);
       }
-      for (const waiter of batch) (error ? waiter.reject(error) : waiter.resolve());
+      for (const waiter of batch) error ? waiter.reject(error) : waiter.resolve();
     }
     this.flushing = false;
   }
@@ -446,7 +450,12 @@ export class PostgresDb implements SqlDb {
     const listener = this.listener;
     this.listener = undefined;
     const end = (c: Promise<pg.Client> | undefined) => c?.then((client) => client.end()).catch(() => undefined);
-    await Promise.all([listener?.end().catch(() => undefined), end(this.flusher), end(this.pinger), this.pool.end().catch(() => undefined)]);
+    await Promise.all([
+      listener?.end().catch(() => undefined),
+      end(this.flusher),
+      end(this.pinger),
+      this.pool.end().catch(() => undefined),
+    ]);
   }
 }
 

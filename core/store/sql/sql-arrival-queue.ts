@@ -7,7 +7,8 @@ import type { SqlDb } from './sql-db.ts';
 import type { JobInserts } from './job-sql.ts';
 import type { SqlTriggerGroups } from './sql-trigger-groups.ts';
 
-const UNPROCESSED = 'SELECT a.*, o.path FROM arrivals a JOIN objects o ON a.object_id = o.id WHERE a.processed_at IS NULL ORDER BY a.id LIMIT ?';
+const UNPROCESSED =
+  'SELECT a.*, o.path FROM arrivals a JOIN objects o ON a.object_id = o.id WHERE a.processed_at IS NULL ORDER BY a.id LIMIT ?';
 const UNPROCESSED_OF_NODE = `SELECT a.*, o.path FROM arrivals a JOIN objects o ON a.object_id = o.id
   WHERE a.processed_at IS NULL AND (o.node = ? OR o.node IS NULL OR a.received_at < ?) ORDER BY a.id LIMIT ?`;
 const MARK_PROCESSED = 'UPDATE arrivals SET processed_at = ? WHERE id = ? AND processed_at IS NULL';
@@ -25,7 +26,9 @@ export class SqlArrivalQueue implements ArrivalQueue {
   }
 
   async unprocessedArrivals(limit: number, scope?: ArrivalScope): Promise<ArrivalRecord[]> {
-    const rows = scope ? await this.db.all(UNPROCESSED_OF_NODE, scope.node, scope.orphanedBefore, limit) : await this.db.all(UNPROCESSED, limit);
+    const rows = scope
+      ? await this.db.all(UNPROCESSED_OF_NODE, scope.node, scope.orphanedBefore, limit)
+      : await this.db.all(UNPROCESSED, limit);
     return rows.map(toArrivalRecord);
   }
 

@@ -13,7 +13,10 @@ afterEach(async () => {
 });
 
 /** Every page of `read` until a short one, and how many pages it took. */
-async function allPages<R extends { key?: string }>(read: (page: PageRequest) => Promise<R[]>, limit: number): Promise<{ rows: R[]; pages: number }> {
+async function allPages<R extends { key?: string }>(
+  read: (page: PageRequest) => Promise<R[]>,
+  limit: number,
+): Promise<{ rows: R[]; pages: number }> {
   const rows: R[] = [];
   let pages = 0;
   for (let after: string | undefined; ; ) {
@@ -42,7 +45,10 @@ describe('index levels a page at a time', () => {
       expect(whole, name).toHaveLength(23);
       const { rows, pages } = await allPages(read, 5);
       expect(pages, name).toBe(5);
-      expect(rows.map((r) => r.key), name).toEqual(whole.map((r) => r.key));
+      expect(
+        rows.map((r) => r.key),
+        name,
+      ).toEqual(whole.map((r) => r.key));
       expect(new Set(rows.map((r) => r.key)).size, name).toBe(23);
     }
     // A filter holds across pages.

@@ -29,7 +29,16 @@ import type {
 } from '../index-store.ts';
 import { dialectOf, type Dialect, type SqlDb, type SqlRunner, type SqlTransaction } from './sql-db.ts';
 import { storedMatchKey } from '../../query/match-keys.ts';
-import { KEYED_TABLES, matchKeyClauses, matchKeysOf, PATIENT_KEY_COLUMNS, SERIES_KEY_COLUMNS, STUDY_KEY_COLUMNS, type KeyedLevel, type QueryLevel } from './match-keys.ts';
+import {
+  KEYED_TABLES,
+  matchKeyClauses,
+  matchKeysOf,
+  PATIENT_KEY_COLUMNS,
+  SERIES_KEY_COLUMNS,
+  STUDY_KEY_COLUMNS,
+  type KeyedLevel,
+  type QueryLevel,
+} from './match-keys.ts';
 
 interface Pending {
   object: ReceivedObject;
@@ -74,7 +83,14 @@ const LEVEL_ROWS = `SELECT p.id AS patient_row_id, p.attributes AS patient_attri
            LEFT JOIN instances i ON i.database_name = ? AND i.sop_instance_uid = ?`;
 
 const levelRowsParams = (database: string, sopInstanceUid: string, a: Attributes): unknown[] => [
-  database, patientKey(a), database, a.StudyInstanceUID, database, a.SeriesInstanceUID, database, sopInstanceUid,
+  database,
+  patientKey(a),
+  database,
+  a.StudyInstanceUID,
+  database,
+  a.SeriesInstanceUID,
+  database,
+  sopInstanceUid,
 ];
 
 const parse = (json: string): Attributes => JSON.parse(json) as Attributes;
@@ -142,17 +158,26 @@ export class SqlIndex implements IndexStore {
       deleteInstance: 'DELETE FROM instances WHERE id = ?',
       insertAudit: 'INSERT INTO audit_log (id, at, user_name, action, details) VALUES (?, ?, ?, ?, ?)',
       auditLog: 'SELECT * FROM audit_log ORDER BY id DESC LIMIT ?',
-      pruneSeries: 'DELETE FROM series WHERE database_name = ? AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.series_row_id = series.id)',
-      pruneStudies: 'DELETE FROM studies WHERE database_name = ? AND NOT EXISTS (SELECT 1 FROM series se WHERE se.study_row_id = studies.id)',
-      prunePatients: 'DELETE FROM patients WHERE database_name = ? AND NOT EXISTS (SELECT 1 FROM studies st WHERE st.patient_row_id = patients.id)',
-      transferRows: (column: string | undefined) => `SELECT i.id, i.object_id, i.sop_instance_uid, i.sop_class_uid, i.attributes AS instance, se.attributes AS series,
+      pruneSeries:
+        'DELETE FROM series WHERE database_name = ? AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.series_row_id = series.id)',
+      pruneStudies:
+        'DELETE FROM studies WHERE database_name = ? AND NOT EXISTS (SELECT 1 FROM series se WHERE se.study_row_id = studies.id)',
+      prunePatients:
+        'DELETE FROM patients WHERE database_name = ? AND NOT EXISTS (SELECT 1 FROM studies st WHERE st.patient_row_id = patients.id)',
+      transferRows: (
+        column: string | undefined,
+      ) => `SELECT i.id, i.object_id, i.sop_instance_uid, i.sop_class_uid, i.attributes AS instance, se.attributes AS series,
              st.attributes AS study, p.attributes AS patient
            FROM instances i JOIN series se ON i.series_row_id = se.id JOIN studies st ON se.study_row_id = st.id
              JOIN patients p ON st.patient_row_id = p.id
            WHERE i.database_name = ? ${column ? `AND ${column} = ?` : ''} ORDER BY i.id`,
-      removalRows: (column: string) => `SELECT i.id, i.object_id FROM instances i JOIN series se ON i.series_row_id = se.id JOIN studies st ON se.study_row_id = st.id
+      removalRows: (
+        column: string,
+      ) => `SELECT i.id, i.object_id FROM instances i JOIN series se ON i.series_row_id = se.id JOIN studies st ON se.study_row_id = st.id
            WHERE i.database_name = ? AND ${column} = ? ORDER BY i.id`,
-      arrivalIdsIn: (column: string) => `SELECT (SELECT a.id FROM arrivals a WHERE a.object_id = i.object_id AND a.outcome = 'received' ORDER BY a.id LIMIT 1) AS arrival_id
+      arrivalIdsIn: (
+        column: string,
+      ) => `SELECT (SELECT a.id FROM arrivals a WHERE a.object_id = i.object_id AND a.outcome = 'received' ORDER BY a.id LIMIT 1) AS arrival_id
          FROM instances i JOIN series se ON i.series_row_id = se.id JOIN studies st ON se.study_row_id = st.id
          WHERE i.database_name = ? AND ${column} = ? ORDER BY i.id`,
       patientsSelect: `SELECT p.id AS key, p.attributes,
@@ -175,7 +200,9 @@ export class SqlIndex implements IndexStore {
            o.path, o.transfer_syntax_uid, i.created_by, i.created_at, i.source
          FROM instances i JOIN series se ON i.series_row_id = se.id JOIN studies st ON se.study_row_id = st.id
            JOIN patients p ON st.patient_row_id = p.id JOIN objects o ON i.object_id = o.id`,
-      arrivalsBySeries: (databases: number) => `SELECT a.series_instance_uid AS series, a.database_name AS db, MAX(a.study_instance_uid) AS study, COUNT(*) AS n,
+      arrivalsBySeries: (
+        databases: number,
+      ) => `SELECT a.series_instance_uid AS series, a.database_name AS db, MAX(a.study_instance_uid) AS study, COUNT(*) AS n,
                 MIN(a.received_at) AS first_at, MAX(a.received_at) AS last_at, MAX(a.id) AS last_id,
                 ${d.groupConcatDistinct('a.calling_ae_title')} AS senders, ${d.groupConcatDistinct('a.source')} AS sources
          FROM (SELECT * FROM arrivals ORDER BY id DESC LIMIT ?) a
@@ -329,7 +356,12 @@ export class SqlIndex implements IndexStore {
    * since it must answer the sender. `filing.decide` is synchronous: nothing but the
    * transaction's statements is awaited while it holds the writer.
    */
-  private async recordOne(tx: SqlTransaction, o: ReceivedObject, policy: DuplicatePolicy, filing: ArrivalFiling | undefined): Promise<Recorded> {
+  private async recordOne(
+    tx: SqlTransaction,
+    o: ReceivedObject,
+    policy: DuplicatePolicy,
+    filing: ArrivalFiling | undefined,
+  ): Promise<Recorded> {
     const s = this.sql;
     const a = o.attributes;
     const arrivalId = newId();
@@ -338,23 +370,54 @@ export class SqlIndex implements IndexStore {
     type Kept = { id: string; object_id: string; path: string };
     const existing =
       policy === 'reject'
-        ? ((await tx.get<Kept>(s.instanceByUid, o.database, o.sopInstanceUid)) ?? (await tx.get<Kept>(s.receivedArrivalByUid, o.database, o.sopInstanceUid)))
+        ? ((await tx.get<Kept>(s.instanceByUid, o.database, o.sopInstanceUid)) ??
+          (await tx.get<Kept>(s.receivedArrivalByUid, o.database, o.sopInstanceUid)))
         : undefined;
     const outcome: ArrivalOutcome = existing ? 'duplicate-rejected' : 'received';
     // A rejected duplicate's arrival points at the object the database keeps.
     const objectId = existing ? existing.object_id : o.objectId;
     const path = existing ? existing.path : o.path;
     const decision = filing?.decide({
-      id: arrivalId, objectId, path, receivedAt: o.receivedAt, source: o.source, callingAeTitle: o.callingAeTitle,
-      calledAeTitle: o.calledAeTitle, peerAddress: o.peerAddress, userName: o.userName, createdBy: o.createdBy, database: o.database,
-      outcome, sopClassUid: o.sopClassUid, sopInstanceUid: o.sopInstanceUid, seriesInstanceUid: a.SeriesInstanceUID,
-      studyInstanceUid: a.StudyInstanceUID, attributes: a,
+      id: arrivalId,
+      objectId,
+      path,
+      receivedAt: o.receivedAt,
+      source: o.source,
+      callingAeTitle: o.callingAeTitle,
+      calledAeTitle: o.calledAeTitle,
+      peerAddress: o.peerAddress,
+      userName: o.userName,
+      createdBy: o.createdBy,
+      database: o.database,
+      outcome,
+      sopClassUid: o.sopClassUid,
+      sopInstanceUid: o.sopInstanceUid,
+      seriesInstanceUid: a.SeriesInstanceUID,
+      studyInstanceUid: a.StudyInstanceUID,
+      attributes: a,
     });
     const arrivalValues = [
-      arrivalId, objectId, o.receivedAt, o.source, o.callingAeTitle ?? null, o.calledAeTitle ?? null, o.peerAddress ?? null,
-      o.userName ?? null, o.associationId ?? null, o.database, outcome, o.sopClassUid, o.sopInstanceUid,
-      a.SeriesInstanceUID ?? null, a.StudyInstanceUID ?? null, a.PatientID ?? null, a.Modality ?? null, JSON.stringify(a), o.createdBy,
-      decision?.settled ? new Date().toISOString() : null, decision?.pipeline ?? null,
+      arrivalId,
+      objectId,
+      o.receivedAt,
+      o.source,
+      o.callingAeTitle ?? null,
+      o.calledAeTitle ?? null,
+      o.peerAddress ?? null,
+      o.userName ?? null,
+      o.associationId ?? null,
+      o.database,
+      outcome,
+      o.sopClassUid,
+      o.sopInstanceUid,
+      a.SeriesInstanceUID ?? null,
+      a.StudyInstanceUID ?? null,
+      a.PatientID ?? null,
+      a.Modality ?? null,
+      JSON.stringify(a),
+      o.createdBy,
+      decision?.settled ? new Date().toISOString() : null,
+      decision?.pipeline ?? null,
     ];
     const objectValues = [o.objectId, o.path, o.size, o.transferSyntaxUid, o.sopClassUid, o.sopInstanceUid, o.receivedAt, this.node];
     let levelRows: LevelRows | undefined;
@@ -362,7 +425,12 @@ export class SqlIndex implements IndexStore {
       await tx.run(s.insertArrival, ...arrivalValues);
       await tx.run(s.insertDuplicate, newId(), o.database, o.sopInstanceUid, arrivalId, existing.id, outcome, o.receivedAt);
     } else if (decision && s.insertObjectAndArrivalReadingLevelRows) {
-      levelRows = await tx.get<LevelRows>(s.insertObjectAndArrivalReadingLevelRows, ...objectValues, ...arrivalValues, ...levelRowsParams(decision.database, o.sopInstanceUid, a));
+      levelRows = await tx.get<LevelRows>(
+        s.insertObjectAndArrivalReadingLevelRows,
+        ...objectValues,
+        ...arrivalValues,
+        ...levelRowsParams(decision.database, o.sopInstanceUid, a),
+      );
     } else if (s.insertObjectAndArrival) {
       await tx.run(s.insertObjectAndArrival, ...objectValues, ...arrivalValues);
     } else {
@@ -371,7 +439,10 @@ export class SqlIndex implements IndexStore {
     }
     if (!decision) return { result: { arrivalId, outcome, objectId, path } };
     const released = await this.fileArrival(tx, decision, o, objectId, arrivalId, levelRows);
-    return { result: { arrivalId, outcome, objectId, path, filedBy: decision.pipeline, settled: decision.settled }, filed: { settled: decision.settled, released } };
+    return {
+      result: { arrivalId, outcome, objectId, path, filedBy: decision.pipeline, settled: decision.settled },
+      filed: { settled: decision.settled, released },
+    };
   }
 
   /** The store step's work on one input, in the arrival's commit; true if it released objects. */
@@ -422,7 +493,9 @@ export class SqlIndex implements IndexStore {
    * One transaction: either everything moves, or nothing does.
    */
   transfer(t: TransferRequest): Promise<TransferResult> {
-    const column = { patient: 'p.patient_id', study: 'st.study_instance_uid', series: 'se.series_instance_uid', database: undefined }[t.level];
+    const column = { patient: 'p.patient_id', study: 'st.study_instance_uid', series: 'se.series_instance_uid', database: undefined }[
+      t.level
+    ];
     const select = this.sql.transferRows(column);
     return this.db.transaction(async (tx) => {
       const rows = await tx.all<Record<string, string>>(select, ...(column ? [t.from, t.uid] : [t.from]));
@@ -436,7 +509,15 @@ export class SqlIndex implements IndexStore {
         const filed = await this.fileOne(
           tx,
           t.to,
-          { objectId: r.object_id, sopClassUid: r.sop_class_uid, sopInstanceUid: r.sop_instance_uid, attributes, createdBy: t.createdBy, createdAt: now, source: t.source },
+          {
+            objectId: r.object_id,
+            sopClassUid: r.sop_class_uid,
+            sopInstanceUid: r.sop_instance_uid,
+            attributes,
+            createdBy: t.createdBy,
+            createdAt: now,
+            source: t.source,
+          },
           'keep-first',
         );
         if (filed.outcome === 'filed' || filed.outcome === 'already-filed') result.filed++;
@@ -444,7 +525,14 @@ export class SqlIndex implements IndexStore {
         if (t.mode === 'move') await tx.run(this.sql.deleteInstance, r.id);
       }
       if (t.mode === 'move') await this.pruneEmpty(tx, t.from);
-      await tx.run(this.sql.insertAudit, newId(), now, t.user, t.mode, JSON.stringify({ from: t.from, to: t.to, level: t.level, uid: t.uid, ...result, source: t.source }));
+      await tx.run(
+        this.sql.insertAudit,
+        newId(),
+        now,
+        t.user,
+        t.mode,
+        JSON.stringify({ from: t.from, to: t.to, level: t.level, uid: t.uid, ...result, source: t.source }),
+      );
       return result;
     });
   }
@@ -466,7 +554,14 @@ export class SqlIndex implements IndexStore {
       const objects = [...new Set(rows.map((row) => row.object_id))];
       for (const id of objects) await tx.run(this.sql.insertRelease, id, now);
       const result: RemovalResult = { instances: rows.length, released: objects.length };
-      await tx.run(this.sql.insertAudit, newId(), now, r.user, 'delete', JSON.stringify({ database: r.database, level: r.level, uid: r.uid, ...result }));
+      await tx.run(
+        this.sql.insertAudit,
+        newId(),
+        now,
+        r.user,
+        'delete',
+        JSON.stringify({ database: r.database, level: r.level, uid: r.uid, ...result }),
+      );
       return result;
     });
   }
@@ -519,23 +614,77 @@ export class SqlIndex implements IndexStore {
       await tx.run(s.insertDuplicate, newId(), database, o.sopInstanceUid, o.arrivalId ?? '', existing.id, outcome, o.createdAt);
       return { outcome, instanceId: existing.id };
     }
-    const patientRowId = await this.upsertLevel(tx, 'PATIENT', rows.patient_row_id, rows.patient_attributes, s.insertPatient, s.updatePatient, attributesOfLevel(a, 'PATIENT'), (id, keys, json) => [
-      id, database, patientKey(a), a.PatientID ?? null, ...keys, json, o.createdAt,
-    ]);
-    const studyRowId = await this.upsertLevel(tx, 'STUDY', rows.study_row_id, rows.study_attributes, s.insertStudy, s.updateStudy, attributesOfLevel(a, 'STUDY'), (id, keys, json) => [
-      id, database, patientRowId, a.StudyInstanceUID, a.StudyDate ?? null, ...keys, json, o.createdAt,
-    ]);
-    const seriesRowId = await this.upsertLevel(tx, 'SERIES', rows.series_row_id, rows.series_attributes, s.insertSeries, s.updateSeries, attributesOfLevel(a, 'SERIES'), (id, keys, json) => [
-      id, database, studyRowId, a.SeriesInstanceUID, a.Modality ?? null, ...keys, json, o.createdAt,
-    ]);
+    const patientRowId = await this.upsertLevel(
+      tx,
+      'PATIENT',
+      rows.patient_row_id,
+      rows.patient_attributes,
+      s.insertPatient,
+      s.updatePatient,
+      attributesOfLevel(a, 'PATIENT'),
+      (id, keys, json) => [id, database, patientKey(a), a.PatientID ?? null, ...keys, json, o.createdAt],
+    );
+    const studyRowId = await this.upsertLevel(
+      tx,
+      'STUDY',
+      rows.study_row_id,
+      rows.study_attributes,
+      s.insertStudy,
+      s.updateStudy,
+      attributesOfLevel(a, 'STUDY'),
+      (id, keys, json) => [id, database, patientRowId, a.StudyInstanceUID, a.StudyDate ?? null, ...keys, json, o.createdAt],
+    );
+    const seriesRowId = await this.upsertLevel(
+      tx,
+      'SERIES',
+      rows.series_row_id,
+      rows.series_attributes,
+      s.insertSeries,
+      s.updateSeries,
+      attributesOfLevel(a, 'SERIES'),
+      (id, keys, json) => [id, database, studyRowId, a.SeriesInstanceUID, a.Modality ?? null, ...keys, json, o.createdAt],
+    );
     const instanceAttributes = JSON.stringify(attributesOfLevel(a, 'IMAGE'));
     if (existing) {
-      await tx.run(s.replaceInstance, seriesRowId, o.sopClassUid, o.objectId, instanceAttributes, o.createdBy, o.createdAt, o.source, o.arrivalId ?? null, existing.id);
-      await tx.run(s.insertDuplicate, newId(), database, o.sopInstanceUid, o.arrivalId ?? '', existing.id, 'duplicate-replaced', o.createdAt);
+      await tx.run(
+        s.replaceInstance,
+        seriesRowId,
+        o.sopClassUid,
+        o.objectId,
+        instanceAttributes,
+        o.createdBy,
+        o.createdAt,
+        o.source,
+        o.arrivalId ?? null,
+        existing.id,
+      );
+      await tx.run(
+        s.insertDuplicate,
+        newId(),
+        database,
+        o.sopInstanceUid,
+        o.arrivalId ?? '',
+        existing.id,
+        'duplicate-replaced',
+        o.createdAt,
+      );
       return { outcome: 'duplicate-replaced', instanceId: existing.id, replacedObjectId: existing.object_id };
     }
     const instanceId = newId();
-    await tx.run(s.insertInstance, instanceId, database, seriesRowId, o.sopInstanceUid, o.sopClassUid, o.objectId, instanceAttributes, o.createdBy, o.createdAt, o.source, o.arrivalId ?? null);
+    await tx.run(
+      s.insertInstance,
+      instanceId,
+      database,
+      seriesRowId,
+      o.sopInstanceUid,
+      o.sopClassUid,
+      o.objectId,
+      instanceAttributes,
+      o.createdBy,
+      o.createdAt,
+      o.source,
+      o.arrivalId ?? null,
+    );
     return { outcome: 'filed', instanceId };
   }
 
@@ -587,10 +736,15 @@ export class SqlIndex implements IndexStore {
 
   async studies(database: string, filter: HierarchyFilter, page?: PageRequest): Promise<StudyRow[]> {
     const { where, args, after, limit } = this.hierarchyWhere(database, filter, 'STUDY', page);
-    const rows = await this.db.read<{ key: string; patient: string; study: string; series: number; instances: number; modalities: string | null; sop_classes: string | null }>(
-      `${this.sql.studiesSelect} WHERE ${where}${after} ORDER BY st.id${limit}`,
-      ...args,
-    );
+    const rows = await this.db.read<{
+      key: string;
+      patient: string;
+      study: string;
+      series: number;
+      instances: number;
+      modalities: string | null;
+      sop_classes: string | null;
+    }>(`${this.sql.studiesSelect} WHERE ${where}${after} ORDER BY st.id${limit}`, ...args);
     return rows.map((r) => ({
       key: r.key,
       patient: parse(r.patient),
@@ -608,14 +762,28 @@ export class SqlIndex implements IndexStore {
       `${this.sql.seriesSelect} WHERE ${where}${after} ORDER BY se.id${limit}`,
       ...args,
     );
-    return rows.map((r) => ({ key: r.key, patient: parse(r.patient), study: parse(r.study), series: parse(r.series), numberOfInstances: Number(r.instances) }));
+    return rows.map((r) => ({
+      key: r.key,
+      patient: parse(r.patient),
+      study: parse(r.study),
+      series: parse(r.series),
+      numberOfInstances: Number(r.instances),
+    }));
   }
 
   async instances(database: string, filter: HierarchyFilter, page?: PageRequest): Promise<InstanceRow[]> {
     const { where, args, after, limit } = this.hierarchyWhere(database, filter, 'IMAGE', page);
     const rows = await this.db.read<{
-      key: string; patient: string; study: string; series: string; instance: string; path: string; transfer_syntax_uid: string;
-      created_by: string; created_at: string; source: ArrivalSource;
+      key: string;
+      patient: string;
+      study: string;
+      series: string;
+      instance: string;
+      path: string;
+      transfer_syntax_uid: string;
+      created_by: string;
+      created_at: string;
+      source: ArrivalSource;
     }>(`${this.sql.instancesSelect} WHERE ${where}${after} ORDER BY i.id${limit}`, ...args);
     return rows.map((r) => ({
       key: r.key,
@@ -652,10 +820,12 @@ export class SqlIndex implements IndexStore {
       where.push('p.patient_id = ?');
       args.push(filter.patientId);
       // The same ID as a match key, for its index: a value that is its own key (no padding, one value).
-      if (storedMatchKey('PatientID', filter.patientId) === filter.patientId) matchKeyClauses(level, [{ keyword: 'PatientID', test: { kind: 'in', values: [filter.patientId] } }], where, args);
+      if (storedMatchKey('PatientID', filter.patientId) === filter.patientId)
+        matchKeyClauses(level, [{ keyword: 'PatientID', test: { kind: 'in', values: [filter.patientId] } }], where, args);
     }
     if (level !== 'PATIENT' && filter.studyInstanceUids?.length) inList('st.study_instance_uid', filter.studyInstanceUids);
-    if ((level === 'SERIES' || level === 'IMAGE') && filter.seriesInstanceUids?.length) inList('se.series_instance_uid', filter.seriesInstanceUids);
+    if ((level === 'SERIES' || level === 'IMAGE') && filter.seriesInstanceUids?.length)
+      inList('se.series_instance_uid', filter.seriesInstanceUids);
     if (level === 'IMAGE' && filter.sopInstanceUids?.length) inList('i.sop_instance_uid', filter.sopInstanceUids);
     matchKeyClauses(level, filter.keys ?? [], where, args);
     const { after, limit } = pageClauses({ PATIENT: 'p.id', STUDY: 'st.id', SERIES: 'se.id', IMAGE: 'i.id' }[level], page, args);
@@ -665,7 +835,8 @@ export class SqlIndex implements IndexStore {
   async totals(database?: string): Promise<IndexTotals> {
     const where = database === undefined ? '' : 'WHERE database_name = ?';
     const args = database === undefined ? [] : [database];
-    const count = async (table: string) => Number((await this.db.read<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table} ${where}`, ...args))[0].n);
+    const count = async (table: string) =>
+      Number((await this.db.read<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table} ${where}`, ...args))[0].n);
     const [bytes] = await this.db.read<{ n: number }>(
       `SELECT COALESCE(SUM(o.size), 0) AS n FROM instances i JOIN objects o ON i.object_id = o.id ${database === undefined ? '' : 'WHERE i.database_name = ?'}`,
       ...args,
@@ -679,7 +850,12 @@ export class SqlIndex implements IndexStore {
   async arrivalsBySeries(options: { limit: number; window: number; databases?: string[] }): Promise<SeriesArrivals[]> {
     const dbs = options.databases;
     if (dbs && dbs.length === 0) return [];
-    const rows = await this.db.read<Record<string, string | number | null>>(this.sql.arrivalsBySeries(dbs?.length ?? 0), options.window, ...(dbs ?? []), options.limit);
+    const rows = await this.db.read<Record<string, string | number | null>>(
+      this.sql.arrivalsBySeries(dbs?.length ?? 0),
+      options.window,
+      ...(dbs ?? []),
+      options.limit,
+    );
     const list = (v: string | number | null) => (v ? String(v).split(',').sort() : []);
     const attributes = await Promise.all(rows.map((r) => this.db.get<{ attributes: string }>(this.sql.arrivalAttributes, r.last_id)));
     return rows.map((r, i) => ({
@@ -747,12 +923,24 @@ export function toArrivalRecord(r: Record<string, string>): ArrivalRecord {
 const HEALTH_TIMEOUT_MS = 800;
 /** This node's objects (or every object, without a node name). */
 const MINE = 'deleted_at IS NULL AND (CAST(? AS TEXT) IS NULL OR node = ?)';
-const placeholders = (columns: string): string => columns.split(',').map(() => '?').join(', ');
-const assignments = (columns: string): string => columns.split(',').map((c) => `${c.trim()} = ?`).join(', ');
+const placeholders = (columns: string): string =>
+  columns
+    .split(',')
+    .map(() => '?')
+    .join(', ');
+const assignments = (columns: string): string =>
+  columns
+    .split(',')
+    .map((c) => `${c.trim()} = ?`)
+    .join(', ');
 
 const OBJECT_COLUMNS = 'id, path, size, transfer_syntax_uid, sop_class_uid, sop_instance_uid, created_at, node';
-const OBJECT_VALUES = OBJECT_COLUMNS.split(',').map(() => '?').join(', ');
+const OBJECT_VALUES = OBJECT_COLUMNS.split(',')
+  .map(() => '?')
+  .join(', ');
 const ARRIVAL_COLUMNS = `id, object_id, received_at, source, calling_ae_title, called_ae_title, peer_address, user_name,
   association_id, database_name, outcome, sop_class_uid, sop_instance_uid, series_instance_uid, study_instance_uid, patient_id,
   modality, attributes, created_by, processed_at, filed_by`;
-const ARRIVAL_VALUES = ARRIVAL_COLUMNS.split(',').map(() => '?').join(', ');
+const ARRIVAL_VALUES = ARRIVAL_COLUMNS.split(',')
+  .map(() => '?')
+  .join(', ');

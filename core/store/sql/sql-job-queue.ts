@@ -13,7 +13,7 @@ import {
   type StoredPipelineVersion,
 } from '../job-queue.ts';
 import { toArrivalRecord } from './sql-index.ts';
-import { dialectOf, type Dialect, type Row, type SqlDb } from './sql-db.ts';
+import { dialectOf, type Dialect, type SqlDb } from './sql-db.ts';
 import { jsonList, toJob, type JobInserts } from './job-sql.ts';
 
 const PIPELINE_VERSION = 'SELECT hash, pipeline, definition, created_at FROM pipeline_versions WHERE hash = ?';
@@ -112,7 +112,13 @@ export class SqlJobQueue implements JobQueue {
    * queue waits there, claiming nothing, until this node runs no other job. The text varies only
    * with the number of pipelines left out (a handful of texts).
    */
-  async claimNextJob(owner: string, leaseMs: number, now: string, exceptPipelines: string[] = [], runningHere = 0): Promise<JobRecord | undefined> {
+  async claimNextJob(
+    owner: string,
+    leaseMs: number,
+    now: string,
+    exceptPipelines: string[] = [],
+    runningHere = 0,
+  ): Promise<JobRecord | undefined> {
     const except = exceptPipelines.length > 0 ? `AND pipeline NOT IN (${exceptPipelines.map(() => '?').join(', ')})` : '';
     const leaseUntil = new Date(Date.parse(now) + leaseMs).toISOString();
     const r = await this.db.get(
@@ -124,7 +130,15 @@ export class SqlJobQueue implements JobQueue {
          started_at = ?, lease_owner = ?, lease_expires_at = ?, node = ?, progress = 0, progress_message = NULL
        FROM next WHERE jobs.id = next.id AND (next.interruptions < ? OR ? = 0)
        ${this.d.returningRow('jobs')}`,
-      now, ...exceptPipelines, SUSPECT_AFTER_INTERRUPTIONS, now, owner, leaseUntil, owner, SUSPECT_AFTER_INTERRUPTIONS, runningHere,
+      now,
+      ...exceptPipelines,
+      SUSPECT_AFTER_INTERRUPTIONS,
+      now,
+      owner,
+      leaseUntil,
+      owner,
+      SUSPECT_AFTER_INTERRUPTIONS,
+      runningHere,
     );
     return r ? toJob(r) : undefined;
   }
@@ -144,10 +158,13 @@ export class SqlJobQueue implements JobQueue {
   requeueInterrupted(scope: LeaseScope = {}): Promise<number> {
     const { owner, expiredBefore } = scope;
     const [lock, args] =
-      owner !== undefined && expiredBefore !== undefined ? [this.s.requeueOwnerExpired.lock, [owner, expiredBefore]]
-      : owner !== undefined ? [this.s.requeueOwner.lock, [owner]]
-      : expiredBefore !== undefined ? [this.s.requeueExpired.lock, [expiredBefore]]
-      : [this.s.requeueAll.lock, []];
+      owner !== undefined && expiredBefore !== undefined
+        ? [this.s.requeueOwnerExpired.lock, [owner, expiredBefore]]
+        : owner !== undefined
+          ? [this.s.requeueOwner.lock, [owner]]
+          : expiredBefore !== undefined
+            ? [this.s.requeueExpired.lock, [expiredBefore]]
+            : [this.s.requeueAll.lock, []];
     return this.db.transaction(async (tx) => {
       const ids = (await tx.all<{ id: string }>(lock, ...args)).map((r) => r.id);
       if (ids.length === 0) return 0;
@@ -181,8 +198,18 @@ export class SqlJobQueue implements JobQueue {
   async finishStep(jobId: string, attempt: number, index: number, result: FinishedStep): Promise<void> {
     await this.db.run(
       FINISH_STEP,
-      jobId, attempt, index, result.id, result.plugin, result.status, result.startedAt, new Date().toISOString(), result.durationMs ?? null,
-      JSON.stringify(result.log), JSON.stringify(result.outputs), result.error ?? null,
+      jobId,
+      attempt,
+      index,
+      result.id,
+      result.plugin,
+      result.status,
+      result.startedAt,
+      new Date().toISOString(),
+      result.durationMs ?? null,
+      JSON.stringify(result.log),
+      JSON.stringify(result.outputs),
+      result.error ?? null,
     );
   }
 
@@ -198,7 +225,15 @@ export class SqlJobQueue implements JobQueue {
   ): Promise<boolean> {
     const r = await this.db.run(
       FINISH_JOB,
-      status, new Date().toISOString(), outcome.errorCode ?? null, outcome.error ?? null, outcome.stopReason ?? null, status, jobId, owner ?? null, owner ?? null,
+      status,
+      new Date().toISOString(),
+      outcome.errorCode ?? null,
+      outcome.error ?? null,
+      outcome.stopReason ?? null,
+      status,
+      jobId,
+      owner ?? null,
+      owner ?? null,
     );
     return r.changes > 0;
   }
@@ -313,15 +348,21 @@ export class SqlJobQueue implements JobQueue {
     }
     if (filter.patient) {
       const like = `%${filter.patient.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-      inputTests.push(`(LOWER(a.patient_id) LIKE ? ESCAPE '\\' OR LOWER(${this.d.jsonText('a.attributes', 'PatientName')}) LIKE ? ESCAPE '\\')`);
+      inputTests.push(
+        `(LOWER(a.patient_id) LIKE ? ESCAPE '\\' OR LOWER(${this.d.jsonText('a.attributes', 'PatientName')}) LIKE ? ESCAPE '\\')`,
+      );
       args.push(like, like);
     }
     if (inputTests.length > 0) {
-      where.push(`EXISTS (SELECT 1 FROM ${this.d.jsonElements('jobs.inputs', 'ie')} JOIN arrivals a ON a.id = ie.value WHERE ${inputTests.join(' AND ')})`);
+      where.push(
+        `EXISTS (SELECT 1 FROM ${this.d.jsonElements('jobs.inputs', 'ie')} JOIN arrivals a ON a.id = ie.value WHERE ${inputTests.join(' AND ')})`,
+      );
     }
     if (filter.visibleTo) {
       // The databases as one JSON parameter: the text does not grow with their number.
-      where.push(`(created_by = ? OR ${this.d.jsonArrayLength('inputs')} = 0 OR EXISTS (SELECT 1 FROM ${this.d.jsonElements('jobs.inputs', 'je')} JOIN arrivals a ON a.id = je.value WHERE a.database_name IN (${jsonList(this.d)})))`);
+      where.push(
+        `(created_by = ? OR ${this.d.jsonArrayLength('inputs')} = 0 OR EXISTS (SELECT 1 FROM ${this.d.jsonElements('jobs.inputs', 'je')} JOIN arrivals a ON a.id = je.value WHERE a.database_name IN (${jsonList(this.d)})))`,
+      );
       args.push(filter.visibleTo.user, JSON.stringify(filter.visibleTo.databases));
     }
     const sql = `SELECT * FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;

@@ -20,7 +20,14 @@ async function store(): Promise<AllJobStores> {
 }
 
 const now = () => new Date().toISOString();
-const newJob = (maxAttempts: number) => ({ pipeline: 'p', triggerOn: 'manual' as const, inputs: [], priority: 0, maxAttempts, backoffSeconds: 0 });
+const newJob = (maxAttempts: number) => ({
+  pipeline: 'p',
+  triggerOn: 'manual' as const,
+  inputs: [],
+  priority: 0,
+  maxAttempts,
+  backoffSeconds: 0,
+});
 
 describe('jobs interrupted by a stop or crash', () => {
   it('runs a job cut short beside others again however often that happens, without using up its attempts', async () => {
@@ -57,12 +64,18 @@ describe('jobs interrupted by a stop or crash', () => {
     }
     await jobs.claimNextJob('node', 60_000, now(), [], 0);
     await jobs.requeueInterrupted();
-    expect(await jobs.getJob(id)).toMatchObject({ status: 'queued', attempts: SUSPECT_AFTER_INTERRUPTIONS + 1, interruptions: SUSPECT_AFTER_INTERRUPTIONS });
+    expect(await jobs.getJob(id)).toMatchObject({
+      status: 'queued',
+      attempts: SUSPECT_AFTER_INTERRUPTIONS + 1,
+      interruptions: SUSPECT_AFTER_INTERRUPTIONS,
+    });
     await jobs.claimNextJob('node', 60_000, now(), [], 0);
     expect(await jobs.requeueInterrupted()).toBe(0);
     const job = (await jobs.getJob(id))!;
     expect(job).toMatchObject({ status: 'failed', errorCode: 'DF_ERR_STEP_FAILED' });
-    expect(job.error).toBe('the server stopped while this job ran alone, in its last allowed attempt (2 of 2): it is taken to be what brings the server down');
+    expect(job.error).toBe(
+      'the server stopped while this job ran alone, in its last allowed attempt (2 of 2): it is taken to be what brings the server down',
+    );
   });
 });
 
@@ -107,7 +120,6 @@ describe('leases, as nodes sharing the store use them', () => {
   });
 });
 
-
 // The cluster kill -9 harness found series jobs failing on a missing file: a sender's second copy
 // of an object (its first Success was cut off) joined the series group, the store step released
 // its bytes, they were collected once the group's job ended, and the next generation of the
@@ -120,18 +132,34 @@ describe('a stable group firing again for late arrivals (lateArrivals: whole)', 
     const past = new Date(Date.now() - 1000).toISOString();
     const attributes = { SeriesInstanceUID: '1.2.9', StudyInstanceUID: '1.2.8', PatientID: 'P' };
     const object = (objectId: string, sopInstanceUid: string) => ({
-      objectId, path: `o/${objectId}.dcm`, size: 1, transferSyntaxUid: '1.2.840.10008.1.2.1', sopClassUid: '1.2.840.10008.5.1.4.1.1.2', sopInstanceUid,
-      receivedAt: past, source: 'network' as const, database: 'Import', createdBy: 'test', attributes,
+      objectId,
+      path: `o/${objectId}.dcm`,
+      size: 1,
+      transferSyntaxUid: '1.2.840.10008.1.2.1',
+      sopClassUid: '1.2.840.10008.5.1.4.1.1.2',
+      sopInstanceUid,
+      receivedAt: past,
+      source: 'network' as const,
+      database: 'Import',
+      createdBy: 'test',
+      attributes,
     });
     const arrive = async (objectId: string, sopInstanceUid: string) => {
       const { arrivalId } = await index.recordReceived(object(objectId, sopInstanceUid), 'keep-first');
-      await jobs.recordTriggerDecisions(arrivalId, past, [], [{ pipeline: 'p', level: 'series', uid: '1.2.9', fireAt: past, lateArrivals: 'whole' }]);
+      await jobs.recordTriggerDecisions(
+        arrivalId,
+        past,
+        [],
+        [{ pipeline: 'p', level: 'series', uid: '1.2.9', fireAt: past, lateArrivals: 'whole' }],
+      );
       return arrivalId;
     };
     const fire = async () => {
       const due = await jobs.dueGroups(now());
       expect(due).toHaveLength(1);
-      return (await jobs.getJob((await jobs.fireGroup(due[0].id, { pipeline: 'p', priority: 0, maxAttempts: 1, backoffSeconds: 0 }))!))!.inputs.sort();
+      return (await jobs.getJob(
+        (await jobs.fireGroup(due[0].id, { pipeline: 'p', priority: 0, maxAttempts: 1, backoffSeconds: 0 }))!,
+      ))!.inputs.sort();
     };
     const first = await arrive('object-1', '1.2.3.1');
     const again = await arrive('object-1b', '1.2.3.1');
@@ -149,7 +177,11 @@ describe('pipeline versions', () => {
   it('keeps the definition a job was queued with once per hash, however many jobs share it', async () => {
     const jobs = await store();
     const v1 = { ...newJob(1), pipelineHash: 'aaaa', pipelineDefinition: '{"name":"p","steps":[{"plugin":"a"}]}' };
-    const ids = [await jobs.createJob(v1), await jobs.createJob(v1), await jobs.createJob({ ...v1, pipelineHash: 'bbbb', pipelineDefinition: '{"name":"p","steps":[]}' })];
+    const ids = [
+      await jobs.createJob(v1),
+      await jobs.createJob(v1),
+      await jobs.createJob({ ...v1, pipelineHash: 'bbbb', pipelineDefinition: '{"name":"p","steps":[]}' }),
+    ];
     expect(await Promise.all(ids.map(async (id) => (await jobs.getJob(id))?.pipelineHash))).toEqual(['aaaa', 'aaaa', 'bbbb']);
     expect(await jobs.pipelineVersion('aaaa')).toMatchObject({ hash: 'aaaa', pipeline: 'p', definition: v1.pipelineDefinition });
     expect((await jobs.pipelineVersion('bbbb'))?.definition).toBe('{"name":"p","steps":[]}');

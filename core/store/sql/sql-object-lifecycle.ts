@@ -2,7 +2,8 @@ import type { ObjectLifecycle } from '../object-lifecycle.ts';
 import { dialectOf, type SqlDb } from './sql-db.ts';
 
 const RELEASE = 'INSERT INTO object_releases (object_id, released_at, released_by_job) VALUES (?, ?, ?) ON CONFLICT DO NOTHING';
-const ANY_RELEASED = 'SELECT 1 AS one FROM object_releases r CROSS JOIN objects o WHERE o.id = r.object_id AND o.deleted_at IS NULL LIMIT 1';
+const ANY_RELEASED =
+  'SELECT 1 AS one FROM object_releases r CROSS JOIN objects o WHERE o.id = r.object_id AND o.deleted_at IS NULL LIMIT 1';
 const MARK_DELETED = 'UPDATE objects SET deleted_at = ? WHERE id = ?';
 
 /** Released objects and their collection, in the index's database. */

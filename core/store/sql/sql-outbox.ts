@@ -11,7 +11,8 @@ const DELIVERED = `UPDATE outbox SET state = 'delivered', delivered_at = ?, stat
    lease_owner = NULL, lease_expires_at = NULL WHERE id = ? RETURNING path`;
 const FAILED = `UPDATE outbox SET state = ?, next_attempt_at = coalesce(?, next_attempt_at), status = coalesce(?, status), last_error_code = ?, last_error = ?,
    lease_owner = NULL, lease_expires_at = NULL WHERE id = ?`;
-const REQUEUE_OWNED = "UPDATE outbox SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL WHERE state = 'sending' AND lease_owner = ?";
+const REQUEUE_OWNED =
+  "UPDATE outbox SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL WHERE state = 'sending' AND lease_owner = ?";
 const REQUEUE_ALL = "UPDATE outbox SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL WHERE state = 'sending'";
 const RETRY_DEAD_ALL = "UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = ? WHERE state = 'dead' AND destination = ?";
 const RETRYING = "SELECT destination, COUNT(*) AS n FROM outbox WHERE state = 'queued' AND attempts > 0 GROUP BY destination";
@@ -25,7 +26,11 @@ const LAST_ERROR = `SELECT last_error, last_attempt_at FROM outbox WHERE destina
 const KNOWN_PATHS = "SELECT path FROM outbox WHERE state <> 'delivered'";
 
 type ListFilter = { destination?: string; state?: OutboxState; jobId?: string; limit?: number };
-const LIST_COLUMNS = [['destination', 'destination'], ['state', 'state'], ['job_id', 'jobId']] as const;
+const LIST_COLUMNS = [
+  ['destination', 'destination'],
+  ['state', 'state'],
+  ['job_id', 'jobId'],
+] as const;
 /** One text per combination of filters given (eight at most), so each is prepared once. */
 const LIST_TEXTS = new Map<string, string>();
 function listText(filter: ListFilter): string {
@@ -144,7 +149,21 @@ export class SqlOutbox implements OutboxStore {
       for (const f of fresh) {
         if (f.twin) continue;
         const e = f.entry;
-        await tx.run(INSERT, f.id, e.destination, f.relative, e.sopClassUid, e.sopInstanceUid, e.transferSyntaxUid, f.size, e.sourceKey, e.jobId ?? null, e.stepId ?? null, now, now);
+        await tx.run(
+          INSERT,
+          f.id,
+          e.destination,
+          f.relative,
+          e.sopClassUid,
+          e.sopInstanceUid,
+          e.transferSyntaxUid,
+          f.size,
+          e.sourceKey,
+          e.jobId ?? null,
+          e.stepId ?? null,
+          now,
+          now,
+        );
       }
     });
     await this.db.syncDurable();
@@ -170,7 +189,11 @@ export class SqlOutbox implements OutboxStore {
           ? await this.db.all(this.existingOfJob, entry.jobId, entry.destination, entry.stepId ?? null, sourceKeys)
           : // Sends without a job look among all the destination's entries: a long read.
             await this.db.read(this.existingWithoutJob, entry.destination, entry.stepId ?? null, sourceKeys);
-      for (const r of rows) found.set(queueKey({ destination: r.destination, sourceKey: r.source_key, jobId: r.job_id ?? undefined, stepId: r.step_id ?? undefined }), r);
+      for (const r of rows)
+        found.set(
+          queueKey({ destination: r.destination, sourceKey: r.source_key, jobId: r.job_id ?? undefined, stepId: r.step_id ?? undefined }),
+          r,
+        );
     }
     return found;
   }
@@ -179,7 +202,9 @@ export class SqlOutbox implements OutboxStore {
     const leaseUntil = new Date(Date.parse(now) + leaseMs).toISOString();
     const rows = await this.db.all(this.claimDue, destination, now, now, limit, now, owner, leaseUntil);
     // RETURNING keeps no order: due first, as selected.
-    rows.sort((a, b) => (a.next_attempt_at < b.next_attempt_at ? -1 : a.next_attempt_at > b.next_attempt_at ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    rows.sort((a, b) =>
+      a.next_attempt_at < b.next_attempt_at ? -1 : a.next_attempt_at > b.next_attempt_at ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0,
+    );
     return rows.map(this.toEntry);
   }
 
@@ -190,7 +215,15 @@ export class SqlOutbox implements OutboxStore {
   }
 
   async markFailed(id: string, failure: OutboxFailure): Promise<void> {
-    await this.db.run(FAILED, failure.retryAt === undefined ? 'dead' : 'queued', failure.retryAt ?? null, failure.status ?? null, failure.errorCode, failure.error.slice(0, 4000), id);
+    await this.db.run(
+      FAILED,
+      failure.retryAt === undefined ? 'dead' : 'queued',
+      failure.retryAt ?? null,
+      failure.status ?? null,
+      failure.errorCode,
+      failure.error.slice(0, 4000),
+      id,
+    );
   }
 
   async renewLeases(owner: string, ids: string[], until: string): Promise<void> {

@@ -27,10 +27,23 @@ describe('pseudonym table', () => {
 
   it('keeps the first pseudonym recorded for an original and finds it both ways', async () => {
     const s = await store();
-    const [patient] = await s.record([{ kind: 'patient', original: 'PID1\\HOSP', pseudonym: 'ANONAAAA', dateOffsetDays: -400, originalName: 'Doe^Jane' }], 'pipeline p, job 1');
-    expect(patient).toMatchObject({ kind: 'patient', original: 'PID1\\HOSP', pseudonym: 'ANONAAAA', dateOffsetDays: -400, originalName: 'Doe^Jane', createdBy: 'pipeline p, job 1' });
+    const [patient] = await s.record(
+      [{ kind: 'patient', original: 'PID1\\HOSP', pseudonym: 'ANONAAAA', dateOffsetDays: -400, originalName: 'Doe^Jane' }],
+      'pipeline p, job 1',
+    );
+    expect(patient).toMatchObject({
+      kind: 'patient',
+      original: 'PID1\\HOSP',
+      pseudonym: 'ANONAAAA',
+      dateOffsetDays: -400,
+      originalName: 'Doe^Jane',
+      createdBy: 'pipeline p, job 1',
+    });
     // A later run proposing another value gets the recorded one.
-    const [again] = await s.record([{ kind: 'patient', original: 'PID1\\HOSP', pseudonym: 'ANONBBBB', dateOffsetDays: -9 }], 'pipeline p, job 2');
+    const [again] = await s.record(
+      [{ kind: 'patient', original: 'PID1\\HOSP', pseudonym: 'ANONBBBB', dateOffsetDays: -9 }],
+      'pipeline p, job 2',
+    );
     expect(again).toMatchObject({ pseudonym: 'ANONAAAA', dateOffsetDays: -400, createdBy: 'pipeline p, job 1' });
     await s.record([{ kind: 'study', original: '1.2.3', pseudonym: '2.25.99' }], 'pipeline p, job 1');
     expect((await s.find('ANONAAAA')).map((r) => r.original)).toEqual(['PID1\\HOSP']);

@@ -65,7 +65,9 @@ export class SqlPseudonyms implements PseudonymStore {
   async find(value: string, kind?: PseudonymKind): Promise<PseudonymRecord[]> {
     // A Patient ID alone finds the patient recorded without an Issuer of Patient ID ("ID\\").
     const withoutIssuer = `${value}\\`;
-    const rows = kind ? await this.db.read(FIND_OF_KIND, kind, value, withoutIssuer, value) : await this.db.read(FIND, value, withoutIssuer, value);
+    const rows = kind
+      ? await this.db.read(FIND_OF_KIND, kind, value, withoutIssuer, value)
+      : await this.db.read(FIND, value, withoutIssuer, value);
     return rows.map(toRecord);
   }
 }

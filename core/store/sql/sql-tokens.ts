@@ -25,7 +25,8 @@ const INSERT = 'INSERT INTO api_tokens (id, user_name, token_hash, description, 
 const BY_HASH = 'SELECT id, user_name, description, created_at, last_used_at FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL';
 const USED = 'UPDATE api_tokens SET last_used_at = ? WHERE id = ?';
 const LIST_ALL = 'SELECT id, user_name, description, created_at, last_used_at FROM api_tokens WHERE revoked_at IS NULL ORDER BY id';
-const LIST_OF_USER = 'SELECT id, user_name, description, created_at, last_used_at FROM api_tokens WHERE revoked_at IS NULL AND user_name = ? ORDER BY id';
+const LIST_OF_USER =
+  'SELECT id, user_name, description, created_at, last_used_at FROM api_tokens WHERE revoked_at IS NULL AND user_name = ? ORDER BY id';
 const REVOKE = 'UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL';
 
 /** API tokens in the index database, shared with the CLI's `dicomflow token`. */
@@ -37,7 +38,13 @@ export class SqlApiTokens implements ApiTokenStore {
   }
 
   async create(user: string, tokenHash: string, description?: string): Promise<ApiToken> {
-    const row: Row = { id: newId(), user_name: user, description: description ?? null, created_at: new Date().toISOString(), last_used_at: null };
+    const row: Row = {
+      id: newId(),
+      user_name: user,
+      description: description ?? null,
+      created_at: new Date().toISOString(),
+      last_used_at: null,
+    };
     await this.db.run(INSERT, row.id, user, tokenHash, row.description, row.created_at);
     return toToken(row);
   }

@@ -93,7 +93,19 @@ export class SqlTriggerGroups implements TriggerGroups {
     } else {
       groupId = newId();
       const state = latest && join.lateArrivals === 'ignore' ? 'ignored' : 'open';
-      await tx.run(INSERT_GROUP, groupId, join.pipeline, join.level, join.uid, (latest?.generation ?? 0) + 1, state, join.lateArrivals, receivedAt, receivedAt, join.fireAt);
+      await tx.run(
+        INSERT_GROUP,
+        groupId,
+        join.pipeline,
+        join.level,
+        join.uid,
+        (latest?.generation ?? 0) + 1,
+        state,
+        join.lateArrivals,
+        receivedAt,
+        receivedAt,
+        join.fireAt,
+      );
       if (latest && join.lateArrivals === 'whole') await tx.run(CARRY_MEMBERS_OVER, groupId, latest.id);
     }
     await tx.run(INSERT_MEMBER, groupId, arrivalId);

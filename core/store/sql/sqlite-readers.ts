@@ -58,7 +58,8 @@ export class SqliteReaders {
     // A reader that dies fails its reads; the next read starts another.
     const lost = (err: Error) => {
       this.readers = this.readers.filter((r) => r !== reader);
-      for (const waiter of reader.pending.values()) waiter.reject(dfError('DF_ERR_DATABASE', `SQLite reader thread stopped: ${err.message}`));
+      for (const waiter of reader.pending.values())
+        waiter.reject(dfError('DF_ERR_DATABASE', `SQLite reader thread stopped: ${err.message}`));
       reader.pending.clear();
     };
     worker.on('error', lost);

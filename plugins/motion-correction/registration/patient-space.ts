@@ -33,7 +33,9 @@ export function motionInGridSpace(grid: Grid, patientMotion: Matrix4): Matrix4 {
 export function patientCentre(grid: Grid): Vector3 {
   const [nx, ny, nz] = grid.dims;
   const a = grid.affine;
-  const i = (nx - 1) / 2, j = (ny - 1) / 2, k = (nz - 1) / 2;
+  const i = (nx - 1) / 2,
+    j = (ny - 1) / 2,
+    k = (nz - 1) / 2;
   return [a[0] * i + a[1] * j + a[2] * k + a[3], a[4] * i + a[5] * j + a[6] * k + a[7], a[8] * i + a[9] * j + a[10] * k + a[11]];
 }
 
@@ -48,7 +50,11 @@ export interface MotionParameters {
 export function motionParameters(grid: Grid, patientMotion: Matrix4): MotionParameters {
   const c = patientCentre(grid);
   const m = patientMotion;
-  const moved: Vector3 = [m[0] * c[0] + m[1] * c[1] + m[2] * c[2] + m[3], m[4] * c[0] + m[5] * c[1] + m[6] * c[2] + m[7], m[8] * c[0] + m[9] * c[1] + m[10] * c[2] + m[11]];
+  const moved: Vector3 = [
+    m[0] * c[0] + m[1] * c[1] + m[2] * c[2] + m[3],
+    m[4] * c[0] + m[5] * c[1] + m[6] * c[2] + m[7],
+    m[8] * c[0] + m[9] * c[1] + m[10] * c[2] + m[11],
+  ];
   const angles = eulerAngles(m);
   return {
     translationMm: [moved[0] - c[0], moved[1] - c[1], moved[2] - c[2]],

@@ -17,9 +17,15 @@
  * undefined when the frame has none (not registered, or no other frame to predict it from).
  * `mask` lists the voxels the fit runs over.
  */
-export function predictedReferences(smoothedCorrected: readonly (Float32Array | undefined)[], mask: Uint32Array): (Float32Array | undefined)[] {
+export function predictedReferences(
+  smoothedCorrected: readonly (Float32Array | undefined)[],
+  mask: Uint32Array,
+): (Float32Array | undefined)[] {
   const present = smoothedCorrected.flatMap((image, f) => (image === undefined ? [] : [f]));
-  const gram = gramMatrix(present.map((f) => smoothedCorrected[f]!), mask);
+  const gram = gramMatrix(
+    present.map((f) => smoothedCorrected[f]!),
+    mask,
+  );
   const constant = present.length;
   return smoothedCorrected.map((image, f) => {
     if (image === undefined) return undefined;

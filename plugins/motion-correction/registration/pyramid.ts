@@ -14,7 +14,11 @@ export interface ImageLevel {
   originMm: [number, number, number];
 }
 
-export function fullResolutionLevel(data: Float32Array, dims: readonly [number, number, number], spacingMm: readonly [number, number, number]): ImageLevel {
+export function fullResolutionLevel(
+  data: Float32Array,
+  dims: readonly [number, number, number],
+  spacingMm: readonly [number, number, number],
+): ImageLevel {
   return { data, dims: [...dims], spacingMm: [...spacingMm], originMm: [0, 0, 0] };
 }
 
@@ -23,7 +27,11 @@ export function fullResolutionLevel(data: Float32Array, dims: readonly [number, 
  * within 1.5× of the finest current spacing (so anisotropic PET voxels become roughly isotropic
  * before the slice axis is reduced) and it keeps at least 8 voxels.
  */
-export function pyramidPlan(dims: readonly [number, number, number], spacingMm: readonly [number, number, number], levels: number): boolean[][] {
+export function pyramidPlan(
+  dims: readonly [number, number, number],
+  spacingMm: readonly [number, number, number],
+  levels: number,
+): boolean[][] {
   const steps: boolean[][] = [];
   let d = [...dims];
   let s = [...spacingMm];
@@ -49,15 +57,28 @@ export function downsample(level: ImageLevel, halve: readonly boolean[]): ImageL
   const dims = level.dims.map((n, axis) => (halve[axis] ? Math.ceil(n / 2) : n)) as [number, number, number];
   const [mx, my, mz] = dims;
   const out = new Float32Array(mx * my * mz);
-  const fx = halve[0] ? 2 : 1, fy = halve[1] ? 2 : 1, fz = halve[2] ? 2 : 1;
+  const fx = halve[0] ? 2 : 1,
+    fy = halve[1] ? 2 : 1,
+    fz = halve[2] ? 2 : 1;
   for (let k = 0; k < mz; k++) {
-    const k0 = k * fz, k1 = Math.min(nz - 1, k0 + fz - 1);
+    const k0 = k * fz,
+      k1 = Math.min(nz - 1, k0 + fz - 1);
     for (let j = 0; j < my; j++) {
-      const j0 = j * fy, j1 = Math.min(ny - 1, j0 + fy - 1);
+      const j0 = j * fy,
+        j1 = Math.min(ny - 1, j0 + fy - 1);
       for (let i = 0; i < mx; i++) {
-        const i0 = i * fx, i1 = Math.min(nx - 1, i0 + fx - 1);
-        const a = smooth[i0 + nx * (j0 + ny * k0)] + smooth[i1 + nx * (j0 + ny * k0)] + smooth[i0 + nx * (j1 + ny * k0)] + smooth[i1 + nx * (j1 + ny * k0)];
-        const b = smooth[i0 + nx * (j0 + ny * k1)] + smooth[i1 + nx * (j0 + ny * k1)] + smooth[i0 + nx * (j1 + ny * k1)] + smooth[i1 + nx * (j1 + ny * k1)];
+        const i0 = i * fx,
+          i1 = Math.min(nx - 1, i0 + fx - 1);
+        const a =
+          smooth[i0 + nx * (j0 + ny * k0)] +
+          smooth[i1 + nx * (j0 + ny * k0)] +
+          smooth[i0 + nx * (j1 + ny * k0)] +
+          smooth[i1 + nx * (j1 + ny * k0)];
+        const b =
+          smooth[i0 + nx * (j0 + ny * k1)] +
+          smooth[i1 + nx * (j0 + ny * k1)] +
+          smooth[i0 + nx * (j1 + ny * k1)] +
+          smooth[i1 + nx * (j1 + ny * k1)];
         out[i + mx * (j + my * k)] = (a + b) / 8;
       }
     }

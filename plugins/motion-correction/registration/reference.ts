@@ -24,17 +24,26 @@ export interface ReferenceChoice {
   description: string;
 }
 
-export function chooseReferenceFrames(spec: ReferenceSpec, timing: readonly FrameTiming[], frameCount: number): ReferenceChoice | { problem: string } {
+export function chooseReferenceFrames(
+  spec: ReferenceSpec,
+  timing: readonly FrameTiming[],
+  frameCount: number,
+): ReferenceChoice | { problem: string } {
   const duration = (f: number): number => timing[f]?.durationMs ?? 1;
   switch (spec.kind) {
     case 'frame': {
-      if (spec.frame < 1 || spec.frame > frameCount) return { problem: `reference frame ${spec.frame} does not exist (the series has ${frameCount} frame(s))` };
+      if (spec.frame < 1 || spec.frame > frameCount)
+        return { problem: `reference frame ${spec.frame} does not exist (the series has ${frameCount} frame(s))` };
       return { frames: [spec.frame - 1], weights: [1], description: `frame ${spec.frame}` };
     }
     case 'sum-late': {
       const count = Math.min(spec.lateFrames, frameCount);
       const frames = Array.from({ length: count }, (_, i) => frameCount - count + i);
-      return { frames, weights: frames.map((f) => duration(f) / 1000), description: `sum of the last ${count} frame(s) (${frames.map((f) => f + 1).join(', ')})` };
+      return {
+        frames,
+        weights: frames.map((f) => duration(f) / 1000),
+        description: `sum of the last ${count} frame(s) (${frames.map((f) => f + 1).join(', ')})`,
+      };
     }
     case 'mean': {
       const [startSec, endSec] = spec.windowSec;
@@ -46,7 +55,11 @@ export function chooseReferenceFrames(spec: ReferenceSpec, timing: readonly Fram
       }
       if (frames.length === 0) return { problem: `no frame has its midpoint between ${startSec} s and ${endSec} s` };
       const total = frames.reduce((sum, f) => sum + duration(f), 0);
-      return { frames, weights: frames.map((f) => duration(f) / total), description: `mean of frames ${frames.map((f) => f + 1).join(', ')} (midpoints in ${startSec}–${endSec} s)` };
+      return {
+        frames,
+        weights: frames.map((f) => duration(f) / total),
+        description: `mean of frames ${frames.map((f) => f + 1).join(', ')} (midpoints in ${startSec}–${endSec} s)`,
+      };
     }
   }
 }

@@ -1,5 +1,12 @@
 import { predictedReferences } from './predicted-reference.ts';
-import { headVoxels, registerFrame, smoothForRegistration, withFinestImage, type PreparedReference, type RegistrationResult } from './register.ts';
+import {
+  headVoxels,
+  registerFrame,
+  smoothForRegistration,
+  withFinestImage,
+  type PreparedReference,
+  type RegistrationResult,
+} from './register.ts';
 import { resampleTrilinear } from './resample.ts';
 
 /**
@@ -40,14 +47,29 @@ export function predictionMask(reference: Float32Array, maskFraction: number): U
  * the first pass's), from the first pass's result. When the refinement is not plausible the
  * first pass's result stands.
  */
-export function secondPass(first: PreparedReference, predicted: Float32Array, frame: Float32Array, firstResult: RegistrationResult, smoothedFrame?: Float32Array): RegistrationResult {
-  const refined = registerFrame(withFinestImage(first, predicted), frame, { initial: firstResult.parameters, stages: 'finest', ...(smoothedFrame === undefined ? {} : { smoothedFrame }) });
+export function secondPass(
+  first: PreparedReference,
+  predicted: Float32Array,
+  frame: Float32Array,
+  firstResult: RegistrationResult,
+  smoothedFrame?: Float32Array,
+): RegistrationResult {
+  const refined = registerFrame(withFinestImage(first, predicted), frame, {
+    initial: firstResult.parameters,
+    stages: 'finest',
+    ...(smoothedFrame === undefined ? {} : { smoothedFrame }),
+  });
   if (!refined.plausible) return firstResult;
   return { ...refined, levels: [...firstResult.levels, ...refined.levels] };
 }
 
 /** Both passes over the frames marked in `register` (all by default); undefined for the others. */
-export function registerSeries(reference: PreparedReference, seriesReference: Float32Array, frames: readonly Float32Array[], register: readonly boolean[] = frames.map(() => true)): (RegistrationResult | undefined)[] {
+export function registerSeries(
+  reference: PreparedReference,
+  seriesReference: Float32Array,
+  frames: readonly Float32Array[],
+  register: readonly boolean[] = frames.map(() => true),
+): (RegistrationResult | undefined)[] {
   const first = frames.map((frame, f) => (register[f] ? firstPass(reference, frame) : undefined));
   if (!reference.options.predictedReference) return first.map((pass) => pass?.result);
   const predicted = predictedReferences(
@@ -57,6 +79,8 @@ export function registerSeries(reference: PreparedReference, seriesReference: Fl
   return first.map((pass, f) => {
     if (pass === undefined) return undefined;
     const own = predicted[f];
-    return own === undefined || !pass.result.plausible ? pass.result : secondPass(reference, own, frames[f], pass.result, pass.smoothedFrame);
+    return own === undefined || !pass.result.plausible
+      ? pass.result
+      : secondPass(reference, own, frames[f], pass.result, pass.smoothedFrame);
   });
 }

@@ -89,7 +89,8 @@ export function relativeNoise(data: Float32Array, dims: readonly [number, number
   const residuals: number[] = [];
   const signal: number[] = [];
   for (let q = plane + nx + 1; q < data.length - plane - nx - 1; q += step) {
-    const i = q % nx, j = Math.floor(q / nx) % ny;
+    const i = q % nx,
+      j = Math.floor(q / nx) % ny;
     if (i === 0 || i === nx - 1 || j === 0 || j === ny - 1 || !(data[q] >= 0.2 * max)) continue;
     const mean = (data[q - 1] + data[q + 1] + data[q - nx] + data[q + nx] + data[q - plane] + data[q + plane]) / 6;
     residuals.push(Math.abs(data[q] - mean));
@@ -111,7 +112,12 @@ export function autoLevels(dims: readonly [number, number, number]): number {
   return levels;
 }
 
-export function resolvedFwhmMm(options: RigidRegistrationOptions, reference: Float32Array, dims: readonly [number, number, number], spacingMm: readonly [number, number, number]): number {
+export function resolvedFwhmMm(
+  options: RigidRegistrationOptions,
+  reference: Float32Array,
+  dims: readonly [number, number, number],
+  spacingMm: readonly [number, number, number],
+): number {
   return options.fwhmMm === 'auto' ? autoFwhmMm(spacingMm, relativeNoise(reference, dims)) : options.fwhmMm;
 }
 
@@ -177,7 +183,7 @@ export function prepareReference(
   dims: [number, number, number],
   spacingMm: [number, number, number],
   options: RigidRegistrationOptions = DEFAULT_REGISTRATION_OPTIONS,
-  how: { stages?: LevelStages; /** The reference is already smoothed by options.fwhmMm (a number). */ smoothed?: boolean } = {},
+  how: { stages?: LevelStages /** The reference is already smoothed by options.fwhmMm (a number). */; smoothed?: boolean } = {},
 ): PreparedReference {
   const stages = how.stages ?? 'all';
   const fwhmMm = resolvedFwhmMm(options, reference, dims, spacingMm);
@@ -206,7 +212,8 @@ export function withFinestImage(prepared: PreparedReference, smoothedImage: Floa
   const [cx, cy, cz] = finest.centre;
   const fixed = new Float32Array(finest.count);
   // The finest level is the full-resolution grid (origin 0); its points lie within it.
-  for (let n = 0; n < finest.count; n++) fixed[n] = interpolateAt(smoothedImage, prepared.dims, (finest.x[n] + cx) / sx, (finest.y[n] + cy) / sy, (finest.z[n] + cz) / sz);
+  for (let n = 0; n < finest.count; n++)
+    fixed[n] = interpolateAt(smoothedImage, prepared.dims, (finest.x[n] + cx) / sx, (finest.y[n] + cy) / sy, (finest.z[n] + cz) / sz);
   return { ...prepared, firstLevel: prepared.levels - 1, samples: [{ ...finest, fixed }] };
 }
 
@@ -231,7 +238,8 @@ export function registerFrame(reference: PreparedReference, frame: Float32Array,
   const full = fullResolutionLevel(smoothed, dims, spacingMm);
   const levels = stages === 'finest' ? [full] : buildPyramid(full, reference.plan);
   const firstLevel = reference.levels - levels.length;
-  if (firstLevel < reference.firstLevel) throw new Error(`the reference was prepared from level ${reference.firstLevel + 1} of ${reference.levels} only`);
+  if (firstLevel < reference.firstLevel)
+    throw new Error(`the reference was prepared from level ${reference.firstLevel + 1} of ${reference.levels} only`);
   let parameters: RigidParameters = [...initial] as RigidParameters;
   const reports: LevelReport[] = [];
   let value = 0;
@@ -254,7 +262,14 @@ export function registerFrame(reference: PreparedReference, frame: Float32Array,
       });
       parameters = result.parameters;
       value = result.value;
-      reports.push({ spacingMm: level.spacingMm, samples: samples.count, iterations: result.iterations, evaluations: result.evaluations, stop: result.stop, value: -result.value });
+      reports.push({
+        spacingMm: level.spacingMm,
+        samples: samples.count,
+        iterations: result.iterations,
+        evaluations: result.evaluations,
+        stop: result.stop,
+        value: -result.value,
+      });
       // A coarse level can lead astray: the end must beat no correction at the finest level.
       const uncorrected = finest ? cost.evaluate([0, 0, 0, 0, 0, 0]) : Infinity;
       if (value > uncorrected) {
@@ -326,7 +341,10 @@ function sampleSet(level: ImageLevel, centre: Vector3, options: RigidRegistratio
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
   const capacity = Math.min(inMask, Math.ceil(keep * inMask * 1.05) + 64);
-  const x = new Float32Array(capacity), y = new Float32Array(capacity), z = new Float32Array(capacity), fixed = new Float32Array(capacity);
+  const x = new Float32Array(capacity),
+    y = new Float32Array(capacity),
+    z = new Float32Array(capacity),
+    fixed = new Float32Array(capacity);
   // Offsets within ±½ voxel, kept inside the grid (an axis of one voxel stays on it).
   const jitter = (index: number, n: number): number => (n > 1 ? Math.min(n - 1, Math.max(0, index + random() - 0.5)) : index);
   let count = 0;
@@ -336,7 +354,9 @@ function sampleSet(level: ImageLevel, centre: Vector3, options: RigidRegistratio
         const n = i + nx * (j + ny * k);
         if (mask[n] === 0) continue;
         if (keep < 1 && random() >= keep) continue;
-        const u = jitter(i, nx), v = jitter(j, ny), w = jitter(k, nz);
+        const u = jitter(i, nx),
+          v = jitter(j, ny),
+          w = jitter(k, nz);
         x[count] = originMm[0] + u * spacingMm[0] - centre[0];
         y[count] = originMm[1] + v * spacingMm[1] - centre[1];
         z[count] = originMm[2] + w * spacingMm[2] - centre[2];
@@ -362,13 +382,22 @@ export function headVoxels(image: Float32Array, maskFraction: number): Uint32Arr
 function interpolateAt(data: Float32Array, dims: readonly [number, number, number], u: number, v: number, w: number): number {
   const [nx, ny, nz] = dims;
   const plane = nx * ny;
-  const dx = nx > 1 ? 1 : 0, dy = ny > 1 ? nx : 0, dz = nz > 1 ? plane : 0;
-  const i0 = Math.max(0, Math.min(Math.floor(u), nx - 2)), j0 = Math.max(0, Math.min(Math.floor(v), ny - 2)), k0 = Math.max(0, Math.min(Math.floor(w), nz - 2));
-  const fx = nx > 1 ? u - i0 : 0, fy = ny > 1 ? v - j0 : 0, fz = nz > 1 ? w - k0 : 0;
+  const dx = nx > 1 ? 1 : 0,
+    dy = ny > 1 ? nx : 0,
+    dz = nz > 1 ? plane : 0;
+  const i0 = Math.max(0, Math.min(Math.floor(u), nx - 2)),
+    j0 = Math.max(0, Math.min(Math.floor(v), ny - 2)),
+    k0 = Math.max(0, Math.min(Math.floor(w), nz - 2));
+  const fx = nx > 1 ? u - i0 : 0,
+    fy = ny > 1 ? v - j0 : 0,
+    fz = nz > 1 ? w - k0 : 0;
   const b = i0 + nx * j0 + plane * k0;
-  const c00 = data[b] + fx * (data[b + dx] - data[b]), c10 = data[b + dy] + fx * (data[b + dy + dx] - data[b + dy]);
-  const c01 = data[b + dz] + fx * (data[b + dz + dx] - data[b + dz]), c11 = data[b + dz + dy] + fx * (data[b + dz + dy + dx] - data[b + dz + dy]);
-  const c0 = c00 + fy * (c10 - c00), c1 = c01 + fy * (c11 - c01);
+  const c00 = data[b] + fx * (data[b + dx] - data[b]),
+    c10 = data[b + dy] + fx * (data[b + dy + dx] - data[b + dy]);
+  const c01 = data[b + dz] + fx * (data[b + dz + dx] - data[b + dz]),
+    c11 = data[b + dz + dy] + fx * (data[b + dz + dy + dx] - data[b + dz + dy]);
+  const c0 = c00 + fy * (c10 - c00),
+    c1 = c01 + fy * (c11 - c01);
   return c0 + fz * (c1 - c0);
 }
 

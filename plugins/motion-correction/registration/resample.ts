@@ -18,9 +18,18 @@ export function resampleTrilinear(
   const out = new Float32Array(nx * ny * nz);
   // Voxel index → voxel index, folding the spacing into the matrix once.
   const m = transform;
-  const a00 = m[0], a01 = (m[1] * sy) / sx, a02 = (m[2] * sz) / sx, a03 = m[3] / sx;
-  const a10 = (m[4] * sx) / sy, a11 = m[5], a12 = (m[6] * sz) / sy, a13 = m[7] / sy;
-  const a20 = (m[8] * sx) / sz, a21 = (m[9] * sy) / sz, a22 = m[10], a23 = m[11] / sz;
+  const a00 = m[0],
+    a01 = (m[1] * sy) / sx,
+    a02 = (m[2] * sz) / sx,
+    a03 = m[3] / sx;
+  const a10 = (m[4] * sx) / sy,
+    a11 = m[5],
+    a12 = (m[6] * sz) / sy,
+    a13 = m[7] / sy;
+  const a20 = (m[8] * sx) / sz,
+    a21 = (m[9] * sy) / sz,
+    a22 = m[10],
+    a23 = m[11] / sz;
   const plane = nx * ny;
   for (let k = 0; k < nz; k++) {
     for (let j = 0; j < ny; j++) {
@@ -33,15 +42,21 @@ export function resampleTrilinear(
           out[index] = outside;
           continue;
         }
-        const cx = x < 0 ? 0 : x > nx - 1 ? nx - 1 : x;
-        const cy = y < 0 ? 0 : y > ny - 1 ? ny - 1 : y;
-        const cz = z < 0 ? 0 : z > nz - 1 ? nz - 1 : z;
-        let x0 = Math.floor(cx), y0 = Math.floor(cy), z0 = Math.floor(cz);
+        const cx = x < 0 ? 0 : Math.min(x, nx - 1);
+        const cy = y < 0 ? 0 : Math.min(y, ny - 1);
+        const cz = z < 0 ? 0 : Math.min(z, nz - 1);
+        let x0 = Math.floor(cx),
+          y0 = Math.floor(cy),
+          z0 = Math.floor(cz);
         if (x0 > nx - 2) x0 = Math.max(0, nx - 2);
         if (y0 > ny - 2) y0 = Math.max(0, ny - 2);
         if (z0 > nz - 2) z0 = Math.max(0, nz - 2);
-        const fx = cx - x0, fy = cy - y0, fz = cz - z0;
-        const dx = nx > 1 ? 1 : 0, dy = ny > 1 ? nx : 0, dz = nz > 1 ? plane : 0;
+        const fx = cx - x0,
+          fy = cy - y0,
+          fz = cz - z0;
+        const dx = nx > 1 ? 1 : 0,
+          dy = ny > 1 ? nx : 0,
+          dz = nz > 1 ? plane : 0;
         const b = x0 + nx * y0 + plane * z0;
         const c00 = input[b] + fx * (input[b + dx] - input[b]);
         const c10 = input[b + dy] + fx * (input[b + dy + dx] - input[b + dy]);

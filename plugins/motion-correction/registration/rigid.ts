@@ -17,35 +17,55 @@ export const IDENTITY_PARAMETERS: Readonly<RigidParameters> = [0, 0, 0, 0, 0, 0]
 
 /** R = Rz(γ)·Ry(β)·Rx(α), row-major 3×3. */
 export function rotationMatrix(alpha: number, beta: number, gamma: number): Float64Array {
-  const ca = Math.cos(alpha), sa = Math.sin(alpha);
-  const cb = Math.cos(beta), sb = Math.sin(beta);
-  const cg = Math.cos(gamma), sg = Math.sin(gamma);
+  const ca = Math.cos(alpha),
+    sa = Math.sin(alpha);
+  const cb = Math.cos(beta),
+    sb = Math.sin(beta);
+  const cg = Math.cos(gamma),
+    sg = Math.sin(gamma);
   return new Float64Array([
-    cg * cb, cg * sb * sa - sg * ca, cg * sb * ca + sg * sa,
-    sg * cb, sg * sb * sa + cg * ca, sg * sb * ca - cg * sa,
-    -sb, cb * sa, cb * ca,
+    cg * cb,
+    cg * sb * sa - sg * ca,
+    cg * sb * ca + sg * sa,
+    sg * cb,
+    sg * sb * sa + cg * ca,
+    sg * sb * ca - cg * sa,
+    -sb,
+    cb * sa,
+    cb * ca,
   ]);
 }
 
 /** ∂R/∂α, ∂R/∂β, ∂R/∂γ (row-major 3×3 each), for the analytic gradients of the costs. */
 export function rotationDerivatives(alpha: number, beta: number, gamma: number): [Float64Array, Float64Array, Float64Array] {
-  const ca = Math.cos(alpha), sa = Math.sin(alpha);
-  const cb = Math.cos(beta), sb = Math.sin(beta);
-  const cg = Math.cos(gamma), sg = Math.sin(gamma);
+  const ca = Math.cos(alpha),
+    sa = Math.sin(alpha);
+  const cb = Math.cos(beta),
+    sb = Math.sin(beta);
+  const cg = Math.cos(gamma),
+    sg = Math.sin(gamma);
   const dAlpha = new Float64Array([
-    0, cg * sb * ca + sg * sa, -cg * sb * sa + sg * ca,
-    0, sg * sb * ca - cg * sa, -sg * sb * sa - cg * ca,
-    0, cb * ca, -cb * sa,
+    0,
+    cg * sb * ca + sg * sa,
+    -cg * sb * sa + sg * ca,
+    0,
+    sg * sb * ca - cg * sa,
+    -sg * sb * sa - cg * ca,
+    0,
+    cb * ca,
+    -cb * sa,
   ]);
-  const dBeta = new Float64Array([
-    -cg * sb, cg * cb * sa, cg * cb * ca,
-    -sg * sb, sg * cb * sa, sg * cb * ca,
-    -cb, -sb * sa, -sb * ca,
-  ]);
+  const dBeta = new Float64Array([-cg * sb, cg * cb * sa, cg * cb * ca, -sg * sb, sg * cb * sa, sg * cb * ca, -cb, -sb * sa, -sb * ca]);
   const dGamma = new Float64Array([
-    -sg * cb, -sg * sb * sa - cg * ca, -sg * sb * ca + cg * sa,
-    cg * cb, cg * sb * sa - sg * ca, cg * sb * ca + sg * sa,
-    0, 0, 0,
+    -sg * cb,
+    -sg * sb * sa - cg * ca,
+    -sg * sb * ca + cg * sa,
+    cg * cb,
+    cg * sb * sa - sg * ca,
+    cg * sb * ca + sg * sa,
+    0,
+    0,
+    0,
   ]);
   return [dAlpha, dBeta, dGamma];
 }
@@ -101,9 +121,15 @@ export function invertAffine(m: Matrix4): Matrix4 {
   const det = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g);
   if (!Number.isFinite(det) || Math.abs(det) < 1e-12) throw new Error('invertAffine: the matrix is singular');
   const inv = [
-    (e * i - f * h) / det, (c * h - b * i) / det, (b * f - c * e) / det,
-    (f * g - d * i) / det, (a * i - c * g) / det, (c * d - a * f) / det,
-    (d * h - e * g) / det, (b * g - a * h) / det, (a * e - b * d) / det,
+    (e * i - f * h) / det,
+    (c * h - b * i) / det,
+    (b * f - c * e) / det,
+    (f * g - d * i) / det,
+    (a * i - c * g) / det,
+    (c * d - a * f) / det,
+    (d * h - e * g) / det,
+    (b * g - a * h) / det,
+    (a * e - b * d) / det,
   ];
   const out = new Float64Array(16);
   for (let row = 0; row < 3; row++) {
@@ -133,7 +159,9 @@ export function displacementDifference(a: Matrix4, b: Matrix4, points: ArrayLike
   let max = 0;
   const count = Math.floor(points.length / 3);
   for (let n = 0; n < count; n++) {
-    const x = points[3 * n], y = points[3 * n + 1], z = points[3 * n + 2];
+    const x = points[3 * n],
+      y = points[3 * n + 1],
+      z = points[3 * n + 2];
     const dx = (a[0] - b[0]) * x + (a[1] - b[1]) * y + (a[2] - b[2]) * z + (a[3] - b[3]);
     const dy = (a[4] - b[4]) * x + (a[5] - b[5]) * y + (a[6] - b[6]) * z + (a[7] - b[7]);
     const dz = (a[8] - b[8]) * x + (a[9] - b[9]) * y + (a[10] - b[10]) * z + (a[11] - b[11]);

@@ -41,7 +41,12 @@ export interface Cost {
   evaluations: number;
 }
 
-export function createCost(kind: CostKind, samples: SampleSet, moving: MovingImage, options: { bins?: number; initial?: Readonly<RigidParameters> } = {}): Cost {
+export function createCost(
+  kind: CostKind,
+  samples: SampleSet,
+  moving: MovingImage,
+  options: { bins?: number; initial?: Readonly<RigidParameters> } = {},
+): Cost {
   const sampler = new MovingSampler(samples, moving);
   if (kind === 'ncc') return nccCost(samples, sampler);
   // The frame's histogram range from the frame where the samples fall at the start, so a hot
@@ -93,45 +98,104 @@ class MovingSampler {
     const [nx, ny, nz] = dims;
     const plane = nx * ny;
     // Sample position → moving voxel index: ((R·d + c + t) − origin) / spacing.
-    const ix = 1 / spacingMm[0], iy = 1 / spacingMm[1], iz = 1 / spacingMm[2];
-    const r00 = r[0] * ix, r01 = r[1] * ix, r02 = r[2] * ix, ox = (centre[0] + tx - originMm[0]) * ix;
-    const r10 = r[3] * iy, r11 = r[4] * iy, r12 = r[5] * iy, oy = (centre[1] + ty - originMm[1]) * iy;
-    const r20 = r[6] * iz, r21 = r[7] * iz, r22 = r[8] * iz, oz = (centre[2] + tz - originMm[2]) * iz;
-    const maxX = nx - 1, maxY = ny - 1, maxZ = nz - 1;
-    const dx = nx > 1 ? 1 : 0, dy = ny > 1 ? nx : 0, dz = nz > 1 ? plane : 0;
+    const ix = 1 / spacingMm[0],
+      iy = 1 / spacingMm[1],
+      iz = 1 / spacingMm[2];
+    const r00 = r[0] * ix,
+      r01 = r[1] * ix,
+      r02 = r[2] * ix,
+      ox = (centre[0] + tx - originMm[0]) * ix;
+    const r10 = r[3] * iy,
+      r11 = r[4] * iy,
+      r12 = r[5] * iy,
+      oy = (centre[1] + ty - originMm[1]) * iy;
+    const r20 = r[6] * iz,
+      r21 = r[7] * iz,
+      r22 = r[8] * iz,
+      oz = (centre[2] + tz - originMm[2]) * iz;
+    const maxX = nx - 1,
+      maxY = ny - 1,
+      maxZ = nz - 1;
+    const dx = nx > 1 ? 1 : 0,
+      dy = ny > 1 ? nx : 0,
+      dz = nz > 1 ? plane : 0;
     const { value, gx, gy, gz, rx, ry, rz } = this;
     for (let n = 0; n < count; n++) {
-      const px = x[n], py = y[n], pz = z[n];
+      const px = x[n],
+        py = y[n],
+        pz = z[n];
       let u = r00 * px + r01 * py + r02 * pz + ox;
       let v = r10 * px + r11 * py + r12 * pz + oy;
       let w = r20 * px + r21 * py + r22 * pz + oz;
       // Outside the frame: the edge value (a constant count of samples keeps the cost smooth),
       // and no pull from the gradient along a clamped axis.
       let inside = 1;
-      if (u < 0) { u = 0; inside = 0; } else if (u > maxX) { u = maxX; inside = 0; }
-      if (v < 0) { v = 0; inside = 0; } else if (v > maxY) { v = maxY; inside = 0; }
-      if (w < 0) { w = 0; inside = 0; } else if (w > maxZ) { w = maxZ; inside = 0; }
-      let i0 = Math.floor(u), j0 = Math.floor(v), k0 = Math.floor(w);
+      if (u < 0) {
+        u = 0;
+        inside = 0;
+      } else if (u > maxX) {
+        u = maxX;
+        inside = 0;
+      }
+      if (v < 0) {
+        v = 0;
+        inside = 0;
+      } else if (v > maxY) {
+        v = maxY;
+        inside = 0;
+      }
+      if (w < 0) {
+        w = 0;
+        inside = 0;
+      } else if (w > maxZ) {
+        w = maxZ;
+        inside = 0;
+      }
+      let i0 = Math.floor(u),
+        j0 = Math.floor(v),
+        k0 = Math.floor(w);
       if (i0 >= maxX) i0 = Math.max(0, maxX - 1);
       if (j0 >= maxY) j0 = Math.max(0, maxY - 1);
       if (k0 >= maxZ) k0 = Math.max(0, maxZ - 1);
-      const fx = u - i0, fy = v - j0, fz = w - k0;
+      const fx = u - i0,
+        fy = v - j0,
+        fz = w - k0;
       const b = i0 + nx * j0 + plane * k0;
-      const b1 = b + dx, b2 = b + dy, b3 = b + dy + dx, b4 = b + dz, b5 = b + dz + dx, b6 = b + dz + dy, b7 = b + dz + dy + dx;
-      const v0 = data[b], v1 = data[b1], v2 = data[b2], v3 = data[b3], v4 = data[b4], v5 = data[b5], v6 = data[b6], v7 = data[b7];
+      const b1 = b + dx,
+        b2 = b + dy,
+        b3 = b + dy + dx,
+        b4 = b + dz,
+        b5 = b + dz + dx,
+        b6 = b + dz + dy,
+        b7 = b + dz + dy + dx;
+      const v0 = data[b],
+        v1 = data[b1],
+        v2 = data[b2],
+        v3 = data[b3],
+        v4 = data[b4],
+        v5 = data[b5],
+        v6 = data[b6],
+        v7 = data[b7];
       // Along x first, then y, then z (the same value as the weighted sum of the eight).
-      const c00 = v0 + fx * (v1 - v0), c10 = v2 + fx * (v3 - v2), c01 = v4 + fx * (v5 - v4), c11 = v6 + fx * (v7 - v6);
-      const c0 = c00 + fy * (c10 - c00), c1 = c01 + fy * (c11 - c01);
+      const c00 = v0 + fx * (v1 - v0),
+        c10 = v2 + fx * (v3 - v2),
+        c01 = v4 + fx * (v5 - v4),
+        c11 = v6 + fx * (v7 - v6);
+      const c0 = c00 + fy * (c10 - c00),
+        c1 = c01 + fy * (c11 - c01);
       value[n] = c0 + fz * (c1 - c0);
       if (!withGradient) continue;
       rx[n] = r[0] * px + r[1] * py + r[2] * pz;
       ry[n] = r[3] * px + r[4] * py + r[5] * pz;
       rz[n] = r[6] * px + r[7] * py + r[8] * pz;
       if (inside === 0) {
-        gx[n] = 0; gy[n] = 0; gz[n] = 0;
+        gx[n] = 0;
+        gy[n] = 0;
+        gz[n] = 0;
         continue;
       }
-      const ey = 1 - fy, ez = 1 - fz;
+      const ey = 1 - fy,
+        ez = 1 - fz;
       gx[n] = (ez * (ey * (v1 - v0) + fy * (v3 - v2)) + fz * (ey * (v5 - v4) + fy * (v7 - v6))) * ix;
       gy[n] = (ez * (c10 - c00) + fz * (c11 - c01)) * iy;
       gz[n] = (c1 - c0) * iz;
@@ -144,12 +208,21 @@ class MovingSampler {
    */
   reduce(weight: Float64Array, out: Float64Array): void {
     const { gx, gy, gz, rx, ry, rz } = this;
-    let tx = 0, ty = 0, tz = 0, cx = 0, cy = 0, cz = 0;
+    let tx = 0,
+      ty = 0,
+      tz = 0,
+      cx = 0,
+      cy = 0,
+      cz = 0;
     for (let n = 0; n < weight.length; n++) {
       const w = weight[n];
       if (w === 0) continue;
-      const ax = gx[n] * w, ay = gy[n] * w, az = gz[n] * w;
-      const px = rx[n], py = ry[n], pz = rz[n];
+      const ax = gx[n] * w,
+        ay = gy[n] * w,
+        az = gz[n] * w;
+      const px = rx[n],
+        py = ry[n],
+        pz = rz[n];
       tx += ax;
       ty += ay;
       tz += az;
@@ -168,7 +241,8 @@ class MovingSampler {
 function angularVelocities(r: Float64Array, derivatives: Float64Array[]): Float64Array[] {
   return derivatives.map((d) => {
     // Entries (2,1), (0,2), (1,0) of D·Rᵀ.
-    const at = (row: number, col: number): number => d[3 * row] * r[3 * col] + d[3 * row + 1] * r[3 * col + 1] + d[3 * row + 2] * r[3 * col + 2];
+    const at = (row: number, col: number): number =>
+      d[3 * row] * r[3 * col] + d[3 * row + 1] * r[3 * col + 1] + d[3 * row + 2] * r[3 * col + 2];
     return new Float64Array([at(2, 1), at(0, 2), at(1, 0)]);
   });
 }
@@ -191,7 +265,9 @@ function nccCost(samples: SampleSet, sampler: MovingSampler): Cost {
       cost.evaluations++;
       sampler.sample(parameters, gradient !== undefined);
       const f = sampler.value;
-      let sum = 0, sumSq = 0, cross = 0;
+      let sum = 0,
+        sumSq = 0,
+        cross = 0;
       for (let n = 0; n < count; n++) {
         const v = f[n];
         sum += v;
@@ -208,7 +284,8 @@ function nccCost(samples: SampleSet, sampler: MovingSampler): Cost {
         // dNCC = Σ df·[r̃/√B − A·(f − f̄)/B^{3/2}], with A = Σ r̃f and B = Σ(f − f̄)².
         const fMean = sum / count;
         const sqrtB = Math.sqrt(variance);
-        const a = 1 / sqrtB, b = cross / (variance * sqrtB);
+        const a = 1 / sqrtB,
+          b = cross / (variance * sqrtB);
         for (let n = 0; n < count; n++) weight[n] = -(fixed[n] * a - (f[n] - fMean) * b);
         sampler.reduce(weight, gradient);
       }
@@ -280,7 +357,8 @@ function nmiCost(samples: SampleSet, sampler: MovingSampler, movingRange: [numbe
         const first = Math.floor(m) - 1;
         const u = m - first - 1;
         const v = 1 - u;
-        const u2 = u * u, u3 = u2 * u;
+        const u2 = u * u,
+          u3 = u2 * u;
         const at = fixedBin[n] * movingBins + first;
         joint[at] += (v * v * v) / 6;
         joint[at + 1] += (3 * u3 - 6 * u2 + 4) / 6;
@@ -323,7 +401,10 @@ function nmiCost(samples: SampleSet, sampler: MovingSampler, movingRange: [numbe
           const first = Math.floor(m) - 1;
           const u = m - first - 1;
           const v = 1 - u;
-          const d0 = -0.5 * v * v, d1 = 1.5 * u * u - 2 * u, d2 = -1.5 * u * u + u + 0.5, d3 = 0.5 * u * u;
+          const d0 = -0.5 * v * v,
+            d1 = 1.5 * u * u - 2 * u,
+            d2 = -1.5 * u * u + u + 0.5,
+            d3 = 0.5 * u * u;
           const at = fixedBin[n] * movingBins + first;
           const dMoving = d0 * logMoving[first] + d1 * logMoving[first + 1] + d2 * logMoving[first + 2] + d3 * logMoving[first + 3];
           const dJoint = d0 * logJoint[at] + d1 * logJoint[at + 1] + d2 * logJoint[at + 2] + d3 * logJoint[at + 3];

@@ -10,7 +10,12 @@ export function sigmaOfFwhm(fwhmMm: number): number {
 }
 
 /** Returns a new array; an axis with FWHM 0 (or below a tenth of a voxel) is left as it is. */
-export function gaussianSmooth(data: Float32Array, dims: readonly [number, number, number], spacingMm: readonly [number, number, number], fwhmMm: number | readonly [number, number, number]): Float32Array {
+export function gaussianSmooth(
+  data: Float32Array,
+  dims: readonly [number, number, number],
+  spacingMm: readonly [number, number, number],
+  fwhmMm: number | readonly [number, number, number],
+): Float32Array {
   const fwhm = typeof fwhmMm === 'number' ? [fwhmMm, fwhmMm, fwhmMm] : fwhmMm;
   let current = data;
   let spare: Float32Array | undefined;
@@ -37,7 +42,13 @@ function gaussianKernel(sigmaVoxels: number): Float64Array {
  * the axis, so each position's normaliser is computed once; the y and z passes then run along
  * whole rows (contiguous memory), the x pass along each row.
  */
-function smoothAxis(input: Float32Array, output: Float32Array, dims: readonly [number, number, number], axis: number, kernel: Float64Array): void {
+function smoothAxis(
+  input: Float32Array,
+  output: Float32Array,
+  dims: readonly [number, number, number],
+  axis: number,
+  kernel: Float64Array,
+): void {
   const [nx, ny, nz] = dims;
   const n = dims[axis];
   const radius = (kernel.length - 1) / 2;
@@ -51,7 +62,8 @@ function smoothAxis(input: Float32Array, output: Float32Array, dims: readonly [n
     for (let row = 0; row < ny * nz; row++) {
       const start = row * nx;
       for (let i = 0; i < nx; i++) {
-        const lo = Math.max(0, i - radius), hi = Math.min(nx - 1, i + radius);
+        const lo = Math.max(0, i - radius),
+          hi = Math.min(nx - 1, i + radius);
         let sum = 0;
         for (let j = lo; j <= hi; j++) sum += kernel[j - i + radius] * input[start + j];
         output[start + i] = sum * inverseWeight[i];
@@ -70,7 +82,8 @@ function smoothAxis(input: Float32Array, output: Float32Array, dims: readonly [n
     const base = block * blockSize;
     for (let i = 0; i < n; i++) {
       row.fill(0);
-      const lo = Math.max(0, i - radius), hi = Math.min(n - 1, i + radius);
+      const lo = Math.max(0, i - radius),
+        hi = Math.min(n - 1, i + radius);
       for (let j = lo; j <= hi; j++) {
         const w = kernel[j - i + radius];
         const from = base + j * stride;

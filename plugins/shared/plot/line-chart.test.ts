@@ -34,7 +34,9 @@ describe('line chart', () => {
     const styles = Array.from({ length: 28 }, (_, i) => seriesStyle(i));
     expect(new Set(styles.map((s) => `${s.color} ${s.marker} ${s.line}`)).size).toBe(28);
     // Curves of the same colour differ in marker and in line pattern, not in one alone.
-    for (const [i, a] of styles.entries()) for (const b of styles.slice(i + 1)) if (a.color === b.color) expect([a.marker === b.marker, a.line === b.line]).toEqual([false, false]);
+    for (const [i, a] of styles.entries())
+      for (const b of styles.slice(i + 1))
+        if (a.color === b.color) expect([a.marker === b.marker, a.line === b.line]).toEqual([false, false]);
     const series = Array.from({ length: 20 }, (_, i) => ({ name: `VOI ${i + 1}`, x: [0, 1, 2], y: [i, i + 1, i + 2] }));
     const svg = lineChartSvg({ xLabel: 'Time (min)', yLabel: 'Activity (kBq/ml)', title: 'TAC', series });
     expect(svg.match(/<polyline/g)!.length).toBe(20);

@@ -53,7 +53,11 @@ export interface LineChartOptions {
 
 const FONT = 'DejaVu Sans, Arial, Helvetica, sans-serif';
 
-function styleOf(s: LineSeries, index: number, markers: 'circle' | 'none' | undefined): { color: string; marker: Marker | 'none'; dash: string | undefined } {
+function styleOf(
+  s: LineSeries,
+  index: number,
+  markers: 'circle' | 'none' | undefined,
+): { color: string; marker: Marker | 'none'; dash: string | undefined } {
   const auto = seriesStyle(index);
   const line = s.line ?? (s.dashed ? 'dashed' : auto.line);
   return { color: s.color ?? auto.color, marker: s.marker ?? (markers === 'none' ? 'none' : auto.marker), dash: DASHARRAY[line] };
@@ -80,7 +84,8 @@ function formatTick(value: number, step: number): string {
   return value.toFixed(Math.min(decimals, 6));
 }
 
-const escapeXml = (s: string) => s.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!);
+const escapeXml = (s: string) =>
+  s.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!);
 
 function extent(values: number[], fallback: [number, number]): [number, number] {
   const finite = values.filter(Number.isFinite);
@@ -118,9 +123,14 @@ export function lineChartSvg(options: LineChartOptions): string {
   const f = (n: number) => n.toFixed(2);
 
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="${FONT}" font-size="13">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="${FONT}" font-size="13">`,
+  );
   out.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
-  if (options.title) out.push(`<text x="${f(margin.left + plotW / 2)}" y="26" text-anchor="middle" font-size="16" font-weight="bold">${escapeXml(options.title)}</text>`);
+  if (options.title)
+    out.push(
+      `<text x="${f(margin.left + plotW / 2)}" y="26" text-anchor="middle" font-size="16" font-weight="bold">${escapeXml(options.title)}</text>`,
+    );
   // Grid and ticks.
   const xStep = xTicks.length > 1 ? xTicks[1] - xTicks[0] : 1;
   const yStep = yTicks.length > 1 ? yTicks[1] - yTicks[0] : 1;
@@ -133,8 +143,12 @@ export function lineChartSvg(options: LineChartOptions): string {
     out.push(`<text x="${margin.left - 8}" y="${f(py(t) + 4)}" text-anchor="end">${formatTick(t, yStep)}</text>`);
   }
   out.push(`<rect x="${margin.left}" y="${margin.top}" width="${plotW}" height="${plotH}" fill="none" stroke="#333333"/>`);
-  out.push(`<text x="${f(margin.left + plotW / 2)}" y="${height - 14}" text-anchor="middle" font-size="14">${escapeXml(options.xLabel)}</text>`);
-  out.push(`<text transform="translate(18 ${f(margin.top + plotH / 2)}) rotate(-90)" text-anchor="middle" font-size="14">${escapeXml(options.yLabel)}</text>`);
+  out.push(
+    `<text x="${f(margin.left + plotW / 2)}" y="${height - 14}" text-anchor="middle" font-size="14">${escapeXml(options.xLabel)}</text>`,
+  );
+  out.push(
+    `<text transform="translate(18 ${f(margin.top + plotH / 2)}) rotate(-90)" text-anchor="middle" font-size="14">${escapeXml(options.yLabel)}</text>`,
+  );
 
   // Curves, clipped to the plot area.
   out.push(`<clipPath id="plot"><rect x="${margin.left}" y="${margin.top}" width="${plotW}" height="${plotH}"/></clipPath>`);
@@ -153,7 +167,9 @@ export function lineChartSvg(options: LineChartOptions): string {
       points.push([px(s.x[p]), py(y)]);
     }
     for (const segment of segments.filter((seg) => seg.length > 1)) {
-      out.push(`<polyline points="${segment.join(' ')}" fill="none" stroke="${escapeXml(color)}" stroke-width="2"${dash ? ` stroke-dasharray="${dash}"` : ''}/>`);
+      out.push(
+        `<polyline points="${segment.join(' ')}" fill="none" stroke="${escapeXml(color)}" stroke-width="2"${dash ? ` stroke-dasharray="${dash}"` : ''}/>`,
+      );
     }
     if (marker !== 'none') for (const [x, y] of points) out.push(markerSvg(marker, x, y, color));
   });
@@ -163,17 +179,21 @@ export function lineChartSvg(options: LineChartOptions): string {
     const boxW = legend === 'right' ? legendWidth - 16 : 46 + 7.5 * Math.max(...options.series.map((s) => s.name.length));
     const lx = legend === 'right' ? width - legendWidth - 8 : margin.left + plotW - boxW - 10;
     const ly = margin.top + 10;
-    out.push(`<rect x="${f(lx)}" y="${ly}" width="${f(boxW)}" height="${options.series.length * rowH + 8}" fill="#ffffff" fill-opacity="0.85" stroke="#999999"/>`);
+    out.push(
+      `<rect x="${f(lx)}" y="${ly}" width="${f(boxW)}" height="${options.series.length * rowH + 8}" fill="#ffffff" fill-opacity="0.85" stroke="#999999"/>`,
+    );
     options.series.forEach((s, index) => {
       const { color, marker, dash } = styleOf(s, index, options.markers);
       const y = ly + 14 + index * rowH;
-      out.push(`<line x1="${f(lx + 6)}" y1="${y}" x2="${f(lx + 36)}" y2="${y}" stroke="${escapeXml(color)}" stroke-width="2"${dash ? ` stroke-dasharray="${dash}"` : ''}/>`);
+      out.push(
+        `<line x1="${f(lx + 6)}" y1="${y}" x2="${f(lx + 36)}" y2="${y}" stroke="${escapeXml(color)}" stroke-width="2"${dash ? ` stroke-dasharray="${dash}"` : ''}/>`,
+      );
       if (marker !== 'none') out.push(markerSvg(marker, lx + 21, y, color));
       out.push(`<text x="${f(lx + 42)}" y="${y + 4}">${escapeXml(s.name)}</text>`);
     });
   }
   out.push('</svg>');
-  return out.join('\n') + '\n';
+  return `${out.join('\n')}\n`;
 }
 
 function markerSvg(kind: Marker, x: number, y: number, color: string): string {

@@ -13,9 +13,15 @@ export function invertAffine(m: ArrayLike<number>): Float64Array {
   const det = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g);
   if (!Number.isFinite(det) || Math.abs(det) < 1e-12) throw new Error('affine is singular (zero voxel size or collinear axes)');
   const r = [
-    (e * i - f * h) / det, (c * h - b * i) / det, (b * f - c * e) / det,
-    (f * g - d * i) / det, (a * i - c * g) / det, (c * d - a * f) / det,
-    (d * h - e * g) / det, (b * g - a * h) / det, (a * e - b * d) / det,
+    (e * i - f * h) / det,
+    (c * h - b * i) / det,
+    (b * f - c * e) / det,
+    (f * g - d * i) / det,
+    (a * i - c * g) / det,
+    (c * d - a * f) / det,
+    (d * h - e * g) / det,
+    (b * g - a * h) / det,
+    (a * e - b * d) / det,
   ];
   const t = [m[3], m[7], m[11]];
   const out = new Float64Array(16);
@@ -43,11 +49,7 @@ export function multiplyAffine(a: ArrayLike<number>, b: ArrayLike<number>): Floa
 }
 
 export function applyAffine(m: ArrayLike<number>, x: number, y: number, z: number): Vec3 {
-  return [
-    m[0] * x + m[1] * y + m[2] * z + m[3],
-    m[4] * x + m[5] * y + m[6] * z + m[7],
-    m[8] * x + m[9] * y + m[10] * z + m[11],
-  ];
+  return [m[0] * x + m[1] * y + m[2] * z + m[3], m[4] * x + m[5] * y + m[6] * z + m[7], m[8] * x + m[9] * y + m[10] * z + m[11]];
 }
 
 /** Volume of one voxel in mm³: |det| of the affine's 3×3 part (spacing, whatever the orientation). */

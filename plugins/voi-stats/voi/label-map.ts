@@ -61,7 +61,8 @@ export function parseLabelTable(text: string): Map<number, string> {
   if (trimmed.startsWith('{')) {
     for (const [key, name] of Object.entries(JSON.parse(trimmed) as Record<string, unknown>)) {
       const value = Number(key);
-      if (!Number.isInteger(value) || typeof name !== 'string') throw new Error(`label table: "${key}": "${String(name)}" is not an integer label with a name`);
+      if (!Number.isInteger(value) || typeof name !== 'string')
+        throw new Error(`label table: "${key}": "${String(name)}" is not an integer label with a name`);
       if (value !== 0) table.set(value, name);
     }
     return table;

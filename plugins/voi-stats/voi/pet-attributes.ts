@@ -8,9 +8,14 @@ import type { PetDoseInfo } from './suv.ts';
  */
 export function readPetDoseInfo(file: string): PetDoseInfo & { studyInstanceUid?: string; frameOfReferenceUid?: string } {
   const bytes = fs.readFileSync(file);
-  const message = dcmjs.data.DicomMessage.readFile(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength), { untilTag: '7FE00010' });
+  const message = dcmjs.data.DicomMessage.readFile(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength), {
+    untilTag: '7FE00010',
+  });
   const ds = dcmjs.data.DicomMetaDictionary.naturalizeDataset(message.dict) as Record<string, any>;
-  const radiopharmaceutical = (Array.isArray(ds.RadiopharmaceuticalInformationSequence) ? ds.RadiopharmaceuticalInformationSequence[0] : ds.RadiopharmaceuticalInformationSequence) ?? {};
+  const radiopharmaceutical =
+    (Array.isArray(ds.RadiopharmaceuticalInformationSequence)
+      ? ds.RadiopharmaceuticalInformationSequence[0]
+      : ds.RadiopharmaceuticalInformationSequence) ?? {};
   const seriesMs = dicomDateTimeMs(ds.SeriesDate, ds.SeriesTime);
   let injectionMs = parseDt(radiopharmaceutical.RadiopharmaceuticalStartDateTime);
   if (injectionMs === undefined && radiopharmaceutical.RadiopharmaceuticalStartTime && seriesMs !== undefined) {
@@ -43,13 +48,16 @@ export function dicomDateTimeMs(date: string | undefined, time: string | undefin
   if (!match) return undefined;
   const d = date.trim();
   const seconds = Number(match[3] ?? 0) + Number(match[4] ?? 0);
-  return Date.UTC(Number(d.slice(0, 4)), Number(d.slice(4, 6)) - 1, Number(d.slice(6, 8)), Number(match[1]), Number(match[2] ?? 0)) + seconds * 1000;
+  return (
+    Date.UTC(Number(d.slice(0, 4)), Number(d.slice(4, 6)) - 1, Number(d.slice(6, 8)), Number(match[1]), Number(match[2] ?? 0)) +
+    seconds * 1000
+  );
 }
 
 /** DT (YYYYMMDDHHMMSS.ffffff, a UTC offset ignored: both times come from one site's clock). */
 function parseDt(value: string | undefined): number | undefined {
   if (!value) return undefined;
   const match = /^(\d{8})(\d{2,6}(?:\.\d+)?)?/.exec(value.trim());
-  if (!match || !match[2]) return undefined;
+  if (!match?.[2]) return undefined;
   return dicomDateTimeMs(match[1], match[2]);
 }

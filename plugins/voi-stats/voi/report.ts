@@ -71,16 +71,30 @@ export function computeVoiStatistics(
   } = {},
 ): VoiStatisticsResult {
   const times = frameTimes(volume.timing, volume.frames.length, options.frameReferenceTimesMs);
-  const timing: FrameTiming[] = volume.timing.length === 0 ? [] : times.map((t) => ({ startMs: t.startS * 1000, durationMs: t.durationS * 1000 }));
+  const timing: FrameTiming[] =
+    volume.timing.length === 0 ? [] : times.map((t) => ({ startMs: t.startS * 1000, durationMs: t.durationS * 1000 }));
   const suv = suvFactors({ units: volume.units, ...dose }, timing, options.lbmFormula);
   const kernel = peakKernel(volume);
   const indices = vois.map((voi) => maskIndices(voi.mask));
-  const results: VoiResult[] = vois.map((voi) => ({ name: voi.name, source: voi.source, ...(voi.label === undefined ? {} : { label: voi.label }), voxels: 0, volumeMl: 0, frames: [] }));
+  const results: VoiResult[] = vois.map((voi) => ({
+    name: voi.name,
+    source: voi.source,
+    ...(voi.label === undefined ? {} : { label: voi.label }),
+    voxels: 0,
+    volumeMl: 0,
+    frames: [],
+  }));
   volume.frames.forEach((frame, f) => {
     vois.forEach((voi, v) => {
-      const stats: VoiFrameResult = voiFrameStatistics(volume, frame, voi.mask, { kernel, peakCandidates: options.peakCandidates, indices: indices[v] });
-      if (suv.bw) stats.suvbw = { mean: scale(stats.mean, suv.bw[f]), max: scale(stats.max, suv.bw[f]), peak: scale(stats.peak, suv.bw[f]) };
-      if (suv.lbm) stats.suvlbm = { mean: scale(stats.mean, suv.lbm[f]), max: scale(stats.max, suv.lbm[f]), peak: scale(stats.peak, suv.lbm[f]) };
+      const stats: VoiFrameResult = voiFrameStatistics(volume, frame, voi.mask, {
+        kernel,
+        peakCandidates: options.peakCandidates,
+        indices: indices[v],
+      });
+      if (suv.bw)
+        stats.suvbw = { mean: scale(stats.mean, suv.bw[f]), max: scale(stats.max, suv.bw[f]), peak: scale(stats.peak, suv.bw[f]) };
+      if (suv.lbm)
+        stats.suvlbm = { mean: scale(stats.mean, suv.lbm[f]), max: scale(stats.max, suv.lbm[f]), peak: scale(stats.peak, suv.lbm[f]) };
       results[v].voxels = stats.voxels;
       results[v].volumeMl = stats.volumeMl;
       results[v].frames.push(stats);
@@ -115,8 +129,27 @@ export type StatisticsRow = {
 };
 
 export const ROW_COLUMNS: (keyof StatisticsRow)[] = [
-  'voi', 'source', 'label', 'frame', 'startS', 'endS', 'midS', 'voxels', 'volumeMl', 'mean', 'sd', 'min', 'max', 'median', 'peak',
-  'suvbwMean', 'suvbwMax', 'suvbwPeak', 'suvlbmMean', 'suvlbmMax', 'suvlbmPeak',
+  'voi',
+  'source',
+  'label',
+  'frame',
+  'startS',
+  'endS',
+  'midS',
+  'voxels',
+  'volumeMl',
+  'mean',
+  'sd',
+  'min',
+  'max',
+  'median',
+  'peak',
+  'suvbwMean',
+  'suvbwMax',
+  'suvbwPeak',
+  'suvlbmMean',
+  'suvlbmMax',
+  'suvlbmPeak',
 ];
 
 /** One row per VOI and frame, VOI by VOI. */
@@ -150,8 +183,9 @@ export function statisticsRows(result: VoiStatisticsResult): StatisticsRow[] {
 
 /** RFC 4180: text quoted with quotes doubled, numbers as JavaScript prints them (round-trip exact), nulls empty. */
 export function rowsToCsv(rows: StatisticsRow[]): string {
-  const cell = (v: unknown) => (typeof v === 'number' ? String(v) : v === null || v === undefined ? '' : `"${String(v).replace(/"/g, '""')}"`);
-  return [ROW_COLUMNS.join(','), ...rows.map((r) => ROW_COLUMNS.map((c) => cell(r[c])).join(','))].join('\r\n') + '\r\n';
+  const cell = (v: unknown) =>
+    typeof v === 'number' ? String(v) : v === null || v === undefined ? '' : `"${String(v).replace(/"/g, '""')}"`;
+  return `${[ROW_COLUMNS.join(','), ...rows.map((r) => ROW_COLUMNS.map((c) => cell(r[c])).join(','))].join('\r\n')}\r\n`;
 }
 
 /**
@@ -166,11 +200,17 @@ export function toPmodTac(result: VoiStatisticsResult): string {
   const unit = bqml ? 'kBq/cc' : (result.units ?? 'counts');
   const factor = bqml ? 1 / 1000 : 1;
   const header = ['start[seconds]', `end[${unit}]`, ...result.vois.map((v) => v.name.replace(/[\t\r\n]/g, ' '))];
-  const lines = result.frames.map((t, f) => [String(t.startS), String(t.endS), ...result.vois.map((v) => {
-    const mean = v.frames[f].mean;
-    return mean === null ? 'NaN' : String(mean * factor);
-  })].join('\t'));
-  return [header.join('\t'), ...lines].join('\n') + '\n';
+  const lines = result.frames.map((t, f) =>
+    [
+      String(t.startS),
+      String(t.endS),
+      ...result.vois.map((v) => {
+        const mean = v.frames[f].mean;
+        return mean === null ? 'NaN' : String(mean * factor);
+      }),
+    ].join('\t'),
+  );
+  return `${[header.join('\t'), ...lines].join('\n')}\n`;
 }
 
 /** The time-activity curves (mean per VOI at frame mid-times) as a chart. */
@@ -181,7 +221,11 @@ export function tacChart(result: VoiStatisticsResult, title = 'Time-activity cur
     title,
     xLabel: 'Time from series start, frame mid-time (min)',
     yLabel: bqml ? 'Mean activity concentration (kBq/ml)' : `Mean (${result.units ?? 'stored units'})`,
-    series: result.vois.map((v) => ({ name: v.name, x: result.frames.map((t) => t.midS / 60), y: v.frames.map((s) => (s.mean === null ? null : s.mean * factor)) })),
+    series: result.vois.map((v) => ({
+      name: v.name,
+      x: result.frames.map((t) => t.midS / 60),
+      y: v.frames.map((s) => (s.mean === null ? null : s.mean * factor)),
+    })),
     xFromZero: true,
     legend: result.vois.length > 6 ? 'right' : 'inside',
   };

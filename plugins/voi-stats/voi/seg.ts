@@ -61,7 +61,8 @@ export function readSegmentation(file: string): Segmentation {
     throw new Error(`${file}: SEG in transfer syntax ${transferSyntax} is not supported (uncompressed little endian only)`);
   }
   const type = ds.SegmentationType;
-  if (type !== 'BINARY' && type !== 'FRACTIONAL') throw new Error(`${file}: SegmentationType ${type} is not supported (BINARY or FRACTIONAL)`);
+  if (type !== 'BINARY' && type !== 'FRACTIONAL')
+    throw new Error(`${file}: SegmentationType ${type} is not supported (BINARY or FRACTIONAL)`);
   const rows = Number(ds.Rows);
   const columns = Number(ds.Columns);
   const frameCount = Number(ds.NumberOfFrames ?? 1);
@@ -73,12 +74,14 @@ export function readSegmentation(file: string): Segmentation {
   const pixels = new Uint8Array(pixelValue as ArrayBuffer);
   const perFrame = frameCount * rows * columns;
   const needed = type === 'BINARY' ? Math.ceil(perFrame / 8) : perFrame;
-  if (pixels.length < needed) throw new Error(`${file}: PixelData holds ${pixels.length} bytes, ${needed} needed for ${frameCount} frame(s) of ${rows}×${columns}`);
+  if (pixels.length < needed)
+    throw new Error(`${file}: PixelData holds ${pixels.length} bytes, ${needed} needed for ${frameCount} frame(s) of ${rows}×${columns}`);
   const maxFraction = type === 'FRACTIONAL' ? Number(ds.MaximumFractionalValue ?? 255) : 1;
 
   const shared = items(ds.SharedFunctionalGroupsSequence)[0] ?? {};
   const perFrameGroups = items(ds.PerFrameFunctionalGroupsSequence);
-  if (perFrameGroups.length !== frameCount) throw new Error(`${file}: ${perFrameGroups.length} per-frame functional groups for ${frameCount} frames`);
+  if (perFrameGroups.length !== frameCount)
+    throw new Error(`${file}: ${perFrameGroups.length} per-frame functional groups for ${frameCount} frames`);
   const frames: SegFrame[] = perFrameGroups.map((group, f) => {
     const position = functionalGroup(group, shared, 'PlanePositionSequence')?.ImagePositionPatient;
     const orientation = functionalGroup(group, shared, 'PlaneOrientationSequence')?.ImageOrientationPatient;
@@ -111,7 +114,10 @@ export function readSegmentation(file: string): Segmentation {
     segmentationType: type,
     rows,
     columns,
-    segments: items(ds.SegmentSequence).map((s) => ({ number: Number(s.SegmentNumber), label: String(s.SegmentLabel ?? `segment ${s.SegmentNumber}`) })),
+    segments: items(ds.SegmentSequence).map((s) => ({
+      number: Number(s.SegmentNumber),
+      label: String(s.SegmentLabel ?? `segment ${s.SegmentNumber}`),
+    })),
     frames,
   };
 }
@@ -134,13 +140,20 @@ export function segmentationVois(seg: Segmentation, grid: Grid, fractionThreshol
     if (frames.length === 0) return { name: segment.label, source: 'seg', label: segment.number, mask };
     const { rowCosine, columnCosine } = frames[0];
     for (const f of frames) {
-      if (f.rowCosine.some((v, a) => Math.abs(v - rowCosine[a]) > 1e-4) || f.columnCosine.some((v, a) => Math.abs(v - columnCosine[a]) > 1e-4)) {
+      if (
+        f.rowCosine.some((v, a) => Math.abs(v - rowCosine[a]) > 1e-4) ||
+        f.columnCosine.some((v, a) => Math.abs(v - columnCosine[a]) > 1e-4)
+      ) {
         throw new Error(`SEG ${seg.sopInstanceUid}: segment ${segment.number} has frames in different orientations`);
       }
     }
     const normal = cross(rowCosine, columnCosine);
     const planes = frames.map((f) => ({ frame: f, d: dot(f.positionMm, normal) })).sort((a, b) => a.d - b.d);
-    const halfSpacing = planeTolerance(planes.map((p) => p.d), frames[0].thicknessMm, grid);
+    const halfSpacing = planeTolerance(
+      planes.map((p) => p.d),
+      frames[0].thicknessMm,
+      grid,
+    );
     for (let k = 0; k < nz; k++) {
       for (let j = 0; j < ny; j++) {
         for (let i = 0; i < nx; i++) {

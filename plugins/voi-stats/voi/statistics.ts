@@ -144,7 +144,14 @@ export function voiFrameStatistics(grid: Grid, frame: Float32Array, mask: Uint8A
   };
 }
 
-function sphereMean(grid: Grid, frame: Float32Array, centre: number, kernel: PeakKernel, linear: Int32Array, reach: [number, number, number]): number {
+function sphereMean(
+  grid: Grid,
+  frame: Float32Array,
+  centre: number,
+  kernel: PeakKernel,
+  linear: Int32Array,
+  reach: [number, number, number],
+): number {
   const [nx, ny, nz] = grid.dims;
   const ci = centre % nx;
   const cj = Math.floor(centre / nx) % ny;

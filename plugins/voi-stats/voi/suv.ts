@@ -74,9 +74,11 @@ export function decayCorrectedDoses(info: PetDoseInfo, timing: FrameTiming[]): {
   if (!(dose! > 0)) return { unavailable: 'no RadionuclideTotalDose' };
   const frames = timing.length > 0 ? timing : [{ startMs: 0, durationMs: 0 }];
   if (decayCorrection === 'ADMIN') return { doses: frames.map(() => dose!) };
-  if (decayCorrection !== 'START' && decayCorrection !== 'NONE') return { unavailable: `DecayCorrection is ${decayCorrection ?? 'absent'} (START, ADMIN or NONE needed)` };
+  if (decayCorrection !== 'START' && decayCorrection !== 'NONE')
+    return { unavailable: `DecayCorrection is ${decayCorrection ?? 'absent'} (START, ADMIN or NONE needed)` };
   if (!(info.halfLifeSec! > 0)) return { unavailable: 'no RadionuclideHalfLife' };
-  if (info.injectionMs === undefined || info.seriesMs === undefined) return { unavailable: 'no injection time (RadiopharmaceuticalStartDateTime/Time) or SeriesDate/SeriesTime' };
+  if (info.injectionMs === undefined || info.seriesMs === undefined)
+    return { unavailable: 'no injection time (RadiopharmaceuticalStartDateTime/Time) or SeriesDate/SeriesTime' };
   const lambda = Math.LN2 / info.halfLifeSec!;
   const toSeriesSec = (info.seriesMs - info.injectionMs) / 1000;
   if (decayCorrection === 'START') return { doses: frames.map(() => dose! * Math.exp(-lambda * toSeriesSec)) };

@@ -5,7 +5,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Grid, Volume } from '../../../core/dicom/volume.ts';
 import { readNifti } from '../../../core/dicom/nifti-read.ts';
 import { encodeNifti } from '../../../core/dicom/nifti.ts';
-import { VOI_GRID, VOI_TRUTH, voiLabelMapNifti, voiPetSeries, voiSegmentation, voiTruthLabel, voiTruthValue, type VoiPetSeries } from '../../../test/fixtures/voi.ts';
+import {
+  VOI_GRID,
+  VOI_TRUTH,
+  voiLabelMapNifti,
+  voiPetSeries,
+  voiSegmentation,
+  voiTruthLabel,
+  voiTruthValue,
+  type VoiPetSeries,
+} from '../../../test/fixtures/voi.ts';
 import { labelMapOf, labelVois, parseLabelTable, resampleLabels } from './label-map.ts';
 import { computeVoiStatistics, frameTimes, toPmodTac } from './report.ts';
 import { readSegmentation, segmentationVois } from './seg.ts';
@@ -28,7 +37,8 @@ const voxels = nx * ny * nz;
 function truthVolume(): Volume {
   const frames = VOI_TRUTH.frameDurationsSec.map((_, f) => {
     const data = new Float32Array(voxels);
-    for (let k = 0; k < nz; k++) for (let j = 0; j < ny; j++) for (let i = 0; i < nx; i++) data[i + nx * (j + ny * k)] = voiTruthValue(f, i, j, k);
+    for (let k = 0; k < nz; k++)
+      for (let j = 0; j < ny; j++) for (let i = 0; i < nx; i++) data[i + nx * (j + ny * k)] = voiTruthValue(f, i, j, k);
     return data;
   });
   return {
@@ -44,7 +54,8 @@ function truthVolume(): Volume {
 
 function truthMask(label: number): Uint8Array {
   const mask = new Uint8Array(voxels);
-  for (let k = 0; k < nz; k++) for (let j = 0; j < ny; j++) for (let i = 0; i < nx; i++) mask[i + nx * (j + ny * k)] = voiTruthLabel(i, j, k) === label ? 1 : 0;
+  for (let k = 0; k < nz; k++)
+    for (let j = 0; j < ny; j++) for (let i = 0; i < nx; i++) mask[i + nx * (j + ny * k)] = voiTruthLabel(i, j, k) === label ? 1 : 0;
   return mask;
 }
 
@@ -67,7 +78,11 @@ describe('VOIs from a label map, a SEG and shapes', () => {
       expect(Array.from(image.affine)).toEqual([-1, 0, 0, 17, 0, -1.25, 0, 27.5, 0, 0, 3, -50, 0, 0, 0, 1]);
       const labels = resampleLabels(labelMapOf(image), grid);
       const vois = labelVois(labels, parseLabelTable('1 hot\n2 "cold region"\n3 absent\n'));
-      expect(vois.map((v) => [v.name, v.label])).toEqual([['hot', 1], ['cold region', 2], ['absent', 3]]);
+      expect(vois.map((v) => [v.name, v.label])).toEqual([
+        ['hot', 1],
+        ['cold region', 2],
+        ['absent', 3],
+      ]);
       expect(vois[0].mask).toEqual(truthMask(1));
       expect(vois[1].mask).toEqual(truthMask(2));
       expect(vois[2].mask.includes(1)).toBe(false);
@@ -76,8 +91,16 @@ describe('VOIs from a label map, a SEG and shapes', () => {
 
   it('reads back what core/dicom/nifti.ts writes (rows flipped, sform and qform) onto the original grid', () => {
     const labels = new Float32Array(voxels);
-    for (let k = 0; k < nz; k++) for (let j = 0; j < ny; j++) for (let i = 0; i < nx; i++) labels[i + nx * (j + ny * k)] = voiTruthLabel(i, j, k);
-    const bytes = encodeNifti({ ...grid, frames: [labels], timing: [], sources: [], varyingRescale: false, rescale: { slope: 1, intercept: 0 } });
+    for (let k = 0; k < nz; k++)
+      for (let j = 0; j < ny; j++) for (let i = 0; i < nx; i++) labels[i + nx * (j + ny * k)] = voiTruthLabel(i, j, k);
+    const bytes = encodeNifti({
+      ...grid,
+      frames: [labels],
+      timing: [],
+      sources: [],
+      varyingRescale: false,
+      rescale: { slope: 1, intercept: 0 },
+    });
     const sformFile = path.join(root, 'written.nii');
     fs.writeFileSync(sformFile, bytes);
     const expected = Int32Array.from(labels);
@@ -95,11 +118,17 @@ describe('VOIs from a label map, a SEG and shapes', () => {
 
   it('without a table, every label present becomes a VOI named after its value', () => {
     const labels = new Int32Array([0, 5, 5, 2, 0]);
-    expect(labelVois(labels).map((v) => [v.name, Array.from(v.mask)])).toEqual([['label 2', [0, 0, 0, 1, 0]], ['label 5', [0, 1, 1, 0, 0]]]);
+    expect(labelVois(labels).map((v) => [v.name, Array.from(v.mask)])).toEqual([
+      ['label 2', [0, 0, 0, 1, 0]],
+      ['label 5', [0, 1, 1, 0, 0]],
+    ]);
   });
 
   it('reads label tables as JSON, FreeSurfer LUT and ITK-SNAP lines', () => {
-    expect([...parseLabelTable('{"0": "bg", "1": "a", "12": "b c"}')]).toEqual([[1, 'a'], [12, 'b c']]);
+    expect([...parseLabelTable('{"0": "bg", "1": "a", "12": "b c"}')]).toEqual([
+      [1, 'a'],
+      [12, 'b c'],
+    ]);
     expect([...parseLabelTable('# comment\n  0  Unknown 0 0 0 0\n17 Left-Hippocampus 220 216 20 0\n')]).toEqual([[17, 'Left-Hippocampus']]);
     expect([...parseLabelTable('    1   255    0    0        1  1  1    "Left caudate"\n')]).toEqual([[1, 'Left caudate']]);
     expect(() => parseLabelTable('x striatum')).toThrow(/line 1/);
@@ -113,7 +142,10 @@ describe('VOIs from a label map, a SEG and shapes', () => {
     expect(seg.frames.length).toBe(10);
     expect((seg.rows * seg.columns) % 8).not.toBe(0);
     const vois = segmentationVois(seg, grid);
-    expect(vois.map((v) => [v.name, v.label, v.source])).toEqual([['hot', 1, 'seg'], ['cold', 2, 'seg']]);
+    expect(vois.map((v) => [v.name, v.label, v.source])).toEqual([
+      ['hot', 1, 'seg'],
+      ['cold', 2, 'seg'],
+    ]);
     expect(vois[0].mask).toEqual(truthMask(1));
     expect(vois[1].mask).toEqual(truthMask(2));
   });
@@ -133,14 +165,24 @@ describe('VOIs from a label map, a SEG and shapes', () => {
   it('rasterises spheres and boxes in LPS mm by voxel centre', () => {
     // Lattice points within radius 10 of a lattice point, counted directly: 4169.
     let lattice = 0;
-    for (let a = -10; a <= 10; a++) for (let b = -10; b <= 10; b++) for (let c = -10; c <= 10; c++) if (a * a + b * b + c * c <= 100) lattice++;
-    const fine: Grid = { dims: [40, 40, 40], spacingMm: [1, 1, 1], affine: new Float64Array([1, 0, 0, -100, 0, 1, 0, 50, 0, 0, 1, 7, 0, 0, 0, 1]) };
+    for (let a = -10; a <= 10; a++)
+      for (let b = -10; b <= 10; b++) for (let c = -10; c <= 10; c++) if (a * a + b * b + c * c <= 100) lattice++;
+    const fine: Grid = {
+      dims: [40, 40, 40],
+      spacingMm: [1, 1, 1],
+      affine: new Float64Array([1, 0, 0, -100, 0, 1, 0, 50, 0, 0, 1, 7, 0, 0, 0, 1]),
+    };
     const sphere = shapeVoi(fine, { kind: 'sphere', name: 's', centerMm: [-80, 70, 27], radiusMm: 10 });
     expect(sphere.mask.reduce((a, b) => a + b, 0)).toBe(lattice);
     expect(lattice).toBe(4169);
     // The cold region's box, with corners half a voxel outside its outer voxel centres.
     const [x0, y0, z0] = VOI_GRID.originMm;
-    const box = shapeVoi(grid, { kind: 'box', name: 'b', cornerMm: [x0 + 15 * 2 - 1, y0 + 15 * 2.5 + 1.25, z0 + 2 * 3 - 1.5], oppositeCornerMm: [x0 + 19 * 2 + 1, y0 + 10 * 2.5 - 1.25, z0 + 5 * 3 + 1.5] });
+    const box = shapeVoi(grid, {
+      kind: 'box',
+      name: 'b',
+      cornerMm: [x0 + 15 * 2 - 1, y0 + 15 * 2.5 + 1.25, z0 + 2 * 3 - 1.5],
+      oppositeCornerMm: [x0 + 19 * 2 + 1, y0 + 10 * 2.5 - 1.25, z0 + 5 * 3 + 1.5],
+    });
     expect(box.mask).toEqual(truthMask(2));
   });
 });
@@ -148,14 +190,28 @@ describe('VOIs from a label map, a SEG and shapes', () => {
 describe('statistics', () => {
   it('gives exact mean, SD, min, max, median, count and volume per region and frame', () => {
     const volume = truthVolume();
-    const result = computeVoiStatistics(volume, [{ name: 'hot', source: 'label-map', label: 1, mask: truthMask(1) }, { name: 'cold', source: 'label-map', label: 2, mask: truthMask(2) }], undefined);
+    const result = computeVoiStatistics(
+      volume,
+      [
+        { name: 'hot', source: 'label-map', label: 1, mask: truthMask(1) },
+        { name: 'cold', source: 'label-map', label: 2, mask: truthMask(2) },
+      ],
+      undefined,
+    );
     const [hot, cold] = result.vois;
     expect(hot.voxels).toBe(288);
     expect(hot.volumeMl).toBeCloseTo(288 * VOI_GRID.voxelMl, 12);
     expect(cold.voxels).toBe(120);
     expect(cold.volumeMl).toBeCloseTo(1.8, 12);
     VOI_TRUTH.frameDurationsSec.forEach((_, f) => {
-      expect(hot.frames[f]).toMatchObject({ mean: VOI_TRUTH.hot.values[f], sd: 0, min: VOI_TRUTH.hot.values[f], max: VOI_TRUTH.hot.values[f], median: VOI_TRUTH.hot.values[f], peak: VOI_TRUTH.hot.values[f] });
+      expect(hot.frames[f]).toMatchObject({
+        mean: VOI_TRUTH.hot.values[f],
+        sd: 0,
+        min: VOI_TRUTH.hot.values[f],
+        max: VOI_TRUTH.hot.values[f],
+        median: VOI_TRUTH.hot.values[f],
+        peak: VOI_TRUTH.hot.values[f],
+      });
       // Five columns of 24 voxels each: base + 0…4 steps.
       const { base, step } = { base: VOI_TRUTH.cold.base[f], step: VOI_TRUTH.cold.step[f] };
       const c = cold.frames[f];
@@ -171,7 +227,11 @@ describe('statistics', () => {
 
   it('the peak sphere holds 1 cm³ and is placed where its mean is highest, not on the hottest voxel', () => {
     expect(PEAK_SPHERE_RADIUS_MM).toBeCloseTo(6.2035, 4);
-    const iso: Grid = { dims: [30, 30, 30], spacingMm: [2, 2, 2], affine: new Float64Array([2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 1]) };
+    const iso: Grid = {
+      dims: [30, 30, 30],
+      spacingMm: [2, 2, 2],
+      affine: new Float64Array([2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 1]),
+    };
     const kernel = peakKernel(iso);
     const volumeMm3 = kernel.weights.reduce((a, b) => a + b, 0) * 8;
     expect(relativeError(volumeMm3, 1000)).toBeLessThan(0.005);
@@ -194,10 +254,20 @@ describe('frame times and SUV', () => {
   it('takes frame times from FrameReferenceTime and ActualFrameDuration, not the timing a converter got from AcquisitionTime', () => {
     const volume = truthVolume();
     const reference = VOI_TRUTH.frameStartsSec.map((s, f) => (s + VOI_TRUTH.frameDurationsSec[f] / 2) * 1000);
-    expect(frameTimes(volume.timing, 4, reference).map((t) => [t.startS, t.endS, t.midS])).toEqual([[0, 30, 15], [30, 60, 45], [60, 120, 90], [120, 240, 180]]);
+    expect(frameTimes(volume.timing, 4, reference).map((t) => [t.startS, t.endS, t.midS])).toEqual([
+      [0, 30, 15],
+      [30, 60, 45],
+      [60, 120, 90],
+      [120, 240, 180],
+    ]);
     // A gap after frame 2: reference times outside back-to-back frames are taken as mid-times.
     const gapped = [15000, 45000, 390000, 480000];
-    expect(frameTimes(volume.timing, 4, gapped).map((t) => [t.startS, t.endS])).toEqual([[0, 30], [30, 60], [360, 420], [420, 540]]);
+    expect(frameTimes(volume.timing, 4, gapped).map((t) => [t.startS, t.endS])).toEqual([
+      [0, 30],
+      [30, 60],
+      [360, 420],
+      [420, 540],
+    ]);
     // Timing that agrees with the reference times is kept, gaps and all.
     const measured = [0, 30000, 360000, 420000].map((startMs, f) => ({ startMs, durationMs: volume.timing[f].durationMs }));
     expect(frameTimes(measured, 4, [14000, 46000, 389000, 481000]).map((t) => t.startS)).toEqual([0, 30, 360, 420]);
@@ -243,7 +313,7 @@ describe('frame times and SUV', () => {
       const d = durationMs / 1000;
       let integral = 0;
       for (let n = 0; n <= 1000; n++) integral += (n === 0 || n === 1000 ? 1 : n % 2 ? 4 : 2) * Math.exp(-lambda * (t0 + (n * d) / 1000));
-      const mean = 350e6 * ((integral * d) / 3000) / d;
+      const mean = (350e6 * ((integral * d) / 3000)) / d;
       expect(relativeError(none.doses[f], mean)).toBeLessThan(1e-12);
     });
   });
@@ -259,9 +329,19 @@ describe('frame times and SUV', () => {
 
   it('writes the PMOD TAC table in kBq/cc', () => {
     const volume = truthVolume();
-    const result = computeVoiStatistics(volume, [{ name: 'hot', source: 'label-map', mask: truthMask(1) }, { name: 'cold\tregion', source: 'box', mask: truthMask(2) }], info, {
-      frameReferenceTimesMs: [15000, 45000, 90000, 180000],
-    });
-    expect(toPmodTac(result)).toBe('start[seconds]\tend[kBq/cc]\thot\tcold region\n0\t30\t1\t0.52\n30\t60\t4\t0.84\n60\t120\t9\t1.08\n120\t240\t12\t1.2\n');
+    const result = computeVoiStatistics(
+      volume,
+      [
+        { name: 'hot', source: 'label-map', mask: truthMask(1) },
+        { name: 'cold\tregion', source: 'box', mask: truthMask(2) },
+      ],
+      info,
+      {
+        frameReferenceTimesMs: [15000, 45000, 90000, 180000],
+      },
+    );
+    expect(toPmodTac(result)).toBe(
+      'start[seconds]\tend[kBq/cc]\thot\tcold region\n0\t30\t1\t0.52\n30\t60\t4\t0.84\n60\t120\t9\t1.08\n120\t240\t12\t1.2\n',
+    );
   });
 });

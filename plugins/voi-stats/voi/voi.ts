@@ -38,9 +38,12 @@ export type ShapeVoi = SphereVoi | BoxVoi;
  */
 export function shapeVoi(grid: Grid, shape: ShapeVoi): Voi {
   const [lo, hi] = boundsMm(shape);
-  const inside = shape.kind === 'sphere'
-    ? (p: Vec3) => (p[0] - shape.centerMm[0]) ** 2 + (p[1] - shape.centerMm[1]) ** 2 + (p[2] - shape.centerMm[2]) ** 2 <= shape.radiusMm ** 2 * (1 + 1e-12)
-    : (p: Vec3) => p.every((v, a) => v >= lo[a] - 1e-9 && v <= hi[a] + 1e-9);
+  const inside =
+    shape.kind === 'sphere'
+      ? (p: Vec3) =>
+          (p[0] - shape.centerMm[0]) ** 2 + (p[1] - shape.centerMm[1]) ** 2 + (p[2] - shape.centerMm[2]) ** 2 <=
+          shape.radiusMm ** 2 * (1 + 1e-12)
+      : (p: Vec3) => p.every((v, a) => v >= lo[a] - 1e-9 && v <= hi[a] + 1e-9);
   const mask = new Uint8Array(voxelCount(grid));
   const [nx, ny] = grid.dims;
   const [i0, i1, j0, j1, k0, k1] = indexBounds(grid, lo, hi);
@@ -59,11 +62,17 @@ function boundsMm(shape: ShapeVoi): [Vec3, Vec3] {
   if (shape.kind === 'sphere') {
     const [x, y, z] = shape.centerMm;
     const r = shape.radiusMm;
-    return [[x - r, y - r, z - r], [x + r, y + r, z + r]];
+    return [
+      [x - r, y - r, z - r],
+      [x + r, y + r, z + r],
+    ];
   }
   const a = shape.cornerMm;
   const b = shape.oppositeCornerMm;
-  return [[Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.min(a[2], b[2])], [Math.max(a[0], b[0]), Math.max(a[1], b[1]), Math.max(a[2], b[2])]];
+  return [
+    [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.min(a[2], b[2])],
+    [Math.max(a[0], b[0]), Math.max(a[1], b[1]), Math.max(a[2], b[2])],
+  ];
 }
 
 /** Index ranges (inclusive, clamped to the grid) covering an LPS box, whatever the orientation. */

@@ -48,7 +48,10 @@ export type InstanceEncoding = { kind: 'original' } | { kind: 'transcode'; trans
 export function negotiateInstances(header: string | undefined, storedSyntaxes: readonly string[]): (stored: string) => InstanceEncoding {
   for (const range of parseAccept(header)) {
     const type = (range.parameters.type ?? 'application/dicom').toLowerCase();
-    const fits = range.mediaType === '*/*' || range.mediaType === 'multipart/*' || (range.mediaType === 'multipart/related' && type === 'application/dicom');
+    const fits =
+      range.mediaType === '*/*' ||
+      range.mediaType === 'multipart/*' ||
+      (range.mediaType === 'multipart/related' && type === 'application/dicom');
     if (!fits) continue;
     const wanted = range.parameters['transfer-syntax'];
     if (wanted === undefined || wanted === '*') return () => ({ kind: 'original' });
@@ -57,14 +60,19 @@ export function negotiateInstances(header: string | undefined, storedSyntaxes: r
       return (stored) => (stored === wanted ? { kind: 'original' } : { kind: 'transcode', transferSyntaxUid: wanted });
     }
   }
-  throw notAcceptable(header, `multipart/related; type="application/dicom" in transfer syntax ${[...new Set(storedSyntaxes)].join(', ')} (as stored), ${EXPLICIT_VR_LE} or ${IMPLICIT_VR_LE}`);
+  throw notAcceptable(
+    header,
+    `multipart/related; type="application/dicom" in transfer syntax ${[...new Set(storedSyntaxes)].join(', ')} (as stored), ${EXPLICIT_VR_LE} or ${IMPLICIT_VR_LE}`,
+  );
 }
 
 /** Frames and pixel bulk data: as stored (native bytes or the compressed codestream), or decoded to native. */
 export function negotiateFrames(header: string | undefined, storedSyntax: string): { decode: boolean } {
   const stored = frameMediaType(storedSyntax);
   for (const range of parseAccept(header)) {
-    const type = (range.parameters.type ?? (range.mediaType === 'multipart/related' ? 'application/octet-stream' : range.mediaType)).toLowerCase();
+    const type = (
+      range.parameters.type ?? (range.mediaType === 'multipart/related' ? 'application/octet-stream' : range.mediaType)
+    ).toLowerCase();
     const wanted = range.parameters['transfer-syntax'];
     if (range.mediaType !== 'multipart/related' && range.mediaType !== '*/*' && range.mediaType !== 'multipart/*') continue;
     if (type === '*/*' || wanted === '*') return { decode: false };
@@ -74,7 +82,10 @@ export function negotiateFrames(header: string | undefined, storedSyntax: string
     }
     if (type === stored && (wanted === undefined || wanted === storedSyntax)) return { decode: false };
   }
-  throw notAcceptable(header, `multipart/related; type="${stored}"${stored === 'application/octet-stream' ? '' : ' (as stored) or type="application/octet-stream" (decoded)'}`);
+  throw notAcceptable(
+    header,
+    `multipart/related; type="${stored}"${stored === 'application/octet-stream' ? '' : ' (as stored) or type="application/octet-stream" (decoded)'}`,
+  );
 }
 
 /** Rendered images: JPEG (the default) or PNG. */

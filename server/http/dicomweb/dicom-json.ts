@@ -118,7 +118,10 @@ export function datasetFromDcmjs(dict: DcmjsDict, bulk: BulkDataPolicy | undefin
       continue;
     }
     const values = (Value ?? []).map((v) => (typeof v === 'string' && NUMBER_VRS.has(vr) ? numberOrText(v.trim()) : v));
-    out[upper] = values.length > 0 && values.some((v) => v !== '' && v !== null && v !== undefined) ? { vr, Value: values.map((v) => (v === '' ? null : v)) } : { vr };
+    out[upper] =
+      values.length > 0 && values.some((v) => v !== '' && v !== null && v !== undefined)
+        ? { vr, Value: values.map((v) => (v === '' ? null : v)) }
+        : { vr };
   }
   return out;
 }

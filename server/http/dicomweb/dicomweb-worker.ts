@@ -17,7 +17,9 @@ import { datasetFromDcmjs, type DcmjsDict, type DicomJsonDataset } from './dicom
 const { DicomMessage } = dcmjs.data;
 
 const asArrayBuffer = (bytes: Buffer): ArrayBuffer =>
-  bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? (bytes.buffer as ArrayBuffer) : (Uint8Array.prototype.slice.call(bytes).buffer as ArrayBuffer);
+  bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+    ? (bytes.buffer as ArrayBuffer)
+    : (Uint8Array.prototype.slice.call(bytes).buffer as ArrayBuffer);
 
 /** Binary values up to this size are inlined in metadata; larger ones get a BulkDataURI. */
 const INLINE_MAX_BYTES = 1024;
@@ -54,13 +56,18 @@ export async function frames(task: { path: string; numbers: number[]; decode: bo
   const ts = transferSyntaxOf(dataSet);
   const pixel = imagePixelModule(dataSet);
   for (const n of task.numbers) {
-    if (n < 1 || n > pixel.numberOfFrames) throw dfError('DF_ERR_NOT_FOUND', `frame ${n} does not exist: the instance has ${pixel.numberOfFrames} frame(s)`);
+    if (n < 1 || n > pixel.numberOfFrames)
+      throw dfError('DF_ERR_NOT_FOUND', `frame ${n} does not exist: the instance has ${pixel.numberOfFrames} frame(s)`);
   }
   const element = dataSet.elements.x7fe00010;
   if (!element) throw dfError('DF_ERR_NOT_FOUND', 'the instance has no Pixel Data');
   const encapsulated = transferSyntaxByUid(ts)?.encapsulated === true;
   if (task.decode || (!encapsulated && ts === '1.2.840.10008.1.2.2')) {
-    const decoded = await decodeFrames(dataSet, ts, task.numbers.map((n) => n - 1));
+    const decoded = await decodeFrames(
+      dataSet,
+      ts,
+      task.numbers.map((n) => n - 1),
+    );
     return {
       transferSyntaxUid: '1.2.840.10008.1.2.1',
       mediaType: 'application/octet-stream',
@@ -77,7 +84,8 @@ export async function frames(task: { path: string; numbers: number[]; decode: bo
     mediaType: 'application/octet-stream',
     frames: task.numbers.map((n) => {
       const start = element.dataOffset + (n - 1) * frameBytes;
-      if (start + frameBytes > element.dataOffset + element.length) throw dfError('DF_ERR_PIXEL_DECODE', `Pixel Data is too short for frame ${n}`);
+      if (start + frameBytes > element.dataOffset + element.length)
+        throw dfError('DF_ERR_PIXEL_DECODE', `Pixel Data is too short for frame ${n}`);
       return bytes.subarray(start, start + frameBytes).slice();
     }),
   };
@@ -107,7 +115,8 @@ export interface RenderTask {
 /** One frame through the display pipeline (core/dicom/render.ts), as JPEG or PNG. */
 export async function rendered(task: RenderTask): Promise<Uint8Array> {
   const image = readDisplayImage(await readFile(task.path));
-  if (task.frame < 1 || task.frame > image.numberOfFrames) throw dfError('DF_ERR_NOT_FOUND', `frame ${task.frame} does not exist: the instance has ${image.numberOfFrames} frame(s)`);
+  if (task.frame < 1 || task.frame > image.numberOfFrames)
+    throw dfError('DF_ERR_NOT_FOUND', `frame ${task.frame} does not exist: the instance has ${image.numberOfFrames} frame(s)`);
   const frame = await renderFrame(image, task.frame - 1, { window: task.window });
   let encoded = await encodeFrame(frame, task.format, task.quality);
   if (task.viewport && (frame.width > task.viewport.width || frame.height > task.viewport.height)) {
@@ -142,6 +151,10 @@ export default async function run(call: WorkerCall): Promise<WorkerReply> {
     return { ok: true, value: await tasks[call.name](call.arg) };
   } catch (err) {
     const e = err as Error & { code?: string };
-    return { ok: false, code: typeof e.code === 'string' && e.code.startsWith('DF_ERR_') ? e.code : undefined, message: e.message?.replace(/^DF_ERR_[A-Z_]+: /, '') ?? String(err) };
+    return {
+      ok: false,
+      code: typeof e.code === 'string' && e.code.startsWith('DF_ERR_') ? e.code : undefined,
+      message: e.message?.replace(/^DF_ERR_[A-Z_]+: /, '') ?? String(err),
+    };
   }
 }

@@ -5,7 +5,8 @@ export function frameMediaType(transferSyntaxUid: string): string {
   const ts = transferSyntaxByUid(transferSyntaxUid);
   if (!ts?.encapsulated) return 'application/octet-stream';
   const uid = transferSyntaxUid;
-  if (['1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.51', '1.2.840.10008.1.2.4.57', '1.2.840.10008.1.2.4.70'].includes(uid)) return 'image/jpeg';
+  if (['1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.51', '1.2.840.10008.1.2.4.57', '1.2.840.10008.1.2.4.70'].includes(uid))
+    return 'image/jpeg';
   if (uid === '1.2.840.10008.1.2.4.80' || uid === '1.2.840.10008.1.2.4.81') return 'image/jls';
   if (uid === '1.2.840.10008.1.2.4.90' || uid === '1.2.840.10008.1.2.4.91') return 'image/jp2';
   if (uid === '1.2.840.10008.1.2.4.92' || uid === '1.2.840.10008.1.2.4.93') return 'image/jpx';
@@ -16,4 +17,3 @@ export function frameMediaType(transferSyntaxUid: string): string {
   if (uid.startsWith('1.2.840.10008.1.2.4.10')) return 'video/mp4';
   return 'application/octet-stream';
 }
-

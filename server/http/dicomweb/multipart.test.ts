@@ -45,7 +45,14 @@ describe('MultipartReader', () => {
     const whole = body(tricky);
     let seed = 1;
     const random = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
-    for (const sizes of [() => whole.length, () => 1, () => 13, () => 17, () => 1 + Math.floor(random() * 64), () => 1 + Math.floor(random() * 4096)]) {
+    for (const sizes of [
+      () => whole.length,
+      () => 1,
+      () => 13,
+      () => 17,
+      () => 1 + Math.floor(random() * 64),
+      () => 1 + Math.floor(random() * 4096),
+    ]) {
       const { parts, types } = read(whole, sizes);
       expect(parts.map((p) => p.toString('hex'))).toEqual(tricky.map((p) => p.toString('hex')));
       expect(types).toEqual(['application/dicom', 'application/dicom', 'application/dicom']);

@@ -105,10 +105,7 @@ export function splitOutsideQuotes(text: string, separator: string): string[] {
   return out;
 }
 
-export type MultipartEvent =
-  | { kind: 'part'; headers: Record<string, string> }
-  | { kind: 'data'; bytes: Buffer }
-  | { kind: 'end' };
+export type MultipartEvent = { kind: 'part'; headers: Record<string, string> } | { kind: 'data'; bytes: Buffer } | { kind: 'end' };
 
 const MAX_HEADER_BYTES = 16 * 1024;
 const CRLF = Buffer.from('\r\n');
@@ -125,7 +122,8 @@ export class MultipartReader {
 
   constructor(boundary: string) {
     // RFC 2046 5.1.1 says at most 70 characters, but Orthanc's DICOMweb plugin sends 73: be liberal.
-    if (!/^[ -~]{1,200}$/.test(boundary)) throw dfError('DF_ERR_REQUEST_INVALID', 'the multipart boundary is missing or not 1–200 printable characters (RFC 2046 5.1.1)');
+    if (!/^[ -~]{1,200}$/.test(boundary))
+      throw dfError('DF_ERR_REQUEST_INVALID', 'the multipart boundary is missing or not 1–200 printable characters (RFC 2046 5.1.1)');
     this.delimiter = Buffer.from(`\r\n--${boundary}`, 'latin1');
     // The first delimiter may open the body without the CRLF before it.
     this.pending = Buffer.from('\r\n');
@@ -160,7 +158,8 @@ export class MultipartReader {
         if (at < 0) {
           // Keep what could be the start of a delimiter split across chunks.
           const keep = Math.min(this.pending.length, this.delimiter.length - 1);
-          if (this.state === 'body' && this.pending.length > keep) events.push({ kind: 'data', bytes: this.pending.subarray(0, this.pending.length - keep) });
+          if (this.state === 'body' && this.pending.length > keep)
+            events.push({ kind: 'data', bytes: this.pending.subarray(0, this.pending.length - keep) });
           this.pending = this.pending.subarray(this.pending.length - keep);
           return events;
         }
@@ -191,7 +190,8 @@ export class MultipartReader {
       // headers
       const end = this.pending.subarray(0, 2).equals(CRLF) ? -2 : this.pending.indexOf(HEADER_END);
       if (end === -1) {
-        if (this.pending.length > MAX_HEADER_BYTES) throw dfError('DF_ERR_REQUEST_INVALID', `a multipart part's headers exceed ${MAX_HEADER_BYTES} bytes`);
+        if (this.pending.length > MAX_HEADER_BYTES)
+          throw dfError('DF_ERR_REQUEST_INVALID', `a multipart part's headers exceed ${MAX_HEADER_BYTES} bytes`);
         return events;
       }
       const text = end === -2 ? '' : this.pending.toString('latin1', 0, end);

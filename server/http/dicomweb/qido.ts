@@ -40,12 +40,42 @@ const RESERVED = new Set(['limit', 'offset', 'fuzzymatching', 'includefield', 'o
 // PS3.18 Tables 10.6.3-3 to -5: the attributes every match carries, of those the index keeps.
 const defaultsOf: Record<QidoLevel, string[]> = {
   STUDY: [
-    'StudyDate', 'StudyTime', 'AccessionNumber', 'InstanceAvailability', 'ModalitiesInStudy', 'ReferringPhysicianName', 'PatientName',
-    'PatientID', 'PatientBirthDate', 'PatientSex', 'StudyInstanceUID', 'StudyID', 'StudyDescription', 'NumberOfStudyRelatedSeries',
+    'StudyDate',
+    'StudyTime',
+    'AccessionNumber',
+    'InstanceAvailability',
+    'ModalitiesInStudy',
+    'ReferringPhysicianName',
+    'PatientName',
+    'PatientID',
+    'PatientBirthDate',
+    'PatientSex',
+    'StudyInstanceUID',
+    'StudyID',
+    'StudyDescription',
+    'NumberOfStudyRelatedSeries',
     'NumberOfStudyRelatedInstances',
   ],
-  SERIES: ['Modality', 'SeriesDescription', 'SeriesInstanceUID', 'SeriesNumber', 'NumberOfSeriesRelatedInstances', 'PerformedProcedureStepStartDate', 'StudyInstanceUID'],
-  IMAGE: ['SOPClassUID', 'SOPInstanceUID', 'InstanceAvailability', 'InstanceNumber', 'Rows', 'Columns', 'NumberOfFrames', 'StudyInstanceUID', 'SeriesInstanceUID'],
+  SERIES: [
+    'Modality',
+    'SeriesDescription',
+    'SeriesInstanceUID',
+    'SeriesNumber',
+    'NumberOfSeriesRelatedInstances',
+    'PerformedProcedureStepStartDate',
+    'StudyInstanceUID',
+  ],
+  IMAGE: [
+    'SOPClassUID',
+    'SOPInstanceUID',
+    'InstanceAvailability',
+    'InstanceNumber',
+    'Rows',
+    'Columns',
+    'NumberOfFrames',
+    'StudyInstanceUID',
+    'SeriesInstanceUID',
+  ],
 };
 
 const LEVEL_OF_INDEXED: Record<string, QueryLevel> = { PATIENT: 'PATIENT', STUDY: 'STUDY', SERIES: 'SERIES', IMAGE: 'IMAGE' };
@@ -60,7 +90,8 @@ function levelOfKeyword(keyword: string): QidoLevel | 'RESPONSE' | undefined {
   return level === 'PATIENT' ? 'STUDY' : (level as QidoLevel);
 }
 
-const single = (value: QueryValue): string | undefined => (value === undefined ? undefined : String(Array.isArray(value) ? value[value.length - 1] : value));
+const single = (value: QueryValue): string | undefined =>
+  value === undefined ? undefined : String(Array.isArray(value) ? value[value.length - 1] : value);
 
 function nonNegativeInteger(name: string, value: QueryValue): number | undefined {
   const text = single(value);
@@ -76,7 +107,8 @@ export async function search(source: QuerySource, request: QidoRequest): Promise
   const limit = nonNegativeInteger('limit', query.limit);
   const offset = nonNegativeInteger('offset', query.offset) ?? 0;
   const fuzzy = single(query.fuzzymatching);
-  if (fuzzy !== undefined && fuzzy !== 'false' && fuzzy !== 'true') throw dfError('DF_ERR_QUERY_INVALID', `fuzzymatching must be true or false, not ${JSON.stringify(fuzzy)}`);
+  if (fuzzy !== undefined && fuzzy !== 'false' && fuzzy !== 'true')
+    throw dfError('DF_ERR_QUERY_INVALID', `fuzzymatching must be true or false, not ${JSON.stringify(fuzzy)}`);
   // PS3.18 8.3.4.6: a server without fuzzy matching matches exactly and says so.
   if (fuzzy === 'true') warnings.push('fuzzymatching is not supported; person names were matched literally');
   if (query.orderby !== undefined) warnings.push('orderby is not supported; matches are in index order');
@@ -89,7 +121,18 @@ export async function search(source: QuerySource, request: QidoRequest): Promise
     return at === 'RESPONSE' || (at !== undefined && levelDepth[at] <= depth);
   };
   // /series and /instances also describe the study (and series) each match belongs to (PS3.18 10.6.3.3.1).
-  const scope: QidoLevel[] = level === 'STUDY' ? ['STUDY'] : level === 'SERIES' ? (request.studyInstanceUid ? ['SERIES'] : ['STUDY', 'SERIES']) : request.seriesInstanceUid ? ['IMAGE'] : request.studyInstanceUid ? ['SERIES', 'IMAGE'] : ['STUDY', 'SERIES', 'IMAGE'];
+  const scope: QidoLevel[] =
+    level === 'STUDY'
+      ? ['STUDY']
+      : level === 'SERIES'
+        ? request.studyInstanceUid
+          ? ['SERIES']
+          : ['STUDY', 'SERIES']
+        : request.seriesInstanceUid
+          ? ['IMAGE']
+          : request.studyInstanceUid
+            ? ['SERIES', 'IMAGE']
+            : ['STUDY', 'SERIES', 'IMAGE'];
   for (const l of scope) for (const keyword of defaultsOf[l]) returnKeys.add(keyword);
 
   const problems: string[] = [];
@@ -141,7 +184,8 @@ export async function search(source: QuerySource, request: QidoRequest): Promise
     // Attributes the index keeps but C-FIND does not match on: from the rows themselves.
     for (const keyword of returnKeys) {
       if (response[keyword] !== undefined && response[keyword] !== '') continue;
-      const value = rows.instance?.[keyword] ?? rows.series?.[keyword] ?? rows.study?.[keyword] ?? rows.patient?.[keyword] ?? extras[keyword];
+      const value =
+        rows.instance?.[keyword] ?? rows.series?.[keyword] ?? rows.study?.[keyword] ?? rows.patient?.[keyword] ?? extras[keyword];
       if (value !== undefined && value !== null) response[keyword] = value;
     }
     const study = rows.study?.StudyInstanceUID ?? '';
@@ -160,11 +204,19 @@ export async function search(source: QuerySource, request: QidoRequest): Promise
 
 function includeFields(value: QueryValue): string[] {
   if (value === undefined) return [];
-  return (Array.isArray(value) ? value : [String(value)]).flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+  return (Array.isArray(value) ? value : [String(value)])
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter((v) => v !== '');
 }
 
 function allKeywords(): string[] {
-  return [...new Set([...queryKeys.filter((k) => k.level !== 'RESPONSE' || k.keyword === 'InstanceAvailability').map((k) => k.keyword), ...indexedAttributeByKeyword.keys()])];
+  return [
+    ...new Set([
+      ...queryKeys.filter((k) => k.level !== 'RESPONSE' || k.keyword === 'InstanceAvailability').map((k) => k.keyword),
+      ...indexedAttributeByKeyword.keys(),
+    ]),
+  ];
 }
 
 interface Match {
@@ -185,11 +237,21 @@ async function matchRows(source: QuerySource, parsed: ParsedQuery): Promise<Matc
   const studies = new Map<string, StudyRow>();
   // Below the study level every study of the scope is read: its row answers the study keys.
   const studyFilter =
-    parsed.level === 'STUDY' ? filter : filter.studyInstanceUids ? { studyInstanceUids: filter.studyInstanceUids } : filter.patientId ? { patientId: filter.patientId } : {};
+    parsed.level === 'STUDY'
+      ? filter
+      : filter.studyInstanceUids
+        ? { studyInstanceUids: filter.studyInstanceUids }
+        : filter.patientId
+          ? { patientId: filter.patientId }
+          : {};
   for (const s of await source.studies(studyFilter)) {
     studies.set(s.study.StudyInstanceUID ?? '', s);
   }
-  const studyRow = (s: StudyRow) => ({ ...s.study, ModalitiesInStudy: s.modalitiesInStudy.join('\\'), SOPClassesInStudy: s.sopClassesInStudy.join('\\') });
+  const studyRow = (s: StudyRow) => ({
+    ...s.study,
+    ModalitiesInStudy: s.modalitiesInStudy.join('\\'),
+    SOPClassesInStudy: s.sopClassesInStudy.join('\\'),
+  });
   const out: Match[] = [];
   if (parsed.level === 'STUDY') {
     for (const s of studies.values()) {
@@ -216,7 +278,10 @@ async function matchRows(source: QuerySource, parsed: ParsedQuery): Promise<Matc
     const { rows, extras } = rowsOf(i);
     const all: Rows = { ...rows, instance: i.instance };
     if (!matchesRow(parsed, all)) continue;
-    out.push({ rows: all, extras: { ...extras, NumberOfSeriesRelatedInstances: String(seriesCounts.get(i.series.SeriesInstanceUID ?? '') ?? 0) } });
+    out.push({
+      rows: all,
+      extras: { ...extras, NumberOfSeriesRelatedInstances: String(seriesCounts.get(i.series.SeriesInstanceUID ?? '') ?? 0) },
+    });
   }
   return out;
 }

@@ -45,7 +45,15 @@ const paramsOf = (...names: ('study' | 'series' | 'instance' | 'frames' | 'tag')
       ...Object.fromEntries(
         names.map((n) => [
           n,
-          n === 'frames' ? { type: 'string', pattern: '^[1-9][0-9]{0,8}(,[1-9][0-9]{0,8}){0,999}$', description: 'Frame numbers from 1, comma-separated.' } : n === 'tag' ? { type: 'string', pattern: '^[0-9A-Fa-f]{8}$' } : uid,
+          n === 'frames'
+            ? {
+                type: 'string',
+                pattern: '^[1-9][0-9]{0,8}(,[1-9][0-9]{0,8}){0,999}$',
+                description: 'Frame numbers from 1, comma-separated.',
+              }
+            : n === 'tag'
+              ? { type: 'string', pattern: '^[0-9A-Fa-f]{8}$' }
+              : uid,
         ]),
       ),
     },
@@ -58,9 +66,16 @@ const qidoQuery = {
     limit: { type: 'integer', minimum: 0, description: 'At most this many matches.' },
     offset: { type: 'integer', minimum: 0, description: 'Skip this many matches first.' },
     fuzzymatching: { type: 'boolean', description: 'Not supported: true is answered with exact matching and a Warning header.' },
-    includefield: { ...stringOrList, description: 'Attributes (keywords or tags, comma-separated or repeated) to return beyond the defaults; "all" for every attribute the index keeps.' },
+    includefield: {
+      ...stringOrList,
+      description:
+        'Attributes (keywords or tags, comma-separated or repeated) to return beyond the defaults; "all" for every attribute the index keeps.',
+    },
   },
-  additionalProperties: { ...stringOrList, description: 'A matching key: keyword or tag = value (C-FIND matching: * and ? wildcards, date/time ranges, UID lists).' },
+  additionalProperties: {
+    ...stringOrList,
+    description: 'A matching key: keyword or tag = value (C-FIND matching: * and ? wildcards, date/time ranges, UID lists).',
+  },
 } as const;
 const renderQuery = {
   type: 'object',
@@ -72,21 +87,42 @@ const renderQuery = {
       description: `center,width[,function] (function: linear, linear-exact or sigmoid), or a preset (${WINDOW_PRESET_NAMES.join(', ')}), auto or min-max. Default: the object's own window.`,
     },
     quality: { type: 'integer', minimum: 1, maximum: 100, default: 90, description: 'JPEG quality.' },
-    viewport: { type: 'string', pattern: '^[1-9][0-9]{0,4},[1-9][0-9]{0,4}$', description: 'width,height: fit the image inside this many pixels.' },
+    viewport: {
+      type: 'string',
+      pattern: '^[1-9][0-9]{0,4},[1-9][0-9]{0,4}$',
+      description: 'width,height: fit the image inside this many pixels.',
+    },
   },
 } as const;
 
 const dicomJson = { 200: { type: 'array', items: dicomJsonDatasetSchema } } as const;
-const multipart = (what: string) => ({ 200: { description: what, content: { 'multipart/related': { schema: { type: 'string', format: 'binary' } } } } }) as const;
-const image = { 200: { description: 'The rendered image', content: { 'image/jpeg': { schema: { type: 'string', format: 'binary' } }, 'image/png': { schema: { type: 'string', format: 'binary' } } } } } as const;
+const multipart = (what: string) =>
+  ({ 200: { description: what, content: { 'multipart/related': { schema: { type: 'string', format: 'binary' } } } } }) as const;
+const image = {
+  200: {
+    description: 'The rendered image',
+    content: {
+      'image/jpeg': { schema: { type: 'string', format: 'binary' } },
+      'image/png': { schema: { type: 'string', format: 'binary' } },
+    },
+  },
+} as const;
 const errors = { 401: errorReply, 403: errorReply, 404: errorReply, 406: errorReply } as const;
-const stowReply = { ...dicomJsonDatasetSchema, description: 'PS3.18 10.5.3 Store Instances Response: ReferencedSOPSequence and FailedSOPSequence.' } as const;
+const stowReply = {
+  ...dicomJsonDatasetSchema,
+  description: 'PS3.18 10.5.3 Store Instances Response: ReferencedSOPSequence and FailedSOPSequence.',
+} as const;
 
 type Params = { db: string; study?: string; series?: string; instance?: string; frames?: string; tag?: string };
 
 export async function dicomwebRoutes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
   // Decoding, rendering and transcoding are CPU-bound and synchronous: one thread of their own.
-  const pool = new Piscina({ filename: new URL('./dicomweb-worker.ts', import.meta.url).href, minThreads: 0, maxThreads: 1, idleTimeout: 30_000 });
+  const pool = new Piscina({
+    filename: new URL('./dicomweb-worker.ts', import.meta.url).href,
+    minThreads: 0,
+    maxThreads: 1,
+    idleTimeout: 30_000,
+  });
   app.addHook('onClose', async () => {
     await pool.destroy();
   });
@@ -109,7 +145,8 @@ export async function dicomwebRoutes(app: FastifyInstance, deps: HttpDeps): Prom
   // STOW-RS bodies are read as they arrive (stow.ts), never buffered whole.
   app.addContentTypeParser('multipart/related', (_request, payload, done) => done(null, payload));
 
-  const serviceUrl = (request: FastifyRequest, name: string) => `${request.protocol}://${request.host}/dicomweb/${encodeURIComponent(name)}`;
+  const serviceUrl = (request: FastifyRequest, name: string) =>
+    `${request.protocol}://${request.host}/dicomweb/${encodeURIComponent(name)}`;
   const read = { access: { database: 'read' } } satisfies { access: RouteAccess };
 
   // ---- QIDO-RS -------------------------------------------------------------------------------
@@ -129,7 +166,8 @@ export async function dicomwebRoutes(app: FastifyInstance, deps: HttpDeps): Prom
           serviceUrl: serviceUrl(request, p.db),
         });
         // PS3.18 8.3.4: what was not done as asked travels in Warning headers.
-        if (result.warnings.length > 0) reply.header('warning', result.warnings.map((w) => `299 dicomflow "${w.replace(/"/g, "'")}"`).join(', '));
+        if (result.warnings.length > 0)
+          reply.header('warning', result.warnings.map((w) => `299 dicomflow "${w.replace(/"/g, "'")}"`).join(', '));
         return reply.type('application/dicom+json').send(result.matches);
       },
     });
@@ -138,7 +176,12 @@ export async function dicomwebRoutes(app: FastifyInstance, deps: HttpDeps): Prom
   qido('/dicomweb/:db/instances', 'IMAGE', 'QIDO-RS: search for instances of all studies', paramsOf());
   qido('/dicomweb/:db/studies/:study/series', 'SERIES', "QIDO-RS: search for a study's series", paramsOf('study'));
   qido('/dicomweb/:db/studies/:study/instances', 'IMAGE', "QIDO-RS: search for a study's instances", paramsOf('study'));
-  qido('/dicomweb/:db/studies/:study/series/:series/instances', 'IMAGE', "QIDO-RS: search for a series' instances", paramsOf('study', 'series'));
+  qido(
+    '/dicomweb/:db/studies/:study/series/:series/instances',
+    'IMAGE',
+    "QIDO-RS: search for a series' instances",
+    paramsOf('study', 'series'),
+  );
 
   // ---- WADO-RS -------------------------------------------------------------------------------
 
@@ -188,11 +231,22 @@ export async function dicomwebRoutes(app: FastifyInstance, deps: HttpDeps): Prom
   const retrieve = (url: string, summary: string, params: ReturnType<typeof paramsOf>) =>
     app.get(url, {
       config: read,
-      schema: { summary, tags: TAG, params, response: { ...multipart('The instances as application/dicom parts, as stored unless a transfer-syntax was asked for'), ...errors } },
+      schema: {
+        summary,
+        tags: TAG,
+        params,
+        response: { ...multipart('The instances as application/dicom parts, as stored unless a transfer-syntax was asked for'), ...errors },
+      },
       handler: async (request, reply) => {
         // Only what the stream needs is kept while it runs, not every row's attributes.
-        const objects = (await instancesOf(request.params as Params)).map((row) => ({ file: fileOf(row), transferSyntaxUid: row.transferSyntaxUid }));
-        const encodingOf = negotiateInstances(request.headers.accept, objects.map((o) => o.transferSyntaxUid));
+        const objects = (await instancesOf(request.params as Params)).map((row) => ({
+          file: fileOf(row),
+          transferSyntaxUid: row.transferSyntaxUid,
+        }));
+        const encodingOf = negotiateInstances(
+          request.headers.accept,
+          objects.map((o) => o.transferSyntaxUid),
+        );
         return sendMultipart(
           request,
           reply,
@@ -204,7 +258,10 @@ export async function dicomwebRoutes(app: FastifyInstance, deps: HttpDeps): Prom
                 yield { contentType: `application/dicom; transfer-syntax=${object.transferSyntaxUid}`, file: object.file };
                 continue;
               }
-              const bytes = await work<Uint8Array>({ name: 'transcoded', arg: { path: object.file, transferSyntaxUid: encoding.transferSyntaxUid } });
+              const bytes = await work<Uint8Array>({
+                name: 'transcoded',
+                arg: { path: object.file, transferSyntaxUid: encoding.transferSyntaxUid },
+              });
               yield { contentType: `application/dicom; transfer-syntax=${encoding.transferSyntaxUid}`, bytes };
             }
           })(),
@@ -213,7 +270,11 @@ export async function dicomwebRoutes(app: FastifyInstance, deps: HttpDeps): Prom
     });
   retrieve('/dicomweb/:db/studies/:study', 'WADO-RS: retrieve a study', paramsOf('study'));
   retrieve('/dicomweb/:db/studies/:study/series/:series', 'WADO-RS: retrieve a series', paramsOf('study', 'series'));
-  retrieve('/dicomweb/:db/studies/:study/series/:series/instances/:instance', 'WADO-RS: retrieve an instance', paramsOf('study', 'series', 'instance'));
+  retrieve(
+    '/dicomweb/:db/studies/:study/series/:series/instances/:instance',
+    'WADO-RS: retrieve an instance',
+    paramsOf('study', 'series', 'instance'),
+  );
 
   const metadata = (url: string, summary: string, params: ReturnType<typeof paramsOf>) =>
     app.get(url, {
@@ -232,9 +293,17 @@ export async function dicomwebRoutes(app: FastifyInstance, deps: HttpDeps): Prom
         return reply.type('application/dicom+json').send(out);
       },
     });
-  metadata('/dicomweb/:db/studies/:study/metadata', "WADO-RS: a study's metadata (DICOM JSON, bulk data as BulkDataURI)", paramsOf('study'));
+  metadata(
+    '/dicomweb/:db/studies/:study/metadata',
+    "WADO-RS: a study's metadata (DICOM JSON, bulk data as BulkDataURI)",
+    paramsOf('study'),
+  );
   metadata('/dicomweb/:db/studies/:study/series/:series/metadata', "WADO-RS: a series' metadata", paramsOf('study', 'series'));
-  metadata('/dicomweb/:db/studies/:study/series/:series/instances/:instance/metadata', "WADO-RS: an instance's metadata", paramsOf('study', 'series', 'instance'));
+  metadata(
+    '/dicomweb/:db/studies/:study/series/:series/instances/:instance/metadata',
+    "WADO-RS: an instance's metadata",
+    paramsOf('study', 'series', 'instance'),
+  );
 
   const sendFrames = async (request: FastifyRequest, reply: FastifyReply, row: InstanceRow, numbers: number[]) => {
     const { decode } = negotiateFrames(request.headers.accept, row.transferSyntaxUid);
@@ -253,7 +322,8 @@ export async function dicomwebRoutes(app: FastifyInstance, deps: HttpDeps): Prom
   app.get('/dicomweb/:db/studies/:study/series/:series/instances/:instance/frames/:frames', {
     config: read,
     schema: {
-      summary: 'WADO-RS: frames of an instance, as stored (native or compressed) or decoded to native bytes (type="application/octet-stream")',
+      summary:
+        'WADO-RS: frames of an instance, as stored (native or compressed) or decoded to native bytes (type="application/octet-stream")',
       tags: TAG,
       params: paramsOf('study', 'series', 'instance', 'frames'),
       response: { ...multipart('One part per frame'), ...errors },
@@ -279,7 +349,12 @@ export async function dicomwebRoutes(app: FastifyInstance, deps: HttpDeps): Prom
       const tag = p.tag!.toUpperCase();
       if (tag === '7FE00010') {
         const count = Math.max(1, Number(row.instance.NumberOfFrames) || 1);
-        return sendFrames(request, reply, row, Array.from({ length: count }, (_, i) => i + 1));
+        return sendFrames(
+          request,
+          reply,
+          row,
+          Array.from({ length: count }, (_, i) => i + 1),
+        );
       }
       const bytes = await work<Uint8Array>({ name: 'bulkValue', arg: { path: fileOf(row), tag } });
       return sendMultipart(
@@ -297,7 +372,14 @@ export async function dicomwebRoutes(app: FastifyInstance, deps: HttpDeps): Prom
     const format = negotiateRendered(request.headers.accept);
     const q = request.query as { window?: string; quality: number; viewport?: string };
     const [vw, vh] = q.viewport?.split(',').map(Number) ?? (thumbnail ? [128, 128] : []);
-    const task: RenderTask = { path: fileOf(row), frame, format, quality: q.quality, window: windowOf(q.window), ...(vw ? { viewport: { width: vw, height: vh } } : {}) };
+    const task: RenderTask = {
+      path: fileOf(row),
+      frame,
+      format,
+      quality: q.quality,
+      window: windowOf(q.window),
+      ...(vw ? { viewport: { width: vw, height: vh } } : {}),
+    };
     const bytes = await work<Uint8Array>({ name: 'rendered', arg: task });
     return reply.type(format === 'png' ? 'image/png' : 'image/jpeg').send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   };
@@ -305,15 +387,27 @@ export async function dicomwebRoutes(app: FastifyInstance, deps: HttpDeps): Prom
 
   for (const kind of ['rendered', 'thumbnail'] as const) {
     const thumbnail = kind === 'thumbnail';
-    const schema = (summary: string, params: ReturnType<typeof paramsOf>) => ({ summary, tags: TAG, params, querystring: renderQuery, response: { ...image, 400: errorReply, 422: errorReply, ...errors } });
+    const schema = (summary: string, params: ReturnType<typeof paramsOf>) => ({
+      summary,
+      tags: TAG,
+      params,
+      querystring: renderQuery,
+      response: { ...image, 400: errorReply, 422: errorReply, ...errors },
+    });
     app.get(`/dicomweb/:db/studies/:study/series/:series/instances/:instance/${kind}`, {
       config: read,
-      schema: schema(`WADO-RS: an instance ${thumbnail ? 'as a thumbnail' : 'rendered'} (its first frame) through the display pipeline, JPEG or PNG`, paramsOf('study', 'series', 'instance')),
+      schema: schema(
+        `WADO-RS: an instance ${thumbnail ? 'as a thumbnail' : 'rendered'} (its first frame) through the display pipeline, JPEG or PNG`,
+        paramsOf('study', 'series', 'instance'),
+      ),
       handler: async (request, reply) => renderedImage(request, reply, (await instancesOf(request.params as Params))[0], 1, thumbnail),
     });
     app.get(`/dicomweb/:db/studies/:study/series/:series/instances/:instance/frames/:frames/${kind}`, {
       config: read,
-      schema: schema(`WADO-RS: a frame ${thumbnail ? 'as a thumbnail' : 'rendered'}, JPEG or PNG`, paramsOf('study', 'series', 'instance', 'frames')),
+      schema: schema(
+        `WADO-RS: a frame ${thumbnail ? 'as a thumbnail' : 'rendered'}, JPEG or PNG`,
+        paramsOf('study', 'series', 'instance', 'frames'),
+      ),
       handler: async (request, reply) => {
         const p = request.params as Params;
         const numbers = p.frames!.split(',').map(Number);
@@ -329,7 +423,10 @@ export async function dicomwebRoutes(app: FastifyInstance, deps: HttpDeps): Prom
     });
     app.get(`/dicomweb/:db/studies/:study/${kind}`, {
       config: read,
-      schema: schema(`WADO-RS: a study ${thumbnail ? 'as a thumbnail' : 'rendered'} (the middle instance of its first series)`, paramsOf('study')),
+      schema: schema(
+        `WADO-RS: a study ${thumbnail ? 'as a thumbnail' : 'rendered'} (the middle instance of its first series)`,
+        paramsOf('study'),
+      ),
       handler: async (request, reply) => {
         const rows = await instancesOf(request.params as Params);
         const first = rows.filter((r) => r.series.SeriesInstanceUID === rows[0].series.SeriesInstanceUID);
@@ -356,14 +453,24 @@ export async function dicomwebRoutes(app: FastifyInstance, deps: HttpDeps): Prom
           contentType: request.headers['content-type'],
           body: request.raw,
           studyInstanceUid: p.study,
-          provenance: { source: 'dicomweb', database: p.db, createdBy: request.user.name, userName: request.user.name, peerAddress: request.ip },
+          provenance: {
+            source: 'dicomweb',
+            database: p.db,
+            createdBy: request.user.name,
+            userName: request.user.name,
+            peerAddress: request.ip,
+          },
           serviceUrl: serviceUrl(request, p.db),
           log: request.log,
         });
         return reply.code(result.status).type('application/dicom+json').send(result.response);
       },
     });
-  stow('/dicomweb/:db/studies', 'STOW-RS: store instances (multipart/related; type="application/dicom"); needs write on the database', paramsOf());
+  stow(
+    '/dicomweb/:db/studies',
+    'STOW-RS: store instances (multipart/related; type="application/dicom"); needs write on the database',
+    paramsOf(),
+  );
   stow('/dicomweb/:db/studies/:study', 'STOW-RS: store instances of one study; objects of another study are refused', paramsOf('study'));
 }
 
@@ -372,12 +479,17 @@ function windowOf(text: string | undefined): WindowChoice {
   if (text === undefined) return 'object';
   const parts = text.split(',');
   if (parts.length === 1) {
-    if (text === 'auto' || text === 'min-max' || text === 'object' || (WINDOW_PRESET_NAMES as string[]).includes(text)) return text as WindowChoice;
-    throw dfError('DF_ERR_REQUEST_INVALID', `window "${text}" is neither center,width[,function] nor one of auto, min-max, ${WINDOW_PRESET_NAMES.join(', ')}`);
+    if (text === 'auto' || text === 'min-max' || text === 'object' || (WINDOW_PRESET_NAMES as string[]).includes(text))
+      return text as WindowChoice;
+    throw dfError(
+      'DF_ERR_REQUEST_INVALID',
+      `window "${text}" is neither center,width[,function] nor one of auto, min-max, ${WINDOW_PRESET_NAMES.join(', ')}`,
+    );
   }
   const center = Number(parts[0]);
   const width = Number(parts[1]);
-  if (!Number.isFinite(center) || !Number.isFinite(width) || width <= 0) throw dfError('DF_ERR_REQUEST_INVALID', `window "${text}": center and width must be numbers, width above 0`);
+  if (!Number.isFinite(center) || !Number.isFinite(width) || width <= 0)
+    throw dfError('DF_ERR_REQUEST_INVALID', `window "${text}": center and width must be numbers, width above 0`);
   const fn = ({ linear: 'LINEAR', 'linear-exact': 'LINEAR_EXACT', sigmoid: 'SIGMOID' } as const)[parts[2] ?? 'linear'];
   return { center, width, function: fn };
 }

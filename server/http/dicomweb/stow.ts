@@ -60,7 +60,8 @@ class StowPart {
   constructor(receiver: Receiver, headers: Record<string, string>) {
     this.receiver = receiver;
     const type = mediaTypeParameters(headers['content-type'] ?? '').mediaType;
-    if (type !== 'application/dicom') this.failure = { code: 'DF_ERR_DATASET_MALFORMED', message: `a part of type "${type || 'none'}" is not application/dicom` };
+    if (type !== 'application/dicom')
+      this.failure = { code: 'DF_ERR_DATASET_MALFORMED', message: `a part of type "${type || 'none'}" is not application/dicom` };
   }
 
   write(bytes: Buffer): void {
@@ -76,7 +77,10 @@ class StowPart {
     const head = Buffer.concat(this.head, this.headBytes);
     this.head = [head];
     if (!atEnd && head.length < 144) return;
-    const declared = head.length >= 144 && head.readUInt16LE(132) === 0x0002 && head.readUInt16LE(134) === 0x0000 ? 144 + head.readUInt32LE(140) : MAX_META_BYTES;
+    const declared =
+      head.length >= 144 && head.readUInt16LE(132) === 0x0002 && head.readUInt16LE(134) === 0x0000
+        ? 144 + head.readUInt32LE(140)
+        : MAX_META_BYTES;
     if (!atEnd && head.length < Math.min(declared, MAX_META_BYTES)) return;
     try {
       this.meta = readFileMeta(head.subarray(0, Math.min(head.length, MAX_META_BYTES)));
@@ -85,7 +89,11 @@ class StowPart {
       this.head = [];
       return;
     }
-    this.reception = this.receiver.begin({ sopClassUid: this.meta.sopClassUid, sopInstanceUid: this.meta.sopInstanceUid, transferSyntaxUid: this.meta.transferSyntaxUid });
+    this.reception = this.receiver.begin({
+      sopClassUid: this.meta.sopClassUid,
+      sopInstanceUid: this.meta.sopInstanceUid,
+      transferSyntaxUid: this.meta.transferSyntaxUid,
+    });
     this.head = [];
     this.reception.write(head.subarray(this.meta.datasetOffset));
   }
@@ -99,7 +107,10 @@ class StowPart {
     }
     const result = await this.reception.finish(provenance, (attributes) =>
       studyInstanceUid !== undefined && attributes.StudyInstanceUID !== studyInstanceUid
-        ? dfError('DF_ERR_DATASET_MISMATCH', `the object belongs to study ${attributes.StudyInstanceUID}, not ${studyInstanceUid} named in the request`)
+        ? dfError(
+            'DF_ERR_DATASET_MISMATCH',
+            `the object belongs to study ${attributes.StudyInstanceUID}, not ${studyInstanceUid} named in the request`,
+          )
         : undefined,
     );
     if (!result.ok) return { ...ids, failureReason: failureReasonOf[result.error.code] ?? 0x0110, message: result.error.message };
@@ -116,7 +127,10 @@ export async function storeInstances(request: StowRequest): Promise<{ status: 20
   const { mediaType, parameters } = mediaTypeParameters(request.contentType ?? '');
   const type = (parameters.type ?? 'application/dicom').toLowerCase();
   if (mediaType !== 'multipart/related' || type !== 'application/dicom' || !parameters.boundary) {
-    throw dfError('DF_ERR_MEDIA_TYPE_UNSUPPORTED', `the body must be multipart/related; type="application/dicom"; boundary=…, not ${request.contentType ?? 'none'}`);
+    throw dfError(
+      'DF_ERR_MEDIA_TYPE_UNSUPPORTED',
+      `the body must be multipart/related; type="application/dicom"; boundary=…, not ${request.contentType ?? 'none'}`,
+    );
   }
   const reader = new MultipartReader(parameters.boundary);
   // A part's finish (fsync and index commit) overlaps the next parts' arrival, a few at a time:
@@ -135,7 +149,9 @@ export async function storeInstances(request: StowRequest): Promise<{ status: 20
         else if (event.kind === 'data') part?.write(event.bytes);
         else if (part) {
           finishing.push(
-            part.finish(request.provenance, request.studyInstanceUid).catch((err: unknown) => ({ failureReason: 0x0110, message: (err as Error).message })),
+            part
+              .finish(request.provenance, request.studyInstanceUid)
+              .catch((err: unknown) => ({ failureReason: 0x0110, message: (err as Error).message })),
           );
           part = undefined;
           if (finishing.length >= FINISHING_AT_ONCE) await settleOldest();
@@ -158,7 +174,8 @@ export async function storeInstances(request: StowRequest): Promise<{ status: 20
 
   const stored = outcomes.filter((o) => o.failureReason === undefined);
   const failed = outcomes.filter((o) => o.failureReason !== undefined);
-  for (const f of failed) request.log.warn({ sopInstanceUid: f.sopInstanceUid, failureReason: f.failureReason, err: f.message }, 'STOW-RS part refused');
+  for (const f of failed)
+    request.log.warn({ sopInstanceUid: f.sopInstanceUid, failureReason: f.failureReason, err: f.message }, 'STOW-RS part refused');
   const studies = new Set(stored.map((o) => o.studyInstanceUid));
   const study = request.studyInstanceUid ?? (studies.size === 1 ? [...studies][0] : undefined);
   const str = (vr: string, value: string | undefined) => attributeFromString(vr, value ?? '');
@@ -180,7 +197,10 @@ export async function storeInstances(request: StowRequest): Promise<{ status: 20
       Value: stored.map((s) => ({
         '00081150': str('UI', s.sopClassUid),
         '00081155': str('UI', s.sopInstanceUid),
-        '00081190': str('UR', `${request.serviceUrl}/studies/${s.studyInstanceUid}/series/${s.seriesInstanceUid}/instances/${s.sopInstanceUid}`),
+        '00081190': str(
+          'UR',
+          `${request.serviceUrl}/studies/${s.studyInstanceUid}/series/${s.seriesInstanceUid}/instances/${s.sopInstanceUid}`,
+        ),
       })),
     };
   }

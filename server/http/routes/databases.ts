@@ -7,7 +7,12 @@ import type { HttpDeps } from '../context.ts';
 import { attributes, authErrors, databaseName, errorReply, limitQuery, uid } from '../schemas.ts';
 
 const dbParams = { type: 'object', required: ['db'], additionalProperties: false, properties: { db: databaseName } } as const;
-const studyParams = { type: 'object', required: ['db', 'study'], additionalProperties: false, properties: { db: databaseName, study: uid } } as const;
+const studyParams = {
+  type: 'object',
+  required: ['db', 'study'],
+  additionalProperties: false,
+  properties: { db: databaseName, study: uid },
+} as const;
 const seriesParams = {
   type: 'object',
   required: ['db', 'study', 'series'],
@@ -19,7 +24,12 @@ const studyQuery = {
   additionalProperties: false,
   properties: {
     patientId: { type: 'string', minLength: 1, maxLength: 64, description: 'Exactly this Patient ID.' },
-    patient: { type: 'string', minLength: 1, maxLength: 64, description: "Patient's Name or Patient ID contains this (case ignored; ^ and spaces alike)." },
+    patient: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 64,
+      description: "Patient's Name or Patient ID contains this (case ignored; ^ and spaces alike).",
+    },
     dateFrom: { type: 'string', pattern: '^\\d{8}$', description: 'Study Date on or after (YYYYMMDD).' },
     dateTo: { type: 'string', pattern: '^\\d{8}$', description: 'Study Date on or before (YYYYMMDD).' },
     modality: { type: 'string', minLength: 1, maxLength: 16, description: 'A series of this modality in the study.' },
@@ -31,7 +41,11 @@ const studyQuery = {
 type StudySearch = { patient?: string; dateFrom?: string; dateTo?: string; modality?: string; accession?: string };
 /** The study browser's search, applied to a database's study rows. */
 function matchesStudy(r: StudyRow, q: StudySearch): boolean {
-  const norm = (v: string | undefined) => (v ?? '').toLowerCase().replace(/[\^\s,]+/g, ' ').trim();
+  const norm = (v: string | undefined) =>
+    (v ?? '')
+      .toLowerCase()
+      .replace(/[\^\s,]+/g, ' ')
+      .trim();
   if (q.patient) {
     const want = norm(q.patient);
     if (!norm(r.patient.PatientName).includes(want) && !norm(r.patient.PatientID).includes(want)) return false;
@@ -95,7 +109,13 @@ const seriesRow = {
 const instanceRow = {
   type: 'object',
   required: ['instance', 'transferSyntaxUid', 'createdBy', 'createdAt', 'source'],
-  properties: { instance: attributes, transferSyntaxUid: { type: 'string' }, createdBy: { type: 'string' }, createdAt: { type: 'string' }, source: { type: 'string' } },
+  properties: {
+    instance: attributes,
+    transferSyntaxUid: { type: 'string' },
+    createdBy: { type: 'string' },
+    createdAt: { type: 'string' },
+    source: { type: 'string' },
+  },
 } as const;
 const totals = {
   type: 'object',
@@ -144,7 +164,13 @@ export async function databaseRoutes(app: FastifyInstance, deps: HttpDeps): Prom
   });
 
   app.get('/api/databases/:db/patients', {
-    schema: { summary: 'Patients of a database', tags: ['databases'], params: dbParams, querystring: limitOnly, response: { 200: { type: 'array', items: patientRow }, ...errors } },
+    schema: {
+      summary: 'Patients of a database',
+      tags: ['databases'],
+      params: dbParams,
+      querystring: limitOnly,
+      response: { 200: { type: 'array', items: patientRow }, ...errors },
+    },
     handler: async (request) => {
       const db = readable(request, (request.params as FromSchema<typeof dbParams>).db);
       // The index's first page is the listing's first rows: no more is read than is sent.
@@ -177,7 +203,13 @@ export async function databaseRoutes(app: FastifyInstance, deps: HttpDeps): Prom
   });
 
   app.get('/api/databases/:db/studies/:study/series', {
-    schema: { summary: 'Series of a study', tags: ['databases'], params: studyParams, querystring: limitOnly, response: { 200: { type: 'array', items: seriesRow }, ...errors } },
+    schema: {
+      summary: 'Series of a study',
+      tags: ['databases'],
+      params: studyParams,
+      querystring: limitOnly,
+      response: { 200: { type: 'array', items: seriesRow }, ...errors },
+    },
     handler: async (request) => {
       const p = request.params as FromSchema<typeof studyParams>;
       const db = readable(request, p.db);
@@ -200,15 +232,20 @@ export async function databaseRoutes(app: FastifyInstance, deps: HttpDeps): Prom
       const db = readable(request, p.db);
       const rows = await deps.index.instances(db, { studyInstanceUids: [p.study], seriesInstanceUids: [p.series] });
       if (rows.length === 0) throw dfError('DF_ERR_NOT_FOUND', `no series ${p.series} of study ${p.study} in database "${db}"`);
-      return rows
-        .slice(0, (request.query as { limit: number }).limit)
-        .map((r) => ({ instance: r.instance, transferSyntaxUid: r.transferSyntaxUid, createdBy: r.createdBy, createdAt: r.createdAt, source: r.source }));
+      return rows.slice(0, (request.query as { limit: number }).limit).map((r) => ({
+        instance: r.instance,
+        transferSyntaxUid: r.transferSyntaxUid,
+        createdBy: r.createdBy,
+        createdAt: r.createdAt,
+        source: r.source,
+      }));
     },
   });
 
   app.post('/api/databases/:db/transfer', {
     schema: {
-      summary: 'Moves or copies a patient, study or series to another database (manager or admin; move: write on both, copy: read on the source, write on the target)',
+      summary:
+        'Moves or copies a patient, study or series to another database (manager or admin; move: write on both, copy: read on the source, write on the target)',
       tags: ['databases'],
       params: dbParams,
       body: transferBody,
@@ -217,7 +254,11 @@ export async function databaseRoutes(app: FastifyInstance, deps: HttpDeps): Prom
           type: 'object',
           required: ['instances', 'filed', 'duplicates'],
           additionalProperties: false,
-          properties: { instances: count, filed: count, duplicates: { ...count, description: 'Already in the target, kept as they were.' } },
+          properties: {
+            instances: count,
+            filed: count,
+            duplicates: { ...count, description: 'Already in the target, kept as they were.' },
+          },
         },
         400: errorReply,
         ...errors,
@@ -226,14 +267,24 @@ export async function databaseRoutes(app: FastifyInstance, deps: HttpDeps): Prom
     handler: async (request) => {
       const from = (request.params as FromSchema<typeof dbParams>).db;
       const body = request.body as FromSchema<typeof transferBody>;
-      for (const db of [from, body.to]) if (!deps.databases.some((d) => d.name === db)) throw dfError('DF_ERR_DATABASE_UNKNOWN', `no database "${db}"`);
+      for (const db of [from, body.to])
+        if (!deps.databases.some((d) => d.name === db)) throw dfError('DF_ERR_DATABASE_UNKNOWN', `no database "${db}"`);
       if (from === body.to) throw dfError('DF_ERR_USAGE', 'source and target database are the same');
       const user = request.user.name;
       requireRole(request.user, ['admin', 'manager'], `${body.mode === 'move' ? 'moving' : 'copying'} between databases`);
       deps.users.require(user, body.mode === 'move' ? 'write' : 'read', from);
       deps.users.require(user, 'write', body.to);
       // The index records the action in the audit log, in the same transaction.
-      return deps.index.transfer({ from, to: body.to, level: body.level, uid: body.uid, mode: body.mode, user, source: 'move', createdBy: user });
+      return deps.index.transfer({
+        from,
+        to: body.to,
+        level: body.level,
+        uid: body.uid,
+        mode: body.mode,
+        user,
+        source: 'move',
+        createdBy: user,
+      });
     },
   });
 
@@ -255,7 +306,8 @@ export async function databaseRoutes(app: FastifyInstance, deps: HttpDeps): Prom
 
   app.delete('/api/databases/:db/studies/:study', {
     schema: {
-      summary: 'Deletes a study from a database (manager or admin with write on it); its objects are deleted once nothing else holds them; audited',
+      summary:
+        'Deletes a study from a database (manager or admin with write on it); its objects are deleted once nothing else holds them; audited',
       tags: ['databases'],
       params: studyParams,
       response: { 200: removed, ...errors },
@@ -269,7 +321,8 @@ export async function databaseRoutes(app: FastifyInstance, deps: HttpDeps): Prom
 
   app.delete('/api/databases/:db/studies/:study/series/:series', {
     schema: {
-      summary: 'Deletes a series from a database (manager or admin with write on it); its objects are deleted once nothing else holds them; audited',
+      summary:
+        'Deletes a series from a database (manager or admin with write on it); its objects are deleted once nothing else holds them; audited',
       tags: ['databases'],
       params: seriesParams,
       response: { 200: removed, ...errors },
@@ -287,7 +340,8 @@ export async function databaseRoutes(app: FastifyInstance, deps: HttpDeps): Prom
 
   app.post('/api/databases/:db/send', {
     schema: {
-      summary: 'Sends a study or series to a remote node (remoteNodes) through the outbox (operator, manager or admin with read on the database); audited',
+      summary:
+        'Sends a study or series to a remote node (remoteNodes) through the outbox (operator, manager or admin with read on the database); audited',
       tags: ['databases', 'outbox'],
       params: dbParams,
       body: sendBody,
@@ -325,7 +379,13 @@ export async function databaseRoutes(app: FastifyInstance, deps: HttpDeps): Prom
           sourceKey: `send:${sending}:${r.key}`,
         })),
       );
-      await deps.index.recordAudit(request.user.name, 'send', { database: db, level: body.level, uid: body.uid, destination: body.destination, instances: queued.length });
+      await deps.index.recordAudit(request.user.name, 'send', {
+        database: db,
+        level: body.level,
+        uid: body.uid,
+        destination: body.destination,
+        instances: queued.length,
+      });
       deps.outbox.wake();
       return reply.code(202).send({ queued: queued.length });
     },

@@ -52,7 +52,9 @@ export async function eventRoutes(app: FastifyInstance, deps: HttpDeps): Promise
   const audiences = new Map<string, Promise<JobAudience | null>>();
   const lookUp = async (jobId: string): Promise<JobAudience | null> => {
     const job = await deps.jobs.getJob(jobId);
-    return job ? { createdBy: job.createdBy, inputs: job.inputs, databases: job.inputs.length > 0 ? await deps.jobs.jobDatabases(jobId) : [] } : null;
+    return job
+      ? { createdBy: job.createdBy, inputs: job.inputs, databases: job.inputs.length > 0 ? await deps.jobs.jobDatabases(jobId) : [] }
+      : null;
   };
   const audienceOf = (jobId: string): Promise<JobAudience | null> => {
     let audience = audiences.get(jobId);
@@ -70,7 +72,9 @@ export async function eventRoutes(app: FastifyInstance, deps: HttpDeps): Promise
   /** Calls `each` with the streams that may see this job's events: none but admins' if the job is unknown. */
   const withWatchers = (jobId: string, each: (watchers: Client[]) => void): void => {
     if (clients.size === 0) return;
-    void audienceOf(jobId).then((audience) => each([...clients].filter((c) => (audience ? maySeeJob(deps.users, c.user, audience) : c.user.role === 'admin'))));
+    void audienceOf(jobId).then((audience) =>
+      each([...clients].filter((c) => (audience ? maySeeJob(deps.users, c.user, audience) : c.user.role === 'admin'))),
+    );
   };
   const toWatchers = (jobId: string, data: unknown) => withWatchers(jobId, (watchers) => watchers.forEach((c) => write(c, 'job', data)));
 
@@ -143,15 +147,26 @@ export async function eventRoutes(app: FastifyInstance, deps: HttpDeps): Promise
       const own = openPerUser.get(user.name) ?? 0;
       if (own >= deps.eventStreams.perUser) {
         reply.header('retry-after', '10');
-        throw dfError('DF_ERR_TOO_MANY_EVENT_STREAMS', `user "${user.name}" already has ${own} event streams open (http.eventStreams.perUser)`);
+        throw dfError(
+          'DF_ERR_TOO_MANY_EVENT_STREAMS',
+          `user "${user.name}" already has ${own} event streams open (http.eventStreams.perUser)`,
+        );
       }
       if (clients.size >= deps.eventStreams.total) {
         reply.header('retry-after', '10');
-        throw dfError('DF_ERR_EVENT_STREAMS_FULL', `${clients.size} event streams are open, the most this server serves (http.eventStreams.total)`);
+        throw dfError(
+          'DF_ERR_EVENT_STREAMS_FULL',
+          `${clients.size} event streams are open, the most this server serves (http.eventStreams.total)`,
+        );
       }
       reply.hijack();
       const res = reply.raw;
-      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+      });
       res.write(': dicomflow events\n\n');
       const client: Client = { res, user, lastProgress: new Map() };
       clients.add(client);

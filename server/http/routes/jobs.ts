@@ -26,7 +26,12 @@ const listQuery = {
     status: jobStatus,
     pipeline: { type: 'string', minLength: 1 },
     triggerOn: { enum: ['instance', 'series', 'study', 'manual', 'rerun'], description: 'The trigger level (or manual run, rerun).' },
-    patient: { type: 'string', minLength: 1, maxLength: 64, description: "An input's Patient ID or Patient's Name contains this (case ignored)." },
+    patient: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 64,
+      description: "An input's Patient ID or Patient's Name contains this (case ignored).",
+    },
     study: { type: 'string', minLength: 1, maxLength: 64, description: 'An input of this Study Instance UID.' },
     series: { type: 'string', minLength: 1, maxLength: 64, description: 'An input of this Series Instance UID.' },
     since: { type: 'string', format: 'date-time', description: 'Created at or after this time (ISO 8601).' },
@@ -50,16 +55,25 @@ const rerunBody = {
 const rerunQueued = {
   ...jobQueued,
   required: [...jobQueued.required, 'pipelineVersion'],
-  properties: { ...jobQueued.properties, pipelineVersion: { type: 'string', description: 'The pipeline version (content hash of its definition) the new job runs.' } },
+  properties: {
+    ...jobQueued.properties,
+    pipelineVersion: { type: 'string', description: 'The pipeline version (content hash of its definition) the new job runs.' },
+  },
 } as const;
 /** One job, with the pipeline version it runs beside the one loaded now. */
 const jobDetail = {
   ...job,
   properties: {
     ...job.properties,
-    pipelineVersion: { type: 'string', description: 'The pipeline version the job runs: the content hash of the definition it was queued with.' },
+    pipelineVersion: {
+      type: 'string',
+      description: 'The pipeline version the job runs: the content hash of the definition it was queued with.',
+    },
     currentPipelineVersion: { type: 'string', description: 'The version of the pipeline as loaded now; absent when it is not loaded.' },
-    pipelineVersionIsCurrent: { type: 'boolean', description: 'false: the pipeline was edited since the job was queued (the job runs its own version).' },
+    pipelineVersionIsCurrent: {
+      type: 'boolean',
+      description: 'false: the pipeline was edited since the job was queued (the job runs its own version).',
+    },
   },
 } as const;
 
@@ -84,7 +98,12 @@ const logQuery = {
   additionalProperties: false,
   properties: {
     offset: { type: 'integer', minimum: 0, default: 0, description: 'Paging: lines to skip.' },
-    limit: { type: 'integer', minimum: 1, maximum: 10000, description: 'Paging: at most this many lines (all when absent); the total is in the `x-total-count` header.' },
+    limit: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 10000,
+      description: 'Paging: at most this many lines (all when absent); the total is in the `x-total-count` header.',
+    },
     level: { enum: ['debug', 'info', 'warn', 'error'], description: 'Only lines of this level or above.' },
   },
 } as const;
@@ -140,14 +159,23 @@ const jobSummary = {
               items: {
                 type: 'object',
                 required: ['step', 'count', 'firstIndex'],
-                properties: { step: { type: 'string' }, description: { type: 'string' }, count: { type: 'integer' }, firstIndex: { type: 'integer' } },
+                properties: {
+                  step: { type: 'string' },
+                  description: { type: 'string' },
+                  count: { type: 'integer' },
+                  firstIndex: { type: 'integer' },
+                },
               },
             },
           },
         },
         tables: {
           type: 'array',
-          items: { type: 'object', required: ['index', 'step', 'name', 'rows'], properties: { index: { type: 'integer' }, step: { type: 'string' }, name: { type: 'string' }, rows: { type: 'integer' } } },
+          items: {
+            type: 'object',
+            required: ['index', 'step', 'name', 'rows'],
+            properties: { index: { type: 'integer' }, step: { type: 'string' }, name: { type: 'string' }, rows: { type: 'integer' } },
+          },
         },
       },
     },
@@ -162,7 +190,14 @@ const jobSummary = {
 const listedOutput = {
   ...output,
   required: ['index', 'step', 'attempt', 'kind', 'downloadable'],
-  properties: { ...output.properties, index: { type: 'integer' }, step: { type: 'string' }, attempt: { type: 'integer' }, downloadable: { type: 'boolean' }, size: { type: 'integer' } },
+  properties: {
+    ...output.properties,
+    index: { type: 'integer' },
+    step: { type: 'string' },
+    attempt: { type: 'integer' },
+    downloadable: { type: 'boolean' },
+    size: { type: 'integer' },
+  },
 } as const;
 
 /** Every output of a job, in step order, numbered: the number names it in the download URL. */
@@ -184,7 +219,15 @@ function outputsOf(j: JobRecord) {
 export async function jobRoutes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
   // The list's filter in SQL; one job's check is maySeeJob (the same rule).
   const visibleTo = (user: UserDefinition) =>
-    user.role === 'admin' ? undefined : { user: user.name, databases: deps.users.readable(user.name, deps.databases.map((d) => d.name)) };
+    user.role === 'admin'
+      ? undefined
+      : {
+          user: user.name,
+          databases: deps.users.readable(
+            user.name,
+            deps.databases.map((d) => d.name),
+          ),
+        };
   const getJob = async (request: FastifyRequest, id: string) => {
     const j = await deps.jobs.getJob(id);
     if (!j) throw dfError('DF_ERR_JOB_UNKNOWN', `no job ${id}`);
@@ -204,7 +247,10 @@ export async function jobRoutes(app: FastifyInstance, deps: HttpDeps): Promise<v
           type: 'object',
           required: ['jobs'],
           additionalProperties: false,
-          properties: { jobs: { type: 'array', items: listedJob }, next: { type: 'string', description: 'Pass as `before` for the next page; absent on the last.' } },
+          properties: {
+            jobs: { type: 'array', items: listedJob },
+            next: { type: 'string', description: 'Pass as `before` for the next page; absent on the last.' },
+          },
         },
         ...authErrors,
       },
@@ -254,7 +300,8 @@ export async function jobRoutes(app: FastifyInstance, deps: HttpDeps): Promise<v
 
   app.get('/api/jobs/:id/summary', {
     schema: {
-      summary: "What a job did, at any size: inputs per series, output files listed, derived instances counted, tables named, log lines by level",
+      summary:
+        'What a job did, at any size: inputs per series, output files listed, derived instances counted, tables named, log lines by level',
       tags: ['jobs'],
       params: idParams,
       response: { 200: jobSummary, ...authErrors, 404: errorReply },
@@ -295,7 +342,9 @@ export async function jobRoutes(app: FastifyInstance, deps: HttpDeps): Promise<v
       const j = await getJob(request, (request.params as FromSchema<typeof idParams>).id);
       const q = request.query as { offset: number; limit?: number; level?: string };
       const least = LEVELS.indexOf(q.level ?? 'debug');
-      const lines = (j.steps ?? []).flatMap((s) => s.log.filter((l) => LEVELS.indexOf(l.level) >= least).map((l) => ({ attempt: s.attempt, step: s.id, ...l })));
+      const lines = (j.steps ?? []).flatMap((s) =>
+        s.log.filter((l) => LEVELS.indexOf(l.level) >= least).map((l) => ({ attempt: s.attempt, step: s.id, ...l })),
+      );
       reply.header('x-total-count', lines.length);
       return lines.slice(q.offset, q.limit === undefined ? undefined : q.offset + q.limit);
     },
@@ -316,12 +365,16 @@ export async function jobRoutes(app: FastifyInstance, deps: HttpDeps): Promise<v
       summary: 'Downloads one file or instance output',
       tags: ['jobs'],
       params: outputParams,
-      response: { 200: { description: 'The file, as application/octet-stream (DICOM: application/dicom).' }, ...authErrors, 404: errorReply },
+      response: {
+        200: { description: 'The file, as application/octet-stream (DICOM: application/dicom).' },
+        ...authErrors,
+        404: errorReply,
+      },
     },
     handler: async (request, reply) => {
       const { id, index } = request.params as FromSchema<typeof outputParams>;
       const o = outputsOf(await getJob(request, id))[index];
-      if (!o || !o.downloadable || !o.path) throw dfError('DF_ERR_OUTPUT_UNKNOWN', `job ${id} has no downloadable output ${index}`);
+      if (!o?.downloadable || !o.path) throw dfError('DF_ERR_OUTPUT_UNKNOWN', `job ${id} has no downloadable output ${index}`);
       const name = path.basename(o.path).replace(/[^\w.-]/g, '_');
       return reply
         .type(o.kind === 'instance' ? 'application/dicom' : 'application/octet-stream')
@@ -364,7 +417,12 @@ export async function jobRoutes(app: FastifyInstance, deps: HttpDeps): Promise<v
       tags: ['jobs'],
       params: idParams,
       response: {
-        200: { type: 'object', required: ['cancelled'], additionalProperties: false, properties: { cancelled: { type: 'boolean', description: 'false: the job had already ended' } } },
+        200: {
+          type: 'object',
+          required: ['cancelled'],
+          additionalProperties: false,
+          properties: { cancelled: { type: 'boolean', description: 'false: the job had already ended' } },
+        },
         ...authErrors,
         404: errorReply,
       },
@@ -381,7 +439,8 @@ export async function jobRoutes(app: FastifyInstance, deps: HttpDeps): Promise<v
 
   app.post('/api/jobs/:id/rerun', {
     schema: {
-      summary: 'A new job over the same inputs, linked to this one, running its pipeline version or the current one (operator, manager or admin)',
+      summary:
+        'A new job over the same inputs, linked to this one, running its pipeline version or the current one (operator, manager or admin)',
       tags: ['jobs'],
       params: idParams,
       body: rerunBody,

@@ -32,7 +32,11 @@ export async function metricsRoutes(app: FastifyInstance, deps: HttpDeps): Promi
     () => figures().receivedObjects,
   );
   fromSource('dicomflow_received_bytes_total', 'Dataset bytes of the objects received.', () => figures().receivedBytes);
-  fromSource('dicomflow_produced_objects_total', 'Objects pipelines produced and filed into a database (derived instances).', () => figures().producedObjects);
+  fromSource(
+    'dicomflow_produced_objects_total',
+    'Objects pipelines produced and filed into a database (derived instances).',
+    () => figures().producedObjects,
+  );
   fromSource('dicomflow_produced_bytes_total', 'Dataset bytes of the objects pipelines produced.', () => figures().producedBytes);
   fromSource('dicomflow_receive_failures_total', 'Objects refused or failed while receiving.', () => figures().receiveFailures);
   fromSource('dicomflow_associations_total', 'DICOM associations accepted since start.', () => figures().associationsTotal);
@@ -111,9 +115,19 @@ export async function metricsRoutes(app: FastifyInstance, deps: HttpDeps): Promi
       },
     });
   nodeFigure('dicomflow_node_running_jobs', 'Jobs running on the node, as of its last heartbeat.', 'jobs', 'running');
-  nodeFigure('dicomflow_node_pool_utilization_ratio', "The node's worker pool utilisation (0-1), as of its last heartbeat.", 'pool', 'utilization');
+  nodeFigure(
+    'dicomflow_node_pool_utilization_ratio',
+    "The node's worker pool utilisation (0-1), as of its last heartbeat.",
+    'pool',
+    'utilization',
+  );
 
-  const arrivals = new Counter({ name: 'dicomflow_arrivals_total', help: 'Arrivals by source and addressed database.', labelNames: ['source', 'database'], registers: [registry] });
+  const arrivals = new Counter({
+    name: 'dicomflow_arrivals_total',
+    help: 'Arrivals by source and addressed database.',
+    labelNames: ['source', 'database'],
+    registers: [registry],
+  });
   const durations = new Histogram({
     name: 'dicomflow_job_duration_seconds',
     help: 'Job run time (last attempt), by pipeline and final status.',
@@ -121,7 +135,12 @@ export async function metricsRoutes(app: FastifyInstance, deps: HttpDeps): Promi
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800],
     registers: [registry],
   });
-  const failures = new Counter({ name: 'dicomflow_job_failures_total', help: 'Jobs that failed for good (after their retries), by pipeline.', labelNames: ['pipeline'], registers: [registry] });
+  const failures = new Counter({
+    name: 'dicomflow_job_failures_total',
+    help: 'Jobs that failed for good (after their retries), by pipeline.',
+    labelNames: ['pipeline'],
+    registers: [registry],
+  });
 
   const onArrival = (a: { source: string; database?: string }) => arrivals.inc({ source: a.source, database: a.database ?? '' });
   const onFinished = (e: JobFinished) => {

@@ -14,7 +14,15 @@ export const openapiOptions: FastifyDynamicSwaggerOptions = {
       description:
         "Every route but /api/health and the web page's files needs `Authorization: Bearer <token>`, decided on the matched route. Errors are `{ code, message }` with stable DF_ERR_* codes (docs/errors.md); requests with unknown properties are refused (DF_ERR_REQUEST_INVALID).",
     },
-    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A token from `dicomflow token create --user NAME`, or <dataDir>/admin-token.' } } },
+    components: {
+      securitySchemes: {
+        bearer: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'A token from `dicomflow token create --user NAME`, or <dataDir>/admin-token.',
+        },
+      },
+    },
     security: [{ bearer: [] }],
     tags: [
       { name: 'status', description: 'Health, status, arrivals, metrics, audit log' },
@@ -31,7 +39,11 @@ export const openapiOptions: FastifyDynamicSwaggerOptions = {
 
 export async function openapiRoutes(app: FastifyInstance): Promise<void> {
   app.get('/api/openapi.json', {
-    schema: { summary: 'This document (OpenAPI 3.1)', tags: ['status'], response: { 200: { type: 'object', additionalProperties: true }, ...authErrors } },
+    schema: {
+      summary: 'This document (OpenAPI 3.1)',
+      tags: ['status'],
+      response: { 200: { type: 'object', additionalProperties: true }, ...authErrors },
+    },
     handler: async () => app.swagger(),
   });
 }

@@ -102,7 +102,14 @@ export async function outboxRoutes(app: FastifyInstance, deps: HttpDeps): Promis
       body: {
         type: ['object', 'null'],
         additionalProperties: false,
-        properties: { ids: { type: 'array', items: { type: 'string', minLength: 1 }, maxItems: 10000, description: 'Entry ids; absent: every dead letter of the destination.' } },
+        properties: {
+          ids: {
+            type: 'array',
+            items: { type: 'string', minLength: 1 },
+            maxItems: 10000,
+            description: 'Entry ids; absent: every dead letter of the destination.',
+          },
+        },
       },
       response: {
         200: { type: 'object', required: ['rescheduled'], additionalProperties: false, properties: { rescheduled: count } },

@@ -16,14 +16,23 @@ const pipelineSummary = {
     trigger: { type: 'object', additionalProperties: true, required: ['on'], properties: { on: { type: 'string' } } },
     steps: {
       type: 'array',
-      items: { type: 'object', required: ['id', 'plugin'], properties: { id: { type: 'string' }, plugin: { type: 'string' }, version: { type: 'string' } } },
+      items: {
+        type: 'object',
+        required: ['id', 'plugin'],
+        properties: { id: { type: 'string' }, plugin: { type: 'string' }, version: { type: 'string' } },
+      },
     },
     file: { type: 'string' },
     hash: { type: 'string' },
   },
 } as const;
 
-const nameParams = { type: 'object', required: ['name'], additionalProperties: false, properties: { name: { type: 'string', minLength: 1 } } } as const;
+const nameParams = {
+  type: 'object',
+  required: ['name'],
+  additionalProperties: false,
+  properties: { name: { type: 'string', minLength: 1 } },
+} as const;
 
 const runBody = {
   type: 'object',
@@ -72,7 +81,11 @@ export async function pipelineRoutes(app: FastifyInstance, deps: HttpDeps): Prom
       tags: ['pipelines'],
       params: nameParams,
       response: {
-        200: { ...pipelineSummary, required: [...pipelineSummary.required, 'definition'], properties: { ...pipelineSummary.properties, definition: { type: 'object', additionalProperties: true } } },
+        200: {
+          ...pipelineSummary,
+          required: [...pipelineSummary.required, 'definition'],
+          properties: { ...pipelineSummary.properties, definition: { type: 'object', additionalProperties: true } },
+        },
         ...authErrors,
         404: errorReply,
       },
@@ -88,7 +101,8 @@ export async function pipelineRoutes(app: FastifyInstance, deps: HttpDeps): Prom
   app.post('/api/pipelines/validate', {
     schema: {
       summary: 'Checks a pipeline definition (the JSON body) as loading would, without loading it',
-      description: 'Answers 200 with every problem found, each with its JSON pointer; lines refer to the body printed with two-space indentation.',
+      description:
+        'Answers 200 with every problem found, each with its JSON pointer; lines refer to the body printed with two-space indentation.',
       tags: ['pipelines'],
       body: { type: 'object' },
       response: {
@@ -149,7 +163,14 @@ export async function pipelineRoutes(app: FastifyInstance, deps: HttpDeps): Prom
       const inputs = await deps.index.arrivalIdsIn(body.database, level, target);
       if (inputs.length === 0) throw dfError('DF_ERR_NOT_FOUND', `no ${level} ${target} in database "${body.database}"`);
       const jobId = await deps.engine.runManual(name, inputs, { user: request.user.name, triggerUid: target });
-      await deps.index.recordAudit(request.user.name, 'run', { pipeline: name, database: body.database, level, uid: target, jobId, instances: inputs.length });
+      await deps.index.recordAudit(request.user.name, 'run', {
+        pipeline: name,
+        database: body.database,
+        level,
+        uid: target,
+        jobId,
+        instances: inputs.length,
+      });
       return reply.code(202).send({ jobId });
     },
   });

@@ -20,7 +20,12 @@ const me = {
     role: { enum: ['admin', 'manager', 'operator', 'reader'] },
     databases: {
       type: 'array',
-      items: { type: 'object', required: ['name', 'right'], additionalProperties: false, properties: { name: { type: 'string' }, right: { enum: ['read', 'write'] } } },
+      items: {
+        type: 'object',
+        required: ['name', 'right'],
+        additionalProperties: false,
+        properties: { name: { type: 'string' }, right: { enum: ['read', 'write'] } },
+      },
     },
   },
 } as const;
@@ -36,13 +41,22 @@ const nodeReport = {
     loadAverage: { type: 'array', items: { type: 'number' }, minItems: 3, maxItems: 3, description: '1, 5 and 15 minutes.' },
     processCpuPercent: { type: 'number', description: 'CPU of the process since the previous heartbeat (100 = one core).' },
     rssBytes: { type: 'integer' },
-    dicom: { type: 'object', additionalProperties: true, properties: { aeTitle: { type: 'string' }, host: { type: 'string' }, port: { type: 'integer' } } },
+    dicom: {
+      type: 'object',
+      additionalProperties: true,
+      properties: { aeTitle: { type: 'string' }, host: { type: 'string' }, port: { type: 'integer' } },
+    },
     http: { type: 'object', additionalProperties: true, properties: { host: { type: 'string' }, port: { type: 'integer' } } },
     jobs: { type: 'object', additionalProperties: true, properties: { running: { type: 'integer' }, concurrency: { type: 'integer' } } },
     pool: {
       type: 'object',
       additionalProperties: true,
-      properties: { threads: { type: 'integer' }, running: { type: 'integer' }, queued: { type: 'integer' }, utilization: { type: 'number' } },
+      properties: {
+        threads: { type: 'integer' },
+        running: { type: 'integer' },
+        queued: { type: 'integer' },
+        utilization: { type: 'number' },
+      },
     },
     received: {
       type: 'object',
@@ -104,7 +118,10 @@ const accessRule = {
         type: 'object',
         required: ['aeTitle'],
         additionalProperties: false,
-        properties: { aeTitle: { type: 'string' }, host: { type: 'string', description: 'Only from this host (resolved); absent: from any host.' } },
+        properties: {
+          aeTitle: { type: 'string' },
+          host: { type: 'string', description: 'Only from this host (resolved); absent: from any host.' },
+        },
       },
     },
   },
@@ -112,7 +129,8 @@ const accessRule = {
 
 const dicomAccess = {
   type: 'object',
-  description: 'Who may store, query (C-FIND) and retrieve (C-MOVE, C-GET) over DICOM: databases[].dicomAccess and dicomdirStores[].dicomAccess of the configuration.',
+  description:
+    'Who may store, query (C-FIND) and retrieve (C-MOVE, C-GET) over DICOM: databases[].dicomAccess and dicomdirStores[].dicomAccess of the configuration.',
   required: ['databases', 'dicomdirStores'],
   additionalProperties: false,
   properties: {
@@ -168,8 +186,16 @@ export async function statusRoutes(app: FastifyInstance, deps: HttpDeps): Promis
             dicom: { type: 'object', additionalProperties: true, properties: { access: dicomAccess } },
             uptimeSeconds: { type: 'integer' },
             startedAt: { type: 'string' },
-            received: { type: 'object', additionalProperties: true, description: 'What came in from outside: network, import, watch folders, replication, DICOMweb STOW.' },
-            produced: { type: 'object', additionalProperties: true, description: 'What pipelines produced and filed (derived instances), counted apart from received.' },
+            received: {
+              type: 'object',
+              additionalProperties: true,
+              description: 'What came in from outside: network, import, watch folders, replication, DICOMweb STOW.',
+            },
+            produced: {
+              type: 'object',
+              additionalProperties: true,
+              description: 'What pipelines produced and filed (derived instances), counted apart from received.',
+            },
             storage: { type: 'object', additionalProperties: true },
             watchFolders: { type: 'array' },
             pipelines: { type: 'object', additionalProperties: true },
@@ -178,7 +204,11 @@ export async function statusRoutes(app: FastifyInstance, deps: HttpDeps): Promis
               type: 'object',
               additionalProperties: true,
               properties: {
-                queuedByPipeline: { type: 'object', additionalProperties: { type: 'integer' }, description: 'Queued jobs by pipeline, all nodes.' },
+                queuedByPipeline: {
+                  type: 'object',
+                  additionalProperties: { type: 'integer' },
+                  description: 'Queued jobs by pipeline, all nodes.',
+                },
               },
             },
             databases: { type: 'array' },
@@ -229,7 +259,8 @@ export async function statusRoutes(app: FastifyInstance, deps: HttpDeps): Promis
 
   app.get('/api/arrivals/series', {
     schema: {
-      summary: 'Recent arrivals per series and database, the latest first: count, first and last arrival, senders (of the newest 50,000 arrivals)',
+      summary:
+        'Recent arrivals per series and database, the latest first: count, first and last arrival, senders (of the newest 50,000 arrivals)',
       tags: ['status'],
       querystring: { type: 'object', additionalProperties: false, properties: { limit: limitQuery(500, 50) } },
       response: {
@@ -247,7 +278,11 @@ export async function statusRoutes(app: FastifyInstance, deps: HttpDeps): Promis
               firstReceivedAt: { type: 'string' },
               lastReceivedAt: { type: 'string' },
               senders: { type: 'array', items: { type: 'string' }, description: 'Calling AE titles.' },
-              sources: { type: 'array', items: { type: 'string' }, description: 'network, import, folder, replication, dicomweb, pipeline, move.' },
+              sources: {
+                type: 'array',
+                items: { type: 'string' },
+                description: 'network, import, folder, replication, dicomweb, pipeline, move.',
+              },
               attributes: { type: 'object', additionalProperties: { type: 'string' } },
             },
           },
@@ -259,7 +294,13 @@ export async function statusRoutes(app: FastifyInstance, deps: HttpDeps): Promis
       const { limit } = request.query as { limit: number };
       const u = request.user;
       // The same rule as maySeeArrival: admins all (none recorded too), others their readable databases.
-      const databases = u.role === 'admin' ? undefined : deps.users.readable(u.name, deps.databases.map((d) => d.name));
+      const databases =
+        u.role === 'admin'
+          ? undefined
+          : deps.users.readable(
+              u.name,
+              deps.databases.map((d) => d.name),
+            );
       return deps.index.arrivalsBySeries({ limit, window: 50_000, databases });
     },
   });
@@ -275,7 +316,12 @@ export async function statusRoutes(app: FastifyInstance, deps: HttpDeps): Promis
           items: {
             type: 'object',
             required: ['at', 'user', 'action', 'details'],
-            properties: { at: { type: 'string' }, user: { type: 'string' }, action: { type: 'string' }, details: { type: 'object', additionalProperties: true } },
+            properties: {
+              at: { type: 'string' },
+              user: { type: 'string' },
+              action: { type: 'string' },
+              details: { type: 'object', additionalProperties: true },
+            },
           },
         },
         ...authErrors,

@@ -10,7 +10,13 @@ const tokenRecord = {
   type: 'object',
   required: ['id', 'user', 'createdAt'],
   additionalProperties: false,
-  properties: { id: { type: 'string' }, user: { type: 'string' }, description: { type: 'string' }, createdAt: { type: 'string' }, lastUsedAt: { type: 'string' } },
+  properties: {
+    id: { type: 'string' },
+    user: { type: 'string' },
+    description: { type: 'string' },
+    createdAt: { type: 'string' },
+    lastUsedAt: { type: 'string' },
+  },
 } as const;
 const createBody = {
   type: 'object',
@@ -18,12 +24,21 @@ const createBody = {
   additionalProperties: false,
   properties: { user: { type: 'string', minLength: 1, maxLength: 64 }, description: { type: 'string', maxLength: 200 } },
 } as const;
-const idParams = { type: 'object', required: ['id'], additionalProperties: false, properties: { id: { type: 'string', minLength: 1, maxLength: 64 } } } as const;
+const idParams = {
+  type: 'object',
+  required: ['id'],
+  additionalProperties: false,
+  properties: { id: { type: 'string', minLength: 1, maxLength: 64 } },
+} as const;
 
 /** API tokens (admin only). The secret is shown once, at creation; only its hash is kept. */
 export async function tokenRoutes(app: FastifyInstance, deps: HttpDeps): Promise<void> {
   app.get('/api/tokens', {
-    schema: { summary: 'The API tokens in force (never their secrets)', tags: ['users'], response: { 200: { type: 'array', items: tokenRecord }, ...authErrors } },
+    schema: {
+      summary: 'The API tokens in force (never their secrets)',
+      tags: ['users'],
+      response: { 200: { type: 'array', items: tokenRecord }, ...authErrors },
+    },
     handler: async (request) => {
       requireRole(request.user, ['admin'], 'listing tokens');
       return await deps.tokens.list();
@@ -36,7 +51,11 @@ export async function tokenRoutes(app: FastifyInstance, deps: HttpDeps): Promise
       tags: ['users'],
       body: createBody,
       response: {
-        201: { ...tokenRecord, required: [...tokenRecord.required, 'token'], properties: { ...tokenRecord.properties, token: { type: 'string' } } },
+        201: {
+          ...tokenRecord,
+          required: [...tokenRecord.required, 'token'],
+          properties: { ...tokenRecord.properties, token: { type: 'string' } },
+        },
         400: errorReply,
         ...authErrors,
       },
