@@ -145,25 +145,30 @@ export class DicomflowScp extends Scp {
     // The peer's port tells apart associations from one host (a log line is traced to its sender).
     const peerPort = socket.remotePort;
     const log = ctx.log.child({ associationId: undefined as string | undefined, peer: peerAddress, peerPort });
+    // The framed socket is made before super() (which takes it), so its callbacks reach the SCP
+    // through `self`, set right after: `this` there would throw until super() returned.
+    // biome-ignore lint/complexity/noUselessThisAlias: not useless: `this` in these callbacks throws before super() returns
+    let self: DicomflowScp | undefined;
     const framed = new FramedSocket(socket, {
       maxPduLength: ctx.settings.maxPduLength,
       timeouts,
-      onCommand: (command, contextId, decoded) => this?.route(command, contextId, decoded) ?? { to: 'abort', message: 'no association' },
+      onCommand: (command, contextId, decoded) => self?.route(command, contextId, decoded) ?? { to: 'abort', message: 'no association' },
       onViolation: (v) => {
         ctx.stats.aborted++;
-        (this?.log ?? log).warn(
+        (self?.log ?? log).warn(
           { code: v.code, reason: v.message },
           v.code === 'DF_ERR_PDU_INVALID' ? 'association aborted: invalid PDU' : 'association aborted: a command that cannot be served',
         );
       },
-      onTimeout: (kind, phase) => this?.timedOut(kind, phase),
+      onTimeout: (kind, phase) => self?.timedOut(kind, phase),
       onRelayedDataset: (contextId, dataset) => {
-        if (this) this.lastIdentifier = { contextId, dataset };
+        if (self) self.lastIdentifier = { contextId, dataset };
       },
-      awaitingPeer: () => this?.getChannel?.awaitingPeer() ?? false,
+      awaitingPeer: () => self?.getChannel?.awaitingPeer() ?? false,
     });
     // The library's own timers stay off (no 'connect' event on an accepted socket); ours run in the framed socket.
     super(framed as unknown as Socket);
+    self = this;
     // dcmjs-dimse merges a name map given here into a copy of the whole dictionary for every
     // dataset it sends (its default, {}, included): without one, each C-FIND match costs ~1 ms less.
     (this as unknown as { datasetNameMap?: object }).datasetNameMap = undefined;
