@@ -19,7 +19,7 @@ import { MoveService } from './dimse/move.ts';
 import { GetService } from './dimse/get.ts';
 import { AssociationStats } from './dimse/scp.ts';
 import { userIdentityVerifier } from './dimse/user-identity.ts';
-import { accessPolicy, decideAccess, describeAccess, hostsOf } from './dimse/access.ts';
+import { accessPolicy, decideAccess, hostsOf } from './dimse/access.ts';
 import { PeerHosts } from './dimse/peer-hosts.ts';
 import { loadOrCreateAdminToken } from './http/auth.ts';
 import { startHttpServer } from './http/http-server.ts';
@@ -43,6 +43,7 @@ import { OutboxSender } from './route/outbox-sender.ts';
 import { DicomdirStore } from '../core/store/dicomdir-store.ts';
 import { createStepPool } from '../workers/pool.ts';
 import { WatchFolder } from './import/watch-folder.ts';
+import { nodeMetrics, nodeStatus, type NodeParts } from './node-status.ts';
 
 export interface RunningServer {
   config: ResolvedConfig;
@@ -322,90 +323,27 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
   watchFolders.forEach((w) => w.start());
 
   // The index's figures are read together, off the event loop where they can take long.
-  const status = async () => {
-    const [jobCounts, queuedByPipeline, totals, outbox] = await Promise.all([
-      jobs.counts(),
-      jobs.queuedByPipeline(),
-      Promise.all(config.databases.map((db) => index.totals(db.name))),
-      outboxSender.status(),
-    ]);
-    return {
-      dicom: {
-        listening: dicom.listening(),
-        aeTitle: d.aeTitle,
-        host: d.host,
-        port: dicom.port,
-        tlsPort: dicom.tlsPort ?? null,
-        maxPduLength: d.maxPduLength,
-        associations: {
-          open: associations.open,
-          total: associations.total,
-          rejected: associations.rejected,
-          aborted: associations.aborted,
-        },
-        access: describeAccess(access),
-      },
-      uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
-      startedAt: new Date(startedAt).toISOString(),
-      received: {
-        objects: receiver.stats.objectsReceived,
-        bytes: receiver.stats.bytesReceived,
-        failures: receiver.stats.failures,
-        duplicates: receiver.stats.duplicates,
-        lastArrivalAt: receiver.stats.lastArrivalAt ?? null,
-      },
-      produced: { objects: receiver.stats.objectsProduced, bytes: receiver.stats.bytesProduced },
-      storage: {
-        dataDir: config.dataDir,
-        freeBytes: freeSpace.freeBytes,
-        minFreeBytes: freeSpace.minFreeBytes,
-        refusingNewObjects: storeIsFull(),
-      },
-      watchFolders: watchFolders.map((w, i) => ({ path: config.watchFolders[i].path, ...w.stats })),
-      pipelines: {
-        dir: config.pipelinesDir,
-        loaded: pipelines
-          .all()
-          .map((p) => ({ name: p.definition.name, enabled: p.definition.enabled, trigger: p.definition.trigger.on, file: p.file })),
-        problems: pipelines.problems().map(formatProblem),
-      },
-      cluster: await cluster.view(),
-      engine: {
-        nodeId: engine.nodeId,
-        jobs: jobCounts,
-        queuedByPipeline,
-        running: engine.runningJobs,
-        arrivalsProcessed: engine.stats.arrivalsProcessed,
-        arrivalsWithoutPipeline: engine.stats.arrivalsWithoutPipeline,
-        lastUnmatched: engine.stats.lastUnmatched,
-        pool: pool.utilization(),
-      },
-      databases: config.databases.map((db, i) => ({ name: db.name, aeTitle: db.aeTitle ?? null, ...totals[i] })),
-      outbox,
-    };
+  const parts: NodeParts = {
+    config,
+    startedAt,
+    dicom,
+    associations,
+    access,
+    receiver,
+    freeSpace,
+    watchFolders,
+    pipelines,
+    cluster,
+    engine,
+    jobs,
+    index,
+    outboxSender,
+    pool,
   };
   const http = await startHttpServer(
     {
-      status: {
-        status,
-        health: async () => {
-          const checks = { dicom: dicom.listening(), index: await index.healthy(), storage: !storeIsFull() };
-          return { ok: checks.dicom && checks.index && checks.storage, ...checks };
-        },
-      },
-      metrics: async () => ({
-        receivedObjects: receiver.stats.objectsReceived,
-        receivedBytes: receiver.stats.bytesReceived,
-        producedObjects: receiver.stats.objectsProduced,
-        producedBytes: receiver.stats.bytesProduced,
-        receiveFailures: receiver.stats.failures,
-        associationsOpen: associations.open,
-        associationsTotal: associations.total,
-        jobs: await jobs.counts(),
-        pool: pool.utilization(),
-        cluster: await cluster.view(),
-        queuedByPipeline: await jobs.queuedByPipeline(),
-      }),
+      status: nodeStatus(parts),
+      metrics: nodeMetrics(parts),
       users,
       tokens,
       adminToken: token,
