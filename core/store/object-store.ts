@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { dfError } from '../errors.ts';
 import { newId } from '../ids.ts';
+import { CoalescedSync } from './coalesced-sync.ts';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './data-dir.ts';
 
 /**
@@ -18,6 +19,8 @@ export class ObjectStore {
   /** Empty files made ahead of need; moved into incoming/ when an object starts to arrive. */
   private readonly spareDir: string;
   private readonly knownDirs = new Set<string>();
+  /** Open object directories, each with its shared fsync; the newest few stay open. */
+  private readonly dirSyncs = new Map<string, DirectorySync>();
   private readonly spares: { id: string; tempPath: string; fd: number }[] = [];
   /** Write buffers of every object being received. */
   readonly slabs = new WriteSlabs();
@@ -96,6 +99,9 @@ export class ObjectStore {
       fs.closeSync(s.fd);
       fs.rmSync(s.tempPath, { force: true });
     }
+    // A directory whose fsync is still under way is closed by that fsync's end.
+    for (const sync of this.dirSyncs.values()) sync.closeWhenIdle();
+    this.dirSyncs.clear();
   }
 
   absolutePath(relativePath: string): string {
@@ -139,9 +145,32 @@ export class ObjectStore {
     this.knownDirs.add(dir);
   }
 
-  /** A rename is durable only once its directory is synced (POSIX: fsync on the directory). */
-  async syncPlacement(relativePath: string): Promise<void> {
-    await fsyncDirectory(path.dirname(this.absolutePath(relativePath)));
+  /**
+   * A rename is durable only once its directory is synced (POSIX: fsync on the directory).
+   * Objects of one hour share a directory: its descriptor stays open (no open and close per
+   * object) and placements that wait together share one fsync.
+   */
+  syncPlacement(relativePath: string): Promise<void> {
+    const dir = path.dirname(this.absolutePath(relativePath));
+    let sync = this.dirSyncs.get(dir);
+    if (!sync) {
+      sync = new DirectorySync(dir);
+      this.dirSyncs.set(dir, sync);
+      this.closeIdleDirectories();
+    }
+    return sync.request();
+  }
+
+  /** Past the newest DIRECTORIES_KEPT, directories with no sync under way are closed. */
+  private closeIdleDirectories(): void {
+    let over = this.dirSyncs.size - DIRECTORIES_KEPT;
+    for (const [dir, sync] of this.dirSyncs) {
+      if (over <= 0) break;
+      if (sync.close()) {
+        this.dirSyncs.delete(dir);
+        over--;
+      }
+    }
   }
 
   async freeBytes(): Promise<number> {
@@ -151,6 +180,69 @@ export class ObjectStore {
 
   async remove(relativePath: string): Promise<void> {
     await fs.promises.rm(this.absolutePath(relativePath), { force: true });
+  }
+}
+
+// Object directories kept open at once: this hour's and a few before it (writes near the hour's turn).
+const DIRECTORIES_KEPT = 4;
+
+/**
+ * One object directory's descriptor and its shared fsync. Object directories are never removed
+ * while the store runs (place() already counts on that), so the descriptor stays the directory.
+ */
+class DirectorySync {
+  private readonly dir: string;
+  private fd: Promise<number> | undefined;
+  private readonly sync: CoalescedSync;
+  private closing = false;
+  private active = 0;
+
+  constructor(dir: string) {
+    this.dir = dir;
+    this.sync = new CoalescedSync(() => this.fsyncOnce());
+  }
+
+  request(): Promise<void> {
+    return this.sync.request();
+  }
+
+  private async fsyncOnce(): Promise<void> {
+    this.fd ??= new Promise<number>((resolve, reject) => fs.open(this.dir, 'r', (err, fd) => (err ? reject(err) : resolve(fd))));
+    this.active++;
+    try {
+      let fd: number;
+      try {
+        fd = await this.fd;
+      } catch (err) {
+        // A failed open is not kept: the next object tries again.
+        this.fd = undefined;
+        throw err;
+      }
+      await new Promise<void>((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
+    } finally {
+      if (--this.active === 0 && this.closing) this.release();
+    }
+  }
+
+  /** Closes the descriptor now if no fsync is under way; false if one is. */
+  close(): boolean {
+    if (this.sync.busy) return false;
+    this.release();
+    return true;
+  }
+
+  closeWhenIdle(): void {
+    this.closing = true;
+    if (!this.sync.busy) this.release();
+  }
+
+  private release(): void {
+    const fd = this.fd;
+    this.fd = undefined;
+    void fd?.then(
+      (n) => fs.close(n, () => {}),
+      () => {},
+    );
   }
 }
 

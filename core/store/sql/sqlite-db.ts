@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
+import { CoalescedSync } from '../coalesced-sync.ts';
 import type { Row, RunResult, SqlDb, SqlTransaction } from './sql-db.ts';
 import { SqliteReaders } from './sqlite-readers.ts';
 import { insideTransaction, refuseInsideTransaction } from './transaction-scope.ts';
@@ -21,6 +22,8 @@ export class SqliteDb implements SqlDb {
   private readonly statements = new Map<string, Database.Statement>();
   private readonly readers: SqliteReaders | undefined;
   private walFd: number | undefined;
+  /** Commits that ask together share one WAL fsync. */
+  private readonly walSync = new CoalescedSync(() => this.fsyncWal());
   /** A transaction holds the connection; others (and lone statements) queue behind it. */
   private busy = false;
   private readonly waiting: (() => void)[] = [];
@@ -166,6 +169,10 @@ export class SqliteDb implements SqlDb {
   }
 
   syncDurable(): Promise<void> {
+    return this.walSync.request();
+  }
+
+  private fsyncWal(): Promise<void> {
     if (this.walFd === undefined) this.walFd = fs.openSync(`${this.location}-wal`, 'r');
     const fd = this.walFd;
     return new Promise((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
@@ -189,6 +196,8 @@ export class SqliteDb implements SqlDb {
   async close(): Promise<void> {
     await this.readers?.close();
     if (this.busy) await this.acquire();
+    // A WAL fsync still running would otherwise meet a closed (or reused) descriptor.
+    while (this.walSync.busy) await this.walSync.request().catch(() => {});
     if (this.walFd !== undefined) fs.closeSync(this.walFd);
     this.walFd = undefined;
     if (this.raw.open) this.raw.close();
