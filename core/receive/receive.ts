@@ -199,7 +199,8 @@ export class Reception {
       const refusal = check?.(attributes);
       if (refusal) throw refusal;
       const relativePath = this.writer.place();
-      // The object's fsync starts now and runs while the index commits.
+      // The object's fsync starts now and runs while the index commits (durably: recordReceived
+      // resolves once its commit reached the disk).
       const objectSynced = this.writer.sync();
       objectSynced.catch(() => {});
       const receivedAt = new Date().toISOString();
@@ -228,7 +229,7 @@ export class Reception {
       // The object, its directory entry and the index row reach the disk together; only then
       // is the sender told Success. A power loss in between can leave an unacknowledged row
       // whose file is short: start-up after an unclean stop checks recent objects.
-      await Promise.all([objectSynced, this.options.index.syncDurable()]);
+      await objectSynced;
       if (!keepsBytes) await this.writer.discard();
       if (!keepsBytes) {
         stats.duplicates++;

@@ -263,7 +263,7 @@ export interface ArrivalFiling {
 
 export interface IndexStore {
   /**
-   * Commits the arrival (visible at once); durable only after syncDurable() resolves. With
+   * Commits the arrival and resolves once the commit is durable (it survives a power loss). With
    * `filing`, the arrival is filed into its database in the same commit where it decides so.
    */
   recordReceived(object: ReceivedObject, policy: DuplicatePolicy, filing?: ArrivalFiling): Promise<RecordResult>;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import { dfError } from '../../errors.ts';
-import type { Row, RunResult, SqlDb, SqlTransaction } from './sql-db.ts';
+import type { Row, RunResult, SqlDb, SqlTransaction, TransactionOptions } from './sql-db.ts';
 import { insideTransaction, refuseInsideTransaction } from './transaction-scope.ts';
 
 // Counts and sizes arrive as int8 and numeric: numbers, as SQLite gives them.
@@ -253,13 +253,16 @@ export class PostgresDb implements SqlDb {
     }
   }
 
-  async transaction<T>(fn: (tx: SqlTransaction) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: SqlTransaction) => Promise<T>, options?: TransactionOptions): Promise<T> {
     refuseInsideTransaction(this, 'a nested transaction');
     for (let attempt = 1; ; attempt++) {
       const client = await this.connect();
       const topics = new Set<string>();
       try {
-        await this.query(client, 'BEGIN', []);
+        // The pool's connections commit asynchronously; a durable transaction's commit waits for
+        // its WAL to reach the disk (PostgreSQL groups concurrent committers' flushes itself).
+        if (options?.durable) await this.execOn(client, 'BEGIN; SET LOCAL synchronous_commit = on');
+        else await this.query(client, 'BEGIN', []);
         const result = await insideTransaction(this, () => fn(this.handle(client, topics)));
         // NOTIFY inside the transaction: PostgreSQL delivers it at the commit, and only then.
         for (const topic of topics) await this.query(client, 'SELECT pg_notify(?, ?)', [CHANNEL, `${topic} ${this.instance}`]);

@@ -38,6 +38,15 @@ export interface SqlTransaction extends SqlRunner {
   notify(topic: string): void;
 }
 
+export interface TransactionOptions {
+  /**
+   * The commit reaches the disk before the transaction resolves (a received object's rows,
+   * which the sender is told are stored): on PostgreSQL a synchronous commit, so that no flush
+   * round trip follows; on SQLite a WAL fsync after it, shared with commits that wait together.
+   */
+  durable?: boolean;
+}
+
 export interface SqlDb extends SqlRunner {
   /** Where the data lives, for logs and status (a file, or the URL without its password). */
   readonly location: string;
@@ -51,7 +60,7 @@ export interface SqlDb extends SqlRunner {
    * lost a race with another node (serialization failure, deadlock, unique violation) runs again,
    * so fn must not have effects outside the database.
    */
-  transaction<T>(fn: (tx: SqlTransaction) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: SqlTransaction) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /**
    * A read that may take long (C-FIND pages, listings, scans): on SQLite it runs on a reader
    * thread with its own read-only connection (WAL lets it read beside the writer), never on the

@@ -95,6 +95,9 @@ const levelRowsParams = (database: string, sopInstanceUid: string, a: Attributes
 
 const parse = (json: string): Attributes => JSON.parse(json) as Attributes;
 
+// A received object's rows: the sender is told Success only once they are on disk.
+const DURABLE = { durable: true } as const;
+
 /** The index (objects, arrivals, the databases' four levels, audit log) on SQLite or PostgreSQL. */
 export class SqlIndex implements IndexStore {
   private readonly db: SqlDb;
@@ -289,7 +292,8 @@ export class SqlIndex implements IndexStore {
 
   /**
    * Objects that arrive together (several associations) are committed in one transaction: one
-   * WAL sync for the group instead of one each. Every caller is answered after that commit.
+   * WAL sync for the group instead of one each. Every caller is answered once that commit is
+   * durable (a durable transaction: no flush of its own afterwards).
    */
   recordReceived(object: ReceivedObject, policy: DuplicatePolicy, filing?: ArrivalFiling): Promise<RecordResult> {
     return new Promise((resolve, reject) => {
@@ -311,7 +315,7 @@ export class SqlIndex implements IndexStore {
         const out: Recorded[] = [];
         for (const p of batch) out.push(await this.recordOne(tx, p.object, p.policy, p.filing));
         return out;
-      });
+      }, DURABLE);
     } catch (err) {
       // A batch fails as a whole; retry each alone so one bad row cannot fail its neighbours.
       for (const p of batch) await this.recordAlone(p, batch.length > 1 ? undefined : err);
@@ -328,7 +332,7 @@ export class SqlIndex implements IndexStore {
   private async recordAlone(p: Pending, failedAlready: unknown): Promise<void> {
     if (failedAlready === undefined || !p.filing) {
       try {
-        this.answer(p, await this.db.transaction((tx) => this.recordOne(tx, p.object, p.policy, p.filing)));
+        this.answer(p, await this.db.transaction((tx) => this.recordOne(tx, p.object, p.policy, p.filing), DURABLE));
         return;
       } catch (err) {
         if (!p.filing) {
@@ -338,7 +342,7 @@ export class SqlIndex implements IndexStore {
       }
     }
     try {
-      this.answer(p, await this.db.transaction((tx) => this.recordOne(tx, p.object, p.policy, undefined)));
+      this.answer(p, await this.db.transaction((tx) => this.recordOne(tx, p.object, p.policy, undefined), DURABLE));
     } catch (err) {
       p.reject(err);
     }

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { CoalescedSync } from '../coalesced-sync.ts';
-import type { Row, RunResult, SqlDb, SqlTransaction } from './sql-db.ts';
+import type { Row, RunResult, SqlDb, SqlTransaction, TransactionOptions } from './sql-db.ts';
 import { SqliteReaders } from './sqlite-readers.ts';
 import { insideTransaction, refuseInsideTransaction } from './transaction-scope.ts';
 
@@ -121,15 +121,15 @@ export class SqliteDb implements SqlDb {
    * first fails at once with "database is locked" when another process (the CLI) wrote
    * meanwhile; waiting for the lock up front lets busy_timeout do its work.
    */
-  async transaction<T>(fn: (tx: SqlTransaction) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: SqlTransaction) => Promise<T>, options?: TransactionOptions): Promise<T> {
     refuseInsideTransaction(this, 'a nested transaction');
     await this.acquire();
+    let result: T;
     try {
       this.runNow('BEGIN IMMEDIATE', []);
       try {
-        const result = await insideTransaction(this, () => fn(this.handle()));
+        result = await insideTransaction(this, () => fn(this.handle()));
         this.runNow('COMMIT', []);
-        return result;
       } catch (err) {
         if (this.raw.inTransaction) this.runNow('ROLLBACK', []);
         throw err;
@@ -137,6 +137,9 @@ export class SqliteDb implements SqlDb {
     } finally {
       this.release();
     }
+    // The connection is free meanwhile: other transactions commit and join this fsync or the next.
+    if (options?.durable) await this.syncDurable();
+    return result;
   }
 
   /** The transaction's statements run at once: it holds the connection. */
