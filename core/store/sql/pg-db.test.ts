@@ -76,6 +76,24 @@ describe.skipIf(testBackend() !== 'postgres')('PostgresDb', () => {
     expect(db.roundTrips.flushes).toBe(5);
   });
 
+  it('a durable transaction commits synchronously, with no flush round trip after it', async () => {
+    const db = await PostgresDb.open({ url: await freshPostgresDatabase() });
+    open.push(db);
+    await db.exec('CREATE TABLE t (x integer)');
+    const setting = (tx: { get: PostgresDb['get'] }) => tx.get<{ synchronous_commit: string }>('SHOW synchronous_commit');
+    const durable = await db.transaction(
+      async (tx) => {
+        await tx.run('INSERT INTO t VALUES (?)', 1);
+        return (await setting(tx))!.synchronous_commit;
+      },
+      { durable: true },
+    );
+    expect(durable).toBe('on');
+    // SET LOCAL: the connection goes back to the pool as it was.
+    expect(await db.transaction(async (tx) => (await setting(tx))!.synchronous_commit)).toBe('off');
+    expect(db.roundTrips.flushes).toBe(0);
+  });
+
   it('rolls back a transaction that throws, and a savepoint alone', async () => {
     const db = await PostgresDb.open({ url: await freshPostgresDatabase() });
     open.push(db);
