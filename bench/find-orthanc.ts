@@ -18,7 +18,7 @@ import {
   sendEcho,
   VERIFICATION_SOP_CLASS,
 } from '../test/helpers/raw-scu.ts';
-import { encodeIdentifier } from '../server/dimse/find.ts';
+import { encodeIdentifier } from '../server/dimse/identifier-encoder.ts';
 import { positiveInt } from './support/args.ts';
 import { cleanUp, makeTempDir, stopChild } from './support/cleanup.ts';
 import { spawnDicomflow } from './support/dicomflow-process.ts';

@@ -1,25 +1,24 @@
-import dimse from 'dcmjs-dimse';
 import dcmjs from 'dcmjs';
+import type dimse from 'dcmjs-dimse';
 import type { Logger } from 'pino';
-import { queryRetrieveSopClasses } from '../../core/dicom/sop-classes.ts';
-import { dfError, isDfError } from '../../core/errors.ts';
 import { DatasetWalker } from '../../core/dicom/dataset-walker.ts';
+import { queryRetrieveSopClasses } from '../../core/dicom/sop-classes.ts';
 import { IMPLICIT_VR_LE } from '../../core/dicom/transfer-syntaxes.ts';
-import { parseIdentifier, type ParsedQuery } from '../../core/query/identifier.ts';
-import { buildResponse, matchesRow } from '../../core/query/match.ts';
+import { dfError, isDfError } from '../../core/errors.ts';
+import { type ParsedQuery, parseIdentifier } from '../../core/query/identifier.ts';
 import { indexFilterOf } from '../../core/query/match-keys.ts';
+import { buildResponse, matchesRow } from '../../core/query/match.ts';
 import type { PageRequest, QuerySource } from '../../core/store/index-store.ts';
+import { encodeIdentifier } from './identifier-encoder.ts';
 
-const { Dataset, constants, responses } = dimse;
-const { CFindResponse } = responses;
-const { Status } = constants;
 type CFindRequest = InstanceType<typeof dimse.requests.CFindRequest>;
-type CFindResponseT = InstanceType<typeof CFindResponse>;
 
 const EXPLICIT_VR_LE = '1.2.840.10008.1.2.1';
-// PS3.4 C.4.1.1.4: A900 "Identifier does not match SOP Class", C000 "Unable to process".
+// PS3.4 C.4.1.1.4: A900 "Identifier does not match SOP Class", C000 "Unable to process"; PS3.7 C.1-C.4.
 const IDENTIFIER_DOES_NOT_MATCH = 0xa900;
 const UNABLE_TO_PROCESS = 0xc000;
+const SUCCESS = 0x0000;
+const CANCEL = 0xfe00;
 
 const dictionary = dcmjs.data.DicomMetaDictionary;
 const vrOf = (keyword: string): string | undefined => dictionary.nameMap[keyword]?.vr;
@@ -31,8 +30,10 @@ const LOOP_SLICE_MS = 2;
 
 /** Where the responses of one C-FIND go, and whether the peer asked to stop (C-CANCEL). */
 export interface FindChannel {
-  /** Sends one response; resolves once the connection can take more. */
-  send(response: CFindResponseT): Promise<void>;
+  /** Sends one pending response holding this identifier; resolves once the connection can take more. */
+  pending(identifier: Buffer): Promise<void>;
+  /** Sends the final response, which ends the request (its comment is cut to 64 characters). */
+  final(status: number, comment?: string): void;
   cancelled(): boolean;
   /** The transfer syntax accepted for the request's presentation context: responses are encoded in it. */
   transferSyntaxUid?: string;
@@ -42,7 +43,8 @@ export interface FindChannel {
  * C-FIND SCP: the index prefilters by unique keys and match keys (in SQL, over indexed columns),
  * the pure matcher of core/query decides, and
  * each match becomes one pending response holding exactly the requested keys. The matches are
- * read a page at a time and each response is sent as it is made, waiting while the peer reads;
+ * read a page at a time and each response is sent as it is made (the SCP gathers one turn's
+ * responses into one write), waiting while the peer reads;
  * between pages the connection's input is read, so a C-CANCEL ends the answer at once (FE00).
  */
 export class FindService {
@@ -67,7 +69,7 @@ export class FindService {
       // (0000,0902) holds 64 characters: lead with the problem itself, not the code and model.
       const problems = (isDfError(err) ? (err.details?.problems as { message: string }[] | undefined) : undefined) ?? [];
       const comment = problems.length > 0 ? `DF_ERR_QUERY_INVALID: ${problems.map((p) => p.message).join('; ')}` : (err as Error).message;
-      return channel.send(final(request, IDENTIFIER_DOES_NOT_MATCH, comment));
+      return channel.final(IDENTIFIER_DOES_NOT_MATCH, comment);
     }
     let matches = 0;
     try {
@@ -76,26 +78,22 @@ export class FindService {
         // A value outside ASCII is declared in the response that holds it (PS3.4 C.4.1.1.3.1).
         const charset = Object.values(elements).some((v) => typeof v === 'string' && /[^\x00-\x7f]/.test(v)) ? 'ISO_IR 192' : undefined;
         const identifier = charset ? { SpecificCharacterSet: charset, ...elements } : elements;
-        const response = CFindResponse.fromRequest(request);
-        response.setStatus(Status.Pending);
-        // Encoded here, before anything is sent: the library writes the command first and encodes
-        // the data set after, so a failure there would leave the peer half a message and an abort.
-        response.setDataset(new EncodedIdentifier(identifier, transferSyntaxUid, encodeMatch(identifier, transferSyntaxUid, matches)));
-        await channel.send(response);
+        // Encoded before anything of the response is sent: a failure leaves the peer no half message.
+        await channel.pending(encodeMatch(identifier, transferSyntaxUid, matches));
         matches++;
       }
     } catch (err) {
       const code = isDfError(err) ? err.code : 'DF_ERR_QUERY_RESPONSE_FAILED';
       log.error({ code, err, matches, queryLevel: parsed.level, model }, 'C-FIND failed');
-      return channel.send(final(request, UNABLE_TO_PROCESS, isDfError(err) ? err.message : `${code}: ${(err as Error).message}`));
+      return channel.final(UNABLE_TO_PROCESS, isDfError(err) ? err.message : `${code}: ${(err as Error).message}`);
     }
     if (channel.cancelled()) {
       log.info({ queryLevel: parsed.level, model, matches }, 'C-FIND cancelled');
       // PS3.4 C.4.1.2.3: the final response to a cancelled query says Cancel.
-      return channel.send(final(request, Status.Cancel));
+      return channel.final(CANCEL);
     }
     log.info({ queryLevel: parsed.level, model, matches }, 'C-FIND answered');
-    return channel.send(final(request, Status.Success));
+    return channel.final(SUCCESS);
   }
 
   /** The identifiers to answer with, one match at a time; ends early once cancelled. */
@@ -203,40 +201,6 @@ export function rawIdentifierValues(dataset: Buffer, transferSyntaxUid: string):
   return out;
 }
 
-/**
- * A response identifier holding stored values as they are. An object is stored as received, so a
- * value can be longer than its VR allows (a 1000-character name); a C-FIND response may carry the
- * stored value (PS3.4 C.4.1.1.3.2; DCMTK's dcmqrscp does), and findscu and dcmdump read it. dcmjs
- * would refuse such a PN, DA, DT or TM on write and silently cut a CS, IS, DS, AS or AE while
- * denaturalizing, so the elements are denaturalized here and written without its length checks.
- */
-export function encodeIdentifier(elements: Record<string, unknown>, transferSyntaxUid: string): Buffer {
-  const stream = new dcmjs.data.WriteBufferStream(1024);
-  dcmjs.data.DicomMessage.write(denaturalize(elements), stream, transferSyntaxUid, { allowInvalidVRLength: true });
-  return Buffer.from(stream.getBuffer());
-}
-
-/** VRs whose one value may hold a backslash (PS3.5 6.2): every other string VR splits on it. */
-const SINGLE_VALUED_VRS = new Set(['LT', 'ST', 'UT', 'UR']);
-
-function denaturalize(elements: Record<string, unknown>): Record<string, { vr: string; Value: unknown[] }> {
-  const out: Record<string, { vr: string; Value: unknown[] }> = {};
-  for (const [keyword, value] of Object.entries(elements)) {
-    const entry = dictionary.nameMap[keyword] as { tag: string; vr: string } | undefined;
-    if (entry === undefined || !/^[A-Z]{2}$/.test(entry.vr) || value === undefined || value === null) {
-      // Keywords of ambiguous VR (US or SS) and private ones: the library's own rules, as before.
-      Object.assign(out, dictionary.denaturalizeDataset({ [keyword]: value }));
-      continue;
-    }
-    const tag = entry.tag.replace(/[(),]/g, '');
-    if (entry.vr === 'SQ') out[tag] = { vr: 'SQ', Value: (value as Record<string, unknown>[]).map(denaturalize) };
-    else if (typeof value === 'string' && !SINGLE_VALUED_VRS.has(entry.vr))
-      out[tag] = { vr: entry.vr, Value: value === '' ? [] : value.split('\\') };
-    else out[tag] = { vr: entry.vr, Value: Array.isArray(value) ? value : [value] };
-  }
-  return out;
-}
-
 /** One match's identifier, or why it cannot be sent (the C-FIND then ends with C000). */
 function encodeMatch(identifier: Record<string, unknown>, transferSyntaxUid: string, index: number): Buffer {
   try {
@@ -251,23 +215,4 @@ function encodeMatch(identifier: Record<string, unknown>, transferSyntaxUid: str
       details: Object.fromEntries(keys.map((k) => [k, identifier[k]])),
     });
   }
-}
-
-/** A data set whose bytes were encoded before sending; the library writes them as they are. */
-class EncodedIdentifier extends Dataset {
-  readonly #bytes: Buffer;
-  constructor(elements: Record<string, unknown>, transferSyntaxUid: string, bytes: Buffer) {
-    super(elements, transferSyntaxUid);
-    this.#bytes = bytes;
-  }
-  override getDenaturalizedDataset(): Buffer {
-    return this.#bytes;
-  }
-}
-
-function final(request: CFindRequest, status: number, comment?: string): CFindResponseT {
-  const response = CFindResponse.fromRequest(request);
-  response.setStatus(status);
-  if (comment) response.setErrorComment(comment.slice(0, 64));
-  return response;
 }
