@@ -222,6 +222,8 @@ export class Reception {
           this.options.filing,
         );
       } catch (err) {
+        // Committed but not made durable: its row points at this file, which stays.
+        if ((err as { committed?: boolean }).committed === true) indexed = true;
         throw dfError('DF_ERR_STORE_WRITE', `cannot index the object: ${(err as Error).message}`, { cause: err });
       }
       indexed = true;

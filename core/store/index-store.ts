@@ -265,6 +265,8 @@ export interface IndexStore {
   /**
    * Commits the arrival and resolves once the commit is durable (it survives a power loss). With
    * `filing`, the arrival is filed into its database in the same commit where it decides so.
+   * Rejects with an error whose `committed` is true when the rows were committed but could not be
+   * made durable: they point at the object, which must then be kept.
    */
   recordReceived(object: ReceivedObject, policy: DuplicatePolicy, filing?: ArrivalFiling): Promise<RecordResult>;
   syncDurable(): Promise<void>;

@@ -51,6 +51,20 @@ function filing(policy: DuplicatePolicy, settled = true): ArrivalFiling & { comm
 }
 
 describe('filing in the arrival commit', () => {
+  it('an arrival committed but not made durable is rejected as committed, and not recorded twice', async () => {
+    const { index } = await stores();
+    const db = index.connection;
+    db.syncDurable = () => Promise.reject(new Error('EIO'));
+    // SQLite makes the commit durable with its WAL fsync (stubbed to fail); PostgreSQL commits synchronously.
+    const results = await Promise.allSettled([1, 2].map((n) => index.recordReceived(object(n), 'keep-first', filing('keep-first'))));
+    if (db.dialect === 'sqlite') {
+      for (const r of results) expect(r).toMatchObject({ status: 'rejected', reason: { committed: true } });
+    } else {
+      for (const r of results) expect(r.status).toBe('fulfilled');
+    }
+    expect(await index.totals()).toMatchObject({ arrivals: 2, instances: 2 });
+  });
+
   it('files the arrival into its database in the same commit, processed when no other pipeline takes it', async () => {
     const { index, jobs } = await stores();
     const f = filing('keep-first');

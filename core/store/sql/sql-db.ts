@@ -47,6 +47,19 @@ export interface TransactionOptions {
   durable?: boolean;
 }
 
+/**
+ * A durable transaction committed, but making the commit durable failed (the WAL fsync): its rows
+ * exist. Running it again would write them twice; what they point at must be kept.
+ */
+export class CommitNotDurableError extends Error {
+  readonly committed = true;
+
+  constructor(cause: unknown) {
+    super(`committed, but the commit could not be made durable: ${(cause as Error).message ?? String(cause)}`, { cause });
+    this.name = 'CommitNotDurableError';
+  }
+}
+
 export interface SqlDb extends SqlRunner {
   /** Where the data lives, for logs and status (a file, or the URL without its password). */
   readonly location: string;

@@ -27,7 +27,7 @@ import type {
   TransferRequest,
   TransferResult,
 } from '../index-store.ts';
-import { dialectOf, type Dialect, type SqlDb, type SqlRunner, type SqlTransaction } from './sql-db.ts';
+import { CommitNotDurableError, dialectOf, type Dialect, type SqlDb, type SqlRunner, type SqlTransaction } from './sql-db.ts';
 import { storedMatchKey } from '../../query/match-keys.ts';
 import {
   KEYED_TABLES,
@@ -317,6 +317,11 @@ export class SqlIndex implements IndexStore {
         return out;
       }, DURABLE);
     } catch (err) {
+      // Committed but not durable: the rows exist, so nothing is recorded again.
+      if (err instanceof CommitNotDurableError) {
+        for (const p of batch) p.reject(err);
+        return;
+      }
       // A batch fails as a whole; retry each alone so one bad row cannot fail its neighbours.
       for (const p of batch) await this.recordAlone(p, batch.length > 1 ? undefined : err);
       return;
@@ -335,7 +340,7 @@ export class SqlIndex implements IndexStore {
         this.answer(p, await this.db.transaction((tx) => this.recordOne(tx, p.object, p.policy, p.filing), DURABLE));
         return;
       } catch (err) {
-        if (!p.filing) {
+        if (!p.filing || err instanceof CommitNotDurableError) {
           p.reject(err);
           return;
         }

@@ -3,6 +3,7 @@
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir } from '../../../test/helpers/temp.ts';
+import { CommitNotDurableError } from './sql-db.ts';
 import { SqliteDb } from './sqlite-db.ts';
 
 const open: SqliteDb[] = [];
@@ -18,6 +19,16 @@ async function fresh(): Promise<SqliteDb> {
 }
 
 describe('SqliteDb', () => {
+  it('a durable transaction resolves after the WAL fsync; when that fails, it says the rows were committed', async () => {
+    const db = await fresh();
+    await db.transaction((tx) => tx.run('INSERT INTO t VALUES (1)'), { durable: true });
+    db.syncDurable = () => Promise.reject(new Error('EIO'));
+    const failed = db.transaction((tx) => tx.run('INSERT INTO t VALUES (2)'), { durable: true });
+    await expect(failed).rejects.toBeInstanceOf(CommitNotDurableError);
+    await expect(failed).rejects.toMatchObject({ committed: true });
+    expect((await db.all('SELECT v FROM t ORDER BY v')).map((r) => r.v)).toEqual([1, 2]);
+  });
+
   it('runs transactions one at a time: a second waits until the first commits', async () => {
     const db = await fresh();
     const seen: number[][] = [];

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { CoalescedSync } from '../coalesced-sync.ts';
-import type { Row, RunResult, SqlDb, SqlTransaction, TransactionOptions } from './sql-db.ts';
+import { CommitNotDurableError, type Row, type RunResult, type SqlDb, type SqlTransaction, type TransactionOptions } from './sql-db.ts';
 import { SqliteReaders } from './sqlite-readers.ts';
 import { insideTransaction, refuseInsideTransaction } from './transaction-scope.ts';
 
@@ -138,7 +138,13 @@ export class SqliteDb implements SqlDb {
       this.release();
     }
     // The connection is free meanwhile: other transactions commit and join this fsync or the next.
-    if (options?.durable) await this.syncDurable();
+    if (options?.durable) {
+      try {
+        await this.syncDurable();
+      } catch (err) {
+        throw new CommitNotDurableError(err);
+      }
+    }
     return result;
   }
 
