@@ -82,6 +82,14 @@ const LEVEL_ROWS = `SELECT p.id AS patient_row_id, p.attributes AS patient_attri
            LEFT JOIN series se ON se.database_name = ? AND se.series_instance_uid = ?
            LEFT JOIN instances i ON i.database_name = ? AND i.sop_instance_uid = ?`;
 
+/**
+ * PostgreSQL: true when a level's stored attributes (JSON text) already hold every non-empty value
+ * of the next parameter (JSON text), i.e. upsertLevel would not update the row. Conservative: a
+ * stored JSON null counts as missing, so such a row takes the general path.
+ */
+const NOTHING_TO_ADD = (stored: string) =>
+  `NOT EXISTS (SELECT 1 FROM jsonb_each_text(CAST(? AS jsonb)) n WHERE n.value <> '' AND coalesce(CAST(${stored} AS jsonb) ->> n.key, '') = '')`;
+
 const levelRowsParams = (database: string, sopInstanceUid: string, a: Attributes): unknown[] => [
   database,
   patientKey(a),
@@ -127,11 +135,24 @@ export class SqlIndex implements IndexStore {
       // PostgreSQL, filing on arrival: the object's and arrival's rows, and the database's rows on
       // the way to the instance read back, in one round trip (the SELECT does not see the CTEs'
       // rows, and needs none of them).
-      insertObjectAndArrivalReadingLevelRows:
+      // …and, in the usual case (patient, study and series there, nothing of theirs to add, the
+      // instance new), the instance's row too: the filing is then done in that one statement.
+      // Otherwise nothing is inserted there and fileOne files it from the rows read.
+      insertObjectAndArrivalFilingInstance:
         db.dialect === 'postgres'
           ? `WITH o AS (INSERT INTO objects (${OBJECT_COLUMNS}) VALUES (${OBJECT_VALUES})),
-              a AS (INSERT INTO arrivals (${ARRIVAL_COLUMNS}) VALUES (${ARRIVAL_VALUES}))
-              ${LEVEL_ROWS}`
+              a AS (INSERT INTO arrivals (${ARRIVAL_COLUMNS}) VALUES (${ARRIVAL_VALUES})),
+              lr AS (${LEVEL_ROWS}),
+              ins AS (
+                INSERT INTO instances (id, database_name, series_row_id, sop_instance_uid, sop_class_uid, object_id,
+                  attributes, created_by, created_at, source, arrival_id)
+                SELECT ?, ?, lr.series_row_id, ?, ?, ?, ?, ?, ?, ?, ? FROM lr
+                WHERE lr.instance_id IS NULL AND lr.patient_row_id IS NOT NULL AND lr.study_row_id IS NOT NULL
+                  AND lr.series_row_id IS NOT NULL
+                  AND ${NOTHING_TO_ADD('lr.patient_attributes')} AND ${NOTHING_TO_ADD('lr.study_attributes')}
+                  AND ${NOTHING_TO_ADD('lr.series_attributes')}
+                RETURNING id)
+              SELECT lr.*, (SELECT count(*) FROM ins) AS instance_filed FROM lr`
           : undefined,
       insertRelease: 'INSERT INTO object_releases (object_id, released_at, released_by_job) VALUES (?, ?, NULL) ON CONFLICT DO NOTHING',
       insertPatient: `INSERT INTO patients (id, database_name, patient_key, patient_id, ${PATIENT_KEY_COLUMNS}, attributes, created_at)
@@ -430,16 +451,34 @@ export class SqlIndex implements IndexStore {
     ];
     const objectValues = [o.objectId, o.path, o.size, o.transferSyntaxUid, o.sopClassUid, o.sopInstanceUid, o.receivedAt, this.node];
     let levelRows: LevelRows | undefined;
+    /** Filed already by the statement that recorded the arrival. */
+    let instanceId: string | undefined;
     if (existing) {
       await tx.run(s.insertArrival, ...arrivalValues);
       await tx.run(s.insertDuplicate, newId(), o.database, o.sopInstanceUid, arrivalId, existing.id, outcome, o.receivedAt);
-    } else if (decision && s.insertObjectAndArrivalReadingLevelRows) {
-      levelRows = await tx.get<LevelRows>(
-        s.insertObjectAndArrivalReadingLevelRows,
+    } else if (decision && s.insertObjectAndArrivalFilingInstance) {
+      instanceId = newId();
+      const row = (await tx.get<LevelRows & { instance_filed: number }>(
+        s.insertObjectAndArrivalFilingInstance,
         ...objectValues,
         ...arrivalValues,
         ...levelRowsParams(decision.database, o.sopInstanceUid, a),
-      );
+        instanceId,
+        decision.database,
+        o.sopInstanceUid,
+        o.sopClassUid,
+        objectId,
+        JSON.stringify(attributesOfLevel(a, 'IMAGE')),
+        o.createdBy,
+        o.receivedAt,
+        o.source,
+        arrivalId,
+        JSON.stringify(attributesOfLevel(a, 'PATIENT')),
+        JSON.stringify(attributesOfLevel(a, 'STUDY')),
+        JSON.stringify(attributesOfLevel(a, 'SERIES')),
+      ))!;
+      levelRows = row;
+      if (Number(row.instance_filed) !== 1) instanceId = undefined;
     } else if (s.insertObjectAndArrival) {
       await tx.run(s.insertObjectAndArrival, ...objectValues, ...arrivalValues);
     } else {
@@ -447,7 +486,7 @@ export class SqlIndex implements IndexStore {
       await tx.run(s.insertArrival, ...arrivalValues);
     }
     if (!decision) return { result: { arrivalId, outcome, objectId, path } };
-    const released = await this.fileArrival(tx, decision, o, objectId, arrivalId, levelRows);
+    const released = instanceId !== undefined ? false : await this.fileArrival(tx, decision, o, objectId, arrivalId, levelRows);
     return {
       result: { arrivalId, outcome, objectId, path, filedBy: decision.pipeline, settled: decision.settled },
       filed: { settled: decision.settled, released },
