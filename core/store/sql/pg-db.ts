@@ -67,6 +67,9 @@ export function numberPlaceholders(text: string): string {
 /** Dates and booleans as SQLite would store them, so both back ends hold the same values. */
 const toParam = (v: unknown): unknown => (v === undefined ? null : typeof v === 'boolean' ? (v ? 1 : 0) : v);
 
+/** A pooled connection, marked `broken` when it failed (it is then destroyed, not reused). */
+type PooledClient = pg.PoolClient & { broken?: Error; watched?: boolean };
+
 interface Translated {
   text: string;
   /** Named statements are parsed and planned once per connection. */
@@ -165,23 +168,28 @@ export class PostgresDb implements SqlDb {
     return t;
   }
 
-  /** One statement on a connection; a connection that failed (not PostgreSQL refusing the statement) is dropped. */
-  private async query(client: pg.PoolClient, text: string, params: unknown[]): Promise<pg.QueryResult> {
+  /** One statement on a connection. */
+  private async query(client: PooledClient, text: string, params: unknown[]): Promise<pg.QueryResult> {
     if (this.closed) throw databaseError('the database is closed');
     const t = this.statement(text);
     this.roundTrips.waited++;
     try {
       return await client.query({ text: t.text, values: params.map(toParam), name: t.name });
     } catch (err) {
-      const { error, fromServer } = translate(err);
-      if (!fromServer) (client as pg.PoolClient & { broken?: Error }).broken = error;
-      throw error;
+      throw this.failed(client, err);
     }
   }
 
-  private async connect(): Promise<pg.PoolClient> {
+  /** Our error for a failed statement; a connection that failed (not PostgreSQL refusing the statement) is marked to be dropped. */
+  private failed(client: PooledClient, err: unknown): Error {
+    const { error, fromServer } = translate(err);
+    if (!fromServer) client.broken = error;
+    return error;
+  }
+
+  private async connect(): Promise<PooledClient> {
     if (this.closed) throw databaseError('the database is closed');
-    let client: pg.PoolClient & { broken?: Error; watched?: boolean };
+    let client: PooledClient;
     try {
       client = await this.pool.connect();
     } catch (err) {
@@ -200,19 +208,23 @@ export class PostgresDb implements SqlDb {
   }
 
   /** Back to the pool, or destroyed when its connection failed (it may still owe an answer). */
-  private release(client: pg.PoolClient): void {
-    const broken = (client as pg.PoolClient & { broken?: Error }).broken;
-    client.release(broken ?? undefined);
+  private release(client: PooledClient): void {
+    client.release(client.broken);
   }
 
-  private async alone(text: string, params: unknown[]): Promise<pg.QueryResult> {
-    refuseInsideTransaction(this, 'a statement');
+  /** Work outside any transaction, on a connection borrowed for it. */
+  private async borrowed<T>(what: string, work: (client: PooledClient) => Promise<T>): Promise<T> {
+    refuseInsideTransaction(this, what);
     const client = await this.connect();
     try {
-      return await this.query(client, text, params);
+      return await work(client);
     } finally {
       this.release(client);
     }
+  }
+
+  private alone(text: string, params: unknown[]): Promise<pg.QueryResult> {
+    return this.borrowed('a statement', (client) => this.query(client, text, params));
   }
 
   async run(text: string, ...params: unknown[]): Promise<RunResult> {
@@ -231,25 +243,17 @@ export class PostgresDb implements SqlDb {
     return this.all<R>(text, ...params);
   }
 
-  async exec(text: string): Promise<void> {
-    refuseInsideTransaction(this, 'exec');
-    const client = await this.connect();
-    try {
-      await this.execOn(client, text);
-    } finally {
-      this.release(client);
-    }
+  exec(text: string): Promise<void> {
+    return this.borrowed('exec', (client) => this.execOn(client, text));
   }
 
   /** Statements without parameters, several at once (the simple query protocol). */
-  private async execOn(client: pg.PoolClient, text: string): Promise<void> {
+  private async execOn(client: PooledClient, text: string): Promise<void> {
     this.roundTrips.waited++;
     try {
       await client.query(text);
     } catch (err) {
-      const { error, fromServer } = translate(err);
-      if (!fromServer) (client as pg.PoolClient & { broken?: Error }).broken = error;
-      throw error;
+      throw this.failed(client, err);
     }
   }
 
@@ -270,7 +274,7 @@ export class PostgresDb implements SqlDb {
         return result;
       } catch (err) {
         try {
-          if (!(client as pg.PoolClient & { broken?: Error }).broken) await this.query(client, 'ROLLBACK', []);
+          if (!client.broken) await this.query(client, 'ROLLBACK', []);
         } catch {
           // the connection broke: the server rolls back when it notices
         }
@@ -282,7 +286,7 @@ export class PostgresDb implements SqlDb {
     }
   }
 
-  private handle(client: pg.PoolClient, topics: Set<string>): SqlTransaction {
+  private handle(client: PooledClient, topics: Set<string>): SqlTransaction {
     let savepoints = 0;
     const tx: SqlTransaction = {
       dialect: 'postgres',
