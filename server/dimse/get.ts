@@ -62,7 +62,13 @@ export interface SubOperationChannel {
  */
 export class GetStoreChannel implements SubOperationChannel {
   private readonly write: (parts: Buffer[], written?: () => void) => Promise<void>;
-  private readonly datasetSender: DatasetPdvSender;
+  private readonly fragmentBytes: number;
+  /**
+   * Made at the first sub-operation: its two 1 MB read blocks are off-heap memory that V8 counts
+   * against the old generation's limit, so made for every association (most never C-GET) they
+   * started a full collection every four or five associations.
+   */
+  private datasetSender: DatasetPdvSender | undefined;
   private readonly contexts: readonly StorageContext[];
   private readonly waiting = new Map<number, { resolve(command: DimseCommand): void; reject(err: Error): void }>();
   private nextMessageId = FIRST_MESSAGE_ID;
@@ -75,10 +81,7 @@ export class GetStoreChannel implements SubOperationChannel {
     contexts: readonly StorageContext[];
   }) {
     this.write = o.write;
-    this.datasetSender = new DatasetPdvSender(
-      o.peerMaxPduLength === 0 ? UNLIMITED_PEER_FRAGMENT_BYTES : o.peerMaxPduLength - PDV_HEADER_BYTES,
-      READ_BLOCK_BYTES,
-    );
+    this.fragmentBytes = o.peerMaxPduLength === 0 ? UNLIMITED_PEER_FRAGMENT_BYTES : o.peerMaxPduLength - PDV_HEADER_BYTES;
     this.contexts = o.contexts;
   }
 
@@ -179,6 +182,7 @@ export class GetStoreChannel implements SubOperationChannel {
 
   /** Bytes [offset, offset+length) of the file as data PDVs within the peer's max PDU. */
   private async sendDataset(handle: fs.FileHandle, contextId: number, offset: number, length: number): Promise<void> {
+    this.datasetSender ??= new DatasetPdvSender(this.fragmentBytes, READ_BLOCK_BYTES);
     await this.datasetSender.send({
       handle,
       contextId,
