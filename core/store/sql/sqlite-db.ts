@@ -139,8 +139,10 @@ export class SqliteDb implements SqlDb {
     }
     // The connection is free meanwhile: other transactions commit and join this fsync or the next.
     if (options?.durable) {
+      const synced = this.syncDurable();
+      options.whenSyncing?.();
       try {
-        await this.syncDurable();
+        await synced;
       } catch (err) {
         throw new CommitNotDurableError(err);
       }
