@@ -199,14 +199,10 @@ export class Reception {
       const refusal = check?.(attributes);
       if (refusal) throw refusal;
       const relativePath = this.writer.place();
-      // The object's fsync starts when the index's commit starts on its way to the disk, so the
-      // disk takes both together (recordReceived resolves once its commit is durable).
-      const writer = this.writer;
-      let objectSynced: Promise<void> | undefined;
-      const startSync = () => {
-        objectSynced ??= writer.sync();
-        objectSynced.catch(() => {});
-      };
+      // The object's fsync starts now and runs while the index commits (durably: recordReceived
+      // resolves once its commit reached the disk).
+      const objectSynced = this.writer.sync();
+      objectSynced.catch(() => {});
       const receivedAt = new Date().toISOString();
       let record: RecordResult;
       try {
@@ -224,7 +220,6 @@ export class Reception {
           },
           this.options.duplicatePolicy,
           this.options.filing,
-          { whenSyncing: startSync },
         );
       } catch (err) {
         // Committed but not made durable: its row points at this file, which stays.
@@ -236,7 +231,6 @@ export class Reception {
       // The object, its directory entry and the index row reach the disk together; only then
       // is the sender told Success. A power loss in between can leave an unacknowledged row
       // whose file is short: start-up after an unclean stop checks recent objects.
-      startSync();
       await objectSynced;
       if (!keepsBytes) await this.writer.discard();
       if (!keepsBytes) {

@@ -261,14 +261,6 @@ export interface ArrivalFiling {
   committed(outcome: { settled: boolean; released: boolean }): void;
 }
 
-export interface RecordOptions {
-  /**
-   * Called once, as the arrival's commit starts on its way to the disk: the caller starts the
-   * syncs that must be durable with it (the object's file) then, so the disk takes them together.
-   */
-  whenSyncing?: () => void;
-}
-
 export interface IndexStore {
   /**
    * Commits the arrival and resolves once the commit is durable (it survives a power loss). With
@@ -276,7 +268,7 @@ export interface IndexStore {
    * Rejects with an error whose `committed` is true when the rows were committed but could not be
    * made durable: they point at the object, which must then be kept.
    */
-  recordReceived(object: ReceivedObject, policy: DuplicatePolicy, filing?: ArrivalFiling, options?: RecordOptions): Promise<RecordResult>;
+  recordReceived(object: ReceivedObject, policy: DuplicatePolicy, filing?: ArrivalFiling): Promise<RecordResult>;
   syncDurable(): Promise<void>;
   fileInstance(database: string, item: FileItem, policy: DuplicatePolicy): Promise<FileResult>;
   instanceExists(database: string, sopInstanceUid: string): Promise<boolean>;

@@ -259,8 +259,6 @@ export class PostgresDb implements SqlDb {
 
   async transaction<T>(fn: (tx: SqlTransaction) => Promise<T>, options?: TransactionOptions): Promise<T> {
     refuseInsideTransaction(this, 'a nested transaction');
-    // A transaction that runs again reaches its COMMIT again: the callers' syncs start once.
-    let whenSyncing = options?.durable ? options.whenSyncing : undefined;
     for (let attempt = 1; ; attempt++) {
       const client = await this.connect();
       const topics = new Set<string>();
@@ -272,10 +270,7 @@ export class PostgresDb implements SqlDb {
         const result = await insideTransaction(this, () => fn(this.handle(client, topics)));
         // NOTIFY inside the transaction: PostgreSQL delivers it at the commit, and only then.
         for (const topic of topics) await this.query(client, 'SELECT pg_notify(?, ?)', [CHANNEL, `${topic} ${this.instance}`]);
-        const committing = this.query(client, 'COMMIT', []);
-        whenSyncing?.();
-        whenSyncing = undefined;
-        await committing;
+        await this.query(client, 'COMMIT', []);
         return result;
       } catch (err) {
         try {

@@ -45,14 +45,6 @@ export interface TransactionOptions {
    * round trip follows; on SQLite a WAL fsync after it, shared with commits that wait together.
    */
   durable?: boolean;
-  /**
-   * With `durable`: called once, as the commit starts on its way to the disk (SQLite: its WAL
-   * fsync; PostgreSQL: the COMMIT, which flushes the WAL), so that what must be durable with it
-   * (a received object's file) is synced at the same moment. On ext4, fsyncs issued together
-   * share one journal commit, while one issued a moment after another waits for the next
-   * (object + WAL: 0.8 ms together, 2.3–3.0 ms staggered by 0.3 ms, measured here).
-   */
-  whenSyncing?: () => void;
 }
 
 /**

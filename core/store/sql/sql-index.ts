@@ -18,7 +18,6 @@ import type {
   PageRequest,
   PatientRow,
   ReceivedObject,
-  RecordOptions,
   RecordResult,
   SeriesArrivals,
   SeriesRow,
@@ -28,15 +27,7 @@ import type {
   TransferRequest,
   TransferResult,
 } from '../index-store.ts';
-import {
-  CommitNotDurableError,
-  dialectOf,
-  type Dialect,
-  type SqlDb,
-  type SqlRunner,
-  type SqlTransaction,
-  type TransactionOptions,
-} from './sql-db.ts';
+import { CommitNotDurableError, dialectOf, type Dialect, type SqlDb, type SqlRunner, type SqlTransaction } from './sql-db.ts';
 import { storedMatchKey } from '../../query/match-keys.ts';
 import {
   KEYED_TABLES,
@@ -49,21 +40,10 @@ import {
   type QueryLevel,
 } from './match-keys.ts';
 
-/** A durable transaction for these arrivals: their objects' syncs start with its own. */
-function durableWith(arrivals: Pending[]): TransactionOptions {
-  return {
-    durable: true,
-    whenSyncing: () => {
-      for (const p of arrivals) p.whenSyncing?.();
-    },
-  };
-}
-
 interface Pending {
   object: ReceivedObject;
   policy: DuplicatePolicy;
   filing?: ArrivalFiling;
-  whenSyncing?: () => void;
   resolve: (r: RecordResult) => void;
   reject: (e: unknown) => void;
 }
@@ -124,6 +104,7 @@ const levelRowsParams = (database: string, sopInstanceUid: string, a: Attributes
 const parse = (json: string): Attributes => JSON.parse(json) as Attributes;
 
 // A received object's rows: the sender is told Success only once they are on disk.
+const DURABLE = { durable: true } as const;
 
 /** The index (objects, arrivals, the databases' four levels, audit log) on SQLite or PostgreSQL. */
 export class SqlIndex implements IndexStore {
@@ -335,9 +316,9 @@ export class SqlIndex implements IndexStore {
    * WAL sync for the group instead of one each. Every caller is answered once that commit is
    * durable (a durable transaction: no flush of its own afterwards).
    */
-  recordReceived(object: ReceivedObject, policy: DuplicatePolicy, filing?: ArrivalFiling, options?: RecordOptions): Promise<RecordResult> {
+  recordReceived(object: ReceivedObject, policy: DuplicatePolicy, filing?: ArrivalFiling): Promise<RecordResult> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ object, policy, filing, whenSyncing: options?.whenSyncing, resolve, reject });
+      this.queue.push({ object, policy, filing, resolve, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => void this.flush());
@@ -355,7 +336,7 @@ export class SqlIndex implements IndexStore {
         const out: Recorded[] = [];
         for (const p of batch) out.push(await this.recordOne(tx, p.object, p.policy, p.filing));
         return out;
-      }, durableWith(batch));
+      }, DURABLE);
     } catch (err) {
       // Committed but not durable: the rows exist, so nothing is recorded again.
       if (err instanceof CommitNotDurableError) {
@@ -377,7 +358,7 @@ export class SqlIndex implements IndexStore {
   private async recordAlone(p: Pending, failedAlready: unknown): Promise<void> {
     if (failedAlready === undefined || !p.filing) {
       try {
-        this.answer(p, await this.db.transaction((tx) => this.recordOne(tx, p.object, p.policy, p.filing), durableWith([p])));
+        this.answer(p, await this.db.transaction((tx) => this.recordOne(tx, p.object, p.policy, p.filing), DURABLE));
         return;
       } catch (err) {
         if (!p.filing || err instanceof CommitNotDurableError) {
@@ -387,7 +368,7 @@ export class SqlIndex implements IndexStore {
       }
     }
     try {
-      this.answer(p, await this.db.transaction((tx) => this.recordOne(tx, p.object, p.policy, undefined), durableWith([p])));
+      this.answer(p, await this.db.transaction((tx) => this.recordOne(tx, p.object, p.policy, undefined), DURABLE));
     } catch (err) {
       p.reject(err);
     }

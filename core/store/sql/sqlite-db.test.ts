@@ -29,23 +29,6 @@ describe('SqliteDb', () => {
     expect((await db.all('SELECT v FROM t ORDER BY v')).map((r) => r.v)).toEqual([1, 2]);
   });
 
-  it('a durable transaction calls whenSyncing once, after its COMMIT, as its WAL fsync starts', async () => {
-    const db = await fresh();
-    const events: string[] = [];
-    const syncDurable = db.syncDurable.bind(db);
-    db.syncDurable = () => {
-      events.push('wal fsync');
-      return syncDurable();
-    };
-    await db.transaction((tx) => tx.run('INSERT INTO t VALUES (1)'), {
-      durable: true,
-      whenSyncing: () => {
-        events.push('whenSyncing');
-      },
-    });
-    expect(events).toEqual(['wal fsync', 'whenSyncing']);
-  });
-
   it('runs transactions one at a time: a second waits until the first commits', async () => {
     const db = await fresh();
     const seen: number[][] = [];

@@ -139,10 +139,8 @@ export class SqliteDb implements SqlDb {
     }
     // The connection is free meanwhile: other transactions commit and join this fsync or the next.
     if (options?.durable) {
-      const synced = this.syncDurable();
-      options.whenSyncing?.();
       try {
-        await synced;
+        await this.syncDurable();
       } catch (err) {
         throw new CommitNotDurableError(err);
       }
