@@ -93,8 +93,8 @@ const DROP: DatasetSink = () => {};
  * - C-STORE datasets never pass through dcmjs-dimse, which re-parses and copies every data PDU
  *   (measured here: 2.7 ms of CPU and most of the GC per 512 KB object). The bytes of each PDV
  *   go from the socket's chunks straight to the SCP's sink, with no copy.
- * - Everything else (associate, release, abort, commands, C-FIND identifiers) goes to the
- *   library as whole PDUs, which are small.
+ * - Everything else goes on as whole PDUs, which are small: association PDUs (associate,
+ *   release, abort) to the SCP, commands and C-FIND/MOVE/GET identifiers to the library.
  */
 export class PduFramer {
   private readonly maxPduLength: number;
@@ -345,20 +345,21 @@ export interface FramedSocketOptions {
   onViolation(v: PduViolation): void;
   onTimeout(kind: TimerKind, phase: AssociationPhase): void;
   onRelayedDataset?(contextId: number, dataset: Buffer): void;
+  /** A whole A-ASSOCIATE-RQ, A-RELEASE-RQ or A-ABORT: the SCP answers these itself. */
+  onAssociationPdu(pdu: Buffer): void;
   /** Whether requests of ours wait for the peer's answer (C-GET's C-STOREs). */
   awaitingPeer?(): boolean;
 }
 
 /**
- * What dcmjs-dimse needs of a socket (write, setTimeout, events), fed by the PduFramer. It also
+ * What dcmjs-dimse needs of a socket (write, setTimeout, events), fed by the PduFramer with the
+ * P-DATA-TFs it still reads (C-FIND, C-MOVE and C-GET requests); association PDUs go to the SCP. It also
  * runs the association's timers (association-timers.ts), seeing every byte either way, and keeps
  * what is written within the peer's maximum PDU length. On a violation it sends A-ABORT and
  * closes the connection.
  */
 export class FramedSocket extends EventEmitter {
   readonly socket: Socket;
-  /** The application context name of the peer's A-ASSOCIATE-RQ (PS3.8 9.3.2.1). */
-  applicationContextName: string | undefined;
   /** The peer's maximum PDU length (0: no limit), once the association is accepted. */
   peerMaxPduLength = 0;
   private readonly framer: PduFramer;
@@ -393,11 +394,12 @@ export class FramedSocket extends EventEmitter {
     );
     this.framer = new PduFramer(o.maxPduLength, {
       pdu: (pdu) => {
-        if (pdu[0] === PduType.AssociateRq) {
-          this.applicationContextName = applicationContextNameOf(pdu);
-          this.enter('negotiating');
+        if (pdu[0] === PduType.PData) {
+          this.emit('data', pdu);
+          return;
         }
-        this.emit('data', pdu);
+        if (pdu[0] === PduType.AssociateRq) this.enter('negotiating');
+        o.onAssociationPdu(pdu);
       },
       command: (command, contextId, decoded) => {
         if (isRequest(decoded)) this.requestsOwed++;
@@ -575,18 +577,6 @@ export function fitToMaxPdu(pdu: Buffer, maxPduLength: number): Buffer[] {
     at += 4 + length;
   }
   return out;
-}
-
-/** The application context name item (0x10) of an A-ASSOCIATE-RQ PDU, if it has one. */
-export function applicationContextNameOf(rq: Buffer): string | undefined {
-  // PDU header (6) and the fixed fields (68), then variable items: type, reserved, length (2).
-  for (let at = HEADER + 68; at + 4 <= rq.length; ) {
-    const type = rq[at];
-    const length = rq.readUInt16BE(at + 2);
-    if (type === 0x10) return rq.toString('latin1', at + 4, Math.min(rq.length, at + 4 + length)).replace(/[\0 ]+$/, '');
-    at += 4 + length;
-  }
-  return undefined;
 }
 
 export { APPLICATION_CONTEXT_NAME };

@@ -7,19 +7,37 @@ import { databaseSource, type IndexStore, type QuerySource } from '../../core/st
 import type { Reception, Receiver } from '../../core/receive/receive.ts';
 import type { Caller, DicomService, Rights } from './access.ts';
 import type { DimseTimeouts, TimerKind, AssociationPhase } from './association-timers.ts';
+import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../../core/dicom/part10.ts';
+import {
+  type AcceptedContextAnswer,
+  type AssociateRq,
+  ContextResult,
+  decodeAssociateRq,
+  encodeAssociateAc,
+  encodeAssociateRj,
+} from './association-pdus.ts';
 import { answerRoles, decideContext } from './negotiation.ts';
 import { APPLICATION_CONTEXT_NAME, FramedSocket, type CommandRoute } from './pdu-framer.ts';
-import { CommandField, NO_DATA_SET, PdvControl, encodeCommand, encodePData, type DimseCommand } from './upper-layer.ts';
+import {
+  CommandField,
+  NO_DATA_SET,
+  PduType,
+  PdvControl,
+  decodeAbort,
+  encodeCommand,
+  encodePData,
+  encodeReleaseRp,
+  type DimseCommand,
+} from './upper-layer.ts';
 import { type FindChannel, type FindService, rawIdentifierValues } from './find.ts';
 import type { MoveService } from './move.ts';
 import { GetStoreChannel, type GetService, type StorageContext } from './get.ts';
 
 const { Scp, constants, responses } = dimse;
 const { PresentationContextResult, RejectResult, RejectSource, RejectReason, Status } = constants;
-const { CEchoResponse, CFindResponse, CMoveResponse, CGetResponse } = responses;
+const { CFindResponse, CMoveResponse, CGetResponse } = responses;
 
 type Association = InstanceType<typeof dimse.association.Association>;
-type CEchoRequest = InstanceType<typeof dimse.requests.CEchoRequest>;
 type CFindRequest = InstanceType<typeof dimse.requests.CFindRequest>;
 type CFindResponseT = InstanceType<typeof CFindResponse>;
 type CMoveRequest = InstanceType<typeof dimse.requests.CMoveRequest>;
@@ -109,8 +127,10 @@ const APPLICATION_CONTEXT_NOT_SUPPORTED = 2;
 const LOCAL_LIMIT_EXCEEDED = 2;
 
 /**
- * One association. dcmjs-dimse parses PDUs and DIMSE commands; this class decides, and hands
- * every C-STORE dataset to the receiver as a stream so that nothing is re-encoded or held whole.
+ * One association. Association negotiation, release, C-ECHO and C-STORE are read and answered
+ * here (association-pdus.ts, upper-layer.ts), every C-STORE dataset handed to the receiver as a
+ * stream so that nothing is re-encoded or held whole. dcmjs-dimse still parses C-FIND, C-MOVE,
+ * C-GET and N-service requests, on an association object made for it at the first of them.
  */
 export class DicomflowScp extends Scp {
   private readonly ctx: ScpContext;
@@ -124,7 +144,13 @@ export class DicomflowScp extends Scp {
   private commandMoveDestination: string | undefined;
   /** The raw bytes of the last C-FIND identifier (dcmjs rewrites UIDs when it parses them). */
   private lastIdentifier: { contextId: number; dataset: Buffer } | undefined;
-  private negotiated: Association | undefined;
+  /** Accepted presentation contexts by id. */
+  private readonly acceptedContexts = new Map<number, { abstractSyntax: string; transferSyntax: string }>();
+  /** The presentation context of the last request handed to the library (its data set follows on it). */
+  private requestContextId = 0;
+  /** What dcmjs-dimse reads requests against, made when it first gets one. */
+  private libraryAssociation: Association | undefined;
+  private peerMaxPduLength = 0;
   private counted = false;
   private callingAeTitle = '';
   private calledAeTitle = '';
@@ -170,6 +196,7 @@ export class DicomflowScp extends Scp {
       onRelayedDataset: (contextId, dataset) => {
         if (self) self.lastIdentifier = { contextId, dataset };
       },
+      onAssociationPdu: (pdu) => self?.associationPdu(pdu),
       awaitingPeer: () => self?.getChannel?.awaitingPeer() ?? false,
     });
     // The library's own timers stay off (no 'connect' event on an accepted socket); ours run in the framed socket.
@@ -197,24 +224,84 @@ export class DicomflowScp extends Scp {
   }
 
   /**
-   * Every complete command comes here first. C-STOREs are received by the SCP itself, C-STORE
-   * responses to C-GET's sub-operations go to their channel, other requests to the library;
-   * what none of them can serve ends the association rather than waiting for an answer.
+   * Every complete command comes here first. C-STOREs and C-ECHOs are answered by the SCP
+   * itself, C-STORE responses to C-GET's sub-operations go to their channel, other requests to
+   * the library; what none of them can serve ends the association rather than waiting for an answer.
    */
   private route(command: Buffer, contextId: number, decoded: DimseCommand): CommandRoute {
     if (this.getChannel?.consume(command)) return { to: 'scp' };
-    if (!this.negotiated || !this.counted) return { to: 'abort', message: 'a command before the association was accepted' };
-    // getPresentationContext throws for an id never proposed.
-    const proposed = (this.negotiated.getPresentationContexts() as { id: number }[]).some((c) => c.id === contextId);
-    const context = proposed ? this.negotiated.getPresentationContext(contextId) : undefined;
-    if (!context || context.getResult() !== PresentationContextResult.Accept) {
+    if (!this.counted) return { to: 'abort', message: 'a command before the association was accepted' };
+    if (!this.acceptedContexts.has(contextId)) {
       return { to: 'abort', message: `a command on presentation context ${contextId}, which was not accepted` };
     }
     const field = decoded.CommandField!;
     if ((field & 0x8000) !== 0) return { to: 'abort', message: `a response (command field 0x${field.toString(16)}) to no request of ours` };
     if (field === CommandField.CStoreRq) return this.takeStoreCommand(decoded, contextId);
+    if (field === CommandField.CEchoRq) {
+      this.answerEcho(decoded, contextId);
+      return { to: 'scp' };
+    }
     this.commandMoveDestination = commandString(command, 0x0600);
+    this.requestContextId = contextId;
+    this.prepareLibrary();
     return { to: 'library' };
+  }
+
+  /** PS3.7 9.1.5: C-ECHO succeeds on any accepted context; a data set it announces is dropped. */
+  private answerEcho(request: DimseCommand, contextId: number): void {
+    const response = encodeCommand({
+      AffectedSOPClassUID: request.AffectedSOPClassUID,
+      CommandField: CommandField.CEchoRsp,
+      MessageIDBeingRespondedTo: request.MessageID,
+      CommandDataSetType: NO_DATA_SET,
+      Status: Status.Success,
+    });
+    this.framed.write(encodePData(contextId, PdvControl.Command | PdvControl.Last, response));
+  }
+
+  /**
+   * dcmjs-dimse reads a request's data set in the transfer syntax of its context, from the
+   * association object it would have made from the A-ASSOCIATE-RQ: made here instead, once, from
+   * the accepted contexts (in id order, as the library numbers contexts it is given in any other).
+   */
+  private prepareLibrary(): void {
+    if (this.libraryAssociation) return;
+    const association = new dimse.association.Association(this.callingAeTitle, this.calledAeTitle);
+    for (const [id, c] of [...this.acceptedContexts].sort(([a], [b]) => a - b)) {
+      association.addPresentationContext(c.abstractSyntax, id);
+      association.getPresentationContext(id).setResult(PresentationContextResult.Accept, c.transferSyntax);
+    }
+    association.setMaxPduLength(this.peerMaxPduLength);
+    this.libraryAssociation = association;
+    (this as unknown as { association: Association }).association = association;
+  }
+
+  /** A-ASSOCIATE-RQ, A-RELEASE-RQ or A-ABORT from the peer (the framer let through only these, in order). */
+  private associationPdu(pdu: Buffer): void {
+    if (pdu[0] === PduType.ReleaseRq) {
+      this.framed.write(encodeReleaseRp());
+      return;
+    }
+    if (pdu[0] === PduType.Abort) {
+      // PS3.8 9.2.2 (AA-3): the peer's A-ABORT ends the association; close the connection, which a
+      // requestor such as DCMTK otherwise waits for until its ACSE timeout.
+      this.log.info(decodeAbort(pdu.subarray(6)), 'association aborted by the peer');
+      this.framed.socket.destroy();
+      return;
+    }
+    let rq: AssociateRq;
+    try {
+      rq = decodeAssociateRq(pdu);
+    } catch (err) {
+      this.ctx.stats.aborted++;
+      this.log.warn(
+        { code: 'DF_ERR_PDU_INVALID', err: (err as Error).message },
+        'association aborted: the peer sent what cannot be parsed',
+      );
+      this.framed.abortAndClose(6);
+      return;
+    }
+    this.negotiate(rq);
   }
 
   private timedOut(kind: TimerKind, phase: AssociationPhase): void {
@@ -239,14 +326,14 @@ export class DicomflowScp extends Scp {
     }
   }
 
-  override associationRequested(association: Association): void {
+  private negotiate(rq: AssociateRq): void {
     const s = this.ctx.settings;
-    this.callingAeTitle = association.getCallingAeTitle().trim();
-    this.calledAeTitle = association.getCalledAeTitle().trim();
+    this.callingAeTitle = rq.callingAeTitle.trim();
+    this.calledAeTitle = rq.calledAeTitle.trim();
     const log = this.log.child({ callingAeTitle: this.callingAeTitle, calledAeTitle: this.calledAeTitle });
 
-    // PS3.7 A.2.1: DICOM has one application context; dcmjs-dimse does not look at it.
-    const applicationContextName = this.framed.applicationContextName;
+    // PS3.7 A.2.1: DICOM has one application context.
+    const applicationContextName = rq.applicationContextName;
     if (applicationContextName !== APPLICATION_CONTEXT_NAME) {
       log.warn(
         { code: 'DF_ERR_APPLICATION_CONTEXT_UNSUPPORTED', applicationContextName: applicationContextName?.slice(0, 80) ?? null },
@@ -259,15 +346,16 @@ export class DicomflowScp extends Scp {
       return this.reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CallingAeNotRecognized);
     }
     const mode = s.requireUserIdentity ?? 'off';
+    let userIdentityServerResponse: string | undefined;
     if (mode !== 'off') {
-      const presented = association.getNegotiateUserIdentity();
-      const type = presented ? association.getUserIdentityType() : undefined;
-      const user = presented ? association.getUserIdentityPrimaryField() : undefined;
-      const passcode = type === IDENTITY_USERNAME_PASSCODE ? association.getUserIdentitySecondaryField() : undefined;
+      const presented = rq.userIdentity;
+      const type = presented?.type;
+      const user = presented?.primaryField;
+      const passcode = type === IDENTITY_USERNAME_PASSCODE ? presented?.secondaryField : undefined;
       const usable =
         mode === 'username' ? type === IDENTITY_USERNAME || type === IDENTITY_USERNAME_PASSCODE : type === IDENTITY_USERNAME_PASSCODE;
       if (usable && user && s.verifyUser && this.identityVerdict === undefined) {
-        void this.verifyIdentity(association, s.verifyUser, user, mode === 'passcode' ? passcode : undefined);
+        void this.verifyIdentity(rq, s.verifyUser, user, mode === 'passcode' ? passcode : undefined);
         return;
       }
       if (this.identityVerdict === 'unavailable') {
@@ -286,10 +374,7 @@ export class DicomflowScp extends Scp {
       }
       this.userName = user;
       // D.3.3.7.2: for types 1 and 2 the server response, when asked for, is empty.
-      if (association.getUserIdentityPositiveResponseRequested()) {
-        association.setNegotiateUserIdentityServerResponse(true);
-        association.setUserIdentityServerResponse('');
-      }
+      if (presented?.positiveResponseRequested) userIdentityServerResponse = '';
     }
     const knownCalled =
       this.calledAeTitle === s.aeTitle || s.databaseByAeTitle.has(this.calledAeTitle) || this.ctx.dicomdirStores.has(this.calledAeTitle);
@@ -322,43 +407,61 @@ export class DicomflowScp extends Scp {
       );
       return this.reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CallingAeNotRecognized);
     }
-    this.negotiated = association;
-
     let accepted = 0;
+    const answers: AcceptedContextAnswer[] = [];
     const storage: StorageContext[] = [];
     const peerScpClasses = new Set<string>();
-    for (const { id } of association.getPresentationContexts() as { id: number }[]) {
-      const context = association.getPresentationContext(id);
-      const abstractSyntax = context.getAbstractSyntaxUid();
-      const decision = decideContext(
-        { id, abstractSyntax, transferSyntaxes: context.getTransferSyntaxUids() },
-        { acceptUnknownSopClasses: s.acceptUnknownSopClasses },
-      );
-      accepted += decision.accept ? 1 : 0;
-      if (decision.accept) context.setResult(PresentationContextResult.Accept, decision.transferSyntax);
-      else if (decision.reason === 'transfer-syntax') context.setResult(PresentationContextResult.RejectTransferSyntaxesNotSupported);
-      else context.setResult(PresentationContextResult.RejectAbstractSyntaxNotSupported);
-      if (decision.accept && decision.service === 'storage') storage.push({ id, abstractSyntax, transferSyntax: decision.transferSyntax });
-      // dcmjs-dimse puts a proposed SCP/SCU Role Selection item (PS3.7 D.3.3.4) on the first
-      // context of its SOP class and writes back whatever roles that context then holds.
-      const proposedScu = context.getUserRole();
-      const proposedScp = context.getProviderRole();
-      if (proposedScu !== undefined || proposedScp !== undefined) {
-        const roles = answerRoles(decision.accept ? decision.service : undefined, { scu: proposedScu === true, scp: proposedScp === true });
-        context.setUserRole(roles.scu);
-        context.setProviderRole(roles.scp);
+    const roleSelections: { sopClassUid: string; scu: boolean; scp: boolean }[] = [];
+    for (const { id, abstractSyntax, transferSyntaxes } of rq.contexts) {
+      const decision = decideContext({ id, abstractSyntax, transferSyntaxes }, { acceptUnknownSopClasses: s.acceptUnknownSopClasses });
+      if (decision.accept) {
+        accepted++;
+        answers.push({ id, result: ContextResult.Acceptance, transferSyntax: decision.transferSyntax });
+        this.acceptedContexts.set(id, { abstractSyntax, transferSyntax: decision.transferSyntax });
+        if (decision.service === 'storage') storage.push({ id, abstractSyntax, transferSyntax: decision.transferSyntax });
+      } else {
+        const result =
+          decision.reason === 'transfer-syntax' ? ContextResult.TransferSyntaxesNotSupported : ContextResult.AbstractSyntaxNotSupported;
+        answers.push({ id, result, transferSyntax: transferSyntaxes[0] });
+      }
+      // A proposed SCP/SCU Role Selection (PS3.7 D.3.3.4) is answered once per SOP class, as
+      // decided for the first context of that class (as dcmjs-dimse answered it).
+      const proposed = rq.roleSelections.get(abstractSyntax);
+      if (proposed && !roleSelections.some((r) => r.sopClassUid === abstractSyntax)) {
+        const roles = answerRoles(decision.accept ? decision.service : undefined, proposed);
+        roleSelections.push({ sopClassUid: abstractSyntax, ...roles });
         if (roles.scp) peerScpClasses.add(abstractSyntax);
       }
     }
     if (accepted === 0) {
+      this.acceptedContexts.clear();
       log.warn({ code: 'DF_ERR_NO_ACCEPTABLE_CONTEXT' }, 'association rejected: no acceptable presentation context');
       return this.reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.NoReasonGiven);
     }
-    // dcmjs-dimse keeps one max-PDU field, for what it announces and for how it cuts what it
-    // sends: ours goes into the A-ASSOCIATE-AC, then the peer's is put back for the responses
-    // (and the framed socket holds every P-DATA-TF to it too).
-    const peerMaxPduLength = association.getMaxPduLength();
-    association.setMaxPduLength(s.maxPduLength);
+    let ac: Buffer;
+    try {
+      ac = encodeAssociateAc({
+        calledAeTitle: rq.calledAeTitle,
+        callingAeTitle: rq.callingAeTitle,
+        applicationContextName: APPLICATION_CONTEXT_NAME,
+        contexts: answers,
+        maxPduLength: s.maxPduLength,
+        implementationClassUid: IMPLEMENTATION_CLASS_UID,
+        implementationVersionName: IMPLEMENTATION_VERSION_NAME,
+        asyncOps: rq.asyncOps,
+        roleSelections,
+        userIdentityServerResponse,
+      });
+    } catch (err) {
+      // An answer whose user information would pass 64 KB: abort rather than leave the peer waiting.
+      this.acceptedContexts.clear();
+      this.ctx.stats.aborted++;
+      log.warn({ code: 'DF_ERR_PDU_INVALID', err: (err as Error).message }, 'association aborted: the request cannot be answered');
+      this.framed.abortAndClose(6);
+      return;
+    }
+    const peerMaxPduLength = rq.peerMaxPduLength;
+    this.peerMaxPduLength = peerMaxPduLength;
     for (const c of storage) this.storageContexts.set(c.id, c);
     this.getChannel = new GetStoreChannel({
       write: (parts, written) => this.writeOwn(parts, written),
@@ -370,17 +473,7 @@ export class DicomflowScp extends Scp {
     this.ctx.stats.openByPeer.set(this.peerKey(), openFromPeer + 1);
     this.counted = true;
     log.info({ acceptedContexts: accepted, database: this.database, user: this.userName }, 'association accepted');
-    try {
-      this.sendAssociationAccept();
-    } catch (err) {
-      // dcmjs-dimse cannot encode an answer to some malformed requests (e.g. more than 128
-      // presentation contexts, whose ids then pass 255): abort instead of leaving the peer waiting.
-      this.ctx.stats.aborted++;
-      log.warn({ code: 'DF_ERR_PDU_INVALID', err: (err as Error).message }, 'association aborted: the request cannot be answered');
-      this.framed.abortAndClose(6);
-      return;
-    }
-    association.setMaxPduLength(peerMaxPduLength);
+    this.framed.write(ac);
     this.framed.peerMaxPduLength = peerMaxPduLength;
   }
 
@@ -389,7 +482,7 @@ export class DicomflowScp extends Scp {
    * from the start with the verdict, unless the peer went away meanwhile.
    */
   private async verifyIdentity(
-    association: Association,
+    rq: AssociateRq,
     verify: (name: string, passcode: string | undefined) => Promise<boolean>,
     user: string,
     passcode: string | undefined,
@@ -401,7 +494,7 @@ export class DicomflowScp extends Scp {
       this.identityVerdict = 'unavailable';
     }
     if (this.framed.socket.destroyed) return;
-    this.associationRequested(association);
+    this.negotiate(rq);
   }
 
   private peerKey(): string {
@@ -410,17 +503,7 @@ export class DicomflowScp extends Scp {
 
   private reject(result: number, source: number, reason: number): void {
     this.ctx.stats.rejected++;
-    this.sendAssociationReject(result, source, reason);
-  }
-
-  override associationReleaseRequested(): void {
-    this.sendAssociationReleaseResponse();
-  }
-
-  override cEchoRequest(request: CEchoRequest, callback: (response: InstanceType<typeof CEchoResponse>) => void): void {
-    const response = CEchoResponse.fromRequest(request);
-    response.setStatus(Status.Success);
-    callback(response);
+    this.framed.write(encodeAssociateRj(result, source, reason));
   }
 
   /**
@@ -560,11 +643,11 @@ export class DicomflowScp extends Scp {
     const raw = this.takeRawIdentifier();
     const refusal = CFindResponse.fromRequest(request);
     if (this.refused('query', 'C-FIND', refusal)) return callback([refusal]);
-    const context = this.negotiated?.getAcceptedPresentationContextFromRequest(request);
+    // Answered on the context the request came on.
+    const contextId = this.requestContextId;
     const running = { messageId: request.getMessageId(), cancelled: false };
     this.runningFinds.add(running);
     const socket = this.framed.socket;
-    const contextId = context?.getPresentationContextId();
     const rsp = {
       AffectedSOPClassUID: request.getAffectedSopClassUid(),
       CommandField: CommandField.CFindRsp,
@@ -576,7 +659,7 @@ export class DicomflowScp extends Scp {
     let pendingCommand: Buffer | undefined;
     const channel: FindChannel = {
       pending: (identifier) => {
-        if (socket.destroyed || contextId === undefined) return Promise.resolve();
+        if (socket.destroyed) return Promise.resolve();
         pendingCommand ??= encodePData(
           contextId,
           PdvControl.Command | PdvControl.Last,
@@ -588,17 +671,11 @@ export class DicomflowScp extends Scp {
       final: (status, comment) => {
         if (socket.destroyed) return;
         // (0000,0902) Error Comment is at most 64 characters (PS3.7 E.1).
-        if (contextId === undefined) {
-          const response = CFindResponse.fromRequest(request);
-          response.setStatus(status);
-          if (comment) response.setErrorComment(comment.slice(0, 64));
-          return callback([response]);
-        }
         const command = encodeCommand({ ...rsp, CommandDataSetType: NO_DATA_SET, Status: status, ErrorComment: comment?.slice(0, 64) });
         this.writeBatched([encodePData(contextId, PdvControl.Command | PdvControl.Last, command)]);
       },
       cancelled: () => running.cancelled || socket.destroyed,
-      transferSyntaxUid: context?.getAcceptedTransferSyntaxUid(),
+      transferSyntaxUid: this.acceptedContexts.get(contextId)?.transferSyntax,
     };
     void this.ctx.find
       .answer(request, this.querySource(), this.log, raw, channel)
@@ -636,11 +713,11 @@ export class DicomflowScp extends Scp {
     this.log.info({ destination, queryLevel: identifier.QueryRetrieveLevel }, 'C-MOVE requested');
     // dcmjs-dimse's callback may be called once (it ends the request); pending responses go
     // out as they happen through the library's own DIMSE writer, on the request's context.
-    const context = this.negotiated?.getAcceptedPresentationContextFromRequest(request);
+    const contextId = this.requestContextId;
     let finished = false;
     const send = {
       pending: (response: CMoveResponseT) => {
-        if (!finished && context) this.sendPendingRetrieve(context.getPresentationContextId(), CommandField.CMoveRsp, response);
+        if (!finished) this.sendPendingRetrieve(contextId, CommandField.CMoveRsp, response);
       },
       final: (response: CMoveResponseT) => {
         if (finished) return;
@@ -670,13 +747,13 @@ export class DicomflowScp extends Scp {
     this.log.info({ queryLevel: identifier.QueryRetrieveLevel }, 'C-GET requested');
     // As for C-MOVE: pending responses through the library's DIMSE writer, the final one (which
     // ends the request) through the callback, once.
-    const context = this.negotiated?.getAcceptedPresentationContextFromRequest(request);
+    const contextId = this.requestContextId;
     const running = { messageId: request.getMessageId(), cancelled: false };
     this.runningGet = running;
     let finished = false;
     const send = {
       pending: (response: CGetResponseT) => {
-        if (!finished && context) this.sendPendingRetrieve(context.getPresentationContextId(), CommandField.CGetRsp, response);
+        if (!finished) this.sendPendingRetrieve(contextId, CommandField.CGetRsp, response);
       },
       final: (response: CGetResponseT) => {
         if (finished) return;
@@ -761,13 +838,6 @@ export class DicomflowScp extends Scp {
     return response;
   }
 
-  override abort(source: number, reason: number): void {
-    // PS3.8 9.2.2 (AA-3): the peer's A-ABORT ends the association; close the connection, which a
-    // requestor such as DCMTK otherwise waits for until its ACSE timeout.
-    this.log.info({ source, reason }, 'association aborted by the peer');
-    this.framed.socket.destroy();
-  }
-
   override cCancelRequest(request: CCancelRequest): void {
     const id = request.getMessageIdBeingRespondedTo();
     const find = [...this.runningFinds].find((f) => f.messageId === id);
@@ -821,7 +891,7 @@ export class DicomflowScp extends Scp {
   private takeRawIdentifier(): { dataset: Buffer; transferSyntaxUid: string } | undefined {
     const raw = this.lastIdentifier;
     this.lastIdentifier = undefined;
-    const transferSyntaxUid = raw ? this.negotiated?.getPresentationContext(raw.contextId)?.getAcceptedTransferSyntaxUid() : undefined;
+    const transferSyntaxUid = raw ? this.acceptedContexts.get(raw.contextId)?.transferSyntax : undefined;
     return raw && transferSyntaxUid ? { dataset: raw.dataset, transferSyntaxUid } : undefined;
   }
 
