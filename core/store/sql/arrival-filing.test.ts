@@ -6,6 +6,7 @@ import { tempDir } from '../../../test/helpers/temp.ts';
 import { testIndexConfig } from '../../../test/helpers/test-index.ts';
 import type { ArrivalFiling, ArrivalFilingDecision, DuplicatePolicy, ReceivedObject } from '../index-store.ts';
 import { openIndexDatabase } from './open.ts';
+import { PostgresDb } from './pg-db.ts';
 import type { SqlDb } from './sql-db.ts';
 import { SqlIndex } from './sql-index.ts';
 import { allJobStores, type AllJobStores } from '../../../test/helpers/job-stores.ts';
@@ -99,6 +100,43 @@ describe('filing in the arrival commit', () => {
     expect(second.outcome).toBe('duplicate-rejected');
     expect((await index.instances('Import', { sopInstanceUids: ['1.2.3.500'] })).map((r) => r.objectPath)).toEqual(['o/5.dcm']);
     expect((await index.totals()).duplicates).toBe(3);
+  });
+
+  it('files the next objects of a series filed here in one round trip each, and sends the others the general way', async () => {
+    const { index, jobs } = await stores();
+    const pg = index.connection instanceof PostgresDb ? index.connection : undefined;
+    const f = filing('keep-first');
+    const one = (n: number, sop?: string, extra: Record<string, string> = {}) => {
+      const o = object(n, sop);
+      // All in one series (object() alternates two).
+      Object.assign(o.attributes, { SeriesInstanceUID: '1.2.9.7', ...extra });
+      return index.recordReceived(o, 'keep-first', f);
+    };
+    // The first object of the series creates its rows (the general path).
+    await one(1);
+    const before = pg?.roundTrips.waited ?? 0;
+    const results = [];
+    for (let n = 2; n <= 6; n++) results.push(await one(n));
+    // BEGIN, the statement that records and files the object, and the synchronous COMMIT: one round trip.
+    if (pg) expect(pg.roundTrips.waited - before).toBe(5);
+    expect(results.map((r) => [r.outcome, r.filedBy, r.settled])).toEqual(Array(5).fill(['received', 'store-received', true]));
+    expect(f.commits).toEqual(Array(6).fill({ settled: true, released: false }));
+    expect(await jobs.unprocessedArrivals(10)).toEqual([]);
+    const instances = await index.instances('Import', {});
+    expect(instances.map((r) => r.objectPath).sort()).toEqual([1, 2, 3, 4, 5, 6].map((n) => `o/${n}.dcm`));
+    expect(new Set(instances.map((r) => r.createdBy))).toEqual(new Set(['MODALITY']));
+    // Not usual: a study attribute to add, and a copy of an instance the database has. Each is
+    // recorded once, by the general path.
+    const added = await one(7, undefined, { StudyDescription: 'added later' });
+    const copy = await one(8, '1.2.3.2');
+    expect([added.filedBy, copy.filedBy]).toEqual(['store-received', 'store-received']);
+    expect(f.commits.slice(6)).toEqual([
+      { settled: true, released: false },
+      { settled: true, released: true },
+    ]);
+    expect((await index.studies('Import', {}))[0].study.StudyDescription).toBe('added later');
+    expect(await index.totals()).toMatchObject({ arrivals: 8, instances: 7, series: 1, studies: 1, patients: 1, duplicates: 1 });
+    expect((await jobs.collectableObjects()).map((o) => o.id)).toEqual(['object-8']);
   });
 
   it('records the arrival unfiled when its filing fails, for the pipeline job to file', async () => {

@@ -94,6 +94,60 @@ describe.skipIf(testBackend() !== 'postgres')('PostgresDb', () => {
     expect(db.roundTrips.flushes).toBe(0);
   });
 
+  it('atomic: BEGIN, the statements and COMMIT in one round trip, their rows each, durable when asked', async () => {
+    const db = await PostgresDb.open({ url: await freshPostgresDatabase() });
+    open.push(db);
+    await db.exec('CREATE TABLE t (v integer PRIMARY KEY, s text)');
+    const before = db.roundTrips.waited;
+    const rows = await db.atomic(
+      [
+        { text: 'INSERT INTO t VALUES (?, ?) RETURNING v, s', params: [1, "it's"] },
+        { text: 'INSERT INTO t VALUES (?, ?)', params: [2, null] },
+        { text: 'SELECT count(*) AS n FROM t', params: [] },
+        { text: 'SHOW synchronous_commit', params: [] },
+      ],
+      { durable: true },
+    );
+    expect(rows).toEqual([[{ v: 1, s: "it's" }], [], [{ n: 2 }], [{ synchronous_commit: 'on' }]]);
+    expect(db.roundTrips.waited - before).toBe(1);
+    expect(db.roundTrips.flushes).toBe(0);
+    // Committed: another connection sees the rows; and not durable unless asked.
+    expect(await db.all('SELECT v, s FROM t ORDER BY v')).toEqual([
+      { v: 1, s: "it's" },
+      { v: 2, s: null },
+    ]);
+    expect(await db.atomic([{ text: 'SHOW synchronous_commit', params: [] }])).toEqual([[{ synchronous_commit: 'off' }]]);
+  });
+
+  it('atomic: a failing statement rolls back the batch, and the connection serves the next one', async () => {
+    const db = await PostgresDb.open({ url: await freshPostgresDatabase(), poolSize: 1 });
+    open.push(db);
+    await db.exec('CREATE TABLE t (v integer PRIMARY KEY)');
+    await expect(
+      db.atomic([
+        { text: 'INSERT INTO t VALUES (?)', params: [1] },
+        { text: 'INSERT INTO t VALUES (CAST(? AS integer))', params: ['one'] },
+      ]),
+    ).rejects.toThrow(/DF_ERR_DATABASE.*invalid input syntax/);
+    expect(await db.all('SELECT v FROM t')).toEqual([]);
+    // A statement PostgreSQL refuses to parse, beside ones it parsed: which of them the connection
+    // kept is unknown, so it is dropped, and the next batch prepares them anew.
+    await expect(
+      db.atomic([
+        { text: 'INSERT INTO t VALUES (?)', params: [3] },
+        { text: 'INSERT INTO nowhere VALUES (?)', params: [4] },
+      ]),
+    ).rejects.toThrow(/DF_ERR_DATABASE.*nowhere/);
+    expect(await db.atomic([{ text: 'INSERT INTO t VALUES (?)', params: [3] }])).toEqual([[]]);
+    expect(await db.all('SELECT v FROM t')).toEqual([{ v: 3 }]);
+  });
+
+  it('atomic inside a transaction is refused (it would run outside it)', async () => {
+    const db = await PostgresDb.open({ url: await freshPostgresDatabase() });
+    open.push(db);
+    await expect(db.transaction(() => db.atomic([{ text: 'SELECT 1', params: [] }]))).rejects.toThrow(/DF_ERR_INTERNAL/);
+  });
+
   it('rolls back a transaction that throws, and a savepoint alone', async () => {
     const db = await PostgresDb.open({ url: await freshPostgresDatabase() });
     open.push(db);

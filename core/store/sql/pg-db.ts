@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import { dfError } from '../../errors.ts';
-import type { Row, RunResult, SqlDb, SqlTransaction, TransactionOptions } from './sql-db.ts';
+import { type BatchStatement, StatementBatch } from './pg-batch.ts';
+import type { Row, RunResult, SqlDb, SqlStatement, SqlTransaction, TransactionOptions } from './sql-db.ts';
 import { insideTransaction, refuseInsideTransaction } from './transaction-scope.ts';
 
 // Counts and sizes arrive as int8 and numeric: numbers, as SQLite gives them.
@@ -66,6 +67,14 @@ export function numberPlaceholders(text: string): string {
 
 /** Dates and booleans as SQLite would store them, so both back ends hold the same values. */
 const toParam = (v: unknown): unknown => (v === undefined ? null : typeof v === 'boolean' ? (v ? 1 : 0) : v);
+
+/** toParam, for a batch, which sends values as they are: an object would not be JSON as node-postgres makes it. */
+const batchParam = (v: unknown): unknown => {
+  const p = toParam(v);
+  if (p !== null && typeof p === 'object' && !Buffer.isBuffer(p))
+    throw dfError('DF_ERR_INTERNAL', 'a statement batch takes text, numbers and bytes');
+  return p;
+};
 
 /** A pooled connection, marked `broken` when it failed (it is then destroyed, not reused). */
 type PooledClient = pg.PoolClient & { broken?: Error; watched?: boolean };
@@ -259,19 +268,29 @@ export class PostgresDb implements SqlDb {
 
   async transaction<T>(fn: (tx: SqlTransaction) => Promise<T>, options?: TransactionOptions): Promise<T> {
     refuseInsideTransaction(this, 'a nested transaction');
+    return this.attempts(async (client) => {
+      const topics = new Set<string>();
+      // The pool's connections commit asynchronously; a durable transaction's commit waits for
+      // its WAL to reach the disk (PostgreSQL groups concurrent committers' flushes itself).
+      if (options?.durable) await this.execOn(client, 'BEGIN; SET LOCAL synchronous_commit = on');
+      else await this.query(client, 'BEGIN', []);
+      const result = await insideTransaction(this, () => fn(this.handle(client, topics)));
+      // NOTIFY inside the transaction: PostgreSQL delivers it at the commit, and only then.
+      for (const topic of topics) await this.query(client, 'SELECT pg_notify(?, ?)', [CHANNEL, `${topic} ${this.instance}`]);
+      await this.query(client, 'COMMIT', []);
+      return result;
+    });
+  }
+
+  /**
+   * A transaction's work on one pooled connection: rolled back when it throws, and run again
+   * when it lost a race with another node (40001, 40P01, 23505).
+   */
+  private async attempts<T>(work: (client: PooledClient) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const client = await this.connect();
-      const topics = new Set<string>();
       try {
-        // The pool's connections commit asynchronously; a durable transaction's commit waits for
-        // its WAL to reach the disk (PostgreSQL groups concurrent committers' flushes itself).
-        if (options?.durable) await this.execOn(client, 'BEGIN; SET LOCAL synchronous_commit = on');
-        else await this.query(client, 'BEGIN', []);
-        const result = await insideTransaction(this, () => fn(this.handle(client, topics)));
-        // NOTIFY inside the transaction: PostgreSQL delivers it at the commit, and only then.
-        for (const topic of topics) await this.query(client, 'SELECT pg_notify(?, ?)', [CHANNEL, `${topic} ${this.instance}`]);
-        await this.query(client, 'COMMIT', []);
-        return result;
+        return await work(client);
       } catch (err) {
         try {
           if (!client.broken) await this.query(client, 'ROLLBACK', []);
@@ -284,6 +303,39 @@ export class PostgresDb implements SqlDb {
         this.release(client);
       }
     }
+  }
+
+  /**
+   * One round trip: BEGIN, the statements and COMMIT are sent together (StatementBatch), so
+   * PostgreSQL runs them back to back and the commit, synchronous when durable, answers for all.
+   */
+  async atomic(statements: readonly SqlStatement[], options?: TransactionOptions): Promise<Row[][]> {
+    refuseInsideTransaction(this, 'a transaction');
+    const opening = options?.durable ? ['BEGIN', 'SET LOCAL synchronous_commit = on'] : ['BEGIN'];
+    const batch: BatchStatement[] = [];
+    for (const { text, params } of [...opening.map((text) => ({ text, params: [] })), ...statements, { text: 'COMMIT', params: [] }]) {
+      const t = this.statement(text);
+      // Past the cache of named statements: one statement at a time, as any transaction.
+      if (t.name === undefined) return this.transaction((tx) => allInOrder(tx, statements), options);
+      batch.push({ name: t.name, text: t.text, values: params.map(batchParam) });
+    }
+    const rows = await this.attempts((client) => this.sendBatch(client, batch));
+    return rows.slice(opening.length, opening.length + statements.length);
+  }
+
+  private sendBatch(client: PooledClient, statements: BatchStatement[]): Promise<Row[][]> {
+    if (this.closed) return Promise.reject(databaseError('the database is closed'));
+    this.roundTrips.waited++;
+    return new Promise((resolve, reject) => {
+      const batch = new StatementBatch(statements, (err, rows) => {
+        if (!err) return resolve(rows!);
+        const error = this.failed(client, err);
+        // Some of the statements it parsed may exist on the connection and some not: start afresh.
+        if (batch.parsedUnknown) client.broken ??= error;
+        reject(error);
+      });
+      client.query(batch);
+    });
   }
 
   private handle(client: PooledClient, topics: Set<string>): SqlTransaction {
@@ -464,6 +516,12 @@ export class PostgresDb implements SqlDb {
       this.pool.end().catch(() => undefined),
     ]);
   }
+}
+
+async function allInOrder(tx: SqlTransaction, statements: readonly SqlStatement[]): Promise<Row[][]> {
+  const rows: Row[][] = [];
+  for (const s of statements) rows.push(await tx.all(s.text, ...s.params));
+  return rows;
 }
 
 function redact(url: string): string {

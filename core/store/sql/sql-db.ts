@@ -38,6 +38,12 @@ export interface SqlTransaction extends SqlRunner {
   notify(topic: string): void;
 }
 
+/** A statement and its parameters. */
+export interface SqlStatement {
+  text: string;
+  params: unknown[];
+}
+
 export interface TransactionOptions {
   /**
    * The commit reaches the disk before the transaction resolves (a received object's rows,
@@ -74,6 +80,12 @@ export interface SqlDb extends SqlRunner {
    * so fn must not have effects outside the database.
    */
   transaction<T>(fn: (tx: SqlTransaction) => Promise<T>, options?: TransactionOptions): Promise<T>;
+  /**
+   * Statements known in advance, run in order in one transaction (committed, or rolled back
+   * when one fails, with the retries of `transaction`); the rows of each. Only where it saves
+   * round trips: PostgreSQL sends BEGIN, the statements and COMMIT together and waits once.
+   */
+  atomic?(statements: readonly SqlStatement[], options?: TransactionOptions): Promise<Row[][]>;
   /**
    * A read that may take long (C-FIND pages, listings, scans): on SQLite it runs on a reader
    * thread with its own read-only connection (WAL lets it read beside the writer), never on the
