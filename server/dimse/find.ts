@@ -1,5 +1,4 @@
 import dcmjs from 'dcmjs';
-import type dimse from 'dcmjs-dimse';
 import type { Logger } from 'pino';
 import { DatasetWalker } from '../../core/dicom/dataset-walker.ts';
 import { queryRetrieveSopClasses } from '../../core/dicom/sop-classes.ts';
@@ -11,9 +10,14 @@ import { buildResponse, matchesRow } from '../../core/query/match.ts';
 import type { PageRequest, QuerySource } from '../../core/store/index-store.ts';
 import { encodeIdentifier } from './identifier-encoder.ts';
 
-type CFindRequest = InstanceType<typeof dimse.requests.CFindRequest>;
+/** A C-FIND request: its Affected SOP Class UID and its identifier as dcmjs reads it. */
+export interface FindRequest {
+  sopClassUid: string | undefined;
+  elements: Record<string, unknown>;
+}
 
 const EXPLICIT_VR_LE = '1.2.840.10008.1.2.1';
+const EXPLICIT_VR_BE = '1.2.840.10008.1.2.2';
 // PS3.4 C.4.1.1.4: A900 "Identifier does not match SOP Class", C000 "Unable to process"; PS3.7 C.1-C.4.
 const IDENTIFIER_DOES_NOT_MATCH = 0xa900;
 const UNABLE_TO_PROCESS = 0xc000;
@@ -49,18 +53,17 @@ export interface FindChannel {
  */
 export class FindService {
   async answer(
-    request: CFindRequest,
+    request: FindRequest,
     source: QuerySource,
     log: Logger,
     raw: { dataset: Buffer; transferSyntaxUid: string } | undefined,
     channel: FindChannel,
   ): Promise<void> {
-    const model =
-      request.getAffectedSopClassUid() === queryRetrieveSopClasses.PatientRootQueryRetrieveInformationModelFind ? 'PATIENT' : 'STUDY';
+    const model = request.sopClassUid === queryRetrieveSopClasses.PatientRootQueryRetrieveInformationModelFind ? 'PATIENT' : 'STUDY';
     let parsed: ParsedQuery;
     try {
       const identifier = {
-        ...(request.getDataset()?.getElements() ?? {}),
+        ...request.elements,
         ...(raw ? rawIdentifierValues(raw.dataset, raw.transferSyntaxUid) : {}),
       };
       parsed = parseIdentifier(identifier, model, { vrOf });
@@ -199,6 +202,28 @@ export function rawIdentifierValues(dataset: Buffer, transferSyntaxUid: string):
     else if (BINARY_NUMBER_VRS.has(known.vr) && element.value.length === 0) out[known.keyword] = '';
   }
   return out;
+}
+
+// dcmjs-dimse set dcmjs's log to errors only whenever it read a data set, so that a value it
+// cannot read quite right is no console line per query; kept.
+dcmjs.log.setLevel('error');
+
+/**
+ * An identifier (a data set without meta header) read by dcmjs as dcmjs-dimse read it, errors
+ * ignored, naturalized: keywords to values. rawIdentifierValues corrects what dcmjs alters.
+ */
+export function readIdentifier(dataset: Buffer, transferSyntaxUid: string): Record<string, unknown> {
+  if (dataset.length === 0) return {};
+  const stream = new dcmjs.data.ReadBufferStream(dataset.buffer.slice(dataset.byteOffset, dataset.byteOffset + dataset.byteLength));
+  const syntax = transferSyntaxUid === IMPLICIT_VR_LE || transferSyntaxUid === EXPLICIT_VR_BE ? transferSyntaxUid : EXPLICIT_VR_LE;
+  const dict = (dcmjs.data.DicomMessage as unknown as { _read(s: unknown, syntax: string, o: { ignoreErrors: boolean }): object })._read(
+    stream,
+    syntax,
+    {
+      ignoreErrors: true,
+    },
+  );
+  return dictionary.naturalizeDataset(dict) as Record<string, unknown>;
 }
 
 /** One match's identifier, or why it cannot be sent (the C-FIND then ends with C000). */

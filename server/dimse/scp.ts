@@ -29,22 +29,19 @@ import {
   encodeReleaseRp,
   type DimseCommand,
 } from './upper-layer.ts';
-import { type FindChannel, type FindService, rawIdentifierValues } from './find.ts';
+import { type FindChannel, type FindRequest, type FindService, rawIdentifierValues, readIdentifier } from './find.ts';
 import type { MoveService } from './move.ts';
 import { GetStoreChannel, type GetService, type StorageContext } from './get.ts';
 
 const { Scp, constants, responses } = dimse;
 const { PresentationContextResult, RejectResult, RejectSource, RejectReason, Status } = constants;
-const { CFindResponse, CMoveResponse, CGetResponse } = responses;
+const { CMoveResponse, CGetResponse } = responses;
 
 type Association = InstanceType<typeof dimse.association.Association>;
-type CFindRequest = InstanceType<typeof dimse.requests.CFindRequest>;
-type CFindResponseT = InstanceType<typeof CFindResponse>;
 type CMoveRequest = InstanceType<typeof dimse.requests.CMoveRequest>;
 type CMoveResponseT = InstanceType<typeof CMoveResponse>;
 type CGetRequest = InstanceType<typeof dimse.requests.CGetRequest>;
 type CGetResponseT = InstanceType<typeof CGetResponse>;
-type CCancelRequest = InstanceType<typeof dimse.requests.CCancelRequest>;
 type BaseScp = InstanceType<typeof Scp>;
 
 export interface AllowedCaller {
@@ -112,6 +109,8 @@ const STORE_STATUS: Partial<Record<ErrorCode, number>> = {
   DF_ERR_DUPLICATE_REJECTED: 0x0111,
 };
 const PROCESSING_FAILURE = 0x0110;
+// PS3.7 C.4.1: identifiers are a few kilobytes; the framer held the library's to this too.
+const MAX_IDENTIFIER_BYTES = 4 << 20;
 // CommandDataSetType (0000,0800) of a response with a data set: dcmjs-dimse's value, kept.
 const DATA_SET_PRESENT = 0x0202;
 // dcmjs-dimse's cap on a P-DATA-TF it writes when the peer sets no limit, kept.
@@ -239,6 +238,11 @@ export class DicomflowScp extends Scp {
     if (field === CommandField.CStoreRq) return this.takeStoreCommand(decoded, contextId);
     if (field === CommandField.CEchoRq) {
       this.answerEcho(decoded, contextId);
+      return { to: 'scp' };
+    }
+    if (field === CommandField.CFindRq) return this.takeFindCommand(decoded, contextId);
+    if (field === CommandField.CCancelRq) {
+      this.cancel(decoded.MessageIDBeingRespondedTo!);
       return { to: 'scp' };
     }
     this.commandMoveDestination = commandString(command, 0x0600);
@@ -639,44 +643,77 @@ export class DicomflowScp extends Scp {
     };
   }
 
-  override cFindRequest(request: CFindRequest, callback: (responses: CFindResponseT[]) => void): void {
-    const raw = this.takeRawIdentifier();
-    const refusal = CFindResponse.fromRequest(request);
-    if (this.refused('query', 'C-FIND', refusal)) return callback([refusal]);
-    // Answered on the context the request came on.
-    const contextId = this.requestContextId;
-    const running = { messageId: request.getMessageId(), cancelled: false };
-    this.runningFinds.add(running);
-    const socket = this.framed.socket;
-    const rsp = {
-      AffectedSOPClassUID: request.getAffectedSopClassUid(),
-      CommandField: CommandField.CFindRsp,
-      MessageIDBeingRespondedTo: request.getMessageId(),
+  /** A C-FIND request: its identifier is gathered here, then answered (never by the library). */
+  private takeFindCommand(command: DimseCommand, contextId: number): CommandRoute {
+    if (command.CommandDataSetType === NO_DATA_SET) {
+      this.answerFind(command, contextId, Buffer.alloc(0));
+      return { to: 'scp' };
+    }
+    const parts: Buffer[] = [];
+    let bytes = 0;
+    return {
+      to: 'scp',
+      dataset: {
+        write: (chunk) => {
+          bytes += chunk.length;
+          // Thrown inside the framer: the association is aborted (DF_ERR_PDU_INVALID).
+          if (bytes > MAX_IDENTIFIER_BYTES) throw new Error(`a C-FIND identifier of more than ${MAX_IDENTIFIER_BYTES} bytes`);
+          parts.push(chunk);
+        },
+        end: () => this.answerFind(command, contextId, Buffer.concat(parts)),
+        abandon: (why) => {
+          // PS3.7 9.3.1: the request's data set must end before the next command; a request that
+          // never got its identifier cannot be answered, so the association ends, as before.
+          if (why === 'next-command') throw new Error('a new command came before the data set of the previous request ended');
+        },
+      },
     };
-    // Responses are encoded here, not by dcmjs-dimse, whose writer allocated about 256 KB and
-    // cost about 1 ms per response (bench find-orthanc). Every pending response's command is the
-    // same: encoded once, written for each match.
+  }
+
+  private answerFind(command: DimseCommand, contextId: number, identifier: Buffer): void {
+    const socket = this.framed.socket;
+    const transferSyntaxUid = this.acceptedContexts.get(contextId)!.transferSyntax;
+    const rsp = {
+      AffectedSOPClassUID: command.AffectedSOPClassUID,
+      CommandField: CommandField.CFindRsp,
+      MessageIDBeingRespondedTo: command.MessageID,
+    };
+    const final = (status: number, comment?: string) => {
+      if (socket.destroyed) return;
+      // (0000,0902) Error Comment is at most 64 characters (PS3.7 E.1).
+      const response = encodeCommand({ ...rsp, CommandDataSetType: NO_DATA_SET, Status: status, ErrorComment: comment?.slice(0, 64) });
+      this.writeBatched([encodePData(contextId, PdvControl.Command | PdvControl.Last, response)]);
+    };
+    const denied = this.denial('query', 'C-FIND');
+    if (denied) return final(NOT_AUTHORIZED, denied);
+    const running = { messageId: command.MessageID!, cancelled: false };
+    this.runningFinds.add(running);
+    // Responses are encoded here, whose every pending command is the same: encoded once,
+    // written for each match (dcmjs-dimse's writer allocated about 256 KB per response).
     let pendingCommand: Buffer | undefined;
     const channel: FindChannel = {
-      pending: (identifier) => {
+      pending: (match) => {
         if (socket.destroyed) return Promise.resolve();
         pendingCommand ??= encodePData(
           contextId,
           PdvControl.Command | PdvControl.Last,
           encodeCommand({ ...rsp, CommandDataSetType: DATA_SET_PRESENT, Status: Status.Pending }),
         );
-        this.writeBatched([pendingCommand, ...datasetPdus(contextId, identifier, this.framed.peerMaxPduLength)]);
+        this.writeBatched([pendingCommand, ...datasetPdus(contextId, match, this.framed.peerMaxPduLength)]);
         return this.framed.drained();
       },
-      final: (status, comment) => {
-        if (socket.destroyed) return;
-        // (0000,0902) Error Comment is at most 64 characters (PS3.7 E.1).
-        const command = encodeCommand({ ...rsp, CommandDataSetType: NO_DATA_SET, Status: status, ErrorComment: comment?.slice(0, 64) });
-        this.writeBatched([encodePData(contextId, PdvControl.Command | PdvControl.Last, command)]);
-      },
+      final,
       cancelled: () => running.cancelled || socket.destroyed,
-      transferSyntaxUid: this.acceptedContexts.get(contextId)?.transferSyntax,
+      transferSyntaxUid,
     };
+    const request: FindRequest = { sopClassUid: command.AffectedSOPClassUID, elements: {} };
+    try {
+      request.elements = readIdentifier(identifier, transferSyntaxUid);
+    } catch (err) {
+      // dcmjs reads with errors ignored; what still throws is left to the raw values and the parser.
+      this.log.warn({ code: 'DF_ERR_QUERY_INVALID', err: (err as Error).message }, 'C-FIND identifier only partly readable');
+    }
+    const raw = identifier.length > 0 ? { dataset: identifier, transferSyntaxUid } : undefined;
     void this.ctx.find
       .answer(request, this.querySource(), this.log, raw, channel)
       .catch((err) => this.log.error({ err }, 'C-FIND failed'))
@@ -810,7 +847,16 @@ export class DicomflowScp extends Scp {
     operation: string,
     response: { setStatus(status: number): void; setErrorComment(comment: string): void },
   ): boolean {
-    if (this.rights[service]) return false;
+    const comment = this.denial(service, operation);
+    if (!comment) return false;
+    response.setStatus(NOT_AUTHORIZED);
+    response.setErrorComment(comment);
+    return true;
+  }
+
+  /** When the association's rights lack the service: logged, and the error comment to answer 0124 with. */
+  private denial(service: DicomService, operation: string): string | undefined {
+    if (this.rights[service]) return undefined;
     this.log.warn(
       {
         code: 'DF_ERR_DICOM_ACCESS_DENIED',
@@ -821,10 +867,8 @@ export class DicomflowScp extends Scp {
       },
       `${operation} refused: the calling AE title may not ${service} here`,
     );
-    response.setStatus(NOT_AUTHORIZED);
     // (0000,0902) Error Comment is at most 64 characters (PS3.7 E.1).
-    response.setErrorComment(`DF_ERR_DICOM_ACCESS_DENIED: no ${service} for ${this.callingAeTitle}`.slice(0, 64));
-    return true;
+    return `DF_ERR_DICOM_ACCESS_DENIED: no ${service} for ${this.callingAeTitle}`.slice(0, 64);
   }
 
   private refuseOperation<R, T extends { setStatus(status: number): void }>(
@@ -838,14 +882,12 @@ export class DicomflowScp extends Scp {
     return response;
   }
 
-  override cCancelRequest(request: CCancelRequest): void {
-    const id = request.getMessageIdBeingRespondedTo();
-    const find = [...this.runningFinds].find((f) => f.messageId === id);
+  private cancel(messageId: number): void {
+    const find = [...this.runningFinds].find((f) => f.messageId === messageId);
     // PS3.4 C.4.1.2.3: a cancelled C-FIND sends no more matches and ends with Cancel.
     if (find) find.cancelled = true;
     // PS3.4 C.4.3.2: a cancelled C-GET stops after the sub-operation under way.
-    else if (this.runningGet?.messageId === id) this.runningGet.cancelled = true;
-    else super.cCancelRequest(request);
+    else if (this.runningGet?.messageId === messageId) this.runningGet.cancelled = true;
   }
 
   /**
