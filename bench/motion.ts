@@ -11,7 +11,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { motionInPatientSpace } from '../plugins/motion-correction/registration/patient-space.ts';
 import { chooseReferenceFrames, combineFrames } from '../plugins/motion-correction/registration/reference.ts';
-import { predictedReferences } from '../plugins/motion-correction/registration/predicted-reference.ts';
+import { type Prediction, predictedReferences } from '../plugins/motion-correction/registration/predicted-reference.ts';
 import {
   DEFAULT_REGISTRATION_OPTIONS,
   prepareReference,
@@ -206,7 +206,6 @@ async function registerSeriesOnPool(
           referenceFile,
           maskFraction: 0.5,
           smoothedCorrectedFiles: [],
-          predictedFiles: [],
         } satisfies PredictReferencesArg),
       ),
     );
@@ -223,14 +222,13 @@ async function registerSeriesOnPool(
         } satisfies FirstPassArg),
       ),
     );
-    const predicted = registration.predictedReference
-      ? await task<boolean[]>('predictFrameReferences', {
+    const fitted = registration.predictedReference
+      ? await task<(Prediction | null)[]>('predictFrameReferences', {
           referenceFile,
           maskFraction: registration.maskFraction,
           smoothedCorrectedFiles: passes.map((p, f) => (p.corrected ? file('smoothed-corrected', f) : null)),
-          predictedFiles: frames.map((_, f) => file('predicted', f)),
         } satisfies PredictReferencesArg)
-      : frames.map(() => false);
+      : frames.map(() => null);
     await Promise.all(
       frames.map((_, f) =>
         task<FrameResult>('correctFrame', {
@@ -245,7 +243,15 @@ async function registerSeriesOnPool(
             result: passes[f].result,
             seconds: passes[f].seconds,
             smoothedFile: file('smoothed', f),
-            ...(predicted[f] ? { predictedFile: file('predicted', f) } : {}),
+            ...(fitted[f]
+              ? {
+                  prediction: {
+                    files: fitted[f].frames.map((other) => file('smoothed-corrected', other)),
+                    weights: fitted[f].weights,
+                    constant: fitted[f].constant,
+                  },
+                }
+              : {}),
           },
         } satisfies CorrectFrameArg),
       ),

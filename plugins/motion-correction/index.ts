@@ -3,6 +3,7 @@ import { dfError } from '../../core/errors.ts';
 import { definePlugin, type StepContext, type StepInput } from '../../core/plugin.ts';
 import { DEFAULT_REGISTRATION_OPTIONS, type RigidRegistrationOptions } from './registration/register.ts';
 import type { ReferenceSpec } from './registration/reference.ts';
+import type { Prediction } from './registration/predicted-reference.ts';
 import { uidFromName } from './derived-series.ts';
 import type {
   CorrectFrameArg,
@@ -377,23 +378,30 @@ async function firstPassesWithPredictions(
       return pass;
     }),
   );
-  const written = await ctx.runTask<boolean[]>(TASKS, 'predictFrameReferences', {
+  const fitted = await ctx.runTask<(Prediction | null)[]>(TASKS, 'predictFrameReferences', {
     referenceFile: prepared.referenceFile,
     maskFraction: registration.maskFraction,
     smoothedCorrectedFiles: passes.map((pass, frame) => (pass?.corrected === true ? file('smoothed-corrected', frame) : null)),
-    predictedFiles: passes.map((_, frame) => file('predicted', frame)),
   } satisfies PredictReferencesArg);
   share(0.5, 'references predicted from the first pass');
-  return passes.map((pass, frame) =>
-    pass === undefined
-      ? undefined
-      : {
-          result: pass.result,
-          seconds: pass.seconds,
-          smoothedFile: file('smoothed', frame),
-          ...(written[frame] ? { predictedFile: file('predicted', frame) } : {}),
-        },
-  );
+  return passes.map((pass, frame) => {
+    if (pass === undefined) return undefined;
+    const prediction = fitted[frame];
+    return {
+      result: pass.result,
+      seconds: pass.seconds,
+      smoothedFile: file('smoothed', frame),
+      ...(prediction
+        ? {
+            prediction: {
+              files: prediction.frames.map((other) => file('smoothed-corrected', other)),
+              weights: prediction.weights,
+              constant: prediction.constant,
+            },
+          }
+        : {}),
+    };
+  });
 }
 
 function referenceOf(reference: Options['reference']): ReferenceSpec {

@@ -24,8 +24,9 @@ import { gaussianSmooth } from './registration/smoothing.ts';
 import { dynamicBrainFrames, dynamicPetWithKnownMotion, gridAffine, type MotionFrame } from '../../test/fixtures/dynamic-brain-phantom.ts';
 import { FDG_PHANTOMS, fdgBrainPhantom } from '../../test/fixtures/fdg-brain-phantoms.ts';
 import { chooseReferenceFrames, combineFrames } from './registration/reference.ts';
-import { predictedReferences } from './registration/predicted-reference.ts';
-import { registerSeries } from './registration/register-series.ts';
+import { combine, predictedReferences } from './registration/predicted-reference.ts';
+import { predictFrameReferences } from './tasks.ts';
+import { predictionMask, registerSeries } from './registration/register-series.ts';
 import type { PetSeries } from '../../test/fixtures/builder.ts';
 import { createStepPool } from '../../workers/pool.ts';
 import plugin from './index.ts';
@@ -137,6 +138,39 @@ describe('predicted references', () => {
     expect(forB).toBeDefined();
     expect(forNone).toBeUndefined();
     expect(predictedReferences([a, undefined], mask)).toEqual([undefined, undefined]);
+  });
+
+  it('fitted from frame files in blocks and added up from the files, bit for bit the prediction from frames in memory', async () => {
+    // Several blocks of the fit (2^18 voxels), with a mask that skips voxels unevenly.
+    const length = 1_300_000;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'df-predicted-'));
+    try {
+      const frame = (seed: number) =>
+        Float32Array.from({ length }, (_, n) => Math.sin(n / (50 + seed)) * (1 + seed) + ((n * seed) % 17) / 9);
+      const frames = [frame(1), undefined, frame(2), frame(3), frame(4)];
+      const reference = Float32Array.from({ length }, (_, n) => (n % 5 === 0 || n % 7 === 0 ? 10 : 0.01));
+      const file = (name: string) => path.join(dir, `${name}.f32`);
+      const write = (name: string, data: Float32Array) => fs.writeFileSync(file(name), new Uint8Array(data.buffer));
+      write('reference', reference);
+      frames.forEach((f, i) => f && write(`frame-${i}`, f));
+      const fitted = await predictFrameReferences({
+        referenceFile: file('reference'),
+        maskFraction: 0.5,
+        smoothedCorrectedFiles: frames.map((f, i) => (f ? file(`frame-${i}`) : null)),
+      });
+      const expected = predictedReferences(frames, predictionMask(reference, 0.5));
+      expect(fitted[1]).toBeNull();
+      for (const [i, fit] of fitted.entries()) {
+        if (fit === null) continue;
+        const fromFiles = combine({ frames: fit.frames.map((_, k) => k), weights: fit.weights, constant: fit.constant }, length, (k, add) =>
+          add(new Float32Array(fs.readFileSync(file(`frame-${fit.frames[k]}`)).buffer.slice(0))),
+        );
+        expect(fit.frames).not.toContain(i);
+        expect(Buffer.from(fromFiles.buffer).equals(Buffer.from(expected[i]!.buffer)), `frame ${i}`).toBe(true);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,3 +1,4 @@
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { bidsSidecar, writeNifti } from '../../core/dicom/nifti.ts';
@@ -5,7 +6,7 @@ import { loadVolume, type FrameTiming, type SeriesInfo, type Volume } from '../.
 import { dfError } from '../../core/errors.ts';
 import { motionInPatientSpace, motionParameters } from './registration/patient-space.ts';
 import { chooseReferenceFrames, combineFrames, type ReferenceSpec } from './registration/reference.ts';
-import { predictedReferences } from './registration/predicted-reference.ts';
+import { combine, GramAccumulator, predictions, type Prediction } from './registration/predicted-reference.ts';
 import {
   prepareReference,
   registerFrame,
@@ -30,7 +31,9 @@ import { frameTimesSec } from './frame-times.ts';
  * (registration/register-series.ts) the registration takes two rounds of frame tasks: the first
  * pass per frame, one task predicting every frame's reference from the others, then the
  * second pass with the resampling and writing. Frames travel between tasks as raw float32 files
- * in the step's scratch directory, so no task holds the whole series but the first.
+ * in the step's scratch directory, so no task holds the whole series but the first: the fit of
+ * the predictions reads the frames in blocks, and each frame's task adds up its own prediction
+ * from the other frames' files, one at a time.
  */
 
 export interface GridData {
@@ -139,21 +142,49 @@ export interface PredictReferencesArg {
   maskFraction: number;
   /** Per frame, its smoothed corrected file, or null when it has none. */
   smoothedCorrectedFiles: (string | null)[];
-  /** Per frame, where its predicted reference goes. */
-  predictedFiles: string[];
 }
 
-/** Every frame's predicted reference from the others' first passes; per frame, whether one was written. */
-export async function predictFrameReferences(arg: PredictReferencesArg): Promise<boolean[]> {
-  const images = await Promise.all(arg.smoothedCorrectedFiles.map((file) => (file === null ? undefined : readFloat32(file))));
-  const predicted = predictedReferences(images, predictionMask(await readFloat32(arg.referenceFile), arg.maskFraction));
-  return Promise.all(
-    predicted.map(async (image, f) => {
-      if (image === undefined) return false;
-      await writeFloat32(arg.predictedFiles[f], image);
-      return true;
-    }),
-  );
+// Voxels read per frame file at a time while fitting the predictions (1 MB per frame).
+const FIT_BLOCK_VOXELS = 1 << 18;
+
+/**
+ * Per frame, how the other frames' first passes predict its reference (registration/
+ * predicted-reference.ts), or null. The Gram matrix is gathered over blocks of voxels read from
+ * the frames' files, so memory stays at a block per frame whatever the series' size.
+ */
+export async function predictFrameReferences(arg: PredictReferencesArg): Promise<(Prediction | null)[]> {
+  const mask = predictionMask(await readFloat32(arg.referenceFile), arg.maskFraction);
+  const files = arg.smoothedCorrectedFiles.flatMap((file) => (file === null ? [] : [file]));
+  const gram = new GramAccumulator(files.length);
+  const fds = files.map((file) => openSync(file, 'r'));
+  try {
+    const blocks = files.map(() => new Float32Array(FIT_BLOCK_VOXELS));
+    const offsets = new Uint32Array(FIT_BLOCK_VOXELS);
+    for (let q = 0, start = 0; q < mask.length; start += FIT_BLOCK_VOXELS) {
+      const end = start + FIT_BLOCK_VOXELS;
+      let inBlock = 0;
+      for (; q < mask.length && mask[q] < end; q++) offsets[inBlock++] = mask[q] - start;
+      if (inBlock === 0) continue;
+      // Up to the block's last masked voxel: a frame file ends with the volume.
+      const voxels = offsets[inBlock - 1] + 1;
+      fds.forEach((fd, i) => readExactly(fd, new Uint8Array(blocks[i].buffer, 0, 4 * voxels), 4 * start));
+      gram.add(blocks, offsets.subarray(0, inBlock));
+    }
+  } finally {
+    for (const fd of fds) closeSync(fd);
+  }
+  return predictions(
+    arg.smoothedCorrectedFiles.map((file) => file !== null),
+    gram.matrix(),
+  ).map((prediction) => prediction ?? null);
+}
+
+function readExactly(fd: number, into: Uint8Array, position: number): void {
+  for (let done = 0; done < into.length; ) {
+    const read = readSync(fd, into, done, into.length - done, position + done);
+    if (read === 0) throw dfError('DF_ERR_MOTION_CORRECTION', `a frame's scratch file ended early (at ${position + done} bytes)`);
+    done += read;
+  }
 }
 
 export interface CorrectFrameArg {
@@ -164,10 +195,20 @@ export interface CorrectFrameArg {
   correctedFile: string;
   grid: GridData;
   registration: RigidRegistrationOptions;
-  /** The frame's first pass (firstPassFrame) and its predicted reference (none: the first pass stands). */
-  firstPass?: { result: RegistrationResult; seconds: number; smoothedFile: string; predictedFile?: string };
+  /**
+   * The frame's first pass (firstPassFrame) and how to predict its reference from the other
+   * frames' smoothed corrected files (predictFrameReferences; none: the first pass stands).
+   */
+  firstPass?: { result: RegistrationResult; seconds: number; smoothedFile: string; prediction?: FilePrediction };
   /** Write the frame's derived DICOM instances (omit to skip). */
   derived?: DerivedSeriesSpec & { sources: Volume['sources'][number] };
+}
+
+/** A Prediction whose frames are files: the constant plus each file's image times its weight. */
+export interface FilePrediction {
+  files: string[];
+  weights: number[];
+  constant: number;
 }
 
 export interface FrameResult {
@@ -193,6 +234,23 @@ async function seriesReference(referenceFile: string, grid: GridData, registrati
   if (cachedReference?.key !== key)
     cachedReference = { key, prepared: prepareReference(await readFloat32(referenceFile), grid.dims, grid.spacingMm, registration) };
   return cachedReference.prepared;
+}
+
+/** The frame's predicted reference, the other frames' files read one at a time. */
+function predictedReference(prediction: FilePrediction, length: number): Float32Array {
+  const { files, weights, constant } = prediction;
+  // One buffer, read into again for each file.
+  const other = new Float32Array(length);
+  return combine({ frames: files.map((_, k) => k), weights, constant }, length, (k, add) => {
+    const fd = openSync(files[k], 'r');
+    try {
+      if (fstatSync(fd).size !== 4 * length) throw dfError('DF_ERR_MOTION_CORRECTION', `${files[k]}: not a frame of ${length} voxels`);
+      readExactly(fd, new Uint8Array(other.buffer), 0);
+    } finally {
+      closeSync(fd);
+    }
+    add(other);
+  });
 }
 
 async function writeFloat32(file: string, data: Float32Array): Promise<void> {
@@ -221,8 +279,15 @@ export async function correctFrame(arg: CorrectFrameArg): Promise<FrameResult> {
     const first = arg.firstPass;
     let result: RegistrationResult;
     if (first === undefined) result = registerFrame(prepared, frame);
-    else if (first.predictedFile === undefined || !first.result.plausible) result = first.result;
-    else result = secondPass(prepared, await readFloat32(first.predictedFile), frame, first.result, await readFloat32(first.smoothedFile));
+    else if (first.prediction === undefined || !first.result.plausible) result = first.result;
+    else
+      result = secondPass(
+        prepared,
+        predictedReference(first.prediction, frame.length),
+        frame,
+        first.result,
+        await readFloat32(first.smoothedFile),
+      );
     similarity = result.similarity;
     levels = result.levels;
     converged = result.converged;

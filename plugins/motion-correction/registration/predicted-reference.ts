@@ -13,6 +13,16 @@
  */
 
 /**
+ * How to predict one frame: the constant plus each listed frame (by index in the series) times
+ * its weight, in that order.
+ */
+export interface Prediction {
+  frames: number[];
+  weights: number[];
+  constant: number;
+}
+
+/**
  * For every frame with a smoothed, corrected image, the predicted (smoothed) reference, or
  * undefined when the frame has none (not registered, or no other frame to predict it from).
  * `mask` lists the voxels the fit runs over.
@@ -21,16 +31,31 @@ export function predictedReferences(
   smoothedCorrected: readonly (Float32Array | undefined)[],
   mask: Uint32Array,
 ): (Float32Array | undefined)[] {
-  const present = smoothedCorrected.flatMap((image, f) => (image === undefined ? [] : [f]));
-  const gram = gramMatrix(
-    present.map((f) => smoothedCorrected[f]!),
+  const present = smoothedCorrected.map((image) => image !== undefined);
+  const gram = new GramAccumulator(present.filter(Boolean).length);
+  gram.add(
+    smoothedCorrected.filter((image) => image !== undefined),
     mask,
   );
-  const constant = present.length;
-  return smoothedCorrected.map((image, f) => {
-    if (image === undefined) return undefined;
-    const self = present.indexOf(f);
-    const others = present.map((_, i) => i).filter((i) => i !== self);
+  return predictions(present, gram.matrix()).map((prediction, f) =>
+    prediction === undefined
+      ? undefined
+      : combine(prediction, smoothedCorrected[f]!.length, (other, add) => add(smoothedCorrected[other]!)),
+  );
+}
+
+/**
+ * Per frame (present: it has a smoothed, corrected image), how the other present frames and a
+ * constant best predict it by least squares, from their Gram matrix (GramAccumulator, the
+ * present frames in series order); undefined for the others and where the fit is singular.
+ */
+export function predictions(present: readonly boolean[], gram: number[][]): (Prediction | undefined)[] {
+  const indices = present.flatMap((p, f) => (p ? [f] : []));
+  const constant = indices.length;
+  return present.map((p, f) => {
+    if (!p) return undefined;
+    const self = indices.indexOf(f);
+    const others = indices.map((_, i) => i).filter((i) => i !== self);
     if (others.length === 0) return undefined;
     const terms = [...others, constant];
     const weights = solveSymmetric(
@@ -38,34 +63,71 @@ export function predictedReferences(
       terms.map((a) => gram[a][self]),
     );
     if (weights === undefined) return undefined;
-    const out = new Float32Array(image.length).fill(weights[weights.length - 1]);
-    others.forEach((i, k) => {
-      const other = smoothedCorrected[present[i]]!;
-      const w = weights[k];
-      for (let n = 0; n < out.length; n++) out[n] += w * other[n];
-    });
-    return out;
+    return { frames: others.map((i) => indices[i]), weights: weights.slice(0, -1), constant: weights[weights.length - 1] };
   });
 }
 
-/** Inner products over the mask of every pair of images and of each with the constant 1 (last row). */
-function gramMatrix(images: readonly Float32Array[], mask: Uint32Array): number[][] {
-  const size = images.length + 1;
-  const gram = Array.from({ length: size }, () => new Array<number>(size).fill(0));
-  for (let a = 0; a < images.length; a++) {
-    const x = images[a];
-    for (let b = a; b < images.length; b++) {
-      const y = images[b];
-      let sum = 0;
-      for (let q = 0; q < mask.length; q++) sum += x[mask[q]] * y[mask[q]];
-      gram[a][b] = gram[b][a] = sum;
-    }
-    let sum = 0;
-    for (let q = 0; q < mask.length; q++) sum += x[mask[q]];
-    gram[a][images.length] = gram[images.length][a] = sum;
+/**
+ * A predicted reference of `length` voxels: the constant, then each frame's image times its
+ * weight added in turn. `each(frame, add)` hands over the frame's image, so that a caller
+ * reading frames from files holds one at a time.
+ */
+export function combine(
+  prediction: Prediction,
+  length: number,
+  each: (frame: number, add: (image: Float32Array) => void) => void,
+): Float32Array {
+  const out = new Float32Array(length).fill(prediction.constant);
+  prediction.frames.forEach((frame, k) => {
+    const w = prediction.weights[k];
+    each(frame, (other) => {
+      for (let n = 0; n < out.length; n++) out[n] += w * other[n];
+    });
+  });
+  return out;
+}
+
+/**
+ * Inner products over the mask of every pair of images and of each with the constant 1 (last
+ * row), gathered over blocks of voxels: `add` takes the images' values over one block and the
+ * mask's voxels inside it (offsets into the block), so images read from files in pieces need not
+ * be held whole. Each sum runs over the mask in order, whatever the blocks: the same result as
+ * one pass over whole images.
+ */
+export class GramAccumulator {
+  private readonly count: number;
+  private readonly sums: number[][];
+  private masked = 0;
+
+  constructor(images: number) {
+    this.count = images;
+    this.sums = Array.from({ length: images + 1 }, () => new Array<number>(images + 1).fill(0));
   }
-  gram[images.length][images.length] = mask.length;
-  return gram;
+
+  add(blocks: readonly Float32Array[], mask: Uint32Array | ArrayLike<number>): void {
+    const n = this.count;
+    for (let a = 0; a < n; a++) {
+      const x = blocks[a];
+      for (let b = a; b < n; b++) {
+        const y = blocks[b];
+        let sum = this.sums[a][b];
+        for (let q = 0; q < mask.length; q++) sum += x[mask[q]] * y[mask[q]];
+        this.sums[a][b] = sum;
+      }
+      let sum = this.sums[a][n];
+      for (let q = 0; q < mask.length; q++) sum += x[mask[q]];
+      this.sums[a][n] = sum;
+    }
+    this.masked += mask.length;
+  }
+
+  matrix(): number[][] {
+    const n = this.count;
+    const gram = this.sums.map((row) => [...row]);
+    for (let a = 0; a <= n; a++) for (let b = 0; b < a; b++) gram[a][b] = gram[b][a];
+    gram[n][n] = this.masked;
+    return gram;
+  }
 }
 
 /**
