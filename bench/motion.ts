@@ -11,7 +11,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { motionInPatientSpace } from '../plugins/motion-correction/registration/patient-space.ts';
 import { chooseReferenceFrames, combineFrames } from '../plugins/motion-correction/registration/reference.ts';
-import { type Prediction, predictedReferences } from '../plugins/motion-correction/registration/predicted-reference.ts';
+import { filePrediction, type Prediction, predictedReferences } from '../plugins/motion-correction/registration/predicted-reference.ts';
 import {
   DEFAULT_REGISTRATION_OPTIONS,
   prepareReference,
@@ -243,15 +243,7 @@ async function registerSeriesOnPool(
             result: passes[f].result,
             seconds: passes[f].seconds,
             smoothedFile: file('smoothed', f),
-            ...(fitted[f]
-              ? {
-                  prediction: {
-                    files: fitted[f].frames.map((other) => file('smoothed-corrected', other)),
-                    weights: fitted[f].weights,
-                    constant: fitted[f].constant,
-                  },
-                }
-              : {}),
+            ...(fitted[f] ? { prediction: filePrediction(fitted[f], (other) => file('smoothed-corrected', other)) } : {}),
           },
         } satisfies CorrectFrameArg),
       ),

@@ -3,7 +3,7 @@ import { dfError } from '../../core/errors.ts';
 import { definePlugin, type StepContext, type StepInput } from '../../core/plugin.ts';
 import { DEFAULT_REGISTRATION_OPTIONS, type RigidRegistrationOptions } from './registration/register.ts';
 import type { ReferenceSpec } from './registration/reference.ts';
-import type { Prediction } from './registration/predicted-reference.ts';
+import { filePrediction, type Prediction } from './registration/predicted-reference.ts';
 import { uidFromName } from './derived-series.ts';
 import type {
   CorrectFrameArg,
@@ -391,15 +391,7 @@ async function firstPassesWithPredictions(
       result: pass.result,
       seconds: pass.seconds,
       smoothedFile: file('smoothed', frame),
-      ...(prediction
-        ? {
-            prediction: {
-              files: prediction.frames.map((other) => file('smoothed-corrected', other)),
-              weights: prediction.weights,
-              constant: prediction.constant,
-            },
-          }
-        : {}),
+      ...(prediction ? { prediction: filePrediction(prediction, (other) => file('smoothed-corrected', other)) } : {}),
     };
   });
 }

@@ -6,7 +6,7 @@ import { loadVolume, type FrameTiming, type SeriesInfo, type Volume } from '../.
 import { dfError } from '../../core/errors.ts';
 import { motionInPatientSpace, motionParameters } from './registration/patient-space.ts';
 import { chooseReferenceFrames, combineFrames, type ReferenceSpec } from './registration/reference.ts';
-import { combine, GramAccumulator, predictions, type Prediction } from './registration/predicted-reference.ts';
+import { combine, type FilePrediction, GramAccumulator, predictions, type Prediction } from './registration/predicted-reference.ts';
 import {
   prepareReference,
   registerFrame,
@@ -202,13 +202,6 @@ export interface CorrectFrameArg {
   firstPass?: { result: RegistrationResult; seconds: number; smoothedFile: string; prediction?: FilePrediction };
   /** Write the frame's derived DICOM instances (omit to skip). */
   derived?: DerivedSeriesSpec & { sources: Volume['sources'][number] };
-}
-
-/** A Prediction whose frames are files: the constant plus each file's image times its weight. */
-export interface FilePrediction {
-  files: string[];
-  weights: number[];
-  constant: number;
 }
 
 export interface FrameResult {

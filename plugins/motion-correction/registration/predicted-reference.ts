@@ -22,6 +22,18 @@ export interface Prediction {
   constant: number;
 }
 
+/** A Prediction whose frames are files: the constant plus each file's image times its weight. */
+export interface FilePrediction {
+  files: string[];
+  weights: number[];
+  constant: number;
+}
+
+/** A frame's Prediction (the step's predictFrameReferences task) with each frame named by its smoothed corrected file. */
+export function filePrediction(prediction: Prediction, smoothedCorrectedFile: (frame: number) => string): FilePrediction {
+  return { files: prediction.frames.map(smoothedCorrectedFile), weights: prediction.weights, constant: prediction.constant };
+}
+
 /**
  * For every frame with a smoothed, corrected image, the predicted (smoothed) reference, or
  * undefined when the frame has none (not registered, or no other frame to predict it from).
