@@ -162,8 +162,8 @@ describe('predicted references', () => {
       expect(fitted[1]).toBeNull();
       for (const [i, fit] of fitted.entries()) {
         if (fit === null) continue;
-        const fromFiles = combine({ frames: fit.frames.map((_, k) => k), weights: fit.weights, constant: fit.constant }, length, (k, add) =>
-          add(new Float32Array(fs.readFileSync(file(`frame-${fit.frames[k]}`)).buffer.slice(0))),
+        const fromFiles = combine(fit.frames, fit.weights, fit.constant, length, (other, add) =>
+          add(new Float32Array(fs.readFileSync(file(`frame-${other}`)).buffer.slice(0))),
         );
         expect(fit.frames).not.toContain(i);
         expect(Buffer.from(fromFiles.buffer).equals(Buffer.from(expected[i]!.buffer)), `frame ${i}`).toBe(true);

@@ -234,10 +234,10 @@ function predictedReference(prediction: FilePrediction, length: number): Float32
   const { files, weights, constant } = prediction;
   // One buffer, read into again for each file.
   const other = new Float32Array(length);
-  return combine({ frames: files.map((_, k) => k), weights, constant }, length, (k, add) => {
-    const fd = openSync(files[k], 'r');
+  return combine(files, weights, constant, length, (file, add) => {
+    const fd = openSync(file, 'r');
     try {
-      if (fstatSync(fd).size !== 4 * length) throw dfError('DF_ERR_MOTION_CORRECTION', `${files[k]}: not a frame of ${length} voxels`);
+      if (fstatSync(fd).size !== 4 * length) throw dfError('DF_ERR_MOTION_CORRECTION', `${file}: not a frame of ${length} voxels`);
       readExactly(fd, new Uint8Array(other.buffer), 0);
     } finally {
       closeSync(fd);

@@ -52,7 +52,9 @@ export function predictedReferences(
   return predictions(present, gram.matrix()).map((prediction, f) =>
     prediction === undefined
       ? undefined
-      : combine(prediction, smoothedCorrected[f]!.length, (other, add) => add(smoothedCorrected[other]!)),
+      : combine(prediction.frames, prediction.weights, prediction.constant, smoothedCorrected[f]!.length, (other, add) =>
+          add(smoothedCorrected[other]!),
+        ),
   );
 }
 
@@ -80,20 +82,22 @@ export function predictions(present: readonly boolean[], gram: number[][]): (Pre
 }
 
 /**
- * A predicted reference of `length` voxels: the constant, then each frame's image times its
- * weight added in turn. `each(frame, add)` hands over the frame's image, so that a caller
- * reading frames from files holds one at a time.
+ * A predicted reference of `length` voxels: the constant, then each source's image times its
+ * weight, added in turn. `each(source, add)` hands over a source's image (a frame in memory, or a
+ * frame's file read into a buffer), so that a caller reading files holds one at a time.
  */
-export function combine(
-  prediction: Prediction,
+export function combine<Source>(
+  sources: readonly Source[],
+  weights: readonly number[],
+  constant: number,
   length: number,
-  each: (frame: number, add: (image: Float32Array) => void) => void,
+  each: (source: Source, add: (image: Float32Array) => void) => void,
 ): Float32Array {
-  const out = new Float32Array(length).fill(prediction.constant);
-  prediction.frames.forEach((frame, k) => {
-    const w = prediction.weights[k];
-    each(frame, (other) => {
-      for (let n = 0; n < out.length; n++) out[n] += w * other[n];
+  const out = new Float32Array(length).fill(constant);
+  sources.forEach((source, k) => {
+    const w = weights[k];
+    each(source, (image) => {
+      for (let n = 0; n < out.length; n++) out[n] += w * image[n];
     });
   });
   return out;
@@ -116,7 +120,7 @@ export class GramAccumulator {
     this.sums = Array.from({ length: images + 1 }, () => new Array<number>(images + 1).fill(0));
   }
 
-  add(blocks: readonly Float32Array[], mask: Uint32Array | ArrayLike<number>): void {
+  add(blocks: readonly Float32Array[], mask: Uint32Array): void {
     const n = this.count;
     for (let a = 0; a < n; a++) {
       const x = blocks[a];
