@@ -11,7 +11,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { motionInPatientSpace } from '../plugins/motion-correction/registration/patient-space.ts';
 import { chooseReferenceFrames, combineFrames } from '../plugins/motion-correction/registration/reference.ts';
-import { filePrediction, type Prediction, predictedReferences } from '../plugins/motion-correction/registration/predicted-reference.ts';
+import { predictedReferences } from '../plugins/motion-correction/registration/predicted-reference.ts';
 import {
   DEFAULT_REGISTRATION_OPTIONS,
   prepareReference,
@@ -21,13 +21,8 @@ import {
 import { firstPass, predictionMask, secondPass, smoothedCorrected } from '../plugins/motion-correction/registration/register-series.ts';
 import { displacementDifference, rigidMatrix, type Matrix4 } from '../plugins/motion-correction/registration/rigid.ts';
 import { FDG_PHANTOMS, fdgBrainPhantom, gridAffine, voxelPosition, type PhantomGrid } from '../test/fixtures/fdg-brain-phantoms.ts';
-import type {
-  CorrectFrameArg,
-  FirstPassArg,
-  FirstPassResult,
-  FrameResult,
-  PredictReferencesArg,
-} from '../plugins/motion-correction/tasks.ts';
+import { firstPassesWithPredictions } from '../plugins/motion-correction/index.ts';
+import type { CorrectFrameArg, FrameResult, PredictReferencesArg } from '../plugins/motion-correction/tasks.ts';
 import { createStepPool } from '../workers/pool.ts';
 import { cleanUp, makeTempDir, trackChild } from './support/cleanup.ts';
 import { formatTable, median } from './support/table.ts';
@@ -188,6 +183,8 @@ async function registerSeriesOnPool(
 ): Promise<{ seconds: number; threads: number }> {
   const scratch = fs.mkdtempSync(path.join(dir, `${name}-pool-`));
   const file = (kind: string, f: number) => path.join(scratch, `${kind}-${f}.f32`);
+  // firstPassesWithPredictions keeps its own files under <scratch>/frames, as in the step.
+  fs.mkdirSync(path.join(scratch, 'frames'));
   const write = (to: string, data: Float32Array) => fs.writeFileSync(to, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   const referenceFile = path.join(scratch, 'reference.f32');
   write(referenceFile, reference);
@@ -195,8 +192,9 @@ async function registerSeriesOnPool(
   const threads = Math.max(1, os.availableParallelism());
   const pool = createStepPool({ threads });
   const signal = new AbortController().signal;
-  const task = <T>(exportName: string, arg: unknown) =>
-    pool.runTask({ moduleUrl: TASKS, exportName, arg }, { signal, transferList: [] }) as Promise<T>;
+  const runTask = <R>(moduleUrl: string, exportName: string, arg: unknown) =>
+    pool.runTask({ moduleUrl, exportName, arg }, { signal, transferList: [] }) as Promise<R>;
+  const task = <R>(exportName: string, arg: unknown) => runTask<R>(TASKS, exportName, arg);
   const registration = DEFAULT_REGISTRATION_OPTIONS;
   try {
     // One throwaway task per worker first: the pool's processes start (and load the module) outside the timing.
@@ -210,25 +208,16 @@ async function registerSeriesOnPool(
       ),
     );
     const started = performance.now();
-    const passes = await Promise.all(
-      frames.map((_, f) =>
-        task<FirstPassResult>('firstPassFrame', {
-          frameFile: file('frame', f),
-          referenceFile,
-          grid,
+    // The step's own first passes and fit of the predictions, then its frame tasks.
+    const firstPasses = registration.predictedReference
+      ? await firstPassesWithPredictions(
+          runTask,
           registration,
-          smoothedFile: file('smoothed', f),
-          smoothedCorrectedFile: file('smoothed-corrected', f),
-        } satisfies FirstPassArg),
-      ),
-    );
-    const fitted = registration.predictedReference
-      ? await task<(Prediction | null)[]>('predictFrameReferences', {
-          referenceFile,
-          maskFraction: registration.maskFraction,
-          smoothedCorrectedFiles: passes.map((p, f) => (p.corrected ? file('smoothed-corrected', f) : null)),
-        } satisfies PredictReferencesArg)
-      : frames.map(() => null);
+          { frameFiles: frames.map((_, f) => file('frame', f)), referenceFile, grid, register: frames.map(() => true) },
+          scratch,
+          () => {},
+        )
+      : undefined;
     await Promise.all(
       frames.map((_, f) =>
         task<FrameResult>('correctFrame', {
@@ -239,12 +228,7 @@ async function registerSeriesOnPool(
           correctedFile: file('corrected', f),
           grid,
           registration,
-          firstPass: {
-            result: passes[f].result,
-            seconds: passes[f].seconds,
-            smoothedFile: file('smoothed', f),
-            ...(fitted[f] ? { prediction: filePrediction(fitted[f], (other) => file('smoothed-corrected', other)) } : {}),
-          },
+          ...(firstPasses?.[f] === undefined ? {} : { firstPass: firstPasses[f] }),
         } satisfies CorrectFrameArg),
       ),
     );

@@ -247,7 +247,7 @@ async function correctSeries(
       { seriesInstanceUid: source.seriesInstanceUid },
     );
   const firstPasses = registration.predictedReference
-    ? await firstPassesWithPredictions(ctx, registration, prepared, scratchDir, share)
+    ? await firstPassesWithPredictions(ctx.runTask, registration, prepared, scratchDir, share)
     : undefined;
   const base = firstPasses === undefined ? 0.1 : 0.5;
   let done = 0;
@@ -349,12 +349,13 @@ async function correctSeries(
 /**
  * The first pass of every registered frame (in parallel on the pool), then one task predicting
  * each frame's reference from the others (registration/register-series.ts). Per frame, what its
- * second pass needs; undefined for frames not registered.
+ * second pass needs; undefined for frames not registered. Exported for `bench motion`, which
+ * times it on the step pool as a job runs it.
  */
-async function firstPassesWithPredictions(
-  ctx: StepContext,
+export async function firstPassesWithPredictions(
+  runTask: StepContext['runTask'],
   registration: RigidRegistrationOptions,
-  prepared: PreparedSeries,
+  prepared: Pick<PreparedSeries, 'frameFiles' | 'referenceFile' | 'grid' | 'register'>,
   scratchDir: string,
   share: (fraction: number, message?: string) => void,
 ): Promise<(CorrectFrameArg['firstPass'] | undefined)[]> {
@@ -365,7 +366,7 @@ async function firstPassesWithPredictions(
   const passes = await Promise.all(
     prepared.frameFiles.map(async (frameFile, frame) => {
       if (!prepared.register[frame]) return undefined;
-      const pass = await ctx.runTask<FirstPassResult>(TASKS, 'firstPassFrame', {
+      const pass = await runTask<FirstPassResult>(TASKS, 'firstPassFrame', {
         frameFile,
         referenceFile: prepared.referenceFile,
         grid: prepared.grid,
@@ -378,7 +379,7 @@ async function firstPassesWithPredictions(
       return pass;
     }),
   );
-  const fitted = await ctx.runTask<(Prediction | null)[]>(TASKS, 'predictFrameReferences', {
+  const fitted = await runTask<(Prediction | null)[]>(TASKS, 'predictFrameReferences', {
     referenceFile: prepared.referenceFile,
     maskFraction: registration.maskFraction,
     smoothedCorrectedFiles: passes.map((pass, frame) => (pass?.corrected === true ? file('smoothed-corrected', frame) : null)),
