@@ -31,6 +31,16 @@ export function resampleTrilinear(
     a22 = m[10],
     a23 = m[11] / sz;
   const plane = nx * ny;
+  const maxX = nx - 1,
+    maxY = ny - 1,
+    maxZ = nz - 1;
+  // A cell's first voxel is at most the last but one (an axis of one voxel: the voxel itself).
+  const lastX = Math.max(0, nx - 2),
+    lastY = Math.max(0, ny - 2),
+    lastZ = Math.max(0, nz - 2);
+  const dx = nx > 1 ? 1 : 0,
+    dy = ny > 1 ? nx : 0,
+    dz = nz > 1 ? plane : 0;
   for (let k = 0; k < nz; k++) {
     for (let j = 0; j < ny; j++) {
       let x = a01 * j + a02 * k + a03;
@@ -42,21 +52,17 @@ export function resampleTrilinear(
           out[index] = outside;
           continue;
         }
-        const cx = x < 0 ? 0 : Math.min(x, nx - 1);
-        const cy = y < 0 ? 0 : Math.min(y, ny - 1);
-        const cz = z < 0 ? 0 : Math.min(z, nz - 1);
-        let x0 = Math.floor(cx),
-          y0 = Math.floor(cy),
-          z0 = Math.floor(cz);
-        if (x0 > nx - 2) x0 = Math.max(0, nx - 2);
-        if (y0 > ny - 2) y0 = Math.max(0, ny - 2);
-        if (z0 > nz - 2) z0 = Math.max(0, nz - 2);
+        // Math.min/max and `| 0` (of values ≥ 0) rather than branches and Math.floor: the same
+        // values, without data-dependent jumps or float-to-index conversions.
+        const cx = Math.max(0, Math.min(x, maxX)),
+          cy = Math.max(0, Math.min(y, maxY)),
+          cz = Math.max(0, Math.min(z, maxZ));
+        const x0 = Math.min(lastX, cx | 0),
+          y0 = Math.min(lastY, cy | 0),
+          z0 = Math.min(lastZ, cz | 0);
         const fx = cx - x0,
           fy = cy - y0,
           fz = cz - z0;
-        const dx = nx > 1 ? 1 : 0,
-          dy = ny > 1 ? nx : 0,
-          dz = nz > 1 ? plane : 0;
         const b = x0 + nx * y0 + plane * z0;
         const c00 = input[b] + fx * (input[b + dx] - input[b]);
         const c10 = input[b + dy] + fx * (input[b + dy + dx] - input[b + dy]);

@@ -58,10 +58,23 @@ function smoothAxis(
     for (let j = Math.max(0, i - radius); j <= Math.min(n - 1, i + radius); j++) weight += kernel[j - i + radius];
     inverseWeight[i] = 1 / weight;
   }
+  const taps = kernel.length;
   if (axis === 0) {
+    // Interior positions take the whole kernel (no bounds per tap); the sums run in the same
+    // order as at the borders, so the result is the same as one general loop's.
+    const interiorEnd = nx - radius;
     for (let row = 0; row < ny * nz; row++) {
       const start = row * nx;
       for (let i = 0; i < nx; i++) {
+        if (i === radius && i < interiorEnd) {
+          for (; i < interiorEnd; i++) {
+            const from = start + i - radius;
+            let sum = 0;
+            for (let t = 0; t < taps; t++) sum += kernel[t] * input[from + t];
+            output[start + i] = sum * inverseWeight[i];
+          }
+          if (i === nx) break;
+        }
         const lo = Math.max(0, i - radius),
           hi = Math.min(nx - 1, i + radius);
         let sum = 0;
@@ -72,7 +85,8 @@ function smoothAxis(
     return;
   }
   // y: lines of nx within each slice; z: planes of nx·ny. Either way a "row" of `width` values
-  // is contiguous and rows `stride` apart are neighbours along the axis.
+  // is contiguous and rows `stride` apart are neighbours along the axis. The first tap sets the
+  // row (0 + a is a) and the last one writes the output, so each row is passed over once per tap.
   const width = axis === 1 ? nx : nx * ny;
   const stride = width;
   const blocks = axis === 1 ? nz : 1;
@@ -81,17 +95,25 @@ function smoothAxis(
   for (let block = 0; block < blocks; block++) {
     const base = block * blockSize;
     for (let i = 0; i < n; i++) {
-      row.fill(0);
       const lo = Math.max(0, i - radius),
         hi = Math.min(n - 1, i + radius);
-      for (let j = lo; j <= hi; j++) {
+      const to = base + i * stride;
+      const scale = inverseWeight[i];
+      const first = kernel[lo - i + radius];
+      const firstFrom = base + lo * stride;
+      if (lo === hi) {
+        for (let x = 0; x < width; x++) output[to + x] = first * input[firstFrom + x] * scale;
+        continue;
+      }
+      for (let x = 0; x < width; x++) row[x] = first * input[firstFrom + x];
+      for (let j = lo + 1; j < hi; j++) {
         const w = kernel[j - i + radius];
         const from = base + j * stride;
         for (let x = 0; x < width; x++) row[x] += w * input[from + x];
       }
-      const to = base + i * stride;
-      const scale = inverseWeight[i];
-      for (let x = 0; x < width; x++) output[to + x] = row[x] * scale;
+      const last = kernel[hi - i + radius];
+      const lastFrom = base + hi * stride;
+      for (let x = 0; x < width; x++) output[to + x] = (row[x] + last * input[lastFrom + x]) * scale;
     }
   }
 }
