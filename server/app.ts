@@ -178,6 +178,8 @@ export async function startServer(config: ResolvedConfig, log: Logger = serverLo
     threads: config.engine.workerThreads,
     maxOldGenerationSizeMb: config.engine.workerMaxMemoryMb,
     isolation: config.engine.isolation,
+    // Under the data directory (0700): code loaded from a cache must be no one else's to write.
+    compileCacheDir: path.join(config.dataDir, 'cache', ownFolder ?? '', 'compile'),
   });
   // Routing: the route step queues into the outbox, the sender delivers (started before the engine).
   const outbox = new SqlOutbox(db, path.join(config.dataDir, 'outbox'));

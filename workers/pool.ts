@@ -16,7 +16,13 @@ export type Isolation = 'process' | 'thread';
  * one can stay queued forever (piscina issues #805, #934; seen here as a job that never finished
  * after a neighbour timed out), so the waiting happens in our own queue, for both kinds.
  */
-export function createStepPool(options: { threads?: number; maxOldGenerationSizeMb?: number; isolation?: Isolation }): StepPool & {
+export function createStepPool(options: {
+  threads?: number;
+  maxOldGenerationSizeMb?: number;
+  isolation?: Isolation;
+  /** Worker processes keep Node's compile cache here (process-pool.ts); none when absent. */
+  compileCacheDir?: string;
+}): StepPool & {
   destroy(): Promise<void>;
   utilization(): { threads: number; running: number; queued: number; utilization: number };
 } {
@@ -24,7 +30,7 @@ export function createStepPool(options: { threads?: number; maxOldGenerationSize
   const backend =
     options.isolation === 'thread'
       ? threadBackend(threads, options.maxOldGenerationSizeMb)
-      : processBackend(options.maxOldGenerationSizeMb);
+      : processBackend(options.maxOldGenerationSizeMb, options.compileCacheDir);
   let running = 0;
   const waiting: (() => void)[] = [];
   const acquire = (signal: AbortSignal) =>
@@ -97,8 +103,8 @@ function threadBackend(threads: number, maxOldGenerationSizeMb: number | undefin
   };
 }
 
-function processBackend(maxOldGenerationSizeMb: number | undefined): Backend {
-  const pool = new ProcessPool({ maxOldGenerationSizeMb });
+function processBackend(maxOldGenerationSizeMb: number | undefined, compileCacheDir: string | undefined): Backend {
+  const pool = new ProcessPool({ maxOldGenerationSizeMb, compileCacheDir });
   return {
     runStep: (signal, task) => pool.runStep(task as Record<string, unknown> & { port: MessagePort }, signal),
     runTask: (signal, call) => pool.runTask(call, signal),

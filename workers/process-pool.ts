@@ -10,14 +10,19 @@ import type { ProcessReply, ProcessRequest } from './step-process.ts';
  * timeout or cancel kills the process. Idle processes stay for a minute, then exit.
  *
  * Typed arrays travel by copy (IPC with structured clone), not by transfer as between threads.
+ *
+ * With `compileCacheDir`, workers keep Node's compile cache there (module.enableCompileCache:
+ * the stripped TypeScript and V8's bytecode of every module they load). A fresh worker then
+ * loads the step and its plugin in about half the time (126 against 253–308 ms for
+ * motion-correction here), which every job pays that starts after the pool has gone idle.
  */
 export class ProcessPool {
   private readonly idle: Worker[] = [];
-  private readonly o: { maxOldGenerationSizeMb?: number; idleTimeoutMs: number };
+  private readonly o: { maxOldGenerationSizeMb?: number; idleTimeoutMs: number; compileCacheDir?: string };
   private closed = false;
   private nextId = 1;
 
-  constructor(o: { maxOldGenerationSizeMb?: number; idleTimeoutMs?: number }) {
+  constructor(o: { maxOldGenerationSizeMb?: number; idleTimeoutMs?: number; compileCacheDir?: string }) {
     this.o = { idleTimeoutMs: 60_000, ...o };
   }
 
@@ -40,7 +45,7 @@ export class ProcessPool {
 
   private async dispatch(request: ProcessRequest, signal: AbortSignal, onNews?: (reply: ProcessReply) => void): Promise<unknown> {
     signal.throwIfAborted();
-    const worker = this.idle.pop() ?? new Worker(this.o.maxOldGenerationSizeMb);
+    const worker = this.idle.pop() ?? new Worker(this.o.maxOldGenerationSizeMb, this.o.compileCacheDir);
     worker.busy();
     let healthy = false;
     try {
@@ -72,9 +77,11 @@ class Worker {
   private current: { id: number; onReply(reply: ProcessReply): void } | undefined;
   private readonly maxOldGenerationSizeMb: number | undefined;
 
-  constructor(maxOldGenerationSizeMb: number | undefined) {
+  constructor(maxOldGenerationSizeMb: number | undefined, compileCacheDir: string | undefined) {
     this.maxOldGenerationSizeMb = maxOldGenerationSizeMb;
     this.child = fork(new URL('./step-process.ts', import.meta.url), {
+      // The environment variable, not a call in the child: the child's static imports load first.
+      env: compileCacheDir === undefined ? process.env : { ...process.env, NODE_COMPILE_CACHE: compileCacheDir },
       execArgv: maxOldGenerationSizeMb ? [`--max-old-space-size=${maxOldGenerationSizeMb}`] : [],
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],

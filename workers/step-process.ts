@@ -1,5 +1,6 @@
 // A worker process of the step pool (engine.isolation "process"): runs the steps and ctx.runTask
 // calls the parent sends over IPC, one at a time. Progress and log lines go back as they happen.
+import { flushCompileCache } from 'node:module';
 import { runTaskInline } from '../core/jobs/step-context.ts';
 import runStep, { type WorkerTask } from './step-worker.ts';
 
@@ -29,4 +30,7 @@ process.on('message', async (request: ProcessRequest) => {
     const e = err as Error & { code?: string };
     send({ id: request.id, type: 'error', message: e?.message ?? String(err), stack: e?.stack, code: e?.code });
   }
+  // Node writes its compile cache (NODE_COMPILE_CACHE, process-pool.ts) at a normal exit; an idle
+  // worker is killed instead, so what the request loaded (a plugin's modules) is written now.
+  setImmediate(flushCompileCache);
 });

@@ -1,6 +1,9 @@
 // The step pool with each isolation: results and typed arrays come back, a failing part
 // rejects, a timeout kills the worker, and (processes) a part that exhausts its heap fails
 // alone while the pool and this process go on.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createStepPool, type Isolation } from '../../workers/pool.ts';
 
@@ -40,5 +43,41 @@ describe.each(['process', 'thread'] as Isolation[])('step pool, isolation %s', (
   it.runIf(isolation === 'process')('a part that exhausts its heap fails alone, as out of memory', { timeout: 60_000 }, async () => {
     await expect(call('fillHeap', null)).rejects.toThrow(/ran out of memory/);
     expect(await call('sleep', 1)).toBe('slept');
+  });
+});
+
+describe('step pool, compile cache', () => {
+  it("a worker process writes the modules it loaded to the pool's compile cache, which the next worker reads", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'df-compile-cache-'));
+    const cache = path.join(dir, 'compile');
+    try {
+      const first = createStepPool({ threads: 1, compileCacheDir: cache });
+      pools.push(first);
+      expect(
+        await first.runTask({ moduleUrl: tasks, exportName: 'sleep', arg: 1 }, { signal: new AbortController().signal, transferList: [] }),
+      ).toBe('slept');
+      // Written after the reply, and the worker is killed (not ended) when the pool goes: no exit to wait for.
+      const files = (): string[] =>
+        fs.existsSync(cache)
+          ? (fs.readdirSync(cache, { recursive: true }) as string[]).filter((e) => fs.statSync(path.join(cache, e)).isFile())
+          : [];
+      const deadline = Date.now() + 10_000;
+      while (files().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await first.destroy();
+      expect(files().length).toBeGreaterThan(0);
+      // A second pool's worker runs from the same cache (and finds it valid: the task still runs).
+      const second = createStepPool({ threads: 1, compileCacheDir: cache });
+      pools.push(second);
+      expect(
+        await second.runTask(
+          { moduleUrl: tasks, exportName: 'square', arg: Float32Array.of(3) },
+          { signal: new AbortController().signal, transferList: [] },
+        ),
+      ).toMatchObject({
+        squares: Float32Array.of(9),
+      });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
