@@ -1,6 +1,28 @@
 import type { Matrix4 } from './rigid.ts';
 
 /**
+ * What a trilinear lookup on a grid of `dims` needs: the largest coordinate per axis, the
+ * largest first voxel of a cell (the last but one; on an axis of one voxel, the voxel itself)
+ * and the index steps from a cell's first voxel to its neighbours (0 along an axis of one voxel).
+ */
+export function trilinearCells(dims: readonly [number, number, number]) {
+  const [nx, ny, nz] = dims;
+  const plane = nx * ny;
+  return {
+    plane,
+    maxX: nx - 1,
+    maxY: ny - 1,
+    maxZ: nz - 1,
+    lastX: Math.max(0, nx - 2),
+    lastY: Math.max(0, ny - 2),
+    lastZ: Math.max(0, nz - 2),
+    dx: nx > 1 ? 1 : 0,
+    dy: ny > 1 ? nx : 0,
+    dz: nz > 1 ? plane : 0,
+  };
+}
+
+/**
  * Trilinear resampling of an image onto its own grid under a transform: the output at voxel p is
  * the input at T(p), both in the grid's mm space (voxel (i, j, k) at (i·sx, j·sy, k·sz)). Points
  * more than half a voxel outside the input are `outside` (default 0); within that margin the
@@ -30,17 +52,7 @@ export function resampleTrilinear(
     a21 = (m[9] * sy) / sz,
     a22 = m[10],
     a23 = m[11] / sz;
-  const plane = nx * ny;
-  const maxX = nx - 1,
-    maxY = ny - 1,
-    maxZ = nz - 1;
-  // A cell's first voxel is at most the last but one (an axis of one voxel: the voxel itself).
-  const lastX = Math.max(0, nx - 2),
-    lastY = Math.max(0, ny - 2),
-    lastZ = Math.max(0, nz - 2);
-  const dx = nx > 1 ? 1 : 0,
-    dy = ny > 1 ? nx : 0,
-    dz = nz > 1 ? plane : 0;
+  const { plane, maxX, maxY, maxZ, lastX, lastY, lastZ, dx, dy, dz } = trilinearCells(dims);
   for (let k = 0; k < nz; k++) {
     for (let j = 0; j < ny; j++) {
       let x = a01 * j + a02 * k + a03;

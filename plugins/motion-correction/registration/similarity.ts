@@ -1,4 +1,5 @@
 import type { ImageLevel } from './pyramid.ts';
+import { trilinearCells } from './resample.ts';
 import { rotationDerivatives, rotationMatrix, type RigidParameters, type Vector3 } from './rigid.ts';
 
 /**
@@ -95,8 +96,7 @@ class MovingSampler {
     if (withGradient) this.omega = angularVelocities(r, rotationDerivatives(alpha, beta, gamma));
     const { x, y, z, count, centre } = this.samples;
     const { data, dims, spacingMm, originMm } = this.moving.level;
-    const [nx, ny, nz] = dims;
-    const plane = nx * ny;
+    const nx = dims[0];
     // Sample position → moving voxel index: ((R·d + c + t) − origin) / spacing.
     const ix = 1 / spacingMm[0],
       iy = 1 / spacingMm[1],
@@ -113,16 +113,7 @@ class MovingSampler {
       r21 = r[7] * iz,
       r22 = r[8] * iz,
       oz = (centre[2] + tz - originMm[2]) * iz;
-    const maxX = nx - 1,
-      maxY = ny - 1,
-      maxZ = nz - 1;
-    // The cell's first voxel is at most the last but one (an axis of one voxel: the voxel itself).
-    const lastX = Math.max(0, maxX - 1),
-      lastY = Math.max(0, maxY - 1),
-      lastZ = Math.max(0, maxZ - 1);
-    const dx = nx > 1 ? 1 : 0,
-      dy = ny > 1 ? nx : 0,
-      dz = nz > 1 ? plane : 0;
+    const { plane, maxX, maxY, maxZ, lastX, lastY, lastZ, dx, dy, dz } = trilinearCells(dims);
     const { value, gx, gy, gz, rx, ry, rz } = this;
     const [q00, q01, q02, q10, q11, q12, q20, q21, q22] = r;
     for (let n = 0; n < count; n++) {
