@@ -58,9 +58,13 @@ describe('step pool, compile cache', () => {
         await first.runTask({ moduleUrl: tasks, exportName: 'sleep', arg: 1 }, { signal: new AbortController().signal, transferList: [] }),
       ).toBe('slept');
       // Written after the reply, and the worker is killed (not ended) when the pool goes: no exit to wait for.
+      // Node writes each entry to a temporary name (with a suffix) and renames it into place.
       const files = (): string[] =>
         fs.existsSync(cache)
-          ? (fs.readdirSync(cache, { recursive: true }) as string[]).filter((e) => fs.statSync(path.join(cache, e)).isFile())
+          ? fs
+              .readdirSync(cache, { recursive: true, withFileTypes: true })
+              .filter((e) => e.isFile() && !e.name.includes('.'))
+              .map((e) => e.name)
           : [];
       await until('the worker to write its compile cache', () => files().length > 0);
       await first.destroy();
