@@ -125,7 +125,8 @@ class MovingSampler {
       const sw = r20 * px + r21 * py + r22 * pz + oz;
       // Outside the frame: the edge value (a constant count of samples keeps the cost smooth),
       // and no pull from the gradient along a clamped axis. Math.min/max rather than branches:
-      // the same values, and the loop runs about 1.7× faster without the data-dependent jumps.
+      // the same values without data-dependent jumps (with the int32 index below, a cost
+      // evaluation took 9.1–9.4 ms instead of 11.4, and 5.1–5.3 instead of 7.4 without gradient).
       const u = Math.min(maxX, Math.max(0, su)),
         v = Math.min(maxY, Math.max(0, sv)),
         w = Math.min(maxZ, Math.max(0, sw));

@@ -58,29 +58,29 @@ function smoothAxis(
     for (let j = Math.max(0, i - radius); j <= Math.min(n - 1, i + radius); j++) weight += kernel[j - i + radius];
     inverseWeight[i] = 1 / weight;
   }
-  const taps = kernel.length;
   if (axis === 0) {
-    // Interior positions take the whole kernel (no bounds per tap); the sums run in the same
-    // order as at the borders, so the result is the same as one general loop's.
-    const interiorEnd = nx - radius;
+    // Interior positions take the whole kernel without a bound per tap; the sums run in the same
+    // order as at the borders, so the result is the one of a single general loop.
+    const taps = kernel.length;
+    const bordered = (start: number, i: number): number => {
+      const lo = Math.max(0, i - radius),
+        hi = Math.min(nx - 1, i + radius);
+      let sum = 0;
+      for (let j = lo; j <= hi; j++) sum += kernel[j - i + radius] * input[start + j];
+      return sum * inverseWeight[i];
+    };
+    const leftEnd = Math.min(radius, nx),
+      rightStart = Math.max(radius, nx - radius);
     for (let row = 0; row < ny * nz; row++) {
       const start = row * nx;
-      for (let i = 0; i < nx; i++) {
-        if (i === radius && i < interiorEnd) {
-          for (; i < interiorEnd; i++) {
-            const from = start + i - radius;
-            let sum = 0;
-            for (let t = 0; t < taps; t++) sum += kernel[t] * input[from + t];
-            output[start + i] = sum * inverseWeight[i];
-          }
-          if (i === nx) break;
-        }
-        const lo = Math.max(0, i - radius),
-          hi = Math.min(nx - 1, i + radius);
+      for (let i = 0; i < leftEnd; i++) output[start + i] = bordered(start, i);
+      for (let i = radius; i < nx - radius; i++) {
+        const from = start + i - radius;
         let sum = 0;
-        for (let j = lo; j <= hi; j++) sum += kernel[j - i + radius] * input[start + j];
+        for (let t = 0; t < taps; t++) sum += kernel[t] * input[from + t];
         output[start + i] = sum * inverseWeight[i];
       }
+      for (let i = rightStart; i < nx; i++) output[start + i] = bordered(start, i);
     }
     return;
   }
