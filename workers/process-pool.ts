@@ -11,10 +11,11 @@ import type { ProcessReply, ProcessRequest } from './step-process.ts';
  *
  * Typed arrays travel by copy (IPC with structured clone), not by transfer as between threads.
  *
- * With `compileCacheDir`, workers keep Node's compile cache there (module.enableCompileCache:
- * the stripped TypeScript and V8's bytecode of every module they load). A fresh worker then
- * loads the step and its plugin in about half the time (126 against 253–308 ms for
- * motion-correction here), which every job pays that starts after the pool has gone idle.
+ * With `compileCacheDir`, workers keep Node's compile cache there (NODE_COMPILE_CACHE: the
+ * stripped TypeScript and V8's bytecode of every module they load; step-process.ts flushes it
+ * after each request). A fresh worker then loads the step and its plugin in about half the time
+ * (126 against 253–308 ms for motion-correction here), which every job pays that starts after
+ * the pool has gone idle.
  */
 export class ProcessPool {
   private readonly idle: Worker[] = [];
