@@ -228,6 +228,8 @@ export interface RegistrationRun {
   stages?: LevelStages;
   /** smoothForRegistration(reference, frame), when the caller has it already. */
   smoothedFrame?: Float32Array;
+  /** The finest level's tolerance, mm, when not options.toleranceMm. */
+  finestToleranceMm?: number;
 }
 
 export function registerFrame(reference: PreparedReference, frame: Float32Array, run: RegistrationRun = {}): RegistrationResult {
@@ -257,7 +259,7 @@ export function registerFrame(reference: PreparedReference, frame: Float32Array,
         radiusMm: reference.radiusMm,
         maxIterations: options.maxIterations,
         // Coarse levels only need to bring the fine ones within their capture range.
-        toleranceMm: finest ? options.toleranceMm : Math.max(options.toleranceMm, 0.02 * coarsestSpacing),
+        toleranceMm: finest ? (run.finestToleranceMm ?? options.toleranceMm) : Math.max(options.toleranceMm, 0.02 * coarsestSpacing),
         initialStepMm: 0.5 * coarsestSpacing,
       });
       parameters = result.parameters;
