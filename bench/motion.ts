@@ -3,7 +3,9 @@
 // usual 3-resolution setup) on the same frames and reference of realistic dynamic FDG brain
 // phantoms with known motion (test/fixtures/fdg-brain-phantoms.ts), in the same run: seconds per
 // registered frame and displacement error over the brain. Target from issue 16: mean error
-// ≤ 0.05 mm, worst frame ≤ 0.10 mm, ≥ 4× faster per frame than tuned elastix.
+// ≤ 0.05 mm, worst frame ≤ 0.10 mm, ≥ 4× faster per frame than tuned elastix. The speed is given
+// three ways: one frame on one thread, the step's registration tasks on its pool, and the whole
+// step as a job runs it (DICOM in, every output written), which is what issue 16 measured.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -24,6 +26,12 @@ import { FDG_PHANTOMS, fdgBrainPhantom, gridAffine, voxelPosition, type PhantomG
 import { firstPassesWithPredictions } from '../plugins/motion-correction/index.ts';
 import type { CorrectFrameArg, FrameResult, PredictReferencesArg } from '../plugins/motion-correction/tasks.ts';
 import { createStepPool } from '../workers/pool.ts';
+import { createStepContext, type StepContextSeed } from '../core/jobs/step-context.ts';
+import type { StepInput } from '../core/plugin.ts';
+import { PluginRegistry } from '../core/plugin-registry.ts';
+import motionCorrection from '../plugins/motion-correction/index.ts';
+import { petSeries } from '../test/fixtures/builder.ts';
+import type { FdgPhantom } from '../test/fixtures/fdg-brain-phantoms.ts';
 import { cleanUp, makeTempDir, trackChild } from './support/cleanup.ts';
 import { formatTable, median } from './support/table.ts';
 
@@ -239,6 +247,110 @@ async function registerSeriesOnPool(
   }
 }
 
+/**
+ * The whole motion-correction step as a pipeline's job runs it, with its default options: the
+ * phantom written as a DICOM PET series (untimed), then the step's run from reading that series
+ * to its outputs (derived DICOM series, 4D NIfTI, motion JSON/CSV and plot) on the step pool,
+ * started before the timing as the engine keeps it. Issue 16 measured this: the step's wall time
+ * per registered frame. Also returns the error of the matrices in its motion.json, through the
+ * DICOM encoding (16-bit values with a slope per slice) rather than the frames in memory.
+ */
+async function wholeStepAsJob(
+  dir: string,
+  name: string,
+  phantom: FdgPhantom,
+): Promise<{ seconds: number; frames: number; errors: number[]; threads: number }> {
+  const { grid, frames, truth, brainPoints } = phantom;
+  const series = await petSeries(path.join(dir, `${name}-dicom`), {
+    cols: grid.dims[0],
+    rows: grid.dims[1],
+    slices: grid.dims[2],
+    pixelSpacingMm: [grid.spacingMm[1], grid.spacingMm[0]],
+    sliceThicknessMm: grid.spacingMm[2],
+    frameDurationsSec: truth.map((t) => t.durationSec),
+    seriesDescription: `FDG brain phantom ${name}`,
+    uidSeed: `bench motion ${name}`,
+    activity: (frame) => frames[frame],
+  });
+  const registry = new PluginRegistry();
+  registry.register(motionCorrection, new URL('../plugins/motion-correction/index.ts', import.meta.url).href);
+  const registered = registry.resolve('motion-correction@1');
+  if (registered === undefined) throw new Error('motion-correction@1 is not registered');
+  const options = {};
+  if (!registered.validateOptions(options)) throw new Error(JSON.stringify(registered.validateOptions.errors));
+  const threads = Math.max(1, os.availableParallelism());
+  const pool = createStepPool({ threads });
+  const signal = new AbortController().signal;
+  const jobDir = path.join(dir, `${name}-job`);
+  try {
+    // The pool's processes start (and load the step's module) outside the timing, as in registerSeriesOnPool.
+    await Promise.all(
+      Array.from({ length: threads }, () =>
+        pool.runTask(
+          {
+            moduleUrl: TASKS,
+            exportName: 'predictFrameReferences',
+            arg: { referenceFile: series.files[0], maskFraction: 0.5, smoothedCorrectedFiles: [] },
+          },
+          { signal, transferList: [] },
+        ),
+      ),
+    ).catch(() => {});
+    const inputs: StepInput[] = series.files.map((file, i) => ({
+      arrivalId: `a${i}`,
+      objectId: `o${i}`,
+      path: file,
+      sopClassUid: series.sopClassUid,
+      sopInstanceUid: series.sopInstanceUids[i],
+      seriesInstanceUid: series.seriesInstanceUid,
+      studyInstanceUid: series.studyInstanceUid,
+      attributes: { Modality: 'PT' },
+      source: 'network',
+      receivedAt: new Date().toISOString(),
+    }));
+    const seed: StepContextSeed = {
+      job: {
+        id: `bench-${name}`,
+        pipeline: 'bench-motion',
+        pipelineVersion: '0000000000000000',
+        database: 'default',
+        attempt: 1,
+        trigger: { on: 'series', uid: series.seriesInstanceUid, callingAeTitles: [], peerAddresses: [] },
+      },
+      node: { name: 'bench' },
+      step: { id: 'motion-correction', index: 0 },
+      inputs,
+      previousOutputs: [],
+      scratchDir: path.join(jobDir, 'scratch'),
+      outputDir: path.join(jobDir, 'outputs'),
+    };
+    const { ctx } = createStepContext(
+      seed,
+      signal,
+      () => {},
+      undefined,
+      undefined,
+      (call, transferList) => pool.runTask(call, { signal, transferList }),
+    );
+    const started = performance.now();
+    await motionCorrection.run(ctx, options as never);
+    const seconds = (performance.now() - started) / 1000;
+    const motion = JSON.parse(fs.readFileSync(path.join(jobDir, 'outputs', 'motion.json'), 'utf8')) as {
+      frames: { matrix: number[][] }[];
+    };
+    const errors = phantom.scoredFrames.map(
+      (f) => displacementDifference(Float64Array.from(motion.frames[f].matrix.flat()), truth[f].matrix, brainPoints).meanMm,
+    );
+    // Every frame is registered with the default start time; a result the step rejects (a still
+    // frame a little less similar after registration than before) still cost its registration.
+    return { seconds, frames: motion.frames.length, errors, threads };
+  } finally {
+    await pool.destroy();
+    fs.rmSync(jobDir, { recursive: true, force: true });
+    fs.rmSync(path.join(dir, `${name}-dicom`), { recursive: true, force: true });
+  }
+}
+
 function run(command: string, args: string[], logFile: string): Promise<{ code: number | null; seconds: number }> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
@@ -327,7 +439,8 @@ export async function main(argv: string[]): Promise<number> {
   const tools = ['dicomflow', ...elastixRuns.map((r) => r.tool)];
   const rows: FrameRow[] = [];
   const spreads: { phantom: string; perSeed: { seed: number; mean: number; worst: number }[] }[] = [];
-  const onPool: { phantom: string; secondsPerFrame: number; threads: number }[] = [];
+  const onPool: { phantom: string; secondsPerFrame: number; wholeSecondsPerFrame: number; threads: number }[] = [];
+  const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
   let failures = 0;
 
   for (const name of names as (keyof typeof FDG_PHANTOMS)[]) {
@@ -380,9 +493,19 @@ export async function main(argv: string[]): Promise<number> {
     }
     spreads.push({ phantom: name, perSeed });
     const pooled = await registerSeriesOnPool(dir, name, reference, frames, { dims, spacingMm, affine: Array.from(gridAffine(grid)) });
-    onPool.push({ phantom: name, secondsPerFrame: pooled.seconds / frames.length, threads: pooled.threads });
     console.log(
       `the step's tasks on the pool (${pooled.threads} worker processes): ${frames.length} frames registered and resampled in ${pooled.seconds.toFixed(2)} s, ${(pooled.seconds / frames.length).toFixed(2)} s per frame`,
+    );
+    const whole = await wholeStepAsJob(dir, name, phantom);
+    onPool.push({
+      phantom: name,
+      secondsPerFrame: pooled.seconds / frames.length,
+      wholeSecondsPerFrame: whole.seconds / whole.frames,
+      threads: pooled.threads,
+    });
+    console.log(
+      `the whole step as a job (DICOM series in; derived series, NIfTI, motion files and plot out): ${whole.frames} frames in ${whole.seconds.toFixed(2)} s, ` +
+        `${(whole.seconds / whole.frames).toFixed(2)} s per registered frame; its motion.json against the truth: mean ${mean(whole.errors).toFixed(3)} mm, worst frame ${Math.max(...whole.errors).toFixed(3)} mm`,
     );
 
     for (const f of phantom.scoredFrames) {
@@ -437,7 +560,6 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
 
-  const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
   console.log('');
   console.log(
     formatTable(
@@ -454,6 +576,7 @@ export async function main(argv: string[]): Promise<number> {
   const summary: string[][] = [];
   let accurate = true;
   let fastOnPool = true;
+  let fastWhole = true;
   let fastPerThread = true;
   for (const name of [...names, 'all']) {
     const subset = rows.filter((r) => name === 'all' || r.phantom === name);
@@ -463,6 +586,8 @@ export async function main(argv: string[]): Promise<number> {
     const pooled = onPool.filter((p) => name === 'all' || p.phantom === name);
     const poolSeconds = mean(pooled.map((p) => p.secondsPerFrame));
     const poolRatio = median(tuned.map((t) => t.seconds)) / poolSeconds;
+    const wholeSeconds = mean(pooled.map((p) => p.wholeSecondsPerFrame));
+    const wholeRatio = median(tuned.map((t) => t.seconds)) / wholeSeconds;
     for (const tool of tools) {
       const figures = subset.map((r) => r.tools[tool]);
       summary.push([
@@ -475,12 +600,15 @@ export async function main(argv: string[]): Promise<number> {
         tool === 'dicomflow' ? `${ratio.toFixed(1)}×` : '',
         tool === 'dicomflow' ? poolSeconds.toFixed(2) : '',
         tool === 'dicomflow' ? `${poolRatio.toFixed(1)}×` : '',
+        tool === 'dicomflow' ? wholeSeconds.toFixed(2) : '',
+        tool === 'dicomflow' ? `${wholeRatio.toFixed(1)}×` : '',
       ]);
     }
     const meanError = mean(ours.map((t) => t.errorMm));
     const worst = Math.max(...ours.map((t) => t.errorMm));
     if (!(meanError <= 0.05 && worst <= 0.1)) accurate = false;
     if (!(poolRatio >= 4)) fastOnPool = false;
+    if (!(wholeRatio >= 4)) fastWhole = false;
     if (!(ratio >= 4)) fastPerThread = false;
   }
   console.log(
@@ -495,6 +623,8 @@ export async function main(argv: string[]): Promise<number> {
         'speed-up vs tuned, one thread',
         'step on the pool s/frame',
         'speed-up vs tuned, as the step runs',
+        'whole step s/frame',
+        'speed-up vs tuned, whole step',
       ],
       summary,
     ),
@@ -518,11 +648,12 @@ export async function main(argv: string[]): Promise<number> {
   console.log(
     `\ndicomflow's s/frame: one frame on one thread, both passes and a share of the prediction of the references, every frame of the series registered as the step does. ` +
       `"Step on the pool": the step's own tasks on its pool of ${onPool[0]?.threads ?? '?'} worker processes (frames in parallel, as a job runs them; resampling included), the series' wall time ÷ its frames. ` +
+      `"Whole step": the step's run with its default options on the phantom as a DICOM PET series, from reading it to writing the derived series, NIfTI, motion files and plot, ÷ its frames (every one registered). ` +
       `elastix runs with ${values.threads} threads, frames one after another; its s/frame is the process's wall time (start-up and reading included).`,
   );
   console.log(
     `target, accuracy (mean error ≤ 0.05 mm, worst frame ≤ 0.10 mm on every phantom): ${accurate ? '[met]' : '[NOT MET]'}; ` +
-      `speed (≥ 4× faster per registered frame than tuned elastix, wall time, on every phantom): as the step runs ${fastOnPool ? '[met]' : '[NOT MET]'}, on one thread against elastix's ${values.threads} ${fastPerThread ? '[met]' : '[not met]'}`,
+      `speed (≥ 4× faster per registered frame than tuned elastix, wall time, on every phantom): as the step runs ${fastOnPool ? '[met]' : '[NOT MET]'}, the whole step with its outputs ${fastWhole ? '[met]' : '[NOT MET]'}, on one thread against elastix's ${values.threads} ${fastPerThread ? '[met]' : '[not met]'}`,
   );
   console.log(
     `load average: ${os

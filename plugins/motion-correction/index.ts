@@ -150,6 +150,14 @@ const plugin = definePlugin({
         default: true,
         description: 'Write the corrected series as a 4D NIfTI (motion-corrected.nii.gz) with a BIDS sidecar.',
       },
+      niftiGzipLevel: {
+        type: 'integer',
+        minimum: 1,
+        maximum: 9,
+        default: 1,
+        description:
+          "gzip level of motion-corrected.nii.gz. Resampled float32 frames hardly compress further: level 6 (dcm2niix's) made a 12-frame 128×128×47 series 4 % smaller than level 1 for 60 % more CPU.",
+      },
       plot: { type: 'boolean', default: true, description: 'Write motion.svg and motion.png (the six parameters over time).' },
       seriesNumberOffset: {
         type: 'integer',
@@ -309,6 +317,7 @@ async function correctSeries(
     referenceDescription: prepared.referenceDescription,
     options: { ...options },
     nifti: options.nifti,
+    niftiGzipLevel: options.niftiGzipLevel,
     plot: options.plot,
     software: { name: 'dicomflow motion-correction', version: VERSION },
   } satisfies WriteResultsArg);

@@ -324,6 +324,8 @@ export interface WriteResultsArg {
   referenceDescription: string;
   options: Record<string, unknown>;
   nifti: boolean;
+  /** gzip level of the NIfTI (1–9). */
+  niftiGzipLevel: number;
   plot: boolean;
   software: { name: string; version: string };
 }
@@ -417,7 +419,7 @@ export async function writeResults(arg: WriteResultsArg): Promise<WrittenResults
       ...(arg.units === undefined ? {} : { units: arg.units }),
     };
     written.nifti = path.join(arg.outDir, 'motion-corrected.nii.gz');
-    await writeNifti(volume, written.nifti, { description: 'dicomflow motion-corrected' });
+    await writeNifti(volume, written.nifti, { description: 'dicomflow motion-corrected', gzipLevel: arg.niftiGzipLevel });
     written.sidecar = path.join(arg.outDir, 'motion-corrected.json');
     await writeFile(written.sidecar, `${JSON.stringify(bidsSidecar(volume, arg.software), null, 2)}\n`);
   }
