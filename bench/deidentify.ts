@@ -10,7 +10,6 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { EngineServices } from '../core/jobs/services.ts';
 import { createStepContext } from '../core/jobs/step-context.ts';
-import type { StepInput } from '../core/plugin.ts';
 import { PluginRegistry } from '../core/plugin-registry.ts';
 import { openIndexDatabase } from '../core/store/sql/open.ts';
 import { SqlPseudonyms } from '../core/store/sql/sql-pseudonyms.ts';
@@ -18,6 +17,7 @@ import plugin from '../plugins/deidentify/index.ts';
 import { ctSeries } from '../test/fixtures/builder.ts';
 import { hasTool, storescu } from '../test/helpers/dcmtk.ts';
 import { hasOrthanc, startOrthanc } from '../test/helpers/orthanc.ts';
+import { seriesStepInputs } from '../test/helpers/series-step.ts';
 import { createStepPool } from '../workers/pool.ts';
 import { makeTempDir, removeTempDir } from './support/cleanup.ts';
 import { formatTable, median } from './support/table.ts';
@@ -66,17 +66,7 @@ export async function main(args: string[]): Promise<number> {
     const registered = registry.resolve('deidentify')!;
     const options = {};
     registered.validateOptions(options);
-    const inputs: StepInput[] = ct.files.map((file, i) => ({
-      arrivalId: `a${i}`,
-      objectId: `o${i}`,
-      path: file,
-      sopClassUid: ct.sopClassUid,
-      sopInstanceUid: ct.sopInstanceUids[i],
-      studyInstanceUid: ct.studyInstanceUid,
-      attributes: {},
-      source: 'bench',
-      receivedAt: new Date().toISOString(),
-    }));
+    const inputs = seriesStepInputs(ct);
     const services = { pseudonyms: new SqlPseudonyms(db) } as unknown as EngineServices;
     let n = 0;
     const dicomflowRun = async (): Promise<number> => {

@@ -26,11 +26,11 @@ import { FDG_PHANTOMS, fdgBrainPhantom, gridAffine, voxelPosition, type PhantomG
 import { firstPassesWithPredictions } from '../plugins/motion-correction/index.ts';
 import type { CorrectFrameArg, FrameResult, PredictReferencesArg } from '../plugins/motion-correction/tasks.ts';
 import { createStepPool } from '../workers/pool.ts';
-import { createStepContext, type StepContextSeed } from '../core/jobs/step-context.ts';
-import type { StepInput } from '../core/plugin.ts';
+import { createStepContext } from '../core/jobs/step-context.ts';
+import { seriesStepSeed } from '../test/helpers/series-step.ts';
 import { PluginRegistry } from '../core/plugin-registry.ts';
 import motionCorrection from '../plugins/motion-correction/index.ts';
-import { petSeries } from '../test/fixtures/builder.ts';
+import { petSeriesOfFrames } from '../test/fixtures/dynamic-brain-phantom.ts';
 import type { FdgPhantom } from '../test/fixtures/fdg-brain-phantoms.ts';
 import { cleanUp, makeTempDir, trackChild } from './support/cleanup.ts';
 import { formatTable, median } from './support/table.ts';
@@ -261,16 +261,9 @@ async function wholeStepAsJob(
   phantom: FdgPhantom,
 ): Promise<{ seconds: number; frames: number; errors: number[]; threads: number }> {
   const { grid, frames, truth, brainPoints } = phantom;
-  const series = await petSeries(path.join(dir, `${name}-dicom`), {
-    cols: grid.dims[0],
-    rows: grid.dims[1],
-    slices: grid.dims[2],
-    pixelSpacingMm: [grid.spacingMm[1], grid.spacingMm[0]],
-    sliceThicknessMm: grid.spacingMm[2],
-    frameDurationsSec: truth.map((t) => t.durationSec),
+  const series = await petSeriesOfFrames(path.join(dir, `${name}-dicom`), grid, frames, truth, {
     seriesDescription: `FDG brain phantom ${name}`,
     uidSeed: `bench motion ${name}`,
-    activity: (frame) => frames[frame],
   });
   const registry = new PluginRegistry();
   registry.register(motionCorrection, new URL('../plugins/motion-correction/index.ts', import.meta.url).href);
@@ -296,34 +289,13 @@ async function wholeStepAsJob(
         ),
       ),
     ).catch(() => {});
-    const inputs: StepInput[] = series.files.map((file, i) => ({
-      arrivalId: `a${i}`,
-      objectId: `o${i}`,
-      path: file,
-      sopClassUid: series.sopClassUid,
-      sopInstanceUid: series.sopInstanceUids[i],
-      seriesInstanceUid: series.seriesInstanceUid,
-      studyInstanceUid: series.studyInstanceUid,
-      attributes: { Modality: 'PT' },
-      source: 'network',
-      receivedAt: new Date().toISOString(),
-    }));
-    const seed: StepContextSeed = {
-      job: {
-        id: `bench-${name}`,
-        pipeline: 'bench-motion',
-        pipelineVersion: '0000000000000000',
-        database: 'default',
-        attempt: 1,
-        trigger: { on: 'series', uid: series.seriesInstanceUid, callingAeTitles: [], peerAddresses: [] },
-      },
-      node: { name: 'bench' },
-      step: { id: 'motion-correction', index: 0 },
-      inputs,
-      previousOutputs: [],
-      scratchDir: path.join(jobDir, 'scratch'),
-      outputDir: path.join(jobDir, 'outputs'),
-    };
+    const seed = seriesStepSeed(series, {
+      jobId: `bench-${name}`,
+      pipeline: 'bench-motion',
+      stepId: 'motion-correction',
+      jobDir,
+      node: 'bench',
+    });
     const { ctx } = createStepContext(
       seed,
       signal,

@@ -3,9 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createStepContext, type StepContextSeed } from '../../core/jobs/step-context.ts';
+import { createStepContext } from '../../core/jobs/step-context.ts';
 import { loadVolume } from '../../core/dicom/volume.ts';
-import type { StepInput } from '../../core/plugin.ts';
 import { PluginRegistry, type RegisteredPlugin } from '../../core/plugin-registry.ts';
 import { buildPyramid, fullResolutionLevel } from './registration/pyramid.ts';
 import { motionInPatientSpace } from './registration/patient-space.ts';
@@ -29,6 +28,7 @@ import { predictFrameReferences } from './tasks.ts';
 import { predictionMask, registerSeries } from './registration/register-series.ts';
 import type { PetSeries } from '../../test/fixtures/builder.ts';
 import { createStepPool } from '../../workers/pool.ts';
+import { seriesStepSeed } from '../../test/helpers/series-step.ts';
 import plugin from './index.ts';
 
 // Measured with the defaults (both passes) on the small phantom: 0.146 mean, 0.214 worst with the
@@ -215,34 +215,7 @@ describe('motion-correction on a dynamic brain phantom with known motion', () =>
       uidSeed: 'motion test',
       withPrivateTags: true,
     }));
-    const inputs: StepInput[] = series.files.map((file, i) => ({
-      arrivalId: `a${i}`,
-      objectId: `o${i}`,
-      path: file,
-      sopClassUid: series.sopClassUid,
-      sopInstanceUid: series.sopInstanceUids[i],
-      seriesInstanceUid: series.seriesInstanceUid,
-      studyInstanceUid: series.studyInstanceUid,
-      attributes: { Modality: 'PT' },
-      source: 'network',
-      receivedAt: new Date().toISOString(),
-    }));
-    const seed: StepContextSeed = {
-      job: {
-        id: 'job-motion',
-        pipeline: 'moco',
-        pipelineVersion: '0123456789abcdef',
-        database: 'default',
-        attempt: 1,
-        trigger: { on: 'series', uid: series.seriesInstanceUid, callingAeTitles: [], peerAddresses: [] },
-      },
-      node: { name: 'test-node' },
-      step: { id: 'motion-correction', index: 0 },
-      inputs,
-      previousOutputs: [],
-      scratchDir: path.join(jobDir, 'scratch'),
-      outputDir: path.join(jobDir, 'outputs'),
-    };
+    const seed = seriesStepSeed(series, { jobId: 'job-motion', pipeline: 'moco', stepId: 'motion-correction', jobDir });
     // The frames go through the worker pool, as the engine runs a usesPool step.
     const pool = createStepPool({ threads: 2 });
     const signal = new AbortController().signal;
