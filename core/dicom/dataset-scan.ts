@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import type { DataSet, Element } from 'dicom-parser';
 import { DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_BE, IMPLICIT_VR_LE } from './transfer-syntaxes.ts';
+import { LONG_VRS } from './element-encoding.ts';
 
 /**
  * A fast read of a Part 10 file's top-level elements, for loading series of thousands of images:
@@ -26,8 +27,6 @@ const ITEM = 0xfffee000;
 const ITEM_DELIMITER = 0xfffee00d;
 const SEQUENCE_DELIMITER = 0xfffee0dd;
 const PIXEL_DATA = 0x7fe00010;
-// PS3.5 7.1.2: VRs with a 2-byte reserved field and a 4-byte length in explicit VR.
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
 
 /**
  * Reads a Part 10 file's bytes. Explicit and Implicit VR Little Endian data sets (and every

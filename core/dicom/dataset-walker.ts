@@ -1,4 +1,5 @@
 import { dfError } from '../errors.ts';
+import { LONG_VRS } from './element-encoding.ts';
 
 /**
  * Walks a DICOM dataset's bytes as they stream in, in constant memory: it checks that the
@@ -34,8 +35,6 @@ const UNDEFINED = 0xffffffff;
 const PIXEL_DATA = 0x7fe00010;
 const NO_BYTES = Buffer.alloc(0);
 
-// PS3.5 7.1.2: these VRs have a 2-byte reserved field and a 4-byte length in explicit VR.
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
 const KNOWN_VRS = new Set([
   'AE',
   'AS',

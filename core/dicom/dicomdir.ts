@@ -13,6 +13,7 @@
 import path from 'node:path';
 import { fileMetaHeader } from './part10.ts';
 import { EXPLICIT_VR_LE } from './transfer-syntaxes.ts';
+import { elementHeader, encodeElement as encodeExplicit, LONG_VRS } from './element-encoding.ts';
 
 /** PS3.6 Annex A: Media Storage Directory Storage, the SOP Class of a DICOMDIR. */
 export const MEDIA_STORAGE_DIRECTORY_STORAGE = '1.2.840.10008.1.3.10';
@@ -351,18 +352,10 @@ interface DirectoryRecord {
   children: DirectoryRecord[];
 }
 
-const LONG_VRS = new Set(['OB', 'OW', 'OF', 'OD', 'OL', 'OV', 'SQ', 'UC', 'UN', 'UR', 'UT']);
-
 function encodeElement({ tag, vr, value }: Element): Buffer {
-  const long = LONG_VRS.has(vr);
-  if (!long && value.length > 0xfffe) throw new Error(`value of (${tag.toString(16).padStart(8, '0')}) is too long for VR ${vr}`);
-  const header = Buffer.alloc(long ? 12 : 8);
-  header.writeUInt16LE(tag >>> 16, 0);
-  header.writeUInt16LE(tag & 0xffff, 2);
-  header.write(vr, 4, 'latin1');
-  if (long) header.writeUInt32LE(value.length, 8);
-  else header.writeUInt16LE(value.length, 6);
-  return Buffer.concat([header, value]);
+  if (!LONG_VRS.has(vr) && value.length > 0xfffe)
+    throw new Error(`value of (${tag.toString(16).padStart(8, '0')}) is too long for VR ${vr}`);
+  return encodeExplicit(tag, vr, value, true);
 }
 
 function elementLength(e: Element): number {
@@ -526,7 +519,7 @@ export function buildDicomdir(fileSet: FileSet, options: DicomdirOptions): Buffe
       encodeElement(ul(0x00041202, last)),
       // PS3.3 F.3.2.1: 0000H, no known inconsistencies.
       encodeElement(us(0x00041212, 0)),
-      sequenceHeader(0x00041220, sequenceLength),
+      elementHeader(0x00041220, 'SQ', sequenceLength, true),
     ]);
   // The offsets' values do not change any length: size everything first, then place it.
   const sizes = order.map(({ record }) => ITEM_HEADER + recordElements(record, 0, 0).reduce((n, e) => n + elementLength(e), 0));
@@ -548,14 +541,4 @@ export function buildDicomdir(fileSet: FileSet, options: DicomdirOptions): Buffe
   });
   const sequenceLength = sizes.reduce((n, s) => n + s, 0);
   return Buffer.concat([meta, head(offsetOf(patients[0]), offsetOf(patients.at(-1)), sequenceLength), ...items]);
-}
-
-/** An SQ element's header with an explicit length (tag, VR, two reserved bytes, length). */
-function sequenceHeader(tag: number, length: number): Buffer {
-  const header = Buffer.alloc(12);
-  header.writeUInt16LE(tag >>> 16, 0);
-  header.writeUInt16LE(tag & 0xffff, 2);
-  header.write('SQ', 4, 'latin1');
-  header.writeUInt32LE(length, 8);
-  return header;
 }

@@ -1,4 +1,5 @@
 import type { FileHandle } from 'node:fs/promises';
+import { encodeElement, paddedText } from './element-encoding.ts';
 /**
  * The Part 10 file meta information (PS3.10 7.1): a 128-byte preamble, "DICM", then group 0002
  * in explicit VR little endian. Receive writes this first and then the dataset bytes exactly as
@@ -16,32 +17,21 @@ export interface FileMeta {
   sourceAeTitle?: string;
 }
 
+// The file meta group is always explicit VR little endian (PS3.10 7.1).
 function element(group: number, element: number, vr: string, value: Buffer): Buffer {
-  const long = vr === 'OB';
-  const header = Buffer.alloc(long ? 12 : 8);
-  header.writeUInt16LE(group, 0);
-  header.writeUInt16LE(element, 2);
-  header.write(vr, 4, 'latin1');
-  if (long) header.writeUInt32LE(value.length, 8);
-  else header.writeUInt16LE(value.length, 6);
-  return Buffer.concat([header, value]);
-}
-
-function padded(value: string, pad: '\0' | ' '): Buffer {
-  const b = Buffer.from(value, 'latin1');
-  return b.length % 2 === 0 ? b : Buffer.concat([b, Buffer.from(pad, 'latin1')]);
+  return encodeElement(((group << 16) | element) >>> 0, vr, value, true);
 }
 
 export function fileMetaHeader(meta: FileMeta): Buffer {
   const elements = [
     element(0x0002, 0x0001, 'OB', Buffer.from([0x00, 0x01])),
-    element(0x0002, 0x0002, 'UI', padded(meta.sopClassUid, '\0')),
-    element(0x0002, 0x0003, 'UI', padded(meta.sopInstanceUid, '\0')),
-    element(0x0002, 0x0010, 'UI', padded(meta.transferSyntaxUid, '\0')),
-    element(0x0002, 0x0012, 'UI', padded(IMPLEMENTATION_CLASS_UID, '\0')),
-    element(0x0002, 0x0013, 'SH', padded(IMPLEMENTATION_VERSION_NAME, ' ')),
+    element(0x0002, 0x0002, 'UI', paddedText(meta.sopClassUid, '\0')),
+    element(0x0002, 0x0003, 'UI', paddedText(meta.sopInstanceUid, '\0')),
+    element(0x0002, 0x0010, 'UI', paddedText(meta.transferSyntaxUid, '\0')),
+    element(0x0002, 0x0012, 'UI', paddedText(IMPLEMENTATION_CLASS_UID, '\0')),
+    element(0x0002, 0x0013, 'SH', paddedText(IMPLEMENTATION_VERSION_NAME, ' ')),
   ];
-  if (meta.sourceAeTitle) elements.push(element(0x0002, 0x0016, 'AE', padded(meta.sourceAeTitle, ' ')));
+  if (meta.sourceAeTitle) elements.push(element(0x0002, 0x0016, 'AE', paddedText(meta.sourceAeTitle, ' ')));
   const body = Buffer.concat(elements);
   const groupLength = Buffer.alloc(4);
   groupLength.writeUInt32LE(body.length, 0);

@@ -3,6 +3,7 @@ import { dfError } from '../errors.ts';
 import { fileMetaHeader, readFileMeta } from './part10.ts';
 import { decodeEncapsulatedPixelData, imagePixelModule, parsePart10 } from './pixel-data.ts';
 import { EXPLICIT_VR_LE, IMPLICIT_VR_LE, transferSyntaxByUid } from './transfer-syntaxes.ts';
+import { elementHeader, LONG_VRS, uint16Value } from './element-encoding.ts';
 
 /**
  * Rewrites a Part 10 object into Explicit or Implicit VR Little Endian, for a peer that accepts
@@ -23,9 +24,6 @@ const EXTENDED_OFFSET_TABLE_LENGTHS = 0x7fe00002;
 const PHOTOMETRIC_INTERPRETATION = 0x00280004;
 const PLANAR_CONFIGURATION = 0x00280006;
 const PIXEL_REPRESENTATION = 0x00280103;
-
-// PS3.5 7.1.2: these VRs have a 2-byte reserved field and a 4-byte length in explicit VR.
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
 
 interface Element {
   tag: number;
@@ -145,47 +143,27 @@ class Reader {
   }
 }
 
-function header(tag: number, vr: string, length: number, explicit: boolean): Buffer {
-  const long = LONG_VRS.has(vr);
-  const b = Buffer.alloc(explicit && long ? 12 : 8);
-  b.writeUInt16LE(tag >>> 16, 0);
-  b.writeUInt16LE(tag & 0xffff, 2);
-  if (!explicit) b.writeUInt32LE(length, 4);
-  else {
-    b.write(vr, 4, 'latin1');
-    if (long) b.writeUInt32LE(length, 8);
-    else b.writeUInt16LE(length, 6);
-  }
-  return b;
-}
-
 function write(elements: Element[], explicit: boolean, out: Buffer[]): void {
   for (const e of elements) {
     if (e.encapsulated)
       throw dfError('DF_ERR_DATASET_MALFORMED', 'encapsulated pixel data cannot be written in a native transfer syntax without decoding');
     if (e.items) {
       // Undefined lengths: the items' sizes change with the encoding, delimiters need no sums.
-      out.push(header(e.tag, 'SQ', UNDEFINED, explicit));
+      out.push(elementHeader(e.tag, 'SQ', UNDEFINED, explicit));
       for (const item of e.items) {
-        out.push(header(ITEM, '', UNDEFINED, false));
+        out.push(elementHeader(ITEM, '', UNDEFINED, false));
         write(item, explicit, out);
-        out.push(header(ITEM_DELIMITER, '', 0, false));
+        out.push(elementHeader(ITEM_DELIMITER, '', 0, false));
       }
-      out.push(header(SEQUENCE_DELIMITER, '', 0, false));
+      out.push(elementHeader(SEQUENCE_DELIMITER, '', 0, false));
       continue;
     }
     const value = e.value!;
     // A short VR holds at most 0xFFFF bytes in explicit VR; a longer value (only possible from
     // implicit VR) goes as UN.
     const vr = explicit && !LONG_VRS.has(e.vr) && value.length > 0xffff ? 'UN' : e.vr;
-    out.push(header(e.tag, vr, value.length, explicit), value);
+    out.push(elementHeader(e.tag, vr, value.length, explicit), value);
   }
-}
-
-function uint16(value: number): Buffer {
-  const b = Buffer.alloc(2);
-  b.writeUInt16LE(value, 0);
-  return b;
 }
 
 function csValue(text: string): Buffer {
@@ -231,7 +209,7 @@ export async function transcodeTo(file: Buffer, targetTransferSyntaxUid: string)
       .map((e) => {
         if (e.tag === PIXEL_DATA) return { tag: e.tag, vr: decoded.pixel.bitsAllocated > 8 ? 'OW' : 'OB', value: bytes };
         if (e.tag === PHOTOMETRIC_INTERPRETATION) return { ...e, value: csValue(decoded.pixel.photometricInterpretation) };
-        if (e.tag === PLANAR_CONFIGURATION) return { ...e, value: uint16(decoded.pixel.planarConfiguration) };
+        if (e.tag === PLANAR_CONFIGURATION) return { ...e, value: uint16Value(decoded.pixel.planarConfiguration) };
         return e;
       });
   }

@@ -4,6 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import dcmjs from 'dcmjs';
 import { scanPart10 } from '../../core/dicom/dataset-scan.ts';
+import { elementHeader, encodeElement, LONG_VRS, paddedText, uint16Value } from '../../core/dicom/element-encoding.ts';
 import { fileMetaHeader, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../../core/dicom/part10.ts';
 import { DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_BE, EXPLICIT_VR_LE, IMPLICIT_VR_LE } from '../../core/dicom/transfer-syntaxes.ts';
 
@@ -133,35 +134,39 @@ export function patchedInstance(bytes: Buffer, spec: DerivedSeriesSpec, slice: D
   const imageType = (dataSet.string('x00080008') ?? '').split('\\').map((v) => v.trim());
   const e = (tag: number, vr: string, value: Buffer) => encodeElement(tag, vr, value, explicit);
   const item = (...elements: Buffer[]) => encodeItem(Buffer.concat(elements));
-  const reference = [e(0x00081150, 'UI', text(sopClassUid, '\0')), e(0x00081155, 'UI', text(slice.sourceSopInstanceUid, '\0'))];
+  const reference = [e(0x00081150, 'UI', paddedText(sopClassUid, '\0')), e(0x00081155, 'UI', paddedText(slice.sourceSopInstanceUid, '\0'))];
   const purpose = item(
-    e(0x00080100, 'SH', text('121322')),
-    e(0x00080102, 'SH', text('DCM')),
-    e(0x00080104, 'LO', text('Source image for image processing operation')),
+    e(0x00080100, 'SH', paddedText('121322')),
+    e(0x00080102, 'SH', paddedText('DCM')),
+    e(0x00080104, 'LO', paddedText('Source image for image processing operation')),
   );
   const set = new Map<number, Buffer | null>([
     // PET Image module (PS3.3 C.8.9.4.1.2): value 1 ORIGINAL or DERIVED, value 2 PRIMARY.
-    [0x00080008, e(0x00080008, 'CS', text(['DERIVED', 'PRIMARY', ...imageType.slice(2)].join('\\')))],
-    [0x00080012, e(0x00080012, 'DA', text(slice.date))],
-    [0x00080013, e(0x00080013, 'TM', text(slice.time))],
-    [0x00080018, e(0x00080018, 'UI', text(slice.sopInstanceUid, '\0'))],
+    [0x00080008, e(0x00080008, 'CS', paddedText(['DERIVED', 'PRIMARY', ...imageType.slice(2)].join('\\')))],
+    [0x00080012, e(0x00080012, 'DA', paddedText(slice.date))],
+    [0x00080013, e(0x00080013, 'TM', paddedText(slice.time))],
+    [0x00080018, e(0x00080018, 'UI', paddedText(slice.sopInstanceUid, '\0'))],
     [
       0x00081115,
-      e(0x00081115, 'SQ', item(e(0x0008114a, 'SQ', item(...reference)), e(0x0020000e, 'UI', text(spec.sourceSeriesInstanceUid, '\0')))),
+      e(
+        0x00081115,
+        'SQ',
+        item(e(0x0008114a, 'SQ', item(...reference)), e(0x0020000e, 'UI', paddedText(spec.sourceSeriesInstanceUid, '\0'))),
+      ),
     ],
-    [0x00082111, e(0x00082111, 'ST', text(spec.derivationDescription.slice(0, 1024)))],
+    [0x00082111, e(0x00082111, 'ST', paddedText(spec.derivationDescription.slice(0, 1024)))],
     [0x00082112, e(0x00082112, 'SQ', item(...reference, e(0x0040a170, 'SQ', purpose)))],
-    [0x0020000e, e(0x0020000e, 'UI', text(spec.seriesInstanceUid, '\0'))],
-    [0x00280100, e(0x00280100, 'US', uint16(16))],
-    [0x00280101, e(0x00280101, 'US', uint16(16))],
-    [0x00280102, e(0x00280102, 'US', uint16(15))],
-    [0x00280103, e(0x00280103, 'US', uint16(1))],
-    [0x00281052, e(0x00281052, 'DS', text('0'))],
-    [0x00281053, e(0x00281053, 'DS', text(String(slice.slope)))],
+    [0x0020000e, e(0x0020000e, 'UI', paddedText(spec.seriesInstanceUid, '\0'))],
+    [0x00280100, e(0x00280100, 'US', uint16Value(16))],
+    [0x00280101, e(0x00280101, 'US', uint16Value(16))],
+    [0x00280102, e(0x00280102, 'US', uint16Value(15))],
+    [0x00280103, e(0x00280103, 'US', uint16Value(1))],
+    [0x00281052, e(0x00281052, 'DS', paddedText('0'))],
+    [0x00281053, e(0x00281053, 'DS', paddedText(String(slice.slope)))],
     [0x7fe00010, e(0x7fe00010, 'OW', Buffer.from(slice.pixels.buffer, slice.pixels.byteOffset, slice.pixels.byteLength))],
   ]);
-  if (spec.seriesNumber !== undefined) set.set(0x00200011, e(0x00200011, 'IS', text(String(spec.seriesNumber))));
-  if (spec.seriesDescription !== undefined) set.set(0x0008103e, e(0x0008103e, 'LO', text(spec.seriesDescription.slice(0, 64))));
+  if (spec.seriesNumber !== undefined) set.set(0x00200011, e(0x00200011, 'IS', paddedText(String(spec.seriesNumber))));
+  if (spec.seriesDescription !== undefined) set.set(0x0008103e, e(0x0008103e, 'LO', paddedText(spec.seriesDescription.slice(0, 64))));
   for (const tag of STALE_PIXEL_TAGS) set.set(tag, null);
 
   const parts: Buffer[] = [
@@ -183,43 +188,12 @@ export function patchedInstance(bytes: Buffer, spec: DerivedSeriesSpec, slice: D
   return Buffer.concat(parts);
 }
 
-// PS3.5 7.1.2: VRs with a 2-byte reserved field and a 4-byte length in explicit VR.
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
-
-function encodeElement(tag: number, vr: string, value: Buffer, explicit: boolean): Buffer {
-  const long = LONG_VRS.has(vr);
-  const header = Buffer.alloc(explicit && long ? 12 : 8);
-  header.writeUInt16LE(tag >>> 16, 0);
-  header.writeUInt16LE(tag & 0xffff, 2);
-  if (!explicit) header.writeUInt32LE(value.length, 4);
-  else {
-    header.write(vr, 4, 'latin1');
-    if (long) header.writeUInt32LE(value.length, 8);
-    else header.writeUInt16LE(value.length, 6);
-  }
-  return Buffer.concat([header, value]);
-}
-
 /** One sequence item of defined length. */
 function encodeItem(body: Buffer): Buffer {
-  const header = Buffer.alloc(8);
-  header.writeUInt16LE(0xfffe, 0);
-  header.writeUInt16LE(0xe000, 2);
-  header.writeUInt32LE(body.length, 4);
-  return Buffer.concat([header, body]);
+  return Buffer.concat([elementHeader(ITEM, '', body.length, false), body]);
 }
 
-/** A string value padded to even length (UI with NUL, the others with a space). */
-function text(value: string, pad: ' ' | '\0' = ' '): Buffer {
-  const b = Buffer.from(value, 'latin1');
-  return b.length % 2 === 0 ? b : Buffer.concat([b, Buffer.from(pad, 'latin1')]);
-}
-
-function uint16(value: number): Buffer {
-  const b = Buffer.alloc(2);
-  b.writeUInt16LE(value, 0);
-  return b;
-}
+const ITEM = 0xfffee000;
 
 /** The derived instance through a dcmjs read and write of the whole data set (any transfer syntax). */
 export function rewrittenInstance(bytes: Buffer, spec: DerivedSeriesSpec, slice: DerivedSlice): Buffer {
