@@ -13,7 +13,7 @@
 import path from 'node:path';
 import { fileMetaHeader } from './part10.ts';
 import { EXPLICIT_VR_LE } from './transfer-syntaxes.ts';
-import { elementHeader, encodeElement as encodeExplicit, LONG_VRS } from './element-encoding.ts';
+import { elementHeader, encodeElement as encodeExplicit, encodeItem, LONG_VRS } from './element-encoding.ts';
 
 /** PS3.6 Annex A: Media Storage Directory Storage, the SOP Class of a DICOMDIR. */
 export const MEDIA_STORAGE_DIRECTORY_STORAGE = '1.2.840.10008.1.3.10';
@@ -532,12 +532,9 @@ export function buildDicomdir(fileSet: FileSet, options: DicomdirOptions): Buffe
   const offsetOf = (record: DirectoryRecord | undefined) => (record ? offsets.get(record)! : 0);
 
   const items = order.map(({ record, siblings, index }) => {
-    const body = Buffer.concat(recordElements(record, offsetOf(siblings[index + 1]), offsetOf(record.children[0])).map(encodeElement));
-    const header = Buffer.alloc(ITEM_HEADER);
-    header.writeUInt16LE(0xfffe, 0);
-    header.writeUInt16LE(0xe000, 2);
-    header.writeUInt32LE(body.length, 4);
-    return Buffer.concat([header, body]);
+    return encodeItem(
+      Buffer.concat(recordElements(record, offsetOf(siblings[index + 1]), offsetOf(record.children[0])).map(encodeElement)),
+    );
   });
   const sequenceLength = sizes.reduce((n, s) => n + s, 0);
   return Buffer.concat([meta, head(offsetOf(patients[0]), offsetOf(patients.at(-1)), sequenceLength), ...items]);

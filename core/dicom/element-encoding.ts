@@ -27,6 +27,11 @@ export function encodeElement(tag: number, vr: string, value: Buffer, explicit: 
   return Buffer.concat([elementHeader(tag, vr, value.length, explicit), value]);
 }
 
+/** A sequence item of defined length holding `body` (its elements, already encoded). */
+export function encodeItem(body: Buffer): Buffer {
+  return Buffer.concat([elementHeader(0xfffee000, '', body.length, false), body]);
+}
+
 /** PS3.5 7.1.1: a string value padded to even length (UIDs with NUL, text with a space). */
 export function paddedText(value: string, pad: ' ' | '\0' = ' '): Buffer {
   const b = Buffer.from(value, 'latin1');

@@ -4,7 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import dcmjs from 'dcmjs';
 import { scanPart10 } from '../../core/dicom/dataset-scan.ts';
-import { elementHeader, encodeElement, LONG_VRS, paddedText, uint16Value } from '../../core/dicom/element-encoding.ts';
+import { encodeElement, encodeItem, LONG_VRS, paddedText, uint16Value } from '../../core/dicom/element-encoding.ts';
 import { fileMetaHeader, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../../core/dicom/part10.ts';
 import { DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_BE, EXPLICIT_VR_LE, IMPLICIT_VR_LE } from '../../core/dicom/transfer-syntaxes.ts';
 
@@ -187,13 +187,6 @@ export function patchedInstance(bytes: Buffer, spec: DerivedSeriesSpec, slice: D
   while (next < added.length) parts.push(added[next++][1] as Buffer);
   return Buffer.concat(parts);
 }
-
-/** One sequence item of defined length. */
-function encodeItem(body: Buffer): Buffer {
-  return Buffer.concat([elementHeader(ITEM, '', body.length, false), body]);
-}
-
-const ITEM = 0xfffee000;
 
 /** The derived instance through a dcmjs read and write of the whole data set (any transfer syntax). */
 export function rewrittenInstance(bytes: Buffer, spec: DerivedSeriesSpec, slice: DerivedSlice): Buffer {
