@@ -176,6 +176,32 @@ function registerSeriesTimed(prepared: PreparedReference, reference: Float32Arra
 const TASKS = new URL('../plugins/motion-correction/tasks.ts', import.meta.url).href;
 
 /**
+ * A fresh step pool (one worker process per core) whose processes have started and loaded the
+ * step's tasks module, so neither is in a timing; their code has not run yet, as in a job that
+ * finds the pool idle.
+ */
+async function startedPool(dir: string): Promise<{ pool: ReturnType<typeof createStepPool>; threads: number; signal: AbortSignal }> {
+  const threads = Math.max(1, os.availableParallelism());
+  const pool = createStepPool({ threads });
+  const signal = new AbortController().signal;
+  const referenceFile = path.join(dir, 'warm-up-reference.f32');
+  fs.writeFileSync(referenceFile, new Uint8Array(4 * 8));
+  await Promise.all(
+    Array.from({ length: threads }, () =>
+      pool.runTask(
+        {
+          moduleUrl: TASKS,
+          exportName: 'predictFrameReferences',
+          arg: { referenceFile, maskFraction: 0.5, smoothedCorrectedFiles: [] } satisfies PredictReferencesArg,
+        },
+        { signal, transferList: [] },
+      ),
+    ),
+  );
+  return { pool, threads, signal };
+}
+
+/**
  * The step's own registration and resampling, as its job runs them: the tasks of
  * plugins/motion-correction/tasks.ts on the step pool (worker processes, one per core), every
  * frame's first pass at once, the prediction of the references, every frame's second pass and
@@ -197,24 +223,12 @@ async function registerSeriesOnPool(
   const referenceFile = path.join(scratch, 'reference.f32');
   write(referenceFile, reference);
   frames.forEach((frame, f) => write(file('frame', f), frame));
-  const threads = Math.max(1, os.availableParallelism());
-  const pool = createStepPool({ threads });
-  const signal = new AbortController().signal;
+  const { pool, threads, signal } = await startedPool(scratch);
   const runTask = <R>(moduleUrl: string, exportName: string, arg: unknown) =>
     pool.runTask({ moduleUrl, exportName, arg }, { signal, transferList: [] }) as Promise<R>;
   const task = <R>(exportName: string, arg: unknown) => runTask<R>(TASKS, exportName, arg);
   const registration = DEFAULT_REGISTRATION_OPTIONS;
   try {
-    // One throwaway task per worker first: the pool's processes start (and load the module) outside the timing.
-    await Promise.all(
-      Array.from({ length: threads }, () =>
-        task('predictFrameReferences', {
-          referenceFile,
-          maskFraction: 0.5,
-          smoothedCorrectedFiles: [],
-        } satisfies PredictReferencesArg),
-      ),
-    );
     const started = performance.now();
     // The step's own first passes and fit of the predictions, then its frame tasks.
     const firstPasses = registration.predictedReference
@@ -271,24 +285,10 @@ async function wholeStepAsJob(
   if (registered === undefined) throw new Error('motion-correction@1 is not registered');
   const options = {};
   if (!registered.validateOptions(options)) throw new Error(JSON.stringify(registered.validateOptions.errors));
-  const threads = Math.max(1, os.availableParallelism());
-  const pool = createStepPool({ threads });
-  const signal = new AbortController().signal;
   const jobDir = path.join(dir, `${name}-job`);
+  fs.mkdirSync(jobDir);
+  const { pool, threads, signal } = await startedPool(jobDir);
   try {
-    // The pool's processes start (and load the step's module) outside the timing, as in registerSeriesOnPool.
-    await Promise.all(
-      Array.from({ length: threads }, () =>
-        pool.runTask(
-          {
-            moduleUrl: TASKS,
-            exportName: 'predictFrameReferences',
-            arg: { referenceFile: series.files[0], maskFraction: 0.5, smoothedCorrectedFiles: [] },
-          },
-          { signal, transferList: [] },
-        ),
-      ),
-    ).catch(() => {});
     const seed = seriesStepSeed(series, {
       jobId: `bench-${name}`,
       pipeline: 'bench-motion',
