@@ -57,8 +57,12 @@ export class JobRunner {
   private closed = false;
   private readonly settled = new Set<Promise<unknown>>();
   private readonly lastProgressWrite = new Map<string, number>();
-  /** Jobs this node ran until another node took them over: their outcome here is not recorded. */
-  private readonly lostLeases = new Set<string>();
+  /**
+   * Attempts this node ran until another node took their job over: their outcome here is not
+   * recorded. Kept per attempt (its controller), not per job: a later attempt of the same job,
+   * claimed again here, is not lost.
+   */
+  private readonly lostAttempts = new Set<AbortController>();
   private readonly versions: PipelineVersions;
 
   constructor(options: JobRunnerOptions) {
@@ -88,11 +92,16 @@ export class JobRunner {
     const now = Date.now();
     if (now - this.lastLeaseRenewal < this.o.leaseMs / 3) return;
     this.lastLeaseRenewal = now;
-    const lost = await this.o.queue.renewLeases(this.o.nodeId, [...this.running.keys()], new Date(now + this.o.leaseMs).toISOString());
+    const renewing = new Map(this.running);
+    const lost = await this.o.queue.renewLeases(this.o.nodeId, [...renewing.keys()], new Date(now + this.o.leaseMs).toISOString());
     for (const jobId of lost) {
+      // An attempt that ended while the store answered is not lost: its job is queued again
+      // (a retry) or finished, and the attempt running now, if any, is a new claim.
+      const attempt = renewing.get(jobId);
+      if (attempt === undefined || this.running.get(jobId) !== attempt) continue;
       this.o.log.warn({ jobId }, 'job lease lost (another node took the job over after it expired): stopping it here');
-      this.lostLeases.add(jobId);
-      this.running.get(jobId)?.abort();
+      this.lostAttempts.add(attempt);
+      attempt.abort();
     }
     if (!this.o.shared) return;
     const takenOver = await this.o.queue.requeueInterrupted({ expiredBefore: new Date(now).toISOString() });
@@ -211,6 +220,7 @@ export class JobRunner {
       .catch((err: unknown) => this.o.log.error({ err, jobId: job.id }, 'job bookkeeping failed'))
       .finally(() => {
         if (this.isolatedJob === job.id) this.isolatedJob = undefined;
+        this.lostAttempts.delete(controller);
         this.running.delete(job.id);
         this.runningPipelines.delete(job.id);
         this.settled.delete(done);
@@ -261,7 +271,7 @@ export class JobRunner {
     // What was recorded, announced without reading it back (a round trip per job on PostgreSQL).
     let status: 'succeeded' | 'cancelled' | 'queued' | 'failed' = 'failed';
     let error: string | undefined;
-    if (this.lostLeases.delete(job.id)) {
+    if (this.lostAttempts.has(controller)) {
       recorded = false;
     } else if (outcome.status === 'succeeded') {
       status = 'succeeded';
